@@ -1,0 +1,77 @@
+"""Evidence: facts a test records for the diagnosis and the reports.
+
+Evidence is plain data (dicts, lists, strings, numbers, booleans, None) so that it travels on the
+test report itself -- pytest-xdist serialises report attributes of built-in types to the controller.
+There is no side channel: what a test saw reaches the reports exactly as its pass/fail does.
+
+Example::
+
+    def test_health_answers(http, evidence):
+        response = http.get("/health")
+        evidence.record("health", {"status": response.status_code})
+        assert response.status_code == 200
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+REPORT_ATTRIBUTE = "reachability_evidence"
+
+
+def plain(value: Any) -> Any:
+    """``value`` as JSON-compatible built-in types (dataclasses and objects with to_evidence() too)."""
+    if hasattr(value, "to_evidence"):
+        value = value.to_evidence()
+    return json.loads(json.dumps(value, default=_fallback))
+
+
+def _fallback(value: Any) -> Any:
+    if hasattr(value, "to_evidence"):
+        return value.to_evidence()
+    if hasattr(value, "__dataclass_fields__"):
+        from dataclasses import asdict
+
+        return asdict(value)
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+class Evidence:
+    """The facts recorded during one test, in the order they were recorded."""
+
+    def __init__(self) -> None:
+        self.records: list[dict[str, Any]] = []
+
+    def record(self, kind: str, data: Mapping[str, Any] | Any) -> None:
+        """Attach ``data`` (converted to plain data) under ``kind`` to the running test's report."""
+        if not isinstance(kind, str) or not kind:
+            raise ValueError("evidence kind must be a non-empty string")
+        self.records.append({"kind": kind, "data": plain(data)})
+
+    def of_kind(self, kind: str) -> list[Any]:
+        return [r["data"] for r in self.records if r["kind"] == kind]
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+
+# The running test's evidence, so session-scoped fixtures (shared probes) record against the test
+# that first needed them. Set and cleared by the plugin around each test.
+_current: Evidence | None = None
+
+
+def set_current(evidence: Evidence | None) -> None:
+    global _current
+    _current = evidence
+
+
+def record(kind: str, data: Mapping[str, Any] | Any) -> None:
+    """Record on the running test, if any (outside a test the fact is dropped)."""
+    if _current is not None:
+        _current.record(kind, data)

@@ -1,0 +1,296 @@
+"""Sections, gates and requirements: the dependency graph, its ordering and the BLOCKED decision.
+
+A *gate* is every test carrying ``gate(name)`` (on the function, class or module). A test that
+``requires`` a gate -- directly or through its section's requirements -- runs only if every test of
+the gate passed. If one failed or errored the dependent is BLOCKED (pytest outcome ``skipped``); if
+the gate was skipped the dependent is skipped too, saying why.
+
+Under pytest-xdist the gate may run on another worker, so member outcomes are written to a
+directory shared by the whole session (:class:`GateStore`) and a dependent waits for them, up to a
+bounded time, before its fixtures are set up.
+
+This module does not import pytest: items are duck-typed (``nodeid``, ``iter_markers``,
+``get_closest_marker``) so the graph logic is testable on plain objects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+OTHER_SECTION = "other"
+
+# Outcomes a gate member can have, as recorded in the store.
+PASSED, FAILED, ERROR, SKIPPED, BLOCKED = "passed", "failed", "error", "skipped", "blocked"
+
+
+class GraphError(ValueError):
+    """A gate graph a user must fix: unknown gate names, cycles, malformed markers (one line)."""
+
+
+def _marker_names(marker: Any, what: str) -> tuple[str, ...]:
+    names = marker.args
+    if len(names) == 1 and isinstance(names[0], (list, tuple, set)):
+        names = tuple(names[0])
+    for name in names:
+        if not isinstance(name, str) or not name.strip():
+            raise GraphError(f"@pytest.mark.{what} takes gate names as strings, got {name!r}")
+    return tuple(names)
+
+
+def section_of(item: Any) -> str | None:
+    marker = item.get_closest_marker("section")
+    if marker is None:
+        return None
+    if len(marker.args) != 1 or not isinstance(marker.args[0], str) or not marker.args[0].strip():
+        raise GraphError(f'@pytest.mark.section takes one name, e.g. section("database"), on {item.nodeid}')
+    return marker.args[0]
+
+
+def gate_of(item: Any) -> str | None:
+    marker = item.get_closest_marker("gate")
+    if marker is None:
+        return None
+    if len(marker.args) != 1 or not isinstance(marker.args[0], str) or not marker.args[0].strip():
+        raise GraphError(f'@pytest.mark.gate takes one name, e.g. gate("api-health"), on {item.nodeid}')
+    return marker.args[0]
+
+
+@dataclass
+class GatePlan:
+    """The dependency graph of one session's items (selected and deselected)."""
+
+    section: dict[str, str] = field(default_factory=dict)  # nodeid -> section name
+    gate: dict[str, str] = field(default_factory=dict)  # nodeid -> gate it belongs to
+    members: dict[str, list[str]] = field(default_factory=dict)  # gate -> member nodeids
+    requires: dict[str, tuple[str, ...]] = field(default_factory=dict)  # nodeid -> required gates
+    section_requires: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    requested_by: dict[str, str] = field(default_factory=dict)  # gate -> a nodeid that requires it
+
+    @classmethod
+    def build(cls, items: Iterable[Any], extra_section_requires: dict[str, Sequence[str]] | None = None) -> GatePlan:
+        plan = cls()
+        items = list(items)
+        section_requires: dict[str, list[str]] = {
+            name: list(gates) for name, gates in (extra_section_requires or {}).items()
+        }
+        for item in items:
+            for marker in item.iter_markers("section"):
+                required = marker.kwargs.get("requires", ())
+                if isinstance(required, str):
+                    required = (required,)
+                if required and marker.args:
+                    bucket = section_requires.setdefault(marker.args[0], [])
+                    bucket.extend(g for g in required if g not in bucket)
+        plan.section_requires = {name: tuple(gates) for name, gates in section_requires.items()}
+        for item in items:
+            nodeid = item.nodeid
+            section = section_of(item)
+            plan.section[nodeid] = section or OTHER_SECTION
+            own_gate = gate_of(item)
+            if own_gate is not None:
+                plan.gate[nodeid] = own_gate
+                plan.members.setdefault(own_gate, []).append(nodeid)
+            required: list[str] = []
+            for marker in item.iter_markers("requires"):
+                required.extend(g for g in _marker_names(marker, "requires") if g not in required)
+            for g in plan.section_requires.get(section or "", ()):
+                if g not in required:
+                    required.append(g)
+            # A gate's own tests never wait for the gate itself (a section may require its own gate).
+            required = [g for g in required if g != own_gate]
+            if required:
+                plan.requires[nodeid] = tuple(required)
+                for g in required:
+                    plan.requested_by.setdefault(g, nodeid)
+        return plan
+
+    def unknown_gates(self) -> dict[str, str]:
+        """Required gate names that no collected test declares -> a nodeid requiring it."""
+        return {g: nodeid for g, nodeid in self.requested_by.items() if g not in self.members}
+
+    def gate_requires(self, gate: str) -> tuple[str, ...]:
+        """Gates that the tests of ``gate`` require."""
+        out: list[str] = []
+        for nodeid in self.members.get(gate, ()):
+            out.extend(g for g in self.requires.get(nodeid, ()) if g not in out)
+        return tuple(out)
+
+    def check(self) -> None:
+        unknown = self.unknown_gates()
+        if unknown:
+            gate, nodeid = sorted(unknown.items())[0]
+            known = ", ".join(sorted(self.members)) or "none"
+            raise GraphError(f"unknown gate {gate!r} required by {nodeid} (known gates: {known})")
+        cycle = self.find_cycle()
+        if cycle:
+            raise GraphError("gate dependency cycle: " + " -> ".join(cycle))
+
+    def find_cycle(self) -> list[str] | None:
+        state: dict[str, int] = {}  # 1 = on the stack, 2 = done
+        stack: list[str] = []
+
+        def visit(gate: str) -> list[str] | None:
+            state[gate] = 1
+            stack.append(gate)
+            for nxt in self.gate_requires(gate):
+                if state.get(nxt) == 1:
+                    return stack[stack.index(nxt) :] + [nxt]
+                if nxt not in state:
+                    found = visit(nxt)
+                    if found:
+                        return found
+            stack.pop()
+            state[gate] = 2
+            return None
+
+        for gate in sorted(self.members):
+            if gate not in state:
+                found = visit(gate)
+                if found:
+                    return found
+        return None
+
+    def closure(self, nodeids: Iterable[str]) -> set[str]:
+        """Every gate needed, directly or through other gates, by ``nodeids``."""
+        needed: set[str] = set()
+        todo = [g for n in nodeids for g in self.requires.get(n, ())]
+        while todo:
+            gate = todo.pop()
+            if gate in needed:
+                continue
+            needed.add(gate)
+            todo.extend(self.gate_requires(gate))
+        return needed
+
+
+def order_items(items: Sequence[Any], plan: GatePlan) -> list[Any]:
+    """Move each gate's tests just before the first test that needs them; keep every other order.
+
+    A stable topological order: the minimum movement that lets a dependent find its gate decided.
+    """
+    by_id = {item.nodeid: item for item in items}
+    emitted: set[str] = set()
+    out: list[Any] = []
+
+    def emit(nodeid: str) -> None:
+        if nodeid in emitted:
+            return
+        emitted.add(nodeid)
+        for gate in plan.requires.get(nodeid, ()):
+            for member in plan.members.get(gate, ()):
+                if member in by_id:
+                    emit(member)
+        out.append(by_id[nodeid])
+
+    for item in items:
+        emit(item.nodeid)
+    return out
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """What a dependent learns about one gate."""
+
+    gate: str
+    state: str  # PASSED | FAILED | SKIPPED | "unknown"
+    message: str = ""
+
+    @property
+    def reason(self) -> str:
+        if self.state == FAILED:
+            return f"blocked by {self.gate}: {self.message}"
+        if self.state == SKIPPED:
+            return f"gate {self.gate} skipped: {self.message}"
+        if self.state == "unknown":
+            return f"blocked by {self.gate}: {self.message}"
+        return ""
+
+
+def aggregate(gate: str, expected: Sequence[str], recorded: dict[str, tuple[str, str]]) -> GateResult:
+    """A gate passes only if every one of its tests passed; the first failure names the cause."""
+    missing = [n for n in expected if n not in recorded]
+    for nodeid in expected:
+        outcome, message = recorded.get(nodeid, ("", ""))
+        if outcome in (FAILED, ERROR, BLOCKED):
+            return GateResult(gate, FAILED, message or f"{nodeid} {outcome}")
+    if missing:
+        return GateResult(gate, "unknown", f"result unknown ({len(missing)} of {len(expected)} gate tests not finished)")
+    for nodeid in expected:
+        outcome, message = recorded[nodeid]
+        if outcome == SKIPPED:
+            return GateResult(gate, SKIPPED, message)
+    return GateResult(gate, PASSED)
+
+
+class GateStore:
+    """Outcomes of gate tests, shared by every process of one session through a directory.
+
+    One small JSON file per gate test, written atomically (temp file + rename) so a reader never
+    sees half a record. Without a directory (a serial run) the store lives in memory only.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:
+        self.directory = Path(directory) if directory is not None else None
+        self._memory: dict[str, dict[str, tuple[str, str]]] = {}
+        if self.directory is not None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+
+    @staticmethod
+    def _key(text: str) -> str:
+        return hashlib.sha1(text.encode()).hexdigest()[:20]
+
+    def record(self, gate: str, nodeid: str, outcome: str, message: str) -> None:
+        self._memory.setdefault(gate, {})[nodeid] = (outcome, message)
+        if self.directory is None:
+            return
+        folder = self.directory / self._key(gate)
+        folder.mkdir(exist_ok=True)
+        payload = json.dumps({"nodeid": nodeid, "outcome": outcome, "message": message})
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+        with os.fdopen(fd, "w") as fh:
+            fh.write(payload)
+        os.replace(tmp, folder / f"{self._key(nodeid)}.json")
+
+    def results(self, gate: str) -> dict[str, tuple[str, str]]:
+        found = dict(self._memory.get(gate, {}))
+        if self.directory is not None:
+            folder = self.directory / self._key(gate)
+            if folder.is_dir():
+                for path in folder.glob("*.json"):
+                    try:
+                        data = json.loads(path.read_text())
+                    except (OSError, ValueError):
+                        continue  # vanished or being replaced; the next poll sees it
+                    found[data["nodeid"]] = (data["outcome"], data["message"])
+        return found
+
+    def wait_for(self, gate: str, expected: Sequence[str], timeout: float) -> GateResult:
+        """The gate's result, waiting at most ``timeout`` seconds for tests run elsewhere."""
+        deadline = time.monotonic() + timeout
+        delay = 0.02
+        while True:
+            result = aggregate(gate, expected, self.results(gate))
+            # A failure is final as soon as it is seen: no need to wait for the other members.
+            if result.state != "unknown" or time.monotonic() >= deadline:
+                break
+            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            delay = min(delay * 1.5, 0.25)
+        if result.state == "unknown" and timeout > 0:
+            return GateResult(gate, "unknown", f"result unknown after waiting {timeout:g}s ({result.message.split('(')[-1].rstrip(')')})")
+        return result
+
+
+def first_line(text: str, limit: int = 300) -> str:
+    for line in text.splitlines():
+        line = line.strip()
+        if line:
+            return line if len(line) <= limit else line[: limit - 1] + "…"
+    return ""

@@ -1,0 +1,182 @@
+"""The outcome of a run, test by test and section by section, built from pytest's reports.
+
+Reports arrive per phase (setup, call, teardown) and, under xdist, from several workers; this model
+folds them into one outcome per test. Every output (terminal table, HTML, JSON, incident report)
+reads this model, so they agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .gating import OTHER_SECTION, first_line
+
+# DESIGN's sixteen sections, in order; any other section follows them in first-seen order.
+BUILTIN_SECTIONS = (
+    "cluster",
+    "workloads",
+    "k8s-services",
+    "endpoints",
+    "ingress",
+    "network-policy",
+    "dns",
+    "tcp",
+    "tls",
+    "api-health",
+    "api-internal",
+    "database",
+    "services",
+    "integration",
+    "performance",
+    "results-storage",
+)
+
+OUTCOMES = ("passed", "failed", "error", "blocked", "skipped", "xfailed", "xpassed")
+
+
+@dataclass
+class TestResult:
+    nodeid: str
+    section: str = OTHER_SECTION
+    outcome: str = "passed"
+    reason: str = ""  # one line: failure, skip or blocked reason
+    blocked_by: str | None = None
+    gate: str | None = None
+    duration: float = 0.0
+    evidence: list[dict[str, Any]] = field(default_factory=list)
+    longrepr: str = ""
+
+    __test__ = False  # not a pytest test class
+
+
+@dataclass
+class SectionRow:
+    name: str
+    tests: int = 0
+    passed: int = 0
+    failed: int = 0
+    error: int = 0
+    blocked: int = 0
+    skipped: int = 0
+    blocked_by: tuple[str, ...] = ()
+
+    @property
+    def status(self) -> str:
+        if self.failed or self.error:
+            return "FAIL"
+        if self.blocked:
+            return "BLOCKED"
+        if self.passed:
+            return "PASS"
+        return "SKIPPED"
+
+
+@dataclass(frozen=True)
+class Health:
+    passed: int
+    counted: int  # passed + failed + errors + blocked
+    blocked_by: dict[str, int]
+
+    @property
+    def score(self) -> int | None:
+        return None if self.counted == 0 else round(100 * self.passed / self.counted)
+
+    def describe(self) -> str:
+        if self.score is None:
+            return "Health score: n/a (no checks ran)"
+        text = f"Health score: {self.score}% ({self.passed} of {self.counted} checks passed"
+        if self.blocked_by:
+            parts = [f"{n} blocked by {gate}" for gate, n in sorted(self.blocked_by.items(), key=lambda kv: -kv[1])]
+            text += "; " + ", ".join(parts)
+        return text + ")"
+
+
+def failure_line(report: Any) -> str:
+    """The one line that best says why a report failed or was skipped."""
+    longrepr = report.longrepr
+    if longrepr is None:
+        return ""
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:  # skip: (path, lineno, "Skipped: reason")
+        text = str(longrepr[2])
+        return first_line(text.removeprefix("Skipped: "))
+    crash = getattr(longrepr, "reprcrash", None)
+    if crash is not None and getattr(crash, "message", None):
+        return first_line(str(crash.message).removeprefix("AssertionError: "))
+    return first_line(str(longrepr).splitlines()[-1] if str(longrepr) else "")
+
+
+class RunResults:
+    """Per-test outcomes folded from phase reports."""
+
+    def __init__(self) -> None:
+        self.tests: dict[str, TestResult] = {}
+
+    def add_report(self, report: Any) -> None:
+        nodeid = report.nodeid
+        test = self.tests.get(nodeid)
+        if test is None:
+            test = self.tests[nodeid] = TestResult(nodeid)
+        test.section = getattr(report, "reachability_section", None) or test.section
+        test.gate = getattr(report, "reachability_gate", None) or test.gate
+        test.evidence.extend(getattr(report, "reachability_evidence", None) or [])
+        test.duration += getattr(report, "duration", 0.0) or 0.0
+        blocked_by = getattr(report, "reachability_blocked_by", None)
+        when = report.when
+        if report.failed:
+            if when == "call":
+                test.outcome = "xpassed" if hasattr(report, "wasxfail") else "failed"
+            elif test.outcome not in ("failed",):
+                test.outcome = "error"
+            test.reason = failure_line(report) if test.outcome != "xpassed" else str(report.wasxfail)
+            test.longrepr = getattr(report, "longreprtext", "") or ""
+        elif report.skipped:
+            if hasattr(report, "wasxfail"):
+                test.outcome, test.reason = "xfailed", first_line(str(report.wasxfail))
+            elif blocked_by:
+                test.outcome, test.blocked_by, test.reason = "blocked", blocked_by, failure_line(report)
+            else:
+                test.outcome, test.reason = "skipped", failure_line(report)
+        elif when == "call" and test.outcome not in ("error", "failed"):
+            test.outcome = "xpassed" if hasattr(report, "wasxfail") else "passed"
+
+    def extend(self, reports: Iterable[Any]) -> None:
+        for report in reports:
+            self.add_report(report)
+
+    def by_outcome(self, outcome: str) -> list[TestResult]:
+        return [t for t in self.tests.values() if t.outcome == outcome]
+
+    def sections(self) -> list[SectionRow]:
+        rows: dict[str, SectionRow] = {}
+        for test in self.tests.values():
+            row = rows.setdefault(test.section, SectionRow(test.section))
+            row.tests += 1
+            outcome = {"xfailed": "skipped", "xpassed": "passed"}.get(test.outcome, test.outcome)
+            setattr(row, outcome, getattr(row, outcome) + 1)
+            if test.blocked_by and test.blocked_by not in row.blocked_by:
+                row.blocked_by += (test.blocked_by,)
+        order = {name: i for i, name in enumerate(BUILTIN_SECTIONS)}
+        first_seen = {name: i for i, name in enumerate(rows)}
+
+        def key(name: str) -> tuple[int, int]:
+            if name == OTHER_SECTION:
+                return (2, 0)
+            return (0, order[name]) if name in order else (1, first_seen[name])
+
+        return [rows[name] for name in sorted(rows, key=key)]
+
+    def health(self) -> Health:
+        passed = counted = 0
+        blocked_by: dict[str, int] = {}
+        for test in self.tests.values():
+            if test.outcome in ("passed", "xpassed"):
+                passed += 1
+                counted += 1
+            elif test.outcome in ("failed", "error"):
+                counted += 1
+            elif test.outcome == "blocked":
+                counted += 1
+                blocked_by[test.blocked_by or "?"] = blocked_by.get(test.blocked_by or "?", 0) + 1
+        return Health(passed, counted, blocked_by)
