@@ -1,0 +1,152 @@
+"""Certificates for the sandbox: one CA, and leaf certificates that are good or broken on purpose.
+
+Edges serving HTTPS need certificates a client can fail on for exactly one reason each:
+
+* ``good``       signed by the sandbox CA, valid now, names the target host
+* ``expired``    signed by the sandbox CA, names the target host, ``notAfter`` in the past
+* ``wrong_host`` signed by the sandbox CA, valid now, names another host
+* ``untrusted``  valid now, names the target host, signed by a CA nobody was told to trust
+
+The Kubernetes API server gets a ``good`` certificate for the IP address 127.0.0.1.
+EC P-256 keys keep generation fast (milliseconds), which matters when tests start many sandboxes.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+TLS_KINDS = ("good", "expired", "wrong_host", "untrusted")
+
+_ONE_DAY = datetime.timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class KeyPairFiles:
+    """Paths of a PEM certificate and its PEM private key."""
+
+    cert_file: str
+    key_file: str
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def _subject_alt_names(names: list[str]) -> x509.SubjectAlternativeName:
+    entries: list[x509.GeneralName] = []
+    for name in names:
+        try:
+            entries.append(x509.IPAddress(ipaddress.ip_address(name)))
+        except ValueError:
+            entries.append(x509.DNSName(name))
+    return x509.SubjectAlternativeName(entries)
+
+
+class CertificateAuthority:
+    """A self-signed CA that issues leaf certificates for server names and IP addresses."""
+
+    def __init__(self, common_name: str = "pytest-reachability sandbox CA") -> None:
+        now = datetime.datetime.now(datetime.timezone.utc)
+        self._key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+        self._name = name
+        self.certificate = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(self._key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - _ONE_DAY)
+            .not_valid_after(now + 30 * _ONE_DAY)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True, content_commitment=False, key_encipherment=False,
+                    data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+                    encipher_only=False, decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(self._key.public_key()), critical=False)
+            .sign(self._key, hashes.SHA256())
+        )
+
+    @property
+    def cert_pem(self) -> bytes:
+        return self.certificate.public_bytes(serialization.Encoding.PEM)
+
+    def issue(self, names: list[str], *, expired: bool = False) -> tuple[bytes, bytes]:
+        """Return ``(cert_pem, key_pem)`` of a server certificate for ``names`` (DNS names or IPs)."""
+        now = datetime.datetime.now(datetime.timezone.utc)
+        if expired:
+            not_before, not_after = now - 30 * _ONE_DAY, now - _ONE_DAY
+        else:
+            not_before, not_after = now - _ONE_DAY, now + 30 * _ONE_DAY
+        key = ec.generate_private_key(ec.SECP256R1())
+        certificate = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
+            .issuer_name(self._name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(not_before)
+            .not_valid_after(not_after)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(_subject_alt_names(names), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()), critical=False
+            )
+            .sign(self._key, hashes.SHA256())
+        )
+        return certificate.public_bytes(serialization.Encoding.PEM), _key_pem(key)
+
+    def write_issued(self, directory: Path, stem: str, names: list[str], *, expired: bool = False) -> KeyPairFiles:
+        cert_pem, key_pem = self.issue(names, expired=expired)
+        cert_file, key_file = directory / f"{stem}.crt", directory / f"{stem}.key"
+        cert_file.write_bytes(cert_pem)
+        key_file.write_bytes(key_pem)
+        key_file.chmod(0o600)
+        return KeyPairFiles(str(cert_file), str(key_file))
+
+
+@dataclass(frozen=True)
+class SandboxCertificates:
+    """Every certificate file a sandbox needs, written under one directory."""
+
+    ca_file: str
+    apiserver: KeyPairFiles
+    edges: dict[str, KeyPairFiles]  # TLS kind -> files
+
+
+def write_sandbox_certificates(directory: str | Path, target_host: str) -> SandboxCertificates:
+    """Create the sandbox CA and the API server and edge certificates in ``directory``.
+
+    ``ca_file`` trusts the API server and the ``good``, ``expired`` and ``wrong_host`` edges;
+    the ``untrusted`` edge is signed by a second CA whose certificate is not written anywhere.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    authority = CertificateAuthority()
+    ca_file = directory / "ca.crt"
+    ca_file.write_bytes(authority.cert_pem)
+    stranger = CertificateAuthority("pytest-reachability untrusted CA")
+    wrong_host = "wrong-host.invalid" if target_host != "wrong-host.invalid" else "other-host.invalid"
+    edges = {
+        "good": authority.write_issued(directory, "edge-good", [target_host]),
+        "expired": authority.write_issued(directory, "edge-expired", [target_host], expired=True),
+        "wrong_host": authority.write_issued(directory, "edge-wrong-host", [wrong_host]),
+        "untrusted": stranger.write_issued(directory, "edge-untrusted", [target_host]),
+    }
+    apiserver = authority.write_issued(directory, "apiserver", ["127.0.0.1", "localhost"])
+    return SandboxCertificates(ca_file=str(ca_file), apiserver=apiserver, edges=edges)
