@@ -1,0 +1,1020 @@
+"""Read-only view of a Kubernetes cluster through the official client.
+
+`Cluster.connect()` finds credentials the way kubectl does (explicit kubeconfig, then ``KUBECONFIG``,
+then ``~/.kube/config``, then the in-cluster service account) and every read returns frozen snapshots
+of plain data (`PodInfo`, `ServiceInfo`, ...) whose ``to_evidence()`` is JSON-ready.
+
+Failures become one `ClusterError` with a `ClusterErrorKind` and a one-line message that says what
+to do (which verb and resource to grant, which server did not answer).
+
+The view never writes: its API client refuses any HTTP method but GET before a byte is sent, so a
+mistake in this module cannot modify a cluster.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import enum
+import json
+import os
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
+
+import urllib3
+import yaml
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+
+__all__ = [
+    'ALL_NAMESPACES',
+    'Cluster',
+    'ClusterError',
+    'ClusterErrorKind',
+    'DeploymentInfo',
+    'EndpointSliceInfo',
+    'EventInfo',
+    'IngressClassInfo',
+    'IngressInfo',
+    'NetworkPolicyInfo',
+    'NodeInfo',
+    'PodInfo',
+    'ProxyResponse',
+    'ServiceInfo',
+]
+
+ALL_NAMESPACES = '*'
+"""Pass as ``namespace`` to list a resource across every namespace."""
+
+SERVICE_ACCOUNT_NAMESPACE_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace'
+DEFAULT_PROXY_BODY_CAP = 64 * 1024
+DEFAULT_LOG_BYTES_CAP = 1024 * 1024
+
+# Labels that ingress controllers' own charts and manifests put on their pods.
+INGRESS_CONTROLLER_LABELS: dict[str, tuple[str, ...]] = {
+    'app.kubernetes.io/name': (
+        'ingress-nginx', 'nginx-ingress', 'traefik', 'haproxy-ingress', 'kubernetes-ingress',
+        'contour', 'kong', 'ingress-controller', 'emissary-ingress', 'ambassador', 'istio-ingressgateway',
+        'gateway', 'aws-load-balancer-controller', 'skipper-ingress',
+    ),
+    'app': (
+        'ingress-nginx', 'nginx-ingress', 'traefik', 'haproxy-ingress', 'contour', 'kong',
+        'istio-ingressgateway', 'ambassador',
+    ),
+    'k8s-app': ('ingress-nginx', 'nginx-ingress-controller', 'traefik-ingress-lb'),
+}
+# Namespaces worth a look when listing pods across all namespaces is forbidden.
+INGRESS_CONTROLLER_NAMESPACES = ('ingress-nginx', 'kube-system', 'traefik', 'kong', 'projectcontour')
+
+_NAME_PATTERN = re.compile(r'^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$')
+_FORBIDDEN_PATTERN = re.compile(
+    r'(?:User "(?P<user>[^"]*)" )?cannot (?P<verb>\S+) resource "(?P<resource>[^"]+)"'
+    r' in API group "(?P<group>[^"]*)"(?: in the namespace "(?P<namespace>[^"]+)")?'
+)
+
+
+class ClusterErrorKind(enum.Enum):
+    NOT_CONFIGURED = 'not_configured'
+    UNREACHABLE = 'unreachable'
+    UNAUTHORIZED = 'unauthorized'
+    FORBIDDEN = 'forbidden'
+    NOT_FOUND = 'not_found'
+    ERROR = 'error'
+
+
+class ClusterError(Exception):
+    """A cluster read that failed, classified; ``str()`` is one line that says what to do."""
+
+    def __init__(self, kind: ClusterErrorKind, message: str, *, verb: str | None = None,
+                 resource: str | None = None, group: str | None = None, namespace: str | None = None,
+                 user: str | None = None, server: str | None = None, status: int | None = None) -> None:
+        self.kind = kind
+        self.message = ' '.join(message.split())
+        self.verb = verb
+        self.resource = resource
+        self.group = group
+        self.namespace = namespace
+        self.user = user
+        self.server = server
+        self.status = status
+        super().__init__(self.message)
+
+    def to_evidence(self) -> dict[str, Any]:
+        return {
+            'kind': self.kind.value, 'message': self.message, 'verb': self.verb, 'resource': self.resource,
+            'group': self.group, 'namespace': self.namespace, 'user': self.user, 'server': self.server,
+            'status': self.status,
+        }
+
+
+# --- snapshots ----------------------------------------------------------------------------------------------
+
+
+def _plain(value: Any) -> Any:
+    """Built-in JSON types only: what survives xdist report serialisation and json.dumps."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {field.name: _plain(getattr(value, field.name)) for field in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_plain(item) for item in value]
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, (datetime.datetime, datetime.date)):
+        return value.isoformat()
+    return value
+
+
+class _Snapshot:
+    def to_evidence(self) -> dict[str, Any]:
+        return _plain(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeInfo(_Snapshot):
+    name: str
+    ready: bool
+    roles: tuple[str, ...]
+    version: str | None
+    conditions: tuple[dict[str, Any], ...]  # {type, status, reason, message}
+    addresses: tuple[dict[str, str], ...]  # {type, address}
+    unschedulable: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class PodInfo(_Snapshot):
+    name: str
+    namespace: str
+    phase: str | None
+    ready: bool
+    containers_ready: int
+    containers_total: int
+    restarts: int
+    waiting_reasons: tuple[str, ...]  # CrashLoopBackOff, ImagePullBackOff, ... (init containers included)
+    terminated_reasons: tuple[str, ...]  # last termination of each container, e.g. OOMKilled, Error
+    labels: dict[str, str]
+    node: str | None
+    pod_ip: str | None
+    container_ports: tuple[dict[str, Any], ...]  # {name, containerPort, protocol}
+    owner: str | None  # "ReplicaSet/api-5d9f7c6b8"
+    reason: str | None = None  # pod-level, e.g. Evicted
+    unschedulable_message: str | None = None
+
+    @property
+    def containers(self) -> str:
+        """``ready/total`` as kubectl prints it."""
+        return f'{self.containers_ready}/{self.containers_total}'
+
+
+@dataclasses.dataclass(frozen=True)
+class DeploymentInfo(_Snapshot):
+    name: str
+    namespace: str
+    desired: int
+    ready: int
+    available: int
+    updated: int
+    rollout_complete: bool
+    rollout_message: str
+    selector: dict[str, str]
+    labels: dict[str, str]
+
+
+@dataclasses.dataclass(frozen=True)
+class ServiceInfo(_Snapshot):
+    name: str
+    namespace: str
+    type: str
+    cluster_ip: str | None
+    selector: dict[str, str]
+    ports: tuple[dict[str, Any], ...]  # {name, port, target_port, node_port, protocol}
+    lb_addresses: tuple[str, ...]  # IP or hostname of each LoadBalancer ingress
+    lb_pending: bool  # type LoadBalancer without any address yet
+    external_ips: tuple[str, ...] = ()
+    labels: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class EndpointSliceInfo(_Snapshot):
+    name: str
+    namespace: str
+    service: str | None
+    address_type: str | None
+    ready_addresses: tuple[str, ...]
+    not_ready_addresses: tuple[str, ...]
+    ports: tuple[dict[str, Any], ...]  # {name, port, protocol}
+    targets: tuple[dict[str, Any], ...] = ()  # {addresses, ready, target ("Pod/name"), node}
+
+
+@dataclasses.dataclass(frozen=True)
+class IngressInfo(_Snapshot):
+    name: str
+    namespace: str
+    class_name: str | None
+    rules: tuple[dict[str, Any], ...]  # {host, paths: [{path, path_type, service, port}]}
+    tls: tuple[dict[str, Any], ...]  # {hosts, secret}
+    addresses: tuple[str, ...]
+    default_backend: dict[str, Any] | None = None  # {service, port}
+
+
+@dataclasses.dataclass(frozen=True)
+class IngressClassInfo(_Snapshot):
+    name: str
+    controller: str | None
+    is_default: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkPolicyInfo(_Snapshot):
+    name: str
+    namespace: str
+    pod_selector: dict[str, Any]  # wire form: {matchLabels, matchExpressions}; {} selects every pod
+    policy_types: tuple[str, ...]  # effective types (the API's defaulting applied)
+    ingress: tuple[dict[str, Any], ...]  # {from: [{namespaceSelector, podSelector, ipBlock}], ports: [...]}
+    egress: tuple[dict[str, Any], ...] = ()  # {to: [...], ports: [...]}
+
+
+@dataclasses.dataclass(frozen=True)
+class EventInfo(_Snapshot):
+    namespace: str
+    type: str | None
+    reason: str | None
+    message: str | None
+    object: str  # "Pod/api-5d9f7c6b8-x2x9z"
+    count: int
+    first_seen: str | None
+    last_seen: str | None
+    source: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class ProxyResponse(_Snapshot):
+    """An in-cluster GET through the API server's service proxy; a failure is data, not an exception."""
+
+    service: str
+    namespace: str
+    port: str
+    path: str
+    status: int | None
+    body: str
+    truncated: bool
+    ms: float
+    error: str | None  # the API server's own message (no endpoints, backend refused, ...)
+    no_endpoints: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.status is not None and 200 <= self.status < 400
+
+
+# --- conversion from the official client's models ------------------------------------------------------------
+
+
+def _iso(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, (datetime.datetime, datetime.date)):
+        return value.isoformat()
+    return str(value)
+
+
+def _wire(value: Any) -> Any:
+    """A client model as the API sends it (camelCase keys, no nulls): selectors and rules stay recognisable."""
+    return k8s.ApiClient.sanitize_for_serialization(_SERIALIZER, value)
+
+
+def _attr(model: Any, *names: str) -> Any:
+    """A field whose Python name changed between client releases (``_from`` became ``var_from``)."""
+    for name in names:
+        value = getattr(model, name, None)
+        if value is not None:
+            return value
+    return None
+
+
+def _peers(rule: Any) -> list[Any]:
+    return list(_attr(rule, 'var_from', '_from') or [])
+
+
+def _labels(metadata: Any) -> dict[str, str]:
+    return dict(metadata.labels or {}) if metadata is not None else {}
+
+
+def _owner(metadata: Any) -> str | None:
+    references = list(getattr(metadata, 'owner_references', None) or [])
+    if not references:
+        return None
+    chosen = next((ref for ref in references if ref.controller), references[0])
+    return f'{chosen.kind}/{chosen.name}'
+
+
+def node_info(node: k8s.V1Node) -> NodeInfo:
+    labels = _labels(node.metadata)
+    roles = sorted(
+        {key.split('/', 1)[1] for key in labels if key.startswith('node-role.kubernetes.io/') and '/' in key}
+        | ({labels['kubernetes.io/role']} if labels.get('kubernetes.io/role') else set())
+    )
+    status = node.status
+    conditions = tuple(
+        {'type': c.type, 'status': c.status, 'reason': c.reason, 'message': c.message}
+        for c in (status.conditions if status and status.conditions else [])
+    )
+    ready = any(c['type'] == 'Ready' and c['status'] == 'True' for c in conditions)
+    addresses = tuple(
+        {'type': a.type, 'address': a.address} for a in (status.addresses if status and status.addresses else [])
+    )
+    version = status.node_info.kubelet_version if status and status.node_info else None
+    return NodeInfo(
+        name=node.metadata.name, ready=ready, roles=tuple(roles), version=version, conditions=conditions,
+        addresses=addresses, unschedulable=bool(node.spec and node.spec.unschedulable),
+    )
+
+
+def pod_info(pod: k8s.V1Pod) -> PodInfo:
+    spec, status = pod.spec, pod.status
+    statuses = list(status.container_statuses or []) if status else []
+    init_statuses = list(status.init_container_statuses or []) if status else []
+    containers = list(spec.containers or []) if spec else []
+    waiting = [
+        s.state.waiting.reason for s in init_statuses + statuses
+        if s.state and s.state.waiting and s.state.waiting.reason
+    ]
+    terminated = [
+        s.last_state.terminated.reason for s in statuses
+        if s.last_state and s.last_state.terminated and s.last_state.terminated.reason
+    ]
+    conditions = list(status.conditions or []) if status else []
+    ready = any(c.type == 'Ready' and c.status == 'True' for c in conditions)
+    unschedulable = next(
+        (c.message or c.reason for c in conditions
+         if c.type == 'PodScheduled' and c.status == 'False' and c.reason == 'Unschedulable'),
+        None,
+    )
+    ports = tuple(
+        {'name': p.name, 'containerPort': p.container_port, 'protocol': p.protocol or 'TCP'}
+        for c in containers for p in (c.ports or [])
+    )
+    return PodInfo(
+        name=pod.metadata.name,
+        namespace=pod.metadata.namespace or '',
+        phase=status.phase if status else None,
+        ready=ready,
+        containers_ready=sum(1 for s in statuses if s.ready),
+        containers_total=len(containers) or len(statuses),
+        restarts=sum(s.restart_count or 0 for s in statuses + init_statuses),
+        waiting_reasons=tuple(waiting),
+        terminated_reasons=tuple(terminated),
+        labels=_labels(pod.metadata),
+        node=spec.node_name if spec else None,
+        pod_ip=status.pod_ip if status else None,
+        container_ports=ports,
+        owner=_owner(pod.metadata),
+        reason=status.reason if status else None,
+        unschedulable_message=unschedulable,
+    )
+
+
+def deployment_info(deployment: k8s.V1Deployment) -> DeploymentInfo:
+    spec, status, metadata = deployment.spec, deployment.status, deployment.metadata
+    desired = spec.replicas if spec and spec.replicas is not None else 1
+    ready = (status.ready_replicas or 0) if status else 0
+    available = (status.available_replicas or 0) if status else 0
+    updated = (status.updated_replicas or 0) if status else 0
+    current = (status.replicas or 0) if status else 0
+    observed = (status.observed_generation or 0) if status else 0
+    conditions = list(status.conditions or []) if status else []
+    # The same checks, in the same order, as `kubectl rollout status`.
+    if metadata.generation is not None and observed < metadata.generation:
+        complete, message = False, 'waiting for the deployment spec update to be observed'
+    elif any(c.type == 'Progressing' and c.reason == 'ProgressDeadlineExceeded' for c in conditions):
+        complete, message = False, 'rollout exceeded its progress deadline'
+    elif updated < desired:
+        complete, message = False, f'{updated} of {desired} new replicas have been updated'
+    elif current > updated:
+        complete, message = False, f'{current - updated} old replicas are pending termination'
+    elif available < updated:
+        complete, message = False, f'{available} of {updated} updated replicas are available'
+    else:
+        complete, message = True, 'successfully rolled out'
+    selector = dict(spec.selector.match_labels or {}) if spec and spec.selector else {}
+    return DeploymentInfo(
+        name=metadata.name, namespace=metadata.namespace or '', desired=desired, ready=ready,
+        available=available, updated=updated, rollout_complete=complete, rollout_message=message,
+        selector=selector, labels=_labels(metadata),
+    )
+
+
+def _load_balancer_addresses(status: Any) -> tuple[str, ...]:
+    load_balancer = getattr(status, 'load_balancer', None) if status is not None else None
+    ingress = getattr(load_balancer, 'ingress', None) or []
+    return tuple(entry.ip or entry.hostname for entry in ingress if entry.ip or entry.hostname)
+
+
+def service_info(service: k8s.V1Service) -> ServiceInfo:
+    spec = service.spec
+    service_type = (spec.type if spec else None) or 'ClusterIP'
+    ports = tuple(
+        {'name': p.name, 'port': p.port, 'target_port': p.target_port if p.target_port is not None else p.port,
+         'node_port': p.node_port, 'protocol': p.protocol or 'TCP'}
+        for p in (spec.ports or [] if spec else [])
+    )
+    addresses = _load_balancer_addresses(service.status)
+    return ServiceInfo(
+        name=service.metadata.name,
+        namespace=service.metadata.namespace or '',
+        type=service_type,
+        cluster_ip=spec.cluster_ip if spec else None,
+        selector=dict(spec.selector or {}) if spec else {},
+        ports=ports,
+        lb_addresses=addresses,
+        lb_pending=service_type == 'LoadBalancer' and not addresses,
+        external_ips=tuple(_attr(spec, 'external_ips', 'external_i_ps') or []),
+        labels=_labels(service.metadata),
+    )
+
+
+def endpoint_slice_info(endpoint_slice: k8s.V1EndpointSlice) -> EndpointSliceInfo:
+    ready_addresses: list[str] = []
+    not_ready_addresses: list[str] = []
+    targets = []
+    for endpoint in endpoint_slice.endpoints or []:
+        # The API documents a missing `ready` as true.
+        ready = endpoint.conditions is None or endpoint.conditions.ready is not False
+        (ready_addresses if ready else not_ready_addresses).extend(endpoint.addresses or [])
+        target = endpoint.target_ref
+        targets.append({
+            'addresses': list(endpoint.addresses or []), 'ready': ready,
+            'target': f'{target.kind}/{target.name}' if target else None, 'node': endpoint.node_name,
+        })
+    ports = tuple(
+        {'name': p.name, 'port': p.port, 'protocol': p.protocol or 'TCP'} for p in endpoint_slice.ports or []
+    )
+    return EndpointSliceInfo(
+        name=endpoint_slice.metadata.name,
+        namespace=endpoint_slice.metadata.namespace or '',
+        service=_labels(endpoint_slice.metadata).get('kubernetes.io/service-name'),
+        address_type=endpoint_slice.address_type,
+        ready_addresses=tuple(ready_addresses),
+        not_ready_addresses=tuple(not_ready_addresses),
+        ports=ports,
+        targets=tuple(targets),
+    )
+
+
+def _ingress_backend(backend: Any) -> dict[str, Any] | None:
+    if backend is None:
+        return None
+    service = backend.service
+    if service is None:
+        resource = backend.resource
+        return {'service': None, 'port': None, 'resource': f'{resource.kind}/{resource.name}' if resource else None}
+    port = service.port
+    port_value = (port.number if port.number is not None else port.name) if port else None
+    return {'service': service.name, 'port': port_value}
+
+
+def ingress_info(ingress: k8s.V1Ingress) -> IngressInfo:
+    spec, metadata = ingress.spec, ingress.metadata
+    rules = []
+    for rule in (spec.rules or [] if spec else []):
+        paths = []
+        for path in (rule.http.paths or [] if rule.http else []):
+            backend = _ingress_backend(path.backend) or {'service': None, 'port': None}
+            paths.append({'path': path.path or '/', 'path_type': path.path_type, **backend})
+        rules.append({'host': rule.host, 'paths': paths})
+    tls = tuple(
+        {'hosts': list(entry.hosts or []), 'secret': entry.secret_name} for entry in (spec.tls or [] if spec else [])
+    )
+    annotations = dict(metadata.annotations or {})
+    class_name = (spec.ingress_class_name if spec else None) or annotations.get('kubernetes.io/ingress.class')
+    return IngressInfo(
+        name=metadata.name, namespace=metadata.namespace or '', class_name=class_name, rules=tuple(rules),
+        tls=tls, addresses=_load_balancer_addresses(ingress.status),
+        default_backend=_ingress_backend(spec.default_backend) if spec else None,
+    )
+
+
+def ingress_class_info(ingress_class: k8s.V1IngressClass) -> IngressClassInfo:
+    annotations = dict(ingress_class.metadata.annotations or {})
+    return IngressClassInfo(
+        name=ingress_class.metadata.name,
+        controller=ingress_class.spec.controller if ingress_class.spec else None,
+        is_default=annotations.get('ingressclass.kubernetes.io/is-default-class', '').lower() == 'true',
+    )
+
+
+def network_policy_info(policy: k8s.V1NetworkPolicy) -> NetworkPolicyInfo:
+    spec = policy.spec
+    ingress = tuple(
+        {'from': [_wire(peer) for peer in _peers(rule)], 'ports': [_wire(port) for port in rule.ports or []]}
+        for rule in (spec.ingress or [] if spec else [])
+    )
+    egress = tuple(
+        {'to': [_wire(peer) for peer in rule.to or []], 'ports': [_wire(port) for port in rule.ports or []]}
+        for rule in (spec.egress or [] if spec else [])
+    )
+    declared = list(spec.policy_types or []) if spec else []
+    # The API defaults policyTypes to Ingress, plus Egress when egress rules exist.
+    policy_types = declared or (['Ingress', 'Egress'] if spec and spec.egress else ['Ingress'])
+    return NetworkPolicyInfo(
+        name=policy.metadata.name,
+        namespace=policy.metadata.namespace or '',
+        pod_selector=_wire(spec.pod_selector) or {} if spec and spec.pod_selector else {},
+        policy_types=tuple(policy_types),
+        ingress=ingress,
+        egress=egress,
+    )
+
+
+def event_info(event: k8s.CoreV1Event) -> EventInfo:
+    involved = event.involved_object
+    last_seen = event.last_timestamp or event.event_time or (event.series.last_observed_time if event.series else None)
+    source = event.reporting_component or (event.source.component if event.source else None)
+    return EventInfo(
+        namespace=event.metadata.namespace or (involved.namespace if involved else '') or '',
+        type=event.type,
+        reason=event.reason,
+        message=event.message,
+        object=f'{involved.kind}/{involved.name}' if involved else '',
+        count=event.count or (event.series.count if event.series and event.series.count else 1),
+        first_seen=_iso(event.first_timestamp or event.event_time),
+        last_seen=_iso(last_seen),
+        source=source,
+    )
+
+
+# --- errors ---------------------------------------------------------------------------------------------------
+
+
+def _status_body(body: Any) -> dict[str, Any] | None:
+    """The API server's `Status` object in an error body, or None when the body is something else."""
+    if isinstance(body, bytes):
+        body = body.decode('utf-8', 'replace')
+    if not isinstance(body, str) or not body.lstrip().startswith('{'):
+        return None
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, dict) and parsed.get('kind') == 'Status' else None
+
+
+@dataclasses.dataclass(frozen=True)
+class _Request:
+    """What a read asks for, so an error can name the verb and resource to grant."""
+
+    verb: str
+    resource: str
+    group: str = ''
+    namespace: str | None = None
+    name: str | None = None
+
+    def describe(self) -> str:
+        where = f'in namespace {self.namespace}' if self.namespace else 'at cluster scope'
+        what = f'{self.resource} "{self.name}"' if self.name else self.resource
+        return f'{self.verb} {what} {where}'
+
+
+def _first_line(text: str) -> str:
+    return next((line.strip() for line in str(text).splitlines() if line.strip()), '')
+
+
+def _connection_reason(error: BaseException) -> str:
+    reason = getattr(error, 'reason', None) or error
+    text = str(reason)
+    # NewConnectionError subclasses ConnectTimeoutError in urllib3 2, so the refusal must be told apart first.
+    if not isinstance(reason, urllib3.exceptions.NewConnectionError) and (
+            isinstance(reason, urllib3.exceptions.ConnectTimeoutError) or 'timed out' in text.lower()):
+        return 'connection timed out'
+    marker = 'Failed to establish a new connection: '
+    if marker in text:
+        text = text.split(marker, 1)[1]
+    return re.sub(r'^\[Errno -?\d+\]\s*', '', _first_line(text)).rstrip('.') or type(reason).__name__
+
+
+def classify(error: BaseException, request: _Request, server: str, *, timeout: float,
+             context: str | None = None) -> ClusterError:
+    """Turn what the client raised into a ClusterError whose message says what to do."""
+    if isinstance(error, ClusterError):
+        return error
+    fields = {'verb': request.verb, 'resource': request.resource, 'group': request.group,
+              'namespace': request.namespace, 'server': server}
+    if isinstance(error, ApiException):
+        status = error.status or 0
+        body = _status_body(error.body)
+        api_message = _first_line(body.get('message', '') if body else (error.reason or ''))
+        if status == 0:
+            if 'SSL' in (error.reason or '') or 'certificate' in (error.reason or '').lower():
+                return ClusterError(ClusterErrorKind.ERROR, f'tls: cannot verify the API server at {server}: '
+                                    f'{_first_line((error.reason or "").split(chr(10), 1)[-1])}', **fields)
+            return ClusterError(ClusterErrorKind.ERROR, f'error: {request.describe()}: {api_message}', **fields)
+        if status == 401:
+            who = f'context "{context}"' if context else 'the configured credentials'
+            return ClusterError(ClusterErrorKind.UNAUTHORIZED,
+                                f'unauthorized: the API server at {server} rejected {who} (401); '
+                                f'refresh the token or choose another context', status=status, **fields)
+        if status == 403:
+            match = _FORBIDDEN_PATTERN.search(api_message)
+            if match:
+                fields.update(verb=match['verb'], resource=match['resource'], group=match['group'],
+                              namespace=match['namespace'])
+            where = f'in namespace {fields["namespace"]}' if fields['namespace'] else 'at cluster scope'
+            return ClusterError(
+                ClusterErrorKind.FORBIDDEN,
+                f'forbidden: cannot {fields["verb"]} {fields["resource"]} {where}; '
+                f'grant verb "{fields["verb"]}" on resource "{fields["resource"]}" (group "{fields["group"]}")',
+                user=match['user'] if match else None, status=status, **fields)
+        if status == 404:
+            detail = api_message or f'{request.resource} not found'
+            return ClusterError(ClusterErrorKind.NOT_FOUND, f'not found: {detail}', status=status, **fields)
+        detail = api_message or f'HTTP {status}'
+        return ClusterError(ClusterErrorKind.ERROR, f'error: {request.describe()}: {detail} ({status})',
+                            status=status, **fields)
+    if isinstance(error, urllib3.exceptions.MaxRetryError) and isinstance(error.reason, urllib3.exceptions.SSLError):
+        return ClusterError(ClusterErrorKind.ERROR,
+                            f'tls: cannot verify the API server at {server}: {_first_line(str(error.reason))}',
+                            **fields)
+    if isinstance(error, (urllib3.exceptions.ReadTimeoutError, TimeoutError)):
+        return ClusterError(ClusterErrorKind.UNREACHABLE,
+                            f'unreachable: the API server at {server} did not answer within {timeout:g} s', **fields)
+    if isinstance(error, (urllib3.exceptions.HTTPError, OSError)):
+        return ClusterError(ClusterErrorKind.UNREACHABLE,
+                            f'unreachable: cannot connect to the API server at {server} '
+                            f'({_connection_reason(error)})', **fields)
+    return ClusterError(ClusterErrorKind.ERROR,
+                        f'error: {request.describe()}: {type(error).__name__}: {_first_line(str(error))}', **fields)
+
+
+# --- configuration -------------------------------------------------------------------------------------------
+
+
+class _GetOnlyApiClient(k8s.ApiClient):
+    """The one door to the network: anything but GET is refused before it is sent."""
+
+    def call_api(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        if str(method).upper() != 'GET':
+            raise ClusterError(ClusterErrorKind.ERROR,
+                               f'error: refused to send {method} {url}: the cluster view is read-only')
+        return super().call_api(method, url, *args, **kwargs)
+
+
+# A client used only to turn models into wire dicts; it never opens a connection.
+_SERIALIZER = k8s.ApiClient(k8s.Configuration())
+
+
+def _not_configured(message: str) -> ClusterError:
+    return ClusterError(ClusterErrorKind.NOT_CONFIGURED, f'not configured: {message}')
+
+
+def _kubeconfig_source(kubeconfig: str | None) -> str | None:
+    """The kubeconfig to load (a path, or KUBECONFIG's path list), or None for in-cluster / nothing."""
+    if kubeconfig:
+        path = os.path.expanduser(kubeconfig)
+        if not os.path.isfile(path):
+            raise _not_configured(f'kubeconfig {kubeconfig} does not exist')
+        return path
+    from_env = os.environ.get('KUBECONFIG', '')
+    if from_env.strip():
+        paths = [os.path.expanduser(p) for p in from_env.split(os.pathsep) if p]
+        if not any(os.path.isfile(p) for p in paths):
+            raise _not_configured(f'KUBECONFIG={from_env} names no existing file')
+        return from_env
+    default = os.path.expanduser('~/.kube/config')
+    return default if os.path.isfile(default) else None
+
+
+def _load_kubeconfig(source: str, context: str | None, configuration: k8s.Configuration
+                     ) -> tuple[str | None, str | None]:
+    """Fill `configuration` from a kubeconfig; return (context name, context namespace)."""
+    try:
+        contexts, current = k8s_config.list_kube_config_contexts(config_file=source)
+    except (ConfigException, yaml.YAMLError, OSError, TypeError, KeyError, AttributeError) as error:
+        raise _not_configured(f'kubeconfig {source} is not usable: {_first_line(str(error))}') from None
+    names = [entry.get('name') for entry in contexts or []]
+    chosen_name = context or (current or {}).get('name')
+    if not chosen_name:
+        raise _not_configured(f'kubeconfig {source} has no current-context; pass a context '
+                              f'(available: {", ".join(map(str, names)) or "none"})')
+    if chosen_name not in names:
+        raise _not_configured(f'context "{chosen_name}" is not in kubeconfig {source} '
+                              f'(available: {", ".join(map(str, names)) or "none"})')
+    chosen = next(entry for entry in contexts if entry.get('name') == chosen_name)
+    try:
+        # persist_config=False: even a token refresh must not rewrite the user's kubeconfig.
+        k8s_config.load_kube_config(config_file=source, context=chosen_name,
+                                    client_configuration=configuration, persist_config=False)
+    except (ConfigException, yaml.YAMLError, OSError, ValueError, TypeError, KeyError) as error:
+        raise _not_configured(f'context "{chosen_name}" in kubeconfig {source} is not usable: '
+                              f'{_first_line(str(error))}') from None
+    return chosen_name, (chosen.get('context') or {}).get('namespace')
+
+
+def _load_in_cluster(configuration: k8s.Configuration) -> str | None:
+    """Fill `configuration` from the pod's service account; return the pod's namespace."""
+    try:
+        k8s_config.load_incluster_config(client_configuration=configuration)
+    except ConfigException as error:
+        raise _not_configured(f'in-cluster configuration is not usable: {_first_line(str(error))}') from None
+    try:
+        with open(SERVICE_ACCOUNT_NAMESPACE_FILE, encoding='utf-8') as handle:
+            return handle.read().strip() or None
+    except OSError:
+        return None
+
+
+_T = TypeVar('_T')
+
+
+# --- the view -------------------------------------------------------------------------------------------------
+
+
+class Cluster:
+    """A read-only view of one cluster and namespace.
+
+    Example, as a test would use it::
+
+        cluster = Cluster.connect(kubeconfig='~/.kube/config', context='prod', namespace='production')
+        api = next(s for s in cluster.services() if s.name == 'api')
+        assert not api.lb_pending, f'LoadBalancer {api.name} has no address yet'
+        assert all(p.ready for p in cluster.pods(selector='app=api'))
+    """
+
+    def __init__(self, api_client: k8s.ApiClient, *, namespace: str, context: str | None,
+                 timeout: float) -> None:
+        self._api_client = api_client
+        self._core = k8s.CoreV1Api(api_client)
+        self._apps = k8s.AppsV1Api(api_client)
+        self._discovery = k8s.DiscoveryV1Api(api_client)
+        self._networking = k8s.NetworkingV1Api(api_client)
+        self._version = k8s.VersionApi(api_client)
+        self.namespace = namespace
+        self.context = context
+        self.server: str = api_client.configuration.host
+        self.timeout = timeout
+
+    @classmethod
+    def connect(cls, *, kubeconfig: str | None = None, context: str | None = None, namespace: str | None = None,
+                timeout: float = 5.0) -> Cluster:
+        """Load credentials (explicit path > KUBECONFIG > ~/.kube/config > in-cluster); no request is sent."""
+        if not timeout or timeout <= 0:
+            raise ValueError(f'timeout must be a positive number of seconds, not {timeout!r}')
+        configuration = k8s.Configuration()
+        source = _kubeconfig_source(kubeconfig)
+        if source is not None:
+            context_name, context_namespace = _load_kubeconfig(source, context, configuration)
+        elif os.environ.get('KUBERNETES_SERVICE_HOST'):
+            if context:
+                raise _not_configured(f'context "{context}" was asked for but there is no kubeconfig '
+                                      f'(only the in-cluster service account)')
+            context_name, context_namespace = None, _load_in_cluster(configuration)
+        else:
+            raise _not_configured('no kubeconfig (looked at KUBECONFIG and ~/.kube/config) and not running '
+                                  'in a pod; pass --kubeconfig or set KUBECONFIG')
+        # One attempt per read: the caller's timeout is the whole budget, and a redirect is returned, not followed.
+        configuration.retries = urllib3.Retry(total=0, redirect=0, raise_on_redirect=False, raise_on_status=False)
+        # Service proxy paths keep their slashes (names never contain one, they are validated).
+        configuration.safe_chars_for_path_param = '/'
+        return cls(_GetOnlyApiClient(configuration), namespace=namespace or context_namespace or 'default',
+                   context=context_name, timeout=float(timeout))
+
+    def close(self) -> None:
+        self._api_client.close()
+
+    def __enter__(self) -> Cluster:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f'Cluster(server={self.server!r}, context={self.context!r}, namespace={self.namespace!r})'
+
+    # -- plumbing
+
+    def _call(self, request: _Request, method: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        try:
+            return method(*args, _request_timeout=self.timeout, **kwargs)
+        except Exception as error:  # noqa: BLE001 - every failure is classified into one ClusterError
+            raise classify(error, request, self.server, timeout=self.timeout, context=self.context) from None
+
+    def _namespace(self, namespace: str | None) -> str:
+        chosen = namespace or self.namespace
+        if chosen != ALL_NAMESPACES:
+            _check_name(chosen, 'namespace')
+        return chosen
+
+    def _list(self, resource: str, group: str, namespace: str | None,
+              namespaced: Callable[..., Any], all_namespaces: Callable[..., Any], **kwargs: Any) -> list[Any]:
+        chosen = self._namespace(namespace)
+        if chosen == ALL_NAMESPACES:
+            result = self._call(_Request('list', resource, group), all_namespaces, **kwargs)
+        else:
+            result = self._call(_Request('list', resource, group, chosen), namespaced, chosen, **kwargs)
+        return list(result.items or [])
+
+    # -- reads
+
+    def version(self) -> dict[str, Any]:
+        """The API server's version: {major, minor, git_version, platform}."""
+        # Parsed here rather than by the client's strict model: some servers omit fields it requires.
+        response = self._call(_Request('get', 'version'), self._version.get_code, _preload_content=False)
+        try:
+            info = json.loads(_read_capped(response, 64 * 1024, time.monotonic() + self.timeout)[0])
+        except (ValueError, urllib3.exceptions.HTTPError, OSError) as error:
+            raise classify(error, _Request('get', 'version'), self.server, timeout=self.timeout) from None
+        finally:
+            response.release_conn()
+        info = info if isinstance(info, dict) else {}
+        return {'major': info.get('major'), 'minor': info.get('minor'), 'git_version': info.get('gitVersion'),
+                'platform': info.get('platform')}
+
+    def can_read_namespace(self, namespace: str | None = None) -> None:
+        """Raise ClusterError unless pods in the namespace can be listed (one item, read-only)."""
+        chosen = self._namespace(namespace)
+        self._call(_Request('list', 'pods', '', chosen), self._core.list_namespaced_pod, chosen, limit=1)
+
+    def nodes(self) -> list[NodeInfo]:
+        result = self._call(_Request('list', 'nodes'), self._core.list_node)
+        return [node_info(node) for node in result.items or []]
+
+    def pods(self, namespace: str | None = None, selector: str | None = None) -> list[PodInfo]:
+        """Pods in the namespace (``'*'`` for every namespace), optionally by label selector ``app=api``."""
+        items = self._list('pods', '', namespace, self._core.list_namespaced_pod,
+                           self._core.list_pod_for_all_namespaces, label_selector=selector)
+        return [pod_info(pod) for pod in items]
+
+    def deployments(self, namespace: str | None = None, selector: str | None = None) -> list[DeploymentInfo]:
+        items = self._list('deployments', 'apps', namespace, self._apps.list_namespaced_deployment,
+                           self._apps.list_deployment_for_all_namespaces, label_selector=selector)
+        return [deployment_info(item) for item in items]
+
+    def services(self, namespace: str | None = None, selector: str | None = None) -> list[ServiceInfo]:
+        items = self._list('services', '', namespace, self._core.list_namespaced_service,
+                           self._core.list_service_for_all_namespaces, label_selector=selector)
+        return [service_info(item) for item in items]
+
+    def endpoint_slices(self, namespace: str | None = None, service: str | None = None) -> list[EndpointSliceInfo]:
+        """EndpointSlices, optionally only those of one Service."""
+        selector = f'kubernetes.io/service-name={service}' if service else None
+        items = self._list('endpointslices', 'discovery.k8s.io', namespace,
+                           self._discovery.list_namespaced_endpoint_slice,
+                           self._discovery.list_endpoint_slice_for_all_namespaces, label_selector=selector)
+        slices = [endpoint_slice_info(item) for item in items]
+        # Filter here too: a server that ignores the selector must not widen the answer.
+        return [s for s in slices if service is None or s.service == service]
+
+    def ingresses(self, namespace: str | None = None) -> list[IngressInfo]:
+        items = self._list('ingresses', 'networking.k8s.io', namespace, self._networking.list_namespaced_ingress,
+                           self._networking.list_ingress_for_all_namespaces)
+        return [ingress_info(item) for item in items]
+
+    def ingress_classes(self) -> list[IngressClassInfo]:
+        result = self._call(_Request('list', 'ingressclasses', 'networking.k8s.io'),
+                            self._networking.list_ingress_class)
+        return [ingress_class_info(item) for item in result.items or []]
+
+    def network_policies(self, namespace: str | None = None) -> list[NetworkPolicyInfo]:
+        items = self._list('networkpolicies', 'networking.k8s.io', namespace,
+                           self._networking.list_namespaced_network_policy,
+                           self._networking.list_network_policy_for_all_namespaces)
+        return [network_policy_info(item) for item in items]
+
+    def secrets_exist(self, namespace: str | None, names: Iterable[str]) -> dict[str, bool]:
+        """Which of these Secrets exist; asks for metadata only, so no secret value is transferred."""
+        wanted = list(names)
+        chosen = self._namespace(namespace)
+        result = self._call(
+            _Request('list', 'secrets', '', chosen), self._core.list_namespaced_secret, chosen,
+            _headers={'Accept': 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json'},
+        )
+        present = {item.metadata.name for item in result.items or [] if item.metadata}
+        return {name: name in present for name in wanted}
+
+    def events(self, namespace: str | None = None, *, warnings_only: bool = False) -> list[EventInfo]:
+        """Events, oldest first by last sighting."""
+        selector = 'type=Warning' if warnings_only else None
+        items = self._list('events', '', namespace, self._core.list_namespaced_event,
+                           self._core.list_event_for_all_namespaces, field_selector=selector)
+        events = [event_info(item) for item in items]
+        if warnings_only:
+            events = [event for event in events if event.type == 'Warning']
+        return sorted(events, key=lambda event: event.last_seen or event.first_seen or '')
+
+    def pod_logs(self, name: str, namespace: str | None = None, *, tail_lines: int = 200,
+                 container: str | None = None, previous: bool = False) -> str:
+        """The last lines of a pod's log (``previous=True`` for the crashed container before the restart)."""
+        _check_name(name, 'pod name')
+        chosen = self._namespace(namespace)
+        return self._call(
+            _Request('get', 'pods/log', '', chosen, name), self._core.read_namespaced_pod_log, name, chosen,
+            tail_lines=tail_lines, container=container, previous=previous or None, limit_bytes=DEFAULT_LOG_BYTES_CAP,
+        )
+
+    def proxy_get(self, service: str, port: int | str, path: str = '/', namespace: str | None = None, *,
+                  max_body: int = DEFAULT_PROXY_BODY_CAP) -> ProxyResponse:
+        """GET ``path`` on a Service from inside the cluster, through the API server's service proxy.
+
+        The backend's status and body (at most ``max_body`` bytes) come back as data, as does the API
+        server's own failure (503 no endpoints, backend refused); only access problems (401, 403, an
+        unreachable API server) raise ClusterError.
+        """
+        _check_name(service, 'service name')
+        port_text = str(port)
+        if not re.fullmatch(r'[A-Za-z0-9-]{1,63}', port_text):
+            raise ValueError(f'service port must be a number or a port name, not {port!r}')
+        chosen = self._namespace(namespace)
+        relative = path.lstrip('/')
+        request = _Request('get', 'services/proxy', '', chosen, service)
+        start = time.monotonic()
+        status: int | None = None
+        body = b''
+        truncated = False
+        error: str | None = None
+        try:
+            response = self._core.connect_get_namespaced_service_proxy_with_path(
+                f'{service}:{port_text}', chosen, relative, _preload_content=False, _request_timeout=self.timeout)
+        except ApiException as failure:
+            api_status = _status_body(failure.body)
+            # The API server's own refusals are access problems; anything else is the backend's answer
+            # (or the proxy's report on the backend) and is returned as data.
+            if failure.status in (0, 401, 403) and (api_status is not None or not failure.status):
+                raise classify(failure, request, self.server, timeout=self.timeout, context=self.context) from None
+            if failure.status == 404 and api_status and (api_status.get('details') or {}).get('kind') == 'services':
+                raise classify(failure, request, self.server, timeout=self.timeout, context=self.context) from None
+            status = failure.status
+            raw = (failure.body or '').encode('utf-8', 'replace')
+            body, truncated = raw[:max_body], len(raw) > max_body
+            if api_status is not None:
+                error = _first_line(api_status.get('message', '')) or f'HTTP {status}'
+        except Exception as failure:  # noqa: BLE001 - classified like every other read
+            raise classify(failure, request, self.server, timeout=self.timeout, context=self.context) from None
+        else:
+            status = response.status
+            try:
+                body, truncated = _read_capped(response, max_body, start + self.timeout)
+            except (urllib3.exceptions.ReadTimeoutError, TimeoutError):
+                error = f'backend response not complete within {self.timeout:g} s'
+            except (urllib3.exceptions.HTTPError, OSError) as failure:
+                # The body stopped arriving: say why; what came is not trustworthy as a whole.
+                error = 'backend response interrupted: ' + _connection_reason(failure)
+            finally:
+                response.release_conn()
+        no_endpoints = status == 503 and error is not None and 'no endpoints available' in error
+        return ProxyResponse(
+            service=service, namespace=chosen, port=port_text, path='/' + relative, status=status,
+            body=body.decode('utf-8', 'replace'), truncated=truncated,
+            ms=round((time.monotonic() - start) * 1000, 1), error=error, no_endpoints=no_endpoints,
+        )
+
+    def ingress_controller_pods(self) -> list[PodInfo]:
+        """Pods in any namespace that carry an ingress controller's usual labels."""
+        selectors = [f'{key} in ({",".join(values)})' for key, values in INGRESS_CONTROLLER_LABELS.items()]
+        found: dict[tuple[str, str], PodInfo] = {}
+        try:
+            for selector in selectors:
+                for pod in self.pods(ALL_NAMESPACES, selector=selector):
+                    found[(pod.namespace, pod.name)] = pod
+        except ClusterError as cluster_wide:
+            if cluster_wide.kind is not ClusterErrorKind.FORBIDDEN:
+                raise
+            # Without cluster-wide list rights, look where controllers usually live.
+            readable = False
+            for namespace in dict.fromkeys((*INGRESS_CONTROLLER_NAMESPACES, self.namespace)):
+                for selector in selectors:
+                    try:
+                        pods = self.pods(namespace, selector=selector)
+                    except ClusterError as error:
+                        if error.kind is ClusterErrorKind.FORBIDDEN:
+                            break
+                        raise
+                    readable = True
+                    for pod in pods:
+                        found[(pod.namespace, pod.name)] = pod
+            if not readable:
+                raise cluster_wide from None
+        return sorted(found.values(), key=lambda pod: (pod.namespace, pod.name))
+
+
+def _check_name(value: str, what: str) -> None:
+    if not isinstance(value, str) or not _NAME_PATTERN.match(value):
+        raise ValueError(f'{what} {value!r} is not a valid Kubernetes name')
+
+
+def _read_capped(response: Any, cap: int, deadline: float) -> tuple[bytes, bool]:
+    """Read at most `cap` bytes (one more to know it was cut), giving up at `deadline`."""
+    chunks: list[bytes] = []
+    size = 0
+    while size <= cap:
+        if time.monotonic() > deadline:
+            raise TimeoutError('body not received in time')
+        chunk = response.read(min(64 * 1024, cap + 1 - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    body = b''.join(chunks)
+    return body[:cap], size > cap

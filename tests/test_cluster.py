@@ -1,0 +1,416 @@
+"""Tests for the read-only cluster view.
+
+Snapshot conversion is checked on the official client's own model objects (built by its deserializer
+from wire JSON); everything else runs against the sandbox Kubernetes API server over real TLS.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+
+import pytest
+from kubernetes import client as k8s
+
+from pytest_reachability import cluster as cluster_module
+from pytest_reachability.cluster import (
+    Cluster,
+    ClusterError,
+    ClusterErrorKind,
+    deployment_info,
+    endpoint_slice_info,
+    event_info,
+    ingress_class_info,
+    ingress_info,
+    network_policy_info,
+    node_info,
+    pod_info,
+    service_info,
+)
+
+NAMESPACE = 'production'
+
+
+# --- an incident-like cluster, in wire form -----------------------------------------------------------------
+
+
+def _meta(name: str, namespace: str | None = NAMESPACE, **extra: object) -> dict:
+    metadata: dict = {'name': name, 'uid': f'uid-{namespace}-{name}', 'creationTimestamp': '2025-12-08T09:00:00Z'}
+    if namespace:
+        metadata['namespace'] = namespace
+    metadata.update(extra)
+    return metadata
+
+
+def _node(name: str, ready: bool, roles: tuple[str, ...] = ()) -> dict:
+    return {
+        'apiVersion': 'v1', 'kind': 'Node',
+        'metadata': _meta(name, None, labels={**{f'node-role.kubernetes.io/{r}': '' for r in roles},
+                                              'kubernetes.io/hostname': name}),
+        'spec': {},
+        'status': {
+            'conditions': [
+                {'type': 'MemoryPressure', 'status': 'False', 'reason': 'KubeletHasSufficientMemory'},
+                {'type': 'Ready', 'status': 'True' if ready else 'False',
+                 'reason': 'KubeletReady' if ready else 'KubeletNotReady'},
+            ],
+            'addresses': [{'type': 'InternalIP', 'address': '10.0.0.' + name[-1]}],
+            'nodeInfo': {'kubeletVersion': 'v1.31.4', 'architecture': 'amd64', 'bootID': 'b',
+                         'containerRuntimeVersion': 'containerd://1.7', 'kernelVersion': '6.1',
+                         'kubeProxyVersion': 'v1.31.4', 'machineID': 'm', 'operatingSystem': 'linux',
+                         'osImage': 'Debian', 'systemUUID': 's'},
+        },
+    }
+
+
+def _pod(name: str, namespace: str, labels: dict, *, ready: bool = True, port: int = 8000,
+         waiting: str | None = None, restarts: int = 0, owner: str | None = None,
+         pod_ip: str = '10.244.0.15') -> dict:
+    state = {'waiting': {'reason': waiting, 'message': 'back-off'}} if waiting else {
+        'running': {'startedAt': '2025-12-08T09:01:00Z'}}
+    metadata = _meta(name, namespace, labels=labels)
+    if owner:
+        metadata['ownerReferences'] = [{'apiVersion': 'apps/v1', 'kind': 'ReplicaSet', 'name': owner,
+                                        'uid': 'rs-uid', 'controller': True}]
+    return {
+        'apiVersion': 'v1', 'kind': 'Pod', 'metadata': metadata,
+        'spec': {'nodeName': 'node-1', 'containers': [{
+            'name': 'app', 'image': 'registry.example/app:1',
+            'ports': [{'name': 'http', 'containerPort': port, 'protocol': 'TCP'}]}]},
+        'status': {
+            'phase': 'Running', 'podIP': pod_ip,
+            'conditions': [{'type': 'Ready', 'status': 'True' if ready else 'False'}],
+            'containerStatuses': [{
+                'name': 'app', 'ready': ready, 'restartCount': restarts, 'image': 'registry.example/app:1',
+                'imageID': '', 'state': state,
+                **({'lastState': {'terminated': {'reason': 'Error', 'exitCode': 1}}} if restarts else {}),
+            }],
+        },
+    }
+
+
+def _service(name: str, selector: dict, port: int, target: int | str, lb_ip: str | None,
+             node_port: int, service_type: str = 'LoadBalancer') -> dict:
+    status = {'loadBalancer': {'ingress': [{'ip': lb_ip}]}} if lb_ip else {'loadBalancer': {}}
+    return {
+        'apiVersion': 'v1', 'kind': 'Service', 'metadata': _meta(name, labels={'app': name}),
+        'spec': {'type': service_type, 'clusterIP': '10.109.31.' + str(node_port % 200), 'selector': selector,
+                 'ports': [{'name': 'http', 'port': port, 'targetPort': target, 'nodePort': node_port,
+                            'protocol': 'TCP'}]},
+        'status': status,
+    }
+
+
+def _endpoint_slice(service: str, ready: list[str], not_ready: list[str], port: int) -> dict:
+    endpoints = [{'addresses': [a], 'conditions': {'ready': True}, 'targetRef': {'kind': 'Pod', 'name': f'{service}-pod'}}
+                 for a in ready]
+    endpoints += [{'addresses': [a], 'conditions': {'ready': False}} for a in not_ready]
+    return {
+        'apiVersion': 'discovery.k8s.io/v1', 'kind': 'EndpointSlice',
+        'metadata': _meta(f'{service}-abcde', labels={'kubernetes.io/service-name': service}),
+        'addressType': 'IPv4', 'endpoints': endpoints,
+        'ports': [{'name': 'http', 'port': port, 'protocol': 'TCP'}],
+    }
+
+
+def _event(name: str, reason: str, event_type: str, message: str, obj: str, last: str) -> dict:
+    kind, obj_name = obj.split('/')
+    return {
+        'apiVersion': 'v1', 'kind': 'Event', 'metadata': _meta(name),
+        'involvedObject': {'kind': kind, 'name': obj_name, 'namespace': NAMESPACE},
+        'reason': reason, 'type': event_type, 'message': message, 'count': 3,
+        'firstTimestamp': '2025-12-08T09:00:00Z', 'lastTimestamp': last,
+        'source': {'component': 'service-controller'},
+    }
+
+
+def incident_objects() -> list[dict]:
+    """The INC-2025-12-08-001 shape: api healthy inside, two LoadBalancers, no Ingress, ingress-nginx running."""
+    api_labels = {'app': 'api', 'pod-template-hash': '5d9f7c6b8'}
+    return [
+        {'apiVersion': 'v1', 'kind': 'Namespace', 'metadata': _meta(NAMESPACE, None)},
+        {'apiVersion': 'v1', 'kind': 'Namespace', 'metadata': _meta('ingress-nginx', None)},
+        _node('node-1', True, ('control-plane',)),
+        _node('node-2', False),
+        {'apiVersion': 'apps/v1', 'kind': 'Deployment', 'metadata': _meta('api', labels={'app': 'api'}, generation=2),
+         'spec': {'replicas': 1, 'selector': {'matchLabels': {'app': 'api'}},
+                  'template': {'metadata': {'labels': {'app': 'api'}},
+                               'spec': {'containers': [{'name': 'app', 'image': 'registry.example/app:1'}]}}},
+         'status': {'observedGeneration': 2, 'replicas': 1, 'updatedReplicas': 1, 'readyReplicas': 1,
+                    'availableReplicas': 1}},
+        {'apiVersion': 'apps/v1', 'kind': 'Deployment', 'metadata': _meta('bot', labels={'app': 'bot'}, generation=5),
+         'spec': {'replicas': 2, 'selector': {'matchLabels': {'app': 'bot'}},
+                  'template': {'metadata': {'labels': {'app': 'bot'}},
+                               'spec': {'containers': [{'name': 'bot', 'image': 'registry.example/bot:2'}]}}},
+         'status': {'observedGeneration': 5, 'replicas': 3, 'updatedReplicas': 2, 'readyReplicas': 1,
+                    'availableReplicas': 1}},
+        _pod('api-5d9f7c6b8-x2x9z', NAMESPACE, api_labels, owner='api-5d9f7c6b8'),
+        _pod('bot-7c8d9-abcde', NAMESPACE, {'app': 'bot'}, ready=False, port=5000, waiting='CrashLoopBackOff',
+             restarts=7, owner='bot-7c8d9', pod_ip='10.244.0.16'),
+        _pod('ingress-nginx-controller-6b7f-qwert', 'ingress-nginx',
+             {'app.kubernetes.io/name': 'ingress-nginx', 'app.kubernetes.io/component': 'controller'},
+             port=80, pod_ip='10.244.0.20'),
+        _service('api', {'app': 'api'}, 80, 8000, '138.197.254.53', 32558),
+        _service('api-service', {'app': 'api'}, 80, 8000, '138.197.240.239', 32110),
+        _service('bot-service', {'app': 'bot'}, 5000, 'http', '45.55.100.215', 30949),
+        _service('metrics', {'app': 'metrics'}, 9100, 9100, None, 31000),
+        _endpoint_slice('api', ['10.244.0.15'], [], 8000),
+        _endpoint_slice('api-service', ['10.244.0.15'], [], 8000),
+        _endpoint_slice('bot-service', [], ['10.244.0.16'], 5000),
+        {'apiVersion': 'networking.k8s.io/v1', 'kind': 'IngressClass',
+         'metadata': _meta('nginx', None, annotations={'ingressclass.kubernetes.io/is-default-class': 'true'}),
+         'spec': {'controller': 'k8s.io/ingress-nginx'}},
+        {'apiVersion': 'networking.k8s.io/v1', 'kind': 'Ingress', 'metadata': _meta('legacy', 'staging'),
+         'spec': {'ingressClassName': 'nginx',
+                  'tls': [{'hosts': ['old.example.com'], 'secretName': 'old-tls'}],
+                  'rules': [{'host': 'old.example.com', 'http': {'paths': [
+                      {'path': '/', 'pathType': 'Prefix',
+                       'backend': {'service': {'name': 'old', 'port': {'number': 80}}}}]}}]},
+         'status': {'loadBalancer': {'ingress': [{'hostname': 'lb.example.net'}]}}},
+        {'apiVersion': 'networking.k8s.io/v1', 'kind': 'NetworkPolicy', 'metadata': _meta('api-allow-edge'),
+         'spec': {'podSelector': {'matchLabels': {'app': 'api'}},
+                  'ingress': [{'from': [{'namespaceSelector': {'matchLabels': {
+                                          'kubernetes.io/metadata.name': 'ingress-nginx'}}},
+                                        {'ipBlock': {'cidr': '10.0.0.0/8', 'except': ['10.1.0.0/16']}}],
+                               'ports': [{'protocol': 'TCP', 'port': 8000}]}]}},
+        {'apiVersion': 'v1', 'kind': 'Secret', 'metadata': _meta('api-tls'), 'type': 'kubernetes.io/tls',
+         'data': {'tls.crt': 'c2VjcmV0', 'tls.key': 'c2VjcmV0'}},
+        _event('bot.1', 'BackOff', 'Warning', 'Back-off restarting failed container bot', 'Pod/bot-7c8d9-abcde',
+               '2025-12-08T09:30:00Z'),
+        _event('api.1', 'EnsuredLoadBalancer', 'Normal', 'Ensured load balancer', 'Service/api',
+               '2025-12-08T09:10:00Z'),
+        _event('metrics.1', 'SyncLoadBalancerFailed', 'Warning', 'Error syncing load balancer: quota exceeded',
+               'Service/metrics', '2025-12-08T09:20:00Z'),
+    ]
+
+
+def _of_kind(kind: str, name: str, namespace: str | None = NAMESPACE) -> dict:
+    return next(o for o in incident_objects() if o['kind'] == kind and o['metadata']['name'] == name
+                and o['metadata'].get('namespace') == namespace)
+
+
+def _model(wire: dict, model_type: str):
+    """The client's own model object, built by its deserializer from wire JSON (as a response would be)."""
+    return k8s.ApiClient().deserialize(json.dumps(wire), model_type, 'application/json')
+
+
+# --- snapshot conversion (client models, no network) --------------------------------------------------------
+
+
+def test_node_snapshot_reports_readiness_roles_and_kubelet_version():
+    ready = node_info(_model(_node('node-1', True, ('control-plane',)), 'V1Node'))
+    not_ready = node_info(_model(_node('node-2', False), 'V1Node'))
+    assert (ready.ready, ready.roles, ready.version) == (True, ('control-plane',), 'v1.31.4')
+    assert not_ready.ready is False and not_ready.roles == ()
+    assert {'type': 'Ready', 'status': 'False', 'reason': 'KubeletNotReady', 'message': None} in not_ready.conditions
+
+
+def test_pod_snapshot_reports_crash_loop_restarts_ports_and_owner():
+    pod = pod_info(_model(_of_kind('Pod', 'bot-7c8d9-abcde'), 'V1Pod'))
+    assert pod.phase == 'Running' and pod.ready is False
+    assert pod.containers == '0/1'
+    assert pod.waiting_reasons == ('CrashLoopBackOff',)
+    assert pod.terminated_reasons == ('Error',)
+    assert pod.restarts == 7
+    assert pod.container_ports == ({'name': 'http', 'containerPort': 5000, 'protocol': 'TCP'},)
+    assert pod.owner == 'ReplicaSet/bot-7c8d9'
+    assert (pod.node, pod.pod_ip, pod.labels) == ('node-1', '10.244.0.16', {'app': 'bot'})
+
+
+def test_deployment_snapshot_tells_a_finished_rollout_from_one_with_old_replicas():
+    api = deployment_info(_model(_of_kind('Deployment', 'api'), 'V1Deployment'))
+    bot = deployment_info(_model(_of_kind('Deployment', 'bot'), 'V1Deployment'))
+    assert (api.desired, api.ready, api.available, api.updated, api.rollout_complete) == (1, 1, 1, 1, True)
+    assert api.selector == {'app': 'api'}
+    assert bot.rollout_complete is False
+    assert bot.rollout_message == '1 old replicas are pending termination'
+
+
+def test_deployment_snapshot_waits_for_the_controller_to_observe_the_spec():
+    wire = _of_kind('Deployment', 'api')
+    wire['metadata']['generation'] = 3
+    info = deployment_info(_model(wire, 'V1Deployment'))
+    assert info.rollout_complete is False and 'observed' in info.rollout_message
+
+
+def test_service_snapshot_reports_load_balancer_address_and_pending():
+    api = service_info(_model(_of_kind('Service', 'api'), 'V1Service'))
+    pending = service_info(_model(_of_kind('Service', 'metrics'), 'V1Service'))
+    bot = service_info(_model(_of_kind('Service', 'bot-service'), 'V1Service'))
+    assert (api.type, api.lb_addresses, api.lb_pending) == ('LoadBalancer', ('138.197.254.53',), False)
+    assert api.ports == ({'name': 'http', 'port': 80, 'target_port': 8000, 'node_port': 32558, 'protocol': 'TCP'},)
+    assert api.selector == {'app': 'api'}
+    assert (pending.lb_addresses, pending.lb_pending) == ((), True)
+    assert bot.ports[0]['target_port'] == 'http'
+
+
+def test_service_snapshot_of_a_cluster_ip_service_is_never_pending():
+    wire = _service('internal', {'app': 'x'}, 80, 80, None, 30000, service_type='ClusterIP')
+    info = service_info(_model(wire, 'V1Service'))
+    assert (info.type, info.lb_pending) == ('ClusterIP', False)
+
+
+def test_endpoint_slice_snapshot_splits_ready_from_not_ready():
+    api = endpoint_slice_info(_model(_of_kind('EndpointSlice', 'api-abcde'), 'V1EndpointSlice'))
+    bot = endpoint_slice_info(_model(_of_kind('EndpointSlice', 'bot-service-abcde'), 'V1EndpointSlice'))
+    assert (api.service, api.ready_addresses, api.not_ready_addresses) == ('api', ('10.244.0.15',), ())
+    assert api.ports == ({'name': 'http', 'port': 8000, 'protocol': 'TCP'},)
+    assert api.targets[0]['target'] == 'Pod/api-pod'
+    assert (bot.ready_addresses, bot.not_ready_addresses) == ((), ('10.244.0.16',))
+
+
+def test_endpoint_without_ready_condition_counts_as_ready_as_the_api_documents():
+    wire = _endpoint_slice('x', [], [], 80)
+    wire['endpoints'] = [{'addresses': ['10.0.0.9']}]
+    assert endpoint_slice_info(_model(wire, 'V1EndpointSlice')).ready_addresses == ('10.0.0.9',)
+
+
+def test_ingress_and_ingress_class_snapshots():
+    ingress = ingress_info(_model(_of_kind('Ingress', 'legacy', 'staging'), 'V1Ingress'))
+    assert ingress.class_name == 'nginx'
+    assert ingress.rules == ({'host': 'old.example.com', 'paths': [
+        {'path': '/', 'path_type': 'Prefix', 'service': 'old', 'port': 80}]},)
+    assert ingress.tls == ({'hosts': ['old.example.com'], 'secret': 'old-tls'},)
+    assert ingress.addresses == ('lb.example.net',)
+    nginx = ingress_class_info(_model(_of_kind('IngressClass', 'nginx', None), 'V1IngressClass'))
+    assert (nginx.name, nginx.controller, nginx.is_default) == ('nginx', 'k8s.io/ingress-nginx', True)
+
+
+def test_network_policy_snapshot_keeps_peers_in_wire_form_and_defaults_policy_types():
+    policy = network_policy_info(_model(_of_kind('NetworkPolicy', 'api-allow-edge'), 'V1NetworkPolicy'))
+    assert policy.pod_selector == {'matchLabels': {'app': 'api'}}
+    assert policy.policy_types == ('Ingress',)
+    assert policy.ingress == ({
+        'from': [{'namespaceSelector': {'matchLabels': {'kubernetes.io/metadata.name': 'ingress-nginx'}}},
+                 {'ipBlock': {'cidr': '10.0.0.0/8', 'except': ['10.1.0.0/16']}}],
+        'ports': [{'protocol': 'TCP', 'port': 8000}],
+    },)
+
+
+def test_event_snapshot():
+    event = event_info(_model(_of_kind('Event', 'bot.1'), 'CoreV1Event'))
+    assert (event.type, event.reason, event.object, event.count) == ('Warning', 'BackOff', 'Pod/bot-7c8d9-abcde', 3)
+    assert event.last_seen.startswith('2025-12-08T09:30:00')
+    assert event.source == 'service-controller'
+
+
+def test_evidence_is_plain_json():
+    snapshots = [
+        node_info(_model(_node('node-1', True), 'V1Node')),
+        pod_info(_model(_of_kind('Pod', 'bot-7c8d9-abcde'), 'V1Pod')),
+        service_info(_model(_of_kind('Service', 'api'), 'V1Service')),
+        network_policy_info(_model(_of_kind('NetworkPolicy', 'api-allow-edge'), 'V1NetworkPolicy')),
+        event_info(_model(_of_kind('Event', 'bot.1'), 'CoreV1Event')),
+    ]
+    for snapshot in snapshots:
+        evidence = snapshot.to_evidence()
+        assert json.loads(json.dumps(evidence)) == evidence
+    assert snapshots[2].to_evidence()['lb_addresses'] == ['138.197.254.53']
+
+
+def test_forbidden_message_names_verb_resource_and_namespace():
+    body = json.dumps({'kind': 'Status', 'apiVersion': 'v1', 'status': 'Failure', 'reason': 'Forbidden', 'code': 403,
+                       'message': 'pods is forbidden: User "system:serviceaccount:ci:probe" cannot list resource '
+                                  '"pods" in API group "" in the namespace "production"'})
+    error = cluster_module.classify(k8s.ApiException(status=403, reason='Forbidden', body=body),
+                                    cluster_module._Request('list', 'pods', '', 'production'),
+                                    'https://127.0.0.1:6443', timeout=5)
+    assert error.kind is ClusterErrorKind.FORBIDDEN
+    assert str(error) == ('forbidden: cannot list pods in namespace production; '
+                          'grant verb "list" on resource "pods" (group "")')
+    assert (error.verb, error.resource, error.group, error.namespace, error.user) == (
+        'list', 'pods', '', 'production', 'system:serviceaccount:ci:probe')
+
+
+# --- configuration (real files, no network) -------------------------------------------------------------------
+
+
+@pytest.fixture
+def bare_environment(tmp_path, monkeypatch):
+    """No kubeconfig anywhere and not in a pod: a fresh HOME, no KUBECONFIG, no service env."""
+    home = tmp_path / 'home'
+    home.mkdir()
+    monkeypatch.setenv('HOME', str(home))
+    monkeypatch.delenv('KUBECONFIG', raising=False)
+    monkeypatch.delenv('KUBERNETES_SERVICE_HOST', raising=False)
+    monkeypatch.delenv('KUBERNETES_SERVICE_PORT', raising=False)
+    return home
+
+
+def test_not_configured_without_any_kubeconfig_or_pod_environment(bare_environment):
+    with pytest.raises(ClusterError) as raised:
+        Cluster.connect()
+    assert raised.value.kind is ClusterErrorKind.NOT_CONFIGURED
+    assert '\n' not in str(raised.value) and 'KUBECONFIG' in str(raised.value)
+
+
+def test_not_configured_when_the_explicit_kubeconfig_is_missing(bare_environment, tmp_path):
+    with pytest.raises(ClusterError) as raised:
+        Cluster.connect(kubeconfig=str(tmp_path / 'absent.yaml'))
+    assert raised.value.kind is ClusterErrorKind.NOT_CONFIGURED
+    assert 'absent.yaml' in str(raised.value)
+
+
+def test_in_cluster_environment_without_a_service_account_is_not_configured(bare_environment, monkeypatch):
+    monkeypatch.setenv('KUBERNETES_SERVICE_HOST', '127.0.0.1')
+    monkeypatch.setenv('KUBERNETES_SERVICE_PORT', '6443')
+    with pytest.raises(ClusterError) as raised:
+        Cluster.connect()
+    assert raised.value.kind is ClusterErrorKind.NOT_CONFIGURED
+    assert 'in-cluster' in str(raised.value)
+
+
+def _write_two_context_kubeconfig(path, server_a: str, server_b: str, ca_file: str = '') -> None:
+    cluster_entry = {'certificate-authority': ca_file} if ca_file else {'insecure-skip-tls-verify': True}
+    path.write_text(json.dumps({
+        'apiVersion': 'v1', 'kind': 'Config', 'current-context': 'staging',
+        'clusters': [{'name': 'a', 'cluster': {'server': server_a, **cluster_entry}},
+                     {'name': 'b', 'cluster': {'server': server_b, **cluster_entry}}],
+        'users': [{'name': 'u', 'user': {'token': 'not-the-token'}}],
+        'contexts': [{'name': 'staging', 'context': {'cluster': 'a', 'user': 'u', 'namespace': 'staging'}},
+                     {'name': 'prod', 'context': {'cluster': 'b', 'user': 'u', 'namespace': 'production'}}],
+    }))
+
+
+def test_context_selection_and_namespace_precedence(bare_environment, tmp_path, monkeypatch):
+    kubeconfig = tmp_path / 'two-contexts.yaml'
+    _write_two_context_kubeconfig(kubeconfig, 'https://127.0.0.1:7001', 'https://127.0.0.1:7002')
+    current = Cluster.connect(kubeconfig=str(kubeconfig))
+    assert (current.context, current.server, current.namespace) == ('staging', 'https://127.0.0.1:7001', 'staging')
+    prod = Cluster.connect(kubeconfig=str(kubeconfig), context='prod')
+    assert (prod.context, prod.server, prod.namespace) == ('prod', 'https://127.0.0.1:7002', 'production')
+    assert Cluster.connect(kubeconfig=str(kubeconfig), context='prod', namespace='ops').namespace == 'ops'
+    monkeypatch.setenv('KUBECONFIG', str(kubeconfig))
+    assert Cluster.connect(context='prod').server == 'https://127.0.0.1:7002'
+    with pytest.raises(ClusterError) as raised:
+        Cluster.connect(kubeconfig=str(kubeconfig), context='nope')
+    assert raised.value.kind is ClusterErrorKind.NOT_CONFIGURED
+    assert 'prod' in str(raised.value) and 'staging' in str(raised.value)
+
+
+def test_home_kubeconfig_is_used_when_nothing_else_is_given(bare_environment):
+    kube_dir = bare_environment / '.kube'
+    kube_dir.mkdir()
+    _write_two_context_kubeconfig(kube_dir / 'config', 'https://127.0.0.1:7001', 'https://127.0.0.1:7002')
+    assert Cluster.connect().context == 'staging'
+
+
+def _closed_loopback_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(('127.0.0.1', 0))
+        return probe.getsockname()[1]
+
+
+def test_unreachable_api_server_is_classified_within_the_timeout(bare_environment, tmp_path):
+    port = _closed_loopback_port()
+    kubeconfig = tmp_path / 'closed.yaml'
+    _write_two_context_kubeconfig(kubeconfig, f'https://127.0.0.1:{port}', f'https://127.0.0.1:{port}')
+    view = Cluster.connect(kubeconfig=str(kubeconfig), timeout=2.0)
+    started = time.monotonic()
+    with pytest.raises(ClusterError) as raised:
+        view.pods()
+    assert time.monotonic() - started < 2.0
+    assert raised.value.kind is ClusterErrorKind.UNREACHABLE
+    assert f'https://127.0.0.1:{port}' in str(raised.value)
+    assert 'refused' in str(raised.value).lower()
