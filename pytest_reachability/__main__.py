@@ -1,0 +1,149 @@
+"""``python -m pytest_reachability``: the tool's ``curl`` for on-call use.
+
+    python -m pytest_reachability probe api.example.com --resolver system --resolver 1.1.1.1
+    python -m pytest_reachability probe https://97v.test --address 127.0.10.57 --json
+
+Each subcommand is a function ``run_<name>(args) -> int`` registered in ``_build_parser``; a new
+subcommand is one more ``add_parser`` call and one more function. Exit codes: 0 every address
+answered as expected, 1 otherwise, 2 bad input (one line on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import sys
+from collections.abc import Sequence
+
+from .probes.dns import SYSTEM, parse_resolver, resolve_all
+from .probes.http import ProbeResult, probe_target, tls_context
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+_PHASES = ("dns", "connect", "tls", "ttfb", "transfer", "total")
+
+
+class UsageProblem(Exception):
+    """Bad input: printed as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse prints usage + message; keep it to one line
+        raise UsageProblem(f"{self.prog}: {message}")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m pytest_reachability", description="post-deploy reachability probes")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+
+    probe = commands.add_parser(
+        "probe",
+        help="probe a target on every address like the api-health gate does",
+        description="DNS -> TCP -> TLS -> HTTP on every resolved (or given) address, one line per address.",
+    )
+    probe.add_argument("target", metavar="TARGET", help="host, host:port or http(s):// URL")
+    probe.add_argument("--address", action="append", default=[], metavar="ADDR", help="probe this address too (repeatable); skips DNS when given")
+    probe.add_argument("--resolver", action="append", default=[], metavar="R", help="DNS resolver ADDR[:PORT] or 'system' (repeatable; default system)")
+    probe.add_argument("--timeout", type=float, default=5.0, metavar="S", help="timeout of every phase budget in seconds (default 5)")
+    probe.add_argument("--ca-bundle", metavar="PATH", help="CA bundle to trust (default REQUESTS_CA_BUNDLE, SSL_CERT_FILE, system)")
+    probe.add_argument("--path", default="/health", metavar="P", help="path to GET (default /health)")
+    probe.add_argument("--json", action="store_true", help="print a JSON list of per-address results")
+    probe.set_defaults(run=run_probe)
+    return parser
+
+
+def run_probe(args: argparse.Namespace) -> int:
+    from .config import parse_target
+
+    try:
+        target = parse_target(args.target)
+    except ValueError as error:
+        raise UsageProblem(str(error).splitlines()[0]) from None
+    if not args.timeout > 0:
+        raise UsageProblem(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
+    for address in args.address:
+        try:
+            ipaddress.ip_address(address.strip("[]"))
+        except ValueError:
+            raise UsageProblem(f"--address {address!r} is not an IP address") from None
+    resolvers = args.resolver or [SYSTEM]
+    for resolver in resolvers:
+        if resolver != SYSTEM:
+            try:
+                parse_resolver(resolver)
+            except ValueError as error:
+                raise UsageProblem(str(error)) from None
+    if target.scheme == "https":
+        try:
+            tls_context(args.ca_bundle)
+        except ValueError as error:
+            raise UsageProblem(str(error)) from None
+    path = args.path if args.path.startswith("/") else "/" + args.path
+
+    report = None
+    if args.address:
+        results = probe_target(target, addresses=args.address, path=path, timeout=args.timeout, ca_bundle=args.ca_bundle)
+    else:
+        report = resolve_all(target.host, resolvers, timeout=args.timeout)
+        results = probe_target(target, dns_report=report, path=path, timeout=args.timeout, ca_bundle=args.ca_bundle)
+
+    if args.json:
+        print(json.dumps([_json_row(result) for result in results], indent=2))
+    else:
+        if report is not None and not report.literal:
+            print(_dns_line(report))
+        for result in results:
+            print(format_result(result))
+        failed = [result for result in results if not result.ok]
+        for result in failed:
+            print(f"  reproduce: {result.curl}")
+    return EXIT_OK if all(result.ok for result in results) else EXIT_FAILED
+
+
+def format_result(result: ProbeResult) -> str:
+    """One line: address, scheme, phases, status and (if failed) the class with its detail."""
+    where = result.address or "(no address)"
+    if ":" in where:
+        where = f"[{where}]"
+    shown = [name for name in _PHASES if name in result.phases and not (name == "tls" and result.scheme == "http")]
+    phases = " ".join(f"{name} {result.phases[name]:.1f}ms" for name in shown)
+    status = str(result.status) if result.status is not None else "---"
+    if result.ok:
+        verdict = f"ok {result.reason}".rstrip()
+    else:
+        assert result.failure is not None
+        curl = f" [curl exit {result.failure.curl_exit}]" if result.failure.curl_exit is not None else ""
+        verdict = f"{result.failure.value}: {result.detail or result.failure.wording}{curl}"
+    return f"{where}:{result.port} {result.scheme} {phases} status {status} {verdict}"
+
+
+def _dns_line(report) -> str:
+    parts = []
+    for answer in report.answers:
+        found = ",".join(answer.addresses) or (answer.failure.value if answer.failure else answer.rcode)
+        parts.append(f"{answer.resolver}={found} ({answer.ms:.1f}ms)")
+    agreement = "agree" if report.agree else "DISAGREE"
+    return f"dns {report.name}: {' '.join(parts)} -> {agreement}"
+
+
+def _json_row(result: ProbeResult) -> dict:
+    row = result.to_evidence()
+    row["ok"] = result.ok
+    return row
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _build_parser()
+    try:
+        args = parser.parse_args(argv)
+        return args.run(args)
+    except UsageProblem as problem:
+        print(str(problem), file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,323 @@
+"""DNS probe: resolve one name on several resolvers at once and say, per resolver, what it answered.
+
+Every resolver (and each address family on it) is asked in its own thread, so the wall time is that
+of the slowest resolver, not the sum; every query is bounded by the probe timeout. ``system`` is the
+OS resolver (getaddrinfo: /etc/hosts, nsswitch, resolv.conf); any other resolver is a server address
+(``ADDR``, ``ADDR:PORT``, ``[V6]:PORT``) asked directly over UDP, falling back to TCP when the answer
+is truncated, following CNAME chains.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.query
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+
+from .failures import Failure
+
+SYSTEM = "system"
+_MAX_CNAME_HOPS = 8
+_RDTYPES = {"A": dns.rdatatype.A, "AAAA": dns.rdatatype.AAAA}
+
+
+@dataclass
+class ResolverAnswer:
+    """What one resolver answered for one name (both families merged)."""
+
+    resolver: str
+    name: str
+    addresses: list[str] = field(default_factory=list)
+    cnames: list[str] = field(default_factory=list)
+    rcode: str = "NOERROR"
+    ttl: int | None = None
+    ms: float = 0.0
+    failure: Failure | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+    def to_evidence(self) -> dict:
+        data = asdict(self)
+        data["failure"] = self.failure.value if self.failure else None
+        data["ms"] = round(self.ms, 3)
+        return data
+
+
+@dataclass
+class DnsReport:
+    """All resolvers' answers for one name; ``addresses`` is their ordered union."""
+
+    name: str
+    answers: list[ResolverAnswer]
+    addresses: list[str]
+    ms: float
+    literal: bool = False
+
+    @property
+    def agree(self) -> bool:
+        """True when every resolver gave the same set of addresses (a failed one gives the empty set)."""
+        return len({frozenset(answer.addresses) for answer in self.answers}) <= 1
+
+    @property
+    def failure(self) -> Failure | None:
+        """The class to report when no resolver produced an address, else None."""
+        if self.addresses:
+            return None
+        failed = [answer.failure for answer in self.answers if answer.failure is not None]
+        return failed[0] if failed else Failure.DNS_NO_ANSWER
+
+    @property
+    def failed(self) -> list[ResolverAnswer]:
+        return [answer for answer in self.answers if answer.failure is not None]
+
+    def to_evidence(self) -> dict:
+        return {
+            "name": self.name,
+            "addresses": list(self.addresses),
+            "agree": self.agree,
+            "literal": self.literal,
+            "ms": round(self.ms, 3),
+            "failure": self.failure.value if self.failure else None,
+            "answers": [answer.to_evidence() for answer in self.answers],
+        }
+
+
+def parse_resolver(spec: str) -> tuple[str, int]:
+    """``ADDR``, ``ADDR:PORT``, ``[V6]:PORT`` or a bare IPv6 address -> (address, port); ValueError otherwise."""
+    text = spec.strip()
+    address, port_text = text, ""
+    if text.startswith("["):
+        closing = text.find("]")
+        if closing < 0:
+            raise ValueError(f"resolver {spec!r}: missing ']' after the IPv6 address")
+        address, rest = text[1:closing], text[closing + 1 :]
+        if rest:
+            if not rest.startswith(":"):
+                raise ValueError(f"resolver {spec!r}: expected ':PORT' after ']'")
+            port_text = rest[1:]
+    elif text.count(":") == 1:
+        address, port_text = text.split(":")
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        raise ValueError(f"resolver {spec!r} is not an IP address (use ADDR, ADDR:PORT, [V6]:PORT or 'system')") from None
+    port = 53
+    if port_text:
+        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            raise ValueError(f"resolver {spec!r}: port must be a number 1-65535")
+        port = int(port_text)
+    return address, port
+
+
+def is_ip_literal(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def resolve_all(
+    name: str,
+    resolvers: list[str] | tuple[str, ...] = (SYSTEM,),
+    *,
+    timeout: float,
+    families: tuple[str, ...] = ("A", "AAAA"),
+) -> DnsReport:
+    """Ask every resolver for ``name`` concurrently; the wall time is bounded by ``timeout``.
+
+    Example::
+
+        report = resolve_all("97v.ru", ["system", "1.1.1.1", "8.8.8.8"], timeout=2)
+        assert report.agree, [(a.resolver, a.addresses) for a in report.answers]
+    """
+    started = time.perf_counter()
+    if is_ip_literal(name):
+        literal = name.strip("[]")
+        return DnsReport(name=name, answers=[], addresses=[literal], ms=0.0, literal=True)
+    unknown = [family for family in families if family not in _RDTYPES]
+    if unknown:
+        raise ValueError(f"unknown address family {unknown[0]!r} (use A and/or AAAA)")
+    targets = [(spec, None if spec == SYSTEM else parse_resolver(spec)) for spec in (resolvers or [SYSTEM])]
+    deadline = started + timeout
+
+    slots: list[ResolverAnswer | None] = [None] * len(targets)
+    threads = []
+    for index, (spec, server) in enumerate(targets):
+        thread = threading.Thread(
+            target=_fill_slot,
+            args=(slots, index, spec, server, name, families, deadline),
+            name=f"dns-{spec}",
+            daemon=True,  # a stuck getaddrinfo must not keep the interpreter alive
+        )
+        thread.start()
+        threads.append(thread)
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.perf_counter()) + 0.05)
+
+    answers = []
+    for index, (spec, _server) in enumerate(targets):
+        answer = slots[index]
+        if answer is None:  # only getaddrinfo can outlive the deadline: it takes no timeout
+            answer = ResolverAnswer(
+                resolver=spec, name=name, rcode="TIMEOUT", ms=timeout * 1000,
+                failure=Failure.DNS_TIMEOUT, error=f"no answer within {timeout:g}s",
+            )
+        answers.append(answer)
+    union: list[str] = []
+    for answer in answers:
+        union.extend(address for address in answer.addresses if address not in union)
+    return DnsReport(name=name, answers=answers, addresses=union, ms=(time.perf_counter() - started) * 1000)
+
+
+def _fill_slot(slots, index, spec, server, name, families, deadline) -> None:
+    if server is None:
+        slots[index] = _ask_system(name, families, deadline)
+    else:
+        slots[index] = _ask_server(spec, server, name, families, deadline)
+
+
+def _ask_system(name: str, families: tuple[str, ...], deadline: float) -> ResolverAnswer:
+    started = time.perf_counter()
+    wanted = {"A": socket.AF_INET, "AAAA": socket.AF_INET6}
+    answer = ResolverAnswer(resolver=SYSTEM, name=name)
+    try:
+        infos = socket.getaddrinfo(name, None, socket.AF_UNSPEC, socket.SOCK_STREAM)
+    except socket.gaierror as error:
+        answer.error = f"getaddrinfo: {error.strerror or error}"
+        if error.errno == socket.EAI_NONAME:
+            answer.rcode, answer.failure = "NXDOMAIN", Failure.DNS_NXDOMAIN
+        elif error.errno == getattr(socket, "EAI_NODATA", -5):
+            answer.rcode, answer.failure = "NOERROR", Failure.DNS_NO_ANSWER
+        else:  # EAI_AGAIN / EAI_FAIL: the stub resolver got SERVFAIL or no answer from upstream
+            answer.rcode, answer.failure = "SERVFAIL", Failure.DNS_SERVFAIL
+    else:
+        families_wanted = {wanted[family] for family in families}
+        for family, _type, _proto, _canon, sockaddr in infos:
+            if family in families_wanted and sockaddr[0] not in answer.addresses:
+                answer.addresses.append(sockaddr[0])
+        if not answer.addresses:
+            answer.failure = Failure.DNS_NO_ANSWER
+    answer.ms = (time.perf_counter() - started) * 1000
+    if time.perf_counter() > deadline and answer.failure is None:
+        answer.error = "answered after the probe timeout"
+    return answer
+
+
+def _ask_server(
+    spec: str, server: tuple[str, int], name: str, families: tuple[str, ...], deadline: float
+) -> ResolverAnswer:
+    started = time.perf_counter()
+    answer = ResolverAnswer(resolver=spec, name=name)
+    # Both families asked at once: a resolver that drops AAAA must not double the wall time.
+    results: dict[str, _FamilyResult] = {}
+    threads = [
+        threading.Thread(target=lambda f=family: results.__setitem__(f, _query_family(server, name, f, deadline)), daemon=True)
+        for family in families
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.perf_counter()) + 1.0)
+    ttls = []
+    for family in families:
+        result = results.get(family) or _FamilyResult(rcode="TIMEOUT", error="no answer within the timeout")
+        answer.addresses.extend(a for a in result.addresses if a not in answer.addresses)
+        answer.cnames.extend(c for c in result.cnames if c not in answer.cnames)
+        if result.ttl is not None:
+            ttls.append(result.ttl)
+        results[family] = result
+    answer.ttl = min(ttls) if ttls else None
+    answer.ms = (time.perf_counter() - started) * 1000
+    rcodes = [results[family].rcode for family in families]
+    errors = [results[family].error for family in families if results[family].error]
+    answer.error = "; ".join(dict.fromkeys(errors)) or None
+    if answer.addresses:
+        answer.rcode = "NOERROR"
+        return answer
+    # No address: the answer's rcode is the most telling failure among the families.
+    for rcode, failure in (
+        ("TIMEOUT", Failure.DNS_TIMEOUT),
+        ("SERVFAIL", Failure.DNS_SERVFAIL),
+        ("REFUSED", Failure.DNS_REFUSED),
+        ("NXDOMAIN", Failure.DNS_NXDOMAIN),
+    ):
+        if rcode in rcodes:
+            answer.rcode, answer.failure = rcode, failure
+            break
+    else:
+        answer.rcode, answer.failure = "NOERROR", Failure.DNS_NO_ANSWER
+    return answer
+
+
+@dataclass
+class _FamilyResult:
+    addresses: list[str] = field(default_factory=list)
+    cnames: list[str] = field(default_factory=list)
+    rcode: str = "NOERROR"
+    ttl: int | None = None
+    error: str | None = None
+
+
+def _query_family(server: tuple[str, int], name: str, family: str, deadline: float) -> _FamilyResult:
+    result = _FamilyResult()
+    rdtype = _RDTYPES[family]
+    qname = dns.name.from_text(name)
+    for _hop in range(_MAX_CNAME_HOPS):
+        remaining = deadline - time.perf_counter()
+        if remaining <= 0:
+            result.rcode, result.error = "TIMEOUT", f"{family}: no answer within the timeout"
+            return result
+        try:
+            response = _exchange(dns.message.make_query(qname, rdtype), server, remaining)
+        except dns.exception.Timeout:
+            result.rcode, result.error = "TIMEOUT", f"{family}: no answer within the timeout"
+            return result
+        except (OSError, dns.exception.DNSException) as error:
+            # ICMP port unreachable on UDP shows up here as ConnectionRefusedError: nothing serves DNS there.
+            result.rcode, result.error = "TIMEOUT", f"{family}: {type(error).__name__}: {error}"
+            return result
+        result.rcode = dns.rcode.to_text(response.rcode())
+        if response.rcode() != dns.rcode.NOERROR:
+            return result
+        target, found = qname, False
+        # Walk the chain inside this answer: the resolver usually returns CNAMEs and the final records together.
+        for _step in range(_MAX_CNAME_HOPS):
+            cname = response.get_rrset(response.answer, target, dns.rdataclass.IN, dns.rdatatype.CNAME)
+            records = response.get_rrset(response.answer, target, dns.rdataclass.IN, rdtype)
+            if records is not None:
+                result.addresses.extend(r.address for r in records if r.address not in result.addresses)
+                result.ttl = records.ttl if result.ttl is None else min(result.ttl, records.ttl)
+                found = True
+                break
+            if cname is None:
+                break
+            target = cname[0].target
+            result.cnames.append(target.to_text(omit_final_dot=True))
+            result.ttl = cname.ttl if result.ttl is None else min(result.ttl, cname.ttl)
+        if found or target == qname:
+            return result
+        qname = target  # the chain left this answer unfinished: ask for its end
+    result.error = f"{family}: CNAME chain longer than {_MAX_CNAME_HOPS}"
+    return result
+
+
+def _exchange(query: dns.message.Message, server: tuple[str, int], timeout: float) -> dns.message.Message:
+    address, port = server
+    response = dns.query.udp(query, address, port=port, timeout=timeout)
+    if response.flags & dns.flags.TC:
+        response = dns.query.tcp(query, address, port=port, timeout=timeout)
+    return response

@@ -1,0 +1,96 @@
+"""The failure taxonomy: one enum naming why a probe failed (DESIGN: failure taxonomy).
+
+Each member knows the phase it belongs to, the exit code ``curl`` gives for the same failure and a
+one-line wording, so a report can say "curl would exit 52" and hand over a command to confirm it.
+The value is the taxonomy name that evidence, JSON output and the diagnosis rules use.
+"""
+
+from __future__ import annotations
+
+import enum
+
+# (phase, curl exit code or None, wording) per member; kept beside the enum so adding a class is one line.
+_FACTS: dict[str, tuple[str, int | None, str]] = {
+    "dns_nxdomain": ("dns", 6, "name does not exist on the resolver (NXDOMAIN) (curl: (6) Could not resolve host)"),
+    "dns_no_answer": ("dns", 6, "name exists but has no A/AAAA records (curl: (6) Could not resolve host)"),
+    "dns_timeout": ("dns", 6, "resolver did not answer in time (curl: (6) Could not resolve host)"),
+    "dns_servfail": ("dns", 6, "resolver failed to answer (SERVFAIL) (curl: (6) Could not resolve host)"),
+    "dns_refused": ("dns", 6, "resolver refused the query (REFUSED) (curl: (6) Could not resolve host)"),
+    "tcp_refused": ("connect", 7, "connection refused: RST on connect, nothing listens (curl: (7) Failed to connect)"),
+    "tcp_timeout": ("connect", 28, "SYN unanswered: firewall drop or wrong address (curl: (28) Connection timed out)"),
+    "tcp_unreachable": ("connect", 7, "no route to the address (curl: (7) Failed to connect: No route to host)"),
+    "tls_handshake": ("tls", 35, "TLS handshake failed (curl: (35) SSL connect error)"),
+    "tls_timeout": ("tls", 28, "TCP connected but the TLS handshake got no answer in time (curl: (28) SSL connection timeout)"),
+    "tls_cert_expired": ("tls", 60, "server certificate expired or not yet valid (curl: (60) SSL certificate problem)"),
+    "tls_hostname": ("tls", 60, "server certificate does not name the host (curl: (60) no alternative certificate subject name matches)"),
+    "tls_untrusted": ("tls", 60, "server certificate not issued by a trusted CA (curl: (60) SSL certificate problem)"),
+    "empty_reply": ("http", 52, "TCP connected, request sent, closed with zero bytes (curl: (52) Empty reply from server)"),
+    "recv_error": ("http", 56, "connection reset mid-response (curl: (56) Recv failure: Connection reset by peer)"),
+    "read_timeout": ("http", 28, "connected, no complete response in time (curl: (28) Operation timed out)"),
+    "partial_body": ("http", 18, "connection closed before the announced body ended (curl: (18) transfer closed with bytes remaining)"),
+    "bad_response": ("http", 1, "server answered, but not with HTTP (curl: (1) Received HTTP/0.9 when not allowed, or (8) Weird server reply)"),
+    "too_many_redirects": ("http", 47, "redirects loop or exceed the bound (curl -L: (47) Maximum redirects followed)"),
+    "http_status": ("http", 22, "HTTP status outside the expected set (curl -f: (22) The requested URL returned error)"),
+    "body_mismatch": ("http", None, "status fine, body not as expected"),
+}
+
+
+class Failure(enum.Enum):
+    """Why a probe failed; the value is the taxonomy name (``Failure("empty_reply")`` works)."""
+
+    DNS_NXDOMAIN = "dns_nxdomain"
+    DNS_NO_ANSWER = "dns_no_answer"
+    DNS_TIMEOUT = "dns_timeout"
+    DNS_SERVFAIL = "dns_servfail"
+    DNS_REFUSED = "dns_refused"
+    TCP_REFUSED = "tcp_refused"
+    TCP_TIMEOUT = "tcp_timeout"
+    TCP_UNREACHABLE = "tcp_unreachable"
+    TLS_HANDSHAKE = "tls_handshake"
+    TLS_TIMEOUT = "tls_timeout"
+    TLS_CERT_EXPIRED = "tls_cert_expired"
+    TLS_HOSTNAME = "tls_hostname"
+    TLS_UNTRUSTED = "tls_untrusted"
+    EMPTY_REPLY = "empty_reply"
+    RECV_ERROR = "recv_error"
+    READ_TIMEOUT = "read_timeout"
+    PARTIAL_BODY = "partial_body"
+    BAD_RESPONSE = "bad_response"
+    TOO_MANY_REDIRECTS = "too_many_redirects"
+    HTTP_STATUS = "http_status"
+    BODY_MISMATCH = "body_mismatch"
+
+    @property
+    def phase(self) -> str:
+        """The probe phase the failure belongs to: ``dns``, ``connect``, ``tls`` or ``http``."""
+        return _FACTS[self.value][0]
+
+    @property
+    def curl_exit(self) -> int | None:
+        """Exit code of ``curl -v --resolve ...`` for the same failure (``-f`` for http_status, ``-L`` for redirects)."""
+        return _FACTS[self.value][1]
+
+    @property
+    def curl_exits(self) -> tuple[int, ...]:
+        """Every exit code curl may give for this class (non-HTTP answers give 1 or 8 depending on the bytes)."""
+        if self is Failure.BAD_RESPONSE:
+            return (1, 8)
+        code = self.curl_exit
+        return () if code is None else (code,)
+
+    @property
+    def wording(self) -> str:
+        """One line for people: what happened, with the curl message it corresponds to."""
+        return _FACTS[self.value][2]
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def failure_from_name(name: str) -> Failure:
+    """The member for a taxonomy name; ValueError with one line for an unknown name."""
+    try:
+        return Failure(name)
+    except ValueError:
+        known = ", ".join(member.value for member in Failure)
+        raise ValueError(f"unknown failure class {name!r} (known: {known})") from None
