@@ -583,6 +583,13 @@ def _first_line(text: str) -> str:
     return next((line.strip() for line in str(text).splitlines() if line.strip()), '')
 
 
+def _tls_reason(error: BaseException | str) -> str:
+    text = _first_line(str(error))
+    # urllib3 wraps ssl's own words in its pool's description; keep only ssl's.
+    match = re.search(r'\[SSL[^\]]*\]\s*([^()"]+)', text)
+    return match.group(1).strip() if match else text
+
+
 def _connection_reason(error: BaseException) -> str:
     reason = getattr(error, 'reason', None) or error
     text = str(reason)
@@ -610,7 +617,7 @@ def classify(error: BaseException, request: _Request, server: str, *, timeout: f
         if status == 0:
             if 'SSL' in (error.reason or '') or 'certificate' in (error.reason or '').lower():
                 return ClusterError(ClusterErrorKind.ERROR, f'tls: cannot verify the API server at {server}: '
-                                    f'{_first_line((error.reason or "").split(chr(10), 1)[-1])}', **fields)
+                                    f'{_tls_reason((error.reason or "").split(chr(10), 1)[-1])}', **fields)
             return ClusterError(ClusterErrorKind.ERROR, f'error: {request.describe()}: {api_message}', **fields)
         if status == 401:
             who = f'context "{context}"' if context else 'the configured credentials'
@@ -634,9 +641,11 @@ def classify(error: BaseException, request: _Request, server: str, *, timeout: f
         detail = api_message or f'HTTP {status}'
         return ClusterError(ClusterErrorKind.ERROR, f'error: {request.describe()}: {detail} ({status})',
                             status=status, **fields)
-    if isinstance(error, urllib3.exceptions.MaxRetryError) and isinstance(error.reason, urllib3.exceptions.SSLError):
+    if isinstance(error, urllib3.exceptions.MaxRetryError) and error.reason is not None:
+        error = error.reason  # one attempt is made; what stopped it is the reason
+    if isinstance(error, urllib3.exceptions.SSLError):
         return ClusterError(ClusterErrorKind.ERROR,
-                            f'tls: cannot verify the API server at {server}: {_first_line(str(error.reason))}',
+                            f'tls: cannot verify the API server at {server}: {_tls_reason(error)}',
                             **fields)
     if isinstance(error, (urllib3.exceptions.ReadTimeoutError, TimeoutError)):
         return ClusterError(ClusterErrorKind.UNREACHABLE,
@@ -743,8 +752,10 @@ class Cluster:
         assert all(p.ready for p in cluster.pods(selector='app=api'))
     """
 
-    def __init__(self, api_client: k8s.ApiClient, *, namespace: str, context: str | None,
+    def __init__(self, configuration: k8s.Configuration, *, namespace: str, context: str | None,
                  timeout: float) -> None:
+        # The view builds its own client so that every request passes the GET-only door.
+        api_client = _GetOnlyApiClient(configuration)
         self._api_client = api_client
         self._core = k8s.CoreV1Api(api_client)
         self._apps = k8s.AppsV1Api(api_client)
@@ -778,7 +789,7 @@ class Cluster:
         configuration.retries = urllib3.Retry(total=0, redirect=0, raise_on_redirect=False, raise_on_status=False)
         # Service proxy paths keep their slashes (names never contain one, they are validated).
         configuration.safe_chars_for_path_param = '/'
-        return cls(_GetOnlyApiClient(configuration), namespace=namespace or context_namespace or 'default',
+        return cls(configuration, namespace=namespace or context_namespace or 'default',
                    context=context_name, timeout=float(timeout))
 
     def close(self) -> None:

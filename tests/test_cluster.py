@@ -414,3 +414,20 @@ def test_unreachable_api_server_is_classified_within_the_timeout(bare_environmen
     assert raised.value.kind is ClusterErrorKind.UNREACHABLE
     assert f'https://127.0.0.1:{port}' in str(raised.value)
     assert 'refused' in str(raised.value).lower()
+
+
+def test_api_server_that_never_answers_is_unreachable_within_the_timeout(bare_environment, tmp_path):
+    # A listening socket nobody accepts on: TCP connects, the TLS handshake never gets an answer.
+    with socket.socket() as silent:
+        silent.bind(('127.0.0.1', 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        kubeconfig = tmp_path / 'silent.yaml'
+        _write_two_context_kubeconfig(kubeconfig, f'https://127.0.0.1:{port}', f'https://127.0.0.1:{port}')
+        view = Cluster.connect(kubeconfig=str(kubeconfig), timeout=1.0)
+        started = time.monotonic()
+        with pytest.raises(ClusterError) as raised:
+            view.nodes()
+        assert time.monotonic() - started < 2.5
+    assert raised.value.kind is ClusterErrorKind.UNREACHABLE
+    assert str(raised.value) == f'unreachable: the API server at https://127.0.0.1:{port} did not answer within 1 s'
