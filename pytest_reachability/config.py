@@ -545,15 +545,18 @@ def _convert_text(key: str, value: str, *, base_dir: Path | None, check_exists: 
     text = value.strip()
     if not text:
         raise SettingsError(f"it is empty; expected {_text_expectation(key)}")
-    if _CONTROL_OR_SPACE.search(text) and key not in ("kubeconfig", "ca_bundle", "incident_report", "results_json"):
+    # Paths and kubeconfig context names may legitimately hold spaces; names and URLs may not.
+    if _CONTROL_OR_SPACE.search(text) and key not in ("kubeconfig", "ca_bundle", "incident_report", "results_json", "kube_context"):
         raise SettingsError(f"{text!r} contains whitespace or control characters; expected {_text_expectation(key)}")
     if key == "namespace":
         if len(text) > 63 or not _NAMESPACE.fullmatch(text):
             raise SettingsError(f"{text!r} is not a Kubernetes namespace name; expected {_text_expectation(key)}")
         return text
     if key == "health_path":
-        if not text.startswith("/") or "#" in text:
+        if not text.startswith("/"):
             raise SettingsError(f"{text!r} does not start with '/'; expected {_text_expectation(key)}")
+        if "#" in text:
+            raise SettingsError(f"{text!r} contains a fragment ('#'); expected {_text_expectation(key)}")
         return text
     if key == "results_db":
         scheme = _URL_SCHEME.match(text)
