@@ -29,6 +29,10 @@ Schema (every key except ``name``, ``description``, ``target``, ``dns`` is optio
       deny: [{verb: list, resource: secrets}]                  # answered 403 by the API server
       remove: [Ingress/production/api]  # only with base: drop base objects (Kind/name if cluster-wide)
 
+In manifests, a time field (a key ending in ``Timestamp``, ``Time`` or ``At``) may be written relative to
+the moment the scenario is loaded: ``creationTimestamp: -12h`` (units d, h, m, s; ``-2d21h``), so ``kubectl``
+shows the ages the scenario means whenever it runs.
+
 With ``base`` the scenario is an overlay: ``target``, ``namespace``, ``in_cluster`` and ``deny`` replace the
 base's; ``dns`` merges resolvers by name and records by name (a record or resolver set to ``null`` is
 removed); ``edges`` merge by address (an entry replaces the base's edge at that address); ``logs``
@@ -45,6 +49,7 @@ A schema error is one line, ``<file>: <path.in.file>: expected <what>, got <what
 from __future__ import annotations
 
 import copy
+import datetime
 import ipaddress
 import re
 from dataclasses import dataclass, field
@@ -71,6 +76,8 @@ MAX_BASE_DEPTH = 5
 _NAME = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$")
 _HOST_LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s)\s*$")
+_RELATIVE_TIME = re.compile(r"^-(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+_TIME_KEY = re.compile(r"(Timestamp|Time|At)$")
 
 
 class ScenarioError(ValueError):
@@ -184,7 +191,25 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
     """Load, merge over its base and validate a scenario; :class:`ScenarioError` on any problem."""
     path = resolve_scenario_path(name_or_path)
     document = _load_merged(path, depth=0)
-    return _Validator(path.name if path.parent == SCENARIOS_DIR else str(path)).scenario(document, str(path))
+    scenario = _Validator(path.name if path.parent == SCENARIOS_DIR else str(path)).scenario(document, str(path))
+    now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+    scenario.objects = [resolve_relative_times(obj, now) for obj in scenario.objects]
+    return scenario
+
+
+def resolve_relative_times(value: Any, now: datetime.datetime, key: str = "") -> Any:
+    """Replace time fields written as ``-12h`` by RFC 3339 timestamps that far before ``now``."""
+    if isinstance(value, dict):
+        return {name: resolve_relative_times(item, now, name) for name, item in value.items()}
+    if isinstance(value, list):
+        return [resolve_relative_times(item, now, key) for item in value]
+    if isinstance(value, str) and _TIME_KEY.search(key):
+        match = _RELATIVE_TIME.match(value)
+        if match and any(match.groups()):
+            days, hours, minutes, seconds = (int(group or 0) for group in match.groups())
+            moment = now - datetime.timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+            return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -459,8 +484,8 @@ class _Validator:
             raise self.fail(path, "A, AAAA, CNAME, TXT, rcode or no_answer", value)
         if outcome and kinds or len(outcome) > 1:
             raise self.fail(path, "either records or one of rcode / no_answer", "both")
-        a = tuple(self.addresses(value.get("A", []), f"{path}.A", 4))
-        aaaa = tuple(self.addresses(value.get("AAAA", []), f"{path}.AAAA", 6))
+        a = tuple(self.addresses(value["A"], f"{path}.A", 4)) if "A" in value else ()
+        aaaa = tuple(self.addresses(value["AAAA"], f"{path}.AAAA", 6)) if "AAAA" in value else ()
         cname = value.get("CNAME")
         if cname is not None and not is_hostname(cname):
             raise self.fail(f"{path}.CNAME", "a host name", cname)

@@ -1,0 +1,263 @@
+"""A local deployment to verify against: DNS servers, a Kubernetes API server and edges, from a scenario.
+
+Example::
+
+    with Sandbox("incident-2025-12-08") as info:
+        info.target       # 'http://97v.test:41234' (every edge listens on that port)
+        info.resolvers    # ['127.0.0.1:40001'], one DNS server per resolver of the scenario
+        info.kubeconfig   # path of a kubeconfig for the sandbox's API server
+        info.ca_bundle    # CA that signed the edges' and the API server's certificates
+
+Everything listens on loopback only; :meth:`Sandbox.stop` closes every socket, joins every thread
+and removes the state directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import shutil
+import socket
+import tempfile
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .app import ApiApplication
+from .certs import SandboxCertificates, write_sandbox_certificates
+from .dns_server import DnsServer
+from .edges import EdgeGroup, EdgeServer, server_tls_context
+from .scenario import Scenario, ScenarioError, list_scenarios, load_scenario, scenario_names
+
+__all__ = [
+    "Sandbox",
+    "SandboxInfo",
+    "Scenario",
+    "ScenarioError",
+    "list_scenarios",
+    "load_scenario",
+    "scenario_names",
+]
+
+CONTEXT_NAME = "sandbox"
+
+
+@dataclass(frozen=True)
+class SandboxInfo:
+    """What a client needs to point at a running sandbox (plain data: survives JSON and xdist)."""
+
+    scenario: str
+    target: str
+    namespace: str
+    resolvers: list[str]
+    ca_bundle: str
+    kubeconfig: str | None
+    context: str
+    api_url: str | None
+    edge_port: int
+    state_dir: str
+    edges: dict[str, str] = field(default_factory=dict)  # address -> behaviour
+
+    def environment(self) -> dict[str, str]:
+        """The ``REACHABILITY_*`` / ``KUBECONFIG`` variables that point the tool at this sandbox."""
+        env = {
+            "REACHABILITY_TARGET": self.target,
+            "REACHABILITY_NAMESPACE": self.namespace,
+            "REACHABILITY_RESOLVERS": ",".join(self.resolvers),
+            "REACHABILITY_CA_BUNDLE": self.ca_bundle,
+        }
+        if self.kubeconfig is not None:
+            env["KUBECONFIG"] = self.kubeconfig
+        return env
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SandboxInfo:
+        return cls(**data)
+
+
+def _load_apiserver():
+    """The API server module, or None while it is not available in this checkout."""
+    try:
+        from . import apiserver
+    except ImportError:
+        return None
+    return apiserver
+
+
+class Sandbox:
+    """One running world from a scenario; a context manager yielding :class:`SandboxInfo`."""
+
+    def __init__(self, scenario: str | Path | Scenario, *, io_timeout: float = 5.0) -> None:
+        self.scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+        self.io_timeout = io_timeout
+        self.info: SandboxInfo | None = None
+        self.dns_servers: dict[str, DnsServer] = {}
+        self.edges: EdgeGroup | None = None
+        self.in_cluster: EdgeServer | None = None
+        self.api: Any = None
+        self.certificates: SandboxCertificates | None = None
+        self._refusing_socket: socket.socket | None = None
+        self._state_dir: str | None = None
+        self._lock = threading.Lock()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> SandboxInfo:
+        with self._lock:
+            if self.info is not None:
+                return self.info
+            try:
+                self.info = self._start()
+            except BaseException:
+                self._stop()
+                raise
+            return self.info
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stop()
+
+    def __enter__(self) -> SandboxInfo:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def _start(self) -> SandboxInfo:
+        scenario = self.scenario
+        self._state_dir = tempfile.mkdtemp(prefix=f"reachability-sandbox-{scenario.name}-")
+        state = Path(self._state_dir)
+        self.certificates = certificates = write_sandbox_certificates(state / "pki", scenario.target.host)
+
+        for resolver in scenario.resolvers:
+            server = DnsServer(resolver.records, name=f"dns {resolver.name}", io_timeout=self.io_timeout)
+            self.dns_servers[resolver.name] = server
+            server.start()
+
+        app = ApiApplication()
+        self.in_cluster = EdgeServer(
+            "127.0.0.1", scenario.in_cluster, app=app, io_timeout=self.io_timeout, name="in-cluster backend"
+        )
+        self.in_cluster.start()
+        # Where the service proxy lands when a Service's targetPort matches no container port: a bound,
+        # non-listening socket, so the connection is refused as it would be by the pod.
+        self._refusing_socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._refusing_socket.bind(("127.0.0.1", 0))
+
+        edges = []
+        for spec in scenario.edges:
+            tls = None
+            if spec.tls is not None:
+                files = certificates.edges[spec.tls]
+                tls = server_tls_context(files.cert_file, files.key_file)
+            edges.append(
+                EdgeServer(spec.address, spec.behaviour, app=app, hosts=spec.hosts, tls_context=tls,
+                           io_timeout=self.io_timeout)
+            )
+        self.edges = EdgeGroup(edges)
+        port = self.edges.start()
+        if not edges:
+            port = _free_port()
+
+        kubeconfig = api_url = None
+        apiserver = _load_apiserver()
+        if apiserver is not None:
+            token = secrets.token_urlsafe(32)
+            self.api = apiserver.KubeApiServer(
+                scenario.objects, pod_logs=dict(scenario.logs), deny=list(scenario.deny), token=token,
+                cert_file=certificates.apiserver.cert_file, key_file=certificates.apiserver.key_file,
+                host="127.0.0.1", backend_for_service=self.backend_for_service,
+            )
+            self.api.start()
+            api_url = self.api.url
+            kubeconfig = str(state / "kubeconfig")
+            apiserver.write_kubeconfig(
+                kubeconfig, server_url=api_url, ca_file=certificates.ca_file, token=token,
+                context=CONTEXT_NAME, namespace=scenario.namespace,
+            )
+        return SandboxInfo(
+            scenario=scenario.name,
+            target=scenario.target.url(port),
+            namespace=scenario.namespace,
+            resolvers=[self.dns_servers[resolver.name].address for resolver in scenario.resolvers],
+            ca_bundle=certificates.ca_file,
+            kubeconfig=kubeconfig,
+            context=CONTEXT_NAME,
+            api_url=api_url,
+            edge_port=port,
+            state_dir=self._state_dir,
+            edges={spec.address: str(spec.behaviour) + (f" tls:{spec.tls}" if spec.tls else "") for spec in scenario.edges},
+        )
+
+    def _stop(self) -> None:
+        if self.api is not None:
+            with contextlib.suppress(Exception):
+                self.api.stop()
+            self.api = None
+        if self.edges is not None:
+            self.edges.stop()
+            self.edges = None
+        if self.in_cluster is not None:
+            self.in_cluster.stop()
+            self.in_cluster = None
+        if self._refusing_socket is not None:
+            self._refusing_socket.close()
+            self._refusing_socket = None
+        for server in self.dns_servers.values():
+            server.stop()
+        self.dns_servers = {}
+        if self._state_dir is not None:
+            shutil.rmtree(self._state_dir, ignore_errors=True)
+            self._state_dir = None
+        self.info = None
+
+    # -- what the API server's service proxy reaches -------------------------------------------
+
+    def backend_for_service(self, namespace: str, service_name: str, port: int | str) -> tuple[str, int] | None:
+        """The in-cluster address behind ``namespace/service_name:port``, as kube-proxy would pick it.
+
+        None when the Service or the port does not exist or no pod is selected; the refusing address when
+        the Service's targetPort is not a port of the selected pods' containers.
+        """
+        if self.in_cluster is None:
+            return None
+        service = next(
+            (obj for obj in self.scenario.objects_of_kind("Service", namespace) if obj["metadata"]["name"] == service_name),
+            None,
+        )
+        if service is None:
+            return None
+        spec = service.get("spec") or {}
+        service_ports = spec.get("ports") or []
+        wanted = str(port) if port not in (None, "") else None
+        service_port = next(
+            (p for p in service_ports if wanted is None or str(p.get("port")) == wanted or p.get("name") == wanted),
+            None,
+        )
+        selector = spec.get("selector") or {}
+        if service_port is None or not selector:
+            return None
+        target_port = service_port.get("targetPort", service_port.get("port"))
+        pods = [
+            pod for pod in self.scenario.objects_of_kind("Pod", namespace)
+            if selector.items() <= (pod["metadata"].get("labels") or {}).items()
+        ]
+        if not pods:
+            return None
+        for pod in pods:
+            for container in (pod.get("spec") or {}).get("containers") or []:
+                for container_port in container.get("ports") or []:
+                    if str(target_port) in (str(container_port.get("containerPort")), container_port.get("name")):
+                        return ("127.0.0.1", self.in_cluster.port)
+        assert self._refusing_socket is not None
+        return ("127.0.0.1", self._refusing_socket.getsockname()[1])
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
