@@ -1,0 +1,109 @@
+"""``python -m pytest_reachability probe``: one line per address, JSON on demand, exit codes 0/1/2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import servers
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pytest_reachability", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def test_healthy_address_exits_zero_with_one_line() -> None:
+    with servers.LoopbackServer(servers.healthy()) as server:
+        completed = run_cli("probe", f"http://{servers.HOST}:{server.port}", "--address", "127.0.0.1", "--timeout", "2")
+    assert completed.returncode == 0, completed.stderr
+    lines = completed.stdout.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"127.0.0.1:{server.port} http ")
+    assert "connect " in lines[0] and "ttfb " in lines[0] and "status 200 ok" in lines[0]
+
+
+def test_one_failing_address_exits_one_and_names_the_class() -> None:
+    with servers.LoopbackServer(servers.empty_reply) as edge:
+        # The edge listens on 127.0.0.1 only; 127.0.0.2 reaches the same port on nothing: refused.
+        completed = run_cli("probe", f"http://{servers.HOST}:{edge.port}", "--address", "127.0.0.1", "--address", "127.0.0.2", "--timeout", "2")
+    assert completed.returncode == 1
+    lines = completed.stdout.splitlines()
+    address_lines = [line for line in lines if line.startswith("127.0.0.")]
+    assert len(address_lines) == 2
+    assert "empty_reply" in address_lines[0] and "[curl exit 52]" in address_lines[0]
+    assert "tcp_refused" in address_lines[1] and "[curl exit 7]" in address_lines[1]
+    assert f"reproduce: curl -v --resolve {servers.HOST}:{edge.port}:127.0.0.1 http://{servers.HOST}:{edge.port}/health" in completed.stdout
+
+
+def test_json_output_has_the_documented_fields() -> None:
+    with servers.LoopbackServer(servers.healthy(status=503)) as server:
+        completed = run_cli("probe", f"http://{servers.HOST}:{server.port}", "--address", "127.0.0.1", "--json", "--path", "ready")
+    assert completed.returncode == 1
+    rows = json.loads(completed.stdout)
+    assert len(rows) == 1
+    row = rows[0]
+    assert {"address", "port", "scheme", "status", "failure", "curl_exit", "phases"} <= set(row)
+    assert (row["address"], row["port"], row["scheme"], row["status"]) == ("127.0.0.1", server.port, "http", 503)
+    assert row["failure"] == "http_status" and row["curl_exit"] == 22
+    assert row["path"] == "/ready"
+    assert all(isinstance(ms, (int, float)) for ms in row["phases"].values())
+
+
+def test_resolves_through_the_given_resolver(tmp_path: Path) -> None:
+    if servers.require_tool("dnsmasq") is None:
+        pytest.skip("dnsmasq not installed; required when CI=true")
+    with servers.LoopbackServer(servers.healthy()) as server, servers.Dnsmasq("--address=/api.test/127.0.0.1") as resolver:
+        completed = run_cli("probe", f"http://api.test:{server.port}", "--resolver", resolver.resolver, "--timeout", "2", "--json")
+        text = run_cli("probe", f"http://api.test:{server.port}", "--resolver", resolver.resolver, "--timeout", "2")
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    rows = json.loads(completed.stdout)
+    assert [row["address"] for row in rows] == ["127.0.0.1"]
+    assert rows[0]["phases"]["dns"] > 0 and rows[0]["failure"] is None and rows[0]["curl_exit"] == 0
+    assert text.stdout.splitlines()[0] == f"dns api.test: {resolver.resolver}=127.0.0.1 ({_ms(text.stdout)}ms) -> agree"
+
+
+def _ms(stdout: str) -> str:
+    first = stdout.splitlines()[0]
+    return first.split("(", 1)[1].split("ms)", 1)[0]
+
+
+def test_unresolvable_name_exits_one_with_the_dns_class() -> None:
+    with servers.SilentResolver() as dead:
+        completed = run_cli("probe", "http://api.test", "--resolver", dead.resolver, "--timeout", "0.5", "--json")
+    assert completed.returncode == 1
+    rows = json.loads(completed.stdout)
+    assert rows[0]["failure"] == "dns_timeout" and rows[0]["curl_exit"] == 6 and rows[0]["address"] == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["probe", "http://[bad"], "invalid target"),
+        (["probe", "api.test", "--resolver", "dns.google"], "is not an IP address"),
+        (["probe", "api.test", "--address", "not-an-ip"], "--address 'not-an-ip'"),
+        (["probe", "api.test", "--timeout", "0"], "--timeout must be a positive"),
+        (["probe", "api.test", "--timeout", "soon"], "invalid float value"),
+        (["probe", "https://api.test", "--ca-bundle", "/nonexistent/ca.pem"], "cannot be loaded"),
+        (["probe"], "required"),
+        ([], "required"),
+        (["teleport"], "invalid choice"),
+    ],
+)
+def test_bad_input_exits_two_with_one_line(args: list[str], needle: str) -> None:
+    completed = run_cli(*args)
+    assert completed.returncode == 2
+    assert completed.stdout == ""
+    assert len(completed.stderr.strip().splitlines()) == 1, completed.stderr
+    assert needle in completed.stderr and "Traceback" not in completed.stderr
+
+
+def test_help_lists_the_probe_command() -> None:
+    completed = run_cli("--help")
+    assert completed.returncode == 0 and "probe" in completed.stdout
