@@ -345,3 +345,57 @@ class RcodeResolver:
         self.stopping.set()
         self._thread.join(2)
         self.udp.close()
+
+
+class SlowResolver:
+    """A UDP DNS server answering A queries with ``address`` after ``delay`` seconds (each query on its own timer)."""
+
+    def __init__(self, address: str, delay: float) -> None:
+        self.address = address
+        self.delay = delay
+        self.stopping = threading.Event()
+
+    def __enter__(self) -> SlowResolver:
+        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.udp.bind(("127.0.0.1", 0))
+        self.udp.settimeout(0.1)
+        self.port = self.udp.getsockname()[1]
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+        return self
+
+    @property
+    def resolver(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _serve(self) -> None:
+        import dns.message
+        import dns.rdatatype
+        import dns.rrset
+
+        while not self.stopping.is_set():
+            try:
+                data, peer = self.udp.recvfrom(4096)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            query = dns.message.from_wire(data)
+            response = dns.message.make_response(query)
+            question = query.question[0]
+            if question.rdtype == dns.rdatatype.A:
+                response.answer.append(dns.rrset.from_text(question.name, 30, "IN", "A", self.address))
+            timer = threading.Timer(self.delay, self._send, args=(response.to_wire(), peer))
+            timer.daemon = True
+            timer.start()
+
+    def _send(self, wire: bytes, peer) -> None:
+        try:
+            self.udp.sendto(wire, peer)
+        except OSError:
+            pass  # stopped meanwhile
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopping.set()
+        self._thread.join(2)
+        self.udp.close()

@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
-from .. import __version__
 from .dns import SYSTEM, DnsReport, is_ip_literal, resolve_all
 from .failures import Failure
 
@@ -43,6 +42,7 @@ _HEAD_LIMIT = 64 * 1024
 _RECV_SIZE = 64 * 1024
 _EXCERPT = 512
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+USER_AGENT = "pytest-reachability-probe"
 
 BodyExpectation = Callable[[bytes], Any] | Mapping[str, Any] | str | bytes | None
 
@@ -359,7 +359,7 @@ def _fetch(
         request = [
             f"GET {request_target} HTTP/1.1",
             f"Host: {host_header}",
-            f"User-Agent: pytest-reachability/{__version__}",
+            f"User-Agent: {USER_AGENT}",
             "Accept: */*",
             "Connection: close",
         ]
