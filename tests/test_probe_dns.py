@@ -145,3 +145,48 @@ def test_bad_resolver_specs_raise_one_line(spec: str) -> None:
     with pytest.raises(ValueError) as raised:
         parse_resolver(spec)
     assert "\n" not in str(raised.value) and spec in str(raised.value)
+
+
+@pytest.fixture(scope="module")
+def sandbox_dns():
+    from pytest_reachability.sandbox.dns_server import DnsServer
+    from pytest_reachability.sandbox.scenario import RecordSpec
+
+    server = DnsServer(
+        {
+            "api.sandbox.test": RecordSpec(a=("127.0.10.57",), ttl=60),
+            "www.sandbox.test": RecordSpec(cname="api.sandbox.test", ttl=120),
+            "broken.sandbox.test": RecordSpec(rcode="SERVFAIL"),
+            "closed.sandbox.test": RecordSpec(rcode="REFUSED"),
+            "empty.sandbox.test": RecordSpec(no_answer=True),
+            "slow.sandbox.test": RecordSpec(a=("127.0.10.58",), delay=0.4),
+        }
+    )
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_sandbox_dns_server_classes(sandbox_dns) -> None:
+    resolver = [sandbox_dns.address]
+    api = resolve_all("api.sandbox.test", resolver, timeout=2).answers[0]
+    assert api.addresses == ["127.0.10.57"] and api.ttl == 60
+    www = resolve_all("www.sandbox.test", resolver, timeout=2).answers[0]
+    assert www.cnames == ["api.sandbox.test"] and www.addresses == ["127.0.10.57"]
+    classes = {name: resolve_all(f"{name}.sandbox.test", resolver, timeout=2).answers[0].failure
+               for name in ("broken", "closed", "empty", "missing")}
+    assert classes == {
+        "broken": Failure.DNS_SERVFAIL, "closed": Failure.DNS_REFUSED,
+        "empty": Failure.DNS_NO_ANSWER, "missing": Failure.DNS_NXDOMAIN,
+    }
+
+
+def test_sandbox_slow_answer_beyond_the_timeout_is_a_timeout(sandbox_dns) -> None:
+    started = time.perf_counter()
+    late = resolve_all("slow.sandbox.test", [sandbox_dns.address], timeout=0.2)
+    assert late.answers[0].failure is Failure.DNS_TIMEOUT
+    assert time.perf_counter() - started < 0.5
+    in_time = resolve_all("slow.sandbox.test", [sandbox_dns.address], timeout=2)
+    assert in_time.addresses == ["127.0.10.58"] and in_time.answers[0].ms >= 400
