@@ -407,11 +407,34 @@ class ObjectStore:
             for container in (spec.get("containers") or []) + (spec.get("initContainers") or []):
                 for port in container.get("ports") or []:
                     port.setdefault("protocol", "TCP")
-            obj.setdefault("status", {}).setdefault("phase", "Pending")
-        elif kind in ("deployments", "replicasets", "statefulsets"):
-            obj.setdefault("spec", {}).setdefault("replicas", 1)
-            obj.setdefault("status", {})
+            status = obj.setdefault("status", {})
+            status.setdefault("phase", "Pending")
+            self._default_container_statuses(spec, status)
+        elif kind in ("deployments", "replicasets", "statefulsets", "daemonsets"):
+            spec = obj.setdefault("spec", {})
+            if kind != "daemonsets":
+                spec.setdefault("replicas", 1)
+            spec.setdefault("selector", {})
+            spec.setdefault("template", {"metadata": {}, "spec": {"containers": []}})
+            status = obj.setdefault("status", {})
+            if kind in ("replicasets", "statefulsets"):
+                status.setdefault("replicas", 0)
+            if kind == "daemonsets":
+                for counter in (
+                    "currentNumberScheduled",
+                    "desiredNumberScheduled",
+                    "numberMisscheduled",
+                    "numberReady",
+                ):
+                    status.setdefault(counter, 0)
+        elif kind == "nodes":
+            self._default_node_info(obj)
+        elif kind == "ingresses":
+            for rule in (obj.get("spec") or {}).get("rules") or []:
+                for path in (rule.get("http") or {}).get("paths") or []:
+                    path.setdefault("pathType", "ImplementationSpecific")
         elif kind == "endpointslices":
+            obj.setdefault("addressType", "IPv4")
             obj.setdefault("endpoints", [])
             for port in obj.get("ports") or []:
                 port.setdefault("protocol", "TCP")
@@ -421,6 +444,41 @@ class ObjectStore:
             labels.setdefault("kubernetes.io/metadata.name", metadata["name"])
         elif kind == "events":
             self._default_event_times(obj)
+
+    @staticmethod
+    def _default_container_statuses(spec: dict, status: dict) -> None:
+        """Fields the kubelet always reports; clients (the Python client among them) require them."""
+        images = {
+            c.get("name"): c.get("image", "")
+            for c in (spec.get("containers") or []) + (spec.get("initContainers") or [])
+        }
+        for field_name in ("containerStatuses", "initContainerStatuses"):
+            for container_status in status.get(field_name) or []:
+                image = container_status.setdefault("image", images.get(container_status.get("name"), ""))
+                digest = hashlib.sha256(str(image).encode()).hexdigest()
+                container_status.setdefault("imageID", f"{str(image).split(':')[0]}@sha256:{digest}")
+                container_status.setdefault("ready", False)
+                container_status.setdefault("restartCount", 0)
+                for state_name in ("state", "lastState"):
+                    terminated = (container_status.get(state_name) or {}).get("terminated")
+                    if isinstance(terminated, dict):
+                        terminated.setdefault("exitCode", 0)
+
+    @staticmethod
+    def _default_node_info(node: dict) -> None:
+        """A node's system info as the kubelet reports it: every field present."""
+        name = node["metadata"]["name"]
+        info = node.setdefault("status", {}).setdefault("nodeInfo", {})
+        info.setdefault("kubeletVersion", SERVER_VERSION["gitVersion"])
+        info.setdefault("kubeProxyVersion", info["kubeletVersion"])
+        info.setdefault("architecture", "amd64")
+        info.setdefault("operatingSystem", "linux")
+        info.setdefault("osImage", "Debian GNU/Linux 12 (bookworm)")
+        info.setdefault("kernelVersion", "6.1.0-sandbox")
+        info.setdefault("containerRuntimeVersion", "containerd://1.7.24")
+        info.setdefault("machineID", hashlib.sha256(f"machine/{name}".encode()).hexdigest()[:32])
+        info.setdefault("systemUUID", str(uuid.uuid5(uuid.NAMESPACE_DNS, f"system.{name}")))
+        info.setdefault("bootID", str(uuid.uuid5(uuid.NAMESPACE_DNS, f"boot.{name}")))
 
     def _default_event_times(self, event: dict) -> None:
         if event["apiVersion"] == "v1":
@@ -813,8 +871,6 @@ class _ApiRequestHandler(BaseHTTPRequestHandler):
 
 
 class _ApiHttpServer(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = True  # server_close() joins the connection threads
     request_queue_size = 64
 
     def __init__(self, address: tuple[str, int], api: KubeApiServer, family: int) -> None:
@@ -826,6 +882,18 @@ class _ApiHttpServer(ThreadingHTTPServer):
         # HTTPServer.server_bind looks the host name up (getfqdn), which can stall without DNS.
         socketserver.TCPServer.server_bind(self)
         self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
+
+    def process_request(self, request: socket.socket, client_address: object) -> None:  # type: ignore[override]
+        # Daemon threads (an unstopped server never holds the interpreter open), joined by stop() itself:
+        # socketserver only joins threads that are not daemons.
+        thread = threading.Thread(
+            target=self.process_request_thread,
+            args=(request, client_address),
+            name=f"kube-apiserver:{self.server_port}:connection",
+            daemon=True,
+        )
+        self.api._add_thread(thread)
+        thread.start()
 
     def finish_request(self, request: socket.socket, client_address: object) -> None:  # type: ignore[override]
         self.api._track(request)
@@ -893,6 +961,8 @@ class KubeApiServer:
         self._ssl_context.load_cert_chain(cert_file, key_file)
         self._lock = threading.Lock()
         self._connections: set[socket.socket] = set()
+        self._connection_threads: list[threading.Thread] = []
+        self._stopping = False
         self._server: _ApiHttpServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -922,22 +992,26 @@ class KubeApiServer:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop accepting, close every open connection and join every thread."""
         server, thread = self._server, self._thread
         if server is None:
             return
         server.shutdown()
         with self._lock:
+            self._stopping = True
             connections = list(self._connections)
         for connection in connections:
-            try:
-                # The plain socket's shutdown (not SSLSocket's) wakes a handler blocked in a read.
-                socket.socket.shutdown(connection, socket.SHUT_RDWR)
-            except OSError:
-                pass
+            _shutdown_socket(connection)
         server.server_close()
         if thread is not None:
             thread.join(timeout=10)
+        with self._lock:
+            threads, self._connection_threads = self._connection_threads, []
+        for connection_thread in threads:
+            # Bounded by the handshake and proxy timeouts: every socket has been shut down.
+            connection_thread.join(timeout=self.proxy_timeout + 10)
         self._server = self._thread = None
+        self._stopping = False
 
     def __enter__(self) -> KubeApiServer:
         self.start()
@@ -949,6 +1023,14 @@ class KubeApiServer:
     def _track(self, connection: socket.socket) -> None:
         with self._lock:
             self._connections.add(connection)
+            stopping = self._stopping
+        if stopping:  # accepted just before stop(): end it at once
+            _shutdown_socket(connection)
+
+    def _add_thread(self, thread: threading.Thread) -> None:
+        with self._lock:
+            self._connection_threads = [t for t in self._connection_threads if t.is_alive()]
+            self._connection_threads.append(thread)
 
     def _untrack(self, connection: socket.socket) -> None:
         with self._lock:
@@ -1343,6 +1425,14 @@ class KubeApiServer:
             ) from None
         finally:
             connection.close()
+
+
+def _shutdown_socket(connection: socket.socket) -> None:
+    try:
+        # The plain socket's shutdown (not SSLSocket's) wakes a handler blocked in a read.
+        socket.socket.shutdown(connection, socket.SHUT_RDWR)
+    except OSError:
+        pass
 
 
 def _first(query: dict[str, list[str]], key: str) -> str | None:

@@ -301,7 +301,7 @@ def _service_cells(service: dict, now: datetime) -> list:
         metadata.get("name", ""),
         spec.get("type") or "ClusterIP",
         cluster_ips[0] if cluster_ips else "<none>",
-        _service_external_ip(service, wide=False),
+        _service_external_ip(service, wide=True),  # the server always prints wide: nothing is cut
         service_port_string(spec.get("ports") or []) or "<none>",
         age_since(metadata.get("creationTimestamp"), now),
         format_labels(spec.get("selector")),
@@ -411,7 +411,7 @@ def _ingress_cells(ingress: dict, now: datetime) -> list:
         metadata.get("name", ""),
         spec.get("ingressClassName") or "<none>",
         hosts_text,
-        _load_balancer_addresses(_status(ingress).get("loadBalancer"), wide=False),
+        _load_balancer_addresses(_status(ingress).get("loadBalancer"), wide=True),
         "80, 443" if spec.get("tls") else "80",
         age_since(metadata.get("creationTimestamp"), now),
     ]
