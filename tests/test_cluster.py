@@ -6,11 +6,18 @@ from wire JSON); everything else runs against the sandbox Kubernetes API server 
 
 from __future__ import annotations
 
+import http.server
 import json
+import secrets
 import socket
+import ssl
+import threading
 import time
+import urllib.error
+import urllib.request
 
 import pytest
+import trustme
 from kubernetes import client as k8s
 
 from pytest_reachability import cluster as cluster_module
@@ -28,6 +35,7 @@ from pytest_reachability.cluster import (
     pod_info,
     service_info,
 )
+from pytest_reachability.sandbox.apiserver import KubeApiServer, write_kubeconfig
 
 NAMESPACE = 'production'
 
@@ -431,3 +439,358 @@ def test_api_server_that_never_answers_is_unreachable_within_the_timeout(bare_en
         assert time.monotonic() - started < 2.5
     assert raised.value.kind is ClusterErrorKind.UNREACHABLE
     assert str(raised.value) == f'unreachable: the API server at https://127.0.0.1:{port} did not answer within 1 s'
+
+
+
+# --- against the sandbox API server (real HTTPS, real client) ------------------------------------------------
+
+API_POD = 'api-5d9f7c6b8-x2x9z'
+API_LOG = ''.join(f'INFO GET /health 200 request {n}\n' for n in range(1, 301))
+BIG_BODY = b'x' * 200_000
+
+
+class _BackendHandler(http.server.BaseHTTPRequestHandler):
+    """The in-cluster api pod as the service proxy reaches it."""
+
+    protocol_version = 'HTTP/1.1'
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - base class signature
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server naming
+        routes = {
+            '/health': (200, b'{"status": "ok", "db": "up"}', 'application/json'),
+            '/big': (200, BIG_BODY, 'text/plain'),
+            '/v1/fail': (500, b'database unavailable', 'text/plain'),
+        }
+        status, body, content_type = routes.get(self.path, (404, b'no route', 'text/plain'))
+        self.send_response(status)
+        self.send_header('Content-Type', content_type)
+        self.send_header('Content-Length', str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.fixture(scope='module')
+def backend():
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), _BackendHandler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={'poll_interval': 0.05}, daemon=True)
+    thread.start()
+    yield server.server_address[:2]
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+@pytest.fixture(scope='module')
+def tls(tmp_path_factory):
+    """A CA and a server certificate for 127.0.0.1, as files."""
+    folder = tmp_path_factory.mktemp('kube-tls')
+    authority = trustme.CA()
+    leaf = authority.issue_cert('127.0.0.1')
+    paths = {name: str(folder / f'{name}.pem') for name in ('ca', 'cert', 'key')}
+    authority.cert_pem.write_to_path(paths['ca'])
+    with open(paths['cert'], 'wb') as handle:
+        for blob in leaf.cert_chain_pems:
+            handle.write(blob.bytes())
+    leaf.private_key_pem.write_to_path(paths['key'])
+    return paths
+
+
+class Sandbox:
+    """A started KubeApiServer over the incident objects, and a kubeconfig for it."""
+
+    def __init__(self, tls: dict, folder, backend_address, *, deny: list[dict] | None = None) -> None:
+        self.token = secrets.token_urlsafe(24)
+        self.ca_file = tls['ca']
+        self.server = KubeApiServer(
+            incident_objects(), pod_logs={f'{NAMESPACE}/{API_POD}': API_LOG}, deny=deny, token=self.token,
+            cert_file=tls['cert'], key_file=tls['key'],
+            backend_for_service=lambda namespace, name, port: (
+                tuple(backend_address) if (namespace, name) in ((NAMESPACE, 'api'), (NAMESPACE, 'api-service'))
+                else None),
+        )
+        self.server.start()
+        self.kubeconfig = str(folder / 'kubeconfig')
+        write_kubeconfig(self.kubeconfig, server_url=self.server.url, ca_file=self.ca_file, token=self.token)
+
+    def connect(self, **kwargs: object) -> Cluster:
+        return Cluster.connect(kubeconfig=self.kubeconfig, **kwargs)
+
+
+@pytest.fixture(scope='module')
+def sandbox(tls, backend, tmp_path_factory):
+    running = Sandbox(tls, tmp_path_factory.mktemp('kube'), backend)
+    yield running
+    running.server.stop()
+
+
+@pytest.fixture
+def start_sandbox(tls, backend, tmp_path):
+    """Start a private sandbox (e.g. with deny rules); stopped after the test."""
+    started: list[Sandbox] = []
+
+    def start(deny: list[dict] | None = None) -> Sandbox:
+        folder = tmp_path / f'kube-{len(started)}'
+        folder.mkdir()
+        started.append(Sandbox(tls, folder, backend, deny=deny))
+        return started[-1]
+
+    yield start
+    for running in started:
+        running.server.stop()
+
+
+@pytest.fixture
+def view(sandbox):
+    with sandbox.connect(timeout=5.0) as connected:
+        yield connected
+
+
+def test_connect_takes_server_context_and_namespace_from_the_kubeconfig(sandbox, view):
+    assert (view.server, view.context, view.namespace) == (sandbox.server.url, 'sandbox', NAMESPACE)
+    assert view.version()['git_version'].startswith('v1.')
+    assert view.can_read_namespace() is None
+
+
+def test_nodes_against_the_api_server(view):
+    nodes = {node.name: node for node in view.nodes()}
+    assert set(nodes) == {'node-1', 'node-2'}
+    assert nodes['node-1'].ready and nodes['node-1'].roles == ('control-plane',)
+    assert not nodes['node-2'].ready
+
+
+def test_pods_by_namespace_selector_and_across_namespaces(view):
+    pods = {pod.name: pod for pod in view.pods()}
+    assert set(pods) == {API_POD, 'bot-7c8d9-abcde'}
+    assert pods[API_POD].ready and pods[API_POD].container_ports[0]['containerPort'] == 8000
+    assert pods['bot-7c8d9-abcde'].waiting_reasons == ('CrashLoopBackOff',)
+    assert [pod.name for pod in view.pods(selector='app=api')] == [API_POD]
+    everywhere = {(pod.namespace, pod.name) for pod in view.pods('*')}
+    assert ('ingress-nginx', 'ingress-nginx-controller-6b7f-qwert') in everywhere
+    assert view.pods('ingress-nginx')[0].labels['app.kubernetes.io/name'] == 'ingress-nginx'
+
+
+def test_deployments_against_the_api_server(view):
+    deployments = {d.name: d for d in view.deployments()}
+    assert deployments['api'].rollout_complete and deployments['api'].available == 1
+    assert not deployments['bot'].rollout_complete and deployments['bot'].desired == 2
+
+
+def test_services_show_both_load_balancers_and_the_pending_one(view):
+    services = {s.name: s for s in view.services()}
+    assert services['api'].lb_addresses == ('138.197.254.53',)
+    assert services['api-service'].lb_addresses == ('138.197.240.239',)
+    assert services['api'].selector == services['api-service'].selector == {'app': 'api'}
+    assert services['bot-service'].ports[0]['target_port'] == 'http'
+    assert services['metrics'].lb_pending and not services['api'].lb_pending
+    assert view.services('default') == []
+
+
+def test_endpoint_slices_against_the_api_server(view):
+    by_service = {s.service: s for s in view.endpoint_slices()}
+    assert by_service['api'].ready_addresses == ('10.244.0.15',)
+    assert by_service['bot-service'].not_ready_addresses == ('10.244.0.16',)
+    only_bot = view.endpoint_slices(service='bot-service')
+    assert [s.service for s in only_bot] == ['bot-service']
+
+
+def test_no_ingress_in_the_namespace_but_an_ingress_class_and_controller(view):
+    assert view.ingresses() == []
+    elsewhere = view.ingresses('*')
+    assert [(i.namespace, i.name, i.class_name) for i in elsewhere] == [('staging', 'legacy', 'nginx')]
+    assert [(c.name, c.controller, c.is_default) for c in view.ingress_classes()] == [
+        ('nginx', 'k8s.io/ingress-nginx', True)]
+    controllers = view.ingress_controller_pods()
+    assert [(p.namespace, p.name) for p in controllers] == [('ingress-nginx', 'ingress-nginx-controller-6b7f-qwert')]
+
+
+def test_network_policies_against_the_api_server(view):
+    [policy] = view.network_policies()
+    assert policy.name == 'api-allow-edge' and policy.pod_selector == {'matchLabels': {'app': 'api'}}
+    assert policy.ingress[0]['ports'] == [{'protocol': 'TCP', 'port': 8000}]
+
+
+def test_secrets_exist_reads_names_only(view):
+    assert view.secrets_exist(NAMESPACE, ['api-tls', 'api-tls-old']) == {'api-tls': True, 'api-tls-old': False}
+
+
+def test_events_newest_last_and_warnings_only(view):
+    events = view.events()
+    assert [e.reason for e in events] == ['EnsuredLoadBalancer', 'SyncLoadBalancerFailed', 'BackOff']
+    warnings = view.events(warnings_only=True)
+    assert {e.reason for e in warnings} == {'SyncLoadBalancerFailed', 'BackOff'}
+    assert all(e.type == 'Warning' for e in warnings)
+
+
+def test_pod_logs_return_the_tail(view):
+    tail = view.pod_logs(API_POD, tail_lines=3)
+    assert tail.splitlines() == [f'INFO GET /health 200 request {n}' for n in (298, 299, 300)]
+    assert view.pod_logs(API_POD).count('\n') == 200
+
+
+def test_pod_logs_of_a_missing_pod_is_not_found(view):
+    with pytest.raises(ClusterError) as raised:
+        view.pod_logs('api-gone')
+    assert raised.value.kind is ClusterErrorKind.NOT_FOUND
+    assert 'api-gone' in str(raised.value)
+
+
+def test_proxy_get_returns_the_backends_answer(view):
+    health = view.proxy_get('api', 80, '/health')
+    assert (health.status, health.error, health.no_endpoints) == (200, None, False)
+    assert json.loads(health.body) == {'status': 'ok', 'db': 'up'}
+    assert health.ok and health.ms > 0
+    failing = view.proxy_get('api', 'http', '/v1/fail')
+    assert (failing.status, failing.body, failing.error, failing.ok) == (500, 'database unavailable', None, False)
+    big = view.proxy_get('api-service', 80, '/big', max_body=1000)
+    assert (big.status, len(big.body), big.truncated) == (200, 1000, True)
+    assert json.loads(json.dumps(health.to_evidence()))['status'] == 200
+
+
+def test_proxy_get_without_ready_endpoints_is_a_result_not_an_exception(view):
+    result = view.proxy_get('bot-service', 5000, '/health')
+    assert result.status == 503 and result.no_endpoints and not result.ok
+    assert result.error == 'no endpoints available for service "bot-service"'
+
+
+def test_proxy_get_to_a_missing_service_is_not_found(view):
+    with pytest.raises(ClusterError) as raised:
+        view.proxy_get('api', 80, '/health', namespace='default')
+    assert raised.value.kind is ClusterErrorKind.NOT_FOUND
+    assert 'services "api" not found' in str(raised.value)
+
+
+def test_wrong_token_is_unauthorized(sandbox, tmp_path):
+    kubeconfig = str(tmp_path / 'wrong-token')
+    write_kubeconfig(kubeconfig, server_url=sandbox.server.url, ca_file=sandbox.ca_file, token='not-the-token')
+    view = Cluster.connect(kubeconfig=kubeconfig)
+    for read in (view.pods, view.nodes, lambda: view.proxy_get('api', 80, '/health')):
+        with pytest.raises(ClusterError) as raised:
+            read()
+        assert raised.value.kind is ClusterErrorKind.UNAUTHORIZED
+        assert sandbox.server.url in str(raised.value) and '401' in str(raised.value)
+
+
+def test_forbidden_names_the_verb_and_resource_to_grant(start_sandbox):
+    denied = start_sandbox(deny=[{'verb': 'list', 'resource': 'pods', 'namespace': NAMESPACE},
+                                 {'verb': 'get', 'resource': 'services/proxy'},
+                                 {'verb': 'list', 'resource': 'nodes'}])
+    view = denied.connect()
+    with pytest.raises(ClusterError) as raised:
+        view.can_read_namespace()
+    error = raised.value
+    assert error.kind is ClusterErrorKind.FORBIDDEN
+    assert str(error) == ('forbidden: cannot list pods in namespace production; '
+                          'grant verb "list" on resource "pods" (group "")')
+    assert (error.verb, error.resource, error.group, error.namespace) == ('list', 'pods', '', NAMESPACE)
+    assert error.user == 'system:serviceaccount:sandbox:reachability'
+    with pytest.raises(ClusterError) as raised:
+        view.nodes()
+    assert str(raised.value) == ('forbidden: cannot list nodes at cluster scope; '
+                                 'grant verb "list" on resource "nodes" (group "")')
+    with pytest.raises(ClusterError) as raised:
+        view.proxy_get('api', 80, '/health')
+    assert raised.value.kind is ClusterErrorKind.FORBIDDEN
+    assert 'grant verb "get" on resource "services/proxy"' in str(raised.value)
+    assert view.services()  # other reads still work
+
+
+def test_ingress_controllers_are_found_without_cluster_wide_pod_rights(start_sandbox):
+    # Denied cluster-wide (the deny rule without a namespace), allowed in ingress-nginx: the fallback
+    # looks in the namespaces controllers usually live in.
+    limited = start_sandbox(deny=[{'verb': 'list', 'resource': 'pods', 'namespace': 'kube-system'}])
+    view = limited.connect()
+    with pytest.raises(ClusterError):
+        view.pods('*')
+    assert [p.name for p in view.ingress_controller_pods()] == ['ingress-nginx-controller-6b7f-qwert']
+
+
+def test_untrusted_api_server_certificate_is_a_tls_error(sandbox, tmp_path):
+    other_ca = str(tmp_path / 'other-ca.pem')
+    trustme.CA().cert_pem.write_to_path(other_ca)
+    kubeconfig = str(tmp_path / 'other-ca')
+    write_kubeconfig(kubeconfig, server_url=sandbox.server.url, ca_file=other_ca, token=sandbox.token)
+    with pytest.raises(ClusterError) as raised:
+        Cluster.connect(kubeconfig=kubeconfig).version()
+    assert raised.value.kind is ClusterErrorKind.ERROR
+    assert str(raised.value).startswith(f'tls: cannot verify the API server at {sandbox.server.url}: ')
+    assert 'certificate verify failed' in str(raised.value)
+
+
+def test_context_selection_against_real_servers(sandbox, start_sandbox, tmp_path, bare_environment, monkeypatch):
+    second = start_sandbox()
+    kubeconfig = tmp_path / 'two'
+    kubeconfig.write_text(json.dumps({
+        'apiVersion': 'v1', 'kind': 'Config', 'current-context': 'first',
+        'clusters': [{'name': 'one', 'cluster': {'server': sandbox.server.url, 'certificate-authority': sandbox.ca_file}},
+                     {'name': 'two', 'cluster': {'server': second.server.url, 'certificate-authority': second.ca_file}}],
+        'users': [{'name': 'one', 'user': {'token': sandbox.token}}, {'name': 'two', 'user': {'token': second.token}}],
+        'contexts': [{'name': 'first', 'context': {'cluster': 'one', 'user': 'one', 'namespace': 'ingress-nginx'}},
+                     {'name': 'second', 'context': {'cluster': 'two', 'user': 'two'}}],
+    }))
+    monkeypatch.setenv('KUBECONFIG', str(kubeconfig))
+    before = len(second.server.request_log)
+    chosen = Cluster.connect(context='second')
+    assert (chosen.server, chosen.namespace) == (second.server.url, 'default')
+    assert chosen.services(NAMESPACE)
+    assert len(second.server.request_log) == before + 1
+    current = Cluster.connect()
+    assert [p.name for p in current.pods()] == ['ingress-nginx-controller-6b7f-qwert']
+
+
+def _every_read(view: Cluster) -> None:
+    view.version()
+    view.can_read_namespace()
+    view.nodes()
+    view.pods()
+    view.pods('*', selector='app=api')
+    view.deployments()
+    view.deployments('*')
+    view.services()
+    view.services('*')
+    view.endpoint_slices()
+    view.endpoint_slices('*', service='api')
+    view.ingresses()
+    view.ingresses('*')
+    view.ingress_classes()
+    view.network_policies()
+    view.network_policies('*')
+    view.secrets_exist(NAMESPACE, ['api-tls'])
+    view.events()
+    view.events('*', warnings_only=True)
+    view.pod_logs(API_POD, tail_lines=5)
+    view.proxy_get('api', 80, '/health')
+    view.proxy_get('bot-service', 5000, '/health')
+    view.ingress_controller_pods()
+
+
+def test_every_read_sends_only_get(start_sandbox):
+    running = start_sandbox()
+    with running.connect() as view:
+        _every_read(view)
+        log = running.server.request_log
+        assert {entry['method'] for entry in log} == {'GET'}
+        assert {entry['resource'] for entry in log} >= {
+            'nodes', 'pods', 'deployments', 'services', 'endpointslices', 'ingresses', 'ingressclasses',
+            'networkpolicies', 'secrets', 'events'}
+        assert {entry['verb'] for entry in log} >= {'get', 'list', 'logs', 'proxy'}
+        # The client's one door refuses a write before anything leaves the process.
+        sent = len(log)
+        with pytest.raises(ClusterError, match='read-only'):
+            view._api_client.call_api('DELETE', f'{running.server.url}/api/v1/namespaces/{NAMESPACE}/pods/{API_POD}')
+        assert len(running.server.request_log) == sent
+
+
+def test_the_request_log_would_catch_a_write(start_sandbox):
+    """Control for the test above: a write that does reach the server is logged, so its absence means something."""
+    running = start_sandbox()
+    context = ssl.create_default_context(cafile=running.ca_file)
+    request = urllib.request.Request(f'{running.server.url}/api/v1/namespaces/{NAMESPACE}/pods/{API_POD}',
+                                     method='DELETE', headers={'Authorization': f'Bearer {running.token}'})
+    with pytest.raises(urllib.error.HTTPError) as raised:
+        urllib.request.urlopen(request, context=context, timeout=5)
+    raised.value.close()
+    assert raised.value.code == 405
+    assert [entry['method'] for entry in running.server.request_log] == ['DELETE']
