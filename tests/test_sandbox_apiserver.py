@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.server
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -277,17 +278,31 @@ def certificates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def apiserver(certificates: dict[str, str], backend: tuple[str, int]) -> Iterator[KubeApiServer]:
+def refusing_address() -> Iterator[tuple[str, int]]:
+    """A bound port nobody listens on: connecting to it is refused (a targetPort nothing serves)."""
+    with socket.socket() as bound:
+        bound.bind(("127.0.0.1", 0))
+        yield ("127.0.0.1", bound.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def apiserver(
+    certificates: dict[str, str], backend: tuple[str, int], refusing_address: tuple[str, int]
+) -> Iterator[KubeApiServer]:
     requested: list[tuple[str, str, int | str]] = []
+    backends = {("production", "api"): backend, ("production", "api-service"): refusing_address}
 
     def backend_for_service(namespace: str, name: str, port: int | str) -> tuple[str, int] | None:
         requested.append((namespace, name, port))
-        return backend if (namespace, name) == ("production", "api") else None
+        return backends.get((namespace, name))
 
     server = KubeApiServer(
         production_objects(),
         pod_logs=POD_LOGS,
-        deny=[{"verb": "list", "resource": "secrets", "namespace": "production"}],
+        deny=[
+            {"verb": "list", "resource": "secrets", "namespace": "production"},
+            {"verb": "get", "resource": "pods/log", "namespace": "ingress-nginx"},
+        ],
         token=TOKEN,
         cert_file=certificates["cert"],
         key_file=certificates["key"],
@@ -556,6 +571,83 @@ def test_service_proxy_failures(api_client: kube.ApiClient) -> None:
     )
 
 
+def test_service_proxy_backend_errors(
+    api_client: kube.ApiClient, certificates: dict[str, str], refusing_address: tuple[str, int]
+) -> None:
+    import json
+
+    core = kube.CoreV1Api(api_client)
+    with pytest.raises(ApiException) as raised:
+        core.connect_get_namespaced_service_proxy_with_path("api-service:80", "production", "health")
+    assert raised.value.status == 503
+    assert json.loads(raised.value.body)["message"] == (
+        f"error trying to reach service: dial tcp 127.0.0.1:{refusing_address[1]}: connect: connection refused"
+    )
+
+    # A backend that accepts the connection and never answers: the proxy gives up after its timeout.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(4)
+        server = KubeApiServer(
+            production_objects(),
+            token=TOKEN,
+            cert_file=certificates["cert"],
+            key_file=certificates["key"],
+            backend_for_service=lambda namespace, name, port: silent.getsockname(),
+            proxy_timeout=0.5,
+        )
+        with server, tempfile_kubeconfig(server, certificates) as path:
+            with kube_config.new_client_from_config(config_file=path) as client:
+                started = time.monotonic()
+                with pytest.raises(ApiException) as raised:
+                    kube.CoreV1Api(client).connect_get_namespaced_service_proxy_with_path(
+                        "api:80", "production", "health", _request_timeout=10
+                    )
+                elapsed = time.monotonic() - started
+    assert raised.value.status == 503 and "i/o timeout" in raised.value.body
+    assert 0.4 < elapsed < 5
+
+
+def tempfile_kubeconfig(server: KubeApiServer, certificates: dict[str, str]):
+    import contextlib
+    import tempfile
+
+    @contextlib.contextmanager
+    def written() -> Iterator[str]:
+        with tempfile.TemporaryDirectory(prefix="kubeconfig-") as directory:
+            path = os.path.join(directory, "config")
+            write_kubeconfig(path, server_url=server.url, ca_file=certificates["ca"], token=TOKEN)
+            yield path
+
+    return written()
+
+
+def test_paging_with_limit_and_continue(api_client: kube.ApiClient) -> None:
+    core = kube.CoreV1Api(api_client)
+    first = core.list_namespaced_service("production", limit=2)
+    assert [s.metadata.name for s in first.items] == ["api", "api-service"]
+    assert first.metadata._continue and first.metadata.remaining_item_count == 1
+    rest = core.list_namespaced_service("production", limit=2, _continue=first.metadata._continue)
+    assert [s.metadata.name for s in rest.items] == ["bot-service"] and rest.metadata._continue is None
+
+
+def test_denied_logs_are_403_on_the_subresource(api_client: kube.ApiClient) -> None:
+    import json
+
+    core = kube.CoreV1Api(api_client)
+    with pytest.raises(ApiException) as raised:
+        core.read_namespaced_pod_log("ingress-nginx-controller-7c6974c4d8-abcde", "ingress-nginx")
+    assert raised.value.status == 403
+    assert json.loads(raised.value.body)["message"] == (
+        'pods "ingress-nginx-controller-7c6974c4d8-abcde" is forbidden: User '
+        '"system:serviceaccount:sandbox:reachability" cannot get resource "pods/log" in API group "" '
+        'in the namespace "ingress-nginx"'
+    )
+    assert core.read_namespaced_pod(
+        "ingress-nginx-controller-7c6974c4d8-abcde", "ingress-nginx"
+    ).metadata.name
+
+
 def test_wrong_token_is_401_with_status_body(
     kubeconfig: str, apiserver: KubeApiServer, tmp_path: Path
 ) -> None:
@@ -705,6 +797,15 @@ def test_table_rendering_for_kubectl(apiserver: KubeApiServer, certificates: dic
     assert rows["bot-service"]["cells"][3] == "<pending>"
     assert rows["api"]["object"]["kind"] == "PartialObjectMetadata"
     assert rows["api"]["object"]["metadata"]["namespace"] == "production"
+    _, _, whole = _raw_get(
+        apiserver,
+        certificates["ca"],
+        "/api/v1/namespaces/production/secrets/api-db?includeObject=Object",
+        accept=table_accept,
+    )
+    assert whole["rows"][0]["cells"][:3] == ["api-db", "Opaque", 2]
+    assert whole["rows"][0]["object"]["kind"] == "Secret" and "data" not in whole["rows"][0]["object"]
+    assert "__dataCount" not in whole["rows"][0]["object"]
 
 
 # ---- kubectl ------------------------------------------------------------------------------------
@@ -742,7 +843,7 @@ def parse_tables(text: str) -> list[list[dict[str, str]]]:
     for block in text.strip().split("\n\n"):
         lines = block.splitlines()
         header = lines[0]
-        starts = [m.start() for m in __import__("re").finditer(r"(?:(?<=\s\s)|^)\S", header)]
+        starts = [m.start() for m in re.finditer(r"(?:(?<=\s\s)|^)\S", header)]
         names = [header[s:e].strip() for s, e in zip(starts, [*starts[1:], None], strict=True)]
         rows = []
         for line in lines[1:]:
@@ -856,6 +957,14 @@ def test_kubectl_logs_and_jsonpath(kubectl) -> None:
         "get", "svc", "api", "-n", "production", "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}"
     )
     assert address.stdout == "138.197.254.53"
+
+
+def test_kubectl_describe_finds_events_and_endpoints(kubectl) -> None:
+    pod = kubectl("describe", "pod", "digital-twin-bot-5d9f7-x2k8p", "-n", "production").stdout
+    assert "Back-off restarting failed container bot" in pod  # found by involvedObject.uid
+    service = kubectl("describe", "svc", "api", "-n", "production").stdout
+    assert re.search(r"^LoadBalancer Ingress:\s+138\.197\.254\.53\b", service, re.MULTILINE)
+    assert re.search(r"^Endpoints:\s+10\.244\.0\.17:8000$", service, re.MULTILINE)
 
 
 def test_kubectl_delete_is_refused_and_logged(kubectl, apiserver: KubeApiServer) -> None:

@@ -307,6 +307,7 @@ class ObjectStore:
         self._derive_namespaces()
         self._derive_endpoint_slices()
         self._derive_endpoints()
+        self._link_events()
         self._mirror_events()
         self.resource_version = str(self._revision)
 
@@ -395,6 +396,13 @@ class ObjectStore:
                     number = _stable_number(metadata["namespace"], metadata["name"])
                     spec["clusterIP"] = f"10.96.{(number >> 8) % 256}.{number % 254 + 1}"
                 spec.setdefault("clusterIPs", [spec["clusterIP"]])
+                if spec["clusterIP"] != "None":
+                    family = "IPv6" if ":" in spec["clusterIP"] else "IPv4"
+                    spec.setdefault("ipFamilies", [family])
+                    spec.setdefault("ipFamilyPolicy", "SingleStack")
+                spec.setdefault("internalTrafficPolicy", "Cluster")
+            if spec["type"] in ("NodePort", "LoadBalancer"):
+                spec.setdefault("externalTrafficPolicy", "Cluster")
             for port in spec.get("ports") or []:
                 port.setdefault("protocol", "TCP")
                 port.setdefault("targetPort", port.get("port"))
@@ -655,6 +663,39 @@ class ObjectStore:
             if subsets:
                 manifest["subsets"] = subsets
             self._add(len(endpoints), manifest)
+
+    def _link_events(self) -> None:
+        """Give each event's object reference the uid of the object it names, as recorders do.
+
+        kubectl describe finds an object's events by `involvedObject.uid`, so a reference without it
+        would hide the events.
+        """
+        for group in ("", "events.k8s.io"):
+            reference_field = "involvedObject" if group == "" else "regarding"
+            for event in self._objects[self._type(group, "events")].values():
+                reference = event.get(reference_field)
+                if not isinstance(reference, dict) or reference.get("uid") or not reference.get("name"):
+                    continue
+                target = self._find_by_kind(
+                    str(reference.get("kind", "")),
+                    reference.get("namespace") or event["metadata"]["namespace"],
+                    reference["name"],
+                )
+                if target is not None:
+                    reference.setdefault("namespace", target["metadata"].get("namespace"))
+                    reference.setdefault("apiVersion", target["apiVersion"])
+                    reference["uid"] = target["metadata"]["uid"]
+                    if reference.get("namespace") is None:
+                        del reference["namespace"]
+
+    def _find_by_kind(self, kind: str, namespace: str, name: str) -> dict | None:
+        for resource_type, objects in self._objects.items():
+            if resource_type.kind != kind or resource_type.group == "events.k8s.io":
+                continue
+            found = objects.get((namespace if resource_type.namespaced else "", name))
+            if found is not None:
+                return found
+        return None
 
     def _mirror_events(self) -> None:
         """Serve every event through both APIs, as one stored object is on a real server."""
