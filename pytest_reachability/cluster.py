@@ -16,10 +16,13 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import enum
+import ipaddress
 import json
 import os
 import re
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
@@ -785,6 +788,7 @@ class Cluster:
         else:
             raise _not_configured('no kubeconfig (looked at KUBECONFIG and ~/.kube/config) and not running '
                                   'in a pod; pass --kubeconfig or set KUBECONFIG')
+        _skip_environment_proxy_for_loopback(configuration)
         # One attempt per read: the caller's timeout is the whole budget, and a redirect is returned, not followed.
         configuration.retries = urllib3.Retry(total=0, redirect=0, raise_on_redirect=False, raise_on_status=False)
         # Service proxy paths keep their slashes (names never contain one, they are validated).
@@ -1008,6 +1012,18 @@ class Cluster:
             if not readable:
                 raise cluster_wide from None
         return sorted(found.values(), key=lambda pod: (pod.namespace, pod.name))
+
+
+def _skip_environment_proxy_for_loopback(configuration: k8s.Configuration) -> None:
+    """Like kubectl (Go's ProxyFromEnvironment), never send a loopback API server through HTTPS_PROXY."""
+    host = urllib.parse.urlsplit(configuration.host).hostname or ''
+    try:
+        loopback = host == 'localhost' or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    environment_proxies = urllib.request.getproxies().values()
+    if loopback and configuration.proxy and configuration.proxy in environment_proxies:
+        configuration.proxy = None
 
 
 def _check_name(value: str, what: str) -> None:

@@ -554,6 +554,12 @@ def test_connect_takes_server_context_and_namespace_from_the_kubeconfig(sandbox,
     assert view.can_read_namespace() is None
 
 
+def test_loopback_api_server_is_not_sent_through_an_environment_proxy(sandbox, monkeypatch):
+    # As kubectl does: a proxy from the environment never applies to a loopback API server.
+    monkeypatch.setenv('HTTPS_PROXY', f'http://127.0.0.1:{_closed_loopback_port()}')
+    assert sandbox.connect(timeout=2.0).version()['major'] == '1'
+
+
 def test_nodes_against_the_api_server(view):
     nodes = {node.name: node for node in view.nodes()}
     assert set(nodes) == {'node-1', 'node-2'}
@@ -790,7 +796,10 @@ def test_the_request_log_would_catch_a_write(start_sandbox):
     request = urllib.request.Request(f'{running.server.url}/api/v1/namespaces/{NAMESPACE}/pods/{API_POD}',
                                      method='DELETE', headers={'Authorization': f'Bearer {running.token}'})
     with pytest.raises(urllib.error.HTTPError) as raised:
-        urllib.request.urlopen(request, context=context, timeout=5)
+        # No environment proxy: the request must reach the sandbox itself.
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
+                                             urllib.request.HTTPSHandler(context=context))
+        opener.open(request, timeout=5)
     raised.value.close()
     assert raised.value.code == 405
     assert [entry['method'] for entry in running.server.request_log] == ['DELETE']
