@@ -49,7 +49,7 @@ SERVICE_ACCOUNT_USER = "system:serviceaccount:sandbox:reachability"
 DEFAULT_AGE = timedelta(hours=12)
 PROXY_BODY_LIMIT = 1024 * 1024
 WRITE_BODY_LIMIT = 1024 * 1024
-BuiltinNamespaces = ("default", "kube-node-lease", "kube-public", "kube-system")
+BUILTIN_NAMESPACES = ("default", "kube-node-lease", "kube-public", "kube-system")
 
 BackendForService = Callable[[str, str, "int | str"], "tuple[str, int] | None"]
 
@@ -512,7 +512,7 @@ class ObjectStore:
                     parse_time(used[namespace]) or self.now
                 ):
                     used[namespace] = created
-        for name in sorted(set(used) | set(BuiltinNamespaces)):
+        for name in sorted(set(used) | set(BUILTIN_NAMESPACES)):
             if ("", name) in namespaces:
                 continue
             manifest = {
@@ -1090,7 +1090,7 @@ class KubeApiServer:
     # ---- routing ----
 
     def _route(self, handler: _ApiRequestHandler, raw_path: str, query: dict[str, list[str]]) -> None:
-        raw_segments = [segment for segment in raw_path.split("/")]
+        raw_segments = raw_path.split("/")
         raw_segments = raw_segments[1:] if raw_segments and raw_segments[0] == "" else raw_segments
         segments = [unquote(segment) for segment in raw_segments]
         while segments and segments[-1] == "" and "proxy" not in segments:
@@ -1186,6 +1186,7 @@ class KubeApiServer:
         entry = handler._entry
         entry.update(resource=resource_type.plural, namespace=namespace, name=name)
         if subresource == "proxy" and resource_type.plural == "services":
+            entry["name"] = _proxy_service_name(name or "")  # `http:api:80` names the Service `api`
             entry["verb"] = "proxy" if handler.command in ("GET", "HEAD") else entry["verb"]
         elif subresource == "log" and resource_type.plural == "pods":
             entry["verb"] = "logs" if handler.command in ("GET", "HEAD") else entry["verb"]
