@@ -969,8 +969,19 @@ class _Target:
 class KubeApiServer:
     """A read-only kube-apiserver over `objects`, served on HTTPS with a bearer token.
 
-    >>> server = KubeApiServer(objects, token=token, cert_file=cert, key_file=key)
-    >>> server.start(); write_kubeconfig(path, server_url=server.url, ca_file=ca, token=token)
+    Example::
+
+        with KubeApiServer(objects, token=token, cert_file=cert, key_file=key) as server:
+            write_kubeconfig(path, server_url=server.url, ca_file=ca, token=token)
+            ...  # kubectl --kubeconfig path get pods,svc -n production
+
+    `pod_logs` maps `namespace/pod` to the log text. Each `deny` rule (`verb`, `resource`, optional
+    `namespace`; `*` matches any) answers 403 Forbidden; `verb` is a request verb (`list`, `get`,
+    `logs`, `proxy`, ...) or RBAC's `get` on `pods/log` / `services/proxy`. `backend_for_service(namespace,
+    name, port)` gets the Service port *number* the proxied request named and returns the address to
+    forward to, or None for "no endpoints". `request_log` holds one dict per request: method, path
+    (decoded), query, verb (get/list/watch/create/update/patch/delete/proxy/logs), resource,
+    namespace, name and the status answered.
     """
 
     def __init__(
