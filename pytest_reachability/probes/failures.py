@@ -94,3 +94,13 @@ def failure_from_name(name: str) -> Failure:
     except ValueError:
         known = ", ".join(member.value for member in Failure)
         raise ValueError(f"unknown failure class {name!r} (known: {known})") from None
+
+
+class ProbeFailure(Exception):
+    """Raised inside a probe when a step ends in a taxonomy class; ``detail`` is one line for people."""
+
+    def __init__(self, failure: Failure, detail: str, **facts: object) -> None:
+        super().__init__(detail)
+        self.failure = failure
+        self.detail = detail
+        self.facts = facts  # what the step saw before failing (e.g. tls=TlsInfo), for the result

@@ -19,10 +19,7 @@ Example::
 from __future__ import annotations
 
 import base64
-import concurrent.futures
-import errno
 import json
-import os
 import shlex
 import socket
 import ssl
@@ -33,7 +30,19 @@ from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from .dns import SYSTEM, DnsReport, is_ip_literal, resolve_all
-from .failures import Failure
+from .failures import Failure, ProbeFailure
+from .tcp import (
+    addresses_to_probe,
+    close_quietly,
+    connect,
+    describe_os_error,
+    run_concurrently,
+    set_deadline,
+)
+from .tls import TlsInfo, handshake, tls_context, trust_bundle
+
+__all__ = ["ProbeResult", "TlsInfo", "body_problem", "curl_command", "probe", "probe_address", "probe_target",
+           "tls_context", "trust_bundle"]
 
 DEFAULT_BODY_CAP = 1 << 20
 DEFAULT_EXPECT_STATUS = range(200, 400)
@@ -60,30 +69,6 @@ class TargetLike(Protocol):
     def host_header(self) -> str: ...
 
     def url(self, path: str = ...) -> str: ...
-
-
-@dataclass
-class TlsInfo:
-    """What the TLS handshake showed; certificate facts are filled even when verification failed."""
-
-    verified: bool
-    version: str | None = None
-    expires: str | None = None
-    not_before: str | None = None
-    subject_names: list[str] = field(default_factory=list)
-    issuer: str | None = None
-    error: str | None = None
-
-    def to_evidence(self) -> dict:
-        return {
-            "verified": self.verified,
-            "version": self.version,
-            "expires": self.expires,
-            "not_before": self.not_before,
-            "subject_names": list(self.subject_names),
-            "issuer": self.issuer,
-            "error": self.error,
-        }
 
 
 @dataclass
@@ -154,15 +139,6 @@ class ProbeResult:
         }
 
 
-class _Classified(Exception):
-    """A probe step ended in a taxonomy class; carries the one-line detail."""
-
-    def __init__(self, failure: Failure, detail: str) -> None:
-        super().__init__(detail)
-        self.failure = failure
-        self.detail = detail
-
-
 @dataclass
 class _Response:
     status: int
@@ -171,24 +147,6 @@ class _Response:
     body: bytes
     truncated: bool
     bytes_read: int
-
-
-def trust_bundle(ca_bundle: str | None = None) -> str | None:
-    """The CA bundle in force: the argument, else ``REQUESTS_CA_BUNDLE``, else ``SSL_CERT_FILE``, else None (system)."""
-    return ca_bundle or os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("SSL_CERT_FILE") or None
-
-
-def tls_context(ca_bundle: str | None = None) -> ssl.SSLContext:
-    """A verifying client context trusting ``trust_bundle(ca_bundle)``; ValueError (one line) for a bad path."""
-    bundle = trust_bundle(ca_bundle)
-    try:
-        if bundle and os.path.isdir(bundle):
-            return ssl.create_default_context(capath=bundle)
-        if bundle:
-            return ssl.create_default_context(cafile=bundle)
-        return ssl.create_default_context()
-    except (OSError, ssl.SSLError) as error:
-        raise ValueError(f"CA bundle {bundle!r} cannot be loaded: {getattr(error, 'strerror', None) or error}") from None
 
 
 def probe_target(
@@ -213,27 +171,22 @@ def probe_target(
     class (address ``""``).
     """
     context = tls_context(ca_bundle) if target.scheme == "https" else None
-    dns_ms = 0.0
-    if addresses is None:
-        if dns_report is None:
-            dns_report = resolve_all(target.host, list(resolvers), timeout=timeout)
-        dns_ms = dns_report.ms
-        found = list(dns_report.addresses)
-    else:
-        found = list(addresses)
-    for extra in extra_addresses:
-        if extra not in found:
-            found.append(extra)
+    found, dns_ms, dns_report = addresses_to_probe(target, addresses, extra_addresses, resolvers, timeout, dns_report)
     if not found:
         return [_unresolved(target, path, dns_report, dns_ms)]
     options = dict(
         path=path, timeout=timeout, ca_bundle=ca_bundle, expect_status=expect_status, expect_body=expect_body,
         body_cap=body_cap, max_redirects=max_redirects, dns_ms=dns_ms, context=context,
     )
-    if len(found) == 1:
-        return [probe_address(target, found[0], **options)]
-    with concurrent.futures.ThreadPoolExecutor(max_workers=min(16, len(found)), thread_name_prefix="probe") as pool:
-        return list(pool.map(lambda address: probe_address(target, address, **options), found))
+    return run_concurrently(lambda address: probe_address(target, address, **options), found)
+
+
+def probe(target: TargetLike, settings: Any, **checks: Any) -> list[ProbeResult]:
+    """The uniform probe signature: ``settings`` supplies resolvers, health_path, probe_timeout and ca_bundle."""
+    return probe_target(
+        target, resolvers=settings.resolvers, path=settings.health_path, timeout=settings.probe_timeout,
+        ca_bundle=settings.ca_bundle, **checks,
+    )
 
 
 def probe_address(
@@ -288,14 +241,14 @@ def probe_address(
             next_url = urljoin(hop_url, location)
             if next_url in visited:
                 chain = " -> ".join(_path_of(u) for u in [*visited, next_url])
-                raise _Classified(Failure.TOO_MANY_REDIRECTS, f"redirect loop: {chain}")
+                raise ProbeFailure(Failure.TOO_MANY_REDIRECTS, f"redirect loop: {chain}")
             if len(result.redirects) >= max_redirects:
-                raise _Classified(Failure.TOO_MANY_REDIRECTS, f"more than {max_redirects} redirects, last to {next_url}")
+                raise ProbeFailure(Failure.TOO_MANY_REDIRECTS, f"more than {max_redirects} redirects, last to {next_url}")
             visited.append(next_url)
             result.redirects.append(next_url)
             hop_url, hop_address = next_url, _address_for(next_url, target, address, deadline)
         _check_answer(result, expect_status, expect_body)
-    except _Classified as classified:
+    except ProbeFailure as classified:
         result.failure, result.detail = classified.failure, classified.detail
     result.phases["total"] = dns_ms + (time.perf_counter() - started) * 1000
     result.curl = curl_command(target, address, url, result.failure, bundle, timeout, max_redirects)
@@ -348,14 +301,20 @@ def _fetch(
 ) -> _Response:
     phases = result.phases
     mark = time.perf_counter()
-    sock = _connect(address, port, deadline, timeout)
+    sock = connect(address, port, deadline=deadline, timeout=timeout)
     phases["connect"] += (time.perf_counter() - mark) * 1000
     try:
         if scheme == "https":
             mark = time.perf_counter()
             assert context is not None
-            sock = _handshake(sock, context, address, port, server_name, deadline, timeout, result)
-            phases["tls"] += (time.perf_counter() - mark) * 1000
+            try:
+                sock, result.tls = handshake(sock, context, address=address, port=port, server_name=server_name,
+                                             deadline=deadline, timeout=timeout)
+            except ProbeFailure as failed:
+                result.tls = failed.facts.get("tls")
+                raise
+            finally:
+                phases["tls"] += (time.perf_counter() - mark) * 1000
         request = [
             f"GET {request_target} HTTP/1.1",
             f"Host: {host_header}",
@@ -368,136 +327,18 @@ def _fetch(
         payload = ("\r\n".join(request) + "\r\n\r\n").encode("latin-1")
         reader = _Reader(sock, deadline, timeout)
         try:
-            _settimeout(sock, deadline, timeout, "sending the request")
+            set_deadline(sock, deadline, "sending the request")
             sock.sendall(payload)
         except TimeoutError:
-            raise _Classified(Failure.READ_TIMEOUT, f"request not accepted within {timeout:g}s") from None
+            raise ProbeFailure(Failure.READ_TIMEOUT, f"request not accepted within {timeout:g}s") from None
         except OSError as error:
             # The peer closed or reset before taking the request; curl reports the same as a failed receive.
-            raise _Classified(Failure.RECV_ERROR, f"sending the request failed: {_os_error(error)}") from None
+            raise ProbeFailure(Failure.RECV_ERROR, f"sending the request failed: {describe_os_error(error)}") from None
         sent = time.perf_counter()
         response = _read_response(reader, body_cap, phases, sent, scheme)
         return response
     finally:
-        _close(sock)
-
-
-def _connect(address: str, port: int, deadline: float, timeout: float) -> socket.socket:
-    family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        remaining = deadline - time.perf_counter()
-        if remaining <= 0:
-            raise TimeoutError
-        sock.settimeout(remaining)
-        sock.connect((address, port))
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return sock
-    except ConnectionRefusedError:
-        _close(sock)
-        raise _Classified(Failure.TCP_REFUSED, f"{_hostport(address, port)} refused the connection (RST)") from None
-    except TimeoutError:
-        _close(sock)
-        raise _Classified(Failure.TCP_TIMEOUT, f"no answer to SYN from {_hostport(address, port)} within {timeout:g}s") from None
-    except OSError as error:
-        _close(sock)
-        if error.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
-            raise _Classified(Failure.TCP_UNREACHABLE, f"{_hostport(address, port)}: {_os_error(error)}") from None
-        raise _Classified(Failure.TCP_UNREACHABLE, f"connect to {_hostport(address, port)}: {_os_error(error)}") from None
-
-
-# OpenSSL verify codes (X509_V_ERR_*) -> class; anything else unverifiable counts as untrusted.
-_VERIFY_CLASSES = {
-    9: Failure.TLS_CERT_EXPIRED,  # not yet valid
-    10: Failure.TLS_CERT_EXPIRED,  # expired
-    62: Failure.TLS_HOSTNAME,  # hostname mismatch
-    64: Failure.TLS_HOSTNAME,  # IP address mismatch
-}
-
-
-def _handshake(
-    sock: socket.socket,
-    context: ssl.SSLContext,
-    address: str,
-    port: int,
-    server_name: str,
-    deadline: float,
-    timeout: float,
-    result: ProbeResult,
-) -> ssl.SSLSocket:
-    tls_sock = context.wrap_socket(sock, server_hostname=server_name.strip("[]"), do_handshake_on_connect=False)
-    try:
-        _settimeout(tls_sock, deadline, timeout, "TLS handshake")
-        tls_sock.do_handshake()
-    except ssl.SSLCertVerificationError as error:
-        failure = _VERIFY_CLASSES.get(error.verify_code, Failure.TLS_UNTRUSTED)
-        message = error.verify_message or str(error)
-        result.tls = _unverified_certificate(address, port, server_name, deadline)
-        result.tls.error = message
-        raise _Classified(failure, f"certificate of {_hostport(address, port)} for {server_name}: {message}") from None
-    except TimeoutError:
-        raise _Classified(Failure.TLS_TIMEOUT, f"no TLS handshake answer from {_hostport(address, port)} within {timeout:g}s") from None
-    except ssl.SSLError as error:
-        reason = error.reason or str(error)
-        if reason in ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG", "HTTP_REQUEST"):
-            detail = f"{_hostport(address, port)} did not answer TLS ({reason}): plain HTTP on a TLS port?"
-        elif isinstance(error, ssl.SSLEOFError) or reason == "UNEXPECTED_EOF_WHILE_READING":
-            detail = f"{_hostport(address, port)} closed the connection during the TLS handshake"
-        else:
-            detail = f"TLS handshake with {_hostport(address, port)} failed: {reason}"
-        result.tls = TlsInfo(verified=False, error=reason)
-        raise _Classified(Failure.TLS_HANDSHAKE, detail) from None
-    except OSError as error:
-        result.tls = TlsInfo(verified=False, error=_os_error(error))
-        raise _Classified(Failure.TLS_HANDSHAKE, f"TLS handshake with {_hostport(address, port)}: {_os_error(error)}") from None
-    result.tls = _certificate_facts(tls_sock.getpeercert(binary_form=True), verified=True)
-    result.tls.version = tls_sock.version()
-    return tls_sock
-
-
-def _unverified_certificate(address: str, port: int, server_name: str, deadline: float) -> TlsInfo:
-    """Fetch the certificate once more without verifying, so a report can say what was wrong with it."""
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    remaining = deadline - time.perf_counter()
-    if remaining <= 0:
-        return TlsInfo(verified=False)
-    try:
-        family = socket.AF_INET6 if ":" in address else socket.AF_INET
-        with socket.socket(family, socket.SOCK_STREAM) as raw:
-            raw.settimeout(remaining)
-            raw.connect((address, port))
-            with context.wrap_socket(raw, server_hostname=server_name.strip("[]")) as tls_sock:
-                facts = _certificate_facts(tls_sock.getpeercert(binary_form=True), verified=False)
-                facts.version = tls_sock.version()
-                return facts
-    except (OSError, ValueError):
-        return TlsInfo(verified=False)
-
-
-def _certificate_facts(der: bytes | None, *, verified: bool) -> TlsInfo:
-    info = TlsInfo(verified=verified)
-    if not der:
-        return info
-    try:
-        from cryptography import x509
-
-        certificate = x509.load_der_x509_certificate(der)
-    except Exception as error:  # a certificate cryptography cannot parse still leaves the probe's class intact
-        info.error = f"certificate not parsed: {error}"
-        return info
-    info.expires = certificate.not_valid_after_utc.isoformat()
-    info.not_before = certificate.not_valid_before_utc.isoformat()
-    info.issuer = certificate.issuer.rfc4514_string()
-    try:
-        names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        info.subject_names = [str(n) for n in names.get_values_for_type(x509.DNSName)]
-        info.subject_names += [str(n) for n in names.get_values_for_type(x509.IPAddress)]
-    except x509.ExtensionNotFound:
-        common = certificate.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
-        info.subject_names = [str(attribute.value) for attribute in common]
-    return info
+        close_quietly(sock)
 
 
 # --- reading the response -----------------------------------------------------------------------------
@@ -520,20 +361,20 @@ class _Reader:
         if self.eof:
             return False
         try:
-            _settimeout(self.sock, self.deadline, self.timeout, what)
+            set_deadline(self.sock, self.deadline, what)
             chunk = self.sock.recv(_RECV_SIZE)
         except TimeoutError:
-            raise _Classified(Failure.READ_TIMEOUT, f"{what}: nothing more within {self.timeout:g}s ({self.total} bytes read)") from None
+            raise ProbeFailure(Failure.READ_TIMEOUT, f"{what}: nothing more within {self.timeout:g}s ({self.total} bytes read)") from None
         except ssl.SSLError as error:
             if isinstance(error, ssl.SSLEOFError) or "EOF" in str(error.reason):
                 self.eof = True  # TLS peers often close without close_notify; treat as a plain close
                 return False
-            raise _Classified(Failure.RECV_ERROR, f"{what}: TLS error {error.reason or error}") from None
+            raise ProbeFailure(Failure.RECV_ERROR, f"{what}: TLS error {error.reason or error}") from None
         except OSError as error:
             hint = ""
             if self.total == 0 and not isinstance(self.sock, ssl.SSLSocket):
                 hint = " (a TLS-only port resets plain HTTP like this: try https://)"
-            raise _Classified(Failure.RECV_ERROR, f"{what}: {_os_error(error)} after {self.total} bytes{hint}") from None
+            raise ProbeFailure(Failure.RECV_ERROR, f"{what}: {describe_os_error(error)} after {self.total} bytes{hint}") from None
         if not chunk:
             self.eof = True
             return False
@@ -553,7 +394,7 @@ class _Reader:
             if end >= 0:
                 return self.take(end + 1).rstrip(b"\r\n")
             if len(self.buffer) > limit:
-                raise _Classified(Failure.BAD_RESPONSE, f"{what}: line longer than {limit} bytes")
+                raise ProbeFailure(Failure.BAD_RESPONSE, f"{what}: line longer than {limit} bytes")
             if not self.fill(what):
                 return None
 
@@ -588,33 +429,33 @@ def _read_head(reader: _Reader, scheme: str) -> tuple[int, str, dict[str, str]]:
         what = "reading the response headers"
     reader.first_byte_at = time.perf_counter()
     if reader.total == 0:
-        raise _Classified(Failure.EMPTY_REPLY, "connected and sent the request; the server closed without a byte")
+        raise ProbeFailure(Failure.EMPTY_REPLY, "connected and sent the request; the server closed without a byte")
     start = bytes(reader.buffer[:5])
     if start[:1] in (b"\x15", b"\x16") and start[1:2] == b"\x03":
-        raise _Classified(Failure.BAD_RESPONSE, f"server answered with a TLS record on a plain-HTTP port ({start[:3].hex()}...): use https://")
+        raise ProbeFailure(Failure.BAD_RESPONSE, f"server answered with a TLS record on a plain-HTTP port ({start[:3].hex()}...): use https://")
     if not b"HTTP/".startswith(start) and not start.startswith(b"HTTP/"):
-        raise _Classified(Failure.BAD_RESPONSE, f"not HTTP: first bytes {bytes(reader.buffer[:24])!r}")
+        raise ProbeFailure(Failure.BAD_RESPONSE, f"not HTTP: first bytes {bytes(reader.buffer[:24])!r}")
     status_line = reader.line("reading the status line")
     if status_line is None:
-        raise _Classified(Failure.BAD_RESPONSE, f"closed inside the status line: {bytes(reader.buffer[:40])!r}")
+        raise ProbeFailure(Failure.BAD_RESPONSE, f"closed inside the status line: {bytes(reader.buffer[:40])!r}")
     words = status_line.decode("latin-1").split(" ", 2)
     if len(words) < 2 or not words[0].startswith("HTTP/1.") or not (words[1].isdigit() and len(words[1]) == 3):
-        raise _Classified(Failure.BAD_RESPONSE, f"malformed status line {status_line[:60]!r}")
+        raise ProbeFailure(Failure.BAD_RESPONSE, f"malformed status line {status_line[:60]!r}")
     status, reason = int(words[1]), (words[2] if len(words) > 2 else "")
     headers: dict[str, str] = {}
     size = len(status_line)
     while True:
         line = reader.line("reading the response headers")
         if line is None:
-            raise _Classified(Failure.BAD_RESPONSE, f"closed inside the headers after status {status}")
+            raise ProbeFailure(Failure.BAD_RESPONSE, f"closed inside the headers after status {status}")
         if not line:
             break
         size += len(line)
         if size > _HEAD_LIMIT:
-            raise _Classified(Failure.BAD_RESPONSE, f"headers longer than {_HEAD_LIMIT} bytes")
+            raise ProbeFailure(Failure.BAD_RESPONSE, f"headers longer than {_HEAD_LIMIT} bytes")
         name, colon, value = line.decode("latin-1").partition(":")
         if not colon or not name.strip():
-            raise _Classified(Failure.BAD_RESPONSE, f"malformed header line {line[:60]!r}")
+            raise ProbeFailure(Failure.BAD_RESPONSE, f"malformed header line {line[:60]!r}")
         key = name.strip().lower()
         headers[key] = f"{headers[key]}, {value.strip()}" if key in headers else value.strip()
     return status, reason, headers
@@ -622,12 +463,12 @@ def _read_head(reader: _Reader, scheme: str) -> tuple[int, str, dict[str, str]]:
 
 def _read_length(reader: _Reader, value: str, body_cap: int) -> tuple[bytes, bool]:
     if not value.strip().isdigit():
-        raise _Classified(Failure.BAD_RESPONSE, f"bad Content-Length {value!r}")
+        raise ProbeFailure(Failure.BAD_RESPONSE, f"bad Content-Length {value!r}")
     length = int(value)
     wanted = min(length, body_cap)
     while len(reader.buffer) < wanted:
         if not reader.fill("reading the body"):
-            raise _Classified(Failure.PARTIAL_BODY, f"closed after {len(reader.buffer)} of {length} body bytes")
+            raise ProbeFailure(Failure.PARTIAL_BODY, f"closed after {len(reader.buffer)} of {length} body bytes")
     return reader.take(wanted), length > body_cap
 
 
@@ -643,12 +484,12 @@ def _read_chunked(reader: _Reader, body_cap: int) -> tuple[bytes, bool]:
     while True:
         line = reader.line("reading a chunk size", limit=4096)
         if line is None:
-            raise _Classified(Failure.PARTIAL_BODY, f"closed inside the chunked body after {len(body)} bytes")
+            raise ProbeFailure(Failure.PARTIAL_BODY, f"closed inside the chunked body after {len(body)} bytes")
         size_text = line.split(b";", 1)[0].strip()
         try:
             size = int(size_text, 16)
         except ValueError:
-            raise _Classified(Failure.BAD_RESPONSE, f"bad chunk size {line[:20]!r}") from None
+            raise ProbeFailure(Failure.BAD_RESPONSE, f"bad chunk size {line[:20]!r}") from None
         if size == 0:
             for _trailer in range(100):
                 trailer = reader.line("reading the trailers")
@@ -658,7 +499,7 @@ def _read_chunked(reader: _Reader, body_cap: int) -> tuple[bytes, bool]:
         room = body_cap - len(body)
         while len(reader.buffer) < min(size, room) + (2 if size <= room else 0):
             if not reader.fill("reading a chunk"):
-                raise _Classified(Failure.PARTIAL_BODY, f"closed inside a chunk after {len(body)} bytes")
+                raise ProbeFailure(Failure.PARTIAL_BODY, f"closed inside a chunk after {len(body)} bytes")
         if size > room:
             body += reader.take(room)
             return bytes(body), True
@@ -671,12 +512,12 @@ def _read_chunked(reader: _Reader, body_cap: int) -> tuple[bytes, bool]:
 
 def _check_answer(result: ProbeResult, expect_status: Container[int], expect_body: BodyExpectation) -> None:
     if result.status not in expect_status:
-        raise _Classified(Failure.HTTP_STATUS, f"status {result.status} {result.reason}".rstrip() + f"; body {result.body_text(80)!r}")
+        raise ProbeFailure(Failure.HTTP_STATUS, f"status {result.status} {result.reason}".rstrip() + f"; body {result.body_text(80)!r}")
     if expect_body is None:
         return
     problem = body_problem(result.body, expect_body, truncated=result.body_truncated)
     if problem:
-        raise _Classified(Failure.BODY_MISMATCH, problem)
+        raise ProbeFailure(Failure.BODY_MISMATCH, problem)
 
 
 def body_problem(body: bytes, expected: BodyExpectation, *, truncated: bool = False) -> str | None:
@@ -731,25 +572,22 @@ def _unresolved(target: TargetLike, path: str, report: DnsReport | None, dns_ms:
 
 
 def _address_for(url: str, target: TargetLike, pinned: str, deadline: float) -> str:
-    """The address for a redirect hop: the pinned one for the same host:port (like curl --resolve), else DNS."""
-    parts = urlsplit(url)
-    host = parts.hostname or target.host
-    port = parts.port or _DEFAULT_PORTS.get(parts.scheme, target.port)
-    if host == target.host.lower() and port == target.port:
+    """The address for a redirect hop: the address under test while the host stays the same, else DNS.
+
+    curl's --resolve pins only host:port; keeping the address for an http -> https upgrade on the
+    same host is deliberate: the question is whether *this* address serves the target.
+    """
+    host = urlsplit(url).hostname or target.host
+    if host == target.host.lower():
         return pinned
-    if host == target.host.lower() or is_ip_literal(host):
-        return pinned if host == target.host.lower() else host
+    if is_ip_literal(host):
+        return host
     report = resolve_all(host, [SYSTEM], timeout=max(0.1, deadline - time.perf_counter()))
     if not report.addresses:
-        raise _Classified(report.failure or Failure.DNS_NO_ANSWER, f"redirect target {host} did not resolve")
+        raise ProbeFailure(report.failure or Failure.DNS_NO_ANSWER, f"redirect target {host} did not resolve")
     return report.addresses[0]
 
 
-def _settimeout(sock: socket.socket, deadline: float, timeout: float, what: str) -> None:
-    remaining = deadline - time.perf_counter()
-    if remaining <= 0:
-        raise TimeoutError(what)
-    sock.settimeout(remaining)
 
 
 def _authorization(target: TargetLike) -> str | None:
@@ -774,17 +612,3 @@ def _path_of(url: str) -> str:
     parts = urlsplit(url)
     return _request_target(parts) if parts.netloc else url
 
-
-def _hostport(address: str, port: int) -> str:
-    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
-
-
-def _os_error(error: OSError) -> str:
-    return error.strerror or type(error).__name__
-
-
-def _close(sock: socket.socket) -> None:
-    try:
-        sock.close()
-    except OSError:
-        pass

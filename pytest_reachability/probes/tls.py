@@ -1,0 +1,291 @@
+"""TLS probe: handshake with every address of a target using the target's name as SNI; chain, name, expiry.
+
+The handshake here is the one the HTTP probe uses for https targets. Certificate problems are split the
+way people fix them: expired (renew), wrong host (reissue with the name), untrusted (chain or CA bundle),
+handshake (not TLS at all, protocol or cipher mismatch). When verification fails the certificate is
+fetched once more without verifying, so the report can still show its names, issuer and dates.
+
+Example::
+
+    for result in probe_target(target, timeout=5, ca_bundle="ca.pem"):
+        assert result.ok, f"{result.address}: {result.detail}"
+        assert result.tls.expires > "2026-01-01"
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import socket
+import ssl
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .dns import SYSTEM, DnsReport, is_ip_literal
+from .failures import Failure, ProbeFailure
+from .tcp import (
+    Endpoint,
+    addresses_to_probe,
+    close_quietly,
+    connect,
+    describe_os_error,
+    hostport,
+    run_concurrently,
+    set_deadline,
+)
+
+# OpenSSL verify codes (X509_V_ERR_*) -> class; anything else unverifiable counts as untrusted.
+_VERIFY_CLASSES = {
+    9: Failure.TLS_CERT_EXPIRED,  # not yet valid
+    10: Failure.TLS_CERT_EXPIRED,  # expired
+    62: Failure.TLS_HOSTNAME,  # hostname mismatch
+    64: Failure.TLS_HOSTNAME,  # IP address mismatch
+}
+# OpenSSL reasons meaning "the peer does not speak TLS here" (a plain HTTP answer to our ClientHello).
+_NOT_TLS = ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG", "HTTP_REQUEST")
+
+
+@dataclass
+class TlsInfo:
+    """What the TLS handshake showed; certificate facts are filled even when verification failed."""
+
+    verified: bool
+    version: str | None = None
+    expires: str | None = None
+    not_before: str | None = None
+    subject_names: list[str] = field(default_factory=list)
+    issuer: str | None = None
+    error: str | None = None
+
+    def to_evidence(self) -> dict:
+        return {
+            "verified": self.verified,
+            "version": self.version,
+            "expires": self.expires,
+            "not_before": self.not_before,
+            "subject_names": list(self.subject_names),
+            "issuer": self.issuer,
+            "error": self.error,
+        }
+
+
+@dataclass
+class TlsResult:
+    """One address: handshake verified or why not, with connect and handshake times."""
+
+    address: str
+    port: int
+    host: str
+    failure: Failure | None = None
+    detail: str = ""
+    phases: dict[str, float] = field(default_factory=dict)
+    tls: TlsInfo | None = None
+    curl: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+    @property
+    def curl_exit(self) -> int | None:
+        return 0 if self.failure is None else self.failure.curl_exit
+
+    def to_evidence(self) -> dict:
+        return {
+            "address": self.address,
+            "port": self.port,
+            "host": self.host,
+            "failure": self.failure.value if self.failure else None,
+            "curl_exit": self.curl_exit,
+            "detail": self.detail,
+            "phases": {name: round(ms, 3) for name, ms in self.phases.items()},
+            "tls": self.tls.to_evidence() if self.tls else None,
+            "curl": self.curl,
+        }
+
+
+def trust_bundle(ca_bundle: str | None = None) -> str | None:
+    """The CA bundle in force: the argument, else ``REQUESTS_CA_BUNDLE``, else ``SSL_CERT_FILE``, else None (system)."""
+    return ca_bundle or os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("SSL_CERT_FILE") or None
+
+
+def tls_context(ca_bundle: str | None = None) -> ssl.SSLContext:
+    """A verifying client context trusting ``trust_bundle(ca_bundle)``; ValueError (one line) for a bad path."""
+    bundle = trust_bundle(ca_bundle)
+    try:
+        if bundle and os.path.isdir(bundle):
+            return ssl.create_default_context(capath=bundle)
+        if bundle:
+            return ssl.create_default_context(cafile=bundle)
+        return ssl.create_default_context()
+    except (OSError, ssl.SSLError) as error:
+        raise ValueError(f"CA bundle {bundle!r} cannot be loaded: {getattr(error, 'strerror', None) or error}") from None
+
+
+def handshake(
+    sock: socket.socket,
+    context: ssl.SSLContext,
+    *,
+    address: str,
+    port: int,
+    server_name: str,
+    deadline: float,
+    timeout: float,
+) -> tuple[ssl.SSLSocket, TlsInfo]:
+    """Wrap ``sock`` and handshake before ``deadline``; ProbeFailure (with ``facts['tls']``) when it fails."""
+    tls_sock = context.wrap_socket(sock, server_hostname=server_name.strip("[]"), do_handshake_on_connect=False)
+    try:
+        return _complete_handshake(tls_sock, address, port, server_name, deadline, timeout)
+    except BaseException:
+        close_quietly(tls_sock)  # wrap_socket took over the descriptor: the caller's socket is already detached
+        raise
+
+
+def _complete_handshake(
+    tls_sock: ssl.SSLSocket, address: str, port: int, server_name: str, deadline: float, timeout: float
+) -> tuple[ssl.SSLSocket, TlsInfo]:
+    where = hostport(address, port)
+    try:
+        set_deadline(tls_sock, deadline, "TLS handshake")
+        tls_sock.do_handshake()
+    except ssl.SSLCertVerificationError as error:
+        failure = _VERIFY_CLASSES.get(error.verify_code, Failure.TLS_UNTRUSTED)
+        message = error.verify_message or str(error)
+        info = _unverified_certificate(address, port, server_name, deadline)
+        info.error = message
+        raise ProbeFailure(failure, f"certificate of {where} for {server_name}: {message}", tls=info) from None
+    except TimeoutError:
+        raise ProbeFailure(Failure.TLS_TIMEOUT, f"no TLS handshake answer from {where} within {timeout:g}s",
+                           tls=TlsInfo(verified=False, error="timeout")) from None
+    except ssl.SSLError as error:
+        reason = error.reason or str(error)
+        if reason in _NOT_TLS:
+            detail = f"{where} did not answer TLS ({reason}): plain HTTP on a TLS port?"
+        elif isinstance(error, ssl.SSLEOFError) or reason == "UNEXPECTED_EOF_WHILE_READING":
+            detail = f"{where} closed the connection during the TLS handshake"
+        else:
+            detail = f"TLS handshake with {where} failed: {reason}"
+        raise ProbeFailure(Failure.TLS_HANDSHAKE, detail, tls=TlsInfo(verified=False, error=reason)) from None
+    except OSError as error:
+        raise ProbeFailure(Failure.TLS_HANDSHAKE, f"TLS handshake with {where}: {describe_os_error(error)}",
+                           tls=TlsInfo(verified=False, error=describe_os_error(error))) from None
+    info = certificate_facts(tls_sock.getpeercert(binary_form=True), verified=True)
+    info.version = tls_sock.version()
+    return tls_sock, info
+
+
+def probe_address(
+    target: Endpoint,
+    address: str,
+    *,
+    timeout: float,
+    ca_bundle: str | None = None,
+    dns_ms: float = 0.0,
+    context: ssl.SSLContext | None = None,
+) -> TlsResult:
+    """Connect to ``address`` and handshake as the target's host (SNI, verification); bounded by ``timeout``."""
+    address = address.strip("[]")
+    started = time.perf_counter()
+    deadline = started + timeout
+    context = context or tls_context(ca_bundle)
+    result = TlsResult(address=address, port=target.port, host=target.host, phases={"dns": dns_ms, "connect": 0.0, "tls": 0.0})
+    try:
+        sock = connect(address, target.port, deadline=deadline, timeout=timeout)
+        result.phases["connect"] = (time.perf_counter() - started) * 1000
+        mark = time.perf_counter()
+        try:
+            tls_sock, result.tls = handshake(sock, context, address=address, port=target.port, server_name=target.host,
+                                             deadline=deadline, timeout=timeout)
+            close_quietly(tls_sock)
+        finally:
+            result.phases["tls"] = (time.perf_counter() - mark) * 1000
+            close_quietly(sock)
+    except ProbeFailure as failed:
+        result.failure, result.detail = failed.failure, failed.detail
+        result.tls = failed.facts.get("tls", result.tls)
+    result.phases["total"] = dns_ms + (time.perf_counter() - started) * 1000
+    words = ["curl", "-v", "-o", "/dev/null"]
+    if result.failure is Failure.TCP_TIMEOUT or result.failure is Failure.TLS_TIMEOUT:
+        words += ["--max-time", f"{timeout:g}"]
+    if trust_bundle(ca_bundle):
+        words += ["--cacert", trust_bundle(ca_bundle)]
+    url_host = f"[{target.host}]" if ":" in target.host else target.host
+    if not is_ip_literal(target.host):
+        pinned = f"[{address}]" if ":" in address else address
+        words += ["--resolve", f"{target.host}:{target.port}:{pinned}"]
+    words.append(f"https://{url_host}:{target.port}/")
+    result.curl = " ".join(shlex.quote(word) for word in words)
+    return result
+
+
+def probe_target(
+    target: Endpoint,
+    *,
+    addresses: Iterable[str] | None = None,
+    extra_addresses: Iterable[str] = (),
+    resolvers: Iterable[str] = (SYSTEM,),
+    timeout: float,
+    ca_bundle: str | None = None,
+    dns_report: DnsReport | None = None,
+) -> list[TlsResult]:
+    """Handshake with every resolved (or given) address plus ``extra_addresses`` concurrently."""
+    context = tls_context(ca_bundle)
+    found, dns_ms, report = addresses_to_probe(target, addresses, extra_addresses, resolvers, timeout, dns_report)
+    if not found:
+        failure = (report.failure if report else None) or Failure.DNS_NO_ANSWER
+        return [TlsResult(address="", port=target.port, host=target.host, failure=failure,
+                          detail=f"{target.host} did not resolve", phases={"dns": dns_ms, "total": dns_ms})]
+    return run_concurrently(
+        lambda address: probe_address(target, address, timeout=timeout, ca_bundle=ca_bundle, dns_ms=dns_ms, context=context),
+        found,
+    )
+
+
+def probe(target: Endpoint, settings: Any) -> list[TlsResult]:
+    """The uniform probe signature: ``settings`` supplies ``resolvers``, ``probe_timeout`` and ``ca_bundle``."""
+    return probe_target(target, resolvers=settings.resolvers, timeout=settings.probe_timeout, ca_bundle=settings.ca_bundle)
+
+
+def _unverified_certificate(address: str, port: int, server_name: str, deadline: float) -> TlsInfo:
+    """Fetch the certificate once more without verifying, so a report can say what was wrong with it."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as raw:
+            set_deadline(raw, deadline, "certificate fetch")
+            raw.connect((address, port))
+            with context.wrap_socket(raw, server_hostname=server_name.strip("[]")) as tls_sock:
+                facts = certificate_facts(tls_sock.getpeercert(binary_form=True), verified=False)
+                facts.version = tls_sock.version()
+                return facts
+    except (OSError, ValueError):
+        return TlsInfo(verified=False)
+
+
+def certificate_facts(der: bytes | None, *, verified: bool) -> TlsInfo:
+    """Names, issuer and validity of a DER certificate."""
+    info = TlsInfo(verified=verified)
+    if not der:
+        return info
+    try:
+        from cryptography import x509
+
+        certificate = x509.load_der_x509_certificate(der)
+    except Exception as error:  # a certificate cryptography cannot parse still leaves the probe's class intact
+        info.error = f"certificate not parsed: {error}"
+        return info
+    info.expires = certificate.not_valid_after_utc.isoformat()
+    info.not_before = certificate.not_valid_before_utc.isoformat()
+    info.issuer = certificate.issuer.rfc4514_string()
+    try:
+        names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        info.subject_names = [str(n) for n in names.get_values_for_type(x509.DNSName)]
+        info.subject_names += [str(n) for n in names.get_values_for_type(x509.IPAddress)]
+    except x509.ExtensionNotFound:
+        common = certificate.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+        info.subject_names = [str(attribute.value) for attribute in common]
+    return info
