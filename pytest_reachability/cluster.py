@@ -640,6 +640,9 @@ def classify(error: BaseException, request: _Request, server: str, *, timeout: f
                 user=match['user'] if match else None, status=status, **fields)
         if status == 404:
             detail = api_message or f'{request.resource} not found'
+            if request.resource.split('/')[0] not in detail:
+                # e.g. "the server could not find the requested resource": say which one was asked for.
+                detail = f'{request.describe()}: {detail}'
             return ClusterError(ClusterErrorKind.NOT_FOUND, f'not found: {detail}', status=status, **fields)
         detail = api_message or f'HTTP {status}'
         return ClusterError(ClusterErrorKind.ERROR, f'error: {request.describe()}: {detail} ({status})',

@@ -803,3 +803,15 @@ def test_the_request_log_would_catch_a_write(start_sandbox):
     raised.value.close()
     assert raised.value.code == 405
     assert [entry['method'] for entry in running.server.request_log] == ['DELETE']
+
+
+
+def test_not_found_for_an_unserved_resource_names_what_was_asked():
+    body = json.dumps({'kind': 'Status', 'apiVersion': 'v1', 'status': 'Failure', 'reason': 'NotFound', 'code': 404,
+                       'message': 'the server could not find the requested resource'})
+    error = cluster_module.classify(k8s.ApiException(status=404, reason='Not Found', body=body),
+                                    cluster_module._Request('list', 'ingressclasses', 'networking.k8s.io'),
+                                    'https://127.0.0.1:6443', timeout=5)
+    assert error.kind is ClusterErrorKind.NOT_FOUND
+    assert str(error) == ('not found: list ingressclasses at cluster scope: '
+                          'the server could not find the requested resource')
