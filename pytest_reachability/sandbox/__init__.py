@@ -194,6 +194,9 @@ class Sandbox:
         )
 
     def _stop(self) -> None:
+        for server in [self.edges, self.in_cluster, *self.dns_servers.values()]:
+            if server is not None:
+                server.request_stop()
         if self.api is not None:
             with contextlib.suppress(Exception):
                 self.api.stop()

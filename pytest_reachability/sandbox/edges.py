@@ -180,6 +180,10 @@ class EdgeServer:
         self._accept_thread = threading.Thread(target=self._accept_loop, name=f"{self.name} accept", daemon=True)
         self._accept_thread.start()
 
+    def request_stop(self) -> None:
+        """Tell the threads to finish without waiting for them (lets many servers stop in parallel)."""
+        self._stopping.set()
+
     def stop(self, timeout: float = 5.0) -> None:
         self._stopping.set()
         if self._accept_thread is not None:
@@ -351,7 +355,12 @@ class EdgeGroup:
             raise
         self.port = port
 
+    def request_stop(self) -> None:
+        for edge in self.edges:
+            edge.request_stop()
+
     def stop(self) -> None:
+        self.request_stop()
         for edge in self.edges:
             edge.stop()
 
