@@ -19,6 +19,7 @@ import urllib.request
 import pytest
 import trustme
 from kubernetes import client as k8s
+from kubernetes.config import incluster_config
 
 from pytest_reachability import cluster as cluster_module
 from pytest_reachability.cluster import (
@@ -815,3 +816,19 @@ def test_not_found_for_an_unserved_resource_names_what_was_asked():
     assert error.kind is ClusterErrorKind.NOT_FOUND
     assert str(error) == ('not found: list ingressclasses at cluster scope: '
                           'the server could not find the requested resource')
+
+
+def test_in_cluster_service_account_is_used_without_a_kubeconfig(sandbox, bare_environment, tmp_path, monkeypatch):
+    # The pod's service-account files, written where the test can (the client reads them from fixed paths).
+    account = tmp_path / 'serviceaccount'
+    account.mkdir()
+    (account / 'token').write_text(sandbox.token)
+    (account / 'namespace').write_text('ingress-nginx')
+    monkeypatch.setattr(incluster_config, 'SERVICE_TOKEN_FILENAME', str(account / 'token'))
+    monkeypatch.setattr(incluster_config, 'SERVICE_CERT_FILENAME', sandbox.ca_file)
+    monkeypatch.setattr(cluster_module, 'SERVICE_ACCOUNT_NAMESPACE_FILE', str(account / 'namespace'))
+    monkeypatch.setenv('KUBERNETES_SERVICE_HOST', '127.0.0.1')
+    monkeypatch.setenv('KUBERNETES_SERVICE_PORT', sandbox.server.url.rsplit(':', 1)[1])
+    view = Cluster.connect()
+    assert (view.server, view.context, view.namespace) == (sandbox.server.url, None, 'ingress-nginx')
+    assert [p.name for p in view.pods()] == ['ingress-nginx-controller-6b7f-qwert']
