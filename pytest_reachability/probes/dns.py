@@ -14,6 +14,7 @@ import socket
 import threading
 import time
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import dns.exception
 import dns.flags
@@ -321,3 +322,8 @@ def _exchange(query: dns.message.Message, server: tuple[str, int], timeout: floa
     if response.flags & dns.flags.TC:
         response = dns.query.tcp(query, address, port=port, timeout=timeout)
     return response
+
+
+def probe(target: Any, settings: Any) -> DnsReport:
+    """The uniform probe signature: resolve ``target.host`` on ``settings.resolvers`` within ``settings.probe_timeout``."""
+    return resolve_all(target.host, list(settings.resolvers or [SYSTEM]), timeout=settings.probe_timeout)
