@@ -43,7 +43,7 @@ def _build_parser() -> argparse.ArgumentParser:
         description="DNS -> TCP -> TLS -> HTTP on every resolved (or given) address, one line per address.",
     )
     probe.add_argument("target", metavar="TARGET", help="host, host:port or http(s):// URL")
-    probe.add_argument("--address", action="append", default=[], metavar="ADDR", help="probe this address too (repeatable); skips DNS when given")
+    probe.add_argument("--address", action="append", default=[], metavar="ADDR", help="probe this address instead of resolving, like curl --resolve (repeatable)")
     probe.add_argument("--resolver", action="append", default=[], metavar="R", help="DNS resolver ADDR[:PORT] or 'system' (repeatable; default system)")
     probe.add_argument("--timeout", type=float, default=5.0, metavar="S", help="timeout of every phase budget in seconds (default 5)")
     probe.add_argument("--ca-bundle", metavar="PATH", help="CA bundle to trust (default REQUESTS_CA_BUNDLE, SSL_CERT_FILE, system)")

@@ -319,3 +319,12 @@ def test_evidence_is_plain_json() -> None:
 def test_curl_command_for_ip_target_has_no_resolve() -> None:
     target = parse_target("https://127.0.0.1:8443")
     assert curl_command(target, "127.0.0.1", target.url("/health")) == "curl -v https://127.0.0.1:8443/health"
+
+
+def test_unresolvable_name_with_extra_addresses_reports_both() -> None:
+    with servers.LoopbackServer(servers.healthy()) as server:
+        target = parse_target(f"http://name-that-does-not-exist.invalid:{server.port}")
+        results = probe_target(target, resolvers=["system"], extra_addresses=["127.0.0.1"], timeout=TIMEOUT)
+    assert [r.address for r in results] == ["", "127.0.0.1"]
+    assert results[0].failure is not None and results[0].failure.phase == "dns"
+    assert results[1].ok

@@ -167,18 +167,20 @@ def probe_target(
     """Probe every address of ``target`` concurrently: the resolved ones (or ``addresses``) plus ``extra_addresses``.
 
     DNS takes at most ``timeout``, then every address at most ``timeout`` in parallel, so the call
-    returns within about twice the timeout. When no address resolves, the one result carries the DNS
-    class (address ``""``).
+    returns within about twice the timeout. When the name resolves nowhere, a first result with
+    address ``""`` carries the DNS class, followed by the extra addresses' results.
     """
     context = tls_context(ca_bundle) if target.scheme == "https" else None
     found, dns_ms, dns_report = addresses_to_probe(target, addresses, extra_addresses, resolvers, timeout, dns_report)
+    # A name that resolves nowhere is a failure of its own, even when extra addresses still answer.
+    unresolved = [_unresolved(target, path, dns_report, dns_ms)] if dns_report is not None and not dns_report.addresses else []
     if not found:
-        return [_unresolved(target, path, dns_report, dns_ms)]
+        return unresolved or [_unresolved(target, path, dns_report, dns_ms)]
     options = dict(
         path=path, timeout=timeout, ca_bundle=ca_bundle, expect_status=expect_status, expect_body=expect_body,
         body_cap=body_cap, max_redirects=max_redirects, dns_ms=dns_ms, context=context,
     )
-    return run_concurrently(lambda address: probe_address(target, address, **options), found)
+    return unresolved + run_concurrently(lambda address: probe_address(target, address, **options), found)
 
 
 def probe(target: TargetLike, settings: Any, **checks: Any) -> list[ProbeResult]:

@@ -115,11 +115,14 @@ def probe_target(
 ) -> list[TcpResult]:
     """Connect to every resolved (or given) address plus ``extra_addresses`` concurrently."""
     found, dns_ms, report = addresses_to_probe(target, addresses, extra_addresses, resolvers, timeout, dns_report)
+    unresolved = []
+    if (report is not None and not report.addresses) or not found:
+        failure = (report.failure if report else None) or Failure.DNS_NO_ANSWER
+        unresolved = [TcpResult(address="", port=target.port, host=target.host, failure=failure,
+                                detail=f"{target.host} did not resolve", phases={"dns": dns_ms, "total": dns_ms})]
     if not found:
-        failure = report.failure if report else Failure.DNS_NO_ANSWER
-        return [TcpResult(address="", port=target.port, host=target.host, failure=failure or Failure.DNS_NO_ANSWER,
-                          detail=f"{target.host} did not resolve", phases={"dns": dns_ms, "total": dns_ms})]
-    return run_concurrently(lambda address: probe_address(target, address, timeout=timeout, dns_ms=dns_ms), found)
+        return unresolved
+    return unresolved + run_concurrently(lambda address: probe_address(target, address, timeout=timeout, dns_ms=dns_ms), found)
 
 
 def probe(target: Endpoint, settings: Any) -> list[TcpResult]:

@@ -233,11 +233,14 @@ def probe_target(
     """Handshake with every resolved (or given) address plus ``extra_addresses`` concurrently."""
     context = tls_context(ca_bundle)
     found, dns_ms, report = addresses_to_probe(target, addresses, extra_addresses, resolvers, timeout, dns_report)
-    if not found:
+    unresolved = []
+    if (report is not None and not report.addresses) or not found:
         failure = (report.failure if report else None) or Failure.DNS_NO_ANSWER
-        return [TlsResult(address="", port=target.port, host=target.host, failure=failure,
-                          detail=f"{target.host} did not resolve", phases={"dns": dns_ms, "total": dns_ms})]
-    return run_concurrently(
+        unresolved = [TlsResult(address="", port=target.port, host=target.host, failure=failure,
+                                detail=f"{target.host} did not resolve", phases={"dns": dns_ms, "total": dns_ms})]
+    if not found:
+        return unresolved
+    return unresolved + run_concurrently(
         lambda address: probe_address(target, address, timeout=timeout, ca_bundle=ca_bundle, dns_ms=dns_ms, context=context),
         found,
     )
