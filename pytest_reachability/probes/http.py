@@ -337,8 +337,7 @@ def _fetch(
             # The peer closed or reset before taking the request; curl reports the same as a failed receive.
             raise ProbeFailure(Failure.RECV_ERROR, f"sending the request failed: {describe_os_error(error)}") from None
         sent = time.perf_counter()
-        response = _read_response(reader, body_cap, phases, sent, scheme)
-        return response
+        return _read_response(reader, body_cap, phases, sent)
     finally:
         close_quietly(sock)
 
@@ -380,6 +379,8 @@ class _Reader:
         if not chunk:
             self.eof = True
             return False
+        if self.total == 0:
+            self.first_byte_at = time.perf_counter()
         self.total += len(chunk)
         self.buffer += chunk
         return True
@@ -401,10 +402,10 @@ class _Reader:
                 return None
 
 
-def _read_response(reader: _Reader, body_cap: int, phases: dict[str, float], sent: float, scheme: str) -> _Response:
+def _read_response(reader: _Reader, body_cap: int, phases: dict[str, float], sent: float) -> _Response:
     first_byte: float | None = None
     while True:  # skip interim 1xx answers
-        head = _read_head(reader, scheme)
+        head = _read_head(reader)
         if first_byte is None:
             first_byte = reader.first_byte_at
             phases["ttfb"] += (first_byte - sent) * 1000
@@ -423,13 +424,12 @@ def _read_response(reader: _Reader, body_cap: int, phases: dict[str, float], sen
     return _Response(status=status, reason=reason, headers=headers, body=body, truncated=truncated, bytes_read=reader.total)
 
 
-def _read_head(reader: _Reader, scheme: str) -> tuple[int, str, dict[str, str]]:
+def _read_head(reader: _Reader) -> tuple[int, str, dict[str, str]]:
     what = "waiting for the response"
     while len(reader.buffer) < 5 and b"\n" not in reader.buffer:
         if not reader.fill(what):
             break
         what = "reading the response headers"
-    reader.first_byte_at = time.perf_counter()
     if reader.total == 0:
         raise ProbeFailure(Failure.EMPTY_REPLY, "connected and sent the request; the server closed without a byte")
     start = bytes(reader.buffer[:5])
