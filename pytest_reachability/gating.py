@@ -272,8 +272,28 @@ class GateStore:
                     found[data["nodeid"]] = (data["outcome"], data["message"])
         return found
 
-    def wait_for(self, gate: str, expected: Sequence[str], timeout: float) -> GateResult:
-        """The gate's result, waiting at most ``timeout`` seconds for tests run elsewhere."""
+    def write_plan(self, gate_nodeids: Sequence[str]) -> None:
+        """Publish which tests are gate tests, for the xdist controller's scheduling."""
+        if self.directory is None:
+            return
+        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-")
+        with os.fdopen(fd, "w") as fh:
+            json.dump(list(gate_nodeids), fh)
+        os.replace(tmp, self.directory / "plan.json")
+
+    def read_plan(self) -> list[str]:
+        if self.directory is None:
+            return []
+        try:
+            return json.loads((self.directory / "plan.json").read_text())
+        except (OSError, ValueError):
+            return []
+
+    def wait_for(self, gate: str, expected: Sequence[str], timeout: float, *, waited: float | None = None) -> GateResult:
+        """The gate's result, waiting at most ``timeout`` seconds for tests run elsewhere.
+
+        ``waited`` is the whole bound to name in the reason when the result stays unknown.
+        """
         deadline = time.monotonic() + timeout
         delay = 0.02
         while True:
@@ -283,8 +303,10 @@ class GateStore:
                 break
             time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
             delay = min(delay * 1.5, 0.25)
-        if result.state == "unknown" and timeout > 0:
-            return GateResult(gate, "unknown", f"result unknown after waiting {timeout:g}s ({result.message.split('(')[-1].rstrip(')')})")
+        bound = timeout if waited is None else waited
+        if result.state == "unknown" and bound > 0:
+            detail = result.message.split("(")[-1].rstrip(")")
+            return GateResult(gate, "unknown", f"result unknown after waiting {bound:g}s ({detail})")
         return result
 
 

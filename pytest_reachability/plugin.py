@@ -1,0 +1,384 @@
+"""pytest hooks of pytest-reachability (entry point ``pytest11: reachability``).
+
+Hooks only: the logic lives in ``config`` (settings), ``gating`` (sections, gates, BLOCKED),
+``results`` (run model) and ``report`` (outputs).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from . import evidence as evidence_mod
+from . import fixtures
+from .gating import (
+    BLOCKED,
+    ERROR,
+    FAILED,
+    PASSED,
+    SKIPPED,
+    GatePlan,
+    GateResult,
+    GateStore,
+    GraphError,
+    order_items,
+)
+from .options import add_options
+from .report import terminal
+from .results import RunResults, failure_line
+
+MARKERS = (
+    'section(name, requires=()): the report section of a test; requires= gates every test of that section needs',
+    "gate(name): the test (class, module) is part of gate NAME; dependents run only if all of it passed",
+    "requires(*gates): the test runs only if every named gate passed; otherwise it is BLOCKED",
+)
+
+STORE_INPUT_KEY = "reachability_gate_store"
+
+
+@dataclass
+class RunState:
+    """Per-session state of the plugin, kept on ``config.stash``."""
+
+    settings: Any
+    store: GateStore
+    store_dir: Path | None = None  # created by this process, removed at the end
+    worker: bool = False
+    xdist_controller: bool = False
+    plan: GatePlan = field(default_factory=GatePlan)
+    deselected: list[Any] = field(default_factory=list)
+    pulled: dict[str, int] = field(default_factory=dict)  # gate -> tests pulled back into the run
+    results: RunResults = field(default_factory=RunResults)
+    marks_seen: bool = False
+    member_outcome: dict[str, str] = field(default_factory=dict)
+    gate_deadline: dict[str, float] = field(default_factory=dict)
+
+
+STATE = pytest.StashKey[RunState]()
+ITEM_EVIDENCE = pytest.StashKey[evidence_mod.Evidence]()
+ITEM_BLOCKED = pytest.StashKey[GateResult]()
+
+
+def state_of(config: pytest.Config) -> RunState:
+    return config.stash[STATE]
+
+
+# --------------------------------------------------------------------------- options, configure
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    for line in MARKERS:
+        config.addinivalue_line("markers", line)
+    from .config import load_settings
+
+    settings = load_settings(config)
+    worker_input = getattr(config, "workerinput", None)
+    state = RunState(settings=settings, store=GateStore())
+    if worker_input is not None:
+        state.worker = True
+        if worker_input.get(STORE_INPUT_KEY):
+            state.store = GateStore(worker_input[STORE_INPUT_KEY])
+    elif _xdist_active(config):
+        state.xdist_controller = True
+        state.store_dir = Path(tempfile.mkdtemp(prefix="reachability-gates-"))
+        state.store = GateStore(state.store_dir)
+    config.stash[STATE] = state
+    config.pluginmanager.register(ReportListener(state), "reachability-reports")
+    config.pluginmanager.register(fixtures, "reachability-fixtures")
+
+
+def _xdist_active(config: pytest.Config) -> bool:
+    return bool(getattr(config.option, "numprocesses", None)) or bool(getattr(config.option, "tx", None))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist: tell each worker where the session's gate outcomes are shared."""
+    state = state_of(node.config)
+    node.workerinput[STORE_INPUT_KEY] = str(state.store_dir) if state.store_dir else ""
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    state = config.stash.get(STATE, None)
+    if state is not None and state.store_dir is not None:
+        shutil.rmtree(state.store_dir, ignore_errors=True)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    from .config import describe
+
+    return [f"reachability: {line}" for line in describe(state_of(config).settings)]
+
+
+# --------------------------------------------------------------------------- collection
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    if items:
+        state_of(items[0].config).deselected.extend(items)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Pull deselected gates back in, validate the graph, order gates first (runs on every worker)."""
+    state = state_of(session.config)
+    selected = list(session.items)
+    known = selected + [i for i in state.deselected if i not in set(selected)]
+    try:
+        plan = GatePlan.build(known)
+        missing = set(plan.unknown_gates())
+        if missing:
+            known += _collect_gates_elsewhere(session, missing, {i.nodeid for i in known})
+            plan = GatePlan.build(known)
+        plan.check()
+    except GraphError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    state.plan = plan
+    state.marks_seen = bool(plan.gate or plan.requires or any(s != "other" for s in plan.section.values()))
+
+    selected_ids = {i.nodeid for i in selected}
+    needed = plan.closure(selected_ids)
+    by_id = {i.nodeid: i for i in known}
+    pulled = []
+    for gate in sorted(needed):
+        for nodeid in plan.members.get(gate, ()):
+            if nodeid not in selected_ids:
+                pulled.append(by_id[nodeid])
+                state.pulled[gate] = state.pulled.get(gate, 0) + 1
+    if pulled:
+        selected += pulled
+        pulled_set = set(pulled)
+        state.deselected[:] = [i for i in state.deselected if i not in pulled_set]
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None and "deselected" in reporter.stats:
+            reporter.stats["deselected"] = [i for i in reporter.stats["deselected"] if i not in pulled_set]
+    session.items[:] = order_items(selected, plan)
+    if state.worker and state.store.directory is not None:
+        state.store.write_plan(sorted(plan.gate))
+
+
+@pytest.hookimpl(wrapper=True, optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Let scope-based xdist schedulers hand out the scopes holding gate tests first.
+
+    ``loadscope``/``loadfile`` order their work units by size, so a small gate file would be sent
+    last while every worker waits on dependents. ``load`` and ``worksteal`` follow the collection
+    order, which already has gates first.
+    """
+    scheduler = yield
+    assign = getattr(scheduler, "_assign_work_unit", None)
+    workqueue = getattr(scheduler, "workqueue", None)
+    if assign is None or workqueue is None:
+        return scheduler
+    store = state_of(config).store
+
+    def assign_gates_first(node: Any) -> None:
+        gate_ids = set(store.read_plan())
+        if gate_ids:
+            first = [scope for scope, unit in scheduler.workqueue.items() if gate_ids.intersection(unit)]
+            for scope in reversed(first):
+                scheduler.workqueue.move_to_end(scope, last=False)
+        assign(node)
+
+    scheduler._assign_work_unit = assign_gates_first  # noqa: SLF001 - xdist offers no ordering hook
+    return scheduler
+
+
+def _collect_gates_elsewhere(session: pytest.Session, gates: set[str], have: set[str]) -> list[pytest.Item]:
+    """Collect test files outside the selection that declare ``gates`` (node-id selection, --lf).
+
+    Candidates are the test files under ``testpaths`` and beside the selected files whose text
+    mentions a gate name; collected directly so that --lf's file skipping does not hide them.
+    """
+    config = session.config
+    roots: list[Path] = [config.rootpath / p for p in config.getini("testpaths")]
+    roots += sorted({Path(str(item.path)).parent for item in session.items})
+    patterns = config.getini("python_files") or ["test_*.py"]
+    seen: set[Path] = set()
+    found: list[pytest.Item] = []
+    for root in roots:
+        if not root.is_dir():
+            continue
+        for pattern in patterns:
+            for path in sorted(root.rglob(pattern)):
+                if path in seen or not path.is_file():
+                    continue
+                seen.add(path)
+                try:
+                    text = path.read_text(errors="replace")
+                except OSError:
+                    continue
+                if not any(f'"{g}"' in text or f"'{g}'" in text for g in gates):
+                    continue
+                found += [i for i in _items_of_file(session, path) if i.nodeid not in have]
+    return found
+
+
+def _items_of_file(session: pytest.Session, path: Path) -> list[pytest.Item]:
+    def expand(node: Any) -> list[pytest.Item]:
+        if isinstance(node, pytest.Item):
+            return [node]
+        out: list[pytest.Item] = []
+        for child in node.collect():
+            out += expand(child)
+        return out
+
+    items: list[pytest.Item] = []
+    try:
+        for collector in session._collect_path(path, {}):  # noqa: SLF001 - no public API collects one file
+            items += expand(collector)
+    except Exception:  # a broken candidate file must not break the run it was not selected for
+        return []
+    return items
+
+
+def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:
+    pulled = state_of(config).pulled
+    if not pulled:
+        return []
+    parts = ", ".join(f"{gate} ({n} test{'s' if n != 1 else ''})" for gate, n in sorted(pulled.items()))
+    return [f"reachability: gates pulled back into the run because selected tests require them: {parts}"]
+
+
+# --------------------------------------------------------------------------- running
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Decide a dependent before any of its fixtures is set up: no setup cost when blocked."""
+    state = state_of(item.config)
+    evidence = evidence_mod.Evidence()
+    item.stash[ITEM_EVIDENCE] = evidence
+    evidence_mod.set_current(evidence)
+    timeout = float(getattr(state.settings, "gate_timeout", 300.0) or 0.0) if state.worker else 0.0
+    for gate in state.plan.requires.get(item.nodeid, ()):
+        # The wait for one gate is bounded once per worker, not once per dependent.
+        deadline = state.gate_deadline.setdefault(gate, time.monotonic() + timeout)
+        remaining = max(0.0, deadline - time.monotonic())
+        result = state.store.wait_for(gate, state.plan.members.get(gate, ()), remaining, waited=timeout)
+        if result.state == PASSED:
+            continue
+        if result.state != SKIPPED:
+            item.stash[ITEM_BLOCKED] = result
+            item.user_properties.append(("blocked_by", gate))
+        pytest.skip(result.reason)
+
+
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    evidence_mod.set_current(item.stash.get(ITEM_EVIDENCE, None))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    state = state_of(item.config)
+    report.reachability_section = state.plan.section.get(item.nodeid, "other")
+    gate = state.plan.gate.get(item.nodeid)
+    if gate:
+        report.reachability_gate = gate
+    blocked = item.stash.get(ITEM_BLOCKED, None)
+    if blocked is not None and report.when == "setup" and report.skipped:
+        report.reachability_blocked_by = blocked.gate
+    evidence = item.stash.get(ITEM_EVIDENCE, None)
+    if evidence is not None and evidence.records:
+        # Each phase report carries what was recorded since the previous one.
+        report.reachability_evidence = list(evidence.records)
+        evidence.records.clear()
+    if report.when == "teardown":
+        evidence_mod.set_current(None)
+    return report
+
+
+class ReportListener:
+    """Folds every report into the run model and records gate outcomes (needs the session's state)."""
+
+    def __init__(self, state: RunState) -> None:
+        self.state = state
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        record_report(self.state, report)
+
+
+def record_report(state: RunState, report: pytest.TestReport) -> None:
+    if not state.worker:
+        state.results.add_report(report)
+    if state.xdist_controller:
+        return  # gate outcomes are recorded where the test ran
+    gate = getattr(report, "reachability_gate", None)
+    if not gate:
+        return
+    outcome, message = _member_outcome(report)
+    if outcome is None:
+        return
+    previous = state.member_outcome.get(report.nodeid)
+    if previous in (FAILED, ERROR, BLOCKED, SKIPPED) and outcome == PASSED:
+        return
+    state.member_outcome[report.nodeid] = outcome
+    state.store.record(gate, report.nodeid, outcome, message)
+
+
+def _member_outcome(report: pytest.TestReport) -> tuple[str | None, str]:
+    if report.failed:
+        if report.when == "call":
+            return FAILED, failure_line(report) or f"{report.nodeid} failed"
+        return ERROR, f"error in {report.when}: {failure_line(report)}"
+    if report.skipped:
+        if hasattr(report, "wasxfail"):
+            return FAILED, f"{report.nodeid} xfailed"
+        if getattr(report, "reachability_blocked_by", None):
+            return BLOCKED, failure_line(report)
+        return SKIPPED, failure_line(report)
+    if report.when == "call":
+        return PASSED, ""
+    return None, ""
+
+
+def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> Any:
+    if report.skipped and getattr(report, "reachability_blocked_by", None):
+        return "blocked", "B", ("BLOCKED", {"yellow": True})
+    return None
+
+
+# --------------------------------------------------------------------------- xdist worker -> controller
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    pulled = getattr(node, "workeroutput", {}).get("reachability_pulled")
+    if pulled:
+        state = state_of(node.config)
+        state.pulled = dict(pulled)
+    if getattr(node, "workeroutput", {}).get("reachability_marks"):
+        state_of(node.config).marks_seen = True
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    state = state_of(session.config)
+    worker_output = getattr(session.config, "workeroutput", None)
+    if worker_output is not None:
+        worker_output["reachability_pulled"] = dict(state.pulled)
+        worker_output["reachability_marks"] = state.marks_seen
+
+
+# --------------------------------------------------------------------------- terminal
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    state = state_of(config)
+    if state.worker:
+        return
+    if not (state.marks_seen or getattr(state.settings, "target", None) or state.results.by_outcome("blocked")):
+        return
+    terminal.write_summary(terminalreporter, state.results, pulled=state.pulled)
+
