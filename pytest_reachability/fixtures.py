@@ -1,19 +1,96 @@
 """The public fixtures: what a test of the built-in suite or a user's own test asks for.
 
-Example::
+``target``, ``dns``, ``probe``, ``http``, ``cluster`` and ``evidence`` read like the checks an
+engineer runs by hand::
+
+    def test_every_address_answers(probe):
+        for result in probe.health():
+            assert result.ok, f"{result.address}: {result.summary} -- reproduce: {result.curl}"
+
+    def test_resolvers_agree(dns):
+        assert dns.agree, [(a.resolver, a.addresses) for a in dns.answers]
 
     @pytest.mark.requires("api-health")
-    def test_orders_endpoint(target, evidence):
-        evidence.record("note", {"target": target.display})
+    def test_orders_endpoint(http):
+        assert http.get("/orders").status_code == 200
+
+    def test_no_crashing_pods(cluster):
+        crashing = [p.name for p in cluster.pods() if "CrashLoopBackOff" in p.waiting_reasons]
+        assert not crashing, f"pods in CrashLoopBackOff: {crashing}"
+
+The expensive probes are session-scoped; under pytest-xdist their results are computed by the
+first worker that needs them and shared with the others through the session's shared directory.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import fcntl
+import hashlib
+import os
+import pickle
+import tempfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 
+from . import evidence as evidence_mod
 from .evidence import Evidence
+
+T = TypeVar("T")
+
+
+class SharedResults:
+    """Results computed once per session and shared by every xdist worker.
+
+    A result is pickled into the session's shared directory under an exclusive file lock: the first
+    worker computes it, the others wait on the lock and read it. Without a directory (serial run),
+    results are kept in memory.
+    """
+
+    def __init__(self, directory: Path | None) -> None:
+        self.directory = directory / "shared" if directory is not None else None
+        self._memory: dict[str, Any] = {}
+        if self.directory is not None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+
+    def get(self, key: str, compute: Callable[[], T]) -> T:
+        if key in self._memory:
+            return self._memory[key]
+        if self.directory is None:
+            value = self._memory[key] = compute()
+            return value
+        name = hashlib.sha1(key.encode()).hexdigest()[:24]
+        path = self.directory / f"{name}.pickle"
+        with open(self.directory / f"{name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                if path.exists():
+                    try:
+                        value = pickle.loads(path.read_bytes())
+                        self._memory[key] = value
+                        return value
+                    except Exception:  # unreadable: compute it here instead
+                        pass
+                value = compute()
+                try:
+                    fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-")
+                    with os.fdopen(fd, "wb") as fh:
+                        pickle.dump(value, fh)
+                    os.replace(tmp, path)
+                except Exception:  # not picklable: every worker computes its own
+                    pass
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+        self._memory[key] = value
+        return value
+
+
+def _state(config: pytest.Config) -> Any:
+    from .plugin import state_of
+
+    return state_of(config)
 
 
 @pytest.fixture
@@ -29,10 +106,14 @@ def evidence(request: pytest.FixtureRequest) -> Evidence:
 
 @pytest.fixture(scope="session")
 def reachability_settings(pytestconfig: pytest.Config) -> Any:
-    """The settings in force (CLI > environment > file), as parsed and validated."""
-    from .plugin import state_of
+    """The settings in force (CLI > environment > file), validated; ``--sandbox`` values filled in."""
+    return _state(pytestconfig).settings
 
-    return state_of(pytestconfig).settings
+
+@pytest.fixture(scope="session")
+def shared_results(pytestconfig: pytest.Config) -> SharedResults:
+    """Session-wide results shared across xdist workers (see :class:`SharedResults`)."""
+    return _state(pytestconfig).shared
 
 
 @pytest.fixture(scope="session")
@@ -42,8 +123,136 @@ def target(reachability_settings: Any) -> Any:
     Example::
 
         def test_target_is_https(target):
-            assert target.scheme == "https"
+            assert target.scheme == "https", f"{target.display} is served over {target.scheme}"
     """
     if reachability_settings.target is None:
         pytest.skip("no target configured: pass --target HOST or set target in [tool.reachability]")
     return reachability_settings.target
+
+
+@pytest.fixture(scope="session")
+def dns(target: Any, reachability_settings: Any, shared_results: SharedResults) -> Any:
+    """The target's name resolved on every configured resolver, concurrently (a ``DnsReport``).
+
+    Example::
+
+        def test_name_resolves(dns):
+            assert dns.addresses, f"{dns.name} did not resolve: {[a.error for a in dns.answers]}"
+    """
+    from .probes import dns as dns_probe
+
+    def resolve() -> Any:
+        report = dns_probe.probe(target, reachability_settings)
+        evidence_mod.record("dns", report)
+        return report
+
+    return shared_results.get(f"dns:{target.host}:{reachability_settings.resolvers}", resolve)
+
+
+class Prober:
+    """Layered DNS -> TCP -> TLS -> HTTP probes of the target, one result per address, cached per session.
+
+    Example::
+
+        def test_loadbalancer_answers(probe, cluster):
+            addresses = [a for s in cluster.services() for a in s.lb_addresses]
+            for result in probe.health(addresses=addresses):
+                assert result.ok, result.summary
+    """
+
+    def __init__(self, target: Any, settings: Any, shared: SharedResults, dns_report: Callable[[], Any]) -> None:
+        self.target = target
+        self.settings = settings
+        self.shared = shared
+        self._dns_report = dns_report
+
+    def health(
+        self,
+        *,
+        path: str | None = None,
+        addresses: Iterable[str] | None = None,
+        extra_addresses: Iterable[str] = (),
+        expect_status: Any = None,
+        expect_body: Any = None,
+    ) -> list[Any]:
+        """Probe ``path`` (default the health path) on every resolved address (or ``addresses``) plus ``extra_addresses``."""
+        from .probes import http as http_probe
+
+        path = path or self.settings.health_path
+        addresses = None if addresses is None else list(addresses)
+        extra = list(extra_addresses)
+        checks: dict[str, Any] = {}
+        if expect_status is not None:
+            checks["expect_status"] = expect_status
+        if expect_body is not None:
+            checks["expect_body"] = expect_body
+        key = f"http:{self.target.base_url}:{path}:{addresses}:{extra}:{sorted(map(repr, checks.items()))}"
+
+        def run() -> list[Any]:
+            results = http_probe.probe_target(
+                self.target,
+                addresses=addresses,
+                extra_addresses=extra,
+                resolvers=self.settings.resolvers,
+                path=path,
+                timeout=self.settings.probe_timeout,
+                ca_bundle=self.settings.ca_bundle,
+                dns_report=self._dns_report() if addresses is None else None,
+                **checks,
+            )
+            for result in results:
+                evidence_mod.record("http_probe", result)
+            return results
+
+        return self.shared.get(key, run)
+
+    __call__ = health
+
+
+@pytest.fixture(scope="session")
+def probe(target: Any, reachability_settings: Any, shared_results: SharedResults, request: pytest.FixtureRequest) -> Prober:
+    """Per-address health probes of the target (see :class:`Prober`)."""
+    return Prober(target, reachability_settings, shared_results, lambda: request.getfixturevalue("dns"))
+
+
+@pytest.fixture(scope="session")
+def http(target: Any, reachability_settings: Any, request: pytest.FixtureRequest) -> Any:
+    """A ``requests.Session`` bound to the target's base URL: ``http.get("/orders")``.
+
+    Timeouts default to the probe timeout; only connection errors are retried (never a request that
+    reached the server); every response is recorded as evidence of the test that made it. When
+    resolvers other than the OS's are configured, the session connects to the first address they
+    answer (curl ``--resolve`` semantics).
+    """
+    from .http_session import TargetSession
+
+    address = None
+    if not target.is_ip and list(reachability_settings.resolvers) != ["system"]:
+        report = request.getfixturevalue("dns")
+        address = report.addresses[0] if report.addresses else None
+    session = TargetSession(
+        target, timeout=reachability_settings.probe_timeout, ca_bundle=reachability_settings.ca_bundle, address=address
+    )
+    yield session
+    session.close()
+
+
+@pytest.fixture(scope="session")
+def cluster(reachability_settings: Any) -> Any:
+    """Read-only view of the cluster (``pytest_reachability.cluster.Cluster``); skips when none is configured."""
+    from .cluster import Cluster, ClusterError, ClusterErrorKind
+
+    settings = reachability_settings
+    try:
+        view = Cluster.connect(
+            kubeconfig=settings.kubeconfig,
+            context=settings.kube_context,
+            namespace=settings.namespace,
+            timeout=settings.probe_timeout,
+        )
+    except ClusterError as exc:
+        if exc.kind is ClusterErrorKind.NOT_CONFIGURED:
+            pytest.skip(f"cluster not configured: {exc.message} (pass --kubeconfig or --sandbox)")
+        raise
+    yield view
+    view.close()

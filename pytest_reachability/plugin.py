@@ -40,6 +40,7 @@ MARKERS = (
 )
 
 STORE_INPUT_KEY = "reachability_gate_store"
+SANDBOX_INPUT_KEY = "reachability_sandbox"
 
 
 @dataclass
@@ -57,6 +58,9 @@ class RunState:
     results: RunResults = field(default_factory=RunResults)
     marks_seen: bool = False
     member_outcome: dict[str, str] = field(default_factory=dict)
+    sandbox: Any = None  # the running Sandbox, on the process that started it
+    shared: Any = None  # fixtures.SharedResults
+    sandbox_info: Any = None
     gate_deadline: dict[str, float] = field(default_factory=dict)
 
 
@@ -84,7 +88,17 @@ def pytest_configure(config: pytest.Config) -> None:
 
     settings = load_settings(config)
     worker_input = getattr(config, "workerinput", None)
-    state = RunState(settings=settings, store=GateStore())
+    sandbox, sandbox_info = _start_sandbox(settings, worker_input)
+    if sandbox_info is not None:
+        settings = settings.with_overrides(
+            target=sandbox_info.target,
+            kubeconfig=sandbox_info.kubeconfig,
+            kube_context=sandbox_info.context,
+            namespace=sandbox_info.namespace,
+            resolvers=sandbox_info.resolvers,
+            ca_bundle=sandbox_info.ca_bundle,
+        )
+    state = RunState(settings=settings, store=GateStore(), sandbox=sandbox, sandbox_info=sandbox_info)
     if worker_input is not None:
         state.worker = True
         if worker_input.get(STORE_INPUT_KEY):
@@ -93,9 +107,32 @@ def pytest_configure(config: pytest.Config) -> None:
         state.xdist_controller = True
         state.store_dir = Path(tempfile.mkdtemp(prefix="reachability-gates-"))
         state.store = GateStore(state.store_dir)
+    state.shared = fixtures.SharedResults(state.store.directory)
     config.stash[STATE] = state
     config.pluginmanager.register(ReportListener(state), "reachability-reports")
     config.pluginmanager.register(fixtures, "reachability-fixtures")
+
+
+def _start_sandbox(settings: Any, worker_input: dict | None) -> tuple[Any, Any]:
+    """Start ``--sandbox`` once per session: on the controller, whose workers get its addresses."""
+    if worker_input is not None:
+        data = worker_input.get(SANDBOX_INPUT_KEY)
+        if not data:
+            return None, None
+        from .sandbox import SandboxInfo
+
+        return None, SandboxInfo.from_dict(data)
+    if not settings.sandbox:
+        return None, None
+    from .sandbox import Sandbox, ScenarioError
+
+    try:
+        sandbox = Sandbox(settings.sandbox)
+        return sandbox, sandbox.start()
+    except ScenarioError as exc:
+        raise pytest.UsageError(f"--sandbox: {exc}") from None
+    except OSError as exc:
+        raise pytest.UsageError(f"--sandbox {settings.sandbox}: could not start: {exc}") from None
 
 
 def _xdist_active(config: pytest.Config) -> bool:
@@ -107,11 +144,18 @@ def pytest_configure_node(node: Any) -> None:
     """xdist: tell each worker where the session's gate outcomes are shared."""
     state = state_of(node.config)
     node.workerinput[STORE_INPUT_KEY] = str(state.store_dir) if state.store_dir else ""
+    if state.sandbox_info is not None:
+        node.workerinput[SANDBOX_INPUT_KEY] = state.sandbox_info.to_dict()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     state = config.stash.get(STATE, None)
-    if state is not None and state.store_dir is not None:
+    if state is None:
+        return
+    if state.sandbox is not None:
+        state.sandbox.stop()
+        state.sandbox = None
+    if state.store_dir is not None:
         shutil.rmtree(state.store_dir, ignore_errors=True)
 
 
