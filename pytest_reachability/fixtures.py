@@ -256,3 +256,14 @@ def cluster(reachability_settings: Any) -> Any:
         raise
     yield view
     view.close()
+
+
+@pytest.fixture(scope="session")
+def app_config(pytestconfig: pytest.Config) -> Any:
+    """The validated application sections (``[tool.reachability.<section>]`` tables)."""
+    state = _state(pytestconfig)
+    if state.app_config is None:
+        from .appconfig import load_app_config
+
+        state.app_config = load_app_config(state.settings.tables)
+    return state.app_config

@@ -60,6 +60,9 @@ class RunState:
     member_outcome: dict[str, str] = field(default_factory=dict)
     sandbox: Any = None  # the running Sandbox, on the process that started it
     shared: Any = None  # fixtures.SharedResults
+    app_config: Any = None  # appconfig.AppConfig, validated at configure time
+    history_summary: dict | None = None  # set by report.history_hooks before the reports are written
+    theories: list = field(default_factory=list)  # ranked diagnosis, set at session finish
     sandbox_info: Any = None
     gate_deadline: dict[str, float] = field(default_factory=dict)
 
@@ -111,6 +114,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[STATE] = state
     config.pluginmanager.register(ReportListener(state), "reachability-reports")
     config.pluginmanager.register(fixtures, "reachability-fixtures")
+    from .report import history_hooks, hooks
+
+    config.pluginmanager.register(hooks, "reachability-report-hooks")
+    config.pluginmanager.register(history_hooks, "reachability-history-hooks")
 
 
 def _start_sandbox(settings: Any, worker_input: dict | None) -> tuple[Any, Any]:

@@ -1,0 +1,1 @@
+"""pytest hooks for run history (``--results-db``)."""
