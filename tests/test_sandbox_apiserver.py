@@ -1025,3 +1025,28 @@ def test_stop_leaves_no_thread_or_socket(certificates: dict[str, str], tmp_path:
     idle.close()
     client.close()
     server.stop()  # a second stop is harmless
+
+
+def test_denying_a_resource_does_not_deny_its_subresources(certificates: dict[str, str], tmp_path: Path) -> None:
+    """RBAC treats pods and pods/log (services and services/proxy) as separate resources."""
+    server = KubeApiServer(
+        production_objects(),
+        pod_logs=POD_LOGS,
+        deny=[{"verb": "get", "resource": "pods"}],
+        token=TOKEN,
+        cert_file=certificates["cert"],
+        key_file=certificates["key"],
+    )
+    with server:
+        path = str(tmp_path / "config")
+        write_kubeconfig(path, server_url=server.url, ca_file=certificates["ca"], token=TOKEN)
+        client = kube_config.new_client_from_config(config_file=path)
+        try:
+            core = kube.CoreV1Api(client)
+            pod = next(iter(POD_LOGS)).split("/")
+            with pytest.raises(ApiException) as raised:
+                core.read_namespaced_pod(pod[1], pod[0])
+            assert raised.value.status == 403
+            assert core.read_namespaced_pod_log(pod[1], pod[0]) == POD_LOGS["/".join(pod)]
+        finally:
+            client.close()

@@ -1254,7 +1254,8 @@ class KubeApiServer:
         for rule in self.deny:
             if rule["verb"] not in ("*", verb, rbac_verb):
                 continue
-            if rule["resource"] not in ("*", resource_type.plural, rbac_resource):
+            # As in RBAC, `pods` does not cover `pods/log` (nor `services` `services/proxy`).
+            if rule["resource"] not in ("*", rbac_resource):
                 continue
             if rule.get("namespace") and namespace is not None and rule["namespace"] != namespace:
                 continue
