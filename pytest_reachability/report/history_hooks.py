@@ -1,1 +1,138 @@
-"""pytest hooks for run history (``--results-db``)."""
+"""pytest hooks for run history (``--results-db``).
+
+On the controller only (xdist workers never write): before the other session-finish hooks run, the
+run is compared with the previous run of the same target and ``state.history_summary`` is set, so
+the terminal, HTML and incident reports can show it; after them (when the diagnosis has ranked its
+theories) the run is stored in one transaction. A database that cannot be used costs one terminal
+line, never the run's exit status.
+
+``REACHABILITY_RUN_ID`` (optional) names the run's uuid, so a caller such as the GitHub Action can
+find the stored run afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+
+from .. import history
+
+RUN_ID_ENV = "REACHABILITY_RUN_ID"
+_STARTED = pytest.StashKey[datetime]()
+_PENDING = pytest.StashKey[tuple]()  # (store, RunRecord) between the two halves of sessionfinish
+_PROBLEM = pytest.StashKey[str]()
+
+
+def _state(config: pytest.Config) -> Any:
+    from ..plugin import STATE
+
+    return config.stash.get(STATE, None)
+
+
+def _is_controller(config: pytest.Config) -> bool:
+    return not hasattr(config, "workerinput")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[_STARTED] = datetime.now(timezone.utc)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Any:
+    config = session.config
+    state = _state(config)
+    url = getattr(getattr(state, "settings", None), "results_db", None) if state is not None else None
+    if url and _is_controller(config):
+        try:
+            store = history.open_history(url)
+        except history.HistoryError as error:
+            config.stash[_PROBLEM] = str(error)
+            state.history_summary = {"error": str(error)}
+        else:
+            run = build_record(config, state, int(exitstatus))
+            try:
+                state.history_summary = store.compare(run)
+                config.stash[_PENDING] = (store, run)
+            except Exception as error:  # noqa: BLE001 - a broken history must not break the run
+                store.close()
+                config.stash[_PROBLEM] = f"history database {store.where}: {history._one_line(error)}"
+                state.history_summary = {"error": config.stash[_PROBLEM]}
+    try:
+        return (yield)
+    finally:
+        pending = config.stash.get(_PENDING, None)
+        if pending is not None:
+            del config.stash[_PENDING]
+            _store_run(config, state, *pending)
+
+
+def _store_run(config: pytest.Config, state: Any, store: history.HistoryStore, run: history.RunRecord) -> None:
+    run.top_theory = top_theory_title(getattr(state, "theories", None) or [])
+    run.finished_at = datetime.now(timezone.utc)
+    try:
+        run_id = store.record(run)
+    except Exception as error:  # noqa: BLE001
+        message = f"history database {store.where}: run not stored: {history._one_line(error)}"
+        config.stash[_PROBLEM] = message
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"History: {message}", red=True)
+    else:
+        if isinstance(state.history_summary, dict):
+            state.history_summary["run"] = {"id": run_id, "uuid": run.run_uuid, "time": history.format_time(run.started_at)}
+    finally:
+        store.close()
+
+
+def build_record(config: pytest.Config, state: Any, exitstatus: int) -> history.RunRecord:
+    """The run as stored: masked target, outcomes, sections, health, git sha."""
+    settings = state.settings
+    target = getattr(settings, "target", None)
+    namespace = getattr(settings, "namespace", None)
+    results = state.results
+    health = results.health()
+    status = {0: "passed", 1: "failed", 2: "interrupted", 5: "no tests"}.get(exitstatus, "error")
+    run = history.RunRecord(
+        target_key=history.target_key(target.host if target else None, target.base_path if target else "", namespace),
+        target=target.display if target is not None else "(no target)",
+        namespace=namespace,
+        started_at=config.stash.get(_STARTED, None) or datetime.now(timezone.utc),
+        git_sha=history.detect_git_sha(config.invocation_params.dir),
+        exit_status=exitstatus,
+        status=status,
+        health_score=health.score,
+        passed=health.passed,
+        counted=health.counted,
+        tests={nodeid: (test.section, test.outcome, test.reason or "") for nodeid, test in results.tests.items()},
+        sections=history.sections_from_rows(results.sections()),
+    )
+    run_uuid = os.environ.get(RUN_ID_ENV, "").strip()
+    if run_uuid:
+        run.run_uuid = run_uuid[:64]
+    return run
+
+
+def top_theory_title(theories: list) -> str | None:
+    """The first theory's title, whether theories are objects or dicts."""
+    if not theories:
+        return None
+    first = theories[0]
+    title = first.get("title") if isinstance(first, dict) else getattr(first, "title", None)
+    return str(title) if title else str(first)[:300]
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    if not _is_controller(config):
+        return
+    state = _state(config)
+    if state is None or not getattr(state.settings, "results_db", None):
+        return
+    summary = state.history_summary
+    if summary is None:
+        return
+    line = history.describe_summary(summary)
+    failing = bool(summary.get("error") or summary.get("failing_since"))
+    terminalreporter.write_line(line, red=failing, green=not failing)

@@ -1,0 +1,559 @@
+"""Run history: every run stored in SQLite (a file path) or PostgreSQL (a ``postgresql://`` URL).
+
+    store = open_history("reports/history.sqlite")
+    summary = store.compare(run)      # what changed since the previous run of the same target
+    store.record(run)                 # one transaction: the run, its tests and its sections
+    describe_summary(summary)         # 'failing since 2026-11-28 04:10:03 UTC (healthy since ...) ...'
+
+Runs are grouped by a *target key*: the target's host and base path plus the namespace
+(:func:`target_key`). Scheme and port are left out on purpose, so a service that moves from port 8080
+to 443, or a sandbox that listens on a random port, keeps its history; ``REACHABILITY_HISTORY_KEY``
+overrides the key, e.g. for one host served from several clusters.
+
+The schema is created and migrated on first use, under a lock (SQLite ``BEGIN IMMEDIATE``,
+PostgreSQL an advisory transaction lock), so several CI jobs may open a fresh database at once.
+Writes are single transactions; SQLite runs in WAL mode with a busy timeout. This module does not
+import pytest.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import subprocess
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "HistoryError",
+    "HistoryStore",
+    "RunRecord",
+    "SectionHealth",
+    "describe_summary",
+    "detect_git_sha",
+    "format_time",
+    "open_history",
+    "target_key",
+]
+
+SCHEMA_VERSION = 2
+HISTORY_KEY_ENV = "REACHABILITY_HISTORY_KEY"
+FAILING = ("failed", "error")
+BUSY_TIMEOUT_SECONDS = 30.0
+_PG_LOCK_ID = 0x7265616368  # "reach": the advisory lock that serialises schema migrations
+_URL_SCHEME = re.compile(r"^(postgres|postgresql)://", re.IGNORECASE)
+
+
+class HistoryError(Exception):
+    """The history database cannot be used; ``str()`` is one line, credentials masked."""
+
+
+@dataclass
+class SectionHealth:
+    name: str
+    tests: int = 0
+    passed: int = 0
+    failed: int = 0
+    error: int = 0
+    blocked: int = 0
+    skipped: int = 0
+    status: str = "SKIPPED"
+
+
+@dataclass
+class RunRecord:
+    """One run as stored: plain data, built by the pytest hooks or by hand in tests."""
+
+    target_key: str
+    target: str  # masked display form
+    namespace: str | None = None
+    started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    finished_at: datetime | None = None
+    run_uuid: str = field(default_factory=lambda: uuid.uuid4().hex)
+    git_sha: str | None = None
+    exit_status: int | None = None
+    status: str = "passed"  # passed / failed / no tests / interrupted
+    health_score: int | None = None
+    passed: int = 0
+    counted: int = 0
+    top_theory: str | None = None
+    tests: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # nodeid -> (section, outcome, reason)
+    sections: list[SectionHealth] = field(default_factory=list)
+
+    @property
+    def healthy(self) -> bool:
+        """Fully healthy: the run passed and every counted check (failed, error, blocked count) passed."""
+        failing = any(outcome in (*FAILING, "blocked") for _, outcome, _ in self.tests.values())
+        return self.status == "passed" and self.counted > 0 and self.passed == self.counted and not failing
+
+
+def target_key(host: str | None, base_path: str = "", namespace: str | None = None) -> str:
+    """The identity runs are compared under: ``host[/base-path]|namespace`` (no scheme, no port).
+
+    ``REACHABILITY_HISTORY_KEY`` in the environment replaces it.
+    """
+    override = os.environ.get(HISTORY_KEY_ENV, "").strip()
+    if override:
+        return override
+    return f"{(host or '(no target)').lower()}{base_path or ''}|{namespace or ''}"
+
+
+def format_time(value: datetime | str | None) -> str | None:
+    """``2026-11-28 04:10:03 UTC``: the form every report shows."""
+    if value is None:
+        return None
+    moment = _parse_time(value) if isinstance(value, str) else value
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def detect_git_sha(cwd: str | Path | None = None, timeout: float = 2.0) -> str | None:
+    """``GITHUB_SHA`` when set, else ``git rev-parse HEAD`` (bounded in time), else None."""
+    sha = os.environ.get("GITHUB_SHA", "").strip()
+    if sha:
+        return sha
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    text = done.stdout.strip()
+    return text if done.returncode == 0 and re.fullmatch(r"[0-9a-f]{40,64}", text) else None
+
+
+def describe_summary(summary: dict | None) -> str:
+    """One line for the terminal and the step summary, e.g.
+
+    ``History: failing since 2026-11-28 04:10:03 UTC (healthy since 2026-11-28 04:09:58 UTC before that);
+    newly failing: 3; recovered: 0``
+    """
+    if not summary:
+        return "History: not recorded"
+    if summary.get("error"):
+        return f"History: not available: {summary['error']}"
+    counts = f"newly failing: {len(summary.get('newly_failing') or [])}; recovered: {len(summary.get('recovered') or [])}"
+    if summary.get("previous_run") is None:
+        state = f"failing since {summary['failing_since']}" if summary.get("failing_since") else f"healthy since {summary.get('healthy_since')}"
+        return f"History: first recorded run of this target; {state}"
+    if summary.get("failing_since"):
+        if summary.get("healthy_since"):
+            state = f"failing since {summary['failing_since']} (healthy since {summary['healthy_since']} before that)"
+        elif summary.get("last_healthy"):
+            state = f"failing since {summary['failing_since']} (last healthy {summary['last_healthy']})"
+        else:
+            state = f"failing since {summary['failing_since']} (no healthy run recorded)"
+    else:
+        state = f"healthy since {summary.get('healthy_since')}"
+    return f"History: {state}; {counts}"
+
+
+# --------------------------------------------------------------------------- schema
+
+# Every database goes through the same steps in order, a fresh one too, so the migration path is
+# the one always taken. Version 1 is the schema of the first release; keep its text unchanged.
+_MIGRATIONS: dict[int, list[str]] = {
+    1: [
+        "CREATE TABLE runs (id {serial}, started_at TEXT NOT NULL, target TEXT NOT NULL, health_score INTEGER, status TEXT NOT NULL)",
+        "CREATE TABLE outcomes (run_id INTEGER NOT NULL REFERENCES runs(id), nodeid TEXT NOT NULL, outcome TEXT NOT NULL, PRIMARY KEY (run_id, nodeid))",
+    ],
+    2: [
+        "ALTER TABLE runs ADD COLUMN run_uuid TEXT",
+        "ALTER TABLE runs ADD COLUMN target_key TEXT",
+        "ALTER TABLE runs ADD COLUMN namespace TEXT",
+        "ALTER TABLE runs ADD COLUMN finished_at TEXT",
+        "ALTER TABLE runs ADD COLUMN git_sha TEXT",
+        "ALTER TABLE runs ADD COLUMN exit_status INTEGER",
+        "ALTER TABLE runs ADD COLUMN healthy INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE runs ADD COLUMN passed INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE runs ADD COLUMN counted INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE runs ADD COLUMN top_theory TEXT",
+        "ALTER TABLE outcomes RENAME TO test_outcomes",
+        "ALTER TABLE test_outcomes ADD COLUMN section TEXT NOT NULL DEFAULT 'other'",
+        "ALTER TABLE test_outcomes ADD COLUMN reason TEXT NOT NULL DEFAULT ''",
+        "CREATE TABLE section_health (run_id INTEGER NOT NULL REFERENCES runs(id), position INTEGER NOT NULL,"
+        " section TEXT NOT NULL, tests INTEGER NOT NULL, passed INTEGER NOT NULL, failed INTEGER NOT NULL,"
+        " error INTEGER NOT NULL, blocked INTEGER NOT NULL, skipped INTEGER NOT NULL, status TEXT NOT NULL,"
+        " PRIMARY KEY (run_id, section))",
+        "@backfill_v2",
+        "CREATE UNIQUE INDEX runs_run_uuid ON runs (run_uuid)",
+        "CREATE INDEX runs_target_time ON runs (target_key, started_at)",
+    ],
+}
+
+
+def _legacy_target_key(target: str) -> str:
+    """Version 1 stored only the display target: derive the key the same way as for new runs."""
+    text = re.sub(r"^[A-Za-z][A-Za-z0-9+.-]*://", "", target.strip())
+    text = text.rsplit("@", 1)[-1]
+    authority, slash, path = text.partition("/")
+    if authority.startswith("["):
+        host = authority[1:].split("]", 1)[0]
+    else:
+        host = authority.split(":", 1)[0]
+    return target_key(host, ("/" + path.rstrip("/")) if slash and path.strip("/") else "", None)
+
+
+# --------------------------------------------------------------------------- store
+
+
+class HistoryStore:
+    """A history database; use :func:`open_history`. Each public method is one transaction."""
+
+    dialect = "sqlite"
+
+    def __init__(self, connection: Any, where: str) -> None:
+        self.connection = connection
+        self.where = where  # masked: safe to print
+
+    # -- dialect -----------------------------------------------------------------------------
+
+    def _sql(self, text: str) -> str:
+        return text
+
+    def _begin_write(self) -> None:
+        self.connection.execute("BEGIN IMMEDIATE")
+
+    def _commit(self) -> None:
+        self.connection.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        try:
+            self.connection.execute("ROLLBACK")
+        except Exception:  # noqa: BLE001 - nothing left to undo
+            pass
+
+    def _lock_schema(self) -> None:
+        """Held until commit: BEGIN IMMEDIATE already serialises writers in SQLite."""
+
+    def _serial(self) -> str:
+        return "INTEGER PRIMARY KEY AUTOINCREMENT"
+
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self.connection.execute(self._sql(sql), tuple(params))
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        return list(self._execute(sql, params).fetchall())
+
+    def _insert_run(self, values: dict[str, Any]) -> int:
+        names = ", ".join(values)
+        marks = ", ".join("?" for _ in values)
+        cursor = self._execute(f"INSERT INTO runs ({names}) VALUES ({marks}) RETURNING id", list(values.values()))
+        return int(cursor.fetchone()[0])
+
+    def _table_exists(self, name: str) -> bool:
+        return bool(self._rows("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", [name]))
+
+    # -- schema ------------------------------------------------------------------------------
+
+    def schema_version(self) -> int:
+        if not self._table_exists("schema_version"):
+            return 0
+        rows = self._rows("SELECT MAX(version) FROM schema_version")
+        return int(rows[0][0] or 0) if rows else 0
+
+    def migrate(self, target_version: int = SCHEMA_VERSION) -> int:
+        """Bring the schema to ``target_version`` (the current one by default); returns the version."""
+        self._begin_write()
+        try:
+            self._lock_schema()
+            self._execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            current = self.schema_version()
+            if current > SCHEMA_VERSION:
+                raise HistoryError(
+                    f"history database {self.where} has schema version {current}, newer than this "
+                    f"pytest-reachability understands ({SCHEMA_VERSION}); upgrade the plugin"
+                )
+            for version in range(current + 1, target_version + 1):
+                for statement in _MIGRATIONS[version]:
+                    if statement == "@backfill_v2":
+                        self._backfill_v2()
+                    else:
+                        self._execute(statement.format(serial=self._serial()))
+                self._execute("DELETE FROM schema_version")
+                self._execute("INSERT INTO schema_version (version) VALUES (?)", [version])
+                current = version
+            self._commit()
+        except BaseException:
+            self._rollback()
+            raise
+        return current
+
+    def _backfill_v2(self) -> None:
+        for run_id, target, status in self._rows("SELECT id, target, status FROM runs"):
+            self._execute(
+                "UPDATE runs SET run_uuid = ?, target_key = ?, healthy = ? WHERE id = ?",
+                [f"v1-{run_id}", _legacy_target_key(target), 1 if status == "passed" else 0, run_id],
+            )
+        # v1 counted nothing but the score; a run that passed counted all it had.
+        for run_id, passed in self._rows(
+            "SELECT run_id, SUM(CASE WHEN outcome = 'passed' THEN 1 ELSE 0 END) FROM test_outcomes GROUP BY run_id"
+        ):
+            self._execute("UPDATE runs SET passed = ? WHERE id = ?", [int(passed or 0), run_id])
+        for run_id, counted in self._rows(
+            "SELECT run_id, COUNT(*) FROM test_outcomes WHERE outcome IN ('passed', 'failed', 'error', 'blocked') GROUP BY run_id"
+        ):
+            self._execute("UPDATE runs SET counted = ? WHERE id = ?", [int(counted or 0), run_id])
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def record(self, run: RunRecord) -> int:
+        """Store ``run`` with its tests and sections in one transaction; returns its id."""
+        self._begin_write()
+        try:
+            run_id = self._insert_run(
+                {
+                    "run_uuid": run.run_uuid,
+                    "target_key": run.target_key,
+                    "target": run.target,
+                    "namespace": run.namespace,
+                    "started_at": _iso(run.started_at),
+                    "finished_at": _iso(run.finished_at) if run.finished_at else None,
+                    "git_sha": run.git_sha,
+                    "exit_status": run.exit_status,
+                    "status": run.status,
+                    "healthy": 1 if run.healthy else 0,
+                    "health_score": run.health_score,
+                    "passed": run.passed,
+                    "counted": run.counted,
+                    "top_theory": run.top_theory,
+                }
+            )
+            for nodeid, (section, outcome, reason) in run.tests.items():
+                self._execute(
+                    "INSERT INTO test_outcomes (run_id, nodeid, section, outcome, reason) VALUES (?, ?, ?, ?, ?)",
+                    [run_id, nodeid, section, outcome, reason[:1000]],
+                )
+            for position, row in enumerate(run.sections):
+                self._execute(
+                    "INSERT INTO section_health (run_id, position, section, tests, passed, failed, error, blocked, skipped, status)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [run_id, position, row.name, row.tests, row.passed, row.failed, row.error, row.blocked, row.skipped, row.status],
+                )
+            self._commit()
+        except BaseException:
+            self._rollback()
+            raise
+        return run_id
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def runs(self, key: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        """Stored runs, oldest first (at most ``limit``, the newest ones), optionally of one target key."""
+        where, params = ("WHERE target_key = ?", [key]) if key is not None else ("", [])
+        rows = self._rows(
+            "SELECT id, run_uuid, target_key, target, namespace, started_at, git_sha, exit_status, status, healthy,"
+            f" health_score, passed, counted, top_theory FROM runs {where} ORDER BY started_at DESC, id DESC LIMIT ?",
+            [*params, int(limit)],
+        )
+        names = ("id", "run_uuid", "target_key", "target", "namespace", "started_at", "git_sha", "exit_status",
+                 "status", "healthy", "health_score", "passed", "counted", "top_theory")
+        found = [dict(zip(names, row, strict=True)) for row in rows]
+        for run in found:
+            run["healthy"] = bool(run["healthy"])
+        self._end_read()
+        return list(reversed(found))
+
+    def test_outcomes(self, run_id: int) -> dict[str, str]:
+        rows = self._rows("SELECT nodeid, outcome FROM test_outcomes WHERE run_id = ?", [run_id])
+        self._end_read()
+        return dict(rows)
+
+    def sections(self, run_id: int) -> list[SectionHealth]:
+        rows = self._rows(
+            "SELECT section, tests, passed, failed, error, blocked, skipped, status FROM section_health"
+            " WHERE run_id = ? ORDER BY position",
+            [run_id],
+        )
+        self._end_read()
+        return [SectionHealth(*row) for row in rows]
+
+    def run_by_uuid(self, run_uuid: str) -> dict[str, Any] | None:
+        rows = self._rows("SELECT id, target_key FROM runs WHERE run_uuid = ?", [run_uuid])
+        self._end_read()
+        if not rows:
+            return None
+        run_id, key = rows[0]
+        return next((run for run in self.runs(key, limit=1_000_000) if run["id"] == run_id), None)
+
+    def _end_read(self) -> None:
+        """SQLite autocommit reads need nothing; PostgreSQL ends the implicit transaction."""
+
+    def compare(self, run: RunRecord) -> dict[str, Any]:
+        """What changed since the previous run of ``run.target_key`` (``run`` itself stored or not).
+
+        Only runs that started no later than ``run`` count as earlier; ``run`` is excluded by its uuid.
+        """
+        params = [run.target_key, run.run_uuid, _iso(run.started_at)]
+        earlier = "target_key = ? AND run_uuid <> ? AND started_at <= ?"
+        previous = self._rows(
+            f"SELECT id, started_at, health_score, healthy, status FROM runs WHERE {earlier}"
+            " ORDER BY started_at DESC, id DESC LIMIT 1",
+            params,
+        )
+        last_healthy = self._scalar(f"SELECT MAX(started_at) FROM runs WHERE {earlier} AND healthy = 1", params)
+        last_unhealthy = self._scalar(f"SELECT MAX(started_at) FROM runs WHERE {earlier} AND healthy = 0", params)
+
+        def first_after(healthy: int, after: str | None, before: str | None = None) -> str | None:
+            sql = f"SELECT MIN(started_at) FROM runs WHERE {earlier} AND healthy = ?"
+            extra: list[Any] = [healthy]
+            if after is not None:
+                sql += " AND started_at > ?"
+                extra.append(after)
+            if before is not None:
+                sql += " AND started_at < ?"
+                extra.append(before)
+            return self._scalar(sql, params + extra)
+
+        now = _iso(run.started_at)
+        summary: dict[str, Any] = {"target_key": run.target_key, "previous_run": None, "newly_failing": [], "recovered": []}
+        if run.healthy:
+            summary["last_healthy"] = format_time(now)
+            summary["healthy_since"] = format_time(first_after(1, last_unhealthy) or now)
+            summary["failing_since"] = None
+        else:
+            summary["last_healthy"] = format_time(last_healthy)
+            summary["failing_since"] = format_time(first_after(0, last_healthy) or now)
+            if last_healthy is None:
+                summary["healthy_since"] = None
+            else:
+                unhealthy_before = self._scalar(
+                    f"SELECT MAX(started_at) FROM runs WHERE {earlier} AND healthy = 0 AND started_at < ?",
+                    params + [last_healthy],
+                )
+                summary["healthy_since"] = format_time(first_after(1, unhealthy_before, None) if unhealthy_before else first_after(1, None))
+        if previous:
+            previous_id, started, score, _healthy, status = previous[0]
+            summary["previous_run"] = {"id": int(previous_id), "time": format_time(started), "health": score, "status": status}
+            before = self.test_outcomes(int(previous_id))
+            now_failing = {nodeid for nodeid, (_, outcome, _) in run.tests.items() if outcome in FAILING}
+            was_failing = {nodeid for nodeid, outcome in before.items() if outcome in FAILING}
+            summary["newly_failing"] = sorted(now_failing - was_failing)
+            summary["recovered"] = sorted(
+                nodeid for nodeid in was_failing if run.tests.get(nodeid, ("", "", ""))[1] in ("passed", "xpassed")
+            )
+        self._end_read()
+        return summary
+
+    def _scalar(self, sql: str, params: Sequence[Any]) -> Any:
+        rows = self._rows(sql, params)
+        return rows[0][0] if rows else None
+
+    def close(self) -> None:
+        try:
+            self.connection.close()
+        except Exception:  # noqa: BLE001 - closing a broken connection
+            pass
+
+    def __enter__(self) -> HistoryStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class PostgresHistoryStore(HistoryStore):
+    dialect = "postgresql"
+
+    def _sql(self, text: str) -> str:
+        return text.replace("?", "%s")
+
+    def _begin_write(self) -> None:
+        self.connection.execute("BEGIN")
+
+    def _lock_schema(self) -> None:
+        # Two jobs opening a fresh database at once: the second waits, then sees the new version.
+        self.connection.execute("SELECT pg_advisory_xact_lock(%s)", (_PG_LOCK_ID,))
+
+    def _serial(self) -> str:
+        return "BIGSERIAL PRIMARY KEY"
+
+    def _table_exists(self, name: str) -> bool:
+        return bool(self._rows("SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = ?", [name]))
+
+    def _end_read(self) -> None:
+        if self.connection.info.transaction_status != 0:  # not idle: close the implicit read transaction
+            self.connection.execute("COMMIT")
+
+
+def open_history(url: str, *, migrate: bool = True, connect_timeout: float = 10.0) -> HistoryStore:
+    """Open (and by default create or migrate) the history at ``url``: a file path or ``postgresql://``."""
+    text = str(url).strip()
+    if not text:
+        raise HistoryError("history database: empty location; expected an SQLite file path or a postgresql:// URL")
+    if _URL_SCHEME.match(text):
+        store: HistoryStore = _open_postgres(text, connect_timeout)
+    else:
+        store = _open_sqlite(text)
+    if migrate:
+        try:
+            store.migrate()
+        except HistoryError:
+            store.close()
+            raise
+        except Exception as error:
+            store.close()
+            raise HistoryError(f"history database {store.where}: cannot create or migrate the schema: {_one_line(error)}") from None
+    return store
+
+
+def _open_sqlite(path_text: str) -> HistoryStore:
+    path = Path(path_text.removeprefix("sqlite:///")).expanduser()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: transactions are begun explicitly (BEGIN IMMEDIATE takes the write lock up front).
+        connection = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+        connection.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute("PRAGMA foreign_keys = ON")
+    except (OSError, sqlite3.Error) as error:
+        raise HistoryError(f"history database {path}: cannot open: {_one_line(error)}") from None
+    return HistoryStore(connection, str(path))
+
+
+def _open_postgres(url: str, connect_timeout: float) -> HistoryStore:
+    from .config import mask_credentials
+
+    shown = mask_credentials(url)
+    try:
+        import psycopg
+    except ImportError:
+        raise HistoryError(
+            f"history database {shown}: PostgreSQL needs psycopg 3: pip install 'pytest-reachability[postgres]'"
+        ) from None
+    try:
+        connection = psycopg.connect(url, connect_timeout=max(1, int(connect_timeout)), autocommit=True,
+                                     options="-c statement_timeout=60000 -c lock_timeout=60000")
+    except psycopg.Error as error:
+        message = mask_credentials(_one_line(error))
+        raise HistoryError(f"history database {shown}: cannot connect: {message}") from None
+    # autocommit: every transaction is begun explicitly, like in SQLite.
+    return PostgresHistoryStore(connection, shown)
+
+
+def _iso(moment: datetime) -> str:
+    """Fixed-width UTC ISO text: sorts as time in both databases."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _parse_time(text: str) -> datetime:
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return text or type(error).__name__
+
+
+def sections_from_rows(rows: Iterable[Any]) -> list[SectionHealth]:
+    """SectionHealth from ``RunResults.sections()`` rows (or anything with the same attributes)."""
+    return [
+        SectionHealth(row.name, row.tests, row.passed, row.failed, row.error, row.blocked, row.skipped, row.status)
+        for row in rows
+    ]
