@@ -1,0 +1,105 @@
+"""Section 1, cluster: the API server answers, nodes are Ready, the namespace's pods run and stay up.
+
+The gate ``cluster-access`` lives here: sections 1-6 (and every check that compares with the cluster)
+need it. Without a kubeconfig the gate is skipped and they are skipped with it, not failed.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_reachability.cluster import ClusterError
+
+pytestmark = pytest.mark.section("cluster", requires=["cluster-access"])
+
+DEFAULT_MAX_RESTARTS = 5
+TROUBLE_REASONS = ("CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull", "CreateContainerConfigError",
+                   "InvalidImageName", "RunContainerError")
+
+
+def record_access(evidence, cluster, error: ClusterError | None) -> None:
+    evidence.record("cluster_access", {
+        "ok": error is None,
+        "kind": error.kind.name if error is not None else None,
+        "message": error.message if error is not None else "",
+        "server": cluster.server,
+        "namespace": cluster.namespace,
+    })
+
+
+@pytest.mark.gate("cluster-access")
+def test_api_server_answers(cluster, evidence):
+    try:
+        version = cluster.version()
+    except ClusterError as error:
+        record_access(evidence, cluster, error)
+        pytest.fail(f"API server {cluster.server} does not answer: {error.message}", pytrace=False)
+    record_access(evidence, cluster, None)
+    assert version.get("git_version") or version.get("major"), (
+        f"API server {cluster.server} answered /version without a version: {version}")
+
+
+@pytest.mark.gate("cluster-access")
+def test_identity_may_read_the_namespace(cluster, evidence):
+    try:
+        cluster.can_read_namespace()
+    except ClusterError as error:
+        record_access(evidence, cluster, error)
+        pytest.fail(f"cannot read namespace {cluster.namespace}: {error.message}", pytrace=False)
+    record_access(evidence, cluster, None)
+
+
+def test_nodes_are_ready(cluster_reads, evidence):
+    nodes = cluster_reads.nodes()
+    for node in nodes:
+        evidence.record("node", node)
+    assert nodes, "the cluster lists no nodes"
+    not_ready = [
+        f"{node.name} ({next((c.get('reason') or c.get('status') for c in node.conditions if c['type'] == 'Ready'), 'no Ready condition')})"
+        for node in nodes if not node.ready
+    ]
+    assert not not_ready, f"nodes not Ready: {', '.join(not_ready)}; expected all {len(nodes)} Ready"
+
+
+def test_pods_are_running_and_ready(cluster_reads, evidence):
+    pods = cluster_reads.pods()
+    for pod in pods:
+        evidence.record("pod", pod)
+    for event in cluster_reads.events():
+        if event.type == "Warning" and event.object.startswith("Pod/"):
+            evidence.record("event", event)
+    unhealthy = [
+        f"{pod.name} is {pod.phase}, {pod.containers} ready"
+        for pod in pods if pod.phase != "Succeeded" and not (pod.phase == "Running" and pod.ready)
+    ]
+    assert not unhealthy, (
+        f"pods not Running and Ready in {cluster_reads.namespace}: {'; '.join(unhealthy)}; expected every pod Running and Ready")
+
+
+def test_no_pod_in_crashloop_or_image_pull_backoff(cluster_reads):
+    troubled = [
+        f"{pod.name} ({', '.join(reason for reason in pod.waiting_reasons if reason in TROUBLE_REASONS)})"
+        for pod in cluster_reads.pods() if any(reason in TROUBLE_REASONS for reason in pod.waiting_reasons)
+    ]
+    assert not troubled, f"pods waiting in a failure state: {'; '.join(troubled)}; expected none"
+
+
+def test_no_pod_pending(cluster_reads):
+    pending = [
+        f"{pod.name}" + (f" ({pod.unschedulable_message})" if pod.unschedulable_message else "")
+        for pod in cluster_reads.pods() if pod.phase == "Pending"
+    ]
+    assert not pending, f"pods Pending: {'; '.join(pending)}; expected none"
+
+
+def test_containers_are_not_restarting(cluster_reads, reachability_settings):
+    table = reachability_settings.tables.get("cluster", {})
+    limit = table.get("max_restarts", DEFAULT_MAX_RESTARTS) if isinstance(table, dict) else DEFAULT_MAX_RESTARTS
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
+        pytest.fail(f"[tool.reachability.cluster] max_restarts must be a whole number >= 0, got {limit!r}", pytrace=False)
+    restarting = [
+        f"{pod.name} restarted {pod.restarts} times"
+        + (f" (last exit: {', '.join(pod.terminated_reasons)})" if pod.terminated_reasons else "")
+        for pod in cluster_reads.pods() if pod.restarts > limit
+    ]
+    assert not restarting, f"{'; '.join(restarting)}; expected at most {limit} restarts per pod"

@@ -1,0 +1,102 @@
+"""Section 6, network-policy: the policies selecting the API's pods admit traffic from the edge.
+
+"The edge" is whatever brings outside traffic to the pods: a LoadBalancer (any source address) or an
+ingress controller's pods. A pod no policy selects admits everything; once a policy with type Ingress
+selects it, only what some selecting policy's rule admits gets through.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+pytestmark = pytest.mark.section("network-policy", requires=["cluster-access"])
+
+
+def selector_matches(selector: dict, labels: dict) -> bool:
+    """A LabelSelector in wire form (matchLabels, matchExpressions); ``{}`` selects everything."""
+    selector = selector or {}
+    if not (selector.get("matchLabels") or {}).items() <= labels.items():
+        return False
+    for expression in selector.get("matchExpressions") or []:
+        key, operator, values = expression.get("key"), expression.get("operator"), expression.get("values") or []
+        if operator == "In" and labels.get(key) not in values:
+            return False
+        if operator == "NotIn" and key in labels and labels[key] in values:
+            return False
+        if operator == "Exists" and key not in labels:
+            return False
+        if operator == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+def peer_admits_edge(peer: dict, controllers: list, policy_namespace: str) -> bool:
+    """A ``from`` peer admits outside traffic (an ipBlock covering everything) or an ingress controller pod."""
+    block = peer.get("ipBlock")
+    if block:
+        try:
+            network = ipaddress.ip_network(block.get("cidr", ""), strict=False)
+        except ValueError:
+            return False
+        return network.prefixlen == 0 and not block.get("except")
+    namespace_selector = peer.get("namespaceSelector")
+    pod_selector = peer.get("podSelector")
+    for pod in controllers:
+        in_namespace = (
+            selector_matches(namespace_selector, {"kubernetes.io/metadata.name": pod.namespace})
+            if namespace_selector is not None else pod.namespace == policy_namespace
+        )
+        if in_namespace and (pod_selector is None or selector_matches(pod_selector, pod.labels)):
+            return True
+    return False
+
+
+def port_admitted(rule_ports: list, port_number: int, port_names: set) -> bool:
+    if not rule_ports:
+        return True
+    for entry in rule_ports:
+        port = entry.get("port")
+        if port is None or port == port_number or port in port_names:
+            return True
+        end = entry.get("endPort")
+        if isinstance(port, int) and end and port <= port_number <= end:
+            return True
+    return False
+
+
+def test_network_policies_admit_edge_traffic_to_api_pods(cluster_reads, target_service, evidence):
+    pods = target_service.pods
+    if not pods:
+        pytest.skip(f"no pods behind Service {target_service.name}: nothing for a policy to admit")
+    policies = cluster_reads.network_policies()
+    for policy in policies:
+        evidence.record("network_policy", policy)
+    controllers = cluster_reads.ingress_controller_pods()
+    ports = [
+        (port["target_port"], {port["target_port"]} if isinstance(port["target_port"], str) else set())
+        for service in target_service.services for port in service.ports
+    ]
+    blocked = []
+    for pod in pods:
+        evidence.record("pod", pod)
+        selecting = [p for p in policies if "Ingress" in p.policy_types and selector_matches(p.pod_selector, pod.labels)]
+        if not selecting:
+            continue
+        numbers = {c["containerPort"]: c.get("name") for c in pod.container_ports}
+        for target_port, names in ports:
+            number = target_port if isinstance(target_port, int) else next(
+                (n for n, name in numbers.items() if name == target_port), -1)
+            port_names = names | ({numbers[number]} if numbers.get(number) else set())
+            admitted = any(
+                port_admitted(rule.get("ports") or [], number, port_names)
+                and (not rule.get("from") or any(peer_admits_edge(peer, controllers, p.namespace) for peer in rule["from"]))
+                for p in selecting for rule in p.ingress
+            )
+            if not admitted:
+                blocked.append(f"port {target_port} of pod {pod.name} (selected by NetworkPolicy "
+                               f"{', '.join(p.name for p in selecting)})")
+    assert not blocked, (
+        f"no NetworkPolicy admits traffic from the edge to {'; '.join(blocked)}; "
+        f"expected a rule admitting the LoadBalancer or ingress controller on that port")

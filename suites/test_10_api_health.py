@@ -1,0 +1,83 @@
+"""Section 10, api-health: ``GET <health-path>`` answers on every address DNS gives for the target.
+
+The two checks on resolved addresses form the gate ``api-health``: the application sections (12-16)
+run only when every resolved address answers, because a client may be sent to any of them. The
+LoadBalancer addresses are also probed directly with the target's Host header, outside the gate, so
+that a report can say "the LoadBalancer answers 200, the address DNS points at does not".
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytestmark = pytest.mark.section("api-health")
+
+HEALTHY_WORDS = {"ok", "healthy", "up", "pass", "passing", "green", "ready", "alive", "available", "success"}
+
+
+def describe(result) -> str:
+    where = f"{result.address}:{result.port}" if result.address else result.host
+    if result.ok:
+        return f"{where} {result.status}"
+    return f"{where} {result.failure.value} (curl {result.curl_exit}): {result.detail}"
+
+
+def health_problem(result) -> str | None:
+    """Why an answered health body does not say healthy, or None. A body that is not JSON says nothing either way."""
+    try:
+        document = json.loads(result.body or b"null")
+    except ValueError:
+        return None
+    if not isinstance(document, dict) or "status" not in document:
+        return None
+    status = document["status"]
+    if isinstance(status, str) and status.strip().lower() in HEALTHY_WORDS:
+        return None
+    if status is True:
+        return None
+    return f"{result.address}:{result.port} answered {result.status} with status {status!r}"
+
+
+@pytest.fixture
+def resolved_health(probe, target, evidence):
+    """The health probe of every resolved address, each recorded with ``source: dns``."""
+    results = probe.health()
+    for result in results:
+        evidence.record("http_probe", {**result.to_evidence(), "source": "dns"})
+    return results
+
+
+@pytest.mark.gate("api-health")
+def test_health_answers_on_every_resolved_address(resolved_health, target, reachability_settings):
+    failed = [r for r in resolved_health if not r.ok]
+    assert not failed, (
+        f"GET {reachability_settings.health_path} failed on {'; '.join(describe(r) for r in failed)}; "
+        f"expected a 2xx/3xx answer from every address {target.host} resolves to")
+
+
+@pytest.mark.gate("api-health")
+def test_health_body_reports_healthy(resolved_health, reachability_settings):
+    answered = [r for r in resolved_health if r.status is not None and r.failure is None]
+    if not answered:
+        pytest.skip("no address answered the health check (see test_health_answers_on_every_resolved_address)")
+    problems = [problem for problem in map(health_problem, answered) if problem]
+    assert not problems, (
+        f"GET {reachability_settings.health_path}: {'; '.join(problems)}; expected a healthy status in the body")
+
+
+@pytest.mark.requires("cluster-access")
+def test_loadbalancers_answer_health_for_the_target_host(probe, target, target_service, reachability_settings,
+                                                         evidence):
+    owners = target_service.loadbalancer_addresses()
+    if not owners:
+        pytest.skip(f"no LoadBalancer address for Service {target_service.name} to probe directly")
+    results = probe.health(addresses=list(owners))
+    for result in results:
+        evidence.record("http_probe", {**result.to_evidence(), "source": "loadbalancer",
+                                       "service": owners.get(result.address)})
+    failed = [f"LoadBalancer {owners.get(r.address)} {describe(r)}" for r in results if not r.ok]
+    assert not failed, (
+        f"GET {reachability_settings.health_path} with Host {target.host_header} failed on {'; '.join(failed)}; "
+        f"expected every LoadBalancer of the target to answer")

@@ -1,0 +1,100 @@
+"""Section 11, api-internal: the health check from inside the cluster, and what the API's pods logged.
+
+The request goes through the API server's service proxy (a read-only GET), as ``kubectl get --raw`` would:
+it reaches the pods without DNS, LoadBalancer or Ingress, so "healthy inside, unreachable outside"
+shows as this section passing while api-health fails. The pods' access logs tell who the pods hear
+from: when only health checks from node addresses appear, no client traffic reaches them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+import pytest
+
+from pytest_reachability.cluster import ClusterError
+
+pytestmark = pytest.mark.section("api-internal", requires=["cluster-access"])
+
+LOG_TAIL = 200
+# Access-log lines of common servers: uvicorn/gunicorn ("1.2.3.4:5678 - "GET ..."), werkzeug and nginx
+# ("1.2.3.4 - - [date] "GET ..."): the client address, then the quoted request line.
+ACCESS_LINE = re.compile(
+    r'(?P<client>\d{1,3}(?:\.\d{1,3}){3}|\[?[0-9a-fA-F:]*:[0-9a-fA-F:]+\]?)(?::\d+)?\s+-.*?"'
+    r'(?P<method>[A-Z]+) (?P<path>\S+) HTTP/[\d.]+"'
+)
+
+
+def parse_access_log(text: str, health_path: str, node_addresses: set[str]) -> dict:
+    """Client addresses, health requests and requests from other than the nodes (kubelet, LB health checks)."""
+    clients: list[str] = []
+    health = external = 0
+    for line in text.splitlines():
+        match = ACCESS_LINE.search(line)
+        if not match:
+            continue
+        client = match["client"].strip("[]")
+        try:
+            ipaddress.ip_address(client)
+        except ValueError:
+            continue
+        if client not in clients:
+            clients.append(client)
+        if match["path"].split("?", 1)[0] == health_path:
+            health += 1
+        if client not in node_addresses:
+            external += 1
+    return {"client_addresses": clients, "health_requests": health, "external_requests": external}
+
+
+@pytest.fixture
+def api_service(target_service):
+    if target_service.service is None:
+        pytest.skip(f"Service {target_service.name} not found in namespace {target_service.namespace} (see section k8s-services)")
+    return target_service.service
+
+
+def test_health_through_the_service_proxy(cluster, api_service, reachability_settings, evidence):
+    port = api_service.ports[0] if api_service.ports else None
+    if port is None:
+        pytest.skip(f"Service {api_service.name} has no ports")
+    try:
+        response = cluster.proxy_get(api_service.name, port.get("name") or port["port"],
+                                     reachability_settings.health_path)
+    except ClusterError as error:
+        pytest.fail(f"service proxy to {api_service.name}: {error.message}", pytrace=False)
+    evidence.record("in_cluster_health", response)
+    if response.no_endpoints:
+        pytest.fail(f"in-cluster GET {response.path} via Service {api_service.name}:{response.port}: no endpoints "
+                    f"available ({response.error}); expected a ready pod to answer 200", pytrace=False)
+    assert response.ok, (
+        f"in-cluster GET {response.path} via Service {api_service.name}:{response.port} got "
+        f"{response.status} {response.error or response.body[:80]!r}; expected 2xx/3xx")
+
+
+def test_api_pod_logs_are_readable(cluster, cluster_reads, target_service, reachability_settings, evidence):
+    pods = target_service.pods
+    if not pods:
+        pytest.skip(f"no pods behind Service {target_service.name}: no logs to read")
+    try:
+        nodes = cluster_reads.nodes()
+    except (pytest.skip.Exception, pytest.fail.Exception):  # node addresses only sharpen the reading; a forbidden node list must not hide the logs
+        nodes = []
+    node_addresses = {a["address"] for node in nodes for a in node.addresses}
+    unreadable = []
+    for pod in pods:
+        try:
+            text = cluster.pod_logs(pod.name, tail_lines=LOG_TAIL)
+        except ClusterError as error:
+            unreadable.append(f"{pod.name}: {error.message}")
+            continue
+        lines = text.splitlines()
+        facts = parse_access_log(text, reachability_settings.health_path, node_addresses)
+        if facts["health_requests"] and not facts["external_requests"] and (
+                facts["health_requests"] == sum(1 for line in lines if ACCESS_LINE.search(line))):
+            facts["note"] = (f"only health checks from node addresses ({', '.join(facts['client_addresses'])}) "
+                             f"appear: no client traffic reached the pod")
+        evidence.record("pod_logs", {"namespace": pod.namespace, "pod": pod.name, "tail": LOG_TAIL,
+                                     "lines": lines[-20:], **facts})
+    assert not unreadable, f"cannot read pod logs: {'; '.join(unreadable)}; expected read access to pods/log"
