@@ -7,6 +7,14 @@ Example::
         info.resolvers    # ['127.0.0.1:40001'], one DNS server per resolver of the scenario
         info.kubeconfig   # path of a kubeconfig for the sandbox's API server
         info.ca_bundle    # CA that signed the edges' and the API server's certificates
+        info.application  # the scenario's application tables ([tool.reachability.<table>] shape)
+        info.database_dsn # DSN of the sandbox's real PostgreSQL, or None (database simulated)
+        info.application_environment()  # {'REACHABILITY_DATABASE_DSN': 'postgresql://...'} for dsn-env
+
+Where the machine has PostgreSQL's server binaries and the psycopg driver (and the scenario does not
+say ``postgres: false``), the sandbox starts a throwaway PostgreSQL (``postgres.py``) beside the other
+servers; the API checks it and stores results in it. Otherwise the database is simulated and
+``info.database`` says why.
 
 Everything listens on loopback only; :meth:`Sandbox.stop` closes every socket, joins every thread
 and removes the state directory.
@@ -24,6 +32,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import postgres as postgres_mod
 from .app import ApiApplication
 from .certs import SandboxCertificates, write_sandbox_certificates
 from .dns_server import DnsServer
@@ -58,6 +67,22 @@ class SandboxInfo:
     edge_port: int
     state_dir: str
     edges: dict[str, str] = field(default_factory=dict)  # address -> behaviour
+    application: dict[str, Any] = field(default_factory=dict)  # [tool.reachability.<table>] tables
+    database_dsn: str | None = None  # the real PostgreSQL's DSN; None when the database is simulated
+    database: str = "simulated"  # what serves the API's database, or why it is simulated
+
+    def application_environment(self) -> dict[str, str]:
+        """The variable the database table's ``dsn-env`` names, holding the sandbox PostgreSQL's DSN.
+
+        Empty when no PostgreSQL runs or the scenario names no ``dsn-env``. The plugin sets these for
+        the session (controller and workers) so the direct database check finds the DSN where a
+        user's CI would put it.
+        """
+        database = self.application.get("database") if isinstance(self.application, dict) else None
+        name = database.get("dsn-env") if isinstance(database, dict) else None
+        if not self.database_dsn or not isinstance(name, str) or not name:
+            return {}
+        return {name: self.database_dsn}
 
     def environment(self) -> dict[str, str]:
         """The ``REACHABILITY_*`` / ``KUBECONFIG`` variables that point the tool at this sandbox."""
@@ -91,9 +116,16 @@ def _load_apiserver():
 class Sandbox:
     """One running world from a scenario; a context manager yielding :class:`SandboxInfo`."""
 
-    def __init__(self, scenario: str | Path | Scenario, *, io_timeout: float = 5.0) -> None:
+    def __init__(
+        self, scenario: str | Path | Scenario, *, io_timeout: float = 5.0, postgres: bool | None = None
+    ) -> None:
+        """``postgres``: run a real PostgreSQL (True), never (False), or as the scenario says (None)."""
         self.scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
         self.io_timeout = io_timeout
+        self.want_postgres = self.scenario.postgres if postgres is None else postgres
+        self.postgres: postgres_mod.PostgresServer | None = None
+        self.database: postgres_mod.SandboxDatabase | None = None
+        self.app: ApiApplication | None = None
         self.info: SandboxInfo | None = None
         self.dns_servers: dict[str, DnsServer] = {}
         self.edges: EdgeGroup | None = None
@@ -131,6 +163,8 @@ class Sandbox:
         scenario = self.scenario
         self._state_dir = tempfile.mkdtemp(prefix=f"reachability-sandbox-{scenario.name}-")
         state = Path(self._state_dir)
+        # PostgreSQL's initdb takes most of a second: it runs while the other servers start.
+        database_start = self._start_postgres()
         self.certificates = certificates = write_sandbox_certificates(state / "pki", scenario.target.host)
 
         for resolver in scenario.resolvers:
@@ -138,7 +172,7 @@ class Sandbox:
             self.dns_servers[resolver.name] = server
             server.start()
 
-        app = ApiApplication()
+        self.app = app = ApiApplication()
         self.in_cluster = EdgeServer(
             "127.0.0.1", scenario.in_cluster, app=app, io_timeout=self.io_timeout, name="in-cluster backend"
         )
@@ -179,6 +213,7 @@ class Sandbox:
                 kubeconfig, server_url=api_url, ca_file=certificates.ca_file, token=token,
                 context=CONTEXT_NAME, namespace=scenario.namespace,
             )
+        database_dsn, database = database_start()
         return SandboxInfo(
             scenario=scenario.name,
             target=scenario.target.url(port),
@@ -191,7 +226,46 @@ class Sandbox:
             edge_port=port,
             state_dir=self._state_dir,
             edges={spec.address: str(spec.behaviour) + (f" tls:{spec.tls}" if spec.tls else "") for spec in scenario.edges},
+            application=dict(scenario.application),
+            database_dsn=database_dsn,
+            database=database,
         )
+
+    def _start_postgres(self) -> Any:
+        """Start PostgreSQL on a thread; the returned callable waits for it and gives ``(dsn, description)``.
+
+        A PostgreSQL that cannot run here leaves the database simulated, saying why; one that should run
+        but fails to start fails the sandbox (CI must not pass on a simulated database by accident).
+        """
+        if not self.want_postgres:
+            return lambda: (None, "simulated: the scenario says postgres: false")
+        reason = postgres_mod.unavailable_reason()
+        if reason is not None:
+            return lambda: (None, f"simulated: {reason}")
+        self.postgres = server = postgres_mod.PostgresServer()
+        outcome: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                outcome["dsn"] = server.start()
+            except BaseException as error:  # noqa: BLE001 - re-raised on the starting thread
+                outcome["error"] = error
+
+        thread = threading.Thread(target=run, name="sandbox postgres start", daemon=True)
+        thread.start()
+
+        def finish() -> tuple[str | None, str]:
+            thread.join(server.start_timeout + 5)
+            if thread.is_alive():
+                raise OSError(f"PostgreSQL did not start within {server.start_timeout:g}s")
+            if "error" in outcome:
+                raise OSError(f"PostgreSQL did not start: {outcome['error']}")
+            self.database = postgres_mod.SandboxDatabase(outcome["dsn"], timeout=self.io_timeout)
+            assert self.app is not None
+            self.app.attach_database(self.database)
+            return outcome["dsn"], server.describe()
+
+        return finish
 
     def _stop(self) -> None:
         for server in [self.edges, self.in_cluster, *self.dns_servers.values()]:
@@ -210,6 +284,13 @@ class Sandbox:
         if self._refusing_socket is not None:
             self._refusing_socket.close()
             self._refusing_socket = None
+        if self.database is not None:
+            self.database.close()
+            self.database = None
+        if self.postgres is not None:
+            self.postgres.stop()
+            self.postgres = None
+        self.app = None
         for server in self.dns_servers.values():
             server.stop()
         self.dns_servers = {}

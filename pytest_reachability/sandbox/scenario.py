@@ -28,13 +28,18 @@ Schema (every key except ``name``, ``description``, ``target``, ``dns`` is optio
       logs: {production/api-847495fbc4-686tk: "INFO: ...\\n"}   # namespace/pod -> log text
       deny: [{verb: list, resource: secrets}]                  # answered 403 by the API server
       remove: [Ingress/production/api]  # only with base: drop base objects (Kind/name if cluster-wide)
+    application:                       # the application sections' configuration, the same tables as
+      database: {field: dependencies.database.status, expect: ok}   # [tool.reachability.<table>]
+      results-storage: {write-path: /api/v1/results, read-path: "/api/v1/results/${id}"}
+    postgres: true                     # run a real PostgreSQL for the API where the machine has one
+                                       # (default true; false keeps the database simulated)
 
 In manifests, a time field (a key ending in ``Timestamp``, ``Time`` or ``At``) may be written relative to
 the moment the scenario is loaded: ``creationTimestamp: -12h`` (units d, h, m, s; ``-2d21h``), so ``kubectl``
 shows the ages the scenario means whenever it runs.
 
-With ``base`` the scenario is an overlay: ``target``, ``namespace``, ``in_cluster`` and ``deny`` replace the
-base's; ``dns`` merges resolvers by name and records by name (a record or resolver set to ``null`` is
+With ``base`` the scenario is an overlay: ``target``, ``namespace``, ``in_cluster``, ``postgres`` and ``deny``
+replace the base's; ``application`` merges as a JSON merge patch (a table set to ``null`` is removed); ``dns`` merges resolvers by name and records by name (a record or resolver set to ``null`` is
 removed); ``edges`` merge by address (an entry replaces the base's edge at that address); ``logs``
 merge by key (``null`` removes); ``objects`` merge by kind, namespace and name as a JSON merge patch
 (RFC 7386: mappings merge, ``null`` deletes a key, lists replace), new objects are appended.
@@ -153,6 +158,8 @@ class Scenario:
     objects: list[dict[str, Any]] = field(default_factory=list)
     logs: dict[str, str] = field(default_factory=dict)
     deny: list[dict[str, str]] = field(default_factory=list)
+    application: dict[str, Any] = field(default_factory=dict)  # [tool.reachability.<table>] tables
+    postgres: bool = True
 
     def objects_of_kind(self, kind: str, namespace: str | None = None) -> list[dict[str, Any]]:
         return [
@@ -311,6 +318,8 @@ def _overlay(base: dict[str, Any], overlay: dict[str, Any], label: str) -> dict[
             result["edges"] = edges
         elif key == "kubernetes" and isinstance(value, dict) and isinstance(result.get("kubernetes"), dict):
             result["kubernetes"] = _overlay_kubernetes(result["kubernetes"], value, label)
+        elif key == "application" and isinstance(value, dict) and isinstance(result.get("application"), dict):
+            result["application"] = merge_patch(result["application"], value)
         else:
             result[key] = copy.deepcopy(value)
     return result
@@ -417,7 +426,9 @@ class _Validator:
 
     def scenario(self, doc: dict[str, Any], path: str) -> Scenario:
         self.mapping(
-            doc, "", ("name", "description", "target", "namespace", "dns", "edges", "in_cluster", "kubernetes"),
+            doc, "",
+            ("name", "description", "target", "namespace", "dns", "edges", "in_cluster", "kubernetes", "application",
+             "postgres"),
             ("name", "description", "target", "dns"),
         )
         name = self.string(doc["name"], "name")
@@ -439,10 +450,32 @@ class _Validator:
             if in_cluster.kind == "refuse":
                 raise self.fail("in_cluster.behaviour", "a behaviour of a listening server (not refuse)", "refuse")
         objects, logs, deny = self.kubernetes(doc.get("kubernetes", {}), {edge.address for edge in edges})
+        application = self.application(doc.get("application", {}))
+        postgres = doc.get("postgres", True)
+        if postgres is not True and postgres is not False:
+            raise self.fail("postgres", "true or false", postgres)
         return Scenario(
             name=name, description=description.strip(), path=path, target=target, namespace=namespace,
             resolvers=resolvers, edges=edges, in_cluster=in_cluster, objects=objects, logs=logs, deny=deny,
+            application=application, postgres=postgres,
         )
+
+    def application(self, value: Any) -> dict[str, Any]:
+        from ..appconfig import APP_TABLES, AppConfigError, load_app_config
+
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise self.fail("application", "a mapping of application tables", value)
+        for table in value:
+            if table not in APP_TABLES:
+                raise self.fail("application", f"tables named {', '.join(APP_TABLES)}", table)
+        try:
+            load_app_config(value)
+        except AppConfigError as error:
+            where = ".".join(part for part in ("application", error.table, error.key) if part)
+            raise ScenarioError(f"{self.label}: {where}: expected {error.expected}, got {error.got}") from None
+        return copy.deepcopy(value)
 
     def target(self, value: Any) -> TargetSpec:
         self.mapping(value, "target", ("host", "scheme"), ("host",))
