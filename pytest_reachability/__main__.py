@@ -2,10 +2,11 @@
 
     python -m pytest_reachability probe api.example.com --resolver system --resolver 1.1.1.1
     python -m pytest_reachability probe https://97v.test --address 127.0.10.57 --json
+    python -m pytest_reachability merge eu.json us.json --html merged.html --incident-report merged.md
 
 Each subcommand is a function ``run_<name>(args) -> int`` registered in ``_build_parser``; a new
 subcommand is one more ``add_parser`` call and one more function. Exit codes: 0 every address
-answered as expected, 1 otherwise, 2 bad input (one line on stderr).
+answered as expected (``merge``: every shard passed), 1 otherwise, 2 bad input (one line on stderr).
 """
 
 from __future__ import annotations
@@ -50,7 +51,46 @@ def _build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--path", default="/health", metavar="P", help="path to GET (default /health)")
     probe.add_argument("--json", action="store_true", help="print a JSON list of per-address results")
     probe.set_defaults(run=run_probe)
+
+    merge = commands.add_parser(
+        "merge",
+        help="merge --results-json files of several jobs into one report",
+        description="One report from the --results-json files of several jobs (regions, clusters, targets): "
+        "an overview and a section table per target. Without an output option the markdown goes to stdout.",
+    )
+    merge.add_argument("inputs", nargs="+", metavar="RESULTS.json", help="--results-json files (or earlier merged files)")
+    merge.add_argument("--html", metavar="OUT.html", help="write a self-contained HTML report")
+    merge.add_argument("--incident-report", metavar="OUT.md", help="write the markdown report")
+    merge.add_argument("--results-json", metavar="OUT.json", help="write the merged JSON (accepted again by merge)")
+    merge.add_argument("--title", default="Reachability report (merged)", help="report title")
+    merge.set_defaults(run=run_merge)
     return parser
+
+
+def run_merge(args: argparse.Namespace) -> int:
+    from . import merge
+
+    try:
+        shards = merge.load_shards(args.inputs)
+    except merge.MergeInputError as error:
+        raise UsageProblem(f"merge: {error}") from None
+    outputs = [(args.html, merge.render_html), (args.incident_report, merge.render_markdown)]
+    try:
+        for path, render in outputs:
+            if path:
+                merge.write_atomically(path, render(shards, title=args.title))
+        if args.results_json:
+            merge.write_atomically(args.results_json, json.dumps(merge.merged_document(shards), indent=2) + "\n")
+    except OSError as error:
+        raise UsageProblem(f"merge: cannot write: {error.strerror or error}: {error.filename or ''}".rstrip(": ")) from None
+    if not (args.html or args.incident_report or args.results_json):
+        print(merge.render_markdown(shards, title=args.title), end="")
+    else:
+        for shard in shards:
+            status = "FAIL" if shard.failed else shard.status
+            score = "n/a" if shard.health_score is None else f"{shard.health_score}%"
+            print(f"{status} {shard.label} health {score} ({shard.source})")
+    return EXIT_FAILED if any(shard.failed for shard in shards) else EXIT_OK
 
 
 def run_probe(args: argparse.Namespace) -> int:

@@ -381,6 +381,36 @@ class HistoryStore:
         run_id, key = rows[0]
         return next((run for run in self.runs(key, limit=1_000_000) if run["id"] == run_id), None)
 
+    def load_run(self, run_uuid: str) -> RunRecord | None:
+        """A stored run as a RunRecord (tests and sections included), or None."""
+        rows = self._rows(
+            "SELECT id, target_key, target, namespace, started_at, finished_at, git_sha, exit_status, status,"
+            " health_score, passed, counted, top_theory FROM runs WHERE run_uuid = ?",
+            [run_uuid],
+        )
+        if not rows:
+            self._end_read()
+            return None
+        run_id, key, target, namespace, started, finished, sha, exit_status, status, score, passed, counted, theory = rows[0]
+        tests = {
+            nodeid: (section, outcome, reason)
+            for nodeid, section, outcome, reason in self._rows(
+                "SELECT nodeid, section, outcome, reason FROM test_outcomes WHERE run_id = ?", [run_id]
+            )
+        }
+        self._end_read()
+        return RunRecord(
+            target_key=key, target=target, namespace=namespace, started_at=_parse_time(started),
+            finished_at=_parse_time(finished) if finished else None, run_uuid=run_uuid, git_sha=sha,
+            exit_status=exit_status, status=status, health_score=score, passed=int(passed or 0),
+            counted=int(counted or 0), top_theory=theory, tests=tests, sections=self.sections(int(run_id)),
+        )
+
+    def summary_for(self, run_uuid: str) -> dict[str, Any] | None:
+        """The comparison of a stored run with the runs before it (what the run itself printed)."""
+        run = self.load_run(run_uuid)
+        return None if run is None else self.compare(run)
+
     def _end_read(self) -> None:
         """SQLite autocommit reads need nothing; PostgreSQL ends the implicit transaction."""
 

@@ -106,7 +106,7 @@ def build_record(config: pytest.Config, state: Any, exitstatus: int) -> history.
         health_score=health.score,
         passed=health.passed,
         counted=health.counted,
-        tests={nodeid: (test.section, test.outcome, test.reason or "") for nodeid, test in results.tests.items()},
+        tests={nodeid: (test.section, test.outcome, _masked(test.reason or "")) for nodeid, test in results.tests.items()},
         sections=history.sections_from_rows(results.sections()),
     )
     run_uuid = os.environ.get(RUN_ID_ENV, "").strip()
@@ -115,13 +115,22 @@ def build_record(config: pytest.Config, state: Any, exitstatus: int) -> history.
     return run
 
 
+def _masked(text: str) -> str:
+    """Failure reasons can quote URLs and headers: stored only after redaction."""
+    try:
+        from ..redact import redact
+    except ImportError:  # part of the package; tolerate a partial checkout
+        return text
+    return str(redact(text))
+
+
 def top_theory_title(theories: list) -> str | None:
     """The first theory's title, whether theories are objects or dicts."""
     if not theories:
         return None
     first = theories[0]
     title = first.get("title") if isinstance(first, dict) else getattr(first, "title", None)
-    return str(title) if title else str(first)[:300]
+    return _masked(str(title) if title else str(first)[:300])
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

@@ -1,0 +1,447 @@
+"""Merge ``--results-json`` files of several jobs (regions, clusters, targets) into one report.
+
+    python -m pytest_reachability merge eu.json us.json --html merged.html --incident-report merged.md
+
+Each input is one *shard*: a run against one target. The merged report has a header table of every
+shard (target, health, status, top theory) and a section table per shard. Outputs: a self-contained
+HTML page (no scripts, no external resources), a GitHub-markdown report, and a merged JSON document
+(``kind: reachability-merge``) that ``merge`` also accepts as input.
+
+Reading goes through ``report.json.read_results_json`` when it is available (so the schema has one
+owner), else through a local reader of the same documented schema. Every string shown passes through
+``redact`` once more. This module does not import pytest.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "MERGE_KIND",
+    "MergeInputError",
+    "Shard",
+    "SectionCounts",
+    "load_shard",
+    "load_shards",
+    "merged_document",
+    "render_html",
+    "render_markdown",
+    "section_table_markdown",
+    "write_atomically",
+]
+
+MERGE_KIND = "reachability-merge"
+MERGE_SCHEMA_VERSION = 1
+COUNTED = ("passed", "failed", "error", "blocked")
+STATUS_MARK = {"PASS": "✅ PASS", "FAIL": "❌ FAIL", "BLOCKED": "⏸️ BLOCKED", "SKIPPED": "➖ SKIPPED"}
+
+
+class MergeInputError(Exception):
+    """An input that cannot be merged; ``str()`` is one line naming the file."""
+
+
+@dataclass
+class SectionCounts:
+    name: str
+    passed: int = 0
+    failed: int = 0
+    error: int = 0
+    blocked: int = 0
+    skipped: int = 0
+    blocked_by: list[str] = field(default_factory=list)
+
+    @property
+    def tests(self) -> int:
+        return self.passed + self.failed + self.error + self.blocked + self.skipped
+
+    @property
+    def status(self) -> str:
+        # The same rule as the terminal's section table (results.SectionRow.status).
+        if self.failed or self.error:
+            return "FAIL"
+        if self.blocked:
+            return "BLOCKED"
+        if self.passed:
+            return "PASS"
+        return "SKIPPED"
+
+
+@dataclass
+class Shard:
+    """One job's results, reduced to what the merged report shows."""
+
+    source: str
+    target: str
+    namespace: str | None
+    started: str | None
+    health_score: int | None
+    sections: list[SectionCounts]
+    tests: list[dict[str, Any]]
+    theories: list[dict[str, Any]]
+    history: dict[str, Any] | None
+    document: dict[str, Any]
+
+    @property
+    def label(self) -> str:
+        return f"{self.target} ({self.namespace})" if self.namespace else self.target
+
+    @property
+    def failed(self) -> bool:
+        return any(t.get("outcome") in ("failed", "error", "blocked") for t in self.tests) or any(
+            s.failed or s.error or s.blocked for s in self.sections
+        )
+
+    @property
+    def status(self) -> str:
+        if self.failed:
+            return "FAIL"
+        return "PASS" if any(s.passed for s in self.sections) else "NO CHECKS"
+
+    def counts(self) -> tuple[int, int]:
+        """(passed, counted) as the health score counts them."""
+        passed = sum(s.passed for s in self.sections)
+        counted = sum(s.passed + s.failed + s.error + s.blocked for s in self.sections)
+        return passed, counted
+
+
+def _redact(value: Any) -> Any:
+    try:
+        from .redact import redact
+    except ImportError:  # the redaction module is part of the package; tolerate a partial checkout
+        return value
+    return redact(value)
+
+
+def read_document(path: Path) -> dict[str, Any]:
+    try:
+        from .report.json import read_results_json
+    except ImportError:
+        read_results_json = None
+    if read_results_json is not None:
+        try:
+            document = read_results_json(path)
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise MergeInputError(f"{path}: {_one_line(error)}") from None
+    else:
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise MergeInputError(f"{path}: no such file") from None
+        except (OSError, UnicodeDecodeError) as error:
+            raise MergeInputError(f"{path}: cannot read: {_one_line(error)}") from None
+        except json.JSONDecodeError as error:
+            raise MergeInputError(f"{path}: not JSON: {error.msg} at line {error.lineno}") from None
+    if not isinstance(document, dict):
+        raise MergeInputError(f"{path}: expected a JSON object from --results-json")
+    return document
+
+
+def supported_schema_versions() -> set[int]:
+    try:
+        from .report import json as results_json
+    except ImportError:
+        return {1}
+    version = getattr(results_json, "SCHEMA_VERSION", 1)
+    return {int(version)}
+
+
+def load_shards(paths: Sequence[str | Path]) -> list[Shard]:
+    """Every shard of every file (a merged document contributes all of its shards)."""
+    shards: list[Shard] = []
+    for name in paths:
+        path = Path(name)
+        if not path.exists():
+            raise MergeInputError(f"{path}: no such file")
+        if not path.is_file():
+            raise MergeInputError(f"{path}: not a file")
+        document = read_document(path)
+        if document.get("kind") == MERGE_KIND:
+            if document.get("schema_version") != MERGE_SCHEMA_VERSION:
+                raise MergeInputError(
+                    f"{path}: merged report schema version {document.get('schema_version')!r} is not supported; expected {MERGE_SCHEMA_VERSION}"
+                )
+            for index, inner in enumerate(document.get("shards") or []):
+                shards.append(load_shard(inner, f"{path}#{index + 1}"))
+        else:
+            shards.append(load_shard(document, str(path)))
+    if not shards:
+        raise MergeInputError("no results to merge")
+    return shards
+
+
+def load_shard(document: dict[str, Any], source: str) -> Shard:
+    """A shard from one ``--results-json`` document; a wrong schema version is a MergeInputError."""
+    version = document.get("schema_version")
+    supported = supported_schema_versions()
+    if version not in supported:
+        expected = ", ".join(str(v) for v in sorted(supported))
+        raise MergeInputError(f"{source}: results schema version {version!r} is not supported; expected {expected}")
+    run = document.get("run") if isinstance(document.get("run"), dict) else {}
+    tests = [t for t in document.get("tests") or [] if isinstance(t, dict)]
+    sections = _sections(document.get("sections"), tests)
+    score = document.get("health_score")
+    if score is None and isinstance(document.get("health"), dict):
+        score = document["health"].get("score")
+    history = document.get("history") if isinstance(document.get("history"), dict) else None
+    theories = [t for t in document.get("theories") or [] if isinstance(t, dict)]
+    target = run.get("target") or document.get("target") or "(no target)"
+    return Shard(
+        source=source,
+        target=str(_redact(str(target))),
+        namespace=run.get("namespace"),
+        started=run.get("started"),
+        health_score=int(score) if isinstance(score, int | float) else None,
+        sections=sections,
+        tests=tests,
+        theories=theories,
+        history=history,
+        document=document,
+    )
+
+
+def _sections(raw: Any, tests: list[dict[str, Any]]) -> list[SectionCounts]:
+    """Sections as the JSON gives them (a mapping name -> counts, or a list of rows), else from the tests."""
+    rows: list[SectionCounts] = []
+    if isinstance(raw, dict):
+        items = list(raw.items())
+    elif isinstance(raw, list):
+        items = [(row.get("name") or row.get("section"), row) for row in raw if isinstance(row, dict)]
+    else:
+        items = []
+    for name, counts in items:
+        if not name or not isinstance(counts, dict):
+            continue
+        row = SectionCounts(str(name))
+        for outcome in ("passed", "failed", "error", "blocked", "skipped"):
+            value = counts.get(outcome, 0)
+            setattr(row, outcome, int(value) if isinstance(value, int | float) else 0)
+        row.skipped += int(counts.get("xfailed", 0) or 0)
+        row.passed += int(counts.get("xpassed", 0) or 0)
+        row.blocked_by = [str(g) for g in counts.get("blocked_by") or []]
+        rows.append(row)
+    if rows or not tests:
+        _fill_blocked_by(rows, tests)
+        return rows
+    by_name: dict[str, SectionCounts] = {}
+    for test in tests:
+        row = by_name.setdefault(str(test.get("section") or "other"), SectionCounts(str(test.get("section") or "other")))
+        outcome = {"xfailed": "skipped", "xpassed": "passed"}.get(test.get("outcome"), test.get("outcome"))
+        if outcome in ("passed", "failed", "error", "blocked", "skipped"):
+            setattr(row, outcome, getattr(row, outcome) + 1)
+    rows = list(by_name.values())
+    _fill_blocked_by(rows, tests)
+    return rows
+
+
+def _fill_blocked_by(rows: list[SectionCounts], tests: list[dict[str, Any]]) -> None:
+    by_name = {row.name: row for row in rows}
+    for test in tests:
+        row = by_name.get(str(test.get("section")))
+        gate = test.get("blocked_by")
+        if row is not None and gate and gate not in row.blocked_by:
+            row.blocked_by.append(str(gate))
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def _status_text(row: SectionCounts) -> str:
+    text = STATUS_MARK.get(row.status, row.status)
+    if row.status == "BLOCKED" and row.blocked_by:
+        text += f" by {', '.join(row.blocked_by)}"
+    return text
+
+
+def _cell(text: Any) -> str:
+    """A markdown table cell: pipes escaped, one line."""
+    return " ".join(str(_redact(str(text))).split()).replace("|", "\\|")
+
+
+def section_table_markdown(sections: Iterable[SectionCounts]) -> list[str]:
+    """The section table as GitHub-markdown lines."""
+    lines = [
+        "| Section | Tests | Passed | Failed | Blocked | Skipped | Status |",
+        "|:--|--:|--:|--:|--:|--:|:--|",
+    ]
+    for row in sections:
+        lines.append(
+            f"| {_cell(row.name)} | {row.tests} | {row.passed} | {row.failed + row.error} | {row.blocked} | {row.skipped} | {_cell(_status_text(row))} |"
+        )
+    return lines
+
+
+def _score(score: int | None) -> str:
+    return "n/a" if score is None else f"{score}%"
+
+
+def overall_health(shards: Sequence[Shard]) -> int | None:
+    passed = counted = 0
+    for shard in shards:
+        p, c = shard.counts()
+        passed, counted = passed + p, counted + c
+    return None if counted == 0 else round(100 * passed / counted)
+
+
+def _history_line(shard: Shard) -> str | None:
+    if not shard.history:
+        return None
+    from .history import describe_summary
+
+    return describe_summary(shard.history)
+
+
+def render_markdown(shards: Sequence[Shard], *, title: str = "Reachability report (merged)") -> str:
+    """One markdown report: an overview of every shard, then each shard's section table and theories."""
+    failed = [s for s in shards if s.failed]
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    lines = [
+        f"# {title}",
+        "",
+        f"**Generated:** {now}  ",
+        f"**Targets:** {len(shards)} ({len(failed)} failing)  ",
+        f"**Overall health:** {_score(overall_health(shards))}",
+        "",
+        "## Overview",
+        "",
+        "| Target | Health | Status | Top theory | Source |",
+        "|:--|--:|:--|:--|:--|",
+    ]
+    for shard in shards:
+        top = shard.theories[0].get("title", "") if shard.theories else ""
+        lines.append(
+            f"| {_cell(shard.label)} | {_score(shard.health_score)} | {'❌ FAIL' if shard.failed else '✅ ' + shard.status} | {_cell(top) or '—'} | {_cell(Path(shard.source).name)} |"
+        )
+    for shard in shards:
+        lines += ["", f"## {_cell(shard.label)}", ""]
+        if shard.started:
+            lines.append(f"Started {_cell(shard.started)}; health {_score(shard.health_score)}.")
+            lines.append("")
+        history_line = _history_line(shard)
+        if history_line:
+            lines += [_cell(history_line), ""]
+        lines += section_table_markdown(shard.sections)
+        if shard.theories:
+            lines += ["", "**Ranked theories**", ""]
+            for rank, theory in enumerate(shard.theories[:5], start=1):
+                confidence = theory.get("confidence")
+                shown = f" ({round(float(confidence) * 100)}%)" if isinstance(confidence, int | float) else ""
+                lines.append(f"{rank}. {_cell(theory.get('title', ''))}{shown}")
+                for evidence in (theory.get("evidence") or [])[:3]:
+                    lines.append(f"   - {_cell(evidence)}")
+                confirm = theory.get("confirm") or []
+                if confirm:
+                    lines.append(f"   - confirm: `{_cell(confirm[0]).replace('`', '')}`")
+        blocked = [t for t in shard.tests if t.get("outcome") == "blocked"]
+        failing = [t for t in shard.tests if t.get("outcome") in ("failed", "error")]
+        if failing:
+            lines += ["", "**Failed**", ""]
+            lines += [f"- `{_cell(t.get('nodeid', '')).replace('`', '')}`: {_cell(t.get('reason', ''))}" for t in failing[:50]]
+        if blocked:
+            lines += ["", f"**Blocked:** {len(blocked)} test(s), by {', '.join(sorted({str(t.get('blocked_by')) for t in blocked}))}"]
+    return "\n".join(lines) + "\n"
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem;color:#1f2328;max-width:72rem}
+h1{font-size:1.6rem}h2{font-size:1.25rem;margin-top:2rem;border-bottom:1px solid #d0d7de;padding-bottom:.3rem}
+table{border-collapse:collapse;margin:.5rem 0 1rem}th,td{border:1px solid #d0d7de;padding:.3rem .6rem;text-align:left}
+td.n{text-align:right}th{background:#f6f8fa}.PASS{color:#1a7f37}.FAIL{color:#cf222e;font-weight:600}
+.BLOCKED{color:#9a6700}.SKIPPED{color:#656d76}.muted{color:#656d76}li{margin:.2rem 0}code{background:#f6f8fa;padding:0 .2rem}
+"""
+
+
+def _e(text: Any) -> str:
+    return html.escape(str(_redact(str(text))), quote=True)
+
+
+def render_html(shards: Sequence[Shard], *, title: str = "Reachability report (merged)") -> str:
+    """A self-contained HTML page: inline CSS, no scripts, every value escaped."""
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{_e(title)}</h1>",
+        f'<p class="muted">Generated {now}; {len(shards)} target(s); overall health {_score(overall_health(shards))}.</p>',
+        '<table id="overview"><thead><tr><th>Target</th><th>Health</th><th>Status</th><th>Top theory</th><th>Source</th></tr></thead><tbody>',
+    ]
+    for index, shard in enumerate(shards):
+        status = "FAIL" if shard.failed else shard.status
+        top = shard.theories[0].get("title", "") if shard.theories else ""
+        out.append(
+            f'<tr><td><a href="#shard-{index + 1}">{_e(shard.label)}</a></td><td class="n">{_score(shard.health_score)}</td>'
+            f'<td class="{_e(status.split()[0])}">{_e(status)}</td><td>{_e(top) or "—"}</td><td>{_e(Path(shard.source).name)}</td></tr>'
+        )
+    out.append("</tbody></table>")
+    for index, shard in enumerate(shards):
+        out.append(f'<section class="shard" id="shard-{index + 1}"><h2>{_e(shard.label)}</h2>')
+        meta = [f"health {_score(shard.health_score)}"]
+        if shard.started:
+            meta.insert(0, f"started {_e(shard.started)}")
+        out.append(f'<p class="muted">{"; ".join(meta)}</p>')
+        history_line = _history_line(shard)
+        if history_line:
+            out.append(f'<p class="history">{_e(history_line)}</p>')
+        out.append(
+            '<table class="sections"><thead><tr><th>Section</th><th>Tests</th><th>Passed</th><th>Failed</th>'
+            "<th>Blocked</th><th>Skipped</th><th>Status</th></tr></thead><tbody>"
+        )
+        for row in shard.sections:
+            status = row.status + (f" by {', '.join(row.blocked_by)}" if row.status == "BLOCKED" and row.blocked_by else "")
+            out.append(
+                f"<tr><td>{_e(row.name)}</td><td class=\"n\">{row.tests}</td><td class=\"n\">{row.passed}</td>"
+                f"<td class=\"n\">{row.failed + row.error}</td><td class=\"n\">{row.blocked}</td><td class=\"n\">{row.skipped}</td>"
+                f'<td class="{row.status}">{_e(status)}</td></tr>'
+            )
+        out.append("</tbody></table>")
+        if shard.theories:
+            out.append('<h3>Ranked theories</h3><ol class="theories">')
+            for theory in shard.theories[:5]:
+                confidence = theory.get("confidence")
+                shown = f" ({round(float(confidence) * 100)}%)" if isinstance(confidence, int | float) else ""
+                evidence = "".join(f"<li>{_e(line)}</li>" for line in (theory.get("evidence") or [])[:3])
+                out.append(f"<li><strong>{_e(theory.get('title', ''))}</strong>{shown}<ul>{evidence}</ul></li>")
+            out.append("</ol>")
+        out.append("</section>")
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
+
+
+def merged_document(shards: Sequence[Shard]) -> dict[str, Any]:
+    """The merged JSON: every shard's original document, and the overall figures."""
+    return {
+        "kind": MERGE_KIND,
+        "schema_version": MERGE_SCHEMA_VERSION,
+        "generated": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "health_score": overall_health(shards),
+        "targets": [{"target": s.target, "namespace": s.namespace, "health_score": s.health_score, "status": "FAIL" if s.failed else s.status, "source": s.source} for s in shards],
+        "shards": [_redact(s.document) for s in shards],
+    }
+
+
+def write_atomically(path: str | Path, text: str) -> None:
+    """Write through a temporary file in the same directory and rename: never a half-written report."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=str(target.parent))
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return text or type(error).__name__
