@@ -1,0 +1,313 @@
+"""The evidence of a run, indexed for the rules: one place that knows the evidence kinds' shapes.
+
+The rules read only this index (plus test outcomes), never pytest objects, so a rule is tested by
+building evidence by hand. Evidence recorded twice (a shared probe re-recorded by a section) is kept once.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..results import RunResults, TestResult
+
+SNAPSHOT_KINDS = (
+    "node",
+    "pod",
+    "deployment",
+    "service",
+    "endpoint_slice",
+    "ingress",
+    "ingress_class",
+    "network_policy",
+    "event",
+    "ingress_controller",
+)
+
+
+@dataclass
+class RunContext:
+    """What the rules need to know of the run besides evidence: target, namespace, resolvers, kubectl flags."""
+
+    host: str = ""
+    port: int | None = None
+    scheme: str = "http"
+    namespace: str | None = None
+    resolvers: list[str] = field(default_factory=list)
+    kubectl: str = "kubectl"
+    health_path: str = "/health"
+    is_ip: bool = False
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> RunContext:
+        if settings is None:
+            return cls()
+        target = getattr(settings, "target", None)
+        kubectl = "kubectl"
+        sources = getattr(settings, "sources", {}) or {}
+        # Only flags the user chose: a sandbox's temporary kubeconfig means nothing once the run ended.
+        if getattr(settings, "kubeconfig", None) and sources.get("kubeconfig") in ("cli", "env", "file"):
+            kubectl += f" --kubeconfig {settings.kubeconfig}"
+        if getattr(settings, "kube_context", None) and sources.get("kube_context") in ("cli", "env", "file"):
+            kubectl += f" --context {settings.kube_context}"
+        return cls(
+            host=getattr(target, "host", "") or "",
+            port=getattr(target, "port", None),
+            scheme=getattr(target, "scheme", "http") or "http",
+            namespace=getattr(settings, "namespace", None),
+            resolvers=list(getattr(settings, "resolvers", None) or []),
+            kubectl=kubectl,
+            health_path=getattr(settings, "health_path", "/health") or "/health",
+            is_ip=bool(getattr(target, "is_ip", False)),
+        )
+
+
+def _key(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, default=str)
+
+
+class Facts:
+    """Evidence of every test of a run by kind, deduplicated, with the lookups rules share."""
+
+    def __init__(self, tests: Iterable[TestResult], context: RunContext | None = None) -> None:
+        self.tests = list(tests)
+        self.context = context or RunContext()
+        self.by_kind: dict[str, list[dict[str, Any]]] = {}
+        seen: set[tuple[str, str]] = set()
+        for test in self.tests:
+            for record in test.evidence:
+                kind, data = record.get("kind"), record.get("data")
+                if not isinstance(kind, str) or not isinstance(data, Mapping):
+                    continue
+                key = (kind, _key(data))
+                if key in seen:
+                    continue
+                seen.add(key)
+                self.by_kind.setdefault(kind, []).append(dict(data))
+        if not self.context.namespace:
+            self.context.namespace = self._guess_namespace()
+        if not self.context.host:
+            dns = self.dns
+            if dns:
+                self.context.host = dns.get("name", "")
+
+    @classmethod
+    def from_results(cls, results: RunResults, context: RunContext | None = None) -> Facts:
+        return cls(results.tests.values(), context)
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        return self.by_kind.get(kind, [])
+
+    def _guess_namespace(self) -> str | None:
+        for kind in ("target_service", "in_cluster_health", "cluster_access", "service"):
+            for data in self.of(kind):
+                if data.get("namespace"):
+                    return data["namespace"]
+        return None
+
+    # --- outcomes -------------------------------------------------------------------------------------
+
+    def failed_sections(self) -> set[str]:
+        return {t.section for t in self.tests if t.outcome in ("failed", "error")}
+
+    def section_failed(self, section: str) -> bool:
+        return section in self.failed_sections()
+
+    def failing_tests(self, section: str | None = None) -> list[TestResult]:
+        return [t for t in self.tests if t.outcome in ("failed", "error") and (section is None or t.section == section)]
+
+    # --- DNS ------------------------------------------------------------------------------------------
+
+    @property
+    def dns(self) -> dict[str, Any] | None:
+        """The target's DNS report (the one naming the target host when several were recorded)."""
+        reports = self.of("dns")
+        if not reports:
+            return None
+        for report in reports:
+            if self.context.host and report.get("name") == self.context.host:
+                return report
+        return reports[0]
+
+    def dns_addresses(self) -> list[str]:
+        dns = self.dns
+        if not dns or dns.get("literal"):
+            return []
+        return list(dns.get("addresses") or [])
+
+    # --- cluster objects --------------------------------------------------------------------------------
+
+    def services(self, namespace: str | None = None) -> list[dict[str, Any]]:
+        namespace = namespace or self.context.namespace
+        return [s for s in self.of("service") if namespace is None or s.get("namespace") == namespace]
+
+    def all_services(self) -> list[dict[str, Any]]:
+        return self.of("service")
+
+    def pods(self, namespace: str | None = None) -> list[dict[str, Any]]:
+        namespace = namespace or self.context.namespace
+        return [p for p in self.of("pod") if namespace is None or p.get("namespace") == namespace]
+
+    def target_service_name(self) -> str | None:
+        for data in self.of("target_service"):
+            if data.get("name"):
+                return data["name"]
+        for data in self.of("in_cluster_health"):
+            if data.get("service"):
+                return data["service"]
+        return None
+
+    def target_service(self) -> dict[str, Any] | None:
+        name = self.target_service_name()
+        services = self.services()
+        if name:
+            for service in services:
+                if service.get("name") == name:
+                    return service
+            return None
+        # Without a name: the Service whose address DNS answers, else the LoadBalancer named like a
+        # Deployment (the usual `api` Service of Deployment `api`), else the shortest-named LoadBalancer.
+        dns = set(self.dns_addresses())
+        for service in services:
+            if dns & set(service.get("lb_addresses") or []):
+                return service
+        deployments = {d.get("name") for d in self.of("deployment")}
+        balancers = [s for s in services if s.get("type") == "LoadBalancer"]
+        balancers.sort(key=lambda s: (s.get("name") not in deployments, len(s.get("name") or ""), s.get("name") or ""))
+        return balancers[0] if balancers else None
+
+    def candidate_addresses(self) -> list[tuple[str, str]]:
+        """(address, owner) where the target should resolve: its Service, LoadBalancers selecting the same
+        pods, Ingresses routing its host; best first."""
+        out: list[tuple[str, str]] = []
+        target = self.target_service()
+        if target is not None:
+            out += [(a, str(target.get("name"))) for a in target.get("lb_addresses") or []]
+            pods = {p.get("name") for p in self.selected_pods(target)}
+            for service in self.services():
+                if service is target or service.get("type") != "LoadBalancer":
+                    continue
+                same = pods and pods == {p.get("name") for p in self.selected_pods(service)}
+                if same or (service.get("selector") and service.get("selector") == target.get("selector")):
+                    out += [(a, str(service.get("name"))) for a in service.get("lb_addresses") or []]
+        else:
+            out += [(a, str(s.get("name"))) for s in self.services() for a in s.get("lb_addresses") or []]
+        if self.context.host:
+            for ingress in self.ingresses_for_host(self.context.host):
+                out += [(a, f"Ingress {ingress.get('name')}") for a in ingress.get("addresses") or []]
+        seen: set[str] = set()
+        return [(a, o) for a, o in out if not (a in seen or seen.add(a))]
+
+    def selected_pods(self, service: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Pods of the service's namespace its selector matches (a Service without selector matches none)."""
+        selector = service.get("selector") or {}
+        if not selector:
+            return []
+        return [
+            pod
+            for pod in self.pods(service.get("namespace"))
+            if all((pod.get("labels") or {}).get(k) == v for k, v in selector.items())
+        ]
+
+    def endpoint_slices_of(self, service_name: str, namespace: str | None = None) -> list[dict[str, Any]]:
+        namespace = namespace or self.context.namespace
+        return [
+            s
+            for s in self.of("endpoint_slice")
+            if s.get("service") == service_name and (namespace is None or s.get("namespace") == namespace)
+        ]
+
+    def loadbalancer_addresses(self) -> dict[str, str]:
+        """Address -> ``Service/namespace/name`` of every LoadBalancer, every Ingress and ingress controller Service."""
+        out: dict[str, str] = {}
+        for service in self.all_services():
+            for address in service.get("lb_addresses") or []:
+                out.setdefault(address, f"Service {service.get('namespace')}/{service.get('name')}")
+            for address in service.get("external_ips") or []:
+                out.setdefault(address, f"Service {service.get('namespace')}/{service.get('name')}")
+        for ingress in self.of("ingress"):
+            for address in ingress.get("addresses") or []:
+                out.setdefault(address, f"Ingress {ingress.get('namespace')}/{ingress.get('name')}")
+        return out
+
+    def ingress_controller_running(self) -> list[dict[str, Any]]:
+        return [p for p in self.of("ingress_controller") if p.get("phase") == "Running"]
+
+    def ingresses_for_host(self, host: str) -> list[dict[str, Any]]:
+        return [
+            ingress
+            for ingress in self.of("ingress")
+            if any(_host_matches(rule.get("host"), host) for rule in ingress.get("rules") or [])
+        ]
+
+    # --- traffic ----------------------------------------------------------------------------------------
+
+    def http_probes(self, source: str | None = None) -> list[dict[str, Any]]:
+        """HTTP probes; ``source`` ``dns`` (an address DNS answered) or ``loadbalancer`` (probed directly)."""
+        out = []
+        seen: set[tuple] = set()
+        dns = set(self.dns_addresses())
+        balancers = self.loadbalancer_addresses()
+        for probe in self.of("http_probe"):
+            found = probe.get("source")
+            if found is None:
+                address = probe.get("address")
+                found = "dns" if address in dns or address not in balancers else "loadbalancer"
+            key = (probe.get("address"), probe.get("port"), probe.get("path"), found, probe.get("failure"), probe.get("status"))
+            if key in seen:
+                continue
+            seen.add(key)
+            if source is None or found == source:
+                out.append({**probe, "source": found})
+        return out
+
+    def connected(self, address: str) -> bool:
+        """True when any probe got a TCP connection to ``address`` (it failed later than connect, or not at all)."""
+        for probe in self.of("http_probe") + self.of("tls") + self.of("tcp"):
+            if probe.get("address") == address and failure_phase(probe) not in ("dns", "connect"):
+                return True
+        return False
+
+    def in_cluster_health(self) -> list[dict[str, Any]]:
+        return self.of("in_cluster_health")
+
+    def in_cluster_ok(self) -> bool | None:
+        """True when some in-cluster health check answered 2xx/3xx, False when all failed, None when none ran."""
+        checks = self.in_cluster_health()
+        if not checks:
+            return None
+        return any(c.get("error") is None and isinstance(c.get("status"), int) and 200 <= c["status"] < 400 for c in checks)
+
+
+def probe_ok(probe: Mapping[str, Any]) -> bool:
+    return probe.get("failure") is None and isinstance(probe.get("status"), int) and 200 <= probe["status"] < 400
+
+
+def failure_phase(probe: Mapping[str, Any]) -> str | None:
+    """``dns``, ``connect``, ``tls`` or ``http`` for a failed probe, None for one that passed."""
+    failure = probe.get("failure")
+    if not failure:
+        return None
+    if probe.get("failure_phase"):
+        return probe["failure_phase"]
+    prefix = failure.split("_", 1)[0]
+    return {"dns": "dns", "tcp": "connect", "tls": "tls"}.get(prefix, "http")
+
+
+def _host_matches(pattern: str | None, host: str) -> bool:
+    if not pattern:
+        return False
+    if pattern.startswith("*."):
+        return host.endswith(pattern[1:]) and host.count(".") == pattern.count(".")
+    return pattern.lower() == host.lower()
+
+
+def is_private_or_loopback(address: str) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return ip.is_private or ip.is_loopback
