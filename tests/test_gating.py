@@ -441,7 +441,7 @@ def test_xdist_matches_serial(pytester: pytest.Pytester, gate_ok: bool) -> None:
         for dist in ("load", "worksteal", "loadfile", "loadscope"):
             parallel, result = _xdist_outcomes(pytester, "-n", workers, "--dist", dist, gate_ok=gate_ok)
             assert parallel == serial, f"-n {workers} --dist {dist}:\n{result.stdout.str()}"
-            assert result.stdout.lines[-1].split(" in ")[0] == serial_result.stdout.lines[-1].split(" in ")[0]
+            assert result.parseoutcomes() == serial_result.parseoutcomes()
             if not gate_ok:
                 result.stdout.fnmatch_lines(["*BLOCKED test_a_first.py::test_db?0? - blocked by api-health: 127.0.10.57: empty reply*"])
                 result.stdout.fnmatch_lines(["Health score: *blocked by api-health)"])
