@@ -1,2 +1,222 @@
 """pytest hooks for the outputs: pytest-html columns and extras, theories in the terminal,
 the incident report and the JSON results, and redaction of everything written."""
+
+from __future__ import annotations
+
+import dataclasses
+import shlex
+import time
+from typing import Any
+
+import pytest
+
+from ..redact import Redactor, collect_secrets
+from . import html as html_report
+
+REDACTOR = pytest.StashKey[Redactor]()
+STARTED = pytest.StashKey[float]()
+DIAGNOSED = pytest.StashKey[bool]()
+WRITTEN = pytest.StashKey[list]()
+TERMINAL_THEORIES = 3
+
+
+def _state(config: pytest.Config) -> Any:
+    from ..plugin import STATE
+
+    return config.stash.get(STATE, None)
+
+
+def redactor_of(config: pytest.Config) -> Redactor:
+    """The run's redactor: form-based masking plus the secrets this run knows (built once per process)."""
+    found = config.stash.get(REDACTOR, None)
+    if found is None:
+        state = _state(config)
+        found = config.stash[REDACTOR] = Redactor(collect_secrets(state.settings if state else None))
+    return found
+
+
+def theories_of(config: pytest.Config) -> list[Any]:
+    """The ranked theories of the run, computed once on the controller and kept on the run state."""
+    state = _state(config)
+    if state is None or state.worker:
+        return []
+    if not config.stash.get(DIAGNOSED, False):
+        from ..diagnosis import diagnose
+
+        state.theories = diagnose(state.results, state.settings)
+        config.stash[DIAGNOSED] = True
+    return state.theories
+
+
+def rerun_command(config: pytest.Config) -> str:
+    """The pytest command line of this run, to re-run after the fix (secrets masked by the caller)."""
+    args = [str(a) for a in config.invocation_params.args]
+    return "pytest " + " ".join(shlex.quote(a) for a in args) if args else "pytest"
+
+
+# --------------------------------------------------------------------------- session
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[STARTED] = time.time()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """On the controller: diagnose once, then write the JSON results and the incident report."""
+    config = session.config
+    state = _state(config)
+    if state is None or state.worker or hasattr(config, "workerinput"):
+        return
+    theories = theories_of(config)
+    settings = state.settings
+    started = config.stash.get(STARTED, None)
+    duration = time.time() - started if started is not None else None
+    secrets = redactor_of(config).secrets
+    written: list[str] = []
+    problems: list[str] = []
+    if getattr(settings, "results_json", None):
+        from .json import write_results_json
+
+        try:
+            path = write_results_json(settings.results_json, state.results, settings, theories,
+                                      started=started, duration=duration, secrets=secrets)
+            written.append(f"results JSON: {path}")
+        except OSError as error:
+            problems.append(f"results JSON {settings.results_json}: {error.strerror or error}")
+    if getattr(settings, "incident_report", None):
+        from .incident import write_incident_report
+
+        try:
+            path, incident_id = write_incident_report(
+                settings.incident_report, state.results, settings, theories, started=started, duration=duration,
+                rerun_command=rerun_command(config), history=state.history_summary, secrets=secrets,
+            )
+            written.append(f"incident report {incident_id}: {path}")
+        except OSError as error:
+            problems.append(f"incident report {settings.incident_report}: {error.strerror or error}")
+    config.stash[WRITTEN] = written + [f"could not write {p}" for p in problems]
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """After the section table: the top theories, the history in brief, where the reports went."""
+    state = _state(config)
+    if state is None or state.worker:
+        return
+    redact = redactor_of(config)
+    theories = theories_of(config) if state.results.tests else []
+    if theories:
+        terminalreporter.write_sep("=", "reachability: most likely causes")
+        for index, theory in enumerate(theories[:TERMINAL_THEORIES], 1):
+            terminalreporter.write_line(redact(f"{index}. [{theory.confidence:.0%}] {theory.title}"), bold=index == 1)
+            if theory.evidence:
+                terminalreporter.write_line(redact(f"   evidence: {theory.evidence[0]}"))
+            if theory.confirm:
+                terminalreporter.write_line(redact(f"   confirm:  {theory.confirm[0].splitlines()[0]}"))
+        if len(theories) > TERMINAL_THEORIES:
+            terminalreporter.write_line(f"   ... {len(theories) - TERMINAL_THEORIES} more in the incident report / JSON results")
+    history = state.history_summary
+    if history:
+        parts = []
+        for key in ("newly_failing", "recovered"):
+            if history.get(key):
+                value = history[key]
+                parts.append(f"{key.replace('_', ' ')}: {', '.join(map(str, value)) if isinstance(value, (list, tuple)) else value}")
+        for key in ("failing_since", "last_healthy"):
+            if history.get(key):
+                parts.append(f"{key.replace('_', ' ')}: {_brief(history[key])}")
+        if parts:
+            terminalreporter.write_line(redact("history: " + "; ".join(parts)))
+    for line in config.stash.get(WRITTEN, []):
+        terminalreporter.write_line(redact(f"reachability: {line}"))
+
+
+def _brief(value: Any) -> str:
+    if isinstance(value, dict):
+        for key in ("started", "time", "at"):
+            if value.get(key):
+                return str(value[key])
+    return str(value)
+
+
+# --------------------------------------------------------------------------- reports: redaction and extras
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Outermost wrapper: runs after every other plugin filled the report, so what it masks stays masked."""
+    report = yield
+    redact = redactor_of(item.config)
+    redact_report(report, redact)
+    evidence = getattr(report, "reachability_evidence", None)
+    if evidence and item.config.pluginmanager.hasplugin("html"):
+        extras = html_report.probe_extras(evidence)
+        if extras:
+            report.extras = list(getattr(report, "extras", []) or []) + redact(extras)
+    return report
+
+
+def redact_report(report: Any, redact: Redactor) -> None:
+    """Mask secrets in everything of a report that outputs print: longrepr, captured sections, properties, evidence."""
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple):
+        report.longrepr = tuple(redact(part) if isinstance(part, str) else part for part in longrepr)
+    elif isinstance(longrepr, str):
+        report.longrepr = redact(longrepr)
+    elif longrepr is not None:
+        _scrub(longrepr, redact, 0)
+    report.sections = [(title, redact(content)) for title, content in report.sections]
+    report.user_properties = [(name, redact(value)) for name, value in report.user_properties]
+    if getattr(report, "reachability_evidence", None):
+        report.reachability_evidence = redact(report.reachability_evidence)
+    if isinstance(getattr(report, "wasxfail", None), str):
+        report.wasxfail = redact(report.wasxfail)
+
+
+def _scrub(obj: Any, redact: Redactor, depth: int) -> Any:
+    """Mask strings inside pytest's failure representation objects in place (they are dataclasses)."""
+    if depth > 12:
+        return obj
+    if isinstance(obj, str):
+        return redact(obj)
+    if isinstance(obj, list):
+        obj[:] = [_scrub(item, redact, depth + 1) for item in obj]
+        return obj
+    if isinstance(obj, tuple):
+        return tuple(_scrub(item, redact, depth + 1) for item in obj)
+    if isinstance(obj, dict):
+        for key in list(obj):
+            obj[key] = _scrub(obj[key], redact, depth + 1)
+        return obj
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        for field in dataclasses.fields(obj):
+            value = getattr(obj, field.name, None)
+            new = _scrub(value, redact, depth + 1)
+            if new is not value:
+                object.__setattr__(obj, field.name, new)
+        return obj
+    return obj
+
+
+# --------------------------------------------------------------------------- pytest-html
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_html_results_table_header(cells: list[str]) -> None:
+    cells[2:2] = html_report.header_cells()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_html_results_table_row(report: Any, cells: list[str]) -> None:
+    cells[2:2] = html_report.row_cells(getattr(report, "reachability_section", None), getattr(report, "reachability_blocked_by", None))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_html_results_summary(prefix: list[str], summary: list[str], postfix: list[str], session: pytest.Session) -> None:
+    config = session.config
+    state = _state(config)
+    if state is None or state.worker:
+        return
+    block = html_report.summary_html(state.results, theories_of(config), state.history_summary)
+    prefix.append(redactor_of(config)(block))

@@ -1,0 +1,167 @@
+"""``--results-json PATH``: the run as one JSON document of a documented, versioned schema.
+
+The schema is described in ``docs/results-schema.md``. Readers check ``schema_version``: a document
+of the same major version is accepted (minor versions only add fields), any other is refused.
+
+Example::
+
+    write_results_json("reports/run.json", state.results, state.settings, state.theories)
+    data = read_results_json("reports/run.json")
+    data["health_score"], data["theories"][0]["title"]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ..redact import Redactor
+from ..results import BUILTIN_SECTIONS, RunResults
+
+SCHEMA_VERSION = "1.0"
+SCHEMA_MAJOR = 1
+OUTCOMES = ("passed", "failed", "error", "skipped", "blocked")
+_OUTCOME_OF = {"xfailed": "skipped", "xpassed": "passed"}
+
+
+class ResultsFileError(ValueError):
+    """A results file that cannot be read: one line naming the file and what is wrong."""
+
+
+def iso_utc(timestamp: float | None) -> str | None:
+    if timestamp is None:
+        return None
+    return datetime.fromtimestamp(timestamp, tz=timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _section_order(results: RunResults) -> dict[str, int]:
+    return {row.name: i for i, row in enumerate(results.sections())}
+
+
+def build_results(
+    results: RunResults,
+    settings: Any = None,
+    theories: Sequence[Any] | None = None,
+    *,
+    started: float | None = None,
+    duration: float | None = None,
+) -> dict[str, Any]:
+    """The document (plain data, not yet redacted). ``theories`` default to :func:`diagnosis.diagnose`."""
+    if theories is None:
+        from ..diagnosis import diagnose
+
+        theories = diagnose(results, settings)
+    target = getattr(settings, "target", None)
+    order = _section_order(results)
+    tests = sorted(results.tests.values(), key=lambda t: (order.get(t.section, len(order)), t.nodeid))
+    sections: dict[str, Any] = {}
+    for row in results.sections():
+        sections[row.name] = {
+            "tests": row.tests,
+            "passed": row.passed,
+            "failed": row.failed,
+            "error": row.error,
+            "skipped": row.skipped,
+            "blocked": row.blocked,
+            "status": row.status,
+            "blocked_by": list(row.blocked_by),
+            "builtin_index": BUILTIN_SECTIONS.index(row.name) + 1 if row.name in BUILTIN_SECTIONS else None,
+        }
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run": {
+            "target": target.display if target is not None else None,
+            "namespace": getattr(settings, "namespace", None),
+            "started": iso_utc(started),
+            "duration": None if duration is None else round(duration, 3),
+            "sandbox": getattr(settings, "sandbox", None),
+        },
+        "health_score": results.health().score,
+        "sections": sections,
+        "tests": [
+            {
+                "nodeid": t.nodeid,
+                "section": t.section,
+                "outcome": _OUTCOME_OF.get(t.outcome, t.outcome),
+                "blocked_by": t.blocked_by,
+                "reason": t.reason,
+                "gate": t.gate,
+                "duration": round(t.duration, 3),
+                "evidence": t.evidence,
+            }
+            for t in tests
+        ],
+        "theories": [_theory(t) for t in theories],
+    }
+
+
+def _theory(theory: Any) -> dict[str, Any]:
+    data = theory.to_dict() if hasattr(theory, "to_dict") else dict(theory)
+    return {key: data.get(key) for key in ("rule", "title", "confidence", "evidence", "confirm", "fix")}
+
+
+def write_json_atomically(path: str | os.PathLike[str], data: Any) -> Path:
+    """Write ``data`` as JSON to ``path`` via a temporary file and rename: never a half-written file."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as stream:
+            json.dump(data, stream, indent=2, ensure_ascii=False)
+            stream.write("\n")
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def write_results_json(
+    path: str | os.PathLike[str],
+    results: RunResults,
+    settings: Any = None,
+    theories: Sequence[Any] | None = None,
+    *,
+    started: float | None = None,
+    duration: float | None = None,
+    secrets: Iterable[str] = (),
+) -> Path:
+    """Write the run's results document to ``path`` (secrets masked, atomically); returns the path."""
+    data = build_results(results, settings, theories, started=started, duration=duration)
+    return write_json_atomically(path, Redactor(secrets)(data))
+
+
+def read_results_json(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A results document, checked: JSON object, known major ``schema_version``, the top-level keys present."""
+    shown = str(path)
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ResultsFileError(f"results file {shown!r} not found") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ResultsFileError(f"results file {shown!r} cannot be read: {getattr(error, 'strerror', None) or error}") from None
+    except json.JSONDecodeError as error:
+        raise ResultsFileError(f"results file {shown!r} is not JSON: {error.msg} at line {error.lineno}") from None
+    if not isinstance(data, dict):
+        raise ResultsFileError(f"results file {shown!r} is not a JSON object")
+    version = data.get("schema_version")
+    try:
+        major = int(str(version).split(".", 1)[0])
+    except ValueError:
+        major = None
+    if major != SCHEMA_MAJOR:
+        raise ResultsFileError(
+            f"results file {shown!r} has schema_version {version!r}; this version reads {SCHEMA_MAJOR}.x"
+        )
+    missing = [key for key in ("run", "health_score", "sections", "tests", "theories") if key not in data]
+    if missing:
+        raise ResultsFileError(f"results file {shown!r} lacks {', '.join(missing)}")
+    for test in data["tests"]:
+        if not isinstance(test, dict) or test.get("outcome") not in OUTCOMES:
+            raise ResultsFileError(f"results file {shown!r}: test {test.get('nodeid') if isinstance(test, dict) else test!r} has an unknown outcome")
+    return data
