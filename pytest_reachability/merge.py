@@ -31,6 +31,7 @@ __all__ = [
     "SectionCounts",
     "load_shard",
     "load_shards",
+    "read_document",
     "merged_document",
     "render_html",
     "render_markdown",
@@ -121,36 +122,48 @@ def _redact(value: Any) -> Any:
 
 
 def read_document(path: Path) -> dict[str, Any]:
+    """A results document (checked by ``read_results_json`` when available) or a merged document."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MergeInputError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise MergeInputError(f"{path}: cannot read: {_one_line(error)}") from None
+    except json.JSONDecodeError as error:
+        raise MergeInputError(f"{path}: not JSON: {error.msg} at line {error.lineno}") from None
+    if not isinstance(document, dict):
+        raise MergeInputError(f"{path}: expected a JSON object from --results-json")
+    if document.get("kind") == MERGE_KIND:
+        return document
     try:
         from .report.json import read_results_json
     except ImportError:
-        read_results_json = None
-    if read_results_json is not None:
-        try:
-            document = read_results_json(path)
-        except (OSError, ValueError, KeyError, TypeError) as error:
-            raise MergeInputError(f"{path}: {_one_line(error)}") from None
-    else:
-        try:
-            document = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise MergeInputError(f"{path}: no such file") from None
-        except (OSError, UnicodeDecodeError) as error:
-            raise MergeInputError(f"{path}: cannot read: {_one_line(error)}") from None
-        except json.JSONDecodeError as error:
-            raise MergeInputError(f"{path}: not JSON: {error.msg} at line {error.lineno}") from None
-    if not isinstance(document, dict):
-        raise MergeInputError(f"{path}: expected a JSON object from --results-json")
-    return document
+        return document
+    try:
+        return read_results_json(path)
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        message = _one_line(error)
+        raise MergeInputError(message if str(path) in message else f"{path}: {message}") from None
 
 
-def supported_schema_versions() -> set[int]:
+def current_schema_version() -> str | int:
+    """The ``schema_version`` that ``--results-json`` writes."""
     try:
         from .report import json as results_json
     except ImportError:
-        return {1}
-    version = getattr(results_json, "SCHEMA_VERSION", 1)
-    return {int(version)}
+        return 1
+    return getattr(results_json, "SCHEMA_VERSION", 1)
+
+
+def schema_version_supported(version: Any) -> bool:
+    """Same major version as the writer's: minor versions only add fields."""
+    def major(value: Any) -> int | None:
+        try:
+            return int(str(value).split(".", 1)[0])
+        except ValueError:
+            return None
+
+    return version is not None and major(version) is not None and major(version) == major(current_schema_version())
 
 
 def load_shards(paths: Sequence[str | Path]) -> list[Shard]:
@@ -180,10 +193,9 @@ def load_shards(paths: Sequence[str | Path]) -> list[Shard]:
 def load_shard(document: dict[str, Any], source: str) -> Shard:
     """A shard from one ``--results-json`` document; a wrong schema version is a MergeInputError."""
     version = document.get("schema_version")
-    supported = supported_schema_versions()
-    if version not in supported:
-        expected = ", ".join(str(v) for v in sorted(supported))
-        raise MergeInputError(f"{source}: results schema version {version!r} is not supported; expected {expected}")
+    if not schema_version_supported(version):
+        expected = str(current_schema_version()).split(".", 1)[0]
+        raise MergeInputError(f"{source}: results schema version {version!r} is not supported; expected {expected}.x")
     run = document.get("run") if isinstance(document.get("run"), dict) else {}
     tests = [t for t in document.get("tests") or [] if isinstance(t, dict)]
     sections = _sections(document.get("sections"), tests)

@@ -36,7 +36,7 @@ def shard_document(target: str, namespace: str, outcomes: dict[str, tuple[str, s
     counted = [t for t in tests if t["outcome"] in ("passed", "failed", "error", "blocked")]
     score = round(100 * sum(t["outcome"] == "passed" for t in counted) / len(counted))
     return {
-        "schema_version": max(merge.supported_schema_versions()),
+        "schema_version": merge.current_schema_version(),
         "run": {"target": target, "namespace": namespace, "started": "2026-11-28T04:10:03Z", "duration": 7.5},
         "health_score": score,
         "sections": sections,
@@ -139,8 +139,8 @@ def test_all_shards_passing_exits_zero(shard_files: tuple[Path, Path]) -> None:
     [
         (None, "no such file"),
         ("{not json", "not JSON"),
-        (json.dumps({**EU, "schema_version": 999}), "schema version 999 is not supported"),
-        (json.dumps([1, 2]), "expected a JSON object"),
+        (json.dumps({**EU, "schema_version": 999}), "999"),
+        (json.dumps([1, 2]), "JSON object"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_two(tmp_path: Path, content: str | None, expected: str) -> None:
@@ -155,7 +155,7 @@ def test_bad_input_is_one_line_and_exit_two(tmp_path: Path, content: str | None,
     assert not (tmp_path / "out.html").exists()
 
 
-def test_merge_of_real_runs(pytester: pytest.Pytester) -> None:
+def test_merge_of_real_runs(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     """Shards written by real pytest runs with --results-json."""
     pytest.importorskip("pytest_reachability.report.json", reason="--results-json is written by report/json.py")
     pytester.makepyfile(
@@ -174,7 +174,7 @@ def test_db():
 """,
     )
     assert pytester.runpytest("-p", "no:cacheprovider", "--target", "eu.97v.test", "--results-json", "eu.json").ret == 0
-    pytester.monkeypatch.setenv("FAKE_HEALTH", "down")
+    monkeypatch.setenv("FAKE_HEALTH", "down")
     assert pytester.runpytest("-p", "no:cacheprovider", "--target", "us.97v.test", "--results-json", "us.json").ret == 1
     done = run_cli("merge", "eu.json", "us.json", "--incident-report", "merged.md", cwd=pytester.path)
     assert done.returncode == 1, done.stderr

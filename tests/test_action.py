@@ -1,0 +1,222 @@
+"""The GitHub Action: ``action.yml``'s shape, and its script (``python -m pytest_reachability.ci``) run
+locally with a fake GitHub environment (``GITHUB_STEP_SUMMARY``, ``GITHUB_OUTPUT``), asserting what
+it wrote, the annotations it printed and its exit status."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pytest_reachability import ci, history
+
+ROOT = Path(__file__).resolve().parents[1]
+ACTION = ROOT / "action.yml"
+
+
+@dataclass
+class ActionRun:
+    exit_code: int
+    stdout: str
+    summary: str
+    outputs: dict[str, str]
+    reports: Path
+
+    def annotations(self) -> list[str]:
+        return [line for line in self.stdout.splitlines() if line.startswith("::error ")]
+
+
+def run_action(tmp_path: Path, name: str, wait: float = 300, **inputs: str) -> ActionRun:
+    """Run the action's script like the composite step does: inputs as INPUT_* variables."""
+    workspace = tmp_path / name
+    workspace.mkdir()
+    summary, outputs = workspace / "step_summary.md", workspace / "github_output"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INPUT_", "REACHABILITY_", "GITHUB_"))}
+    env.update({"GITHUB_STEP_SUMMARY": str(summary), "GITHUB_OUTPUT": str(outputs), "RUNNER_TEMP": str(workspace),
+                "INPUT_REPORTS_DIR": str(workspace / "reports"), "PYTHONDONTWRITEBYTECODE": "1"})
+    env.update({f"INPUT_{key.upper()}": value for key, value in inputs.items()})
+    done = subprocess.run([sys.executable, "-m", "pytest_reachability.ci"], cwd=workspace, env=env,
+                          capture_output=True, text=True, timeout=wait, check=False)
+    written = dict(line.split("=", 1) for line in outputs.read_text().splitlines()) if outputs.exists() else {}
+    return ActionRun(done.returncode, done.stdout + done.stderr, summary.read_text() if summary.exists() else "",
+                     written, workspace / "reports")
+
+
+# --------------------------------------------------------------------------- action.yml
+
+
+def test_action_yml_is_a_composite_that_passes_inputs_only_through_the_environment() -> None:
+    action = yaml.safe_load(ACTION.read_text())
+    assert action["runs"]["using"] == "composite"
+    steps = action["runs"]["steps"]
+    for step in steps:
+        # ${{ }} inside a script is pasted as code: a crafted input would run as shell.
+        assert "${{" not in step.get("run", ""), step["name"]
+    inputs = set(action["inputs"])
+    assert {"target", "namespace", "kubeconfig", "pytest-args", "workers"} <= inputs
+    used = "\n".join(yaml.safe_dump(step) for step in steps)
+    assert all(f"inputs.{name}" in used for name in inputs), "every input is used"
+    verify = next(step for step in steps if step.get("id") == "verify")
+    assert verify["run"].strip() == "python -m pytest_reachability.ci"
+    assert {key for key in verify["env"]} >= {"INPUT_TARGET", "INPUT_KUBECONFIG", "INPUT_PYTEST_ARGS", "INPUT_WORKERS"}
+    install = next(step for step in steps if "pip install" in step.get("run", ""))
+    assert install["env"]["ACTION_PATH"] == "${{ github.action_path }}"
+    upload = next(step for step in steps if step.get("uses", "").startswith("actions/upload-artifact@"))
+    assert upload["if"] == "always()" and upload["with"]["path"] == "${{ inputs.reports-dir }}"
+    # Every output the action declares is one the script writes.
+    declared = {re.search(r"steps\.verify\.outputs\.([\w-]+)", o["value"]).group(1) for o in action["outputs"].values()}
+    written = set(ci.build_outcome(ci.ActionInputs(), 1, None, None, [], Path("reports")).outputs)
+    assert declared <= written
+
+
+def test_example_workflow_verifies_after_deploy_and_attaches_the_report_on_failure() -> None:
+    workflow = yaml.safe_load((ROOT / "examples" / "github-workflow.yml").read_text())
+    verify = workflow["jobs"]["verify"]
+    assert verify["needs"] == "deploy"
+    action_step = next(s for s in verify["steps"] if "pytest-reachability" in s.get("uses", ""))
+    on_failure = next(s for s in verify["steps"] if "failure()" in str(s.get("if", "")))
+    assert f"steps.{action_step['id']}.outputs.incident-report" in on_failure["env"]["REPORT"]
+    assert "${{" not in on_failure["run"]
+
+
+def test_annotation_escaping() -> None:
+    line = ci.error_annotation("Gate api-health: failed, twice", "100% down\nsecond line\r")
+    assert line == "::error title=Gate api-health%3A failed%2C twice::100%25 down%0Asecond line%0D"
+
+
+# --------------------------------------------------------------------------- the script, with pytester-made files
+
+GATE = """
+import os
+import pytest
+
+pytestmark = pytest.mark.section("api-health")
+
+@pytest.mark.gate("api-health")
+def test_health(request):
+    kubeconfig = request.config.getoption("reachability_kubeconfig")
+    if kubeconfig:
+        # The action wrote the secret to a private file for the run.
+        assert os.stat(kubeconfig).st_mode & 0o777 == 0o600
+        assert "s3cr3t-token-value" in open(kubeconfig).read()
+    assert os.environ.get("FAKE_HEALTH") != "down", "empty reply from 127.0.10.57:80"
+"""
+DEPENDENT = """
+import pytest
+
+pytestmark = pytest.mark.section("database", requires=["api-health"])
+
+def test_db():
+    pass
+"""
+KUBECONFIG = """
+apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: u, user: {token: s3cr3t-token-value}}]
+contexts: [{name: x, context: {cluster: c, user: u}}]
+current-context: x
+"""
+
+
+@pytest.fixture
+def gate_suite(tmp_path: Path) -> Path:
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "test_gate.py").write_text(GATE)
+    (suite / "test_db.py").write_text(DEPENDENT)
+    return suite
+
+
+def test_passing_run_writes_summary_outputs_and_exits_zero(tmp_path: Path, gate_suite: Path) -> None:
+    run = run_action(tmp_path, "pass", suite=str(gate_suite), target="http://97v.test:8080", kubeconfig=KUBECONFIG)
+    assert run.exit_code == 0, run.stdout[-3000:]
+    assert "::add-mask::s3cr3t-token-value" in run.stdout
+    assert run.outputs["status"] == "passed" and run.outputs["exit-code"] == "0"
+    assert not run.annotations()
+    assert run.summary.startswith("## ✅ Reachability passed")
+    assert "s3cr3t-token-value" not in run.summary
+    assert not list(Path(tmp_path / "pass").glob("kubeconfig-*")), "the kubeconfig file is removed after the run"
+    assert (run.reports / "junit.xml").is_file() and (run.reports / "report.html").is_file()
+
+
+def test_failing_gate_is_annotated_and_fails_the_step(tmp_path: Path, gate_suite: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAKE_HEALTH", "down")
+    run = run_action(tmp_path, "fail", suite=str(gate_suite), target="http://user:pa55word@97v.test:8080")
+    assert run.exit_code == 1
+    assert run.outputs["status"] == "failed" and run.outputs["exit-code"] == "1"
+    assert "pa55word" not in run.stdout and "pa55word" not in run.summary
+    if (run.reports / "results.json").is_file():  # the results JSON carries gates and sections
+        assert "::error title=Gate api-health failed::empty reply from 127.0.10.57:80%0A1 dependent test(s) BLOCKED" in run.annotations()
+        assert "| database | 1 | 0 | 0 | 1 | 0 | ⏸️ BLOCKED by api-health |" in run.summary
+        assert run.outputs["health-score"] == "0"
+    else:
+        assert run.annotations() and "wrote no results" in run.summary
+
+
+def test_no_tests_collected_fails_the_step(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    run = run_action(tmp_path, "empty-run", suite=str(empty), target="97v.test")
+    assert run.exit_code == 5
+    assert run.outputs["status"] == "no tests collected"
+    assert any("no tests collected" in a for a in run.annotations())
+
+
+def test_bad_input_is_one_annotation_and_exit_two(tmp_path: Path) -> None:
+    run = run_action(tmp_path, "bad", workers="lots")
+    assert run.exit_code == 2
+    assert run.annotations() == ["::error title=pytest-reachability action::input workers: 'lots' is not a number or 'auto'"]
+
+
+def test_a_run_past_its_timeout_is_stopped_and_fails(tmp_path: Path) -> None:
+    suite = tmp_path / "slow"
+    suite.mkdir()
+    (suite / "test_slow.py").write_text("import time\n\ndef test_slow():\n    time.sleep(120)\n")
+    run = run_action(tmp_path, "slow-run", suite=str(suite), target="97v.test", wait=60, timeout="3")
+    assert run.exit_code == 124 and run.outputs["status"] == "timed out"
+
+
+# --------------------------------------------------------------------------- the built-in suite against the sandbox
+
+
+def _require_results_json() -> None:
+    pytest.importorskip("pytest_reachability.report.json", reason="the summary's tables come from --results-json (report/json.py)")
+
+
+def test_sandbox_healthy_passes(tmp_path: Path) -> None:
+    _require_results_json()
+    run = run_action(tmp_path, "healthy", pytest_args="--sandbox healthy", workers="2")
+    assert run.exit_code == 0, run.stdout[-3000:]
+    assert run.outputs["status"] == "passed" and run.outputs["health-score"] == "100"
+    assert "| api-health |" in run.summary and "✅ PASS" in run.summary
+    assert not run.annotations()
+
+
+def test_simulated_pipeline_says_healthy_since_and_failing_since(tmp_path: Path) -> None:
+    """Done-when of the CI issue: healthy run, then the incident, one results DB -> 'healthy since ..., failing since ...'."""
+    _require_results_json()
+    database = str(tmp_path / "history.sqlite")
+    first = run_action(tmp_path, "deploy-1", pytest_args="--sandbox healthy", results_db=database)
+    assert first.exit_code == 0, first.stdout[-3000:]
+    second = run_action(tmp_path, "deploy-2", pytest_args="--sandbox incident-2025-12-08", results_db=database)
+    assert second.exit_code == 1
+
+    with history.open_history(database) as store:
+        runs = store.runs()
+    assert [r["target_key"] for r in runs] == ["97v.test|production"] * 2  # different ports, one service
+    healthy_at, failing_at = (history.format_time(r["started_at"]) for r in runs)
+    expected = f"failing since {failing_at} (healthy since {healthy_at} before that)"
+    assert expected in second.summary, second.summary
+    assert f"healthy since {healthy_at}" in first.summary
+    assert any(a.startswith("::error title=Gate api-health failed::") for a in second.annotations())
+    assert any(a.startswith("::error title=Theory 1") for a in second.annotations())
+    incident = (second.reports / "incident-report.md").read_text()
+    assert healthy_at in incident and failing_at in incident, "the incident report's timeline shows the history"
+    print(second.summary)  # shown with -s: the step summary of the failing deploy
