@@ -66,6 +66,15 @@ def port_admitted(rule_ports: list, port_number: int, port_names: set) -> bool:
     return False
 
 
+def ports_to_check(pod, services) -> list[tuple[int, str | None]]:
+    """(number, name) of the pod's container ports the Services forward to; every container port when none
+    matches (a targetPort that is no container port is the endpoints section's finding, not a policy's)."""
+    declared = [(p["containerPort"], p.get("name")) for p in pod.container_ports]
+    wanted = {port["target_port"] for service in services for port in service.ports}
+    chosen = [(number, name) for number, name in declared if number in wanted or (name and name in wanted)]
+    return chosen or declared
+
+
 def test_network_policies_admit_edge_traffic_to_api_pods(cluster_reads, target_service, evidence):
     pods = target_service.pods
     if not pods:
@@ -74,28 +83,20 @@ def test_network_policies_admit_edge_traffic_to_api_pods(cluster_reads, target_s
     for policy in policies:
         evidence.record("network_policy", policy)
     controllers = cluster_reads.ingress_controller_pods()
-    ports = [
-        (port["target_port"], {port["target_port"]} if isinstance(port["target_port"], str) else set())
-        for service in target_service.services for port in service.ports
-    ]
     blocked = []
     for pod in pods:
         evidence.record("pod", pod)
         selecting = [p for p in policies if "Ingress" in p.policy_types and selector_matches(p.pod_selector, pod.labels)]
         if not selecting:
             continue
-        numbers = {c["containerPort"]: c.get("name") for c in pod.container_ports}
-        for target_port, names in ports:
-            number = target_port if isinstance(target_port, int) else next(
-                (n for n, name in numbers.items() if name == target_port), -1)
-            port_names = names | ({numbers[number]} if numbers.get(number) else set())
+        for number, name in ports_to_check(pod, target_service.services):
             admitted = any(
-                port_admitted(rule.get("ports") or [], number, port_names)
+                port_admitted(rule.get("ports") or [], number, {name} if name else set())
                 and (not rule.get("from") or any(peer_admits_edge(peer, controllers, p.namespace) for peer in rule["from"]))
                 for p in selecting for rule in p.ingress
             )
             if not admitted:
-                blocked.append(f"port {target_port} of pod {pod.name} (selected by NetworkPolicy "
+                blocked.append(f"port {number} of pod {pod.name} (selected by NetworkPolicy "
                                f"{', '.join(p.name for p in selecting)})")
     assert not blocked, (
         f"no NetworkPolicy admits traffic from the edge to {'; '.join(blocked)}; "
