@@ -133,7 +133,9 @@ def top_theory_title(theories: list) -> str | None:
     return _masked(str(title) if title else str(first)[:300])
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """One line after the section table and the health score."""
     if not _is_controller(config):
         return
     state = _state(config)
