@@ -68,16 +68,23 @@ class ClusterReads:
     def events(self) -> list[Any]:
         return self._read("events", self.cluster.events)
 
-    def services_named(self, name: str) -> list[Any]:
-        """Services called ``name`` in any namespace (empty when listing every namespace is forbidden)."""
+    def services_everywhere(self) -> list[Any]:
+        """Services of every namespace (empty when listing every namespace is forbidden)."""
         try:
-            everywhere = self._shared.get(
-                f"suite-cluster:{self.cluster.server}:*:services",
-                lambda: self.cluster.services(ALL_NAMESPACES),
-            )
+            return self._shared.get(f"suite-cluster:{self.cluster.server}:*:services",
+                                    lambda: self.cluster.services(ALL_NAMESPACES))
         except ClusterError:
             return []
-        return [service for service in everywhere if service.name == name]
+
+    def services_named(self, name: str) -> list[Any]:
+        """Services called ``name`` in any namespace readable."""
+        return [service for service in self.services_everywhere() if service.name == name]
+
+    def services_in(self, namespace: str) -> list[Any]:
+        """Services of another namespace (empty when that cannot be read)."""
+        if namespace == self.namespace:
+            return self.services()
+        return [service for service in self.services_everywhere() if service.namespace == namespace]
 
 
 def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
@@ -111,6 +118,7 @@ class TargetService:
     pods: list[Any] = field(default_factory=list)  # pods selected by those Services
     loadbalancers: list[Any] = field(default_factory=list)  # LoadBalancer Services in front of those pods
     ingresses: list[Any] = field(default_factory=list)  # Ingresses with a rule for the target's host
+    controller_services: list[Any] = field(default_factory=list)  # LoadBalancers in front of ingress controllers
 
     def to_evidence(self) -> dict[str, Any]:
         return {
@@ -124,6 +132,7 @@ class TargetService:
             "pods": [pod.name for pod in self.pods],
             "loadbalancers": [service.name for service in self.loadbalancers],
             "ingresses": [ingress.name for ingress in self.ingresses],
+            "controller_services": [f"{s.namespace}/{s.name}" for s in self.controller_services],
         }
 
     def loadbalancer_addresses(self) -> dict[str, str]:
@@ -135,10 +144,14 @@ class TargetService:
         return owners
 
     def ingress_addresses(self) -> dict[str, str]:
+        """Addresses of the Ingresses for the target's host and of their controllers' LoadBalancers -> owner."""
         owners: dict[str, str] = {}
         for ingress in self.ingresses:
             for address in ingress.addresses:
                 owners.setdefault(address, ingress.name)
+        for service in self.controller_services if self.ingresses else ():
+            for address in (*service.lb_addresses, *service.external_ips):
+                owners.setdefault(address, f"{service.namespace}/{service.name}")
         return owners
 
 
@@ -223,8 +236,18 @@ def target_service(cluster_reads: ClusterReads, target: Any, request: pytest.Fix
         if service.type == "LoadBalancer"
         and (service in chosen or any(selects(service.selector, pod.labels) for pod in pods))
     ]
+    controller_services: list[Any] = []
+    if ingresses:
+        try:
+            controllers = cluster_reads.ingress_controller_pods()
+        except (pytest.skip.Exception, pytest.fail.Exception):  # the Ingress's own address still counts
+            controllers = []
+        controller_services = [
+            service for pod in controllers for service in cluster_reads.services_in(pod.namespace)
+            if service.type == "LoadBalancer" and selects(service.selector, pod.labels)
+        ]
     return TargetService(
         name=name, namespace=namespace, found=found, found_in=found_in, how=how, why=why,
         service=chosen[0] if found else None, services=chosen, pods=pods, loadbalancers=loadbalancers,
-        ingresses=ingresses,
+        ingresses=ingresses, controller_services=list({(s.namespace, s.name): s for s in controller_services}.values()),
     )
