@@ -4,7 +4,13 @@ and every sandbox scenario end to end (real probes and the sandbox's API server)
 from __future__ import annotations
 
 import copy
+import json
+import os
 import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -450,3 +456,41 @@ def test_incident_scenario_names_mismatch_duplicates_and_missing_ingress(scenari
     rules = [t.rule for t in theories]
     assert {"duplicate-loadbalancers", "ingress-missing-rule"} <= set(rules[1:])
     assert "tcp-timeout" not in rules
+
+
+# --------------------------------------------------------------------------- the built-in suite, end to end
+
+SUITES = Path(__file__).resolve().parents[1] / "suites"
+
+
+def run_builtin_suite(workdir: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
+    """Run a copy of the built-in suite in ``workdir`` (its own rootdir) in a child pytest; bounded in time."""
+    if not any(SUITES.glob("test_*.py")):
+        pytest.fail("the built-in suite (suites/test_*.py) is missing")
+    copy_dir = workdir / "suites"
+    if not copy_dir.exists():
+        shutil.copytree(SUITES, copy_dir, ignore=shutil.ignore_patterns("__pycache__"))
+    environment = {k: v for k, v in os.environ.items()
+                   if not k.startswith("REACHABILITY_") and k not in ("KUBECONFIG", "PYTEST_ADDOPTS")}
+    environment.update(env or {})
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "suites", *args]
+    return subprocess.run(command, cwd=workdir, env=environment, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIO_FAULT))
+def test_builtin_suite_ranks_the_scenario_fault_first(tmp_path, scenario):
+    run = run_builtin_suite(tmp_path, "--sandbox", scenario, "--results-json", "out.json", "-q")
+    assert run.returncode == 1, run.stdout[-3000:] + run.stderr[-2000:]
+    theories = json.loads((tmp_path / "out.json").read_text())["theories"]
+    ranking = [(t["rule"], t["confidence"]) for t in theories]
+    assert theories and theories[0]["rule"] == SCENARIO_FAULT[scenario], ranking
+    assert "reachability: most likely causes" in run.stdout
+    assert f"1. [{round(theories[0]['confidence'] * 100)}%] {theories[0]['title']}" in run.stdout
+
+
+def test_builtin_suite_on_healthy_sandbox_names_no_cause(tmp_path):
+    run = run_builtin_suite(tmp_path, "--sandbox", "healthy", "--results-json", "out.json", "-q")
+    assert run.returncode == 0, run.stdout[-3000:]
+    data = json.loads((tmp_path / "out.json").read_text())
+    assert data["theories"] == [] and data["health_score"] == 100
+    assert "most likely causes" not in run.stdout

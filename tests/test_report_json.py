@@ -1,0 +1,137 @@
+"""--results-json: the documented schema, atomic writing, version checks, and the same document under xdist."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from test_diagnosis_rules import incident_records, run_builtin_suite
+
+from pytest_reachability.config import resolve_settings
+from pytest_reachability.diagnosis import diagnose
+from pytest_reachability.report.json import (
+    SCHEMA_VERSION,
+    ResultsFileError,
+    build_results,
+    read_results_json,
+    write_results_json,
+)
+from pytest_reachability.results import RunResults, TestResult
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "results-schema.md"
+
+
+def hand_built() -> RunResults:
+    results = RunResults()
+    for test in [
+        TestResult("s/test_07_dns.py::test_dns", section="dns", outcome="passed",
+                   evidence=[{"kind": k, "data": d} for k, d in incident_records()]),
+        TestResult("s/test_10_api_health.py::test_health", section="api-health", outcome="failed", gate="api-health",
+                   reason="GET /health failed on 127.0.10.57 empty_reply"),
+        TestResult("s/test_12_database.py::test_db", section="database", outcome="blocked", blocked_by="api-health",
+                   reason="blocked by api-health: GET /health failed"),
+        TestResult("s/test_09_tls.py::test_tls", section="tls", outcome="skipped", reason="target is http"),
+        TestResult("s/test_x.py::test_flaky", section="other", outcome="xfailed", reason="known"),
+        TestResult("s/test_x.py::test_fixed", section="other", outcome="xpassed"),
+    ]:
+        results.tests[test.nodeid] = test
+    return results
+
+
+def settings():
+    return resolve_settings({"target": "http://user:s3cretpw@97v.test", "namespace": "production"}, {})
+
+
+def test_document_has_the_documented_fields():
+    data = build_results(hand_built(), settings(), started=1764900000.0, duration=2.5)
+    assert data["schema_version"] == SCHEMA_VERSION
+    assert data["run"] == {"target": "http://***:***@97v.test", "namespace": "production",
+                           "started": "2025-12-05T02:00:00Z", "duration": 2.5, "sandbox": None}
+    assert data["health_score"] == 50  # passed + xpassed of passed + xpassed + failed + blocked
+    assert list(data["sections"]) == ["dns", "tls", "api-health", "database", "other"]
+    assert data["sections"]["database"] == {"tests": 1, "passed": 0, "failed": 0, "error": 0, "skipped": 0, "blocked": 1,
+                                            "status": "BLOCKED", "blocked_by": ["api-health"], "builtin_index": 12}
+    outcomes = {t["nodeid"].rsplit("::", 1)[1]: t["outcome"] for t in data["tests"]}
+    assert outcomes == {"test_dns": "passed", "test_health": "failed", "test_db": "blocked", "test_tls": "skipped",
+                        "test_flaky": "skipped", "test_fixed": "passed"}
+    assert [t["section"] for t in data["tests"]] == ["dns", "tls", "api-health", "database", "other", "other"]
+    assert data["theories"][0]["rule"] == "dns-not-loadbalancer"
+    assert set(data["theories"][0]) == {"rule", "title", "confidence", "evidence", "confirm", "fix"}
+    # every field named in the doc's tables exists in the document
+    documented = set(re.findall(r"^\| `(\w+)` \|", DOC.read_text(), re.MULTILINE))
+    present = set(data["run"]) | set(data["tests"][0]) | set(data["theories"][0])
+    assert documented <= present, documented - present
+    assert f'"schema_version": "{SCHEMA_VERSION}"' in DOC.read_text()
+
+
+def test_write_is_atomic_masked_and_reads_back(tmp_path):
+    results = hand_built()
+    results.tests["s/test_07_dns.py::test_dns"].evidence.append(
+        {"kind": "http_probe", "data": {"headers": {"Set-Cookie": "sid=abc123456"}, "curl": "curl -H 'Authorization: Bearer tok123456' http://97v.test/?token=qwerty99"}})
+    path = write_results_json(tmp_path / "out" / "run.json", results, settings(), diagnose(results, settings()),
+                              secrets=["s3cretpw"])
+    text = path.read_text()
+    for secret in ("s3cretpw", "abc123456", "tok123456", "qwerty99"):
+        assert secret not in text
+    assert [p.name for p in path.parent.iterdir()] == ["run.json"]  # no temporary file left
+    data = read_results_json(path)
+    assert data["tests"][0]["evidence"][-1]["data"]["headers"]["Set-Cookie"] == "***"
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ('{"schema_version": "2.0", "run": {}, "health_score": 1, "sections": {}, "tests": [], "theories": []}',
+     "has schema_version '2.0'; this version reads 1.x"),
+    ("[1, 2]", "is not a JSON object"),
+    ("{not json", "is not JSON"),
+    ('{"schema_version": "1.3", "run": {}}', "lacks health_score, sections, tests, theories"),
+    ('{"schema_version": "1.0", "run": {}, "health_score": 1, "sections": {}, "tests": [{"nodeid": "x", "outcome": "odd"}], "theories": []}',
+     "test 'x' has an unknown outcome"),
+])
+def test_read_refuses_bad_documents_with_one_line(tmp_path, content, message):
+    path = tmp_path / "r.json"
+    path.write_text(content)
+    with pytest.raises(ResultsFileError) as caught:
+        read_results_json(path)
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+    with pytest.raises(ResultsFileError, match="not found"):
+        read_results_json(tmp_path / "missing.json")
+
+
+def test_minor_versions_are_read(tmp_path):
+    data = build_results(hand_built(), settings())
+    data["schema_version"] = "1.7"
+    data["new_field"] = {"ignored": True}
+    (tmp_path / "r.json").write_text(json.dumps(data))
+    assert read_results_json(tmp_path / "r.json")["new_field"] == {"ignored": True}
+
+
+def _comparable(data: dict) -> dict:
+    """The document without what legitimately differs between two runs (times, the sandbox's ports)."""
+    ports = re.compile(r":\d{4,5}\b")
+    return {
+        "schema_version": data["schema_version"],
+        "run": {k: ports.sub(":PORT", str(v)) for k, v in data["run"].items() if k not in ("started", "duration")},
+        "health_score": data["health_score"],
+        "sections": data["sections"],
+        "tests": [(t["nodeid"], t["section"], t["outcome"], t["blocked_by"], ports.sub(":PORT", t["reason"])) for t in data["tests"]],
+        "evidence_kinds": sorted(r["kind"] for t in data["tests"] for r in t["evidence"]),
+        "theories": [(t["rule"], ports.sub(":PORT", t["title"]), t["confidence"]) for t in data["theories"]],
+    }
+
+
+def test_builtin_suite_writes_the_same_document_serially_and_under_xdist(tmp_path):
+    serial_dir, xdist_dir = tmp_path / "serial", tmp_path / "xdist"
+    serial_dir.mkdir()
+    xdist_dir.mkdir()
+    serial = run_builtin_suite(serial_dir, "--sandbox", "incident-2025-12-08", "--results-json", "r.json", "-q")
+    xdist = run_builtin_suite(xdist_dir, "--sandbox", "incident-2025-12-08", "--results-json", "r.json", "-q", "-n", "2")
+    assert serial.returncode == xdist.returncode == 1, xdist.stdout[-2000:]
+    first, second = read_results_json(serial_dir / "r.json"), read_results_json(xdist_dir / "r.json")
+    assert _comparable(first)["theories"][0][0] == "dns-not-loadbalancer"
+    a, b = _comparable(first), _comparable(second)
+    for key in a:
+        assert a[key] == b[key], key
+    assert first["run"]["sandbox"] == "incident-2025-12-08" and first["run"]["namespace"] == "production"
+    assert "reachability: results JSON: r.json" in xdist.stdout
