@@ -211,6 +211,7 @@ def test_simulated_pipeline_says_healthy_since_and_failing_since(tmp_path: Path)
     with history.open_history(database) as store:
         runs = store.runs()
     assert [r["target_key"] for r in runs] == ["97v.test|production"] * 2  # different ports, one service
+    assert runs[0]["top_theory"] is None and "127.0.10.57" in (runs[1]["top_theory"] or "")
     healthy_at, failing_at = (history.format_time(r["started_at"]) for r in runs)
     expected = f"failing since {failing_at} (healthy since {healthy_at} before that)"
     assert expected in second.summary, second.summary

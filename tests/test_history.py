@@ -267,6 +267,7 @@ def test_two_runs_through_pytest_print_history_and_store_once_under_xdist(
 
     monkeypatch.setenv("FAKE_HEALTH", "down")
     monkeypatch.setenv("REACHABILITY_RUN_ID", "run-two")
+    monkeypatch.setenv("GITHUB_SHA", "0123456789abcdef0123456789abcdef01234567")
     # A different port, the same service: compared with the first run.
     second = pytester.runpytest(*common[:2], "--target", "http://97v.test:9090", *common[4:], "-n", "2")
     assert second.ret == 1
@@ -279,6 +280,7 @@ def test_two_runs_through_pytest_print_history_and_store_once_under_xdist(
         assert len(runs) == 2  # the xdist workers did not write
         assert runs[0]["healthy"] is True and runs[1]["healthy"] is False
         assert runs[1]["run_uuid"] == "run-two" and runs[1]["exit_status"] == 1
+        assert runs[1]["git_sha"] == "0123456789abcdef0123456789abcdef01234567"
         assert all("s3cret" not in r["target"] for r in runs)
         assert runs[0]["target"] == "http://***:***@97v.test:8080"
         outcomes = store.test_outcomes(runs[1]["id"])
@@ -298,3 +300,15 @@ def test_unusable_database_costs_a_line_not_the_run(pytester: pytest.Pytester) -
     result = pytester.runpytest("-p", "no:cacheprovider", "--target", "97v.test", "--results-db", "blocker/h.sqlite")
     assert result.ret == 0
     result.stdout.fnmatch_lines(["History: not available: history database *blocker/h.sqlite: cannot open*"])
+
+
+def test_git_sha_from_github_sha_else_from_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GITHUB_SHA", raising=False)
+    assert history.detect_git_sha(tmp_path) is None  # not a repository
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", "-c", "commit.gpgsign=false"]
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True, timeout=30)
+    subprocess.run([*git, "-C", str(tmp_path), "commit", "-q", "--allow-empty", "-m", "x"], check=True, timeout=30)
+    head = subprocess.run(["git", "-C", str(tmp_path), "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=30).stdout.strip()
+    assert history.detect_git_sha(tmp_path) == head
+    monkeypatch.setenv("GITHUB_SHA", "f" * 40)
+    assert history.detect_git_sha(tmp_path) == "f" * 40
