@@ -1,0 +1,211 @@
+"""--incident-report: the sections engineers expect, valid GitHub tables, atomic writing, the incident id
+sequence, and confirm commands that work against the scenario they were written for."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+from datetime import datetime, timezone
+
+import pytest
+from test_diagnosis_rules import incident_records, run_builtin_suite
+
+from pytest_reachability.config import resolve_settings
+from pytest_reachability.diagnosis import diagnose
+from pytest_reachability.report.incident import (
+    IncidentContext,
+    escape_cell,
+    next_incident_id,
+    render_incident_report,
+    write_incident_report,
+)
+from pytest_reachability.results import BUILTIN_SECTIONS, RunResults, TestResult
+
+HEADINGS = [
+    "## 📋 Executive summary",
+    "## 🔍 Results overview",
+    "## 🧪 Details per section",
+    "## 🔴 Root cause analysis",
+    "## 🔧 Immediate action plan",
+    "## 📊 Blocked tests tracker",
+    "## 📝 Timeline",
+    "## ✅ Verification checklist (after the fix)",
+]
+CELL_SPLIT = re.compile(r"(?<!\\)\|")
+
+
+def tables(markdown: str) -> list[list[list[str]]]:
+    """GitHub tables of a document as rows of cells (outside code fences)."""
+    found, current, fenced = [], [], False
+    for line in markdown.splitlines() + [""]:
+        if line.startswith("```"):
+            fenced = not fenced
+        if not fenced and line.startswith("|"):
+            current.append([c.strip() for c in CELL_SPLIT.split(line)[1:-1]])
+        elif current:
+            found.append(current)
+            current = []
+    return found
+
+
+def assert_valid_tables(markdown: str) -> None:
+    for table in tables(markdown):
+        header, delimiter, *rows = table
+        assert all(re.fullmatch(r":?-+:?", cell) for cell in delimiter), delimiter
+        assert len(delimiter) == len(header)
+        for row in rows:
+            assert len(row) == len(header), (header, row)
+
+
+def hand_built(with_blocked: bool = True) -> RunResults:
+    results = RunResults()
+    tests = [
+        TestResult("s/test_07.py::test_dns", section="dns", outcome="passed",
+                   evidence=[{"kind": k, "data": d} for k, d in incident_records()]),
+        TestResult("s/test_10.py::test_health", section="api-health", outcome="failed", gate="api-health",
+                   reason="GET /health | 127.0.10.57 empty_reply"),
+    ]
+    if with_blocked:
+        tests.append(TestResult("s/test_12.py::test_db", section="database", outcome="blocked", blocked_by="api-health",
+                                reason="blocked by api-health: GET /health | failed"))
+    for test in tests:
+        results.tests[test.nodeid] = test
+    return results
+
+
+def test_escape_cell_keeps_tables_intact():
+    assert escape_cell("a|b") == "a\\|b"
+    assert escape_cell("one\ntwo") == "one<br>two"
+    assert escape_cell("") == " "
+    assert escape_cell(None) == " "
+
+
+def test_incident_id_increments_for_reports_of_the_same_day(tmp_path):
+    day = datetime(2025, 12, 8, 8, 10, tzinfo=timezone.utc)
+    assert next_incident_id(tmp_path, day) == "INC-2025-12-08-001"
+    (tmp_path / "old.md").write_text("**Incident ID:** INC-2025-12-08-001\n")
+    (tmp_path / "INC-2025-12-08-004.md").write_text("x")
+    (tmp_path / "other-day.md").write_text("INC-2025-12-07-009")
+    assert next_incident_id(tmp_path, day) == "INC-2025-12-08-005"
+
+
+def test_rendered_report_has_every_section_and_valid_tables():
+    settings = resolve_settings({"target": "http://97v.test", "namespace": "production"}, {})
+    results = hand_built()
+    theories = diagnose(results, settings)
+    history = {"previous_run": {"started": "2025-12-08T07:00:00Z", "run_id": "r41"}, "newly_failing": ["s/test_10.py::test_health"],
+               "recovered": [], "last_healthy": {"started": "2025-12-07T20:00:00Z"}, "failing_since": {"started": "2025-12-08T07:00:00Z"}}
+    context = IncidentContext("INC-2025-12-08-001", datetime(2025, 12, 8, 8, 30, tzinfo=timezone.utc), None, 12.0, "pytest --target 97v.test", history)
+    text = render_incident_report(results, settings, theories, context)
+    positions = [text.index(h) for h in HEADINGS]
+    assert positions == sorted(positions)
+    assert "**Incident ID:** INC-2025-12-08-001" in text
+    assert "**Severity:** 🔴 **CRITICAL** (gate api-health failed" in text
+    assert "GET /health \\| 127.0.10.57 empty_reply" in text
+    assert_valid_tables(text)
+    assert "| 2025-12-07T20:00:00Z | last healthy run |" in text
+    assert "newly failing: s/test_10.py::test_health" in text
+    assert "- [ ] `pytest --target 97v.test` — re-run the verification" in text
+    assert "### Theory 1: " + theories[0].title in text
+    # nothing failed: no severity, resolved, no action to take
+    quiet = RunResults()
+    quiet.tests["t"] = TestResult("t", section="dns", outcome="passed")
+    calm = render_incident_report(quiet, settings, [], context)
+    assert "🟢 **NONE**" in calm and "🟢 **RESOLVED**" in calm and "No test is blocked." in calm
+
+
+def test_written_atomically_with_the_next_id(tmp_path):
+    settings = resolve_settings({"target": "http://user:pw1234567@97v.test"}, {})
+    day = datetime(2026, 1, 2, tzinfo=timezone.utc)
+    path, first = write_incident_report(tmp_path / "incident.md", hand_built(), settings, [], created=day, secrets=["pw1234567"])
+    _, second = write_incident_report(tmp_path / "incident.md", hand_built(), settings, [], created=day, secrets=["pw1234567"])
+    assert (first, second) == ("INC-2026-01-02-001", "INC-2026-01-02-002")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["incident.md"]
+    assert "pw1234567" not in path.read_text()
+    assert "INC-2026-01-02-002" in path.read_text()
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{name} is required in CI")
+        pytest.skip(f"{name} is not installed")
+    return path
+
+
+@pytest.fixture(scope="module")
+def incident_run(tmp_path_factory):
+    """The built-in suite against incident-2025-12-08, and every confirm command run while the sandbox is up."""
+    for tool in ("kubectl", "dig", "curl"):
+        _tool(tool)
+    from pytest_reachability.sandbox import Sandbox
+
+    workdir = tmp_path_factory.mktemp("incident")
+    with Sandbox("incident-2025-12-08") as info:
+        run = run_builtin_suite(workdir, "--incident-report", "reports/incident.md", "--results-json", "reports/r.json",
+                                "-q", env=info.environment())
+        theories = json.loads((workdir / "reports" / "r.json").read_text())["theories"]
+        executed = {}
+        env = {**os.environ, "KUBECONFIG": info.kubeconfig}
+        for theory in theories[:3]:
+            for command in theory["confirm"]:
+                executed[command] = _run_confirm(command, env)
+    return run, (workdir / "reports" / "incident.md").read_text(), theories, executed, info
+
+
+def _run_confirm(command: str, env: dict) -> subprocess.CompletedProcess:
+    argv = shlex.split(command)
+    # Bounded versions of the same commands: the report's commands carry no timeouts.
+    if argv[0] == "curl":
+        argv[1:1] = ["--max-time", "5", "-s"]
+    elif argv[0] == "dig":
+        argv += ["+time=2", "+tries=1"]
+    elif argv[0] == "kubectl":
+        argv[1:1] = ["--request-timeout=5s"]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=30, env=env)
+
+
+def test_incident_report_reads_like_the_reference(incident_run):
+    run, text, theories, _, info = incident_run
+    assert run.returncode == 1, run.stdout[-3000:]
+    positions = [text.index(h) for h in HEADINGS]
+    assert positions == sorted(positions)
+    assert re.search(r"\*\*Incident ID:\*\* INC-\d{4}-\d{2}-\d{2}-001  $", text, re.MULTILINE)
+    assert "🔴 **CRITICAL** (gate api-health failed" in text
+    assert_valid_tables(text)
+    overview = next(t for t in tables(text) if t[0][0] == "Section")
+    assert [row[0].strip("*") for row in overview[2:]] == list(BUILTIN_SECTIONS)
+    statuses = {row[0].strip("*"): row[6] for row in overview[2:]}
+    assert statuses["api-health"] == "❌ FAIL" and statuses["database"] == "⏸️ BLOCKED" and statuses["cluster"] == "✅ PASS"
+    for index, theory in enumerate(theories[:3], 1):
+        assert f"### Theory {index}: {theory['title']}" in text
+        assert f"### PRIORITY {index}: {theory['title']}" in text
+    assert [t["rule"] for t in theories[:3]] == ["dns-not-loadbalancer", "duplicate-loadbalancers", "ingress-missing-rule"]
+    port = info.edge_port
+    assert f"curl -v --resolve 97v.test:{port}:127.0.10.57 http://97v.test:{port}/health   # exit 52" in text
+    tracker = next(t for t in tables(text) if t[0] == ["Test", "Section", "Blocked by", "Reason"])
+    blocked_in_details = [row for t in tables(text) if t[0] == ["Test", "Outcome", "Detail"] for row in t[2:] if row[1] == "⏸️ BLOCKED"]
+    assert len(tracker) - 2 == len(blocked_in_details) > 0
+    assert all(row[2] == "api-health" for row in tracker[2:])
+    assert "`pytest -p no:cacheprovider suites --incident-report reports/incident.md --results-json reports/r.json -q`" in text
+    assert "kubectl -n production delete svc api-service" in text
+
+
+def test_confirm_commands_work_against_the_scenario(incident_run):
+    _, _, theories, executed, _ = incident_run
+    top = theories[0]
+    assert executed, "no confirm command ran"
+    for command, result in executed.items():
+        if command.startswith(("kubectl", "dig")):
+            assert result.returncode == 0, (command, result.stderr[-500:])
+    digs = [c for c in top["confirm"] if c.startswith("dig ")]
+    assert digs and all(executed[c].stdout.split() == ["127.0.10.57"] for c in digs)
+    lb = next(c for c in top["confirm"] if "jsonpath" in c)
+    assert executed[lb].stdout.strip() == "127.0.10.53"
+    curls = {c: executed[c].returncode for c in top["confirm"] if c.startswith("curl ")}
+    assert sorted(curls.values()) == [0, 52], curls  # the DNS answer replies nothing, the LoadBalancer answers
