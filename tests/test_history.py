@@ -312,3 +312,13 @@ def test_git_sha_from_github_sha_else_from_git(tmp_path: Path, monkeypatch: pyte
     assert history.detect_git_sha(tmp_path) == head
     monkeypatch.setenv("GITHUB_SHA", "f" * 40)
     assert history.detect_git_sha(tmp_path) == "f" * 40
+
+
+def test_interrupted_run_is_compared_but_not_stored(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_stop="def test_stop():\n    raise KeyboardInterrupt\n")
+    # In a subprocess: an in-process run would pass the KeyboardInterrupt on to this session.
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--target", "97v.test", "--results-db", "h.sqlite", timeout=120)
+    assert result.ret == 2
+    result.stdout.fnmatch_lines(["History: first recorded run of this target; * (run interrupted: not stored)"])
+    with history.open_history(str(pytester.path / "h.sqlite")) as store:
+        assert store.runs() == []

@@ -21,6 +21,7 @@ import pytest
 from .. import history
 
 RUN_ID_ENV = "REACHABILITY_RUN_ID"
+INTERRUPTED = int(pytest.ExitCode.INTERRUPTED)
 _STARTED = pytest.StashKey[datetime]()
 _PENDING = pytest.StashKey[tuple]()  # (store, RunRecord) between the two halves of sessionfinish
 _PROBLEM = pytest.StashKey[str]()
@@ -66,7 +67,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Any:
         pending = config.stash.get(_PENDING, None)
         if pending is not None:
             del config.stash[_PENDING]
-            _store_run(config, state, *pending)
+            if int(exitstatus) == INTERRUPTED:
+                # Stopped by the user: says nothing about the service, so it starts no failing streak.
+                pending[0].close()
+                state.history_summary["not_stored"] = "run interrupted"
+            else:
+                _store_run(config, state, *pending)
 
 
 def _store_run(config: pytest.Config, state: Any, store: history.HistoryStore, run: history.RunRecord) -> None:
@@ -145,5 +151,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if summary is None:
         return
     line = history.describe_summary(summary)
+    if summary.get("not_stored"):
+        line += f" ({summary['not_stored']}: not stored)"
     failing = bool(summary.get("error") or summary.get("failing_since"))
     terminalreporter.write_line(line, red=failing, green=not failing)
