@@ -70,7 +70,7 @@ def test_installed_suite_runs_against_the_sandbox_from_another_folder(installed_
            if not key.startswith(("REACHABILITY_", "PYTEST_")) and key != "KUBECONFIG"}
     env["COLUMNS"] = "1000"
     output = run([str(python), "-m", "pytest", "--pyargs", "pytest_reachability.suites", "--sandbox", "healthy",
-                  "-p", "no:cacheprovider", "-rs"], cwd=tmp_path, timeout=RUN_TIMEOUT, env=env)
+                  "-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:benchmark", "-rs"], cwd=tmp_path, timeout=RUN_TIMEOUT, env=env)
     assert "site-packages/pytest_reachability/suites/test_09_tls.py" in output, output[-3000:]
     assert str(CHECKOUT / "suites") not in output, "the run used the checkout's suite, not the installed one"
     for section in ("cluster", "workloads", "k8s-services", "endpoints", "ingress", "network-policy", "dns", "tcp",
