@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
@@ -179,14 +180,16 @@ def pytest_command(inputs: ActionInputs, reports: Path, kubeconfig_path: str | N
 def run_streaming(command: Sequence[str], *, env: Mapping[str, str], timeout: float, out: TextIO) -> tuple[int, list[str]]:
     """Run ``command`` echoing its output; returns (exit status, last lines). Stopped after ``timeout`` (124)."""
     tail: deque[str] = deque(maxlen=40)
+    # A session of its own: on timeout the whole group goes, xdist workers included.
     process = subprocess.Popen(
-        list(command), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace", env=dict(env)
+        list(command), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace", env=dict(env),
+        start_new_session=True,
     )
     timed_out = threading.Event()
 
     def stop() -> None:
         timed_out.set()
-        process.kill()
+        _kill_group(process)
 
     timer = threading.Timer(timeout, stop)
     timer.start()
@@ -199,10 +202,17 @@ def run_streaming(command: Sequence[str], *, env: Mapping[str, str], timeout: fl
     finally:
         timer.cancel()
         if process.poll() is None:
-            process.kill()
+            _kill_group(process)
             process.wait(timeout=10)
     out.flush()
     return (124 if timed_out.is_set() else process.returncode), list(tail)
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        process.kill()
 
 
 def _history_summary(inputs: ActionInputs, shard: Shard | None, run_uuid: str) -> dict | None:

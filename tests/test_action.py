@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -221,3 +222,33 @@ def test_simulated_pipeline_says_healthy_since_and_failing_since(tmp_path: Path)
     incident = (second.reports / "incident-report.md").read_text()
     assert healthy_at in incident and failing_at in incident, "the incident report's timeline shows the history"
     print(second.summary)  # shown with -s: the step summary of the failing deploy
+
+
+def test_timeout_stops_xdist_workers_too(tmp_path: Path) -> None:
+    suite = tmp_path / "slow-xdist"
+    suite.mkdir()
+    marker = tmp_path / "pids"
+    marker.mkdir()
+    (suite / "test_slow.py").write_text(
+        "import os, time\n\n"
+        "def test_a():\n"
+        f"    open(os.path.join({str(marker)!r}, str(os.getpid())), 'w').close()\n"
+        "    time.sleep(120)\n\n"
+        "def test_b():\n"
+        f"    open(os.path.join({str(marker)!r}, str(os.getpid())), 'w').close()\n"
+        "    time.sleep(120)\n"
+    )
+    run = run_action(tmp_path, "slow-xdist-run", suite=str(suite), target="97v.test", workers="2", wait=90, timeout="8")
+    assert run.exit_code == 124
+    pids = [int(p.name) for p in marker.iterdir()]
+    assert pids, "the workers started"
+    def running(pid: int) -> bool:
+        try:
+            return "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()
+        except OSError:
+            return False
+
+    deadline = time.monotonic() + 5  # SIGKILL lands at once; allow the kernel a moment to tear down
+    while any(running(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in pids if running(pid)], "xdist workers outlived the timeout"
