@@ -6,6 +6,8 @@ need it. Without a kubeconfig the gate is skipped and they are skipped with it, 
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from pytest_reachability.cluster import ClusterError
@@ -17,7 +19,7 @@ TROUBLE_REASONS = ("CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull", "Crea
                    "InvalidImageName", "RunContainerError")
 
 
-def record_access(evidence, cluster, error: ClusterError | None) -> None:
+def record_access(evidence: Any, cluster: Any, error: ClusterError | None) -> None:
     evidence.record("cluster_access", {
         "ok": error is None,
         "kind": error.kind.name if error is not None else None,

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 pytestmark = pytest.mark.section("endpoints", requires=["cluster-access"])
 
 
-def selected_services(cluster_reads):
+def selected_services(cluster_reads: Any) -> list[Any]:
     """Services that route to pods by selector (ExternalName and selector-less Services have no pods to check)."""
     return [s for s in cluster_reads.services() if s.selector and s.type != "ExternalName"]
 
 
-def pods_of(service, pods):
+def pods_of(service: Any, pods: list[Any]) -> list[Any]:
     return [pod for pod in pods if service.selector.items() <= pod.labels.items()]
 
 

@@ -6,12 +6,14 @@ route through the controller.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 pytestmark = pytest.mark.section("ingress", requires=["cluster-access"])
 
 
-def rules_for_host(ingresses, host):
+def rules_for_host(ingresses: list[Any], host: str) -> list[tuple[Any, dict]]:
     """(ingress, rule) pairs whose rule host covers ``host``."""
     from fnmatch import fnmatch
 
@@ -25,7 +27,7 @@ def rules_for_host(ingresses, host):
 
 
 @pytest.fixture
-def host_rules(cluster_reads, target, evidence):
+def host_rules(cluster_reads: Any, target: Any, evidence: Any) -> list[tuple[Any, dict]]:
     """The namespace's Ingress rules for the target's host; skips when there is none."""
     if target.is_ip:
         pytest.skip(f"target {target.host} is an IP address: Ingress rules match host names")

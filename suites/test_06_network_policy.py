@@ -8,6 +8,7 @@ selects it, only what some selecting policy's rule admits gets through.
 from __future__ import annotations
 
 import ipaddress
+from typing import Any
 
 import pytest
 
@@ -32,7 +33,7 @@ def selector_matches(selector: dict, labels: dict) -> bool:
     return True
 
 
-def peer_admits_edge(peer: dict, controllers: list, policy_namespace: str) -> bool:
+def peer_admits_edge(peer: dict, controllers: list[Any], policy_namespace: str) -> bool:
     """A ``from`` peer admits outside traffic (an ipBlock covering everything) or an ingress controller pod."""
     block = peer.get("ipBlock")
     if block:
@@ -66,7 +67,7 @@ def port_admitted(rule_ports: list, port_number: int, port_names: set) -> bool:
     return False
 
 
-def ports_to_check(pod, services) -> list[tuple[int, str | None]]:
+def ports_to_check(pod: Any, services: list[Any]) -> list[tuple[int, str | None]]:
     """(number, name) of the pod's container ports the Services forward to; every container port when none
     matches (a targetPort that is no container port is the endpoints section's finding, not a policy's)."""
     declared = [(p["containerPort"], p.get("name")) for p in pod.container_ports]

@@ -4,13 +4,15 @@ addresses of the target's LoadBalancer or Ingress (the incident's DNS A record p
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 pytestmark = pytest.mark.section("dns")
 
 
 @pytest.fixture
-def resolved(dns, target, evidence):
+def resolved(dns: Any, target: Any, evidence: Any) -> Any:
     """The DNS report of the target's name, recorded on this test; skips for an IP target."""
     if target.is_ip:
         pytest.skip(f"target {target.host} is an IP address: nothing to resolve")

@@ -6,6 +6,9 @@ unreachable: no route) and comes with a curl line to reproduce it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 import pytest
 
 from pytest_reachability.probes import tcp
@@ -13,7 +16,7 @@ from pytest_reachability.probes import tcp
 pytestmark = pytest.mark.section("tcp")
 
 
-def connect_all(target, addresses, settings, shared_results):
+def connect_all(target: Any, addresses: Iterable[str], settings: Any, shared_results: Any) -> list[tcp.TcpResult]:
     """One TCP connect per address, concurrently; shared by every xdist worker."""
     addresses = list(addresses)
     return shared_results.get(
@@ -22,7 +25,7 @@ def connect_all(target, addresses, settings, shared_results):
     )
 
 
-def describe_failures(results) -> str:
+def describe_failures(results: list[tcp.TcpResult]) -> str:
     return "; ".join(
         f"{r.address}:{r.port} {r.failure.value} (curl {r.curl_exit}): {r.detail}" for r in results if not r.ok
     )

@@ -5,6 +5,8 @@ trusted, names the target and has not expired. Plain-HTTP targets skip the secti
 from __future__ import annotations
 
 import datetime
+from collections.abc import Collection
+from typing import Any
 
 import pytest
 
@@ -17,7 +19,8 @@ CERTIFICATE_FAILURES = (Failure.TLS_CERT_EXPIRED, Failure.TLS_HOSTNAME, Failure.
 
 
 @pytest.fixture
-def handshakes(target, dns, reachability_settings, shared_results, evidence):
+def handshakes(target: Any, dns: Any, reachability_settings: Any, shared_results: Any,
+               evidence: Any) -> list[tls.TlsResult]:
     """One TLS handshake per resolved address, as the target's host (SNI and verification)."""
     if target.scheme != "https":
         pytest.skip(f"target {target.display} is plain HTTP: TLS is checked for https:// targets")
@@ -34,7 +37,7 @@ def handshakes(target, dns, reachability_settings, shared_results, evidence):
     return results
 
 
-def failures_of(results, classes) -> str:
+def failures_of(results: list[tls.TlsResult], classes: Collection[Failure]) -> str:
     return "; ".join(f"{r.address}:{r.port} {r.failure.value} (curl {r.curl_exit}): {r.detail}"
                      for r in results if r.failure in classes)
 

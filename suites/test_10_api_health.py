@@ -9,6 +9,7 @@ that a report can say "the LoadBalancer answers 200, the address DNS points at d
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -17,14 +18,14 @@ pytestmark = pytest.mark.section("api-health")
 HEALTHY_WORDS = {"ok", "healthy", "up", "pass", "passing", "green", "ready", "alive", "available", "success"}
 
 
-def describe(result) -> str:
+def describe(result: Any) -> str:
     where = f"{result.address}:{result.port}" if result.address else result.host
     if result.ok:
         return f"{where} {result.status}"
     return f"{where} {result.failure.value} (curl {result.curl_exit}): {result.detail}"
 
 
-def health_problem(result) -> str | None:
+def health_problem(result: Any) -> str | None:
     """Why an answered health body does not say healthy, or None. A body that is not JSON says nothing either way."""
     try:
         document = json.loads(result.body or b"null")
@@ -41,7 +42,7 @@ def health_problem(result) -> str | None:
 
 
 @pytest.fixture
-def resolved_health(probe, target, evidence):
+def resolved_health(probe: Any, target: Any, evidence: Any) -> list[Any]:
     """The health probe of every resolved address, each recorded with ``source: dns``."""
     results = probe.health()
     for result in results:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from typing import Any
 
 import pytest
 
@@ -49,7 +50,7 @@ def parse_access_log(text: str, health_path: str, node_addresses: set[str]) -> d
 
 
 @pytest.fixture
-def api_service(target_service):
+def api_service(target_service: Any) -> Any:
     if target_service.service is None:
         pytest.skip(f"Service {target_service.name} not found in namespace {target_service.namespace} (see section k8s-services)")
     return target_service.service
