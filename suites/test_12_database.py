@@ -106,7 +106,8 @@ def test_api_reports_database_healthy(health_answer, database_config, evidence):
         raise
     ok = value == config.expect
     record(evidence, "api reports database healthy", ok, value, config.expect, health_answer.url, health_answer.ms)
-    assert ok, f"GET {health_answer.url}: {config.field} is {shown(value)}, expected {shown(config.expect)}"
+    if not ok:
+        pytest.fail(f"GET {health_answer.url}: {config.field} is {shown(value)}, expected {shown(config.expect)}", pytrace=False)
 
 
 def test_api_reports_database_latency_within_limit(health_answer, database_config, evidence):
@@ -120,7 +121,8 @@ def test_api_reports_database_latency_within_limit(health_answer, database_confi
                     pytrace=False)
     ok = value <= config.max_latency_ms
     record(evidence, "api reports database latency", ok, value, config.max_latency_ms, health_answer.url, health_answer.ms)
-    assert ok, f"GET {health_answer.url}: {config.latency_field} is {value:g} ms, expected <= {config.max_latency_ms:g} ms"
+    if not ok:
+        pytest.fail(f"GET {health_answer.url}: {config.latency_field} is {value:g} ms, expected <= {config.max_latency_ms:g} ms", pytrace=False)
 
 
 def test_database_answers_select_1_directly(database_config, reachability_settings, evidence):
@@ -156,5 +158,7 @@ def test_database_answers_select_1_directly(database_config, reachability_settin
     ok = row is not None and row[0] == 1
     within = config.max_latency_ms is None or ms <= config.max_latency_ms
     record(evidence, "database answers directly", ok and within, row[0] if row else None, 1, where, ms)
-    assert ok, f"{where}: SELECT 1 returned {row!r}, expected 1"
-    assert within, f"{where}: connect and SELECT 1 took {ms:g} ms, expected <= {config.max_latency_ms:g} ms"
+    if not ok:
+        pytest.fail(f"{where}: SELECT 1 returned {row!r}, expected 1", pytrace=False)
+    if not within:
+        pytest.fail(f"{where}: connect and SELECT 1 took {ms:g} ms, expected <= {config.max_latency_ms:g} ms", pytrace=False)

@@ -217,8 +217,9 @@ def test_latency_percentiles_within_thresholds(load_result, performance_config, 
     over = [f"{name[:3]} {figures[name]:g} ms > {limit:g} ms"
             for name, limit in (("p95_ms", config.p95_ms), ("p99_ms", config.p99_ms))
             if limit is not None and figures[name] > limit]
-    assert not over, (f"GET {load_result.url} x{load_result.completed} at concurrency {load_result.concurrency}: "
-                      f"{', '.join(over)} (p50 {figures['p50_ms']:g} ms)")
+    if over:
+        pytest.fail(f"GET {load_result.url} x{load_result.completed} at concurrency {load_result.concurrency}: "
+                    f"{', '.join(over)} (p50 {figures['p50_ms']:g} ms)", pytrace=False)
 
 
 def test_error_rate_within_limit(load_result, performance_config, evidence):
@@ -226,6 +227,7 @@ def test_error_rate_within_limit(load_result, performance_config, evidence):
     config = performance_config
     require_finished(load_result, config)
     kinds = ", ".join(f"{kind} x{count}" for kind, count in sorted(load_result.error_kinds.items()))
-    assert load_result.error_rate <= config.max_error_rate, (
-        f"GET {load_result.url}: {load_result.errors} of {load_result.completed} requests failed "
-        f"({load_result.error_rate:.1%}: {kinds}), expected at most {config.max_error_rate:.1%}")
+    if load_result.error_rate > config.max_error_rate:
+        pytest.fail(f"GET {load_result.url}: {load_result.errors} of {load_result.completed} requests failed "
+                    f"({load_result.error_rate:.1%}: {kinds}), expected at most {config.max_error_rate:.1%}",
+                    pytrace=False)

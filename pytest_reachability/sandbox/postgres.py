@@ -155,7 +155,9 @@ class PostgresServer:
         owner = _run_as()
         self.directory = Path(tempfile.mkdtemp(prefix="reachability-postgres-"))
         data = self.directory / "data"
-        self.socket_dir.mkdir()
+        # Trust authentication on the socket is safe only while nobody else can reach it.
+        self.socket_dir.mkdir(mode=0o700)
+        os.chmod(self.socket_dir, 0o700)
         if owner is not None:
             for path in (self.directory, self.socket_dir):
                 os.chown(path, *owner)
@@ -190,7 +192,7 @@ class PostgresServer:
         try:
             self.process = subprocess.Popen(
                 [str(self.bindir / "postgres"), "-D", str(data), "-p", str(self.port), "-k", str(self.socket_dir),
-                 "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
+                 "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_permissions=0700", "-c", "fsync=off", "-c", "synchronous_commit=off",
                  "-c", "full_page_writes=off", "-c", "max_connections=40", "-c", "shared_buffers=16MB",
                  "-c", "logging_collector=off"],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
