@@ -203,6 +203,15 @@ def check_scenario(run: SuiteRun, scenario: str) -> None:
 
 
 NO_CLUSTER = "no-cluster"
+DENIED = "denied-pods"
+# A scenario of the test's own: the healthy world, but the identity may not list pods in the namespace.
+DENIED_SCENARIO = """\
+name: denied-pods
+description: the identity may not list pods in production
+base: healthy
+kubernetes:
+  deny: [{verb: list, resource: pods, namespace: production}]
+"""
 
 
 @pytest.fixture(scope="module")
@@ -216,6 +225,9 @@ def suite_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[tuple[
     for scenario in SCENARIOS:
         jobs[(scenario, False)] = ("--sandbox", scenario)
     jobs[(NO_CLUSTER, False)] = ("--target", f"http://127.0.0.1:{closed_port()}")
+    denied = base / "denied-pods.yaml"
+    denied.write_text(DENIED_SCENARIO)
+    jobs[(DENIED, False)] = ("--sandbox", str(denied))
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=CONCURRENT_RUNS, thread_name_prefix="suite-run")
     futures = {
         key: pool.submit(run_suite, base / f"{key[0]}{'-xdist' if key[1] else ''}", *args) for key, args in jobs.items()
@@ -269,3 +281,21 @@ def test_suite_without_a_cluster_skips_the_cluster_sections(suite_runs) -> None:
     application = run.application()
     assert all(word in ("BLOCKED", "SKIPPED") for word in application.values()), application
     assert not application or "BLOCKED" in application.values(), application
+
+
+def test_suite_with_a_namespace_it_may_not_read_blocks_the_cluster_sections(suite_runs) -> None:
+    """The gate cluster-access fails (403 listing pods): sections 2-6 and the cluster comparisons are BLOCKED."""
+    run = result_of(suite_runs, DENIED)
+    assert run.outcomes["test_01_cluster.py::test_identity_may_read_the_namespace"] == "FAILED"
+    assert run.outcomes["test_01_cluster.py::test_api_server_answers"] == "PASSED"
+    for name in ("workloads", "k8s-services", "endpoints", "ingress", "network-policy", "api-internal"):
+        assert set(run.section(name).values()) == {"BLOCKED"}, f"{name}: {run.section(name)}"
+    for test in ("test_07_dns.py::test_dns_answers_are_loadbalancer_addresses",
+                 "test_08_tcp.py::test_every_loadbalancer_address_accepts_connections",
+                 "test_10_api_health.py::test_loadbalancers_answer_health_for_the_target_host"):
+        assert run.outcomes[test] == "BLOCKED", f"{test}: {run.outcomes[test]}"
+        assert re.search(r'blocked by cluster-access: .*forbidden: cannot list pods in namespace production; '
+                         r'grant verb "list" on resource "pods"', run.blocked[test]), run.blocked[test]
+    # The probes from outside do not need the cluster: the api-health gate still passes.
+    assert run.outcomes["test_10_api_health.py::test_health_answers_on_every_resolved_address"] == "PASSED"
+    assert run.status("dns") == "passed" and run.status("tcp") == "passed"
