@@ -1,0 +1,164 @@
+"""Redaction: every form of secret masked by redact(), the run's known secrets collected, and a full run with
+every output on (terminal -rA, JUnit, HTML, JSON, incident report; serial and -n 2) leaking none of them."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+from test_diagnosis_rules import run_builtin_suite
+
+from pytest_reachability.config import resolve_settings
+from pytest_reachability.redact import MASK, Redactor, collect_secrets, kubeconfig_secrets, redact
+
+
+@pytest.mark.parametrize(("text", "secret"), [
+    ("Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.e30.sig", "eyJhbGciOiJIUzI1NiJ9"),
+    ("curl -H 'Authorization: Basic dXNlcjpwYXNzd29yZA==' http://h/", "dXNlcjpwYXNzd29yZA"),
+    ("Proxy-Authorization: Digest abc123def", "abc123def"),
+    ("Cookie: session=9f8e7d6c; theme=dark", "9f8e7d6c"),
+    ("set-cookie: sid=77aa88bb; Path=/", "77aa88bb"),
+    ("GET https://user:hunter2pw@api.example.com/x", "hunter2pw"),
+    ("postgresql://app:dbpass-1234@db:5432/app", "dbpass-1234"),
+    ("redis://:onlypass99@cache:6379/0", "onlypass99"),
+    ("https://h/cb?code=1&access_token=tok-aaaa1111&x=2", "tok-aaaa1111"),
+    ("https://h/x?api_key=key-bbbb2222", "key-bbbb2222"),
+    ("https://h/x?sig=sig-cccc3333", "sig-cccc3333"),
+    ("host=db user=app password=pw-dddd4444 dbname=app", "pw-dddd4444"),
+    ("client_secret=cs-eeee5555", "cs-eeee5555"),
+    ("users:\n- name: u\n  user:\n    token: kube-ffff6666\n", "kube-ffff6666"),
+    ("    client-key-data: LS0tLS1CRUdJTi1rZXk=\n", "LS0tLS1CRUdJTi1rZXk"),
+    ('{"password": "json-pw-7777", "user": "app"}', "json-pw-7777"),
+    ("-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA1234\n-----END RSA PRIVATE KEY-----", "MIIEowIBAAKCAQEA1234"),
+])
+def test_each_form_is_masked(text, secret):
+    masked = redact(text)
+    assert secret not in masked and MASK in masked
+
+
+def test_ordinary_text_is_left_alone():
+    text = "curl -v --resolve 97v.test:80:127.0.10.57 http://97v.test/health # Basic checks; keyboard=us"
+    assert redact(text) == text
+    assert redact({"status": 200, "headers": {"Content-Type": "text/plain"}}) == {"status": 200, "headers": {"Content-Type": "text/plain"}}
+
+
+def test_known_secrets_masked_anywhere_also_url_encoded():
+    masked = redact("pw is p@ss w0rd! and encoded p%40ss%20w0rd%21", secrets=["p@ss w0rd!", "ab"])
+    assert "p@ss" not in masked and "p%40ss" not in masked
+    assert Redactor(["ab"])("abc") == "abc"  # too short to be masked everywhere
+
+
+def test_data_walked_and_secret_keys_masked_whole():
+    data = {"headers": {"Authorization": "whatever", "Cookie": "a=b"}, "items": [("x", "token=zzz99999")], "n": 1, "ok": None}
+    assert redact(data) == {"headers": {"Authorization": MASK, "Cookie": MASK}, "items": [("x", f"token={MASK}")], "n": 1, "ok": None}
+
+
+def test_collects_target_kubeconfig_env_and_table_secrets(tmp_path):
+    kubeconfig = tmp_path / "kubeconfig"
+    token_file = tmp_path / "token"
+    token_file.write_text("file-token-1234\n")
+    kubeconfig.write_text(yaml.safe_dump({"users": [
+        {"name": "a", "user": {"token": "kube-token-abcd"}},
+        {"name": "b", "user": {"client-key-data": "a2V5LWRhdGE=", "password": "basic-pw-99"}},
+        {"name": "c", "user": {"tokenFile": str(token_file)}},
+    ]}))
+    assert sorted(kubeconfig_secrets([kubeconfig])) == sorted(["kube-token-abcd", "a2V5LWRhdGE=", "basic-pw-99", "file-token-1234"])
+    settings = resolve_settings({"target": "https://user:target-pw-5678@api.example.com", "kubeconfig": str(kubeconfig)}, {})
+    settings.tables["database"] = {"dsn": "postgresql://app:table-pw-42@db/app", "api_token": "tbl-token-77"}
+    found = collect_secrets(settings, {"APP_DSN": "postgresql://app:env-pw-31@db/app", "MY_API_TOKEN": "env-token-8", "HOME": "/root"})
+    for secret in ("target-pw-5678", "kube-token-abcd", "basic-pw-99", "file-token-1234", "table-pw-42", "tbl-token-77",
+                   "env-pw-31", "env-token-8"):
+        assert secret in found, secret
+    assert "/root" not in found
+    assert collect_secrets(None, {}) == [] or all(len(s) >= 4 for s in collect_secrets(None, {}))
+
+
+# --------------------------------------------------------------------------- a full run with every output on
+
+LEAKY_TEST = textwrap.dedent('''
+    import logging
+    import os
+
+    import yaml
+
+
+    def secrets(target):
+        kube = yaml.safe_load(open(os.environ["KUBECONFIG"]))["users"][0]["user"]["token"]
+        dsn = os.environ["APP_DATABASE_DSN"]
+        return {
+            "bearer": os.environ["LEAK_A"], "query": os.environ["LEAK_B"], "cookie": os.environ["LEAK_C"],
+            "dsn": dsn, "dsn_password": dsn.split(":")[2].split("@")[0], "target_password": target.password, "kube": kube,
+        }
+
+
+    def lines(s):
+        return [
+            f"Authorization: Bearer {s['bearer']}",
+            f"GET https://api.example.com/x?token={s['query']}&page=2",
+            f"Cookie: session={s['cookie']}",
+            f"connecting to {s['dsn']}",
+            f"database password {s['dsn_password']} target password {s['target_password']} kube token {s['kube']}",
+            f"curl -H 'Authorization: Bearer {s['bearer']}' 'http://user:{s['target_password']}@97v.test/'",
+        ]
+
+
+    def test_fails_with_secrets_everywhere(target, evidence, record_property):
+        s = secrets(target)
+        evidence.record("app_check", {"section": "other", "check": "leak", "ok": False,
+                                      "observed": {"headers": {"Authorization": "Bearer " + s["bearer"], "Cookie": s["cookie"]}},
+                                      "expected": lines(s), "url": f"https://api.example.com/x?token={s['query']}", "ms": 1})
+        record_property("request", lines(s)[0])
+        record_property("dsn", s["dsn"])
+        for line in lines(s):
+            print(line)
+            logging.getLogger("leak").warning(line)
+        assert False, "\\n".join(lines(s))
+
+
+    def test_passes_and_prints_secrets(target):
+        print("\\n".join(lines(secrets(target))))
+''')
+
+
+@pytest.fixture(scope="module")
+def sandbox_info():
+    from pytest_reachability.sandbox import Sandbox
+
+    with Sandbox("incident-2025-12-08") as info:
+        yield info
+
+
+@pytest.mark.parametrize("workers", [None, "2"], ids=["serial", "xdist"])
+def test_no_secret_reaches_any_output(tmp_path, sandbox_info, workers):
+    info = sandbox_info
+    target_password = "T4rget-Pw-0917"
+    seeded = {
+        "LEAK_A": "hdrTok-9f8e7d6c5b", "LEAK_B": "urlTok-1a2b3c4d", "LEAK_C": "cookieVal-5e6f7a8b",
+        "APP_DATABASE_DSN": "postgresql://app:dsnPw-77aa88bb@db.internal:5432/app",
+    }
+    kube_token = yaml.safe_load(Path(info.kubeconfig).read_text())["users"][0]["user"]["token"]
+    secrets = [target_password, kube_token, "hdrTok-9f8e7d6c5b", "urlTok-1a2b3c4d", "cookieVal-5e6f7a8b", "dsnPw-77aa88bb"]
+    env = {**info.environment(), **seeded}
+    del env["REACHABILITY_TARGET"]
+    (tmp_path / "suites").mkdir()
+    (tmp_path / "suites" / "test_99_leaky.py").write_text(LEAKY_TEST)
+    args = ["--target", f"http://user:{target_password}@97v.test:{info.edge_port}",
+            "--html", "out/report.html", "--self-contained-html", "--junitxml", "out/junit.xml",
+            "--results-json", "out/results.json", "--incident-report", "out/incident.md", "-rA", "--log-level=INFO"]
+    if workers:
+        args += ["-n", workers]
+    run = run_builtin_suite(tmp_path, *args, env=env)
+    assert run.returncode == 1, run.stdout[-3000:] + run.stderr[-2000:]
+    assert "test_fails_with_secrets_everywhere" in run.stdout and "PASSED suites/test_99_leaky.py::test_passes_and_prints_secrets" in run.stdout
+    outputs = {"terminal": run.stdout + run.stderr}
+    for path in sorted((tmp_path / "out").iterdir()):
+        outputs[path.name] = path.read_text(errors="replace")
+    assert set(outputs) == {"terminal", "report.html", "junit.xml", "results.json", "incident.md"}
+    for name, text in outputs.items():
+        leaked = [s for s in secrets if s in text]
+        assert not leaked, f"{name} leaks {leaked}"
+    # the masked forms are what is shown instead
+    assert "Authorization: ***" in outputs["terminal"] and "token=***" in outputs["junit.xml"]
+    assert "postgresql://***:***@db.internal:5432/app" in outputs["terminal"]
