@@ -209,3 +209,42 @@ def test_confirm_commands_work_against_the_scenario(incident_run):
     assert executed[lb].stdout.strip() == "127.0.10.53"
     curls = {c: executed[c].returncode for c in top["confirm"] if c.startswith("curl ")}
     assert sorted(curls.values()) == [0, 52], curls  # the DNS answer replies nothing, the LoadBalancer answers
+
+
+def test_history_summary_reaches_timeline_and_terminal(pytester):
+    pytester.makeconftest('''
+        import pytest
+
+        @pytest.hookimpl(tryfirst=True)
+        def pytest_sessionfinish(session):
+            from pytest_reachability.plugin import state_of
+            state_of(session.config).history_summary = {
+                "previous_run": {"id": 41, "time": "2025-12-08 07:00:00 UTC", "health": 100, "status": "passed"},
+                "newly_failing": ["test_x.py::test_health"], "recovered": [],
+                "last_healthy": "2025-12-08 07:00:00 UTC", "failing_since": "2025-12-08 08:00:00 UTC",
+            }
+    ''')
+    pytester.makepyfile(test_x='''
+        import pytest
+
+        @pytest.mark.section("api-health")
+        @pytest.mark.gate("api-health")
+        def test_health():
+            assert False, "empty reply"
+
+        @pytest.mark.section("database")
+        @pytest.mark.requires("api-health")
+        def test_db():
+            pass
+    ''')
+    result = pytester.runpytest_subprocess("--incident-report", "reports/inc.md", "--target", "http://97v.test", "-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines([
+        "history: newly failing: test_x.py::test_health; failing since: 2025-12-08 08:00:00 UTC; last healthy: 2025-12-08 07:00:00 UTC",
+        "reachability: incident report INC-*-001: reports/inc.md",
+    ])
+    text = (pytester.path / "reports" / "inc.md").read_text()
+    assert "| 2025-12-08 07:00:00 UTC (run 41) | previous run (health 100%, passed) |" in text
+    assert "| 2025-12-08 08:00:00 UTC | failing since this run |" in text
+    assert "| this run | newly failing: test_x.py::test_health |" in text
+    assert "| test_x.py::test_db | database | api-health | blocked by api-health: empty reply |" in text
+    assert_valid_tables(text)

@@ -150,7 +150,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     redact = redactor_of(item.config)
     redact_report(report, redact)
     evidence = getattr(report, "reachability_evidence", None)
-    if evidence and item.config.pluginmanager.hasplugin("html"):
+    # Workers too: pytest-html reads extras from the reports xdist sends back (plain dicts survive).
+    if evidence and item.config.getoption("htmlpath", None):
         extras = html_report.probe_extras(evidence)
         if extras:
             report.extras = list(getattr(report, "extras", []) or []) + redact(extras)

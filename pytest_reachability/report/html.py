@@ -101,7 +101,7 @@ def summary_html(results: RunResults, theories: Sequence[Any], history: Mapping[
         items = []
         for key in ("previous_run", "newly_failing", "recovered", "last_healthy", "failing_since"):
             if history.get(key):
-                items.append(f"<li>{escape(key.replace('_', ' '))}: {escape(str(history[key]))}</li>")
+                items.append(f"<li>{escape(key.replace('_', ' '))}: {escape(_history_value(history[key]))}</li>")
         if items:
             parts.append("<h3>History</h3><ul>" + "".join(items) + "</ul>")
     parts.append("<h3>Most likely causes</h3>")
@@ -120,3 +120,16 @@ def summary_html(results: RunResults, theories: Sequence[Any], history: Mapping[
         parts.append("</ol>")
     parts.append("</div>")
     return "".join(parts)
+
+
+def _history_value(value: Any) -> str:
+    if isinstance(value, Mapping):
+        parts = [str(value.get("time") or value.get("started") or "")]
+        if value.get("health") is not None:
+            parts.append(f"health {value['health']}%")
+        if value.get("status"):
+            parts.append(str(value["status"]))
+        return ", ".join(p for p in parts if p)
+    if isinstance(value, (list, tuple)):
+        return ", ".join(map(str, value))
+    return str(value)

@@ -439,8 +439,15 @@ def _timeline(results: RunResults, context: IncidentContext, top: Any) -> list[t
         events.append((_when(history["last_healthy"]), "last healthy run"))
     if history.get("failing_since"):
         events.append((_when(history["failing_since"]), "failing since this run"))
-    if history.get("previous_run"):
-        events.append((_when(history["previous_run"]), "previous run"))
+    previous = history.get("previous_run")
+    if previous:
+        detail = ""
+        if isinstance(previous, Mapping):
+            facts = [f"health {previous['health']}%" if previous.get("health") is not None else "", str(previous.get("status") or "")]
+            detail = ", ".join(f for f in facts if f)
+        events.append((_when(previous), "previous run" + (f" ({detail})" if detail else "")))
+    if history.get("error"):
+        events.append(("this run", f"history unavailable: {history['error']}"))
     for key, label in (("newly_failing", "newly failing"), ("recovered", "recovered")):
         if history.get(key):
             items = history[key]
