@@ -31,24 +31,26 @@ def record_access(evidence: Any, cluster: Any, error: ClusterError | None) -> No
 
 @pytest.mark.gate("cluster-access")
 def test_api_server_answers(cluster, evidence):
+    error, version = None, {}
     try:
         version = cluster.version()
-    except ClusterError as error:
-        record_access(evidence, cluster, error)
-        pytest.fail(f"API server {cluster.server} does not answer: {error.message}", pytrace=False)
-    record_access(evidence, cluster, None)
+    except ClusterError as failure:
+        error = failure
+    record_access(evidence, cluster, error)
+    assert error is None, f"API server {cluster.server} does not answer: {error.message}"
     assert version.get("git_version") or version.get("major"), (
         f"API server {cluster.server} answered /version without a version: {version}")
 
 
 @pytest.mark.gate("cluster-access")
 def test_identity_may_read_the_namespace(cluster, evidence):
+    error = None
     try:
         cluster.can_read_namespace()
-    except ClusterError as error:
-        record_access(evidence, cluster, error)
-        pytest.fail(f"cannot read namespace {cluster.namespace}: {error.message}", pytrace=False)
-    record_access(evidence, cluster, None)
+    except ClusterError as failure:
+        error = failure
+    record_access(evidence, cluster, error)
+    assert error is None, f"cannot read namespace {cluster.namespace}: {error.message}"
 
 
 def test_nodes_are_ready(cluster_reads, evidence):

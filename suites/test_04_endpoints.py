@@ -29,9 +29,8 @@ def test_service_selectors_match_pods(cluster_reads, evidence):
         if not pods_of(service, pods):
             selector = ",".join(f"{k}={v}" for k, v in sorted(service.selector.items()))
             unmatched.append(f"Service {service.name} selects {selector}, which matches no pod")
-    if unmatched:
-        carried = sorted({f"{k}={v}" for pod in pods for k, v in pod.labels.items() if k != "pod-template-hash"})
-        pytest.fail(f"{'; '.join(unmatched)} (pods here carry {', '.join(carried) or 'no labels'})", pytrace=False)
+    carried = sorted({f"{k}={v}" for pod in pods for k, v in pod.labels.items() if k != "pod-template-hash"})
+    assert not unmatched, f"{'; '.join(unmatched)} (pods here carry {', '.join(carried) or 'no labels'})"
 
 
 def test_endpoint_slices_have_ready_endpoints(cluster_reads, evidence):

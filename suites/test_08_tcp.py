@@ -33,8 +33,7 @@ def describe_failures(results: list[tcp.TcpResult]) -> str:
 
 def test_every_resolved_address_accepts_connections(target, dns, reachability_settings, shared_results, evidence):
     addresses = [target.host] if target.is_ip else list(dns.addresses)
-    if not addresses:
-        pytest.fail(f"{target.host} did not resolve: no address to connect to (see section dns)", pytrace=False)
+    assert addresses, f"{target.host} did not resolve: no address to connect to (see section dns)"
     results = connect_all(target, addresses, reachability_settings, shared_results)
     for result in results:
         evidence.record("tcp", {**result.to_evidence(), "source": "dns"})

@@ -60,18 +60,17 @@ def test_health_through_the_service_proxy(cluster, api_service, reachability_set
     port = api_service.ports[0] if api_service.ports else None
     if port is None:
         pytest.skip(f"Service {api_service.name} has no ports")
+    error, response = None, None
     try:
         response = cluster.proxy_get(api_service.name, port.get("name") or port["port"],
                                      reachability_settings.health_path)
-    except ClusterError as error:
-        pytest.fail(f"service proxy to {api_service.name}: {error.message}", pytrace=False)
+    except ClusterError as failure:
+        error = failure
+    assert error is None, f"service proxy to {api_service.name}: {error.message}"
     evidence.record("in_cluster_health", response)
-    if response.no_endpoints:
-        pytest.fail(f"in-cluster GET {response.path} via Service {api_service.name}:{response.port}: no endpoints "
-                    f"available ({response.error}); expected a ready pod to answer 200", pytrace=False)
-    assert response.ok, (
-        f"in-cluster GET {response.path} via Service {api_service.name}:{response.port} got "
-        f"{response.status} {response.error or response.body[:80]!r}; expected 2xx/3xx")
+    where = f"in-cluster GET {response.path} via Service {api_service.name}:{response.port}"
+    assert not response.no_endpoints, f"{where}: {response.error}; expected a ready pod to answer 200"
+    assert response.ok, f"{where} got {response.status} {response.error or response.body[:80]!r}; expected 2xx/3xx"
 
 
 def test_api_pod_logs_are_readable(cluster, cluster_reads, target_service, reachability_settings, evidence):
