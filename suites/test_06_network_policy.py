@@ -83,7 +83,10 @@ def test_network_policies_admit_edge_traffic_to_api_pods(cluster_reads, target_s
     policies = cluster_reads.network_policies()
     for policy in policies:
         evidence.record("network_policy", policy)
-    controllers = cluster_reads.ingress_controller_pods()
+    try:
+        controllers = cluster_reads.ingress_controller_pods()
+    except pytest.skip.Exception:  # not allowed to see them: policies are judged on open rules and ipBlocks alone
+        controllers = []
     blocked = []
     for pod in pods:
         evidence.record("pod", pod)
