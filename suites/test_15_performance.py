@@ -117,7 +117,11 @@ class ProgressLine:
         self.last_line = line
         with self._paused_capture():
             if not self.started:
-                self.reporter.ensure_newline()
+                # Start on a line of our own: after the test's name (-v) or the progress dots (-q).
+                writer = getattr(self.reporter, "_tw", None)
+                if getattr(writer, "width_of_current_line", 0):
+                    self.reporter.write("\n")
+                self.reporter.currentfspath = None
                 self.started = True
             if self.isatty:
                 self.reporter.rewrite(line)

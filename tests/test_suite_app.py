@@ -9,9 +9,12 @@ prints how many results the sandbox API still holds at the end, to prove the sto
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -267,3 +270,46 @@ def test_invalid_application_config_is_reported_in_one_line(pytester: pytest.Pyt
     line = '[tool.reachability.performance] requests: expected a positive integer <= 100000, got "lots"'
     assert line in result.stdout.str() + result.stderr.str()
     assert result.ret != 0
+
+
+HIDE_PSYCOPG = '''
+import sys
+
+
+def pytest_configure(config):
+    sys.modules["psycopg"] = None  # as if the optional driver were not installed
+'''
+
+
+def test_direct_database_check_names_the_extra_when_the_driver_is_missing(pytester: pytest.Pytester,
+                                                                           monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("REACHABILITY_DATABASE_DSN", "postgresql://app:secret@127.0.0.1:1/app")
+    scenario = scenario_file(pytester, "simulated-database", "postgres: false\n")
+    pytester.makepyfile(hide_psycopg=HIDE_PSYCOPG)
+    result = run_suite(pytester, "--sandbox", str(scenario), "-p", "hide_psycopg", "-k", "test_12_database")
+    assert outcomes_of(result)["test_12_database.py::test_database_answers_select_1_directly"] == "SKIPPED"
+    assert "the PostgreSQL driver psycopg is not installed: pip install pytest-reachability[postgres]" in (
+        result.stdout.str())
+
+
+def test_direct_database_check_failure_is_one_line_without_the_password(pytester: pytest.Pytester,
+                                                                          monkeypatch: pytest.MonkeyPatch):
+    pytest.importorskip("psycopg", reason="pip install pytest-reachability[postgres]")
+    with refusing_port() as port:
+        monkeypatch.setenv("REACHABILITY_DATABASE_DSN", f"postgresql://app:s3cret-pw@127.0.0.1:{port}/app")
+        scenario = scenario_file(pytester, "simulated-database", "postgres: false\n")
+        result = run_suite(pytester, "--sandbox", str(scenario), "-k", "test_12_database")
+    outcomes = outcomes_of(result)
+    assert outcomes["test_12_database.py::test_api_reports_database_healthy"] == "PASSED"
+    assert outcomes["test_12_database.py::test_database_answers_select_1_directly"] == "FAILED"
+    result.stdout.re_match_lines([
+        rf"^postgresql://127\.0\.0\.1:{port}/app: .*(refused|failed).*; expected SELECT 1 to answer within 5 s$"])
+    assert "s3cret-pw" not in result.stdout.str() + result.stderr.str()
+
+
+@contextlib.contextmanager
+def refusing_port() -> Iterator[int]:
+    """A loopback port that refuses connections (bound, never listening) for as long as it is held."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
