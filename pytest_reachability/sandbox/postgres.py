@@ -164,7 +164,8 @@ class PostgresServer:
         self.version = (self.bindir.parent.name if self.bindir.parent.name[:1].isdigit() else "")
         self._run(
             [str(self.bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth-local=trust",
-             "--auth-host=scram-sha-256", "-E", "UTF8", "--no-locale", "--no-sync", "--no-instructions"],
+             "--auth-host=scram-sha-256", "-E", "UTF8", "--no-locale", "--no-sync", "--no-instructions",
+             "--wal-segsize=1"],  # 1 MB WAL segments: less to write for a cluster that lives minutes
             owner, deadline, "initdb",
         )
         # A port picked free may be taken before the server binds it: try a few.
