@@ -99,8 +99,8 @@ def test_no_pod_pending(cluster_reads):
 def test_containers_are_not_restarting(cluster_reads, reachability_settings):
     table = reachability_settings.tables.get("cluster", {})
     limit = table.get("max_restarts", DEFAULT_MAX_RESTARTS) if isinstance(table, dict) else DEFAULT_MAX_RESTARTS
-    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
-        pytest.fail(f"[tool.reachability.cluster] max_restarts must be a whole number >= 0, got {limit!r}", pytrace=False)
+    assert isinstance(limit, int) and not isinstance(limit, bool) and limit >= 0, (
+        f"[tool.reachability.cluster] max_restarts must be a whole number >= 0, got {limit!r}")
     restarting = [
         f"{pod.name} restarted {pod.restarts} times"
         + (f" (last exit: {', '.join(pod.terminated_reasons)})" if pod.terminated_reasons else "")
