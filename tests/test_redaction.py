@@ -3,12 +3,13 @@ every output on (terminal -rA, JUnit, HTML, JSON, incident report; serial and -n
 
 from __future__ import annotations
 
+import shutil
 import textwrap
 from pathlib import Path
 
 import pytest
 import yaml
-from test_diagnosis_rules import run_builtin_suite
+from test_diagnosis_rules import SUITES, run_builtin_suite
 
 from pytest_reachability.config import resolve_settings
 from pytest_reachability.redact import MASK, Redactor, collect_secrets, kubeconfig_secrets, redact
@@ -142,20 +143,27 @@ def test_no_secret_reaches_any_output(tmp_path, sandbox_info, workers):
     secrets = [target_password, kube_token, "hdrTok-9f8e7d6c5b", "urlTok-1a2b3c4d", "cookieVal-5e6f7a8b", "dsnPw-77aa88bb"]
     env = {**info.environment(), **seeded}
     del env["REACHABILITY_TARGET"]
-    (tmp_path / "suites").mkdir()
+    shutil.copytree(SUITES, tmp_path / "suites", ignore=shutil.ignore_patterns("__pycache__"))
     (tmp_path / "suites" / "test_99_leaky.py").write_text(LEAKY_TEST)
+    # A collection error whose message carries a secret.
+    (tmp_path / "suites" / "test_98_broken.py").write_text(
+        "import os\nraise RuntimeError('cannot start: Authorization: Bearer ' + os.environ['LEAK_A'])\n")
     args = ["--target", f"http://user:{target_password}@97v.test:{info.edge_port}",
             "--html", "out/report.html", "--self-contained-html", "--junitxml", "out/junit.xml",
-            "--results-json", "out/results.json", "--incident-report", "out/incident.md", "-rA", "--log-level=INFO"]
+            "--results-json", "out/results.json", "--incident-report", "out/incident.md", "-rA", "--log-level=INFO", "--log-cli-level=WARNING",
+            "--log-file", "out/run.log", "--continue-on-collection-errors"]
     if workers:
         args += ["-n", workers]
     run = run_builtin_suite(tmp_path, *args, env=env)
     assert run.returncode == 1, run.stdout[-3000:] + run.stderr[-2000:]
+    assert "RuntimeError: cannot start: Authorization: ***" in run.stdout
+    assert "BLOCKED suites/test_12_database.py::" in run.stdout  # the built-in suite ran too
     assert "test_fails_with_secrets_everywhere" in run.stdout and "PASSED suites/test_99_leaky.py::test_passes_and_prints_secrets" in run.stdout
     outputs = {"terminal": run.stdout + run.stderr}
     for path in sorted((tmp_path / "out").iterdir()):
         outputs[path.name] = path.read_text(errors="replace")
-    assert set(outputs) == {"terminal", "report.html", "junit.xml", "results.json", "incident.md"}
+    assert set(outputs) == {"terminal", "report.html", "junit.xml", "results.json", "incident.md", "run.log"}
+    assert "GET https://api.example.com/x?token=***&page=2" in outputs["run.log"]
     for name, text in outputs.items():
         leaked = [s for s in secrets if s in text]
         assert not leaked, f"{name} leaks {leaked}"

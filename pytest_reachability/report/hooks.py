@@ -4,6 +4,7 @@ the incident report and the JSON results, and redaction of everything written.""
 from __future__ import annotations
 
 import dataclasses
+import logging
 import shlex
 import time
 from typing import Any
@@ -58,7 +59,32 @@ def rerun_command(config: pytest.Config) -> str:
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    session.config.stash[STARTED] = time.time()
+    config = session.config
+    config.stash[STARTED] = time.time()
+    # Live logs (--log-cli-level) and --log-file are written as they happen, not from reports: mask them at the handler.
+    logging_plugin = config.pluginmanager.get_plugin("logging-plugin")
+    for name in ("log_cli_handler", "log_file_handler"):
+        handler = getattr(logging_plugin, name, None)
+        if isinstance(handler, logging.Handler):
+            handler.addFilter(RedactingLogFilter(redactor_of(config)))
+
+
+class RedactingLogFilter(logging.Filter):
+    """Masks the formatted message of every record a handler writes."""
+
+    def __init__(self, redact: Redactor) -> None:
+        super().__init__()
+        self.redact = redact
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken record is logging's problem to report, not ours
+            return True
+        masked = self.redact(message)
+        if masked != message:
+            record.msg, record.args = masked, ()
+        return True
 
 
 @pytest.hookimpl(trylast=True)
@@ -158,6 +184,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Any:
+    """Collection errors print source and messages too."""
+    report = yield
+    redact_report(report, redactor_of(collector.config))
+    return report
+
+
 def redact_report(report: Any, redact: Redactor) -> None:
     """Mask secrets in everything of a report that outputs print: longrepr, captured sections, properties, evidence."""
     longrepr = report.longrepr
@@ -168,7 +202,8 @@ def redact_report(report: Any, redact: Redactor) -> None:
     elif longrepr is not None:
         _scrub(longrepr, redact, 0)
     report.sections = [(title, redact(content)) for title, content in report.sections]
-    report.user_properties = [(name, redact(value)) for name, value in report.user_properties]
+    if hasattr(report, "user_properties"):
+        report.user_properties = [(name, redact(value)) for name, value in report.user_properties]
     if getattr(report, "reachability_evidence", None):
         report.reachability_evidence = redact(report.reachability_evidence)
     if isinstance(getattr(report, "wasxfail", None), str):
