@@ -80,17 +80,16 @@ def record(evidence, check: str, ok: bool, observed: Any, expected: Any, url: st
 
 
 def field_of(answer: HealthAnswer, path: str, want: str) -> Any:
-    """The value at ``path`` of a 2xx JSON health body; fails in one line otherwise."""
+    """The value at ``path`` of a 2xx JSON health body; an AssertionError in one line otherwise."""
     where = f"GET {answer.url}"
     if answer.error is not None:
-        pytest.fail(f"{where} failed: {answer.error}; expected {want}", pytrace=False)
+        raise AssertionError(f"{where} failed: {answer.error}; expected {want}")
     if answer.status is None or not 200 <= answer.status < 300:
-        pytest.fail(f"{where} answered {answer.status}; expected 200 with {want}", pytrace=False)
+        raise AssertionError(f"{where} answered {answer.status}; expected 200 with {want}")
     if not isinstance(answer.document, (dict, list)):
-        pytest.fail(f"{where} answered a body that is not JSON ({answer.text[:80]!r}); expected {want}", pytrace=False)
+        raise AssertionError(f"{where} answered a body that is not JSON ({answer.text[:80]!r}); expected {want}")
     found, value = json_path_get(answer.document, path)
-    if not found:
-        pytest.fail(f"{where}: {path} is missing from the body; expected {want}", pytrace=False)
+    assert found, f"{where}: {path} is missing from the body; expected {want}"
     return value
 
 
@@ -100,14 +99,13 @@ def test_api_reports_database_healthy(health_answer, database_config, evidence):
     want = f"{config.field} = {shown(config.expect)}"
     try:
         value = field_of(health_answer, config.field, want)
-    except pytest.fail.Exception:
+    except AssertionError:
         record(evidence, "api reports database healthy", False, health_answer.error or health_answer.status,
                config.expect, health_answer.url, health_answer.ms)
         raise
     ok = value == config.expect
     record(evidence, "api reports database healthy", ok, value, config.expect, health_answer.url, health_answer.ms)
-    if not ok:
-        pytest.fail(f"GET {health_answer.url}: {config.field} is {shown(value)}, expected {shown(config.expect)}", pytrace=False)
+    assert ok, f"GET {health_answer.url}: {config.field} is {shown(value)}, expected {shown(config.expect)}"
 
 
 def test_api_reports_database_latency_within_limit(health_answer, database_config, evidence):
@@ -117,12 +115,11 @@ def test_api_reports_database_latency_within_limit(health_answer, database_confi
     want = f"{config.latency_field} <= {config.max_latency_ms:g} ms"
     value = field_of(health_answer, config.latency_field, want)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        pytest.fail(f"GET {health_answer.url}: {config.latency_field} is {shown(value)}, expected a number of milliseconds",
-                    pytrace=False)
+        raise AssertionError(
+            f"GET {health_answer.url}: {config.latency_field} is {shown(value)}, expected a number of milliseconds")
     ok = value <= config.max_latency_ms
     record(evidence, "api reports database latency", ok, value, config.max_latency_ms, health_answer.url, health_answer.ms)
-    if not ok:
-        pytest.fail(f"GET {health_answer.url}: {config.latency_field} is {value:g} ms, expected <= {config.max_latency_ms:g} ms", pytrace=False)
+    assert ok, f"GET {health_answer.url}: {config.latency_field} is {value:g} ms, expected <= {config.max_latency_ms:g} ms"
 
 
 def test_database_answers_select_1_directly(database_config, reachability_settings, evidence):
@@ -140,8 +137,8 @@ def test_database_answers_select_1_directly(database_config, reachability_settin
     try:
         parts = conninfo_to_dict(dsn)
     except psycopg.Error:
-        pytest.fail(f"{config.dsn_env} does not hold a PostgreSQL DSN (postgresql://user:password@host:port/db)",
-                    pytrace=False)
+        raise AssertionError(
+            f"{config.dsn_env} does not hold a PostgreSQL DSN (postgresql://user:password@host:port/db)") from None
     where = f"postgresql://{parts.get('host', 'localhost')}:{parts.get('port', 5432)}/{parts.get('dbname', '')}"
     timeout = max(1, math.ceil(reachability_settings.probe_timeout))
     started = time.perf_counter()
@@ -153,12 +150,10 @@ def test_database_answers_select_1_directly(database_config, reachability_settin
         ms = round((time.perf_counter() - started) * 1000, 1)
         message = " ".join(str(error).split()) or type(error).__name__
         record(evidence, "database answers directly", False, message, "SELECT 1 = 1", where, ms)
-        pytest.fail(f"{where}: {message}; expected SELECT 1 to answer within {timeout} s", pytrace=False)
+        raise AssertionError(f"{where}: {message}; expected SELECT 1 to answer within {timeout} s") from None
     ms = round((time.perf_counter() - started) * 1000, 1)
     ok = row is not None and row[0] == 1
     within = config.max_latency_ms is None or ms <= config.max_latency_ms
     record(evidence, "database answers directly", ok and within, row[0] if row else None, 1, where, ms)
-    if not ok:
-        pytest.fail(f"{where}: SELECT 1 returned {row!r}, expected 1", pytrace=False)
-    if not within:
-        pytest.fail(f"{where}: connect and SELECT 1 took {ms:g} ms, expected <= {config.max_latency_ms:g} ms", pytrace=False)
+    assert ok, f"{where}: SELECT 1 returned {row!r}, expected 1"
+    assert within, f"{where}: connect and SELECT 1 took {ms:g} ms, expected <= {config.max_latency_ms:g} ms"

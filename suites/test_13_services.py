@@ -55,8 +55,7 @@ def test_dependent_services_answer_through_the_target(services_config, http, evi
                                       "ms": ms})
         if not ok:
             problems.append(f"{service.name}: GET {url} answered {observed}, expected {expected_text(service.expect_status)}")
-    if problems:
-        pytest.fail("; ".join(problems), pytrace=False)
+    assert not problems, "; ".join(problems)
 
 
 @pytest.mark.requires("cluster-access")
@@ -70,7 +69,7 @@ def test_dependent_services_answer_inside_the_cluster(services_config, request, 
         try:
             answer = cluster.proxy_get(service.service, service.port, service.inside_path, service.namespace)
         except ClusterError as error:
-            pytest.fail(f"{service.name}: service proxy refused: {error.message}", pytrace=False)
+            raise AssertionError(f"{service.name}: service proxy refused: {error.message}") from None
         where = f"service proxy {answer.namespace}/{service.service}:{service.port}{answer.path}"
         observed = answer.error if answer.error and answer.no_endpoints else answer.status
         ok = answer.error is None and answer.status in service.expect_status
@@ -80,5 +79,4 @@ def test_dependent_services_answer_inside_the_cluster(services_config, request, 
         if not ok:
             detail = f"{answer.status} ({answer.error})" if answer.error else f"{answer.status}"
             problems.append(f"{service.name}: {where} answered {detail}, expected {expected_text(service.expect_status)}")
-    if problems:
-        pytest.fail("; ".join(problems), pytrace=False)
+    assert not problems, "; ".join(problems)

@@ -55,8 +55,7 @@ class StepCheck:
     def __call__(self, ok: bool, observed: object, expected: object, problem: str) -> None:
         self.evidence.record("app_check", {"section": "integration", "check": self.label, "ok": ok,
                                            "observed": observed, "expected": expected, "url": self.url, "ms": self.ms})
-        if not ok:
-            pytest.fail(f"{self.label}: {self.request_line} {problem}", pytrace=False)
+        assert ok, f"{self.label}: {self.request_line} {problem}"
 
 
 def test_integration_flow_completes_in_order(integration_config, http, evidence):
@@ -77,7 +76,7 @@ def test_integration_flow_completes_in_order(integration_config, http, evidence)
             message = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
             evidence.record("app_check", {"section": "integration", "check": label, "ok": False, "observed": message,
                                           "expected": list(step.expect_status), "url": url, "ms": None})
-            pytest.fail(f"{label}: {step.method} {url} failed: {message}", pytrace=False)
+            raise AssertionError(f"{label}: {step.method} {url} failed: {message}") from None
         check = StepCheck(evidence, label, f"{step.method} {url}", url, round((time.perf_counter() - started) * 1000, 1))
         check(response.status_code in step.expect_status, response.status_code, list(step.expect_status),
               f"answered {response.status_code}, expected {' or '.join(map(str, step.expect_status))} "

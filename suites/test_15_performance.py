@@ -59,7 +59,7 @@ class LoadResult:
     concurrency: int
     completed: int = 0
     errors: int = 0
-    latencies_ms: list[float] = field(default_factory=list)  # of requests that got an answer
+    latencies_ms: list[float] = field(default_factory=list, repr=False)  # of requests that got an answer
     error_kinds: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     deadline_reached: bool = False
@@ -205,9 +205,9 @@ def load_result(performance_config, target, reachability_settings, request) -> L
 
 
 def require_finished(result: LoadResult, config) -> None:
-    if result.deadline_reached:
-        pytest.fail(f"GET {result.url}: only {result.completed} of {result.requests} requests finished within the "
-                    f"{config.deadline_s:g}s deadline (deadline-s)", pytrace=False)
+    finished = not result.deadline_reached
+    assert finished, (f"GET {result.url}: only {result.completed} of {result.requests} requests finished within the "
+                      f"{config.deadline_s:g}s deadline (deadline-s)")
 
 
 def test_latency_percentiles_within_thresholds(load_result, performance_config, evidence):
@@ -215,15 +215,13 @@ def test_latency_percentiles_within_thresholds(load_result, performance_config, 
     config = performance_config
     require_finished(load_result, config)
     figures = load_result.percentiles()
-    if figures["p95_ms"] is None:
-        pytest.fail(f"GET {load_result.url}: none of {load_result.completed} requests was answered "
-                    f"({load_result.error_kinds})", pytrace=False)
+    answered = figures["p95_ms"] is not None
+    assert answered, f"GET {load_result.url}: none of {load_result.completed} requests was answered ({load_result.error_kinds})"
     over = [f"{name[:3]} {figures[name]:g} ms > {limit:g} ms"
             for name, limit in (("p95_ms", config.p95_ms), ("p99_ms", config.p99_ms))
             if limit is not None and figures[name] > limit]
-    if over:
-        pytest.fail(f"GET {load_result.url} x{load_result.completed} at concurrency {load_result.concurrency}: "
-                    f"{', '.join(over)} (p50 {figures['p50_ms']:g} ms)", pytrace=False)
+    assert not over, (f"GET {load_result.url} x{load_result.completed} at concurrency {load_result.concurrency}: "
+                      f"{', '.join(over)} (p50 {figures['p50_ms']:g} ms)")
 
 
 def test_error_rate_within_limit(load_result, performance_config, evidence):
@@ -231,7 +229,6 @@ def test_error_rate_within_limit(load_result, performance_config, evidence):
     config = performance_config
     require_finished(load_result, config)
     kinds = ", ".join(f"{kind} x{count}" for kind, count in sorted(load_result.error_kinds.items()))
-    if load_result.error_rate > config.max_error_rate:
-        pytest.fail(f"GET {load_result.url}: {load_result.errors} of {load_result.completed} requests failed "
-                    f"({load_result.error_rate:.1%}: {kinds}), expected at most {config.max_error_rate:.1%}",
-                    pytrace=False)
+    within = load_result.error_rate <= config.max_error_rate
+    assert within, (f"GET {load_result.url}: {load_result.errors} of {load_result.completed} requests failed "
+                    f"({load_result.error_rate:.1%}: {kinds}), expected at most {config.max_error_rate:.1%}")

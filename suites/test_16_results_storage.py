@@ -128,18 +128,16 @@ def test_result_written_reads_back_unchanged(round_trip, storage_config, evidenc
     assert write is not None
     wrote = write.status in config.write_status
     record(evidence, "write", wrote, write.error or write.status, list(config.write_status), write)
-    if not wrote:
-        pytest.fail(f"POST {write.url} {write.answered()}, expected {statuses(config.write_status)}", pytrace=False)
-    if trip.problems:
-        pytest.fail(f"POST {write.url}: {'; '.join(trip.problems)}", pytrace=False)
+    assert wrote, f"POST {write.url} {write.answered()}, expected {statuses(config.write_status)}"
+    problems = trip.problems
+    assert not problems, f"POST {write.url}: {'; '.join(problems)}"
     read = trip.read
     assert read is not None
     read_ok = read.status in config.read_status
     record(evidence, "read back", read_ok, read.error or read.status, list(config.read_status), read)
-    if not read_ok:
-        pytest.fail(f"GET {read.url} {read.answered()}, expected {statuses(config.read_status)} with the result written", pytrace=False)
+    assert read_ok, f"GET {read.url} {read.answered()}, expected {statuses(config.read_status)} with the result written"
     if not isinstance(read.document, dict):
-        pytest.fail(f"GET {read.url} answered a body that is not a JSON object: {read.text[:80]!r}", pytrace=False)
+        raise AssertionError(f"GET {read.url} answered a body that is not a JSON object: {read.text[:80]!r}")
     differences = []
     for key, sent in trip.payload.items():
         if key not in read.document:
@@ -147,8 +145,7 @@ def test_result_written_reads_back_unchanged(round_trip, storage_config, evidenc
         elif read.document[key] != sent:
             differences.append(f"{key}={json.dumps(read.document[key])} (wrote {json.dumps(sent)})")
     record(evidence, "read back unchanged", not differences, read.document, trip.payload, read)
-    if differences:
-        pytest.fail(f"GET {read.url} returned a different result: {', '.join(differences)}", pytrace=False)
+    assert not differences, f"GET {read.url} returned a different result: {', '.join(differences)}"
 
 
 def test_result_is_deleted_after_the_check(round_trip, storage_config, evidence):
@@ -160,11 +157,9 @@ def test_result_is_deleted_after_the_check(round_trip, storage_config, evidence)
     delete = trip.delete
     deleted = delete.status in config.delete_status
     record(evidence, "delete", deleted, delete.error or delete.status, list(config.delete_status), delete)
-    if not deleted:
-        pytest.fail(f"DELETE {delete.url} {delete.answered()}, expected {statuses(config.delete_status)}", pytrace=False)
+    assert deleted, f"DELETE {delete.url} {delete.answered()}, expected {statuses(config.delete_status)}"
     gone = trip.read_after_delete
     assert gone is not None
     is_gone = gone.status in config.gone_status
     record(evidence, "gone after delete", is_gone, gone.error or gone.status, list(config.gone_status), gone)
-    if not is_gone:
-        pytest.fail(f"GET {gone.url} after DELETE {gone.answered()}, expected {statuses(config.gone_status)}", pytrace=False)
+    assert is_gone, f"GET {gone.url} after DELETE {gone.answered()}, expected {statuses(config.gone_status)}"
