@@ -188,10 +188,14 @@ def test_incident_report_reads_like_the_reference(incident_run):
     assert [t["rule"] for t in theories[:3]] == ["dns-not-loadbalancer", "duplicate-loadbalancers", "ingress-missing-rule"]
     port = info.edge_port
     assert f"curl -v --resolve 97v.test:{port}:127.0.10.57 http://97v.test:{port}/health   # exit 52" in text
-    tracker = next(t for t in tables(text) if t[0] == ["Test", "Section", "Blocked by", "Reason"])
+    tracker = next(t for t in tables(text) if t[0] == ["Section", "Blocked", "Blocked by", "Tests"])
     blocked_in_details = [row for t in tables(text) if t[0] == ["Test", "Outcome", "Detail"] for row in t[2:] if row[1] == "⏸️ BLOCKED"]
-    assert len(tracker) - 2 == len(blocked_in_details) > 0
+    assert sum(int(row[1]) for row in tracker[2:]) == len(blocked_in_details) > 0
+    assert [row[0].strip("*") for row in tracker[2:]] == ["database", "services", "integration", "performance", "results-storage"]
     assert all(row[2] == "api-health" for row in tracker[2:])
+    assert "**Blocked by `api-health`:** GET /health failed on 127.0.10.57" in text
+    assert f"- [ ] `dig @{info.resolvers[0].split(':')[0]} -p {info.resolvers[0].split(':')[1]} 97v.test +short` → expect 127.0.10.53" in text
+    assert "- [ ] `kubectl -n production get ingress` → expect a rule for host 97v.test" in text
     assert "`pytest -p no:cacheprovider suites --incident-report reports/incident.md --results-json reports/r.json -q`" in text
     assert "kubectl -n production delete svc api-service" in text
 
@@ -246,5 +250,6 @@ def test_history_summary_reaches_timeline_and_terminal(pytester):
     assert "| 2025-12-08 07:00:00 UTC (run 41) | previous run (health 100%, passed) |" in text
     assert "| 2025-12-08 08:00:00 UTC | failing since this run |" in text
     assert "| this run | newly failing: test_x.py::test_health |" in text
-    assert "| test_x.py::test_db | database | api-health | blocked by api-health: empty reply |" in text
+    assert "| **database** | 1 | api-health | test_db |" in text
+    assert "**Blocked by `api-health`:** empty reply" in text
     assert_valid_tables(text)

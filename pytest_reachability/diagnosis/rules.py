@@ -135,7 +135,9 @@ def dns_not_loadbalancer(facts: Facts) -> Theory | None:
         f"Update the DNS A record of {name}: replace {', '.join(stray)} with {good_address} ({_owner_phrase(good_service)})",
         f"{dig(name, _dns_resolvers(facts)[0])}  # expect {good_address} once the TTL has passed",
     ]
-    return Theory("dns-not-loadbalancer", title, confidence, evidence, confirm, fix, subjects=stray)
+    verify = [f"{dig(name, r)}  # expect {good_address}" for r in _dns_resolvers(facts)]
+    verify.append(f"{curl(ctx, good_address)}  # expect HTTP 200 from the address DNS now answers")
+    return Theory("dns-not-loadbalancer", title, confidence, evidence, confirm, fix, subjects=stray, verify=verify)
 
 
 def _owner_phrase(owner: str) -> str:
@@ -217,7 +219,8 @@ def loadbalancer_pending(facts: Facts) -> Theory | None:
         kubectl(facts.context, f"get svc {name} -w") + "  # until EXTERNAL-IP is set",
         f"Point the DNS record of {facts.context.host or 'the target'} at the new address",
     ]
-    return Theory("loadbalancer-pending", title, confidence, evidence, confirm, fix, subjects=[f"Service/{name}"])
+    verify = [kubectl(facts.context, f"get svc {name} -o jsonpath='{{.status.loadBalancer.ingress[*].ip}}'") + "  # expect an address"]
+    return Theory("loadbalancer-pending", title, confidence, evidence, confirm, fix, subjects=[f"Service/{name}"], verify=verify)
 
 
 def duplicate_loadbalancers(facts: Facts) -> Theory | None:
@@ -252,7 +255,9 @@ def duplicate_loadbalancers(facts: Facts) -> Theory | None:
     confirm = [kubectl(facts.context, "get svc -o wide")]
     confirm += [kubectl(facts.context, f"describe svc {s.get('name')}") for s in duplicates]
     fix = [kubectl(facts.context, f"delete svc {s.get('name')}") + "  # after checking nothing else uses it" for s in others]
-    return Theory("duplicate-loadbalancers", title, confidence, evidence, confirm, fix, subjects=[s.get("name") for s in duplicates])
+    verify = [kubectl(facts.context, "get svc -o wide") + f"  # expect one LoadBalancer for these pods: {keep.get('name')}"]
+    return Theory("duplicate-loadbalancers", title, confidence, evidence, confirm, fix,
+                  subjects=[s.get("name") for s in duplicates], verify=verify)
 
 
 def service_in_other_namespace(facts: Facts) -> Theory | None:
@@ -397,7 +402,8 @@ def ingress_missing_rule(facts: Facts) -> Theory | None:
         f"        backend:\n          service:\n            name: {backend}\n            port:\n              number: {port}\nEOF"
     )
     fix = [manifest, "or, if the LoadBalancer Service is meant to serve the host directly, point DNS at it and ignore the controller"]
-    return Theory("ingress-missing-rule", title, confidence, evidence, confirm, fix, subjects=[host])
+    verify = [kubectl(facts.context, "get ingress") + f"  # expect a rule for host {host}"]
+    return Theory("ingress-missing-rule", title, confidence, evidence, confirm, fix, subjects=[host], verify=verify)
 
 
 def ingress_backend_missing(facts: Facts) -> Theory | None:

@@ -24,6 +24,7 @@ class Theory:
     confirm: list[str] = field(default_factory=list)
     fix: list[str] = field(default_factory=list)
     subjects: list[str] = field(default_factory=list)  # addresses / objects it is about, for contradiction checks
+    verify: list[str] = field(default_factory=list)  # after the fix: "command  # expect ...", for the checklist
 
     def __post_init__(self) -> None:
         self.confidence = round(max(0.0, min(0.99, float(self.confidence))), 2)
@@ -31,6 +32,7 @@ class Theory:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("subjects")
+        data.pop("verify")
         return data
 
     @classmethod

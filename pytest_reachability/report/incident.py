@@ -273,10 +273,22 @@ def render_incident_report(
     add("## 📊 Blocked tests tracker")
     add("")
     if blocked:
-        add("| Test | Section | Blocked by | Reason |")
-        add("|:-----|:--------|:-----------|:-------|")
+        gates: dict[str, str] = {}
         for test in blocked:
-            add(f"| {escape_cell(test.nodeid)} | {escape_cell(test.section)} | {escape_cell(test.blocked_by)} | {escape_cell(test.reason)} |")
+            gate = test.blocked_by or "?"
+            gates.setdefault(gate, test.reason.removeprefix(f"blocked by {gate}: "))
+        for gate, why in gates.items():
+            add(f"**Blocked by {_code(gate)}:** {why}")
+            add("")
+        add("| Section | Blocked | Blocked by | Tests |")
+        add("|:--------|:-------:|:-----------|:------|")
+        by_section: dict[str, list[TestResult]] = {}
+        for test in blocked:
+            by_section.setdefault(test.section, []).append(test)
+        for section, tests in by_section.items():
+            names = "\n".join(t.nodeid.split("::", 1)[-1] for t in tests)
+            gates_of = ", ".join(sorted({t.blocked_by or "?" for t in tests}))
+            add(f"| **{escape_cell(section)}** | {len(tests)} | {escape_cell(gates_of)} | {escape_cell(names)} |")
         add("")
         total = len(results.tests)
         add(f"**Total blocked:** {len(blocked)} of {total} tests ({round(100 * len(blocked) / total)}% of the run); they run once the gate passes.")
@@ -301,7 +313,7 @@ def render_incident_report(
     add("## ✅ Verification checklist (after the fix)")
     add("")
     for line in _checklist(theories):
-        add(f"- [ ] {_code(line)}")
+        add(f"- [ ] {_checklist_item(line)}")
     add(f"- [ ] {_code(context.rerun_command)} — re-run the verification; every section should PASS")
     add("")
     add("---")
@@ -336,10 +348,16 @@ def _observations(tests: Iterable[TestResult]) -> tuple[list[str], list[str]]:
             seen.add(text)
             lines.append(text)
 
+    tests = list(tests)
+    # A shared probe is recorded once without a source and again by the section that knows its source.
+    sourced = {(r.get("kind"), (r.get("data") or {}).get("address"), (r.get("data") or {}).get("port"))
+               for t in tests for r in t.evidence if isinstance(r.get("data"), Mapping) and r["data"].get("source")}
     for test in tests:
         for record in test.evidence:
             kind, data = record.get("kind"), record.get("data") or {}
             if not isinstance(data, Mapping):
+                continue
+            if not data.get("source") and (kind, data.get("address"), data.get("port")) in sourced:
                 continue
             text = _observation(kind, data)
             if text:
@@ -371,7 +389,7 @@ def _observation(kind: str | None, data: Mapping[str, Any]) -> str | None:
         phases = data.get("phases") or {}
         plain = data.get("scheme") == "http"
         timing = ", ".join(f"{k} {v:.1f} ms" for k, v in phases.items()
-                           if isinstance(v, (int, float)) and k != "total" and not (plain and k == "tls"))
+                           if isinstance(v, (int, float)) and v > 0 and k != "total" and not (plain and k == "tls"))
         name = {"http_probe": "HTTP", "tcp": "TCP", "tls": "TLS"}[kind]
         return f"{name} {label} {where}: {result}" + (f" ({timing})" if timing else "")
     if kind == "service":
@@ -427,9 +445,18 @@ def _command_block(lines: Sequence[str]) -> list[str]:
 
 
 def _checklist(theories: Sequence[Any]) -> list[str]:
-    if not theories:
-        return []
-    return [c for c in theories[0].confirm if _is_command(c) and "\n" not in c]
+    """Checklist items for the actionable theories: their verify lines, else their one-line confirm commands."""
+    items: list[str] = []
+    actionable = [t for t in theories if t.confidence >= 0.4] or list(theories[:1])
+    for theory in actionable:
+        lines = getattr(theory, "verify", None) or [c for c in theory.confirm if _is_command(c) and "\n" not in c]
+        items += [line for line in lines if line not in items]
+    return items
+
+
+def _checklist_item(line: str) -> str:
+    command, _, expect = line.partition("  # ")
+    return f"{_code(command)} → {expect}" if expect else _code(command)
 
 
 def _timeline(results: RunResults, context: IncidentContext, top: Any) -> list[tuple[str, str]]:
