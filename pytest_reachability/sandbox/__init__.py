@@ -28,6 +28,7 @@ import shutil
 import socket
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -163,7 +164,7 @@ class Sandbox:
         scenario = self.scenario
         self._state_dir = tempfile.mkdtemp(prefix=f"reachability-sandbox-{scenario.name}-")
         state = Path(self._state_dir)
-        # PostgreSQL's initdb takes most of a second: it runs while the other servers start.
+        # PostgreSQL's initdb takes 0.6-4 s (idle to busy machine): it runs while the other servers start.
         database_start = self._start_postgres()
         self.certificates = certificates = write_sandbox_certificates(state / "pki", scenario.target.host)
 
@@ -231,7 +232,7 @@ class Sandbox:
             database=database,
         )
 
-    def _start_postgres(self) -> Any:
+    def _start_postgres(self) -> Callable[[], tuple[str | None, str]]:
         """Start PostgreSQL on a thread; the returned callable waits for it and gives ``(dsn, description)``.
 
         A PostgreSQL that cannot run here leaves the database simulated, saying why; one that should run
