@@ -313,17 +313,21 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     item.stash[ITEM_EVIDENCE] = evidence
     evidence_mod.set_current(evidence)
     timeout = float(getattr(state.settings, "gate_timeout", 300.0) or 0.0) if state.worker else 0.0
+    skipped_gate = None
     for gate in state.plan.requires.get(item.nodeid, ()):
         # The wait for one gate is bounded once per worker, not once per dependent.
         deadline = state.gate_deadline.setdefault(gate, time.monotonic() + timeout)
         remaining = max(0.0, deadline - time.monotonic())
         result = state.store.wait_for(gate, state.plan.members.get(gate, ()), remaining, waited=timeout)
-        if result.state == PASSED:
-            continue
-        if result.state != SKIPPED:
+        if result.state == SKIPPED:
+            skipped_gate = skipped_gate or result
+        elif result.state != PASSED:
+            # A failed gate outweighs a skipped one: the test is BLOCKED whatever the order of its gates.
             item.stash[ITEM_BLOCKED] = result
             item.user_properties.append(("blocked_by", gate))
-        pytest.skip(result.reason)
+            pytest.skip(result.reason)
+    if skipped_gate is not None:
+        pytest.skip(skipped_gate.reason)
 
 
 def pytest_runtest_teardown(item: pytest.Item) -> None:

@@ -103,7 +103,10 @@ def failure_line(report: Any) -> str:
         return first_line(text.removeprefix("Skipped: "))
     crash = getattr(longrepr, "reprcrash", None)
     if crash is not None and getattr(crash, "message", None):
-        return first_line(str(crash.message).removeprefix("AssertionError: "))
+        message = str(crash.message)
+        for prefix in ("AssertionError: ", "Failed: "):
+            message = message.removeprefix(prefix)
+        return first_line(message)
     return first_line(str(longrepr).splitlines()[-1] if str(longrepr) else "")
 
 

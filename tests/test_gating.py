@@ -467,3 +467,25 @@ def test_dependent():
     )
     result = pytester.runpytest_subprocess("-n", "2", "--dist", "loadfile", "--gate-timeout", "1", "-rA", "-p", "no:cacheprovider", timeout=60)
     result.stdout.fnmatch_lines(["*BLOCKED test_dep.py::test_dependent - blocked by api-health: result unknown after waiting 1s*"])
+
+
+def test_failed_gate_outweighs_skipped_gate(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_gates="""
+import pytest
+
+@pytest.mark.gate("cluster-access")
+def test_cluster():
+    pytest.skip("no kubeconfig")
+
+@pytest.mark.gate("api-health")
+def test_health():
+    pytest.fail("empty reply")
+
+@pytest.mark.requires("cluster-access", "api-health")
+def test_both():
+    pass
+""",
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(["BLOCKED test_gates.py::test_both - blocked by api-health: empty reply"])
