@@ -243,11 +243,14 @@ def test_rule_fires_on_its_evidence_and_not_otherwise(rule, firing, quiet):
     assert rule(facts_of(*quiet)) is None, f"{rule.__name__} fired on evidence that does not show its fault"
 
 
-def test_ingress_tls_secret_missing_reads_the_ingress_sections_failure():
+@pytest.mark.parametrize("reason", [
+    "TLS secrets missing: production/letsencrypt-prod; expected the Secrets the Ingress names to exist",
+    "TLS secret letsencrypt-prod of Ingress api-ingress is missing",
+])
+def test_ingress_tls_secret_missing_reads_the_ingress_sections_failure(reason):
     facts = Facts([
         TestResult("suites/test_05_ingress.py::test_tls_secrets", section="ingress", outcome="failed",
-                   reason="TLS secret letsencrypt-prod of Ingress api-ingress is missing",
-                   evidence=[{"kind": "ingress", "data": ingress()}]),
+                   reason=reason, evidence=[{"kind": "ingress", "data": ingress()}]),
     ], RunContext(host="97v.test", namespace="production"))
     theory = R.ingress_tls_secret_missing(facts)
     assert theory is not None and "letsencrypt-prod" in theory.title

@@ -462,18 +462,20 @@ def ingress_class_missing(facts: Facts) -> Theory | None:
     return None
 
 
-_SECRET_MISSING = re.compile(r"secret\W+`?([a-z0-9.-]+)`?.*(missing|not found|does not exist)|(missing|no) (tls )?secret\W+`?([a-z0-9.-]+)", re.IGNORECASE)
+# "TLS secrets missing: production/letsencrypt-prod, ..." (the ingress section), or "secret X ... missing".
+_SECRETS_MISSING_LIST = re.compile(r"secrets? missing:\s*([\w./-]+)", re.IGNORECASE)
+_SECRET_MISSING = re.compile(r"secret\s+`?([a-z0-9][a-z0-9./-]*)`?[^;]*?(?:is missing|not found|does not exist)", re.IGNORECASE)
 
 
 def ingress_tls_secret_missing(facts: Facts) -> Theory | None:
     """An Ingress TLS section names a Secret the ingress section found missing."""
     for test in facts.failing_tests("ingress"):
-        match = _SECRET_MISSING.search(test.reason or "")
+        match = _SECRETS_MISSING_LIST.search(test.reason or "") or _SECRET_MISSING.search(test.reason or "")
         if not match:
             continue
-        secret = match.group(1) or match.group(4)
+        namespace, _, secret = match.group(1).rpartition("/")
         ingress = next((i for i in facts.of("ingress") if any(t.get("secret") == secret for t in i.get("tls") or [])), None)
-        namespace = (ingress or {}).get("namespace") or facts.context.namespace
+        namespace = namespace or (ingress or {}).get("namespace") or facts.context.namespace
         title = f"the TLS Secret `{secret}` of {('Ingress `' + ingress.get('name') + '`') if ingress else 'the Ingress'} does not exist: the controller serves its default certificate"
         evidence = [f"{test.nodeid}: {test.reason}"]
         confirm = [kubectl(facts.context, f"get secret {secret}", namespace), kubectl(facts.context, "get certificate", namespace)]
