@@ -6,6 +6,8 @@ Hooks only: the logic lives in ``config`` (settings), ``gating`` (sections, gate
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import shutil
 import tempfile
 import time
@@ -61,6 +63,7 @@ class RunState:
     sandbox: Any = None  # the running Sandbox, on the process that started it
     shared: Any = None  # fixtures.SharedResults
     app_config: Any = None  # appconfig.AppConfig, validated at configure time
+    environment_set: dict[str, str | None] = field(default_factory=dict)  # variables to remove at the end
     history_summary: dict | None = None  # set by report.history_hooks before the reports are written
     theories: list = field(default_factory=list)  # ranked diagnosis, set at session finish
     sandbox_info: Any = None
@@ -101,7 +104,25 @@ def pytest_configure(config: pytest.Config) -> None:
             resolvers=sandbox_info.resolvers,
             ca_bundle=sandbox_info.ca_bundle,
         )
+    environment_set: dict[str, str | None] = {}
+    if sandbox_info is not None:
+        # The scenario's application tables fill in what the user did not configure, table by table.
+        settings = dataclasses.replace(settings, tables={**sandbox_info.application, **settings.tables})
+        for name, value in sandbox_info.application_environment().items():
+            if name not in os.environ:
+                environment_set[name] = None
+                os.environ[name] = value
+    from .appconfig import AppConfigError, load_app_config
+
+    try:
+        app_config = load_app_config(settings.tables)
+    except AppConfigError as exc:
+        if sandbox is not None:
+            sandbox.stop()
+        raise pytest.UsageError(str(exc)) from None
     state = RunState(settings=settings, store=GateStore(), sandbox=sandbox, sandbox_info=sandbox_info)
+    state.app_config = app_config
+    state.environment_set = environment_set
     if worker_input is not None:
         state.worker = True
         if worker_input.get(STORE_INPUT_KEY):
@@ -162,6 +183,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if state.sandbox is not None:
         state.sandbox.stop()
         state.sandbox = None
+    for name in state.environment_set:
+        os.environ.pop(name, None)
     if state.store_dir is not None:
         shutil.rmtree(state.store_dir, ignore_errors=True)
 

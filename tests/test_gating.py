@@ -489,3 +489,12 @@ def test_both():
     )
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.stdout.fnmatch_lines(["BLOCKED test_gates.py::test_both - blocked by api-health: empty reply"])
+
+
+def test_invalid_application_table_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_plain="def test_x(): pass\n")
+    pytester.makepyprojecttoml('[tool.reachability.performance]\npath = "/health"\nrequests = "lots"\n')
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    errors = [line for line in result.errlines if line.startswith("ERROR:")]
+    assert len(errors) == 1 and "[tool.reachability.performance] requests" in errors[0], result.errlines
