@@ -497,3 +497,12 @@ def test_builtin_suite_on_healthy_sandbox_names_no_cause(tmp_path):
     data = json.loads((tmp_path / "out.json").read_text())
     assert data["theories"] == [] and data["health_score"] == 100
     assert "most likely causes" not in run.stdout
+
+
+def test_builtin_suite_in_the_wrong_namespace_says_where_the_service_is(tmp_path):
+    run = run_builtin_suite(tmp_path, "--sandbox", "healthy", "--namespace", "default", "--results-json", "out.json", "-q")
+    assert run.returncode == 1, run.stdout[-3000:]
+    theories = json.loads((tmp_path / "out.json").read_text())["theories"]
+    assert theories[0]["rule"] == "service-in-other-namespace", [(t["rule"], t["confidence"]) for t in theories]
+    assert theories[0]["title"].startswith("Service `api` does not exist in namespace default but in production")
+    assert all(t["confidence"] < theories[0]["confidence"] for t in theories[1:])

@@ -388,6 +388,11 @@ def ingress_missing_rule(facts: Facts) -> Theory | None:
     for probe in facts.http_probes():
         if probe.get("address") in controller_addresses:
             evidence.append(_probe_line(probe))
+    elsewhere = [d for d in facts.of("target_service") if not d.get("found") and d.get("found_in")]
+    if elsewhere:
+        # The Service lives in another namespace: its Ingress probably does too.
+        confidence = 0.3
+        evidence.append(f"the target Service is in {', '.join(elsewhere[0]['found_in'])}, not in the namespace looked at")
     service = facts.target_service()
     backend = service.get("name") if service else "<service>"
     port = ((service or {}).get("ports") or [{}])[0].get("port", 80)
