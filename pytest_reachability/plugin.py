@@ -211,9 +211,13 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     known = selected + [i for i in state.deselected if i not in set(selected)]
     try:
         plan = GatePlan.build(known)
-        missing = set(plan.unknown_gates())
-        if missing:
-            known += _collect_gates_elsewhere(session, missing, {i.nodeid for i in known})
+        # A pulled-in gate may itself require gates from other files: repeat, at most once per gate.
+        for _ in range(1 + len(plan.requested_by)):
+            missing = set(plan.unknown_gates())
+            found = _collect_gates_elsewhere(session, missing, {i.nodeid for i in known}) if missing else []
+            if not found:
+                break
+            known += found
             plan = GatePlan.build(known)
         plan.check()
     except GraphError as exc:

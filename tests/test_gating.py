@@ -498,3 +498,25 @@ def test_invalid_application_table_is_a_usage_error(pytester: pytest.Pytester) -
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     errors = [line for line in result.errlines if line.startswith("ERROR:")]
     assert len(errors) == 1 and "[tool.reachability.performance] requests" in errors[0], result.errlines
+
+
+def test_pull_back_follows_gates_of_pulled_files(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_cluster='import pytest\n@pytest.mark.gate("cluster-access")\ndef test_access():\n    pass\n',
+        test_api="""
+import pytest
+
+@pytest.mark.gate("api-health")
+def test_health():
+    pass
+
+@pytest.mark.requires("cluster-access")
+def test_loadbalancer():
+    pass
+""",
+        test_perf='import pytest\n@pytest.mark.requires("api-health")\ndef test_latency():\n    pass\n',
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", "-v", "test_perf.py")
+    assert result.ret == 0, result.stdout.str()
+    outcomes = outcomes_of(result)
+    assert outcomes == {"test_api.py::test_health": "PASSED", "test_perf.py::test_latency": "PASSED"}

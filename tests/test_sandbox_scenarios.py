@@ -224,7 +224,7 @@ BAD_CASES = [
      "edges[0].tls: expected one of good, expired, wrong_host, untrusted, got 'self_signed'"),
     ("unknown key", MINIMAL + "edge: []\n",
      "edge: expected one of the keys name, description, target, namespace, dns, edges, in_cluster, "
-     "kubernetes, got 'edge'"),
+     "kubernetes, application, postgres, got 'edge'"),
     ("bad scheme", MINIMAL.replace("{host: bad.test}", "{host: bad.test, scheme: ftp}"),
      "target.scheme: expected http or https, got 'ftp'"),
     ("load balancer not an edge", MINIMAL + textwrap.dedent("""\

@@ -267,8 +267,9 @@ def test_invalid_application_config_is_reported_in_one_line(pytester: pytest.Pyt
     result = run_suite(pytester, "--sandbox", "healthy", "--reachability-config", str(config),
                        "-k", "test_15_performance")
     line = '[tool.reachability.performance] requests: expected a positive integer <= 100000, got "lots"'
-    assert line in result.stdout.str() + result.stderr.str()
-    assert result.ret != 0
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert [entry for entry in result.errlines if entry.startswith("ERROR:")] == [f"ERROR: {line}"]
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
 
 
 HIDE_PSYCOPG = '''
