@@ -61,6 +61,7 @@ class TargetSession(requests.Session):
         self.target = target
         self.base_url = target.base_url
         self.timeout = timeout
+        self.ca_bundle = ca_bundle
         if ca_bundle:
             self.verify = ca_bundle
         if target.username is not None:
@@ -75,6 +76,10 @@ class TargetSession(requests.Session):
         if not url.startswith(("http://", "https://")):
             url = self.base_url + ("" if url.startswith("/") else "/") + url
         kwargs.setdefault("timeout", self.timeout)
+        if self.ca_bundle:
+            # requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override Session.verify; a request-level
+            # verify wins over both, so the configured bundle is really used.
+            kwargs.setdefault("verify", self.ca_bundle)
         started = time.perf_counter()
         try:
             response = super().request(method, url, *args, **kwargs)

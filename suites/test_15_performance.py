@@ -162,7 +162,8 @@ def run_load(config, target, settings, address: str | None, progress: ProgressLi
                 began = time.perf_counter()
                 kind = None
                 try:
-                    response = session.get(url, timeout=timeout, allow_redirects=False)
+                    # verify per request: REQUESTS_CA_BUNDLE would otherwise override Session.verify.
+                    response = session.get(url, timeout=timeout, allow_redirects=False, verify=session.verify)
                     response.content  # noqa: B018 - the whole body is part of the latency
                     ms = (time.perf_counter() - began) * 1000
                     if response.status_code not in config.expect_status:

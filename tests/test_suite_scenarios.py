@@ -120,6 +120,11 @@ SCENARIOS: dict[str, dict] = {
         "pass": set(INFRASTRUCTURE) - {"tls"},
         "messages": [],
     },
+    "healthy-https": {
+        "fail": set(),
+        "pass": set(INFRASTRUCTURE),
+        "messages": [],
+    },
     "incident-2025-12-08": {
         "fail": {"k8s-services", "ingress", "dns", "api-health"},
         "pass": {"cluster", "workloads", "endpoints", "network-policy", "tcp", "api-internal"},
@@ -261,6 +266,9 @@ def test_suite_against_scenario(suite_runs, scenario: str) -> None:
         tls = run.section("tls")
         assert tls and set(tls.values()) == {"SKIPPED"}, tls
         assert re.search(r"is plain HTTP: TLS is checked for https:// targets", run.text)
+    if scenario == "healthy-https":
+        # Every one of the sixteen sections passes, and the application sections ran (not skipped).
+        assert run.application() and set(run.application().values()) == {"PASSED"}, run.application()
     if scenario == "incident-2025-12-08":
         # What the incident's engineers found by hand: fine inside, LoadBalancer fine, DNS address dead.
         assert run.outcomes["test_10_api_health.py::test_loadbalancers_answer_health_for_the_target_host"] == "PASSED"
