@@ -491,8 +491,9 @@ def test_builtin_suite_ranks_the_scenario_fault_first(tmp_path, scenario):
     assert f"1. [{round(theories[0]['confidence'] * 100)}%] {theories[0]['title']}" in run.stdout
 
 
-def test_builtin_suite_on_healthy_sandbox_names_no_cause(tmp_path):
-    run = run_builtin_suite(tmp_path, "--sandbox", "healthy", "--results-json", "out.json", "-q")
+@pytest.mark.parametrize("scenario", ["healthy", "healthy-https"])
+def test_builtin_suite_on_healthy_sandbox_names_no_cause(tmp_path, scenario):
+    run = run_builtin_suite(tmp_path, "--sandbox", scenario, "--results-json", "out.json", "-q")
     assert run.returncode == 0, run.stdout[-3000:]
     data = json.loads((tmp_path / "out.json").read_text())
     assert data["theories"] == [] and data["health_score"] == 100
