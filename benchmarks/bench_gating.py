@@ -302,6 +302,16 @@ def installed_versions() -> str:
     return ", ".join(found)
 
 
+def source_revision() -> str:
+    """The checkout's commit, so recorded figures can be tied to the code they measured."""
+    try:
+        completed = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                   text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return completed.stdout.strip() or "unknown"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tests", type=int, default=2000, help="tests in all (at least one per section)")
@@ -332,7 +342,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         timings = measure(directories, args.tests, args.repeat, VARIANTS, env)
         report(timings, args.tests, args.repeat)
         print(f"machine: {os.cpu_count()} CPUs, 1-minute load average {load_before:.2f} before, "
-              f"{os.getloadavg()[0]:.2f} after; Python {sys.version.split()[0]}, {installed_versions()}")
+              f"{os.getloadavg()[0]:.2f} after; Python {sys.version.split()[0]}, {installed_versions()}; "
+              f"commit {source_revision()}")
         if args.no_bytecode_cache:
             print("bytecode: the environment's setting (PYTHONDONTWRITEBYTECODE="
                   f"{os.environ.get('PYTHONDONTWRITEBYTECODE', '')!r}); modules without a .pyc compile in every run")
