@@ -341,9 +341,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         load_before = os.getloadavg()[0]
         timings = measure(directories, args.tests, args.repeat, VARIANTS, env)
         report(timings, args.tests, args.repeat)
+        load_after = os.getloadavg()[0]
         print(f"machine: {os.cpu_count()} CPUs, 1-minute load average {load_before:.2f} before, "
-              f"{os.getloadavg()[0]:.2f} after; Python {sys.version.split()[0]}, {installed_versions()}; "
+              f"{load_after:.2f} after; Python {sys.version.split()[0]}, {installed_versions()}; "
               f"commit {source_revision()}")
+        if max(load_before, load_after) > 1 + (os.cpu_count() or 1) / 2:
+            print("warning: other work shared the CPUs during the run; wall ratios are unreliable, "
+                  "compare CPU ratios or run again when the machine is idle")
         if args.no_bytecode_cache:
             print("bytecode: the environment's setting (PYTHONDONTWRITEBYTECODE="
                   f"{os.environ.get('PYTHONDONTWRITEBYTECODE', '')!r}); modules without a .pyc compile in every run")
