@@ -143,13 +143,17 @@ def collect_secrets(settings: Any, environ: Mapping[str, str] | None = None) -> 
         if not value:
             continue
         found += _url_passwords(value)
-        if _SECRET_NAME_RE.match(name) or re.search(r"(?i)(password|secret|token|api_?key|dsn)", name):
-            if re.search(r"(?i)dsn|url", name):
-                continue  # the password part is what is secret, taken above
+        # Secret-named variables, but not PWD/OLDPWD (directories) nor *_FILE/_PATH/_DIR/_URL/_DSN (the
+        # password part of a URL is taken above; a path is not a secret).
+        if _ENV_SECRET_NAME.search(name) and not _ENV_NOT_SECRET.search(name):
             found.append(value)
     for table in (getattr(settings, "tables", None) or {}).values():
         found += _table_secrets(table)
     return [value for value in dict.fromkeys(found) if len(value) >= MIN_SECRET_LENGTH]
+
+
+_ENV_SECRET_NAME = re.compile(r"(?i)(passw(or)?d|secret|token|api_?key|access_?key|private_?key|credential)")
+_ENV_NOT_SECRET = re.compile(r"(?i)(^(OLD)?PWD$|_(FILE|PATH|DIR|URL|DSN|URI)$)")
 
 
 def _url_passwords(text: str) -> list[str]:
