@@ -45,21 +45,11 @@ def _marker_names(marker: Any, what: str) -> tuple[str, ...]:
     return tuple(names)
 
 
-def section_of(item: Any) -> str | None:
-    marker = item.get_closest_marker("section")
+def _single_name(marker: Any, what: str, example: str, nodeid: str) -> str | None:
     if marker is None:
         return None
     if len(marker.args) != 1 or not isinstance(marker.args[0], str) or not marker.args[0].strip():
-        raise GraphError(f'@pytest.mark.section takes one name, e.g. section("database"), on {item.nodeid}')
-    return marker.args[0]
-
-
-def gate_of(item: Any) -> str | None:
-    marker = item.get_closest_marker("gate")
-    if marker is None:
-        return None
-    if len(marker.args) != 1 or not isinstance(marker.args[0], str) or not marker.args[0].strip():
-        raise GraphError(f'@pytest.mark.gate takes one name, e.g. gate("api-health"), on {item.nodeid}')
+        raise GraphError(f"@pytest.mark.{what} takes one name, e.g. {example}, on {nodeid}")
     return marker.args[0]
 
 
@@ -77,29 +67,42 @@ class GatePlan:
     @classmethod
     def build(cls, items: Iterable[Any], extra_section_requires: dict[str, Sequence[str]] | None = None) -> GatePlan:
         plan = cls()
-        items = list(items)
         section_requires: dict[str, list[str]] = {
             name: list(gates) for name, gates in (extra_section_requires or {}).items()
         }
+        # One walk over each item's markers (closest first): section, gate, requires.
+        scanned: list[tuple[Any, Any, Any, list[Any]]] = []
         for item in items:
-            for marker in item.iter_markers("section"):
-                required = marker.kwargs.get("requires", ())
-                if isinstance(required, str):
-                    required = (required,)
-                if required and marker.args:
-                    bucket = section_requires.setdefault(marker.args[0], [])
-                    bucket.extend(g for g in required if g not in bucket)
+            section_mark = gate_mark = None
+            requires_marks: list[Any] = []
+            for marker in item.iter_markers():
+                name = marker.name
+                if name == "section":
+                    if section_mark is None:
+                        section_mark = marker
+                    required = marker.kwargs.get("requires", ())
+                    if isinstance(required, str):
+                        required = (required,)
+                    if required and marker.args:
+                        bucket = section_requires.setdefault(marker.args[0], [])
+                        bucket.extend(g for g in required if g not in bucket)
+                elif name == "gate":
+                    if gate_mark is None:
+                        gate_mark = marker
+                elif name == "requires":
+                    requires_marks.append(marker)
+            scanned.append((item, section_mark, gate_mark, requires_marks))
         plan.section_requires = {name: tuple(gates) for name, gates in section_requires.items()}
-        for item in items:
+        for item, section_mark, gate_mark, requires_marks in scanned:
             nodeid = item.nodeid
-            section = section_of(item)
+            section = _single_name(section_mark, "section", 'section("database")', nodeid)
             plan.section[nodeid] = section or OTHER_SECTION
-            own_gate = gate_of(item)
+            own_gate = _single_name(gate_mark, "gate", 'gate("api-health")', nodeid)
             if own_gate is not None:
                 plan.gate[nodeid] = own_gate
                 plan.members.setdefault(own_gate, []).append(nodeid)
             required: list[str] = []
-            for marker in item.iter_markers("requires"):
+            for marker in requires_marks:
                 required.extend(g for g in _marker_names(marker, "requires") if g not in required)
             for g in plan.section_requires.get(section or "", ()):
                 if g not in required:

@@ -357,10 +357,6 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip(skipped_gate.reason)
 
 
-def pytest_runtest_teardown(item: pytest.Item) -> None:
-    evidence_mod.set_current(item.stash.get(ITEM_EVIDENCE, None))
-
-
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report = yield

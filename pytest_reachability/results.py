@@ -121,6 +121,9 @@ class RunResults:
         test = self.tests.get(nodeid)
         if test is None:
             test = self.tests[nodeid] = TestResult(nodeid)
+        elif report.passed and report.when == "teardown" and not getattr(report, "reachability_evidence", None):
+            test.duration += report.duration or 0.0  # the common case, kept cheap
+            return
         test.section = getattr(report, "reachability_section", None) or test.section
         test.gate = getattr(report, "reachability_gate", None) or test.gate
         test.evidence.extend(getattr(report, "reachability_evidence", None) or [])
