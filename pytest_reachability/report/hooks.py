@@ -42,9 +42,11 @@ def theories_of(config: pytest.Config) -> list[Any]:
     if state is None or state.worker:
         return []
     if not config.stash.get(DIAGNOSED, False):
-        from ..diagnosis import diagnose
+        # Nothing failed, errored or was blocked: there is no fault to explain.
+        if any(test.outcome in ("failed", "error", "blocked") for test in state.results.tests.values()):
+            from ..diagnosis import diagnose
 
-        state.theories = diagnose(state.results, state.settings)
+            state.theories = diagnose(state.results, state.settings)
         config.stash[DIAGNOSED] = True
     return state.theories
 
@@ -195,6 +197,9 @@ def pytest_make_collect_report(collector: pytest.Collector) -> Any:
 def redact_report(report: Any, redact: Redactor) -> None:
     """Mask secrets in everything of a report that outputs print: longrepr, captured sections, properties, evidence."""
     longrepr = report.longrepr
+    if (longrepr is None and not report.sections and not getattr(report, "user_properties", None)
+            and not getattr(report, "reachability_evidence", None) and not hasattr(report, "wasxfail")):
+        return  # a passing phase with nothing captured: the common case, kept cheap
     if isinstance(longrepr, tuple):
         report.longrepr = tuple(redact(part) if isinstance(part, str) else part for part in longrepr)
     elif isinstance(longrepr, str):
