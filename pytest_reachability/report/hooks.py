@@ -144,28 +144,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
                 terminalreporter.write_line(redact(f"   confirm:  {theory.confirm[0].splitlines()[0]}"))
         if len(theories) > TERMINAL_THEORIES:
             terminalreporter.write_line(f"   ... {len(theories) - TERMINAL_THEORIES} more in the incident report / JSON results")
-    history = state.history_summary
-    if history:
-        parts = []
-        for key in ("newly_failing", "recovered"):
-            if history.get(key):
-                value = history[key]
-                parts.append(f"{key.replace('_', ' ')}: {', '.join(map(str, value)) if isinstance(value, (list, tuple)) else value}")
-        for key in ("failing_since", "last_healthy"):
-            if history.get(key):
-                parts.append(f"{key.replace('_', ' ')}: {_brief(history[key])}")
-        if parts:
-            terminalreporter.write_line(redact("history: " + "; ".join(parts)))
     for line in config.stash.get(WRITTEN, []):
         terminalreporter.write_line(redact(f"reachability: {line}"))
-
-
-def _brief(value: Any) -> str:
-    if isinstance(value, dict):
-        for key in ("started", "time", "at"):
-            if value.get(key):
-                return str(value[key])
-    return str(value)
 
 
 # --------------------------------------------------------------------------- reports: redaction and extras

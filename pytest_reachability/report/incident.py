@@ -462,7 +462,9 @@ def _checklist_item(line: str) -> str:
 def _timeline(results: RunResults, context: IncidentContext, top: Any) -> list[tuple[str, str]]:
     events: list[tuple[str, str]] = []
     history = context.history or {}
-    if history.get("last_healthy"):
+    if history.get("healthy_since"):
+        events.append((_when(history["healthy_since"]), "healthy since (every check passed from this run on)"))
+    if history.get("last_healthy") and history.get("last_healthy") != history.get("healthy_since"):
         events.append((_when(history["last_healthy"]), "last healthy run"))
     if history.get("failing_since"):
         events.append((_when(history["failing_since"]), "failing since this run"))
