@@ -32,6 +32,7 @@ from .gating import (
     order_items,
 )
 from .options import add_options
+from .report import hooks as report_hooks
 from .report import terminal
 from .results import RunResults, failure_line
 
@@ -135,9 +136,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[STATE] = state
     config.pluginmanager.register(ReportListener(state), "reachability-reports")
     config.pluginmanager.register(fixtures, "reachability-fixtures")
-    from .report import history_hooks, hooks
+    from .report import history_hooks
 
-    config.pluginmanager.register(hooks, "reachability-report-hooks")
+    config.pluginmanager.register(report_hooks, "reachability-report-hooks")
     config.pluginmanager.register(history_hooks, "reachability-history-hooks")
 
 
@@ -357,8 +358,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip(skipped_gate.reason)
 
 
-@pytest.hookimpl(wrapper=True)
+@pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Outermost: label the report (section, gate, BLOCKED, evidence), then mask it for every output."""
     report = yield
     state = state_of(item.config)
     report.reachability_section = state.plan.section.get(item.nodeid, "other")
@@ -375,6 +377,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         evidence.records.clear()
     if report.when == "teardown":
         evidence_mod.set_current(None)
+    report_hooks.finish_report(item, report)
     return report
 
 

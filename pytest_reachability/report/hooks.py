@@ -151,10 +151,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 # --------------------------------------------------------------------------- reports: redaction and extras
 
 
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-    """Outermost wrapper: runs after every other plugin filled the report, so what it masks stays masked."""
-    report = yield
+def finish_report(item: pytest.Item, report: Any) -> None:
+    """Mask the report and add the HTML extras; called last by the plugin's outermost makereport wrapper,
+    after every other plugin filled the report, so what it masks stays masked."""
     redact = redactor_of(item.config)
     redact_report(report, redact)
     evidence = getattr(report, "reachability_evidence", None)
@@ -163,7 +162,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         extras = html_report.probe_extras(evidence)
         if extras:
             report.extras = list(getattr(report, "extras", []) or []) + redact(extras)
-    return report
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
