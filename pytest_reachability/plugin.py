@@ -107,8 +107,10 @@ def pytest_configure(config: pytest.Config) -> None:
         )
     environment_set: dict[str, str | None] = {}
     if sandbox_info is not None:
-        # The scenario's application tables fill in what the user did not configure, table by table.
-        settings = dataclasses.replace(settings, tables={**sandbox_info.application, **settings.tables})
+        # The scenario describes its application unless the user describes one: then theirs is the whole
+        # application (tables are not mixed: a section the user left out stays unconfigured).
+        if not any(name != "cluster" for name in settings.tables):
+            settings = dataclasses.replace(settings, tables={**sandbox_info.application, **settings.tables})
         for name, value in sandbox_info.application_environment().items():
             if name not in os.environ:
                 environment_set[name] = None

@@ -502,7 +502,7 @@ def test_invalid_application_table_is_a_usage_error(pytester: pytest.Pytester) -
 
 def test_pull_back_follows_gates_of_pulled_files(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
-        test_cluster='import pytest\n@pytest.mark.gate("cluster-access")\ndef test_access():\n    pass\n',
+        test_pb_cluster='import pytest\n@pytest.mark.gate("cluster-access")\ndef test_access():\n    pass\n',
         test_api="""
 import pytest
 
