@@ -64,7 +64,7 @@ class RunState:
     sandbox: Any = None  # the running Sandbox, on the process that started it
     shared: Any = None  # fixtures.SharedResults
     app_config: Any = None  # appconfig.AppConfig, validated at configure time
-    environment_set: dict[str, str | None] = field(default_factory=dict)  # variables to remove at the end
+    environment_set: list[str] = field(default_factory=list)  # variables set for the session, removed at the end
     history_summary: dict | None = None  # set by report.history_hooks before the reports are written
     theories: list = field(default_factory=list)  # ranked diagnosis, set at session finish
     sandbox_info: Any = None
@@ -96,25 +96,9 @@ def pytest_configure(config: pytest.Config) -> None:
     settings = load_settings(config)
     worker_input = getattr(config, "workerinput", None)
     sandbox, sandbox_info = _start_sandbox(settings, worker_input)
+    environment_set: list[str] = []
     if sandbox_info is not None:
-        settings = settings.with_overrides(
-            target=sandbox_info.target,
-            kubeconfig=sandbox_info.kubeconfig,
-            kube_context=sandbox_info.context,
-            namespace=sandbox_info.namespace,
-            resolvers=sandbox_info.resolvers,
-            ca_bundle=sandbox_info.ca_bundle,
-        )
-    environment_set: dict[str, str | None] = {}
-    if sandbox_info is not None:
-        # The scenario describes its application unless the user describes one: then theirs is the whole
-        # application (tables are not mixed: a section the user left out stays unconfigured).
-        if not any(name != "cluster" for name in settings.tables):
-            settings = dataclasses.replace(settings, tables={**sandbox_info.application, **settings.tables})
-        for name, value in sandbox_info.application_environment().items():
-            if name not in os.environ:
-                environment_set[name] = None
-                os.environ[name] = value
+        settings, environment_set = _point_at_sandbox(settings, sandbox_info)
     from .appconfig import AppConfigError, load_app_config
 
     try:
@@ -142,6 +126,28 @@ def pytest_configure(config: pytest.Config) -> None:
 
     config.pluginmanager.register(report_hooks, "reachability-report-hooks")
     config.pluginmanager.register(history_hooks, "reachability-history-hooks")
+
+
+def _point_at_sandbox(settings: Any, info: Any) -> tuple[Any, list[str]]:
+    """Settings aimed at the sandbox where the user gave none, and the variables set for its database."""
+    settings = settings.with_overrides(
+        target=info.target,
+        kubeconfig=info.kubeconfig,
+        kube_context=info.context,
+        namespace=info.namespace,
+        resolvers=info.resolvers,
+        ca_bundle=info.ca_bundle,
+    )
+    # The scenario describes its application unless the user describes one: then theirs is the whole
+    # application (tables are not mixed: a section the user left out stays unconfigured).
+    if not any(name != "cluster" for name in settings.tables):
+        settings = dataclasses.replace(settings, tables={**info.application, **settings.tables})
+    environment_set = []
+    for name, value in info.application_environment().items():
+        if name not in os.environ:
+            environment_set.append(name)
+            os.environ[name] = value
+    return settings, environment_set
 
 
 def _start_sandbox(settings: Any, worker_input: dict | None) -> tuple[Any, Any]:
