@@ -24,6 +24,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from .results import section_status
+
 __all__ = [
     "MERGE_KIND",
     "MergeInputError",
@@ -65,14 +67,7 @@ class SectionCounts:
 
     @property
     def status(self) -> str:
-        # The same rule as the terminal's section table (results.SectionRow.status).
-        if self.failed or self.error:
-            return "FAIL"
-        if self.blocked:
-            return "BLOCKED"
-        if self.passed:
-            return "PASS"
-        return "SKIPPED"
+        return section_status(self.passed, self.failed, self.error, self.blocked)
 
 
 @dataclass

@@ -64,13 +64,18 @@ class SectionRow:
 
     @property
     def status(self) -> str:
-        if self.failed or self.error:
-            return "FAIL"
-        if self.blocked:
-            return "BLOCKED"
-        if self.passed:
-            return "PASS"
-        return "SKIPPED"
+        return section_status(self.passed, self.failed, self.error, self.blocked)
+
+
+def section_status(passed: int, failed: int, error: int, blocked: int) -> str:
+    """A section's status: any failure or error fails it; else anything blocked blocks it."""
+    if failed or error:
+        return "FAIL"
+    if blocked:
+        return "BLOCKED"
+    if passed:
+        return "PASS"
+    return "SKIPPED"
 
 
 @dataclass(frozen=True)
