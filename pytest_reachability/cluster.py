@@ -20,6 +20,7 @@ import ipaddress
 import json
 import os
 import re
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -702,9 +703,41 @@ def _kubeconfig_source(kubeconfig: str | None) -> str | None:
     return default if os.path.isfile(default) else None
 
 
-def _load_kubeconfig(source: str, context: str | None, configuration: k8s.Configuration
-                     ) -> tuple[str | None, str | None]:
-    """Fill `configuration` from a kubeconfig; return (context name, context namespace)."""
+# Credentials may come from an exec plugin or an OIDC refresh, neither of which the client bounds in time.
+_CREDENTIALS_MIN_WAIT = 10.0
+
+
+def _load_credentials_bounded(source: str, context_name: str, configuration: k8s.Configuration,
+                              wait: float) -> None:
+    """``load_kube_config`` in a daemon thread, given up after `wait` seconds (the thread is left behind)."""
+    outcome: dict[str, BaseException] = {}
+
+    def load() -> None:
+        try:
+            # persist_config=False: even a token refresh must not rewrite the user's kubeconfig.
+            k8s_config.load_kube_config(config_file=source, context=context_name,
+                                        client_configuration=configuration, persist_config=False)
+        except BaseException as error:  # handed to the caller's thread, which classifies it
+            outcome['error'] = error
+
+    thread = threading.Thread(target=load, name='kubeconfig credentials', daemon=True)
+    thread.start()
+    thread.join(wait)
+    if thread.is_alive():
+        raise ClusterError(ClusterErrorKind.UNREACHABLE,
+                           f'kubeconfig credentials did not load within {wait:g}s '
+                           f'(exec credential plugin or OIDC refresh not answering)')
+    if 'error' in outcome:
+        raise outcome['error']
+
+
+def _load_kubeconfig(source: str, context: str | None, configuration: k8s.Configuration,
+                     timeout: float = 5.0) -> tuple[str | None, str | None]:
+    """Fill `configuration` from a kubeconfig; return (context name, context namespace).
+
+    Loading credentials is bounded by max(timeout, 10) s: a credential plugin may legitimately take a few
+    seconds, but a hung one must not hang the run.
+    """
     try:
         contexts, current = k8s_config.list_kube_config_contexts(config_file=source)
     except (ConfigException, yaml.YAMLError, OSError, TypeError, KeyError, AttributeError) as error:
@@ -719,9 +752,7 @@ def _load_kubeconfig(source: str, context: str | None, configuration: k8s.Config
                               f'(available: {", ".join(map(str, names)) or "none"})')
     chosen = next(entry for entry in contexts if entry.get('name') == chosen_name)
     try:
-        # persist_config=False: even a token refresh must not rewrite the user's kubeconfig.
-        k8s_config.load_kube_config(config_file=source, context=chosen_name,
-                                    client_configuration=configuration, persist_config=False)
+        _load_credentials_bounded(source, chosen_name, configuration, max(timeout, _CREDENTIALS_MIN_WAIT))
     except (ConfigException, yaml.YAMLError, OSError, ValueError, TypeError, KeyError) as error:
         raise _not_configured(f'context "{chosen_name}" in kubeconfig {source} is not usable: '
                               f'{_first_line(str(error))}') from None
@@ -782,7 +813,7 @@ class Cluster:
         configuration = k8s.Configuration()
         source = _kubeconfig_source(kubeconfig)
         if source is not None:
-            context_name, context_namespace = _load_kubeconfig(source, context, configuration)
+            context_name, context_namespace = _load_kubeconfig(source, context, configuration, float(timeout))
         elif os.environ.get('KUBERNETES_SERVICE_HOST'):
             if context:
                 raise _not_configured(f'context "{context}" was asked for but there is no kubeconfig '

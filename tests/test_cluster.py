@@ -6,9 +6,12 @@ from wire JSON); everything else runs against the sandbox Kubernetes API server 
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
+import os
 import secrets
+import signal
 import socket
 import ssl
 import threading
@@ -403,6 +406,57 @@ def test_home_kubeconfig_is_used_when_nothing_else_is_given(bare_environment):
     kube_dir.mkdir()
     _write_two_context_kubeconfig(kube_dir / 'config', 'https://127.0.0.1:7001', 'https://127.0.0.1:7002')
     assert Cluster.connect().context == 'staging'
+
+
+def _write_exec_plugin_kubeconfig(path, plugin) -> None:
+    path.write_text(json.dumps({
+        'apiVersion': 'v1', 'kind': 'Config', 'current-context': 'exec',
+        'clusters': [{'name': 'c', 'cluster': {'server': 'https://127.0.0.1:7001', 'insecure-skip-tls-verify': True}}],
+        'users': [{'name': 'u', 'user': {'exec': {'apiVersion': 'client.authentication.k8s.io/v1beta1',
+                                                   'command': str(plugin), 'interactiveMode': 'Never'}}}],
+        'contexts': [{'name': 'exec', 'context': {'cluster': 'c', 'user': 'u'}}],
+    }))
+
+
+def test_a_hung_exec_credential_plugin_is_given_up_after_the_credentials_wait(bare_environment, tmp_path,
+                                                                              monkeypatch):
+    # The client runs exec plugins with no timeout: without a bound, connect() would wait for the plugin.
+    monkeypatch.setattr(cluster_module, '_CREDENTIALS_MIN_WAIT', 1.0)
+    pid_file = tmp_path / 'plugin.pid'
+    plugin = tmp_path / 'hung-plugin.sh'
+    plugin.write_text(f'#!/bin/sh\necho $$ > {pid_file}\nexec sleep 60\n')
+    plugin.chmod(0o755)
+    kubeconfig = tmp_path / 'exec.yaml'
+    _write_exec_plugin_kubeconfig(kubeconfig, plugin)
+    started = time.monotonic()
+    try:
+        with pytest.raises(ClusterError) as raised:
+            Cluster.connect(kubeconfig=str(kubeconfig), timeout=0.5)
+        elapsed = time.monotonic() - started
+    finally:
+        for _attempt in range(50):  # the plugin writes its PID as its first step
+            if pid_file.exists() and pid_file.read_text().strip():
+                break
+            time.sleep(0.05)
+        if pid_file.exists() and pid_file.read_text().strip():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid_file.read_text()), signal.SIGKILL)
+    assert raised.value.kind is ClusterErrorKind.UNREACHABLE
+    assert 'did not load within 1s' in str(raised.value) and 'exec credential plugin' in str(raised.value)
+    assert elapsed < 5.0
+
+
+def test_an_answering_exec_credential_plugin_supplies_the_token(bare_environment, tmp_path):
+    plugin = tmp_path / 'plugin.sh'
+    credential = {'apiVersion': 'client.authentication.k8s.io/v1beta1', 'kind': 'ExecCredential',
+                  'status': {'token': 'token-from-the-plugin'}}
+    plugin.write_text(f"#!/bin/sh\necho '{json.dumps(credential)}'\n")
+    plugin.chmod(0o755)
+    kubeconfig = tmp_path / 'exec.yaml'
+    _write_exec_plugin_kubeconfig(kubeconfig, plugin)
+    view = Cluster.connect(kubeconfig=str(kubeconfig), timeout=2.0)
+    assert view.context == 'exec'
+    assert 'token-from-the-plugin' in str(view._api_client.configuration.api_key)
 
 
 def _closed_loopback_port() -> int:
