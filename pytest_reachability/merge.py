@@ -7,9 +7,9 @@ shard (target, health, status, top theory) and a section table per shard. Output
 HTML page (no scripts, no external resources), a GitHub-markdown report, and a merged JSON document
 (``kind: reachability-merge``) that ``merge`` also accepts as input.
 
-Reading goes through ``report.json.read_results_json`` when it is available (so the schema has one
-owner), else through a local reader of the same documented schema. Every string shown passes through
-``redact`` once more. This module does not import pytest.
+Results files are read by ``report.json.read_results_json`` (the schema has one owner); a hand-edited
+file with a wrong value type is one ``MergeInputError`` line, not a traceback. Every string shown
+passes through ``redact`` once more. This module does not import pytest.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from .redact import redact
+from .report.json import SCHEMA_MAJOR, SCHEMA_VERSION, ResultsFileError, read_results_json
 from .results import section_status
 
 __all__ = [
@@ -43,7 +45,6 @@ __all__ = [
 
 MERGE_KIND = "reachability-merge"
 MERGE_SCHEMA_VERSION = 1
-COUNTED = ("passed", "failed", "error", "blocked")
 STATUS_MARK = {"PASS": "✅ PASS", "FAIL": "❌ FAIL", "BLOCKED": "⏸️ BLOCKED", "SKIPPED": "➖ SKIPPED"}
 
 
@@ -109,56 +110,47 @@ class Shard:
 
 
 def _redact(value: Any) -> Any:
-    try:
-        from .redact import redact
-    except ImportError:  # the redaction module is part of the package; tolerate a partial checkout
-        return value
     return redact(value)
 
 
-def read_document(path: Path) -> dict[str, Any]:
-    """A results document (checked by ``read_results_json`` when available) or a merged document."""
+def _merged_document(path: Path) -> dict[str, Any] | None:
+    """The file as a merged document, or None when it is not one (or not readable JSON)."""
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise MergeInputError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise MergeInputError(f"{path}: cannot read: {_one_line(error)}") from None
-    except json.JSONDecodeError as error:
-        raise MergeInputError(f"{path}: not JSON: {error.msg} at line {error.lineno}") from None
-    if not isinstance(document, dict):
-        raise MergeInputError(f"{path}: expected a JSON object from --results-json")
-    if document.get("kind") == MERGE_KIND:
-        return document
-    try:
-        from .report.json import read_results_json
-    except ImportError:
-        return document
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    return document if isinstance(document, dict) and document.get("kind") == MERGE_KIND else None
+
+
+def read_document(path: Path) -> dict[str, Any]:
+    """A results document (checked by ``read_results_json``) or a merged document.
+
+    A results file, the usual input, is read and parsed once; only a file the results reader refuses is
+    looked at again, to accept a merged document.
+    """
     try:
         return read_results_json(path)
-    except (OSError, ValueError, KeyError, TypeError) as error:
+    except ResultsFileError as error:
+        merged = _merged_document(path)
+        if merged is not None:
+            return merged
         message = _one_line(error)
         raise MergeInputError(message if str(path) in message else f"{path}: {message}") from None
 
 
-def current_schema_version() -> str | int:
+def current_schema_version() -> str:
     """The ``schema_version`` that ``--results-json`` writes."""
-    try:
-        from .report import json as results_json
-    except ImportError:
-        return 1
-    return getattr(results_json, "SCHEMA_VERSION", 1)
+    return SCHEMA_VERSION
 
 
 def schema_version_supported(version: Any) -> bool:
-    """Same major version as the writer's: minor versions only add fields."""
-    def major(value: Any) -> int | None:
-        try:
-            return int(str(value).split(".", 1)[0])
-        except ValueError:
-            return None
-
-    return version is not None and major(version) is not None and major(version) == major(current_schema_version())
+    """Same major version as the writer's (``report.json.SCHEMA_MAJOR``): minor versions only add fields."""
+    if version is None or isinstance(version, bool):
+        return False
+    try:
+        return int(str(version).split(".", 1)[0]) == SCHEMA_MAJOR
+    except ValueError:
+        return False
 
 
 def load_shards(paths: Sequence[str | Path]) -> list[Shard]:
@@ -176,24 +168,36 @@ def load_shards(paths: Sequence[str | Path]) -> list[Shard]:
                 raise MergeInputError(
                     f"{path}: merged report schema version {document.get('schema_version')!r} is not supported; expected {MERGE_SCHEMA_VERSION}"
                 )
-            for index, inner in enumerate(document.get("shards") or []):
-                shards.append(load_shard(inner, f"{path}#{index + 1}"))
+            inner_documents = document.get("shards") or []
+            if not isinstance(inner_documents, list):
+                raise MergeInputError(f"{path}: shards is {type(inner_documents).__name__}, not a list")
+            for index, inner in enumerate(inner_documents):
+                if not isinstance(inner, dict):
+                    raise MergeInputError(f"{path}#{index + 1}: a shard is {type(inner).__name__}, not an object")
+                shards.append(_load_checked(inner, f"{path}#{index + 1}"))
         else:
-            shards.append(load_shard(document, str(path)))
+            shards.append(_load_checked(document, str(path)))
     if not shards:
         raise MergeInputError("no results to merge")
     return shards
+
+
+def _load_checked(document: dict[str, Any], source: str) -> Shard:
+    """``load_shard``, with any value of a wrong type left unchecked turned into one line naming the file."""
+    try:
+        return load_shard(document, source)
+    except (ValueError, TypeError, AttributeError) as error:
+        raise MergeInputError(f"{source}: malformed results: {_one_line(error)}") from None
 
 
 def load_shard(document: dict[str, Any], source: str) -> Shard:
     """A shard from one ``--results-json`` document; a wrong schema version is a MergeInputError."""
     version = document.get("schema_version")
     if not schema_version_supported(version):
-        expected = str(current_schema_version()).split(".", 1)[0]
-        raise MergeInputError(f"{source}: results schema version {version!r} is not supported; expected {expected}.x")
+        raise MergeInputError(f"{source}: results schema version {version!r} is not supported; expected {SCHEMA_MAJOR}.x")
     run = document.get("run") if isinstance(document.get("run"), dict) else {}
     tests = [t for t in document.get("tests") or [] if isinstance(t, dict)]
-    sections = _sections(document.get("sections"), tests)
+    sections = _sections(document.get("sections"), tests, source)
     score = document.get("health_score")
     if score is None and isinstance(document.get("health"), dict):
         score = document["health"].get("score")
@@ -214,7 +218,29 @@ def load_shard(document: dict[str, Any], source: str) -> Shard:
     )
 
 
-def _sections(raw: Any, tests: list[dict[str, Any]]) -> list[SectionCounts]:
+def _count(value: Any, source: str, section: str, outcome: str) -> int:
+    """A section count as a whole number; anything else is a MergeInputError naming file, section and field."""
+    if value is None:
+        return 0
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, float) and value.is_integer() and value >= 0:
+        return int(value)
+    raise MergeInputError(f"{source}: section {section!r}: {outcome} is {value!r}, not a count")
+
+
+def _gates(value: Any, source: str, section: str) -> list[str]:
+    """``blocked_by`` of a section row: a list of section names (or absent)."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list):
+        raise MergeInputError(f"{source}: section {section!r}: blocked_by is {value!r}, not a list of sections")
+    return [str(gate) for gate in value]
+
+
+def _sections(raw: Any, tests: list[dict[str, Any]], source: str) -> list[SectionCounts]:
     """Sections as the JSON gives them (a mapping name -> counts, or a list of rows), else from the tests."""
     rows: list[SectionCounts] = []
     if isinstance(raw, dict):
@@ -228,11 +254,10 @@ def _sections(raw: Any, tests: list[dict[str, Any]]) -> list[SectionCounts]:
             continue
         row = SectionCounts(str(name))
         for outcome in ("passed", "failed", "error", "blocked", "skipped"):
-            value = counts.get(outcome, 0)
-            setattr(row, outcome, int(value) if isinstance(value, int | float) else 0)
-        row.skipped += int(counts.get("xfailed", 0) or 0)
-        row.passed += int(counts.get("xpassed", 0) or 0)
-        row.blocked_by = [str(g) for g in counts.get("blocked_by") or []]
+            setattr(row, outcome, _count(counts.get(outcome), source, row.name, outcome))
+        row.skipped += _count(counts.get("xfailed"), source, row.name, "xfailed")
+        row.passed += _count(counts.get("xpassed"), source, row.name, "xpassed")
+        row.blocked_by = _gates(counts.get("blocked_by"), source, row.name)
         rows.append(row)
     if rows or not tests:
         _fill_blocked_by(rows, tests)

@@ -141,6 +141,13 @@ def test_all_shards_passing_exits_zero(shard_files: tuple[Path, Path]) -> None:
         ("{not json", "not JSON"),
         (json.dumps({**EU, "schema_version": 999}), "999"),
         (json.dumps([1, 2]), "JSON object"),
+        # Hand-edited files: a wrong value type is one line naming the section and field, not a traceback.
+        (json.dumps({**EU, "sections": {"api": {"xfailed": "x"}}}), "'api': xfailed is 'x'"),
+        (json.dumps({**EU, "sections": {"api": {"passed": "3"}}}), "'api': passed is '3'"),
+        (json.dumps({**EU, "sections": {"api": {"passed": 1, "blocked_by": 5}}}), "blocked_by is 5"),
+        (json.dumps({"kind": merge.MERGE_KIND, "schema_version": 1, "shards": [{**EU, "sections": {"api": {"skipped": [1]}}}]}),
+         "bad.json#1: section 'api': skipped is [1]"),
+        (json.dumps({"kind": merge.MERGE_KIND, "schema_version": 1, "shards": "EU"}), "shards is str"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_two(tmp_path: Path, content: str | None, expected: str) -> None:
