@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 
 import dns.rcode
@@ -95,6 +96,20 @@ def test_refused_from_a_resolver_without_the_zone(dnsmasq_path: str) -> None:
     with servers.Dnsmasq(local=False) as server:
         report = resolve_all("api.test", [server.resolver], timeout=2)
     assert report.answers[0].failure is Failure.DNS_REFUSED and report.answers[0].rcode == "REFUSED"
+
+
+def test_a_resolver_address_where_nothing_listens_is_told_apart_from_a_silent_one() -> None:
+    # A bound, then closed UDP port: the kernel answers ICMP port unreachable, so the query is refused at once.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe_socket:
+        probe_socket.bind(("127.0.0.1", 0))
+        port = probe_socket.getsockname()[1]
+    started = time.perf_counter()
+    report = resolve_all("api.test", [f"127.0.0.1:{port}"], timeout=3)
+    elapsed = time.perf_counter() - started
+    [answer] = report.answers
+    assert answer.failure is Failure.DNS_TIMEOUT and answer.rcode == "UNREACHABLE"
+    assert f"nothing answers on 127.0.0.1:{port} (connection refused)" in (answer.error or "")
+    assert elapsed < 1.5, f"a refused query waited {elapsed:.2f}s as if for a silent resolver"
 
 
 def test_servfail() -> None:

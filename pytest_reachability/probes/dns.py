@@ -30,6 +30,10 @@ from .failures import Failure
 SYSTEM = "system"
 _MAX_CNAME_HOPS = 8
 _RDTYPES = {"A": dns.rdatatype.A, "AAAA": dns.rdatatype.AAAA}
+# Query threads stop at the deadline by themselves (every query is bounded by the time left); this is
+# how long after it a server's family threads are waited for, and the whole probe waits twice as long so
+# that a resolver's own answer (which may say "nothing answers there") is always ready before it gives up.
+_JOIN_GRACE = 0.5
 
 
 @dataclass
@@ -167,7 +171,7 @@ def resolve_all(
         thread.start()
         threads.append(thread)
     for thread in threads:
-        thread.join(max(0.0, deadline - time.perf_counter()) + 0.05)
+        thread.join(max(0.0, deadline - time.perf_counter()) + 2 * _JOIN_GRACE)
 
     answers = []
     for index, (spec, _server) in enumerate(targets):
@@ -232,7 +236,7 @@ def _ask_server(
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(max(0.0, deadline - time.perf_counter()) + 1.0)
+        thread.join(max(0.0, deadline - time.perf_counter()) + _JOIN_GRACE)
     ttls = []
     for family in families:
         result = results.get(family) or _FamilyResult(rcode="TIMEOUT", error="no answer within the timeout")
@@ -252,6 +256,8 @@ def _ask_server(
     # No address: the answer's rcode is the most telling failure among the families.
     for rcode, failure in (
         ("TIMEOUT", Failure.DNS_TIMEOUT),
+        # Nothing serves DNS at the address: to a client that is no answer, as a timeout is.
+        ("UNREACHABLE", Failure.DNS_TIMEOUT),
         ("SERVFAIL", Failure.DNS_SERVFAIL),
         ("REFUSED", Failure.DNS_REFUSED),
         ("NXDOMAIN", Failure.DNS_NXDOMAIN),
@@ -287,8 +293,15 @@ def _query_family(server: tuple[str, int], name: str, family: str, deadline: flo
         except dns.exception.Timeout:
             result.rcode, result.error = "TIMEOUT", f"{family}: no answer within the timeout"
             return result
-        except (OSError, dns.exception.DNSException) as error:
-            # ICMP port unreachable on UDP shows up here as ConnectionRefusedError: nothing serves DNS there.
+        except ConnectionRefusedError:
+            # ICMP port unreachable on UDP (the socket is connected) or a TCP RST: nothing serves DNS there.
+            result.rcode = "UNREACHABLE"
+            result.error = f"{family}: nothing answers on {_server_text(server)} (connection refused)"
+            return result
+        except OSError as error:
+            result.rcode, result.error = "UNREACHABLE", f"{family}: {_server_text(server)}: {type(error).__name__}: {error}"
+            return result
+        except dns.exception.DNSException as error:
             result.rcode, result.error = "TIMEOUT", f"{family}: {type(error).__name__}: {error}"
             return result
         result.rcode = dns.rcode.to_text(response.rcode())
@@ -316,9 +329,20 @@ def _query_family(server: tuple[str, int], name: str, family: str, deadline: flo
     return result
 
 
+def _server_text(server: tuple[str, int]) -> str:
+    address, port = server
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
 def _exchange(query: dns.message.Message, server: tuple[str, int], timeout: float) -> dns.message.Message:
     address, port = server
-    response = dns.query.udp(query, address, port=port, timeout=timeout)
+    family = socket.AF_INET6 if ipaddress.ip_address(address).version == 6 else socket.AF_INET
+    # A connected UDP socket: an ICMP port unreachable then fails the read at once (ConnectionRefusedError)
+    # instead of leaving it to wait out the timeout.
+    with socket.socket(family, socket.SOCK_DGRAM) as udp_socket:
+        udp_socket.setblocking(False)
+        udp_socket.connect((address, port))
+        response = dns.query.udp(query, address, port=port, timeout=timeout, sock=udp_socket)
     if response.flags & dns.flags.TC:
         response = dns.query.tcp(query, address, port=port, timeout=timeout)
     return response
