@@ -24,7 +24,6 @@ first worker that needs them and shared with the others through the session's sh
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import pickle
@@ -61,6 +60,8 @@ class SharedResults:
         if self.directory is None:
             value = self._memory[key] = compute()
             return value
+        import fcntl  # only needed with xdist's shared directory (POSIX)
+
         name = hashlib.sha1(key.encode()).hexdigest()[:24]
         path = self.directory / f"{name}.pickle"
         with open(self.directory / f"{name}.lock", "w") as lock:
@@ -261,9 +262,4 @@ def cluster(reachability_settings: Any) -> Any:
 @pytest.fixture(scope="session")
 def app_config(pytestconfig: pytest.Config) -> Any:
     """The validated application sections (``[tool.reachability.<section>]`` tables)."""
-    state = _state(pytestconfig)
-    if state.app_config is None:
-        from .appconfig import load_app_config
-
-        state.app_config = load_app_config(state.settings.tables)
-    return state.app_config
+    return _state(pytestconfig).app_config

@@ -65,11 +65,9 @@ class GatePlan:
     requested_by: dict[str, str] = field(default_factory=dict)  # gate -> a nodeid that requires it
 
     @classmethod
-    def build(cls, items: Iterable[Any], extra_section_requires: dict[str, Sequence[str]] | None = None) -> GatePlan:
+    def build(cls, items: Iterable[Any]) -> GatePlan:
         plan = cls()
-        section_requires: dict[str, list[str]] = {
-            name: list(gates) for name, gates in (extra_section_requires or {}).items()
-        }
+        section_requires: dict[str, list[str]] = {}
         # One walk over each item's markers (closest first): section, gate, requires.
         scanned: list[tuple[Any, Any, Any, list[Any]]] = []
         for item in items:
@@ -83,6 +81,13 @@ class GatePlan:
                     required = marker.kwargs.get("requires", ())
                     if isinstance(required, str):
                         required = (required,)
+                    if not isinstance(required, (list, tuple, set, frozenset)) or not all(
+                        isinstance(g, str) and g.strip() for g in required
+                    ):
+                        raise GraphError(
+                            f'@pytest.mark.section(..., requires=...) takes gate names, e.g. requires=["api-health"], '
+                            f"got {required!r} on {item.nodeid}"
+                        )
                     if required and marker.args:
                         bucket = section_requires.setdefault(marker.args[0], [])
                         bucket.extend(g for g in required if g not in bucket)
@@ -251,6 +256,11 @@ class GateStore:
         return hashlib.sha1(text.encode()).hexdigest()[:20]
 
     def record(self, gate: str, nodeid: str, outcome: str, message: str) -> None:
+        """Record one gate test's outcome; its first failure, error, block or skip stays (a teardown
+        error after a failed call does not replace the cause)."""
+        previous = self._memory.get(gate, {}).get(nodeid)
+        if previous is not None and previous[0] != PASSED:
+            return
         self._memory.setdefault(gate, {})[nodeid] = (outcome, message)
         if self.directory is None:
             return

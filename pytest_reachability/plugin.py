@@ -20,9 +20,6 @@ import pytest
 from . import evidence as evidence_mod
 from . import fixtures
 from .gating import (
-    BLOCKED,
-    ERROR,
-    FAILED,
     PASSED,
     SKIPPED,
     GatePlan,
@@ -34,7 +31,7 @@ from .gating import (
 from .options import add_options
 from .report import hooks as report_hooks
 from .report import terminal
-from .results import RunResults, failure_line
+from .results import RunResults, gate_member_outcome
 
 MARKERS = (
     'section(name, requires=()): the report section of a test; requires= gates every test of that section needs',
@@ -60,7 +57,6 @@ class RunState:
     pulled: dict[str, int] = field(default_factory=dict)  # gate -> tests pulled back into the run
     results: RunResults = field(default_factory=RunResults)
     marks_seen: bool = False
-    member_outcome: dict[str, str] = field(default_factory=dict)
     sandbox: Any = None  # the running Sandbox, on the process that started it
     shared: Any = None  # fixtures.SharedResults
     app_config: Any = None  # appconfig.AppConfig, validated at configure time
@@ -96,6 +92,16 @@ def pytest_configure(config: pytest.Config) -> None:
     settings = load_settings(config)
     worker_input = getattr(config, "workerinput", None)
     sandbox, sandbox_info = _start_sandbox(settings, worker_input)
+    try:
+        _configure_run(config, settings, worker_input, sandbox, sandbox_info)
+    except BaseException:
+        # Nothing else would stop it: pytest_unconfigure finds no run state.
+        if sandbox is not None:
+            sandbox.stop()
+        raise
+
+
+def _configure_run(config: pytest.Config, settings: Any, worker_input: dict | None, sandbox: Any, sandbox_info: Any) -> None:
     environment_set: list[str] = []
     if sandbox_info is not None:
         settings, environment_set = _point_at_sandbox(settings, sandbox_info)
@@ -104,8 +110,6 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         app_config = load_app_config(settings.tables)
     except AppConfigError as exc:
-        if sandbox is not None:
-            sandbox.stop()
         raise pytest.UsageError(str(exc)) from None
     state = RunState(settings=settings, store=GateStore(), sandbox=sandbox, sandbox_info=sandbox_info)
     state.app_config = app_config
@@ -217,7 +221,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     """Pull deselected gates back in, validate the graph, order gates first (runs on every worker)."""
     state = state_of(session.config)
     selected = list(session.items)
-    known = selected + [i for i in state.deselected if i not in set(selected)]
+    selected_set = set(selected)
+    known = selected + [i for i in state.deselected if i not in selected_set]
     try:
         plan = GatePlan.build(known)
         # A pulled-in gate may itself require gates from other files: repeat, at most once per gate.
@@ -405,32 +410,10 @@ def record_report(state: RunState, report: pytest.TestReport) -> None:
     if state.xdist_controller:
         return  # gate outcomes are recorded where the test ran
     gate = getattr(report, "reachability_gate", None)
-    if not gate:
-        return
-    outcome, message = _member_outcome(report)
-    if outcome is None:
-        return
-    previous = state.member_outcome.get(report.nodeid)
-    if previous in (FAILED, ERROR, BLOCKED, SKIPPED) and outcome == PASSED:
-        return
-    state.member_outcome[report.nodeid] = outcome
-    state.store.record(gate, report.nodeid, outcome, message)
-
-
-def _member_outcome(report: pytest.TestReport) -> tuple[str | None, str]:
-    if report.failed:
-        if report.when == "call":
-            return FAILED, failure_line(report) or f"{report.nodeid} failed"
-        return ERROR, f"error in {report.when}: {failure_line(report)}"
-    if report.skipped:
-        if hasattr(report, "wasxfail"):
-            return FAILED, f"{report.nodeid} xfailed"
-        if getattr(report, "reachability_blocked_by", None):
-            return BLOCKED, failure_line(report)
-        return SKIPPED, failure_line(report)
-    if report.when == "call":
-        return PASSED, ""
-    return None, ""
+    if gate:
+        outcome, message = gate_member_outcome(report)
+        if outcome is not None:
+            state.store.record(gate, report.nodeid, outcome, message)
 
 
 def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> Any:
@@ -452,8 +435,10 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
         state_of(node.config).marks_seen = True
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
     state = state_of(session.config)
+    state.results.discard_unfinished()
     worker_output = getattr(session.config, "workeroutput", None)
     if worker_output is not None:
         worker_output["reachability_pulled"] = dict(state.pulled)

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .gating import OTHER_SECTION, first_line
+from .gating import BLOCKED, ERROR, FAILED, OTHER_SECTION, PASSED, SKIPPED, first_line
 
 # DESIGN's sixteen sections, in order; any other section follows them in first-seen order.
 BUILTIN_SECTIONS = (
@@ -33,14 +33,14 @@ BUILTIN_SECTIONS = (
     "results-storage",
 )
 
-OUTCOMES = ("passed", "failed", "error", "blocked", "skipped", "xfailed", "xpassed")
+NOT_RUN = "not run"  # started but no outcome reported (interrupted, --setup-only): counted nowhere
 
 
 @dataclass
 class TestResult:
     nodeid: str
     section: str = OTHER_SECTION
-    outcome: str = "passed"
+    outcome: str = NOT_RUN  # until a phase report says otherwise (a setup alone is no pass)
     reason: str = ""  # one line: failure, skip or blocked reason
     blocked_by: str | None = None
     gate: str | None = None
@@ -115,6 +115,23 @@ def failure_line(report: Any) -> str:
     return first_line(str(longrepr).splitlines()[-1] if str(longrepr) else "")
 
 
+def gate_member_outcome(report: Any) -> tuple[str | None, str]:
+    """What one phase report says about a gate test: (outcome, one-line message), or (None, "") if nothing yet."""
+    if report.failed:
+        if report.when == "call":
+            return FAILED, failure_line(report) or f"{report.nodeid} failed"
+        return ERROR, f"error in {report.when}: {failure_line(report)}"
+    if report.skipped:
+        if hasattr(report, "wasxfail"):
+            return FAILED, f"{report.nodeid} xfailed"
+        if getattr(report, "reachability_blocked_by", None):
+            return BLOCKED, failure_line(report)
+        return SKIPPED, failure_line(report)
+    if report.when == "call":
+        return PASSED, ""
+    return None, ""
+
+
 class RunResults:
     """Per-test outcomes folded from phase reports."""
 
@@ -137,10 +154,10 @@ class RunResults:
         when = report.when
         if report.failed:
             if when == "call":
-                test.outcome = "xpassed" if hasattr(report, "wasxfail") else "failed"
+                test.outcome = "failed"  # a strict XPASS fails too
             elif test.outcome not in ("failed",):
                 test.outcome = "error"
-            test.reason = failure_line(report) if test.outcome != "xpassed" else str(report.wasxfail)
+            test.reason = failure_line(report)
             test.longrepr = getattr(report, "longreprtext", "") or ""
         elif report.skipped:
             if hasattr(report, "wasxfail"):
@@ -152,6 +169,10 @@ class RunResults:
         elif when == "call" and test.outcome not in ("error", "failed"):
             test.outcome = "xpassed" if hasattr(report, "wasxfail") else "passed"
 
+    def discard_unfinished(self) -> None:
+        """Forget tests that never reported an outcome (interrupted, ``--setup-only``): no output counts them."""
+        self.tests = {nodeid: test for nodeid, test in self.tests.items() if test.outcome != NOT_RUN}
+
     def extend(self, reports: Iterable[Any]) -> None:
         for report in reports:
             self.add_report(report)
@@ -162,6 +183,8 @@ class RunResults:
     def sections(self) -> list[SectionRow]:
         rows: dict[str, SectionRow] = {}
         for test in self.tests.values():
+            if test.outcome == NOT_RUN:
+                continue
             row = rows.setdefault(test.section, SectionRow(test.section))
             row.tests += 1
             outcome = {"xfailed": "skipped", "xpassed": "passed"}.get(test.outcome, test.outcome)

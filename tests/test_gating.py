@@ -520,3 +520,43 @@ def test_loadbalancer():
     assert result.ret == 0, result.stdout.str()
     outcomes = outcomes_of(result)
     assert outcomes == {"test_api.py::test_health": "PASSED", "test_perf.py::test_latency": "PASSED"}
+
+
+def test_setup_only_counts_no_test_as_passed(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_never="import pytest\n@pytest.mark.section('dns')\ndef test_fails():\n    assert 0\n")
+    result = pytester.runpytest("-p", "no:cacheprovider", "--setup-only", "--results-json", "out.json")
+    import json
+
+    document = json.loads((pytester.path / "out.json").read_text())
+    assert document["tests"] == [] and document["health_score"] is None, document
+    assert "Health score: 100%" not in result.stdout.str()
+
+
+def test_section_requires_must_name_gates(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_bad="import pytest\npytestmark = pytest.mark.section('db', requires=5)\ndef test_a():\n    pass\n")
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert any("requires=...) takes gate names" in line for line in result.errlines), result.errlines
+
+
+def test_teardown_error_does_not_replace_the_gates_failure(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_td="""
+import pytest
+
+@pytest.fixture
+def noisy():
+    yield
+    raise RuntimeError("teardown noise")
+
+@pytest.mark.gate("api-health")
+def test_health(noisy):
+    assert 0, "empty reply"
+
+@pytest.mark.requires("api-health")
+def test_after():
+    pass
+"""
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(["BLOCKED test_td.py::test_after - blocked by api-health: empty reply"])
