@@ -120,6 +120,31 @@ def test_healthy_sandbox_end_to_end_and_clean_stop():
     assert not ports & listening_ports()
 
 
+def test_a_component_failing_to_stop_does_not_leave_the_others_running(monkeypatch):
+    sandbox = Sandbox("healthy", postgres=False)
+    info = sandbox.start()
+    state_dir = Path(info.state_dir)
+    dns_ports = {int(r.rsplit(":", 1)[1]) for r in info.resolvers}
+    in_cluster = sandbox.in_cluster
+    assert in_cluster is not None
+    real_stop = in_cluster.stop
+
+    def stop_then_fail(*args: object, **kwargs: object) -> None:
+        real_stop(*args, **kwargs)  # the server itself goes away; only its stop call reports a failure
+        raise OSError("in-cluster backend would not stop")
+
+    monkeypatch.setattr(in_cluster, "stop", stop_then_fail)
+    try:
+        with pytest.raises(OSError, match="would not stop"):
+            sandbox.stop()
+        # The components after the failing one were still stopped.
+        assert sandbox.info is None and sandbox.dns_servers == {}
+        assert not state_dir.exists()
+        assert not dns_ports & listening_ports()
+    finally:
+        sandbox.stop()
+
+
 def test_incident_sandbox_reproduces_the_incident():
     with Sandbox("incident-2025-12-08") as info:
         [address] = resolve(info, HOST)

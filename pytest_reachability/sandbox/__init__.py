@@ -22,7 +22,7 @@ and removes the state directory.
 
 from __future__ import annotations
 
-import contextlib
+import logging
 import secrets
 import shutil
 import socket
@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import apiserver
 from . import postgres as postgres_mod
 from .app import ApiApplication
 from .certs import SandboxCertificates, write_sandbox_certificates
@@ -49,6 +50,8 @@ __all__ = [
     "load_scenario",
     "scenario_names",
 ]
+
+_log = logging.getLogger(__name__)
 
 CONTEXT_NAME = "sandbox"
 
@@ -105,15 +108,6 @@ class SandboxInfo:
         return cls(**data)
 
 
-def _load_apiserver():
-    """The API server module, or None while it is not available in this checkout."""
-    try:
-        from . import apiserver
-    except ImportError:
-        return None
-    return apiserver
-
-
 class Sandbox:
     """One running world from a scenario; a context manager yielding :class:`SandboxInfo`."""
 
@@ -146,7 +140,8 @@ class Sandbox:
             try:
                 self.info = self._start()
             except BaseException:
-                self._stop()
+                # The start error is the one to report; a component that also fails to stop is logged.
+                self._stop(raise_first=False)
                 raise
             return self.info
 
@@ -198,22 +193,19 @@ class Sandbox:
         if not edges:
             port = _free_port()
 
-        kubeconfig = api_url = None
-        apiserver = _load_apiserver()
-        if apiserver is not None:
-            token = secrets.token_urlsafe(32)
-            self.api = apiserver.KubeApiServer(
-                scenario.objects, pod_logs=dict(scenario.logs), deny=list(scenario.deny), token=token,
-                cert_file=certificates.apiserver.cert_file, key_file=certificates.apiserver.key_file,
-                host="127.0.0.1", backend_for_service=self.backend_for_service,
-            )
-            self.api.start()
-            api_url = self.api.url
-            kubeconfig = str(state / "kubeconfig")
-            apiserver.write_kubeconfig(
-                kubeconfig, server_url=api_url, ca_file=certificates.ca_file, token=token,
-                context=CONTEXT_NAME, namespace=scenario.namespace,
-            )
+        token = secrets.token_urlsafe(32)
+        self.api = apiserver.KubeApiServer(
+            scenario.objects, pod_logs=dict(scenario.logs), deny=list(scenario.deny), token=token,
+            cert_file=certificates.apiserver.cert_file, key_file=certificates.apiserver.key_file,
+            host="127.0.0.1", backend_for_service=self.backend_for_service,
+        )
+        self.api.start()
+        api_url = self.api.url
+        kubeconfig = str(state / "kubeconfig")
+        apiserver.write_kubeconfig(
+            kubeconfig, server_url=api_url, ca_file=certificates.ca_file, token=token,
+            context=CONTEXT_NAME, namespace=scenario.namespace,
+        )
         database_dsn, database = database_start()
         return SandboxInfo(
             scenario=scenario.name,
@@ -268,37 +260,53 @@ class Sandbox:
 
         return finish
 
-    def _stop(self) -> None:
+    def _stop(self, *, raise_first: bool = True) -> None:
+        """Stop every component, each on its own: one that fails to stop must not leave the others running.
+
+        The first failure is raised once all were tried (or only logged, with ``raise_first=False``);
+        later ones are logged.
+        """
+        failures: list[Exception] = []
+
+        def attempt(what: str, stop: Callable[[], object]) -> None:
+            try:
+                stop()
+            except Exception as error:
+                if failures or not raise_first:
+                    _log.warning("sandbox: %s did not stop cleanly: %s", what, error)
+                failures.append(error)
+
         for server in [self.edges, self.in_cluster, *self.dns_servers.values()]:
             if server is not None:
-                server.request_stop()
-        if self.api is not None:
-            with contextlib.suppress(Exception):
-                self.api.stop()
-            self.api = None
-        if self.edges is not None:
-            self.edges.stop()
-            self.edges = None
-        if self.in_cluster is not None:
-            self.in_cluster.stop()
-            self.in_cluster = None
-        if self._refusing_socket is not None:
-            self._refusing_socket.close()
-            self._refusing_socket = None
-        if self.database is not None:
-            self.database.close()
-            self.database = None
-        if self.postgres is not None:
-            self.postgres.stop()
-            self.postgres = None
+                attempt("a server", server.request_stop)
+        api, self.api = self.api, None
+        edges, self.edges = self.edges, None
+        in_cluster, self.in_cluster = self.in_cluster, None
+        refusing_socket, self._refusing_socket = self._refusing_socket, None
+        database, self.database = self.database, None
+        postgres, self.postgres = self.postgres, None
+        dns_servers, self.dns_servers = self.dns_servers, {}
         self.app = None
-        for server in self.dns_servers.values():
-            server.stop()
-        self.dns_servers = {}
+        if api is not None:
+            attempt("the Kubernetes API server", api.stop)
+        if edges is not None:
+            attempt("the edge servers", edges.stop)
+        if in_cluster is not None:
+            attempt("the in-cluster backend", in_cluster.stop)
+        if refusing_socket is not None:
+            attempt("the refusing socket", refusing_socket.close)
+        if database is not None:
+            attempt("the database connection", database.close)
+        if postgres is not None:
+            attempt("PostgreSQL", postgres.stop)
+        for name, server in dns_servers.items():
+            attempt(f"DNS server {name}", server.stop)
         if self._state_dir is not None:
             shutil.rmtree(self._state_dir, ignore_errors=True)
             self._state_dir = None
         self.info = None
+        if failures and raise_first:
+            raise failures[0]
 
     # -- what the API server's service proxy reaches -------------------------------------------
 
