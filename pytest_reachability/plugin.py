@@ -32,6 +32,7 @@ from .options import add_options
 from .report import hooks as report_hooks
 from .report import terminal
 from .results import RunResults, gate_member_outcome
+from .selection import collect_gates_elsewhere
 
 MARKERS = (
     'section(name, requires=()): the report section of a test; requires= gates every test of that section needs',
@@ -228,7 +229,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         # A pulled-in gate may itself require gates from other files: repeat, at most once per gate.
         for _ in range(1 + len(plan.requested_by)):
             missing = set(plan.unknown_gates())
-            found = _collect_gates_elsewhere(session, missing, {i.nodeid for i in known}) if missing else []
+            found = collect_gates_elsewhere(session, missing, {i.nodeid for i in known}) if missing else []
             if not found:
                 break
             known += found
@@ -285,54 +286,6 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
     scheduler._assign_work_unit = assign_gates_first  # noqa: SLF001 - xdist offers no ordering hook
     return scheduler
-
-
-def _collect_gates_elsewhere(session: pytest.Session, gates: set[str], have: set[str]) -> list[pytest.Item]:
-    """Collect test files outside the selection that declare ``gates`` (node-id selection, --lf).
-
-    Candidates are the test files under ``testpaths`` and beside the selected files whose text
-    mentions a gate name; collected directly so that --lf's file skipping does not hide them.
-    """
-    config = session.config
-    roots: list[Path] = [config.rootpath / p for p in config.getini("testpaths")]
-    roots += sorted({Path(str(item.path)).parent for item in session.items})
-    patterns = config.getini("python_files") or ["test_*.py"]
-    seen: set[Path] = set()
-    found: list[pytest.Item] = []
-    for root in roots:
-        if not root.is_dir():
-            continue
-        for pattern in patterns:
-            for path in sorted(root.rglob(pattern)):
-                if path in seen or not path.is_file():
-                    continue
-                seen.add(path)
-                try:
-                    text = path.read_text(errors="replace")
-                except OSError:
-                    continue
-                if not any(f'"{g}"' in text or f"'{g}'" in text for g in gates):
-                    continue
-                found += [i for i in _items_of_file(session, path) if i.nodeid not in have]
-    return found
-
-
-def _items_of_file(session: pytest.Session, path: Path) -> list[pytest.Item]:
-    def expand(node: Any) -> list[pytest.Item]:
-        if isinstance(node, pytest.Item):
-            return [node]
-        out: list[pytest.Item] = []
-        for child in node.collect():
-            out += expand(child)
-        return out
-
-    items: list[pytest.Item] = []
-    try:
-        for collector in session._collect_path(path, {}):  # noqa: SLF001 - no public API collects one file
-            items += expand(collector)
-    except Exception:  # a broken candidate file must not break the run it was not selected for
-        return []
-    return items
 
 
 def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:

@@ -1,0 +1,56 @@
+"""Selection support: find the tests of gates that a selection (node ids, ``--lf``) left uncollected."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+def collect_gates_elsewhere(session: pytest.Session, gates: set[str], have: set[str]) -> list[pytest.Item]:
+    """Collect test files outside the selection that declare ``gates`` (node-id selection, --lf).
+
+    Candidates are the test files under ``testpaths`` and beside the selected files whose text
+    mentions a gate name; collected directly so that --lf's file skipping does not hide them.
+    """
+    config = session.config
+    roots: list[Path] = [config.rootpath / p for p in config.getini("testpaths")]
+    roots += sorted({Path(str(item.path)).parent for item in session.items})
+    patterns = config.getini("python_files") or ["test_*.py"]
+    seen: set[Path] = set()
+    found: list[pytest.Item] = []
+    for root in roots:
+        if not root.is_dir():
+            continue
+        for pattern in patterns:
+            for path in sorted(root.rglob(pattern)):
+                if path in seen or not path.is_file():
+                    continue
+                seen.add(path)
+                try:
+                    text = path.read_text(errors="replace")
+                except OSError:
+                    continue
+                if not any(f'"{g}"' in text or f"'{g}'" in text for g in gates):
+                    continue
+                found += [i for i in _items_of_file(session, path) if i.nodeid not in have]
+    return found
+
+
+def _items_of_file(session: pytest.Session, path: Path) -> list[pytest.Item]:
+    def expand(node: Any) -> list[pytest.Item]:
+        if isinstance(node, pytest.Item):
+            return [node]
+        out: list[pytest.Item] = []
+        for child in node.collect():
+            out += expand(child)
+        return out
+
+    items: list[pytest.Item] = []
+    try:
+        for collector in session._collect_path(path, {}):  # noqa: SLF001 - no public API collects one file
+            items += expand(collector)
+    except Exception:  # a broken candidate file must not break the run it was not selected for
+        return []
+    return items
