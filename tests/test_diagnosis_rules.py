@@ -7,6 +7,7 @@ import copy
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -507,3 +508,17 @@ def test_builtin_suite_in_the_wrong_namespace_says_where_the_service_is(tmp_path
     assert theories[0]["rule"] == "service-in-other-namespace", [(t["rule"], t["confidence"]) for t in theories]
     assert theories[0]["title"].startswith("Service `api` does not exist in namespace default but in production")
     assert all(t["confidence"] < theories[0]["confidence"] for t in theories[1:])
+
+
+def test_printed_kubectl_flags_are_shell_quoted(tmp_path: Path) -> None:
+    # A kubeconfig path with a space and a quote, a context with shell syntax: pasted into a shell, the
+    # printed command must pass each as one argument and run nothing else.
+    directory = tmp_path / "kube dir"
+    directory.mkdir()
+    kubeconfig = directory / "it's config"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
+    settings = resolve_settings(
+        {"target": "http://api.test", "kubeconfig": str(kubeconfig), "kube_context": "prod $(id)"}, {}
+    )
+    kubectl = RunContext.from_settings(settings).kubectl
+    assert shlex.split(kubectl) == ["kubectl", "--kubeconfig", str(kubeconfig), "--context", "prod $(id)"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,9 +51,10 @@ class RunContext:
         sources = getattr(settings, "sources", {}) or {}
         # Only flags the user chose: a sandbox's temporary kubeconfig means nothing once the run ended.
         if getattr(settings, "kubeconfig", None) and sources.get("kubeconfig") in ("cli", "env", "file"):
-            kubectl += f" --kubeconfig {settings.kubeconfig}"
+            # Quoted: the printed command is pasted into a shell, and a path may hold spaces or quotes.
+            kubectl += f" --kubeconfig {shlex.quote(str(settings.kubeconfig))}"
         if getattr(settings, "kube_context", None) and sources.get("kube_context") in ("cli", "env", "file"):
-            kubectl += f" --context {settings.kube_context}"
+            kubectl += f" --context {shlex.quote(str(settings.kube_context))}"
         return cls(
             host=getattr(target, "host", "") or "",
             port=getattr(target, "port", None),
