@@ -153,6 +153,9 @@ def run_load(config, target, settings, address: str | None, progress: ProgressLi
         with requests.Session() as session:
             if settings.ca_bundle:
                 session.verify = settings.ca_bundle
+            # The target's credentials, as every other check sends them: without them a protected target is 401s.
+            if target.auth is not None:
+                session.auth = target.auth
             if address:
                 adapter = PinnedAddressAdapter(target.host, address, max_retries=0, pool_maxsize=1)
                 session.mount("http://", adapter)

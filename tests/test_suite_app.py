@@ -9,11 +9,15 @@ prints how many results the sandbox API still holds at the end, to prove the sto
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import http.server
 import os
 import re
 import socket
+import threading
 import time
+import types
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -313,3 +317,53 @@ def refusing_port() -> Iterator[int]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         yield sock.getsockname()[1]
+
+
+class _BasicAuthHealth(http.server.BaseHTTPRequestHandler):
+    """/health behind basic auth (user "load", password "s3cret"), as a protected target answers."""
+
+    expected = "Basic " + base64.b64encode(b"load:s3cret").decode()
+
+    def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
+        status = 200 if self.headers.get("Authorization") == self.expected else 401
+        body = b'{"status":"healthy"}' if status == 200 else b'{"detail":"Not authenticated"}'
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - http.server's signature
+        pass
+
+
+class _ProgressRecorder:
+    """Where run_load reports its progress; keeps the last figures."""
+
+    def __init__(self) -> None:
+        self.updates = 0
+
+    def update(self, result: object, final: bool = False) -> None:
+        self.updates += 1
+
+
+def test_performance_load_sends_the_target_credentials():
+    from pytest_reachability.appconfig import PerformanceConfig
+    from pytest_reachability.config import parse_target
+    from suites.test_15_performance import run_load
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _BasicAuthHealth)
+    server.daemon_threads = True
+    serving = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    serving.start()
+    try:
+        target = parse_target(f"http://load:s3cret@127.0.0.1:{server.server_address[1]}")
+        config = PerformanceConfig(path="/health", requests=12, concurrency=3, deadline_s=10.0)
+        settings = types.SimpleNamespace(ca_bundle=None, probe_timeout=2.0)
+        result = run_load(config, target, settings, None, _ProgressRecorder())
+    finally:
+        server.shutdown()
+        server.server_close()
+        serving.join(5)
+    assert result.completed == 12
+    assert result.errors == 0, result.error_kinds  # without the credentials: 12 x "HTTP 401"
