@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
+from .redact import redact_target_text
+
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
@@ -66,17 +68,11 @@ class SettingsError(ValueError):
 
 
 def mask_credentials(text: str) -> str:
-    """Replace everything between the scheme and the last ``@`` by ``***``.
+    """``text`` (a target or database URL as typed) safe to print: credentials and secret query values masked.
 
-    The *last* ``@`` is used because passwords typed unescaped may contain ``@``, ``/`` or ``:``;
-    masking too much is harmless, leaking a password is not.
+    Masking itself lives in :mod:`pytest_reachability.redact`, the one place secrets are masked.
     """
-    at = text.rfind("@")
-    if at < 0:
-        return text
-    scheme = _SCHEME_PREFIX.match(text)
-    prefix = scheme.group(0) if scheme and scheme.end() <= at else ""
-    return f"{prefix}***@{text[at + 1:]}"
+    return redact_target_text(text)
 
 
 @dataclass(frozen=True)

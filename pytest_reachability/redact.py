@@ -42,8 +42,9 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     ),
     (re.compile(r"(?i)\b(bearer)(\s+)[A-Za-z0-9._~+/=-]{6,}"), r"\1\2" + MASK),
     (re.compile(r"(?i)\b(basic)(\s+)[A-Za-z0-9+/]{8,}={0,2}"), r"\1\2" + MASK),
-    # user:password@ in URLs and DSNs (postgresql://, redis://, https://)
-    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@'\"<>]+@"), r"\1" + MASK + ":" + MASK + "@"),
+    # user:password@ in URLs and DSNs (postgresql://, redis://, https://): up to the *last* "@" that a host
+    # follows, because passwords typed unescaped may hold "@", "/" or ":" (masking too much is harmless).
+    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s'\"<>]*@(?=[a-z0-9\[_%])"), r"\1" + MASK + ":" + MASK + "@"),
     # query strings and key=value text: ?token=..., password=..., api_key: ...
     (re.compile(rf"(?i)(?<![A-Za-z0-9_.-])({_SECRET_NAME}|key|sig)=([^&\s'\"#;,<>]+)"), r"\1=" + MASK),
     # YAML / JSON / repr: token: abc, "password": "abc", 'client-key-data': 'abc'
@@ -76,8 +77,22 @@ class Redactor:
     def __call__(self, value: Any) -> Any:
         return _redact(value, self.secrets)
 
-    def add(self, values: Iterable[str]) -> None:
-        self.secrets = _known([*self.secrets, *values])
+
+_SCHEME_PREFIX = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def redact_target_text(text: str, secrets: Iterable[str] = ()) -> str:
+    """A target as typed, safe to print: like :func:`redact`, and a scheme-less ``user:pw@host`` is masked too.
+
+    Everything between the scheme (if any) and the *last* ``@`` becomes ``***``: an unescaped password
+    may contain ``@``, ``/`` or ``:``.
+    """
+    at = text.rfind("@")
+    if at >= 0:
+        scheme = _SCHEME_PREFIX.match(text)
+        prefix = scheme.group(0) if scheme and scheme.end() <= at else ""
+        text = f"{prefix}{MASK}@{text[at + 1:]}"
+    return str(redact(text, secrets))
 
 
 def _known(secrets: Iterable[str]) -> tuple[str, ...]:
@@ -148,15 +163,13 @@ def collect_secrets(settings: Any, environ: Mapping[str, str] | None = None) -> 
         found.append(target.password)
     results_db = getattr(settings, "results_db", None)
     if results_db:
-        found += _url_passwords(results_db)
+        found += url_passwords(results_db)
     found += kubeconfig_secrets(_kubeconfig_path(getattr(settings, "kubeconfig", None), environ))
     for name, value in environ.items():
         if not value:
             continue
-        found += _url_passwords(value)
-        # Secret-named variables, but not PWD/OLDPWD (directories) nor *_FILE/_PATH/_DIR/_URL/_DSN (the
-        # password part of a URL is taken above; a path is not a secret).
-        if _ENV_SECRET_NAME.search(name) and not _ENV_NOT_SECRET.search(name):
+        found += url_passwords(value)
+        if _is_secret_variable(name, value):
             found.append(value)
     for table in (getattr(settings, "tables", None) or {}).values():
         found += _table_secrets(table)
@@ -164,10 +177,26 @@ def collect_secrets(settings: Any, environ: Mapping[str, str] | None = None) -> 
 
 
 _ENV_SECRET_NAME = re.compile(r"(?i)(passw(or)?d|secret|token|api_?key|access_?key|private_?key|credential)")
-_ENV_NOT_SECRET = re.compile(r"(?i)(^(OLD)?PWD$|_(FILE|PATH|DIR|URL|DSN|URI)$)")
+# PWD/OLDPWD are directories; *_FILE/_PATH/_DIR hold paths; the password part of *_URL/_DSN/_URI is taken
+# separately; *_NAME, *_ENABLED, *_TTL, ... describe a secret without being one (TLS_SECRET_NAME=api-tls).
+_ENV_NOT_SECRET = re.compile(
+    r"(?i)(^(OLD)?PWD$|_(FILE|PATH|DIR|URL|DSN|URI|NAME|ENABLED|ENABLE|TTL|COUNT|SIZE|TIMEOUT)$)"
+)
+# Shorter values, booleans and numbers are everyday words and digits: masking them everywhere hid node ids
+# (SECRET_KEY=test) and ordinary output (FEATURE_TOKEN_ENABLED=true).
+MIN_ENV_SECRET_LENGTH = 8
+_NOT_A_SECRET_VALUE = re.compile(r"(?i)^(true|false|yes|no|on|off|none|null|[-+]?[0-9]+(\.[0-9]*)?([eE][-+]?[0-9]+)?)$")
 
 
-def _url_passwords(text: str) -> list[str]:
+def _is_secret_variable(name: str, value: str) -> bool:
+    """A variable whose value is a secret by its name, long enough and not a flag or a number."""
+    value = value.strip()
+    return (bool(_ENV_SECRET_NAME.search(name)) and not _ENV_NOT_SECRET.search(name)
+            and len(value) >= MIN_ENV_SECRET_LENGTH and not _NOT_A_SECRET_VALUE.match(value))
+
+
+def url_passwords(text: str) -> list[str]:
+    """Passwords in the URLs (``user:pw@``) and ``password=`` pairs (DSN or query) of ``text``, to mask by value."""
     out = []
     for match in re.finditer(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s]+", text):
         try:
@@ -176,7 +205,7 @@ def _url_passwords(text: str) -> list[str]:
             continue
         if parts.password:
             out += [parts.password, unquote(parts.password)]
-    for match in re.finditer(r"(?i)\bpassword\s*=\s*([^\s;]+)", text):
+    for match in re.finditer(r"(?i)\bpassword\s*=\s*([^\s;&]+)", text):
         out.append(match.group(1).strip("'\""))
     return out
 
@@ -188,7 +217,7 @@ def _table_secrets(table: Any) -> list[str]:
             if isinstance(value, str):
                 if _SECRET_NAME_RE.match(str(key)):
                     out.append(value)
-                out += _url_passwords(value)
+                out += url_passwords(value)
             else:
                 out += _table_secrets(value)
     elif isinstance(table, list):
@@ -205,35 +234,53 @@ def _kubeconfig_path(explicit: str | None, environ: Mapping[str, str]) -> list[P
     return [Path.home() / ".kube" / "config"]
 
 
-def kubeconfig_secrets(paths: Iterable[Path]) -> list[str]:
-    """Tokens, passwords and client keys of every user in the kubeconfig files ``paths``."""
-    paths = [path for path in paths if Path(path).is_file()]
-    if not paths:
+def kubeconfig_secrets(paths: Iterable[Path] = (), *, content: str | None = None) -> list[str]:
+    """Credentials of every user in the kubeconfig files ``paths`` (or in ``content``, the YAML text).
+
+    Tokens, passwords, client keys, the token a readable ``tokenFile`` holds, auth-provider (OIDC)
+    ``id-token`` / ``refresh-token`` / ``client-secret``, and exec plugin ``env`` values with
+    secret-like names. Unreadable or invalid input contributes nothing.
+    """
+    texts: list[str] = [] if content is None else [content]
+    for path in paths:
+        try:
+            texts.append(Path(path).read_text())
+        except (OSError, ValueError):
+            continue
+    if not any(text.strip() for text in texts):
         return []
     import yaml  # only when there is a kubeconfig to read: it costs start-up time
 
     out: list[str] = []
-    for path in paths:
+    for text in texts:
         try:
-            document = yaml.safe_load(Path(path).read_text())
-        except (OSError, ValueError, yaml.YAMLError):
+            document = yaml.safe_load(text)
+        except (ValueError, yaml.YAMLError):
             continue
-        if not isinstance(document, Mapping):
-            continue
-        for entry in document.get("users") or []:
-            user = entry.get("user") if isinstance(entry, Mapping) else None
-            if not isinstance(user, Mapping):
-                continue
-            for key in ("token", "password", "client-key-data"):
-                if isinstance(user.get(key), str):
-                    out.append(user[key])
-            token_file = user.get("tokenFile")
-            if isinstance(token_file, str):
-                try:
-                    out.append(Path(token_file).read_text().strip())
-                except OSError:
-                    pass
-            provider = user.get("auth-provider")
-            if isinstance(provider, Mapping) and isinstance(provider.get("config"), Mapping):
-                out += [v for k, v in provider["config"].items() if isinstance(v, str) and _SECRET_NAME_RE.match(k)]
-    return out
+        if isinstance(document, Mapping):
+            for entry in document.get("users") or []:
+                user = entry.get("user") if isinstance(entry, Mapping) else None
+                if isinstance(user, Mapping):
+                    out += _kubeconfig_user_secrets(user)
+    return [value for value in dict.fromkeys(out) if len(value) >= MIN_SECRET_LENGTH]
+
+
+def _kubeconfig_user_secrets(user: Mapping[str, Any]) -> list[str]:
+    out = [user[key] for key in ("token", "password", "client-key-data") if isinstance(user.get(key), str)]
+    token_file = user.get("tokenFile")
+    if isinstance(token_file, str):
+        try:
+            out.append(Path(token_file).read_text().strip())
+        except (OSError, ValueError):
+            pass  # a path, not a secret: only the token it holds is masked
+    provider = user.get("auth-provider")
+    if isinstance(provider, Mapping) and isinstance(provider.get("config"), Mapping):
+        out += [v for k, v in provider["config"].items() if isinstance(v, str) and _SECRET_NAME_RE.match(str(k))]
+    plugin = user.get("exec")
+    if isinstance(plugin, Mapping):
+        for variable in plugin.get("env") or []:
+            if isinstance(variable, Mapping) and isinstance(variable.get("value"), str):
+                name = str(variable.get("name", ""))
+                if _ENV_SECRET_NAME.search(name) and not _ENV_NOT_SECRET.search(name):
+                    out.append(variable["value"])
+    return [value.strip() for value in out if value.strip()]

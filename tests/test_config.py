@@ -165,7 +165,7 @@ def test_a_value_a_higher_source_overrides_is_still_validated(tmp_path: Path) ->
     ("cli", "words"),
     [
         ({"target": "ftp://x"}, "--target: invalid target 'ftp://x': unsupported scheme 'ftp'"),
-        ({"target": "http://admin:s3cret@h:99999"}, "--target: invalid target 'http://***@h:99999'"),
+        ({"target": "http://admin:s3cret@h:99999"}, "--target: invalid target 'http://***:***@h:99999'"),
         ({"probe_timeout": "fast"}, "--probe-timeout: 'fast' is not a number; expected seconds"),
         ({"probe_timeout": "0"}, "--probe-timeout: 0 seconds is out of range; expected seconds, a number > 0 and <= 300"),
         ({"probe_timeout": "301"}, "--probe-timeout: 301 seconds is out of range"),
@@ -182,7 +182,9 @@ def test_a_value_a_higher_source_overrides_is_still_validated(tmp_path: Path) ->
         ({"kube_context": "  "}, "--kube-context: it is empty"),
         ({"kubeconfig": "/nonexistent/kubeconfig"}, "--kubeconfig: file '/nonexistent/kubeconfig' does not exist"),
         ({"ca_bundle": "/nonexistent/ca.pem"}, "--ca-bundle: file '/nonexistent/ca.pem' does not exist"),
-        ({"results_db": "mysql://u:s3cret@db/x"}, "--results-db: unsupported database URL 'mysql://***@db/x'"),
+        ({"results_db": "mysql://u:s3cret@db/x"}, "--results-db: unsupported database URL 'mysql://***:***@db/x'"),
+        ({"results_db": "mysql://u:p/s3cret@db/x"}, "--results-db: unsupported database URL 'mysql://***:***@db/x'"),
+        ({"results_db": "mysql://db/x?password=s3cret"}, "--results-db: unsupported database URL 'mysql://db/x?password=***'"),
         ({"resolvers": ["dns.google"]}, "--resolver: invalid resolver 'dns.google': 'dns.google' is not an IP address"),
         ({"resolvers": ["1.1.1.1:0"]}, "--resolver: invalid resolver '1.1.1.1:0': port '0' is not a number 1-65535"),
         ({"resolvers": ["::1:53"]}, "ambiguous: write [::1]:53 or [::1:53]"),
@@ -443,7 +445,7 @@ def assert_usage_error(result: pytest.RunResult, *words: str) -> str:
 def test_run_with_bad_target_exits_4_with_one_line(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("def test_ok():\n    pass\n")
     result = pytester.runpytest_subprocess("--target", "http://admin:s3cret@example.com:99999")
-    line = assert_usage_error(result, "--target", "port 99999 is out of range", "http://***@example.com:99999")
+    line = assert_usage_error(result, "--target", "port 99999 is out of range", "http://***:***@example.com:99999")
     assert "s3cret" not in result.stdout.str() + result.stderr.str()
     assert line.startswith("ERROR: --target: invalid target")
 

@@ -78,6 +78,87 @@ def test_collects_target_kubeconfig_env_and_table_secrets(tmp_path):
     assert collect_secrets(None, {}) == [] or all(len(s) >= 4 for s in collect_secrets(None, {}))
 
 
+@pytest.mark.parametrize(("text", "leaked", "shown"), [
+    ("postgresql://u:p/ss@db/x", "ss@db", "postgresql://***:***@db/x"),  # "/" in an unescaped password
+    ("http://u:p@ss@db:5432/x", "ss@", "http://***:***@db:5432/x"),  # "@" in an unescaped password
+    ("see 'redis://:a/b@c@cache:6379/0' now", "b@c", "see 'redis://***:***@cache:6379/0' now"),
+    ("https://api.example.com/x?q=1", None, "https://api.example.com/x?q=1"),  # no userinfo: left alone
+])
+def test_url_userinfo_masked_up_to_the_last_at(text, leaked, shown):
+    masked = redact(text)
+    assert masked == shown
+    if leaked:
+        assert leaked not in masked
+
+
+def test_environment_values_that_are_not_secrets_are_not_collected():
+    environ = {
+        "SECRET_KEY": "test",  # short: masked every "test" in node ids
+        "TLS_SECRET_NAME": "api-tls-secret-name",  # names a Secret, is not one
+        "FEATURE_TOKEN_ENABLED": "true", "TOKEN_TTL": "3600", "API_TOKEN_COUNT": "12345678", "SECRET_SIZE": "4096",
+        "TOKEN_TIMEOUT": "30", "SECRET_ROTATION_ENABLE": "yes", "DB_PASSWORD": "falsefalse1",
+        "GITHUB_TOKEN": "ghp-realtoken-123", "APP_SECRET": "1234567890",
+    }
+    found = collect_secrets(None, environ)
+    assert "ghp-realtoken-123" in found and "falsefalse1" in found
+    for value in ("test", "api-tls-secret-name", "true", "3600", "12345678", "4096", "30", "yes", "1234567890"):
+        assert value not in found, value
+    assert Redactor(found)("suites/test_09_tls.py::test_api_tls") == "suites/test_09_tls.py::test_api_tls"
+
+
+def test_kubeconfig_oidc_exec_and_token_file_credentials(tmp_path):
+    token_file = tmp_path / "sa-token"
+    token_file.write_text("sa-file-token-4242\n")
+    document = {"users": [
+        {"name": "oidc", "user": {"auth-provider": {"name": "oidc", "config": {
+            "client-id": "kubernetes", "client-secret": "oidc-client-secret-1", "id-token": "eyJid-token-2",
+            "refresh-token": "refresh-token-3", "idp-issuer-url": "https://issuer.example.com"}}}},
+        {"name": "exec", "user": {"exec": {"command": "aws", "env": [
+            {"name": "AWS_SECRET_ACCESS_KEY", "value": "aws-secret-key-4"}, {"name": "AWS_PROFILE", "value": "prod"}]}}},
+        {"name": "file", "user": {"tokenFile": str(token_file)}},
+        {"name": "gone", "user": {"tokenFile": str(tmp_path / "missing")}},
+    ]}
+    expected = {"oidc-client-secret-1", "eyJid-token-2", "refresh-token-3", "aws-secret-key-4", "sa-file-token-4242"}
+    from_content = kubeconfig_secrets(content=yaml.safe_dump(document))
+    assert set(from_content) == expected  # not the client id, issuer, profile or token file path
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump(document))
+    assert set(kubeconfig_secrets([kubeconfig])) == expected
+    assert kubeconfig_secrets(content="{not yaml: [") == [] and kubeconfig_secrets([tmp_path / "none"]) == []
+
+
+def test_user_and_plugin_html_extras_are_masked():
+    from pytest_reachability.report.hooks import redact_report
+
+    secret = "extra-secret-8a7b"
+    extras = [
+        {"name": "log", "format_type": "text", "content": f"Authorization: Bearer {secret}", "mime_type": "text/plain", "extension": "txt"},
+        {"name": "page", "format_type": "html", "content": f"<p>password {secret}</p>", "mime_type": None, "extension": None},
+        {"name": "link", "format_type": "url", "content": f"https://h/cb?token={secret}", "mime_type": None, "extension": None},
+        {"name": "shot", "format_type": "image", "content": "iVBORw0KGgo=", "mime_type": "image/png", "extension": "png"},
+    ]
+    # A passing call phase with nothing but extras: the report is not skipped as "nothing to mask".
+    report = pytest.TestReport("t.py::test_x", ("t.py", 1, "test_x"), {}, "passed", None, "call", extras=extras)
+    redact_report(report, Redactor([secret]))
+    assert all(secret not in str(extra["content"]) for extra in report.extras)
+    assert report.extras[0]["content"] == "Authorization: ***" and report.extras[2]["content"] == f"https://h/cb?token={MASK}"
+    assert report.extras[3]["content"] == "iVBORw0KGgo="  # binary content untouched
+
+
+def test_html_summary_masks_secrets_before_escaping():
+    from pytest_reachability.diagnosis.theory import Theory
+    from pytest_reachability.report.hooks import summary_block
+    from pytest_reachability.results import RunResults
+
+    secret = "p&ss<w>o\"r'd-42"
+    theory = Theory(rule="r", title=f"login as {secret} fails", confidence=0.9, evidence=[f"sent {secret}"],
+                    confirm=[f"curl -u u:{secret} http://h/"], fix=["rotate it"])
+    block = summary_block(RunResults(), [theory], {"previous_run": {"time": f"t {secret}"}}, Redactor([secret]))
+    escaped = secret.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    assert "ss&lt;w&gt;o" not in block and escaped not in block and secret not in block
+    assert f"login as {MASK} fails" in block and f"sent {MASK}" in block
+
+
 # --------------------------------------------------------------------------- a full run with every output on
 
 LEAKY_TEST = textwrap.dedent('''

@@ -144,11 +144,13 @@ def test_stdlib_idna_fallback_agrees_for_common_names() -> None:
 @pytest.mark.parametrize(
     ("text", "masked"),
     [
-        ("https://user:pw@host/x", "https://***@host/x"),
+        ("https://user:pw@host/x", "https://***:***@host/x"),
         ("user:pw@host", "***@host"),
-        ("http://u:p@ss@host", "http://***@host"),
+        ("http://u:p@ss@host", "http://***:***@host"),
         ("u:p://x@host", "***@host"),
         ("host:80", "host:80"),
+        ("postgresql://u:p/ss@db/x", "postgresql://***:***@db/x"),  # "/" in an unescaped password
+        ("postgresql://db/x?password=Qry-Pw-5151", "postgresql://db/x?password=***"),  # masked by redact's rules
     ],
 )
 def test_mask_credentials(text: str, masked: str) -> None:
