@@ -176,7 +176,8 @@ def redact_report(report: Any, redact: Redactor) -> None:
     """Mask secrets in everything of a report that outputs print: longrepr, captured sections, properties, evidence."""
     longrepr = report.longrepr
     if (longrepr is None and not report.sections and not getattr(report, "user_properties", None)
-            and not getattr(report, "reachability_evidence", None) and not hasattr(report, "wasxfail")):
+            and not getattr(report, "reachability_evidence", None) and not hasattr(report, "wasxfail")
+            and not getattr(report, "extras", None)):
         return  # a passing phase with nothing captured: the common case, kept cheap
     if isinstance(longrepr, tuple):
         report.longrepr = tuple(redact(part) if isinstance(part, str) else part for part in longrepr)
@@ -191,6 +192,24 @@ def redact_report(report: Any, redact: Redactor) -> None:
         report.reachability_evidence = redact(report.reachability_evidence)
     if isinstance(getattr(report, "wasxfail", None), str):
         report.wasxfail = redact(report.wasxfail)
+    if getattr(report, "extras", None):
+        # pytest-html extras added by the test or other plugins (text, html, json, urls) print as they are.
+        report.extras = [_redact_extra(extra, redact) for extra in report.extras]
+
+
+def _redact_extra(extra: Any, redact: Redactor) -> Any:
+    """An extra with its ``content`` (and name) masked; images and other binary content are left as they are."""
+    if not isinstance(extra, dict):
+        return extra
+    masked = dict(extra)
+    for key in ("content", "name"):
+        if isinstance(masked.get(key), str) and not _is_binary_extra(masked):
+            masked[key] = redact(masked[key])
+    return masked
+
+
+def _is_binary_extra(extra: dict) -> bool:
+    return extra.get("format_type") in ("image", "video")
 
 
 def _scrub(obj: Any, redact: Redactor, depth: int) -> Any:
@@ -237,5 +256,19 @@ def pytest_html_results_summary(prefix: list[str], summary: list[str], postfix: 
     state = _state(config)
     if state is None or state.worker:
         return
-    block = html_report.summary_html(state.results, theories_of(config), state.history_summary)
-    prefix.append(redactor_of(config)(block))
+    prefix.append(summary_block(state.results, theories_of(config), state.history_summary, redactor_of(config)))
+
+
+def summary_block(results: Any, theories: list[Any], history: Any, redact: Redactor) -> str:
+    """The HTML summary with secrets masked *before* escaping: an escaped secret (``&`` -> ``&amp;``) no
+    longer matches its value, so masking the finished HTML alone would miss it."""
+    theories = [_redacted_theory(theory, redact) for theory in theories]
+    block = html_report.summary_html(results, theories, redact(history) if history else history)
+    return redact(block)
+
+
+def _redacted_theory(theory: Any, redact: Redactor) -> Any:
+    if not (dataclasses.is_dataclass(theory) and not isinstance(theory, type)):
+        return theory
+    return dataclasses.replace(theory, title=redact(theory.title), evidence=redact(list(theory.evidence)),
+                               confirm=redact(list(theory.confirm)), fix=redact(list(theory.fix)))
