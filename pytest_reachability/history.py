@@ -29,6 +29,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from .redact import redact, redact_target_text, url_passwords
+
 __all__ = [
     "SCHEMA_VERSION",
     "HistoryError",
@@ -547,9 +549,8 @@ def _open_sqlite(path_text: str) -> HistoryStore:
 
 
 def _open_postgres(url: str, connect_timeout: float) -> HistoryStore:
-    from .config import mask_credentials
-
-    shown = mask_credentials(url)
+    # Passwords can sit in the userinfo or in the query (?password=...): both masked.
+    shown = redact_target_text(url)
     try:
         import psycopg
     except ImportError:
@@ -560,7 +561,7 @@ def _open_postgres(url: str, connect_timeout: float) -> HistoryStore:
         connection = psycopg.connect(url, connect_timeout=max(1, int(connect_timeout)), autocommit=True,
                                      options="-c statement_timeout=60000 -c lock_timeout=60000")
     except psycopg.Error as error:
-        message = mask_credentials(_one_line(error))
+        message = str(redact(_one_line(error), url_passwords(url)))
         raise HistoryError(f"history database {shown}: cannot connect: {message}") from None
     # autocommit: every transaction is begun explicitly, like in SQLite.
     return PostgresHistoryStore(connection, shown)

@@ -302,6 +302,28 @@ def test_unusable_database_costs_a_line_not_the_run(pytester: pytest.Pytester) -
     result.stdout.fnmatch_lines(["History: not available: history database *blocker/h.sqlite: cannot open*"])
 
 
+def test_postgres_password_in_the_query_is_masked_in_errors() -> None:
+    pytest.importorskip("psycopg", reason="the PostgreSQL history needs psycopg 3")
+    # Port 1 on loopback refuses at once: the connection error names the database URL.
+    url = "postgresql://app@127.0.0.1:1/history?password=Qry-Pw-5151&sslmode=disable"
+    with pytest.raises(history.HistoryError) as caught:
+        history.open_history(url, connect_timeout=2)
+    message = str(caught.value)
+    assert "Qry-Pw-5151" not in message and "\n" not in message
+    assert "password=***" in message and "cannot connect" in message
+
+
+def test_database_url_secrets_never_reach_the_terminal(pytester: pytest.Pytester) -> None:
+    pytest.importorskip("psycopg", reason="the PostgreSQL history needs psycopg 3")
+    pytester.makepyfile(test_gate=GATE_FILE)
+    result = pytester.runpytest("-p", "no:cacheprovider", "--target", "97v.test",
+                                "--results-db", "postgresql://app:u-Pw/5@127.0.0.1:1/history?password=Qry-Pw-5151")
+    assert result.ret == 0
+    text = result.stdout.str() + result.stderr.str()
+    result.stdout.fnmatch_lines(["History: not available: history database postgresql://***:***@127.0.0.1:1/history?password=*** *"])
+    assert "Qry-Pw-5151" not in text and "u-Pw/5" not in text and "Pw/5" not in text
+
+
 def test_git_sha_from_github_sha_else_from_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GITHUB_SHA", raising=False)
     assert history.detect_git_sha(tmp_path) is None  # not a repository

@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 
 from .. import history
+from ..redact import redact
+from .hooks import redactor_of
 
 RUN_ID_ENV = "REACHABILITY_RUN_ID"
 INTERRUPTED = int(pytest.ExitCode.INTERRUPTED)
@@ -76,7 +78,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Any:
 
 
 def _store_run(config: pytest.Config, state: Any, store: history.HistoryStore, run: history.RunRecord) -> None:
-    run.top_theory = top_theory_title(getattr(state, "theories", None) or [])
+    title = top_theory_title(getattr(state, "theories", None) or [])
+    run.top_theory = redactor_of(config)(title) if title else title
     run.finished_at = datetime.now(timezone.utc)
     try:
         run_id = store.record(run)
@@ -85,7 +88,7 @@ def _store_run(config: pytest.Config, state: Any, store: history.HistoryStore, r
         config.stash[_PROBLEM] = message
         reporter = config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
-            reporter.write_line(f"History: {message}", red=True)
+            reporter.write_line(redactor_of(config)(f"History: {message}"), red=True)
     else:
         if isinstance(state.history_summary, dict):
             state.history_summary["run"] = {"id": run_id, "uuid": run.run_uuid, "time": history.format_time(run.started_at)}
@@ -99,6 +102,7 @@ def build_record(config: pytest.Config, state: Any, exitstatus: int) -> history.
     target = getattr(settings, "target", None)
     namespace = getattr(settings, "namespace", None)
     results = state.results
+    mask = redactor_of(config)  # the run's known secrets (target password, tokens) too, not only their forms
     health = results.health()
     status = {0: "passed", 1: "failed", 2: "interrupted", 5: "no tests"}.get(exitstatus, "error")
     run = history.RunRecord(
@@ -112,7 +116,7 @@ def build_record(config: pytest.Config, state: Any, exitstatus: int) -> history.
         health_score=health.score,
         passed=health.passed,
         counted=health.counted,
-        tests={nodeid: (test.section, test.outcome, _masked(test.reason or "")) for nodeid, test in results.tests.items()},
+        tests={nodeid: (test.section, test.outcome, mask(test.reason or "")) for nodeid, test in results.tests.items()},
         sections=history.sections_from_rows(results.sections()),
     )
     run_uuid = os.environ.get(RUN_ID_ENV, "").strip()
@@ -122,11 +126,7 @@ def build_record(config: pytest.Config, state: Any, exitstatus: int) -> history.
 
 
 def _masked(text: str) -> str:
-    """Failure reasons can quote URLs and headers: stored only after redaction."""
-    try:
-        from ..redact import redact
-    except ImportError:  # part of the package; tolerate a partial checkout
-        return text
+    """Theory titles can quote URLs and headers: stored only after redaction."""
     return str(redact(text))
 
 
@@ -154,4 +154,4 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if summary.get("not_stored"):
         line += f" ({summary['not_stored']}: not stored)"
     failing = bool(summary.get("error") or summary.get("failing_since"))
-    terminalreporter.write_line(line, red=failing, green=not failing)
+    terminalreporter.write_line(redactor_of(config)(line), red=failing, green=not failing)
