@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 from .probes.dns import SYSTEM, parse_resolver, resolve_all
 from .probes.http import ProbeResult, probe_target, tls_context
+from .redact import Redactor
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 _PHASES = ("dns", "connect", "tls", "ttfb", "transfer", "total")
@@ -94,14 +95,16 @@ def run_merge(args: argparse.Namespace) -> int:
 
 
 def run_probe(args: argparse.Namespace) -> int:
-    from .config import parse_target
+    from .config import Settings, parse_target
 
     try:
         target = parse_target(args.target)
     except ValueError as error:
         raise UsageProblem(str(error).splitlines()[0]) from None
-    if not args.timeout > 0:
-        raise UsageProblem(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
+    try:  # the rule of the probe-timeout setting: finite, > 0 and <= 300
+        args.timeout = Settings().with_overrides(probe_timeout=repr(args.timeout)).probe_timeout
+    except ValueError as error:
+        raise UsageProblem(f"--timeout: {error}") from None
     for address in args.address:
         try:
             ipaddress.ip_address(address.strip("[]"))
@@ -128,16 +131,18 @@ def run_probe(args: argparse.Namespace) -> int:
         report = resolve_all(target.host, resolvers, timeout=args.timeout)
         results = probe_target(target, dns_report=report, path=path, timeout=args.timeout, ca_bundle=args.ca_bundle)
 
+    # Headers (Set-Cookie), redirect URLs (?token=), body excerpts and failure details can carry secrets.
+    redact = Redactor([target.password] if target.password else [])
     if args.json:
-        print(json.dumps([_json_row(result) for result in results], indent=2))
+        print(json.dumps([redact(_json_row(result)) for result in results], indent=2))
     else:
         if report is not None and not report.literal:
-            print(_dns_line(report))
+            print(redact(_dns_line(report)))
         for result in results:
-            print(format_result(result))
+            print(redact(format_result(result)))
         failed = [result for result in results if not result.ok]
         for result in failed:
-            print(f"  reproduce: {result.curl}")
+            print(redact(f"  reproduce: {result.curl}"))
     return EXIT_OK if all(result.ok for result in results) else EXIT_FAILED
 
 

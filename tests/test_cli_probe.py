@@ -88,7 +88,11 @@ def test_unresolvable_name_exits_one_with_the_dns_class() -> None:
         (["probe", "http://[bad"], "invalid target"),
         (["probe", "api.test", "--resolver", "dns.google"], "is not an IP address"),
         (["probe", "api.test", "--address", "not-an-ip"], "--address 'not-an-ip'"),
-        (["probe", "api.test", "--timeout", "0"], "--timeout must be a positive"),
+        (["probe", "api.test", "--timeout", "0"], "--timeout: 0 seconds is out of range; expected seconds, a number > 0 and <= 300"),
+        (["probe", "api.test", "--timeout", "inf"], "--timeout: inf seconds is out of range"),
+        (["probe", "api.test", "--timeout", "1e300"], "--timeout: 1e+300 seconds is out of range"),
+        (["probe", "api.test", "--timeout", "nan"], "--timeout: nan seconds is out of range"),
+        (["probe", "api.test", "--timeout", "301"], "<= 300"),
         (["probe", "api.test", "--timeout", "soon"], "invalid float value"),
         (["probe", "https://api.test", "--ca-bundle", "/nonexistent/ca.pem"], "cannot be loaded"),
         (["probe"], "required"),
@@ -107,3 +111,31 @@ def test_bad_input_exits_two_with_one_line(args: list[str], needle: str) -> None
 def test_help_lists_the_probe_command() -> None:
     completed = run_cli("--help")
     assert completed.returncode == 0 and "probe" in completed.stdout
+
+
+TARGET_PASSWORD = "Tgt-Pw-3131"
+
+
+def leaky_server(conn, server) -> None:
+    """Answers 503 with a session cookie, a redirect carrying a token, and the target password in the body."""
+    servers.read_request(conn)
+    conn.sendall(servers.http_answer(
+        503, f"debug: login user:{TARGET_PASSWORD} failed; Authorization: Bearer body-tok-77aa".encode(), "Unavailable",
+        {"Set-Cookie": "session=cookie-val-99bb; Path=/", "Location": "/login?token=redirect-tok-55cc"},
+    ))
+
+
+@pytest.mark.parametrize("json_output", [False, True], ids=["lines", "json"])
+def test_printed_results_mask_headers_urls_body_and_the_target_password(json_output: bool) -> None:
+    with servers.LoopbackServer(leaky_server) as server:
+        args = ["probe", f"http://user:{TARGET_PASSWORD}@{servers.HOST}:{server.port}", "--address", "127.0.0.1", "--timeout", "2"]
+        completed = run_cli(*args, *(["--json"] if json_output else []))
+    assert completed.returncode == 1, completed.stderr
+    output = completed.stdout + completed.stderr
+    for secret in (TARGET_PASSWORD, "cookie-val-99bb", "redirect-tok-55cc", "body-tok-77aa"):
+        assert secret not in output, secret
+    if json_output:
+        row = json.loads(completed.stdout)[0]
+        assert row["status"] == 503 and "***" in json.dumps(row)
+    else:
+        assert "status 503" in completed.stdout and "reproduce: curl" in completed.stdout
