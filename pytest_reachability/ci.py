@@ -23,6 +23,7 @@ a verification that verified nothing must not let a deploy through.
 
 from __future__ import annotations
 
+import math
 import os
 import shlex
 import signal
@@ -35,9 +36,10 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from .merge import MergeInputError, Shard, load_shard, section_table_markdown
+from .redact import kubeconfig_secrets, redact
 
 DEFAULT_SUITE = "pytest_reachability.suites"
 EXIT_MEANING = {
@@ -57,7 +59,7 @@ class ActionInputs:
     target: str = ""
     namespace: str = ""
     kubeconfig: str = field(default="", repr=False)
-    pytest_args: str = ""
+    pytest_args: list[str] = field(default_factory=list)  # INPUT_PYTEST_ARGS split like a shell would
     workers: str = "1"
     results_db: str = ""
     reports_dir: str = "reports"
@@ -74,6 +76,13 @@ class ActionInputs:
             timeout = float(timeout_text)
         except ValueError:
             raise ValueError(f"input timeout: {timeout_text!r} is not a number of seconds") from None
+        if not (math.isfinite(timeout) and timeout > 0):
+            raise ValueError(f"input timeout: {timeout_text!r} is not a positive, finite number of seconds")
+        args_text = get("PYTEST_ARGS")
+        try:
+            pytest_args = shlex.split(args_text)
+        except ValueError as error:  # an unbalanced quote
+            raise ValueError(f"input pytest-args: {redact(args_text)!r} cannot be split: {error}") from None
         workers = get("WORKERS", "1")
         if workers != "auto" and not (workers.isdigit() and int(workers) >= 0):
             raise ValueError(f"input workers: {workers!r} is not a number or 'auto'")
@@ -81,7 +90,7 @@ class ActionInputs:
             target=get("TARGET"),
             namespace=get("NAMESPACE"),
             kubeconfig=environ.get("INPUT_KUBECONFIG", ""),
-            pytest_args=get("PYTEST_ARGS"),
+            pytest_args=pytest_args,
             workers=workers,
             results_db=get("RESULTS_DB"),
             reports_dir=get("REPORTS_DIR", "reports"),
@@ -111,40 +120,7 @@ def escape_property(text: str) -> str:
 
 
 def error_annotation(title: str, message: str) -> str:
-    return f"::error title={escape_property(_masked(title))}::{escape_data(_masked(message))}"
-
-
-def _masked(value: Any) -> Any:
-    try:
-        from .redact import redact
-    except ImportError:  # part of the package; tolerate a partial checkout
-        return value
-    return redact(value)
-
-
-def kubeconfig_secrets(content: str) -> list[str]:
-    """Values GitHub should mask in the log: tokens, passwords, client keys of a kubeconfig."""
-    try:
-        import yaml
-
-        document = yaml.safe_load(content)
-    except Exception:  # noqa: BLE001 - not YAML: nothing to pick out, the file is still written
-        return []
-    found: list[str] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                if key in ("token", "password", "client-key-data", "client-key") and isinstance(value, str) and len(value) >= 4:
-                    found.append(value)
-                else:
-                    walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(document)
-    return found
+    return f"::error title={escape_property(redact(title))}::{escape_data(redact(message))}"
 
 
 # --------------------------------------------------------------------------- running
@@ -173,7 +149,7 @@ def pytest_command(inputs: ActionInputs, reports: Path, kubeconfig_path: str | N
         command += ["--results-db", inputs.results_db]
     if inputs.workers not in ("", "0", "1"):
         command += ["-n", inputs.workers]
-    command += shlex.split(inputs.pytest_args)
+    command += inputs.pytest_args
     return command
 
 
@@ -252,14 +228,14 @@ def build_outcome(inputs: ActionInputs, exit_code: int, shard: Shard | None, his
     ok = exit_code == 0
     status = "passed" if ok else ("failed" if exit_code == 1 else meaning)
     where = shard.label if shard is not None else (inputs.target or "(target from the configuration)")
-    lines = [f"## {'✅' if ok else '❌'} Reachability {'passed' if ok else 'FAILED'}: {_masked(where)}", ""]
+    lines = [f"## {'✅' if ok else '❌'} Reachability {'passed' if ok else 'FAILED'}: {redact(where)}", ""]
     annotations: list[str] = []
     outputs = {"status": status, "exit-code": str(exit_code), "health-score": "",
                "incident-report": str(reports / "incident-report.md"), "results-json": str(reports / "results.json")}
     if shard is None:
         lines.append(f"pytest exited with status {exit_code} ({meaning}) and wrote no results.")
         if tail:
-            lines += ["", "<details><summary>Last lines of the output</summary>", "", "```", *(_masked(t) for t in tail[-20:]), "```", "</details>"]
+            lines += ["", "<details><summary>Last lines of the output</summary>", "", "```", *(redact(t) for t in tail[-20:]), "```", "</details>"]
         if not ok:
             annotations.append(error_annotation("Reachability run failed", f"pytest exited with status {exit_code} ({meaning})"))
     else:
@@ -268,14 +244,14 @@ def build_outcome(inputs: ActionInputs, exit_code: int, shard: Shard | None, his
         passed, counted = shard.counts()
         lines.append(f"**Health score:** {score} ({passed} of {counted} checks passed) · pytest exit status {exit_code} ({meaning})")
         if history_summary:
-            lines += ["", f"**{_masked(describe_summary(history_summary))}**"]
+            lines += ["", f"**{redact(describe_summary(history_summary))}**"]
         lines += ["", *section_table_markdown(shard.sections)]
         gates = failed_gates(shard)
         if gates:
             lines += ["", "### Failed gates", ""]
             for gate, reason in gates.items():
                 blocked = sum(1 for t in shard.tests if t.get("blocked_by") == gate and t.get("outcome") == "blocked")
-                lines.append(f"- **{gate}**: {_masked(reason)} ({blocked} test(s) blocked)")
+                lines.append(f"- **{gate}**: {redact(reason)} ({blocked} test(s) blocked)")
                 annotations.append(error_annotation(f"Gate {gate} failed", f"{reason}\n{blocked} dependent test(s) BLOCKED"))
         if shard.theories:
             lines += ["", "### Top theories", ""]
@@ -283,9 +259,9 @@ def build_outcome(inputs: ActionInputs, exit_code: int, shard: Shard | None, his
                 confidence = theory.get("confidence")
                 shown = f" ({round(float(confidence) * 100)}%)" if isinstance(confidence, int | float) else ""
                 title = str(theory.get("title", ""))
-                lines.append(f"{rank}. **{_masked(title)}**{shown}")
+                lines.append(f"{rank}. **{redact(title)}**{shown}")
                 evidence = [str(e) for e in (theory.get("evidence") or [])[:3]]
-                lines += [f"   - {_masked(e)}" for e in evidence]
+                lines += [f"   - {redact(e)}" for e in evidence]
                 if not ok:
                     fix = [str(f) for f in (theory.get("fix") or [])[:2]]
                     message = "\n".join([title + shown, *evidence, *(f"fix: {f}" for f in fix)])
@@ -317,7 +293,7 @@ def run_action(environ: Mapping[str, str], out: TextIO = sys.stdout) -> int:
     env["REACHABILITY_RUN_ID"] = run_uuid
     try:
         if inputs.kubeconfig.strip():
-            for secret in kubeconfig_secrets(inputs.kubeconfig):
+            for secret in kubeconfig_secrets(content=inputs.kubeconfig):
                 out.write(f"::add-mask::{escape_data(secret)}\n")
             # mkstemp creates the file 0600; RUNNER_TEMP is the runner's per-job scratch space.
             handle, kubeconfig_path = tempfile.mkstemp(prefix="kubeconfig-", dir=environ.get("RUNNER_TEMP") or None)
@@ -326,7 +302,7 @@ def run_action(environ: Mapping[str, str], out: TextIO = sys.stdout) -> int:
         for stale in ("results.json", "incident-report.md"):
             (reports / stale).unlink(missing_ok=True)
         command = pytest_command(inputs, reports, kubeconfig_path)
-        out.write(f"::group::pytest {_masked(shlex.join(command[3:]))}\n")
+        out.write(f"::group::pytest {redact(shlex.join(command[3:]))}\n")
         exit_code, tail = run_streaming(command, env=env, timeout=inputs.timeout, out=out)
         out.write("::endgroup::\n")
     finally:

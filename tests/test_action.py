@@ -176,6 +176,56 @@ def test_bad_input_is_one_annotation_and_exit_two(tmp_path: Path) -> None:
     assert run.annotations() == ["::error title=pytest-reachability action::input workers: 'lots' is not a number or 'auto'"]
 
 
+@pytest.mark.parametrize(("inputs", "message"), [
+    ({"timeout": "-1"}, "input timeout: '-1' is not a positive, finite number of seconds"),
+    ({"timeout": "0"}, "input timeout: '0' is not a positive, finite number of seconds"),
+    ({"timeout": "nan"}, "input timeout: 'nan' is not a positive, finite number of seconds"),
+    ({"timeout": "inf"}, "input timeout: 'inf' is not a positive, finite number of seconds"),
+    ({"pytest_args": "-k 'dns"}, "input pytest-args: \"-k 'dns\" cannot be split: No closing quotation"),
+])
+def test_bad_timeout_or_unbalanced_args_is_one_annotation_and_exit_two(tmp_path: Path, inputs: dict, message: str) -> None:
+    run = run_action(tmp_path, "bad", wait=60, **inputs)
+    assert run.exit_code == 2, run.stdout
+    assert "Traceback" not in run.stdout
+    assert run.annotations() == [ci.error_annotation("pytest-reachability action", message)]
+
+
+def test_inputs_split_pytest_args_like_a_shell() -> None:
+    inputs = ci.ActionInputs.from_environment({"INPUT_PYTEST_ARGS": "--sandbox healthy -k 'dns and not tls'", "INPUT_TIMEOUT": "2.5"})
+    assert inputs.pytest_args == ["--sandbox", "healthy", "-k", "dns and not tls"] and inputs.timeout == 2.5
+    assert ci.pytest_command(inputs, Path("r"), None)[-4:] == ["--sandbox", "healthy", "-k", "dns and not tls"]
+
+
+OIDC_KUBECONFIG = """
+apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
+users:
+- name: oidc
+  user:
+    auth-provider:
+      name: oidc
+      config: {client-id: kubernetes, client-secret: oidc-client-secret-1, id-token: eyJid-token-2, refresh-token: refresh-token-3}
+- name: exec
+  user:
+    exec: {apiVersion: client.authentication.k8s.io/v1, command: aws, env: [{name: AWS_SECRET_ACCESS_KEY, value: aws-secret-key-4}]}
+- name: file
+  user: {tokenFile: TOKEN_FILE}
+contexts: [{name: x, context: {cluster: c, user: oidc}}]
+current-context: x
+"""
+
+
+def test_every_kubeconfig_credential_is_masked_in_the_log(tmp_path: Path, gate_suite: Path) -> None:
+    token_file = tmp_path / "sa-token"
+    token_file.write_text("sa-file-token-4242\n")
+    kubeconfig = OIDC_KUBECONFIG.replace("TOKEN_FILE", str(token_file))
+    run = run_action(tmp_path, "oidc", suite=str(gate_suite), target="http://97v.test:8080", kubeconfig=kubeconfig)
+    masks = {line.removeprefix("::add-mask::") for line in run.stdout.splitlines() if line.startswith("::add-mask::")}
+    assert masks == {"oidc-client-secret-1", "eyJid-token-2", "refresh-token-3", "aws-secret-key-4", "sa-file-token-4242"}
+    assert run.stdout.startswith("::add-mask::")  # before anything else is printed
+
+
 def test_a_run_past_its_timeout_is_stopped_and_fails(tmp_path: Path) -> None:
     suite = tmp_path / "slow"
     suite.mkdir()
