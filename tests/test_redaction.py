@@ -203,6 +203,15 @@ LEAKY_TEST = textwrap.dedent('''
 
     def test_passes_and_prints_secrets(target):
         print("\\n".join(lines(secrets(target))))
+
+
+    def test_attaches_html_extras_with_secrets(target, extras):
+        import pytest_html
+
+        s = secrets(target)
+        extras.append(pytest_html.extras.text("\\n".join(lines(s)), name="request log"))
+        extras.append(pytest_html.extras.html("<pre>" + "\\n".join(lines(s)) + "</pre>"))
+        extras.append(pytest_html.extras.url(f"https://api.example.com/cb?token={s['query']}"))
 ''')
 
 
@@ -242,6 +251,7 @@ def test_no_secret_reaches_any_output(tmp_path, sandbox_info, workers):
     assert "RuntimeError: cannot start: Authorization: ***" in run.stdout
     assert "BLOCKED suites/test_12_database.py::" in run.stdout  # the built-in suite ran too
     assert "test_fails_with_secrets_everywhere" in run.stdout and "PASSED suites/test_99_leaky.py::test_passes_and_prints_secrets" in run.stdout
+    assert "PASSED suites/test_99_leaky.py::test_attaches_html_extras_with_secrets" in run.stdout
     outputs = {"terminal": run.stdout + run.stderr}
     for path in sorted((tmp_path / "out").iterdir()):
         outputs[path.name] = path.read_text(errors="replace")
