@@ -44,7 +44,11 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"(?i)\b(basic)(\s+)[A-Za-z0-9+/]{8,}={0,2}"), r"\1\2" + MASK),
     # user:password@ in URLs and DSNs (postgresql://, redis://, https://): up to the *last* "@" that a host
     # follows, because passwords typed unescaped may hold "@", "/" or ":" (masking too much is harmless).
-    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s'\"<>]*@(?=[a-z0-9\[_%])"), r"\1" + MASK + ":" + MASK + "@"),
+    # Past a "/" only after "user:" -- so https://github.com/org/repo@v4 keeps its host.
+    (
+        re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)(?:[^\s'\"<>/?#@]*:[^\s'\"<>]*|[^\s'\"<>/?#]*)@(?=[a-z0-9\[_%])"),
+        r"\1" + MASK + ":" + MASK + "@",
+    ),
     # query strings and key=value text: ?token=..., password=..., api_key: ...
     (re.compile(rf"(?i)(?<![A-Za-z0-9_.-])({_SECRET_NAME}|key|sig)=([^&\s'\"#;,<>]+)"), r"\1=" + MASK),
     # YAML / JSON / repr: token: abc, "password": "abc", 'client-key-data': 'abc'

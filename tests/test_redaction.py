@@ -83,6 +83,7 @@ def test_collects_target_kubeconfig_env_and_table_secrets(tmp_path):
     ("http://u:p@ss@db:5432/x", "ss@", "http://***:***@db:5432/x"),  # "@" in an unescaped password
     ("see 'redis://:a/b@c@cache:6379/0' now", "b@c", "see 'redis://***:***@cache:6379/0' now"),
     ("https://api.example.com/x?q=1", None, "https://api.example.com/x?q=1"),  # no userinfo: left alone
+    ("uses https://github.com/actions/checkout@v4", None, "uses https://github.com/actions/checkout@v4"),  # "@" in a path
 ])
 def test_url_userinfo_masked_up_to_the_last_at(text, leaked, shown):
     masked = redact(text)
