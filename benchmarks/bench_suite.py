@@ -217,6 +217,9 @@ def run_env(bytecode_cache: Path, samples_dir: Path | None) -> dict[str, str]:
     env = dict(os.environ)
     # This machine sets PYTHONDONTWRITEBYTECODE=1, under which an editable install recompiles the
     # plugin in every run; a prefix cache that the warm-up fills measures what an installed package costs.
+    # Writing must be allowed too: with the prefix set and writing off, no run finds any bytecode (not
+    # even site-packages' own __pycache__) and every run compiles the kubernetes client from source.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["PYTHONPYCACHEPREFIX"] = str(bytecode_cache)
     env.pop(SAMPLES_ENV, None)
     if samples_dir is not None:
