@@ -69,11 +69,11 @@ def test_collects_target_kubeconfig_env_and_table_secrets(tmp_path):
     settings = resolve_settings({"target": "https://user:target-pw-5678@api.example.com", "kubeconfig": str(kubeconfig)}, {})
     settings.tables["database"] = {"dsn": "postgresql://app:table-pw-42@db/app", "api_token": "tbl-token-77"}
     found = collect_secrets(settings, {"APP_DSN": "postgresql://app:env-pw-31@db/app", "MY_API_TOKEN": "env-token-8", "HOME": "/root",
-                                       "PWD": "/work/dir", "OLDPWD": "/work", "GIT_TOKEN_FILE": "/run/secrets/t"})
+                                       "PWD": "/srv/app/dir", "OLDPWD": "/srv/app", "GIT_TOKEN_FILE": "/run/secrets/t"})
     for secret in ("target-pw-5678", "kube-token-abcd", "basic-pw-99", "file-token-1234", "table-pw-42", "tbl-token-77",
                    "env-pw-31", "env-token-8"):
         assert secret in found, secret
-    for not_secret in ("/root", "/work/dir", "/work", "/run/secrets/t"):
+    for not_secret in ("/root", "/srv/app/dir", "/srv/app", "/run/secrets/t"):
         assert not_secret not in found
     assert collect_secrets(None, {}) == [] or all(len(s) >= 4 for s in collect_secrets(None, {}))
 
