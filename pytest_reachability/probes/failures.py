@@ -96,6 +96,24 @@ def failure_from_name(name: str) -> Failure:
         raise ValueError(f"unknown failure class {name!r} (known: {known})") from None
 
 
+class Classified:
+    """What every probe result shares: ``ok`` and the exit code its ``curl`` line would give.
+
+    A mixin for the result dataclasses of ``tcp``, ``tls`` and ``http``, which declare ``failure``.
+    """
+
+    failure: Failure | None
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+    @property
+    def curl_exit(self) -> int | None:
+        """0 when fine, the failure's curl exit code otherwise (None when curl cannot tell: body mismatch)."""
+        return 0 if self.failure is None else self.failure.curl_exit
+
+
 class ProbeFailure(Exception):
     """Raised inside a probe when a step ends in a taxonomy class; ``detail`` is one line for people."""
 

@@ -30,7 +30,7 @@ from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from .dns import SYSTEM, DnsReport, is_ip_literal, resolve_all
-from .failures import Failure, ProbeFailure
+from .failures import Classified, Failure, ProbeFailure
 from .tcp import (
     addresses_to_probe,
     close_quietly,
@@ -72,7 +72,7 @@ class TargetLike(Protocol):
 
 
 @dataclass
-class ProbeResult:
+class ProbeResult(Classified):
     """One address probed: what answered, how long each phase took and, if it failed, why."""
 
     address: str
@@ -92,15 +92,6 @@ class ProbeResult:
     redirects: list[str] = field(default_factory=list)
     curl: str = ""
     bytes_read: int = 0
-
-    @property
-    def ok(self) -> bool:
-        return self.failure is None
-
-    @property
-    def curl_exit(self) -> int | None:
-        """The exit code the ``curl`` line gives: 0 when fine, None when curl cannot tell (body mismatch)."""
-        return 0 if self.failure is None else self.failure.curl_exit
 
     @property
     def summary(self) -> str:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .dns import SYSTEM, DnsReport, resolve_all
-from .failures import Failure, ProbeFailure
+from .failures import Classified, Failure, ProbeFailure
 
 
 class Endpoint(Protocol):
@@ -33,7 +33,7 @@ class Endpoint(Protocol):
 
 
 @dataclass
-class TcpResult:
+class TcpResult(Classified):
     """One address: connected or why not, with the connect time."""
 
     address: str
@@ -43,14 +43,6 @@ class TcpResult:
     detail: str = ""
     phases: dict[str, float] = field(default_factory=dict)
     curl: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.failure is None
-
-    @property
-    def curl_exit(self) -> int | None:
-        return 0 if self.failure is None else self.failure.curl_exit
 
     def to_evidence(self) -> dict:
         return {

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .dns import SYSTEM, DnsReport, is_ip_literal
-from .failures import Failure, ProbeFailure
+from .failures import Classified, Failure, ProbeFailure
 from .tcp import (
     Endpoint,
     addresses_to_probe,
@@ -72,7 +72,7 @@ class TlsInfo:
 
 
 @dataclass
-class TlsResult:
+class TlsResult(Classified):
     """One address: handshake verified or why not, with connect and handshake times."""
 
     address: str
@@ -83,14 +83,6 @@ class TlsResult:
     phases: dict[str, float] = field(default_factory=dict)
     tls: TlsInfo | None = None
     curl: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.failure is None
-
-    @property
-    def curl_exit(self) -> int | None:
-        return 0 if self.failure is None else self.failure.curl_exit
 
     def to_evidence(self) -> dict:
         return {
