@@ -25,9 +25,7 @@ first worker that needs them and shared with the others through the session's sh
 from __future__ import annotations
 
 import hashlib
-import os
 import pickle
-import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -35,6 +33,7 @@ from typing import Any, TypeVar
 import pytest
 
 from . import evidence as evidence_mod
+from .atomic import write_atomically
 from .evidence import Evidence
 
 T = TypeVar("T")
@@ -76,10 +75,7 @@ class SharedResults:
                         pass
                 value = compute()
                 try:
-                    fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-")
-                    with os.fdopen(fd, "wb") as fh:
-                        pickle.dump(value, fh)
-                    os.replace(tmp, path)
+                    write_atomically(path, pickle.dumps(value))
                 except Exception:  # not picklable: every worker computes its own
                     pass
             finally:

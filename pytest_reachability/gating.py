@@ -18,12 +18,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from .atomic import write_atomically
 
 OTHER_SECTION = "other"
 
@@ -267,10 +268,7 @@ class GateStore:
         folder = self.directory / self._key(gate)
         folder.mkdir(exist_ok=True)
         payload = json.dumps({"nodeid": nodeid, "outcome": outcome, "message": message})
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
-        with os.fdopen(fd, "w") as fh:
-            fh.write(payload)
-        os.replace(tmp, folder / f"{self._key(nodeid)}.json")
+        write_atomically(folder / f"{self._key(nodeid)}.json", payload)
 
     def results(self, gate: str) -> dict[str, tuple[str, str]]:
         found = dict(self._memory.get(gate, {}))
@@ -289,10 +287,7 @@ class GateStore:
         """Publish which tests are gate tests, for the xdist controller's scheduling."""
         if self.directory is None:
             return
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-")
-        with os.fdopen(fd, "w") as fh:
-            json.dump(list(gate_nodeids), fh)
-        os.replace(tmp, self.directory / "plan.json")
+        write_atomically(self.directory / "plan.json", json.dumps(list(gate_nodeids)))
 
     def read_plan(self) -> list[str]:
         if self.directory is None:

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import html
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from .atomic import write_atomically
 from .redact import redact
 from .report.json import SCHEMA_MAJOR, SCHEMA_VERSION, ResultsFileError, read_results_json
 from .results import section_status
@@ -458,20 +457,6 @@ def merged_document(shards: Sequence[Shard]) -> dict[str, Any]:
         "targets": [{"target": s.target, "namespace": s.namespace, "health_score": s.health_score, "status": "FAIL" if s.failed else s.status, "source": s.source} for s in shards],
         "shards": [_redact(s.document) for s in shards],
     }
-
-
-def write_atomically(path: str | Path, text: str) -> None:
-    """Write through a temporary file in the same directory and rename: never a half-written report."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=str(target.parent))
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def _one_line(error: BaseException) -> str:

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ..atomic import write_atomically
 from ..redact import Redactor
 from ..results import RunResults, SectionRow, TestResult
 
@@ -527,12 +527,4 @@ def write_incident_report(
     incident_id = next_incident_id(target.parent, created)
     context = IncidentContext(incident_id, created, started, duration, rerun_command, history)
     text = Redactor(secrets)(render_incident_report(results, settings, theories, context))
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target, incident_id
+    return write_atomically(target, text), incident_id

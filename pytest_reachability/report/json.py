@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ..atomic import write_atomically
 from ..redact import Redactor
 from ..results import BUILTIN_SECTIONS, RunResults
 
@@ -107,18 +107,7 @@ def _theory(theory: Any) -> dict[str, Any]:
 
 def write_json_atomically(path: str | os.PathLike[str], data: Any) -> Path:
     """Write ``data`` as JSON to ``path`` via a temporary file and rename: never a half-written file."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as stream:
-            json.dump(data, stream, indent=2, ensure_ascii=False)
-            stream.write("\n")
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    return write_atomically(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 def write_results_json(
