@@ -35,6 +35,8 @@ import pytest
 from . import evidence as evidence_mod
 from .atomic import write_atomically
 from .evidence import Evidence
+from .state import ITEM_EVIDENCE
+from .state import state_of as _state
 
 T = TypeVar("T")
 
@@ -84,17 +86,9 @@ class SharedResults:
         return value
 
 
-def _state(config: pytest.Config) -> Any:
-    from .plugin import state_of
-
-    return state_of(config)
-
-
 @pytest.fixture
 def evidence(request: pytest.FixtureRequest) -> Evidence:
     """Facts this test saw, attached to its report: ``evidence.record("dns", {...})``."""
-    from .plugin import ITEM_EVIDENCE
-
     found = request.node.stash.get(ITEM_EVIDENCE, None)
     if found is None:
         found = request.node.stash[ITEM_EVIDENCE] = Evidence()

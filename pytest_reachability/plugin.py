@@ -11,7 +11,6 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,6 @@ from .gating import (
     PASSED,
     SKIPPED,
     GatePlan,
-    GateResult,
     GateStore,
     GraphError,
     order_items,
@@ -31,8 +29,9 @@ from .gating import (
 from .options import add_options
 from .report import hooks as report_hooks
 from .report import terminal
-from .results import RunResults, gate_member_outcome
+from .results import gate_member_outcome
 from .selection import collect_gates_elsewhere
+from .state import ITEM_BLOCKED, ITEM_EVIDENCE, STATE, RunState, state_of  # noqa: F401 - public via plugin
 
 MARKERS = (
     'section(name, requires=()): the report section of a test; requires= gates every test of that section needs',
@@ -42,39 +41,6 @@ MARKERS = (
 
 STORE_INPUT_KEY = "reachability_gate_store"
 SANDBOX_INPUT_KEY = "reachability_sandbox"
-
-
-@dataclass
-class RunState:
-    """Per-session state of the plugin, kept on ``config.stash``."""
-
-    settings: Any
-    store: GateStore
-    store_dir: Path | None = None  # created by this process, removed at the end
-    worker: bool = False
-    xdist_controller: bool = False
-    plan: GatePlan = field(default_factory=GatePlan)
-    deselected: list[Any] = field(default_factory=list)
-    pulled: dict[str, int] = field(default_factory=dict)  # gate -> tests pulled back into the run
-    results: RunResults = field(default_factory=RunResults)
-    marks_seen: bool = False
-    sandbox: Any = None  # the running Sandbox, on the process that started it
-    shared: Any = None  # fixtures.SharedResults
-    app_config: Any = None  # appconfig.AppConfig, validated at configure time
-    environment_set: list[str] = field(default_factory=list)  # variables set for the session, removed at the end
-    history_summary: dict | None = None  # set by report.history_hooks before the reports are written
-    theories: list = field(default_factory=list)  # ranked diagnosis, set at session finish
-    sandbox_info: Any = None
-    gate_deadline: dict[str, float] = field(default_factory=dict)
-
-
-STATE = pytest.StashKey[RunState]()
-ITEM_EVIDENCE = pytest.StashKey[evidence_mod.Evidence]()
-ITEM_BLOCKED = pytest.StashKey[GateResult]()
-
-
-def state_of(config: pytest.Config) -> RunState:
-    return config.stash[STATE]
 
 
 # --------------------------------------------------------------------------- options, configure

@@ -20,6 +20,7 @@ import pytest
 
 from .. import history
 from ..redact import redact
+from ..state import find_state as _state
 from .hooks import redactor_of
 
 RUN_ID_ENV = "REACHABILITY_RUN_ID"
@@ -27,12 +28,6 @@ INTERRUPTED = int(pytest.ExitCode.INTERRUPTED)
 _STARTED = pytest.StashKey[datetime]()
 _PENDING = pytest.StashKey[tuple]()  # (store, RunRecord) between the two halves of sessionfinish
 _PROBLEM = pytest.StashKey[str]()
-
-
-def _state(config: pytest.Config) -> Any:
-    from ..plugin import STATE
-
-    return config.stash.get(STATE, None)
 
 
 def _is_controller(config: pytest.Config) -> bool:

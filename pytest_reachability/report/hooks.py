@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from ..redact import Redactor, collect_secrets
+from ..state import find_state as _state
 from . import html as html_report
 
 REDACTOR = pytest.StashKey[Redactor]()
@@ -19,12 +20,6 @@ STARTED = pytest.StashKey[float]()
 DIAGNOSED = pytest.StashKey[bool]()
 WRITTEN = pytest.StashKey[list]()
 TERMINAL_THEORIES = 3
-
-
-def _state(config: pytest.Config) -> Any:
-    from ..plugin import STATE
-
-    return config.stash.get(STATE, None)
 
 
 def redactor_of(config: pytest.Config) -> Redactor:

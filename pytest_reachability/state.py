@@ -1,0 +1,52 @@
+"""The plugin's per-session state, kept on ``config.stash`` and read by every hook module and fixture."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .evidence import Evidence
+from .gating import GatePlan, GateResult, GateStore
+from .results import RunResults
+
+
+@dataclass
+class RunState:
+    """Per-session state of the plugin, kept on ``config.stash``."""
+
+    settings: Any
+    store: GateStore
+    store_dir: Path | None = None  # created by this process, removed at the end
+    worker: bool = False
+    xdist_controller: bool = False
+    plan: GatePlan = field(default_factory=GatePlan)
+    deselected: list[Any] = field(default_factory=list)
+    pulled: dict[str, int] = field(default_factory=dict)  # gate -> tests pulled back into the run
+    results: RunResults = field(default_factory=RunResults)
+    marks_seen: bool = False
+    sandbox: Any = None  # the running Sandbox, on the process that started it
+    shared: Any = None  # fixtures.SharedResults
+    app_config: Any = None  # appconfig.AppConfig, validated at configure time
+    environment_set: list[str] = field(default_factory=list)  # variables set for the session, removed at the end
+    history_summary: dict | None = None  # set by report.history_hooks before the reports are written
+    theories: list = field(default_factory=list)  # ranked diagnosis, set at session finish
+    sandbox_info: Any = None
+    gate_deadline: dict[str, float] = field(default_factory=dict)
+
+
+STATE = pytest.StashKey[RunState]()
+ITEM_EVIDENCE = pytest.StashKey[Evidence]()
+ITEM_BLOCKED = pytest.StashKey[GateResult]()
+
+
+def state_of(config: pytest.Config) -> RunState:
+    return config.stash[STATE]
+
+
+def find_state(config: pytest.Config) -> RunState | None:
+    """The run state, or None before the plugin configured the session (or when it is disabled)."""
+    return config.stash.get(STATE, None)
+
