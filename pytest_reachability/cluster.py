@@ -146,7 +146,8 @@ class NodeInfo(_Snapshot):
     version: str | None
     conditions: tuple[dict[str, Any], ...]  # {type, status, reason, message}
     addresses: tuple[dict[str, str], ...]  # {type, address}
-    unschedulable: bool = False
+    unschedulable: bool = False  # cordoned: spec.unschedulable
+    taints: tuple[dict[str, Any], ...] = ()  # {key, value, effect}, e.g. node.kubernetes.io/not-ready NoExecute
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,6 +168,13 @@ class PodInfo(_Snapshot):
     owner: str | None  # "ReplicaSet/api-5d9f7c6b8"
     reason: str | None = None  # pod-level, e.g. Evicted
     unschedulable_message: str | None = None
+    # One entry per container (init containers first, ``init: true``): its state now and its last
+    # termination, as ``kubectl describe pod`` shows them: {name, init, image, ready, started, restarts,
+    # state (waiting|running|terminated), reason, message, exit_code, last_reason, last_exit_code, last_message}.
+    container_states: tuple[dict[str, Any], ...] = ()
+    conditions: tuple[dict[str, Any], ...] = ()  # {type, status, reason, message}: PodScheduled, Ready, ...
+    probes: tuple[dict[str, Any], ...] = ()  # {container, probe (readiness|liveness|startup), handler, path, port}
+    message: str | None = None  # pod-level status message, e.g. why it was evicted
 
     @property
     def containers(self) -> str:
@@ -186,6 +194,13 @@ class DeploymentInfo(_Snapshot):
     rollout_message: str
     selector: dict[str, str]
     labels: dict[str, str]
+    current: int = 0  # status.replicas: pods of every ReplicaSet of the Deployment
+    unavailable: int = 0
+    conditions: tuple[dict[str, Any], ...] = ()  # {type, status, reason, message}: Available, Progressing, ReplicaFailure
+    revision: str | None = None  # deployment.kubernetes.io/revision
+    paused: bool = False
+    template_labels: dict[str, str] = dataclasses.field(default_factory=dict)
+    images: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -200,6 +215,7 @@ class ServiceInfo(_Snapshot):
     lb_pending: bool  # type LoadBalancer without any address yet
     external_ips: tuple[str, ...] = ()
     labels: dict[str, str] = dataclasses.field(default_factory=dict)
+    annotations: dict[str, str] = dataclasses.field(default_factory=dict)  # without last-applied-configuration
 
 
 @dataclasses.dataclass(frozen=True)
@@ -223,6 +239,7 @@ class IngressInfo(_Snapshot):
     tls: tuple[dict[str, Any], ...]  # {hosts, secret}
     addresses: tuple[str, ...]
     default_backend: dict[str, Any] | None = None  # {service, port}
+    annotations: dict[str, str] = dataclasses.field(default_factory=dict)  # without last-applied-configuration
 
 
 @dataclasses.dataclass(frozen=True)
@@ -335,7 +352,52 @@ def node_info(node: k8s.V1Node) -> NodeInfo:
     return NodeInfo(
         name=node.metadata.name, ready=ready, roles=tuple(roles), version=version, conditions=conditions,
         addresses=addresses, unschedulable=bool(node.spec and node.spec.unschedulable),
+        taints=tuple(
+            {'key': t.key, 'value': t.value, 'effect': t.effect} for t in (node.spec.taints or [] if node.spec else [])
+        ),
     )
+
+
+def _conditions(conditions: Iterable[Any] | None) -> tuple[dict[str, Any], ...]:
+    return tuple(
+        {'type': c.type, 'status': c.status, 'reason': c.reason, 'message': c.message} for c in conditions or []
+    )
+
+
+def _container_state(status: Any, init: bool) -> dict[str, Any]:
+    """One container's state now and at its last termination, as ``kubectl describe pod`` shows them."""
+    state, last = status.state, status.last_state
+    entry: dict[str, Any] = {
+        'name': status.name, 'init': init, 'image': status.image, 'ready': bool(status.ready),
+        'started': status.started, 'restarts': status.restart_count or 0, 'state': None, 'reason': None,
+        'message': None, 'exit_code': None, 'last_reason': None, 'last_exit_code': None, 'last_message': None,
+    }
+    if state is not None and state.waiting is not None:
+        entry.update(state='waiting', reason=state.waiting.reason, message=state.waiting.message)
+    elif state is not None and state.terminated is not None:
+        entry.update(state='terminated', reason=state.terminated.reason, message=state.terminated.message,
+                     exit_code=state.terminated.exit_code)
+    elif state is not None and state.running is not None:
+        entry['state'] = 'running'
+    if last is not None and last.terminated is not None:
+        entry.update(last_reason=last.terminated.reason, last_exit_code=last.terminated.exit_code,
+                     last_message=last.terminated.message)
+    return entry
+
+
+def _probe(container: str, kind: str, probe: Any) -> dict[str, Any] | None:
+    if probe is None:
+        return None
+    entry: dict[str, Any] = {'container': container, 'probe': kind, 'handler': None, 'path': None, 'port': None}
+    if probe.http_get is not None:
+        entry.update(handler='httpGet', path=probe.http_get.path or '/', port=probe.http_get.port)
+    elif probe.tcp_socket is not None:
+        entry.update(handler='tcpSocket', port=probe.tcp_socket.port)
+    elif _attr(probe, '_exec', 'exec') is not None:
+        entry['handler'] = 'exec'
+    elif getattr(probe, 'grpc', None) is not None:
+        entry.update(handler='grpc', port=probe.grpc.port)
+    return entry
 
 
 def pod_info(pod: k8s.V1Pod) -> PodInfo:
@@ -362,6 +424,11 @@ def pod_info(pod: k8s.V1Pod) -> PodInfo:
         {'name': p.name, 'containerPort': p.container_port, 'protocol': p.protocol or 'TCP'}
         for c in containers for p in (c.ports or [])
     )
+    probes = tuple(
+        entry for c in containers
+        for kind, probe in (('readiness', c.readiness_probe), ('liveness', c.liveness_probe), ('startup', c.startup_probe))
+        if (entry := _probe(c.name, kind, probe)) is not None
+    )
     return PodInfo(
         name=pod.metadata.name,
         namespace=pod.metadata.namespace or '',
@@ -379,6 +446,12 @@ def pod_info(pod: k8s.V1Pod) -> PodInfo:
         owner=_owner(pod.metadata),
         reason=status.reason if status else None,
         unschedulable_message=unschedulable,
+        container_states=tuple(
+            [_container_state(s, True) for s in init_statuses] + [_container_state(s, False) for s in statuses]
+        ),
+        conditions=_conditions(conditions),
+        probes=probes,
+        message=status.message if status else None,
     )
 
 
@@ -405,11 +478,28 @@ def deployment_info(deployment: k8s.V1Deployment) -> DeploymentInfo:
     else:
         complete, message = True, 'successfully rolled out'
     selector = dict(spec.selector.match_labels or {}) if spec and spec.selector else {}
+    template = spec.template if spec else None
+    template_spec = template.spec if template is not None else None
     return DeploymentInfo(
         name=metadata.name, namespace=metadata.namespace or '', desired=desired, ready=ready,
         available=available, updated=updated, rollout_complete=complete, rollout_message=message,
-        selector=selector, labels=_labels(metadata),
+        selector=selector, labels=_labels(metadata), current=current,
+        unavailable=(status.unavailable_replicas or 0) if status else 0,
+        conditions=_conditions(conditions),
+        revision=(metadata.annotations or {}).get('deployment.kubernetes.io/revision'),
+        paused=bool(spec and spec.paused),
+        template_labels=_labels(template.metadata) if template is not None else {},
+        images=tuple(c.image for c in (template_spec.containers or [] if template_spec else []) if c.image),
     )
+
+
+# Annotations kept on snapshots: everything except what kubectl apply stores (a copy of the whole object).
+_DROPPED_ANNOTATIONS = ('kubectl.kubernetes.io/last-applied-configuration',)
+
+
+def _annotations(metadata: Any) -> dict[str, str]:
+    annotations = dict(metadata.annotations or {}) if metadata is not None else {}
+    return {key: value for key, value in annotations.items() if key not in _DROPPED_ANNOTATIONS}
 
 
 def _load_balancer_addresses(status: Any) -> tuple[str, ...]:
@@ -438,6 +528,7 @@ def service_info(service: k8s.V1Service) -> ServiceInfo:
         lb_pending=service_type == 'LoadBalancer' and not addresses,
         external_ips=tuple(_attr(spec, 'external_ips', 'external_i_ps') or []),
         labels=_labels(service.metadata),
+        annotations=_annotations(service.metadata),
     )
 
 
@@ -499,6 +590,7 @@ def ingress_info(ingress: k8s.V1Ingress) -> IngressInfo:
         name=metadata.name, namespace=metadata.namespace or '', class_name=class_name, rules=tuple(rules),
         tls=tls, addresses=_load_balancer_addresses(ingress.status),
         default_backend=_ingress_backend(spec.default_backend) if spec else None,
+        annotations=_annotations(metadata),
     )
 
 

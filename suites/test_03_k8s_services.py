@@ -15,6 +15,10 @@ def test_target_service_exists_in_namespace(target_service, cluster_reads, evide
     evidence.record("target_service", target_service)
     for service in cluster_reads.services():
         evidence.record("service", service)
+    # What happened to the target's Service (a load balancer deleted when its type changed, ...).
+    for event in cluster_reads.events():
+        if event.object == f"Service/{target_service.name}":
+            evidence.record("event", event)
     elsewhere = [ns for ns in target_service.found_in if ns != target_service.namespace]
     where = f"; it exists in namespace {', '.join(elsewhere)}" if elsewhere else "; no namespace has it"
     assert target_service.found, (

@@ -12,25 +12,9 @@ from typing import Any
 
 import pytest
 
+from pytest_reachability.labels import selector_matches
+
 pytestmark = pytest.mark.section("network-policy", requires=["cluster-access"])
-
-
-def selector_matches(selector: dict, labels: dict) -> bool:
-    """A LabelSelector in wire form (matchLabels, matchExpressions); ``{}`` selects everything."""
-    selector = selector or {}
-    if not (selector.get("matchLabels") or {}).items() <= labels.items():
-        return False
-    for expression in selector.get("matchExpressions") or []:
-        key, operator, values = expression.get("key"), expression.get("operator"), expression.get("values") or []
-        if operator == "In" and labels.get(key) not in values:
-            return False
-        if operator == "NotIn" and key in labels and labels[key] in values:
-            return False
-        if operator == "Exists" and key not in labels:
-            return False
-        if operator == "DoesNotExist" and key in labels:
-            return False
-    return True
 
 
 def peer_admits_edge(peer: dict, controllers: list[Any], policy_namespace: str) -> bool:

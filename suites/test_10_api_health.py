@@ -8,15 +8,13 @@ that a report can say "the LoadBalancer answers 200, the address DNS points at d
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
 
+from pytest_reachability.health_body import describe_problem, read_health
+
 pytestmark = pytest.mark.section("api-health")
-
-HEALTHY_WORDS = {"ok", "healthy", "up", "pass", "passing", "green", "ready", "alive", "available", "success"}
-
 
 def describe(result: Any) -> str:
     where = f"{result.address}:{result.port}" if result.address else result.host
@@ -26,19 +24,9 @@ def describe(result: Any) -> str:
 
 
 def health_problem(result: Any) -> str | None:
-    """Why an answered health body does not say healthy, or None. A body that is not JSON says nothing either way."""
-    try:
-        document = json.loads(result.body or b"null")
-    except ValueError:
-        return None
-    if not isinstance(document, dict) or "status" not in document:
-        return None
-    status = document["status"]
-    if isinstance(status, str) and status.strip().lower() in HEALTHY_WORDS:
-        return None
-    if status is True:
-        return None
-    return f"{result.address}:{result.port} answered {result.status} with status {status!r}"
+    """Why an answered health body does not say healthy, or None (a body in no known shape says nothing either way)."""
+    problem = describe_problem(read_health(result.body or b""))
+    return None if problem is None else f"{result.address}:{result.port} answered {result.status} with {problem}"
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from pytest_reachability.cluster import ClusterError
+from pytest_reachability.health_body import describe_problem, read_health
 
 pytestmark = pytest.mark.section("api-internal", requires=["cluster-access"])
 
@@ -71,6 +72,21 @@ def test_health_through_the_service_proxy(cluster, api_service, reachability_set
     where = f"in-cluster GET {response.path} via Service {api_service.name}:{response.port}"
     assert not response.no_endpoints, f"{where}: {response.error}; expected a ready pod to answer 200"
     assert response.ok, f"{where} got {response.status} {response.error or response.body[:80]!r}; expected 2xx/3xx"
+
+
+def test_in_cluster_health_body_reports_healthy(cluster, api_service, reachability_settings):
+    port = api_service.ports[0] if api_service.ports else None
+    if port is None:
+        pytest.skip(f"Service {api_service.name} has no ports")
+    try:
+        response = cluster.proxy_get(api_service.name, port.get("name") or port["port"], reachability_settings.health_path)
+    except ClusterError as error:
+        pytest.skip(f"service proxy to {api_service.name}: {error.message} (see test_health_through_the_service_proxy)")
+    if response.error is not None or response.status is None:
+        pytest.skip(f"no answer to read (see test_health_through_the_service_proxy): {response.error or 'no status'}")
+    problem = describe_problem(read_health(response.body))
+    assert problem is None, (f"in-cluster GET {response.path} via Service {api_service.name}:{response.port} answered "
+                             f"{response.status} with {problem}; expected the body to report healthy")
 
 
 def test_api_pod_logs_are_readable(cluster, cluster_reads, target_service, reachability_settings, evidence):
