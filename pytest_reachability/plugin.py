@@ -46,6 +46,12 @@ SANDBOX_INPUT_KEY = "reachability_sandbox"
 # --------------------------------------------------------------------------- options, configure
 
 
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from .diagnosis import hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
 

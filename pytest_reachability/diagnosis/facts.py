@@ -15,6 +15,7 @@ from typing import Any
 
 from ..results import RunResults, TestResult
 
+CLUSTER_KINDS = ("node", "pod", "deployment", "service", "endpoint_slice", "ingress", "network_policy", "event")
 SNAPSHOT_KINDS = (
     "node",
     "pod",
@@ -121,6 +122,37 @@ class Facts:
     def failing_tests(self, section: str | None = None) -> list[TestResult]:
         return [t for t in self.tests if t.outcome in ("failed", "error") and (section is None or t.section == section)]
 
+    def explain(self, sections: Iterable[str] = (), words: Iterable[str] = ()) -> list[str]:
+        """Node ids of failing tests in ``sections`` (every section when empty) whose one-line reason names
+        one of ``words`` (any reason when empty): what a theory accounts for."""
+        wanted = set(sections)
+        needles = [w.lower() for w in words if w]
+        found = []
+        for test in self.failing_tests():
+            if wanted and test.section not in wanted:
+                continue
+            if needles and not any(n in (test.reason or "").lower() for n in needles):
+                continue
+            found.append(test.nodeid)
+        return found
+
+    # --- what could be checked ---------------------------------------------------------------------------
+
+    @property
+    def cluster_checked(self) -> bool:
+        """True when the run read the cluster (a working access check or any cluster object recorded)."""
+        if any(data.get("ok") for data in self.of("cluster_access")):
+            return True
+        return any(self.of(kind) for kind in CLUSTER_KINDS)
+
+    def cluster_access_failure(self) -> dict[str, Any] | None:
+        """The failed cluster access check (the API server does not answer, or refuses this identity)."""
+        return next((data for data in self.of("cluster_access") if data.get("ok") is False), None)
+
+    def kubectl_note(self) -> str:
+        """What a printed kubectl command needs when the run had no cluster access ('' when it had)."""
+        return "" if self.cluster_checked else "  # needs cluster access (run with --kubeconfig)"
+
     # --- DNS ------------------------------------------------------------------------------------------
 
     @property
@@ -152,6 +184,49 @@ class Facts:
     def pods(self, namespace: str | None = None) -> list[dict[str, Any]]:
         namespace = namespace or self.context.namespace
         return [p for p in self.of("pod") if namespace is None or p.get("namespace") == namespace]
+
+    def nodes(self) -> list[dict[str, Any]]:
+        return self.of("node")
+
+    def deployments(self, namespace: str | None = None) -> list[dict[str, Any]]:
+        namespace = namespace or self.context.namespace
+        return [d for d in self.of("deployment") if namespace is None or d.get("namespace") in (None, namespace)]
+
+    def events_for(self, obj: str, namespace: str | None = None) -> list[dict[str, Any]]:
+        """Events about ``Kind/name`` (newest last)."""
+        return [e for e in self.of("event") if e.get("object") == obj
+                and (namespace is None or e.get("namespace") in (None, "", namespace))]
+
+    def target_pods(self) -> list[dict[str, Any]]:
+        """The pods behind the target: selected by its Service, else (no Service known) every pod of the
+        namespace except ingress controllers'."""
+        service = self.target_service()
+        if service is not None and service.get("selector"):
+            return self.selected_pods(service)
+        controllers = {(p.get("namespace"), p.get("name")) for p in self.of("ingress_controller")}
+        return [p for p in self.pods() if (p.get("namespace"), p.get("name")) not in controllers]
+
+    def deployment_of(self, pod: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The Deployment owning ``pod`` (through its ReplicaSet ``<deployment>-<hash>``), if recorded."""
+        owner = str(pod.get("owner") or "")
+        kind, _, name = owner.partition("/")
+        for deployment in self.deployments(pod.get("namespace")):
+            if kind == "ReplicaSet" and name.rsplit("-", 1)[0] == deployment.get("name"):
+                return deployment
+            selector = deployment.get("selector") or {}
+            if selector and all((pod.get("labels") or {}).get(k) == v for k, v in selector.items()):
+                return deployment
+        return None
+
+    def deployments_for(self, service: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Deployments whose pod template the Service's selector matches (they would give it endpoints)."""
+        selector = service.get("selector") or {}
+        if not selector:
+            return []
+        return [
+            d for d in self.deployments(service.get("namespace"))
+            if all((d.get("template_labels") or d.get("selector") or {}).get(k) == v for k, v in selector.items())
+        ]
 
     def target_service_name(self) -> str | None:
         for data in self.of("target_service"):
@@ -195,7 +270,8 @@ class Facts:
                 same = pods and pods == {p.get("name") for p in self.selected_pods(service)}
                 if same or (service.get("selector") and service.get("selector") == target.get("selector")):
                     out += [(a, str(service.get("name"))) for a in service.get("lb_addresses") or []]
-        else:
+        elif self.target_service_name() is None:
+            # No target Service known at all (the cluster section did not name one): any LoadBalancer may be it.
             out += [(a, str(s.get("name"))) for s in self.services() for a in s.get("lb_addresses") or []]
         if self.context.host:
             for ingress in self.ingresses_for_host(self.context.host):
@@ -275,6 +351,17 @@ class Facts:
 
     def in_cluster_health(self) -> list[dict[str, Any]]:
         return self.of("in_cluster_health")
+
+    def dns_answers(self) -> list[dict[str, Any]]:
+        """Each resolver's answer for the target's name."""
+        return list((self.dns or {}).get("answers") or [])
+
+    def app_checks(self, section: str | None = None) -> list[dict[str, Any]]:
+        return [c for c in self.of("app_check") if section is None or c.get("section") == section]
+
+    def performance(self) -> dict[str, Any] | None:
+        reports = self.of("performance")
+        return reports[-1] if reports else None
 
     def in_cluster_ok(self) -> bool | None:
         """True when some in-cluster health check answered 2xx/3xx, False when all failed, None when none ran."""

@@ -15,6 +15,9 @@ class Theory:
 
     ``confidence`` (0-1) grows with the strength of the evidence the rule found; ``evidence`` are the
     observed facts (one line each) it rests on; ``confirm`` and ``fix`` are commands or steps, in order.
+    ``explains`` are the node ids of the run's failed checks it accounts for; ``symptoms`` the theories
+    folded under it because they are consequences of this cause (not rivals); ``unknowns`` what could
+    not be checked, each naming the command that would check it.
     """
 
     rule: str
@@ -25,14 +28,25 @@ class Theory:
     fix: list[str] = field(default_factory=list)
     subjects: list[str] = field(default_factory=list)  # addresses / objects it is about, for contradiction checks
     verify: list[str] = field(default_factory=list)  # after the fix: "command  # expect ...", for the checklist
+    explains: list[str] = field(default_factory=list)
+    symptoms: list[Theory] = field(default_factory=list)
+    unknowns: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.confidence = round(max(0.0, min(0.99, float(self.confidence))), 2)
+
+    def all_explained(self) -> list[str]:
+        """Node ids this theory and its folded symptoms account for, in first-seen order."""
+        found = list(self.explains)
+        for symptom in self.symptoms:
+            found += [nodeid for nodeid in symptom.all_explained() if nodeid not in found]
+        return list(dict.fromkeys(found))
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("subjects")
         data.pop("verify")
+        data["symptoms"] = [symptom.to_dict() for symptom in self.symptoms]
         return data
 
     @classmethod
@@ -44,6 +58,9 @@ class Theory:
             evidence=list(data.get("evidence") or []),
             confirm=list(data.get("confirm") or []),
             fix=list(data.get("fix") or []),
+            explains=list(data.get("explains") or []),
+            symptoms=[cls.from_dict(symptom) for symptom in data.get("symptoms") or [] if isinstance(symptom, dict)],
+            unknowns=list(data.get("unknowns") or []),
         )
 
 

@@ -58,6 +58,9 @@ class TlsInfo:
     subject_names: list[str] = field(default_factory=list)
     issuer: str | None = None
     error: str | None = None
+    # When verification failed: the certificates the server sent, in order ({subject, issuer, issuer_url}),
+    # so a missing intermediate can be told from an unknown CA.
+    chain: list[dict] = field(default_factory=list)
 
     def to_evidence(self) -> dict:
         return {
@@ -68,6 +71,7 @@ class TlsInfo:
             "subject_names": list(self.subject_names),
             "issuer": self.issuer,
             "error": self.error,
+            "chain": [dict(entry) for entry in self.chain],
         }
 
 
@@ -256,9 +260,41 @@ def _unverified_certificate(address: str, port: int, server_name: str, deadline:
             with context.wrap_socket(raw, server_hostname=server_name.strip("[]")) as tls_sock:
                 facts = certificate_facts(tls_sock.getpeercert(binary_form=True), verified=False)
                 facts.version = tls_sock.version()
+                facts.chain = presented_chain(tls_sock)
                 return facts
     except (OSError, ValueError):
         return TlsInfo(verified=False)
+
+
+def presented_chain(tls_sock: ssl.SSLSocket, limit: int = 10) -> list[dict]:
+    """The certificates the server sent, in order: subject, issuer and the issuer's certificate URL (AIA).
+
+    Python 3.13 has ``SSLSocket.get_unverified_chain()``; 3.10-3.12 have it on the private ``_sslobj``.
+    """
+    getter = getattr(tls_sock, "get_unverified_chain", None) or getattr(
+        getattr(tls_sock, "_sslobj", None), "get_unverified_chain", None)
+    if getter is None:
+        return []
+    try:
+        from cryptography import x509
+        from cryptography.x509.oid import AuthorityInformationAccessOID
+
+        chain = []
+        for item in list(getter() or [])[:limit]:
+            der = item if isinstance(item, bytes) else item.public_bytes(ssl._ssl.ENCODING_DER)  # type: ignore[attr-defined]
+            certificate = x509.load_der_x509_certificate(der)
+            issuer_url = None
+            try:
+                access = certificate.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
+                issuer_url = next((str(d.access_location.value) for d in access
+                                   if d.access_method == AuthorityInformationAccessOID.CA_ISSUERS), None)
+            except x509.ExtensionNotFound:
+                pass
+            chain.append({"subject": certificate.subject.rfc4514_string(),
+                          "issuer": certificate.issuer.rfc4514_string(), "issuer_url": issuer_url})
+        return chain
+    except Exception:  # noqa: BLE001 - the chain only sharpens a report; a parse problem must not fail the probe
+        return []
 
 
 def certificate_facts(der: bytes | None, *, verified: bool) -> TlsInfo:

@@ -14,6 +14,7 @@ import pytest
 from ..redact import Redactor, collect_secrets
 from ..state import find_state as _state
 from . import html as html_report
+from .terminal import symptom_lines
 
 REDACTOR = pytest.StashKey[Redactor]()
 STARTED = pytest.StashKey[float]()
@@ -40,8 +41,9 @@ def theories_of(config: pytest.Config) -> list[Any]:
         # Nothing failed, errored or was blocked: there is no fault to explain.
         if any(test.outcome in ("failed", "error", "blocked") for test in state.results.tests.values()):
             from ..diagnosis import diagnose
+            from ..diagnosis.hookspecs import user_rules
 
-            state.theories = diagnose(state.results, state.settings)
+            state.theories = diagnose(state.results, state.settings, extra_rules=user_rules(config))
         config.stash[DIAGNOSED] = True
     return state.theories
 
@@ -137,6 +139,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
                 terminalreporter.write_line(redact(f"   evidence: {theory.evidence[0]}"))
             if theory.confirm:
                 terminalreporter.write_line(redact(f"   confirm:  {theory.confirm[0].splitlines()[0]}"))
+            for line in symptom_lines(theory):
+                terminalreporter.write_line(redact(line))
         if len(theories) > TERMINAL_THEORIES:
             terminalreporter.write_line(f"   ... {len(theories) - TERMINAL_THEORIES} more in the incident report / JSON results")
     for line in config.stash.get(WRITTEN, []):

@@ -1,4 +1,4 @@
-"""Terminal output: the BLOCKED list and the section table with the health score."""
+"""Terminal output: the BLOCKED list, the section table with the health score, and a theory's folded symptoms."""
 
 from __future__ import annotations
 
@@ -46,3 +46,12 @@ def write_summary(reporter: Any, results: RunResults, *, pulled: dict[str, int] 
     if pulled:
         parts = ", ".join(f"{gate} ({n})" for gate, n in sorted(pulled.items()))
         reporter.write_line(f"Gates pulled back into the run for the selected tests: {parts}")
+
+
+def symptom_lines(theory: Any, indent: str = "   ", limit: int = 3) -> list[str]:
+    """Lines naming the symptoms folded under a theory (consequences of its cause, not rival causes)."""
+    symptoms = list(getattr(theory, "symptoms", None) or [])
+    lines = [f"{indent}explains also: {symptom.title}" for symptom in symptoms[:limit]]
+    if len(symptoms) > limit:
+        lines.append(f"{indent}... and {len(symptoms) - limit} more consequence(s) of this cause")
+    return lines

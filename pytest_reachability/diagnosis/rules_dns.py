@@ -1,0 +1,325 @@
+"""DNS rules: the name does not resolve (NXDOMAIN, NODATA, SERVFAIL, REFUSED, timeout, dangling CNAME), resolves
+to an address that serves nothing of the cluster, or resolves differently on different resolvers.
+
+The classes follow RFC 1035/2308 semantics: NXDOMAIN says the name does not exist; NOERROR with an empty
+answer (NODATA) says it exists without a record of the asked type; SERVFAIL says the resolver could not
+get an answer (authoritative servers failing, or DNSSEC validation failing); REFUSED is policy.
+"""
+
+from __future__ import annotations
+
+from .facts import Facts, probe_ok
+from .theory import Theory, curl, curl_of, dig, kubectl
+from .wording import (
+    answer_line,
+    describe_failure,
+    dns_resolvers,
+    owner_phrase,
+    probe_line,
+    record_type,
+    record_types,
+)
+
+# Sections whose checks cannot pass when the name does not resolve.
+RESOLVING_SECTIONS = ("dns", "tcp", "tls", "api-health", "performance")
+UNRESOLVED_WORDS = ("did not resolve", "nxdomain", "servfail", "no answer", "dns_", "could not resolve")
+
+EXTERNAL_DNS_ANNOTATIONS = ("external-dns.alpha.kubernetes.io/hostname", "external-dns.alpha.kubernetes.io/internal-hostname")
+
+
+def _name(facts: Facts) -> str:
+    return (facts.dns or {}).get("name") or facts.context.host
+
+
+def _managers(facts: Facts, name: str) -> list[str]:
+    """Objects whose external-dns annotation asks for ``name`` (who is meant to create the record)."""
+    found = []
+    for kind, objects in (("Service", facts.all_services()), ("Ingress", facts.of("ingress"))):
+        for obj in objects:
+            for key in EXTERNAL_DNS_ANNOTATIONS:
+                hosts = [h.strip().rstrip(".").lower() for h in str((obj.get("annotations") or {}).get(key, "")).split(",")]
+                if name.lower() in hosts:
+                    found.append(f"{kind} {obj.get('namespace')}/{obj.get('name')} ({key}={name})")
+    return found
+
+
+def _where_it_should_point(facts: Facts) -> tuple[str, str] | None:
+    candidates = facts.candidate_addresses()
+    return candidates[0] if candidates else None
+
+
+def _dns_failure(facts: Facts, failure: str, *, with_cname: bool = False) -> tuple[list[dict], list[dict]]:
+    """(answers failing with ``failure``, answers with addresses); CNAME-ended failures only when ``with_cname``."""
+    answers = facts.dns_answers()
+    failed = [a for a in answers if a.get("failure") == failure and bool(a.get("cnames")) == with_cname]
+    answered = [a for a in answers if a.get("addresses")]
+    return failed, answered
+
+
+def _dns_class_theory(
+    facts: Facts, failure: str, rule: str, *, what: str, cause: str, fix: list[str], confirm_extra: list[str],
+    confidence: float = 0.85,
+) -> Theory | None:
+    failed, answered = _dns_failure(facts, failure)
+    if not failed:
+        return None
+    name = _name(facts)
+    resolvers = [a.get("resolver") for a in failed]
+    evidence = [answer_line(a, name) for a in facts.dns_answers()]
+    if answered:
+        others = ", ".join(f"{a.get('resolver')} ({', '.join(a.get('addresses') or [])})" for a in answered)
+        title = f"resolver {', '.join(resolvers)} {what} for {name} while {others} answer: {cause} on that resolver"
+        confidence -= 0.3
+    else:
+        on = "every resolver" if len(resolvers) > 1 else f"resolver {resolvers[0]}"
+        title = f"{name} {what} on {on}: {cause}"
+    confirm = [dig(name, r) for r in resolvers] + confirm_extra
+    theory = Theory(rule, title, confidence, evidence, confirm, fix, subjects=[name])
+    theory.explains = facts.explain(("dns",)) + [
+        n for n in facts.explain(RESOLVING_SECTIONS[1:], UNRESOLVED_WORDS) if n not in facts.explain(("dns",))
+    ]
+    return theory
+
+
+def dns_nxdomain(facts: Facts) -> Theory | None:
+    """NXDOMAIN: the name does not exist in its zone (the record was never created, or was deleted)."""
+    name = _name(facts)
+    managers = _managers(facts, name)
+    point = _where_it_should_point(facts)
+    fix = []
+    if point:
+        fix.append(f"Create the {record_type(point[0])} record {name} -> {point[0]} ({owner_phrase(point[1])})")
+    else:
+        fix.append(f"Create the A/AAAA record for {name} in its zone, pointing at the service's public address")
+    if managers:
+        fix.append(f"The record is meant to come from external-dns ({'; '.join(managers)}): check the external-dns "
+                   "logs for why it was not created (zone filter, ownership TXT record, provider credentials)")
+    else:
+        fix.append("Whoever manages the zone (external-dns annotations on the Service/Ingress, Terraform, the DNS "
+                   "provider) must create it; the TTL of the negative answer (SOA minimum) delays the fix")
+    theory = _dns_class_theory(
+        facts, "dns_nxdomain", "dns-nxdomain", what="does not exist (NXDOMAIN)",
+        cause="the DNS record is missing", fix=fix,
+        confirm_extra=[f"dig {name} SOA +noall +authority  # the zone that says the name does not exist"],
+        confidence=0.9,
+    )
+    if theory is not None:
+        if managers:
+            theory.evidence.append("external-dns is asked for this name by " + "; ".join(managers))
+        elif not facts.cluster_checked:
+            theory.unknowns.append("who manages the record (external-dns annotations) was not checked: no cluster "
+                                   f"access — {kubectl(facts.context, 'get svc,ingress -o yaml')}{facts.kubectl_note()}")
+        if point:
+            theory.evidence.append(f"the cluster serves {name} at {point[0]} ({owner_phrase(point[1])})")
+    return theory
+
+
+def dns_no_data(facts: Facts) -> Theory | None:
+    """NODATA: the name exists but has neither an A nor an AAAA record (NOERROR, empty answer)."""
+    name = _name(facts)
+    point = _where_it_should_point(facts)
+    fix = [f"Add the A record (IPv4) and, if clients use IPv6, the AAAA record for {name}"
+           + (f": {point[0]} ({owner_phrase(point[1])})" if point else "")]
+    return _dns_class_theory(
+        facts, "dns_no_answer", "dns-no-data", what="exists but has no A or AAAA record (NODATA)",
+        cause="the address records are missing (only other record types exist)", fix=fix,
+        confirm_extra=[f"dig {name} ANY +noall +answer  # which record types the name has"], confidence=0.85,
+    )
+
+
+def dns_servfail(facts: Facts) -> Theory | None:
+    """SERVFAIL: the resolver could not get an answer: authoritative servers failing or DNSSEC validation failing."""
+    name = _name(facts)
+    zone = name.split(".", 1)[1] if "." in name else name
+    return _dns_class_theory(
+        facts, "dns_servfail", "dns-servfail", what="fails with SERVFAIL",
+        cause="the resolver gets no usable answer from the zone's authoritative servers (server failure, "
+              "lame delegation, or a DNSSEC signature that does not validate)",
+        fix=["If `dig +cd` answers while plain `dig` fails, DNSSEC validation fails: re-sign the zone or fix the DS "
+             "record at the registrar", f"Otherwise make the authoritative servers of {zone} answer (dig NS {zone})"],
+        confirm_extra=[f"dig {name} +cd  # checking disabled: an answer here means DNSSEC validation fails",
+                       f"dig {zone} NS +short"],
+        confidence=0.8,
+    )
+
+
+def dns_refused(facts: Facts) -> Theory | None:
+    """REFUSED: the resolver will not answer this client (recursion not allowed, ACL)."""
+    return _dns_class_theory(
+        facts, "dns_refused", "dns-refused", what="is refused (REFUSED)",
+        cause="the resolver does not serve this client or this zone (recursion or access list)",
+        fix=["Use a resolver that serves this client, or allow recursion/the zone for this client on that resolver"],
+        confirm_extra=[], confidence=0.8,
+    )
+
+
+def dns_timeout(facts: Facts) -> Theory | None:
+    """Timeout: the resolver did not answer in time (down, unreachable, or the authoritative servers too slow)."""
+    failed, _answered = _dns_failure(facts, "dns_timeout")
+    refused = any("connection refused" in str(a.get("error") or "") for a in failed)
+    cause = ("nothing serves DNS at the resolver's address" if refused else
+             "the resolver is down or unreachable, or it (or the authoritative server behind it) answers slower "
+             "than the probe timeout")
+    return _dns_class_theory(
+        facts, "dns_timeout", "dns-timeout", what="got no answer in time", cause=cause,
+        fix=["Check the resolver answers at all (dig with +time=10); if it answers slowly, check the authoritative "
+             "servers' latency; if it does not, restart it or point clients at a working resolver"],
+        confirm_extra=[f"dig {_name(facts)} +time=10 +tries=1  # a slow answer vs none at all"],
+        confidence=0.8,
+    )
+
+
+def dns_dangling_cname(facts: Facts) -> Theory | None:
+    """The name is a CNAME whose target does not resolve: the target (often a removed load balancer) is gone."""
+    answers = [a for a in facts.dns_answers() if a.get("cnames") and not a.get("addresses") and a.get("failure")]
+    if not answers:
+        return None
+    name = _name(facts)
+    answer = answers[0]
+    target = answer["cnames"][-1]
+    code = {"dns_nxdomain": "NXDOMAIN", "dns_no_answer": "no A/AAAA record", "dns_servfail": "SERVFAIL",
+            "dns_timeout": "no answer"}.get(answer.get("failure"), answer.get("failure"))
+    title = f"{name} is a CNAME to {target}, which does not resolve ({code}): the CNAME dangles — its target is gone"
+    evidence = [answer_line(a, name) for a in facts.dns_answers()]
+    point = _where_it_should_point(facts)
+    fix = [f"Point the CNAME {name} at the current target"
+           + (f" (or replace it with an A record -> {point[0]}, {owner_phrase(point[1])})" if point else
+              " (the load balancer's current hostname), or delete it"),
+           "A dangling CNAME to a name others can register is a takeover risk: fix it promptly"]
+    confirm = [dig(name, answer.get("resolver")), f"dig {target} +short  # expect an address; nothing means it is gone"]
+    confidence = 0.9 if len(answers) == len(facts.dns_answers()) else 0.6
+    theory = Theory("dns-dangling-cname", title, confidence, evidence, confirm, fix, subjects=[name, target])
+    theory.explains = facts.explain(("dns",)) + [
+        n for n in facts.explain(RESOLVING_SECTIONS[1:], UNRESOLVED_WORDS) if n not in facts.explain(("dns",))
+    ]
+    return theory
+
+
+def dns_not_loadbalancer(facts: Facts) -> Theory | None:
+    """The name resolves to an address that is no LoadBalancer or Ingress of the cluster."""
+    dns = facts.dns
+    answers = facts.dns_addresses()
+    balancers = facts.loadbalancer_addresses()
+    if not answers or not balancers:
+        return None
+    stray = [a for a in answers if a not in balancers]
+    if not stray:
+        return None
+    name = dns.get("name") or facts.context.host
+    ctx = facts.context
+    target = facts.target_service()
+    dns_probes = {p.get("address"): p for p in facts.http_probes("dns")}
+    lb_probes = facts.http_probes("loadbalancer")
+    healthy_lb = [p for p in lb_probes if probe_ok(p)]
+    # The address to point at: the first candidate (target Service, its twins, its Ingress) that answers.
+    candidates = facts.candidate_addresses()
+    if not candidates:
+        return None
+    answered = {p.get("address") for p in healthy_lb}
+    good_address, good_service = next(((a, o) for a, o in candidates if a in answered), candidates[0])
+    good_answers = any(p.get("address") == good_address for p in healthy_lb)
+    stray_probe = dns_probes.get(stray[0])
+    stray_failed = stray_probe is not None and not probe_ok(stray_probe)
+    partial = len(stray) < len(answers)
+    disagree = dns.get("agree") is False
+
+    confidence = 0.6
+    if good_answers:
+        confidence += 0.25
+    if stray_failed:
+        confidence += 0.1
+    if partial or disagree:
+        confidence -= 0.3  # another answer is right: propagation or a stale resolver explains it better
+    if target is not None and target.get("lb_pending"):
+        confidence -= 0.3  # the record likely held the pending LoadBalancer's old address
+
+    what = f", which {describe_failure(stray_probe)}" if stray_probe is not None else ""
+    verb = "answers" if good_answers else "has its address"
+    kind = record_types(stray)
+    title = (
+        f"the DNS {kind} record for {name} points at {', '.join(stray)}{what}; "
+        f"{owner_phrase(good_service)} {verb} at {good_address} — update the record"
+    )
+    evidence = [f"DNS {name} -> {', '.join(answers)} (resolvers: {', '.join(dns_resolvers(facts))})"]
+    evidence.append(
+        "LoadBalancer/Ingress addresses in the cluster: "
+        + ", ".join(f"{a} ({owner})" for a, owner in balancers.items())
+    )
+    for address in stray:
+        if address in dns_probes:
+            evidence.append(probe_line(dns_probes[address]))
+    for probe in lb_probes:
+        if probe.get("address") == good_address:
+            evidence.append(probe_line(probe) + " (probed directly with Host " + (name or "") + ")")
+    confirm = [dig(name, r) for r in dns_resolvers(facts)]
+    if good_service.startswith("Ingress "):
+        confirm.append(kubectl(ctx, f"get ingress {good_service.split(' ', 1)[1]} -o wide"))
+    else:
+        confirm.append(kubectl(ctx, f"get svc {good_service} -o jsonpath='{{.status.loadBalancer.ingress[*].ip}}'"))
+    for address in stray:
+        confirm.append(curl_of(dns_probes[address], ctx) if address in dns_probes else curl(ctx, address))
+    good_probe = next((p for p in lb_probes if p.get("address") == good_address), None)
+    confirm.append(curl_of(good_probe, ctx) if good_probe else curl(ctx, good_address))
+    fix = [
+        f"Update the DNS {kind} record of {name}: replace {', '.join(stray)} with {good_address} ({owner_phrase(good_service)})"
+        if record_type(good_address) == record_type(stray[0]) else
+        f"Remove the DNS {kind} record {', '.join(stray)} of {name} (or point it at an address of {owner_phrase(good_service)})",
+        f"{dig(name, dns_resolvers(facts)[0])}  # expect {good_address} once the TTL has passed",
+    ]
+    verify = [f"{dig(name, r)}  # expect {good_address}" for r in dns_resolvers(facts)]
+    verify.append(f"{curl(ctx, good_address)}  # expect HTTP 200 from the address DNS now answers")
+    theory = Theory("dns-not-loadbalancer", title, confidence, evidence, confirm, fix, subjects=stray, verify=verify)
+    theory.explains = facts.explain(("dns",)) + facts.explain(("tcp", "tls", "api-health", "performance"), stray)
+    return theory
+
+
+def resolvers_disagree(facts: Facts) -> Theory | None:
+    """Resolvers give different answers: propagation in progress or a stale secondary."""
+    dns = facts.dns
+    if not dns or dns.get("agree") is not False:
+        return None
+    answers = list(dns.get("answers") or [])
+    # Disagreement means answers that differ; a resolver that fails outright is its class's rule (timeout, ...),
+    # unless it says the name does not exist (or has no address) while another has it: a stale zone.
+    stale_zone = [a for a in answers if a.get("failure") in ("dns_nxdomain", "dns_no_answer")]
+    with_addresses = [a for a in answers if a.get("addresses")]
+    if len(with_addresses) < 2 and not (with_addresses and stale_zone):
+        return None
+    name = dns.get("name") or facts.context.host
+    balancers = facts.loadbalancer_addresses()
+    dns_probes = {p.get("address"): p for p in facts.http_probes("dns")}
+    parts, evidence, stale = [], [], []
+    for answer in answers:
+        addresses = answer.get("addresses") or []
+        shown = ", ".join(addresses) or (answer.get("failure") or "no answer")
+        parts.append(f"{answer.get('resolver')} answers {shown}")
+        evidence.append(answer_line(answer, name))
+        for address in addresses:
+            if balancers and address not in balancers:
+                stale.append((answer.get("resolver"), address))
+    confidence = 0.6
+    for _resolver, address in stale:
+        probe = dns_probes.get(address)
+        if probe is not None:
+            evidence.append(probe_line(probe))
+            if not probe_ok(probe):
+                confidence = 0.85
+    if stale_zone and not stale:
+        confidence = 0.75
+    title = f"resolvers disagree about {name}: " + "; ".join(parts)
+    if stale:
+        resolver, address = stale[0]
+        title += f" — {resolver} still serves {address}, which is no LoadBalancer"
+        if address in dns_probes and not probe_ok(dns_probes[address]):
+            title += f" and {describe_failure(dns_probes[address])}"
+    elif stale_zone:
+        title += f" — {', '.join(a.get('resolver') for a in stale_zone)} serves a zone without the record"
+    confirm = [dig(name, a.get("resolver")) for a in answers]
+    fix = [
+        "If the record changed recently, wait for the old TTL to pass and re-check; otherwise",
+        "update the zone on the resolver/secondary that serves the stale answer (check zone transfer / serial)",
+    ]
+    theory = Theory("resolvers-disagree", title, confidence, evidence, confirm, fix,
+                    subjects=[a for _, a in stale] or [str(a.get("resolver")) for a in stale_zone])
+    theory.explains = facts.explain(("dns",)) + facts.explain(("tcp", "tls", "api-health"), [a for _, a in stale])
+    return theory

@@ -1,0 +1,535 @@
+"""Traffic rules: what the probes met at each address, one rule per failure class (connect, TLS, HTTP).
+
+Each rule states what the probe observed as fact (refused, no SYN-ACK, a 503, a redirect loop) and names the
+usual causes as causes, not facts; what the cluster would have told is an unknown when the cluster was not
+read. More specific rules (DNS points elsewhere, pods crash, a NetworkPolicy drops) fold these as symptoms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .facts import Facts
+from .theory import Theory, curl_of, kubectl
+from .wording import probe_line, record_type, short
+
+TRAFFIC_SECTIONS = ("tcp", "tls", "api-health", "api-internal", "performance")
+PROXY_SERVERS = ("nginx", "envoy", "haproxy", "traefik", "awselb", "cloudflare", "istio", "kong", "caddy", "openresty")
+
+
+def failing_probes(facts: Facts, failures: tuple[str, ...], sources: tuple[str, ...] = ("dns",)) -> list[dict[str, Any]]:
+    """Probes (HTTP, TCP, TLS) of addresses DNS answered (or the LoadBalancers) that failed with one of ``failures``."""
+    found = []
+    seen = set()
+    candidates = [p for s in sources for p in facts.http_probes(s)]
+    candidates += [p for p in facts.of("tcp") + facts.of("tls") if p.get("source", "dns") in sources]
+    for probe in candidates:
+        if probe.get("failure") not in failures or not probe.get("address"):
+            continue
+        key = (probe.get("address"), probe.get("port"), probe.get("failure"), probe.get("status"))
+        if key not in seen:
+            seen.add(key)
+            found.append(probe)
+    return found
+
+
+def _addresses(probes: list[dict[str, Any]]) -> list[str]:
+    return list(dict.fromkeys(str(p.get("address")) for p in probes))
+
+
+def _where(probes: list[dict[str, Any]], facts: Facts) -> str:
+    addresses = _addresses(probes)
+    port = probes[0].get("port") or facts.context.port
+    shown = ", ".join(f"[{a}]" if ":" in a else a for a in addresses)
+    return f"{shown}:{port}" if len(addresses) == 1 else f"{shown} (port {port})"
+
+
+def _of_record(address: str, facts: Facts) -> str:
+    if address in facts.dns_addresses():
+        return f"the {record_type(address)} record of {facts.context.host}"
+    return "a LoadBalancer address"
+
+
+def _cluster_unknown(facts: Facts, addresses: list[str]) -> list[str]:
+    if facts.cluster_checked:
+        return []
+    return [f"whether {', '.join(addresses)} is a LoadBalancer or Ingress address of the cluster, and whether the "
+            f"pods behind it are ready, was not checked (no cluster access) — "
+            f"{kubectl(facts.context, 'get svc,ingress,pods -o wide')}{facts.kubectl_note()}"]
+
+
+def _owner_note(facts: Facts, addresses: list[str]) -> tuple[list[str], bool | None]:
+    """Evidence lines naming what owns each address, and whether every address is the cluster's (None: unknown)."""
+    if not facts.cluster_checked:
+        return [], None
+    balancers = facts.loadbalancer_addresses()
+    lines = []
+    for address in addresses:
+        if address in balancers:
+            lines.append(f"{address} is the address of {balancers[address]}")
+        else:
+            lines.append(f"{address} is no LoadBalancer or Ingress address of the cluster")
+    return lines, all(a in balancers for a in addresses)
+
+
+def _traffic_theory(
+    facts: Facts, rule: str, failures: tuple[str, ...], title: str, fix: list[str], confidence: float,
+    extra_confirm: list[str] | None = None, sources: tuple[str, ...] = ("dns",),
+) -> Theory | None:
+    probes = failing_probes(facts, failures, sources)
+    if not probes:
+        return None
+    addresses = _addresses(probes)
+    evidence = [probe_line({**p, "source": p.get("source", "dns")}) for p in probes[:4]]
+    owners, ours = _owner_note(facts, addresses)
+    evidence += owners
+    host = facts.context.host or probes[0].get("host") or ""
+    text = title.format(where=_where(probes, facts), host=host, record=_of_record(addresses[0], facts),
+                        path=probes[0].get("path") or facts.context.health_path)
+    confirm = [curl_of(p, facts.context) for p in probes[:2]] + list(extra_confirm or [])
+    theory = Theory(rule, text, confidence, evidence, confirm, fix, subjects=addresses)
+    theory.explains = facts.explain(TRAFFIC_SECTIONS, addresses + list(failures))
+    theory.unknowns = _cluster_unknown(facts, addresses)
+    if ours is False:
+        theory.confidence = round(theory.confidence - 0.1, 2)  # a wrong address explains it better (see DNS rules)
+    return theory
+
+
+# --- connect --------------------------------------------------------------------------------------------------
+
+
+def tcp_refused(facts: Facts) -> Theory | None:
+    """Connection refused (RST): nothing listens on the address and port."""
+    probes = failing_probes(facts, ("tcp_refused",))
+    port = probes[0].get("port") if probes else None
+    extra = [f"nc -vz -w 5 {probes[0].get('address')} {port}"] if probes else []
+    return _traffic_theory(
+        facts, "tcp-refused", ("tcp_refused",),
+        "nothing accepts connections on {where} ({record}): every connection is refused (RST) — the service "
+        "that should listen there is gone or listens on another port",
+        ["Find what should serve the address: a LoadBalancer deleted or re-created with a new address (update DNS), "
+         "a Service whose port changed, or a process not running",
+         "Point DNS at the address that serves the target, or restore the listener on that port"],
+        0.7, extra,
+    )
+
+
+def tcp_timeout(facts: Facts) -> Theory | None:
+    """SYNs to a resolved address go unanswered: a firewall drops them, or the address is wrong."""
+    probes = failing_probes(facts, ("tcp_timeout",))
+    if not probes:
+        return None
+    addresses = _addresses(probes)
+    balancers = facts.loadbalancer_addresses()
+    known = [a for a in addresses if a in balancers]
+    title = (f"connections to {_where(probes, facts)} time out (SYN unanswered): a firewall drops them, "
+             "or the address is wrong")
+    evidence = [probe_line({**p, "source": p.get("source", "dns")}) for p in probes[:3]]
+    confidence = 0.55 if known else 0.5
+    if known:
+        evidence.append(f"{', '.join(known)} is the address of {balancers[known[0]]}: suspect a firewall in front of it")
+    elif facts.cluster_checked:
+        evidence.append(f"{', '.join(addresses)} is no LoadBalancer of the cluster: suspect a wrong address")
+    confirm = [curl_of(p, facts.context) for p in probes[:2]]
+    confirm.append(f"nc -vz -w 5 {addresses[0]} {probes[0].get('port') or facts.context.port or 80}")
+    fix = ["Allow inbound TCP on the port in the cloud firewall / security group of the address",
+           "or point DNS at the right address"]
+    theory = Theory("tcp-timeout", title, confidence, evidence, confirm, fix, subjects=addresses)
+    theory.explains = facts.explain(TRAFFIC_SECTIONS, addresses + ["tcp_timeout"])
+    theory.unknowns = _cluster_unknown(facts, addresses)
+    return theory
+
+
+def tcp_unreachable(facts: Facts) -> Theory | None:
+    """No route to the address (ENETUNREACH / EHOSTUNREACH)."""
+    probes = failing_probes(facts, ("tcp_unreachable",))
+    if not probes:
+        return None
+    v6 = all(":" in str(p.get("address")) for p in probes)
+    if v6:
+        title = ("there is no route to {where} ({record}): this network has no IPv6 route to it — clients "
+                 "that prefer IPv6 fail while IPv4 may work")
+        fix = [f"If the service has no working IPv6 address, remove the AAAA record of {facts.context.host}; "
+               "otherwise give the load balancer IPv6 and this network an IPv6 route"]
+    else:
+        title = "there is no route to {where} ({record}): the address is not reachable from this network"
+        fix = ["Check the address is right (DNS) and routed from where clients are (private address? VPN?)"]
+    return _traffic_theory(facts, "tcp-unreachable", ("tcp_unreachable",), title, fix, 0.65,
+                           [f"ip route get {probes[0].get('address')}"])
+
+
+# --- HTTP after connect ---------------------------------------------------------------------------------------
+
+
+def edge_empty_reply(facts: Facts) -> Theory | None:
+    """The edge accepts connections but closes them without a reply."""
+    empties = failing_probes(facts, ("empty_reply",))
+    if not empties:
+        return None
+    inside = facts.in_cluster_ok()
+    if inside is False:
+        return None
+    address = empties[0].get("address")
+    title = f"{address} accepts connections and closes them without a reply"
+    if inside:
+        title += " while the app is healthy inside the cluster"
+    title += ": that edge has no healthy backend (or expects another port or protocol)"
+    evidence = [probe_line(p) for p in empties[:3]]
+    for check in facts.in_cluster_health():
+        evidence.append(f"in-cluster GET {check.get('path')} on Service {check.get('service')}: {check.get('status')} "
+                        f"{short(check.get('body'), 60)}".rstrip())
+    confidence = 0.45 + (0.15 if inside else 0.0)
+    balancers = facts.loadbalancer_addresses()
+    if balancers and address not in balancers:
+        # The address is no LoadBalancer of the cluster: the DNS theory explains the silence better.
+        confidence = 0.3
+        evidence.append(f"{address} is not an address of any LoadBalancer or Ingress of the cluster")
+    confirm = [curl_of(empties[0], facts.context), kubectl(facts.context, "get svc -o wide")]
+    fix = ["Find what owns the address (load balancer / node / proxy) and give it the Service's healthy backend, "
+           "or move DNS to an address that serves the app"]
+    theory = Theory("edge-empty-reply", title, confidence, evidence, confirm, fix, subjects=[str(address)])
+    theory.explains = facts.explain(TRAFFIC_SECTIONS, _addresses(empties) + ["empty_reply", "empty reply"])
+    theory.unknowns = _cluster_unknown(facts, _addresses(empties))
+    if inside is None:
+        theory.unknowns.append("whether the app answers inside the cluster was not checked — "
+                               f"{kubectl(facts.context, 'get --raw /api/v1/namespaces/NAMESPACE/services/SERVICE:PORT/proxy/health')}"
+                               f"{facts.kubectl_note() or '  # section api-internal'}")
+    return theory
+
+
+def edge_reset(facts: Facts) -> Theory | None:
+    """The connection is reset in the middle of the response."""
+    return _traffic_theory(
+        facts, "edge-reset", ("recv_error",),
+        "{where} resets the connection in the middle of the response to GET {path}: the backend (or a proxy in "
+        "between) dies or aborts while answering",
+        ["Read the backend's and the proxy's logs at the time of the request (crash, worker killed, proxy timeout); "
+         "check the pods' restarts and memory limits"], 0.6,
+    )
+
+
+def edge_partial_body(facts: Facts) -> Theory | None:
+    """The connection closes before the announced body ended."""
+    return _traffic_theory(
+        facts, "edge-partial-body", ("partial_body",),
+        "{where} closes the connection before the body of GET {path} is complete: the backend stops mid-answer "
+        "(crash, timeout of a proxy, a body larger than announced)",
+        ["Check the backend's logs and the proxy's read/send timeouts; compare Content-Length with what is sent"], 0.6,
+    )
+
+
+def edge_not_http(facts: Facts) -> Theory | None:
+    """Something answers on the port, but not HTTP."""
+    probes = failing_probes(facts, ("bad_response",))
+    if not probes:
+        return None
+    detail = " ".join(str(p.get("detail") or "") for p in probes)
+    if "SSH-" in detail:
+        what = "an SSH server answers there"
+    elif "\\x15\\x03" in detail or "TLS" in detail:
+        what = "it speaks TLS there: the target's scheme should be https"
+    else:
+        what = "another protocol or service listens on that port"
+    return _traffic_theory(
+        facts, "edge-not-http", ("bad_response",),
+        "{where} answers GET {path} with bytes that are not HTTP: " + what,
+        ["Point the target (or the load balancer's port mapping) at the port the HTTP service listens on, or use "
+         "the scheme it speaks"], 0.7,
+    )
+
+
+def read_timeout(facts: Facts) -> Theory | None:
+    """Connected, request sent, no (complete) response in time."""
+    return _traffic_theory(
+        facts, "read-timeout", ("read_timeout",),
+        "{where} accepts connections but does not answer GET {path} in time: the request is held somewhere "
+        "between the edge and the pods (backend hanging, upstream unreachable from the proxy, or dropped by a policy)",
+        ["Follow the request inward: does the app answer inside the cluster (section api-internal)? Does the proxy "
+         "reach the pods (NetworkPolicy, pod readiness)? Is the app blocked on a dependency?"], 0.55,
+    )
+
+
+def redirect_loop(facts: Facts) -> Theory | None:
+    """Redirects loop (or exceed the bound)."""
+    probes = failing_probes(facts, ("too_many_redirects",))
+    if not probes:
+        return None
+    detail = short(probes[0].get("detail"), 200)
+    return _traffic_theory(
+        facts, "redirect-loop", ("too_many_redirects",),
+        "GET {path} on {where} redirects in a loop (" + detail + "): a redirect rule sends the request back where "
+        "it came from — often an app behind a TLS-terminating proxy that does not trust X-Forwarded-Proto",
+        ["Make one side stop redirecting: let the app trust the proxy's X-Forwarded-Proto (or disable its https "
+         "redirect behind the proxy), or remove the proxy's redirect for this host"], 0.75,
+    )
+
+
+def _status_probes(facts: Facts, low: int, high: int, sources: tuple[str, ...] = ("dns",)) -> list[dict[str, Any]]:
+    return [p for p in failing_probes(facts, ("http_status",), sources)
+            if isinstance(p.get("status"), int) and low <= p["status"] <= high]
+
+
+def _server_of(probe: Mapping[str, Any]) -> str:
+    headers = {str(k).lower(): str(v) for k, v in (probe.get("headers") or {}).items()}
+    server = headers.get("server", "")
+    return server if any(name in server.lower() for name in PROXY_SERVERS) else ""
+
+
+HTTP_5XX_MEANING = {
+    500: "the application fails while handling it (500)",
+    502: "the proxy in front got no valid answer from its backend (502 Bad Gateway): the backend refused or closed "
+         "the connection — wrong target port, pods not listening or crashing",
+    503: "no backend is available to answer (503 Service Unavailable): no ready endpoints behind the proxy, or the "
+         "application reports itself unavailable",
+    504: "the proxy in front waited for its backend and gave up (504 Gateway Timeout): the backend hangs or is "
+         "unreachable from the proxy",
+}
+
+
+def http_5xx(facts: Facts) -> Theory | None:
+    """The address answers 5xx: the server side fails (meaning per status, RFC 9110 section 15.6)."""
+    probes = _status_probes(facts, 500, 599) or _status_probes(facts, 500, 599, ("loadbalancer",))
+    if not probes:
+        return None
+    status = probes[0]["status"]
+    meaning = HTTP_5XX_MEANING.get(status, f"the server side fails ({status})")
+    server = _server_of(probes[0])
+    who = f"{server} at " if server else ""
+    theory = _traffic_theory(
+        facts, "http-5xx", ("http_status",),
+        f"{who}{{where}} answers GET {{path}} with {status}: {meaning}",
+        ["Find the first hop that fails: the app's answer inside the cluster (section api-internal), the Service's "
+         "ready endpoints (section endpoints), then the proxy's logs for this request"],
+        0.55, sources=tuple(dict.fromkeys(p.get("source", "dns") for p in probes)),
+    )
+    if theory is not None:
+        theory.explains = facts.explain(TRAFFIC_SECTIONS, [str(status)] + theory.subjects)
+    return theory
+
+
+def http_404(facts: Facts) -> Theory | None:
+    """The address answers 404 for the target's host and path."""
+    probes = _status_probes(facts, 404, 404)
+    if not probes:
+        return None
+    path = probes[0].get("path") or facts.context.health_path
+    inside = [c for c in facts.in_cluster_health() if c.get("status") == 404 and c.get("error") is None]
+    if inside:
+        # The app itself has no such route: no routing fix at the edge would help.
+        title = ("{where} answers 404 to GET {path}, and so does the application inside the cluster: the app has "
+                 "no route {path} — its health check lives at another path")
+        fix = [f"Pass the application's real health path with --health-path (it does not serve {path}), or add "
+               "the route to the app"]
+        confidence = 0.8
+    else:
+        title = ("{where} answers 404 to GET {path} for Host {host}: the server there has no route for this host or "
+                 "path — an ingress controller without a rule for the host, or a health path the app does not serve")
+        fix = [f"If an ingress controller answers, add an Ingress rule for {facts.context.host}; otherwise pass the "
+               f"app's real health path with --health-path (not {path})"]
+        confidence = 0.55
+    theory = _traffic_theory(facts, "http-404", ("http_status",), title, fix, confidence)
+    if theory is not None:
+        theory.evidence += [f"in-cluster GET {c.get('path')} via Service {c.get('service')}: 404" for c in inside[:1]]
+        theory.explains = facts.explain(TRAFFIC_SECTIONS, ["404"])
+        if inside:
+            theory.unknowns = []
+    return theory
+
+
+def http_auth(facts: Facts) -> Theory | None:
+    """401/403: the address wants credentials (or refuses these)."""
+    probes = _status_probes(facts, 401, 403)
+    probes = [p for p in probes if p.get("status") in (401, 403)]
+    if not probes:
+        return None
+    status = probes[0]["status"]
+    challenge = {str(k).lower(): v for k, v in (probes[0].get("headers") or {}).items()}.get("www-authenticate")
+    theory = _traffic_theory(
+        facts, "http-auth", ("http_status",),
+        "{where} answers " + str(status) + " to GET {path}: " + (
+            "it requires authentication" + (f" ({challenge})" if challenge else "") if status == 401 else
+            "it refuses this client (authorisation, IP allow-list or WAF)"),
+        ["Give the check credentials (https://user:password@host in --target) or exempt the health path from "
+         "authentication; for 403, check the allow-list / WAF rules for this client"], 0.6,
+    )
+    if theory is not None:
+        theory.explains = facts.explain(TRAFFIC_SECTIONS, [str(status)])
+    return theory
+
+
+HTTP_4XX_MEANING = {
+    400: "the server rejects the request itself (400) — a plain-HTTP request on an HTTPS port answers this way",
+    405: "the method is not allowed on that path (405)",
+    408: "the server timed out waiting for the request (408)",
+    421: "the server is not configured for this host (421 Misdirected Request)",
+    429: "the client is rate limited (429)",
+}
+
+
+def http_4xx(facts: Facts) -> Theory | None:
+    """Other 4xx answers."""
+    probes = [p for p in _status_probes(facts, 400, 499) if p.get("status") not in (401, 403, 404)]
+    if not probes:
+        return None
+    status = probes[0]["status"]
+    meaning = HTTP_4XX_MEANING.get(status, f"the server refuses the request ({status})")
+    theory = _traffic_theory(
+        facts, "http-4xx", ("http_status",), "{where} answers GET {path} with " + f"{status}: {meaning}",
+        ["Compare the probe's request (curl line) with what the server expects: scheme, host, path and method"], 0.5,
+    )
+    if theory is not None:
+        theory.explains = facts.explain(TRAFFIC_SECTIONS, [str(status)])
+    return theory
+
+
+def body_mismatch(facts: Facts) -> Theory | None:
+    """The status was fine but the body was not what the check expects."""
+    return _traffic_theory(
+        facts, "body-mismatch", ("body_mismatch",),
+        "{where} answers GET {path} with an expected status but an unexpected body: the service answering is not "
+        "the one the check expects (another app or a default backend), or it reports a problem in its body",
+        ["Compare the body (curl line) with what the check expects; if another app answers, fix the routing"], 0.5,
+    )
+
+
+# --- TLS ----------------------------------------------------------------------------------------------------------
+
+
+def _tls_failures(facts: Facts, classes: tuple[str, ...]) -> list[dict[str, Any]]:
+    return [p for p in facts.http_probes() + facts.of("tls") if p.get("failure") in classes and p.get("address")]
+
+
+def _tls_theory(facts: Facts, rule: str, classes: tuple[str, ...], title: str, confidence: float,
+                fix: list[str]) -> Theory | None:
+    failures = _tls_failures(facts, classes)
+    if not failures:
+        return None
+    first = failures[0]
+    info = first.get("tls") or {}
+    evidence = [probe_line({**first, "source": first.get("source", "dns")})]
+    if first.get("detail"):
+        evidence.append(f"detail: {first['detail']}")
+    if info.get("subject_names") or info.get("issuer"):
+        evidence.append(f"certificate: subject names {info.get('subject_names')}, issuer {info.get('issuer')}, "
+                        f"not after {info.get('expires')}")
+    if info.get("chain"):
+        evidence.append("certificates the server sent: " + "; ".join(
+            f"{c.get('subject')} (issued by {c.get('issuer')})" for c in info["chain"]))
+    host = facts.context.host or first.get("host")
+    port = first.get("port") or facts.context.port or 443
+    confirm = [
+        f"openssl s_client -connect {first.get('address')}:{port} -servername {host} -showcerts </dev/null 2>/dev/null "
+        "| openssl x509 -noout -subject -issuer -dates -ext subjectAltName",
+        curl_of(first, facts.context),
+    ]
+    addresses = list(dict.fromkeys(str(p.get("address")) for p in failures))
+    chain = info.get("chain") or [{}]
+    text = title.format(host=host, address=first.get("address"), expires=info.get("expires"),
+                        issuer=info.get("issuer"), detail=short(first.get("detail"), 120),
+                        issuer_url=chain[0].get("issuer_url"))
+    theory = Theory(rule, text, confidence, evidence, confirm, fix, subjects=addresses)
+    theory.explains = facts.explain(("tls", "api-health", "performance"), addresses + list(classes))
+    return theory
+
+
+def tls_expired(facts: Facts) -> Theory | None:
+    """The server certificate is expired (or not yet valid)."""
+    return _tls_theory(
+        facts, "tls-expired", ("tls_cert_expired",),
+        "the TLS certificate served for {host} at {address} has expired (not after {expires}) — renew it", 0.9,
+        ["kubectl describe certificate -A  # cert-manager: see why renewal failed",
+         "Renew the certificate (cert-manager: kubectl delete secret <tls-secret> to force re-issue) and reload the edge"],
+    )
+
+
+def tls_wrong_host(facts: Facts) -> Theory | None:
+    """The server certificate does not name the host."""
+    return _tls_theory(
+        facts, "tls-wrong-host", ("tls_hostname",),
+        "the TLS certificate at {address} does not name {host} — the edge serves another site's (or the default) "
+        "certificate", 0.85,
+        ["Issue a certificate whose subjectAltName includes the host and reference it from the Ingress/LoadBalancer "
+         "TLS settings"],
+    )
+
+
+def _chain_of(probe: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return list((probe.get("tls") or {}).get("chain") or [])
+
+
+def _missing_intermediate(probe: Mapping[str, Any]) -> bool:
+    """The server sent only its leaf, whose issuer publishes its certificate for chain building (the leaf's
+    Authority Information Access names a caIssuers URL, as intermediates of public CAs do), and verification
+    could not find that issuer: the intermediate is missing from what the server sends. A leaf signed
+    directly by an unknown (private) root carries no such URL: that is an untrusted CA, not a broken chain."""
+    info = probe.get("tls") or {}
+    chain = _chain_of(probe)
+    error = str(info.get("error") or probe.get("detail") or "").lower()
+    return (len(chain) == 1 and chain[0].get("subject") != chain[0].get("issuer") and bool(chain[0].get("issuer_url"))
+            and "unable to get local issuer" in error)
+
+
+def tls_incomplete_chain(facts: Facts) -> Theory | None:
+    """The server sends its certificate without the intermediate CA certificate."""
+    failures = [p for p in _tls_failures(facts, ("tls_untrusted",)) if _missing_intermediate(p)]
+    if not failures:
+        return None
+    theory = _tls_theory(
+        facts, "tls-incomplete-chain", ("tls_untrusted",),
+        "the server at {address} sends its certificate for {host} without the intermediate CA certificate "
+        "({issuer}, published at {issuer_url}): clients that do not already hold that intermediate cannot verify it",
+        0.85,
+        ["Serve the full chain (leaf followed by the intermediate: fullchain.pem); cert-manager writes it into "
+         "tls.crt, a hand-made Secret must contain both certificates"],
+    )
+    if theory is not None:
+        theory.subjects = list(dict.fromkeys(str(p.get("address")) for p in failures))
+    return theory
+
+
+def tls_untrusted(facts: Facts) -> Theory | None:
+    """The server certificate chain does not lead to a trusted CA."""
+    failures = [p for p in _tls_failures(facts, ("tls_untrusted",)) if not _missing_intermediate(p)]
+    if not failures:
+        return None
+    error = str((failures[0].get("tls") or {}).get("error") or failures[0].get("detail") or "").lower()
+    if "self-signed" in error or "self signed" in error:
+        why = "it is self-signed (or its chain ends in a self-signed CA nobody trusts)"
+    else:
+        why = "its issuer {issuer} is not in the trust store (a private or staging CA, or an intermediate not sent)"
+    return _tls_theory(
+        facts, "tls-untrusted", ("tls_untrusted",),
+        "the TLS certificate for {host} at {address} is not trusted: " + why, 0.75,
+        ["Serve a certificate from a CA clients trust (cert-manager: a production ClusterIssuer) with its full "
+         "chain, or pass --ca-bundle for a private CA"],
+    )
+
+
+def tls_handshake(facts: Facts) -> Theory | None:
+    """The TLS handshake itself fails (not TLS at all, protocol or cipher mismatch, closed mid-handshake)."""
+    failures = _tls_failures(facts, ("tls_handshake",))
+    if not failures:
+        return None
+    detail = str(failures[0].get("detail") or "")
+    if "plain HTTP" in detail or "did not answer TLS" in detail:
+        why = "the port answers plain HTTP, not TLS: the target should be http://, or the TLS listener is missing"
+    elif "closed" in detail:
+        why = "the server closes the connection during the handshake: no certificate configured for this name (SNI), " \
+              "or no TLS listener behind the port"
+    else:
+        why = "client and server share no protocol version or cipher, or the server rejects the handshake"
+    return _tls_theory(
+        facts, "tls-handshake", ("tls_handshake",), "the TLS handshake with {address} fails ({detail}): " + why, 0.7,
+        ["Check the edge's TLS listener for the host (certificate for this SNI name, protocols and ciphers)"],
+    )
+
+
+def tls_timeout(facts: Facts) -> Theory | None:
+    """TCP connected, but the TLS handshake got no answer."""
+    return _tls_theory(
+        facts, "tls-timeout", ("tls_timeout",),
+        "{address} accepts TCP but never answers the TLS handshake: nothing speaks TLS behind the port (a plain "
+        "TCP forwarder to a dead backend, or a server waiting for HTTP)", 0.6,
+        ["Check what listens behind the port and whether it expects TLS"],
+    )

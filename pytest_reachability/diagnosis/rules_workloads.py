@@ -1,0 +1,548 @@
+"""Workload rules: why the pods behind the target do not serve, read from the status fields Kubernetes documents.
+
+* container ``state.waiting.reason``: ImagePullBackOff / ErrImagePull / InvalidImageName (the image),
+  CreateContainerConfigError (a Secret or ConfigMap the spec references is missing), CrashLoopBackOff with
+  ``lastState.terminated`` (reason and exit code: OOMKilled / 137 is memory, 1 is the app's own error);
+* the pod's ``PodScheduled=False`` condition and the scheduler's message ("0/3 nodes are available: 3
+  Insufficient cpu", untolerated taints, cordoned nodes);
+* Node ``Ready`` condition and the taints node.kubernetes.io/not-ready and /unreachable;
+* ``Ready=False`` with "Readiness probe failed" events, naming the probe from the pod spec;
+* Deployment ``spec.replicas`` 0, ``Progressing=False`` (ProgressDeadlineExceeded), ``ReplicaFailure``.
+
+A rule looks only at pods in the state its name says; pods behind the target's Service come first and are
+the only ones that can explain failures of the traffic sections.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .facts import Facts
+from .theory import Theory, kubectl
+from .wording import event_line, pod_line, short
+
+IMAGE_PULL_REASONS = ("ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull", "RegistryUnavailable",
+                      "SignatureValidationFailed")
+CONFIG_REASONS = ("CreateContainerConfigError", "CreateContainerError")
+START_REASONS = ("RunContainerError", "StartError", "ContainerCannotRun")
+WORKLOAD_SECTIONS = ("cluster", "workloads", "endpoints")
+# Sections whose failures a broken backend explains (only for the target's own pods).
+SERVING_SECTIONS = ("cluster", "workloads", "endpoints", "api-health", "api-internal", "tcp", "performance",
+                    "services", "integration", "results-storage", "database")
+EXIT_CODES = {
+    1: "the application exited with an error",
+    2: "the command was misused (bad arguments)",
+    126: "the command is not executable",
+    127: "the command was not found in the image",
+    134: "the process aborted (SIGABRT)",
+    137: "the process was killed (SIGKILL: out of memory or killed by the kubelet)",
+    139: "the process crashed (SIGSEGV)",
+    143: "the process was terminated (SIGTERM)",
+}
+_OBJECT_MISSING = re.compile(r'(secret|configmap)s?\s+"?([a-z0-9][a-z0-9.-]*)"?\s+not found', re.IGNORECASE)
+_KEY_MISSING = re.compile(r"couldn't find key (\S+) in (Secret|ConfigMap) ([\w./-]+)", re.IGNORECASE)
+_NEW_REPLICA_SET = re.compile(r'ReplicaSet "([^"]+)"')
+
+
+# --- which pods, in which order -------------------------------------------------------------------------------
+
+
+def _candidate_pods(facts: Facts) -> list[tuple[dict[str, Any], bool]]:
+    """(pod, is the target's) — the target's pods first, then the namespace's other pods."""
+    target = facts.target_pods()
+    names = {p.get("name") for p in target}
+    service = facts.target_service()
+    # A Service that selects no pod still has its Deployment's pods in mind.
+    if service is not None and not target:
+        for deployment in facts.deployments_for(service):
+            target += [p for p in facts.pods() if facts.deployment_of(p) is deployment and p.get("name") not in names]
+            names = {p.get("name") for p in target}
+    controllers = {(p.get("namespace"), p.get("name")) for p in facts.of("ingress_controller")}
+    others = [p for p in facts.pods() if p.get("name") not in names and (p.get("namespace"), p.get("name")) not in controllers]
+    return [(p, True) for p in target] + [(p, False) for p in others]
+
+
+def _states(pod: Mapping[str, Any]) -> list[dict[str, Any]]:
+    states = list(pod.get("container_states") or [])
+    if states:
+        return states
+    # Evidence from before per-container states were recorded: the waiting and terminated reasons alone.
+    return [{"name": "?", "state": "waiting", "reason": reason} for reason in pod.get("waiting_reasons") or []] + [
+        {"name": "?", "last_reason": reason} for reason in pod.get("terminated_reasons") or []]
+
+
+def _pick(facts: Facts, matches: Callable[[dict[str, Any]], dict[str, Any] | None]) -> list[tuple[dict, dict, bool]]:
+    """(pod, the matching container state or {}, is the target's) for pods whose state matches."""
+    found = []
+    for pod, own in _candidate_pods(facts):
+        state = matches(pod)
+        if state is not None:
+            found.append((pod, state, own))
+    return found
+
+
+def _pod_events(facts: Facts, pod: Mapping[str, Any], reasons: tuple[str, ...] = (), words: tuple[str, ...] = ()) -> list[dict]:
+    events = facts.events_for(f"Pod/{pod.get('name')}", pod.get("namespace"))
+    return [e for e in events
+            if (not reasons or e.get("reason") in reasons)
+            and (not words or any(w.lower() in str(e.get("message") or "").lower() for w in words))]
+
+
+def _explains(facts: Facts, pods: list[dict[str, Any]], own: bool) -> list[str]:
+    names = [str(p.get("name")) for p in pods]
+    deployments = [str(d.get("name")) for p in pods if (d := facts.deployment_of(p))]
+    found = facts.explain(WORKLOAD_SECTIONS, names + deployments)
+    if own:
+        found += [n for n in facts.explain(SERVING_SECTIONS) if n not in found]
+    return found
+
+
+def _pod_theory(facts: Facts, rule: str, picked: list[tuple[dict, dict, bool]], title: str, confidence: float,
+                fix: list[str], extra_evidence: list[str] | None = None, previous_logs: bool = False) -> Theory:
+    pod, _state, own = picked[0]
+    pods = [p for p, _s, o in picked if o == own]
+    ns = pod.get("namespace")
+    evidence = [pod_line(p) for p in pods[:3]] + list(extra_evidence or [])
+    if not own:
+        confidence -= 0.25  # a pod of the namespace, not one the target's Service sends traffic to
+        evidence.append(f"pod {pod.get('name')} is not behind the target's Service")
+    inside = facts.in_cluster_ok()
+    if own and inside is False:
+        confidence += 0.05
+        evidence += [f"in-cluster GET {c.get('path')} on Service {c.get('service')}: {c.get('error') or c.get('status')}"
+                     for c in facts.in_cluster_health()[:1]]
+    if own and inside is True and len(pods) == len(facts.target_pods()):
+        confidence -= 0.2  # something still answers inside: the pods' state may be stale
+    confirm = [kubectl(facts.context, f"get pod {pod.get('name')} -o wide", ns),
+               kubectl(facts.context, f"describe pod {pod.get('name')}", ns)]
+    if previous_logs:
+        confirm.append(kubectl(facts.context, f"logs {pod.get('name')} --previous --tail=50", ns))
+    theory = Theory(rule, title, confidence, evidence, confirm, fix, subjects=[str(p.get("name")) for p in pods])
+    theory.explains = _explains(facts, pods, own)
+    return theory
+
+
+def _deployment_name(facts: Facts, pod: Mapping[str, Any]) -> str:
+    deployment = facts.deployment_of(pod)
+    if deployment:
+        return str(deployment.get("name"))
+    owner = str(pod.get("owner") or "").split("/")[-1]
+    return owner.rsplit("-", 1)[0] if "-" in owner else "<deployment>"
+
+
+# --- container states ---------------------------------------------------------------------------------------------
+
+
+def image_pull_failed(facts: Facts) -> Theory | None:
+    """A container's image cannot be pulled (waiting ImagePullBackOff / ErrImagePull / InvalidImageName)."""
+    picked = _pick(facts, lambda pod: next(
+        (s for s in _states(pod) if s.get("state") == "waiting" and s.get("reason") in IMAGE_PULL_REASONS), None))
+    if not picked:
+        return None
+    pod, state, _own = picked[0]
+    events = _pod_events(facts, pod, ("Failed",), ("pull", "image"))
+    text = " ".join([str(state.get("message") or "")] + [str(e.get("message") or "") for e in events]).lower()
+    image = state.get("image") or next(iter(re.findall(r'image "([^"]+)"', text)), None)
+    if state.get("reason") == "InvalidImageName":
+        why = "the image reference is not a valid name"
+        fix = "Correct the image reference in the Deployment"
+    elif any(w in text for w in ("unauthorized", "denied", "authentication required", "forbidden")):
+        why = "the registry refuses the pull (credentials)"
+        fix = "Give the pods pull credentials (imagePullSecrets) for the registry, or make the image readable"
+    elif any(w in text for w in ("not found", "manifest unknown", "404")):
+        why = "the image or tag does not exist in the registry"
+        fix = "Deploy an image tag that exists (or push the missing tag)"
+    elif any(w in text for w in ("timeout", "no such host", "dial tcp", "i/o timeout", "connection refused")):
+        why = "the registry cannot be reached from the node"
+        fix = "Restore the nodes' access to the registry (DNS, egress firewall, registry outage)"
+    else:
+        why = "the pull fails (see the message)"
+        fix = "Fix what the kubelet reports for the pull (image name, tag, registry credentials)"
+    title = (f"container {state.get('name')} of pod {pod.get('name')} cannot start: its image "
+             f"{image or '(see the pod)'} cannot be pulled ({state.get('reason')}) — {why}")
+    deployment = _deployment_name(facts, pod)
+    fixes = [fix, kubectl(facts.context, f"set image deployment/{deployment} {state.get('name')}=<image:tag>",
+                          pod.get("namespace")) + "  # or fix the manifest and apply it"]
+    return _pod_theory(facts, "image-pull-failed", picked, title, 0.9, fixes, [event_line(e) for e in events[:2]])
+
+
+def _missing_object(text: str) -> tuple[str, str] | None:
+    match = _OBJECT_MISSING.search(text)
+    if match:
+        return ("Secret" if match.group(1).lower().startswith("secret") else "ConfigMap", match.group(2))
+    match = _KEY_MISSING.search(text)
+    if match:
+        return (match.group(2).title().replace("Configmap", "ConfigMap"), f"{match.group(3)} (key {match.group(1)})")
+    return None
+
+
+def container_config_error(facts: Facts) -> Theory | None:
+    """A container cannot be created from its spec: a referenced Secret/ConfigMap (or key) or volume is missing."""
+    def matches(pod: dict[str, Any]) -> dict[str, Any] | None:
+        for state in _states(pod):
+            if state.get("state") == "waiting" and state.get("reason") in CONFIG_REASONS:
+                return state
+            if state.get("state") == "waiting" and state.get("reason") == "ContainerCreating" and _pod_events(
+                    facts, pod, ("FailedMount",)):
+                return state
+        return None
+
+    picked = _pick(facts, matches)
+    if not picked:
+        return None
+    pod, state, _own = picked[0]
+    events = _pod_events(facts, pod, ("Failed", "FailedMount"))
+    text = " ".join([str(state.get("message") or "")] + [str(e.get("message") or "") for e in events])
+    missing = _missing_object(text)
+    ns = pod.get("namespace")
+    if missing:
+        kind, name = missing
+        what = f"the {kind} {name} it references does not exist in namespace {ns}"
+        fix = [f"Create the {kind} {name.split(' ')[0]} in {ns} (or correct the reference in the Deployment)",
+               kubectl(facts.context, f"get {kind.lower()} {name.split(' ')[0]}", ns) + "  # expect it to exist"]
+    else:
+        what = f"the kubelet cannot create it ({short(state.get('message') or text, 120)})"
+        fix = ["Fix what the pod's events report (a missing Secret, ConfigMap, key or volume)"]
+    reason = state.get("reason") if state.get("reason") != "ContainerCreating" else "FailedMount"
+    title = f"container {state.get('name')} of pod {pod.get('name')} cannot be created ({reason}): {what}"
+    return _pod_theory(facts, "container-config-error", picked, title, 0.9, fix, [event_line(e) for e in events[:2]])
+
+
+def _oom(state: Mapping[str, Any]) -> bool:
+    return state.get("last_reason") == "OOMKilled" or (state.get("state") == "terminated" and state.get("reason") == "OOMKilled")
+
+
+def container_oom_killed(facts: Facts) -> Theory | None:
+    """The container is killed for exceeding its memory limit (terminated reason OOMKilled, exit code 137)."""
+    picked = _pick(facts, lambda pod: next((s for s in _states(pod) if _oom(s)), None))
+    if not picked:
+        return None
+    pod, state, _own = picked[0]
+    title = (f"container {state.get('name')} of pod {pod.get('name')} is killed for exceeding its memory limit "
+             f"(OOMKilled, exit code {state.get('last_exit_code') or state.get('exit_code') or 137}, "
+             f"{pod.get('restarts', 0)} restarts): a memory problem, not a code error")
+    deployment = _deployment_name(facts, pod)
+    fix = ["Raise the container's memory limit (resources.limits.memory) or reduce the app's memory use (leak, "
+           "cache size, worker count)",
+           kubectl(facts.context, f"set resources deployment/{deployment} -c {state.get('name')} --limits=memory=<more>",
+                   pod.get("namespace"))]
+    return _pod_theory(facts, "container-oom-killed", picked, title, 0.9, fix, previous_logs=True)
+
+
+def _liveness_events(facts: Facts, pod: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return _pod_events(facts, pod, ("Unhealthy", "Killing"), ("liveness probe",))
+
+
+def liveness_probe_failing(facts: Facts) -> Theory | None:
+    """The kubelet restarts the container because its liveness probe fails."""
+    def matches(pod: dict[str, Any]) -> dict[str, Any] | None:
+        if not _liveness_events(facts, pod) or not pod.get("restarts"):
+            return None
+        return next((s for s in _states(pod) if not _oom(s)), None) or None
+
+    picked = _pick(facts, matches)
+    if not picked:
+        return None
+    pod, state, _own = picked[0]
+    events = _liveness_events(facts, pod)
+    probe = next((p for p in pod.get("probes") or [] if p.get("probe") == "liveness"), None)
+    described = _describe_probe(probe)
+    failure = next((short(e.get("message"), 140) for e in events if "failed" in str(e.get("message")).lower()), "")
+    title = (f"the liveness probe{described} of container {state.get('name') or probe and probe.get('container')} fails"
+             f"{' (' + failure + ')' if failure else ''}, so the kubelet kills and restarts it "
+             f"({pod.get('restarts')} restarts)")
+    fix = ["Make the probe match the app (path, port, timeoutSeconds/initialDelaySeconds long enough for start-up), "
+           "or fix why the app stops answering it"]
+    return _pod_theory(facts, "liveness-probe-failing", picked, title, 0.85, fix,
+                       [event_line(e) for e in events[:2]], previous_logs=True)
+
+
+def _crash(state: Mapping[str, Any]) -> bool:
+    if _oom(state):
+        return False
+    if state.get("state") == "waiting" and state.get("reason") in ("CrashLoopBackOff", *START_REASONS):
+        return True
+    return state.get("state") == "terminated" and state.get("reason") in ("Error", *START_REASONS) and bool(
+        state.get("restarts"))
+
+
+def pods_crashing(facts: Facts) -> Theory | None:
+    """A container keeps exiting (CrashLoopBackOff, RunContainerError): the application fails at start or soon after."""
+    picked = _pick(facts, lambda pod: next((s for s in _states(pod) if _crash(s)), None))
+    if not picked:
+        return None
+    pod, state, _own = picked[0]
+    if _liveness_events(facts, pod):
+        return None  # the kubelet kills it: liveness-probe-failing names that
+    code = state.get("last_exit_code") if state.get("last_exit_code") is not None else state.get("exit_code")
+    meaning = EXIT_CODES.get(code) if isinstance(code, int) else None
+    reason = state.get("reason") or "restarting"
+    exit_text = f", last exit code {code}" + (f" {state.get('last_reason')}" if state.get("last_reason") else "") if code is not None else ""
+    title = (f"container {state.get('name')} of pod {pod.get('name')} keeps crashing ({reason}, "
+             f"{pod.get('restarts', 0)} restarts{exit_text})")
+    if reason in START_REASONS:
+        title += f": it cannot be started ({short(state.get('message'), 120)})"
+    elif meaning:
+        title += f": {meaning}"
+    evidence = []
+    for logs in facts.of("pod_logs"):
+        if logs.get("pod") == pod.get("name"):
+            errors = [line for line in logs.get("lines") or []
+                      if re.search(r"error|exception|fatal|traceback|panic", line, re.IGNORECASE)]
+            if errors:
+                evidence.append(f"last log error: {errors[-1].strip()}")
+    evidence += [event_line(e) for e in _pod_events(facts, pod, ("BackOff", "Failed"))[:1]]
+    deployment = _deployment_name(facts, pod)
+    fix = ["Fix the start-up failure the previous container's logs show (configuration, a dependency it cannot "
+           "reach, the image's command), then",
+           kubectl(facts.context, f"rollout restart deployment/{deployment}", pod.get("namespace"))]
+    return _pod_theory(facts, "pods-crashing", picked, title, 0.85, fix, evidence, previous_logs=True)
+
+
+def _describe_probe(probe: Mapping[str, Any] | None) -> str:
+    if not probe:
+        return ""
+    if probe.get("handler") == "httpGet":
+        return f" (GET :{probe.get('port')}{probe.get('path') or '/'})"
+    if probe.get("handler") in ("tcpSocket", "grpc"):
+        return f" ({probe.get('handler')} :{probe.get('port')})"
+    return f" ({probe.get('handler')})" if probe.get("handler") else ""
+
+
+def readiness_probe_failing(facts: Facts) -> Theory | None:
+    """Running containers that are not Ready: the readiness probe fails, so the Service sends them nothing."""
+    def matches(pod: dict[str, Any]) -> dict[str, Any] | None:
+        if pod.get("phase") != "Running" or pod.get("ready"):
+            return None
+        if _on_bad_node(facts, pod):
+            return None  # the node, not the probe
+        states = _states(pod)
+        running = [s for s in states if s.get("state") == "running" and not s.get("ready") and not s.get("init")]
+        if not running or any(s.get("state") == "waiting" for s in states):
+            return None
+        events = _pod_events(facts, pod, ("Unhealthy",), ("readiness probe",))
+        declared = any(p.get("probe") == "readiness" for p in pod.get("probes") or [])
+        return running[0] if events or declared else None
+
+    picked = _pick(facts, matches)
+    if not picked:
+        return None
+    pod, state, _own = picked[0]
+    events = _pod_events(facts, pod, ("Unhealthy",), ("readiness probe",))
+    probe = next((p for p in pod.get("probes") or [] if p.get("probe") == "readiness" and p.get("container") == state.get("name")),
+                 None) or next((p for p in pod.get("probes") or [] if p.get("probe") == "readiness"), None)
+    failure = next((short(e.get("message"), 160) for e in events), "")
+    title = f"the readiness probe{_describe_probe(probe)} of container {state.get('name')} fails"
+    title += f" ({failure})" if failure else " (no event says why)"
+    title += ": the pod runs but is not Ready, so its Service sends it no traffic"
+    confidence = 0.85 if events else 0.6
+    ports = {cp.get("containerPort") for cp in pod.get("container_ports") or []}
+    names = {cp.get("name") for cp in pod.get("container_ports") or []}
+    extra = [event_line(e) for e in events[:2]]
+    fix = ["Make the app answer its readiness check (see the event's status or error), or correct the probe's path "
+           "and port to what the app serves"]
+    if probe and probe.get("port") is not None and ports and probe.get("port") not in ports | names:
+        extra.append(f"the probe's port {probe.get('port')} is none of the container's ports "
+                     f"({', '.join(str(p) for p in sorted(ports, key=str))})")
+        fix.insert(0, f"Point the readiness probe at the port the container serves ({', '.join(str(p) for p in sorted(ports, key=str))})")
+    if not events:
+        extra.append("no 'Readiness probe failed' event was recorded (events expire after an hour, or may not be readable)")
+    return _pod_theory(facts, "readiness-probe-failing", picked, title, confidence, fix, extra)
+
+
+# --- scheduling and nodes -----------------------------------------------------------------------------------------
+
+SCHEDULER_BLOCKERS = (
+    (re.compile(r"Insufficient (cpu|memory|ephemeral-storage|[\w./-]+)", re.I),
+     "not enough free {0} on any node for the pod's requests",
+     "Lower the pod's resource requests, free capacity, or add nodes (cluster autoscaler / node pool size)"),
+    (re.compile(r"untolerated taint \{?([\w./-]+)", re.I), "the nodes carry the taint {0}, which the pod does not tolerate",
+     "Remove the taint from a node if it should not be there, or add a toleration if the pod belongs there"),
+    (re.compile(r"had taints? that the pod didn't tolerate|had taint \{?([\w./-]+)", re.I),
+     "the nodes carry taints the pod does not tolerate",
+     "Remove the taint from a node if it should not be there, or add a toleration if the pod belongs there"),
+    (re.compile(r"node\(s\) were unschedulable", re.I), "the nodes are cordoned (unschedulable)",
+     "Uncordon a node (kubectl uncordon NODE) once its maintenance is over, or add nodes"),
+    (re.compile(r"didn't match Pod's node affinity/selector|node affinity|node selector", re.I),
+     "no node matches the pod's nodeSelector / node affinity",
+     "Correct the pod's nodeSelector/affinity, or label a node to match"),
+    (re.compile(r"unbound immediate PersistentVolumeClaims|persistentvolumeclaim \"?[\w.-]+\"? not found", re.I),
+     "its PersistentVolumeClaim is not bound", "Create or bind the PersistentVolumeClaim (storage class, capacity)"),
+    (re.compile(r"Too many pods", re.I), "the nodes are at their pod limit", "Add nodes or raise the nodes' pod limit"),
+    (re.compile(r"didn't have free ports", re.I), "the pod's hostPort is taken on every node",
+     "Drop the hostPort or add nodes"),
+)
+
+
+def _scheduler_blocker(message: str) -> tuple[str, str]:
+    for pattern, why, fix in SCHEDULER_BLOCKERS:
+        match = pattern.search(message)
+        if match:
+            argument = next((g for g in match.groups() if g), "") if match.groups() else ""
+            return why.format(argument), fix
+    return "the scheduler finds no node for it", "Fix what the scheduler's message names"
+
+
+def pod_unschedulable(facts: Facts) -> Theory | None:
+    """A pod is Pending because no node can take it (PodScheduled=False, reason Unschedulable)."""
+    picked = _pick(facts, lambda pod: {} if pod.get("phase") == "Pending" and pod.get("unschedulable_message") else None)
+    if not picked:
+        return None
+    pod, _state, _own = picked[0]
+    message = str(pod.get("unschedulable_message"))
+    why, fix = _scheduler_blocker(message)
+    title = f"pod {pod.get('name')} is Pending and cannot be scheduled ({short(message, 140)}): {why}"
+    extra = []
+    cordoned = [n.get("name") for n in facts.nodes() if n.get("unschedulable")]
+    if cordoned:
+        extra.append(f"cordoned nodes: {', '.join(cordoned)}")
+    for node in facts.nodes():
+        taints = [f"{t.get('key')}:{t.get('effect')}" for t in node.get("taints") or []]
+        if taints:
+            extra.append(f"node {node.get('name')} taints: {', '.join(taints)}")
+    extra += [event_line(e) for e in _pod_events(facts, pod, ("FailedScheduling",))[:1]]
+    theory = _pod_theory(facts, "pod-unschedulable", picked, title, 0.9, [fix], extra)
+    theory.confirm.append(kubectl(facts.context, "get nodes -o wide", ""))
+    theory.confirm.append(kubectl(facts.context, "describe nodes", "") + " | grep -A5 -E 'Taints|Allocated resources'")
+    return theory
+
+
+NODE_TAINTS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
+
+
+def _bad_nodes(facts: Facts) -> dict[str, str]:
+    """Node name -> why it cannot run pods (NotReady / Unknown / a not-ready or unreachable taint)."""
+    bad = {}
+    for node in facts.nodes():
+        ready = next((c for c in node.get("conditions") or [] if c.get("type") == "Ready"), None)
+        taints = [t.get("key") for t in node.get("taints") or [] if t.get("key") in NODE_TAINTS]
+        if not node.get("ready") or taints:
+            status = ready.get("status") if ready else "missing"
+            why = "NotReady" if status == "False" else ("unreachable (Ready Unknown)" if status == "Unknown" else "not Ready")
+            if ready and ready.get("message"):
+                why += f": {short(ready['message'], 100)}"
+            if taints:
+                why += f" (taint {', '.join(taints)})"
+            bad[str(node.get("name"))] = why
+    return bad
+
+
+def _on_bad_node(facts: Facts, pod: Mapping[str, Any]) -> bool:
+    return bool(pod.get("node")) and pod.get("node") in _bad_nodes(facts)
+
+
+def node_not_ready(facts: Facts) -> Theory | None:
+    """A node is NotReady or unreachable; the pods on it stop serving (and are evicted after the toleration)."""
+    bad = _bad_nodes(facts)
+    if not bad:
+        return None
+    on_bad = [(p, own) for p, own in _candidate_pods(facts) if p.get("node") in bad]
+    node = next((p.get("node") for p, own in on_bad if own), None) or next(iter(bad))
+    pods = [p for p, own in on_bad if p.get("node") == node]
+    own = any(o for p, o in on_bad if p.get("node") == node)
+    title = f"node {node} is {bad[node]}"
+    if pods:
+        title += f": pod{'s' if len(pods) > 1 else ''} {', '.join(str(p.get('name')) for p in pods[:3])} on it cannot serve"
+    evidence = [f"node {n}: {why}" for n, why in bad.items()] + [pod_line(p) for p in pods[:3]]
+    confidence = 0.85 if own else (0.6 if pods else 0.5)
+    confirm = [kubectl(facts.context, f"describe node {node}", ""), kubectl(facts.context, "get nodes -o wide", "")]
+    fix = [f"Bring node {node} back (kubelet, container runtime, network, disk/memory pressure) or replace it",
+           kubectl(facts.context, f"drain {node} --ignore-daemonsets --delete-emptydir-data", "")
+           + "  # moves its pods to healthy nodes"]
+    theory = Theory("node-not-ready", title, confidence, evidence, confirm, fix, subjects=[node])
+    theory.explains = facts.explain(("cluster",), list(bad)) + facts.explain(WORKLOAD_SECTIONS,
+                                                                             [str(p.get("name")) for p in pods])
+    if own:
+        theory.explains += [n for n in facts.explain(SERVING_SECTIONS) if n not in theory.explains]
+    return theory
+
+
+def pods_not_ready(facts: Facts) -> Theory | None:
+    """Pods that are neither Running and Ready nor in a state another rule names (the fallback for pods)."""
+    def matches(pod: dict[str, Any]) -> dict[str, Any] | None:
+        if pod.get("phase") == "Succeeded" or (pod.get("phase") == "Running" and pod.get("ready")):
+            return None
+        return next(iter(_states(pod)), {})
+
+    picked = _pick(facts, matches)
+    if not picked:
+        return None
+    pod, state, _own = picked[0]
+    phase = pod.get("phase") or "unknown phase"
+    reason = state.get("reason") or pod.get("reason") or ""
+    title = f"pod {pod.get('name')} is {phase}{' (' + reason + ')' if reason else ''} and not Ready"
+    if pod.get("message"):
+        title += f": {short(pod.get('message'), 120)}"
+    fix = ["Read the pod's events and conditions (describe) for why it does not become Ready"]
+    extra = [event_line(e) for e in _pod_events(facts, pod)[:2]]
+    return _pod_theory(facts, "pods-not-ready", picked, title, 0.55, fix, extra)
+
+
+# --- Deployments --------------------------------------------------------------------------------------------------
+
+
+def _condition(deployment: Mapping[str, Any], kind: str) -> dict[str, Any] | None:
+    return next((c for c in deployment.get("conditions") or [] if c.get("type") == kind), None)
+
+
+def deployment_scaled_to_zero(facts: Facts) -> Theory | None:
+    """The target's Deployment has spec.replicas 0: its Service has no pods to send traffic to."""
+    service = facts.target_service()
+    if service is None:
+        return None
+    zero = [d for d in facts.deployments_for(service) if d.get("desired") == 0]
+    if not zero or facts.selected_pods(service):
+        return None
+    deployment = zero[0]
+    name, ns = deployment.get("name"), deployment.get("namespace")
+    title = (f"Deployment `{name}` is scaled to 0 replicas: Service `{service.get('name')}` selects its pods "
+             f"({', '.join(f'{k}={v}' for k, v in (service.get('selector') or {}).items())}), so it has no endpoints")
+    evidence = [f"Deployment {ns}/{name}: desired 0, available {deployment.get('available')}",
+                f"Service {service.get('name')} selector {service.get('selector')} matches the Deployment's pod template "
+                f"{deployment.get('template_labels') or deployment.get('selector')}"]
+    confirm = [kubectl(facts.context, f"get deployment {name}", ns),
+               kubectl(facts.context, f"rollout history deployment/{name}", ns)]
+    fix = [kubectl(facts.context, f"scale deployment/{name} --replicas=<N>", ns)
+           + "  # and check what scaled it down (an autoscaler, a deploy script, kubectl scale)"]
+    theory = Theory("deployment-scaled-to-zero", title, 0.9, evidence, confirm, fix, subjects=[f"Deployment/{name}"])
+    theory.explains = facts.explain(SERVING_SECTIONS)
+    return theory
+
+
+def rollout_stuck(facts: Facts) -> Theory | None:
+    """A Deployment's rollout does not progress (Progressing=False / ProgressDeadlineExceeded, ReplicaFailure)."""
+    for deployment in facts.deployments():
+        progressing = _condition(deployment, "Progressing")
+        failure = _condition(deployment, "ReplicaFailure")
+        stuck = progressing and progressing.get("status") == "False"
+        failed = failure and failure.get("status") == "True"
+        if not (stuck or failed):
+            continue
+        name, ns = deployment.get("name"), deployment.get("namespace")
+        why = short((failure if failed else progressing).get("message"), 160)
+        reason = (failure if failed else progressing).get("reason")
+        new = _NEW_REPLICA_SET.search(str((progressing or {}).get("message") or ""))
+        new_set = new.group(1) if new else None
+        pods = [p for p in facts.pods(ns) if facts.deployment_of(p) is deployment]
+        old_ready = [p for p in pods if p.get("ready") and new_set and not str(p.get("owner", "")).endswith(new_set)]
+        new_pods = [p for p in pods if new_set and str(p.get("owner", "")).endswith(new_set)]
+        title = f"the rollout of Deployment `{name}` is stuck ({reason}: {why})"
+        if old_ready:
+            title += f"; the old pods ({', '.join(str(p.get('name')) for p in old_ready[:2])}) still serve the previous version"
+        evidence = [f"Deployment {ns}/{name}: desired {deployment.get('desired')}, updated {deployment.get('updated')}, "
+                    f"available {deployment.get('available')}, revision {deployment.get('revision')}"]
+        evidence += [f"condition {c.get('type')}={c.get('status')} {c.get('reason')}: {c.get('message')}"
+                     for c in deployment.get("conditions") or [] if c.get("type") in ("Progressing", "ReplicaFailure")]
+        evidence += [pod_line(p) for p in new_pods[:2]]
+        confirm = [kubectl(facts.context, f"rollout status deployment/{name} --timeout=10s", ns),
+                   kubectl(facts.context, f"describe deployment {name}", ns),
+                   kubectl(facts.context, f"get rs -l {','.join(f'{k}={v}' for k, v in (deployment.get('selector') or {}).items())}", ns)]
+        fix = ["Fix why the new pods do not become available (their own theory above names it), or roll back:",
+               kubectl(facts.context, f"rollout undo deployment/{name}", ns)]
+        theory = Theory("rollout-stuck", title, 0.75 if stuck else 0.8, evidence, confirm, fix,
+                        subjects=[f"Deployment/{name}"])
+        theory.explains = facts.explain(("workloads", "cluster"), [str(name)])
+        return theory
+    return None
