@@ -14,7 +14,9 @@ Example::
 Where the machine has PostgreSQL's server binaries and the psycopg driver (and the scenario does not
 say ``postgres: false``), the sandbox starts a throwaway PostgreSQL (``postgres.py``) beside the other
 servers; the API checks it and stores results in it. Otherwise the database is simulated and
-``info.database`` says why.
+``info.database`` says why. A scenario's ``postgres: {state: ...}`` makes it fail on purpose: ``down``
+(nothing listens at the DSN's address), ``slow`` (a proxy holds every answer), ``wrong_password`` or
+``missing_database`` (the API and the exported DSN both get the failing DSN).
 
 Everything listens on loopback only; :meth:`Sandbox.stop` closes every socket, joins every thread
 and removes the state directory.
@@ -128,6 +130,8 @@ class Sandbox:
         self.api: Any = None
         self.certificates: SandboxCertificates | None = None
         self._refusing_socket: socket.socket | None = None
+        self._database_refusing_socket: socket.socket | None = None
+        self.delay_proxy: postgres_mod.DelayProxy | None = None
         self._state_dir: str | None = None
         self._lock = threading.Lock()
 
@@ -170,7 +174,8 @@ class Sandbox:
 
         self.app = app = ApiApplication()
         self.in_cluster = EdgeServer(
-            "127.0.0.1", scenario.in_cluster, app=app, io_timeout=self.io_timeout, name="in-cluster backend"
+            "127.0.0.1", scenario.in_cluster, app=app, io_timeout=self.io_timeout, name="in-cluster backend",
+            health=scenario.in_cluster_health, target_host=scenario.target.host,
         )
         self.in_cluster.start()
         # Where the service proxy lands when a Service's targetPort matches no container port: a bound,
@@ -186,7 +191,7 @@ class Sandbox:
                 tls = server_tls_context(files.cert_file, files.key_file)
             edges.append(
                 EdgeServer(spec.address, spec.behaviour, app=app, hosts=spec.hosts, tls_context=tls,
-                           io_timeout=self.io_timeout)
+                           io_timeout=self.io_timeout, health=spec.health, target_host=scenario.target.host)
             )
         self.edges = EdgeGroup(edges)
         port = self.edges.start()
@@ -235,12 +240,21 @@ class Sandbox:
         reason = postgres_mod.unavailable_reason()
         if reason is not None:
             return lambda: (None, f"simulated: {reason}")
+        state = self.scenario.database
         self.postgres = server = postgres_mod.PostgresServer()
         outcome: dict[str, Any] = {}
 
         def run() -> None:
             try:
-                outcome["dsn"] = server.start()
+                if state.state == "down":
+                    # Nothing runs: the DSN's port is bound, not listening, so connections are refused.
+                    self._database_refusing_socket = refusing = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                    refusing.bind(("127.0.0.1", 0))
+                    port = refusing.getsockname()[1]
+                    outcome["dsn"] = f"postgresql://{postgres_mod.APP_USER}:{secrets.token_urlsafe(18)}@127.0.0.1:{port}/" \
+                                     f"{postgres_mod.APP_DATABASE}?connect_timeout=5"
+                else:
+                    outcome["dsn"] = server.start()
             except BaseException as error:  # noqa: BLE001 - re-raised on the starting thread
                 outcome["error"] = error
 
@@ -253,10 +267,24 @@ class Sandbox:
                 raise OSError(f"PostgreSQL did not start within {server.start_timeout:g}s")
             if "error" in outcome:
                 raise OSError(f"PostgreSQL did not start: {outcome['error']}")
-            self.database = postgres_mod.SandboxDatabase(outcome["dsn"], timeout=self.io_timeout)
+            dsn, description = outcome["dsn"], server.describe()
+            if state.state == "slow":
+                assert server.port is not None
+                self.delay_proxy = postgres_mod.DelayProxy(("127.0.0.1", server.port), state.delay)
+                dsn = postgres_mod.dsn_for_state(dsn, "slow", proxy_port=self.delay_proxy.start())
+            elif state.state in ("wrong_password", "missing_database"):
+                dsn = postgres_mod.dsn_for_state(dsn, state.state)
+            if state.state == "down":
+                description = "PostgreSQL down: nothing listens at the DSN's address"
+            elif state.state != "running":
+                description += f"; failing on purpose: {state.state}" + (
+                    f" ({state.delay * 1000:g} ms per answer)" if state.state == "slow" else "")
+            # An application's own database check gives up sooner than a client would (2 s, libpq's minimum).
+            timeout = self.io_timeout if state.state == "running" else 2.0
+            self.database = postgres_mod.SandboxDatabase(dsn, timeout=timeout)
             assert self.app is not None
             self.app.attach_database(self.database)
-            return outcome["dsn"], server.describe()
+            return dsn, description
 
         return finish
 
@@ -285,6 +313,8 @@ class Sandbox:
         refusing_socket, self._refusing_socket = self._refusing_socket, None
         database, self.database = self.database, None
         postgres, self.postgres = self.postgres, None
+        delay_proxy, self.delay_proxy = self.delay_proxy, None
+        database_refusing, self._database_refusing_socket = self._database_refusing_socket, None
         dns_servers, self.dns_servers = self.dns_servers, {}
         self.app = None
         if api is not None:
@@ -297,6 +327,10 @@ class Sandbox:
             attempt("the refusing socket", refusing_socket.close)
         if database is not None:
             attempt("the database connection", database.close)
+        if delay_proxy is not None:
+            attempt("the database delay proxy", delay_proxy.stop)
+        if database_refusing is not None:
+            attempt("the database's refusing socket", database_refusing.close)
         if postgres is not None:
             attempt("PostgreSQL", postgres.stop)
         for name, server in dns_servers.items():

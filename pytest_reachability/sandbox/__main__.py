@@ -2,6 +2,10 @@
 
 It prints ``export NAME=value`` lines first (so ``eval`` points kubectl, dig, curl and pytest at it),
 then runs until SIGINT or SIGTERM and stops cleanly (exit 0). ``--list`` names the scenarios.
+
+``--evaluate [SCENARIO ...]`` runs the built-in suite against every scenario with an ``expect:`` block (or
+the ones named) and prints, per scenario, the expected and the actual top theory and whether it hit, then
+the top-1 rate; it exits 1 when any scenario misses, so a user adding a rule sees what it changes.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import shlex
 import signal
 import sys
 import threading
+import time
 
 from . import Sandbox, ScenarioError, list_scenarios
 
@@ -20,13 +25,42 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m pytest_reachability.sandbox",
         description="Run a local deployment (DNS, Kubernetes API, edges) from a scenario until interrupted.",
     )
-    parser.add_argument("scenario", nargs="?", help="a shipped scenario name or a scenario YAML file")
+    parser.add_argument("scenario", nargs="*", help="a shipped scenario name or a scenario YAML file")
     parser.add_argument("--list", action="store_true", help="list the shipped scenarios and exit")
+    parser.add_argument("--evaluate", action="store_true",
+                        help="run the suite against the scenarios (default: every one with an expect block) and "
+                             "print how often the top theory names the expected fault")
+    parser.add_argument("-j", "--jobs", type=int, default=2, help="scenarios run at a time by --evaluate (default 2)")
+    parser.add_argument("--probe-timeout", type=float, default=3.0,
+                        help="--probe-timeout of each suite run of --evaluate (default 3 s)")
     return parser
+
+
+def _evaluate(names: list[str], jobs: int, probe_timeout: float) -> int:
+    from .evaluate import evaluate, format_table
+
+    if jobs < 1 or probe_timeout <= 0:
+        print("error: --jobs must be at least 1 and --probe-timeout above 0", file=sys.stderr)
+        return 2
+    started = time.monotonic()
+
+    def progress(row) -> None:
+        print(f"# {row.scenario}: {'hit' if row.hit else 'MISS'} ({row.seconds:.1f}s)", file=sys.stderr, flush=True)
+
+    try:
+        rows = evaluate(names or None, jobs=jobs, probe_timeout=probe_timeout, progress=progress)
+    except ScenarioError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(format_table(rows))
+    print(f"wall time: {time.monotonic() - started:.0f}s for {len(rows)} scenarios, {jobs} at a time")
+    return 0 if all(row.hit for row in rows) else 1
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.evaluate:
+        return _evaluate(args.scenario, args.jobs, args.probe_timeout)
     if args.list:
         try:
             scenarios = list_scenarios()
@@ -37,11 +71,11 @@ def main(argv: list[str] | None = None) -> int:
         for name, description in scenarios:
             print(f"{name.ljust(width)}  {description}")
         return 0
-    if not args.scenario:
-        print("error: name a scenario (see --list)", file=sys.stderr)
+    if len(args.scenario) != 1:
+        print("error: name one scenario (see --list)", file=sys.stderr)
         return 2
     try:
-        sandbox = Sandbox(args.scenario)
+        sandbox = Sandbox(args.scenario[0])
     except ScenarioError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -6,6 +6,10 @@ Edges serving HTTPS need certificates a client can fail on for exactly one reaso
 * ``expired``    signed by the sandbox CA, names the target host, ``notAfter`` in the past
 * ``wrong_host`` signed by the sandbox CA, valid now, names another host
 * ``untrusted``  valid now, names the target host, signed by a CA nobody was told to trust
+* ``intermediate``          signed by an intermediate CA (itself signed by the sandbox CA); the edge sends
+  the leaf and the intermediate, so a client trusting only the sandbox CA verifies it
+* ``missing_intermediate``  the same leaf without the intermediate: the server sends only its own
+  certificate and a client trusting only the root cannot build the chain
 
 The Kubernetes API server gets a ``good`` certificate for the IP address 127.0.0.1.
 EC P-256 keys keep generation fast (milliseconds), which matters when tests start many sandboxes.
@@ -21,9 +25,9 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
-TLS_KINDS = ("good", "expired", "wrong_host", "untrusted")
+TLS_KINDS = ("good", "expired", "wrong_host", "untrusted", "intermediate", "missing_intermediate")
 
 _ONE_DAY = datetime.timedelta(days=1)
 
@@ -53,22 +57,28 @@ def _subject_alt_names(names: list[str]) -> x509.SubjectAlternativeName:
 
 
 class CertificateAuthority:
-    """A self-signed CA that issues leaf certificates for server names and IP addresses."""
+    """A CA that issues leaf certificates for server names and IP addresses: self-signed, or an intermediate
+    signed by ``parent``."""
 
-    def __init__(self, common_name: str = "pytest-reachability sandbox CA") -> None:
+    def __init__(self, common_name: str = "pytest-reachability sandbox CA", *,
+                 parent: CertificateAuthority | None = None) -> None:
         now = datetime.datetime.now(datetime.timezone.utc)
         self._key = ec.generate_private_key(ec.SECP256R1())
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
         self._name = name
-        self.certificate = (
+        # Where clients may fetch this CA's certificate (Authority Information Access of what it issues), as
+        # public intermediates publish theirs; a self-signed root publishes none.
+        self.issuer_url = "http://ca.sandbox.test/intermediate.crt" if parent else None
+        builder = (
             x509.CertificateBuilder()
             .subject_name(name)
-            .issuer_name(name)
+            .issuer_name(parent._name if parent else name)
             .public_key(self._key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - _ONE_DAY)
             .not_valid_after(now + 30 * _ONE_DAY)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            # A root may sign intermediates (path length 1); an intermediate signs leaves only.
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0 if parent else 1), critical=True)
             .add_extension(
                 x509.KeyUsage(
                     digital_signature=True, content_commitment=False, key_encipherment=False,
@@ -78,8 +88,11 @@ class CertificateAuthority:
                 critical=True,
             )
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(self._key.public_key()), critical=False)
-            .sign(self._key, hashes.SHA256())
         )
+        if parent is not None:
+            builder = builder.add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(parent._key.public_key()), critical=False)
+        self.certificate = builder.sign(parent._key if parent else self._key, hashes.SHA256())
 
     @property
     def cert_pem(self) -> bytes:
@@ -93,7 +106,7 @@ class CertificateAuthority:
         else:
             not_before, not_after = now - _ONE_DAY, now + 30 * _ONE_DAY
         key = ec.generate_private_key(ec.SECP256R1())
-        certificate = (
+        builder = (
             x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
             .issuer_name(self._name)
@@ -107,14 +120,20 @@ class CertificateAuthority:
             .add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()), critical=False
             )
-            .sign(self._key, hashes.SHA256())
         )
+        if self.issuer_url:
+            builder = builder.add_extension(x509.AuthorityInformationAccess([x509.AccessDescription(
+                AuthorityInformationAccessOID.CA_ISSUERS, x509.UniformResourceIdentifier(self.issuer_url))]),
+                critical=False)
+        certificate = builder.sign(self._key, hashes.SHA256())
         return certificate.public_bytes(serialization.Encoding.PEM), _key_pem(key)
 
-    def write_issued(self, directory: Path, stem: str, names: list[str], *, expired: bool = False) -> KeyPairFiles:
+    def write_issued(self, directory: Path, stem: str, names: list[str], *, expired: bool = False,
+                     chain: bytes = b"") -> KeyPairFiles:
+        """Write a leaf and its key; ``chain`` (PEM of intermediates) follows the leaf in the certificate file."""
         cert_pem, key_pem = self.issue(names, expired=expired)
         cert_file, key_file = directory / f"{stem}.crt", directory / f"{stem}.key"
-        cert_file.write_bytes(cert_pem)
+        cert_file.write_bytes(cert_pem + chain)
         key_file.write_bytes(key_pem)
         key_file.chmod(0o600)
         return KeyPairFiles(str(cert_file), str(key_file))
@@ -141,12 +160,16 @@ def write_sandbox_certificates(directory: str | Path, target_host: str) -> Sandb
     ca_file = directory / "ca.crt"
     ca_file.write_bytes(authority.cert_pem)
     stranger = CertificateAuthority("pytest-reachability untrusted CA")
+    intermediate = CertificateAuthority("pytest-reachability sandbox intermediate CA", parent=authority)
     wrong_host = "wrong-host.invalid" if target_host != "wrong-host.invalid" else "other-host.invalid"
     edges = {
         "good": authority.write_issued(directory, "edge-good", [target_host]),
         "expired": authority.write_issued(directory, "edge-expired", [target_host], expired=True),
         "wrong_host": authority.write_issued(directory, "edge-wrong-host", [wrong_host]),
         "untrusted": stranger.write_issued(directory, "edge-untrusted", [target_host]),
+        "intermediate": intermediate.write_issued(directory, "edge-intermediate", [target_host],
+                                                  chain=intermediate.cert_pem),
+        "missing_intermediate": intermediate.write_issued(directory, "edge-missing-intermediate", [target_host]),
     }
     apiserver = authority.write_issued(directory, "apiserver", ["127.0.0.1", "localhost"])
     return SandboxCertificates(ca_file=str(ca_file), apiserver=apiserver, edges=edges)

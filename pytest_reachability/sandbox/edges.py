@@ -14,25 +14,40 @@ behaviour           on the wire                                                 
 ``hang``            reads the request, never answers until the sandbox stops       28
 ``garbage``         answers bytes that are not HTTP                                1
 ``refuse``          address:port bound but not listening, so SYN gets RST          7
+``blackhole``       bound, not listening, SYNs dropped by an nftables rule         28
+``redirect``        answers its status with a ``Location``                         0 (47 -L loop)
+``intermittent``    a share of requests fails (status, empty reply or reset)       0 or 22/52/56
 ==================  ============================================================  ==========
 
-With ``tls`` the connection is wrapped in TLS first (certificates from ``certs.py``).
-Every socket has a timeout, every thread is joined by :meth:`EdgeServer.stop`.
+With ``tls`` the connection is wrapped in TLS first (certificates from ``certs.py``); with ``health`` the
+health path answers the scenario's status and body instead of the application's. ``::1`` edges listen on
+IPv6. Every socket has a timeout, every thread is joined by :meth:`EdgeServer.stop`.
+
+``blackhole`` needs a real DROP: on loopback a SYN to a bound socket that does not listen is answered with an
+RST (that is ``refuse``), and a listener whose backlog is full still completes handshakes often enough to be
+useless. :class:`SynDrop` adds an nftables table with one rule dropping TCP to the edge's address and port in
+the input hook of the current network namespace (root only), and deletes it on stop; a table left behind by
+a killed process is recognised by the PID in its name and deleted by the next sandbox.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
+import os
+import re
 import select
+import shutil
 import socket
 import ssl
 import struct
+import subprocess
 import threading
 from collections import deque
 from collections.abc import Iterable
 
 from .app import ApiApplication, HttpRequest, HttpResponse, status_response
-from .scenario import Behaviour
+from .scenario import Behaviour, HealthSpec
 
 MAX_HEADER_BYTES = 64 * 1024
 MAX_BODY_BYTES = 1024 * 1024
@@ -40,6 +55,9 @@ MAX_REQUESTS_PER_CONNECTION = 100
 ACCEPT_POLL_SECONDS = 0.2
 # What an SSH daemon would answer: a realistic "wrong service behind the port".
 GARBAGE_BYTES = b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\nProtocol mismatch.\r\n"
+
+
+_NOT_A_REQUEST_LINE = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\xff]")
 
 
 class BadRequest(Exception):
@@ -54,6 +72,9 @@ def _recv_request(conn: socket.socket, buffer: bytearray) -> HttpRequest | None:
     while b"\r\n\r\n" not in buffer:
         if len(buffer) > MAX_HEADER_BYTES:
             raise BadRequest("header section too large")
+        if _NOT_A_REQUEST_LINE.search(bytes(buffer[:256]).split(b"\r\n", 1)[0]):
+            # Binary bytes (a TLS ClientHello, ...) cannot start a request: answer at once, as servers do.
+            raise BadRequest("not an HTTP request line")
         chunk = conn.recv(65536)
         if not chunk:
             if buffer:
@@ -133,9 +154,13 @@ class EdgeServer:
         tls_context: ssl.SSLContext | None = None,
         io_timeout: float = 5.0,
         name: str = "",
+        health: HealthSpec | None = None,
+        target_host: str = "",
     ) -> None:
         self.address = address
         self.behaviour = behaviour
+        self.health = health
+        self.target_host = target_host
         self.app = app or ApiApplication()
         self.hosts = None if hosts is None else {host.lower().rstrip(".") for host in hosts}
         self.tls_context = tls_context
@@ -150,21 +175,28 @@ class EdgeServer:
         self._connections: dict[int, socket.socket] = {}
         self._threads: set[threading.Thread] = set()
         self._next_id = 0
+        self._requests = 0  # served so far: the intermittent behaviour's counter
+        self._drop: SynDrop | None = None
 
     @property
     def port(self) -> int:
         return self._port
 
+    @property
+    def listens(self) -> bool:
+        return self.behaviour.kind not in ("refuse", "blackhole")
+
     def bind(self) -> None:
-        """Take the address:port (``OSError`` if busy). ``refuse`` binds without listening."""
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        """Take the address:port (``OSError`` if busy). ``refuse`` and ``blackhole`` bind without listening."""
+        family = socket.AF_INET6 if ":" in self.address else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
         try:
-            if self.behaviour.kind != "refuse":
+            if self.listens:
                 # A bound, non-listening socket with SO_REUSEADDR could be shared with another
                 # sandbox's listener; only listeners use it (to rebind over TIME_WAIT).
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((self.address, self._port))
-            if self.behaviour.kind != "refuse":
+            if self.listens:
                 sock.listen(64)
         except OSError:
             sock.close()
@@ -175,7 +207,10 @@ class EdgeServer:
     def start(self) -> None:
         if self._socket is None:
             self.bind()
-        if self.behaviour.kind == "refuse":
+        if self.behaviour.kind == "blackhole":
+            self._drop = SynDrop(self.address, self._port)
+            self._drop.install()
+        if not self.listens:
             return
         self._accept_thread = threading.Thread(target=self._accept_loop, name=f"{self.name} accept", daemon=True)
         self._accept_thread.start()
@@ -186,6 +221,9 @@ class EdgeServer:
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stopping.set()
+        if self._drop is not None:
+            self._drop.remove()
+            self._drop = None
         if self._accept_thread is not None:
             self._accept_thread.join(timeout)
             self._accept_thread = None
@@ -251,7 +289,7 @@ class EdgeServer:
     def _behave(self, conn: socket.socket, peer: tuple[str, int]) -> None:
         kind = self.behaviour.kind
         buffer = bytearray()
-        if kind in ("healthy", "http_status", "slow"):
+        if kind in ("healthy", "http_status", "slow", "redirect", "intermittent"):
             self._serve_http(conn, peer, buffer)
             return
         request = _recv_request(conn, buffer)
@@ -286,7 +324,18 @@ class EdgeServer:
                 return
             if self.behaviour.kind == "slow" and self._stopping.wait(self.behaviour.delay):
                 return
-            response = self._respond(request)
+            failure = self._intermittent_failure()
+            if failure in ("empty_reply", "reset_mid_body"):
+                self._log(request, peer, None)
+                if failure == "reset_mid_body":
+                    wire = serialise_response(self._respond(request))
+                    conn.sendall(wire[: max(1, len(wire) // 2)])
+                    self._stopping.wait(0.05)
+                    _reset(conn)
+                else:
+                    _close_gracefully(conn)
+                return
+            response = status_response(int(failure)) if failure is not None else self._respond(request)
             self._log(request, peer, response.status)
             keep_alive = (
                 request.http_version == "HTTP/1.1"
@@ -298,11 +347,28 @@ class EdgeServer:
                 break
         _close_gracefully(conn)
 
+    def _intermittent_failure(self) -> int | str | None:
+        """For ``intermittent``: how this request fails (a status or a behaviour), or None to serve it."""
+        if self.behaviour.kind != "intermittent":
+            return None
+        with self._lock:
+            served, self._requests = self._requests, self._requests + 1
+        share = self.behaviour.share
+        if math.floor((served + 1) * share) > math.floor(served * share):
+            return self.behaviour.fail_with
+        return None
+
     def _respond(self, request: HttpRequest) -> HttpResponse:
         if self.behaviour.kind == "http_status":
             return status_response(self.behaviour.status or 500)
+        if self.behaviour.kind == "redirect":
+            location = (self.behaviour.location or "/").replace("{port}", str(self._port)).replace(
+                "{host}", self.target_host or request.host)
+            return HttpResponse(self.behaviour.status or 301, b"", "text/plain", [("Location", location)])
         if self.hosts is not None and request.host.rstrip(".") not in self.hosts:
             return status_response(404)
+        if self.health is not None and request.path == self.health.path and request.method in ("GET", "HEAD"):
+            return HttpResponse(self.health.status, self.health.body.encode(), self.health.content_type)
         return self.app.handle(request)
 
     def _log(self, request: HttpRequest, peer: tuple[str, int], status: int | None) -> None:
@@ -338,7 +404,7 @@ class EdgeGroup:
 
     def _bind_all(self) -> None:
         # Listeners first: the kernel picks the port on the first, the rest must get the same one.
-        ordered = sorted(self.edges, key=lambda edge: edge.behaviour.kind == "refuse")
+        ordered = sorted(self.edges, key=lambda edge: not edge.listens)
         bound: list[EdgeServer] = []
         try:
             port = 0
@@ -374,3 +440,76 @@ def server_tls_context(cert_file: str, key_file: str) -> ssl.SSLContext:
     context.set_alpn_protocols(["http/1.1"])
     return context
 
+
+
+# --- a real SYN drop for blackhole edges --------------------------------------------------------------------------
+
+NFT_TABLE_PREFIX = "reachability_sbx_"
+_NFT_TABLE = re.compile(rf"^table (ip6?) ({NFT_TABLE_PREFIX}(\d+)_\w+)$")
+
+
+def syn_drop_unavailable_reason() -> str | None:
+    """Why a blackhole edge cannot be made here (None when it can): it needs root and the nft tool."""
+    if shutil.which("nft") is None:
+        return "a blackhole edge needs the nft tool (nftables) to drop SYNs, and it is not installed"
+    if hasattr(os, "geteuid") and os.geteuid() != 0:
+        return "a blackhole edge needs root (CAP_NET_ADMIN) to add the nftables rule that drops its SYNs"
+    return None
+
+
+def _nft(args: list[str], text: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(["nft", *args], input=text, capture_output=True, text=True, timeout=10, check=False)
+
+
+class SynDrop:
+    """One nftables table dropping TCP to ``address``:``port`` in the input hook: connects time out."""
+
+    def __init__(self, address: str, port: int) -> None:
+        self.family = "ip6" if ":" in address else "ip"
+        self.address = address
+        self.port = port
+        suffix = re.sub(r"\W", "_", address)
+        self.table = f"{NFT_TABLE_PREFIX}{os.getpid()}_{port}_{suffix}"
+
+    def install(self) -> None:
+        reason = syn_drop_unavailable_reason()
+        if reason is not None:
+            raise OSError(reason)
+        remove_orphan_tables()
+        rules = (
+            f"table {self.family} {self.table} {{\n"
+            "  chain input {\n"
+            "    type filter hook input priority -10; policy accept;\n"
+            f"    {self.family} daddr {self.address} tcp dport {self.port} drop\n"
+            "  }\n"
+            "}\n"
+        )
+        done = _nft(["-f", "-"], rules)
+        if done.returncode != 0:
+            raise OSError(f"could not add the nftables rule dropping SYNs to {self.address}:{self.port}: "
+                          f"{(done.stderr or done.stdout).strip().splitlines()[-1:] or ['nft failed']}")
+
+    def remove(self) -> None:
+        _nft(["delete", "table", self.family, self.table])
+
+
+def remove_orphan_tables() -> None:
+    """Delete blackhole tables whose sandbox process is gone (killed before it could remove them)."""
+    listing = _nft(["list", "tables"])
+    for line in listing.stdout.splitlines():
+        match = _NFT_TABLE.match(line.strip())
+        if not match:
+            continue
+        family, table, pid = match.group(1), match.group(2), int(match.group(3))
+        if pid != os.getpid() and not _alive(pid):
+            _nft(["delete", "table", family, table])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

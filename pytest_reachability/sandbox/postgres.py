@@ -253,6 +253,125 @@ class PostgresServer:
         self.dsn = None
 
 
+class DelayProxy:
+    """A TCP proxy in front of PostgreSQL that holds every answer of the server for ``delay`` seconds.
+
+    It makes the database slow the way a distant or overloaded server is: each round trip (the start-up
+    and authentication exchange, then every query) takes ``delay`` longer.
+    """
+
+    MAX_CONNECTIONS = 32
+
+    def __init__(self, upstream: tuple[str, int], delay: float, *, io_timeout: float = 30.0) -> None:
+        self.upstream = upstream
+        self.delay = delay
+        self.io_timeout = io_timeout
+        self._listener: socket.socket | None = None
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._sockets: set[socket.socket] = set()
+        self._threads: set[threading.Thread] = set()
+
+    @property
+    def port(self) -> int:
+        assert self._listener is not None
+        return self._listener.getsockname()[1]
+
+    def start(self) -> int:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(self.MAX_CONNECTIONS)
+        listener.settimeout(0.2)
+        self._listener = listener
+        self._spawn(self._accept_loop)
+        return self.port
+
+    def stop(self) -> None:
+        self._stopping.set()
+        with self._lock:
+            sockets, threads = list(self._sockets), list(self._threads)
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        for thread in threads:
+            thread.join(STOP_TIMEOUT)
+        for sock in sockets:
+            sock.close()
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+
+    def _spawn(self, target: Any, *args: Any) -> None:
+        def run() -> None:
+            try:
+                target(*args)
+            finally:
+                with self._lock:
+                    self._threads.discard(threading.current_thread())
+
+        thread = threading.Thread(target=run, name="sandbox postgres delay proxy", daemon=True)
+        with self._lock:
+            self._threads.add(thread)
+        thread.start()
+
+    def _accept_loop(self) -> None:
+        assert self._listener is not None
+        while not self._stopping.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except (TimeoutError, OSError):
+                continue
+            with self._lock:
+                if len(self._sockets) >= 2 * self.MAX_CONNECTIONS:
+                    client.close()
+                    continue
+            try:
+                server = socket.create_connection(self.upstream, timeout=self.io_timeout)
+            except OSError:
+                client.close()
+                continue
+            for sock in (client, server):
+                sock.settimeout(self.io_timeout)
+            with self._lock:
+                self._sockets.update((client, server))
+            self._spawn(self._pump, client, server, 0.0)
+            self._spawn(self._pump, server, client, self.delay)
+
+    def _pump(self, source: socket.socket, sink: socket.socket, delay: float) -> None:
+        try:
+            while not self._stopping.is_set():
+                chunk = source.recv(65536)
+                if not chunk or (delay and self._stopping.wait(delay)):
+                    break
+                sink.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+
+def dsn_for_state(dsn: str, state: str, *, refusing_port: int | None = None, proxy_port: int | None = None) -> str:
+    """The DSN a client gets for a database in ``state``: the real one, or one that fails the way the state says."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(dsn)
+    user, _, _password = parts.netloc.rpartition("@")[0].partition(":")
+    host_port = parts.netloc.rpartition("@")[2]
+    host = host_port.rsplit(":", 1)[0]
+    path = parts.path
+    if state == "down" and refusing_port is not None:
+        host_port = f"{host}:{refusing_port}"
+    elif state == "slow" and proxy_port is not None:
+        host_port = f"{host}:{proxy_port}"
+    elif state == "wrong_password":
+        _password = secrets.token_urlsafe(18)  # a password the server never heard of: the old, rotated one
+    elif state == "missing_database":
+        path = f"/{APP_DATABASE}_missing"
+    return urlunsplit(parts._replace(netloc=f"{user}:{_password}@{host_port}", path=path))
+
+
 class SandboxDatabase:
     """The sandbox API's connection to its PostgreSQL: health check and results, one lock for both."""
 
@@ -278,14 +397,17 @@ class SandboxDatabase:
 
     def _execute(self, query: str, params: tuple = ()) -> Any:
         with self._lock:
+            had_connection = self._connection is not None and not self._connection.closed
             try:
                 return self._connect().execute(query, params)
             except Exception:
-                # One reconnect: the server may have closed an idle connection.
                 if self._connection is not None:
                     with contextlib.suppress(Exception):
                         self._connection.close()
                     self._connection = None
+                if not had_connection:
+                    raise  # connecting failed: trying again at once would only double the wait
+                # One reconnect: the server may have closed an idle connection.
                 return self._connect().execute(query, params)
 
     def check(self) -> dict[str, Any]:

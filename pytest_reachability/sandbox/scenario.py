@@ -15,14 +15,22 @@ Schema (every key except ``name``, ``description``, ``target``, ``dns`` is optio
           gone.test: {rcode: NXDOMAIN} #   or rcode NXDOMAIN | SERVFAIL | REFUSED
           empty.test: {no_answer: true}  # or NOERROR with no answer
           slow.test: {A: [127.0.10.9], delay_ms: 3000}   # delay_ms may accompany any of the above
-    edges:                             # addresses in 127.0.0.0/8 except 127.0.0.53; all share one port
+    edges:                             # addresses in 127.0.0.0/8 except 127.0.0.53, or ::1; all share one port
       - {address: 127.0.10.53, behaviour: healthy, hosts: [97v.test]}  # other Host headers get 404
       - {address: 127.0.10.57, behaviour: empty_reply}
       - {address: 127.0.10.60, behaviour: {http_status: 503}}
       - {address: 127.0.10.61, behaviour: {slow: 300ms}}               # ms or s
-      - {address: 127.0.10.62, behaviour: healthy, tls: expired}       # good|expired|wrong_host|untrusted
+      - {address: 127.0.10.62, behaviour: healthy, tls: expired}
+      - {address: 127.0.10.63, behaviour: blackhole}                   # SYNs dropped: connect times out
+      - {address: 127.0.10.64, behaviour: {redirect: {location: "https://97v.test:{port}/health", status: 301}}}
+      - {address: 127.0.10.65, behaviour: {intermittent: {share: 0.25, fail_with: 503}}}
+      - {address: "::1", behaviour: healthy}                           # the one IPv6 edge (see below)
+      - address: 127.0.10.66
+        behaviour: healthy
+        health: {status: 503, body: {status: DOWN, components: {db: {status: DOWN}}}}
       # other behaviours: refuse, reset_mid_body, hang, garbage (see edges.py)
-    in_cluster: {behaviour: healthy}   # what the API server's service proxy reaches behind ready pods
+    in_cluster: {behaviour: healthy, health: {body: {status: fail}}}   # what the API server's service
+                                       # proxy reaches behind ready pods (``health`` as for an edge)
     kubernetes:
       objects: [...]                   # ordinary manifests; Pods carry status; Secrets carry no data
       logs: {production/api-847495fbc4-686tk: "INFO: ...\\n"}   # namespace/pod -> log text
@@ -32,9 +40,49 @@ Schema (every key except ``name``, ``description``, ``target``, ``dns`` is optio
       database: {field: dependencies.database.status, expect: ok}   # [tool.reachability.<table>]
       results-storage: {write-path: /api/v1/results, read-path: "/api/v1/results/${id}"}
     postgres: true                     # run a real PostgreSQL for the API where the machine has one
-                                       # (default true; false keeps the database simulated)
+                                       # (default true; false keeps the database simulated), or a state:
+    postgres: {state: slow, delay: 400ms}   # running | down | slow | wrong_password | missing_database
+    expect:                            # what the diagnosis must find (the corpus test and --evaluate)
+      top: dns-not-loadbalancer        # the top theory's rule, or null for a healthy world
+      failing: [dns, api-health]       # exactly the sections that fail
+      may_fail: [performance]          # sections allowed to fail too (timing-dependent checks)
 
-In manifests, a time field (a key ending in ``Timestamp``, ``Time`` or ``At``) may be written relative to
+Edge behaviours, beyond the plain ones:
+
+* ``blackhole``: the address and port are bound but never answer a SYN (a real DROP: an nftables rule in
+  the sandbox's network namespace drops TCP to exactly that address and port in the input hook), so a
+  client's connect times out (curl 28), as behind a firewall that drops. On loopback no socket trick does
+  this (a SYN to a bound, non-listening socket gets an RST; a full listen backlog still completes the
+  handshake on Linux), so it needs root (CAP_NET_ADMIN) and the ``nft`` tool; without them starting the
+  sandbox fails with one line saying so. The rule lives in one nft table named after the sandbox's process
+  and port, removed on stop; tables left by a killed sandbox are removed by the next one to start.
+* ``{redirect: {location: URL, status: 301}}``: every request is answered with that status and Location
+  (``{host}`` and ``{port}`` in the URL are replaced by the target's host and the edges' port); the scheme
+  of the Location is the edge's to choose, so http -> https and https -> http redirects and loops
+  (a Location pointing back at itself) are all written this way.
+* ``{intermittent: {share: 0.25, fail_with: 503}}``: that share of requests fails, deterministically (the
+  n-th request fails when ``floor((n + 1) * share)`` grows), with an HTTP status or ``empty_reply`` /
+  ``reset_mid_body``; the others are served healthy.
+
+``health: {path: /health, status: 200, body: ...}`` on an edge (or on ``in_cluster``) replaces what that
+edge answers on the health path (a body mapping is sent as JSON), to write health bodies in any shape
+(IETF health+json, Spring Boot actuator, flat) and any status.
+
+IPv6: only ``::1`` is a loopback address, so a scenario has at most one IPv6 edge, ``::1``, sharing the
+port of the others; AAAA records may point at ``::1`` or at addresses no edge serves (a client then
+meets "no route" or a timeout, as for a stale AAAA record).
+
+TLS (``tls`` of an edge): ``good``, ``expired``, ``wrong_host``, ``untrusted`` (signed by a CA the client
+does not trust), ``intermediate`` (signed by an intermediate CA, served with the full chain) and
+``missing_intermediate`` (signed by the intermediate, served without it: clients trusting only the root
+cannot verify it).
+
+``postgres`` as a state (it needs PostgreSQL's server binaries, like ``postgres: true``): ``down`` gives
+the API and the exported DSN an address where nothing listens (connection refused); ``slow`` puts a proxy in
+front of the server that holds every answer for ``delay``; ``wrong_password`` hands both a DSN whose
+password the server refuses; ``missing_database`` a DSN naming a database that does not exist.
+
+In manifests, a time field (a key ending in ``Timestamp``, ``Time`` or ``At``, or like ``timeAdded``) may be written relative to
 the moment the scenario is loaded: ``creationTimestamp: -12h`` (units d, h, m, s; ``-2d21h``), so ``kubectl``
 shows the ages the scenario means whenever it runs.
 
@@ -47,6 +95,9 @@ merge by key (``null`` removes); ``objects`` merge by kind, namespace and name a
 Every LoadBalancer address in a Service's or Ingress's ``status.loadBalancer.ingress`` must be one of the
 scenario's edges, so a client reaching that address meets the behaviour the scenario promises.
 
+Every manifest is validated against the official Kubernetes client's model of its kind (types of every
+known field, required fields), as the API server would: a wrong type anywhere is a schema error.
+
 A schema error is one line, ``<file>: <path.in.file>: expected <what>, got <what>``
 (:class:`ScenarioError`, a ``ValueError``).
 """
@@ -56,6 +107,7 @@ from __future__ import annotations
 import copy
 import datetime
 import ipaddress
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,9 +117,17 @@ import yaml
 
 SCENARIOS_DIR = Path(__file__).with_name("scenarios")
 
-BEHAVIOUR_KINDS = ("healthy", "empty_reply", "refuse", "reset_mid_body", "hang", "garbage", "http_status", "slow")
-SIMPLE_BEHAVIOURS = tuple(kind for kind in BEHAVIOUR_KINDS if kind not in ("http_status", "slow"))
-TLS_KINDS = ("good", "expired", "wrong_host", "untrusted")
+BEHAVIOUR_KINDS = ("healthy", "empty_reply", "refuse", "reset_mid_body", "hang", "garbage", "blackhole", "http_status",
+                   "slow", "redirect", "intermittent")
+ARGUMENT_BEHAVIOURS = ("http_status", "slow", "redirect", "intermittent")
+SIMPLE_BEHAVIOURS = tuple(kind for kind in BEHAVIOUR_KINDS if kind not in ARGUMENT_BEHAVIOURS)
+INTERMITTENT_FAILURES = ("empty_reply", "reset_mid_body")
+TLS_KINDS = ("good", "expired", "wrong_host", "untrusted", "intermediate", "missing_intermediate")
+DATABASE_STATES = ("running", "down", "slow", "wrong_password", "missing_database")
+IPV6_EDGE = ipaddress.ip_address("::1")
+SECTION_NAMES = ("cluster", "workloads", "k8s-services", "endpoints", "ingress", "network-policy", "dns", "tcp", "tls",
+                 "api-health", "api-internal", "database", "services", "integration", "performance", "results-storage")
+_RULE_ID = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 RCODES = ("NXDOMAIN", "SERVFAIL", "REFUSED")
 DENY_VERBS = ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection")
 CLUSTER_SCOPED_KINDS = frozenset(
@@ -82,7 +142,7 @@ _NAME = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$")
 _HOST_LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s)\s*$")
 _RELATIVE_TIME = re.compile(r"^-(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
-_TIME_KEY = re.compile(r"(Timestamp|Time|At)$")
+_TIME_KEY = re.compile(r"(Timestamp|Time|At)$|^time[A-Z]")
 
 
 class ScenarioError(ValueError):
@@ -94,18 +154,39 @@ class ScenarioError(ValueError):
 
 @dataclass(frozen=True)
 class Behaviour:
-    """How an edge (or the in-cluster backend) answers; ``status`` for http_status, ``delay`` (s) for slow."""
+    """How an edge (or the in-cluster backend) answers.
+
+    ``status``: the answer of http_status, the redirect's status; ``delay`` (s) for slow; ``location`` of a
+    redirect; ``share`` of failing requests and ``fail_with`` (a status or a behaviour) for intermittent.
+    """
 
     kind: str
     status: int | None = None
     delay: float = 0.0
+    location: str | None = None
+    share: float = 0.0
+    fail_with: int | str | None = None
 
     def __str__(self) -> str:
         if self.kind == "http_status":
             return f"http_status {self.status}"
         if self.kind == "slow":
             return f"slow {self.delay * 1000:g}ms"
+        if self.kind == "redirect":
+            return f"redirect {self.status} {self.location}"
+        if self.kind == "intermittent":
+            return f"intermittent {self.share:g} {self.fail_with}"
         return self.kind
+
+
+@dataclass(frozen=True)
+class HealthSpec:
+    """What an edge answers on its health path instead of the application's own health check."""
+
+    path: str = "/health"
+    status: int = 200
+    body: str = ""  # JSON text when the scenario gave a mapping or list
+    content_type: str = "application/json"
 
 
 @dataclass(frozen=True)
@@ -114,6 +195,26 @@ class EdgeSpec:
     behaviour: Behaviour
     hosts: tuple[str, ...] | None = None
     tls: str | None = None
+    health: HealthSpec | None = None
+
+
+@dataclass(frozen=True)
+class DatabaseSpec:
+    """The sandbox PostgreSQL's state: ``running``, ``down``, ``slow`` (``delay`` s per answer), ``wrong_password``
+    or ``missing_database``."""
+
+    state: str = "running"
+    delay: float = 0.0
+
+
+@dataclass(frozen=True)
+class ExpectSpec:
+    """What the diagnosis of the scenario must find: the top theory's rule (None: no theory above 50 %) and the
+    sections that fail (``may_fail``: sections that may fail too)."""
+
+    top: str | None
+    failing: tuple[str, ...] = ()
+    may_fail: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -155,11 +256,14 @@ class Scenario:
     resolvers: list[ResolverSpec]
     edges: list[EdgeSpec]
     in_cluster: Behaviour = field(default_factory=lambda: Behaviour("healthy"))
+    in_cluster_health: HealthSpec | None = None
     objects: list[dict[str, Any]] = field(default_factory=list)
     logs: dict[str, str] = field(default_factory=dict)
     deny: list[dict[str, str]] = field(default_factory=list)
     application: dict[str, Any] = field(default_factory=dict)  # [tool.reachability.<table>] tables
     postgres: bool = True
+    database: DatabaseSpec = field(default_factory=DatabaseSpec)
+    expect: ExpectSpec | None = None
 
     def objects_of_kind(self, kind: str, namespace: str | None = None) -> list[dict[str, Any]]:
         return [
@@ -388,6 +492,22 @@ def parse_duration(text: str) -> float | None:
     return value / 1000 if match.group(2) == "ms" else value
 
 
+def client_model(api_version: str, kind: str) -> Any:
+    """The official client's model class for ``apiVersion``/``kind`` (``V1Pod``, ``CoreV1Event``), or None."""
+    import kubernetes.client
+
+    group, _, version = api_version.rpartition("/")
+    version = version[:1].upper() + version[1:]
+    names = [f"{version}{kind}"]
+    if kind == "Event":
+        names = ["CoreV1Event"] if not group else [f"Events{version}Event"]
+    for name in names:
+        model = getattr(kubernetes.client, name, None)
+        if model is not None and hasattr(model, "model_validate"):
+            return model
+    return None
+
+
 def is_hostname(text: Any) -> bool:
     if not isinstance(text, str) or not text or len(text) > 253:
         return False
@@ -428,7 +548,7 @@ class _Validator:
         self.mapping(
             doc, "",
             ("name", "description", "target", "namespace", "dns", "edges", "in_cluster", "kubernetes", "application",
-             "postgres"),
+             "postgres", "expect"),
             ("name", "description", "target", "dns"),
         )
         name = self.string(doc["name"], "name")
@@ -443,22 +563,84 @@ class _Validator:
             raise self.fail("namespace", "a namespace name", namespace)
         resolvers = self.resolvers(doc["dns"])
         edges = self.edges(doc.get("edges", []))
-        in_cluster = Behaviour("healthy")
+        in_cluster, in_cluster_health = Behaviour("healthy"), None
         if "in_cluster" in doc:
-            self.mapping(doc["in_cluster"], "in_cluster", ("behaviour",), ("behaviour",))
+            self.mapping(doc["in_cluster"], "in_cluster", ("behaviour", "health"), ("behaviour",))
             in_cluster = self.behaviour(doc["in_cluster"]["behaviour"], "in_cluster.behaviour")
-            if in_cluster.kind == "refuse":
-                raise self.fail("in_cluster.behaviour", "a behaviour of a listening server (not refuse)", "refuse")
+            if in_cluster.kind in ("refuse", "blackhole"):
+                raise self.fail("in_cluster.behaviour", "a behaviour of a listening server (not refuse or blackhole)",
+                                in_cluster.kind)
+            if "health" in doc["in_cluster"]:
+                in_cluster_health = self.health(doc["in_cluster"]["health"], "in_cluster.health")
         objects, logs, deny = self.kubernetes(doc.get("kubernetes", {}), {edge.address for edge in edges})
         application = self.application(doc.get("application", {}))
-        postgres = doc.get("postgres", True)
-        if postgres is not True and postgres is not False:
-            raise self.fail("postgres", "true or false", postgres)
+        postgres, database = self.postgres(doc.get("postgres", True))
+        expect = self.expect(doc["expect"]) if "expect" in doc else None
         return Scenario(
             name=name, description=description.strip(), path=path, target=target, namespace=namespace,
-            resolvers=resolvers, edges=edges, in_cluster=in_cluster, objects=objects, logs=logs, deny=deny,
-            application=application, postgres=postgres,
+            resolvers=resolvers, edges=edges, in_cluster=in_cluster, in_cluster_health=in_cluster_health,
+            objects=objects, logs=logs, deny=deny, application=application, postgres=postgres, database=database,
+            expect=expect,
         )
+
+    def postgres(self, value: Any) -> tuple[bool, DatabaseSpec]:
+        if value is True or value is False:
+            return value, DatabaseSpec()
+        if not isinstance(value, dict):
+            raise self.fail("postgres", "true, false or {state: ..., delay: ...}", value)
+        self.mapping(value, "postgres", ("state", "delay"), ("state",))
+        state = value["state"]
+        if state not in DATABASE_STATES:
+            raise self.fail("postgres.state", f"one of {', '.join(DATABASE_STATES)}", state)
+        delay = 0.0
+        if "delay" in value:
+            parsed = parse_duration(value["delay"])
+            if parsed is None or parsed > 60:
+                raise self.fail("postgres.delay", "a duration such as 400ms or 2s (at most 60s)", value["delay"])
+            delay = parsed
+        if state == "slow" and delay <= 0:
+            raise self.fail("postgres.delay", "a duration above 0 for state slow", value.get("delay"))
+        return True, DatabaseSpec(state=state, delay=delay)
+
+    def expect(self, value: Any) -> ExpectSpec:
+        self.mapping(value, "expect", ("top", "failing", "may_fail"), ("top",))
+        top = value["top"]
+        if top is not None and (not isinstance(top, str) or not _RULE_ID.match(top)):
+            raise self.fail("expect.top", "a rule id (lower-case words joined by '-') or null", top)
+        lists = []
+        for key in ("failing", "may_fail"):
+            items = value.get(key, [])
+            if not isinstance(items, list) or not all(isinstance(item, str) and item for item in items):
+                raise self.fail(f"expect.{key}", "a list of section names", items)
+            lists.append(tuple(items))
+        return ExpectSpec(top=top, failing=lists[0], may_fail=lists[1])
+
+    def health(self, value: Any, path: str) -> HealthSpec:
+        self.mapping(value, path, ("path", "status", "body", "content_type"))
+        health_path = value.get("path", "/health")
+        if not isinstance(health_path, str) or not health_path.startswith("/") or any(c.isspace() for c in health_path):
+            raise self.fail(f"{path}.path", "a path starting with /", health_path)
+        status = value.get("status", 200)
+        if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
+            raise self.fail(f"{path}.status", "an HTTP status from 100 to 599", status)
+        body = value.get("body", "")
+        content_type = value.get("content_type")
+        if isinstance(body, (dict, list)):
+            try:
+                text = json.dumps(body, separators=(",", ":"), allow_nan=False)
+            except (TypeError, ValueError):
+                raise self.fail(f"{path}.body", "a body of JSON values", body) from None
+            content_type = content_type or "application/json"
+        elif isinstance(body, str):
+            text = body
+            content_type = content_type or "text/plain"
+        else:
+            raise self.fail(f"{path}.body", "text, a mapping or a list", body)
+        if len(text) > 65536:
+            raise self.fail(f"{path}.body", "a body of at most 64 KiB", f"{len(text)} characters")
+        if not isinstance(content_type, str) or not content_type.strip() or "\n" in content_type:
+            raise self.fail(f"{path}.content_type", "a media type", content_type)
+        return HealthSpec(path=health_path, status=status, body=text, content_type=content_type)
 
     def application(self, value: Any) -> dict[str, Any]:
         from ..appconfig import APP_TABLES, AppConfigError, load_app_config
@@ -567,13 +749,13 @@ class _Validator:
         seen: set[str] = set()
         for index, entry in enumerate(value):
             path = f"edges[{index}]"
-            self.mapping(entry, path, ("address", "behaviour", "hosts", "tls"), ("address", "behaviour"))
+            self.mapping(entry, path, ("address", "behaviour", "hosts", "tls", "health"), ("address", "behaviour"))
             try:
-                address = ipaddress.ip_address(entry["address"])
+                address = ipaddress.ip_address(entry["address"]) if isinstance(entry["address"], str) else None
             except ValueError:
                 address = None
-            if address is None or address.version != 4 or address not in LOOPBACK_V4:
-                raise self.fail(f"{path}.address", "an IPv4 address in 127.0.0.0/8", entry["address"])
+            if address is None or (address != IPV6_EDGE and (address.version != 4 or address not in LOOPBACK_V4)):
+                raise self.fail(f"{path}.address", "an IPv4 address in 127.0.0.0/8 or ::1", entry["address"])
             if address == OS_RESOLVER_ADDRESS:
                 raise self.fail(f"{path}.address", "an address other than 127.0.0.53 (the OS resolver's)", str(address))
             if str(address) in seen:
@@ -588,11 +770,13 @@ class _Validator:
             tls = entry.get("tls")
             if tls is not None and tls not in TLS_KINDS:
                 raise self.fail(f"{path}.tls", f"one of {', '.join(TLS_KINDS)}", tls)
-            edges.append(EdgeSpec(address=str(address), behaviour=behaviour, hosts=hosts, tls=tls))
+            health = self.health(entry["health"], f"{path}.health") if "health" in entry else None
+            edges.append(EdgeSpec(address=str(address), behaviour=behaviour, hosts=hosts, tls=tls, health=health))
         return edges
 
     def behaviour(self, value: Any, path: str) -> Behaviour:
-        expected = f"one of {', '.join(SIMPLE_BEHAVIOURS)}, {{http_status: N}} or {{slow: DURATION}}"
+        expected = (f"one of {', '.join(SIMPLE_BEHAVIOURS)}, {{http_status: N}}, {{slow: DURATION}}, "
+                    "{redirect: {location: URL}} or {intermittent: {share: F}}")
         if isinstance(value, str):
             if value not in SIMPLE_BEHAVIOURS:
                 raise self.fail(path, expected, value)
@@ -609,9 +793,56 @@ class _Validator:
             if delay is None or delay > 600:
                 raise self.fail(f"{path}.slow", "a duration such as 300ms or 2s (at most 600s)", argument)
             return Behaviour("slow", delay=delay)
+        if kind == "redirect":
+            return self.redirect(argument, f"{path}.redirect")
+        if kind == "intermittent":
+            return self.intermittent(argument, f"{path}.intermittent")
         raise self.fail(path, expected, value)
 
+    def redirect(self, value: Any, path: str) -> Behaviour:
+        self.mapping(value, path, ("location", "status"), ("location",))
+        location = value["location"]
+        if not isinstance(location, str) or not location.strip() or any(c.isspace() or ord(c) < 32 for c in location):
+            raise self.fail(f"{path}.location", "a URL or path without spaces", location)
+        status = value.get("status", 301)
+        if status not in (301, 302, 303, 307, 308):
+            raise self.fail(f"{path}.status", "a redirect status (301, 302, 303, 307 or 308)", status)
+        return Behaviour("redirect", status=status, location=location)
+
+    def intermittent(self, value: Any, path: str) -> Behaviour:
+        self.mapping(value, path, ("share", "fail_with"), ("share",))
+        share = value["share"]
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share < 1:
+            raise self.fail(f"{path}.share", "a fraction between 0 and 1 (exclusive)", share)
+        fail_with = value.get("fail_with", 503)
+        valid_status = isinstance(fail_with, int) and not isinstance(fail_with, bool) and 400 <= fail_with <= 599
+        if not valid_status and fail_with not in INTERMITTENT_FAILURES:
+            raise self.fail(f"{path}.fail_with", f"an HTTP status from 400 to 599 or one of {', '.join(INTERMITTENT_FAILURES)}",
+                            fail_with)
+        return Behaviour("intermittent", share=float(share), fail_with=fail_with)
+
     # -- kubernetes
+
+    def model(self, obj: dict[str, Any], path: str) -> None:
+        """Validate a manifest against the official client's model of its kind (types, required fields)."""
+        model = client_model(str(obj.get("apiVersion")), str(obj.get("kind")))
+        if model is None:
+            return  # a kind the client has no model for (a custom resource): the API server would know its schema
+        from pydantic import ValidationError
+
+        now = datetime.datetime.now(datetime.timezone.utc)
+        try:
+            model.model_validate(resolve_relative_times(obj, now))
+        except ValidationError as error:
+            first = error.errors()[0]
+            where = path + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in first.get("loc", ()))
+            message = str(first.get("msg") or "a valid value")
+            expected = "a value (required)" if first.get("type") == "missing" else (
+                message.removeprefix("Input should be ").removeprefix("Value error, ").split("[")[0].strip() or "a valid value")
+            got = _describe(first.get("input")) if first.get("type") != "missing" else "nothing"
+            raise ScenarioError(f"{self.label}: {where}: expected {expected}, got {got}") from None
+        except (TypeError, ValueError, AttributeError) as error:
+            raise self.fail(path, f"a valid {obj.get('kind')} manifest", " ".join(str(error).split())[:80]) from None
 
     def kubernetes(
         self, value: Any, edge_addresses: set[str]
@@ -669,6 +900,7 @@ class _Validator:
                 not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values())
             ):
                 raise self.fail(f"{path}.metadata.{key}", "a mapping of strings to strings", labels)
+        self.model(obj, path)
         identity = object_identity(obj)
         assert identity is not None
         if identity in seen:
