@@ -187,3 +187,55 @@ def test_resolvers_of_a_scenario_disagree():
         for server in servers:
             server.stop()
     assert answers == {"primary": ["97v.test. A 127.0.10.53"], "secondary": ["97v.test. A 127.0.10.57"]}
+
+
+# -- what the DNS probe (and so the diagnosis) sees for each way a name fails ----------------------------------
+
+FAILING = {
+    "dangling.97v.test": RecordSpec(cname="lb-4f2a.cloud.test"),  # target unknown to the zone
+    "nodata.97v.test": RecordSpec(txt=("only text",)),
+    "v4only.97v.test": RecordSpec(a=("127.0.10.53",)),
+    "servfail.97v.test": RecordSpec(rcode="SERVFAIL"),
+    "slow.97v.test": RecordSpec(a=("127.0.10.53",), delay=2.0),
+}
+
+
+@pytest.fixture
+def failing_server():
+    dns_server = DnsServer(FAILING, name="failing dns")
+    dns_server.start()
+    yield dns_server
+    dns_server.stop()
+
+
+@pytest.mark.parametrize("name, failure, cnames, addresses", [
+    ("dangling.97v.test", "dns_nxdomain", ["lb-4f2a.cloud.test"], []),
+    ("nodata.97v.test", "dns_no_answer", [], []),
+    ("v4only.97v.test", None, [], ["127.0.10.53"]),  # NODATA for AAAA only: the name still resolves
+    ("servfail.97v.test", "dns_servfail", [], []),
+    ("slow.97v.test", "dns_timeout", [], []),
+])
+def test_the_dns_probe_classifies_each_failure(failing_server, name, failure, cnames, addresses):
+    from pytest_reachability.probes.dns import resolve_all
+
+    report = resolve_all(name, [failing_server.address], timeout=1.0)
+    answer = report.answers[0]
+    assert (answer.failure.value if answer.failure else None) == failure
+    assert answer.cnames == cnames and answer.addresses == addresses
+
+
+def test_a_dangling_cname_is_diagnosed_as_such_not_as_a_missing_record(failing_server):
+    from pytest_reachability.diagnosis import Facts, RunContext
+    from pytest_reachability.diagnosis import rules as R
+    from pytest_reachability.probes.dns import resolve_all
+    from pytest_reachability.results import TestResult
+
+    report = resolve_all("dangling.97v.test", [failing_server.address], timeout=1.0)
+    facts = Facts([TestResult("suites/test_07_dns.py::test_target_resolves", section="dns", outcome="failed",
+                              reason="dangling.97v.test did not resolve",
+                              evidence=[{"kind": "dns", "data": report.to_evidence()}])],
+                  RunContext(host="dangling.97v.test", resolvers=[failing_server.address]))
+    theory = R.dns_dangling_cname(facts)
+    assert theory is not None and theory.title.startswith(
+        "dangling.97v.test is a CNAME to lb-4f2a.cloud.test, which does not resolve (NXDOMAIN)")
+    assert R.dns_nxdomain(facts) is None  # the name itself exists: it is not "the record is missing"

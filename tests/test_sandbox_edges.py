@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 
@@ -14,8 +15,16 @@ import pytest
 
 from pytest_reachability.sandbox.app import HEALTH_BODY
 from pytest_reachability.sandbox.certs import write_sandbox_certificates
-from pytest_reachability.sandbox.edges import GARBAGE_BYTES, EdgeGroup, EdgeServer, server_tls_context
-from pytest_reachability.sandbox.scenario import Behaviour
+from pytest_reachability.sandbox.edges import (
+    GARBAGE_BYTES,
+    NFT_TABLE_PREFIX,
+    EdgeGroup,
+    EdgeServer,
+    SynDrop,
+    server_tls_context,
+    syn_drop_unavailable_reason,
+)
+from pytest_reachability.sandbox.scenario import Behaviour, HealthSpec
 
 HOST = "97v.test"
 REQUEST = f"GET /health HTTP/1.1\r\nHost: {HOST}\r\nUser-Agent: test\r\nAccept: */*\r\n\r\n".encode()
@@ -227,3 +236,169 @@ def test_stop_ends_hanging_connections_and_threads_promptly():
     assert set(threading.enumerate()) <= before
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.21.3", edge.port), timeout=2).close()
+
+
+# -- behaviours for the diagnosis corpus: black hole, redirect, intermittent, health bodies, IPv6, chains --------
+
+CLOSE = REQUEST.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n")
+
+
+def require_root_and_nft() -> None:
+    reason = syn_drop_unavailable_reason()
+    if reason is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason}; CI runs as root with nftables installed")
+        pytest.skip(reason)
+
+
+def nft_tables() -> str:
+    return subprocess.run(["nft", "list", "tables"], capture_output=True, text=True, timeout=10).stdout
+
+
+def test_blackhole_drops_syns_so_connect_times_out_and_stop_removes_the_rule():
+    require_root_and_nft()
+    edge = EdgeServer("127.0.22.1", Behaviour("blackhole"))
+    edge.start()
+    try:
+        table = edge._drop.table
+        assert table in nft_tables()
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            socket.create_connection(("127.0.22.1", edge.port), timeout=1.0).close()
+        assert time.monotonic() - started >= 0.9  # no RST came back: the SYN was dropped
+        assert curl(edge.port, "127.0.22.1", extra=("--connect-timeout", "1")).returncode == 28
+        # Only that address and port: another port on the same address still gets an RST at once.
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.22.1", edge.port + 1 if edge.port < 65535 else edge.port - 1),
+                                     timeout=2).close()
+    finally:
+        edge.stop()
+    assert table not in nft_tables()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.22.1", edge.port), timeout=2).close()
+
+
+def test_blackhole_tables_of_dead_processes_are_removed_by_the_next_one():
+    require_root_and_nft()
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait(10)  # a PID that no longer runs, as a killed sandbox's would be
+    orphan = SynDrop("127.0.22.2", 9)
+    orphan.table = f"{NFT_TABLE_PREFIX}{child.pid}_9_orphan"
+    done = subprocess.run(["nft", "add", "table", "ip", orphan.table], capture_output=True, text=True, timeout=10)
+    assert done.returncode == 0, done.stderr
+    edge = EdgeServer("127.0.22.3", Behaviour("blackhole"))
+    edge.start()
+    try:
+        assert orphan.table not in nft_tables()
+    finally:
+        edge.stop()
+        orphan.remove()
+
+
+def test_redirect_answers_its_status_and_location_with_the_port_filled_in():
+    edge = EdgeServer("127.0.22.4", Behaviour("redirect", status=302, location="http://{host}:{port}/login"),
+                      target_host=HOST)
+    edge.start()
+    try:
+        received, _ = raw_exchange("127.0.22.4", edge.port, CLOSE)
+        head = received.split(b"\r\n\r\n")[0].decode()
+        assert head.startswith("HTTP/1.1 302 Found")
+        assert f"Location: http://{HOST}:{edge.port}/login" in head.split("\r\n")
+        # A Location that leads back to the edge loops: curl -L gives up with exit code 47.
+        loop = EdgeServer("127.0.22.5", Behaviour("redirect", status=301, location="/health"), target_host=HOST)
+        loop.start()
+        try:
+            assert curl(loop.port, "127.0.22.5", extra=("-L", "--max-redirs", "3")).returncode == 47
+        finally:
+            loop.stop()
+    finally:
+        edge.stop()
+
+
+@pytest.mark.parametrize("fail_with, failed", [(503, b"HTTP/1.1 503"), ("empty_reply", b""), ("reset_mid_body", None)])
+def test_intermittent_fails_exactly_its_share_of_requests(fail_with, failed):
+    edge = EdgeServer("127.0.22.6", Behaviour("intermittent", share=0.25, fail_with=fail_with), hosts=[HOST])
+    edge.start()
+    try:
+        outcomes = []
+        for _ in range(8):
+            received, end = raw_exchange("127.0.22.6", edge.port, CLOSE)
+            outcomes.append("ok" if received.startswith(b"HTTP/1.1 200") and end == "eof" else (end, received[:12]))
+        # share 0.25: the 4th and the 8th request fail, the others are served.
+        assert [index for index, outcome in enumerate(outcomes) if outcome != "ok"] == [3, 7]
+        end, head = outcomes[3]
+        if fail_with == "reset_mid_body":
+            assert end == "reset"
+        else:
+            assert head.startswith(failed) and end == "eof"
+    finally:
+        edge.stop()
+
+
+def test_health_override_answers_the_health_path_and_leaves_the_rest_to_the_app():
+    body = '{"status":"DOWN","components":{"db":{"status":"DOWN"}}}'
+    edge = EdgeServer("127.0.22.7", Behaviour("healthy"), hosts=[HOST],
+                      health=HealthSpec(status=503, body=body, content_type="application/json"))
+    edge.start()
+    try:
+        received, _ = raw_exchange("127.0.22.7", edge.port, CLOSE)
+        head, _, payload = received.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 503") and payload.decode() == body
+        received, _ = raw_exchange("127.0.22.7", edge.port, CLOSE.replace(b"/health", b"/bot/health"))
+        assert received.startswith(b"HTTP/1.1 200")
+    finally:
+        edge.stop()
+
+
+def test_ipv6_edge_listens_on_the_ipv6_loopback():
+    edge = EdgeServer("::1", Behaviour("healthy"), hosts=[HOST])
+    try:
+        edge.start()
+    except OSError as error:  # a machine without IPv6 on loopback
+        pytest.skip(f"no IPv6 loopback here: {error}")
+    try:
+        result = curl(edge.port, "::1")
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout) == HEALTH_BODY
+    finally:
+        edge.stop()
+
+
+def test_binary_bytes_get_400_at_once_instead_of_a_wait():
+    edge = EdgeServer("127.0.22.8", Behaviour("healthy"), io_timeout=5)
+    edge.start()
+    try:
+        started = time.monotonic()
+        received, end = raw_exchange("127.0.22.8", edge.port, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", timeout=4)
+        assert received.startswith(b"HTTP/1.1 400") and time.monotonic() - started < 2
+    finally:
+        edge.stop()
+
+
+@pytest.mark.parametrize("kind, verifies, chain_length, issuer_url", [
+    ("intermediate", True, 2, True), ("missing_intermediate", False, 1, True), ("untrusted", False, 1, False),
+])
+def test_certificate_chains_as_the_tls_probe_sees_them(tmp_path, kind, verifies, chain_length, issuer_url):
+    from pytest_reachability.probes import tls as tls_probe
+
+    certificates = write_sandbox_certificates(tmp_path, HOST)
+    files = certificates.edges[kind]
+    edge = EdgeServer("127.0.22.9", Behaviour("healthy"), hosts=[HOST],
+                      tls_context=server_tls_context(files.cert_file, files.key_file))
+    edge.start()
+    try:
+        assert (curl(edge.port, "127.0.22.9", scheme="https", ca_file=certificates.ca_file).returncode == 0) is verifies
+
+        class Target:
+            host, port = HOST, edge.port
+
+        result = tls_probe.probe_address(Target(), "127.0.22.9", timeout=3, ca_bundle=certificates.ca_file)
+        if verifies:
+            assert result.ok
+            return
+        assert result.failure.value == "tls_untrusted" and "unable to get local issuer certificate" in result.detail
+        chain = result.tls.chain
+        assert len(chain) == chain_length and chain[0]["subject"] == f"CN={HOST}"
+        assert bool(chain[0]["issuer_url"]) is issuer_url
+    finally:
+        edge.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import subprocess
 import sys
 import textwrap
@@ -9,8 +10,12 @@ from pathlib import Path
 
 import kubernetes.client
 import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pytest_reachability.sandbox.scenario import (
+    SECTION_NAMES,
     Behaviour,
     ScenarioError,
     load_scenario,
@@ -48,7 +53,18 @@ def answers(scenario, resolver: str, name: str):
 
 def test_every_required_scenario_is_shipped():
     assert set(REQUIRED) <= set(scenario_names())
-    assert len(scenario_names()) >= 10
+    assert len(scenario_names()) >= 50
+
+
+@pytest.mark.parametrize("name", scenario_names())
+def test_shipped_scenario_says_what_its_diagnosis_must_find(name):
+    expect = load_scenario(name).expect
+    assert expect is not None, f"{name} has no expect block"
+    assert set(expect.failing) | set(expect.may_fail) <= set(SECTION_NAMES)
+    if expect.top is None:
+        assert not expect.failing, "a healthy world fails no section"
+    else:
+        assert expect.failing, "a fault fails at least one section"
 
 
 @pytest.mark.parametrize("name", scenario_names())
@@ -200,10 +216,15 @@ dns: {primary: {records: {bad.test: {A: [127.0.10.1]}}}}
 edges: [{address: 127.0.10.1, behaviour: healthy}]
 """
 
+def with_object(manifest: str) -> str:
+    """MINIMAL with one manifest (a YAML flow mapping) in kubernetes.objects."""
+    return MINIMAL + f"kubernetes:\n  objects:\n    - {manifest}\n"
+
+
 BAD_CASES = [
     ("behaviour typo", MINIMAL.replace("behaviour: healthy", "behaviour: emtpy_reply"),
-     "edges[0].behaviour: expected one of healthy, empty_reply, refuse, reset_mid_body, hang, garbage, "
-     "{http_status: N} or {slow: DURATION}, got 'emtpy_reply'"),
+     "edges[0].behaviour: expected one of healthy, empty_reply, refuse, reset_mid_body, hang, garbage, blackhole, "
+     "{http_status: N}, {slow: DURATION}, {redirect: {location: URL}} or {intermittent: {share: F}}, got 'emtpy_reply'"),
     ("missing target", MINIMAL.replace("target: {host: bad.test}\n", ""),
      "target: expected a value (required), got nothing"),
     ("bad A record", MINIMAL.replace("A: [127.0.10.1]", "A: [999.0.0.1]"),
@@ -215,16 +236,19 @@ BAD_CASES = [
     ("OS resolver address", MINIMAL.replace("address: 127.0.10.1", "address: 127.0.0.53"),
      "edges[0].address: expected an address other than 127.0.0.53 (the OS resolver's), got '127.0.0.53'"),
     ("edge off loopback", MINIMAL.replace("address: 127.0.10.1", "address: 10.0.0.1"),
-     "edges[0].address: expected an IPv4 address in 127.0.0.0/8, got '10.0.0.1'"),
+     "edges[0].address: expected an IPv4 address in 127.0.0.0/8 or ::1, got '10.0.0.1'"),
+    ("IPv6 edge other than ::1", MINIMAL.replace("address: 127.0.10.1", "address: '::2'"),
+     "edges[0].address: expected an IPv4 address in 127.0.0.0/8 or ::1, got '::2'"),
     ("bad status", MINIMAL.replace("behaviour: healthy", "behaviour: {http_status: 700}"),
      "edges[0].behaviour.http_status: expected an HTTP status from 100 to 599, got 700"),
     ("bad duration", MINIMAL.replace("behaviour: healthy", "behaviour: {slow: soon}"),
      "edges[0].behaviour.slow: expected a duration such as 300ms or 2s (at most 600s), got 'soon'"),
     ("bad tls", MINIMAL.replace("behaviour: healthy}", "behaviour: healthy, tls: self_signed}"),
-     "edges[0].tls: expected one of good, expired, wrong_host, untrusted, got 'self_signed'"),
+     "edges[0].tls: expected one of good, expired, wrong_host, untrusted, intermediate, missing_intermediate, "
+     "got 'self_signed'"),
     ("unknown key", MINIMAL + "edge: []\n",
      "edge: expected one of the keys name, description, target, namespace, dns, edges, in_cluster, "
-     "kubernetes, application, postgres, got 'edge'"),
+     "kubernetes, application, postgres, expect, got 'edge'"),
     ("bad scheme", MINIMAL.replace("{host: bad.test}", "{host: bad.test, scheme: ftp}"),
      "target.scheme: expected http or https, got 'ftp'"),
     ("load balancer not an edge", MINIMAL + textwrap.dedent("""\
@@ -259,6 +283,41 @@ BAD_CASES = [
      "kubernetes.remove: expected one of the keys objects, logs, deny, got 'remove'"),
     ("record and rcode", MINIMAL.replace("A: [127.0.10.1]", "A: [127.0.10.1], rcode: SERVFAIL"),
      "dns.primary.records.bad.test: expected either records or one of rcode / no_answer, got 'both'"),
+    ("load balancer status not a mapping",
+     with_object('{apiVersion: v1, kind: Service, metadata: {name: api, namespace: production}, status: {loadBalancer: "-12x"}}'),
+     "kubernetes.objects[0].status.loadBalancer: expected a valid dictionary or instance of V1LoadBalancerStatus, "
+     "got '-12x'"),
+    ("port not a number",
+     with_object("{apiVersion: v1, kind: Service, metadata: {name: api, namespace: production}, spec: {ports: [{port: http}]}}"),
+     "kubernetes.objects[0].spec.ports[0].port: expected a valid integer, got 'http'"),
+    ("image not a string",
+     with_object("{apiVersion: v1, kind: Pod, metadata: {name: p, namespace: production}, spec: {containers: [{name: c, image: 3}]}}"),
+     "kubernetes.objects[0].spec.containers[0].image: expected a valid string, got 3"),
+    ("condition status a boolean",
+     with_object("{apiVersion: v1, kind: Pod, metadata: {name: p, namespace: production}, "
+                 "status: {conditions: [{type: Ready, status: true}]}}"),
+     "kubernetes.objects[0].status.conditions[0].status: expected a valid string, got true"),
+    ("bad redirect status", MINIMAL.replace("behaviour: healthy", "behaviour: {redirect: {location: /x, status: 200}}"),
+     "edges[0].behaviour.redirect.status: expected a redirect status (301, 302, 303, 307 or 308), got 200"),
+    ("intermittent share of 1", MINIMAL.replace("behaviour: healthy", "behaviour: {intermittent: {share: 1}}"),
+     "edges[0].behaviour.intermittent.share: expected a fraction between 0 and 1 (exclusive), got 1"),
+    ("intermittent failure unknown", MINIMAL.replace("behaviour: healthy", "behaviour: {intermittent: {share: 0.5, fail_with: hang}}"),
+     "edges[0].behaviour.intermittent.fail_with: expected an HTTP status from 400 to 599 or one of empty_reply, "
+     "reset_mid_body, got 'hang'"),
+    ("health status out of range", MINIMAL.replace("behaviour: healthy}", "behaviour: healthy, health: {status: 42}}"),
+     "edges[0].health.status: expected an HTTP status from 100 to 599, got 42"),
+    ("health body a number", MINIMAL.replace("behaviour: healthy}", "behaviour: healthy, health: {body: 7}}"),
+     "edges[0].health.body: expected text, a mapping or a list, got 7"),
+    ("blackhole in cluster", MINIMAL + "in_cluster: {behaviour: blackhole}\n",
+     "in_cluster.behaviour: expected a behaviour of a listening server (not refuse or blackhole), got 'blackhole'"),
+    ("postgres state unknown", MINIMAL + "postgres: {state: sleepy}\n",
+     "postgres.state: expected one of running, down, slow, wrong_password, missing_database, got 'sleepy'"),
+    ("postgres slow without delay", MINIMAL + "postgres: {state: slow}\n",
+     "postgres.delay: expected a duration above 0 for state slow, got nothing"),
+    ("expect top not a rule id", MINIMAL + "expect: {top: Pods Crashing}\n",
+     "expect.top: expected a rule id (lower-case words joined by '-') or null, got 'Pods Crashing'"),
+    ("expect failing not a list", MINIMAL + "expect: {top: null, failing: dns}\n",
+     "expect.failing: expected a list of section names, got 'dns'"),
 ]
 
 
@@ -312,3 +371,131 @@ def test_cli_lists_every_scenario_with_its_description():
     assert [line.split()[0] for line in lines] == scenario_names()
     incident = next(line for line in lines if line.startswith("incident-2025-12-08"))
     assert load_scenario("incident-2025-12-08").description in incident
+
+
+def test_new_schema_keys_load_into_the_model(tmp_path):
+    path = write(tmp_path, """
+        name: everything
+        description: every newer schema key at once
+        target: {host: api.test}
+        dns: {primary: {records: {api.test: {A: [127.0.10.1], AAAA: ["::1"]}}}}
+        edges:
+          - {address: 127.0.10.1, behaviour: blackhole}
+          - {address: 127.0.10.2, behaviour: {redirect: {location: "https://{host}:{port}/health", status: 308}}}
+          - {address: 127.0.10.3, behaviour: {intermittent: {share: 0.25, fail_with: empty_reply}}}
+          - address: "::1"
+            behaviour: healthy
+            tls: missing_intermediate
+            health: {path: /healthz, status: 503, body: {status: DOWN, components: {db: {status: DOWN}}}}
+        in_cluster: {behaviour: healthy, health: {body: "ok"}}
+        postgres: {state: slow, delay: 250ms}
+        expect: {top: dependency-unhealthy, failing: [api-health], may_fail: [performance]}
+        """)
+    scenario = load_scenario(path)
+    assert edge(scenario, "127.0.10.1").behaviour == Behaviour("blackhole")
+    assert edge(scenario, "127.0.10.2").behaviour == Behaviour("redirect", status=308, location="https://{host}:{port}/health")
+    assert edge(scenario, "127.0.10.3").behaviour == Behaviour("intermittent", share=0.25, fail_with="empty_reply")
+    v6 = edge(scenario, "::1")
+    assert v6.tls == "missing_intermediate"
+    assert (v6.health.path, v6.health.status, v6.health.content_type) == ("/healthz", 503, "application/json")
+    assert v6.health.body == '{"status":"DOWN","components":{"db":{"status":"DOWN"}}}'
+    assert (scenario.in_cluster_health.body, scenario.in_cluster_health.content_type) == ("ok", "text/plain")
+    assert (scenario.postgres, scenario.database.state, scenario.database.delay) == (True, "slow", 0.25)
+    assert (scenario.expect.top, scenario.expect.failing, scenario.expect.may_fail) == (
+        "dependency-unhealthy", ("api-health",), ("performance",))
+
+
+def test_plugin_turns_a_malformed_scenario_into_a_one_line_usage_error(tmp_path):
+    bad = write(tmp_path, MINIMAL + textwrap.dedent("""\
+        kubernetes:
+          objects:
+            - apiVersion: v1
+              kind: Service
+              metadata: {name: api, namespace: production}
+              status: {loadBalancer: "-12x"}
+        """))
+    (tmp_path / "test_nothing.py").write_text("def test_nothing():\n    pass\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:hypothesispytest", f"--sandbox={bad}",
+         "test_nothing.py"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 4, result.stdout + result.stderr
+    output = (result.stdout + result.stderr).strip()
+    assert "INTERNALERROR" not in output and "Traceback" not in output
+    assert output.splitlines() == [
+        f"ERROR: --sandbox: {bad}: kubernetes.objects[0].status.loadBalancer: expected a valid dictionary or "
+        "instance of V1LoadBalancerStatus, got '-12x'"]
+
+
+# -- fuzzing: mutated valid scenarios either load or fail with one line ------------------------------------
+
+FUZZ_SOURCES = ("healthy", "incident-2025-12-08", "crashloop", "healthy-ipv6", "intermittent-503", "db-slow",
+                "health-spring-redis-down", "rollout-image-missing")
+
+
+def _documents() -> list[dict]:
+    from pytest_reachability.sandbox.scenario import SCENARIOS_DIR
+
+    return [yaml.safe_load((SCENARIOS_DIR / f"{name}.yaml").read_text()) for name in FUZZ_SOURCES]
+
+
+def _paths(node, prefix=()):
+    yield prefix
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _paths(value, (*prefix, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _paths(value, (*prefix, index))
+
+
+DOCUMENTS = _documents()
+PATHS = [list(_paths(document)) for document in DOCUMENTS]
+# Values of the wrong type, shape or range for most places: what a hand-written file gets wrong.
+ODD_SCALARS = st.one_of(
+    st.none(), st.booleans(), st.integers(min_value=-(2**40), max_value=2**40),
+    st.floats(allow_nan=True, allow_infinity=True), st.sampled_from(
+        ["-12x", "", " ", "127.0.10.53", "::1", "999.1.1.1", "-2d", "3s", "True", "null", "a" * 300, "\x00",
+         "LoadBalancer", "production", "http", "{port}", "https://", "/health", "Ready", "97v.test", "*"]),
+    st.text(max_size=12),
+)
+ODD_VALUES = st.recursive(ODD_SCALARS, lambda children: st.one_of(
+    st.lists(children, max_size=3), st.dictionaries(st.sampled_from(["ip", "name", "port", "status", "x", "A"]), children,
+                                                    max_size=3)), max_leaves=6)
+
+
+def _mutate(document: dict, path: tuple, how: str, value) -> dict:
+    mutated = copy.deepcopy(document)
+    if not path:
+        return mutated if how != "replace" else {"name": value}
+    parent = mutated
+    for step in path[:-1]:
+        parent = parent[step]
+    last = path[-1]
+    if how == "delete":
+        del parent[last]
+    elif how == "wrap":
+        parent[last] = [parent[last]]
+    elif how == "unknown-key" and isinstance(parent[last], dict):
+        parent[last]["unexpected"] = value
+    else:
+        parent[last] = value
+    return mutated
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(data=st.data())
+def test_fuzzed_scenarios_load_or_fail_in_one_line(tmp_path_factory, data):
+    index = data.draw(st.integers(min_value=0, max_value=len(DOCUMENTS) - 1), label="document")
+    path = data.draw(st.sampled_from(PATHS[index]), label="path")
+    how = data.draw(st.sampled_from(["replace", "replace", "replace", "delete", "wrap", "unknown-key"]), label="how")
+    value = data.draw(ODD_VALUES, label="value")
+    document = _mutate(DOCUMENTS[index], path, how, value)
+    target = tmp_path_factory.mktemp("fuzz") / "fuzzed.yaml"
+    target.write_text(yaml.safe_dump(document, allow_unicode=True))
+    try:
+        load_scenario(target)
+    except ScenarioError as error:
+        message = str(error)
+        assert message and "\n" not in message and "Traceback" not in message
+        assert message.startswith((f"{target}: ", "unknown scenario")), message
