@@ -187,6 +187,8 @@ RULE_CASES = [
     # application
     (R.dependency_unhealthy, [("http_probe", E.http_probe("127.0.10.53", "http_status", 503, body='{"status":"DOWN","components":{"redis":{"status":"DOWN"}}}'))],
      [("http_probe", E.http_probe("127.0.10.53", None, 200, body='{"status":"UP","components":{"redis":{"status":"UP"}}}'))]),
+    (R.app_reports_unhealthy, [("http_probe", E.http_probe("127.0.10.53", None, 200, body='{"status": "DOWN"}'))],
+     [("http_probe", E.http_probe("127.0.10.53", "http_status", 503, body='{"status":"DOWN","components":{"db":{"status":"DOWN"}}}'))]),
     (R.in_cluster_unhealthy, [("in_cluster_health", E.in_cluster(500, body='{"detail": "Internal Server Error"}'))],
      [("in_cluster_health", E.in_cluster(503, "no endpoints available", no_endpoints=True))]),
     (R.database_refused, [("app_check", E.app_check("database", "database answers directly", False,

@@ -88,6 +88,7 @@ CAUSES: dict[str, tuple[str, ...]] = {
               "body-mismatch")
        for rule in ("database-refused", "database-timeout", "database-auth-failed", "database-missing")},
     "dependency-unhealthy": ("http-5xx", "in-cluster-unhealthy", "body-mismatch", "intermittent-failures"),
+    "app-reports-unhealthy": ("http-5xx", "in-cluster-unhealthy", "body-mismatch"),
     "in-cluster-unhealthy": ("http-5xx", "body-mismatch"),
     "database-slow": ("slow-responses",),
     **{rule: ("only-in-cluster-traffic",) for rule in ("tcp-refused", "tcp-timeout", "tcp-unreachable", "edge-empty-reply",
@@ -135,6 +136,7 @@ PRECEDENCE = (
     "database-timeout",
     "database-slow",
     "dependency-unhealthy",
+    "app-reports-unhealthy",
     "tls-expired",
     "tls-wrong-host",
     "tls-incomplete-chain",

@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 from .facts import Facts
 from .rules_app import (
+    app_reports_unhealthy,
     database_auth_failed,
     database_missing,
     database_refused,
@@ -159,6 +160,7 @@ RULES: tuple[Rule, ...] = (
     tls_timeout,
     # application
     dependency_unhealthy,
+    app_reports_unhealthy,
     in_cluster_unhealthy,
     database_refused,
     database_timeout,

@@ -179,6 +179,28 @@ def dependency_unhealthy(facts: Facts) -> Theory | None:
     return theory
 
 
+def app_reports_unhealthy(facts: Facts) -> Theory | None:
+    """The service answers, and its health body says it is not healthy without naming a failing component."""
+    readings = health_readings(facts)
+    if any(reading.failing for _where, reading, _source in readings):
+        return None  # a named dependency: dependency-unhealthy says more
+    unhealthy = [(where, reading) for where, reading, _source in readings if reading.healthy is False]
+    if not unhealthy:
+        return None
+    where, reading = unhealthy[0]
+    degraded = ", ".join(d.describe() for d in reading.degraded[:3])
+    title = (f"the service answers, but its health body reports status {reading.status!r}"
+             f"{' (degraded: ' + degraded + ')' if degraded else ''}: it declares itself unhealthy without naming a "
+             "failing component — its own logs say why")
+    evidence = [f"{w}: {reading_line(r)}" for w, r in unhealthy[:3]]
+    confirm = [curl_of(p, facts.context) for p in facts.http_probes("dns")[:1]]
+    confirm.append(kubectl(facts.context, f"logs -l {_selector(facts)} --tail=100"))
+    fix = ["Read the application's logs around its health check for what it considers unhealthy, and fix that"]
+    theory = Theory("app-reports-unhealthy", title, 0.6, evidence, confirm, fix, subjects=[where])
+    theory.explains = facts.explain(("api-health", "api-internal"))
+    return theory
+
+
 def reading_line(reading: HealthReading) -> str:
     parts = [f"{reading.shape} body"]
     if reading.status is not None:

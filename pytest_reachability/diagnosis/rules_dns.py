@@ -202,19 +202,26 @@ def dns_not_loadbalancer(facts: Facts) -> Theory | None:
     balancers = facts.loadbalancer_addresses()
     if not answers or not balancers:
         return None
-    stray = [a for a in answers if a not in balancers]
+    target = facts.target_service()
+    # The addresses that serve the target: its LoadBalancer, LoadBalancers selecting the same pods, its Ingress.
+    candidates = facts.candidate_addresses()
+    routed = _routed_elsewhere(facts, target)
+    if routed:
+        # The Service was picked because DNS answers its address, but the host's Ingress routes elsewhere:
+        # judge DNS by where the Ingress sends the host.
+        candidates = routed
+    if not candidates:
+        return None
+    own = {address for address, _owner in candidates}
+    # A stray answer is none of those; when the target's Service is not known, no LoadBalancer/Ingress at all.
+    stray = [a for a in answers if (a not in own if target is not None else a not in balancers)]
     if not stray:
         return None
     name = dns.get("name") or facts.context.host
     ctx = facts.context
-    target = facts.target_service()
     dns_probes = {p.get("address"): p for p in facts.http_probes("dns")}
     lb_probes = facts.http_probes("loadbalancer")
     healthy_lb = [p for p in lb_probes if probe_ok(p)]
-    # The address to point at: the first candidate (target Service, its twins, its Ingress) that answers.
-    candidates = facts.candidate_addresses()
-    if not candidates:
-        return None
     answered = {p.get("address") for p in healthy_lb}
     good_address, good_service = next(((a, o) for a, o in candidates if a in answered), candidates[0])
     good_answers = any(p.get("address") == good_address for p in healthy_lb)
@@ -234,6 +241,9 @@ def dns_not_loadbalancer(facts: Facts) -> Theory | None:
         confidence -= 0.3  # the record likely held the pending LoadBalancer's old address
 
     what = f", which {describe_failure(stray_probe)}" if stray_probe is not None else ""
+    others = [balancers[a] for a in stray if a in balancers]
+    if others:
+        what = f" ({others[0]}, not the target's){what}"
     verb = "answers" if good_answers else "has its address"
     kind = record_types(stray)
     title = (
@@ -241,6 +251,9 @@ def dns_not_loadbalancer(facts: Facts) -> Theory | None:
         f"{owner_phrase(good_service)} {verb} at {good_address} — update the record"
     )
     evidence = [f"DNS {name} -> {', '.join(answers)} (resolvers: {', '.join(dns_resolvers(facts))})"]
+    if routed:
+        evidence.append(f"the Ingress rules for {name} route to Service {', '.join(sorted({o for _a, o in routed if not o.startswith('Ingress ')}))}, "
+                        f"not to {target.get('name')}, whose LoadBalancer DNS answers")
     evidence.append(
         "LoadBalancer/Ingress addresses in the cluster: "
         + ", ".join(f"{a} ({owner})" for a, owner in balancers.items())
@@ -271,6 +284,21 @@ def dns_not_loadbalancer(facts: Facts) -> Theory | None:
     theory = Theory("dns-not-loadbalancer", title, confidence, evidence, confirm, fix, subjects=stray, verify=verify)
     theory.explains = facts.explain(("dns",)) + facts.explain(("tcp", "tls", "api-health", "performance"), stray)
     return theory
+
+
+def _routed_elsewhere(facts: Facts, target: dict | None) -> list[tuple[str, str]]:
+    """(address, owner) of the Services the Ingress rules for the host route to, when the target Service is not
+    one of them (DNS answers another Service's LoadBalancer); empty otherwise."""
+    host = facts.context.host
+    if target is None or not host:
+        return []
+    backends = {path.get("service") for ingress in facts.ingresses_for_host(host) for rule in ingress.get("rules") or []
+                for path in rule.get("paths") or [] if path.get("service")}
+    if not backends or target.get("name") in backends:
+        return []
+    found = [(a, str(s.get("name"))) for s in facts.services() if s.get("name") in backends for a in s.get("lb_addresses") or []]
+    found += [(a, f"Ingress {i.get('name')}") for i in facts.ingresses_for_host(host) for a in i.get("addresses") or []]
+    return found
 
 
 def resolvers_disagree(facts: Facts) -> Theory | None:

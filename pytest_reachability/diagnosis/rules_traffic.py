@@ -174,7 +174,7 @@ def edge_empty_reply(facts: Facts) -> Theory | None:
     title = f"{address} accepts connections and closes them without a reply"
     if inside:
         title += " while the app is healthy inside the cluster"
-    title += ": that edge has no healthy backend (or expects another port or protocol)"
+    title += " — likely no healthy backend behind it, or it expects another port or protocol"
     evidence = [probe_line(p) for p in empties[:3]]
     for check in facts.in_cluster_health():
         evidence.append(f"in-cluster GET {check.get('path')} on Service {check.get('service')}: {check.get('status')} "
