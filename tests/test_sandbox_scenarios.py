@@ -389,7 +389,7 @@ def test_new_schema_keys_load_into_the_model(tmp_path):
             health: {path: /healthz, status: 503, body: {status: DOWN, components: {db: {status: DOWN}}}}
         in_cluster: {behaviour: healthy, health: {body: "ok"}}
         postgres: {state: slow, delay: 250ms}
-        expect: {top: dependency-unhealthy, failing: [api-health], may_fail: [performance]}
+        expect: {top: dependency-unhealthy, failing: [api-health], may_fail: [performance], cluster: false}
         """)
     scenario = load_scenario(path)
     assert edge(scenario, "127.0.10.1").behaviour == Behaviour("blackhole")
@@ -401,8 +401,8 @@ def test_new_schema_keys_load_into_the_model(tmp_path):
     assert v6.health.body == '{"status":"DOWN","components":{"db":{"status":"DOWN"}}}'
     assert (scenario.in_cluster_health.body, scenario.in_cluster_health.content_type) == ("ok", "text/plain")
     assert (scenario.postgres, scenario.database.state, scenario.database.delay) == (True, "slow", 0.25)
-    assert (scenario.expect.top, scenario.expect.failing, scenario.expect.may_fail) == (
-        "dependency-unhealthy", ("api-health",), ("performance",))
+    assert (scenario.expect.top, scenario.expect.failing, scenario.expect.may_fail, scenario.expect.cluster) == (
+        "dependency-unhealthy", ("api-health",), ("performance",), False)
 
 
 def test_plugin_turns_a_malformed_scenario_into_a_one_line_usage_error(tmp_path):

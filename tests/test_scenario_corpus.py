@@ -14,7 +14,7 @@ import pytest
 
 from pytest_reachability.sandbox import postgres
 from pytest_reachability.sandbox.edges import syn_drop_unavailable_reason
-from pytest_reachability.sandbox.evaluate import corpus, run_scenario
+from pytest_reachability.sandbox.evaluate import Row, corpus, format_table, judge, run_scenario
 from pytest_reachability.sandbox.scenario import load_scenario
 
 NAMES = corpus()
@@ -45,3 +45,31 @@ def test_the_top_theory_names_the_scenario_fault(name, tmp_path):
         require(postgres.unavailable_reason())
     row = run_scenario(name, workdir=tmp_path)
     assert row.hit, row.problem()
+
+
+def document(theories, failing=("api-health",)):
+    sections = {name: {"status": "FAIL" if name in failing else "PASS"} for name in ("dns", "api-health", "cluster")}
+    return {"theories": [{"rule": r, "confidence": c, "title": f"{r} title", "confirm": list(confirm), "fix": []}
+                         for r, c, confirm in theories], "sections": sections}
+
+
+@pytest.mark.parametrize("expected, cluster, theories, failing, hit", [
+    ("tcp-refused", True, [("tcp-refused", 0.7, ["curl ..."])], ("api-health",), True),
+    ("tcp-refused", True, [("http-5xx", 0.8, []), ("tcp-refused", 0.7, [])], ("api-health",), False),
+    ("tcp-refused", True, [("tcp-refused", 0.7, [])], ("api-health", "dns"), False),
+    (None, True, [], (), True),
+    (None, True, [("duplicate-loadbalancers", 0.28, [])], (), True),
+    (None, True, [("duplicate-loadbalancers", 0.55, [])], (), False),
+    ("edge-empty-reply", False, [("edge-empty-reply", 0.45, ["kubectl -n p get svc  # needs cluster access (run with --kubeconfig)"])],
+     ("api-health",), True),
+    ("edge-empty-reply", False, [("edge-empty-reply", 0.45, ["kubectl -n p get svc"])], ("api-health",), False),
+])
+def test_a_row_hits_only_with_the_expected_top_theory_sections_and_honest_commands(expected, cluster, theories, failing, hit):
+    row = judge(Row("world", expected, expected_failing=["api-health"] if expected else [], cluster=cluster),
+                document(theories, failing))
+    assert row.hit is hit
+    assert bool(row.problem()) is not hit
+    table = format_table([row])
+    assert ("with the failing sections as expected too: 1/1" in table) is hit
+    if not hit:
+        assert row.problem() in table

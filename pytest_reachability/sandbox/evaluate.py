@@ -4,7 +4,9 @@ Each scenario with an ``expect:`` block runs the built-in suite exactly as a use
 (``python -m pytest --pyargs pytest_reachability.suites --sandbox NAME``) in a fresh process and an empty
 folder; its results JSON gives the ranked theories and the sections' outcomes, which are compared with
 the scenario's ``expect``: the top theory's rule (``null``: no theory above 50 %), and the failing sections
-(every section in ``failing`` fails, no other section does except those in ``may_fail``).
+(every section in ``failing`` fails, no other section does except those in ``may_fail``). With ``cluster: false``
+the sandbox is started here and the suite pointed at its target and resolvers without a kubeconfig, as a user
+without cluster access runs it.
 
 ``python -m pytest_reachability.sandbox --evaluate`` prints the table and the top-1 rate; the corpus test
 (``tests/test_scenario_corpus.py``) asserts every row.
@@ -13,6 +15,7 @@ the scenario's ``expect``: the top theory's rule (``null``: no theory above 50 %
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import json
 import os
 import signal
@@ -49,6 +52,9 @@ class Row:
     seconds: float = 0.0
     error: str | None = None  # the run did not produce results (exit code, timeout, no JSON)
     ranking: list[tuple[str, float]] = field(default_factory=list)
+    cluster: bool = True
+    # Without cluster access: kubectl lines offered as confirm or fix that do not say they need it.
+    unmarked_kubectl: list[str] = field(default_factory=list)
 
     @property
     def top_hit(self) -> bool:
@@ -67,7 +73,7 @@ class Row:
 
     @property
     def hit(self) -> bool:
-        return self.top_hit and self.sections_hit
+        return self.top_hit and self.sections_hit and not self.unmarked_kubectl
 
     def problem(self) -> str:
         """One line saying how the row misses its expectation ('' when it hits)."""
@@ -79,6 +85,8 @@ class Row:
         if not self.sections_hit:
             parts.append(f"failing sections {sorted(self.failing)}, expected {sorted(self.expected_failing)}"
                          + (f" (may also fail: {sorted(self.may_fail)})" if self.may_fail else ""))
+        if self.unmarked_kubectl:
+            parts.append(f"kubectl offered without saying it needs cluster access: {self.unmarked_kubectl[0]}")
         return f"{self.scenario}: " + "; ".join(parts) if parts else ""
 
 
@@ -102,14 +110,24 @@ def run_scenario(name: str, *, probe_timeout: float = 3.0, timeout: float = RUN_
     scenario = load_scenario(name)
     expect = scenario.expect or ExpectSpec(top=None)
     row = Row(scenario=scenario.name, expected=expect.top, expected_failing=list(expect.failing),
-              may_fail=list(expect.may_fail))
+              may_fail=list(expect.may_fail), cluster=expect.cluster)
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix=f"reachability-evaluate-{scenario.name}-", dir=workdir) as folder:
+    with tempfile.TemporaryDirectory(prefix=f"reachability-evaluate-{scenario.name}-", dir=workdir) as folder, \
+            contextlib.ExitStack() as stack:
         results = Path(folder) / "results.json"
-        target = str(resolve_scenario_path(name).resolve()) if ("/" in name or name.endswith((".yaml", ".yml"))) else name
-        command = [sys.executable, "-m", "pytest", *SUITE_ARGS, "--sandbox", target,
+        env = suite_environment(Path(folder))
+        if expect.cluster:
+            target = str(resolve_scenario_path(name).resolve()) if ("/" in name or name.endswith((".yaml", ".yml"))) else name
+            pointing = ["--sandbox", target]
+        else:
+            from . import Sandbox
+
+            info = stack.enter_context(Sandbox(scenario))
+            pointing = ["--target", info.target, "--ca-bundle", info.ca_bundle, "--namespace", info.namespace]
+            pointing += [f"--resolver={resolver}" for resolver in info.resolvers]
+        command = [sys.executable, "-m", "pytest", *SUITE_ARGS, *pointing,
                    "--probe-timeout", f"{probe_timeout:g}", "--results-json", str(results)]
-        process = subprocess.Popen(command, cwd=folder, env=suite_environment(Path(folder)), stdout=subprocess.PIPE,
+        process = subprocess.Popen(command, cwd=folder, env=env, stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT, text=True, start_new_session=True)
         try:
             output, _ = process.communicate(timeout=timeout)
@@ -136,6 +154,9 @@ def judge(row: Row, data: dict[str, Any]) -> Row:
         row.top, row.confidence, row.title = theories[0].get("rule"), float(theories[0].get("confidence") or 0), \
             theories[0].get("title") or ""
     row.failing = sorted(name for name, section in (data.get("sections") or {}).items() if section.get("status") == "FAIL")
+    if not row.cluster:
+        row.unmarked_kubectl = [line for theory in theories for line in (theory.get("confirm") or []) + (theory.get("fix") or [])
+                                if str(line).lstrip().startswith("kubectl") and "needs cluster access" not in str(line)]
     return row
 
 

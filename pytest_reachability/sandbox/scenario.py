@@ -46,6 +46,7 @@ Schema (every key except ``name``, ``description``, ``target``, ``dns`` is optio
       top: dns-not-loadbalancer        # the top theory's rule, or null for a healthy world
       failing: [dns, api-health]       # exactly the sections that fail
       may_fail: [performance]          # sections allowed to fail too (timing-dependent checks)
+      cluster: false                   # judge a run without cluster access (no kubeconfig; default true)
 
 Edge behaviours, beyond the plain ones:
 
@@ -215,6 +216,7 @@ class ExpectSpec:
     top: str | None
     failing: tuple[str, ...] = ()
     may_fail: tuple[str, ...] = ()
+    cluster: bool = True  # False: the suite runs without a kubeconfig, as a user without cluster access would
 
 
 @dataclass(frozen=True)
@@ -603,7 +605,7 @@ class _Validator:
         return True, DatabaseSpec(state=state, delay=delay)
 
     def expect(self, value: Any) -> ExpectSpec:
-        self.mapping(value, "expect", ("top", "failing", "may_fail"), ("top",))
+        self.mapping(value, "expect", ("top", "failing", "may_fail", "cluster"), ("top",))
         top = value["top"]
         if top is not None and (not isinstance(top, str) or not _RULE_ID.match(top)):
             raise self.fail("expect.top", "a rule id (lower-case words joined by '-') or null", top)
@@ -613,7 +615,10 @@ class _Validator:
             if not isinstance(items, list) or not all(isinstance(item, str) and item for item in items):
                 raise self.fail(f"expect.{key}", "a list of section names", items)
             lists.append(tuple(items))
-        return ExpectSpec(top=top, failing=lists[0], may_fail=lists[1])
+        cluster = value.get("cluster", True)
+        if cluster is not True and cluster is not False:
+            raise self.fail("expect.cluster", "true or false", cluster)
+        return ExpectSpec(top=top, failing=lists[0], may_fail=lists[1], cluster=cluster)
 
     def health(self, value: Any, path: str) -> HealthSpec:
         self.mapping(value, path, ("path", "status", "body", "content_type"))
