@@ -401,8 +401,8 @@ def _tls_failures(facts: Facts, classes: tuple[str, ...]) -> list[dict[str, Any]
 
 
 def _tls_theory(facts: Facts, rule: str, classes: tuple[str, ...], title: str, confidence: float,
-                fix: list[str]) -> Theory | None:
-    failures = _tls_failures(facts, classes)
+                fix: list[str], failures: list[dict[str, Any]] | None = None) -> Theory | None:
+    failures = _tls_failures(facts, classes) if failures is None else failures
     if not failures:
         return None
     first = failures[0]
@@ -475,17 +475,15 @@ def tls_incomplete_chain(facts: Facts) -> Theory | None:
     failures = [p for p in _tls_failures(facts, ("tls_untrusted",)) if _missing_intermediate(p)]
     if not failures:
         return None
-    theory = _tls_theory(
+    return _tls_theory(
         facts, "tls-incomplete-chain", ("tls_untrusted",),
         "the server at {address} sends its certificate for {host} without the intermediate CA certificate "
         "({issuer}, published at {issuer_url}): clients that do not already hold that intermediate cannot verify it",
         0.85,
         ["Serve the full chain (leaf followed by the intermediate: fullchain.pem); cert-manager writes it into "
          "tls.crt, a hand-made Secret must contain both certificates"],
+        failures,
     )
-    if theory is not None:
-        theory.subjects = list(dict.fromkeys(str(p.get("address")) for p in failures))
-    return theory
 
 
 def tls_untrusted(facts: Facts) -> Theory | None:
@@ -503,6 +501,7 @@ def tls_untrusted(facts: Facts) -> Theory | None:
         "the TLS certificate for {host} at {address} is not trusted: " + why, 0.75,
         ["Serve a certificate from a CA clients trust (cert-manager: a production ClusterIssuer) with its full "
          "chain, or pass --ca-bundle for a private CA"],
+        failures,
     )
 
 
