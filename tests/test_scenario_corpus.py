@@ -2,8 +2,9 @@
 runs it (``pytest --pyargs pytest_reachability.suites --sandbox NAME`` in a fresh process), must end with the
 expected top theory (none above 50 % for a healthy world) and exactly the expected failing sections.
 
-``python -m pytest_reachability.sandbox --evaluate`` prints the same judgement as a table with the top-1 rate.
-Scenarios are independent processes; under ``-n 2`` xdist runs two at a time.
+One test runs them all, ``CORPUS_JOBS`` at a time (default 2; the runs mostly wait on probe timeouts), so the
+corpus costs the same few minutes serially and under ``-n 2``. ``python -m pytest_reachability.sandbox
+--evaluate`` prints the same judgement as a table with the top-1 rate.
 """
 
 from __future__ import annotations
@@ -14,19 +15,26 @@ import pytest
 
 from pytest_reachability.sandbox import postgres
 from pytest_reachability.sandbox.edges import syn_drop_unavailable_reason
-from pytest_reachability.sandbox.evaluate import Row, corpus, format_table, judge, run_scenario
+from pytest_reachability.sandbox.evaluate import Row, corpus, evaluate, format_table, judge
 from pytest_reachability.sandbox.scenario import load_scenario
 
 NAMES = corpus()
+CORPUS_JOBS = max(1, int(os.environ.get("REACHABILITY_CORPUS_JOBS", "2")))
 
 
-def require(reason: str | None) -> None:
-    """Skip a scenario this machine cannot run, saying why; CI must run every one."""
-    if reason is None:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason}; CI runs the whole corpus")
-    pytest.skip(reason)
+def unrunnable_reason(name: str) -> str | None:
+    """Why this machine cannot run a scenario as written (None when it can)."""
+    scenario = load_scenario(name)
+    if any(edge.behaviour.kind == "blackhole" for edge in scenario.edges):
+        reason = syn_drop_unavailable_reason()
+        if reason:
+            return reason
+    if scenario.postgres and scenario.database.state != "running":
+        return postgres.unavailable_reason()
+    return None
+
+
+UNRUNNABLE = {name: reason for name in NAMES if (reason := unrunnable_reason(name))}
 
 
 def test_the_corpus_is_large_and_covers_healthy_worlds():
@@ -36,15 +44,20 @@ def test_the_corpus_is_large_and_covers_healthy_worlds():
     assert len({load_scenario(name).expect.top for name in NAMES}) >= 40
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_the_top_theory_names_the_scenario_fault(name, tmp_path):
-    scenario = load_scenario(name)
-    if any(edge.behaviour.kind == "blackhole" for edge in scenario.edges):
-        require(syn_drop_unavailable_reason())
-    if scenario.postgres and scenario.database.state != "running":
-        require(postgres.unavailable_reason())
-    row = run_scenario(name, workdir=tmp_path)
-    assert row.hit, row.problem()
+def test_every_scenario_ends_with_its_expected_top_theory(tmp_path):
+    runnable = [name for name in NAMES if name not in UNRUNNABLE]
+    rows = evaluate(runnable, jobs=CORPUS_JOBS)
+    misses = [row.problem() for row in rows if not row.hit]
+    assert not misses, f"{len(misses)} of {len(rows)} scenarios miss:\n" + "\n".join(misses) + "\n" + format_table(rows)
+
+
+if UNRUNNABLE:
+    @pytest.mark.parametrize("name", sorted(UNRUNNABLE))
+    def test_scenarios_this_machine_cannot_run(name):
+        reason = f"scenario {name}: {UNRUNNABLE[name]}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason}; CI runs the whole corpus")
+        pytest.skip(reason)
 
 
 def document(theories, failing=("api-health",)):
