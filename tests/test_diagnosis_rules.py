@@ -228,6 +228,13 @@ def test_rule_fires_on_its_evidence_and_not_otherwise(rule, firing, quiet):
     assert rule(E.facts_of(*quiet, failed=FAILING)) is None, f"{rule.__name__} fired on evidence that does not show its fault"
 
 
+def test_the_api_servers_own_error_body_is_no_health_body():
+    status = '{"kind":"Status","apiVersion":"v1","status":"Failure","message":"no endpoints available for service \\"api\\"","reason":"ServiceUnavailable","code":503}'
+    facts = E.facts_of(("in_cluster_health", E.in_cluster(503, 'no endpoints available for service "api"', True, body=status)),
+                       failed=FAILING)
+    assert R.app_reports_unhealthy(facts) is None and R.dependency_unhealthy(facts) is None
+
+
 def test_every_built_in_rule_has_a_case():
     tested = {case[0] for case in ALL_CASES} | {R.ingress_tls_secret_missing}  # that one reads a failure reason: below
     assert [rule.__name__ for rule in RULES if rule not in tested] == []

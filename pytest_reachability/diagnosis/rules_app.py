@@ -63,9 +63,12 @@ def health_readings(facts: Facts) -> list[tuple[str, HealthReading, Mapping[str,
         if probe.get("status") is None or not body:
             continue
         where = f"GET {probe.get('path') or facts.context.health_path} at {probe.get('address')}:{probe.get('port')}"
+        if '"kind":"Status"' in body.replace(" ", ""):
+            continue  # a Kubernetes API Status object, not a health body
         found.append((where, read_health(body), probe))
     for check in facts.in_cluster_health():
-        if check.get("status") is None or not check.get("body"):
+        # An error is the API server's own answer (a Status object: no endpoints, backend refused), not the app's.
+        if check.get("status") is None or not check.get("body") or check.get("error") is not None:
             continue
         where = f"in-cluster GET {check.get('path')} via Service {check.get('service')}"
         found.append((where, read_health(check["body"]), check))

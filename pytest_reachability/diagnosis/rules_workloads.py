@@ -459,10 +459,26 @@ def node_not_ready(facts: Facts) -> Theory | None:
     return theory
 
 
+def _named_elsewhere(facts: Facts, pod: Mapping[str, Any]) -> bool:
+    """Whether a more specific rule names this pod's state (so the fallback for pods leaves it alone)."""
+    states = _states(pod)
+    waiting = {s.get("reason") for s in states if s.get("state") == "waiting"}
+    if waiting & {*IMAGE_PULL_REASONS, *CONFIG_REASONS, *START_REASONS, "CrashLoopBackOff"}:
+        return True
+    if any(_oom(s) for s in states) or pod.get("unschedulable_message") or _on_bad_node(facts, pod):
+        return True
+    if "ContainerCreating" in waiting and _pod_events(facts, pod, ("FailedMount",)):
+        return True
+    running = [s for s in states if s.get("state") == "running" and not s.get("ready")]
+    return bool(running) and any(p.get("probe") == "readiness" for p in pod.get("probes") or [])
+
+
 def pods_not_ready(facts: Facts) -> Theory | None:
     """Pods that are neither Running and Ready nor in a state another rule names (the fallback for pods)."""
     def matches(pod: dict[str, Any]) -> dict[str, Any] | None:
         if pod.get("phase") == "Succeeded" or (pod.get("phase") == "Running" and pod.get("ready")):
+            return None
+        if _named_elsewhere(facts, pod):
             return None
         return next(iter(_states(pod)), {})
 

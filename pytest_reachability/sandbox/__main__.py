@@ -30,13 +30,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--evaluate", action="store_true",
                         help="run the suite against the scenarios (default: every one with an expect block) and "
                              "print how often the top theory names the expected fault")
+    parser.add_argument("--rankings", action="store_true",
+                        help="with --evaluate: list each scenario's other top-level theories under its row")
     parser.add_argument("-j", "--jobs", type=int, default=2, help="scenarios run at a time by --evaluate (default 2)")
     parser.add_argument("--probe-timeout", type=float, default=3.0,
                         help="--probe-timeout of each suite run of --evaluate (default 3 s)")
     return parser
 
 
-def _evaluate(names: list[str], jobs: int, probe_timeout: float) -> int:
+def _evaluate(names: list[str], jobs: int, probe_timeout: float, rankings: bool = False) -> int:
     from .evaluate import evaluate, format_table
 
     if jobs < 1 or probe_timeout <= 0:
@@ -52,7 +54,7 @@ def _evaluate(names: list[str], jobs: int, probe_timeout: float) -> int:
     except ScenarioError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(format_table(rows))
+    print(format_table(rows, rankings=rankings))
     print(f"wall time: {time.monotonic() - started:.0f}s for {len(rows)} scenarios, {jobs} at a time")
     return 0 if all(row.hit for row in rows) else 1
 
@@ -60,7 +62,7 @@ def _evaluate(names: list[str], jobs: int, probe_timeout: float) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.evaluate:
-        return _evaluate(args.scenario, args.jobs, args.probe_timeout)
+        return _evaluate(args.scenario, args.jobs, args.probe_timeout, args.rankings)
     if args.list:
         try:
             scenarios = list_scenarios()

@@ -149,7 +149,7 @@ def run_scenario(name: str, *, probe_timeout: float = 3.0, timeout: float = RUN_
 def judge(row: Row, data: dict[str, Any]) -> Row:
     """Fill ``row`` from a results JSON document."""
     theories = data.get("theories") or []
-    row.ranking = [(t.get("rule"), t.get("confidence")) for t in theories[:4]]
+    row.ranking = [(t.get("rule"), t.get("confidence")) for t in theories[:6]]
     if theories:
         row.top, row.confidence, row.title = theories[0].get("rule"), float(theories[0].get("confidence") or 0), \
             theories[0].get("title") or ""
@@ -175,17 +175,23 @@ def evaluate(names: Iterable[str] | None = None, *, jobs: int = 2, probe_timeout
     return [rows[name] for name in chosen]
 
 
-def format_table(rows: list[Row]) -> str:
-    """The table (scenario, expected, top theory, hit) and the top-1 rate, as plain text."""
+def format_table(rows: list[Row], *, rankings: bool = False) -> str:
+    """The table (scenario, expected, top theory, hit) and the top-1 rate, as plain text; ``rankings`` adds each
+    scenario's other top-level theories under its row."""
     header = ("scenario", "expected", "top theory", "conf", "top", "sections", "seconds")
-    lines = [header]
-    for row in rows:
-        lines.append((row.scenario, row.expected or "(none above 50%)", row.top or "(none)",
-                      f"{row.confidence:.0%}" if row.top else "-", "hit" if row.top_hit else "MISS",
-                      "ok" if row.sections_hit else "MISS", f"{row.seconds:.1f}"))
-    widths = [max(len(str(line[i])) for line in lines) for i in range(len(header))]
-    text = ["  ".join(str(cell).ljust(widths[i]) for i, cell in enumerate(line)).rstrip() for line in lines]
-    text.insert(1, "  ".join("-" * width for width in widths))
+    cells = [header] + [
+        (row.scenario, row.expected or "(none above 50%)", row.top or "(none)",
+         f"{row.confidence:.0%}" if row.top else "-", "hit" if row.top_hit else "MISS",
+         "ok" if row.sections_hit else "MISS", f"{row.seconds:.1f}")
+        for row in rows
+    ]
+    widths = [max(len(str(line[i])) for line in cells) for i in range(len(header))]
+    text = ["  ".join(str(cell).ljust(widths[i]) for i, cell in enumerate(cells[0])).rstrip(),
+            "  ".join("-" * width for width in widths)]
+    for row, line in zip(rows, cells[1:], strict=True):
+        text.append("  ".join(str(cell).ljust(widths[i]) for i, cell in enumerate(line)).rstrip())
+        if rankings and len(row.ranking) > 1:
+            text.append("    then: " + ", ".join(f"{rule} {conf:.0%}" for rule, conf in row.ranking[1:]))
     hits = sum(row.top_hit for row in rows)
     both = sum(row.hit for row in rows)
     total = len(rows) or 1

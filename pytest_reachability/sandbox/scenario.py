@@ -589,7 +589,8 @@ class _Validator:
         if value is True or value is False:
             return value, DatabaseSpec()
         if not isinstance(value, dict):
-            raise self.fail("postgres", "true, false or {state: ..., delay: ...}", value)
+            # The mapping form ({state: ..., delay: ...}) is documented above; most files mean a switch.
+            raise self.fail("postgres", "true or false", value)
         self.mapping(value, "postgres", ("state", "delay"), ("state",))
         state = value["state"]
         if state not in DATABASE_STATES:
