@@ -67,13 +67,15 @@ def _without(items: tuple[str, ...], *drop: str) -> tuple[str, ...]:
 CAUSES: dict[str, tuple[str, ...]] = {
     **{cause: _without(SERVING_SYMPTOMS, cause) for cause in POD_CAUSES},
     "container-oom-killed": SERVING_SYMPTOMS + ("pods-crashing", "liveness-probe-failing"),
-    "liveness-probe-failing": SERVING_SYMPTOMS + ("pods-crashing",),
+    "liveness-probe-failing": SERVING_SYMPTOMS + ("pods-crashing", "readiness-probe-failing"),
     "node-not-ready": SERVING_SYMPTOMS + ("readiness-probe-failing", "pod-unschedulable"),
     "rollout-stuck": _without(SERVING_SYMPTOMS, "rollout-stuck", "pods-not-ready"),
+    # Without the Service the address it had answers nothing (or something else).
+    "service-missing": SERVING_SYMPTOMS + ("tcp-refused", "tcp-timeout", "dns-not-loadbalancer"),
     "pods-not-ready": _without(SERVING_SYMPTOMS, "pods-not-ready", "rollout-stuck"),
     "no-ready-endpoints": _without(SERVING_SYMPTOMS, "no-ready-endpoints", "rollout-stuck", "pods-not-ready"),
     "dns-not-loadbalancer": ADDRESS_SYMPTOMS,
-    "resolvers-disagree": ADDRESS_SYMPTOMS + ("dns-nxdomain", "dns-no-data"),
+    "resolvers-disagree": ADDRESS_SYMPTOMS + ("dns-nxdomain", "dns-no-data", "dns-not-loadbalancer"),
     "loadbalancer-pending": LOADBALANCER_SYMPTOMS,
     "loadbalancer-removed": LOADBALANCER_SYMPTOMS,
     "network-policy-denies": ("read-timeout", "http-5xx", "tcp-timeout", "edge-empty-reply", "only-in-cluster-traffic"),
@@ -179,7 +181,8 @@ def _may_fold(cause: Theory, symptom: Theory) -> bool:
         return False
     if cause.confidence < MIN_CAUSE_CONFIDENCE:
         return False
-    if cause.rule in SAME_SUBJECTS and symptom.rule != "only-in-cluster-traffic":
+    if cause.rule in SAME_SUBJECTS and symptom.rule in ADDRESS_SYMPTOMS + ("dns-not-loadbalancer",) \
+            and symptom.rule != "only-in-cluster-traffic":
         return bool(set(cause.subjects) & set(symptom.subjects))
     return True
 
