@@ -281,7 +281,13 @@ def _ask_server(
             answer.rcode, answer.failure = rcode, failure
             break
     else:
-        answer.rcode, answer.failure = "NOERROR", Failure.DNS_NO_ANSWER
+        # FORMERR, NOTIMP and other error codes: the resolver answered, but not with an answer.
+        other = next((rcode for rcode in rcodes if rcode != "NOERROR"), None)
+        if other is not None:
+            answer.rcode, answer.failure = other, Failure.DNS_BAD_ANSWER
+            answer.error = answer.error or f"the resolver answered {other}"
+        else:
+            answer.rcode, answer.failure = "NOERROR", Failure.DNS_NO_ANSWER
     return answer
 
 

@@ -416,10 +416,10 @@ class _Reader:
         searched = 0  # bytes already known to hold no newline: a line arriving in many pieces is scanned once
         while True:
             end = self.buffer.find(b"\n", searched)
-            if end >= 0:
+            if 0 <= end <= limit:
                 return self.take(end + 1).rstrip(b"\r\n")
             searched = len(self.buffer)
-            if len(self.buffer) > limit:
+            if end > limit or len(self.buffer) > limit:
                 raise ProbeFailure(too_long, f"{what}: a line longer than {limit // 1024} kB")
             if not self.fill(what):
                 return None
