@@ -17,6 +17,7 @@ import hostile
 import pytest
 import requests
 import servers
+import test_probe_http
 import trustme
 
 from pytest_reachability.config import parse_target
@@ -34,22 +35,13 @@ TIMEOUT = 1.5
 MEMORY_BOUND = 24 << 20  # peak Python allocations of one probe, servers in the same process included
 
 
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
+# The probe tests' CA fixtures, shared rather than copied.
+ca = test_probe_http.ca
+ca_file = test_probe_http.ca_file
 
 
-@pytest.fixture(scope="module")
-def ca_file(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> str:
-    path = tmp_path_factory.mktemp("ca") / "ca.pem"
-    ca.cert_pem.write_to_path(str(path))
-    return str(path)
-
-
-def tls_server_context(ca: trustme.CA) -> ssl.SSLContext:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert(servers.HOST).configure_cert(context)
-    return context
+def tls_server_context(authority: trustme.CA) -> ssl.SSLContext:
+    return test_probe_http.server_context(authority.issue_cert(servers.HOST))
 
 
 def measured(call: Callable[[], ProbeResult]) -> tuple[ProbeResult, float, int]:
