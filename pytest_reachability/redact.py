@@ -28,6 +28,7 @@ import os
 import re
 import shlex
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus, unquote
@@ -136,27 +137,30 @@ _SLASHED_USERINFO = re.compile(
 _USERINFO_MASK = r"\1" + MASK + ":" + MASK + "@"
 _PRIVATE_KEY_MASK = "[private key " + MASK + "]"
 
-# Every form above needs one of these words (lower case) in the text: a text with none of them skips the
-# patterns, which keeps masking cheap on the many plain strings of a run.
-_TRIGGERS = (
-    "private key", "authorization", "cookie", "api-key", "auth", "bearer", "basic", "://", "token", "passw",
-    "pwd", "secret", "key", "credential", "signature", "session", "sig", "pass", "pw", "jwt", "eyj", "gh",
-    "glpat-", "xox",
-)
+# Each pattern runs only when the (lower-cased) text holds a word it needs: most strings of a run hold none,
+# and a text built against one pattern does not pay for the others.
+_TOKEN_PREFIXES = ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "glpat-", "xoxa-", "xoxb-", "xoxp-", "xoxo-",
+                   "xoxs-", "xoxr-", "eyj")
+_NAME_TRIGGERS = tuple(dict.fromkeys(_SECRET_NAME_PARTS + tuple(_SECRET_NAMES)))
 
 
 def _mask_forms(text: str) -> str:
     lowered = text.lower()
-    if not any(trigger in lowered for trigger in _TRIGGERS):
-        return text
     if "private key" in lowered:
         text = _mask_private_keys(text)
-    if "://" in text:
+    if "://" in text and "@" in text:
         text = _mask_url_credentials(text)
-    for pattern in (_HEADER, _BEARER, _BASIC):
-        text = pattern.sub(_KEEP_TWO_GROUPS, text)
-    text = _NAME_VALUE.sub(_NAME_VALUE_MASK, text)
-    return _TOKEN_SHAPES.sub(MASK, text)
+    if any(name in lowered for name in _SECRET_HEADERS):
+        text = _HEADER.sub(_KEEP_TWO_GROUPS, text)
+    if "bearer" in lowered:
+        text = _BEARER.sub(_KEEP_TWO_GROUPS, text)
+    if "basic" in lowered:
+        text = _BASIC.sub(_KEEP_TWO_GROUPS, text)
+    if ("=" in text or ":" in text) and any(name in lowered for name in _NAME_TRIGGERS):
+        text = _NAME_VALUE.sub(_NAME_VALUE_MASK, text)
+    if any(prefix in lowered for prefix in _TOKEN_PREFIXES):
+        text = _TOKEN_SHAPES.sub(MASK, text)
+    return text
 
 
 def _mask_private_keys(text: str) -> str:
@@ -238,23 +242,53 @@ def _base64_forms(data: bytes) -> set[str]:
     return forms
 
 
-def _known(secrets: Iterable[str]) -> tuple[str, ...]:
-    variants: set[str] = set()
-    for secret in secrets:
-        if not isinstance(secret, str):
-            continue
-        secret = secret.strip()
-        if len(secret) < MIN_SECRET_LENGTH:
-            continue
-        variants |= secret_forms(secret)
+_ASCII_ALNUM_RUN = re.compile(r"[A-Za-z0-9]{4,}")
+
+
+@dataclass(frozen=True)
+class _Known:
+    """Every form of every known secret, longest first, each with a *gate*: a text that every occurrence of
+    the form contains (the secret's longest run of ASCII letters and digits, which no escaping changes, or a
+    shorter base64 piece). A text holding none of the gates is done after a few substring tests, however
+    many forms there are."""
+
+    forms: tuple[str, ...] = ()
+    gates: tuple[str, ...] = ()
+    unique_gates: tuple[str, ...] = ()
+
+
+def _secret_values(secrets: Iterable[str]) -> tuple[str, ...]:
+    values = (secret.strip() for secret in secrets if isinstance(secret, str))
+    return tuple(dict.fromkeys(value for value in values if len(value) >= MIN_SECRET_LENGTH))
+
+
+def _known(secrets: Iterable[str]) -> _Known:
+    gate_of: dict[str, str] = {}
+    for secret in _secret_values(secrets):
+        runs = _ASCII_ALNUM_RUN.findall(secret)
+        text_gate = max(runs, key=len) if runs else None
+        forms = secret_forms(secret)
+        for form in forms:
+            if text_gate is not None and text_gate in form:
+                gate = text_gate
+            else:
+                inner = [other for other in forms if other != form and other in form]
+                gate = min(inner, key=len) if inner else form
+            if form not in gate_of or len(gate) > len(gate_of[form]):
+                gate_of[form] = gate
     # Longest first so a secret containing another is masked whole.
-    return tuple(sorted(variants, key=lambda form: (-len(form), form)))
+    ordered = sorted(gate_of, key=lambda form: (-len(form), form))
+    gates = tuple(gate_of[form] for form in ordered)
+    return _Known(tuple(ordered), gates, tuple(dict.fromkeys(gates)))
 
 
-def _mask_known(text: str, known: tuple[str, ...]) -> str:
-    for secret in known:
-        if secret in text:
-            text = text.replace(secret, MASK)
+def _mask_known(text: str, known: _Known) -> str:
+    present = {gate for gate in known.unique_gates if gate in text}
+    if not present:
+        return text
+    for form, gate in zip(known.forms, known.gates, strict=True):
+        if gate in present and form in text:
+            text = text.replace(form, MASK)
     return text
 
 
@@ -274,17 +308,19 @@ def redact(value: Any, secrets: Iterable[str] = ()) -> Any:
 class Redactor:
     """:func:`redact` bound to the secrets of one run: ``Redactor(secrets)(text)``.
 
-    ``secrets`` holds every form of every secret, longest first.
+    ``secrets`` are the secret values themselves (what another Redactor is built from); their encoded
+    forms are derived once, here.
     """
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self.secrets = _known(secrets)
+        self.secrets = _secret_values(secrets)
+        self.known = _known(self.secrets)
 
     def __call__(self, value: Any) -> Any:
-        return _redact(value, self.secrets)
+        return _redact(value, self.known)
 
 
-def _redact(value: Any, known: tuple[str, ...]) -> Any:
+def _redact(value: Any, known: _Known) -> Any:
     if isinstance(value, str):
         return _mask_forms(_mask_known(value, known))
     if isinstance(value, Mapping):
@@ -450,13 +486,11 @@ def secrets_in_value(text: str) -> list[str]:
             out += [user, unquote(user)]
     for match in _PAIR.finditer(text):
         if is_secret_name(match.group(1)):
-            value = match.group(2).strip().strip("'\"")
-            out.append(value)
-            out.append(value.split()[0] if value.split() else value)
+            out.append(match.group(2).strip("'\""))
     return [value for value in out if len(value) >= MIN_SECRET_LENGTH]
 
 
-_PAIR = re.compile(rf"(?<![{_NAME_CHARS}])([{_NAME_CHARS}]{{1,{_MAX_NAME}}}+)[ \t]*+=[ \t]*+([^&;\r\n]+)")
+_PAIR = re.compile(rf"(?<![{_NAME_CHARS}])([{_NAME_CHARS}]{{1,{_MAX_NAME}}}+)[ \t]*+=[ \t]*+('[^'\r\n]*'|\"[^\"\r\n]*\"|[^&;\s]+)")
 
 
 def _userinfos(text: str) -> list[tuple[str, str]]:

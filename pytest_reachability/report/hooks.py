@@ -81,6 +81,13 @@ class RedactingLogFilter(logging.Filter):
         masked = self.redact(message)
         if masked != message:
             record.msg, record.args = masked, ()
+        # logger.exception(): the traceback is formatted after the filters, from exc_info, unless exc_text is set.
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.redact(record.stack_info)
         return True
 
 
@@ -198,8 +205,8 @@ def _redact_extra(extra: Any, redact: Redactor) -> Any:
         return extra
     masked = dict(extra)
     for key in ("content", "name"):
-        if isinstance(masked.get(key), str) and not _is_binary_extra(masked):
-            masked[key] = redact(masked[key])
+        if isinstance(masked.get(key), (str, dict, list)) and not _is_binary_extra(masked):
+            masked[key] = redact(masked[key])  # a json extra holds data, which pytest-html encodes later
     return masked
 
 
