@@ -196,22 +196,26 @@ WRITER = textwrap.dedent(
 )
 
 
+def run_processes(script: Path, argument_lists: list[list[str]], timeout: float = 180) -> list[tuple[int, str, str]]:
+    """Run ``script`` once per argument list, all at once; (exit code, stdout, stderr) of each, killed at ``timeout``."""
+    processes = [subprocess.Popen([sys.executable, str(script), *arguments], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for arguments in argument_lists]
+    finished = []
+    for process in processes:
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            stdout, stderr = process.communicate(timeout=10)
+        finished.append((process.returncode, stdout, stderr))
+    return finished
+
+
 def run_concurrent_writers(url: str, writers: int, runs_each: int, tmp_path: Path) -> None:
     script = tmp_path / "writer.py"
     script.write_text(WRITER)
-    processes = [
-        subprocess.Popen([sys.executable, str(script), url, str(n), str(runs_each)], stderr=subprocess.PIPE, text=True)
-        for n in range(writers)
-    ]
-    failures = []
-    for process in processes:
-        try:
-            _, stderr = process.communicate(timeout=120)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            _, stderr = process.communicate(timeout=10)
-        if process.returncode != 0:
-            failures.append(stderr.strip().splitlines()[-1:] or [f"exit {process.returncode}"])
+    finished = run_processes(script, [[url, str(n), str(runs_each)] for n in range(writers)], timeout=120)
+    failures = [stderr.strip().splitlines()[-1:] or [f"exit {code}"] for code, _, stderr in finished if code != 0]
     assert not failures, failures
 
 
@@ -264,17 +268,9 @@ def test_eight_writers_on_a_fresh_file_lose_nothing_and_one_run_is_first(tmp_pat
     script.write_text(FIRST_OPENERS)
     writers, rounds, runs = 8, 8, 5
     start = time.time() + 3  # the interpreters start first, then all open at once
-    processes = [subprocess.Popen([sys.executable, str(script), str(tmp_path), str(n), str(rounds), str(runs), str(start)],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for n in range(writers)]
-    reports = []
-    for process in processes:
-        try:
-            stdout, stderr = process.communicate(timeout=180)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            stdout, stderr = process.communicate(timeout=10)
-        assert process.returncode == 0, stderr[-2000:]
-        reports.append(json.loads(stdout))
+    finished = run_processes(script, [[str(tmp_path), str(n), str(rounds), str(runs), str(start)] for n in range(writers)])
+    assert all(code == 0 for code, _, _ in finished), [stderr[-2000:] for code, _, stderr in finished if code]
+    reports = [json.loads(stdout) for _, stdout, _ in finished]
     errors = [entry["error"] for report in reports for entry in report if "error" in entry]
     assert not errors, errors
     for round_ in range(rounds):

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_history import BAD, GATE_FILE, GOOD, make_run, record_all, run_concurrent_writers
+from test_history import BAD, GATE_FILE, GOOD, make_run, record_all, run_concurrent_writers, run_processes
 
 from pytest_reachability import history
 
@@ -204,18 +204,13 @@ print(json.dumps(summary["previous_run"] is None))
 
 def test_concurrent_first_runs_on_postgres_have_one_first(database: str, tmp_path: Path) -> None:
     import json
-    import sys
 
     script = tmp_path / "first.py"
     script.write_text(FIRST_RUNS)
     start = time.time() + 3
-    processes = [subprocess.Popen([sys.executable, str(script), database, str(n), str(start)], stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True) for n in range(8)]
-    firsts = []
-    for process in processes:
-        stdout, stderr = process.communicate(timeout=120)
-        assert process.returncode == 0, stderr[-2000:]
-        firsts.append(json.loads(stdout))
+    finished = run_processes(script, [[database, str(n), str(start)] for n in range(8)], timeout=120)
+    assert all(code == 0 for code, _, _ in finished), [stderr[-2000:] for code, _, stderr in finished if code]
+    firsts = [json.loads(stdout) for _, stdout, _ in finished]
     assert firsts.count(True) == 1, firsts
     with history.open_history(database) as store:
         assert len(store.runs("k")) == 8
