@@ -106,7 +106,7 @@ _NAME_VALUE = re.compile(
     # the name: a bounded possessive run holding a secret word (looked for at most _MAX_NAME characters ahead)
     rf"(?P<name>(?:(?=[{_NAME_CHARS}]{{0,{_MAX_NAME - 1}}}?(?i:{_SECRET_PART_RE}))|(?=(?i:{_SECRET_EXACT_RE})(?![{_NAME_CHARS}])))"
     rf"[{_NAME_CHARS}]{{1,{_MAX_NAME}}}+)"
-    rf"(?P<close>{_QUOTE}?)(?:(?P<eq>=)|(?P<colon>[ \t]*+:[ \t]*+))(?P<quote>{_QUOTE}?)"
+    rf"(?P<close>{_QUOTE}?)(?:(?P<eq>=)|(?P<colon>[ \t]*+:[ \t]*+))(?P<quote>{_QUOTE})?"
     # the value: up to the closing quote, or the end of a query value, or the end of a YAML/JSON scalar
     r"(?(quote)[^\"'\r\n\\]+|(?(eq)[^&\s'\"#;,<>\\]+|[^\s'\",}\]\\]+))"
 )

@@ -48,6 +48,19 @@ def test_each_form_is_masked(text, secret):
     assert secret not in masked and MASK in masked
 
 
+@pytest.mark.parametrize(("text", "shown"), [
+    ("GET https://h/x?token=tok-1a2b&page=2", "GET https://h/x?token=***&page=2"),
+    ("token: abc def", "token: *** def"),
+    ('{"password": "p w", "user": "app"}', '{"password": "***", "user": "app"}'),
+    ('{\\"token\\": \\"abc\\", \\"n\\": 1}', '{\\"token\\": \\"***\\", \\"n\\": 1}'),
+    ("key=value; other=1", "key=***; other=1"),
+    ("Cookie: sid=1; theme=dark\nnext line", "Cookie: ***\nnext line"),
+    ("https://h/cb?code=1&access_token=t-1&x=2", "https://h/cb?code=1&access_token=***&x=2"),
+])
+def test_masking_keeps_what_surrounds_the_secret(text, shown):
+    assert redact(text) == shown
+
+
 def test_ordinary_text_is_left_alone():
     text = "curl -v --resolve 97v.test:80:127.0.10.57 http://97v.test/health # Basic checks; keyboard=us"
     assert redact(text) == text
