@@ -65,6 +65,7 @@ def is_secret_name(name: str) -> bool:
 
 # --- masking by form -------------------------------------------------------------------------------------
 
+
 def _alternation(words: Iterable[str]) -> str:
     """A regex matching any of ``words``, written as a trie: one branch per first letter instead of one per
     word, which is what keeps a scan cheap at every position of the text."""
@@ -85,7 +86,6 @@ def _alternation(words: Iterable[str]) -> str:
     return emit(trie)
 
 
-
 _SECRET_HEADERS = ("proxy-authorization", "authorization", "set-cookie", "cookie", "x-api-key", "x-auth-token")
 _QUOTE = r"(?:\\{0,3}[\"'])"  # a quote, possibly escaped once or twice (JSON inside JSON)
 _HEADER = re.compile(
@@ -96,8 +96,6 @@ _BEARER = re.compile(r"(?i)(?<![A-Za-z0-9_-])(bearer)([ \t]++|%20|\+)([A-Za-z0-9
 _BASIC = re.compile(r"(?i)(?<![A-Za-z0-9_-])(basic)([ \t]++|%20|\+)([A-Za-z0-9+/]{8,}+={0,2})")
 # name=value (query strings, DSN keywords, shell) and name: value (YAML, JSON, Python reprs): the name is
 # a bounded possessive run that starts where no name character precedes it, so candidates never overlap.
-
-
 _SECRET_PART_RE = _alternation(_SECRET_NAME_PARTS)
 _SECRET_EXACT_RE = _alternation(_SECRET_NAMES)
 _NAME_VALUE = re.compile(
