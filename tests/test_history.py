@@ -444,3 +444,12 @@ def test_interrupted_run_is_compared_but_not_stored(pytester: pytest.Pytester) -
     result.stdout.fnmatch_lines(["History: first recorded run of this target; * (run interrupted: not stored)"])
     with history.open_history(str(pytester.path / "h.sqlite")) as store:
         assert store.runs() == []
+
+
+def test_results_db_setting_takes_sqlite_urls(tmp_path: Path) -> None:
+    from pytest_reachability.config import SettingsError, resolve_settings
+
+    assert resolve_settings({"results_db": "sqlite:///reports/h.sqlite"}, {}).results_db == "reports/h.sqlite"
+    assert resolve_settings({"results_db": f"sqlite:///{tmp_path}/h.sqlite"}, {}).results_db == f"{tmp_path}/h.sqlite"
+    with pytest.raises(SettingsError, match="names no file; expected sqlite:///relative/path"):
+        resolve_settings({"results_db": "sqlite://host"}, {})
