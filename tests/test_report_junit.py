@@ -1,15 +1,18 @@
 """JUnit XML checked by pytest's own schema (``junit-10.xsd`` from the installed pytest's sdist), for every kind
 of outcome the plugin produces and for the built-in suite against the sandbox scenarios, serial and under
-xdist; BLOCKED reasons in the skip message, blocked counts as suite properties."""
+xdist; BLOCKED reasons in the skip message, blocked counts as suite properties. The same runs' results JSON
+is checked against the shipped JSON Schema."""
 
 from __future__ import annotations
 
+import json
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
 import pytest
 from junit_schema import junit_schema, schema_errors
 from test_diagnosis_rules import run_builtin_suite
+from test_report_json import schema_errors as json_schema_errors
 from test_report_terminal import REASON, SUITE
 
 # The terminal tests' suite (a failing gate, four dependents in two sections) and every other outcome.
@@ -93,8 +96,8 @@ def test_every_outcome_is_valid_junit_with_blocked_counts(pytester: pytest.Pytes
     ("crashloop", ()),
     ("tls-expired", ()),
 ], ids=["healthy-https", "incident", "incident-xdist", "crashloop", "tls-expired"])
-def test_builtin_suite_writes_valid_junit(tmp_path, schema, scenario: str, args: tuple[str, ...]) -> None:
-    run = run_builtin_suite(tmp_path, "--sandbox", scenario, "--junitxml", "junit.xml", "-q", *args)
+def test_builtin_suite_writes_valid_junit_and_json(tmp_path, schema, scenario: str, args: tuple[str, ...]) -> None:
+    run = run_builtin_suite(tmp_path, "--sandbox", scenario, "--junitxml", "junit.xml", "--results-json", "r.json", "-q", *args)
     assert run.returncode in (0, 1), run.stdout[-3000:] + run.stderr[-2000:]
     path = tmp_path / "junit.xml"
     assert schema_errors(schema, path) == []
@@ -105,3 +108,7 @@ def test_builtin_suite_writes_valid_junit(tmp_path, schema, scenario: str, args:
     assert int(properties["reachability.blocked"]) + int(properties["reachability.skipped"]) == int(suite.get("skipped"))
     if scenario == "incident-2025-12-08":
         assert blocked == 10 and properties["reachability.blocked_by.api-health"] == "10"
+    # The same run's results JSON matches the shipped JSON Schema, and both files count alike.
+    document = json.loads((tmp_path / "r.json").read_text())
+    assert json_schema_errors(document) == []
+    assert sum(t["outcome"] == "blocked" for t in document["tests"]) == blocked
