@@ -3,7 +3,7 @@
 Inputs arrive as environment variables (the action maps each ``inputs.x`` to ``INPUT_X``; values are
 never pasted into a shell script, so a target cannot inject commands):
 
-    INPUT_TARGET, INPUT_NAMESPACE    --target / --namespace (empty: not given)
+    INPUT_TARGET, INPUT_NAMESPACE    --target (required unless pytest-args start a --sandbox) / --namespace
     INPUT_KUBECONFIG                 kubeconfig *content* (a secret): written to a 0600 file, removed after
     INPUT_PYTEST_ARGS                extra pytest arguments, shell-quoted (``--sandbox healthy -k dns``)
     INPUT_WORKERS                    xdist workers (``1``: none, ``auto`` or a number)
@@ -86,6 +86,9 @@ class ActionInputs:
         workers = get("WORKERS", "1")
         if workers != "auto" and not (workers.isdigit() and int(workers) >= 0):
             raise ValueError(f"input workers: {workers!r} is not a number or 'auto'")
+        if not get("TARGET") and not any(arg == "--sandbox" or arg.startswith("--sandbox=") for arg in pytest_args):
+            # Without a target every section is skipped as not configured: a verification of nothing must not pass.
+            raise ValueError("input target: required (host, host:port or http(s):// URL of the service to verify)")
         return cls(
             target=get("TARGET"),
             namespace=get("NAMESPACE"),
