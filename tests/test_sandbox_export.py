@@ -4,12 +4,12 @@ lines for the target -- pasted into a shell while the sandbox runs, they show th
 from __future__ import annotations
 
 import os
-import select
 import shlex
 import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -21,20 +21,14 @@ def require(tool: str) -> None:
         pytest.skip(f"{tool} is not installed")
 
 
-def read_until_running(process: subprocess.Popen, timeout: float = 60) -> list[str]:
-    """stderr lines up to the one saying the sandbox runs; raw reads so select() sees every byte."""
-    buffer = b""
+def wait_until_running(log: Path, process: subprocess.Popen, timeout: float = 60) -> list[str]:
+    """The stderr lines (written to ``log``) once the sandbox says it runs; bounded in time."""
     deadline = time.monotonic() + timeout
-    fd = process.stderr.fileno()
-    while b" running: " not in buffer:
-        remaining = deadline - time.monotonic()
-        assert remaining > 0, f"only {buffer!r} after {timeout}s"
-        readable, _, _ = select.select([fd], [], [], remaining)
-        if readable:
-            chunk = os.read(fd, 4096)
-            assert chunk, f"sandbox exited early: {buffer!r}"
-            buffer += chunk
-    return buffer.decode().splitlines()
+    while " running: " not in log.read_text():
+        assert process.poll() is None, f"sandbox exited early: {log.read_text()!r}"
+        assert time.monotonic() < deadline, f"only {log.read_text()!r} after {timeout}s"
+        time.sleep(0.1)
+    return log.read_text().splitlines()
 
 
 def pasted(line: str) -> subprocess.CompletedProcess:
@@ -51,13 +45,15 @@ def pasted(line: str) -> subprocess.CompletedProcess:
     ("incident-2025-12-08", "127.0.10.57", 52),  # DNS points at the dead edge: empty reply
     ("healthy-https", "127.0.10.53", 0),  # TLS with the sandbox's CA, which the line names
 ], ids=["incident", "healthy-https"])
-def test_export_block_prints_dig_and_curl_lines_that_work(scenario: str, answer: str, curl_exit: int) -> None:
+def test_export_block_prints_dig_and_curl_lines_that_work(tmp_path: Path, scenario: str, answer: str, curl_exit: int) -> None:
     require("dig")
     require("curl")
-    process = subprocess.Popen([sys.executable, "-m", "pytest_reachability.sandbox", scenario],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    log = tmp_path / "stderr.txt"
+    with log.open("w") as stderr:
+        process = subprocess.Popen([sys.executable, "-m", "pytest_reachability.sandbox", scenario],
+                                   stdout=subprocess.DEVNULL, stderr=stderr)
     try:
-        lines = read_until_running(process)
+        lines = wait_until_running(log, process)
         digs = [line for line in lines if line.startswith("dig ")]
         curls = [line for line in lines if line.startswith("curl ")]
         assert digs and curls, lines
@@ -77,5 +73,3 @@ def test_export_block_prints_dig_and_curl_lines_that_work(scenario: str, answer:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
-        process.stdout.close()
-        process.stderr.close()
