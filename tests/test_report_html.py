@@ -182,13 +182,14 @@ class DevTools:
         shutil.rmtree(self.profile, ignore_errors=True)
 
 
-def open_in_chromium(path: Path, screenshot: Path) -> tuple[DevTools, str]:
+def load_page(path: Path, height: int = 2400) -> DevTools:
+    """Headless Chromium with ``path`` loaded and pytest-html's rows built (console and log events recorded)."""
     browser = DevTools(chromium_binary())
     try:
         browser.call("Runtime.enable")
         browser.call("Log.enable")
         browser.call("Page.enable")
-        browser.call("Emulation.setDeviceMetricsOverride", width=1280, height=2400, deviceScaleFactor=1, mobile=False)
+        browser.call("Emulation.setDeviceMetricsOverride", width=1280, height=height, deviceScaleFactor=1, mobile=False)
         browser.call("Page.navigate", url=path.resolve().as_uri())
         browser.wait_for_event("Page.loadEventFired")
         # pytest-html builds the rows with JavaScript after load: wait until they are in the DOM.
@@ -196,6 +197,15 @@ def open_in_chromium(path: Path, screenshot: Path) -> tuple[DevTools, str]:
             if browser.evaluate("document.querySelectorAll('#results-table tbody').length") > 0:
                 break
             time.sleep(0.05)
+    except BaseException:
+        browser.close()
+        raise
+    return browser
+
+
+def open_in_chromium(path: Path, screenshot: Path) -> tuple[DevTools, str]:
+    browser = load_page(path)
+    try:
         shot = browser.call("Page.captureScreenshot", format="png")
         screenshot.write_bytes(base64.b64decode(shot["data"]))
         dom = browser.evaluate("document.documentElement.outerHTML")
@@ -276,6 +286,7 @@ def test_html_report_opens_in_chromium_with_theories_and_blocked_rows(html_run):
     assert page["verdict"].startswith("UNREACHABLE from outside: DNS 97v.test → 127.0.10.57 → empty reply (curl 52)")
     assert page["header"]["target"] == target and page["header"]["namespace"] == "production"
     assert page["header"]["context"] == "sandbox" and page["header"]["exit status"] == "1 (tests failed)"
+    assert page["header"]["sandbox"].startswith("incident-2025-12-08: its resolvers, ports and API closed with the run")
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", page["header"]["started"])
     assert re.fullmatch(r"\d+\.\d s", page["header"]["duration"])
     assert page["titles"] == [t["title"] for t in data["theories"]]

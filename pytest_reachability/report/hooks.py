@@ -419,6 +419,7 @@ def run_header(config: pytest.Config, state: Any, exitstatus: Any) -> html_repor
         started=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(started)) if started else "?",
         duration=f"{time.time() - started:.1f} s" if started else "?",
         exit_status="?" if status is None else f"{status} ({EXIT_MEANING.get(status, 'error')})",
+        sandbox=getattr(settings, "sandbox", None),
     )
 
 

@@ -185,10 +185,16 @@ class RunHeader:
     started: str
     duration: str
     exit_status: str
+    sandbox: str | None = None  # the scenario of a --sandbox run, whose addresses closed with the run
 
     def rows(self) -> list[tuple[str, str]]:
-        return [("target", self.target), ("namespace", self.namespace), ("context", self.context),
+        rows = [("target", self.target), ("namespace", self.namespace), ("context", self.context),
                 ("started", self.started), ("duration", self.duration), ("exit status", self.exit_status)]
+        if self.sandbox:
+            rows.append(("sandbox", f"{self.sandbox}: its resolvers, ports and API closed with the run; the commands "
+                                    f"below work against `python -m pytest_reachability.sandbox {self.sandbox}` "
+                                    "started again, with the ports it prints"))
+        return rows
 
 
 def _counts_line(results: RunResults) -> str:
@@ -245,9 +251,10 @@ def theory_html(theory: Any, *, opened: bool, failed_ids: Sequence[str], css_cla
             f"<summary>{head}</summary>{_theory_body(theory)}{inner}</details>")
 
 
-def _theories(theories: Sequence[Any], failed_ids: Sequence[str]) -> str:
+def _theories(theories: Sequence[Any], failed_ids: Sequence[str], *, trouble: bool) -> str:
     if not theories:
-        return "<h3>Most likely causes</h3><p>No rule found a cause in the evidence.</p>"
+        text = "No rule found a cause in the evidence." if trouble else "Nothing failed or was blocked: no cause to look for."
+        return f"<h3>Most likely causes</h3><p>{text}</p>"
     blocks = [theory_html(theory, opened=index == 0, failed_ids=failed_ids) for index, theory in enumerate(theories)]
     return "<h3>Most likely causes</h3>" + "".join(blocks)
 
@@ -263,7 +270,8 @@ def summary_html(results: RunResults, theories: Sequence[Any], history: Mapping[
         parts.append('<table class="reachability-run">'
                      + "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in header.rows()) + "</table>")
     parts.append(f'<p class="reachability-health"><b>{escape(results.health().describe())}</b> · {escape(_counts_line(results))}</p>')
-    parts += [_sections_table(results), _history(history), _theories(theories, failed_ids), "</div>"]
+    trouble = bool(failed_ids or results.by_outcome("blocked"))
+    parts += [_sections_table(results), _history(history), _theories(theories, failed_ids, trouble=trouble), "</div>"]
     return "".join(parts)
 
 
