@@ -52,6 +52,12 @@ EXIT_MEANING = {
     124: "timed out",
 }
 TOP_THEORIES = 3
+REPORT_FILES = (("HTML", "report.html"), ("incident report", "incident-report.md"), ("JSON", "results.json"),
+                ("JUnit", "junit.xml"))
+
+
+def _existing(path: Path) -> str:
+    return str(path) if path.is_file() else ""
 
 
 @dataclass
@@ -233,8 +239,9 @@ def build_outcome(inputs: ActionInputs, exit_code: int, shard: Shard | None, his
     where = shard.label if shard is not None else (inputs.target or "(target from the configuration)")
     lines = [f"## {'✅' if ok else '❌'} Reachability {'passed' if ok else 'FAILED'}: {redact(where)}", ""]
     annotations: list[str] = []
+    # A path output names a file that exists, else it is empty (a step can test it with != '').
     outputs = {"status": status, "exit-code": str(exit_code), "health-score": "",
-               "incident-report": str(reports / "incident-report.md"), "results-json": str(reports / "results.json")}
+               "incident-report": _existing(reports / "incident-report.md"), "results-json": _existing(reports / "results.json")}
     if shard is None:
         lines.append(f"pytest exited with status {exit_code} ({meaning}) and wrote no results.")
         if tail:
@@ -271,7 +278,9 @@ def build_outcome(inputs: ActionInputs, exit_code: int, shard: Shard | None, his
                     annotations.append(error_annotation(f"Theory {rank}{shown}", message))
         if not ok and not gates and not shard.theories:
             annotations.append(error_annotation("Reachability run failed", f"pytest exited with status {exit_code} ({meaning})"))
-    lines += ["", f"Reports (HTML, incident report, JSON, JUnit) are in `{reports}` and the run's artifact."]
+    written = [name for name, file in REPORT_FILES if (reports / file).is_file()]
+    lines += ["", f"Reports ({', '.join(written)}) are in `{reports}` and the run's artifact." if written
+              else f"No report was written to `{reports}`."]
     return Outcome(exit_code=exit_code, summary="\n".join(lines) + "\n", annotations=annotations, outputs=outputs)
 
 

@@ -192,6 +192,7 @@ def test_passing_run_writes_summary_outputs_and_exits_zero(tmp_path: Path, gate_
     assert (run.reports / "junit.xml").is_file() and (run.reports / "report.html").is_file()
     assert schema_errors(junit_schema(), run.reports / "junit.xml") == []
     assert run.outputs["results-json"] == str(run.reports / "results.json") and (run.reports / "results.json").is_file()
+    assert_mentions_only_written_reports(run)
 
 
 def test_failing_gate_is_annotated_and_fails_the_step(tmp_path: Path, gate_suite: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -215,6 +216,26 @@ def test_no_tests_collected_fails_the_step(tmp_path: Path) -> None:
     assert run.exit_code == 5
     assert run.outputs["status"] == "no tests collected"
     assert any("no tests collected" in a for a in run.annotations())
+    assert_mentions_only_written_reports(run)
+
+
+def test_a_usage_error_mentions_no_report(tmp_path: Path, gate_suite: Path) -> None:
+    run = run_action(tmp_path, "usage", suite=str(gate_suite), target="http://[not-an-address")
+    assert run.exit_code == 4 and run.outputs["status"] == "usage error"
+    assert run.outputs["incident-report"] == run.outputs["results-json"] == ""
+    assert_mentions_only_written_reports(run)
+
+
+def assert_mentions_only_written_reports(run: ActionRun) -> None:
+    """Path outputs name files that exist (else they are empty); the summary lists only reports written."""
+    for output, name in (("incident-report", "incident-report.md"), ("results-json", "results.json")):
+        written = (run.reports / name).is_file()
+        assert run.outputs[output] == (str(run.reports / name) if written else ""), (output, run.outputs)
+    listed = {name for name, file in ci.REPORT_FILES if (run.reports / file).is_file()}
+    last = run.summary.strip().splitlines()[-1]
+    assert all(name in last for name in listed), last
+    if not listed:
+        assert last.startswith("No report was written"), last
 
 
 def test_bad_input_is_one_annotation_and_exit_two(tmp_path: Path) -> None:
