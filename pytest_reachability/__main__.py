@@ -14,12 +14,14 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import json
+import os
 import sys
 from collections.abc import Sequence
 
-from .probes.dns import SYSTEM, parse_resolver, resolve_all
+from .config import Settings, resolve_settings
+from .probes.dns import MAX_ADDRESSES_PER_FAMILY, resolve_all
 from .probes.http import ProbeResult, probe_target, tls_context
-from .redact import Redactor
+from .redact import Redactor, collect_secrets, mask_usage_error
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 _PHASES = ("dns", "connect", "tls", "ttfb", "transfer", "total")
@@ -44,12 +46,16 @@ def _build_parser() -> argparse.ArgumentParser:
         help="probe a target on every address like the api-health gate does",
         description="DNS -> TCP -> TLS -> HTTP on every resolved (or given) address, one line per address.",
     )
+    # The plugin's option names work here too (--health-path, --probe-timeout, --resolver, --ca-bundle), with
+    # the plugin's own validation, so a command line moves between pytest and probe unchanged.
     probe.add_argument("target", metavar="TARGET", help="host, host:port or http(s):// URL")
     probe.add_argument("--address", action="append", default=[], metavar="ADDR", help="probe this address instead of resolving, like curl --resolve (repeatable)")
     probe.add_argument("--resolver", action="append", default=[], metavar="R", help="DNS resolver ADDR[:PORT] or 'system' (repeatable; default system)")
-    probe.add_argument("--timeout", type=float, default=5.0, metavar="S", help="timeout of every phase budget in seconds (default 5)")
+    probe.add_argument("--timeout", "--probe-timeout", dest="timeout", default="5", metavar="S", help="timeout of every phase budget in seconds (default 5)")
     probe.add_argument("--ca-bundle", metavar="PATH", help="CA bundle to trust (default REQUESTS_CA_BUNDLE, SSL_CERT_FILE, system)")
-    probe.add_argument("--path", default="/health", metavar="P", help="path to GET (default /health)")
+    probe.add_argument("--path", "--health-path", dest="path", default="/health", metavar="P", help="path to GET (default /health)")
+    probe.add_argument("--mask", action="append", default=[], metavar="VALUE", help="a secret to mask in the output (repeatable)")
+    probe.add_argument("--mask-env", action="append", default=[], metavar="NAME", help="an environment variable whose value is masked (repeatable)")
     probe.add_argument("--json", action="store_true", help="print a JSON list of per-address results")
     probe.set_defaults(run=run_probe)
 
@@ -95,55 +101,63 @@ def run_merge(args: argparse.Namespace) -> int:
 
 
 def run_probe(args: argparse.Namespace) -> int:
-    from .config import Settings, parse_target
-
-    try:
-        target = parse_target(args.target)
-    except ValueError as error:
-        raise UsageProblem(str(error).splitlines()[0]) from None
-    try:  # the rule of the probe-timeout setting: finite, > 0 and <= 300
-        args.timeout = Settings().with_overrides(probe_timeout=repr(args.timeout)).probe_timeout
-    except ValueError as error:
-        raise UsageProblem(f"--timeout: {error}") from None
+    settings = _probe_settings(args)
+    target = settings.target
+    assert target is not None
     for address in args.address:
         try:
             ipaddress.ip_address(address.strip("[]"))
         except ValueError:
             raise UsageProblem(f"--address {address!r} is not an IP address") from None
-    resolvers = args.resolver or [SYSTEM]
-    for resolver in resolvers:
-        if resolver != SYSTEM:
-            try:
-                parse_resolver(resolver)
-            except ValueError as error:
-                raise UsageProblem(str(error)) from None
     if target.scheme == "https":
         try:
-            tls_context(args.ca_bundle)
+            tls_context(settings.ca_bundle)
         except ValueError as error:
             raise UsageProblem(str(error)) from None
-    path = args.path if args.path.startswith("/") else "/" + args.path
+    timeout, path = settings.probe_timeout, settings.health_path
 
     report = None
     if args.address:
-        results = probe_target(target, addresses=args.address, path=path, timeout=args.timeout, ca_bundle=args.ca_bundle)
+        results = probe_target(target, addresses=args.address, path=path, timeout=timeout, ca_bundle=settings.ca_bundle)
     else:
-        report = resolve_all(target.host, resolvers, timeout=args.timeout)
-        results = probe_target(target, dns_report=report, path=path, timeout=args.timeout, ca_bundle=args.ca_bundle)
+        report = resolve_all(target.host, settings.resolvers, timeout=timeout)
+        results = probe_target(target, dns_report=report, path=path, timeout=timeout, ca_bundle=settings.ca_bundle)
 
-    # Headers (Set-Cookie), redirect URLs (?token=), body excerpts and failure details can carry secrets.
-    redact = Redactor([target.password] if target.password else [])
+    # Headers (Set-Cookie), redirect URLs (?token=), body excerpts and failure details can carry secrets:
+    # masked as the plugin masks its outputs, with the same secrets (environment, kubeconfig, --mask).
+    redact = Redactor(collect_secrets(settings))
     if args.json:
         print(json.dumps([redact(_json_row(result)) for result in results], indent=2))
     else:
         if report is not None and not report.literal:
             print(redact(_dns_line(report)))
+        if report is not None and report.not_probed:
+            print(redact(_not_probed_line(report)))
         for result in results:
             print(redact(format_result(result)))
         failed = [result for result in results if not result.ok]
         for result in failed:
             print(redact(f"  reproduce: {result.curl}"))
     return EXIT_OK if all(result.ok for result in results) else EXIT_FAILED
+
+
+def _probe_settings(args: argparse.Namespace) -> Settings:
+    """The probe's options read by the plugin's own rules (config.py): one parser for targets, resolvers,
+    timeouts, paths, CA bundles and masks."""
+    path = args.path if args.path.startswith("/") else "/" + args.path
+    cli = {"target": args.target, "resolvers": args.resolver or None, "probe_timeout": args.timeout,
+           "health_path": path, "ca_bundle": args.ca_bundle, "mask": args.mask, "mask_env": args.mask_env}
+    try:
+        return resolve_settings(cli, os.environ, rootpath=None, config_option=None)
+    except ValueError as error:
+        message = str(error).replace("--probe-timeout:", "--timeout:").replace("--health-path:", "--path:")
+        raise UsageProblem(message) from None
+
+
+def _not_probed_line(report) -> str:
+    shown = ", ".join(report.not_probed[:8]) + (", ..." if len(report.not_probed) > 8 else "")
+    return (f"dns {report.name}: {len(report.not_probed)} more addresses not probed "
+            f"(at most {MAX_ADDRESSES_PER_FAMILY} per family): {shown}")
 
 
 def format_result(result: ProbeResult) -> str:
@@ -180,11 +194,13 @@ def _json_row(result: ProbeResult) -> dict:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
+    arguments = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(arguments)
         return args.run(args)
     except UsageProblem as problem:
-        print(str(problem), file=sys.stderr)
+        # The message may quote what was typed (a DSN, a token in a URL): masked like every output.
+        print(mask_usage_error(str(problem), arguments), file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130

@@ -29,9 +29,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .redact import redact, secrets_in_value
+
 APP_TABLES = ("database", "services", "integration", "performance", "results-storage")
-# Tables under [tool.reachability] that other sections read; accepted here without validation.
+# Tables under [tool.reachability] that sections 1-11 read: validated here too, with the others.
 TABLES_READ_ELSEWHERE = ("cluster",)
+DEFAULT_MAX_RESTARTS = 5
+MAX_RESTARTS_LIMIT = 1_000_000
 EXAMPLE = "examples/reachability.toml"
 
 MAX_REQUESTS = 100_000
@@ -52,12 +56,21 @@ class AppConfigError(ValueError):
 
     def __init__(self, table: str, key: str, expected: str, got: str) -> None:
         self.table, self.key, self.expected, self.got = table, key, expected, got
-        where = f"[tool.reachability.{table}]" + (f" {key}" if key else "")
-        super().__init__(f"{where}: expected {expected}, got {got}")
+        where = f"[tool.reachability.{shown_key(table)}]" + (f" {shown_key(key)}" if key else "")
+        super().__init__(" ".join(f"{where}: expected {expected}, got {got}".split()))
+
+
+_PRINTABLE_KEY = re.compile(r"[^\x00-\x1f\x7f-\x9f\u2028\u2029]{1,80}")
+
+
+def shown_key(key: str) -> str:
+    """A key (or table name) as printed: as it is when printable, else quoted (a TOML key may hold anything)."""
+    return key if _PRINTABLE_KEY.fullmatch(key) else json.dumps(key[:60])
 
 
 def describe_value(value: Any) -> str:
-    """A value as a TOML user would recognise it: ``"lots"``, ``0``, ``true``, ``a table``."""
+    """A value as a TOML user would recognise it: ``"lots"``, ``0``, ``true``, ``a table``; secrets masked
+    (a DSN pasted where a variable name belongs is not printed back)."""
     if value is None:
         return "nothing"
     if isinstance(value, bool):
@@ -67,12 +80,23 @@ def describe_value(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "an array"
     if isinstance(value, str):
-        text = value if len(value) <= 60 else value[:57] + "..."
+        masked = str(redact(value, secrets_in_value(value)))
+        text = masked if len(masked) <= 60 else masked[:57] + "..."
         return json.dumps(text, ensure_ascii=False)
-    return str(value)
+    if isinstance(value, (int, float)):
+        return str(value)
+    return f"a {type(value).__name__} ({value})"  # TOML dates and times
 
 
 # -- the validated model ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """``[tool.reachability.cluster]``: the target's Service by name, and the restarts tolerated per pod."""
+
+    service: str | None = None
+    max_restarts: int = DEFAULT_MAX_RESTARTS
 
 
 @dataclass(frozen=True)
@@ -164,6 +188,7 @@ class AppConfig:
     integration: IntegrationConfig | None = None
     performance: PerformanceConfig | None = None
     results_storage: ResultsStorageConfig | None = None
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
     @staticmethod
     def not_configured(table: str) -> str:
@@ -253,8 +278,15 @@ class _Table:
         value = self.data.get(name, default)
         if value is None:
             return None
-        if not isinstance(value, str) or not value.startswith("/") or any(c.isspace() for c in value):
+        if not is_url_path(value):
             raise self.fail(name, 'a URL path starting with "/" (no spaces)', value)
+        return value
+
+    def json_value(self, name: str, default: Any = None) -> Any:
+        value = self.data.get(name, default)
+        problem = json_problem(value)
+        if problem:
+            raise self.fail(name, f"a value JSON can carry ({problem})", value)
         return value
 
     def text(self, name: str, expected: str = "a non-empty string", pattern: re.Pattern[str] | None = None) -> str | None:
@@ -311,11 +343,47 @@ class _Table:
         return dict(value)
 
 
+def is_url_path(value: Any) -> bool:
+    """A path to request: starts with "/", no whitespace or control characters."""
+    return isinstance(value, str) and value.startswith("/") and not _CONTROL_OR_SPACE.search(value)
+
+
+def json_problem(value: Any, depth: int = 0) -> str | None:
+    """None when ``value`` is plain JSON (TOML dates/times and non-finite numbers are not), else why not."""
+    if depth > 32:
+        return "nested too deep"
+    if value is None or isinstance(value, (str, bool, int)):
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else "not a finite number"
+    if isinstance(value, Mapping):
+        return next((p for p in (json_problem(item, depth + 1) for item in value.values()) if p), None)
+    if isinstance(value, (list, tuple)):
+        return next((p for p in (json_problem(item, depth + 1) for item in value) if p), None)
+    return "a date or time is not JSON"
+
+
+_CONTROL_OR_SPACE = re.compile(r"[\s\x00-\x1f\x7f]")
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}")
+_SCALAR = (str, int, float, bool)
+
+
+def _cluster(data: Any) -> ClusterConfig:
+    table = _Table("cluster", data)
+    table.only(("service", "max_restarts"))
+    service = table.text("service", "the name of the target's Service (lower-case letters, digits and '-')",
+                         _SERVICE_NAME)
+    max_restarts = table.data.get("max_restarts", DEFAULT_MAX_RESTARTS)
+    if isinstance(max_restarts, bool) or not isinstance(max_restarts, int) or not 0 <= max_restarts <= MAX_RESTARTS_LIMIT:
+        raise table.fail("max_restarts", f"a whole number from 0 to {MAX_RESTARTS_LIMIT}", max_restarts)
+    return ClusterConfig(service=service, max_restarts=max_restarts)
+
+
 def _database(data: Any) -> DatabaseConfig:
     table = _Table("database", data)
     table.only(("health-path", "field", "expect", "latency-field", "max-latency-ms", "dsn-env"), ("field", "expect"))
     expect = table.data["expect"]
-    if isinstance(expect, (Mapping, list)):
+    if not isinstance(expect, _SCALAR) or json_problem(expect):
         raise table.fail("expect", "a string, number or boolean", expect)
     return DatabaseConfig(
         field=table.json_path("field") or "",
@@ -364,11 +432,16 @@ def _services(data: Any) -> tuple[ServiceConfig, ...]:
                 prefix = f"service[{index}]."
                 item_table = _Table("services", item, prefix)
                 label = item_table.text("name", "a name for the service (required)")
+                if label is not None and (len(label) > 100 or _CONTROL_OR_SPACE.search(label)):
+                    raise item_table.fail("name", "a service name of 1 to 100 characters without spaces", label)
                 if label is None:
                     raise item_table.fail("name", "a name for the service (required)", None)
                 found.append(_service(label, item, prefix))
         else:
-            found.append(_service(str(name), entry, f"{name}."))
+            if not isinstance(name, str) or not name.strip() or len(name) > 100 or _CONTROL_OR_SPACE.search(name):
+                raise AppConfigError("services", str(name), "a service name of 1 to 100 characters without spaces",
+                                     describe_value(name))
+            found.append(_service(name, entry, f"{name}."))
     if not found:
         raise AppConfigError("services", "", "at least one service", "an empty table")
     names = [service.name for service in found]
@@ -394,18 +467,28 @@ def _integration(data: Any) -> IntegrationConfig:
         if not isinstance(method, str) or method.upper() not in HTTP_METHODS:
             raise step.fail("method", f"one of {', '.join(HTTP_METHODS)}", method)
         path = step.data["path"]
-        if not isinstance(path, str) or not path.startswith("/") or any(c.isspace() for c in path):
+        if not is_url_path(path):
             raise step.fail("path", 'a URL path starting with "/" (no spaces)', path)
         headers = step.table_of_strings("headers", "a table of header names to strings")
+        for header, value in headers.items():
+            if not _HEADER_NAME.fullmatch(header):
+                raise AppConfigError("integration", f"{prefix}headers.{header}", "an HTTP header name (letters, digits, '-')",
+                                     describe_value(header))
+            if any(char in value for char in "\r\n\0"):
+                raise AppConfigError("integration", f"{prefix}headers.{header}", "a header value on one line",
+                                     describe_value(value))
+        body = step.json_value("json")
         expect = step.data.get("expect", {})
         if not isinstance(expect, Mapping) or not all(isinstance(k, str) and k for k in expect):
             raise step.fail("expect", "a table of JSON paths to expected values", expect)
+        if json_problem(expect):
+            raise step.fail("expect", f"expected values JSON can carry ({json_problem(expect)})", expect)
         save = step.table_of_strings("save", "a table of names to JSON paths")
         for name in save:
             if not _SAVE_NAME.match(name):
                 raise AppConfigError("integration", f"{prefix}save.{name}", "a name of letters, digits, '_' and '-'",
                                      describe_value(name))
-        used = placeholders([path, headers, step.data.get("json"), dict(expect)])
+        used = placeholders([path, headers, body, dict(expect)])
         unknown = sorted(used - saved)
         if unknown:
             raise AppConfigError(
@@ -415,7 +498,7 @@ def _integration(data: Any) -> IntegrationConfig:
         saved.update(save)
         steps.append(IntegrationStep(
             name=step.text("name") or f"{method.upper()} {path}", method=method.upper(), path=path,
-            json=step.data.get("json"), headers=headers, expect_status=step.statuses("expect-status", (200,)),
+            json=body, headers=headers, expect_status=step.statuses("expect-status", (200,)),
             expect=dict(expect), save=save,
         ))
     return IntegrationConfig(steps=tuple(steps))
@@ -457,6 +540,7 @@ def _results_storage(data: Any) -> ResultsStorageConfig:
     payload = table.data.get("payload", {"check": "pytest-reachability"})
     if not isinstance(payload, Mapping) or not payload:
         raise table.fail("payload", "a non-empty table (the JSON object written)", payload)
+    table.json_value("payload")
     for name in ("read-path", "delete-path"):
         unknown = sorted(placeholders(table.data.get(name)) - {"id"})
         if unknown:
@@ -479,7 +563,7 @@ def load_app_config(tables: Mapping[str, Any] | None) -> AppConfig:
     tables = dict(tables or {})
     for name in tables:
         if name not in APP_TABLES and name not in TABLES_READ_ELSEWHERE:
-            close = difflib.get_close_matches(str(name), APP_TABLES, n=1, cutoff=0.6)
+            close = difflib.get_close_matches(str(name), APP_TABLES + TABLES_READ_ELSEWHERE, n=1, cutoff=0.6)
             hint = f" (did you mean {close[0]}?)" if close else ""
             raise AppConfigError(
                 str(name), "", f"one of the tables {', '.join(APP_TABLES + TABLES_READ_ELSEWHERE)}",
@@ -491,4 +575,5 @@ def load_app_config(tables: Mapping[str, Any] | None) -> AppConfig:
         integration=_integration(tables["integration"]) if "integration" in tables else None,
         performance=_performance(tables["performance"]) if "performance" in tables else None,
         results_storage=_results_storage(tables["results-storage"]) if "results-storage" in tables else None,
+        cluster=_cluster(tables["cluster"]) if "cluster" in tables else ClusterConfig(),
     )

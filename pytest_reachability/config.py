@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
-from .redact import redact_target_text
+from .redact import MIN_SECRET_LENGTH, mask_usage_error, redact_target_text
 
 try:
     import tomllib
@@ -57,6 +57,7 @@ _HOST_NAME_CHARS = re.compile(r"[a-z0-9.-]")
 _PATH_SAFE = "/:!$&'()*+,;=-._~%"
 _BAD_PERCENT_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _CONTROL_OR_SPACE = re.compile(r"[\s\x00-\x1f\x7f]")
+_ZONE = re.compile(r"[A-Za-z0-9_.-]{1,32}")
 
 
 class TargetError(ValueError):
@@ -418,13 +419,28 @@ def parse_resolver(text: str) -> str:
             ipaddress.IPv4Address(address_text)
         except ValueError:
             raise fail(f"{address_text!r} is not an IP address") from None
-    address = ipaddress.ip_address(address_text)
+    address = ipaddress.ip_address(_link_local_zone(address_text, fail))
     if port_text is None:
         return str(address)
     if not _ASCII_DIGITS.fullmatch(port_text) or len(port_text) > 5 or not 1 <= int(port_text) <= 65535:
         raise fail(f"port {port_text[:12]!r} is not a number 1-65535")
     host = f"[{address}]" if address.version == 6 else str(address)
     return f"{host}:{int(port_text)}"
+
+
+def _link_local_zone(address_text: str, fail: Callable[[str], SettingsError]) -> str:
+    """``fe80::1%eth0`` (or RFC 6874's ``%25eth0``) names the interface of a link-local address; a zone
+    means nothing on any other address, and an empty one is a typo."""
+    address, percent, zone = address_text.partition("%")
+    if not percent:
+        return address_text
+    if zone.startswith("25") and len(zone) > 2:
+        zone = zone[2:]
+    if not zone or not _ZONE.fullmatch(zone):
+        raise fail(f"{address_text!r} has an empty or malformed zone after '%'")
+    if not ipaddress.IPv6Address(address).is_link_local:
+        raise fail(f"a zone ('%{zone}') is only meaningful on a link-local fe80:: address, not on {address}")
+    return f"{address}%{zone}"
 
 
 def resolver_endpoint(spec: str) -> tuple[str, int] | None:
@@ -494,6 +510,8 @@ class Settings:
     config_file: str | None = None  # the file the [tool.reachability] values came from
     sources: dict[str, str] = field(default_factory=lambda: dict.fromkeys(SETTING_KEYS, "default"))
     tables: dict[str, dict] = field(default_factory=dict)  # [tool.reachability.<name>] for application sections
+    mask: list[str] = field(default_factory=list, repr=False)  # --mask: values masked in every output
+    mask_env: list[str] = field(default_factory=list)  # mask-env: variables whose values are masked
 
     def with_overrides(self, **values: Any) -> Settings:
         """Fill settings the user did not give (source ``default``) with ``values``; user values win.
@@ -556,6 +574,8 @@ def _convert_text(key: str, value: str, *, base_dir: Path | None, check_exists: 
         return text
     if key == "results_db":
         scheme = _URL_SCHEME.match(text)
+        if scheme and scheme.group(1).lower() == "sqlite":
+            return _resolve_path(_sqlite_url_path(text), base_dir)
         if scheme:
             if scheme.group(1).lower() not in ("postgresql", "postgres"):
                 shown = mask_credentials(text)
@@ -568,6 +588,14 @@ def _convert_text(key: str, value: str, *, base_dir: Path | None, check_exists: 
             raise SettingsError(f"file {path!r} does not exist; expected {_text_expectation(key)}")
         return path
     return text  # kube_context, sandbox
+
+
+def _sqlite_url_path(text: str) -> str:
+    """The file of ``sqlite:///relative/path`` or ``sqlite:////absolute/path`` (SQLAlchemy's spelling)."""
+    path = text[len("sqlite://"):]
+    if not path.startswith("/") or len(path) < 2:
+        raise SettingsError(f"{mask_credentials(text)!r} names no file; expected sqlite:///relative/path or sqlite:////absolute/path")
+    return path[1:]
 
 
 def _resolve_path(text: str, base_dir: Path | None) -> str:
@@ -594,7 +622,7 @@ def _text_expectation(key: str) -> str:
         "kubeconfig": "the path of an existing kubeconfig file",
         "ca_bundle": "the path of an existing PEM CA bundle",
         "health_path": "an HTTP path starting with '/', like /health",
-        "results_db": "an SQLite file path or a postgresql:// URL",
+        "results_db": "an SQLite file path, a sqlite:/// URL or a postgresql:// URL",
         "kube_context": "a kubeconfig context name",
         "sandbox": "a sandbox scenario name",
     }.get(key, "a file path")
@@ -697,6 +725,7 @@ def resolve_settings(
     sources = dict.fromkeys(SETTING_KEYS, "default")
     tables: dict[str, dict] = {}
     config_file = None
+    mask_env: list[str] = []
 
     found = _find_file_section(config_option, environ, rootpath, invocation_dir)
     if found is not None:
@@ -705,6 +734,12 @@ def resolve_settings(
         where = f"in {config_file!r} {section_name}"
         for file_key, value in section.items():
             key = _FILE_KEYS.get(file_key)
+            if file_key == MASK_ENV_KEY:
+                try:
+                    mask_env += _mask_env_names(value)
+                except ValueError as error:
+                    raise SettingsError(f"{file_key!r} {where}: {error}") from None
+                continue
             if key is None:
                 if isinstance(value, dict):
                     tables[file_key] = value
@@ -742,11 +777,63 @@ def resolve_settings(
             raise SettingsError(f"{_CLI_FLAGS[key]}: {error}") from None
         sources[key] = "cli"
 
-    return Settings(**values, config_file=config_file, sources=sources, tables=tables)
+    mask, mask_env = _masking(cli, environ, mask_env)
+    return Settings(**values, config_file=config_file, sources=sources, tables=tables, mask=mask, mask_env=mask_env)
+
+
+# --- what is masked besides what the run knows (--mask, mask-env) -----------------------------------------
+
+MASK_ENV_KEY = "mask-env"
+MASK_ENV_VARIABLE = "REACHABILITY_MASK_ENV"
+MASK_VARIABLE = "REACHABILITY_MASK"
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+
+
+def _masking(cli: Mapping[str, Any], environ: Mapping[str, str], from_file: list[str]) -> tuple[list[str], list[str]]:
+    """``--mask`` values and ``mask-env`` names from every source, together: masking more is never wrong,
+    so the lists add up instead of overriding each other. A value is never quoted in an error."""
+    values: list[str] = []
+    given = cli.get("mask") or []
+    for origin, items in (("--mask", [given] if isinstance(given, str) else list(given)),
+                          (MASK_VARIABLE, [environ[MASK_VARIABLE]] if environ.get(MASK_VARIABLE, "").strip() else [])):
+        for value in items:
+            value = str(value).strip()
+            if len(value) < MIN_SECRET_LENGTH:
+                raise SettingsError(
+                    f"{origin}: a value of {len(value)} characters is too short to mask (at least {MIN_SECRET_LENGTH}): "
+                    "it would hide ordinary words")
+            values.append(value)
+    names = list(from_file)
+    try:
+        if environ.get(MASK_ENV_VARIABLE, "").strip():
+            names += _mask_env_names(environ[MASK_ENV_VARIABLE])
+    except ValueError as error:
+        raise SettingsError(f"{MASK_ENV_VARIABLE}: {error}") from None
+    given_names = cli.get("mask_env") or []
+    try:
+        for item in [given_names] if isinstance(given_names, str) else list(given_names):
+            names += _mask_env_names(str(item))
+    except ValueError as error:
+        raise SettingsError(f"--mask-env: {error}") from None
+    return _dedupe(values), _dedupe(names)
+
+
+def _mask_env_names(value: Any) -> list[str]:
+    """Environment variable names: an array of strings, or one string separated by commas or spaces."""
+    if isinstance(value, str):
+        items = _split_list(value)
+    elif isinstance(value, list) and all(isinstance(item, str) for item in value):
+        items = [item.strip() for item in value]
+    else:
+        raise SettingsError(f"expected environment variable names (an array of strings), got {_toml_type(value)}")
+    for name in items:
+        if not _ENV_NAME.fullmatch(name):
+            raise SettingsError(f"{name[:40]!r} is not an environment variable name; expected letters, digits and '_'")
+    return items
 
 
 def _suggest(file_key: str) -> str:
-    candidates = list(_FILE_KEYS)
+    candidates = [*_FILE_KEYS, MASK_ENV_KEY]
     close = difflib.get_close_matches(file_key.replace("_", "-").lower(), candidates, n=1, cutoff=0.6)
     if close:
         return f"did you mean {close[0]!r}?"
@@ -757,17 +844,46 @@ def load_settings(config: pytest.Config) -> Settings:
     """Settings for a pytest run; any bad value raises ``pytest.UsageError`` with one line."""
     import pytest
 
-    cli = {key: config.getoption(f"reachability_{key}", default=None) for key in SETTING_KEYS}
+    cli = {key: config.getoption(f"reachability_{key}", default=None) for key in (*SETTING_KEYS, "mask", "mask_env")}
+    config_option = config.getoption("reachability_reachability_config", default=None)
     try:
         return resolve_settings(
             cli,
             os.environ,
             rootpath=config.rootpath,
             invocation_dir=config.invocation_params.dir,
-            config_option=config.getoption("reachability_reachability_config", default=None),
+            config_option=config_option,
         )
     except ValueError as error:
-        raise pytest.UsageError(" ".join(str(error).split())) from None
+        given = given_values(cli, os.environ, config_option, config.rootpath, config.invocation_params.dir)
+        raise pytest.UsageError(mask_usage_error(str(error), given)) from None
+
+
+def given_values(cli: Mapping[str, Any], environ: Mapping[str, str], config_option: str | None = None,
+                 rootpath: Path | None = None, invocation_dir: Path | None = None) -> list[str]:
+    """Every text the user gave (command line, ``REACHABILITY_*`` variables, the configuration file's
+    strings): a usage error may quote any of them, so the secrets inside them are masked."""
+    found: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, str):
+            found.append(value)
+        elif isinstance(value, Mapping):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                walk(item)
+
+    walk(dict(cli))
+    walk({name: value for name, value in environ.items() if name.startswith("REACHABILITY_")})
+    try:
+        found_file = _find_file_section(config_option, environ, rootpath, invocation_dir or Path.cwd())
+    except (ValueError, OSError):
+        found_file = None
+    if found_file is not None:
+        walk(found_file[2])
+    return found
 
 
 def describe(settings: Settings) -> list[str]:
@@ -786,6 +902,19 @@ def describe(settings: Settings) -> list[str]:
     ]
     if settings.sandbox:
         lines.append(f"sandbox: {settings.sandbox}")
+    if settings.mask or settings.mask_env:
+        lines.append(_describe_masking(settings))
     if settings.config_file:
         lines.append(f"config file: {settings.config_file}")
     return lines
+
+
+def _describe_masking(settings: Settings) -> str:
+    """``masked too: 2 --mask values; variables SIGNING_KEY, DEPLOY_PAT (not set)``: a misspelt name shows."""
+    parts = []
+    if settings.mask:
+        parts.append(f"{len(settings.mask)} --mask value{'s' if len(settings.mask) != 1 else ''}")
+    if settings.mask_env:
+        names = [name + ("" if os.environ.get(name) else " (not set)") for name in settings.mask_env]
+        parts.append("variables " + ", ".join(names))
+    return "masked too: " + "; ".join(parts)

@@ -12,22 +12,28 @@ overrides the key, e.g. for one host served from several clusters.
 
 The schema is created and migrated on first use, under a lock (SQLite ``BEGIN IMMEDIATE``,
 PostgreSQL an advisory transaction lock), so several CI jobs may open a fresh database at once.
-Writes are single transactions; SQLite runs in WAL mode with a busy timeout. This module does not
+SQLite gets its busy timeout when the connection opens and WAL mode before the schema exists; the few
+"database is locked" answers SQLite gives without waiting (switching a fresh file to WAL, opening it
+while another connection does) are retried with a short backoff for up to the busy timeout.
+:meth:`HistoryStore.record_and_compare` stores a run and compares it with the runs recorded before it
+in one transaction, so of two first runs exactly one says "first recorded run". This module does not
 import pytest.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import re
 import sqlite3
 import subprocess
+import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .redact import redact, redact_target_text, url_passwords
 
@@ -50,6 +56,8 @@ FAILING = ("failed", "error")
 BUSY_TIMEOUT_SECONDS = 30.0
 _PG_LOCK_ID = 0x7265616368  # "reach": the advisory lock that serialises schema migrations
 _URL_SCHEME = re.compile(r"^(postgres|postgresql)://", re.IGNORECASE)
+_SQLITE_URL = re.compile(r"^sqlite://", re.IGNORECASE)
+_T = TypeVar("_T")
 
 
 class HistoryError(Exception):
@@ -212,6 +220,7 @@ class HistoryStore:
     def __init__(self, connection: Any, where: str) -> None:
         self.connection = connection
         self.where = where  # masked: safe to print
+        self._in_write = False  # inside record_and_compare: reads must not end the transaction
 
     # -- dialect -----------------------------------------------------------------------------
 
@@ -232,6 +241,12 @@ class HistoryStore:
 
     def _lock_schema(self) -> None:
         """Held until commit: BEGIN IMMEDIATE already serialises writers in SQLite."""
+
+    def _lock_runs(self) -> None:
+        """Held until commit: BEGIN IMMEDIATE already serialises writers in SQLite."""
+
+    def _retrying(self, action: Callable[[], _T]) -> _T:
+        return _retry_busy(action)
 
     def _serial(self) -> str:
         return "INTEGER PRIMARY KEY AUTOINCREMENT"
@@ -261,6 +276,9 @@ class HistoryStore:
 
     def migrate(self, target_version: int = SCHEMA_VERSION) -> int:
         """Bring the schema to ``target_version`` (the current one by default); returns the version."""
+        return self._retrying(lambda: self._migrate(target_version))
+
+    def _migrate(self, target_version: int) -> int:
         self._begin_write()
         try:
             self._lock_schema()
@@ -306,41 +324,85 @@ class HistoryStore:
 
     def record(self, run: RunRecord) -> int:
         """Store ``run`` with its tests and sections in one transaction; returns its id."""
+        return self._retrying(lambda: self._record(run))
+
+    def _record(self, run: RunRecord) -> int:
         self._begin_write()
         try:
-            run_id = self._insert_run(
-                {
-                    "run_uuid": run.run_uuid,
-                    "target_key": run.target_key,
-                    "target": run.target,
-                    "namespace": run.namespace,
-                    "started_at": _iso(run.started_at),
-                    "finished_at": _iso(run.finished_at) if run.finished_at else None,
-                    "git_sha": run.git_sha,
-                    "exit_status": run.exit_status,
-                    "status": run.status,
-                    "healthy": 1 if run.healthy else 0,
-                    "health_score": run.health_score,
-                    "passed": run.passed,
-                    "counted": run.counted,
-                    "top_theory": run.top_theory,
-                }
-            )
-            for nodeid, (section, outcome, reason) in run.tests.items():
-                self._execute(
-                    "INSERT INTO test_outcomes (run_id, nodeid, section, outcome, reason) VALUES (?, ?, ?, ?, ?)",
-                    [run_id, nodeid, section, outcome, reason[:1000]],
-                )
-            for position, row in enumerate(run.sections):
-                self._execute(
-                    "INSERT INTO section_health (run_id, position, section, tests, passed, failed, error, blocked, skipped, status)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [run_id, position, row.name, row.tests, row.passed, row.failed, row.error, row.blocked, row.skipped, row.status],
-                )
+            run_id = self._insert(run)
             self._commit()
         except BaseException:
             self._rollback()
             raise
+        return run_id
+
+    def record_and_compare(self, run: RunRecord) -> tuple[int, dict[str, Any]]:
+        """Compare ``run`` with the runs recorded before it and store it, in one transaction.
+
+        Writers are serialised (SQLite ``BEGIN IMMEDIATE``, a PostgreSQL advisory lock), so what counts
+        as earlier is what was recorded before this run -- whatever the start times of runs that ran at
+        once -- and of two first runs exactly one is the first.
+        """
+        return self._retrying(lambda: self._record_and_compare(run))
+
+    def _record_and_compare(self, run: RunRecord) -> tuple[int, dict[str, Any]]:
+        self._begin_write()
+        self._in_write = True
+        try:
+            self._lock_runs()
+            summary = self.compare(run, recorded_before=True)
+            run_id = self._insert(run)
+            self._commit()
+        except BaseException:
+            self._rollback()
+            raise
+        finally:
+            self._in_write = False
+        return run_id, summary
+
+    def finish_run(self, run: RunRecord) -> None:
+        """Add what is known only at the very end (top theory, finish time) to a stored run."""
+        def update() -> None:
+            self._begin_write()
+            try:
+                self._execute("UPDATE runs SET top_theory = ?, finished_at = ? WHERE run_uuid = ?",
+                              [run.top_theory, _iso(run.finished_at) if run.finished_at else None, run.run_uuid])
+                self._commit()
+            except BaseException:
+                self._rollback()
+                raise
+        self._retrying(update)
+
+    def _insert(self, run: RunRecord) -> int:
+        run_id = self._insert_run(
+            {
+                "run_uuid": run.run_uuid,
+                "target_key": run.target_key,
+                "target": run.target,
+                "namespace": run.namespace,
+                "started_at": _iso(run.started_at),
+                "finished_at": _iso(run.finished_at) if run.finished_at else None,
+                "git_sha": run.git_sha,
+                "exit_status": run.exit_status,
+                "status": run.status,
+                "healthy": 1 if run.healthy else 0,
+                "health_score": run.health_score,
+                "passed": run.passed,
+                "counted": run.counted,
+                "top_theory": run.top_theory,
+            }
+        )
+        for nodeid, (section, outcome, reason) in run.tests.items():
+            self._execute(
+                "INSERT INTO test_outcomes (run_id, nodeid, section, outcome, reason) VALUES (?, ?, ?, ?, ?)",
+                [run_id, nodeid, section, outcome, reason[:1000]],
+            )
+        for position, row in enumerate(run.sections):
+            self._execute(
+                "INSERT INTO section_health (run_id, position, section, tests, passed, failed, error, blocked, skipped, status)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [run_id, position, row.name, row.tests, row.passed, row.failed, row.error, row.blocked, row.skipped, row.status],
+            )
         return run_id
 
     # -- reading -----------------------------------------------------------------------------
@@ -414,15 +476,21 @@ class HistoryStore:
         return None if run is None else self.compare(run)
 
     def _end_read(self) -> None:
-        """SQLite autocommit reads need nothing; PostgreSQL ends the implicit transaction."""
+        """SQLite autocommit reads need nothing; PostgreSQL ends the implicit transaction (see there)."""
 
-    def compare(self, run: RunRecord) -> dict[str, Any]:
+    def compare(self, run: RunRecord, *, recorded_before: bool = False) -> dict[str, Any]:
         """What changed since the previous run of ``run.target_key`` (``run`` itself stored or not).
 
-        Only runs that started no later than ``run`` count as earlier; ``run`` is excluded by its uuid.
+        Only runs that started no later than ``run`` count as earlier (with ``recorded_before``: every
+        run recorded so far, which is what :meth:`record_and_compare` asks inside its transaction);
+        ``run`` is excluded by its uuid.
         """
-        params = [run.target_key, run.run_uuid, _iso(run.started_at)]
-        earlier = "target_key = ? AND run_uuid <> ? AND started_at <= ?"
+        if recorded_before:
+            params = [run.target_key, run.run_uuid]
+            earlier = "target_key = ? AND run_uuid <> ?"
+        else:
+            params = [run.target_key, run.run_uuid, _iso(run.started_at)]
+            earlier = "target_key = ? AND run_uuid <> ? AND started_at <= ?"
         previous = self._rows(
             f"SELECT id, started_at, health_score, healthy, status FROM runs WHERE {earlier}"
             " ORDER BY started_at DESC, id DESC LIMIT 1",
@@ -502,6 +570,13 @@ class PostgresHistoryStore(HistoryStore):
         # Two jobs opening a fresh database at once: the second waits, then sees the new version.
         self.connection.execute("SELECT pg_advisory_xact_lock(%s)", (_PG_LOCK_ID,))
 
+    def _lock_runs(self) -> None:
+        # Two runs recording at once: the second waits, then compares with the first.
+        self.connection.execute("SELECT pg_advisory_xact_lock(%s)", (_PG_LOCK_ID + 1,))
+
+    def _retrying(self, action: Callable[[], _T]) -> _T:
+        return action()  # PostgreSQL waits for its locks (lock_timeout bounds the wait)
+
     def _serial(self) -> str:
         return "BIGSERIAL PRIMARY KEY"
 
@@ -509,6 +584,8 @@ class PostgresHistoryStore(HistoryStore):
         return bool(self._rows("SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = ?", [name]))
 
     def _end_read(self) -> None:
+        if self._in_write:
+            return  # the reads of record_and_compare belong to its transaction
         if self.connection.info.transaction_status != 0:  # not idle: close the implicit read transaction
             self.connection.execute("COMMIT")
 
@@ -534,18 +611,55 @@ def open_history(url: str, *, migrate: bool = True, connect_timeout: float = 10.
     return store
 
 
+def sqlite_path(location: str) -> Path:
+    """The file of an SQLite location: a path, ``sqlite:///relative/path`` or ``sqlite:////absolute/path``."""
+    text = location.strip()
+    if _SQLITE_URL.match(text):
+        rest = text[len("sqlite://"):]
+        if not rest.startswith("/") or len(rest) < 2:
+            raise HistoryError(f"history database {text!r}: expected sqlite:///relative/path or sqlite:////absolute/path")
+        text = rest[1:]
+    return Path(text).expanduser()
+
+
 def _open_sqlite(path_text: str) -> HistoryStore:
-    path = Path(path_text.removeprefix("sqlite:///")).expanduser()
+    path = sqlite_path(path_text)
+
+    def connect() -> sqlite3.Connection:
+        # timeout= installs the busy handler as the connection opens, before any statement; isolation_level=None:
+        # transactions are begun explicitly (BEGIN IMMEDIATE takes the write lock up front).
+        connection = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+        try:
+            connection.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
+            connection.execute("PRAGMA journal_mode = WAL")  # before the schema: every writer finds WAL in force
+            connection.execute("PRAGMA foreign_keys = ON")
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: transactions are begun explicitly (BEGIN IMMEDIATE takes the write lock up front).
-        connection = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
-        connection.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
-        connection.execute("PRAGMA journal_mode = WAL")
-        connection.execute("PRAGMA foreign_keys = ON")
+        connection = _retry_busy(connect)
     except (OSError, sqlite3.Error) as error:
         raise HistoryError(f"history database {path}: cannot open: {_one_line(error)}") from None
     return HistoryStore(connection, str(path))
+
+
+def _retry_busy(action: Callable[[], _T], budget: float = BUSY_TIMEOUT_SECONDS) -> _T:
+    """``action()``, again after a short random pause while SQLite answers "locked"/"busy" without waiting
+    (it does so when the busy handler cannot help: a fresh file switching to WAL, a read upgrading to a write)."""
+    deadline = time.monotonic() + budget
+    pause = 0.005
+    while True:
+        try:
+            return action()
+        except sqlite3.OperationalError as error:
+            text = str(error).lower()
+            if not ("locked" in text or "busy" in text) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause * random.uniform(0.5, 1.5))
+        pause = min(pause * 2, 0.2)
 
 
 def _open_postgres(url: str, connect_timeout: float) -> HistoryStore:

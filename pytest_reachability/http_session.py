@@ -9,20 +9,122 @@ Example::
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from . import evidence as evidence_mod
 
 BODY_EXCERPT = 512
+# A response body is read up to this many (decoded) bytes; a larger one -- a gzip bomb, an endless stream --
+# raises ResponseTooLarge instead of filling the memory.
+MAX_BODY = 10 << 20
+MAX_REDIRECTS = 5
+_READ_SIZE = 64 * 1024
 
 
-class PinnedAddressAdapter(HTTPAdapter):
+class ResponseTooLarge(requests.RequestException):
+    """The response body is larger than :data:`MAX_BODY`."""
+
+
+# --- a deadline for the whole exchange ---------------------------------------------------------------------
+# requests' timeout bounds each connect and each read, not the exchange: a peer sending one byte a second
+# never trips it. The sockets of a request are registered with its deadline, which shuts them down when
+# the time is up, and the request then fails as a read timeout.
+
+_CURRENT = threading.local()
+
+
+class _Deadline:
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.fired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Deadline:
+        _CURRENT.deadline = self
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._timer.cancel()
+        _CURRENT.deadline = None
+
+    def watch(self, sock: socket.socket | None) -> None:
+        if sock is None:
+            return
+        with self._lock:
+            self._sockets.append(sock)
+            if self.fired:
+                _shut(sock)
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            for sock in self._sockets:
+                _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    try:  # the base class's shutdown: on a TLS socket it must not drop the SSL object a reader still uses
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+def _watch(sock: socket.socket | None) -> None:
+    deadline = getattr(_CURRENT, "deadline", None)
+    if deadline is not None:
+        deadline.watch(sock)
+
+
+class _WatchedHTTPConnection(urllib3.connection.HTTPConnection):
+    def connect(self) -> None:
+        super().connect()
+        _watch(self.sock)
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _watch(self.sock)  # a kept-alive connection: already connected
+        super().request(*args, **kwargs)
+
+
+class _WatchedHTTPSConnection(urllib3.connection.HTTPSConnection):
+    def connect(self) -> None:
+        super().connect()
+        _watch(self.sock)
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _watch(self.sock)
+        super().request(*args, **kwargs)
+
+
+class _WatchedHTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+class BoundedAdapter(HTTPAdapter):
+    """An adapter whose connections a request's deadline can cut (see :class:`TargetSession`)."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+
+
+class PinnedAddressAdapter(BoundedAdapter):
     """curl ``--resolve`` for requests: connect to ``address`` while Host and SNI stay ``host``.
 
     The target's name is resolved by the configured resolvers (not necessarily the OS's), so the
@@ -52,6 +154,12 @@ class TargetSession(requests.Session):
 
     Only failures to *connect* are retried (twice): a request that reached the server is never sent
     again, so a write is never duplicated. Each response is recorded as ``http`` evidence.
+
+    Bounded against a peer that misbehaves: the whole exchange (redirects included) takes at most twice
+    the timeout, a body is read up to :data:`MAX_BODY` decoded bytes, at most :data:`MAX_REDIRECTS`
+    redirects are followed and only to the target's own host over http(s) -- a redirect elsewhere is
+    returned as it is, not followed -- and credentials never go to another host, port or scheme
+    (requests strips them; cookies follow their domain).
     """
 
     def __init__(
@@ -66,10 +174,25 @@ class TargetSession(requests.Session):
             self.verify = ca_bundle
         if target.username is not None:
             self.auth = (target.username, target.password or "")
-        retry = Retry(total=retries, connect=retries, read=0, status=0, other=0, redirect=5, allowed_methods=None, raise_on_status=False)
-        adapter = PinnedAddressAdapter(target.host, address, max_retries=retry) if address else HTTPAdapter(max_retries=retry)
+        self.max_redirects = MAX_REDIRECTS
+        retry = Retry(total=retries, connect=retries, read=0, status=0, other=0, redirect=0, allowed_methods=None, raise_on_status=False)
+        adapter = PinnedAddressAdapter(target.host, address, max_retries=retry) if address else BoundedAdapter(max_retries=retry)
         self.mount("http://", adapter)
         self.mount("https://", adapter)
+
+    def get_redirect_target(self, response: requests.Response) -> str | None:
+        """Follow a redirect only over http(s) to the target's own host; anything else ends the exchange."""
+        location = super().get_redirect_target(response)
+        if location is None:
+            return None
+        parts = urlsplit(requests.compat.urljoin(response.url, location))
+        if parts.scheme not in ("http", "https") or (parts.hostname or "").lower() != self.target.host.lower():
+            return None
+        if parts.scheme == "http" and urlsplit(response.url).scheme == "https":
+            return None  # never down from https to http
+        if not response._content_consumed:  # noqa: SLF001 - requests reads a redirect's body whole: read it bounded first
+            _read_body(response)
+        return location
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
         url = url.decode() if isinstance(url, bytes) else url
@@ -80,9 +203,20 @@ class TargetSession(requests.Session):
             # requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override Session.verify; a request-level
             # verify wins over both, so the configured bundle is really used.
             kwargs.setdefault("verify", self.ca_bundle)
+        streaming = bool(kwargs.pop("stream", False))
         started = time.perf_counter()
+        budget = 2 * _longest(kwargs["timeout"])
         try:
-            response = super().request(method, url, *args, **kwargs)
+            with _Deadline(budget) as deadline:
+                try:
+                    response = super().request(method, url, *args, stream=True, **kwargs)
+                    if not streaming:
+                        _read_body(response)
+                except requests.RequestException:
+                    if deadline.fired:
+                        raise requests.exceptions.ReadTimeout(
+                            f"no complete response from {urlsplit(url).netloc} within {budget:g}s") from None
+                    raise
         except requests.RequestException as exc:
             evidence_mod.record("http", {"method": str(method), "url": url, "error": f"{type(exc).__name__}: {exc}"})
             raise
@@ -97,3 +231,28 @@ class TargetSession(requests.Session):
             },
         )
         return response
+
+
+def _longest(timeout: Any) -> float:
+    """The largest of a requests timeout (a number or a (connect, read) pair)."""
+    if isinstance(timeout, (tuple, list)):
+        return max(float(part) for part in timeout if part is not None)
+    return float(timeout)
+
+
+def _read_body(response: requests.Response) -> None:
+    """Read the body into the response, at most MAX_BODY decoded bytes (a gzip bomb stops there)."""
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        for chunk in response.iter_content(_READ_SIZE):
+            size += len(chunk)
+            if size > MAX_BODY:
+                raise ResponseTooLarge(f"response body larger than {MAX_BODY >> 20} MB (decoded); not read further")
+            chunks.append(chunk)
+    finally:
+        if size > MAX_BODY:
+            response.close()
+    response._content = b"".join(chunks)  # noqa: SLF001 - what requests itself sets after reading
+    response._content_consumed = True  # noqa: SLF001
+    response.close()  # back to the pool (the body is read)

@@ -27,6 +27,8 @@ OPTIONS: list[tuple[str, str, dict]] = [
     ("--results-json", "results_json", {"metavar": "PATH", "help": "write the results as JSON"}),
     ("--results-db", "results_db", {"metavar": "URL", "help": "store run history (SQLite path or postgresql:// URL)"}),
     ("--gate-timeout", "gate_timeout", {"metavar": "SECONDS", "help": "longest wait for a gate's result under xdist (default 300)"}),
+    ("--mask", "mask", {"action": "append", "metavar": "VALUE", "help": "a secret to mask in every output, in every encoding (repeatable)"}),
+    ("--mask-env", "mask_env", {"action": "append", "metavar": "NAME", "help": "an environment variable whose value is masked in every output (repeatable)"}),
     ("--reachability-config", "reachability_config", {"metavar": "FILE", "help": "TOML file with [tool.reachability] settings"}),
 ]
 

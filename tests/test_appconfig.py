@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import copy
+import datetime as dt
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pytest_reachability.appconfig import (
     APP_TABLES,
     AppConfig,
     AppConfigError,
+    ClusterConfig,
     json_path_get,
     load_app_config,
     placeholders,
@@ -207,3 +212,136 @@ def test_scenario_overlays_merge_the_application_block(tmp_path: Path):
     assert loaded.application["performance"]["path"] == "/health"  # kept from the base
     assert loaded.application["database"] == load_scenario("healthy").application["database"]
     assert load_scenario("incident-2025-12-08").application == load_scenario("healthy").application
+
+
+# --------------------------------------------------------------------------- [tool.reachability.cluster]
+
+@pytest.mark.parametrize(("value", "words"), [
+    ({"service": "Bad_Name"}, "[tool.reachability.cluster] service: expected the name of the target's Service"),
+    ({"service": 5}, "[tool.reachability.cluster] service: expected the name of the target's Service"),
+    ({"max_restarts": -1}, "[tool.reachability.cluster] max_restarts: expected a whole number from 0 to 1000000, got -1"),
+    ({"max_restarts": "5"}, 'max_restarts: expected a whole number from 0 to 1000000, got "5"'),
+    ({"max_restarts": True}, "max_restarts: expected a whole number from 0 to 1000000, got true"),
+    ({"max-restarts": 3}, "max-restarts: expected one of the keys service, max_restarts, got an unknown key (did you mean max_restarts?)"),
+    ({"servce": "api"}, "servce: expected one of the keys service, max_restarts, got an unknown key (did you mean service?)"),
+    ("api", "[tool.reachability.cluster]: expected a table"),
+])
+def test_cluster_table_is_validated_at_start(value, words):
+    with pytest.raises(AppConfigError) as caught:
+        load_app_config({"cluster": value})
+    assert words in str(caught.value) and "\n" not in str(caught.value), str(caught.value)
+
+
+def test_cluster_table_values():
+    assert load_app_config({"cluster": {"service": "api", "max_restarts": 0}}).cluster == ClusterConfig("api", 0)
+    assert load_app_config({}).cluster == ClusterConfig(None, 5)
+
+
+def test_a_misspelt_cluster_table_stops_the_run(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_ok():\n    pass\n")
+    pytester.makepyprojecttoml('[tool.reachability.cluster]\nservice = "api"\nmax-restarts = 3\n')
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    assert result.ret == 4
+    assert "ERROR: [tool.reachability.cluster] max-restarts: expected one of the keys" in result.stderr.str()
+
+
+# --------------------------------------------------------------------------- fuzzing every table
+
+def _toml_values():
+    """What TOML can hold: strings, integers, floats (nan and inf too), booleans, dates and times, arrays, tables."""
+    scalars = st.one_of(
+        st.booleans(), st.integers(min_value=-(2**63), max_value=2**63 - 1), st.floats(),
+        st.text(max_size=30), st.sampled_from(["/", "/health", "${id}", "${nope}", "GET", "ok", "a.b.0", "bot-service"]),
+        st.datetimes(), st.dates(), st.times(),
+    )
+    return st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner, max_size=3),
+                        max_leaves=10)
+
+
+TABLE_KEYS = {
+    "database": ("health-path", "field", "expect", "latency-field", "max-latency-ms", "dsn-env"),
+    "services": ("bot-service", "service", "name", "path", "port"),
+    "integration": ("steps",),
+    "performance": ("path", "requests", "concurrency", "p95-ms", "p99-ms", "max-error-rate", "deadline-s", "expect-status"),
+    "results-storage": ("write-path", "read-path", "delete-path", "id-field", "payload", "write-status", "read-status",
+                        "delete-status", "gone-status"),
+    "cluster": ("service", "max_restarts"),
+}
+
+
+def _check_outcome(tables: dict[str, Any]) -> None:
+    """Either a usable configuration or one AppConfigError line naming the table; nothing else."""
+    try:
+        config = load_app_config(tables)
+    except AppConfigError as error:
+        message = str(error)
+        assert "\n" not in message and "\r" not in message, message
+        assert message.startswith("[tool.reachability."), message
+        return
+    for step in config.integration.steps if config.integration else ():
+        json.dumps([step.json, step.expect, step.headers], allow_nan=False)
+        assert step.path.startswith("/") and step.method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+    if config.results_storage:
+        json.dumps(config.results_storage.payload, allow_nan=False)
+    if config.database:
+        json.dumps(config.database.expect, allow_nan=False)
+    if config.performance:
+        assert 1 <= config.performance.concurrency <= config.performance.requests
+    assert isinstance(config.cluster.max_restarts, int) and config.cluster.max_restarts >= 0
+
+
+@pytest.mark.parametrize("table", sorted(TABLE_KEYS))
+@settings(max_examples=150, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_fuzzed_tables_load_or_fail_in_one_line(table, data):
+    keys = st.one_of(st.sampled_from(TABLE_KEYS[table]), st.text(max_size=12))
+    whole = data.draw(st.one_of(st.dictionaries(keys, _toml_values(), max_size=5), _toml_values()), label="whole table")
+    _check_outcome({table: whole})
+    # A valid table with one value replaced: the nearer to valid, the deeper the validation goes.
+    base = copy.deepcopy(GOOD[table])
+    key = data.draw(st.sampled_from(sorted(base)), label="replaced key")
+    base[key] = data.draw(_toml_values(), label="new value")
+    if table == "integration" and data.draw(st.booleans(), label="inside a step"):
+        step = copy.deepcopy(GOOD["integration"]["steps"][1])
+        step[data.draw(st.sampled_from(["path", "method", "json", "headers", "expect", "save", "name", "expect-status"]))] = \
+            data.draw(_toml_values(), label="step value")
+        base = {"steps": [GOOD["integration"]["steps"][0], step]}
+    _check_outcome({table: base})
+
+
+@settings(max_examples=150, deadline=None, derandomize=True, database=None)
+@given(name=st.text(min_size=1, max_size=20), value=_toml_values())
+def test_fuzzed_table_names_load_or_fail_in_one_line(name, value):
+    _check_outcome({name: value})
+
+
+def _toml(value: Any) -> str:
+    """TOML for what _toml_values draws, written out so resolve_settings reads it back from a file."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return {"inf": "inf", "-inf": "-inf", "nan": "nan"}.get(repr(value), repr(value))
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(item) for item in value) + "]"
+    return "{" + ", ".join(f"{json.dumps(k)} = {_toml(v)}" for k, v in value.items()) + "}"
+
+
+TOP_LEVEL_KEYS = ("target", "namespace", "kubeconfig", "kube-context", "resolvers", "health-path", "probe-timeout",
+                  "ca-bundle", "sandbox", "incident-report", "results-json", "results-db", "gate-timeout", "mask-env")
+
+
+@settings(max_examples=200, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(key=st.one_of(st.sampled_from(TOP_LEVEL_KEYS), st.text(min_size=1, max_size=12)), value=_toml_values())
+def test_fuzzed_top_level_table_loads_or_fails_in_one_line(tmp_path_factory, key, value):
+    folder = tmp_path_factory.mktemp("fuzz")
+    (folder / "pyproject.toml").write_text(f"[tool.reachability]\n{json.dumps(key)} = {_toml(value)}\n")
+    try:
+        resolve_settings({}, {}, rootpath=folder, invocation_dir=folder)
+    except ValueError as error:
+        assert "\n" not in str(error), str(error)

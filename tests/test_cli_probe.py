@@ -93,8 +93,14 @@ def test_unresolvable_name_exits_one_with_the_dns_class() -> None:
         (["probe", "api.test", "--timeout", "1e300"], "--timeout: 1e+300 seconds is out of range"),
         (["probe", "api.test", "--timeout", "nan"], "--timeout: nan seconds is out of range"),
         (["probe", "api.test", "--timeout", "301"], "<= 300"),
-        (["probe", "api.test", "--timeout", "soon"], "invalid float value"),
-        (["probe", "https://api.test", "--ca-bundle", "/nonexistent/ca.pem"], "cannot be loaded"),
+        (["probe", "api.test", "--timeout", "soon"], "--timeout: 'soon' is not a number; expected seconds"),
+        (["probe", "api.test", "--probe-timeout", "0"], "--timeout: 0 seconds is out of range"),
+        (["probe", "https://api.test", "--ca-bundle", "/nonexistent/ca.pem"], "--ca-bundle: file '/nonexistent/ca.pem' does not exist"),
+        (["probe", "api.test", "--health-path", "/health#x"], "contains a fragment"),
+        (["probe", "api.test", "--resolver", "1.1.1.1:"], "port '' is not a number"),
+        (["probe", "api.test", "--resolver", "::1:53"], "ambiguous: write [::1]:53 or [::1:53]"),
+        (["probe", "api.test", "--resolver", "[::1%lo]:53"], "only meaningful on a link-local"),
+        (["probe", "api.test", "--mask", "ab"], "--mask: a value of 2 characters is too short"),
         (["probe"], "required"),
         ([], "required"),
         (["teleport"], "invalid choice"),
@@ -139,3 +145,82 @@ def test_printed_results_mask_headers_urls_body_and_the_target_password(json_out
         assert row["status"] == 503 and "***" in json.dumps(row)
     else:
         assert "status 503" in completed.stdout and "reproduce: curl" in completed.stdout
+
+
+def test_the_plugins_option_names_work_here_too() -> None:
+    with servers.LoopbackServer(servers.healthy()) as server:
+        completed = run_cli("probe", f"http://{servers.HOST}:{server.port}", "--address", "127.0.0.1",
+                            "--health-path", "/ready", "--probe-timeout", "2", "--json")
+    assert completed.returncode == 0, completed.stderr
+    assert json.loads(completed.stdout)[0]["path"] == "/ready"
+
+
+RESOLVER_SPELLINGS = ["system", "1.1.1.1", "1.1.1.1:53", "1.1.1.1:", "1.1.1.1:0", "::1", "::1:53", "[::1]:53", "[::1]",
+                      "[fe80::1%eth0]:53", "[fe80::1%25eth0]:53", "[::1%lo]:53", "fe80::1%", "dns.google", "01.1.1.1",
+                      "[::1]x", "1.2.3.4:5:6", "[2001:db8::53]:5353"]
+
+
+@pytest.mark.parametrize("spelling", RESOLVER_SPELLINGS)
+def test_probe_and_plugin_accept_and_refuse_the_same_resolvers(spelling: str) -> None:
+    from pytest_reachability.config import parse_resolver
+    from pytest_reachability.probes import dns
+
+    try:
+        canonical = parse_resolver(spelling)
+    except ValueError:
+        canonical = None
+    if spelling == "system" or canonical == "system":
+        return
+    try:
+        endpoint = dns.parse_resolver(spelling)
+    except ValueError:
+        endpoint = None
+    assert (canonical is None) == (endpoint is None), (spelling, canonical, endpoint)
+    completed = run_cli("probe", "127.0.0.1", "--resolver", spelling, "--address", "127.0.0.1", "--timeout", "0.2")
+    assert (completed.returncode == 2) == (canonical is None), (spelling, completed.stderr)
+
+
+def test_probe_masks_what_the_plugin_masks() -> None:
+    """Environment secrets under secret-like names and --mask values are masked in lines and JSON alike."""
+    import os
+
+    def echoing(conn, server) -> None:
+        servers.read_request(conn)
+        conn.sendall(servers.http_answer(
+            503, b"pat=Gh-Pat-Value-31 key=Sign-Key-Value-32 label=Plain-Label-33", "Unavailable",
+            {"X-Echo": "Gh-Pat-Value-31", "X-Label": "Plain-Label-33"}))
+
+    environment = {**os.environ, "GH_PAT": "Gh-Pat-Value-31", "SIGNING_KEY": "Sign-Key-Value-32"}
+    with servers.LoopbackServer(echoing) as server:
+        for extra in ([], ["--json"]):
+            completed = subprocess.run(
+                [sys.executable, "-m", "pytest_reachability", "probe", f"http://{servers.HOST}:{server.port}",
+                 "--address", "127.0.0.1", "--timeout", "2", "--mask", "Plain-Label-33", *extra],
+                cwd=ROOT, capture_output=True, text=True, timeout=30, env=environment, check=False)
+            assert completed.returncode == 1, completed.stderr
+            output = completed.stdout + completed.stderr
+            for secret in ("Gh-Pat-Value-31", "Sign-Key-Value-32", "Plain-Label-33"):
+                assert secret not in output, (extra, secret)
+
+
+def test_usage_errors_mask_what_was_typed() -> None:
+    completed = run_cli("probe", "https://user:Typed-Pw-44@api.test", "--timeout", "soon")
+    assert completed.returncode == 2 and "Typed-Pw-44" not in completed.stderr
+    completed = run_cli("probe", "ghp-typed-token-55@api.test:99999")
+    assert completed.returncode == 2 and "ghp-typed-token-55" not in completed.stderr
+    completed = run_cli("probe", "api.test", "--token=Unknown-Opt-66")  # argparse quotes unknown options
+    assert completed.returncode == 2 and "Unknown-Opt-66" not in completed.stderr and completed.stderr.count("\n") == 1
+
+
+def test_addresses_beyond_the_cap_are_named_as_not_probed() -> None:
+    import hostile
+    from test_hostile_dns import tcp_answers, truncated
+
+    addresses = hostile.many_addresses(40)
+    port = servers.refused_port()
+    with hostile.HostileDns(truncated, tcp_answers(addresses)) as resolver:
+        completed = run_cli("probe", f"http://api.hostile.test:{port}", "--resolver", resolver.resolver, "--timeout", "3")
+    assert completed.returncode == 1, completed.stderr
+    lines = completed.stdout.splitlines()
+    assert "24 more addresses not probed (at most 16 per family)" in lines[1], lines[:3]
+    assert sum(1 for line in lines if line.startswith("127.1.")) == 16

@@ -196,22 +196,26 @@ WRITER = textwrap.dedent(
 )
 
 
+def run_processes(script: Path, argument_lists: list[list[str]], timeout: float = 180) -> list[tuple[int, str, str]]:
+    """Run ``script`` once per argument list, all at once; (exit code, stdout, stderr) of each, killed at ``timeout``."""
+    processes = [subprocess.Popen([sys.executable, str(script), *arguments], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for arguments in argument_lists]
+    finished = []
+    for process in processes:
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            stdout, stderr = process.communicate(timeout=10)
+        finished.append((process.returncode, stdout, stderr))
+    return finished
+
+
 def run_concurrent_writers(url: str, writers: int, runs_each: int, tmp_path: Path) -> None:
     script = tmp_path / "writer.py"
     script.write_text(WRITER)
-    processes = [
-        subprocess.Popen([sys.executable, str(script), url, str(n), str(runs_each)], stderr=subprocess.PIPE, text=True)
-        for n in range(writers)
-    ]
-    failures = []
-    for process in processes:
-        try:
-            _, stderr = process.communicate(timeout=120)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            _, stderr = process.communicate(timeout=10)
-        if process.returncode != 0:
-            failures.append(stderr.strip().splitlines()[-1:] or [f"exit {process.returncode}"])
+    finished = run_processes(script, [[url, str(n), str(runs_each)] for n in range(writers)], timeout=120)
+    failures = [stderr.strip().splitlines()[-1:] or [f"exit {code}"] for code, _, stderr in finished if code != 0]
     assert not failures, failures
 
 
@@ -224,6 +228,102 @@ def test_concurrent_writers_on_sqlite_lose_nothing(tmp_path: Path) -> None:
         assert len({r["run_uuid"] for r in runs}) == 48
         assert all(len(store.test_outcomes(r["id"])) == 20 for r in runs)
         assert store.schema_version() == history.SCHEMA_VERSION
+
+
+FIRST_OPENERS = textwrap.dedent(
+    """
+    import json, sys, time
+    from pytest_reachability import history
+
+    folder, writer, rounds, runs, start = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+    report = []
+    for round_ in range(rounds):
+        # Every writer opens the same fresh file at the same instant, one file per round, then opens, records
+        # and closes again: the last close of a WAL database checkpoints and removes the WAL, a race of its own.
+        while time.time() < start + round_ * 0.8:
+            time.sleep(0.001)
+        url = f"sqlite:///{folder}/round-{round_}.sqlite" if writer % 2 else f"{folder}/round-{round_}.sqlite"
+        for n in range(runs):
+            try:
+                store = history.open_history(url)
+                run = history.RunRecord(target_key="k", target="http://97v.test", status="passed", passed=1, counted=1,
+                                        tests={f"t::{writer}-{n}": ("dns", "passed", "")})
+                _, summary = store.record_and_compare(run)
+                store.close()
+                report.append({"round": round_, "first": summary["previous_run"] is None})
+            except Exception as error:
+                report.append({"round": round_, "error": f"{type(error).__name__}: {error}"})
+    print(json.dumps(report))
+    """
+)
+
+
+def test_eight_writers_on_a_fresh_file_lose_nothing_and_one_run_is_first(tmp_path: Path) -> None:
+    """Real processes: SQLite's 'database is locked' without waiting comes from separate connections racing
+    to switch a fresh file to WAL, which threads of one process sharing nothing would not show as reliably."""
+    import json
+    import time
+
+    script = tmp_path / "writer.py"
+    script.write_text(FIRST_OPENERS)
+    writers, rounds, runs = 8, 8, 5
+    start = time.time() + 3  # the interpreters start first, then all open at once
+    finished = run_processes(script, [[str(tmp_path), str(n), str(rounds), str(runs), str(start)] for n in range(writers)])
+    assert all(code == 0 for code, _, _ in finished), [stderr[-2000:] for code, _, stderr in finished if code]
+    reports = [json.loads(stdout) for _, stdout, _ in finished]
+    errors = [entry["error"] for report in reports for entry in report if "error" in entry]
+    assert not errors, errors
+    for round_ in range(rounds):
+        firsts = [entry for report in reports for entry in report if entry["round"] == round_ and entry["first"]]
+        assert len(firsts) == 1, f"round {round_}: {len(firsts)} runs said 'first recorded run'"
+        with history.open_history(str(tmp_path / f"round-{round_}.sqlite")) as store:
+            assert len(store.runs(limit=100)) == writers * runs
+            assert store.connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_sqlite_urls_name_relative_and_absolute_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with history.open_history("sqlite:///relative/h.sqlite") as store:
+        store.record(make_run(0, GOOD))
+    with history.open_history(f"sqlite:///{tmp_path}/absolute.sqlite") as store:  # four slashes: an absolute path
+        store.record(make_run(0, GOOD))
+    assert (tmp_path / "relative" / "h.sqlite").is_file() and (tmp_path / "absolute.sqlite").is_file()
+    with pytest.raises(history.HistoryError, match="sqlite:///relative/path"):
+        history.open_history("sqlite://host/h.sqlite")
+
+
+def test_the_busy_timeout_and_wal_are_set_before_the_schema(tmp_path: Path) -> None:
+    statements: list[str] = []
+    original = sqlite3.connect
+
+    def traced(*args, **kwargs):
+        connection = original(*args, **kwargs)
+        connection.set_trace_callback(statements.append)
+        return connection
+
+    sqlite3.connect = traced
+    try:
+        with history.open_history(str(tmp_path / "fresh.sqlite")):
+            pass
+    finally:
+        sqlite3.connect = original
+    first_schema = next(i for i, text in enumerate(statements) if text.startswith("CREATE TABLE"))
+    assert any("busy_timeout" in text for text in statements[:first_schema]), statements[:first_schema]
+    assert any("journal_mode = WAL" in text for text in statements[:first_schema])
+    assert statements.index("BEGIN IMMEDIATE") < first_schema  # the schema is created under the write lock
+
+
+def test_record_and_compare_sees_runs_recorded_before_whatever_their_start(tmp_path: Path) -> None:
+    with history.open_history(str(tmp_path / "h.sqlite")) as store:
+        later_start = make_run(10, GOOD)
+        earlier_start = make_run(5, BAD)  # started first, recorded second: it is not the first recorded run
+        _, first = store.record_and_compare(later_start)
+        run_id, second = store.record_and_compare(earlier_start)
+        assert first["previous_run"] is None and second["previous_run"] is not None
+        earlier_start.top_theory = "DNS answers the old address"
+        store.finish_run(earlier_start)
+        assert store.run_by_uuid(earlier_start.run_uuid)["top_theory"] == "DNS answers the old address"
+        assert store.summary_for(earlier_start.run_uuid)["previous_run"] is None  # by start time, as printed later
 
 
 # --------------------------------------------------------------------------- through pytest
@@ -344,3 +444,12 @@ def test_interrupted_run_is_compared_but_not_stored(pytester: pytest.Pytester) -
     result.stdout.fnmatch_lines(["History: first recorded run of this target; * (run interrupted: not stored)"])
     with history.open_history(str(pytester.path / "h.sqlite")) as store:
         assert store.runs() == []
+
+
+def test_results_db_setting_takes_sqlite_urls(tmp_path: Path) -> None:
+    from pytest_reachability.config import SettingsError, resolve_settings
+
+    assert resolve_settings({"results_db": "sqlite:///reports/h.sqlite"}, {}).results_db == "reports/h.sqlite"
+    assert resolve_settings({"results_db": f"sqlite:///{tmp_path}/h.sqlite"}, {}).results_db == f"{tmp_path}/h.sqlite"
+    with pytest.raises(SettingsError, match="names no file; expected sqlite:///relative/path"):
+        resolve_settings({"results_db": "sqlite://host"}, {})

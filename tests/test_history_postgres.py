@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_history import BAD, GATE_FILE, GOOD, make_run, record_all, run_concurrent_writers
+from test_history import BAD, GATE_FILE, GOOD, make_run, record_all, run_concurrent_writers, run_processes
 
 from pytest_reachability import history
 
@@ -184,3 +184,53 @@ def test_unreachable_postgres_is_one_line_with_password_masked() -> None:
         history.open_history(f"postgresql://app:hunter2@127.0.0.1:{port}/db", connect_timeout=2)
     message = str(caught.value)
     assert "hunter2" not in message and "cannot connect" in message and "\n" not in message
+
+
+FIRST_RUNS = """
+import json, sys, time
+from pytest_reachability import history
+
+url, writer, start = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+while time.time() < start:
+    time.sleep(0.001)
+store = history.open_history(url)
+run = history.RunRecord(target_key="k", target="http://97v.test", status="passed", passed=1, counted=1,
+                        tests={f"t::{writer}": ("dns", "passed", "")})
+_, summary = store.record_and_compare(run)
+store.close()
+print(json.dumps(summary["previous_run"] is None))
+"""
+
+
+def test_concurrent_first_runs_on_postgres_have_one_first(database: str, tmp_path: Path) -> None:
+    import json
+
+    script = tmp_path / "first.py"
+    script.write_text(FIRST_RUNS)
+    start = time.time() + 3
+    finished = run_processes(script, [[database, str(n), str(start)] for n in range(8)], timeout=120)
+    assert all(code == 0 for code, _, _ in finished), [stderr[-2000:] for code, _, stderr in finished if code]
+    firsts = [json.loads(stdout) for _, stdout, _ in finished]
+    assert firsts.count(True) == 1, firsts
+    with history.open_history(database) as store:
+        assert len(store.runs("k")) == 8
+
+
+def test_record_and_compare_is_one_transaction_on_postgres(database: str) -> None:
+    with history.open_history(database) as store:
+        run = make_run(0, BAD)
+        run_id, summary = store.record_and_compare(run)
+        assert summary["previous_run"] is None and store.connection.info.transaction_status == 0  # idle: committed
+        run.top_theory = "the API answers 503"
+        store.finish_run(run)
+        assert store.run_by_uuid(run.run_uuid)["top_theory"] == "the API answers 503"
+        assert store.test_outcomes(run_id) == BAD
+
+
+def test_libpq_host_text_of_a_password_holding_at_is_masked() -> None:
+    port = _free_port()
+    with pytest.raises(history.HistoryError) as caught:
+        history.open_history(f"postgresql://app:se@cr@et-9@127.0.0.1:{port}/db", connect_timeout=2)
+    message = str(caught.value)
+    # libpq splits at the first "@" and reports host "cr@et-9@127.0.0.1": no part of the password may show.
+    assert "cr@et-9" not in message and "se@cr" not in message and "\n" not in message, message

@@ -12,7 +12,16 @@ import yaml
 from test_diagnosis_rules import SUITES, run_builtin_suite
 
 from pytest_reachability.config import resolve_settings
-from pytest_reachability.redact import MASK, Redactor, collect_secrets, kubeconfig_secrets, redact
+from pytest_reachability.redact import (
+    MASK,
+    Redactor,
+    collect_secrets,
+    is_secret_variable,
+    kubeconfig_secrets,
+    redact,
+    redact_target_text,
+    secrets_in_value,
+)
 
 
 @pytest.mark.parametrize(("text", "secret"), [
@@ -37,6 +46,19 @@ from pytest_reachability.redact import MASK, Redactor, collect_secrets, kubeconf
 def test_each_form_is_masked(text, secret):
     masked = redact(text)
     assert secret not in masked and MASK in masked
+
+
+@pytest.mark.parametrize(("text", "shown"), [
+    ("GET https://h/x?token=tok-1a2b&page=2", "GET https://h/x?token=***&page=2"),
+    ("token: abc def", "token: *** def"),
+    ('{"password": "p w", "user": "app"}', '{"password": "***", "user": "app"}'),
+    ('{\\"token\\": \\"abc\\", \\"n\\": 1}', '{\\"token\\": \\"***\\", \\"n\\": 1}'),
+    ("key=value; other=1", "key=***; other=1"),
+    ("Cookie: sid=1; theme=dark\nnext line", "Cookie: ***\nnext line"),
+    ("https://h/cb?code=1&access_token=t-1&x=2", "https://h/cb?code=1&access_token=***&x=2"),
+])
+def test_masking_keeps_what_surrounds_the_secret(text, shown):
+    assert redact(text) == shown
 
 
 def test_ordinary_text_is_left_alone():
@@ -264,3 +286,124 @@ def test_no_secret_reaches_any_output(tmp_path, sandbox_info, workers):
     # the masked forms are what is shown instead
     assert "Authorization: ***" in outputs["terminal"] and "token=***" in outputs["junit.xml"]
     assert "postgresql://***:***@db.internal:5432/app" in outputs["terminal"]
+
+
+# --------------------------------------------------------------------------- known secrets in every encoding
+
+ENCODED_SECRET = "p@ss w/\"q'<&>\\x+=?#9"
+
+
+@pytest.mark.parametrize(("form", "encode"), [
+    ("raw", lambda s: s),
+    ("url", lambda s: __import__("urllib.parse").parse.quote(s, safe="")),
+    ("url, lower-case hex", lambda s: __import__("re").sub("%[0-9A-F]{2}", lambda m: m.group(0).lower(), __import__("urllib.parse").parse.quote(s, safe=""))),
+    ("url, plus for space", lambda s: __import__("urllib.parse").parse.quote_plus(s)),
+    ("shell single quotes", lambda s: __import__("shlex").quote(s)),
+    ("json", lambda s: __import__("json").dumps(s)[1:-1]),
+    ("json in json", lambda s: __import__("json").dumps(__import__("json").dumps(s))[1:-1]),
+    ("python repr", lambda s: repr(s)[1:-1]),
+    ("html", lambda s: __import__("html").escape(s)),
+    ("html without quotes", lambda s: __import__("html").escape(s, quote=False)),
+    ("xml numeric", lambda s: s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&#34;").replace("'", "&#39;")),
+    ("base64", lambda s: __import__("base64").b64encode(s.encode()).decode()),
+    ("base64 url-safe", lambda s: __import__("base64").urlsafe_b64encode(s.encode()).decode()),
+])
+def test_a_known_secret_is_masked_in_each_encoding(form, encode):
+    text = f"before {encode(ENCODED_SECRET)} after"
+    masked = redact(text, [ENCODED_SECRET])
+    assert encode(ENCODED_SECRET) not in masked, form
+    assert masked.startswith("before ") and masked.endswith(" after") and MASK in masked
+
+
+@pytest.mark.parametrize("prefix", ["", "u:", "us:", "use:", "user-name:"])
+def test_base64_of_a_text_holding_the_secret_is_masked_at_every_alignment(prefix):
+    import base64
+
+    secret = "Secret-Value-123"
+    encoded = base64.b64encode(f"{prefix}{secret}".encode()).decode()  # e.g. a Basic header built elsewhere
+    masked = Redactor([secret])(f"X-Upstream-Auth: {encoded}")
+    assert encoded not in masked and MASK in masked
+
+
+@pytest.mark.parametrize("name", ["MYSQL_PWD", "DB_PASS", "GH_PAT", "SIGNING_KEY", "JWT", "SLACK_WEBHOOK", "APP_PASSPHRASE",
+                                  "SLACK_WEBHOOK_URL", "PGPASSWORD", "slackWebhookUrl", "AWS_SECRET_ACCESS_KEY", "API_KEY",
+                                  "COOKIE_SECRET", "SESSION_TOKEN", "DEPLOY_CREDS", "GOOGLE_CREDENTIALS", "OAUTH", "HMAC_KEY"])
+def test_secret_like_variable_names(name):
+    assert is_secret_variable(name, "Val-ue-0987654321"), name
+
+
+@pytest.mark.parametrize("name", ["PWD", "OLDPWD", "TLS_SECRET_NAME", "TOKEN_TTL", "SSH_AUTH_SOCK", "PATH", "KEYBOARD_LAYOUT",
+                                  "PASSTHROUGH_MODE", "BYPASS_CACHE", "AUTH_HEADER", "DATABASE_DSN", "SECRETS_DIR",
+                                  "GITHUB_TOKEN_FILE", "OAUTH_TOKEN_URL", "DBUS_SESSION_BUS_ADDRESS", "COMPASS_URL", "HOME"])
+def test_variables_that_only_describe_secrets(name):
+    assert not is_secret_variable(name, "Val-ue-0987654321"), name
+
+
+def test_passwords_inside_values_libpq_fragments_and_token_users():
+    found = secrets_in_value("postgresql://app:p@ss w/rd@db.internal:5432/app")
+    assert "p@ss w/rd" in found and "ss w/rd@db.internal" in found  # libpq reads "ss w/rd@db.internal" as the host
+    assert "tok-abcdefgh" in secrets_in_value("https://tok-abcdefgh@github.com/org/repo")
+    assert "Pw-6655" in secrets_in_value("host=db user=app password='Pw-6655' dbname=x")
+    assert "abcd1234" in secrets_in_value("/health?token=abcd1234 def")
+    assert secrets_in_value("https://github.com/actions/checkout@v4") == []
+
+
+def test_collects_mask_values_mask_env_and_a_token_user(monkeypatch):
+    settings = resolve_settings({"target": "https://ghp-user-token-12345@api.example.com", "mask": ["Plain-Value-42"],
+                                 "mask_env": ["DEPLOY_NONCE"]}, {})
+    found = collect_secrets(settings, {"DEPLOY_NONCE": "nonce-99", "UNRELATED": "whatever-value"})
+    assert {"ghp-user-token-12345", "Plain-Value-42", "nonce-99"} <= set(found) and "whatever-value" not in found
+    assert redact_target_text("ghp-user-token-12345@api.example.com:8443") == "***@api.example.com:8443"
+
+
+def test_masking_is_linear_on_adversarial_text_of_each_shape():
+    """1 MB shaped to make a backtracking pattern retry what it read; the measured figures are in benchmarks/."""
+    import importlib.util
+    import time
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_masking.py"
+    spec = importlib.util.spec_from_file_location("bench_masking", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    for shape, make in bench.ADVERSARIAL.items():
+        text = make(1 << 20)
+        started = time.perf_counter()
+        redact(text, ["known-secret-value"])
+        elapsed = time.perf_counter() - started
+        # Linear masking takes well under a second here; a quadratic pattern takes minutes. The bound leaves
+        # room for a loaded machine without letting a super-linear pattern through.
+        assert elapsed < 3.0, f"{shape}: {elapsed:.2f}s for 1 MB"
+
+
+# --------------------------------------------------------------------------- usage errors
+
+@pytest.mark.parametrize(("args", "env", "secret"), [
+    (["--results-db", "postgresql://app:pa ss-Word1@db/x"], {}, "ss-Word1"),
+    (["--results-db", "mysql://app:My-Pw-2@db/x"], {}, "My-Pw-2"),
+    (["--health-path", "/health?token=Tok-En-33 x"], {}, "Tok-En-33"),
+    (["--target", "ghp-Token-4444@api.example.com:99999"], {}, "ghp-Token-4444"),
+    (["--target", "https://user:Pw 55@api.example.com"], {}, "Pw 55"),
+    (["--namespace", "bad ns"], {"REACHABILITY_RESULTS_DB": "postgresql://u:Env-Pw-66@db/x x"}, "Env-Pw-66"),
+    (["--mask", "abc"], {}, "abc"),
+    (["--resolver", "1.1.1.1:"], {"DB_PASSWORD": "Db-Pass-777"}, "Db-Pass-777"),
+])
+def test_usage_errors_mask_what_the_user_typed(pytester, args, env, secret):
+    pytester.makepyfile("def test_ok():\n    pass\n")
+    for name, value in env.items():
+        pytester._monkeypatch.setenv(name, value)
+    result = pytester.runpytest("-p", "no:cacheprovider", *args)
+    text = result.stdout.str() + result.stderr.str()
+    assert result.ret == 4, text
+    errors = [line for line in text.splitlines() if line.startswith("ERROR:")]
+    assert len(errors) == 1, text
+    assert secret not in text, errors[0]
+
+
+def test_a_dsn_pasted_where_a_variable_name_belongs_is_not_printed(pytester):
+    pytester.makepyfile("def test_ok():\n    pass\n")
+    pytester.makefile(".toml", reachability='[tool.reachability.database]\nfield = "db"\nexpect = "ok"\n'
+                                             'dsn-env = "postgresql://app:Pasted-Pw-8@db:5432/app"\n')
+    result = pytester.runpytest("-p", "no:cacheprovider", "--reachability-config", "reachability.toml")
+    text = result.stdout.str() + result.stderr.str()
+    assert result.ret == 4 and "dsn-env" in text and "Pasted-Pw-8" not in text, text

@@ -211,11 +211,12 @@ NO_CLUSTER = "no-cluster"
 DENIED = "denied-pods"
 CONFIGURED = "configured"
 # [tool.reachability.cluster] in the folder the suite runs from (its rootdir): a Service name the
-# namespace lacks, and a restart limit that is not a number.
+# namespace lacks, and the strictest restart limit (a limit that is not a number stops the run at start:
+# tests/test_appconfig.py).
 CONFIGURED_PYPROJECT = """\
 [tool.reachability.cluster]
 service = "api-v9"
-max_restarts = "many"
+max_restarts = 0
 """
 # A scenario of the test's own: the healthy world, but the identity may not list pods in the namespace.
 DENIED_SCENARIO = """\
@@ -322,11 +323,10 @@ def test_suite_with_a_namespace_it_may_not_read_blocks_the_cluster_sections(suit
 
 
 def test_suite_reads_the_cluster_table_of_the_configuration(suite_runs) -> None:
-    """``service`` names the target's Service; a bad ``max_restarts`` fails its check naming the key."""
+    """``service`` names the target's Service; ``max_restarts`` is the limit the restart check applies."""
     run = result_of(suite_runs, CONFIGURED)
     assert run.outcomes["test_03_k8s_services.py::test_target_service_exists_in_namespace"] == "FAILED"
     assert re.search(r"Service api-v9 not found in namespace production; no namespace has it "
                      r"\(named by service = 'api-v9' in \[tool.reachability.cluster\]\)", run.text)
-    assert run.outcomes["test_01_cluster.py::test_containers_are_not_restarting"] == "FAILED"
-    assert "[tool.reachability.cluster] max_restarts must be a whole number >= 0, got 'many'" in run.text
+    assert run.outcomes["test_01_cluster.py::test_containers_are_not_restarting"] == "PASSED"  # no pod restarted
     assert run.outcomes["test_01_cluster.py::test_pods_are_running_and_ready"] == "PASSED"

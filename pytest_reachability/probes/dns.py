@@ -28,6 +28,14 @@ import dns.rdatatype
 from .failures import Failure
 
 SYSTEM = "system"
+# At most this many addresses of each family are probed per name (the first in answer order); the rest are
+# reported as not probed. Answers keep at most MAX_ADDRESSES_KEPT addresses each and count the others.
+MAX_ADDRESSES_PER_FAMILY = 16
+MAX_ADDRESSES_KEPT = 256
+# After a malformed or mismatched UDP packet, how long a valid answer is still waited for (a spoofed packet
+# may come first); then the resolver has answered badly, which is not a timeout.
+BAD_ANSWER_GRACE = 0.5
+_MAX_UDP_PACKETS = 64
 _MAX_CNAME_HOPS = 8
 _RDTYPES = {"A": dns.rdatatype.A, "AAAA": dns.rdatatype.AAAA}
 # Query threads stop at the deadline by themselves (every query is bounded by the time left); this is
@@ -49,6 +57,7 @@ class ResolverAnswer:
     ms: float = 0.0
     failure: Failure | None = None
     error: str | None = None
+    omitted: int = 0  # addresses answered beyond MAX_ADDRESSES_KEPT, not kept
 
     @property
     def ok(self) -> bool:
@@ -70,6 +79,7 @@ class DnsReport:
     addresses: list[str]
     ms: float
     literal: bool = False
+    not_probed: list[str] = field(default_factory=list)  # beyond MAX_ADDRESSES_PER_FAMILY, set by the probes
 
     @property
     def agree(self) -> bool:
@@ -97,34 +107,36 @@ class DnsReport:
             "ms": round(self.ms, 3),
             "failure": self.failure.value if self.failure else None,
             "answers": [answer.to_evidence() for answer in self.answers],
+            "not_probed": list(self.not_probed),
         }
+
+    def addresses_to_probe(self) -> list[str]:
+        """The first MAX_ADDRESSES_PER_FAMILY addresses of each family; the others go to ``not_probed``."""
+        chosen: list[str] = []
+        counts = {4: 0, 6: 0}
+        self.not_probed = []
+        for address in self.addresses:
+            version = 6 if ":" in address else 4
+            if counts[version] < MAX_ADDRESSES_PER_FAMILY:
+                counts[version] += 1
+                chosen.append(address)
+            else:
+                self.not_probed.append(address)
+        return chosen
 
 
 def parse_resolver(spec: str) -> tuple[str, int]:
-    """``ADDR``, ``ADDR:PORT``, ``[V6]:PORT`` or a bare IPv6 address -> (address, port); ValueError otherwise."""
-    text = spec.strip()
-    address, port_text = text, ""
-    if text.startswith("["):
-        closing = text.find("]")
-        if closing < 0:
-            raise ValueError(f"resolver {spec!r}: missing ']' after the IPv6 address")
-        address, rest = text[1:closing], text[closing + 1 :]
-        if rest:
-            if not rest.startswith(":"):
-                raise ValueError(f"resolver {spec!r}: expected ':PORT' after ']'")
-            port_text = rest[1:]
-    elif text.count(":") == 1:
-        address, port_text = text.split(":")
-    try:
-        ipaddress.ip_address(address)
-    except ValueError:
-        raise ValueError(f"resolver {spec!r} is not an IP address (use ADDR, ADDR:PORT, [V6]:PORT or 'system')") from None
-    port = 53
-    if port_text:
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-            raise ValueError(f"resolver {spec!r}: port must be a number 1-65535")
-        port = int(port_text)
-    return address, port
+    """``ADDR``, ``ADDR:PORT``, ``[V6]:PORT`` or a bare IPv6 address -> (address, port); ValueError otherwise.
+
+    The one resolver parser of the project (:func:`pytest_reachability.config.parse_resolver`), so the
+    plugin and ``python -m pytest_reachability probe`` accept and refuse the same spellings.
+    """
+    from ..config import resolver_endpoint
+
+    endpoint = resolver_endpoint(spec)
+    if endpoint is None:
+        raise ValueError(f"resolver {spec!r}: 'system' is the OS resolver, not a server address")
+    return endpoint
 
 
 def is_ip_literal(name: str) -> bool:
@@ -241,6 +253,7 @@ def _ask_server(
     for family in families:
         result = results.get(family) or _FamilyResult(rcode="TIMEOUT", error="no answer within the timeout")
         answer.addresses.extend(a for a in result.addresses if a not in answer.addresses)
+        answer.omitted += result.omitted
         answer.cnames.extend(c for c in result.cnames if c not in answer.cnames)
         if result.ttl is not None:
             ttls.append(result.ttl)
@@ -254,19 +267,27 @@ def _ask_server(
         answer.rcode = "NOERROR"
         return answer
     # No address: the answer's rcode is the most telling failure among the families.
+    # An answer that arrived says more than a family that got none, so answers rank first.
     for rcode, failure in (
-        ("TIMEOUT", Failure.DNS_TIMEOUT),
-        # Nothing serves DNS at the address: to a client that is no answer, as a timeout is.
-        ("UNREACHABLE", Failure.DNS_TIMEOUT),
+        ("BADANSWER", Failure.DNS_BAD_ANSWER),
         ("SERVFAIL", Failure.DNS_SERVFAIL),
         ("REFUSED", Failure.DNS_REFUSED),
         ("NXDOMAIN", Failure.DNS_NXDOMAIN),
+        ("TIMEOUT", Failure.DNS_TIMEOUT),
+        # Nothing serves DNS at the address: to a client that is no answer, as a timeout is.
+        ("UNREACHABLE", Failure.DNS_TIMEOUT),
     ):
         if rcode in rcodes:
             answer.rcode, answer.failure = rcode, failure
             break
     else:
-        answer.rcode, answer.failure = "NOERROR", Failure.DNS_NO_ANSWER
+        # FORMERR, NOTIMP and other error codes: the resolver answered, but not with an answer.
+        other = next((rcode for rcode in rcodes if rcode != "NOERROR"), None)
+        if other is not None:
+            answer.rcode, answer.failure = other, Failure.DNS_BAD_ANSWER
+            answer.error = answer.error or f"the resolver answered {other}"
+        else:
+            answer.rcode, answer.failure = "NOERROR", Failure.DNS_NO_ANSWER
     return answer
 
 
@@ -277,6 +298,16 @@ class _FamilyResult:
     rcode: str = "NOERROR"
     ttl: int | None = None
     error: str | None = None
+    omitted: int = 0
+
+
+class _BadAnswer(Exception):
+    """The resolver answered, but not usably: malformed, mismatched, or truncated with no working TCP retry."""
+
+    def __init__(self, detail: str, partial: dns.message.Message | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.partial = partial  # a truncated answer whose records may still be read
 
 
 def _query_family(server: tuple[str, int], name: str, family: str, deadline: float) -> _FamilyResult:
@@ -289,7 +320,13 @@ def _query_family(server: tuple[str, int], name: str, family: str, deadline: flo
             result.rcode, result.error = "TIMEOUT", f"{family}: no answer within the timeout"
             return result
         try:
-            response = _exchange(dns.message.make_query(qname, rdtype), server, remaining)
+            response = _exchange(dns.message.make_query(qname, rdtype), server, deadline)
+        except _BadAnswer as bad:
+            if bad.partial is None or not bad.partial.answer:
+                result.rcode, result.error = "BADANSWER", f"{family}: {bad.detail}"
+                return result
+            response = bad.partial  # read what the truncated answer holds, and say it is partial
+            result.error = f"{family}: {bad.detail}; the addresses are those of the truncated answer"
         except dns.exception.Timeout:
             result.rcode, result.error = "TIMEOUT", f"{family}: no answer within the timeout"
             return result
@@ -302,7 +339,7 @@ def _query_family(server: tuple[str, int], name: str, family: str, deadline: flo
             result.rcode, result.error = "UNREACHABLE", f"{family}: {_server_text(server)}: {type(error).__name__}: {error}"
             return result
         except dns.exception.DNSException as error:
-            result.rcode, result.error = "TIMEOUT", f"{family}: {type(error).__name__}: {error}"
+            result.rcode, result.error = "BADANSWER", f"{family}: {type(error).__name__}: {error}"
             return result
         result.rcode = dns.rcode.to_text(response.rcode())
         if response.rcode() != dns.rcode.NOERROR:
@@ -313,7 +350,13 @@ def _query_family(server: tuple[str, int], name: str, family: str, deadline: flo
             cname = response.get_rrset(response.answer, target, dns.rdataclass.IN, dns.rdatatype.CNAME)
             records = response.get_rrset(response.answer, target, dns.rdataclass.IN, rdtype)
             if records is not None:
-                result.addresses.extend(r.address for r in records if r.address not in result.addresses)
+                for record in records:
+                    if record.address in result.addresses:
+                        continue
+                    if len(result.addresses) < MAX_ADDRESSES_KEPT:
+                        result.addresses.append(record.address)
+                    else:
+                        result.omitted += 1
                 result.ttl = records.ttl if result.ttl is None else min(result.ttl, records.ttl)
                 found = True
                 break
@@ -334,18 +377,74 @@ def _server_text(server: tuple[str, int]) -> str:
     return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
-def _exchange(query: dns.message.Message, server: tuple[str, int], timeout: float) -> dns.message.Message:
+def _exchange(query: dns.message.Message, server: tuple[str, int], deadline: float) -> dns.message.Message:
+    """Ask over UDP, and over TCP when the answer is truncated (TC), all before ``deadline``.
+
+    Packets that do not parse or do not answer this query (another id, another question) are set aside
+    as a resolver does; when only such packets came, :class:`_BadAnswer` says so -- they are answers,
+    not a timeout. A truncated answer whose TCP retry fails is a bad answer too.
+    """
     address, port = server
-    family = socket.AF_INET6 if ipaddress.ip_address(address).version == 6 else socket.AF_INET
+    family = socket.AF_INET6 if ipaddress.ip_address(address.partition("%")[0]).version == 6 else socket.AF_INET
+    wire_query = query.to_wire()
+    bad: str | None = None
+    truncated: dns.message.Message | None = None
     # A connected UDP socket: an ICMP port unreachable then fails the read at once (ConnectionRefusedError)
     # instead of leaving it to wait out the timeout.
     with socket.socket(family, socket.SOCK_DGRAM) as udp_socket:
-        udp_socket.setblocking(False)
         udp_socket.connect((address, port))
-        response = dns.query.udp(query, address, port=port, timeout=timeout, sock=udp_socket)
-    if response.flags & dns.flags.TC:
-        response = dns.query.tcp(query, address, port=port, timeout=timeout)
-    return response
+        udp_socket.send(wire_query)
+        wait_until = deadline
+        for _packet in range(_MAX_UDP_PACKETS):
+            remaining = wait_until - time.perf_counter()
+            if remaining <= 0:
+                break
+            udp_socket.settimeout(remaining)
+            try:
+                wire = udp_socket.recv(65535)
+            except TimeoutError:
+                break
+            problem, response = _read_answer(query, wire)
+            if problem is not None:
+                bad = bad or problem
+                wait_until = min(deadline, time.perf_counter() + BAD_ANSWER_GRACE)
+                continue
+            assert response is not None
+            if not response.flags & dns.flags.TC:
+                return response
+            truncated = response
+            break
+    if truncated is None:
+        if bad is not None:
+            raise _BadAnswer(bad)
+        raise dns.exception.Timeout
+    remaining = deadline - time.perf_counter()
+    if remaining <= 0:
+        raise _BadAnswer("truncated over UDP (TC) and no time left to ask over TCP", truncated)
+    try:
+        return dns.query.tcp(query, address, port=port, timeout=remaining)
+    except dns.exception.Timeout:
+        raise _BadAnswer("truncated over UDP (TC); the TCP retry got no complete answer in time", truncated) from None
+    except (OSError, EOFError, dns.exception.DNSException) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else f"{type(error).__name__}: {error}"
+        raise _BadAnswer(f"truncated over UDP (TC); the TCP retry failed: {reason}", truncated) from None
+
+
+def _read_answer(query: dns.message.Message, wire: bytes) -> tuple[str | None, dns.message.Message | None]:
+    """``(None, message)`` for an answer to ``query``, else ``(why it is not one, None)``."""
+    try:
+        response = dns.message.from_wire(wire, ignore_trailing=True)
+    except dns.message.Truncated as cut:
+        response = cut.message()  # the header with TC and the question parsed; the records cut off
+    except (dns.exception.DNSException, ValueError, IndexError, UnicodeError) as error:
+        return f"malformed answer ({len(wire)} bytes: {type(error).__name__})", None
+    if not response.flags & dns.flags.QR:
+        return "a query, not an answer, came back", None
+    if response.id != query.id:
+        return f"answer with query id {response.id}, not {query.id} (spoofed, or a broken resolver or middlebox)", None
+    if not query.is_response(response):
+        return "answer to another question than the one asked", None
+    return None, response
 
 
 def probe(target: Any, settings: Any) -> DnsReport:

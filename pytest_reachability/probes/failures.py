@@ -16,6 +16,7 @@ _FACTS: dict[str, tuple[str, int | None, str]] = {
     "dns_timeout": ("dns", 6, "resolver did not answer in time (curl: (6) Could not resolve host)"),
     "dns_servfail": ("dns", 6, "resolver failed to answer (SERVFAIL) (curl: (6) Could not resolve host)"),
     "dns_refused": ("dns", 6, "resolver refused the query (REFUSED) (curl: (6) Could not resolve host)"),
+    "dns_bad_answer": ("dns", 6, "resolver answered with a malformed, mismatched or truncated message (curl: (6) Could not resolve host)"),
     "tcp_refused": ("connect", 7, "connection refused: RST on connect, nothing listens (curl: (7) Failed to connect)"),
     "tcp_timeout": ("connect", 28, "SYN unanswered: firewall drop or wrong address (curl: (28) Connection timed out)"),
     "tcp_unreachable": ("connect", 7, "no route to the address (curl: (7) Failed to connect: No route to host)"),
@@ -30,6 +31,12 @@ _FACTS: dict[str, tuple[str, int | None, str]] = {
     "partial_body": ("http", 18, "connection closed before the announced body ended (curl: (18) transfer closed with bytes remaining)"),
     "bad_response": ("http", 1, "server answered, but not with HTTP (curl: (1) Received HTTP/0.9 when not allowed, or (8) Weird server reply)"),
     "too_many_redirects": ("http", 47, "redirects loop or exceed the bound (curl -L: (47) Maximum redirects followed)"),
+    "redirect_unsafe": ("http", 1, "redirect to a scheme other than http/https, or from https down to http: not followed "
+                        "(curl -L --proto-redir: (1) Protocol not supported or disabled)"),
+    "redirect_elsewhere": ("http", None, "redirect to another host or a private address: reported, not followed "
+                           "(curl -L would follow it)"),
+    "headers_too_large": ("http", 56, "response headers larger than curl accepts: 100 kB a line, 300 kB in all "
+                          "(curl: (56) Too large response headers)"),
     "http_status": ("http", 22, "HTTP status outside the expected set (curl -f: (22) The requested URL returned error)"),
     "body_mismatch": ("http", None, "status fine, body not as expected"),
 }
@@ -43,6 +50,7 @@ class Failure(enum.Enum):
     DNS_TIMEOUT = "dns_timeout"
     DNS_SERVFAIL = "dns_servfail"
     DNS_REFUSED = "dns_refused"
+    DNS_BAD_ANSWER = "dns_bad_answer"
     TCP_REFUSED = "tcp_refused"
     TCP_TIMEOUT = "tcp_timeout"
     TCP_UNREACHABLE = "tcp_unreachable"
@@ -57,6 +65,9 @@ class Failure(enum.Enum):
     PARTIAL_BODY = "partial_body"
     BAD_RESPONSE = "bad_response"
     TOO_MANY_REDIRECTS = "too_many_redirects"
+    REDIRECT_UNSAFE = "redirect_unsafe"
+    REDIRECT_ELSEWHERE = "redirect_elsewhere"
+    HEADERS_TOO_LARGE = "headers_too_large"
     HTTP_STATUS = "http_status"
     BODY_MISMATCH = "body_mismatch"
 
@@ -75,6 +86,8 @@ class Failure(enum.Enum):
         """Every exit code curl may give for this class (non-HTTP answers give 1 or 8 depending on the bytes)."""
         if self is Failure.BAD_RESPONSE:
             return (1, 8)
+        if self is Failure.HEADERS_TOO_LARGE:
+            return (56, 27)  # curl 7.88 reports one line over 100 kB as (27) Out of memory
         code = self.curl_exit
         return () if code is None else (code,)
 

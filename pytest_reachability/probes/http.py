@@ -19,7 +19,9 @@ Example::
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
+import re
 import shlex
 import socket
 import ssl
@@ -29,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
-from .dns import SYSTEM, DnsReport, is_ip_literal, resolve_all
+from .dns import SYSTEM, DnsReport, is_ip_literal
 from .failures import Classified, Failure, ProbeFailure
 from .tcp import (
     addresses_to_probe,
@@ -47,7 +49,15 @@ __all__ = ["ProbeResult", "TlsInfo", "body_problem", "curl_command", "probe", "p
 DEFAULT_BODY_CAP = 1 << 20
 DEFAULT_EXPECT_STATUS = range(200, 400)
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-_HEAD_LIMIT = 64 * 1024
+# What a peer may send before the probe gives up, as curl does: one header line up to 100 kB, all headers
+# up to 300 kB. What is *kept* for evidence is smaller: the first KEPT_HEADERS headers, each value cut at
+# KEPT_HEADER_VALUE characters (Location, Content-Length and Transfer-Encoding are read whole regardless).
+MAX_HEADER_LINE = 100 * 1024
+MAX_HEADER_TOTAL = 300 * 1024
+KEPT_HEADERS = 100
+KEPT_HEADER_VALUE = 1024
+MAX_INTERIM_RESPONSES = 20
+REDIRECT_SCHEMES = ("http", "https")
 _RECV_SIZE = 64 * 1024
 _EXCERPT = 512
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -92,6 +102,7 @@ class ProbeResult(Classified):
     redirects: list[str] = field(default_factory=list)
     curl: str = ""
     bytes_read: int = 0
+    headers_dropped: int = 0  # headers received beyond KEPT_HEADERS, not kept
 
     @property
     def summary(self) -> str:
@@ -115,6 +126,7 @@ class ProbeResult(Classified):
             "status": self.status,
             "reason": self.reason,
             "headers": dict(self.headers),
+            "headers_dropped": self.headers_dropped,
             "body_excerpt": self.body_text(),
             "body_bytes": len(self.body),
             "body_truncated": self.body_truncated,
@@ -138,6 +150,8 @@ class _Response:
     body: bytes
     truncated: bool
     bytes_read: int
+    location: str | None = None
+    headers_dropped: int = 0
 
 
 def probe_target(
@@ -209,42 +223,51 @@ def probe_address(
     bundle = trust_bundle(ca_bundle)
     if target.scheme == "https" and context is None:
         context = tls_context(ca_bundle)
-    hop_url, hop_address = url, address
+    hop_url = url
     visited = [url]
+    redirect_protocols = None
     try:
         for _hop in range(max(0, max_redirects) + 1):
             hop = urlsplit(hop_url)
-            hop_host = hop.hostname or target.host
-            hop_port = hop.port or _DEFAULT_PORTS.get(hop.scheme, target.port)
-            same_origin = hop_host == target.host.lower() and hop_port == target.port
+            hop_host = (hop.hostname or target.host).lower()
+            hop_port = hop.port or _DEFAULT_PORTS[hop.scheme]
+            # Credentials go only where the user sent them: same scheme, host and port (curl does the same).
+            same_origin = (hop.scheme, hop_host, hop_port) == (target.scheme, target.host.lower(), target.port)
             if hop.scheme == "https" and context is None:
                 context = tls_context(ca_bundle)
             response = _fetch(
-                address=hop_address, port=hop_port, scheme=hop.scheme, server_name=hop_host,
+                address=address, port=hop_port, scheme=hop.scheme, server_name=hop_host,
                 host_header=target.host_header if hop_url == url else hop.netloc.rpartition("@")[2],
                 request_target=_request_target(hop), authorization=_authorization(target) if same_origin else None,
                 deadline=deadline, timeout=timeout, context=context, body_cap=body_cap, result=result,
             )
             result.status, result.reason, result.headers = response.status, response.reason, response.headers
             result.body, result.body_truncated = response.body, response.truncated
+            result.headers_dropped = response.headers_dropped
             result.bytes_read += response.bytes_read
-            location = response.headers.get("location")
+            location = response.location
             if response.status not in REDIRECT_STATUSES or not location or max_redirects <= 0:
                 break
-            next_url = urljoin(hop_url, location)
+            next_url = redirect_url(hop_url, location)
+            try:
+                check_redirect(target, hop_url, next_url)
+            except ProbeFailure as refused:
+                redirect_protocols = refused.facts.get("protocols")
+                raise
             if next_url in visited:
                 chain = " -> ".join(_path_of(u) for u in [*visited, next_url])
                 raise ProbeFailure(Failure.TOO_MANY_REDIRECTS, f"redirect loop: {chain}")
             if len(result.redirects) >= max_redirects:
-                raise ProbeFailure(Failure.TOO_MANY_REDIRECTS, f"more than {max_redirects} redirects, last to {next_url}")
+                raise ProbeFailure(Failure.TOO_MANY_REDIRECTS, f"more than {max_redirects} redirects, last to {_shown_url(next_url)}")
             visited.append(next_url)
             result.redirects.append(next_url)
-            hop_url, hop_address = next_url, _address_for(next_url, target, address, deadline)
+            hop_url = next_url
         _check_answer(result, expect_status, expect_body)
     except ProbeFailure as classified:
         result.failure, result.detail = classified.failure, classified.detail
     result.phases["total"] = dns_ms + (time.perf_counter() - started) * 1000
-    result.curl = curl_command(target, address, url, result.failure, bundle, timeout, max_redirects)
+    result.curl = curl_command(target, address, url, result.failure, bundle, timeout, max_redirects,
+                               redirect_protocols=redirect_protocols)
     return result
 
 
@@ -256,8 +279,13 @@ def curl_command(
     ca_bundle: str | None = None,
     timeout: float | None = None,
     max_redirects: int = 5,
+    *,
+    redirect_protocols: str | None = None,
 ) -> str:
-    """The ``curl -v --resolve host:port:addr URL`` line that reproduces a probe (never with credentials)."""
+    """The ``curl -v --resolve host:port:addr URL`` line that reproduces a probe (never with credentials).
+
+    A refused redirect is reproduced with ``-L --proto-redir``, curl's own switch for the same refusal.
+    """
     words = ["curl", "-v"]
     if not is_ip_literal(target.host):
         pinned = f"[{address}]" if ":" in address else address
@@ -268,6 +296,8 @@ def curl_command(
         words.append("-f")
     if failure is Failure.TOO_MANY_REDIRECTS:
         words += ["-L", "--max-redirs", str(max_redirects)]
+    if failure is Failure.REDIRECT_UNSAFE:
+        words += ["-L", "--max-redirs", str(max_redirects), "--proto-redir", redirect_protocols or "=http,https"]
     if timeout and failure in (Failure.TCP_TIMEOUT, Failure.TLS_TIMEOUT, Failure.READ_TIMEOUT):
         words += ["--max-time", f"{timeout:g}"]
     words.append(_strip_credentials(url))
@@ -381,41 +411,59 @@ class _Reader:
         del self.buffer[:count]
         return data
 
-    def line(self, what: str, limit: int = _HEAD_LIMIT) -> bytes | None:
+    def line(self, what: str, limit: int = MAX_HEADER_LINE, too_long: Failure = Failure.HEADERS_TOO_LARGE) -> bytes | None:
         """One CRLF-terminated line without its ending; None at EOF before a full line."""
+        searched = 0  # bytes already known to hold no newline: a line arriving in many pieces is scanned once
         while True:
-            end = self.buffer.find(b"\n")
-            if end >= 0:
+            end = self.buffer.find(b"\n", searched)
+            if 0 <= end <= limit:
                 return self.take(end + 1).rstrip(b"\r\n")
-            if len(self.buffer) > limit:
-                raise ProbeFailure(Failure.BAD_RESPONSE, f"{what}: line longer than {limit} bytes")
+            searched = len(self.buffer)
+            if end > limit or len(self.buffer) > limit:
+                raise ProbeFailure(too_long, f"{what}: a line longer than {limit // 1024} kB")
             if not self.fill(what):
                 return None
 
 
 def _read_response(reader: _Reader, body_cap: int, phases: dict[str, float], sent: float) -> _Response:
     first_byte: float | None = None
-    while True:  # skip interim 1xx answers
+    for _interim in range(MAX_INTERIM_RESPONSES + 1):  # skip interim 1xx answers
         head = _read_head(reader)
         if first_byte is None:
             first_byte = reader.first_byte_at
             phases["ttfb"] += (first_byte - sent) * 1000
-        status, reason, headers = head
-        if not (100 <= status < 200) or status == 101:
+        if not (100 <= head.status < 200) or head.status == 101:
             break
+    else:
+        raise ProbeFailure(Failure.BAD_RESPONSE, f"more than {MAX_INTERIM_RESPONSES} interim 1xx responses")
+    status, protocol = head.status, head.protocol
     if status in (204, 304) or 100 <= status < 200:
         body, truncated = b"", False
-    elif "chunked" in headers.get("transfer-encoding", "").lower():
+    elif "chunked" in protocol.get("transfer-encoding", "").lower():
         body, truncated = _read_chunked(reader, body_cap)
-    elif "content-length" in headers:
-        body, truncated = _read_length(reader, headers["content-length"], body_cap)
+    elif "content-length" in protocol:
+        body, truncated = _read_length(reader, protocol["content-length"], body_cap)
     else:
         body, truncated = _read_until_close(reader, body_cap)
     phases["transfer"] += (time.perf_counter() - first_byte) * 1000
-    return _Response(status=status, reason=reason, headers=headers, body=body, truncated=truncated, bytes_read=reader.total)
+    return _Response(status=status, reason=head.reason, headers=head.kept, body=body, truncated=truncated,
+                     bytes_read=reader.total, location=protocol.get("location"), headers_dropped=head.dropped)
 
 
-def _read_head(reader: _Reader) -> tuple[int, str, dict[str, str]]:
+@dataclass
+class _Head:
+    status: int
+    reason: str
+    kept: dict[str, str]  # what evidence keeps: KEPT_HEADERS names, values cut at KEPT_HEADER_VALUE
+    protocol: dict[str, str]  # the headers the probe itself acts on, whole
+    dropped: int = 0
+
+
+# Headers the probe acts on; read whole wherever they stand among the others.
+_PROTOCOL_HEADERS = ("location", "content-length", "transfer-encoding")
+
+
+def _read_head(reader: _Reader) -> _Head:
     what = "waiting for the response"
     while len(reader.buffer) < 5 and b"\n" not in reader.buffer:
         if not reader.fill(what):
@@ -434,24 +482,43 @@ def _read_head(reader: _Reader) -> tuple[int, str, dict[str, str]]:
     words = status_line.decode("latin-1").split(" ", 2)
     if len(words) < 2 or not words[0].startswith("HTTP/1.") or not (words[1].isdigit() and len(words[1]) == 3):
         raise ProbeFailure(Failure.BAD_RESPONSE, f"malformed status line {status_line[:60]!r}")
-    status, reason = int(words[1]), (words[2] if len(words) > 2 else "")
-    headers: dict[str, str] = {}
-    size = len(status_line)
+    status, reason = int(words[1]), (words[2] if len(words) > 2 else "")[:KEPT_HEADER_VALUE]
+    kept: dict[str, list[str]] = {}
+    protocol: dict[str, list[str]] = {}
+    dropped = 0
+    size = len(status_line) + 2
     while True:
         line = reader.line("reading the response headers")
         if line is None:
             raise ProbeFailure(Failure.BAD_RESPONSE, f"closed inside the headers after status {status}")
         if not line:
             break
-        size += len(line)
-        if size > _HEAD_LIMIT:
-            raise ProbeFailure(Failure.BAD_RESPONSE, f"headers longer than {_HEAD_LIMIT} bytes")
+        size += len(line) + 2
+        if size > MAX_HEADER_TOTAL:
+            raise ProbeFailure(Failure.HEADERS_TOO_LARGE, f"response headers larger than {MAX_HEADER_TOTAL // 1024} kB")
         name, colon, value = line.decode("latin-1").partition(":")
         if not colon or not name.strip():
             raise ProbeFailure(Failure.BAD_RESPONSE, f"malformed header line {line[:60]!r}")
-        key = name.strip().lower()
-        headers[key] = f"{headers[key]}, {value.strip()}" if key in headers else value.strip()
-    return status, reason, headers
+        key, value = name.strip().lower()[:128], value.strip()
+        if key in _PROTOCOL_HEADERS:
+            protocol.setdefault(key, []).append(value)
+        if key in kept:
+            if sum(map(len, kept[key])) < KEPT_HEADER_VALUE:
+                kept[key].append(value)
+        elif len(kept) < KEPT_HEADERS:
+            kept[key] = [value]
+        else:
+            dropped += 1
+    lengths = set(protocol.get("content-length", []))
+    if len(lengths) > 1:
+        raise ProbeFailure(Failure.BAD_RESPONSE, f"conflicting Content-Length headers {sorted(lengths)[:3]}")
+    return _Head(status, reason, {key: _cut(", ".join(values)) for key, values in kept.items()},
+                 {key: values[0] if key != "transfer-encoding" else ", ".join(values) for key, values in protocol.items()},
+                 dropped)
+
+
+def _cut(value: str) -> str:
+    return value if len(value) <= KEPT_HEADER_VALUE else value[:KEPT_HEADER_VALUE] + "..."
 
 
 def _read_length(reader: _Reader, value: str, body_cap: int) -> tuple[bytes, bool]:
@@ -475,7 +542,7 @@ def _read_until_close(reader: _Reader, body_cap: int) -> tuple[bytes, bool]:
 def _read_chunked(reader: _Reader, body_cap: int) -> tuple[bytes, bool]:
     body = bytearray()
     while True:
-        line = reader.line("reading a chunk size", limit=4096)
+        line = reader.line("reading a chunk size", limit=4096, too_long=Failure.BAD_RESPONSE)
         if line is None:
             raise ProbeFailure(Failure.PARTIAL_BODY, f"closed inside the chunked body after {len(body)} bytes")
         size_text = line.split(b";", 1)[0].strip()
@@ -564,23 +631,71 @@ def _unresolved(target: TargetLike, path: str, report: DnsReport | None, dns_ms:
     )
 
 
-def _address_for(url: str, target: TargetLike, pinned: str, deadline: float) -> str:
-    """The address for a redirect hop: the address under test while the host stays the same, else DNS.
+_SLASHES_AFTER_SCHEME = re.compile(r"^(https?):[/\\]{2,}", re.IGNORECASE)
 
-    curl's --resolve pins only host:port; keeping the address for an http -> https upgrade on the
-    same host is deliberate: the question is whether *this* address serves the target.
+
+def redirect_url(current: str, location: str) -> str:
+    """The absolute URL a ``Location`` names, read as browsers and curl read it.
+
+    For http(s) any run of slashes or backslashes after the scheme introduces the host
+    (``http:///x`` and ``http:\\\\x`` name host ``x``); a Location that names no host is not HTTP.
     """
-    host = urlsplit(url).hostname or target.host
-    if host == target.host.lower():
-        return pinned
-    if is_ip_literal(host):
-        return host
-    report = resolve_all(host, [SYSTEM], timeout=max(0.1, deadline - time.perf_counter()))
-    if not report.addresses:
-        raise ProbeFailure(report.failure or Failure.DNS_NO_ANSWER, f"redirect target {host} did not resolve")
-    return report.addresses[0]
+    text = location.strip()
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in text):
+        raise ProbeFailure(Failure.BAD_RESPONSE, f"redirect Location holds control characters: {_shown_url(text)!r}")
+    text = _SLASHES_AFTER_SCHEME.sub(lambda m: m.group(1) + "://", text)
+    try:
+        joined = urljoin(current, text)
+        parts = urlsplit(joined)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError as error:
+        raise ProbeFailure(Failure.BAD_RESPONSE, f"redirect Location {_shown_url(text)!r} is not a URL: {error}") from None
+    if parts.scheme.lower() in REDIRECT_SCHEMES and not parts.hostname:
+        raise ProbeFailure(Failure.BAD_RESPONSE, f"redirect Location {_shown_url(text)!r} names no host")
+    return _strip_credentials(joined)
 
 
+def check_redirect(target: TargetLike, current: str, next_url: str) -> None:
+    """Raise the finding for a redirect the probe must not follow; return for one it may follow.
+
+    Followed: http and https to the target's own host (another port or http -> https included), never
+    with credentials beyond the original scheme, host and port. Refused (``redirect_unsafe``): any other
+    scheme (``file:``, ``gopher:``, ``ftp:``, ...) and https -> http. Reported and not followed
+    (``redirect_elsewhere``): another host, named or an address, private ones said so.
+    """
+    scheme = urlsplit(next_url).scheme.lower()
+    if scheme not in REDIRECT_SCHEMES:
+        raise ProbeFailure(Failure.REDIRECT_UNSAFE,
+                           f"redirect to {_shown_url(next_url)} refused: only http and https are followed",
+                           protocols="=https" if urlsplit(current).scheme == "https" else "=http,https")
+    if urlsplit(current).scheme == "https" and scheme == "http":
+        raise ProbeFailure(Failure.REDIRECT_UNSAFE,
+                           f"redirect from https down to {_shown_url(next_url)} refused: it would send the request "
+                           "(and any credentials) in clear", protocols="=https")
+    host = (urlsplit(next_url).hostname or "").lower()
+    if host != target.host.lower():
+        raise ProbeFailure(Failure.REDIRECT_ELSEWHERE,
+                           f"redirect to {_shown_url(next_url)}: {describe_other_host(host)}, not {target.host}; "
+                           "not followed")
+
+
+def describe_other_host(host: str) -> str:
+    """``another host``, or what kind of address it is when the address says something."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return "another host"
+    if address.is_link_local:
+        return f"link-local address {address} (cloud metadata services live at 169.254.169.254)"
+    if address.is_loopback:
+        return f"loopback address {address}"
+    if address.is_private:
+        return f"private address {address}"
+    return f"address {address}"
+
+
+def _shown_url(url: str, limit: int = 200) -> str:
+    return url if len(url) <= limit else url[:limit] + "..."
 
 
 def _authorization(target: TargetLike) -> str | None:

@@ -133,13 +133,17 @@ def addresses_to_probe(
     timeout: float,
     dns_report: DnsReport | None,
 ) -> tuple[list[str], float, DnsReport | None]:
-    """The addresses to probe (resolved unless given, then the extras, deduplicated), the DNS time and report."""
+    """The addresses to probe (resolved unless given, then the extras, deduplicated), the DNS time and report.
+
+    Of resolved addresses at most ``MAX_ADDRESSES_PER_FAMILY`` per family are probed; the report's
+    ``not_probed`` names the others. Addresses given explicitly are all probed.
+    """
     dns_ms = 0.0
     if addresses is None:
         if dns_report is None:
             dns_report = resolve_all(target.host, list(resolvers), timeout=timeout)
         dns_ms = dns_report.ms
-        found = list(dns_report.addresses)
+        found = dns_report.addresses_to_probe()
     else:
         found = [address.strip("[]") for address in addresses]
     for extra in extra_addresses:

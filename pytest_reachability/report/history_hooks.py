@@ -52,7 +52,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Any:
         else:
             run = build_record(config, state, int(exitstatus))
             try:
-                state.history_summary = store.compare(run)
+                if int(exitstatus) == INTERRUPTED:
+                    state.history_summary = store.compare(run)
+                else:  # stored and compared in one transaction: of two first runs only one is the first
+                    run_id, state.history_summary = store.record_and_compare(run)
+                    state.history_summary["run"] = {"id": run_id, "uuid": run.run_uuid,
+                                                    "time": history.format_time(run.started_at)}
                 config.stash[_PENDING] = (store, run)
             except Exception as error:  # noqa: BLE001 - a broken history must not break the run
                 store.close()
@@ -77,16 +82,13 @@ def _store_run(config: pytest.Config, state: Any, store: history.HistoryStore, r
     run.top_theory = redactor_of(config)(title) if title else title
     run.finished_at = datetime.now(timezone.utc)
     try:
-        run_id = store.record(run)
+        store.finish_run(run)
     except Exception as error:  # noqa: BLE001
-        message = f"history database {store.where}: run not stored: {history._one_line(error)}"
+        message = f"history database {store.where}: top theory not stored: {history._one_line(error)}"
         config.stash[_PROBLEM] = message
         reporter = config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
             reporter.write_line(redactor_of(config)(f"History: {message}"), red=True)
-    else:
-        if isinstance(state.history_summary, dict):
-            state.history_summary["run"] = {"id": run_id, "uuid": run.run_uuid, "time": history.format_time(run.started_at)}
     finally:
         store.close()
 
