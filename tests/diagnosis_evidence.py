@@ -20,7 +20,8 @@ CURL_EXITS = {None: 0, "empty_reply": 52, "tcp_refused": 7, "tcp_timeout": 28, "
               "http_status": 22, "tls_cert_expired": 60, "tls_hostname": 60, "tls_untrusted": 60, "tls_handshake": 35,
               "tls_timeout": 28, "recv_error": 56, "partial_body": 18, "bad_response": 1, "too_many_redirects": 47,
               "body_mismatch": None, "dns_nxdomain": 6, "dns_no_answer": 6, "dns_timeout": 6, "dns_servfail": 6,
-              "dns_refused": 6}
+              "dns_refused": 6, "dns_bad_answer": 6, "redirect_unsafe": 1, "redirect_elsewhere": None,
+              "headers_too_large": 56}
 
 
 def service(name: str = "api", addresses=("127.0.10.53",), selector=None, type_="LoadBalancer", target_port=8000,

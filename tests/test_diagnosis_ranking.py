@@ -15,7 +15,7 @@ from pytest_reachability.probes.failures import Failure
 from pytest_reachability.results import TestResult
 
 DNS_FAILURES = {"dns_nxdomain": "NXDOMAIN", "dns_no_answer": "NOERROR", "dns_timeout": "TIMEOUT",
-                "dns_servfail": "SERVFAIL", "dns_refused": "REFUSED"}
+                "dns_servfail": "SERVFAIL", "dns_refused": "REFUSED", "dns_bad_answer": "BADANSWER"}
 
 
 def records_for(failure: Failure) -> list:

@@ -61,6 +61,8 @@ RULE_CASES = [
      [("dns", E.dns(answers=[E.answer(addresses=(), failure="dns_timeout", rcode="TIMEOUT")]))]),
     (R.dns_timeout, [("dns", E.dns(answers=[E.answer(addresses=(), failure="dns_timeout", rcode="TIMEOUT")]))],
      [("dns", E.dns(answers=[E.answer(addresses=(), failure="dns_refused", rcode="REFUSED")]))]),
+    (R.dns_bad_answer, [("dns", E.dns(answers=[E.answer(addresses=(), failure="dns_bad_answer", rcode="BADANSWER")]))],
+     [("dns", E.dns(answers=[E.answer(addresses=(), failure="dns_servfail", rcode="SERVFAIL")]))]),
     (R.dns_dangling_cname,
      [("dns", E.dns(answers=[E.answer(addresses=(), failure="dns_nxdomain", rcode="NXDOMAIN", cnames=["lb.test"])]))],
      [("dns", E.dns(answers=[E.answer(addresses=("127.0.10.53",), cnames=["lb.test"])]))]),
@@ -162,6 +164,11 @@ RULE_CASES = [
     (R.read_timeout, [("http_probe", E.http_probe("127.0.10.53", "read_timeout"))], [("http_probe", E.http_probe("127.0.10.53", "tcp_timeout"))]),
     (R.redirect_loop, [("http_probe", E.http_probe("127.0.10.53", "too_many_redirects", detail="redirect loop: /health -> /health"))],
      [("http_probe", E.http_probe("127.0.10.53", "http_status", 301))]),
+    (R.redirect_unsafe, [("http_probe", E.http_probe("127.0.10.53", "redirect_unsafe", detail="redirect from https down to http://97v.test/health refused"))],
+     [("http_probe", E.http_probe("127.0.10.53", "redirect_elsewhere"))]),
+    (R.redirect_elsewhere, [("http_probe", E.http_probe("127.0.10.53", "redirect_elsewhere", detail="redirect to http://login.test/: another host"))],
+     [("http_probe", E.http_probe("127.0.10.53", "redirect_unsafe"))]),
+    (R.headers_too_large, [("http_probe", E.http_probe("127.0.10.53", "headers_too_large"))], [("http_probe", E.http_probe("127.0.10.53", "recv_error"))]),
     (R.http_5xx, [("http_probe", E.http_probe("127.0.10.53", "http_status", 503))], [("http_probe", E.http_probe("127.0.10.53", "http_status", 404))]),
     (R.http_404, [("http_probe", E.http_probe("127.0.10.53", "http_status", 404))], [("http_probe", E.http_probe("127.0.10.53", "http_status", 503))]),
     (R.http_auth, [("http_probe", E.http_probe("127.0.10.53", "http_status", 401))], [("http_probe", E.http_probe("127.0.10.53", "http_status", 404))]),
@@ -233,6 +240,20 @@ def test_the_api_servers_own_error_body_is_no_health_body():
     facts = E.facts_of(("in_cluster_health", E.in_cluster(503, 'no endpoints available for service "api"', True, body=status)),
                        failed=FAILING)
     assert R.app_reports_unhealthy(facts) is None and R.dependency_unhealthy(facts) is None
+
+
+@pytest.mark.parametrize("failure, status, headers, detail", [
+    ("too_many_redirects", None, {}, "redirect loop: /{x} -> /{x}"),
+    ("redirect_elsewhere", None, {}, "redirect to http://{evil}.test/: another host"),
+    ("http_status", 401, {"WWW-Authenticate": 'Bearer realm="{0}"'}, ""),
+    ("http_status", 503, {"Server": "nginx {}"}, ""),
+])
+def test_what_a_peer_sends_is_quoted_as_text_even_with_braces(failure, status, headers, detail):
+    facts = E.facts_of(("http_probe", E.http_probe("127.0.10.53", failure, status, headers=headers, detail=detail)),
+                       failed={"api-health": "GET /health failed"})
+    ranked, _ = evaluate(facts)
+    text = " ".join(t.title for t in ranked)
+    assert ("{x}" in text or "{evil}" in text or '"{0}"' in text or "nginx {}" in text), text
 
 
 def test_every_built_in_rule_has_a_case():

@@ -169,6 +169,18 @@ def dns_timeout(facts: Facts) -> Theory | None:
     )
 
 
+def dns_bad_answer(facts: Facts) -> Theory | None:
+    """The resolver's answer is malformed, does not match the question, or is truncated without a TCP retry."""
+    return _dns_class_theory(
+        facts, "dns_bad_answer", "dns-bad-answer", what="gets a malformed or mismatched answer",
+        cause="the resolver (or a middlebox rewriting DNS on the way) answers with a message clients cannot use",
+        fix=["Query another resolver to compare (dig @1.1.1.1); if only this one is broken, fix or replace it, and "
+             "look for a firewall or proxy that rewrites or truncates DNS traffic"],
+        confirm_extra=[f"dig {_name(facts)} +tcp  # over TCP: a truncated UDP answer retried"],
+        confidence=0.75,
+    )
+
+
 def dns_dangling_cname(facts: Facts) -> Theory | None:
     """The name is a CNAME whose target does not resolve: the target (often a removed load balancer) is gone."""
     answers = [a for a in facts.dns_answers() if a.get("cnames") and not a.get("addresses") and a.get("failure")]

@@ -75,8 +75,10 @@ def _owner_note(facts: Facts, addresses: list[str]) -> tuple[list[str], bool | N
 
 def _traffic_theory(
     facts: Facts, rule: str, failures: tuple[str, ...], title: str, fix: list[str], confidence: float,
-    extra_confirm: list[str] | None = None, sources: tuple[str, ...] = ("dns",),
+    extra_confirm: list[str] | None = None, sources: tuple[str, ...] = ("dns",), **fields: str,
 ) -> Theory | None:
+    """A theory over the probes failing with ``failures``; ``title`` may use {where}, {host}, {record}, {path} and
+    ``fields`` (text from the peer goes in as a field, never into the template, so braces in it stay text)."""
     probes = failing_probes(facts, failures, sources)
     if not probes:
         return None
@@ -86,7 +88,7 @@ def _traffic_theory(
     evidence += owners
     host = facts.context.host or probes[0].get("host") or ""
     text = title.format(where=_where(probes, facts), host=host, record=_of_record(addresses[0], facts),
-                        path=probes[0].get("path") or facts.context.health_path)
+                        path=probes[0].get("path") or facts.context.health_path, **fields)
     confirm = [curl_of(p, facts.context) for p in probes[:2]] + list(extra_confirm or [])
     theory = Theory(rule, text, confidence, evidence, confirm, fix, subjects=addresses)
     theory.explains = facts.explain(TRAFFIC_SECTIONS, addresses + list(failures))
@@ -258,10 +260,52 @@ def redirect_loop(facts: Facts) -> Theory | None:
     detail = short(probes[0].get("detail"), 200)
     return _traffic_theory(
         facts, "redirect-loop", ("too_many_redirects",),
-        "GET {path} on {where} redirects in a loop (" + detail + "): a redirect rule sends the request back where "
+        "GET {path} on {where} redirects in a loop ({detail}): a redirect rule sends the request back where "
         "it came from — often an app behind a TLS-terminating proxy that does not trust X-Forwarded-Proto",
         ["Make one side stop redirecting: let the app trust the proxy's X-Forwarded-Proto (or disable its https "
-         "redirect behind the proxy), or remove the proxy's redirect for this host"], 0.75,
+         "redirect behind the proxy), or remove the proxy's redirect for this host"], 0.75, detail=detail,
+    )
+
+
+def redirect_unsafe(facts: Facts) -> Theory | None:
+    """A redirect to another scheme than http/https, or from https down to http: clients must not follow it."""
+    probes = failing_probes(facts, ("redirect_unsafe",))
+    if not probes:
+        return None
+    detail = short(probes[0].get("detail"), 200)
+    return _traffic_theory(
+        facts, "redirect-unsafe", ("redirect_unsafe",),
+        "GET {path} on {where} redirects where a client must not follow ({detail}): a downgrade from https to "
+        "http sends requests and credentials in clear, other schemes are not web requests at all",
+        ["Make the redirect keep https (or point it at an http/https URL); a proxy that terminates TLS must pass "
+         "X-Forwarded-Proto so the app does not build http:// URLs"], 0.75, detail=detail,
+    )
+
+
+def redirect_elsewhere(facts: Facts) -> Theory | None:
+    """A redirect to another host (or a private address): the target itself does not answer the check."""
+    probes = failing_probes(facts, ("redirect_elsewhere",))
+    if not probes:
+        return None
+    detail = short(probes[0].get("detail"), 200)
+    return _traffic_theory(
+        facts, "redirect-elsewhere", ("redirect_elsewhere",),
+        "GET {path} on {where} sends the client to another host ({detail}): the target answers with a redirect, "
+        "not with its own health check — a canonical-host or login redirect, or a default site answering the host",
+        ["If the redirect is intended, check the host it names instead (--target); otherwise fix the redirect rule "
+         "(canonical host, login redirect exemption for the health path, the default site of the edge)"], 0.65,
+        detail=detail,
+    )
+
+
+def headers_too_large(facts: Facts) -> Theory | None:
+    """The response headers exceed what clients accept (curl: 100 kB a line, 300 kB in all)."""
+    return _traffic_theory(
+        facts, "headers-too-large", ("headers_too_large",),
+        "{where} answers GET {path} with response headers larger than clients accept: a header (often Set-Cookie) "
+        "grows without bound or is repeated",
+        ["Find the oversized header (curl -sv ... 2>&1 | head) and stop it growing (cookie size, a header added per hop)"],
+        0.7,
     )
 
 
@@ -295,13 +339,13 @@ def http_5xx(facts: Facts) -> Theory | None:
     status = probes[0]["status"]
     meaning = HTTP_5XX_MEANING.get(status, f"the server side fails ({status})")
     server = _server_of(probes[0])
-    who = f"{server} at " if server else ""
     theory = _traffic_theory(
         facts, "http-5xx", ("http_status",),
-        f"{who}{{where}} answers GET {{path}} with {status}: {meaning}",
+        "{who}{where} answers GET {path} with {status}: {meaning}",
         ["Find the first hop that fails: the app's answer inside the cluster (section api-internal), the Service's "
          "ready endpoints (section endpoints), then the proxy's logs for this request"],
         0.55, sources=tuple(dict.fromkeys(p.get("source", "dns") for p in probes)),
+        who=f"{server} at " if server else "", status=str(status), meaning=meaning,
     )
     if theory is not None:
         theory.explains = facts.explain(TRAFFIC_SECTIONS, [str(status)] + theory.subjects)
@@ -345,13 +389,13 @@ def http_auth(facts: Facts) -> Theory | None:
         return None
     status = probes[0]["status"]
     challenge = {str(k).lower(): v for k, v in (probes[0].get("headers") or {}).items()}.get("www-authenticate")
+    meaning = ("it requires authentication" + (f" ({short(challenge, 100)})" if challenge else "") if status == 401
+               else "it refuses this client (authorisation, IP allow-list or WAF)")
     theory = _traffic_theory(
-        facts, "http-auth", ("http_status",),
-        "{where} answers " + str(status) + " to GET {path}: " + (
-            "it requires authentication" + (f" ({challenge})" if challenge else "") if status == 401 else
-            "it refuses this client (authorisation, IP allow-list or WAF)"),
+        facts, "http-auth", ("http_status",), "{where} answers {status} to GET {path}: {meaning}",
         ["Give the check credentials (https://user:password@host in --target) or exempt the health path from "
          "authentication; for 403, check the allow-list / WAF rules for this client"], 0.6,
+        status=str(status), meaning=meaning,
     )
     if theory is not None:
         theory.explains = facts.explain(TRAFFIC_SECTIONS, [str(status)])
@@ -375,8 +419,9 @@ def http_4xx(facts: Facts) -> Theory | None:
     status = probes[0]["status"]
     meaning = HTTP_4XX_MEANING.get(status, f"the server refuses the request ({status})")
     theory = _traffic_theory(
-        facts, "http-4xx", ("http_status",), "{where} answers GET {path} with " + f"{status}: {meaning}",
+        facts, "http-4xx", ("http_status",), "{where} answers GET {path} with {status}: {meaning}",
         ["Compare the probe's request (curl line) with what the server expects: scheme, host, path and method"], 0.5,
+        status=str(status), meaning=meaning,
     )
     if theory is not None:
         theory.explains = facts.explain(TRAFFIC_SECTIONS, [str(status)])
