@@ -80,7 +80,10 @@ def test_pods_are_running_and_ready(cluster_reads, evidence):
         f"pods not Running and Ready in {cluster_reads.namespace}: {'; '.join(unhealthy)}; expected every pod Running and Ready")
 
 
-def test_no_pod_in_crashloop_or_image_pull_backoff(cluster_reads):
+def test_no_pod_in_crashloop_or_image_pull_backoff(cluster_reads, evidence):
+    for pod in cluster_reads.pods():
+        if any(reason in TROUBLE_REASONS for reason in pod.waiting_reasons):
+            evidence.record("pod", pod)
     troubled = [
         f"{pod.name} ({', '.join(reason for reason in pod.waiting_reasons if reason in TROUBLE_REASONS)})"
         for pod in cluster_reads.pods() if any(reason in TROUBLE_REASONS for reason in pod.waiting_reasons)
@@ -88,7 +91,10 @@ def test_no_pod_in_crashloop_or_image_pull_backoff(cluster_reads):
     assert not troubled, f"pods waiting in a failure state: {'; '.join(troubled)}; expected none"
 
 
-def test_no_pod_pending(cluster_reads):
+def test_no_pod_pending(cluster_reads, evidence):
+    for pod in cluster_reads.pods():
+        if pod.phase == "Pending":
+            evidence.record("pod", pod)
     pending = [
         f"{pod.name}" + (f" ({pod.unschedulable_message})" if pod.unschedulable_message else "")
         for pod in cluster_reads.pods() if pod.phase == "Pending"
@@ -96,11 +102,14 @@ def test_no_pod_pending(cluster_reads):
     assert not pending, f"pods Pending: {'; '.join(pending)}; expected none"
 
 
-def test_containers_are_not_restarting(cluster_reads, reachability_settings):
+def test_containers_are_not_restarting(cluster_reads, reachability_settings, evidence):
     table = reachability_settings.tables.get("cluster", {})
     limit = table.get("max_restarts", DEFAULT_MAX_RESTARTS) if isinstance(table, dict) else DEFAULT_MAX_RESTARTS
     assert isinstance(limit, int) and not isinstance(limit, bool) and limit >= 0, (
         f"[tool.reachability.cluster] max_restarts must be a whole number >= 0, got {limit!r}")
+    for pod in cluster_reads.pods():
+        if pod.restarts > limit:
+            evidence.record("pod", pod)
     restarting = [
         f"{pod.name} restarted {pod.restarts} times"
         + (f" (last exit: {', '.join(pod.terminated_reasons)})" if pod.terminated_reasons else "")

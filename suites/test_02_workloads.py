@@ -20,8 +20,11 @@ def test_deployments_have_desired_replicas_available(cluster_reads, evidence):
     assert not short, f"{'; '.join(short)}; expected available == desired"
 
 
-def test_rollouts_are_complete(cluster_reads):
+def test_rollouts_are_complete(cluster_reads, evidence):
     deployments = cluster_reads.deployments()
+    for deployment in deployments:
+        if not deployment.rollout_complete:
+            evidence.record("deployment", deployment)
     if not deployments:
         pytest.skip(f"no Deployments in namespace {cluster_reads.namespace}")
     unfinished = [f"{d.name}: {d.rollout_message}" for d in deployments if not d.rollout_complete]

@@ -74,7 +74,7 @@ def test_health_through_the_service_proxy(cluster, api_service, reachability_set
     assert response.ok, f"{where} got {response.status} {response.error or response.body[:80]!r}; expected 2xx/3xx"
 
 
-def test_in_cluster_health_body_reports_healthy(cluster, api_service, reachability_settings):
+def test_in_cluster_health_body_reports_healthy(cluster, api_service, reachability_settings, evidence):
     port = api_service.ports[0] if api_service.ports else None
     if port is None:
         pytest.skip(f"Service {api_service.name} has no ports")
@@ -84,6 +84,7 @@ def test_in_cluster_health_body_reports_healthy(cluster, api_service, reachabili
         pytest.skip(f"service proxy to {api_service.name}: {error.message} (see test_health_through_the_service_proxy)")
     if response.error is not None or response.status is None:
         pytest.skip(f"no answer to read (see test_health_through_the_service_proxy): {response.error or 'no status'}")
+    evidence.record("in_cluster_health", response)
     problem = describe_problem(read_health(response.body))
     assert problem is None, (f"in-cluster GET {response.path} via Service {api_service.name}:{response.port} answered "
                              f"{response.status} with {problem}; expected the body to report healthy")

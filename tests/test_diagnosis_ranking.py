@@ -60,9 +60,11 @@ def test_nothing_failed_means_no_cause_and_no_fallback():
     assert ranked == []
 
 
-def test_tests_outside_the_sections_without_evidence_are_not_reachability_checks():
+def test_a_failed_check_that_recorded_nothing_is_left_to_its_own_message():
     facts = E.facts_of(failed={})
     facts.tests.append(TestResult("tests/test_unit.py::test_math", outcome="failed", reason="assert 1 == 2"))
+    facts.tests.append(TestResult("suites/test_x.py::test_gate", section="api-health", outcome="failed",
+                                  reason="GET /health failed on 127.0.10.57:80 empty_reply"))
     assert evaluate(facts)[0] == []
 
 

@@ -1,5 +1,8 @@
 """The last word: a theory for every failed check no rule explained, grounded in that check's own evidence.
 
+Every check of the built-in suite records the evidence it judged, so every one of its failures gets a theory;
+a check that recorded nothing (a user's test without evidence) is left to its own failure message.
+
 No failure goes without a cause sentence, a command to confirm it and a step to fix it, even when no rule
 knows the fault: the theory then says exactly what the check saw and that no deeper cause was found.
 """
@@ -8,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ..gating import OTHER_SECTION
 from ..results import TestResult
 from .facts import Facts
 from .theory import Theory, curl_of, dig, kubectl
@@ -66,8 +68,9 @@ def unexplained_failures(facts: Facts, explained: Iterable[str]) -> list[Theory]
     known = set(explained)
     by_section: dict[str, list[TestResult]] = {}
     for test in facts.failing_tests():
-        # A test outside the sections that recorded nothing is not a reachability check: nothing to ground a theory in.
-        if test.section == OTHER_SECTION and not test.evidence:
+        # A check that recorded nothing gives nothing to ground a theory in beyond its own message, which the
+        # reports show already ("no rule found a cause" is then the honest answer).
+        if not test.evidence:
             continue
         if test.nodeid not in known:
             by_section.setdefault(test.section, []).append(test)
