@@ -308,6 +308,7 @@ class ObjectStore:
         self._derive_endpoint_slices()
         self._derive_endpoints()
         self._link_events()
+        self._link_owners()
         self._mirror_events()
         self.resource_version = str(self._revision)
 
@@ -687,6 +688,26 @@ class ObjectStore:
                     reference["uid"] = target["metadata"]["uid"]
                     if reference.get("namespace") is None:
                         del reference["namespace"]
+
+    def _link_owners(self) -> None:
+        """Give each owner reference without a uid its owner's uid (kube-apiserver requires one).
+
+        Clients require it too (the Python client refuses an OwnerReference without uid). An owner that is
+        not served gets a stable made-up uid, as a reference to a deleted owner keeps its old one.
+        """
+        for objects in self._objects.values():
+            for obj in objects.values():
+                metadata = obj["metadata"]
+                for reference in metadata.get("ownerReferences") or []:
+                    if not isinstance(reference, dict) or reference.get("uid"):
+                        continue
+                    owner = self._find_by_kind(
+                        str(reference.get("kind", "")), metadata.get("namespace", ""), str(reference.get("name", ""))
+                    )
+                    reference["uid"] = (
+                        owner["metadata"]["uid"] if owner is not None
+                        else str(uuid.uuid5(uuid.NAMESPACE_URL, f"owner/{metadata.get('namespace', '')}/{reference}"))
+                    )
 
     def _find_by_kind(self, kind: str, namespace: str, name: str) -> dict | None:
         for resource_type, objects in self._objects.items():

@@ -1,0 +1,162 @@
+"""The control plane's build script, start, stop, credentials, egress guard, and the real sandbox mode."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from pytest_reachability.sandbox import Sandbox
+from pytest_reachability.sandbox import control_plane as control_plane_module
+from pytest_reachability.sandbox.control_plane import (
+    ADMIN,
+    BINARIES_ENV,
+    ControlPlane,
+    ControlPlaneUnavailable,
+)
+from pytest_reachability.sandbox.control_plane_load import READER
+
+from .suite_runs import ROOT, admin
+
+pytestmark = pytest.mark.control_plane
+
+BUILD = ROOT / "tools" / "control-plane" / "build"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead for our purpose; its parent (the killed script) is gone, init reaps it.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def test_build_script_and_module_name_the_same_versions(tmp_path: Path) -> None:
+    versions = dict(
+        line.split("=", 1) for line in (BUILD.parent / "versions").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    assert versions == {"KUBERNETES_VERSION": control_plane_module.KUBERNETES_VERSION,
+                        "ETCD_VERSION": control_plane_module.ETCD_VERSION}
+    env = {k: v for k, v in os.environ.items() if k not in ("KUBERNETES_VERSION", "ETCD_VERSION", BINARIES_ENV)}
+    env["XDG_CACHE_HOME"] = str(tmp_path)
+    done = subprocess.run([str(BUILD), "--path"], env=env, capture_output=True, text=True, timeout=30, check=True)
+    expected = tmp_path / "pytest-reachability" / "control-plane" / (
+        f"{versions['KUBERNETES_VERSION']}-{versions['ETCD_VERSION']}")
+    assert done.stdout.strip() == str(expected)
+
+
+def test_without_binaries_the_real_sandbox_is_a_one_line_usage_error(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    env = dict(os.environ, **{BINARIES_ENV: str(tmp_path / "empty")})
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "--sandbox", "healthy", "--sandbox-apiserver=real", "-p", "no:cacheprovider",
+         "suites/test_01_cluster.py"],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert done.returncode == 4, done.stdout + done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "tools/control-plane/build" in lines[0], done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    monkeypatch.setenv(BINARIES_ENV, str(tmp_path / "empty"))
+    with pytest.raises(ControlPlaneUnavailable, match="tools/control-plane/build"):
+        Sandbox("healthy", apiserver="real")
+
+
+def test_credentials_rbac_and_version(control_plane: ControlPlane) -> None:
+    session = requests.Session()
+    session.trust_env = False
+    session.verify = control_plane.ca_file
+
+    def get(path: str, token: str) -> requests.Response:
+        return session.get(control_plane.url + path, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+    version = get("/version", control_plane.users[ADMIN].token).json()
+    assert version["gitVersion"] == control_plane_module.KUBERNETES_VERSION
+    assert get("/api/v1/pods", "not-a-token").status_code == 401
+    refused = get("/api/v1/namespaces/default/pods", control_plane.users["nobody"].token)
+    assert refused.status_code == 403
+    assert 'User "nobody" cannot list resource "pods" in API group "" in the namespace "default"' in refused.json()["message"]
+    assert get("/api/v1/namespaces/default/pods", control_plane.users[ADMIN].token).status_code == 200
+    session.close()
+
+
+def test_killed_parent_leaves_no_control_plane_behind(control_plane_binaries: Path, tmp_path: Path) -> None:
+    script = tmp_path / "start.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys, time
+        from pytest_reachability.sandbox.control_plane import ControlPlane
+        plane = ControlPlane({str(control_plane_binaries)!r}).start()
+        print(plane.pids[0], plane.pids[1], plane.directory, flush=True)
+        time.sleep(600)
+    """))
+    process = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        line = process.stdout.readline() if process.stdout else ""
+        etcd, apiserver, directory = line.split()
+        pids = [int(etcd), int(apiserver)]
+        assert all(_alive(pid) for pid in pids)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(30)
+    deadline = time.monotonic() + 30
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(pid) for pid in pids), "etcd or kube-apiserver outlived the killed parent"
+    # The killed parent could not remove its folder; a clean stop does (next test).
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_stop_ends_both_processes_and_removes_the_folder(control_plane_binaries: Path) -> None:
+    plane = ControlPlane(control_plane_binaries).start()
+    pids, directory = plane.pids, plane.directory
+    assert directory is not None and directory.is_dir()
+    plane.stop()
+    assert not any(_alive(pid) for pid in pids)
+    assert not directory.exists()
+
+
+def test_service_proxy_never_leaves_loopback(control_plane: ControlPlane) -> None:
+    """kube-apiserver's service proxy to a scenario's pod address goes to the egress guard, which refuses."""
+    sandbox = Sandbox("healthy", control_plane=control_plane, postgres=False)
+    info = sandbox.start()
+    try:
+        client = admin(control_plane)
+        before = len(control_plane.egress.requests) if control_plane.egress else 0
+        with pytest.raises(Exception) as refused:
+            client.get(f"/api/v1/namespaces/{info.namespace}/services/api:80/proxy/health")
+        assert getattr(refused.value, "code", None) == 503, refused.value
+        assert control_plane.egress is not None
+        attempts = control_plane.egress.requests[before:]
+        assert attempts and all(outcome == "refused" for _host, _port, outcome in attempts)
+        assert {host for host, _port, _outcome in attempts} <= {"10.244.0.45"}
+        client.close()
+    finally:
+        sandbox.stop()
+
+
+def test_real_sandbox_serves_the_scenario_to_the_suite(control_plane_binaries: Path, tmp_path: Path) -> None:
+    results = tmp_path / "results.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "--sandbox", "healthy", "--sandbox-apiserver=real", "-p", "no:cacheprovider",
+         "suites/test_01_cluster.py", "suites/test_02_workloads.py", "suites/test_03_k8s_services.py",
+         "suites/test_04_endpoints.py", "suites/test_05_ingress.py", "suites/test_06_network_policy.py",
+         f"--results-json={results}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
+        env={k: v for k, v in os.environ.items() if not k.startswith("REACHABILITY_") or k == BINARIES_ENV},
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert "sandbox: healthy (real kube-apiserver)" in done.stdout
+    assert READER  # the sandbox's kubeconfig names this token user on the real server
