@@ -50,6 +50,10 @@ DEFAULT_AGE = timedelta(hours=12)
 PROXY_BODY_LIMIT = 1024 * 1024
 WRITE_BODY_LIMIT = 1024 * 1024
 BUILTIN_NAMESPACES = ("default", "kube-node-lease", "kube-public", "kube-system")
+NODE_INFO_FIELDS = (
+    "machineID", "systemUUID", "bootID", "kernelVersion", "osImage", "containerRuntimeVersion",
+    "kubeletVersion", "kubeProxyVersion", "operatingSystem", "architecture",
+)
 
 BackendForService = Callable[[str, str, "int | str"], "tuple[str, int] | None"]
 
@@ -442,6 +446,15 @@ class ObjectStore:
             for rule in (obj.get("spec") or {}).get("rules") or []:
                 for path in (rule.get("http") or {}).get("paths") or []:
                     path.setdefault("pathType", "ImplementationSpecific")
+        elif kind == "networkpolicies":
+            spec = obj.setdefault("spec", {})
+            spec.setdefault("podSelector", {})
+            # As kube-apiserver defaults them: Ingress always, Egress when there are egress rules; TCP ports.
+            spec.setdefault("policyTypes", ["Ingress", "Egress"] if spec.get("egress") else ["Ingress"])
+            for direction in ("ingress", "egress"):
+                for rule in spec.get(direction) or []:
+                    for port in rule.get("ports") or []:
+                        port.setdefault("protocol", "TCP")
         elif kind == "endpointslices":
             obj.setdefault("addressType", "IPv4")
             obj.setdefault("endpoints", [])
@@ -475,26 +488,19 @@ class ObjectStore:
 
     @staticmethod
     def _default_node_info(node: dict) -> None:
-        """A node's system info as the kubelet reports it: every field present."""
-        name = node["metadata"]["name"]
+        """A node's system info as kube-apiserver serves it: every field present, empty unless reported.
+
+        The fields are plain strings on the wire (never omitted), so a node whose kubelet reported nothing
+        has ``kubeletVersion: ""``, not a made-up version.
+        """
         info = node.setdefault("status", {}).setdefault("nodeInfo", {})
-        info.setdefault("kubeletVersion", SERVER_VERSION["gitVersion"])
-        info.setdefault("kubeProxyVersion", info["kubeletVersion"])
-        info.setdefault("architecture", "amd64")
-        info.setdefault("operatingSystem", "linux")
-        info.setdefault("osImage", "Debian GNU/Linux 12 (bookworm)")
-        info.setdefault("kernelVersion", "6.1.0-sandbox")
-        info.setdefault("containerRuntimeVersion", "containerd://1.7.24")
-        info.setdefault("machineID", hashlib.sha256(f"machine/{name}".encode()).hexdigest()[:32])
-        info.setdefault("systemUUID", str(uuid.uuid5(uuid.NAMESPACE_DNS, f"system.{name}")))
-        info.setdefault("bootID", str(uuid.uuid5(uuid.NAMESPACE_DNS, f"boot.{name}")))
+        for key in NODE_INFO_FIELDS:
+            info.setdefault(key, "")
 
     def _default_event_times(self, event: dict) -> None:
-        if event["apiVersion"] == "v1":
-            event.setdefault("firstTimestamp", event["metadata"]["creationTimestamp"])
-            event.setdefault("lastTimestamp", event["firstTimestamp"])
-            event.setdefault("count", 1)
-        elif not event.get("eventTime"):
+        # kube-apiserver fills none of a core Event's times or its count: a new-style event has only
+        # eventTime (and series), an old-style one what its recorder wrote.
+        if event["apiVersion"] != "v1" and not event.get("eventTime"):
             first = event.get("deprecatedFirstTimestamp") or event["metadata"]["creationTimestamp"]
             event["eventTime"] = first.replace("Z", ".000000Z") if first.endswith("Z") else first
 
@@ -732,8 +738,14 @@ class ObjectStore:
     # ---- queries ----
 
     def list(self, resource_type: ResourceType, namespace: str | None = None) -> list[dict]:
+        """In kube-apiserver's order: its storage key ``<namespace>/<name>`` as a string, so ``prod-x``
+        comes before ``prod`` ('-' sorts before '/')."""
         objects = self._objects.get(resource_type, {})
-        return [obj for key, obj in sorted(objects.items()) if namespace is None or key[0] == namespace]
+        return [
+            obj
+            for key, obj in sorted(objects.items(), key=lambda item: f"{item[0][0]}/{item[0][1]}")
+            if namespace is None or key[0] == namespace
+        ]
 
     def get(self, resource_type: ResourceType, namespace: str | None, name: str) -> dict | None:
         return self._objects.get(resource_type, {}).get((namespace or "", name))

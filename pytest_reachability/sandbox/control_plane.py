@@ -150,15 +150,15 @@ class EgressGuard:
     ``route(host, port)`` names; anything else is answered 503, so no packet leaves the machine.
     """
 
-    def __init__(self, route: Route | None = None, *, io_timeout: float = 10.0) -> None:
+    def __init__(self, path: Path, route: Route | None = None, *, io_timeout: float = 10.0) -> None:
+        """Listen on the Unix socket ``path`` (kube-apiserver's TCP transport for HTTP CONNECT needs TLS)."""
         self.route = route
         self.io_timeout = io_timeout
+        self.path = path
         self.requests: list[tuple[str, int, str]] = []  # (host, port, "tunnelled" | "refused")
-        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._listener.bind(("127.0.0.1", 0))
+        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._listener.bind(str(path))
         self._listener.listen(64)
-        self.port = int(self._listener.getsockname()[1])
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._open: set[socket.socket] = set()
@@ -286,8 +286,8 @@ class ControlPlane:
         self.directory = Path(tempfile.mkdtemp(prefix="reachability-control-plane-"))
         try:
             self._write_credentials()
-            self.egress = EgressGuard()
-            self._write_egress_selector(self.egress.port)
+            self.egress = EgressGuard(self.directory / "egress.sock")
+            self._write_egress_selector(self.egress.path)
             self._start_etcd(deadline)
             self._start_apiserver(deadline)
             for name in (ADMIN, *self.user_names):
@@ -404,12 +404,12 @@ class ControlPlane:
             handle.write("\n".join(lines) + "\n")
         (self.directory / "audit-policy.yaml").write_text(yaml.safe_dump(_AUDIT_POLICY), encoding="utf-8")
 
-    def _write_egress_selector(self, port: int) -> None:
+    def _write_egress_selector(self, socket_path: Path) -> None:
         assert self.directory is not None
         config = {
             "apiVersion": "apiserver.k8s.io/v1beta1", "kind": "EgressSelectorConfiguration",
             "egressSelections": [{"name": "cluster", "connection": {
-                "proxyProtocol": "HTTPConnect", "transport": {"tcp": {"url": f"http://127.0.0.1:{port}"}}}}],
+                "proxyProtocol": "HTTPConnect", "transport": {"uds": {"udsName": str(socket_path)}}}}],
         }
         (self.directory / "egress-selector.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
 
@@ -454,6 +454,9 @@ class ControlPlane:
                 str(self.binaries / "kube-apiserver"),
                 f"--etcd-servers={self.etcd_url}",
                 "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={port}",
+                # The lease reconciler refuses a loopback advertise address (it would publish it as the
+                # `kubernetes` Service's endpoint); the Service itself is still created.
+                "--endpoint-reconciler-type=none",
                 f"--tls-cert-file={self._serving.cert_file}", f"--tls-private-key-file={self._serving.key_file}",
                 f"--cert-dir={pki}",
                 f"--token-auth-file={self.directory / 'tokens.csv'}",
