@@ -38,7 +38,7 @@ from . import postgres as postgres_mod
 from .app import ApiApplication
 from .certs import SandboxCertificates, write_sandbox_certificates
 from .control_plane import ControlPlaneUnavailable, find_binaries, unavailable_message
-from .control_plane_load import RealApiServer
+from .control_plane_sandbox import RealApiServer
 from .dns_server import DnsServer
 from .edges import EdgeGroup, EdgeServer, server_tls_context
 from .scenario import Scenario, ScenarioError, list_scenarios, load_scenario, scenario_names
@@ -211,7 +211,10 @@ class Sandbox:
 
         kubeconfig = str(state / "kubeconfig")
         if self.apiserver_kind == "real":
-            self.real = RealApiServer(scenario, certificates, control_plane=self._shared_control_plane)
+            self.real = RealApiServer(
+                scenario, certificates, control_plane=self._shared_control_plane,
+                in_cluster=("127.0.0.1", self.in_cluster.port), refusing=self._refusing_socket.getsockname(),
+            )
             api_url = self.real.start(kubeconfig, context=CONTEXT_NAME)
         else:
             token = secrets.token_urlsafe(32)

@@ -32,7 +32,7 @@ import requests
 
 from .scenario import Scenario
 
-__all__ = ["ApiError", "LoadReport", "RestClient", "cluster_objects", "load_objects", "clear_objects"]
+__all__ = ["ApiError", "Discovery", "LoadReport", "RestClient", "cluster_objects", "clear_objects", "load_objects"]
 
 REQUEST_TIMEOUT = 30.0
 MAX_FIELD_DROPS = 8  # per object: a 422 naming more fields than this is a bug, not a difference
@@ -427,109 +427,3 @@ def _finalize_namespace(client: RestClient, name: str) -> None:
         raise
     current.setdefault("spec", {})["finalizers"] = []
     client.request("PUT", f"{path}/finalize", current)
-
-
-# --- a scenario served by a real control plane (``--sandbox-apiserver=real``) ---------------------------------
-
-READER = "sandbox-reader"  # the token user a sandbox's kubeconfig names on a real control plane
-_READ_VERBS = ("get", "list", "watch")
-# What the sandbox's own server serves beyond plain reads: RBAC names them as `get` on a subresource.
-_READ_SUBRESOURCES = (("", "pods/log"), ("", "services/proxy"))
-
-
-def reader_rbac(discovery: Discovery, deny: list[dict[str, Any]], namespaces: Iterable[str],
-                user: str = READER) -> list[dict[str, Any]]:
-    """RBAC objects letting ``user`` read everything except what the scenario's ``deny`` rules refuse.
-
-    The sandbox's own server is read-only and answers a deny rule with 403; here RBAC does both. A deny
-    rule limited to one namespace moves that permission from the ClusterRole to Roles in every other
-    namespace of the scenario.
-    """
-    wanted = {(r.group, r.plural, verb) for r in discovery.resources.values() for verb in _READ_VERBS}
-    wanted |= {(group, resource, "get") for group, resource in _READ_SUBRESOURCES}
-
-    def denied(permission: tuple[str, str, str], rule: dict[str, Any]) -> bool:
-        _group, resource, verb = permission
-        return rule["resource"] in ("*", resource) and rule["verb"] in ("*", verb)
-
-    cluster_wide = {p for p in wanted if not any(denied(p, rule) for rule in deny)}
-    per_namespace: dict[str, set[tuple[str, str, str]]] = {}
-    for namespace in namespaces:
-        per_namespace[namespace] = {
-            p for p in wanted - cluster_wide
-            if not any(denied(p, rule) and rule.get("namespace") in (None, "", namespace) for rule in deny)
-        }
-    name = f"reachability-{user}"
-    subject = [{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": user}]
-    role_ref = {"apiGroup": "rbac.authorization.k8s.io", "name": name}
-    objects: list[dict[str, Any]] = [
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": name},
-         "rules": _rules(cluster_wide) + [{"nonResourceURLs": ["*"], "verbs": ["get"]}]},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": name},
-         "roleRef": {**role_ref, "kind": "ClusterRole"}, "subjects": subject},
-    ]
-    for namespace, permissions in sorted(per_namespace.items()):
-        if not permissions:
-            continue
-        metadata = {"name": name, "namespace": namespace}
-        objects.append({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": metadata,
-                        "rules": _rules(permissions)})
-        objects.append({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": metadata,
-                        "roleRef": {**role_ref, "kind": "Role"}, "subjects": subject})
-    return objects
-
-
-def _rules(permissions: set[tuple[str, str, str]]) -> list[dict[str, Any]]:
-    by_group_verbs: dict[tuple[str, tuple[str, ...]], list[str]] = {}
-    resources: dict[tuple[str, str], set[str]] = {}
-    for group, resource, verb in permissions:
-        resources.setdefault((group, resource), set()).add(verb)
-    for (group, resource), verbs in sorted(resources.items()):
-        by_group_verbs.setdefault((group, tuple(sorted(verbs))), []).append(resource)
-    return [{"apiGroups": [group], "resources": sorted(names), "verbs": list(verbs)}
-            for (group, verbs), names in sorted(by_group_verbs.items())]
-
-
-class RealApiServer:
-    """A scenario loaded into a real control plane, read by a user with the scenario's read rights."""
-
-    def __init__(self, scenario: Scenario, certificates: Any, *, control_plane: Any = None) -> None:
-        self.scenario = scenario
-        self.certificates = certificates
-        self.control_plane = control_plane
-        self._owned = control_plane is None
-        self.client: RestClient | None = None
-        self.report: LoadReport | None = None
-
-    def start(self, kubeconfig: str, *, context: str) -> str:
-        """Start (or reuse) the control plane, load the scenario, write ``kubeconfig``; return the URL."""
-        from .control_plane import ADMIN, ControlPlane
-
-        if self.control_plane is None:
-            self.control_plane = ControlPlane(users=("nobody", READER), serving=self.certificates.apiserver,
-                                              ca_file=self.certificates.ca_file)
-            self.control_plane.start()
-        plane = self.control_plane
-        self.client = RestClient(plane.url, plane.users[ADMIN].token, plane.ca_file)
-        manifests = cluster_objects(self.scenario)
-        namespaces = {m["metadata"]["name"] for m in manifests if m.get("kind") == "Namespace"}
-        namespaces |= {m["metadata"]["namespace"] for m in manifests if (m.get("metadata") or {}).get("namespace")}
-        self.report = load_objects(self.client, manifests)
-        rbac = reader_rbac(Discovery(self.client), list(self.scenario.deny), sorted(namespaces))
-        rbac_report = load_objects(self.client, rbac)
-        self.report.created.extend(rbac_report.created)
-        plane.write_kubeconfig(kubeconfig, user=READER, token=plane.users[READER].token,
-                               namespace=self.scenario.namespace, context=context)
-        return str(plane.url)
-
-    def stop(self) -> None:
-        client, self.client = self.client, None
-        try:
-            if client is not None and self.report is not None and not self._owned:
-                clear_objects(client, self.report)
-        finally:
-            if client is not None:
-                client.close()
-            if self._owned and self.control_plane is not None:
-                self.control_plane.stop()
-                self.control_plane = None

@@ -15,7 +15,7 @@ import pytest
 
 from pytest_reachability.sandbox.certs import write_sandbox_certificates
 from pytest_reachability.sandbox.control_plane import ControlPlane, find_binaries, unavailable_message
-from pytest_reachability.sandbox.control_plane_load import READER
+from pytest_reachability.sandbox.control_plane_sandbox import READER
 
 REQUIRE_ENV = "REACHABILITY_REQUIRE_CONTROL_PLANE"
 

@@ -11,7 +11,7 @@ from pytest_reachability.cluster import ALL_NAMESPACES, Cluster
 from pytest_reachability.sandbox import apiserver
 from pytest_reachability.sandbox.certs import write_sandbox_certificates
 from pytest_reachability.sandbox.control_plane import ControlPlane
-from pytest_reachability.sandbox.control_plane_load import RealApiServer
+from pytest_reachability.sandbox.control_plane_sandbox import RealApiServer
 from pytest_reachability.sandbox.scenario import Scenario
 
 EMBEDDED_TOKEN = "differential-token-7f3a"

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from pytest_reachability.sandbox.control_plane import ControlPlane
-from pytest_reachability.sandbox.control_plane_load import READER
+from pytest_reachability.sandbox.control_plane_sandbox import READER
 from pytest_reachability.sandbox.scenario import scenario_names
 
 from .suite_runs import loaded_sandbox, run_suite

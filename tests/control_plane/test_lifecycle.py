@@ -22,7 +22,7 @@ from pytest_reachability.sandbox.control_plane import (
     ControlPlane,
     ControlPlaneUnavailable,
 )
-from pytest_reachability.sandbox.control_plane_load import READER
+from pytest_reachability.sandbox.control_plane_sandbox import READER
 
 from .suite_runs import ROOT, admin
 
@@ -128,23 +128,35 @@ def test_stop_ends_both_processes_and_removes_the_folder(control_plane_binaries:
     assert not directory.exists()
 
 
-def test_service_proxy_never_leaves_loopback(control_plane: ControlPlane) -> None:
-    """kube-apiserver's service proxy to a scenario's pod address goes to the egress guard, which refuses."""
+def test_cluster_connections_stay_on_loopback(control_plane: ControlPlane) -> None:
+    """kube-apiserver's service proxy and pod logs reach the sandbox through the egress guard, nothing else."""
     sandbox = Sandbox("healthy", control_plane=control_plane, postgres=False)
     info = sandbox.start()
+    client = admin(control_plane)
+    assert control_plane.egress is not None
+    before = len(control_plane.egress.requests)
     try:
-        client = admin(control_plane)
-        before = len(control_plane.egress.requests) if control_plane.egress else 0
-        with pytest.raises(Exception) as refused:
-            client.get(f"/api/v1/namespaces/{info.namespace}/services/api:80/proxy/health")
-        assert getattr(refused.value, "code", None) == 503, refused.value
-        assert control_plane.egress is not None
+        namespace, pod = info.namespace, "api-847495fbc4-686tk"
+        health = client.session.get(f"{control_plane.url}/api/v1/namespaces/{namespace}/services/api:80/proxy/health",
+                                    timeout=30)
+        assert health.status_code == 200, health.text
+        assert health.json().get("status") == "healthy", health.text
+        log = client.session.get(f"{control_plane.url}/api/v1/namespaces/{namespace}/pods/{pod}/log",
+                                 params={"tailLines": "2"}, timeout=30)
+        assert log.status_code == 200
+        assert log.text == "".join(sandbox.scenario.logs[f"{namespace}/{pod}"].splitlines(keepends=True)[-2:])
+        # A port the pod does not declare is refused, as the pod itself would refuse it.
+        closed = client.session.get(f"{control_plane.url}/api/v1/namespaces/{namespace}/pods/{pod}:9999/proxy/",
+                                    timeout=30)
+        assert closed.status_code >= 500
         attempts = control_plane.egress.requests[before:]
-        assert attempts and all(outcome == "refused" for _host, _port, outcome in attempts)
-        assert {host for host, _port, _outcome in attempts} <= {"10.244.0.45"}
-        client.close()
+        assert ("10.244.0.45", 8000, "tunnelled") in attempts
+        assert ("pool-prod-k8s-x1a2b", 10250, "tunnelled") in attempts
+        assert ("10.244.0.45", 9999, "refused") in attempts  # the refusing socket on loopback refused it
     finally:
+        client.close()
         sandbox.stop()
+    assert control_plane.egress.route is None
 
 
 def test_real_sandbox_serves_the_scenario_to_the_suite(control_plane_binaries: Path, tmp_path: Path) -> None:
