@@ -194,7 +194,8 @@ class EgressGuard:
             host, _, port_text = target.rpartition(":")
             host = host.strip("[]")
             port = int(port_text) if port_text.isdigit() else 0
-            destination = self.route(host, port) if self.route and method == "CONNECT" else None
+            route = self.route
+            destination = route(host, port) if route and method == "CONNECT" else None
             if destination is None or not ipaddress.ip_address(destination[0]).is_loopback:
                 self._record(host, port, "refused")
                 connection.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
@@ -221,6 +222,16 @@ class EgressGuard:
                     with self._lock:
                         self._open.discard(sock)
                     sock.close()
+
+    def set_route(self, route: Route | None) -> None:
+        """Route from now on, and close every open tunnel: kube-apiserver keeps connections alive, and one
+        opened for the previous scenario must not reach that scenario's servers."""
+        with self._lock:
+            self.route = route
+            sockets = list(self._open)
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def _record(self, host: str, port: int, outcome: str) -> None:
         with self._lock:

@@ -102,7 +102,7 @@ class FakeKubelet:
         kubelet = self
 
         class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+            protocol_version = "HTTP/1.0"  # one request per connection: none outlives the scenario
 
             def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - base class signature
                 """Quiet: the API server's audit log records the requests."""
@@ -189,7 +189,7 @@ class RealApiServer:
         self.kubelet = FakeKubelet(self.scenario.logs, self.certificates.apiserver.cert_file,
                                    self.certificates.apiserver.key_file)
         if plane.egress is not None:
-            plane.egress.route = self.route
+            plane.egress.set_route(self.route)
         plane.write_kubeconfig(kubeconfig, user=READER, token=plane.users[READER].token,
                                namespace=self.scenario.namespace, context=context)
         return str(plane.url)
@@ -220,7 +220,7 @@ class RealApiServer:
         client, self.client = self.client, None
         plane = self.control_plane
         if plane is not None and plane.egress is not None and plane.egress.route == self.route:
-            plane.egress.route = None
+            plane.egress.set_route(None)
         kubelet, self.kubelet = self.kubelet, None
         try:
             if kubelet is not None:

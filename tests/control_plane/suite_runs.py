@@ -87,6 +87,7 @@ def service_account_kubeconfig(plane: ControlPlane, namespace: str, name: str, p
 def run_suite(info: SandboxInfo, plane: ControlPlane, kubeconfig: str, user: str, directory: Path,
               *args: str) -> SuiteRun:
     """The built-in suite against the sandbox, reading the cluster through ``kubeconfig`` (as ``user``)."""
+    directory.mkdir(parents=True, exist_ok=True)
     results = directory / "results.json"
     env = {key: value for key, value in os.environ.items() if not key.startswith("REACHABILITY_")}
     env.update(info.environment())
