@@ -1292,7 +1292,7 @@ class KubeApiServer:
                 continue
             if rule.get("namespace") and namespace is not None and rule["namespace"] != namespace:
                 continue
-            who = f'{resource_type.plural} "{name}"' if name else resource_type.plural
+            who = f'{_qualified(resource_type)} "{name}"' if name else _qualified(resource_type)
             scope = f'in the namespace "{namespace}"' if namespace else "at the cluster scope"
             message = (
                 f'{who} is forbidden: User "{SERVICE_ACCOUNT_USER}" cannot {rbac_verb} resource '
@@ -1340,7 +1340,7 @@ class KubeApiServer:
             labels = parse_label_selector(_first(query, "labelSelector") or "")
             fields = parse_field_selector(_first(query, "fieldSelector") or "", resource_type.plural)
         except SelectorError as error:
-            raise _RequestError(400, "BadRequest", str(error), {}) from None
+            raise _RequestError(400, "BadRequest", str(error)) from None
         items = [
             obj
             for obj in self.store.list(resource_type, namespace)
@@ -1357,13 +1357,28 @@ class KubeApiServer:
             )
             handler.send_json(200, table)
             return
+        if _wants_metadata_only(handler.headers.get("Accept", "")):
+            # What clients ask for to learn names without values (the plugin's Secret existence check).
+            partial = {
+                "kind": "PartialObjectMetadataList",
+                "apiVersion": "meta.k8s.io/v1",
+                "metadata": list_metadata,
+                # An empty one is `"items": null` on kube-apiserver's wire, unlike every other list.
+                "items": [
+                    {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": item["metadata"]}
+                    for item in items
+                ] or None,
+            }
+            handler.send_json(200, partial)
+            return
         handler.send_json(
             200,
             {
                 "kind": f"{resource_type.kind}List",
                 "apiVersion": resource_type.api_version,
                 "metadata": list_metadata,
-                "items": items,
+                # kube-apiserver's JSON lists carry kind and apiVersion once, not on each item.
+                "items": [{k: v for k, v in item.items() if k not in ("apiVersion", "kind")} for item in items],
             },
         )
 
@@ -1377,13 +1392,13 @@ class KubeApiServer:
                 start = int(json.loads(base64.urlsafe_b64decode(token.encode()))["start"])
             except (ValueError, KeyError, TypeError):
                 raise _RequestError(
-                    400, "BadRequest", "continue key is not valid: malformed token", {}
+                    400, "BadRequest", "continue key is not valid: malformed token"
                 ) from None
         limit_text = _first(query, "limit")
         try:
             limit = int(limit_text) if limit_text else 0
         except ValueError:
-            raise _RequestError(400, "BadRequest", f"invalid limit: {limit_text!r}", {}) from None
+            raise _RequestError(400, "BadRequest", f"invalid limit: {limit_text!r}") from None
         end = len(items) if limit <= 0 else min(len(items), start + limit)
         if end < len(items):
             metadata["continue"] = base64.urlsafe_b64encode(json.dumps({"start": end}).encode()).decode()
@@ -1396,7 +1411,7 @@ class KubeApiServer:
         container = _first(query, "container")
         if container and containers and container not in containers:
             raise _RequestError(
-                400, "BadRequest", f"container {container} is not valid for pod {metadata['name']}", {}
+                400, "BadRequest", f"container {container} is not valid for pod {metadata['name']}"
             )
         text = self.pod_logs.get(f"{metadata['namespace']}/{metadata['name']}", "")
         lines = text.splitlines(keepends=True)
@@ -1405,7 +1420,7 @@ class KubeApiServer:
             try:
                 count = int(tail)
             except ValueError:
-                raise _RequestError(400, "BadRequest", f"invalid tailLines: {tail!r}", {}) from None
+                raise _RequestError(400, "BadRequest", f"invalid tailLines: {tail!r}") from None
             if count >= 0:
                 lines = lines[len(lines) - count :] if count else []
         if _flag(query, "timestamps"):
@@ -1424,12 +1439,12 @@ class KubeApiServer:
         scheme, _, port_text = _proxy_parts(name_part)
         port = self._proxy_port(service, port_text)
         if not self._has_ready_endpoint(namespace, name, port):
-            raise _RequestError(503, "ServiceUnavailable", f'no endpoints available for service "{name}"', {})
+            raise _RequestError(503, "ServiceUnavailable", f'no endpoints available for service "{name}"')
         backend = (
             self.backend_for_service(namespace, name, port["port"]) if self.backend_for_service else None
         )
         if backend is None:
-            raise _RequestError(503, "ServiceUnavailable", f'no endpoints available for service "{name}"', {})
+            raise _RequestError(503, "ServiceUnavailable", f'no endpoints available for service "{name}"')
         path = "/" + quote(unquote(raw_tail), safe="/:@!$&'()*+,;=-._~")
         if handler._entry["query"]:
             path += "?" + handler._entry["query"]
@@ -1447,7 +1462,7 @@ class KubeApiServer:
             ]
         if not candidates:
             raise _RequestError(
-                503, "ServiceUnavailable", f'no service port "{port_text}" found for service "{name}"', {}
+                503, "ServiceUnavailable", f'no service port "{port_text}" found for service "{name}"'
             )
         return candidates[0]
 
@@ -1495,20 +1510,18 @@ class KubeApiServer:
                 503,
                 "ServiceUnavailable",
                 f"error trying to reach service: dial tcp {address}: connect: connection refused",
-                {},
             ) from None
         except TimeoutError:
             raise _RequestError(
                 503,
                 "ServiceUnavailable",
                 f"error trying to reach service: dial tcp {address}: i/o timeout",
-                {},
             ) from None
         except (http.client.RemoteDisconnected, http.client.IncompleteRead, ConnectionResetError):
-            raise _RequestError(503, "ServiceUnavailable", "error trying to reach service: EOF", {}) from None
+            raise _RequestError(503, "ServiceUnavailable", "error trying to reach service: EOF") from None
         except (OSError, http.client.HTTPException) as error:
             raise _RequestError(
-                503, "ServiceUnavailable", f"error trying to reach service: {error}", {}
+                503, "ServiceUnavailable", f"error trying to reach service: {error}"
             ) from None
         finally:
             connection.close()
@@ -1529,6 +1542,15 @@ def _first(query: dict[str, list[str]], key: str) -> str | None:
 
 def _flag(query: dict[str, list[str]], key: str) -> bool:
     return (_first(query, key) or "").lower() in ("true", "1")
+
+
+PARTIAL_METADATA_LIST = "as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+
+
+def _wants_metadata_only(accept: str) -> bool:
+    """The first media range decides, as kube-apiserver negotiates: metadata only when it asks for it."""
+    first = accept.split(",")[0].replace(" ", "")
+    return PARTIAL_METADATA_LIST.lower() in first.lower()
 
 
 def _wants_table(accept: str) -> bool:
