@@ -75,6 +75,18 @@ def test_without_binaries_the_real_sandbox_is_a_one_line_usage_error(tmp_path: P
         Sandbox("healthy", apiserver="real")
 
 
+def test_an_unknown_api_server_kind_is_a_one_line_usage_error() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "--sandbox", "healthy", "--sandbox-apiserver=kind", "-p", "no:cacheprovider",
+         "suites/test_01_cluster.py"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+        env={k: v for k, v in os.environ.items() if not k.startswith("REACHABILITY_")},
+    )
+    assert done.returncode == 4, done.stdout + done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert lines == ["ERROR: --sandbox-apiserver: 'kind' is not an API server kind; expected embedded or real"]
+
+
 def test_credentials_rbac_and_version(control_plane: ControlPlane) -> None:
     session = requests.Session()
     session.trust_env = False
