@@ -430,7 +430,7 @@ class ControlPlane:
         try:
             return subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=self.directory,
-                start_new_session=True, preexec_fn=_die_with_parent,  # noqa: PLW1509 - prctl only
+                start_new_session=True, preexec_fn=_die_with_parent,
             )
         finally:
             log.close()

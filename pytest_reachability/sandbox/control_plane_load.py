@@ -174,12 +174,14 @@ def _order(manifest: dict[str, Any]) -> int:
 def cluster_objects(scenario: Scenario) -> list[dict[str, Any]]:
     """The scenario's manifests plus what the sandbox's server derives for it (as controllers would)."""
     from .apiserver import ObjectStore
-    from .apiserver_discovery import RESOURCE_TYPES
+    from .apiserver_discovery import RESOURCE_TYPES, resource_type_for_manifest
 
     manifests = [copy.deepcopy(obj) for obj in scenario.objects]
     given = {(obj.get("kind"), (obj.get("metadata") or {}).get("namespace") or "", obj["metadata"]["name"])
              for obj in manifests}
-    store = ObjectStore(manifests)
+    # Kinds the sandbox's server does not know (custom resources, ...) are loaded as they are.
+    store = ObjectStore([obj for obj in manifests
+                         if resource_type_for_manifest(str(obj.get("apiVersion")), str(obj.get("kind")))])
     derived = []
     for resource_type in RESOURCE_TYPES:
         if resource_type.kind not in ("Namespace", "EndpointSlice", "Endpoints"):
@@ -202,10 +204,15 @@ def _derived_manifest(obj: dict[str, Any]) -> dict[str, Any]:
     return manifest
 
 
-def load_objects(client: RestClient, manifests: Iterable[dict[str, Any]]) -> LoadReport:
-    """Create every manifest through the API (see the module docstring); raise ApiError on a real refusal."""
+def load_objects(client: RestClient, manifests: Iterable[dict[str, Any]],
+                 report: LoadReport | None = None) -> LoadReport:
+    """Create every manifest through the API (see the module docstring); raise ApiError on a real refusal.
+
+    ``report`` is filled as objects are created, so a caller holding it can clear a load that failed
+    half-way.
+    """
     started = time.monotonic()
-    report = LoadReport()
+    report = report if report is not None else LoadReport()
     discovery = Discovery(client)
     uids: dict[tuple[str, str, str], str] = {}  # (kind, namespace, name) -> uid given by the server
     ordered = sorted((copy.deepcopy(m) for m in manifests), key=_order)
@@ -226,7 +233,7 @@ def load_objects(client: RestClient, manifests: Iterable[dict[str, Any]]) -> Loa
         if resource.kind == "CustomResourceDefinition":
             _wait_established(client, resource, metadata["name"])
             discovery.refresh()
-    report.seconds = round(time.monotonic() - started, 2)
+    report.seconds = round(report.seconds + time.monotonic() - started, 2)
     return report
 
 

@@ -181,10 +181,10 @@ class RealApiServer:
         manifests = cluster_objects(self.scenario)
         namespaces = {m["metadata"]["name"] for m in manifests if m.get("kind") == "Namespace"}
         namespaces |= {m["metadata"]["namespace"] for m in manifests if (m.get("metadata") or {}).get("namespace")}
-        self.report = load_objects(self.client, manifests)
+        self.report = LoadReport()
+        load_objects(self.client, manifests, self.report)
         rbac = reader_rbac(Discovery(self.client), list(self.scenario.deny), sorted(namespaces))
-        rbac_report = load_objects(self.client, rbac)
-        self.report.created.extend(rbac_report.created)
+        load_objects(self.client, rbac, self.report)
         self._learn_cluster_addresses()
         self.kubelet = FakeKubelet(self.scenario.logs, self.certificates.apiserver.cert_file,
                                    self.certificates.apiserver.key_file)

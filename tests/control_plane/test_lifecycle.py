@@ -22,7 +22,7 @@ from pytest_reachability.sandbox.control_plane import (
     ControlPlane,
     ControlPlaneUnavailable,
 )
-from pytest_reachability.sandbox.control_plane_sandbox import READER
+from pytest_reachability.sandbox.control_plane_load import ApiError, LoadReport, clear_objects, load_objects
 
 from .suite_runs import ROOT, admin
 
@@ -183,4 +183,40 @@ def test_real_sandbox_serves_the_scenario_to_the_suite(control_plane_binaries: P
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     assert "sandbox: healthy (real kube-apiserver)" in done.stdout
-    assert READER  # the sandbox's kubeconfig names this token user on the real server
+
+
+def test_any_kind_loads_with_its_status_and_clears(control_plane: ControlPlane) -> None:
+    """Kinds the sandbox's own server does not serve load too: a CRD and its objects, a Job, a ConfigMap."""
+    manifests = [
+        {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "migrate", "namespace": "loader-test"},
+         "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "m", "image": "m:1"}]}}},
+         "status": {"failed": 2, "conditions": [{"type": "FailureTarget", "status": "True", "reason": "BackoffLimitExceeded"}]}},
+        {"apiVersion": "cert-manager.io/v1", "kind": "Certificate", "metadata": {"name": "web", "namespace": "loader-test"},
+         "spec": {"secretName": "web-tls"}, "status": {"conditions": [{"type": "Ready", "status": "False"}]}},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": "loader-test"},
+         "data": {"mode": "strict"}},
+        {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+         "metadata": {"name": "certificates.cert-manager.io"},
+         "spec": {"group": "cert-manager.io", "scope": "Namespaced",
+                  "names": {"plural": "certificates", "singular": "certificate", "kind": "Certificate"},
+                  "versions": [{"name": "v1", "served": True, "storage": True, "subresources": {"status": {}},
+                                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]}},
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "loader-test"}},
+    ]
+    client = admin(control_plane)
+    report = LoadReport()
+    try:
+        load_objects(client, manifests, report)
+        certificate = client.get("/apis/cert-manager.io/v1/namespaces/loader-test/certificates/web")
+        assert certificate["status"]["conditions"][0]["status"] == "False"
+        job = client.get("/apis/batch/v1/namespaces/loader-test/jobs/migrate")
+        assert job["status"]["failed"] == 2
+        assert client.get("/api/v1/namespaces/loader-test/configmaps/settings")["data"] == {"mode": "strict"}
+    finally:
+        clear_objects(client, report)
+    with pytest.raises(ApiError) as gone:
+        client.get("/api/v1/namespaces/loader-test")
+    assert gone.value.code == 404
+    with pytest.raises(ApiError):
+        client.get("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/certificates.cert-manager.io")
+    client.close()

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from pytest_reachability.sandbox.control_plane import ControlPlane
-from pytest_reachability.sandbox.control_plane_load import clear_objects, load_objects
+from pytest_reachability.sandbox.control_plane_load import LoadReport, clear_objects, load_objects
 
 from .suite_runs import (
     ROOT,
@@ -86,8 +86,9 @@ def run_as_bound_account(plane: ControlPlane, documents: list[dict[str, Any]], t
     client = admin(plane)
     try:
         with loaded_sandbox(SCENARIO, plane) as info:
-            report = load_objects(client, documents)
+            report = LoadReport()
             try:
+                load_objects(client, documents, report)
                 namespace, name = service_account(documents)
                 kubeconfig, user = service_account_kubeconfig(plane, namespace, name, tmp_path / "kubeconfig-sa",
                                                               info.namespace)
