@@ -121,11 +121,15 @@ def find_binaries() -> Path | None:
 def unavailable_message() -> str:
     return (f"the real control plane (kube-apiserver {KUBERNETES_VERSION}, etcd {ETCD_VERSION}) is not built "
             f"in {binaries_dir()}: run {BUILD_COMMAND} once from a checkout (needs Go >= 1.26 and the Go "
-            f"module proxy; about 20 minutes on 2 cores), or set {BINARIES_ENV} to a folder holding both")
+            f"module proxy; about 15 minutes on 2 cores), or set {BINARIES_ENV} to a folder holding both")
 
 
 def _die_with_parent() -> None:
-    """In the child before exec: the kernel sends SIGKILL when the parent dies (no orphans)."""
+    """In the child before exec: the kernel sends SIGKILL when the parent dies (no orphans).
+
+    The signal follows the thread that started the child: start a ControlPlane from a thread that lives as
+    long as it should (the main thread, as pytest's hooks and fixtures do).
+    """
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() == 1:  # the parent died before prctl took effect
