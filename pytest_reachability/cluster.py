@@ -933,15 +933,26 @@ class Cluster:
         return [network_policy_info(item) for item in items]
 
     def secrets_exist(self, namespace: str | None, names: Iterable[str]) -> dict[str, bool]:
-        """Which of these Secrets exist; asks for metadata only, so no secret value is transferred."""
-        wanted = list(names)
+        """Which of these Secrets exist: one ``get`` per name, which RBAC can grant for named Secrets only
+        (``list`` would expose every Secret's value); the answer is asked for as metadata only."""
         chosen = self._namespace(namespace)
-        result = self._call(
-            _Request('list', 'secrets', '', chosen), self._core.list_namespaced_secret, chosen,
-            _headers={'Accept': 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json'},
-        )
-        present = {item.metadata.name for item in result.items or [] if item.metadata}
-        return {name: name in present for name in wanted}
+        present: dict[str, bool] = {}
+        for name in dict.fromkeys(names):
+            _check_name(name, 'secret name')
+            try:
+                response = self._call(
+                    _Request('get', 'secrets', '', chosen, name), self._core.read_namespaced_secret, name, chosen,
+                    _preload_content=False,
+                    _headers={'Accept': 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json'},
+                )
+                response.drain_conn()  # only existence matters: the metadata is read and dropped
+                response.release_conn()
+                present[name] = True
+            except ClusterError as error:
+                if error.kind is not ClusterErrorKind.NOT_FOUND:
+                    raise
+                present[name] = False
+        return present
 
     def events(self, namespace: str | None = None, *, warnings_only: bool = False) -> list[EventInfo]:
         """Events, oldest first by last sighting."""

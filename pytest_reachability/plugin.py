@@ -28,7 +28,6 @@ from .gating import (
 )
 from .options import add_options
 from .report import hooks as report_hooks
-from .report import terminal
 from .results import gate_member_outcome
 from .selection import collect_gates_elsewhere
 from .state import ITEM_BLOCKED, ITEM_EVIDENCE, STATE, RunState, state_of  # noqa: F401 - public via plugin
@@ -284,7 +283,6 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         elif result.state != PASSED:
             # A failed gate outweighs a skipped one: the test is BLOCKED whatever the order of its gates.
             item.stash[ITEM_BLOCKED] = result
-            item.user_properties.append(("blocked_by", gate))
             pytest.skip(result.reason)
     if skipped_gate is not None:
         pytest.skip(skipped_gate.reason)
@@ -373,5 +371,5 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         return
     if not (state.marks_seen or getattr(state.settings, "target", None) or state.results.by_outcome("blocked")):
         return
-    terminal.write_summary(terminalreporter, state.results, pulled=state.pulled)
+    report_hooks.write_terminal_summary(terminalreporter, config)
 
