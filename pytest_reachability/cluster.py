@@ -1134,19 +1134,22 @@ class Cluster:
             if cluster_wide.kind is not ClusterErrorKind.FORBIDDEN:
                 raise
             # Without cluster-wide list rights, look where controllers usually live.
-            readable = False
+            readable = refused_somewhere = False
             for namespace in dict.fromkeys((*INGRESS_CONTROLLER_NAMESPACES, self.namespace)):
                 for selector in selectors:
                     try:
                         pods = self.pods(namespace, selector=selector)
                     except ClusterError as error:
                         if error.kind is ClusterErrorKind.FORBIDDEN:
+                            refused_somewhere = True
                             break
                         raise
                     readable = True
                     for pod in pods:
                         found[(pod.namespace, pod.name)] = pod
-            if not readable:
+            # None found while a usual namespace was refused proves nothing: say which grant is missing
+            # rather than "no ingress controller runs".
+            if not readable or (not found and refused_somewhere):
                 raise cluster_wide from None
         return sorted(found.values(), key=lambda pod: (pod.namespace, pod.name))
 

@@ -473,6 +473,7 @@ SETTING_KEYS: tuple[str, ...] = (
     "probe_timeout",
     "ca_bundle",
     "sandbox",
+    "sandbox_apiserver",
     "incident_report",
     "results_json",
     "results_db",
@@ -503,6 +504,7 @@ class Settings:
     probe_timeout: float = 5.0
     ca_bundle: str | None = None
     sandbox: str | None = None
+    sandbox_apiserver: str = "embedded"
     incident_report: str | None = None
     results_json: str | None = None
     results_db: str | None = None
@@ -562,6 +564,10 @@ def _convert_text(key: str, value: str, *, base_dir: Path | None, check_exists: 
     # Paths and kubeconfig context names may legitimately hold spaces; names and URLs may not.
     if _CONTROL_OR_SPACE.search(text) and key not in ("kubeconfig", "ca_bundle", "incident_report", "results_json", "kube_context"):
         raise SettingsError(f"{text!r} contains whitespace or control characters; expected {_text_expectation(key)}")
+    if key == "sandbox_apiserver":
+        if text not in ("embedded", "real"):
+            raise SettingsError(f"{text!r} is not an API server kind; expected {_text_expectation(key)}")
+        return text
     if key == "namespace":
         if len(text) > 63 or not _NAMESPACE.fullmatch(text):
             raise SettingsError(f"{text!r} is not a Kubernetes namespace name; expected {_text_expectation(key)}")
@@ -625,6 +631,7 @@ def _text_expectation(key: str) -> str:
         "results_db": "an SQLite file path, a sqlite:/// URL or a postgresql:// URL",
         "kube_context": "a kubeconfig context name",
         "sandbox": "a sandbox scenario name",
+        "sandbox_apiserver": "embedded or real",
     }.get(key, "a file path")
 
 
@@ -901,7 +908,8 @@ def describe(settings: Settings) -> list[str]:
         f"resolvers: {', '.join(settings.resolvers)}",
     ]
     if settings.sandbox:
-        lines.append(f"sandbox: {settings.sandbox}")
+        api = " (real kube-apiserver)" if settings.sandbox_apiserver == "real" else ""
+        lines.append(f"sandbox: {settings.sandbox}{api}")
     if settings.mask or settings.mask_env:
         lines.append(_describe_masking(settings))
     if settings.config_file:

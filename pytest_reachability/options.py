@@ -23,6 +23,11 @@ OPTIONS: list[tuple[str, str, dict]] = [
     ("--probe-timeout", "probe_timeout", {"metavar": "SECONDS", "help": "timeout of every network probe (default 5)"}),
     ("--ca-bundle", "ca_bundle", {"metavar": "PATH", "help": "CA bundle to trust for TLS probes"}),
     ("--sandbox", "sandbox", {"metavar": "SCENARIO", "help": "start the built-in local deployment SCENARIO and verify it"}),
+    (
+        "--sandbox-apiserver",
+        "sandbox_apiserver",
+        {"metavar": "embedded|real", "help": "API server of --sandbox: embedded (default) or real (kube-apiserver built by tools/control-plane/build)"},
+    ),
     ("--incident-report", "incident_report", {"metavar": "PATH", "help": "write a markdown incident report"}),
     ("--results-json", "results_json", {"metavar": "PATH", "help": "write the results as JSON"}),
     ("--results-db", "results_db", {"metavar": "URL", "help": "store run history (SQLite path or postgresql:// URL)"}),

@@ -140,7 +140,7 @@ def _start_sandbox(settings: Any, worker_input: dict | None) -> tuple[Any, Any]:
     from .sandbox import Sandbox, ScenarioError
 
     try:
-        sandbox = Sandbox(settings.sandbox)
+        sandbox = Sandbox(settings.sandbox, apiserver=settings.sandbox_apiserver)
         return sandbox, sandbox.start()
     except ScenarioError as exc:
         raise pytest.UsageError(f"--sandbox: {exc}") from None

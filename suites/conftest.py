@@ -12,6 +12,7 @@ Service is the target's?":
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +37,9 @@ class ClusterReads:
             return self._shared.get(key, read)
         except ClusterError as error:
             if context and error.kind in (ClusterErrorKind.FORBIDDEN, ClusterErrorKind.NOT_FOUND):
+                if error.kind is ClusterErrorKind.FORBIDDEN:
+                    # Nothing fails for lack of it, but the run says which grant would add the evidence.
+                    warnings.warn(f"{what} not read, so missing from the evidence: {error.message}", stacklevel=2)
                 return []
             if error.kind is ClusterErrorKind.FORBIDDEN or (optional and error.kind is ClusterErrorKind.NOT_FOUND):
                 pytest.skip(error.message)
@@ -77,7 +81,9 @@ class ClusterReads:
         try:
             return self._shared.get(f"suite-cluster:{self.cluster.server}:*:services",
                                     lambda: self.cluster.services(ALL_NAMESPACES))
-        except ClusterError:
+        except ClusterError as error:
+            if error.kind is ClusterErrorKind.FORBIDDEN:
+                warnings.warn(f"Services of other namespaces not read: {error.message}", stacklevel=2)
             return []
 
     def services_named(self, name: str) -> list[Any]:

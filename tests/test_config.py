@@ -109,6 +109,7 @@ def test_every_setting_has_an_environment_variable(tmp_path: Path) -> None:
         "REACHABILITY_PROBE_TIMEOUT": "2.5",
         "REACHABILITY_CA_BUNDLE": str(bundle),
         "REACHABILITY_SANDBOX": "incident",
+        "REACHABILITY_SANDBOX_APISERVER": "real",
         "REACHABILITY_INCIDENT_REPORT": "reports/incident.md",
         "REACHABILITY_RESULTS_JSON": "reports/results.json",
         "REACHABILITY_RESULTS_DB": "postgresql://ci:pw@db/results",
@@ -125,6 +126,7 @@ def test_every_setting_has_an_environment_variable(tmp_path: Path) -> None:
     assert settings.probe_timeout == 2.5
     assert settings.ca_bundle == str(bundle)
     assert settings.sandbox == "incident"
+    assert settings.sandbox_apiserver == "real"
     assert settings.incident_report == "reports/incident.md"  # relative to where pytest runs
     assert settings.results_json == "reports/results.json"
     assert settings.results_db == "postgresql://ci:pw@db/results"

@@ -110,7 +110,9 @@ def service_in_other_namespace(facts: Facts) -> Theory | None:
         name, namespace, found_in = data.get("name"), data.get("namespace"), data.get("found_in")
         title = f"Service `{name}` does not exist in namespace {namespace} but in {', '.join(found_in)} — the run (or the deploy) uses the wrong namespace"
         evidence = [f"Service {name} not found in {namespace} ({data.get('how')}); found in: {', '.join(found_in)}"]
-        confirm = [kubectl(facts.context, f"get svc {name}", namespace)] + [kubectl(facts.context, f"get svc {name}", ns) for ns in found_in]
+        # The namespace where it is missing is listed by name: "No resources found", exit 0.
+        confirm = [kubectl(facts.context, f"get svc --field-selector metadata.name={name}", namespace)]
+        confirm += [kubectl(facts.context, f"get svc {name}", ns) for ns in found_in]
         fix = [
             f"Re-run with --namespace {found_in[0]} if that is where the service lives, or",
             f"deploy the Service to {namespace} (kubectl apply -n {namespace} -f <manifest>)",
@@ -329,7 +331,8 @@ def ingress_backend_missing(facts: Facts) -> Theory | None:
                 guess = facts.target_service_name() or next(iter(sorted(n for n in names if n)), "<service>")
                 confirm = [
                     kubectl(facts.context, f"get ingress {ingress.get('name')} -o yaml", ingress.get("namespace")),
-                    kubectl(facts.context, f"get svc {service}", ingress.get("namespace")),
+                    # Lists by name: exits 0 with "No resources found" where `get svc NAME` would exit 1.
+                    kubectl(facts.context, f"get svc --field-selector metadata.name={service}", ingress.get("namespace")),
                 ]
                 fix = [
                     kubectl(facts.context, f"edit ingress {ingress.get('name')}", ingress.get("namespace"))

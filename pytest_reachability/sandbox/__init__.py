@@ -39,6 +39,8 @@ from . import apiserver
 from . import postgres as postgres_mod
 from .app import ApiApplication
 from .certs import SandboxCertificates, write_sandbox_certificates
+from .control_plane import ControlPlaneUnavailable, find_binaries, unavailable_message
+from .control_plane_sandbox import RealApiServer
 from .dns_server import DnsServer
 from .edges import EdgeGroup, EdgeServer, server_tls_context
 from .scenario import Scenario, ScenarioError, list_scenarios, load_scenario, scenario_names
@@ -56,6 +58,7 @@ __all__ = [
 _log = logging.getLogger(__name__)
 
 CONTEXT_NAME = "sandbox"
+APISERVER_KINDS = ("embedded", "real")
 
 
 @dataclass(frozen=True)
@@ -114,10 +117,23 @@ class Sandbox:
     """One running world from a scenario; a context manager yielding :class:`SandboxInfo`."""
 
     def __init__(
-        self, scenario: str | Path | Scenario, *, io_timeout: float = 5.0, postgres: bool | None = None
+        self, scenario: str | Path | Scenario, *, io_timeout: float = 5.0, postgres: bool | None = None,
+        apiserver: str = "embedded", control_plane: Any = None,
     ) -> None:
-        """``postgres``: run a real PostgreSQL (True), never (False), or as the scenario says (None)."""
+        """``postgres``: run a real PostgreSQL (True), never (False), or as the scenario says (None).
+
+        ``apiserver``: ``embedded`` (the sandbox's own server) or ``real`` (kube-apiserver and etcd built by
+        tools/control-plane/build, see control_plane.py); ``control_plane``: a running ControlPlane to load
+        the scenario into (it is cleared, not stopped, when the sandbox stops).
+        """
+        if apiserver not in APISERVER_KINDS:
+            raise ValueError(f"apiserver must be one of {', '.join(APISERVER_KINDS)}, not {apiserver!r}")
         self.scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+        self.apiserver_kind = "real" if control_plane is not None else apiserver
+        if self.apiserver_kind == "real" and control_plane is None and find_binaries() is None:
+            raise ControlPlaneUnavailable(unavailable_message())  # before any server starts
+        self.real: RealApiServer | None = None
+        self._shared_control_plane = control_plane
         self.io_timeout = io_timeout
         self.want_postgres = self.scenario.postgres if postgres is None else postgres
         self.postgres: postgres_mod.PostgresServer | None = None
@@ -198,19 +214,26 @@ class Sandbox:
         if not edges:
             port = _free_port()
 
-        token = secrets.token_urlsafe(32)
-        self.api = apiserver.KubeApiServer(
-            scenario.objects, pod_logs=dict(scenario.logs), deny=list(scenario.deny), token=token,
-            cert_file=certificates.apiserver.cert_file, key_file=certificates.apiserver.key_file,
-            host="127.0.0.1", backend_for_service=self.backend_for_service,
-        )
-        self.api.start()
-        api_url = self.api.url
         kubeconfig = str(state / "kubeconfig")
-        apiserver.write_kubeconfig(
-            kubeconfig, server_url=api_url, ca_file=certificates.ca_file, token=token,
-            context=CONTEXT_NAME, namespace=scenario.namespace,
-        )
+        if self.apiserver_kind == "real":
+            self.real = RealApiServer(
+                scenario, certificates, control_plane=self._shared_control_plane,
+                in_cluster=("127.0.0.1", self.in_cluster.port), refusing=self._refusing_socket.getsockname(),
+            )
+            api_url = self.real.start(kubeconfig, context=CONTEXT_NAME)
+        else:
+            token = secrets.token_urlsafe(32)
+            self.api = apiserver.KubeApiServer(
+                scenario.objects, pod_logs=dict(scenario.logs), deny=list(scenario.deny), token=token,
+                cert_file=certificates.apiserver.cert_file, key_file=certificates.apiserver.key_file,
+                host="127.0.0.1", backend_for_service=self.backend_for_service,
+            )
+            self.api.start()
+            api_url = self.api.url
+            apiserver.write_kubeconfig(
+                kubeconfig, server_url=api_url, ca_file=certificates.ca_file, token=token,
+                context=CONTEXT_NAME, namespace=scenario.namespace,
+            )
         database_dsn, database = database_start()
         return SandboxInfo(
             scenario=scenario.name,
@@ -308,6 +331,7 @@ class Sandbox:
             if server is not None:
                 attempt("a server", server.request_stop)
         api, self.api = self.api, None
+        real, self.real = self.real, None
         edges, self.edges = self.edges, None
         in_cluster, self.in_cluster = self.in_cluster, None
         refusing_socket, self._refusing_socket = self._refusing_socket, None
@@ -319,6 +343,8 @@ class Sandbox:
         self.app = None
         if api is not None:
             attempt("the Kubernetes API server", api.stop)
+        if real is not None:
+            attempt("the real control plane", real.stop)
         if edges is not None:
             attempt("the edge servers", edges.stop)
         if in_cluster is not None:

@@ -50,6 +50,10 @@ DEFAULT_AGE = timedelta(hours=12)
 PROXY_BODY_LIMIT = 1024 * 1024
 WRITE_BODY_LIMIT = 1024 * 1024
 BUILTIN_NAMESPACES = ("default", "kube-node-lease", "kube-public", "kube-system")
+NODE_INFO_FIELDS = (
+    "machineID", "systemUUID", "bootID", "kernelVersion", "osImage", "containerRuntimeVersion",
+    "kubeletVersion", "kubeProxyVersion", "operatingSystem", "architecture",
+)
 
 BackendForService = Callable[[str, str, "int | str"], "tuple[str, int] | None"]
 
@@ -308,6 +312,7 @@ class ObjectStore:
         self._derive_endpoint_slices()
         self._derive_endpoints()
         self._link_events()
+        self._link_owners()
         self._mirror_events()
         self.resource_version = str(self._revision)
 
@@ -441,6 +446,15 @@ class ObjectStore:
             for rule in (obj.get("spec") or {}).get("rules") or []:
                 for path in (rule.get("http") or {}).get("paths") or []:
                     path.setdefault("pathType", "ImplementationSpecific")
+        elif kind == "networkpolicies":
+            spec = obj.setdefault("spec", {})
+            spec.setdefault("podSelector", {})
+            # As kube-apiserver defaults them: Ingress always, Egress when there are egress rules; TCP ports.
+            spec.setdefault("policyTypes", ["Ingress", "Egress"] if spec.get("egress") else ["Ingress"])
+            for direction in ("ingress", "egress"):
+                for rule in spec.get(direction) or []:
+                    for port in rule.get("ports") or []:
+                        port.setdefault("protocol", "TCP")
         elif kind == "endpointslices":
             obj.setdefault("addressType", "IPv4")
             obj.setdefault("endpoints", [])
@@ -474,26 +488,19 @@ class ObjectStore:
 
     @staticmethod
     def _default_node_info(node: dict) -> None:
-        """A node's system info as the kubelet reports it: every field present."""
-        name = node["metadata"]["name"]
+        """A node's system info as kube-apiserver serves it: every field present, empty unless reported.
+
+        The fields are plain strings on the wire (never omitted), so a node whose kubelet reported nothing
+        has ``kubeletVersion: ""``, not a made-up version.
+        """
         info = node.setdefault("status", {}).setdefault("nodeInfo", {})
-        info.setdefault("kubeletVersion", SERVER_VERSION["gitVersion"])
-        info.setdefault("kubeProxyVersion", info["kubeletVersion"])
-        info.setdefault("architecture", "amd64")
-        info.setdefault("operatingSystem", "linux")
-        info.setdefault("osImage", "Debian GNU/Linux 12 (bookworm)")
-        info.setdefault("kernelVersion", "6.1.0-sandbox")
-        info.setdefault("containerRuntimeVersion", "containerd://1.7.24")
-        info.setdefault("machineID", hashlib.sha256(f"machine/{name}".encode()).hexdigest()[:32])
-        info.setdefault("systemUUID", str(uuid.uuid5(uuid.NAMESPACE_DNS, f"system.{name}")))
-        info.setdefault("bootID", str(uuid.uuid5(uuid.NAMESPACE_DNS, f"boot.{name}")))
+        for key in NODE_INFO_FIELDS:
+            info.setdefault(key, "")
 
     def _default_event_times(self, event: dict) -> None:
-        if event["apiVersion"] == "v1":
-            event.setdefault("firstTimestamp", event["metadata"]["creationTimestamp"])
-            event.setdefault("lastTimestamp", event["firstTimestamp"])
-            event.setdefault("count", 1)
-        elif not event.get("eventTime"):
+        # kube-apiserver fills none of a core Event's times or its count: a new-style event has only
+        # eventTime (and series), an old-style one what its recorder wrote.
+        if event["apiVersion"] != "v1" and not event.get("eventTime"):
             first = event.get("deprecatedFirstTimestamp") or event["metadata"]["creationTimestamp"]
             event["eventTime"] = first.replace("Z", ".000000Z") if first.endswith("Z") else first
 
@@ -688,6 +695,26 @@ class ObjectStore:
                     if reference.get("namespace") is None:
                         del reference["namespace"]
 
+    def _link_owners(self) -> None:
+        """Give each owner reference without a uid its owner's uid (kube-apiserver requires one).
+
+        Clients require it too (the Python client refuses an OwnerReference without uid). An owner that is
+        not served gets a stable made-up uid, as a reference to a deleted owner keeps its old one.
+        """
+        for objects in self._objects.values():
+            for obj in objects.values():
+                metadata = obj["metadata"]
+                for reference in metadata.get("ownerReferences") or []:
+                    if not isinstance(reference, dict) or reference.get("uid"):
+                        continue
+                    owner = self._find_by_kind(
+                        str(reference.get("kind", "")), metadata.get("namespace", ""), str(reference.get("name", ""))
+                    )
+                    reference["uid"] = (
+                        owner["metadata"]["uid"] if owner is not None
+                        else str(uuid.uuid5(uuid.NAMESPACE_URL, f"owner/{metadata.get('namespace', '')}/{reference}"))
+                    )
+
     def _find_by_kind(self, kind: str, namespace: str, name: str) -> dict | None:
         for resource_type, objects in self._objects.items():
             if resource_type.kind != kind or resource_type.group == "events.k8s.io":
@@ -711,8 +738,14 @@ class ObjectStore:
     # ---- queries ----
 
     def list(self, resource_type: ResourceType, namespace: str | None = None) -> list[dict]:
+        """In kube-apiserver's order: its storage key ``<namespace>/<name>`` as a string, so ``prod-x``
+        comes before ``prod`` ('-' sorts before '/')."""
         objects = self._objects.get(resource_type, {})
-        return [obj for key, obj in sorted(objects.items()) if namespace is None or key[0] == namespace]
+        return [
+            obj
+            for key, obj in sorted(objects.items(), key=lambda item: f"{item[0][0]}/{item[0][1]}")
+            if namespace is None or key[0] == namespace
+        ]
 
     def get(self, resource_type: ResourceType, namespace: str | None, name: str) -> dict | None:
         return self._objects.get(resource_type, {}).get((namespace or "", name))
@@ -1259,7 +1292,7 @@ class KubeApiServer:
                 continue
             if rule.get("namespace") and namespace is not None and rule["namespace"] != namespace:
                 continue
-            who = f'{resource_type.plural} "{name}"' if name else resource_type.plural
+            who = f'{_qualified(resource_type)} "{name}"' if name else _qualified(resource_type)
             scope = f'in the namespace "{namespace}"' if namespace else "at the cluster scope"
             message = (
                 f'{who} is forbidden: User "{SERVICE_ACCOUNT_USER}" cannot {rbac_verb} resource '
@@ -1307,7 +1340,7 @@ class KubeApiServer:
             labels = parse_label_selector(_first(query, "labelSelector") or "")
             fields = parse_field_selector(_first(query, "fieldSelector") or "", resource_type.plural)
         except SelectorError as error:
-            raise _RequestError(400, "BadRequest", str(error), {}) from None
+            raise _RequestError(400, "BadRequest", str(error)) from None
         items = [
             obj
             for obj in self.store.list(resource_type, namespace)
@@ -1324,13 +1357,28 @@ class KubeApiServer:
             )
             handler.send_json(200, table)
             return
+        if _wants_metadata_only(handler.headers.get("Accept", "")):
+            # What clients ask for to learn names without values (the plugin's Secret existence check).
+            partial = {
+                "kind": "PartialObjectMetadataList",
+                "apiVersion": "meta.k8s.io/v1",
+                "metadata": list_metadata,
+                # An empty one is `"items": null` on kube-apiserver's wire, unlike every other list.
+                "items": [
+                    {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": item["metadata"]}
+                    for item in items
+                ] or None,
+            }
+            handler.send_json(200, partial)
+            return
         handler.send_json(
             200,
             {
                 "kind": f"{resource_type.kind}List",
                 "apiVersion": resource_type.api_version,
                 "metadata": list_metadata,
-                "items": items,
+                # kube-apiserver's JSON lists carry kind and apiVersion once, not on each item.
+                "items": [{k: v for k, v in item.items() if k not in ("apiVersion", "kind")} for item in items],
             },
         )
 
@@ -1344,13 +1392,13 @@ class KubeApiServer:
                 start = int(json.loads(base64.urlsafe_b64decode(token.encode()))["start"])
             except (ValueError, KeyError, TypeError):
                 raise _RequestError(
-                    400, "BadRequest", "continue key is not valid: malformed token", {}
+                    400, "BadRequest", "continue key is not valid: malformed token"
                 ) from None
         limit_text = _first(query, "limit")
         try:
             limit = int(limit_text) if limit_text else 0
         except ValueError:
-            raise _RequestError(400, "BadRequest", f"invalid limit: {limit_text!r}", {}) from None
+            raise _RequestError(400, "BadRequest", f"invalid limit: {limit_text!r}") from None
         end = len(items) if limit <= 0 else min(len(items), start + limit)
         if end < len(items):
             metadata["continue"] = base64.urlsafe_b64encode(json.dumps({"start": end}).encode()).decode()
@@ -1363,7 +1411,7 @@ class KubeApiServer:
         container = _first(query, "container")
         if container and containers and container not in containers:
             raise _RequestError(
-                400, "BadRequest", f"container {container} is not valid for pod {metadata['name']}", {}
+                400, "BadRequest", f"container {container} is not valid for pod {metadata['name']}"
             )
         text = self.pod_logs.get(f"{metadata['namespace']}/{metadata['name']}", "")
         lines = text.splitlines(keepends=True)
@@ -1372,7 +1420,7 @@ class KubeApiServer:
             try:
                 count = int(tail)
             except ValueError:
-                raise _RequestError(400, "BadRequest", f"invalid tailLines: {tail!r}", {}) from None
+                raise _RequestError(400, "BadRequest", f"invalid tailLines: {tail!r}") from None
             if count >= 0:
                 lines = lines[len(lines) - count :] if count else []
         if _flag(query, "timestamps"):
@@ -1391,12 +1439,12 @@ class KubeApiServer:
         scheme, _, port_text = _proxy_parts(name_part)
         port = self._proxy_port(service, port_text)
         if not self._has_ready_endpoint(namespace, name, port):
-            raise _RequestError(503, "ServiceUnavailable", f'no endpoints available for service "{name}"', {})
+            raise _RequestError(503, "ServiceUnavailable", f'no endpoints available for service "{name}"')
         backend = (
             self.backend_for_service(namespace, name, port["port"]) if self.backend_for_service else None
         )
         if backend is None:
-            raise _RequestError(503, "ServiceUnavailable", f'no endpoints available for service "{name}"', {})
+            raise _RequestError(503, "ServiceUnavailable", f'no endpoints available for service "{name}"')
         path = "/" + quote(unquote(raw_tail), safe="/:@!$&'()*+,;=-._~")
         if handler._entry["query"]:
             path += "?" + handler._entry["query"]
@@ -1414,7 +1462,7 @@ class KubeApiServer:
             ]
         if not candidates:
             raise _RequestError(
-                503, "ServiceUnavailable", f'no service port "{port_text}" found for service "{name}"', {}
+                503, "ServiceUnavailable", f'no service port "{port_text}" found for service "{name}"'
             )
         return candidates[0]
 
@@ -1462,20 +1510,18 @@ class KubeApiServer:
                 503,
                 "ServiceUnavailable",
                 f"error trying to reach service: dial tcp {address}: connect: connection refused",
-                {},
             ) from None
         except TimeoutError:
             raise _RequestError(
                 503,
                 "ServiceUnavailable",
                 f"error trying to reach service: dial tcp {address}: i/o timeout",
-                {},
             ) from None
         except (http.client.RemoteDisconnected, http.client.IncompleteRead, ConnectionResetError):
-            raise _RequestError(503, "ServiceUnavailable", "error trying to reach service: EOF", {}) from None
+            raise _RequestError(503, "ServiceUnavailable", "error trying to reach service: EOF") from None
         except (OSError, http.client.HTTPException) as error:
             raise _RequestError(
-                503, "ServiceUnavailable", f"error trying to reach service: {error}", {}
+                503, "ServiceUnavailable", f"error trying to reach service: {error}"
             ) from None
         finally:
             connection.close()
@@ -1496,6 +1542,15 @@ def _first(query: dict[str, list[str]], key: str) -> str | None:
 
 def _flag(query: dict[str, list[str]], key: str) -> bool:
     return (_first(query, key) or "").lower() in ("true", "1")
+
+
+PARTIAL_METADATA_LIST = "as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+
+
+def _wants_metadata_only(accept: str) -> bool:
+    """The first media range decides, as kube-apiserver negotiates: metadata only when it asks for it."""
+    first = accept.split(",")[0].replace(" ", "")
+    return PARTIAL_METADATA_LIST.lower() in first.lower()
 
 
 def _wants_table(accept: str) -> bool:

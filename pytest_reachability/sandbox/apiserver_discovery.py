@@ -194,7 +194,8 @@ def api_resource_list_document(group: str, version: str) -> dict | None:
                 "kind": sub.kind,
                 "verbs": list(sub.verbs),
             }
-            if sub.group:
+            # As kube-apiserver lists them: group and version only for a kind of another group (Scale).
+            if (sub.group, sub.version) != (rt.group, rt.version) and (sub.group or sub.kind != rt.kind):
                 sub_entry["group"] = sub.group
                 sub_entry["version"] = sub.version
             resources.append(sub_entry)
