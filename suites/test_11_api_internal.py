@@ -102,7 +102,7 @@ def test_api_pod_logs_are_readable(cluster, cluster_reads, target_service, reach
     unreadable = []
     for pod in pods:
         try:
-            text = cluster.pod_logs(pod.name, tail_lines=LOG_TAIL)
+            text = cluster.pod_logs(pod.name, tail_lines=LOG_TAIL) or ""  # an empty log comes back as None
         except ClusterError as error:
             unreadable.append(f"{pod.name}: {error.message}")
             continue

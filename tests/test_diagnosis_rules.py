@@ -272,7 +272,7 @@ def test_ingress_tls_secret_missing_reads_the_ingress_sections_failure(reason):
     ], RunContext(host="97v.test", namespace="production"))
     theory = R.ingress_tls_secret_missing(facts)
     assert theory is not None and "letsencrypt-prod" in theory.title
-    assert any("kubectl -n production get secret letsencrypt-prod" in c for c in theory.confirm)
+    assert "kubectl -n production get secret --field-selector metadata.name=letsencrypt-prod" in theory.confirm
     facts.tests[0].outcome = "passed"
     assert R.ingress_tls_secret_missing(facts) is None
 

@@ -39,7 +39,7 @@ def _confirm(facts: Facts, section: str, test: TestResult) -> list[str]:
         "dns": dig(ctx.host or "<host>", (ctx.resolvers or ["system"])[0]),
         "tcp": f"nc -vz -w 5 {ctx.host or '<host>'} {ctx.port or 80}",
         "tls": f"openssl s_client -connect {ctx.host or '<host>'}:{ctx.port or 443} -servername {ctx.host or '<host>'}",
-        "api-internal": kubectl(ctx, "logs -l app=<app> --tail=50") + note,
+        "api-internal": kubectl(ctx, "get pods,endpointslices -o wide") + note,
         "database": "psql <DSN> -c 'SELECT 1'",
     }
     if section in by_section:

@@ -168,10 +168,7 @@ def dependency_unhealthy(facts: Facts) -> Theory | None:
     title = (f"the service answers, but its health check reports {names} {failing[0].status}"
              f"{' (' + short(detail, 120) + ')' if detail else ''}: the service is up, its dependency is not")
     evidence = [f"{w}: {reading_line(r)}" for w, r, _s in readings[:3]]
-    confirm = [curl_of(p, facts.context) for p in facts.http_probes("dns")[:1]]
-    for check in facts.in_cluster_health()[:1]:
-        confirm.append(kubectl(facts.context, f"get --raw /api/v1/namespaces/{check.get('namespace')}/services/"
-                                              f"{check.get('service')}:{check.get('port')}/proxy{check.get('path')}", ""))
+    confirm = [curl_of(p, facts.context) for p in facts.http_probes("dns")[:1]] + _pod_log_lines(facts)
     if any(_is_database(d.name) for d in failing):
         fix = ["Bring the database back (see the database section and theories) and check the credentials the app uses"]
     else:
@@ -196,8 +193,7 @@ def app_reports_unhealthy(facts: Facts) -> Theory | None:
              f"{' (degraded: ' + degraded + ')' if degraded else ''}: it declares itself unhealthy without naming a "
              "failing component — its own logs say why")
     evidence = [f"{w}: {reading_line(r)}" for w, r in unhealthy[:3]]
-    confirm = [curl_of(p, facts.context) for p in facts.http_probes("dns")[:1]]
-    confirm.append(kubectl(facts.context, f"logs -l {_selector(facts)} --tail=100"))
+    confirm = [curl_of(p, facts.context) for p in facts.http_probes("dns")[:1]] + _pod_log_lines(facts)
     fix = ["Read the application's logs around its health check for what it considers unhealthy, and fix that"]
     theory = Theory("app-reports-unhealthy", title, 0.6, evidence, confirm, fix, subjects=[where])
     theory.explains = facts.explain(("api-health", "api-internal"))
@@ -234,19 +230,18 @@ def in_cluster_unhealthy(facts: Facts) -> Theory | None:
             title += f" (its body reports {', '.join(d.name for d in reading.failing[:3])} down)"
     evidence = [f"in-cluster GET {c.get('path')} via Service {c.get('service')}:{c.get('port')}: "
                 f"{c.get('status')} {c.get('error') or short(c.get('body'), 120)}" for c in bad[:2]]
-    confirm = [kubectl(facts.context, f"get --raw /api/v1/namespaces/{check.get('namespace')}/services/"
-                                      f"{check.get('service')}:{check.get('port')}/proxy{check.get('path')}", ""),
-               kubectl(facts.context, f"logs -l {_selector(facts)} --tail=50", check.get("namespace"))]
+    confirm = [kubectl(facts.context, f"describe svc {check.get('service')}", check.get("namespace")),
+               *_pod_log_lines(facts)]
     fix = ["Read the app's logs for the failing request and fix the application (or the dependency it reports)"]
     theory = Theory("in-cluster-unhealthy", title, 0.65, evidence, confirm, fix, subjects=[str(check.get("service"))])
     theory.explains = facts.explain(("api-internal",)) + facts.explain(("api-health",))
     return theory
 
 
-def _selector(facts: Facts) -> str:
-    service = facts.target_service() or {}
-    selector = service.get("selector") or {}
-    return ",".join(f"{k}={v}" for k, v in selector.items()) or "app=<app>"
+def _pod_log_lines(facts: Facts) -> list[str]:
+    """``kubectl logs`` of a running pod behind the target: what the application itself says."""
+    pods = [p for p in facts.target_pods() if p.get("phase") == "Running" and p.get("node")]
+    return [kubectl(facts.context, f"logs {pods[0].get('name')} --tail=50", pods[0].get("namespace"))] if pods else []
 
 
 def _performance_failed(facts: Facts) -> dict[str, Any] | None:

@@ -383,8 +383,11 @@ def ingress_tls_secret_missing(facts: Facts) -> Theory | None:
         namespace = namespace or (ingress or {}).get("namespace") or facts.context.namespace
         title = f"the TLS Secret `{secret}` of {('Ingress `' + ingress.get('name') + '`') if ingress else 'the Ingress'} does not exist: the controller serves its default certificate"
         evidence = [f"{test.nodeid}: {test.reason}"]
-        confirm = [kubectl(facts.context, f"get secret {secret}", namespace), kubectl(facts.context, "get certificate", namespace)]
-        fix = [f"Create the certificate Secret {secret} in {namespace} (cert-manager Certificate or kubectl create secret tls {secret} --cert=... --key=...)"]
+        # Listed by name: "No resources found" (exit 0) confirms the absence.
+        confirm = [kubectl(facts.context, f"get secret --field-selector metadata.name={secret}", namespace),
+                   kubectl(facts.context, f"get ingress {ingress.get('name') if ingress else ''} -o yaml".replace("  ", " "), namespace)]
+        fix = [f"Create the certificate Secret {secret} in {namespace} (cert-manager: kubectl get certificate to see why "
+               f"it was not issued; by hand: kubectl create secret tls {secret} --cert=... --key=...)"]
         theory = Theory("ingress-tls-secret-missing", title, 0.7, evidence, confirm, fix, subjects=[secret])
         theory.explains = facts.explain(("ingress",), [secret]) + facts.explain(("tls",))
         return theory
@@ -577,7 +580,8 @@ def service_missing(facts: Facts) -> Theory | None:
     evidence = [f"target Service {name}: not found ({record.get('why') or record.get('how')})"]
     if deployments:
         evidence.append(f"Deployments in {ns}: {', '.join(str(d) for d in deployments)}")
-    confirm = [kubectl(facts.context, "get svc -o wide", ns), kubectl(facts.context, "get svc -A | grep " + str(name), "")]
+    confirm = [kubectl(facts.context, "get svc -o wide", ns),
+               kubectl(facts.context, f"get svc -A --field-selector metadata.name={name}", "")]
     fix = [f"Create the Service {name} (kubectl apply -f <service manifest>), or name the right one with service = "
            "\"...\" in [tool.reachability.cluster]"]
     theory = Theory("service-missing", title, 0.8, evidence, confirm, fix, subjects=[f"Service/{name}"])
@@ -601,7 +605,7 @@ def cluster_access_failed(facts: Facts) -> Theory | None:
     kind = str(failure.get("kind") or "ERROR").upper()
     title = f"the cluster could not be read ({kind.lower()}: {failure.get('message')}): nothing of the cluster was checked"
     evidence = [f"API server {failure.get('server')}, namespace {failure.get('namespace')}: {failure.get('message')}"]
-    confirm = [kubectl(facts.context, "auth can-i list pods"), kubectl(facts.context, "get --raw /version", "")]
+    confirm = [kubectl(facts.context, "auth can-i --list"), kubectl(facts.context, "get --raw /version", "")]
     fix = [ACCESS_FIXES.get(kind, "Fix what the message says, then re-run")]
     theory = Theory("cluster-access-failed", title, 0.7, evidence, confirm, fix, subjects=[str(failure.get("server"))])
     theory.explains = facts.explain(("cluster",))

@@ -552,7 +552,8 @@ def rollout_stuck(facts: Facts) -> Theory | None:
         evidence += [f"condition {c.get('type')}={c.get('status')} {c.get('reason')}: {c.get('message')}"
                      for c in deployment.get("conditions") or [] if c.get("type") in ("Progressing", "ReplicaFailure")]
         evidence += [pod_line(p) for p in new_pods[:2]]
-        confirm = [kubectl(facts.context, f"rollout status deployment/{name} --timeout=10s", ns),
+        conditions = "'{range .status.conditions[*]}{.type}={.status} {.reason}: {.message}{\"\\n\"}{end}'"
+        confirm = [kubectl(facts.context, f"get deployment {name} -o jsonpath={conditions}", ns),
                    kubectl(facts.context, f"describe deployment {name}", ns),
                    kubectl(facts.context, f"get rs -l {','.join(f'{k}={v}' for k, v in (deployment.get('selector') or {}).items())}", ns)]
         fix = ["Fix why the new pods do not become available (their own theory above names it), or roll back:",
