@@ -147,7 +147,9 @@ class NodeInfo(_Snapshot):
     conditions: tuple[dict[str, Any], ...]  # {type, status, reason, message}
     addresses: tuple[dict[str, str], ...]  # {type, address}
     unschedulable: bool = False  # cordoned: spec.unschedulable
-    taints: tuple[dict[str, Any], ...] = ()  # {key, value, effect}, e.g. node.kubernetes.io/not-ready NoExecute
+    # As kubectl describe node prints them, ``key[=value]:effect``: node.kubernetes.io/unreachable:NoExecute.
+    # (Strings, not {key: ...} mappings: a field named "key" would be masked as a secret in every output.)
+    taints: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -353,7 +355,7 @@ def node_info(node: k8s.V1Node) -> NodeInfo:
         name=node.metadata.name, ready=ready, roles=tuple(roles), version=version, conditions=conditions,
         addresses=addresses, unschedulable=bool(node.spec and node.spec.unschedulable),
         taints=tuple(
-            {'key': t.key, 'value': t.value, 'effect': t.effect} for t in (node.spec.taints or [] if node.spec else [])
+            f"{t.key}{'=' + t.value if t.value else ''}:{t.effect}" for t in (node.spec.taints or [] if node.spec else [])
         ),
     )
 

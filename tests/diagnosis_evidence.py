@@ -74,7 +74,7 @@ def node(name="pool-prod-k8s-x1a2b", ready=True, taints=(), unschedulable=False,
                             "message": message or ("kubelet is posting ready status" if ready else
                                                    "Kubelet stopped posting node status.")}],
             "addresses": [{"type": "InternalIP", "address": "10.108.0.39"}], "unschedulable": unschedulable,
-            "taints": [{"key": key, "value": None, "effect": effect} for key, effect in taints]}
+            "taints": [f"{key}:{effect}" for key, effect in taints]}
 
 
 def deployment(name="api", desired=1, available=1, updated=None, conditions=(), template_labels=None) -> dict[str, Any]:

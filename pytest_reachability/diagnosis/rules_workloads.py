@@ -399,9 +399,8 @@ def pod_unschedulable(facts: Facts) -> Theory | None:
     if cordoned:
         extra.append(f"cordoned nodes: {', '.join(cordoned)}")
     for node in facts.nodes():
-        taints = [f"{t.get('key')}:{t.get('effect')}" for t in node.get("taints") or []]
-        if taints:
-            extra.append(f"node {node.get('name')} taints: {', '.join(taints)}")
+        if node.get("taints"):
+            extra.append(f"node {node.get('name')} taints: {', '.join(map(str, node['taints']))}")
     extra += [event_line(e) for e in _pod_events(facts, pod, ("FailedScheduling",))[:1]]
     theory = _pod_theory(facts, "pod-unschedulable", picked, title, 0.9, [fix], extra)
     theory.confirm.append(kubectl(facts.context, "get nodes -o wide", ""))
@@ -412,12 +411,17 @@ def pod_unschedulable(facts: Facts) -> Theory | None:
 NODE_TAINTS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
 
 
+def taint_key(taint: Any) -> str:
+    """The key of a taint as the snapshot writes it (``key[=value]:effect``)."""
+    return str(taint).rsplit(":", 1)[0].split("=", 1)[0]
+
+
 def _bad_nodes(facts: Facts) -> dict[str, str]:
     """Node name -> why it cannot run pods (NotReady / Unknown / a not-ready or unreachable taint)."""
     bad = {}
     for node in facts.nodes():
         ready = next((c for c in node.get("conditions") or [] if c.get("type") == "Ready"), None)
-        taints = [t.get("key") for t in node.get("taints") or [] if t.get("key") in NODE_TAINTS]
+        taints = [key for key in map(taint_key, node.get("taints") or []) if key in NODE_TAINTS]
         if not node.get("ready") or taints:
             status = ready.get("status") if ready else "missing"
             why = "NotReady" if status == "False" else ("unreachable (Ready Unknown)" if status == "Unknown" else "not Ready")
