@@ -28,6 +28,11 @@ OPTIONS: list[tuple[str, str, dict]] = [
     ("--results-db", "results_db", {"metavar": "URL", "help": "store run history (SQLite path or postgresql:// URL)"}),
     ("--gate-timeout", "gate_timeout", {"metavar": "SECONDS", "help": "longest wait for a gate's result under xdist (default 300)"}),
     ("--reachability-config", "reachability_config", {"metavar": "FILE", "help": "TOML file with [tool.reachability] settings"}),
+    (
+        "--allow-all-skipped",
+        "allow_all_skipped",
+        {"action": "store_true", "help": "accept a run in which every built-in check was skipped (else it exits 5: nothing was verified)"},
+    ),
 ]
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -41,6 +42,12 @@ MARKERS = (
 
 STORE_INPUT_KEY = "reachability_gate_store"
 SANDBOX_INPUT_KEY = "reachability_sandbox"
+USAGE_ERROR_OUTPUT_KEY = "reachability_usage_error"
+# A conftest.py setting this names its folder as the built-in suite (the checkout's suites/, the installed
+# pytest_reachability.suites, or a copy of either).
+BUILTIN_SUITE_FLAG = "REACHABILITY_BUILTIN_SUITE"
+NO_TARGET = ("no target: the built-in suite needs one; give --target HOST[:PORT] or URL, REACHABILITY_TARGET, "
+             "target = \"...\" in [tool.reachability], or --sandbox SCENARIO")
 
 
 # --------------------------------------------------------------------------- options, configure
@@ -183,9 +190,34 @@ def pytest_deselected(items: list[pytest.Item]) -> None:
         state_of(items[0].config).deselected.extend(items)
 
 
+def _usage_error(session: pytest.Session, message: str) -> None:
+    """Stop the run with a usage error (exit 4, one line).
+
+    On an xdist worker an exception here would surface as an internal error of the controller: the
+    worker runs nothing and hands the message to the controller, which reports it.
+    """
+    worker_output = getattr(session.config, "workeroutput", None)
+    if worker_output is None:
+        raise pytest.UsageError(message)
+    worker_output[USAGE_ERROR_OUTPUT_KEY] = message
+    session.items[:] = []
+
+
+def _builtin_suite_dirs(config: pytest.Config) -> list[Path]:
+    return [Path(plugin.__file__).parent for plugin in config.pluginmanager.get_plugins()
+            if getattr(plugin, BUILTIN_SUITE_FLAG, False) and getattr(plugin, "__file__", None)]
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Pull deselected gates back in, validate the graph, order gates first (runs on every worker)."""
+    try:
+        _plan_collection(session)
+    except pytest.UsageError as error:
+        _usage_error(session, str(error))
+
+
+def _plan_collection(session: pytest.Session) -> None:
     state = state_of(session.config)
     selected = list(session.items)
     selected_set = set(selected)
@@ -214,7 +246,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         for nodeid in plan.members.get(gate, ()):
             if nodeid not in selected_ids:
                 pulled.append(by_id[nodeid])
-                state.pulled[gate] = state.pulled.get(gate, 0) + 1
+                shown = plan.label(gate)
+                state.pulled[shown] = state.pulled.get(shown, 0) + 1
     if pulled:
         selected += pulled
         pulled_set = set(pulled)
@@ -224,7 +257,13 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             reporter.stats["deselected"] = [i for i in reporter.stats["deselected"] if i not in pulled_set]
     session.items[:] = order_items(selected, plan)
     if state.worker and state.store.directory is not None:
-        state.store.write_plan(sorted(plan.gate))
+        state.store.write_plan(sorted(plan.member_of))
+    suite_dirs = _builtin_suite_dirs(session.config)
+    state.builtin = {item.nodeid for item in session.items
+                     if any(Path(str(item.path)).is_relative_to(folder) for folder in suite_dirs)}
+    # Without a target every built-in check would be skipped and the run would look green.
+    if state.builtin and state.settings.target is None and not session.config.option.collectonly:
+        raise pytest.UsageError(NO_TARGET)
 
 
 @pytest.hookimpl(wrapper=True, optionalhook=True)
@@ -279,12 +318,14 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         deadline = state.gate_deadline.setdefault(gate, time.monotonic() + timeout)
         remaining = max(0.0, deadline - time.monotonic())
         result = state.store.wait_for(gate, state.plan.members.get(gate, ()), remaining, waited=timeout)
+        if state.plan.is_test_requirement(gate):
+            result = dataclasses.replace(result, gate=state.plan.label(gate), noun="")
         if result.state == SKIPPED:
             skipped_gate = skipped_gate or result
         elif result.state != PASSED:
             # A failed gate outweighs a skipped one: the test is BLOCKED whatever the order of its gates.
             item.stash[ITEM_BLOCKED] = result
-            item.user_properties.append(("blocked_by", gate))
+            item.user_properties.append(("blocked_by", result.gate))
             pytest.skip(result.reason)
     if skipped_gate is not None:
         pytest.skip(skipped_gate.reason)
@@ -302,6 +343,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     blocked = item.stash.get(ITEM_BLOCKED, None)
     if blocked is not None and report.when == "setup" and report.skipped:
         report.reachability_blocked_by = blocked.gate
+    if item.nodeid in state.builtin:
+        report.reachability_builtin = True
     evidence = item.stash.get(ITEM_EVIDENCE, None)
     if evidence is not None and evidence.records:
         # Each phase report carries what was recorded since the previous one.
@@ -326,13 +369,16 @@ class ReportListener:
 def record_report(state: RunState, report: pytest.TestReport) -> None:
     if not state.worker:
         state.results.add_report(report)
+        if getattr(report, "reachability_builtin", False):
+            state.builtin.add(report.nodeid)
     if state.xdist_controller:
         return  # gate outcomes are recorded where the test ran
-    gate = getattr(report, "reachability_gate", None)
-    if gate:
+    gates = state.plan.member_of.get(report.nodeid, ())
+    if gates:
         outcome, message = gate_member_outcome(report)
         if outcome is not None:
-            state.store.record(gate, report.nodeid, outcome, message)
+            for gate in gates:
+                state.store.record(gate, report.nodeid, outcome, message)
 
 
 def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> Any:
@@ -352,6 +398,9 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
         state.pulled = dict(pulled)
     if getattr(node, "workeroutput", {}).get("reachability_marks"):
         state_of(node.config).marks_seen = True
+    usage_error = getattr(node, "workeroutput", {}).get(USAGE_ERROR_OUTPUT_KEY)
+    if usage_error:
+        state_of(node.config).usage_error = usage_error
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -362,6 +411,25 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if worker_output is not None:
         worker_output["reachability_pulled"] = dict(state.pulled)
         worker_output["reachability_marks"] = state.marks_seen
+        return
+    if state.usage_error:
+        # What a serial run raises as a UsageError, reported once for the workers that found it.
+        print(f"ERROR: {state.usage_error}", file=sys.stderr)
+        session.exitstatus = pytest.ExitCode.USAGE_ERROR
+        return
+    state.nothing_verified = _nothing_verified(state)
+    if state.nothing_verified and session.exitstatus == pytest.ExitCode.OK and not state.settings.allow_all_skipped:
+        session.exitstatus = pytest.ExitCode.NO_TESTS_COLLECTED
+
+
+def _nothing_verified(state: RunState) -> str:
+    """Why no built-in check verified anything (every one of them skipped), or "" when some did."""
+    tests = [state.results.tests[nodeid] for nodeid in state.builtin if nodeid in state.results.tests]
+    if not tests or any(test.outcome not in ("skipped", "xfailed") for test in tests):
+        return ""
+    first = next((test.reason for test in tests if test.reason), "")
+    return (f"nothing verified: all {len(tests)} built-in checks were skipped"
+            + (f" (first: {first})" if first else ""))
 
 
 # --------------------------------------------------------------------------- terminal
@@ -371,7 +439,12 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     state = state_of(config)
     if state.worker:
         return
-    if not (state.marks_seen or getattr(state.settings, "target", None) or state.results.by_outcome("blocked")):
-        return
-    terminal.write_summary(terminalreporter, state.results, pulled=state.pulled)
+    if state.marks_seen or getattr(state.settings, "target", None) or state.results.by_outcome("blocked"):
+        terminal.write_summary(terminalreporter, state.results, pulled=state.pulled)
+    if state.nothing_verified:
+        accepted = state.settings.allow_all_skipped
+        terminalreporter.write_line(
+            f"reachability: {state.nothing_verified}; "
+            + ("accepted (--allow-all-skipped)" if accepted else "exit status 5 (pass --allow-all-skipped to accept such a run)"),
+            yellow=accepted, red=not accepted, bold=True)
 
