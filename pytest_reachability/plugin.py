@@ -27,7 +27,7 @@ from .gating import (
     GraphError,
     order_items,
 )
-from .options import add_options
+from .options import add_options, refuse_misread_path_options
 from .report import hooks as report_hooks
 from .report import terminal
 from .results import gate_member_outcome
@@ -55,6 +55,12 @@ NO_TARGET = ("no target: the built-in suite needs one; give --target HOST[:PORT]
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, args: list[str]) -> None:
+    """Before any conftest or test is collected: refuse a root folder chosen from a path option's value."""
+    refuse_misread_path_options(early_config, args)
 
 
 @pytest.hookimpl(tryfirst=True)
