@@ -6,11 +6,14 @@ Hooks only: the logic lives in ``config`` (settings), ``gating`` (sections, gate
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -18,7 +21,7 @@ from typing import Any
 import pytest
 
 from . import evidence as evidence_mod
-from . import fixtures
+from . import fixtures, watchdog
 from .gating import (
     PASSED,
     SKIPPED,
@@ -43,6 +46,7 @@ MARKERS = (
 STORE_INPUT_KEY = "reachability_gate_store"
 SANDBOX_INPUT_KEY = "reachability_sandbox"
 USAGE_ERROR_OUTPUT_KEY = "reachability_usage_error"
+CONTROLLER_INPUT_KEY = "reachability_controller_pid"
 # A conftest.py setting this names its folder as the built-in suite (the checkout's suites/, the installed
 # pytest_reachability.suites, or a copy of either).
 BUILTIN_SUITE_FLAG = "REACHABILITY_BUILTIN_SUITE"
@@ -63,6 +67,42 @@ def pytest_load_initial_conftests(early_config: pytest.Config, args: list[str]) 
     refuse_misread_path_options(early_config, args)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised as pytest's own interruption so that the normal teardown runs: the sandbox
+    stops, reports are written and the exit status says the run was interrupted (2)."""
+
+
+SIGTERM_HANDLER = pytest.StashKey[Any]()
+
+
+def _stop_on_sigterm(config: pytest.Config) -> None:
+    """CI runners stop a job with SIGTERM, whose default action skips every teardown."""
+    if threading.current_thread() is not threading.main_thread():
+        return  # only the main thread may set handlers (pytest run from a thread)
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def terminate(signum: int, frame: Any) -> None:
+        # A second SIGTERM while tearing down ends the process at once; the watchdog removes what is left.
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+        state = config.stash.get(STATE, None)
+        # xdist workers would finish their current test before obeying the controller: they end now (their
+        # watchdogs remove their folders), so the controller's teardown is not kept waiting.
+        for pid in state.worker_pids if state is not None else ():
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGTERM)
+        raise Terminated("terminated by SIGTERM")
+
+    signal.signal(signal.SIGTERM, terminate)
+    config.stash[SIGTERM_HANDLER] = previous
+
+
+def _restore_sigterm(config: pytest.Config) -> None:
+    previous = config.stash.get(SIGTERM_HANDLER, None)
+    if previous is not None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, previous)
+        del config.stash[SIGTERM_HANDLER]
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     for line in MARKERS:
@@ -71,6 +111,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
     settings = load_settings(config)
     worker_input = getattr(config, "workerinput", None)
+    if worker_input is None:
+        _stop_on_sigterm(config)
+    elif worker_input.get(CONTROLLER_INPUT_KEY):
+        # A worker ends with its controller instead of finishing its current test first.
+        watchdog.end_with_parent(int(worker_input[CONTROLLER_INPUT_KEY]))
     sandbox, sandbox_info = _start_sandbox(settings, worker_input)
     try:
         _configure_run(config, settings, worker_input, sandbox, sandbox_info)
@@ -78,6 +123,7 @@ def pytest_configure(config: pytest.Config) -> None:
         # Nothing else would stop it: pytest_unconfigure finds no run state.
         if sandbox is not None:
             sandbox.stop()
+        _restore_sigterm(config)
         raise
 
 
@@ -101,6 +147,7 @@ def _configure_run(config: pytest.Config, settings: Any, worker_input: dict | No
     elif _xdist_active(config):
         state.xdist_controller = True
         state.store_dir = Path(tempfile.mkdtemp(prefix="reachability-gates-"))
+        watchdog.guard_directory(state.store_dir)
         state.store = GateStore(state.store_dir)
     state.shared = fixtures.SharedResults(state.store.directory)
     config.stash[STATE] = state
@@ -165,6 +212,11 @@ def pytest_configure_node(node: Any) -> None:
     """xdist: tell each worker where the session's gate outcomes are shared."""
     state = state_of(node.config)
     node.workerinput[STORE_INPUT_KEY] = str(state.store_dir) if state.store_dir else ""
+    node.workerinput[CONTROLLER_INPUT_KEY] = os.getpid()
+    # Our own child, so its PID cannot be reused before we reap it; execnet keeps the Popen privately.
+    popen = getattr(getattr(getattr(node, "gateway", None), "_io", None), "popen", None)
+    if isinstance(getattr(popen, "pid", None), int):
+        state.worker_pids.append(popen.pid)
     if state.sandbox_info is not None:
         node.workerinput[SANDBOX_INPUT_KEY] = state.sandbox_info.to_dict()
 
@@ -172,14 +224,19 @@ def pytest_configure_node(node: Any) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     state = config.stash.get(STATE, None)
     if state is None:
+        _restore_sigterm(config)
         return
-    if state.sandbox is not None:
-        state.sandbox.stop()
-        state.sandbox = None
-    for name in state.environment_set:
-        os.environ.pop(name, None)
-    if state.store_dir is not None:
-        shutil.rmtree(state.store_dir, ignore_errors=True)
+    try:
+        if state.sandbox is not None:
+            state.sandbox.stop()
+            state.sandbox = None
+    finally:
+        for name in state.environment_set:
+            os.environ.pop(name, None)
+        if state.store_dir is not None:
+            shutil.rmtree(state.store_dir, ignore_errors=True)
+            watchdog.release_directory(state.store_dir)
+        _restore_sigterm(config)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

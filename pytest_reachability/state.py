@@ -38,6 +38,7 @@ class RunState:
     builtin: set[str] = field(default_factory=set)  # node ids of the built-in suite's tests in this run
     usage_error: str = ""  # a usage error an xdist worker found while planning its collection
     nothing_verified: str = ""  # why the run verified nothing (every built-in check skipped), else ""
+    worker_pids: list[int] = field(default_factory=list)  # xdist workers this controller started
 
 
 STATE = pytest.StashKey[RunState]()
