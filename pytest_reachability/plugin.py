@@ -22,6 +22,7 @@ import pytest
 
 from . import evidence as evidence_mod
 from . import fixtures, watchdog
+from .atomic import DivertedJunitXml, write_html_reports_atomically
 from .gating import (
     PASSED,
     SKIPPED,
@@ -152,6 +153,8 @@ def _configure_run(config: pytest.Config, settings: Any, worker_input: dict | No
     state.shared = fixtures.SharedResults(state.store.directory)
     config.stash[STATE] = state
     config.pluginmanager.register(ReportListener(state), "reachability-reports")
+    if worker_input is None:
+        config.pluginmanager.register(AtomicReportFiles(), "reachability-atomic-report-files")
     config.pluginmanager.register(fixtures, "reachability-fixtures")
     from .report import history_hooks
 
@@ -417,6 +420,31 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         evidence_mod.set_current(None)
     report_hooks.finish_report(item, report)
     return report
+
+
+class AtomicReportFiles:
+    """pytest-html's report and pytest's JUnit XML written like ours: atomically, with the umask's mode."""
+
+    def __init__(self) -> None:
+        self.junit: DivertedJunitXml | None = None
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        # Before pytest-html's own (trylast) session start, which writes the report a first time.
+        write_html_reports_atomically(session.config.pluginmanager.get_plugins())
+        try:
+            from _pytest.junitxml import xml_key
+        except ImportError:  # pytest moved it: its JUnit file is then written in place, as before
+            return
+        log_xml = session.config.stash.get(xml_key, None)
+        if log_xml is not None and getattr(log_xml, "logfile", None):
+            self.junit = DivertedJunitXml(log_xml)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self) -> None:
+        # After the JUnit writer's session finish; before the terminal summary names the file.
+        if self.junit is not None:
+            self.junit.settle()
+            self.junit = None
 
 
 class ReportListener:
