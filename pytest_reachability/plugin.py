@@ -84,7 +84,7 @@ def _stop_on_sigterm(config: pytest.Config) -> None:
 
     def terminate(signum: int, frame: Any) -> None:
         # A second SIGTERM while tearing down ends the process at once; the watchdog removes what is left.
-        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, config.stash.get(SIGTERM_HANDLER, signal.SIG_DFL))
         state = config.stash.get(STATE, None)
         # xdist workers would finish their current test before obeying the controller: they end now (their
         # watchdogs remove their folders), so the controller's teardown is not kept waiting.
@@ -94,7 +94,8 @@ def _stop_on_sigterm(config: pytest.Config) -> None:
         raise Terminated("terminated by SIGTERM")
 
     signal.signal(signal.SIGTERM, terminate)
-    config.stash[SIGTERM_HANDLER] = previous
+    # None from getsignal means a handler not set from Python: the default action is restored then.
+    config.stash[SIGTERM_HANDLER] = previous if previous is not None else signal.SIG_DFL
 
 
 def _restore_sigterm(config: pytest.Config) -> None:
@@ -515,7 +516,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 def _nothing_verified(state: RunState) -> str:
     """Why no built-in check verified anything (every one of them skipped), or "" when some did."""
-    tests = [state.results.tests[nodeid] for nodeid in state.builtin if nodeid in state.results.tests]
+    tests = [test for nodeid, test in state.results.tests.items() if nodeid in state.builtin]  # in run order
     if not tests or any(test.outcome not in ("skipped", "xfailed") for test in tests):
         return ""
     first = next((test.reason for test in tests if test.reason), "")

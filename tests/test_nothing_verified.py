@@ -61,7 +61,7 @@ def test_run_where_every_builtin_check_was_skipped_exits_5(pytester: pytest.Pyte
     assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED, result.stdout.str()[-2000:]
     result.assert_outcomes(passed=1, skipped=7)
     result.stdout.fnmatch_lines([
-        "reachability: nothing verified: all 7 built-in checks were skipped (first: gate cluster-access skipped: *); "
+        "reachability: nothing verified: all 7 built-in checks were skipped (first: cluster not configured: *); "
         "exit status 5 (pass --allow-all-skipped to accept such a run)",
     ])
 
