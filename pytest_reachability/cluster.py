@@ -905,8 +905,12 @@ class Cluster:
 
     def close(self) -> None:
         try:
-            self._api_client.close()
-            self._metadata_client.close()
+            for client in (self._api_client, self._metadata_client):
+                client.close()
+                # Before client 37 close() leaves the connections open until garbage collection: the last
+                # response (kept on the client) holds its connection, and the pool keeps the others.
+                client.last_response = None
+                client.rest_client.pool_manager.clear()
         finally:
             directory, self._credentials_dir = self._credentials_dir, None
             if directory is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import shlex
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import dns.message
@@ -76,9 +78,14 @@ def curl(info: SandboxInfo, address: str, *extra: str) -> subprocess.CompletedPr
     )
 
 
-def kube_client(info: SandboxInfo) -> kubernetes.client.ApiClient:
+@contextlib.contextmanager
+def kube_client(info: SandboxInfo) -> Iterator[kubernetes.client.ApiClient]:
     assert info.kubeconfig is not None
-    return kubernetes.config.new_client_from_config(config_file=info.kubeconfig, context=info.context)
+    with kubernetes.config.new_client_from_config(config_file=info.kubeconfig, context=info.context) as client:
+        yield client
+        # Clients before 37 keep their connections open after close(): the last response holds one.
+        client.last_response = None
+        client.rest_client.pool_manager.clear()
 
 
 # -- a whole world ---------------------------------------------------------------------------------
