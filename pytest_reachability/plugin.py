@@ -41,7 +41,8 @@ from .state import ITEM_BLOCKED, ITEM_EVIDENCE, STATE, RunState, state_of  # noq
 MARKERS = (
     'section(name, requires=()): the report section of a test; requires= gates every test of that section needs',
     "gate(name): the test (class, module) is part of gate NAME; dependents run only if all of it passed",
-    "requires(*gates): the test runs only if every named gate passed; otherwise it is BLOCKED",
+    "requires(*gates, test=NAME): the test runs only if every named gate (and test NAME of the same module, "
+    "whose observation it reads) passed; otherwise it is BLOCKED",
 )
 
 STORE_INPUT_KEY = "reachability_gate_store"

@@ -239,7 +239,7 @@ def test_markers_are_registered_for_strict_markers(pytester: pytest.Pytester) ->
     result = pytester.runpytest("--strict-markers", "-p", "no:cacheprovider")
     assert result.ret == 0
     result = pytester.runpytest("--markers")
-    result.stdout.fnmatch_lines(["@pytest.mark.section(name, requires=()):*", "@pytest.mark.gate(name):*", "@pytest.mark.requires(*gates):*"])
+    result.stdout.fnmatch_lines(["@pytest.mark.section(name, requires=()):*", "@pytest.mark.gate(name):*", "@pytest.mark.requires(*gates, test=NAME):*"])
 
 
 @pytest.mark.parametrize(
