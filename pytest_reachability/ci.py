@@ -3,7 +3,7 @@
 Inputs arrive as environment variables (the action maps each ``inputs.x`` to ``INPUT_X``; values are
 never pasted into a shell script, so a target cannot inject commands):
 
-    INPUT_TARGET, INPUT_NAMESPACE    --target / --namespace (empty: not given)
+    INPUT_TARGET, INPUT_NAMESPACE    --target (required unless pytest-args start a --sandbox) / --namespace
     INPUT_KUBECONFIG                 kubeconfig *content* (a secret): written to a 0600 file, removed after
     INPUT_PYTEST_ARGS                extra pytest arguments, shell-quoted (``--sandbox healthy -k dns``)
     INPUT_WORKERS                    xdist workers (``1``: none, ``auto`` or a number)
@@ -52,6 +52,12 @@ EXIT_MEANING = {
     124: "timed out",
 }
 TOP_THEORIES = 3
+REPORT_FILES = (("HTML", "report.html"), ("incident report", "incident-report.md"), ("JSON", "results.json"),
+                ("JUnit", "junit.xml"))
+
+
+def _existing(path: Path) -> str:
+    return str(path) if path.is_file() else ""
 
 
 @dataclass
@@ -86,6 +92,9 @@ class ActionInputs:
         workers = get("WORKERS", "1")
         if workers != "auto" and not (workers.isdigit() and int(workers) >= 0):
             raise ValueError(f"input workers: {workers!r} is not a number or 'auto'")
+        if not get("TARGET") and not any(arg == "--sandbox" or arg.startswith("--sandbox=") for arg in pytest_args):
+            # Without a target every section is skipped as not configured: a verification of nothing must not pass.
+            raise ValueError("input target: required (host, host:port or http(s):// URL of the service to verify)")
         return cls(
             target=get("TARGET"),
             namespace=get("NAMESPACE"),
@@ -231,8 +240,9 @@ def build_outcome(inputs: ActionInputs, exit_code: int, shard: Shard | None, his
     where = shard.label if shard is not None else (inputs.target or "(target from the configuration)")
     lines = [f"## {'✅' if ok else '❌'} Reachability {'passed' if ok else 'FAILED'}: {redact(where)}", ""]
     annotations: list[str] = []
+    # A path output names a file that exists, else it is empty (a step can test it with != '').
     outputs = {"status": status, "exit-code": str(exit_code), "health-score": "",
-               "incident-report": str(reports / "incident-report.md"), "results-json": str(reports / "results.json")}
+               "incident-report": _existing(reports / "incident-report.md"), "results-json": _existing(reports / "results.json")}
     if shard is None:
         lines.append(f"pytest exited with status {exit_code} ({meaning}) and wrote no results.")
         if tail:
@@ -269,7 +279,9 @@ def build_outcome(inputs: ActionInputs, exit_code: int, shard: Shard | None, his
                     annotations.append(error_annotation(f"Theory {rank}{shown}", message))
         if not ok and not gates and not shard.theories:
             annotations.append(error_annotation("Reachability run failed", f"pytest exited with status {exit_code} ({meaning})"))
-    lines += ["", f"Reports (HTML, incident report, JSON, JUnit) are in `{reports}` and the run's artifact."]
+    written = [name for name, file in REPORT_FILES if (reports / file).is_file()]
+    lines += ["", f"Reports ({', '.join(written)}) are in `{reports}` and the run's artifact." if written
+              else f"No report was written to `{reports}`."]
     return Outcome(exit_code=exit_code, summary="\n".join(lines) + "\n", annotations=annotations, outputs=outputs)
 
 

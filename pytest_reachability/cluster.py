@@ -698,8 +698,8 @@ class _GetOnlyApiClient(k8s.ApiClient):
         self.rest_client.request = get_only
 
 
-# Lists of objects as metadata only (names, labels): a Secret's values never leave the API server.
-_METADATA_ONLY = 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json'
+# An object as metadata only (name, labels): a Secret's values never leave the API server.
+_METADATA_ONLY = 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json'
 
 # A client used only to turn models into wire dicts; it never opens a connection.
 _SERIALIZER = k8s.ApiClient(k8s.Configuration())
@@ -1016,14 +1016,27 @@ class Cluster:
         return [network_policy_info(item) for item in items]
 
     def secrets_exist(self, namespace: str | None, names: Iterable[str]) -> dict[str, bool]:
-        """Which of these Secrets exist; asks for metadata only, so no secret value is transferred."""
-        wanted = list(names)
+        """Which of these Secrets exist: one ``get`` per name, which RBAC can grant for named Secrets only
+        (``list`` would expose every Secret's value); the answer is asked for as metadata only."""
         chosen = self._namespace(namespace)
-        # The Accept header comes from a client whose default headers override the generated method's
-        # (a per-call ``_headers`` exists only from client 37 on).
-        result = self._call(_Request('list', 'secrets', '', chosen), self._metadata_core.list_namespaced_secret, chosen)
-        present = {item.metadata.name for item in result.items or [] if item.metadata}
-        return {name: name in present for name in wanted}
+        present: dict[str, bool] = {}
+        for name in dict.fromkeys(names):
+            _check_name(name, 'secret name')
+            try:
+                # The Accept header comes from a client whose default headers override the generated
+                # method's (a per-call ``_headers`` exists only from client 37 on).
+                response = self._call(
+                    _Request('get', 'secrets', '', chosen, name), self._metadata_core.read_namespaced_secret, name,
+                    chosen, _preload_content=False,
+                )
+                response.drain_conn()  # only existence matters: the metadata is read and dropped
+                response.release_conn()
+                present[name] = True
+            except ClusterError as error:
+                if error.kind is not ClusterErrorKind.NOT_FOUND:
+                    raise
+                present[name] = False
+        return present
 
     def events(self, namespace: str | None = None, *, warnings_only: bool = False) -> list[EventInfo]:
         """Events, oldest first by last sighting."""

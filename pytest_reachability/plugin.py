@@ -33,7 +33,6 @@ from .gating import (
 )
 from .options import add_options, refuse_misread_path_options
 from .report import hooks as report_hooks
-from .report import terminal
 from .results import gate_member_outcome
 from .selection import collect_gates_elsewhere
 from .state import ITEM_BLOCKED, ITEM_EVIDENCE, STATE, RunState, state_of  # noqa: F401 - public via plugin
@@ -393,7 +392,6 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         elif result.state != PASSED:
             # A failed gate outweighs a skipped one: the test is BLOCKED whatever the order of its gates.
             item.stash[ITEM_BLOCKED] = result
-            item.user_properties.append(("blocked_by", result.gate))
             pytest.skip(result.reason)
     if skipped_gate is not None:
         pytest.skip(skipped_gate.reason)
@@ -533,7 +531,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if state.worker:
         return
     if state.marks_seen or getattr(state.settings, "target", None) or state.results.by_outcome("blocked"):
-        terminal.write_summary(terminalreporter, state.results, pulled=state.pulled)
+        report_hooks.write_terminal_summary(terminalreporter, config)
     if state.nothing_verified:
         accepted = state.settings.allow_all_skipped
         terminalreporter.write_line(

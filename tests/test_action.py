@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from junit_schema import junit_schema, schema_errors
 
 from pytest_reachability import ci, history
 
@@ -61,19 +62,63 @@ def test_action_yml_is_a_composite_that_passes_inputs_only_through_the_environme
         assert "${{" not in step.get("run", ""), step["name"]
     inputs = set(action["inputs"])
     assert {"target", "namespace", "kubeconfig", "pytest-args", "workers"} <= inputs
+    assert action["inputs"]["target"]["required"] is True and "default" not in action["inputs"]["target"]
     used = "\n".join(yaml.safe_dump(step) for step in steps)
     assert all(f"inputs.{name}" in used for name in inputs), "every input is used"
     verify = next(step for step in steps if step.get("id") == "verify")
-    assert verify["run"].strip() == "python -m pytest_reachability.ci"
+    assert verify["run"].strip() == '"$VENV/bin/python" -m pytest_reachability.ci'
     assert {key for key in verify["env"]} >= {"INPUT_TARGET", "INPUT_KUBECONFIG", "INPUT_PYTEST_ARGS", "INPUT_WORKERS"}
+    # Installed into a virtual environment of its own, with exact versions.
     install = next(step for step in steps if "pip install" in step.get("run", ""))
     assert install["env"]["ACTION_PATH"] == "${{ github.action_path }}"
+    assert install["env"]["VENV"] == verify["env"]["VENV"] == "${{ runner.temp }}/pytest-reachability-venv"
+    assert 'python -m venv "$VENV"' in install["run"] and '"$VENV/bin/python" -m pip install' in install["run"]
+    assert '--constraint "$ACTION_PATH/action-constraints.txt"' in install["run"]
     upload = next(step for step in steps if step.get("uses", "").startswith("actions/upload-artifact@"))
     assert upload["if"] == "always()" and upload["with"]["path"] == "${{ inputs.reports-dir }}"
-    # Every output the action declares is one the script writes.
+    # Every action by full commit.
+    for step in steps:
+        if "uses" in step:
+            assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", step["uses"]), step["uses"]
+    # The outputs the action declares are exactly the ones the script writes.
     declared = {re.search(r"steps\.verify\.outputs\.([\w-]+)", o["value"]).group(1) for o in action["outputs"].values()}
+    assert set(action["outputs"]) == declared
     written = set(ci.build_outcome(ci.ActionInputs(), 1, None, None, [], Path("reports")).outputs)
-    assert declared <= written
+    assert declared == written
+
+
+def test_constraints_pin_every_runtime_dependency_at_an_accepted_version() -> None:
+    """action-constraints.txt pins each dependency the action installs, at a version the project's requirements accept."""
+    import importlib.metadata as metadata
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    pins = {}
+    for line in (ROOT / "action-constraints.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            requirement = Requirement(line)
+            (specifier,) = requirement.specifier
+            assert specifier.operator == "==", line
+            pins[canonicalize_name(requirement.name)] = specifier.version
+    todo = [("pytest-reachability", frozenset({"postgres"}))]
+    seen: set[str] = set()
+    while todo:
+        name, extras = todo.pop()
+        for text in metadata.requires(name) or []:
+            requirement = Requirement(text)
+            # Needed on a Linux runner with any supported Python (3.10 to 3.13)?
+            if requirement.marker is not None and not any(
+                    requirement.marker.evaluate({"extra": extra, "python_version": version, "python_full_version": f"{version}.0"})
+                    for extra in extras | {""} for version in ("3.10", "3.11", "3.12", "3.13")):
+                continue
+            key = canonicalize_name(requirement.name)
+            assert key in pins, f"{requirement.name} (needed by {name}) is not pinned"
+            assert requirement.specifier.contains(pins[key], prereleases=True), (str(requirement), pins[key])
+            installed = requirement.marker is None or any(requirement.marker.evaluate({"extra": e}) for e in extras | {""})
+            if key not in seen and installed:
+                seen.add(key)
+                todo.append((requirement.name, frozenset(requirement.extras)))
 
 
 def test_example_workflow_verifies_after_deploy_and_attaches_the_report_on_failure() -> None:
@@ -145,6 +190,9 @@ def test_passing_run_writes_summary_outputs_and_exits_zero(tmp_path: Path, gate_
     assert "s3cr3t-token-value" not in run.summary
     assert not list(Path(tmp_path / "pass").glob("kubeconfig-*")), "the kubeconfig file is removed after the run"
     assert (run.reports / "junit.xml").is_file() and (run.reports / "report.html").is_file()
+    assert schema_errors(junit_schema(), run.reports / "junit.xml") == []
+    assert run.outputs["results-json"] == str(run.reports / "results.json") and (run.reports / "results.json").is_file()
+    assert_mentions_only_written_reports(run)
 
 
 def test_failing_gate_is_annotated_and_fails_the_step(tmp_path: Path, gate_suite: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -168,12 +216,40 @@ def test_no_tests_collected_fails_the_step(tmp_path: Path) -> None:
     assert run.exit_code == 5
     assert run.outputs["status"] == "no tests collected"
     assert any("no tests collected" in a for a in run.annotations())
+    assert_mentions_only_written_reports(run)
+
+
+def test_a_usage_error_mentions_no_report(tmp_path: Path, gate_suite: Path) -> None:
+    run = run_action(tmp_path, "usage", suite=str(gate_suite), target="http://[not-an-address")
+    assert run.exit_code == 4 and run.outputs["status"] == "usage error"
+    assert run.outputs["incident-report"] == run.outputs["results-json"] == ""
+    assert_mentions_only_written_reports(run)
+
+
+def assert_mentions_only_written_reports(run: ActionRun) -> None:
+    """Path outputs name files that exist (else they are empty); the summary lists only reports written."""
+    for output, name in (("incident-report", "incident-report.md"), ("results-json", "results.json")):
+        written = (run.reports / name).is_file()
+        assert run.outputs[output] == (str(run.reports / name) if written else ""), (output, run.outputs)
+    listed = {name for name, file in ci.REPORT_FILES if (run.reports / file).is_file()}
+    last = run.summary.strip().splitlines()[-1]
+    assert all(name in last for name in listed), last
+    if not listed:
+        assert last.startswith("No report was written"), last
 
 
 def test_bad_input_is_one_annotation_and_exit_two(tmp_path: Path) -> None:
     run = run_action(tmp_path, "bad", workers="lots")
     assert run.exit_code == 2
     assert run.annotations() == ["::error title=pytest-reachability action::input workers: 'lots' is not a number or 'auto'"]
+
+
+def test_target_is_required(tmp_path: Path) -> None:
+    """Without a target every section would be skipped and the step would pass having verified nothing."""
+    run = run_action(tmp_path, "no-target", wait=60)
+    assert run.exit_code == 2 and not run.reports.exists()
+    assert run.annotations() == [ci.error_annotation(
+        "pytest-reachability action", "input target: required (host, host:port or http(s):// URL of the service to verify)")]
 
 
 @pytest.mark.parametrize(("inputs", "message"), [

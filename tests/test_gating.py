@@ -282,7 +282,7 @@ def test_db():
     assert outcomes.get("test_a_db.py::test_db") == "FAILED"
 
 
-def test_junitxml_has_blocked_message_and_property(pytester: pytest.Pytester) -> None:
+def test_junitxml_has_blocked_message_and_suite_counts(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_a_db=DEPENDENTS, test_z_gate=GATE_FAILS)
     pytester.runpytest("-p", "no:cacheprovider", "--junitxml=out.xml")
     tree = ET.parse(pytester.path / "out.xml")
@@ -290,8 +290,14 @@ def test_junitxml_has_blocked_message_and_property(pytester: pytest.Pytester) ->
     skipped = case.find("skipped")
     assert skipped is not None
     assert skipped.get("message") == "blocked by api-health: empty reply from 127.0.10.57:80"
-    props = {p.get("name"): p.get("value") for p in case.iter("property")}
-    assert props == {"blocked_by": "api-health"}
+    # The skip names the blocked test's own place, not the plugin's code.
+    assert skipped.text.startswith("test_a_db.py:") and "plugin.py" not in skipped.text
+    # pytest's schema allows properties on the suite only: the counts are there, none on a test case.
+    assert case.find("properties") is None
+    suite = tree.getroot().find("testsuite")
+    props = {p.get("name"): p.get("value") for p in suite.find("properties").iter("property")}
+    assert props["reachability.blocked"] == "3" and props["reachability.blocked_by.api-health"] == "3"
+    assert props["reachability.skipped"] == "0" and suite.get("skipped") == "3"
     gate_case = next(c for c in tree.iter("testcase") if c.get("name") == "test_health")
     assert gate_case.find("failure") is not None
 
@@ -488,7 +494,7 @@ def test_both():
 """,
     )
     result = pytester.runpytest("-p", "no:cacheprovider")
-    result.stdout.fnmatch_lines(["BLOCKED test_gates.py::test_both - blocked by api-health: empty reply"])
+    result.stdout.fnmatch_lines(["blocked by api-health: empty reply", "BLOCKED other *1 test *by api-health"])
 
 
 def test_invalid_application_table_is_a_usage_error(pytester: pytest.Pytester) -> None:
@@ -559,7 +565,7 @@ def test_after():
 """
     )
     result = pytester.runpytest("-p", "no:cacheprovider")
-    result.stdout.fnmatch_lines(["BLOCKED test_td.py::test_after - blocked by api-health: empty reply"])
+    result.stdout.fnmatch_lines(["blocked by api-health: empty reply", "BLOCKED other *1 test *by api-health"])
 
 
 # --------------------------------------------------------------------------- requires(test=...): observations

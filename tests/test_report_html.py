@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -60,6 +61,32 @@ def test_summary_block_lists_sections_and_theories():
     block = html_report.summary_html(results, [Theory("r", "title <b>", 0.5, ["e"], ["c"], ["f"])], {"newly_failing": ["a"]})
     assert "Health score: 0%" in block and "BLOCKED by api-health" in block
     assert "title &lt;b&gt;" in block and "newly failing" in block
+    assert "2 tests: 0 passed, 1 failed, 1 blocked, 0 skipped" in block
+
+
+def test_pytest_html_script_gets_the_blocked_result():
+    """The installed pytest-html's page script has the result list the Blocked filter extends; the change is exact."""
+    from importlib import resources
+
+    assert html_report.blocked_result_supported()
+    script = (resources.files("pytest_html") / "resources" / "app.js").read_text()
+    page = f'<p class="run-count">27 tests took 00:00:03.</p><script>{script}</script>'
+    patched = html_report.add_blocked_result(page, {"passed": 23, "failed": 4, "blocked": 10, "skipped": 8})
+    assert "    'skipped',\n    'blocked',\n" in patched and "'XPassed', 'Blocked', 'Skipped', 'Passed']" in patched
+    assert '<p class="run-count">45 tests (27 ran, 10 blocked, 8 skipped) took 00:00:03.</p>' in patched
+    assert len(patched) - len(page) < 120  # nothing else changed
+    outcomes = {"failed": {"label": "Failed", "value": 4}, "skipped": {"label": "Skipped", "value": 18}, "error": {}}
+    html_report.add_blocked_outcome(outcomes)
+    assert list(outcomes) == ["failed", "skipped", "blocked", "error"]
+    html_report.move_blocked_count(outcomes, 10)
+    assert outcomes["skipped"]["value"] == 8 and outcomes["blocked"]["value"] == 10
+
+
+def test_probe_extras_draw_a_shared_probe_once():
+    bare = http_probe("127.0.10.57", "empty_reply")
+    sourced = {**bare, "source": "dns"}
+    extras = html_report.probe_extras([{"kind": "http_probe", "data": bare}, {"kind": "http_probe", "data": sourced}])
+    assert len(extras) == 1 and "via DNS answer" in extras[0]["content"]
 
 
 # --------------------------------------------------------------------------- headless Chromium
@@ -155,13 +182,14 @@ class DevTools:
         shutil.rmtree(self.profile, ignore_errors=True)
 
 
-def open_in_chromium(path: Path, screenshot: Path) -> tuple[DevTools, str]:
+def load_page(path: Path, height: int = 2400) -> DevTools:
+    """Headless Chromium with ``path`` loaded and pytest-html's rows built (console and log events recorded)."""
     browser = DevTools(chromium_binary())
     try:
         browser.call("Runtime.enable")
         browser.call("Log.enable")
         browser.call("Page.enable")
-        browser.call("Emulation.setDeviceMetricsOverride", width=1280, height=2400, deviceScaleFactor=1, mobile=False)
+        browser.call("Emulation.setDeviceMetricsOverride", width=1280, height=height, deviceScaleFactor=1, mobile=False)
         browser.call("Page.navigate", url=path.resolve().as_uri())
         browser.wait_for_event("Page.loadEventFired")
         # pytest-html builds the rows with JavaScript after load: wait until they are in the DOM.
@@ -169,6 +197,15 @@ def open_in_chromium(path: Path, screenshot: Path) -> tuple[DevTools, str]:
             if browser.evaluate("document.querySelectorAll('#results-table tbody').length") > 0:
                 break
             time.sleep(0.05)
+    except BaseException:
+        browser.close()
+        raise
+    return browser
+
+
+def open_in_chromium(path: Path, screenshot: Path) -> tuple[DevTools, str]:
+    browser = load_page(path)
+    try:
         shot = browser.call("Page.captureScreenshot", format="png")
         screenshot.write_bytes(base64.b64decode(shot["data"]))
         dom = browser.evaluate("document.documentElement.outerHTML")
@@ -206,25 +243,72 @@ def test_html_report_opens_in_chromium_with_theories_and_blocked_rows(html_run):
     browser, dom = open_in_chromium(workdir / "report.html", workdir / "report.png")
     try:
         errors = browser.console_errors()
-        titles = browser.evaluate("[...document.querySelectorAll('.reachability-theory > b')].map(b => b.textContent)")
-        blocked_cells = browser.evaluate(
-            "[...document.querySelectorAll('td.col-blocked_by')].filter(td => td.textContent.startsWith('BLOCKED by')).length")
-        headers = browser.evaluate("[...document.querySelectorAll('#results-table th')].map(th => th.textContent.trim())")
-        sections = browser.evaluate("[...document.querySelectorAll('td.col-section')].map(td => td.textContent)")
-        waterfalls = browser.evaluate("document.querySelectorAll('svg.reachability-waterfall rect').length")
-        curls = browser.evaluate("[...document.querySelectorAll('pre.reachability-curl')].map(p => p.textContent)")
-        health = browser.evaluate("document.querySelector('.reachability-health').textContent")
+        page = browser.evaluate("""(() => {
+            const all = (css) => [...document.querySelectorAll(css)];
+            return {
+              title: document.title,
+              heading: document.querySelector('#title').textContent,
+              verdict: document.querySelector('.reachability-verdict').textContent,
+              header: Object.fromEntries(all('.reachability-run tr').map(tr => [tr.cells[0].textContent, tr.cells[1].textContent])),
+              titles: all('.reachability-theory > summary > b').map(b => b.textContent),
+              open: all('details.reachability-theory').map(d => d.open),
+              blockedCells: all('td.col-blocked_by').filter(td => td.textContent.startsWith('BLOCKED by')).length,
+              blockedResults: all('tbody.blocked td.col-result').map(td => td.textContent),
+              skippedRows: all('tbody.skipped').length,
+              filters: all('.filters span').map(s => s.textContent.trim()),
+              runCount: document.querySelector('p.run-count').textContent,
+              headers: all('#results-table th').map(th => th.textContent.trim()),
+              sections: all('td.col-section').map(td => td.textContent),
+              waterfalls: all('svg.reachability-waterfall rect').length,
+              curls: all('pre.reachability-curl').map(p => p.textContent),
+              health: document.querySelector('.reachability-health').textContent,
+            };
+        })()""")
+        # Each failed row opens with its one-line message, before the probes and the traceback.
+        failed_rows = browser.evaluate("""[...document.querySelectorAll('tbody.failed')].map(body => {
+            const extra = body.querySelector('td.extra');
+            const first = extra.querySelector('.extraHTML > div > *');
+            return {message: first ? first.className + '|' + first.textContent : '',
+                    probes: [...extra.querySelectorAll('.reachability-probe p')].map(
+                        p => p.textContent.replace(/ via (DNS answer|LoadBalancer \\S+|address) /, ' '))};
+        })""")
+        # The Blocked box hides BLOCKED rows only; Skipped ones stay.
+        browser.evaluate("document.querySelector('input[data-test-result=blocked]').click()")
+        after_click = browser.evaluate("[document.querySelectorAll('tbody.blocked').length,"
+                                       " document.querySelectorAll('tbody.skipped').length]")
     finally:
         browser.close()
     assert errors == [], errors
-    assert titles == [t["title"] for t in data["theories"]]
-    assert titles[0].startswith("the DNS A record for 97v.test points at 127.0.10.57")
-    assert blocked_cells == sum(1 for t in data["tests"] if t["outcome"] == "blocked") > 0
-    assert "section" in headers and "blocked by" in headers
-    assert "api-health" in sections and "database" in sections
-    assert waterfalls > 0
-    assert any("--resolve 97v.test:" in c and ":127.0.10.57 " in c for c in curls), curls
-    assert f"Health score: {data['health_score']}%" in health
+    blocked = sum(1 for t in data["tests"] if t["outcome"] == "blocked")
+    skipped = sum(1 for t in data["tests"] if t["outcome"] == "skipped")
+    target = data["run"]["target"]
+    assert page["title"] == page["heading"] == f"Reachability: {target}"
+    assert page["verdict"].startswith("UNREACHABLE from outside: DNS 97v.test → 127.0.10.57 → empty reply (curl 52)")
+    assert page["header"]["target"] == target and page["header"]["namespace"] == "production"
+    assert page["header"]["context"] == "sandbox" and page["header"]["exit status"] == "1 (tests failed)"
+    assert page["header"]["sandbox"].startswith("incident-2025-12-08: its resolvers, ports and API closed with the run")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", page["header"]["started"])
+    assert re.fullmatch(r"\d+\.\d s", page["header"]["duration"])
+    assert page["titles"] == [t["title"] for t in data["theories"]]
+    assert page["titles"][0].startswith("the DNS A record for 97v.test points at 127.0.10.57")
+    assert page["open"] == [True] + [False] * (len(page["open"]) - 1)  # cause 1 open, the others folded
+    assert page["blockedCells"] == blocked > 0
+    assert page["blockedResults"] == ["Blocked"] * blocked and page["skippedRows"] == skipped
+    assert f"{skipped} Skipped," in page["filters"] and f"{blocked} Blocked," in page["filters"]
+    assert page["filters"].index(f"{blocked} Blocked,") == page["filters"].index(f"{skipped} Skipped,") + 1
+    assert page["runCount"].startswith(f"{len(data['tests'])} tests (") and f"{blocked} blocked, {skipped} skipped" in page["runCount"]
+    assert after_click == [0, skipped]
+    assert "section" in page["headers"] and "blocked by" in page["headers"]
+    assert "api-health" in page["sections"] and "database" in page["sections"]
+    assert page["waterfalls"] > 0
+    assert any("--resolve 97v.test:" in c and ":127.0.10.57 " in c for c in page["curls"]), page["curls"]
+    assert f"Health score: {data['health_score']}%" in page["health"]
+    reasons = {t["reason"] for t in data["tests"] if t["outcome"] == "failed"}
+    assert len(failed_rows) == len(reasons) > 0
+    for row in failed_rows:
+        kind, _, message = row["message"].partition("|")
+        assert kind == "reachability-message" and message in reasons, row
+        assert len(row["probes"]) == len(set(row["probes"])), row["probes"]  # each probe drawn once
     assert "reachability-summary" in dom
     png = (workdir / "report.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 5000

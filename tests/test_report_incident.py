@@ -9,13 +9,14 @@ import re
 import shlex
 import shutil
 import subprocess
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import pytest
 from test_diagnosis_rules import incident_records, run_builtin_suite
 
 from pytest_reachability.config import resolve_settings
-from pytest_reachability.diagnosis import diagnose
+from pytest_reachability.diagnosis import Theory, diagnose
 from pytest_reachability.report.incident import (
     IncidentContext,
     escape_cell,
@@ -116,6 +117,47 @@ def test_rendered_report_has_every_section_and_valid_tables():
     quiet.tests["t"] = TestResult("t", section="dns", outcome="passed")
     calm = render_incident_report(quiet, settings, [], context)
     assert "🟢 **NONE**" in calm and "🟢 **RESOLVED**" in calm and "No test is blocked." in calm
+    # A healthy run is a verification report, not an incident.
+    assert calm.startswith("# ✅ Verification report: 97v.test healthy\n") and "INCIDENT" not in calm.upper().split("\n")[0]
+    assert "**Verdict:** HEALTHY: http://97v.test reachable from outside; 1 of 1 checks passed" in calm
+    assert "Nothing failed and nothing is blocked." in calm and "issue resolved" not in calm
+    # Not a sandbox run: the commands are the real ones and carry no note about closed ports.
+    assert "sandbox" not in text.lower()
+
+
+@dataclass
+class FoldingTheory(Theory):
+    """A theory carrying what the diagnosis may say besides the base fields."""
+
+    explains: list[str] = field(default_factory=list)
+    symptoms: list = field(default_factory=list)
+    unknowns: list[str] = field(default_factory=list)
+
+
+def test_symptoms_fold_under_their_cause_and_the_plan_stays_one():
+    settings = resolve_settings({"target": "http://97v.test", "namespace": "production"}, {})
+    results = hand_built()
+    symptom = Theory("edge-empty-reply", "127.0.10.57 closes connections without a reply", 0.3, ["GET /health: empty_reply"],
+                     ["curl -v --resolve 97v.test:80:127.0.10.57 http://97v.test/health"], ["find what owns 127.0.10.57"])
+    cause = FoldingTheory("dns-not-loadbalancer", "DNS points at a dead edge", 0.95, ["DNS 97v.test -> 127.0.10.57"],
+                          ["dig 97v.test +short"], ["Update the DNS A record"],
+                          explains=["s/test_10.py::test_health"], symptoms=[symptom],
+                          unknowns=["TTL of the record at the authoritative server: dig @ns1.example 97v.test +ttlid"])
+    rival = Theory("ingress-missing-rule", "no Ingress routes 97v.test", 0.5, ["controller runs"], ["kubectl get ingress -A"],
+                   ["kubectl apply -f ingress.yaml"])
+    context = IncidentContext("INC-2025-12-08-002", datetime(2025, 12, 8, 9, 0, tzinfo=timezone.utc))
+    text = render_incident_report(results, settings, [cause, rival], context)
+    assert "**Confidence:** 95% · rule `dns-not-loadbalancer` · explains 1 of 1 failed check" in text
+    assert "— explains 1 of 1 failed check" in text.split("## 🔍")[0]  # the executive summary says it too
+    folded = text[text.index("<details><summary>Consequences of this cause"):text.index("</details>")]
+    assert "127.0.10.57 closes connections without a reply" in folded
+    assert "### Theory 2: no Ingress routes 97v.test" in text and "### Theory 2: 127.0.10.57" not in text
+    assert "**Not checked:**\n\n- TTL of the record at the authoritative server: dig @ns1.example 97v.test +ttlid" in text
+    plan = text[text.index("## 🔧 Immediate action plan"):text.index("## 📊 Blocked tests tracker")]
+    assert "find what owns 127.0.10.57" not in plan  # a consequence is not fixed on its own
+    assert "Its consequences (127.0.10.57 closes connections without a reply) should clear with it" in plan
+    assert plan.index("Update the DNS A record") < plan.index("kubectl apply -f ingress.yaml")
+    assert_valid_tables(text)
 
 
 def test_written_atomically_with_the_next_id(tmp_path):
@@ -184,7 +226,24 @@ def test_incident_report_reads_like_the_reference(incident_run):
     assert statuses["api-health"] == "❌ FAIL" and statuses["database"] == "⏸️ BLOCKED" and statuses["cluster"] == "✅ PASS"
     for index, theory in enumerate(theories[:3], 1):
         assert f"### Theory {index}: {theory['title']}" in text
-        assert f"### PRIORITY {index}: {theory['title']}" in text
+    assert text.startswith("# 🚨 Incident report: 97v.test unreachable from outside\n")
+    # One plan in order: the first cause confirmed, fixed, verified, the run repeated; the next causes only after.
+    plan = text[text.index("## 🔧 Immediate action plan"):text.index("## 📊 Blocked tests tracker")]
+    steps = [plan.index(f"### Step {n}: ") for n in (1, 2, 3, 4)]
+    assert steps == sorted(steps) and "### Step 4: re-run the verification" in plan
+    assert plan.index(theories[0]["confirm"][0]) < steps[1]
+    rivals = [plan.index(f"### Only if the re-run still fails — check next ({n}): {theories[n]['title']}") for n in (1, 2)]
+    assert steps[3] < rivals[0] < rivals[1]
+    assert plan.count("kubectl -n production delete svc api-service") == 1 and plan.index("delete svc api-service") > rivals[0]
+    # The executive summary names what failed and what is blocked, not the sections that passed.
+    summary = text[text.index("## 📋 Executive summary"):text.index("## 🔍 Results overview")]
+    assert "**Verdict:** UNREACHABLE from outside: DNS 97v.test → 127.0.10.57 → empty reply (curl 52)" in summary
+    assert "- ❌ api-health:" in summary and "- ❌ dns:" in summary
+    assert "✅" not in summary and "cluster:" not in summary and "tls:" not in summary
+    assert ("**Blocked (not run):** api-health (1), database (3), services (2), integration (1), performance (2), "
+            "results-storage (2)") in summary
+    # Pointed at the sandbox through the environment, not --sandbox: real addresses, no note about closed ports.
+    assert "> **Note:**" not in text and "sandbox ports of the finished run" not in text
     assert [t["rule"] for t in theories[:3]] == ["dns-not-loadbalancer", "duplicate-loadbalancers", "ingress-missing-rule"]
     port = info.edge_port
     assert f"curl -v --resolve 97v.test:{port}:127.0.10.57 http://97v.test:{port}/health   # exit 52" in text
@@ -253,3 +312,18 @@ def test_history_summary_reaches_timeline_and_terminal(pytester):
     assert "| **database** | 1 | api-health | test_db |" in text
     assert "**Blocked by `api-health`:** empty reply" in text
     assert_valid_tables(text)
+
+
+def test_a_sandbox_run_says_its_commands_name_closed_ports():
+    settings = resolve_settings({"target": "http://97v.test:41234", "namespace": "production", "sandbox": "incident-2025-12-08",
+                                 "resolvers": ["127.0.0.1:45678"]}, {})
+    results = hand_built()
+    context = IncidentContext("INC-2025-12-08-003", datetime(2025, 12, 8, 9, 0, tzinfo=timezone.utc))
+    text = render_incident_report(results, settings, diagnose(results, settings), context)
+    note = next(line for line in text.splitlines() if line.startswith("> **Note:**"))
+    assert "127.0.0.1:45678" in note and "edge port 41234" in note
+    assert "`python -m pytest_reachability.sandbox incident-2025-12-08`" in note
+    blocks = re.findall(r"```bash\n(.*?)```", text, re.S)
+    naming = [b for b in blocks if re.search(r"^(dig|curl|kubectl) ", b, re.M)]
+    assert naming and all(b.startswith("# sandbox ports of the finished run") for b in naming)
+    assert all(not b.startswith("# sandbox") for b in blocks if b not in naming)  # the re-run line works as it is

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ from pytest_reachability.report.json import (
     ResultsFileError,
     build_results,
     read_results_json,
+    schema_path,
     write_results_json,
 )
 from pytest_reachability.results import RunResults, TestResult
@@ -58,7 +61,9 @@ def test_document_has_the_documented_fields():
                         "test_flaky": "skipped", "test_fixed": "passed"}
     assert [t["section"] for t in data["tests"]] == ["dns", "tls", "api-health", "database", "other", "other"]
     assert data["theories"][0]["rule"] == "dns-not-loadbalancer"
-    assert set(data["theories"][0]) == {"rule", "title", "confidence", "evidence", "confirm", "fix"}
+    assert set(data["theories"][0]) == {"rule", "title", "confidence", "evidence", "confirm", "fix", "explains", "symptoms",
+                                        "unknowns"}
+    assert schema_errors(data) == []
     # every field named in the doc's tables exists in the document
     documented = set(re.findall(r"^\| `(\w+)` \|", DOC.read_text(), re.MULTILINE))
     present = set(data["run"]) | set(data["tests"][0]) | set(data["theories"][0])
@@ -125,7 +130,8 @@ def test_builtin_suite_writes_the_same_document_serially_and_under_xdist(tmp_pat
     serial_dir, xdist_dir = tmp_path / "serial", tmp_path / "xdist"
     serial_dir.mkdir()
     xdist_dir.mkdir()
-    serial = run_builtin_suite(serial_dir, "--sandbox", "incident-2025-12-08", "--results-json", "r.json", "-q")
+    serial = run_builtin_suite(serial_dir, "--sandbox", "incident-2025-12-08", "--results-json", "r.json", "-q",
+                               "--junitxml", "junit.xml", "--html", "report.html", "--incident-report", "incident.md")
     xdist = run_builtin_suite(xdist_dir, "--sandbox", "incident-2025-12-08", "--results-json", "r.json", "-q", "-n", "2")
     assert serial.returncode == xdist.returncode == 1, xdist.stdout[-2000:]
     first, second = read_results_json(serial_dir / "r.json"), read_results_json(xdist_dir / "r.json")
@@ -135,3 +141,71 @@ def test_builtin_suite_writes_the_same_document_serially_and_under_xdist(tmp_pat
         assert a[key] == b[key], key
     assert first["run"]["sandbox"] == "incident-2025-12-08" and first["run"]["namespace"] == "production"
     assert "reachability: results JSON: r.json" in xdist.stdout
+    # Real outputs match the shipped JSON Schema.
+    assert schema_errors(first) == [] and schema_errors(second) == []
+    # Written like every report of the run: the mode open() gives under this umask, no temporary file left.
+    modes = {name: stat.S_IMODE((serial_dir / name).stat().st_mode) for name in ("r.json", "junit.xml", "report.html", "incident.md")}
+    assert set(modes.values()) == {0o666 & ~current_umask()}, modes
+    assert not [p.name for p in serial_dir.iterdir() if p.name.endswith(".tmp")]
+
+
+def current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def schema_errors(document: dict) -> list[str]:
+    """Errors of a document against the shipped JSON Schema (jsonschema, from the test extras)."""
+    jsonschema = pytest.importorskip("jsonschema", reason="jsonschema is in the test extras: pip install -e '.[test]'")
+    schema = json.loads(schema_path().read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    return [f"{'/'.join(map(str, error.absolute_path))}: {error.message}" for error in validator.iter_errors(document)]
+
+
+def test_shipped_schema_is_valid_names_its_version_and_is_packaged():
+    jsonschema = pytest.importorskip("jsonschema", reason="jsonschema is in the test extras: pip install -e '.[test]'")
+    schema = json.loads(schema_path().read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    assert schema["$id"].endswith(f":results:{SCHEMA_VERSION}") and SCHEMA_VERSION in schema["title"]
+    assert schema_path().name == f"results-{SCHEMA_VERSION}.schema.json"
+    pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    assert '"pytest_reachability.schemas" = ["*.json"]' in pyproject  # shipped in the wheel beside its writer
+    assert f"results-{SCHEMA_VERSION}.schema.json" in DOC.read_text()
+
+
+def test_schema_refuses_what_the_reader_refuses():
+    """The check can fail: a wrong outcome, a missing field, a blocked test without its gate, a bad confidence."""
+    good = build_results(hand_built(), settings(), started=1764900000.0, duration=2.5)
+    assert schema_errors(good) == []
+    broken = json.loads(json.dumps(good))
+    broken["tests"][0]["outcome"] = "odd"
+    del broken["run"]["target"]
+    next(t for t in broken["tests"] if t["outcome"] == "blocked")["blocked_by"] = None
+    broken["theories"][0]["confidence"] = 1.5
+    errors = schema_errors(broken)
+    assert len(errors) == 4, errors
+
+
+def test_theories_carry_what_they_explain_their_symptoms_and_unknowns(tmp_path):
+    from dataclasses import dataclass, field
+
+    from pytest_reachability.diagnosis import Theory
+
+    @dataclass
+    class FoldingTheory(Theory):
+        explains: list[str] = field(default_factory=list)
+        symptoms: list = field(default_factory=list)
+        unknowns: list[str] = field(default_factory=list)
+
+    symptom = Theory("edge-empty-reply", "127.0.10.57 closes connections", 0.3, ["empty_reply"])
+    cause = FoldingTheory("dns-not-loadbalancer", "DNS points at a dead edge", 0.95, ["DNS -> 127.0.10.57"],
+                          explains=["s/test_10_api_health.py::test_health"], symptoms=[symptom],
+                          unknowns=["the record's TTL: dig @ns1.example 97v.test"])
+    path = write_results_json(tmp_path / "r.json", hand_built(), settings(), [cause])
+    data = read_results_json(path)
+    (theory,) = data["theories"]
+    assert theory["explains"] == ["s/test_10_api_health.py::test_health"]
+    assert theory["symptoms"][0]["rule"] == "edge-empty-reply" and theory["symptoms"][0]["symptoms"] == []
+    assert theory["unknowns"] == ["the record's TTL: dig @ns1.example 97v.test"]
+    assert schema_errors(data) == []

@@ -5,20 +5,29 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import shlex
 import time
+from html import escape
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ..atomic import write_atomically
 from ..redact import Redactor, collect_secrets
+from ..results import failure_line
 from ..state import find_state as _state
 from . import html as html_report
+from . import terminal
+from .verdict import verdict
 
 REDACTOR = pytest.StashKey[Redactor]()
 STARTED = pytest.StashKey[float]()
 DIAGNOSED = pytest.StashKey[bool]()
 WRITTEN = pytest.StashKey[list]()
+PENDING_EVIDENCE = pytest.StashKey[list]()  # a passing setup's evidence, drawn with the call phase
+HTML_PAGE = pytest.StashKey[Any]()  # pytest-html's report data, whose outcome counts get a Blocked entry
 TERMINAL_THEORIES = 3
 
 
@@ -84,13 +93,41 @@ class RedactingLogFilter(logging.Filter):
         return True
 
 
-@pytest.hookimpl(trylast=True)
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    """On the controller: diagnose once, then write the JSON results and the incident report."""
+@pytest.hookimpl(wrapper=True)
+def pytest_sessionfinish(session: pytest.Session) -> Any:
+    """On the controller: the JUnit suite properties before pytest writes that file; after every other
+    session-finish hook, the JSON results and the incident report, and the finished HTML page's Blocked result."""
     config = session.config
     state = _state(config)
-    if state is None or state.worker or hasattr(config, "workerinput"):
+    controller = state is not None and not state.worker and not hasattr(config, "workerinput")
+    if controller:
+        add_junit_properties(config, state)
+    result = yield
+    if controller:
+        write_reports(config, state)
+        finish_html_page(config, state)
+    return result
+
+
+def add_junit_properties(config: pytest.Config, state: Any) -> None:
+    """Suite-level ``<property>`` elements (blocked and skipped counts), the place pytest's schema allows."""
+    try:
+        from _pytest.junitxml import xml_key  # the stash key record_testsuite_property uses
+    except ImportError:
         return
+    xml = config.stash.get(xml_key, None)
+    if xml is None:
+        return
+    from .junit import suite_properties
+
+    target = getattr(state.settings, "target", None)
+    redact = redactor_of(config)
+    for name, value in suite_properties(state.results, target.display if target is not None else None):
+        xml.add_global_property(name, redact(value))
+
+
+def write_reports(config: pytest.Config, state: Any) -> None:
+    """Diagnose once, then write the JSON results and the incident report; remember what was written."""
     theories = theories_of(config)
     settings = state.settings
     started = config.stash.get(STARTED, None)
@@ -121,25 +158,69 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     config.stash[WRITTEN] = written + [f"could not write {p}" for p in problems]
 
 
+def finish_html_page(config: pytest.Config, state: Any) -> None:
+    """Give the page pytest-html wrote the Blocked result and a run count covering every test."""
+    option = config.getoption("htmlpath", None)
+    if not option or not html_report.blocked_result_supported():
+        return
+    path = Path.cwd() / Path(os.path.expandvars(option)).expanduser()  # as pytest-html resolves it
+    try:
+        page = path.read_text(encoding="utf-8")
+    except OSError:
+        return  # pytest-html says why it wrote nothing
+    counts = {outcome: len(state.results.by_outcome(outcome)) for outcome in ("passed", "failed", "blocked", "skipped")}
+    counts["failed"] += len(state.results.by_outcome("error"))
+    write_atomically(path, html_report.add_blocked_result(page, counts))
+
+
+def write_terminal_summary(reporter: Any, config: pytest.Config) -> None:
+    """The verdict, the BLOCKED sections, the section table and the health score (secrets masked)."""
+    state = _state(config)
+    if state is None or state.worker:
+        return
+    redact = redactor_of(config)
+    target = getattr(state.settings, "target", None)
+    theories = [_redacted_theory(t, redact) for t in theories_of(config)] if state.results.tests else []
+    terminal.write_summary(_MaskingWriter(reporter, redact), state.results, pulled=state.pulled, theories=theories,
+                           target=target.display if target is not None else None)
+
+
+class _MaskingWriter:
+    """The terminal reporter with every line masked on its way out."""
+
+    def __init__(self, reporter: Any, redact: Redactor) -> None:
+        self._reporter = reporter
+        self._redact = redact
+        self.config = getattr(reporter, "config", None)
+
+    def write_sep(self, sep: str, title: str | None = None, **markup: Any) -> None:
+        self._reporter.write_sep(sep, self._redact(title) if title else title, **markup)
+
+    def write_line(self, line: str, **markup: Any) -> None:
+        self._reporter.write_line(self._redact(line), **markup)
+
+    def write(self, text: str, **markup: Any) -> None:
+        self._reporter.write(self._redact(text), **markup)
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    """After the section table: the top theories, the history in brief, where the reports went."""
+    """After the section table: the top causes (consequences folded in), and the reports that were written."""
     state = _state(config)
     if state is None or state.worker:
         return
     redact = redactor_of(config)
     theories = theories_of(config) if state.results.tests else []
+    written = config.stash.get(WRITTEN, [])
     if theories:
         terminalreporter.write_sep("=", "reachability: most likely causes")
+        failed_ids = [t.nodeid for t in state.results.tests.values() if t.outcome in ("failed", "error")]
         for index, theory in enumerate(theories[:TERMINAL_THEORIES], 1):
-            terminalreporter.write_line(redact(f"{index}. [{theory.confidence:.0%}] {theory.title}"), bold=index == 1)
-            if theory.evidence:
-                terminalreporter.write_line(redact(f"   evidence: {theory.evidence[0]}"))
-            if theory.confirm:
-                terminalreporter.write_line(redact(f"   confirm:  {theory.confirm[0].splitlines()[0]}"))
+            for line in terminal.theory_lines(index, theory, failed_ids):
+                terminalreporter.write_line(redact(line), bold=line.startswith(f"{index}. ") and index == 1)
         if len(theories) > TERMINAL_THEORIES:
-            terminalreporter.write_line(f"   ... {len(theories) - TERMINAL_THEORIES} more in the incident report / JSON results")
-    for line in config.stash.get(WRITTEN, []):
+            terminalreporter.write_line(f"   ... {terminal.more_causes_line(len(theories) - TERMINAL_THEORIES, written)}")
+    for line in written:
         terminalreporter.write_line(redact(f"reachability: {line}"))
 
 
@@ -150,13 +231,40 @@ def finish_report(item: pytest.Item, report: Any) -> None:
     """Mask the report and add the HTML extras; called last by the plugin's outermost makereport wrapper,
     after every other plugin filled the report, so what it masks stays masked."""
     redact = redactor_of(item.config)
+    _locate_skip_at_test(item, report)
     redact_report(report, redact)
-    evidence = getattr(report, "reachability_evidence", None)
-    # Workers too: pytest-html reads extras from the reports xdist sends back (plain dicts survive).
-    if evidence and item.config.getoption("htmlpath", None):
-        extras = html_report.probe_extras(evidence)
-        if extras:
-            report.extras = list(getattr(report, "extras", []) or []) + redact(extras)
+    if not item.config.getoption("htmlpath", None):
+        return
+    # Workers too: pytest-html reads extras from the reports xdist sends back (plain dicts survive). It shows
+    # the extras of every phase in phase order, so the probes a passing setup ran wait for the call phase:
+    # a failed row then opens with its message, then every probe of the test.
+    evidence = item.stash.get(PENDING_EVIDENCE, []) + list(getattr(report, "reachability_evidence", None) or [])
+    if report.when == "setup" and report.passed:
+        item.stash[PENDING_EVIDENCE] = evidence
+        return
+    item.stash[PENDING_EVIDENCE] = []
+    extras = [html_report.message_extra(failure_line(report))] if report.failed and failure_line(report) else []
+    extras += html_report.probe_extras(evidence) if evidence else []
+    if extras:
+        report.extras = redact(extras) + list(getattr(report, "extras", []) or [])
+
+
+_PACKAGE = Path(__file__).resolve().parents[1]
+
+
+def _locate_skip_at_test(item: pytest.Item, report: Any) -> None:
+    """A BLOCKED (or gate-skipped) test's skip names the test's own file and line, not the plugin's.
+
+    pytest does the same for ``skip`` marks; JUnit's ``<skipped>`` text and pytest-html's log show it.
+    """
+    longrepr = report.longrepr
+    if not (report.skipped and report.when == "setup" and isinstance(longrepr, tuple) and len(longrepr) == 3):
+        return
+    where = Path(str(longrepr[0])).resolve()
+    if _PACKAGE not in where.parents or (_PACKAGE / "suites") in where.parents:
+        return
+    filename, line = item.location[:2]  # relative to the rootdir, as pytest prints test locations
+    report.longrepr = (filename, (line or 0) + 1, longrepr[2])
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -236,13 +344,37 @@ def _scrub(obj: Any, redact: Redactor, depth: int) -> Any:
 
 
 @pytest.hookimpl(optionalhook=True)
+def pytest_html_report_title(report: Any) -> None:
+    """The page titled by its target; a Blocked filter box and count beside Skipped."""
+    state = _state(report.config)
+    target = getattr(getattr(state, "settings", None), "target", None)
+    if target is not None:
+        report.title = redactor_of(report.config)(f"Reachability: {target.display}")
+    if html_report.blocked_result_supported():
+        html_report.add_blocked_outcome(report.outcomes)
+        report.config.stash[HTML_PAGE] = report
+
+
+@pytest.hookimpl(optionalhook=True)
 def pytest_html_results_table_header(cells: list[str]) -> None:
     cells[2:2] = html_report.header_cells()
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_html_results_table_row(report: Any, cells: list[str]) -> None:
-    cells[2:2] = html_report.row_cells(getattr(report, "reachability_section", None), getattr(report, "reachability_blocked_by", None))
+    blocked_by = getattr(report, "reachability_blocked_by", None)
+    if blocked_by and cells and html_report.blocked_result_supported():
+        cells[0] = html_report.result_cell(html_report.BLOCKED_RESULT)
+    cells[2:2] = html_report.row_cells(getattr(report, "reachability_section", None), blocked_by)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_html_results_table_html(report: Any, data: list[str]) -> None:
+    """A skipped row's log says why in words, not as pytest's (path, line, reason) tuple."""
+    longrepr = report.longrepr
+    if report.skipped and isinstance(longrepr, tuple) and len(longrepr) == 3 and data:
+        reason = str(longrepr[2]).removeprefix("Skipped: ")
+        data[0] = escape(f"{reason}\n({longrepr[0]}:{longrepr[1]})") + "\n"
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -251,19 +383,57 @@ def pytest_html_results_summary(prefix: list[str], summary: list[str], postfix: 
     state = _state(config)
     if state is None or state.worker:
         return
-    prefix.append(summary_block(state.results, theories_of(config), state.history_summary, redactor_of(config)))
+    redact = redactor_of(config)
+    target = getattr(state.settings, "target", None)
+    prefix.append(summary_block(state.results, theories_of(config), state.history_summary, redact,
+                                header=run_header(config, state, getattr(session, "exitstatus", None)),
+                                target=target.display if target is not None else None))
+    page = config.stash.get(HTML_PAGE, None)
+    if page is not None:
+        html_report.move_blocked_count(page.outcomes, len(state.results.by_outcome("blocked")))
 
 
-def summary_block(results: Any, theories: list[Any], history: Any, redact: Redactor) -> str:
+def summary_block(results: Any, theories: list[Any], history: Any, redact: Redactor, *,
+                  header: html_report.RunHeader | None = None, target: str | None = None) -> str:
     """The HTML summary with secrets masked *before* escaping: an escaped secret (``&`` -> ``&amp;``) no
     longer matches its value, so masking the finished HTML alone would miss it."""
     theories = [_redacted_theory(theory, redact) for theory in theories]
-    block = html_report.summary_html(results, theories, redact(history) if history else history)
+    found = verdict(results, theories, redact(target) if target else None)
+    block = html_report.summary_html(results, theories, redact(history) if history else history, header=header, found=found)
     return redact(block)
 
 
+EXIT_MEANING = {0: "passed", 1: "tests failed", 2: "interrupted", 3: "internal error", 4: "usage error", 5: "no tests collected"}
+
+
+def run_header(config: pytest.Config, state: Any, exitstatus: Any) -> html_report.RunHeader:
+    settings = state.settings
+    redact = redactor_of(config)
+    target = getattr(settings, "target", None)
+    started = config.stash.get(STARTED, None)
+    status = int(exitstatus) if exitstatus is not None else None
+    return html_report.RunHeader(
+        target=redact(target.display) if target is not None else "(no target)",
+        namespace=getattr(settings, "namespace", None) or "(kubeconfig default)",
+        context=redact(getattr(settings, "kube_context", None) or "(current)"),
+        started=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(started)) if started else "?",
+        duration=f"{time.time() - started:.1f} s" if started else "?",
+        exit_status="?" if status is None else f"{status} ({EXIT_MEANING.get(status, 'error')})",
+        sandbox=getattr(settings, "sandbox", None),
+    )
+
+
 def _redacted_theory(theory: Any, redact: Redactor) -> Any:
+    """A copy with every text masked, its symptoms too."""
     if not (dataclasses.is_dataclass(theory) and not isinstance(theory, type)):
         return theory
-    return dataclasses.replace(theory, title=redact(theory.title), evidence=redact(list(theory.evidence)),
-                               confirm=redact(list(theory.confirm)), fix=redact(list(theory.fix)))
+    changes: dict[str, Any] = {}
+    for field in dataclasses.fields(theory):
+        if not field.init:
+            continue
+        value = getattr(theory, field.name)
+        if field.name == "symptoms" and isinstance(value, list):
+            changes[field.name] = [_redacted_theory(symptom, redact) for symptom in value]
+        elif isinstance(value, (str, list)):
+            changes[field.name] = redact(value)
+    return dataclasses.replace(theory, **changes)

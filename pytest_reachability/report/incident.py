@@ -1,17 +1,20 @@
-"""``--incident-report PATH``: the markdown incident report an engineer attaches to the incident.
+"""``--incident-report PATH``: the markdown report an engineer attaches to the incident (or, when every
+check passed, the verification report of the run).
 
-Its structure follows the reports engineers write by hand (INC-2025-12-08-001): header, executive
-summary, results overview per section, details per section with the observed values and curl lines,
-root cause analysis, immediate action plan, blocked-tests tracker, timeline, verification checklist.
-It renders as GitHub markdown (table cells escaped) and is written atomically.
+Its structure follows the reports engineers write by hand (INC-2025-12-08-001): header, executive summary
+(what failed and what is blocked, nothing else), results overview per section, details per section with
+the observed values and curl lines, root cause analysis (consequences folded under their cause), one
+action plan in order, blocked-tests tracker, timeline, verification checklist. Each part is one function
+of :data:`PARTS`; each kind of evidence has one line format in :data:`OBSERVERS`. It renders as GitHub
+markdown (table cells escaped) and is written atomically.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -19,8 +22,12 @@ from typing import Any
 from ..atomic import write_atomically
 from ..redact import Redactor
 from ..results import RunResults, SectionRow, TestResult
+from .evidence_view import distinct_records
+from .terminal import gate_reasons
+from .verdict import Verdict, explains_text, verdict
 
 STATUS_BADGE = {"PASS": "✅ PASS", "FAIL": "❌ FAIL", "BLOCKED": "⏸️ BLOCKED", "SKIPPED": "⏭️ SKIPPED"}
+STATUS_MARK = {"PASS": "✅", "FAIL": "❌", "BLOCKED": "⏸️", "SKIPPED": "⏭️"}
 OUTCOME_BADGE = {
     "passed": "✅ passed",
     "failed": "❌ failed",
@@ -31,6 +38,9 @@ OUTCOME_BADGE = {
     "xpassed": "✅ xpassed",
 }
 COMMAND_WORDS = ("kubectl", "dig", "curl", "nc", "openssl", "pytest", "python")
+SANDBOX_COMMANDS = ("kubectl", "dig", "curl", "nc", "openssl")  # what reaches a sandbox's addresses
+ACTIONABLE_CONFIDENCE = 0.4
+INCIDENT_TITLE = {"UNREACHABLE": "unreachable from outside", "DEGRADED": "degraded", "NOT VERIFIED": "not verified"}
 _ID_PATTERN = re.compile(r"INC-(\d{4}-\d{2}-\d{2})-(\d{3})")
 
 
@@ -44,6 +54,57 @@ class IncidentContext:
     duration: float | None = None
     rerun_command: str = "pytest"
     history: Mapping[str, Any] | None = None
+
+
+@dataclass
+class Report:
+    """Everything one rendering needs, computed once; each part reads from it and returns its lines."""
+
+    results: RunResults
+    settings: Any
+    theories: Sequence[Any]
+    context: IncidentContext
+    rows: list[SectionRow] = field(init=False)
+    failing: list[TestResult] = field(init=False)
+    blocked: list[TestResult] = field(init=False)
+    found: Verdict | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.rows = self.results.sections()
+        self.failing = [t for t in self.results.tests.values() if t.outcome in ("failed", "error")]
+        self.blocked = self.results.by_outcome("blocked")
+        self.found = verdict(self.results, self.theories, self.target_text)
+
+    @property
+    def target_text(self) -> str:
+        target = getattr(self.settings, "target", None)
+        return target.display if target is not None else "(no target)"
+
+    @property
+    def host(self) -> str:
+        return getattr(getattr(self.settings, "target", None), "host", None) or self.target_text
+
+    @property
+    def created(self) -> str:
+        return self.context.created.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+    @property
+    def is_incident(self) -> bool:
+        return bool(self.failing or self.blocked)
+
+    @property
+    def failed_ids(self) -> list[str]:
+        return [t.nodeid for t in self.failing]
+
+    @property
+    def top(self) -> Any:
+        return self.theories[0] if self.theories else None
+
+    def tests_of(self, section: str) -> list[TestResult]:
+        return [t for t in self.results.tests.values() if t.section == section]
+
+
+# --------------------------------------------------------------------------- markdown helpers
 
 
 def escape_cell(value: Any) -> str:
@@ -61,6 +122,37 @@ def _code(text: str) -> str:
     return f"{fence}{pad}{text}{pad}{fence}"
 
 
+def _row(cells: Iterable[Any]) -> str:
+    return "| " + " | ".join(escape_cell(c) for c in cells) + " |"
+
+
+def _is_command(line: str) -> bool:
+    return line.split(" ", 1)[0] in COMMAND_WORDS
+
+
+def _command_lines(lines: Iterable[str]) -> list[str]:
+    """Commands as they are; prose as comments, so a block stays copy-pasteable in order."""
+    return [line if _is_command(line) else "# " + line.replace("\n", "\n# ") for line in lines]
+
+
+def _command_block(lines: Sequence[str], report: Report | None = None) -> list[str]:
+    """A bash block; in a sandbox run, commands naming its (now closed) addresses say so first."""
+    note = sandbox_block_note(report.settings) if report is not None else None
+    names_sandbox = any(line.split(" ", 1)[0] in SANDBOX_COMMANDS for line in lines)
+    return ["```bash", *([f"# {note}"] if note and names_sandbox else []), *_command_lines(lines), "```"]
+
+
+def _field(theory: Any, name: str) -> list:
+    return list(getattr(theory, name, None) or [])
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'s' if count != 1 else ''}"
+
+
+# --------------------------------------------------------------------------- ids, severity, sandbox commands
+
+
 def next_incident_id(directory: str | os.PathLike[str], day: datetime) -> str:
     """``INC-<date>-<nnn>``: nnn one more than the highest number of that date among the reports in ``directory``."""
     date = day.strftime("%Y-%m-%d")
@@ -68,18 +160,21 @@ def next_incident_id(directory: str | os.PathLike[str], day: datetime) -> str:
     folder = Path(directory)
     if folder.is_dir():
         for path in folder.iterdir():
-            texts = [path.name]
-            if path.is_file() and path.suffix.lower() in (".md", ".markdown"):
-                try:
-                    with path.open(encoding="utf-8", errors="replace") as stream:
-                        texts.append(stream.read(4096))
-                except OSError:
-                    pass
-            for text in texts:
-                for match in _ID_PATTERN.finditer(text):
-                    if match.group(1) == date:
-                        highest = max(highest, int(match.group(2)))
+            for text in (path.name, _head_of(path)):
+                numbers = [int(m.group(2)) for m in _ID_PATTERN.finditer(text) if m.group(1) == date]
+                highest = max([highest, *numbers])
     return f"INC-{date}-{highest + 1:03d}"
+
+
+def _head_of(path: Path) -> str:
+    """The first 4 KiB of a markdown file (where a report names its id), or ""."""
+    if not (path.is_file() and path.suffix.lower() in (".md", ".markdown")):
+        return ""
+    try:
+        with path.open(encoding="utf-8", errors="replace") as stream:
+            return stream.read(4096)
+    except OSError:
+        return ""
 
 
 def severity(results: RunResults) -> tuple[str, str]:
@@ -103,229 +198,240 @@ def status(results: RunResults) -> str:
     return "🟢 **RESOLVED** — all checks passed"
 
 
-def render_incident_report(
-    results: RunResults,
-    settings: Any,
-    theories: Sequence[Any],
-    context: IncidentContext,
-) -> str:
-    """The report as markdown (not yet redacted)."""
+def sandbox_note(settings: Any) -> str | None:
+    """For a ``--sandbox`` run: the commands below name addresses that lived only as long as the run."""
+    scenario = getattr(settings, "sandbox", None)
+    if not scenario:
+        return None
+    resolvers = ", ".join(r for r in getattr(settings, "resolvers", ()) if r != "system") or "none"
     target = getattr(settings, "target", None)
-    target_text = target.display if target is not None else "(no target)"
-    host = getattr(target, "host", None) or target_text
-    namespace = getattr(settings, "namespace", None)
-    sandbox = getattr(settings, "sandbox", None)
-    rows = results.sections()
-    health = results.health()
-    badge, why = severity(results)
-    created = context.created.strftime("%Y-%m-%d %H:%M:%S UTC")
-    failing = [t for t in results.tests.values() if t.outcome in ("failed", "error")]
-    blocked = results.by_outcome("blocked")
-    top = theories[0] if theories else None
+    port = f", edge port {target.port}" if target is not None and target.port else ""
+    return (f"this run verified the sandbox {_code(str(scenario))}: its DNS resolvers ({resolvers}){port} and its "
+            "Kubernetes API closed when the run ended, so the dig, curl and kubectl commands below work only against "
+            f"a sandbox started again with {_code(f'python -m pytest_reachability.sandbox {scenario}')}, with the "
+            "ports it prints (eval its export lines for kubectl)")
 
-    out: list[str] = []
-    add = out.append
-    title = f"{host} fails verification" if failing or blocked else f"{host} verified healthy"
-    add(f"# 🚨 INCIDENT REPORT: {title}")
-    add("")
-    add(f"**Incident ID:** {context.incident_id}  ")
-    add(f"**Date:** {created}  ")
-    add(f"**Severity:** {badge} ({why})  ")
-    add(f"**Status:** {status(results)}  ")
-    add("**Reporter:** pytest-reachability (automated post-deploy verification)  ")
-    where = f"**Target:** {_code(target_text)}"
+
+def sandbox_block_note(settings: Any) -> str | None:
+    if not getattr(settings, "sandbox", None):
+        return None
+    return "sandbox ports of the finished run: start the sandbox again and use the ports it prints (see the note at the top)"
+
+
+# --------------------------------------------------------------------------- the parts, in order
+
+
+def part_header(report: Report) -> list[str]:
+    badge, why = severity(report.results)
+    if report.is_incident:
+        state = INCIDENT_TITLE.get(report.found.state if report.found else "", "failing")
+        lines = [f"# 🚨 Incident report: {report.host} {state}", "", f"**Incident ID:** {report.context.incident_id}  "]
+    else:
+        state = "healthy" if report.found is not None and report.found.ok else "not verified"
+        lines = [f"# ✅ Verification report: {report.host} {state}", "", f"**Report ID:** {report.context.incident_id}  "]
+    lines += [f"**Date:** {report.created}  ", f"**Severity:** {badge} ({why})  ", f"**Status:** {status(report.results)}  ",
+              "**Reporter:** pytest-reachability (automated post-deploy verification)  "]
+    where = f"**Target:** {_code(report.target_text)}"
+    namespace = getattr(report.settings, "namespace", None)
     if namespace:
         where += f" · namespace {_code(namespace)}"
-    if sandbox:
-        where += f" · sandbox {_code(sandbox)}"
-    add(where + "  ")
-    add("")
-    add("---")
-    add("")
+    if getattr(report.settings, "sandbox", None):
+        where += f" · sandbox {_code(report.settings.sandbox)}"
+    lines.append(where + "  ")
+    note = sandbox_note(report.settings)
+    if note:
+        lines += ["", f"> **Note:** {note}."]
+    return lines
 
-    # -- executive summary
-    add("## 📋 Executive summary")
-    add("")
-    if top is not None:
-        add(f"**Issue:** {top.title}")
-    elif failing:
-        add(f"**Issue:** {len(failing)} check(s) failed; first: {failing[0].nodeid} — {failing[0].reason}")
-    else:
-        add("**Issue:** none — every check that ran passed.")
-    add("")
-    for row in rows:
-        mark = {"PASS": "✅", "FAIL": "❌", "BLOCKED": "⏸️", "SKIPPED": "⏭️"}[row.status]
-        add(f"- {mark} {row.name}: {_row_summary(row, results)}")
-    add("")
-    add("**Impact:**")
-    add(f"- {health.describe()}")
-    if blocked:
-        add(f"- {len(blocked)} test(s) blocked and not run: {', '.join(sorted(health.blocked_by))} failed")
-    add("")
-    if top is not None:
-        add(f"**Most likely root cause:** {top.title} (confidence {top.confidence:.0%})")
-        add("")
-    add("---")
-    add("")
 
-    # -- overview
-    add("## 🔍 Results overview")
-    add("")
+def part_summary(report: Report) -> list[str]:
+    lines = ["## 📋 Executive summary", ""]
+    if report.found is not None:
+        lines += [f"**Verdict:** {report.found.line}", ""]
+    if not report.is_incident:
+        return lines + ["Nothing failed and nothing is blocked.", "", f"**Health:** {report.results.health().describe()}"]
+    failed_rows = [row for row in report.rows if row.status == "FAIL"]
+    if failed_rows:
+        lines += ["**Failed:**", ""] + [f"- ❌ {row.name}: {_row_summary(row, report)}" for row in failed_rows] + [""]
+    if report.blocked:
+        by_section = _blocked_by_section(report.blocked)
+        sections = ", ".join(f"{name} ({len(tests)})" for name, tests in by_section.items())
+        lines += [f"**Blocked (not run):** {sections}", ""]
+        lines += [f"- by {_code(gate)}: {why}" for gate, why in gate_reasons(report.blocked).items()] + [""]
+    lines.append(f"**Impact:** {report.results.health().describe()}")
+    if report.top is not None:
+        explains = explains_text(report.top, report.failed_ids)
+        lines += ["", f"**Most likely root cause:** {report.top.title} (confidence {report.top.confidence:.0%})"
+                  + (f" — {explains}" if explains else "")]
+    return lines
+
+
+def part_overview(report: Report) -> list[str]:
+    results, rows = report.results, report.rows
     counts = {o: len(results.by_outcome(o)) for o in ("passed", "failed", "error", "blocked", "skipped")}
     ran = [r for r in rows if r.passed or r.failed or r.error]
-    add("```")
-    add(f"Date:        {created}")
-    if context.duration is not None:
-        add(f"Duration:    {context.duration:.1f} s")
-    add(f"Sections:    {len(ran)} of {len(rows)} ran ({sum(1 for r in rows if r.status == 'BLOCKED')} blocked)")
-    add(f"Tests:       {len(results.tests)}")
-    add(f"Status:      {'FAILED' if failing else 'BLOCKED' if blocked else 'PASSED'}")
-    add("")
-    add(f"✅ PASSED:   {counts['passed']}")
-    add(f"❌ FAILED:   {counts['failed'] + counts['error']}")
-    add(f"⏸️  BLOCKED:  {counts['blocked']}")
-    add(f"⏭️  SKIPPED:  {counts['skipped']}")
-    add("")
-    add(health.describe())
-    add("```")
-    add("")
-    add("| Section | Tests | Passed | Failed | Blocked | Skipped | Status | Details |")
-    add("|:--------|:-----:|:------:|:------:|:-------:|:-------:|:------:|:--------|")
+    outcome = "FAILED" if report.failing else "BLOCKED" if report.blocked else "PASSED"
+    lines = ["## 🔍 Results overview", "", "```", f"Date:        {report.created}"]
+    if report.context.duration is not None:
+        lines.append(f"Duration:    {report.context.duration:.1f} s")
+    lines += [
+        f"Sections:    {len(ran)} of {len(rows)} ran ({sum(1 for r in rows if r.status == 'BLOCKED')} blocked)",
+        f"Tests:       {len(results.tests)}", f"Status:      {outcome}", "",
+        f"✅ PASSED:   {counts['passed']}", f"❌ FAILED:   {counts['failed'] + counts['error']}",
+        f"⏸️  BLOCKED:  {counts['blocked']}", f"⏭️  SKIPPED:  {counts['skipped']}", "",
+        results.health().describe(), "```", "",
+        "| Section | Tests | Passed | Failed | Blocked | Skipped | Status | Details |",
+        "|:--------|:-----:|:------:|:------:|:-------:|:-------:|:------:|:--------|",
+    ]
     for row in rows:
-        cells = [f"**{row.name}**", row.tests, row.passed, row.failed + row.error, row.blocked, row.skipped,
-                 STATUS_BADGE[row.status], _row_summary(row, results)]
-        add("| " + " | ".join(escape_cell(c) for c in cells) + " |")
-    add("")
-    add("---")
-    add("")
+        lines.append(_row([f"**{row.name}**", row.tests, row.passed, row.failed + row.error, row.blocked, row.skipped,
+                           STATUS_BADGE[row.status], _row_summary(row, report)]))
+    return lines
 
-    # -- details per section
-    add("## 🧪 Details per section")
-    add("")
-    for index, row in enumerate(rows, 1):
-        add(f"### {index}. {row.name} — {STATUS_BADGE[row.status]}")
-        add("")
-        tests = [t for t in results.tests.values() if t.section == row.name]
-        add("| Test | Outcome | Detail |")
-        add("|:-----|:-------:|:-------|")
-        for test in tests:
-            add(f"| {escape_cell(test.nodeid)} | {escape_cell(OUTCOME_BADGE.get(test.outcome, test.outcome))} | {escape_cell(test.reason or '')} |")
-        add("")
-        observed, curls = _observations(tests)
+
+def part_details(report: Report) -> list[str]:
+    lines = ["## 🧪 Details per section", ""]
+    for index, row in enumerate(report.rows, 1):
+        tests = report.tests_of(row.name)
+        lines += [f"### {index}. {row.name} — {STATUS_BADGE[row.status]}", "", "| Test | Outcome | Detail |",
+                  "|:-----|:-------:|:-------|"]
+        lines += [_row([t.nodeid, OUTCOME_BADGE.get(t.outcome, t.outcome), t.reason or ""]) for t in tests]
+        lines.append("")
+        observed, curls = observations(tests)
         if observed:
-            add("**Observed:**")
-            add("")
-            out.extend(f"- {line}" for line in observed)
-            add("")
+            lines += ["**Observed:**", "", *(f"- {line}" for line in observed), ""]
         if curls:
-            add("**Reproduce:**")
-            add("")
-            add("```bash")
-            out.extend(curls)
-            add("```")
-            add("")
-    add("---")
-    add("")
-
-    # -- root cause analysis
-    add("## 🔴 Root cause analysis")
-    add("")
-    if not theories:
-        add("No rule found a cause in the evidence." + (" Every check passed." if not failing else " See the failures above."))
-        add("")
-    for index, theory in enumerate(theories, 1):
-        add(f"### Theory {index}: {theory.title}")
-        add("")
-        add(f"**Confidence:** {theory.confidence:.0%} · rule {_code(theory.rule)}")
-        add("")
-        add("**Evidence:**")
-        add("")
-        out.extend(f"- {line}" for line in theory.evidence)
-        add("")
-        add("**Confirm:**")
-        add("")
-        out.extend(_command_block(theory.confirm))
-        add("")
-    add("---")
-    add("")
-
-    # -- action plan
-    add("## 🔧 Immediate action plan")
-    add("")
-    actionable = [t for t in theories if t.confidence >= 0.4] or list(theories[:1])
-    if not actionable:
-        add("Nothing to do: re-run the verification after the next deploy.")
-        add("")
-    for index, theory in enumerate(actionable, 1):
-        add(f"### PRIORITY {index}: {theory.title}")
-        add("")
-        add("```bash")
-        add("# 1. confirm")
-        out.extend(_command_lines(theory.confirm))
-        add("# 2. fix")
-        out.extend(_command_lines(theory.fix))
-        add("```")
-        add("")
-    add("---")
-    add("")
-
-    # -- blocked tracker
-    add("## 📊 Blocked tests tracker")
-    add("")
-    if blocked:
-        gates: dict[str, str] = {}
-        for test in blocked:
-            gate = test.blocked_by or "?"
-            gates.setdefault(gate, test.reason.removeprefix(f"blocked by {gate}: "))
-        for gate, why in gates.items():
-            add(f"**Blocked by {_code(gate)}:** {why}")
-            add("")
-        add("| Section | Blocked | Blocked by | Tests |")
-        add("|:--------|:-------:|:-----------|:------|")
-        by_section: dict[str, list[TestResult]] = {}
-        for test in blocked:
-            by_section.setdefault(test.section, []).append(test)
-        for section, tests in by_section.items():
-            names = "\n".join(t.nodeid.split("::", 1)[-1] for t in tests)
-            gates_of = ", ".join(sorted({t.blocked_by or "?" for t in tests}))
-            add(f"| **{escape_cell(section)}** | {len(tests)} | {escape_cell(gates_of)} | {escape_cell(names)} |")
-        add("")
-        total = len(results.tests)
-        add(f"**Total blocked:** {len(blocked)} of {total} tests ({round(100 * len(blocked) / total)}% of the run); they run once the gate passes.")
-    else:
-        add("No test is blocked.")
-    add("")
-    add("---")
-    add("")
-
-    # -- timeline
-    add("## 📝 Timeline")
-    add("")
-    add("| Time | Event |")
-    add("|:-----|:------|")
-    for time_text, event in _timeline(results, context, top):
-        add(f"| {escape_cell(time_text)} | {escape_cell(event)} |")
-    add("")
-    add("---")
-    add("")
-
-    # -- verification
-    add("## ✅ Verification checklist (after the fix)")
-    add("")
-    for line in _checklist(theories):
-        add(f"- [ ] {_checklist_item(line)}")
-    add(f"- [ ] {_code(context.rerun_command)} — re-run the verification; every section should PASS")
-    add("")
-    add("---")
-    add("")
-    add(f"**Report created:** {created} by pytest-reachability  ")
-    add("**Next step:** execute the immediate action plan above, then re-run the verification.")
-    add("")
-    return "\n".join(out)
+            lines += ["**Reproduce:**", "", *_command_block(curls, report), ""]
+    return lines[:-1]
 
 
-def _row_summary(row: SectionRow, results: RunResults) -> str:
-    tests = [t for t in results.tests.values() if t.section == row.name]
+def _theory_lines(report: Report, theory: Any, heading: str) -> list[str]:
+    explains = explains_text(theory, report.failed_ids)
+    lines = [heading, "", f"**Confidence:** {theory.confidence:.0%} · rule {_code(theory.rule)}"
+             + (f" · {explains}" if explains else ""), "", "**Evidence:**", ""]
+    lines += [f"- {line}" for line in theory.evidence] + [""]
+    if theory.confirm:
+        lines += ["**Confirm:**", "", *_command_block(theory.confirm, report), ""]
+    unknowns = _field(theory, "unknowns")
+    if unknowns:
+        lines += ["**Not checked:**", "", *(f"- {line}" for line in unknowns), ""]
+    return lines
+
+
+def _symptom_lines(report: Report, theory: Any) -> list[str]:
+    symptoms = _field(theory, "symptoms")
+    if not symptoms:
+        return []
+    lines = [f"<details><summary>Consequences of this cause, not rival causes ({len(symptoms)})</summary>", ""]
+    for symptom in symptoms:
+        lines += [f"- **{symptom.title}** ({symptom.confidence:.0%}, rule {_code(symptom.rule)})"]
+        lines += [f"  - {line}" for line in symptom.evidence]
+    return lines + ["", "</details>", ""]
+
+
+def part_root_cause(report: Report) -> list[str]:
+    lines = ["## 🔴 Root cause analysis", ""]
+    if not report.theories:
+        return lines + ["No rule found a cause in the evidence." + (" See the failures above." if report.failing
+                                                                     else " Every check passed.")]
+    for index, theory in enumerate(report.theories, 1):
+        lines += _theory_lines(report, theory, f"### Theory {index}: {theory.title}")
+        lines += _symptom_lines(report, theory)
+    return lines[:-1]
+
+
+def _rivals(report: Report) -> list[Any]:
+    """Causes other than the first worth checking if fixing the first does not bring every check back."""
+    return [t for t in report.theories[1:] if t.confidence >= ACTIONABLE_CONFIDENCE]
+
+
+def part_action_plan(report: Report) -> list[str]:
+    """One plan, in order: confirm the first cause, fix it, verify, re-run; the next causes only if that fails."""
+    lines = ["## 🔧 Immediate action plan", ""]
+    top = report.top
+    if top is None:
+        todo = "re-run the verification after the next deploy" if not report.failing else "read the failures above"
+        return lines + [f"No cause was ranked: {todo}."]
+    lines += [f"The steps are in order and address the most likely cause: **{top.title}**.", ""]
+    steps: list[tuple[str, list[str]]] = [("confirm the cause", list(top.confirm)), ("fix it", list(top.fix)),
+                                          ("verify the fix", checklist([top])),
+                                          ("re-run the verification; every section should PASS", [report.context.rerun_command])]
+    symptoms = _field(top, "symptoms")
+    number = 0
+    for title, commands in steps:
+        if not commands:
+            continue
+        number += 1
+        lines += [f"### Step {number}: {title}", "", *_command_block(commands, report), ""]
+    if symptoms:
+        names = "; ".join(s.title for s in symptoms)
+        lines += [f"Its consequences ({names}) should clear with it: the re-run shows whether they did.", ""]
+    for index, rival in enumerate(_rivals(report), 1):
+        lines += [f"### Only if the re-run still fails — check next ({index}): {rival.title}", ""]
+        lines += _command_block([*rival.confirm, *(["if that confirms it:"] if rival.fix else []), *rival.fix], report)
+        lines.append("")
+    return lines[:-1]
+
+
+def part_blocked(report: Report) -> list[str]:
+    lines = ["## 📊 Blocked tests tracker", ""]
+    if not report.blocked:
+        return lines + ["No test is blocked."]
+    for gate, why in gate_reasons(report.blocked).items():
+        lines += [f"**Blocked by {_code(gate)}:** {why}", ""]
+    lines += ["| Section | Blocked | Blocked by | Tests |", "|:--------|:-------:|:-----------|:------|"]
+    for section, tests in _blocked_by_section(report.blocked).items():
+        names = "\n".join(t.nodeid.split("::", 1)[-1] for t in tests)
+        gates = ", ".join(sorted({t.blocked_by or "?" for t in tests}))
+        lines.append(f"| **{escape_cell(section)}** | {len(tests)} | {escape_cell(gates)} | {escape_cell(names)} |")
+    total = len(report.results.tests)
+    share = round(100 * len(report.blocked) / total)
+    return lines + ["", f"**Total blocked:** {len(report.blocked)} of {total} tests ({share}% of the run); "
+                        "they run once the gate passes."]
+
+
+def part_timeline(report: Report) -> list[str]:
+    lines = ["## 📝 Timeline", "", "| Time | Event |", "|:-----|:------|"]
+    return lines + [_row(event) for event in timeline(report)]
+
+
+def part_checklist(report: Report) -> list[str]:
+    lines = ["## ✅ Verification checklist (after the fix)", ""]
+    lines += [f"- [ ] {_checklist_item(line)}" for line in checklist(report.theories)]
+    return lines + [f"- [ ] {_code(report.context.rerun_command)} — re-run the verification; every section should PASS"]
+
+
+def part_footer(report: Report) -> list[str]:
+    next_step = ("execute the immediate action plan above, then re-run the verification." if report.is_incident
+                 else "none: keep the verification in the deploy pipeline.")
+    return [f"**Report created:** {report.created} by pytest-reachability  ", f"**Next step:** {next_step}"]
+
+
+PARTS: tuple[Callable[[Report], list[str]], ...] = (
+    part_header, part_summary, part_overview, part_details, part_root_cause, part_action_plan, part_blocked,
+    part_timeline, part_checklist, part_footer,
+)
+
+
+def render_incident_report(results: RunResults, settings: Any, theories: Sequence[Any], context: IncidentContext) -> str:
+    """The report as markdown (not yet redacted): every part of :data:`PARTS`, separated by rules."""
+    report = Report(results, settings, theories, context)
+    blocks = ["\n".join(part(report)) for part in PARTS]
+    return "\n\n---\n\n".join(blocks) + "\n"
+
+
+# --------------------------------------------------------------------------- section rows and observations
+
+
+def _blocked_by_section(blocked: Iterable[TestResult]) -> dict[str, list[TestResult]]:
+    by_section: dict[str, list[TestResult]] = {}
+    for test in blocked:
+        by_section.setdefault(test.section, []).append(test)
+    return by_section
+
+
+def _row_summary(row: SectionRow, report: Report) -> str:
+    tests = report.tests_of(row.name)
     if row.status == "FAIL":
         first = next(t for t in tests if t.outcome in ("failed", "error"))
         return first.reason or f"{first.nodeid} {first.outcome}"
@@ -337,117 +443,143 @@ def _row_summary(row: SectionRow, results: RunResults) -> str:
     return f"{row.passed} of {row.tests} passed"
 
 
-def _observations(tests: Iterable[TestResult]) -> tuple[list[str], list[str]]:
-    """One line per observed value of the section's evidence, and the curl lines to reproduce."""
-    lines: list[str] = []
-    curls: list[str] = []
-    seen: set[str] = set()
-
-    def note(text: str) -> None:
-        if text not in seen:
-            seen.add(text)
-            lines.append(text)
-
-    tests = list(tests)
-    # A shared probe is recorded once without a source and again by the section that knows its source.
-    sourced = {(r.get("kind"), (r.get("data") or {}).get("address"), (r.get("data") or {}).get("port"))
-               for t in tests for r in t.evidence if isinstance(r.get("data"), Mapping) and r["data"].get("source")}
-    for test in tests:
-        for record in test.evidence:
-            kind, data = record.get("kind"), record.get("data") or {}
-            if not isinstance(data, Mapping):
-                continue
-            if not data.get("source") and (kind, data.get("address"), data.get("port")) in sourced:
-                continue
-            text = _observation(kind, data)
-            if text:
-                note(text)
-            curl = data.get("curl")
-            if isinstance(curl, str) and curl.startswith("curl") and curl not in curls:
-                exit_code = data.get("curl_exit")
-                curls.append(curl + (f"   # exit {exit_code}" if exit_code is not None else ""))
-    return lines[:40], curls[:12]
+def _name(data: Mapping[str, Any], key: str = "name") -> str:
+    return _code(str(data.get(key)))
 
 
-def _observation(kind: str | None, data: Mapping[str, Any]) -> str | None:
-    if kind == "dns":
-        parts = [f"{a.get('resolver')}: {', '.join(a.get('addresses') or []) or a.get('failure') or 'no answer'}" for a in data.get("answers") or []]
-        agree = "" if data.get("agree", True) else " — resolvers DISAGREE"
-        return f"DNS {_code(str(data.get('name')))} → {', '.join(data.get('addresses') or []) or data.get('failure')} ({'; '.join(parts)}){agree}"
-    if kind in ("http_probe", "tcp", "tls"):
-        where = f"{data.get('address')}:{data.get('port')}"
-        source = data.get("source")
-        label = {"dns": "DNS answer", "loadbalancer": "LoadBalancer"}.get(source or "", "address")
+def _joined(values: Any, empty: str = "none") -> str:
+    return ", ".join(str(v) for v in values or []) or empty
+
+
+def _observe_dns(data: Mapping[str, Any]) -> str:
+    answers = [f"{a.get('resolver')}: {_joined(a.get('addresses'), '') or a.get('failure') or 'no answer'}"
+               for a in data.get("answers") or []]
+    agree = "" if data.get("agree", True) else " — resolvers DISAGREE"
+    return f"DNS {_name(data)} → {_joined(data.get('addresses'), '') or data.get('failure')} ({'; '.join(answers)}){agree}"
+
+
+def _observe_connection(name: str) -> Callable[[Mapping[str, Any]], str]:
+    def observe(data: Mapping[str, Any]) -> str:
+        label = {"dns": "DNS answer", "loadbalancer": "LoadBalancer"}.get(data.get("source") or "", "address")
         if data.get("service"):
-            label += f" {_code(str(data.get('service')))}"
+            label += f" {_name(data, 'service')}"
         if data.get("failure"):
             result = f"{data['failure']} (curl exit {data.get('curl_exit')})"
-        elif kind == "http_probe":
+        elif name == "HTTP":
             result = f"HTTP {data.get('status')} {data.get('reason') or ''}".rstrip()
         else:
             result = "ok"
-        phases = data.get("phases") or {}
-        plain = data.get("scheme") == "http"
-        timing = ", ".join(f"{k} {v:.1f} ms" for k, v in phases.items()
-                           if isinstance(v, (int, float)) and v > 0 and k != "total" and not (plain and k == "tls"))
-        name = {"http_probe": "HTTP", "tcp": "TCP", "tls": "TLS"}[kind]
-        return f"{name} {label} {where}: {result}" + (f" ({timing})" if timing else "")
-    if kind == "service":
-        addresses = ", ".join(data.get("lb_addresses") or []) or ("pending" if data.get("lb_pending") else "none")
-        ports = ", ".join(f"{p.get('port')}→{p.get('target_port')}" for p in data.get("ports") or [])
-        return f"Service {_code(str(data.get('name')))} {data.get('type')} selector {data.get('selector')} ports {ports} external {addresses}"
-    if kind in ("pod", "ingress_controller"):
-        waiting = f", waiting {', '.join(data.get('waiting_reasons'))}" if data.get("waiting_reasons") else ""
-        return (f"Pod {data.get('namespace')}/{_code(str(data.get('name')))} {data.get('phase')} ready "
-                f"{data.get('containers_ready')}/{data.get('containers_total')} restarts {data.get('restarts')}{waiting}")
-    if kind == "deployment":
-        return f"Deployment {_code(str(data.get('name')))} {data.get('available')}/{data.get('desired')} available"
-    if kind == "endpoint_slice":
-        return f"EndpointSlice {_code(str(data.get('name')))} of {data.get('service')}: ready {', '.join(data.get('ready_addresses') or []) or 'none'}"
-    if kind == "ingress":
-        hosts = ", ".join(f"{r.get('host')}→{', '.join(str(p.get('service')) for p in r.get('paths') or [])}" for r in data.get("rules") or [])
-        return f"Ingress {_code(str(data.get('name')))} class {data.get('class_name')} rules {hosts or 'none'}"
-    if kind == "network_policy":
-        return f"NetworkPolicy {_code(str(data.get('name')))} selects {data.get('pod_selector')} ingress rules {len(data.get('ingress') or [])}"
-    if kind == "target_service":
-        return f"target Service {_code(str(data.get('name')))} in {data.get('namespace')}: {'found' if data.get('found') else 'NOT found'} (found in {', '.join(data.get('found_in') or []) or 'no namespace'})"
-    if kind == "in_cluster_health":
-        return f"in-cluster GET {data.get('path')} on Service {_code(str(data.get('service')))}: {data.get('error') or data.get('status')} {str(data.get('body') or '')[:80]}".rstrip()
-    if kind == "pod_logs":
-        tail = " / ".join(str(line).strip() for line in (data.get("lines") or [])[-3:])
-        return (f"logs of {_code(str(data.get('pod')))}: {data.get('health_requests')} health requests, "
-                f"{data.get('external_requests')} external, clients {', '.join(data.get('client_addresses') or [])}; last: {tail}")
-    if kind == "event" and data.get("type") == "Warning":
-        return f"Warning event {data.get('reason')} on {data.get('object')} x{data.get('count')}: {data.get('message')}"
-    if kind == "cluster_access":
-        return f"cluster access {'ok' if data.get('ok') else 'FAILED: ' + str(data.get('message'))} ({data.get('server')})"
-    if kind == "app_check":
-        return f"{data.get('check')}: {'ok' if data.get('ok') else 'FAILED'} observed {data.get('observed')} expected {data.get('expected')}"
-    if kind == "performance":
-        return f"performance: p50 {data.get('p50_ms')} ms, p95 {data.get('p95_ms')} ms, p99 {data.get('p99_ms')} ms, error rate {data.get('error_rate')}"
-    return None
+        timing = _timing(data)
+        return f"{name} {label} {data.get('address')}:{data.get('port')}: {result}" + (f" ({timing})" if timing else "")
+    return observe
 
 
-def _is_command(line: str) -> bool:
-    return line.split(" ", 1)[0] in COMMAND_WORDS
+def _timing(data: Mapping[str, Any]) -> str:
+    plain = data.get("scheme") == "http"
+    return ", ".join(f"{k} {v:.1f} ms" for k, v in (data.get("phases") or {}).items()
+                     if isinstance(v, (int, float)) and v > 0 and k != "total" and not (plain and k == "tls"))
 
 
-def _command_lines(lines: Iterable[str]) -> list[str]:
-    """Commands as they are; prose as comments, so a block stays copy-pasteable in order."""
-    out = []
-    for line in lines:
-        out.append(line if _is_command(line) else "# " + line.replace("\n", "\n# "))
-    return out
+def _observe_service(data: Mapping[str, Any]) -> str:
+    addresses = _joined(data.get("lb_addresses"), "pending" if data.get("lb_pending") else "none")
+    ports = ", ".join(f"{p.get('port')}→{p.get('target_port')}" for p in data.get("ports") or [])
+    return f"Service {_name(data)} {data.get('type')} selector {data.get('selector')} ports {ports} external {addresses}"
 
 
-def _command_block(lines: Sequence[str]) -> list[str]:
-    return ["```bash", *_command_lines(lines), "```"]
+def _observe_pod(data: Mapping[str, Any]) -> str:
+    waiting = f", waiting {_joined(data.get('waiting_reasons'))}" if data.get("waiting_reasons") else ""
+    return (f"Pod {data.get('namespace')}/{_name(data)} {data.get('phase')} ready "
+            f"{data.get('containers_ready')}/{data.get('containers_total')} restarts {data.get('restarts')}{waiting}")
 
 
-def _checklist(theories: Sequence[Any]) -> list[str]:
+def _observe_ingress(data: Mapping[str, Any]) -> str:
+    hosts = ", ".join(f"{r.get('host')}→{', '.join(str(p.get('service')) for p in r.get('paths') or [])}"
+                      for r in data.get("rules") or [])
+    return f"Ingress {_name(data)} class {data.get('class_name')} rules {hosts or 'none'}"
+
+
+def _observe_target_service(data: Mapping[str, Any]) -> str:
+    found = "found" if data.get("found") else "NOT found"
+    return f"target Service {_name(data)} in {data.get('namespace')}: {found} (found in {_joined(data.get('found_in'), 'no namespace')})"
+
+
+def _observe_in_cluster(data: Mapping[str, Any]) -> str:
+    body = str(data.get("body") or "")[:80]
+    return f"in-cluster GET {data.get('path')} on Service {_name(data, 'service')}: {data.get('error') or data.get('status')} {body}".rstrip()
+
+
+def _observe_logs(data: Mapping[str, Any]) -> str:
+    tail = " / ".join(str(line).strip() for line in (data.get("lines") or [])[-3:])
+    return (f"logs of {_name(data, 'pod')}: {data.get('health_requests')} health requests, "
+            f"{data.get('external_requests')} external, clients {_joined(data.get('client_addresses'), '')}; last: {tail}")
+
+
+def _observe_event(data: Mapping[str, Any]) -> str | None:
+    if data.get("type") != "Warning":
+        return None
+    return f"Warning event {data.get('reason')} on {data.get('object')} x{data.get('count')}: {data.get('message')}"
+
+
+def _observe_access(data: Mapping[str, Any]) -> str:
+    state = "ok" if data.get("ok") else "FAILED: " + str(data.get("message"))
+    return f"cluster access {state} ({data.get('server')})"
+
+
+# One line format per evidence kind; a kind not listed is not shown in the details.
+OBSERVERS: dict[str, Callable[[Mapping[str, Any]], str | None]] = {
+    "dns": _observe_dns,
+    "http_probe": _observe_connection("HTTP"),
+    "tcp": _observe_connection("TCP"),
+    "tls": _observe_connection("TLS"),
+    "service": _observe_service,
+    "pod": _observe_pod,
+    "ingress_controller": _observe_pod,
+    "deployment": lambda d: f"Deployment {_name(d)} {d.get('available')}/{d.get('desired')} available",
+    "endpoint_slice": lambda d: f"EndpointSlice {_name(d)} of {d.get('service')}: ready {_joined(d.get('ready_addresses'))}",
+    "ingress": _observe_ingress,
+    "network_policy": lambda d: (f"NetworkPolicy {_name(d)} selects {d.get('pod_selector')} "
+                                 f"ingress rules {len(d.get('ingress') or [])}"),
+    "target_service": _observe_target_service,
+    "in_cluster_health": _observe_in_cluster,
+    "pod_logs": _observe_logs,
+    "event": _observe_event,
+    "cluster_access": _observe_access,
+    "app_check": lambda d: (f"{d.get('check')}: {'ok' if d.get('ok') else 'FAILED'} observed {d.get('observed')} "
+                            f"expected {d.get('expected')}"),
+    "performance": lambda d: (f"performance: p50 {d.get('p50_ms')} ms, p95 {d.get('p95_ms')} ms, p99 {d.get('p99_ms')} ms, "
+                              f"error rate {d.get('error_rate')}"),
+}
+
+
+def observation(kind: Any, data: Mapping[str, Any]) -> str | None:
+    observe = OBSERVERS.get(str(kind))
+    return observe(data) if observe is not None else None
+
+
+def observations(tests: Iterable[TestResult]) -> tuple[list[str], list[str]]:
+    """One line per observed value of the section's evidence (each probe once), and the curl lines to reproduce."""
+    lines: list[str] = []
+    curls: list[str] = []
+    for kind, data in distinct_records(tests):
+        text = observation(kind, data)
+        if text and text not in lines:
+            lines.append(text)
+        curl = data.get("curl")
+        if isinstance(curl, str) and curl.startswith("curl"):
+            exit_code = data.get("curl_exit")
+            line = curl + (f"   # exit {exit_code}" if exit_code is not None else "")
+            if line not in curls:
+                curls.append(line)
+    return lines[:40], curls[:12]
+
+
+# --------------------------------------------------------------------------- checklist and timeline
+
+
+def checklist(theories: Sequence[Any]) -> list[str]:
     """Checklist items for the actionable theories: their verify lines, else their one-line confirm commands."""
     items: list[str] = []
-    actionable = [t for t in theories if t.confidence >= 0.4] or list(theories[:1])
+    actionable = [t for t in theories if t.confidence >= ACTIONABLE_CONFIDENCE] or list(theories[:1])
     for theory in actionable:
         lines = getattr(theory, "verify", None) or [c for c in theory.confirm if _is_command(c) and "\n" not in c]
         items += [line for line in lines if line not in items]
@@ -459,9 +591,8 @@ def _checklist_item(line: str) -> str:
     return f"{_code(command)} → {expect}" if expect else _code(command)
 
 
-def _timeline(results: RunResults, context: IncidentContext, top: Any) -> list[tuple[str, str]]:
+def _history_events(history: Mapping[str, Any]) -> list[tuple[str, str]]:
     events: list[tuple[str, str]] = []
-    history = context.history or {}
     if history.get("healthy_since"):
         events.append((_when(history["healthy_since"]), "healthy since (every check passed from this run on)"))
     if history.get("last_healthy") and history.get("last_healthy") != history.get("healthy_since"):
@@ -470,41 +601,49 @@ def _timeline(results: RunResults, context: IncidentContext, top: Any) -> list[t
         events.append((_when(history["failing_since"]), "failing since this run"))
     previous = history.get("previous_run")
     if previous:
-        detail = ""
-        if isinstance(previous, Mapping):
-            facts = [f"health {previous['health']}%" if previous.get("health") is not None else "", str(previous.get("status") or "")]
-            detail = ", ".join(f for f in facts if f)
-        events.append((_when(previous), "previous run" + (f" ({detail})" if detail else "")))
+        events.append((_when(previous), "previous run" + _previous_detail(previous)))
     if history.get("error"):
         events.append(("this run", f"history unavailable: {history['error']}"))
     for key, label in (("newly_failing", "newly failing"), ("recovered", "recovered")):
-        if history.get(key):
-            items = history[key]
+        items = history.get(key)
+        if items:
             names = ", ".join(str(i) for i in items[:5]) if isinstance(items, (list, tuple)) else str(items)
             events.append(("this run", f"{label}: {names}"))
-    started = context.started
-    if started is not None:
-        events.append((datetime.fromtimestamp(started, tz=timezone.utc).strftime("%H:%M:%S UTC"), "verification started"))
-    for test in results.tests.values():
-        if test.outcome in ("failed", "error") and test.gate:
-            events.append(("during the run", f"gate {test.gate} failed: {test.reason}"))
-            break
-    if top is not None:
-        events.append(("at the end of the run", f"root cause ranked first: {top.title}"))
-    events.append((context.created.strftime("%H:%M:%S UTC"), "this incident report created"))
-    events.append(("TBD", "issue resolved"))
+    return events
+
+
+def _previous_detail(previous: Any) -> str:
+    if not isinstance(previous, Mapping):
+        return ""
+    facts = [f"health {previous['health']}%" if previous.get("health") is not None else "", str(previous.get("status") or "")]
+    detail = ", ".join(f for f in facts if f)
+    return f" ({detail})" if detail else ""
+
+
+def timeline(report: Report) -> list[tuple[str, str]]:
+    events = _history_events(report.context.history or {})
+    if report.context.started is not None:
+        started = datetime.fromtimestamp(report.context.started, tz=timezone.utc).strftime("%H:%M:%S UTC")
+        events.append((started, "verification started"))
+    gate = next((t for t in report.failing if t.gate), None)
+    if gate is not None:
+        events.append(("during the run", f"gate {gate.gate} failed: {gate.reason}"))
+    if report.top is not None:
+        events.append(("at the end of the run", f"root cause ranked first: {report.top.title}"))
+    events.append((report.context.created.strftime("%H:%M:%S UTC"), "this report created"))
+    if report.is_incident:
+        events.append(("TBD", "issue resolved"))
     return events
 
 
 def _when(value: Any) -> str:
-    if isinstance(value, Mapping):
-        for key in ("started", "time", "at", "finished"):
-            if value.get(key):
-                text = str(value[key])
-                extra = f" (run {value.get('run_id') or value.get('id')})" if value.get("run_id") or value.get("id") else ""
-                return text + extra
-        return ", ".join(f"{k}={v}" for k, v in list(value.items())[:3])
-    return str(value)
+    if not isinstance(value, Mapping):
+        return str(value)
+    for key in ("started", "time", "at", "finished"):
+        if value.get(key):
+            run = value.get("run_id") or value.get("id")
+            return str(value[key]) + (f" (run {run})" if run else "")
+    return ", ".join(f"{k}={v}" for k, v in list(value.items())[:3])
 
 
 def write_incident_report(

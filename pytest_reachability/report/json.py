@@ -1,7 +1,9 @@
 """``--results-json PATH``: the run as one JSON document of a documented, versioned schema.
 
-The schema is described in ``docs/results-schema.md``. Readers check ``schema_version``: a document
-of the same major version is accepted (minor versions only add fields), any other is refused.
+The schema is described in ``docs/results-schema.md`` and shipped as a JSON Schema,
+``pytest_reachability/schemas/results-<version>.schema.json`` (:func:`schema_path`). Readers check
+``schema_version``: a document of the same major version is accepted (minor versions only add fields),
+any other is refused.
 
 Example::
 
@@ -23,8 +25,9 @@ from ..atomic import write_atomically
 from ..redact import Redactor
 from ..results import BUILTIN_SECTIONS, RunResults
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 SCHEMA_MAJOR = 1
+THEORY_FIELDS = ("rule", "title", "confidence", "evidence", "confirm", "fix")
 OUTCOMES = ("passed", "failed", "error", "skipped", "blocked")
 _OUTCOME_OF = {"xfailed": "skipped", "xpassed": "passed"}
 
@@ -101,8 +104,18 @@ def build_results(
 
 
 def _theory(theory: Any) -> dict[str, Any]:
+    """A theory as the schema has it; since 1.1 with the failed checks it explains, its symptoms and unknowns."""
     data = theory.to_dict() if hasattr(theory, "to_dict") else dict(theory)
-    return {key: data.get(key) for key in ("rule", "title", "confidence", "evidence", "confirm", "fix")}
+    out = {key: data.get(key) for key in THEORY_FIELDS}
+    out["explains"] = [str(nodeid) for nodeid in data.get("explains") or []]
+    out["symptoms"] = [_theory(symptom) for symptom in data.get("symptoms") or []]
+    out["unknowns"] = [str(line) for line in data.get("unknowns") or []]
+    return out
+
+
+def schema_path(version: str = SCHEMA_VERSION) -> Path:
+    """The JSON Schema (draft 2020-12) of a results document, shipped with the package."""
+    return Path(__file__).resolve().parents[1] / "schemas" / f"results-{version}.schema.json"
 
 
 def write_json_atomically(path: str | os.PathLike[str], data: Any) -> Path:

@@ -1,7 +1,9 @@
 """``python -m pytest_reachability.sandbox SCENARIO``: run a sandbox in the foreground.
 
-It prints ``export NAME=value`` lines first (so ``eval`` points kubectl, dig, curl and pytest at it),
-then runs until SIGINT or SIGTERM and stops cleanly (exit 0). ``--list`` names the scenarios.
+It prints ``export NAME=value`` lines first (so ``eval`` points kubectl, dig, curl and pytest at it) on
+stdout, and ready-to-paste ``dig`` and ``curl --resolve`` lines for the target on stderr (its ports change
+with every start), then runs until SIGINT or SIGTERM and stops cleanly (exit 0). ``--list`` names the
+scenarios.
 """
 
 from __future__ import annotations
@@ -11,8 +13,12 @@ import shlex
 import signal
 import sys
 import threading
+from urllib.parse import urlsplit
 
-from . import Sandbox, ScenarioError, list_scenarios
+from ..diagnosis.theory import dig
+from . import Sandbox, SandboxInfo, ScenarioError, list_scenarios
+
+HEALTH_PATH = "/health"  # the plugin's default --health-path
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -62,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, value in info.environment().items():
             print(f"export {name}={shlex.quote(value)}")
         sys.stdout.flush()
+        print("\n".join(try_it_lines(info)), file=sys.stderr, flush=True)
         print(
             f"# sandbox {info.scenario} running: {info.target}, API {info.api_url or 'not available'}; "
             "SIGINT or SIGTERM stops it",
@@ -75,6 +82,46 @@ def main(argv: list[str] | None = None) -> int:
         sandbox.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def target_addresses(info: SandboxInfo, *, timeout: float = 2.0) -> dict[str, list[str]]:
+    """Resolver -> the addresses it answers for the target's host (empty when it answers none)."""
+    import dns.exception
+    import dns.resolver
+
+    host = urlsplit(info.target).hostname or ""
+    answers: dict[str, list[str]] = {}
+    for resolver_text in info.resolvers:
+        address, _, port = resolver_text.rpartition(":")
+        resolver = dns.resolver.Resolver(configure=False)
+        resolver.nameservers = [address.strip("[]")]
+        resolver.port = int(port)
+        found: list[str] = []
+        for record_type in ("A", "AAAA"):
+            try:
+                found += [rdata.address for rdata in resolver.resolve(host, record_type, lifetime=timeout)]
+            except dns.exception.DNSException:
+                continue
+        answers[resolver_text] = found
+    return answers
+
+
+def try_it_lines(info: SandboxInfo) -> list[str]:
+    """Ready-to-paste lines: ``dig`` on each sandbox resolver, ``curl --resolve`` on each address they answer."""
+    parts = urlsplit(info.target)
+    host, scheme = parts.hostname or "", parts.scheme or "http"
+    port = parts.port or (443 if scheme == "https" else 80)
+    answers = target_addresses(info)
+    lines = [f"# try it by hand ({host} as the sandbox serves it; the ports change with every start):"]
+    lines += [dig(host, resolver) for resolver in info.resolvers]
+    cacert = f"--cacert {shlex.quote(info.ca_bundle)} " if scheme == "https" else ""
+    url = shlex.quote(f"{scheme}://{parts.netloc}{HEALTH_PATH}")
+    for address in dict.fromkeys(a for found in answers.values() for a in found):
+        bracketed = f"[{address}]" if ":" in address else address
+        lines.append(f"curl -v {cacert}--resolve {host}:{port}:{bracketed} {url}")
+    if not any(answers.values()):
+        lines.append(f"# no sandbox resolver answers an address for {host}: nothing to curl")
+    return lines
 
 
 if __name__ == "__main__":
