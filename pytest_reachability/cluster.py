@@ -701,8 +701,18 @@ class _GetOnlyApiClient(k8s.ApiClient):
 # An object as metadata only (name, labels): a Secret's values never leave the API server.
 _METADATA_ONLY = 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json'
 
-# A client used only to turn models into wire dicts; it never opens a connection.
+# A client used only to turn models into wire dicts and raw bodies into models; it never opens a connection.
 _SERIALIZER = k8s.ApiClient(k8s.Configuration())
+
+# The most a raw list read keeps in memory.
+_LIST_LIMIT = 64 * 1024 * 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class _RawBody:
+    """What `ApiClient.deserialize` reads a body from."""
+
+    data: str
 
 
 def _not_configured(message: str) -> ClusterError:
@@ -992,10 +1002,30 @@ class Cluster:
     def endpoint_slices(self, namespace: str | None = None, service: str | None = None) -> list[EndpointSliceInfo]:
         """EndpointSlices, optionally only those of one Service."""
         selector = f'kubernetes.io/service-name={service}' if service else None
-        items = self._list('endpointslices', 'discovery.k8s.io', namespace,
-                           self._discovery.list_namespaced_endpoint_slice,
-                           self._discovery.list_endpoint_slice_for_all_namespaces, label_selector=selector)
-        slices = [endpoint_slice_info(item) for item in items]
+        chosen = self._namespace(namespace)
+        if chosen == ALL_NAMESPACES:
+            request = _Request('list', 'endpointslices', 'discovery.k8s.io')
+            method, args = self._discovery.list_endpoint_slice_for_all_namespaces, ()
+        else:
+            request = _Request('list', 'endpointslices', 'discovery.k8s.io', chosen)
+            method, args = self._discovery.list_namespaced_endpoint_slice, (chosen,)
+        # Read raw: a slice of a Service with no pods has no `endpoints` (optional since Kubernetes 1.33),
+        # which clients generated before that refuse as a whole list ("must not be `None`").
+        response = self._call(request, method, *args, label_selector=selector, _preload_content=False)
+        try:
+            body, truncated = _read_capped(response, _LIST_LIMIT, time.monotonic() + self.timeout)
+            if truncated:
+                raise ValueError(f'list larger than {_LIST_LIMIT // (1024 * 1024)} MiB')
+            document = json.loads(body)
+            for item in document.get('items') or []:
+                if isinstance(item, dict) and item.get('endpoints') is None:
+                    item['endpoints'] = []
+            listed = _SERIALIZER.deserialize(_RawBody(json.dumps(document)), 'V1EndpointSliceList')
+        except (ValueError, TypeError, AttributeError, urllib3.exceptions.HTTPError, OSError) as error:
+            raise classify(error, request, self.server, timeout=self.timeout, context=self.context) from None
+        finally:
+            response.release_conn()
+        slices = [endpoint_slice_info(item) for item in listed.items or []]
         # Filter here too: a server that ignores the selector must not widen the answer.
         return [s for s in slices if service is None or s.service == service]
 
