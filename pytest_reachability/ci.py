@@ -141,21 +141,22 @@ def pytest_command(inputs: ActionInputs, reports: Path, kubeconfig_path: str | N
         command.append(inputs.suite)
     else:
         command += ["--pyargs", inputs.suite]
+    # Path options in the --option=PATH form: pytest takes a separate existing path for a test path.
     command += [
         "-ra",
-        "--results-json", str(reports / "results.json"),
-        "--incident-report", str(reports / "incident-report.md"),
-        "--html", str(reports / "report.html"), "--self-contained-html",
-        "--junitxml", str(reports / "junit.xml"),
+        f"--results-json={reports / 'results.json'}",
+        f"--incident-report={reports / 'incident-report.md'}",
+        f"--html={reports / 'report.html'}", "--self-contained-html",
+        f"--junitxml={reports / 'junit.xml'}",
     ]
     if inputs.target:
         command += ["--target", inputs.target]
     if inputs.namespace:
         command += ["--namespace", inputs.namespace]
     if kubeconfig_path:
-        command += ["--kubeconfig", kubeconfig_path]
+        command += [f"--kubeconfig={kubeconfig_path}"]
     if inputs.results_db:
-        command += ["--results-db", inputs.results_db]
+        command += [f"--results-db={inputs.results_db}"]
     if inputs.workers not in ("", "0", "1"):
         command += ["-n", inputs.workers]
     command += inputs.pytest_args

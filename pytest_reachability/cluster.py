@@ -18,8 +18,11 @@ import datetime
 import enum
 import ipaddress
 import json
+import math
 import os
 import re
+import shutil
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -32,6 +35,7 @@ import yaml
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
+from kubernetes.config import kube_config as _kube_config_module
 from kubernetes.config.config_exception import ConfigException
 
 __all__ = [
@@ -763,17 +767,46 @@ def classify(error: BaseException, request: _Request, server: str, *, timeout: f
 
 
 class _GetOnlyApiClient(k8s.ApiClient):
-    """The one door to the network: anything but GET is refused before it is sent."""
+    """The one door to the network: anything but GET is refused before it is sent.
 
-    def call_api(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
-        if str(method).upper() != 'GET':
-            raise ClusterError(ClusterErrorKind.ERROR,
-                               f'error: refused to send {method} {url}: the cluster view is read-only')
-        return super().call_api(method, url, *args, **kwargs)
+    The door is the REST client's ``request(method, url, ...)``, through which every call of every
+    supported client version goes with the same two leading arguments. ``ApiClient.call_api`` is not:
+    before kubernetes 36 it takes ``(resource_path, method, ...)``, from 37 on ``(method, url, ...)``.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        send = self.rest_client.request
+
+        def get_only(method: str, url: str, *rest: Any, **options: Any) -> Any:
+            if str(method).upper() != 'GET':
+                raise ClusterError(ClusterErrorKind.ERROR,
+                                   f'error: refused to send {method} {url}: the cluster view is read-only')
+            timeout = options.get('_request_timeout')
+            if isinstance(timeout, float):
+                # Clients before 36 take only an int as the total timeout and silently drop a float (no
+                # timeout at all: a silent server hangs the read); whole seconds work in every version.
+                options['_request_timeout'] = max(1, math.ceil(timeout))
+            return send(method, url, *rest, **options)
+
+        self.rest_client.request = get_only
 
 
-# A client used only to turn models into wire dicts; it never opens a connection.
+# An object as metadata only (name, labels): a Secret's values never leave the API server.
+_METADATA_ONLY = 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json'
+
+# A client used only to turn models into wire dicts and raw bodies into models; it never opens a connection.
 _SERIALIZER = k8s.ApiClient(k8s.Configuration())
+
+# The most a raw list read keeps in memory.
+_LIST_LIMIT = 64 * 1024 * 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class _RawBody:
+    """What `ApiClient.deserialize` reads a body from."""
+
+    data: str
 
 
 def _not_configured(message: str) -> ClusterError:
@@ -801,18 +834,55 @@ def _kubeconfig_source(kubeconfig: str | None) -> str | None:
 _CREDENTIALS_MIN_WAIT = 10.0
 
 
+def _private_credentials_dir() -> str:
+    """A folder only this user can read, for the client's decoded credentials; removed however the process ends."""
+    from . import watchdog
+
+    directory = tempfile.mkdtemp(prefix='reachability-kube-')
+    watchdog.guard_directory(directory)
+    return directory
+
+
+def _remove_credentials_dir(directory: str) -> None:
+    from . import watchdog
+
+    shutil.rmtree(directory, ignore_errors=True)
+    watchdog.release_directory(directory)
+
+
+def _forget_temp_files_in(directory: str) -> None:
+    """Drop the client's cache entries for files in ``directory``, which goes when its Cluster closes.
+
+    The client reuses a decoded file for the same content across loads; a later Cluster must write
+    its own files rather than be handed paths in a folder already removed.
+    """
+    cache = getattr(_kube_config_module, '_temp_files', None)
+    if isinstance(cache, dict):
+        prefix = os.path.join(directory, '')
+        for key in [key for key, path in cache.items() if str(path).startswith(prefix)]:
+            cache.pop(key, None)
+
+
 def _load_credentials_bounded(source: str, context_name: str, configuration: k8s.Configuration,
-                              wait: float) -> None:
-    """``load_kube_config`` in a daemon thread, given up after `wait` seconds (the thread is left behind)."""
+                              wait: float, credentials_dir: str | None = None) -> None:
+    """``load_kube_config`` in a daemon thread, given up after `wait` seconds (the thread is left behind).
+
+    The client writes ``*-data`` credentials (the decoded client key among them) to files; they go to
+    ``credentials_dir`` instead of the shared temporary folder.
+    """
     outcome: dict[str, BaseException] = {}
 
     def load() -> None:
         try:
             # persist_config=False: even a token refresh must not rewrite the user's kubeconfig.
             k8s_config.load_kube_config(config_file=source, context=context_name,
-                                        client_configuration=configuration, persist_config=False)
+                                        client_configuration=configuration, persist_config=False,
+                                        temp_file_path=credentials_dir)
         except BaseException as error:  # handed to the caller's thread, which classifies it
             outcome['error'] = error
+        finally:
+            if credentials_dir is not None:
+                _forget_temp_files_in(credentials_dir)
 
     thread = threading.Thread(target=load, name='kubeconfig credentials', daemon=True)
     thread.start()
@@ -826,7 +896,7 @@ def _load_credentials_bounded(source: str, context_name: str, configuration: k8s
 
 
 def _load_kubeconfig(source: str, context: str | None, configuration: k8s.Configuration,
-                     timeout: float = 5.0) -> tuple[str | None, str | None]:
+                     timeout: float = 5.0, credentials_dir: str | None = None) -> tuple[str | None, str | None]:
     """Fill `configuration` from a kubeconfig; return (context name, context namespace).
 
     Loading credentials is bounded by max(timeout, 10) s: a credential plugin may legitimately take a few
@@ -846,7 +916,8 @@ def _load_kubeconfig(source: str, context: str | None, configuration: k8s.Config
                               f'(available: {", ".join(map(str, names)) or "none"})')
     chosen = next(entry for entry in contexts if entry.get('name') == chosen_name)
     try:
-        _load_credentials_bounded(source, chosen_name, configuration, max(timeout, _CREDENTIALS_MIN_WAIT))
+        _load_credentials_bounded(source, chosen_name, configuration, max(timeout, _CREDENTIALS_MIN_WAIT),
+                                  credentials_dir)
     except (ConfigException, yaml.YAMLError, OSError, ValueError, TypeError, KeyError) as error:
         raise _not_configured(f'context "{chosen_name}" in kubeconfig {source} is not usable: '
                               f'{_first_line(str(error))}') from None
@@ -884,11 +955,13 @@ class Cluster:
     """
 
     def __init__(self, configuration: k8s.Configuration, *, namespace: str, context: str | None,
-                 timeout: float) -> None:
+                 timeout: float, credentials_dir: str | None = None) -> None:
         # The view builds its own client so that every request passes the GET-only door.
         api_client = _GetOnlyApiClient(configuration)
         self._api_client = api_client
         self._core = k8s.CoreV1Api(api_client)
+        self._metadata_client = _GetOnlyApiClient(configuration, header_name='Accept', header_value=_METADATA_ONLY)
+        self._metadata_core = k8s.CoreV1Api(self._metadata_client)
         self._apps = k8s.AppsV1Api(api_client)
         self._discovery = k8s.DiscoveryV1Api(api_client)
         self._networking = k8s.NetworkingV1Api(api_client)
@@ -897,6 +970,7 @@ class Cluster:
         self.context = context
         self.server: str = api_client.configuration.host
         self.timeout = timeout
+        self._credentials_dir = credentials_dir  # decoded client key and certificates; removed by close()
 
     @classmethod
     def connect(cls, *, kubeconfig: str | None = None, context: str | None = None, namespace: str | None = None,
@@ -906,8 +980,17 @@ class Cluster:
             raise ValueError(f'timeout must be a positive number of seconds, not {timeout!r}')
         configuration = k8s.Configuration()
         source = _kubeconfig_source(kubeconfig)
+        credentials_dir = None
         if source is not None:
-            context_name, context_namespace = _load_kubeconfig(source, context, configuration, float(timeout))
+            credentials_dir = _private_credentials_dir()
+            try:
+                context_name, context_namespace = _load_kubeconfig(source, context, configuration, float(timeout),
+                                                                   credentials_dir)
+            except BaseException as error:
+                # A loader given up on (UNREACHABLE) may still write there: the watchdog removes it at exit.
+                if not (isinstance(error, ClusterError) and error.kind is ClusterErrorKind.UNREACHABLE):
+                    _remove_credentials_dir(credentials_dir)
+                raise
         elif os.environ.get('KUBERNETES_SERVICE_HOST'):
             if context:
                 raise _not_configured(f'context "{context}" was asked for but there is no kubeconfig '
@@ -922,10 +1005,20 @@ class Cluster:
         # Service proxy paths keep their slashes (names never contain one, they are validated).
         configuration.safe_chars_for_path_param = '/'
         return cls(configuration, namespace=namespace or context_namespace or 'default',
-                   context=context_name, timeout=float(timeout))
+                   context=context_name, timeout=float(timeout), credentials_dir=credentials_dir)
 
     def close(self) -> None:
-        self._api_client.close()
+        try:
+            for client in (self._api_client, self._metadata_client):
+                client.close()
+                # Before client 37 close() leaves the connections open until garbage collection: the last
+                # response (kept on the client) holds its connection, and the pool keeps the others.
+                client.last_response = None
+                client.rest_client.pool_manager.clear()
+        finally:
+            directory, self._credentials_dir = self._credentials_dir, None
+            if directory is not None:
+                _remove_credentials_dir(directory)
 
     def __enter__(self) -> Cluster:
         return self
@@ -1003,10 +1096,30 @@ class Cluster:
     def endpoint_slices(self, namespace: str | None = None, service: str | None = None) -> list[EndpointSliceInfo]:
         """EndpointSlices, optionally only those of one Service."""
         selector = f'kubernetes.io/service-name={service}' if service else None
-        items = self._list('endpointslices', 'discovery.k8s.io', namespace,
-                           self._discovery.list_namespaced_endpoint_slice,
-                           self._discovery.list_endpoint_slice_for_all_namespaces, label_selector=selector)
-        slices = [endpoint_slice_info(item) for item in items]
+        chosen = self._namespace(namespace)
+        if chosen == ALL_NAMESPACES:
+            request = _Request('list', 'endpointslices', 'discovery.k8s.io')
+            method, args = self._discovery.list_endpoint_slice_for_all_namespaces, ()
+        else:
+            request = _Request('list', 'endpointslices', 'discovery.k8s.io', chosen)
+            method, args = self._discovery.list_namespaced_endpoint_slice, (chosen,)
+        # Read raw: a slice of a Service with no pods has no `endpoints` (optional since Kubernetes 1.33),
+        # which clients generated before that refuse as a whole list ("must not be `None`").
+        response = self._call(request, method, *args, label_selector=selector, _preload_content=False)
+        try:
+            body, truncated = _read_capped(response, _LIST_LIMIT, time.monotonic() + self.timeout)
+            if truncated:
+                raise ValueError(f'list larger than {_LIST_LIMIT // (1024 * 1024)} MiB')
+            document = json.loads(body)
+            for item in document.get('items') or []:
+                if isinstance(item, dict) and item.get('endpoints') is None:
+                    item['endpoints'] = []
+            listed = _SERIALIZER.deserialize(_RawBody(json.dumps(document)), 'V1EndpointSliceList')
+        except (ValueError, TypeError, AttributeError, urllib3.exceptions.HTTPError, OSError) as error:
+            raise classify(error, request, self.server, timeout=self.timeout, context=self.context) from None
+        finally:
+            response.release_conn()
+        slices = [endpoint_slice_info(item) for item in listed.items or []]
         # Filter here too: a server that ignores the selector must not widen the answer.
         return [s for s in slices if service is None or s.service == service]
 
@@ -1034,10 +1147,11 @@ class Cluster:
         for name in dict.fromkeys(names):
             _check_name(name, 'secret name')
             try:
+                # The Accept header comes from a client whose default headers override the generated
+                # method's (a per-call ``_headers`` exists only from client 37 on).
                 response = self._call(
-                    _Request('get', 'secrets', '', chosen, name), self._core.read_namespaced_secret, name, chosen,
-                    _preload_content=False,
-                    _headers={'Accept': 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json'},
+                    _Request('get', 'secrets', '', chosen, name), self._metadata_core.read_namespaced_secret, name,
+                    chosen, _preload_content=False,
                 )
                 response.drain_conn()  # only existence matters: the metadata is read and dropped
                 response.release_conn()
@@ -1063,10 +1177,16 @@ class Cluster:
         """The last lines of a pod's log (``previous=True`` for the crashed container before the restart)."""
         _check_name(name, 'pod name')
         chosen = self._namespace(namespace)
-        return self._call(
+        # The raw bytes, decoded here: client 36 hands the deserialized log back as the repr of its bytes.
+        response = self._call(
             _Request('get', 'pods/log', '', chosen, name), self._core.read_namespaced_pod_log, name, chosen,
             tail_lines=tail_lines, container=container, previous=previous or None, limit_bytes=DEFAULT_LOG_BYTES_CAP,
+            _preload_content=False,
         )
+        try:
+            return response.data.decode('utf-8', 'replace')
+        finally:
+            response.release_conn()
 
     def proxy_get(self, service: str, port: int | str, path: str = '/', namespace: str | None = None, *,
                   max_body: int = DEFAULT_PROXY_BODY_CAP) -> ProxyResponse:
@@ -1100,7 +1220,8 @@ class Cluster:
             if failure.status == 404 and api_status and (api_status.get('details') or {}).get('kind') == 'services':
                 raise classify(failure, request, self.server, timeout=self.timeout, context=self.context) from None
             status = failure.status
-            raw = (failure.body or '').encode('utf-8', 'replace')
+            raw = failure.body or b''  # bytes before client 37, str from 37 on
+            raw = raw if isinstance(raw, bytes) else raw.encode('utf-8', 'replace')
             body, truncated = raw[:max_body], len(raw) > max_body
             if api_status is not None:
                 error = _first_line(api_status.get('message', '')) or f'HTTP {status}'

@@ -478,7 +478,10 @@ SETTING_KEYS: tuple[str, ...] = (
     "results_json",
     "results_db",
     "gate_timeout",
+    "allow_all_skipped",
 )
+_BOOLEAN_KEYS = ("allow_all_skipped",)
+_TRUE_WORDS, _FALSE_WORDS = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 _CLI_FLAGS = {key: "--" + key.replace("_", "-") for key in SETTING_KEYS} | {"resolvers": "--resolver"}
 _FILE_KEYS = {key.replace("_", "-"): key for key in SETTING_KEYS}
 CONFIG_ENV = "REACHABILITY_CONFIG"
@@ -509,6 +512,7 @@ class Settings:
     results_json: str | None = None
     results_db: str | None = None
     gate_timeout: float = 300.0
+    allow_all_skipped: bool = False  # a run whose built-in checks were all skipped is accepted (exit 0, not 5)
     config_file: str | None = None  # the file the [tool.reachability] values came from
     sources: dict[str, str] = field(default_factory=lambda: dict.fromkeys(SETTING_KEYS, "default"))
     tables: dict[str, dict] = field(default_factory=dict)  # [tool.reachability.<name>] for application sections
@@ -547,6 +551,11 @@ def _convert_text(key: str, value: str, *, base_dir: Path | None, check_exists: 
     """Validate and convert one textual value (CLI, env, or a TOML string). Raises ValueError without origin."""
     if key == "target":
         return parse_target(value)
+    if key in _BOOLEAN_KEYS:
+        word = value.strip().lower()
+        if word not in _TRUE_WORDS + _FALSE_WORDS:
+            raise SettingsError(f"{value!r} is not a yes/no value; expected one of {', '.join(_TRUE_WORDS + _FALSE_WORDS)}")
+        return word in _TRUE_WORDS
     if key == "resolvers":
         items = _split_list(value)
         if not items:
@@ -643,6 +652,10 @@ def _toml_type(value: Any) -> str:
 
 
 def _convert_file_value(key: str, value: Any, base_dir: Path) -> Any:
+    if key in _BOOLEAN_KEYS:
+        if not isinstance(value, bool):
+            raise SettingsError(f"expected a boolean (true or false), got {_toml_type(value)} {value!r}")
+        return value
     if key in ("probe_timeout", "gate_timeout"):
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise SettingsError(f"expected {_seconds_expectation(key)}, got {_toml_type(value)} {value!r}")

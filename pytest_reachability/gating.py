@@ -5,6 +5,11 @@ A *gate* is every test carrying ``gate(name)`` (on the function, class or module
 the gate passed. If one failed or errored the dependent is BLOCKED (pytest outcome ``skipped``); if
 the gate was skipped the dependent is skipped too, saying why.
 
+``requires(test="test_name")`` names one test of the same module instead: a check that reads an
+earlier test's observation (a completed TLS handshake, an HTTP response, a resolved address) is
+BLOCKED when that test failed, rather than passing on evidence nobody observed. Internally the named
+test is a gate of its own, keyed ``<module>::<name>`` and shown as ``<name>``.
+
 Under pytest-xdist the gate may run on another worker, so member outcomes are written to a
 directory shared by the whole session (:class:`GateStore`) and a dependent waits for them, up to a
 bounded time, before its fixtures are set up.
@@ -46,6 +51,32 @@ def _marker_names(marker: Any, what: str) -> tuple[str, ...]:
     return tuple(names)
 
 
+def _required_tests(marker: Any, nodeid: str) -> tuple[str, ...]:
+    """The test names of ``requires(test=...)`` (a name or a list of names)."""
+    value = marker.kwargs.get("test", ())
+    names = (value,) if isinstance(value, str) else value
+    if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) and n.strip() for n in names):
+        raise GraphError(
+            f'@pytest.mark.requires(test=...) takes test names of the same module, e.g. test="test_handshake", '
+            f"got {value!r} on {nodeid}"
+        )
+    unknown = set(marker.kwargs) - {"test"}
+    if unknown:
+        raise GraphError(f"@pytest.mark.requires takes gate names and test=..., not {', '.join(sorted(unknown))}= on {nodeid}")
+    return tuple(n.strip() for n in names)
+
+
+def test_key(module: str, name: str) -> str:
+    """The gate key of test ``name`` of ``module`` (a node id without parameters)."""
+    return f"{module}::{name}"
+
+
+def _split_nodeid(nodeid: str) -> tuple[str, str]:
+    """``path.py::Class::test[param]`` -> (``path.py``, ``Class::test``)."""
+    module, _, rest = nodeid.partition("::")
+    return module, rest.split("[", 1)[0]
+
+
 def _single_name(marker: Any, what: str, example: str, nodeid: str) -> str | None:
     if marker is None:
         return None
@@ -64,6 +95,8 @@ class GatePlan:
     requires: dict[str, tuple[str, ...]] = field(default_factory=dict)  # nodeid -> required gates
     section_requires: dict[str, tuple[str, ...]] = field(default_factory=dict)
     requested_by: dict[str, str] = field(default_factory=dict)  # gate -> a nodeid that requires it
+    labels: dict[str, str] = field(default_factory=dict)  # gate key -> name shown, for required tests
+    member_of: dict[str, tuple[str, ...]] = field(default_factory=dict)  # nodeid -> every gate key it decides
 
     @classmethod
     def build(cls, items: Iterable[Any]) -> GatePlan:
@@ -99,6 +132,10 @@ class GatePlan:
                     requires_marks.append(marker)
             scanned.append((item, section_mark, gate_mark, requires_marks))
         plan.section_requires = {name: tuple(gates) for name, gates in section_requires.items()}
+        by_module: dict[str, dict[str, list[str]]] = {}  # module -> test name (no parameters) -> nodeids
+        for item, *_ in scanned:
+            module, name = _split_nodeid(item.nodeid)
+            by_module.setdefault(module, {}).setdefault(name, []).append(item.nodeid)
         for item, section_mark, gate_mark, requires_marks in scanned:
             nodeid = item.nodeid
             section = _single_name(section_mark, "section", 'section("database")', nodeid)
@@ -110,6 +147,10 @@ class GatePlan:
             required: list[str] = []
             for marker in requires_marks:
                 required.extend(g for g in _marker_names(marker, "requires") if g not in required)
+                for name in _required_tests(marker, nodeid):
+                    key = plan._require_test(nodeid, name, by_module)
+                    if key not in required:
+                        required.append(key)
             for g in plan.section_requires.get(section or "", ()):
                 if g not in required:
                     required.append(g)
@@ -119,7 +160,35 @@ class GatePlan:
                 plan.requires[nodeid] = tuple(required)
                 for g in required:
                     plan.requested_by.setdefault(g, nodeid)
+        for gate, nodeids in plan.members.items():
+            for member in nodeids:
+                plan.member_of[member] = (*plan.member_of.get(member, ()), gate)
         return plan
+
+    def _require_test(self, nodeid: str, name: str, by_module: dict[str, dict[str, list[str]]]) -> str:
+        """The gate key of test ``name`` required by ``nodeid``; its members are that test's node ids.
+
+        ``name`` is a function of the module (``test_handshake``), a method of the dependent's class or
+        ``Class::test_method``; every parametrization of it is a member.
+        """
+        module, own = _split_nodeid(nodeid)
+        tests = by_module.get(module, {})
+        own_class = own.rpartition("::")[0]
+        resolved = name if name in tests else f"{own_class}::{name}" if own_class and f"{own_class}::{name}" in tests else name
+        if resolved == own:
+            raise GraphError(f"{nodeid} requires itself (requires(test={name!r}))")
+        key = test_key(module, resolved)
+        self.labels[key] = resolved
+        if key not in self.members and resolved in tests:
+            self.members[key] = list(tests[resolved])
+        return key
+
+    def label(self, gate: str) -> str:
+        """The name a reason shows for a gate key: the gate's name, or the required test's name."""
+        return self.labels.get(gate, gate)
+
+    def is_test_requirement(self, gate: str) -> bool:
+        return gate in self.labels
 
     def unknown_gates(self) -> dict[str, str]:
         """Required gate names that no collected test declares -> a nodeid requiring it."""
@@ -136,7 +205,10 @@ class GatePlan:
         unknown = self.unknown_gates()
         if unknown:
             gate, nodeid = sorted(unknown.items())[0]
-            known = ", ".join(sorted(self.members)) or "none"
+            if self.is_test_requirement(gate):
+                module = gate.partition("::")[0]
+                raise GraphError(f"unknown test {self.label(gate)!r} required by {nodeid} (no such test in {module})")
+            known = ", ".join(sorted(g for g in self.members if not self.is_test_requirement(g))) or "none"
             raise GraphError(f"unknown gate {gate!r} required by {nodeid} (known gates: {known})")
         cycle = self.find_cycle()
         if cycle:
@@ -164,7 +236,7 @@ class GatePlan:
             if gate not in state:
                 found = visit(gate)
                 if found:
-                    return found
+                    return [self.label(g) for g in found]
         return None
 
     def closure(self, nodeids: Iterable[str]) -> set[str]:
@@ -211,13 +283,14 @@ class GateResult:
     gate: str
     state: str  # PASSED | FAILED | SKIPPED | "unknown"
     message: str = ""
+    noun: str = "gate "  # how a skip names it: "gate api-health skipped", "test_handshake skipped"
 
     @property
     def reason(self) -> str:
         if self.state == FAILED:
             return f"blocked by {self.gate}: {self.message}"
         if self.state == SKIPPED:
-            return f"gate {self.gate} skipped: {self.message}"
+            return f"{self.noun}{self.gate} skipped: {self.message}"
         if self.state == "unknown":
             return f"blocked by {self.gate}: {self.message}"
         return ""

@@ -1,10 +1,16 @@
-"""The command-line options of the ``reachability`` group (DESIGN: public contract).
+"""The command-line options of the ``reachability`` group (names users type: keep them stable).
 
 Every option defaults to ``None`` so that configuration can tell "not given on the command line"
 apart from a value, which the CLI > environment > file precedence needs.
 """
 
 from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,6 +41,11 @@ OPTIONS: list[tuple[str, str, dict]] = [
     ("--mask", "mask", {"action": "append", "metavar": "VALUE", "help": "a secret to mask in every output, in every encoding (repeatable)"}),
     ("--mask-env", "mask_env", {"action": "append", "metavar": "NAME", "help": "an environment variable whose value is masked in every output (repeatable)"}),
     ("--reachability-config", "reachability_config", {"metavar": "FILE", "help": "TOML file with [tool.reachability] settings"}),
+    (
+        "--allow-all-skipped",
+        "allow_all_skipped",
+        {"action": "store_true", "help": "accept a run in which every built-in check was skipped (else it exits 5: nothing was verified)"},
+    ),
 ]
 
 
@@ -42,3 +53,68 @@ def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("reachability", "post-deploy reachability verification")
     for flag, dest, kwargs in OPTIONS:
         group.addoption(flag, dest=f"reachability_{dest}", default=None, **kwargs)
+
+
+# Options whose value is a path, known to pytest only once their plugin is loaded: ours, and pytest-html's.
+PATH_FLAGS: tuple[str, ...] = (
+    *(flag for flag, _dest, kwargs in OPTIONS if kwargs.get("metavar") in ("PATH", "FILE", "SCENARIO", "URL")),
+    "--html",
+    "--css",
+)
+
+
+def refuse_misread_path_options(config: pytest.Config, args: Sequence[str]) -> None:
+    """Stop (usage error) when pytest chose its root folder from the value of a path option.
+
+    pytest settles its rootdir and configuration file from the command line before any plugin's option
+    exists, so in ``--ca-bundle /elsewhere/ca.pem`` it takes the path for a test path and roots the run
+    (and what it collects) there. This runs from ``pytest_load_initial_conftests``, the first hook that
+    sees the arguments with every option known and before any conftest or test is collected: when the
+    folder chosen differs from the one the correctly parsed arguments give, the run stops, naming the
+    ``--option=PATH`` form, which pytest never mistakes for a path. The space form keeps working
+    wherever it does not move the root folder.
+    """
+    namespace = config.known_args_namespace
+    expected = _root_and_inifile(namespace, config.invocation_params.dir)
+    if expected == (config.rootpath, config.inipath):
+        return
+    for index, token in enumerate(args[:-1]):
+        value = args[index + 1]
+        if token in PATH_FLAGS and not value.startswith("-") and _exists(config.invocation_params.dir, value):
+            raise pytest.UsageError(
+                f"{token} {value}: pytest took {value!r} for a test path and chose its root folder from it before "
+                f"this option was known; write {token}={value}")
+    if expected is not None:
+        raise pytest.UsageError(
+            f"pytest chose its root folder {config.rootpath} from an option's value taken for a test path "
+            f"(expected {expected[0]}); write path options as --option=PATH")
+
+
+def _exists(base: Path, value: str) -> bool:
+    try:
+        return (base / os.path.expanduser(value)).exists()
+    except (OSError, ValueError):
+        return False
+
+
+def _root_and_inifile(namespace: Any, invocation_dir: Path) -> tuple[Path, Path | None] | None:
+    """The rootdir and inifile pytest would choose from the arguments as now parsed (None if unknown).
+
+    ``determine_setup`` is pytest's own choice; its keyword arguments grew over pytest 8.x, so only
+    those this pytest accepts are passed.
+    """
+    try:
+        from _pytest.config.findpaths import determine_setup
+
+        accepted = inspect.signature(determine_setup).parameters
+        values = {
+            "inifile": getattr(namespace, "inifilename", None),
+            "args": list(getattr(namespace, "file_or_dir", None) or []),
+            "rootdir_cmd_arg": getattr(namespace, "rootdir", None) or None,
+            "invocation_dir": invocation_dir,
+            "override_ini": getattr(namespace, "override_ini", None),
+        }
+        found = determine_setup(**{name: value for name, value in values.items() if name in accepted})
+        return Path(found[0]), (Path(found[1]) if found[1] is not None else None)
+    except Exception:  # noqa: BLE001 - an internal that changed: fall back to naming suspicious options
+        return None

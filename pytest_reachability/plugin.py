@@ -6,10 +6,14 @@ Hooks only: the logic lives in ``config`` (settings), ``gating`` (sections, gate
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shutil
+import signal
+import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -17,7 +21,8 @@ from typing import Any
 import pytest
 
 from . import evidence as evidence_mod
-from . import fixtures
+from . import fixtures, watchdog
+from .atomic import DivertedJunitXml, write_html_reports_atomically
 from .gating import (
     PASSED,
     SKIPPED,
@@ -26,7 +31,7 @@ from .gating import (
     GraphError,
     order_items,
 )
-from .options import add_options
+from .options import add_options, refuse_misread_path_options
 from .report import hooks as report_hooks
 from .results import gate_member_outcome
 from .selection import collect_gates_elsewhere
@@ -35,11 +40,19 @@ from .state import ITEM_BLOCKED, ITEM_EVIDENCE, STATE, RunState, state_of  # noq
 MARKERS = (
     'section(name, requires=()): the report section of a test; requires= gates every test of that section needs',
     "gate(name): the test (class, module) is part of gate NAME; dependents run only if all of it passed",
-    "requires(*gates): the test runs only if every named gate passed; otherwise it is BLOCKED",
+    "requires(*gates, test=NAME): the test runs only if every named gate (and test NAME of the same module, "
+    "whose observation it reads) passed; otherwise it is BLOCKED",
 )
 
 STORE_INPUT_KEY = "reachability_gate_store"
 SANDBOX_INPUT_KEY = "reachability_sandbox"
+USAGE_ERROR_OUTPUT_KEY = "reachability_usage_error"
+CONTROLLER_INPUT_KEY = "reachability_controller_pid"
+# A conftest.py setting this names its folder as the built-in suite (the checkout's suites/, the installed
+# pytest_reachability.suites, or a copy of either).
+BUILTIN_SUITE_FLAG = "REACHABILITY_BUILTIN_SUITE"
+NO_TARGET = ("no target: the built-in suite needs one; give --target HOST[:PORT] or URL, REACHABILITY_TARGET, "
+             "target = \"...\" in [tool.reachability], or --sandbox SCENARIO")
 
 
 # --------------------------------------------------------------------------- options, configure
@@ -56,6 +69,49 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 @pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, args: list[str]) -> None:
+    """Before any conftest or test is collected: refuse a root folder chosen from a path option's value."""
+    refuse_misread_path_options(early_config, args)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised as pytest's own interruption so that the normal teardown runs: the sandbox
+    stops, reports are written and the exit status says the run was interrupted (2)."""
+
+
+SIGTERM_HANDLER = pytest.StashKey[Any]()
+
+
+def _stop_on_sigterm(config: pytest.Config) -> None:
+    """CI runners stop a job with SIGTERM, whose default action skips every teardown."""
+    if threading.current_thread() is not threading.main_thread():
+        return  # only the main thread may set handlers (pytest run from a thread)
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def terminate(signum: int, frame: Any) -> None:
+        # A second SIGTERM while tearing down ends the process at once; the watchdog removes what is left.
+        signal.signal(signal.SIGTERM, config.stash.get(SIGTERM_HANDLER, signal.SIG_DFL))
+        state = config.stash.get(STATE, None)
+        # xdist workers would finish their current test before obeying the controller: they end now (their
+        # watchdogs remove their folders), so the controller's teardown is not kept waiting.
+        for pid in state.worker_pids if state is not None else ():
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGTERM)
+        raise Terminated("terminated by SIGTERM")
+
+    signal.signal(signal.SIGTERM, terminate)
+    # None from getsignal means a handler not set from Python: the default action is restored then.
+    config.stash[SIGTERM_HANDLER] = previous if previous is not None else signal.SIG_DFL
+
+
+def _restore_sigterm(config: pytest.Config) -> None:
+    previous = config.stash.get(SIGTERM_HANDLER, None)
+    if previous is not None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, previous)
+        del config.stash[SIGTERM_HANDLER]
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     for line in MARKERS:
         config.addinivalue_line("markers", line)
@@ -63,6 +119,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
     settings = load_settings(config)
     worker_input = getattr(config, "workerinput", None)
+    if worker_input is None:
+        _stop_on_sigterm(config)
+    elif worker_input.get(CONTROLLER_INPUT_KEY):
+        # A worker ends with its controller instead of finishing its current test first.
+        watchdog.end_with_parent(int(worker_input[CONTROLLER_INPUT_KEY]))
     sandbox, sandbox_info = _start_sandbox(settings, worker_input)
     try:
         _configure_run(config, settings, worker_input, sandbox, sandbox_info)
@@ -70,6 +131,7 @@ def pytest_configure(config: pytest.Config) -> None:
         # Nothing else would stop it: pytest_unconfigure finds no run state.
         if sandbox is not None:
             sandbox.stop()
+        _restore_sigterm(config)
         raise
 
 
@@ -93,10 +155,13 @@ def _configure_run(config: pytest.Config, settings: Any, worker_input: dict | No
     elif _xdist_active(config):
         state.xdist_controller = True
         state.store_dir = Path(tempfile.mkdtemp(prefix="reachability-gates-"))
+        watchdog.guard_directory(state.store_dir)
         state.store = GateStore(state.store_dir)
     state.shared = fixtures.SharedResults(state.store.directory)
     config.stash[STATE] = state
     config.pluginmanager.register(ReportListener(state), "reachability-reports")
+    if worker_input is None:
+        config.pluginmanager.register(AtomicReportFiles(), "reachability-atomic-report-files")
     config.pluginmanager.register(fixtures, "reachability-fixtures")
     from .report import history_hooks
 
@@ -157,6 +222,11 @@ def pytest_configure_node(node: Any) -> None:
     """xdist: tell each worker where the session's gate outcomes are shared."""
     state = state_of(node.config)
     node.workerinput[STORE_INPUT_KEY] = str(state.store_dir) if state.store_dir else ""
+    node.workerinput[CONTROLLER_INPUT_KEY] = os.getpid()
+    # Our own child, so its PID cannot be reused before we reap it; execnet keeps the Popen privately.
+    popen = getattr(getattr(getattr(node, "gateway", None), "_io", None), "popen", None)
+    if isinstance(getattr(popen, "pid", None), int):
+        state.worker_pids.append(popen.pid)
     if state.sandbox_info is not None:
         node.workerinput[SANDBOX_INPUT_KEY] = state.sandbox_info.to_dict()
 
@@ -164,14 +234,19 @@ def pytest_configure_node(node: Any) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     state = config.stash.get(STATE, None)
     if state is None:
+        _restore_sigterm(config)
         return
-    if state.sandbox is not None:
-        state.sandbox.stop()
-        state.sandbox = None
-    for name in state.environment_set:
-        os.environ.pop(name, None)
-    if state.store_dir is not None:
-        shutil.rmtree(state.store_dir, ignore_errors=True)
+    try:
+        if state.sandbox is not None:
+            state.sandbox.stop()
+            state.sandbox = None
+    finally:
+        for name in state.environment_set:
+            os.environ.pop(name, None)
+        if state.store_dir is not None:
+            shutil.rmtree(state.store_dir, ignore_errors=True)
+            watchdog.release_directory(state.store_dir)
+        _restore_sigterm(config)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -188,9 +263,34 @@ def pytest_deselected(items: list[pytest.Item]) -> None:
         state_of(items[0].config).deselected.extend(items)
 
 
+def _usage_error(session: pytest.Session, message: str) -> None:
+    """Stop the run with a usage error (exit 4, one line).
+
+    On an xdist worker an exception here would surface as an internal error of the controller: the
+    worker runs nothing and hands the message to the controller, which reports it.
+    """
+    worker_output = getattr(session.config, "workeroutput", None)
+    if worker_output is None:
+        raise pytest.UsageError(message)
+    worker_output[USAGE_ERROR_OUTPUT_KEY] = message
+    session.items[:] = []
+
+
+def _builtin_suite_dirs(config: pytest.Config) -> list[Path]:
+    return [Path(plugin.__file__).parent for plugin in config.pluginmanager.get_plugins()
+            if getattr(plugin, BUILTIN_SUITE_FLAG, False) and getattr(plugin, "__file__", None)]
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Pull deselected gates back in, validate the graph, order gates first (runs on every worker)."""
+    try:
+        _plan_collection(session)
+    except pytest.UsageError as error:
+        _usage_error(session, str(error))
+
+
+def _plan_collection(session: pytest.Session) -> None:
     state = state_of(session.config)
     selected = list(session.items)
     selected_set = set(selected)
@@ -219,7 +319,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         for nodeid in plan.members.get(gate, ()):
             if nodeid not in selected_ids:
                 pulled.append(by_id[nodeid])
-                state.pulled[gate] = state.pulled.get(gate, 0) + 1
+                shown = plan.label(gate)
+                state.pulled[shown] = state.pulled.get(shown, 0) + 1
     if pulled:
         selected += pulled
         pulled_set = set(pulled)
@@ -229,7 +330,13 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             reporter.stats["deselected"] = [i for i in reporter.stats["deselected"] if i not in pulled_set]
     session.items[:] = order_items(selected, plan)
     if state.worker and state.store.directory is not None:
-        state.store.write_plan(sorted(plan.gate))
+        state.store.write_plan(sorted(plan.member_of))
+    suite_dirs = _builtin_suite_dirs(session.config)
+    state.builtin = {item.nodeid for item in session.items
+                     if any(Path(str(item.path)).is_relative_to(folder) for folder in suite_dirs)}
+    # Without a target every built-in check would be skipped and the run would look green.
+    if state.builtin and state.settings.target is None and not session.config.option.collectonly:
+        raise pytest.UsageError(NO_TARGET)
 
 
 @pytest.hookimpl(wrapper=True, optionalhook=True)
@@ -284,6 +391,8 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         deadline = state.gate_deadline.setdefault(gate, time.monotonic() + timeout)
         remaining = max(0.0, deadline - time.monotonic())
         result = state.store.wait_for(gate, state.plan.members.get(gate, ()), remaining, waited=timeout)
+        if state.plan.is_test_requirement(gate):
+            result = dataclasses.replace(result, gate=state.plan.label(gate), noun="")
         if result.state == SKIPPED:
             skipped_gate = skipped_gate or result
         elif result.state != PASSED:
@@ -306,6 +415,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     blocked = item.stash.get(ITEM_BLOCKED, None)
     if blocked is not None and report.when == "setup" and report.skipped:
         report.reachability_blocked_by = blocked.gate
+    if item.nodeid in state.builtin:
+        report.reachability_builtin = True
     evidence = item.stash.get(ITEM_EVIDENCE, None)
     if evidence is not None and evidence.records:
         # Each phase report carries what was recorded since the previous one.
@@ -315,6 +426,31 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         evidence_mod.set_current(None)
     report_hooks.finish_report(item, report)
     return report
+
+
+class AtomicReportFiles:
+    """pytest-html's report and pytest's JUnit XML written like ours: atomically, with the umask's mode."""
+
+    def __init__(self) -> None:
+        self.junit: DivertedJunitXml | None = None
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        # Before pytest-html's own (trylast) session start, which writes the report a first time.
+        write_html_reports_atomically(session.config.pluginmanager.get_plugins())
+        try:
+            from _pytest.junitxml import xml_key
+        except ImportError:  # pytest moved it: its JUnit file is then written in place, as before
+            return
+        log_xml = session.config.stash.get(xml_key, None)
+        if log_xml is not None and getattr(log_xml, "logfile", None):
+            self.junit = DivertedJunitXml(log_xml)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self) -> None:
+        # After the JUnit writer's session finish; before the terminal summary names the file.
+        if self.junit is not None:
+            self.junit.settle()
+            self.junit = None
 
 
 class ReportListener:
@@ -330,13 +466,16 @@ class ReportListener:
 def record_report(state: RunState, report: pytest.TestReport) -> None:
     if not state.worker:
         state.results.add_report(report)
+        if getattr(report, "reachability_builtin", False):
+            state.builtin.add(report.nodeid)
     if state.xdist_controller:
         return  # gate outcomes are recorded where the test ran
-    gate = getattr(report, "reachability_gate", None)
-    if gate:
+    gates = state.plan.member_of.get(report.nodeid, ())
+    if gates:
         outcome, message = gate_member_outcome(report)
         if outcome is not None:
-            state.store.record(gate, report.nodeid, outcome, message)
+            for gate in gates:
+                state.store.record(gate, report.nodeid, outcome, message)
 
 
 def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> Any:
@@ -356,6 +495,9 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
         state.pulled = dict(pulled)
     if getattr(node, "workeroutput", {}).get("reachability_marks"):
         state_of(node.config).marks_seen = True
+    usage_error = getattr(node, "workeroutput", {}).get(USAGE_ERROR_OUTPUT_KEY)
+    if usage_error:
+        state_of(node.config).usage_error = usage_error
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -366,6 +508,25 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if worker_output is not None:
         worker_output["reachability_pulled"] = dict(state.pulled)
         worker_output["reachability_marks"] = state.marks_seen
+        return
+    if state.usage_error:
+        # What a serial run raises as a UsageError, reported once for the workers that found it.
+        print(f"ERROR: {state.usage_error}", file=sys.stderr)
+        session.exitstatus = pytest.ExitCode.USAGE_ERROR
+        return
+    state.nothing_verified = _nothing_verified(state)
+    if state.nothing_verified and session.exitstatus == pytest.ExitCode.OK and not state.settings.allow_all_skipped:
+        session.exitstatus = pytest.ExitCode.NO_TESTS_COLLECTED
+
+
+def _nothing_verified(state: RunState) -> str:
+    """Why no built-in check verified anything (every one of them skipped), or "" when some did."""
+    tests = [test for nodeid, test in state.results.tests.items() if nodeid in state.builtin]  # in run order
+    if not tests or any(test.outcome not in ("skipped", "xfailed") for test in tests):
+        return ""
+    first = next((test.reason for test in tests if test.reason), "")
+    return (f"nothing verified: all {len(tests)} built-in checks were skipped"
+            + (f" (first: {first})" if first else ""))
 
 
 # --------------------------------------------------------------------------- terminal
@@ -375,7 +536,12 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     state = state_of(config)
     if state.worker:
         return
-    if not (state.marks_seen or getattr(state.settings, "target", None) or state.results.by_outcome("blocked")):
-        return
-    report_hooks.write_terminal_summary(terminalreporter, config)
+    if state.marks_seen or getattr(state.settings, "target", None) or state.results.by_outcome("blocked"):
+        report_hooks.write_terminal_summary(terminalreporter, config)
+    if state.nothing_verified:
+        accepted = state.settings.allow_all_skipped
+        terminalreporter.write_line(
+            f"reachability: {state.nothing_verified}; "
+            + ("accepted (--allow-all-skipped)" if accepted else "exit status 5 (pass --allow-all-skipped to accept such a run)"),
+            yellow=accepted, red=not accepted, bold=True)
 

@@ -15,11 +15,20 @@ def collect_gates_elsewhere(session: pytest.Session, gates: set[str], have: set[
     mentions a gate name; collected directly so that --lf's file skipping does not hide them.
     """
     config = session.config
+    found: list[pytest.Item] = []
+    # A required test (key ``path.py::name``) lives in the dependent's own module: collect that file.
+    modules = sorted({gate.partition("::")[0] for gate in gates if "::" in gate})
+    for module in modules:
+        path = config.rootpath / module
+        if path.is_file():
+            found += [i for i in _items_of_file(session, path) if i.nodeid not in have]
+    gates = {gate for gate in gates if "::" not in gate}
+    if not gates:
+        return found
     roots: list[Path] = [config.rootpath / p for p in config.getini("testpaths")]
     roots += sorted({Path(str(item.path)).parent for item in session.items})
     patterns = config.getini("python_files") or ["test_*.py"]
-    seen: set[Path] = set()
-    found: list[pytest.Item] = []
+    seen: set[Path] = {config.rootpath / module for module in modules}
     for root in roots:
         if not root.is_dir():
             continue

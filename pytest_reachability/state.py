@@ -35,6 +35,10 @@ class RunState:
     theories: list = field(default_factory=list)  # ranked diagnosis, set at session finish
     sandbox_info: Any = None
     gate_deadline: dict[str, float] = field(default_factory=dict)
+    builtin: set[str] = field(default_factory=set)  # node ids of the built-in suite's tests in this run
+    usage_error: str = ""  # a usage error an xdist worker found while planning its collection
+    nothing_verified: str = ""  # why the run verified nothing (every built-in check skipped), else ""
+    worker_pids: list[int] = field(default_factory=list)  # xdist workers this controller started
 
 
 STATE = pytest.StashKey[RunState]()

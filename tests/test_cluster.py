@@ -202,9 +202,17 @@ def _of_kind(kind: str, name: str, namespace: str | None = NAMESPACE) -> dict:
                 and o['metadata'].get('namespace') == namespace)
 
 
+def _api_exception(status: int, reason: str, body: str) -> k8s.ApiException:
+    """An ApiException with a body, built the same way in every supported client version (the body keyword is new)."""
+    error = k8s.ApiException(status=status, reason=reason)
+    error.body = body
+    return error
+
+
 def _model(wire: dict, model_type: str):
     """The client's own model object, built by its deserializer from wire JSON (as a response would be)."""
-    return k8s.ApiClient().deserialize(json.dumps(wire), model_type, 'application/json')
+    # The private deserializer takes (data, type) in every supported client version; the public one does not.
+    return k8s.ApiClient()._ApiClient__deserialize(json.loads(json.dumps(wire)), model_type)
 
 
 # --- snapshot conversion (client models, no network) --------------------------------------------------------
@@ -325,7 +333,7 @@ def test_forbidden_message_names_verb_resource_and_namespace():
     body = json.dumps({'kind': 'Status', 'apiVersion': 'v1', 'status': 'Failure', 'reason': 'Forbidden', 'code': 403,
                        'message': 'pods is forbidden: User "system:serviceaccount:ci:probe" cannot list resource '
                                   '"pods" in API group "" in the namespace "production"'})
-    error = cluster_module.classify(k8s.ApiException(status=403, reason='Forbidden', body=body),
+    error = cluster_module.classify(_api_exception(403, 'Forbidden', body),
                                     cluster_module._Request('list', 'pods', '', 'production'),
                                     'https://127.0.0.1:6443', timeout=5)
     assert error.kind is ClusterErrorKind.FORBIDDEN
@@ -840,7 +848,7 @@ def test_every_read_sends_only_get(start_sandbox):
         # The client's one door refuses a write before anything leaves the process.
         sent = len(log)
         with pytest.raises(ClusterError, match='read-only'):
-            view._api_client.call_api('DELETE', f'{running.server.url}/api/v1/namespaces/{NAMESPACE}/pods/{API_POD}')
+            k8s.CoreV1Api(view._api_client).delete_namespaced_pod(API_POD, NAMESPACE)
         assert len(running.server.request_log) == sent
 
 
@@ -864,7 +872,7 @@ def test_the_request_log_would_catch_a_write(start_sandbox):
 def test_not_found_for_an_unserved_resource_names_what_was_asked():
     body = json.dumps({'kind': 'Status', 'apiVersion': 'v1', 'status': 'Failure', 'reason': 'NotFound', 'code': 404,
                        'message': 'the server could not find the requested resource'})
-    error = cluster_module.classify(k8s.ApiException(status=404, reason='Not Found', body=body),
+    error = cluster_module.classify(_api_exception(404, 'Not Found', body),
                                     cluster_module._Request('list', 'ingressclasses', 'networking.k8s.io'),
                                     'https://127.0.0.1:6443', timeout=5)
     assert error.kind is ClusterErrorKind.NOT_FOUND

@@ -114,6 +114,7 @@ def test_every_setting_has_an_environment_variable(tmp_path: Path) -> None:
         "REACHABILITY_RESULTS_JSON": "reports/results.json",
         "REACHABILITY_RESULTS_DB": "postgresql://ci:pw@db/results",
         "REACHABILITY_GATE_TIMEOUT": "60",
+        "REACHABILITY_ALLOW_ALL_SKIPPED": "yes",
     }
     assert set(env) == {env_name(key) for key in SETTING_KEYS}
     settings = resolve(tmp_path, env=env)
@@ -131,6 +132,7 @@ def test_every_setting_has_an_environment_variable(tmp_path: Path) -> None:
     assert settings.results_json == "reports/results.json"
     assert settings.results_db == "postgresql://ci:pw@db/results"
     assert settings.gate_timeout == 60.0
+    assert settings.allow_all_skipped is True
     assert settings.sources == dict.fromkeys(SETTING_KEYS, "env")
 
 
@@ -252,6 +254,7 @@ incident-report = "reports/incident.md"
 results-db = "history.sqlite"
 resolvers = ["system", "1.1.1.1"]
 gate-timeout = 30
+allow-all-skipped = true
 
 [tool.reachability.database]
 url-env = "DATABASE_URL"
@@ -266,10 +269,19 @@ flows = [{ name = "login", path = "/login" }]
     assert settings.results_db == str(tmp_path / "history.sqlite")
     assert settings.resolvers == ["system", "1.1.1.1"]
     assert settings.gate_timeout == 30.0
+    assert settings.allow_all_skipped is True
     assert settings.tables == {
         "database": {"url-env": "DATABASE_URL"},
         "integration": {"flows": [{"name": "login", "path": "/login"}]},
     }
+
+
+@pytest.mark.parametrize("given, expected", [(None, False), (True, True), ("on", True), ("0", False), ("No", False)])
+def test_allow_all_skipped_is_a_yes_no_setting(tmp_path: Path, given: Any, expected: bool) -> None:
+    # The command line's store_true gives True or None (not given); the environment gives words.
+    settings = resolve(tmp_path, cli={"allow_all_skipped": given} if given is True else None,
+                       env={"REACHABILITY_ALLOW_ALL_SKIPPED": given} if isinstance(given, str) else None)
+    assert settings.allow_all_skipped is expected
 
 
 def test_pyproject_without_reachability_section_is_no_config(tmp_path: Path) -> None:

@@ -239,7 +239,7 @@ def test_markers_are_registered_for_strict_markers(pytester: pytest.Pytester) ->
     result = pytester.runpytest("--strict-markers", "-p", "no:cacheprovider")
     assert result.ret == 0
     result = pytester.runpytest("--markers")
-    result.stdout.fnmatch_lines(["@pytest.mark.section(name, requires=()):*", "@pytest.mark.gate(name):*", "@pytest.mark.requires(*gates):*"])
+    result.stdout.fnmatch_lines(["@pytest.mark.section(name, requires=()):*", "@pytest.mark.gate(name):*", "@pytest.mark.requires(*gates, test=NAME):*"])
 
 
 @pytest.mark.parametrize(
@@ -566,3 +566,161 @@ def test_after():
     )
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.stdout.fnmatch_lines(["blocked by api-health: empty reply", "BLOCKED other *1 test *by api-health"])
+
+
+# --------------------------------------------------------------------------- requires(test=...): observations
+
+OBSERVATION = """
+import os
+import pytest
+
+pytestmark = pytest.mark.section("tls")
+
+@pytest.fixture
+def handshake():
+    mode = os.environ.get("HANDSHAKE", "ok")
+    if mode == "skip":
+        pytest.skip("target is plain HTTP")
+    return mode
+
+def test_handshake(handshake):
+    assert handshake == "ok", "127.0.0.1:1 tcp_refused (curl 7): connection refused"
+
+@pytest.mark.requires(test="test_handshake")
+def test_trusted(handshake):
+    pass
+
+@pytest.mark.requires(test="test_handshake")
+def test_not_expired(handshake):
+    pass
+
+def test_independent():
+    pass
+"""
+
+
+def _observation_run(pytester: pytest.Pytester, mode: str, *args: str) -> pytest.RunResult:
+    pytester.makepyfile(test_tls=OBSERVATION)
+    import os
+
+    os.environ["HANDSHAKE"] = mode
+    try:
+        return pytester.runpytest_subprocess("-v", "-rA", "-p", "no:cacheprovider", *args, timeout=120)
+    finally:
+        del os.environ["HANDSHAKE"]
+
+
+def test_failed_observation_blocks_the_checks_that_read_it(pytester: pytest.Pytester) -> None:
+    result = _observation_run(pytester, "refused")
+    outcomes = outcomes_of(result)
+    assert outcomes == {"test_tls.py::test_handshake": "FAILED", "test_tls.py::test_trusted": "BLOCKED",
+                        "test_tls.py::test_not_expired": "BLOCKED", "test_tls.py::test_independent": "PASSED"}
+    result.stdout.fnmatch_lines(["*BLOCKED test_tls.py::test_trusted - blocked by test_handshake: "
+                                 "127.0.0.1:1 tcp_refused (curl 7): connection refused*"])
+    # The health score counts the blocked checks, never as passed: 1 of 4.
+    result.stdout.fnmatch_lines(["Health score: 25% (1 of 4 checks passed; 2 blocked by test_handshake)"])
+    result.stdout.fnmatch_lines(["tls * 4 * 1 * 1 * 2 * 0 * FAIL"])
+
+
+def test_passed_observation_lets_the_checks_run(pytester: pytest.Pytester) -> None:
+    result = _observation_run(pytester, "ok")
+    assert result.ret == 0
+    assert set(outcomes_of(result).values()) == {"PASSED"}
+
+
+def test_skipped_observation_skips_the_checks_naming_it(pytester: pytest.Pytester) -> None:
+    result = _observation_run(pytester, "skip")
+    assert outcomes_of(result)["test_tls.py::test_trusted"] == "SKIPPED"
+    result.stdout.fnmatch_lines(["SKIPPED * test_handshake skipped: target is plain HTTP"])
+
+
+@pytest.mark.parametrize("args", [["-k", "trusted"], ["test_tls.py::test_trusted"]], ids=["keyword", "nodeid"])
+def test_selecting_a_check_pulls_its_observation_back(pytester: pytest.Pytester, args: list[str]) -> None:
+    result = _observation_run(pytester, "refused", *args)
+    outcomes = outcomes_of(result)
+    assert outcomes.get("test_tls.py::test_handshake") == "FAILED", result.stdout.str()
+    assert outcomes.get("test_tls.py::test_trusted") == "BLOCKED"
+    assert "test_tls.py::test_not_expired" not in outcomes
+
+
+@pytest.mark.parametrize("workers", ["2"])
+def test_observation_blocks_across_xdist_workers(pytester: pytest.Pytester, workers: str) -> None:
+    serial = outcomes_of(_observation_run(pytester, "refused"))
+    for dist in ("load", "worksteal"):
+        parallel = outcomes_of(_observation_run(pytester, "refused", "-n", workers, "--dist", dist))
+        assert parallel == serial, dist
+
+
+def test_every_parametrization_of_the_observation_must_pass(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_p="""
+import pytest
+
+@pytest.mark.parametrize("address", ["127.0.10.53", "127.0.10.57"])
+def test_answers(address):
+    assert address.endswith("53"), f"{address}: empty reply"
+
+class TestBody:
+    def test_status(self):
+        assert False, "503"
+
+    @pytest.mark.requires(test="test_status")
+    def test_body(self):
+        pass
+
+@pytest.mark.requires(test=["test_answers", "TestBody::test_status"])
+def test_reads_both():
+    pass
+""")
+    result = pytester.runpytest("-v", "-rA", "-p", "no:cacheprovider")
+    outcomes = outcomes_of(result)
+    assert outcomes["test_p.py::TestBody::test_body"] == "BLOCKED"
+    assert outcomes["test_p.py::test_reads_both"] == "BLOCKED"
+    result.stdout.fnmatch_lines(["*BLOCKED test_p.py::TestBody::test_body - blocked by TestBody::test_status: 503*"])
+    result.stdout.fnmatch_lines(["*BLOCKED test_p.py::test_reads_both - blocked by test_answers: 127.0.10.57: empty reply*"])
+
+
+@pytest.mark.parametrize(
+    "source, message",
+    [
+        ('@pytest.mark.requires(test="test_nope")\ndef test_a():\n    pass\n',
+         "unknown test 'test_nope' required by test_x.py::test_a (no such test in test_x.py)"),
+        ('@pytest.mark.requires(test="test_a")\ndef test_a():\n    pass\n', "test_x.py::test_a requires itself"),
+        ('@pytest.mark.requires(test=3)\ndef test_a():\n    pass\n', "@pytest.mark.requires(test=...) takes test names"),
+        ('@pytest.mark.requires(tests="test_b")\ndef test_a():\n    pass\n', "not tests= on test_x.py::test_a"),
+    ],
+    ids=["unknown", "itself", "not-a-name", "misspelt-keyword"],
+)
+def test_test_requirement_errors_are_usage_errors(pytester: pytest.Pytester, source: str, message: str) -> None:
+    pytester.makepyfile(test_x="import pytest\n" + source)
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    errors = [line for line in result.errlines if line.startswith("ERROR:")]
+    assert len(errors) == 1 and message in errors[0], result.errlines
+
+
+def test_plan_keys_a_required_test_by_module_and_shows_its_name() -> None:
+    from pytest_reachability.gating import GatePlan
+
+    class Marker:
+        def __init__(self, name: str, *args: object, **kwargs: object) -> None:
+            self.name, self.args, self.kwargs = name, args, kwargs
+
+    class Item:
+        def __init__(self, nodeid: str, *markers: Marker) -> None:
+            self.nodeid, self.markers = nodeid, markers
+
+        def iter_markers(self):
+            return iter(self.markers)
+
+    plan = GatePlan.build([
+        Item("a.py::test_shake[v4]"), Item("a.py::test_shake[v6]"),
+        Item("a.py::test_cert", Marker("requires", test="test_shake")),
+        Item("b.py::test_shake"), Item("b.py::test_cert", Marker("requires", "api", test="test_shake")),
+        Item("c.py::test_health", Marker("gate", "api")),
+    ])
+    plan.check()
+    assert plan.requires["a.py::test_cert"] == ("a.py::test_shake",)
+    assert plan.members["a.py::test_shake"] == ["a.py::test_shake[v4]", "a.py::test_shake[v6]"]
+    assert plan.requires["b.py::test_cert"] == ("api", "b.py::test_shake")
+    assert plan.label("a.py::test_shake") == "test_shake" and plan.label("api") == "api"
+    assert plan.member_of["a.py::test_shake[v6]"] == ("a.py::test_shake",)

@@ -240,7 +240,8 @@ def test_incident_report_reads_like_the_reference(incident_run):
     assert "**Verdict:** UNREACHABLE from outside: DNS 97v.test → 127.0.10.57 → empty reply (curl 52)" in summary
     assert "- ❌ api-health:" in summary and "- ❌ dns:" in summary
     assert "✅" not in summary and "cluster:" not in summary and "tls:" not in summary
-    assert "**Blocked (not run):** database (3), services (2), integration (1), performance (2), results-storage (2)" in summary
+    assert ("**Blocked (not run):** api-health (1), database (3), services (2), integration (1), performance (2), "
+            "results-storage (2)") in summary
     # Pointed at the sandbox through the environment, not --sandbox: real addresses, no note about closed ports.
     assert "> **Note:**" not in text and "sandbox ports of the finished run" not in text
     assert [t["rule"] for t in theories[:3]] == ["dns-not-loadbalancer", "duplicate-loadbalancers", "ingress-missing-rule"]
@@ -249,8 +250,10 @@ def test_incident_report_reads_like_the_reference(incident_run):
     tracker = next(t for t in tables(text) if t[0] == ["Section", "Blocked", "Blocked by", "Tests"])
     blocked_in_details = [row for t in tables(text) if t[0] == ["Test", "Outcome", "Detail"] for row in t[2:] if row[1] == "⏸️ BLOCKED"]
     assert sum(int(row[1]) for row in tracker[2:]) == len(blocked_in_details) > 0
-    assert [row[0].strip("*") for row in tracker[2:]] == ["database", "services", "integration", "performance", "results-storage"]
-    assert all(row[2] == "api-health" for row in tracker[2:])
+    assert [row[0].strip("*") for row in tracker[2:]] == ["api-health", "database", "services", "integration", "performance", "results-storage"]
+    # The health body is read only where every address answered: that check is blocked by the one that did not.
+    assert tracker[2][2] == "test_health_answers_on_every_resolved_address"
+    assert all(row[2] == "api-health" for row in tracker[3:])
     assert "**Blocked by `api-health`:** GET /health failed on 127.0.10.57" in text
     assert f"- [ ] `dig @{info.resolvers[0].split(':')[0]} -p {info.resolvers[0].split(':')[1]} 97v.test +short` → expect 127.0.10.53" in text
     assert "- [ ] `kubectl -n production get ingress` → expect a rule for host 97v.test" in text

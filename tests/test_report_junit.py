@@ -107,7 +107,9 @@ def test_builtin_suite_writes_valid_junit_and_json(tmp_path, schema, scenario: s
     assert properties["reachability.blocked"] == str(blocked)
     assert int(properties["reachability.blocked"]) + int(properties["reachability.skipped"]) == int(suite.get("skipped"))
     if scenario == "incident-2025-12-08":
-        assert blocked == 10 and properties["reachability.blocked_by.api-health"] == "10"
+        assert blocked == 11 and properties["reachability.blocked_by.api-health"] == "10"
+        # api-health's body check, BLOCKED by the address check that got no answer.
+        assert properties["reachability.blocked_by.test_health_answers_on_every_resolved_address"] == "1"
     # The same run's results JSON matches the shipped JSON Schema, and both files count alike.
     document = json.loads((tmp_path / "r.json").read_text())
     assert json_schema_errors(document) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import shlex
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import dns.message
@@ -76,9 +78,14 @@ def curl(info: SandboxInfo, address: str, *extra: str) -> subprocess.CompletedPr
     )
 
 
-def kube_client(info: SandboxInfo) -> kubernetes.client.ApiClient:
+@contextlib.contextmanager
+def kube_client(info: SandboxInfo) -> Iterator[kubernetes.client.ApiClient]:
     assert info.kubeconfig is not None
-    return kubernetes.config.new_client_from_config(config_file=info.kubeconfig, context=info.context)
+    with kubernetes.config.new_client_from_config(config_file=info.kubeconfig, context=info.context) as client:
+        yield client
+        # Clients before 37 keep their connections open after close(): the last response holds one.
+        client.last_response = None
+        client.rest_client.pool_manager.clear()
 
 
 # -- a whole world ---------------------------------------------------------------------------------
@@ -261,6 +268,15 @@ def read_exports(process: subprocess.Popen, count: int, timeout: float = 60) -> 
     return exports
 
 
+def end_cli(process: subprocess.Popen) -> None:
+    """The test's own cleanup of the sandbox process it started (by its PID)."""
+    if process.poll() is None:
+        process.kill()
+        process.wait(timeout=10)
+    process.stdout.close()
+    process.stderr.close()
+
+
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_cli_prints_exports_runs_until_signalled_and_exits_0(stop_signal):
     process = subprocess.Popen(
@@ -285,8 +301,33 @@ def test_cli_prints_exports_runs_until_signalled_and_exits_0(stop_signal):
         assert process.wait(timeout=20) == 0
         assert not state_dir.exists()
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
-        process.stdout.close()
-        process.stderr.close()
+        end_cli(process)
+
+
+def test_cli_killed_with_sigkill_leaves_no_postgres_and_no_secrets():
+    """SIGKILL runs no teardown: the watchdog stops PostgreSQL and removes the folder with keys and token."""
+    from test_sandbox_postgres import require_postgres
+
+    require_postgres()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pytest_reachability.sandbox", "healthy"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    try:
+        exports = read_exports(process, 5)
+        state_dir = Path(exports["KUBECONFIG"]).parent
+        children = [int(pid) for pid in Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()]
+        postmasters = [pid for pid in children if b"postgres" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        assert postmasters, "no PostgreSQL started by the sandbox"
+        data_dir = Path(Path(f"/proc/{postmasters[0]}/cmdline").read_bytes().split(b"\0")[2].decode()).parent
+        process.kill()
+        process.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and (state_dir.exists() or data_dir.exists()
+                                               or any(Path(f"/proc/{pid}").exists() for pid in postmasters)):
+            time.sleep(0.05)
+        assert not state_dir.exists(), "the kubeconfig with its token and the private keys outlived the sandbox"
+        assert not data_dir.exists(), "PostgreSQL's folder outlived the sandbox"
+        assert not any(Path(f"/proc/{pid}").exists() for pid in postmasters), "PostgreSQL outlived the sandbox"
+    finally:
+        end_cli(process)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import re
 import shlex
 import shutil
 import socket
@@ -243,7 +244,9 @@ def test_no_form_of_any_secret_reaches_any_output(tmp_path: Path, workers: str |
     assert "FAILED suites/test_99_leaky.py::test_fails_with_every_form" in terminal, terminal[-3000:]
     assert "FAILED suites/test_99_leaky.py::test_third_party_errors_quote_secrets" in terminal
     assert "PASSED suites/test_99_leaky.py::test_passes_and_attaches_every_form" in terminal
-    assert "libpq: failed to resolve host" in terminal and "kubernetes: (401)" in terminal and "urllib3:" in terminal
+    # libpq words a name it cannot resolve differently across psycopg's wheels.
+    assert re.search(r"libpq: (failed to resolve host|connection is bad: Name or service not known)", terminal)
+    assert "kubernetes: (401)" in terminal and "urllib3:" in terminal
     assert "suites/test_12_database.py" in terminal and "masked too: 1 --mask value; variables DEPLOY_NONCE" in terminal
 
     leaks = [f"{output}: {name} form of secret #{SECRETS.index(secret)}"

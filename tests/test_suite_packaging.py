@@ -3,8 +3,11 @@
 The documented form is ``pytest --pyargs pytest_reachability.suites`` (plus ``--target`` or ``--sandbox``):
 the wheel installs ``suites/`` as the package ``pytest_reachability.suites``. This test builds the wheel
 from a copy of the checkout (so the shared working tree gets no ``build/`` folder), installs it without
-dependencies into a fresh venv that sees the machine's packages, and runs the suite against the healthy
-sandbox from an empty folder.
+dependencies into a fresh venv, and runs the suite against the healthy sandbox from an empty folder.
+
+The fresh venv finds the dependencies where the interpreter running these tests has them (its own
+venv's site-packages, through a ``.pth`` line), not in the base interpreter's: a venv made with
+``--system-site-packages`` from inside ``.venv`` sees only the base interpreter's packages.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -35,7 +39,7 @@ def run(command: list[str], *, cwd: Path, timeout: float, env: dict[str, str] | 
 
 @pytest.fixture(scope="module")
 def installed_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A venv with the wheel built from this checkout installed (dependencies from the system site)."""
+    """A venv with the wheel built from this checkout installed (dependencies from this interpreter's site)."""
     base = tmp_path_factory.mktemp("wheel")
     source = base / "source"
     shutil.copytree(CHECKOUT, source, ignore=shutil.ignore_patterns(
@@ -47,8 +51,13 @@ def installed_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     wheels = list(dist.glob("pytest_reachability-*.whl"))
     assert len(wheels) == 1, f"expected one wheel in {dist}, found {[w.name for w in wheels]}"
     venv = base / "venv"
-    run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], cwd=base, timeout=120)
+    run([sys.executable, "-m", "venv", str(venv)], cwd=base, timeout=120)
     python = venv / "bin" / "python"
+    site = run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], cwd=base,
+               timeout=60).strip()
+    # The dependencies of this interpreter (after the venv's own site-packages, so the wheel comes first).
+    ours = dict.fromkeys(sysconfig.get_paths()[key] for key in ("purelib", "platlib"))
+    (Path(site) / "reachability-test-dependencies.pth").write_text("".join(f"{path}\n" for path in ours))
     run([str(python), "-m", "pip", "install", "--no-deps", "--no-index", "-q", str(wheels[0])], cwd=base, timeout=120)
     return venv
 

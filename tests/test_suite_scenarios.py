@@ -245,7 +245,7 @@ def suite_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[tuple[
     jobs[(CONFIGURED, False)] = ("--sandbox", "healthy", "-k", "test_01_cluster or test_03_k8s_services")
     denied = base / "denied-pods.yaml"
     denied.write_text(DENIED_SCENARIO)
-    jobs[(DENIED, False)] = ("--sandbox", str(denied))
+    jobs[(DENIED, False)] = (f"--sandbox={denied}",)  # a file outside the folder: the = form
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=CONCURRENT_RUNS, thread_name_prefix="suite-run")
     futures = {
         key: pool.submit(run_suite, base / f"{key[0]}{'-xdist' if key[1] else ''}", *args) for key, args in jobs.items()

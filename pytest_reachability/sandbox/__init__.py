@@ -19,7 +19,9 @@ servers; the API checks it and stores results in it. Otherwise the database is s
 ``missing_database`` (the API and the exported DSN both get the failing DSN).
 
 Everything listens on loopback only; :meth:`Sandbox.stop` closes every socket, joins every thread
-and removes the state directory.
+and removes the state directory. The servers are threads of this process and end with it; PostgreSQL
+and the state directory are also guarded by :mod:`pytest_reachability.watchdog`, so a process killed
+without a chance to stop the sandbox (SIGKILL) leaves neither behind.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import watchdog
 from . import apiserver
 from . import postgres as postgres_mod
 from .app import ApiApplication
@@ -178,6 +181,8 @@ class Sandbox:
     def _start(self) -> SandboxInfo:
         scenario = self.scenario
         self._state_dir = tempfile.mkdtemp(prefix=f"reachability-sandbox-{scenario.name}-")
+        # It will hold private keys and a kubeconfig with a token: removed even if this process is killed.
+        watchdog.guard_directory(self._state_dir)
         state = Path(self._state_dir)
         # PostgreSQL's initdb takes 0.6-4 s (idle to busy machine): it runs while the other servers start.
         database_start = self._start_postgres()
@@ -363,6 +368,7 @@ class Sandbox:
             attempt(f"DNS server {name}", server.stop)
         if self._state_dir is not None:
             shutil.rmtree(self._state_dir, ignore_errors=True)
+            watchdog.release_directory(self._state_dir)
             self._state_dir = None
         self.info = None
         if failures and raise_first:

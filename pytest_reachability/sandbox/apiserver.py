@@ -457,7 +457,9 @@ class ObjectStore:
                         port.setdefault("protocol", "TCP")
         elif kind == "endpointslices":
             obj.setdefault("addressType", "IPv4")
-            obj.setdefault("endpoints", [])
+            # As kube-apiserver (1.33+) stores a slice with no endpoints: a null list, which clients
+            # generated before 1.33 refuse unless they read it raw.
+            obj.setdefault("endpoints", None)
             for port in obj.get("ports") or []:
                 port.setdefault("protocol", "TCP")
         elif kind == "namespaces":
@@ -609,7 +611,7 @@ class ObjectStore:
                 ],
             },
             "addressType": address_type,
-            "endpoints": endpoints,
+            "endpoints": endpoints or None,
             "ports": ports,
         }
 

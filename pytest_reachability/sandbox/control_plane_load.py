@@ -396,13 +396,16 @@ def _wait_established(client: RestClient, resource: Resource, name: str, timeout
     raise ApiError("GET", name, 504, {"message": f"CustomResourceDefinition {name} not established in {timeout:g}s"})
 
 
-def clear_objects(client: RestClient, report: LoadReport) -> None:
+def clear_objects(client: RestClient, report: LoadReport, *, timeout: float = 60.0) -> None:
     """Delete what `load_objects` created, newest first, so the server can take another scenario.
 
     Deletion is immediate (grace period 0: no kubelet confirms a pod's end) and finalizers are removed
     (no controller would ever remove them); a namespace is finalized by hand, as no namespace
-    controller empties it.
+    controller empties it. A CustomResourceDefinition is the exception: kube-apiserver itself adds
+    its cleanup finalizer on delete and removes it once the definition's objects are gone, so the
+    call waits, up to `timeout` seconds, until every deleted object reads 404.
     """
+    deleted = [f"{collection}/{name}" for collection, _namespace, name in report.created]
     for collection, _namespace, name in reversed(report.created):
         path = f"{collection}/{name}"
         try:
@@ -415,13 +418,33 @@ def clear_objects(client: RestClient, report: LoadReport) -> None:
             client.request("PATCH", path, {"metadata": {"finalizers": None}},
                            content_type="application/merge-patch+json")
         try:
-            client.request("DELETE", path, {"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 0})
+            # Background propagation: the default for some kinds (a batch/v1 Job) is to orphan dependents
+            # through an `orphan` finalizer that only the garbage collector, not run here, would remove.
+            client.request("DELETE", path, {"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 0,
+                                            "propagationPolicy": "Background"})
         except ApiError as error:
             if error.code != 404:
                 raise
         if collection == "/api/v1/namespaces":
             _finalize_namespace(client, name)
     report.created.clear()
+    _wait_gone(client, deleted, time.monotonic() + timeout)
+
+
+def _wait_gone(client: RestClient, paths: list[str], deadline: float) -> None:
+    remaining = list(paths)
+    while remaining:
+        path = remaining[0]
+        try:
+            client.get(path)
+        except ApiError as error:
+            if error.code != 404:
+                raise
+            remaining.pop(0)
+            continue
+        if time.monotonic() > deadline:
+            raise ApiError("GET", path, 0, {"message": f"still present {len(remaining)} object(s) after deletion"})
+        time.sleep(0.1)
 
 
 def _finalize_namespace(client: RestClient, name: str) -> None:

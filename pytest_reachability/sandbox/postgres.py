@@ -37,6 +37,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .. import watchdog
+
 APP_USER = "app"
 APP_DATABASE = "app"
 START_TIMEOUT = 20.0
@@ -154,6 +156,7 @@ class PostgresServer:
 
         owner = _run_as()
         self.directory = Path(tempfile.mkdtemp(prefix="reachability-postgres-"))
+        watchdog.guard_directory(self.directory)
         data = self.directory / "data"
         # Trust authentication on the socket is safe only while nobody else can reach it.
         self.socket_dir.mkdir(mode=0o700)
@@ -201,10 +204,13 @@ class PostgresServer:
             )
         finally:
             log.close()
+        # Its own session keeps it out of the terminal's Ctrl-C; the watchdog stops it if this process is killed.
+        watchdog.guard_process(self.process.pid, signal.SIGQUIT, group=True)
         pid_file = data / "postmaster.pid"
         delay = 0.01
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                watchdog.release_process(self.process.pid)
                 self.process = None
                 return False
             with contextlib.suppress(OSError):
@@ -247,8 +253,11 @@ class PostgresServer:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(STOP_TIMEOUT)
+        if process is not None:
+            watchdog.release_process(process.pid)
         if self.directory is not None:
             shutil.rmtree(self.directory, ignore_errors=True)
+            watchdog.release_directory(self.directory)
             self.directory = None
         self.dsn = None
 
