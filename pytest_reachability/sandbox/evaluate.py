@@ -123,7 +123,7 @@ def run_scenario(name: str, *, probe_timeout: float = 3.0, timeout: float = RUN_
             from . import Sandbox
 
             info = stack.enter_context(Sandbox(scenario))
-            pointing = ["--target", info.target, "--ca-bundle", info.ca_bundle, "--namespace", info.namespace]
+            pointing = ["--target", info.target, f"--ca-bundle={info.ca_bundle}", "--namespace", info.namespace]
             pointing += [f"--resolver={resolver}" for resolver in info.resolvers]
         command = [sys.executable, "-m", "pytest", *SUITE_ARGS, *pointing,
                    "--probe-timeout", f"{probe_timeout:g}", "--results-json", str(results)]
