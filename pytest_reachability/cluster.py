@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import enum
+import inspect
 import ipaddress
 import json
 import math
@@ -804,9 +805,17 @@ _LIST_LIMIT = 64 * 1024 * 1024
 
 @dataclasses.dataclass(frozen=True)
 class _RawBody:
-    """What `ApiClient.deserialize` reads a body from."""
+    """What `ApiClient.deserialize` reads a body from in clients before 34 (a response with `.data`)."""
 
     data: str
+
+
+def _deserialize(text: str, model: str) -> Any:
+    """A JSON body as the client's model, through `ApiClient.deserialize` in either of its signatures:
+    ``(response, response_type)`` in older clients, ``(response_text, response_type, content_type)`` later."""
+    if 'content_type' in inspect.signature(_SERIALIZER.deserialize).parameters:
+        return _SERIALIZER.deserialize(text, model, 'application/json')
+    return _SERIALIZER.deserialize(_RawBody(text), model)
 
 
 def _not_configured(message: str) -> ClusterError:
@@ -1114,7 +1123,7 @@ class Cluster:
             for item in document.get('items') or []:
                 if isinstance(item, dict) and item.get('endpoints') is None:
                     item['endpoints'] = []
-            listed = _SERIALIZER.deserialize(_RawBody(json.dumps(document)), 'V1EndpointSliceList')
+            listed = _deserialize(json.dumps(document), 'V1EndpointSliceList')
         except (ValueError, TypeError, AttributeError, urllib3.exceptions.HTTPError, OSError) as error:
             raise classify(error, request, self.server, timeout=self.timeout, context=self.context) from None
         finally:
