@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from pytest_reachability.cluster import ALL_NAMESPACES, Cluster
+from pytest_reachability.cluster import ALL_NAMESPACES, Cluster, ClusterError, ClusterErrorKind
 from pytest_reachability.sandbox import apiserver
 from pytest_reachability.sandbox.certs import write_sandbox_certificates
 from pytest_reachability.sandbox.control_plane import ControlPlane
@@ -32,9 +32,19 @@ READS: dict[str, Callable[[Cluster], list[Any]]] = {
 
 
 def snapshot(kubeconfig: str) -> dict[str, list[dict[str, Any]]]:
+    """Per read, its snapshots; a read the server refuses (a scenario's deny rules) as the refusal's kind,
+    so both servers must refuse the same reads as well as serve the same objects."""
     cluster = Cluster.connect(kubeconfig=kubeconfig, timeout=20)
+    taken: dict[str, list[dict[str, Any]]] = {}
     try:
-        return {name: [item.to_evidence() for item in read(cluster)] for name, read in READS.items()}
+        for name, read in READS.items():
+            try:
+                taken[name] = [item.to_evidence() for item in read(cluster)]
+            except ClusterError as error:
+                if error.kind is not ClusterErrorKind.FORBIDDEN:
+                    raise
+                taken[name] = [{"name": "<refused>", "refused": error.kind.value}]
+        return taken
     finally:
         cluster.close()
 
