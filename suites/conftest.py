@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from pytest_reachability.cluster import ALL_NAMESPACES, ClusterError, ClusterErrorKind
+from pytest_reachability.k8s import service_selects
 
 # Tells the plugin that the tests under this folder are the built-in suite: without a target it stops with
 # a usage error, and a run in which all of them were skipped verified nothing (exit status 5).
@@ -99,11 +100,6 @@ class ClusterReads:
         if namespace == self.namespace:
             return self.services()
         return [service for service in self.services_everywhere() if service.namespace == namespace]
-
-
-def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
-    """A Service's equality selector matches these labels (an empty selector selects nothing)."""
-    return bool(selector) and selector.items() <= labels.items()
 
 
 def host_matches(rule_host: str | None, host: str) -> bool:
@@ -244,11 +240,11 @@ def target_service(cluster_reads: ClusterReads, target: Any, request: pytest.Fix
     found = bool(chosen) and chosen[0].name == name
     found_in = sorted({service.namespace for service in cluster_reads.services_named(name)} | (
         {namespace} if found else set()))
-    pods = [pod for pod in cluster_reads.pods() if any(selects(s.selector, pod.labels) for s in chosen)]
+    pods = [pod for pod in cluster_reads.pods() if any(service_selects(s.selector, pod.labels) for s in chosen)]
     loadbalancers = [
         service for service in services
         if service.type == "LoadBalancer"
-        and (service in chosen or any(selects(service.selector, pod.labels) for pod in pods))
+        and (service in chosen or any(service_selects(service.selector, pod.labels) for pod in pods))
     ]
     controller_services: list[Any] = []
     if ingresses:
@@ -258,7 +254,7 @@ def target_service(cluster_reads: ClusterReads, target: Any, request: pytest.Fix
             controllers = []
         controller_services = [
             service for pod in controllers for service in cluster_reads.services_in(pod.namespace)
-            if service.type == "LoadBalancer" and selects(service.selector, pod.labels)
+            if service.type == "LoadBalancer" and service_selects(service.selector, pod.labels)
         ]
     return TargetService(
         name=name, namespace=namespace, found=found, found_in=found_in, how=how, why=why,

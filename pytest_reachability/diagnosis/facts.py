@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..k8s import deployment_of_owner, service_selects
 from ..results import RunResults, TestResult
 
 CLUSTER_KINDS = ("node", "pod", "deployment", "service", "endpoint_slice", "ingress", "network_policy", "event")
@@ -208,13 +209,11 @@ class Facts:
 
     def deployment_of(self, pod: Mapping[str, Any]) -> dict[str, Any] | None:
         """The Deployment owning ``pod`` (through its ReplicaSet ``<deployment>-<hash>``), if recorded."""
-        owner = str(pod.get("owner") or "")
-        kind, _, name = owner.partition("/")
+        owner_deployment = deployment_of_owner(pod.get("owner"))
         for deployment in self.deployments(pod.get("namespace")):
-            if kind == "ReplicaSet" and name.rsplit("-", 1)[0] == deployment.get("name"):
+            if owner_deployment is not None and owner_deployment == deployment.get("name"):
                 return deployment
-            selector = deployment.get("selector") or {}
-            if selector and all((pod.get("labels") or {}).get(k) == v for k, v in selector.items()):
+            if service_selects(deployment.get("selector"), pod.get("labels")):
                 return deployment
         return None
 
@@ -225,7 +224,7 @@ class Facts:
             return []
         return [
             d for d in self.deployments(service.get("namespace"))
-            if all((d.get("template_labels") or d.get("selector") or {}).get(k) == v for k, v in selector.items())
+            if service_selects(selector, d.get("template_labels") or d.get("selector"))
         ]
 
     def target_service_name(self) -> str | None:
@@ -287,7 +286,7 @@ class Facts:
         return [
             pod
             for pod in self.pods(service.get("namespace"))
-            if all((pod.get("labels") or {}).get(k) == v for k, v in selector.items())
+            if service_selects(selector, pod.get("labels"))
         ]
 
     def endpoint_slices_of(self, service_name: str, namespace: str | None = None) -> list[dict[str, Any]]:
