@@ -13,7 +13,7 @@ from typing import Any
 
 from .gating import BLOCKED, ERROR, FAILED, OTHER_SECTION, PASSED, SKIPPED, first_line
 
-# DESIGN's sixteen sections, in order; any other section follows them in first-seen order.
+# The built-in suite's sixteen sections, in order (README.md); any other section follows them in first-seen order.
 BUILTIN_SECTIONS = (
     "cluster",
     "workloads",

@@ -1,4 +1,4 @@
-"""The failure taxonomy: one enum naming why a probe failed (DESIGN: failure taxonomy).
+"""The failure taxonomy: one enum naming why a probe failed (docs/architecture.md: the failure taxonomy).
 
 Each member knows the phase it belongs to, the exit code ``curl`` gives for the same failure and a
 one-line wording, so a report can say "curl would exit 52" and hand over a command to confirm it.
