@@ -35,6 +35,7 @@ import pytest
 from . import evidence as evidence_mod
 from .atomic import write_atomically
 from .evidence import Evidence
+from .probes import run_probe
 from .state import ITEM_EVIDENCE
 from .state import state_of as _state
 
@@ -130,10 +131,8 @@ def dns(target: Any, reachability_settings: Any, shared_results: SharedResults) 
         def test_name_resolves(dns):
             assert dns.addresses, f"{dns.name} did not resolve: {[a.error for a in dns.answers]}"
     """
-    from .probes import dns as dns_probe
-
     def resolve() -> Any:
-        report = dns_probe.probe(target, reachability_settings)
+        report = run_probe("dns", target, reachability_settings)
         evidence_mod.record("dns", report)
         return report
 
@@ -167,8 +166,6 @@ class Prober:
         expect_body: Any = None,
     ) -> list[Any]:
         """Probe ``path`` (default the health path) on every resolved address (or ``addresses``) plus ``extra_addresses``."""
-        from .probes import http as http_probe
-
         path = path or self.settings.health_path
         addresses = None if addresses is None else list(addresses)
         extra = list(extra_addresses)
@@ -180,16 +177,9 @@ class Prober:
         key = f"http:{self.target.base_url}:{path}:{addresses}:{extra}:{sorted(map(repr, checks.items()))}"
 
         def run() -> list[Any]:
-            results = http_probe.probe_target(
-                self.target,
-                addresses=addresses,
-                extra_addresses=extra,
-                resolvers=self.settings.resolvers,
-                path=path,
-                timeout=self.settings.probe_timeout,
-                ca_bundle=self.settings.ca_bundle,
-                dns_report=self._dns_report() if addresses is None else None,
-                **checks,
+            results = run_probe(
+                "http", self.target, self.settings, addresses=addresses, extra_addresses=extra, path=path,
+                dns_report=self._dns_report() if addresses is None else None, **checks,
             )
             for result in results:
                 evidence_mod.record("http_probe", result)

@@ -237,7 +237,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def pytest_report_header(config: pytest.Config) -> list[str]:
     from .config import describe
 
-    return [f"reachability: {line}" for line in describe(state_of(config).settings)]
+    redact = report_hooks.redactor_of(config)  # --mask values too, not only the forms describe() masks
+    return [redact(f"reachability: {line}") for line in describe(state_of(config).settings)]
 
 
 # --------------------------------------------------------------------------- collection

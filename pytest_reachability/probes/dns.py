@@ -10,6 +10,7 @@ is truncated, following CNAME chains.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import socket
 import threading
 import time
@@ -26,6 +27,8 @@ import dns.rdataclass
 import dns.rdatatype
 
 from .failures import Failure
+
+log = logging.getLogger(__name__)
 
 SYSTEM = "system"
 # At most this many addresses of each family are probed per name (the first in answer order); the rest are
@@ -170,6 +173,8 @@ def resolve_all(
         raise ValueError(f"unknown address family {unknown[0]!r} (use A and/or AAAA)")
     targets = [(spec, None if spec == SYSTEM else parse_resolver(spec)) for spec in (resolvers or [SYSTEM])]
     deadline = started + timeout
+    log.debug("dns %s: asking %s for %s (timeout %gs)", name, ", ".join(spec for spec, _ in targets),
+              "/".join(families), timeout)
 
     slots: list[ResolverAnswer | None] = [None] * len(targets)
     threads = []
@@ -194,6 +199,9 @@ def resolve_all(
                 failure=Failure.DNS_TIMEOUT, error=f"no answer within {timeout:g}s",
             )
         answers.append(answer)
+        log.debug("dns %s: %s answered %s in %.1f ms: %s%s", name, answer.resolver, answer.rcode or "-", answer.ms,
+                  ", ".join(answer.addresses) or "no address",
+                  f" ({answer.failure.value}: {answer.error})" if answer.failure else "")
     union: list[str] = []
     for answer in answers:
         union.extend(address for address in answer.addresses if address not in union)
@@ -447,6 +455,7 @@ def _read_answer(query: dns.message.Message, wire: bytes) -> tuple[str | None, d
     return None, response
 
 
-def probe(target: Any, settings: Any) -> DnsReport:
-    """The uniform probe signature: resolve ``target.host`` on ``settings.resolvers`` within ``settings.probe_timeout``."""
-    return resolve_all(target.host, list(settings.resolvers or [SYSTEM]), timeout=settings.probe_timeout)
+def probe(target: Any, settings: Any, **options: Any) -> DnsReport:
+    """The uniform probe signature: resolve ``target.host`` on ``settings.resolvers`` within ``settings.probe_timeout``
+    (``options``: :func:`resolve_all`'s ``families``)."""
+    return resolve_all(target.host, list(settings.resolvers or [SYSTEM]), timeout=settings.probe_timeout, **options)

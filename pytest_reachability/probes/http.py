@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import json
+import logging
 import re
 import shlex
 import socket
@@ -32,16 +33,19 @@ from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from .dns import SYSTEM, DnsReport, is_ip_literal
-from .failures import Classified, Failure, ProbeFailure
+from .failures import Classified, Failure, ProbeFailure, log_result
 from .tcp import (
     addresses_to_probe,
     close_quietly,
     connect,
     describe_os_error,
+    hostport,
     run_concurrently,
     set_deadline,
 )
 from .tls import TlsInfo, handshake, tls_context, trust_bundle
+
+log = logging.getLogger(__name__)
 
 __all__ = ["ProbeResult", "TlsInfo", "body_problem", "curl_command", "probe", "probe_address", "probe_target",
            "tls_context", "trust_bundle"]
@@ -188,12 +192,13 @@ def probe_target(
     return unresolved + run_concurrently(lambda address: probe_address(target, address, **options), found)
 
 
-def probe(target: TargetLike, settings: Any, **checks: Any) -> list[ProbeResult]:
-    """The uniform probe signature: ``settings`` supplies resolvers, health_path, probe_timeout and ca_bundle."""
-    return probe_target(
-        target, resolvers=settings.resolvers, path=settings.health_path, timeout=settings.probe_timeout,
-        ca_bundle=settings.ca_bundle, **checks,
-    )
+def probe(target: TargetLike, settings: Any, **options: Any) -> list[ProbeResult]:
+    """The uniform probe signature: ``settings`` supplies resolvers, health_path, probe_timeout and ca_bundle;
+    ``options`` are :func:`probe_target`'s (``addresses``, ``path``, ``expect_body``, ...) and win over them."""
+    return probe_target(target, **{
+        "resolvers": settings.resolvers, "path": settings.health_path, "timeout": settings.probe_timeout,
+        "ca_bundle": settings.ca_bundle, **options,
+    })
 
 
 def probe_address(
@@ -226,6 +231,7 @@ def probe_address(
     hop_url = url
     visited = [url]
     redirect_protocols = None
+    log.debug("http %s: GET %s (timeout %gs)", hostport(address, target.port), _shown_url(url), timeout)
     try:
         for _hop in range(max(0, max_redirects) + 1):
             hop = urlsplit(hop_url)
@@ -261,6 +267,7 @@ def probe_address(
                 raise ProbeFailure(Failure.TOO_MANY_REDIRECTS, f"more than {max_redirects} redirects, last to {_shown_url(next_url)}")
             visited.append(next_url)
             result.redirects.append(next_url)
+            log.debug("http %s: HTTP %s, redirected to %s", hostport(address, target.port), response.status, _shown_url(next_url))
             hop_url = next_url
         _check_answer(result, expect_status, expect_body)
     except ProbeFailure as classified:
@@ -268,6 +275,10 @@ def probe_address(
     result.phases["total"] = dns_ms + (time.perf_counter() - started) * 1000
     result.curl = curl_command(target, address, url, result.failure, bundle, timeout, max_redirects,
                                redirect_protocols=redirect_protocols)
+    if result.status is not None:
+        log.debug("http %s: HTTP %s %s, %d bytes read", hostport(address, target.port), result.status, result.reason,
+                  result.bytes_read)
+    log_result(log, f"http {hostport(address, target.port)}", result)
     return result
 
 
