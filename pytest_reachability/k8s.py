@@ -2,6 +2,7 @@
 
 How the API server and kube-proxy read a few fields, written once:
 
+- Ingress rule hosts: an exact host or a ``*.`` wildcard covering exactly one more label;
 - label selectors: a LabelSelector in wire form (``matchLabels``/``matchExpressions``, as Deployments and
   NetworkPolicies carry) and a Service's plain ``{key: value}`` selector;
 - ports by number or name: a Service port picked by its number or name, its ``targetPort`` resolved against
@@ -21,6 +22,7 @@ __all__ = [
     "controller_owner",
     "deployment_of_owner",
     "find_service_port",
+    "ingress_host_matches",
     "port_declared",
     "resolve_target_port",
     "selector_matches",
@@ -62,6 +64,20 @@ def service_selects(selector: Mapping[str, Any] | None, labels: Mapping[str, Any
         return False
     labels = labels or {}
     return all(key in labels and str(labels[key]) == str(value) for key, value in selector.items())
+
+
+# -- Ingress rules --------------------------------------------------------------------------------------
+
+
+def ingress_host_matches(rule_host: str | None, host: str) -> bool:
+    """An Ingress rule's host covers ``host`` (``*.example.com`` covers exactly one more label)."""
+    if not rule_host:
+        return False
+    rule_host, host = rule_host.lower().rstrip("."), host.lower().rstrip(".")
+    if rule_host.startswith("*."):
+        head, _, rest = host.partition(".")
+        return bool(head) and rest == rule_host[2:]
+    return rule_host == host
 
 
 # -- ports by number or name ----------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..k8s import deployment_of_owner, service_selects
+from ..k8s import deployment_of_owner, ingress_host_matches, service_selects
 from ..results import RunResults, TestResult
 
 CLUSTER_KINDS = ("node", "pod", "deployment", "service", "endpoint_slice", "ingress", "network_policy", "event")
@@ -317,7 +317,7 @@ class Facts:
         return [
             ingress
             for ingress in self.of("ingress")
-            if any(_host_matches(rule.get("host"), host) for rule in ingress.get("rules") or [])
+            if any(ingress_host_matches(rule.get("host"), host) for rule in ingress.get("rules") or [])
         ]
 
     # --- traffic ----------------------------------------------------------------------------------------
@@ -383,14 +383,6 @@ def failure_phase(probe: Mapping[str, Any]) -> str | None:
         return probe["failure_phase"]
     prefix = failure.split("_", 1)[0]
     return {"dns": "dns", "tcp": "connect", "tls": "tls"}.get(prefix, "http")
-
-
-def _host_matches(pattern: str | None, host: str) -> bool:
-    if not pattern:
-        return False
-    if pattern.startswith("*."):
-        return host.endswith(pattern[1:]) and host.count(".") == pattern.count(".")
-    return pattern.lower() == host.lower()
 
 
 def is_private_or_loopback(address: str) -> bool:
