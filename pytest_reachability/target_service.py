@@ -114,65 +114,78 @@ def find_target_service(cluster_reads: ClusterReads, target: Target, settings: S
     """
     namespace = cluster_reads.namespace
     services = cluster_reads.services()
-    by_name = {service.name: service for service in services}
-    ingresses = [
-        ingress for ingress in cluster_reads.ingresses()
-        if any(host_matches(rule.get("host"), target.host) for rule in ingress.rules)
-    ]
+    ingresses = [ingress for ingress in cluster_reads.ingresses() if _rules_for(ingress, target.host)]
     configured = _configured_service(settings)
-    chosen: list[Any] = []
     if configured is not None:
-        how, name = "config", configured
-        why = f"named by service = {configured!r} in [tool.reachability.cluster]"
-        chosen = [by_name[name]] if name in by_name else []
+        how, name, why, chosen = "config", configured, f"named by service = {configured!r} in [tool.reachability.cluster]", [
+            service for service in services if service.name == configured][:1]
     else:
         how = "inferred"
-        addresses = [target.host] if target.is_ip else list(resolved())
-        by_address = [
-            service for service in services
-            if set(service.lb_addresses) & set(addresses) or set(service.external_ips) & set(addresses)
-        ]
-        backends = [
-            path.get("service") for ingress in ingresses for rule in ingress.rules
-            if host_matches(rule.get("host"), target.host) for path in rule.get("paths", [])
-        ]
-        by_ingress = [by_name[backend] for backend in dict.fromkeys(backends) if backend in by_name]
-        chosen = list({service.name: service for service in by_address + by_ingress}.values())
-        if by_address:
-            why = f"its LoadBalancer address {', '.join(sorted(set(by_address[0].lb_addresses) & set(addresses)))} is what {target.host} resolves to"
-        elif by_ingress:
-            why = f"an Ingress rule for {target.host} routes to it"
-        first_label = target.host.split(".")[0] if not target.is_ip else ""
-        if chosen:
-            name = chosen[0].name
-        else:
-            candidates = [n for n in (first_label, "api") if n]
-            name = next((n for n in candidates if n in by_name), None) or next(
-                (n for n in candidates if cluster_reads.services_named(n)), "api")
-            why = (f"no LoadBalancer address or Ingress rule matches {target.host}; "
-                   f"chose the Service named {name!r} (the target's first label or 'api')")
-            chosen = [by_name[name]] if name in by_name else []
+        name, why, chosen = _inferred_service(cluster_reads, services, ingresses, target, resolved)
     found = bool(chosen) and chosen[0].name == name
     found_in = sorted({service.namespace for service in cluster_reads.services_named(name)} | (
         {namespace} if found else set()))
-    pods = [pod for pod in cluster_reads.pods() if any(service_selects(s.selector, pod.labels) for s in chosen)]
+    pods = [pod for pod in cluster_reads.pods() if _selected_by_any(chosen, pod)]
     loadbalancers = [
         service for service in services
-        if service.type == "LoadBalancer"
-        and (service in chosen or any(service_selects(service.selector, pod.labels) for pod in pods))
+        if service.type == "LoadBalancer" and (service in chosen or _selects_any(service, pods))
     ]
-    controller_services: list[Any] = []
-    if ingresses:
-        try:
-            controllers = cluster_reads.ingress_controller_pods()
-        except (pytest.skip.Exception, pytest.fail.Exception):  # the Ingress's own address still counts
-            controllers = []
-        controller_services = [
-            service for pod in controllers for service in cluster_reads.services_in(pod.namespace)
-            if service.type == "LoadBalancer" and service_selects(service.selector, pod.labels)
-        ]
+    controller_services = _ingress_controller_services(cluster_reads) if ingresses else []
     return TargetService(
         name=name, namespace=namespace, found=found, found_in=found_in, how=how, why=why,
         service=chosen[0] if found else None, services=chosen, pods=pods, loadbalancers=loadbalancers,
         ingresses=ingresses, controller_services=list({(s.namespace, s.name): s for s in controller_services}.values()),
     )
+
+
+def _inferred_service(cluster_reads: ClusterReads, services: list[ServiceInfo], ingresses: list[IngressInfo],
+                      target: Target, resolved: Callable[[], Iterable[str]]) -> tuple[str, str, list[ServiceInfo]]:
+    """(name, why, the Services serving the target) when no Service is configured: by LoadBalancer address,
+    by Ingress backend, else by the target's first label or ``api``."""
+    by_name = {service.name: service for service in services}
+    addresses = set([target.host] if target.is_ip else resolved())
+    by_address = [service for service in services if addresses & {*service.lb_addresses, *service.external_ips}]
+    backends = [path.get("service") for ingress in ingresses for rule in _rules_for(ingress, target.host)
+                for path in rule.get("paths", [])]
+    by_ingress = [by_name[backend] for backend in dict.fromkeys(backends) if backend in by_name]
+    chosen = list({service.name: service for service in by_address + by_ingress}.values())
+    if by_address:
+        shown = ", ".join(sorted(set(by_address[0].lb_addresses) & addresses))
+        return chosen[0].name, f"its LoadBalancer address {shown} is what {target.host} resolves to", chosen
+    if by_ingress:
+        return chosen[0].name, f"an Ingress rule for {target.host} routes to it", chosen
+    name = _named_like(cluster_reads, by_name, target)
+    why = (f"no LoadBalancer address or Ingress rule matches {target.host}; "
+           f"chose the Service named {name!r} (the target's first label or 'api')")
+    return name, why, [by_name[name]] if name in by_name else []
+
+
+def _ingress_controller_services(cluster_reads: ClusterReads) -> list[ServiceInfo]:
+    """LoadBalancer Services in front of the ingress controllers' pods (none when those may not be read)."""
+    try:
+        controllers = cluster_reads.ingress_controller_pods()
+    except (pytest.skip.Exception, pytest.fail.Exception):  # the Ingress's own address still counts
+        return []
+    return [
+        service for pod in controllers for service in cluster_reads.services_in(pod.namespace)
+        if service.type == "LoadBalancer" and service_selects(service.selector, pod.labels)
+    ]
+
+
+def _named_like(cluster_reads: ClusterReads, by_name: dict[str, ServiceInfo], target: Target) -> str:
+    """The Service named like the target's first label, else ``api``: here first, else in another namespace."""
+    candidates = [n for n in (target.host.split(".")[0] if not target.is_ip else "", "api") if n]
+    return next((n for n in candidates if n in by_name), None) or next(
+        (n for n in candidates if cluster_reads.services_named(n)), "api")
+
+
+def _rules_for(ingress: IngressInfo, host: str) -> list[dict[str, Any]]:
+    return [rule for rule in ingress.rules if host_matches(rule.get("host"), host)]
+
+
+def _selected_by_any(services: list[ServiceInfo], pod: PodInfo) -> bool:
+    return any(service_selects(service.selector, pod.labels) for service in services)
+
+
+def _selects_any(service: ServiceInfo, pods: list[PodInfo]) -> bool:
+    return any(service_selects(service.selector, pod.labels) for pod in pods)
