@@ -280,6 +280,26 @@ def _plan_collection(session: pytest.Session) -> None:
     selected = list(session.items)
     selected_set = set(selected)
     known = selected + [i for i in state.deselected if i not in selected_set]
+    plan, known = _build_plan(session, known)
+    state.plan = plan
+    state.marks_seen = bool(plan.gate or plan.requires or any(s != "other" for s in plan.section.values()))
+    pulled = _pull_required_gates(state, plan, selected, known)
+    if pulled:
+        selected += pulled
+        _forget_deselection(session, state, set(pulled))
+    session.items[:] = order_items(selected, plan)
+    if state.worker and state.store.directory is not None:
+        state.store.write_plan(sorted(plan.member_of))
+    suite_dirs = _builtin_suite_dirs(session.config)
+    state.builtin = {item.nodeid for item in session.items
+                     if any(Path(str(item.path)).is_relative_to(folder) for folder in suite_dirs)}
+    # Without a target every built-in check would be skipped and the run would look green.
+    if state.builtin and state.settings.target is None and not session.config.option.collectonly:
+        raise pytest.UsageError(NO_TARGET)
+
+
+def _build_plan(session: pytest.Session, known: list[pytest.Item]) -> tuple[GatePlan, list[pytest.Item]]:
+    """The gate plan of every known item, with the gate tests of other files the selection left out."""
     try:
         plan = GatePlan.build(known)
         # A pulled-in gate may itself require gates from other files: repeat, at most once per gate.
@@ -293,35 +313,30 @@ def _plan_collection(session: pytest.Session) -> None:
         plan.check()
     except GraphError as exc:
         raise pytest.UsageError(str(exc)) from None
-    state.plan = plan
-    state.marks_seen = bool(plan.gate or plan.requires or any(s != "other" for s in plan.section.values()))
+    return plan, known
 
+
+def _pull_required_gates(state: RunState, plan: GatePlan, selected: list[pytest.Item],
+                         known: list[pytest.Item]) -> list[pytest.Item]:
+    """The gate tests the selected tests need that the selection left out; counted per gate for the report."""
     selected_ids = {i.nodeid for i in selected}
-    needed = plan.closure(selected_ids)
     by_id = {i.nodeid: i for i in known}
     pulled = []
-    for gate in sorted(needed):
+    for gate in sorted(plan.closure(selected_ids)):
         for nodeid in plan.members.get(gate, ()):
             if nodeid not in selected_ids:
                 pulled.append(by_id[nodeid])
                 shown = plan.label(gate)
                 state.pulled[shown] = state.pulled.get(shown, 0) + 1
-    if pulled:
-        selected += pulled
-        pulled_set = set(pulled)
-        state.deselected[:] = [i for i in state.deselected if i not in pulled_set]
-        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None and "deselected" in reporter.stats:
-            reporter.stats["deselected"] = [i for i in reporter.stats["deselected"] if i not in pulled_set]
-    session.items[:] = order_items(selected, plan)
-    if state.worker and state.store.directory is not None:
-        state.store.write_plan(sorted(plan.member_of))
-    suite_dirs = _builtin_suite_dirs(session.config)
-    state.builtin = {item.nodeid for item in session.items
-                     if any(Path(str(item.path)).is_relative_to(folder) for folder in suite_dirs)}
-    # Without a target every built-in check would be skipped and the run would look green.
-    if state.builtin and state.settings.target is None and not session.config.option.collectonly:
-        raise pytest.UsageError(NO_TARGET)
+    return pulled
+
+
+def _forget_deselection(session: pytest.Session, state: RunState, pulled: set[pytest.Item]) -> None:
+    """Pulled-in tests are no longer deselected, for us nor for the terminal's count."""
+    state.deselected[:] = [i for i in state.deselected if i not in pulled]
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None and "deselected" in reporter.stats:
+        reporter.stats["deselected"] = [i for i in reporter.stats["deselected"] if i not in pulled]
 
 
 def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:

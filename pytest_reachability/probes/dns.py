@@ -274,29 +274,35 @@ def _ask_server(
     if answer.addresses:
         answer.rcode = "NOERROR"
         return answer
-    # No address: the answer's rcode is the most telling failure among the families.
-    # An answer that arrived says more than a family that got none, so answers rank first.
-    for rcode, failure in (
-        ("BADANSWER", Failure.DNS_BAD_ANSWER),
-        ("SERVFAIL", Failure.DNS_SERVFAIL),
-        ("REFUSED", Failure.DNS_REFUSED),
-        ("NXDOMAIN", Failure.DNS_NXDOMAIN),
-        ("TIMEOUT", Failure.DNS_TIMEOUT),
-        # Nothing serves DNS at the address: to a client that is no answer, as a timeout is.
-        ("UNREACHABLE", Failure.DNS_TIMEOUT),
-    ):
-        if rcode in rcodes:
-            answer.rcode, answer.failure = rcode, failure
-            break
-    else:
-        # FORMERR, NOTIMP and other error codes: the resolver answered, but not with an answer.
-        other = next((rcode for rcode in rcodes if rcode != "NOERROR"), None)
-        if other is not None:
-            answer.rcode, answer.failure = other, Failure.DNS_BAD_ANSWER
-            answer.error = answer.error or f"the resolver answered {other}"
-        else:
-            answer.rcode, answer.failure = "NOERROR", Failure.DNS_NO_ANSWER
+    answer.rcode, answer.failure = _most_telling_failure(rcodes)
+    if answer.failure is Failure.DNS_BAD_ANSWER and answer.rcode != "BADANSWER":
+        answer.error = answer.error or f"the resolver answered {answer.rcode}"
     return answer
+
+
+# No address: the answer's rcode is the most telling failure among the families. An answer that arrived
+# says more than a family that got none, so answers rank first.
+_FAILURE_RANK = (
+    ("BADANSWER", Failure.DNS_BAD_ANSWER),
+    ("SERVFAIL", Failure.DNS_SERVFAIL),
+    ("REFUSED", Failure.DNS_REFUSED),
+    ("NXDOMAIN", Failure.DNS_NXDOMAIN),
+    ("TIMEOUT", Failure.DNS_TIMEOUT),
+    # Nothing serves DNS at the address: to a client that is no answer, as a timeout is.
+    ("UNREACHABLE", Failure.DNS_TIMEOUT),
+)
+
+
+def _most_telling_failure(rcodes: list[str]) -> tuple[str, Failure]:
+    """(rcode, failure) of an answer without addresses, from the rcodes of its families."""
+    for rcode, failure in _FAILURE_RANK:
+        if rcode in rcodes:
+            return rcode, failure
+    # FORMERR, NOTIMP and other error codes: the resolver answered, but not with an answer.
+    other = next((rcode for rcode in rcodes if rcode != "NOERROR"), None)
+    if other is not None:
+        return other, Failure.DNS_BAD_ANSWER
+    return "NOERROR", Failure.DNS_NO_ANSWER
 
 
 @dataclass
@@ -327,57 +333,68 @@ def _query_family(server: tuple[str, int], name: str, family: str, deadline: flo
         if remaining <= 0:
             result.rcode, result.error = "TIMEOUT", f"{family}: no answer within the timeout"
             return result
-        try:
-            response = _exchange(dns.message.make_query(qname, rdtype), server, deadline)
-        except _BadAnswer as bad:
-            if bad.partial is None or not bad.partial.answer:
-                result.rcode, result.error = "BADANSWER", f"{family}: {bad.detail}"
-                return result
-            response = bad.partial  # read what the truncated answer holds, and say it is partial
-            result.error = f"{family}: {bad.detail}; the addresses are those of the truncated answer"
-        except dns.exception.Timeout:
-            result.rcode, result.error = "TIMEOUT", f"{family}: no answer within the timeout"
-            return result
-        except ConnectionRefusedError:
-            # ICMP port unreachable on UDP (the socket is connected) or a TCP RST: nothing serves DNS there.
-            result.rcode = "UNREACHABLE"
-            result.error = f"{family}: nothing answers on {_server_text(server)} (connection refused)"
-            return result
-        except OSError as error:
-            result.rcode, result.error = "UNREACHABLE", f"{family}: {_server_text(server)}: {type(error).__name__}: {error}"
-            return result
-        except dns.exception.DNSException as error:
-            result.rcode, result.error = "BADANSWER", f"{family}: {type(error).__name__}: {error}"
+        response = _ask(server, qname, rdtype, family, deadline, result)
+        if response is None:
             return result
         result.rcode = dns.rcode.to_text(response.rcode())
         if response.rcode() != dns.rcode.NOERROR:
             return result
-        target, found = qname, False
-        # Walk the chain inside this answer: the resolver usually returns CNAMEs and the final records together.
-        for _step in range(_MAX_CNAME_HOPS):
-            cname = response.get_rrset(response.answer, target, dns.rdataclass.IN, dns.rdatatype.CNAME)
-            records = response.get_rrset(response.answer, target, dns.rdataclass.IN, rdtype)
-            if records is not None:
-                for record in records:
-                    if record.address in result.addresses:
-                        continue
-                    if len(result.addresses) < MAX_ADDRESSES_KEPT:
-                        result.addresses.append(record.address)
-                    else:
-                        result.omitted += 1
-                result.ttl = records.ttl if result.ttl is None else min(result.ttl, records.ttl)
-                found = True
-                break
-            if cname is None:
-                break
-            target = cname[0].target
-            result.cnames.append(target.to_text(omit_final_dot=True))
-            result.ttl = cname.ttl if result.ttl is None else min(result.ttl, cname.ttl)
+        target, found = _follow_chain(response, qname, rdtype, result)
         if found or target == qname:
             return result
         qname = target  # the chain left this answer unfinished: ask for its end
     result.error = f"{family}: CNAME chain longer than {_MAX_CNAME_HOPS}"
     return result
+
+
+def _ask(server: tuple[str, int], qname: dns.name.Name, rdtype: Any, family: str, deadline: float,
+         result: _FamilyResult) -> dns.message.Message | None:
+    """The server's answer, or None with ``result``'s rcode and error saying why there is none."""
+    try:
+        return _exchange(dns.message.make_query(qname, rdtype), server, deadline)
+    except _BadAnswer as bad:
+        if bad.partial is None or not bad.partial.answer:
+            result.rcode, result.error = "BADANSWER", f"{family}: {bad.detail}"
+            return None
+        result.error = f"{family}: {bad.detail}; the addresses are those of the truncated answer"
+        return bad.partial  # read what the truncated answer holds, and say it is partial
+    except dns.exception.Timeout:
+        result.rcode, result.error = "TIMEOUT", f"{family}: no answer within the timeout"
+    except ConnectionRefusedError:
+        # ICMP port unreachable on UDP (the socket is connected) or a TCP RST: nothing serves DNS there.
+        result.rcode = "UNREACHABLE"
+        result.error = f"{family}: nothing answers on {_server_text(server)} (connection refused)"
+    except OSError as error:
+        result.rcode, result.error = "UNREACHABLE", f"{family}: {_server_text(server)}: {type(error).__name__}: {error}"
+    except dns.exception.DNSException as error:
+        result.rcode, result.error = "BADANSWER", f"{family}: {type(error).__name__}: {error}"
+    return None
+
+
+def _follow_chain(response: dns.message.Message, qname: dns.name.Name, rdtype: Any,
+                  result: _FamilyResult) -> tuple[dns.name.Name, bool]:
+    """Walk the CNAME chain inside this answer (a resolver usually returns CNAMEs and the final records
+    together), adding addresses, names and the lowest TTL to ``result``; (last name, records found)."""
+    target = qname
+    for _step in range(_MAX_CNAME_HOPS):
+        cname = response.get_rrset(response.answer, target, dns.rdataclass.IN, dns.rdatatype.CNAME)
+        records = response.get_rrset(response.answer, target, dns.rdataclass.IN, rdtype)
+        if records is not None:
+            for record in records:
+                if record.address in result.addresses:
+                    continue
+                if len(result.addresses) < MAX_ADDRESSES_KEPT:
+                    result.addresses.append(record.address)
+                else:
+                    result.omitted += 1
+            result.ttl = records.ttl if result.ttl is None else min(result.ttl, records.ttl)
+            return target, True
+        if cname is None:
+            break
+        target = cname[0].target
+        result.cnames.append(target.to_text(omit_final_dot=True))
+        result.ttl = cname.ttl if result.ttl is None else min(result.ttl, cname.ttl)
+    return target, False
 
 
 def _server_text(server: tuple[str, int]) -> str:

@@ -27,7 +27,7 @@ import shlex
 import socket
 import ssl
 import time
-from collections.abc import Callable, Container, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit, urlunsplit
@@ -475,18 +475,7 @@ _PROTOCOL_HEADERS = ("location", "content-length", "transfer-encoding")
 
 
 def _read_head(reader: _Reader) -> _Head:
-    what = "waiting for the response"
-    while len(reader.buffer) < 5 and b"\n" not in reader.buffer:
-        if not reader.fill(what):
-            break
-        what = "reading the response headers"
-    if reader.total == 0:
-        raise ProbeFailure(Failure.EMPTY_REPLY, "connected and sent the request; the server closed without a byte")
-    start = bytes(reader.buffer[:5])
-    if start[:1] in (b"\x15", b"\x16") and start[1:2] == b"\x03":
-        raise ProbeFailure(Failure.BAD_RESPONSE, f"server answered with a TLS record on a plain-HTTP port ({start[:3].hex()}...): use https://")
-    if not b"HTTP/".startswith(start) and not start.startswith(b"HTTP/"):
-        raise ProbeFailure(Failure.BAD_RESPONSE, f"not HTTP: first bytes {bytes(reader.buffer[:24])!r}")
+    _check_http_start(reader)
     status_line = reader.line("reading the status line")
     if status_line is None:
         raise ProbeFailure(Failure.BAD_RESPONSE, f"closed inside the status line: {bytes(reader.buffer[:40])!r}")
@@ -497,20 +486,7 @@ def _read_head(reader: _Reader) -> _Head:
     kept: dict[str, list[str]] = {}
     protocol: dict[str, list[str]] = {}
     dropped = 0
-    size = len(status_line) + 2
-    while True:
-        line = reader.line("reading the response headers")
-        if line is None:
-            raise ProbeFailure(Failure.BAD_RESPONSE, f"closed inside the headers after status {status}")
-        if not line:
-            break
-        size += len(line) + 2
-        if size > MAX_HEADER_TOTAL:
-            raise ProbeFailure(Failure.HEADERS_TOO_LARGE, f"response headers larger than {MAX_HEADER_TOTAL // 1024} kB")
-        name, colon, value = line.decode("latin-1").partition(":")
-        if not colon or not name.strip():
-            raise ProbeFailure(Failure.BAD_RESPONSE, f"malformed header line {line[:60]!r}")
-        key, value = name.strip().lower()[:128], value.strip()
+    for key, value in _header_lines(reader, status, len(status_line) + 2):
         if key in _PROTOCOL_HEADERS:
             protocol.setdefault(key, []).append(value)
         if key in kept:
@@ -526,6 +502,39 @@ def _read_head(reader: _Reader) -> _Head:
     return _Head(status, reason, {key: _cut(", ".join(values)) for key, values in kept.items()},
                  {key: values[0] if key != "transfer-encoding" else ", ".join(values) for key, values in protocol.items()},
                  dropped)
+
+
+def _check_http_start(reader: _Reader) -> None:
+    """The first bytes are an HTTP/1 status line, not nothing (curl 52), a TLS record or other protocol."""
+    what = "waiting for the response"
+    while len(reader.buffer) < 5 and b"\n" not in reader.buffer:
+        if not reader.fill(what):
+            break
+        what = "reading the response headers"
+    if reader.total == 0:
+        raise ProbeFailure(Failure.EMPTY_REPLY, "connected and sent the request; the server closed without a byte")
+    start = bytes(reader.buffer[:5])
+    if start[:1] in (b"\x15", b"\x16") and start[1:2] == b"\x03":
+        raise ProbeFailure(Failure.BAD_RESPONSE, f"server answered with a TLS record on a plain-HTTP port ({start[:3].hex()}...): use https://")
+    if not b"HTTP/".startswith(start) and not start.startswith(b"HTTP/"):
+        raise ProbeFailure(Failure.BAD_RESPONSE, f"not HTTP: first bytes {bytes(reader.buffer[:24])!r}")
+
+
+def _header_lines(reader: _Reader, status: int, size: int) -> Iterator[tuple[str, str]]:
+    """(lower-case name, value) of each header line up to the blank line, bounded in total size."""
+    while True:
+        line = reader.line("reading the response headers")
+        if line is None:
+            raise ProbeFailure(Failure.BAD_RESPONSE, f"closed inside the headers after status {status}")
+        if not line:
+            return
+        size += len(line) + 2
+        if size > MAX_HEADER_TOTAL:
+            raise ProbeFailure(Failure.HEADERS_TOO_LARGE, f"response headers larger than {MAX_HEADER_TOTAL // 1024} kB")
+        name, colon, value = line.decode("latin-1").partition(":")
+        if not colon or not name.strip():
+            raise ProbeFailure(Failure.BAD_RESPONSE, f"malformed header line {line[:60]!r}")
+        yield name.strip().lower()[:128], value.strip()
 
 
 def _cut(value: str) -> str:
