@@ -326,33 +326,42 @@ def render_markdown(shards: Sequence[Shard], *, title: str = "Reachability repor
             f"| {_cell(shard.label)} | {_score(shard.health_score)} | {'❌ FAIL' if shard.failed else '✅ ' + shard.status} | {_cell(top) or '—'} | {_cell(Path(shard.source).name)} |"
         )
     for shard in shards:
-        lines += ["", f"## {_cell(shard.label)}", ""]
-        if shard.started:
-            lines.append(f"Started {_cell(shard.started)}; health {_score(shard.health_score)}.")
-            lines.append("")
-        history_line = _history_line(shard)
-        if history_line:
-            lines += [_cell(history_line), ""]
-        lines += section_table_markdown(shard.sections)
-        if shard.theories:
-            lines += ["", "**Ranked theories**", ""]
-            for rank, theory in enumerate(shard.theories[:5], start=1):
-                confidence = theory.get("confidence")
-                shown = f" ({round(float(confidence) * 100)}%)" if isinstance(confidence, int | float) else ""
-                lines.append(f"{rank}. {_cell(theory.get('title', ''))}{shown}")
-                for evidence in (theory.get("evidence") or [])[:3]:
-                    lines.append(f"   - {_cell(evidence)}")
-                confirm = theory.get("confirm") or []
-                if confirm:
-                    lines.append(f"   - confirm: `{_cell(confirm[0]).replace('`', '')}`")
-        blocked = [t for t in shard.tests if t.get("outcome") == "blocked"]
-        failing = [t for t in shard.tests if t.get("outcome") in ("failed", "error")]
-        if failing:
-            lines += ["", "**Failed**", ""]
-            lines += [f"- `{_cell(t.get('nodeid', '')).replace('`', '')}`: {_cell(t.get('reason', ''))}" for t in failing[:50]]
-        if blocked:
-            lines += ["", f"**Blocked:** {len(blocked)} test(s), by {', '.join(sorted({str(t.get('blocked_by')) for t in blocked}))}"]
+        lines += _shard_markdown(shard)
     return "\n".join(lines) + "\n"
+
+
+def _shard_markdown(shard: Shard) -> list[str]:
+    """One shard's part of the merged markdown: when, history, section table, theories, failed and blocked."""
+    lines = ["", f"## {_cell(shard.label)}", ""]
+    if shard.started:
+        lines += [f"Started {_cell(shard.started)}; health {_score(shard.health_score)}.", ""]
+    history_line = _history_line(shard)
+    if history_line:
+        lines += [_cell(history_line), ""]
+    lines += section_table_markdown(shard.sections)
+    if shard.theories:
+        lines += ["", "**Ranked theories**", ""]
+        for rank, theory in enumerate(shard.theories[:5], start=1):
+            lines += _theory_markdown(rank, theory)
+    blocked = [t for t in shard.tests if t.get("outcome") == "blocked"]
+    failing = [t for t in shard.tests if t.get("outcome") in ("failed", "error")]
+    if failing:
+        lines += ["", "**Failed**", ""]
+        lines += [f"- `{_cell(t.get('nodeid', '')).replace('`', '')}`: {_cell(t.get('reason', ''))}" for t in failing[:50]]
+    if blocked:
+        lines += ["", f"**Blocked:** {len(blocked)} test(s), by {', '.join(sorted({str(t.get('blocked_by')) for t in blocked}))}"]
+    return lines
+
+
+def _theory_markdown(rank: int, theory: dict[str, Any]) -> list[str]:
+    confidence = theory.get("confidence")
+    shown = f" ({round(float(confidence) * 100)}%)" if isinstance(confidence, int | float) else ""
+    lines = [f"{rank}. {_cell(theory.get('title', ''))}{shown}"]
+    lines += [f"   - {_cell(evidence)}" for evidence in (theory.get("evidence") or [])[:3]]
+    confirm = theory.get("confirm") or []
+    if confirm:
+        lines.append(f"   - confirm: `{_cell(confirm[0]).replace('`', '')}`")
+    return lines
 
 
 _CSS = """
