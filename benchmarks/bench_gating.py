@@ -1,4 +1,4 @@
-"""Benchmark: what gating costs on 2,000 trivial tests in DESIGN's 16 sections.
+"""Benchmark: what gating costs on 2,000 trivial tests in the built-in suite's 16 sections.
 
 Generates, in a temporary directory, one file per section (``test_01_cluster.py`` ...
 ``test_16_results_storage.py``), ``--tests`` passing tests in all, with the gates ``cluster-access``
@@ -46,7 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 GOAL_OVERHEAD = 0.10
 RUN_TIMEOUT = 300  # seconds; one run of 2,000 trivial tests takes a few
 
-# (section, the gate its first test carries, gates the section requires), in DESIGN's order.
+# (section, the gate its first test carries, gates the section requires), in the built-in suite's order.
 SECTIONS: tuple[tuple[str, str | None, tuple[str, ...]], ...] = (
     ("cluster", "cluster-access", ("cluster-access",)),
     ("workloads", None, ("cluster-access",)),
@@ -107,7 +107,7 @@ def tests_per_section(total: int) -> list[int]:
 
 
 def file_name(index: int, section: str) -> str:
-    # The number keeps DESIGN's order on disk: pytest-dependency does not reorder, so gates must come first.
+    # The number keeps the suite's order on disk: pytest-dependency does not reorder, so gates must come first.
     return f"test_{index + 1:02d}_{section.replace('-', '_')}.py"
 
 

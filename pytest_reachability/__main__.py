@@ -18,9 +18,10 @@ import os
 import sys
 from collections.abc import Sequence
 
+from . import probes
 from .config import Settings, resolve_settings
-from .probes.dns import MAX_ADDRESSES_PER_FAMILY, resolve_all
-from .probes.http import ProbeResult, probe_target, tls_context
+from .probes.dns import MAX_ADDRESSES_PER_FAMILY
+from .probes.http import ProbeResult, tls_context
 from .redact import Redactor, collect_secrets, mask_usage_error
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -114,14 +115,12 @@ def run_probe(args: argparse.Namespace) -> int:
             tls_context(settings.ca_bundle)
         except ValueError as error:
             raise UsageProblem(str(error)) from None
-    timeout, path = settings.probe_timeout, settings.health_path
-
     report = None
     if args.address:
-        results = probe_target(target, addresses=args.address, path=path, timeout=timeout, ca_bundle=settings.ca_bundle)
+        results = probes.run_probe("http", target, settings, addresses=args.address)
     else:
-        report = resolve_all(target.host, settings.resolvers, timeout=timeout)
-        results = probe_target(target, dns_report=report, path=path, timeout=timeout, ca_bundle=settings.ca_bundle)
+        report = probes.run_probe("dns", target, settings)
+        results = probes.run_probe("http", target, settings, dns_report=report)
 
     # Headers (Set-Cookie), redirect URLs (?token=), body excerpts and failure details can carry secrets:
     # masked as the plugin masks its outputs, with the same secrets (environment, kubeconfig, --mask).

@@ -39,6 +39,8 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config import kube_config as _kube_config_module
 from kubernetes.config.config_exception import ConfigException
 
+from .k8s import controller_owner
+
 __all__ = [
     'ALL_NAMESPACES',
     'Cluster',
@@ -333,11 +335,7 @@ def _labels(metadata: Any) -> dict[str, str]:
 
 
 def _owner(metadata: Any) -> str | None:
-    references = list(getattr(metadata, 'owner_references', None) or [])
-    if not references:
-        return None
-    chosen = next((ref for ref in references if ref.controller), references[0])
-    return f'{chosen.kind}/{chosen.name}'
+    return controller_owner(getattr(metadata, 'owner_references', None))
 
 
 def node_info(node: k8s.V1Node) -> NodeInfo:

@@ -48,11 +48,24 @@ class Evidence:
     def __init__(self) -> None:
         self.records: list[dict[str, Any]] = []
 
-    def record(self, kind: str, data: Mapping[str, Any] | Any) -> None:
-        """Attach ``data`` (converted to plain data) under ``kind`` to the running test's report."""
+    def record(self, kind: str, data: Mapping[str, Any] | Any, **fields: Any) -> None:
+        """Attach ``data`` (converted to plain data) under ``kind`` to the running test's report.
+
+        ``fields`` are added to it: where the observation came from, for instance, which the diagnosis
+        reads (``source="dns"`` for an address the target's name resolved to, ``source="loadbalancer"``
+        and ``service=...`` for a LoadBalancer's)::
+
+            for result in probe.health():
+                evidence.record("http_probe", result, source="dns")
+        """
         if not isinstance(kind, str) or not kind:
             raise ValueError("evidence kind must be a non-empty string")
-        self.records.append({"kind": kind, "data": plain(data)})
+        value = plain(data)
+        if fields:
+            if not isinstance(value, dict):
+                raise TypeError(f"evidence {kind!r}: fields={sorted(fields)} need data that is a mapping, not {type(value).__name__}")
+            value = {**value, **plain(fields)}
+        self.records.append({"kind": kind, "data": value})
 
     def of_kind(self, kind: str) -> list[Any]:
         return [r["data"] for r in self.records if r["kind"] == kind]
@@ -71,7 +84,7 @@ def set_current(evidence: Evidence | None) -> None:
     _current = evidence
 
 
-def record(kind: str, data: Mapping[str, Any] | Any) -> None:
-    """Record on the running test, if any (outside a test the fact is dropped)."""
+def record(kind: str, data: Mapping[str, Any] | Any, **fields: Any) -> None:
+    """Record on the running test, if any (outside a test the fact is dropped); see :meth:`Evidence.record`."""
     if _current is not None:
-        _current.record(kind, data)
+        _current.record(kind, data, **fields)

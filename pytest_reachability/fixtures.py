@@ -1,7 +1,8 @@
 """The public fixtures: what a test of the built-in suite or a user's own test asks for.
 
-``target``, ``dns``, ``probe``, ``http``, ``cluster`` and ``evidence`` read like the checks an
-engineer runs by hand::
+``target``, ``dns``, ``probe``, ``http``, ``cluster``, ``cluster_reads``, ``target_service`` and
+``evidence`` are registered by the plugin, so any test file can ask for them; they read like the
+checks an engineer runs by hand::
 
     def test_every_address_answers(probe):
         for result in probe.health():
@@ -18,6 +19,10 @@ engineer runs by hand::
         crashing = [p.name for p in cluster.pods() if "CrashLoopBackOff" in p.waiting_reasons]
         assert not crashing, f"pods in CrashLoopBackOff: {crashing}"
 
+    def test_api_service_has_ready_pods(target_service, evidence):
+        evidence.record("target_service", target_service)
+        assert [pod.name for pod in target_service.pods if pod.ready], target_service.why
+
 The expensive probes are session-scoped; under pytest-xdist their results are computed by the
 first worker that needs them and shared with the others through the session's shared directory.
 """
@@ -28,15 +33,28 @@ import hashlib
 import pickle
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
 from . import evidence as evidence_mod
 from .atomic import write_atomically
 from .evidence import Evidence
+from .probes import run_probe
 from .state import ITEM_EVIDENCE
 from .state import state_of as _state
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from .appconfig import AppConfig
+    from .cluster import Cluster
+    from .cluster_reads import ClusterReads
+    from .config import Settings, Target
+    from .http_session import TargetSession
+    from .probes.dns import DnsReport
+    from .probes.http import ProbeResult
+    from .target_service import TargetService
 
 T = TypeVar("T")
 
@@ -96,7 +114,7 @@ def evidence(request: pytest.FixtureRequest) -> Evidence:
 
 
 @pytest.fixture(scope="session")
-def reachability_settings(pytestconfig: pytest.Config) -> Any:
+def reachability_settings(pytestconfig: pytest.Config) -> Settings:
     """The settings in force (CLI > environment > file), validated; ``--sandbox`` values filled in."""
     return _state(pytestconfig).settings
 
@@ -108,7 +126,7 @@ def shared_results(pytestconfig: pytest.Config) -> SharedResults:
 
 
 @pytest.fixture(scope="session")
-def target(reachability_settings: Any) -> Any:
+def target(reachability_settings: Settings) -> Target:
     """The service under verification (``--target``); skips the test when none is configured.
 
     Example::
@@ -122,7 +140,7 @@ def target(reachability_settings: Any) -> Any:
 
 
 @pytest.fixture(scope="session")
-def dns(target: Any, reachability_settings: Any, shared_results: SharedResults) -> Any:
+def dns(target: Target, reachability_settings: Settings, shared_results: SharedResults) -> DnsReport:
     """The target's name resolved on every configured resolver, concurrently (a ``DnsReport``).
 
     Example::
@@ -130,10 +148,8 @@ def dns(target: Any, reachability_settings: Any, shared_results: SharedResults) 
         def test_name_resolves(dns):
             assert dns.addresses, f"{dns.name} did not resolve: {[a.error for a in dns.answers]}"
     """
-    from .probes import dns as dns_probe
-
-    def resolve() -> Any:
-        report = dns_probe.probe(target, reachability_settings)
+    def resolve() -> DnsReport:
+        report = run_probe("dns", target, reachability_settings)
         evidence_mod.record("dns", report)
         return report
 
@@ -151,7 +167,7 @@ class Prober:
                 assert result.ok, result.summary
     """
 
-    def __init__(self, target: Any, settings: Any, shared: SharedResults, dns_report: Callable[[], Any]) -> None:
+    def __init__(self, target: Target, settings: Settings, shared: SharedResults, dns_report: Callable[[], DnsReport]) -> None:
         self.target = target
         self.settings = settings
         self.shared = shared
@@ -165,10 +181,8 @@ class Prober:
         extra_addresses: Iterable[str] = (),
         expect_status: Any = None,
         expect_body: Any = None,
-    ) -> list[Any]:
+    ) -> list[ProbeResult]:
         """Probe ``path`` (default the health path) on every resolved address (or ``addresses``) plus ``extra_addresses``."""
-        from .probes import http as http_probe
-
         path = path or self.settings.health_path
         addresses = None if addresses is None else list(addresses)
         extra = list(extra_addresses)
@@ -179,17 +193,10 @@ class Prober:
             checks["expect_body"] = expect_body
         key = f"http:{self.target.base_url}:{path}:{addresses}:{extra}:{sorted(map(repr, checks.items()))}"
 
-        def run() -> list[Any]:
-            results = http_probe.probe_target(
-                self.target,
-                addresses=addresses,
-                extra_addresses=extra,
-                resolvers=self.settings.resolvers,
-                path=path,
-                timeout=self.settings.probe_timeout,
-                ca_bundle=self.settings.ca_bundle,
-                dns_report=self._dns_report() if addresses is None else None,
-                **checks,
+        def run() -> list[ProbeResult]:
+            results = run_probe(
+                "http", self.target, self.settings, addresses=addresses, extra_addresses=extra, path=path,
+                dns_report=self._dns_report() if addresses is None else None, **checks,
             )
             for result in results:
                 evidence_mod.record("http_probe", result)
@@ -201,13 +208,14 @@ class Prober:
 
 
 @pytest.fixture(scope="session")
-def probe(target: Any, reachability_settings: Any, shared_results: SharedResults, request: pytest.FixtureRequest) -> Prober:
+def probe(target: Target, reachability_settings: Settings, shared_results: SharedResults,
+          request: pytest.FixtureRequest) -> Prober:
     """Per-address health probes of the target (see :class:`Prober`)."""
     return Prober(target, reachability_settings, shared_results, lambda: request.getfixturevalue("dns"))
 
 
 @pytest.fixture(scope="session")
-def http(target: Any, reachability_settings: Any, request: pytest.FixtureRequest) -> Any:
+def http(target: Target, reachability_settings: Settings, request: pytest.FixtureRequest) -> Iterator[TargetSession]:
     """A ``requests.Session`` bound to the target's base URL: ``http.get("/orders")``.
 
     Timeouts default to the probe timeout; only connection errors are retried (never a request that
@@ -229,7 +237,7 @@ def http(target: Any, reachability_settings: Any, request: pytest.FixtureRequest
 
 
 @pytest.fixture(scope="session")
-def cluster(reachability_settings: Any) -> Any:
+def cluster(reachability_settings: Settings) -> Iterator[Cluster]:
     """Read-only view of the cluster (``pytest_reachability.cluster.Cluster``); skips when none is configured."""
     from .cluster import Cluster, ClusterError, ClusterErrorKind
 
@@ -250,6 +258,40 @@ def cluster(reachability_settings: Any) -> Any:
 
 
 @pytest.fixture(scope="session")
-def app_config(pytestconfig: pytest.Config) -> Any:
+def app_config(pytestconfig: pytest.Config) -> AppConfig:
     """The validated application sections (``[tool.reachability.<section>]`` tables)."""
     return _state(pytestconfig).app_config
+
+
+@pytest.fixture(scope="session")
+def cluster_reads(cluster: Cluster, shared_results: SharedResults) -> ClusterReads:
+    """The namespace's objects, each kind read once per run and shared by xdist workers (a refused read
+    skips the asking test, a failed one fails it). See :class:`~pytest_reachability.cluster_reads.ClusterReads`.
+
+    Example::
+
+        def test_every_deployment_is_available(cluster_reads):
+            short = [d.name for d in cluster_reads.deployments() if d.available < d.desired]
+            assert not short, f"Deployments below their desired replicas: {short}"
+    """
+    from .cluster_reads import ClusterReads
+
+    return ClusterReads(cluster, shared_results)
+
+
+@pytest.fixture(scope="session")
+def target_service(cluster_reads: ClusterReads, target: Target, reachability_settings: Settings,
+                   request: pytest.FixtureRequest) -> TargetService:
+    """Which Service of the namespace is the target's, how that was decided, and its pods, LoadBalancers
+    and Ingresses (see :mod:`pytest_reachability.target_service`).
+
+    Example::
+
+        def test_api_runs_two_pods(target_service):
+            assert target_service.found, target_service.why
+            assert len(target_service.pods) >= 2, [pod.name for pod in target_service.pods]
+    """
+    from .target_service import find_target_service
+
+    return find_target_service(cluster_reads, target, reachability_settings,
+                               lambda: request.getfixturevalue("dns").addresses)

@@ -85,6 +85,37 @@ def _single_name(marker: Any, what: str, example: str, nodeid: str) -> str | Non
     return marker.args[0]
 
 
+def _scan_markers(item: Any, section_requires: dict[str, list[str]]) -> tuple[Any, Any, Any, list[Any]]:
+    """(item, closest section mark, closest gate mark, every requires mark); gathers sections' requires=."""
+    section_mark = gate_mark = None
+    requires_marks: list[Any] = []
+    for marker in item.iter_markers():
+        if marker.name == "section":
+            section_mark = section_mark or marker
+            _gather_section_requires(marker, item.nodeid, section_requires)
+        elif marker.name == "gate":
+            gate_mark = gate_mark or marker
+        elif marker.name == "requires":
+            requires_marks.append(marker)
+    return item, section_mark, gate_mark, requires_marks
+
+
+def _gather_section_requires(marker: Any, nodeid: str, section_requires: dict[str, list[str]]) -> None:
+    required = marker.kwargs.get("requires", ())
+    if isinstance(required, str):
+        required = (required,)
+    if not isinstance(required, (list, tuple, set, frozenset)) or not all(
+        isinstance(g, str) and g.strip() for g in required
+    ):
+        raise GraphError(
+            f'@pytest.mark.section(..., requires=...) takes gate names, e.g. requires=["api-health"], '
+            f"got {required!r} on {nodeid}"
+        )
+    if required and marker.args:
+        bucket = section_requires.setdefault(marker.args[0], [])
+        bucket.extend(g for g in required if g not in bucket)
+
+
 @dataclass
 class GatePlan:
     """The dependency graph of one session's items (selected and deselected)."""
@@ -103,67 +134,42 @@ class GatePlan:
         plan = cls()
         section_requires: dict[str, list[str]] = {}
         # One walk over each item's markers (closest first): section, gate, requires.
-        scanned: list[tuple[Any, Any, Any, list[Any]]] = []
-        for item in items:
-            section_mark = gate_mark = None
-            requires_marks: list[Any] = []
-            for marker in item.iter_markers():
-                name = marker.name
-                if name == "section":
-                    if section_mark is None:
-                        section_mark = marker
-                    required = marker.kwargs.get("requires", ())
-                    if isinstance(required, str):
-                        required = (required,)
-                    if not isinstance(required, (list, tuple, set, frozenset)) or not all(
-                        isinstance(g, str) and g.strip() for g in required
-                    ):
-                        raise GraphError(
-                            f'@pytest.mark.section(..., requires=...) takes gate names, e.g. requires=["api-health"], '
-                            f"got {required!r} on {item.nodeid}"
-                        )
-                    if required and marker.args:
-                        bucket = section_requires.setdefault(marker.args[0], [])
-                        bucket.extend(g for g in required if g not in bucket)
-                elif name == "gate":
-                    if gate_mark is None:
-                        gate_mark = marker
-                elif name == "requires":
-                    requires_marks.append(marker)
-            scanned.append((item, section_mark, gate_mark, requires_marks))
+        scanned = [_scan_markers(item, section_requires) for item in items]
         plan.section_requires = {name: tuple(gates) for name, gates in section_requires.items()}
         by_module: dict[str, dict[str, list[str]]] = {}  # module -> test name (no parameters) -> nodeids
         for item, *_ in scanned:
             module, name = _split_nodeid(item.nodeid)
             by_module.setdefault(module, {}).setdefault(name, []).append(item.nodeid)
         for item, section_mark, gate_mark, requires_marks in scanned:
-            nodeid = item.nodeid
-            section = _single_name(section_mark, "section", 'section("database")', nodeid)
-            plan.section[nodeid] = section or OTHER_SECTION
-            own_gate = _single_name(gate_mark, "gate", 'gate("api-health")', nodeid)
-            if own_gate is not None:
-                plan.gate[nodeid] = own_gate
-                plan.members.setdefault(own_gate, []).append(nodeid)
-            required: list[str] = []
-            for marker in requires_marks:
-                required.extend(g for g in _marker_names(marker, "requires") if g not in required)
-                for name in _required_tests(marker, nodeid):
-                    key = plan._require_test(nodeid, name, by_module)
-                    if key not in required:
-                        required.append(key)
-            for g in plan.section_requires.get(section or "", ()):
-                if g not in required:
-                    required.append(g)
-            # A gate's own tests never wait for the gate itself (a section may require its own gate).
-            required = [g for g in required if g != own_gate]
-            if required:
-                plan.requires[nodeid] = tuple(required)
-                for g in required:
-                    plan.requested_by.setdefault(g, nodeid)
+            plan._place(item.nodeid, section_mark, gate_mark, requires_marks, by_module)
         for gate, nodeids in plan.members.items():
             for member in nodeids:
                 plan.member_of[member] = (*plan.member_of.get(member, ()), gate)
         return plan
+
+    def _place(self, nodeid: str, section_mark: Any, gate_mark: Any, requires_marks: list[Any],
+               by_module: dict[str, dict[str, list[str]]]) -> None:
+        """Record one test's section, the gate it belongs to and the gates (and tests) it requires."""
+        section = _single_name(section_mark, "section", 'section("database")', nodeid)
+        self.section[nodeid] = section or OTHER_SECTION
+        own_gate = _single_name(gate_mark, "gate", 'gate("api-health")', nodeid)
+        if own_gate is not None:
+            self.gate[nodeid] = own_gate
+            self.members.setdefault(own_gate, []).append(nodeid)
+        required: list[str] = []
+        for marker in requires_marks:
+            required.extend(g for g in _marker_names(marker, "requires") if g not in required)
+            for name in _required_tests(marker, nodeid):
+                key = self._require_test(nodeid, name, by_module)
+                if key not in required:
+                    required.append(key)
+        required.extend(g for g in self.section_requires.get(section or "", ()) if g not in required)
+        # A gate's own tests never wait for the gate itself (a section may require its own gate).
+        required = [g for g in required if g != own_gate]
+        if required:
+            self.requires[nodeid] = tuple(required)
+            for g in required:
+                self.requested_by.setdefault(g, nodeid)
 
     def _require_test(self, nodeid: str, name: str, by_module: dict[str, dict[str, list[str]]]) -> str:
         """The gate key of test ``name`` required by ``nodeid``; its members are that test's node ids.

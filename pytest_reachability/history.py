@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .redact import redact, redact_target_text, url_passwords
+from .results import SectionCounts
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -64,16 +65,7 @@ class HistoryError(Exception):
     """The history database cannot be used; ``str()`` is one line, credentials masked."""
 
 
-@dataclass
-class SectionHealth:
-    name: str
-    tests: int = 0
-    passed: int = 0
-    failed: int = 0
-    error: int = 0
-    blocked: int = 0
-    skipped: int = 0
-    status: str = "SKIPPED"
+SectionHealth = SectionCounts  # a stored section row: the counts with the status recorded
 
 
 @dataclass
@@ -699,6 +691,6 @@ def _one_line(error: BaseException) -> str:
 def sections_from_rows(rows: Iterable[Any]) -> list[SectionHealth]:
     """SectionHealth from ``RunResults.sections()`` rows (or anything with the same attributes)."""
     return [
-        SectionHealth(row.name, row.tests, row.passed, row.failed, row.error, row.blocked, row.skipped, row.status)
+        SectionCounts(row.name, row.tests, row.passed, row.failed, row.error, row.blocked, row.skipped, row.status)
         for row in rows
     ]

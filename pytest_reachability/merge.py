@@ -17,7 +17,7 @@ from __future__ import annotations
 import html
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from typing import Any
 from .atomic import write_atomically
 from .redact import redact
 from .report.json import SCHEMA_MAJOR, SCHEMA_VERSION, ResultsFileError, read_results_json
-from .results import section_status
+from .results import COUNTED_OUTCOMES, SectionCounts
 
 __all__ = [
     "MERGE_KIND",
@@ -49,25 +49,6 @@ STATUS_MARK = {"PASS": "✅ PASS", "FAIL": "❌ FAIL", "BLOCKED": "⏸️ BLOCKE
 
 class MergeInputError(Exception):
     """An input that cannot be merged; ``str()`` is one line naming the file."""
-
-
-@dataclass
-class SectionCounts:
-    name: str
-    passed: int = 0
-    failed: int = 0
-    error: int = 0
-    blocked: int = 0
-    skipped: int = 0
-    blocked_by: list[str] = field(default_factory=list)
-
-    @property
-    def tests(self) -> int:
-        return self.passed + self.failed + self.error + self.blocked + self.skipped
-
-    @property
-    def status(self) -> str:
-        return section_status(self.passed, self.failed, self.error, self.blocked)
 
 
 @dataclass
@@ -251,22 +232,17 @@ def _sections(raw: Any, tests: list[dict[str, Any]], source: str) -> list[Sectio
     for name, counts in items:
         if not name or not isinstance(counts, dict):
             continue
-        row = SectionCounts(str(name))
-        for outcome in ("passed", "failed", "error", "blocked", "skipped"):
-            setattr(row, outcome, _count(counts.get(outcome), source, row.name, outcome))
-        row.skipped += _count(counts.get("xfailed"), source, row.name, "xfailed")
-        row.passed += _count(counts.get("xpassed"), source, row.name, "xpassed")
-        row.blocked_by = _gates(counts.get("blocked_by"), source, row.name)
+        row = SectionCounts(str(name), blocked_by=tuple(_gates(counts.get("blocked_by"), source, str(name))))
+        for outcome in (*COUNTED_OUTCOMES, "xfailed", "xpassed"):
+            row.count(outcome, times=_count(counts.get(outcome), source, row.name, outcome))
         rows.append(row)
     if rows or not tests:
         _fill_blocked_by(rows, tests)
         return rows
     by_name: dict[str, SectionCounts] = {}
     for test in tests:
-        row = by_name.setdefault(str(test.get("section") or "other"), SectionCounts(str(test.get("section") or "other")))
-        outcome = {"xfailed": "skipped", "xpassed": "passed"}.get(test.get("outcome"), test.get("outcome"))
-        if outcome in ("passed", "failed", "error", "blocked", "skipped"):
-            setattr(row, outcome, getattr(row, outcome) + 1)
+        name = str(test.get("section") or "other")
+        by_name.setdefault(name, SectionCounts(name)).count(test.get("outcome"))
     rows = list(by_name.values())
     _fill_blocked_by(rows, tests)
     return rows
@@ -276,9 +252,8 @@ def _fill_blocked_by(rows: list[SectionCounts], tests: list[dict[str, Any]]) -> 
     by_name = {row.name: row for row in rows}
     for test in tests:
         row = by_name.get(str(test.get("section")))
-        gate = test.get("blocked_by")
-        if row is not None and gate and gate not in row.blocked_by:
-            row.blocked_by.append(str(gate))
+        if row is not None and test.get("blocked_by"):
+            row.count(None, blocked_by=str(test["blocked_by"]))
 
 
 # --------------------------------------------------------------------------- rendering
@@ -351,33 +326,42 @@ def render_markdown(shards: Sequence[Shard], *, title: str = "Reachability repor
             f"| {_cell(shard.label)} | {_score(shard.health_score)} | {'❌ FAIL' if shard.failed else '✅ ' + shard.status} | {_cell(top) or '—'} | {_cell(Path(shard.source).name)} |"
         )
     for shard in shards:
-        lines += ["", f"## {_cell(shard.label)}", ""]
-        if shard.started:
-            lines.append(f"Started {_cell(shard.started)}; health {_score(shard.health_score)}.")
-            lines.append("")
-        history_line = _history_line(shard)
-        if history_line:
-            lines += [_cell(history_line), ""]
-        lines += section_table_markdown(shard.sections)
-        if shard.theories:
-            lines += ["", "**Ranked theories**", ""]
-            for rank, theory in enumerate(shard.theories[:5], start=1):
-                confidence = theory.get("confidence")
-                shown = f" ({round(float(confidence) * 100)}%)" if isinstance(confidence, int | float) else ""
-                lines.append(f"{rank}. {_cell(theory.get('title', ''))}{shown}")
-                for evidence in (theory.get("evidence") or [])[:3]:
-                    lines.append(f"   - {_cell(evidence)}")
-                confirm = theory.get("confirm") or []
-                if confirm:
-                    lines.append(f"   - confirm: `{_cell(confirm[0]).replace('`', '')}`")
-        blocked = [t for t in shard.tests if t.get("outcome") == "blocked"]
-        failing = [t for t in shard.tests if t.get("outcome") in ("failed", "error")]
-        if failing:
-            lines += ["", "**Failed**", ""]
-            lines += [f"- `{_cell(t.get('nodeid', '')).replace('`', '')}`: {_cell(t.get('reason', ''))}" for t in failing[:50]]
-        if blocked:
-            lines += ["", f"**Blocked:** {len(blocked)} test(s), by {', '.join(sorted({str(t.get('blocked_by')) for t in blocked}))}"]
+        lines += _shard_markdown(shard)
     return "\n".join(lines) + "\n"
+
+
+def _shard_markdown(shard: Shard) -> list[str]:
+    """One shard's part of the merged markdown: when, history, section table, theories, failed and blocked."""
+    lines = ["", f"## {_cell(shard.label)}", ""]
+    if shard.started:
+        lines += [f"Started {_cell(shard.started)}; health {_score(shard.health_score)}.", ""]
+    history_line = _history_line(shard)
+    if history_line:
+        lines += [_cell(history_line), ""]
+    lines += section_table_markdown(shard.sections)
+    if shard.theories:
+        lines += ["", "**Ranked theories**", ""]
+        for rank, theory in enumerate(shard.theories[:5], start=1):
+            lines += _theory_markdown(rank, theory)
+    blocked = [t for t in shard.tests if t.get("outcome") == "blocked"]
+    failing = [t for t in shard.tests if t.get("outcome") in ("failed", "error")]
+    if failing:
+        lines += ["", "**Failed**", ""]
+        lines += [f"- `{_cell(t.get('nodeid', '')).replace('`', '')}`: {_cell(t.get('reason', ''))}" for t in failing[:50]]
+    if blocked:
+        lines += ["", f"**Blocked:** {len(blocked)} test(s), by {', '.join(sorted({str(t.get('blocked_by')) for t in blocked}))}"]
+    return lines
+
+
+def _theory_markdown(rank: int, theory: dict[str, Any]) -> list[str]:
+    confidence = theory.get("confidence")
+    shown = f" ({round(float(confidence) * 100)}%)" if isinstance(confidence, int | float) else ""
+    lines = [f"{rank}. {_cell(theory.get('title', ''))}{shown}"]
+    lines += [f"   - {_cell(evidence)}" for evidence in (theory.get("evidence") or [])[:3]]
+    confirm = theory.get("confirm") or []
+    if confirm:
+        lines.append(f"   - confirm: `{_cell(confirm[0]).replace('`', '')}`")
+    return lines
 
 
 _CSS = """

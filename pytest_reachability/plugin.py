@@ -11,7 +11,6 @@ import dataclasses
 import os
 import shutil
 import signal
-import sys
 import tempfile
 import threading
 import time
@@ -22,7 +21,6 @@ import pytest
 
 from . import evidence as evidence_mod
 from . import fixtures, watchdog
-from .atomic import DivertedJunitXml, write_html_reports_atomically
 from .gating import (
     PASSED,
     SKIPPED,
@@ -33,9 +31,16 @@ from .gating import (
 )
 from .options import add_options, refuse_misread_path_options
 from .report import hooks as report_hooks
-from .results import gate_member_outcome
+from .roles import (
+    CONTROLLER_INPUT_KEY,
+    SANDBOX_INPUT_KEY,
+    STORE_INPUT_KEY,
+    USAGE_ERROR_OUTPUT_KEY,
+    ControllerPlugin,
+    WorkerPlugin,
+)
 from .selection import collect_gates_elsewhere
-from .state import ITEM_BLOCKED, ITEM_EVIDENCE, STATE, RunState, state_of  # noqa: F401 - public via plugin
+from .state import ITEM_BLOCKED, ITEM_EVIDENCE, STATE, RunState, is_controller, state_of  # noqa: F401 - public via plugin
 
 MARKERS = (
     'section(name, requires=()): the report section of a test; requires= gates every test of that section needs',
@@ -44,10 +49,6 @@ MARKERS = (
     "whose observation it reads) passed; otherwise it is BLOCKED",
 )
 
-STORE_INPUT_KEY = "reachability_gate_store"
-SANDBOX_INPUT_KEY = "reachability_sandbox"
-USAGE_ERROR_OUTPUT_KEY = "reachability_usage_error"
-CONTROLLER_INPUT_KEY = "reachability_controller_pid"
 # A conftest.py setting this names its folder as the built-in suite (the checkout's suites/, the installed
 # pytest_reachability.suites, or a copy of either).
 BUILTIN_SUITE_FLAG = "REACHABILITY_BUILTIN_SUITE"
@@ -118,7 +119,7 @@ def pytest_configure(config: pytest.Config) -> None:
     from .config import load_settings
 
     settings = load_settings(config)
-    worker_input = getattr(config, "workerinput", None)
+    worker_input = None if is_controller(config) else config.workerinput  # type: ignore[attr-defined]
     if worker_input is None:
         _stop_on_sigterm(config)
     elif worker_input.get(CONTROLLER_INPUT_KEY):
@@ -159,14 +160,12 @@ def _configure_run(config: pytest.Config, settings: Any, worker_input: dict | No
         state.store = GateStore(state.store_dir)
     state.shared = fixtures.SharedResults(state.store.directory)
     config.stash[STATE] = state
-    config.pluginmanager.register(ReportListener(state), "reachability-reports")
-    if worker_input is None:
-        config.pluginmanager.register(AtomicReportFiles(), "reachability-atomic-report-files")
+    if state.worker:
+        config.pluginmanager.register(WorkerPlugin(state, config), "reachability-worker")
+    else:
+        config.pluginmanager.register(ControllerPlugin(state), "reachability-controller")
     config.pluginmanager.register(fixtures, "reachability-fixtures")
-    from .report import history_hooks
-
     config.pluginmanager.register(report_hooks, "reachability-report-hooks")
-    config.pluginmanager.register(history_hooks, "reachability-history-hooks")
 
 
 def _point_at_sandbox(settings: Any, info: Any) -> tuple[Any, list[str]]:
@@ -217,20 +216,6 @@ def _xdist_active(config: pytest.Config) -> bool:
     return bool(getattr(config.option, "numprocesses", None)) or bool(getattr(config.option, "tx", None))
 
 
-@pytest.hookimpl(optionalhook=True)
-def pytest_configure_node(node: Any) -> None:
-    """xdist: tell each worker where the session's gate outcomes are shared."""
-    state = state_of(node.config)
-    node.workerinput[STORE_INPUT_KEY] = str(state.store_dir) if state.store_dir else ""
-    node.workerinput[CONTROLLER_INPUT_KEY] = os.getpid()
-    # Our own child, so its PID cannot be reused before we reap it; execnet keeps the Popen privately.
-    popen = getattr(getattr(getattr(node, "gateway", None), "_io", None), "popen", None)
-    if isinstance(getattr(popen, "pid", None), int):
-        state.worker_pids.append(popen.pid)
-    if state.sandbox_info is not None:
-        node.workerinput[SANDBOX_INPUT_KEY] = state.sandbox_info.to_dict()
-
-
 def pytest_unconfigure(config: pytest.Config) -> None:
     state = config.stash.get(STATE, None)
     if state is None:
@@ -252,7 +237,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def pytest_report_header(config: pytest.Config) -> list[str]:
     from .config import describe
 
-    return [f"reachability: {line}" for line in describe(state_of(config).settings)]
+    redact = report_hooks.redactor_of(config)  # --mask values too, not only the forms describe() masks
+    return [redact(f"reachability: {line}") for line in describe(state_of(config).settings)]
 
 
 # --------------------------------------------------------------------------- collection
@@ -269,10 +255,9 @@ def _usage_error(session: pytest.Session, message: str) -> None:
     On an xdist worker an exception here would surface as an internal error of the controller: the
     worker runs nothing and hands the message to the controller, which reports it.
     """
-    worker_output = getattr(session.config, "workeroutput", None)
-    if worker_output is None:
+    if is_controller(session.config):
         raise pytest.UsageError(message)
-    worker_output[USAGE_ERROR_OUTPUT_KEY] = message
+    session.config.workeroutput[USAGE_ERROR_OUTPUT_KEY] = message  # type: ignore[attr-defined]
     session.items[:] = []
 
 
@@ -295,6 +280,26 @@ def _plan_collection(session: pytest.Session) -> None:
     selected = list(session.items)
     selected_set = set(selected)
     known = selected + [i for i in state.deselected if i not in selected_set]
+    plan, known = _build_plan(session, known)
+    state.plan = plan
+    state.marks_seen = bool(plan.gate or plan.requires or any(s != "other" for s in plan.section.values()))
+    pulled = _pull_required_gates(state, plan, selected, known)
+    if pulled:
+        selected += pulled
+        _forget_deselection(session, state, set(pulled))
+    session.items[:] = order_items(selected, plan)
+    if state.worker and state.store.directory is not None:
+        state.store.write_plan(sorted(plan.member_of))
+    suite_dirs = _builtin_suite_dirs(session.config)
+    state.builtin = {item.nodeid for item in session.items
+                     if any(Path(str(item.path)).is_relative_to(folder) for folder in suite_dirs)}
+    # Without a target every built-in check would be skipped and the run would look green.
+    if state.builtin and state.settings.target is None and not session.config.option.collectonly:
+        raise pytest.UsageError(NO_TARGET)
+
+
+def _build_plan(session: pytest.Session, known: list[pytest.Item]) -> tuple[GatePlan, list[pytest.Item]]:
+    """The gate plan of every known item, with the gate tests of other files the selection left out."""
     try:
         plan = GatePlan.build(known)
         # A pulled-in gate may itself require gates from other files: repeat, at most once per gate.
@@ -308,62 +313,30 @@ def _plan_collection(session: pytest.Session) -> None:
         plan.check()
     except GraphError as exc:
         raise pytest.UsageError(str(exc)) from None
-    state.plan = plan
-    state.marks_seen = bool(plan.gate or plan.requires or any(s != "other" for s in plan.section.values()))
+    return plan, known
 
+
+def _pull_required_gates(state: RunState, plan: GatePlan, selected: list[pytest.Item],
+                         known: list[pytest.Item]) -> list[pytest.Item]:
+    """The gate tests the selected tests need that the selection left out; counted per gate for the report."""
     selected_ids = {i.nodeid for i in selected}
-    needed = plan.closure(selected_ids)
     by_id = {i.nodeid: i for i in known}
     pulled = []
-    for gate in sorted(needed):
+    for gate in sorted(plan.closure(selected_ids)):
         for nodeid in plan.members.get(gate, ()):
             if nodeid not in selected_ids:
                 pulled.append(by_id[nodeid])
                 shown = plan.label(gate)
                 state.pulled[shown] = state.pulled.get(shown, 0) + 1
-    if pulled:
-        selected += pulled
-        pulled_set = set(pulled)
-        state.deselected[:] = [i for i in state.deselected if i not in pulled_set]
-        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None and "deselected" in reporter.stats:
-            reporter.stats["deselected"] = [i for i in reporter.stats["deselected"] if i not in pulled_set]
-    session.items[:] = order_items(selected, plan)
-    if state.worker and state.store.directory is not None:
-        state.store.write_plan(sorted(plan.member_of))
-    suite_dirs = _builtin_suite_dirs(session.config)
-    state.builtin = {item.nodeid for item in session.items
-                     if any(Path(str(item.path)).is_relative_to(folder) for folder in suite_dirs)}
-    # Without a target every built-in check would be skipped and the run would look green.
-    if state.builtin and state.settings.target is None and not session.config.option.collectonly:
-        raise pytest.UsageError(NO_TARGET)
+    return pulled
 
 
-@pytest.hookimpl(wrapper=True, optionalhook=True)
-def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """Let scope-based xdist schedulers hand out the scopes holding gate tests first.
-
-    ``loadscope``/``loadfile`` order their work units by size, so a small gate file would be sent
-    last while every worker waits on dependents. ``load`` and ``worksteal`` follow the collection
-    order, which already has gates first.
-    """
-    scheduler = yield
-    assign = getattr(scheduler, "_assign_work_unit", None)
-    workqueue = getattr(scheduler, "workqueue", None)
-    if assign is None or workqueue is None:
-        return scheduler
-    store = state_of(config).store
-
-    def assign_gates_first(node: Any) -> None:
-        gate_ids = set(store.read_plan())
-        if gate_ids:
-            first = [scope for scope, unit in scheduler.workqueue.items() if gate_ids.intersection(unit)]
-            for scope in reversed(first):
-                scheduler.workqueue.move_to_end(scope, last=False)
-        assign(node)
-
-    scheduler._assign_work_unit = assign_gates_first  # noqa: SLF001 - xdist offers no ordering hook
-    return scheduler
+def _forget_deselection(session: pytest.Session, state: RunState, pulled: set[pytest.Item]) -> None:
+    """Pulled-in tests are no longer deselected, for us nor for the terminal's count."""
+    state.deselected[:] = [i for i in state.deselected if i not in pulled]
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None and "deselected" in reporter.stats:
+        reporter.stats["deselected"] = [i for i in reporter.stats["deselected"] if i not in pulled]
 
 
 def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:
@@ -428,120 +401,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
-class AtomicReportFiles:
-    """pytest-html's report and pytest's JUnit XML written like ours: atomically, with the umask's mode."""
-
-    def __init__(self) -> None:
-        self.junit: DivertedJunitXml | None = None
-
-    def pytest_sessionstart(self, session: pytest.Session) -> None:
-        # Before pytest-html's own (trylast) session start, which writes the report a first time.
-        write_html_reports_atomically(session.config.pluginmanager.get_plugins())
-        try:
-            from _pytest.junitxml import xml_key
-        except ImportError:  # pytest moved it: its JUnit file is then written in place, as before
-            return
-        log_xml = session.config.stash.get(xml_key, None)
-        if log_xml is not None and getattr(log_xml, "logfile", None):
-            self.junit = DivertedJunitXml(log_xml)
-
-    @pytest.hookimpl(trylast=True)
-    def pytest_sessionfinish(self) -> None:
-        # After the JUnit writer's session finish; before the terminal summary names the file.
-        if self.junit is not None:
-            self.junit.settle()
-            self.junit = None
-
-
-class ReportListener:
-    """Folds every report into the run model and records gate outcomes (needs the session's state)."""
-
-    def __init__(self, state: RunState) -> None:
-        self.state = state
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        record_report(self.state, report)
-
-
-def record_report(state: RunState, report: pytest.TestReport) -> None:
-    if not state.worker:
-        state.results.add_report(report)
-        if getattr(report, "reachability_builtin", False):
-            state.builtin.add(report.nodeid)
-    if state.xdist_controller:
-        return  # gate outcomes are recorded where the test ran
-    gates = state.plan.member_of.get(report.nodeid, ())
-    if gates:
-        outcome, message = gate_member_outcome(report)
-        if outcome is not None:
-            for gate in gates:
-                state.store.record(gate, report.nodeid, outcome, message)
-
-
 def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> Any:
     if report.skipped and getattr(report, "reachability_blocked_by", None):
         return "blocked", "B", ("BLOCKED", {"yellow": True})
     return None
-
-
-# --------------------------------------------------------------------------- xdist worker -> controller
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_testnodedown(node: Any, error: Any) -> None:
-    pulled = getattr(node, "workeroutput", {}).get("reachability_pulled")
-    if pulled:
-        state = state_of(node.config)
-        state.pulled = dict(pulled)
-    if getattr(node, "workeroutput", {}).get("reachability_marks"):
-        state_of(node.config).marks_seen = True
-    usage_error = getattr(node, "workeroutput", {}).get(USAGE_ERROR_OUTPUT_KEY)
-    if usage_error:
-        state_of(node.config).usage_error = usage_error
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    state = state_of(session.config)
-    state.results.discard_unfinished()
-    worker_output = getattr(session.config, "workeroutput", None)
-    if worker_output is not None:
-        worker_output["reachability_pulled"] = dict(state.pulled)
-        worker_output["reachability_marks"] = state.marks_seen
-        return
-    if state.usage_error:
-        # What a serial run raises as a UsageError, reported once for the workers that found it.
-        print(f"ERROR: {state.usage_error}", file=sys.stderr)
-        session.exitstatus = pytest.ExitCode.USAGE_ERROR
-        return
-    state.nothing_verified = _nothing_verified(state)
-    if state.nothing_verified and session.exitstatus == pytest.ExitCode.OK and not state.settings.allow_all_skipped:
-        session.exitstatus = pytest.ExitCode.NO_TESTS_COLLECTED
-
-
-def _nothing_verified(state: RunState) -> str:
-    """Why no built-in check verified anything (every one of them skipped), or "" when some did."""
-    tests = [test for nodeid, test in state.results.tests.items() if nodeid in state.builtin]  # in run order
-    if not tests or any(test.outcome not in ("skipped", "xfailed") for test in tests):
-        return ""
-    first = next((test.reason for test in tests if test.reason), "")
-    return (f"nothing verified: all {len(tests)} built-in checks were skipped"
-            + (f" (first: {first})" if first else ""))
-
-
-# --------------------------------------------------------------------------- terminal
-
-
-def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    state = state_of(config)
-    if state.worker:
-        return
-    if state.marks_seen or getattr(state.settings, "target", None) or state.results.by_outcome("blocked"):
-        report_hooks.write_terminal_summary(terminalreporter, config)
-    if state.nothing_verified:
-        accepted = state.settings.allow_all_skipped
-        terminalreporter.write_line(
-            f"reachability: {state.nothing_verified}; "
-            + ("accepted (--allow-all-skipped)" if accepted else "exit status 5 (pass --allow-all-skipped to accept such a run)"),
-            yellow=accepted, red=not accepted, bold=True)
-

@@ -13,7 +13,7 @@ from typing import Any
 
 from .gating import BLOCKED, ERROR, FAILED, OTHER_SECTION, PASSED, SKIPPED, first_line
 
-# DESIGN's sixteen sections, in order; any other section follows them in first-seen order.
+# The built-in suite's sixteen sections, in order (README.md); any other section follows them in first-seen order.
 BUILTIN_SECTIONS = (
     "cluster",
     "workloads",
@@ -51,8 +51,16 @@ class TestResult:
     __test__ = False  # not a pytest test class
 
 
+COUNTED_OUTCOMES = ("passed", "failed", "error", "blocked", "skipped")
+
+
 @dataclass
-class SectionRow:
+class SectionCounts:
+    """How the tests of one section ended: the row of the terminal table, the reports, the history and the merge.
+
+    Positional order is the history's stored column order (name, tests, counts, status).
+    """
+
     name: str
     tests: int = 0
     passed: int = 0
@@ -60,11 +68,24 @@ class SectionRow:
     error: int = 0
     blocked: int = 0
     skipped: int = 0
+    recorded_status: str | None = None  # as a stored run recorded it; else derived from the counts
     blocked_by: tuple[str, ...] = ()
 
     @property
     def status(self) -> str:
-        return section_status(self.passed, self.failed, self.error, self.blocked)
+        return self.recorded_status or section_status(self.passed, self.failed, self.error, self.blocked)
+
+    def count(self, outcome: str | None, blocked_by: str | None = None, times: int = 1) -> None:
+        """Count ``times`` tests ending in ``outcome`` (xfailed counts as skipped, xpassed as passed)."""
+        outcome = {"xfailed": "skipped", "xpassed": "passed"}.get(str(outcome), outcome)
+        if outcome in COUNTED_OUTCOMES:
+            self.tests += times
+            setattr(self, outcome, getattr(self, outcome) + times)
+        if blocked_by and blocked_by not in self.blocked_by:
+            self.blocked_by += (blocked_by,)
+
+
+SectionRow = SectionCounts  # the name the reports used first
 
 
 def section_status(passed: int, failed: int, error: int, blocked: int) -> str:
@@ -180,17 +201,12 @@ class RunResults:
     def by_outcome(self, outcome: str) -> list[TestResult]:
         return [t for t in self.tests.values() if t.outcome == outcome]
 
-    def sections(self) -> list[SectionRow]:
-        rows: dict[str, SectionRow] = {}
+    def sections(self) -> list[SectionCounts]:
+        rows: dict[str, SectionCounts] = {}
         for test in self.tests.values():
             if test.outcome == NOT_RUN:
                 continue
-            row = rows.setdefault(test.section, SectionRow(test.section))
-            row.tests += 1
-            outcome = {"xfailed": "skipped", "xpassed": "passed"}.get(test.outcome, test.outcome)
-            setattr(row, outcome, getattr(row, outcome) + 1)
-            if test.blocked_by and test.blocked_by not in row.blocked_by:
-                row.blocked_by += (test.blocked_by,)
+            rows.setdefault(test.section, SectionCounts(test.section)).count(test.outcome, test.blocked_by)
         order = {name: i for i, name in enumerate(BUILTIN_SECTIONS)}
         first_seen = {name: i for i, name in enumerate(rows)}
 

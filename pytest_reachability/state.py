@@ -54,3 +54,11 @@ def find_state(config: pytest.Config) -> RunState | None:
     """The run state, or None before the plugin configured the session (or when it is disabled)."""
     return config.stash.get(STATE, None)
 
+
+
+def is_controller(config: pytest.Config) -> bool:
+    """This process reports the run: a serial run's only process, or the xdist controller (not a worker).
+
+    xdist gives each worker's config a ``workerinput``; the one answer every hook and module asks.
+    """
+    return not hasattr(config, "workerinput")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import pytest
 
+from pytest_reachability.k8s import service_selects
+
 pytestmark = pytest.mark.section("k8s-services", requires=["cluster-access"])
 
 
@@ -47,7 +49,7 @@ def test_no_duplicate_loadbalancers_select_the_same_pods(cluster_reads, evidence
     balancers = [service for service in cluster_reads.services() if service.type == "LoadBalancer" and service.selector]
     groups: dict[tuple[str, ...], list] = {}
     for service in balancers:
-        selected = tuple(sorted(pod.name for pod in pods if service.selector.items() <= pod.labels.items()))
+        selected = tuple(sorted(pod.name for pod in pods if service_selects(service.selector, pod.labels)))
         if selected:
             groups.setdefault(selected, []).append(service)
     duplicates = {pods_: services for pods_, services in groups.items() if len(services) > 1}

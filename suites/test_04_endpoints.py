@@ -6,6 +6,8 @@ from typing import Any
 
 import pytest
 
+from pytest_reachability.k8s import port_declared, service_selects
+
 pytestmark = pytest.mark.section("endpoints", requires=["cluster-access"])
 
 
@@ -15,7 +17,7 @@ def selected_services(cluster_reads: Any) -> list[Any]:
 
 
 def pods_of(service: Any, pods: list[Any]) -> list[Any]:
-    return [pod for pod in pods if service.selector.items() <= pod.labels.items()]
+    return [pod for pod in pods if service_selects(service.selector, pod.labels)]
 
 
 def test_service_selectors_match_pods(cluster_reads, evidence):
@@ -63,11 +65,7 @@ def test_target_ports_match_container_ports(cluster_reads, evidence):
             target_port = port["target_port"]
             for pod in selected:
                 checked += 1
-                names = {p["name"] for p in pod.container_ports if p.get("name")}
-                numbers = {p["containerPort"] for p in pod.container_ports}
-                if isinstance(target_port, int) and target_port in numbers or str(target_port) in names:
-                    continue
-                if isinstance(target_port, str) and target_port.isdigit() and int(target_port) in numbers:
+                if port_declared(target_port, pod.container_ports):
                     continue
                 listening = ", ".join(
                     f"{p['containerPort']}" + (f" ({p['name']})" if p.get("name") else "") for p in pod.container_ports

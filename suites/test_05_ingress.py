@@ -10,20 +10,15 @@ from typing import Any
 
 import pytest
 
+from pytest_reachability.k8s import ingress_host_matches
+
 pytestmark = pytest.mark.section("ingress", requires=["cluster-access"])
 
 
 def rules_for_host(ingresses: list[Any], host: str) -> list[tuple[Any, dict]]:
     """(ingress, rule) pairs whose rule host covers ``host``."""
-    from fnmatch import fnmatch
-
-    found = []
-    for ingress in ingresses:
-        for rule in ingress.rules:
-            pattern = (rule.get("host") or "").lower().rstrip(".")
-            if pattern and (pattern == host or (pattern.startswith("*.") and fnmatch(host, pattern) and host.count(".") == pattern.count("."))):
-                found.append((ingress, rule))
-    return found
+    return [(ingress, rule) for ingress in ingresses for rule in ingress.rules
+            if ingress_host_matches(rule.get("host"), host)]
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from pytest_reachability.labels import selector_matches
+from pytest_reachability.k8s import selector_matches
 
 pytestmark = pytest.mark.section("network-policy", requires=["cluster-access"])
 

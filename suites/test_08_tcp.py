@@ -36,7 +36,7 @@ def test_every_resolved_address_accepts_connections(target, dns, reachability_se
     assert addresses, f"{target.host} did not resolve: no address to connect to (see section dns)"
     results = connect_all(target, addresses, reachability_settings, shared_results)
     for result in results:
-        evidence.record("tcp", {**result.to_evidence(), "source": "dns"})
+        evidence.record("tcp", result, source="dns")
     assert all(r.ok for r in results), (
         f"TCP connect failed: {describe_failures(results)}; expected every resolved address to accept connections")
 
@@ -50,7 +50,7 @@ def test_every_loadbalancer_address_accepts_connections(target, target_service, 
                     f"({', '.join(s.name + ' pending' for s in target_service.loadbalancers) or 'no LoadBalancer'})")
     results = connect_all(target, owners, reachability_settings, shared_results)
     for result in results:
-        evidence.record("tcp", {**result.to_evidence(), "source": "loadbalancer", "service": owners.get(result.address)})
+        evidence.record("tcp", result, source="loadbalancer", service=owners.get(result.address))
     failed = [
         f"LoadBalancer {owners.get(r.address)} {r.address}:{r.port} {r.failure.value} (curl {r.curl_exit}): {r.detail}"
         for r in results if not r.ok

@@ -38,7 +38,7 @@ def handshakes(target: Any, dns: Any, reachability_settings: Any, shared_results
                                  ca_bundle=reachability_settings.ca_bundle),
     )
     for result in results:
-        evidence.record("tls", {**result.to_evidence(), "source": "dns"})
+        evidence.record("tls", result, source="dns")
     return results
 
 

@@ -34,7 +34,7 @@ def resolved_health(probe: Any, target: Any, evidence: Any) -> list[Any]:
     """The health probe of every resolved address, each recorded with ``source: dns``."""
     results = probe.health()
     for result in results:
-        evidence.record("http_probe", {**result.to_evidence(), "source": "dns"})
+        evidence.record("http_probe", result, source="dns")
     return results
 
 
@@ -64,8 +64,7 @@ def test_loadbalancers_answer_health_for_the_target_host(probe, target, target_s
         pytest.skip(f"no LoadBalancer address for Service {target_service.name} to probe directly")
     results = probe.health(addresses=list(owners))
     for result in results:
-        evidence.record("http_probe", {**result.to_evidence(), "source": "loadbalancer",
-                                       "service": owners.get(result.address)})
+        evidence.record("http_probe", result, source="loadbalancer", service=owners.get(result.address))
     failed = [f"LoadBalancer {owners.get(r.address)} {describe(r)}" for r in results if not r.ok]
     assert not failed, (
         f"GET {reachability_settings.health_path} with Host {target.host_header} failed on {'; '.join(failed)}; "

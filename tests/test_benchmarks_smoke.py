@@ -73,7 +73,7 @@ def test_prints_every_variant_and_the_ratios(tiny_run: tuple[subprocess.Complete
 def test_suites_follow_design_sections(tiny_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
     _, suites = tiny_run
     files = section_files(suites / "reachability")
-    assert tuple(files) == DESIGN_SECTIONS  # file order on disk is DESIGN's order
+    assert tuple(files) == DESIGN_SECTIONS  # file order on disk is the suite's order
     assert sum(count_tests(path) for path in files.values()) == TESTS
     gates = {section: re.findall(r"pytest\.mark\.gate\('([^']+)'\)", path.read_text()) for section, path in files.items()}
     assert {s: g for s, g in gates.items() if g} == {

@@ -342,7 +342,7 @@ def test_db_two(): pass
     assert rows["api-health"][1:7] == ["1", "0", "1", "0", "0", "FAIL"]
     assert rows["database"][1:] == ["2", "0", "0", "2", "0", "BLOCKED", "by", "api-health"]
     assert rows["other"][1:7] == ["1", "1", "0", "0", "0", "PASS"]
-    # Order: built-in sections in DESIGN order, 'other' last.
+    # Order: built-in sections in the suite's order, 'other' last.
     names = [line.split()[0] for line in table.splitlines()[1:] if line.strip() and line.split()[0] in rows]
     assert names == ["cluster", "api-health", "database", "other"]
     result.stdout.fnmatch_lines(["Health score: 50% (3 of 6 checks passed; 2 blocked by api-health)"])

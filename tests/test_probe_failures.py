@@ -1,4 +1,4 @@
-"""The failure taxonomy: DESIGN's table is what the enum says (curl exit codes, phases, one-line wording)."""
+"""The failure taxonomy: the documented table (docs/architecture.md) is what the enum says (curl exit codes, phases, one-line wording)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from pytest_reachability.probes.failures import Failure, failure_from_name
 
-# DESIGN.md "Failure taxonomy": class -> curl exit code.
+# The failure taxonomy (docs/architecture.md): class -> curl exit code.
 DESIGN_TABLE = {
     "dns_nxdomain": 6,
     "dns_no_answer": 6,

@@ -1,4 +1,4 @@
-"""Target parsing: every form of DESIGN's ``--target`` contract, and the ways users type it wrong."""
+"""Target parsing: every form of the documented ``--target`` (README.md), and the ways users type it wrong."""
 
 from __future__ import annotations
 

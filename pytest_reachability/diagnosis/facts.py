@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..k8s import deployment_of_owner, ingress_host_matches, service_selects
 from ..results import RunResults, TestResult
 
 CLUSTER_KINDS = ("node", "pod", "deployment", "service", "endpoint_slice", "ingress", "network_policy", "event")
@@ -208,13 +209,11 @@ class Facts:
 
     def deployment_of(self, pod: Mapping[str, Any]) -> dict[str, Any] | None:
         """The Deployment owning ``pod`` (through its ReplicaSet ``<deployment>-<hash>``), if recorded."""
-        owner = str(pod.get("owner") or "")
-        kind, _, name = owner.partition("/")
+        owner_deployment = deployment_of_owner(pod.get("owner"))
         for deployment in self.deployments(pod.get("namespace")):
-            if kind == "ReplicaSet" and name.rsplit("-", 1)[0] == deployment.get("name"):
+            if owner_deployment is not None and owner_deployment == deployment.get("name"):
                 return deployment
-            selector = deployment.get("selector") or {}
-            if selector and all((pod.get("labels") or {}).get(k) == v for k, v in selector.items()):
+            if service_selects(deployment.get("selector"), pod.get("labels")):
                 return deployment
         return None
 
@@ -225,7 +224,7 @@ class Facts:
             return []
         return [
             d for d in self.deployments(service.get("namespace"))
-            if all((d.get("template_labels") or d.get("selector") or {}).get(k) == v for k, v in selector.items())
+            if service_selects(selector, d.get("template_labels") or d.get("selector"))
         ]
 
     def target_service_name(self) -> str | None:
@@ -287,7 +286,7 @@ class Facts:
         return [
             pod
             for pod in self.pods(service.get("namespace"))
-            if all((pod.get("labels") or {}).get(k) == v for k, v in selector.items())
+            if service_selects(selector, pod.get("labels"))
         ]
 
     def endpoint_slices_of(self, service_name: str, namespace: str | None = None) -> list[dict[str, Any]]:
@@ -318,7 +317,7 @@ class Facts:
         return [
             ingress
             for ingress in self.of("ingress")
-            if any(_host_matches(rule.get("host"), host) for rule in ingress.get("rules") or [])
+            if any(ingress_host_matches(rule.get("host"), host) for rule in ingress.get("rules") or [])
         ]
 
     # --- traffic ----------------------------------------------------------------------------------------
@@ -384,14 +383,6 @@ def failure_phase(probe: Mapping[str, Any]) -> str | None:
         return probe["failure_phase"]
     prefix = failure.split("_", 1)[0]
     return {"dns": "dns", "tcp": "connect", "tls": "tls"}.get(prefix, "http")
-
-
-def _host_matches(pattern: str | None, host: str) -> bool:
-    if not pattern:
-        return False
-    if pattern.startswith("*."):
-        return host.endswith(pattern[1:]) and host.count(".") == pattern.count(".")
-    return pattern.lower() == host.lower()
 
 
 def is_private_or_loopback(address: str) -> bool:

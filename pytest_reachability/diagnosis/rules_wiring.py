@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ..labels import selector_matches
+from ..k8s import selector_matches
 from .facts import Facts, probe_ok
 from .theory import Theory, curl_of, kubectl
 from .wording import probe_line as _probe_line
@@ -397,10 +397,6 @@ def ingress_tls_secret_missing(facts: Facts) -> Theory | None:
 # --- network policy -------------------------------------------------------------------------------------------
 
 
-def _selects(policy: Mapping[str, Any], pod: Mapping[str, Any]) -> bool:
-    return selector_matches(policy.get("pod_selector"), pod.get("labels") or {})
-
-
 def _admits_edge(rule: Mapping[str, Any], port: int | None) -> bool:
     """Whether an ingress rule admits traffic from outside the cluster on ``port``."""
     peers = rule.get("from") or []
@@ -419,7 +415,7 @@ def network_policy_denies(facts: Facts) -> Theory | None:
     if not pods:
         return None
     pod = pods[0]
-    policies = [p for p in facts.of("network_policy") if p.get("namespace") == pod.get("namespace") and _selects(p, pod)]
+    policies = [p for p in facts.of("network_policy") if p.get("namespace") == pod.get("namespace") and selector_matches(p.get("pod_selector"), pod.get("labels") or {})]
     policies = [p for p in policies if "Ingress" in (p.get("policy_types") or [])]
     if not policies:
         return None

@@ -10,6 +10,7 @@ is truncated, following CNAME chains.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import socket
 import threading
 import time
@@ -26,6 +27,8 @@ import dns.rdataclass
 import dns.rdatatype
 
 from .failures import Failure
+
+log = logging.getLogger(__name__)
 
 SYSTEM = "system"
 # At most this many addresses of each family are probed per name (the first in answer order); the rest are
@@ -170,6 +173,8 @@ def resolve_all(
         raise ValueError(f"unknown address family {unknown[0]!r} (use A and/or AAAA)")
     targets = [(spec, None if spec == SYSTEM else parse_resolver(spec)) for spec in (resolvers or [SYSTEM])]
     deadline = started + timeout
+    log.debug("dns %s: asking %s for %s (timeout %gs)", name, ", ".join(spec for spec, _ in targets),
+              "/".join(families), timeout)
 
     slots: list[ResolverAnswer | None] = [None] * len(targets)
     threads = []
@@ -194,6 +199,9 @@ def resolve_all(
                 failure=Failure.DNS_TIMEOUT, error=f"no answer within {timeout:g}s",
             )
         answers.append(answer)
+        log.debug("dns %s: %s answered %s in %.1f ms: %s%s", name, answer.resolver, answer.rcode or "-", answer.ms,
+                  ", ".join(answer.addresses) or "no address",
+                  f" ({answer.failure.value}: {answer.error})" if answer.failure else "")
     union: list[str] = []
     for answer in answers:
         union.extend(address for address in answer.addresses if address not in union)
@@ -266,29 +274,35 @@ def _ask_server(
     if answer.addresses:
         answer.rcode = "NOERROR"
         return answer
-    # No address: the answer's rcode is the most telling failure among the families.
-    # An answer that arrived says more than a family that got none, so answers rank first.
-    for rcode, failure in (
-        ("BADANSWER", Failure.DNS_BAD_ANSWER),
-        ("SERVFAIL", Failure.DNS_SERVFAIL),
-        ("REFUSED", Failure.DNS_REFUSED),
-        ("NXDOMAIN", Failure.DNS_NXDOMAIN),
-        ("TIMEOUT", Failure.DNS_TIMEOUT),
-        # Nothing serves DNS at the address: to a client that is no answer, as a timeout is.
-        ("UNREACHABLE", Failure.DNS_TIMEOUT),
-    ):
-        if rcode in rcodes:
-            answer.rcode, answer.failure = rcode, failure
-            break
-    else:
-        # FORMERR, NOTIMP and other error codes: the resolver answered, but not with an answer.
-        other = next((rcode for rcode in rcodes if rcode != "NOERROR"), None)
-        if other is not None:
-            answer.rcode, answer.failure = other, Failure.DNS_BAD_ANSWER
-            answer.error = answer.error or f"the resolver answered {other}"
-        else:
-            answer.rcode, answer.failure = "NOERROR", Failure.DNS_NO_ANSWER
+    answer.rcode, answer.failure = _most_telling_failure(rcodes)
+    if answer.failure is Failure.DNS_BAD_ANSWER and answer.rcode != "BADANSWER":
+        answer.error = answer.error or f"the resolver answered {answer.rcode}"
     return answer
+
+
+# No address: the answer's rcode is the most telling failure among the families. An answer that arrived
+# says more than a family that got none, so answers rank first.
+_FAILURE_RANK = (
+    ("BADANSWER", Failure.DNS_BAD_ANSWER),
+    ("SERVFAIL", Failure.DNS_SERVFAIL),
+    ("REFUSED", Failure.DNS_REFUSED),
+    ("NXDOMAIN", Failure.DNS_NXDOMAIN),
+    ("TIMEOUT", Failure.DNS_TIMEOUT),
+    # Nothing serves DNS at the address: to a client that is no answer, as a timeout is.
+    ("UNREACHABLE", Failure.DNS_TIMEOUT),
+)
+
+
+def _most_telling_failure(rcodes: list[str]) -> tuple[str, Failure]:
+    """(rcode, failure) of an answer without addresses, from the rcodes of its families."""
+    for rcode, failure in _FAILURE_RANK:
+        if rcode in rcodes:
+            return rcode, failure
+    # FORMERR, NOTIMP and other error codes: the resolver answered, but not with an answer.
+    other = next((rcode for rcode in rcodes if rcode != "NOERROR"), None)
+    if other is not None:
+        return other, Failure.DNS_BAD_ANSWER
+    return "NOERROR", Failure.DNS_NO_ANSWER
 
 
 @dataclass
@@ -319,57 +333,68 @@ def _query_family(server: tuple[str, int], name: str, family: str, deadline: flo
         if remaining <= 0:
             result.rcode, result.error = "TIMEOUT", f"{family}: no answer within the timeout"
             return result
-        try:
-            response = _exchange(dns.message.make_query(qname, rdtype), server, deadline)
-        except _BadAnswer as bad:
-            if bad.partial is None or not bad.partial.answer:
-                result.rcode, result.error = "BADANSWER", f"{family}: {bad.detail}"
-                return result
-            response = bad.partial  # read what the truncated answer holds, and say it is partial
-            result.error = f"{family}: {bad.detail}; the addresses are those of the truncated answer"
-        except dns.exception.Timeout:
-            result.rcode, result.error = "TIMEOUT", f"{family}: no answer within the timeout"
-            return result
-        except ConnectionRefusedError:
-            # ICMP port unreachable on UDP (the socket is connected) or a TCP RST: nothing serves DNS there.
-            result.rcode = "UNREACHABLE"
-            result.error = f"{family}: nothing answers on {_server_text(server)} (connection refused)"
-            return result
-        except OSError as error:
-            result.rcode, result.error = "UNREACHABLE", f"{family}: {_server_text(server)}: {type(error).__name__}: {error}"
-            return result
-        except dns.exception.DNSException as error:
-            result.rcode, result.error = "BADANSWER", f"{family}: {type(error).__name__}: {error}"
+        response = _ask(server, qname, rdtype, family, deadline, result)
+        if response is None:
             return result
         result.rcode = dns.rcode.to_text(response.rcode())
         if response.rcode() != dns.rcode.NOERROR:
             return result
-        target, found = qname, False
-        # Walk the chain inside this answer: the resolver usually returns CNAMEs and the final records together.
-        for _step in range(_MAX_CNAME_HOPS):
-            cname = response.get_rrset(response.answer, target, dns.rdataclass.IN, dns.rdatatype.CNAME)
-            records = response.get_rrset(response.answer, target, dns.rdataclass.IN, rdtype)
-            if records is not None:
-                for record in records:
-                    if record.address in result.addresses:
-                        continue
-                    if len(result.addresses) < MAX_ADDRESSES_KEPT:
-                        result.addresses.append(record.address)
-                    else:
-                        result.omitted += 1
-                result.ttl = records.ttl if result.ttl is None else min(result.ttl, records.ttl)
-                found = True
-                break
-            if cname is None:
-                break
-            target = cname[0].target
-            result.cnames.append(target.to_text(omit_final_dot=True))
-            result.ttl = cname.ttl if result.ttl is None else min(result.ttl, cname.ttl)
+        target, found = _follow_chain(response, qname, rdtype, result)
         if found or target == qname:
             return result
         qname = target  # the chain left this answer unfinished: ask for its end
     result.error = f"{family}: CNAME chain longer than {_MAX_CNAME_HOPS}"
     return result
+
+
+def _ask(server: tuple[str, int], qname: dns.name.Name, rdtype: Any, family: str, deadline: float,
+         result: _FamilyResult) -> dns.message.Message | None:
+    """The server's answer, or None with ``result``'s rcode and error saying why there is none."""
+    try:
+        return _exchange(dns.message.make_query(qname, rdtype), server, deadline)
+    except _BadAnswer as bad:
+        if bad.partial is None or not bad.partial.answer:
+            result.rcode, result.error = "BADANSWER", f"{family}: {bad.detail}"
+            return None
+        result.error = f"{family}: {bad.detail}; the addresses are those of the truncated answer"
+        return bad.partial  # read what the truncated answer holds, and say it is partial
+    except dns.exception.Timeout:
+        result.rcode, result.error = "TIMEOUT", f"{family}: no answer within the timeout"
+    except ConnectionRefusedError:
+        # ICMP port unreachable on UDP (the socket is connected) or a TCP RST: nothing serves DNS there.
+        result.rcode = "UNREACHABLE"
+        result.error = f"{family}: nothing answers on {_server_text(server)} (connection refused)"
+    except OSError as error:
+        result.rcode, result.error = "UNREACHABLE", f"{family}: {_server_text(server)}: {type(error).__name__}: {error}"
+    except dns.exception.DNSException as error:
+        result.rcode, result.error = "BADANSWER", f"{family}: {type(error).__name__}: {error}"
+    return None
+
+
+def _follow_chain(response: dns.message.Message, qname: dns.name.Name, rdtype: Any,
+                  result: _FamilyResult) -> tuple[dns.name.Name, bool]:
+    """Walk the CNAME chain inside this answer (a resolver usually returns CNAMEs and the final records
+    together), adding addresses, names and the lowest TTL to ``result``; (last name, records found)."""
+    target = qname
+    for _step in range(_MAX_CNAME_HOPS):
+        cname = response.get_rrset(response.answer, target, dns.rdataclass.IN, dns.rdatatype.CNAME)
+        records = response.get_rrset(response.answer, target, dns.rdataclass.IN, rdtype)
+        if records is not None:
+            for record in records:
+                if record.address in result.addresses:
+                    continue
+                if len(result.addresses) < MAX_ADDRESSES_KEPT:
+                    result.addresses.append(record.address)
+                else:
+                    result.omitted += 1
+            result.ttl = records.ttl if result.ttl is None else min(result.ttl, records.ttl)
+            return target, True
+        if cname is None:
+            break
+        target = cname[0].target
+        result.cnames.append(target.to_text(omit_final_dot=True))
+        result.ttl = cname.ttl if result.ttl is None else min(result.ttl, cname.ttl)
+    return target, False
 
 
 def _server_text(server: tuple[str, int]) -> str:
@@ -447,6 +472,7 @@ def _read_answer(query: dns.message.Message, wire: bytes) -> tuple[str | None, d
     return None, response
 
 
-def probe(target: Any, settings: Any) -> DnsReport:
-    """The uniform probe signature: resolve ``target.host`` on ``settings.resolvers`` within ``settings.probe_timeout``."""
-    return resolve_all(target.host, list(settings.resolvers or [SYSTEM]), timeout=settings.probe_timeout)
+def probe(target: Any, settings: Any, **options: Any) -> DnsReport:
+    """The uniform probe signature: resolve ``target.host`` on ``settings.resolvers`` within ``settings.probe_timeout``
+    (``options``: :func:`resolve_all`'s ``families``)."""
+    return resolve_all(target.host, list(settings.resolvers or [SYSTEM]), timeout=settings.probe_timeout, **options)

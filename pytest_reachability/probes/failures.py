@@ -1,4 +1,4 @@
-"""The failure taxonomy: one enum naming why a probe failed (DESIGN: failure taxonomy).
+"""The failure taxonomy: one enum naming why a probe failed (docs/architecture.md: the failure taxonomy).
 
 Each member knows the phase it belongs to, the exit code ``curl`` gives for the same failure and a
 one-line wording, so a report can say "curl would exit 52" and hand over a command to confirm it.
@@ -8,6 +8,8 @@ The value is the taxonomy name that evidence, JSON output and the diagnosis rule
 from __future__ import annotations
 
 import enum
+import logging
+from typing import Any
 
 # (phase, curl exit code or None, wording) per member; kept beside the enum so adding a class is one line.
 _FACTS: dict[str, tuple[str, int | None, str]] = {
@@ -125,6 +127,24 @@ class Classified:
     def curl_exit(self) -> int | None:
         """0 when fine, the failure's curl exit code otherwise (None when curl cannot tell: body mismatch)."""
         return 0 if self.failure is None else self.failure.curl_exit
+
+
+def log_result(logger: logging.Logger, what: str, result: Any) -> None:
+    """Log a probe result at DEBUG, phase by phase, then its outcome (failure class, curl exit, detail).
+
+    ``what`` names the step (``tcp 127.0.0.1:443``); records reach pytest's captured log of the test and
+    ``--log-cli-level=DEBUG``, masked there like every output.
+    """
+    if not logger.isEnabledFor(logging.DEBUG):
+        return
+    for phase, ms in (getattr(result, "phases", None) or {}).items():
+        logger.debug("%s: phase %s %.1f ms", what, phase, ms, stacklevel=2)
+    failure = getattr(result, "failure", None)
+    if failure is None:
+        logger.debug("%s: ok", what, stacklevel=2)
+    else:
+        logger.debug("%s: %s (curl %s): %s", what, failure.value, failure.curl_exit, getattr(result, "detail", ""),
+                     stacklevel=2)
 
 
 class ProbeFailure(Exception):

@@ -21,27 +21,31 @@ from __future__ import annotations
 import base64
 import ipaddress
 import json
+import logging
 import re
 import shlex
 import socket
 import ssl
 import time
-from collections.abc import Callable, Container, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from .dns import SYSTEM, DnsReport, is_ip_literal
-from .failures import Classified, Failure, ProbeFailure
+from .failures import Classified, Failure, ProbeFailure, log_result
 from .tcp import (
     addresses_to_probe,
     close_quietly,
     connect,
     describe_os_error,
+    hostport,
     run_concurrently,
     set_deadline,
 )
 from .tls import TlsInfo, handshake, tls_context, trust_bundle
+
+log = logging.getLogger(__name__)
 
 __all__ = ["ProbeResult", "TlsInfo", "body_problem", "curl_command", "probe", "probe_address", "probe_target",
            "tls_context", "trust_bundle"]
@@ -188,12 +192,13 @@ def probe_target(
     return unresolved + run_concurrently(lambda address: probe_address(target, address, **options), found)
 
 
-def probe(target: TargetLike, settings: Any, **checks: Any) -> list[ProbeResult]:
-    """The uniform probe signature: ``settings`` supplies resolvers, health_path, probe_timeout and ca_bundle."""
-    return probe_target(
-        target, resolvers=settings.resolvers, path=settings.health_path, timeout=settings.probe_timeout,
-        ca_bundle=settings.ca_bundle, **checks,
-    )
+def probe(target: TargetLike, settings: Any, **options: Any) -> list[ProbeResult]:
+    """The uniform probe signature: ``settings`` supplies resolvers, health_path, probe_timeout and ca_bundle;
+    ``options`` are :func:`probe_target`'s (``addresses``, ``path``, ``expect_body``, ...) and win over them."""
+    return probe_target(target, **{
+        "resolvers": settings.resolvers, "path": settings.health_path, "timeout": settings.probe_timeout,
+        "ca_bundle": settings.ca_bundle, **options,
+    })
 
 
 def probe_address(
@@ -226,6 +231,7 @@ def probe_address(
     hop_url = url
     visited = [url]
     redirect_protocols = None
+    log.debug("http %s: GET %s (timeout %gs)", hostport(address, target.port), _shown_url(url), timeout)
     try:
         for _hop in range(max(0, max_redirects) + 1):
             hop = urlsplit(hop_url)
@@ -261,6 +267,7 @@ def probe_address(
                 raise ProbeFailure(Failure.TOO_MANY_REDIRECTS, f"more than {max_redirects} redirects, last to {_shown_url(next_url)}")
             visited.append(next_url)
             result.redirects.append(next_url)
+            log.debug("http %s: HTTP %s, redirected to %s", hostport(address, target.port), response.status, _shown_url(next_url))
             hop_url = next_url
         _check_answer(result, expect_status, expect_body)
     except ProbeFailure as classified:
@@ -268,6 +275,10 @@ def probe_address(
     result.phases["total"] = dns_ms + (time.perf_counter() - started) * 1000
     result.curl = curl_command(target, address, url, result.failure, bundle, timeout, max_redirects,
                                redirect_protocols=redirect_protocols)
+    if result.status is not None:
+        log.debug("http %s: HTTP %s %s, %d bytes read", hostport(address, target.port), result.status, result.reason,
+                  result.bytes_read)
+    log_result(log, f"http {hostport(address, target.port)}", result)
     return result
 
 
@@ -464,18 +475,7 @@ _PROTOCOL_HEADERS = ("location", "content-length", "transfer-encoding")
 
 
 def _read_head(reader: _Reader) -> _Head:
-    what = "waiting for the response"
-    while len(reader.buffer) < 5 and b"\n" not in reader.buffer:
-        if not reader.fill(what):
-            break
-        what = "reading the response headers"
-    if reader.total == 0:
-        raise ProbeFailure(Failure.EMPTY_REPLY, "connected and sent the request; the server closed without a byte")
-    start = bytes(reader.buffer[:5])
-    if start[:1] in (b"\x15", b"\x16") and start[1:2] == b"\x03":
-        raise ProbeFailure(Failure.BAD_RESPONSE, f"server answered with a TLS record on a plain-HTTP port ({start[:3].hex()}...): use https://")
-    if not b"HTTP/".startswith(start) and not start.startswith(b"HTTP/"):
-        raise ProbeFailure(Failure.BAD_RESPONSE, f"not HTTP: first bytes {bytes(reader.buffer[:24])!r}")
+    _check_http_start(reader)
     status_line = reader.line("reading the status line")
     if status_line is None:
         raise ProbeFailure(Failure.BAD_RESPONSE, f"closed inside the status line: {bytes(reader.buffer[:40])!r}")
@@ -486,20 +486,7 @@ def _read_head(reader: _Reader) -> _Head:
     kept: dict[str, list[str]] = {}
     protocol: dict[str, list[str]] = {}
     dropped = 0
-    size = len(status_line) + 2
-    while True:
-        line = reader.line("reading the response headers")
-        if line is None:
-            raise ProbeFailure(Failure.BAD_RESPONSE, f"closed inside the headers after status {status}")
-        if not line:
-            break
-        size += len(line) + 2
-        if size > MAX_HEADER_TOTAL:
-            raise ProbeFailure(Failure.HEADERS_TOO_LARGE, f"response headers larger than {MAX_HEADER_TOTAL // 1024} kB")
-        name, colon, value = line.decode("latin-1").partition(":")
-        if not colon or not name.strip():
-            raise ProbeFailure(Failure.BAD_RESPONSE, f"malformed header line {line[:60]!r}")
-        key, value = name.strip().lower()[:128], value.strip()
+    for key, value in _header_lines(reader, status, len(status_line) + 2):
         if key in _PROTOCOL_HEADERS:
             protocol.setdefault(key, []).append(value)
         if key in kept:
@@ -515,6 +502,39 @@ def _read_head(reader: _Reader) -> _Head:
     return _Head(status, reason, {key: _cut(", ".join(values)) for key, values in kept.items()},
                  {key: values[0] if key != "transfer-encoding" else ", ".join(values) for key, values in protocol.items()},
                  dropped)
+
+
+def _check_http_start(reader: _Reader) -> None:
+    """The first bytes are an HTTP/1 status line, not nothing (curl 52), a TLS record or other protocol."""
+    what = "waiting for the response"
+    while len(reader.buffer) < 5 and b"\n" not in reader.buffer:
+        if not reader.fill(what):
+            break
+        what = "reading the response headers"
+    if reader.total == 0:
+        raise ProbeFailure(Failure.EMPTY_REPLY, "connected and sent the request; the server closed without a byte")
+    start = bytes(reader.buffer[:5])
+    if start[:1] in (b"\x15", b"\x16") and start[1:2] == b"\x03":
+        raise ProbeFailure(Failure.BAD_RESPONSE, f"server answered with a TLS record on a plain-HTTP port ({start[:3].hex()}...): use https://")
+    if not b"HTTP/".startswith(start) and not start.startswith(b"HTTP/"):
+        raise ProbeFailure(Failure.BAD_RESPONSE, f"not HTTP: first bytes {bytes(reader.buffer[:24])!r}")
+
+
+def _header_lines(reader: _Reader, status: int, size: int) -> Iterator[tuple[str, str]]:
+    """(lower-case name, value) of each header line up to the blank line, bounded in total size."""
+    while True:
+        line = reader.line("reading the response headers")
+        if line is None:
+            raise ProbeFailure(Failure.BAD_RESPONSE, f"closed inside the headers after status {status}")
+        if not line:
+            return
+        size += len(line) + 2
+        if size > MAX_HEADER_TOTAL:
+            raise ProbeFailure(Failure.HEADERS_TOO_LARGE, f"response headers larger than {MAX_HEADER_TOTAL // 1024} kB")
+        name, colon, value = line.decode("latin-1").partition(":")
+        if not colon or not name.strip():
+            raise ProbeFailure(Failure.BAD_RESPONSE, f"malformed header line {line[:60]!r}")
+        yield name.strip().lower()[:128], value.strip()
 
 
 def _cut(value: str) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import errno
+import logging
 import shlex
 import socket
 import time
@@ -21,7 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .dns import SYSTEM, DnsReport, resolve_all
-from .failures import Classified, Failure, ProbeFailure
+from .failures import Classified, Failure, ProbeFailure, log_result
+
+log = logging.getLogger(__name__)
 
 
 class Endpoint(Protocol):
@@ -84,6 +87,7 @@ def probe_address(target: Endpoint, address: str, *, timeout: float, dns_ms: flo
     address = address.strip("[]")
     started = time.perf_counter()
     result = TcpResult(address=address, port=target.port, host=target.host, phases={"dns": dns_ms})
+    log.debug("tcp %s: connecting (timeout %gs)", hostport(address, target.port), timeout)
     try:
         close_quietly(connect(address, target.port, deadline=started + timeout, timeout=timeout))
     except ProbeFailure as failed:
@@ -93,6 +97,7 @@ def probe_address(target: Endpoint, address: str, *, timeout: float, dns_ms: flo
     # curl's telnet:// only connects; --max-time ends it once connected (exit 28 then means "connected").
     pinned = f"[{address}]" if ":" in address else address
     result.curl = f"curl -v --max-time {timeout:g} {shlex.quote(f'telnet://{pinned}:{target.port}')}"
+    log_result(log, f"tcp {hostport(address, target.port)}", result)
     return result
 
 
@@ -117,9 +122,10 @@ def probe_target(
     return unresolved + run_concurrently(lambda address: probe_address(target, address, timeout=timeout, dns_ms=dns_ms), found)
 
 
-def probe(target: Endpoint, settings: Any) -> list[TcpResult]:
-    """The uniform probe signature: ``settings`` supplies ``resolvers`` and ``probe_timeout``."""
-    return probe_target(target, resolvers=settings.resolvers, timeout=settings.probe_timeout)
+def probe(target: Endpoint, settings: Any, **options: Any) -> list[TcpResult]:
+    """The uniform probe signature: ``settings`` supplies ``resolvers`` and ``probe_timeout``; ``options``
+    are :func:`probe_target`'s (``addresses``, ``dns_report``, ...)."""
+    return probe_target(target, **{"resolvers": settings.resolvers, "timeout": settings.probe_timeout, **options})
 
 
 # --- shared by the connection-level probes ---------------------------------------------------------------

@@ -14,6 +14,7 @@ Example::
 
 from __future__ import annotations
 
+import logging
 import os
 import shlex
 import socket
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .dns import SYSTEM, DnsReport, is_ip_literal
-from .failures import Classified, Failure, ProbeFailure
+from .failures import Classified, Failure, ProbeFailure, log_result
 from .tcp import (
     Endpoint,
     addresses_to_probe,
@@ -35,6 +36,8 @@ from .tcp import (
     run_concurrently,
     set_deadline,
 )
+
+log = logging.getLogger(__name__)
 
 # OpenSSL verify codes (X509_V_ERR_*) -> class; anything else unverifiable counts as untrusted.
 _VERIFY_CLASSES = {
@@ -187,6 +190,7 @@ def probe_address(
     deadline = started + timeout
     context = context or tls_context(ca_bundle)
     result = TlsResult(address=address, port=target.port, host=target.host, phases={"dns": dns_ms, "connect": 0.0, "tls": 0.0})
+    log.debug("tls %s: connecting, then handshaking as %s (timeout %gs)", hostport(address, target.port), target.host, timeout)
     try:
         sock = connect(address, target.port, deadline=deadline, timeout=timeout)
         result.phases["connect"] = (time.perf_counter() - started) * 1000
@@ -213,6 +217,7 @@ def probe_address(
         words += ["--resolve", f"{target.host}:{target.port}:{pinned}"]
     words.append(f"https://{url_host}:{target.port}/")
     result.curl = " ".join(shlex.quote(word) for word in words)
+    log_result(log, f"tls {hostport(address, target.port)}", result)
     return result
 
 
@@ -242,9 +247,11 @@ def probe_target(
     )
 
 
-def probe(target: Endpoint, settings: Any) -> list[TlsResult]:
-    """The uniform probe signature: ``settings`` supplies ``resolvers``, ``probe_timeout`` and ``ca_bundle``."""
-    return probe_target(target, resolvers=settings.resolvers, timeout=settings.probe_timeout, ca_bundle=settings.ca_bundle)
+def probe(target: Endpoint, settings: Any, **options: Any) -> list[TlsResult]:
+    """The uniform probe signature: ``settings`` supplies ``resolvers``, ``probe_timeout`` and ``ca_bundle``;
+    ``options`` are :func:`probe_target`'s."""
+    return probe_target(target, **{"resolvers": settings.resolvers, "timeout": settings.probe_timeout,
+                                   "ca_bundle": settings.ca_bundle, **options})
 
 
 def _unverified_certificate(address: str, port: int, server_name: str, deadline: float) -> TlsInfo:

@@ -1,4 +1,4 @@
-"""pytest hooks for run history (``--results-db``).
+"""Run history (``--results-db``) at the end of a session, called by the controller's hooks (``roles.py``).
 
 On the controller only (xdist workers never write): before the other session-finish hooks run, the
 run is compared with the previous run of the same target and ``state.history_summary`` is set, so
@@ -20,61 +20,57 @@ import pytest
 
 from .. import history
 from ..redact import redact
-from ..state import find_state as _state
 from .hooks import redactor_of
 
 RUN_ID_ENV = "REACHABILITY_RUN_ID"
 INTERRUPTED = int(pytest.ExitCode.INTERRUPTED)
 _STARTED = pytest.StashKey[datetime]()
-_PENDING = pytest.StashKey[tuple]()  # (store, RunRecord) between the two halves of sessionfinish
 _PROBLEM = pytest.StashKey[str]()
+Pending = tuple[history.HistoryStore, history.RunRecord]  # compared at the start of session finish, stored at its end
 
 
-def _is_controller(config: pytest.Config) -> bool:
-    return not hasattr(config, "workerinput")
+def note_start(config: pytest.Config) -> None:
+    config.stash[_STARTED] = datetime.now(timezone.utc)
 
 
-def pytest_sessionstart(session: pytest.Session) -> None:
-    session.config.stash[_STARTED] = datetime.now(timezone.utc)
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Any:
-    config = session.config
-    state = _state(config)
+def compare_run(config: pytest.Config, state: Any, exitstatus: int) -> Pending | None:
+    """Compare the run with the target's previous one (``state.history_summary``) and, unless interrupted,
+    record it; the store stays open for :func:`store_run`. None without ``--results-db`` or a usable database."""
     url = getattr(getattr(state, "settings", None), "results_db", None) if state is not None else None
-    if url and _is_controller(config):
-        try:
-            store = history.open_history(url)
-        except history.HistoryError as error:
-            config.stash[_PROBLEM] = str(error)
-            state.history_summary = {"error": str(error)}
-        else:
-            run = build_record(config, state, int(exitstatus))
-            try:
-                if int(exitstatus) == INTERRUPTED:
-                    state.history_summary = store.compare(run)
-                else:  # stored and compared in one transaction: of two first runs only one is the first
-                    run_id, state.history_summary = store.record_and_compare(run)
-                    state.history_summary["run"] = {"id": run_id, "uuid": run.run_uuid,
-                                                    "time": history.format_time(run.started_at)}
-                config.stash[_PENDING] = (store, run)
-            except Exception as error:  # noqa: BLE001 - a broken history must not break the run
-                store.close()
-                config.stash[_PROBLEM] = f"history database {store.where}: {history._one_line(error)}"
-                state.history_summary = {"error": config.stash[_PROBLEM]}
+    if not url:
+        return None
     try:
-        return (yield)
-    finally:
-        pending = config.stash.get(_PENDING, None)
-        if pending is not None:
-            del config.stash[_PENDING]
-            if int(exitstatus) == INTERRUPTED:
-                # Stopped by the user: says nothing about the service, so it starts no failing streak.
-                pending[0].close()
-                state.history_summary["not_stored"] = "run interrupted"
-            else:
-                _store_run(config, state, *pending)
+        store = history.open_history(url)
+    except history.HistoryError as error:
+        config.stash[_PROBLEM] = str(error)
+        state.history_summary = {"error": str(error)}
+        return None
+    run = build_record(config, state, exitstatus)
+    try:
+        if exitstatus == INTERRUPTED:
+            state.history_summary = store.compare(run)
+        else:  # stored and compared in one transaction: of two first runs only one is the first
+            run_id, state.history_summary = store.record_and_compare(run)
+            state.history_summary["run"] = {"id": run_id, "uuid": run.run_uuid,
+                                            "time": history.format_time(run.started_at)}
+    except Exception as error:  # noqa: BLE001 - a broken history must not break the run
+        store.close()
+        config.stash[_PROBLEM] = f"history database {store.where}: {history._one_line(error)}"
+        state.history_summary = {"error": config.stash[_PROBLEM]}
+        return None
+    return store, run
+
+
+def store_run(config: pytest.Config, state: Any, exitstatus: int, pending: Pending | None) -> None:
+    """After the reports: the run's top theory stored and the store closed (an interrupted run is not kept)."""
+    if pending is None:
+        return
+    if exitstatus == INTERRUPTED:
+        # Stopped by the user: says nothing about the service, so it starts no failing streak.
+        pending[0].close()
+        state.history_summary["not_stored"] = "run interrupted"
+    else:
+        _store_run(config, state, *pending)
 
 
 def _store_run(config: pytest.Config, state: Any, store: history.HistoryStore, run: history.RunRecord) -> None:
@@ -136,12 +132,8 @@ def top_theory_title(theories: list) -> str | None:
     return _masked(str(title) if title else str(first)[:300])
 
 
-@pytest.hookimpl(trylast=True)
-def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+def write_summary_line(terminalreporter: Any, config: pytest.Config, state: Any) -> None:
     """One line after the section table and the health score."""
-    if not _is_controller(config):
-        return
-    state = _state(config)
     if state is None or not getattr(state.settings, "results_db", None):
         return
     summary = state.history_summary

@@ -101,22 +101,6 @@ class RedactingLogFilter(logging.Filter):
         return True
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_sessionfinish(session: pytest.Session) -> Any:
-    """On the controller: the JUnit suite properties before pytest writes that file; after every other
-    session-finish hook, the JSON results and the incident report, and the finished HTML page's Blocked result."""
-    config = session.config
-    state = _state(config)
-    controller = state is not None and not state.worker and not hasattr(config, "workerinput")
-    if controller:
-        add_junit_properties(config, state)
-    result = yield
-    if controller:
-        write_reports(config, state)
-        finish_html_page(config, state)
-    return result
-
-
 def add_junit_properties(config: pytest.Config, state: Any) -> None:
     """Suite-level ``<property>`` elements (blocked and skipped counts), the place pytest's schema allows."""
     try:
@@ -211,8 +195,7 @@ class _MaskingWriter:
         self._reporter.write(self._redact(text), **markup)
 
 
-@pytest.hookimpl(trylast=True)
-def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+def write_causes(terminalreporter: Any, config: pytest.Config) -> None:
     """After the section table: the top causes (consequences folded in), and the reports that were written."""
     state = _state(config)
     if state is None or state.worker:

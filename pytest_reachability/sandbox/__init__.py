@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import watchdog
+from ..k8s import containers_ports, find_service_port, port_declared, service_selects
 from . import apiserver
 from . import postgres as postgres_mod
 from .app import ApiApplication
@@ -391,27 +392,19 @@ class Sandbox:
         if service is None:
             return None
         spec = service.get("spec") or {}
-        service_ports = spec.get("ports") or []
-        wanted = str(port) if port not in (None, "") else None
-        service_port = next(
-            (p for p in service_ports if wanted is None or str(p.get("port")) == wanted or p.get("name") == wanted),
-            None,
-        )
+        service_port = find_service_port(spec.get("ports") or [], port)
         selector = spec.get("selector") or {}
         if service_port is None or not selector:
             return None
         target_port = service_port.get("targetPort", service_port.get("port"))
         pods = [
             pod for pod in self.scenario.objects_of_kind("Pod", namespace)
-            if selector.items() <= (pod["metadata"].get("labels") or {}).items()
+            if service_selects(selector, pod["metadata"].get("labels"))
         ]
         if not pods:
             return None
-        for pod in pods:
-            for container in (pod.get("spec") or {}).get("containers") or []:
-                for container_port in container.get("ports") or []:
-                    if str(target_port) in (str(container_port.get("containerPort")), container_port.get("name")):
-                        return ("127.0.0.1", self.in_cluster.port)
+        if any(port_declared(target_port, containers_ports(pod)) for pod in pods):
+            return ("127.0.0.1", self.in_cluster.port)
         assert self._refusing_socket is not None
         return ("127.0.0.1", self._refusing_socket.getsockname()[1])
 

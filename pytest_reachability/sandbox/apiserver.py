@@ -29,6 +29,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import yaml
 
+from ..k8s import containers_ports, resolve_target_port, service_selects
 from .apiserver_discovery import (
     AGGREGATED_DISCOVERY_CONTENT_TYPE,
     RESOURCE_TYPES,
@@ -182,14 +183,6 @@ def parse_label_selector(text: str) -> list[Requirement]:
 
 def labels_match(requirements: Iterable[Requirement], labels: dict | None) -> bool:
     return all(requirement.matches(labels or {}) for requirement in requirements)
-
-
-def selector_matches_labels(selector: dict | None, labels: dict | None) -> bool:
-    """A Service-style selector (a plain map): every pair present; an empty one matches nothing."""
-    if not selector:
-        return False
-    labels = labels or {}
-    return all(str(labels.get(key)) == str(value) and key in labels for key, value in selector.items())
 
 
 # Fields each resource can be filtered on, besides metadata.name and metadata.namespace (as upstream).
@@ -552,7 +545,7 @@ class ObjectStore:
                 pod
                 for (pod_namespace, _), pod in sorted(pods.items())
                 if pod_namespace == namespace
-                and selector_matches_labels(selector, pod["metadata"].get("labels"))
+                and service_selects(selector, pod["metadata"].get("labels"))
                 and _pod_ip(pod)
                 and (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
             ]
@@ -562,7 +555,7 @@ class ObjectStore:
         metadata = service["metadata"]
         ports = []
         for port in (service.get("spec") or {}).get("ports") or []:
-            target = resolve_target_port(port, members[0] if members else None)
+            target = resolve_target_port(port.get("targetPort", port.get("port")), containers_ports(members[0]) if members else [])
             if target is None:
                 continue
             entry = {"name": port.get("name", ""), "port": target, "protocol": port.get("protocol", "TCP")}
@@ -757,18 +750,6 @@ class ObjectStore:
 
     def endpoints(self, namespace: str, name: str) -> dict | None:
         return self.get(self._type("", "endpoints"), namespace, name)
-
-
-def resolve_target_port(service_port: dict, pod: dict | None) -> int | None:
-    """The number a Service port's targetPort means for a pod (a name is looked up in its containers)."""
-    target = service_port.get("targetPort", service_port.get("port"))
-    if isinstance(target, int) or (isinstance(target, str) and target.isdigit()):
-        return int(target)
-    for container in ((pod or {}).get("spec") or {}).get("containers") or []:
-        for port in container.get("ports") or []:
-            if port.get("name") == target and port.get("containerPort") is not None:
-                return int(port["containerPort"])
-    return None
 
 
 def core_event_to_events_v1(event: dict) -> dict:

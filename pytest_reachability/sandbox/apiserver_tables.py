@@ -169,90 +169,92 @@ _POD_COLUMNS: list[Column] = [
 
 
 def _pod_cells(pod: dict, now: datetime) -> list:
+    """A row of ``kubectl get pods``, its STATUS and RESTARTS worked out the way kubectl's printer does."""
     spec, status, metadata = _spec(pod), _status(pod), _metadata(pod)
-    restarts = 0
-    last_restart: datetime | None = None
-    ready_containers = 0
-    reason = status.get("reason") or status.get("phase") or ""
+    init_statuses = status.get("initContainerStatuses") or []
+    blocking, reason = _blocking_init_container(init_statuses, len(spec.get("initContainers") or []))
+    if blocking is not None:  # still initializing: the init containers up to the blocking one count
+        counted = looked_at = init_statuses[: blocking + 1]
+        ready_containers = 0
+    else:
+        counted = status.get("containerStatuses") or []
+        looked_at = [*init_statuses, *counted]
+        reason, ready_containers = _containers_reason(pod, counted, status.get("reason") or status.get("phase") or "")
+    if metadata.get("deletionTimestamp"):
+        reason = "Unknown" if status.get("reason") == "NodeLost" else "Terminating"
+    restarts = sum(int(container_status.get("restartCount") or 0) for container_status in counted)
+    return [
+        metadata.get("name", ""),
+        f"{ready_containers}/{len(spec.get('containers') or [])}",
+        reason,
+        _restarts_text(restarts, _latest_restart(looked_at), now),
+        age_since(metadata.get("creationTimestamp"), now),
+        status.get("podIP") or "<none>",
+        spec.get("nodeName") or "<none>",
+        status.get("nominatedNodeName") or "<none>",
+        _readiness_gates_text(spec, status),
+    ]
 
-    def note_restart(container_status: dict) -> None:
-        nonlocal last_restart
-        terminated = (container_status.get("lastState") or {}).get("terminated") or {}
-        finished = parse_time(terminated.get("finishedAt"))
-        if finished is not None and (last_restart is None or finished > last_restart):
-            last_restart = finished
 
-    initializing = False
-    init_specs = spec.get("initContainers") or []
-    for index, container_status in enumerate(status.get("initContainerStatuses") or []):
-        restarts += int(container_status.get("restartCount") or 0)
-        note_restart(container_status)
+def _blocking_init_container(statuses: list[dict], declared: int) -> tuple[int | None, str]:
+    """(index, STATUS) of the first init container that has not completed, or (None, "") when all have."""
+    for index, container_status in enumerate(statuses):
         state = container_status.get("state") or {}
         terminated, waiting = state.get("terminated"), state.get("waiting")
         if terminated is not None and int(terminated.get("exitCode") or 0) == 0:
             continue
         if terminated is not None:
-            if terminated.get("reason"):
-                reason = "Init:" + terminated["reason"]
-            elif terminated.get("signal"):
-                reason = f"Init:Signal:{terminated['signal']}"
-            else:
-                reason = f"Init:ExitCode:{terminated.get('exitCode')}"
-        elif waiting is not None and waiting.get("reason") and waiting.get("reason") != "PodInitializing":
-            reason = "Init:" + waiting["reason"]
-        else:
-            reason = f"Init:{index}/{len(init_specs)}"
-        initializing = True
-        break
+            return index, "Init:" + _termination_text(terminated)
+        if waiting is not None and waiting.get("reason") and waiting.get("reason") != "PodInitializing":
+            return index, "Init:" + waiting["reason"]
+        return index, f"Init:{index}/{declared}"
+    return None, ""
 
-    if not initializing:
-        restarts = 0
-        has_running = False
-        for container_status in reversed(status.get("containerStatuses") or []):
-            restarts += int(container_status.get("restartCount") or 0)
-            note_restart(container_status)
-            state = container_status.get("state") or {}
-            waiting, terminated = state.get("waiting"), state.get("terminated")
-            if waiting is not None and waiting.get("reason"):
-                reason = waiting["reason"]
-            elif terminated is not None and terminated.get("reason"):
-                reason = terminated["reason"]
-            elif terminated is not None:
-                if terminated.get("signal"):
-                    reason = f"Signal:{terminated['signal']}"
-                else:
-                    reason = f"ExitCode:{terminated.get('exitCode')}"
-            elif container_status.get("ready") and state.get("running") is not None:
-                has_running = True
-                ready_containers += 1
-        if reason == "Completed" and has_running:
-            reason = "Running" if _pod_ready_condition(pod) else "NotReady"
 
-    if metadata.get("deletionTimestamp"):
-        reason = "Unknown" if status.get("reason") == "NodeLost" else "Terminating"
+def _termination_text(terminated: dict) -> str:
+    if terminated.get("reason"):
+        return terminated["reason"]
+    if terminated.get("signal"):
+        return f"Signal:{terminated['signal']}"
+    return f"ExitCode:{terminated.get('exitCode')}"
 
-    restarts_text = str(restarts)
+
+def _containers_reason(pod: dict, statuses: list[dict], reason: str) -> tuple[str, int]:
+    """(STATUS, ready containers) from the app containers, the first one's state winning as kubectl shows it."""
+    ready_containers = 0
+    for container_status in reversed(statuses):
+        state = container_status.get("state") or {}
+        waiting, terminated = state.get("waiting"), state.get("terminated")
+        if waiting is not None and waiting.get("reason"):
+            reason = waiting["reason"]
+        elif terminated is not None:
+            reason = _termination_text(terminated)
+        elif container_status.get("ready") and state.get("running") is not None:
+            ready_containers += 1
+    if reason == "Completed" and ready_containers:
+        reason = "Running" if _pod_ready_condition(pod) else "NotReady"
+    return reason, ready_containers
+
+
+def _latest_restart(statuses: list[dict]) -> datetime | None:
+    finished = [parse_time(((s.get("lastState") or {}).get("terminated") or {}).get("finishedAt")) for s in statuses]
+    known = [moment for moment in finished if moment is not None]
+    return max(known) if known else None
+
+
+def _restarts_text(restarts: int, last_restart: datetime | None, now: datetime) -> str:
     if restarts and last_restart is not None:
-        restarts_text = f"{restarts} ({human_duration((now - last_restart).total_seconds())} ago)"
+        return f"{restarts} ({human_duration((now - last_restart).total_seconds())} ago)"
+    return str(restarts)
 
+
+def _readiness_gates_text(spec: dict, status: dict) -> str:
     gates = spec.get("readinessGates") or []
-    gates_text = "<none>"
-    if gates:
-        true_conditions = {c.get("type") for c in status.get("conditions") or [] if c.get("status") == "True"}
-        passed = sum(1 for gate in gates if gate.get("conditionType") in true_conditions)
-        gates_text = f"{passed}/{len(gates)}"
-
-    return [
-        metadata.get("name", ""),
-        f"{ready_containers}/{len(spec.get('containers') or [])}",
-        reason,
-        restarts_text,
-        age_since(metadata.get("creationTimestamp"), now),
-        status.get("podIP") or "<none>",
-        spec.get("nodeName") or "<none>",
-        status.get("nominatedNodeName") or "<none>",
-        gates_text,
-    ]
+    if not gates:
+        return "<none>"
+    true_conditions = {c.get("type") for c in status.get("conditions") or [] if c.get("status") == "True"}
+    passed = sum(1 for gate in gates if gate.get("conditionType") in true_conditions)
+    return f"{passed}/{len(gates)}"
 
 
 _SERVICE_COLUMNS: list[Column] = [
@@ -657,22 +659,10 @@ def _event_cells(event: dict, now: datetime) -> list:
     metadata = _metadata(event)
     first = event.get("firstTimestamp") or event.get("deprecatedFirstTimestamp")
     first_seen = age_since(first or event.get("eventTime"), now)
-    last = event.get("lastTimestamp") or event.get("deprecatedLastTimestamp")
-    last_seen = age_since(last, now) if last else first_seen
-    count = int(event.get("count") or event.get("deprecatedCount") or 0)
-    series = event.get("series")
-    if series:
-        last_seen = age_since(series.get("lastObservedTime"), now)
-        count = int(series.get("count") or 0)
-    elif count == 0:
-        count = 1
+    last_seen, count = _event_last_seen_and_count(event, now, first_seen)
     involved = event.get("involvedObject") or event.get("regarding") or {}
     kind = str(involved.get("kind", "")).lower()
     target = f"{kind}/{involved['name']}" if involved.get("name") else kind
-    source = event.get("source") or event.get("deprecatedSource") or {}
-    component = source.get("component") or event.get("reportingController") or ""
-    host = source.get("host") or event.get("reportingInstance") or ""
-    source_text = f"{component}, {host}" if host else component
     message = event.get("message") if "message" in event else event.get("note", "")
     return [
         last_seen,
@@ -680,12 +670,29 @@ def _event_cells(event: dict, now: datetime) -> list:
         event.get("reason", ""),
         target,
         involved.get("fieldPath", ""),
-        source_text,
+        _event_source(event),
         str(message or "").strip(),
         first_seen,
         str(count),
         metadata.get("name", ""),
     ]
+
+
+def _event_last_seen_and_count(event: dict, now: datetime, first_seen: str) -> tuple[str, int]:
+    """LAST SEEN and COUNT: from the event's series when it has one, else its last timestamp and count."""
+    series = event.get("series")
+    if series:
+        return age_since(series.get("lastObservedTime"), now), int(series.get("count") or 0)
+    last = event.get("lastTimestamp") or event.get("deprecatedLastTimestamp")
+    count = int(event.get("count") or event.get("deprecatedCount") or 0)
+    return (age_since(last, now) if last else first_seen), count or 1
+
+
+def _event_source(event: dict) -> str:
+    source = event.get("source") or event.get("deprecatedSource") or {}
+    component = source.get("component") or event.get("reportingController") or ""
+    host = source.get("host") or event.get("reportingInstance") or ""
+    return f"{component}, {host}" if host else component
 
 
 _NAMESPACE_COLUMNS: list[Column] = [

@@ -1,0 +1,146 @@
+"""Kubernetes object semantics shared by the suite, the diagnosis and the sandbox (no client needed).
+
+How the API server and kube-proxy read a few fields, written once:
+
+- Ingress rule hosts: an exact host or a ``*.`` wildcard covering exactly one more label;
+- label selectors: a LabelSelector in wire form (``matchLabels``/``matchExpressions``, as Deployments and
+  NetworkPolicies carry) and a Service's plain ``{key: value}`` selector;
+- ports by number or name: a Service port picked by its number or name, its ``targetPort`` resolved against
+  the containers' ports;
+- owner references: the controlling owner of an object, and the Deployment behind a ReplicaSet.
+
+Every function takes plain mappings (wire form) or the client's objects where it says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+__all__ = [
+    "containers_ports",
+    "controller_owner",
+    "deployment_of_owner",
+    "find_service_port",
+    "ingress_host_matches",
+    "port_declared",
+    "resolve_target_port",
+    "selector_matches",
+    "service_selects",
+]
+
+
+# -- label selectors ------------------------------------------------------------------------------------
+
+
+def selector_matches(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
+    """A LabelSelector in wire form (``matchLabels``, ``matchExpressions``) matches ``labels``; ``{}`` matches all."""
+    selector = selector or {}
+    if not (selector.get("matchLabels") or {}).items() <= dict(labels).items():
+        return False
+    return all(_expression_holds(expression, labels) for expression in selector.get("matchExpressions") or [])
+
+
+def _expression_holds(expression: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
+    key, operator, values = expression.get("key"), expression.get("operator"), expression.get("values") or []
+    if operator == "In":
+        return labels.get(key) in values
+    if operator == "NotIn":
+        return key not in labels or labels[key] not in values
+    if operator == "Exists":
+        return key in labels
+    if operator == "DoesNotExist":
+        return key not in labels
+    return True
+
+
+def service_selects(selector: Mapping[str, Any] | None, labels: Mapping[str, Any] | None) -> bool:
+    """A Service's plain selector (``{key: value}``) matches ``labels``: every pair present.
+
+    An empty or missing selector matches nothing: such a Service gets its endpoints some other way
+    (ExternalName, manually managed EndpointSlices), never from pods by label.
+    """
+    if not selector:
+        return False
+    labels = labels or {}
+    return all(key in labels and str(labels[key]) == str(value) for key, value in selector.items())
+
+
+# -- Ingress rules --------------------------------------------------------------------------------------
+
+
+def ingress_host_matches(rule_host: str | None, host: str) -> bool:
+    """An Ingress rule's host covers ``host`` (``*.example.com`` covers exactly one more label)."""
+    if not rule_host:
+        return False
+    rule_host, host = rule_host.lower().rstrip("."), host.lower().rstrip(".")
+    if rule_host.startswith("*."):
+        head, _, rest = host.partition(".")
+        return bool(head) and rest == rule_host[2:]
+    return rule_host == host
+
+
+# -- ports by number or name ----------------------------------------------------------------------------
+
+
+def _is_number(port: object) -> bool:
+    return isinstance(port, int) or (isinstance(port, str) and port.isdigit())
+
+
+def find_service_port(ports: Iterable[Mapping[str, Any]], wanted: int | str | None) -> Mapping[str, Any] | None:
+    """The Service port called ``wanted`` by number or by name; the first port when ``wanted`` is empty."""
+    wanted_text = str(wanted) if wanted not in (None, "") else None
+    return next(
+        (port for port in ports if wanted_text is None or str(port.get("port")) == wanted_text
+         or port.get("name") == wanted_text),
+        None,
+    )
+
+
+def resolve_target_port(target_port: int | str | None, container_ports: Iterable[Mapping[str, Any]]) -> int | None:
+    """The number a Service's ``targetPort`` means for a pod: a number as is, a name looked up in the
+    pod's container ports (``{"containerPort": 8080, "name": "http"}``); None for a name none declares."""
+    if _is_number(target_port):
+        return int(target_port)  # type: ignore[arg-type]
+    for port in container_ports:
+        if target_port and port.get("name") == target_port and port.get("containerPort") is not None:
+            return int(port["containerPort"])
+    return None
+
+
+def port_declared(target_port: int | str | None, container_ports: Iterable[Mapping[str, Any]]) -> bool:
+    """``targetPort`` is one of these container ports, by number or by name (what kube-proxy needs)."""
+    ports = list(container_ports)
+    if _is_number(target_port):
+        return int(target_port) in {port.get("containerPort") for port in ports}  # type: ignore[arg-type]
+    return target_port is not None and any(port.get("name") == target_port for port in ports)
+
+
+def containers_ports(pod: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """Every declared port of a wire-form pod's containers."""
+    return [port for container in (pod.get("spec") or {}).get("containers") or [] for port in container.get("ports") or []]
+
+
+# -- owner references -----------------------------------------------------------------------------------
+
+
+def _field(reference: Any, name: str) -> Any:
+    return reference.get(name) if isinstance(reference, Mapping) else getattr(reference, name, None)
+
+
+def controller_owner(references: Iterable[Any] | None) -> str | None:
+    """``Kind/name`` of the controlling owner reference (the first reference when none controls), or None.
+
+    Takes wire-form mappings or the client's ``V1OwnerReference`` objects.
+    """
+    references = list(references or [])
+    if not references:
+        return None
+    chosen = next((ref for ref in references if _field(ref, "controller")), references[0])
+    return f"{_field(chosen, 'kind')}/{_field(chosen, 'name')}"
+
+
+def deployment_of_owner(owner: str | None) -> str | None:
+    """The Deployment name behind a pod's owner ``ReplicaSet/<deployment>-<pod-template-hash>``, else None."""
+    kind, _, name = str(owner or "").partition("/")
+    return name.rsplit("-", 1)[0] if kind == "ReplicaSet" and name else None
