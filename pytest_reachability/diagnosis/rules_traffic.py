@@ -7,6 +7,7 @@ read. More specific rules (DNS points elsewhere, pods crash, a NetworkPolicy dro
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Mapping
 from typing import Any
 
@@ -457,7 +458,7 @@ def _tls_theory(facts: Facts, rule: str, classes: tuple[str, ...], title: str, c
         evidence.append(f"detail: {first['detail']}")
     if info.get("subject_names") or info.get("issuer"):
         evidence.append(f"certificate: subject names {info.get('subject_names')}, issuer {info.get('issuer')}, "
-                        f"not after {info.get('expires')}")
+                        f"not before {info.get('not_before')}, not after {info.get('expires')}")
     if info.get("chain"):
         evidence.append("certificates the server sent: " + "; ".join(
             f"{c.get('subject')} (issued by {c.get('issuer')})" for c in info["chain"]))
@@ -471,6 +472,7 @@ def _tls_theory(facts: Facts, rule: str, classes: tuple[str, ...], title: str, c
     addresses = list(dict.fromkeys(str(p.get("address")) for p in failures))
     chain = info.get("chain") or [{}]
     text = title.format(host=host, address=first.get("address"), expires=info.get("expires"),
+                        not_before=info.get("not_before"),
                         issuer=info.get("issuer"), detail=short(first.get("detail"), 120),
                         issuer_url=chain[0].get("issuer_url"))
     theory = Theory(rule, text, confidence, evidence, confirm, fix, subjects=addresses)
@@ -478,13 +480,47 @@ def _tls_theory(facts: Facts, rule: str, classes: tuple[str, ...], title: str, c
     return theory
 
 
+def _not_yet_valid(probe: Mapping[str, Any]) -> bool:
+    """A certificate refused for its validity period because it starts later (OpenSSL's "certificate is not yet
+    valid", verify code 9), told from an expired one by the verifier's words or by its notBefore."""
+    info = probe.get("tls") or {}
+    error = str(info.get("error") or probe.get("detail") or "").lower()
+    if "not yet valid" in error:
+        return True
+    if "expired" in error:
+        return False
+    try:
+        not_before = datetime.datetime.fromisoformat(str(info.get("not_before")))
+    except ValueError:
+        return False
+    if not_before.tzinfo is None:
+        not_before = not_before.replace(tzinfo=datetime.timezone.utc)
+    return not_before > datetime.datetime.now(datetime.timezone.utc)
+
+
 def tls_expired(facts: Facts) -> Theory | None:
-    """The server certificate is expired (or not yet valid)."""
+    """The server certificate is expired."""
+    failures = [p for p in _tls_failures(facts, ("tls_cert_expired",)) if not _not_yet_valid(p)]
     return _tls_theory(
         facts, "tls-expired", ("tls_cert_expired",),
         "the TLS certificate served for {host} at {address} has expired (not after {expires}) — renew it", 0.9,
-        ["kubectl describe certificate -A  # cert-manager: see why renewal failed",
+        [kubectl(facts.context, "get certificate -A") + "  # cert-manager: which Certificate is not Ready, and why",
          "Renew the certificate (cert-manager: kubectl delete secret <tls-secret> to force re-issue) and reload the edge"],
+        failures=failures,
+    )
+
+
+def tls_not_yet_valid(facts: Facts) -> Theory | None:
+    """The server certificate's validity starts in the future: issued ahead of time, or a clock is wrong."""
+    failures = [p for p in _tls_failures(facts, ("tls_cert_expired",)) if _not_yet_valid(p)]
+    return _tls_theory(
+        facts, "tls-not-yet-valid", ("tls_cert_expired",),
+        "the TLS certificate served for {host} at {address} is not valid yet (not before {not_before}): it was "
+        "issued with a start date in the future, or the clock of the issuer (or of this client) is wrong", 0.9,
+        ["Compare the certificate's notBefore with the time on this machine and on the issuer (date -u; timedatectl)",
+         "Serve the previous, still valid certificate until the new one starts, or re-issue it from a CA whose clock "
+         "is right"],
+        failures=failures,
     )
 
 

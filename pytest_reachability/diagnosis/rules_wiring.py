@@ -16,6 +16,7 @@ from .facts import Facts, probe_ok
 from .theory import Theory, curl_of, kubectl
 from .wording import probe_line as _probe_line
 from .wording import service_label as _service_label
+from .wording import short
 
 # Sections whose checks fail when the target's Service has no working backend.
 SERVING_SECTIONS = ("endpoints", "api-health", "api-internal", "tcp", "performance", "services", "integration",
@@ -401,22 +402,17 @@ def _selects(policy: Mapping[str, Any], pod: Mapping[str, Any]) -> bool:
     return selector_matches(policy.get("pod_selector"), pod.get("labels") or {})
 
 
-def _admits_edge(rule: Mapping[str, Any], port: int | None) -> bool:
-    """Whether an ingress rule admits traffic from outside the cluster on ``port``."""
-    peers = rule.get("from") or []
-    from_anywhere = not peers or any(
-        (p.get("ipBlock") or {}).get("cidr") in ("0.0.0.0/0", "::/0") for p in peers if isinstance(p, Mapping)
-    )
-    ports = rule.get("ports") or []
-    port_ok = not ports or port is None or any(str(p.get("port")) == str(port) or p.get("port") is None for p in ports)
-    return from_anywhere and port_ok
-
-
 def network_policy_denies(facts: Facts) -> Theory | None:
-    """NetworkPolicies select the API pods and none admits traffic from the edge."""
+    """NetworkPolicies select the API pods and none admits traffic from the edge.
+
+    Whether a rule admits the edge depends on its peers (an ipBlock covering everything, or a namespace/pod
+    selector matching the ingress controller's pods): the network-policy section judges that against the
+    controller pods it read, so this rule stands on that section's failure and never on the policies alone.
+    """
+    verdicts = facts.failing_tests("network-policy")
     service = facts.target_service()
     pods = facts.selected_pods(service) if service else []
-    if not pods:
+    if not verdicts or not pods:
         return None
     pod = pods[0]
     policies = [p for p in facts.of("network_policy") if p.get("namespace") == pod.get("namespace") and _selects(p, pod)]
@@ -424,12 +420,10 @@ def network_policy_denies(facts: Facts) -> Theory | None:
     if not policies:
         return None
     port = next((cp.get("containerPort") for cp in pod.get("container_ports") or []), None)
-    if any(_admits_edge(rule, port) for p in policies for rule in p.get("ingress") or []):
-        return None
     names = ", ".join(f"`{p.get('name')}`" for p in policies)
-    title = f"NetworkPolicy {names} selects the `{service.get('name')}` pods and admits no traffic from outside the cluster: the edge's connections are dropped"
-    evidence = [
-        f"NetworkPolicy {p.get('name')}: podSelector {p.get('pod_selector')}, ingress rules: {p.get('ingress') or 'none (deny all)'}"
+    title = f"NetworkPolicy {names} selects the `{service.get('name')}` pods and admits no traffic from the edge (LoadBalancer or ingress controller): the edge's connections are dropped"
+    evidence = [f"{verdicts[0].nodeid}: {short(verdicts[0].reason, 300)}"] + [
+        f"NetworkPolicy {p.get('name')}: podSelector {p.get('pod_selector') or '{} (every pod)'}, ingress rules: {p.get('ingress') or 'none (deny all)'}"
         for p in policies
     ]
     confidence = 0.7
@@ -439,13 +433,20 @@ def network_policy_denies(facts: Facts) -> Theory | None:
         if failing[0].get("failure") in ("read_timeout", "tcp_timeout") or failing[0].get("status") in (502, 503, 504):
             confidence += 0.15
     confirm = [kubectl(facts.context, "get networkpolicy"), kubectl(facts.context, f"describe networkpolicy {policies[0].get('name')}")]
+    controllers = facts.ingress_controller_running()
+    peer = ""
+    if controllers and controllers[0].get("namespace"):
+        # kubernetes.io/metadata.name is the one namespace label every namespace carries (set by the API server).
+        peer = ("  - from:\n    - namespaceSelector:\n        matchLabels:\n"
+                f"          kubernetes.io/metadata.name: {controllers[0].get('namespace')}\n    ports:\n")
     fix = [
-        "Admit the edge: add an ingress rule to the policy for the pods' port from the LoadBalancer/ingress controller, e.g.",
+        "Admit the edge: add an ingress rule to the policy for the pods' port from the ingress controller's namespace "
+        "(by its kubernetes.io/metadata.name label) or, for a LoadBalancer straight to the pods, from any address, e.g.",
         kubectl(
             facts.context,
             "apply -f - <<'EOF'\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n"
             f"  name: {service.get('name')}-allow-http\nspec:\n  podSelector:\n    matchLabels: {dict(service.get('selector') or {})}\n"
-            f"  policyTypes: [Ingress]\n  ingress:\n  - ports:\n    - port: {port}\n      protocol: TCP\nEOF",
+            f"  policyTypes: [Ingress]\n  ingress:\n{peer or '  - ports:' + chr(10)}    - port: {port}\n      protocol: TCP\nEOF",
         ),
     ]
     theory = Theory("network-policy-denies", title, confidence, evidence, confirm, fix,

@@ -531,9 +531,32 @@ def deployment_scaled_to_zero(facts: Facts) -> Theory | None:
     return theory
 
 
+def _rollout_paused(facts: Facts, deployment: Mapping[str, Any]) -> Theory:
+    """``spec.paused``: the controller ignores template changes, so the rollout never starts or finishes."""
+    name, ns = deployment.get("name"), deployment.get("namespace")
+    title = (f"Deployment `{name}` is paused (spec.paused: true): its rollout does not proceed "
+             f"({deployment.get('updated')} of {deployment.get('desired')} replicas run the current template)")
+    if deployment.get("available"):
+        title += "; the pods of the previous template keep serving"
+    evidence = [f"Deployment {ns}/{name}: paused, desired {deployment.get('desired')}, updated {deployment.get('updated')}, "
+                f"available {deployment.get('available')}; rollout: {deployment.get('rollout_message')}"]
+    evidence += [f"condition {c.get('type')}={c.get('status')} {c.get('reason')}: {c.get('message')}"
+                 for c in deployment.get("conditions") or [] if c.get("type") == "Progressing"]
+    confirm = [kubectl(facts.context, f"get deployment {name} -o jsonpath='{{.spec.paused}}{{\"\\n\"}}'", ns),
+               kubectl(facts.context, f"rollout history deployment/{name}", ns)]
+    fix = ["Resume the rollout if the new template is meant to go out (or undo the template change first):",
+           kubectl(facts.context, f"rollout resume deployment/{name}", ns)]
+    theory = Theory("rollout-stuck", title, 0.8, evidence, confirm, fix, subjects=[f"Deployment/{name}"])
+    theory.explains = facts.explain(("workloads", "cluster"), [str(name)])
+    return theory
+
+
 def rollout_stuck(facts: Facts) -> Theory | None:
-    """A Deployment's rollout does not progress (Progressing=False / ProgressDeadlineExceeded, ReplicaFailure)."""
+    """A Deployment's rollout does not progress (Progressing=False / ProgressDeadlineExceeded, ReplicaFailure),
+    or it is paused with a template not rolled out."""
     for deployment in facts.deployments():
+        if deployment.get("paused") and not deployment.get("rollout_complete"):
+            return _rollout_paused(facts, deployment)
         progressing = _condition(deployment, "Progressing")
         failure = _condition(deployment, "ReplicaFailure")
         stuck = progressing and progressing.get("status") == "False"
