@@ -98,6 +98,7 @@ from .rules_workloads import (
     pods_not_ready,
     readiness_probe_failing,
     rollout_stuck,
+    volume_attach_failed,
 )
 from .theory import Theory
 
@@ -134,6 +135,7 @@ RULES: tuple[Rule, ...] = (
     # workloads
     image_pull_failed,
     container_config_error,
+    volume_attach_failed,
     container_oom_killed,
     liveness_probe_failing,
     pods_crashing,

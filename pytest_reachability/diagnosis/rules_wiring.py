@@ -346,7 +346,8 @@ def ingress_backend_missing(facts: Facts) -> Theory | None:
 
 
 def ingress_class_missing(facts: Facts) -> Theory | None:
-    """The Ingress names an IngressClass that does not exist (or none, and there is no default)."""
+    """The Ingress names an IngressClass that does not exist (or none, and there is no default), or one that no
+    running controller serves: controllers publish their address in the status of the Ingresses they admit."""
     classes = facts.of("ingress_class")
     host = facts.context.host
     if not classes:
@@ -356,6 +357,9 @@ def ingress_class_missing(facts: Facts) -> Theory | None:
     for ingress in facts.ingresses_for_host(host) if host else facts.of("ingress"):
         wanted = ingress.get("class_name")
         if wanted in known or (wanted is None and default):
+            theory = _ingress_class_unserved(facts, ingress, classes)
+            if theory is not None:
+                return theory
             continue
         what = f"IngressClass `{wanted}`, which does not exist" if wanted else "no IngressClass, and none is the default"
         title = f"Ingress `{ingress.get('name')}` names {what}: no controller serves it"
@@ -366,6 +370,46 @@ def ingress_class_missing(facts: Facts) -> Theory | None:
         theory.explains = facts.explain(("ingress",), ["IngressClass"]) + _edge_failures(facts, ingress)
         return theory
     return None
+
+
+def _ingress_class_unserved(facts: Facts, ingress: Mapping[str, Any], classes: list[dict[str, Any]]) -> Theory | None:
+    """The Ingress's class exists, yet no controller admitted the Ingress (no address in its status) while the
+    controllers running here do publish addresses on the Ingresses of other classes."""
+    if ingress.get("addresses") or not facts.ingress_controller_running():
+        return None
+    default = next((c.get("name") for c in classes if c.get("is_default")), None)
+
+    def class_of(item: Mapping[str, Any]) -> str | None:
+        return item.get("class_name") or default
+
+    wanted = class_of(ingress)
+    served = {class_of(i): i for i in facts.of("ingress") if i.get("addresses") and class_of(i) != wanted}
+    if not served or wanted is None:
+        return None  # controllers that publish no status: an empty one proves nothing
+    controller = next((c.get("controller") for c in classes if c.get("name") == wanted), None)
+    served_names = ", ".join(f"`{name}`" for name in sorted(n for n in served if n))
+    title = (f"Ingress `{ingress.get('name')}` names IngressClass `{wanted}` (controller {controller}), which no running "
+             f"controller serves: the Ingress has no address, while Ingresses of class {served_names} have one")
+    evidence = [f"Ingress {ingress.get('namespace')}/{ingress.get('name')}: class {wanted}, no address in status.loadBalancer",
+                f"IngressClass {wanted}: controller {controller}"]
+    evidence += [f"Ingress {i.get('namespace')}/{i.get('name')}: class {name}, address {', '.join(i.get('addresses') or [])}"
+                 for name, i in sorted(served.items(), key=lambda item: str(item[0]))][:2]
+    running = facts.ingress_controller_running()
+    evidence.append("ingress controller pods running: " + ", ".join(f"{p.get('namespace')}/{p.get('name')}" for p in running[:3]))
+    confidence = 0.7
+    served_addresses = {str(a) for i in served.values() for a in i.get("addresses") or []}
+    refused = [p for p in facts.http_probes() if p.get("address") in served_addresses and p.get("status") == 404]
+    if refused:
+        evidence.append(_probe_line(refused[0]))
+        confidence += 0.05
+    confirm = [kubectl(facts.context, "get ingressclass", "") + "  # CONTROLLER of each class",
+               kubectl(facts.context, f"get ingress {ingress.get('name')}", ingress.get("namespace")) + "  # ADDRESS stays empty"]
+    fix = [kubectl(facts.context, f"edit ingress {ingress.get('name')}", ingress.get("namespace"))
+           + f"  # spec.ingressClassName: {sorted(n for n in served if n)[0]}",
+           f"or install a controller started for {controller} (ingress-nginx: --controller-class={controller})"]
+    theory = Theory("ingress-class-missing", title, confidence, evidence, confirm, fix, subjects=[ingress.get("name")])
+    theory.explains = facts.explain(("ingress",), ["IngressClass"]) + facts.explain(EDGE_SECTIONS, sorted(served_addresses))
+    return theory
 
 
 # "TLS secrets missing: production/letsencrypt-prod, ..." (the ingress section), or "secret X ... missing".

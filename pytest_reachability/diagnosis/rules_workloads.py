@@ -33,7 +33,7 @@ SERVING_SECTIONS = ("cluster", "workloads", "endpoints", "api-health", "api-inte
                     "services", "integration", "results-storage", "database")
 EXIT_CODES = {
     1: "the application exited with an error",
-    2: "the command was misused (bad arguments)",
+    2: "the application exited with an error (2: by shell convention a usage error, by many programs any failure)",
     126: "the command is not executable",
     127: "the command was not found in the image",
     134: "the process aborted (SIGABRT)",
@@ -101,10 +101,17 @@ def _explains(facts: Facts, pods: list[dict[str, Any]], own: bool) -> list[str]:
 
 def _pod_theory(facts: Facts, rule: str, picked: list[tuple[dict, dict, bool]], title: str, confidence: float,
                 fix: list[str], extra_evidence: list[str] | None = None, previous_logs: bool = False) -> Theory:
-    pod, _state, own = picked[0]
+    pod, state, own = picked[0]
     pods = [p for p, _s, o in picked if o == own]
     ns = pod.get("namespace")
     evidence = [pod_line(p) for p in pods[:3]] + list(extra_evidence or [])
+    if own:
+        names = {p.get("name") for p in pods}
+        serving = [p for p in facts.target_pods() if p.get("name") not in names and p.get("ready")]
+        if serving:
+            # A partial outage: say so, from the other pods' Ready condition.
+            title += (f" ({len(pods)} of {len(pods) + len(serving)} pods; "
+                      f"{len(serving)} other{'s' if len(serving) > 1 else ''} Ready and serving)")
     if not own:
         confidence -= 0.25  # a pod of the namespace, not one the target's Service sends traffic to
         evidence.append(f"pod {pod.get('name')} is not behind the target's Service")
@@ -118,7 +125,8 @@ def _pod_theory(facts: Facts, rule: str, picked: list[tuple[dict, dict, bool]], 
     confirm = [kubectl(facts.context, f"get pod {pod.get('name')} -o wide", ns),
                kubectl(facts.context, f"describe pod {pod.get('name')}", ns)]
     if previous_logs:
-        confirm.append(kubectl(facts.context, f"logs {pod.get('name')} --previous --tail=50", ns))
+        container = f" -c {state.get('name')}" if state.get("name") not in (None, "?") else ""
+        confirm.append(kubectl(facts.context, f"logs {pod.get('name')}{container} --previous --tail=50", ns))
     theory = Theory(rule, title, confidence, evidence, confirm, fix, subjects=[str(p.get("name")) for p in pods])
     theory.explains = _explains(facts, pods, own)
     return theory
@@ -148,6 +156,10 @@ def image_pull_failed(facts: Facts) -> Theory | None:
     if state.get("reason") == "InvalidImageName":
         why = "the image reference is not a valid name"
         fix = "Correct the image reference in the Deployment"
+    elif any(w in text for w in ("x509:", "certificate signed by unknown authority", "tls: failed to verify")):
+        why = "the node does not trust the registry's TLS certificate (x509)"
+        fix = ("Give the nodes the registry's CA (containerd: /etc/containerd/certs.d/<registry>/ca.crt, or bake it "
+               "into the node image) — nodes added later need it too — then delete the pod to retry the pull")
     elif any(w in text for w in ("unauthorized", "denied", "authentication required", "forbidden")):
         why = "the registry refuses the pull (credentials)"
         fix = "Give the pods pull credentials (imagePullSecrets) for the registry, or make the image readable"
@@ -184,8 +196,8 @@ def container_config_error(facts: Facts) -> Theory | None:
         for state in _states(pod):
             if state.get("state") == "waiting" and state.get("reason") in CONFIG_REASONS:
                 return state
-            if state.get("state") == "waiting" and state.get("reason") == "ContainerCreating" and _pod_events(
-                    facts, pod, ("FailedMount",)):
+            if state.get("state") == "waiting" and state.get("reason") == "ContainerCreating" and any(
+                    _missing_object(str(e.get("message") or "")) for e in _pod_events(facts, pod, ("FailedMount",))):
                 return state
         return None
 
@@ -208,6 +220,55 @@ def container_config_error(facts: Facts) -> Theory | None:
     reason = state.get("reason") if state.get("reason") != "ContainerCreating" else "FailedMount"
     title = f"container {state.get('name')} of pod {pod.get('name')} cannot be created ({reason}): {what}"
     return _pod_theory(facts, "container-config-error", picked, title, 0.9, fix, [event_line(e) for e in events[:2]])
+
+
+VOLUME_EVENT_REASONS = ("FailedAttachVolume", "FailedMount")
+_VOLUME_NAME = re.compile(r'(?:volume|Volume)\s+"([^"]+)"')
+
+
+def _volume_fault(message: str) -> str:
+    """What the attach/detach controller's or the kubelet's message says went wrong with the volume."""
+    text = message.lower()
+    if "multi-attach" in text:
+        return ("it is still attached to another node (a ReadWriteOnce volume attaches to one node at a time): "
+                "the pod waits until the old node releases it")
+    if "attachvolume.attach failed" in text or "failedattachvolume" in text:
+        return "the cloud provider does not attach it to the node (see the message)"
+    if "timed out waiting for the condition" in text or "unable to attach or mount" in text:
+        return "the kubelet timed out waiting for it to be attached and mounted"
+    return "the kubelet cannot mount it (see the message)"
+
+
+def volume_attach_failed(facts: Facts) -> Theory | None:
+    """A pod waits in ContainerCreating because a volume cannot be attached to its node or mounted
+    (FailedAttachVolume / FailedMount events that name no missing Secret or ConfigMap)."""
+    def matches(pod: dict[str, Any]) -> dict[str, Any] | None:
+        events = [e for e in _pod_events(facts, pod, VOLUME_EVENT_REASONS) if not _missing_object(str(e.get("message") or ""))]
+        if not events:
+            return None
+        waiting = [st for st in _states(pod) if st.get("state") == "waiting" and st.get("reason") == "ContainerCreating"]
+        pending = pod.get("phase") == "Pending" and not pod.get("ready")
+        return (waiting or [{"name": "?", "state": "waiting", "reason": "ContainerCreating"}])[0] if waiting or pending else None
+
+    picked = _pick(facts, matches)
+    if not picked:
+        return None
+    pod, _state, _own = picked[0]
+    events = _pod_events(facts, pod, VOLUME_EVENT_REASONS)
+    # The attach failure is the cause; the kubelet's mount timeout follows from it.
+    events.sort(key=lambda e: e.get("reason") != "FailedAttachVolume")
+    message = str(events[0].get("message") or "")
+    volume = _VOLUME_NAME.search(message)
+    what = f"volume {volume.group(1)}" if volume else "a volume"
+    title = f"pod {pod.get('name')} waits in ContainerCreating: {what} cannot be attached ({events[0].get('reason')}) — {_volume_fault(message)}"
+    fix = ["Find where the volume is attached and release it there: the old pod must be gone and its node must detach "
+           "the volume (a drained or lost node may need the VolumeAttachment deleted once the node is really gone)",
+           "For a single-writer volume, use the Recreate strategy (or a StatefulSet) so the old pod leaves before the new "
+           "one starts"]
+    theory = _pod_theory(facts, "volume-attach-failed", picked, title, 0.9, fix, [event_line(e) for e in events[:2]])
+    theory.confirm.append(kubectl(facts.context, "get volumeattachment", "")
+                          + (f"  # the row for {volume.group(1)} names the node holding it" if volume else ""))
+    return theory
 
 
 def _oom(state: Mapping[str, Any]) -> bool:
@@ -280,9 +341,13 @@ def pods_crashing(facts: Facts) -> Theory | None:
     meaning = EXIT_CODES.get(code) if isinstance(code, int) else None
     reason = state.get("reason") or "restarting"
     exit_text = f", last exit code {code}" + (f" {state.get('last_reason')}" if state.get("last_reason") else "") if code is not None else ""
-    title = (f"container {state.get('name')} of pod {pod.get('name')} keeps crashing ({reason}, "
+    kind = "init container" if state.get("init") else "container"
+    title = (f"{kind} {state.get('name')} of pod {pod.get('name')} keeps crashing ({reason}, "
              f"{pod.get('restarts', 0)} restarts{exit_text})")
-    if reason in START_REASONS:
+    if state.get("init"):
+        title += (f": {meaning or 'it exits with an error'} — the pod's app containers never start until it "
+                  "succeeds")
+    elif reason in START_REASONS:
         title += f": it cannot be started ({short(state.get('message'), 120)})"
     elif meaning:
         title += f": {meaning}"
@@ -449,15 +514,20 @@ def node_not_ready(facts: Facts) -> Theory | None:
     title = f"node {node} is {bad[node]}"
     if pods:
         title += f": pod{'s' if len(pods) > 1 else ''} {', '.join(str(p.get('name')) for p in pods[:3])} on it cannot serve"
+    elif facts.pods():
+        namespaces = sorted({str(p.get("namespace")) for p in facts.pods()})
+        title += f"; it runs no pod of namespace {', '.join(namespaces)}, so it does not explain the target's failures"
     evidence = [f"node {n}: {why}" for n, why in bad.items()] + [pod_line(p) for p in pods[:3]]
-    confidence = 0.85 if own else (0.6 if pods else 0.5)
+    confidence = 0.85 if own else (0.6 if pods else 0.45)
     confirm = [kubectl(facts.context, f"describe node {node}", ""), kubectl(facts.context, "get nodes -o wide", "")]
     fix = [f"Bring node {node} back (kubelet, container runtime, network, disk/memory pressure) or replace it",
            kubectl(facts.context, f"drain {node} --ignore-daemonsets --delete-emptydir-data", "")
            + "  # moves its pods to healthy nodes"]
     theory = Theory("node-not-ready", title, confidence, evidence, confirm, fix, subjects=[node])
-    theory.explains = facts.explain(("cluster",), list(bad)) + facts.explain(WORKLOAD_SECTIONS,
-                                                                             [str(p.get("name")) for p in pods])
+    theory.explains = facts.explain(("cluster",), list(bad))
+    if pods:  # (no names would mean every workload failure)
+        theory.explains += [n for n in facts.explain(WORKLOAD_SECTIONS, [str(p.get("name")) for p in pods])
+                            if n not in theory.explains]
     if own:
         theory.explains += [n for n in facts.explain(SERVING_SECTIONS) if n not in theory.explains]
     return theory

@@ -120,7 +120,8 @@ def serialise_response(response: HttpResponse, *, head_only: bool = False, keep_
     lines.append(f"Content-Type: {response.content_type}")
     lines.append(f"Content-Length: {len(response.body)}")
     lines.extend(f"{name}: {value}" for name, value in response.headers)
-    lines.append("Server: uvicorn")
+    if not any(name.lower() == "server" for name, _value in response.headers):
+        lines.append("Server: uvicorn")
     lines.append("Connection: keep-alive" if keep_alive else "Connection: close")
     head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
     return head if head_only else head + response.body
@@ -393,7 +394,7 @@ class EdgeServer:
         headers = list(response.headers) + self.extra_headers
         if self.server != "nginx":
             return dataclasses.replace(response, headers=headers) if self.extra_headers else response
-        headers.append(("Server", "nginx"))
+        headers = [(name, value) for name, value in headers if name.lower() != "server"] + [("Server", "nginx")]
         if response.status < 400:
             return dataclasses.replace(response, headers=headers)
         return HttpResponse(response.status, nginx_error_page(response.status), "text/html", headers)
