@@ -158,3 +158,22 @@ def test_results_record_the_network_policy_sections_own_failure():
     theory = R.network_policy_denies(facts)
     assert theory is not None
     assert theory.evidence[0].startswith("suites/test_network-policy.py::test_network_policy:")
+
+
+def test_a_quota_refusing_the_new_pods_names_the_quota_to_make_room_in():
+    message = ('pods "api-9b8c7d6f5-5xk2p" is forbidden: exceeded quota: compute, requested: requests.cpu=1500m, '
+               "used: requests.cpu=3100m, limited: requests.cpu=4")
+    stuck = E.deployment(desired=3, available=0, updated=0, conditions=[("ReplicaFailure", "True", "FailedCreate", message)])
+    theory = R.rollout_stuck(E.facts_of(("deployment", stuck), failed={"workloads": "rollout of api is stuck"}))
+    assert theory is not None and "exceeded quota: compute" in theory.title
+    assert "kubectl -n production describe resourcequota compute" in theory.confirm
+    assert theory.fix[0].startswith("Make room in ResourceQuota compute")
+
+
+def test_node_pressure_taints_are_relieved_not_removed():
+    pending = E.pod(ready=False, phase="Pending", containers=[], unschedulable=(
+        "0/3 nodes are available: 3 node(s) had untolerated taint {node.kubernetes.io/disk-pressure: }. preemption: "
+        "0/3 nodes are available: 3 Preemption is not helpful for scheduling."))
+    theory = R.pod_unschedulable(E.facts_of(("service", E.service()), ("pod", pending)))
+    assert theory is not None and "the nodes report disk-pressure" in theory.title
+    assert "removing it by hand does not help" in theory.fix[0]

@@ -44,6 +44,7 @@ EXIT_CODES = {
 _OBJECT_MISSING = re.compile(r'(secret|configmap)s?\s+"?([a-z0-9][a-z0-9.-]*)"?\s+not found', re.IGNORECASE)
 _KEY_MISSING = re.compile(r"couldn't find key (\S+) in (Secret|ConfigMap) ([\w./-]+)", re.IGNORECASE)
 _NEW_REPLICA_SET = re.compile(r'ReplicaSet "([^"]+)"')
+_QUOTA = re.compile(r"exceeded quota: ([a-z0-9][a-z0-9.-]*)")
 
 
 # --- which pods, in which order -------------------------------------------------------------------------------
@@ -420,6 +421,11 @@ def readiness_probe_failing(facts: Facts) -> Theory | None:
 # --- scheduling and nodes -----------------------------------------------------------------------------------------
 
 SCHEDULER_BLOCKERS = (
+    # Taints the node lifecycle controller sets from node conditions: they go away with the condition, not by hand.
+    (re.compile(r"untolerated taint \{?node\.kubernetes\.io/(disk-pressure|memory-pressure|pid-pressure)", re.I),
+     "the nodes report {0} (the kubelet's node.kubernetes.io/{0} taint): they evict pods and take no new ones",
+     "Relieve the pressure on the nodes (disk: images, container logs, emptyDir; memory: limits, noisy pods) or add "
+     "nodes; the taint goes when the node condition clears — removing it by hand does not help"),
     (re.compile(r"Insufficient (cpu|memory|ephemeral-storage|[\w./-]+)", re.I),
      "not enough free {0} on any node for the pod's requests",
      "Lower the pod's resource requests, free capacity, or add nodes (cluster autoscaler / node pool size)"),
@@ -434,7 +440,9 @@ SCHEDULER_BLOCKERS = (
      "no node matches the pod's nodeSelector / node affinity",
      "Correct the pod's nodeSelector/affinity, or label a node to match"),
     (re.compile(r"unbound immediate PersistentVolumeClaims|persistentvolumeclaim \"?[\w.-]+\"? not found", re.I),
-     "its PersistentVolumeClaim is not bound", "Create or bind the PersistentVolumeClaim (storage class, capacity)"),
+     "its PersistentVolumeClaim is not bound",
+     "Find why the claim is Pending (kubectl get pvc; kubectl describe pvc NAME: a StorageClass that does not exist, a "
+     "provisioner that fails, no matching PersistentVolume) and fix that, or point the pod at a bound claim"),
     (re.compile(r"Too many pods", re.I), "the nodes are at their pod limit", "Add nodes or raise the nodes' pod limit"),
     (re.compile(r"didn't have free ports", re.I), "the pod's hostPort is taken on every node",
      "Drop the hostPort or add nodes"),
@@ -655,6 +663,12 @@ def rollout_stuck(facts: Facts) -> Theory | None:
                    kubectl(facts.context, f"get rs -l {','.join(f'{k}={v}' for k, v in (deployment.get('selector') or {}).items())}", ns)]
         fix = ["Fix why the new pods do not become available (their own theory above names it), or roll back:",
                kubectl(facts.context, f"rollout undo deployment/{name}", ns)]
+        quota = _QUOTA.search(str((failure if failed else progressing).get("message") or ""))
+        if quota:
+            confirm.append(kubectl(facts.context, f"describe resourcequota {quota.group(1)}", ns))
+            fix = [f"Make room in ResourceQuota {quota.group(1)}: lower the new pods' requests/limits, free quota "
+                   "held by other workloads of the namespace, or raise the quota's hard limit; or roll back:",
+                   kubectl(facts.context, f"rollout undo deployment/{name}", ns)]
         theory = Theory("rollout-stuck", title, 0.75 if stuck else 0.8, evidence, confirm, fix,
                         subjects=[f"Deployment/{name}"])
         theory.explains = facts.explain(("workloads", "cluster"), [str(name)])
