@@ -105,7 +105,7 @@ def test_a_volume_still_attached_elsewhere_is_no_missing_configuration():
     theory = R.volume_attach_failed(facts)
     assert theory is not None and "volume pvc-0f3c cannot be attached (FailedAttachVolume)" in theory.title
     assert "still attached to another node" in theory.title
-    assert any("get volumeattachment" in line for line in theory.confirm)
+    assert any("get volumeattachment" in line for line in theory.fix)
     assert R.container_config_error(facts) is None
 
 

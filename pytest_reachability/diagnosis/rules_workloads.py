@@ -266,10 +266,10 @@ def volume_attach_failed(facts: Facts) -> Theory | None:
            "the volume (a drained or lost node may need the VolumeAttachment deleted once the node is really gone)",
            "For a single-writer volume, use the Recreate strategy (or a StatefulSet) so the old pod leaves before the new "
            "one starts"]
-    theory = _pod_theory(facts, "volume-attach-failed", picked, title, 0.9, fix, [event_line(e) for e in events[:2]])
-    theory.confirm.append(kubectl(facts.context, "get volumeattachment", "")
-                          + (f"  # the row for {volume.group(1)} names the node holding it" if volume else ""))
-    return theory
+    # VolumeAttachments are cluster-wide storage objects a namespace reader may not list: a step, not a confirm line.
+    fix.insert(1, kubectl(facts.context, "get volumeattachment", "")
+               + (f"  # the row for {volume.group(1)} names the node holding it" if volume else ""))
+    return _pod_theory(facts, "volume-attach-failed", picked, title, 0.9, fix, [event_line(e) for e in events[:2]])
 
 
 def _oom(state: Mapping[str, Any]) -> bool:
