@@ -177,3 +177,17 @@ def test_node_pressure_taints_are_relieved_not_removed():
     theory = R.pod_unschedulable(E.facts_of(("service", E.service()), ("pod", pending)))
     assert theory is not None and "the nodes report disk-pressure" in theory.title
     assert "removing it by hand does not help" in theory.fix[0]
+
+
+def test_a_wildcard_one_label_too_high_is_named_as_such():
+    tls = {**E.tls_info("Hostname mismatch, certificate is not valid for 'pay.eu.shop.test'."),
+           "subject_names": ["*.shop.test"]}
+    facts = E.facts_of(("http_probe", E.http_probe("127.0.10.53", "tls_hostname", tls=tls)), host="pay.eu.shop.test")
+    theory = R.tls_wrong_host(facts)
+    assert theory is not None
+    assert theory.title == ("the TLS certificate at 127.0.10.53 names *.shop.test, a wildcard that covers one label "
+                            "only, not pay.eu.shop.test")
+    other = {**tls, "subject_names": ["other.example"]}
+    theory = R.tls_wrong_host(E.facts_of(("http_probe", E.http_probe("127.0.10.53", "tls_hostname", tls=other)),
+                                         host="pay.eu.shop.test"))
+    assert theory is not None and "(it names other.example)" in theory.title and "wildcard" not in theory.title

@@ -592,14 +592,39 @@ def tls_not_yet_valid(facts: Facts) -> Theory | None:
     )
 
 
+def _wildcard_too_high(names: list[str], host: str) -> str | None:
+    """A ``*.`` name whose base ends the host but covers one label only, so it misses a deeper host
+    (``*.shop.test`` for ``pay.eu.shop.test``): RFC 6125 section 6.4.3, a wildcard matches exactly one label."""
+    for name in names:
+        if name.startswith("*.") and host.endswith("." + name[2:]) and host.count(".") > name.count("."):
+            return name
+    return None
+
+
 def tls_wrong_host(facts: Facts) -> Theory | None:
     """The server certificate does not name the host."""
+    failures = _tls_failures(facts, ("tls_hostname",))
+    host = facts.context.host or (failures[0].get("host") if failures else "") or ""
+    names = [str(n) for n in ((failures[0].get("tls") or {}).get("subject_names") or [])] if failures else []
+    wildcard = _wildcard_too_high(names, host)
+    if wildcard:
+        return _tls_theory(
+            facts, "tls-wrong-host", ("tls_hostname",),
+            "the TLS certificate at {address} names " + wildcard.replace("{", "{{").replace("}", "}}")
+            + ", a wildcard that covers one label only, not {host}", 0.85,
+            [f"Issue a certificate naming {host} (or *.{host.split('.', 1)[1]}) and reference it from the "
+             "Ingress/LoadBalancer TLS settings"],
+            failures=failures,
+        )
+    shown = ", ".join(names[:4]).replace("{", "{{").replace("}", "}}")
     return _tls_theory(
         facts, "tls-wrong-host", ("tls_hostname",),
-        "the TLS certificate at {address} does not name {host} — the edge serves another site's (or the default) "
-        "certificate", 0.85,
+        "the TLS certificate at {address} does not name {host}"
+        + (f" (it names {shown})" if names else "")
+        + " — the edge serves another site's (or the default) certificate", 0.85,
         ["Issue a certificate whose subjectAltName includes the host and reference it from the Ingress/LoadBalancer "
          "TLS settings"],
+        failures=failures,
     )
 
 

@@ -161,6 +161,11 @@ def image_pull_failed(facts: Facts) -> Theory | None:
         why = "the node does not trust the registry's TLS certificate (x509)"
         fix = ("Give the nodes the registry's CA (containerd: /etc/containerd/certs.d/<registry>/ca.crt, or bake it "
                "into the node image) — nodes added later need it too — then delete the pod to retry the pull")
+    elif "repository does not exist or may require" in text:
+        # Registries answer the same to a missing repository and to a private one without credentials.
+        why = "the registry refuses the pull (pull access denied): the repository does not exist, or it is private and the pod has no credentials for it"
+        fix = ("Check the repository name; if it is private, give the pods pull credentials (imagePullSecrets on the pod "
+               "or its ServiceAccount)")
     elif any(w in text for w in ("unauthorized", "denied", "authentication required", "forbidden")):
         why = "the registry refuses the pull (credentials)"
         fix = "Give the pods pull credentials (imagePullSecrets) for the registry, or make the image readable"
