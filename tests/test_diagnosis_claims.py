@@ -51,6 +51,11 @@ NEW_PULLING = E.pod("api-5f8d9c7b6-z7k2m", ready=False, owner="ReplicaSet/api-5f
                     containers=[E.container("waiting", "ImagePullBackOff", ready=False)])
 STUCK = E.deployment(conditions=[("Progressing", "False", "ProgressDeadlineExceeded",
                                   'ReplicaSet "api-5f8d9c7b6" has timed out progressing.')])
+PAUSED = {**E.deployment(updated=0), "paused": True, "rollout_complete": False, "rollout_message": "0 of 1 new replicas have been updated",
+          "conditions": [{"type": "Progressing", "status": "Unknown", "reason": "DeploymentPaused", "message": "Deployment is paused"}]}
+MULTI_ATTACH = ('Multi-Attach error for volume "pvc-0f3c" Volume is already exclusively attached to one node and '
+                "can't be attached to another")
+CREATING = E.pod(ready=False, phase="Pending", containers=[E.container("waiting", "ContainerCreating", ready=False)])
 REFUSED_DB = 'connection failed: connection to server at "127.0.0.1", port 5432 failed: Connection refused'
 
 # (rule, the world where it fires, [(claim the theory makes, how to take away the evidence for it)])
@@ -130,6 +135,27 @@ CLAIMS: list[tuple[Callable, Records, list[tuple[str, Callable[[Records], Record
                              ("in_cluster_health", E.in_cluster(503, "error trying to reach service: dial tcp 10.244.0.45:8080: connect: connection refused"))], [
         ("connection refused", drop("in_cluster_health")),
         ("targetPort 8080", drop("service")),
+    ]),
+    (R.http_4xx, [("http_probe", E.http_probe("127.0.10.53", "http_status", 429, headers={"Retry-After": "30"})),
+                  ("in_cluster_health", E.in_cluster())], [
+        ("Retry-After: 30", edit("http_probe", lambda p: p.update(headers={}))),
+        ("the application answers inside the cluster", drop("in_cluster_health")),
+    ]),
+    (R.http_5xx, [("http_probe", E.http_probe("127.0.10.53", "http_status", 503, headers={"Retry-After": "3600"})),
+                  ("in_cluster_health", E.in_cluster())], [
+        ("Retry-After: 3600", edit("http_probe", lambda p: p.update(headers={}))),
+        ("the application answers inside the cluster", drop("in_cluster_health")),
+    ]),
+    (R.rollout_stuck, [("deployment", PAUSED)], [
+        ("is paused", edit("deployment", lambda d: d.update(paused=False))),
+    ]),
+    (R.volume_attach_failed, [("service", E.service()), ("pod", CREATING),
+                              ("event", E.event(f"Pod/{API}", "FailedAttachVolume", MULTI_ATTACH))], [
+        ("still attached to another node", drop("event")),
+    ]),
+    (R.tls_not_yet_valid, [("http_probe", E.http_probe("127.0.10.53", "tls_cert_expired",
+                                                       tls=E.tls_info("certificate is not yet valid")))], [
+        ("is not valid yet", edit("http_probe", lambda p: p["tls"].update(error="certificate has expired"))),
     ]),
     (R.tls_incomplete_chain, [("tls", {**E.tcp_probe("127.0.10.53", "tls_untrusted", port=443), "tls": E.tls_info(
         "unable to get local issuer certificate",

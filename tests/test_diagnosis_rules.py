@@ -32,11 +32,6 @@ restarted = E.container("running", ready=False, restarts=5, last_reason="Error",
 unready_slice = ("endpoint_slice", E.endpoint_slice(ready=(), not_ready=("10.244.0.45",)))
 
 
-def deny_all_policy(name="default-deny-ingress", ingress=()):
-    return {"name": name, "namespace": "production", "pod_selector": {"matchLabels": {"app": "api"}},
-            "policy_types": ["Ingress"], "ingress": list(ingress), "egress": []}
-
-
 def pod_case(rule, firing_pod, quiet_pod, *extra):
     """A rule over the api pod behind the api Service: fires for ``firing_pod``, not for ``quiet_pod``."""
     base = [("target_service", E.target_service()), ("service", E.service()), *extra]
@@ -104,11 +99,6 @@ RULE_CASES = [
     (R.ingress_class_missing,
      [("ingress", E.ingress(class_name="traefik")), ("ingress_class", {"name": "nginx", "controller": "x", "is_default": True})],
      [("ingress", E.ingress(class_name="nginx")), ("ingress_class", {"name": "nginx", "controller": "x", "is_default": True})]),
-    (R.network_policy_denies,
-     [("service", E.service()), ("pod", E.pod()), ("http_probe", E.http_probe("127.0.10.53", "read_timeout")),
-      ("network_policy", deny_all_policy())],
-     [("service", E.service()), ("pod", E.pod()),
-      ("network_policy", deny_all_policy("api-allow-http", [{"ports": [{"port": 8000, "protocol": "TCP"}]}]))]),
     (R.only_in_cluster_traffic,
      [("pod_logs", E.pod_logs(external=0)), ("http_probe", E.http_probe("127.0.10.57", "empty_reply"))],
      [("pod_logs", E.pod_logs(external=3)), ("http_probe", E.http_probe("127.0.10.57", "empty_reply"))]),
@@ -119,6 +109,15 @@ RULE_CASES = [
     pod_case(R.container_config_error,
              E.pod(ready=False, containers=[E.container("waiting", "CreateContainerConfigError", 'secret "db" not found', False)]),
              E.pod(ready=False, containers=[E.container("waiting", "ImagePullBackOff", "", False)])),
+    (R.volume_attach_failed,
+     [("target_service", E.target_service()), ("service", E.service()),
+      ("pod", E.pod(ready=False, phase="Pending", containers=[E.container("waiting", "ContainerCreating", ready=False)])),
+      ("event", E.event(f"Pod/{API}", "FailedAttachVolume", 'Multi-Attach error for volume "pvc-0f3c" Volume is '
+                        "already exclusively attached to one node and can't be attached to another"))],
+     [("target_service", E.target_service()), ("service", E.service()),
+      ("pod", E.pod(ready=False, phase="Pending", containers=[E.container("waiting", "ContainerCreating", ready=False)])),
+      ("event", E.event(f"Pod/{API}", "FailedMount", 'MountVolume.SetUp failed for volume "config" : configmap '
+                        '"api-config" not found'))]),
     pod_case(R.container_oom_killed,
              E.pod(ready=False, containers=[E.container("waiting", "CrashLoopBackOff", ready=False, restarts=9,
                                                         last_reason="OOMKilled", last_exit_code=137)]),
@@ -176,6 +175,9 @@ RULE_CASES = [
     (R.body_mismatch, [("http_probe", E.http_probe("127.0.10.53", "body_mismatch", 200))], [("http_probe", E.http_probe("127.0.10.53"))]),
     (R.tls_expired, [("http_probe", E.http_probe("127.0.10.53", "tls_cert_expired", tls=E.tls_info("certificate has expired")))],
      [("http_probe", E.http_probe("127.0.10.53", "tls_hostname"))]),
+    (R.tls_not_yet_valid,
+     [("http_probe", E.http_probe("127.0.10.53", "tls_cert_expired", tls=E.tls_info("certificate is not yet valid")))],
+     [("http_probe", E.http_probe("127.0.10.53", "tls_cert_expired", tls=E.tls_info("certificate has expired")))]),
     (R.tls_wrong_host, [("http_probe", E.http_probe("127.0.10.53", "tls_hostname"))],
      [("http_probe", E.http_probe("127.0.10.53", "tls_cert_expired"))]),
     (R.tls_incomplete_chain,
@@ -257,7 +259,8 @@ def test_what_a_peer_sends_is_quoted_as_text_even_with_braces(failure, status, h
 
 
 def test_every_built_in_rule_has_a_case():
-    tested = {case[0] for case in ALL_CASES} | {R.ingress_tls_secret_missing}  # that one reads a failure reason: below
+    # These read a section's failure (its reason, or that it failed): test_diagnosis_attack_faults.py and below.
+    tested = {case[0] for case in ALL_CASES} | {R.ingress_tls_secret_missing, R.network_policy_denies}
     assert [rule.__name__ for rule in RULES if rule not in tested] == []
 
 

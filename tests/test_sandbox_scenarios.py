@@ -246,7 +246,7 @@ BAD_CASES = [
      "edges[0].behaviour.slow: expected a duration such as 300ms or 2s (at most 600s), got 'soon'"),
     ("bad tls", MINIMAL.replace("behaviour: healthy}", "behaviour: healthy, tls: self_signed}"),
      "edges[0].tls: expected one of good, expired, wrong_host, untrusted, intermediate, missing_intermediate, "
-     "got 'self_signed'"),
+     "not_yet_valid, wildcard_parent, got 'self_signed'"),
     ("unknown key", MINIMAL + "edge: []\n",
      "edge: expected one of the keys name, description, target, namespace, dns, edges, in_cluster, "
      "kubernetes, application, postgres, expect, got 'edge'"),

@@ -42,6 +42,8 @@ def test_the_corpus_is_large_and_covers_healthy_worlds():
     healthy = [name for name in NAMES if load_scenario(name).expect.top is None]
     assert len(healthy) >= 3, healthy
     assert len({load_scenario(name).expect.top for name in NAMES}) >= 40
+    # Faults are tried in more than one world (names, namespaces, replicas, ingress-only exposure), not one tuned.
+    assert len({load_scenario(name).namespace for name in NAMES}) >= 2
 
 
 def test_every_scenario_ends_with_its_expected_top_theory(tmp_path):

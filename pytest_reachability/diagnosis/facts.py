@@ -305,7 +305,10 @@ class Facts:
                 out.setdefault(address, f"Service {service.get('namespace')}/{service.get('name')}")
             for address in service.get("external_ips") or []:
                 out.setdefault(address, f"Service {service.get('namespace')}/{service.get('name')}")
-        for ingress in self.of("ingress"):
+        host = self.context.host or ""
+        # The Ingress routing the target's host names a shared controller address better than its neighbours.
+        for ingress in sorted(self.of("ingress"), key=lambda i: not any(
+                ingress_host_matches(rule.get("host"), host) for rule in i.get("rules") or [])):
             for address in ingress.get("addresses") or []:
                 out.setdefault(address, f"Ingress {ingress.get('namespace')}/{ingress.get('name')}")
         return out

@@ -49,10 +49,10 @@ SERVING_SYMPTOMS = ("no-ready-endpoints", "http-5xx", "read-timeout", "edge-empt
 # What an address serving something else (or nothing) shows to a client.
 ADDRESS_SYMPTOMS = ("tcp-refused", "tcp-timeout", "tcp-unreachable", "edge-empty-reply", "edge-reset",
                     "edge-partial-body", "edge-not-http", "read-timeout", "redirect-loop", "http-5xx", "http-404",
-                    "http-auth", "http-4xx", "body-mismatch", "tls-expired", "tls-wrong-host", "tls-untrusted",
-                    "tls-incomplete-chain", "tls-handshake", "tls-timeout", "only-in-cluster-traffic")
-POD_CAUSES = ("image-pull-failed", "container-config-error", "container-oom-killed", "liveness-probe-failing",
-              "pods-crashing", "readiness-probe-failing", "pod-unschedulable", "node-not-ready",
+                    "http-auth", "http-4xx", "body-mismatch", "tls-expired", "tls-not-yet-valid", "tls-wrong-host",
+                    "tls-untrusted", "tls-incomplete-chain", "tls-handshake", "tls-timeout", "only-in-cluster-traffic")
+POD_CAUSES = ("image-pull-failed", "container-config-error", "volume-attach-failed", "container-oom-killed",
+              "liveness-probe-failing", "pods-crashing", "readiness-probe-failing", "pod-unschedulable", "node-not-ready",
               "deployment-scaled-to-zero", "selector-matches-no-pods", "targetport-mismatch", "service-missing",
               "service-in-other-namespace")
 LOADBALANCER_SYMPTOMS = ("dns-not-loadbalancer", "tcp-refused", "tcp-timeout", "tcp-unreachable", "edge-empty-reply",
@@ -119,6 +119,7 @@ PRECEDENCE = (
     "node-not-ready",
     "image-pull-failed",
     "container-config-error",
+    "volume-attach-failed",
     "container-oom-killed",
     "liveness-probe-failing",
     "pods-crashing",
@@ -141,6 +142,7 @@ PRECEDENCE = (
     "dependency-unhealthy",
     "app-reports-unhealthy",
     "tls-expired",
+    "tls-not-yet-valid",
     "tls-wrong-host",
     "tls-incomplete-chain",
     "tls-untrusted",

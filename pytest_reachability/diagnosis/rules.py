@@ -63,6 +63,7 @@ from .rules_traffic import (
     tls_expired,
     tls_handshake,
     tls_incomplete_chain,
+    tls_not_yet_valid,
     tls_timeout,
     tls_untrusted,
     tls_wrong_host,
@@ -97,6 +98,7 @@ from .rules_workloads import (
     pods_not_ready,
     readiness_probe_failing,
     rollout_stuck,
+    volume_attach_failed,
 )
 from .theory import Theory
 
@@ -133,6 +135,7 @@ RULES: tuple[Rule, ...] = (
     # workloads
     image_pull_failed,
     container_config_error,
+    volume_attach_failed,
     container_oom_killed,
     liveness_probe_failing,
     pods_crashing,
@@ -161,6 +164,7 @@ RULES: tuple[Rule, ...] = (
     http_4xx,
     body_mismatch,
     tls_expired,
+    tls_not_yet_valid,
     tls_wrong_host,
     tls_incomplete_chain,
     tls_untrusted,

@@ -188,17 +188,22 @@ def dns_dangling_cname(facts: Facts) -> Theory | None:
         return None
     name = _name(facts)
     answer = answers[0]
-    target = answer["cnames"][-1]
+    chain = list(answer["cnames"])
+    target = chain[-1]
+    # In a chain the record that dangles is the last CNAME's owner, not the name asked for.
+    owner = chain[-2] if len(chain) > 1 else name
     code = {"dns_nxdomain": "NXDOMAIN", "dns_no_answer": "no A/AAAA record", "dns_servfail": "SERVFAIL",
             "dns_timeout": "no answer"}.get(answer.get("failure"), answer.get("failure"))
-    title = f"{name} is a CNAME to {target}, which does not resolve ({code}): the CNAME dangles — its target is gone"
+    via = f" (through {', '.join(chain[:-1])})" if len(chain) > 1 else ""
+    title = f"{name} is a CNAME{via} to {target}, which does not resolve ({code}): the CNAME dangles — its target is gone"
     evidence = [answer_line(a, name) for a in facts.dns_answers()]
     point = _where_it_should_point(facts)
-    fix = [f"Point the CNAME {name} at the current target"
+    fix = [f"Point the CNAME {owner} at the current target"
            + (f" (or replace it with an A record -> {point[0]}, {owner_phrase(point[1])})" if point else
               " (the load balancer's current hostname), or delete it"),
            "A dangling CNAME to a name others can register is a takeover risk: fix it promptly"]
-    confirm = [dig(name, answer.get("resolver")), f"dig {target} +short  # expect an address; nothing means it is gone"]
+    confirm = [dig(name, answer.get("resolver")),
+               f"{dig(target, answer.get('resolver'))}  # expect an address; nothing means it is gone"]
     confidence = 0.9 if len(answers) == len(facts.dns_answers()) else 0.6
     theory = Theory("dns-dangling-cname", title, confidence, evidence, confirm, fix, subjects=[name, target])
     theory.explains = facts.explain(("dns",)) + [

@@ -7,6 +7,7 @@ read. More specific rules (DNS points elsewhere, pods crash, a NetworkPolicy dro
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Mapping
 from typing import Any
 
@@ -331,23 +332,63 @@ HTTP_5XX_MEANING = {
 }
 
 
+def _header(probe: Mapping[str, Any], name: str) -> str | None:
+    headers = {str(k).lower(): str(v) for k, v in (probe.get("headers") or {}).items()}
+    return headers.get(name.lower())
+
+
+def _inside_answers(facts: Facts) -> dict[str, Any] | None:
+    """The in-cluster health check that answered 2xx/3xx through the Service (None when none did)."""
+    return next((c for c in facts.in_cluster_health()
+                 if c.get("error") is None and isinstance(c.get("status"), int) and 200 <= c["status"] < 400), None)
+
+
+def _inside_line(check: Mapping[str, Any]) -> str:
+    return f"in-cluster GET {check.get('path')} through Service {check.get('service')}: {check.get('status')}"
+
+
 def http_5xx(facts: Facts) -> Theory | None:
-    """The address answers 5xx: the server side fails (meaning per status, RFC 9110 section 15.6)."""
+    """The address answers 5xx: the server side fails (meaning per status, RFC 9110 section 15.6). When the app
+    answers inside the cluster, the failing hop is between the edge and the pods, or the edge itself."""
     probes = _status_probes(facts, 500, 599) or _status_probes(facts, 500, 599, ("loadbalancer",))
     if not probes:
         return None
     status = probes[0]["status"]
     meaning = HTTP_5XX_MEANING.get(status, f"the server side fails ({status})")
     server = _server_of(probes[0])
+    retry_after = _header(probes[0], "Retry-After")
+    inside = _inside_answers(facts)
+    confidence = 0.55
+    if inside is not None and status in (502, 503, 504):
+        if status == 503:
+            meaning = ("the edge itself refuses to pass the request on (503 Service Unavailable"
+                       + (f", Retry-After: {retry_after}" if retry_after else "")
+                       + "): the application answers inside the cluster, so this is the edge's own answer — a "
+                         "maintenance page, load shedding or a rate limit, or a proxy that does not see the ready "
+                         "endpoints")
+        else:
+            meaning += "; the application answers inside the cluster, so the hop from the proxy to the pods fails"
+        confidence = 0.6
+    elif retry_after and status == 503:
+        meaning += f" (Retry-After: {retry_after}: the server expects to be back, as a maintenance page says)"
     theory = _traffic_theory(
         facts, "http-5xx", ("http_status",),
         "{who}{where} answers GET {path} with {status}: {meaning}",
         ["Find the first hop that fails: the app's answer inside the cluster (section api-internal), the Service's "
          "ready endpoints (section endpoints), then the proxy's logs for this request"],
-        0.55, sources=tuple(dict.fromkeys(p.get("source", "dns") for p in probes)),
+        confidence, sources=tuple(dict.fromkeys(p.get("source", "dns") for p in probes)),
         who=f"{server} at " if server else "", status=str(status), meaning=meaning,
     )
     if theory is not None:
+        if retry_after:
+            theory.evidence.append(f"response header Retry-After: {retry_after}")
+        if inside is not None:
+            theory.evidence.append(_inside_line(inside))
+            if status in (502, 503, 504):
+                theory.fix = ["The pods answer: look at the edge for this host — a maintenance or default page, a rate "
+                              "or connection limit, a policy between the proxy and the pods — in the proxy's log for "
+                              "these requests and its configuration (ingress-nginx: the Ingress annotations and the "
+                              "controller's ConfigMap)"]
         theory.explains = facts.explain(TRAFFIC_SECTIONS, [str(status)] + theory.subjects)
     return theory
 
@@ -411,19 +452,47 @@ HTTP_4XX_MEANING = {
 }
 
 
+# ingress-nginx annotations that limit the request rate of a client.
+RATE_LIMIT_ANNOTATIONS = ("nginx.ingress.kubernetes.io/limit-rps", "nginx.ingress.kubernetes.io/limit-rpm",
+                          "nginx.ingress.kubernetes.io/limit-connections")
+
+
 def http_4xx(facts: Facts) -> Theory | None:
-    """Other 4xx answers."""
+    """Other 4xx answers; 429 is a rate limit, named with its Retry-After and the limits the Ingress declares."""
     probes = [p for p in _status_probes(facts, 400, 499) if p.get("status") not in (401, 403, 404)]
     if not probes:
         return None
     status = probes[0]["status"]
     meaning = HTTP_4XX_MEANING.get(status, f"the server refuses the request ({status})")
+    fix = ["Compare the probe's request (curl line) with what the server expects: scheme, host, path and method"]
+    confidence = 0.5
+    extra: list[str] = []
+    if status == 429:
+        retry_after = _header(probes[0], "Retry-After")
+        limits = [f"Ingress {i.get('name')}: {key}={value}" for i in facts.ingresses_for_host(facts.context.host or "")
+                  for key, value in sorted((i.get("annotations") or {}).items()) if key in RATE_LIMIT_ANNOTATIONS]
+        inside = _inside_answers(facts)
+        meaning = ((f"Retry-After: {retry_after}; " if retry_after else "")
+                   + "a rate limiter in front of the app throttles this client")
+        if inside is not None:
+            meaning += " (the application answers inside the cluster)"
+            extra.append(_inside_line(inside))
+        if limits:
+            meaning += f"; the Ingress declares a limit ({limits[0].split(': ', 1)[1]})"
+            extra += limits
+        if retry_after:
+            extra.append(f"response header Retry-After: {retry_after}")
+        fix = ["Exempt the checking address from the limit or raise it where it is set (ingress-nginx: the "
+               "nginx.ingress.kubernetes.io/limit-* annotations and limit-whitelist; a WAF or API gateway rule)",
+               "Re-run after the Retry-After delay with fewer requests (the performance section's requests and "
+               "concurrency)"]
+        confidence = 0.6 + (0.1 if inside is not None or limits else 0)
     theory = _traffic_theory(
-        facts, "http-4xx", ("http_status",), "{where} answers GET {path} with {status}: {meaning}",
-        ["Compare the probe's request (curl line) with what the server expects: scheme, host, path and method"], 0.5,
-        status=str(status), meaning=meaning,
+        facts, "http-4xx", ("http_status",), "{where} answers GET {path} with {status}: {meaning}", fix, confidence,
+        status="429 Too Many Requests" if status == 429 else str(status), meaning=meaning,
     )
     if theory is not None:
+        theory.evidence += extra
         theory.explains = facts.explain(TRAFFIC_SECTIONS, [str(status)])
     return theory
 
@@ -457,7 +526,7 @@ def _tls_theory(facts: Facts, rule: str, classes: tuple[str, ...], title: str, c
         evidence.append(f"detail: {first['detail']}")
     if info.get("subject_names") or info.get("issuer"):
         evidence.append(f"certificate: subject names {info.get('subject_names')}, issuer {info.get('issuer')}, "
-                        f"not after {info.get('expires')}")
+                        f"not before {info.get('not_before')}, not after {info.get('expires')}")
     if info.get("chain"):
         evidence.append("certificates the server sent: " + "; ".join(
             f"{c.get('subject')} (issued by {c.get('issuer')})" for c in info["chain"]))
@@ -471,6 +540,7 @@ def _tls_theory(facts: Facts, rule: str, classes: tuple[str, ...], title: str, c
     addresses = list(dict.fromkeys(str(p.get("address")) for p in failures))
     chain = info.get("chain") or [{}]
     text = title.format(host=host, address=first.get("address"), expires=info.get("expires"),
+                        not_before=info.get("not_before"),
                         issuer=info.get("issuer"), detail=short(first.get("detail"), 120),
                         issuer_url=chain[0].get("issuer_url"))
     theory = Theory(rule, text, confidence, evidence, confirm, fix, subjects=addresses)
@@ -478,24 +548,83 @@ def _tls_theory(facts: Facts, rule: str, classes: tuple[str, ...], title: str, c
     return theory
 
 
+def _not_yet_valid(probe: Mapping[str, Any]) -> bool:
+    """A certificate refused for its validity period because it starts later (OpenSSL's "certificate is not yet
+    valid", verify code 9), told from an expired one by the verifier's words or by its notBefore."""
+    info = probe.get("tls") or {}
+    error = str(info.get("error") or probe.get("detail") or "").lower()
+    if "not yet valid" in error:
+        return True
+    if "expired" in error:
+        return False
+    try:
+        not_before = datetime.datetime.fromisoformat(str(info.get("not_before")))
+    except ValueError:
+        return False
+    if not_before.tzinfo is None:
+        not_before = not_before.replace(tzinfo=datetime.timezone.utc)
+    return not_before > datetime.datetime.now(datetime.timezone.utc)
+
+
 def tls_expired(facts: Facts) -> Theory | None:
-    """The server certificate is expired (or not yet valid)."""
+    """The server certificate is expired."""
+    failures = [p for p in _tls_failures(facts, ("tls_cert_expired",)) if not _not_yet_valid(p)]
     return _tls_theory(
         facts, "tls-expired", ("tls_cert_expired",),
         "the TLS certificate served for {host} at {address} has expired (not after {expires}) — renew it", 0.9,
-        ["kubectl describe certificate -A  # cert-manager: see why renewal failed",
+        [kubectl(facts.context, "get certificate -A") + "  # cert-manager: which Certificate is not Ready, and why",
          "Renew the certificate (cert-manager: kubectl delete secret <tls-secret> to force re-issue) and reload the edge"],
+        failures=failures,
     )
+
+
+def tls_not_yet_valid(facts: Facts) -> Theory | None:
+    """The server certificate's validity starts in the future: issued ahead of time, or a clock is wrong."""
+    failures = [p for p in _tls_failures(facts, ("tls_cert_expired",)) if _not_yet_valid(p)]
+    return _tls_theory(
+        facts, "tls-not-yet-valid", ("tls_cert_expired",),
+        "the TLS certificate served for {host} at {address} is not valid yet (not before {not_before}): it was "
+        "issued with a start date in the future, or the clock of the issuer (or of this client) is wrong", 0.9,
+        ["Compare the certificate's notBefore with the time on this machine and on the issuer (date -u; timedatectl)",
+         "Serve the previous, still valid certificate until the new one starts, or re-issue it from a CA whose clock "
+         "is right"],
+        failures=failures,
+    )
+
+
+def _wildcard_too_high(names: list[str], host: str) -> str | None:
+    """A ``*.`` name whose base ends the host but covers one label only, so it misses a deeper host
+    (``*.shop.test`` for ``pay.eu.shop.test``): RFC 6125 section 6.4.3, a wildcard matches exactly one label."""
+    for name in names:
+        if name.startswith("*.") and host.endswith("." + name[2:]) and host.count(".") > name.count("."):
+            return name
+    return None
 
 
 def tls_wrong_host(facts: Facts) -> Theory | None:
     """The server certificate does not name the host."""
+    failures = _tls_failures(facts, ("tls_hostname",))
+    host = facts.context.host or (failures[0].get("host") if failures else "") or ""
+    names = [str(n) for n in ((failures[0].get("tls") or {}).get("subject_names") or [])] if failures else []
+    wildcard = _wildcard_too_high(names, host)
+    if wildcard:
+        return _tls_theory(
+            facts, "tls-wrong-host", ("tls_hostname",),
+            "the TLS certificate at {address} names " + wildcard.replace("{", "{{").replace("}", "}}")
+            + ", a wildcard that covers one label only, not {host}", 0.85,
+            [f"Issue a certificate naming {host} (or *.{host.split('.', 1)[1]}) and reference it from the "
+             "Ingress/LoadBalancer TLS settings"],
+            failures=failures,
+        )
+    shown = ", ".join(names[:4]).replace("{", "{{").replace("}", "}}")
     return _tls_theory(
         facts, "tls-wrong-host", ("tls_hostname",),
-        "the TLS certificate at {address} does not name {host} — the edge serves another site's (or the default) "
-        "certificate", 0.85,
+        "the TLS certificate at {address} does not name {host}"
+        + (f" (it names {shown})" if names else "")
+        + " — the edge serves another site's (or the default) certificate", 0.85,
         ["Issue a certificate whose subjectAltName includes the host and reference it from the Ingress/LoadBalancer "
          "TLS settings"],
+        failures=failures,
     )
 
 

@@ -16,6 +16,7 @@ from .facts import Facts, probe_ok
 from .theory import Theory, curl_of, kubectl
 from .wording import probe_line as _probe_line
 from .wording import service_label as _service_label
+from .wording import short
 
 # Sections whose checks fail when the target's Service has no working backend.
 SERVING_SECTIONS = ("endpoints", "api-health", "api-internal", "tcp", "performance", "services", "integration",
@@ -345,7 +346,8 @@ def ingress_backend_missing(facts: Facts) -> Theory | None:
 
 
 def ingress_class_missing(facts: Facts) -> Theory | None:
-    """The Ingress names an IngressClass that does not exist (or none, and there is no default)."""
+    """The Ingress names an IngressClass that does not exist (or none, and there is no default), or one that no
+    running controller serves: controllers publish their address in the status of the Ingresses they admit."""
     classes = facts.of("ingress_class")
     host = facts.context.host
     if not classes:
@@ -355,6 +357,9 @@ def ingress_class_missing(facts: Facts) -> Theory | None:
     for ingress in facts.ingresses_for_host(host) if host else facts.of("ingress"):
         wanted = ingress.get("class_name")
         if wanted in known or (wanted is None and default):
+            theory = _ingress_class_unserved(facts, ingress, classes)
+            if theory is not None:
+                return theory
             continue
         what = f"IngressClass `{wanted}`, which does not exist" if wanted else "no IngressClass, and none is the default"
         title = f"Ingress `{ingress.get('name')}` names {what}: no controller serves it"
@@ -365,6 +370,46 @@ def ingress_class_missing(facts: Facts) -> Theory | None:
         theory.explains = facts.explain(("ingress",), ["IngressClass"]) + _edge_failures(facts, ingress)
         return theory
     return None
+
+
+def _ingress_class_unserved(facts: Facts, ingress: Mapping[str, Any], classes: list[dict[str, Any]]) -> Theory | None:
+    """The Ingress's class exists, yet no controller admitted the Ingress (no address in its status) while the
+    controllers running here do publish addresses on the Ingresses of other classes."""
+    if ingress.get("addresses") or not facts.ingress_controller_running():
+        return None
+    default = next((c.get("name") for c in classes if c.get("is_default")), None)
+
+    def class_of(item: Mapping[str, Any]) -> str | None:
+        return item.get("class_name") or default
+
+    wanted = class_of(ingress)
+    served = {class_of(i): i for i in facts.of("ingress") if i.get("addresses") and class_of(i) != wanted}
+    if not served or wanted is None:
+        return None  # controllers that publish no status: an empty one proves nothing
+    controller = next((c.get("controller") for c in classes if c.get("name") == wanted), None)
+    served_names = ", ".join(f"`{name}`" for name in sorted(n for n in served if n))
+    title = (f"Ingress `{ingress.get('name')}` names IngressClass `{wanted}` (controller {controller}), which no running "
+             f"controller serves: the Ingress has no address, while Ingresses of class {served_names} have one")
+    evidence = [f"Ingress {ingress.get('namespace')}/{ingress.get('name')}: class {wanted}, no address in status.loadBalancer",
+                f"IngressClass {wanted}: controller {controller}"]
+    evidence += [f"Ingress {i.get('namespace')}/{i.get('name')}: class {name}, address {', '.join(i.get('addresses') or [])}"
+                 for name, i in sorted(served.items(), key=lambda item: str(item[0]))][:2]
+    running = facts.ingress_controller_running()
+    evidence.append("ingress controller pods running: " + ", ".join(f"{p.get('namespace')}/{p.get('name')}" for p in running[:3]))
+    confidence = 0.7
+    served_addresses = {str(a) for i in served.values() for a in i.get("addresses") or []}
+    refused = [p for p in facts.http_probes() if p.get("address") in served_addresses and p.get("status") == 404]
+    if refused:
+        evidence.append(_probe_line(refused[0]))
+        confidence += 0.05
+    confirm = [kubectl(facts.context, "get ingressclass", "") + "  # CONTROLLER of each class",
+               kubectl(facts.context, f"get ingress {ingress.get('name')}", ingress.get("namespace")) + "  # ADDRESS stays empty"]
+    fix = [kubectl(facts.context, f"edit ingress {ingress.get('name')}", ingress.get("namespace"))
+           + f"  # spec.ingressClassName: {sorted(n for n in served if n)[0]}",
+           f"or install a controller started for {controller} (ingress-nginx: --controller-class={controller})"]
+    theory = Theory("ingress-class-missing", title, confidence, evidence, confirm, fix, subjects=[ingress.get("name")])
+    theory.explains = facts.explain(("ingress",), ["IngressClass"]) + facts.explain(EDGE_SECTIONS, sorted(served_addresses))
+    return theory
 
 
 # "TLS secrets missing: production/letsencrypt-prod, ..." (the ingress section), or "secret X ... missing".
@@ -397,22 +442,19 @@ def ingress_tls_secret_missing(facts: Facts) -> Theory | None:
 # --- network policy -------------------------------------------------------------------------------------------
 
 
-def _admits_edge(rule: Mapping[str, Any], port: int | None) -> bool:
-    """Whether an ingress rule admits traffic from outside the cluster on ``port``."""
-    peers = rule.get("from") or []
-    from_anywhere = not peers or any(
-        (p.get("ipBlock") or {}).get("cidr") in ("0.0.0.0/0", "::/0") for p in peers if isinstance(p, Mapping)
-    )
-    ports = rule.get("ports") or []
-    port_ok = not ports or port is None or any(str(p.get("port")) == str(port) or p.get("port") is None for p in ports)
-    return from_anywhere and port_ok
 
 
 def network_policy_denies(facts: Facts) -> Theory | None:
-    """NetworkPolicies select the API pods and none admits traffic from the edge."""
+    """NetworkPolicies select the API pods and none admits traffic from the edge.
+
+    Whether a rule admits the edge depends on its peers (an ipBlock covering everything, or a namespace/pod
+    selector matching the ingress controller's pods): the network-policy section judges that against the
+    controller pods it read, so this rule stands on that section's failure and never on the policies alone.
+    """
+    verdicts = facts.failing_tests("network-policy")
     service = facts.target_service()
     pods = facts.selected_pods(service) if service else []
-    if not pods:
+    if not verdicts or not pods:
         return None
     pod = pods[0]
     policies = [p for p in facts.of("network_policy") if p.get("namespace") == pod.get("namespace") and selector_matches(p.get("pod_selector"), pod.get("labels") or {})]
@@ -420,12 +462,10 @@ def network_policy_denies(facts: Facts) -> Theory | None:
     if not policies:
         return None
     port = next((cp.get("containerPort") for cp in pod.get("container_ports") or []), None)
-    if any(_admits_edge(rule, port) for p in policies for rule in p.get("ingress") or []):
-        return None
     names = ", ".join(f"`{p.get('name')}`" for p in policies)
-    title = f"NetworkPolicy {names} selects the `{service.get('name')}` pods and admits no traffic from outside the cluster: the edge's connections are dropped"
-    evidence = [
-        f"NetworkPolicy {p.get('name')}: podSelector {p.get('pod_selector')}, ingress rules: {p.get('ingress') or 'none (deny all)'}"
+    title = f"NetworkPolicy {names} selects the `{service.get('name')}` pods and admits no traffic from the edge (LoadBalancer or ingress controller): the edge's connections are dropped"
+    evidence = [f"{verdicts[0].nodeid}: {short(verdicts[0].reason, 300)}"] + [
+        f"NetworkPolicy {p.get('name')}: podSelector {p.get('pod_selector') or '{} (every pod)'}, ingress rules: {p.get('ingress') or 'none (deny all)'}"
         for p in policies
     ]
     confidence = 0.7
@@ -435,13 +475,20 @@ def network_policy_denies(facts: Facts) -> Theory | None:
         if failing[0].get("failure") in ("read_timeout", "tcp_timeout") or failing[0].get("status") in (502, 503, 504):
             confidence += 0.15
     confirm = [kubectl(facts.context, "get networkpolicy"), kubectl(facts.context, f"describe networkpolicy {policies[0].get('name')}")]
+    controllers = facts.ingress_controller_running()
+    peer = ""
+    if controllers and controllers[0].get("namespace"):
+        # kubernetes.io/metadata.name is the one namespace label every namespace carries (set by the API server).
+        peer = ("  - from:\n    - namespaceSelector:\n        matchLabels:\n"
+                f"          kubernetes.io/metadata.name: {controllers[0].get('namespace')}\n    ports:\n")
     fix = [
-        "Admit the edge: add an ingress rule to the policy for the pods' port from the LoadBalancer/ingress controller, e.g.",
+        "Admit the edge: add an ingress rule to the policy for the pods' port from the ingress controller's namespace "
+        "(by its kubernetes.io/metadata.name label) or, for a LoadBalancer straight to the pods, from any address, e.g.",
         kubectl(
             facts.context,
             "apply -f - <<'EOF'\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n"
             f"  name: {service.get('name')}-allow-http\nspec:\n  podSelector:\n    matchLabels: {dict(service.get('selector') or {})}\n"
-            f"  policyTypes: [Ingress]\n  ingress:\n  - ports:\n    - port: {port}\n      protocol: TCP\nEOF",
+            f"  policyTypes: [Ingress]\n  ingress:\n{peer or '  - ports:' + chr(10)}    - port: {port}\n      protocol: TCP\nEOF",
         ),
     ]
     theory = Theory("network-policy-denies", title, confidence, evidence, confirm, fix,

@@ -33,7 +33,7 @@ SERVING_SECTIONS = ("cluster", "workloads", "endpoints", "api-health", "api-inte
                     "services", "integration", "results-storage", "database")
 EXIT_CODES = {
     1: "the application exited with an error",
-    2: "the command was misused (bad arguments)",
+    2: "the application exited with an error (2: by shell convention a usage error, by many programs any failure)",
     126: "the command is not executable",
     127: "the command was not found in the image",
     134: "the process aborted (SIGABRT)",
@@ -44,6 +44,7 @@ EXIT_CODES = {
 _OBJECT_MISSING = re.compile(r'(secret|configmap)s?\s+"?([a-z0-9][a-z0-9.-]*)"?\s+not found', re.IGNORECASE)
 _KEY_MISSING = re.compile(r"couldn't find key (\S+) in (Secret|ConfigMap) ([\w./-]+)", re.IGNORECASE)
 _NEW_REPLICA_SET = re.compile(r'ReplicaSet "([^"]+)"')
+_QUOTA = re.compile(r"exceeded quota: ([a-z0-9][a-z0-9.-]*)")
 
 
 # --- which pods, in which order -------------------------------------------------------------------------------
@@ -101,10 +102,17 @@ def _explains(facts: Facts, pods: list[dict[str, Any]], own: bool) -> list[str]:
 
 def _pod_theory(facts: Facts, rule: str, picked: list[tuple[dict, dict, bool]], title: str, confidence: float,
                 fix: list[str], extra_evidence: list[str] | None = None, previous_logs: bool = False) -> Theory:
-    pod, _state, own = picked[0]
+    pod, state, own = picked[0]
     pods = [p for p, _s, o in picked if o == own]
     ns = pod.get("namespace")
     evidence = [pod_line(p) for p in pods[:3]] + list(extra_evidence or [])
+    if own:
+        names = {p.get("name") for p in pods}
+        serving = [p for p in facts.target_pods() if p.get("name") not in names and p.get("ready")]
+        if serving:
+            # A partial outage: say so, from the other pods' Ready condition.
+            title += (f" ({len(pods)} of {len(pods) + len(serving)} pods; "
+                      f"{len(serving)} other{'s' if len(serving) > 1 else ''} Ready and serving)")
     if not own:
         confidence -= 0.25  # a pod of the namespace, not one the target's Service sends traffic to
         evidence.append(f"pod {pod.get('name')} is not behind the target's Service")
@@ -118,7 +126,8 @@ def _pod_theory(facts: Facts, rule: str, picked: list[tuple[dict, dict, bool]], 
     confirm = [kubectl(facts.context, f"get pod {pod.get('name')} -o wide", ns),
                kubectl(facts.context, f"describe pod {pod.get('name')}", ns)]
     if previous_logs:
-        confirm.append(kubectl(facts.context, f"logs {pod.get('name')} --previous --tail=50", ns))
+        container = f" -c {state.get('name')}" if state.get("name") not in (None, "?") else ""
+        confirm.append(kubectl(facts.context, f"logs {pod.get('name')}{container} --previous --tail=50", ns))
     theory = Theory(rule, title, confidence, evidence, confirm, fix, subjects=[str(p.get("name")) for p in pods])
     theory.explains = _explains(facts, pods, own)
     return theory
@@ -148,6 +157,15 @@ def image_pull_failed(facts: Facts) -> Theory | None:
     if state.get("reason") == "InvalidImageName":
         why = "the image reference is not a valid name"
         fix = "Correct the image reference in the Deployment"
+    elif any(w in text for w in ("x509:", "certificate signed by unknown authority", "tls: failed to verify")):
+        why = "the node does not trust the registry's TLS certificate (x509)"
+        fix = ("Give the nodes the registry's CA (containerd: /etc/containerd/certs.d/<registry>/ca.crt, or bake it "
+               "into the node image) — nodes added later need it too — then delete the pod to retry the pull")
+    elif "repository does not exist or may require" in text:
+        # Registries answer the same to a missing repository and to a private one without credentials.
+        why = "the registry refuses the pull (pull access denied): the repository does not exist, or it is private and the pod has no credentials for it"
+        fix = ("Check the repository name; if it is private, give the pods pull credentials (imagePullSecrets on the pod "
+               "or its ServiceAccount)")
     elif any(w in text for w in ("unauthorized", "denied", "authentication required", "forbidden")):
         why = "the registry refuses the pull (credentials)"
         fix = "Give the pods pull credentials (imagePullSecrets) for the registry, or make the image readable"
@@ -184,8 +202,8 @@ def container_config_error(facts: Facts) -> Theory | None:
         for state in _states(pod):
             if state.get("state") == "waiting" and state.get("reason") in CONFIG_REASONS:
                 return state
-            if state.get("state") == "waiting" and state.get("reason") == "ContainerCreating" and _pod_events(
-                    facts, pod, ("FailedMount",)):
+            if state.get("state") == "waiting" and state.get("reason") == "ContainerCreating" and any(
+                    _missing_object(str(e.get("message") or "")) for e in _pod_events(facts, pod, ("FailedMount",))):
                 return state
         return None
 
@@ -208,6 +226,55 @@ def container_config_error(facts: Facts) -> Theory | None:
     reason = state.get("reason") if state.get("reason") != "ContainerCreating" else "FailedMount"
     title = f"container {state.get('name')} of pod {pod.get('name')} cannot be created ({reason}): {what}"
     return _pod_theory(facts, "container-config-error", picked, title, 0.9, fix, [event_line(e) for e in events[:2]])
+
+
+VOLUME_EVENT_REASONS = ("FailedAttachVolume", "FailedMount")
+_VOLUME_NAME = re.compile(r'(?:volume|Volume)\s+"([^"]+)"')
+
+
+def _volume_fault(message: str) -> str:
+    """What the attach/detach controller's or the kubelet's message says went wrong with the volume."""
+    text = message.lower()
+    if "multi-attach" in text:
+        return ("it is still attached to another node (a ReadWriteOnce volume attaches to one node at a time): "
+                "the pod waits until the old node releases it")
+    if "attachvolume.attach failed" in text or "failedattachvolume" in text:
+        return "the cloud provider does not attach it to the node (see the message)"
+    if "timed out waiting for the condition" in text or "unable to attach or mount" in text:
+        return "the kubelet timed out waiting for it to be attached and mounted"
+    return "the kubelet cannot mount it (see the message)"
+
+
+def volume_attach_failed(facts: Facts) -> Theory | None:
+    """A pod waits in ContainerCreating because a volume cannot be attached to its node or mounted
+    (FailedAttachVolume / FailedMount events that name no missing Secret or ConfigMap)."""
+    def matches(pod: dict[str, Any]) -> dict[str, Any] | None:
+        events = [e for e in _pod_events(facts, pod, VOLUME_EVENT_REASONS) if not _missing_object(str(e.get("message") or ""))]
+        if not events:
+            return None
+        waiting = [st for st in _states(pod) if st.get("state") == "waiting" and st.get("reason") == "ContainerCreating"]
+        pending = pod.get("phase") == "Pending" and not pod.get("ready")
+        return (waiting or [{"name": "?", "state": "waiting", "reason": "ContainerCreating"}])[0] if waiting or pending else None
+
+    picked = _pick(facts, matches)
+    if not picked:
+        return None
+    pod, _state, _own = picked[0]
+    events = _pod_events(facts, pod, VOLUME_EVENT_REASONS)
+    # The attach failure is the cause; the kubelet's mount timeout follows from it.
+    events.sort(key=lambda e: e.get("reason") != "FailedAttachVolume")
+    message = str(events[0].get("message") or "")
+    volume = _VOLUME_NAME.search(message)
+    what = f"volume {volume.group(1)}" if volume else "a volume"
+    title = f"pod {pod.get('name')} waits in ContainerCreating: {what} cannot be attached ({events[0].get('reason')}) — {_volume_fault(message)}"
+    fix = ["Find where the volume is attached and release it there: the old pod must be gone and its node must detach "
+           "the volume (a drained or lost node may need the VolumeAttachment deleted once the node is really gone)",
+           "For a single-writer volume, use the Recreate strategy (or a StatefulSet) so the old pod leaves before the new "
+           "one starts"]
+    # VolumeAttachments are cluster-wide storage objects a namespace reader may not list: a step, not a confirm line.
+    fix.insert(1, kubectl(facts.context, "get volumeattachment", "")
+               + (f"  # the row for {volume.group(1)} names the node holding it" if volume else ""))
+    return _pod_theory(facts, "volume-attach-failed", picked, title, 0.9, fix, [event_line(e) for e in events[:2]])
 
 
 def _oom(state: Mapping[str, Any]) -> bool:
@@ -280,9 +347,13 @@ def pods_crashing(facts: Facts) -> Theory | None:
     meaning = EXIT_CODES.get(code) if isinstance(code, int) else None
     reason = state.get("reason") or "restarting"
     exit_text = f", last exit code {code}" + (f" {state.get('last_reason')}" if state.get("last_reason") else "") if code is not None else ""
-    title = (f"container {state.get('name')} of pod {pod.get('name')} keeps crashing ({reason}, "
+    kind = "init container" if state.get("init") else "container"
+    title = (f"{kind} {state.get('name')} of pod {pod.get('name')} keeps crashing ({reason}, "
              f"{pod.get('restarts', 0)} restarts{exit_text})")
-    if reason in START_REASONS:
+    if state.get("init"):
+        title += (f": {meaning or 'it exits with an error'} — the pod's app containers never start until it "
+                  "succeeds")
+    elif reason in START_REASONS:
         title += f": it cannot be started ({short(state.get('message'), 120)})"
     elif meaning:
         title += f": {meaning}"
@@ -355,6 +426,11 @@ def readiness_probe_failing(facts: Facts) -> Theory | None:
 # --- scheduling and nodes -----------------------------------------------------------------------------------------
 
 SCHEDULER_BLOCKERS = (
+    # Taints the node lifecycle controller sets from node conditions: they go away with the condition, not by hand.
+    (re.compile(r"untolerated taint \{?node\.kubernetes\.io/(disk-pressure|memory-pressure|pid-pressure)", re.I),
+     "the nodes report {0} (the kubelet's node.kubernetes.io/{0} taint): they evict pods and take no new ones",
+     "Relieve the pressure on the nodes (disk: images, container logs, emptyDir; memory: limits, noisy pods) or add "
+     "nodes; the taint goes when the node condition clears — removing it by hand does not help"),
     (re.compile(r"Insufficient (cpu|memory|ephemeral-storage|[\w./-]+)", re.I),
      "not enough free {0} on any node for the pod's requests",
      "Lower the pod's resource requests, free capacity, or add nodes (cluster autoscaler / node pool size)"),
@@ -369,7 +445,9 @@ SCHEDULER_BLOCKERS = (
      "no node matches the pod's nodeSelector / node affinity",
      "Correct the pod's nodeSelector/affinity, or label a node to match"),
     (re.compile(r"unbound immediate PersistentVolumeClaims|persistentvolumeclaim \"?[\w.-]+\"? not found", re.I),
-     "its PersistentVolumeClaim is not bound", "Create or bind the PersistentVolumeClaim (storage class, capacity)"),
+     "its PersistentVolumeClaim is not bound",
+     "Find why the claim is Pending (kubectl get pvc; kubectl describe pvc NAME: a StorageClass that does not exist, a "
+     "provisioner that fails, no matching PersistentVolume) and fix that, or point the pod at a bound claim"),
     (re.compile(r"Too many pods", re.I), "the nodes are at their pod limit", "Add nodes or raise the nodes' pod limit"),
     (re.compile(r"didn't have free ports", re.I), "the pod's hostPort is taken on every node",
      "Drop the hostPort or add nodes"),
@@ -449,15 +527,20 @@ def node_not_ready(facts: Facts) -> Theory | None:
     title = f"node {node} is {bad[node]}"
     if pods:
         title += f": pod{'s' if len(pods) > 1 else ''} {', '.join(str(p.get('name')) for p in pods[:3])} on it cannot serve"
+    elif facts.pods():
+        namespaces = sorted({str(p.get("namespace")) for p in facts.pods()})
+        title += f"; it runs no pod of namespace {', '.join(namespaces)}, so it does not explain the target's failures"
     evidence = [f"node {n}: {why}" for n, why in bad.items()] + [pod_line(p) for p in pods[:3]]
-    confidence = 0.85 if own else (0.6 if pods else 0.5)
+    confidence = 0.85 if own else (0.6 if pods else 0.45)
     confirm = [kubectl(facts.context, f"describe node {node}", ""), kubectl(facts.context, "get nodes -o wide", "")]
     fix = [f"Bring node {node} back (kubelet, container runtime, network, disk/memory pressure) or replace it",
            kubectl(facts.context, f"drain {node} --ignore-daemonsets --delete-emptydir-data", "")
            + "  # moves its pods to healthy nodes"]
     theory = Theory("node-not-ready", title, confidence, evidence, confirm, fix, subjects=[node])
-    theory.explains = facts.explain(("cluster",), list(bad)) + facts.explain(WORKLOAD_SECTIONS,
-                                                                             [str(p.get("name")) for p in pods])
+    theory.explains = facts.explain(("cluster",), list(bad))
+    if pods:  # (no names would mean every workload failure)
+        theory.explains += [n for n in facts.explain(WORKLOAD_SECTIONS, [str(p.get("name")) for p in pods])
+                            if n not in theory.explains]
     if own:
         theory.explains += [n for n in facts.explain(SERVING_SECTIONS) if n not in theory.explains]
     return theory
@@ -531,9 +614,32 @@ def deployment_scaled_to_zero(facts: Facts) -> Theory | None:
     return theory
 
 
+def _rollout_paused(facts: Facts, deployment: Mapping[str, Any]) -> Theory:
+    """``spec.paused``: the controller ignores template changes, so the rollout never starts or finishes."""
+    name, ns = deployment.get("name"), deployment.get("namespace")
+    title = (f"Deployment `{name}` is paused (spec.paused: true): its rollout does not proceed "
+             f"({deployment.get('updated')} of {deployment.get('desired')} replicas run the current template)")
+    if deployment.get("available"):
+        title += "; the pods of the previous template keep serving"
+    evidence = [f"Deployment {ns}/{name}: paused, desired {deployment.get('desired')}, updated {deployment.get('updated')}, "
+                f"available {deployment.get('available')}; rollout: {deployment.get('rollout_message')}"]
+    evidence += [f"condition {c.get('type')}={c.get('status')} {c.get('reason')}: {c.get('message')}"
+                 for c in deployment.get("conditions") or [] if c.get("type") == "Progressing"]
+    confirm = [kubectl(facts.context, f"get deployment {name} -o jsonpath='{{.spec.paused}}{{\"\\n\"}}'", ns),
+               kubectl(facts.context, f"rollout history deployment/{name}", ns)]
+    fix = ["Resume the rollout if the new template is meant to go out (or undo the template change first):",
+           kubectl(facts.context, f"rollout resume deployment/{name}", ns)]
+    theory = Theory("rollout-stuck", title, 0.8, evidence, confirm, fix, subjects=[f"Deployment/{name}"])
+    theory.explains = facts.explain(("workloads", "cluster"), [str(name)])
+    return theory
+
+
 def rollout_stuck(facts: Facts) -> Theory | None:
-    """A Deployment's rollout does not progress (Progressing=False / ProgressDeadlineExceeded, ReplicaFailure)."""
+    """A Deployment's rollout does not progress (Progressing=False / ProgressDeadlineExceeded, ReplicaFailure),
+    or it is paused with a template not rolled out."""
     for deployment in facts.deployments():
+        if deployment.get("paused") and not deployment.get("rollout_complete"):
+            return _rollout_paused(facts, deployment)
         progressing = _condition(deployment, "Progressing")
         failure = _condition(deployment, "ReplicaFailure")
         stuck = progressing and progressing.get("status") == "False"
@@ -562,6 +668,12 @@ def rollout_stuck(facts: Facts) -> Theory | None:
                    kubectl(facts.context, f"get rs -l {','.join(f'{k}={v}' for k, v in (deployment.get('selector') or {}).items())}", ns)]
         fix = ["Fix why the new pods do not become available (their own theory above names it), or roll back:",
                kubectl(facts.context, f"rollout undo deployment/{name}", ns)]
+        quota = _QUOTA.search(str((failure if failed else progressing).get("message") or ""))
+        if quota:
+            confirm.append(kubectl(facts.context, f"describe resourcequota {quota.group(1)}", ns))
+            fix = [f"Make room in ResourceQuota {quota.group(1)}: lower the new pods' requests/limits, free quota "
+                   "held by other workloads of the namespace, or raise the quota's hard limit; or roll back:",
+                   kubectl(facts.context, f"rollout undo deployment/{name}", ns)]
         theory = Theory("rollout-stuck", title, 0.75 if stuck else 0.8, evidence, confirm, fix,
                         subjects=[f"Deployment/{name}"])
         theory.explains = facts.explain(("workloads", "cluster"), [str(name)])

@@ -213,7 +213,8 @@ class Sandbox:
                 tls = server_tls_context(files.cert_file, files.key_file)
             edges.append(
                 EdgeServer(spec.address, spec.behaviour, app=app, hosts=spec.hosts, tls_context=tls,
-                           io_timeout=self.io_timeout, health=spec.health, target_host=scenario.target.host)
+                           io_timeout=self.io_timeout, health=spec.health, target_host=scenario.target.host,
+                           headers=spec.headers, server=spec.server)
             )
         self.edges = EdgeGroup(edges)
         port = self.edges.start()

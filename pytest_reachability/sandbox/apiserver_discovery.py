@@ -79,6 +79,9 @@ RESOURCE_TYPES: tuple[ResourceType, ...] = (
         ("all",),
         (Subresource("log", "Pod"), Subresource("status", "Pod")),
     ),
+    ResourceType("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", True, ("pvc",)),
+    ResourceType("", "v1", "persistentvolumes", "PersistentVolume", False, ("pv",)),
+    ResourceType("", "v1", "resourcequotas", "ResourceQuota", True, ("quota",)),
     ResourceType("", "v1", "secrets", "Secret", True),
     ResourceType("", "v1", "serviceaccounts", "ServiceAccount", True, ("sa",)),
     ResourceType(

@@ -10,6 +10,10 @@ Edges serving HTTPS need certificates a client can fail on for exactly one reaso
   the leaf and the intermediate, so a client trusting only the sandbox CA verifies it
 * ``missing_intermediate``  the same leaf without the intermediate: the server sends only its own
   certificate and a client trusting only the root cannot build the chain
+* ``not_yet_valid`` signed by the sandbox CA, names the target host, ``notBefore`` tomorrow (issued ahead
+  of time, or a server whose clock runs fast)
+* ``wildcard_parent`` signed by the sandbox CA, valid now, names only ``*.`` and the target host's parent's
+  parent (``*.shop.test`` for ``pay.eu.shop.test``): a wildcard covers exactly one label, so it does not match
 
 The Kubernetes API server gets a ``good`` certificate for the IP address 127.0.0.1.
 EC P-256 keys keep generation fast (milliseconds), which matters when tests start many sandboxes.
@@ -27,7 +31,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
-TLS_KINDS = ("good", "expired", "wrong_host", "untrusted", "intermediate", "missing_intermediate")
+TLS_KINDS = ("good", "expired", "wrong_host", "untrusted", "intermediate", "missing_intermediate", "not_yet_valid",
+             "wildcard_parent")
 
 _ONE_DAY = datetime.timedelta(days=1)
 
@@ -98,11 +103,13 @@ class CertificateAuthority:
     def cert_pem(self) -> bytes:
         return self.certificate.public_bytes(serialization.Encoding.PEM)
 
-    def issue(self, names: list[str], *, expired: bool = False) -> tuple[bytes, bytes]:
+    def issue(self, names: list[str], *, expired: bool = False, not_yet_valid: bool = False) -> tuple[bytes, bytes]:
         """Return ``(cert_pem, key_pem)`` of a server certificate for ``names`` (DNS names or IPs)."""
         now = datetime.datetime.now(datetime.timezone.utc)
         if expired:
             not_before, not_after = now - 30 * _ONE_DAY, now - _ONE_DAY
+        elif not_yet_valid:
+            not_before, not_after = now + _ONE_DAY, now + 90 * _ONE_DAY
         else:
             not_before, not_after = now - _ONE_DAY, now + 30 * _ONE_DAY
         key = ec.generate_private_key(ec.SECP256R1())
@@ -129,9 +136,9 @@ class CertificateAuthority:
         return certificate.public_bytes(serialization.Encoding.PEM), _key_pem(key)
 
     def write_issued(self, directory: Path, stem: str, names: list[str], *, expired: bool = False,
-                     chain: bytes = b"") -> KeyPairFiles:
+                     not_yet_valid: bool = False, chain: bytes = b"") -> KeyPairFiles:
         """Write a leaf and its key; ``chain`` (PEM of intermediates) follows the leaf in the certificate file."""
-        cert_pem, key_pem = self.issue(names, expired=expired)
+        cert_pem, key_pem = self.issue(names, expired=expired, not_yet_valid=not_yet_valid)
         cert_file, key_file = directory / f"{stem}.crt", directory / f"{stem}.key"
         cert_file.write_bytes(cert_pem + chain)
         key_file.write_bytes(key_pem)
@@ -146,6 +153,12 @@ class SandboxCertificates:
     ca_file: str
     apiserver: KeyPairFiles
     edges: dict[str, KeyPairFiles]  # TLS kind -> files
+
+
+def _wildcard_too_high(host: str) -> str:
+    """``*.`` and the parent of ``host``'s parent: a wildcard one level above the host, which it does not cover."""
+    labels = host.split(".")
+    return "*." + ".".join(labels[2:]) if len(labels) > 3 else "*.wildcard-parent.invalid"
 
 
 def write_sandbox_certificates(directory: str | Path, target_host: str) -> SandboxCertificates:
@@ -170,6 +183,8 @@ def write_sandbox_certificates(directory: str | Path, target_host: str) -> Sandb
         "intermediate": intermediate.write_issued(directory, "edge-intermediate", [target_host],
                                                   chain=intermediate.cert_pem),
         "missing_intermediate": intermediate.write_issued(directory, "edge-missing-intermediate", [target_host]),
+        "not_yet_valid": authority.write_issued(directory, "edge-not-yet-valid", [target_host], not_yet_valid=True),
+        "wildcard_parent": authority.write_issued(directory, "edge-wildcard-parent", [_wildcard_too_high(target_host)]),
     }
     apiserver = authority.write_issued(directory, "apiserver", ["127.0.0.1", "localhost"])
     return SandboxCertificates(ca_file=str(ca_file), apiserver=apiserver, edges=edges)

@@ -20,8 +20,9 @@ behaviour           on the wire                                                 
 ==================  ============================================================  ==========
 
 With ``tls`` the connection is wrapped in TLS first (certificates from ``certs.py``); with ``health`` the
-health path answers the scenario's status and body instead of the application's. ``::1`` edges listen on
-IPv6. Every socket has a timeout, every thread is joined by :meth:`EdgeServer.stop`.
+health path answers the scenario's status and body instead of the application's; ``headers`` are added to every
+answer; ``server="nginx"`` answers error statuses with nginx's HTML pages and a ``Server: nginx`` header, as an
+ingress-nginx controller does. ``::1`` edges listen on IPv6. Every socket has a timeout, every thread is joined by :meth:`EdgeServer.stop`.
 
 ``blackhole`` needs a real DROP: on loopback a SYN to a bound socket that does not listen is answered with an
 RST (that is ``refuse``), and a listener whose backlog is full still completes handshakes often enough to be
@@ -33,6 +34,7 @@ a killed process is recognised by the PID in its name and deleted by the next sa
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 import re
@@ -45,6 +47,7 @@ import subprocess
 import threading
 from collections import deque
 from collections.abc import Iterable
+from http import HTTPStatus
 
 from .app import ApiApplication, HttpRequest, HttpResponse, status_response
 from .scenario import Behaviour, HealthSpec
@@ -117,7 +120,8 @@ def serialise_response(response: HttpResponse, *, head_only: bool = False, keep_
     lines.append(f"Content-Type: {response.content_type}")
     lines.append(f"Content-Length: {len(response.body)}")
     lines.extend(f"{name}: {value}" for name, value in response.headers)
-    lines.append("Server: uvicorn")
+    if not any(name.lower() == "server" for name, _value in response.headers):
+        lines.append("Server: uvicorn")
     lines.append("Connection: keep-alive" if keep_alive else "Connection: close")
     head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
     return head if head_only else head + response.body
@@ -140,6 +144,16 @@ def _reset(conn: socket.socket) -> None:
     conn.close()
 
 
+def nginx_error_page(status: int) -> bytes:
+    """The page nginx (and so ingress-nginx) sends with an error status it generates itself."""
+    try:
+        title = f"{status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        title = str(status)
+    return (f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>{title}</h1></center>\r\n"
+            "<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n").encode()
+
+
 class EdgeServer:
     """One address:port behaving as ``behaviour``; see the module docstring for the behaviours."""
 
@@ -156,7 +170,11 @@ class EdgeServer:
         name: str = "",
         health: HealthSpec | None = None,
         target_host: str = "",
+        headers: Iterable[tuple[str, str]] = (),
+        server: str | None = None,
     ) -> None:
+        self.extra_headers = list(headers)
+        self.server = server
         self.address = address
         self.behaviour = behaviour
         self.health = health
@@ -335,7 +353,7 @@ class EdgeServer:
                 else:
                     _close_gracefully(conn)
                 return
-            response = status_response(int(failure)) if failure is not None else self._respond(request)
+            response = self._dress(status_response(int(failure)) if failure is not None else self._respond(request))
             self._log(request, peer, response.status)
             keep_alive = (
                 request.http_version == "HTTP/1.1"
@@ -370,6 +388,16 @@ class EdgeServer:
         if self.health is not None and request.path == self.health.path and request.method in ("GET", "HEAD"):
             return HttpResponse(self.health.status, self.health.body.encode(), self.health.content_type)
         return self.app.handle(request)
+
+    def _dress(self, response: HttpResponse) -> HttpResponse:
+        """The edge's own headers, and for ``server: nginx`` its Server header and HTML error pages."""
+        headers = list(response.headers) + self.extra_headers
+        if self.server != "nginx":
+            return dataclasses.replace(response, headers=headers) if self.extra_headers else response
+        headers = [(name, value) for name, value in headers if name.lower() != "server"] + [("Server", "nginx")]
+        if response.status < 400:
+            return dataclasses.replace(response, headers=headers)
+        return HttpResponse(response.status, nginx_error_page(response.status), "text/html", headers)
 
     def _log(self, request: HttpRequest, peer: tuple[str, int], status: int | None) -> None:
         self.access_log.append(

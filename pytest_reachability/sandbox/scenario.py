@@ -25,6 +25,8 @@ Schema (every key except ``name``, ``description``, ``target``, ``dns`` is optio
       - {address: 127.0.10.64, behaviour: {redirect: {location: "https://97v.test:{port}/health", status: 301}}}
       - {address: 127.0.10.65, behaviour: {intermittent: {share: 0.25, fail_with: 503}}}
       - {address: "::1", behaviour: healthy}                           # the one IPv6 edge (see below)
+      - {address: 127.0.10.67, behaviour: {http_status: 429}, headers: {Retry-After: 30}}   # sent on every answer
+      - {address: 127.0.10.68, behaviour: {http_status: 502}, server: nginx}   # nginx's HTML error pages
       - address: 127.0.10.66
         behaviour: healthy
         health: {status: 503, body: {status: DOWN, components: {db: {status: DOWN}}}}
@@ -65,6 +67,11 @@ Edge behaviours, beyond the plain ones:
   n-th request fails when ``floor((n + 1) * share)`` grows), with an HTTP status or ``empty_reply`` /
   ``reset_mid_body``; the others are served healthy.
 
+``server: nginx`` makes an edge answer like an ingress-nginx controller: every response carries ``Server: nginx``
+and every error status (its behaviour's, an intermittent failure, the 404 for a host it does not serve, the
+"default backend") has nginx's own HTML page (``<title>502 Bad Gateway</title>``) instead of the API's JSON.
+``headers`` adds those headers to every response of the edge (``Retry-After`` beside a 429 or 503).
+
 ``health: {path: /health, status: 200, body: ...}`` on an edge (or on ``in_cluster``) replaces what that
 edge answers on the health path (a body mapping is sent as JSON), to write health bodies in any shape
 (IETF health+json, Spring Boot actuator, flat) and any status.
@@ -74,9 +81,10 @@ port of the others; AAAA records may point at ``::1`` or at addresses no edge se
 meets "no route" or a timeout, as for a stale AAAA record).
 
 TLS (``tls`` of an edge): ``good``, ``expired``, ``wrong_host``, ``untrusted`` (signed by a CA the client
-does not trust), ``intermediate`` (signed by an intermediate CA, served with the full chain) and
+does not trust), ``intermediate`` (signed by an intermediate CA, served with the full chain),
 ``missing_intermediate`` (signed by the intermediate, served without it: clients trusting only the root
-cannot verify it).
+cannot verify it), ``not_yet_valid`` (``notBefore`` tomorrow) and ``wildcard_parent`` (only ``*.`` and the
+host's parent's parent, e.g. ``*.shop.test`` for ``pay.eu.shop.test``: one label too high to match).
 
 ``postgres`` as a state (it needs PostgreSQL's server binaries, like ``postgres: true``): ``down`` gives
 the API and the exported DSN an address where nothing listens (connection refused); ``slow`` puts a proxy in
@@ -116,6 +124,8 @@ from typing import Any
 
 import yaml
 
+from .certs import TLS_KINDS
+
 SCENARIOS_DIR = Path(__file__).with_name("scenarios")
 
 BEHAVIOUR_KINDS = ("healthy", "empty_reply", "refuse", "reset_mid_body", "hang", "garbage", "blackhole", "http_status",
@@ -123,7 +133,7 @@ BEHAVIOUR_KINDS = ("healthy", "empty_reply", "refuse", "reset_mid_body", "hang",
 ARGUMENT_BEHAVIOURS = ("http_status", "slow", "redirect", "intermittent")
 SIMPLE_BEHAVIOURS = tuple(kind for kind in BEHAVIOUR_KINDS if kind not in ARGUMENT_BEHAVIOURS)
 INTERMITTENT_FAILURES = ("empty_reply", "reset_mid_body")
-TLS_KINDS = ("good", "expired", "wrong_host", "untrusted", "intermediate", "missing_intermediate")
+EDGE_SERVERS = ("nginx",)
 DATABASE_STATES = ("running", "down", "slow", "wrong_password", "missing_database")
 IPV6_EDGE = ipaddress.ip_address("::1")
 SECTION_NAMES = ("cluster", "workloads", "k8s-services", "endpoints", "ingress", "network-policy", "dns", "tcp", "tls",
@@ -197,6 +207,8 @@ class EdgeSpec:
     hosts: tuple[str, ...] | None = None
     tls: str | None = None
     health: HealthSpec | None = None
+    headers: tuple[tuple[str, str], ...] = ()  # added to every response of the edge
+    server: str | None = None  # "nginx": error statuses answered with nginx's own HTML pages
 
 
 @dataclass(frozen=True)
@@ -755,7 +767,8 @@ class _Validator:
         seen: set[str] = set()
         for index, entry in enumerate(value):
             path = f"edges[{index}]"
-            self.mapping(entry, path, ("address", "behaviour", "hosts", "tls", "health"), ("address", "behaviour"))
+            self.mapping(entry, path, ("address", "behaviour", "hosts", "tls", "health", "headers", "server"),
+                         ("address", "behaviour"))
             try:
                 address = ipaddress.ip_address(entry["address"]) if isinstance(entry["address"], str) else None
             except ValueError:
@@ -777,7 +790,19 @@ class _Validator:
             if tls is not None and tls not in TLS_KINDS:
                 raise self.fail(f"{path}.tls", f"one of {', '.join(TLS_KINDS)}", tls)
             health = self.health(entry["health"], f"{path}.health") if "health" in entry else None
-            edges.append(EdgeSpec(address=str(address), behaviour=behaviour, hosts=hosts, tls=tls, health=health))
+            headers = entry.get("headers") or {}
+            if not isinstance(headers, dict) or not all(
+                isinstance(name, str) and re.match(r"^[A-Za-z0-9-]+$", name) and isinstance(value, (str, int))
+                and not isinstance(value, bool) and "\n" not in str(value) and "\r" not in str(value)
+                for name, value in headers.items()
+            ):
+                raise self.fail(f"{path}.headers", "a mapping of header names to one-line values", headers)
+            server = entry.get("server")
+            if server is not None and server not in EDGE_SERVERS:
+                raise self.fail(f"{path}.server", f"one of {', '.join(EDGE_SERVERS)}", server)
+            edges.append(EdgeSpec(address=str(address), behaviour=behaviour, hosts=hosts, tls=tls, health=health,
+                                  headers=tuple((name, str(value)) for name, value in headers.items()),
+                                  server=server))
         return edges
 
     def behaviour(self, value: Any, path: str) -> Behaviour:
