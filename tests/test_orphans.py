@@ -28,7 +28,7 @@ import pytest
 import trustme
 from test_sandbox_postgres import require_postgres
 
-CLEANUP_BOUND = 10.0  # seconds after the stop by which nothing may be left
+CLEANUP_BOUND = 30.0  # seconds after the stop by which nothing may be left (a bound, not a speed target: a SIGINT run still writes its reports, which took over 10 s at load 10)
 MARKER = "REACHABILITY_ORPHAN_TEST"
 
 WAITING_TEST = textwrap.dedent('''
