@@ -167,6 +167,9 @@ def _configure_run(config: pytest.Config, settings: Any, worker_input: dict | No
 
     config.pluginmanager.register(report_hooks, "reachability-report-hooks")
     config.pluginmanager.register(history_hooks, "reachability-history-hooks")
+    from . import wait_hooks
+
+    config.pluginmanager.register(wait_hooks, "reachability-wait-hooks")
 
 
 def _point_at_sandbox(settings: Any, info: Any) -> tuple[Any, list[str]]:
