@@ -45,6 +45,7 @@ BACKOFF_CAP = 5.0  # longest pause between attempts: a fix is seen at most this 
 MIN_ATTEMPT_TIMEOUT = 0.25  # an attempt is not started with less time than this left
 PROGRESS_INTERVAL = 5.0  # seconds between plain progress lines (CI logs); a terminal is redrawn every attempt
 MAX_WAIT = 86400.0
+CACHE_EXPIRY_MARGIN = 0.2  # seconds after a cached answer's TTL runs out before asking again
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 WAIT_EXPECTED = "a duration like 90, 90s, 5m or 1h30m (0 disables waiting, at most 24h)"
@@ -211,6 +212,7 @@ class CheckResult:
     reasons: list[str]
     caches_agree: bool | None = None  # None: propagation not checked
     notes: list[str] = field(default_factory=list)
+    retry_at: float | None = None  # wall clock when the outcome may change (a stale cache expires), if known
 
 
 def wait_until_healthy(
@@ -260,6 +262,8 @@ def wait_until_healthy(
         if deadline - now < MIN_ATTEMPT_TIMEOUT:
             break
         pause = min(backoff_delay(outcome.attempts, rng=rng), deadline - now - MIN_ATTEMPT_TIMEOUT)
+        if result.retry_at is not None:  # no need to wait longer than until the next cache expires
+            pause = min(pause, max(0.05, result.retry_at - wall_clock()))
         if pause > 0:
             sleep(pause)
     if progress is not None:
@@ -300,11 +304,13 @@ def health_check(target: Any, settings: Any, timeout: float | None = None, *,
         problem = describe_problem(read_health(result.body or b""))
         if problem is not None:
             reasons.append(f"api-health: {target.host} → {result.address} answered {result.status} with {problem}")
-    caches_agree, notes = None, []
+    result = CheckResult(reasons=reasons)
     if propagation is not None:
         report = propagation(settings.probe_timeout)
         if report is not None and report.authoritative_answers:
-            caches_agree = report.agree
-            reasons += [f"dns: {line}" for line in report.disagreements()]
-            notes = report.notes()
-    return CheckResult(reasons=reasons, caches_agree=caches_agree, notes=notes)
+            result.caches_agree = report.agree
+            result.reasons += [f"dns: {line}" for line in report.disagreements()]
+            result.notes = report.notes()
+            expiries = [t for t in (report.expires_at(answer) for answer in report.stale()) if t is not None]
+            result.retry_at = min(expiries) + CACHE_EXPIRY_MARGIN if expiries else None
+    return result

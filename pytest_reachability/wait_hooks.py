@@ -36,7 +36,7 @@ def propagation_check(state: Any) -> Any:
     from .probes import propagation
 
     settings = state.settings
-    port = getattr(state.sandbox_info, "authoritative_port", None) or propagation.DNS_PORT
+    port = propagation.authoritative_port(state.sandbox_info)
     return lambda timeout: propagation.check_propagation(settings.target.host, settings.resolvers, timeout=timeout,
                                                          authoritative_port=port)
 

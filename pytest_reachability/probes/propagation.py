@@ -34,7 +34,8 @@ import dns.rdatatype
 
 from .dns import SYSTEM, _BadAnswer, _exchange, parse_resolver
 
-__all__ = ["DNS_PORT", "PropagationReport", "ServerAnswer", "check_propagation", "system_resolvers"]
+__all__ = ["DNS_PORT", "PropagationReport", "ServerAnswer", "authoritative_port", "check_propagation", "probe",
+           "system_resolvers"]
 
 DNS_PORT = 53
 MAX_NAMESERVERS = 4  # authoritative servers asked (zones rarely list more; each costs a query)
@@ -308,3 +309,14 @@ def check_propagation(name: str, resolvers: list[str] | tuple[str, ...], *, time
         answer = answers[index] or ServerAnswer(server=_server_text(server), role=role, nameserver=ns, error="no answer in time")
         (report.authoritative_answers if role == "authoritative" else report.resolver_answers).append(answer)
     return report
+
+
+def authoritative_port(sandbox_info: Any = None) -> int:
+    """Where authoritative servers listen: port 53, or the sandbox's own port on loopback."""
+    return getattr(sandbox_info, "authoritative_port", None) or DNS_PORT
+
+
+def probe(target: Any, settings: Any, *, port: int = DNS_PORT) -> PropagationReport:
+    """The uniform probe signature: ``target.host`` on ``settings.resolvers`` within ``settings.probe_timeout``."""
+    return check_propagation(target.host, list(settings.resolvers or [SYSTEM]), timeout=settings.probe_timeout,
+                             authoritative_port=port)

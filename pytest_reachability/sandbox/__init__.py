@@ -249,6 +249,9 @@ class Sandbox:
                 context=CONTEXT_NAME, namespace=scenario.namespace,
             )
         database_dsn, database = database_start()
+        for server in self.dns_servers.values():
+            if isinstance(server, timed.CachingResolver):
+                server.prime([scenario.target.host])
         self.changes = timed.ChangeScheduler(scenario.changes, self._apply_change)
         self.changes.start()
         return SandboxInfo(

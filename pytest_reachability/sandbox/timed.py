@@ -17,7 +17,8 @@ and changes applied while the sandbox runs, counted from its start::
         edges: [{address: 127.0.10.57, behaviour: healthy}]
         kubernetes: {objects: [...], remove: [Service/production/api-service]}
 
-The authoritative servers share one port of loopback (``SandboxInfo.authoritative_port``; port 53 in the
+Caching resolvers start with the target's addresses already cached (a busy name always is), so a change
+landing after the start waits out the TTL. The authoritative servers share one port of loopback (``SandboxInfo.authoritative_port``; port 53 in the
 real world). A caching resolver answers from its cache with the TTL left, as real resolvers do, and asks
 the authoritative servers again only once that TTL has run out, so a change at the source reaches the
 clients of each resolver no earlier than the TTL it cached allows.
@@ -265,6 +266,17 @@ class CachingResolver(DnsServer):
         self.query_log.append({"name": key[0], "type": dns.rdatatype.to_text(key[1]), "time": time.time(),
                                "server": self.name, "ttl_left": remaining})
         return response, 0.0
+
+    def prime(self, names: list[str]) -> None:
+        """Cache the addresses of ``names`` now, as the clients of a busy name keep a real resolver's cache warm."""
+        now = self.clock()
+        for name in names:
+            qname = dns.name.from_text(name)
+            for rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
+                entry = self._fetch(qname, rdtype, now)
+                if entry is not None:
+                    with self._cache_lock:
+                        self.cache[(qname.to_text().lower(), rdtype)] = entry
 
     def _fetch(self, name: dns.name.Name, rdtype: int, now: float) -> _Cached | None:
         query = dns.message.make_query(name, rdtype)
