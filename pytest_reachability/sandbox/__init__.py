@@ -251,7 +251,7 @@ class Sandbox:
         database_dsn, database = database_start()
         for server in self.dns_servers.values():
             if isinstance(server, timed.CachingResolver):
-                server.prime([scenario.target.host])
+                server.prime([scenario.target.host], zone=scenario.authoritative.zone)
         self.changes = timed.ChangeScheduler(scenario.changes, self._apply_change)
         self.changes.start()
         return SandboxInfo(

@@ -53,6 +53,7 @@ AUTHORITATIVE_KEY = "authoritative"
 MAX_CHANGE_DELAY = 3600.0
 UPSTREAM_TIMEOUT = 2.0  # a caching resolver's wait for the authoritative servers, as resolvers bound theirs
 NEGATIVE_TTL = 5  # the SOA minimum: how long a cache keeps "no such name"
+SOA_TTL = 60  # how long a cache keeps the SOA itself (and so the serial it reports)
 
 
 @dataclass(frozen=True)
@@ -180,9 +181,10 @@ class AuthoritativeServer(DnsServer):
     def set_records(self, records: dict[str, RecordSpec], serial: int) -> None:
         self.records, self.serial = {**self.records, **records}, serial
 
-    def _soa(self) -> dns.rrset.RRset:
+    def _soa(self, ttl: int = NEGATIVE_TTL) -> dns.rrset.RRset:
+        """The zone's SOA; in negative answers with the negative-caching time as TTL (RFC 2308)."""
         primary = next(iter(self.nameservers))
-        return dns.rrset.from_text(self.zone + ".", NEGATIVE_TTL, "IN", "SOA",
+        return dns.rrset.from_text(self.zone + ".", ttl, "IN", "SOA",
                                    f"{primary}. hostmaster.{self.zone}. {self.serial} 3600 600 86400 {NEGATIVE_TTL}")
 
     def answer(self, query: dns.message.Message) -> tuple[dns.message.Message, float]:
@@ -198,7 +200,7 @@ class AuthoritativeServer(DnsServer):
             response.set_rcode(dns.rcode.REFUSED)
             return response, 0.0
         if qname == self.zone and question.rdtype == dns.rdatatype.SOA:
-            response.answer.append(self._soa())
+            response.answer.append(self._soa(SOA_TTL))
             return response, 0.0
         if qname == self.zone and question.rdtype == dns.rdatatype.NS:
             response.answer.append(dns.rrset.from_text_list(self.zone + ".", 3600, "IN", "NS",
@@ -267,16 +269,17 @@ class CachingResolver(DnsServer):
                                "server": self.name, "ttl_left": remaining})
         return response, 0.0
 
-    def prime(self, names: list[str]) -> None:
-        """Cache the addresses of ``names`` now, as the clients of a busy name keep a real resolver's cache warm."""
+    def prime(self, names: list[str], zone: str | None = None) -> None:
+        """Cache the addresses of ``names`` (and the ``zone``'s SOA) now, as the clients of a busy name keep a real
+        resolver's cache warm."""
         now = self.clock()
-        for name in names:
+        wanted = [(name, rdtype) for name in names for rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA)]
+        for name, rdtype in wanted + ([(zone, dns.rdatatype.SOA)] if zone else []):
             qname = dns.name.from_text(name)
-            for rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
-                entry = self._fetch(qname, rdtype, now)
-                if entry is not None:
-                    with self._cache_lock:
-                        self.cache[(qname.to_text().lower(), rdtype)] = entry
+            entry = self._fetch(qname, rdtype, now)
+            if entry is not None:
+                with self._cache_lock:
+                    self.cache[(qname.to_text().lower(), rdtype)] = entry
 
     def _fetch(self, name: dns.name.Name, rdtype: int, now: float) -> _Cached | None:
         query = dns.message.make_query(name, rdtype)
