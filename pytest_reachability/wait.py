@@ -148,6 +148,19 @@ class WaitOutcome:
         return text
 
 
+def describe_wait(wait: dict[str, Any]) -> str:
+    """One line from a ``run.wait`` document: the terminal summary and the step summary say it the same way."""
+    if wait.get("outcome") == "healthy":
+        text = f"healthy after {wait['seconds_to_healthy']:.1f} s of --wait {wait['budget']:g} s"
+    elif wait.get("outcome") == "interrupted":
+        text = f"waiting interrupted after {wait.get('waited', 0):.1f} s"
+    else:
+        text = f"not healthy within --wait {wait['budget']:g} s; last reason: {wait.get('last_reason')}"
+    if wait.get("caches_agreed_at"):
+        text += f"; resolvers agreed with the authoritative servers at {wait['caches_agreed_at']}"
+    return "; ".join([text, *(wait.get("notes") or [])])
+
+
 def timeline_events(wait: dict[str, Any] | None) -> list[tuple[str, str]]:
     """Rows for the incident report's timeline: when waiting began, when caches agreed, when it was healthy."""
     if not wait:

@@ -64,10 +64,4 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if not wait:
         return
     healthy = wait["outcome"] == "healthy"
-    text = (f"healthy after {wait['seconds_to_healthy']:.1f} s of --wait {wait['budget']:g} s"
-            if healthy else f"not healthy within --wait {wait['budget']:g} s; last reason: {wait['last_reason']}")
-    if wait.get("caches_agreed_at"):
-        text += f"; resolvers agreed with the authoritative servers at {wait['caches_agreed_at']}"
-    for note in wait.get("notes") or []:
-        text += f"; {note}"
-    terminalreporter.write_line(f"reachability: {text}", green=healthy, red=not healthy, bold=True)
+    terminalreporter.write_line(f"reachability: {wait_mod.describe_wait(wait)}", green=healthy, red=not healthy, bold=True)

@@ -297,3 +297,27 @@ def test_the_wait_ends_promptly_and_cleanly_on_a_signal(tmp_path, how):
     assert process.returncode == pytest.ExitCode.INTERRUPTED, output
     assert ended < 10, f"took {ended:.1f}s to stop"
     assert "Traceback" not in output
+
+
+def test_the_step_summary_and_the_action_output_carry_the_time_to_healthy(tmp_path):
+    from pytest_reachability import ci
+    from pytest_reachability.merge import load_shard
+
+    with TurnsHealthy(after=1.0) as server:
+        result = run_pytest(tmp_path, "--target", server.target, "--wait", "30", "--probe-timeout", "2",
+                            f"--results-json={tmp_path / 'results.json'}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    document = json.loads((tmp_path / "results.json").read_text())
+    outcome = ci.build_outcome(ci.ActionInputs(target=server.target, wait="30"), 0, load_shard(document, "results.json"),
+                               None, [], tmp_path)
+    seconds = document["run"]["wait"]["seconds_to_healthy"]
+    assert f"**Waited:** healthy after {seconds:.1f} s of --wait 30 s" in outcome.summary
+    assert outcome.outputs["seconds-to-healthy"] == str(seconds)
+    assert "--wait=30" in ci.pytest_command(ci.ActionInputs(target="t", wait="30"), tmp_path, None)
+
+
+def test_a_bad_wait_input_of_the_action_is_refused():
+    from pytest_reachability import ci
+
+    with pytest.raises(ValueError, match="input wait: 'later' is not a duration"):
+        ci.ActionInputs.from_environment({"INPUT_TARGET": "97v.test", "INPUT_WAIT": "later"})
