@@ -91,9 +91,10 @@ def backoff_delay(attempt: int, *, first: float = BACKOFF_FIRST, cap: float = BA
 
 
 def utc_text(timestamp: float | None) -> str | None:
+    """``2025-12-08T10:00:12.345Z``: milliseconds, so that a time to healthy can be checked against these."""
     if timestamp is None:
         return None
-    return datetime.fromtimestamp(timestamp, tz=timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(timestamp, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass
@@ -167,7 +168,7 @@ def timeline_events(wait: dict[str, Any] | None) -> list[tuple[str, str]]:
         return []
 
     def clock(text: str | None) -> str:
-        return text.replace("T", " ").replace("Z", " UTC") if text else "?"
+        return text.split(".")[0].replace("T", " ").removesuffix("Z") + " UTC" if text else "?"
 
     events = [(clock(wait.get("started")), f"waiting for healthy began (--wait {wait.get('budget', 0):g} s)"
                + (f"; first failure: {wait['first_reason']}" if wait.get("first_reason") else ""))]
