@@ -191,7 +191,7 @@ def run_suite(tmp_path: Path, scenario: str, name: str) -> tuple[subprocess.Comp
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "suites", f"--sandbox={path}",
          f"--results-db={tmp_path / 'history.sqlite'}", f"--results-json={tmp_path / (name + '.json')}",
-         f"--incident-report={tmp_path / (name + '.md')}"],
+         f"--incident-report={tmp_path / (name + '.md')}", f"--html={tmp_path / (name + '.html')}", "--self-contained-html"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     return result, json.loads((tmp_path / (name + ".json")).read_text())
 
@@ -211,3 +211,5 @@ def test_the_history_of_addresses_names_the_move_in_the_next_runs_diagnosis(tmp_
     report = (tmp_path / "after.md").read_text()
     assert "## 🔁 What changed" in report and "Service api created (uid 22222222" in report
     assert "LoadBalancer production/api at 127.0.10.57" in report  # what the earlier run saw
+    page = (tmp_path / "after.html").read_text()
+    assert "<h3>What changed</h3>" in page and "Service api created (uid 22222222" in page

@@ -130,3 +130,14 @@ def test_caching_resolvers_need_the_authoritative_servers(tmp_path):
     path.write_text("name: bad\ndescription: bad\nbase: healthy\ndns: {primary: {cache: true}}\n")
     with pytest.raises(ScenarioError, match="dns: expected dns.authoritative"):
         load_scenario(path)
+
+
+def test_a_cname_out_of_the_zone_is_compared_by_its_target(tmp_path):
+    path = tmp_path / "cname.yaml"
+    path.write_text("name: cname\ndescription: a CNAME out of the zone\nbase: incident-2025-12-08-fix\n"
+                    "dns: {authoritative: {records: {api.97v.test: {CNAME: lb.provider.test, ttl: 30}}}}\n")
+    with Sandbox(path, postgres=False) as info:
+        report = check_propagation("api.97v.test", info.resolvers, timeout=3, authoritative_port=info.authoritative_port)
+    assert report.source is not None and report.source.cnames == ["lb.provider.test"] and report.source.addresses == []
+    assert all(answer.cnames == ["lb.provider.test"] for answer in report.resolver_answers)
+    assert report.agree and report.disagreements() == []

@@ -50,6 +50,7 @@ class ServerAnswer:
     role: str  # "authoritative" or "resolver"
     nameserver: str = ""  # the NS name, for an authoritative server
     addresses: list[str] = field(default_factory=list)
+    cnames: list[str] = field(default_factory=list)  # the CNAME chain from the name, in order
     ttl: int | None = None  # seconds left on the answer (a resolver's remaining cache time)
     serial: int | None = None  # the zone's SOA serial as this server has it
     rcode: str = "NOERROR"
@@ -87,9 +88,16 @@ class PropagationReport:
         return sorted(source.addresses) if source is not None else []
 
     def stale(self) -> list[ServerAnswer]:
-        """Resolvers answering other addresses than the source (a failed resolver is not stale: it is down)."""
-        if self.source is None:
+        """Resolvers answering other addresses than the source (a failed resolver is not stale: it is down).
+
+        When the source answers with a CNAME out of its zone (and so without addresses), the first CNAME
+        target is what is compared: the addresses behind it are another zone's business.
+        """
+        source = self.source
+        if source is None:
             return []
+        if source.cnames and not source.addresses:
+            return [a for a in self.resolver_answers if a.answered and a.cnames[:1] != source.cnames[:1]]
         wanted = set(self.source_addresses)
         return [a for a in self.resolver_answers if a.answered and set(a.addresses) != wanted]
 
@@ -210,6 +218,11 @@ def _answer_for(server: tuple[str, int], role: str, name: str, zone: str, deadli
         for rrset in reply.answer:
             if rrset.rdtype == rdtype:
                 answer.addresses += [item.address for item in rrset if item.address not in answer.addresses]
+                ttls.append(rrset.ttl)
+            elif rrset.rdtype == dns.rdatatype.CNAME:
+                target = rrset[0].target.to_text(omit_final_dot=True)
+                if target not in answer.cnames:
+                    answer.cnames.append(target)
                 ttls.append(rrset.ttl)
     answer.ttl = min(ttls) if ttls else None
     soa = replies.get(dns.rdatatype.SOA)
