@@ -18,14 +18,17 @@ from .state import find_state
 
 
 def _progress(config: pytest.Config) -> wait_mod.ProgressLine:
+    from .report.hooks import redactor_of
+
+    mask = redactor_of(config)  # a reason may quote what a server sent
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     redraw = bool(reporter is not None and reporter.isatty() and not os.environ.get("CI"))
     if reporter is None:
-        return wait_mod.ProgressLine(sys.stderr.write, redraw=False)
+        return wait_mod.ProgressLine(lambda text: sys.stderr.write(mask(text)), redraw=False)
     width = getattr(getattr(reporter, "_tw", None), "fullwidth", 120)
 
     def write(text: str) -> None:
-        reporter.write(text)
+        reporter.write(mask(text))
         reporter.flush()
 
     return wait_mod.ProgressLine(write, redraw=redraw, width=width)
@@ -63,5 +66,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     wait = state.results.wait if state is not None and not state.worker else None
     if not wait:
         return
+    from .report.hooks import redactor_of
+
     healthy = wait["outcome"] == "healthy"
-    terminalreporter.write_line(f"reachability: {wait_mod.describe_wait(wait)}", green=healthy, red=not healthy, bold=True)
+    terminalreporter.write_line(redactor_of(config)(f"reachability: {wait_mod.describe_wait(wait)}"), green=healthy,
+                                red=not healthy, bold=True)

@@ -321,3 +321,13 @@ def test_a_bad_wait_input_of_the_action_is_refused():
 
     with pytest.raises(ValueError, match="input wait: 'later' is not a duration"):
         ci.ActionInputs.from_environment({"INPUT_TARGET": "97v.test", "INPUT_WAIT": "later"})
+
+
+def test_the_progress_and_summary_lines_are_masked(tmp_path):
+    with TurnsHealthy(after=1.0) as server:
+        result = run_pytest(tmp_path, "--target", server.target, "--wait", "30", "--probe-timeout", "2",
+                            "--mask=127.0.0.1")
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    waiting = [line for line in output.splitlines() if line.startswith(("waiting:", "reachability: healthy"))]
+    assert waiting and all("127.0.0.1" not in line for line in waiting), waiting

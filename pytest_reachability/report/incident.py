@@ -20,8 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import write_atomically
+from ..changes import changes_markdown
 from ..redact import Redactor
 from ..results import RunResults, SectionRow, TestResult
+from ..wait import timeline_events
 from .evidence_view import distinct_records
 from .terminal import gate_reasons
 from .verdict import Verdict, explains_text, verdict
@@ -396,8 +398,6 @@ def part_timeline(report: Report) -> list[str]:
 
 
 def part_changes(report: Report) -> list[str]:
-    from ..changes import changes_markdown
-
     return changes_markdown(report.results)  # empty (no part) when nothing was read
 
 
@@ -631,15 +631,13 @@ def timeline(report: Report) -> list[tuple[str, str]]:
     if report.context.started is not None:
         started = datetime.fromtimestamp(report.context.started, tz=timezone.utc).strftime("%H:%M:%S UTC")
         events.append((started, "verification started"))
+    waited = timeline_events(getattr(report.results, "wait", None))
+    events += waited  # the wait comes before the suite runs
     gate = next((t for t in report.failing if t.gate), None)
     if gate is not None:
         events.append(("during the run", f"gate {gate.gate} failed: {gate.reason}"))
     if report.top is not None:
         events.append(("at the end of the run", f"root cause ranked first: {report.top.title}"))
-    from ..wait import timeline_events
-
-    waited = timeline_events(getattr(report.results, "wait", None))
-    events += waited
     events.append((report.context.created.strftime("%H:%M:%S UTC"), "this report created"))
     if report.is_incident and not any(text.startswith("resolved at") for _, text in waited):
         events.append(("TBD", "issue resolved"))
