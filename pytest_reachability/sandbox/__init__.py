@@ -83,6 +83,7 @@ class SandboxInfo:
     database_dsn: str | None = None  # the real PostgreSQL's DSN; None when the database is simulated
     database: str = "simulated"  # what serves the API's database, or why it is simulated
     authoritative_port: int | None = None  # port of the zone's authoritative servers (dns.authoritative), if any
+    authoritative_servers: list[str] = field(default_factory=list)  # their ADDR:PORT
 
     def application_environment(self) -> dict[str, str]:
         """The variable the database table's ``dsn-env`` names, holding the sandbox PostgreSQL's DSN.
@@ -270,6 +271,7 @@ class Sandbox:
             database_dsn=database_dsn,
             database=database,
             authoritative_port=self.authoritative[0].port if self.authoritative else None,
+            authoritative_servers=[server.address for server in self.authoritative],
         )
 
     def _apply_change(self, change: timed.ChangeSpec) -> None:
