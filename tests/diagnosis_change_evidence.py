@@ -16,10 +16,10 @@ NOW = 1_765_190_000.0  # 2025-12-08 10:33:20 UTC
 
 def propagation(cached=("127.0.10.57",), source=("127.0.10.53",), ttl=42) -> dict[str, Any]:
     report = PropagationReport(name="97v.test", zone="97v.test.", nameservers=["ns1.97v.test"], checked_at=NOW)
-    report.authoritative_answers = [ServerAnswer("127.0.20.1:53", "authoritative", "ns1.97v.test", list(source), 10, 2,
-                                                 authoritative=True)]
-    report.resolver_answers = [ServerAnswer("127.0.0.1:5353", "resolver", "", list(cached), ttl, 1),
-                               ServerAnswer("127.0.0.1:5354", "resolver", "", list(source), 10, 2)]
+    report.authoritative_answers = [ServerAnswer("127.0.20.1:53", "authoritative", "ns1.97v.test", addresses=list(source),
+                                                 ttl=10, serial=2, authoritative=True)]
+    report.resolver_answers = [ServerAnswer("127.0.0.1:5353", "resolver", addresses=list(cached), ttl=ttl, serial=1),
+                               ServerAnswer("127.0.0.1:5354", "resolver", addresses=list(source), ttl=10, serial=2)]
     return report.to_evidence()
 
 
