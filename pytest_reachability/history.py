@@ -99,7 +99,7 @@ class RunRecord:
     # "loadbalancer" (name: namespace/Service). Later runs tell from these what moved.
     addresses: list[tuple[str, str, str, str]] = field(default_factory=list)
     seconds_to_healthy: float | None = None  # --wait: seconds until the gates passed (None: did not wait or never)
-    wait_outcome: str | None = None  # --wait: healthy / deadline / interrupted
+    wait_outcome: str | None = None  # --wait: healthy / deadline
 
     @property
     def healthy(self) -> bool:

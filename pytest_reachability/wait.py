@@ -31,12 +31,15 @@ from typing import Any
 
 __all__ = [
     "BACKOFF_CAP",
-    "WaitOutcome",
+    "CheckResult",
     "ProgressLine",
     "WaitError",
+    "WaitOutcome",
     "backoff_delay",
+    "describe_wait",
     "health_check",
     "parse_wait",
+    "timeline_events",
     "wait_until_healthy",
 ]
 
@@ -103,7 +106,7 @@ class WaitOutcome:
 
     budget: float
     started_at: float  # wall-clock time the wait began
-    outcome: str = "deadline"  # healthy | deadline | interrupted
+    outcome: str = "deadline"  # healthy | deadline (Ctrl-C and SIGTERM end the run itself)
     attempts: int = 0
     waited: float = 0.0  # seconds spent waiting
     seconds_to_healthy: float | None = None
@@ -139,8 +142,6 @@ class WaitOutcome:
                     f"{'s' if self.attempts != 1 else ''}, --wait {self.budget:g} s)")
             if self.first_reason:
                 text += f"; first failure seen: {self.first_reason}"
-        elif self.outcome == "interrupted":
-            text = f"waiting interrupted after {self.waited:.1f} s ({self.attempts} attempts)"
         else:
             text = (f"not healthy within {self.budget:g} s ({self.attempts} attempt{'s' if self.attempts != 1 else ''}); "
                     f"last reason: {self.last_reason}")
@@ -153,8 +154,6 @@ def describe_wait(wait: dict[str, Any]) -> str:
     """One line from a ``run.wait`` document: the terminal summary and the step summary say it the same way."""
     if wait.get("outcome") == "healthy":
         text = f"healthy after {wait['seconds_to_healthy']:.1f} s of --wait {wait['budget']:g} s"
-    elif wait.get("outcome") == "interrupted":
-        text = f"waiting interrupted after {wait.get('waited', 0):.1f} s"
     else:
         text = f"not healthy within --wait {wait['budget']:g} s; last reason: {wait.get('last_reason')}"
     if wait.get("caches_agreed_at"):

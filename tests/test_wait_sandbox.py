@@ -114,7 +114,10 @@ def test_the_fix_scenario_waits_until_healthy_and_reports_when(tmp_path):
 
 @pytest.mark.parametrize(("change", "message"), [
     ("[{after: soon}]", "changes[0].after: expected a duration"),
-    ("[{after: 1s, dns: {tertiary: {records: {97v.test: {A: [127.0.10.53]}}}}}]", "changes[0].dns: expected a resolver"),
+    ("[{after: 1s, dns: {tertiary: {records: {97v.test: {A: [127.0.10.53]}}}}}]",
+     "changes[0].dns.tertiary: expected one of the keys authoritative, got 'tertiary'"),
+    ("[{after: 1s, dns: [primary]}]", "changes[0].dns: expected a mapping"),
+    ("[{after: 1s, edges: {address: 127.0.10.57}}]", "changes[0].edges: expected a list"),
     ("[{after: 1s, edges: [{address: 127.0.10.99, behaviour: healthy}]}]", "changes[0].edges[0].address"),
     ("[{after: 1s, edges: [{address: 127.0.10.57, behaviour: refuse}]}]", "a behaviour of a listening server"),
 ])

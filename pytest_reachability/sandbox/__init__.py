@@ -135,6 +135,9 @@ class Sandbox:
             raise ValueError(f"apiserver must be one of {', '.join(APISERVER_KINDS)}, not {apiserver!r}")
         self.scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
         self.apiserver_kind = "real" if control_plane is not None else apiserver
+        if self.apiserver_kind == "real" and any(change.objects or change.remove for change in self.scenario.changes):
+            raise ScenarioError(f"{self.scenario.name}: changes of Kubernetes objects are applied by the embedded API "
+                                "server only (--sandbox-apiserver embedded)")
         if self.apiserver_kind == "real" and control_plane is None and find_binaries() is None:
             raise ControlPlaneUnavailable(unavailable_message())  # before any server starts
         self.real: RealApiServer | None = None

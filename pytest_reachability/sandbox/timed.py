@@ -134,13 +134,14 @@ def parse_changes(validator: Any, value: Any, resolver_names: set[str], edge_add
         if after is None or after > MAX_CHANGE_DELAY:
             raise validator.fail(f"{path}.after", "a duration such as 500ms or 20s (at most 3600s)", entry["after"])
         dns_changes = {}
-        for resolver, spec in (entry.get("dns") or {}).items():
+        names = tuple(sorted(resolver_names))
+        for resolver, spec in validator.mapping(entry.get("dns") or {}, f"{path}.dns", names).items():
             where = f"{path}.dns.{resolver}"
-            if resolver not in resolver_names:
-                raise validator.fail(f"{path}.dns", f"a resolver of the scenario ({', '.join(sorted(resolver_names))})", resolver)
             validator.mapping(spec, where, ("records",), ("records",))
             dns_changes[resolver] = _records(validator, spec["records"], f"{where}.records")
         edges = []
+        if not isinstance(entry.get("edges") or [], list):
+            raise validator.fail(f"{path}.edges", "a list of {address, behaviour}", entry["edges"])
         for edge_index, edge in enumerate(entry.get("edges") or []):
             where = f"{path}.edges[{edge_index}]"
             validator.mapping(edge, where, ("address", "behaviour", "hosts"), ("address", "behaviour"))
@@ -156,6 +157,8 @@ def parse_changes(validator: Any, value: Any, resolver_names: set[str], edge_add
         kubernetes = entry.get("kubernetes") or {}
         validator.mapping(kubernetes, f"{path}.kubernetes", ("objects", "remove"))
         objects = kubernetes.get("objects") or []
+        if not isinstance(objects, list):
+            raise validator.fail(f"{path}.kubernetes.objects", "a list of manifests", objects)
         seen: set[str] = set()
         for obj_index, obj in enumerate(objects):
             validator.manifest(obj, obj_index, seen, edge_addresses)
