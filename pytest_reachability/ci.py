@@ -71,6 +71,7 @@ class ActionInputs:
     reports_dir: str = "reports"
     suite: str = DEFAULT_SUITE
     timeout: float = 1800.0
+    wait: str = ""  # --wait DURATION, as given
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> ActionInputs:
@@ -89,6 +90,14 @@ class ActionInputs:
             pytest_args = shlex.split(args_text)
         except ValueError as error:  # an unbalanced quote
             raise ValueError(f"input pytest-args: {redact(args_text)!r} cannot be split: {error}") from None
+        wait = get("WAIT")
+        if wait:
+            from .wait import WaitError, parse_wait
+
+            try:
+                parse_wait(wait)
+            except WaitError as error:
+                raise ValueError(f"input wait: {error}") from None
         workers = get("WORKERS", "1")
         if workers != "auto" and not (workers.isdigit() and int(workers) >= 0):
             raise ValueError(f"input workers: {workers!r} is not a number or 'auto'")
@@ -105,6 +114,7 @@ class ActionInputs:
             reports_dir=get("REPORTS_DIR", "reports"),
             suite=get("SUITE", DEFAULT_SUITE),
             timeout=timeout,
+            wait=wait,
         )
 
 
@@ -159,6 +169,8 @@ def pytest_command(inputs: ActionInputs, reports: Path, kubeconfig_path: str | N
         command += [f"--results-db={inputs.results_db}"]
     if inputs.workers not in ("", "0", "1"):
         command += ["-n", inputs.workers]
+    if inputs.wait:
+        command += [f"--wait={inputs.wait}"]
     command += inputs.pytest_args
     return command
 
@@ -241,7 +253,7 @@ def build_outcome(inputs: ActionInputs, exit_code: int, shard: Shard | None, his
     lines = [f"## {'✅' if ok else '❌'} Reachability {'passed' if ok else 'FAILED'}: {redact(where)}", ""]
     annotations: list[str] = []
     # A path output names a file that exists, else it is empty (a step can test it with != '').
-    outputs = {"status": status, "exit-code": str(exit_code), "health-score": "",
+    outputs = {"status": status, "exit-code": str(exit_code), "health-score": "", "seconds-to-healthy": "",
                "incident-report": _existing(reports / "incident-report.md"), "results-json": _existing(reports / "results.json")}
     if shard is None:
         lines.append(f"pytest exited with status {exit_code} ({meaning}) and wrote no results.")
@@ -254,6 +266,13 @@ def build_outcome(inputs: ActionInputs, exit_code: int, shard: Shard | None, his
         outputs["health-score"] = "" if shard.health_score is None else str(shard.health_score)
         passed, counted = shard.counts()
         lines.append(f"**Health score:** {score} ({passed} of {counted} checks passed) · pytest exit status {exit_code} ({meaning})")
+        wait = (shard.document.get("run") or {}).get("wait")
+        if wait:
+            from .wait import describe_wait
+
+            lines += ["", f"**Waited:** {redact(describe_wait(wait))}"]
+            if wait.get("seconds_to_healthy") is not None:
+                outputs["seconds-to-healthy"] = str(wait["seconds_to_healthy"])
         if history_summary:
             lines += ["", f"**{redact(describe_summary(history_summary))}**"]
         lines += ["", *section_table_markdown(shard.sections)]

@@ -1135,6 +1135,21 @@ class Cluster:
                            self._networking.list_ingress_for_all_namespaces)
         return [ingress_info(item) for item in items]
 
+    def objects(self, resource: str, namespace: str | None = None) -> list[Any]:
+        """The official client's objects of ``services``, ``ingresses``, ``deployments`` or ``replicasets``, as
+        read (creation times, UIDs, annotations): what "what changed" compares. Read-only like every read."""
+        calls = {
+            'services': ('', self._core.list_namespaced_service, self._core.list_service_for_all_namespaces),
+            'ingresses': ('networking.k8s.io', self._networking.list_namespaced_ingress,
+                          self._networking.list_ingress_for_all_namespaces),
+            'deployments': ('apps', self._apps.list_namespaced_deployment, self._apps.list_deployment_for_all_namespaces),
+            'replicasets': ('apps', self._apps.list_namespaced_replica_set, self._apps.list_replica_set_for_all_namespaces),
+        }
+        if resource not in calls:
+            raise ValueError(f'resource must be one of {", ".join(calls)}, not {resource!r}')
+        group, namespaced, all_namespaces = calls[resource]
+        return self._list(resource, group, namespace, namespaced, all_namespaces)
+
     def ingress_classes(self) -> list[IngressClassInfo]:
         result = self._call(_Request('list', 'ingressclasses', 'networking.k8s.io'),
                             self._networking.list_ingress_class)

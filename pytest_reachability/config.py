@@ -479,6 +479,7 @@ SETTING_KEYS: tuple[str, ...] = (
     "results_db",
     "gate_timeout",
     "allow_all_skipped",
+    "wait",
 )
 _BOOLEAN_KEYS = ("allow_all_skipped",)
 _TRUE_WORDS, _FALSE_WORDS = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -513,6 +514,7 @@ class Settings:
     results_db: str | None = None
     gate_timeout: float = 300.0
     allow_all_skipped: bool = False  # a run whose built-in checks were all skipped is accepted (exit 0, not 5)
+    wait: float = 0.0  # --wait: seconds to retry the gates' probes before the suite runs (0: no waiting)
     config_file: str | None = None  # the file the [tool.reachability] values came from
     sources: dict[str, str] = field(default_factory=lambda: dict.fromkeys(SETTING_KEYS, "default"))
     tables: dict[str, dict] = field(default_factory=dict)  # [tool.reachability.<name>] for application sections
@@ -556,6 +558,8 @@ def _convert_text(key: str, value: str, *, base_dir: Path | None, check_exists: 
         if word not in _TRUE_WORDS + _FALSE_WORDS:
             raise SettingsError(f"{value!r} is not a yes/no value; expected one of {', '.join(_TRUE_WORDS + _FALSE_WORDS)}")
         return word in _TRUE_WORDS
+    if key == "wait":
+        return _parse_wait(value)
     if key == "resolvers":
         items = _split_list(value)
         if not items:
@@ -603,6 +607,15 @@ def _convert_text(key: str, value: str, *, base_dir: Path | None, check_exists: 
             raise SettingsError(f"file {path!r} does not exist; expected {_text_expectation(key)}")
         return path
     return text  # kube_context, sandbox
+
+
+def _parse_wait(value: Any) -> float:
+    from .wait import WaitError, parse_wait
+
+    try:
+        return parse_wait(value)
+    except WaitError as error:
+        raise SettingsError(str(error)) from None
 
 
 def _sqlite_url_path(text: str) -> str:
@@ -656,6 +669,8 @@ def _convert_file_value(key: str, value: Any, base_dir: Path) -> Any:
         if not isinstance(value, bool):
             raise SettingsError(f"expected a boolean (true or false), got {_toml_type(value)} {value!r}")
         return value
+    if key == "wait":
+        return _parse_wait(value)
     if key in ("probe_timeout", "gate_timeout"):
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise SettingsError(f"expected {_seconds_expectation(key)}, got {_toml_type(value)} {value!r}")
@@ -923,6 +938,8 @@ def describe(settings: Settings) -> list[str]:
     if settings.sandbox:
         api = " (real kube-apiserver)" if settings.sandbox_apiserver == "real" else ""
         lines.append(f"sandbox: {settings.sandbox}{api}")
+    if settings.wait:
+        lines.append(f"wait: up to {settings.wait:g} s for the gates to pass before the suite runs")
     if settings.mask or settings.mask_env:
         lines.append(_describe_masking(settings))
     if settings.config_file:

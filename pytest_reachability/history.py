@@ -51,7 +51,7 @@ __all__ = [
     "target_key",
 ]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 HISTORY_KEY_ENV = "REACHABILITY_HISTORY_KEY"
 FAILING = ("failed", "error")
 BUSY_TIMEOUT_SECONDS = 30.0
@@ -87,6 +87,11 @@ class RunRecord:
     top_theory: str | None = None
     tests: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # nodeid -> (section, outcome, reason)
     sections: list[SectionHealth] = field(default_factory=list)
+    # What the run saw: (kind, name, source, address); kind "dns" (name: host, source: resolver) or
+    # "loadbalancer" (name: namespace/Service). Later runs tell from these what moved.
+    addresses: list[tuple[str, str, str, str]] = field(default_factory=list)
+    seconds_to_healthy: float | None = None  # --wait: seconds until the gates passed (None: did not wait or never)
+    wait_outcome: str | None = None  # --wait: healthy / deadline
 
     @property
     def healthy(self) -> bool:
@@ -185,6 +190,12 @@ _MIGRATIONS: dict[int, list[str]] = {
         "@backfill_v2",
         "CREATE UNIQUE INDEX runs_run_uuid ON runs (run_uuid)",
         "CREATE INDEX runs_target_time ON runs (target_key, started_at)",
+    ],
+    3: [
+        "ALTER TABLE runs ADD COLUMN seconds_to_healthy REAL",
+        "ALTER TABLE runs ADD COLUMN wait_outcome TEXT",
+        "CREATE TABLE run_addresses (run_id INTEGER NOT NULL REFERENCES runs(id), kind TEXT NOT NULL, name TEXT NOT NULL,"
+        " source TEXT NOT NULL, address TEXT NOT NULL, PRIMARY KEY (run_id, kind, name, source, address))",
     ],
 }
 
@@ -382,8 +393,13 @@ class HistoryStore:
                 "passed": run.passed,
                 "counted": run.counted,
                 "top_theory": run.top_theory,
+                "seconds_to_healthy": run.seconds_to_healthy,
+                "wait_outcome": run.wait_outcome,
             }
         )
+        for kind, name, source, address in dict.fromkeys(run.addresses):
+            self._execute("INSERT INTO run_addresses (run_id, kind, name, source, address) VALUES (?, ?, ?, ?, ?)",
+                          [run_id, kind, name[:255], source[:255], address[:255]])
         for nodeid, (section, outcome, reason) in run.tests.items():
             self._execute(
                 "INSERT INTO test_outcomes (run_id, nodeid, section, outcome, reason) VALUES (?, ?, ?, ?, ?)",
@@ -404,16 +420,32 @@ class HistoryStore:
         where, params = ("WHERE target_key = ?", [key]) if key is not None else ("", [])
         rows = self._rows(
             "SELECT id, run_uuid, target_key, target, namespace, started_at, git_sha, exit_status, status, healthy,"
-            f" health_score, passed, counted, top_theory FROM runs {where} ORDER BY started_at DESC, id DESC LIMIT ?",
+            " health_score, passed, counted, top_theory, seconds_to_healthy, wait_outcome"
+            f" FROM runs {where} ORDER BY started_at DESC, id DESC LIMIT ?",
             [*params, int(limit)],
         )
         names = ("id", "run_uuid", "target_key", "target", "namespace", "started_at", "git_sha", "exit_status",
-                 "status", "healthy", "health_score", "passed", "counted", "top_theory")
+                 "status", "healthy", "health_score", "passed", "counted", "top_theory", "seconds_to_healthy", "wait_outcome")
         found = [dict(zip(names, row, strict=True)) for row in rows]
         for run in found:
             run["healthy"] = bool(run["healthy"])
         self._end_read()
         return list(reversed(found))
+
+    def addresses_seen(self, key: str, *, before: str | None = None, runs: int = 50) -> list[dict[str, Any]]:
+        """The addresses the last ``runs`` runs of ``key`` saw (oldest first), each with its run's uuid and start.
+
+        ``before``: only runs other than this uuid (the current run, if stored already).
+        """
+        rows = self._rows(
+            "SELECT r.run_uuid, r.started_at, a.kind, a.name, a.source, a.address FROM run_addresses a"
+            " JOIN runs r ON r.id = a.run_id WHERE r.id IN (SELECT id FROM runs WHERE target_key = ? AND run_uuid <> ?"
+            " ORDER BY started_at DESC, id DESC LIMIT ?) ORDER BY r.started_at, r.id, a.kind, a.name, a.address",
+            [key, before or "", int(runs)],
+        )
+        self._end_read()
+        names = ("run_uuid", "started_at", "kind", "name", "source", "address")
+        return [dict(zip(names, row, strict=True)) for row in rows]
 
     def test_outcomes(self, run_id: int) -> dict[str, str]:
         rows = self._rows("SELECT nodeid, outcome FROM test_outcomes WHERE run_id = ?", [run_id])

@@ -37,6 +37,7 @@ OPTIONS: list[tuple[str, str, dict]] = [
     ("--incident-report", "incident_report", {"metavar": "PATH", "help": "write a markdown incident report"}),
     ("--results-json", "results_json", {"metavar": "PATH", "help": "write the results as JSON"}),
     ("--results-db", "results_db", {"metavar": "URL", "help": "store run history (SQLite path or postgresql:// URL)"}),
+    ("--wait", "wait", {"metavar": "DURATION", "help": "retry the gates' probes until healthy or DURATION (90, 90s, 5m) passed, then run the suite"}),
     ("--gate-timeout", "gate_timeout", {"metavar": "SECONDS", "help": "longest wait for a gate's result under xdist (default 300)"}),
     ("--mask", "mask", {"action": "append", "metavar": "VALUE", "help": "a secret to mask in every output, in every encoding (repeatable)"}),
     ("--mask-env", "mask_env", {"action": "append", "metavar": "NAME", "help": "an environment variable whose value is masked in every output (repeatable)"}),

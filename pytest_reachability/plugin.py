@@ -166,6 +166,9 @@ def _configure_run(config: pytest.Config, settings: Any, worker_input: dict | No
         config.pluginmanager.register(ControllerPlugin(state), "reachability-controller")
     config.pluginmanager.register(fixtures, "reachability-fixtures")
     config.pluginmanager.register(report_hooks, "reachability-report-hooks")
+    from . import wait_hooks
+
+    config.pluginmanager.register(wait_hooks, "reachability-wait-hooks")
 
 
 def _point_at_sandbox(settings: Any, info: Any) -> tuple[Any, list[str]]:

@@ -158,6 +158,7 @@ class RunResults:
 
     def __init__(self) -> None:
         self.tests: dict[str, TestResult] = {}
+        self.wait: dict | None = None  # how --wait ended (wait.WaitOutcome.to_dict()), when it ran
 
     def add_report(self, report: Any) -> None:
         nodeid = report.nodeid

@@ -115,6 +115,7 @@ def test_every_setting_has_an_environment_variable(tmp_path: Path) -> None:
         "REACHABILITY_RESULTS_DB": "postgresql://ci:pw@db/results",
         "REACHABILITY_GATE_TIMEOUT": "60",
         "REACHABILITY_ALLOW_ALL_SKIPPED": "yes",
+        "REACHABILITY_WAIT": "1m30s",
     }
     assert set(env) == {env_name(key) for key in SETTING_KEYS}
     settings = resolve(tmp_path, env=env)
@@ -133,6 +134,7 @@ def test_every_setting_has_an_environment_variable(tmp_path: Path) -> None:
     assert settings.results_db == "postgresql://ci:pw@db/results"
     assert settings.gate_timeout == 60.0
     assert settings.allow_all_skipped is True
+    assert settings.wait == 90.0
     assert settings.sources == dict.fromkeys(SETTING_KEYS, "env")
 
 

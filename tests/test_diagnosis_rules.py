@@ -17,6 +17,7 @@ from pathlib import Path
 
 import diagnosis_evidence as E
 import pytest
+from diagnosis_change_evidence import CHANGE_CASES
 
 from pytest_reachability.config import resolve_settings
 from pytest_reachability.diagnosis import RULES, Facts, RunContext, diagnose, evaluate
@@ -221,7 +222,7 @@ PERFORMANCE_CASES = [
     (R.intermittent_failures, [("performance", E.performance(errors=30, kinds={"HTTP 503": 30}))],
      [("performance", E.performance(errors=100, kinds={"HTTP 503": 100}))]),
 ]
-ALL_CASES = RULE_CASES + PERFORMANCE_CASES
+ALL_CASES = RULE_CASES + PERFORMANCE_CASES + CHANGE_CASES
 
 
 def case_id(case) -> str:

@@ -152,9 +152,9 @@ def test_migration_from_schema_v1_keeps_old_runs_comparable(tmp_path: Path, monk
     assert summary["previous_run"]["id"] == 1
     assert summary["healthy_since"] == "2026-11-27 22:00:00 UTC"
     assert summary["newly_failing"] == ["t::health"]
-    # Opening again is a no-op: still version 2, nothing duplicated.
+    # Opening again is a no-op: still the current version, nothing duplicated.
     with history.open_history(str(path)) as store:
-        assert store.schema_version() == 2 and len(store.runs()) == 3
+        assert store.schema_version() == history.SCHEMA_VERSION and len(store.runs()) == 3
 
 
 def test_newer_schema_is_refused_in_one_line(tmp_path: Path) -> None:

@@ -149,7 +149,7 @@ def test_migration_from_schema_v1_on_postgres(database: str) -> None:
                        " VALUES ('2026-11-27T22:00:00.000000Z', 'http://97v.test:8080', 100, 'passed')")
         legacy.execute("INSERT INTO outcomes VALUES (1, 't::health', 'passed')")
     with history.open_history(database) as store:
-        assert store.schema_version() == 2
+        assert store.schema_version() == history.SCHEMA_VERSION
         migrated = store.runs("97v.test|")
         assert migrated[0]["run_uuid"] == "v1-1" and migrated[0]["healthy"] is True
         run = make_run(0, BAD, key="97v.test|")

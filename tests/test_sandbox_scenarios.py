@@ -249,7 +249,7 @@ BAD_CASES = [
      "not_yet_valid, wildcard_parent, got 'self_signed'"),
     ("unknown key", MINIMAL + "edge: []\n",
      "edge: expected one of the keys name, description, target, namespace, dns, edges, in_cluster, "
-     "kubernetes, application, postgres, expect, got 'edge'"),
+     "kubernetes, application, postgres, expect, changes, got 'edge'"),
     ("bad scheme", MINIMAL.replace("{host: bad.test}", "{host: bad.test, scheme: ftp}"),
      "target.scheme: expected http or https, got 'ftp'"),
     ("load balancer not an edge", MINIMAL + textwrap.dedent("""\

@@ -74,6 +74,9 @@ CAUSES: dict[str, tuple[str, ...]] = {
     "service-missing": SERVING_SYMPTOMS + ("tcp-refused", "tcp-timeout", "dns-not-loadbalancer"),
     "pods-not-ready": _without(SERVING_SYMPTOMS, "pods-not-ready", "rollout-stuck"),
     "no-ready-endpoints": _without(SERVING_SYMPTOMS, "no-ready-endpoints", "rollout-stuck", "pods-not-ready"),
+    # A change at the source still cached, a LoadBalancer moved under its record: why DNS answers a stray address.
+    "dns-still-cached": ADDRESS_SYMPTOMS + ("dns-not-loadbalancer", "resolvers-disagree"),
+    "loadbalancer-moved": ADDRESS_SYMPTOMS + ("dns-not-loadbalancer",),
     "dns-not-loadbalancer": ADDRESS_SYMPTOMS,
     "resolvers-disagree": ADDRESS_SYMPTOMS + ("dns-nxdomain", "dns-no-data", "dns-not-loadbalancer"),
     "loadbalancer-pending": LOADBALANCER_SYMPTOMS,
@@ -97,11 +100,13 @@ CAUSES: dict[str, tuple[str, ...]] = {
                                                        "edge-reset", "edge-not-http", "read-timeout", "http-5xx")},
 }
 # Causes whose symptoms must be about the same addresses (a wrong DNS answer explains failures at that answer only).
-SAME_SUBJECTS = frozenset({"dns-not-loadbalancer", "resolvers-disagree"})
+SAME_SUBJECTS = frozenset({"dns-not-loadbalancer", "resolvers-disagree", "dns-still-cached", "loadbalancer-moved"})
 MIN_CAUSE_CONFIDENCE = 0.4
 
 # Ties are broken by how directly a rule names a fix: earlier in this list ranks higher.
 PRECEDENCE = (
+    "dns-still-cached",
+    "loadbalancer-moved",
     "dns-not-loadbalancer",
     "resolvers-disagree",
     "dns-dangling-cname",

@@ -31,6 +31,7 @@ from .rules_app import (
     intermittent_failures,
     slow_responses,
 )
+from .rules_changes import RULES as CHANGE_RULES
 from .rules_dns import (
     dns_bad_answer,
     dns_dangling_cname,
@@ -115,6 +116,7 @@ RULES: tuple[Rule, ...] = (
     dns_timeout,
     dns_bad_answer,
     dns_dangling_cname,
+    *CHANGE_RULES,  # a DNS change still cached, a LoadBalancer that moved (rules_changes)
     # wiring
     cluster_access_failed,
     loadbalancer_pending,

@@ -112,6 +112,11 @@ def build_record(config: pytest.Config, state: Any, exitstatus: int) -> history.
         tests={nodeid: (test.section, test.outcome, mask(test.reason or "")) for nodeid, test in results.tests.items()},
         sections=history.sections_from_rows(results.sections()),
     )
+    from ..changes import addresses_seen
+
+    run.addresses = addresses_seen(record for test in results.tests.values() for record in test.evidence)
+    wait = getattr(results, "wait", None) or {}
+    run.seconds_to_healthy, run.wait_outcome = wait.get("seconds_to_healthy"), wait.get("outcome")
     run_uuid = os.environ.get(RUN_ID_ENV, "").strip()
     if run_uuid:
         run.run_uuid = run_uuid[:64]

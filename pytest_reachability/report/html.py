@@ -21,6 +21,7 @@ from html import escape
 from importlib import resources
 from typing import Any
 
+from ..changes import changes_html
 from ..results import RunResults
 from .evidence_view import distinct_records
 from .verdict import Verdict, explains_text
@@ -271,7 +272,8 @@ def summary_html(results: RunResults, theories: Sequence[Any], history: Mapping[
                      + "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in header.rows()) + "</table>")
     parts.append(f'<p class="reachability-health"><b>{escape(results.health().describe())}</b> · {escape(_counts_line(results))}</p>')
     trouble = bool(failed_ids or results.by_outcome("blocked"))
-    parts += [_sections_table(results), _history(history), _theories(theories, failed_ids, trouble=trouble), "</div>"]
+    parts += [_sections_table(results), _history(history), _theories(theories, failed_ids, trouble=trouble),
+              changes_html(results), "</div>"]
     return "".join(parts)
 
 

@@ -20,8 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import write_atomically
+from ..changes import changes_markdown
 from ..redact import Redactor
 from ..results import RunResults, SectionRow, TestResult
+from ..wait import timeline_events
 from .evidence_view import distinct_records
 from .terminal import gate_reasons
 from .verdict import Verdict, explains_text, verdict
@@ -395,6 +397,10 @@ def part_timeline(report: Report) -> list[str]:
     return lines + [_row(event) for event in timeline(report)]
 
 
+def part_changes(report: Report) -> list[str]:
+    return changes_markdown(report.results)  # empty (no part) when nothing was read
+
+
 def part_checklist(report: Report) -> list[str]:
     lines = ["## ✅ Verification checklist (after the fix)", ""]
     lines += [f"- [ ] {_checklist_item(line)}" for line in checklist(report.theories)]
@@ -409,14 +415,14 @@ def part_footer(report: Report) -> list[str]:
 
 PARTS: tuple[Callable[[Report], list[str]], ...] = (
     part_header, part_summary, part_overview, part_details, part_root_cause, part_action_plan, part_blocked,
-    part_timeline, part_checklist, part_footer,
+    part_changes, part_timeline, part_checklist, part_footer,
 )
 
 
 def render_incident_report(results: RunResults, settings: Any, theories: Sequence[Any], context: IncidentContext) -> str:
     """The report as markdown (not yet redacted): every part of :data:`PARTS`, separated by rules."""
     report = Report(results, settings, theories, context)
-    blocks = ["\n".join(part(report)) for part in PARTS]
+    blocks = [block for block in ("\n".join(part(report)) for part in PARTS) if block]
     return "\n\n---\n\n".join(blocks) + "\n"
 
 
@@ -625,13 +631,15 @@ def timeline(report: Report) -> list[tuple[str, str]]:
     if report.context.started is not None:
         started = datetime.fromtimestamp(report.context.started, tz=timezone.utc).strftime("%H:%M:%S UTC")
         events.append((started, "verification started"))
+    waited = timeline_events(getattr(report.results, "wait", None))
+    events += waited  # the wait comes before the suite runs
     gate = next((t for t in report.failing if t.gate), None)
     if gate is not None:
         events.append(("during the run", f"gate {gate.gate} failed: {gate.reason}"))
     if report.top is not None:
         events.append(("at the end of the run", f"root cause ranked first: {report.top.title}"))
     events.append((report.context.created.strftime("%H:%M:%S UTC"), "this report created"))
-    if report.is_incident:
+    if report.is_incident and not any(text.startswith("resolved at") for _, text in waited):
         events.append(("TBD", "issue resolved"))
     return events
 

@@ -83,6 +83,7 @@ def build_results(
             "started": iso_utc(started),
             "duration": None if duration is None else round(duration, 3),
             "sandbox": getattr(settings, "sandbox", None),
+            **({"wait": results.wait} if getattr(results, "wait", None) else {}),
         },
         "health_score": results.health().score,
         "sections": sections,

@@ -39,7 +39,7 @@ from typing import Any
 
 from .. import watchdog
 from ..k8s import containers_ports, find_service_port, port_declared, service_selects
-from . import apiserver
+from . import apiserver, timed
 from . import postgres as postgres_mod
 from .app import ApiApplication
 from .certs import SandboxCertificates, write_sandbox_certificates
@@ -83,6 +83,8 @@ class SandboxInfo:
     application: dict[str, Any] = field(default_factory=dict)  # [tool.reachability.<table>] tables
     database_dsn: str | None = None  # the real PostgreSQL's DSN; None when the database is simulated
     database: str = "simulated"  # what serves the API's database, or why it is simulated
+    authoritative_port: int | None = None  # port of the zone's authoritative servers (dns.authoritative), if any
+    authoritative_servers: list[str] = field(default_factory=list)  # their ADDR:PORT
 
     def application_environment(self) -> dict[str, str]:
         """The variable the database table's ``dsn-env`` names, holding the sandbox PostgreSQL's DSN.
@@ -134,6 +136,9 @@ class Sandbox:
             raise ValueError(f"apiserver must be one of {', '.join(APISERVER_KINDS)}, not {apiserver!r}")
         self.scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
         self.apiserver_kind = "real" if control_plane is not None else apiserver
+        if self.apiserver_kind == "real" and any(change.objects or change.remove for change in self.scenario.changes):
+            raise ScenarioError(f"{self.scenario.name}: changes of Kubernetes objects are applied by the embedded API "
+                                "server only (--sandbox-apiserver embedded)")
         if self.apiserver_kind == "real" and control_plane is None and find_binaries() is None:
             raise ControlPlaneUnavailable(unavailable_message())  # before any server starts
         self.real: RealApiServer | None = None
@@ -145,6 +150,8 @@ class Sandbox:
         self.app: ApiApplication | None = None
         self.info: SandboxInfo | None = None
         self.dns_servers: dict[str, DnsServer] = {}
+        self.authoritative: list[timed.AuthoritativeServer] = []
+        self.changes: timed.ChangeScheduler | None = None
         self.edges: EdgeGroup | None = None
         self.in_cluster: EdgeServer | None = None
         self.api: Any = None
@@ -189,8 +196,14 @@ class Sandbox:
         database_start = self._start_postgres()
         self.certificates = certificates = write_sandbox_certificates(state / "pki", scenario.target.host)
 
+        if scenario.authoritative is not None:
+            self.authoritative = timed.start_authoritative(scenario.authoritative, self.io_timeout)
         for resolver in scenario.resolvers:
-            server = DnsServer(resolver.records, name=f"dns {resolver.name}", io_timeout=self.io_timeout)
+            if resolver.cache:
+                upstreams = [(server.host, server.port) for server in self.authoritative]
+                server = timed.CachingResolver(upstreams, name=resolver.name, io_timeout=self.io_timeout)
+            else:
+                server = DnsServer(resolver.records, name=f"dns {resolver.name}", io_timeout=self.io_timeout)
             self.dns_servers[resolver.name] = server
             server.start()
 
@@ -242,6 +255,11 @@ class Sandbox:
                 context=CONTEXT_NAME, namespace=scenario.namespace,
             )
         database_dsn, database = database_start()
+        for server in self.dns_servers.values():
+            if isinstance(server, timed.CachingResolver):
+                server.prime([scenario.target.host], zone=scenario.authoritative.zone)
+        self.changes = timed.ChangeScheduler(scenario.changes, self._apply_change)
+        self.changes.start()
         return SandboxInfo(
             scenario=scenario.name,
             target=scenario.target.url(port),
@@ -257,7 +275,19 @@ class Sandbox:
             application=dict(scenario.application),
             database_dsn=database_dsn,
             database=database,
+            authoritative_port=self.authoritative[0].port if self.authoritative else None,
+            authoritative_servers=[server.address for server in self.authoritative],
         )
+
+    def _apply_change(self, change: timed.ChangeSpec) -> None:
+        timed.apply_change(change, authoritative=self.authoritative, resolvers=self.dns_servers,
+                           edges=self.edges.edges if self.edges is not None else [], on_objects=self._replace_objects)
+
+    def _replace_objects(self, added: list[dict], removed: list[str]) -> None:
+        if self.api is None:
+            raise ValueError("kubernetes changes are applied to the embedded API server only")
+        self.scenario.objects = timed.replace_objects(self.scenario.objects, added, removed)
+        timed.serve_objects(self.api, self.scenario.objects)
 
     def _start_postgres(self) -> Callable[[], tuple[str | None, str]]:
         """Start PostgreSQL on a thread; the returned callable waits for it and gives ``(dsn, description)``.
@@ -325,6 +355,9 @@ class Sandbox:
         later ones are logged.
         """
         failures: list[Exception] = []
+        changes, self.changes = self.changes, None
+        if changes is not None:
+            changes.stop()  # first: no change may land on a server being stopped
 
         def attempt(what: str, stop: Callable[[], object]) -> None:
             try:
@@ -334,7 +367,7 @@ class Sandbox:
                     _log.warning("sandbox: %s did not stop cleanly: %s", what, error)
                 failures.append(error)
 
-        for server in [self.edges, self.in_cluster, *self.dns_servers.values()]:
+        for server in [self.edges, self.in_cluster, *self.dns_servers.values(), *self.authoritative]:
             if server is not None:
                 attempt("a server", server.request_stop)
         api, self.api = self.api, None
@@ -347,6 +380,7 @@ class Sandbox:
         delay_proxy, self.delay_proxy = self.delay_proxy, None
         database_refusing, self._database_refusing_socket = self._database_refusing_socket, None
         dns_servers, self.dns_servers = self.dns_servers, {}
+        authoritative, self.authoritative = self.authoritative, []
         self.app = None
         if api is not None:
             attempt("the Kubernetes API server", api.stop)
@@ -368,6 +402,8 @@ class Sandbox:
             attempt("PostgreSQL", postgres.stop)
         for name, server in dns_servers.items():
             attempt(f"DNS server {name}", server.stop)
+        for server in authoritative:
+            attempt(f"authoritative DNS server {server.host}", server.stop)
         if self._state_dir is not None:
             shutil.rmtree(self._state_dir, ignore_errors=True)
             watchdog.release_directory(self._state_dir)

@@ -150,6 +150,8 @@ def try_it_lines(info: SandboxInfo) -> list[str]:
     answers = target_addresses(info)
     lines = [f"# try it by hand ({host} as the sandbox serves it; the ports change with every start):"]
     lines += [dig(host, resolver) for resolver in info.resolvers]
+    # The zone's own servers, asked directly: what the caching resolvers will serve once their TTLs run out.
+    lines += [dig(host, server).replace("+short", "+norec +short") for server in info.authoritative_servers]
     cacert = f"--cacert {shlex.quote(info.ca_bundle)} " if scheme == "https" else ""
     url = shlex.quote(f"{scheme}://{parts.netloc}{HEALTH_PATH}")
     for address in dict.fromkeys(a for found in answers.values() for a in found):

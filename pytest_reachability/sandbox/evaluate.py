@@ -92,7 +92,9 @@ class Row:
 
 def corpus() -> list[str]:
     """Shipped scenarios that carry an ``expect`` block, by name."""
-    return [name for name in scenario_names() if load_scenario(name).expect is not None]
+    # A timed scenario's expect describes its world once every change landed: a run without --wait may see
+    # either world, so the corpus leaves those out.
+    return [name for name in scenario_names() if (scenario := load_scenario(name)).expect is not None and not scenario.changes]
 
 
 def suite_environment(home: Path) -> dict[str, str]:

@@ -249,6 +249,7 @@ class RecordSpec:
 class ResolverSpec:
     name: str
     records: dict[str, RecordSpec]
+    cache: bool = False  # a caching resolver in front of the scenario's authoritative servers (timed.py)
 
 
 @dataclass(frozen=True)
@@ -278,6 +279,8 @@ class Scenario:
     postgres: bool = True
     database: DatabaseSpec = field(default_factory=DatabaseSpec)
     expect: ExpectSpec | None = None
+    authoritative: Any = None  # timed.AuthoritativeSpec: the zone's authoritative servers, if described
+    changes: list[Any] = field(default_factory=list)  # timed.ChangeSpec, applied while the sandbox runs
 
     def objects_of_kind(self, kind: str, namespace: str | None = None) -> list[dict[str, Any]]:
         return [
@@ -562,7 +565,7 @@ class _Validator:
         self.mapping(
             doc, "",
             ("name", "description", "target", "namespace", "dns", "edges", "in_cluster", "kubernetes", "application",
-             "postgres", "expect"),
+             "postgres", "expect", "changes"),
             ("name", "description", "target", "dns"),
         )
         name = self.string(doc["name"], "name")
@@ -590,12 +593,28 @@ class _Validator:
         application = self.application(doc.get("application", {}))
         postgres, database = self.postgres(doc.get("postgres", True))
         expect = self.expect(doc["expect"]) if "expect" in doc else None
+        authoritative, changes = self.timed(doc, resolvers, edges)
         return Scenario(
             name=name, description=description.strip(), path=path, target=target, namespace=namespace,
             resolvers=resolvers, edges=edges, in_cluster=in_cluster, in_cluster_health=in_cluster_health,
             objects=objects, logs=logs, deny=deny, application=application, postgres=postgres, database=database,
-            expect=expect,
+            expect=expect, authoritative=authoritative, changes=changes,
         )
+
+    def timed(self, doc: dict[str, Any], resolvers: list[ResolverSpec], edges: list[EdgeSpec]) -> tuple[Any, list[Any]]:
+        """The authoritative servers (``dns.authoritative``) and the scheduled ``changes`` (see timed.py)."""
+        from . import timed
+
+        authoritative = None
+        if timed.AUTHORITATIVE_KEY in doc["dns"]:
+            authoritative = timed.parse_authoritative(self, doc["dns"][timed.AUTHORITATIVE_KEY])
+        if any(resolver.cache for resolver in resolvers) and authoritative is None:
+            raise self.fail("dns", f"dns.{timed.AUTHORITATIVE_KEY} for the caching resolvers to ask", None)
+        changeable = {resolver.name for resolver in resolvers if not resolver.cache}
+        changes = timed.parse_changes(self, doc.get("changes", []),
+                                      changeable | ({timed.AUTHORITATIVE_KEY} if authoritative else set()),
+                                      {edge.address for edge in edges})
+        return authoritative, changes
 
     def postgres(self, value: Any) -> tuple[bool, DatabaseSpec]:
         if value is True or value is False:
@@ -695,8 +714,16 @@ class _Validator:
         resolvers = []
         for name, spec in value.items():
             path = f"dns.{name}"
+            if name == "authoritative":
+                continue  # the zone's authoritative servers (timed.py), not a resolver
             if not isinstance(name, str) or not re.match(r"^[A-Za-z0-9_-]+$", name):
                 raise self.fail("dns", "resolver names of letters, digits, '-' and '_'", name)
+            if isinstance(spec, dict) and "cache" in spec:
+                self.mapping(spec, path, ("cache",), ("cache",))
+                if spec["cache"] is not True:
+                    raise self.fail(f"{path}.cache", "true (a caching resolver asking dns.authoritative)", spec["cache"])
+                resolvers.append(ResolverSpec(name=name, records={}, cache=True))
+                continue
             self.mapping(spec, path, ("records",), ("records",))
             records = spec["records"]
             if not isinstance(records, dict):

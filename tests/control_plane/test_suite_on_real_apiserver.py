@@ -35,7 +35,9 @@ def causes(run: SuiteRun) -> list[str]:
     return [theory["rule"] for theory in run.results.get("theories", [])]
 
 
-@pytest.mark.parametrize("scenario", scenario_names())
+# A timed scenario's verdict depends on when the run looks (its changes land during the run): left out, as the
+# corpus leaves it out; tests/test_wait_sandbox.py runs it with --wait.
+@pytest.mark.parametrize("scenario", [name for name in scenario_names() if not load_scenario(name).changes])
 def test_same_verdicts_and_confirm_lines_exit_zero(scenario: str, control_plane: ControlPlane, tmp_path: Path) -> None:
     embedded_sandbox = Sandbox(scenario)
     embedded_info = embedded_sandbox.start()
