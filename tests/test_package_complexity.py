@@ -53,6 +53,10 @@ NOT_YET_SPLIT = {
     "diagnosis/rules_workloads.py:image_pull_failed",
     "diagnosis/rules_workloads.py:pods_crashing",
     "sandbox/scenario.py:_Validator.edges",
+    "changes.py:changes_timeline",
+    "changes.py:cluster_changes",
+    "diagnosis/rules_changes.py:dns_still_cached",
+    "sandbox/timed.py:parse_changes",
 }
 
 
