@@ -368,13 +368,26 @@ class ControlPlane:
     def ssl_context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=self.ca_file)
 
-    def audit_events(self) -> list[dict[str, Any]]:
-        """Every request answered so far, as the API server's audit log records it (Metadata level)."""
+    def audit_offset(self) -> int:
+        """Where the audit log ends now: pass it to `audit_events` to read only the requests after it."""
+        assert self.directory is not None
+        try:
+            return (self.directory / "audit.log").stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def audit_events(self, offset: int = 0) -> list[dict[str, Any]]:
+        """The requests answered since ``offset`` (bytes into the audit log; 0: all), as the API server's
+        audit log records them (Metadata level). A long session's log holds every earlier test's requests:
+        reading from an offset keeps each read proportional to what the caller did."""
         assert self.directory is not None
         events = []
         path = self.directory / "audit.log"
         if path.exists():
-            for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            with path.open("rb") as handle:
+                handle.seek(offset)
+                text = handle.read().decode("utf-8", errors="replace")
+            for line in text.splitlines():
                 with contextlib.suppress(ValueError):
                     events.append(json.loads(line))
         return events

@@ -97,7 +97,7 @@ def run_suite(info: SandboxInfo, plane: ControlPlane, kubeconfig: str, user: str
     env.update(info.environment())
     env.update(info.application_environment())
     env["KUBECONFIG"] = kubeconfig
-    before = len(plane.audit_events())
+    before = plane.audit_offset()
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "--pyargs", "pytest_reachability.suites", "-q", "-p", "no:cacheprovider",
          f"--results-json={results}", *args],
@@ -105,7 +105,7 @@ def run_suite(info: SandboxInfo, plane: ControlPlane, kubeconfig: str, user: str
     )
     output = done.stdout + done.stderr
     assert done.returncode in (0, 1), output[-6000:]
-    audit = [event for event in plane.audit_events()[before:] if (event.get("user") or {}).get("username") == user]
+    audit = [event for event in plane.audit_events(before) if (event.get("user") or {}).get("username") == user]
     return SuiteRun(done.returncode, json.loads(results.read_text()), output, audit)
 
 
