@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ssl
 import threading
+import time
 from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -81,6 +82,27 @@ def reader_rbac(discovery: Discovery, deny: list[dict[str, Any]], namespaces: It
         objects.append({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": metadata,
                         "roleRef": {**role_ref, "kind": "Role"}, "subjects": subject})
     return objects
+
+
+def wait_until_authorized(client: RestClient, rbac: list[dict[str, Any]], user: str, timeout: float = 30.0) -> None:
+    """Wait until kube-apiserver's authorizer grants what the ClusterRoles in ``rbac`` say.
+
+    The RBAC authorizer reads roles and bindings from informer caches, so a grant created a moment ago
+    (or re-created after the previous scenario's was deleted) can still be refused; each `list` the
+    ClusterRoles grant is asked through a SubjectAccessReview, the same authorizer, until allowed.
+    """
+    asked = sorted({(group, resource) for role in rbac if role.get("kind") == "ClusterRole"
+                    for rule in role.get("rules") or [] if "list" in (rule.get("verbs") or [])
+                    for group in rule.get("apiGroups") or [] for resource in rule.get("resources") or []})
+    deadline = time.monotonic() + timeout
+    for group, resource in asked:
+        review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+                  "spec": {"user": user, "resourceAttributes": {"verb": "list", "group": group, "resource": resource}}}
+        while not (client.request("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews", review)
+                   .get("status") or {}).get("allowed"):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"RBAC for {user} not in effect after {timeout:g} s: list {resource} ({group or 'core'})")
+            time.sleep(0.05)
 
 
 def _rules(permissions: set[tuple[str, str, str]]) -> list[dict[str, Any]]:
@@ -185,6 +207,7 @@ class RealApiServer:
         load_objects(self.client, manifests, self.report)
         rbac = reader_rbac(Discovery(self.client), list(self.scenario.deny), sorted(namespaces))
         load_objects(self.client, rbac, self.report)
+        wait_until_authorized(self.client, rbac, READER)
         self._learn_cluster_addresses()
         self.kubelet = FakeKubelet(self.scenario.logs, self.certificates.apiserver.cert_file,
                                    self.certificates.apiserver.key_file)
