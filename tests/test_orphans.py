@@ -156,9 +156,23 @@ class Run:
             if not processes and not folders:
                 return time.monotonic() - since
             if time.monotonic() - since > CLEANUP_BOUND:
+                stacks = self.stacks_of_a_hung_run()
                 self.kill_group()
-                pytest.fail(f"left {CLEANUP_BOUND:g}s after the stop: processes {processes}, folders {folders}")
+                pytest.fail(f"left {CLEANUP_BOUND:g}s after the stop: processes {processes}, folders {folders}"
+                            f"\n{stacks}")
             time.sleep(0.05)
+
+    def stacks_of_a_hung_run(self) -> str:
+        """What a run still alive after its stop is doing: pytest's faulthandler (on in every run) prints
+        every thread's stack on SIGABRT, into the output this test reads."""
+        if self.process.poll() is not None:
+            return ""
+        os.kill(self.process.pid, signal.SIGABRT)
+        try:
+            output = self.process.communicate(timeout=10)[0] or ""
+        except subprocess.TimeoutExpired:
+            return "(the run printed no stacks within 10 s of SIGABRT)"
+        return "the run's output up to SIGABRT (stacks last):\n" + output[-8000:]
 
 
 def assert_up(run: Run, facts: list[dict]) -> None:
