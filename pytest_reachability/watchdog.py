@@ -107,6 +107,20 @@ def guard_process(pid: int, stop_signal: int = signal.SIGTERM, *, group: bool = 
     _send({"op": "process", "pid": pid, "started": _start_time(pid), "signal": int(stop_signal), "group": group})
 
 
+def stop_child(process: subprocess.Popen | None, stop_signal: int, timeout: float) -> None:
+    """Stop a child of this process (a ``subprocess.Popen``): its own shutdown signal, then SIGKILL after
+    ``timeout`` seconds; returns once it has exited. A child that already ended is left alone."""
+    if process is None or process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        process.send_signal(stop_signal)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout)
+
+
 def release_process(pid: int) -> None:
     _send({"op": "release-process", "pid": pid})
 

@@ -51,6 +51,7 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from .. import watchdog
 from .certs import CertificateAuthority, KeyPairFiles
 
 __all__ = [
@@ -318,15 +319,7 @@ class ControlPlane:
         for attribute in ("apiserver", "etcd"):
             process: subprocess.Popen | None = getattr(self, attribute)
             setattr(self, attribute, None)
-            if process is None or process.poll() is not None:
-                continue
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(STOP_TIMEOUT)
+            watchdog.stop_child(process, signal.SIGTERM, STOP_TIMEOUT)
         egress, self.egress = self.egress, None
         if egress is not None:
             egress.stop()

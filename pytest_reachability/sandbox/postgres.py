@@ -244,15 +244,8 @@ class PostgresServer:
 
     def _stop(self) -> None:
         process, self.process = self.process, None
-        if process is not None and process.poll() is None:
-            # SIGQUIT is PostgreSQL's immediate shutdown (pg_ctl stop -m immediate), sent to our child's PID.
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(signal.SIGQUIT)
-            try:
-                process.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(STOP_TIMEOUT)
+        # SIGQUIT is PostgreSQL's immediate shutdown (pg_ctl stop -m immediate), sent to our child's PID.
+        watchdog.stop_child(process, signal.SIGQUIT, STOP_TIMEOUT)
         if process is not None:
             watchdog.release_process(process.pid)
         if self.directory is not None:
