@@ -253,49 +253,46 @@ def read_timeout(facts: Facts) -> Theory | None:
     )
 
 
-def redirect_loop(facts: Facts) -> Theory | None:
-    """Redirects loop (or exceed the bound)."""
-    probes = failing_probes(facts, ("too_many_redirects",))
+def _failure_theory(facts: Facts, name: str, failure: str, cause: str, fixes: list[str],
+                    confidence: float) -> Theory | None:
+    """A theory for one failure class, when a probe failed with it: the first such probe's detail in the cause."""
+    probes = failing_probes(facts, (failure,))
     if not probes:
         return None
-    detail = short(probes[0].get("detail"), 200)
-    return _traffic_theory(
-        facts, "redirect-loop", ("too_many_redirects",),
+    return _traffic_theory(facts, name, (failure,), cause, fixes, confidence,
+                           detail=short(probes[0].get("detail"), 200))
+
+
+def redirect_loop(facts: Facts) -> Theory | None:
+    """Redirects loop (or exceed the bound)."""
+    return _failure_theory(
+        facts, "redirect-loop", "too_many_redirects",
         "GET {path} on {where} redirects in a loop ({detail}): a redirect rule sends the request back where "
         "it came from — often an app behind a TLS-terminating proxy that does not trust X-Forwarded-Proto",
         ["Make one side stop redirecting: let the app trust the proxy's X-Forwarded-Proto (or disable its https "
-         "redirect behind the proxy), or remove the proxy's redirect for this host"], 0.75, detail=detail,
+         "redirect behind the proxy), or remove the proxy's redirect for this host"], 0.75,
     )
 
 
 def redirect_unsafe(facts: Facts) -> Theory | None:
     """A redirect to another scheme than http/https, or from https down to http: clients must not follow it."""
-    probes = failing_probes(facts, ("redirect_unsafe",))
-    if not probes:
-        return None
-    detail = short(probes[0].get("detail"), 200)
-    return _traffic_theory(
-        facts, "redirect-unsafe", ("redirect_unsafe",),
+    return _failure_theory(
+        facts, "redirect-unsafe", "redirect_unsafe",
         "GET {path} on {where} redirects where a client must not follow ({detail}): a downgrade from https to "
         "http sends requests and credentials in clear, other schemes are not web requests at all",
         ["Make the redirect keep https (or point it at an http/https URL); a proxy that terminates TLS must pass "
-         "X-Forwarded-Proto so the app does not build http:// URLs"], 0.75, detail=detail,
+         "X-Forwarded-Proto so the app does not build http:// URLs"], 0.75,
     )
 
 
 def redirect_elsewhere(facts: Facts) -> Theory | None:
     """A redirect to another host (or a private address): the target itself does not answer the check."""
-    probes = failing_probes(facts, ("redirect_elsewhere",))
-    if not probes:
-        return None
-    detail = short(probes[0].get("detail"), 200)
-    return _traffic_theory(
-        facts, "redirect-elsewhere", ("redirect_elsewhere",),
+    return _failure_theory(
+        facts, "redirect-elsewhere", "redirect_elsewhere",
         "GET {path} on {where} sends the client to another host ({detail}): the target answers with a redirect, "
         "not with its own health check — a canonical-host or login redirect, or a default site answering the host",
         ["If the redirect is intended, check the host it names instead (--target); otherwise fix the redirect rule "
          "(canonical host, login redirect exemption for the health path, the default site of the edge)"], 0.65,
-        detail=detail,
     )
 
 
