@@ -22,7 +22,9 @@ def _progress(config: pytest.Config) -> wait_mod.ProgressLine:
 
     mask = redactor_of(config)  # a reason may quote what a server sent
     reporter = config.pluginmanager.get_plugin("terminalreporter")
-    redraw = bool(reporter is not None and reporter.isatty() and not os.environ.get("CI"))
+    # TerminalReporter.isatty is a bool attribute up to pytest 8.0 and a method from 8.1 on.
+    isatty = getattr(reporter, "isatty", False)
+    redraw = bool((isatty() if callable(isatty) else isatty) and not os.environ.get("CI"))
     if reporter is None:
         return wait_mod.ProgressLine(lambda text: sys.stderr.write(mask(text)), redraw=False)
     width = getattr(getattr(reporter, "_tw", None), "fullwidth", 120)
