@@ -520,8 +520,64 @@ def client_model(api_version: str, kind: str) -> Any:
         names = ["CoreV1Event"] if not group else [f"Events{version}Event"]
     for name in names:
         model = getattr(kubernetes.client, name, None)
-        if model is not None and hasattr(model, "model_validate"):
+        if model is not None and (hasattr(model, "model_validate") or hasattr(model, "openapi_types")):
             return model
+    return None
+
+
+_SCALARS: dict[str, tuple[str, Any]] = {
+    "str": ("a valid string", lambda v: isinstance(v, str)),
+    "int": ("a valid integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    "float": ("a valid number", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)),
+    "bool": ("a valid boolean", lambda v: isinstance(v, bool)),
+    "datetime": ("a valid datetime", lambda v: isinstance(v, (str, datetime.datetime))),
+    "date": ("a valid date", lambda v: isinstance(v, (str, datetime.date))),
+}
+
+
+def _type_error(value: Any, type_name: str, where: tuple[Any, ...]) -> tuple[tuple[Any, ...], str, Any] | None:
+    """The first place where ``value`` does not fit the client's type string ``type_name``, or None.
+
+    Clients before the pydantic models (kubernetes < 35) describe each model only by ``openapi_types``
+    (``'int'``, ``'list[V1Container]'``, ``'dict(str, str)'``, ``'V1ObjectMeta'``); this walks a manifest
+    against them so a malformed scenario is refused the same way whichever client is installed.
+    """
+    if value is None or type_name == "object":
+        return None
+    if type_name in _SCALARS:
+        expected, fits = _SCALARS[type_name]
+        return None if fits(value) else (where, expected, value)
+    if type_name.startswith("list[") and type_name.endswith("]"):
+        if not isinstance(value, list):
+            return (where, "a valid list", value)
+        for index, item in enumerate(value):
+            found = _type_error(item, type_name[5:-1], (*where, index))
+            if found:
+                return found
+        return None
+    if type_name.startswith("dict(") and type_name.endswith(")"):
+        if not isinstance(value, dict):
+            return (where, "a valid dictionary", value)
+        item_type = type_name[5:-1].partition(",")[2].strip()
+        for key, item in value.items():
+            found = _type_error(item, item_type, (*where, key))
+            if found:
+                return found
+        return None
+    import kubernetes.client
+
+    model = getattr(kubernetes.client, type_name, None)
+    if model is None or not hasattr(model, "openapi_types"):
+        return None
+    if not isinstance(value, dict):
+        return (where, f"a valid dictionary or instance of {type_name}", value)
+    by_json_name = {json_name: attribute for attribute, json_name in model.attribute_map.items()}
+    for key, item in value.items():
+        attribute = by_json_name.get(key)
+        if attribute is not None:
+            found = _type_error(item, model.openapi_types[attribute], (*where, key))
+            if found:
+                return found
     return None
 
 
@@ -886,9 +942,16 @@ class _Validator:
         model = client_model(str(obj.get("apiVersion")), str(obj.get("kind")))
         if model is None:
             return  # a kind the client has no model for (a custom resource): the API server would know its schema
+        now = datetime.datetime.now(datetime.timezone.utc)
+        if not hasattr(model, "model_validate"):
+            found = _type_error(resolve_relative_times(obj, now), model.__name__, ())
+            if found:
+                where, expected, got = found
+                at = path + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in where)
+                raise self.fail(at, expected, got)
+            return
         from pydantic import ValidationError
 
-        now = datetime.datetime.now(datetime.timezone.utc)
         try:
             model.model_validate(resolve_relative_times(obj, now))
         except ValidationError as error:
