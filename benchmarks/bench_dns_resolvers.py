@@ -27,7 +27,9 @@ GOAL = 1.2
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--delay", type=float, default=0.5, help="seconds the slow resolver waits (default 0.5)")
+    parser.add_argument(
+        "--delay", type=float, default=0.5, help="seconds the slow resolver waits (default 0.5)"
+    )
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     if servers.require_tool("dnsmasq") is None:
@@ -49,11 +51,15 @@ def main() -> int:
             ratios.append(wall / slowest)
             walls.append(wall)
             slowest_list.append(slowest)
-            print(f"run {run}: wall {wall * 1000:.1f} ms, slowest resolver {slowest * 1000:.1f} ms, "
-                  f"sum of resolvers {total * 1000:.1f} ms, wall/slowest {wall / slowest:.3f}")
+            print(
+                f"run {run}: wall {wall * 1000:.1f} ms, slowest resolver {slowest * 1000:.1f} ms, "
+                f"sum of resolvers {total * 1000:.1f} ms, wall/slowest {wall / slowest:.3f}"
+            )
     ratio = statistics.median(ratios)
-    print(f"median of {args.runs}: wall {statistics.median(walls) * 1000:.1f} ms, slowest {statistics.median(slowest_list) * 1000:.1f} ms, "
-          f"wall/slowest {ratio:.3f} (goal <= {GOAL}) {'MET' if ratio <= GOAL else 'MISSED'}")
+    print(
+        f"median of {args.runs}: wall {statistics.median(walls) * 1000:.1f} ms, slowest {statistics.median(slowest_list) * 1000:.1f} ms, "
+        f"wall/slowest {ratio:.3f} (goal <= {GOAL}) {'MET' if ratio <= GOAL else 'MISSED'}"
+    )
     return 0
 
 

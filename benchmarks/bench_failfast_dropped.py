@@ -65,7 +65,9 @@ def write_suite(directory: Path, timeout: float, gated: bool) -> Path:
     path = directory / ("test_failfast_gated.py" if gated else "test_failfast_naive.py")
     path.write_text(
         GENERATED.format(
-            dependents=DEPENDENTS, port=PORT, timeout=timeout,
+            dependents=DEPENDENTS,
+            port=PORT,
+            timeout=timeout,
             gate_mark='@pytest.mark.gate("api-health")' if gated else "",
             requires_mark='@pytest.mark.requires("api-health")' if gated else "",
         )
@@ -78,8 +80,21 @@ def run(*command: str) -> None:
 
 
 def run_suite(namespace: str, suite: Path, workers: int, all_plugins: bool) -> tuple[float, str]:
-    command = ["ip", "netns", "exec", namespace, sys.executable, "-m", "pytest", str(suite), "-q",
-               "-p", "no:cacheprovider", "--rootdir", str(suite.parent)]
+    command = [
+        "ip",
+        "netns",
+        "exec",
+        namespace,
+        sys.executable,
+        "-m",
+        "pytest",
+        str(suite),
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--rootdir",
+        str(suite.parent),
+    ]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     if not all_plugins:
         # Measure pytest + this plugin, not whatever else happens to be installed (hypothesis alone adds ~0.7 s).
@@ -88,9 +103,15 @@ def run_suite(namespace: str, suite: Path, workers: int, all_plugins: bool) -> t
     if workers:
         command += ["-n", str(workers)]
     started = time.perf_counter()
-    completed = subprocess.run(command, cwd=suite.parent, capture_output=True, text=True, timeout=600, check=False, env=env)
+    completed = subprocess.run(
+        command, cwd=suite.parent, capture_output=True, text=True, timeout=600, check=False, env=env
+    )
     wall = time.perf_counter() - started
-    summary = completed.stdout.strip().splitlines()[-1] if completed.stdout.strip() else completed.stderr.strip()[-300:]
+    summary = (
+        completed.stdout.strip().splitlines()[-1]
+        if completed.stdout.strip()
+        else completed.stderr.strip()[-300:]
+    )
     return wall, summary
 
 
@@ -98,9 +119,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--timeout", type=float, default=2.0)
-    parser.add_argument("--naive", action="store_true", help="also run the unmarked suite once (31 x timeout)")
-    parser.add_argument("-n", "--workers", type=int, default=0, help="run under pytest-xdist with this many workers")
-    parser.add_argument("--all-plugins", action="store_true", help="let pytest autoload every installed plugin")
+    parser.add_argument(
+        "--naive", action="store_true", help="also run the unmarked suite once (31 x timeout)"
+    )
+    parser.add_argument(
+        "-n", "--workers", type=int, default=0, help="run under pytest-xdist with this many workers"
+    )
+    parser.add_argument(
+        "--all-plugins", action="store_true", help="let pytest autoload every installed plugin"
+    )
     args = parser.parse_args()
     for tool in ("ip", "iptables"):
         if shutil.which(tool) is None:
@@ -115,7 +142,21 @@ def main() -> int:
     run("ip", "netns", "add", namespace)
     try:
         run("ip", "-n", namespace, "link", "set", "lo", "up")
-        run("ip", "netns", "exec", namespace, "iptables", "-A", "INPUT", "-p", "tcp", "--dport", str(PORT), "-j", "DROP")
+        run(
+            "ip",
+            "netns",
+            "exec",
+            namespace,
+            "iptables",
+            "-A",
+            "INPUT",
+            "-p",
+            "tcp",
+            "--dport",
+            str(PORT),
+            "-j",
+            "DROP",
+        )
         gated = write_suite(workdir, args.timeout, gated=True)
         ratios, walls = [], []
         for number in range(1, args.runs + 1):
@@ -124,16 +165,25 @@ def main() -> int:
             walls.append(wall)
             print(f"run {number}: wall {wall:.2f} s, wall/timeout {wall / args.timeout:.2f}  [{summary}]")
             if number == 1 and not re.search(rf"\b{DEPENDENTS} (blocked|skipped)\b", summary):
-                print(f"  warning: expected {DEPENDENTS} blocked dependents in the summary line", file=sys.stderr)
+                print(
+                    f"  warning: expected {DEPENDENTS} blocked dependents in the summary line",
+                    file=sys.stderr,
+                )
         ratio = statistics.median(ratios)
         mode = "all installed plugins" if args.all_plugins else "pytest + reachability plugin only"
         mode += f", xdist -n {args.workers}" if args.workers else ""
-        print(f"median of {args.runs} ({mode}): wall {statistics.median(walls):.2f} s with a {args.timeout:g} s probe timeout, "
-              f"wall/timeout {ratio:.2f} (goal <= {GOAL}) {'MET' if ratio <= GOAL else 'MISSED'}; "
-              f"a naive suite pays {DEPENDENTS + 1} x timeout = {(DEPENDENTS + 1) * args.timeout:.0f} s")
+        print(
+            f"median of {args.runs} ({mode}): wall {statistics.median(walls):.2f} s with a {args.timeout:g} s probe timeout, "
+            f"wall/timeout {ratio:.2f} (goal <= {GOAL}) {'MET' if ratio <= GOAL else 'MISSED'}; "
+            f"a naive suite pays {DEPENDENTS + 1} x timeout = {(DEPENDENTS + 1) * args.timeout:.0f} s"
+        )
         if args.naive:
-            wall, summary = run_suite(namespace, write_suite(workdir, args.timeout, gated=False), args.workers, args.all_plugins)
-            print(f"naive (no gate markers), 1 run: wall {wall:.2f} s, wall/timeout {wall / args.timeout:.2f}  [{summary}]")
+            wall, summary = run_suite(
+                namespace, write_suite(workdir, args.timeout, gated=False), args.workers, args.all_plugins
+            )
+            print(
+                f"naive (no gate markers), 1 run: wall {wall:.2f} s, wall/timeout {wall / args.timeout:.2f}  [{summary}]"
+            )
     finally:
         subprocess.run(["ip", "netns", "del", namespace], capture_output=True, timeout=30, check=False)
         shutil.rmtree(workdir, ignore_errors=True)

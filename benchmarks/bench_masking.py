@@ -85,7 +85,9 @@ def measure(redact: Redactor, text: str, repeats: int) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default=",".join(SIZES), help="comma-separated sizes from " + ", ".join(SIZES))
+    parser.add_argument(
+        "--sizes", default=",".join(SIZES), help="comma-separated sizes from " + ", ".join(SIZES)
+    )
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--shapes", default="", help="comma-separated shape names (default all)")
     args = parser.parse_args(argv)
@@ -105,7 +107,9 @@ def main(argv: list[str] | None = None) -> int:
         seconds = {}
         for name in sizes:
             size = SIZES[name]
-            seconds[name] = measure(redact, ADVERSARIAL[shape](size), args.repeat if size < SIZES["1M"] else 1)
+            seconds[name] = measure(
+                redact, ADVERSARIAL[shape](size), args.repeat if size < SIZES["1M"] else 1
+            )
         cells = "".join(f"{SIZES[name] / 1e6 / max(seconds[name], 1e-9):>12.1f}" for name in sizes)
         largest = max(sizes, key=SIZES.get)
         linearity = ""
@@ -117,8 +121,10 @@ def main(argv: list[str] | None = None) -> int:
             worst_per_mb = max(worst_per_mb, seconds["1M"])
         print(f"{shape:26}{cells}{linearity:>11}")
     if ratios:
-        print(f"linearity (time at the largest size / time at 1 MB scaled): median {statistics.median(ratios):.2f}, "
-              f"max {max(ratios):.2f}")
+        print(
+            f"linearity (time at the largest size / time at 1 MB scaled): median {statistics.median(ratios):.2f}, "
+            f"max {max(ratios):.2f}"
+        )
     if worst_per_mb:
         print(f"slowest shape at 1 MB: {worst_per_mb:.3f} s")
     return 0

@@ -103,8 +103,10 @@ def main() -> int:
             ratios.append(probe_s / requests_s)
             probe_times.append(probe_s)
             requests_times.append(requests_s)
-            print(f"run {run}: probe {probe_s * 1000 / args.count:.2f} ms/req ({probe_s:.2f} s), "
-                  f"requests {requests_s * 1000 / args.count:.2f} ms/req ({requests_s:.2f} s), ratio {probe_s / requests_s:.3f}")
+            print(
+                f"run {run}: probe {probe_s * 1000 / args.count:.2f} ms/req ({probe_s:.2f} s), "
+                f"requests {requests_s * 1000 / args.count:.2f} ms/req ({requests_s:.2f} s), ratio {probe_s / requests_s:.3f}"
+            )
     finally:
         server.shutdown()
         server.server_close()
@@ -112,9 +114,11 @@ def main() -> int:
         if workdir is not None:
             workdir.cleanup()
     ratio = statistics.median(ratios)
-    print(f"median of {args.runs} x {args.count} ({scheme}): probe {statistics.median(probe_times) * 1000 / args.count:.2f} ms/req, "
-          f"requests {statistics.median(requests_times) * 1000 / args.count:.2f} ms/req, "
-          f"probe/requests {ratio:.3f} (goal <= {GOAL}) {'MET' if ratio <= GOAL else 'MISSED'}")
+    print(
+        f"median of {args.runs} x {args.count} ({scheme}): probe {statistics.median(probe_times) * 1000 / args.count:.2f} ms/req, "
+        f"requests {statistics.median(requests_times) * 1000 / args.count:.2f} ms/req, "
+        f"probe/requests {ratio:.3f} (goal <= {GOAL}) {'MET' if ratio <= GOAL else 'MISSED'}"
+    )
     return 0
 
 

@@ -58,15 +58,32 @@ SAMPLES_ENV = "BENCH_SUITE_SAMPLES_DIR"
 SAMPLE_INTERVAL_S = 0.002
 MAX_SAMPLES = int(600 / SAMPLE_INTERVAL_S)  # a run longer than ten minutes stops being sampled
 GOAL_S = 5.0
-CATEGORIES = ("startup", "import", "sandbox", "plugin", "checks", "pytest", "sandbox threads", "waiting", "exit")
+CATEGORIES = (
+    "startup",
+    "import",
+    "sandbox",
+    "plugin",
+    "checks",
+    "pytest",
+    "sandbox threads",
+    "waiting",
+    "exit",
+)
 
 PACKAGE_DIR = str(ROOT / "pytest_reachability") + os.sep
 SUITES_DIR = str(ROOT / "suites") + os.sep
 # Project modules that belong to the checks themselves, not to the plugin's machinery.
 CHECK_MODULES = ("probes" + os.sep, "cluster.py", "http_session.py", "fixtures.py", "appconfig.py")
-CLIENT_LIBRARIES = (os.sep + "kubernetes" + os.sep, os.sep + "urllib3" + os.sep, os.sep + "requests" + os.sep,
-                    os.sep + "dns" + os.sep, os.sep + "psycopg" + os.sep, os.sep + "http" + os.sep + "client.py",
-                    os.sep + "ssl.py", os.sep + "socket.py")
+CLIENT_LIBRARIES = (
+    os.sep + "kubernetes" + os.sep,
+    os.sep + "urllib3" + os.sep,
+    os.sep + "requests" + os.sep,
+    os.sep + "dns" + os.sep,
+    os.sep + "psycopg" + os.sep,
+    os.sep + "http" + os.sep + "client.py",
+    os.sep + "ssl.py",
+    os.sep + "socket.py",
+)
 
 
 # --------------------------------------------------------------------------- the sampler (plugin mode)
@@ -112,7 +129,7 @@ def classify_stack(frame: FrameType | None) -> str:
         if filename.startswith("<frozen importlib"):
             return "import"
         if filename.startswith(PACKAGE_DIR):
-            relative = filename[len(PACKAGE_DIR):]
+            relative = filename[len(PACKAGE_DIR) :]
             if relative.startswith("sandbox" + os.sep):
                 return "sandbox"
             if innermost_project is None:
@@ -157,7 +174,9 @@ class StackSampler:
             category = classify_stack(frame)
             elapsed = wall - last_wall
             on_cpu = min(max(main_cpu - last_main_cpu, 0.0), elapsed)
-            others = max(process_cpu - last_process_cpu - (main_cpu - last_main_cpu) - (own_cpu - last_own_cpu), 0.0)
+            others = max(
+                process_cpu - last_process_cpu - (main_cpu - last_main_cpu) - (own_cpu - last_own_cpu), 0.0
+            )
             if category in ("import", "sandbox"):
                 self.seconds[category] += elapsed
                 if category == "import":
@@ -176,9 +195,15 @@ class StackSampler:
     def finish(self, directory: Path, role: str) -> None:
         self._stop.set()
         self._thread.join(timeout=1.0)
-        record = {"pid": os.getpid(), "role": role, "started_at": self.started_at, "stopped_at": self.stopped_at,
-                  "samples": self.samples, "seconds": self.seconds,
-                  "imports": self.imports}
+        record = {
+            "pid": os.getpid(),
+            "role": role,
+            "started_at": self.started_at,
+            "stopped_at": self.stopped_at,
+            "samples": self.samples,
+            "seconds": self.seconds,
+            "imports": self.imports,
+        }
         (directory / f"samples-{os.getpid()}.json").write_text(json.dumps(record))
 
 
@@ -224,8 +249,9 @@ def run_env(bytecode_cache: Path, samples_dir: Path | None) -> dict[str, str]:
     env.pop(SAMPLES_ENV, None)
     if samples_dir is not None:
         env[SAMPLES_ENV] = str(samples_dir)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parent),
-                                                          env.get("PYTHONPATH", "")]))
+        env["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(Path(__file__).resolve().parent), env.get("PYTHONPATH", "")])
+        )
     return env
 
 
@@ -240,8 +266,13 @@ def parse_run(stdout: str) -> dict:
     for match in re.finditer(r"^(\d+\.\d+)s (?:setup|call|teardown) +(\S+)", stdout, flags=re.MULTILINE):
         per_test[match.group(2)] = per_test.get(match.group(2), 0.0) + float(match.group(1))
     outcome = re.sub(r" in \d.*$", "", final).strip("= ")
-    return {"final": final, "outcome": outcome, "session": float(session.group(1)) if session else float("nan"),
-            "tests": sum(per_test.values()), "per_test": per_test}
+    return {
+        "final": final,
+        "outcome": outcome,
+        "session": float(session.group(1)) if session else float("nan"),
+        "tests": sum(per_test.values()),
+        "per_test": per_test,
+    }
 
 
 def run_suite(overlay: Path, workers: int, env: dict[str, str], plugin: bool, timeout: float) -> dict:
@@ -251,8 +282,16 @@ def run_suite(overlay: Path, workers: int, env: dict[str, str], plugin: bool, ti
 
     # "--sandbox=PATH" in one word: pytest takes a separate path argument as a rootdir candidate, and
     # /tmp/... would make it miss pyproject.toml's testpaths and collect the whole working directory.
-    command = [sys.executable, "-m", "pytest", f"--sandbox={overlay}", "-q", "-p", "no:cacheprovider",
-               "--durations=0"]
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        f"--sandbox={overlay}",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--durations=0",
+    ]
     if workers:
         command += ["-n", str(workers)]
     if plugin:
@@ -260,8 +299,15 @@ def run_suite(overlay: Path, workers: int, env: dict[str, str], plugin: bool, ti
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     launched_at, started = time.time(), time.perf_counter()
     # Its own process group, so that a run past its timeout is stopped with its PostgreSQL and workers.
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         stdout, stderr = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -271,7 +317,9 @@ def run_suite(overlay: Path, workers: int, env: dict[str, str], plugin: bool, ti
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.communicate()
-        raise RuntimeError(f"pytest ran past {timeout:.0f} s for {overlay.name} -n {workers}; stopped") from None
+        raise RuntimeError(
+            f"pytest ran past {timeout:.0f} s for {overlay.name} -n {workers}; stopped"
+        ) from None
     completed = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
     wall = time.perf_counter() - started
     ended_at = time.time()
@@ -280,8 +328,13 @@ def run_suite(overlay: Path, workers: int, env: dict[str, str], plugin: bool, ti
         tail = "\n".join((completed.stdout + completed.stderr).splitlines()[-15:])
         raise RuntimeError(f"pytest exited {completed.returncode} for {overlay.name} -n {workers}:\n{tail}")
     result = parse_run(completed.stdout)
-    result.update(wall=wall, cpu=(after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
-                  launched_at=launched_at, ended_at=ended_at, returncode=completed.returncode)
+    result.update(
+        wall=wall,
+        cpu=(after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
+        launched_at=launched_at,
+        ended_at=ended_at,
+        returncode=completed.returncode,
+    )
     return result
 
 
@@ -327,8 +380,10 @@ def breakdown(samples_dir: Path, run: dict) -> dict[str, dict[str, float]]:
 
 def format_table(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=False)]
-    lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-             for row in [header, *rows]]
+    lines = [
+        "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in [header, *rows]
+    ]
     return "\n".join(lines)
 
 
@@ -341,7 +396,9 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5, help="counted runs per variant (median)")
-    parser.add_argument("--scenarios", default="healthy,incident-2025-12-08", help="comma-separated scenario names")
+    parser.add_argument(
+        "--scenarios", default="healthy,incident-2025-12-08", help="comma-separated scenario names"
+    )
     parser.add_argument("--workers", type=int, default=4, help="xdist workers of the parallel variants")
     parser.add_argument("--no-xdist", action="store_true", help="serial variants only")
     parser.add_argument("--requests", type=int, default=200, help="the performance section's requests")
@@ -370,15 +427,26 @@ def main(argv: list[str] | None = None) -> int:
         samples_dir.mkdir()
         plain_env = run_env(workdir / "pycache", None)
         sampled_env = run_env(workdir / "pycache", samples_dir)
-        variants = [(name, workers) for name in scenarios for workers in ([0] if args.no_xdist else [0, args.workers])]
-        label = {variant: f"{variant[0]} " + (f"-n {variant[1]}" if variant[1] else "serial") for variant in variants}
+        variants = [
+            (name, workers) for name in scenarios for workers in ([0] if args.no_xdist else [0, args.workers])
+        ]
+        label = {
+            variant: f"{variant[0]} " + (f"-n {variant[1]}" if variant[1] else "serial")
+            for variant in variants
+        }
 
         cpus = os.cpu_count() or 1
         load_before = os.getloadavg()[0]
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                                check=False).stdout.strip() or "unknown"
-        print(f"commit {commit}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, Python "
-              f"{sys.version.split()[0]}, {cpus} CPUs, load average (1 min) before: {load_before:.2f}")
+        commit = (
+            subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
+            ).stdout.strip()
+            or "unknown"
+        )
+        print(
+            f"commit {commit}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, Python "
+            f"{sys.version.split()[0]}, {cpus} CPUs, load average (1 min) before: {load_before:.2f}"
+        )
 
         sandbox_times = {name: time_sandbox(overlays[name], args.repeat) for name in scenarios}
         for variant in variants:  # warm-up: bytecode caches, PostgreSQL binaries in the page cache
@@ -386,7 +454,9 @@ def main(argv: list[str] | None = None) -> int:
         runs: dict[tuple[str, int], list[dict]] = {variant: [] for variant in variants}
         for _ in range(args.repeat):
             for variant in variants:
-                runs[variant].append(run_suite(overlays[variant[0]], variant[1], plain_env, False, args.timeout))
+                runs[variant].append(
+                    run_suite(overlays[variant[0]], variant[1], plain_env, False, args.timeout)
+                )
         profiles = {}
         if not args.no_profile:
             for variant in variants:
@@ -402,17 +472,33 @@ def main(argv: list[str] | None = None) -> int:
             results = runs[variant]
             walls = [run["wall"] for run in results]
             outcomes = sorted({run["outcome"] for run in results})
-            rows.append([label[variant], f"{median(walls):.2f} s", f"{min(walls):.2f} s", f"{max(walls):.2f} s",
-                         f"{median([run['cpu'] for run in results]):.2f} s",
-                         f"{median([run['session'] for run in results]):.2f} s",
-                         f"{median([run['tests'] for run in results]):.2f} s", " | ".join(outcomes)])
+            rows.append(
+                [
+                    label[variant],
+                    f"{median(walls):.2f} s",
+                    f"{min(walls):.2f} s",
+                    f"{max(walls):.2f} s",
+                    f"{median([run['cpu'] for run in results]):.2f} s",
+                    f"{median([run['session'] for run in results]):.2f} s",
+                    f"{median([run['tests'] for run in results]):.2f} s",
+                    " | ".join(outcomes),
+                ]
+            )
         print()
         print(f"Built-in suite, median of {args.repeat} (performance section: {args.requests} requests)")
         print(format_table(["variant", "wall", "min", "max", "cpu", "session", "tests", "outcome"], rows))
 
         print()
-        sandbox_rows = [[name, f"{median(starts):.2f} s", f"{min(starts):.2f} s", f"{max(starts):.2f} s",
-                         f"{median(stops):.3f} s"] for name, (starts, stops) in sandbox_times.items()]
+        sandbox_rows = [
+            [
+                name,
+                f"{median(starts):.2f} s",
+                f"{min(starts):.2f} s",
+                f"{max(starts):.2f} s",
+                f"{median(stops):.3f} s",
+            ]
+            for name, (starts, stops) in sandbox_times.items()
+        ]
         print(f"Sandbox(scenario).start() / .stop() in this process, median of {args.repeat}")
         print(format_table(["scenario", "start", "min", "max", "stop"], sandbox_rows))
 
@@ -421,15 +507,19 @@ def main(argv: list[str] | None = None) -> int:
         slow_rows = []
         for variant in variants:
             names = {name for run in runs[variant] for name in run["per_test"]}
-            medians = {name: median([run["per_test"].get(name, 0.0) for run in runs[variant]]) for name in names}
+            medians = {
+                name: median([run["per_test"].get(name, 0.0) for run in runs[variant]]) for name in names
+            }
             for name, seconds in sorted(medians.items(), key=lambda item: -item[1])[:4]:
                 slow_rows.append([label[variant], f"{seconds:.2f} s", name])
         print(format_table(["variant", "time", "test"], slow_rows))
 
         if profiles:
             print()
-            print("Where the wall time goes (one sampled run per variant; share of its wall; workers: summed"
-                  " worker-seconds)")
+            print(
+                "Where the wall time goes (one sampled run per variant; share of its wall; workers: summed"
+                " worker-seconds)"
+            )
             header = ["variant", "process", "wall", *CATEGORIES]
             profile_rows = []
             for variant, (run, totals) in profiles.items():
@@ -438,9 +528,17 @@ def main(argv: list[str] | None = None) -> int:
                         continue
                     seconds = totals[role]
                     whole = run["wall"] if role == "controller" else sum(seconds.values())
-                    profile_rows.append([label[variant], role + ("s" if role == "worker" else ""), f"{whole:.2f} s",
-                                         *(f"{100 * seconds[name] / whole:.0f} %" if whole else "-"
-                                           for name in CATEGORIES)])
+                    profile_rows.append(
+                        [
+                            label[variant],
+                            role + ("s" if role == "worker" else ""),
+                            f"{whole:.2f} s",
+                            *(
+                                f"{100 * seconds[name] / whole:.0f} %" if whole else "-"
+                                for name in CATEGORIES
+                            ),
+                        ]
+                    )
             print(format_table(header, profile_rows))
             print()
             print("Largest imports in the sampled runs (outermost module imported, and who imported it)")
@@ -449,8 +547,14 @@ def main(argv: list[str] | None = None) -> int:
                 for role in ("controller", "worker"):
                     ranked = sorted(totals.get("imports:" + role, {}).items(), key=lambda item: -item[1])
                     for module, seconds in ranked[:5]:
-                        import_rows.append([label[variant], role + ("s" if role == "worker" else ""),
-                                            f"{seconds:.2f} s", module])
+                        import_rows.append(
+                            [
+                                label[variant],
+                                role + ("s" if role == "worker" else ""),
+                                f"{seconds:.2f} s",
+                                module,
+                            ]
+                        )
             print(format_table(["variant", "process", "time", "module"], import_rows))
             if any(not totals for _, totals in profiles.values()):
                 print("warning: a sampled run wrote no samples (was -p bench_suite loaded?)")
@@ -458,12 +562,16 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print(f"load average (1 min) before: {load_before:.2f}, after: {load_after:.2f}")
         if max(load_before, load_after) > 1 + cpus / 2:
-            print(f"warning: load average above {1 + cpus / 2:.1f}: other work shares the CPUs, walls are inflated")
+            print(
+                f"warning: load average above {1 + cpus / 2:.1f}: other work shares the CPUs, walls are inflated"
+            )
         best = min(median([run["wall"] for run in runs[variant]]) for variant in variants)
         worst = max(median([run["wall"] for run in runs[variant]]) for variant in variants)
         verdict = "MET" if worst < GOAL_S else ("MET by some variants" if best < GOAL_S else "NOT MET")
-        print(f"goal: whole suite under {GOAL_S:.0f} s (median wall): {verdict} "
-              f"(fastest {best:.2f} s, slowest {worst:.2f} s)")
+        print(
+            f"goal: whole suite under {GOAL_S:.0f} s (median wall): {verdict} "
+            f"(fastest {best:.2f} s, slowest {worst:.2f} s)"
+        )
         return 0
     except (RuntimeError, subprocess.TimeoutExpired) as error:
         print(f"bench_suite: {str(error).splitlines()[0]}", file=sys.stderr)

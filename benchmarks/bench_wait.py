@@ -62,13 +62,26 @@ def run_once(folder: Path, fix: float, ttl: int, limit: float) -> dict[str, floa
     scenario.write_text(SCENARIO.format(fix=fix, ttl=ttl))
     results = folder / "results.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("REACHABILITY_")}
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "suites", f"--sandbox={scenario}",
-               "--wait", f"{limit:g}", f"--results-json={results}"]
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "suites",
+        f"--sandbox={scenario}",
+        "--wait",
+        f"{limit:g}",
+        f"--results-json={results}",
+    ]
     launched = time.time()
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=limit + 300)
     exited = time.time()
     if done.returncode != 0:
-        raise SystemExit(f"the run failed (exit {done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-2000:]}")
+        raise SystemExit(
+            f"the run failed (exit {done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-2000:]}"
+        )
     wait = json.loads(results.read_text())["run"]["wait"]
     healthy = epoch(wait["started"]) + wait["seconds_to_healthy"] - launched
     ideal = max(fix, ttl)
@@ -84,25 +97,39 @@ def run_once(folder: Path, fix: float, ttl: int, limit: float) -> dict[str, floa
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--fix", type=float, default=20.0, help="seconds after the start the source is fixed (default 20)")
+    parser.add_argument(
+        "--fix", type=float, default=20.0, help="seconds after the start the source is fixed (default 20)"
+    )
     parser.add_argument("--ttl", type=int, default=60, help="TTL of the record in seconds (default 60)")
     parser.add_argument("--runs", type=int, default=3, help="runs (default 3)")
     parser.add_argument("--limit", type=float, default=300.0, help="--wait of each run (default 300)")
     args = parser.parse_args()
-    print(f"fix after {args.fix:g} s, TTL {args.ttl} s: ideal {max(args.fix, args.ttl):g} s, fix + TTL "
-          f"{args.fix + args.ttl:g} s")
-    print(f"{'run':>3} {'healthy s':>10} {'exit s':>8} {'attempts':>8} {'healthy/ideal':>14} {'exit/ideal':>11} "
-          f"{'exit/(fix+ttl)':>15}")
+    print(
+        f"fix after {args.fix:g} s, TTL {args.ttl} s: ideal {max(args.fix, args.ttl):g} s, fix + TTL "
+        f"{args.fix + args.ttl:g} s"
+    )
+    print(
+        f"{'run':>3} {'healthy s':>10} {'exit s':>8} {'attempts':>8} {'healthy/ideal':>14} {'exit/ideal':>11} "
+        f"{'exit/(fix+ttl)':>15}"
+    )
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-wait-") as folder:
         for index in range(args.runs):
             row = run_once(Path(folder), args.fix, args.ttl, args.limit)
             rows.append(row)
-            print(f"{index + 1:>3} {row['healthy']:>10.2f} {row['exit']:>8.2f} {row['attempts']:>8} "
-                  f"{row['healthy_ratio']:>14.3f} {row['exit_ratio']:>11.3f} {row['brief_ratio']:>15.3f}", flush=True)
-    medians = {key: statistics.median(row[key] for row in rows) for key in ("healthy_ratio", "exit_ratio", "brief_ratio")}
-    print(f"median: healthy/ideal {medians['healthy_ratio']:.3f}, exit/ideal {medians['exit_ratio']:.3f}, "
-          f"exit/(fix+ttl) {medians['brief_ratio']:.3f} (goal <= {GOAL})")
+            print(
+                f"{index + 1:>3} {row['healthy']:>10.2f} {row['exit']:>8.2f} {row['attempts']:>8} "
+                f"{row['healthy_ratio']:>14.3f} {row['exit_ratio']:>11.3f} {row['brief_ratio']:>15.3f}",
+                flush=True,
+            )
+    medians = {
+        key: statistics.median(row[key] for row in rows)
+        for key in ("healthy_ratio", "exit_ratio", "brief_ratio")
+    }
+    print(
+        f"median: healthy/ideal {medians['healthy_ratio']:.3f}, exit/ideal {medians['exit_ratio']:.3f}, "
+        f"exit/(fix+ttl) {medians['brief_ratio']:.3f} (goal <= {GOAL})"
+    )
     return 0 if medians["brief_ratio"] <= GOAL else 1
 
 

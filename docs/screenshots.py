@@ -35,8 +35,12 @@ def capture(browser: DevTools, path: Path, top: str, bottom: str) -> None:
         return [y({top}, 'top'), y({bottom}, 'bottom')];
     }})()""")
     start, end = max(0, box[0] - 8), box[1] + 8
-    shot = browser.call("Page.captureScreenshot", format="png", captureBeyondViewport=True,
-                        clip={"x": 0, "y": start, "width": WIDTH, "height": end - start, "scale": 1})
+    shot = browser.call(
+        "Page.captureScreenshot",
+        format="png",
+        captureBeyondViewport=True,
+        clip={"x": 0, "y": start, "width": WIDTH, "height": end - start, "scale": 1},
+    )
     path.write_bytes(base64.b64decode(shot["data"]))
     print(f"{path.relative_to(ROOT)}: {WIDTH}x{int(end - start)}")
 
@@ -50,11 +54,25 @@ def main() -> None:
         nth = "document.querySelectorAll"
         browser = load_page(incident)
         try:
-            capture(browser, IMAGES / "report-incident-summary.png", f"{first}('#title')",
-                    f"[...{nth}('details.reachability-theory')].pop()")
+            capture(
+                browser,
+                IMAGES / "report-incident-summary.png",
+                f"{first}('#title')",
+                f"[...{nth}('details.reachability-theory')].pop()",
+            )
             # The filters and the failed rows: each opens with its message, then its probes, then the traceback.
-            capture(browser, IMAGES / "report-incident-rows.png", f"{first}('.controls')", f"{nth}('tbody.failed')[3]")
-            capture(browser, IMAGES / "report-incident-blocked.png", f"{first}('tbody.blocked')", f"{nth}('tbody.blocked')[2]")
+            capture(
+                browser,
+                IMAGES / "report-incident-rows.png",
+                f"{first}('.controls')",
+                f"{nth}('tbody.failed')[3]",
+            )
+            capture(
+                browser,
+                IMAGES / "report-incident-blocked.png",
+                f"{first}('tbody.blocked')",
+                f"{nth}('tbody.blocked')[2]",
+            )
         finally:
             browser.close()
         browser = load_page(healthy)

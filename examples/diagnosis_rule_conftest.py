@@ -21,8 +21,10 @@ MARKERS = ("maintenance", "be right back", "scheduled downtime")
 def maintenance_page(facts: Facts) -> Theory | None:
     """The health check gets the site's maintenance page (503 and a maintenance text in the body)."""
     pages = [
-        probe for probe in facts.http_probes()
-        if probe.get("status") == 503 and any(marker in str(probe.get("body_excerpt", "")).lower() for marker in MARKERS)
+        probe
+        for probe in facts.http_probes()
+        if probe.get("status") == 503
+        and any(marker in str(probe.get("body_excerpt", "")).lower() for marker in MARKERS)
     ]
     if not pages:
         return None
@@ -32,7 +34,9 @@ def maintenance_page(facts: Facts) -> Theory | None:
         rule="maintenance-page",
         title=f"{facts.context.host} shows its maintenance page (503 {excerpt!r}) on {', '.join(addresses)}",
         confidence=0.9,
-        evidence=[f"GET {probe.get('path')} at {probe.get('address')}: 503, body {excerpt!r}" for probe in pages[:3]],
+        evidence=[
+            f"GET {probe.get('path')} at {probe.get('address')}: 503, body {excerpt!r}" for probe in pages[:3]
+        ],
         confirm=[str(pages[0].get("curl") or f"curl -v https://{facts.context.host}/")],
         fix=["End the maintenance window (turn the maintenance mode off in the load balancer or the app)"],
         subjects=addresses,

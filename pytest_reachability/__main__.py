@@ -50,13 +50,55 @@ def _build_parser() -> argparse.ArgumentParser:
     # The plugin's option names work here too (--health-path, --probe-timeout, --resolver, --ca-bundle), with
     # the plugin's own validation, so a command line moves between pytest and probe unchanged.
     probe.add_argument("target", metavar="TARGET", help="host, host:port or http(s):// URL")
-    probe.add_argument("--address", action="append", default=[], metavar="ADDR", help="probe this address instead of resolving, like curl --resolve (repeatable)")
-    probe.add_argument("--resolver", action="append", default=[], metavar="R", help="DNS resolver ADDR[:PORT] or 'system' (repeatable; default system)")
-    probe.add_argument("--timeout", "--probe-timeout", dest="timeout", default="5", metavar="S", help="timeout of every phase budget in seconds (default 5)")
-    probe.add_argument("--ca-bundle", metavar="PATH", help="CA bundle to trust (default REQUESTS_CA_BUNDLE, SSL_CERT_FILE, system)")
-    probe.add_argument("--path", "--health-path", dest="path", default="/health", metavar="P", help="path to GET (default /health)")
-    probe.add_argument("--mask", action="append", default=[], metavar="VALUE", help="a secret to mask in the output (repeatable)")
-    probe.add_argument("--mask-env", action="append", default=[], metavar="NAME", help="an environment variable whose value is masked (repeatable)")
+    probe.add_argument(
+        "--address",
+        action="append",
+        default=[],
+        metavar="ADDR",
+        help="probe this address instead of resolving, like curl --resolve (repeatable)",
+    )
+    probe.add_argument(
+        "--resolver",
+        action="append",
+        default=[],
+        metavar="R",
+        help="DNS resolver ADDR[:PORT] or 'system' (repeatable; default system)",
+    )
+    probe.add_argument(
+        "--timeout",
+        "--probe-timeout",
+        dest="timeout",
+        default="5",
+        metavar="S",
+        help="timeout of every phase budget in seconds (default 5)",
+    )
+    probe.add_argument(
+        "--ca-bundle",
+        metavar="PATH",
+        help="CA bundle to trust (default REQUESTS_CA_BUNDLE, SSL_CERT_FILE, system)",
+    )
+    probe.add_argument(
+        "--path",
+        "--health-path",
+        dest="path",
+        default="/health",
+        metavar="P",
+        help="path to GET (default /health)",
+    )
+    probe.add_argument(
+        "--mask",
+        action="append",
+        default=[],
+        metavar="VALUE",
+        help="a secret to mask in the output (repeatable)",
+    )
+    probe.add_argument(
+        "--mask-env",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="an environment variable whose value is masked (repeatable)",
+    )
     probe.add_argument("--json", action="store_true", help="print a JSON list of per-address results")
     probe.set_defaults(run=run_probe)
 
@@ -66,10 +108,14 @@ def _build_parser() -> argparse.ArgumentParser:
         description="One report from the --results-json files of several jobs (regions, clusters, targets): "
         "an overview and a section table per target. Without an output option the markdown goes to stdout.",
     )
-    merge.add_argument("inputs", nargs="+", metavar="RESULTS.json", help="--results-json files (or earlier merged files)")
+    merge.add_argument(
+        "inputs", nargs="+", metavar="RESULTS.json", help="--results-json files (or earlier merged files)"
+    )
     merge.add_argument("--html", metavar="OUT.html", help="write a self-contained HTML report")
     merge.add_argument("--incident-report", metavar="OUT.md", help="write the markdown report")
-    merge.add_argument("--results-json", metavar="OUT.json", help="write the merged JSON (accepted again by merge)")
+    merge.add_argument(
+        "--results-json", metavar="OUT.json", help="write the merged JSON (accepted again by merge)"
+    )
     merge.add_argument("--title", default="Reachability report (merged)", help="report title")
     merge.set_defaults(run=run_merge)
     return parser
@@ -88,9 +134,13 @@ def run_merge(args: argparse.Namespace) -> int:
             if path:
                 merge.write_atomically(path, render(shards, title=args.title))
         if args.results_json:
-            merge.write_atomically(args.results_json, json.dumps(merge.merged_document(shards), indent=2) + "\n")
+            merge.write_atomically(
+                args.results_json, json.dumps(merge.merged_document(shards), indent=2) + "\n"
+            )
     except OSError as error:
-        raise UsageProblem(f"merge: cannot write: {error.strerror or error}: {error.filename or ''}".rstrip(": ")) from None
+        raise UsageProblem(
+            f"merge: cannot write: {error.strerror or error}: {error.filename or ''}".rstrip(": ")
+        ) from None
     if not (args.html or args.incident_report or args.results_json):
         print(merge.render_markdown(shards, title=args.title), end="")
     else:
@@ -144,8 +194,15 @@ def _probe_settings(args: argparse.Namespace) -> Settings:
     """The probe's options read by the plugin's own rules (config.py): one parser for targets, resolvers,
     timeouts, paths, CA bundles and masks."""
     path = args.path if args.path.startswith("/") else "/" + args.path
-    cli = {"target": args.target, "resolvers": args.resolver or None, "probe_timeout": args.timeout,
-           "health_path": path, "ca_bundle": args.ca_bundle, "mask": args.mask, "mask_env": args.mask_env}
+    cli = {
+        "target": args.target,
+        "resolvers": args.resolver or None,
+        "probe_timeout": args.timeout,
+        "health_path": path,
+        "ca_bundle": args.ca_bundle,
+        "mask": args.mask,
+        "mask_env": args.mask_env,
+    }
     try:
         return resolve_settings(cli, os.environ, rootpath=None, config_option=None)
     except ValueError as error:
@@ -155,8 +212,10 @@ def _probe_settings(args: argparse.Namespace) -> Settings:
 
 def _not_probed_line(report) -> str:
     shown = ", ".join(report.not_probed[:8]) + (", ..." if len(report.not_probed) > 8 else "")
-    return (f"dns {report.name}: {len(report.not_probed)} more addresses not probed "
-            f"(at most {MAX_ADDRESSES_PER_FAMILY} per family): {shown}")
+    return (
+        f"dns {report.name}: {len(report.not_probed)} more addresses not probed "
+        f"(at most {MAX_ADDRESSES_PER_FAMILY} per family): {shown}"
+    )
 
 
 def format_result(result: ProbeResult) -> str:
@@ -164,7 +223,9 @@ def format_result(result: ProbeResult) -> str:
     where = result.address or "(no address)"
     if ":" in where:
         where = f"[{where}]"
-    shown = [name for name in _PHASES if name in result.phases and not (name == "tls" and result.scheme == "http")]
+    shown = [
+        name for name in _PHASES if name in result.phases and not (name == "tls" and result.scheme == "http")
+    ]
     phases = " ".join(f"{name} {result.phases[name]:.1f}ms" for name in shown)
     status = str(result.status) if result.status is not None else "---"
     if result.ok:

@@ -157,8 +157,12 @@ class PerformanceConfig:
     expect_status: tuple[int, ...] = (200,)
 
     def thresholds(self) -> dict[str, Any]:
-        return {"p95_ms": self.p95_ms, "p99_ms": self.p99_ms, "max_error_rate": self.max_error_rate,
-                "deadline_s": self.deadline_s}
+        return {
+            "p95_ms": self.p95_ms,
+            "p99_ms": self.p99_ms,
+            "max_error_rate": self.max_error_rate,
+            "deadline_s": self.deadline_s,
+        }
 
 
 @dataclass(frozen=True)
@@ -234,7 +238,9 @@ def substitute(value: Any, saved: Mapping[str, Any]) -> Any:
         whole = _PLACEHOLDER.fullmatch(value)
         if whole and whole.group(1) in saved:
             return saved[whole.group(1)]
-        return _PLACEHOLDER.sub(lambda m: str(saved[m.group(1)]) if m.group(1) in saved else m.group(0), value)
+        return _PLACEHOLDER.sub(
+            lambda m: str(saved[m.group(1)]) if m.group(1) in saved else m.group(0), value
+        )
     if isinstance(value, Mapping):
         return {key: substitute(item, saved) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
@@ -267,7 +273,9 @@ class _Table:
                 close = difflib.get_close_matches(str(name), allowed, n=1, cutoff=0.6)
                 hint = f" (did you mean {close[0]}?)" if close else ""
                 raise AppConfigError(
-                    self.table, self.key(str(name)), f"one of the keys {', '.join(allowed)}",
+                    self.table,
+                    self.key(str(name)),
+                    f"one of the keys {', '.join(allowed)}",
                     f"an unknown key{hint}",
                 )
         for name in required:
@@ -289,16 +297,24 @@ class _Table:
             raise self.fail(name, f"a value JSON can carry ({problem})", value)
         return value
 
-    def text(self, name: str, expected: str = "a non-empty string", pattern: re.Pattern[str] | None = None) -> str | None:
+    def text(
+        self, name: str, expected: str = "a non-empty string", pattern: re.Pattern[str] | None = None
+    ) -> str | None:
         value = self.data.get(name)
         if value is None:
             return None
-        if not isinstance(value, str) or not value.strip() or (pattern is not None and not pattern.match(value)):
+        if (
+            not isinstance(value, str)
+            or not value.strip()
+            or (pattern is not None and not pattern.match(value))
+        ):
             raise self.fail(name, expected, value)
         return value
 
     def json_path(self, name: str) -> str | None:
-        return self.text(name, 'a JSON path such as "dependencies.database.status"', re.compile(r"^[^.\s]+(\.[^.\s]+)*$"))
+        return self.text(
+            name, 'a JSON path such as "dependencies.database.status"', re.compile(r"^[^.\s]+(\.[^.\s]+)*$")
+        )
 
     def positive_int(self, name: str, maximum: int, default: int | None = None) -> int | None:
         value = self.data.get(name, default)
@@ -312,8 +328,12 @@ class _Table:
         value = self.data.get(name, default)
         if value is None:
             return None
-        if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
-                or not 0 < value <= maximum):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+            or not 0 < value <= maximum
+        ):
             raise self.fail(name, f"a number > 0 and <= {maximum:g}", value)
         return float(value)
 
@@ -371,17 +391,24 @@ _SCALAR = (str, int, float, bool)
 def _cluster(data: Any) -> ClusterConfig:
     table = _Table("cluster", data)
     table.only(("service", "max_restarts"))
-    service = table.text("service", "the name of the target's Service (lower-case letters, digits and '-')",
-                         _SERVICE_NAME)
+    service = table.text(
+        "service", "the name of the target's Service (lower-case letters, digits and '-')", _SERVICE_NAME
+    )
     max_restarts = table.data.get("max_restarts", DEFAULT_MAX_RESTARTS)
-    if isinstance(max_restarts, bool) or not isinstance(max_restarts, int) or not 0 <= max_restarts <= MAX_RESTARTS_LIMIT:
+    if (
+        isinstance(max_restarts, bool)
+        or not isinstance(max_restarts, int)
+        or not 0 <= max_restarts <= MAX_RESTARTS_LIMIT
+    ):
         raise table.fail("max_restarts", f"a whole number from 0 to {MAX_RESTARTS_LIMIT}", max_restarts)
     return ClusterConfig(service=service, max_restarts=max_restarts)
 
 
 def _database(data: Any) -> DatabaseConfig:
     table = _Table("database", data)
-    table.only(("health-path", "field", "expect", "latency-field", "max-latency-ms", "dsn-env"), ("field", "expect"))
+    table.only(
+        ("health-path", "field", "expect", "latency-field", "max-latency-ms", "dsn-env"), ("field", "expect")
+    )
     expect = table.data["expect"]
     if not isinstance(expect, _SCALAR) or json_problem(expect):
         raise table.fail("expect", "a string, number or boolean", expect)
@@ -391,7 +418,9 @@ def _database(data: Any) -> DatabaseConfig:
         health_path=table.path("health-path"),
         latency_field=table.json_path("latency-field"),
         max_latency_ms=table.positive_number("max-latency-ms", 600_000),
-        dsn_env=table.text("dsn-env", "the name of an environment variable holding a PostgreSQL DSN", _ENV_NAME),
+        dsn_env=table.text(
+            "dsn-env", "the name of an environment variable holding a PostgreSQL DSN", _ENV_NAME
+        ),
     )
 
 
@@ -407,14 +436,19 @@ def _service(name: str, data: Any, prefix: str) -> ServiceConfig:
     ):
         raise table.fail("port", "a port number from 1 to 65535 or a port name", port)
     if path is None and service is None:
-        raise AppConfigError("services", prefix.rstrip("."), 'at least one of path (through the target) or service',
-                             "neither")
+        raise AppConfigError(
+            "services", prefix.rstrip("."), "at least one of path (through the target) or service", "neither"
+        )
     if service is not None and port is None:
         raise table.fail("port", f"the port of Service {service} (required with service)", None)
     if port is not None and service is None:
         raise table.fail("service", "a Service name (required with port)", None)
     return ServiceConfig(
-        name=name, path=path, service=service, port=port, internal_path=table.path("internal-path"),
+        name=name,
+        path=path,
+        service=service,
+        port=port,
+        internal_path=table.path("internal-path"),
         expect_status=table.statuses("expect-status", (200,)),
         namespace=table.text("namespace", "a namespace name", _SERVICE_NAME),
     )
@@ -427,27 +461,42 @@ def _services(data: Any) -> tuple[ServiceConfig, ...]:
         if name == "service":
             # [[tool.reachability.services.service]]: an array of tables, each with a name
             if not isinstance(entry, list) or not entry:
-                raise table.fail("service", "an array of tables ([[tool.reachability.services.service]])", entry)
+                raise table.fail(
+                    "service", "an array of tables ([[tool.reachability.services.service]])", entry
+                )
             for index, item in enumerate(entry):
                 prefix = f"service[{index}]."
                 item_table = _Table("services", item, prefix)
                 label = item_table.text("name", "a name for the service (required)")
                 if label is not None and (len(label) > 100 or _CONTROL_OR_SPACE.search(label)):
-                    raise item_table.fail("name", "a service name of 1 to 100 characters without spaces", label)
+                    raise item_table.fail(
+                        "name", "a service name of 1 to 100 characters without spaces", label
+                    )
                 if label is None:
                     raise item_table.fail("name", "a name for the service (required)", None)
                 found.append(_service(label, item, prefix))
         else:
-            if not isinstance(name, str) or not name.strip() or len(name) > 100 or _CONTROL_OR_SPACE.search(name):
-                raise AppConfigError("services", str(name), "a service name of 1 to 100 characters without spaces",
-                                     describe_value(name))
+            if (
+                not isinstance(name, str)
+                or not name.strip()
+                or len(name) > 100
+                or _CONTROL_OR_SPACE.search(name)
+            ):
+                raise AppConfigError(
+                    "services",
+                    str(name),
+                    "a service name of 1 to 100 characters without spaces",
+                    describe_value(name),
+                )
             found.append(_service(name, entry, f"{name}."))
     if not found:
         raise AppConfigError("services", "", "at least one service", "an empty table")
     names = [service.name for service in found]
     duplicate = next((n for n in names if names.count(n) > 1), None)
     if duplicate is not None:
-        raise AppConfigError("services", duplicate, "each service named once", "a second service of that name")
+        raise AppConfigError(
+            "services", duplicate, "each service named once", "a second service of that name"
+        )
     return tuple(found)
 
 
@@ -456,7 +505,9 @@ def _integration(data: Any) -> IntegrationConfig:
     table.only(("steps",), ("steps",))
     raw = table.data["steps"]
     if not isinstance(raw, list) or not raw or len(raw) > MAX_STEPS:
-        raise table.fail("steps", f"an array of 1 to {MAX_STEPS} steps ([[tool.reachability.integration.steps]])", raw)
+        raise table.fail(
+            "steps", f"an array of 1 to {MAX_STEPS} steps ([[tool.reachability.integration.steps]])", raw
+        )
     saved: set[str] = set()
     steps: list[IntegrationStep] = []
     for index, item in enumerate(raw):
@@ -472,11 +523,19 @@ def _integration(data: Any) -> IntegrationConfig:
         headers = step.table_of_strings("headers", "a table of header names to strings")
         for header, value in headers.items():
             if not _HEADER_NAME.fullmatch(header):
-                raise AppConfigError("integration", f"{prefix}headers.{header}", "an HTTP header name (letters, digits, '-')",
-                                     describe_value(header))
+                raise AppConfigError(
+                    "integration",
+                    f"{prefix}headers.{header}",
+                    "an HTTP header name (letters, digits, '-')",
+                    describe_value(header),
+                )
             if any(char in value for char in "\r\n\0"):
-                raise AppConfigError("integration", f"{prefix}headers.{header}", "a header value on one line",
-                                     describe_value(value))
+                raise AppConfigError(
+                    "integration",
+                    f"{prefix}headers.{header}",
+                    "a header value on one line",
+                    describe_value(value),
+                )
         body = step.json_value("json")
         expect = step.data.get("expect", {})
         if not isinstance(expect, Mapping) or not all(isinstance(k, str) and k for k in expect):
@@ -486,28 +545,50 @@ def _integration(data: Any) -> IntegrationConfig:
         save = step.table_of_strings("save", "a table of names to JSON paths")
         for name in save:
             if not _SAVE_NAME.match(name):
-                raise AppConfigError("integration", f"{prefix}save.{name}", "a name of letters, digits, '_' and '-'",
-                                     describe_value(name))
+                raise AppConfigError(
+                    "integration",
+                    f"{prefix}save.{name}",
+                    "a name of letters, digits, '_' and '-'",
+                    describe_value(name),
+                )
         used = placeholders([path, headers, body, dict(expect)])
         unknown = sorted(used - saved)
         if unknown:
             raise AppConfigError(
-                "integration", f"{prefix[:-1]}", f"${{{unknown[0]}}} saved by an earlier step's save",
+                "integration",
+                f"{prefix[:-1]}",
+                f"${{{unknown[0]}}} saved by an earlier step's save",
                 f"no earlier step saving {unknown[0]}",
             )
         saved.update(save)
-        steps.append(IntegrationStep(
-            name=step.text("name") or f"{method.upper()} {path}", method=method.upper(), path=path,
-            json=body, headers=headers, expect_status=step.statuses("expect-status", (200,)),
-            expect=dict(expect), save=save,
-        ))
+        steps.append(
+            IntegrationStep(
+                name=step.text("name") or f"{method.upper()} {path}",
+                method=method.upper(),
+                path=path,
+                json=body,
+                headers=headers,
+                expect_status=step.statuses("expect-status", (200,)),
+                expect=dict(expect),
+                save=save,
+            )
+        )
     return IntegrationConfig(steps=tuple(steps))
 
 
 def _performance(data: Any) -> PerformanceConfig:
     table = _Table("performance", data)
     table.only(
-        ("path", "requests", "concurrency", "p95-ms", "p99-ms", "max-error-rate", "deadline-s", "expect-status"),
+        (
+            "path",
+            "requests",
+            "concurrency",
+            "p95-ms",
+            "p99-ms",
+            "max-error-rate",
+            "deadline-s",
+            "expect-status",
+        ),
         ("path", "requests"),
     )
     requests_count = table.positive_int("requests", MAX_REQUESTS) or 1
@@ -533,8 +614,17 @@ def _performance(data: Any) -> PerformanceConfig:
 def _results_storage(data: Any) -> ResultsStorageConfig:
     table = _Table("results-storage", data)
     table.only(
-        ("write-path", "read-path", "delete-path", "id-field", "payload", "write-status", "read-status",
-         "delete-status", "gone-status"),
+        (
+            "write-path",
+            "read-path",
+            "delete-path",
+            "id-field",
+            "payload",
+            "write-status",
+            "read-status",
+            "delete-status",
+            "gone-status",
+        ),
         ("write-path", "read-path"),
     )
     payload = table.data.get("payload", {"check": "pytest-reachability"})
@@ -566,7 +656,9 @@ def load_app_config(tables: Mapping[str, Any] | None) -> AppConfig:
             close = difflib.get_close_matches(str(name), APP_TABLES + TABLES_READ_ELSEWHERE, n=1, cutoff=0.6)
             hint = f" (did you mean {close[0]}?)" if close else ""
             raise AppConfigError(
-                str(name), "", f"one of the tables {', '.join(APP_TABLES + TABLES_READ_ELSEWHERE)}",
+                str(name),
+                "",
+                f"one of the tables {', '.join(APP_TABLES + TABLES_READ_ELSEWHERE)}",
                 f"an unknown table{hint}",
             )
     return AppConfig(

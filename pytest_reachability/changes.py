@@ -71,7 +71,9 @@ def _lb_addresses(service: Any) -> list[str]:
     return [item.ip or item.hostname for item in ingress if (item.ip or item.hostname)]
 
 
-def cluster_changes(cluster: Any, namespace: str | None = None, now: datetime | None = None) -> dict[str, Any]:
+def cluster_changes(
+    cluster: Any, namespace: str | None = None, now: datetime | None = None
+) -> dict[str, Any]:
     """The ``cluster_changes`` evidence: objects with creation times and UIDs, revisions, recent Events.
 
     ``cluster`` is a :class:`pytest_reachability.cluster.Cluster` (GET only). A resource that cannot be read
@@ -81,8 +83,14 @@ def cluster_changes(cluster: Any, namespace: str | None = None, now: datetime | 
 
     now = now or datetime.now(timezone.utc)
     namespace = namespace or cluster.namespace
-    data: dict[str, Any] = {"namespace": namespace, "read_at": _iso(now), "objects": [], "replica_sets": [],
-                            "events": [], "unreadable": {}}
+    data: dict[str, Any] = {
+        "namespace": namespace,
+        "read_at": _iso(now),
+        "objects": [],
+        "replica_sets": [],
+        "events": [],
+        "unreadable": {},
+    }
     for resource, kind in (("services", "Service"), ("ingresses", "Ingress"), ("deployments", "Deployment")):
         try:
             items = cluster.objects(resource, namespace)
@@ -91,8 +99,13 @@ def cluster_changes(cluster: Any, namespace: str | None = None, now: datetime | 
             continue
         for item in items:
             metadata = item.metadata
-            entry = {"kind": kind, "name": metadata.name, "namespace": metadata.namespace, "uid": metadata.uid,
-                     "created": _iso(metadata.creation_timestamp)}
+            entry = {
+                "kind": kind,
+                "name": metadata.name,
+                "namespace": metadata.namespace,
+                "uid": metadata.uid,
+                "created": _iso(metadata.creation_timestamp),
+            }
             if kind == "Service":
                 entry["type"] = getattr(item.spec, "type", None)
                 entry["loadbalancer"] = _lb_addresses(item)
@@ -107,18 +120,30 @@ def cluster_changes(cluster: Any, namespace: str | None = None, now: datetime | 
     for item in replica_sets:
         metadata = item.metadata
         owner = next((ref.name for ref in metadata.owner_references or [] if ref.kind == "Deployment"), None)
-        containers = getattr(getattr(getattr(item.spec, "template", None), "spec", None), "containers", None) or []
-        data["replica_sets"].append({
-            "name": metadata.name, "deployment": owner, "uid": metadata.uid, "created": _iso(metadata.creation_timestamp),
-            "revision": (metadata.annotations or {}).get(REVISION_ANNOTATION),
-            "images": [container.image for container in containers], "replicas": getattr(item.spec, "replicas", None),
-        })
+        containers = (
+            getattr(getattr(getattr(item.spec, "template", None), "spec", None), "containers", None) or []
+        )
+        data["replica_sets"].append(
+            {
+                "name": metadata.name,
+                "deployment": owner,
+                "uid": metadata.uid,
+                "created": _iso(metadata.creation_timestamp),
+                "revision": (metadata.annotations or {}).get(REVISION_ANNOTATION),
+                "images": [container.image for container in containers],
+                "replicas": getattr(item.spec, "replicas", None),
+            }
+        )
     try:
         events = cluster.events(namespace)
     except ClusterError as error:
         data["unreadable"]["events"] = error.message
         events = []
-    recent = [event for event in events if (_parse(event.last_seen or event.first_seen) or now) >= now - RECENT_EVENTS]
+    recent = [
+        event
+        for event in events
+        if (_parse(event.last_seen or event.first_seen) or now) >= now - RECENT_EVENTS
+    ]
     data["events"] = [event.to_evidence() for event in recent[-MAX_EVENTS:]]
     return data
 
@@ -141,14 +166,22 @@ def addresses_seen(evidence: Iterable[Mapping[str, Any]]) -> list[tuple[str, str
     return list(seen)
 
 
-def moved_loadbalancers(history: Sequence[Mapping[str, Any]], current: Mapping[str, Sequence[str]],
-                        dns_addresses: Sequence[str], services: Sequence[Mapping[str, Any]] = ()) -> list[dict[str, Any]]:
+def moved_loadbalancers(
+    history: Sequence[Mapping[str, Any]],
+    current: Mapping[str, Sequence[str]],
+    dns_addresses: Sequence[str],
+    services: Sequence[Mapping[str, Any]] = (),
+) -> list[dict[str, Any]]:
     """LoadBalancers whose address changed since an earlier run, and whether DNS still answers the old one.
 
     ``history``: :meth:`HistoryStore.addresses_seen` rows (oldest first); ``current``: ``namespace/name`` ->
     the Service's LoadBalancer addresses now; ``services``: ``cluster_changes`` objects (creation times, UIDs).
     """
-    created = {f"{entry.get('namespace', '')}/{entry['name']}": entry for entry in services if entry.get("kind") == "Service"}
+    created = {
+        f"{entry.get('namespace', '')}/{entry['name']}": entry
+        for entry in services
+        if entry.get("kind") == "Service"
+    }
     moves = []
     for service, now_addresses in current.items():
         earlier = [row for row in history if row["kind"] == "loadbalancer" and row["name"] == service]
@@ -157,15 +190,17 @@ def moved_loadbalancers(history: Sequence[Mapping[str, Any]], current: Mapping[s
             continue
         last = former[-1]
         old = sorted({row["address"] for row in former})
-        moves.append({
-            "service": service,
-            "from": old,
-            "to": sorted(now_addresses),
-            "seen_by": {"run": last["run_uuid"], "started": last["started_at"]},
-            "created": (created.get(service) or {}).get("created"),
-            "uid": (created.get(service) or {}).get("uid"),
-            "dns_still_answers": sorted(address for address in dns_addresses if address in old),
-        })
+        moves.append(
+            {
+                "service": service,
+                "from": old,
+                "to": sorted(now_addresses),
+                "seen_by": {"run": last["run_uuid"], "started": last["started_at"]},
+                "created": (created.get(service) or {}).get("created"),
+                "uid": (created.get(service) or {}).get("uid"),
+                "dns_still_answers": sorted(address for address in dns_addresses if address in old),
+            }
+        )
     return moves
 
 
@@ -174,8 +209,10 @@ def describe_move(move: Mapping[str, Any], now: datetime | None = None) -> str:
     name = move["service"].split("/", 1)[-1]
     created = f" was re-created {describe_age(move['created'], now)} and" if move.get("created") else ""
     seen = move.get("seen_by") or {}
-    line = (f"Service `{name}`{created} its LoadBalancer moved from {', '.join(move['from'])} to {', '.join(move['to'])} "
-            f"(the old address seen by the run of {seen.get('started')}, {str(seen.get('run', ''))[:8]})")
+    line = (
+        f"Service `{name}`{created} its LoadBalancer moved from {', '.join(move['from'])} to {', '.join(move['to'])} "
+        f"(the old address seen by the run of {seen.get('started')}, {str(seen.get('run', ''))[:8]})"
+    )
     if move.get("dns_still_answers"):
         line += f"; DNS still answers the old address {', '.join(move['dns_still_answers'])}"
     return line
@@ -191,19 +228,38 @@ def changes_timeline(evidence: Iterable[Mapping[str, Any]]) -> list[tuple[str, s
         kind, data = record.get("kind"), record.get("data") or {}
         if kind == "cluster_changes":
             for entry in data.get("objects") or []:
-                extra = f", LoadBalancer {', '.join(entry['loadbalancer'])}" if entry.get("loadbalancer") else ""
-                rows[(entry.get("created") or "", f"{entry['kind']} {entry['name']} created (uid {str(entry.get('uid'))[:8]}{extra})")] = None
+                extra = (
+                    f", LoadBalancer {', '.join(entry['loadbalancer'])}" if entry.get("loadbalancer") else ""
+                )
+                rows[
+                    (
+                        entry.get("created") or "",
+                        f"{entry['kind']} {entry['name']} created (uid {str(entry.get('uid'))[:8]}{extra})",
+                    )
+                ] = None
             for entry in data.get("replica_sets") or []:
-                rows[(entry.get("created") or "", f"ReplicaSet {entry['name']} created (Deployment {entry.get('deployment')} "
-                      f"revision {entry.get('revision')}: {', '.join(entry.get('images') or []) or 'no image'})")] = None
+                rows[
+                    (
+                        entry.get("created") or "",
+                        f"ReplicaSet {entry['name']} created (Deployment {entry.get('deployment')} "
+                        f"revision {entry.get('revision')}: {', '.join(entry.get('images') or []) or 'no image'})",
+                    )
+                ] = None
             for event in data.get("events") or []:
-                rows[(event.get("last_seen") or event.get("first_seen") or "",
-                      f"{event.get('type')} event {event.get('reason')} on {event.get('object')}: {event.get('message')}")] = None
+                rows[
+                    (
+                        event.get("last_seen") or event.get("first_seen") or "",
+                        f"{event.get('type')} event {event.get('reason')} on {event.get('object')}: {event.get('message')}",
+                    )
+                ] = None
         elif kind == "address_history":
             by_run: dict[tuple[str, str], list[str]] = {}
             for row in data.get("rows") or []:
-                label = (f"DNS {row['name']} → {row['address']}" if row["kind"] == "dns"
-                         else f"LoadBalancer {row['name']} at {row['address']}")
+                label = (
+                    f"DNS {row['name']} → {row['address']}"
+                    if row["kind"] == "dns"
+                    else f"LoadBalancer {row['name']} at {row['address']}"
+                )
                 by_run.setdefault((row["started_at"], row["run_uuid"]), [])
                 if label not in by_run[(row["started_at"], row["run_uuid"])]:
                     by_run[(row["started_at"], row["run_uuid"])].append(label)
@@ -232,8 +288,12 @@ def changes_markdown(results: Any) -> list[str]:
     rows = changes_timeline(_all_evidence(results))
     if not rows:
         return []
-    lines = ["## 🔁 What changed (cluster objects, recent events, addresses earlier runs saw)", "",
-             "| Time | Change |", "|:-----|:-------|"]
+    lines = [
+        "## 🔁 What changed (cluster objects, recent events, addresses earlier runs saw)",
+        "",
+        "| Time | Change |",
+        "|:-----|:-------|",
+    ]
     return lines + ["| {} | {} |".format(time, text.replace("|", "\\|")) for time, text in rows]
 
 

@@ -52,8 +52,12 @@ EXIT_MEANING = {
     124: "timed out",
 }
 TOP_THEORIES = 3
-REPORT_FILES = (("HTML", "report.html"), ("incident report", "incident-report.md"), ("JSON", "results.json"),
-                ("JUnit", "junit.xml"))
+REPORT_FILES = (
+    ("HTML", "report.html"),
+    ("incident report", "incident-report.md"),
+    ("JSON", "results.json"),
+    ("JUnit", "junit.xml"),
+)
 
 
 def _existing(path: Path) -> str:
@@ -101,9 +105,13 @@ class ActionInputs:
         workers = get("WORKERS", "1")
         if workers != "auto" and not (workers.isdigit() and int(workers) >= 0):
             raise ValueError(f"input workers: {workers!r} is not a number or 'auto'")
-        if not get("TARGET") and not any(arg == "--sandbox" or arg.startswith("--sandbox=") for arg in pytest_args):
+        if not get("TARGET") and not any(
+            arg == "--sandbox" or arg.startswith("--sandbox=") for arg in pytest_args
+        ):
             # Without a target every section is skipped as not configured: a verification of nothing must not pass.
-            raise ValueError("input target: required (host, host:port or http(s):// URL of the service to verify)")
+            raise ValueError(
+                "input target: required (host, host:port or http(s):// URL of the service to verify)"
+            )
         return cls(
             target=get("TARGET"),
             namespace=get("NAMESPACE"),
@@ -156,7 +164,8 @@ def pytest_command(inputs: ActionInputs, reports: Path, kubeconfig_path: str | N
         "-ra",
         f"--results-json={reports / 'results.json'}",
         f"--incident-report={reports / 'incident-report.md'}",
-        f"--html={reports / 'report.html'}", "--self-contained-html",
+        f"--html={reports / 'report.html'}",
+        "--self-contained-html",
         f"--junitxml={reports / 'junit.xml'}",
     ]
     if inputs.target:
@@ -175,12 +184,19 @@ def pytest_command(inputs: ActionInputs, reports: Path, kubeconfig_path: str | N
     return command
 
 
-def run_streaming(command: Sequence[str], *, env: Mapping[str, str], timeout: float, out: TextIO) -> tuple[int, list[str]]:
+def run_streaming(
+    command: Sequence[str], *, env: Mapping[str, str], timeout: float, out: TextIO
+) -> tuple[int, list[str]]:
     """Run ``command`` echoing its output; returns (exit status, last lines). Stopped after ``timeout`` (124)."""
     tail: deque[str] = deque(maxlen=40)
     # A session of its own: on timeout the whole group goes, xdist workers included.
     process = subprocess.Popen(
-        list(command), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace", env=dict(env),
+        list(command),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+        env=dict(env),
         start_new_session=True,
     )
     timed_out = threading.Event()
@@ -232,18 +248,26 @@ def failed_gates(shard: Shard) -> dict[str, str]:
     gates: dict[str, str] = {}
     for test in shard.tests:
         if test.get("gate") and test.get("outcome") in ("failed", "error"):
-            gates.setdefault(str(test["gate"]), str(test.get("reason") or f"{test.get('nodeid')} {test.get('outcome')}"))
+            gates.setdefault(
+                str(test["gate"]), str(test.get("reason") or f"{test.get('nodeid')} {test.get('outcome')}")
+            )
     for test in shard.tests:
         gate = test.get("blocked_by")
         if test.get("outcome") == "blocked" and gate and gate not in gates:
             reason = str(test.get("reason") or "")
             prefix = f"blocked by {gate}: "
-            gates[str(gate)] = reason[len(prefix):] if reason.startswith(prefix) else reason or "failed"
+            gates[str(gate)] = reason[len(prefix) :] if reason.startswith(prefix) else reason or "failed"
     return gates
 
 
-def build_outcome(inputs: ActionInputs, exit_code: int, shard: Shard | None, history_summary: dict | None,
-                  tail: Sequence[str], reports: Path) -> Outcome:
+def build_outcome(
+    inputs: ActionInputs,
+    exit_code: int,
+    shard: Shard | None,
+    history_summary: dict | None,
+    tail: Sequence[str],
+    reports: Path,
+) -> Outcome:
     from .history import describe_summary
 
     meaning = EXIT_MEANING.get(exit_code, f"exit status {exit_code}")
@@ -253,19 +277,39 @@ def build_outcome(inputs: ActionInputs, exit_code: int, shard: Shard | None, his
     lines = [f"## {'✅' if ok else '❌'} Reachability {'passed' if ok else 'FAILED'}: {redact(where)}", ""]
     annotations: list[str] = []
     # A path output names a file that exists, else it is empty (a step can test it with != '').
-    outputs = {"status": status, "exit-code": str(exit_code), "health-score": "", "seconds-to-healthy": "",
-               "incident-report": _existing(reports / "incident-report.md"), "results-json": _existing(reports / "results.json")}
+    outputs = {
+        "status": status,
+        "exit-code": str(exit_code),
+        "health-score": "",
+        "seconds-to-healthy": "",
+        "incident-report": _existing(reports / "incident-report.md"),
+        "results-json": _existing(reports / "results.json"),
+    }
     if shard is None:
         lines.append(f"pytest exited with status {exit_code} ({meaning}) and wrote no results.")
         if tail:
-            lines += ["", "<details><summary>Last lines of the output</summary>", "", "```", *(redact(t) for t in tail[-20:]), "```", "</details>"]
+            lines += [
+                "",
+                "<details><summary>Last lines of the output</summary>",
+                "",
+                "```",
+                *(redact(t) for t in tail[-20:]),
+                "```",
+                "</details>",
+            ]
         if not ok:
-            annotations.append(error_annotation("Reachability run failed", f"pytest exited with status {exit_code} ({meaning})"))
+            annotations.append(
+                error_annotation(
+                    "Reachability run failed", f"pytest exited with status {exit_code} ({meaning})"
+                )
+            )
     else:
         score = "n/a" if shard.health_score is None else f"{shard.health_score}%"
         outputs["health-score"] = "" if shard.health_score is None else str(shard.health_score)
         passed, counted = shard.counts()
-        lines.append(f"**Health score:** {score} ({passed} of {counted} checks passed) · pytest exit status {exit_code} ({meaning})")
+        lines.append(
+            f"**Health score:** {score} ({passed} of {counted} checks passed) · pytest exit status {exit_code} ({meaning})"
+        )
         wait = (shard.document.get("run") or {}).get("wait")
         if wait:
             from .wait import describe_wait
@@ -280,9 +324,13 @@ def build_outcome(inputs: ActionInputs, exit_code: int, shard: Shard | None, his
         if gates:
             lines += ["", "### Failed gates", ""]
             for gate, reason in gates.items():
-                blocked = sum(1 for t in shard.tests if t.get("blocked_by") == gate and t.get("outcome") == "blocked")
+                blocked = sum(
+                    1 for t in shard.tests if t.get("blocked_by") == gate and t.get("outcome") == "blocked"
+                )
                 lines.append(f"- **{gate}**: {redact(reason)} ({blocked} test(s) blocked)")
-                annotations.append(error_annotation(f"Gate {gate} failed", f"{reason}\n{blocked} dependent test(s) BLOCKED"))
+                annotations.append(
+                    error_annotation(f"Gate {gate} failed", f"{reason}\n{blocked} dependent test(s) BLOCKED")
+                )
         if shard.theories:
             lines += ["", "### Top theories", ""]
             for rank, theory in enumerate(shard.theories[:TOP_THEORIES], start=1):
@@ -297,11 +345,21 @@ def build_outcome(inputs: ActionInputs, exit_code: int, shard: Shard | None, his
                     message = "\n".join([title + shown, *evidence, *(f"fix: {f}" for f in fix)])
                     annotations.append(error_annotation(f"Theory {rank}{shown}", message))
         if not ok and not gates and not shard.theories:
-            annotations.append(error_annotation("Reachability run failed", f"pytest exited with status {exit_code} ({meaning})"))
+            annotations.append(
+                error_annotation(
+                    "Reachability run failed", f"pytest exited with status {exit_code} ({meaning})"
+                )
+            )
     written = [name for name, file in REPORT_FILES if (reports / file).is_file()]
-    lines += ["", f"Reports ({', '.join(written)}) are in `{reports}` and the run's artifact." if written
-              else f"No report was written to `{reports}`."]
-    return Outcome(exit_code=exit_code, summary="\n".join(lines) + "\n", annotations=annotations, outputs=outputs)
+    lines += [
+        "",
+        f"Reports ({', '.join(written)}) are in `{reports}` and the run's artifact."
+        if written
+        else f"No report was written to `{reports}`.",
+    ]
+    return Outcome(
+        exit_code=exit_code, summary="\n".join(lines) + "\n", annotations=annotations, outputs=outputs
+    )
 
 
 def _append(path: str | None, text: str) -> None:
@@ -328,7 +386,9 @@ def run_action(environ: Mapping[str, str], out: TextIO = sys.stdout) -> int:
             for secret in kubeconfig_secrets(content=inputs.kubeconfig):
                 out.write(f"::add-mask::{escape_data(secret)}\n")
             # mkstemp creates the file 0600; RUNNER_TEMP is the runner's per-job scratch space.
-            handle, kubeconfig_path = tempfile.mkstemp(prefix="kubeconfig-", dir=environ.get("RUNNER_TEMP") or None)
+            handle, kubeconfig_path = tempfile.mkstemp(
+                prefix="kubeconfig-", dir=environ.get("RUNNER_TEMP") or None
+            )
             with os.fdopen(handle, "w", encoding="utf-8") as stream:
                 stream.write(inputs.kubeconfig)
         for stale in ("results.json", "incident-report.md"):
@@ -350,9 +410,13 @@ def run_action(environ: Mapping[str, str], out: TextIO = sys.stdout) -> int:
             shard = load_shard(read_document(results_path), str(results_path))
         except MergeInputError as error:
             out.write(error_annotation("Results unreadable", str(error)) + "\n")
-    outcome = build_outcome(inputs, exit_code, shard, _history_summary(inputs, shard, run_uuid), tail, reports)
+    outcome = build_outcome(
+        inputs, exit_code, shard, _history_summary(inputs, shard, run_uuid), tail, reports
+    )
     _append(environ.get("GITHUB_STEP_SUMMARY"), outcome.summary)
-    _append(environ.get("GITHUB_OUTPUT"), "".join(f"{key}={value}\n" for key, value in outcome.outputs.items()))
+    _append(
+        environ.get("GITHUB_OUTPUT"), "".join(f"{key}={value}\n" for key, value in outcome.outputs.items())
+    )
     for annotation in outcome.annotations:
         out.write(annotation + "\n")
     out.flush()

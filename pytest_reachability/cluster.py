@@ -42,46 +42,63 @@ from kubernetes.config.config_exception import ConfigException
 from .k8s import controller_owner
 
 __all__ = [
-    'ALL_NAMESPACES',
-    'Cluster',
-    'ClusterError',
-    'ClusterErrorKind',
-    'DeploymentInfo',
-    'EndpointSliceInfo',
-    'EventInfo',
-    'IngressClassInfo',
-    'IngressInfo',
-    'NetworkPolicyInfo',
-    'NodeInfo',
-    'PodInfo',
-    'ProxyResponse',
-    'ServiceInfo',
+    "ALL_NAMESPACES",
+    "Cluster",
+    "ClusterError",
+    "ClusterErrorKind",
+    "DeploymentInfo",
+    "EndpointSliceInfo",
+    "EventInfo",
+    "IngressClassInfo",
+    "IngressInfo",
+    "NetworkPolicyInfo",
+    "NodeInfo",
+    "PodInfo",
+    "ProxyResponse",
+    "ServiceInfo",
 ]
 
-ALL_NAMESPACES = '*'
+ALL_NAMESPACES = "*"
 """Pass as ``namespace`` to list a resource across every namespace."""
 
-SERVICE_ACCOUNT_NAMESPACE_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace'
+SERVICE_ACCOUNT_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 DEFAULT_PROXY_BODY_CAP = 64 * 1024
 DEFAULT_LOG_BYTES_CAP = 1024 * 1024
 
 # Labels that ingress controllers' own charts and manifests put on their pods.
 INGRESS_CONTROLLER_LABELS: dict[str, tuple[str, ...]] = {
-    'app.kubernetes.io/name': (
-        'ingress-nginx', 'nginx-ingress', 'traefik', 'haproxy-ingress', 'kubernetes-ingress',
-        'contour', 'kong', 'ingress-controller', 'emissary-ingress', 'ambassador', 'istio-ingressgateway',
-        'gateway', 'aws-load-balancer-controller', 'skipper-ingress',
+    "app.kubernetes.io/name": (
+        "ingress-nginx",
+        "nginx-ingress",
+        "traefik",
+        "haproxy-ingress",
+        "kubernetes-ingress",
+        "contour",
+        "kong",
+        "ingress-controller",
+        "emissary-ingress",
+        "ambassador",
+        "istio-ingressgateway",
+        "gateway",
+        "aws-load-balancer-controller",
+        "skipper-ingress",
     ),
-    'app': (
-        'ingress-nginx', 'nginx-ingress', 'traefik', 'haproxy-ingress', 'contour', 'kong',
-        'istio-ingressgateway', 'ambassador',
+    "app": (
+        "ingress-nginx",
+        "nginx-ingress",
+        "traefik",
+        "haproxy-ingress",
+        "contour",
+        "kong",
+        "istio-ingressgateway",
+        "ambassador",
     ),
-    'k8s-app': ('ingress-nginx', 'nginx-ingress-controller', 'traefik-ingress-lb'),
+    "k8s-app": ("ingress-nginx", "nginx-ingress-controller", "traefik-ingress-lb"),
 }
 # Namespaces worth a look when listing pods across all namespaces is forbidden.
-INGRESS_CONTROLLER_NAMESPACES = ('ingress-nginx', 'kube-system', 'traefik', 'kong', 'projectcontour')
+INGRESS_CONTROLLER_NAMESPACES = ("ingress-nginx", "kube-system", "traefik", "kong", "projectcontour")
 
-_NAME_PATTERN = re.compile(r'^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$')
+_NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 _FORBIDDEN_PATTERN = re.compile(
     r'(?:User "(?P<user>[^"]*)" )?cannot (?P<verb>\S+) resource "(?P<resource>[^"]+)"'
     r' in API group "(?P<group>[^"]*)"(?: in the namespace "(?P<namespace>[^"]+)")?'
@@ -89,22 +106,32 @@ _FORBIDDEN_PATTERN = re.compile(
 
 
 class ClusterErrorKind(enum.Enum):
-    NOT_CONFIGURED = 'not_configured'
-    UNREACHABLE = 'unreachable'
-    UNAUTHORIZED = 'unauthorized'
-    FORBIDDEN = 'forbidden'
-    NOT_FOUND = 'not_found'
-    ERROR = 'error'
+    NOT_CONFIGURED = "not_configured"
+    UNREACHABLE = "unreachable"
+    UNAUTHORIZED = "unauthorized"
+    FORBIDDEN = "forbidden"
+    NOT_FOUND = "not_found"
+    ERROR = "error"
 
 
 class ClusterError(Exception):
     """A cluster read that failed, classified; ``str()`` is one line that says what to do."""
 
-    def __init__(self, kind: ClusterErrorKind, message: str, *, verb: str | None = None,
-                 resource: str | None = None, group: str | None = None, namespace: str | None = None,
-                 user: str | None = None, server: str | None = None, status: int | None = None) -> None:
+    def __init__(
+        self,
+        kind: ClusterErrorKind,
+        message: str,
+        *,
+        verb: str | None = None,
+        resource: str | None = None,
+        group: str | None = None,
+        namespace: str | None = None,
+        user: str | None = None,
+        server: str | None = None,
+        status: int | None = None,
+    ) -> None:
         self.kind = kind
-        self.message = ' '.join(message.split())
+        self.message = " ".join(message.split())
         self.verb = verb
         self.resource = resource
         self.group = group
@@ -116,9 +143,15 @@ class ClusterError(Exception):
 
     def to_evidence(self) -> dict[str, Any]:
         return {
-            'kind': self.kind.value, 'message': self.message, 'verb': self.verb, 'resource': self.resource,
-            'group': self.group, 'namespace': self.namespace, 'user': self.user, 'server': self.server,
-            'status': self.status,
+            "kind": self.kind.value,
+            "message": self.message,
+            "verb": self.verb,
+            "resource": self.resource,
+            "group": self.group,
+            "namespace": self.namespace,
+            "user": self.user,
+            "server": self.server,
+            "status": self.status,
         }
 
 
@@ -182,13 +215,15 @@ class PodInfo(_Snapshot):
     # state (waiting|running|terminated), reason, message, exit_code, last_reason, last_exit_code, last_message}.
     container_states: tuple[dict[str, Any], ...] = ()
     conditions: tuple[dict[str, Any], ...] = ()  # {type, status, reason, message}: PodScheduled, Ready, ...
-    probes: tuple[dict[str, Any], ...] = ()  # {container, probe (readiness|liveness|startup), handler, path, port}
+    probes: tuple[
+        dict[str, Any], ...
+    ] = ()  # {container, probe (readiness|liveness|startup), handler, path, port}
     message: str | None = None  # pod-level status message, e.g. why it was evicted
 
     @property
     def containers(self) -> str:
         """``ready/total`` as kubectl prints it."""
-        return f'{self.containers_ready}/{self.containers_total}'
+        return f"{self.containers_ready}/{self.containers_total}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -205,7 +240,9 @@ class DeploymentInfo(_Snapshot):
     labels: dict[str, str]
     current: int = 0  # status.replicas: pods of every ReplicaSet of the Deployment
     unavailable: int = 0
-    conditions: tuple[dict[str, Any], ...] = ()  # {type, status, reason, message}: Available, Progressing, ReplicaFailure
+    conditions: tuple[
+        dict[str, Any], ...
+    ] = ()  # {type, status, reason, message}: Available, Progressing, ReplicaFailure
     revision: str | None = None  # deployment.kubernetes.io/revision
     paused: bool = False
     template_labels: dict[str, str] = dataclasses.field(default_factory=dict)
@@ -224,7 +261,9 @@ class ServiceInfo(_Snapshot):
     lb_pending: bool  # type LoadBalancer without any address yet
     external_ips: tuple[str, ...] = ()
     labels: dict[str, str] = dataclasses.field(default_factory=dict)
-    annotations: dict[str, str] = dataclasses.field(default_factory=dict)  # without last-applied-configuration
+    annotations: dict[str, str] = dataclasses.field(
+        default_factory=dict
+    )  # without last-applied-configuration
 
 
 @dataclasses.dataclass(frozen=True)
@@ -248,7 +287,9 @@ class IngressInfo(_Snapshot):
     tls: tuple[dict[str, Any], ...]  # {hosts, secret}
     addresses: tuple[str, ...]
     default_backend: dict[str, Any] | None = None  # {service, port}
-    annotations: dict[str, str] = dataclasses.field(default_factory=dict)  # without last-applied-configuration
+    annotations: dict[str, str] = dataclasses.field(
+        default_factory=dict
+    )  # without last-applied-configuration
 
 
 @dataclasses.dataclass(frozen=True)
@@ -327,7 +368,7 @@ def _attr(model: Any, *names: str) -> Any:
 
 
 def _peers(rule: Any) -> list[Any]:
-    return list(_attr(rule, 'var_from', '_from') or [])
+    return list(_attr(rule, "var_from", "_from") or [])
 
 
 def _labels(metadata: Any) -> dict[str, str]:
@@ -335,37 +376,45 @@ def _labels(metadata: Any) -> dict[str, str]:
 
 
 def _owner(metadata: Any) -> str | None:
-    return controller_owner(getattr(metadata, 'owner_references', None))
+    return controller_owner(getattr(metadata, "owner_references", None))
 
 
 def node_info(node: k8s.V1Node) -> NodeInfo:
     labels = _labels(node.metadata)
     roles = sorted(
-        {key.split('/', 1)[1] for key in labels if key.startswith('node-role.kubernetes.io/') and '/' in key}
-        | ({labels['kubernetes.io/role']} if labels.get('kubernetes.io/role') else set())
+        {key.split("/", 1)[1] for key in labels if key.startswith("node-role.kubernetes.io/") and "/" in key}
+        | ({labels["kubernetes.io/role"]} if labels.get("kubernetes.io/role") else set())
     )
     status = node.status
     conditions = tuple(
-        {'type': c.type, 'status': c.status, 'reason': c.reason, 'message': c.message}
+        {"type": c.type, "status": c.status, "reason": c.reason, "message": c.message}
         for c in (status.conditions if status and status.conditions else [])
     )
-    ready = any(c['type'] == 'Ready' and c['status'] == 'True' for c in conditions)
+    ready = any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
     addresses = tuple(
-        {'type': a.type, 'address': a.address} for a in (status.addresses if status and status.addresses else [])
+        {"type": a.type, "address": a.address}
+        for a in (status.addresses if status and status.addresses else [])
     )
     version = status.node_info.kubelet_version if status and status.node_info else None
     return NodeInfo(
-        name=node.metadata.name, ready=ready, roles=tuple(roles), version=version, conditions=conditions,
-        addresses=addresses, unschedulable=bool(node.spec and node.spec.unschedulable),
+        name=node.metadata.name,
+        ready=ready,
+        roles=tuple(roles),
+        version=version,
+        conditions=conditions,
+        addresses=addresses,
+        unschedulable=bool(node.spec and node.spec.unschedulable),
         taints=tuple(
-            f"{t.key}{'=' + t.value if t.value else ''}:{t.effect}" for t in (node.spec.taints or [] if node.spec else [])
+            f"{t.key}{'=' + t.value if t.value else ''}:{t.effect}"
+            for t in (node.spec.taints or [] if node.spec else [])
         ),
     )
 
 
 def _conditions(conditions: Iterable[Any] | None) -> tuple[dict[str, Any], ...]:
     return tuple(
-        {'type': c.type, 'status': c.status, 'reason': c.reason, 'message': c.message} for c in conditions or []
+        {"type": c.type, "status": c.status, "reason": c.reason, "message": c.message}
+        for c in conditions or []
     )
 
 
@@ -373,35 +422,58 @@ def _container_state(status: Any, init: bool) -> dict[str, Any]:
     """One container's state now and at its last termination, as ``kubectl describe pod`` shows them."""
     state, last = status.state, status.last_state
     entry: dict[str, Any] = {
-        'name': status.name, 'init': init, 'image': status.image, 'ready': bool(status.ready),
-        'started': status.started, 'restarts': status.restart_count or 0, 'state': None, 'reason': None,
-        'message': None, 'exit_code': None, 'last_reason': None, 'last_exit_code': None, 'last_message': None,
+        "name": status.name,
+        "init": init,
+        "image": status.image,
+        "ready": bool(status.ready),
+        "started": status.started,
+        "restarts": status.restart_count or 0,
+        "state": None,
+        "reason": None,
+        "message": None,
+        "exit_code": None,
+        "last_reason": None,
+        "last_exit_code": None,
+        "last_message": None,
     }
     if state is not None and state.waiting is not None:
-        entry.update(state='waiting', reason=state.waiting.reason, message=state.waiting.message)
+        entry.update(state="waiting", reason=state.waiting.reason, message=state.waiting.message)
     elif state is not None and state.terminated is not None:
-        entry.update(state='terminated', reason=state.terminated.reason, message=state.terminated.message,
-                     exit_code=state.terminated.exit_code)
+        entry.update(
+            state="terminated",
+            reason=state.terminated.reason,
+            message=state.terminated.message,
+            exit_code=state.terminated.exit_code,
+        )
     elif state is not None and state.running is not None:
-        entry['state'] = 'running'
+        entry["state"] = "running"
     if last is not None and last.terminated is not None:
-        entry.update(last_reason=last.terminated.reason, last_exit_code=last.terminated.exit_code,
-                     last_message=last.terminated.message)
+        entry.update(
+            last_reason=last.terminated.reason,
+            last_exit_code=last.terminated.exit_code,
+            last_message=last.terminated.message,
+        )
     return entry
 
 
 def _probe(container: str, kind: str, probe: Any) -> dict[str, Any] | None:
     if probe is None:
         return None
-    entry: dict[str, Any] = {'container': container, 'probe': kind, 'handler': None, 'path': None, 'port': None}
+    entry: dict[str, Any] = {
+        "container": container,
+        "probe": kind,
+        "handler": None,
+        "path": None,
+        "port": None,
+    }
     if probe.http_get is not None:
-        entry.update(handler='httpGet', path=probe.http_get.path or '/', port=probe.http_get.port)
+        entry.update(handler="httpGet", path=probe.http_get.path or "/", port=probe.http_get.port)
     elif probe.tcp_socket is not None:
-        entry.update(handler='tcpSocket', port=probe.tcp_socket.port)
-    elif _attr(probe, '_exec', 'exec') is not None:
-        entry['handler'] = 'exec'
-    elif getattr(probe, 'grpc', None) is not None:
-        entry.update(handler='grpc', port=probe.grpc.port)
+        entry.update(handler="tcpSocket", port=probe.tcp_socket.port)
+    elif _attr(probe, "_exec", "exec") is not None:
+        entry["handler"] = "exec"
+    elif getattr(probe, "grpc", None) is not None:
+        entry.update(handler="grpc", port=probe.grpc.port)
     return entry
 
 
@@ -411,32 +483,43 @@ def pod_info(pod: k8s.V1Pod) -> PodInfo:
     init_statuses = list(status.init_container_statuses or []) if status else []
     containers = list(spec.containers or []) if spec else []
     waiting = [
-        s.state.waiting.reason for s in init_statuses + statuses
+        s.state.waiting.reason
+        for s in init_statuses + statuses
         if s.state and s.state.waiting and s.state.waiting.reason
     ]
     terminated = [
-        s.last_state.terminated.reason for s in statuses
+        s.last_state.terminated.reason
+        for s in statuses
         if s.last_state and s.last_state.terminated and s.last_state.terminated.reason
     ]
     conditions = list(status.conditions or []) if status else []
-    ready = any(c.type == 'Ready' and c.status == 'True' for c in conditions)
+    ready = any(c.type == "Ready" and c.status == "True" for c in conditions)
     unschedulable = next(
-        (c.message or c.reason for c in conditions
-         if c.type == 'PodScheduled' and c.status == 'False' and c.reason == 'Unschedulable'),
+        (
+            c.message or c.reason
+            for c in conditions
+            if c.type == "PodScheduled" and c.status == "False" and c.reason == "Unschedulable"
+        ),
         None,
     )
     ports = tuple(
-        {'name': p.name, 'containerPort': p.container_port, 'protocol': p.protocol or 'TCP'}
-        for c in containers for p in (c.ports or [])
+        {"name": p.name, "containerPort": p.container_port, "protocol": p.protocol or "TCP"}
+        for c in containers
+        for p in (c.ports or [])
     )
     probes = tuple(
-        entry for c in containers
-        for kind, probe in (('readiness', c.readiness_probe), ('liveness', c.liveness_probe), ('startup', c.startup_probe))
+        entry
+        for c in containers
+        for kind, probe in (
+            ("readiness", c.readiness_probe),
+            ("liveness", c.liveness_probe),
+            ("startup", c.startup_probe),
+        )
         if (entry := _probe(c.name, kind, probe)) is not None
     )
     return PodInfo(
         name=pod.metadata.name,
-        namespace=pod.metadata.namespace or '',
+        namespace=pod.metadata.namespace or "",
         phase=status.phase if status else None,
         ready=ready,
         containers_ready=sum(1 for s in statuses if s.ready),
@@ -452,7 +535,8 @@ def pod_info(pod: k8s.V1Pod) -> PodInfo:
         reason=status.reason if status else None,
         unschedulable_message=unschedulable,
         container_states=tuple(
-            [_container_state(s, True) for s in init_statuses] + [_container_state(s, False) for s in statuses]
+            [_container_state(s, True) for s in init_statuses]
+            + [_container_state(s, False) for s in statuses]
         ),
         conditions=_conditions(conditions),
         probes=probes,
@@ -471,27 +555,35 @@ def deployment_info(deployment: k8s.V1Deployment) -> DeploymentInfo:
     conditions = list(status.conditions or []) if status else []
     # The same checks, in the same order, as `kubectl rollout status`.
     if metadata.generation is not None and observed < metadata.generation:
-        complete, message = False, 'waiting for the deployment spec update to be observed'
-    elif any(c.type == 'Progressing' and c.reason == 'ProgressDeadlineExceeded' for c in conditions):
-        complete, message = False, 'rollout exceeded its progress deadline'
+        complete, message = False, "waiting for the deployment spec update to be observed"
+    elif any(c.type == "Progressing" and c.reason == "ProgressDeadlineExceeded" for c in conditions):
+        complete, message = False, "rollout exceeded its progress deadline"
     elif updated < desired:
-        complete, message = False, f'{updated} of {desired} new replicas have been updated'
+        complete, message = False, f"{updated} of {desired} new replicas have been updated"
     elif current > updated:
-        complete, message = False, f'{current - updated} old replicas are pending termination'
+        complete, message = False, f"{current - updated} old replicas are pending termination"
     elif available < updated:
-        complete, message = False, f'{available} of {updated} updated replicas are available'
+        complete, message = False, f"{available} of {updated} updated replicas are available"
     else:
-        complete, message = True, 'successfully rolled out'
+        complete, message = True, "successfully rolled out"
     selector = dict(spec.selector.match_labels or {}) if spec and spec.selector else {}
     template = spec.template if spec else None
     template_spec = template.spec if template is not None else None
     return DeploymentInfo(
-        name=metadata.name, namespace=metadata.namespace or '', desired=desired, ready=ready,
-        available=available, updated=updated, rollout_complete=complete, rollout_message=message,
-        selector=selector, labels=_labels(metadata), current=current,
+        name=metadata.name,
+        namespace=metadata.namespace or "",
+        desired=desired,
+        ready=ready,
+        available=available,
+        updated=updated,
+        rollout_complete=complete,
+        rollout_message=message,
+        selector=selector,
+        labels=_labels(metadata),
+        current=current,
         unavailable=(status.unavailable_replicas or 0) if status else 0,
         conditions=_conditions(conditions),
-        revision=(metadata.annotations or {}).get('deployment.kubernetes.io/revision'),
+        revision=(metadata.annotations or {}).get("deployment.kubernetes.io/revision"),
         paused=bool(spec and spec.paused),
         template_labels=_labels(template.metadata) if template is not None else {},
         images=tuple(c.image for c in (template_spec.containers or [] if template_spec else []) if c.image),
@@ -499,7 +591,7 @@ def deployment_info(deployment: k8s.V1Deployment) -> DeploymentInfo:
 
 
 # Annotations kept on snapshots: everything except what kubectl apply stores (a copy of the whole object).
-_DROPPED_ANNOTATIONS = ('kubectl.kubernetes.io/last-applied-configuration',)
+_DROPPED_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
 
 
 def _annotations(metadata: Any) -> dict[str, str]:
@@ -508,30 +600,35 @@ def _annotations(metadata: Any) -> dict[str, str]:
 
 
 def _load_balancer_addresses(status: Any) -> tuple[str, ...]:
-    load_balancer = getattr(status, 'load_balancer', None) if status is not None else None
-    ingress = getattr(load_balancer, 'ingress', None) or []
+    load_balancer = getattr(status, "load_balancer", None) if status is not None else None
+    ingress = getattr(load_balancer, "ingress", None) or []
     return tuple(entry.ip or entry.hostname for entry in ingress if entry.ip or entry.hostname)
 
 
 def service_info(service: k8s.V1Service) -> ServiceInfo:
     spec = service.spec
-    service_type = (spec.type if spec else None) or 'ClusterIP'
+    service_type = (spec.type if spec else None) or "ClusterIP"
     ports = tuple(
-        {'name': p.name, 'port': p.port, 'target_port': p.target_port if p.target_port is not None else p.port,
-         'node_port': p.node_port, 'protocol': p.protocol or 'TCP'}
+        {
+            "name": p.name,
+            "port": p.port,
+            "target_port": p.target_port if p.target_port is not None else p.port,
+            "node_port": p.node_port,
+            "protocol": p.protocol or "TCP",
+        }
         for p in (spec.ports or [] if spec else [])
     )
     addresses = _load_balancer_addresses(service.status)
     return ServiceInfo(
         name=service.metadata.name,
-        namespace=service.metadata.namespace or '',
+        namespace=service.metadata.namespace or "",
         type=service_type,
         cluster_ip=spec.cluster_ip if spec else None,
         selector=dict(spec.selector or {}) if spec else {},
         ports=ports,
         lb_addresses=addresses,
-        lb_pending=service_type == 'LoadBalancer' and not addresses,
-        external_ips=tuple(_attr(spec, 'external_ips', 'external_i_ps') or []),
+        lb_pending=service_type == "LoadBalancer" and not addresses,
+        external_ips=tuple(_attr(spec, "external_ips", "external_i_ps") or []),
         labels=_labels(service.metadata),
         annotations=_annotations(service.metadata),
     )
@@ -546,17 +643,21 @@ def endpoint_slice_info(endpoint_slice: k8s.V1EndpointSlice) -> EndpointSliceInf
         ready = endpoint.conditions is None or endpoint.conditions.ready is not False
         (ready_addresses if ready else not_ready_addresses).extend(endpoint.addresses or [])
         target = endpoint.target_ref
-        targets.append({
-            'addresses': list(endpoint.addresses or []), 'ready': ready,
-            'target': f'{target.kind}/{target.name}' if target else None, 'node': endpoint.node_name,
-        })
+        targets.append(
+            {
+                "addresses": list(endpoint.addresses or []),
+                "ready": ready,
+                "target": f"{target.kind}/{target.name}" if target else None,
+                "node": endpoint.node_name,
+            }
+        )
     ports = tuple(
-        {'name': p.name, 'port': p.port, 'protocol': p.protocol or 'TCP'} for p in endpoint_slice.ports or []
+        {"name": p.name, "port": p.port, "protocol": p.protocol or "TCP"} for p in endpoint_slice.ports or []
     )
     return EndpointSliceInfo(
         name=endpoint_slice.metadata.name,
-        namespace=endpoint_slice.metadata.namespace or '',
-        service=_labels(endpoint_slice.metadata).get('kubernetes.io/service-name'),
+        namespace=endpoint_slice.metadata.namespace or "",
+        service=_labels(endpoint_slice.metadata).get("kubernetes.io/service-name"),
         address_type=endpoint_slice.address_type,
         ready_addresses=tuple(ready_addresses),
         not_ready_addresses=tuple(not_ready_addresses),
@@ -571,29 +672,38 @@ def _ingress_backend(backend: Any) -> dict[str, Any] | None:
     service = backend.service
     if service is None:
         resource = backend.resource
-        return {'service': None, 'port': None, 'resource': f'{resource.kind}/{resource.name}' if resource else None}
+        return {
+            "service": None,
+            "port": None,
+            "resource": f"{resource.kind}/{resource.name}" if resource else None,
+        }
     port = service.port
     port_value = (port.number if port.number is not None else port.name) if port else None
-    return {'service': service.name, 'port': port_value}
+    return {"service": service.name, "port": port_value}
 
 
 def ingress_info(ingress: k8s.V1Ingress) -> IngressInfo:
     spec, metadata = ingress.spec, ingress.metadata
     rules = []
-    for rule in (spec.rules or [] if spec else []):
+    for rule in spec.rules or [] if spec else []:
         paths = []
-        for path in (rule.http.paths or [] if rule.http else []):
-            backend = _ingress_backend(path.backend) or {'service': None, 'port': None}
-            paths.append({'path': path.path or '/', 'path_type': path.path_type, **backend})
-        rules.append({'host': rule.host, 'paths': paths})
+        for path in rule.http.paths or [] if rule.http else []:
+            backend = _ingress_backend(path.backend) or {"service": None, "port": None}
+            paths.append({"path": path.path or "/", "path_type": path.path_type, **backend})
+        rules.append({"host": rule.host, "paths": paths})
     tls = tuple(
-        {'hosts': list(entry.hosts or []), 'secret': entry.secret_name} for entry in (spec.tls or [] if spec else [])
+        {"hosts": list(entry.hosts or []), "secret": entry.secret_name}
+        for entry in (spec.tls or [] if spec else [])
     )
     annotations = dict(metadata.annotations or {})
-    class_name = (spec.ingress_class_name if spec else None) or annotations.get('kubernetes.io/ingress.class')
+    class_name = (spec.ingress_class_name if spec else None) or annotations.get("kubernetes.io/ingress.class")
     return IngressInfo(
-        name=metadata.name, namespace=metadata.namespace or '', class_name=class_name, rules=tuple(rules),
-        tls=tls, addresses=_load_balancer_addresses(ingress.status),
+        name=metadata.name,
+        namespace=metadata.namespace or "",
+        class_name=class_name,
+        rules=tuple(rules),
+        tls=tls,
+        addresses=_load_balancer_addresses(ingress.status),
         default_backend=_ingress_backend(spec.default_backend) if spec else None,
         annotations=_annotations(metadata),
     )
@@ -604,26 +714,26 @@ def ingress_class_info(ingress_class: k8s.V1IngressClass) -> IngressClassInfo:
     return IngressClassInfo(
         name=ingress_class.metadata.name,
         controller=ingress_class.spec.controller if ingress_class.spec else None,
-        is_default=annotations.get('ingressclass.kubernetes.io/is-default-class', '').lower() == 'true',
+        is_default=annotations.get("ingressclass.kubernetes.io/is-default-class", "").lower() == "true",
     )
 
 
 def network_policy_info(policy: k8s.V1NetworkPolicy) -> NetworkPolicyInfo:
     spec = policy.spec
     ingress = tuple(
-        {'from': [_wire(peer) for peer in _peers(rule)], 'ports': [_wire(port) for port in rule.ports or []]}
+        {"from": [_wire(peer) for peer in _peers(rule)], "ports": [_wire(port) for port in rule.ports or []]}
         for rule in (spec.ingress or [] if spec else [])
     )
     egress = tuple(
-        {'to': [_wire(peer) for peer in rule.to or []], 'ports': [_wire(port) for port in rule.ports or []]}
+        {"to": [_wire(peer) for peer in rule.to or []], "ports": [_wire(port) for port in rule.ports or []]}
         for rule in (spec.egress or [] if spec else [])
     )
     declared = list(spec.policy_types or []) if spec else []
     # The API defaults policyTypes to Ingress, plus Egress when egress rules exist.
-    policy_types = declared or (['Ingress', 'Egress'] if spec and spec.egress else ['Ingress'])
+    policy_types = declared or (["Ingress", "Egress"] if spec and spec.egress else ["Ingress"])
     return NetworkPolicyInfo(
         name=policy.metadata.name,
-        namespace=policy.metadata.namespace or '',
+        namespace=policy.metadata.namespace or "",
         pod_selector=_wire(spec.pod_selector) or {} if spec and spec.pod_selector else {},
         policy_types=tuple(policy_types),
         ingress=ingress,
@@ -633,14 +743,18 @@ def network_policy_info(policy: k8s.V1NetworkPolicy) -> NetworkPolicyInfo:
 
 def event_info(event: k8s.CoreV1Event) -> EventInfo:
     involved = event.involved_object
-    last_seen = event.last_timestamp or event.event_time or (event.series.last_observed_time if event.series else None)
+    last_seen = (
+        event.last_timestamp
+        or event.event_time
+        or (event.series.last_observed_time if event.series else None)
+    )
     source = event.reporting_component or (event.source.component if event.source else None)
     return EventInfo(
-        namespace=event.metadata.namespace or (involved.namespace if involved else '') or '',
+        namespace=event.metadata.namespace or (involved.namespace if involved else "") or "",
         type=event.type,
         reason=event.reason,
         message=event.message,
-        object=f'{involved.kind}/{involved.name}' if involved else '',
+        object=f"{involved.kind}/{involved.name}" if involved else "",
         count=event.count or (event.series.count if event.series and event.series.count else 1),
         first_seen=_iso(event.first_timestamp or event.event_time),
         last_seen=_iso(last_seen),
@@ -654,14 +768,14 @@ def event_info(event: k8s.CoreV1Event) -> EventInfo:
 def _status_body(body: Any) -> dict[str, Any] | None:
     """The API server's `Status` object in an error body, or None when the body is something else."""
     if isinstance(body, bytes):
-        body = body.decode('utf-8', 'replace')
-    if not isinstance(body, str) or not body.lstrip().startswith('{'):
+        body = body.decode("utf-8", "replace")
+    if not isinstance(body, str) or not body.lstrip().startswith("{"):
         return None
     try:
         parsed = json.loads(body)
     except ValueError:
         return None
-    return parsed if isinstance(parsed, dict) and parsed.get('kind') == 'Status' else None
+    return parsed if isinstance(parsed, dict) and parsed.get("kind") == "Status" else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -670,18 +784,18 @@ class _Request:
 
     verb: str
     resource: str
-    group: str = ''
+    group: str = ""
     namespace: str | None = None
     name: str | None = None
 
     def describe(self) -> str:
-        where = f'in namespace {self.namespace}' if self.namespace else 'at cluster scope'
+        where = f"in namespace {self.namespace}" if self.namespace else "at cluster scope"
         what = f'{self.resource} "{self.name}"' if self.name else self.resource
-        return f'{self.verb} {what} {where}'
+        return f"{self.verb} {what} {where}"
 
 
 def _first_line(text: str) -> str:
-    return next((line.strip() for line in str(text).splitlines() if line.strip()), '')
+    return next((line.strip() for line in str(text).splitlines() if line.strip()), "")
 
 
 def _tls_reason(error: BaseException | str) -> str:
@@ -692,74 +806,112 @@ def _tls_reason(error: BaseException | str) -> str:
 
 
 def _connection_reason(error: BaseException) -> str:
-    reason = getattr(error, 'reason', None) or error
+    reason = getattr(error, "reason", None) or error
     text = str(reason)
     # NewConnectionError subclasses ConnectTimeoutError in urllib3 2, so the refusal must be told apart first.
     if not isinstance(reason, urllib3.exceptions.NewConnectionError) and (
-            isinstance(reason, urllib3.exceptions.ConnectTimeoutError) or 'timed out' in text.lower()):
-        return 'connection timed out'
-    marker = 'Failed to establish a new connection: '
+        isinstance(reason, urllib3.exceptions.ConnectTimeoutError) or "timed out" in text.lower()
+    ):
+        return "connection timed out"
+    marker = "Failed to establish a new connection: "
     if marker in text:
         text = text.split(marker, 1)[1]
-    return re.sub(r'^\[Errno -?\d+\]\s*', '', _first_line(text)).rstrip('.') or type(reason).__name__
+    return re.sub(r"^\[Errno -?\d+\]\s*", "", _first_line(text)).rstrip(".") or type(reason).__name__
 
 
-def classify(error: BaseException, request: _Request, server: str, *, timeout: float,
-             context: str | None = None) -> ClusterError:
+def classify(
+    error: BaseException, request: _Request, server: str, *, timeout: float, context: str | None = None
+) -> ClusterError:
     """Turn what the client raised into a ClusterError whose message says what to do."""
     if isinstance(error, ClusterError):
         return error
-    fields = {'verb': request.verb, 'resource': request.resource, 'group': request.group,
-              'namespace': request.namespace, 'server': server}
+    fields = {
+        "verb": request.verb,
+        "resource": request.resource,
+        "group": request.group,
+        "namespace": request.namespace,
+        "server": server,
+    }
     if isinstance(error, ApiException):
         status = error.status or 0
         body = _status_body(error.body)
-        api_message = _first_line(body.get('message', '') if body else (error.reason or ''))
+        api_message = _first_line(body.get("message", "") if body else (error.reason or ""))
         if status == 0:
-            if 'SSL' in (error.reason or '') or 'certificate' in (error.reason or '').lower():
-                return ClusterError(ClusterErrorKind.ERROR, f'tls: cannot verify the API server at {server}: '
-                                    f'{_tls_reason((error.reason or "").split(chr(10), 1)[-1])}', **fields)
-            return ClusterError(ClusterErrorKind.ERROR, f'error: {request.describe()}: {api_message}', **fields)
+            if "SSL" in (error.reason or "") or "certificate" in (error.reason or "").lower():
+                return ClusterError(
+                    ClusterErrorKind.ERROR,
+                    f"tls: cannot verify the API server at {server}: "
+                    f"{_tls_reason((error.reason or '').split(chr(10), 1)[-1])}",
+                    **fields,
+                )
+            return ClusterError(
+                ClusterErrorKind.ERROR, f"error: {request.describe()}: {api_message}", **fields
+            )
         if status == 401:
-            who = f'context "{context}"' if context else 'the configured credentials'
-            return ClusterError(ClusterErrorKind.UNAUTHORIZED,
-                                f'unauthorized: the API server at {server} rejected {who} (401); '
-                                f'refresh the token or choose another context', status=status, **fields)
+            who = f'context "{context}"' if context else "the configured credentials"
+            return ClusterError(
+                ClusterErrorKind.UNAUTHORIZED,
+                f"unauthorized: the API server at {server} rejected {who} (401); "
+                f"refresh the token or choose another context",
+                status=status,
+                **fields,
+            )
         if status == 403:
             match = _FORBIDDEN_PATTERN.search(api_message)
             if match:
-                fields.update(verb=match['verb'], resource=match['resource'], group=match['group'],
-                              namespace=match['namespace'])
-            where = f'in namespace {fields["namespace"]}' if fields['namespace'] else 'at cluster scope'
+                fields.update(
+                    verb=match["verb"],
+                    resource=match["resource"],
+                    group=match["group"],
+                    namespace=match["namespace"],
+                )
+            where = f"in namespace {fields['namespace']}" if fields["namespace"] else "at cluster scope"
             return ClusterError(
                 ClusterErrorKind.FORBIDDEN,
-                f'forbidden: cannot {fields["verb"]} {fields["resource"]} {where}; '
+                f"forbidden: cannot {fields['verb']} {fields['resource']} {where}; "
                 f'grant verb "{fields["verb"]}" on resource "{fields["resource"]}" (group "{fields["group"]}")',
-                user=match['user'] if match else None, status=status, **fields)
+                user=match["user"] if match else None,
+                status=status,
+                **fields,
+            )
         if status == 404:
-            detail = api_message or f'{request.resource} not found'
-            if request.resource.split('/')[0] not in detail:
+            detail = api_message or f"{request.resource} not found"
+            if request.resource.split("/")[0] not in detail:
                 # e.g. "the server could not find the requested resource": say which one was asked for.
-                detail = f'{request.describe()}: {detail}'
-            return ClusterError(ClusterErrorKind.NOT_FOUND, f'not found: {detail}', status=status, **fields)
-        detail = api_message or f'HTTP {status}'
-        return ClusterError(ClusterErrorKind.ERROR, f'error: {request.describe()}: {detail} ({status})',
-                            status=status, **fields)
+                detail = f"{request.describe()}: {detail}"
+            return ClusterError(ClusterErrorKind.NOT_FOUND, f"not found: {detail}", status=status, **fields)
+        detail = api_message or f"HTTP {status}"
+        return ClusterError(
+            ClusterErrorKind.ERROR,
+            f"error: {request.describe()}: {detail} ({status})",
+            status=status,
+            **fields,
+        )
     if isinstance(error, urllib3.exceptions.MaxRetryError) and error.reason is not None:
         error = error.reason  # one attempt is made; what stopped it is the reason
     if isinstance(error, urllib3.exceptions.SSLError):
-        return ClusterError(ClusterErrorKind.ERROR,
-                            f'tls: cannot verify the API server at {server}: {_tls_reason(error)}',
-                            **fields)
+        return ClusterError(
+            ClusterErrorKind.ERROR,
+            f"tls: cannot verify the API server at {server}: {_tls_reason(error)}",
+            **fields,
+        )
     if isinstance(error, (urllib3.exceptions.ReadTimeoutError, TimeoutError)):
-        return ClusterError(ClusterErrorKind.UNREACHABLE,
-                            f'unreachable: the API server at {server} did not answer within {timeout:g} s', **fields)
+        return ClusterError(
+            ClusterErrorKind.UNREACHABLE,
+            f"unreachable: the API server at {server} did not answer within {timeout:g} s",
+            **fields,
+        )
     if isinstance(error, (urllib3.exceptions.HTTPError, OSError)):
-        return ClusterError(ClusterErrorKind.UNREACHABLE,
-                            f'unreachable: cannot connect to the API server at {server} '
-                            f'({_connection_reason(error)})', **fields)
-    return ClusterError(ClusterErrorKind.ERROR,
-                        f'error: {request.describe()}: {type(error).__name__}: {_first_line(str(error))}', **fields)
+        return ClusterError(
+            ClusterErrorKind.UNREACHABLE,
+            f"unreachable: cannot connect to the API server at {server} ({_connection_reason(error)})",
+            **fields,
+        )
+    return ClusterError(
+        ClusterErrorKind.ERROR,
+        f"error: {request.describe()}: {type(error).__name__}: {_first_line(str(error))}",
+        **fields,
+    )
 
 
 # --- configuration -------------------------------------------------------------------------------------------
@@ -778,21 +930,23 @@ class _GetOnlyApiClient(k8s.ApiClient):
         send = self.rest_client.request
 
         def get_only(method: str, url: str, *rest: Any, **options: Any) -> Any:
-            if str(method).upper() != 'GET':
-                raise ClusterError(ClusterErrorKind.ERROR,
-                                   f'error: refused to send {method} {url}: the cluster view is read-only')
-            timeout = options.get('_request_timeout')
+            if str(method).upper() != "GET":
+                raise ClusterError(
+                    ClusterErrorKind.ERROR,
+                    f"error: refused to send {method} {url}: the cluster view is read-only",
+                )
+            timeout = options.get("_request_timeout")
             if isinstance(timeout, float):
                 # Clients before 36 take only an int as the total timeout and silently drop a float (no
                 # timeout at all: a silent server hangs the read); whole seconds work in every version.
-                options['_request_timeout'] = max(1, math.ceil(timeout))
+                options["_request_timeout"] = max(1, math.ceil(timeout))
             return send(method, url, *rest, **options)
 
         self.rest_client.request = get_only
 
 
 # An object as metadata only (name, labels): a Secret's values never leave the API server.
-_METADATA_ONLY = 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json'
+_METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
 
 # A client used only to turn models into wire dicts and raw bodies into models; it never opens a connection.
 _SERIALIZER = k8s.ApiClient(k8s.Configuration())
@@ -811,13 +965,13 @@ class _RawBody:
 def _deserialize(text: str, model: str) -> Any:
     """A JSON body as the client's model, through `ApiClient.deserialize` in either of its signatures:
     ``(response, response_type)`` in older clients, ``(response_text, response_type, content_type)`` later."""
-    if 'content_type' in inspect.signature(_SERIALIZER.deserialize).parameters:
-        return _SERIALIZER.deserialize(text, model, 'application/json')
+    if "content_type" in inspect.signature(_SERIALIZER.deserialize).parameters:
+        return _SERIALIZER.deserialize(text, model, "application/json")
     return _SERIALIZER.deserialize(_RawBody(text), model)
 
 
 def _not_configured(message: str) -> ClusterError:
-    return ClusterError(ClusterErrorKind.NOT_CONFIGURED, f'not configured: {message}')
+    return ClusterError(ClusterErrorKind.NOT_CONFIGURED, f"not configured: {message}")
 
 
 def _kubeconfig_source(kubeconfig: str | None) -> str | None:
@@ -825,15 +979,15 @@ def _kubeconfig_source(kubeconfig: str | None) -> str | None:
     if kubeconfig:
         path = os.path.expanduser(kubeconfig)
         if not os.path.isfile(path):
-            raise _not_configured(f'kubeconfig {kubeconfig} does not exist')
+            raise _not_configured(f"kubeconfig {kubeconfig} does not exist")
         return path
-    from_env = os.environ.get('KUBECONFIG', '')
+    from_env = os.environ.get("KUBECONFIG", "")
     if from_env.strip():
         paths = [os.path.expanduser(p) for p in from_env.split(os.pathsep) if p]
         if not any(os.path.isfile(p) for p in paths):
-            raise _not_configured(f'KUBECONFIG={from_env} names no existing file')
+            raise _not_configured(f"KUBECONFIG={from_env} names no existing file")
         return from_env
-    default = os.path.expanduser('~/.kube/config')
+    default = os.path.expanduser("~/.kube/config")
     return default if os.path.isfile(default) else None
 
 
@@ -845,7 +999,7 @@ def _private_credentials_dir() -> str:
     """A folder only this user can read, for the client's decoded credentials; removed however the process ends."""
     from . import watchdog
 
-    directory = tempfile.mkdtemp(prefix='reachability-kube-')
+    directory = tempfile.mkdtemp(prefix="reachability-kube-")
     watchdog.guard_directory(directory)
     return directory
 
@@ -863,15 +1017,20 @@ def _forget_temp_files_in(directory: str) -> None:
     The client reuses a decoded file for the same content across loads; a later Cluster must write
     its own files rather than be handed paths in a folder already removed.
     """
-    cache = getattr(_kube_config_module, '_temp_files', None)
+    cache = getattr(_kube_config_module, "_temp_files", None)
     if isinstance(cache, dict):
-        prefix = os.path.join(directory, '')
+        prefix = os.path.join(directory, "")
         for key in [key for key, path in cache.items() if str(path).startswith(prefix)]:
             cache.pop(key, None)
 
 
-def _load_credentials_bounded(source: str, context_name: str, configuration: k8s.Configuration,
-                              wait: float, credentials_dir: str | None = None) -> None:
+def _load_credentials_bounded(
+    source: str,
+    context_name: str,
+    configuration: k8s.Configuration,
+    wait: float,
+    credentials_dir: str | None = None,
+) -> None:
     """``load_kube_config`` in a daemon thread, given up after `wait` seconds (the thread is left behind).
 
     The client writes ``*-data`` credentials (the decoded client key among them) to files; they go to
@@ -882,28 +1041,39 @@ def _load_credentials_bounded(source: str, context_name: str, configuration: k8s
     def load() -> None:
         try:
             # persist_config=False: even a token refresh must not rewrite the user's kubeconfig.
-            k8s_config.load_kube_config(config_file=source, context=context_name,
-                                        client_configuration=configuration, persist_config=False,
-                                        temp_file_path=credentials_dir)
+            k8s_config.load_kube_config(
+                config_file=source,
+                context=context_name,
+                client_configuration=configuration,
+                persist_config=False,
+                temp_file_path=credentials_dir,
+            )
         except BaseException as error:  # handed to the caller's thread, which classifies it
-            outcome['error'] = error
+            outcome["error"] = error
         finally:
             if credentials_dir is not None:
                 _forget_temp_files_in(credentials_dir)
 
-    thread = threading.Thread(target=load, name='kubeconfig credentials', daemon=True)
+    thread = threading.Thread(target=load, name="kubeconfig credentials", daemon=True)
     thread.start()
     thread.join(wait)
     if thread.is_alive():
-        raise ClusterError(ClusterErrorKind.UNREACHABLE,
-                           f'kubeconfig credentials did not load within {wait:g}s '
-                           f'(exec credential plugin or OIDC refresh not answering)')
-    if 'error' in outcome:
-        raise outcome['error']
+        raise ClusterError(
+            ClusterErrorKind.UNREACHABLE,
+            f"kubeconfig credentials did not load within {wait:g}s "
+            f"(exec credential plugin or OIDC refresh not answering)",
+        )
+    if "error" in outcome:
+        raise outcome["error"]
 
 
-def _load_kubeconfig(source: str, context: str | None, configuration: k8s.Configuration,
-                     timeout: float = 5.0, credentials_dir: str | None = None) -> tuple[str | None, str | None]:
+def _load_kubeconfig(
+    source: str,
+    context: str | None,
+    configuration: k8s.Configuration,
+    timeout: float = 5.0,
+    credentials_dir: str | None = None,
+) -> tuple[str | None, str | None]:
     """Fill `configuration` from a kubeconfig; return (context name, context namespace).
 
     Loading credentials is bounded by max(timeout, 10) s: a credential plugin may legitimately take a few
@@ -912,23 +1082,29 @@ def _load_kubeconfig(source: str, context: str | None, configuration: k8s.Config
     try:
         contexts, current = k8s_config.list_kube_config_contexts(config_file=source)
     except (ConfigException, yaml.YAMLError, OSError, TypeError, KeyError, AttributeError) as error:
-        raise _not_configured(f'kubeconfig {source} is not usable: {_first_line(str(error))}') from None
-    names = [entry.get('name') for entry in contexts or []]
-    chosen_name = context or (current or {}).get('name')
+        raise _not_configured(f"kubeconfig {source} is not usable: {_first_line(str(error))}") from None
+    names = [entry.get("name") for entry in contexts or []]
+    chosen_name = context or (current or {}).get("name")
     if not chosen_name:
-        raise _not_configured(f'kubeconfig {source} has no current-context; pass a context '
-                              f'(available: {", ".join(map(str, names)) or "none"})')
+        raise _not_configured(
+            f"kubeconfig {source} has no current-context; pass a context "
+            f"(available: {', '.join(map(str, names)) or 'none'})"
+        )
     if chosen_name not in names:
-        raise _not_configured(f'context "{chosen_name}" is not in kubeconfig {source} '
-                              f'(available: {", ".join(map(str, names)) or "none"})')
-    chosen = next(entry for entry in contexts if entry.get('name') == chosen_name)
+        raise _not_configured(
+            f'context "{chosen_name}" is not in kubeconfig {source} '
+            f"(available: {', '.join(map(str, names)) or 'none'})"
+        )
+    chosen = next(entry for entry in contexts if entry.get("name") == chosen_name)
     try:
-        _load_credentials_bounded(source, chosen_name, configuration, max(timeout, _CREDENTIALS_MIN_WAIT),
-                                  credentials_dir)
+        _load_credentials_bounded(
+            source, chosen_name, configuration, max(timeout, _CREDENTIALS_MIN_WAIT), credentials_dir
+        )
     except (ConfigException, yaml.YAMLError, OSError, ValueError, TypeError, KeyError) as error:
-        raise _not_configured(f'context "{chosen_name}" in kubeconfig {source} is not usable: '
-                              f'{_first_line(str(error))}') from None
-    return chosen_name, (chosen.get('context') or {}).get('namespace')
+        raise _not_configured(
+            f'context "{chosen_name}" in kubeconfig {source} is not usable: {_first_line(str(error))}'
+        ) from None
+    return chosen_name, (chosen.get("context") or {}).get("namespace")
 
 
 def _load_in_cluster(configuration: k8s.Configuration) -> str | None:
@@ -936,15 +1112,15 @@ def _load_in_cluster(configuration: k8s.Configuration) -> str | None:
     try:
         k8s_config.load_incluster_config(client_configuration=configuration)
     except ConfigException as error:
-        raise _not_configured(f'in-cluster configuration is not usable: {_first_line(str(error))}') from None
+        raise _not_configured(f"in-cluster configuration is not usable: {_first_line(str(error))}") from None
     try:
-        with open(SERVICE_ACCOUNT_NAMESPACE_FILE, encoding='utf-8') as handle:
+        with open(SERVICE_ACCOUNT_NAMESPACE_FILE, encoding="utf-8") as handle:
             return handle.read().strip() or None
     except OSError:
         return None
 
 
-_T = TypeVar('_T')
+_T = TypeVar("_T")
 
 
 # --- the view -------------------------------------------------------------------------------------------------
@@ -961,13 +1137,22 @@ class Cluster:
         assert all(p.ready for p in cluster.pods(selector='app=api'))
     """
 
-    def __init__(self, configuration: k8s.Configuration, *, namespace: str, context: str | None,
-                 timeout: float, credentials_dir: str | None = None) -> None:
+    def __init__(
+        self,
+        configuration: k8s.Configuration,
+        *,
+        namespace: str,
+        context: str | None,
+        timeout: float,
+        credentials_dir: str | None = None,
+    ) -> None:
         # The view builds its own client so that every request passes the GET-only door.
         api_client = _GetOnlyApiClient(configuration)
         self._api_client = api_client
         self._core = k8s.CoreV1Api(api_client)
-        self._metadata_client = _GetOnlyApiClient(configuration, header_name='Accept', header_value=_METADATA_ONLY)
+        self._metadata_client = _GetOnlyApiClient(
+            configuration, header_name="Accept", header_value=_METADATA_ONLY
+        )
         self._metadata_core = k8s.CoreV1Api(self._metadata_client)
         self._apps = k8s.AppsV1Api(api_client)
         self._discovery = k8s.DiscoveryV1Api(api_client)
@@ -980,39 +1165,57 @@ class Cluster:
         self._credentials_dir = credentials_dir  # decoded client key and certificates; removed by close()
 
     @classmethod
-    def connect(cls, *, kubeconfig: str | None = None, context: str | None = None, namespace: str | None = None,
-                timeout: float = 5.0) -> Cluster:
+    def connect(
+        cls,
+        *,
+        kubeconfig: str | None = None,
+        context: str | None = None,
+        namespace: str | None = None,
+        timeout: float = 5.0,
+    ) -> Cluster:
         """Load credentials (explicit path > KUBECONFIG > ~/.kube/config > in-cluster); no request is sent."""
         if not timeout or timeout <= 0:
-            raise ValueError(f'timeout must be a positive number of seconds, not {timeout!r}')
+            raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
         configuration = k8s.Configuration()
         source = _kubeconfig_source(kubeconfig)
         credentials_dir = None
         if source is not None:
             credentials_dir = _private_credentials_dir()
             try:
-                context_name, context_namespace = _load_kubeconfig(source, context, configuration, float(timeout),
-                                                                   credentials_dir)
+                context_name, context_namespace = _load_kubeconfig(
+                    source, context, configuration, float(timeout), credentials_dir
+                )
             except BaseException as error:
                 # A loader given up on (UNREACHABLE) may still write there: the watchdog removes it at exit.
                 if not (isinstance(error, ClusterError) and error.kind is ClusterErrorKind.UNREACHABLE):
                     _remove_credentials_dir(credentials_dir)
                 raise
-        elif os.environ.get('KUBERNETES_SERVICE_HOST'):
+        elif os.environ.get("KUBERNETES_SERVICE_HOST"):
             if context:
-                raise _not_configured(f'context "{context}" was asked for but there is no kubeconfig '
-                                      f'(only the in-cluster service account)')
+                raise _not_configured(
+                    f'context "{context}" was asked for but there is no kubeconfig '
+                    f"(only the in-cluster service account)"
+                )
             context_name, context_namespace = None, _load_in_cluster(configuration)
         else:
-            raise _not_configured('no kubeconfig (looked at KUBECONFIG and ~/.kube/config) and not running '
-                                  'in a pod; pass --kubeconfig or set KUBECONFIG')
+            raise _not_configured(
+                "no kubeconfig (looked at KUBECONFIG and ~/.kube/config) and not running "
+                "in a pod; pass --kubeconfig or set KUBECONFIG"
+            )
         _skip_environment_proxy_for_loopback(configuration)
         # One attempt per read: the caller's timeout is the whole budget, and a redirect is returned, not followed.
-        configuration.retries = urllib3.Retry(total=0, redirect=0, raise_on_redirect=False, raise_on_status=False)
+        configuration.retries = urllib3.Retry(
+            total=0, redirect=0, raise_on_redirect=False, raise_on_status=False
+        )
         # Service proxy paths keep their slashes (names never contain one, they are validated).
-        configuration.safe_chars_for_path_param = '/'
-        return cls(configuration, namespace=namespace or context_namespace or 'default',
-                   context=context_name, timeout=float(timeout), credentials_dir=credentials_dir)
+        configuration.safe_chars_for_path_param = "/"
+        return cls(
+            configuration,
+            namespace=namespace or context_namespace or "default",
+            context=context_name,
+            timeout=float(timeout),
+            credentials_dir=credentials_dir,
+        )
 
     def close(self) -> None:
         try:
@@ -1034,7 +1237,7 @@ class Cluster:
         self.close()
 
     def __repr__(self) -> str:
-        return f'Cluster(server={self.server!r}, context={self.context!r}, namespace={self.namespace!r})'
+        return f"Cluster(server={self.server!r}, context={self.context!r}, namespace={self.namespace!r})"
 
     # -- plumbing
 
@@ -1047,16 +1250,23 @@ class Cluster:
     def _namespace(self, namespace: str | None) -> str:
         chosen = namespace or self.namespace
         if chosen != ALL_NAMESPACES:
-            _check_name(chosen, 'namespace')
+            _check_name(chosen, "namespace")
         return chosen
 
-    def _list(self, resource: str, group: str, namespace: str | None,
-              namespaced: Callable[..., Any], all_namespaces: Callable[..., Any], **kwargs: Any) -> list[Any]:
+    def _list(
+        self,
+        resource: str,
+        group: str,
+        namespace: str | None,
+        namespaced: Callable[..., Any],
+        all_namespaces: Callable[..., Any],
+        **kwargs: Any,
+    ) -> list[Any]:
         chosen = self._namespace(namespace)
         if chosen == ALL_NAMESPACES:
-            result = self._call(_Request('list', resource, group), all_namespaces, **kwargs)
+            result = self._call(_Request("list", resource, group), all_namespaces, **kwargs)
         else:
-            result = self._call(_Request('list', resource, group, chosen), namespaced, chosen, **kwargs)
+            result = self._call(_Request("list", resource, group, chosen), namespaced, chosen, **kwargs)
         return list(result.items or [])
 
     # -- reads
@@ -1064,51 +1274,75 @@ class Cluster:
     def version(self) -> dict[str, Any]:
         """The API server's version: {major, minor, git_version, platform}."""
         # Parsed here rather than by the client's strict model: some servers omit fields it requires.
-        response = self._call(_Request('get', 'version'), self._version.get_code, _preload_content=False)
+        response = self._call(_Request("get", "version"), self._version.get_code, _preload_content=False)
         try:
             info = json.loads(_read_capped(response, 64 * 1024, time.monotonic() + self.timeout)[0])
         except (ValueError, urllib3.exceptions.HTTPError, OSError) as error:
-            raise classify(error, _Request('get', 'version'), self.server, timeout=self.timeout) from None
+            raise classify(error, _Request("get", "version"), self.server, timeout=self.timeout) from None
         finally:
             response.release_conn()
         info = info if isinstance(info, dict) else {}
-        return {'major': info.get('major'), 'minor': info.get('minor'), 'git_version': info.get('gitVersion'),
-                'platform': info.get('platform')}
+        return {
+            "major": info.get("major"),
+            "minor": info.get("minor"),
+            "git_version": info.get("gitVersion"),
+            "platform": info.get("platform"),
+        }
 
     def can_read_namespace(self, namespace: str | None = None) -> None:
         """Raise ClusterError unless pods in the namespace can be listed (one item, read-only)."""
         chosen = self._namespace(namespace)
-        self._call(_Request('list', 'pods', '', chosen), self._core.list_namespaced_pod, chosen, limit=1)
+        self._call(_Request("list", "pods", "", chosen), self._core.list_namespaced_pod, chosen, limit=1)
 
     def nodes(self) -> list[NodeInfo]:
-        result = self._call(_Request('list', 'nodes'), self._core.list_node)
+        result = self._call(_Request("list", "nodes"), self._core.list_node)
         return [node_info(node) for node in result.items or []]
 
     def pods(self, namespace: str | None = None, selector: str | None = None) -> list[PodInfo]:
         """Pods in the namespace (``'*'`` for every namespace), optionally by label selector ``app=api``."""
-        items = self._list('pods', '', namespace, self._core.list_namespaced_pod,
-                           self._core.list_pod_for_all_namespaces, label_selector=selector)
+        items = self._list(
+            "pods",
+            "",
+            namespace,
+            self._core.list_namespaced_pod,
+            self._core.list_pod_for_all_namespaces,
+            label_selector=selector,
+        )
         return [pod_info(pod) for pod in items]
 
     def deployments(self, namespace: str | None = None, selector: str | None = None) -> list[DeploymentInfo]:
-        items = self._list('deployments', 'apps', namespace, self._apps.list_namespaced_deployment,
-                           self._apps.list_deployment_for_all_namespaces, label_selector=selector)
+        items = self._list(
+            "deployments",
+            "apps",
+            namespace,
+            self._apps.list_namespaced_deployment,
+            self._apps.list_deployment_for_all_namespaces,
+            label_selector=selector,
+        )
         return [deployment_info(item) for item in items]
 
     def services(self, namespace: str | None = None, selector: str | None = None) -> list[ServiceInfo]:
-        items = self._list('services', '', namespace, self._core.list_namespaced_service,
-                           self._core.list_service_for_all_namespaces, label_selector=selector)
+        items = self._list(
+            "services",
+            "",
+            namespace,
+            self._core.list_namespaced_service,
+            self._core.list_service_for_all_namespaces,
+            label_selector=selector,
+        )
         return [service_info(item) for item in items]
 
-    def endpoint_slices(self, namespace: str | None = None, service: str | None = None) -> list[EndpointSliceInfo]:
+    def endpoint_slices(
+        self, namespace: str | None = None, service: str | None = None
+    ) -> list[EndpointSliceInfo]:
         """EndpointSlices, optionally only those of one Service."""
-        selector = f'kubernetes.io/service-name={service}' if service else None
+        selector = f"kubernetes.io/service-name={service}" if service else None
         chosen = self._namespace(namespace)
         if chosen == ALL_NAMESPACES:
-            request = _Request('list', 'endpointslices', 'discovery.k8s.io')
+            request = _Request("list", "endpointslices", "discovery.k8s.io")
             method, args = self._discovery.list_endpoint_slice_for_all_namespaces, ()
         else:
-            request = _Request('list', 'endpointslices', 'discovery.k8s.io', chosen)
+            request = _Request("list", "endpointslices", "discovery.k8s.io", chosen)
             method, args = self._discovery.list_namespaced_endpoint_slice, (chosen,)
         # Read raw: a slice of a Service with no pods has no `endpoints` (optional since Kubernetes 1.33),
         # which clients generated before that refuse as a whole list ("must not be `None`").
@@ -1116,12 +1350,12 @@ class Cluster:
         try:
             body, truncated = _read_capped(response, _LIST_LIMIT, time.monotonic() + self.timeout)
             if truncated:
-                raise ValueError(f'list larger than {_LIST_LIMIT // (1024 * 1024)} MiB')
+                raise ValueError(f"list larger than {_LIST_LIMIT // (1024 * 1024)} MiB")
             document = json.loads(body)
-            for item in document.get('items') or []:
-                if isinstance(item, dict) and item.get('endpoints') is None:
-                    item['endpoints'] = []
-            listed = _deserialize(json.dumps(document), 'V1EndpointSliceList')
+            for item in document.get("items") or []:
+                if isinstance(item, dict) and item.get("endpoints") is None:
+                    item["endpoints"] = []
+            listed = _deserialize(json.dumps(document), "V1EndpointSliceList")
         except (ValueError, TypeError, AttributeError, urllib3.exceptions.HTTPError, OSError) as error:
             raise classify(error, request, self.server, timeout=self.timeout, context=self.context) from None
         finally:
@@ -1131,34 +1365,55 @@ class Cluster:
         return [s for s in slices if service is None or s.service == service]
 
     def ingresses(self, namespace: str | None = None) -> list[IngressInfo]:
-        items = self._list('ingresses', 'networking.k8s.io', namespace, self._networking.list_namespaced_ingress,
-                           self._networking.list_ingress_for_all_namespaces)
+        items = self._list(
+            "ingresses",
+            "networking.k8s.io",
+            namespace,
+            self._networking.list_namespaced_ingress,
+            self._networking.list_ingress_for_all_namespaces,
+        )
         return [ingress_info(item) for item in items]
 
     def objects(self, resource: str, namespace: str | None = None) -> list[Any]:
         """The official client's objects of ``services``, ``ingresses``, ``deployments`` or ``replicasets``, as
         read (creation times, UIDs, annotations): what "what changed" compares. Read-only like every read."""
         calls = {
-            'services': ('', self._core.list_namespaced_service, self._core.list_service_for_all_namespaces),
-            'ingresses': ('networking.k8s.io', self._networking.list_namespaced_ingress,
-                          self._networking.list_ingress_for_all_namespaces),
-            'deployments': ('apps', self._apps.list_namespaced_deployment, self._apps.list_deployment_for_all_namespaces),
-            'replicasets': ('apps', self._apps.list_namespaced_replica_set, self._apps.list_replica_set_for_all_namespaces),
+            "services": ("", self._core.list_namespaced_service, self._core.list_service_for_all_namespaces),
+            "ingresses": (
+                "networking.k8s.io",
+                self._networking.list_namespaced_ingress,
+                self._networking.list_ingress_for_all_namespaces,
+            ),
+            "deployments": (
+                "apps",
+                self._apps.list_namespaced_deployment,
+                self._apps.list_deployment_for_all_namespaces,
+            ),
+            "replicasets": (
+                "apps",
+                self._apps.list_namespaced_replica_set,
+                self._apps.list_replica_set_for_all_namespaces,
+            ),
         }
         if resource not in calls:
-            raise ValueError(f'resource must be one of {", ".join(calls)}, not {resource!r}')
+            raise ValueError(f"resource must be one of {', '.join(calls)}, not {resource!r}")
         group, namespaced, all_namespaces = calls[resource]
         return self._list(resource, group, namespace, namespaced, all_namespaces)
 
     def ingress_classes(self) -> list[IngressClassInfo]:
-        result = self._call(_Request('list', 'ingressclasses', 'networking.k8s.io'),
-                            self._networking.list_ingress_class)
+        result = self._call(
+            _Request("list", "ingressclasses", "networking.k8s.io"), self._networking.list_ingress_class
+        )
         return [ingress_class_info(item) for item in result.items or []]
 
     def network_policies(self, namespace: str | None = None) -> list[NetworkPolicyInfo]:
-        items = self._list('networkpolicies', 'networking.k8s.io', namespace,
-                           self._networking.list_namespaced_network_policy,
-                           self._networking.list_network_policy_for_all_namespaces)
+        items = self._list(
+            "networkpolicies",
+            "networking.k8s.io",
+            namespace,
+            self._networking.list_namespaced_network_policy,
+            self._networking.list_network_policy_for_all_namespaces,
+        )
         return [network_policy_info(item) for item in items]
 
     def secrets_exist(self, namespace: str | None, names: Iterable[str]) -> dict[str, bool]:
@@ -1167,13 +1422,16 @@ class Cluster:
         chosen = self._namespace(namespace)
         present: dict[str, bool] = {}
         for name in dict.fromkeys(names):
-            _check_name(name, 'secret name')
+            _check_name(name, "secret name")
             try:
                 # The Accept header comes from a client whose default headers override the generated
                 # method's (a per-call ``_headers`` exists only from client 37 on).
                 response = self._call(
-                    _Request('get', 'secrets', '', chosen, name), self._metadata_core.read_namespaced_secret, name,
-                    chosen, _preload_content=False,
+                    _Request("get", "secrets", "", chosen, name),
+                    self._metadata_core.read_namespaced_secret,
+                    name,
+                    chosen,
+                    _preload_content=False,
                 )
                 response.drain_conn()  # only existence matters: the metadata is read and dropped
                 response.release_conn()
@@ -1186,90 +1444,138 @@ class Cluster:
 
     def events(self, namespace: str | None = None, *, warnings_only: bool = False) -> list[EventInfo]:
         """Events, oldest first by last sighting."""
-        selector = 'type=Warning' if warnings_only else None
-        items = self._list('events', '', namespace, self._core.list_namespaced_event,
-                           self._core.list_event_for_all_namespaces, field_selector=selector)
+        selector = "type=Warning" if warnings_only else None
+        items = self._list(
+            "events",
+            "",
+            namespace,
+            self._core.list_namespaced_event,
+            self._core.list_event_for_all_namespaces,
+            field_selector=selector,
+        )
         events = [event_info(item) for item in items]
         if warnings_only:
-            events = [event for event in events if event.type == 'Warning']
-        return sorted(events, key=lambda event: event.last_seen or event.first_seen or '')
+            events = [event for event in events if event.type == "Warning"]
+        return sorted(events, key=lambda event: event.last_seen or event.first_seen or "")
 
-    def pod_logs(self, name: str, namespace: str | None = None, *, tail_lines: int = 200,
-                 container: str | None = None, previous: bool = False) -> str:
+    def pod_logs(
+        self,
+        name: str,
+        namespace: str | None = None,
+        *,
+        tail_lines: int = 200,
+        container: str | None = None,
+        previous: bool = False,
+    ) -> str:
         """The last lines of a pod's log (``previous=True`` for the crashed container before the restart)."""
-        _check_name(name, 'pod name')
+        _check_name(name, "pod name")
         chosen = self._namespace(namespace)
         # The raw bytes, decoded here: client 36 hands the deserialized log back as the repr of its bytes.
         response = self._call(
-            _Request('get', 'pods/log', '', chosen, name), self._core.read_namespaced_pod_log, name, chosen,
-            tail_lines=tail_lines, container=container, previous=previous or None, limit_bytes=DEFAULT_LOG_BYTES_CAP,
+            _Request("get", "pods/log", "", chosen, name),
+            self._core.read_namespaced_pod_log,
+            name,
+            chosen,
+            tail_lines=tail_lines,
+            container=container,
+            previous=previous or None,
+            limit_bytes=DEFAULT_LOG_BYTES_CAP,
             _preload_content=False,
         )
         try:
-            return response.data.decode('utf-8', 'replace')
+            return response.data.decode("utf-8", "replace")
         finally:
             response.release_conn()
 
-    def proxy_get(self, service: str, port: int | str, path: str = '/', namespace: str | None = None, *,
-                  max_body: int = DEFAULT_PROXY_BODY_CAP) -> ProxyResponse:
+    def proxy_get(
+        self,
+        service: str,
+        port: int | str,
+        path: str = "/",
+        namespace: str | None = None,
+        *,
+        max_body: int = DEFAULT_PROXY_BODY_CAP,
+    ) -> ProxyResponse:
         """GET ``path`` on a Service from inside the cluster, through the API server's service proxy.
 
         The backend's status and body (at most ``max_body`` bytes) come back as data, as does the API
         server's own failure (503 no endpoints, backend refused); only access problems (401, 403, an
         unreachable API server) raise ClusterError.
         """
-        _check_name(service, 'service name')
+        _check_name(service, "service name")
         port_text = str(port)
-        if not re.fullmatch(r'[A-Za-z0-9-]{1,63}', port_text):
-            raise ValueError(f'service port must be a number or a port name, not {port!r}')
+        if not re.fullmatch(r"[A-Za-z0-9-]{1,63}", port_text):
+            raise ValueError(f"service port must be a number or a port name, not {port!r}")
         chosen = self._namespace(namespace)
-        relative = path.lstrip('/')
-        request = _Request('get', 'services/proxy', '', chosen, service)
+        relative = path.lstrip("/")
+        request = _Request("get", "services/proxy", "", chosen, service)
         start = time.monotonic()
         status: int | None = None
-        body = b''
+        body = b""
         truncated = False
         error: str | None = None
         try:
             response = self._core.connect_get_namespaced_service_proxy_with_path(
-                f'{service}:{port_text}', chosen, relative, _preload_content=False, _request_timeout=self.timeout)
+                f"{service}:{port_text}",
+                chosen,
+                relative,
+                _preload_content=False,
+                _request_timeout=self.timeout,
+            )
         except ApiException as failure:
             api_status = _status_body(failure.body)
             # The API server's own refusals are access problems; anything else is the backend's answer
             # (or the proxy's report on the backend) and is returned as data.
             if failure.status in (0, 401, 403) and (api_status is not None or not failure.status):
-                raise classify(failure, request, self.server, timeout=self.timeout, context=self.context) from None
-            if failure.status == 404 and api_status and (api_status.get('details') or {}).get('kind') == 'services':
-                raise classify(failure, request, self.server, timeout=self.timeout, context=self.context) from None
+                raise classify(
+                    failure, request, self.server, timeout=self.timeout, context=self.context
+                ) from None
+            if (
+                failure.status == 404
+                and api_status
+                and (api_status.get("details") or {}).get("kind") == "services"
+            ):
+                raise classify(
+                    failure, request, self.server, timeout=self.timeout, context=self.context
+                ) from None
             status = failure.status
-            raw = failure.body or b''  # bytes before client 37, str from 37 on
-            raw = raw if isinstance(raw, bytes) else raw.encode('utf-8', 'replace')
+            raw = failure.body or b""  # bytes before client 37, str from 37 on
+            raw = raw if isinstance(raw, bytes) else raw.encode("utf-8", "replace")
             body, truncated = raw[:max_body], len(raw) > max_body
             if api_status is not None:
-                error = _first_line(api_status.get('message', '')) or f'HTTP {status}'
+                error = _first_line(api_status.get("message", "")) or f"HTTP {status}"
         except Exception as failure:  # noqa: BLE001 - classified like every other read
-            raise classify(failure, request, self.server, timeout=self.timeout, context=self.context) from None
+            raise classify(
+                failure, request, self.server, timeout=self.timeout, context=self.context
+            ) from None
         else:
             status = response.status
             try:
                 body, truncated = _read_capped(response, max_body, start + self.timeout)
             except (urllib3.exceptions.ReadTimeoutError, TimeoutError):
-                error = f'backend response not complete within {self.timeout:g} s'
+                error = f"backend response not complete within {self.timeout:g} s"
             except (urllib3.exceptions.HTTPError, OSError) as failure:
                 # The body stopped arriving: say why; what came is not trustworthy as a whole.
-                error = 'backend response interrupted: ' + _connection_reason(failure)
+                error = "backend response interrupted: " + _connection_reason(failure)
             finally:
                 response.release_conn()
-        no_endpoints = status == 503 and error is not None and 'no endpoints available' in error
+        no_endpoints = status == 503 and error is not None and "no endpoints available" in error
         return ProxyResponse(
-            service=service, namespace=chosen, port=port_text, path='/' + relative, status=status,
-            body=body.decode('utf-8', 'replace'), truncated=truncated,
-            ms=round((time.monotonic() - start) * 1000, 1), error=error, no_endpoints=no_endpoints,
+            service=service,
+            namespace=chosen,
+            port=port_text,
+            path="/" + relative,
+            status=status,
+            body=body.decode("utf-8", "replace"),
+            truncated=truncated,
+            ms=round((time.monotonic() - start) * 1000, 1),
+            error=error,
+            no_endpoints=no_endpoints,
         )
 
     def ingress_controller_pods(self) -> list[PodInfo]:
         """Pods in any namespace that carry an ingress controller's usual labels."""
-        selectors = [f'{key} in ({",".join(values)})' for key, values in INGRESS_CONTROLLER_LABELS.items()]
+        selectors = [f"{key} in ({','.join(values)})" for key, values in INGRESS_CONTROLLER_LABELS.items()]
         found: dict[tuple[str, str], PodInfo] = {}
         try:
             for selector in selectors:
@@ -1301,9 +1607,9 @@ class Cluster:
 
 def _skip_environment_proxy_for_loopback(configuration: k8s.Configuration) -> None:
     """Like kubectl (Go's ProxyFromEnvironment), never send a loopback API server through HTTPS_PROXY."""
-    host = urllib.parse.urlsplit(configuration.host).hostname or ''
+    host = urllib.parse.urlsplit(configuration.host).hostname or ""
     try:
-        loopback = host == 'localhost' or ipaddress.ip_address(host).is_loopback
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
     except ValueError:
         loopback = False
     environment_proxies = urllib.request.getproxies().values()
@@ -1313,7 +1619,7 @@ def _skip_environment_proxy_for_loopback(configuration: k8s.Configuration) -> No
 
 def _check_name(value: str, what: str) -> None:
     if not isinstance(value, str) or not _NAME_PATTERN.match(value):
-        raise ValueError(f'{what} {value!r} is not a valid Kubernetes name')
+        raise ValueError(f"{what} {value!r} is not a valid Kubernetes name")
 
 
 def _read_capped(response: Any, cap: int, deadline: float) -> tuple[bytes, bool]:
@@ -1322,11 +1628,11 @@ def _read_capped(response: Any, cap: int, deadline: float) -> tuple[bytes, bool]
     size = 0
     while size <= cap:
         if time.monotonic() > deadline:
-            raise TimeoutError('body not received in time')
+            raise TimeoutError("body not received in time")
         chunk = response.read(min(64 * 1024, cap + 1 - size))
         if not chunk:
             break
         chunks.append(chunk)
         size += len(chunk)
-    body = b''.join(chunks)
+    body = b"".join(chunks)
     return body[:cap], size > cap

@@ -45,7 +45,9 @@ class ClusterReads:
         self.namespace: str = cluster.namespace
         self._shared = shared
 
-    def _read(self, what: str, read: Callable[[], Any], *, optional: bool = False, context: bool = False) -> Any:
+    def _read(
+        self, what: str, read: Callable[[], Any], *, optional: bool = False, context: bool = False
+    ) -> Any:
         """``optional``: a resource the server may not have (404 skips); ``context``: refused gives []."""
         key = f"suite-cluster:{self.cluster.server}:{self.namespace}:{what}"
         try:
@@ -54,9 +56,13 @@ class ClusterReads:
             if context and error.kind in (ClusterErrorKind.FORBIDDEN, ClusterErrorKind.NOT_FOUND):
                 if error.kind is ClusterErrorKind.FORBIDDEN:
                     # Nothing fails for lack of it, but the run says which grant would add the evidence.
-                    warnings.warn(f"{what} not read, so missing from the evidence: {error.message}", stacklevel=2)
+                    warnings.warn(
+                        f"{what} not read, so missing from the evidence: {error.message}", stacklevel=2
+                    )
                 return []
-            if error.kind is ClusterErrorKind.FORBIDDEN or (optional and error.kind is ClusterErrorKind.NOT_FOUND):
+            if error.kind is ClusterErrorKind.FORBIDDEN or (
+                optional and error.kind is ClusterErrorKind.NOT_FOUND
+            ):
                 pytest.skip(error.message)
             pytest.fail(error.message, pytrace=False)
 
@@ -94,8 +100,10 @@ class ClusterReads:
     def services_everywhere(self) -> list[ServiceInfo]:
         """Services of every namespace (empty when listing every namespace is forbidden)."""
         try:
-            return self._shared.get(f"suite-cluster:{self.cluster.server}:*:services",
-                                    lambda: self.cluster.services(ALL_NAMESPACES))
+            return self._shared.get(
+                f"suite-cluster:{self.cluster.server}:*:services",
+                lambda: self.cluster.services(ALL_NAMESPACES),
+            )
         except ClusterError as error:
             if error.kind is ClusterErrorKind.FORBIDDEN:
                 warnings.warn(f"Services of other namespaces not read: {error.message}", stacklevel=2)

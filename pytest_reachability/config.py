@@ -170,12 +170,12 @@ def parse_target(text: str) -> Target:
 
     scheme_match = _SCHEME_PREFIX.match(stripped)
     scheme = scheme_match.group(1).lower() if scheme_match else None
-    rest = stripped[scheme_match.end():] if scheme_match else stripped
+    rest = stripped[scheme_match.end() :] if scheme_match else stripped
 
     username = password = None
     at = rest.rfind("@")
     if at >= 0:
-        userinfo, rest = rest[:at], rest[at + 1:]
+        userinfo, rest = rest[:at], rest[at + 1 :]
         if not userinfo:
             raise fail("nothing before '@'", "USER[:PASSWORD]@HOST")
         user_part, colon, password_part = userinfo.partition(":")
@@ -230,7 +230,7 @@ def _split_host_port(
         close = authority.find("]")
         if close < 0:
             raise fail("unbalanced '[': no closing ']'", "[IPv6] or [IPv6]:PORT")
-        inner, after = authority[1:close], authority[close + 1:]
+        inner, after = authority[1:close], authority[close + 1 :]
         if after and not after.startswith(":"):
             raise fail(f"unexpected text {after!r} after ']'", "[IPv6] or [IPv6]:PORT")
         if not inner:
@@ -245,7 +245,10 @@ def _split_host_port(
 
     if authority.count(":") >= 2:
         if not _is_ipv6(authority):
-            raise fail(f"more than one ':' in {authority!r}", "HOST:PORT (an IPv6 address goes in brackets: [::1]:8080)")
+            raise fail(
+                f"more than one ':' in {authority!r}",
+                "HOST:PORT (an IPv6 address goes in brackets: [::1]:8080)",
+            )
         if url:
             raise fail("an IPv6 address in a URL must be in brackets", "http://[IPv6]:PORT/")
         head, _, tail = authority.rpartition(":")
@@ -323,13 +326,17 @@ def _normalise_host_name(text: str, fail: Callable[..., TargetError]) -> str:
         try:
             host = _idna_to_ascii(host)
         except ValueError as error:
-            raise fail(f"{text!r} is not a valid internationalised host name ({error})", "a valid host name") from None
+            raise fail(
+                f"{text!r} is not a valid internationalised host name ({error})", "a valid host name"
+            ) from None
     host = host.lower()
     if re.fullmatch(r"[0-9.]+", host):
         try:
             return str(ipaddress.IPv4Address(host))
         except ValueError:
-            raise fail(f"{host!r} is not a valid IPv4 address", "four numbers 0-255 like 192.0.2.10") from None
+            raise fail(
+                f"{host!r} is not a valid IPv4 address", "four numbers 0-255 like 192.0.2.10"
+            ) from None
 
     if host.startswith("."):
         raise fail(f"host {host!r} starts with '.'", "a host name like api.example.com")
@@ -338,7 +345,8 @@ def _normalise_host_name(text: str, fail: Callable[..., TargetError]) -> str:
     bad_char = next((ch for ch in host if not _HOST_NAME_CHARS.fullmatch(ch)), None)
     if bad_char is not None:
         raise fail(
-            f"character {bad_char!r} is not allowed in a host name", "letters, digits, '-' and '.' (or an IDN name)"
+            f"character {bad_char!r} is not allowed in a host name",
+            "letters, digits, '-' and '.' (or an IDN name)",
         )
     if len(host) > 253:
         raise fail(f"the host name is {len(host)} characters long", "at most 253 characters")
@@ -346,9 +354,14 @@ def _normalise_host_name(text: str, fail: Callable[..., TargetError]) -> str:
         if not label:
             raise fail(f"host {host!r} has an empty label ('..')", "a host name like api.example.com")
         if len(label) > 63:
-            raise fail(f"label {label[:20] + '...'!r} is {len(label)} characters long", "at most 63 characters per label")
+            raise fail(
+                f"label {label[:20] + '...'!r} is {len(label)} characters long",
+                "at most 63 characters per label",
+            )
         if label.startswith("-") or label.endswith("-"):
-            raise fail(f"label {label!r} starts or ends with '-'", "labels that begin and end with a letter or digit")
+            raise fail(
+                f"label {label!r} starts or ends with '-'", "labels that begin and end with a letter or digit"
+            )
         if label.startswith("xn--") and not _punycode_label_is_valid(label):
             raise fail(f"label {label!r} is not valid punycode", "a valid IDN label")
     return host
@@ -360,7 +373,10 @@ def _normalise_base_path(path: str, fail: Callable[..., TargetError]) -> str:
     if not path.isascii():
         path = quote(path, safe=_PATH_SAFE)
     if _BAD_PERCENT_ESCAPE.search(path):
-        raise fail("a '%' in the base path is not followed by two hex digits", "a percent-encoded path like /my%20api")
+        raise fail(
+            "a '%' in the base path is not followed by two hex digits",
+            "a percent-encoded path like /my%20api",
+        )
     if path.endswith("/"):
         path = path[:-1]
     segments = path[1:].split("/")
@@ -399,7 +415,7 @@ def parse_resolver(text: str) -> str:
         close = value.find("]")
         if close < 0:
             raise fail("unbalanced '['")
-        address_text, after = value[1:close], value[close + 1:]
+        address_text, after = value[1:close], value[close + 1 :]
         if after and not after.startswith(":"):
             raise fail(f"unexpected text {after!r} after ']'")
         port_text = after[1:] if after else None
@@ -513,11 +529,15 @@ class Settings:
     results_json: str | None = None
     results_db: str | None = None
     gate_timeout: float = 300.0
-    allow_all_skipped: bool = False  # a run whose built-in checks were all skipped is accepted (exit 0, not 5)
+    allow_all_skipped: bool = (
+        False  # a run whose built-in checks were all skipped is accepted (exit 0, not 5)
+    )
     wait: float = 0.0  # --wait: seconds to retry the gates' probes before the suite runs (0: no waiting)
     config_file: str | None = None  # the file the [tool.reachability] values came from
     sources: dict[str, str] = field(default_factory=lambda: dict.fromkeys(SETTING_KEYS, "default"))
-    tables: dict[str, dict] = field(default_factory=dict)  # [tool.reachability.<name>] for application sections
+    tables: dict[str, dict] = field(
+        default_factory=dict
+    )  # [tool.reachability.<name>] for application sections
     mask: list[str] = field(default_factory=list, repr=False)  # --mask: values masked in every output
     mask_env: list[str] = field(default_factory=list)  # mask-env: variables whose values are masked
 
@@ -532,7 +552,9 @@ class Settings:
         sources = dict(self.sources)
         for key, value in values.items():
             if key not in SETTING_KEYS:
-                raise TypeError(f"with_overrides() got an unknown setting {key!r}; expected one of {', '.join(SETTING_KEYS)}")
+                raise TypeError(
+                    f"with_overrides() got an unknown setting {key!r}; expected one of {', '.join(SETTING_KEYS)}"
+                )
             if value is None or self.sources.get(key, "default") != "default":
                 continue
             if key == "target" and isinstance(value, Target):
@@ -556,7 +578,9 @@ def _convert_text(key: str, value: str, *, base_dir: Path | None, check_exists: 
     if key in _BOOLEAN_KEYS:
         word = value.strip().lower()
         if word not in _TRUE_WORDS + _FALSE_WORDS:
-            raise SettingsError(f"{value!r} is not a yes/no value; expected one of {', '.join(_TRUE_WORDS + _FALSE_WORDS)}")
+            raise SettingsError(
+                f"{value!r} is not a yes/no value; expected one of {', '.join(_TRUE_WORDS + _FALSE_WORDS)}"
+            )
         return word in _TRUE_WORDS
     if key == "wait":
         return _parse_wait(value)
@@ -575,15 +599,25 @@ def _convert_text(key: str, value: str, *, base_dir: Path | None, check_exists: 
     if not text:
         raise SettingsError(f"it is empty; expected {_text_expectation(key)}")
     # Paths and kubeconfig context names may legitimately hold spaces; names and URLs may not.
-    if _CONTROL_OR_SPACE.search(text) and key not in ("kubeconfig", "ca_bundle", "incident_report", "results_json", "kube_context"):
-        raise SettingsError(f"{text!r} contains whitespace or control characters; expected {_text_expectation(key)}")
+    if _CONTROL_OR_SPACE.search(text) and key not in (
+        "kubeconfig",
+        "ca_bundle",
+        "incident_report",
+        "results_json",
+        "kube_context",
+    ):
+        raise SettingsError(
+            f"{text!r} contains whitespace or control characters; expected {_text_expectation(key)}"
+        )
     if key == "sandbox_apiserver":
         if text not in ("embedded", "real"):
             raise SettingsError(f"{text!r} is not an API server kind; expected {_text_expectation(key)}")
         return text
     if key == "namespace":
         if len(text) > 63 or not _NAMESPACE.fullmatch(text):
-            raise SettingsError(f"{text!r} is not a Kubernetes namespace name; expected {_text_expectation(key)}")
+            raise SettingsError(
+                f"{text!r} is not a Kubernetes namespace name; expected {_text_expectation(key)}"
+            )
         return text
     if key == "health_path":
         if not text.startswith("/"):
@@ -620,9 +654,11 @@ def _parse_wait(value: Any) -> float:
 
 def _sqlite_url_path(text: str) -> str:
     """The file of ``sqlite:///relative/path`` or ``sqlite:////absolute/path`` (SQLAlchemy's spelling)."""
-    path = text[len("sqlite://"):]
+    path = text[len("sqlite://") :]
     if not path.startswith("/") or len(path) < 2:
-        raise SettingsError(f"{mask_credentials(text)!r} names no file; expected sqlite:///relative/path or sqlite:////absolute/path")
+        raise SettingsError(
+            f"{mask_credentials(text)!r} names no file; expected sqlite:///relative/path or sqlite:////absolute/path"
+        )
     return path[1:]
 
 
@@ -641,7 +677,9 @@ def _check_seconds(key: str, seconds: float) -> float:
 
 
 def _seconds_expectation(key: str) -> str:
-    return "seconds, a number > 0 and <= 300" if key == "probe_timeout" else "seconds, a number > 0 and <= 86400"
+    return (
+        "seconds, a number > 0 and <= 300" if key == "probe_timeout" else "seconds, a number > 0 and <= 86400"
+    )
 
 
 def _text_expectation(key: str) -> str:
@@ -658,7 +696,14 @@ def _text_expectation(key: str) -> str:
 
 
 def _toml_type(value: Any) -> str:
-    for kind, name in ((bool, "boolean"), (str, "string"), (int, "integer"), (float, "float"), (list, "array"), (dict, "table")):
+    for kind, name in (
+        (bool, "boolean"),
+        (str, "string"),
+        (int, "integer"),
+        (float, "float"),
+        (list, "array"),
+        (dict, "table"),
+    ):
         if isinstance(value, kind):
             return name
     return "date/time"
@@ -679,12 +724,16 @@ def _convert_file_value(key: str, value: Any, base_dir: Path) -> Any:
         if isinstance(value, str):
             return _convert_text(key, value, base_dir=base_dir, check_exists=True)
         if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-            raise SettingsError(f"expected an array of strings like [\"system\", \"1.1.1.1\"], got {_toml_type(value)}")
+            raise SettingsError(
+                f'expected an array of strings like ["system", "1.1.1.1"], got {_toml_type(value)}'
+            )
         if not value:
-            raise SettingsError("the array is empty; expected at least one resolver, e.g. [\"system\"]")
+            raise SettingsError('the array is empty; expected at least one resolver, e.g. ["system"]')
         return _dedupe(parse_resolver(item) for item in value)
     if not isinstance(value, str):
-        raise SettingsError(f"expected a string ({_text_expectation(key) if key != 'target' else TARGET_FORMS}), got {_toml_type(value)}")
+        raise SettingsError(
+            f"expected a string ({_text_expectation(key) if key != 'target' else TARGET_FORMS}), got {_toml_type(value)}"
+        )
     return _convert_text(key, value, base_dir=base_dir, check_exists=True)
 
 
@@ -701,7 +750,9 @@ def _read_toml(path: Path, origin: str) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise SettingsError(f"configuration file {str(path)!r} is not valid TOML: not UTF-8 text") from None
     except OSError as error:
-        raise SettingsError(f"configuration file {str(path)!r} cannot be read: {error.strerror or error}") from None
+        raise SettingsError(
+            f"configuration file {str(path)!r} cannot be read: {error.strerror or error}"
+        ) from None
 
 
 def _find_file_section(
@@ -804,7 +855,9 @@ def resolve_settings(
             if key == "resolvers":
                 items = [given] if isinstance(given, str) else list(given)
                 values[key] = _dedupe(
-                    resolver for item in items for resolver in _convert_text(key, item, base_dir=None, check_exists=True)
+                    resolver
+                    for item in items
+                    for resolver in _convert_text(key, item, base_dir=None, check_exists=True)
                 )
             else:
                 values[key] = _convert_text(key, str(given), base_dir=None, check_exists=True)
@@ -813,7 +866,9 @@ def resolve_settings(
         sources[key] = "cli"
 
     mask, mask_env = _masking(cli, environ, mask_env)
-    return Settings(**values, config_file=config_file, sources=sources, tables=tables, mask=mask, mask_env=mask_env)
+    return Settings(
+        **values, config_file=config_file, sources=sources, tables=tables, mask=mask, mask_env=mask_env
+    )
 
 
 # --- what is masked besides what the run knows (--mask, mask-env) -----------------------------------------
@@ -824,19 +879,24 @@ MASK_VARIABLE = "REACHABILITY_MASK"
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 
 
-def _masking(cli: Mapping[str, Any], environ: Mapping[str, str], from_file: list[str]) -> tuple[list[str], list[str]]:
+def _masking(
+    cli: Mapping[str, Any], environ: Mapping[str, str], from_file: list[str]
+) -> tuple[list[str], list[str]]:
     """``--mask`` values and ``mask-env`` names from every source, together: masking more is never wrong,
     so the lists add up instead of overriding each other. A value is never quoted in an error."""
     values: list[str] = []
     given = cli.get("mask") or []
-    for origin, items in (("--mask", [given] if isinstance(given, str) else list(given)),
-                          (MASK_VARIABLE, [environ[MASK_VARIABLE]] if environ.get(MASK_VARIABLE, "").strip() else [])):
+    for origin, items in (
+        ("--mask", [given] if isinstance(given, str) else list(given)),
+        (MASK_VARIABLE, [environ[MASK_VARIABLE]] if environ.get(MASK_VARIABLE, "").strip() else []),
+    ):
         for value in items:
             value = str(value).strip()
             if len(value) < MIN_SECRET_LENGTH:
                 raise SettingsError(
                     f"{origin}: a value of {len(value)} characters is too short to mask (at least {MIN_SECRET_LENGTH}): "
-                    "it would hide ordinary words")
+                    "it would hide ordinary words"
+                )
             values.append(value)
     names = list(from_file)
     try:
@@ -860,10 +920,14 @@ def _mask_env_names(value: Any) -> list[str]:
     elif isinstance(value, list) and all(isinstance(item, str) for item in value):
         items = [item.strip() for item in value]
     else:
-        raise SettingsError(f"expected environment variable names (an array of strings), got {_toml_type(value)}")
+        raise SettingsError(
+            f"expected environment variable names (an array of strings), got {_toml_type(value)}"
+        )
     for name in items:
         if not _ENV_NAME.fullmatch(name):
-            raise SettingsError(f"{name[:40]!r} is not an environment variable name; expected letters, digits and '_'")
+            raise SettingsError(
+                f"{name[:40]!r} is not an environment variable name; expected letters, digits and '_'"
+            )
     return items
 
 
@@ -879,7 +943,10 @@ def load_settings(config: pytest.Config) -> Settings:
     """Settings for a pytest run; any bad value raises ``pytest.UsageError`` with one line."""
     import pytest
 
-    cli = {key: config.getoption(f"reachability_{key}", default=None) for key in (*SETTING_KEYS, "mask", "mask_env")}
+    cli = {
+        key: config.getoption(f"reachability_{key}", default=None)
+        for key in (*SETTING_KEYS, "mask", "mask_env")
+    }
     config_option = config.getoption("reachability_reachability_config", default=None)
     try:
         return resolve_settings(
@@ -894,8 +961,13 @@ def load_settings(config: pytest.Config) -> Settings:
         raise pytest.UsageError(mask_usage_error(str(error), given)) from None
 
 
-def given_values(cli: Mapping[str, Any], environ: Mapping[str, str], config_option: str | None = None,
-                 rootpath: Path | None = None, invocation_dir: Path | None = None) -> list[str]:
+def given_values(
+    cli: Mapping[str, Any],
+    environ: Mapping[str, str],
+    config_option: str | None = None,
+    rootpath: Path | None = None,
+    invocation_dir: Path | None = None,
+) -> list[str]:
     """Every text the user gave (command line, ``REACHABILITY_*`` variables, the configuration file's
     strings): a usage error may quote any of them, so the secrets inside them are masked."""
     found: list[str] = []

@@ -63,7 +63,9 @@ class Evidence:
         value = plain(data)
         if fields:
             if not isinstance(value, dict):
-                raise TypeError(f"evidence {kind!r}: fields={sorted(fields)} need data that is a mapping, not {type(value).__name__}")
+                raise TypeError(
+                    f"evidence {kind!r}: fields={sorted(fields)} need data that is a mapping, not {type(value).__name__}"
+                )
             value = {**value, **plain(fields)}
         self.records.append({"kind": kind, "data": value})
 

@@ -148,6 +148,7 @@ def dns(target: Target, reachability_settings: Settings, shared_results: SharedR
         def test_name_resolves(dns):
             assert dns.addresses, f"{dns.name} did not resolve: {[a.error for a in dns.answers]}"
     """
+
     def resolve() -> DnsReport:
         report = run_probe("dns", target, reachability_settings)
         evidence_mod.record("dns", report)
@@ -167,7 +168,9 @@ class Prober:
                 assert result.ok, result.summary
     """
 
-    def __init__(self, target: Target, settings: Settings, shared: SharedResults, dns_report: Callable[[], DnsReport]) -> None:
+    def __init__(
+        self, target: Target, settings: Settings, shared: SharedResults, dns_report: Callable[[], DnsReport]
+    ) -> None:
         self.target = target
         self.settings = settings
         self.shared = shared
@@ -195,8 +198,14 @@ class Prober:
 
         def run() -> list[ProbeResult]:
             results = run_probe(
-                "http", self.target, self.settings, addresses=addresses, extra_addresses=extra, path=path,
-                dns_report=self._dns_report() if addresses is None else None, **checks,
+                "http",
+                self.target,
+                self.settings,
+                addresses=addresses,
+                extra_addresses=extra,
+                path=path,
+                dns_report=self._dns_report() if addresses is None else None,
+                **checks,
             )
             for result in results:
                 evidence_mod.record("http_probe", result)
@@ -208,14 +217,20 @@ class Prober:
 
 
 @pytest.fixture(scope="session")
-def probe(target: Target, reachability_settings: Settings, shared_results: SharedResults,
-          request: pytest.FixtureRequest) -> Prober:
+def probe(
+    target: Target,
+    reachability_settings: Settings,
+    shared_results: SharedResults,
+    request: pytest.FixtureRequest,
+) -> Prober:
     """Per-address health probes of the target (see :class:`Prober`)."""
     return Prober(target, reachability_settings, shared_results, lambda: request.getfixturevalue("dns"))
 
 
 @pytest.fixture(scope="session")
-def http(target: Target, reachability_settings: Settings, request: pytest.FixtureRequest) -> Iterator[TargetSession]:
+def http(
+    target: Target, reachability_settings: Settings, request: pytest.FixtureRequest
+) -> Iterator[TargetSession]:
     """A ``requests.Session`` bound to the target's base URL: ``http.get("/orders")``.
 
     Timeouts default to the probe timeout; only connection errors are retried (never a request that
@@ -230,7 +245,10 @@ def http(target: Target, reachability_settings: Settings, request: pytest.Fixtur
         report = request.getfixturevalue("dns")
         address = report.addresses[0] if report.addresses else None
     session = TargetSession(
-        target, timeout=reachability_settings.probe_timeout, ca_bundle=reachability_settings.ca_bundle, address=address
+        target,
+        timeout=reachability_settings.probe_timeout,
+        ca_bundle=reachability_settings.ca_bundle,
+        address=address,
     )
     yield session
     session.close()
@@ -280,8 +298,12 @@ def cluster_reads(cluster: Cluster, shared_results: SharedResults) -> ClusterRea
 
 
 @pytest.fixture(scope="session")
-def target_service(cluster_reads: ClusterReads, target: Target, reachability_settings: Settings,
-                   request: pytest.FixtureRequest) -> TargetService:
+def target_service(
+    cluster_reads: ClusterReads,
+    target: Target,
+    reachability_settings: Settings,
+    request: pytest.FixtureRequest,
+) -> TargetService:
     """Which Service of the namespace is the target's, how that was decided, and its pods, LoadBalancers
     and Ingresses (see :mod:`pytest_reachability.target_service`).
 
@@ -293,5 +315,6 @@ def target_service(cluster_reads: ClusterReads, target: Target, reachability_set
     """
     from .target_service import find_target_service
 
-    return find_target_service(cluster_reads, target, reachability_settings,
-                               lambda: request.getfixturevalue("dns").addresses)
+    return find_target_service(
+        cluster_reads, target, reachability_settings, lambda: request.getfixturevalue("dns").addresses
+    )

@@ -62,7 +62,9 @@ def _required_tests(marker: Any, nodeid: str) -> tuple[str, ...]:
         )
     unknown = set(marker.kwargs) - {"test"}
     if unknown:
-        raise GraphError(f"@pytest.mark.requires takes gate names and test=..., not {', '.join(sorted(unknown))}= on {nodeid}")
+        raise GraphError(
+            f"@pytest.mark.requires takes gate names and test=..., not {', '.join(sorted(unknown))}= on {nodeid}"
+        )
     return tuple(n.strip() for n in names)
 
 
@@ -147,8 +149,14 @@ class GatePlan:
                 plan.member_of[member] = (*plan.member_of.get(member, ()), gate)
         return plan
 
-    def _place(self, nodeid: str, section_mark: Any, gate_mark: Any, requires_marks: list[Any],
-               by_module: dict[str, dict[str, list[str]]]) -> None:
+    def _place(
+        self,
+        nodeid: str,
+        section_mark: Any,
+        gate_mark: Any,
+        requires_marks: list[Any],
+        by_module: dict[str, dict[str, list[str]]],
+    ) -> None:
         """Record one test's section, the gate it belongs to and the gates (and tests) it requires."""
         section = _single_name(section_mark, "section", 'section("database")', nodeid)
         self.section[nodeid] = section or OTHER_SECTION
@@ -180,7 +188,13 @@ class GatePlan:
         module, own = _split_nodeid(nodeid)
         tests = by_module.get(module, {})
         own_class = own.rpartition("::")[0]
-        resolved = name if name in tests else f"{own_class}::{name}" if own_class and f"{own_class}::{name}" in tests else name
+        resolved = (
+            name
+            if name in tests
+            else f"{own_class}::{name}"
+            if own_class and f"{own_class}::{name}" in tests
+            else name
+        )
         if resolved == own:
             raise GraphError(f"{nodeid} requires itself (requires(test={name!r}))")
         key = test_key(module, resolved)
@@ -213,7 +227,9 @@ class GatePlan:
             gate, nodeid = sorted(unknown.items())[0]
             if self.is_test_requirement(gate):
                 module = gate.partition("::")[0]
-                raise GraphError(f"unknown test {self.label(gate)!r} required by {nodeid} (no such test in {module})")
+                raise GraphError(
+                    f"unknown test {self.label(gate)!r} required by {nodeid} (no such test in {module})"
+                )
             known = ", ".join(sorted(g for g in self.members if not self.is_test_requirement(g))) or "none"
             raise GraphError(f"unknown gate {gate!r} required by {nodeid} (known gates: {known})")
         cycle = self.find_cycle()
@@ -310,7 +326,9 @@ def aggregate(gate: str, expected: Sequence[str], recorded: dict[str, tuple[str,
         if outcome in (FAILED, ERROR, BLOCKED):
             return GateResult(gate, FAILED, message or f"{nodeid} {outcome}")
     if missing:
-        return GateResult(gate, "unknown", f"result unknown ({len(missing)} of {len(expected)} gate tests not finished)")
+        return GateResult(
+            gate, "unknown", f"result unknown ({len(missing)} of {len(expected)} gate tests not finished)"
+        )
     for nodeid in expected:
         outcome, message = recorded[nodeid]
         if outcome == SKIPPED:
@@ -376,7 +394,9 @@ class GateStore:
         except (OSError, ValueError):
             return []
 
-    def wait_for(self, gate: str, expected: Sequence[str], timeout: float, *, waited: float | None = None) -> GateResult:
+    def wait_for(
+        self, gate: str, expected: Sequence[str], timeout: float, *, waited: float | None = None
+    ) -> GateResult:
         """The gate's result, waiting at most ``timeout`` seconds for tests run elsewhere.
 
         ``waited`` is the whole bound to name in the reason when the result stays unknown.

@@ -25,21 +25,69 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-HEALTHY_WORDS = frozenset({
-    "ok", "healthy", "up", "pass", "passed", "passing", "green", "ready", "alive", "available", "success",
-    "succeeded", "online", "serving", "running", "good", "true",
-})
-UNHEALTHY_WORDS = frozenset({
-    "down", "fail", "failed", "failing", "failure", "error", "errored", "unhealthy", "red", "critical", "crit",
-    "out_of_service", "outofservice", "unavailable", "offline", "not_serving", "dead", "false", "ko", "bad",
-    "unreachable", "timeout", "timed_out",
-})
+HEALTHY_WORDS = frozenset(
+    {
+        "ok",
+        "healthy",
+        "up",
+        "pass",
+        "passed",
+        "passing",
+        "green",
+        "ready",
+        "alive",
+        "available",
+        "success",
+        "succeeded",
+        "online",
+        "serving",
+        "running",
+        "good",
+        "true",
+    }
+)
+UNHEALTHY_WORDS = frozenset(
+    {
+        "down",
+        "fail",
+        "failed",
+        "failing",
+        "failure",
+        "error",
+        "errored",
+        "unhealthy",
+        "red",
+        "critical",
+        "crit",
+        "out_of_service",
+        "outofservice",
+        "unavailable",
+        "offline",
+        "not_serving",
+        "dead",
+        "false",
+        "ko",
+        "bad",
+        "unreachable",
+        "timeout",
+        "timed_out",
+    }
+)
 DEGRADED_WORDS = frozenset({"warn", "warning", "degraded", "yellow", "partial", "partially_available"})
 # Keys that hold an overall or a component status.
 STATUS_KEYS = ("status", "state", "health", "healthy", "ok", "up")
 # Keys under which components are listed.
-COMPONENT_KEYS = ("checks", "components", "details", "dependencies", "services", "subsystems", "backends",
-                  "downstream", "resources")
+COMPONENT_KEYS = (
+    "checks",
+    "components",
+    "details",
+    "dependencies",
+    "services",
+    "subsystems",
+    "backends",
+    "downstream",
+    "resources",
+)
 # Keys whose text explains a failing component.
 DETAIL_KEYS = ("output", "error", "message", "reason", "detail", "description", "exception", "cause")
 MAX_DEPTH = 6
@@ -78,7 +126,9 @@ class HealthReading:
 
     def to_evidence(self) -> dict[str, Any]:
         return {
-            "shape": self.shape, "status": self.status, "healthy": self.healthy,
+            "shape": self.shape,
+            "status": self.status,
+            "healthy": self.healthy,
             "failing": [{"name": d.name, "status": d.status, "detail": d.detail} for d in self.failing],
             "degraded": [{"name": d.name, "status": d.status, "detail": d.detail} for d in self.degraded],
             "components": [d.name for d in self.dependencies],
@@ -126,8 +176,11 @@ def read_health(body: str | bytes | Any) -> HealthReading:
     overall = verdict_of(status_value)
     dependencies: list[Dependency] = []
     _collect(document, "", dependencies, 0, top=True)
-    reading = HealthReading(shape=shape, status=None if status_value is None else str(status_value),
-                            dependencies=dependencies[:MAX_COMPONENTS])
+    reading = HealthReading(
+        shape=shape,
+        status=None if status_value is None else str(status_value),
+        dependencies=dependencies[:MAX_COMPONENTS],
+    )
     if overall == "unhealthy" or reading.failing:
         reading.healthy = False
     elif overall == "degraded" or reading.degraded:
@@ -157,7 +210,8 @@ def _shape(document: dict[str, Any]) -> str:
     if isinstance(document.get("checks"), dict) and isinstance(document.get("status"), str):
         return "health+json"
     if isinstance(document.get("components"), dict) or (
-        isinstance(document.get("details"), dict) and isinstance(document.get("status"), str)
+        isinstance(document.get("details"), dict)
+        and isinstance(document.get("status"), str)
         and str(document["status"]).isupper()
     ):
         return "spring-actuator"

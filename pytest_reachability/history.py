@@ -85,12 +85,16 @@ class RunRecord:
     passed: int = 0
     counted: int = 0
     top_theory: str | None = None
-    tests: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # nodeid -> (section, outcome, reason)
+    tests: dict[str, tuple[str, str, str]] = field(
+        default_factory=dict
+    )  # nodeid -> (section, outcome, reason)
     sections: list[SectionHealth] = field(default_factory=list)
     # What the run saw: (kind, name, source, address); kind "dns" (name: host, source: resolver) or
     # "loadbalancer" (name: namespace/Service). Later runs tell from these what moved.
     addresses: list[tuple[str, str, str, str]] = field(default_factory=list)
-    seconds_to_healthy: float | None = None  # --wait: seconds until the gates passed (None: did not wait or never)
+    seconds_to_healthy: float | None = (
+        None  # --wait: seconds until the gates passed (None: did not wait or never)
+    )
     wait_outcome: str | None = None  # --wait: healthy / deadline
 
     @property
@@ -126,7 +130,12 @@ def detect_git_sha(cwd: str | Path | None = None, timeout: float = 2.0) -> str |
         return sha
     try:
         done = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
+            ["git", "rev-parse", "HEAD"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
@@ -146,7 +155,11 @@ def describe_summary(summary: dict | None) -> str:
         return f"History: not available: {summary['error']}"
     counts = f"newly failing: {len(summary.get('newly_failing') or [])}; recovered: {len(summary.get('recovered') or [])}"
     if summary.get("previous_run") is None:
-        state = f"failing since {summary['failing_since']}" if summary.get("failing_since") else f"healthy since {summary.get('healthy_since')}"
+        state = (
+            f"failing since {summary['failing_since']}"
+            if summary.get("failing_since")
+            else f"healthy since {summary.get('healthy_since')}"
+        )
         return f"History: first recorded run of this target; {state}"
     if summary.get("failing_since"):
         if summary.get("healthy_since"):
@@ -263,7 +276,9 @@ class HistoryStore:
     def _insert_run(self, values: dict[str, Any]) -> int:
         names = ", ".join(values)
         marks = ", ".join("?" for _ in values)
-        cursor = self._execute(f"INSERT INTO runs ({names}) VALUES ({marks}) RETURNING id", list(values.values()))
+        cursor = self._execute(
+            f"INSERT INTO runs ({names}) VALUES ({marks}) RETURNING id", list(values.values())
+        )
         return int(cursor.fetchone()[0])
 
     def _table_exists(self, name: str) -> bool:
@@ -365,15 +380,19 @@ class HistoryStore:
 
     def finish_run(self, run: RunRecord) -> None:
         """Add what is known only at the very end (top theory, finish time) to a stored run."""
+
         def update() -> None:
             self._begin_write()
             try:
-                self._execute("UPDATE runs SET top_theory = ?, finished_at = ? WHERE run_uuid = ?",
-                              [run.top_theory, _iso(run.finished_at) if run.finished_at else None, run.run_uuid])
+                self._execute(
+                    "UPDATE runs SET top_theory = ?, finished_at = ? WHERE run_uuid = ?",
+                    [run.top_theory, _iso(run.finished_at) if run.finished_at else None, run.run_uuid],
+                )
                 self._commit()
             except BaseException:
                 self._rollback()
                 raise
+
         self._retrying(update)
 
     def _insert(self, run: RunRecord) -> int:
@@ -398,8 +417,10 @@ class HistoryStore:
             }
         )
         for kind, name, source, address in dict.fromkeys(run.addresses):
-            self._execute("INSERT INTO run_addresses (run_id, kind, name, source, address) VALUES (?, ?, ?, ?, ?)",
-                          [run_id, kind, name[:255], source[:255], address[:255]])
+            self._execute(
+                "INSERT INTO run_addresses (run_id, kind, name, source, address) VALUES (?, ?, ?, ?, ?)",
+                [run_id, kind, name[:255], source[:255], address[:255]],
+            )
         for nodeid, (section, outcome, reason) in run.tests.items():
             self._execute(
                 "INSERT INTO test_outcomes (run_id, nodeid, section, outcome, reason) VALUES (?, ?, ?, ?, ?)",
@@ -409,7 +430,18 @@ class HistoryStore:
             self._execute(
                 "INSERT INTO section_health (run_id, position, section, tests, passed, failed, error, blocked, skipped, status)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [run_id, position, row.name, row.tests, row.passed, row.failed, row.error, row.blocked, row.skipped, row.status],
+                [
+                    run_id,
+                    position,
+                    row.name,
+                    row.tests,
+                    row.passed,
+                    row.failed,
+                    row.error,
+                    row.blocked,
+                    row.skipped,
+                    row.status,
+                ],
             )
         return run_id
 
@@ -424,8 +456,24 @@ class HistoryStore:
             f" FROM runs {where} ORDER BY started_at DESC, id DESC LIMIT ?",
             [*params, int(limit)],
         )
-        names = ("id", "run_uuid", "target_key", "target", "namespace", "started_at", "git_sha", "exit_status",
-                 "status", "healthy", "health_score", "passed", "counted", "top_theory", "seconds_to_healthy", "wait_outcome")
+        names = (
+            "id",
+            "run_uuid",
+            "target_key",
+            "target",
+            "namespace",
+            "started_at",
+            "git_sha",
+            "exit_status",
+            "status",
+            "healthy",
+            "health_score",
+            "passed",
+            "counted",
+            "top_theory",
+            "seconds_to_healthy",
+            "wait_outcome",
+        )
         found = [dict(zip(names, row, strict=True)) for row in rows]
         for run in found:
             run["healthy"] = bool(run["healthy"])
@@ -479,7 +527,21 @@ class HistoryStore:
         if not rows:
             self._end_read()
             return None
-        run_id, key, target, namespace, started, finished, sha, exit_status, status, score, passed, counted, theory = rows[0]
+        (
+            run_id,
+            key,
+            target,
+            namespace,
+            started,
+            finished,
+            sha,
+            exit_status,
+            status,
+            score,
+            passed,
+            counted,
+            theory,
+        ) = rows[0]
         tests = {
             nodeid: (section, outcome, reason)
             for nodeid, section, outcome, reason in self._rows(
@@ -488,10 +550,21 @@ class HistoryStore:
         }
         self._end_read()
         return RunRecord(
-            target_key=key, target=target, namespace=namespace, started_at=_parse_time(started),
-            finished_at=_parse_time(finished) if finished else None, run_uuid=run_uuid, git_sha=sha,
-            exit_status=exit_status, status=status, health_score=score, passed=int(passed or 0),
-            counted=int(counted or 0), top_theory=theory, tests=tests, sections=self.sections(int(run_id)),
+            target_key=key,
+            target=target,
+            namespace=namespace,
+            started_at=_parse_time(started),
+            finished_at=_parse_time(finished) if finished else None,
+            run_uuid=run_uuid,
+            git_sha=sha,
+            exit_status=exit_status,
+            status=status,
+            health_score=score,
+            passed=int(passed or 0),
+            counted=int(counted or 0),
+            top_theory=theory,
+            tests=tests,
+            sections=self.sections(int(run_id)),
         )
 
     def summary_for(self, run_uuid: str) -> dict[str, Any] | None:
@@ -520,8 +593,12 @@ class HistoryStore:
             " ORDER BY started_at DESC, id DESC LIMIT 1",
             params,
         )
-        last_healthy = self._scalar(f"SELECT MAX(started_at) FROM runs WHERE {earlier} AND healthy = 1", params)
-        last_unhealthy = self._scalar(f"SELECT MAX(started_at) FROM runs WHERE {earlier} AND healthy = 0", params)
+        last_healthy = self._scalar(
+            f"SELECT MAX(started_at) FROM runs WHERE {earlier} AND healthy = 1", params
+        )
+        last_unhealthy = self._scalar(
+            f"SELECT MAX(started_at) FROM runs WHERE {earlier} AND healthy = 0", params
+        )
 
         def first_after(healthy: int, after: str | None, before: str | None = None) -> str | None:
             sql = f"SELECT MIN(started_at) FROM runs WHERE {earlier} AND healthy = ?"
@@ -535,7 +612,12 @@ class HistoryStore:
             return self._scalar(sql, params + extra)
 
         now = _iso(run.started_at)
-        summary: dict[str, Any] = {"target_key": run.target_key, "previous_run": None, "newly_failing": [], "recovered": []}
+        summary: dict[str, Any] = {
+            "target_key": run.target_key,
+            "previous_run": None,
+            "newly_failing": [],
+            "recovered": [],
+        }
         if run.healthy:
             summary["last_healthy"] = format_time(now)
             summary["healthy_since"] = format_time(first_after(1, last_unhealthy) or now)
@@ -550,16 +632,25 @@ class HistoryStore:
                     f"SELECT MAX(started_at) FROM runs WHERE {earlier} AND healthy = 0 AND started_at < ?",
                     params + [last_healthy],
                 )
-                summary["healthy_since"] = format_time(first_after(1, unhealthy_before, None) if unhealthy_before else first_after(1, None))
+                summary["healthy_since"] = format_time(
+                    first_after(1, unhealthy_before, None) if unhealthy_before else first_after(1, None)
+                )
         if previous:
             previous_id, started, score, _healthy, status = previous[0]
-            summary["previous_run"] = {"id": int(previous_id), "time": format_time(started), "health": score, "status": status}
+            summary["previous_run"] = {
+                "id": int(previous_id),
+                "time": format_time(started),
+                "health": score,
+                "status": status,
+            }
             before = self.test_outcomes(int(previous_id))
             now_failing = {nodeid for nodeid, (_, outcome, _) in run.tests.items() if outcome in FAILING}
             was_failing = {nodeid for nodeid, outcome in before.items() if outcome in FAILING}
             summary["newly_failing"] = sorted(now_failing - was_failing)
             summary["recovered"] = sorted(
-                nodeid for nodeid in was_failing if run.tests.get(nodeid, ("", "", ""))[1] in ("passed", "xpassed")
+                nodeid
+                for nodeid in was_failing
+                if run.tests.get(nodeid, ("", "", ""))[1] in ("passed", "xpassed")
             )
         self._end_read()
         return summary
@@ -605,7 +696,12 @@ class PostgresHistoryStore(HistoryStore):
         return "BIGSERIAL PRIMARY KEY"
 
     def _table_exists(self, name: str) -> bool:
-        return bool(self._rows("SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = ?", [name]))
+        return bool(
+            self._rows(
+                "SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = ?",
+                [name],
+            )
+        )
 
     def _end_read(self) -> None:
         if self._in_write:
@@ -618,7 +714,9 @@ def open_history(url: str, *, migrate: bool = True, connect_timeout: float = 10.
     """Open (and by default create or migrate) the history at ``url``: a file path or ``postgresql://``."""
     text = str(url).strip()
     if not text:
-        raise HistoryError("history database: empty location; expected an SQLite file path or a postgresql:// URL")
+        raise HistoryError(
+            "history database: empty location; expected an SQLite file path or a postgresql:// URL"
+        )
     if _URL_SCHEME.match(text):
         store: HistoryStore = _open_postgres(text, connect_timeout)
     else:
@@ -631,7 +729,9 @@ def open_history(url: str, *, migrate: bool = True, connect_timeout: float = 10.
             raise
         except Exception as error:
             store.close()
-            raise HistoryError(f"history database {store.where}: cannot create or migrate the schema: {_one_line(error)}") from None
+            raise HistoryError(
+                f"history database {store.where}: cannot create or migrate the schema: {_one_line(error)}"
+            ) from None
     return store
 
 
@@ -639,9 +739,11 @@ def sqlite_path(location: str) -> Path:
     """The file of an SQLite location: a path, ``sqlite:///relative/path`` or ``sqlite:////absolute/path``."""
     text = location.strip()
     if _SQLITE_URL.match(text):
-        rest = text[len("sqlite://"):]
+        rest = text[len("sqlite://") :]
         if not rest.startswith("/") or len(rest) < 2:
-            raise HistoryError(f"history database {text!r}: expected sqlite:///relative/path or sqlite:////absolute/path")
+            raise HistoryError(
+                f"history database {text!r}: expected sqlite:///relative/path or sqlite:////absolute/path"
+            )
         text = rest[1:]
     return Path(text).expanduser()
 
@@ -655,7 +757,9 @@ def _open_sqlite(path_text: str) -> HistoryStore:
         connection = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
         try:
             connection.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
-            connection.execute("PRAGMA journal_mode = WAL")  # before the schema: every writer finds WAL in force
+            connection.execute(
+                "PRAGMA journal_mode = WAL"
+            )  # before the schema: every writer finds WAL in force
             connection.execute("PRAGMA foreign_keys = ON")
         except BaseException:
             connection.close()
@@ -696,8 +800,12 @@ def _open_postgres(url: str, connect_timeout: float) -> HistoryStore:
             f"history database {shown}: PostgreSQL needs psycopg 3: pip install 'pytest-reachability[postgres]'"
         ) from None
     try:
-        connection = psycopg.connect(url, connect_timeout=max(1, int(connect_timeout)), autocommit=True,
-                                     options="-c statement_timeout=60000 -c lock_timeout=60000")
+        connection = psycopg.connect(
+            url,
+            connect_timeout=max(1, int(connect_timeout)),
+            autocommit=True,
+            options="-c statement_timeout=60000 -c lock_timeout=60000",
+        )
     except psycopg.Error as error:
         message = str(redact(_one_line(error), url_passwords(url)))
         raise HistoryError(f"history database {shown}: cannot connect: {message}") from None
@@ -723,6 +831,8 @@ def _one_line(error: BaseException) -> str:
 def sections_from_rows(rows: Iterable[Any]) -> list[SectionHealth]:
     """SectionHealth from ``RunResults.sections()`` rows (or anything with the same attributes)."""
     return [
-        SectionCounts(row.name, row.tests, row.passed, row.failed, row.error, row.blocked, row.skipped, row.status)
+        SectionCounts(
+            row.name, row.tests, row.passed, row.failed, row.error, row.blocked, row.skipped, row.status
+        )
         for row in rows
     ]

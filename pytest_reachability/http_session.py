@@ -145,7 +145,9 @@ class PinnedAddressAdapter(BoundedAdapter):
             request.headers["Host"] = parts.netloc.rsplit("@", 1)[-1]
             request.url = urlunsplit(parts._replace(netloc=pinned))
             if parts.scheme == "https":
-                self.poolmanager.connection_pool_kw.update(server_hostname=self.host, assert_hostname=self.host)
+                self.poolmanager.connection_pool_kw.update(
+                    server_hostname=self.host, assert_hostname=self.host
+                )
         return super().send(request, **kwargs)
 
 
@@ -163,7 +165,13 @@ class TargetSession(requests.Session):
     """
 
     def __init__(
-        self, target: Any, *, timeout: float, ca_bundle: str | None = None, retries: int = 2, address: str | None = None
+        self,
+        target: Any,
+        *,
+        timeout: float,
+        ca_bundle: str | None = None,
+        retries: int = 2,
+        address: str | None = None,
     ) -> None:
         super().__init__()
         self.target = target
@@ -175,8 +183,21 @@ class TargetSession(requests.Session):
         if target.username is not None:
             self.auth = (target.username, target.password or "")
         self.max_redirects = MAX_REDIRECTS
-        retry = Retry(total=retries, connect=retries, read=0, status=0, other=0, redirect=0, allowed_methods=None, raise_on_status=False)
-        adapter = PinnedAddressAdapter(target.host, address, max_retries=retry) if address else BoundedAdapter(max_retries=retry)
+        retry = Retry(
+            total=retries,
+            connect=retries,
+            read=0,
+            status=0,
+            other=0,
+            redirect=0,
+            allowed_methods=None,
+            raise_on_status=False,
+        )
+        adapter = (
+            PinnedAddressAdapter(target.host, address, max_retries=retry)
+            if address
+            else BoundedAdapter(max_retries=retry)
+        )
         self.mount("http://", adapter)
         self.mount("https://", adapter)
 
@@ -186,7 +207,10 @@ class TargetSession(requests.Session):
         if location is None:
             return None
         parts = urlsplit(requests.compat.urljoin(response.url, location))
-        if parts.scheme not in ("http", "https") or (parts.hostname or "").lower() != self.target.host.lower():
+        if (
+            parts.scheme not in ("http", "https")
+            or (parts.hostname or "").lower() != self.target.host.lower()
+        ):
             return None
         if parts.scheme == "http" and urlsplit(response.url).scheme == "https":
             return None  # never down from https to http
@@ -215,10 +239,13 @@ class TargetSession(requests.Session):
                 except requests.RequestException:
                     if deadline.fired:
                         raise requests.exceptions.ReadTimeout(
-                            f"no complete response from {urlsplit(url).netloc} within {budget:g}s") from None
+                            f"no complete response from {urlsplit(url).netloc} within {budget:g}s"
+                        ) from None
                     raise
         except requests.RequestException as exc:
-            evidence_mod.record("http", {"method": str(method), "url": url, "error": f"{type(exc).__name__}: {exc}"})
+            evidence_mod.record(
+                "http", {"method": str(method), "url": url, "error": f"{type(exc).__name__}: {exc}"}
+            )
             raise
         evidence_mod.record(
             "http",
@@ -227,7 +254,9 @@ class TargetSession(requests.Session):
                 "url": url,
                 "status": response.status_code,
                 "ms": round((time.perf_counter() - started) * 1000, 3),
-                "body_excerpt": response.text[:BODY_EXCERPT] if response.encoding or response.content[:1] in (b"{", b"[") else "",
+                "body_excerpt": response.text[:BODY_EXCERPT]
+                if response.encoding or response.content[:1] in (b"{", b"[")
+                else "",
             },
         )
         return response
@@ -248,7 +277,9 @@ def _read_body(response: requests.Response) -> None:
         for chunk in response.iter_content(_READ_SIZE):
             size += len(chunk)
             if size > MAX_BODY:
-                raise ResponseTooLarge(f"response body larger than {MAX_BODY >> 20} MB (decoded); not read further")
+                raise ResponseTooLarge(
+                    f"response body larger than {MAX_BODY >> 20} MB (decoded); not read further"
+                )
             chunks.append(chunk)
     finally:
         if size > MAX_BODY:

@@ -87,17 +87,24 @@ def _is_number(port: object) -> bool:
     return isinstance(port, int) or (isinstance(port, str) and port.isdigit())
 
 
-def find_service_port(ports: Iterable[Mapping[str, Any]], wanted: int | str | None) -> Mapping[str, Any] | None:
+def find_service_port(
+    ports: Iterable[Mapping[str, Any]], wanted: int | str | None
+) -> Mapping[str, Any] | None:
     """The Service port called ``wanted`` by number or by name; the first port when ``wanted`` is empty."""
     wanted_text = str(wanted) if wanted not in (None, "") else None
     return next(
-        (port for port in ports if wanted_text is None or str(port.get("port")) == wanted_text
-         or port.get("name") == wanted_text),
+        (
+            port
+            for port in ports
+            if wanted_text is None or str(port.get("port")) == wanted_text or port.get("name") == wanted_text
+        ),
         None,
     )
 
 
-def resolve_target_port(target_port: int | str | None, container_ports: Iterable[Mapping[str, Any]]) -> int | None:
+def resolve_target_port(
+    target_port: int | str | None, container_ports: Iterable[Mapping[str, Any]]
+) -> int | None:
     """The number a Service's ``targetPort`` means for a pod: a number as is, a name looked up in the
     pod's container ports (``{"containerPort": 8080, "name": "http"}``); None for a name none declares."""
     if _is_number(target_port):
@@ -118,7 +125,11 @@ def port_declared(target_port: int | str | None, container_ports: Iterable[Mappi
 
 def containers_ports(pod: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     """Every declared port of a wire-form pod's containers."""
-    return [port for container in (pod.get("spec") or {}).get("containers") or [] for port in container.get("ports") or []]
+    return [
+        port
+        for container in (pod.get("spec") or {}).get("containers") or []
+        for port in container.get("ports") or []
+    ]
 
 
 # -- owner references -----------------------------------------------------------------------------------

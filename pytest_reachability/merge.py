@@ -153,7 +153,9 @@ def load_shards(paths: Sequence[str | Path]) -> list[Shard]:
                 raise MergeInputError(f"{path}: shards is {type(inner_documents).__name__}, not a list")
             for index, inner in enumerate(inner_documents):
                 if not isinstance(inner, dict):
-                    raise MergeInputError(f"{path}#{index + 1}: a shard is {type(inner).__name__}, not an object")
+                    raise MergeInputError(
+                        f"{path}#{index + 1}: a shard is {type(inner).__name__}, not an object"
+                    )
                 shards.append(_load_checked(inner, f"{path}#{index + 1}"))
         else:
             shards.append(_load_checked(document, str(path)))
@@ -174,7 +176,9 @@ def load_shard(document: dict[str, Any], source: str) -> Shard:
     """A shard from one ``--results-json`` document; a wrong schema version is a MergeInputError."""
     version = document.get("schema_version")
     if not schema_version_supported(version):
-        raise MergeInputError(f"{source}: results schema version {version!r} is not supported; expected {SCHEMA_MAJOR}.x")
+        raise MergeInputError(
+            f"{source}: results schema version {version!r} is not supported; expected {SCHEMA_MAJOR}.x"
+        )
     run = document.get("run") if isinstance(document.get("run"), dict) else {}
     tests = [t for t in document.get("tests") or [] if isinstance(t, dict)]
     sections = _sections(document.get("sections"), tests, source)
@@ -216,7 +220,9 @@ def _gates(value: Any, source: str, section: str) -> list[str]:
     if isinstance(value, str):
         return [value]
     if not isinstance(value, list):
-        raise MergeInputError(f"{source}: section {section!r}: blocked_by is {value!r}, not a list of sections")
+        raise MergeInputError(
+            f"{source}: section {section!r}: blocked_by is {value!r}, not a list of sections"
+        )
     return [str(gate) for gate in value]
 
 
@@ -347,9 +353,15 @@ def _shard_markdown(shard: Shard) -> list[str]:
     failing = [t for t in shard.tests if t.get("outcome") in ("failed", "error")]
     if failing:
         lines += ["", "**Failed**", ""]
-        lines += [f"- `{_cell(t.get('nodeid', '')).replace('`', '')}`: {_cell(t.get('reason', ''))}" for t in failing[:50]]
+        lines += [
+            f"- `{_cell(t.get('nodeid', '')).replace('`', '')}`: {_cell(t.get('reason', ''))}"
+            for t in failing[:50]
+        ]
     if blocked:
-        lines += ["", f"**Blocked:** {len(blocked)} test(s), by {', '.join(sorted({str(t.get('blocked_by')) for t in blocked}))}"]
+        lines += [
+            "",
+            f"**Blocked:** {len(blocked)} test(s), by {', '.join(sorted({str(t.get('blocked_by')) for t in blocked}))}",
+        ]
     return lines
 
 
@@ -411,10 +423,12 @@ def render_html(shards: Sequence[Shard], *, title: str = "Reachability report (m
             "<th>Blocked</th><th>Skipped</th><th>Status</th></tr></thead><tbody>"
         )
         for row in shard.sections:
-            status = row.status + (f" by {', '.join(row.blocked_by)}" if row.status == "BLOCKED" and row.blocked_by else "")
+            status = row.status + (
+                f" by {', '.join(row.blocked_by)}" if row.status == "BLOCKED" and row.blocked_by else ""
+            )
             out.append(
-                f"<tr><td>{_e(row.name)}</td><td class=\"n\">{row.tests}</td><td class=\"n\">{row.passed}</td>"
-                f"<td class=\"n\">{row.failed + row.error}</td><td class=\"n\">{row.blocked}</td><td class=\"n\">{row.skipped}</td>"
+                f'<tr><td>{_e(row.name)}</td><td class="n">{row.tests}</td><td class="n">{row.passed}</td>'
+                f'<td class="n">{row.failed + row.error}</td><td class="n">{row.blocked}</td><td class="n">{row.skipped}</td>'
                 f'<td class="{row.status}">{_e(status)}</td></tr>'
             )
         out.append("</tbody></table>")
@@ -424,7 +438,9 @@ def render_html(shards: Sequence[Shard], *, title: str = "Reachability report (m
                 confidence = theory.get("confidence")
                 shown = f" ({round(float(confidence) * 100)}%)" if isinstance(confidence, int | float) else ""
                 evidence = "".join(f"<li>{_e(line)}</li>" for line in (theory.get("evidence") or [])[:3])
-                out.append(f"<li><strong>{_e(theory.get('title', ''))}</strong>{shown}<ul>{evidence}</ul></li>")
+                out.append(
+                    f"<li><strong>{_e(theory.get('title', ''))}</strong>{shown}<ul>{evidence}</ul></li>"
+                )
             out.append("</ol>")
         out.append("</section>")
     out.append("</body></html>")
@@ -438,7 +454,16 @@ def merged_document(shards: Sequence[Shard]) -> dict[str, Any]:
         "schema_version": MERGE_SCHEMA_VERSION,
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "health_score": overall_health(shards),
-        "targets": [{"target": s.target, "namespace": s.namespace, "health_score": s.health_score, "status": "FAIL" if s.failed else s.status, "source": s.source} for s in shards],
+        "targets": [
+            {
+                "target": s.target,
+                "namespace": s.namespace,
+                "health_score": s.health_score,
+                "status": "FAIL" if s.failed else s.status,
+                "source": s.source,
+            }
+            for s in shards
+        ],
         "shards": [_redact(s.document) for s in shards],
     }
 

@@ -16,36 +16,97 @@ import pytest
 
 # (flag, dest, kwargs) -- the single list both the parser and the settings loader read.
 OPTIONS: list[tuple[str, str, dict]] = [
-    ("--target", "target", {"metavar": "HOST[:PORT]|URL", "help": "service to verify: host, host:port or http(s):// URL"}),
+    (
+        "--target",
+        "target",
+        {"metavar": "HOST[:PORT]|URL", "help": "service to verify: host, host:port or http(s):// URL"},
+    ),
     ("--namespace", "namespace", {"metavar": "NS", "help": "Kubernetes namespace of the service"}),
-    ("--kubeconfig", "kubeconfig", {"metavar": "PATH", "help": "kubeconfig file (default: the usual kubeconfig rules)"}),
+    (
+        "--kubeconfig",
+        "kubeconfig",
+        {"metavar": "PATH", "help": "kubeconfig file (default: the usual kubeconfig rules)"},
+    ),
     ("--kube-context", "kube_context", {"metavar": "NAME", "help": "kubeconfig context to use"}),
     (
         "--resolver",
         "resolvers",
-        {"action": "append", "metavar": "ADDR[:PORT]", "help": "DNS resolver to ask (repeatable); 'system' is the OS resolver"},
+        {
+            "action": "append",
+            "metavar": "ADDR[:PORT]",
+            "help": "DNS resolver to ask (repeatable); 'system' is the OS resolver",
+        },
     ),
     ("--health-path", "health_path", {"metavar": "PATH", "help": "health endpoint path (default /health)"}),
-    ("--probe-timeout", "probe_timeout", {"metavar": "SECONDS", "help": "timeout of every network probe (default 5)"}),
+    (
+        "--probe-timeout",
+        "probe_timeout",
+        {"metavar": "SECONDS", "help": "timeout of every network probe (default 5)"},
+    ),
     ("--ca-bundle", "ca_bundle", {"metavar": "PATH", "help": "CA bundle to trust for TLS probes"}),
-    ("--sandbox", "sandbox", {"metavar": "SCENARIO", "help": "start the built-in local deployment SCENARIO and verify it"}),
+    (
+        "--sandbox",
+        "sandbox",
+        {"metavar": "SCENARIO", "help": "start the built-in local deployment SCENARIO and verify it"},
+    ),
     (
         "--sandbox-apiserver",
         "sandbox_apiserver",
-        {"metavar": "embedded|real", "help": "API server of --sandbox: embedded (default) or real (kube-apiserver built by tools/control-plane/build)"},
+        {
+            "metavar": "embedded|real",
+            "help": "API server of --sandbox: embedded (default) or real (kube-apiserver built by tools/control-plane/build)",
+        },
     ),
     ("--incident-report", "incident_report", {"metavar": "PATH", "help": "write a markdown incident report"}),
     ("--results-json", "results_json", {"metavar": "PATH", "help": "write the results as JSON"}),
-    ("--results-db", "results_db", {"metavar": "URL", "help": "store run history (SQLite path or postgresql:// URL)"}),
-    ("--wait", "wait", {"metavar": "DURATION", "help": "retry the gates' probes until healthy or DURATION (90, 90s, 5m) passed, then run the suite"}),
-    ("--gate-timeout", "gate_timeout", {"metavar": "SECONDS", "help": "longest wait for a gate's result under xdist (default 300)"}),
-    ("--mask", "mask", {"action": "append", "metavar": "VALUE", "help": "a secret to mask in every output, in every encoding (repeatable)"}),
-    ("--mask-env", "mask_env", {"action": "append", "metavar": "NAME", "help": "an environment variable whose value is masked in every output (repeatable)"}),
-    ("--reachability-config", "reachability_config", {"metavar": "FILE", "help": "TOML file with [tool.reachability] settings"}),
+    (
+        "--results-db",
+        "results_db",
+        {"metavar": "URL", "help": "store run history (SQLite path or postgresql:// URL)"},
+    ),
+    (
+        "--wait",
+        "wait",
+        {
+            "metavar": "DURATION",
+            "help": "retry the gates' probes until healthy or DURATION (90, 90s, 5m) passed, then run the suite",
+        },
+    ),
+    (
+        "--gate-timeout",
+        "gate_timeout",
+        {"metavar": "SECONDS", "help": "longest wait for a gate's result under xdist (default 300)"},
+    ),
+    (
+        "--mask",
+        "mask",
+        {
+            "action": "append",
+            "metavar": "VALUE",
+            "help": "a secret to mask in every output, in every encoding (repeatable)",
+        },
+    ),
+    (
+        "--mask-env",
+        "mask_env",
+        {
+            "action": "append",
+            "metavar": "NAME",
+            "help": "an environment variable whose value is masked in every output (repeatable)",
+        },
+    ),
+    (
+        "--reachability-config",
+        "reachability_config",
+        {"metavar": "FILE", "help": "TOML file with [tool.reachability] settings"},
+    ),
     (
         "--allow-all-skipped",
         "allow_all_skipped",
-        {"action": "store_true", "help": "accept a run in which every built-in check was skipped (else it exits 5: nothing was verified)"},
+        {
+            "action": "store_true",
+            "help": "accept a run in which every built-in check was skipped (else it exits 5: nothing was verified)",
+        },
     ),
 ]
 
@@ -58,7 +119,11 @@ def add_options(parser: pytest.Parser) -> None:
 
 # Options whose value is a path, known to pytest only once their plugin is loaded: ours, and pytest-html's.
 PATH_FLAGS: tuple[str, ...] = (
-    *(flag for flag, _dest, kwargs in OPTIONS if kwargs.get("metavar") in ("PATH", "FILE", "SCENARIO", "URL")),
+    *(
+        flag
+        for flag, _dest, kwargs in OPTIONS
+        if kwargs.get("metavar") in ("PATH", "FILE", "SCENARIO", "URL")
+    ),
     "--html",
     "--css",
 )
@@ -84,11 +149,13 @@ def refuse_misread_path_options(config: pytest.Config, args: Sequence[str]) -> N
         if token in PATH_FLAGS and not value.startswith("-") and _exists(config.invocation_params.dir, value):
             raise pytest.UsageError(
                 f"{token} {value}: pytest took {value!r} for a test path and chose its root folder from it before "
-                f"this option was known; write {token}={value}")
+                f"this option was known; write {token}={value}"
+            )
     if expected is not None:
         raise pytest.UsageError(
             f"pytest chose its root folder {config.rootpath} from an option's value taken for a test path "
-            f"(expected {expected[0]}); write path options as --option=PATH")
+            f"(expected {expected[0]}); write path options as --option=PATH"
+        )
 
 
 def _exists(base: Path, value: str) -> bool:

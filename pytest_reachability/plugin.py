@@ -43,7 +43,7 @@ from .selection import collect_gates_elsewhere
 from .state import ITEM_BLOCKED, ITEM_EVIDENCE, STATE, RunState, is_controller, state_of  # noqa: F401 - public via plugin
 
 MARKERS = (
-    'section(name, requires=()): the report section of a test; requires= gates every test of that section needs',
+    "section(name, requires=()): the report section of a test; requires= gates every test of that section needs",
     "gate(name): the test (class, module) is part of gate NAME; dependents run only if all of it passed",
     "requires(*gates, test=NAME): the test runs only if every named gate (and test NAME of the same module, "
     "whose observation it reads) passed; otherwise it is BLOCKED",
@@ -52,8 +52,10 @@ MARKERS = (
 # A conftest.py setting this names its folder as the built-in suite (the checkout's suites/, the installed
 # pytest_reachability.suites, or a copy of either).
 BUILTIN_SUITE_FLAG = "REACHABILITY_BUILTIN_SUITE"
-NO_TARGET = ("no target: the built-in suite needs one; give --target HOST[:PORT] or URL, REACHABILITY_TARGET, "
-             "target = \"...\" in [tool.reachability], or --sandbox SCENARIO")
+NO_TARGET = (
+    "no target: the built-in suite needs one; give --target HOST[:PORT] or URL, REACHABILITY_TARGET, "
+    'target = "..." in [tool.reachability], or --sandbox SCENARIO'
+)
 
 
 # --------------------------------------------------------------------------- options, configure
@@ -136,7 +138,9 @@ def pytest_configure(config: pytest.Config) -> None:
         raise
 
 
-def _configure_run(config: pytest.Config, settings: Any, worker_input: dict | None, sandbox: Any, sandbox_info: Any) -> None:
+def _configure_run(
+    config: pytest.Config, settings: Any, worker_input: dict | None, sandbox: Any, sandbox_info: Any
+) -> None:
     environment_set: list[str] = []
     if sandbox_info is not None:
         settings, environment_set = _point_at_sandbox(settings, sandbox_info)
@@ -265,8 +269,11 @@ def _usage_error(session: pytest.Session, message: str) -> None:
 
 
 def _builtin_suite_dirs(config: pytest.Config) -> list[Path]:
-    return [Path(plugin.__file__).parent for plugin in config.pluginmanager.get_plugins()
-            if getattr(plugin, BUILTIN_SUITE_FLAG, False) and getattr(plugin, "__file__", None)]
+    return [
+        Path(plugin.__file__).parent
+        for plugin in config.pluginmanager.get_plugins()
+        if getattr(plugin, BUILTIN_SUITE_FLAG, False) and getattr(plugin, "__file__", None)
+    ]
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -294,8 +301,11 @@ def _plan_collection(session: pytest.Session) -> None:
     if state.worker and state.store.directory is not None:
         state.store.write_plan(sorted(plan.member_of))
     suite_dirs = _builtin_suite_dirs(session.config)
-    state.builtin = {item.nodeid for item in session.items
-                     if any(Path(str(item.path)).is_relative_to(folder) for folder in suite_dirs)}
+    state.builtin = {
+        item.nodeid
+        for item in session.items
+        if any(Path(str(item.path)).is_relative_to(folder) for folder in suite_dirs)
+    }
     # Without a target every built-in check would be skipped and the run would look green.
     if state.builtin and state.settings.target is None and not session.config.option.collectonly:
         raise pytest.UsageError(NO_TARGET)
@@ -319,8 +329,9 @@ def _build_plan(session: pytest.Session, known: list[pytest.Item]) -> tuple[Gate
     return plan, known
 
 
-def _pull_required_gates(state: RunState, plan: GatePlan, selected: list[pytest.Item],
-                         known: list[pytest.Item]) -> list[pytest.Item]:
+def _pull_required_gates(
+    state: RunState, plan: GatePlan, selected: list[pytest.Item], known: list[pytest.Item]
+) -> list[pytest.Item]:
     """The gate tests the selected tests need that the selection left out; counted per gate for the report."""
     selected_ids = {i.nodeid for i in selected}
     by_id = {i.nodeid: i for i in known}

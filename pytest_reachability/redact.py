@@ -43,15 +43,49 @@ _MAX_NAME = 128  # longer runs of name characters are not taken for a key name
 
 # A key, query parameter, header or YAML/JSON name is secret when it contains one of these (lower case)...
 _SECRET_NAME_PARTS = (
-    "token", "passw", "pwd", "passphrase", "secret", "api_key", "api-key", "apikey", "access_key", "access-key",
-    "accesskey", "private_key", "private-key", "privatekey", "client_key", "client-key", "credential", "signature",
-    "session_id", "session-id", "sessionid", "auth_key", "auth-key", "authkey",
+    "token",
+    "passw",
+    "pwd",
+    "passphrase",
+    "secret",
+    "api_key",
+    "api-key",
+    "apikey",
+    "access_key",
+    "access-key",
+    "accesskey",
+    "private_key",
+    "private-key",
+    "privatekey",
+    "client_key",
+    "client-key",
+    "credential",
+    "signature",
+    "session_id",
+    "session-id",
+    "sessionid",
+    "auth_key",
+    "auth-key",
+    "authkey",
 )
 # ...or is one of these.
-_SECRET_NAMES = frozenset({
-    "key", "sig", "auth", "authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key",
-    "x-auth-token", "client-key-data", "jwt", "pass", "pw",
-})
+_SECRET_NAMES = frozenset(
+    {
+        "key",
+        "sig",
+        "auth",
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "set-cookie",
+        "x-api-key",
+        "x-auth-token",
+        "client-key-data",
+        "jwt",
+        "pass",
+        "pw",
+    }
+)
 _NAME_RUN = re.compile(rf"[{_NAME_CHARS}]+")
 
 
@@ -86,7 +120,14 @@ def _alternation(words: Iterable[str]) -> str:
     return emit(trie)
 
 
-_SECRET_HEADERS = ("proxy-authorization", "authorization", "set-cookie", "cookie", "x-api-key", "x-auth-token")
+_SECRET_HEADERS = (
+    "proxy-authorization",
+    "authorization",
+    "set-cookie",
+    "cookie",
+    "x-api-key",
+    "x-auth-token",
+)
 _QUOTE = r"(?:\\{0,3}[\"'])"  # a quote, possibly escaped once or twice (JSON inside JSON)
 _HEADER = re.compile(
     rf"(?i)(?<![A-Za-z0-9_-])({_alternation(_SECRET_HEADERS)})"
@@ -137,8 +178,22 @@ _PRIVATE_KEY_MASK = "[private key " + MASK + "]"
 
 # Each pattern runs only when the (lower-cased) text holds a word it needs: most strings of a run hold none,
 # and a text built against one pattern does not pay for the others.
-_TOKEN_PREFIXES = ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "glpat-", "xoxa-", "xoxb-", "xoxp-", "xoxo-",
-                   "xoxs-", "xoxr-", "eyj")
+_TOKEN_PREFIXES = (
+    "ghp_",
+    "gho_",
+    "ghu_",
+    "ghs_",
+    "ghr_",
+    "github_pat_",
+    "glpat-",
+    "xoxa-",
+    "xoxb-",
+    "xoxp-",
+    "xoxo-",
+    "xoxs-",
+    "xoxr-",
+    "eyj",
+)
 _NAME_TRIGGERS = tuple(dict.fromkeys(_SECRET_NAME_PARTS + tuple(_SECRET_NAMES)))
 
 
@@ -169,7 +224,7 @@ def _mask_private_keys(text: str) -> str:
         begin = _PEM_BEGIN.search(text, position)
         if begin is None:
             break
-        out.append(text[position:begin.start()])
+        out.append(text[position : begin.start()])
         end = _PEM_END.search(text, begin.end())
         out.append(_PRIVATE_KEY_MASK)
         if end is None:
@@ -197,7 +252,9 @@ def secret_forms(secret: str) -> set[str]:
         forms.add(re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), encoded))
     forms.add(shlex.quote(secret))
     forms.add(_SHELL_SPECIAL.sub(r"\\\1", secret))  # bash printf %q, backslash before each special
-    forms.add(secret.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$").replace("`", "\\`"))  # "..." in sh
+    forms.add(
+        secret.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$").replace("`", "\\`")
+    )  # "..." in sh
     for ensure_ascii in (True, False):
         escaped = json.dumps(secret, ensure_ascii=ensure_ascii)[1:-1]
         forms.add(escaped)
@@ -349,11 +406,13 @@ def redact_target_text(text: str, secrets: Iterable[str] = ()) -> str:
     if at >= 0:
         scheme = _SCHEME_PREFIX.match(text)
         prefix = scheme.group(0) if scheme and scheme.end() <= at else ""
-        text = f"{prefix}{MASK}@{text[at + 1:]}"
+        text = f"{prefix}{MASK}@{text[at + 1 :]}"
     return str(redact(text, secrets))
 
 
-def mask_usage_error(message: str, given: Iterable[str] = (), environ: Mapping[str, str] | None = None) -> str:
+def mask_usage_error(
+    message: str, given: Iterable[str] = (), environ: Mapping[str, str] | None = None
+) -> str:
     """A usage error as one line with every secret masked: those in the values the user gave (``given``:
     command-line, environment and file values), those of the environment, and every secret form."""
     secrets: list[str] = []
@@ -400,7 +459,11 @@ def collect_secrets(settings: Any, environ: Mapping[str, str] | None = None) -> 
             found += secrets_in_value(value)
     for table in (getattr(settings, "tables", None) or {}).values():
         found += _table_secrets(table)
-    return [value for value in dict.fromkeys(v.strip() for v in found if isinstance(v, str)) if len(value) >= MIN_SECRET_LENGTH]
+    return [
+        value
+        for value in dict.fromkeys(v.strip() for v in found if isinstance(v, str))
+        if len(value) >= MIN_SECRET_LENGTH
+    ]
 
 
 def environment_secrets(environ: Mapping[str, str]) -> list[str]:
@@ -416,41 +479,130 @@ def environment_secrets(environ: Mapping[str, str]) -> list[str]:
 
 
 # Words of a variable name (split at "_", "-", "." and lower-to-upper case changes) that make it a secret...
-ENV_SECRET_WORDS = frozenset({
-    "PWD", "PASS", "PASSWD", "PASSWORD", "PASSWORDS", "PASSPHRASE", "SECRET", "SECRETS", "TOKEN", "TOKENS", "PAT",
-    "KEY", "KEYS", "APIKEY", "JWT", "WEBHOOK", "CREDENTIAL", "CREDENTIALS", "CRED", "CREDS", "AUTH", "OAUTH",
-    "COOKIE", "COOKIES", "SESSION", "SIGNATURE", "SALT", "PRIVATE", "BEARER", "OTP", "HMAC", "DSN",
-})
+ENV_SECRET_WORDS = frozenset(
+    {
+        "PWD",
+        "PASS",
+        "PASSWD",
+        "PASSWORD",
+        "PASSWORDS",
+        "PASSPHRASE",
+        "SECRET",
+        "SECRETS",
+        "TOKEN",
+        "TOKENS",
+        "PAT",
+        "KEY",
+        "KEYS",
+        "APIKEY",
+        "JWT",
+        "WEBHOOK",
+        "CREDENTIAL",
+        "CREDENTIALS",
+        "CRED",
+        "CREDS",
+        "AUTH",
+        "OAUTH",
+        "COOKIE",
+        "COOKIES",
+        "SESSION",
+        "SIGNATURE",
+        "SALT",
+        "PRIVATE",
+        "BEARER",
+        "OTP",
+        "HMAC",
+        "DSN",
+    }
+)
 # ...and parts that make a single word secret (PGPASSWORD, MYTOKEN, SLACKWEBHOOK).
 ENV_SECRET_PARTS = ("PASSWORD", "PASSWD", "PASSPHRASE", "SECRET", "TOKEN", "CREDENTIAL", "WEBHOOK", "APIKEY")
 # A last word that says the value describes a secret without being one: a path, a name, a switch, a size,
 # an address (TLS_SECRET_NAME=api-tls, TOKEN_TTL=3600, SSH_AUTH_SOCK=/tmp/...). URL/URI/DSN values are
 # not masked whole -- the password inside them is (secrets_in_value) -- except webhooks, whose URL is the secret.
-ENV_DESCRIBING_WORDS = frozenset({
-    "FILE", "FILES", "PATH", "DIR", "URL", "URI", "NAME", "ENABLED", "ENABLE", "DISABLED", "DISABLE", "TTL",
-    "COUNT", "SIZE", "TIMEOUT", "LENGTH", "TYPE", "KIND", "MODE", "METHOD", "HOST", "PORT", "ADDR", "ADDRESS",
-    "SOCK", "SOCKET", "USER", "USERNAME", "HEADER", "HEADERS", "PREFIX", "SUFFIX", "FORMAT", "VERSION", "LEVEL",
-    "PROVIDER", "ISSUER", "AUDIENCE", "SCOPE", "SCOPES", "ALGORITHM", "EXPIRY", "EXPIRES", "LIFETIME",
-    "DURATION", "INTERVAL", "REGION", "ENDPOINT", "STRATEGY", "BACKEND", "REQUIRED", "ALLOWED", "LOCATION",
-})
+ENV_DESCRIBING_WORDS = frozenset(
+    {
+        "FILE",
+        "FILES",
+        "PATH",
+        "DIR",
+        "URL",
+        "URI",
+        "NAME",
+        "ENABLED",
+        "ENABLE",
+        "DISABLED",
+        "DISABLE",
+        "TTL",
+        "COUNT",
+        "SIZE",
+        "TIMEOUT",
+        "LENGTH",
+        "TYPE",
+        "KIND",
+        "MODE",
+        "METHOD",
+        "HOST",
+        "PORT",
+        "ADDR",
+        "ADDRESS",
+        "SOCK",
+        "SOCKET",
+        "USER",
+        "USERNAME",
+        "HEADER",
+        "HEADERS",
+        "PREFIX",
+        "SUFFIX",
+        "FORMAT",
+        "VERSION",
+        "LEVEL",
+        "PROVIDER",
+        "ISSUER",
+        "AUDIENCE",
+        "SCOPE",
+        "SCOPES",
+        "ALGORITHM",
+        "EXPIRY",
+        "EXPIRES",
+        "LIFETIME",
+        "DURATION",
+        "INTERVAL",
+        "REGION",
+        "ENDPOINT",
+        "STRATEGY",
+        "BACKEND",
+        "REQUIRED",
+        "ALLOWED",
+        "LOCATION",
+    }
+)
 # PWD and OLDPWD are the shell's directories.
 ENV_NOT_SECRET = frozenset({"PWD", "OLDPWD"})
 # Shorter values, booleans and numbers are everyday words and digits: masking them everywhere hid node ids
 # (SECRET_KEY=test) and ordinary output (FEATURE_TOKEN_ENABLED=true).
 MIN_ENV_SECRET_LENGTH = 8
-_NOT_A_SECRET_VALUE = re.compile(r"(?i)^(true|false|yes|no|on|off|none|null|[-+]?[0-9]+(\.[0-9]*)?([eE][-+]?[0-9]+)?)$")
+_NOT_A_SECRET_VALUE = re.compile(
+    r"(?i)^(true|false|yes|no|on|off|none|null|[-+]?[0-9]+(\.[0-9]*)?([eE][-+]?[0-9]+)?)$"
+)
 _NAME_WORDS = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z0-9]+(?![a-z])")
 
 
 def env_name_words(name: str) -> list[str]:
     """``MYSQL_PWD`` -> ``['MYSQL', 'PWD']``; ``slackWebhookUrl`` -> ``['SLACK', 'WEBHOOK', 'URL']``."""
-    return [word.upper() for part in re.split(r"[_\-.]+", name[:_MAX_NAME]) for word in _NAME_WORDS.findall(part)]
+    return [
+        word.upper() for part in re.split(r"[_\-.]+", name[:_MAX_NAME]) for word in _NAME_WORDS.findall(part)
+    ]
 
 
 def is_secret_variable(name: str, value: str) -> bool:
     """An environment variable whose *whole value* is a secret: by its name, long enough, not a flag or number."""
     value = value.strip()
-    if name.upper() in ENV_NOT_SECRET or len(value) < MIN_ENV_SECRET_LENGTH or _NOT_A_SECRET_VALUE.match(value):
+    if (
+        name.upper() in ENV_NOT_SECRET
+        or len(value) < MIN_ENV_SECRET_LENGTH
+        or _NOT_A_SECRET_VALUE.match(value)
+    ):
         return False
     words = env_name_words(name)
     if not words:
@@ -458,7 +610,11 @@ def is_secret_variable(name: str, value: str) -> bool:
     secret = any(word in ENV_SECRET_WORDS or any(part in word for part in ENV_SECRET_PARTS) for word in words)
     if not secret or "DSN" in words:
         return False
-    return words[-1] not in ENV_DESCRIBING_WORDS or "WEBHOOK" in words or any("WEBHOOK" in word for word in words)
+    return (
+        words[-1] not in ENV_DESCRIBING_WORDS
+        or "WEBHOOK" in words
+        or any("WEBHOOK" in word for word in words)
+    )
 
 
 def secrets_in_value(text: str) -> list[str]:
@@ -479,7 +635,7 @@ def secrets_in_value(text: str) -> list[str]:
             # libpq splits at the first "@": "p@ss@db" is reported as host "ss@db".
             for index, char in enumerate(password):
                 if char == "@":
-                    out.append(f"{password[index + 1:]}@{host}")
+                    out.append(f"{password[index + 1 :]}@{host}")
         elif len(user) >= MIN_ENV_SECRET_LENGTH:
             out += [user, unquote(user)]
     for match in _PAIR.finditer(text):
@@ -488,14 +644,21 @@ def secrets_in_value(text: str) -> list[str]:
     return [value for value in out if len(value) >= MIN_SECRET_LENGTH]
 
 
-_PAIR = re.compile(rf"(?<![{_NAME_CHARS}])([{_NAME_CHARS}]{{1,{_MAX_NAME}}}+)[ \t]*+=[ \t]*+('[^'\r\n]*'|\"[^\"\r\n]*\"|[^&;\s]+)")
+_PAIR = re.compile(
+    rf"(?<![{_NAME_CHARS}])([{_NAME_CHARS}]{{1,{_MAX_NAME}}}+)[ \t]*+=[ \t]*+('[^'\r\n]*'|\"[^\"\r\n]*\"|[^&;\s]+)"
+)
 
 
 def _userinfos(text: str) -> list[tuple[str, str]]:
     """``(userinfo, host)`` of each URL in ``text`` (and of a scheme-less ``user:pw@host`` value)."""
     found = []
     starts = [match.end() for match in _URL_START.finditer(text)]
-    if not starts and "@" in text and ":" in text.partition("@")[0] and not any(c.isspace() for c in text.strip()):
+    if (
+        not starts
+        and "@" in text
+        and ":" in text.partition("@")[0]
+        and not any(c.isspace() for c in text.strip())
+    ):
         starts = [0]
     for index, start in enumerate(starts):
         end = starts[index + 1] if index + 1 < len(starts) else len(text)
@@ -508,7 +671,7 @@ def _userinfos(text: str) -> list[tuple[str, str]]:
             at = segment.rfind("@", 0, slash)  # github.com/org/repo@v4: "@" in the path
             if at < 0:
                 continue
-        host = re.split(r"[:/?#\s]", segment[at + 1:], maxsplit=1)[0]
+        host = re.split(r"[:/?#\s]", segment[at + 1 :], maxsplit=1)[0]
         found.append((segment[:at], host))
     return found
 

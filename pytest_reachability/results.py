@@ -114,7 +114,9 @@ class Health:
             return "Health score: n/a (no checks ran)"
         text = f"Health score: {self.score}% ({self.passed} of {self.counted} checks passed"
         if self.blocked_by:
-            parts = [f"{n} blocked by {gate}" for gate, n in sorted(self.blocked_by.items(), key=lambda kv: -kv[1])]
+            parts = [
+                f"{n} blocked by {gate}" for gate, n in sorted(self.blocked_by.items(), key=lambda kv: -kv[1])
+            ]
             text += "; " + ", ".join(parts)
         return text + ")"
 
@@ -165,7 +167,9 @@ class RunResults:
         test = self.tests.get(nodeid)
         if test is None:
             test = self.tests[nodeid] = TestResult(nodeid)
-        elif report.passed and report.when == "teardown" and not getattr(report, "reachability_evidence", None):
+        elif (
+            report.passed and report.when == "teardown" and not getattr(report, "reachability_evidence", None)
+        ):
             test.duration += report.duration or 0.0  # the common case, kept cheap
             return
         test.section = getattr(report, "reachability_section", None) or test.section

@@ -138,7 +138,11 @@ class ControllerPlugin:
             session.exitstatus = pytest.ExitCode.USAGE_ERROR
             return
         state.nothing_verified = nothing_verified(state)
-        if state.nothing_verified and session.exitstatus == pytest.ExitCode.OK and not state.settings.allow_all_skipped:
+        if (
+            state.nothing_verified
+            and session.exitstatus == pytest.ExitCode.OK
+            and not state.settings.allow_all_skipped
+        ):
             session.exitstatus = pytest.ExitCode.NO_TESTS_COLLECTED
 
     # -- terminal ----------------------------------------------------------------------------------
@@ -152,11 +156,20 @@ class ControllerPlugin:
             accepted = state.settings.allow_all_skipped
             terminalreporter.write_line(
                 f"reachability: {state.nothing_verified}; "
-                + ("accepted (--allow-all-skipped)" if accepted else "exit status 5 (pass --allow-all-skipped to accept such a run)"),
-                yellow=accepted, red=not accepted, bold=True)
+                + (
+                    "accepted (--allow-all-skipped)"
+                    if accepted
+                    else "exit status 5 (pass --allow-all-skipped to accept such a run)"
+                ),
+                yellow=accepted,
+                red=not accepted,
+                bold=True,
+            )
 
     @pytest.hookimpl(trylast=True, specname="pytest_terminal_summary")
-    def pytest_terminal_summary_last(self, terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    def pytest_terminal_summary_last(
+        self, terminalreporter: Any, exitstatus: int, config: pytest.Config
+    ) -> None:
         """Last, after other plugins' lines: the most likely causes, the files written, the history line."""
         report_hooks.write_causes(terminalreporter, config)
         history_hooks.write_summary_line(terminalreporter, config, self.state)
@@ -168,8 +181,9 @@ def nothing_verified(state: RunState) -> str:
     if not tests or any(test.outcome not in ("skipped", "xfailed") for test in tests):
         return ""
     first = next((test.reason for test in tests if test.reason), "")
-    return (f"nothing verified: all {len(tests)} built-in checks were skipped"
-            + (f" (first: {first})" if first else ""))
+    return f"nothing verified: all {len(tests)} built-in checks were skipped" + (
+        f" (first: {first})" if first else ""
+    )
 
 
 class WorkerPlugin:

@@ -30,7 +30,9 @@ class RunState:
     sandbox: Any = None  # the running Sandbox, on the process that started it
     shared: Any = None  # fixtures.SharedResults
     app_config: Any = None  # appconfig.AppConfig, validated at configure time
-    environment_set: list[str] = field(default_factory=list)  # variables set for the session, removed at the end
+    environment_set: list[str] = field(
+        default_factory=list
+    )  # variables set for the session, removed at the end
     history_summary: dict | None = None  # set by report.history_hooks before the reports are written
     theories: list = field(default_factory=list)  # ranked diagnosis, set at session finish
     sandbox_info: Any = None
@@ -53,7 +55,6 @@ def state_of(config: pytest.Config) -> RunState:
 def find_state(config: pytest.Config) -> RunState | None:
     """The run state, or None before the plugin configured the session (or when it is disabled)."""
     return config.stash.get(STATE, None)
-
 
 
 def is_controller(config: pytest.Config) -> bool:

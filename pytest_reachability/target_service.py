@@ -42,11 +42,17 @@ class TargetService:
     how: str  # "config" or "inferred"
     why: str  # one line: what made this Service the target's
     service: ServiceInfo | None = None  # when found
-    services: list[ServiceInfo] = field(default_factory=list)  # every Service of the namespace serving the target
+    services: list[ServiceInfo] = field(
+        default_factory=list
+    )  # every Service of the namespace serving the target
     pods: list[PodInfo] = field(default_factory=list)  # pods selected by those Services
-    loadbalancers: list[ServiceInfo] = field(default_factory=list)  # LoadBalancer Services in front of those pods
+    loadbalancers: list[ServiceInfo] = field(
+        default_factory=list
+    )  # LoadBalancer Services in front of those pods
     ingresses: list[IngressInfo] = field(default_factory=list)  # Ingresses with a rule for the target's host
-    controller_services: list[ServiceInfo] = field(default_factory=list)  # LoadBalancers in front of ingress controllers
+    controller_services: list[ServiceInfo] = field(
+        default_factory=list
+    )  # LoadBalancers in front of ingress controllers
 
     def to_evidence(self) -> dict[str, Any]:
         return {
@@ -100,13 +106,16 @@ def _configured_service(settings: Settings) -> str | None:
     if name is None:
         return None
     if not isinstance(name, str) or not name.strip():
-        pytest.fail(f"[tool.reachability.cluster] service must be a Service name (a string), got {name!r}",
-                    pytrace=False)
+        pytest.fail(
+            f"[tool.reachability.cluster] service must be a Service name (a string), got {name!r}",
+            pytrace=False,
+        )
     return name.strip()
 
 
-def find_target_service(cluster_reads: ClusterReads, target: Target, settings: Settings,
-                        resolved: Callable[[], Iterable[str]]) -> TargetService:
+def find_target_service(
+    cluster_reads: ClusterReads, target: Target, settings: Settings, resolved: Callable[[], Iterable[str]]
+) -> TargetService:
     """Which Service of the namespace is the target's, and its pods, LoadBalancers and Ingresses.
 
     ``resolved`` gives the addresses the target's name resolves to (asked only when the Service is
@@ -117,36 +126,63 @@ def find_target_service(cluster_reads: ClusterReads, target: Target, settings: S
     ingresses = [ingress for ingress in cluster_reads.ingresses() if _rules_for(ingress, target.host)]
     configured = _configured_service(settings)
     if configured is not None:
-        how, name, why, chosen = "config", configured, f"named by service = {configured!r} in [tool.reachability.cluster]", [
-            service for service in services if service.name == configured][:1]
+        how, name, why, chosen = (
+            "config",
+            configured,
+            f"named by service = {configured!r} in [tool.reachability.cluster]",
+            [service for service in services if service.name == configured][:1],
+        )
     else:
         how = "inferred"
         name, why, chosen = _inferred_service(cluster_reads, services, ingresses, target, resolved)
     found = bool(chosen) and chosen[0].name == name
-    found_in = sorted({service.namespace for service in cluster_reads.services_named(name)} | (
-        {namespace} if found else set()))
+    found_in = sorted(
+        {service.namespace for service in cluster_reads.services_named(name)}
+        | ({namespace} if found else set())
+    )
     pods = [pod for pod in cluster_reads.pods() if _selected_by_any(chosen, pod)]
     loadbalancers = [
-        service for service in services
+        service
+        for service in services
         if service.type == "LoadBalancer" and (service in chosen or _selects_any(service, pods))
     ]
     controller_services = _ingress_controller_services(cluster_reads) if ingresses else []
     return TargetService(
-        name=name, namespace=namespace, found=found, found_in=found_in, how=how, why=why,
-        service=chosen[0] if found else None, services=chosen, pods=pods, loadbalancers=loadbalancers,
-        ingresses=ingresses, controller_services=list({(s.namespace, s.name): s for s in controller_services}.values()),
+        name=name,
+        namespace=namespace,
+        found=found,
+        found_in=found_in,
+        how=how,
+        why=why,
+        service=chosen[0] if found else None,
+        services=chosen,
+        pods=pods,
+        loadbalancers=loadbalancers,
+        ingresses=ingresses,
+        controller_services=list({(s.namespace, s.name): s for s in controller_services}.values()),
     )
 
 
-def _inferred_service(cluster_reads: ClusterReads, services: list[ServiceInfo], ingresses: list[IngressInfo],
-                      target: Target, resolved: Callable[[], Iterable[str]]) -> tuple[str, str, list[ServiceInfo]]:
+def _inferred_service(
+    cluster_reads: ClusterReads,
+    services: list[ServiceInfo],
+    ingresses: list[IngressInfo],
+    target: Target,
+    resolved: Callable[[], Iterable[str]],
+) -> tuple[str, str, list[ServiceInfo]]:
     """(name, why, the Services serving the target) when no Service is configured: by LoadBalancer address,
     by Ingress backend, else by the target's first label or ``api``."""
     by_name = {service.name: service for service in services}
     addresses = set([target.host] if target.is_ip else resolved())
-    by_address = [service for service in services if addresses & {*service.lb_addresses, *service.external_ips}]
-    backends = [path.get("service") for ingress in ingresses for rule in _rules_for(ingress, target.host)
-                for path in rule.get("paths", [])]
+    by_address = [
+        service for service in services if addresses & {*service.lb_addresses, *service.external_ips}
+    ]
+    backends = [
+        path.get("service")
+        for ingress in ingresses
+        for rule in _rules_for(ingress, target.host)
+        for path in rule.get("paths", [])
+    ]
     by_ingress = [by_name[backend] for backend in dict.fromkeys(backends) if backend in by_name]
     chosen = list({service.name: service for service in by_address + by_ingress}.values())
     if by_address:
@@ -155,8 +191,10 @@ def _inferred_service(cluster_reads: ClusterReads, services: list[ServiceInfo], 
     if by_ingress:
         return chosen[0].name, f"an Ingress rule for {target.host} routes to it", chosen
     name = _named_like(cluster_reads, by_name, target)
-    why = (f"no LoadBalancer address or Ingress rule matches {target.host}; "
-           f"chose the Service named {name!r} (the target's first label or 'api')")
+    why = (
+        f"no LoadBalancer address or Ingress rule matches {target.host}; "
+        f"chose the Service named {name!r} (the target's first label or 'api')"
+    )
     return name, why, [by_name[name]] if name in by_name else []
 
 
@@ -167,7 +205,9 @@ def _ingress_controller_services(cluster_reads: ClusterReads) -> list[ServiceInf
     except (pytest.skip.Exception, pytest.fail.Exception):  # the Ingress's own address still counts
         return []
     return [
-        service for pod in controllers for service in cluster_reads.services_in(pod.namespace)
+        service
+        for pod in controllers
+        for service in cluster_reads.services_in(pod.namespace)
         if service.type == "LoadBalancer" and service_selects(service.selector, pod.labels)
     ]
 
@@ -176,7 +216,8 @@ def _named_like(cluster_reads: ClusterReads, by_name: dict[str, ServiceInfo], ta
     """The Service named like the target's first label, else ``api``: here first, else in another namespace."""
     candidates = [n for n in (target.host.split(".")[0] if not target.is_ip else "", "api") if n]
     return next((n for n in candidates if n in by_name), None) or next(
-        (n for n in candidates if cluster_reads.services_named(n)), "api")
+        (n for n in candidates if cluster_reads.services_named(n)), "api"
+    )
 
 
 def _rules_for(ingress: IngressInfo, host: str) -> list[dict[str, Any]]:

@@ -82,8 +82,13 @@ def parse_wait(value: Any) -> float:
     return seconds
 
 
-def backoff_delay(attempt: int, *, first: float = BACKOFF_FIRST, cap: float = BACKOFF_CAP,
-                  rng: Callable[[], float] = random.random) -> float:
+def backoff_delay(
+    attempt: int,
+    *,
+    first: float = BACKOFF_FIRST,
+    cap: float = BACKOFF_CAP,
+    rng: Callable[[], float] = random.random,
+) -> float:
     """The pause after failed attempt ``attempt`` (1-based): exponential, capped, with "equal jitter".
 
     Half of the pause is fixed and half random, so many gates started by one deploy do not probe in step
@@ -97,7 +102,11 @@ def utc_text(timestamp: float | None) -> str | None:
     """``2025-12-08T10:00:12.345Z``: milliseconds, so that a time to healthy can be checked against these."""
     if timestamp is None:
         return None
-    return datetime.fromtimestamp(timestamp, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return (
+        datetime.fromtimestamp(timestamp, tz=timezone.utc)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
 
 
 @dataclass
@@ -127,7 +136,9 @@ class WaitOutcome:
             "started": utc_text(self.started_at),
             "attempts": self.attempts,
             "waited": round(self.waited, 3),
-            "seconds_to_healthy": None if self.seconds_to_healthy is None else round(self.seconds_to_healthy, 3),
+            "seconds_to_healthy": None
+            if self.seconds_to_healthy is None
+            else round(self.seconds_to_healthy, 3),
             "healthy_at": utc_text(self.healthy_at),
             "caches_agreed_at": utc_text(self.caches_agreed_at),
             "first_reason": self.first_reason,
@@ -138,15 +149,21 @@ class WaitOutcome:
     def summary(self) -> str:
         """One line for the terminal and the step summary."""
         if self.outcome == "healthy":
-            text = (f"healthy after {self.seconds_to_healthy:.1f} s ({self.attempts} attempt"
-                    f"{'s' if self.attempts != 1 else ''}, --wait {self.budget:g} s)")
+            text = (
+                f"healthy after {self.seconds_to_healthy:.1f} s ({self.attempts} attempt"
+                f"{'s' if self.attempts != 1 else ''}, --wait {self.budget:g} s)"
+            )
             if self.first_reason:
                 text += f"; first failure seen: {self.first_reason}"
         else:
-            text = (f"not healthy within {self.budget:g} s ({self.attempts} attempt{'s' if self.attempts != 1 else ''}); "
-                    f"last reason: {self.last_reason}")
+            text = (
+                f"not healthy within {self.budget:g} s ({self.attempts} attempt{'s' if self.attempts != 1 else ''}); "
+                f"last reason: {self.last_reason}"
+            )
         if self.caches_agreed_at is not None:
-            text += f"; every resolver agreed with the authoritative servers at {utc_text(self.caches_agreed_at)}"
+            text += (
+                f"; every resolver agreed with the authoritative servers at {utc_text(self.caches_agreed_at)}"
+            )
         return text
 
 
@@ -169,23 +186,46 @@ def timeline_events(wait: dict[str, Any] | None) -> list[tuple[str, str]]:
     def clock(text: str | None) -> str:
         return text.split(".")[0].replace("T", " ").removesuffix("Z") + " UTC" if text else "?"
 
-    events = [(clock(wait.get("started")), f"waiting for healthy began (--wait {wait.get('budget', 0):g} s)"
-               + (f"; first failure: {wait['first_reason']}" if wait.get("first_reason") else ""))]
+    events = [
+        (
+            clock(wait.get("started")),
+            f"waiting for healthy began (--wait {wait.get('budget', 0):g} s)"
+            + (f"; first failure: {wait['first_reason']}" if wait.get("first_reason") else ""),
+        )
+    ]
     if wait.get("caches_agreed_at"):
-        events.append((clock(wait["caches_agreed_at"]), "every resolver agreed with the authoritative servers"))
+        events.append(
+            (clock(wait["caches_agreed_at"]), "every resolver agreed with the authoritative servers")
+        )
     if wait.get("outcome") == "healthy":
-        events.append((clock(wait.get("healthy_at")),
-                       f"resolved at: healthy after {wait.get('seconds_to_healthy', 0):.1f} s ({wait.get('attempts')} attempts)"))
+        events.append(
+            (
+                clock(wait.get("healthy_at")),
+                f"resolved at: healthy after {wait.get('seconds_to_healthy', 0):.1f} s ({wait.get('attempts')} attempts)",
+            )
+        )
     elif wait.get("outcome") == "deadline":
-        events.append(("after the deadline", f"still not healthy after {wait.get('budget', 0):g} s: {wait.get('last_reason')}"))
+        events.append(
+            (
+                "after the deadline",
+                f"still not healthy after {wait.get('budget', 0):g} s: {wait.get('last_reason')}",
+            )
+        )
     return events
 
 
 class ProgressLine:
     """One progress line: redrawn in place on a terminal, plain lines every few seconds elsewhere (CI logs)."""
 
-    def __init__(self, write: Callable[[str], Any], *, redraw: bool, interval: float = PROGRESS_INTERVAL,
-                 clock: Callable[[], float] = time.monotonic, width: int = 120) -> None:
+    def __init__(
+        self,
+        write: Callable[[str], Any],
+        *,
+        redraw: bool,
+        interval: float = PROGRESS_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+        width: int = 120,
+    ) -> None:
         self.write = write
         self.redraw = redraw
         self.interval = interval
@@ -266,12 +306,16 @@ def wait_until_healthy(
             outcome.seconds_to_healthy = outcome.waited = now - started
             outcome.healthy_at = wall_clock()
             break
-        outcome.last_reason = result.reasons[0] + (f" (+{len(result.reasons) - 1} more)" if len(result.reasons) > 1 else "")
+        outcome.last_reason = result.reasons[0] + (
+            f" (+{len(result.reasons) - 1} more)" if len(result.reasons) > 1 else ""
+        )
         outcome.first_reason = outcome.first_reason or outcome.last_reason
         outcome.waited = now - started
         if progress is not None:
-            progress.update(f"waiting: {outcome.last_reason}, attempt {outcome.attempts}, "
-                            f"{outcome.waited:.0f} s of {budget:g} s")
+            progress.update(
+                f"waiting: {outcome.last_reason}, attempt {outcome.attempts}, "
+                f"{outcome.waited:.0f} s of {budget:g} s"
+            )
         if deadline - now < MIN_ATTEMPT_TIMEOUT:
             break
         pause = min(backoff_delay(outcome.attempts, rng=rng), deadline - now - MIN_ATTEMPT_TIMEOUT)
@@ -297,8 +341,13 @@ def describe_failed_probe(host: str, result: Any) -> str:
     return f"{host} → {result.address} {what}"
 
 
-def health_check(target: Any, settings: Any, timeout: float | None = None, *,
-                 propagation: Callable[[float], Any] | None = None) -> CheckResult:
+def health_check(
+    target: Any,
+    settings: Any,
+    timeout: float | None = None,
+    *,
+    propagation: Callable[[float], Any] | None = None,
+) -> CheckResult:
     """The api-health gate's probe as one attempt: every resolved address answers a healthy ``GET <health-path>``.
 
     ``propagation`` (a function of the timeout returning a propagation report) adds the condition that
@@ -316,7 +365,9 @@ def health_check(target: Any, settings: Any, timeout: float | None = None, *,
             continue
         problem = describe_problem(read_health(result.body or b""))
         if problem is not None:
-            reasons.append(f"api-health: {target.host} → {result.address} answered {result.status} with {problem}")
+            reasons.append(
+                f"api-health: {target.host} → {result.address} answered {result.status} with {problem}"
+            )
     result = CheckResult(reasons=reasons)
     if propagation is not None:
         report = propagation(settings.probe_timeout)

@@ -42,8 +42,9 @@ def propagation_check(state: Any) -> Any:
 
     settings = state.settings
     port = propagation.authoritative_port(state.sandbox_info)
-    return lambda timeout: propagation.check_propagation(settings.target.host, settings.resolvers, timeout=timeout,
-                                                         authoritative_port=port)
+    return lambda timeout: propagation.check_propagation(
+        settings.target.host, settings.resolvers, timeout=timeout, authoritative_port=port
+    )
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -58,7 +59,9 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     propagation = None if settings.target.is_ip else propagation_check(state)
     outcome = wait_mod.wait_until_healthy(
         lambda timeout: wait_mod.health_check(settings.target, settings, timeout, propagation=propagation),
-        budget=settings.wait, probe_timeout=settings.probe_timeout, progress=_progress(config),
+        budget=settings.wait,
+        probe_timeout=settings.probe_timeout,
+        progress=_progress(config),
     )
     state.results.wait = outcome.to_dict()
 
@@ -71,5 +74,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     from .report.hooks import redactor_of
 
     healthy = wait["outcome"] == "healthy"
-    terminalreporter.write_line(redactor_of(config)(f"reachability: {wait_mod.describe_wait(wait)}"), green=healthy,
-                                red=not healthy, bold=True)
+    terminalreporter.write_line(
+        redactor_of(config)(f"reachability: {wait_mod.describe_wait(wait)}"),
+        green=healthy,
+        red=not healthy,
+        bold=True,
+    )

@@ -65,8 +65,11 @@ class _Channel:
         # Its own session: the Ctrl-C or SIGTERM sent to this process's group must not stop it first.
         return subprocess.Popen(
             [sys.executable, "-I", "-S", str(Path(__file__).resolve()), str(os.getpid())],
-            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True, close_fds=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            close_fds=True,
         )
 
     @property
@@ -104,7 +107,9 @@ def guard_process(pid: int, stop_signal: int = signal.SIGTERM, *, group: bool = 
     ``group``: the process leads its own process group (``start_new_session``); SIGKILL goes to the
     whole group, so its children end too.
     """
-    _send({"op": "process", "pid": pid, "started": _start_time(pid), "signal": int(stop_signal), "group": group})
+    _send(
+        {"op": "process", "pid": pid, "started": _start_time(pid), "signal": int(stop_signal), "group": group}
+    )
 
 
 def stop_child(process: subprocess.Popen | None, stop_signal: int, timeout: float) -> None:
@@ -161,7 +166,7 @@ def _start_time(pid: int) -> str | None:
     except OSError:
         return None
     # The command name (field 2) is in parentheses and may hold spaces: split after its closing one.
-    fields = stat[stat.rfind(")") + 2:].split()
+    fields = stat[stat.rfind(")") + 2 :].split()
     if len(fields) < 20 or fields[0] == "Z":
         return None  # a zombie has ended: nothing to stop
     return fields[19]

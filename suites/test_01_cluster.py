@@ -15,18 +15,27 @@ from pytest_reachability.cluster import ClusterError
 pytestmark = pytest.mark.section("cluster", requires=["cluster-access"])
 
 DEFAULT_MAX_RESTARTS = 5
-TROUBLE_REASONS = ("CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull", "CreateContainerConfigError",
-                   "InvalidImageName", "RunContainerError")
+TROUBLE_REASONS = (
+    "CrashLoopBackOff",
+    "ImagePullBackOff",
+    "ErrImagePull",
+    "CreateContainerConfigError",
+    "InvalidImageName",
+    "RunContainerError",
+)
 
 
 def record_access(evidence: Any, cluster: Any, error: ClusterError | None) -> None:
-    evidence.record("cluster_access", {
-        "ok": error is None,
-        "kind": error.kind.name if error is not None else None,
-        "message": error.message if error is not None else "",
-        "server": cluster.server,
-        "namespace": cluster.namespace,
-    })
+    evidence.record(
+        "cluster_access",
+        {
+            "ok": error is None,
+            "kind": error.kind.name if error is not None else None,
+            "message": error.message if error is not None else "",
+            "server": cluster.server,
+            "namespace": cluster.namespace,
+        },
+    )
 
 
 @pytest.mark.gate("cluster-access")
@@ -39,7 +48,8 @@ def test_api_server_answers(cluster, evidence):
     record_access(evidence, cluster, error)
     assert error is None, f"API server {cluster.server} does not answer: {error.message}"
     assert version.get("git_version") or version.get("major"), (
-        f"API server {cluster.server} answered /version without a version: {version}")
+        f"API server {cluster.server} answered /version without a version: {version}"
+    )
 
 
 @pytest.mark.gate("cluster-access")
@@ -60,7 +70,8 @@ def test_nodes_are_ready(cluster_reads, evidence):
     assert nodes, "the cluster lists no nodes"
     not_ready = [
         f"{node.name} ({next((c.get('reason') or c.get('status') for c in node.conditions if c['type'] == 'Ready'), 'no Ready condition')})"
-        for node in nodes if not node.ready
+        for node in nodes
+        if not node.ready
     ]
     assert not not_ready, f"nodes not Ready: {', '.join(not_ready)}; expected all {len(nodes)} Ready"
 
@@ -74,10 +85,12 @@ def test_pods_are_running_and_ready(cluster_reads, evidence):
             evidence.record("event", event)
     unhealthy = [
         f"{pod.name} is {pod.phase}, {pod.containers} ready"
-        for pod in pods if pod.phase != "Succeeded" and not (pod.phase == "Running" and pod.ready)
+        for pod in pods
+        if pod.phase != "Succeeded" and not (pod.phase == "Running" and pod.ready)
     ]
     assert not unhealthy, (
-        f"pods not Running and Ready in {cluster_reads.namespace}: {'; '.join(unhealthy)}; expected every pod Running and Ready")
+        f"pods not Running and Ready in {cluster_reads.namespace}: {'; '.join(unhealthy)}; expected every pod Running and Ready"
+    )
 
 
 def test_no_pod_in_crashloop_or_image_pull_backoff(cluster_reads, evidence):
@@ -86,7 +99,8 @@ def test_no_pod_in_crashloop_or_image_pull_backoff(cluster_reads, evidence):
             evidence.record("pod", pod)
     troubled = [
         f"{pod.name} ({', '.join(reason for reason in pod.waiting_reasons if reason in TROUBLE_REASONS)})"
-        for pod in cluster_reads.pods() if any(reason in TROUBLE_REASONS for reason in pod.waiting_reasons)
+        for pod in cluster_reads.pods()
+        if any(reason in TROUBLE_REASONS for reason in pod.waiting_reasons)
     ]
     assert not troubled, f"pods waiting in a failure state: {'; '.join(troubled)}; expected none"
 
@@ -97,22 +111,27 @@ def test_no_pod_pending(cluster_reads, evidence):
             evidence.record("pod", pod)
     pending = [
         f"{pod.name}" + (f" ({pod.unschedulable_message})" if pod.unschedulable_message else "")
-        for pod in cluster_reads.pods() if pod.phase == "Pending"
+        for pod in cluster_reads.pods()
+        if pod.phase == "Pending"
     ]
     assert not pending, f"pods Pending: {'; '.join(pending)}; expected none"
 
 
 def test_containers_are_not_restarting(cluster_reads, reachability_settings, evidence):
     table = reachability_settings.tables.get("cluster", {})
-    limit = table.get("max_restarts", DEFAULT_MAX_RESTARTS) if isinstance(table, dict) else DEFAULT_MAX_RESTARTS
+    limit = (
+        table.get("max_restarts", DEFAULT_MAX_RESTARTS) if isinstance(table, dict) else DEFAULT_MAX_RESTARTS
+    )
     assert isinstance(limit, int) and not isinstance(limit, bool) and limit >= 0, (
-        f"[tool.reachability.cluster] max_restarts must be a whole number >= 0, got {limit!r}")
+        f"[tool.reachability.cluster] max_restarts must be a whole number >= 0, got {limit!r}"
+    )
     for pod in cluster_reads.pods():
         if pod.restarts > limit:
             evidence.record("pod", pod)
     restarting = [
         f"{pod.name} restarted {pod.restarts} times"
         + (f" (last exit: {', '.join(pod.terminated_reasons)})" if pod.terminated_reasons else "")
-        for pod in cluster_reads.pods() if pod.restarts > limit
+        for pod in cluster_reads.pods()
+        if pod.restarts > limit
     ]
     assert not restarting, f"{'; '.join(restarting)}; expected at most {limit} restarts per pod"

@@ -15,7 +15,8 @@ def test_deployments_have_desired_replicas_available(cluster_reads, evidence):
         pytest.skip(f"no Deployments in namespace {cluster_reads.namespace}")
     short = [
         f"{d.name} has {d.available} of {d.desired} replicas available"
-        for d in deployments if d.available < d.desired
+        for d in deployments
+        if d.available < d.desired
     ]
     assert not short, f"{'; '.join(short)}; expected available == desired"
 

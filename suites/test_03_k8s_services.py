@@ -25,7 +25,8 @@ def test_target_service_exists_in_namespace(target_service, cluster_reads, evide
     where = f"; it exists in namespace {', '.join(elsewhere)}" if elsewhere else "; no namespace has it"
     assert target_service.found, (
         f"Service {target_service.name} not found in namespace {target_service.namespace}{where} "
-        f"({target_service.why})")
+        f"({target_service.why})"
+    )
 
 
 def test_loadbalancers_have_an_address(cluster_reads, evidence):
@@ -37,16 +38,21 @@ def test_loadbalancers_have_an_address(cluster_reads, evidence):
         if event.object in {f"Service/{name}" for name in pending}:
             evidence.record("event", event)
     reasons = {
-        event.object.split("/", 1)[1]: event.message for event in cluster_reads.events()
+        event.object.split("/", 1)[1]: event.message
+        for event in cluster_reads.events()
         if event.type == "Warning" and event.object.startswith("Service/")
     }
     described = [f"{name} (pending{': ' + reasons[name] if name in reasons else ''})" for name in pending]
-    assert not pending, f"LoadBalancer without an address: {'; '.join(described)}; expected an external address"
+    assert not pending, (
+        f"LoadBalancer without an address: {'; '.join(described)}; expected an external address"
+    )
 
 
 def test_no_duplicate_loadbalancers_select_the_same_pods(cluster_reads, evidence):
     pods = cluster_reads.pods()
-    balancers = [service for service in cluster_reads.services() if service.type == "LoadBalancer" and service.selector]
+    balancers = [
+        service for service in cluster_reads.services() if service.type == "LoadBalancer" and service.selector
+    ]
     groups: dict[tuple[str, ...], list] = {}
     for service in balancers:
         selected = tuple(sorted(pod.name for pod in pods if service_selects(service.selector, pod.labels)))
@@ -61,4 +67,6 @@ def test_no_duplicate_loadbalancers_select_the_same_pods(cluster_reads, evidence
         + f" select the same pods ({', '.join(selected)})"
         for selected, services in duplicates.items()
     ]
-    assert not duplicates, f"duplicate LoadBalancers: {'; '.join(described)}; expected one LoadBalancer per set of pods"
+    assert not duplicates, (
+        f"duplicate LoadBalancers: {'; '.join(described)}; expected one LoadBalancer per set of pods"
+    )

@@ -67,12 +67,17 @@ def test_target_ports_match_container_ports(cluster_reads, evidence):
                 checked += 1
                 if port_declared(target_port, pod.container_ports):
                     continue
-                listening = ", ".join(
-                    f"{p['containerPort']}" + (f" ({p['name']})" if p.get("name") else "") for p in pod.container_ports
-                ) or "no declared port"
+                listening = (
+                    ", ".join(
+                        f"{p['containerPort']}" + (f" ({p['name']})" if p.get("name") else "")
+                        for p in pod.container_ports
+                    )
+                    or "no declared port"
+                )
                 mismatched.append(
                     f"Service {service.name} port {port['port']} forwards to targetPort {target_port}, "
-                    f"but pod {pod.name} listens on {listening}")
+                    f"but pod {pod.name} listens on {listening}"
+                )
                 evidence.record("pod", pod)
     if not checked:
         pytest.skip("no Service selects a pod: nothing to compare (see test_service_selectors_match_pods)")

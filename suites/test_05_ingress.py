@@ -17,8 +17,12 @@ pytestmark = pytest.mark.section("ingress", requires=["cluster-access"])
 
 def rules_for_host(ingresses: list[Any], host: str) -> list[tuple[Any, dict]]:
     """(ingress, rule) pairs whose rule host covers ``host``."""
-    return [(ingress, rule) for ingress in ingresses for rule in ingress.rules
-            if ingress_host_matches(rule.get("host"), host)]
+    return [
+        (ingress, rule)
+        for ingress in ingresses
+        for rule in ingress.rules
+        if ingress_host_matches(rule.get("host"), host)
+    ]
 
 
 @pytest.fixture
@@ -31,8 +35,10 @@ def host_rules(cluster_reads: Any, target: Any, evidence: Any) -> list[tuple[Any
         evidence.record("ingress", ingress)
     found = rules_for_host(ingresses, target.host)
     if not found:
-        pytest.skip(f"no Ingress rule for {target.host} in namespace {cluster_reads.namespace} "
-                    f"(see test_ingress_rule_exists_for_target_host)")
+        pytest.skip(
+            f"no Ingress rule for {target.host} in namespace {cluster_reads.namespace} "
+            f"(see test_ingress_rule_exists_for_target_host)"
+        )
     return found
 
 
@@ -52,7 +58,8 @@ def test_ingress_rule_exists_for_target_host(cluster_reads, target, evidence):
     assert rules_for_host(ingresses, target.host), (
         f"no Ingress in namespace {cluster_reads.namespace} has a rule for {target.host} "
         f"(Ingresses: {len(ingresses)}, hosts: {', '.join(hosts) or 'none'}) although an ingress controller runs "
-        f"({running}); expected a rule routing {target.host} to its Service")
+        f"({running}); expected a rule routing {target.host} to its Service"
+    )
 
 
 def test_ingress_backends_exist(cluster_reads, host_rules, evidence):
@@ -70,7 +77,9 @@ def test_ingress_backends_exist(cluster_reads, host_rules, evidence):
                 continue
             evidence.record("service", service)
             if port is not None and not any(port in (p["port"], p.get("name")) for p in service.ports):
-                ports = ", ".join(str(p["port"]) + (f" ({p['name']})" if p.get("name") else "") for p in service.ports)
+                ports = ", ".join(
+                    str(p["port"]) + (f" ({p['name']})" if p.get("name") else "") for p in service.ports
+                )
                 missing.append(f"{where}, but the Service has port {ports or 'none'}")
     assert not missing, f"{'; '.join(missing)}; expected every backend Service and port to exist"
 
@@ -86,8 +95,10 @@ def test_ingress_class_exists(cluster_reads, host_rules, evidence):
             if not any(c.is_default for c in classes):
                 problems.append(f"Ingress {ingress.name} names no IngressClass and none is the default")
         elif ingress.class_name not in names:
-            problems.append(f"Ingress {ingress.name} names IngressClass {ingress.class_name}, which does not exist "
-                            f"(classes: {', '.join(sorted(names)) or 'none'})")
+            problems.append(
+                f"Ingress {ingress.name} names IngressClass {ingress.class_name}, which does not exist "
+                f"(classes: {', '.join(sorted(names)) or 'none'})"
+            )
     assert not problems, f"{'; '.join(problems)}; expected an existing IngressClass"
 
 
@@ -108,8 +119,12 @@ def test_ingress_tls_secrets_exist(cluster, host_rules, target):
         except ClusterError as error:
             if error.kind is ClusterErrorKind.FORBIDDEN:
                 # Least privilege: no Secret access unless granted for these names (deploy/rbac-tls-secrets.yaml).
-                pytest.skip(f"not checked: reading Secret {namespace}/{', '.join(names)} is not granted; grant get on "
-                            f"these Secrets by name to check them (deploy/rbac-tls-secrets.yaml): {error.message}")
+                pytest.skip(
+                    f"not checked: reading Secret {namespace}/{', '.join(names)} is not granted; grant get on "
+                    f"these Secrets by name to check them (deploy/rbac-tls-secrets.yaml): {error.message}"
+                )
             pytest.fail(error.message, pytrace=False)
         missing += [f"{namespace}/{name}" for name, exists in present.items() if not exists]
-    assert not missing, f"TLS secrets missing: {', '.join(missing)}; expected the Secrets the Ingress names to exist"
+    assert not missing, (
+        f"TLS secrets missing: {', '.join(missing)}; expected the Secrets the Ingress names to exist"
+    )

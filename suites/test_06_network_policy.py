@@ -31,7 +31,8 @@ def peer_admits_edge(peer: dict, controllers: list[Any], policy_namespace: str) 
     for pod in controllers:
         in_namespace = (
             selector_matches(namespace_selector, {"kubernetes.io/metadata.name": pod.namespace})
-            if namespace_selector is not None else pod.namespace == policy_namespace
+            if namespace_selector is not None
+            else pod.namespace == policy_namespace
         )
         if in_namespace and (pod_selector is None or selector_matches(pod_selector, pod.labels)):
             return True
@@ -69,23 +70,36 @@ def test_network_policies_admit_edge_traffic_to_api_pods(cluster_reads, target_s
         evidence.record("network_policy", policy)
     try:
         controllers = cluster_reads.ingress_controller_pods()
-    except pytest.skip.Exception:  # not allowed to see them: policies are judged on open rules and ipBlocks alone
+    except (
+        pytest.skip.Exception
+    ):  # not allowed to see them: policies are judged on open rules and ipBlocks alone
         controllers = []
     blocked = []
     for pod in pods:
         evidence.record("pod", pod)
-        selecting = [p for p in policies if "Ingress" in p.policy_types and selector_matches(p.pod_selector, pod.labels)]
+        selecting = [
+            p
+            for p in policies
+            if "Ingress" in p.policy_types and selector_matches(p.pod_selector, pod.labels)
+        ]
         if not selecting:
             continue
         for number, name in ports_to_check(pod, target_service.services):
             admitted = any(
                 port_admitted(rule.get("ports") or [], number, {name} if name else set())
-                and (not rule.get("from") or any(peer_admits_edge(peer, controllers, p.namespace) for peer in rule["from"]))
-                for p in selecting for rule in p.ingress
+                and (
+                    not rule.get("from")
+                    or any(peer_admits_edge(peer, controllers, p.namespace) for peer in rule["from"])
+                )
+                for p in selecting
+                for rule in p.ingress
             )
             if not admitted:
-                blocked.append(f"port {number} of pod {pod.name} (selected by NetworkPolicy "
-                               f"{', '.join(p.name for p in selecting)})")
+                blocked.append(
+                    f"port {number} of pod {pod.name} (selected by NetworkPolicy "
+                    f"{', '.join(p.name for p in selecting)})"
+                )
     assert not blocked, (
         f"no NetworkPolicy admits traffic from the edge to {'; '.join(blocked)}; "
-        f"expected a rule admitting the LoadBalancer or ingress controller on that port")
+        f"expected a rule admitting the LoadBalancer or ingress controller on that port"
+    )

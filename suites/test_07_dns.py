@@ -29,8 +29,12 @@ def resolved(dns: Any, target: Any, evidence: Any) -> Any:
 
 
 def test_target_resolves(resolved):
-    failures = "; ".join(f"{a.resolver}: {a.rcode}{' (' + a.error + ')' if a.error else ''}" for a in resolved.answers)
-    assert resolved.addresses, f"{resolved.name} did not resolve ({failures or 'no resolver'}); expected an A or AAAA record"
+    failures = "; ".join(
+        f"{a.resolver}: {a.rcode}{' (' + a.error + ')' if a.error else ''}" for a in resolved.answers
+    )
+    assert resolved.addresses, (
+        f"{resolved.name} did not resolve ({failures or 'no resolver'}); expected an A or AAAA record"
+    )
 
 
 def test_target_resolves_on_every_resolver(resolved):
@@ -38,14 +42,20 @@ def test_target_resolves_on_every_resolver(resolved):
         f"{a.resolver}: {a.failure.value if a.failure else a.rcode}{' (' + a.error + ')' if a.error else ''}"
         for a in resolved.failed
     ]
-    assert not failed, f"{resolved.name} did not resolve on {'; '.join(failed)}; expected an answer from every resolver"
+    assert not failed, (
+        f"{resolved.name} did not resolve on {'; '.join(failed)}; expected an answer from every resolver"
+    )
 
 
 # Agreeing on "nothing" or matching no address proves nothing: both read the resolved addresses.
 @pytest.mark.requires(test="test_target_resolves")
 def test_resolvers_agree(resolved):
-    answers = "; ".join(f"{a.resolver} answers {', '.join(a.addresses) or 'nothing'}" for a in resolved.answers)
-    assert resolved.agree, f"resolvers disagree about {resolved.name}: {answers}; expected the same addresses everywhere"
+    answers = "; ".join(
+        f"{a.resolver} answers {', '.join(a.addresses) or 'nothing'}" for a in resolved.answers
+    )
+    assert resolved.agree, (
+        f"resolvers disagree about {resolved.name}: {answers}; expected the same addresses everywhere"
+    )
 
 
 @pytest.mark.requires("cluster-access", test="test_target_resolves")
@@ -57,18 +67,22 @@ def test_dns_answers_are_loadbalancer_addresses(resolved, target_service, eviden
         evidence.record("ingress", ingress)
     expected = {**target_service.loadbalancer_addresses(), **target_service.ingress_addresses()}
     if not expected:
-        pytest.skip(f"Service {target_service.name} has no LoadBalancer and no Ingress for {target_service.namespace} "
-                    f"has a rule for {resolved.name}: no address to compare with")
+        pytest.skip(
+            f"Service {target_service.name} has no LoadBalancer and no Ingress for {target_service.namespace} "
+            f"has a rule for {resolved.name}: no address to compare with"
+        )
     stray = [address for address in resolved.addresses if address not in expected]
     balancers = " or ".join(
-        f"{s.name} ({', '.join((*s.lb_addresses, *s.external_ips)) or 'pending'})" for s in target_service.loadbalancers
+        f"{s.name} ({', '.join((*s.lb_addresses, *s.external_ips)) or 'pending'})"
+        for s in target_service.loadbalancers
     )
     owners = ([f"LoadBalancer {balancers}"] if balancers else []) + [
         f"Ingress {i.name} ({', '.join(i.addresses) or 'no address'})" for i in target_service.ingresses
     ]
     assert not stray, (
         f"DNS {'A/AAAA' if len(stray) > 1 else 'A' if '.' in stray[0] else 'AAAA'} {', '.join(stray)} "
-        f"{'are not addresses' if len(stray) > 1 else 'is not an address'} of {' or '.join(owners)}")
+        f"{'are not addresses' if len(stray) > 1 else 'is not an address'} of {' or '.join(owners)}"
+    )
 
 
 # What the zone's authoritative servers answer against what the resolvers still cache, and whether DNS still
@@ -89,13 +103,16 @@ def test_resolvers_serve_what_the_authoritative_servers_answer(dns_propagation, 
     if report.source is None:
         pytest.skip(report.error or f"no authoritative server of {report.zone} answered")
     lines = report.disagreements()
-    assert not lines, (f"changed at the source, still cached: {'; '.join(lines)}; expected every resolver to answer "
-                       f"what the authoritative servers of {report.zone} answer ({', '.join(report.source_addresses)})")
+    assert not lines, (
+        f"changed at the source, still cached: {'; '.join(lines)}; expected every resolver to answer "
+        f"what the authoritative servers of {report.zone} answer ({', '.join(report.source_addresses)})"
+    )
 
 
 @pytest.mark.requires("cluster-access")
-def test_dns_does_not_answer_a_former_loadbalancer_address(dns, target, target_service, cluster, reachability_settings,
-                                                          evidence):
+def test_dns_does_not_answer_a_former_loadbalancer_address(
+    dns, target, target_service, cluster, reachability_settings, evidence
+):
     changes = cluster_changes(cluster, target_service.namespace)
     evidence.record("cluster_changes", changes)
     if not reachability_settings.results_db:
@@ -109,12 +126,18 @@ def test_dns_does_not_answer_a_former_loadbalancer_address(dns, target, target_s
         rows = store.addresses_seen(key)
     finally:
         store.close()
-    current = {f"{entry['namespace']}/{entry['name']}": entry.get("loadbalancer") or []
-               for entry in changes["objects"] if entry["kind"] == "Service" and entry.get("type") == "LoadBalancer"}
+    current = {
+        f"{entry['namespace']}/{entry['name']}": entry.get("loadbalancer") or []
+        for entry in changes["objects"]
+        if entry["kind"] == "Service" and entry.get("type") == "LoadBalancer"
+    }
     moves = moved_loadbalancers(rows, current, dns.addresses, changes["objects"])
-    evidence.record("address_history", {"key": key, "rows": rows, "moves": moves,
-                                        "read_at": changes["read_at"]})
+    evidence.record(
+        "address_history", {"key": key, "rows": rows, "moves": moves, "read_at": changes["read_at"]}
+    )
     if not rows:
         pytest.skip(f"no earlier run of {key} in the history to compare addresses with")
     still = [move for move in moves if move["dns_still_answers"]]
-    assert not still, f"{'; '.join(describe_move(move) for move in still)}; expected DNS to follow the LoadBalancer"
+    assert not still, (
+        f"{'; '.join(describe_move(move) for move in still)}; expected DNS to follow the LoadBalancer"
+    )

@@ -16,7 +16,9 @@ from pytest_reachability.probes import tcp
 pytestmark = pytest.mark.section("tcp")
 
 
-def connect_all(target: Any, addresses: Iterable[str], settings: Any, shared_results: Any) -> list[tcp.TcpResult]:
+def connect_all(
+    target: Any, addresses: Iterable[str], settings: Any, shared_results: Any
+) -> list[tcp.TcpResult]:
     """One TCP connect per address, concurrently; shared by every xdist worker."""
     addresses = list(addresses)
     return shared_results.get(
@@ -27,32 +29,43 @@ def connect_all(target: Any, addresses: Iterable[str], settings: Any, shared_res
 
 def describe_failures(results: list[tcp.TcpResult]) -> str:
     return "; ".join(
-        f"{r.address}:{r.port} {r.failure.value} (curl {r.curl_exit}): {r.detail}" for r in results if not r.ok
+        f"{r.address}:{r.port} {r.failure.value} (curl {r.curl_exit}): {r.detail}"
+        for r in results
+        if not r.ok
     )
 
 
-def test_every_resolved_address_accepts_connections(target, dns, reachability_settings, shared_results, evidence):
+def test_every_resolved_address_accepts_connections(
+    target, dns, reachability_settings, shared_results, evidence
+):
     addresses = [target.host] if target.is_ip else list(dns.addresses)
     assert addresses, f"{target.host} did not resolve: no address to connect to (see section dns)"
     results = connect_all(target, addresses, reachability_settings, shared_results)
     for result in results:
         evidence.record("tcp", result, source="dns")
     assert all(r.ok for r in results), (
-        f"TCP connect failed: {describe_failures(results)}; expected every resolved address to accept connections")
+        f"TCP connect failed: {describe_failures(results)}; expected every resolved address to accept connections"
+    )
 
 
 @pytest.mark.requires("cluster-access")
-def test_every_loadbalancer_address_accepts_connections(target, target_service, reachability_settings,
-                                                        shared_results, evidence):
+def test_every_loadbalancer_address_accepts_connections(
+    target, target_service, reachability_settings, shared_results, evidence
+):
     owners = target_service.loadbalancer_addresses()
     if not owners:
-        pytest.skip(f"no LoadBalancer address for Service {target_service.name} "
-                    f"({', '.join(s.name + ' pending' for s in target_service.loadbalancers) or 'no LoadBalancer'})")
+        pytest.skip(
+            f"no LoadBalancer address for Service {target_service.name} "
+            f"({', '.join(s.name + ' pending' for s in target_service.loadbalancers) or 'no LoadBalancer'})"
+        )
     results = connect_all(target, owners, reachability_settings, shared_results)
     for result in results:
         evidence.record("tcp", result, source="loadbalancer", service=owners.get(result.address))
     failed = [
         f"LoadBalancer {owners.get(r.address)} {r.address}:{r.port} {r.failure.value} (curl {r.curl_exit}): {r.detail}"
-        for r in results if not r.ok
+        for r in results
+        if not r.ok
     ]
-    assert not failed, f"TCP connect failed: {'; '.join(failed)}; expected every LoadBalancer address to accept connections"
+    assert not failed, (
+        f"TCP connect failed: {'; '.join(failed)}; expected every LoadBalancer address to accept connections"
+    )

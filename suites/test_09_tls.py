@@ -24,8 +24,9 @@ CERTIFICATE_FAILURES = (Failure.TLS_CERT_EXPIRED, Failure.TLS_HOSTNAME, Failure.
 
 
 @pytest.fixture
-def handshakes(target: Any, dns: Any, reachability_settings: Any, shared_results: Any,
-               evidence: Any) -> list[tls.TlsResult]:
+def handshakes(
+    target: Any, dns: Any, reachability_settings: Any, shared_results: Any, evidence: Any
+) -> list[tls.TlsResult]:
     """One TLS handshake per resolved address, as the target's host (SNI and verification)."""
     if target.scheme != "https":
         pytest.skip(f"target {target.display} is plain HTTP: TLS is checked for https:// targets")
@@ -34,8 +35,12 @@ def handshakes(target: Any, dns: Any, reachability_settings: Any, shared_results
         pytest.skip(f"{target.host} did not resolve: no address to handshake with (see section dns)")
     results = shared_results.get(
         f"suite-tls:{target.host}:{target.port}:{addresses}",
-        lambda: tls.probe_target(target, addresses=addresses, timeout=reachability_settings.probe_timeout,
-                                 ca_bundle=reachability_settings.ca_bundle),
+        lambda: tls.probe_target(
+            target,
+            addresses=addresses,
+            timeout=reachability_settings.probe_timeout,
+            ca_bundle=reachability_settings.ca_bundle,
+        ),
     )
     for result in results:
         evidence.record("tls", result, source="dns")
@@ -52,28 +57,37 @@ def name_matches(pattern: str, host: str) -> bool:
 
 
 def failures_of(results: list[tls.TlsResult], classes: Collection[Failure]) -> str:
-    return "; ".join(f"{r.address}:{r.port} {r.failure.value} (curl {r.curl_exit}): {r.detail}"
-                     for r in results if r.failure in classes)
+    return "; ".join(
+        f"{r.address}:{r.port} {r.failure.value} (curl {r.curl_exit}): {r.detail}"
+        for r in results
+        if r.failure in classes
+    )
 
 
 def test_tls_handshake_completes(handshakes):
     # Certificate problems have their own checks below; this one is about speaking TLS at all.
     broken = [r for r in handshakes if not r.ok and r.failure not in CERTIFICATE_FAILURES]
-    assert not broken, (f"TLS handshake failed: {failures_of(broken, {r.failure for r in broken})}; "
-                        f"expected a completed handshake on every address")
+    assert not broken, (
+        f"TLS handshake failed: {failures_of(broken, {r.failure for r in broken})}; "
+        f"expected a completed handshake on every address"
+    )
 
 
 @pytest.mark.requires(test="test_tls_handshake_completes")
 def test_certificate_is_trusted(handshakes, reachability_settings):
     bundle = tls.trust_bundle(reachability_settings.ca_bundle) or "the system CA store"
     assert not any(r.failure is Failure.TLS_UNTRUSTED for r in handshakes), (
-        f"certificate not trusted: {failures_of(handshakes, {Failure.TLS_UNTRUSTED})}; expected a chain to {bundle}")
+        f"certificate not trusted: {failures_of(handshakes, {Failure.TLS_UNTRUSTED})}; expected a chain to {bundle}"
+    )
 
 
 @pytest.mark.requires(test="test_tls_handshake_completes")
 def test_certificate_names_the_target(handshakes, target):
-    wrong = [f"{r.address}:{r.port} {r.failure.value} (curl {r.curl_exit}): {r.detail}"
-             for r in handshakes if r.failure is Failure.TLS_HOSTNAME]
+    wrong = [
+        f"{r.address}:{r.port} {r.failure.value} (curl {r.curl_exit}): {r.detail}"
+        for r in handshakes
+        if r.failure is Failure.TLS_HOSTNAME
+    ]
     unseen = []
     for r in handshakes:
         if r.failure is not Failure.TLS_UNTRUSTED:
@@ -83,10 +97,14 @@ def test_certificate_names_the_target(handshakes, target):
             unseen.append(f"{r.address}:{r.port}")
         elif not any(name_matches(name, target.host) for name in names):
             wrong.append(f"{r.address}:{r.port} certificate (untrusted) names {', '.join(names)}")
-    assert not wrong, f"certificate does not name {target.host}: {'; '.join(wrong)}; expected {target.host} among its names"
+    assert not wrong, (
+        f"certificate does not name {target.host}: {'; '.join(wrong)}; expected {target.host} among its names"
+    )
     if unseen:
-        pytest.skip(f"certificate of {', '.join(unseen)} not seen (untrusted, and fetching it again failed): "
-                    f"cannot say whether it names {target.host}")
+        pytest.skip(
+            f"certificate of {', '.join(unseen)} not seen (untrusted, and fetching it again failed): "
+            f"cannot say whether it names {target.host}"
+        )
 
 
 @pytest.mark.requires(test="test_tls_handshake_completes")
@@ -95,10 +113,16 @@ def test_certificate_has_not_expired(handshakes):
     expired, unseen = [], []
     for r in handshakes:
         dates = (r.tls.not_before, r.tls.expires) if r.tls else (None, None)
-        if r.failure is Failure.TLS_CERT_EXPIRED or (dates[1] and dates[1] < now) or (dates[0] and dates[0] > now):
+        if (
+            r.failure is Failure.TLS_CERT_EXPIRED
+            or (dates[1] and dates[1] < now)
+            or (dates[0] and dates[0] > now)
+        ):
             expired.append(f"{r.address}:{r.port} certificate valid {dates[0] or '?'} .. {dates[1] or '?'}")
         elif not dates[1]:
             unseen.append(f"{r.address}:{r.port}")
-    assert not expired, f"certificate expired or not yet valid: {'; '.join(expired)}; expected it valid now ({now[:19]}Z)"
+    assert not expired, (
+        f"certificate expired or not yet valid: {'; '.join(expired)}; expected it valid now ({now[:19]}Z)"
+    )
     if unseen:
         pytest.skip(f"certificate dates of {', '.join(unseen)} not seen: cannot say whether it is valid now")

@@ -16,6 +16,7 @@ from pytest_reachability.health_body import describe_problem, read_health
 
 pytestmark = pytest.mark.section("api-health")
 
+
 def describe(result: Any) -> str:
     where = f"{result.address}:{result.port}" if result.address else result.host
     if result.ok:
@@ -26,7 +27,9 @@ def describe(result: Any) -> str:
 def health_problem(result: Any) -> str | None:
     """Why an answered health body does not say healthy, or None (a body in no known shape says nothing either way)."""
     problem = describe_problem(read_health(result.body or b""))
-    return None if problem is None else f"{result.address}:{result.port} answered {result.status} with {problem}"
+    return (
+        None if problem is None else f"{result.address}:{result.port} answered {result.status} with {problem}"
+    )
 
 
 @pytest.fixture
@@ -43,7 +46,8 @@ def test_health_answers_on_every_resolved_address(resolved_health, target, reach
     failed = [r for r in resolved_health if not r.ok]
     assert not failed, (
         f"GET {reachability_settings.health_path} failed on {'; '.join(describe(r) for r in failed)}; "
-        f"expected a 2xx/3xx answer from every address {target.host} resolves to")
+        f"expected a 2xx/3xx answer from every address {target.host} resolves to"
+    )
 
 
 # The body is read only where every address answered: a healthy body from one address says nothing of another.
@@ -53,12 +57,14 @@ def test_health_body_reports_healthy(resolved_health, reachability_settings):
     answered = [r for r in resolved_health if r.status is not None and r.failure is None]
     problems = [problem for problem in map(health_problem, answered) if problem]
     assert not problems, (
-        f"GET {reachability_settings.health_path}: {'; '.join(problems)}; expected a healthy status in the body")
+        f"GET {reachability_settings.health_path}: {'; '.join(problems)}; expected a healthy status in the body"
+    )
 
 
 @pytest.mark.requires("cluster-access")
-def test_loadbalancers_answer_health_for_the_target_host(probe, target, target_service, reachability_settings,
-                                                         evidence):
+def test_loadbalancers_answer_health_for_the_target_host(
+    probe, target, target_service, reachability_settings, evidence
+):
     owners = target_service.loadbalancer_addresses()
     if not owners:
         pytest.skip(f"no LoadBalancer address for Service {target_service.name} to probe directly")
@@ -68,4 +74,5 @@ def test_loadbalancers_answer_health_for_the_target_host(probe, target, target_s
     failed = [f"LoadBalancer {owners.get(r.address)} {describe(r)}" for r in results if not r.ok]
     assert not failed, (
         f"GET {reachability_settings.health_path} with Host {target.host_header} failed on {'; '.join(failed)}; "
-        f"expected every LoadBalancer of the target to answer")
+        f"expected every LoadBalancer of the target to answer"
+    )

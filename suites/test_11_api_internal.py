@@ -53,7 +53,9 @@ def parse_access_log(text: str, health_path: str, node_addresses: set[str]) -> d
 @pytest.fixture
 def api_service(target_service: Any) -> Any:
     if target_service.service is None:
-        pytest.skip(f"Service {target_service.name} not found in namespace {target_service.namespace} (see section k8s-services)")
+        pytest.skip(
+            f"Service {target_service.name} not found in namespace {target_service.namespace} (see section k8s-services)"
+        )
     return target_service.service
 
 
@@ -63,15 +65,18 @@ def test_health_through_the_service_proxy(cluster, api_service, reachability_set
         pytest.skip(f"Service {api_service.name} has no ports")
     error, response = None, None
     try:
-        response = cluster.proxy_get(api_service.name, port.get("name") or port["port"],
-                                     reachability_settings.health_path)
+        response = cluster.proxy_get(
+            api_service.name, port.get("name") or port["port"], reachability_settings.health_path
+        )
     except ClusterError as failure:
         error = failure
     assert error is None, f"service proxy to {api_service.name}: {error.message}"
     evidence.record("in_cluster_health", response)
     where = f"in-cluster GET {response.path} via Service {api_service.name}:{response.port}"
     assert not response.no_endpoints, f"{where}: {response.error}; expected a ready pod to answer 200"
-    assert response.ok, f"{where} got {response.status} {response.error or response.body[:80]!r}; expected 2xx/3xx"
+    assert response.ok, (
+        f"{where} got {response.status} {response.error or response.body[:80]!r}; expected 2xx/3xx"
+    )
 
 
 def test_in_cluster_health_body_reports_healthy(cluster, api_service, reachability_settings, evidence):
@@ -79,15 +84,23 @@ def test_in_cluster_health_body_reports_healthy(cluster, api_service, reachabili
     if port is None:
         pytest.skip(f"Service {api_service.name} has no ports")
     try:
-        response = cluster.proxy_get(api_service.name, port.get("name") or port["port"], reachability_settings.health_path)
+        response = cluster.proxy_get(
+            api_service.name, port.get("name") or port["port"], reachability_settings.health_path
+        )
     except ClusterError as error:
-        pytest.skip(f"service proxy to {api_service.name}: {error.message} (see test_health_through_the_service_proxy)")
+        pytest.skip(
+            f"service proxy to {api_service.name}: {error.message} (see test_health_through_the_service_proxy)"
+        )
     if response.error is not None or response.status is None:
-        pytest.skip(f"no answer to read (see test_health_through_the_service_proxy): {response.error or 'no status'}")
+        pytest.skip(
+            f"no answer to read (see test_health_through_the_service_proxy): {response.error or 'no status'}"
+        )
     evidence.record("in_cluster_health", response)
     problem = describe_problem(read_health(response.body))
-    assert problem is None, (f"in-cluster GET {response.path} via Service {api_service.name}:{response.port} answered "
-                             f"{response.status} with {problem}; expected the body to report healthy")
+    assert problem is None, (
+        f"in-cluster GET {response.path} via Service {api_service.name}:{response.port} answered "
+        f"{response.status} with {problem}; expected the body to report healthy"
+    )
 
 
 def test_api_pod_logs_are_readable(cluster, cluster_reads, target_service, reachability_settings, evidence):
@@ -96,7 +109,10 @@ def test_api_pod_logs_are_readable(cluster, cluster_reads, target_service, reach
         pytest.skip(f"no pods behind Service {target_service.name}: no logs to read")
     try:
         nodes = cluster_reads.nodes()
-    except (pytest.skip.Exception, pytest.fail.Exception):  # node addresses only sharpen the reading; a forbidden node list must not hide the logs
+    except (
+        pytest.skip.Exception,
+        pytest.fail.Exception,
+    ):  # node addresses only sharpen the reading; a forbidden node list must not hide the logs
         nodes = []
     node_addresses = {a["address"] for node in nodes for a in node.addresses}
     unreadable = []
@@ -108,10 +124,17 @@ def test_api_pod_logs_are_readable(cluster, cluster_reads, target_service, reach
             continue
         lines = text.splitlines()
         facts = parse_access_log(text, reachability_settings.health_path, node_addresses)
-        if facts["health_requests"] and not facts["external_requests"] and (
-                facts["health_requests"] == sum(1 for line in lines if ACCESS_LINE.search(line))):
-            facts["note"] = (f"only health checks from node addresses ({', '.join(facts['client_addresses'])}) "
-                             f"appear: no client traffic reached the pod")
-        evidence.record("pod_logs", {"namespace": pod.namespace, "pod": pod.name, "tail": LOG_TAIL,
-                                     "lines": lines[-20:], **facts})
+        if (
+            facts["health_requests"]
+            and not facts["external_requests"]
+            and (facts["health_requests"] == sum(1 for line in lines if ACCESS_LINE.search(line)))
+        ):
+            facts["note"] = (
+                f"only health checks from node addresses ({', '.join(facts['client_addresses'])}) "
+                f"appear: no client traffic reached the pod"
+            )
+        evidence.record(
+            "pod_logs",
+            {"namespace": pod.namespace, "pod": pod.name, "tail": LOG_TAIL, "lines": lines[-20:], **facts},
+        )
     assert not unreadable, f"cannot read pod logs: {'; '.join(unreadable)}; expected read access to pods/log"

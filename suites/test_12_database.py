@@ -60,8 +60,14 @@ def health_answer(http, database_config, reachability_settings) -> HealthAnswer:
     try:
         response = http.get(path)
     except requests.RequestException as error:
-        return HealthAnswer(url, None, None, "", round((time.perf_counter() - started) * 1000, 1),
-                            f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}")
+        return HealthAnswer(
+            url,
+            None,
+            None,
+            "",
+            round((time.perf_counter() - started) * 1000, 1),
+            f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}",
+        )
     ms = round((time.perf_counter() - started) * 1000, 1)
     try:
         document = response.json()
@@ -75,8 +81,18 @@ def shown(value: Any) -> str:
 
 
 def record(evidence, check: str, ok: bool, observed: Any, expected: Any, url: str, ms: float | None) -> None:
-    evidence.record("app_check", {"section": "database", "check": check, "ok": ok, "observed": observed,
-                                  "expected": expected, "url": url, "ms": ms})
+    evidence.record(
+        "app_check",
+        {
+            "section": "database",
+            "check": check,
+            "ok": ok,
+            "observed": observed,
+            "expected": expected,
+            "url": url,
+            "ms": ms,
+        },
+    )
 
 
 def field_of(answer: HealthAnswer, path: str, want: str) -> Any:
@@ -87,7 +103,9 @@ def field_of(answer: HealthAnswer, path: str, want: str) -> Any:
     if answer.status is None or not 200 <= answer.status < 300:
         raise AssertionError(f"{where} answered {answer.status}; expected 200 with {want}")
     if not isinstance(answer.document, (dict, list)):
-        raise AssertionError(f"{where} answered a body that is not JSON ({answer.text[:80]!r}); expected {want}")
+        raise AssertionError(
+            f"{where} answered a body that is not JSON ({answer.text[:80]!r}); expected {want}"
+        )
     found, value = json_path_get(answer.document, path)
     assert found, f"{where}: {path} is missing from the body; expected {want}"
     return value
@@ -100,35 +118,67 @@ def test_api_reports_database_healthy(health_answer, database_config, evidence):
     try:
         value = field_of(health_answer, config.field, want)
     except AssertionError:
-        record(evidence, "api reports database healthy", False, health_answer.error or health_answer.status,
-               config.expect, health_answer.url, health_answer.ms)
+        record(
+            evidence,
+            "api reports database healthy",
+            False,
+            health_answer.error or health_answer.status,
+            config.expect,
+            health_answer.url,
+            health_answer.ms,
+        )
         raise
     ok = value == config.expect
-    record(evidence, "api reports database healthy", ok, value, config.expect, health_answer.url, health_answer.ms)
+    record(
+        evidence,
+        "api reports database healthy",
+        ok,
+        value,
+        config.expect,
+        health_answer.url,
+        health_answer.ms,
+    )
     assert ok, f"GET {health_answer.url}: {config.field} is {shown(value)}, expected {shown(config.expect)}"
 
 
 def test_api_reports_database_latency_within_limit(health_answer, database_config, evidence):
     config = database_config
     if config.latency_field is None or config.max_latency_ms is None:
-        pytest.skip("set latency-field and max-latency-ms in [tool.reachability.database] to check the latency the API reports")
+        pytest.skip(
+            "set latency-field and max-latency-ms in [tool.reachability.database] to check the latency the API reports"
+        )
     want = f"{config.latency_field} <= {config.max_latency_ms:g} ms"
     value = field_of(health_answer, config.latency_field, want)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise AssertionError(
-            f"GET {health_answer.url}: {config.latency_field} is {shown(value)}, expected a number of milliseconds")
+            f"GET {health_answer.url}: {config.latency_field} is {shown(value)}, expected a number of milliseconds"
+        )
     ok = value <= config.max_latency_ms
-    record(evidence, "api reports database latency", ok, value, config.max_latency_ms, health_answer.url, health_answer.ms)
-    assert ok, f"GET {health_answer.url}: {config.latency_field} is {value:g} ms, expected <= {config.max_latency_ms:g} ms"
+    record(
+        evidence,
+        "api reports database latency",
+        ok,
+        value,
+        config.max_latency_ms,
+        health_answer.url,
+        health_answer.ms,
+    )
+    assert ok, (
+        f"GET {health_answer.url}: {config.latency_field} is {value:g} ms, expected <= {config.max_latency_ms:g} ms"
+    )
 
 
 def test_database_answers_select_1_directly(database_config, reachability_settings, evidence):
     config = database_config
     if config.dsn_env is None:
-        pytest.skip("no direct check: set dsn-env in [tool.reachability.database] to a variable holding a PostgreSQL DSN")
+        pytest.skip(
+            "no direct check: set dsn-env in [tool.reachability.database] to a variable holding a PostgreSQL DSN"
+        )
     dsn = os.environ.get(config.dsn_env, "").strip()
     if not dsn:
-        pytest.skip(f"environment variable {config.dsn_env} (dsn-env of [tool.reachability.database]) is not set")
+        pytest.skip(
+            f"environment variable {config.dsn_env} (dsn-env of [tool.reachability.database]) is not set"
+        )
     try:
         import psycopg
         from psycopg.conninfo import conninfo_to_dict
@@ -138,13 +188,17 @@ def test_database_answers_select_1_directly(database_config, reachability_settin
         parts = conninfo_to_dict(dsn)
     except psycopg.Error:
         raise AssertionError(
-            f"{config.dsn_env} does not hold a PostgreSQL DSN (postgresql://user:password@host:port/db)") from None
-    where = f"postgresql://{parts.get('host', 'localhost')}:{parts.get('port', 5432)}/{parts.get('dbname', '')}"
+            f"{config.dsn_env} does not hold a PostgreSQL DSN (postgresql://user:password@host:port/db)"
+        ) from None
+    where = (
+        f"postgresql://{parts.get('host', 'localhost')}:{parts.get('port', 5432)}/{parts.get('dbname', '')}"
+    )
     timeout = max(1, math.ceil(reachability_settings.probe_timeout))
     started = time.perf_counter()
     try:
-        with psycopg.connect(dsn, connect_timeout=timeout, autocommit=True,
-                             options=f"-c statement_timeout={timeout * 1000}") as connection:
+        with psycopg.connect(
+            dsn, connect_timeout=timeout, autocommit=True, options=f"-c statement_timeout={timeout * 1000}"
+        ) as connection:
             row = connection.execute("SELECT 1").fetchone()
     except psycopg.Error as error:
         ms = round((time.perf_counter() - started) * 1000, 1)

@@ -47,14 +47,28 @@ def test_dependent_services_answer_through_the_target(services_config, http, evi
             status = http.get(service.path).status_code
             observed = status
         except requests.RequestException as error:
-            status, observed = None, f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+            status, observed = (
+                None,
+                f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}",
+            )
         ms = round((time.perf_counter() - started) * 1000, 1)
         ok = status in service.expect_status
-        evidence.record("app_check", {"section": "services", "check": f"{service.name} through the target", "ok": ok,
-                                      "observed": observed, "expected": list(service.expect_status), "url": url,
-                                      "ms": ms})
+        evidence.record(
+            "app_check",
+            {
+                "section": "services",
+                "check": f"{service.name} through the target",
+                "ok": ok,
+                "observed": observed,
+                "expected": list(service.expect_status),
+                "url": url,
+                "ms": ms,
+            },
+        )
         if not ok:
-            problems.append(f"{service.name}: GET {url} answered {observed}, expected {expected_text(service.expect_status)}")
+            problems.append(
+                f"{service.name}: GET {url} answered {observed}, expected {expected_text(service.expect_status)}"
+            )
     assert not problems, "; ".join(problems)
 
 
@@ -62,7 +76,9 @@ def test_dependent_services_answer_through_the_target(services_config, http, evi
 def test_dependent_services_answer_inside_the_cluster(services_config, request, evidence):
     inside = [service for service in services_config if service.service]
     if not inside:
-        pytest.skip("no service has service and port in [tool.reachability.services] to request inside the cluster")
+        pytest.skip(
+            "no service has service and port in [tool.reachability.services] to request inside the cluster"
+        )
     cluster = request.getfixturevalue("cluster")
     problems = []
     for service in inside:
@@ -73,10 +89,21 @@ def test_dependent_services_answer_inside_the_cluster(services_config, request, 
         where = f"service proxy {answer.namespace}/{service.service}:{service.port}{answer.path}"
         observed = answer.error if answer.error and answer.no_endpoints else answer.status
         ok = answer.error is None and answer.status in service.expect_status
-        evidence.record("app_check", {"section": "services", "check": f"{service.name} inside the cluster", "ok": ok,
-                                      "observed": observed, "expected": list(service.expect_status), "url": where,
-                                      "ms": answer.ms})
+        evidence.record(
+            "app_check",
+            {
+                "section": "services",
+                "check": f"{service.name} inside the cluster",
+                "ok": ok,
+                "observed": observed,
+                "expected": list(service.expect_status),
+                "url": where,
+                "ms": answer.ms,
+            },
+        )
         if not ok:
             detail = f"{answer.status} ({answer.error})" if answer.error else f"{answer.status}"
-            problems.append(f"{service.name}: {where} answered {detail}, expected {expected_text(service.expect_status)}")
+            problems.append(
+                f"{service.name}: {where} answered {detail}, expected {expected_text(service.expect_status)}"
+            )
     assert not problems, "; ".join(problems)

@@ -50,11 +50,27 @@ class StepCheck:
     """Records one step's checks as evidence and fails the flow, in one line, at the first that is not met."""
 
     def __init__(self, evidence, label: str, request_line: str, url: str, ms: float) -> None:
-        self.evidence, self.label, self.request_line, self.url, self.ms = evidence, label, request_line, url, ms
+        self.evidence, self.label, self.request_line, self.url, self.ms = (
+            evidence,
+            label,
+            request_line,
+            url,
+            ms,
+        )
 
     def __call__(self, ok: bool, observed: object, expected: object, problem: str) -> None:
-        self.evidence.record("app_check", {"section": "integration", "check": self.label, "ok": ok,
-                                           "observed": observed, "expected": expected, "url": self.url, "ms": self.ms})
+        self.evidence.record(
+            "app_check",
+            {
+                "section": "integration",
+                "check": self.label,
+                "ok": ok,
+                "observed": observed,
+                "expected": expected,
+                "url": self.url,
+                "ms": self.ms,
+            },
+        )
         assert ok, f"{self.label}: {self.request_line} {problem}"
 
 
@@ -74,27 +90,58 @@ def test_integration_flow_completes_in_order(integration_config, http, evidence)
             response = http.request(step.method, path, **kwargs)
         except requests.RequestException as error:
             message = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
-            evidence.record("app_check", {"section": "integration", "check": label, "ok": False, "observed": message,
-                                          "expected": list(step.expect_status), "url": url, "ms": None})
+            evidence.record(
+                "app_check",
+                {
+                    "section": "integration",
+                    "check": label,
+                    "ok": False,
+                    "observed": message,
+                    "expected": list(step.expect_status),
+                    "url": url,
+                    "ms": None,
+                },
+            )
             raise AssertionError(f"{label}: {step.method} {url} failed: {message}") from None
-        check = StepCheck(evidence, label, f"{step.method} {url}", url, round((time.perf_counter() - started) * 1000, 1))
-        check(response.status_code in step.expect_status, response.status_code, list(step.expect_status),
-              f"answered {response.status_code}, expected {' or '.join(map(str, step.expect_status))} "
-              f"(body: {excerpt(response)})")
+        check = StepCheck(
+            evidence, label, f"{step.method} {url}", url, round((time.perf_counter() - started) * 1000, 1)
+        )
+        check(
+            response.status_code in step.expect_status,
+            response.status_code,
+            list(step.expect_status),
+            f"answered {response.status_code}, expected {' or '.join(map(str, step.expect_status))} "
+            f"(body: {excerpt(response)})",
+        )
         document = None
         if step.expect or step.save:
             try:
                 document = response.json()
             except ValueError:
-                check(False, excerpt(response), "a JSON body", f"answered a body that is not JSON: {excerpt(response)}")
+                check(
+                    False,
+                    excerpt(response),
+                    "a JSON body",
+                    f"answered a body that is not JSON: {excerpt(response)}",
+                )
         for field, wanted in step.expect.items():
             wanted = substitute(wanted, saved)
             found, value = json_path_get(document, field)
-            check(found and value == wanted, value if found else None, wanted,
-                  f"answered {field} = {json.dumps(value)}, expected {json.dumps(wanted)}" if found
-                  else f"answered without {field}, expected {field} = {json.dumps(wanted)}")
+            check(
+                found and value == wanted,
+                value if found else None,
+                wanted,
+                f"answered {field} = {json.dumps(value)}, expected {json.dumps(wanted)}"
+                if found
+                else f"answered without {field}, expected {field} = {json.dumps(wanted)}",
+            )
         for name, field in step.save.items():
             found, value = json_path_get(document, field)
             if not found:
-                check(False, None, f"{field} to save as {name}", f"answered without {field} (to save as ${{{name}}})")
+                check(
+                    False,
+                    None,
+                    f"{field} to save as {name}",
+                    f"answered without {field} (to save as ${{{name}}})",
+                )
             saved[name] = value

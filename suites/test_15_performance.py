@@ -71,19 +71,35 @@ class LoadResult:
 
     def percentiles(self) -> dict[str, float | None]:
         ordered = sorted(self.latencies_ms)
-        return {name: None if value is None else round(value, 2)
-                for name, value in (("p50_ms", percentile(ordered, 0.50)), ("p95_ms", percentile(ordered, 0.95)),
-                                    ("p99_ms", percentile(ordered, 0.99)))}
+        return {
+            name: None if value is None else round(value, 2)
+            for name, value in (
+                ("p50_ms", percentile(ordered, 0.50)),
+                ("p95_ms", percentile(ordered, 0.95)),
+                ("p99_ms", percentile(ordered, 0.99)),
+            )
+        }
 
     def to_evidence(self) -> dict[str, Any]:
-        return {"requests": self.completed, "planned": self.requests, "concurrency": self.concurrency,
-                "errors": self.errors, "error_rate": round(self.error_rate, 4), **self.percentiles(),
-                "error_kinds": dict(self.error_kinds), "seconds": round(self.seconds, 3),
-                "deadline_reached": self.deadline_reached, "url": self.url, "thresholds": self.thresholds}
+        return {
+            "requests": self.completed,
+            "planned": self.requests,
+            "concurrency": self.concurrency,
+            "errors": self.errors,
+            "error_rate": round(self.error_rate, 4),
+            **self.percentiles(),
+            "error_kinds": dict(self.error_kinds),
+            "seconds": round(self.seconds, 3),
+            "deadline_reached": self.deadline_reached,
+            "url": self.url,
+            "thresholds": self.thresholds,
+        }
 
     def progress_line(self) -> str:
-        return (f"performance: {self.completed}/{self.requests} requests to {self.url} at concurrency "
-                f"{self.concurrency}, {self.errors} errors, {self.seconds:.1f}s")
+        return (
+            f"performance: {self.completed}/{self.requests} requests to {self.url} at concurrency "
+            f"{self.concurrency}, {self.errors} errors, {self.seconds:.1f}s"
+        )
 
 
 class ProgressLine:
@@ -134,8 +150,9 @@ class ProgressLine:
 def run_load(config, target, settings, address: str | None, progress: ProgressLine) -> LoadResult:
     """``config.requests`` GETs of ``config.path``, ``config.concurrency`` at a time, bounded by the deadline."""
     url = target.base_url + config.path
-    result = LoadResult(url=url, requests=config.requests, concurrency=config.concurrency,
-                        thresholds=config.thresholds())
+    result = LoadResult(
+        url=url, requests=config.requests, concurrency=config.concurrency, thresholds=config.thresholds()
+    )
     lock = threading.Lock()
     issued = 0
     started = time.monotonic()
@@ -181,7 +198,9 @@ def run_load(config, target, settings, address: str | None, progress: ProgressLi
                         result.errors += 1
                         result.error_kinds[kind] = result.error_kinds.get(kind, 0) + 1
 
-    threads = [threading.Thread(target=worker, name=f"load {i}", daemon=True) for i in range(config.concurrency)]
+    threads = [
+        threading.Thread(target=worker, name=f"load {i}", daemon=True) for i in range(config.concurrency)
+    ]
     for thread in threads:
         thread.start()
     # Every request is bounded by the deadline, so the workers end shortly after it.
@@ -210,8 +229,10 @@ def load_result(performance_config, target, reachability_settings, request) -> L
 
 def require_finished(result: LoadResult, config) -> None:
     finished = not result.deadline_reached
-    assert finished, (f"GET {result.url}: only {result.completed} of {result.requests} requests finished within the "
-                      f"{config.deadline_s:g}s deadline (deadline-s)")
+    assert finished, (
+        f"GET {result.url}: only {result.completed} of {result.requests} requests finished within the "
+        f"{config.deadline_s:g}s deadline (deadline-s)"
+    )
 
 
 def test_latency_percentiles_within_thresholds(load_result, performance_config, evidence):
@@ -220,12 +241,18 @@ def test_latency_percentiles_within_thresholds(load_result, performance_config, 
     require_finished(load_result, config)
     figures = load_result.percentiles()
     answered = figures["p95_ms"] is not None
-    assert answered, f"GET {load_result.url}: none of {load_result.completed} requests was answered ({load_result.error_kinds})"
-    over = [f"{name[:3]} {figures[name]:g} ms > {limit:g} ms"
-            for name, limit in (("p95_ms", config.p95_ms), ("p99_ms", config.p99_ms))
-            if limit is not None and figures[name] > limit]
-    assert not over, (f"GET {load_result.url} x{load_result.completed} at concurrency {load_result.concurrency}: "
-                      f"{', '.join(over)} (p50 {figures['p50_ms']:g} ms)")
+    assert answered, (
+        f"GET {load_result.url}: none of {load_result.completed} requests was answered ({load_result.error_kinds})"
+    )
+    over = [
+        f"{name[:3]} {figures[name]:g} ms > {limit:g} ms"
+        for name, limit in (("p95_ms", config.p95_ms), ("p99_ms", config.p99_ms))
+        if limit is not None and figures[name] > limit
+    ]
+    assert not over, (
+        f"GET {load_result.url} x{load_result.completed} at concurrency {load_result.concurrency}: "
+        f"{', '.join(over)} (p50 {figures['p50_ms']:g} ms)"
+    )
 
 
 def test_error_rate_within_limit(load_result, performance_config, evidence):
@@ -234,5 +261,7 @@ def test_error_rate_within_limit(load_result, performance_config, evidence):
     require_finished(load_result, config)
     kinds = ", ".join(f"{kind} x{count}" for kind, count in sorted(load_result.error_kinds.items()))
     within = load_result.error_rate <= config.max_error_rate
-    assert within, (f"GET {load_result.url}: {load_result.errors} of {load_result.completed} requests failed "
-                    f"({load_result.error_rate:.1%}: {kinds}), expected at most {config.max_error_rate:.1%}")
+    assert within, (
+        f"GET {load_result.url}: {load_result.errors} of {load_result.completed} requests failed "
+        f"({load_result.error_rate:.1%}: {kinds}), expected at most {config.max_error_rate:.1%}"
+    )

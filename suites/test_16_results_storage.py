@@ -59,7 +59,13 @@ class Step:
         return f"answered {self.status}" + (f" (body: {text})" if text else "")
 
     def to_evidence(self) -> dict[str, Any]:
-        return {"method": self.method, "url": self.url, "status": self.status, "error": self.error, "ms": self.ms}
+        return {
+            "method": self.method,
+            "url": self.url,
+            "status": self.status,
+            "error": self.error,
+            "ms": self.ms,
+        }
 
 
 @dataclass
@@ -113,9 +119,18 @@ def round_trip(storage_config, http) -> RoundTrip:
 
 
 def record(evidence, check: str, ok: bool, observed: Any, expected: Any, step: Step | None) -> None:
-    evidence.record("app_check", {"section": "results-storage", "check": check, "ok": ok, "observed": observed,
-                                  "expected": expected, "url": step.url if step else None,
-                                  "ms": step.ms if step else None})
+    evidence.record(
+        "app_check",
+        {
+            "section": "results-storage",
+            "check": check,
+            "ok": ok,
+            "observed": observed,
+            "expected": expected,
+            "url": step.url if step else None,
+            "ms": step.ms if step else None,
+        },
+    )
 
 
 def statuses(values) -> str:
@@ -135,7 +150,9 @@ def test_result_written_reads_back_unchanged(round_trip, storage_config, evidenc
     assert read is not None
     read_ok = read.status in config.read_status
     record(evidence, "read back", read_ok, read.error or read.status, list(config.read_status), read)
-    assert read_ok, f"GET {read.url} {read.answered()}, expected {statuses(config.read_status)} with the result written"
+    assert read_ok, (
+        f"GET {read.url} {read.answered()}, expected {statuses(config.read_status)} with the result written"
+    )
     if not isinstance(read.document, dict):
         raise AssertionError(f"GET {read.url} answered a body that is not a JSON object: {read.text[:80]!r}")
     differences = []
@@ -151,7 +168,9 @@ def test_result_written_reads_back_unchanged(round_trip, storage_config, evidenc
 def test_result_is_deleted_after_the_check(round_trip, storage_config, evidence):
     config, trip = storage_config, round_trip
     if config.delete_path is None:
-        pytest.skip("no delete-path in [tool.reachability.results-storage]: results written by the check are kept")
+        pytest.skip(
+            "no delete-path in [tool.reachability.results-storage]: results written by the check are kept"
+        )
     if trip.delete is None:
         pytest.skip("nothing was written to delete (see test_result_written_reads_back_unchanged)")
     delete = trip.delete

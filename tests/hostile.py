@@ -119,7 +119,9 @@ def _read_exactly(conn: socket.socket, size: int) -> bytes:
     return data
 
 
-def answer_with(query: dns.message.Message, addresses: list[str], *, truncated: bool = False) -> dns.message.Message:
+def answer_with(
+    query: dns.message.Message, addresses: list[str], *, truncated: bool = False
+) -> dns.message.Message:
     """A NOERROR answer to ``query`` with A (or AAAA) records for ``addresses`` of the asked family."""
     response = dns.message.make_response(query)
     question = query.question[0]
@@ -171,8 +173,10 @@ GZIP_BOMB = gzip.compress(b"\0" * (64 << 20), compresslevel=9)  # 64 MB of zeros
 
 def gzip_bomb(conn: socket.socket, server: servers.LoopbackServer) -> None:
     servers.read_request(conn)
-    head = (f"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(GZIP_BOMB)}\r\n\r\n").encode()
+    head = (
+        f"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(GZIP_BOMB)}\r\n\r\n"
+    ).encode()
     conn.sendall(head + GZIP_BOMB)
 
 

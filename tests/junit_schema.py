@@ -25,7 +25,9 @@ class SchemaUnavailable(RuntimeError):
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("REACHABILITY_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "pytest-reachability")
+    base = os.environ.get("REACHABILITY_CACHE") or os.path.join(
+        os.path.expanduser("~"), ".cache", "pytest-reachability"
+    )
     return Path(base)
 
 
@@ -41,13 +43,29 @@ def fetch_schema(version: str = pytest.__version__) -> Path:
         return cached
     with tempfile.TemporaryDirectory(prefix="reachability-pytest-sdist-") as folder:
         done = subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--no-binary", ":all:", "--no-deps",
-             f"pytest=={version}", "--dest", folder],
-            capture_output=True, text=True, timeout=300, check=False,
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-binary",
+                ":all:",
+                "--no-deps",
+                f"pytest=={version}",
+                "--dest",
+                folder,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
         )
         archives = list(Path(folder).glob("pytest-*.tar.gz"))
         if done.returncode != 0 or not archives:
-            raise SchemaUnavailable(f"pip download of the pytest {version} sdist failed: {done.stderr.strip()[-300:]}")
+            raise SchemaUnavailable(
+                f"pip download of the pytest {version} sdist failed: {done.stderr.strip()[-300:]}"
+            )
         with tarfile.open(archives[0]) as archive:
             member = next((m for m in archive.getmembers() if m.name.endswith("/" + SCHEMA_IN_SDIST)), None)
             if member is None:
@@ -62,7 +80,9 @@ def fetch_schema(version: str = pytest.__version__) -> Path:
 
 def junit_schema():
     """The loaded schema for tests; CI fails without it, elsewhere the test is skipped saying why."""
-    xmlschema = pytest.importorskip("xmlschema", reason="xmlschema is in the test extras: pip install -e '.[test]'")
+    xmlschema = pytest.importorskip(
+        "xmlschema", reason="xmlschema is in the test extras: pip install -e '.[test]'"
+    )
     try:
         return xmlschema.XMLSchema(str(fetch_schema()))
     except SchemaUnavailable as error:

@@ -22,7 +22,9 @@ HOST = "97v.test"
 class LoopbackServer:
     """A TCP server on 127.0.0.1 (or ::1) running ``behaviour`` per connection; use as a context manager."""
 
-    def __init__(self, behaviour: Behaviour, *, tls: ssl.SSLContext | None = None, family: int = socket.AF_INET) -> None:
+    def __init__(
+        self, behaviour: Behaviour, *, tls: ssl.SSLContext | None = None, family: int = socket.AF_INET
+    ) -> None:
         self.behaviour = behaviour
         self.tls = tls
         self.stopping = threading.Event()
@@ -93,7 +95,9 @@ def request_path(request: bytes) -> str:
     return words[1].decode() if len(words) > 1 else ""
 
 
-def http_answer(status: int, body: bytes = b"", reason: str = "", headers: dict[str, str] | None = None) -> bytes:
+def http_answer(
+    status: int, body: bytes = b"", reason: str = "", headers: dict[str, str] | None = None
+) -> bytes:
     lines = [f"HTTP/1.1 {status} {reason or 'Whatever'}", f"Content-Length: {len(body)}", "Connection: close"]
     lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
@@ -111,7 +115,11 @@ def reset(conn: socket.socket) -> None:
 def healthy(body: bytes = b'{"status": "ok"}', status: int = 200) -> Behaviour:
     def behaviour(conn: socket.socket, server: LoopbackServer) -> None:
         read_request(conn)
-        conn.sendall(http_answer(status, body, "OK" if status == 200 else "Status", {"Content-Type": "application/json"}))
+        conn.sendall(
+            http_answer(
+                status, body, "OK" if status == 200 else "Status", {"Content-Type": "application/json"}
+            )
+        )
 
     return behaviour
 
@@ -204,7 +212,9 @@ def run_curl(command: str, *extra: str, timeout: float = 30) -> int:
     words = shlex.split(command)
     completed = subprocess.run(
         [words[0], "-sS", "-o", "/dev/null", *extra, *words[1:]],
-        capture_output=True, timeout=timeout, check=False,
+        capture_output=True,
+        timeout=timeout,
+        check=False,
     )
     return completed.returncode
 
@@ -232,16 +242,29 @@ class Dnsmasq:
         for _attempt in range(5):  # the free port may be taken between probing and binding; try another
             self.port = free_udp_and_tcp_port()
             command = [
-                "dnsmasq", "--no-daemon", "--port", str(self.port), "--listen-address", "127.0.0.1",
-                "--bind-interfaces", "--no-resolv", "--no-hosts", "--pid-file", "--log-facility=/dev/null",
-                "--user=root", *(["--local=/test/"] if self.local else []), *self.records,
+                "dnsmasq",
+                "--no-daemon",
+                "--port",
+                str(self.port),
+                "--listen-address",
+                "127.0.0.1",
+                "--bind-interfaces",
+                "--no-resolv",
+                "--no-hosts",
+                "--pid-file",
+                "--log-facility=/dev/null",
+                "--user=root",
+                *(["--local=/test/"] if self.local else []),
+                *self.records,
             ]
             self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             for _poll in range(50):
                 if self.process.poll() is not None:
                     break
                 try:
-                    dns.query.udp(dns.message.make_query("ready.invalid", "A"), "127.0.0.1", port=self.port, timeout=0.1)
+                    dns.query.udp(
+                        dns.message.make_query("ready.invalid", "A"), "127.0.0.1", port=self.port, timeout=0.1
+                    )
                     return self
                 except Exception:
                     time.sleep(0.05)

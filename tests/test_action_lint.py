@@ -27,13 +27,23 @@ def tool(name: str) -> str:
 
 
 def zizmor(*paths: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([tool("zizmor"), "--offline", "--no-progress", "--format", "plain", *map(str, paths)],
-                          capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(
+        [tool("zizmor"), "--offline", "--no-progress", "--format", "plain", *map(str, paths)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def actionlint(*paths: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([tool("actionlint"), "-no-color", *map(str, paths)],
-                          capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(
+        [tool("actionlint"), "-no-color", *map(str, paths)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_zizmor_finds_nothing_in_the_action_and_the_example() -> None:
@@ -45,7 +55,11 @@ def test_zizmor_finds_nothing_in_the_action_and_the_example() -> None:
 def test_zizmor_would_report_an_unpinned_action(tmp_path: Path) -> None:
     action = tmp_path / "action.yml"
     text = (ROOT / "action.yml").read_text()
-    action.write_text(text.replace("actions/upload-artifact@bbbca2ddaa5d8feaa63e36b76fdaad77386f024f", "actions/upload-artifact@v7"))
+    action.write_text(
+        text.replace(
+            "actions/upload-artifact@bbbca2ddaa5d8feaa63e36b76fdaad77386f024f", "actions/upload-artifact@v7"
+        )
+    )
     done = zizmor(action)
     assert done.returncode != 0 and "unpinned-uses" in done.stdout + done.stderr
 
@@ -59,6 +73,10 @@ def test_actionlint_would_report_a_mistake(tmp_path: Path) -> None:
     workflow = tmp_path / ".github" / "workflows" / "deploy.yml"
     workflow.parent.mkdir(parents=True)
     text = CHECKED[1].read_text()
-    workflow.write_text(text.replace("steps.reachability.outputs.incident-report", "steps.no_such_step.outputs.incident-report"))
+    workflow.write_text(
+        text.replace(
+            "steps.reachability.outputs.incident-report", "steps.no_such_step.outputs.incident-report"
+        )
+    )
     done = actionlint(workflow)
     assert done.returncode != 0 and "no_such_step" in done.stdout

@@ -38,41 +38,76 @@ def frame_from(filename: str, body: str = "captured = sys._getframe()") -> Frame
 
 @pytest.fixture(scope="module")
 def tiny_run() -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(SCRIPT), "--repeat", "1", "--scenarios", "healthy", "--no-xdist",
-                           "--requests", "20", "--timeout", "120"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+    return subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--repeat",
+            "1",
+            "--scenarios",
+            "healthy",
+            "--no-xdist",
+            "--requests",
+            "20",
+            "--timeout",
+            "120",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
 
 
 def test_script_prints_walls_sandbox_times_and_load(tiny_run: subprocess.CompletedProcess[str]) -> None:
     assert tiny_run.returncode == 0, tiny_run.stdout + tiny_run.stderr
-    row = re.search(r"^healthy serial +(\d+\.\d+) s +\d+\.\d+ s +\d+\.\d+ s +(\d+\.\d+) s +(\d+\.\d+) s "
-                    r"+(\d+\.\d+) s +(.+)$", tiny_run.stdout, flags=re.MULTILINE)
+    row = re.search(
+        r"^healthy serial +(\d+\.\d+) s +\d+\.\d+ s +\d+\.\d+ s +(\d+\.\d+) s +(\d+\.\d+) s "
+        r"+(\d+\.\d+) s +(.+)$",
+        tiny_run.stdout,
+        flags=re.MULTILINE,
+    )
     assert row, tiny_run.stdout
     wall, _cpu, session, _tests, outcome = row.groups()
     assert float(session) < float(wall), "pytest's session time lies inside the process's wall time"
     assert "passed" in outcome and "failed" not in outcome and "error" not in outcome
-    assert re.search(r"^healthy +\d+\.\d+ s +\d+\.\d+ s +\d+\.\d+ s +\d+\.\d+ s$", tiny_run.stdout, flags=re.MULTILINE)
+    assert re.search(
+        r"^healthy +\d+\.\d+ s +\d+\.\d+ s +\d+\.\d+ s +\d+\.\d+ s$", tiny_run.stdout, flags=re.MULTILINE
+    )
     assert re.search(r"load average \(1 min\) before: \d+\.\d+, after: \d+\.\d+", tiny_run.stdout)
-    assert re.search(r"^goal: whole suite under 5 s \(median wall\): (MET|NOT MET)", tiny_run.stdout, flags=re.MULTILINE)
+    assert re.search(
+        r"^goal: whole suite under 5 s \(median wall\): (MET|NOT MET)", tiny_run.stdout, flags=re.MULTILINE
+    )
     assert "-n " not in tiny_run.stdout.split("Slowest tests")[0], "--no-xdist ran an xdist variant"
 
 
 def test_sampled_run_accounts_for_the_whole_wall(tiny_run: subprocess.CompletedProcess[str]) -> None:
     assert "wrote no samples" not in tiny_run.stdout
-    row = re.search(r"^healthy serial +controller +(\d+\.\d+) s +((?:\d+ % +)+\d+ %)$", tiny_run.stdout,
-                    flags=re.MULTILINE)
+    row = re.search(
+        r"^healthy serial +controller +(\d+\.\d+) s +((?:\d+ % +)+\d+ %)$",
+        tiny_run.stdout,
+        flags=re.MULTILINE,
+    )
     assert row, tiny_run.stdout
     shares = [int(share) for share in re.findall(r"(\d+) %", row.group(2))]
     assert len(shares) == len(load_script().CATEGORIES)
     # Each share is rounded to a whole per cent: nine of them add up to 100 within their rounding.
     assert 95 <= sum(shares) <= 105, shares
-    assert re.search(r"^healthy serial +controller +\d+\.\d+ s +\S+ \(from \S+\)$", tiny_run.stdout,
-                     flags=re.MULTILINE), "no import was attributed to a module"
+    assert re.search(
+        r"^healthy serial +controller +\d+\.\d+ s +\S+ \(from \S+\)$", tiny_run.stdout, flags=re.MULTILINE
+    ), "no import was attributed to a module"
 
 
 def test_bad_arguments_are_one_line() -> None:
-    result = subprocess.run([sys.executable, str(SCRIPT), "--scenarios", "no-such-scenario", "--repeat", "1"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--scenarios", "no-such-scenario", "--repeat", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1 and "no-such-scenario" in result.stderr
 

@@ -139,8 +139,11 @@ def test_every_setting_has_an_environment_variable(tmp_path: Path) -> None:
 
 
 def test_empty_environment_variables_count_as_unset(tmp_path: Path) -> None:
-    settings = resolve(tmp_path, env={"REACHABILITY_TARGET": "", "REACHABILITY_PROBE_TIMEOUT": "  "},
-                       pyproject='[tool.reachability]\ntarget = "file.example.com"\n')
+    settings = resolve(
+        tmp_path,
+        env={"REACHABILITY_TARGET": "", "REACHABILITY_PROBE_TIMEOUT": "  "},
+        pyproject='[tool.reachability]\ntarget = "file.example.com"\n',
+    )
     assert settings.target is not None and settings.target.host == "file.example.com"
     assert settings.sources["target"] == "file"
     assert settings.probe_timeout == 5.0
@@ -153,8 +156,11 @@ def test_context_names_and_paths_may_hold_spaces(tmp_path: Path) -> None:
 
 
 def test_cli_resolvers_repeat_and_may_hold_commas(tmp_path: Path) -> None:
-    settings = resolve(tmp_path, {"resolvers": ["1.1.1.1", "system,127.0.0.1:5353", "1.1.1.1"]},
-                       {"REACHABILITY_RESOLVERS": "9.9.9.9"})
+    settings = resolve(
+        tmp_path,
+        {"resolvers": ["1.1.1.1", "system,127.0.0.1:5353", "1.1.1.1"]},
+        {"REACHABILITY_RESOLVERS": "9.9.9.9"},
+    )
     assert settings.resolvers == ["1.1.1.1", "system", "127.0.0.1:5353"]
     assert settings.sources["resolvers"] == "cli"
 
@@ -173,7 +179,10 @@ def test_a_value_a_higher_source_overrides_is_still_validated(tmp_path: Path) ->
         ({"target": "ftp://x"}, "--target: invalid target 'ftp://x': unsupported scheme 'ftp'"),
         ({"target": "http://admin:s3cret@h:99999"}, "--target: invalid target 'http://***:***@h:99999'"),
         ({"probe_timeout": "fast"}, "--probe-timeout: 'fast' is not a number; expected seconds"),
-        ({"probe_timeout": "0"}, "--probe-timeout: 0 seconds is out of range; expected seconds, a number > 0 and <= 300"),
+        (
+            {"probe_timeout": "0"},
+            "--probe-timeout: 0 seconds is out of range; expected seconds, a number > 0 and <= 300",
+        ),
         ({"probe_timeout": "301"}, "--probe-timeout: 301 seconds is out of range"),
         ({"probe_timeout": "nan"}, "--probe-timeout: nan seconds is out of range"),
         ({"probe_timeout": "-1"}, "--probe-timeout: -1 seconds is out of range"),
@@ -186,13 +195,31 @@ def test_a_value_a_higher_source_overrides_is_still_validated(tmp_path: Path) ->
         ({"namespace": "a" * 64}, "is not a Kubernetes namespace name"),
         ({"namespace": ""}, "--namespace: it is empty"),
         ({"kube_context": "  "}, "--kube-context: it is empty"),
-        ({"kubeconfig": "/nonexistent/kubeconfig"}, "--kubeconfig: file '/nonexistent/kubeconfig' does not exist"),
+        (
+            {"kubeconfig": "/nonexistent/kubeconfig"},
+            "--kubeconfig: file '/nonexistent/kubeconfig' does not exist",
+        ),
         ({"ca_bundle": "/nonexistent/ca.pem"}, "--ca-bundle: file '/nonexistent/ca.pem' does not exist"),
-        ({"results_db": "mysql://u:s3cret@db/x"}, "--results-db: unsupported database URL 'mysql://***:***@db/x'"),
-        ({"results_db": "mysql://u:p/s3cret@db/x"}, "--results-db: unsupported database URL 'mysql://***:***@db/x'"),
-        ({"results_db": "mysql://db/x?password=s3cret"}, "--results-db: unsupported database URL 'mysql://db/x?password=***'"),
-        ({"resolvers": ["dns.google"]}, "--resolver: invalid resolver 'dns.google': 'dns.google' is not an IP address"),
-        ({"resolvers": ["1.1.1.1:0"]}, "--resolver: invalid resolver '1.1.1.1:0': port '0' is not a number 1-65535"),
+        (
+            {"results_db": "mysql://u:s3cret@db/x"},
+            "--results-db: unsupported database URL 'mysql://***:***@db/x'",
+        ),
+        (
+            {"results_db": "mysql://u:p/s3cret@db/x"},
+            "--results-db: unsupported database URL 'mysql://***:***@db/x'",
+        ),
+        (
+            {"results_db": "mysql://db/x?password=s3cret"},
+            "--results-db: unsupported database URL 'mysql://db/x?password=***'",
+        ),
+        (
+            {"resolvers": ["dns.google"]},
+            "--resolver: invalid resolver 'dns.google': 'dns.google' is not an IP address",
+        ),
+        (
+            {"resolvers": ["1.1.1.1:0"]},
+            "--resolver: invalid resolver '1.1.1.1:0': port '0' is not a number 1-65535",
+        ),
         ({"resolvers": ["::1:53"]}, "ambiguous: write [::1]:53 or [::1:53]"),
         ({"resolvers": [","]}, "--resolver: no resolver given"),
     ],
@@ -207,9 +234,15 @@ def test_bad_cli_values_name_the_option(tmp_path: Path, cli: dict[str, Any], wor
     ("env", "words"),
     [
         ({"REACHABILITY_TARGET": "http://"}, "REACHABILITY_TARGET: invalid target 'http://': no host"),
-        ({"REACHABILITY_RESOLVERS": "1.1.1.1 [::1"}, "REACHABILITY_RESOLVERS: invalid resolver '[::1': unbalanced '['"),
+        (
+            {"REACHABILITY_RESOLVERS": "1.1.1.1 [::1"},
+            "REACHABILITY_RESOLVERS: invalid resolver '[::1': unbalanced '['",
+        ),
         ({"REACHABILITY_GATE_TIMEOUT": "soon"}, "REACHABILITY_GATE_TIMEOUT: 'soon' is not a number"),
-        ({"REACHABILITY_NAMESPACE": "my namespace"}, "REACHABILITY_NAMESPACE: 'my namespace' contains whitespace"),
+        (
+            {"REACHABILITY_NAMESPACE": "my namespace"},
+            "REACHABILITY_NAMESPACE: 'my namespace' contains whitespace",
+        ),
     ],
 )
 def test_bad_environment_values_name_the_variable(tmp_path: Path, env: dict[str, str], words: str) -> None:
@@ -233,7 +266,9 @@ def test_resolver_forms(text: str, canonical: str, endpoint: tuple[str, int] | N
     assert resolver_endpoint(text) == endpoint
 
 
-@pytest.mark.parametrize("text", ["", "dns.google", "1.1.1.1:", "1.1.1.1:x", "[::1]x", "[dns]:53", "1.2.3.4:5:6", "[::1"])
+@pytest.mark.parametrize(
+    "text", ["", "dns.google", "1.1.1.1:", "1.1.1.1:x", "[::1]x", "[dns]:53", "1.2.3.4:5:6", "[::1"]
+)
 def test_bad_resolvers_raise_one_line(text: str) -> None:
     with pytest.raises(SettingsError) as caught:
         parse_resolver(text)
@@ -278,11 +313,16 @@ flows = [{ name = "login", path = "/login" }]
     }
 
 
-@pytest.mark.parametrize("given, expected", [(None, False), (True, True), ("on", True), ("0", False), ("No", False)])
+@pytest.mark.parametrize(
+    "given, expected", [(None, False), (True, True), ("on", True), ("0", False), ("No", False)]
+)
 def test_allow_all_skipped_is_a_yes_no_setting(tmp_path: Path, given: Any, expected: bool) -> None:
     # The command line's store_true gives True or None (not given); the environment gives words.
-    settings = resolve(tmp_path, cli={"allow_all_skipped": given} if given is True else None,
-                       env={"REACHABILITY_ALLOW_ALL_SKIPPED": given} if isinstance(given, str) else None)
+    settings = resolve(
+        tmp_path,
+        cli={"allow_all_skipped": given} if given is True else None,
+        env={"REACHABILITY_ALLOW_ALL_SKIPPED": given} if isinstance(given, str) else None,
+    )
     assert settings.allow_all_skipped is expected
 
 
@@ -299,8 +339,11 @@ def test_explicit_file_with_top_level_keys_is_relative_to_its_folder(tmp_path: P
     (folder / "reachability.toml").write_text(
         'target = "api.example.com:443"\nca-bundle = "ca.pem"\nresults-db = "postgresql://db/x"\n'
     )
-    settings = resolve(tmp_path, config_option="deploy/reachability.toml",
-                       pyproject='[tool.reachability]\nnamespace = "ignored"\n')
+    settings = resolve(
+        tmp_path,
+        config_option="deploy/reachability.toml",
+        pyproject='[tool.reachability]\nnamespace = "ignored"\n',
+    )
     assert settings.config_file == str(folder / "reachability.toml")
     assert settings.target is not None and settings.target.scheme == "https"
     assert settings.ca_bundle == str(folder / "ca.pem")
@@ -326,14 +369,29 @@ def test_config_file_from_environment_and_cli_wins(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("content", "words"),
     [
-        ("probe-timeout = 3\nprob-timeout = 3\n", "unknown key 'prob-timeout' in '{file}' top level; did you mean 'probe-timeout'?"),
-        ("kube_context = 'x'\n", "unknown key 'kube_context' in '{file}' top level; did you mean 'kube-context'?"),
-        ("colour = 'blue'\n", "unknown key 'colour' in '{file}' top level; expected one of target, namespace"),
-        ('probe-timeout = "fast"\n', "'probe-timeout' in '{file}' top level: expected seconds, a number > 0 and <= 300, got string 'fast'"),
+        (
+            "probe-timeout = 3\nprob-timeout = 3\n",
+            "unknown key 'prob-timeout' in '{file}' top level; did you mean 'probe-timeout'?",
+        ),
+        (
+            "kube_context = 'x'\n",
+            "unknown key 'kube_context' in '{file}' top level; did you mean 'kube-context'?",
+        ),
+        (
+            "colour = 'blue'\n",
+            "unknown key 'colour' in '{file}' top level; expected one of target, namespace",
+        ),
+        (
+            'probe-timeout = "fast"\n',
+            "'probe-timeout' in '{file}' top level: expected seconds, a number > 0 and <= 300, got string 'fast'",
+        ),
         ("probe-timeout = true\n", "'probe-timeout' in '{file}' top level: expected seconds"),
         ("probe-timeout = 0\n", "'probe-timeout' in '{file}' top level: 0 seconds is out of range"),
         ("target = 80\n", "'target' in '{file}' top level: expected a string"),
-        ("target = 'ftp://x'\n", "'target' in '{file}' top level: invalid target 'ftp://x': unsupported scheme 'ftp'"),
+        (
+            "target = 'ftp://x'\n",
+            "'target' in '{file}' top level: invalid target 'ftp://x': unsupported scheme 'ftp'",
+        ),
         ("resolvers = [1]\n", "'resolvers' in '{file}' top level: expected an array of strings"),
         ("resolvers = []\n", "'resolvers' in '{file}' top level: the array is empty"),
         ("resolvers = ['1.1.1.1', 'nope']\n", "invalid resolver 'nope'"),
@@ -361,7 +419,9 @@ def test_bad_pyproject_key_names_the_pyproject(tmp_path: Path) -> None:
 
 def test_missing_config_file_is_named_with_its_origin(tmp_path: Path) -> None:
     message = error_of(tmp_path, config_option="nope.toml")
-    assert message == f"configuration file '{tmp_path / 'nope.toml'}' not found (given by --reachability-config)"
+    assert (
+        message == f"configuration file '{tmp_path / 'nope.toml'}' not found (given by --reachability-config)"
+    )
     message = error_of(tmp_path, env={"REACHABILITY_CONFIG": str(tmp_path / "gone.toml")})
     assert message.endswith("not found (given by REACHABILITY_CONFIG)")
     assert "is not a file" in error_of(tmp_path, config_option=str(tmp_path))
@@ -413,8 +473,13 @@ def test_with_overrides_validates_and_rejects_unknown_keys(tmp_path: Path) -> No
 def test_describe_states_what_is_in_force_with_secrets_masked(tmp_path: Path) -> None:
     settings = resolve(
         tmp_path,
-        {"target": "https://admin:s3cret@api.example.com/v1", "namespace": "prod", "kube_context": "ctx",
-         "resolvers": ["system", "1.1.1.1"], "sandbox": "incident"},
+        {
+            "target": "https://admin:s3cret@api.example.com/v1",
+            "namespace": "prod",
+            "kube_context": "ctx",
+            "resolvers": ["system", "1.1.1.1"],
+            "sandbox": "incident",
+        },
         pyproject="[tool.reachability]\nprobe-timeout = 2\n",
     )
     lines = describe(settings)
@@ -461,7 +526,9 @@ def assert_usage_error(result: pytest.RunResult, *words: str) -> str:
 def test_run_with_bad_target_exits_4_with_one_line(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("def test_ok():\n    pass\n")
     result = pytester.runpytest_subprocess("--target", "http://admin:s3cret@example.com:99999")
-    line = assert_usage_error(result, "--target", "port 99999 is out of range", "http://***:***@example.com:99999")
+    line = assert_usage_error(
+        result, "--target", "port 99999 is out of range", "http://***:***@example.com:99999"
+    )
     assert "s3cret" not in result.stdout.str() + result.stderr.str()
     assert line.startswith("ERROR: --target: invalid target")
 
@@ -479,7 +546,9 @@ def test_run_with_bad_file_key_exits_4(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("def test_ok():\n    pass\n")
     pytester.makepyprojecttoml("[tool.reachability]\nprob-timeout = 3\n")
     result = pytester.runpytest_subprocess()
-    assert_usage_error(result, "unknown key 'prob-timeout'", "pyproject.toml", "did you mean 'probe-timeout'?")
+    assert_usage_error(
+        result, "unknown key 'prob-timeout'", "pyproject.toml", "did you mean 'probe-timeout'?"
+    )
 
 
 @pytest.mark.usefixtures("clean_env")
@@ -493,18 +562,29 @@ def test_run_with_wrong_type_in_config_file_exits_4(pytester: pytest.Pytester) -
 @pytest.mark.usefixtures("clean_env")
 def test_run_with_missing_or_invalid_config_file_exits_4(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("def test_ok():\n    pass\n")
-    assert_usage_error(pytester.runpytest_subprocess("--reachability-config", "absent.toml"), "absent.toml", "not found")
+    assert_usage_error(
+        pytester.runpytest_subprocess("--reachability-config", "absent.toml"), "absent.toml", "not found"
+    )
     pytester.makefile(".toml", broken="target = [\n")
-    assert_usage_error(pytester.runpytest_subprocess("--reachability-config", "broken.toml"), "is not valid TOML")
+    assert_usage_error(
+        pytester.runpytest_subprocess("--reachability-config", "broken.toml"), "is not valid TOML"
+    )
 
 
 @pytest.mark.usefixtures("clean_env")
-def test_header_shows_settings_with_password_masked(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_header_shows_settings_with_password_masked(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pytester.makepyfile("def test_ok():\n    pass\n")
     pytester.makepyprojecttoml('[tool.reachability]\nkube-context = "from-file"\nresolvers = ["system"]\n')
     monkeypatch.setenv("REACHABILITY_NAMESPACE", "from-env")
     result = pytester.runpytest_subprocess(
-        "--target", "https://admin:s3cret@api.example.com:8443/v1", "--resolver", "127.0.0.1:5353", "-p", "no:cacheprovider"
+        "--target",
+        "https://admin:s3cret@api.example.com:8443/v1",
+        "--resolver",
+        "127.0.0.1:5353",
+        "-p",
+        "no:cacheprovider",
     )
     assert result.ret == 0, result.stdout.str() + result.stderr.str()
     expected = [

@@ -25,7 +25,12 @@ from pathlib import Path
 import pytest
 import servers
 
-CHECKS_NEEDING = {"dns": "resolved address", "tcp": "connection", "tls": "certificate", "api-health": "HTTP response"}
+CHECKS_NEEDING = {
+    "dns": "resolved address",
+    "tcp": "connection",
+    "tls": "certificate",
+    "api-health": "HTTP response",
+}
 APPLICATION_SECTIONS = ("database", "services", "integration", "performance", "results-storage")
 TLS_CERTIFICATE_FAILURES = (None, "tls_cert_expired", "tls_hostname", "tls_untrusted")
 SCENARIO = "name: dead-targets\nbase: healthy\npostgres: false\n"
@@ -34,6 +39,7 @@ RUN_TIMEOUT = 180
 
 def observed(section: str, evidence: list[dict]) -> bool:
     """Whether a test's evidence holds the observation a pass in ``section`` rests on."""
+
     def kind(name: str) -> list[dict]:
         return [record["data"] for record in evidence if record.get("kind") == name]
 
@@ -46,7 +52,8 @@ def observed(section: str, evidence: list[dict]) -> bool:
         handshakes = kind("tls")
         return bool(handshakes) and all(
             data.get("failure") in TLS_CERTIFICATE_FAILURES and (data.get("tls") or {}).get("subject_names")
-            for data in handshakes)
+            for data in handshakes
+        )
     if section == "api-health":
         responses = kind("http_probe")
         return bool(responses) and all(data.get("status") is not None for data in responses)
@@ -57,15 +64,42 @@ def run_suite(folder: Path, target: str, *extra: str, prefix: tuple[str, ...] = 
     scenario = folder / "dead-targets.yaml"
     scenario.write_text(SCENARIO)
     results = folder / "results.json"
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith(("REACHABILITY_", "PYTEST_")) and key not in ("KUBECONFIG", "KUBERNETES_SERVICE_HOST")}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("REACHABILITY_", "PYTEST_"))
+        and key not in ("KUBECONFIG", "KUBERNETES_SERVICE_HOST")
+    }
     env["HOME"] = str(folder)
-    command = [*prefix, sys.executable, "-m", "pytest", "--pyargs", "pytest_reachability.suites",
-               f"--sandbox={scenario}", "--target", target, "--probe-timeout", "1", f"--results-json={results}",
-               "-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:benchmark", "-q", *extra]
-    completed = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT)
+    command = [
+        *prefix,
+        sys.executable,
+        "-m",
+        "pytest",
+        "--pyargs",
+        "pytest_reachability.suites",
+        f"--sandbox={scenario}",
+        "--target",
+        target,
+        "--probe-timeout",
+        "1",
+        f"--results-json={results}",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:hypothesispytest",
+        "-p",
+        "no:benchmark",
+        "-q",
+        *extra,
+    ]
+    completed = subprocess.run(
+        command, cwd=folder, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT
+    )
     output = completed.stdout + completed.stderr
-    assert completed.returncode == 1, f"exit {completed.returncode}, expected 1 (checks failed):\n{output[-3000:]}"
+    assert completed.returncode == 1, (
+        f"exit {completed.returncode}, expected 1 (checks failed):\n{output[-3000:]}"
+    )
     return json.loads(results.read_text())
 
 
@@ -73,18 +107,27 @@ def assert_verdicts_observed(document: dict) -> None:
     tests = document["tests"]
     sections = {test["section"] for test in tests}
     assert {"cluster", "dns", "tcp", "tls", "api-health", *APPLICATION_SECTIONS} <= sections, sections
-    unobserved = [f"{test['nodeid']} ({CHECKS_NEEDING[test['section']]} missing)" for test in tests
-                  if test["outcome"] == "passed" and test["section"] in CHECKS_NEEDING
-                  and not observed(test["section"], test["evidence"])]
+    unobserved = [
+        f"{test['nodeid']} ({CHECKS_NEEDING[test['section']]} missing)"
+        for test in tests
+        if test["outcome"] == "passed"
+        and test["section"] in CHECKS_NEEDING
+        and not observed(test["section"], test["evidence"])
+    ]
     assert not unobserved, "passed without the observation they read:\n" + "\n".join(unobserved)
-    application_passes = [test["nodeid"] for test in tests
-                          if test["section"] in APPLICATION_SECTIONS and test["outcome"] == "passed"]
+    application_passes = [
+        test["nodeid"]
+        for test in tests
+        if test["section"] in APPLICATION_SECTIONS and test["outcome"] == "passed"
+    ]
     assert not application_passes, application_passes
     counted = [test for test in tests if test["outcome"] in ("passed", "failed", "error", "blocked")]
     passed = [test for test in counted if test["outcome"] == "passed"]
     assert document["health_score"] == round(100 * len(passed) / len(counted))
     # Something in the target's own sections failed or was blocked: the score reflects the dead target.
-    assert any(test["outcome"] in ("failed", "blocked") for test in tests if test["section"] in CHECKS_NEEDING)
+    assert any(
+        test["outcome"] in ("failed", "blocked") for test in tests if test["section"] in CHECKS_NEEDING
+    )
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +140,9 @@ def dnsmasq() -> servers.Dnsmasq:
 
 @pytest.mark.parametrize("scheme", ["http", "https"])
 def test_refused_target(tmp_path: Path, dnsmasq: servers.Dnsmasq, scheme: str) -> None:
-    document = run_suite(tmp_path, f"{scheme}://refused.test:{servers.refused_port()}", "--resolver", dnsmasq.resolver)
+    document = run_suite(
+        tmp_path, f"{scheme}://refused.test:{servers.refused_port()}", "--resolver", dnsmasq.resolver
+    )
     assert_verdicts_observed(document)
 
 
@@ -115,9 +160,15 @@ def test_tls_spoken_to_a_plain_http_port(tmp_path: Path, dnsmasq: servers.Dnsmas
         document = run_suite(tmp_path, f"https://plain.test:{plain.port}", "--resolver", dnsmasq.resolver)
     assert_verdicts_observed(document)
     outcomes = {test["nodeid"].rsplit("::", 1)[1]: test for test in document["tests"]}
-    assert outcomes["test_every_resolved_address_accepts_connections"]["outcome"] == "passed"  # TCP does answer
+    assert (
+        outcomes["test_every_resolved_address_accepts_connections"]["outcome"] == "passed"
+    )  # TCP does answer
     assert outcomes["test_tls_handshake_completes"]["outcome"] == "failed"
-    for check in ("test_certificate_is_trusted", "test_certificate_names_the_target", "test_certificate_has_not_expired"):
+    for check in (
+        "test_certificate_is_trusted",
+        "test_certificate_names_the_target",
+        "test_certificate_has_not_expired",
+    ):
         assert outcomes[check]["outcome"] == "blocked", outcomes[check]
         assert outcomes[check]["reason"].startswith("blocked by test_tls_handshake_completes: ")
 
@@ -139,9 +190,30 @@ def namespace() -> str:
 def test_black_holed_target(tmp_path: Path, namespace: str, scheme: str) -> None:
     port = 8443
     # Inside the namespace made for this test only: SYNs to the port are dropped, nothing answers.
-    subprocess.run(["ip", "netns", "exec", namespace, "iptables", "-A", "INPUT", "-p", "tcp", "--dport", str(port),
-                    "-j", "DROP"], check=True, timeout=20)
+    subprocess.run(
+        [
+            "ip",
+            "netns",
+            "exec",
+            namespace,
+            "iptables",
+            "-A",
+            "INPUT",
+            "-p",
+            "tcp",
+            "--dport",
+            str(port),
+            "-j",
+            "DROP",
+        ],
+        check=True,
+        timeout=20,
+    )
     document = run_suite(tmp_path, f"{scheme}://127.0.0.1:{port}", prefix=("ip", "netns", "exec", namespace))
     assert_verdicts_observed(document)
-    connects = [test for test in document["tests"] if test["nodeid"].endswith("::test_every_resolved_address_accepts_connections")]
+    connects = [
+        test
+        for test in document["tests"]
+        if test["nodeid"].endswith("::test_every_resolved_address_accepts_connections")
+    ]
     assert connects[0]["outcome"] == "failed" and "tcp_timeout" in connects[0]["reason"], connects

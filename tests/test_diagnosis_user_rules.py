@@ -10,7 +10,7 @@ import pytest
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "diagnosis_rule_conftest.py"
 
-CHECK = '''
+CHECK = """
 import pytest
 
 pytestmark = pytest.mark.section("api-health")
@@ -25,14 +25,15 @@ def test_health_answers(evidence):
         "curl": "curl -v --resolve shop.test:80:127.0.10.53 http://shop.test/health",
     })
     assert False, "GET /health failed on 127.0.10.53:80 http_status (curl 22): 503"
-'''
+"""
 
 
 def run(pytester: pytest.Pytester, conftest: str) -> tuple[pytest.RunResult, dict]:
     pytester.makeconftest(conftest)
     pytester.makepyfile(test_health=CHECK)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--target", "http://shop.test",
-                                           "--results-json", "out.json")
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--target", "http://shop.test", "--results-json", "out.json"
+    )
     return result, json.loads((pytester.path / "out.json").read_text())
 
 
@@ -46,15 +47,20 @@ def test_the_example_rule_names_the_maintenance_page_first(pytester: pytest.Pyte
     result.stdout.fnmatch_lines(["*1. [[]90%[]] shop.test shows its maintenance page*"])
 
 
-def test_a_rule_that_raises_is_skipped_with_a_warning_and_the_reports_still_come(pytester: pytest.Pytester) -> None:
-    result, data = run(pytester, '''
+def test_a_rule_that_raises_is_skipped_with_a_warning_and_the_reports_still_come(
+    pytester: pytest.Pytester,
+) -> None:
+    result, data = run(
+        pytester,
+        """
 def broken(facts):
     raise KeyError("status")
 
 
 def pytest_reachability_rules(config):
     return [broken]
-''')
+""",
+    )
     assert result.ret == 1
     assert data["theories"] and data["theories"][0]["rule"] == "http-5xx"
     assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()

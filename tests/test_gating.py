@@ -58,12 +58,18 @@ def test_failed_gate_blocks_dependents_with_reason(pytester: pytest.Pytester) ->
     result = pytester.runpytest("-v", "-p", "no:cacheprovider")
     assert result.ret == 1
     result.stdout.fnmatch_lines(["*1 failed, 3 blocked*"])
-    result.stdout.fnmatch_lines(["*BLOCKED test_a_db.py::test_db_connects - blocked by api-health: empty reply from 127.0.10.57:80*"])
+    result.stdout.fnmatch_lines(
+        ["*BLOCKED test_a_db.py::test_db_connects - blocked by api-health: empty reply from 127.0.10.57:80*"]
+    )
     outcomes = outcomes_of(result)
     assert outcomes["test_a_db.py::test_db_connects"] == "BLOCKED"
     assert outcomes["test_a_db.py::test_explicit"] == "BLOCKED"
     # The gate ran first although its file sorts last.
-    order = [line for line in result.outlines if "::" in line and ("PASSED" in line or "FAILED" in line or "BLOCKED" in line)]
+    order = [
+        line
+        for line in result.outlines
+        if "::" in line and ("PASSED" in line or "FAILED" in line or "BLOCKED" in line)
+    ]
     assert order[0].startswith("test_z_gate.py::test_health")
 
 
@@ -134,7 +140,12 @@ def test_nodes():
 """,
     )
     result = pytester.runpytest("-p", "no:cacheprovider")
-    result.stdout.fnmatch_lines(["*blocked by cluster-access: error in setup: RuntimeError: kubeconfig unreadable*", "*1 error, 1 blocked*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*blocked by cluster-access: error in setup: RuntimeError: kubeconfig unreadable*",
+            "*1 error, 1 blocked*",
+        ]
+    )
 
 
 def test_parametrized_gate_fails_if_any_parameter_fails(pytester: pytest.Pytester) -> None:
@@ -153,7 +164,9 @@ def test_after():
 """,
     )
     result = pytester.runpytest("-p", "no:cacheprovider")
-    result.stdout.fnmatch_lines(["*blocked by api-health: 127.0.10.57 empty reply*", "*1 failed, 1 passed, 1 blocked*"])
+    result.stdout.fnmatch_lines(
+        ["*blocked by api-health: 127.0.10.57 empty reply*", "*1 failed, 1 passed, 1 blocked*"]
+    )
 
 
 def test_gate_on_class_and_module(pytester: pytest.Pytester) -> None:
@@ -188,7 +201,9 @@ def test_dependent():
 """,
     )
     result = pytester.runpytest("-p", "no:cacheprovider", "-rA")
-    result.stdout.fnmatch_lines(["*BLOCKED test_gates.py::test_nodes - blocked by cluster-access: forbidden: list pods*"])
+    result.stdout.fnmatch_lines(
+        ["*BLOCKED test_gates.py::test_nodes - blocked by cluster-access: forbidden: list pods*"]
+    )
     assert result.parseoutcomes() == {"passed": 4, "failed": 1, "blocked": 1}
 
 
@@ -213,7 +228,10 @@ def pytest_terminal_summary(terminalreporter):
 @pytest.mark.parametrize(
     "files, message",
     [
-        ({"test_x": 'import pytest\n@pytest.mark.requires("nope")\ndef test_a():\n    pass\n'}, "unknown gate 'nope' required by test_x.py::test_a"),
+        (
+            {"test_x": 'import pytest\n@pytest.mark.requires("nope")\ndef test_a():\n    pass\n'},
+            "unknown gate 'nope' required by test_x.py::test_a",
+        ),
         (
             {
                 "test_x": 'import pytest\n@pytest.mark.gate("a")\n@pytest.mark.requires("b")\ndef test_a():\n    pass\n'
@@ -221,11 +239,19 @@ def pytest_terminal_summary(terminalreporter):
             },
             "gate dependency cycle: a -> b -> a",
         ),
-        ({"test_x": "import pytest\n@pytest.mark.gate()\ndef test_a():\n    pass\n"}, "@pytest.mark.gate takes one name"),
-        ({"test_x": "import pytest\n@pytest.mark.requires(3)\ndef test_a():\n    pass\n"}, "@pytest.mark.requires takes gate names as strings"),
+        (
+            {"test_x": "import pytest\n@pytest.mark.gate()\ndef test_a():\n    pass\n"},
+            "@pytest.mark.gate takes one name",
+        ),
+        (
+            {"test_x": "import pytest\n@pytest.mark.requires(3)\ndef test_a():\n    pass\n"},
+            "@pytest.mark.requires takes gate names as strings",
+        ),
     ],
 )
-def test_graph_errors_are_usage_errors(pytester: pytest.Pytester, files: dict[str, str], message: str) -> None:
+def test_graph_errors_are_usage_errors(
+    pytester: pytest.Pytester, files: dict[str, str], message: str
+) -> None:
     pytester.makepyfile(**files)
     result = pytester.runpytest("-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
@@ -239,7 +265,13 @@ def test_markers_are_registered_for_strict_markers(pytester: pytest.Pytester) ->
     result = pytester.runpytest("--strict-markers", "-p", "no:cacheprovider")
     assert result.ret == 0
     result = pytester.runpytest("--markers")
-    result.stdout.fnmatch_lines(["@pytest.mark.section(name, requires=()):*", "@pytest.mark.gate(name):*", "@pytest.mark.requires(*gates, test=NAME):*"])
+    result.stdout.fnmatch_lines(
+        [
+            "@pytest.mark.section(name, requires=()):*",
+            "@pytest.mark.gate(name):*",
+            "@pytest.mark.requires(*gates, test=NAME):*",
+        ]
+    )
 
 
 @pytest.mark.parametrize(
@@ -337,7 +369,11 @@ def test_db_two(): pass
     result = pytester.runpytest("-p", "no:cacheprovider")
     out = result.stdout.str()
     table = out[out.index("reachability: sections") :]
-    rows = {line.split()[0]: line.split() for line in table.splitlines()[1:] if line and line.split()[0] in {"cluster", "api-health", "database", "other"}}
+    rows = {
+        line.split()[0]: line.split()
+        for line in table.splitlines()[1:]
+        if line and line.split()[0] in {"cluster", "api-health", "database", "other"}
+    }
     assert rows["cluster"][1:7] == ["2", "2", "0", "0", "0", "PASS"]
     assert rows["api-health"][1:7] == ["1", "0", "1", "0", "0", "FAIL"]
     assert rows["database"][1:] == ["2", "0", "0", "2", "0", "BLOCKED", "by", "api-health"]
@@ -376,7 +412,9 @@ def pytest_terminal_summary(terminalreporter):
 """
     )
     result = pytester.runpytest("-p", "no:cacheprovider")
-    result.stdout.fnmatch_lines(["EVIDENCE=[[{'kind': 'dns', 'data': {'resolver': 'system', 'answers': ['127.0.10.57']}}]]"])
+    result.stdout.fnmatch_lines(
+        ["EVIDENCE=[[{'kind': 'dns', 'data': {'resolver': 'system', 'answers': ['127.0.10.57']}}]]"]
+    )
 
 
 # --------------------------------------------------------------------------- xdist
@@ -426,7 +464,9 @@ class TestPerf:
 }
 
 
-def _xdist_outcomes(pytester: pytest.Pytester, *args: str, gate_ok: bool) -> tuple[dict[str, str], pytest.RunResult]:
+def _xdist_outcomes(
+    pytester: pytest.Pytester, *args: str, gate_ok: bool
+) -> tuple[dict[str, str], pytest.RunResult]:
     pytester.makepyfile(**XDIST_FILES)
     import os
 
@@ -449,7 +489,11 @@ def test_xdist_matches_serial(pytester: pytest.Pytester, gate_ok: bool) -> None:
             assert parallel == serial, f"-n {workers} --dist {dist}:\n{result.stdout.str()}"
             assert result.parseoutcomes() == serial_result.parseoutcomes()
             if not gate_ok:
-                result.stdout.fnmatch_lines(["*BLOCKED test_a_first.py::test_db?0? - blocked by api-health: 127.0.10.57: empty reply*"])
+                result.stdout.fnmatch_lines(
+                    [
+                        "*BLOCKED test_a_first.py::test_db?0? - blocked by api-health: 127.0.10.57: empty reply*"
+                    ]
+                )
                 result.stdout.fnmatch_lines(["Health score: *blocked by api-health)"])
 
 
@@ -471,8 +515,12 @@ def test_dependent():
     pass
 """,
     )
-    result = pytester.runpytest_subprocess("-n", "2", "--dist", "loadfile", "--gate-timeout", "1", "-rA", "-p", "no:cacheprovider", timeout=60)
-    result.stdout.fnmatch_lines(["*BLOCKED test_dep.py::test_dependent - blocked by api-health: result unknown after waiting 1s*"])
+    result = pytester.runpytest_subprocess(
+        "-n", "2", "--dist", "loadfile", "--gate-timeout", "1", "-rA", "-p", "no:cacheprovider", timeout=60
+    )
+    result.stdout.fnmatch_lines(
+        ["*BLOCKED test_dep.py::test_dependent - blocked by api-health: result unknown after waiting 1s*"]
+    )
 
 
 def test_failed_gate_outweighs_skipped_gate(pytester: pytest.Pytester) -> None:
@@ -494,7 +542,9 @@ def test_both():
 """,
     )
     result = pytester.runpytest("-p", "no:cacheprovider")
-    result.stdout.fnmatch_lines(["blocked by api-health: empty reply", "BLOCKED other *1 test *by api-health"])
+    result.stdout.fnmatch_lines(
+        ["blocked by api-health: empty reply", "BLOCKED other *1 test *by api-health"]
+    )
 
 
 def test_invalid_application_table_is_a_usage_error(pytester: pytest.Pytester) -> None:
@@ -529,7 +579,9 @@ def test_loadbalancer():
 
 
 def test_setup_only_counts_no_test_as_passed(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_never="import pytest\n@pytest.mark.section('dns')\ndef test_fails():\n    assert 0\n")
+    pytester.makepyfile(
+        test_never="import pytest\n@pytest.mark.section('dns')\ndef test_fails():\n    assert 0\n"
+    )
     result = pytester.runpytest("-p", "no:cacheprovider", "--setup-only", "--results-json", "out.json")
     import json
 
@@ -539,7 +591,9 @@ def test_setup_only_counts_no_test_as_passed(pytester: pytest.Pytester) -> None:
 
 
 def test_section_requires_must_name_gates(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_bad="import pytest\npytestmark = pytest.mark.section('db', requires=5)\ndef test_a():\n    pass\n")
+    pytester.makepyfile(
+        test_bad="import pytest\npytestmark = pytest.mark.section('db', requires=5)\ndef test_a():\n    pass\n"
+    )
     result = pytester.runpytest("-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert any("requires=...) takes gate names" in line for line in result.errlines), result.errlines
@@ -565,7 +619,9 @@ def test_after():
 """
     )
     result = pytester.runpytest("-p", "no:cacheprovider")
-    result.stdout.fnmatch_lines(["blocked by api-health: empty reply", "BLOCKED other *1 test *by api-health"])
+    result.stdout.fnmatch_lines(
+        ["blocked by api-health: empty reply", "BLOCKED other *1 test *by api-health"]
+    )
 
 
 # --------------------------------------------------------------------------- requires(test=...): observations
@@ -613,10 +669,18 @@ def _observation_run(pytester: pytest.Pytester, mode: str, *args: str) -> pytest
 def test_failed_observation_blocks_the_checks_that_read_it(pytester: pytest.Pytester) -> None:
     result = _observation_run(pytester, "refused")
     outcomes = outcomes_of(result)
-    assert outcomes == {"test_tls.py::test_handshake": "FAILED", "test_tls.py::test_trusted": "BLOCKED",
-                        "test_tls.py::test_not_expired": "BLOCKED", "test_tls.py::test_independent": "PASSED"}
-    result.stdout.fnmatch_lines(["*BLOCKED test_tls.py::test_trusted - blocked by test_handshake: "
-                                 "127.0.0.1:1 tcp_refused (curl 7): connection refused*"])
+    assert outcomes == {
+        "test_tls.py::test_handshake": "FAILED",
+        "test_tls.py::test_trusted": "BLOCKED",
+        "test_tls.py::test_not_expired": "BLOCKED",
+        "test_tls.py::test_independent": "PASSED",
+    }
+    result.stdout.fnmatch_lines(
+        [
+            "*BLOCKED test_tls.py::test_trusted - blocked by test_handshake: "
+            "127.0.0.1:1 tcp_refused (curl 7): connection refused*"
+        ]
+    )
     # The health score counts the blocked checks, never as passed: 1 of 4.
     result.stdout.fnmatch_lines(["Health score: 25% (1 of 4 checks passed; 2 blocked by test_handshake)"])
     result.stdout.fnmatch_lines(["tls * 4 * 1 * 1 * 2 * 0 * FAIL"])
@@ -634,7 +698,9 @@ def test_skipped_observation_skips_the_checks_naming_it(pytester: pytest.Pyteste
     result.stdout.fnmatch_lines(["SKIPPED * test_handshake skipped: target is plain HTTP"])
 
 
-@pytest.mark.parametrize("args", [["-k", "trusted"], ["test_tls.py::test_trusted"]], ids=["keyword", "nodeid"])
+@pytest.mark.parametrize(
+    "args", [["-k", "trusted"], ["test_tls.py::test_trusted"]], ids=["keyword", "nodeid"]
+)
 def test_selecting_a_check_pulls_its_observation_back(pytester: pytest.Pytester, args: list[str]) -> None:
     result = _observation_run(pytester, "refused", *args)
     outcomes = outcomes_of(result)
@@ -652,7 +718,8 @@ def test_observation_blocks_across_xdist_workers(pytester: pytest.Pytester, work
 
 
 def test_every_parametrization_of_the_observation_must_pass(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_p="""
+    pytester.makepyfile(
+        test_p="""
 import pytest
 
 @pytest.mark.parametrize("address", ["127.0.10.53", "127.0.10.57"])
@@ -670,27 +737,45 @@ class TestBody:
 @pytest.mark.requires(test=["test_answers", "TestBody::test_status"])
 def test_reads_both():
     pass
-""")
+"""
+    )
     result = pytester.runpytest("-v", "-rA", "-p", "no:cacheprovider")
     outcomes = outcomes_of(result)
     assert outcomes["test_p.py::TestBody::test_body"] == "BLOCKED"
     assert outcomes["test_p.py::test_reads_both"] == "BLOCKED"
-    result.stdout.fnmatch_lines(["*BLOCKED test_p.py::TestBody::test_body - blocked by TestBody::test_status: 503*"])
-    result.stdout.fnmatch_lines(["*BLOCKED test_p.py::test_reads_both - blocked by test_answers: 127.0.10.57: empty reply*"])
+    result.stdout.fnmatch_lines(
+        ["*BLOCKED test_p.py::TestBody::test_body - blocked by TestBody::test_status: 503*"]
+    )
+    result.stdout.fnmatch_lines(
+        ["*BLOCKED test_p.py::test_reads_both - blocked by test_answers: 127.0.10.57: empty reply*"]
+    )
 
 
 @pytest.mark.parametrize(
     "source, message",
     [
-        ('@pytest.mark.requires(test="test_nope")\ndef test_a():\n    pass\n',
-         "unknown test 'test_nope' required by test_x.py::test_a (no such test in test_x.py)"),
-        ('@pytest.mark.requires(test="test_a")\ndef test_a():\n    pass\n', "test_x.py::test_a requires itself"),
-        ('@pytest.mark.requires(test=3)\ndef test_a():\n    pass\n', "@pytest.mark.requires(test=...) takes test names"),
-        ('@pytest.mark.requires(tests="test_b")\ndef test_a():\n    pass\n', "not tests= on test_x.py::test_a"),
+        (
+            '@pytest.mark.requires(test="test_nope")\ndef test_a():\n    pass\n',
+            "unknown test 'test_nope' required by test_x.py::test_a (no such test in test_x.py)",
+        ),
+        (
+            '@pytest.mark.requires(test="test_a")\ndef test_a():\n    pass\n',
+            "test_x.py::test_a requires itself",
+        ),
+        (
+            "@pytest.mark.requires(test=3)\ndef test_a():\n    pass\n",
+            "@pytest.mark.requires(test=...) takes test names",
+        ),
+        (
+            '@pytest.mark.requires(tests="test_b")\ndef test_a():\n    pass\n',
+            "not tests= on test_x.py::test_a",
+        ),
     ],
     ids=["unknown", "itself", "not-a-name", "misspelt-keyword"],
 )
-def test_test_requirement_errors_are_usage_errors(pytester: pytest.Pytester, source: str, message: str) -> None:
+def test_test_requirement_errors_are_usage_errors(
+    pytester: pytest.Pytester, source: str, message: str
+) -> None:
     pytester.makepyfile(test_x="import pytest\n" + source)
     result = pytester.runpytest("-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
@@ -712,12 +797,16 @@ def test_plan_keys_a_required_test_by_module_and_shows_its_name() -> None:
         def iter_markers(self):
             return iter(self.markers)
 
-    plan = GatePlan.build([
-        Item("a.py::test_shake[v4]"), Item("a.py::test_shake[v6]"),
-        Item("a.py::test_cert", Marker("requires", test="test_shake")),
-        Item("b.py::test_shake"), Item("b.py::test_cert", Marker("requires", "api", test="test_shake")),
-        Item("c.py::test_health", Marker("gate", "api")),
-    ])
+    plan = GatePlan.build(
+        [
+            Item("a.py::test_shake[v4]"),
+            Item("a.py::test_shake[v6]"),
+            Item("a.py::test_cert", Marker("requires", test="test_shake")),
+            Item("b.py::test_shake"),
+            Item("b.py::test_cert", Marker("requires", "api", test="test_shake")),
+            Item("c.py::test_health", Marker("gate", "api")),
+        ]
+    )
     plan.check()
     assert plan.requires["a.py::test_cert"] == ("a.py::test_shake",)
     assert plan.members["a.py::test_shake"] == ["a.py::test_shake[v4]", "a.py::test_shake[v6]"]

@@ -51,8 +51,12 @@ PLAIN = Item("t_misc.py::test_plain")
 
 def test_plan_reads_sections_gates_and_requirements():
     plan = GatePlan.build([ORDERS, ROWS, HEALTH, PLAIN])
-    assert plan.section == {ORDERS.nodeid: "database", ROWS.nodeid: "database", HEALTH.nodeid: "api-health",
-                            PLAIN.nodeid: "other"}
+    assert plan.section == {
+        ORDERS.nodeid: "database",
+        ROWS.nodeid: "database",
+        HEALTH.nodeid: "api-health",
+        PLAIN.nodeid: "other",
+    }
     assert plan.members == {"database": [ROWS.nodeid], "api-health": [HEALTH.nodeid]}
     assert plan.requires == {ORDERS.nodeid: ("api-health",), ROWS.nodeid: ("api-health",)}
     assert plan.member_of[ROWS.nodeid] == ("database",)
@@ -164,8 +168,14 @@ class MockNode:
 
 
 # The gate's file is the smallest and comes last: size order and collection order both send it last.
-COLLECTION = ["t_db.py::test_a", "t_db.py::test_b", "t_db.py::test_c", "t_web.py::test_d", "t_web.py::test_e",
-              "t_health.py::test_health"]
+COLLECTION = [
+    "t_db.py::test_a",
+    "t_db.py::test_b",
+    "t_db.py::test_c",
+    "t_web.py::test_d",
+    "t_web.py::test_e",
+    "t_health.py::test_health",
+]
 
 
 def first_units(scheduler_class, pytester, dist, **kwargs):
@@ -180,15 +190,20 @@ def first_units(scheduler_class, pytester, dist, **kwargs):
     return [sorted({COLLECTION[i].split("::")[0] for i in node.sent[:1]}) for node in nodes], scheduler
 
 
-@pytest.mark.parametrize(("plain", "gates_first", "dist"), [
-    (LoadScopeScheduling, GatesFirstLoadScope, "loadscope"),
-    (LoadFileScheduling, GatesFirstLoadFile, "loadfile"),
-])
+@pytest.mark.parametrize(
+    ("plain", "gates_first", "dist"),
+    [
+        (LoadScopeScheduling, GatesFirstLoadScope, "loadscope"),
+        (LoadFileScheduling, GatesFirstLoadFile, "loadfile"),
+    ],
+)
 def test_scheduler_sends_the_gate_scope_first(pytester, plain, gates_first, dist):
     before, _ = first_units(plain, pytester, dist)
     assert ["t_health.py"] not in before  # xdist's own order would keep the gate waiting
 
-    after, scheduler = first_units(gates_first, pytester, dist, gate_tests=lambda: ["t_health.py::test_health"])
+    after, scheduler = first_units(
+        gates_first, pytester, dist, gate_tests=lambda: ["t_health.py::test_health"]
+    )
     assert after[0] == ["t_health.py"]
     for node in list(scheduler.assigned_work):  # every test still runs exactly once
         for index in node.sent:

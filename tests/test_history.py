@@ -56,8 +56,14 @@ def test_first_run_then_healthy_streak_then_failing(tmp_path: Path) -> None:
         )
     assert first["previous_run"] is None
     assert first["healthy_since"] == "2026-11-28 04:00:00 UTC" and first["failing_since"] is None
-    assert second["previous_run"]["time"] == "2026-11-28 04:00:00 UTC" and second["previous_run"]["health"] == 100
-    assert second["healthy_since"] == "2026-11-28 04:00:00 UTC" and second["last_healthy"] == "2026-11-28 04:05:00 UTC"
+    assert (
+        second["previous_run"]["time"] == "2026-11-28 04:00:00 UTC"
+        and second["previous_run"]["health"] == 100
+    )
+    assert (
+        second["healthy_since"] == "2026-11-28 04:00:00 UTC"
+        and second["last_healthy"] == "2026-11-28 04:05:00 UTC"
+    )
     # The first failing run: failing since itself; the healthy streak before it began at 04:00.
     assert third["failing_since"] == "2026-11-28 04:10:00 UTC"
     assert third["healthy_since"] == "2026-11-28 04:00:00 UTC"
@@ -80,7 +86,9 @@ def test_recovery_starts_a_new_healthy_streak(tmp_path: Path) -> None:
     assert recovered["failing_since"] is None
     assert recovered["healthy_since"] == "2026-11-28 04:10:00 UTC"
     assert recovered["recovered"] == ["t::health", "t::tls"]
-    assert history.describe_summary(recovered).startswith("History: healthy since 2026-11-28 04:10:00 UTC; newly failing: 0; recovered: 2")
+    assert history.describe_summary(recovered).startswith(
+        "History: healthy since 2026-11-28 04:10:00 UTC; newly failing: 0; recovered: 2"
+    )
 
 
 def test_never_healthy_and_other_targets_do_not_mix(tmp_path: Path) -> None:
@@ -130,7 +138,9 @@ INSERT INTO outcomes VALUES (2, 't::health', 'failed'), (2, 't::tls', 'passed');
 """
 
 
-def test_migration_from_schema_v1_keeps_old_runs_comparable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_migration_from_schema_v1_keeps_old_runs_comparable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv(history.HISTORY_KEY_ENV, raising=False)
     path = tmp_path / "old.sqlite"
     legacy = sqlite3.connect(path)
@@ -160,7 +170,9 @@ def test_migration_from_schema_v1_keeps_old_runs_comparable(tmp_path: Path, monk
 def test_newer_schema_is_refused_in_one_line(tmp_path: Path) -> None:
     path = tmp_path / "future.sqlite"
     connection = sqlite3.connect(path)
-    connection.executescript("CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (9);")
+    connection.executescript(
+        "CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (9);"
+    )
     connection.close()
     with pytest.raises(history.HistoryError) as caught:
         history.open_history(str(path))
@@ -196,10 +208,19 @@ WRITER = textwrap.dedent(
 )
 
 
-def run_processes(script: Path, argument_lists: list[list[str]], timeout: float = 180) -> list[tuple[int, str, str]]:
+def run_processes(
+    script: Path, argument_lists: list[list[str]], timeout: float = 180
+) -> list[tuple[int, str, str]]:
     """Run ``script`` once per argument list, all at once; (exit code, stdout, stderr) of each, killed at ``timeout``."""
-    processes = [subprocess.Popen([sys.executable, str(script), *arguments], stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True) for arguments in argument_lists]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, str(script), *arguments],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for arguments in argument_lists
+    ]
     finished = []
     for process in processes:
         try:
@@ -215,7 +236,9 @@ def run_concurrent_writers(url: str, writers: int, runs_each: int, tmp_path: Pat
     script = tmp_path / "writer.py"
     script.write_text(WRITER)
     finished = run_processes(script, [[url, str(n), str(runs_each)] for n in range(writers)], timeout=120)
-    failures = [stderr.strip().splitlines()[-1:] or [f"exit {code}"] for code, _, stderr in finished if code != 0]
+    failures = [
+        stderr.strip().splitlines()[-1:] or [f"exit {code}"] for code, _, stderr in finished if code != 0
+    ]
     assert not failures, failures
 
 
@@ -268,24 +291,32 @@ def test_eight_writers_on_a_fresh_file_lose_nothing_and_one_run_is_first(tmp_pat
     script.write_text(FIRST_OPENERS)
     writers, rounds, runs = 8, 8, 5
     start = time.time() + 3  # the interpreters start first, then all open at once
-    finished = run_processes(script, [[str(tmp_path), str(n), str(rounds), str(runs), str(start)] for n in range(writers)])
+    finished = run_processes(
+        script, [[str(tmp_path), str(n), str(rounds), str(runs), str(start)] for n in range(writers)]
+    )
     assert all(code == 0 for code, _, _ in finished), [stderr[-2000:] for code, _, stderr in finished if code]
     reports = [json.loads(stdout) for _, stdout, _ in finished]
     errors = [entry["error"] for report in reports for entry in report if "error" in entry]
     assert not errors, errors
     for round_ in range(rounds):
-        firsts = [entry for report in reports for entry in report if entry["round"] == round_ and entry["first"]]
+        firsts = [
+            entry for report in reports for entry in report if entry["round"] == round_ and entry["first"]
+        ]
         assert len(firsts) == 1, f"round {round_}: {len(firsts)} runs said 'first recorded run'"
         with history.open_history(str(tmp_path / f"round-{round_}.sqlite")) as store:
             assert len(store.runs(limit=100)) == writers * runs
             assert store.connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
-def test_sqlite_urls_name_relative_and_absolute_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sqlite_urls_name_relative_and_absolute_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     with history.open_history("sqlite:///relative/h.sqlite") as store:
         store.record(make_run(0, GOOD))
-    with history.open_history(f"sqlite:///{tmp_path}/absolute.sqlite") as store:  # four slashes: an absolute path
+    with history.open_history(
+        f"sqlite:///{tmp_path}/absolute.sqlite"
+    ) as store:  # four slashes: an absolute path
         store.record(make_run(0, GOOD))
     assert (tmp_path / "relative" / "h.sqlite").is_file() and (tmp_path / "absolute.sqlite").is_file()
     with pytest.raises(history.HistoryError, match="sqlite:///relative/path"):
@@ -323,7 +354,9 @@ def test_record_and_compare_sees_runs_recorded_before_whatever_their_start(tmp_p
         earlier_start.top_theory = "DNS answers the old address"
         store.finish_run(earlier_start)
         assert store.run_by_uuid(earlier_start.run_uuid)["top_theory"] == "DNS answers the old address"
-        assert store.summary_for(earlier_start.run_uuid)["previous_run"] is None  # by start time, as printed later
+        assert (
+            store.summary_for(earlier_start.run_uuid)["previous_run"] is None
+        )  # by start time, as printed later
 
 
 # --------------------------------------------------------------------------- through pytest
@@ -358,8 +391,16 @@ def test_two_runs_through_pytest_print_history_and_store_once_under_xdist(
     monkeypatch.delenv(history.HISTORY_KEY_ENV, raising=False)
     pytester.makepyfile(test_gate=GATE_FILE, test_db=DEPENDENT_FILE)
     db = pytester.path / "reports" / "history.sqlite"
-    common = ("-p", "no:cacheprovider", "--target", "http://user:s3cret@97v.test:8080", "--namespace", "production",
-              "--results-db", "reports/history.sqlite")
+    common = (
+        "-p",
+        "no:cacheprovider",
+        "--target",
+        "http://user:s3cret@97v.test:8080",
+        "--namespace",
+        "production",
+        "--results-db",
+        "reports/history.sqlite",
+    )
 
     first = pytester.runpytest(*common)
     first.assert_outcomes(passed=3)
@@ -390,14 +431,20 @@ def test_two_runs_through_pytest_print_history_and_store_once_under_xdist(
             "test_db.py::test_db": "blocked",
         }
         assert [s.name for s in store.sections(runs[1]["id"])] == ["api-health", "database"]
-    raw = db.read_bytes() + (db.parent / "history.sqlite-wal").read_bytes() if (db.parent / "history.sqlite-wal").exists() else db.read_bytes()
+    raw = (
+        db.read_bytes() + (db.parent / "history.sqlite-wal").read_bytes()
+        if (db.parent / "history.sqlite-wal").exists()
+        else db.read_bytes()
+    )
     assert b"s3cret" not in raw
 
 
 def test_unusable_database_costs_a_line_not_the_run(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_gate=GATE_FILE)
     (pytester.path / "blocker").write_text("not a directory")
-    result = pytester.runpytest("-p", "no:cacheprovider", "--target", "97v.test", "--results-db", "blocker/h.sqlite")
+    result = pytester.runpytest(
+        "-p", "no:cacheprovider", "--target", "97v.test", "--results-db", "blocker/h.sqlite"
+    )
     assert result.ret == 0
     result.stdout.fnmatch_lines(["History: not available: history database *blocker/h.sqlite: cannot open*"])
 
@@ -416,11 +463,19 @@ def test_postgres_password_in_the_query_is_masked_in_errors() -> None:
 def test_database_url_secrets_never_reach_the_terminal(pytester: pytest.Pytester) -> None:
     pytest.importorskip("psycopg", reason="the PostgreSQL history needs psycopg 3")
     pytester.makepyfile(test_gate=GATE_FILE)
-    result = pytester.runpytest("-p", "no:cacheprovider", "--target", "97v.test",
-                                "--results-db", "postgresql://app:u-Pw/5@127.0.0.1:1/history?password=Qry-Pw-5151")
+    result = pytester.runpytest(
+        "-p",
+        "no:cacheprovider",
+        "--target",
+        "97v.test",
+        "--results-db",
+        "postgresql://app:u-Pw/5@127.0.0.1:1/history?password=Qry-Pw-5151",
+    )
     assert result.ret == 0
     text = result.stdout.str() + result.stderr.str()
-    result.stdout.fnmatch_lines(["History: not available: history database postgresql://***:***@127.0.0.1:1/history?password=*** *"])
+    result.stdout.fnmatch_lines(
+        ["History: not available: history database postgresql://***:***@127.0.0.1:1/history?password=*** *"]
+    )
     assert "Qry-Pw-5151" not in text and "u-Pw/5" not in text and "Pw/5" not in text
 
 
@@ -429,8 +484,16 @@ def test_git_sha_from_github_sha_else_from_git(tmp_path: Path, monkeypatch: pyte
     assert history.detect_git_sha(tmp_path) is None  # not a repository
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", "-c", "commit.gpgsign=false"]
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True, timeout=30)
-    subprocess.run([*git, "-C", str(tmp_path), "commit", "-q", "--allow-empty", "-m", "x"], check=True, timeout=30)
-    head = subprocess.run(["git", "-C", str(tmp_path), "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=30).stdout.strip()
+    subprocess.run(
+        [*git, "-C", str(tmp_path), "commit", "-q", "--allow-empty", "-m", "x"], check=True, timeout=30
+    )
+    head = subprocess.run(
+        ["git", "-C", str(tmp_path), "rev-parse", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout.strip()
     assert history.detect_git_sha(tmp_path) == head
     monkeypatch.setenv("GITHUB_SHA", "f" * 40)
     assert history.detect_git_sha(tmp_path) == "f" * 40
@@ -439,9 +502,13 @@ def test_git_sha_from_github_sha_else_from_git(tmp_path: Path, monkeypatch: pyte
 def test_interrupted_run_is_compared_but_not_stored(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_stop="def test_stop():\n    raise KeyboardInterrupt\n")
     # In a subprocess: an in-process run would pass the KeyboardInterrupt on to this session.
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--target", "97v.test", "--results-db", "h.sqlite", timeout=120)
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--target", "97v.test", "--results-db", "h.sqlite", timeout=120
+    )
     assert result.ret == 2
-    result.stdout.fnmatch_lines(["History: first recorded run of this target; * (run interrupted: not stored)"])
+    result.stdout.fnmatch_lines(
+        ["History: first recorded run of this target; * (run interrupted: not stored)"]
+    )
     with history.open_history(str(pytester.path / "h.sqlite")) as store:
         assert store.runs() == []
 
@@ -450,6 +517,9 @@ def test_results_db_setting_takes_sqlite_urls(tmp_path: Path) -> None:
     from pytest_reachability.config import SettingsError, resolve_settings
 
     assert resolve_settings({"results_db": "sqlite:///reports/h.sqlite"}, {}).results_db == "reports/h.sqlite"
-    assert resolve_settings({"results_db": f"sqlite:///{tmp_path}/h.sqlite"}, {}).results_db == f"{tmp_path}/h.sqlite"
+    assert (
+        resolve_settings({"results_db": f"sqlite:///{tmp_path}/h.sqlite"}, {}).results_db
+        == f"{tmp_path}/h.sqlite"
+    )
     with pytest.raises(SettingsError, match="names no file; expected sqlite:///relative/path"):
         resolve_settings({"results_db": "sqlite://host"}, {})

@@ -62,7 +62,9 @@ def postgres_url() -> Iterator[str]:
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
-    pytest.importorskip("psycopg", reason="psycopg 3 is the PostgreSQL driver (pip install 'pytest-reachability[postgres]')")
+    pytest.importorskip(
+        "psycopg", reason="psycopg 3 is the PostgreSQL driver (pip install 'pytest-reachability[postgres]')"
+    )
 
     base = Path(tempfile.mkdtemp(prefix="reachability-pg-"))
     data, sockets = base / "data", base / "run"
@@ -73,17 +75,35 @@ def postgres_url() -> Iterator[str]:
     process = None
     try:
         done = _as_postgres(
-            [initdb, "-D", str(data), "-U", PG_USER, "--auth=trust", "--locale=C.UTF-8", "--encoding=UTF8"], timeout=120
+            [initdb, "-D", str(data), "-U", PG_USER, "--auth=trust", "--locale=C.UTF-8", "--encoding=UTF8"],
+            timeout=120,
         )
         assert done.returncode == 0, done.stderr[-2000:]
         port = _free_port()
         setpriv = shutil.which("setpriv")
-        prefix = [setpriv, "--reuid", PG_USER, "--regid", PG_USER, "--init-groups"] if os.geteuid() == 0 else []
+        prefix = (
+            [setpriv, "--reuid", PG_USER, "--regid", PG_USER, "--init-groups"] if os.geteuid() == 0 else []
+        )
         log = open(base / "server.log", "w")  # noqa: SIM115 - closed below, after the server stops
         process = subprocess.Popen(
-            prefix + [postgres, "-D", str(data), "-h", "127.0.0.1", "-p", str(port), "-k", str(sockets),
-                      "-c", "max_connections=50", "-c", "fsync=off"],
-            stdout=log, stderr=subprocess.STDOUT,
+            prefix
+            + [
+                postgres,
+                "-D",
+                str(data),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-k",
+                str(sockets),
+                "-c",
+                "max_connections=50",
+                "-c",
+                "fsync=off",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         url = f"postgresql://{PG_USER}@127.0.0.1:{port}/postgres"
         deadline = time.monotonic() + 30
@@ -95,7 +115,9 @@ def postgres_url() -> Iterator[str]:
                 break
             except psycopg.OperationalError:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError("PostgreSQL did not start: " + (base / "server.log").read_text()[-2000:]) from None
+                    raise AssertionError(
+                        "PostgreSQL did not start: " + (base / "server.log").read_text()[-2000:]
+                    ) from None
                 time.sleep(0.2)
         yield url
     finally:
@@ -141,12 +163,18 @@ def test_migration_from_schema_v1_on_postgres(database: str) -> None:
     with psycopg.connect(database, autocommit=True) as legacy:
         legacy.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
         legacy.execute("INSERT INTO schema_version VALUES (1)")
-        legacy.execute("CREATE TABLE runs (id BIGSERIAL PRIMARY KEY, started_at TEXT NOT NULL, target TEXT NOT NULL,"
-                       " health_score INTEGER, status TEXT NOT NULL)")
-        legacy.execute("CREATE TABLE outcomes (run_id INTEGER NOT NULL REFERENCES runs(id), nodeid TEXT NOT NULL,"
-                       " outcome TEXT NOT NULL, PRIMARY KEY (run_id, nodeid))")
-        legacy.execute("INSERT INTO runs (started_at, target, health_score, status)"
-                       " VALUES ('2026-11-27T22:00:00.000000Z', 'http://97v.test:8080', 100, 'passed')")
+        legacy.execute(
+            "CREATE TABLE runs (id BIGSERIAL PRIMARY KEY, started_at TEXT NOT NULL, target TEXT NOT NULL,"
+            " health_score INTEGER, status TEXT NOT NULL)"
+        )
+        legacy.execute(
+            "CREATE TABLE outcomes (run_id INTEGER NOT NULL REFERENCES runs(id), nodeid TEXT NOT NULL,"
+            " outcome TEXT NOT NULL, PRIMARY KEY (run_id, nodeid))"
+        )
+        legacy.execute(
+            "INSERT INTO runs (started_at, target, health_score, status)"
+            " VALUES ('2026-11-27T22:00:00.000000Z', 'http://97v.test:8080', 100, 'passed')"
+        )
         legacy.execute("INSERT INTO outcomes VALUES (1, 't::health', 'passed')")
     with history.open_history(database) as store:
         assert store.schema_version() == history.SCHEMA_VERSION
@@ -220,7 +248,9 @@ def test_record_and_compare_is_one_transaction_on_postgres(database: str) -> Non
     with history.open_history(database) as store:
         run = make_run(0, BAD)
         run_id, summary = store.record_and_compare(run)
-        assert summary["previous_run"] is None and store.connection.info.transaction_status == 0  # idle: committed
+        assert (
+            summary["previous_run"] is None and store.connection.info.transaction_status == 0
+        )  # idle: committed
         run.top_theory = "the API answers 503"
         store.finish_run(run)
         assert store.run_by_uuid(run.run_uuid)["top_theory"] == "the API answers 503"

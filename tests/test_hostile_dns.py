@@ -32,7 +32,9 @@ MEMORY_BOUND = 16 << 20
 NAME = "api.hostile.test"
 
 
-def resolve(server: hostile.HostileDns, timeout: float = TIMEOUT, *, traced: bool = True) -> tuple[DnsReport, float, int]:
+def resolve(
+    server: hostile.HostileDns, timeout: float = TIMEOUT, *, traced: bool = True
+) -> tuple[DnsReport, float, int]:
     """Resolve NAME on ``server``; the wall time is checked, and the peak of traced allocations when ``traced``."""
     if traced:
         tracemalloc.start()
@@ -78,7 +80,9 @@ def rcode_without_question(rcode: int):
 
 
 def spoof_then_real(query: dns.message.Message, wire: bytes) -> list[bytes]:
-    return wrong_id(query, wire) + garbage(query, wire) + [hostile.answer_with(query, ["127.0.10.53"]).to_wire()]
+    return (
+        wrong_id(query, wire) + garbage(query, wire) + [hostile.answer_with(query, ["127.0.10.53"]).to_wire()]
+    )
 
 
 def truncated(query: dns.message.Message, wire: bytes) -> list[bytes]:
@@ -112,16 +116,20 @@ def tcp_closes(conn, query: dns.message.Message, server) -> None:
     conn.close()
 
 
-@pytest.mark.parametrize(("case", "udp", "tcp", "words"), [
-    ("garbage", garbage, None, "malformed answer"),
-    ("wrong query id", wrong_id, None, "answer with query id"),
-    ("the query echoed back", not_a_response, None, "a query, not an answer"),
-    ("cut without TC", cut_mid_record, None, "malformed answer"),
-    ("TC, nothing on TCP", truncated, None, "TCP retry failed"),
-    ("TC, TCP closes at once", truncated, tcp_closes, "TCP retry failed"),
-    ("TC, garbage over TCP", truncated, tcp_garbage, "TCP retry failed"),
-    ("TC, TCP drips a byte a second", truncated, tcp_drips, "no complete answer in time"),
-], ids=lambda value: value if isinstance(value, str) else "")
+@pytest.mark.parametrize(
+    ("case", "udp", "tcp", "words"),
+    [
+        ("garbage", garbage, None, "malformed answer"),
+        ("wrong query id", wrong_id, None, "answer with query id"),
+        ("the query echoed back", not_a_response, None, "a query, not an answer"),
+        ("cut without TC", cut_mid_record, None, "malformed answer"),
+        ("TC, nothing on TCP", truncated, None, "TCP retry failed"),
+        ("TC, TCP closes at once", truncated, tcp_closes, "TCP retry failed"),
+        ("TC, garbage over TCP", truncated, tcp_garbage, "TCP retry failed"),
+        ("TC, TCP drips a byte a second", truncated, tcp_drips, "no complete answer in time"),
+    ],
+    ids=lambda value: value if isinstance(value, str) else "",
+)
 def test_answers_that_arrived_are_bad_answers_not_timeouts(case, udp, tcp, words) -> None:
     with hostile.HostileDns(udp, tcp) as server:
         report, elapsed, _peak = resolve(server)
@@ -147,12 +155,15 @@ def test_truncated_udp_is_retried_over_tcp() -> None:
     assert report.answers[0].failure is None and sorted(report.addresses) == ["127.0.10.57", "127.0.10.58"]
 
 
-@pytest.mark.parametrize(("rcode", "failure"), [
-    (dns.rcode.REFUSED, Failure.DNS_REFUSED),
-    (dns.rcode.SERVFAIL, Failure.DNS_SERVFAIL),
-    (dns.rcode.NOTIMP, Failure.DNS_BAD_ANSWER),
-    (dns.rcode.FORMERR, Failure.DNS_BAD_ANSWER),
-])
+@pytest.mark.parametrize(
+    ("rcode", "failure"),
+    [
+        (dns.rcode.REFUSED, Failure.DNS_REFUSED),
+        (dns.rcode.SERVFAIL, Failure.DNS_SERVFAIL),
+        (dns.rcode.NOTIMP, Failure.DNS_BAD_ANSWER),
+        (dns.rcode.FORMERR, Failure.DNS_BAD_ANSWER),
+    ],
+)
 def test_error_rcodes_without_a_question_section_are_classified(rcode: int, failure: Failure) -> None:
     with hostile.HostileDns(rcode_without_question(rcode)) as server:
         report, elapsed, _peak = resolve(server)

@@ -69,10 +69,14 @@ def assert_curl_agrees(result: ProbeResult) -> None:
     elif result.failure.curl_exit is None:
         assert code == 0, f"{result.failure.value}: curl cannot tell, it exits 0; got {code}: {result.curl}"
     else:
-        assert code in result.failure.curl_exits, f"{result.failure.value} claims {result.failure.curl_exits}, curl gave {code}"
+        assert code in result.failure.curl_exits, (
+            f"{result.failure.value} claims {result.failure.curl_exits}, curl gave {code}"
+        )
 
 
-def probe_server(server: servers.LoopbackServer, scheme: str = "http", user: str = "", **options) -> tuple[ProbeResult, float, int]:
+def probe_server(
+    server: servers.LoopbackServer, scheme: str = "http", user: str = "", **options
+) -> tuple[ProbeResult, float, int]:
     target = parse_target(f"{scheme}://{user}{servers.HOST}:{server.port}")
     return measured(lambda: probe_address(target, "127.0.0.1", timeout=TIMEOUT, **options))
 
@@ -119,8 +123,11 @@ def test_one_20kb_header_is_accepted_and_kept_short() -> None:
 
 
 def test_ten_thousand_headers_are_accepted_and_a_hundred_kept() -> None:
-    head = (b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-H%d: v\r\n" % n for n in range(10_000))
-            + b"Location: /ignored\r\nContent-Length: 2\r\n\r\nok")
+    head = (
+        b"HTTP/1.1 200 OK\r\n"
+        + b"".join(b"X-H%d: v\r\n" % n for n in range(10_000))
+        + b"Location: /ignored\r\nContent-Length: 2\r\n\r\nok"
+    )
     with servers.LoopbackServer(hostile.raw_answer(head)) as server:
         result, elapsed, peak = probe_server(server)
         assert result.ok, result.detail
@@ -130,11 +137,23 @@ def test_ten_thousand_headers_are_accepted_and_a_hundred_kept() -> None:
         assert_curl_agrees(result)
 
 
-@pytest.mark.parametrize(("case", "head"), [
-    ("one 120 kB header", b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 120_000 + b"\r\nContent-Length: 2\r\n\r\nok"),
-    ("40 000 headers", b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-H%d: v\r\n" % n for n in range(40_000)) + b"Content-Length: 2\r\n\r\nok"),
-    ("a 120 kB status line", b"HTTP/1.1 200 " + b"O" * 120_000 + b"\r\nContent-Length: 2\r\n\r\nok"),
-], ids=["one-120kB-header", "40000-headers", "120kB-status-line"])
+@pytest.mark.parametrize(
+    ("case", "head"),
+    [
+        (
+            "one 120 kB header",
+            b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 120_000 + b"\r\nContent-Length: 2\r\n\r\nok",
+        ),
+        (
+            "40 000 headers",
+            b"HTTP/1.1 200 OK\r\n"
+            + b"".join(b"X-H%d: v\r\n" % n for n in range(40_000))
+            + b"Content-Length: 2\r\n\r\nok",
+        ),
+        ("a 120 kB status line", b"HTTP/1.1 200 " + b"O" * 120_000 + b"\r\nContent-Length: 2\r\n\r\nok"),
+    ],
+    ids=["one-120kB-header", "40000-headers", "120kB-status-line"],
+)
 def test_headers_beyond_curls_limits_are_refused_like_curl(case: str, head: bytes) -> None:
     with servers.LoopbackServer(hostile.raw_answer(head)) as server:
         result, elapsed, peak = probe_server(server)
@@ -205,8 +224,16 @@ def test_redirect_loop_is_bounded_like_curl() -> None:
         assert_curl_agrees(result)
 
 
-@pytest.mark.parametrize("location", ["gopher://127.0.0.1:70/1x", "file:///etc/passwd", "ftp://127.0.0.1:21/pub/x",
-                                      "javascript:alert(1)", "data:text/plain,hi"])
+@pytest.mark.parametrize(
+    "location",
+    [
+        "gopher://127.0.0.1:70/1x",
+        "file:///etc/passwd",
+        "ftp://127.0.0.1:21/pub/x",
+        "javascript:alert(1)",
+        "data:text/plain,hi",
+    ],
+)
 def test_redirects_to_other_schemes_are_refused_like_curl_with_proto_redir(location: str) -> None:
     with servers.LoopbackServer(hostile.redirect_to(location)) as server:
         result, elapsed, peak = probe_server(server)
@@ -218,13 +245,16 @@ def test_redirects_to_other_schemes_are_refused_like_curl_with_proto_redir(locat
         assert_curl_agrees(result)
 
 
-@pytest.mark.parametrize(("location", "words"), [
-    ("http://10.1.2.3/health", "private address 10.1.2.3"),
-    ("http://169.254.169.254/latest/meta-data/", "link-local address 169.254.169.254 (cloud metadata"),
-    ("http://127.0.0.2:9/health", "loopback address 127.0.0.2"),
-    ("https://login.example.com/sso?next=/health", "another host"),
-    ("http:///evil.example/x", "another host"),  # read as curl and browsers read it: host evil.example
-])
+@pytest.mark.parametrize(
+    ("location", "words"),
+    [
+        ("http://10.1.2.3/health", "private address 10.1.2.3"),
+        ("http://169.254.169.254/latest/meta-data/", "link-local address 169.254.169.254 (cloud metadata"),
+        ("http://127.0.0.2:9/health", "loopback address 127.0.0.2"),
+        ("https://login.example.com/sso?next=/health", "another host"),
+        ("http:///evil.example/x", "another host"),  # read as curl and browsers read it: host evil.example
+    ],
+)
 def test_redirects_elsewhere_are_a_finding_and_not_followed(location: str, words: str) -> None:
     with servers.LoopbackServer(hostile.redirect_to(location)) as server:
         result, elapsed, peak = probe_server(server, user="user:Pw-9090@")
@@ -236,7 +266,9 @@ def test_redirects_elsewhere_are_a_finding_and_not_followed(location: str, words
         assert_curl_agrees(result)  # without -L curl shows the redirect and exits 0: it cannot tell
 
 
-def test_https_to_http_downgrade_is_refused_and_nothing_is_sent_in_clear(ca: trustme.CA, ca_file: str) -> None:
+def test_https_to_http_downgrade_is_refused_and_nothing_is_sent_in_clear(
+    ca: trustme.CA, ca_file: str
+) -> None:
     with servers.LoopbackServer(hostile.recording()) as plain:
         downgrade = hostile.redirect_to(f"http://{servers.HOST}:{plain.port}/health")
         with servers.LoopbackServer(downgrade, tls=tls_server_context(ca)) as secure:
@@ -268,11 +300,15 @@ def test_credentials_stay_with_the_scheme_host_and_port_they_were_given_for() ->
 
 
 def session_for(server: servers.LoopbackServer, scheme: str = "http") -> TargetSession:
-    return TargetSession(parse_target(f"{scheme}://{servers.HOST}:{server.port}"), timeout=TIMEOUT, address="127.0.0.1")
+    return TargetSession(
+        parse_target(f"{scheme}://{servers.HOST}:{server.port}"), timeout=TIMEOUT, address="127.0.0.1"
+    )
 
 
 def test_session_slowloris_ends_at_twice_the_timeout() -> None:
-    with servers.LoopbackServer(hostile.slowloris(b"HTTP/1.1 200 OK\r\nX-Slow: " + b"s" * 100 + b"\r\n\r\n")) as server:
+    with servers.LoopbackServer(
+        hostile.slowloris(b"HTTP/1.1 200 OK\r\nX-Slow: " + b"s" * 100 + b"\r\n\r\n")
+    ) as server:
         started = time.perf_counter()
         with pytest.raises(requests.exceptions.ReadTimeout, match="no complete response"):
             session_for(server).get("/health")
@@ -282,16 +318,20 @@ def test_session_slowloris_ends_at_twice_the_timeout() -> None:
 @pytest.mark.parametrize("behaviour", [hostile.gzip_bomb, hostile.endless_body], ids=["gzip-bomb", "endless"])
 def test_session_bodies_stop_at_the_cap(behaviour) -> None:
     with servers.LoopbackServer(behaviour) as server:
+
         def fetch() -> None:
             with pytest.raises(ResponseTooLarge):
                 session_for(server).get("/health")
+
         _, elapsed, peak = measured(fetch)
     assert elapsed < 2 * TIMEOUT + 1
     assert peak < MAX_BODY + MEMORY_BOUND
 
 
-@pytest.mark.parametrize("location", ["gopher://127.0.0.1:70/1x", "http://169.254.169.254/latest/meta-data/",
-                                      "http://other.example/x"])
+@pytest.mark.parametrize(
+    "location",
+    ["gopher://127.0.0.1:70/1x", "http://169.254.169.254/latest/meta-data/", "http://other.example/x"],
+)
 def test_session_does_not_follow_redirects_elsewhere(location: str) -> None:
     with servers.LoopbackServer(hostile.redirect_to(location)) as server:
         response = session_for(server).get("/health")
@@ -303,7 +343,11 @@ def test_session_does_not_downgrade(ca: trustme.CA, ca_file: str, tmp_path: Path
     with servers.LoopbackServer(hostile.recording()) as plain:
         downgrade = hostile.redirect_to(f"http://{servers.HOST}:{plain.port}/health")
         with servers.LoopbackServer(downgrade, tls=tls_server_context(ca)) as secure:
-            session = TargetSession(parse_target(f"https://user:pw-4444@{servers.HOST}:{secure.port}"), timeout=TIMEOUT,
-                                    ca_bundle=ca_file, address="127.0.0.1")
+            session = TargetSession(
+                parse_target(f"https://user:pw-4444@{servers.HOST}:{secure.port}"),
+                timeout=TIMEOUT,
+                ca_bundle=ca_file,
+                address="127.0.0.1",
+            )
             response = session.get("/health")
         assert response.status_code == 302 and plain.connections == 0

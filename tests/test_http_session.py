@@ -27,14 +27,19 @@ def test_connects_to_the_pinned_address_with_the_targets_name(https_world: Sandb
     assert response.json()["status"] == "healthy"
 
 
-def test_configured_bundle_wins_over_requests_ca_bundle(https_world: SandboxInfo, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_configured_bundle_wins_over_requests_ca_bundle(
+    https_world: SandboxInfo, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # requests would otherwise let these variables replace Session.verify and reject the sandbox's CA.
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
     monkeypatch.setenv("CURL_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
     target = parse_target(https_world.target)
     with TargetSession(target, timeout=5, ca_bundle=https_world.ca_bundle, address="127.0.10.53") as session:
         assert session.get("/health").status_code == 200
-    with TargetSession(target, timeout=5, address="127.0.10.53") as session, pytest.raises(requests.exceptions.SSLError):
+    with (
+        TargetSession(target, timeout=5, address="127.0.10.53") as session,
+        pytest.raises(requests.exceptions.SSLError),
+    ):
         session.get("/health")  # without the bundle the sandbox CA is untrusted: the check is real
 
 
@@ -43,10 +48,14 @@ def test_responses_are_recorded_as_evidence(https_world: SandboxInfo) -> None:
     evidence = Evidence()
     set_current(evidence)
     try:
-        with TargetSession(target, timeout=5, ca_bundle=https_world.ca_bundle, address="127.0.10.53") as session:
+        with TargetSession(
+            target, timeout=5, ca_bundle=https_world.ca_bundle, address="127.0.10.53"
+        ) as session:
             session.get("/health")
             with pytest.raises(requests.exceptions.ConnectionError):
-                session.get(target.url("/health").replace("97v.test", "127.0.0.1").replace(str(target.port), "1"))
+                session.get(
+                    target.url("/health").replace("97v.test", "127.0.0.1").replace(str(target.port), "1")
+                )
     finally:
         set_current(None)
     first, second = evidence.of_kind("http")

@@ -17,21 +17,37 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "pytest_reachability", *args], cwd=cwd, capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-m", "pytest_reachability", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 
-def shard_document(target: str, namespace: str, outcomes: dict[str, tuple[str, str, str | None]], theories: list[dict]) -> dict:
+def shard_document(
+    target: str, namespace: str, outcomes: dict[str, tuple[str, str, str | None]], theories: list[dict]
+) -> dict:
     """A --results-json document of the documented schema (issue 6: run, health_score, sections, tests, theories)."""
     tests = [
-        {"nodeid": nodeid, "section": section, "outcome": outcome, "blocked_by": blocked_by,
-         "reason": f"blocked by {blocked_by}: empty reply" if blocked_by else ("empty reply from 127.0.10.57:80" if outcome == "failed" else ""),
-         "evidence": []}
+        {
+            "nodeid": nodeid,
+            "section": section,
+            "outcome": outcome,
+            "blocked_by": blocked_by,
+            "reason": f"blocked by {blocked_by}: empty reply"
+            if blocked_by
+            else ("empty reply from 127.0.10.57:80" if outcome == "failed" else ""),
+            "evidence": [],
+        }
         for nodeid, (section, outcome, blocked_by) in outcomes.items()
     ]
     sections: dict[str, dict] = {}
     for test in tests:
-        row = sections.setdefault(test["section"], {"passed": 0, "failed": 0, "error": 0, "skipped": 0, "blocked": 0})
+        row = sections.setdefault(
+            test["section"], {"passed": 0, "failed": 0, "error": 0, "skipped": 0, "blocked": 0}
+        )
         row[test["outcome"]] += 1
     counted = [t for t in tests if t["outcome"] in ("passed", "failed", "error", "blocked")]
     score = round(100 * sum(t["outcome"] == "passed" for t in counted) / len(counted))
@@ -46,19 +62,35 @@ def shard_document(target: str, namespace: str, outcomes: dict[str, tuple[str, s
 
 
 EU = shard_document(
-    "http://97v.test", "production",
-    {"s/test_07_dns.py::test_resolves": ("dns", "passed", None),
-     "s/test_10_api_health.py::test_health": ("api-health", "failed", None),
-     "s/test_12_database.py::test_db": ("database", "blocked", "api-health")},
-    [{"rule": "dns_not_loadbalancer", "title": "DNS answers 127.0.10.57, not the LoadBalancer 127.0.10.53",
-      "confidence": 0.9, "evidence": ["A 97v.test -> 127.0.10.57", "Service api LoadBalancer 127.0.10.53 answers /health 200"],
-      "confirm": ["dig +short 97v.test"], "fix": ["point the A record at 127.0.10.53"]}],
+    "http://97v.test",
+    "production",
+    {
+        "s/test_07_dns.py::test_resolves": ("dns", "passed", None),
+        "s/test_10_api_health.py::test_health": ("api-health", "failed", None),
+        "s/test_12_database.py::test_db": ("database", "blocked", "api-health"),
+    },
+    [
+        {
+            "rule": "dns_not_loadbalancer",
+            "title": "DNS answers 127.0.10.57, not the LoadBalancer 127.0.10.53",
+            "confidence": 0.9,
+            "evidence": [
+                "A 97v.test -> 127.0.10.57",
+                "Service api LoadBalancer 127.0.10.53 answers /health 200",
+            ],
+            "confirm": ["dig +short 97v.test"],
+            "fix": ["point the A record at 127.0.10.53"],
+        }
+    ],
 )
 US = shard_document(
-    "https://user:hunter22@us.97v.test", "production-us",
-    {"s/test_07_dns.py::test_resolves": ("dns", "passed", None),
-     "s/test_10_api_health.py::test_health": ("api-health", "passed", None),
-     "s/test_12_database.py::test_db": ("database", "passed", None)},
+    "https://user:hunter22@us.97v.test",
+    "production-us",
+    {
+        "s/test_07_dns.py::test_resolves": ("dns", "passed", None),
+        "s/test_10_api_health.py::test_health": ("api-health", "passed", None),
+        "s/test_12_database.py::test_db": ("database", "passed", None),
+    },
     [],
 )
 
@@ -86,11 +118,22 @@ class _Collector(html.parser.HTMLParser):
         self.text.append(data)
 
 
-def test_merge_writes_html_markdown_and_json_with_a_table_per_target(shard_files: tuple[Path, Path], tmp_path: Path) -> None:
+def test_merge_writes_html_markdown_and_json_with_a_table_per_target(
+    shard_files: tuple[Path, Path], tmp_path: Path
+) -> None:
     eu, us = shard_files
     out = tmp_path / "out"
-    done = run_cli("merge", str(eu), str(us), "--html", str(out / "m.html"), "--incident-report", str(out / "m.md"),
-                   "--results-json", str(out / "m.json"))
+    done = run_cli(
+        "merge",
+        str(eu),
+        str(us),
+        "--html",
+        str(out / "m.html"),
+        "--incident-report",
+        str(out / "m.md"),
+        "--results-json",
+        str(out / "m.json"),
+    )
     assert done.returncode == 1, done.stderr  # one shard failed
     assert done.stdout.splitlines() == [
         f"FAIL http://97v.test (production) health 33% ({eu})",
@@ -100,7 +143,10 @@ def test_merge_writes_html_markdown_and_json_with_a_table_per_target(shard_files
     markdown = (out / "m.md").read_text()
     assert "**Overall health:** 67%" in markdown  # 4 of 6 counted checks, across both targets
     assert markdown.count("| Section | Tests | Passed | Failed | Blocked | Skipped | Status |") == 2
-    assert "## http://97v.test (production)" in markdown and "## https://***:***@us.97v.test (production-us)" in markdown
+    assert (
+        "## http://97v.test (production)" in markdown
+        and "## https://***:***@us.97v.test (production-us)" in markdown
+    )
     assert "| api-health | 1 | 0 | 1 | 0 | 0 | ❌ FAIL |" in markdown
     assert "| database | 1 | 0 | 0 | 1 | 0 | ⏸️ BLOCKED by api-health |" in markdown
     assert "1. DNS answers 127.0.10.57, not the LoadBalancer 127.0.10.53 (90%)" in markdown
@@ -145,8 +191,16 @@ def test_all_shards_passing_exits_zero(shard_files: tuple[Path, Path]) -> None:
         (json.dumps({**EU, "sections": {"api": {"xfailed": "x"}}}), "'api': xfailed is 'x'"),
         (json.dumps({**EU, "sections": {"api": {"passed": "3"}}}), "'api': passed is '3'"),
         (json.dumps({**EU, "sections": {"api": {"passed": 1, "blocked_by": 5}}}), "blocked_by is 5"),
-        (json.dumps({"kind": merge.MERGE_KIND, "schema_version": 1, "shards": [{**EU, "sections": {"api": {"skipped": [1]}}}]}),
-         "bad.json#1: section 'api': skipped is [1]"),
+        (
+            json.dumps(
+                {
+                    "kind": merge.MERGE_KIND,
+                    "schema_version": 1,
+                    "shards": [{**EU, "sections": {"api": {"skipped": [1]}}}],
+                }
+            ),
+            "bad.json#1: section 'api': skipped is [1]",
+        ),
         (json.dumps({"kind": merge.MERGE_KIND, "schema_version": 1, "shards": "EU"}), "shards is str"),
     ],
 )
@@ -164,7 +218,9 @@ def test_bad_input_is_one_line_and_exit_two(tmp_path: Path, content: str | None,
 
 def test_merge_of_real_runs(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     """Shards written by real pytest runs with --results-json."""
-    pytest.importorskip("pytest_reachability.report.json", reason="--results-json is written by report/json.py")
+    pytest.importorskip(
+        "pytest_reachability.report.json", reason="--results-json is written by report/json.py"
+    )
     pytester.makepyfile(
         test_gate="""
 import os, pytest
@@ -180,9 +236,19 @@ def test_db():
     pass
 """,
     )
-    assert pytester.runpytest("-p", "no:cacheprovider", "--target", "eu.97v.test", "--results-json", "eu.json").ret == 0
+    assert (
+        pytester.runpytest(
+            "-p", "no:cacheprovider", "--target", "eu.97v.test", "--results-json", "eu.json"
+        ).ret
+        == 0
+    )
     monkeypatch.setenv("FAKE_HEALTH", "down")
-    assert pytester.runpytest("-p", "no:cacheprovider", "--target", "us.97v.test", "--results-json", "us.json").ret == 1
+    assert (
+        pytester.runpytest(
+            "-p", "no:cacheprovider", "--target", "us.97v.test", "--results-json", "us.json"
+        ).ret
+        == 1
+    )
     done = run_cli("merge", "eu.json", "us.json", "--incident-report", "merged.md", cwd=pytester.path)
     assert done.returncode == 1, done.stderr
     markdown = (pytester.path / "merged.md").read_text()

@@ -28,7 +28,9 @@ def error_lines(result: pytest.RunResult) -> list[str]:
 
 
 @pytest.mark.parametrize("extra", [(), ("-n", "2")], ids=["serial", "xdist"])
-def test_builtin_suite_without_target_is_a_usage_error(pytester: pytest.Pytester, extra: tuple[str, ...]) -> None:
+def test_builtin_suite_without_target_is_a_usage_error(
+    pytester: pytest.Pytester, extra: tuple[str, ...]
+) -> None:
     result = pytester.runpytest_subprocess(*SUITE, *QUIET, *extra, timeout=120)
     assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()[-2000:]
     errors = error_lines(result)
@@ -53,22 +55,28 @@ def test_own_tests_without_target_run_as_usual(pytester: pytest.Pytester) -> Non
 
 
 @pytest.mark.parametrize("extra", [(), ("-n", "2")], ids=["serial", "xdist"])
-def test_run_where_every_builtin_check_was_skipped_exits_5(pytester: pytest.Pytester, extra: tuple[str, ...]) -> None:
+def test_run_where_every_builtin_check_was_skipped_exits_5(
+    pytester: pytest.Pytester, extra: tuple[str, ...]
+) -> None:
     # A user's own passing test does not make up for a built-in suite that verified nothing.
     pytester.makepyfile(test_mine="def test_ok():\n    pass\n")
-    result = pytester.runpytest_subprocess(*CLUSTER_SECTION, "test_mine.py", *QUIET, *extra,
-                                           "--target", "http://127.0.0.1:1", timeout=120)
+    result = pytester.runpytest_subprocess(
+        *CLUSTER_SECTION, "test_mine.py", *QUIET, *extra, "--target", "http://127.0.0.1:1", timeout=120
+    )
     assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED, result.stdout.str()[-2000:]
     result.assert_outcomes(passed=1, skipped=7)
-    result.stdout.fnmatch_lines([
-        "reachability: nothing verified: all 7 built-in checks were skipped (first: cluster not configured: *); "
-        "exit status 5 (pass --allow-all-skipped to accept such a run)",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "reachability: nothing verified: all 7 built-in checks were skipped (first: cluster not configured: *); "
+            "exit status 5 (pass --allow-all-skipped to accept such a run)",
+        ]
+    )
 
 
 @pytest.mark.parametrize("how", ["option", "environment", "file"])
-def test_an_all_skipped_run_can_be_accepted_explicitly(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
-                                                       how: str) -> None:
+def test_an_all_skipped_run_can_be_accepted_explicitly(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
     args = [*CLUSTER_SECTION, *QUIET, "--target", "http://127.0.0.1:1"]
     if how == "option":
         args.append("--allow-all-skipped")
@@ -78,20 +86,36 @@ def test_an_all_skipped_run_can_be_accepted_explicitly(pytester: pytest.Pytester
         pytester.makepyprojecttoml("[tool.reachability]\nallow-all-skipped = true\n")
     result = pytester.runpytest_subprocess(*args, timeout=120)
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()[-2000:]
-    result.stdout.fnmatch_lines(["reachability: nothing verified: all 7 built-in checks were skipped *; accepted (--allow-all-skipped)"])
+    result.stdout.fnmatch_lines(
+        [
+            "reachability: nothing verified: all 7 built-in checks were skipped *; accepted (--allow-all-skipped)"
+        ]
+    )
 
 
-@pytest.mark.parametrize("how, message", [
-    ("environment", "ERROR: REACHABILITY_ALLOW_ALL_SKIPPED: 'maybe' is not a yes/no value; expected one of 1, true, yes, on, 0, false, no, off"),
-    ("file", "ERROR: 'allow-all-skipped' in *pyproject.toml' [[]tool.reachability]: expected a boolean (true or false), got string 'yes'"),
-])
-def test_a_bad_opt_in_value_is_a_usage_error(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
-                                             how: str, message: str) -> None:
+@pytest.mark.parametrize(
+    "how, message",
+    [
+        (
+            "environment",
+            "ERROR: REACHABILITY_ALLOW_ALL_SKIPPED: 'maybe' is not a yes/no value; expected one of 1, true, yes, on, 0, false, no, off",
+        ),
+        (
+            "file",
+            "ERROR: 'allow-all-skipped' in *pyproject.toml' [[]tool.reachability]: expected a boolean (true or false), got string 'yes'",
+        ),
+    ],
+)
+def test_a_bad_opt_in_value_is_a_usage_error(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, how: str, message: str
+) -> None:
     if how == "environment":
         monkeypatch.setenv("REACHABILITY_ALLOW_ALL_SKIPPED", "maybe")
     else:
         pytester.makepyprojecttoml('[tool.reachability]\nallow-all-skipped = "yes"\n')
-    result = pytester.runpytest_subprocess(*CLUSTER_SECTION, *QUIET, "--target", "http://127.0.0.1:1", timeout=120)
+    result = pytester.runpytest_subprocess(
+        *CLUSTER_SECTION, *QUIET, "--target", "http://127.0.0.1:1", timeout=120
+    )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert len(error_lines(result)) == 1
     result.stderr.fnmatch_lines([message])
@@ -99,7 +123,15 @@ def test_a_bad_opt_in_value_is_a_usage_error(pytester: pytest.Pytester, monkeypa
 
 def test_a_run_that_verified_something_keeps_its_status(pytester: pytest.Pytester) -> None:
     # A refused target: the DNS section has nothing to resolve (IP), tcp and api-health fail -> exit 1, not 5.
-    result = pytester.runpytest_subprocess("--pyargs", "pytest_reachability.suites.test_08_tcp", *QUIET,
-                                           "--target", "http://127.0.0.1:1", "--probe-timeout", "2", timeout=120)
+    result = pytester.runpytest_subprocess(
+        "--pyargs",
+        "pytest_reachability.suites.test_08_tcp",
+        *QUIET,
+        "--target",
+        "http://127.0.0.1:1",
+        "--probe-timeout",
+        "2",
+        timeout=120,
+    )
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     assert "nothing verified" not in result.stdout.str()

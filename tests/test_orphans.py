@@ -31,7 +31,7 @@ from test_sandbox_postgres import require_postgres
 CLEANUP_BOUND = 30.0  # seconds after the stop by which nothing may be left (a bound, not a speed target: a SIGINT run still writes its reports, which took over 10 s at load 10)
 MARKER = "REACHABILITY_ORPHAN_TEST"
 
-WAITING_TEST = textwrap.dedent('''
+WAITING_TEST = textwrap.dedent("""
     import json, os, signal, time
     from pathlib import Path
 
@@ -45,9 +45,9 @@ WAITING_TEST = textwrap.dedent('''
         if os.environ.get("ORPHAN_MODE") == "crash-worker":
             os.kill(os.getpid(), signal.SIGKILL)  # this xdist worker dies without any teardown
         time.sleep(120)
-''')
+""")
 
-CRASH_WITNESS = textwrap.dedent('''
+CRASH_WITNESS = textwrap.dedent("""
     import json, os, time
     from pathlib import Path
 
@@ -68,7 +68,7 @@ CRASH_WITNESS = textwrap.dedent('''
             time.sleep(0.05)
         assert not Path(crashed["credentials"]).exists()
         Path(os.environ["ORPHAN_READY"] + ".witness").write_text(f"{time.monotonic() - start:.2f}")
-''')
+""")
 
 
 def marked_processes(mark: str) -> list[tuple[int, str]]:
@@ -106,14 +106,43 @@ class Run:
         if mode == "crash-worker":
             (folder / "test_witness.py").write_text(CRASH_WITNESS)
             files.append("test_witness.py")
-        env = {key: value for key, value in os.environ.items()
-               if not key.startswith(("REACHABILITY_", "PYTEST_")) and key not in ("KUBECONFIG", "TMPDIR")}
-        env.update({"TMPDIR": str(self.tmp), "HOME": str(folder), MARKER: self.mark, "ORPHAN_MODE": mode,
-                    "ORPHAN_READY": str(self.ready)})
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("REACHABILITY_", "PYTEST_")) and key not in ("KUBECONFIG", "TMPDIR")
+        }
+        env.update(
+            {
+                "TMPDIR": str(self.tmp),
+                "HOME": str(folder),
+                MARKER: self.mark,
+                "ORPHAN_MODE": mode,
+                "ORPHAN_READY": str(self.ready),
+            }
+        )
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "pytest", "--sandbox", "healthy", *files, "-p", "no:cacheprovider",
-             "-p", "no:hypothesispytest", "-p", "no:benchmark", "-rA", f"--basetemp={folder / 'basetemp'}", *extra],
-            cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "--sandbox",
+                "healthy",
+                *files,
+                "-p",
+                "no:cacheprovider",
+                "-p",
+                "no:hypothesispytest",
+                "-p",
+                "no:benchmark",
+                "-rA",
+                f"--basetemp={folder / 'basetemp'}",
+                *extra,
+            ],
+            cwd=folder,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
             start_new_session=True,
         )
 
@@ -158,8 +187,10 @@ class Run:
             if time.monotonic() - since > CLEANUP_BOUND:
                 stacks = self.stacks_of_a_hung_run()
                 self.kill_group()
-                pytest.fail(f"left {CLEANUP_BOUND:g}s after the stop: processes {processes}, folders {folders}"
-                            f"\n{stacks}")
+                pytest.fail(
+                    f"left {CLEANUP_BOUND:g}s after the stop: processes {processes}, folders {folders}"
+                    f"\n{stacks}"
+                )
             time.sleep(0.05)
 
     def stacks_of_a_hung_run(self) -> str:
@@ -240,13 +271,15 @@ def test_a_crashed_xdist_worker_leaves_nothing_once_the_run_ends(tmp_path: Path)
     witness = tmp_path / "ready.witness"
     assert witness.is_file(), output[-3000:]
     assert "crashed" in output.lower() or "worker" in output.lower(), output[-3000:]
-    print(f"\ncrashed worker: its credentials folder went {float(witness.read_text()):.2f}s after the crash; "
-          f"everything else {seconds:.2f}s after the run ended")
+    print(
+        f"\ncrashed worker: its credentials folder went {float(witness.read_text()):.2f}s after the crash; "
+        f"everything else {seconds:.2f}s after the run ended"
+    )
 
 
 # --------------------------------------------------------------------------- the client's decoded key
 
-CONNECT_AND_WAIT = textwrap.dedent('''
+CONNECT_AND_WAIT = textwrap.dedent("""
     import os, sys, time
     from pathlib import Path
     from pytest_reachability.cluster import Cluster
@@ -257,7 +290,7 @@ CONNECT_AND_WAIT = textwrap.dedent('''
         view.close()
         Path(sys.argv[2] + ".closed").write_text("")
     time.sleep(120)
-''')
+""")
 
 
 def client_certificate_kubeconfig(path: Path) -> str:
@@ -265,19 +298,45 @@ def client_certificate_kubeconfig(path: Path) -> str:
     authority = trustme.CA()
     client = authority.issue_cert("reachability-test-user")
     key = client.private_key_pem.bytes()
-    path.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "c",
-        "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1",
-                                               "certificate-authority-data": base64.b64encode(authority.cert_pem.bytes()).decode()}}],
-        "users": [{"name": "u", "user": {"client-certificate-data": base64.b64encode(client.cert_chain_pems[0].bytes()).decode(),
-                                         "client-key-data": base64.b64encode(key).decode()}}],
-        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
-    }))
+    path.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "c",
+                "clusters": [
+                    {
+                        "name": "c",
+                        "cluster": {
+                            "server": "https://127.0.0.1:1",
+                            "certificate-authority-data": base64.b64encode(
+                                authority.cert_pem.bytes()
+                            ).decode(),
+                        },
+                    }
+                ],
+                "users": [
+                    {
+                        "name": "u",
+                        "user": {
+                            "client-certificate-data": base64.b64encode(
+                                client.cert_chain_pems[0].bytes()
+                            ).decode(),
+                            "client-key-data": base64.b64encode(key).decode(),
+                        },
+                    }
+                ],
+                "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+            }
+        )
+    )
     return key.decode()
 
 
 @pytest.mark.parametrize("how", ["close", "SIGKILL"])
-def test_the_decoded_client_key_stays_in_a_private_folder_removed_on_every_exit(tmp_path: Path, how: str) -> None:
+def test_the_decoded_client_key_stays_in_a_private_folder_removed_on_every_exit(
+    tmp_path: Path, how: str
+) -> None:
     kubeconfig = tmp_path / "kubeconfig"
     key = client_certificate_kubeconfig(kubeconfig)
     temporary = tmp_path / "tmp"
@@ -285,8 +344,18 @@ def test_the_decoded_client_key_stays_in_a_private_folder_removed_on_every_exit(
     mark = secrets.token_hex(8)
     env = {**os.environ, "TMPDIR": str(temporary), MARKER: mark}
     said = tmp_path / "credentials"
-    process = subprocess.Popen([sys.executable, "-c", CONNECT_AND_WAIT, str(kubeconfig), str(said),
-                                "close" if how == "close" else "keep"], env=env, start_new_session=True)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            CONNECT_AND_WAIT,
+            str(kubeconfig),
+            str(said),
+            "close" if how == "close" else "keep",
+        ],
+        env=env,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while not said.is_file() and process.poll() is None and time.monotonic() < deadline:
@@ -300,7 +369,9 @@ def test_the_decoded_client_key_stays_in_a_private_folder_removed_on_every_exit(
             return
         assert oct(folder.stat().st_mode & 0o777) == oct(0o700)
         files = list(folder.iterdir())
-        assert any(path.read_text() == key for path in files), "the client key was not decoded into the folder"
+        assert any(path.read_text() == key for path in files), (
+            "the client key was not decoded into the folder"
+        )
         assert all(path.stat().st_mode & 0o077 == 0 for path in files)
         os.kill(process.pid, signal.SIGKILL)
         stopped = time.monotonic()

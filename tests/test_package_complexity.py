@@ -61,13 +61,17 @@ NOT_YET_SPLIT = {
 
 
 def graded_worse_than_c() -> dict[str, str]:
-    complexity = pytest.importorskip("radon.complexity", reason="radon is in the test extras: pip install -e '.[test]'")
+    complexity = pytest.importorskip(
+        "radon.complexity", reason="radon is in the test extras: pip install -e '.[test]'"
+    )
     worse = {}
     seen = 0
     for path in sorted(PACKAGE.rglob("*.py")):
         where = path.relative_to(PACKAGE).as_posix()
         blocks = list(complexity.cc_visit(path.read_text()))
-        while blocks:  # methods of classes and closures of functions are graded on their own, as `radon cc` does
+        while (
+            blocks
+        ):  # methods of classes and closures of functions are graded on their own, as `radon cc` does
             block = blocks.pop()
             blocks += list(getattr(block, "methods", [])) + list(getattr(block, "closures", []))
             seen += 1

@@ -27,9 +27,26 @@ def sdist(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     pytest.importorskip("build", reason="build is in the test extras: pip install -e '.[test]'")
     base = tmp_path_factory.mktemp("sdist")
     source = base / "source"
-    shutil.copytree(CHECKOUT, source, ignore=shutil.ignore_patterns(
-        ".git", ".venv", "__pycache__", "*.egg-info", "build", "dist", ".pytest_cache", ".ruff_cache", ".tox"))
-    run([sys.executable, "-m", "build", "--sdist", "--outdir", str(base / "dist")], cwd=source, timeout=BUILD_TIMEOUT)
+    shutil.copytree(
+        CHECKOUT,
+        source,
+        ignore=shutil.ignore_patterns(
+            ".git",
+            ".venv",
+            "__pycache__",
+            "*.egg-info",
+            "build",
+            "dist",
+            ".pytest_cache",
+            ".ruff_cache",
+            ".tox",
+        ),
+    )
+    run(
+        [sys.executable, "-m", "build", "--sdist", "--outdir", str(base / "dist")],
+        cwd=source,
+        timeout=BUILD_TIMEOUT,
+    )
     (archive,) = (base / "dist").glob("pytest_reachability-*.tar.gz")
     with tarfile.open(archive) as tar:
         tar.extractall(base / "unpacked", filter="data")
@@ -53,11 +70,23 @@ def test_sdist_metadata_has_spdx_license_urls_and_classifiers(sdist: tuple[Path,
 
 def test_sdist_carries_what_its_tests_read(sdist: tuple[Path, Path]) -> None:
     _, unpacked = sdist
-    for name in ("conftest.py", "tests/servers.py", "tests/junit_schema.py", "tests/test_report_terminal.py",
-                 "action.yml", "action-constraints.txt", "deploy/rbac.yaml", "deploy/rbac-cluster.yaml",
-                 "examples/github-workflow.yml", "docs/results-schema.md", "benchmarks/README.md", "tox.ini",
-                 "pytest_reachability/py.typed", "pytest_reachability/schemas/results-1.1.schema.json",
-                 "suites/conftest.py"):
+    for name in (
+        "conftest.py",
+        "tests/servers.py",
+        "tests/junit_schema.py",
+        "tests/test_report_terminal.py",
+        "action.yml",
+        "action-constraints.txt",
+        "deploy/rbac.yaml",
+        "deploy/rbac-cluster.yaml",
+        "examples/github-workflow.yml",
+        "docs/results-schema.md",
+        "benchmarks/README.md",
+        "tox.ini",
+        "pytest_reachability/py.typed",
+        "pytest_reachability/schemas/results-1.1.schema.json",
+        "suites/conftest.py",
+    ):
         assert (unpacked / name).is_file(), name
     assert not list(unpacked.rglob("__pycache__")) and not list(unpacked.rglob("*.pyc"))
 
@@ -67,17 +96,42 @@ def test_sdist_installs_and_runs_its_own_tests(sdist: tuple[Path, Path], tmp_pat
     venv = tmp_path / "venv"
     run([sys.executable, "-m", "venv", str(venv)], cwd=tmp_path, timeout=120)
     python = venv / "bin" / "python"
-    site = Path(run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                    cwd=tmp_path, timeout=60).strip())
+    site = Path(
+        run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            cwd=tmp_path,
+            timeout=60,
+        ).strip()
+    )
     # The dependencies (and the test extras) of this environment, after the venv's own packages.
     (site / "dependencies-of-the-test-run.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    run([str(python), "-m", "pip", "install", "--no-deps", "--quiet", str(archive)], cwd=tmp_path, timeout=BUILD_TIMEOUT)
-    where = run([str(python), "-c", "from pytest_reachability.report.json import schema_path; print(schema_path())"],
-                cwd=tmp_path, timeout=60).strip()
-    assert Path(where).is_relative_to(venv) and Path(where).is_file(), where  # the JSON Schema is installed too
-    output = run([str(python), "-m", "pytest", "-p", "no:cacheprovider", "-q",
-                  "tests/test_report_terminal.py", "tests/test_report_json.py::test_schema_refuses_what_the_reader_refuses",
-                  "tests/test_rbac.py::test_each_rule_says_which_section_needs_it",
-                  "tests/test_action.py::test_constraints_pin_every_runtime_dependency_at_an_accepted_version"],
-                 cwd=unpacked, timeout=300)
+    run(
+        [str(python), "-m", "pip", "install", "--no-deps", "--quiet", str(archive)],
+        cwd=tmp_path,
+        timeout=BUILD_TIMEOUT,
+    )
+    where = run(
+        [str(python), "-c", "from pytest_reachability.report.json import schema_path; print(schema_path())"],
+        cwd=tmp_path,
+        timeout=60,
+    ).strip()
+    assert Path(where).is_relative_to(venv) and Path(where).is_file(), (
+        where
+    )  # the JSON Schema is installed too
+    output = run(
+        [
+            str(python),
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "tests/test_report_terminal.py",
+            "tests/test_report_json.py::test_schema_refuses_what_the_reader_refuses",
+            "tests/test_rbac.py::test_each_rule_says_which_section_needs_it",
+            "tests/test_action.py::test_constraints_pin_every_runtime_dependency_at_an_accepted_version",
+        ],
+        cwd=unpacked,
+        timeout=300,
+    )
     assert " passed" in output and "failed" not in output and "error" not in output, output[-3000:]

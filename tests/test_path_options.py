@@ -56,20 +56,24 @@ def outside_file(tmp_path_factory: pytest.TempPathFactory, option: str) -> Path:
 
 @pytest.mark.parametrize("option", list(OPTION_FILES))
 def test_space_form_outside_the_project_is_refused_before_collection(
-        pytester: pytest.Pytester, project: Path, tmp_path_factory: pytest.TempPathFactory, option: str) -> None:
+    pytester: pytest.Pytester, project: Path, tmp_path_factory: pytest.TempPathFactory, option: str
+) -> None:
     path = outside_file(tmp_path_factory, option)
     result = pytester.runpytest_subprocess(option, str(path), *QUIET, timeout=120)
     assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()[-2000:]
     errors = [line for line in result.errlines + result.outlines if line.startswith("ERROR:")]
-    assert errors == [f"ERROR: {option} {path}: pytest took {str(path)!r} for a test path and chose its root folder "
-                      f"from it before this option was known; write {option}={path}"], result.errlines
+    assert errors == [
+        f"ERROR: {option} {path}: pytest took {str(path)!r} for a test path and chose its root folder "
+        f"from it before this option was known; write {option}={path}"
+    ], result.errlines
     text = result.stdout.str() + result.stderr.str()
     assert "test_stray" not in text and "collected" not in text and "Traceback" not in text
 
 
 @pytest.mark.parametrize("option", list(OPTION_FILES))
 def test_equals_form_outside_the_project_works(
-        pytester: pytest.Pytester, project: Path, tmp_path_factory: pytest.TempPathFactory, option: str) -> None:
+    pytester: pytest.Pytester, project: Path, tmp_path_factory: pytest.TempPathFactory, option: str
+) -> None:
     path = outside_file(tmp_path_factory, option)
     if option == "--results-db":
         path.unlink()  # a fresh history database
@@ -92,7 +96,8 @@ def test_space_form_inside_the_project_works(pytester: pytest.Pytester, project:
 
 
 def test_output_that_does_not_exist_yet_works_in_the_space_form(
-        pytester: pytest.Pytester, project: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    pytester: pytest.Pytester, project: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     target = tmp_path_factory.mktemp("out") / "results.json"
     result = pytester.runpytest_subprocess("--results-json", str(target), *QUIET, timeout=120)
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()[-2000:]

@@ -121,11 +121,15 @@ def test_servfail() -> None:
 def test_resolvers_are_asked_concurrently(primary) -> None:
     with servers.SilentResolver() as dead_one, servers.SilentResolver() as dead_two:
         started = time.perf_counter()
-        report = resolve_all("api.test", [dead_one.resolver, dead_two.resolver, primary.resolver], timeout=0.8)
+        report = resolve_all(
+            "api.test", [dead_one.resolver, dead_two.resolver, primary.resolver], timeout=0.8
+        )
         elapsed = time.perf_counter() - started
     slowest = max(answer.ms for answer in report.answers) / 1000
     total = sum(answer.ms for answer in report.answers) / 1000
-    assert elapsed < total, f"wall {elapsed:.2f}s is the sum of the resolvers ({total:.2f}s): asked one after another"
+    assert elapsed < total, (
+        f"wall {elapsed:.2f}s is the sum of the resolvers ({total:.2f}s): asked one after another"
+    )
     assert elapsed < slowest + 0.4
 
 
@@ -149,7 +153,12 @@ def test_evidence_is_plain_data(primary, secondary) -> None:
 
 @pytest.mark.parametrize(
     ("spec", "expected"),
-    [("1.1.1.1", ("1.1.1.1", 53)), ("127.0.0.1:5353", ("127.0.0.1", 5353)), ("[::1]:5353", ("::1", 5353)), ("fd00::1", ("fd00::1", 53))],
+    [
+        ("1.1.1.1", ("1.1.1.1", 53)),
+        ("127.0.0.1:5353", ("127.0.0.1", 5353)),
+        ("[::1]:5353", ("::1", 5353)),
+        ("fd00::1", ("fd00::1", 53)),
+    ],
 )
 def test_resolver_specs(spec: str, expected: tuple[str, int]) -> None:
     assert parse_resolver(spec) == expected
@@ -190,11 +199,15 @@ def test_sandbox_dns_server_classes(sandbox_dns) -> None:
     assert api.addresses == ["127.0.10.57"] and api.ttl == 60
     www = resolve_all("www.sandbox.test", resolver, timeout=2).answers[0]
     assert www.cnames == ["api.sandbox.test"] and www.addresses == ["127.0.10.57"]
-    classes = {name: resolve_all(f"{name}.sandbox.test", resolver, timeout=2).answers[0].failure
-               for name in ("broken", "closed", "empty", "missing")}
+    classes = {
+        name: resolve_all(f"{name}.sandbox.test", resolver, timeout=2).answers[0].failure
+        for name in ("broken", "closed", "empty", "missing")
+    }
     assert classes == {
-        "broken": Failure.DNS_SERVFAIL, "closed": Failure.DNS_REFUSED,
-        "empty": Failure.DNS_NO_ANSWER, "missing": Failure.DNS_NXDOMAIN,
+        "broken": Failure.DNS_SERVFAIL,
+        "closed": Failure.DNS_REFUSED,
+        "empty": Failure.DNS_NO_ANSWER,
+        "missing": Failure.DNS_NXDOMAIN,
     }
 
 

@@ -43,7 +43,11 @@ def test_bad_response_accepts_both_curl_codes_of_the_design() -> None:
 @pytest.mark.parametrize("member", list(Failure), ids=lambda member: member.value)
 def test_every_member_has_phase_and_one_line_wording(member: Failure) -> None:
     assert member.phase in {"dns", "connect", "tls", "http"}
-    assert member.value.startswith(member.phase) or member.phase == "http" or (member.phase == "connect" and member.value.startswith("tcp_"))
+    assert (
+        member.value.startswith(member.phase)
+        or member.phase == "http"
+        or (member.phase == "connect" and member.value.startswith("tcp_"))
+    )
     assert member.wording and "\n" not in member.wording
     if member.curl_exit is not None:
         assert f"({member.curl_exit})" in member.wording
@@ -57,7 +61,10 @@ def test_names_are_unique_json_strings() -> None:
 
 
 def test_the_incident_class_reads_like_curl() -> None:
-    assert Failure.EMPTY_REPLY.wording == "TCP connected, request sent, closed with zero bytes (curl: (52) Empty reply from server)"
+    assert (
+        Failure.EMPTY_REPLY.wording
+        == "TCP connected, request sent, closed with zero bytes (curl: (52) Empty reply from server)"
+    )
 
 
 def test_failure_from_name() -> None:

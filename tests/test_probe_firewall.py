@@ -64,7 +64,8 @@ class Namespace:
             _run("ip", "-n", self.name, "link", "set", "lo", "up")
             self.server = subprocess.Popen(
                 ["ip", "netns", "exec", self.name, sys.executable, "-c", _SERVER, str(PORT)],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
             )
             for _attempt in range(100):  # up to ~5 s for the interpreter to start listening
                 if self.probe(0.5)["failure"] is None:
@@ -90,8 +91,22 @@ class Namespace:
 
     def probe(self, timeout: float) -> dict:
         completed = subprocess.run(
-            ["ip", "netns", "exec", self.name, sys.executable, "-c", _PROBE, f"http://97v.test:{PORT}/health", str(timeout)],
-            cwd=ROOT, capture_output=True, text=True, timeout=timeout + 20, check=True,
+            [
+                "ip",
+                "netns",
+                "exec",
+                self.name,
+                sys.executable,
+                "-c",
+                _PROBE,
+                f"http://97v.test:{PORT}/health",
+                str(timeout),
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=timeout + 20,
+            check=True,
             env={**os.environ, "PYTHONPATH": str(ROOT)},
         )
         return json.loads(completed.stdout)
@@ -101,8 +116,22 @@ class Namespace:
 
         words = shlex.split(curl_line)
         completed = subprocess.run(
-            ["ip", "netns", "exec", self.name, words[0], "-sS", "-o", "/dev/null", "--max-time", str(timeout), *words[1:]],
-            capture_output=True, timeout=timeout + 20, check=False,
+            [
+                "ip",
+                "netns",
+                "exec",
+                self.name,
+                words[0],
+                "-sS",
+                "-o",
+                "/dev/null",
+                "--max-time",
+                str(timeout),
+                *words[1:],
+            ],
+            capture_output=True,
+            timeout=timeout + 20,
+            check=False,
         )
         return completed.returncode
 
@@ -125,7 +154,9 @@ def namespace_tools(request: pytest.FixtureRequest) -> str:
     tool = request.param
     for needed in ("ip", tool):
         if servers.require_tool(needed) is None:
-            pytest.skip(f"{needed} not installed (apt-get install iproute2 iptables nftables); required when CI=true")
+            pytest.skip(
+                f"{needed} not installed (apt-get install iproute2 iptables nftables); required when CI=true"
+            )
     if os.geteuid() != 0:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail("network namespace tests need root, and CI=true requires them to run")

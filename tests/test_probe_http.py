@@ -57,7 +57,9 @@ def assert_curl_agrees(result: ProbeResult, timeout: float = TIMEOUT) -> None:
     if result.failure is None:
         assert code == 0, f"curl exit {code} for a passing probe: {result.curl}"
     else:
-        assert code in result.failure.curl_exits, f"{result.failure.value} claims curl {result.failure.curl_exits}, curl gave {code}: {result.curl}"
+        assert code in result.failure.curl_exits, (
+            f"{result.failure.value} claims curl {result.failure.curl_exits}, curl gave {code}: {result.curl}"
+        )
 
 
 PLAIN_CASES = [
@@ -71,7 +73,9 @@ PLAIN_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("case", "behaviour", "expected"), PLAIN_CASES, ids=[case[0] for case in PLAIN_CASES])
+@pytest.mark.parametrize(
+    ("case", "behaviour", "expected"), PLAIN_CASES, ids=[case[0] for case in PLAIN_CASES]
+)
 def test_plain_http_failures_are_classified_like_curl(case, behaviour, expected: Failure) -> None:
     with servers.LoopbackServer(behaviour) as server:
         started = time.perf_counter()
@@ -110,7 +114,10 @@ def test_healthy_server_passes_with_phases_and_curl_agrees() -> None:
         assert json.loads(result.body) == {"status": "ok"}
         assert set(result.phases) >= {"dns", "connect", "tls", "ttfb", "transfer", "total"}
         assert result.phases["total"] >= result.phases["connect"] + result.phases["ttfb"]
-        assert result.curl == f"curl -v --resolve {servers.HOST}:{server.port}:127.0.0.1 http://{servers.HOST}:{server.port}/health"
+        assert (
+            result.curl
+            == f"curl -v --resolve {servers.HOST}:{server.port}:127.0.0.1 http://{servers.HOST}:{server.port}/health"
+        )
         assert_curl_agrees(result)
 
 
@@ -121,7 +128,9 @@ def test_body_mismatch_names_the_difference() -> None:
         assert "status is 'degraded', expected 'ok'" in result.detail
         assert result.curl_exit is None  # curl cannot tell a wrong body; it exits 0
         assert servers.run_curl(result.curl, "--max-time", "5") == 0
-        callable_check = probe_address(target_for(server), "127.0.0.1", timeout=TIMEOUT, expect_body=lambda body: b"ok" in body)
+        callable_check = probe_address(
+            target_for(server), "127.0.0.1", timeout=TIMEOUT, expect_body=lambda body: b"ok" in body
+        )
         assert callable_check.failure is Failure.BODY_MISMATCH
         substring = probe_address(target_for(server), "127.0.0.1", timeout=TIMEOUT, expect_body="degraded")
         assert substring.ok
@@ -167,7 +176,9 @@ def test_valid_certificate_passes_with_tls_details(ca: trustme.CA, ca_file: str)
         assert_curl_agrees(result)
 
 
-def test_trust_comes_from_requests_ca_bundle(ca: trustme.CA, ca_file: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_trust_comes_from_requests_ca_bundle(
+    ca: trustme.CA, ca_file: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with servers.LoopbackServer(servers.healthy(), tls=server_context(ca.issue_cert(servers.HOST))) as server:
         monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
         monkeypatch.delenv("SSL_CERT_FILE", raising=False)
@@ -183,14 +194,20 @@ def _past(days: int) -> dt.datetime:
 
 
 CERT_CASES = [
-    ("expired", lambda ca: ca.issue_cert(servers.HOST, not_before=_past(30), not_after=_past(1)), Failure.TLS_CERT_EXPIRED),
+    (
+        "expired",
+        lambda ca: ca.issue_cert(servers.HOST, not_before=_past(30), not_after=_past(1)),
+        Failure.TLS_CERT_EXPIRED,
+    ),
     ("wrong host", lambda ca: ca.issue_cert("other.test"), Failure.TLS_HOSTNAME),
     ("untrusted", lambda ca: trustme.CA().issue_cert(servers.HOST), Failure.TLS_UNTRUSTED),
 ]
 
 
 @pytest.mark.parametrize(("case", "issue", "expected"), CERT_CASES, ids=[case[0] for case in CERT_CASES])
-def test_certificate_problems_are_classified_like_curl(case, issue, expected: Failure, ca: trustme.CA, ca_file: str) -> None:
+def test_certificate_problems_are_classified_like_curl(
+    case, issue, expected: Failure, ca: trustme.CA, ca_file: str
+) -> None:
     with servers.LoopbackServer(servers.healthy(), tls=server_context(issue(ca))) as server:
         result = probe_address(target_for(server, "https"), "127.0.0.1", timeout=TIMEOUT, ca_bundle=ca_file)
         assert result.failure is expected, (result.failure, result.detail)
@@ -227,7 +244,12 @@ print(json.dumps({"failure": result.failure and result.failure.value, "body": le
 
 def _probe_in_child(url: str) -> dict:
     completed = subprocess.run(
-        [sys.executable, "-c", _PROBE_IN_CHILD, url], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
+        [sys.executable, "-c", _PROBE_IN_CHILD, url],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     return json.loads(completed.stdout)
 
@@ -257,13 +279,21 @@ def test_huge_body_curl_reads_it_all_and_exits_zero() -> None:
 
 
 def test_every_address_is_probed_separately_including_extras() -> None:
-    with servers.LoopbackServer(servers.healthy()) as good, servers.LoopbackServer(servers.empty_reply) as edge:
+    with (
+        servers.LoopbackServer(servers.healthy()) as good,
+        servers.LoopbackServer(servers.empty_reply) as edge,
+    ):
         # One name, two addresses: the listener on 127.0.0.1 answers, 127.0.0.2 has nothing on that port.
         target = target_for(good)
-        results = probe_target(target, addresses=["127.0.0.1"], extra_addresses=["127.0.0.2", "127.0.0.1"], timeout=TIMEOUT)
+        results = probe_target(
+            target, addresses=["127.0.0.1"], extra_addresses=["127.0.0.2", "127.0.0.1"], timeout=TIMEOUT
+        )
         assert [r.address for r in results] == ["127.0.0.1", "127.0.0.2"]
         assert results[0].ok and results[1].failure is Failure.TCP_REFUSED
-        assert results[1].curl == f"curl -v --resolve {servers.HOST}:{good.port}:127.0.0.2 http://{servers.HOST}:{good.port}/health"
+        assert (
+            results[1].curl
+            == f"curl -v --resolve {servers.HOST}:{good.port}:127.0.0.2 http://{servers.HOST}:{good.port}/health"
+        )
         edge_result = probe_target(target_for(edge), addresses=["127.0.0.1"], timeout=TIMEOUT)[0]
         assert edge_result.failure is Failure.EMPTY_REPLY
 
@@ -278,7 +308,9 @@ def test_ipv6_address_gets_bracketed_curl_line() -> None:
     with server:
         result = probe_address(target_for(server), "::1", timeout=TIMEOUT)
         assert result.ok, result.detail
-        assert f"--resolve '{servers.HOST}:{server.port}:[::1]' " in result.curl  # quoted: brackets are shell globs
+        assert (
+            f"--resolve '{servers.HOST}:{server.port}:[::1]' " in result.curl
+        )  # quoted: brackets are shell globs
         assert_curl_agrees(result)
 
 

@@ -24,7 +24,10 @@ def test_health_answers(probe):
 
 def test_http_probe_logs_each_phase_under_its_module_logger(caplog):
     target = parse_target("http://127.0.0.1:1")
-    with servers.LoopbackServer(servers.healthy()) as server, caplog.at_level(logging.DEBUG, "pytest_reachability"):
+    with (
+        servers.LoopbackServer(servers.healthy()) as server,
+        caplog.at_level(logging.DEBUG, "pytest_reachability"),
+    ):
         target = parse_target(f"http://127.0.0.1:{server.port}")
         (result,) = probe_target(target, timeout=5)
     assert result.ok
@@ -49,7 +52,10 @@ def test_failures_are_logged_with_their_class_and_curl_exit(caplog):
 
 def test_registry_runs_each_protocol(caplog):
     assert set(PROBES) == {"dns", "tcp", "tls", "http"}
-    with servers.LoopbackServer(servers.healthy()) as server, caplog.at_level(logging.DEBUG, "pytest_reachability"):
+    with (
+        servers.LoopbackServer(servers.healthy()) as server,
+        caplog.at_level(logging.DEBUG, "pytest_reachability"),
+    ):
         target = parse_target(f"http://127.0.0.1:{server.port}")
 
         class Settings:
@@ -59,7 +65,10 @@ def test_registry_runs_each_protocol(caplog):
         (tcp,) = run_probe("tcp", target, Settings)
         (http,) = run_probe("http", target, Settings, addresses=["127.0.0.1"])
     assert tcp.ok and http.ok
-    assert {r.name for r in caplog.records} >= {"pytest_reachability.probes.tcp", "pytest_reachability.probes.http"}
+    assert {r.name for r in caplog.records} >= {
+        "pytest_reachability.probes.tcp",
+        "pytest_reachability.probes.http",
+    }
     with pytest.raises(ValueError, match="unknown probe 'ftp'"):
         run_probe("ftp", target, Settings)
 

@@ -44,7 +44,9 @@ def silent(conn, server) -> None:
 def test_tcp_connects_and_classifies_refused() -> None:
     with servers.LoopbackServer(servers.healthy()) as server:
         target = parse_target(f"http://{servers.HOST}:{server.port}")
-        results = tcp.probe_target(target, addresses=["127.0.0.1"], extra_addresses=["127.0.0.3"], timeout=TIMEOUT)
+        results = tcp.probe_target(
+            target, addresses=["127.0.0.1"], extra_addresses=["127.0.0.3"], timeout=TIMEOUT
+        )
     assert [r.address for r in results] == ["127.0.0.1", "127.0.0.3"]
     assert results[0].ok and results[0].phases["connect"] > 0
     assert results[1].failure is Failure.TCP_REFUSED
@@ -55,7 +57,9 @@ def test_tcp_connects_and_classifies_refused() -> None:
 def test_uniform_probe_signature_reads_settings() -> None:
     with servers.LoopbackServer(servers.healthy()) as server:
         target = parse_target(f"http://localhost:{server.port}")
-        settings = dataclasses.replace(Settings(), resolvers=["system"], probe_timeout=TIMEOUT, health_path="/health")
+        settings = dataclasses.replace(
+            Settings(), resolvers=["system"], probe_timeout=TIMEOUT, health_path="/health"
+        )
         tcp_results = tcp.probe(target, settings)
         http_results = http.probe(target, settings, expect_body={"status": "ok"})
     ok = [r for r in tcp_results if r.address == "127.0.0.1"]
@@ -77,7 +81,12 @@ def test_tls_expired_certificate_like_curl(ca: trustme.CA, ca_file: str) -> None
     past = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=2)
     certificate = ca.issue_cert(servers.HOST, not_before=past - dt.timedelta(days=30), not_after=past)
     with servers.LoopbackServer(servers.healthy(), tls=tls_server(certificate)) as server:
-        result = tls.probe_address(parse_target(f"https://{servers.HOST}:{server.port}"), "127.0.0.1", timeout=TIMEOUT, ca_bundle=ca_file)
+        result = tls.probe_address(
+            parse_target(f"https://{servers.HOST}:{server.port}"),
+            "127.0.0.1",
+            timeout=TIMEOUT,
+            ca_bundle=ca_file,
+        )
         assert result.failure is Failure.TLS_CERT_EXPIRED
         assert result.tls is not None and result.tls.expires.startswith(past.date().isoformat())
         assert servers.run_curl(result.curl, "--max-time", "5") == 60
@@ -85,7 +94,12 @@ def test_tls_expired_certificate_like_curl(ca: trustme.CA, ca_file: str) -> None
 
 def test_tls_against_plain_http_is_a_handshake_failure(ca_file: str) -> None:
     with servers.LoopbackServer(servers.plain_http_anyway) as server:
-        result = tls.probe_address(parse_target(f"https://{servers.HOST}:{server.port}"), "127.0.0.1", timeout=TIMEOUT, ca_bundle=ca_file)
+        result = tls.probe_address(
+            parse_target(f"https://{servers.HOST}:{server.port}"),
+            "127.0.0.1",
+            timeout=TIMEOUT,
+            ca_bundle=ca_file,
+        )
         assert result.failure is Failure.TLS_HANDSHAKE
         assert servers.run_curl(result.curl, "--max-time", "5") == 35
 

@@ -24,7 +24,17 @@ from pytest_reachability.sandbox import Sandbox
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
 SCENARIOS = ("healthy", "incident-2025-12-08")
-WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection", "escalate", "bind", "impersonate", "*"}
+WRITE_VERBS = {
+    "create",
+    "update",
+    "patch",
+    "delete",
+    "deletecollection",
+    "escalate",
+    "bind",
+    "impersonate",
+    "*",
+}
 # The API server's log names pod logs and the service proxy by their parent resource and a verb of their own.
 SUBRESOURCE_VERBS = {"logs": ("log", "get"), "proxy": ("proxy", "get")}
 
@@ -50,16 +60,34 @@ def permission_of(entry: dict) -> tuple[str, str, str, bool]:
     return (api_group(entry["path"]), resource, verb, not entry.get("namespace"))
 
 
-def run_suite(scenario: str, extra_env: dict[str, str] | None = None) -> tuple[subprocess.CompletedProcess, list[dict]]:
+def run_suite(
+    scenario: str, extra_env: dict[str, str] | None = None
+) -> tuple[subprocess.CompletedProcess, list[dict]]:
     """The built-in suite against a fresh sandbox (a name or a scenario file); its output and the API request log."""
     sandbox = Sandbox(scenario)
     info = sandbox.start()
     try:
         env = dict(os.environ, **info.environment(), **(extra_env or {}))
         done = subprocess.run(
-            [sys.executable, "-m", "pytest", "--pyargs", "pytest_reachability.suites", "-q", "-rs", "-p", "no:cacheprovider",
-             "--kube-context", info.context],
-            env=env, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "--pyargs",
+                "pytest_reachability.suites",
+                "-q",
+                "-rs",
+                "-p",
+                "no:cacheprovider",
+                "--kube-context",
+                info.context,
+            ],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
         )
         assert done.returncode in (0, 1), done.stdout[-3000:] + done.stderr[-2000:]
         log = list(sandbox.api.request_log)
@@ -77,7 +105,9 @@ def used_permissions() -> dict[str, set[tuple[str, str, str, bool]]]:
         _, log = run_suite(scenario)
         used[scenario] = {permission_of(entry) for entry in log}
         if scenario == "healthy":
-            used["secret names"] = {("", entry["name"], "", False) for entry in log if entry["resource"] == "secrets"}
+            used["secret names"] = {
+                ("", entry["name"], "", False) for entry in log if entry["resource"] == "secrets"
+            }
     return used
 
 
@@ -91,14 +121,21 @@ def grants(rules: list[dict]) -> set[tuple[str, str, str]]:
     for rule in rules:
         for verb in rule["verbs"]:
             out |= {("nonResourceURL", url, verb) for url in rule.get("nonResourceURLs", [])}
-            out |= {(group, resource, verb) for group in rule.get("apiGroups", []) for resource in rule.get("resources", [])}
+            out |= {
+                (group, resource, verb)
+                for group in rule.get("apiGroups", [])
+                for resource in rule.get("resources", [])
+            }
     return out
 
 
 def granted() -> tuple[set[tuple[str, str, str]], set[tuple[str, str, str]], set[tuple[str, str, str]]]:
     """(default namespaced grants, optional cluster-wide grants, optional TLS-secret grants)."""
-    return (grants(rules_of("rbac.yaml", "Role")), grants(rules_of("rbac-cluster.yaml", "ClusterRole")),
-            grants(rules_of("rbac-tls-secrets.yaml", "Role")))
+    return (
+        grants(rules_of("rbac.yaml", "Role")),
+        grants(rules_of("rbac-cluster.yaml", "ClusterRole")),
+        grants(rules_of("rbac-tls-secrets.yaml", "Role")),
+    )
 
 
 def test_rbac_grants_exactly_what_the_suite_uses(used_permissions: dict) -> None:
@@ -117,13 +154,25 @@ def test_rbac_grants_exactly_what_the_suite_uses(used_permissions: dict) -> None
 
 def test_no_secret_access_by_default_and_named_secrets_only_when_opted_in(used_permissions: dict) -> None:
     default = load_documents("rbac.yaml")
-    assert {doc["kind"] for doc in default} == {"Namespace", "ServiceAccount", "Role", "RoleBinding"}  # namespaced only
-    assert not any("secrets" in rule.get("resources", []) for doc in load_documents("rbac-cluster.yaml") + default
-                   for rule in doc.get("rules", []))
+    assert {doc["kind"] for doc in default} == {
+        "Namespace",
+        "ServiceAccount",
+        "Role",
+        "RoleBinding",
+    }  # namespaced only
+    assert not any(
+        "secrets" in rule.get("resources", [])
+        for doc in load_documents("rbac-cluster.yaml") + default
+        for rule in doc.get("rules", [])
+    )
     (rule,) = rules_of("rbac-tls-secrets.yaml", "Role")
     assert rule["resources"] == ["secrets"] and rule["verbs"] == ["get"]
     # The names granted are the names the suite asks for (the healthy scenario's Ingress TLS secret).
-    assert set(rule["resourceNames"]) == {name for _, name, _, _ in used_permissions["secret names"]} == {"letsencrypt-prod"}
+    assert (
+        set(rule["resourceNames"])
+        == {name for _, name, _, _ in used_permissions["secret names"]}
+        == {"letsencrypt-prod"}
+    )
 
 
 def test_each_rule_says_which_section_needs_it() -> None:
@@ -140,10 +189,15 @@ def test_each_rule_says_which_section_needs_it() -> None:
                     break
                 comment.append(line)
             text = " ".join(comment)
-            assert any(re.search(rf"\b{re.escape(section)}:", text) for section in BUILTIN_SECTIONS), (name, lines[index])
+            assert any(re.search(rf"\b{re.escape(section)}:", text) for section in BUILTIN_SECTIONS), (
+                name,
+                lines[index],
+            )
 
 
-def deny_rules_outside(allowed: set[tuple[str, str, str]], used: set[tuple[str, str, str, bool]]) -> list[dict]:
+def deny_rules_outside(
+    allowed: set[tuple[str, str, str]], used: set[tuple[str, str, str, bool]]
+) -> list[dict]:
     """Sandbox deny rules refusing every read the suite makes that ``allowed`` does not grant.
 
     The sandbox's rule with a namespace refuses that namespace and the cluster scope: naming a namespace the
@@ -167,14 +221,23 @@ def test_suite_runs_with_the_namespaced_default(used_permissions: dict, tmp_path
     allowed = namespaced | (secrets if with_secrets else set())
     deny = deny_rules_outside(allowed, used_permissions["healthy"])
     scenario = tmp_path / "healthy-least-privilege.yaml"
-    scenario.write_text(yaml.safe_dump({"name": "healthy-least-privilege", "base": "healthy",
-                                        "description": "healthy, with deploy/rbac.yaml's grants only",
-                                        "kubernetes": {"deny": deny}}))
+    scenario.write_text(
+        yaml.safe_dump(
+            {
+                "name": "healthy-least-privilege",
+                "base": "healthy",
+                "description": "healthy, with deploy/rbac.yaml's grants only",
+                "kubernetes": {"deny": deny},
+            }
+        )
+    )
     done, log = run_suite(str(scenario))
     assert done.returncode == 0, done.stdout[-3000:]
     answered = {permission_of(entry)[:3] for entry in log if entry["status"] < 400 and entry.get("resource")}
     assert answered <= allowed
-    assert 'forbidden: cannot list nodes at cluster scope; grant verb "list" on resource "nodes"' in done.stdout
+    assert (
+        'forbidden: cannot list nodes at cluster scope; grant verb "list" on resource "nodes"' in done.stdout
+    )
     secret_skip = "not checked: reading Secret production/letsencrypt-prod is not granted"
     assert (secret_skip in done.stdout) is (not with_secrets), done.stdout[-3000:]
 
@@ -191,7 +254,9 @@ def test_rbac_is_read_only_and_bound_to_the_service_account(name: str) -> None:
     bindings = [d for d in docs if d["kind"] in ("RoleBinding", "ClusterRoleBinding")]
     assert roles and {(b["roleRef"]["kind"], b["roleRef"]["name"]) for b in bindings} == roles
     for binding in bindings:
-        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account["name"], "namespace": account["namespace"]}]
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": account["name"], "namespace": account["namespace"]}
+        ]
         role = next(d for d in docs if d["metadata"]["name"] == binding["roleRef"]["name"])
         assert role["metadata"].get("namespace") == binding["metadata"].get("namespace")
 

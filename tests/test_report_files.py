@@ -46,7 +46,9 @@ def umask(request: pytest.FixtureRequest) -> int:
     os.umask(previous)
 
 
-def test_every_report_is_replaced_atomically_with_the_umasks_mode(pytester: pytest.Pytester, umask: int) -> None:
+def test_every_report_is_replaced_atomically_with_the_umasks_mode(
+    pytester: pytest.Pytester, umask: int
+) -> None:
     pytester.makepyfile(test_checks=TESTS)
     out = pytester.path / "reports"
     out.mkdir()
@@ -57,13 +59,17 @@ def test_every_report_is_replaced_atomically_with_the_umasks_mode(pytester: pyte
         os.link(witness, out / name)
         witnesses[name] = witness
     args = [f"{option}={out / name}" for option, name in OUTPUTS.items()]
-    result = pytester.runpytest_subprocess(*args, "--self-contained-html", "-p", "no:cacheprovider", timeout=120)
+    result = pytester.runpytest_subprocess(
+        *args, "--self-contained-html", "-p", "no:cacheprovider", timeout=120
+    )
     assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()[-2000:]
     expected = 0o666 & ~umask
     modes = {name: stat.S_IMODE((out / name).stat().st_mode) for name in OUTPUTS.values()}
     assert modes == dict.fromkeys(OUTPUTS.values(), expected), {k: oct(v) for k, v in modes.items()}
     for name, witness in witnesses.items():
-        assert witness.read_text() == "report of an earlier run\n", f"{name} was written through, not replaced"
+        assert witness.read_text() == "report of an earlier run\n", (
+            f"{name} was written through, not replaced"
+        )
         assert not os.path.samefile(witness, out / name)
         assert (out / name).stat().st_size > 100
     assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUTS.values()), "temporary files left behind"

@@ -23,9 +23,16 @@ from pytest_reachability.report import html as html_report
 from pytest_reachability.results import RunResults, TestResult
 
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--remote-debugging-port=0", "--remote-allow-origins=*",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--remote-debugging-port=0",
+    "--remote-allow-origins=*",
 ]
 
 
@@ -33,13 +40,20 @@ def test_waterfall_is_svg_with_phases_in_order():
     svg = html_report.waterfall_svg({"dns": 2.0, "connect": 1.0, "tls": 3.0, "ttfb": 4.0, "total": 10.0})
     root = ElementTree.fromstring(svg)
     rects = [r for r in root.iter("{http://www.w3.org/2000/svg}rect")]
-    assert [r.find("{http://www.w3.org/2000/svg}title").text for r in rects] == ["dns 2.0 ms", "connect 1.0 ms", "tls 3.0 ms", "ttfb 4.0 ms"]
+    assert [r.find("{http://www.w3.org/2000/svg}title").text for r in rects] == [
+        "dns 2.0 ms",
+        "connect 1.0 ms",
+        "tls 3.0 ms",
+        "ttfb 4.0 ms",
+    ]
     starts = [float(r.get("x")) for r in rects]
     widths = [float(r.get("width")) for r in rects]
     assert starts == sorted(starts)
     for index in range(1, len(rects)):  # each phase starts where the previous one ended
         assert starts[index] == pytest.approx(starts[index - 1] + widths[index - 1], abs=0.11)
-    plain = ElementTree.fromstring(html_report.waterfall_svg({"dns": 1.0, "tls": 0.0, "ttfb": 1.0}, tls=False))
+    plain = ElementTree.fromstring(
+        html_report.waterfall_svg({"dns": 1.0, "tls": 0.0, "ttfb": 1.0}, tls=False)
+    )
     assert len(list(plain.iter("{http://www.w3.org/2000/svg}rect"))) == 2
 
 
@@ -48,8 +62,14 @@ def test_probe_extra_and_cells_are_escaped_plain_data():
     extras = html_report.probe_extras([{"kind": "http_probe", "data": probe}, {"kind": "dns", "data": {}}])
     assert len(extras) == 1 and extras[0]["format_type"] == "html"
     json.dumps(extras)  # plain data: survives xdist
-    assert "&lt;x&gt;" in extras[0]["content"] and "curl -v --resolve 97v.test:80:127.0.10.57" in extras[0]["content"]
-    assert html_report.row_cells("dns", "api-<gate>") == ['<td class="col-section">dns</td>', '<td class="col-blocked_by">BLOCKED by api-&lt;gate&gt;</td>']
+    assert (
+        "&lt;x&gt;" in extras[0]["content"]
+        and "curl -v --resolve 97v.test:80:127.0.10.57" in extras[0]["content"]
+    )
+    assert html_report.row_cells("dns", "api-<gate>") == [
+        '<td class="col-section">dns</td>',
+        '<td class="col-blocked_by">BLOCKED by api-&lt;gate&gt;</td>',
+    ]
 
 
 def test_summary_block_lists_sections_and_theories():
@@ -58,7 +78,9 @@ def test_summary_block_lists_sections_and_theories():
     results.tests["b"] = TestResult("b", section="database", outcome="blocked", blocked_by="api-health")
     from pytest_reachability.diagnosis import Theory
 
-    block = html_report.summary_html(results, [Theory("r", "title <b>", 0.5, ["e"], ["c"], ["f"])], {"newly_failing": ["a"]})
+    block = html_report.summary_html(
+        results, [Theory("r", "title <b>", 0.5, ["e"], ["c"], ["f"])], {"newly_failing": ["a"]}
+    )
     assert "Health score: 0%" in block and "BLOCKED by api-health" in block
     assert "title &lt;b&gt;" in block and "newly failing" in block
     assert "2 tests: 0 passed, 1 failed, 1 blocked, 0 skipped" in block
@@ -72,10 +94,17 @@ def test_pytest_html_script_gets_the_blocked_result():
     script = (resources.files("pytest_html") / "resources" / "app.js").read_text()
     page = f'<p class="run-count">27 tests took 00:00:03.</p><script>{script}</script>'
     patched = html_report.add_blocked_result(page, {"passed": 23, "failed": 4, "blocked": 10, "skipped": 8})
-    assert "    'skipped',\n    'blocked',\n" in patched and "'XPassed', 'Blocked', 'Skipped', 'Passed']" in patched
+    assert (
+        "    'skipped',\n    'blocked',\n" in patched
+        and "'XPassed', 'Blocked', 'Skipped', 'Passed']" in patched
+    )
     assert '<p class="run-count">45 tests (27 ran, 10 blocked, 8 skipped) took 00:00:03.</p>' in patched
     assert len(patched) - len(page) < 120  # nothing else changed
-    outcomes = {"failed": {"label": "Failed", "value": 4}, "skipped": {"label": "Skipped", "value": 18}, "error": {}}
+    outcomes = {
+        "failed": {"label": "Failed", "value": 4},
+        "skipped": {"label": "Skipped", "value": 18},
+        "error": {},
+    }
     html_report.add_blocked_outcome(outcomes)
     assert list(outcomes) == ["failed", "skipped", "blocked", "error"]
     html_report.move_blocked_count(outcomes, 10)
@@ -85,7 +114,9 @@ def test_pytest_html_script_gets_the_blocked_result():
 def test_probe_extras_draw_a_shared_probe_once():
     bare = http_probe("127.0.10.57", "empty_reply")
     sourced = {**bare, "source": "dns"}
-    extras = html_report.probe_extras([{"kind": "http_probe", "data": bare}, {"kind": "http_probe", "data": sourced}])
+    extras = html_report.probe_extras(
+        [{"kind": "http_probe", "data": bare}, {"kind": "http_probe", "data": sourced}]
+    )
     assert len(extras) == 1 and "via DNS answer" in extras[0]["content"]
 
 
@@ -108,8 +139,11 @@ class DevTools:
         import websocket
 
         self.profile = tempfile.mkdtemp(prefix="reachability-chromium-")
-        self.process = subprocess.Popen([binary, *CHROMIUM_FLAGS, f"--user-data-dir={self.profile}", "about:blank"],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            [binary, *CHROMIUM_FLAGS, f"--user-data-dir={self.profile}", "about:blank"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         self.deadline = time.monotonic() + timeout
         port_file = Path(self.profile) / "DevToolsActivePort"
         while not (port_file.exists() and port_file.read_text().strip()):
@@ -122,7 +156,9 @@ class DevTools:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=5) as response:
                 pages = [t for t in json.load(response) if t.get("type") == "page"]
             time.sleep(0.05)
-        self.socket = websocket.create_connection(pages[0]["webSocketDebuggerUrl"], timeout=10, suppress_origin=True)
+        self.socket = websocket.create_connection(
+            pages[0]["webSocketDebuggerUrl"], timeout=10, suppress_origin=True
+        )
         self.next_id = 0
         self.events: list[dict[str, Any]] = []
 
@@ -159,10 +195,14 @@ class DevTools:
         for event in self.events:
             method, params = event.get("method"), event.get("params", {})
             if method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
-                errors.append(" ".join(str(a.get("value", a.get("description"))) for a in params.get("args", [])))
+                errors.append(
+                    " ".join(str(a.get("value", a.get("description"))) for a in params.get("args", []))
+                )
             elif method == "Runtime.exceptionThrown":
                 details = params.get("exceptionDetails", {})
-                errors.append(details.get("exception", {}).get("description") or details.get("text", "exception"))
+                errors.append(
+                    details.get("exception", {}).get("description") or details.get("text", "exception")
+                )
             elif method == "Log.entryAdded" and params.get("entry", {}).get("level") == "error":
                 errors.append(params["entry"].get("text", ""))
         return errors
@@ -189,7 +229,9 @@ def load_page(path: Path, height: int = 2400) -> DevTools:
         browser.call("Runtime.enable")
         browser.call("Log.enable")
         browser.call("Page.enable")
-        browser.call("Emulation.setDeviceMetricsOverride", width=1280, height=height, deviceScaleFactor=1, mobile=False)
+        browser.call(
+            "Emulation.setDeviceMetricsOverride", width=1280, height=height, deviceScaleFactor=1, mobile=False
+        )
         browser.call("Page.navigate", url=path.resolve().as_uri())
         browser.wait_for_event("Page.loadEventFired")
         # pytest-html builds the rows with JavaScript after load: wait until they are in the DOM.
@@ -218,8 +260,10 @@ def open_in_chromium(path: Path, screenshot: Path) -> tuple[DevTools, str]:
 def test_console_errors_are_seen_by_the_check(tmp_path):
     """The check itself can fail: a page with a console error and an exception is caught."""
     page = tmp_path / "bad.html"
-    page.write_text("<html><body><table id='results-table'><tbody></tbody></table>"
-                    "<script>console.error('boom'); missingFunction();</script></body></html>")
+    page.write_text(
+        "<html><body><table id='results-table'><tbody></tbody></table>"
+        "<script>console.error('boom'); missingFunction();</script></body></html>"
+    )
     browser, dom = open_in_chromium(page, tmp_path / "bad.png")
     try:
         errors = browser.console_errors()
@@ -231,8 +275,19 @@ def test_console_errors_are_seen_by_the_check(tmp_path):
 @pytest.fixture(scope="module")
 def html_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("html")
-    run = run_builtin_suite(workdir, "--sandbox", "incident-2025-12-08", "--html", "report.html", "--self-contained-html",
-                            "--results-json", "r.json", "-q", "-n", "2")
+    run = run_builtin_suite(
+        workdir,
+        "--sandbox",
+        "incident-2025-12-08",
+        "--html",
+        "report.html",
+        "--self-contained-html",
+        "--results-json",
+        "r.json",
+        "-q",
+        "-n",
+        "2",
+    )
     return run, workdir
 
 
@@ -274,8 +329,10 @@ def test_html_report_opens_in_chromium_with_theories_and_blocked_rows(html_run):
         })""")
         # The Blocked box hides BLOCKED rows only; Skipped ones stay.
         browser.evaluate("document.querySelector('input[data-test-result=blocked]').click()")
-        after_click = browser.evaluate("[document.querySelectorAll('tbody.blocked').length,"
-                                       " document.querySelectorAll('tbody.skipped').length]")
+        after_click = browser.evaluate(
+            "[document.querySelectorAll('tbody.blocked').length,"
+            " document.querySelectorAll('tbody.skipped').length]"
+        )
     finally:
         browser.close()
     assert errors == [], errors
@@ -283,10 +340,14 @@ def test_html_report_opens_in_chromium_with_theories_and_blocked_rows(html_run):
     skipped = sum(1 for t in data["tests"] if t["outcome"] == "skipped")
     target = data["run"]["target"]
     assert page["title"] == page["heading"] == f"Reachability: {target}"
-    assert page["verdict"].startswith("UNREACHABLE from outside: DNS 97v.test → 127.0.10.57 → empty reply (curl 52)")
+    assert page["verdict"].startswith(
+        "UNREACHABLE from outside: DNS 97v.test → 127.0.10.57 → empty reply (curl 52)"
+    )
     assert page["header"]["target"] == target and page["header"]["namespace"] == "production"
     assert page["header"]["context"] == "sandbox" and page["header"]["exit status"] == "1 (tests failed)"
-    assert page["header"]["sandbox"].startswith("incident-2025-12-08: its resolvers, ports and API closed with the run")
+    assert page["header"]["sandbox"].startswith(
+        "incident-2025-12-08: its resolvers, ports and API closed with the run"
+    )
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", page["header"]["started"])
     assert re.fullmatch(r"\d+\.\d s", page["header"]["duration"])
     assert page["titles"] == [t["title"] for t in data["theories"]]
@@ -296,7 +357,10 @@ def test_html_report_opens_in_chromium_with_theories_and_blocked_rows(html_run):
     assert page["blockedResults"] == ["Blocked"] * blocked and page["skippedRows"] == skipped
     assert f"{skipped} Skipped," in page["filters"] and f"{blocked} Blocked," in page["filters"]
     assert page["filters"].index(f"{blocked} Blocked,") == page["filters"].index(f"{skipped} Skipped,") + 1
-    assert page["runCount"].startswith(f"{len(data['tests'])} tests (") and f"{blocked} blocked, {skipped} skipped" in page["runCount"]
+    assert (
+        page["runCount"].startswith(f"{len(data['tests'])} tests (")
+        and f"{blocked} blocked, {skipped} skipped" in page["runCount"]
+    )
     assert after_click == [0, skipped]
     assert "section" in page["headers"] and "blocked by" in page["headers"]
     assert "api-health" in page["sections"] and "database" in page["sections"]

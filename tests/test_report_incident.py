@@ -65,14 +65,30 @@ def assert_valid_tables(markdown: str) -> None:
 def hand_built(with_blocked: bool = True) -> RunResults:
     results = RunResults()
     tests = [
-        TestResult("s/test_07.py::test_dns", section="dns", outcome="passed",
-                   evidence=[{"kind": k, "data": d} for k, d in incident_records()]),
-        TestResult("s/test_10.py::test_health", section="api-health", outcome="failed", gate="api-health",
-                   reason="GET /health | 127.0.10.57 empty_reply"),
+        TestResult(
+            "s/test_07.py::test_dns",
+            section="dns",
+            outcome="passed",
+            evidence=[{"kind": k, "data": d} for k, d in incident_records()],
+        ),
+        TestResult(
+            "s/test_10.py::test_health",
+            section="api-health",
+            outcome="failed",
+            gate="api-health",
+            reason="GET /health | 127.0.10.57 empty_reply",
+        ),
     ]
     if with_blocked:
-        tests.append(TestResult("s/test_12.py::test_db", section="database", outcome="blocked", blocked_by="api-health",
-                                reason="blocked by api-health: GET /health | failed"))
+        tests.append(
+            TestResult(
+                "s/test_12.py::test_db",
+                section="database",
+                outcome="blocked",
+                blocked_by="api-health",
+                reason="blocked by api-health: GET /health | failed",
+            )
+        )
     for test in tests:
         results.tests[test.nodeid] = test
     return results
@@ -98,9 +114,21 @@ def test_rendered_report_has_every_section_and_valid_tables():
     settings = resolve_settings({"target": "http://97v.test", "namespace": "production"}, {})
     results = hand_built()
     theories = diagnose(results, settings)
-    history = {"previous_run": {"started": "2025-12-08T07:00:00Z", "run_id": "r41"}, "newly_failing": ["s/test_10.py::test_health"],
-               "recovered": [], "last_healthy": {"started": "2025-12-07T20:00:00Z"}, "failing_since": {"started": "2025-12-08T07:00:00Z"}}
-    context = IncidentContext("INC-2025-12-08-001", datetime(2025, 12, 8, 8, 30, tzinfo=timezone.utc), None, 12.0, "pytest --target 97v.test", history)
+    history = {
+        "previous_run": {"started": "2025-12-08T07:00:00Z", "run_id": "r41"},
+        "newly_failing": ["s/test_10.py::test_health"],
+        "recovered": [],
+        "last_healthy": {"started": "2025-12-07T20:00:00Z"},
+        "failing_since": {"started": "2025-12-08T07:00:00Z"},
+    }
+    context = IncidentContext(
+        "INC-2025-12-08-001",
+        datetime(2025, 12, 8, 8, 30, tzinfo=timezone.utc),
+        None,
+        12.0,
+        "pytest --target 97v.test",
+        history,
+    )
     text = render_incident_report(results, settings, theories, context)
     positions = [text.index(h) for h in HEADINGS]
     assert positions == sorted(positions)
@@ -118,7 +146,10 @@ def test_rendered_report_has_every_section_and_valid_tables():
     calm = render_incident_report(quiet, settings, [], context)
     assert "🟢 **NONE**" in calm and "🟢 **RESOLVED**" in calm and "No test is blocked." in calm
     # A healthy run is a verification report, not an incident.
-    assert calm.startswith("# ✅ Verification report: 97v.test healthy\n") and "INCIDENT" not in calm.upper().split("\n")[0]
+    assert (
+        calm.startswith("# ✅ Verification report: 97v.test healthy\n")
+        and "INCIDENT" not in calm.upper().split("\n")[0]
+    )
     assert "**Verdict:** HEALTHY: http://97v.test reachable from outside; 1 of 1 checks passed" in calm
     assert "Nothing failed and nothing is blocked." in calm and "issue resolved" not in calm
     # Not a sandbox run: the commands are the real ones and carry no note about closed ports.
@@ -137,23 +168,45 @@ class FoldingTheory(Theory):
 def test_symptoms_fold_under_their_cause_and_the_plan_stays_one():
     settings = resolve_settings({"target": "http://97v.test", "namespace": "production"}, {})
     results = hand_built()
-    symptom = Theory("edge-empty-reply", "127.0.10.57 closes connections without a reply", 0.3, ["GET /health: empty_reply"],
-                     ["curl -v --resolve 97v.test:80:127.0.10.57 http://97v.test/health"], ["find what owns 127.0.10.57"])
-    cause = FoldingTheory("dns-not-loadbalancer", "DNS points at a dead edge", 0.95, ["DNS 97v.test -> 127.0.10.57"],
-                          ["dig 97v.test +short"], ["Update the DNS A record"],
-                          explains=["s/test_10.py::test_health"], symptoms=[symptom],
-                          unknowns=["TTL of the record at the authoritative server: dig @ns1.example 97v.test +ttlid"])
-    rival = Theory("ingress-missing-rule", "no Ingress routes 97v.test", 0.5, ["controller runs"], ["kubectl get ingress -A"],
-                   ["kubectl apply -f ingress.yaml"])
+    symptom = Theory(
+        "edge-empty-reply",
+        "127.0.10.57 closes connections without a reply",
+        0.3,
+        ["GET /health: empty_reply"],
+        ["curl -v --resolve 97v.test:80:127.0.10.57 http://97v.test/health"],
+        ["find what owns 127.0.10.57"],
+    )
+    cause = FoldingTheory(
+        "dns-not-loadbalancer",
+        "DNS points at a dead edge",
+        0.95,
+        ["DNS 97v.test -> 127.0.10.57"],
+        ["dig 97v.test +short"],
+        ["Update the DNS A record"],
+        explains=["s/test_10.py::test_health"],
+        symptoms=[symptom],
+        unknowns=["TTL of the record at the authoritative server: dig @ns1.example 97v.test +ttlid"],
+    )
+    rival = Theory(
+        "ingress-missing-rule",
+        "no Ingress routes 97v.test",
+        0.5,
+        ["controller runs"],
+        ["kubectl get ingress -A"],
+        ["kubectl apply -f ingress.yaml"],
+    )
     context = IncidentContext("INC-2025-12-08-002", datetime(2025, 12, 8, 9, 0, tzinfo=timezone.utc))
     text = render_incident_report(results, settings, [cause, rival], context)
     assert "**Confidence:** 95% · rule `dns-not-loadbalancer` · explains 1 of 1 failed check" in text
     assert "— explains 1 of 1 failed check" in text.split("## 🔍")[0]  # the executive summary says it too
-    folded = text[text.index("<details><summary>Consequences of this cause"):text.index("</details>")]
+    folded = text[text.index("<details><summary>Consequences of this cause") : text.index("</details>")]
     assert "127.0.10.57 closes connections without a reply" in folded
     assert "### Theory 2: no Ingress routes 97v.test" in text and "### Theory 2: 127.0.10.57" not in text
-    assert "**Not checked:**\n\n- TTL of the record at the authoritative server: dig @ns1.example 97v.test +ttlid" in text
-    plan = text[text.index("## 🔧 Immediate action plan"):text.index("## 📊 Blocked tests tracker")]
+    assert (
+        "**Not checked:**\n\n- TTL of the record at the authoritative server: dig @ns1.example 97v.test +ttlid"
+        in text
+    )
+    plan = text[text.index("## 🔧 Immediate action plan") : text.index("## 📊 Blocked tests tracker")]
     assert "find what owns 127.0.10.57" not in plan  # a consequence is not fixed on its own
     assert "Its consequences (127.0.10.57 closes connections without a reply) should clear with it" in plan
     assert plan.index("Update the DNS A record") < plan.index("kubectl apply -f ingress.yaml")
@@ -163,8 +216,12 @@ def test_symptoms_fold_under_their_cause_and_the_plan_stays_one():
 def test_written_atomically_with_the_next_id(tmp_path):
     settings = resolve_settings({"target": "http://user:pw1234567@97v.test"}, {})
     day = datetime(2026, 1, 2, tzinfo=timezone.utc)
-    path, first = write_incident_report(tmp_path / "incident.md", hand_built(), settings, [], created=day, secrets=["pw1234567"])
-    _, second = write_incident_report(tmp_path / "incident.md", hand_built(), settings, [], created=day, secrets=["pw1234567"])
+    path, first = write_incident_report(
+        tmp_path / "incident.md", hand_built(), settings, [], created=day, secrets=["pw1234567"]
+    )
+    _, second = write_incident_report(
+        tmp_path / "incident.md", hand_built(), settings, [], created=day, secrets=["pw1234567"]
+    )
     assert (first, second) == ("INC-2026-01-02-001", "INC-2026-01-02-002")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["incident.md"]
     assert "pw1234567" not in path.read_text()
@@ -189,8 +246,15 @@ def incident_run(tmp_path_factory):
 
     workdir = tmp_path_factory.mktemp("incident")
     with Sandbox("incident-2025-12-08") as info:
-        run = run_builtin_suite(workdir, "--incident-report", "reports/incident.md", "--results-json", "reports/r.json",
-                                "-q", env=info.environment())
+        run = run_builtin_suite(
+            workdir,
+            "--incident-report",
+            "reports/incident.md",
+            "--results-json",
+            "reports/r.json",
+            "-q",
+            env=info.environment(),
+        )
         theories = json.loads((workdir / "reports" / "r.json").read_text())["theories"]
         executed = {}
         env = {**os.environ, "KUBECONFIG": info.kubeconfig}
@@ -223,41 +287,78 @@ def test_incident_report_reads_like_the_reference(incident_run):
     overview = next(t for t in tables(text) if t[0][0] == "Section")
     assert [row[0].strip("*") for row in overview[2:]] == list(BUILTIN_SECTIONS)
     statuses = {row[0].strip("*"): row[6] for row in overview[2:]}
-    assert statuses["api-health"] == "❌ FAIL" and statuses["database"] == "⏸️ BLOCKED" and statuses["cluster"] == "✅ PASS"
+    assert (
+        statuses["api-health"] == "❌ FAIL"
+        and statuses["database"] == "⏸️ BLOCKED"
+        and statuses["cluster"] == "✅ PASS"
+    )
     for index, theory in enumerate(theories[:3], 1):
         assert f"### Theory {index}: {theory['title']}" in text
     assert text.startswith("# 🚨 Incident report: 97v.test unreachable from outside\n")
     # One plan in order: the first cause confirmed, fixed, verified, the run repeated; the next causes only after.
-    plan = text[text.index("## 🔧 Immediate action plan"):text.index("## 📊 Blocked tests tracker")]
+    plan = text[text.index("## 🔧 Immediate action plan") : text.index("## 📊 Blocked tests tracker")]
     steps = [plan.index(f"### Step {n}: ") for n in (1, 2, 3, 4)]
     assert steps == sorted(steps) and "### Step 4: re-run the verification" in plan
     assert plan.index(theories[0]["confirm"][0]) < steps[1]
-    rivals = [plan.index(f"### Only if the re-run still fails — check next ({n}): {theories[n]['title']}") for n in (1, 2)]
+    rivals = [
+        plan.index(f"### Only if the re-run still fails — check next ({n}): {theories[n]['title']}")
+        for n in (1, 2)
+    ]
     assert steps[3] < rivals[0] < rivals[1]
-    assert plan.count("kubectl -n production delete svc api-service") == 1 and plan.index("delete svc api-service") > rivals[0]
+    assert (
+        plan.count("kubectl -n production delete svc api-service") == 1
+        and plan.index("delete svc api-service") > rivals[0]
+    )
     # The executive summary names what failed and what is blocked, not the sections that passed.
-    summary = text[text.index("## 📋 Executive summary"):text.index("## 🔍 Results overview")]
-    assert "**Verdict:** UNREACHABLE from outside: DNS 97v.test → 127.0.10.57 → empty reply (curl 52)" in summary
+    summary = text[text.index("## 📋 Executive summary") : text.index("## 🔍 Results overview")]
+    assert (
+        "**Verdict:** UNREACHABLE from outside: DNS 97v.test → 127.0.10.57 → empty reply (curl 52)" in summary
+    )
     assert "- ❌ api-health:" in summary and "- ❌ dns:" in summary
     assert "✅" not in summary and "cluster:" not in summary and "tls:" not in summary
-    assert ("**Blocked (not run):** api-health (1), database (3), services (2), integration (1), performance (2), "
-            "results-storage (2)") in summary
+    assert (
+        "**Blocked (not run):** api-health (1), database (3), services (2), integration (1), performance (2), "
+        "results-storage (2)"
+    ) in summary
     # Pointed at the sandbox through the environment, not --sandbox: real addresses, no note about closed ports.
     assert "> **Note:**" not in text and "sandbox ports of the finished run" not in text
-    assert [t["rule"] for t in theories[:3]] == ["dns-not-loadbalancer", "duplicate-loadbalancers", "ingress-missing-rule"]
+    assert [t["rule"] for t in theories[:3]] == [
+        "dns-not-loadbalancer",
+        "duplicate-loadbalancers",
+        "ingress-missing-rule",
+    ]
     port = info.edge_port
     assert f"curl -v --resolve 97v.test:{port}:127.0.10.57 http://97v.test:{port}/health   # exit 52" in text
     tracker = next(t for t in tables(text) if t[0] == ["Section", "Blocked", "Blocked by", "Tests"])
-    blocked_in_details = [row for t in tables(text) if t[0] == ["Test", "Outcome", "Detail"] for row in t[2:] if row[1] == "⏸️ BLOCKED"]
+    blocked_in_details = [
+        row
+        for t in tables(text)
+        if t[0] == ["Test", "Outcome", "Detail"]
+        for row in t[2:]
+        if row[1] == "⏸️ BLOCKED"
+    ]
     assert sum(int(row[1]) for row in tracker[2:]) == len(blocked_in_details) > 0
-    assert [row[0].strip("*") for row in tracker[2:]] == ["api-health", "database", "services", "integration", "performance", "results-storage"]
+    assert [row[0].strip("*") for row in tracker[2:]] == [
+        "api-health",
+        "database",
+        "services",
+        "integration",
+        "performance",
+        "results-storage",
+    ]
     # The health body is read only where every address answered: that check is blocked by the one that did not.
     assert tracker[2][2] == "test_health_answers_on_every_resolved_address"
     assert all(row[2] == "api-health" for row in tracker[3:])
     assert "**Blocked by `api-health`:** GET /health failed on 127.0.10.57" in text
-    assert f"- [ ] `dig @{info.resolvers[0].split(':')[0]} -p {info.resolvers[0].split(':')[1]} 97v.test +short` → expect 127.0.10.53" in text
+    assert (
+        f"- [ ] `dig @{info.resolvers[0].split(':')[0]} -p {info.resolvers[0].split(':')[1]} 97v.test +short` → expect 127.0.10.53"
+        in text
+    )
     assert "- [ ] `kubectl -n production get ingress` → expect a rule for host 97v.test" in text
-    assert "`pytest -p no:cacheprovider suites --incident-report reports/incident.md --results-json reports/r.json -q`" in text
+    assert (
+        "`pytest -p no:cacheprovider suites --incident-report reports/incident.md --results-json reports/r.json -q`"
+        in text
+    )
     assert "kubectl -n production delete svc api-service" in text
 
 
@@ -273,11 +374,13 @@ def test_confirm_commands_work_against_the_scenario(incident_run):
     lb = next(c for c in top["confirm"] if "jsonpath" in c)
     assert executed[lb].stdout.strip() == "127.0.10.53"
     curls = {c: executed[c].returncode for c in top["confirm"] if c.startswith("curl ")}
-    assert sorted(curls.values()) == [0, 52], curls  # the DNS answer replies nothing, the LoadBalancer answers
+    assert sorted(curls.values()) == [0, 52], (
+        curls
+    )  # the DNS answer replies nothing, the LoadBalancer answers
 
 
 def test_history_summary_reaches_timeline_and_terminal(pytester):
-    pytester.makeconftest('''
+    pytester.makeconftest("""
         import pytest
 
         @pytest.hookimpl(tryfirst=True)
@@ -288,8 +391,9 @@ def test_history_summary_reaches_timeline_and_terminal(pytester):
                 "newly_failing": ["test_x.py::test_health"], "recovered": [],
                 "last_healthy": "2025-12-08 07:00:00 UTC", "failing_since": "2025-12-08 08:00:00 UTC",
             }
-    ''')
-    pytester.makepyfile(test_x='''
+    """)
+    pytester.makepyfile(
+        test_x="""
         import pytest
 
         @pytest.mark.section("api-health")
@@ -301,8 +405,11 @@ def test_history_summary_reaches_timeline_and_terminal(pytester):
         @pytest.mark.requires("api-health")
         def test_db():
             pass
-    ''')
-    result = pytester.runpytest_subprocess("--incident-report", "reports/inc.md", "--target", "http://97v.test", "-p", "no:cacheprovider")
+    """
+    )
+    result = pytester.runpytest_subprocess(
+        "--incident-report", "reports/inc.md", "--target", "http://97v.test", "-p", "no:cacheprovider"
+    )
     # The terminal's history line belongs to --results-db (report.history_hooks), not to this summary.
     result.stdout.fnmatch_lines(["reachability: incident report INC-*-001: reports/inc.md"])
     text = (pytester.path / "reports" / "inc.md").read_text()
@@ -315,8 +422,15 @@ def test_history_summary_reaches_timeline_and_terminal(pytester):
 
 
 def test_a_sandbox_run_says_its_commands_name_closed_ports():
-    settings = resolve_settings({"target": "http://97v.test:41234", "namespace": "production", "sandbox": "incident-2025-12-08",
-                                 "resolvers": ["127.0.0.1:45678"]}, {})
+    settings = resolve_settings(
+        {
+            "target": "http://97v.test:41234",
+            "namespace": "production",
+            "sandbox": "incident-2025-12-08",
+            "resolvers": ["127.0.0.1:45678"],
+        },
+        {},
+    )
     results = hand_built()
     context = IncidentContext("INC-2025-12-08-003", datetime(2025, 12, 8, 9, 0, tzinfo=timezone.utc))
     text = render_incident_report(results, settings, diagnose(results, settings), context)
@@ -326,4 +440,6 @@ def test_a_sandbox_run_says_its_commands_name_closed_ports():
     blocks = re.findall(r"```bash\n(.*?)```", text, re.S)
     naming = [b for b in blocks if re.search(r"^(dig|curl|kubectl) ", b, re.M)]
     assert naming and all(b.startswith("# sandbox ports of the finished run") for b in naming)
-    assert all(not b.startswith("# sandbox") for b in blocks if b not in naming)  # the re-run line works as it is
+    assert all(
+        not b.startswith("# sandbox") for b in blocks if b not in naming
+    )  # the re-run line works as it is

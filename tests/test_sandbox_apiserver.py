@@ -1027,7 +1027,9 @@ def test_stop_leaves_no_thread_or_socket(certificates: dict[str, str], tmp_path:
     server.stop()  # a second stop is harmless
 
 
-def test_denying_a_resource_does_not_deny_its_subresources(certificates: dict[str, str], tmp_path: Path) -> None:
+def test_denying_a_resource_does_not_deny_its_subresources(
+    certificates: dict[str, str], tmp_path: Path
+) -> None:
     """RBAC treats pods and pods/log (services and services/proxy) as separate resources."""
     server = KubeApiServer(
         production_objects(),

@@ -55,7 +55,11 @@ def ask(server: DnsServer, name: str, rdtype: str, *, tcp: bool = False) -> dns.
 
 
 def answer_texts(response: dns.message.Message) -> list[str]:
-    return [f"{rrset.name} {dns.rdatatype.to_text(rrset.rdtype)} {rdata}" for rrset in response.answer for rdata in rrset]
+    return [
+        f"{rrset.name} {dns.rdatatype.to_text(rrset.rdtype)} {rdata}"
+        for rrset in response.answer
+        for rdata in rrset
+    ]
 
 
 @pytest.mark.parametrize("tcp", [False, True], ids=["udp", "tcp"])
@@ -63,18 +67,29 @@ def test_addresses_cname_chain_and_txt(server, tcp):
     assert answer_texts(ask(server, "97v.test", "A", tcp=tcp)) == ["97v.test. A 127.0.10.57"]
     assert answer_texts(ask(server, "97v.test", "AAAA", tcp=tcp)) == ["97v.test. AAAA ::1"]
     assert answer_texts(ask(server, "chain.97v.test", "A", tcp=tcp)) == [
-        "chain.97v.test. CNAME www.97v.test.", "www.97v.test. CNAME 97v.test.", "97v.test. A 127.0.10.57",
+        "chain.97v.test. CNAME www.97v.test.",
+        "www.97v.test. CNAME 97v.test.",
+        "97v.test. A 127.0.10.57",
     ]
     assert answer_texts(ask(server, "www.97v.test", "CNAME", tcp=tcp)) == ["www.97v.test. CNAME 97v.test."]
     txt = ask(server, "97v.test", "TXT", tcp=tcp)
-    assert sorted(b"".join(rdata.strings) for rrset in txt.answer for rdata in rrset) == [b'say "hi"', b"v=spf1 -all"]
+    assert sorted(b"".join(rdata.strings) for rrset in txt.answer for rdata in rrset) == [
+        b'say "hi"',
+        b"v=spf1 -all",
+    ]
 
 
 @pytest.mark.parametrize("tcp", [False, True], ids=["udp", "tcp"])
 @pytest.mark.parametrize(
     "name, rcode",
-    [("gone.test", dns.rcode.NXDOMAIN), ("unknown.test", dns.rcode.NXDOMAIN), ("broken.test", dns.rcode.SERVFAIL),
-     ("private.test", dns.rcode.REFUSED), ("empty.test", dns.rcode.NOERROR), ("slow.test", dns.rcode.NOERROR)],
+    [
+        ("gone.test", dns.rcode.NXDOMAIN),
+        ("unknown.test", dns.rcode.NXDOMAIN),
+        ("broken.test", dns.rcode.SERVFAIL),
+        ("private.test", dns.rcode.REFUSED),
+        ("empty.test", dns.rcode.NOERROR),
+        ("slow.test", dns.rcode.NOERROR),
+    ],
 )
 def test_failure_answers(server, name, rcode, tcp):
     response = ask(server, name, "AAAA", tcp=tcp)  # slow.test has no AAAA: a no-answer after its delay
@@ -120,7 +135,9 @@ def test_udp_and_tcp_share_the_port_and_stop_closes_both():
 def test_malformed_query_gets_formerr_not_silence(server):
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
         client.settimeout(3)
-        client.sendto(b"\x12\x34" + b"\x01\x00" + b"\x00\x01" + b"\x00" * 6 + b"\xff\xff", ("127.0.0.1", server.port))
+        client.sendto(
+            b"\x12\x34" + b"\x01\x00" + b"\x00\x01" + b"\x00" * 6 + b"\xff\xff", ("127.0.0.1", server.port)
+        )
         reply = client.recv(512)
     assert reply[:2] == b"\x12\x34" and reply[3] & 0x0F == dns.rcode.FORMERR
 
@@ -132,10 +149,16 @@ def dig(server: DnsServer, *args: str) -> tuple[str, list[str]]:
     """dig's status word and its answer lines (owner, TTL, class, type, data)."""
     result = subprocess.run(
         [require_tool("dig"), "@127.0.0.1", "-p", str(server.port), "+tries=1", "+time=3", *args],
-        capture_output=True, text=True, timeout=20,
+        capture_output=True,
+        text=True,
+        timeout=20,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    status = next(line for line in result.stdout.splitlines() if "status:" in line).split("status: ")[1].split(",")[0]
+    status = (
+        next(line for line in result.stdout.splitlines() if "status:" in line)
+        .split("status: ")[1]
+        .split(",")[0]
+    )
     section, lines = None, []
     for line in result.stdout.splitlines():
         if line.startswith(";; ") and line.endswith("SECTION:"):
@@ -152,7 +175,8 @@ def test_dig_gets_the_scenario_answers(server, transport):
     assert dig(server, *transport, "97v.test", "A") == ("NOERROR", ["97v.test. 300 IN A 127.0.10.57"])
     assert dig(server, *transport, "97v.test", "AAAA") == ("NOERROR", ["97v.test. 300 IN AAAA ::1"])
     assert dig(server, *transport, "www.97v.test") == (
-        "NOERROR", ["www.97v.test. 300 IN CNAME 97v.test.", "97v.test. 300 IN A 127.0.10.57"],
+        "NOERROR",
+        ["www.97v.test. 300 IN CNAME 97v.test.", "97v.test. 300 IN A 127.0.10.57"],
     )
     status, txt = dig(server, *transport, "97v.test", "TXT")
     assert status == "NOERROR" and '97v.test. 300 IN TXT "v=spf1 -all"' in txt
@@ -168,8 +192,19 @@ def test_dig_short_output_for_the_incident_resolver():
     server.start()
     try:
         result = subprocess.run(
-            [require_tool("dig"), "@127.0.0.1", "-p", str(server.port), "+short", "+time=3", "+tries=1", "97v.test"],
-            capture_output=True, text=True, timeout=20,
+            [
+                require_tool("dig"),
+                "@127.0.0.1",
+                "-p",
+                str(server.port),
+                "+short",
+                "+time=3",
+                "+tries=1",
+                "97v.test",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=20,
         )
     finally:
         server.stop()
@@ -208,13 +243,16 @@ def failing_server():
     dns_server.stop()
 
 
-@pytest.mark.parametrize("name, failure, cnames, addresses", [
-    ("dangling.97v.test", "dns_nxdomain", ["lb-4f2a.cloud.test"], []),
-    ("nodata.97v.test", "dns_no_answer", [], []),
-    ("v4only.97v.test", None, [], ["127.0.10.53"]),  # NODATA for AAAA only: the name still resolves
-    ("servfail.97v.test", "dns_servfail", [], []),
-    ("slow.97v.test", "dns_timeout", [], []),
-])
+@pytest.mark.parametrize(
+    "name, failure, cnames, addresses",
+    [
+        ("dangling.97v.test", "dns_nxdomain", ["lb-4f2a.cloud.test"], []),
+        ("nodata.97v.test", "dns_no_answer", [], []),
+        ("v4only.97v.test", None, [], ["127.0.10.53"]),  # NODATA for AAAA only: the name still resolves
+        ("servfail.97v.test", "dns_servfail", [], []),
+        ("slow.97v.test", "dns_timeout", [], []),
+    ],
+)
 def test_the_dns_probe_classifies_each_failure(failing_server, name, failure, cnames, addresses):
     from pytest_reachability.probes.dns import resolve_all
 
@@ -231,11 +269,20 @@ def test_a_dangling_cname_is_diagnosed_as_such_not_as_a_missing_record(failing_s
     from pytest_reachability.results import TestResult
 
     report = resolve_all("dangling.97v.test", [failing_server.address], timeout=1.0)
-    facts = Facts([TestResult("suites/test_07_dns.py::test_target_resolves", section="dns", outcome="failed",
-                              reason="dangling.97v.test did not resolve",
-                              evidence=[{"kind": "dns", "data": report.to_evidence()}])],
-                  RunContext(host="dangling.97v.test", resolvers=[failing_server.address]))
+    facts = Facts(
+        [
+            TestResult(
+                "suites/test_07_dns.py::test_target_resolves",
+                section="dns",
+                outcome="failed",
+                reason="dangling.97v.test did not resolve",
+                evidence=[{"kind": "dns", "data": report.to_evidence()}],
+            )
+        ],
+        RunContext(host="dangling.97v.test", resolvers=[failing_server.address]),
+    )
     theory = R.dns_dangling_cname(facts)
     assert theory is not None and theory.title.startswith(
-        "dangling.97v.test is a CNAME to lb-4f2a.cloud.test, which does not resolve (NXDOMAIN)")
+        "dangling.97v.test is a CNAME to lb-4f2a.cloud.test, which does not resolve (NXDOMAIN)"
+    )
     assert R.dns_nxdomain(facts) is None  # the name itself exists: it is not "the record is missing"

@@ -27,11 +27,15 @@ def require_curl() -> str:
     return path
 
 
-def curl_head(port: int, address: str, *, scheme: str = "http", ca_file: str | None = None) -> subprocess.CompletedProcess:
+def curl_head(
+    port: int, address: str, *, scheme: str = "http", ca_file: str | None = None
+) -> subprocess.CompletedProcess:
     command = [require_curl(), "-sS", "-i", "--max-time", "3", "--resolve", f"{HOST}:{port}:{address}"]
     if ca_file:
         command += ["--cacert", ca_file]
-    return subprocess.run([*command, f"{scheme}://{HOST}:{port}/health"], capture_output=True, text=True, timeout=20)
+    return subprocess.run(
+        [*command, f"{scheme}://{HOST}:{port}/health"], capture_output=True, text=True, timeout=20
+    )
 
 
 @pytest.fixture
@@ -71,16 +75,21 @@ def test_extra_headers_ride_on_every_answer(edge_of):
     assert head.startswith("HTTP/1.1 429") and "Retry-After: 30" in head and "Server: uvicorn" in head
 
 
-@pytest.mark.parametrize("kind, words", [
-    ("not_yet_valid", "not yet valid"),
-    ("wildcard_parent", "hostname mismatch"),
-])
+@pytest.mark.parametrize(
+    "kind, words",
+    [
+        ("not_yet_valid", "not yet valid"),
+        ("wildcard_parent", "hostname mismatch"),
+    ],
+)
 def test_certificates_fail_for_their_one_reason(tmp_path, edge_of, kind, words):
     from pytest_reachability.probes import tls as tls_probe
 
     certificates = write_sandbox_certificates(tmp_path, HOST)
     files = certificates.edges[kind]
-    edge = edge_of("127.0.23.4", Behaviour("healthy"), tls_context=server_tls_context(files.cert_file, files.key_file))
+    edge = edge_of(
+        "127.0.23.4", Behaviour("healthy"), tls_context=server_tls_context(files.cert_file, files.key_file)
+    )
     answer = curl_head(edge.port, "127.0.23.4", scheme="https", ca_file=certificates.ca_file)
     assert answer.returncode == 60, answer.stderr
 
@@ -88,23 +97,33 @@ def test_certificates_fail_for_their_one_reason(tmp_path, edge_of, kind, words):
         host, port = HOST, edge.port
 
     result = tls_probe.probe_address(Target(), "127.0.23.4", timeout=3, ca_bundle=certificates.ca_file)
-    assert not result.ok and words in (result.detail or "").lower() + " " + str(result.tls.error or "").lower()
+    assert (
+        not result.ok and words in (result.detail or "").lower() + " " + str(result.tls.error or "").lower()
+    )
     if kind == "wildcard_parent":
         assert result.failure.value == "tls_hostname" and result.tls.subject_names == ["*.shop.test"]
     else:
         starts = datetime.datetime.fromisoformat(result.tls.not_before)
-        assert result.failure.value == "tls_cert_expired" and starts > datetime.datetime.now(datetime.timezone.utc)
+        assert result.failure.value == "tls_cert_expired" and starts > datetime.datetime.now(
+            datetime.timezone.utc
+        )
 
 
 def test_scenario_schema_takes_server_and_headers_and_refuses_bad_ones(tmp_path):
     def scenario(edge: str) -> str:
         path = tmp_path / "edge.yaml"
-        path.write_text(f"name: edge\ndescription: d\ntarget: {{host: {HOST}}}\n"
-                        f"dns: {{primary: {{records: {{{HOST}: {{A: [127.0.23.5]}}}}}}}}\nedges:\n  - {edge}\n")
+        path.write_text(
+            f"name: edge\ndescription: d\ntarget: {{host: {HOST}}}\n"
+            f"dns: {{primary: {{records: {{{HOST}: {{A: [127.0.23.5]}}}}}}}}\nedges:\n  - {edge}\n"
+        )
         return str(path)
 
-    loaded = load_scenario(scenario("{address: 127.0.23.5, behaviour: {http_status: 503}, server: nginx, "
-                                    "headers: {Retry-After: 3600}, tls: not_yet_valid}"))
+    loaded = load_scenario(
+        scenario(
+            "{address: 127.0.23.5, behaviour: {http_status: 503}, server: nginx, "
+            "headers: {Retry-After: 3600}, tls: not_yet_valid}"
+        )
+    )
     edge = loaded.edges[0]
     assert (edge.server, edge.headers, edge.tls) == ("nginx", (("Retry-After", "3600"),), "not_yet_valid")
     with pytest.raises(ScenarioError, match=r"edges\[0\]\.server: expected one of nginx, got 'apache'"):

@@ -71,8 +71,15 @@ def world(tmp_path_factory):
     group.stop()
 
 
-def curl(port: int, address: str, *, scheme: str = "http", ca_file: str | None = None, host: str = HOST,
-         extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+def curl(
+    port: int,
+    address: str,
+    *,
+    scheme: str = "http",
+    ca_file: str | None = None,
+    host: str = HOST,
+    extra: tuple[str, ...] = (),
+) -> subprocess.CompletedProcess:
     command = [require_tool("curl"), "-sS", "-f", "--max-time", "1", "--resolve", f"{host}:{port}:{address}"]
     if ca_file:
         command += ["--cacert", ca_file]
@@ -81,9 +88,11 @@ def curl(port: int, address: str, *, scheme: str = "http", ca_file: str | None =
     )
 
 
-@pytest.mark.parametrize("address, behaviour, tls, code", EDGES, ids=[
-    f"{behaviour}{'-' + tls if tls else ''}" for _, behaviour, tls, _ in EDGES
-])
+@pytest.mark.parametrize(
+    "address, behaviour, tls, code",
+    EDGES,
+    ids=[f"{behaviour}{'-' + tls if tls else ''}" for _, behaviour, tls, _ in EDGES],
+)
 def test_curl_exit_code_per_behaviour(world, address, behaviour, tls, code):
     group, certificates = world
     result = curl(group.port, address, scheme="https" if tls else "http", ca_file=certificates.ca_file)
@@ -96,7 +105,10 @@ def test_curl_messages_match_the_incident_wording(world):
     group, _ = world
     assert "Empty reply from server" in curl(group.port, "127.0.20.2").stderr
     assert "Connection reset by peer" in curl(group.port, "127.0.20.5").stderr
-    assert "certificate has expired" in curl(group.port, "127.0.20.10", scheme="https", ca_file=world[1].ca_file).stderr
+    assert (
+        "certificate has expired"
+        in curl(group.port, "127.0.20.10", scheme="https", ca_file=world[1].ca_file).stderr
+    )
 
 
 def test_all_edges_share_one_port(world):
@@ -104,7 +116,9 @@ def test_all_edges_share_one_port(world):
     assert {edge.port for edge in group.edges} == {group.port} and group.port > 0
 
 
-def raw_exchange(address: str, port: int, request: bytes = REQUEST, timeout: float = 2.0) -> tuple[bytes, str | None]:
+def raw_exchange(
+    address: str, port: int, request: bytes = REQUEST, timeout: float = 2.0
+) -> tuple[bytes, str | None]:
     """Send ``request``; return every byte received and how the stream ended ('eof', 'reset', 'timeout')."""
     received = bytearray()
     with socket.create_connection((address, port), timeout=timeout) as sock:
@@ -141,7 +155,11 @@ def test_reset_mid_body_sends_headers_and_part_of_the_body_then_rst(world):
     assert ending == "reset"
     head, _, body = received.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200 OK")
-    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+    length = int(
+        next(
+            line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
+        )
+    )
     assert 0 < len(body) < length
 
 
@@ -184,9 +202,15 @@ def test_healthy_edge_answers_only_its_hosts_and_keeps_connections_alive(world):
 
 def test_head_and_wrong_method(world):
     group, _ = world
-    received, _ = raw_exchange("127.0.20.1", group.port, REQUEST.replace(b"GET", b"HEAD").replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n"))
+    received, _ = raw_exchange(
+        "127.0.20.1",
+        group.port,
+        REQUEST.replace(b"GET", b"HEAD").replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n"),
+    )
     assert received.startswith(b"HTTP/1.1 200 OK") and received.endswith(b"\r\n\r\n")
-    received, _ = raw_exchange("127.0.20.1", group.port, b"DELETE /health HTTP/1.1\r\nHost: 97v.test\r\nConnection: close\r\n\r\n")
+    received, _ = raw_exchange(
+        "127.0.20.1", group.port, b"DELETE /health HTTP/1.1\r\nHost: 97v.test\r\nConnection: close\r\n\r\n"
+    )
     assert received.startswith(b"HTTP/1.1 405 ")
 
 
@@ -199,8 +223,12 @@ def test_slow_edge_answers_after_its_delay(world):
 
 
 def test_two_groups_on_the_same_addresses_get_different_ports():
-    first = EdgeGroup([EdgeServer("127.0.21.1", Behaviour("healthy")), EdgeServer("127.0.21.2", Behaviour("refuse"))])
-    second = EdgeGroup([EdgeServer("127.0.21.1", Behaviour("healthy")), EdgeServer("127.0.21.2", Behaviour("refuse"))])
+    first = EdgeGroup(
+        [EdgeServer("127.0.21.1", Behaviour("healthy")), EdgeServer("127.0.21.2", Behaviour("refuse"))]
+    )
+    second = EdgeGroup(
+        [EdgeServer("127.0.21.1", Behaviour("healthy")), EdgeServer("127.0.21.2", Behaviour("refuse"))]
+    )
     first.start()
     try:
         second.start()
@@ -209,7 +237,9 @@ def test_two_groups_on_the_same_addresses_get_different_ports():
             for group in (first, second):
                 with pytest.raises(ConnectionRefusedError):
                     socket.create_connection(("127.0.21.2", group.port), timeout=2).close()
-                assert raw_exchange("127.0.21.1", group.port, REQUEST.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n"))[0].startswith(b"HTTP/1.1 200")
+                assert raw_exchange(
+                    "127.0.21.1", group.port, REQUEST.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n")
+                )[0].startswith(b"HTTP/1.1 200")
         finally:
             second.stop()
     finally:
@@ -269,8 +299,9 @@ def test_blackhole_drops_syns_so_connect_times_out_and_stop_removes_the_rule():
         assert curl(edge.port, "127.0.22.1", extra=("--connect-timeout", "1")).returncode == 28
         # Only that address and port: another port on the same address still gets an RST at once.
         with pytest.raises(ConnectionRefusedError):
-            socket.create_connection(("127.0.22.1", edge.port + 1 if edge.port < 65535 else edge.port - 1),
-                                     timeout=2).close()
+            socket.create_connection(
+                ("127.0.22.1", edge.port + 1 if edge.port < 65535 else edge.port - 1), timeout=2
+            ).close()
     finally:
         edge.stop()
     assert table not in nft_tables()
@@ -284,7 +315,9 @@ def test_blackhole_tables_of_dead_processes_are_removed_by_the_next_one():
     child.wait(10)  # a PID that no longer runs, as a killed sandbox's would be
     orphan = SynDrop("127.0.22.2", 9)
     orphan.table = f"{NFT_TABLE_PREFIX}{child.pid}_9_orphan"
-    done = subprocess.run(["nft", "add", "table", "ip", orphan.table], capture_output=True, text=True, timeout=10)
+    done = subprocess.run(
+        ["nft", "add", "table", "ip", orphan.table], capture_output=True, text=True, timeout=10
+    )
     assert done.returncode == 0, done.stderr
     edge = EdgeServer("127.0.22.3", Behaviour("blackhole"))
     edge.start()
@@ -296,8 +329,11 @@ def test_blackhole_tables_of_dead_processes_are_removed_by_the_next_one():
 
 
 def test_redirect_answers_its_status_and_location_with_the_port_filled_in():
-    edge = EdgeServer("127.0.22.4", Behaviour("redirect", status=302, location="http://{host}:{port}/login"),
-                      target_host=HOST)
+    edge = EdgeServer(
+        "127.0.22.4",
+        Behaviour("redirect", status=302, location="http://{host}:{port}/login"),
+        target_host=HOST,
+    )
     edge.start()
     try:
         received, _ = raw_exchange("127.0.22.4", edge.port, CLOSE)
@@ -305,7 +341,9 @@ def test_redirect_answers_its_status_and_location_with_the_port_filled_in():
         assert head.startswith("HTTP/1.1 302 Found")
         assert f"Location: http://{HOST}:{edge.port}/login" in head.split("\r\n")
         # A Location that leads back to the edge loops: curl -L gives up with exit code 47.
-        loop = EdgeServer("127.0.22.5", Behaviour("redirect", status=301, location="/health"), target_host=HOST)
+        loop = EdgeServer(
+            "127.0.22.5", Behaviour("redirect", status=301, location="/health"), target_host=HOST
+        )
         loop.start()
         try:
             assert curl(loop.port, "127.0.22.5", extra=("-L", "--max-redirs", "3")).returncode == 47
@@ -315,7 +353,9 @@ def test_redirect_answers_its_status_and_location_with_the_port_filled_in():
         edge.stop()
 
 
-@pytest.mark.parametrize("fail_with, failed", [(503, b"HTTP/1.1 503"), ("empty_reply", b""), ("reset_mid_body", None)])
+@pytest.mark.parametrize(
+    "fail_with, failed", [(503, b"HTTP/1.1 503"), ("empty_reply", b""), ("reset_mid_body", None)]
+)
 def test_intermittent_fails_exactly_its_share_of_requests(fail_with, failed):
     edge = EdgeServer("127.0.22.6", Behaviour("intermittent", share=0.25, fail_with=fail_with), hosts=[HOST])
     edge.start()
@@ -323,7 +363,9 @@ def test_intermittent_fails_exactly_its_share_of_requests(fail_with, failed):
         outcomes = []
         for _ in range(8):
             received, end = raw_exchange("127.0.22.6", edge.port, CLOSE)
-            outcomes.append("ok" if received.startswith(b"HTTP/1.1 200") and end == "eof" else (end, received[:12]))
+            outcomes.append(
+                "ok" if received.startswith(b"HTTP/1.1 200") and end == "eof" else (end, received[:12])
+            )
         # share 0.25: the 4th and the 8th request fail, the others are served.
         assert [index for index, outcome in enumerate(outcomes) if outcome != "ok"] == [3, 7]
         end, head = outcomes[3]
@@ -337,8 +379,12 @@ def test_intermittent_fails_exactly_its_share_of_requests(fail_with, failed):
 
 def test_health_override_answers_the_health_path_and_leaves_the_rest_to_the_app():
     body = '{"status":"DOWN","components":{"db":{"status":"DOWN"}}}'
-    edge = EdgeServer("127.0.22.7", Behaviour("healthy"), hosts=[HOST],
-                      health=HealthSpec(status=503, body=body, content_type="application/json"))
+    edge = EdgeServer(
+        "127.0.22.7",
+        Behaviour("healthy"),
+        hosts=[HOST],
+        health=HealthSpec(status=503, body=body, content_type="application/json"),
+    )
     edge.start()
     try:
         received, _ = raw_exchange("127.0.22.7", edge.port, CLOSE)
@@ -369,25 +415,38 @@ def test_binary_bytes_get_400_at_once_instead_of_a_wait():
     edge.start()
     try:
         started = time.monotonic()
-        received, end = raw_exchange("127.0.22.8", edge.port, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", timeout=4)
+        received, end = raw_exchange(
+            "127.0.22.8", edge.port, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", timeout=4
+        )
         assert received.startswith(b"HTTP/1.1 400") and time.monotonic() - started < 2
     finally:
         edge.stop()
 
 
-@pytest.mark.parametrize("kind, verifies, chain_length, issuer_url", [
-    ("intermediate", True, 2, True), ("missing_intermediate", False, 1, True), ("untrusted", False, 1, False),
-])
+@pytest.mark.parametrize(
+    "kind, verifies, chain_length, issuer_url",
+    [
+        ("intermediate", True, 2, True),
+        ("missing_intermediate", False, 1, True),
+        ("untrusted", False, 1, False),
+    ],
+)
 def test_certificate_chains_as_the_tls_probe_sees_them(tmp_path, kind, verifies, chain_length, issuer_url):
     from pytest_reachability.probes import tls as tls_probe
 
     certificates = write_sandbox_certificates(tmp_path, HOST)
     files = certificates.edges[kind]
-    edge = EdgeServer("127.0.22.9", Behaviour("healthy"), hosts=[HOST],
-                      tls_context=server_tls_context(files.cert_file, files.key_file))
+    edge = EdgeServer(
+        "127.0.22.9",
+        Behaviour("healthy"),
+        hosts=[HOST],
+        tls_context=server_tls_context(files.cert_file, files.key_file),
+    )
     edge.start()
     try:
-        assert (curl(edge.port, "127.0.22.9", scheme="https", ca_file=certificates.ca_file).returncode == 0) is verifies
+        assert (
+            curl(edge.port, "127.0.22.9", scheme="https", ca_file=certificates.ca_file).returncode == 0
+        ) is verifies
 
         class Target:
             host, port = HOST, edge.port
@@ -396,7 +455,10 @@ def test_certificate_chains_as_the_tls_probe_sees_them(tmp_path, kind, verifies,
         if verifies:
             assert result.ok
             return
-        assert result.failure.value == "tls_untrusted" and "unable to get local issuer certificate" in result.detail
+        assert (
+            result.failure.value == "tls_untrusted"
+            and "unable to get local issuer certificate" in result.detail
+        )
         chain = result.tls.chain
         assert len(chain) == chain_length and chain[0]["subject"] == f"CN={HOST}"
         assert bool(chain[0]["issuer_url"]) is issuer_url

@@ -41,23 +41,34 @@ def pasted(line: str) -> subprocess.CompletedProcess:
     return subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
 
 
-@pytest.mark.parametrize("scenario, answer, curl_exit", [
-    ("incident-2025-12-08", "127.0.10.57", 52),  # DNS points at the dead edge: empty reply
-    ("healthy-https", "127.0.10.53", 0),  # TLS with the sandbox's CA, which the line names
-], ids=["incident", "healthy-https"])
-def test_export_block_prints_dig_and_curl_lines_that_work(tmp_path: Path, scenario: str, answer: str, curl_exit: int) -> None:
+@pytest.mark.parametrize(
+    "scenario, answer, curl_exit",
+    [
+        ("incident-2025-12-08", "127.0.10.57", 52),  # DNS points at the dead edge: empty reply
+        ("healthy-https", "127.0.10.53", 0),  # TLS with the sandbox's CA, which the line names
+    ],
+    ids=["incident", "healthy-https"],
+)
+def test_export_block_prints_dig_and_curl_lines_that_work(
+    tmp_path: Path, scenario: str, answer: str, curl_exit: int
+) -> None:
     require("dig")
     require("curl")
     log = tmp_path / "stderr.txt"
     with log.open("w") as stderr:
-        process = subprocess.Popen([sys.executable, "-m", "pytest_reachability.sandbox", scenario],
-                                   stdout=subprocess.DEVNULL, stderr=stderr)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "pytest_reachability.sandbox", scenario],
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
     try:
         lines = wait_until_running(log, process)
         digs = [line for line in lines if line.startswith("dig ")]
         curls = [line for line in lines if line.startswith("curl ")]
         assert digs and curls, lines
-        assert all(line.startswith("dig @127.0.0.1 -p ") and line.endswith(" 97v.test +short") for line in digs)
+        assert all(
+            line.startswith("dig @127.0.0.1 -p ") and line.endswith(" 97v.test +short") for line in digs
+        )
         for line in digs:
             done = pasted(line)
             assert done.returncode == 0 and done.stdout.split() == [answer], (line, done.stdout, done.stderr)

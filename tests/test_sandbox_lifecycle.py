@@ -72,16 +72,31 @@ def resolve(info: SandboxInfo, name: str, resolver_index: int = 0) -> list[str]:
 def curl(info: SandboxInfo, address: str, *extra: str) -> subprocess.CompletedProcess:
     port = info.edge_port
     return subprocess.run(
-        [require_tool("curl"), "-sS", "-f", "--max-time", "2", "--cacert", info.ca_bundle,
-         "--resolve", f"{HOST}:{port}:{address}", *extra, f"{info.target}/health"],
-        capture_output=True, text=True, timeout=20,
+        [
+            require_tool("curl"),
+            "-sS",
+            "-f",
+            "--max-time",
+            "2",
+            "--cacert",
+            info.ca_bundle,
+            "--resolve",
+            f"{HOST}:{port}:{address}",
+            *extra,
+            f"{info.target}/health",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=20,
     )
 
 
 @contextlib.contextmanager
 def kube_client(info: SandboxInfo) -> Iterator[kubernetes.client.ApiClient]:
     assert info.kubeconfig is not None
-    with kubernetes.config.new_client_from_config(config_file=info.kubeconfig, context=info.context) as client:
+    with kubernetes.config.new_client_from_config(
+        config_file=info.kubeconfig, context=info.context
+    ) as client:
         yield client
         # Clients before 37 keep their connections open after close(): the last response holds one.
         client.last_response = None
@@ -113,7 +128,11 @@ def test_healthy_sandbox_end_to_end_and_clean_stop():
             assert services["api"].status.load_balancer.ingress[0].ip == address
             proxied = core.connect_get_namespaced_service_proxy_with_path("api:80", info.namespace, "health")
             assert '"status": "healthy"' in str(proxied) or "'status': 'healthy'" in str(proxied)
-        ports = {info.edge_port, *(int(r.rsplit(":", 1)[1]) for r in info.resolvers), int(info.api_url.rsplit(":", 1)[1])}
+        ports = {
+            info.edge_port,
+            *(int(r.rsplit(":", 1)[1]) for r in info.resolvers),
+            int(info.api_url.rsplit(":", 1)[1]),
+        }
         assert ports <= listening_ports()
     finally:
         sandbox.stop()
@@ -174,7 +193,10 @@ def test_kubectl_lists_the_incident_with_real_columns():
     kubectl = require_tool("kubectl")
     with Sandbox("incident-2025-12-08") as info:
         result = subprocess.run(
-            [kubectl, "get", "pods,svc", "-n", "production"], capture_output=True, text=True, timeout=60,
+            [kubectl, "get", "pods,svc", "-n", "production"],
+            capture_output=True,
+            text=True,
+            timeout=60,
             env={**os.environ, "KUBECONFIG": info.kubeconfig, "HOME": info.state_dir},
         )
     assert result.returncode == 0, result.stderr
@@ -281,12 +303,16 @@ def end_cli(process: subprocess.Popen) -> None:
 def test_cli_prints_exports_runs_until_signalled_and_exits_0(stop_signal):
     process = subprocess.Popen(
         [sys.executable, "-m", "pytest_reachability.sandbox", "incident-2025-12-08"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     try:
         exports = read_exports(process, 5)
         assert set(exports) == {
-            "REACHABILITY_TARGET", "KUBECONFIG", "REACHABILITY_NAMESPACE", "REACHABILITY_RESOLVERS",
+            "REACHABILITY_TARGET",
+            "KUBECONFIG",
+            "REACHABILITY_NAMESPACE",
+            "REACHABILITY_RESOLVERS",
             "REACHABILITY_CA_BUNDLE",
         }
         assert exports["REACHABILITY_TARGET"].startswith(f"http://{HOST}:")
@@ -311,23 +337,33 @@ def test_cli_killed_with_sigkill_leaves_no_postgres_and_no_secrets():
     require_postgres()
     process = subprocess.Popen(
         [sys.executable, "-m", "pytest_reachability.sandbox", "healthy"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     try:
         exports = read_exports(process, 5)
         state_dir = Path(exports["KUBECONFIG"]).parent
-        children = [int(pid) for pid in Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()]
+        children = [
+            int(pid) for pid in Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+        ]
         postmasters = [pid for pid in children if b"postgres" in Path(f"/proc/{pid}/cmdline").read_bytes()]
         assert postmasters, "no PostgreSQL started by the sandbox"
         data_dir = Path(Path(f"/proc/{postmasters[0]}/cmdline").read_bytes().split(b"\0")[2].decode()).parent
         process.kill()
         process.wait(timeout=10)
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and (state_dir.exists() or data_dir.exists()
-                                               or any(Path(f"/proc/{pid}").exists() for pid in postmasters)):
+        while time.monotonic() < deadline and (
+            state_dir.exists()
+            or data_dir.exists()
+            or any(Path(f"/proc/{pid}").exists() for pid in postmasters)
+        ):
             time.sleep(0.05)
-        assert not state_dir.exists(), "the kubeconfig with its token and the private keys outlived the sandbox"
+        assert not state_dir.exists(), (
+            "the kubeconfig with its token and the private keys outlived the sandbox"
+        )
         assert not data_dir.exists(), "PostgreSQL's folder outlived the sandbox"
-        assert not any(Path(f"/proc/{pid}").exists() for pid in postmasters), "PostgreSQL outlived the sandbox"
+        assert not any(Path(f"/proc/{pid}").exists() for pid in postmasters), (
+            "PostgreSQL outlived the sandbox"
+        )
     finally:
         end_cli(process)

@@ -32,12 +32,18 @@ def psycopg_module():
     return pytest.importorskip("psycopg", reason="pip install pytest-reachability[postgres]")
 
 
-def request(info: SandboxInfo, method: str, path: str, body: Any = None, headers: dict | None = None) -> tuple[int, Any]:
+def request(
+    info: SandboxInfo, method: str, path: str, body: Any = None, headers: dict | None = None
+) -> tuple[int, Any]:
     connection = http.client.HTTPConnection(API, info.edge_port, timeout=5)
     try:
         payload = json.dumps(body).encode() if body is not None else None
-        connection.request(method, path, body=payload,
-                           headers={"Host": HOST, "Content-Type": "application/json", **(headers or {})})
+        connection.request(
+            method,
+            path,
+            body=payload,
+            headers={"Host": HOST, "Content-Type": "application/json", **(headers or {})},
+        )
         response = connection.getresponse()
         raw = response.read()
         return response.status, json.loads(raw) if raw else None
@@ -51,7 +57,11 @@ def alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     # A zombie is not a running server.
-    state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] if Path(f"/proc/{pid}/stat").exists() else "X"
+    state = (
+        Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+        if Path(f"/proc/{pid}/stat").exists()
+        else "X"
+    )
     return state not in ("Z", "X")
 
 
@@ -75,8 +85,13 @@ def test_server_runs_unprivileged_on_loopback_and_stops_by_pid():
         assert elapsed < server.start_timeout and server.started_in <= elapsed
         assert dsn.startswith("postgresql://app:") and f"@127.0.0.1:{port}/app" in dsn
         assert alive(pid) and port_open(port)
-        uid = int(next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines()
-                       if line.startswith("Uid:")).split()[1])
+        uid = int(
+            next(
+                line
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                if line.startswith("Uid:")
+            ).split()[1]
+        )
         assert uid != 0, "PostgreSQL must not run as root"
         with psycopg.connect(dsn, connect_timeout=5) as connection:
             assert connection.execute("SELECT 1").fetchone() == (1,)
@@ -84,8 +99,14 @@ def test_server_runs_unprivileged_on_loopback_and_stops_by_pid():
             assert connection.execute("SELECT current_user, current_database()").fetchone() == ("app", "app")
         # The superuser has no password: it cannot log in over TCP, only through the private socket.
         with pytest.raises(psycopg.OperationalError):
-            psycopg.connect(host="127.0.0.1", port=port, user="postgres", password="", dbname="postgres",
-                            connect_timeout=5).close()
+            psycopg.connect(
+                host="127.0.0.1",
+                port=port,
+                user="postgres",
+                password="",
+                dbname="postgres",
+                connect_timeout=5,
+            ).close()
         assert (directory / "socket").is_dir() and oct((directory / "socket").stat().st_mode)[-3:] == "700"
     finally:
         server.stop()
@@ -111,7 +132,10 @@ def test_sandbox_api_checks_the_real_database_and_exports_its_dsn():
 def test_storage_endpoint_really_stores_in_postgres_and_delete_really_deletes():
     require_postgres()
     psycopg = psycopg_module()
-    with Sandbox("healthy") as info, psycopg.connect(info.database_dsn, connect_timeout=5, autocommit=True) as sql:
+    with (
+        Sandbox("healthy") as info,
+        psycopg.connect(info.database_dsn, connect_timeout=5, autocommit=True) as sql,
+    ):
         status, written = request(info, "POST", "/api/v1/results", {"check": "storage", "n": 1})
         assert status == 201 and written["check"] == "storage"
         result_id = written["id"]
@@ -135,7 +159,10 @@ def test_health_reports_the_database_down_when_postgres_stops():
         assert not alive(pid)
         status, body = request(info, "GET", "/health")
         assert status == 200 and body["status"] == "degraded"
-        assert body["dependencies"]["database"]["status"] == "error" and body["dependencies"]["database"]["error"]
+        assert (
+            body["dependencies"]["database"]["status"] == "error"
+            and body["dependencies"]["database"]["error"]
+        )
         assert request(info, "POST", "/api/v1/results", {"check": "x"})[0] == 503
     finally:
         sandbox.stop()
@@ -159,5 +186,8 @@ def test_without_postgresql_binaries_the_sandbox_still_runs_simulated(monkeypatc
     monkeypatch.setattr(postgres_mod, "find_bindir", lambda: None)
     with Sandbox("healthy") as info:
         assert info.database_dsn is None
-        assert info.database == "simulated: no PostgreSQL server binaries (looked in /usr/lib/postgresql/*/bin and PATH)"
+        assert (
+            info.database
+            == "simulated: no PostgreSQL server binaries (looked in /usr/lib/postgresql/*/bin and PATH)"
+        )
         assert request(info, "GET", "/health")[1]["dependencies"]["database"]["status"] == "ok"

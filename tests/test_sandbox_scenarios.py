@@ -25,8 +25,16 @@ from pytest_reachability.sandbox.scenario import (
 )
 
 REQUIRED = [
-    "healthy", "incident-2025-12-08", "lb-pending", "selector-no-pods", "targetport-mismatch", "crashloop",
-    "ingress-backend-missing", "tls-expired", "resolvers-disagree", "netpol-deny",
+    "healthy",
+    "incident-2025-12-08",
+    "lb-pending",
+    "selector-no-pods",
+    "targetport-mismatch",
+    "crashloop",
+    "ingress-backend-missing",
+    "tls-expired",
+    "resolvers-disagree",
+    "netpol-deny",
 ]
 # Kind -> the official client's model, which is stricter than the API server (required fields).
 CLIENT_MODELS = {"Event": "CoreV1Event"}
@@ -34,8 +42,13 @@ CLIENT_MODELS = {"Event": "CoreV1Event"}
 
 def obj(scenario, kind: str, name: str, namespace: str | None = "production") -> dict | None:
     return next(
-        (o for o in scenario.objects if o["kind"] == kind and o["metadata"]["name"] == name
-         and o["metadata"].get("namespace") == namespace),
+        (
+            o
+            for o in scenario.objects
+            if o["kind"] == kind
+            and o["metadata"]["name"] == name
+            and o["metadata"].get("namespace") == namespace
+        ),
         None,
     )
 
@@ -99,7 +112,11 @@ def test_shipped_load_balancer_addresses_are_edges_and_relative_times_resolved(n
 
 def test_incident_scenario_reproduces_the_incident():
     scenario = load_scenario("incident-2025-12-08")
-    assert (scenario.target.host, scenario.target.scheme, scenario.namespace) == ("97v.test", "http", "production")
+    assert (scenario.target.host, scenario.target.scheme, scenario.namespace) == (
+        "97v.test",
+        "http",
+        "production",
+    )
     assert answers(scenario, "primary", "97v.test").a == ("127.0.10.57",)
     assert edge(scenario, "127.0.10.57").behaviour == Behaviour("empty_reply")
     api = obj(scenario, "Service", "api")
@@ -115,7 +132,9 @@ def test_incident_scenario_reproduces_the_incident():
     assert controller["status"]["phase"] == "Running"
     assert obj(scenario, "IngressClass", "nginx", None)["spec"]["controller"] == "k8s.io/ingress-nginx"
     assert obj(scenario, "Service", "bot-service") is not None
-    log_lines = [line for line in scenario.logs["production/api-847495fbc4-686tk"].splitlines() if '"GET' in line]
+    log_lines = [
+        line for line in scenario.logs["production/api-847495fbc4-686tk"].splitlines() if '"GET' in line
+    ]
     assert len(log_lines) >= 5
     assert all("10.108.0.39:" in line and '"GET /health HTTP/1.1" 200' in line for line in log_lines)
 
@@ -158,7 +177,8 @@ def test_single_fault_scenarios_differ_from_healthy_where_the_fault_lives():
 
 def test_merge_patch_follows_rfc_7386():
     assert merge_patch({"a": {"b": 1, "c": 2}, "d": [1]}, {"a": {"b": None, "e": 3}, "d": [2]}) == {
-        "a": {"c": 2, "e": 3}, "d": [2]
+        "a": {"c": 2, "e": 3},
+        "d": [2],
     }
     assert object_identity({"kind": "Node", "metadata": {"name": "n1"}}) == "Node/n1"
     assert object_identity({"kind": "Pod", "metadata": {"name": "p", "namespace": "x"}}) == "Pod/x/p"
@@ -171,7 +191,9 @@ def write(tmp_path: Path, text: str, name: str = "world.yaml") -> Path:
 
 
 def test_overlay_merges_records_edges_and_objects_and_removes(tmp_path):
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         name: overlay
         description: overlay test
         base: healthy
@@ -191,7 +213,8 @@ def test_overlay_merges_records_edges_and_objects_and_removes(tmp_path):
               metadata: {name: api, namespace: production}
               spec: {selector: {app: other}}
           logs: {production/api-847495fbc4-686tk: "one line\\n"}
-        """)
+        """,
+    )
     scenario = load_scenario(path)
     records = scenario.resolvers[0].records
     assert "bot.97v.test" not in records and records["new.97v.test"].aaaa == ("::1",)
@@ -217,42 +240,85 @@ dns: {primary: {records: {bad.test: {A: [127.0.10.1]}}}}
 edges: [{address: 127.0.10.1, behaviour: healthy}]
 """
 
+
 def with_object(manifest: str) -> str:
     """MINIMAL with one manifest (a YAML flow mapping) in kubernetes.objects."""
     return MINIMAL + f"kubernetes:\n  objects:\n    - {manifest}\n"
 
 
 BAD_CASES = [
-    ("behaviour typo", MINIMAL.replace("behaviour: healthy", "behaviour: emtpy_reply"),
-     "edges[0].behaviour: expected one of healthy, empty_reply, refuse, reset_mid_body, hang, garbage, blackhole, "
-     "{http_status: N}, {slow: DURATION}, {redirect: {location: URL}} or {intermittent: {share: F}}, got 'emtpy_reply'"),
-    ("missing target", MINIMAL.replace("target: {host: bad.test}\n", ""),
-     "target: expected a value (required), got nothing"),
-    ("bad A record", MINIMAL.replace("A: [127.0.10.1]", "A: [999.0.0.1]"),
-     "dns.primary.records.bad.test.A[0]: expected an IPv4 address, got '999.0.0.1'"),
-    ("A record not a list", MINIMAL.replace("A: [127.0.10.1]", "A: 127.0.10.1"),
-     "dns.primary.records.bad.test.A: expected a list of IPv4 addresses, got '127.0.10.1'"),
-    ("bad rcode", MINIMAL.replace("A: [127.0.10.1]", "rcode: NOTAUTH"),
-     "dns.primary.records.bad.test.rcode: expected one of NXDOMAIN, SERVFAIL, REFUSED, got 'NOTAUTH'"),
-    ("OS resolver address", MINIMAL.replace("address: 127.0.10.1", "address: 127.0.0.53"),
-     "edges[0].address: expected an address other than 127.0.0.53 (the OS resolver's), got '127.0.0.53'"),
-    ("edge off loopback", MINIMAL.replace("address: 127.0.10.1", "address: 10.0.0.1"),
-     "edges[0].address: expected an IPv4 address in 127.0.0.0/8 or ::1, got '10.0.0.1'"),
-    ("IPv6 edge other than ::1", MINIMAL.replace("address: 127.0.10.1", "address: '::2'"),
-     "edges[0].address: expected an IPv4 address in 127.0.0.0/8 or ::1, got '::2'"),
-    ("bad status", MINIMAL.replace("behaviour: healthy", "behaviour: {http_status: 700}"),
-     "edges[0].behaviour.http_status: expected an HTTP status from 100 to 599, got 700"),
-    ("bad duration", MINIMAL.replace("behaviour: healthy", "behaviour: {slow: soon}"),
-     "edges[0].behaviour.slow: expected a duration such as 300ms or 2s (at most 600s), got 'soon'"),
-    ("bad tls", MINIMAL.replace("behaviour: healthy}", "behaviour: healthy, tls: self_signed}"),
-     "edges[0].tls: expected one of good, expired, wrong_host, untrusted, intermediate, missing_intermediate, "
-     "not_yet_valid, wildcard_parent, got 'self_signed'"),
-    ("unknown key", MINIMAL + "edge: []\n",
-     "edge: expected one of the keys name, description, target, namespace, dns, edges, in_cluster, "
-     "kubernetes, application, postgres, expect, changes, got 'edge'"),
-    ("bad scheme", MINIMAL.replace("{host: bad.test}", "{host: bad.test, scheme: ftp}"),
-     "target.scheme: expected http or https, got 'ftp'"),
-    ("load balancer not an edge", MINIMAL + textwrap.dedent("""\
+    (
+        "behaviour typo",
+        MINIMAL.replace("behaviour: healthy", "behaviour: emtpy_reply"),
+        "edges[0].behaviour: expected one of healthy, empty_reply, refuse, reset_mid_body, hang, garbage, blackhole, "
+        "{http_status: N}, {slow: DURATION}, {redirect: {location: URL}} or {intermittent: {share: F}}, got 'emtpy_reply'",
+    ),
+    (
+        "missing target",
+        MINIMAL.replace("target: {host: bad.test}\n", ""),
+        "target: expected a value (required), got nothing",
+    ),
+    (
+        "bad A record",
+        MINIMAL.replace("A: [127.0.10.1]", "A: [999.0.0.1]"),
+        "dns.primary.records.bad.test.A[0]: expected an IPv4 address, got '999.0.0.1'",
+    ),
+    (
+        "A record not a list",
+        MINIMAL.replace("A: [127.0.10.1]", "A: 127.0.10.1"),
+        "dns.primary.records.bad.test.A: expected a list of IPv4 addresses, got '127.0.10.1'",
+    ),
+    (
+        "bad rcode",
+        MINIMAL.replace("A: [127.0.10.1]", "rcode: NOTAUTH"),
+        "dns.primary.records.bad.test.rcode: expected one of NXDOMAIN, SERVFAIL, REFUSED, got 'NOTAUTH'",
+    ),
+    (
+        "OS resolver address",
+        MINIMAL.replace("address: 127.0.10.1", "address: 127.0.0.53"),
+        "edges[0].address: expected an address other than 127.0.0.53 (the OS resolver's), got '127.0.0.53'",
+    ),
+    (
+        "edge off loopback",
+        MINIMAL.replace("address: 127.0.10.1", "address: 10.0.0.1"),
+        "edges[0].address: expected an IPv4 address in 127.0.0.0/8 or ::1, got '10.0.0.1'",
+    ),
+    (
+        "IPv6 edge other than ::1",
+        MINIMAL.replace("address: 127.0.10.1", "address: '::2'"),
+        "edges[0].address: expected an IPv4 address in 127.0.0.0/8 or ::1, got '::2'",
+    ),
+    (
+        "bad status",
+        MINIMAL.replace("behaviour: healthy", "behaviour: {http_status: 700}"),
+        "edges[0].behaviour.http_status: expected an HTTP status from 100 to 599, got 700",
+    ),
+    (
+        "bad duration",
+        MINIMAL.replace("behaviour: healthy", "behaviour: {slow: soon}"),
+        "edges[0].behaviour.slow: expected a duration such as 300ms or 2s (at most 600s), got 'soon'",
+    ),
+    (
+        "bad tls",
+        MINIMAL.replace("behaviour: healthy}", "behaviour: healthy, tls: self_signed}"),
+        "edges[0].tls: expected one of good, expired, wrong_host, untrusted, intermediate, missing_intermediate, "
+        "not_yet_valid, wildcard_parent, got 'self_signed'",
+    ),
+    (
+        "unknown key",
+        MINIMAL + "edge: []\n",
+        "edge: expected one of the keys name, description, target, namespace, dns, edges, in_cluster, "
+        "kubernetes, application, postgres, expect, changes, got 'edge'",
+    ),
+    (
+        "bad scheme",
+        MINIMAL.replace("{host: bad.test}", "{host: bad.test, scheme: ftp}"),
+        "target.scheme: expected http or https, got 'ftp'",
+    ),
+    (
+        "load balancer not an edge",
+        MINIMAL
+        + textwrap.dedent("""\
         kubernetes:
           objects:
             - apiVersion: v1
@@ -261,68 +327,137 @@ BAD_CASES = [
               spec: {type: LoadBalancer}
               status: {loadBalancer: {ingress: [{ip: 127.0.10.99}]}}
         """),
-     "kubernetes.objects[0].status.loadBalancer.ingress[0].ip: expected the address of an edge of this "
-     "scenario, got '127.0.10.99'"),
-    ("secret with data", MINIMAL + textwrap.dedent("""\
+        "kubernetes.objects[0].status.loadBalancer.ingress[0].ip: expected the address of an edge of this "
+        "scenario, got '127.0.10.99'",
+    ),
+    (
+        "secret with data",
+        MINIMAL
+        + textwrap.dedent("""\
         kubernetes:
           objects:
             - {apiVersion: v1, kind: Secret, metadata: {name: s, namespace: production}, data: {k: dg==}}
         """),
-     "kubernetes.objects[0].data: expected no secret data (the sandbox keeps Secrets' metadata only), got 'data'"),
-    ("namespaced kind without namespace", MINIMAL + textwrap.dedent("""\
+        "kubernetes.objects[0].data: expected no secret data (the sandbox keeps Secrets' metadata only), got 'data'",
+    ),
+    (
+        "namespaced kind without namespace",
+        MINIMAL
+        + textwrap.dedent("""\
         kubernetes:
           objects:
             - {apiVersion: v1, kind: Pod, metadata: {name: p}}
         """),
-     "kubernetes.objects[0].metadata.namespace: expected a namespace (a Pod is namespaced), got nothing"),
-    ("logs for a missing pod", MINIMAL + "kubernetes: {logs: {production/ghost: hello}}\n",
-     "kubernetes.logs: expected keys naming a Pod of kubernetes.objects as namespace/pod, got 'production/ghost'"),
-    ("deny bad verb", MINIMAL + "kubernetes: {deny: [{verb: steal, resource: secrets}]}\n",
-     "kubernetes.deny[0].verb: expected one of get, list, watch, create, update, patch, delete, "
-     "deletecollection, got 'steal'"),
-    ("remove without base", MINIMAL + "kubernetes: {remove: [Pod/production/x]}\n",
-     "kubernetes.remove: expected one of the keys objects, logs, deny, got 'remove'"),
-    ("record and rcode", MINIMAL.replace("A: [127.0.10.1]", "A: [127.0.10.1], rcode: SERVFAIL"),
-     "dns.primary.records.bad.test: expected either records or one of rcode / no_answer, got 'both'"),
-    ("load balancer status not a mapping",
-     with_object('{apiVersion: v1, kind: Service, metadata: {name: api, namespace: production}, status: {loadBalancer: "-12x"}}'),
-     "kubernetes.objects[0].status.loadBalancer: expected a valid dictionary or instance of V1LoadBalancerStatus, "
-     "got '-12x'"),
-    ("port not a number",
-     with_object("{apiVersion: v1, kind: Service, metadata: {name: api, namespace: production}, spec: {ports: [{port: http}]}}"),
-     "kubernetes.objects[0].spec.ports[0].port: expected a valid integer, got 'http'"),
-    ("image not a string",
-     with_object("{apiVersion: v1, kind: Pod, metadata: {name: p, namespace: production}, spec: {containers: [{name: c, image: 3}]}}"),
-     "kubernetes.objects[0].spec.containers[0].image: expected a valid string, got 3"),
-    ("condition status a boolean",
-     with_object("{apiVersion: v1, kind: Pod, metadata: {name: p, namespace: production}, "
-                 "status: {conditions: [{type: Ready, status: true}]}}"),
-     "kubernetes.objects[0].status.conditions[0].status: expected a valid string, got true"),
-    ("bad redirect status", MINIMAL.replace("behaviour: healthy", "behaviour: {redirect: {location: /x, status: 200}}"),
-     "edges[0].behaviour.redirect.status: expected a redirect status (301, 302, 303, 307 or 308), got 200"),
-    ("intermittent share of 1", MINIMAL.replace("behaviour: healthy", "behaviour: {intermittent: {share: 1}}"),
-     "edges[0].behaviour.intermittent.share: expected a fraction between 0 and 1 (exclusive), got 1"),
-    ("intermittent failure unknown", MINIMAL.replace("behaviour: healthy", "behaviour: {intermittent: {share: 0.5, fail_with: hang}}"),
-     "edges[0].behaviour.intermittent.fail_with: expected an HTTP status from 400 to 599 or one of empty_reply, "
-     "reset_mid_body, got 'hang'"),
-    ("health status out of range", MINIMAL.replace("behaviour: healthy}", "behaviour: healthy, health: {status: 42}}"),
-     "edges[0].health.status: expected an HTTP status from 100 to 599, got 42"),
-    ("health body a number", MINIMAL.replace("behaviour: healthy}", "behaviour: healthy, health: {body: 7}}"),
-     "edges[0].health.body: expected text, a mapping or a list, got 7"),
-    ("blackhole in cluster", MINIMAL + "in_cluster: {behaviour: blackhole}\n",
-     "in_cluster.behaviour: expected a behaviour of a listening server (not refuse or blackhole), got 'blackhole'"),
-    ("postgres state unknown", MINIMAL + "postgres: {state: sleepy}\n",
-     "postgres.state: expected one of running, down, slow, wrong_password, missing_database, got 'sleepy'"),
-    ("postgres slow without delay", MINIMAL + "postgres: {state: slow}\n",
-     "postgres.delay: expected a duration above 0 for state slow, got nothing"),
-    ("expect top not a rule id", MINIMAL + "expect: {top: Pods Crashing}\n",
-     "expect.top: expected a rule id (lower-case words joined by '-') or null, got 'Pods Crashing'"),
-    ("expect failing not a list", MINIMAL + "expect: {top: null, failing: dns}\n",
-     "expect.failing: expected a list of section names, got 'dns'"),
+        "kubernetes.objects[0].metadata.namespace: expected a namespace (a Pod is namespaced), got nothing",
+    ),
+    (
+        "logs for a missing pod",
+        MINIMAL + "kubernetes: {logs: {production/ghost: hello}}\n",
+        "kubernetes.logs: expected keys naming a Pod of kubernetes.objects as namespace/pod, got 'production/ghost'",
+    ),
+    (
+        "deny bad verb",
+        MINIMAL + "kubernetes: {deny: [{verb: steal, resource: secrets}]}\n",
+        "kubernetes.deny[0].verb: expected one of get, list, watch, create, update, patch, delete, "
+        "deletecollection, got 'steal'",
+    ),
+    (
+        "remove without base",
+        MINIMAL + "kubernetes: {remove: [Pod/production/x]}\n",
+        "kubernetes.remove: expected one of the keys objects, logs, deny, got 'remove'",
+    ),
+    (
+        "record and rcode",
+        MINIMAL.replace("A: [127.0.10.1]", "A: [127.0.10.1], rcode: SERVFAIL"),
+        "dns.primary.records.bad.test: expected either records or one of rcode / no_answer, got 'both'",
+    ),
+    (
+        "load balancer status not a mapping",
+        with_object(
+            '{apiVersion: v1, kind: Service, metadata: {name: api, namespace: production}, status: {loadBalancer: "-12x"}}'
+        ),
+        "kubernetes.objects[0].status.loadBalancer: expected a valid dictionary or instance of V1LoadBalancerStatus, "
+        "got '-12x'",
+    ),
+    (
+        "port not a number",
+        with_object(
+            "{apiVersion: v1, kind: Service, metadata: {name: api, namespace: production}, spec: {ports: [{port: http}]}}"
+        ),
+        "kubernetes.objects[0].spec.ports[0].port: expected a valid integer, got 'http'",
+    ),
+    (
+        "image not a string",
+        with_object(
+            "{apiVersion: v1, kind: Pod, metadata: {name: p, namespace: production}, spec: {containers: [{name: c, image: 3}]}}"
+        ),
+        "kubernetes.objects[0].spec.containers[0].image: expected a valid string, got 3",
+    ),
+    (
+        "condition status a boolean",
+        with_object(
+            "{apiVersion: v1, kind: Pod, metadata: {name: p, namespace: production}, "
+            "status: {conditions: [{type: Ready, status: true}]}}"
+        ),
+        "kubernetes.objects[0].status.conditions[0].status: expected a valid string, got true",
+    ),
+    (
+        "bad redirect status",
+        MINIMAL.replace("behaviour: healthy", "behaviour: {redirect: {location: /x, status: 200}}"),
+        "edges[0].behaviour.redirect.status: expected a redirect status (301, 302, 303, 307 or 308), got 200",
+    ),
+    (
+        "intermittent share of 1",
+        MINIMAL.replace("behaviour: healthy", "behaviour: {intermittent: {share: 1}}"),
+        "edges[0].behaviour.intermittent.share: expected a fraction between 0 and 1 (exclusive), got 1",
+    ),
+    (
+        "intermittent failure unknown",
+        MINIMAL.replace("behaviour: healthy", "behaviour: {intermittent: {share: 0.5, fail_with: hang}}"),
+        "edges[0].behaviour.intermittent.fail_with: expected an HTTP status from 400 to 599 or one of empty_reply, "
+        "reset_mid_body, got 'hang'",
+    ),
+    (
+        "health status out of range",
+        MINIMAL.replace("behaviour: healthy}", "behaviour: healthy, health: {status: 42}}"),
+        "edges[0].health.status: expected an HTTP status from 100 to 599, got 42",
+    ),
+    (
+        "health body a number",
+        MINIMAL.replace("behaviour: healthy}", "behaviour: healthy, health: {body: 7}}"),
+        "edges[0].health.body: expected text, a mapping or a list, got 7",
+    ),
+    (
+        "blackhole in cluster",
+        MINIMAL + "in_cluster: {behaviour: blackhole}\n",
+        "in_cluster.behaviour: expected a behaviour of a listening server (not refuse or blackhole), got 'blackhole'",
+    ),
+    (
+        "postgres state unknown",
+        MINIMAL + "postgres: {state: sleepy}\n",
+        "postgres.state: expected one of running, down, slow, wrong_password, missing_database, got 'sleepy'",
+    ),
+    (
+        "postgres slow without delay",
+        MINIMAL + "postgres: {state: slow}\n",
+        "postgres.delay: expected a duration above 0 for state slow, got nothing",
+    ),
+    (
+        "expect top not a rule id",
+        MINIMAL + "expect: {top: Pods Crashing}\n",
+        "expect.top: expected a rule id (lower-case words joined by '-') or null, got 'Pods Crashing'",
+    ),
+    (
+        "expect failing not a list",
+        MINIMAL + "expect: {top: null, failing: dns}\n",
+        "expect.failing: expected a list of section names, got 'dns'",
+    ),
 ]
 
 
-@pytest.mark.parametrize("text, message", [case[1:] for case in BAD_CASES], ids=[case[0] for case in BAD_CASES])
+@pytest.mark.parametrize(
+    "text, message", [case[1:] for case in BAD_CASES], ids=[case[0] for case in BAD_CASES]
+)
 def test_bad_scenario_gives_one_line_error(tmp_path, text, message):
     path = write(tmp_path, text)
     with pytest.raises(ScenarioError) as caught:
@@ -339,12 +474,19 @@ def test_invalid_yaml_names_the_line(tmp_path):
 
 def test_overlay_errors_name_the_overlay_file(tmp_path):
     unknown_base = write(tmp_path, "name: x\ndescription: d\nbase: no-such-world\n", "a.yaml")
-    with pytest.raises(ScenarioError, match=rf"^{unknown_base}: base: expected a loadable scenario, got unknown"):
+    with pytest.raises(
+        ScenarioError, match=rf"^{unknown_base}: base: expected a loadable scenario, got unknown"
+    ):
         load_scenario(unknown_base)
-    bad_removal = write(tmp_path, "name: x\ndescription: d\nbase: healthy\nkubernetes: {remove: [Pod/x/y]}\n", "b.yaml")
+    bad_removal = write(
+        tmp_path, "name: x\ndescription: d\nbase: healthy\nkubernetes: {remove: [Pod/x/y]}\n", "b.yaml"
+    )
     with pytest.raises(ScenarioError) as caught:
         load_scenario(bad_removal)
-    assert str(caught.value) == f"{bad_removal}: kubernetes.remove[0]: expected an object of the base, got 'Pod/x/y'"
+    assert (
+        str(caught.value)
+        == f"{bad_removal}: kubernetes.remove[0]: expected an object of the base, got 'Pod/x/y'"
+    )
 
 
 def test_unknown_scenario_name_lists_the_known_ones():
@@ -354,9 +496,15 @@ def test_unknown_scenario_name_lists_the_known_ones():
 
 def test_cli_reports_bad_scenarios_in_one_line_with_exit_2(tmp_path):
     bad = write(tmp_path, MINIMAL.replace("behaviour: healthy", "behaviour: sleepy"))
-    for argument, expected in ((str(bad), f"error: {bad}: edges[0].behaviour: expected"), ("nope", "error: unknown scenario")):
+    for argument, expected in (
+        (str(bad), f"error: {bad}: edges[0].behaviour: expected"),
+        ("nope", "error: unknown scenario"),
+    ):
         result = subprocess.run(
-            [sys.executable, "-m", "pytest_reachability.sandbox", argument], capture_output=True, text=True, timeout=60
+            [sys.executable, "-m", "pytest_reachability.sandbox", argument],
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         assert result.returncode == 2
         assert result.stdout == ""
@@ -365,7 +513,10 @@ def test_cli_reports_bad_scenarios_in_one_line_with_exit_2(tmp_path):
 
 def test_cli_lists_every_scenario_with_its_description():
     result = subprocess.run(
-        [sys.executable, "-m", "pytest_reachability.sandbox", "--list"], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "pytest_reachability.sandbox", "--list"],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0
     lines = result.stdout.splitlines()
@@ -375,7 +526,9 @@ def test_cli_lists_every_scenario_with_its_description():
 
 
 def test_new_schema_keys_load_into_the_model(tmp_path):
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         name: everything
         description: every newer schema key at once
         target: {host: api.test}
@@ -391,47 +544,82 @@ def test_new_schema_keys_load_into_the_model(tmp_path):
         in_cluster: {behaviour: healthy, health: {body: "ok"}}
         postgres: {state: slow, delay: 250ms}
         expect: {top: dependency-unhealthy, failing: [api-health], may_fail: [performance], cluster: false}
-        """)
+        """,
+    )
     scenario = load_scenario(path)
     assert edge(scenario, "127.0.10.1").behaviour == Behaviour("blackhole")
-    assert edge(scenario, "127.0.10.2").behaviour == Behaviour("redirect", status=308, location="https://{host}:{port}/health")
-    assert edge(scenario, "127.0.10.3").behaviour == Behaviour("intermittent", share=0.25, fail_with="empty_reply")
+    assert edge(scenario, "127.0.10.2").behaviour == Behaviour(
+        "redirect", status=308, location="https://{host}:{port}/health"
+    )
+    assert edge(scenario, "127.0.10.3").behaviour == Behaviour(
+        "intermittent", share=0.25, fail_with="empty_reply"
+    )
     v6 = edge(scenario, "::1")
     assert v6.tls == "missing_intermediate"
     assert (v6.health.path, v6.health.status, v6.health.content_type) == ("/healthz", 503, "application/json")
     assert v6.health.body == '{"status":"DOWN","components":{"db":{"status":"DOWN"}}}'
     assert (scenario.in_cluster_health.body, scenario.in_cluster_health.content_type) == ("ok", "text/plain")
     assert (scenario.postgres, scenario.database.state, scenario.database.delay) == (True, "slow", 0.25)
-    assert (scenario.expect.top, scenario.expect.failing, scenario.expect.may_fail, scenario.expect.cluster) == (
-        "dependency-unhealthy", ("api-health",), ("performance",), False)
+    assert (
+        scenario.expect.top,
+        scenario.expect.failing,
+        scenario.expect.may_fail,
+        scenario.expect.cluster,
+    ) == ("dependency-unhealthy", ("api-health",), ("performance",), False)
 
 
 def test_plugin_turns_a_malformed_scenario_into_a_one_line_usage_error(tmp_path):
-    bad = write(tmp_path, MINIMAL + textwrap.dedent("""\
+    bad = write(
+        tmp_path,
+        MINIMAL
+        + textwrap.dedent("""\
         kubernetes:
           objects:
             - apiVersion: v1
               kind: Service
               metadata: {name: api, namespace: production}
               status: {loadBalancer: "-12x"}
-        """))
+        """),
+    )
     (tmp_path / "test_nothing.py").write_text("def test_nothing():\n    pass\n")
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:hypothesispytest", f"--sandbox={bad}",
-         "test_nothing.py"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:hypothesispytest",
+            f"--sandbox={bad}",
+            "test_nothing.py",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 4, result.stdout + result.stderr
     output = (result.stdout + result.stderr).strip()
     assert "INTERNALERROR" not in output and "Traceback" not in output
     assert output.splitlines() == [
         f"ERROR: --sandbox: {bad}: kubernetes.objects[0].status.loadBalancer: expected a valid dictionary or "
-        "instance of V1LoadBalancerStatus, got '-12x'"]
+        "instance of V1LoadBalancerStatus, got '-12x'"
+    ]
 
 
 # -- fuzzing: mutated valid scenarios either load or fail with one line ------------------------------------
 
-FUZZ_SOURCES = ("healthy", "incident-2025-12-08", "crashloop", "healthy-ipv6", "intermittent-503", "db-slow",
-                "health-spring-redis-down", "rollout-image-missing")
+FUZZ_SOURCES = (
+    "healthy",
+    "incident-2025-12-08",
+    "crashloop",
+    "healthy-ipv6",
+    "intermittent-503",
+    "db-slow",
+    "health-spring-redis-down",
+    "rollout-image-missing",
+)
 
 
 def _documents() -> list[dict]:
@@ -454,15 +642,45 @@ DOCUMENTS = _documents()
 PATHS = [list(_paths(document)) for document in DOCUMENTS]
 # Values of the wrong type, shape or range for most places: what a hand-written file gets wrong.
 ODD_SCALARS = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-(2**40), max_value=2**40),
-    st.floats(allow_nan=True, allow_infinity=True), st.sampled_from(
-        ["-12x", "", " ", "127.0.10.53", "::1", "999.1.1.1", "-2d", "3s", "True", "null", "a" * 300, "\x00",
-         "LoadBalancer", "production", "http", "{port}", "https://", "/health", "Ready", "97v.test", "*"]),
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**40), max_value=2**40),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from(
+        [
+            "-12x",
+            "",
+            " ",
+            "127.0.10.53",
+            "::1",
+            "999.1.1.1",
+            "-2d",
+            "3s",
+            "True",
+            "null",
+            "a" * 300,
+            "\x00",
+            "LoadBalancer",
+            "production",
+            "http",
+            "{port}",
+            "https://",
+            "/health",
+            "Ready",
+            "97v.test",
+            "*",
+        ]
+    ),
     st.text(max_size=12),
 )
-ODD_VALUES = st.recursive(ODD_SCALARS, lambda children: st.one_of(
-    st.lists(children, max_size=3), st.dictionaries(st.sampled_from(["ip", "name", "port", "status", "x", "A"]), children,
-                                                    max_size=3)), max_leaves=6)
+ODD_VALUES = st.recursive(
+    ODD_SCALARS,
+    lambda children: st.one_of(
+        st.lists(children, max_size=3),
+        st.dictionaries(st.sampled_from(["ip", "name", "port", "status", "x", "A"]), children, max_size=3),
+    ),
+    max_leaves=6,
+)
 
 
 def _mutate(document: dict, path: tuple, how: str, value) -> dict:
@@ -484,12 +702,16 @@ def _mutate(document: dict, path: tuple, how: str, value) -> dict:
     return mutated
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
 @given(data=st.data())
 def test_fuzzed_scenarios_load_or_fail_in_one_line(tmp_path_factory, data):
     index = data.draw(st.integers(min_value=0, max_value=len(DOCUMENTS) - 1), label="document")
     path = data.draw(st.sampled_from(PATHS[index]), label="path")
-    how = data.draw(st.sampled_from(["replace", "replace", "replace", "delete", "wrap", "unknown-key"]), label="how")
+    how = data.draw(
+        st.sampled_from(["replace", "replace", "replace", "delete", "wrap", "unknown-key"]), label="how"
+    )
     value = data.draw(ODD_VALUES, label="value")
     document = _mutate(DOCUMENTS[index], path, how, value)
     target = tmp_path_factory.mktemp("fuzz") / "fuzzed.yaml"

@@ -50,10 +50,13 @@ def test_every_scenario_ends_with_its_expected_top_theory(tmp_path):
     runnable = [name for name in NAMES if name not in UNRUNNABLE]
     rows = evaluate(runnable, jobs=CORPUS_JOBS)
     misses = [row.problem() for row in rows if not row.hit]
-    assert not misses, f"{len(misses)} of {len(rows)} scenarios miss:\n" + "\n".join(misses) + "\n" + format_table(rows)
+    assert not misses, (
+        f"{len(misses)} of {len(rows)} scenarios miss:\n" + "\n".join(misses) + "\n" + format_table(rows)
+    )
 
 
 if UNRUNNABLE:
+
     @pytest.mark.parametrize("name", sorted(UNRUNNABLE))
     def test_scenarios_this_machine_cannot_run(name):
         reason = f"scenario {name}: {UNRUNNABLE[name]}"
@@ -63,25 +66,56 @@ if UNRUNNABLE:
 
 
 def document(theories, failing=("api-health",)):
-    sections = {name: {"status": "FAIL" if name in failing else "PASS"} for name in ("dns", "api-health", "cluster")}
-    return {"theories": [{"rule": r, "confidence": c, "title": f"{r} title", "confirm": list(confirm), "fix": []}
-                         for r, c, confirm in theories], "sections": sections}
+    sections = {
+        name: {"status": "FAIL" if name in failing else "PASS"} for name in ("dns", "api-health", "cluster")
+    }
+    return {
+        "theories": [
+            {"rule": r, "confidence": c, "title": f"{r} title", "confirm": list(confirm), "fix": []}
+            for r, c, confirm in theories
+        ],
+        "sections": sections,
+    }
 
 
-@pytest.mark.parametrize("expected, cluster, theories, failing, hit", [
-    ("tcp-refused", True, [("tcp-refused", 0.7, ["curl ..."])], ("api-health",), True),
-    ("tcp-refused", True, [("http-5xx", 0.8, []), ("tcp-refused", 0.7, [])], ("api-health",), False),
-    ("tcp-refused", True, [("tcp-refused", 0.7, [])], ("api-health", "dns"), False),
-    (None, True, [], (), True),
-    (None, True, [("duplicate-loadbalancers", 0.28, [])], (), True),
-    (None, True, [("duplicate-loadbalancers", 0.55, [])], (), False),
-    ("edge-empty-reply", False, [("edge-empty-reply", 0.45, ["kubectl -n p get svc  # needs cluster access (run with --kubeconfig)"])],
-     ("api-health",), True),
-    ("edge-empty-reply", False, [("edge-empty-reply", 0.45, ["kubectl -n p get svc"])], ("api-health",), False),
-])
-def test_a_row_hits_only_with_the_expected_top_theory_sections_and_honest_commands(expected, cluster, theories, failing, hit):
-    row = judge(Row("world", expected, expected_failing=["api-health"] if expected else [], cluster=cluster),
-                document(theories, failing))
+@pytest.mark.parametrize(
+    "expected, cluster, theories, failing, hit",
+    [
+        ("tcp-refused", True, [("tcp-refused", 0.7, ["curl ..."])], ("api-health",), True),
+        ("tcp-refused", True, [("http-5xx", 0.8, []), ("tcp-refused", 0.7, [])], ("api-health",), False),
+        ("tcp-refused", True, [("tcp-refused", 0.7, [])], ("api-health", "dns"), False),
+        (None, True, [], (), True),
+        (None, True, [("duplicate-loadbalancers", 0.28, [])], (), True),
+        (None, True, [("duplicate-loadbalancers", 0.55, [])], (), False),
+        (
+            "edge-empty-reply",
+            False,
+            [
+                (
+                    "edge-empty-reply",
+                    0.45,
+                    ["kubectl -n p get svc  # needs cluster access (run with --kubeconfig)"],
+                )
+            ],
+            ("api-health",),
+            True,
+        ),
+        (
+            "edge-empty-reply",
+            False,
+            [("edge-empty-reply", 0.45, ["kubectl -n p get svc"])],
+            ("api-health",),
+            False,
+        ),
+    ],
+)
+def test_a_row_hits_only_with_the_expected_top_theory_sections_and_honest_commands(
+    expected, cluster, theories, failing, hit
+):
+    row = judge(
+        Row("world", expected, expected_failing=["api-health"] if expected else [], cluster=cluster),
+        document(theories, failing),
+    )
     assert row.hit is hit
     assert bool(row.problem()) is not hit
     table = format_table([row])

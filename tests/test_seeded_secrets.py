@@ -38,7 +38,7 @@ ENVIRONMENT = {
     "MYSQL_PWD": "my-Pwd\"x'<y>&z/1",
     "DB_PASS": "dbPass+Val=ue/2 sp",
     "GH_PAT": "ghp_" + "Aa0Bb1Cc2Dd3Ee4Ff5Gg6Hh7Ii8Jj9Kk0Ll1",
-    "SIGNING_KEY": "sign\\Key-\"3\"-<>",
+    "SIGNING_KEY": 'sign\\Key-"3"-<>',
     "JWT": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJzZWVkZWQifQ.c2lnbmF0dXJlLXNlZWRlZA",
     "SLACK_WEBHOOK": "https://hooks.slack.test/services/T000/B000/Wh00kS3cr3tPath",
     "APP_PASSPHRASE": "pass phrase & more 'words'",
@@ -74,8 +74,12 @@ def echo_block(authorization: str) -> str:
     """Every secret in every encoding, and the Authorization header the client sent."""
     lines = [f"auth={authorization}"]
     for secret in SECRETS:
-        lines += [f"json {json.dumps(secret)}", f"html {html.escape(secret)}", f"url {quote(secret, safe='')}",
-                  f"b64 {base64.b64encode(secret.encode()).decode()}"]
+        lines += [
+            f"json {json.dumps(secret)}",
+            f"html {html.escape(secret)}",
+            f"url {quote(secret, safe='')}",
+            f"b64 {base64.b64encode(secret.encode()).decode()}",
+        ]
     return "\n".join(lines)
 
 
@@ -101,13 +105,22 @@ def echoing_target(conn: socket.socket, server: servers.LoopbackServer) -> None:
     request = servers.read_request(conn)
     path = servers.request_path(request)
     if path == "/health":
-        location = (f"/health/ok?token={quote(ENVIRONMENT['GH_PAT'], safe='')}"
-                    f"&state={quote(ENVIRONMENT['MYSQL_PWD'], safe='')}&jwt={ENVIRONMENT['JWT']}")
+        location = (
+            f"/health/ok?token={quote(ENVIRONMENT['GH_PAT'], safe='')}"
+            f"&state={quote(ENVIRONMENT['MYSQL_PWD'], safe='')}&jwt={ENVIRONMENT['JWT']}"
+        )
         conn.sendall(servers.http_answer(302, b"", "Found", {"Location": location, **echo_headers()}))
         return
-    document = {"status": "ok", "dependencies": {"database": {"status": "ok", "latency_ms": 1}},
-                "echo": echo_block(authorization_of(request))}
-    body = json.dumps(document).encode() if path.startswith("/health") else echo_block(authorization_of(request)).encode()
+    document = {
+        "status": "ok",
+        "dependencies": {"database": {"status": "ok", "latency_ms": 1}},
+        "echo": echo_block(authorization_of(request)),
+    }
+    body = (
+        json.dumps(document).encode()
+        if path.startswith("/health")
+        else echo_block(authorization_of(request)).encode()
+    )
     kind = "application/json" if path.startswith("/health") else "text/html"
     conn.sendall(servers.http_answer(200, body, "OK", {"Content-Type": kind, **echo_headers()}))
 
@@ -115,13 +128,27 @@ def echoing_target(conn: socket.socket, server: servers.LoopbackServer) -> None:
 def kube_api_echoing_the_token(conn: socket.socket, server: servers.LoopbackServer) -> None:
     """Any request: 401 whose Status message quotes the Authorization header, as a leaky proxy in front might."""
     request = servers.read_request(conn)
-    body = json.dumps({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Unauthorized", "code": 401,
-                       "message": f"Unauthorized: rejected {authorization_of(request)}"}).encode()
-    conn.sendall(servers.http_answer(401, body, "Unauthorized", {"Content-Type": "application/json",
-                                                                   "Www-Authenticate": f"Bearer realm={KUBE_TOKEN}"}))
+    body = json.dumps(
+        {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "status": "Failure",
+            "reason": "Unauthorized",
+            "code": 401,
+            "message": f"Unauthorized: rejected {authorization_of(request)}",
+        }
+    ).encode()
+    conn.sendall(
+        servers.http_answer(
+            401,
+            body,
+            "Unauthorized",
+            {"Content-Type": "application/json", "Www-Authenticate": f"Bearer realm={KUBE_TOKEN}"},
+        )
+    )
 
 
-LEAKY_TEST = textwrap.dedent('''
+LEAKY_TEST = textwrap.dedent("""
     import base64, html, json, logging, os, shlex
     from urllib.parse import quote
 
@@ -192,9 +219,9 @@ LEAKY_TEST = textwrap.dedent('''
         extras.append(pytest_html.extras.text("\\n".join(lines), name="request log"))
         extras.append(pytest_html.extras.html("<pre>" + html.escape("\\n".join(lines)) + "</pre>"))
         extras.append(pytest_html.extras.json({"lines": lines}))
-''') % {"names": sorted(ENVIRONMENT)}
+""") % {"names": sorted(ENVIRONMENT)}
 
-CONFIG = textwrap.dedent('''
+CONFIG = textwrap.dedent("""
     [tool.reachability]
     mask-env = ["DEPLOY_NONCE"]
 
@@ -202,31 +229,67 @@ CONFIG = textwrap.dedent('''
     field = "dependencies.database.status"
     expect = "ok"
     dsn-env = "APP_DATABASE_DSN"
-''')
+""")
 
 
 @pytest.mark.parametrize("workers", [None, "2"], ids=["serial", "xdist"])
 def test_no_form_of_any_secret_reaches_any_output(tmp_path: Path, workers: str | None) -> None:
     kubeconfig = tmp_path / "kubeconfig"
-    with servers.LoopbackServer(echoing_target) as target, servers.LoopbackServer(kube_api_echoing_the_token) as api:
-        kubeconfig.write_text(yaml.safe_dump({
-            "apiVersion": "v1", "kind": "Config", "current-context": "seeded",
-            "clusters": [{"name": "seeded", "cluster": {"server": f"http://127.0.0.1:{api.port}"}}],
-            "users": [{"name": "seeded", "user": {"token": KUBE_TOKEN}}],
-            "contexts": [{"name": "seeded", "context": {"cluster": "seeded", "user": "seeded", "namespace": "default"}}],
-        }))
+    with (
+        servers.LoopbackServer(echoing_target) as target,
+        servers.LoopbackServer(kube_api_echoing_the_token) as api,
+    ):
+        kubeconfig.write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "current-context": "seeded",
+                    "clusters": [{"name": "seeded", "cluster": {"server": f"http://127.0.0.1:{api.port}"}}],
+                    "users": [{"name": "seeded", "user": {"token": KUBE_TOKEN}}],
+                    "contexts": [
+                        {
+                            "name": "seeded",
+                            "context": {"cluster": "seeded", "user": "seeded", "namespace": "default"},
+                        }
+                    ],
+                }
+            )
+        )
         (tmp_path / "reachability.toml").write_text(CONFIG)
         shutil.copytree(SUITES, tmp_path / "suites", ignore=shutil.ignore_patterns("__pycache__"))
         (tmp_path / "suites" / "test_99_leaky.py").write_text(LEAKY_TEST)
-        env = {**ENVIRONMENT, "KUBECONFIG": str(kubeconfig), "REFUSED_PORT": str(servers.refused_port()),
-               "APP_DATABASE_DSN": f"postgresql://app:{DSN_PASSWORD}@127.0.0.1:1/app"}
+        env = {
+            **ENVIRONMENT,
+            "KUBECONFIG": str(kubeconfig),
+            "REFUSED_PORT": str(servers.refused_port()),
+            "APP_DATABASE_DSN": f"postgresql://app:{DSN_PASSWORD}@127.0.0.1:1/app",
+        }
         out = tmp_path / "out"
-        args = [f"--target=http://{TARGET_USER}:{quote(TARGET_PASSWORD, safe='')}@127.0.0.1:{target.port}",
-                f"--reachability-config={tmp_path / 'reachability.toml'}", "--mask", ENVIRONMENT["BUILD_LABEL"],
-                "--probe-timeout", "3", "--html", "out/report.html", "--self-contained-html",
-                "--junitxml", "out/junit.xml", "--results-json", "out/results.json", "--incident-report", "out/incident.md",
-                "--results-db", "out/history.sqlite", "--log-file", "out/run.log", "--log-level=INFO",
-                "--log-cli-level=WARNING", "-rA"]
+        args = [
+            f"--target=http://{TARGET_USER}:{quote(TARGET_PASSWORD, safe='')}@127.0.0.1:{target.port}",
+            f"--reachability-config={tmp_path / 'reachability.toml'}",
+            "--mask",
+            ENVIRONMENT["BUILD_LABEL"],
+            "--probe-timeout",
+            "3",
+            "--html",
+            "out/report.html",
+            "--self-contained-html",
+            "--junitxml",
+            "out/junit.xml",
+            "--results-json",
+            "out/results.json",
+            "--incident-report",
+            "out/incident.md",
+            "--results-db",
+            "out/history.sqlite",
+            "--log-file",
+            "out/run.log",
+            "--log-level=INFO",
+            "--log-cli-level=WARNING",
+            "-rA",
+        ]
         if workers:
             args += ["-n", workers]
         run = run_builtin_suite(tmp_path, *args, env=env)
@@ -237,7 +300,15 @@ def test_no_form_of_any_secret_reaches_any_output(tmp_path: Path, workers: str |
         if path.suffix not in (".sqlite", ".sqlite-wal", ".sqlite-shm"):
             outputs[path.name] = path.read_text(errors="replace")
     outputs["history rows"] = history_text(out / "history.sqlite")
-    assert {"terminal", "report.html", "junit.xml", "results.json", "incident.md", "run.log", "history rows"} <= set(outputs)
+    assert {
+        "terminal",
+        "report.html",
+        "junit.xml",
+        "results.json",
+        "incident.md",
+        "run.log",
+        "history rows",
+    } <= set(outputs)
 
     # The run did what it should: the leaky tests ran and failed, the database check met libpq, the cluster refused.
     terminal = outputs["terminal"]
@@ -245,15 +316,22 @@ def test_no_form_of_any_secret_reaches_any_output(tmp_path: Path, workers: str |
     assert "FAILED suites/test_99_leaky.py::test_third_party_errors_quote_secrets" in terminal
     assert "PASSED suites/test_99_leaky.py::test_passes_and_attaches_every_form" in terminal
     # libpq words a name it cannot resolve differently across psycopg's wheels.
-    assert re.search(r"libpq: (failed to resolve host|connection is bad: Name or service not known)", terminal)
+    assert re.search(
+        r"libpq: (failed to resolve host|connection is bad: Name or service not known)", terminal
+    )
     assert "kubernetes: (401)" in terminal and "urllib3:" in terminal
-    assert "suites/test_12_database.py" in terminal and "masked too: 1 --mask value; variables DEPLOY_NONCE" in terminal
+    assert (
+        "suites/test_12_database.py" in terminal
+        and "masked too: 1 --mask value; variables DEPLOY_NONCE" in terminal
+    )
 
-    leaks = [f"{output}: {name} form of secret #{SECRETS.index(secret)}"
-             for output, text in outputs.items()
-             for secret in SECRETS
-             for name, form in forms(secret).items()
-             if form in text]
+    leaks = [
+        f"{output}: {name} form of secret #{SECRETS.index(secret)}"
+        for output, text in outputs.items()
+        for secret in SECRETS
+        for name, form in forms(secret).items()
+        if form in text
+    ]
     assert not leaks, "\n".join(leaks)
     assert "***" in outputs["report.html"] and "***" in outputs["junit.xml"] and "***" in outputs["run.log"]
 
@@ -264,7 +342,12 @@ def history_text(path: Path) -> str:
     connection = sqlite3.connect(path)
     try:
         tables = [row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-        values = [str(value) for table in tables for row in connection.execute(f"SELECT * FROM {table}") for value in row]
+        values = [
+            str(value)
+            for table in tables
+            for row in connection.execute(f"SELECT * FROM {table}")
+            for value in row
+        ]
     finally:
         connection.close()
     raw = "".join(p.read_bytes().decode("latin-1") for p in path.parent.glob(path.name + "*"))

@@ -26,20 +26,33 @@ import pytest
 from pytest_reachability.sandbox import postgres as postgres_mod
 
 SUITES = Path(__file__).resolve().parents[1] / "suites"
-APP_FILES = ("test_12_database.py", "test_13_services.py", "test_14_integration.py", "test_15_performance.py",
-             "test_16_results_storage.py")
+APP_FILES = (
+    "test_12_database.py",
+    "test_13_services.py",
+    "test_14_integration.py",
+    "test_15_performance.py",
+    "test_16_results_storage.py",
+)
 APP_TESTS = {
-    "test_12_database.py": ("test_api_reports_database_healthy", "test_api_reports_database_latency_within_limit",
-                            "test_database_answers_select_1_directly"),
-    "test_13_services.py": ("test_dependent_services_answer_through_the_target",
-                            "test_dependent_services_answer_inside_the_cluster"),
+    "test_12_database.py": (
+        "test_api_reports_database_healthy",
+        "test_api_reports_database_latency_within_limit",
+        "test_database_answers_select_1_directly",
+    ),
+    "test_13_services.py": (
+        "test_dependent_services_answer_through_the_target",
+        "test_dependent_services_answer_inside_the_cluster",
+    ),
     "test_14_integration.py": ("test_integration_flow_completes_in_order",),
     "test_15_performance.py": ("test_latency_percentiles_within_thresholds", "test_error_rate_within_limit"),
-    "test_16_results_storage.py": ("test_result_written_reads_back_unchanged", "test_result_is_deleted_after_the_check"),
+    "test_16_results_storage.py": (
+        "test_result_written_reads_back_unchanged",
+        "test_result_is_deleted_after_the_check",
+    ),
 }
 ALL_APP_TESTS = [f"{file}::{test}" for file, tests in APP_TESTS.items() for test in tests]
 
-APPLICATION_FROM_SANDBOX = '''
+APPLICATION_FROM_SANDBOX = """
 import dataclasses
 import os
 
@@ -69,10 +82,12 @@ def pytest_sessionfinish(session):
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if sandbox is not None and sandbox.app is not None and reporter is not None:
         reporter.write_line(f"sandbox results left: {sandbox.app.results.count()}")
-'''
+"""
 
-OUTCOME_LINE = re.compile(r"^(?:\[gw\d+\] \[\s*\d+%\] )?(?:(PASSED|FAILED|SKIPPED|BLOCKED|ERROR) )?(\S+?\.py)::(\S+)"
-                          r"(?: (PASSED|FAILED|SKIPPED|BLOCKED|ERROR))?")
+OUTCOME_LINE = re.compile(
+    r"^(?:\[gw\d+\] \[\s*\d+%\] )?(?:(PASSED|FAILED|SKIPPED|BLOCKED|ERROR) )?(\S+?\.py)::(\S+)"
+    r"(?: (PASSED|FAILED|SKIPPED|BLOCKED|ERROR))?"
+)
 
 
 def outcomes_of(result: pytest.RunResult) -> dict[str, str]:
@@ -89,8 +104,15 @@ def run_suite(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     """The five application files (narrow with ``-k``: the gates they need are pulled back in)."""
     pytester.makepyfile(application_from_sandbox=APPLICATION_FROM_SANDBOX)
     return pytester.runpytest_subprocess(
-        *[str(SUITES / name) for name in APP_FILES], "-v", "-rA", "-p", "no:cacheprovider",
-        "-p", "application_from_sandbox", *args, timeout=300,
+        *[str(SUITES / name) for name in APP_FILES],
+        "-v",
+        "-rA",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "application_from_sandbox",
+        *args,
+        timeout=300,
     )
 
 
@@ -118,8 +140,12 @@ def test_healthy_sandbox_passes_every_application_section(pytester: pytest.Pytes
     assert result.ret == 0
     text = result.stdout.str()
     # The progress line of the bounded load, and its final figures.
-    assert re.search(r"^performance: \d+/100 requests to http://97v\.test:\d+/health at concurrency 4, 0 errors, "
-                     r"\d+\.\d+s$", text, re.M)
+    assert re.search(
+        r"^performance: \d+/100 requests to http://97v\.test:\d+/health at concurrency 4, 0 errors, "
+        r"\d+\.\d+s$",
+        text,
+        re.M,
+    )
     assert re.search(r"^performance: 100/100 requests .* 0 errors", text, re.M)
     for section in ("database", "services", "integration", "performance", "results-storage"):
         assert re.search(rf"^{section}\s+\d+\s+\d+\s+0\s+0\s+\d+\s+PASS", text, re.M), section
@@ -129,12 +155,17 @@ def test_healthy_sandbox_passes_every_application_section(pytester: pytest.Pytes
 def test_incident_sandbox_blocks_every_application_section_on_api_health(pytester: pytest.Pytester):
     result = run_suite(pytester, "--sandbox", "incident-2025-12-08")
     outcomes = outcomes_of(result)
-    assert {nodeid: outcomes.get(nodeid) for nodeid in ALL_APP_TESTS} == dict.fromkeys(ALL_APP_TESTS, "BLOCKED")
+    assert {nodeid: outcomes.get(nodeid) for nodeid in ALL_APP_TESTS} == dict.fromkeys(
+        ALL_APP_TESTS, "BLOCKED"
+    )
     assert outcomes["test_10_api_health.py::test_health_answers_on_every_resolved_address"] == "FAILED"
     blocked = [line for line in result.outlines if line.startswith("BLOCKED ") and "test_1" in line]
     assert len([line for line in blocked if any(f in line for f in APP_FILES)]) == len(ALL_APP_TESTS)
-    assert all("blocked by api-health: " in line and "127.0.10.57" in line for line in blocked
-               if any(f in line for f in APP_FILES))
+    assert all(
+        "blocked by api-health: " in line and "127.0.10.57" in line
+        for line in blocked
+        if any(f in line for f in APP_FILES)
+    )
     assert "performance: " not in result.stdout.str()  # no load is sent to a target that is down
     result.stdout.fnmatch_lines(["*10 blocked*"])
     assert result.ret == 1
@@ -180,21 +211,28 @@ def test_wrong_paths_fail_each_check_in_one_line(pytester: pytest.Pytester):
     assert outcomes["test_12_database.py::test_api_reports_database_healthy"] == "PASSED"
     assert outcomes["test_12_database.py::test_database_answers_select_1_directly"] == "SKIPPED"  # no dsn-env
     assert outcomes["test_13_services.py::test_dependent_services_answer_inside_the_cluster"] == "SKIPPED"
-    for nodeid in ("test_13_services.py::test_dependent_services_answer_through_the_target",
-                   "test_14_integration.py::test_integration_flow_completes_in_order",
-                   "test_15_performance.py::test_error_rate_within_limit",
-                   "test_16_results_storage.py::test_result_written_reads_back_unchanged"):
+    for nodeid in (
+        "test_13_services.py::test_dependent_services_answer_through_the_target",
+        "test_14_integration.py::test_integration_flow_completes_in_order",
+        "test_15_performance.py::test_error_rate_within_limit",
+        "test_16_results_storage.py::test_result_written_reads_back_unchanged",
+    ):
         assert outcomes[nodeid] == "FAILED", nodeid
-    assert outcomes["test_15_performance.py::test_latency_percentiles_within_thresholds"] == "PASSED"  # 404s are fast
+    assert (
+        outcomes["test_15_performance.py::test_latency_percentiles_within_thresholds"] == "PASSED"
+    )  # 404s are fast
     # Each failure is one line in the report: the request, what it answered, what was expected.
-    result.stdout.re_match_lines([
-        r"^E\s+AssertionError: bot-service: GET http://97v\.test:\d+/bot/nowhere answered 404, expected 200$",
-        r"^E\s+AssertionError: step 2/2 'who am I': GET http://97v\.test:\d+/api/v1/me answered 401, expected 200 "
-        r"\(body: \{\"detail\":\"Not authenticated\"\}\)$",
-        r"^E\s+AssertionError: GET http://97v\.test:\d+/nowhere: 40 of 40 requests failed \(100\.0%: HTTP 404 x40\), expected at most 0\.0%$",
-        r"^E\s+AssertionError: POST http://97v\.test:\d+/api/v1/nowhere answered 404 \(body: \{\"detail\":\"Not Found\"\}\), "
-        r"expected 200 or 201$",
-    ], consecutive=False)
+    result.stdout.re_match_lines(
+        [
+            r"^E\s+AssertionError: bot-service: GET http://97v\.test:\d+/bot/nowhere answered 404, expected 200$",
+            r"^E\s+AssertionError: step 2/2 'who am I': GET http://97v\.test:\d+/api/v1/me answered 401, expected 200 "
+            r"\(body: \{\"detail\":\"Not authenticated\"\}\)$",
+            r"^E\s+AssertionError: GET http://97v\.test:\d+/nowhere: 40 of 40 requests failed \(100\.0%: HTTP 404 x40\), expected at most 0\.0%$",
+            r"^E\s+AssertionError: POST http://97v\.test:\d+/api/v1/nowhere answered 404 \(body: \{\"detail\":\"Not Found\"\}\), "
+            r"expected 200 or 201$",
+        ],
+        consecutive=False,
+    )
     assert result.ret == 1
 
 
@@ -209,11 +247,16 @@ def test_a_failed_database_gate_blocks_integration_and_storage(pytester: pytest.
     result = run_suite(pytester, "--sandbox", "healthy", "--reachability-config", str(config))
     outcomes = outcomes_of(result)
     assert outcomes["test_12_database.py::test_api_reports_database_healthy"] == "FAILED"
-    result.stdout.re_match_lines([
-        r"^E\s+AssertionError: GET http://97v\.test:\d+/health: dependencies\.database\.status is \"ok\", expected \"healthy\"$"])
-    for nodeid in ("test_14_integration.py::test_integration_flow_completes_in_order",
-                   "test_16_results_storage.py::test_result_written_reads_back_unchanged",
-                   "test_16_results_storage.py::test_result_is_deleted_after_the_check"):
+    result.stdout.re_match_lines(
+        [
+            r"^E\s+AssertionError: GET http://97v\.test:\d+/health: dependencies\.database\.status is \"ok\", expected \"healthy\"$"
+        ]
+    )
+    for nodeid in (
+        "test_14_integration.py::test_integration_flow_completes_in_order",
+        "test_16_results_storage.py::test_result_written_reads_back_unchanged",
+        "test_16_results_storage.py::test_result_is_deleted_after_the_check",
+    ):
         assert outcomes[nodeid] == "BLOCKED", nodeid
     assert outcomes["test_13_services.py::test_dependent_services_answer_through_the_target"] == "PASSED"
     assert outcomes["test_15_performance.py::test_latency_percentiles_within_thresholds"] == "SKIPPED"
@@ -222,34 +265,58 @@ def test_a_failed_database_gate_blocks_integration_and_storage(pytester: pytest.
 
 
 def test_unconfigured_sections_skip_naming_the_table_to_add(pytester: pytest.Pytester):
-    scenario = scenario_file(pytester, "no-application", "postgres: false\napplication:\n" + "".join(
-        f"  {table}: null\n" for table in ("database", "services", "integration", "performance", "results-storage")))
+    scenario = scenario_file(
+        pytester,
+        "no-application",
+        "postgres: false\napplication:\n"
+        + "".join(
+            f"  {table}: null\n"
+            for table in ("database", "services", "integration", "performance", "results-storage")
+        ),
+    )
     result = run_suite(pytester, "--sandbox", str(scenario))
     outcomes = outcomes_of(result)
-    assert {nodeid: outcomes.get(nodeid) for nodeid in ALL_APP_TESTS} == dict.fromkeys(ALL_APP_TESTS, "SKIPPED")
+    assert {nodeid: outcomes.get(nodeid) for nodeid in ALL_APP_TESTS} == dict.fromkeys(
+        ALL_APP_TESTS, "SKIPPED"
+    )
     text = result.stdout.str()
     for table in ("database", "services", "performance"):
-        assert f"not configured: add [tool.reachability.{table}] (see examples/reachability.toml)" in text, table
+        assert f"not configured: add [tool.reachability.{table}] (see examples/reachability.toml)" in text, (
+            table
+        )
     # Integration and storage wait on the database gate, which says what to add.
-    assert ("gate database skipped: not configured: add [tool.reachability.database] (see examples/reachability.toml)"
-            in text)
+    assert (
+        "gate database skipped: not configured: add [tool.reachability.database] (see examples/reachability.toml)"
+        in text
+    )
     assert result.ret == 0
 
 
 def test_performance_load_is_bounded_by_its_deadline_and_shows_progress(pytester: pytest.Pytester):
-    scenario = scenario_file(pytester, "slow-api", (
-        "postgres: false\n"
-        "edges:\n  - {address: 127.0.10.53, behaviour: {slow: 250ms}, hosts: [97v.test, www.97v.test]}\n"
-        "application:\n  performance: {path: /health, requests: 5000, concurrency: 2, deadline-s: 1, p95-ms: 100}\n"
-        + "".join(f"  {table}: null\n" for table in ("database", "services", "integration", "results-storage"))))
+    scenario = scenario_file(
+        pytester,
+        "slow-api",
+        (
+            "postgres: false\n"
+            "edges:\n  - {address: 127.0.10.53, behaviour: {slow: 250ms}, hosts: [97v.test, www.97v.test]}\n"
+            "application:\n  performance: {path: /health, requests: 5000, concurrency: 2, deadline-s: 1, p95-ms: 100}\n"
+            + "".join(
+                f"  {table}: null\n" for table in ("database", "services", "integration", "results-storage")
+            )
+        ),
+    )
     began = time.monotonic()
     result = run_suite(pytester, "--sandbox", str(scenario), "-k", "test_15_performance")
     assert time.monotonic() - began < 120
     outcomes = outcomes_of(result)
     assert outcomes["test_15_performance.py::test_latency_percentiles_within_thresholds"] == "FAILED"
     assert outcomes["test_15_performance.py::test_error_rate_within_limit"] == "FAILED"
-    finished = [int(n) for n in re.findall(r"only (\d+) of 5000 requests finished within the 1s deadline \(deadline-s\)",
-                                           result.stdout.str())]
+    finished = [
+        int(n)
+        for n in re.findall(
+            r"only (\d+) of 5000 requests finished within the 1s deadline \(deadline-s\)", result.stdout.str()
+        )
+    ]
     assert finished and all(0 < n <= 2 * 4 + 2 for n in finished), finished  # 2 at a time, 250 ms each, 1 s
     progress = re.findall(r"^performance: (\d+)/5000 requests", result.stdout.str(), re.M)
     assert progress and int(progress[-1]) == finished[0]
@@ -269,36 +336,40 @@ def test_under_xdist_the_application_sections_pass_and_workers_print_no_progress
 def test_invalid_application_config_is_reported_in_one_line(pytester: pytest.Pytester):
     config = pytester.path / "bad.toml"
     config.write_text('[tool.reachability.performance]\npath = "/health"\nrequests = "lots"\n')
-    result = run_suite(pytester, "--sandbox", "healthy", "--reachability-config", str(config),
-                       "-k", "test_15_performance")
+    result = run_suite(
+        pytester, "--sandbox", "healthy", "--reachability-config", str(config), "-k", "test_15_performance"
+    )
     line = '[tool.reachability.performance] requests: expected a positive integer <= 100000, got "lots"'
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert [entry for entry in result.errlines if entry.startswith("ERROR:")] == [f"ERROR: {line}"]
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
 
 
-HIDE_PSYCOPG = '''
+HIDE_PSYCOPG = """
 import sys
 
 
 def pytest_configure(config):
     sys.modules["psycopg"] = None  # as if the optional driver were not installed
-'''
+"""
 
 
-def test_direct_database_check_names_the_extra_when_the_driver_is_missing(pytester: pytest.Pytester,
-                                                                           monkeypatch: pytest.MonkeyPatch):
+def test_direct_database_check_names_the_extra_when_the_driver_is_missing(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+):
     monkeypatch.setenv("REACHABILITY_DATABASE_DSN", "postgresql://app:secret@127.0.0.1:1/app")
     scenario = scenario_file(pytester, "simulated-database", "postgres: false\n")
     pytester.makepyfile(hide_psycopg=HIDE_PSYCOPG)
     result = run_suite(pytester, "--sandbox", str(scenario), "-p", "hide_psycopg", "-k", "test_12_database")
     assert outcomes_of(result)["test_12_database.py::test_database_answers_select_1_directly"] == "SKIPPED"
     assert "the PostgreSQL driver psycopg is not installed: pip install pytest-reachability[postgres]" in (
-        result.stdout.str())
+        result.stdout.str()
+    )
 
 
-def test_direct_database_check_failure_is_one_line_without_the_password(pytester: pytest.Pytester,
-                                                                          monkeypatch: pytest.MonkeyPatch):
+def test_direct_database_check_failure_is_one_line_without_the_password(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+):
     pytest.importorskip("psycopg", reason="pip install pytest-reachability[postgres]")
     with refusing_port() as port:
         monkeypatch.setenv("REACHABILITY_DATABASE_DSN", f"postgresql://app:s3cret-pw@127.0.0.1:{port}/app")
@@ -307,8 +378,11 @@ def test_direct_database_check_failure_is_one_line_without_the_password(pytester
     outcomes = outcomes_of(result)
     assert outcomes["test_12_database.py::test_api_reports_database_healthy"] == "PASSED"
     assert outcomes["test_12_database.py::test_database_answers_select_1_directly"] == "FAILED"
-    result.stdout.re_match_lines([
-        rf"^E\s+AssertionError: postgresql://127\.0\.0\.1:{port}/app: .*(refused|failed).*; expected SELECT 1 to answer within 5 s$"])
+    result.stdout.re_match_lines(
+        [
+            rf"^E\s+AssertionError: postgresql://127\.0\.0\.1:{port}/app: .*(refused|failed).*; expected SELECT 1 to answer within 5 s$"
+        ]
+    )
     assert "s3cret-pw" not in result.stdout.str() + result.stderr.str()
 
 

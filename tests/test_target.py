@@ -31,7 +31,14 @@ VALID = [
     ("https://example.com:80", "https", "example.com", 80, "", "https://example.com:80"),
     ("http://example.com:443", "http", "example.com", 443, "", "http://example.com:443"),
     ("https://example.com/api/", "https", "example.com", 443, "/api", "https://example.com/api"),
-    ("HTTPS://Example.com:8443/API/v1", "https", "example.com", 8443, "/API/v1", "https://example.com:8443/API/v1"),
+    (
+        "HTTPS://Example.com:8443/API/v1",
+        "https",
+        "example.com",
+        8443,
+        "/API/v1",
+        "https://example.com:8443/API/v1",
+    ),
     ("example.com/api", "http", "example.com", 80, "/api", "http://example.com/api"),
     ("http://example.com/my%20api", "http", "example.com", 80, "/my%20api", "http://example.com/my%20api"),
     ("http://example.com/✓", "http", "example.com", 80, "/%E2%9C%93", "http://example.com/%E2%9C%93"),
@@ -39,20 +46,36 @@ VALID = [
     ("[::1]:443", "https", "::1", 443, "", "https://[::1]"),
     ("[::1]", "http", "::1", 80, "", "http://[::1]"),
     ("http://[::1]/", "http", "::1", 80, "", "http://[::1]"),
-    ("https://[2001:DB8:0::1]:8443/api", "https", "2001:db8::1", 8443, "/api", "https://[2001:db8::1]:8443/api"),
+    (
+        "https://[2001:DB8:0::1]:8443/api",
+        "https",
+        "2001:db8::1",
+        8443,
+        "/api",
+        "https://[2001:db8::1]:8443/api",
+    ),
     ("::1", "http", "::1", 80, "", "http://[::1]"),
     ("2001:db8::1", "http", "2001:db8::1", 80, "", "http://[2001:db8::1]"),
     ("2001:db8::8080", "http", "2001:db8::8080", 80, "", "http://[2001:db8::8080]"),
     ("пример.рф", "http", "xn--e1afmkfd.xn--p1ai", 80, "", "http://xn--e1afmkfd.xn--p1ai"),
     ("ПРИМЕР.РФ:443", "https", "xn--e1afmkfd.xn--p1ai", 443, "", "https://xn--e1afmkfd.xn--p1ai"),
-    ("https://bücher.example/shop", "https", "xn--bcher-kva.example", 443, "/shop", "https://xn--bcher-kva.example/shop"),
+    (
+        "https://bücher.example/shop",
+        "https",
+        "xn--bcher-kva.example",
+        443,
+        "/shop",
+        "https://xn--bcher-kva.example/shop",
+    ),
     ("xn--e1afmkfd.xn--p1ai", "http", "xn--e1afmkfd.xn--p1ai", 80, "", "http://xn--e1afmkfd.xn--p1ai"),
     ("a" * 63 + ".com", "http", "a" * 63 + ".com", 80, "", "http://" + "a" * 63 + ".com"),
 ]
 
 
 @pytest.mark.parametrize(("text", "scheme", "host", "port", "base_path", "base_url"), VALID)
-def test_valid_targets_are_normalised(text: str, scheme: str, host: str, port: int, base_path: str, base_url: str) -> None:
+def test_valid_targets_are_normalised(
+    text: str, scheme: str, host: str, port: int, base_path: str, base_url: str
+) -> None:
     target = parse_target(text)
     assert (target.scheme, target.host, target.port, target.base_path) == (scheme, host, port, base_path)
     assert target.base_url == base_url
@@ -63,7 +86,12 @@ def test_valid_targets_are_normalised(text: str, scheme: str, host: str, port: i
 
 @pytest.mark.parametrize(
     ("text", "explicit"),
-    [("example.com", False), ("example.com:443", False), ("http://example.com", True), ("https://example.com:8443", True)],
+    [
+        ("example.com", False),
+        ("example.com:443", False),
+        ("http://example.com", True),
+        ("https://example.com:8443", True),
+    ],
 )
 def test_scheme_explicit_says_whether_the_user_chose_the_scheme(text: str, explicit: bool) -> None:
     assert parse_target(text).scheme_explicit is explicit
@@ -113,7 +141,9 @@ def test_url_joins_paths_under_the_base_path() -> None:
         ("us%20er:pw@[::1]:443", "us er", "pw", "https://***:***@[::1]"),
     ],
 )
-def test_credentials_are_kept_and_never_shown(text: str, username: str, password: str | None, display: str) -> None:
+def test_credentials_are_kept_and_never_shown(
+    text: str, username: str, password: str | None, display: str
+) -> None:
     target = parse_target(text)
     assert (target.username, target.password) == (username, password)
     assert target.display == display
@@ -150,7 +180,10 @@ def test_stdlib_idna_fallback_agrees_for_common_names() -> None:
         ("u:p://x@host", "***@host"),
         ("host:80", "host:80"),
         ("postgresql://u:p/ss@db/x", "postgresql://***:***@db/x"),  # "/" in an unescaped password
-        ("postgresql://db/x?password=Qry-Pw-5151", "postgresql://db/x?password=***"),  # masked by redact's rules
+        (
+            "postgresql://db/x?password=Qry-Pw-5151",
+            "postgresql://db/x?password=***",
+        ),  # masked by redact's rules
     ],
 )
 def test_mask_credentials(text: str, masked: str) -> None:

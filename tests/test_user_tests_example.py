@@ -16,9 +16,21 @@ def run_example(tmp_path: Path, scenario: str) -> tuple[subprocess.CompletedProc
     # Outside the checkout: only the installed plugin provides the fixtures, as for a user's project.
     shutil.copy(EXAMPLE, tmp_path / EXAMPLE.name)
     run = subprocess.run(
-        [sys.executable, "-m", "pytest", EXAMPLE.name, f"--sandbox={scenario}", "-p", "no:cacheprovider", "-rA",
-         "--results-json=results.json"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            EXAMPLE.name,
+            f"--sandbox={scenario}",
+            "-p",
+            "no:cacheprovider",
+            "-rA",
+            "--results-json=results.json",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     results = json.loads((tmp_path / "results.json").read_text())
     outcomes = {test["nodeid"].rpartition("::")[2]: test["outcome"] for test in results["tests"]}

@@ -28,7 +28,7 @@ from pytest_reachability.wait import (
 )
 from tests.servers import LoopbackServer, empty_reply, healthy
 
-USER_TESTS = '''
+USER_TESTS = """
 import pytest
 
 @pytest.mark.gate("api-health")
@@ -43,7 +43,7 @@ def test_after(tmp_path_factory):
     if marker:
         with open(marker, "a") as f:
             f.write(f"{time.time()}\\n")
-'''
+"""
 
 
 class TurnsHealthy:
@@ -77,33 +77,66 @@ class TurnsHealthy:
 
 
 def clean_environment(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REACHABILITY_") and k not in ("CI", "GITHUB_ACTIONS")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("REACHABILITY_") and k not in ("CI", "GITHUB_ACTIONS")
+    }
     env.update(extra)
     return env
 
 
-def run_pytest(tmp_path: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+def run_pytest(
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess:
     (tmp_path / "test_user.py").write_text(USER_TESTS)
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", str(tmp_path / "test_user.py"), *args],
-        cwd=tmp_path, env=env or clean_environment(), capture_output=True, text=True, timeout=timeout,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            str(tmp_path / "test_user.py"),
+            *args,
+        ],
+        cwd=tmp_path,
+        env=env or clean_environment(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
 def assert_valid_results(document: dict) -> None:
-    jsonschema = pytest.importorskip("jsonschema", reason="jsonschema is in the test extras: pip install -e '.[test]'")
+    jsonschema = pytest.importorskip(
+        "jsonschema", reason="jsonschema is in the test extras: pip install -e '.[test]'"
+    )
     from pytest_reachability.report.json import schema_path
 
-    errors = list(jsonschema.Draft202012Validator(json.loads(schema_path().read_text())).iter_errors(document))
+    errors = list(
+        jsonschema.Draft202012Validator(json.loads(schema_path().read_text())).iter_errors(document)
+    )
     assert not errors, [error.message for error in errors]
 
 
 # --------------------------------------------------------------------------- values
 
 
-@pytest.mark.parametrize(("text", "seconds"), [
-    ("90", 90.0), ("90s", 90.0), ("5m", 300.0), ("1h30m", 5400.0), ("1.5m", 90.0), ("500ms", 0.5), ("0", 0.0), (45, 45.0),
-])
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("90", 90.0),
+        ("90s", 90.0),
+        ("5m", 300.0),
+        ("1h30m", 5400.0),
+        ("1.5m", 90.0),
+        ("500ms", 0.5),
+        ("0", 0.0),
+        (45, 45.0),
+    ],
+)
 def test_durations_are_read_in_the_usual_spellings(text, seconds):
     assert parse_wait(text) == seconds
 
@@ -124,17 +157,23 @@ def test_a_bad_wait_on_the_command_line_is_one_line_and_exit_4(tmp_path, args):
 
 
 def test_a_bad_wait_in_the_environment_or_the_file_is_a_usage_error(tmp_path):
-    result = run_pytest(tmp_path, "--target", "http://127.0.0.1:9", env=clean_environment(REACHABILITY_WAIT="soon"))
+    result = run_pytest(
+        tmp_path, "--target", "http://127.0.0.1:9", env=clean_environment(REACHABILITY_WAIT="soon")
+    )
     assert result.returncode == 4 and "REACHABILITY_WAIT" in result.stderr, result.stderr
-    (tmp_path / "pyproject.toml").write_text('[tool.reachability]\nwait = -1\n')
+    (tmp_path / "pyproject.toml").write_text("[tool.reachability]\nwait = -1\n")
     result = run_pytest(tmp_path, "--target", "http://127.0.0.1:9")
-    assert result.returncode == 4 and "'wait'" in result.stderr and "out of range" in result.stderr, result.stderr
+    assert result.returncode == 4 and "'wait'" in result.stderr and "out of range" in result.stderr, (
+        result.stderr
+    )
 
 
 def test_wait_from_the_file_is_stated_in_the_header(tmp_path):
     (tmp_path / "pyproject.toml").write_text('[tool.reachability]\nwait = "2m"\n')
     result = run_pytest(tmp_path, "--target", "http://127.0.0.1:9", "--collect-only", "-v")
-    assert "reachability: wait: up to 120 s for the gates to pass before the suite runs" in result.stdout, result.stdout
+    assert "reachability: wait: up to 120 s for the gates to pass before the suite runs" in result.stdout, (
+        result.stdout
+    )
 
 
 # --------------------------------------------------------------------------- the loop on its own
@@ -170,8 +209,15 @@ def test_the_deadline_is_never_passed_by_more_than_one_probe_timeout():
         fake.now += 2 * timeout  # DNS then HTTP, each using its whole timeout
         return CheckResult(reasons=["api-health: 97v.test → 127.0.10.57 empty reply"])
 
-    outcome = wait_until_healthy(check, budget=30, probe_timeout=5, clock=fake.clock, wall_clock=fake.clock,
-                                 sleep=fake.sleep, rng=lambda: 0.5)
+    outcome = wait_until_healthy(
+        check,
+        budget=30,
+        probe_timeout=5,
+        clock=fake.clock,
+        wall_clock=fake.clock,
+        sleep=fake.sleep,
+        rng=lambda: 0.5,
+    )
     assert outcome.outcome == "deadline"
     assert outcome.last_reason == "api-health: 97v.test → 127.0.10.57 empty reply"
     assert fake.now - 1000.0 <= 30 + 5
@@ -181,15 +227,28 @@ def test_the_deadline_is_never_passed_by_more_than_one_probe_timeout():
 
 def test_agreement_counts_from_the_last_disagreement():
     fake = FakeTime()
-    answers = iter([CheckResult(["x"], caches_agree=True), CheckResult(["x"], caches_agree=False),
-                    CheckResult(["x"], caches_agree=True), CheckResult([], caches_agree=True)])
+    answers = iter(
+        [
+            CheckResult(["x"], caches_agree=True),
+            CheckResult(["x"], caches_agree=False),
+            CheckResult(["x"], caches_agree=True),
+            CheckResult([], caches_agree=True),
+        ]
+    )
 
     def check(timeout: float) -> CheckResult:
         fake.now += 1
         return next(answers)
 
-    outcome = wait_until_healthy(check, budget=60, probe_timeout=5, clock=fake.clock, wall_clock=fake.clock,
-                                 sleep=fake.sleep, rng=lambda: 0.0)
+    outcome = wait_until_healthy(
+        check,
+        budget=60,
+        probe_timeout=5,
+        clock=fake.clock,
+        wall_clock=fake.clock,
+        sleep=fake.sleep,
+        rng=lambda: 0.0,
+    )
     assert outcome.healthy and outcome.attempts == 4
     assert outcome.caches_agreed_at == pytest.approx(1000.0 + 3 + sum(fake.sleeps[:2]))
 
@@ -211,9 +270,18 @@ def test_progress_is_redrawn_on_a_terminal_and_throttled_in_ci():
 
 
 def test_timeline_rows_fill_the_resolved_at_row():
-    rows = timeline_events({"outcome": "healthy", "budget": 60, "started": "2025-12-08T10:00:00Z", "attempts": 4,
-                            "seconds_to_healthy": 12.5, "healthy_at": "2025-12-08T10:00:12Z",
-                            "caches_agreed_at": "2025-12-08T10:00:11Z", "first_reason": "api-health: x"})
+    rows = timeline_events(
+        {
+            "outcome": "healthy",
+            "budget": 60,
+            "started": "2025-12-08T10:00:00Z",
+            "attempts": 4,
+            "seconds_to_healthy": 12.5,
+            "healthy_at": "2025-12-08T10:00:12Z",
+            "caches_agreed_at": "2025-12-08T10:00:11Z",
+            "first_reason": "api-health: x",
+        }
+    )
     assert rows[-1] == ("2025-12-08 10:00:12 UTC", "resolved at: healthy after 12.5 s (4 attempts)")
     assert ("2025-12-08 10:00:11 UTC", "every resolver agreed with the authoritative servers") in rows
 
@@ -223,8 +291,17 @@ def test_timeline_rows_fill_the_resolved_at_row():
 
 def test_healthy_before_the_deadline_then_the_suite_runs_once(tmp_path):
     with TurnsHealthy(after=2.0) as server:
-        result = run_pytest(tmp_path, "--target", server.target, "--wait", "30", "--probe-timeout", "2",
-                            f"--results-json={tmp_path / 'results.json'}", f"--incident-report={tmp_path / 'incident.md'}")
+        result = run_pytest(
+            tmp_path,
+            "--target",
+            server.target,
+            "--wait",
+            "30",
+            "--probe-timeout",
+            "2",
+            f"--results-json={tmp_path / 'results.json'}",
+            f"--incident-report={tmp_path / 'incident.md'}",
+        )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert "waiting: api-health: 127.0.0.1 → 127.0.0.1 empty reply, attempt 1, 0 s of 30 s" in output
@@ -242,12 +319,22 @@ def test_healthy_before_the_deadline_then_the_suite_runs_once(tmp_path):
 def test_deadline_reached_runs_the_suite_and_exits_1_with_the_last_reason(tmp_path):
     with LoopbackServer(empty_reply) as server:
         started = time.monotonic()
-        result = run_pytest(tmp_path, "--target", f"http://127.0.0.1:{server.port}", "--wait", "3", "--probe-timeout", "1",
-                            f"--results-json={tmp_path / 'results.json'}")
+        result = run_pytest(
+            tmp_path,
+            "--target",
+            f"http://127.0.0.1:{server.port}",
+            "--wait",
+            "3",
+            "--probe-timeout",
+            "1",
+            f"--results-json={tmp_path / 'results.json'}",
+        )
         elapsed = time.monotonic() - started
     output = result.stdout + result.stderr
     assert result.returncode == 1, output
-    assert "not healthy within --wait 3 s; last reason: api-health: 127.0.0.1 → 127.0.0.1 empty reply" in output
+    assert (
+        "not healthy within --wait 3 s; last reason: api-health: 127.0.0.1 → 127.0.0.1 empty reply" in output
+    )
     assert "1 failed" in output and "1 blocked" in output  # the suite ran and reported the failure
     document = json.loads((tmp_path / "results.json").read_text())
     assert_valid_results(document)
@@ -261,9 +348,19 @@ def test_under_xdist_the_wait_happens_once_before_the_workers_start(tmp_path):
     pytest.importorskip("xdist")
     marker = tmp_path / "ran-at.txt"
     with TurnsHealthy(after=2.0) as server:
-        result = run_pytest(tmp_path, "--target", server.target, "--wait", "30", "--probe-timeout", "2", "-n", "2",
-                            f"--results-json={tmp_path / 'results.json'}",
-                            env=clean_environment(WAIT_TEST_RAN_AT=str(marker)))
+        result = run_pytest(
+            tmp_path,
+            "--target",
+            server.target,
+            "--wait",
+            "30",
+            "--probe-timeout",
+            "2",
+            "-n",
+            "2",
+            f"--results-json={tmp_path / 'results.json'}",
+            env=clean_environment(WAIT_TEST_RAN_AT=str(marker)),
+        )
     assert result.returncode == 0, result.stdout + result.stderr
     wait = json.loads((tmp_path / "results.json").read_text())["run"]["wait"]
     assert wait["outcome"] == "healthy"
@@ -278,9 +375,27 @@ def test_the_wait_ends_promptly_and_cleanly_on_a_signal(tmp_path, how):
     with LoopbackServer(empty_reply) as server:
         (tmp_path / "test_user.py").write_text(USER_TESTS)
         process = subprocess.Popen(
-            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", str(tmp_path / "test_user.py"),
-             "--target", f"http://127.0.0.1:{server.port}", "--wait", "300", "--probe-timeout", "1"],
-            cwd=tmp_path, env=clean_environment(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-p",
+                "no:cacheprovider",
+                "-q",
+                str(tmp_path / "test_user.py"),
+                "--target",
+                f"http://127.0.0.1:{server.port}",
+                "--wait",
+                "300",
+                "--probe-timeout",
+                "1",
+            ],
+            cwd=tmp_path,
+            env=clean_environment(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         try:
             deadline = time.monotonic() + 60
             while server.connections < 2:
@@ -304,12 +419,26 @@ def test_the_step_summary_and_the_action_output_carry_the_time_to_healthy(tmp_pa
     from pytest_reachability.merge import load_shard
 
     with TurnsHealthy(after=1.0) as server:
-        result = run_pytest(tmp_path, "--target", server.target, "--wait", "30", "--probe-timeout", "2",
-                            f"--results-json={tmp_path / 'results.json'}")
+        result = run_pytest(
+            tmp_path,
+            "--target",
+            server.target,
+            "--wait",
+            "30",
+            "--probe-timeout",
+            "2",
+            f"--results-json={tmp_path / 'results.json'}",
+        )
     assert result.returncode == 0, result.stdout + result.stderr
     document = json.loads((tmp_path / "results.json").read_text())
-    outcome = ci.build_outcome(ci.ActionInputs(target=server.target, wait="30"), 0, load_shard(document, "results.json"),
-                               None, [], tmp_path)
+    outcome = ci.build_outcome(
+        ci.ActionInputs(target=server.target, wait="30"),
+        0,
+        load_shard(document, "results.json"),
+        None,
+        [],
+        tmp_path,
+    )
     seconds = document["run"]["wait"]["seconds_to_healthy"]
     assert f"**Waited:** healthy after {seconds:.1f} s of --wait 30 s" in outcome.summary
     assert outcome.outputs["seconds-to-healthy"] == str(seconds)
@@ -325,8 +454,9 @@ def test_a_bad_wait_input_of_the_action_is_refused():
 
 def test_the_progress_and_summary_lines_are_masked(tmp_path):
     with TurnsHealthy(after=1.0) as server:
-        result = run_pytest(tmp_path, "--target", server.target, "--wait", "30", "--probe-timeout", "2",
-                            "--mask=127.0.0.1")
+        result = run_pytest(
+            tmp_path, "--target", server.target, "--wait", "30", "--probe-timeout", "2", "--mask=127.0.0.1"
+        )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     waiting = [line for line in output.splitlines() if line.startswith(("waiting:", "reachability: healthy"))]

@@ -22,7 +22,9 @@ pytestmark = pytest.mark.section("my-service")
 def test_health_answers_on_every_address(probe, evidence):
     for result in probe.health():
         evidence.record("http_probe", result, source="dns")
-        assert result.ok, f"{result.address}: {result.failure.value}: {result.detail} -- reproduce: {result.curl}"
+        assert result.ok, (
+            f"{result.address}: {result.failure.value}: {result.detail} -- reproduce: {result.curl}"
+        )
 
 
 @pytest.mark.requires("my-api")

@@ -42,14 +42,18 @@ def _mark_cluster_commands(theory: Theory, facts: Facts) -> None:
     for lines in (theory.confirm, theory.fix, theory.verify):
         for index, line in enumerate(lines):
             if line.lstrip().startswith("kubectl") and "needs cluster access" not in line:
-                lines[index] = line.splitlines()[0] + note + ("\n" + "\n".join(line.splitlines()[1:])
-                                                              if "\n" in line else "")
+                lines[index] = (
+                    line.splitlines()[0]
+                    + note
+                    + ("\n" + "\n".join(line.splitlines()[1:]) if "\n" in line else "")
+                )
     uses_cluster = any(line.lstrip().startswith("kubectl") for line in theory.confirm + theory.fix)
     if uses_cluster and not theory.unknowns:
         namespace = facts.context.namespace or "NAMESPACE"
         theory.unknowns.append(
             f"the cluster was not checked (no cluster access) — {facts.context.kubectl} -n {namespace} get "
-            f"pods,svc,endpointslices,ingress -o wide{note}")
+            f"pods,svc,endpointslices,ingress -o wide{note}"
+        )
     for symptom in theory.symptoms:
         _mark_cluster_commands(symptom, facts)
 

@@ -16,7 +16,16 @@ from typing import Any
 from ..k8s import deployment_of_owner, ingress_host_matches, service_selects
 from ..results import RunResults, TestResult
 
-CLUSTER_KINDS = ("node", "pod", "deployment", "service", "endpoint_slice", "ingress", "network_policy", "event")
+CLUSTER_KINDS = (
+    "node",
+    "pod",
+    "deployment",
+    "service",
+    "endpoint_slice",
+    "ingress",
+    "network_policy",
+    "event",
+)
 SNAPSHOT_KINDS = (
     "node",
     "pod",
@@ -121,7 +130,11 @@ class Facts:
         return section in self.failed_sections()
 
     def failing_tests(self, section: str | None = None) -> list[TestResult]:
-        return [t for t in self.tests if t.outcome in ("failed", "error") and (section is None or t.section == section)]
+        return [
+            t
+            for t in self.tests
+            if t.outcome in ("failed", "error") and (section is None or t.section == section)
+        ]
 
     def explain(self, sections: Iterable[str] = (), words: Iterable[str] = ()) -> list[str]:
         """Node ids of failing tests in ``sections`` (every section when empty) whose one-line reason names
@@ -191,12 +204,17 @@ class Facts:
 
     def deployments(self, namespace: str | None = None) -> list[dict[str, Any]]:
         namespace = namespace or self.context.namespace
-        return [d for d in self.of("deployment") if namespace is None or d.get("namespace") in (None, namespace)]
+        return [
+            d for d in self.of("deployment") if namespace is None or d.get("namespace") in (None, namespace)
+        ]
 
     def events_for(self, obj: str, namespace: str | None = None) -> list[dict[str, Any]]:
         """Events about ``Kind/name`` (newest last)."""
-        return [e for e in self.of("event") if e.get("object") == obj
-                and (namespace is None or e.get("namespace") in (None, "", namespace))]
+        return [
+            e
+            for e in self.of("event")
+            if e.get("object") == obj and (namespace is None or e.get("namespace") in (None, "", namespace))
+        ]
 
     def target_pods(self) -> list[dict[str, Any]]:
         """The pods behind the target: selected by its Service, else (no Service known) every pod of the
@@ -223,7 +241,8 @@ class Facts:
         if not selector:
             return []
         return [
-            d for d in self.deployments(service.get("namespace"))
+            d
+            for d in self.deployments(service.get("namespace"))
             if service_selects(selector, d.get("template_labels") or d.get("selector"))
         ]
 
@@ -252,7 +271,9 @@ class Facts:
                 return service
         deployments = {d.get("name") for d in self.of("deployment")}
         balancers = [s for s in services if s.get("type") == "LoadBalancer"]
-        balancers.sort(key=lambda s: (s.get("name") not in deployments, len(s.get("name") or ""), s.get("name") or ""))
+        balancers.sort(
+            key=lambda s: (s.get("name") not in deployments, len(s.get("name") or ""), s.get("name") or "")
+        )
         return balancers[0] if balancers else None
 
     def candidate_addresses(self) -> list[tuple[str, str]]:
@@ -284,9 +305,7 @@ class Facts:
         if not selector:
             return []
         return [
-            pod
-            for pod in self.pods(service.get("namespace"))
-            if service_selects(selector, pod.get("labels"))
+            pod for pod in self.pods(service.get("namespace")) if service_selects(selector, pod.get("labels"))
         ]
 
     def endpoint_slices_of(self, service_name: str, namespace: str | None = None) -> list[dict[str, Any]]:
@@ -307,8 +326,12 @@ class Facts:
                 out.setdefault(address, f"Service {service.get('namespace')}/{service.get('name')}")
         host = self.context.host or ""
         # The Ingress routing the target's host names a shared controller address better than its neighbours.
-        for ingress in sorted(self.of("ingress"), key=lambda i: not any(
-                ingress_host_matches(rule.get("host"), host) for rule in i.get("rules") or [])):
+        for ingress in sorted(
+            self.of("ingress"),
+            key=lambda i: (
+                not any(ingress_host_matches(rule.get("host"), host) for rule in i.get("rules") or [])
+            ),
+        ):
             for address in ingress.get("addresses") or []:
                 out.setdefault(address, f"Ingress {ingress.get('namespace')}/{ingress.get('name')}")
         return out
@@ -336,7 +359,14 @@ class Facts:
             if found is None:
                 address = probe.get("address")
                 found = "dns" if address in dns or address not in balancers else "loadbalancer"
-            key = (probe.get("address"), probe.get("port"), probe.get("path"), found, probe.get("failure"), probe.get("status"))
+            key = (
+                probe.get("address"),
+                probe.get("port"),
+                probe.get("path"),
+                found,
+                probe.get("failure"),
+                probe.get("status"),
+            )
             if key in seen:
                 continue
             seen.add(key)
@@ -370,11 +400,16 @@ class Facts:
         checks = self.in_cluster_health()
         if not checks:
             return None
-        return any(c.get("error") is None and isinstance(c.get("status"), int) and 200 <= c["status"] < 400 for c in checks)
+        return any(
+            c.get("error") is None and isinstance(c.get("status"), int) and 200 <= c["status"] < 400
+            for c in checks
+        )
 
 
 def probe_ok(probe: Mapping[str, Any]) -> bool:
-    return probe.get("failure") is None and isinstance(probe.get("status"), int) and 200 <= probe["status"] < 400
+    return (
+        probe.get("failure") is None and isinstance(probe.get("status"), int) and 200 <= probe["status"] < 400
+    )
 
 
 def failure_phase(probe: Mapping[str, Any]) -> str | None:

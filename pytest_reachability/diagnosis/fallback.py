@@ -56,10 +56,14 @@ def _evidence(test: TestResult) -> list[str]:
         if kind in ("http_probe", "tcp", "tls") and data.get("address"):
             lines.append(probe_line({**data, "source": data.get("source", "dns")}))
         elif kind == "app_check":
-            lines.append(f"{data.get('check')}: observed {short(data.get('observed'), 100)}, expected "
-                         f"{short(data.get('expected'), 60)} ({data.get('url')})")
+            lines.append(
+                f"{data.get('check')}: observed {short(data.get('observed'), 100)}, expected "
+                f"{short(data.get('expected'), 60)} ({data.get('url')})"
+            )
         elif kind == "performance":
-            lines.append(f"{data.get('requests')} requests: p95 {data.get('p95_ms')} ms, error rate {data.get('error_rate')}")
+            lines.append(
+                f"{data.get('requests')} requests: p95 {data.get('p95_ms')} ms, error rate {data.get('error_rate')}"
+            )
     return lines
 
 
@@ -77,14 +81,22 @@ def unexplained_failures(facts: Facts, explained: Iterable[str]) -> list[Theory]
     theories = []
     for section, tests in by_section.items():
         first = tests[0]
-        more = f" (and {len(tests) - 1} more check{'s' if len(tests) > 2 else ''} of the section)" if len(tests) > 1 else ""
-        title = (f"{section}: {short(first.reason or first.outcome, 200)}{more} — no rule found a deeper cause; "
-                 "this is what the check itself observed")
+        more = (
+            f" (and {len(tests) - 1} more check{'s' if len(tests) > 2 else ''} of the section)"
+            if len(tests) > 1
+            else ""
+        )
+        title = (
+            f"{section}: {short(first.reason or first.outcome, 200)}{more} — no rule found a deeper cause; "
+            "this is what the check itself observed"
+        )
         evidence = [line for test in tests[:3] for line in _evidence(test)]
-        fix = [f"Fix what the check reports ({short(first.reason, 120)}), starting from the confirm command's output"]
-        theory = Theory(FALLBACK_RULE, title, 0.4, evidence, _confirm(facts, section, first), fix,
-                        subjects=[section])
+        fix = [
+            f"Fix what the check reports ({short(first.reason, 120)}), starting from the confirm command's output"
+        ]
+        theory = Theory(
+            FALLBACK_RULE, title, 0.4, evidence, _confirm(facts, section, first), fix, subjects=[section]
+        )
         theory.explains = [t.nodeid for t in tests]
         theories.append(theory)
     return theories
-

@@ -43,7 +43,9 @@ def user_rules(config: pytest.Config) -> list[Callable[..., Any]]:
     for contributed in config.hook.pytest_reachability_rules(config=config):
         for rule in contributed or []:
             if not callable(rule):
-                raise pytest.UsageError(f"pytest_reachability_rules returned {rule!r}, which is not a callable rule")
+                raise pytest.UsageError(
+                    f"pytest_reachability_rules returned {rule!r}, which is not a callable rule"
+                )
             rules.append(_guarded(rule))
     return rules
 
@@ -55,8 +57,9 @@ def _guarded(rule: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return rule(facts)
         except Exception as error:  # noqa: BLE001 - a user's rule must not cost the run its reports
-            warnings.warn(f"diagnosis rule {name} failed and was skipped: {type(error).__name__}: {error}",
-                          stacklevel=1)
+            warnings.warn(
+                f"diagnosis rule {name} failed and was skipped: {type(error).__name__}: {error}", stacklevel=1
+            )
             return None
 
     guarded.__name__ = getattr(rule, "__name__", "rule")

@@ -43,20 +43,71 @@ CONTRADICTIONS: dict[str, Contradiction] = {
 }
 
 # What a backend that cannot serve shows further out.
-SERVING_SYMPTOMS = ("no-ready-endpoints", "http-5xx", "read-timeout", "edge-empty-reply", "edge-reset",
-                    "edge-partial-body", "in-cluster-unhealthy", "intermittent-failures", "only-in-cluster-traffic",
-                    "slow-responses", "rollout-stuck", "pods-not-ready")
+SERVING_SYMPTOMS = (
+    "no-ready-endpoints",
+    "http-5xx",
+    "read-timeout",
+    "edge-empty-reply",
+    "edge-reset",
+    "edge-partial-body",
+    "in-cluster-unhealthy",
+    "intermittent-failures",
+    "only-in-cluster-traffic",
+    "slow-responses",
+    "rollout-stuck",
+    "pods-not-ready",
+)
 # What an address serving something else (or nothing) shows to a client.
-ADDRESS_SYMPTOMS = ("tcp-refused", "tcp-timeout", "tcp-unreachable", "edge-empty-reply", "edge-reset",
-                    "edge-partial-body", "edge-not-http", "read-timeout", "redirect-loop", "http-5xx", "http-404",
-                    "http-auth", "http-4xx", "body-mismatch", "tls-expired", "tls-not-yet-valid", "tls-wrong-host",
-                    "tls-untrusted", "tls-incomplete-chain", "tls-handshake", "tls-timeout", "only-in-cluster-traffic")
-POD_CAUSES = ("image-pull-failed", "container-config-error", "volume-attach-failed", "container-oom-killed",
-              "liveness-probe-failing", "pods-crashing", "readiness-probe-failing", "pod-unschedulable", "node-not-ready",
-              "deployment-scaled-to-zero", "selector-matches-no-pods", "targetport-mismatch", "service-missing",
-              "service-in-other-namespace")
-LOADBALANCER_SYMPTOMS = ("dns-not-loadbalancer", "tcp-refused", "tcp-timeout", "tcp-unreachable", "edge-empty-reply",
-                         "read-timeout", "http-5xx", "only-in-cluster-traffic")
+ADDRESS_SYMPTOMS = (
+    "tcp-refused",
+    "tcp-timeout",
+    "tcp-unreachable",
+    "edge-empty-reply",
+    "edge-reset",
+    "edge-partial-body",
+    "edge-not-http",
+    "read-timeout",
+    "redirect-loop",
+    "http-5xx",
+    "http-404",
+    "http-auth",
+    "http-4xx",
+    "body-mismatch",
+    "tls-expired",
+    "tls-not-yet-valid",
+    "tls-wrong-host",
+    "tls-untrusted",
+    "tls-incomplete-chain",
+    "tls-handshake",
+    "tls-timeout",
+    "only-in-cluster-traffic",
+)
+POD_CAUSES = (
+    "image-pull-failed",
+    "container-config-error",
+    "volume-attach-failed",
+    "container-oom-killed",
+    "liveness-probe-failing",
+    "pods-crashing",
+    "readiness-probe-failing",
+    "pod-unschedulable",
+    "node-not-ready",
+    "deployment-scaled-to-zero",
+    "selector-matches-no-pods",
+    "targetport-mismatch",
+    "service-missing",
+    "service-in-other-namespace",
+)
+LOADBALANCER_SYMPTOMS = (
+    "dns-not-loadbalancer",
+    "tcp-refused",
+    "tcp-timeout",
+    "tcp-unreachable",
+    "edge-empty-reply",
+    "read-timeout",
+    "http-5xx",
+    "only-in-cluster-traffic",
+)
 
 
 def _without(items: tuple[str, ...], *drop: str) -> tuple[str, ...]:
@@ -81,7 +132,13 @@ CAUSES: dict[str, tuple[str, ...]] = {
     "resolvers-disagree": ADDRESS_SYMPTOMS + ("dns-nxdomain", "dns-no-data", "dns-not-loadbalancer"),
     "loadbalancer-pending": LOADBALANCER_SYMPTOMS,
     "loadbalancer-removed": LOADBALANCER_SYMPTOMS,
-    "network-policy-denies": ("read-timeout", "http-5xx", "tcp-timeout", "edge-empty-reply", "only-in-cluster-traffic"),
+    "network-policy-denies": (
+        "read-timeout",
+        "http-5xx",
+        "tcp-timeout",
+        "edge-empty-reply",
+        "only-in-cluster-traffic",
+    ),
     "ingress-missing-rule": ("http-404", "only-in-cluster-traffic"),
     "ingress-backend-missing": ("http-5xx", "http-404", "read-timeout", "only-in-cluster-traffic"),
     "ingress-backend-port-missing": ("http-5xx", "http-404", "read-timeout", "only-in-cluster-traffic"),
@@ -89,18 +146,39 @@ CAUSES: dict[str, tuple[str, ...]] = {
     "ingress-tls-secret-missing": ("tls-wrong-host", "tls-untrusted"),
     "tls-incomplete-chain": ("tls-untrusted",),
     "dns-dangling-cname": ("dns-nxdomain", "dns-no-data", "dns-servfail", "dns-timeout", "dns-bad-answer"),
-    **{rule: ("dependency-unhealthy", "http-5xx", "in-cluster-unhealthy", "database-slow", "intermittent-failures",
-              "body-mismatch")
-       for rule in ("database-refused", "database-timeout", "database-auth-failed", "database-missing")},
+    **{
+        rule: (
+            "dependency-unhealthy",
+            "http-5xx",
+            "in-cluster-unhealthy",
+            "database-slow",
+            "intermittent-failures",
+            "body-mismatch",
+        )
+        for rule in ("database-refused", "database-timeout", "database-auth-failed", "database-missing")
+    },
     "dependency-unhealthy": ("http-5xx", "in-cluster-unhealthy", "body-mismatch", "intermittent-failures"),
     "app-reports-unhealthy": ("http-5xx", "in-cluster-unhealthy", "body-mismatch"),
     "in-cluster-unhealthy": ("http-5xx", "body-mismatch"),
     "database-slow": ("slow-responses",),
-    **{rule: ("only-in-cluster-traffic",) for rule in ("tcp-refused", "tcp-timeout", "tcp-unreachable", "edge-empty-reply",
-                                                       "edge-reset", "edge-not-http", "read-timeout", "http-5xx")},
+    **{
+        rule: ("only-in-cluster-traffic",)
+        for rule in (
+            "tcp-refused",
+            "tcp-timeout",
+            "tcp-unreachable",
+            "edge-empty-reply",
+            "edge-reset",
+            "edge-not-http",
+            "read-timeout",
+            "http-5xx",
+        )
+    },
 }
 # Causes whose symptoms must be about the same addresses (a wrong DNS answer explains failures at that answer only).
-SAME_SUBJECTS = frozenset({"dns-not-loadbalancer", "resolvers-disagree", "dns-still-cached", "loadbalancer-moved"})
+SAME_SUBJECTS = frozenset(
+    {"dns-not-loadbalancer", "resolvers-disagree", "dns-still-cached", "loadbalancer-moved"}
+)
 MIN_CAUSE_CONFIDENCE = 0.4
 
 # Ties are broken by how directly a rule names a fix: earlier in this list ranks higher.
@@ -183,8 +261,13 @@ _ORDER = {rule: index for index, rule in enumerate(PRECEDENCE)}
 
 
 def rank_key(theory: Theory) -> tuple:
-    return (-theory.confidence, -len(theory.all_explained()), _ORDER.get(theory.rule, len(_ORDER)), theory.rule,
-            theory.title)
+    return (
+        -theory.confidence,
+        -len(theory.all_explained()),
+        _ORDER.get(theory.rule, len(_ORDER)),
+        theory.rule,
+        theory.title,
+    )
 
 
 def _may_fold(cause: Theory, symptom: Theory) -> bool:
@@ -192,8 +275,11 @@ def _may_fold(cause: Theory, symptom: Theory) -> bool:
         return False
     if cause.confidence < MIN_CAUSE_CONFIDENCE:
         return False
-    if cause.rule in SAME_SUBJECTS and symptom.rule in ADDRESS_SYMPTOMS + ("dns-not-loadbalancer",) \
-            and symptom.rule != "only-in-cluster-traffic":
+    if (
+        cause.rule in SAME_SUBJECTS
+        and symptom.rule in ADDRESS_SYMPTOMS + ("dns-not-loadbalancer",)
+        and symptom.rule != "only-in-cluster-traffic"
+    ):
         return bool(set(cause.subjects) & set(symptom.subjects))
     return True
 

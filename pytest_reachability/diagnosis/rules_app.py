@@ -18,27 +18,63 @@ from .facts import Facts
 from .theory import Theory, curl_of, kubectl
 from .wording import short
 
-APP_SECTIONS = ("api-health", "api-internal", "database", "services", "integration", "performance", "results-storage")
-DATABASE_WORDS = ("db", "database", "postgres", "postgresql", "pg", "mysql", "mariadb", "sql", "datasource", "rds")
+APP_SECTIONS = (
+    "api-health",
+    "api-internal",
+    "database",
+    "services",
+    "integration",
+    "performance",
+    "results-storage",
+)
+DATABASE_WORDS = (
+    "db",
+    "database",
+    "postgres",
+    "postgresql",
+    "pg",
+    "mysql",
+    "mariadb",
+    "sql",
+    "datasource",
+    "rds",
+)
 
 # (rule, what the message says, the cause, the fix); the first whose words all appear wins.
 DATABASE_CLASSES: tuple[tuple[str, tuple[tuple[str, ...], ...], str, str], ...] = (
-    ("database-missing", (('database "', "does not exist"), ("unknown database",)),
-     "the database named in the connection settings does not exist on the server",
-     "Create the database (or correct its name in the DSN / the app's configuration)"),
-    ("database-auth-failed", (("password authentication failed",), ("authentication failed",), ("no pg_hba.conf entry",),
-                              ("role", "does not exist"), ("access denied for user",)),
-     "the server refuses the credentials (wrong or rotated password, unknown role, or pg_hba.conf)",
-     "Update the password in the Secret the app reads (and restart the pods), or fix the role / pg_hba.conf"),
-    ("database-refused", (("connection refused",), ("econnrefused",), ("is the server running",)),
-     "nothing accepts connections at the database's address: the server is down or listens elsewhere",
-     "Start the database server (or fix its host/port in the DSN); check its Service and endpoints if it runs in "
-     "the cluster"),
-    ("database-timeout", (("timeout expired",), ("timed out",), ("timeout",), ("statement timeout",)),
-     "the database does not answer in time: the server is overloaded or blocked, or a firewall drops the "
-     "connection",
-     "Check the database's load and locks (pg_stat_activity) and the network path; raise connect_timeout only "
-     "once it answers"),
+    (
+        "database-missing",
+        (('database "', "does not exist"), ("unknown database",)),
+        "the database named in the connection settings does not exist on the server",
+        "Create the database (or correct its name in the DSN / the app's configuration)",
+    ),
+    (
+        "database-auth-failed",
+        (
+            ("password authentication failed",),
+            ("authentication failed",),
+            ("no pg_hba.conf entry",),
+            ("role", "does not exist"),
+            ("access denied for user",),
+        ),
+        "the server refuses the credentials (wrong or rotated password, unknown role, or pg_hba.conf)",
+        "Update the password in the Secret the app reads (and restart the pods), or fix the role / pg_hba.conf",
+    ),
+    (
+        "database-refused",
+        (("connection refused",), ("econnrefused",), ("is the server running",)),
+        "nothing accepts connections at the database's address: the server is down or listens elsewhere",
+        "Start the database server (or fix its host/port in the DSN); check its Service and endpoints if it runs in "
+        "the cluster",
+    ),
+    (
+        "database-timeout",
+        (("timeout expired",), ("timed out",), ("timeout",), ("statement timeout",)),
+        "the database does not answer in time: the server is overloaded or blocked, or a firewall drops the "
+        "connection",
+        "Check the database's load and locks (pg_stat_activity) and the network path; raise connect_timeout only "
+        "once it answers",
+    ),
 )
 
 
@@ -93,10 +129,13 @@ def _database_theory(facts: Facts, rule: str) -> Theory | None:
     if not matched:
         return None
     _rule, _words, cause, fix = next(entry for entry in DATABASE_CLASSES if entry[0] == rule)
-    direct = next((c for c in facts.app_checks("database") if c.get("check") == "database answers directly"), None)
+    direct = next(
+        (c for c in facts.app_checks("database") if c.get("check") == "database answers directly"), None
+    )
     target = str(direct.get("url")) if direct and direct.get("url") else "the API's database"
-    api_ok = facts.http_probes("dns") and all(p.get("status") and p.get("failure") in (None, "body_mismatch")
-                                              for p in facts.http_probes("dns"))
+    api_ok = facts.http_probes("dns") and all(
+        p.get("status") and p.get("failure") in (None, "body_mismatch") for p in facts.http_probes("dns")
+    )
     title = f"{target}: {cause}"
     if api_ok:
         title += " — the API itself answers"
@@ -106,12 +145,15 @@ def _database_theory(facts: Facts, rule: str) -> Theory | None:
     if match:
         host, port, database = match.groups()
         confirm.append(f"pg_isready -h {host} -p {port} -d {database}")
-        confirm.append(f"psql -h {host} -p {port} -d {database} -U <user> -c 'SELECT 1'  # the DSN's user; it asks for the password")
+        confirm.append(
+            f"psql -h {host} -p {port} -d {database} -U <user> -c 'SELECT 1'  # the DSN's user; it asks for the password"
+        )
     confirm += [curl_of(p, facts.context) for p in facts.http_probes("dns")[:1]]
     confidence = 0.9 if any("directly" in where for where, _ in matched) else 0.8
     theory = Theory(rule, title, confidence, evidence, confirm, [fix], subjects=["database"])
     theory.explains = facts.explain(("database", "integration", "results-storage")) + facts.explain(
-        ("api-health", "api-internal"), ["database", "degraded", "db"])
+        ("api-health", "api-internal"), ["database", "degraded", "db"]
+    )
     return theory
 
 
@@ -137,20 +179,32 @@ def database_missing(facts: Facts) -> Theory | None:
 
 def database_slow(facts: Facts) -> Theory | None:
     """The API reports (or the direct check measures) a database latency over the configured limit."""
-    slow = [c for c in facts.app_checks("database") if c.get("ok") is False and "latency" in str(c.get("check"))
-            and isinstance(c.get("observed"), (int, float))]
-    direct = [c for c in facts.app_checks("database") if c.get("check") == "database answers directly"
-              and c.get("ok") is False and c.get("observed") == 1]
+    slow = [
+        c
+        for c in facts.app_checks("database")
+        if c.get("ok") is False
+        and "latency" in str(c.get("check"))
+        and isinstance(c.get("observed"), (int, float))
+    ]
+    direct = [
+        c
+        for c in facts.app_checks("database")
+        if c.get("check") == "database answers directly" and c.get("ok") is False and c.get("observed") == 1
+    ]
     if not slow and not direct:
         return None
     parts = [f"the API reports {c.get('observed')} ms, limit {c.get('expected')} ms" for c in slow]
     parts += [f"connect and SELECT 1 took {c.get('ms')} ms directly ({c.get('url')})" for c in direct]
     title = f"the database answers, but slowly ({'; '.join(parts)}): queries wait on an overloaded or distant server"
-    evidence = [f"{c.get('check')}: observed {c.get('observed')}, expected {c.get('expected')}, {c.get('ms')} ms"
-                for c in slow + direct]
+    evidence = [
+        f"{c.get('check')}: observed {c.get('observed')}, expected {c.get('expected')}, {c.get('ms')} ms"
+        for c in slow + direct
+    ]
     confirm = [curl_of(p, facts.context) for p in facts.http_probes("dns")[:1]]
     confirm.append("psql ... -c 'SELECT 1' with \\timing  # the latency from here")
-    fix = ["Find what slows the database (load, locks, slow queries in pg_stat_activity, network latency to it)"]
+    fix = [
+        "Find what slows the database (load, locks, slow queries in pg_stat_activity, network latency to it)"
+    ]
     theory = Theory("database-slow", title, 0.75, evidence, confirm, fix, subjects=["database"])
     theory.explains = facts.explain(("database", "performance"))
     return theory
@@ -158,24 +212,35 @@ def database_slow(facts: Facts) -> Theory | None:
 
 def dependency_unhealthy(facts: Facts) -> Theory | None:
     """The service answers, and its health body names a dependency that is down."""
-    readings = [(where, reading, source) for where, reading, source in health_readings(facts) if reading.failing]
+    readings = [
+        (where, reading, source) for where, reading, source in health_readings(facts) if reading.failing
+    ]
     if not readings:
         return None
     where, reading, _source = readings[0]
     failing = reading.failing
     names = ", ".join(f"`{d.name}`" for d in failing[:3])
     detail = next((d.detail for d in failing if d.detail), "")
-    title = (f"the service answers, but its health check reports {names} {failing[0].status}"
-             f"{' (' + short(detail, 120) + ')' if detail else ''}: the service is up, its dependency is not")
+    title = (
+        f"the service answers, but its health check reports {names} {failing[0].status}"
+        f"{' (' + short(detail, 120) + ')' if detail else ''}: the service is up, its dependency is not"
+    )
     evidence = [f"{w}: {reading_line(r)}" for w, r, _s in readings[:3]]
     confirm = [curl_of(p, facts.context) for p in facts.http_probes("dns")[:1]] + _pod_log_lines(facts)
     if any(_is_database(d.name) for d in failing):
-        fix = ["Bring the database back (see the database section and theories) and check the credentials the app uses"]
+        fix = [
+            "Bring the database back (see the database section and theories) and check the credentials the app uses"
+        ]
     else:
-        fix = [f"Restore {names} (the component the health check names), or fix the app's connection settings for it"]
-    theory = Theory("dependency-unhealthy", title, 0.8, evidence, confirm, fix, subjects=[d.name for d in failing])
+        fix = [
+            f"Restore {names} (the component the health check names), or fix the app's connection settings for it"
+        ]
+    theory = Theory(
+        "dependency-unhealthy", title, 0.8, evidence, confirm, fix, subjects=[d.name for d in failing]
+    )
     theory.explains = facts.explain(("api-health", "api-internal")) + facts.explain(
-        ("database", "services", "integration", "results-storage"))
+        ("database", "services", "integration", "results-storage")
+    )
     return theory
 
 
@@ -189,12 +254,16 @@ def app_reports_unhealthy(facts: Facts) -> Theory | None:
         return None
     where, reading = unhealthy[0]
     degraded = ", ".join(d.describe() for d in reading.degraded[:3])
-    title = (f"the service answers, but its health body reports status {reading.status!r}"
-             f"{' (degraded: ' + degraded + ')' if degraded else ''}: it declares itself unhealthy without naming a "
-             "failing component — its own logs say why")
+    title = (
+        f"the service answers, but its health body reports status {reading.status!r}"
+        f"{' (degraded: ' + degraded + ')' if degraded else ''}: it declares itself unhealthy without naming a "
+        "failing component — its own logs say why"
+    )
     evidence = [f"{w}: {reading_line(r)}" for w, r in unhealthy[:3]]
     confirm = [curl_of(p, facts.context) for p in facts.http_probes("dns")[:1]] + _pod_log_lines(facts)
-    fix = ["Read the application's logs around its health check for what it considers unhealthy, and fix that"]
+    fix = [
+        "Read the application's logs around its health check for what it considers unhealthy, and fix that"
+    ]
     theory = Theory("app-reports-unhealthy", title, 0.6, evidence, confirm, fix, subjects=[where])
     theory.explains = facts.explain(("api-health", "api-internal"))
     return theory
@@ -212,8 +281,13 @@ def reading_line(reading: HealthReading) -> str:
 def in_cluster_unhealthy(facts: Facts) -> Theory | None:
     """Inside the cluster the application itself answers an error: an application fault, not the network."""
     # 404 inside means the path is not the app's health check (http-404 says so), not that the app fails.
-    bad = [c for c in facts.in_cluster_health() if not c.get("no_endpoints") and c.get("status") != 404
-           and (c.get("error") is not None or not isinstance(c.get("status"), int) or c["status"] >= 400)]
+    bad = [
+        c
+        for c in facts.in_cluster_health()
+        if not c.get("no_endpoints")
+        and c.get("status") != 404
+        and (c.get("error") is not None or not isinstance(c.get("status"), int) or c["status"] >= 400)
+    ]
     if not bad:
         return None
     check = bad[0]
@@ -224,16 +298,27 @@ def in_cluster_unhealthy(facts: Facts) -> Theory | None:
             title += " — the pods do not listen on the port the Service forwards to"
     else:
         reading = read_health(check.get("body") or "")
-        title = (f"inside the cluster the application itself answers {check.get('status')} to GET {check.get('path')}: "
-                 "an application fault, not the network")
+        title = (
+            f"inside the cluster the application itself answers {check.get('status')} to GET {check.get('path')}: "
+            "an application fault, not the network"
+        )
         if reading.failing:
             title += f" (its body reports {', '.join(d.name for d in reading.failing[:3])} down)"
-    evidence = [f"in-cluster GET {c.get('path')} via Service {c.get('service')}:{c.get('port')}: "
-                f"{c.get('status')} {c.get('error') or short(c.get('body'), 120)}" for c in bad[:2]]
-    confirm = [kubectl(facts.context, f"describe svc {check.get('service')}", check.get("namespace")),
-               *_pod_log_lines(facts)]
-    fix = ["Read the app's logs for the failing request and fix the application (or the dependency it reports)"]
-    theory = Theory("in-cluster-unhealthy", title, 0.65, evidence, confirm, fix, subjects=[str(check.get("service"))])
+    evidence = [
+        f"in-cluster GET {c.get('path')} via Service {c.get('service')}:{c.get('port')}: "
+        f"{c.get('status')} {c.get('error') or short(c.get('body'), 120)}"
+        for c in bad[:2]
+    ]
+    confirm = [
+        kubectl(facts.context, f"describe svc {check.get('service')}", check.get("namespace")),
+        *_pod_log_lines(facts),
+    ]
+    fix = [
+        "Read the app's logs for the failing request and fix the application (or the dependency it reports)"
+    ]
+    theory = Theory(
+        "in-cluster-unhealthy", title, 0.65, evidence, confirm, fix, subjects=[str(check.get("service"))]
+    )
     theory.explains = facts.explain(("api-internal",)) + facts.explain(("api-health",))
     return theory
 
@@ -241,7 +326,11 @@ def in_cluster_unhealthy(facts: Facts) -> Theory | None:
 def _pod_log_lines(facts: Facts) -> list[str]:
     """``kubectl logs`` of a running pod behind the target: what the application itself says."""
     pods = [p for p in facts.target_pods() if p.get("phase") == "Running" and p.get("node")]
-    return [kubectl(facts.context, f"logs {pods[0].get('name')} --tail=50", pods[0].get("namespace"))] if pods else []
+    return (
+        [kubectl(facts.context, f"logs {pods[0].get('name')} --tail=50", pods[0].get("namespace"))]
+        if pods
+        else []
+    )
 
 
 def _performance_failed(facts: Facts) -> dict[str, Any] | None:
@@ -257,22 +346,37 @@ def slow_responses(facts: Facts) -> Theory | None:
     if report is None:
         return None
     limits = report.get("thresholds") or {}
-    over = [(name, report.get(f"{name}_ms"), limits.get(f"{name}_ms")) for name in ("p95", "p99")
-            if isinstance(report.get(f"{name}_ms"), (int, float)) and isinstance(limits.get(f"{name}_ms"), (int, float))
-            and report[f"{name}_ms"] > limits[f"{name}_ms"]]
+    over = [
+        (name, report.get(f"{name}_ms"), limits.get(f"{name}_ms"))
+        for name in ("p95", "p99")
+        if isinstance(report.get(f"{name}_ms"), (int, float))
+        and isinstance(limits.get(f"{name}_ms"), (int, float))
+        and report[f"{name}_ms"] > limits[f"{name}_ms"]
+    ]
     if not over:
         return None
     p50 = report.get("p50_ms")
-    spread = "every request is slow" if isinstance(p50, (int, float)) and p50 > over[0][2] else \
-        "most requests are fast, a tail is slow"
-    title = (f"responses are slow ({', '.join(f'{n} {v:g} ms > {lim:g} ms' for n, v, lim in over)}; p50 {p50} ms): "
-             f"{spread} — the service answers, it is not timing out")
-    evidence = [f"{report.get('requests')} requests to {report.get('url')} at concurrency {report.get('concurrency')}: "
-                f"p50 {p50} ms, p95 {report.get('p95_ms')} ms, p99 {report.get('p99_ms')} ms, "
-                f"errors {report.get('errors')}"]
-    confirm = [f"curl -s -o /dev/null -w '%{{time_starttransfer}}\\n' {report.get('url')}  # time to first byte"]
-    fix = ["Find where the time goes: the app's own latency (slow queries, a slow dependency), CPU throttling of the "
-           "pods (resources.limits.cpu), or too few replicas for the load"]
+    spread = (
+        "every request is slow"
+        if isinstance(p50, (int, float)) and p50 > over[0][2]
+        else "most requests are fast, a tail is slow"
+    )
+    title = (
+        f"responses are slow ({', '.join(f'{n} {v:g} ms > {lim:g} ms' for n, v, lim in over)}; p50 {p50} ms): "
+        f"{spread} — the service answers, it is not timing out"
+    )
+    evidence = [
+        f"{report.get('requests')} requests to {report.get('url')} at concurrency {report.get('concurrency')}: "
+        f"p50 {p50} ms, p95 {report.get('p95_ms')} ms, p99 {report.get('p99_ms')} ms, "
+        f"errors {report.get('errors')}"
+    ]
+    confirm = [
+        f"curl -s -o /dev/null -w '%{{time_starttransfer}}\\n' {report.get('url')}  # time to first byte"
+    ]
+    fix = [
+        "Find where the time goes: the app's own latency (slow queries, a slow dependency), CPU throttling of the "
+        "pods (resources.limits.cpu), or too few replicas for the load"
+    ]
     theory = Theory("slow-responses", title, 0.7, evidence, confirm, fix, subjects=[str(report.get("url"))])
     theory.explains = facts.explain(("performance",), ["ms"])
     return theory
@@ -285,17 +389,31 @@ def intermittent_failures(facts: Facts) -> Theory | None:
         return None
     errors, requests = report.get("errors") or 0, report.get("requests") or 0
     limit = (report.get("thresholds") or {}).get("max_error_rate")
-    if not (0 < errors < requests) or (isinstance(limit, (int, float)) and report.get("error_rate", 0) <= limit):
+    if not (0 < errors < requests) or (
+        isinstance(limit, (int, float)) and report.get("error_rate", 0) <= limit
+    ):
         return None
     kinds = ", ".join(f"{kind} x{count}" for kind, count in sorted((report.get("error_kinds") or {}).items()))
-    title = (f"{errors} of {requests} requests to {report.get('url')} failed ({kinds}) while the others succeeded: "
-             "the service fails intermittently — one bad backend among several, a flapping pod, or failures under load")
+    title = (
+        f"{errors} of {requests} requests to {report.get('url')} failed ({kinds}) while the others succeeded: "
+        "the service fails intermittently — one bad backend among several, a flapping pod, or failures under load"
+    )
     evidence = [f"error rate {report.get('error_rate')} (limit {limit}); {kinds}"]
     restarting = [p for p in facts.target_pods() if p.get("restarts") or not p.get("ready")]
-    evidence += [f"pod {p.get('name')}: ready {p.get('ready')}, restarts {p.get('restarts')}" for p in restarting[:2]]
-    confirm = [f"for i in $(seq 20); do curl -s -o /dev/null -w '%{{http_code}}\\n' {report.get('url')}; done | sort | uniq -c"]
-    fix = ["Find which backend fails (the access logs of each pod / the load balancer's per-backend health) and "
-           "remove or fix it; if it fails only under load, add capacity"]
-    theory = Theory("intermittent-failures", title, 0.7, evidence, confirm, fix, subjects=[str(report.get("url"))])
-    theory.explains = facts.explain(("performance",)) + facts.explain(("integration", "results-storage", "services"))
+    evidence += [
+        f"pod {p.get('name')}: ready {p.get('ready')}, restarts {p.get('restarts')}" for p in restarting[:2]
+    ]
+    confirm = [
+        f"for i in $(seq 20); do curl -s -o /dev/null -w '%{{http_code}}\\n' {report.get('url')}; done | sort | uniq -c"
+    ]
+    fix = [
+        "Find which backend fails (the access logs of each pod / the load balancer's per-backend health) and "
+        "remove or fix it; if it fails only under load, add capacity"
+    ]
+    theory = Theory(
+        "intermittent-failures", title, 0.7, evidence, confirm, fix, subjects=[str(report.get("url"))]
+    )
+    theory.explains = facts.explain(("performance",)) + facts.explain(
+        ("integration", "results-storage", "services")
+    )
     return theory

@@ -33,16 +33,22 @@ def dns_still_cached(facts: Facts) -> Theory | None:
     if not stale:
         return None
     name, source = data.get("name") or facts.context.host, data["source_addresses"]
-    source_answer = next((a for a in data.get("authoritative") or [] if sorted(a.get("addresses") or []) == source), {})
+    source_answer = next(
+        (a for a in data.get("authoritative") or [] if sorted(a.get("addresses") or []) == source), {}
+    )
     serial = data.get("source_serial")
     old = sorted({address for answer in stale for address in answer.get("addresses") or []})
     probes = {p.get("address"): p for p in facts.http_probes("dns")}
-    evidence = [f"authoritative {source_answer.get('nameserver') or source_answer.get('server')} "
-                f"({source_answer.get('server')}) answers {name} → {', '.join(source)} (SOA serial {serial})"]
+    evidence = [
+        f"authoritative {source_answer.get('nameserver') or source_answer.get('server')} "
+        f"({source_answer.get('server')}) answers {name} → {', '.join(source)} (SOA serial {serial})"
+    ]
     confidence = 0.7
     for answer in stale:
-        evidence.append(f"resolver {answer.get('server')} answers {', '.join(answer.get('addresses') or []) or 'nothing'} "
-                        f"(serial {answer.get('serial')}), cached {answer.get('ttl')} s more, until {answer.get('expires_at')}")
+        evidence.append(
+            f"resolver {answer.get('server')} answers {', '.join(answer.get('addresses') or []) or 'nothing'} "
+            f"(serial {answer.get('serial')}), cached {answer.get('ttl')} s more, until {answer.get('expires_at')}"
+        )
     for address in old:
         probe = probes.get(address)
         if probe is not None:
@@ -50,9 +56,11 @@ def dns_still_cached(facts: Facts) -> Theory | None:
             if not probe_ok(probe):
                 confidence = 0.9  # the old answer is what breaks the clients of those resolvers
     expiry = data.get("last_cache_expiry")
-    title = (f"{name} changed at the source, still cached: the authoritative servers answer {', '.join(source)} "
-             f"(serial {serial}) while {', '.join(a.get('server') for a in stale)} still serve{'s' if len(stale) == 1 else ''} "
-             f"{', '.join(old) or 'the old answer'}")
+    title = (
+        f"{name} changed at the source, still cached: the authoritative servers answer {', '.join(source)} "
+        f"(serial {serial}) while {', '.join(a.get('server') for a in stale)} still serve{'s' if len(stale) == 1 else ''} "
+        f"{', '.join(old) or 'the old answer'}"
+    )
     failing_old = [probes[a] for a in old if a in probes and not probe_ok(probes[a])]
     if failing_old:
         title += f" ({describe_failure(failing_old[0])})"
@@ -60,23 +68,39 @@ def dns_still_cached(facts: Facts) -> Theory | None:
         title += f"; the last cache expires at {expiry}"
     ns = source_answer.get("server", "")
     ns_address, _, ns_port = ns.rpartition(":")
-    confirm = [f"dig @{ns_address}{' -p ' + ns_port if ns_port and ns_port != '53' else ''} {name} +norec +noall +answer"
-               "  # the source's answer", *[dig(name, a.get("server")).replace("+short", "+noall +answer")
-                                           + "  # the TTL column counts down to the expiry" for a in stale]]
-    fix = [f"Nothing to change in the zone: wait until {expiry or 'the cached TTL runs out'} "
-           "(pytest --wait lets a gate wait for it), or flush the stale resolvers' caches:",
-           f"resolvectl flush-caches; unbound-control flush {name}; rndc flushname {name}",
-           "Before the next change: lower the record's TTL a TTL ahead of time, change it, raise it again"]
+    confirm = [
+        f"dig @{ns_address}{' -p ' + ns_port if ns_port and ns_port != '53' else ''} {name} +norec +noall +answer"
+        "  # the source's answer",
+        *[
+            dig(name, a.get("server")).replace("+short", "+noall +answer")
+            + "  # the TTL column counts down to the expiry"
+            for a in stale
+        ],
+    ]
+    fix = [
+        f"Nothing to change in the zone: wait until {expiry or 'the cached TTL runs out'} "
+        "(pytest --wait lets a gate wait for it), or flush the stale resolvers' caches:",
+        f"resolvectl flush-caches; unbound-control flush {name}; rndc flushname {name}",
+        "Before the next change: lower the record's TTL a TTL ahead of time, change it, raise it again",
+    ]
     verify = [f"{dig(name, a.get('server'))}  # expect {', '.join(source)}" for a in stale]
-    theory = Theory("dns-still-cached", title, confidence, evidence, confirm, fix, subjects=old, verify=verify)
+    theory = Theory(
+        "dns-still-cached", title, confidence, evidence, confirm, fix, subjects=old, verify=verify
+    )
     theory.explains = facts.explain(("dns",), ["still cached", "changed at the source"]) + facts.explain(
-        ("tcp", "tls", "api-health"), old)
+        ("tcp", "tls", "api-health"), old
+    )
     return theory
 
 
 def loadbalancer_moved(facts: Facts) -> Theory | None:
     """A Service's LoadBalancer moved (seen by an earlier run) and DNS still answers its old address."""
-    moves = [move for data in facts.of("address_history") for move in data.get("moves") or [] if move.get("dns_still_answers")]
+    moves = [
+        move
+        for data in facts.of("address_history")
+        for move in data.get("moves") or []
+        if move.get("dns_still_answers")
+    ]
     if not moves:
         return None
     move = moves[0]
@@ -93,20 +117,35 @@ def loadbalancer_moved(facts: Facts) -> Theory | None:
     for data in facts.of("cluster_changes"):
         for event in data.get("events") or []:
             if event.get("object") == f"Service/{name}":
-                evidence.append(f"event {event.get('reason')} on Service/{name} at {event.get('last_seen')}: {event.get('message')}")
+                evidence.append(
+                    f"event {event.get('reason')} on Service/{name} at {event.get('last_seen')}: {event.get('message')}"
+                )
     host = facts.context.host
     new = ", ".join(move["to"])
     title = f"{describe_move(move)} — update the DNS record of {host} to {new}"
-    confirm = [f"{kubectl(facts.context, f'get service {name} -o wide', namespace)}  # its EXTERNAL-IP is {new}",
-               f"{kubectl(facts.context, f'get service {name} -o jsonpath={{.metadata.creationTimestamp}}', namespace)}",
-               *[dig(host, resolver) for resolver in facts.context.resolvers[:2] or ["system"]],
-               curl(facts.context, move["to"][0])]
-    fix = [f"Point the A record of {host} at {new} (the LoadBalancer's address now)",
-           "or manage the record from the Service (external-dns), so a re-created Service takes its record along"]
-    theory = Theory("loadbalancer-moved", title, confidence, evidence, confirm, fix,
-                    subjects=list(move["dns_still_answers"]), verify=[f"{dig(host, None)}  # expect {new}"])
-    theory.explains = facts.explain(("dns",), move["dns_still_answers"] + ["LoadBalancer moved"]) + facts.explain(
-        ("tcp", "tls", "api-health"), move["dns_still_answers"])
+    confirm = [
+        f"{kubectl(facts.context, f'get service {name} -o wide', namespace)}  # its EXTERNAL-IP is {new}",
+        f"{kubectl(facts.context, f'get service {name} -o jsonpath={{.metadata.creationTimestamp}}', namespace)}",
+        *[dig(host, resolver) for resolver in facts.context.resolvers[:2] or ["system"]],
+        curl(facts.context, move["to"][0]),
+    ]
+    fix = [
+        f"Point the A record of {host} at {new} (the LoadBalancer's address now)",
+        "or manage the record from the Service (external-dns), so a re-created Service takes its record along",
+    ]
+    theory = Theory(
+        "loadbalancer-moved",
+        title,
+        confidence,
+        evidence,
+        confirm,
+        fix,
+        subjects=list(move["dns_still_answers"]),
+        verify=[f"{dig(host, None)}  # expect {new}"],
+    )
+    theory.explains = facts.explain(
+        ("dns",), move["dns_still_answers"] + ["LoadBalancer moved"]
+    ) + facts.explain(("tcp", "tls", "api-health"), move["dns_still_answers"])
     return theory
 
 

@@ -24,7 +24,10 @@ from .wording import (
 RESOLVING_SECTIONS = ("dns", "tcp", "tls", "api-health", "performance")
 UNRESOLVED_WORDS = ("did not resolve", "nxdomain", "servfail", "no answer", "dns_", "could not resolve")
 
-EXTERNAL_DNS_ANNOTATIONS = ("external-dns.alpha.kubernetes.io/hostname", "external-dns.alpha.kubernetes.io/internal-hostname")
+EXTERNAL_DNS_ANNOTATIONS = (
+    "external-dns.alpha.kubernetes.io/hostname",
+    "external-dns.alpha.kubernetes.io/internal-hostname",
+)
 
 
 def _name(facts: Facts) -> str:
@@ -37,7 +40,10 @@ def _managers(facts: Facts, name: str) -> list[str]:
     for kind, objects in (("Service", facts.all_services()), ("Ingress", facts.of("ingress"))):
         for obj in objects:
             for key in EXTERNAL_DNS_ANNOTATIONS:
-                hosts = [h.strip().rstrip(".").lower() for h in str((obj.get("annotations") or {}).get(key, "")).split(",")]
+                hosts = [
+                    h.strip().rstrip(".").lower()
+                    for h in str((obj.get("annotations") or {}).get(key, "")).split(",")
+                ]
                 if name.lower() in hosts:
                     found.append(f"{kind} {obj.get('namespace')}/{obj.get('name')} ({key}={name})")
     return found
@@ -57,7 +63,14 @@ def _dns_failure(facts: Facts, failure: str, *, with_cname: bool = False) -> tup
 
 
 def _dns_class_theory(
-    facts: Facts, failure: str, rule: str, *, what: str, cause: str, fix: list[str], confirm_extra: list[str],
+    facts: Facts,
+    failure: str,
+    rule: str,
+    *,
+    what: str,
+    cause: str,
+    fix: list[str],
+    confirm_extra: list[str],
     confidence: float = 0.85,
 ) -> Theory | None:
     failed, answered = _dns_failure(facts, failure)
@@ -88,18 +101,30 @@ def dns_nxdomain(facts: Facts) -> Theory | None:
     point = _where_it_should_point(facts)
     fix = []
     if point:
-        fix.append(f"Create the {record_type(point[0])} record {name} -> {point[0]} ({owner_phrase(point[1])})")
+        fix.append(
+            f"Create the {record_type(point[0])} record {name} -> {point[0]} ({owner_phrase(point[1])})"
+        )
     else:
-        fix.append(f"Create the A/AAAA record for {name} in its zone, pointing at the service's public address")
+        fix.append(
+            f"Create the A/AAAA record for {name} in its zone, pointing at the service's public address"
+        )
     if managers:
-        fix.append(f"The record is meant to come from external-dns ({'; '.join(managers)}): check the external-dns "
-                   "logs for why it was not created (zone filter, ownership TXT record, provider credentials)")
+        fix.append(
+            f"The record is meant to come from external-dns ({'; '.join(managers)}): check the external-dns "
+            "logs for why it was not created (zone filter, ownership TXT record, provider credentials)"
+        )
     else:
-        fix.append("Whoever manages the zone (external-dns annotations on the Service/Ingress, Terraform, the DNS "
-                   "provider) must create it; the TTL of the negative answer (SOA minimum) delays the fix")
+        fix.append(
+            "Whoever manages the zone (external-dns annotations on the Service/Ingress, Terraform, the DNS "
+            "provider) must create it; the TTL of the negative answer (SOA minimum) delays the fix"
+        )
     theory = _dns_class_theory(
-        facts, "dns_nxdomain", "dns-nxdomain", what="does not exist (NXDOMAIN)",
-        cause="the DNS record is missing", fix=fix,
+        facts,
+        "dns_nxdomain",
+        "dns-nxdomain",
+        what="does not exist (NXDOMAIN)",
+        cause="the DNS record is missing",
+        fix=fix,
         confirm_extra=[f"dig {name} SOA +noall +authority  # the zone that says the name does not exist"],
         confidence=0.9,
     )
@@ -107,8 +132,10 @@ def dns_nxdomain(facts: Facts) -> Theory | None:
         if managers:
             theory.evidence.append("external-dns is asked for this name by " + "; ".join(managers))
         elif not facts.cluster_checked:
-            theory.unknowns.append("who manages the record (external-dns annotations) was not checked: no cluster "
-                                   f"access — {kubectl(facts.context, 'get svc,ingress -o yaml')}{facts.kubectl_note()}")
+            theory.unknowns.append(
+                "who manages the record (external-dns annotations) was not checked: no cluster "
+                f"access — {kubectl(facts.context, 'get svc,ingress -o yaml')}{facts.kubectl_note()}"
+            )
         if point:
             theory.evidence.append(f"the cluster serves {name} at {point[0]} ({owner_phrase(point[1])})")
     return theory
@@ -118,12 +145,19 @@ def dns_no_data(facts: Facts) -> Theory | None:
     """NODATA: the name exists but has neither an A nor an AAAA record (NOERROR, empty answer)."""
     name = _name(facts)
     point = _where_it_should_point(facts)
-    fix = [f"Add the A record (IPv4) and, if clients use IPv6, the AAAA record for {name}"
-           + (f": {point[0]} ({owner_phrase(point[1])})" if point else "")]
+    fix = [
+        f"Add the A record (IPv4) and, if clients use IPv6, the AAAA record for {name}"
+        + (f": {point[0]} ({owner_phrase(point[1])})" if point else "")
+    ]
     return _dns_class_theory(
-        facts, "dns_no_answer", "dns-no-data", what="exists but has no A or AAAA record (NODATA)",
-        cause="the address records are missing (only other record types exist)", fix=fix,
-        confirm_extra=[f"dig {name} ANY +noall +answer  # which record types the name has"], confidence=0.85,
+        facts,
+        "dns_no_answer",
+        "dns-no-data",
+        what="exists but has no A or AAAA record (NODATA)",
+        cause="the address records are missing (only other record types exist)",
+        fix=fix,
+        confirm_extra=[f"dig {name} ANY +noall +answer  # which record types the name has"],
+        confidence=0.85,
     )
 
 
@@ -132,13 +166,21 @@ def dns_servfail(facts: Facts) -> Theory | None:
     name = _name(facts)
     zone = name.split(".", 1)[1] if "." in name else name
     return _dns_class_theory(
-        facts, "dns_servfail", "dns-servfail", what="fails with SERVFAIL",
+        facts,
+        "dns_servfail",
+        "dns-servfail",
+        what="fails with SERVFAIL",
         cause="the resolver gets no usable answer from the zone's authoritative servers (server failure, "
-              "lame delegation, or a DNSSEC signature that does not validate)",
-        fix=["If `dig +cd` answers while plain `dig` fails, DNSSEC validation fails: re-sign the zone or fix the DS "
-             "record at the registrar", f"Otherwise make the authoritative servers of {zone} answer (dig NS {zone})"],
-        confirm_extra=[f"dig {name} +cd  # checking disabled: an answer here means DNSSEC validation fails",
-                       f"dig {zone} NS +short"],
+        "lame delegation, or a DNSSEC signature that does not validate)",
+        fix=[
+            "If `dig +cd` answers while plain `dig` fails, DNSSEC validation fails: re-sign the zone or fix the DS "
+            "record at the registrar",
+            f"Otherwise make the authoritative servers of {zone} answer (dig NS {zone})",
+        ],
+        confirm_extra=[
+            f"dig {name} +cd  # checking disabled: an answer here means DNSSEC validation fails",
+            f"dig {zone} NS +short",
+        ],
         confidence=0.8,
     )
 
@@ -146,10 +188,16 @@ def dns_servfail(facts: Facts) -> Theory | None:
 def dns_refused(facts: Facts) -> Theory | None:
     """REFUSED: the resolver will not answer this client (recursion not allowed, ACL)."""
     return _dns_class_theory(
-        facts, "dns_refused", "dns-refused", what="is refused (REFUSED)",
+        facts,
+        "dns_refused",
+        "dns-refused",
+        what="is refused (REFUSED)",
         cause="the resolver does not serve this client or this zone (recursion or access list)",
-        fix=["Use a resolver that serves this client, or allow recursion/the zone for this client on that resolver"],
-        confirm_extra=[], confidence=0.8,
+        fix=[
+            "Use a resolver that serves this client, or allow recursion/the zone for this client on that resolver"
+        ],
+        confirm_extra=[],
+        confidence=0.8,
     )
 
 
@@ -157,13 +205,22 @@ def dns_timeout(facts: Facts) -> Theory | None:
     """Timeout: the resolver did not answer in time (down, unreachable, or the authoritative servers too slow)."""
     failed, _answered = _dns_failure(facts, "dns_timeout")
     refused = any("connection refused" in str(a.get("error") or "") for a in failed)
-    cause = ("nothing serves DNS at the resolver's address" if refused else
-             "the resolver is down or unreachable, or it (or the authoritative server behind it) answers slower "
-             "than the probe timeout")
+    cause = (
+        "nothing serves DNS at the resolver's address"
+        if refused
+        else "the resolver is down or unreachable, or it (or the authoritative server behind it) answers slower "
+        "than the probe timeout"
+    )
     return _dns_class_theory(
-        facts, "dns_timeout", "dns-timeout", what="got no answer in time", cause=cause,
-        fix=["Check the resolver answers at all (dig with +time=10); if it answers slowly, check the authoritative "
-             "servers' latency; if it does not, restart it or point clients at a working resolver"],
+        facts,
+        "dns_timeout",
+        "dns-timeout",
+        what="got no answer in time",
+        cause=cause,
+        fix=[
+            "Check the resolver answers at all (dig with +time=10); if it answers slowly, check the authoritative "
+            "servers' latency; if it does not, restart it or point clients at a working resolver"
+        ],
         confirm_extra=[f"dig {_name(facts)} +time=10 +tries=1  # a slow answer vs none at all"],
         confidence=0.8,
     )
@@ -172,10 +229,15 @@ def dns_timeout(facts: Facts) -> Theory | None:
 def dns_bad_answer(facts: Facts) -> Theory | None:
     """The resolver's answer is malformed, does not match the question, or is truncated without a TCP retry."""
     return _dns_class_theory(
-        facts, "dns_bad_answer", "dns-bad-answer", what="gets a malformed or mismatched answer",
+        facts,
+        "dns_bad_answer",
+        "dns-bad-answer",
+        what="gets a malformed or mismatched answer",
         cause="the resolver (or a middlebox rewriting DNS on the way) answers with a message clients cannot use",
-        fix=["Query another resolver to compare (dig @1.1.1.1); if only this one is broken, fix or replace it, and "
-             "look for a firewall or proxy that rewrites or truncates DNS traffic"],
+        fix=[
+            "Query another resolver to compare (dig @1.1.1.1); if only this one is broken, fix or replace it, and "
+            "look for a firewall or proxy that rewrites or truncates DNS traffic"
+        ],
         confirm_extra=[f"dig {_name(facts)} +tcp  # over TCP: a truncated UDP answer retried"],
         confidence=0.75,
     )
@@ -183,7 +245,9 @@ def dns_bad_answer(facts: Facts) -> Theory | None:
 
 def dns_dangling_cname(facts: Facts) -> Theory | None:
     """The name is a CNAME whose target does not resolve: the target (often a removed load balancer) is gone."""
-    answers = [a for a in facts.dns_answers() if a.get("cnames") and not a.get("addresses") and a.get("failure")]
+    answers = [
+        a for a in facts.dns_answers() if a.get("cnames") and not a.get("addresses") and a.get("failure")
+    ]
     if not answers:
         return None
     name = _name(facts)
@@ -192,18 +256,29 @@ def dns_dangling_cname(facts: Facts) -> Theory | None:
     target = chain[-1]
     # In a chain the record that dangles is the last CNAME's owner, not the name asked for.
     owner = chain[-2] if len(chain) > 1 else name
-    code = {"dns_nxdomain": "NXDOMAIN", "dns_no_answer": "no A/AAAA record", "dns_servfail": "SERVFAIL",
-            "dns_timeout": "no answer"}.get(answer.get("failure"), answer.get("failure"))
+    code = {
+        "dns_nxdomain": "NXDOMAIN",
+        "dns_no_answer": "no A/AAAA record",
+        "dns_servfail": "SERVFAIL",
+        "dns_timeout": "no answer",
+    }.get(answer.get("failure"), answer.get("failure"))
     via = f" (through {', '.join(chain[:-1])})" if len(chain) > 1 else ""
     title = f"{name} is a CNAME{via} to {target}, which does not resolve ({code}): the CNAME dangles — its target is gone"
     evidence = [answer_line(a, name) for a in facts.dns_answers()]
     point = _where_it_should_point(facts)
-    fix = [f"Point the CNAME {owner} at the current target"
-           + (f" (or replace it with an A record -> {point[0]}, {owner_phrase(point[1])})" if point else
-              " (the load balancer's current hostname), or delete it"),
-           "A dangling CNAME to a name others can register is a takeover risk: fix it promptly"]
-    confirm = [dig(name, answer.get("resolver")),
-               f"{dig(target, answer.get('resolver'))}  # expect an address; nothing means it is gone"]
+    fix = [
+        f"Point the CNAME {owner} at the current target"
+        + (
+            f" (or replace it with an A record -> {point[0]}, {owner_phrase(point[1])})"
+            if point
+            else " (the load balancer's current hostname), or delete it"
+        ),
+        "A dangling CNAME to a name others can register is a takeover risk: fix it promptly",
+    ]
+    confirm = [
+        dig(name, answer.get("resolver")),
+        f"{dig(target, answer.get('resolver'))}  # expect an address; nothing means it is gone",
+    ]
     confidence = 0.9 if len(answers) == len(facts.dns_answers()) else 0.6
     theory = Theory("dns-dangling-cname", title, confidence, evidence, confirm, fix, subjects=[name, target])
     theory.explains = facts.explain(("dns",)) + [
@@ -269,8 +344,10 @@ def dns_not_loadbalancer(facts: Facts) -> Theory | None:
     )
     evidence = [f"DNS {name} -> {', '.join(answers)} (resolvers: {', '.join(dns_resolvers(facts))})"]
     if routed:
-        evidence.append(f"the Ingress rules for {name} route to Service {', '.join(sorted({o for _a, o in routed if not o.startswith('Ingress ')}))}, "
-                        f"not to {target.get('name')}, whose LoadBalancer DNS answers")
+        evidence.append(
+            f"the Ingress rules for {name} route to Service {', '.join(sorted({o for _a, o in routed if not o.startswith('Ingress ')}))}, "
+            f"not to {target.get('name')}, whose LoadBalancer DNS answers"
+        )
     evidence.append(
         "LoadBalancer/Ingress addresses in the cluster: "
         + ", ".join(f"{a} ({owner})" for a, owner in balancers.items())
@@ -285,21 +362,27 @@ def dns_not_loadbalancer(facts: Facts) -> Theory | None:
     if good_service.startswith("Ingress "):
         confirm.append(kubectl(ctx, f"get ingress {good_service.split(' ', 1)[1]} -o wide"))
     else:
-        confirm.append(kubectl(ctx, f"get svc {good_service} -o jsonpath='{{.status.loadBalancer.ingress[*].ip}}'"))
+        confirm.append(
+            kubectl(ctx, f"get svc {good_service} -o jsonpath='{{.status.loadBalancer.ingress[*].ip}}'")
+        )
     for address in stray:
         confirm.append(curl_of(dns_probes[address], ctx) if address in dns_probes else curl(ctx, address))
     good_probe = next((p for p in lb_probes if p.get("address") == good_address), None)
     confirm.append(curl_of(good_probe, ctx) if good_probe else curl(ctx, good_address))
     fix = [
         f"Update the DNS {kind} record of {name}: replace {', '.join(stray)} with {good_address} ({owner_phrase(good_service)})"
-        if record_type(good_address) == record_type(stray[0]) else
-        f"Remove the DNS {kind} record {', '.join(stray)} of {name} (or point it at an address of {owner_phrase(good_service)})",
+        if record_type(good_address) == record_type(stray[0])
+        else f"Remove the DNS {kind} record {', '.join(stray)} of {name} (or point it at an address of {owner_phrase(good_service)})",
         f"{dig(name, dns_resolvers(facts)[0])}  # expect {good_address} once the TTL has passed",
     ]
     verify = [f"{dig(name, r)}  # expect {good_address}" for r in dns_resolvers(facts)]
     verify.append(f"{curl(ctx, good_address)}  # expect HTTP 200 from the address DNS now answers")
-    theory = Theory("dns-not-loadbalancer", title, confidence, evidence, confirm, fix, subjects=stray, verify=verify)
-    theory.explains = facts.explain(("dns",)) + facts.explain(("tcp", "tls", "api-health", "performance"), stray)
+    theory = Theory(
+        "dns-not-loadbalancer", title, confidence, evidence, confirm, fix, subjects=stray, verify=verify
+    )
+    theory.explains = facts.explain(("dns",)) + facts.explain(
+        ("tcp", "tls", "api-health", "performance"), stray
+    )
     return theory
 
 
@@ -309,12 +392,26 @@ def _routed_elsewhere(facts: Facts, target: dict | None) -> list[tuple[str, str]
     host = facts.context.host
     if target is None or not host:
         return []
-    backends = {path.get("service") for ingress in facts.ingresses_for_host(host) for rule in ingress.get("rules") or []
-                for path in rule.get("paths") or [] if path.get("service")}
+    backends = {
+        path.get("service")
+        for ingress in facts.ingresses_for_host(host)
+        for rule in ingress.get("rules") or []
+        for path in rule.get("paths") or []
+        if path.get("service")
+    }
     if not backends or target.get("name") in backends:
         return []
-    found = [(a, str(s.get("name"))) for s in facts.services() if s.get("name") in backends for a in s.get("lb_addresses") or []]
-    found += [(a, f"Ingress {i.get('name')}") for i in facts.ingresses_for_host(host) for a in i.get("addresses") or []]
+    found = [
+        (a, str(s.get("name")))
+        for s in facts.services()
+        if s.get("name") in backends
+        for a in s.get("lb_addresses") or []
+    ]
+    found += [
+        (a, f"Ingress {i.get('name')}")
+        for i in facts.ingresses_for_host(host)
+        for a in i.get("addresses") or []
+    ]
     return found
 
 
@@ -364,7 +461,16 @@ def resolvers_disagree(facts: Facts) -> Theory | None:
         "If the record changed recently, wait for the old TTL to pass and re-check; otherwise",
         "update the zone on the resolver/secondary that serves the stale answer (check zone transfer / serial)",
     ]
-    theory = Theory("resolvers-disagree", title, confidence, evidence, confirm, fix,
-                    subjects=[a for _, a in stale] or [str(a.get("resolver")) for a in stale_zone])
-    theory.explains = facts.explain(("dns",)) + facts.explain(("tcp", "tls", "api-health"), [a for _, a in stale])
+    theory = Theory(
+        "resolvers-disagree",
+        title,
+        confidence,
+        evidence,
+        confirm,
+        fix,
+        subjects=[a for _, a in stale] or [str(a.get("resolver")) for a in stale_zone],
+    )
+    theory.explains = facts.explain(("dns",)) + facts.explain(
+        ("tcp", "tls", "api-health"), [a for _, a in stale]
+    )
     return theory

@@ -16,10 +16,23 @@ from .theory import Theory, curl_of, kubectl
 from .wording import probe_line, record_type, short
 
 TRAFFIC_SECTIONS = ("tcp", "tls", "api-health", "api-internal", "performance")
-PROXY_SERVERS = ("nginx", "envoy", "haproxy", "traefik", "awselb", "cloudflare", "istio", "kong", "caddy", "openresty")
+PROXY_SERVERS = (
+    "nginx",
+    "envoy",
+    "haproxy",
+    "traefik",
+    "awselb",
+    "cloudflare",
+    "istio",
+    "kong",
+    "caddy",
+    "openresty",
+)
 
 
-def failing_probes(facts: Facts, failures: tuple[str, ...], sources: tuple[str, ...] = ("dns",)) -> list[dict[str, Any]]:
+def failing_probes(
+    facts: Facts, failures: tuple[str, ...], sources: tuple[str, ...] = ("dns",)
+) -> list[dict[str, Any]]:
     """Probes (HTTP, TCP, TLS) of addresses DNS answered (or the LoadBalancers) that failed with one of ``failures``."""
     found = []
     seen = set()
@@ -55,9 +68,11 @@ def _of_record(address: str, facts: Facts) -> str:
 def _cluster_unknown(facts: Facts, addresses: list[str]) -> list[str]:
     if facts.cluster_checked:
         return []
-    return [f"whether {', '.join(addresses)} is a LoadBalancer or Ingress address of the cluster, and whether the "
-            f"pods behind it are ready, was not checked (no cluster access) — "
-            f"{kubectl(facts.context, 'get svc,ingress,pods -o wide')}{facts.kubectl_note()}"]
+    return [
+        f"whether {', '.join(addresses)} is a LoadBalancer or Ingress address of the cluster, and whether the "
+        f"pods behind it are ready, was not checked (no cluster access) — "
+        f"{kubectl(facts.context, 'get svc,ingress,pods -o wide')}{facts.kubectl_note()}"
+    ]
 
 
 def _owner_note(facts: Facts, addresses: list[str]) -> tuple[list[str], bool | None]:
@@ -75,8 +90,15 @@ def _owner_note(facts: Facts, addresses: list[str]) -> tuple[list[str], bool | N
 
 
 def _traffic_theory(
-    facts: Facts, rule: str, failures: tuple[str, ...], title: str, fix: list[str], confidence: float,
-    extra_confirm: list[str] | None = None, sources: tuple[str, ...] = ("dns",), **fields: str,
+    facts: Facts,
+    rule: str,
+    failures: tuple[str, ...],
+    title: str,
+    fix: list[str],
+    confidence: float,
+    extra_confirm: list[str] | None = None,
+    sources: tuple[str, ...] = ("dns",),
+    **fields: str,
 ) -> Theory | None:
     """A theory over the probes failing with ``failures``; ``title`` may use {where}, {host}, {record}, {path} and
     ``fields`` (text from the peer goes in as a field, never into the template, so braces in it stay text)."""
@@ -88,14 +110,21 @@ def _traffic_theory(
     owners, ours = _owner_note(facts, addresses)
     evidence += owners
     host = facts.context.host or probes[0].get("host") or ""
-    text = title.format(where=_where(probes, facts), host=host, record=_of_record(addresses[0], facts),
-                        path=probes[0].get("path") or facts.context.health_path, **fields)
+    text = title.format(
+        where=_where(probes, facts),
+        host=host,
+        record=_of_record(addresses[0], facts),
+        path=probes[0].get("path") or facts.context.health_path,
+        **fields,
+    )
     confirm = [curl_of(p, facts.context) for p in probes[:2]] + list(extra_confirm or [])
     theory = Theory(rule, text, confidence, evidence, confirm, fix, subjects=addresses)
     theory.explains = facts.explain(TRAFFIC_SECTIONS, addresses + list(failures))
     theory.unknowns = _cluster_unknown(facts, addresses)
     if ours is False:
-        theory.confidence = round(theory.confidence - 0.1, 2)  # a wrong address explains it better (see DNS rules)
+        theory.confidence = round(
+            theory.confidence - 0.1, 2
+        )  # a wrong address explains it better (see DNS rules)
     return theory
 
 
@@ -108,13 +137,18 @@ def tcp_refused(facts: Facts) -> Theory | None:
     port = probes[0].get("port") if probes else None
     extra = [f"nc -vz -w 5 {probes[0].get('address')} {port}"] if probes else []
     return _traffic_theory(
-        facts, "tcp-refused", ("tcp_refused",),
+        facts,
+        "tcp-refused",
+        ("tcp_refused",),
         "nothing accepts connections on {where} ({record}): every connection is refused (RST) — the service "
         "that should listen there is gone or listens on another port",
-        ["Find what should serve the address: a LoadBalancer deleted or re-created with a new address (update DNS), "
-         "a Service whose port changed, or a process not running",
-         "Point DNS at the address that serves the target, or restore the listener on that port"],
-        0.7, extra,
+        [
+            "Find what should serve the address: a LoadBalancer deleted or re-created with a new address (update DNS), "
+            "a Service whose port changed, or a process not running",
+            "Point DNS at the address that serves the target, or restore the listener on that port",
+        ],
+        0.7,
+        extra,
     )
 
 
@@ -126,18 +160,24 @@ def tcp_timeout(facts: Facts) -> Theory | None:
     addresses = _addresses(probes)
     balancers = facts.loadbalancer_addresses()
     known = [a for a in addresses if a in balancers]
-    title = (f"connections to {_where(probes, facts)} time out (SYN unanswered): a firewall drops them, "
-             "or the address is wrong")
+    title = (
+        f"connections to {_where(probes, facts)} time out (SYN unanswered): a firewall drops them, "
+        "or the address is wrong"
+    )
     evidence = [probe_line({**p, "source": p.get("source", "dns")}) for p in probes[:3]]
     confidence = 0.55 if known else 0.5
     if known:
-        evidence.append(f"{', '.join(known)} is the address of {balancers[known[0]]}: suspect a firewall in front of it")
+        evidence.append(
+            f"{', '.join(known)} is the address of {balancers[known[0]]}: suspect a firewall in front of it"
+        )
     elif facts.cluster_checked:
         evidence.append(f"{', '.join(addresses)} is no LoadBalancer of the cluster: suspect a wrong address")
     confirm = [curl_of(p, facts.context) for p in probes[:2]]
     confirm.append(f"nc -vz -w 5 {addresses[0]} {probes[0].get('port') or facts.context.port or 80}")
-    fix = ["Allow inbound TCP on the port in the cloud firewall / security group of the address",
-           "or point DNS at the right address"]
+    fix = [
+        "Allow inbound TCP on the port in the cloud firewall / security group of the address",
+        "or point DNS at the right address",
+    ]
     theory = Theory("tcp-timeout", title, confidence, evidence, confirm, fix, subjects=addresses)
     theory.explains = facts.explain(TRAFFIC_SECTIONS, addresses + ["tcp_timeout"])
     theory.unknowns = _cluster_unknown(facts, addresses)
@@ -151,15 +191,26 @@ def tcp_unreachable(facts: Facts) -> Theory | None:
         return None
     v6 = all(":" in str(p.get("address")) for p in probes)
     if v6:
-        title = ("there is no route to {where} ({record}): this network has no IPv6 route to it — clients "
-                 "that prefer IPv6 fail while IPv4 may work")
-        fix = [f"If the service has no working IPv6 address, remove the AAAA record of {facts.context.host}; "
-               "otherwise give the load balancer IPv6 and this network an IPv6 route"]
+        title = (
+            "there is no route to {where} ({record}): this network has no IPv6 route to it — clients "
+            "that prefer IPv6 fail while IPv4 may work"
+        )
+        fix = [
+            f"If the service has no working IPv6 address, remove the AAAA record of {facts.context.host}; "
+            "otherwise give the load balancer IPv6 and this network an IPv6 route"
+        ]
     else:
         title = "there is no route to {where} ({record}): the address is not reachable from this network"
         fix = ["Check the address is right (DNS) and routed from where clients are (private address? VPN?)"]
-    return _traffic_theory(facts, "tcp-unreachable", ("tcp_unreachable",), title, fix, 0.65,
-                           [f"ip route get {probes[0].get('address')}"])
+    return _traffic_theory(
+        facts,
+        "tcp-unreachable",
+        ("tcp_unreachable",),
+        title,
+        fix,
+        0.65,
+        [f"ip route get {probes[0].get('address')}"],
+    )
 
 
 # --- HTTP after connect ---------------------------------------------------------------------------------------
@@ -180,8 +231,10 @@ def edge_empty_reply(facts: Facts) -> Theory | None:
     title += " — likely no healthy backend behind it, or it expects another port or protocol"
     evidence = [probe_line(p) for p in empties[:3]]
     for check in facts.in_cluster_health():
-        evidence.append(f"in-cluster GET {check.get('path')} on Service {check.get('service')}: {check.get('status')} "
-                        f"{short(check.get('body'), 60)}".rstrip())
+        evidence.append(
+            f"in-cluster GET {check.get('path')} on Service {check.get('service')}: {check.get('status')} "
+            f"{short(check.get('body'), 60)}".rstrip()
+        )
     confidence = 0.45 + (0.15 if inside else 0.0)
     balancers = facts.loadbalancer_addresses()
     if balancers and address not in balancers:
@@ -189,36 +242,50 @@ def edge_empty_reply(facts: Facts) -> Theory | None:
         confidence = 0.3
         evidence.append(f"{address} is not an address of any LoadBalancer or Ingress of the cluster")
     confirm = [curl_of(empties[0], facts.context), kubectl(facts.context, "get svc -o wide")]
-    fix = ["Find what owns the address (load balancer / node / proxy) and give it the Service's healthy backend, "
-           "or move DNS to an address that serves the app"]
+    fix = [
+        "Find what owns the address (load balancer / node / proxy) and give it the Service's healthy backend, "
+        "or move DNS to an address that serves the app"
+    ]
     theory = Theory("edge-empty-reply", title, confidence, evidence, confirm, fix, subjects=[str(address)])
     theory.explains = facts.explain(TRAFFIC_SECTIONS, _addresses(empties) + ["empty_reply", "empty reply"])
     theory.unknowns = _cluster_unknown(facts, _addresses(empties))
     if inside is None:
-        theory.unknowns.append("whether the app answers inside the cluster was not checked — "
-                               f"{kubectl(facts.context, 'get --raw /api/v1/namespaces/NAMESPACE/services/SERVICE:PORT/proxy/health')}"
-                               f"{facts.kubectl_note() or '  # section api-internal'}")
+        theory.unknowns.append(
+            "whether the app answers inside the cluster was not checked — "
+            f"{kubectl(facts.context, 'get --raw /api/v1/namespaces/NAMESPACE/services/SERVICE:PORT/proxy/health')}"
+            f"{facts.kubectl_note() or '  # section api-internal'}"
+        )
     return theory
 
 
 def edge_reset(facts: Facts) -> Theory | None:
     """The connection is reset in the middle of the response."""
     return _traffic_theory(
-        facts, "edge-reset", ("recv_error",),
+        facts,
+        "edge-reset",
+        ("recv_error",),
         "{where} resets the connection in the middle of the response to GET {path}: the backend (or a proxy in "
         "between) dies or aborts while answering",
-        ["Read the backend's and the proxy's logs at the time of the request (crash, worker killed, proxy timeout); "
-         "check the pods' restarts and memory limits"], 0.6,
+        [
+            "Read the backend's and the proxy's logs at the time of the request (crash, worker killed, proxy timeout); "
+            "check the pods' restarts and memory limits"
+        ],
+        0.6,
     )
 
 
 def edge_partial_body(facts: Facts) -> Theory | None:
     """The connection closes before the announced body ended."""
     return _traffic_theory(
-        facts, "edge-partial-body", ("partial_body",),
+        facts,
+        "edge-partial-body",
+        ("partial_body",),
         "{where} closes the connection before the body of GET {path} is complete: the backend stops mid-answer "
         "(crash, timeout of a proxy, a body larger than announced)",
-        ["Check the backend's logs and the proxy's read/send timeouts; compare Content-Length with what is sent"], 0.6,
+        [
+            "Check the backend's logs and the proxy's read/send timeouts; compare Content-Length with what is sent"
+        ],
+        0.6,
     )
 
 
@@ -235,81 +302,117 @@ def edge_not_http(facts: Facts) -> Theory | None:
     else:
         what = "another protocol or service listens on that port"
     return _traffic_theory(
-        facts, "edge-not-http", ("bad_response",),
+        facts,
+        "edge-not-http",
+        ("bad_response",),
         "{where} answers GET {path} with bytes that are not HTTP: " + what,
-        ["Point the target (or the load balancer's port mapping) at the port the HTTP service listens on, or use "
-         "the scheme it speaks"], 0.7,
+        [
+            "Point the target (or the load balancer's port mapping) at the port the HTTP service listens on, or use "
+            "the scheme it speaks"
+        ],
+        0.7,
     )
 
 
 def read_timeout(facts: Facts) -> Theory | None:
     """Connected, request sent, no (complete) response in time."""
     return _traffic_theory(
-        facts, "read-timeout", ("read_timeout",),
+        facts,
+        "read-timeout",
+        ("read_timeout",),
         "{where} accepts connections but does not answer GET {path} in time: the request is held somewhere "
         "between the edge and the pods (backend hanging, upstream unreachable from the proxy, or dropped by a policy)",
-        ["Follow the request inward: does the app answer inside the cluster (section api-internal)? Does the proxy "
-         "reach the pods (NetworkPolicy, pod readiness)? Is the app blocked on a dependency?"], 0.55,
+        [
+            "Follow the request inward: does the app answer inside the cluster (section api-internal)? Does the proxy "
+            "reach the pods (NetworkPolicy, pod readiness)? Is the app blocked on a dependency?"
+        ],
+        0.55,
     )
 
 
-def _failure_theory(facts: Facts, name: str, failure: str, cause: str, fixes: list[str],
-                    confidence: float) -> Theory | None:
+def _failure_theory(
+    facts: Facts, name: str, failure: str, cause: str, fixes: list[str], confidence: float
+) -> Theory | None:
     """A theory for one failure class, when a probe failed with it: the first such probe's detail in the cause."""
     probes = failing_probes(facts, (failure,))
     if not probes:
         return None
-    return _traffic_theory(facts, name, (failure,), cause, fixes, confidence,
-                           detail=short(probes[0].get("detail"), 200))
+    return _traffic_theory(
+        facts, name, (failure,), cause, fixes, confidence, detail=short(probes[0].get("detail"), 200)
+    )
 
 
 def redirect_loop(facts: Facts) -> Theory | None:
     """Redirects loop (or exceed the bound)."""
     return _failure_theory(
-        facts, "redirect-loop", "too_many_redirects",
+        facts,
+        "redirect-loop",
+        "too_many_redirects",
         "GET {path} on {where} redirects in a loop ({detail}): a redirect rule sends the request back where "
         "it came from — often an app behind a TLS-terminating proxy that does not trust X-Forwarded-Proto",
-        ["Make one side stop redirecting: let the app trust the proxy's X-Forwarded-Proto (or disable its https "
-         "redirect behind the proxy), or remove the proxy's redirect for this host"], 0.75,
+        [
+            "Make one side stop redirecting: let the app trust the proxy's X-Forwarded-Proto (or disable its https "
+            "redirect behind the proxy), or remove the proxy's redirect for this host"
+        ],
+        0.75,
     )
 
 
 def redirect_unsafe(facts: Facts) -> Theory | None:
     """A redirect to another scheme than http/https, or from https down to http: clients must not follow it."""
     return _failure_theory(
-        facts, "redirect-unsafe", "redirect_unsafe",
+        facts,
+        "redirect-unsafe",
+        "redirect_unsafe",
         "GET {path} on {where} redirects where a client must not follow ({detail}): a downgrade from https to "
         "http sends requests and credentials in clear, other schemes are not web requests at all",
-        ["Make the redirect keep https (or point it at an http/https URL); a proxy that terminates TLS must pass "
-         "X-Forwarded-Proto so the app does not build http:// URLs"], 0.75,
+        [
+            "Make the redirect keep https (or point it at an http/https URL); a proxy that terminates TLS must pass "
+            "X-Forwarded-Proto so the app does not build http:// URLs"
+        ],
+        0.75,
     )
 
 
 def redirect_elsewhere(facts: Facts) -> Theory | None:
     """A redirect to another host (or a private address): the target itself does not answer the check."""
     return _failure_theory(
-        facts, "redirect-elsewhere", "redirect_elsewhere",
+        facts,
+        "redirect-elsewhere",
+        "redirect_elsewhere",
         "GET {path} on {where} sends the client to another host ({detail}): the target answers with a redirect, "
         "not with its own health check — a canonical-host or login redirect, or a default site answering the host",
-        ["If the redirect is intended, check the host it names instead (--target); otherwise fix the redirect rule "
-         "(canonical host, login redirect exemption for the health path, the default site of the edge)"], 0.65,
+        [
+            "If the redirect is intended, check the host it names instead (--target); otherwise fix the redirect rule "
+            "(canonical host, login redirect exemption for the health path, the default site of the edge)"
+        ],
+        0.65,
     )
 
 
 def headers_too_large(facts: Facts) -> Theory | None:
     """The response headers exceed what clients accept (curl: 100 kB a line, 300 kB in all)."""
     return _traffic_theory(
-        facts, "headers-too-large", ("headers_too_large",),
+        facts,
+        "headers-too-large",
+        ("headers_too_large",),
         "{where} answers GET {path} with response headers larger than clients accept: a header (often Set-Cookie) "
         "grows without bound or is repeated",
-        ["Find the oversized header (curl -sv ... 2>&1 | head) and stop it growing (cookie size, a header added per hop)"],
+        [
+            "Find the oversized header (curl -sv ... 2>&1 | head) and stop it growing (cookie size, a header added per hop)"
+        ],
         0.7,
     )
 
 
-def _status_probes(facts: Facts, low: int, high: int, sources: tuple[str, ...] = ("dns",)) -> list[dict[str, Any]]:
-    return [p for p in failing_probes(facts, ("http_status",), sources)
-            if isinstance(p.get("status"), int) and low <= p["status"] <= high]
+def _status_probes(
+    facts: Facts, low: int, high: int, sources: tuple[str, ...] = ("dns",)
+) -> list[dict[str, Any]]:
+    return [
+        p
+        for p in failing_probes(facts, ("http_status",), sources)
+        if isinstance(p.get("status"), int) and low <= p["status"] <= high
+    ]
 
 
 def _server_of(probe: Mapping[str, Any]) -> str:
@@ -321,11 +424,11 @@ def _server_of(probe: Mapping[str, Any]) -> str:
 HTTP_5XX_MEANING = {
     500: "the application fails while handling it (500)",
     502: "the proxy in front got no valid answer from its backend (502 Bad Gateway): the backend refused or closed "
-         "the connection — wrong target port, pods not listening or crashing",
+    "the connection — wrong target port, pods not listening or crashing",
     503: "no backend is available to answer (503 Service Unavailable): no ready endpoints behind the proxy, or the "
-         "application reports itself unavailable",
+    "application reports itself unavailable",
     504: "the proxy in front waited for its backend and gave up (504 Gateway Timeout): the backend hangs or is "
-         "unreachable from the proxy",
+    "unreachable from the proxy",
 }
 
 
@@ -336,8 +439,14 @@ def _header(probe: Mapping[str, Any], name: str) -> str | None:
 
 def _inside_answers(facts: Facts) -> dict[str, Any] | None:
     """The in-cluster health check that answered 2xx/3xx through the Service (None when none did)."""
-    return next((c for c in facts.in_cluster_health()
-                 if c.get("error") is None and isinstance(c.get("status"), int) and 200 <= c["status"] < 400), None)
+    return next(
+        (
+            c
+            for c in facts.in_cluster_health()
+            if c.get("error") is None and isinstance(c.get("status"), int) and 200 <= c["status"] < 400
+        ),
+        None,
+    )
 
 
 def _inside_line(check: Mapping[str, Any]) -> str:
@@ -358,23 +467,34 @@ def http_5xx(facts: Facts) -> Theory | None:
     confidence = 0.55
     if inside is not None and status in (502, 503, 504):
         if status == 503:
-            meaning = ("the edge itself refuses to pass the request on (503 Service Unavailable"
-                       + (f", Retry-After: {retry_after}" if retry_after else "")
-                       + "): the application answers inside the cluster, so this is the edge's own answer — a "
-                         "maintenance page, load shedding or a rate limit, or a proxy that does not see the ready "
-                         "endpoints")
+            meaning = (
+                "the edge itself refuses to pass the request on (503 Service Unavailable"
+                + (f", Retry-After: {retry_after}" if retry_after else "")
+                + "): the application answers inside the cluster, so this is the edge's own answer — a "
+                "maintenance page, load shedding or a rate limit, or a proxy that does not see the ready "
+                "endpoints"
+            )
         else:
-            meaning += "; the application answers inside the cluster, so the hop from the proxy to the pods fails"
+            meaning += (
+                "; the application answers inside the cluster, so the hop from the proxy to the pods fails"
+            )
         confidence = 0.6
     elif retry_after and status == 503:
         meaning += f" (Retry-After: {retry_after}: the server expects to be back, as a maintenance page says)"
     theory = _traffic_theory(
-        facts, "http-5xx", ("http_status",),
+        facts,
+        "http-5xx",
+        ("http_status",),
         "{who}{where} answers GET {path} with {status}: {meaning}",
-        ["Find the first hop that fails: the app's answer inside the cluster (section api-internal), the Service's "
-         "ready endpoints (section endpoints), then the proxy's logs for this request"],
-        confidence, sources=tuple(dict.fromkeys(p.get("source", "dns") for p in probes)),
-        who=f"{server} at " if server else "", status=str(status), meaning=meaning,
+        [
+            "Find the first hop that fails: the app's answer inside the cluster (section api-internal), the Service's "
+            "ready endpoints (section endpoints), then the proxy's logs for this request"
+        ],
+        confidence,
+        sources=tuple(dict.fromkeys(p.get("source", "dns") for p in probes)),
+        who=f"{server} at " if server else "",
+        status=str(status),
+        meaning=meaning,
     )
     if theory is not None:
         if retry_after:
@@ -382,10 +502,12 @@ def http_5xx(facts: Facts) -> Theory | None:
         if inside is not None:
             theory.evidence.append(_inside_line(inside))
             if status in (502, 503, 504):
-                theory.fix = ["The pods answer: look at the edge for this host — a maintenance or default page, a rate "
-                              "or connection limit, a policy between the proxy and the pods — in the proxy's log for "
-                              "these requests and its configuration (ingress-nginx: the Ingress annotations and the "
-                              "controller's ConfigMap)"]
+                theory.fix = [
+                    "The pods answer: look at the edge for this host — a maintenance or default page, a rate "
+                    "or connection limit, a policy between the proxy and the pods — in the proxy's log for "
+                    "these requests and its configuration (ingress-nginx: the Ingress annotations and the "
+                    "controller's ConfigMap)"
+                ]
         theory.explains = facts.explain(TRAFFIC_SECTIONS, [str(status)] + theory.subjects)
     return theory
 
@@ -399,20 +521,30 @@ def http_404(facts: Facts) -> Theory | None:
     inside = [c for c in facts.in_cluster_health() if c.get("status") == 404 and c.get("error") is None]
     if inside:
         # The app itself has no such route: no routing fix at the edge would help.
-        title = ("{where} answers 404 to GET {path}, and so does the application inside the cluster: the app has "
-                 "no route {path} — its health check lives at another path")
-        fix = [f"Pass the application's real health path with --health-path (it does not serve {path}), or add "
-               "the route to the app"]
+        title = (
+            "{where} answers 404 to GET {path}, and so does the application inside the cluster: the app has "
+            "no route {path} — its health check lives at another path"
+        )
+        fix = [
+            f"Pass the application's real health path with --health-path (it does not serve {path}), or add "
+            "the route to the app"
+        ]
         confidence = 0.8
     else:
-        title = ("{where} answers 404 to GET {path} for Host {host}: the server there has no route for this host or "
-                 "path — an ingress controller without a rule for the host, or a health path the app does not serve")
-        fix = [f"If an ingress controller answers, add an Ingress rule for {facts.context.host}; otherwise pass the "
-               f"app's real health path with --health-path (not {path})"]
+        title = (
+            "{where} answers 404 to GET {path} for Host {host}: the server there has no route for this host or "
+            "path — an ingress controller without a rule for the host, or a health path the app does not serve"
+        )
+        fix = [
+            f"If an ingress controller answers, add an Ingress rule for {facts.context.host}; otherwise pass the "
+            f"app's real health path with --health-path (not {path})"
+        ]
         confidence = 0.55
     theory = _traffic_theory(facts, "http-404", ("http_status",), title, fix, confidence)
     if theory is not None:
-        theory.evidence += [f"in-cluster GET {c.get('path')} via Service {c.get('service')}: 404" for c in inside[:1]]
+        theory.evidence += [
+            f"in-cluster GET {c.get('path')} via Service {c.get('service')}: 404" for c in inside[:1]
+        ]
         theory.explains = facts.explain(TRAFFIC_SECTIONS, ["404"])
         if inside:
             theory.unknowns = []
@@ -426,14 +558,26 @@ def http_auth(facts: Facts) -> Theory | None:
     if not probes:
         return None
     status = probes[0]["status"]
-    challenge = {str(k).lower(): v for k, v in (probes[0].get("headers") or {}).items()}.get("www-authenticate")
-    meaning = ("it requires authentication" + (f" ({short(challenge, 100)})" if challenge else "") if status == 401
-               else "it refuses this client (authorisation, IP allow-list or WAF)")
+    challenge = {str(k).lower(): v for k, v in (probes[0].get("headers") or {}).items()}.get(
+        "www-authenticate"
+    )
+    meaning = (
+        "it requires authentication" + (f" ({short(challenge, 100)})" if challenge else "")
+        if status == 401
+        else "it refuses this client (authorisation, IP allow-list or WAF)"
+    )
     theory = _traffic_theory(
-        facts, "http-auth", ("http_status",), "{where} answers {status} to GET {path}: {meaning}",
-        ["Give the check credentials (https://user:password@host in --target) or exempt the health path from "
-         "authentication; for 403, check the allow-list / WAF rules for this client"], 0.6,
-        status=str(status), meaning=meaning,
+        facts,
+        "http-auth",
+        ("http_status",),
+        "{where} answers {status} to GET {path}: {meaning}",
+        [
+            "Give the check credentials (https://user:password@host in --target) or exempt the health path from "
+            "authentication; for 403, check the allow-list / WAF rules for this client"
+        ],
+        0.6,
+        status=str(status),
+        meaning=meaning,
     )
     if theory is not None:
         theory.explains = facts.explain(TRAFFIC_SECTIONS, [str(status)])
@@ -450,8 +594,11 @@ HTTP_4XX_MEANING = {
 
 
 # ingress-nginx annotations that limit the request rate of a client.
-RATE_LIMIT_ANNOTATIONS = ("nginx.ingress.kubernetes.io/limit-rps", "nginx.ingress.kubernetes.io/limit-rpm",
-                          "nginx.ingress.kubernetes.io/limit-connections")
+RATE_LIMIT_ANNOTATIONS = (
+    "nginx.ingress.kubernetes.io/limit-rps",
+    "nginx.ingress.kubernetes.io/limit-rpm",
+    "nginx.ingress.kubernetes.io/limit-connections",
+)
 
 
 def http_4xx(facts: Facts) -> Theory | None:
@@ -461,16 +608,23 @@ def http_4xx(facts: Facts) -> Theory | None:
         return None
     status = probes[0]["status"]
     meaning = HTTP_4XX_MEANING.get(status, f"the server refuses the request ({status})")
-    fix = ["Compare the probe's request (curl line) with what the server expects: scheme, host, path and method"]
+    fix = [
+        "Compare the probe's request (curl line) with what the server expects: scheme, host, path and method"
+    ]
     confidence = 0.5
     extra: list[str] = []
     if status == 429:
         retry_after = _header(probes[0], "Retry-After")
-        limits = [f"Ingress {i.get('name')}: {key}={value}" for i in facts.ingresses_for_host(facts.context.host or "")
-                  for key, value in sorted((i.get("annotations") or {}).items()) if key in RATE_LIMIT_ANNOTATIONS]
+        limits = [
+            f"Ingress {i.get('name')}: {key}={value}"
+            for i in facts.ingresses_for_host(facts.context.host or "")
+            for key, value in sorted((i.get("annotations") or {}).items())
+            if key in RATE_LIMIT_ANNOTATIONS
+        ]
         inside = _inside_answers(facts)
-        meaning = ((f"Retry-After: {retry_after}; " if retry_after else "")
-                   + "a rate limiter in front of the app throttles this client")
+        meaning = (
+            f"Retry-After: {retry_after}; " if retry_after else ""
+        ) + "a rate limiter in front of the app throttles this client"
         if inside is not None:
             meaning += " (the application answers inside the cluster)"
             extra.append(_inside_line(inside))
@@ -479,14 +633,22 @@ def http_4xx(facts: Facts) -> Theory | None:
             extra += limits
         if retry_after:
             extra.append(f"response header Retry-After: {retry_after}")
-        fix = ["Exempt the checking address from the limit or raise it where it is set (ingress-nginx: the "
-               "nginx.ingress.kubernetes.io/limit-* annotations and limit-whitelist; a WAF or API gateway rule)",
-               "Re-run after the Retry-After delay with fewer requests (the performance section's requests and "
-               "concurrency)"]
+        fix = [
+            "Exempt the checking address from the limit or raise it where it is set (ingress-nginx: the "
+            "nginx.ingress.kubernetes.io/limit-* annotations and limit-whitelist; a WAF or API gateway rule)",
+            "Re-run after the Retry-After delay with fewer requests (the performance section's requests and "
+            "concurrency)",
+        ]
         confidence = 0.6 + (0.1 if inside is not None or limits else 0)
     theory = _traffic_theory(
-        facts, "http-4xx", ("http_status",), "{where} answers GET {path} with {status}: {meaning}", fix, confidence,
-        status="429 Too Many Requests" if status == 429 else str(status), meaning=meaning,
+        facts,
+        "http-4xx",
+        ("http_status",),
+        "{where} answers GET {path} with {status}: {meaning}",
+        fix,
+        confidence,
+        status="429 Too Many Requests" if status == 429 else str(status),
+        meaning=meaning,
     )
     if theory is not None:
         theory.evidence += extra
@@ -497,10 +659,13 @@ def http_4xx(facts: Facts) -> Theory | None:
 def body_mismatch(facts: Facts) -> Theory | None:
     """The status was fine but the body was not what the check expects."""
     return _traffic_theory(
-        facts, "body-mismatch", ("body_mismatch",),
+        facts,
+        "body-mismatch",
+        ("body_mismatch",),
         "{where} answers GET {path} with an expected status but an unexpected body: the service answering is not "
         "the one the check expects (another app or a default backend), or it reports a problem in its body",
-        ["Compare the body (curl line) with what the check expects; if another app answers, fix the routing"], 0.5,
+        ["Compare the body (curl line) with what the check expects; if another app answers, fix the routing"],
+        0.5,
     )
 
 
@@ -508,11 +673,20 @@ def body_mismatch(facts: Facts) -> Theory | None:
 
 
 def _tls_failures(facts: Facts, classes: tuple[str, ...]) -> list[dict[str, Any]]:
-    return [p for p in facts.http_probes() + facts.of("tls") if p.get("failure") in classes and p.get("address")]
+    return [
+        p for p in facts.http_probes() + facts.of("tls") if p.get("failure") in classes and p.get("address")
+    ]
 
 
-def _tls_theory(facts: Facts, rule: str, classes: tuple[str, ...], title: str, confidence: float,
-                fix: list[str], failures: list[dict[str, Any]] | None = None) -> Theory | None:
+def _tls_theory(
+    facts: Facts,
+    rule: str,
+    classes: tuple[str, ...],
+    title: str,
+    confidence: float,
+    fix: list[str],
+    failures: list[dict[str, Any]] | None = None,
+) -> Theory | None:
     failures = _tls_failures(facts, classes) if failures is None else failures
     if not failures:
         return None
@@ -522,11 +696,15 @@ def _tls_theory(facts: Facts, rule: str, classes: tuple[str, ...], title: str, c
     if first.get("detail"):
         evidence.append(f"detail: {first['detail']}")
     if info.get("subject_names") or info.get("issuer"):
-        evidence.append(f"certificate: subject names {info.get('subject_names')}, issuer {info.get('issuer')}, "
-                        f"not before {info.get('not_before')}, not after {info.get('expires')}")
+        evidence.append(
+            f"certificate: subject names {info.get('subject_names')}, issuer {info.get('issuer')}, "
+            f"not before {info.get('not_before')}, not after {info.get('expires')}"
+        )
     if info.get("chain"):
-        evidence.append("certificates the server sent: " + "; ".join(
-            f"{c.get('subject')} (issued by {c.get('issuer')})" for c in info["chain"]))
+        evidence.append(
+            "certificates the server sent: "
+            + "; ".join(f"{c.get('subject')} (issued by {c.get('issuer')})" for c in info["chain"])
+        )
     host = facts.context.host or first.get("host")
     port = first.get("port") or facts.context.port or 443
     confirm = [
@@ -536,10 +714,15 @@ def _tls_theory(facts: Facts, rule: str, classes: tuple[str, ...], title: str, c
     ]
     addresses = list(dict.fromkeys(str(p.get("address")) for p in failures))
     chain = info.get("chain") or [{}]
-    text = title.format(host=host, address=first.get("address"), expires=info.get("expires"),
-                        not_before=info.get("not_before"),
-                        issuer=info.get("issuer"), detail=short(first.get("detail"), 120),
-                        issuer_url=chain[0].get("issuer_url"))
+    text = title.format(
+        host=host,
+        address=first.get("address"),
+        expires=info.get("expires"),
+        not_before=info.get("not_before"),
+        issuer=info.get("issuer"),
+        detail=short(first.get("detail"), 120),
+        issuer_url=chain[0].get("issuer_url"),
+    )
     theory = Theory(rule, text, confidence, evidence, confirm, fix, subjects=addresses)
     theory.explains = facts.explain(("tls", "api-health", "performance"), addresses + list(classes))
     return theory
@@ -567,10 +750,16 @@ def tls_expired(facts: Facts) -> Theory | None:
     """The server certificate is expired."""
     failures = [p for p in _tls_failures(facts, ("tls_cert_expired",)) if not _not_yet_valid(p)]
     return _tls_theory(
-        facts, "tls-expired", ("tls_cert_expired",),
-        "the TLS certificate served for {host} at {address} has expired (not after {expires}) — renew it", 0.9,
-        [kubectl(facts.context, "get certificate -A") + "  # cert-manager: which Certificate is not Ready, and why",
-         "Renew the certificate (cert-manager: kubectl delete secret <tls-secret> to force re-issue) and reload the edge"],
+        facts,
+        "tls-expired",
+        ("tls_cert_expired",),
+        "the TLS certificate served for {host} at {address} has expired (not after {expires}) — renew it",
+        0.9,
+        [
+            kubectl(facts.context, "get certificate -A")
+            + "  # cert-manager: which Certificate is not Ready, and why",
+            "Renew the certificate (cert-manager: kubectl delete secret <tls-secret> to force re-issue) and reload the edge",
+        ],
         failures=failures,
     )
 
@@ -579,12 +768,17 @@ def tls_not_yet_valid(facts: Facts) -> Theory | None:
     """The server certificate's validity starts in the future: issued ahead of time, or a clock is wrong."""
     failures = [p for p in _tls_failures(facts, ("tls_cert_expired",)) if _not_yet_valid(p)]
     return _tls_theory(
-        facts, "tls-not-yet-valid", ("tls_cert_expired",),
+        facts,
+        "tls-not-yet-valid",
+        ("tls_cert_expired",),
         "the TLS certificate served for {host} at {address} is not valid yet (not before {not_before}): it was "
-        "issued with a start date in the future, or the clock of the issuer (or of this client) is wrong", 0.9,
-        ["Compare the certificate's notBefore with the time on this machine and on the issuer (date -u; timedatectl)",
-         "Serve the previous, still valid certificate until the new one starts, or re-issue it from a CA whose clock "
-         "is right"],
+        "issued with a start date in the future, or the clock of the issuer (or of this client) is wrong",
+        0.9,
+        [
+            "Compare the certificate's notBefore with the time on this machine and on the issuer (date -u; timedatectl)",
+            "Serve the previous, still valid certificate until the new one starts, or re-issue it from a CA whose clock "
+            "is right",
+        ],
         failures=failures,
     )
 
@@ -606,21 +800,32 @@ def tls_wrong_host(facts: Facts) -> Theory | None:
     wildcard = _wildcard_too_high(names, host)
     if wildcard:
         return _tls_theory(
-            facts, "tls-wrong-host", ("tls_hostname",),
-            "the TLS certificate at {address} names " + wildcard.replace("{", "{{").replace("}", "}}")
-            + ", a wildcard that covers one label only, not {host}", 0.85,
-            [f"Issue a certificate naming {host} (or *.{host.split('.', 1)[1]}) and reference it from the "
-             "Ingress/LoadBalancer TLS settings"],
+            facts,
+            "tls-wrong-host",
+            ("tls_hostname",),
+            "the TLS certificate at {address} names "
+            + wildcard.replace("{", "{{").replace("}", "}}")
+            + ", a wildcard that covers one label only, not {host}",
+            0.85,
+            [
+                f"Issue a certificate naming {host} (or *.{host.split('.', 1)[1]}) and reference it from the "
+                "Ingress/LoadBalancer TLS settings"
+            ],
             failures=failures,
         )
     shown = ", ".join(names[:4]).replace("{", "{{").replace("}", "}}")
     return _tls_theory(
-        facts, "tls-wrong-host", ("tls_hostname",),
+        facts,
+        "tls-wrong-host",
+        ("tls_hostname",),
         "the TLS certificate at {address} does not name {host}"
         + (f" (it names {shown})" if names else "")
-        + " — the edge serves another site's (or the default) certificate", 0.85,
-        ["Issue a certificate whose subjectAltName includes the host and reference it from the Ingress/LoadBalancer "
-         "TLS settings"],
+        + " — the edge serves another site's (or the default) certificate",
+        0.85,
+        [
+            "Issue a certificate whose subjectAltName includes the host and reference it from the Ingress/LoadBalancer "
+            "TLS settings"
+        ],
         failures=failures,
     )
 
@@ -637,8 +842,12 @@ def _missing_intermediate(probe: Mapping[str, Any]) -> bool:
     info = probe.get("tls") or {}
     chain = _chain_of(probe)
     error = str(info.get("error") or probe.get("detail") or "").lower()
-    return (len(chain) == 1 and chain[0].get("subject") != chain[0].get("issuer") and bool(chain[0].get("issuer_url"))
-            and "unable to get local issuer" in error)
+    return (
+        len(chain) == 1
+        and chain[0].get("subject") != chain[0].get("issuer")
+        and bool(chain[0].get("issuer_url"))
+        and "unable to get local issuer" in error
+    )
 
 
 def tls_incomplete_chain(facts: Facts) -> Theory | None:
@@ -647,12 +856,16 @@ def tls_incomplete_chain(facts: Facts) -> Theory | None:
     if not failures:
         return None
     return _tls_theory(
-        facts, "tls-incomplete-chain", ("tls_untrusted",),
+        facts,
+        "tls-incomplete-chain",
+        ("tls_untrusted",),
         "the server at {address} sends its certificate for {host} without the intermediate CA certificate "
         "({issuer}, published at {issuer_url}): clients that do not already hold that intermediate cannot verify it",
         0.85,
-        ["Serve the full chain (leaf followed by the intermediate: fullchain.pem); cert-manager writes it into "
-         "tls.crt, a hand-made Secret must contain both certificates"],
+        [
+            "Serve the full chain (leaf followed by the intermediate: fullchain.pem); cert-manager writes it into "
+            "tls.crt, a hand-made Secret must contain both certificates"
+        ],
         failures,
     )
 
@@ -668,10 +881,15 @@ def tls_untrusted(facts: Facts) -> Theory | None:
     else:
         why = "its issuer {issuer} is not in the trust store (a private or staging CA, or an intermediate not sent)"
     return _tls_theory(
-        facts, "tls-untrusted", ("tls_untrusted",),
-        "the TLS certificate for {host} at {address} is not trusted: " + why, 0.75,
-        ["Serve a certificate from a CA clients trust (cert-manager: a production ClusterIssuer) with its full "
-         "chain, or pass --ca-bundle for a private CA"],
+        facts,
+        "tls-untrusted",
+        ("tls_untrusted",),
+        "the TLS certificate for {host} at {address} is not trusted: " + why,
+        0.75,
+        [
+            "Serve a certificate from a CA clients trust (cert-manager: a production ClusterIssuer) with its full "
+            "chain, or pass --ca-bundle for a private CA"
+        ],
         failures,
     )
 
@@ -685,12 +903,18 @@ def tls_handshake(facts: Facts) -> Theory | None:
     if "plain HTTP" in detail or "did not answer TLS" in detail:
         why = "the port answers plain HTTP, not TLS: the target should be http://, or the TLS listener is missing"
     elif "closed" in detail:
-        why = "the server closes the connection during the handshake: no certificate configured for this name (SNI), " \
-              "or no TLS listener behind the port"
+        why = (
+            "the server closes the connection during the handshake: no certificate configured for this name (SNI), "
+            "or no TLS listener behind the port"
+        )
     else:
         why = "client and server share no protocol version or cipher, or the server rejects the handshake"
     return _tls_theory(
-        facts, "tls-handshake", ("tls_handshake",), "the TLS handshake with {address} fails ({detail}): " + why, 0.7,
+        facts,
+        "tls-handshake",
+        ("tls_handshake",),
+        "the TLS handshake with {address} fails ({detail}): " + why,
+        0.7,
         ["Check the edge's TLS listener for the host (certificate for this SNI name, protocols and ciphers)"],
     )
 
@@ -698,8 +922,11 @@ def tls_handshake(facts: Facts) -> Theory | None:
 def tls_timeout(facts: Facts) -> Theory | None:
     """TCP connected, but the TLS handshake got no answer."""
     return _tls_theory(
-        facts, "tls-timeout", ("tls_timeout",),
+        facts,
+        "tls-timeout",
+        ("tls_timeout",),
         "{address} accepts TCP but never answers the TLS handshake: nothing speaks TLS behind the port (a plain "
-        "TCP forwarder to a dead backend, or a server waiting for HTTP)", 0.6,
+        "TCP forwarder to a dead backend, or a server waiting for HTTP)",
+        0.6,
         ["Check what listens behind the port and whether it expects TLS"],
     )

@@ -23,14 +23,31 @@ from .facts import Facts
 from .theory import Theory, kubectl
 from .wording import event_line, pod_line, short
 
-IMAGE_PULL_REASONS = ("ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull", "RegistryUnavailable",
-                      "SignatureValidationFailed")
+IMAGE_PULL_REASONS = (
+    "ImagePullBackOff",
+    "ErrImagePull",
+    "InvalidImageName",
+    "ErrImageNeverPull",
+    "RegistryUnavailable",
+    "SignatureValidationFailed",
+)
 CONFIG_REASONS = ("CreateContainerConfigError", "CreateContainerError")
 START_REASONS = ("RunContainerError", "StartError", "ContainerCannotRun")
 WORKLOAD_SECTIONS = ("cluster", "workloads", "endpoints")
 # Sections whose failures a broken backend explains (only for the target's own pods).
-SERVING_SECTIONS = ("cluster", "workloads", "endpoints", "api-health", "api-internal", "tcp", "performance",
-                    "services", "integration", "results-storage", "database")
+SERVING_SECTIONS = (
+    "cluster",
+    "workloads",
+    "endpoints",
+    "api-health",
+    "api-internal",
+    "tcp",
+    "performance",
+    "services",
+    "integration",
+    "results-storage",
+    "database",
+)
 EXIT_CODES = {
     1: "the application exited with an error",
     2: "the application exited with an error (2: by shell convention a usage error, by many programs any failure)",
@@ -58,10 +75,16 @@ def _candidate_pods(facts: Facts) -> list[tuple[dict[str, Any], bool]]:
     # A Service that selects no pod still has its Deployment's pods in mind.
     if service is not None and not target:
         for deployment in facts.deployments_for(service):
-            target += [p for p in facts.pods() if facts.deployment_of(p) is deployment and p.get("name") not in names]
+            target += [
+                p for p in facts.pods() if facts.deployment_of(p) is deployment and p.get("name") not in names
+            ]
             names = {p.get("name") for p in target}
     controllers = {(p.get("namespace"), p.get("name")) for p in facts.of("ingress_controller")}
-    others = [p for p in facts.pods() if p.get("name") not in names and (p.get("namespace"), p.get("name")) not in controllers]
+    others = [
+        p
+        for p in facts.pods()
+        if p.get("name") not in names and (p.get("namespace"), p.get("name")) not in controllers
+    ]
     return [(p, True) for p in target] + [(p, False) for p in others]
 
 
@@ -70,11 +93,14 @@ def _states(pod: Mapping[str, Any]) -> list[dict[str, Any]]:
     if states:
         return states
     # Evidence from before per-container states were recorded: the waiting and terminated reasons alone.
-    return [{"name": "?", "state": "waiting", "reason": reason} for reason in pod.get("waiting_reasons") or []] + [
-        {"name": "?", "last_reason": reason} for reason in pod.get("terminated_reasons") or []]
+    return [
+        {"name": "?", "state": "waiting", "reason": reason} for reason in pod.get("waiting_reasons") or []
+    ] + [{"name": "?", "last_reason": reason} for reason in pod.get("terminated_reasons") or []]
 
 
-def _pick(facts: Facts, matches: Callable[[dict[str, Any]], dict[str, Any] | None]) -> list[tuple[dict, dict, bool]]:
+def _pick(
+    facts: Facts, matches: Callable[[dict[str, Any]], dict[str, Any] | None]
+) -> list[tuple[dict, dict, bool]]:
     """(pod, the matching container state or {}, is the target's) for pods whose state matches."""
     found = []
     for pod, own in _candidate_pods(facts):
@@ -84,11 +110,16 @@ def _pick(facts: Facts, matches: Callable[[dict[str, Any]], dict[str, Any] | Non
     return found
 
 
-def _pod_events(facts: Facts, pod: Mapping[str, Any], reasons: tuple[str, ...] = (), words: tuple[str, ...] = ()) -> list[dict]:
+def _pod_events(
+    facts: Facts, pod: Mapping[str, Any], reasons: tuple[str, ...] = (), words: tuple[str, ...] = ()
+) -> list[dict]:
     events = facts.events_for(f"Pod/{pod.get('name')}", pod.get("namespace"))
-    return [e for e in events
-            if (not reasons or e.get("reason") in reasons)
-            and (not words or any(w.lower() in str(e.get("message") or "").lower() for w in words))]
+    return [
+        e
+        for e in events
+        if (not reasons or e.get("reason") in reasons)
+        and (not words or any(w.lower() in str(e.get("message") or "").lower() for w in words))
+    ]
 
 
 def _explains(facts: Facts, pods: list[dict[str, Any]], own: bool) -> list[str]:
@@ -100,8 +131,16 @@ def _explains(facts: Facts, pods: list[dict[str, Any]], own: bool) -> list[str]:
     return found
 
 
-def _pod_theory(facts: Facts, rule: str, picked: list[tuple[dict, dict, bool]], title: str, confidence: float,
-                fix: list[str], extra_evidence: list[str] | None = None, previous_logs: bool = False) -> Theory:
+def _pod_theory(
+    facts: Facts,
+    rule: str,
+    picked: list[tuple[dict, dict, bool]],
+    title: str,
+    confidence: float,
+    fix: list[str],
+    extra_evidence: list[str] | None = None,
+    previous_logs: bool = False,
+) -> Theory:
     pod, state, own = picked[0]
     pods = [p for p, _s, o in picked if o == own]
     ns = pod.get("namespace")
@@ -111,24 +150,32 @@ def _pod_theory(facts: Facts, rule: str, picked: list[tuple[dict, dict, bool]], 
         serving = [p for p in facts.target_pods() if p.get("name") not in names and p.get("ready")]
         if serving:
             # A partial outage: say so, from the other pods' Ready condition.
-            title += (f" ({len(pods)} of {len(pods) + len(serving)} pods; "
-                      f"{len(serving)} other{'s' if len(serving) > 1 else ''} Ready and serving)")
+            title += (
+                f" ({len(pods)} of {len(pods) + len(serving)} pods; "
+                f"{len(serving)} other{'s' if len(serving) > 1 else ''} Ready and serving)"
+            )
     if not own:
         confidence -= 0.25  # a pod of the namespace, not one the target's Service sends traffic to
         evidence.append(f"pod {pod.get('name')} is not behind the target's Service")
     inside = facts.in_cluster_ok()
     if own and inside is False:
         confidence += 0.05
-        evidence += [f"in-cluster GET {c.get('path')} on Service {c.get('service')}: {c.get('error') or c.get('status')}"
-                     for c in facts.in_cluster_health()[:1]]
+        evidence += [
+            f"in-cluster GET {c.get('path')} on Service {c.get('service')}: {c.get('error') or c.get('status')}"
+            for c in facts.in_cluster_health()[:1]
+        ]
     if own and inside is True and len(pods) == len(facts.target_pods()):
         confidence -= 0.2  # something still answers inside: the pods' state may be stale
-    confirm = [kubectl(facts.context, f"get pod {pod.get('name')} -o wide", ns),
-               kubectl(facts.context, f"describe pod {pod.get('name')}", ns)]
+    confirm = [
+        kubectl(facts.context, f"get pod {pod.get('name')} -o wide", ns),
+        kubectl(facts.context, f"describe pod {pod.get('name')}", ns),
+    ]
     if previous_logs:
         container = f" -c {state.get('name')}" if state.get("name") not in (None, "?") else ""
         confirm.append(kubectl(facts.context, f"logs {pod.get('name')}{container} --previous --tail=50", ns))
-    theory = Theory(rule, title, confidence, evidence, confirm, fix, subjects=[str(p.get("name")) for p in pods])
+    theory = Theory(
+        rule, title, confidence, evidence, confirm, fix, subjects=[str(p.get("name")) for p in pods]
+    )
     theory.explains = _explains(facts, pods, own)
     return theory
 
@@ -146,8 +193,17 @@ def _deployment_name(facts: Facts, pod: Mapping[str, Any]) -> str:
 
 def image_pull_failed(facts: Facts) -> Theory | None:
     """A container's image cannot be pulled (waiting ImagePullBackOff / ErrImagePull / InvalidImageName)."""
-    picked = _pick(facts, lambda pod: next(
-        (s for s in _states(pod) if s.get("state") == "waiting" and s.get("reason") in IMAGE_PULL_REASONS), None))
+    picked = _pick(
+        facts,
+        lambda pod: next(
+            (
+                s
+                for s in _states(pod)
+                if s.get("state") == "waiting" and s.get("reason") in IMAGE_PULL_REASONS
+            ),
+            None,
+        ),
+    )
     if not picked:
         return None
     pod, state, _own = picked[0]
@@ -157,15 +213,21 @@ def image_pull_failed(facts: Facts) -> Theory | None:
     if state.get("reason") == "InvalidImageName":
         why = "the image reference is not a valid name"
         fix = "Correct the image reference in the Deployment"
-    elif any(w in text for w in ("x509:", "certificate signed by unknown authority", "tls: failed to verify")):
+    elif any(
+        w in text for w in ("x509:", "certificate signed by unknown authority", "tls: failed to verify")
+    ):
         why = "the node does not trust the registry's TLS certificate (x509)"
-        fix = ("Give the nodes the registry's CA (containerd: /etc/containerd/certs.d/<registry>/ca.crt, or bake it "
-               "into the node image) — nodes added later need it too — then delete the pod to retry the pull")
+        fix = (
+            "Give the nodes the registry's CA (containerd: /etc/containerd/certs.d/<registry>/ca.crt, or bake it "
+            "into the node image) — nodes added later need it too — then delete the pod to retry the pull"
+        )
     elif "repository does not exist or may require" in text:
         # Registries answer the same to a missing repository and to a private one without credentials.
         why = "the registry refuses the pull (pull access denied): the repository does not exist, or it is private and the pod has no credentials for it"
-        fix = ("Check the repository name; if it is private, give the pods pull credentials (imagePullSecrets on the pod "
-               "or its ServiceAccount)")
+        fix = (
+            "Check the repository name; if it is private, give the pods pull credentials (imagePullSecrets on the pod "
+            "or its ServiceAccount)"
+        )
     elif any(w in text for w in ("unauthorized", "denied", "authentication required", "forbidden")):
         why = "the registry refuses the pull (credentials)"
         fix = "Give the pods pull credentials (imagePullSecrets) for the registry, or make the image readable"
@@ -178,12 +240,23 @@ def image_pull_failed(facts: Facts) -> Theory | None:
     else:
         why = "the pull fails (see the message)"
         fix = "Fix what the kubelet reports for the pull (image name, tag, registry credentials)"
-    title = (f"container {state.get('name')} of pod {pod.get('name')} cannot start: its image "
-             f"{image or '(see the pod)'} cannot be pulled ({state.get('reason')}) — {why}")
+    title = (
+        f"container {state.get('name')} of pod {pod.get('name')} cannot start: its image "
+        f"{image or '(see the pod)'} cannot be pulled ({state.get('reason')}) — {why}"
+    )
     deployment = _deployment_name(facts, pod)
-    fixes = [fix, kubectl(facts.context, f"set image deployment/{deployment} {state.get('name')}=<image:tag>",
-                          pod.get("namespace")) + "  # or fix the manifest and apply it"]
-    return _pod_theory(facts, "image-pull-failed", picked, title, 0.9, fixes, [event_line(e) for e in events[:2]])
+    fixes = [
+        fix,
+        kubectl(
+            facts.context,
+            f"set image deployment/{deployment} {state.get('name')}=<image:tag>",
+            pod.get("namespace"),
+        )
+        + "  # or fix the manifest and apply it",
+    ]
+    return _pod_theory(
+        facts, "image-pull-failed", picked, title, 0.9, fixes, [event_line(e) for e in events[:2]]
+    )
 
 
 def _missing_object(text: str) -> tuple[str, str] | None:
@@ -192,18 +265,28 @@ def _missing_object(text: str) -> tuple[str, str] | None:
         return ("Secret" if match.group(1).lower().startswith("secret") else "ConfigMap", match.group(2))
     match = _KEY_MISSING.search(text)
     if match:
-        return (match.group(2).title().replace("Configmap", "ConfigMap"), f"{match.group(3)} (key {match.group(1)})")
+        return (
+            match.group(2).title().replace("Configmap", "ConfigMap"),
+            f"{match.group(3)} (key {match.group(1)})",
+        )
     return None
 
 
 def container_config_error(facts: Facts) -> Theory | None:
     """A container cannot be created from its spec: a referenced Secret/ConfigMap (or key) or volume is missing."""
+
     def matches(pod: dict[str, Any]) -> dict[str, Any] | None:
         for state in _states(pod):
             if state.get("state") == "waiting" and state.get("reason") in CONFIG_REASONS:
                 return state
-            if state.get("state") == "waiting" and state.get("reason") == "ContainerCreating" and any(
-                    _missing_object(str(e.get("message") or "")) for e in _pod_events(facts, pod, ("FailedMount",))):
+            if (
+                state.get("state") == "waiting"
+                and state.get("reason") == "ContainerCreating"
+                and any(
+                    _missing_object(str(e.get("message") or ""))
+                    for e in _pod_events(facts, pod, ("FailedMount",))
+                )
+            ):
                 return state
         return None
 
@@ -218,14 +301,18 @@ def container_config_error(facts: Facts) -> Theory | None:
     if missing:
         kind, name = missing
         what = f"the {kind} {name} it references does not exist in namespace {ns}"
-        fix = [f"Create the {kind} {name.split(' ')[0]} in {ns} (or correct the reference in the Deployment)",
-               kubectl(facts.context, f"get {kind.lower()} {name.split(' ')[0]}", ns) + "  # expect it to exist"]
+        fix = [
+            f"Create the {kind} {name.split(' ')[0]} in {ns} (or correct the reference in the Deployment)",
+            kubectl(facts.context, f"get {kind.lower()} {name.split(' ')[0]}", ns) + "  # expect it to exist",
+        ]
     else:
         what = f"the kubelet cannot create it ({short(state.get('message') or text, 120)})"
         fix = ["Fix what the pod's events report (a missing Secret, ConfigMap, key or volume)"]
     reason = state.get("reason") if state.get("reason") != "ContainerCreating" else "FailedMount"
     title = f"container {state.get('name')} of pod {pod.get('name')} cannot be created ({reason}): {what}"
-    return _pod_theory(facts, "container-config-error", picked, title, 0.9, fix, [event_line(e) for e in events[:2]])
+    return _pod_theory(
+        facts, "container-config-error", picked, title, 0.9, fix, [event_line(e) for e in events[:2]]
+    )
 
 
 VOLUME_EVENT_REASONS = ("FailedAttachVolume", "FailedMount")
@@ -236,8 +323,10 @@ def _volume_fault(message: str) -> str:
     """What the attach/detach controller's or the kubelet's message says went wrong with the volume."""
     text = message.lower()
     if "multi-attach" in text:
-        return ("it is still attached to another node (a ReadWriteOnce volume attaches to one node at a time): "
-                "the pod waits until the old node releases it")
+        return (
+            "it is still attached to another node (a ReadWriteOnce volume attaches to one node at a time): "
+            "the pod waits until the old node releases it"
+        )
     if "attachvolume.attach failed" in text or "failedattachvolume" in text:
         return "the cloud provider does not attach it to the node (see the message)"
     if "timed out waiting for the condition" in text or "unable to attach or mount" in text:
@@ -248,13 +337,26 @@ def _volume_fault(message: str) -> str:
 def volume_attach_failed(facts: Facts) -> Theory | None:
     """A pod waits in ContainerCreating because a volume cannot be attached to its node or mounted
     (FailedAttachVolume / FailedMount events that name no missing Secret or ConfigMap)."""
+
     def matches(pod: dict[str, Any]) -> dict[str, Any] | None:
-        events = [e for e in _pod_events(facts, pod, VOLUME_EVENT_REASONS) if not _missing_object(str(e.get("message") or ""))]
+        events = [
+            e
+            for e in _pod_events(facts, pod, VOLUME_EVENT_REASONS)
+            if not _missing_object(str(e.get("message") or ""))
+        ]
         if not events:
             return None
-        waiting = [st for st in _states(pod) if st.get("state") == "waiting" and st.get("reason") == "ContainerCreating"]
+        waiting = [
+            st
+            for st in _states(pod)
+            if st.get("state") == "waiting" and st.get("reason") == "ContainerCreating"
+        ]
         pending = pod.get("phase") == "Pending" and not pod.get("ready")
-        return (waiting or [{"name": "?", "state": "waiting", "reason": "ContainerCreating"}])[0] if waiting or pending else None
+        return (
+            (waiting or [{"name": "?", "state": "waiting", "reason": "ContainerCreating"}])[0]
+            if waiting or pending
+            else None
+        )
 
     picked = _pick(facts, matches)
     if not picked:
@@ -267,18 +369,27 @@ def volume_attach_failed(facts: Facts) -> Theory | None:
     volume = _VOLUME_NAME.search(message)
     what = f"volume {volume.group(1)}" if volume else "a volume"
     title = f"pod {pod.get('name')} waits in ContainerCreating: {what} cannot be attached ({events[0].get('reason')}) — {_volume_fault(message)}"
-    fix = ["Find where the volume is attached and release it there: the old pod must be gone and its node must detach "
-           "the volume (a drained or lost node may need the VolumeAttachment deleted once the node is really gone)",
-           "For a single-writer volume, use the Recreate strategy (or a StatefulSet) so the old pod leaves before the new "
-           "one starts"]
+    fix = [
+        "Find where the volume is attached and release it there: the old pod must be gone and its node must detach "
+        "the volume (a drained or lost node may need the VolumeAttachment deleted once the node is really gone)",
+        "For a single-writer volume, use the Recreate strategy (or a StatefulSet) so the old pod leaves before the new "
+        "one starts",
+    ]
     # VolumeAttachments are cluster-wide storage objects a namespace reader may not list: a step, not a confirm line.
-    fix.insert(1, kubectl(facts.context, "get volumeattachment", "")
-               + (f"  # the row for {volume.group(1)} names the node holding it" if volume else ""))
-    return _pod_theory(facts, "volume-attach-failed", picked, title, 0.9, fix, [event_line(e) for e in events[:2]])
+    fix.insert(
+        1,
+        kubectl(facts.context, "get volumeattachment", "")
+        + (f"  # the row for {volume.group(1)} names the node holding it" if volume else ""),
+    )
+    return _pod_theory(
+        facts, "volume-attach-failed", picked, title, 0.9, fix, [event_line(e) for e in events[:2]]
+    )
 
 
 def _oom(state: Mapping[str, Any]) -> bool:
-    return state.get("last_reason") == "OOMKilled" or (state.get("state") == "terminated" and state.get("reason") == "OOMKilled")
+    return state.get("last_reason") == "OOMKilled" or (
+        state.get("state") == "terminated" and state.get("reason") == "OOMKilled"
+    )
 
 
 def container_oom_killed(facts: Facts) -> Theory | None:
@@ -287,14 +398,21 @@ def container_oom_killed(facts: Facts) -> Theory | None:
     if not picked:
         return None
     pod, state, _own = picked[0]
-    title = (f"container {state.get('name')} of pod {pod.get('name')} is killed for exceeding its memory limit "
-             f"(OOMKilled, exit code {state.get('last_exit_code') or state.get('exit_code') or 137}, "
-             f"{pod.get('restarts', 0)} restarts): a memory problem, not a code error")
+    title = (
+        f"container {state.get('name')} of pod {pod.get('name')} is killed for exceeding its memory limit "
+        f"(OOMKilled, exit code {state.get('last_exit_code') or state.get('exit_code') or 137}, "
+        f"{pod.get('restarts', 0)} restarts): a memory problem, not a code error"
+    )
     deployment = _deployment_name(facts, pod)
-    fix = ["Raise the container's memory limit (resources.limits.memory) or reduce the app's memory use (leak, "
-           "cache size, worker count)",
-           kubectl(facts.context, f"set resources deployment/{deployment} -c {state.get('name')} --limits=memory=<more>",
-                   pod.get("namespace"))]
+    fix = [
+        "Raise the container's memory limit (resources.limits.memory) or reduce the app's memory use (leak, "
+        "cache size, worker count)",
+        kubectl(
+            facts.context,
+            f"set resources deployment/{deployment} -c {state.get('name')} --limits=memory=<more>",
+            pod.get("namespace"),
+        ),
+    ]
     return _pod_theory(facts, "container-oom-killed", picked, title, 0.9, fix, previous_logs=True)
 
 
@@ -304,6 +422,7 @@ def _liveness_events(facts: Facts, pod: Mapping[str, Any]) -> list[dict[str, Any
 
 def liveness_probe_failing(facts: Facts) -> Theory | None:
     """The kubelet restarts the container because its liveness probe fails."""
+
     def matches(pod: dict[str, Any]) -> dict[str, Any] | None:
         if not _liveness_events(facts, pod) or not pod.get("restarts"):
             return None
@@ -316,14 +435,28 @@ def liveness_probe_failing(facts: Facts) -> Theory | None:
     events = _liveness_events(facts, pod)
     probe = next((p for p in pod.get("probes") or [] if p.get("probe") == "liveness"), None)
     described = _describe_probe(probe)
-    failure = next((short(e.get("message"), 140) for e in events if "failed" in str(e.get("message")).lower()), "")
-    title = (f"the liveness probe{described} of container {state.get('name') or probe and probe.get('container')} fails"
-             f"{' (' + failure + ')' if failure else ''}, so the kubelet kills and restarts it "
-             f"({pod.get('restarts')} restarts)")
-    fix = ["Make the probe match the app (path, port, timeoutSeconds/initialDelaySeconds long enough for start-up), "
-           "or fix why the app stops answering it"]
-    return _pod_theory(facts, "liveness-probe-failing", picked, title, 0.85, fix,
-                       [event_line(e) for e in events[:2]], previous_logs=True)
+    failure = next(
+        (short(e.get("message"), 140) for e in events if "failed" in str(e.get("message")).lower()), ""
+    )
+    title = (
+        f"the liveness probe{described} of container {state.get('name') or probe and probe.get('container')} fails"
+        f"{' (' + failure + ')' if failure else ''}, so the kubelet kills and restarts it "
+        f"({pod.get('restarts')} restarts)"
+    )
+    fix = [
+        "Make the probe match the app (path, port, timeoutSeconds/initialDelaySeconds long enough for start-up), "
+        "or fix why the app stops answering it"
+    ]
+    return _pod_theory(
+        facts,
+        "liveness-probe-failing",
+        picked,
+        title,
+        0.85,
+        fix,
+        [event_line(e) for e in events[:2]],
+        previous_logs=True,
+    )
 
 
 def _crash(state: Mapping[str, Any]) -> bool:
@@ -331,8 +464,11 @@ def _crash(state: Mapping[str, Any]) -> bool:
         return False
     if state.get("state") == "waiting" and state.get("reason") in ("CrashLoopBackOff", *START_REASONS):
         return True
-    return state.get("state") == "terminated" and state.get("reason") in ("Error", *START_REASONS) and bool(
-        state.get("restarts"))
+    return (
+        state.get("state") == "terminated"
+        and state.get("reason") in ("Error", *START_REASONS)
+        and bool(state.get("restarts"))
+    )
 
 
 def pods_crashing(facts: Facts) -> Theory | None:
@@ -346,13 +482,21 @@ def pods_crashing(facts: Facts) -> Theory | None:
     code = state.get("last_exit_code") if state.get("last_exit_code") is not None else state.get("exit_code")
     meaning = EXIT_CODES.get(code) if isinstance(code, int) else None
     reason = state.get("reason") or "restarting"
-    exit_text = f", last exit code {code}" + (f" {state.get('last_reason')}" if state.get("last_reason") else "") if code is not None else ""
+    exit_text = (
+        f", last exit code {code}" + (f" {state.get('last_reason')}" if state.get("last_reason") else "")
+        if code is not None
+        else ""
+    )
     kind = "init container" if state.get("init") else "container"
-    title = (f"{kind} {state.get('name')} of pod {pod.get('name')} keeps crashing ({reason}, "
-             f"{pod.get('restarts', 0)} restarts{exit_text})")
+    title = (
+        f"{kind} {state.get('name')} of pod {pod.get('name')} keeps crashing ({reason}, "
+        f"{pod.get('restarts', 0)} restarts{exit_text})"
+    )
     if state.get("init"):
-        title += (f": {meaning or 'it exits with an error'} — the pod's app containers never start until it "
-                  "succeeds")
+        title += (
+            f": {meaning or 'it exits with an error'} — the pod's app containers never start until it "
+            "succeeds"
+        )
     elif reason in START_REASONS:
         title += f": it cannot be started ({short(state.get('message'), 120)})"
     elif meaning:
@@ -360,15 +504,20 @@ def pods_crashing(facts: Facts) -> Theory | None:
     evidence = []
     for logs in facts.of("pod_logs"):
         if logs.get("pod") == pod.get("name"):
-            errors = [line for line in logs.get("lines") or []
-                      if re.search(r"error|exception|fatal|traceback|panic", line, re.IGNORECASE)]
+            errors = [
+                line
+                for line in logs.get("lines") or []
+                if re.search(r"error|exception|fatal|traceback|panic", line, re.IGNORECASE)
+            ]
             if errors:
                 evidence.append(f"last log error: {errors[-1].strip()}")
     evidence += [event_line(e) for e in _pod_events(facts, pod, ("BackOff", "Failed"))[:1]]
     deployment = _deployment_name(facts, pod)
-    fix = ["Fix the start-up failure the previous container's logs show (configuration, a dependency it cannot "
-           "reach, the image's command), then",
-           kubectl(facts.context, f"rollout restart deployment/{deployment}", pod.get("namespace"))]
+    fix = [
+        "Fix the start-up failure the previous container's logs show (configuration, a dependency it cannot "
+        "reach, the image's command), then",
+        kubectl(facts.context, f"rollout restart deployment/{deployment}", pod.get("namespace")),
+    ]
     return _pod_theory(facts, "pods-crashing", picked, title, 0.85, fix, evidence, previous_logs=True)
 
 
@@ -384,13 +533,16 @@ def _describe_probe(probe: Mapping[str, Any] | None) -> str:
 
 def readiness_probe_failing(facts: Facts) -> Theory | None:
     """Running containers that are not Ready: the readiness probe fails, so the Service sends them nothing."""
+
     def matches(pod: dict[str, Any]) -> dict[str, Any] | None:
         if pod.get("phase") != "Running" or pod.get("ready"):
             return None
         if _on_bad_node(facts, pod):
             return None  # the node, not the probe
         states = _states(pod)
-        running = [s for s in states if s.get("state") == "running" and not s.get("ready") and not s.get("init")]
+        running = [
+            s for s in states if s.get("state") == "running" and not s.get("ready") and not s.get("init")
+        ]
         if not running or any(s.get("state") == "waiting" for s in states):
             return None
         events = _pod_events(facts, pod, ("Unhealthy",), ("readiness probe",))
@@ -402,8 +554,14 @@ def readiness_probe_failing(facts: Facts) -> Theory | None:
         return None
     pod, state, _own = picked[0]
     events = _pod_events(facts, pod, ("Unhealthy",), ("readiness probe",))
-    probe = next((p for p in pod.get("probes") or [] if p.get("probe") == "readiness" and p.get("container") == state.get("name")),
-                 None) or next((p for p in pod.get("probes") or [] if p.get("probe") == "readiness"), None)
+    probe = next(
+        (
+            p
+            for p in pod.get("probes") or []
+            if p.get("probe") == "readiness" and p.get("container") == state.get("name")
+        ),
+        None,
+    ) or next((p for p in pod.get("probes") or [] if p.get("probe") == "readiness"), None)
     failure = next((short(e.get("message"), 160) for e in events), "")
     title = f"the readiness probe{_describe_probe(probe)} of container {state.get('name')} fails"
     title += f" ({failure})" if failure else " (no event says why)"
@@ -412,14 +570,23 @@ def readiness_probe_failing(facts: Facts) -> Theory | None:
     ports = {cp.get("containerPort") for cp in pod.get("container_ports") or []}
     names = {cp.get("name") for cp in pod.get("container_ports") or []}
     extra = [event_line(e) for e in events[:2]]
-    fix = ["Make the app answer its readiness check (see the event's status or error), or correct the probe's path "
-           "and port to what the app serves"]
+    fix = [
+        "Make the app answer its readiness check (see the event's status or error), or correct the probe's path "
+        "and port to what the app serves"
+    ]
     if probe and probe.get("port") is not None and ports and probe.get("port") not in ports | names:
-        extra.append(f"the probe's port {probe.get('port')} is none of the container's ports "
-                     f"({', '.join(str(p) for p in sorted(ports, key=str))})")
-        fix.insert(0, f"Point the readiness probe at the port the container serves ({', '.join(str(p) for p in sorted(ports, key=str))})")
+        extra.append(
+            f"the probe's port {probe.get('port')} is none of the container's ports "
+            f"({', '.join(str(p) for p in sorted(ports, key=str))})"
+        )
+        fix.insert(
+            0,
+            f"Point the readiness probe at the port the container serves ({', '.join(str(p) for p in sorted(ports, key=str))})",
+        )
     if not events:
-        extra.append("no 'Readiness probe failed' event was recorded (events expire after an hour, or may not be readable)")
+        extra.append(
+            "no 'Readiness probe failed' event was recorded (events expire after an hour, or may not be readable)"
+        )
     return _pod_theory(facts, "readiness-probe-failing", picked, title, confidence, fix, extra)
 
 
@@ -427,30 +594,57 @@ def readiness_probe_failing(facts: Facts) -> Theory | None:
 
 SCHEDULER_BLOCKERS = (
     # Taints the node lifecycle controller sets from node conditions: they go away with the condition, not by hand.
-    (re.compile(r"untolerated taint \{?node\.kubernetes\.io/(disk-pressure|memory-pressure|pid-pressure)", re.I),
-     "the nodes report {0} (the kubelet's node.kubernetes.io/{0} taint): they evict pods and take no new ones",
-     "Relieve the pressure on the nodes (disk: images, container logs, emptyDir; memory: limits, noisy pods) or add "
-     "nodes; the taint goes when the node condition clears — removing it by hand does not help"),
-    (re.compile(r"Insufficient (cpu|memory|ephemeral-storage|[\w./-]+)", re.I),
-     "not enough free {0} on any node for the pod's requests",
-     "Lower the pod's resource requests, free capacity, or add nodes (cluster autoscaler / node pool size)"),
-    (re.compile(r"untolerated taint \{?([\w./-]+)", re.I), "the nodes carry the taint {0}, which the pod does not tolerate",
-     "Remove the taint from a node if it should not be there, or add a toleration if the pod belongs there"),
-    (re.compile(r"had taints? that the pod didn't tolerate|had taint \{?([\w./-]+)", re.I),
-     "the nodes carry taints the pod does not tolerate",
-     "Remove the taint from a node if it should not be there, or add a toleration if the pod belongs there"),
-    (re.compile(r"node\(s\) were unschedulable", re.I), "the nodes are cordoned (unschedulable)",
-     "Uncordon a node (kubectl uncordon NODE) once its maintenance is over, or add nodes"),
-    (re.compile(r"didn't match Pod's node affinity/selector|node affinity|node selector", re.I),
-     "no node matches the pod's nodeSelector / node affinity",
-     "Correct the pod's nodeSelector/affinity, or label a node to match"),
-    (re.compile(r"unbound immediate PersistentVolumeClaims|persistentvolumeclaim \"?[\w.-]+\"? not found", re.I),
-     "its PersistentVolumeClaim is not bound",
-     "Find why the claim is Pending (kubectl get pvc; kubectl describe pvc NAME: a StorageClass that does not exist, a "
-     "provisioner that fails, no matching PersistentVolume) and fix that, or point the pod at a bound claim"),
-    (re.compile(r"Too many pods", re.I), "the nodes are at their pod limit", "Add nodes or raise the nodes' pod limit"),
-    (re.compile(r"didn't have free ports", re.I), "the pod's hostPort is taken on every node",
-     "Drop the hostPort or add nodes"),
+    (
+        re.compile(
+            r"untolerated taint \{?node\.kubernetes\.io/(disk-pressure|memory-pressure|pid-pressure)", re.I
+        ),
+        "the nodes report {0} (the kubelet's node.kubernetes.io/{0} taint): they evict pods and take no new ones",
+        "Relieve the pressure on the nodes (disk: images, container logs, emptyDir; memory: limits, noisy pods) or add "
+        "nodes; the taint goes when the node condition clears — removing it by hand does not help",
+    ),
+    (
+        re.compile(r"Insufficient (cpu|memory|ephemeral-storage|[\w./-]+)", re.I),
+        "not enough free {0} on any node for the pod's requests",
+        "Lower the pod's resource requests, free capacity, or add nodes (cluster autoscaler / node pool size)",
+    ),
+    (
+        re.compile(r"untolerated taint \{?([\w./-]+)", re.I),
+        "the nodes carry the taint {0}, which the pod does not tolerate",
+        "Remove the taint from a node if it should not be there, or add a toleration if the pod belongs there",
+    ),
+    (
+        re.compile(r"had taints? that the pod didn't tolerate|had taint \{?([\w./-]+)", re.I),
+        "the nodes carry taints the pod does not tolerate",
+        "Remove the taint from a node if it should not be there, or add a toleration if the pod belongs there",
+    ),
+    (
+        re.compile(r"node\(s\) were unschedulable", re.I),
+        "the nodes are cordoned (unschedulable)",
+        "Uncordon a node (kubectl uncordon NODE) once its maintenance is over, or add nodes",
+    ),
+    (
+        re.compile(r"didn't match Pod's node affinity/selector|node affinity|node selector", re.I),
+        "no node matches the pod's nodeSelector / node affinity",
+        "Correct the pod's nodeSelector/affinity, or label a node to match",
+    ),
+    (
+        re.compile(
+            r"unbound immediate PersistentVolumeClaims|persistentvolumeclaim \"?[\w.-]+\"? not found", re.I
+        ),
+        "its PersistentVolumeClaim is not bound",
+        "Find why the claim is Pending (kubectl get pvc; kubectl describe pvc NAME: a StorageClass that does not exist, a "
+        "provisioner that fails, no matching PersistentVolume) and fix that, or point the pod at a bound claim",
+    ),
+    (
+        re.compile(r"Too many pods", re.I),
+        "the nodes are at their pod limit",
+        "Add nodes or raise the nodes' pod limit",
+    ),
+    (
+        re.compile(r"didn't have free ports", re.I),
+        "the pod's hostPort is taken on every node",
+        "Drop the hostPort or add nodes",
+    ),
 )
 
 
@@ -465,7 +659,9 @@ def _scheduler_blocker(message: str) -> tuple[str, str]:
 
 def pod_unschedulable(facts: Facts) -> Theory | None:
     """A pod is Pending because no node can take it (PodScheduled=False, reason Unschedulable)."""
-    picked = _pick(facts, lambda pod: {} if pod.get("phase") == "Pending" and pod.get("unschedulable_message") else None)
+    picked = _pick(
+        facts, lambda pod: {} if pod.get("phase") == "Pending" and pod.get("unschedulable_message") else None
+    )
     if not picked:
         return None
     pod, _state, _own = picked[0]
@@ -482,7 +678,9 @@ def pod_unschedulable(facts: Facts) -> Theory | None:
     extra += [event_line(e) for e in _pod_events(facts, pod, ("FailedScheduling",))[:1]]
     theory = _pod_theory(facts, "pod-unschedulable", picked, title, 0.9, [fix], extra)
     theory.confirm.append(kubectl(facts.context, "get nodes -o wide", ""))
-    theory.confirm.append(kubectl(facts.context, "describe nodes", "") + " | grep -A5 -E 'Taints|Allocated resources'")
+    theory.confirm.append(
+        kubectl(facts.context, "describe nodes", "") + " | grep -A5 -E 'Taints|Allocated resources'"
+    )
     return theory
 
 
@@ -502,7 +700,11 @@ def _bad_nodes(facts: Facts) -> dict[str, str]:
         taints = [key for key in map(taint_key, node.get("taints") or []) if key in NODE_TAINTS]
         if not node.get("ready") or taints:
             status = ready.get("status") if ready else "missing"
-            why = "NotReady" if status == "False" else ("unreachable (Ready Unknown)" if status == "Unknown" else "not Ready")
+            why = (
+                "NotReady"
+                if status == "False"
+                else ("unreachable (Ready Unknown)" if status == "Unknown" else "not Ready")
+            )
             if ready and ready.get("message"):
                 why += f": {short(ready['message'], 100)}"
             if taints:
@@ -532,15 +734,23 @@ def node_not_ready(facts: Facts) -> Theory | None:
         title += f"; it runs no pod of namespace {', '.join(namespaces)}, so it does not explain the target's failures"
     evidence = [f"node {n}: {why}" for n, why in bad.items()] + [pod_line(p) for p in pods[:3]]
     confidence = 0.85 if own else (0.6 if pods else 0.45)
-    confirm = [kubectl(facts.context, f"describe node {node}", ""), kubectl(facts.context, "get nodes -o wide", "")]
-    fix = [f"Bring node {node} back (kubelet, container runtime, network, disk/memory pressure) or replace it",
-           kubectl(facts.context, f"drain {node} --ignore-daemonsets --delete-emptydir-data", "")
-           + "  # moves its pods to healthy nodes"]
+    confirm = [
+        kubectl(facts.context, f"describe node {node}", ""),
+        kubectl(facts.context, "get nodes -o wide", ""),
+    ]
+    fix = [
+        f"Bring node {node} back (kubelet, container runtime, network, disk/memory pressure) or replace it",
+        kubectl(facts.context, f"drain {node} --ignore-daemonsets --delete-emptydir-data", "")
+        + "  # moves its pods to healthy nodes",
+    ]
     theory = Theory("node-not-ready", title, confidence, evidence, confirm, fix, subjects=[node])
     theory.explains = facts.explain(("cluster",), list(bad))
     if pods:  # (no names would mean every workload failure)
-        theory.explains += [n for n in facts.explain(WORKLOAD_SECTIONS, [str(p.get("name")) for p in pods])
-                            if n not in theory.explains]
+        theory.explains += [
+            n
+            for n in facts.explain(WORKLOAD_SECTIONS, [str(p.get("name")) for p in pods])
+            if n not in theory.explains
+        ]
     if own:
         theory.explains += [n for n in facts.explain(SERVING_SECTIONS) if n not in theory.explains]
     return theory
@@ -562,6 +772,7 @@ def _named_elsewhere(facts: Facts, pod: Mapping[str, Any]) -> bool:
 
 def pods_not_ready(facts: Facts) -> Theory | None:
     """Pods that are neither Running and Ready nor in a state another rule names (the fallback for pods)."""
+
     def matches(pod: dict[str, Any]) -> dict[str, Any] | None:
         if pod.get("phase") == "Succeeded" or (pod.get("phase") == "Running" and pod.get("ready")):
             return None
@@ -600,16 +811,26 @@ def deployment_scaled_to_zero(facts: Facts) -> Theory | None:
         return None
     deployment = zero[0]
     name, ns = deployment.get("name"), deployment.get("namespace")
-    title = (f"Deployment `{name}` is scaled to 0 replicas: Service `{service.get('name')}` selects its pods "
-             f"({', '.join(f'{k}={v}' for k, v in (service.get('selector') or {}).items())}), so it has no endpoints")
-    evidence = [f"Deployment {ns}/{name}: desired 0, available {deployment.get('available')}",
-                f"Service {service.get('name')} selector {service.get('selector')} matches the Deployment's pod template "
-                f"{deployment.get('template_labels') or deployment.get('selector')}"]
-    confirm = [kubectl(facts.context, f"get deployment {name}", ns),
-               kubectl(facts.context, f"rollout history deployment/{name}", ns)]
-    fix = [kubectl(facts.context, f"scale deployment/{name} --replicas=<N>", ns)
-           + "  # and check what scaled it down (an autoscaler, a deploy script, kubectl scale)"]
-    theory = Theory("deployment-scaled-to-zero", title, 0.9, evidence, confirm, fix, subjects=[f"Deployment/{name}"])
+    title = (
+        f"Deployment `{name}` is scaled to 0 replicas: Service `{service.get('name')}` selects its pods "
+        f"({', '.join(f'{k}={v}' for k, v in (service.get('selector') or {}).items())}), so it has no endpoints"
+    )
+    evidence = [
+        f"Deployment {ns}/{name}: desired 0, available {deployment.get('available')}",
+        f"Service {service.get('name')} selector {service.get('selector')} matches the Deployment's pod template "
+        f"{deployment.get('template_labels') or deployment.get('selector')}",
+    ]
+    confirm = [
+        kubectl(facts.context, f"get deployment {name}", ns),
+        kubectl(facts.context, f"rollout history deployment/{name}", ns),
+    ]
+    fix = [
+        kubectl(facts.context, f"scale deployment/{name} --replicas=<N>", ns)
+        + "  # and check what scaled it down (an autoscaler, a deploy script, kubectl scale)"
+    ]
+    theory = Theory(
+        "deployment-scaled-to-zero", title, 0.9, evidence, confirm, fix, subjects=[f"Deployment/{name}"]
+    )
     theory.explains = facts.explain(SERVING_SECTIONS)
     return theory
 
@@ -617,18 +838,29 @@ def deployment_scaled_to_zero(facts: Facts) -> Theory | None:
 def _rollout_paused(facts: Facts, deployment: Mapping[str, Any]) -> Theory:
     """``spec.paused``: the controller ignores template changes, so the rollout never starts or finishes."""
     name, ns = deployment.get("name"), deployment.get("namespace")
-    title = (f"Deployment `{name}` is paused (spec.paused: true): its rollout does not proceed "
-             f"({deployment.get('updated')} of {deployment.get('desired')} replicas run the current template)")
+    title = (
+        f"Deployment `{name}` is paused (spec.paused: true): its rollout does not proceed "
+        f"({deployment.get('updated')} of {deployment.get('desired')} replicas run the current template)"
+    )
     if deployment.get("available"):
         title += "; the pods of the previous template keep serving"
-    evidence = [f"Deployment {ns}/{name}: paused, desired {deployment.get('desired')}, updated {deployment.get('updated')}, "
-                f"available {deployment.get('available')}; rollout: {deployment.get('rollout_message')}"]
-    evidence += [f"condition {c.get('type')}={c.get('status')} {c.get('reason')}: {c.get('message')}"
-                 for c in deployment.get("conditions") or [] if c.get("type") == "Progressing"]
-    confirm = [kubectl(facts.context, f"get deployment {name} -o jsonpath='{{.spec.paused}}{{\"\\n\"}}'", ns),
-               kubectl(facts.context, f"rollout history deployment/{name}", ns)]
-    fix = ["Resume the rollout if the new template is meant to go out (or undo the template change first):",
-           kubectl(facts.context, f"rollout resume deployment/{name}", ns)]
+    evidence = [
+        f"Deployment {ns}/{name}: paused, desired {deployment.get('desired')}, updated {deployment.get('updated')}, "
+        f"available {deployment.get('available')}; rollout: {deployment.get('rollout_message')}"
+    ]
+    evidence += [
+        f"condition {c.get('type')}={c.get('status')} {c.get('reason')}: {c.get('message')}"
+        for c in deployment.get("conditions") or []
+        if c.get("type") == "Progressing"
+    ]
+    confirm = [
+        kubectl(facts.context, f"get deployment {name} -o jsonpath='{{.spec.paused}}{{\"\\n\"}}'", ns),
+        kubectl(facts.context, f"rollout history deployment/{name}", ns),
+    ]
+    fix = [
+        "Resume the rollout if the new template is meant to go out (or undo the template change first):",
+        kubectl(facts.context, f"rollout resume deployment/{name}", ns),
+    ]
     theory = Theory("rollout-stuck", title, 0.8, evidence, confirm, fix, subjects=[f"Deployment/{name}"])
     theory.explains = facts.explain(("workloads", "cluster"), [str(name)])
     return theory
@@ -652,30 +884,54 @@ def rollout_stuck(facts: Facts) -> Theory | None:
         new = _NEW_REPLICA_SET.search(str((progressing or {}).get("message") or ""))
         new_set = new.group(1) if new else None
         pods = [p for p in facts.pods(ns) if facts.deployment_of(p) is deployment]
-        old_ready = [p for p in pods if p.get("ready") and new_set and not str(p.get("owner", "")).endswith(new_set)]
+        old_ready = [
+            p for p in pods if p.get("ready") and new_set and not str(p.get("owner", "")).endswith(new_set)
+        ]
         new_pods = [p for p in pods if new_set and str(p.get("owner", "")).endswith(new_set)]
         title = f"the rollout of Deployment `{name}` is stuck ({reason}: {why})"
         if old_ready:
             title += f"; the old pods ({', '.join(str(p.get('name')) for p in old_ready[:2])}) still serve the previous version"
-        evidence = [f"Deployment {ns}/{name}: desired {deployment.get('desired')}, updated {deployment.get('updated')}, "
-                    f"available {deployment.get('available')}, revision {deployment.get('revision')}"]
-        evidence += [f"condition {c.get('type')}={c.get('status')} {c.get('reason')}: {c.get('message')}"
-                     for c in deployment.get("conditions") or [] if c.get("type") in ("Progressing", "ReplicaFailure")]
+        evidence = [
+            f"Deployment {ns}/{name}: desired {deployment.get('desired')}, updated {deployment.get('updated')}, "
+            f"available {deployment.get('available')}, revision {deployment.get('revision')}"
+        ]
+        evidence += [
+            f"condition {c.get('type')}={c.get('status')} {c.get('reason')}: {c.get('message')}"
+            for c in deployment.get("conditions") or []
+            if c.get("type") in ("Progressing", "ReplicaFailure")
+        ]
         evidence += [pod_line(p) for p in new_pods[:2]]
         conditions = "'{range .status.conditions[*]}{.type}={.status} {.reason}: {.message}{\"\\n\"}{end}'"
-        confirm = [kubectl(facts.context, f"get deployment {name} -o jsonpath={conditions}", ns),
-                   kubectl(facts.context, f"describe deployment {name}", ns),
-                   kubectl(facts.context, f"get rs -l {','.join(f'{k}={v}' for k, v in (deployment.get('selector') or {}).items())}", ns)]
-        fix = ["Fix why the new pods do not become available (their own theory above names it), or roll back:",
-               kubectl(facts.context, f"rollout undo deployment/{name}", ns)]
+        confirm = [
+            kubectl(facts.context, f"get deployment {name} -o jsonpath={conditions}", ns),
+            kubectl(facts.context, f"describe deployment {name}", ns),
+            kubectl(
+                facts.context,
+                f"get rs -l {','.join(f'{k}={v}' for k, v in (deployment.get('selector') or {}).items())}",
+                ns,
+            ),
+        ]
+        fix = [
+            "Fix why the new pods do not become available (their own theory above names it), or roll back:",
+            kubectl(facts.context, f"rollout undo deployment/{name}", ns),
+        ]
         quota = _QUOTA.search(str((failure if failed else progressing).get("message") or ""))
         if quota:
             confirm.append(kubectl(facts.context, f"describe resourcequota {quota.group(1)}", ns))
-            fix = [f"Make room in ResourceQuota {quota.group(1)}: lower the new pods' requests/limits, free quota "
-                   "held by other workloads of the namespace, or raise the quota's hard limit; or roll back:",
-                   kubectl(facts.context, f"rollout undo deployment/{name}", ns)]
-        theory = Theory("rollout-stuck", title, 0.75 if stuck else 0.8, evidence, confirm, fix,
-                        subjects=[f"Deployment/{name}"])
+            fix = [
+                f"Make room in ResourceQuota {quota.group(1)}: lower the new pods' requests/limits, free quota "
+                "held by other workloads of the namespace, or raise the quota's hard limit; or roll back:",
+                kubectl(facts.context, f"rollout undo deployment/{name}", ns),
+            ]
+        theory = Theory(
+            "rollout-stuck",
+            title,
+            0.75 if stuck else 0.8,
+            evidence,
+            confirm,
+            fix,
+            subjects=[f"Deployment/{name}"],
+        )
         theory.explains = facts.explain(("workloads", "cluster"), [str(name)])
         return theory
     return None

@@ -26,8 +26,12 @@ class Theory:
     evidence: list[str] = field(default_factory=list)
     confirm: list[str] = field(default_factory=list)
     fix: list[str] = field(default_factory=list)
-    subjects: list[str] = field(default_factory=list)  # addresses / objects it is about, for contradiction checks
-    verify: list[str] = field(default_factory=list)  # after the fix: "command  # expect ...", for the checklist
+    subjects: list[str] = field(
+        default_factory=list
+    )  # addresses / objects it is about, for contradiction checks
+    verify: list[str] = field(
+        default_factory=list
+    )  # after the fix: "command  # expect ...", for the checklist
     explains: list[str] = field(default_factory=list)
     symptoms: list[Theory] = field(default_factory=list)
     unknowns: list[str] = field(default_factory=list)
@@ -59,7 +63,9 @@ class Theory:
             confirm=list(data.get("confirm") or []),
             fix=list(data.get("fix") or []),
             explains=list(data.get("explains") or []),
-            symptoms=[cls.from_dict(symptom) for symptom in data.get("symptoms") or [] if isinstance(symptom, dict)],
+            symptoms=[
+                cls.from_dict(symptom) for symptom in data.get("symptoms") or [] if isinstance(symptom, dict)
+            ],
             unknowns=list(data.get("unknowns") or []),
         )
 

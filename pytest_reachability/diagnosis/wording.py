@@ -83,9 +83,11 @@ def answer_line(answer: Mapping[str, Any], name: str) -> str:
 
 
 def pod_line(pod: Mapping[str, Any]) -> str:
-    parts = [f"pod {pod.get('name')}: phase {pod.get('phase')}",
-             f"ready {pod.get('containers_ready')}/{pod.get('containers_total')}",
-             f"restarts {pod.get('restarts')}"]
+    parts = [
+        f"pod {pod.get('name')}: phase {pod.get('phase')}",
+        f"ready {pod.get('containers_ready')}/{pod.get('containers_total')}",
+        f"restarts {pod.get('restarts')}",
+    ]
     for state in pod.get("container_states") or []:
         if state.get("state") == "waiting" and state.get("reason"):
             text = f"container {state.get('name')} waiting {state['reason']}"
@@ -93,8 +95,10 @@ def pod_line(pod: Mapping[str, Any]) -> str:
                 text += f" ({str(state['message'])[:160]})"
             parts.append(text)
         if state.get("last_reason") or state.get("last_exit_code") is not None:
-            parts.append(f"container {state.get('name')} last terminated {state.get('last_reason')} "
-                         f"exit code {state.get('last_exit_code')}")
+            parts.append(
+                f"container {state.get('name')} last terminated {state.get('last_reason')} "
+                f"exit code {state.get('last_exit_code')}"
+            )
     if pod.get("unschedulable_message"):
         parts.append(f"PodScheduled=False: {pod['unschedulable_message']}")
     if pod.get("node"):
@@ -103,7 +107,9 @@ def pod_line(pod: Mapping[str, Any]) -> str:
 
 
 def event_line(event: Mapping[str, Any]) -> str:
-    return f"event {event.get('reason')} x{event.get('count')} on {event.get('object')}: {event.get('message')}"
+    return (
+        f"event {event.get('reason')} x{event.get('count')} on {event.get('object')}: {event.get('message')}"
+    )
 
 
 def service_label(service: Mapping[str, Any]) -> str:

@@ -173,8 +173,13 @@ def resolve_all(
         raise ValueError(f"unknown address family {unknown[0]!r} (use A and/or AAAA)")
     targets = [(spec, None if spec == SYSTEM else parse_resolver(spec)) for spec in (resolvers or [SYSTEM])]
     deadline = started + timeout
-    log.debug("dns %s: asking %s for %s (timeout %gs)", name, ", ".join(spec for spec, _ in targets),
-              "/".join(families), timeout)
+    log.debug(
+        "dns %s: asking %s for %s (timeout %gs)",
+        name,
+        ", ".join(spec for spec, _ in targets),
+        "/".join(families),
+        timeout,
+    )
 
     slots: list[ResolverAnswer | None] = [None] * len(targets)
     threads = []
@@ -195,13 +200,23 @@ def resolve_all(
         answer = slots[index]
         if answer is None:  # only getaddrinfo can outlive the deadline: it takes no timeout
             answer = ResolverAnswer(
-                resolver=spec, name=name, rcode="TIMEOUT", ms=timeout * 1000,
-                failure=Failure.DNS_TIMEOUT, error=f"no answer within {timeout:g}s",
+                resolver=spec,
+                name=name,
+                rcode="TIMEOUT",
+                ms=timeout * 1000,
+                failure=Failure.DNS_TIMEOUT,
+                error=f"no answer within {timeout:g}s",
             )
         answers.append(answer)
-        log.debug("dns %s: %s answered %s in %.1f ms: %s%s", name, answer.resolver, answer.rcode or "-", answer.ms,
-                  ", ".join(answer.addresses) or "no address",
-                  f" ({answer.failure.value}: {answer.error})" if answer.failure else "")
+        log.debug(
+            "dns %s: %s answered %s in %.1f ms: %s%s",
+            name,
+            answer.resolver,
+            answer.rcode or "-",
+            answer.ms,
+            ", ".join(answer.addresses) or "no address",
+            f" ({answer.failure.value}: {answer.error})" if answer.failure else "",
+        )
     union: list[str] = []
     for answer in answers:
         union.extend(address for address in answer.addresses if address not in union)
@@ -250,7 +265,10 @@ def _ask_server(
     # Both families asked at once: a resolver that drops AAAA must not double the wall time.
     results: dict[str, _FamilyResult] = {}
     threads = [
-        threading.Thread(target=lambda f=family: results.__setitem__(f, _query_family(server, name, f, deadline)), daemon=True)
+        threading.Thread(
+            target=lambda f=family: results.__setitem__(f, _query_family(server, name, f, deadline)),
+            daemon=True,
+        )
         for family in families
     ]
     for thread in threads:
@@ -347,8 +365,14 @@ def _query_family(server: tuple[str, int], name: str, family: str, deadline: flo
     return result
 
 
-def _ask(server: tuple[str, int], qname: dns.name.Name, rdtype: Any, family: str, deadline: float,
-         result: _FamilyResult) -> dns.message.Message | None:
+def _ask(
+    server: tuple[str, int],
+    qname: dns.name.Name,
+    rdtype: Any,
+    family: str,
+    deadline: float,
+    result: _FamilyResult,
+) -> dns.message.Message | None:
     """The server's answer, or None with ``result``'s rcode and error saying why there is none."""
     try:
         return _exchange(dns.message.make_query(qname, rdtype), server, deadline)
@@ -365,14 +389,18 @@ def _ask(server: tuple[str, int], qname: dns.name.Name, rdtype: Any, family: str
         result.rcode = "UNREACHABLE"
         result.error = f"{family}: nothing answers on {_server_text(server)} (connection refused)"
     except OSError as error:
-        result.rcode, result.error = "UNREACHABLE", f"{family}: {_server_text(server)}: {type(error).__name__}: {error}"
+        result.rcode, result.error = (
+            "UNREACHABLE",
+            f"{family}: {_server_text(server)}: {type(error).__name__}: {error}",
+        )
     except dns.exception.DNSException as error:
         result.rcode, result.error = "BADANSWER", f"{family}: {type(error).__name__}: {error}"
     return None
 
 
-def _follow_chain(response: dns.message.Message, qname: dns.name.Name, rdtype: Any,
-                  result: _FamilyResult) -> tuple[dns.name.Name, bool]:
+def _follow_chain(
+    response: dns.message.Message, qname: dns.name.Name, rdtype: Any, result: _FamilyResult
+) -> tuple[dns.name.Name, bool]:
     """Walk the CNAME chain inside this answer (a resolver usually returns CNAMEs and the final records
     together), adding addresses, names and the lowest TTL to ``result``; (last name, records found)."""
     target = qname
@@ -410,7 +438,9 @@ def _exchange(query: dns.message.Message, server: tuple[str, int], deadline: flo
     not a timeout. A truncated answer whose TCP retry fails is a bad answer too.
     """
     address, port = server
-    family = socket.AF_INET6 if ipaddress.ip_address(address.partition("%")[0]).version == 6 else socket.AF_INET
+    family = (
+        socket.AF_INET6 if ipaddress.ip_address(address.partition("%")[0]).version == 6 else socket.AF_INET
+    )
     wire_query = query.to_wire()
     bad: str | None = None
     truncated: dns.message.Message | None = None
@@ -449,9 +479,15 @@ def _exchange(query: dns.message.Message, server: tuple[str, int], deadline: flo
     try:
         return dns.query.tcp(query, address, port=port, timeout=remaining)
     except dns.exception.Timeout:
-        raise _BadAnswer("truncated over UDP (TC); the TCP retry got no complete answer in time", truncated) from None
+        raise _BadAnswer(
+            "truncated over UDP (TC); the TCP retry got no complete answer in time", truncated
+        ) from None
     except (OSError, EOFError, dns.exception.DNSException) as error:
-        reason = error.strerror if isinstance(error, OSError) and error.strerror else f"{type(error).__name__}: {error}"
+        reason = (
+            error.strerror
+            if isinstance(error, OSError) and error.strerror
+            else f"{type(error).__name__}: {error}"
+        )
         raise _BadAnswer(f"truncated over UDP (TC); the TCP retry failed: {reason}", truncated) from None
 
 
@@ -466,7 +502,10 @@ def _read_answer(query: dns.message.Message, wire: bytes) -> tuple[str | None, d
     if not response.flags & dns.flags.QR:
         return "a query, not an answer, came back", None
     if response.id != query.id:
-        return f"answer with query id {response.id}, not {query.id} (spoofed, or a broken resolver or middlebox)", None
+        return (
+            f"answer with query id {response.id}, not {query.id} (spoofed, or a broken resolver or middlebox)",
+            None,
+        )
     if not query.is_response(response):
         return "answer to another question than the one asked", None
     return None, response
@@ -475,4 +514,6 @@ def _read_answer(query: dns.message.Message, wire: bytes) -> tuple[str | None, d
 def probe(target: Any, settings: Any, **options: Any) -> DnsReport:
     """The uniform probe signature: resolve ``target.host`` on ``settings.resolvers`` within ``settings.probe_timeout``
     (``options``: :func:`resolve_all`'s ``families``)."""
-    return resolve_all(target.host, list(settings.resolvers or [SYSTEM]), timeout=settings.probe_timeout, **options)
+    return resolve_all(
+        target.host, list(settings.resolvers or [SYSTEM]), timeout=settings.probe_timeout, **options
+    )

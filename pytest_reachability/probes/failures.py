@@ -13,33 +13,104 @@ from typing import Any
 
 # (phase, curl exit code or None, wording) per member; kept beside the enum so adding a class is one line.
 _FACTS: dict[str, tuple[str, int | None, str]] = {
-    "dns_nxdomain": ("dns", 6, "name does not exist on the resolver (NXDOMAIN) (curl: (6) Could not resolve host)"),
+    "dns_nxdomain": (
+        "dns",
+        6,
+        "name does not exist on the resolver (NXDOMAIN) (curl: (6) Could not resolve host)",
+    ),
     "dns_no_answer": ("dns", 6, "name exists but has no A/AAAA records (curl: (6) Could not resolve host)"),
     "dns_timeout": ("dns", 6, "resolver did not answer in time (curl: (6) Could not resolve host)"),
     "dns_servfail": ("dns", 6, "resolver failed to answer (SERVFAIL) (curl: (6) Could not resolve host)"),
     "dns_refused": ("dns", 6, "resolver refused the query (REFUSED) (curl: (6) Could not resolve host)"),
-    "dns_bad_answer": ("dns", 6, "resolver answered with a malformed, mismatched or truncated message (curl: (6) Could not resolve host)"),
-    "tcp_refused": ("connect", 7, "connection refused: RST on connect, nothing listens (curl: (7) Failed to connect)"),
-    "tcp_timeout": ("connect", 28, "SYN unanswered: firewall drop or wrong address (curl: (28) Connection timed out)"),
-    "tcp_unreachable": ("connect", 7, "no route to the address (curl: (7) Failed to connect: No route to host)"),
+    "dns_bad_answer": (
+        "dns",
+        6,
+        "resolver answered with a malformed, mismatched or truncated message (curl: (6) Could not resolve host)",
+    ),
+    "tcp_refused": (
+        "connect",
+        7,
+        "connection refused: RST on connect, nothing listens (curl: (7) Failed to connect)",
+    ),
+    "tcp_timeout": (
+        "connect",
+        28,
+        "SYN unanswered: firewall drop or wrong address (curl: (28) Connection timed out)",
+    ),
+    "tcp_unreachable": (
+        "connect",
+        7,
+        "no route to the address (curl: (7) Failed to connect: No route to host)",
+    ),
     "tls_handshake": ("tls", 35, "TLS handshake failed (curl: (35) SSL connect error)"),
-    "tls_timeout": ("tls", 28, "TCP connected but the TLS handshake got no answer in time (curl: (28) SSL connection timeout)"),
-    "tls_cert_expired": ("tls", 60, "server certificate expired or not yet valid (curl: (60) SSL certificate problem)"),
-    "tls_hostname": ("tls", 60, "server certificate does not name the host (curl: (60) no alternative certificate subject name matches)"),
-    "tls_untrusted": ("tls", 60, "server certificate not issued by a trusted CA (curl: (60) SSL certificate problem)"),
-    "empty_reply": ("http", 52, "TCP connected, request sent, closed with zero bytes (curl: (52) Empty reply from server)"),
-    "recv_error": ("http", 56, "connection reset mid-response (curl: (56) Recv failure: Connection reset by peer)"),
+    "tls_timeout": (
+        "tls",
+        28,
+        "TCP connected but the TLS handshake got no answer in time (curl: (28) SSL connection timeout)",
+    ),
+    "tls_cert_expired": (
+        "tls",
+        60,
+        "server certificate expired or not yet valid (curl: (60) SSL certificate problem)",
+    ),
+    "tls_hostname": (
+        "tls",
+        60,
+        "server certificate does not name the host (curl: (60) no alternative certificate subject name matches)",
+    ),
+    "tls_untrusted": (
+        "tls",
+        60,
+        "server certificate not issued by a trusted CA (curl: (60) SSL certificate problem)",
+    ),
+    "empty_reply": (
+        "http",
+        52,
+        "TCP connected, request sent, closed with zero bytes (curl: (52) Empty reply from server)",
+    ),
+    "recv_error": (
+        "http",
+        56,
+        "connection reset mid-response (curl: (56) Recv failure: Connection reset by peer)",
+    ),
     "read_timeout": ("http", 28, "connected, no complete response in time (curl: (28) Operation timed out)"),
-    "partial_body": ("http", 18, "connection closed before the announced body ended (curl: (18) transfer closed with bytes remaining)"),
-    "bad_response": ("http", 1, "server answered, but not with HTTP (curl: (1) Received HTTP/0.9 when not allowed, or (8) Weird server reply)"),
-    "too_many_redirects": ("http", 47, "redirects loop or exceed the bound (curl -L: (47) Maximum redirects followed)"),
-    "redirect_unsafe": ("http", 1, "redirect to a scheme other than http/https, or from https down to http: not followed "
-                        "(curl -L --proto-redir: (1) Protocol not supported or disabled)"),
-    "redirect_elsewhere": ("http", None, "redirect to another host or a private address: reported, not followed "
-                           "(curl -L would follow it)"),
-    "headers_too_large": ("http", 56, "response headers larger than curl accepts: 100 kB a line, 300 kB in all "
-                          "(curl: (56) Too large response headers)"),
-    "http_status": ("http", 22, "HTTP status outside the expected set (curl -f: (22) The requested URL returned error)"),
+    "partial_body": (
+        "http",
+        18,
+        "connection closed before the announced body ended (curl: (18) transfer closed with bytes remaining)",
+    ),
+    "bad_response": (
+        "http",
+        1,
+        "server answered, but not with HTTP (curl: (1) Received HTTP/0.9 when not allowed, or (8) Weird server reply)",
+    ),
+    "too_many_redirects": (
+        "http",
+        47,
+        "redirects loop or exceed the bound (curl -L: (47) Maximum redirects followed)",
+    ),
+    "redirect_unsafe": (
+        "http",
+        1,
+        "redirect to a scheme other than http/https, or from https down to http: not followed "
+        "(curl -L --proto-redir: (1) Protocol not supported or disabled)",
+    ),
+    "redirect_elsewhere": (
+        "http",
+        None,
+        "redirect to another host or a private address: reported, not followed (curl -L would follow it)",
+    ),
+    "headers_too_large": (
+        "http",
+        56,
+        "response headers larger than curl accepts: 100 kB a line, 300 kB in all "
+        "(curl: (56) Too large response headers)",
+    ),
+    "http_status": (
+        "http",
+        22,
+        "HTTP status outside the expected set (curl -f: (22) The requested URL returned error)",
+    ),
     "body_mismatch": ("http", None, "status fine, body not as expected"),
 }
 
@@ -143,8 +214,14 @@ def log_result(logger: logging.Logger, what: str, result: Any) -> None:
     if failure is None:
         logger.debug("%s: ok", what, stacklevel=2)
     else:
-        logger.debug("%s: %s (curl %s): %s", what, failure.value, failure.curl_exit, getattr(result, "detail", ""),
-                     stacklevel=2)
+        logger.debug(
+            "%s: %s (curl %s): %s",
+            what,
+            failure.value,
+            failure.curl_exit,
+            getattr(result, "detail", ""),
+            stacklevel=2,
+        )
 
 
 class ProbeFailure(Exception):

@@ -47,8 +47,17 @@ from .tls import TlsInfo, handshake, tls_context, trust_bundle
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ProbeResult", "TlsInfo", "body_problem", "curl_command", "probe", "probe_address", "probe_target",
-           "tls_context", "trust_bundle"]
+__all__ = [
+    "ProbeResult",
+    "TlsInfo",
+    "body_problem",
+    "curl_command",
+    "probe",
+    "probe_address",
+    "probe_target",
+    "tls_context",
+    "trust_bundle",
+]
 
 DEFAULT_BODY_CAP = 1 << 20
 DEFAULT_EXPECT_STATUS = range(200, 400)
@@ -180,14 +189,27 @@ def probe_target(
     address ``""`` carries the DNS class, followed by the extra addresses' results.
     """
     context = tls_context(ca_bundle) if target.scheme == "https" else None
-    found, dns_ms, dns_report = addresses_to_probe(target, addresses, extra_addresses, resolvers, timeout, dns_report)
+    found, dns_ms, dns_report = addresses_to_probe(
+        target, addresses, extra_addresses, resolvers, timeout, dns_report
+    )
     # A name that resolves nowhere is a failure of its own, even when extra addresses still answer.
-    unresolved = [_unresolved(target, path, dns_report, dns_ms)] if dns_report is not None and not dns_report.addresses else []
+    unresolved = (
+        [_unresolved(target, path, dns_report, dns_ms)]
+        if dns_report is not None and not dns_report.addresses
+        else []
+    )
     if not found:
         return unresolved or [_unresolved(target, path, dns_report, dns_ms)]
     options = dict(
-        path=path, timeout=timeout, ca_bundle=ca_bundle, expect_status=expect_status, expect_body=expect_body,
-        body_cap=body_cap, max_redirects=max_redirects, dns_ms=dns_ms, context=context,
+        path=path,
+        timeout=timeout,
+        ca_bundle=ca_bundle,
+        expect_status=expect_status,
+        expect_body=expect_body,
+        body_cap=body_cap,
+        max_redirects=max_redirects,
+        dns_ms=dns_ms,
+        context=context,
     )
     return unresolved + run_concurrently(lambda address: probe_address(target, address, **options), found)
 
@@ -195,10 +217,16 @@ def probe_target(
 def probe(target: TargetLike, settings: Any, **options: Any) -> list[ProbeResult]:
     """The uniform probe signature: ``settings`` supplies resolvers, health_path, probe_timeout and ca_bundle;
     ``options`` are :func:`probe_target`'s (``addresses``, ``path``, ``expect_body``, ...) and win over them."""
-    return probe_target(target, **{
-        "resolvers": settings.resolvers, "path": settings.health_path, "timeout": settings.probe_timeout,
-        "ca_bundle": settings.ca_bundle, **options,
-    })
+    return probe_target(
+        target,
+        **{
+            "resolvers": settings.resolvers,
+            "path": settings.health_path,
+            "timeout": settings.probe_timeout,
+            "ca_bundle": settings.ca_bundle,
+            **options,
+        },
+    )
 
 
 def probe_address(
@@ -222,8 +250,12 @@ def probe_address(
     url = _strip_credentials(target.url(path))
     parts = urlsplit(url)
     result = ProbeResult(
-        address=address, port=target.port, scheme=target.scheme, host=target.host,
-        path=_request_target(parts), phases={"dns": dns_ms, "connect": 0.0, "tls": 0.0, "ttfb": 0.0, "transfer": 0.0},
+        address=address,
+        port=target.port,
+        scheme=target.scheme,
+        host=target.host,
+        path=_request_target(parts),
+        phases={"dns": dns_ms, "connect": 0.0, "tls": 0.0, "ttfb": 0.0, "transfer": 0.0},
     )
     bundle = trust_bundle(ca_bundle)
     if target.scheme == "https" and context is None:
@@ -238,14 +270,26 @@ def probe_address(
             hop_host = (hop.hostname or target.host).lower()
             hop_port = hop.port or _DEFAULT_PORTS[hop.scheme]
             # Credentials go only where the user sent them: same scheme, host and port (curl does the same).
-            same_origin = (hop.scheme, hop_host, hop_port) == (target.scheme, target.host.lower(), target.port)
+            same_origin = (hop.scheme, hop_host, hop_port) == (
+                target.scheme,
+                target.host.lower(),
+                target.port,
+            )
             if hop.scheme == "https" and context is None:
                 context = tls_context(ca_bundle)
             response = _fetch(
-                address=address, port=hop_port, scheme=hop.scheme, server_name=hop_host,
+                address=address,
+                port=hop_port,
+                scheme=hop.scheme,
+                server_name=hop_host,
                 host_header=target.host_header if hop_url == url else hop.netloc.rpartition("@")[2],
-                request_target=_request_target(hop), authorization=_authorization(target) if same_origin else None,
-                deadline=deadline, timeout=timeout, context=context, body_cap=body_cap, result=result,
+                request_target=_request_target(hop),
+                authorization=_authorization(target) if same_origin else None,
+                deadline=deadline,
+                timeout=timeout,
+                context=context,
+                body_cap=body_cap,
+                result=result,
             )
             result.status, result.reason, result.headers = response.status, response.reason, response.headers
             result.body, result.body_truncated = response.body, response.truncated
@@ -264,20 +308,41 @@ def probe_address(
                 chain = " -> ".join(_path_of(u) for u in [*visited, next_url])
                 raise ProbeFailure(Failure.TOO_MANY_REDIRECTS, f"redirect loop: {chain}")
             if len(result.redirects) >= max_redirects:
-                raise ProbeFailure(Failure.TOO_MANY_REDIRECTS, f"more than {max_redirects} redirects, last to {_shown_url(next_url)}")
+                raise ProbeFailure(
+                    Failure.TOO_MANY_REDIRECTS,
+                    f"more than {max_redirects} redirects, last to {_shown_url(next_url)}",
+                )
             visited.append(next_url)
             result.redirects.append(next_url)
-            log.debug("http %s: HTTP %s, redirected to %s", hostport(address, target.port), response.status, _shown_url(next_url))
+            log.debug(
+                "http %s: HTTP %s, redirected to %s",
+                hostport(address, target.port),
+                response.status,
+                _shown_url(next_url),
+            )
             hop_url = next_url
         _check_answer(result, expect_status, expect_body)
     except ProbeFailure as classified:
         result.failure, result.detail = classified.failure, classified.detail
     result.phases["total"] = dns_ms + (time.perf_counter() - started) * 1000
-    result.curl = curl_command(target, address, url, result.failure, bundle, timeout, max_redirects,
-                               redirect_protocols=redirect_protocols)
+    result.curl = curl_command(
+        target,
+        address,
+        url,
+        result.failure,
+        bundle,
+        timeout,
+        max_redirects,
+        redirect_protocols=redirect_protocols,
+    )
     if result.status is not None:
-        log.debug("http %s: HTTP %s %s, %d bytes read", hostport(address, target.port), result.status, result.reason,
-                  result.bytes_read)
+        log.debug(
+            "http %s: HTTP %s %s, %d bytes read",
+            hostport(address, target.port),
+            result.status,
+            result.reason,
+            result.bytes_read,
+        )
     log_result(log, f"http {hostport(address, target.port)}", result)
     return result
 
@@ -308,7 +373,13 @@ def curl_command(
     if failure is Failure.TOO_MANY_REDIRECTS:
         words += ["-L", "--max-redirs", str(max_redirects)]
     if failure is Failure.REDIRECT_UNSAFE:
-        words += ["-L", "--max-redirs", str(max_redirects), "--proto-redir", redirect_protocols or "=http,https"]
+        words += [
+            "-L",
+            "--max-redirs",
+            str(max_redirects),
+            "--proto-redir",
+            redirect_protocols or "=http,https",
+        ]
     if timeout and failure in (Failure.TCP_TIMEOUT, Failure.TLS_TIMEOUT, Failure.READ_TIMEOUT):
         words += ["--max-time", f"{timeout:g}"]
     words.append(_strip_credentials(url))
@@ -342,8 +413,15 @@ def _fetch(
             mark = time.perf_counter()
             assert context is not None
             try:
-                sock, result.tls = handshake(sock, context, address=address, port=port, server_name=server_name,
-                                             deadline=deadline, timeout=timeout)
+                sock, result.tls = handshake(
+                    sock,
+                    context,
+                    address=address,
+                    port=port,
+                    server_name=server_name,
+                    deadline=deadline,
+                    timeout=timeout,
+                )
             except ProbeFailure as failed:
                 result.tls = failed.facts.get("tls")
                 raise
@@ -367,7 +445,9 @@ def _fetch(
             raise ProbeFailure(Failure.READ_TIMEOUT, f"request not accepted within {timeout:g}s") from None
         except OSError as error:
             # The peer closed or reset before taking the request; curl reports the same as a failed receive.
-            raise ProbeFailure(Failure.RECV_ERROR, f"sending the request failed: {describe_os_error(error)}") from None
+            raise ProbeFailure(
+                Failure.RECV_ERROR, f"sending the request failed: {describe_os_error(error)}"
+            ) from None
         sent = time.perf_counter()
         return _read_response(reader, body_cap, phases, sent)
     finally:
@@ -397,7 +477,10 @@ class _Reader:
             set_deadline(self.sock, self.deadline, what)
             chunk = self.sock.recv(_RECV_SIZE)
         except TimeoutError:
-            raise ProbeFailure(Failure.READ_TIMEOUT, f"{what}: nothing more within {self.timeout:g}s ({self.total} bytes read)") from None
+            raise ProbeFailure(
+                Failure.READ_TIMEOUT,
+                f"{what}: nothing more within {self.timeout:g}s ({self.total} bytes read)",
+            ) from None
         except ssl.SSLError as error:
             if isinstance(error, ssl.SSLEOFError) or "EOF" in str(error.reason):
                 self.eof = True  # TLS peers often close without close_notify; treat as a plain close
@@ -407,7 +490,9 @@ class _Reader:
             hint = ""
             if self.total == 0 and not isinstance(self.sock, ssl.SSLSocket):
                 hint = " (a TLS-only port resets plain HTTP like this: try https://)"
-            raise ProbeFailure(Failure.RECV_ERROR, f"{what}: {describe_os_error(error)} after {self.total} bytes{hint}") from None
+            raise ProbeFailure(
+                Failure.RECV_ERROR, f"{what}: {describe_os_error(error)} after {self.total} bytes{hint}"
+            ) from None
         if not chunk:
             self.eof = True
             return False
@@ -422,7 +507,9 @@ class _Reader:
         del self.buffer[:count]
         return data
 
-    def line(self, what: str, limit: int = MAX_HEADER_LINE, too_long: Failure = Failure.HEADERS_TOO_LARGE) -> bytes | None:
+    def line(
+        self, what: str, limit: int = MAX_HEADER_LINE, too_long: Failure = Failure.HEADERS_TOO_LARGE
+    ) -> bytes | None:
         """One CRLF-terminated line without its ending; None at EOF before a full line."""
         searched = 0  # bytes already known to hold no newline: a line arriving in many pieces is scanned once
         while True:
@@ -457,8 +544,16 @@ def _read_response(reader: _Reader, body_cap: int, phases: dict[str, float], sen
     else:
         body, truncated = _read_until_close(reader, body_cap)
     phases["transfer"] += (time.perf_counter() - first_byte) * 1000
-    return _Response(status=status, reason=head.reason, headers=head.kept, body=body, truncated=truncated,
-                     bytes_read=reader.total, location=protocol.get("location"), headers_dropped=head.dropped)
+    return _Response(
+        status=status,
+        reason=head.reason,
+        headers=head.kept,
+        body=body,
+        truncated=truncated,
+        bytes_read=reader.total,
+        location=protocol.get("location"),
+        headers_dropped=head.dropped,
+    )
 
 
 @dataclass
@@ -478,9 +573,15 @@ def _read_head(reader: _Reader) -> _Head:
     _check_http_start(reader)
     status_line = reader.line("reading the status line")
     if status_line is None:
-        raise ProbeFailure(Failure.BAD_RESPONSE, f"closed inside the status line: {bytes(reader.buffer[:40])!r}")
+        raise ProbeFailure(
+            Failure.BAD_RESPONSE, f"closed inside the status line: {bytes(reader.buffer[:40])!r}"
+        )
     words = status_line.decode("latin-1").split(" ", 2)
-    if len(words) < 2 or not words[0].startswith("HTTP/1.") or not (words[1].isdigit() and len(words[1]) == 3):
+    if (
+        len(words) < 2
+        or not words[0].startswith("HTTP/1.")
+        or not (words[1].isdigit() and len(words[1]) == 3)
+    ):
         raise ProbeFailure(Failure.BAD_RESPONSE, f"malformed status line {status_line[:60]!r}")
     status, reason = int(words[1]), (words[2] if len(words) > 2 else "")[:KEPT_HEADER_VALUE]
     kept: dict[str, list[str]] = {}
@@ -499,9 +600,16 @@ def _read_head(reader: _Reader) -> _Head:
     lengths = set(protocol.get("content-length", []))
     if len(lengths) > 1:
         raise ProbeFailure(Failure.BAD_RESPONSE, f"conflicting Content-Length headers {sorted(lengths)[:3]}")
-    return _Head(status, reason, {key: _cut(", ".join(values)) for key, values in kept.items()},
-                 {key: values[0] if key != "transfer-encoding" else ", ".join(values) for key, values in protocol.items()},
-                 dropped)
+    return _Head(
+        status,
+        reason,
+        {key: _cut(", ".join(values)) for key, values in kept.items()},
+        {
+            key: values[0] if key != "transfer-encoding" else ", ".join(values)
+            for key, values in protocol.items()
+        },
+        dropped,
+    )
 
 
 def _check_http_start(reader: _Reader) -> None:
@@ -512,10 +620,15 @@ def _check_http_start(reader: _Reader) -> None:
             break
         what = "reading the response headers"
     if reader.total == 0:
-        raise ProbeFailure(Failure.EMPTY_REPLY, "connected and sent the request; the server closed without a byte")
+        raise ProbeFailure(
+            Failure.EMPTY_REPLY, "connected and sent the request; the server closed without a byte"
+        )
     start = bytes(reader.buffer[:5])
     if start[:1] in (b"\x15", b"\x16") and start[1:2] == b"\x03":
-        raise ProbeFailure(Failure.BAD_RESPONSE, f"server answered with a TLS record on a plain-HTTP port ({start[:3].hex()}...): use https://")
+        raise ProbeFailure(
+            Failure.BAD_RESPONSE,
+            f"server answered with a TLS record on a plain-HTTP port ({start[:3].hex()}...): use https://",
+        )
     if not b"HTTP/".startswith(start) and not start.startswith(b"HTTP/"):
         raise ProbeFailure(Failure.BAD_RESPONSE, f"not HTTP: first bytes {bytes(reader.buffer[:24])!r}")
 
@@ -530,7 +643,9 @@ def _header_lines(reader: _Reader, status: int, size: int) -> Iterator[tuple[str
             return
         size += len(line) + 2
         if size > MAX_HEADER_TOTAL:
-            raise ProbeFailure(Failure.HEADERS_TOO_LARGE, f"response headers larger than {MAX_HEADER_TOTAL // 1024} kB")
+            raise ProbeFailure(
+                Failure.HEADERS_TOO_LARGE, f"response headers larger than {MAX_HEADER_TOTAL // 1024} kB"
+            )
         name, colon, value = line.decode("latin-1").partition(":")
         if not colon or not name.strip():
             raise ProbeFailure(Failure.BAD_RESPONSE, f"malformed header line {line[:60]!r}")
@@ -548,7 +663,9 @@ def _read_length(reader: _Reader, value: str, body_cap: int) -> tuple[bytes, boo
     wanted = min(length, body_cap)
     while len(reader.buffer) < wanted:
         if not reader.fill("reading the body"):
-            raise ProbeFailure(Failure.PARTIAL_BODY, f"closed after {len(reader.buffer)} of {length} body bytes")
+            raise ProbeFailure(
+                Failure.PARTIAL_BODY, f"closed after {len(reader.buffer)} of {length} body bytes"
+            )
     return reader.take(wanted), length > body_cap
 
 
@@ -564,7 +681,9 @@ def _read_chunked(reader: _Reader, body_cap: int) -> tuple[bytes, bool]:
     while True:
         line = reader.line("reading a chunk size", limit=4096, too_long=Failure.BAD_RESPONSE)
         if line is None:
-            raise ProbeFailure(Failure.PARTIAL_BODY, f"closed inside the chunked body after {len(body)} bytes")
+            raise ProbeFailure(
+                Failure.PARTIAL_BODY, f"closed inside the chunked body after {len(body)} bytes"
+            )
         size_text = line.split(b";", 1)[0].strip()
         try:
             size = int(size_text, 16)
@@ -592,7 +711,10 @@ def _read_chunked(reader: _Reader, body_cap: int) -> tuple[bytes, bool]:
 
 def _check_answer(result: ProbeResult, expect_status: Container[int], expect_body: BodyExpectation) -> None:
     if result.status not in expect_status:
-        raise ProbeFailure(Failure.HTTP_STATUS, f"status {result.status} {result.reason}".rstrip() + f"; body {result.body_text(80)!r}")
+        raise ProbeFailure(
+            Failure.HTTP_STATUS,
+            f"status {result.status} {result.reason}".rstrip() + f"; body {result.body_text(80)!r}",
+        )
     if expect_body is None:
         return
     problem = body_problem(result.body, expect_body, truncated=result.body_truncated)
@@ -608,7 +730,11 @@ def body_problem(body: bytes, expected: BodyExpectation, *, truncated: bool = Fa
             verdict = expected(body)
         except Exception as error:  # the user's check raising is a mismatch, reported with its message
             return f"body check raised {type(error).__name__}: {error}; body {excerpt!r}"
-        return None if verdict else f"body check {getattr(expected, '__name__', 'callable')} rejected {excerpt!r}"
+        return (
+            None
+            if verdict
+            else f"body check {getattr(expected, '__name__', 'callable')} rejected {excerpt!r}"
+        )
     if isinstance(expected, Mapping):
         try:
             document = json.loads(body)
@@ -641,13 +767,20 @@ def _json_difference(document: Any, expected: Mapping[str, Any], where: str = ""
 def _unresolved(target: TargetLike, path: str, report: DnsReport | None, dns_ms: float) -> ProbeResult:
     failure = report.failure if report else Failure.DNS_NO_ANSWER
     reasons = "; ".join(
-        f"{answer.resolver}: {answer.rcode}{' ' + answer.error if answer.error else ''}" for answer in (report.answers if report else [])
+        f"{answer.resolver}: {answer.rcode}{' ' + answer.error if answer.error else ''}"
+        for answer in (report.answers if report else [])
     )
     url = _strip_credentials(target.url(path))
     return ProbeResult(
-        address="", port=target.port, scheme=target.scheme, host=target.host, path=_request_target(urlsplit(url)),
-        failure=failure or Failure.DNS_NO_ANSWER, detail=f"{target.host} did not resolve ({reasons or 'no resolver'})",
-        phases={"dns": dns_ms, "total": dns_ms}, curl=f"curl -v {shlex.quote(url)}",
+        address="",
+        port=target.port,
+        scheme=target.scheme,
+        host=target.host,
+        path=_request_target(urlsplit(url)),
+        failure=failure or Failure.DNS_NO_ANSWER,
+        detail=f"{target.host} did not resolve ({reasons or 'no resolver'})",
+        phases={"dns": dns_ms, "total": dns_ms},
+        curl=f"curl -v {shlex.quote(url)}",
     )
 
 
@@ -662,14 +795,18 @@ def redirect_url(current: str, location: str) -> str:
     """
     text = location.strip()
     if any(ord(char) < 0x20 or ord(char) == 0x7F for char in text):
-        raise ProbeFailure(Failure.BAD_RESPONSE, f"redirect Location holds control characters: {_shown_url(text)!r}")
+        raise ProbeFailure(
+            Failure.BAD_RESPONSE, f"redirect Location holds control characters: {_shown_url(text)!r}"
+        )
     text = _SLASHES_AFTER_SCHEME.sub(lambda m: m.group(1) + "://", text)
     try:
         joined = urljoin(current, text)
         parts = urlsplit(joined)
         parts.port  # noqa: B018 - raises ValueError for a port out of range
     except ValueError as error:
-        raise ProbeFailure(Failure.BAD_RESPONSE, f"redirect Location {_shown_url(text)!r} is not a URL: {error}") from None
+        raise ProbeFailure(
+            Failure.BAD_RESPONSE, f"redirect Location {_shown_url(text)!r} is not a URL: {error}"
+        ) from None
     if parts.scheme.lower() in REDIRECT_SCHEMES and not parts.hostname:
         raise ProbeFailure(Failure.BAD_RESPONSE, f"redirect Location {_shown_url(text)!r} names no host")
     return _strip_credentials(joined)
@@ -685,18 +822,25 @@ def check_redirect(target: TargetLike, current: str, next_url: str) -> None:
     """
     scheme = urlsplit(next_url).scheme.lower()
     if scheme not in REDIRECT_SCHEMES:
-        raise ProbeFailure(Failure.REDIRECT_UNSAFE,
-                           f"redirect to {_shown_url(next_url)} refused: only http and https are followed",
-                           protocols="=https" if urlsplit(current).scheme == "https" else "=http,https")
+        raise ProbeFailure(
+            Failure.REDIRECT_UNSAFE,
+            f"redirect to {_shown_url(next_url)} refused: only http and https are followed",
+            protocols="=https" if urlsplit(current).scheme == "https" else "=http,https",
+        )
     if urlsplit(current).scheme == "https" and scheme == "http":
-        raise ProbeFailure(Failure.REDIRECT_UNSAFE,
-                           f"redirect from https down to {_shown_url(next_url)} refused: it would send the request "
-                           "(and any credentials) in clear", protocols="=https")
+        raise ProbeFailure(
+            Failure.REDIRECT_UNSAFE,
+            f"redirect from https down to {_shown_url(next_url)} refused: it would send the request "
+            "(and any credentials) in clear",
+            protocols="=https",
+        )
     host = (urlsplit(next_url).hostname or "").lower()
     if host != target.host.lower():
-        raise ProbeFailure(Failure.REDIRECT_ELSEWHERE,
-                           f"redirect to {_shown_url(next_url)}: {describe_other_host(host)}, not {target.host}; "
-                           "not followed")
+        raise ProbeFailure(
+            Failure.REDIRECT_ELSEWHERE,
+            f"redirect to {_shown_url(next_url)}: {describe_other_host(host)}, not {target.host}; "
+            "not followed",
+        )
 
 
 def describe_other_host(host: str) -> str:
@@ -739,4 +883,3 @@ def _request_target(parts) -> str:
 def _path_of(url: str) -> str:
     parts = urlsplit(url)
     return _request_target(parts) if parts.netloc else url
-

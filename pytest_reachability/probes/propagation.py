@@ -34,8 +34,15 @@ import dns.rdatatype
 
 from .dns import SYSTEM, _BadAnswer, _exchange, parse_resolver
 
-__all__ = ["DNS_PORT", "PropagationReport", "ServerAnswer", "authoritative_port", "check_propagation", "probe",
-           "system_resolvers"]
+__all__ = [
+    "DNS_PORT",
+    "PropagationReport",
+    "ServerAnswer",
+    "authoritative_port",
+    "check_propagation",
+    "probe",
+    "system_resolvers",
+]
 
 DNS_PORT = 53
 MAX_NAMESERVERS = 4  # authoritative servers asked (zones rarely list more; each costs a query)
@@ -77,7 +84,9 @@ class PropagationReport:
     @property
     def source(self) -> ServerAnswer | None:
         """The authoritative answer to trust: the highest serial among those that answered."""
-        answered = [a for a in self.authoritative_answers if a.answered and a.rcode in ("NOERROR", "NXDOMAIN")]
+        answered = [
+            a for a in self.authoritative_answers if a.answered and a.rcode in ("NOERROR", "NXDOMAIN")
+        ]
         if not answered:
             return None
         return max(answered, key=lambda a: a.serial if a.serial is not None else -1)
@@ -127,7 +136,13 @@ class PropagationReport:
                 f"resolver {answer.server} still answers {_addresses(answer.addresses)} (authoritative "
                 f"{source.nameserver or source.server}: {_addresses(source.addresses)}"
                 + (f", serial {source.serial} vs {answer.serial}" if answer.serial != source.serial else "")
-                + ")" + (f", cached {answer.ttl} s more (until {_utc(self.expires_at(answer))})" if answer.ttl is not None else ""))
+                + ")"
+                + (
+                    f", cached {answer.ttl} s more (until {_utc(self.expires_at(answer))})"
+                    if answer.ttl is not None
+                    else ""
+                )
+            )
         return lines
 
     def notes(self) -> list[str]:
@@ -147,8 +162,10 @@ class PropagationReport:
             "source_serial": source.serial if source is not None else None,
             "agree": self.agree,
             "authoritative": [asdict(a) for a in self.authoritative_answers],
-            "resolvers": [asdict(a) | {"expires_at": _utc(self.expires_at(a)), "stale": a in self.stale()}
-                          for a in self.resolver_answers],
+            "resolvers": [
+                asdict(a) | {"expires_at": _utc(self.expires_at(a)), "stale": a in self.stale()}
+                for a in self.resolver_answers
+            ],
             "last_cache_expiry": _utc(self.last_cache_expiry),
         }
 
@@ -160,7 +177,11 @@ def _addresses(addresses: list[str]) -> str:
 def _utc(timestamp: float | None) -> str | None:
     if timestamp is None:
         return None
-    return datetime.fromtimestamp(timestamp, tz=timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return (
+        datetime.fromtimestamp(timestamp, tz=timezone.utc)
+        .isoformat(timespec="seconds")
+        .replace("+00:00", "Z")
+    )
 
 
 def system_resolvers() -> list[str]:
@@ -176,8 +197,14 @@ def system_resolvers() -> list[str]:
 # --------------------------------------------------------------------------- queries
 
 
-def _ask(server: tuple[str, int], name: str | dns.name.Name, rdtype: int, deadline: float, *,
-         recursion: bool = True) -> dns.message.Message:
+def _ask(
+    server: tuple[str, int],
+    name: str | dns.name.Name,
+    rdtype: int,
+    deadline: float,
+    *,
+    recursion: bool = True,
+) -> dns.message.Message:
     query = dns.message.make_query(name, rdtype)
     if not recursion:
         query.flags &= ~dns.flags.RD
@@ -188,8 +215,9 @@ def _server_text(server: tuple[str, int]) -> str:
     return f"[{server[0]}]:{server[1]}" if ":" in server[0] else f"{server[0]}:{server[1]}"
 
 
-def _answer_for(server: tuple[str, int], role: str, name: str, zone: str, deadline: float, *,
-                nameserver: str = "") -> ServerAnswer:
+def _answer_for(
+    server: tuple[str, int], role: str, name: str, zone: str, deadline: float, *, nameserver: str = ""
+) -> ServerAnswer:
     """Ask ``server`` for the name's addresses and the zone's serial (three queries, concurrently)."""
     answer = ServerAnswer(server=_server_text(server), role=role, nameserver=nameserver)
     recursion = role == "resolver"
@@ -258,28 +286,43 @@ def find_zone(server: tuple[str, int], name: str, deadline: float) -> tuple[str,
     raise LookupError(f"no SOA record found for {name} or its parents")
 
 
-def find_nameservers(server: tuple[str, int], zone: str, deadline: float, port: int) -> list[tuple[str, tuple[str, int]]]:
+def find_nameservers(
+    server: tuple[str, int], zone: str, deadline: float, port: int
+) -> list[tuple[str, tuple[str, int]]]:
     """``(NS name, (address, port))`` of the zone's authoritative servers, looked up through ``server``."""
     reply = _ask(server, zone, dns.rdatatype.NS, deadline)
-    names = sorted({item.target.to_text() for rrset in reply.answer if rrset.rdtype == dns.rdatatype.NS for item in rrset})
+    names = sorted(
+        {
+            item.target.to_text()
+            for rrset in reply.answer
+            if rrset.rdtype == dns.rdatatype.NS
+            for item in rrset
+        }
+    )
     if not names:
         raise LookupError(f"no NS records for zone {zone}")
-    glue = {rrset.name.to_text(): [item.address for item in rrset]
-            for rrset in reply.additional if rrset.rdtype in _FAMILIES}
+    glue = {
+        rrset.name.to_text(): [item.address for item in rrset]
+        for rrset in reply.additional
+        if rrset.rdtype in _FAMILIES
+    }
     found = []
     for ns_name in names[:MAX_NAMESERVERS]:
         addresses = glue.get(ns_name)
         if not addresses:
             answer = _ask(server, ns_name, dns.rdatatype.A, deadline)
-            addresses = [item.address for rrset in answer.answer if rrset.rdtype == dns.rdatatype.A for item in rrset]
+            addresses = [
+                item.address for rrset in answer.answer if rrset.rdtype == dns.rdatatype.A for item in rrset
+            ]
         found += [(ns_name.rstrip("."), (address, port)) for address in addresses[:1]]
     if not found:
         raise LookupError(f"the NS names of zone {zone} ({', '.join(names)}) have no addresses")
     return found
 
 
-def check_propagation(name: str, resolvers: list[str] | tuple[str, ...], *, timeout: float,
-                      authoritative_port: int = DNS_PORT) -> PropagationReport:
+def check_propagation(
+    name: str, resolvers: list[str] | tuple[str, ...], *, timeout: float, authoritative_port: int = DNS_PORT
+) -> PropagationReport:
     """Compare every resolver's answer for ``name`` with the authoritative servers'; bounded by ``timeout``."""
     deadline = time.perf_counter() + timeout
     report = PropagationReport(name=name.rstrip("."))
@@ -318,8 +361,10 @@ def check_propagation(name: str, resolvers: list[str] | tuple[str, ...], *, time
     for thread in threads:
         thread.join(max(0.0, deadline - time.perf_counter()) + 1.0)
     report.checked_at = time.time()
-    for (index, server, role, ns) in jobs:
-        answer = answers[index] or ServerAnswer(server=_server_text(server), role=role, nameserver=ns, error="no answer in time")
+    for index, server, role, ns in jobs:
+        answer = answers[index] or ServerAnswer(
+            server=_server_text(server), role=role, nameserver=ns, error="no answer in time"
+        )
         (report.authoritative_answers if role == "authoritative" else report.resolver_answers).append(answer)
     return report
 
@@ -331,5 +376,9 @@ def authoritative_port(sandbox_info: Any = None) -> int:
 
 def probe(target: Any, settings: Any, *, port: int = DNS_PORT) -> PropagationReport:
     """The uniform probe signature: ``target.host`` on ``settings.resolvers`` within ``settings.probe_timeout``."""
-    return check_propagation(target.host, list(settings.resolvers or [SYSTEM]), timeout=settings.probe_timeout,
-                             authoritative_port=port)
+    return check_propagation(
+        target.host,
+        list(settings.resolvers or [SYSTEM]),
+        timeout=settings.probe_timeout,
+        authoritative_port=port,
+    )

@@ -71,15 +71,23 @@ def connect(address: str, port: int, *, deadline: float, timeout: float) -> sock
         return sock
     except ConnectionRefusedError:
         close_quietly(sock)
-        raise ProbeFailure(Failure.TCP_REFUSED, f"{hostport(address, port)} refused the connection (RST)") from None
+        raise ProbeFailure(
+            Failure.TCP_REFUSED, f"{hostport(address, port)} refused the connection (RST)"
+        ) from None
     except TimeoutError:
         close_quietly(sock)
-        raise ProbeFailure(Failure.TCP_TIMEOUT, f"no answer to SYN from {hostport(address, port)} within {timeout:g}s") from None
+        raise ProbeFailure(
+            Failure.TCP_TIMEOUT, f"no answer to SYN from {hostport(address, port)} within {timeout:g}s"
+        ) from None
     except OSError as error:
         close_quietly(sock)
         if error.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
-            raise ProbeFailure(Failure.TCP_UNREACHABLE, f"{hostport(address, port)}: {describe_os_error(error)}") from None
-        raise ProbeFailure(Failure.TCP_UNREACHABLE, f"connect to {hostport(address, port)}: {describe_os_error(error)}") from None
+            raise ProbeFailure(
+                Failure.TCP_UNREACHABLE, f"{hostport(address, port)}: {describe_os_error(error)}"
+            ) from None
+        raise ProbeFailure(
+            Failure.TCP_UNREACHABLE, f"connect to {hostport(address, port)}: {describe_os_error(error)}"
+        ) from None
 
 
 def probe_address(target: Endpoint, address: str, *, timeout: float, dns_ms: float = 0.0) -> TcpResult:
@@ -111,21 +119,35 @@ def probe_target(
     dns_report: DnsReport | None = None,
 ) -> list[TcpResult]:
     """Connect to every resolved (or given) address plus ``extra_addresses`` concurrently."""
-    found, dns_ms, report = addresses_to_probe(target, addresses, extra_addresses, resolvers, timeout, dns_report)
+    found, dns_ms, report = addresses_to_probe(
+        target, addresses, extra_addresses, resolvers, timeout, dns_report
+    )
     unresolved = []
     if (report is not None and not report.addresses) or not found:
         failure = (report.failure if report else None) or Failure.DNS_NO_ANSWER
-        unresolved = [TcpResult(address="", port=target.port, host=target.host, failure=failure,
-                                detail=f"{target.host} did not resolve", phases={"dns": dns_ms, "total": dns_ms})]
+        unresolved = [
+            TcpResult(
+                address="",
+                port=target.port,
+                host=target.host,
+                failure=failure,
+                detail=f"{target.host} did not resolve",
+                phases={"dns": dns_ms, "total": dns_ms},
+            )
+        ]
     if not found:
         return unresolved
-    return unresolved + run_concurrently(lambda address: probe_address(target, address, timeout=timeout, dns_ms=dns_ms), found)
+    return unresolved + run_concurrently(
+        lambda address: probe_address(target, address, timeout=timeout, dns_ms=dns_ms), found
+    )
 
 
 def probe(target: Endpoint, settings: Any, **options: Any) -> list[TcpResult]:
     """The uniform probe signature: ``settings`` supplies ``resolvers`` and ``probe_timeout``; ``options``
     are :func:`probe_target`'s (``addresses``, ``dns_report``, ...)."""
-    return probe_target(target, **{"resolvers": settings.resolvers, "timeout": settings.probe_timeout, **options})
+    return probe_target(
+        target, **{"resolvers": settings.resolvers, "timeout": settings.probe_timeout, **options}
+    )
 
 
 # --- shared by the connection-level probes ---------------------------------------------------------------
@@ -163,7 +185,9 @@ def run_concurrently(probe_one, addresses: list[str]) -> list:
     """``probe_one(address)`` for every address at once (each is bounded by its own timeout); results in order."""
     if len(addresses) == 1:
         return [probe_one(addresses[0])]
-    with concurrent.futures.ThreadPoolExecutor(max_workers=min(16, len(addresses)), thread_name_prefix="probe") as pool:
+    with concurrent.futures.ThreadPoolExecutor(
+        max_workers=min(16, len(addresses)), thread_name_prefix="probe"
+    ) as pool:
         return list(pool.map(probe_one, addresses))
 
 

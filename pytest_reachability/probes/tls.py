@@ -120,7 +120,9 @@ def tls_context(ca_bundle: str | None = None) -> ssl.SSLContext:
             return ssl.create_default_context(cafile=bundle)
         return ssl.create_default_context()
     except (OSError, ssl.SSLError) as error:
-        raise ValueError(f"CA bundle {bundle!r} cannot be loaded: {getattr(error, 'strerror', None) or error}") from None
+        raise ValueError(
+            f"CA bundle {bundle!r} cannot be loaded: {getattr(error, 'strerror', None) or error}"
+        ) from None
 
 
 def handshake(
@@ -134,11 +136,15 @@ def handshake(
     timeout: float,
 ) -> tuple[ssl.SSLSocket, TlsInfo]:
     """Wrap ``sock`` and handshake before ``deadline``; ProbeFailure (with ``facts['tls']``) when it fails."""
-    tls_sock = context.wrap_socket(sock, server_hostname=server_name.strip("[]"), do_handshake_on_connect=False)
+    tls_sock = context.wrap_socket(
+        sock, server_hostname=server_name.strip("[]"), do_handshake_on_connect=False
+    )
     try:
         return _complete_handshake(tls_sock, address, port, server_name, deadline, timeout)
     except BaseException:
-        close_quietly(tls_sock)  # wrap_socket took over the descriptor: the caller's socket is already detached
+        close_quietly(
+            tls_sock
+        )  # wrap_socket took over the descriptor: the caller's socket is already detached
         raise
 
 
@@ -154,10 +160,15 @@ def _complete_handshake(
         message = error.verify_message or str(error)
         info = _unverified_certificate(address, port, server_name, deadline)
         info.error = message
-        raise ProbeFailure(failure, f"certificate of {where} for {server_name}: {message}", tls=info) from None
+        raise ProbeFailure(
+            failure, f"certificate of {where} for {server_name}: {message}", tls=info
+        ) from None
     except TimeoutError:
-        raise ProbeFailure(Failure.TLS_TIMEOUT, f"no TLS handshake answer from {where} within {timeout:g}s",
-                           tls=TlsInfo(verified=False, error="timeout")) from None
+        raise ProbeFailure(
+            Failure.TLS_TIMEOUT,
+            f"no TLS handshake answer from {where} within {timeout:g}s",
+            tls=TlsInfo(verified=False, error="timeout"),
+        ) from None
     except ssl.SSLError as error:
         reason = error.reason or str(error)
         if reason in _NOT_TLS:
@@ -168,8 +179,11 @@ def _complete_handshake(
             detail = f"TLS handshake with {where} failed: {reason}"
         raise ProbeFailure(Failure.TLS_HANDSHAKE, detail, tls=TlsInfo(verified=False, error=reason)) from None
     except OSError as error:
-        raise ProbeFailure(Failure.TLS_HANDSHAKE, f"TLS handshake with {where}: {describe_os_error(error)}",
-                           tls=TlsInfo(verified=False, error=describe_os_error(error))) from None
+        raise ProbeFailure(
+            Failure.TLS_HANDSHAKE,
+            f"TLS handshake with {where}: {describe_os_error(error)}",
+            tls=TlsInfo(verified=False, error=describe_os_error(error)),
+        ) from None
     info = certificate_facts(tls_sock.getpeercert(binary_form=True), verified=True)
     info.version = tls_sock.version()
     return tls_sock, info
@@ -189,15 +203,32 @@ def probe_address(
     started = time.perf_counter()
     deadline = started + timeout
     context = context or tls_context(ca_bundle)
-    result = TlsResult(address=address, port=target.port, host=target.host, phases={"dns": dns_ms, "connect": 0.0, "tls": 0.0})
-    log.debug("tls %s: connecting, then handshaking as %s (timeout %gs)", hostport(address, target.port), target.host, timeout)
+    result = TlsResult(
+        address=address,
+        port=target.port,
+        host=target.host,
+        phases={"dns": dns_ms, "connect": 0.0, "tls": 0.0},
+    )
+    log.debug(
+        "tls %s: connecting, then handshaking as %s (timeout %gs)",
+        hostport(address, target.port),
+        target.host,
+        timeout,
+    )
     try:
         sock = connect(address, target.port, deadline=deadline, timeout=timeout)
         result.phases["connect"] = (time.perf_counter() - started) * 1000
         mark = time.perf_counter()
         try:
-            tls_sock, result.tls = handshake(sock, context, address=address, port=target.port, server_name=target.host,
-                                             deadline=deadline, timeout=timeout)
+            tls_sock, result.tls = handshake(
+                sock,
+                context,
+                address=address,
+                port=target.port,
+                server_name=target.host,
+                deadline=deadline,
+                timeout=timeout,
+            )
             close_quietly(tls_sock)
         finally:
             result.phases["tls"] = (time.perf_counter() - mark) * 1000
@@ -233,16 +264,28 @@ def probe_target(
 ) -> list[TlsResult]:
     """Handshake with every resolved (or given) address plus ``extra_addresses`` concurrently."""
     context = tls_context(ca_bundle)
-    found, dns_ms, report = addresses_to_probe(target, addresses, extra_addresses, resolvers, timeout, dns_report)
+    found, dns_ms, report = addresses_to_probe(
+        target, addresses, extra_addresses, resolvers, timeout, dns_report
+    )
     unresolved = []
     if (report is not None and not report.addresses) or not found:
         failure = (report.failure if report else None) or Failure.DNS_NO_ANSWER
-        unresolved = [TlsResult(address="", port=target.port, host=target.host, failure=failure,
-                                detail=f"{target.host} did not resolve", phases={"dns": dns_ms, "total": dns_ms})]
+        unresolved = [
+            TlsResult(
+                address="",
+                port=target.port,
+                host=target.host,
+                failure=failure,
+                detail=f"{target.host} did not resolve",
+                phases={"dns": dns_ms, "total": dns_ms},
+            )
+        ]
     if not found:
         return unresolved
     return unresolved + run_concurrently(
-        lambda address: probe_address(target, address, timeout=timeout, ca_bundle=ca_bundle, dns_ms=dns_ms, context=context),
+        lambda address: probe_address(
+            target, address, timeout=timeout, ca_bundle=ca_bundle, dns_ms=dns_ms, context=context
+        ),
         found,
     )
 
@@ -250,8 +293,15 @@ def probe_target(
 def probe(target: Endpoint, settings: Any, **options: Any) -> list[TlsResult]:
     """The uniform probe signature: ``settings`` supplies ``resolvers``, ``probe_timeout`` and ``ca_bundle``;
     ``options`` are :func:`probe_target`'s."""
-    return probe_target(target, **{"resolvers": settings.resolvers, "timeout": settings.probe_timeout,
-                                   "ca_bundle": settings.ca_bundle, **options})
+    return probe_target(
+        target,
+        **{
+            "resolvers": settings.resolvers,
+            "timeout": settings.probe_timeout,
+            "ca_bundle": settings.ca_bundle,
+            **options,
+        },
+    )
 
 
 def _unverified_certificate(address: str, port: int, server_name: str, deadline: float) -> TlsInfo:
@@ -279,7 +329,8 @@ def presented_chain(tls_sock: ssl.SSLSocket, limit: int = 10) -> list[dict]:
     Python 3.13 has ``SSLSocket.get_unverified_chain()``; 3.10-3.12 have it on the private ``_sslobj``.
     """
     getter = getattr(tls_sock, "get_unverified_chain", None) or getattr(
-        getattr(tls_sock, "_sslobj", None), "get_unverified_chain", None)
+        getattr(tls_sock, "_sslobj", None), "get_unverified_chain", None
+    )
     if getter is None:
         return []
     try:
@@ -293,12 +344,23 @@ def presented_chain(tls_sock: ssl.SSLSocket, limit: int = 10) -> list[dict]:
             issuer_url = None
             try:
                 access = certificate.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
-                issuer_url = next((str(d.access_location.value) for d in access
-                                   if d.access_method == AuthorityInformationAccessOID.CA_ISSUERS), None)
+                issuer_url = next(
+                    (
+                        str(d.access_location.value)
+                        for d in access
+                        if d.access_method == AuthorityInformationAccessOID.CA_ISSUERS
+                    ),
+                    None,
+                )
             except x509.ExtensionNotFound:
                 pass
-            chain.append({"subject": certificate.subject.rfc4514_string(),
-                          "issuer": certificate.issuer.rfc4514_string(), "issuer_url": issuer_url})
+            chain.append(
+                {
+                    "subject": certificate.subject.rfc4514_string(),
+                    "issuer": certificate.issuer.rfc4514_string(),
+                    "issuer_url": issuer_url,
+                }
+            )
         return chain
     except Exception:  # noqa: BLE001 - the chain only sharpens a report; a parse problem must not fail the probe
         return []
@@ -313,7 +375,9 @@ def certificate_facts(der: bytes | None, *, verified: bool) -> TlsInfo:
         from cryptography import x509
 
         certificate = x509.load_der_x509_certificate(der)
-    except Exception as error:  # a certificate cryptography cannot parse still leaves the probe's class intact
+    except (
+        Exception
+    ) as error:  # a certificate cryptography cannot parse still leaves the probe's class intact
         info.error = f"certificate not parsed: {error}"
         return info
     info.expires = certificate.not_valid_after_utc.isoformat()

@@ -26,7 +26,9 @@ RUN_ID_ENV = "REACHABILITY_RUN_ID"
 INTERRUPTED = int(pytest.ExitCode.INTERRUPTED)
 _STARTED = pytest.StashKey[datetime]()
 _PROBLEM = pytest.StashKey[str]()
-Pending = tuple[history.HistoryStore, history.RunRecord]  # compared at the start of session finish, stored at its end
+Pending = tuple[
+    history.HistoryStore, history.RunRecord
+]  # compared at the start of session finish, stored at its end
 
 
 def note_start(config: pytest.Config) -> None:
@@ -51,8 +53,11 @@ def compare_run(config: pytest.Config, state: Any, exitstatus: int) -> Pending |
             state.history_summary = store.compare(run)
         else:  # stored and compared in one transaction: of two first runs only one is the first
             run_id, state.history_summary = store.record_and_compare(run)
-            state.history_summary["run"] = {"id": run_id, "uuid": run.run_uuid,
-                                            "time": history.format_time(run.started_at)}
+            state.history_summary["run"] = {
+                "id": run_id,
+                "uuid": run.run_uuid,
+                "time": history.format_time(run.started_at),
+            }
     except Exception as error:  # noqa: BLE001 - a broken history must not break the run
         store.close()
         config.stash[_PROBLEM] = f"history database {store.where}: {history._one_line(error)}"
@@ -73,7 +78,9 @@ def store_run(config: pytest.Config, state: Any, exitstatus: int, pending: Pendi
         _store_run(config, state, *pending)
 
 
-def _store_run(config: pytest.Config, state: Any, store: history.HistoryStore, run: history.RunRecord) -> None:
+def _store_run(
+    config: pytest.Config, state: Any, store: history.HistoryStore, run: history.RunRecord
+) -> None:
     title = top_theory_title(getattr(state, "theories", None) or [])
     run.top_theory = redactor_of(config)(title) if title else title
     run.finished_at = datetime.now(timezone.utc)
@@ -99,7 +106,9 @@ def build_record(config: pytest.Config, state: Any, exitstatus: int) -> history.
     health = results.health()
     status = {0: "passed", 1: "failed", 2: "interrupted", 5: "no tests"}.get(exitstatus, "error")
     run = history.RunRecord(
-        target_key=history.target_key(target.host if target else None, target.base_path if target else "", namespace),
+        target_key=history.target_key(
+            target.host if target else None, target.base_path if target else "", namespace
+        ),
         target=target.display if target is not None else "(no target)",
         namespace=namespace,
         started_at=config.stash.get(_STARTED, None) or datetime.now(timezone.utc),
@@ -109,7 +118,10 @@ def build_record(config: pytest.Config, state: Any, exitstatus: int) -> history.
         health_score=health.score,
         passed=health.passed,
         counted=health.counted,
-        tests={nodeid: (test.section, test.outcome, mask(test.reason or "")) for nodeid, test in results.tests.items()},
+        tests={
+            nodeid: (test.section, test.outcome, mask(test.reason or ""))
+            for nodeid, test in results.tests.items()
+        },
         sections=history.sections_from_rows(results.sections()),
     )
     from ..changes import addresses_seen

@@ -131,8 +131,15 @@ def write_reports(config: pytest.Config, state: Any) -> None:
         from .json import write_results_json
 
         try:
-            path = write_results_json(settings.results_json, state.results, settings, theories,
-                                      started=started, duration=duration, secrets=secrets)
+            path = write_results_json(
+                settings.results_json,
+                state.results,
+                settings,
+                theories,
+                started=started,
+                duration=duration,
+                secrets=secrets,
+            )
             written.append(f"results JSON: {path}")
         except OSError as error:
             problems.append(f"results JSON {settings.results_json}: {error.strerror or error}")
@@ -141,8 +148,15 @@ def write_reports(config: pytest.Config, state: Any) -> None:
 
         try:
             path, incident_id = write_incident_report(
-                settings.incident_report, state.results, settings, theories, started=started, duration=duration,
-                rerun_command=rerun_command(config), history=state.history_summary, secrets=secrets,
+                settings.incident_report,
+                state.results,
+                settings,
+                theories,
+                started=started,
+                duration=duration,
+                rerun_command=rerun_command(config),
+                history=state.history_summary,
+                secrets=secrets,
             )
             written.append(f"incident report {incident_id}: {path}")
         except OSError as error:
@@ -160,7 +174,10 @@ def finish_html_page(config: pytest.Config, state: Any) -> None:
         page = path.read_text(encoding="utf-8")
     except OSError:
         return  # pytest-html says why it wrote nothing
-    counts = {outcome: len(state.results.by_outcome(outcome)) for outcome in ("passed", "failed", "blocked", "skipped")}
+    counts = {
+        outcome: len(state.results.by_outcome(outcome))
+        for outcome in ("passed", "failed", "blocked", "skipped")
+    }
     counts["failed"] += len(state.results.by_outcome("error"))
     write_atomically(path, html_report.add_blocked_result(page, counts))
 
@@ -173,8 +190,13 @@ def write_terminal_summary(reporter: Any, config: pytest.Config) -> None:
     redact = redactor_of(config)
     target = getattr(state.settings, "target", None)
     theories = [_redacted_theory(t, redact) for t in theories_of(config)] if state.results.tests else []
-    terminal.write_summary(_MaskingWriter(reporter, redact), state.results, pulled=state.pulled, theories=theories,
-                           target=target.display if target is not None else None)
+    terminal.write_summary(
+        _MaskingWriter(reporter, redact),
+        state.results,
+        pulled=state.pulled,
+        theories=theories,
+        target=target.display if target is not None else None,
+    )
 
 
 class _MaskingWriter:
@@ -210,7 +232,9 @@ def write_causes(terminalreporter: Any, config: pytest.Config) -> None:
             for line in terminal.theory_lines(index, theory, failed_ids):
                 terminalreporter.write_line(redact(line), bold=line.startswith(f"{index}. ") and index == 1)
         if len(theories) > TERMINAL_THEORIES:
-            terminalreporter.write_line(f"   ... {terminal.more_causes_line(len(theories) - TERMINAL_THEORIES, written)}")
+            terminalreporter.write_line(
+                f"   ... {terminal.more_causes_line(len(theories) - TERMINAL_THEORIES, written)}"
+            )
     for line in written:
         terminalreporter.write_line(redact(f"reachability: {line}"))
 
@@ -229,12 +253,16 @@ def finish_report(item: pytest.Item, report: Any) -> None:
     # Workers too: pytest-html reads extras from the reports xdist sends back (plain dicts survive). It shows
     # the extras of every phase in phase order, so the probes a passing setup ran wait for the call phase:
     # a failed row then opens with its message, then every probe of the test.
-    evidence = item.stash.get(PENDING_EVIDENCE, []) + list(getattr(report, "reachability_evidence", None) or [])
+    evidence = item.stash.get(PENDING_EVIDENCE, []) + list(
+        getattr(report, "reachability_evidence", None) or []
+    )
     if report.when == "setup" and report.passed:
         item.stash[PENDING_EVIDENCE] = evidence
         return
     item.stash[PENDING_EVIDENCE] = []
-    extras = [html_report.message_extra(failure_line(report))] if report.failed and failure_line(report) else []
+    extras = (
+        [html_report.message_extra(failure_line(report))] if report.failed and failure_line(report) else []
+    )
     extras += html_report.probe_extras(evidence) if evidence else []
     if extras:
         report.extras = redact(extras) + list(getattr(report, "extras", []) or [])
@@ -269,9 +297,14 @@ def pytest_make_collect_report(collector: pytest.Collector) -> Any:
 def redact_report(report: Any, redact: Redactor) -> None:
     """Mask secrets in everything of a report that outputs print: longrepr, captured sections, properties, evidence."""
     longrepr = report.longrepr
-    if (longrepr is None and not report.sections and not getattr(report, "user_properties", None)
-            and not getattr(report, "reachability_evidence", None) and not hasattr(report, "wasxfail")
-            and not getattr(report, "extras", None)):
+    if (
+        longrepr is None
+        and not report.sections
+        and not getattr(report, "user_properties", None)
+        and not getattr(report, "reachability_evidence", None)
+        and not hasattr(report, "wasxfail")
+        and not getattr(report, "extras", None)
+    ):
         return  # a passing phase with nothing captured: the common case, kept cheap
     if isinstance(longrepr, tuple):
         report.longrepr = tuple(redact(part) if isinstance(part, str) else part for part in longrepr)
@@ -369,32 +402,57 @@ def pytest_html_results_table_html(report: Any, data: list[str]) -> None:
 
 
 @pytest.hookimpl(optionalhook=True)
-def pytest_html_results_summary(prefix: list[str], summary: list[str], postfix: list[str], session: pytest.Session) -> None:
+def pytest_html_results_summary(
+    prefix: list[str], summary: list[str], postfix: list[str], session: pytest.Session
+) -> None:
     config = session.config
     state = _state(config)
     if state is None or state.worker:
         return
     redact = redactor_of(config)
     target = getattr(state.settings, "target", None)
-    prefix.append(summary_block(state.results, theories_of(config), state.history_summary, redact,
-                                header=run_header(config, state, getattr(session, "exitstatus", None)),
-                                target=target.display if target is not None else None))
+    prefix.append(
+        summary_block(
+            state.results,
+            theories_of(config),
+            state.history_summary,
+            redact,
+            header=run_header(config, state, getattr(session, "exitstatus", None)),
+            target=target.display if target is not None else None,
+        )
+    )
     page = config.stash.get(HTML_PAGE, None)
     if page is not None:
         html_report.move_blocked_count(page.outcomes, len(state.results.by_outcome("blocked")))
 
 
-def summary_block(results: Any, theories: list[Any], history: Any, redact: Redactor, *,
-                  header: html_report.RunHeader | None = None, target: str | None = None) -> str:
+def summary_block(
+    results: Any,
+    theories: list[Any],
+    history: Any,
+    redact: Redactor,
+    *,
+    header: html_report.RunHeader | None = None,
+    target: str | None = None,
+) -> str:
     """The HTML summary with secrets masked *before* escaping: an escaped secret (``&`` -> ``&amp;``) no
     longer matches its value, so masking the finished HTML alone would miss it."""
     theories = [_redacted_theory(theory, redact) for theory in theories]
     found = verdict(results, theories, redact(target) if target else None)
-    block = html_report.summary_html(results, theories, redact(history) if history else history, header=header, found=found)
+    block = html_report.summary_html(
+        results, theories, redact(history) if history else history, header=header, found=found
+    )
     return redact(block)
 
 
-EXIT_MEANING = {0: "passed", 1: "tests failed", 2: "interrupted", 3: "internal error", 4: "usage error", 5: "no tests collected"}
+EXIT_MEANING = {
+    0: "passed",
+    1: "tests failed",
+    2: "interrupted",
+    3: "internal error",
+    4: "usage error",
+    5: "no tests collected",
+}
 
 
 def run_header(config: pytest.Config, state: Any, exitstatus: Any) -> html_report.RunHeader:

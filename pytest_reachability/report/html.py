@@ -26,7 +26,13 @@ from ..results import RunResults
 from .evidence_view import distinct_records
 from .verdict import Verdict, explains_text
 
-WATERFALL_PHASES = (("dns", "#8e44ad"), ("connect", "#2980b9"), ("tls", "#16a085"), ("ttfb", "#e67e22"), ("transfer", "#5f6368"))
+WATERFALL_PHASES = (
+    ("dns", "#8e44ad"),
+    ("connect", "#2980b9"),
+    ("tls", "#16a085"),
+    ("ttfb", "#e67e22"),
+    ("transfer", "#5f6368"),
+)
 # Text colours with at least 4.5:1 contrast on white (WCAG AA).
 STATUS_COLOUR = {"PASS": "#137333", "FAIL": "#c5221f", "BLOCKED": "#8f4a00", "SKIPPED": "#3c4043"}
 VERDICT_CLASS = {"HEALTHY": "ok", "UNREACHABLE": "bad", "DEGRADED": "bad", "NOT VERIFIED": "warn"}
@@ -77,7 +83,9 @@ def add_blocked_result(page: str, counts: Mapping[str, int] | None = None) -> st
         ran = counts.get("passed", 0) + counts.get("failed", 0)
         total = sum(counts.values())
         text = f"{total} tests ({ran} ran, {counts.get('blocked', 0)} blocked, {counts.get('skipped', 0)} skipped) took"
-        page = _RUN_COUNT.sub(lambda match: f'<p class="run-count">{text} {match.group(1)}</p>', page, count=1)
+        page = _RUN_COUNT.sub(
+            lambda match: f'<p class="run-count">{text} {match.group(1)}</p>', page, count=1
+        )
     return page
 
 
@@ -110,7 +118,10 @@ def header_cells() -> list[str]:
 
 def row_cells(section: str | None, blocked_by: str | None) -> list[str]:
     blocked = f"BLOCKED by {escape(blocked_by)}" if blocked_by else ""
-    return [f'<td class="col-section">{escape(section or "")}</td>', f'<td class="col-blocked_by">{blocked}</td>']
+    return [
+        f'<td class="col-section">{escape(section or "")}</td>',
+        f'<td class="col-blocked_by">{blocked}</td>',
+    ]
 
 
 def result_cell(result: str) -> str:
@@ -119,22 +130,31 @@ def result_cell(result: str) -> str:
 
 def waterfall_svg(phases: Mapping[str, Any], width: int = 480, *, tls: bool = True) -> str:
     """An inline SVG bar per phase (dns, connect, tls, ttfb, transfer), each starting where the previous ended."""
-    shown = [(name, float(phases[name]), colour) for name, colour in WATERFALL_PHASES
-             if isinstance(phases.get(name), (int, float)) and phases[name] >= 0 and (tls or name != "tls")]
+    shown = [
+        (name, float(phases[name]), colour)
+        for name, colour in WATERFALL_PHASES
+        if isinstance(phases.get(name), (int, float)) and phases[name] >= 0 and (tls or name != "tls")
+    ]
     total = sum(ms for _, ms, _ in shown) or 1.0
     label_width, row_height = 70, 18
     scale = (width - label_width - 80) / total
     height = row_height * max(1, len(shown)) + 4
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="reachability-waterfall" width="{width}" height="{height}" '
-             f'viewBox="0 0 {width} {height}" role="img" aria-label="probe phase timings">']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="reachability-waterfall" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="probe phase timings">'
+    ]
     offset = 0.0
     for index, (name, ms, colour) in enumerate(shown):
         y = index * row_height + 2
         x = label_width + offset * scale
         bar = max(1.0, ms * scale)
         parts.append(f'<text x="0" y="{y + 12}" font-size="11" font-family="monospace">{escape(name)}</text>')
-        parts.append(f'<rect x="{x:.1f}" y="{y}" width="{bar:.1f}" height="{row_height - 4}" fill="{colour}"><title>{escape(name)} {ms:.1f} ms</title></rect>')
-        parts.append(f'<text x="{x + bar + 4:.1f}" y="{y + 12}" font-size="11" font-family="monospace">{ms:.1f} ms</text>')
+        parts.append(
+            f'<rect x="{x:.1f}" y="{y}" width="{bar:.1f}" height="{row_height - 4}" fill="{colour}"><title>{escape(name)} {ms:.1f} ms</title></rect>'
+        )
+        parts.append(
+            f'<text x="{x + bar + 4:.1f}" y="{y + 12}" font-size="11" font-family="monospace">{ms:.1f} ms</text>'
+        )
         offset += ms
     parts.append("</svg>")
     return "".join(parts)
@@ -155,7 +175,7 @@ def probe_extra_html(probe: Mapping[str, Any]) -> str:
         '<div class="reachability-probe">'
         f"<p><b>GET {escape(str(probe.get('path') or '/'))}</b> via {escape(source)} {escape(where)}: {escape(result)}</p>"
         f"{waterfall_svg(probe.get('phases') or {}, tls=probe.get('scheme') != 'http')}"
-        f"<pre class=\"reachability-curl\">{escape(curl)}</pre>"
+        f'<pre class="reachability-curl">{escape(curl)}</pre>'
         "</div>"
     )
 
@@ -167,8 +187,11 @@ def _html_extra(name: str, content: str) -> dict[str, Any]:
 
 def probe_extras(evidence: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """pytest-html extras for the http_probe evidence, one per probe (a shared probe's bare copy dropped)."""
-    return [_html_extra("probe", probe_extra_html(data))
-            for kind, data in distinct_records([list(evidence)]) if kind == "http_probe"]
+    return [
+        _html_extra("probe", probe_extra_html(data))
+        for kind, data in distinct_records([list(evidence)])
+        if kind == "http_probe"
+    ]
 
 
 def message_extra(message: str) -> dict[str, Any]:
@@ -189,31 +212,52 @@ class RunHeader:
     sandbox: str | None = None  # the scenario of a --sandbox run, whose addresses closed with the run
 
     def rows(self) -> list[tuple[str, str]]:
-        rows = [("target", self.target), ("namespace", self.namespace), ("context", self.context),
-                ("started", self.started), ("duration", self.duration), ("exit status", self.exit_status)]
+        rows = [
+            ("target", self.target),
+            ("namespace", self.namespace),
+            ("context", self.context),
+            ("started", self.started),
+            ("duration", self.duration),
+            ("exit status", self.exit_status),
+        ]
         if self.sandbox:
-            rows.append(("sandbox", f"{self.sandbox}: its resolvers, ports and API closed with the run; the commands "
-                                    f"below work against `python -m pytest_reachability.sandbox {self.sandbox}` "
-                                    "started again, with the ports it prints"))
+            rows.append(
+                (
+                    "sandbox",
+                    f"{self.sandbox}: its resolvers, ports and API closed with the run; the commands "
+                    f"below work against `python -m pytest_reachability.sandbox {self.sandbox}` "
+                    "started again, with the ports it prints",
+                )
+            )
         return rows
 
 
 def _counts_line(results: RunResults) -> str:
     counts = {o: len(results.by_outcome(o)) for o in ("passed", "failed", "error", "blocked", "skipped")}
-    parts = [f"{counts['passed']} passed", f"{counts['failed'] + counts['error']} failed",
-             f"{counts['blocked']} blocked", f"{counts['skipped']} skipped"]
+    parts = [
+        f"{counts['passed']} passed",
+        f"{counts['failed'] + counts['error']} failed",
+        f"{counts['blocked']} blocked",
+        f"{counts['skipped']} skipped",
+    ]
     return f"{len(results.tests)} tests: " + ", ".join(parts)
 
 
 def _sections_table(results: RunResults) -> str:
-    parts = ['<table class="reachability-sections"><thead><tr><th>section</th><th>tests</th><th>passed</th>'
-             "<th>failed</th><th>blocked</th><th>skipped</th><th>status</th></tr></thead><tbody>"]
+    parts = [
+        '<table class="reachability-sections"><thead><tr><th>section</th><th>tests</th><th>passed</th>'
+        "<th>failed</th><th>blocked</th><th>skipped</th><th>status</th></tr></thead><tbody>"
+    ]
     for row in results.sections():
-        status = f"BLOCKED by {', '.join(row.blocked_by)}" if row.status == "BLOCKED" and row.blocked_by else row.status
+        status = (
+            f"BLOCKED by {', '.join(row.blocked_by)}"
+            if row.status == "BLOCKED" and row.blocked_by
+            else row.status
+        )
         parts.append(
             f"<tr><td>{escape(row.name)}</td><td>{row.tests}</td><td>{row.passed}</td><td>{row.failed + row.error}</td>"
             f"<td>{row.blocked}</td><td>{row.skipped}</td>"
-            f"<td style=\"color:{STATUS_COLOUR[row.status]};font-weight:bold\">{escape(status)}</td></tr>"
+            f'<td style="color:{STATUS_COLOUR[row.status]};font-weight:bold">{escape(status)}</td></tr>'
         )
     parts.append("</tbody></table>")
     return "".join(parts)
@@ -222,8 +266,11 @@ def _sections_table(results: RunResults) -> str:
 def _history(history: Mapping[str, Any] | None) -> str:
     if not history:
         return ""
-    items = [f"<li>{escape(key.replace('_', ' '))}: {escape(_history_value(history[key]))}</li>"
-             for key in ("previous_run", "newly_failing", "recovered", "last_healthy", "failing_since") if history.get(key)]
+    items = [
+        f"<li>{escape(key.replace('_', ' '))}: {escape(_history_value(history[key]))}</li>"
+        for key in ("previous_run", "newly_failing", "recovered", "last_healthy", "failing_since")
+        if history.get(key)
+    ]
     return "<h3>History</h3><ul>" + "".join(items) + "</ul>" if items else ""
 
 
@@ -235,45 +282,81 @@ def _theory_body(theory: Any) -> str:
         parts.append("<p>Fix:</p><pre>" + escape("\n".join(theory.fix)) + "</pre>")
     unknowns = list(getattr(theory, "unknowns", None) or [])
     if unknowns:
-        parts.append('<p>Not checked:</p><ul class="reachability-unknowns">'
-                     + "".join(f"<li>{escape(str(line))}</li>" for line in unknowns) + "</ul>")
+        parts.append(
+            '<p>Not checked:</p><ul class="reachability-unknowns">'
+            + "".join(f"<li>{escape(str(line))}</li>" for line in unknowns)
+            + "</ul>"
+        )
     return "".join(parts)
 
 
-def theory_html(theory: Any, *, opened: bool, failed_ids: Sequence[str], css_class: str = "reachability-theory") -> str:
+def theory_html(
+    theory: Any, *, opened: bool, failed_ids: Sequence[str], css_class: str = "reachability-theory"
+) -> str:
     """A cause as a folded block (the first one open); its symptoms folded inside it."""
     explains = explains_text(theory, failed_ids)
     symptoms = list(getattr(theory, "symptoms", None) or [])
-    head = (f"<b>{escape(theory.title)}</b> <span>({theory.confidence:.0%}, {escape(theory.rule)})</span>"
-            + (f" — {escape(explains)}" if explains else "")
-            + (f" · {len(symptoms)} consequence{'s' if len(symptoms) != 1 else ''} folded in" if symptoms else ""))
-    inner = "".join(theory_html(s, opened=False, failed_ids=failed_ids, css_class="reachability-symptom") for s in symptoms)
-    return (f'<details class="{css_class}" data-rule="{escape(theory.rule)}"{" open" if opened else ""}>'
-            f"<summary>{head}</summary>{_theory_body(theory)}{inner}</details>")
+    head = (
+        f"<b>{escape(theory.title)}</b> <span>({theory.confidence:.0%}, {escape(theory.rule)})</span>"
+        + (f" — {escape(explains)}" if explains else "")
+        + (f" · {len(symptoms)} consequence{'s' if len(symptoms) != 1 else ''} folded in" if symptoms else "")
+    )
+    inner = "".join(
+        theory_html(s, opened=False, failed_ids=failed_ids, css_class="reachability-symptom")
+        for s in symptoms
+    )
+    return (
+        f'<details class="{css_class}" data-rule="{escape(theory.rule)}"{" open" if opened else ""}>'
+        f"<summary>{head}</summary>{_theory_body(theory)}{inner}</details>"
+    )
 
 
 def _theories(theories: Sequence[Any], failed_ids: Sequence[str], *, trouble: bool) -> str:
     if not theories:
-        text = "No rule found a cause in the evidence." if trouble else "Nothing failed or was blocked: no cause to look for."
+        text = (
+            "No rule found a cause in the evidence."
+            if trouble
+            else "Nothing failed or was blocked: no cause to look for."
+        )
         return f"<h3>Most likely causes</h3><p>{text}</p>"
-    blocks = [theory_html(theory, opened=index == 0, failed_ids=failed_ids) for index, theory in enumerate(theories)]
+    blocks = [
+        theory_html(theory, opened=index == 0, failed_ids=failed_ids) for index, theory in enumerate(theories)
+    ]
     return "<h3>Most likely causes</h3>" + "".join(blocks)
 
 
-def summary_html(results: RunResults, theories: Sequence[Any], history: Mapping[str, Any] | None = None,
-                 *, header: RunHeader | None = None, found: Verdict | None = None) -> str:
+def summary_html(
+    results: RunResults,
+    theories: Sequence[Any],
+    history: Mapping[str, Any] | None = None,
+    *,
+    header: RunHeader | None = None,
+    found: Verdict | None = None,
+) -> str:
     """The block above the results table: verdict, run header, health, section table, history, ranked causes."""
     failed_ids = [t.nodeid for t in results.tests.values() if t.outcome in ("failed", "error")]
     parts = [STYLE, '<div class="reachability-summary" id="reachability-summary">', "<h2>Reachability</h2>"]
     if found is not None:
-        parts.append(f'<p class="reachability-verdict {VERDICT_CLASS.get(found.state, "bad")}">{escape(found.line)}</p>')
+        parts.append(
+            f'<p class="reachability-verdict {VERDICT_CLASS.get(found.state, "bad")}">{escape(found.line)}</p>'
+        )
     if header is not None:
-        parts.append('<table class="reachability-run">'
-                     + "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in header.rows()) + "</table>")
-    parts.append(f'<p class="reachability-health"><b>{escape(results.health().describe())}</b> · {escape(_counts_line(results))}</p>')
+        parts.append(
+            '<table class="reachability-run">'
+            + "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in header.rows())
+            + "</table>"
+        )
+    parts.append(
+        f'<p class="reachability-health"><b>{escape(results.health().describe())}</b> · {escape(_counts_line(results))}</p>'
+    )
     trouble = bool(failed_ids or results.by_outcome("blocked"))
-    parts += [_sections_table(results), _history(history), _theories(theories, failed_ids, trouble=trouble),
-              changes_html(results), "</div>"]
+    parts += [
+        _sections_table(results),
+        _history(history),
+        _theories(theories, failed_ids, trouble=trouble),
+        changes_html(results),
+        "</div>",
+    ]
     return "".join(parts)
 
 

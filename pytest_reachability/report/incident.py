@@ -42,7 +42,11 @@ OUTCOME_BADGE = {
 COMMAND_WORDS = ("kubectl", "dig", "curl", "nc", "openssl", "pytest", "python")
 SANDBOX_COMMANDS = ("kubectl", "dig", "curl", "nc", "openssl")  # what reaches a sandbox's addresses
 ACTIONABLE_CONFIDENCE = 0.4
-INCIDENT_TITLE = {"UNREACHABLE": "unreachable from outside", "DEGRADED": "degraded", "NOT VERIFIED": "not verified"}
+INCIDENT_TITLE = {
+    "UNREACHABLE": "unreachable from outside",
+    "DEGRADED": "degraded",
+    "NOT VERIFIED": "not verified",
+}
 _ID_PATTERN = re.compile(r"INC-(\d{4}-\d{2}-\d{2})-(\d{3})")
 
 
@@ -208,10 +212,12 @@ def sandbox_note(settings: Any) -> str | None:
     resolvers = ", ".join(r for r in getattr(settings, "resolvers", ()) if r != "system") or "none"
     target = getattr(settings, "target", None)
     port = f", edge port {target.port}" if target is not None and target.port else ""
-    return (f"this run verified the sandbox {_code(str(scenario))}: its DNS resolvers ({resolvers}){port} and its "
-            "Kubernetes API closed when the run ended, so the dig, curl and kubectl commands below work only against "
-            f"a sandbox started again with {_code(f'python -m pytest_reachability.sandbox {scenario}')}, with the "
-            "ports it prints (eval its export lines for kubectl)")
+    return (
+        f"this run verified the sandbox {_code(str(scenario))}: its DNS resolvers ({resolvers}){port} and its "
+        "Kubernetes API closed when the run ended, so the dig, curl and kubectl commands below work only against "
+        f"a sandbox started again with {_code(f'python -m pytest_reachability.sandbox {scenario}')}, with the "
+        "ports it prints (eval its export lines for kubectl)"
+    )
 
 
 def sandbox_block_note(settings: Any) -> str | None:
@@ -227,12 +233,24 @@ def part_header(report: Report) -> list[str]:
     badge, why = severity(report.results)
     if report.is_incident:
         state = INCIDENT_TITLE.get(report.found.state if report.found else "", "failing")
-        lines = [f"# 🚨 Incident report: {report.host} {state}", "", f"**Incident ID:** {report.context.incident_id}  "]
+        lines = [
+            f"# 🚨 Incident report: {report.host} {state}",
+            "",
+            f"**Incident ID:** {report.context.incident_id}  ",
+        ]
     else:
         state = "healthy" if report.found is not None and report.found.ok else "not verified"
-        lines = [f"# ✅ Verification report: {report.host} {state}", "", f"**Report ID:** {report.context.incident_id}  "]
-    lines += [f"**Date:** {report.created}  ", f"**Severity:** {badge} ({why})  ", f"**Status:** {status(report.results)}  ",
-              "**Reporter:** pytest-reachability (automated post-deploy verification)  "]
+        lines = [
+            f"# ✅ Verification report: {report.host} {state}",
+            "",
+            f"**Report ID:** {report.context.incident_id}  ",
+        ]
+    lines += [
+        f"**Date:** {report.created}  ",
+        f"**Severity:** {badge} ({why})  ",
+        f"**Status:** {status(report.results)}  ",
+        "**Reporter:** pytest-reachability (automated post-deploy verification)  ",
+    ]
     where = f"**Target:** {_code(report.target_text)}"
     namespace = getattr(report.settings, "namespace", None)
     if namespace:
@@ -251,10 +269,18 @@ def part_summary(report: Report) -> list[str]:
     if report.found is not None:
         lines += [f"**Verdict:** {report.found.line}", ""]
     if not report.is_incident:
-        return lines + ["Nothing failed and nothing is blocked.", "", f"**Health:** {report.results.health().describe()}"]
+        return lines + [
+            "Nothing failed and nothing is blocked.",
+            "",
+            f"**Health:** {report.results.health().describe()}",
+        ]
     failed_rows = [row for row in report.rows if row.status == "FAIL"]
     if failed_rows:
-        lines += ["**Failed:**", ""] + [f"- ❌ {row.name}: {_row_summary(row, report)}" for row in failed_rows] + [""]
+        lines += (
+            ["**Failed:**", ""]
+            + [f"- ❌ {row.name}: {_row_summary(row, report)}" for row in failed_rows]
+            + [""]
+        )
     if report.blocked:
         by_section = _blocked_by_section(report.blocked)
         sections = ", ".join(f"{name} ({len(tests)})" for name, tests in by_section.items())
@@ -263,8 +289,11 @@ def part_summary(report: Report) -> list[str]:
     lines.append(f"**Impact:** {report.results.health().describe()}")
     if report.top is not None:
         explains = explains_text(report.top, report.failed_ids)
-        lines += ["", f"**Most likely root cause:** {report.top.title} (confidence {report.top.confidence:.0%})"
-                  + (f" — {explains}" if explains else "")]
+        lines += [
+            "",
+            f"**Most likely root cause:** {report.top.title} (confidence {report.top.confidence:.0%})"
+            + (f" — {explains}" if explains else ""),
+        ]
     return lines
 
 
@@ -278,16 +307,35 @@ def part_overview(report: Report) -> list[str]:
         lines.append(f"Duration:    {report.context.duration:.1f} s")
     lines += [
         f"Sections:    {len(ran)} of {len(rows)} ran ({sum(1 for r in rows if r.status == 'BLOCKED')} blocked)",
-        f"Tests:       {len(results.tests)}", f"Status:      {outcome}", "",
-        f"✅ PASSED:   {counts['passed']}", f"❌ FAILED:   {counts['failed'] + counts['error']}",
-        f"⏸️  BLOCKED:  {counts['blocked']}", f"⏭️  SKIPPED:  {counts['skipped']}", "",
-        results.health().describe(), "```", "",
+        f"Tests:       {len(results.tests)}",
+        f"Status:      {outcome}",
+        "",
+        f"✅ PASSED:   {counts['passed']}",
+        f"❌ FAILED:   {counts['failed'] + counts['error']}",
+        f"⏸️  BLOCKED:  {counts['blocked']}",
+        f"⏭️  SKIPPED:  {counts['skipped']}",
+        "",
+        results.health().describe(),
+        "```",
+        "",
         "| Section | Tests | Passed | Failed | Blocked | Skipped | Status | Details |",
         "|:--------|:-----:|:------:|:------:|:-------:|:-------:|:------:|:--------|",
     ]
     for row in rows:
-        lines.append(_row([f"**{row.name}**", row.tests, row.passed, row.failed + row.error, row.blocked, row.skipped,
-                           STATUS_BADGE[row.status], _row_summary(row, report)]))
+        lines.append(
+            _row(
+                [
+                    f"**{row.name}**",
+                    row.tests,
+                    row.passed,
+                    row.failed + row.error,
+                    row.blocked,
+                    row.skipped,
+                    STATUS_BADGE[row.status],
+                    _row_summary(row, report),
+                ]
+            )
+        )
     return lines
 
 
@@ -295,8 +343,12 @@ def part_details(report: Report) -> list[str]:
     lines = ["## 🧪 Details per section", ""]
     for index, row in enumerate(report.rows, 1):
         tests = report.tests_of(row.name)
-        lines += [f"### {index}. {row.name} — {STATUS_BADGE[row.status]}", "", "| Test | Outcome | Detail |",
-                  "|:-----|:-------:|:-------|"]
+        lines += [
+            f"### {index}. {row.name} — {STATUS_BADGE[row.status]}",
+            "",
+            "| Test | Outcome | Detail |",
+            "|:-----|:-------:|:-------|",
+        ]
         lines += [_row([t.nodeid, OUTCOME_BADGE.get(t.outcome, t.outcome), t.reason or ""]) for t in tests]
         lines.append("")
         observed, curls = observations(tests)
@@ -309,8 +361,15 @@ def part_details(report: Report) -> list[str]:
 
 def _theory_lines(report: Report, theory: Any, heading: str) -> list[str]:
     explains = explains_text(theory, report.failed_ids)
-    lines = [heading, "", f"**Confidence:** {theory.confidence:.0%} · rule {_code(theory.rule)}"
-             + (f" · {explains}" if explains else ""), "", "**Evidence:**", ""]
+    lines = [
+        heading,
+        "",
+        f"**Confidence:** {theory.confidence:.0%} · rule {_code(theory.rule)}"
+        + (f" · {explains}" if explains else ""),
+        "",
+        "**Evidence:**",
+        "",
+    ]
     lines += [f"- {line}" for line in theory.evidence] + [""]
     if theory.confirm:
         lines += ["**Confirm:**", "", *_command_block(theory.confirm, report), ""]
@@ -324,7 +383,10 @@ def _symptom_lines(report: Report, theory: Any) -> list[str]:
     symptoms = _field(theory, "symptoms")
     if not symptoms:
         return []
-    lines = [f"<details><summary>Consequences of this cause, not rival causes ({len(symptoms)})</summary>", ""]
+    lines = [
+        f"<details><summary>Consequences of this cause, not rival causes ({len(symptoms)})</summary>",
+        "",
+    ]
     for symptom in symptoms:
         lines += [f"- **{symptom.title}** ({symptom.confidence:.0%}, rule {_code(symptom.rule)})"]
         lines += [f"  - {line}" for line in symptom.evidence]
@@ -334,8 +396,10 @@ def _symptom_lines(report: Report, theory: Any) -> list[str]:
 def part_root_cause(report: Report) -> list[str]:
     lines = ["## 🔴 Root cause analysis", ""]
     if not report.theories:
-        return lines + ["No rule found a cause in the evidence." + (" See the failures above." if report.failing
-                                                                     else " Every check passed.")]
+        return lines + [
+            "No rule found a cause in the evidence."
+            + (" See the failures above." if report.failing else " Every check passed.")
+        ]
     for index, theory in enumerate(report.theories, 1):
         lines += _theory_lines(report, theory, f"### Theory {index}: {theory.title}")
         lines += _symptom_lines(report, theory)
@@ -352,12 +416,19 @@ def part_action_plan(report: Report) -> list[str]:
     lines = ["## 🔧 Immediate action plan", ""]
     top = report.top
     if top is None:
-        todo = "re-run the verification after the next deploy" if not report.failing else "read the failures above"
+        todo = (
+            "re-run the verification after the next deploy"
+            if not report.failing
+            else "read the failures above"
+        )
         return lines + [f"No cause was ranked: {todo}."]
     lines += [f"The steps are in order and address the most likely cause: **{top.title}**.", ""]
-    steps: list[tuple[str, list[str]]] = [("confirm the cause", list(top.confirm)), ("fix it", list(top.fix)),
-                                          ("verify the fix", checklist([top])),
-                                          ("re-run the verification; every section should PASS", [report.context.rerun_command])]
+    steps: list[tuple[str, list[str]]] = [
+        ("confirm the cause", list(top.confirm)),
+        ("fix it", list(top.fix)),
+        ("verify the fix", checklist([top])),
+        ("re-run the verification; every section should PASS", [report.context.rerun_command]),
+    ]
     symptoms = _field(top, "symptoms")
     number = 0
     for title, commands in steps:
@@ -370,7 +441,9 @@ def part_action_plan(report: Report) -> list[str]:
         lines += [f"Its consequences ({names}) should clear with it: the re-run shows whether they did.", ""]
     for index, rival in enumerate(_rivals(report), 1):
         lines += [f"### Only if the re-run still fails — check next ({index}): {rival.title}", ""]
-        lines += _command_block([*rival.confirm, *(["if that confirms it:"] if rival.fix else []), *rival.fix], report)
+        lines += _command_block(
+            [*rival.confirm, *(["if that confirms it:"] if rival.fix else []), *rival.fix], report
+        )
         lines.append("")
     return lines[:-1]
 
@@ -385,11 +458,16 @@ def part_blocked(report: Report) -> list[str]:
     for section, tests in _blocked_by_section(report.blocked).items():
         names = "\n".join(t.nodeid.split("::", 1)[-1] for t in tests)
         gates = ", ".join(sorted({t.blocked_by or "?" for t in tests}))
-        lines.append(f"| **{escape_cell(section)}** | {len(tests)} | {escape_cell(gates)} | {escape_cell(names)} |")
+        lines.append(
+            f"| **{escape_cell(section)}** | {len(tests)} | {escape_cell(gates)} | {escape_cell(names)} |"
+        )
     total = len(report.results.tests)
     share = round(100 * len(report.blocked) / total)
-    return lines + ["", f"**Total blocked:** {len(report.blocked)} of {total} tests ({share}% of the run); "
-                        "they run once the gate passes."]
+    return lines + [
+        "",
+        f"**Total blocked:** {len(report.blocked)} of {total} tests ({share}% of the run); "
+        "they run once the gate passes.",
+    ]
 
 
 def part_timeline(report: Report) -> list[str]:
@@ -404,22 +482,38 @@ def part_changes(report: Report) -> list[str]:
 def part_checklist(report: Report) -> list[str]:
     lines = ["## ✅ Verification checklist (after the fix)", ""]
     lines += [f"- [ ] {_checklist_item(line)}" for line in checklist(report.theories)]
-    return lines + [f"- [ ] {_code(report.context.rerun_command)} — re-run the verification; every section should PASS"]
+    return lines + [
+        f"- [ ] {_code(report.context.rerun_command)} — re-run the verification; every section should PASS"
+    ]
 
 
 def part_footer(report: Report) -> list[str]:
-    next_step = ("execute the immediate action plan above, then re-run the verification." if report.is_incident
-                 else "none: keep the verification in the deploy pipeline.")
+    next_step = (
+        "execute the immediate action plan above, then re-run the verification."
+        if report.is_incident
+        else "none: keep the verification in the deploy pipeline."
+    )
     return [f"**Report created:** {report.created} by pytest-reachability  ", f"**Next step:** {next_step}"]
 
 
 PARTS: tuple[Callable[[Report], list[str]], ...] = (
-    part_header, part_summary, part_overview, part_details, part_root_cause, part_action_plan, part_blocked,
-    part_changes, part_timeline, part_checklist, part_footer,
+    part_header,
+    part_summary,
+    part_overview,
+    part_details,
+    part_root_cause,
+    part_action_plan,
+    part_blocked,
+    part_changes,
+    part_timeline,
+    part_checklist,
+    part_footer,
 )
 
 
-def render_incident_report(results: RunResults, settings: Any, theories: Sequence[Any], context: IncidentContext) -> str:
+def render_incident_report(
+    results: RunResults, settings: Any, theories: Sequence[Any], context: IncidentContext
+) -> str:
     """The report as markdown (not yet redacted): every part of :data:`PARTS`, separated by rules."""
     report = Report(results, settings, theories, context)
     blocks = [block for block in ("\n".join(part(report)) for part in PARTS) if block]
@@ -458,8 +552,10 @@ def _joined(values: Any, empty: str = "none") -> str:
 
 
 def _observe_dns(data: Mapping[str, Any]) -> str:
-    answers = [f"{a.get('resolver')}: {_joined(a.get('addresses'), '') or a.get('failure') or 'no answer'}"
-               for a in data.get("answers") or []]
+    answers = [
+        f"{a.get('resolver')}: {_joined(a.get('addresses'), '') or a.get('failure') or 'no answer'}"
+        for a in data.get("answers") or []
+    ]
     agree = "" if data.get("agree", True) else " — resolvers DISAGREE"
     return f"DNS {_name(data)} → {_joined(data.get('addresses'), '') or data.get('failure')} ({'; '.join(answers)}){agree}"
 
@@ -476,14 +572,20 @@ def _observe_connection(name: str) -> Callable[[Mapping[str, Any]], str]:
         else:
             result = "ok"
         timing = _timing(data)
-        return f"{name} {label} {data.get('address')}:{data.get('port')}: {result}" + (f" ({timing})" if timing else "")
+        return f"{name} {label} {data.get('address')}:{data.get('port')}: {result}" + (
+            f" ({timing})" if timing else ""
+        )
+
     return observe
 
 
 def _timing(data: Mapping[str, Any]) -> str:
     plain = data.get("scheme") == "http"
-    return ", ".join(f"{k} {v:.1f} ms" for k, v in (data.get("phases") or {}).items()
-                     if isinstance(v, (int, float)) and v > 0 and k != "total" and not (plain and k == "tls"))
+    return ", ".join(
+        f"{k} {v:.1f} ms"
+        for k, v in (data.get("phases") or {}).items()
+        if isinstance(v, (int, float)) and v > 0 and k != "total" and not (plain and k == "tls")
+    )
 
 
 def _observe_service(data: Mapping[str, Any]) -> str:
@@ -494,13 +596,17 @@ def _observe_service(data: Mapping[str, Any]) -> str:
 
 def _observe_pod(data: Mapping[str, Any]) -> str:
     waiting = f", waiting {_joined(data.get('waiting_reasons'))}" if data.get("waiting_reasons") else ""
-    return (f"Pod {data.get('namespace')}/{_name(data)} {data.get('phase')} ready "
-            f"{data.get('containers_ready')}/{data.get('containers_total')} restarts {data.get('restarts')}{waiting}")
+    return (
+        f"Pod {data.get('namespace')}/{_name(data)} {data.get('phase')} ready "
+        f"{data.get('containers_ready')}/{data.get('containers_total')} restarts {data.get('restarts')}{waiting}"
+    )
 
 
 def _observe_ingress(data: Mapping[str, Any]) -> str:
-    hosts = ", ".join(f"{r.get('host')}→{', '.join(str(p.get('service')) for p in r.get('paths') or [])}"
-                      for r in data.get("rules") or [])
+    hosts = ", ".join(
+        f"{r.get('host')}→{', '.join(str(p.get('service')) for p in r.get('paths') or [])}"
+        for r in data.get("rules") or []
+    )
     return f"Ingress {_name(data)} class {data.get('class_name')} rules {hosts or 'none'}"
 
 
@@ -516,8 +622,10 @@ def _observe_in_cluster(data: Mapping[str, Any]) -> str:
 
 def _observe_logs(data: Mapping[str, Any]) -> str:
     tail = " / ".join(str(line).strip() for line in (data.get("lines") or [])[-3:])
-    return (f"logs of {_name(data, 'pod')}: {data.get('health_requests')} health requests, "
-            f"{data.get('external_requests')} external, clients {_joined(data.get('client_addresses'), '')}; last: {tail}")
+    return (
+        f"logs of {_name(data, 'pod')}: {data.get('health_requests')} health requests, "
+        f"{data.get('external_requests')} external, clients {_joined(data.get('client_addresses'), '')}; last: {tail}"
+    )
 
 
 def _observe_event(data: Mapping[str, Any]) -> str | None:
@@ -541,19 +649,27 @@ OBSERVERS: dict[str, Callable[[Mapping[str, Any]], str | None]] = {
     "pod": _observe_pod,
     "ingress_controller": _observe_pod,
     "deployment": lambda d: f"Deployment {_name(d)} {d.get('available')}/{d.get('desired')} available",
-    "endpoint_slice": lambda d: f"EndpointSlice {_name(d)} of {d.get('service')}: ready {_joined(d.get('ready_addresses'))}",
+    "endpoint_slice": lambda d: (
+        f"EndpointSlice {_name(d)} of {d.get('service')}: ready {_joined(d.get('ready_addresses'))}"
+    ),
     "ingress": _observe_ingress,
-    "network_policy": lambda d: (f"NetworkPolicy {_name(d)} selects {d.get('pod_selector')} "
-                                 f"ingress rules {len(d.get('ingress') or [])}"),
+    "network_policy": lambda d: (
+        f"NetworkPolicy {_name(d)} selects {d.get('pod_selector')} "
+        f"ingress rules {len(d.get('ingress') or [])}"
+    ),
     "target_service": _observe_target_service,
     "in_cluster_health": _observe_in_cluster,
     "pod_logs": _observe_logs,
     "event": _observe_event,
     "cluster_access": _observe_access,
-    "app_check": lambda d: (f"{d.get('check')}: {'ok' if d.get('ok') else 'FAILED'} observed {d.get('observed')} "
-                            f"expected {d.get('expected')}"),
-    "performance": lambda d: (f"performance: p50 {d.get('p50_ms')} ms, p95 {d.get('p95_ms')} ms, p99 {d.get('p99_ms')} ms, "
-                              f"error rate {d.get('error_rate')}"),
+    "app_check": lambda d: (
+        f"{d.get('check')}: {'ok' if d.get('ok') else 'FAILED'} observed {d.get('observed')} "
+        f"expected {d.get('expected')}"
+    ),
+    "performance": lambda d: (
+        f"performance: p50 {d.get('p50_ms')} ms, p95 {d.get('p95_ms')} ms, p99 {d.get('p99_ms')} ms, "
+        f"error rate {d.get('error_rate')}"
+    ),
 }
 
 
@@ -587,7 +703,9 @@ def checklist(theories: Sequence[Any]) -> list[str]:
     items: list[str] = []
     actionable = [t for t in theories if t.confidence >= ACTIONABLE_CONFIDENCE] or list(theories[:1])
     for theory in actionable:
-        lines = getattr(theory, "verify", None) or [c for c in theory.confirm if _is_command(c) and "\n" not in c]
+        lines = getattr(theory, "verify", None) or [
+            c for c in theory.confirm if _is_command(c) and "\n" not in c
+        ]
         items += [line for line in lines if line not in items]
     return items
 
@@ -600,7 +718,9 @@ def _checklist_item(line: str) -> str:
 def _history_events(history: Mapping[str, Any]) -> list[tuple[str, str]]:
     events: list[tuple[str, str]] = []
     if history.get("healthy_since"):
-        events.append((_when(history["healthy_since"]), "healthy since (every check passed from this run on)"))
+        events.append(
+            (_when(history["healthy_since"]), "healthy since (every check passed from this run on)")
+        )
     if history.get("last_healthy") and history.get("last_healthy") != history.get("healthy_since"):
         events.append((_when(history["last_healthy"]), "last healthy run"))
     if history.get("failing_since"):
@@ -621,7 +741,10 @@ def _history_events(history: Mapping[str, Any]) -> list[tuple[str, str]]:
 def _previous_detail(previous: Any) -> str:
     if not isinstance(previous, Mapping):
         return ""
-    facts = [f"health {previous['health']}%" if previous.get("health") is not None else "", str(previous.get("status") or "")]
+    facts = [
+        f"health {previous['health']}%" if previous.get("health") is not None else "",
+        str(previous.get("status") or ""),
+    ]
     detail = ", ".join(f for f in facts if f)
     return f" ({detail})" if detail else ""
 

@@ -39,7 +39,11 @@ class ResultsFileError(ValueError):
 def iso_utc(timestamp: float | None) -> str | None:
     if timestamp is None:
         return None
-    return datetime.fromtimestamp(timestamp, tz=timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return (
+        datetime.fromtimestamp(timestamp, tz=timezone.utc)
+        .isoformat(timespec="seconds")
+        .replace("+00:00", "Z")
+    )
 
 
 def _section_order(results: RunResults) -> dict[str, int]:
@@ -147,9 +151,13 @@ def read_results_json(path: str | os.PathLike[str]) -> dict[str, Any]:
     except FileNotFoundError:
         raise ResultsFileError(f"results file {shown!r} not found") from None
     except (OSError, UnicodeDecodeError) as error:
-        raise ResultsFileError(f"results file {shown!r} cannot be read: {getattr(error, 'strerror', None) or error}") from None
+        raise ResultsFileError(
+            f"results file {shown!r} cannot be read: {getattr(error, 'strerror', None) or error}"
+        ) from None
     except json.JSONDecodeError as error:
-        raise ResultsFileError(f"results file {shown!r} is not JSON: {error.msg} at line {error.lineno}") from None
+        raise ResultsFileError(
+            f"results file {shown!r} is not JSON: {error.msg} at line {error.lineno}"
+        ) from None
     if not isinstance(data, dict):
         raise ResultsFileError(f"results file {shown!r} is not a JSON object")
     version = data.get("schema_version")
@@ -166,5 +174,7 @@ def read_results_json(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ResultsFileError(f"results file {shown!r} lacks {', '.join(missing)}")
     for test in data["tests"]:
         if not isinstance(test, dict) or test.get("outcome") not in OUTCOMES:
-            raise ResultsFileError(f"results file {shown!r}: test {test.get('nodeid') if isinstance(test, dict) else test!r} has an unknown outcome")
+            raise ResultsFileError(
+                f"results file {shown!r}: test {test.get('nodeid') if isinstance(test, dict) else test!r} has an unknown outcome"
+            )
     return data

@@ -24,5 +24,7 @@ def suite_properties(results: RunResults, target: str | None = None) -> list[tup
     per_gate: dict[str, int] = {}
     for test in blocked:
         per_gate[test.blocked_by or "?"] = per_gate.get(test.blocked_by or "?", 0) + 1
-    properties += [(f"reachability.blocked_by.{gate}", str(count)) for gate, count in sorted(per_gate.items())]
+    properties += [
+        (f"reachability.blocked_by.{gate}", str(count)) for gate, count in sorted(per_gate.items())
+    ]
     return properties

@@ -15,7 +15,12 @@ from ..results import RunResults, TestResult
 from .verdict import explains_text, verdict
 
 COLUMNS = ("section", "tests", "passed", "failed", "blocked", "skipped", "status")
-STATUS_MARKUP = {"PASS": {"green": True}, "FAIL": {"red": True, "bold": True}, "BLOCKED": {"yellow": True}, "SKIPPED": {}}
+STATUS_MARKUP = {
+    "PASS": {"green": True},
+    "FAIL": {"red": True, "bold": True},
+    "BLOCKED": {"yellow": True},
+    "SKIPPED": {},
+}
 VERDICT_MARKUP = {"HEALTHY": {"green": True, "bold": True}, "NOT VERIFIED": {"yellow": True, "bold": True}}
 
 
@@ -24,9 +29,18 @@ def section_table(results: RunResults) -> list[tuple[list[str], str]]:
     rows: list[tuple[list[str], str]] = [(list(COLUMNS), "")]
     for row in results.sections():
         status = row.status
-        status_text = f"BLOCKED by {', '.join(row.blocked_by)}" if status == "BLOCKED" and row.blocked_by else status
-        cells = [row.name, str(row.tests), str(row.passed), str(row.failed + row.error), str(row.blocked),
-                 str(row.skipped), status_text]
+        status_text = (
+            f"BLOCKED by {', '.join(row.blocked_by)}" if status == "BLOCKED" and row.blocked_by else status
+        )
+        cells = [
+            row.name,
+            str(row.tests),
+            str(row.passed),
+            str(row.failed + row.error),
+            str(row.blocked),
+            str(row.skipped),
+            status_text,
+        ]
         rows.append((cells, status))
     return rows
 
@@ -72,15 +86,23 @@ def write_verdict(reporter: Any, results: RunResults, theories: Sequence[Any], t
     reporter.write_line(found.line, **VERDICT_MARKUP.get(found.state, {"red": True, "bold": True}))
 
 
-def write_summary(reporter: Any, results: RunResults, *, pulled: dict[str, int] | None = None,
-                  theories: Sequence[Any] = (), target: str | None = None) -> None:
+def write_summary(
+    reporter: Any,
+    results: RunResults,
+    *,
+    pulled: dict[str, int] | None = None,
+    theories: Sequence[Any] = (),
+    target: str | None = None,
+) -> None:
     write_verdict(reporter, results, theories, target)
     blocked = results.by_outcome("blocked")
     if blocked:
         sections = len({test.section for test in blocked})
         title = f"BLOCKED: {len(blocked)} test{'s' if len(blocked) != 1 else ''} in {sections} section{'s' if sections != 1 else ''}"
         reporter.write_sep("=", title, yellow=True)
-        for line in blocked_lines(blocked, each_test=wants_each_blocked_test(getattr(reporter, "config", None))):
+        for line in blocked_lines(
+            blocked, each_test=wants_each_blocked_test(getattr(reporter, "config", None))
+        ):
             reporter.write_line(line)
     rows = section_table(results)
     if len(rows) == 1:
@@ -88,7 +110,9 @@ def write_summary(reporter: Any, results: RunResults, *, pulled: dict[str, int] 
     reporter.write_sep("=", "reachability: sections")
     widths = [max(len(cells[i]) for cells, _ in rows) for i in range(len(COLUMNS))]
     for index, (cells, status) in enumerate(rows):
-        left = "  ".join(cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(cells[:-1]))
+        left = "  ".join(
+            cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(cells[:-1])
+        )
         reporter.write(left + "  ")
         markup = {"bold": True} if index == 0 else STATUS_MARKUP.get(status, {})
         reporter.write_line(cells[-1], **markup)
@@ -114,13 +138,17 @@ def theory_lines(index: int, theory: Any, failed_ids: Sequence[str]) -> list[str
         lines.append(f"   confirm:  {theory.confirm[0].splitlines()[0]}")
     unknowns = list(getattr(theory, "unknowns", None) or [])
     if unknowns:
-        lines.append(f"   not checked: {unknowns[0]}" + (f" (+{len(unknowns) - 1} more)" if len(unknowns) > 1 else ""))
+        lines.append(
+            f"   not checked: {unknowns[0]}" + (f" (+{len(unknowns) - 1} more)" if len(unknowns) > 1 else "")
+        )
     return lines
 
 
 def more_causes_line(count: int, written: Sequence[str]) -> str:
     """Where the causes not shown are: only reports that were written, else how to get one."""
-    places = [line.split(":", 1)[0] for line in written if line.startswith(("incident report", "results JSON"))]
+    places = [
+        line.split(":", 1)[0] for line in written if line.startswith(("incident report", "results JSON"))
+    ]
     causes = f"{count} more cause{'s' if count != 1 else ''}"
     if not places:
         return f"{causes}: no report was written; --incident-report PATH lists them all"

@@ -125,7 +125,10 @@ def verdict(results: RunResults, theories: Sequence[Any] = (), target: str | Non
     health = results.health()
     if state == "HEALTHY":
         where = f"{target} " if target else ""
-        return Verdict(state, f"HEALTHY: {where}reachable from outside; {health.passed} of {health.counted} checks passed")
+        return Verdict(
+            state,
+            f"HEALTHY: {where}reachable from outside; {health.passed} of {health.counted} checks passed",
+        )
     if state == "NOT VERIFIED":
         blocked = len(results.by_outcome("blocked"))
         why = f"{blocked} checks blocked" if blocked else "no check ran (every test was skipped)"

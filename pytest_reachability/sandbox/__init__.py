@@ -83,7 +83,9 @@ class SandboxInfo:
     application: dict[str, Any] = field(default_factory=dict)  # [tool.reachability.<table>] tables
     database_dsn: str | None = None  # the real PostgreSQL's DSN; None when the database is simulated
     database: str = "simulated"  # what serves the API's database, or why it is simulated
-    authoritative_port: int | None = None  # port of the zone's authoritative servers (dns.authoritative), if any
+    authoritative_port: int | None = (
+        None  # port of the zone's authoritative servers (dns.authoritative), if any
+    )
     authoritative_servers: list[str] = field(default_factory=list)  # their ADDR:PORT
 
     def application_environment(self) -> dict[str, str]:
@@ -123,8 +125,13 @@ class Sandbox:
     """One running world from a scenario; a context manager yielding :class:`SandboxInfo`."""
 
     def __init__(
-        self, scenario: str | Path | Scenario, *, io_timeout: float = 5.0, postgres: bool | None = None,
-        apiserver: str = "embedded", control_plane: Any = None,
+        self,
+        scenario: str | Path | Scenario,
+        *,
+        io_timeout: float = 5.0,
+        postgres: bool | None = None,
+        apiserver: str = "embedded",
+        control_plane: Any = None,
     ) -> None:
         """``postgres``: run a real PostgreSQL (True), never (False), or as the scenario says (None).
 
@@ -136,9 +143,13 @@ class Sandbox:
             raise ValueError(f"apiserver must be one of {', '.join(APISERVER_KINDS)}, not {apiserver!r}")
         self.scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
         self.apiserver_kind = "real" if control_plane is not None else apiserver
-        if self.apiserver_kind == "real" and any(change.objects or change.remove for change in self.scenario.changes):
-            raise ScenarioError(f"{self.scenario.name}: changes of Kubernetes objects are applied by the embedded API "
-                                "server only (--sandbox-apiserver embedded)")
+        if self.apiserver_kind == "real" and any(
+            change.objects or change.remove for change in self.scenario.changes
+        ):
+            raise ScenarioError(
+                f"{self.scenario.name}: changes of Kubernetes objects are applied by the embedded API "
+                "server only (--sandbox-apiserver embedded)"
+            )
         if self.apiserver_kind == "real" and control_plane is None and find_binaries() is None:
             raise ControlPlaneUnavailable(unavailable_message())  # before any server starts
         self.real: RealApiServer | None = None
@@ -209,8 +220,13 @@ class Sandbox:
 
         self.app = app = ApiApplication()
         self.in_cluster = EdgeServer(
-            "127.0.0.1", scenario.in_cluster, app=app, io_timeout=self.io_timeout, name="in-cluster backend",
-            health=scenario.in_cluster_health, target_host=scenario.target.host,
+            "127.0.0.1",
+            scenario.in_cluster,
+            app=app,
+            io_timeout=self.io_timeout,
+            name="in-cluster backend",
+            health=scenario.in_cluster_health,
+            target_host=scenario.target.host,
         )
         self.in_cluster.start()
         # Where the service proxy lands when a Service's targetPort matches no container port: a bound,
@@ -225,9 +241,18 @@ class Sandbox:
                 files = certificates.edges[spec.tls]
                 tls = server_tls_context(files.cert_file, files.key_file)
             edges.append(
-                EdgeServer(spec.address, spec.behaviour, app=app, hosts=spec.hosts, tls_context=tls,
-                           io_timeout=self.io_timeout, health=spec.health, target_host=scenario.target.host,
-                           headers=spec.headers, server=spec.server)
+                EdgeServer(
+                    spec.address,
+                    spec.behaviour,
+                    app=app,
+                    hosts=spec.hosts,
+                    tls_context=tls,
+                    io_timeout=self.io_timeout,
+                    health=spec.health,
+                    target_host=scenario.target.host,
+                    headers=spec.headers,
+                    server=spec.server,
+                )
             )
         self.edges = EdgeGroup(edges)
         port = self.edges.start()
@@ -237,22 +262,34 @@ class Sandbox:
         kubeconfig = str(state / "kubeconfig")
         if self.apiserver_kind == "real":
             self.real = RealApiServer(
-                scenario, certificates, control_plane=self._shared_control_plane,
-                in_cluster=("127.0.0.1", self.in_cluster.port), refusing=self._refusing_socket.getsockname(),
+                scenario,
+                certificates,
+                control_plane=self._shared_control_plane,
+                in_cluster=("127.0.0.1", self.in_cluster.port),
+                refusing=self._refusing_socket.getsockname(),
             )
             api_url = self.real.start(kubeconfig, context=CONTEXT_NAME)
         else:
             token = secrets.token_urlsafe(32)
             self.api = apiserver.KubeApiServer(
-                scenario.objects, pod_logs=dict(scenario.logs), deny=list(scenario.deny), token=token,
-                cert_file=certificates.apiserver.cert_file, key_file=certificates.apiserver.key_file,
-                host="127.0.0.1", backend_for_service=self.backend_for_service,
+                scenario.objects,
+                pod_logs=dict(scenario.logs),
+                deny=list(scenario.deny),
+                token=token,
+                cert_file=certificates.apiserver.cert_file,
+                key_file=certificates.apiserver.key_file,
+                host="127.0.0.1",
+                backend_for_service=self.backend_for_service,
             )
             self.api.start()
             api_url = self.api.url
             apiserver.write_kubeconfig(
-                kubeconfig, server_url=api_url, ca_file=certificates.ca_file, token=token,
-                context=CONTEXT_NAME, namespace=scenario.namespace,
+                kubeconfig,
+                server_url=api_url,
+                ca_file=certificates.ca_file,
+                token=token,
+                context=CONTEXT_NAME,
+                namespace=scenario.namespace,
             )
         database_dsn, database = database_start()
         for server in self.dns_servers.values():
@@ -271,7 +308,10 @@ class Sandbox:
             api_url=api_url,
             edge_port=port,
             state_dir=self._state_dir,
-            edges={spec.address: str(spec.behaviour) + (f" tls:{spec.tls}" if spec.tls else "") for spec in scenario.edges},
+            edges={
+                spec.address: str(spec.behaviour) + (f" tls:{spec.tls}" if spec.tls else "")
+                for spec in scenario.edges
+            },
             application=dict(scenario.application),
             database_dsn=database_dsn,
             database=database,
@@ -280,8 +320,13 @@ class Sandbox:
         )
 
     def _apply_change(self, change: timed.ChangeSpec) -> None:
-        timed.apply_change(change, authoritative=self.authoritative, resolvers=self.dns_servers,
-                           edges=self.edges.edges if self.edges is not None else [], on_objects=self._replace_objects)
+        timed.apply_change(
+            change,
+            authoritative=self.authoritative,
+            resolvers=self.dns_servers,
+            edges=self.edges.edges if self.edges is not None else [],
+            on_objects=self._replace_objects,
+        )
 
     def _replace_objects(self, added: list[dict], removed: list[str]) -> None:
         if self.api is None:
@@ -308,11 +353,15 @@ class Sandbox:
             try:
                 if state.state == "down":
                     # Nothing runs: the DSN's port is bound, not listening, so connections are refused.
-                    self._database_refusing_socket = refusing = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                    self._database_refusing_socket = refusing = socket.socket(
+                        socket.AF_INET, socket.SOCK_STREAM
+                    )
                     refusing.bind(("127.0.0.1", 0))
                     port = refusing.getsockname()[1]
-                    outcome["dsn"] = f"postgresql://{postgres_mod.APP_USER}:{secrets.token_urlsafe(18)}@127.0.0.1:{port}/" \
-                                     f"{postgres_mod.APP_DATABASE}?connect_timeout=5"
+                    outcome["dsn"] = (
+                        f"postgresql://{postgres_mod.APP_USER}:{secrets.token_urlsafe(18)}@127.0.0.1:{port}/"
+                        f"{postgres_mod.APP_DATABASE}?connect_timeout=5"
+                    )
                 else:
                     outcome["dsn"] = server.start()
             except BaseException as error:  # noqa: BLE001 - re-raised on the starting thread
@@ -338,7 +387,8 @@ class Sandbox:
                 description = "PostgreSQL down: nothing listens at the DSN's address"
             elif state.state != "running":
                 description += f"; failing on purpose: {state.state}" + (
-                    f" ({state.delay * 1000:g} ms per answer)" if state.state == "slow" else "")
+                    f" ({state.delay * 1000:g} ms per answer)" if state.state == "slow" else ""
+                )
             # An application's own database check gives up sooner than a client would (2 s, libpq's minimum).
             timeout = self.io_timeout if state.state == "running" else 2.0
             self.database = postgres_mod.SandboxDatabase(dsn, timeout=timeout)
@@ -414,7 +464,9 @@ class Sandbox:
 
     # -- what the API server's service proxy reaches -------------------------------------------
 
-    def backend_for_service(self, namespace: str, service_name: str, port: int | str) -> tuple[str, int] | None:
+    def backend_for_service(
+        self, namespace: str, service_name: str, port: int | str
+    ) -> tuple[str, int] | None:
         """The in-cluster address behind ``namespace/service_name:port``, as kube-proxy would pick it.
 
         None when the Service or the port does not exist or no pod is selected; the refusing address when
@@ -423,7 +475,11 @@ class Sandbox:
         if self.in_cluster is None:
             return None
         service = next(
-            (obj for obj in self.scenario.objects_of_kind("Service", namespace) if obj["metadata"]["name"] == service_name),
+            (
+                obj
+                for obj in self.scenario.objects_of_kind("Service", namespace)
+                if obj["metadata"]["name"] == service_name
+            ),
             None,
         )
         if service is None:
@@ -435,7 +491,8 @@ class Sandbox:
             return None
         target_port = service_port.get("targetPort", service_port.get("port"))
         pods = [
-            pod for pod in self.scenario.objects_of_kind("Pod", namespace)
+            pod
+            for pod in self.scenario.objects_of_kind("Pod", namespace)
             if service_selects(selector, pod["metadata"].get("labels"))
         ]
         if not pods:

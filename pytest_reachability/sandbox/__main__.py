@@ -33,14 +33,26 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("scenario", nargs="*", help="a shipped scenario name or a scenario YAML file")
     parser.add_argument("--list", action="store_true", help="list the shipped scenarios and exit")
-    parser.add_argument("--evaluate", action="store_true",
-                        help="run the suite against the scenarios (default: every one with an expect block) and "
-                             "print how often the top theory names the expected fault")
-    parser.add_argument("--rankings", action="store_true",
-                        help="with --evaluate: list each scenario's other top-level theories under its row")
-    parser.add_argument("-j", "--jobs", type=int, default=2, help="scenarios run at a time by --evaluate (default 2)")
-    parser.add_argument("--probe-timeout", type=float, default=3.0,
-                        help="--probe-timeout of each suite run of --evaluate (default 3 s)")
+    parser.add_argument(
+        "--evaluate",
+        action="store_true",
+        help="run the suite against the scenarios (default: every one with an expect block) and "
+        "print how often the top theory names the expected fault",
+    )
+    parser.add_argument(
+        "--rankings",
+        action="store_true",
+        help="with --evaluate: list each scenario's other top-level theories under its row",
+    )
+    parser.add_argument(
+        "-j", "--jobs", type=int, default=2, help="scenarios run at a time by --evaluate (default 2)"
+    )
+    parser.add_argument(
+        "--probe-timeout",
+        type=float,
+        default=3.0,
+        help="--probe-timeout of each suite run of --evaluate (default 3 s)",
+    )
     return parser
 
 
@@ -53,7 +65,11 @@ def _evaluate(names: list[str], jobs: int, probe_timeout: float, rankings: bool 
     started = time.monotonic()
 
     def progress(row) -> None:
-        print(f"# {row.scenario}: {'hit' if row.hit else 'MISS'} ({row.seconds:.1f}s)", file=sys.stderr, flush=True)
+        print(
+            f"# {row.scenario}: {'hit' if row.hit else 'MISS'} ({row.seconds:.1f}s)",
+            file=sys.stderr,
+            flush=True,
+        )
 
     try:
         rows = evaluate(names or None, jobs=jobs, probe_timeout=probe_timeout, progress=progress)

@@ -52,8 +52,16 @@ PROXY_BODY_LIMIT = 1024 * 1024
 WRITE_BODY_LIMIT = 1024 * 1024
 BUILTIN_NAMESPACES = ("default", "kube-node-lease", "kube-public", "kube-system")
 NODE_INFO_FIELDS = (
-    "machineID", "systemUUID", "bootID", "kernelVersion", "osImage", "containerRuntimeVersion",
-    "kubeletVersion", "kubeProxyVersion", "operatingSystem", "architecture",
+    "machineID",
+    "systemUUID",
+    "bootID",
+    "kernelVersion",
+    "osImage",
+    "containerRuntimeVersion",
+    "kubeletVersion",
+    "kubeProxyVersion",
+    "operatingSystem",
+    "architecture",
 )
 
 BackendForService = Callable[[str, str, "int | str"], "tuple[str, int] | None"]
@@ -555,7 +563,9 @@ class ObjectStore:
         metadata = service["metadata"]
         ports = []
         for port in (service.get("spec") or {}).get("ports") or []:
-            target = resolve_target_port(port.get("targetPort", port.get("port")), containers_ports(members[0]) if members else [])
+            target = resolve_target_port(
+                port.get("targetPort", port.get("port")), containers_ports(members[0]) if members else []
+            )
             if target is None:
                 continue
             entry = {"name": port.get("name", ""), "port": target, "protocol": port.get("protocol", "TCP")}
@@ -703,11 +713,18 @@ class ObjectStore:
                     if not isinstance(reference, dict) or reference.get("uid"):
                         continue
                     owner = self._find_by_kind(
-                        str(reference.get("kind", "")), metadata.get("namespace", ""), str(reference.get("name", ""))
+                        str(reference.get("kind", "")),
+                        metadata.get("namespace", ""),
+                        str(reference.get("name", "")),
                     )
                     reference["uid"] = (
-                        owner["metadata"]["uid"] if owner is not None
-                        else str(uuid.uuid5(uuid.NAMESPACE_URL, f"owner/{metadata.get('namespace', '')}/{reference}"))
+                        owner["metadata"]["uid"]
+                        if owner is not None
+                        else str(
+                            uuid.uuid5(
+                                uuid.NAMESPACE_URL, f"owner/{metadata.get('namespace', '')}/{reference}"
+                            )
+                        )
                     )
 
     def _find_by_kind(self, kind: str, namespace: str, name: str) -> dict | None:
@@ -1348,9 +1365,14 @@ class KubeApiServer:
                 "metadata": list_metadata,
                 # An empty one is `"items": null` on kube-apiserver's wire, unlike every other list.
                 "items": [
-                    {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": item["metadata"]}
+                    {
+                        "kind": "PartialObjectMetadata",
+                        "apiVersion": "meta.k8s.io/v1",
+                        "metadata": item["metadata"],
+                    }
                     for item in items
-                ] or None,
+                ]
+                or None,
             }
             handler.send_json(200, partial)
             return
@@ -1361,7 +1383,9 @@ class KubeApiServer:
                 "apiVersion": resource_type.api_version,
                 "metadata": list_metadata,
                 # kube-apiserver's JSON lists carry kind and apiVersion once, not on each item.
-                "items": [{k: v for k, v in item.items() if k not in ("apiVersion", "kind")} for item in items],
+                "items": [
+                    {k: v for k, v in item.items() if k not in ("apiVersion", "kind")} for item in items
+                ],
             },
         )
 
@@ -1374,9 +1398,7 @@ class KubeApiServer:
             try:
                 start = int(json.loads(base64.urlsafe_b64decode(token.encode()))["start"])
             except (ValueError, KeyError, TypeError):
-                raise _RequestError(
-                    400, "BadRequest", "continue key is not valid: malformed token"
-                ) from None
+                raise _RequestError(400, "BadRequest", "continue key is not valid: malformed token") from None
         limit_text = _first(query, "limit")
         try:
             limit = int(limit_text) if limit_text else 0

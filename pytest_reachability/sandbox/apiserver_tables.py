@@ -179,7 +179,9 @@ def _pod_cells(pod: dict, now: datetime) -> list:
     else:
         counted = status.get("containerStatuses") or []
         looked_at = [*init_statuses, *counted]
-        reason, ready_containers = _containers_reason(pod, counted, status.get("reason") or status.get("phase") or "")
+        reason, ready_containers = _containers_reason(
+            pod, counted, status.get("reason") or status.get("phase") or ""
+        )
     if metadata.get("deletionTimestamp"):
         reason = "Unknown" if status.get("reason") == "NodeLost" else "Terminating"
     restarts = sum(int(container_status.get("restartCount") or 0) for container_status in counted)
@@ -237,7 +239,9 @@ def _containers_reason(pod: dict, statuses: list[dict], reason: str) -> tuple[st
 
 
 def _latest_restart(statuses: list[dict]) -> datetime | None:
-    finished = [parse_time(((s.get("lastState") or {}).get("terminated") or {}).get("finishedAt")) for s in statuses]
+    finished = [
+        parse_time(((s.get("lastState") or {}).get("terminated") or {}).get("finishedAt")) for s in statuses
+    ]
     known = [moment for moment in finished if moment is not None]
     return max(known) if known else None
 

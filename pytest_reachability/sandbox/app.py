@@ -141,8 +141,10 @@ class MemoryResultStore:
 
 
 def _route_pattern(path: str) -> re.Pattern[str]:
-    parts = [f"(?P<{seg[1:-1]}>[^/]+)" if seg.startswith("{") and seg.endswith("}") else re.escape(seg)
-             for seg in path.split("/")]
+    parts = [
+        f"(?P<{seg[1:-1]}>[^/]+)" if seg.startswith("{") and seg.endswith("}") else re.escape(seg)
+        for seg in path.split("/")
+    ]
     return re.compile("^" + "/".join(parts) + "$")
 
 

@@ -31,8 +31,16 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
-TLS_KINDS = ("good", "expired", "wrong_host", "untrusted", "intermediate", "missing_intermediate", "not_yet_valid",
-             "wildcard_parent")
+TLS_KINDS = (
+    "good",
+    "expired",
+    "wrong_host",
+    "untrusted",
+    "intermediate",
+    "missing_intermediate",
+    "not_yet_valid",
+    "wildcard_parent",
+)
 
 _ONE_DAY = datetime.timedelta(days=1)
 
@@ -65,8 +73,12 @@ class CertificateAuthority:
     """A CA that issues leaf certificates for server names and IP addresses: self-signed, or an intermediate
     signed by ``parent``."""
 
-    def __init__(self, common_name: str = "pytest-reachability sandbox CA", *,
-                 parent: CertificateAuthority | None = None) -> None:
+    def __init__(
+        self,
+        common_name: str = "pytest-reachability sandbox CA",
+        *,
+        parent: CertificateAuthority | None = None,
+    ) -> None:
         now = datetime.datetime.now(datetime.timezone.utc)
         self._key = ec.generate_private_key(ec.SECP256R1())
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
@@ -86,9 +98,15 @@ class CertificateAuthority:
             .add_extension(x509.BasicConstraints(ca=True, path_length=0 if parent else 1), critical=True)
             .add_extension(
                 x509.KeyUsage(
-                    digital_signature=True, content_commitment=False, key_encipherment=False,
-                    data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-                    encipher_only=False, decipher_only=False,
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
                 ),
                 critical=True,
             )
@@ -96,14 +114,17 @@ class CertificateAuthority:
         )
         if parent is not None:
             builder = builder.add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(parent._key.public_key()), critical=False)
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(parent._key.public_key()), critical=False
+            )
         self.certificate = builder.sign(parent._key if parent else self._key, hashes.SHA256())
 
     @property
     def cert_pem(self) -> bytes:
         return self.certificate.public_bytes(serialization.Encoding.PEM)
 
-    def issue(self, names: list[str], *, expired: bool = False, not_yet_valid: bool = False) -> tuple[bytes, bytes]:
+    def issue(
+        self, names: list[str], *, expired: bool = False, not_yet_valid: bool = False
+    ) -> tuple[bytes, bytes]:
         """Return ``(cert_pem, key_pem)`` of a server certificate for ``names`` (DNS names or IPs)."""
         now = datetime.datetime.now(datetime.timezone.utc)
         if expired:
@@ -129,14 +150,30 @@ class CertificateAuthority:
             )
         )
         if self.issuer_url:
-            builder = builder.add_extension(x509.AuthorityInformationAccess([x509.AccessDescription(
-                AuthorityInformationAccessOID.CA_ISSUERS, x509.UniformResourceIdentifier(self.issuer_url))]),
-                critical=False)
+            builder = builder.add_extension(
+                x509.AuthorityInformationAccess(
+                    [
+                        x509.AccessDescription(
+                            AuthorityInformationAccessOID.CA_ISSUERS,
+                            x509.UniformResourceIdentifier(self.issuer_url),
+                        )
+                    ]
+                ),
+                critical=False,
+            )
         certificate = builder.sign(self._key, hashes.SHA256())
         return certificate.public_bytes(serialization.Encoding.PEM), _key_pem(key)
 
-    def write_issued(self, directory: Path, stem: str, names: list[str], *, expired: bool = False,
-                     not_yet_valid: bool = False, chain: bytes = b"") -> KeyPairFiles:
+    def write_issued(
+        self,
+        directory: Path,
+        stem: str,
+        names: list[str],
+        *,
+        expired: bool = False,
+        not_yet_valid: bool = False,
+        chain: bytes = b"",
+    ) -> KeyPairFiles:
         """Write a leaf and its key; ``chain`` (PEM of intermediates) follows the leaf in the certificate file."""
         cert_pem, key_pem = self.issue(names, expired=expired, not_yet_valid=not_yet_valid)
         cert_file, key_file = directory / f"{stem}.crt", directory / f"{stem}.key"
@@ -180,11 +217,18 @@ def write_sandbox_certificates(directory: str | Path, target_host: str) -> Sandb
         "expired": authority.write_issued(directory, "edge-expired", [target_host], expired=True),
         "wrong_host": authority.write_issued(directory, "edge-wrong-host", [wrong_host]),
         "untrusted": stranger.write_issued(directory, "edge-untrusted", [target_host]),
-        "intermediate": intermediate.write_issued(directory, "edge-intermediate", [target_host],
-                                                  chain=intermediate.cert_pem),
-        "missing_intermediate": intermediate.write_issued(directory, "edge-missing-intermediate", [target_host]),
-        "not_yet_valid": authority.write_issued(directory, "edge-not-yet-valid", [target_host], not_yet_valid=True),
-        "wildcard_parent": authority.write_issued(directory, "edge-wildcard-parent", [_wildcard_too_high(target_host)]),
+        "intermediate": intermediate.write_issued(
+            directory, "edge-intermediate", [target_host], chain=intermediate.cert_pem
+        ),
+        "missing_intermediate": intermediate.write_issued(
+            directory, "edge-missing-intermediate", [target_host]
+        ),
+        "not_yet_valid": authority.write_issued(
+            directory, "edge-not-yet-valid", [target_host], not_yet_valid=True
+        ),
+        "wildcard_parent": authority.write_issued(
+            directory, "edge-wildcard-parent", [_wildcard_too_high(target_host)]
+        ),
     }
     apiserver = authority.write_issued(directory, "apiserver", ["127.0.0.1", "localhost"])
     return SandboxCertificates(ca_file=str(ca_file), apiserver=apiserver, edges=edges)

@@ -120,9 +120,11 @@ def find_binaries() -> Path | None:
 
 
 def unavailable_message() -> str:
-    return (f"the real control plane (kube-apiserver {KUBERNETES_VERSION}, etcd {ETCD_VERSION}) is not built "
-            f"in {binaries_dir()}: run {BUILD_COMMAND} once from a checkout (needs Go >= 1.26 and the Go "
-            f"module proxy; about 15 minutes on 2 cores), or set {BINARIES_ENV} to a folder holding both")
+    return (
+        f"the real control plane (kube-apiserver {KUBERNETES_VERSION}, etcd {ETCD_VERSION}) is not built "
+        f"in {binaries_dir()}: run {BUILD_COMMAND} once from a checkout (needs Go >= 1.26 and the Go "
+        f"module proxy; about 15 minutes on 2 cores), or set {BINARIES_ENV} to a folder holding both"
+    )
 
 
 def _die_with_parent() -> None:
@@ -177,7 +179,9 @@ class EgressGuard:
                 connection, _ = self._listener.accept()
             except OSError:
                 return
-            thread = threading.Thread(target=self._serve, args=(connection,), name="egress-guard:conn", daemon=True)
+            thread = threading.Thread(
+                target=self._serve, args=(connection,), name="egress-guard:conn", daemon=True
+            )
             with self._lock:
                 self._threads = [t for t in self._threads if t.is_alive()] + [thread]
                 self._open.add(connection)
@@ -272,9 +276,15 @@ def _pipe(one: socket.socket, other: socket.socket, io_timeout: float) -> None:
 class ControlPlane:
     """etcd + kube-apiserver on loopback for one test session (see the module docstring)."""
 
-    def __init__(self, binaries: Path | str | None = None, *, users: list[str] | tuple[str, ...] = ("nobody",),
-                 serving: KeyPairFiles | None = None, ca_file: str | None = None,
-                 start_timeout: float = START_TIMEOUT) -> None:
+    def __init__(
+        self,
+        binaries: Path | str | None = None,
+        *,
+        users: list[str] | tuple[str, ...] = ("nobody",),
+        serving: KeyPairFiles | None = None,
+        ca_file: str | None = None,
+        start_timeout: float = START_TIMEOUT,
+    ) -> None:
         """``serving``/``ca_file``: the serving certificate and its CA (made here when not given)."""
         self.binaries = Path(binaries) if binaries is not None else find_binaries()
         self.user_names = tuple(users)
@@ -343,14 +353,27 @@ class ControlPlane:
         assert self.directory is not None, "the control plane is not running"
         return str(self.directory / f"kubeconfig-{user}")
 
-    def write_kubeconfig(self, path: str | Path, *, user: str, token: str, namespace: str = "default",
-                         context: str = "control-plane") -> str:
+    def write_kubeconfig(
+        self,
+        path: str | Path,
+        *,
+        user: str,
+        token: str,
+        namespace: str = "default",
+        context: str = "control-plane",
+    ) -> str:
         """A kubeconfig for any bearer token (e.g. a ServiceAccount's from the TokenRequest API)."""
         config = {
-            "apiVersion": "v1", "kind": "Config", "preferences": {},
-            "clusters": [{"name": context, "cluster": {"server": self.url, "certificate-authority": self.ca_file}}],
+            "apiVersion": "v1",
+            "kind": "Config",
+            "preferences": {},
+            "clusters": [
+                {"name": context, "cluster": {"server": self.url, "certificate-authority": self.ca_file}}
+            ],
             "users": [{"name": user, "user": {"token": token}}],
-            "contexts": [{"name": context, "context": {"cluster": context, "user": user, "namespace": namespace}}],
+            "contexts": [
+                {"name": context, "context": {"cluster": context, "user": user, "namespace": namespace}}
+            ],
             "current-context": context,
         }
         descriptor = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -407,10 +430,16 @@ class ControlPlane:
         self.ca_file = self._ca_file
         # The service-account signing key pair (TokenRequest signs with it, authentication verifies with it).
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        (pki / "sa.key").write_bytes(key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-        (pki / "sa.pub").write_bytes(key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+        (pki / "sa.key").write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+        (pki / "sa.pub").write_bytes(
+            key.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
         (pki / "sa.key").chmod(0o600)
         self.users = {ADMIN: User(ADMIN, secrets.token_urlsafe(32), ("system:masters",))}
         for name in self.user_names:
@@ -418,7 +447,7 @@ class ControlPlane:
         lines = []
         for user in self.users.values():
             groups = ",".join(user.groups)
-            lines.append(f'{user.token},{user.name},{user.name}' + (f',"{groups}"' if groups else ""))
+            lines.append(f"{user.token},{user.name},{user.name}" + (f',"{groups}"' if groups else ""))
         tokens = self.directory / "tokens.csv"
         descriptor = os.open(str(tokens), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
@@ -428,9 +457,17 @@ class ControlPlane:
     def _write_egress_selector(self, socket_path: Path) -> None:
         assert self.directory is not None
         config = {
-            "apiVersion": "apiserver.k8s.io/v1beta1", "kind": "EgressSelectorConfiguration",
-            "egressSelections": [{"name": "cluster", "connection": {
-                "proxyProtocol": "HTTPConnect", "transport": {"uds": {"udsName": str(socket_path)}}}}],
+            "apiVersion": "apiserver.k8s.io/v1beta1",
+            "kind": "EgressSelectorConfiguration",
+            "egressSelections": [
+                {
+                    "name": "cluster",
+                    "connection": {
+                        "proxyProtocol": "HTTPConnect",
+                        "transport": {"uds": {"udsName": str(socket_path)}},
+                    },
+                }
+            ],
         }
         (self.directory / "egress-selector.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
 
@@ -439,8 +476,13 @@ class ControlPlane:
         log = open(self.directory / f"{name}.log", "ab")  # noqa: SIM115 - handed to the child
         try:
             return subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=self.directory,
-                start_new_session=True, preexec_fn=_die_with_parent,
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                cwd=self.directory,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
         finally:
             log.close()
@@ -452,16 +494,29 @@ class ControlPlane:
             self.etcd_url = f"http://127.0.0.1:{client}"
             data = self.directory / "etcd"
             shutil.rmtree(data, ignore_errors=True)
-            self.etcd = self._spawn("etcd", [
-                str(self.binaries / "etcd"), "--name=default", f"--data-dir={data}",
-                f"--listen-client-urls={self.etcd_url}", f"--advertise-client-urls={self.etcd_url}",
-                f"--listen-peer-urls=http://127.0.0.1:{peer}",
-                f"--initial-advertise-peer-urls=http://127.0.0.1:{peer}",
-                f"--initial-cluster=default=http://127.0.0.1:{peer}",
-                "--unsafe-no-fsync", "--log-level=warn", "--quota-backend-bytes=268435456",
-            ])
-            if self._wait(self.etcd, f"{self.etcd_url}/health", deadline, "etcd",
-                          ready=lambda body: b'"health":"true"' in body):
+            self.etcd = self._spawn(
+                "etcd",
+                [
+                    str(self.binaries / "etcd"),
+                    "--name=default",
+                    f"--data-dir={data}",
+                    f"--listen-client-urls={self.etcd_url}",
+                    f"--advertise-client-urls={self.etcd_url}",
+                    f"--listen-peer-urls=http://127.0.0.1:{peer}",
+                    f"--initial-advertise-peer-urls=http://127.0.0.1:{peer}",
+                    f"--initial-cluster=default=http://127.0.0.1:{peer}",
+                    "--unsafe-no-fsync",
+                    "--log-level=warn",
+                    "--quota-backend-bytes=268435456",
+                ],
+            )
+            if self._wait(
+                self.etcd,
+                f"{self.etcd_url}/health",
+                deadline,
+                "etcd",
+                ready=lambda body: b'"health":"true"' in body,
+            ):
                 return
         raise ControlPlaneError(f"etcd did not start: {self.log_tail('etcd', 3)}")
 
@@ -471,37 +526,59 @@ class ControlPlane:
         for _attempt in range(3):
             port = _free_port()
             self.url = f"https://127.0.0.1:{port}"
-            self.apiserver = self._spawn("kube-apiserver", [
-                str(self.binaries / "kube-apiserver"),
-                f"--etcd-servers={self.etcd_url}",
-                "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={port}",
-                # The lease reconciler refuses a loopback advertise address (it would publish it as the
-                # `kubernetes` Service's endpoint); the Service itself is still created.
-                "--endpoint-reconciler-type=none",
-                f"--tls-cert-file={self._serving.cert_file}", f"--tls-private-key-file={self._serving.key_file}",
-                f"--cert-dir={pki}",
-                f"--token-auth-file={self.directory / 'tokens.csv'}",
-                "--authorization-mode=RBAC",
-                # TaintNodesByCondition taints every new Node node.kubernetes.io/not-ready until the node
-                # lifecycle controller (not run here) sees it Ready: a scenario states its nodes' taints itself.
-                "--disable-admission-plugins=ServiceAccount,TaintNodesByCondition",
-                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-                f"--service-account-key-file={pki / 'sa.pub'}",
-                f"--service-account-signing-key-file={pki / 'sa.key'}",
-                f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
-                f"--audit-policy-file={self.directory / 'audit-policy.yaml'}",
-                f"--audit-log-path={self.directory / 'audit.log'}", "--audit-log-mode=blocking",
-                f"--egress-selector-config-file={self.directory / 'egress-selector.yaml'}",
-                "--profiling=false", "--enable-priority-and-fairness=false",
-            ])
+            self.apiserver = self._spawn(
+                "kube-apiserver",
+                [
+                    str(self.binaries / "kube-apiserver"),
+                    f"--etcd-servers={self.etcd_url}",
+                    "--bind-address=127.0.0.1",
+                    "--advertise-address=127.0.0.1",
+                    f"--secure-port={port}",
+                    # The lease reconciler refuses a loopback advertise address (it would publish it as the
+                    # `kubernetes` Service's endpoint); the Service itself is still created.
+                    "--endpoint-reconciler-type=none",
+                    f"--tls-cert-file={self._serving.cert_file}",
+                    f"--tls-private-key-file={self._serving.key_file}",
+                    f"--cert-dir={pki}",
+                    f"--token-auth-file={self.directory / 'tokens.csv'}",
+                    "--authorization-mode=RBAC",
+                    # TaintNodesByCondition taints every new Node node.kubernetes.io/not-ready until the node
+                    # lifecycle controller (not run here) sees it Ready: a scenario states its nodes' taints itself.
+                    "--disable-admission-plugins=ServiceAccount,TaintNodesByCondition",
+                    "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                    f"--service-account-key-file={pki / 'sa.pub'}",
+                    f"--service-account-signing-key-file={pki / 'sa.key'}",
+                    f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
+                    f"--audit-policy-file={self.directory / 'audit-policy.yaml'}",
+                    f"--audit-log-path={self.directory / 'audit.log'}",
+                    "--audit-log-mode=blocking",
+                    f"--egress-selector-config-file={self.directory / 'egress-selector.yaml'}",
+                    "--profiling=false",
+                    "--enable-priority-and-fairness=false",
+                ],
+            )
             token = self.users[ADMIN].token
-            if self._wait(self.apiserver, f"{self.url}/readyz", deadline, "kube-apiserver", token=token,
-                          ready=lambda body: body.strip() == b"ok"):
+            if self._wait(
+                self.apiserver,
+                f"{self.url}/readyz",
+                deadline,
+                "kube-apiserver",
+                token=token,
+                ready=lambda body: body.strip() == b"ok",
+            ):
                 return
         raise ControlPlaneError(f"kube-apiserver did not start: {self.log_tail(lines=3)}")
 
-    def _wait(self, process: subprocess.Popen, url: str, deadline: float, what: str, *, ready: Any,
-              token: str | None = None) -> bool:
+    def _wait(
+        self,
+        process: subprocess.Popen,
+        url: str,
+        deadline: float,
+        what: str,
+        *,
+        ready: Any,
+        token: str | None = None,
+    ) -> bool:
         """Poll ``url`` until ``ready(body)``: True; False if the process exited (a port clash, retried)."""
         # No proxy handler: a loopback server is never reached through HTTPS_PROXY.
         handlers: list[Any] = [urllib.request.ProxyHandler({})]
@@ -515,7 +592,9 @@ class ControlPlane:
                 if "address already in use" in tail:
                     return False
                 raise ControlPlaneError(f"{what} exited with status {process.returncode}: {tail}")
-            request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+            request = urllib.request.Request(
+                url, headers={"Authorization": f"Bearer {token}"} if token else {}
+            )
             with contextlib.suppress(OSError, urllib.error.URLError, ValueError):
                 with opener.open(request, timeout=5) as response:
                     if ready(response.read(4096)):

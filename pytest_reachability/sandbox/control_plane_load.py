@@ -32,15 +32,37 @@ import requests
 
 from .scenario import Scenario
 
-__all__ = ["ApiError", "Discovery", "LoadReport", "RestClient", "cluster_objects", "clear_objects", "load_objects"]
+__all__ = [
+    "ApiError",
+    "Discovery",
+    "LoadReport",
+    "RestClient",
+    "cluster_objects",
+    "clear_objects",
+    "load_objects",
+]
 
 REQUEST_TIMEOUT = 30.0
 MAX_FIELD_DROPS = 8  # per object: a 422 naming more fields than this is a bug, not a difference
-_SERVER_METADATA = ("uid", "resourceVersion", "creationTimestamp", "generation", "managedFields", "selfLink",
-                    "deletionTimestamp", "deletionGracePeriodSeconds")
+_SERVER_METADATA = (
+    "uid",
+    "resourceVersion",
+    "creationTimestamp",
+    "generation",
+    "managedFields",
+    "selfLink",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+)
 # Fields that must be dropped together: the server checks that each pair agrees.
-_COMPANIONS = {"clusterIP": "clusterIPs", "clusterIPs": "clusterIP", "podIP": "podIPs", "podIPs": "podIP",
-               "hostIP": "hostIPs", "hostIPs": "hostIP"}
+_COMPANIONS = {
+    "clusterIP": "clusterIPs",
+    "clusterIPs": "clusterIP",
+    "podIP": "podIPs",
+    "podIPs": "podIP",
+    "hostIP": "hostIPs",
+    "hostIPs": "hostIP",
+}
 _PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 
 
@@ -71,10 +93,21 @@ class RestClient:
         self.session.headers["Authorization"] = f"Bearer {token}"
         self.session.headers["Accept"] = "application/json"
 
-    def request(self, method: str, path: str, body: Any = None, *, params: dict[str, Any] | None = None,
-                content_type: str = "application/json") -> Any:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        params: dict[str, Any] | None = None,
+        content_type: str = "application/json",
+    ) -> Any:
         response = self.session.request(
-            method, self.url + path, json=body, params=params, timeout=self.timeout,
+            method,
+            self.url + path,
+            json=body,
+            params=params,
+            timeout=self.timeout,
             headers={"Content-Type": content_type} if body is not None else None,
         )
         try:
@@ -133,8 +166,14 @@ class Discovery:
             for entry in listing:
                 if "/" in entry["name"]:
                     continue
-                resource = Resource(group, version, entry["name"], entry["kind"], bool(entry.get("namespaced")),
-                                    f"{entry['name']}/status" in names)
+                resource = Resource(
+                    group,
+                    version,
+                    entry["name"],
+                    entry["kind"],
+                    bool(entry.get("namespaced")),
+                    f"{entry['name']}/status" in names,
+                )
                 resources.setdefault((resource.api_version, resource.kind), resource)
         self.resources = resources
 
@@ -177,11 +216,18 @@ def cluster_objects(scenario: Scenario) -> list[dict[str, Any]]:
     from .apiserver_discovery import RESOURCE_TYPES, resource_type_for_manifest
 
     manifests = [copy.deepcopy(obj) for obj in scenario.objects]
-    given = {(obj.get("kind"), (obj.get("metadata") or {}).get("namespace") or "", obj["metadata"]["name"])
-             for obj in manifests}
+    given = {
+        (obj.get("kind"), (obj.get("metadata") or {}).get("namespace") or "", obj["metadata"]["name"])
+        for obj in manifests
+    }
     # Kinds the sandbox's server does not know (custom resources, ...) are loaded as they are.
-    store = ObjectStore([obj for obj in manifests
-                         if resource_type_for_manifest(str(obj.get("apiVersion")), str(obj.get("kind")))])
+    store = ObjectStore(
+        [
+            obj
+            for obj in manifests
+            if resource_type_for_manifest(str(obj.get("apiVersion")), str(obj.get("kind")))
+        ]
+    )
     derived = []
     for resource_type in RESOURCE_TYPES:
         if resource_type.kind not in ("Namespace", "EndpointSlice", "Endpoints"):
@@ -204,8 +250,9 @@ def _derived_manifest(obj: dict[str, Any]) -> dict[str, Any]:
     return manifest
 
 
-def load_objects(client: RestClient, manifests: Iterable[dict[str, Any]],
-                 report: LoadReport | None = None) -> LoadReport:
+def load_objects(
+    client: RestClient, manifests: Iterable[dict[str, Any]], report: LoadReport | None = None
+) -> LoadReport:
     """Create every manifest through the API (see the module docstring); raise ApiError on a real refusal.
 
     ``report`` is filled as objects are created, so a caller holding it can clear a load that failed
@@ -220,13 +267,21 @@ def load_objects(client: RestClient, manifests: Iterable[dict[str, Any]],
         identity = _identity(manifest)
         resource = discovery.find(str(manifest.get("apiVersion")), str(manifest.get("kind")))
         if resource is None:
-            raise ApiError("POST", identity, 404, {"message": f"{manifest.get('apiVersion')}/{manifest.get('kind')} "
-                                                   "is not served by this API server"})
+            raise ApiError(
+                "POST",
+                identity,
+                404,
+                {
+                    "message": f"{manifest.get('apiVersion')}/{manifest.get('kind')} "
+                    "is not served by this API server"
+                },
+            )
         created, new = _create(client, resource, manifest, uids, report)
         metadata = created["metadata"]
         if new:
-            report.created.append((resource.collection(metadata.get("namespace")), metadata.get("namespace"),
-                                   metadata["name"]))
+            report.created.append(
+                (resource.collection(metadata.get("namespace")), metadata.get("namespace"), metadata["name"])
+            )
         uids[(resource.kind, metadata.get("namespace", ""), metadata["name"])] = metadata["uid"]
         if manifest.get("status") and resource.has_status:
             _write_status(client, resource, manifest, created, report)
@@ -254,13 +309,19 @@ def _complete_pod_template(body: dict[str, Any], report: LoadReport) -> None:
     if (template.get("spec") or {}).get("containers"):
         return
     selector = spec.get("selector") or {}
-    labels = dict(selector.get("matchLabels") or {}) if body["kind"] != "ReplicationController" else dict(selector)
+    labels = (
+        dict(selector.get("matchLabels") or {}) if body["kind"] != "ReplicationController" else dict(selector)
+    )
     template.setdefault("metadata", {}).setdefault("labels", labels)
     template.setdefault("spec", {})["containers"] = [{"name": "main", "image": PLACEHOLDER_IMAGE}]
-    report.note(_identity(body), "spec.template added (kube-apiserver requires a pod template with a container)")
+    report.note(
+        _identity(body), "spec.template added (kube-apiserver requires a pod template with a container)"
+    )
 
 
-def _prepare(manifest: dict[str, Any], uids: dict[tuple[str, str, str], str], report: LoadReport) -> dict[str, Any]:
+def _prepare(
+    manifest: dict[str, Any], uids: dict[tuple[str, str, str], str], report: LoadReport
+) -> dict[str, Any]:
     body = copy.deepcopy(manifest)
     _complete_pod_template(body, report)
     body.pop("status", None)
@@ -268,15 +329,23 @@ def _prepare(manifest: dict[str, Any], uids: dict[tuple[str, str, str], str], re
     for key in _SERVER_METADATA:
         metadata.pop(key, None)
     for reference in metadata.get("ownerReferences") or []:
-        owner = uids.get((reference.get("kind"), metadata.get("namespace", ""), reference.get("name"))) or uids.get(
-            (reference.get("kind"), "", reference.get("name")))
+        owner = uids.get(
+            (reference.get("kind"), metadata.get("namespace", ""), reference.get("name"))
+        ) or uids.get((reference.get("kind"), "", reference.get("name")))
         # No garbage collector runs: an owner that is not loaded keeps a stable made-up uid.
-        reference["uid"] = owner or reference.get("uid") or str(uuid.uuid5(uuid.NAMESPACE_URL, str(reference)))
+        reference["uid"] = (
+            owner or reference.get("uid") or str(uuid.uuid5(uuid.NAMESPACE_URL, str(reference)))
+        )
     return body
 
 
-def _create(client: RestClient, resource: Resource, manifest: dict[str, Any],
-            uids: dict[tuple[str, str, str], str], report: LoadReport) -> tuple[dict[str, Any], bool]:
+def _create(
+    client: RestClient,
+    resource: Resource,
+    manifest: dict[str, Any],
+    uids: dict[tuple[str, str, str], str],
+    report: LoadReport,
+) -> tuple[dict[str, Any], bool]:
     """The created object, and False when it existed already (a namespace the server made itself)."""
     body = _prepare(manifest, uids, report)
     namespace = body["metadata"].get("namespace") if resource.namespaced else None
@@ -288,8 +357,10 @@ def _create(client: RestClient, resource: Resource, manifest: dict[str, Any],
             if error.code == 409 and resource.kind == "Namespace":
                 # The server made it itself (default, kube-system, ...): give it the manifest's labels.
                 return _update_existing(client, resource, body), False
-            if error.code != 422 or not (_fill_required_data(body, error, identity, report)
-                                         or _drop_refused_fields(body, error, identity, report)):
+            if error.code != 422 or not (
+                _fill_required_data(body, error, identity, report)
+                or _drop_refused_fields(body, error, identity, report)
+            ):
                 raise
     raise ApiError("POST", identity, 422, {"message": "too many refused fields"})
 
@@ -310,7 +381,9 @@ def _fill_required_data(body: dict[str, Any], error: ApiError, identity: str, re
         if key in data:
             continue
         data[key] = "e30=" if key in _EMPTY_JSON_KEYS else ""  # base64 of "{}" / of ""
-        report.note(identity, f"data[{key}] added empty ({cause.get('message')}; scenarios hold no secret values)")
+        report.note(
+            identity, f"data[{key}] added empty ({cause.get('message')}; scenarios hold no secret values)"
+        )
         filled = True
     return filled
 
@@ -324,8 +397,13 @@ def _update_existing(client: RestClient, resource: Resource, body: dict[str, Any
     return client.request("PUT", path, current)
 
 
-def _write_status(client: RestClient, resource: Resource, manifest: dict[str, Any], created: dict[str, Any],
-                  report: LoadReport) -> None:
+def _write_status(
+    client: RestClient,
+    resource: Resource,
+    manifest: dict[str, Any],
+    created: dict[str, Any],
+    report: LoadReport,
+) -> None:
     identity = _identity(manifest)
     status = copy.deepcopy(manifest["status"])
     given_generation = (manifest.get("metadata") or {}).get("generation")
@@ -335,9 +413,14 @@ def _write_status(client: RestClient, resource: Resource, manifest: dict[str, An
         shifted = max(0, observed - (given_generation or 1) + assigned)
         if shifted != observed:
             status["observedGeneration"] = shifted
-            report.note(identity, f"status.observedGeneration {observed} -> {shifted} "
-                                  f"(generation {given_generation or 1} -> {assigned})")
-    path = _object_path(resource, created["metadata"].get("namespace"), created["metadata"]["name"]) + "/status"
+            report.note(
+                identity,
+                f"status.observedGeneration {observed} -> {shifted} "
+                f"(generation {given_generation or 1} -> {assigned})",
+            )
+    path = (
+        _object_path(resource, created["metadata"].get("namespace"), created["metadata"]["name"]) + "/status"
+    )
     body = copy.deepcopy(created)
     # The server's own status fields (e.g. a pod's qosClass) stay unless the manifest says otherwise.
     body["status"] = {**(created.get("status") or {}), **status}
@@ -393,7 +476,9 @@ def _wait_established(client: RestClient, resource: Resource, name: str, timeout
         if any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions):
             return
         time.sleep(0.2)
-    raise ApiError("GET", name, 504, {"message": f"CustomResourceDefinition {name} not established in {timeout:g}s"})
+    raise ApiError(
+        "GET", name, 504, {"message": f"CustomResourceDefinition {name} not established in {timeout:g}s"}
+    )
 
 
 def clear_objects(client: RestClient, report: LoadReport, *, timeout: float = 60.0) -> None:
@@ -415,13 +500,22 @@ def clear_objects(client: RestClient, report: LoadReport, *, timeout: float = 60
                 continue
             raise
         if current["metadata"].get("finalizers"):
-            client.request("PATCH", path, {"metadata": {"finalizers": None}},
-                           content_type="application/merge-patch+json")
+            client.request(
+                "PATCH", path, {"metadata": {"finalizers": None}}, content_type="application/merge-patch+json"
+            )
         try:
             # Background propagation: the default for some kinds (a batch/v1 Job) is to orphan dependents
             # through an `orphan` finalizer that only the garbage collector, not run here, would remove.
-            client.request("DELETE", path, {"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 0,
-                                            "propagationPolicy": "Background"})
+            client.request(
+                "DELETE",
+                path,
+                {
+                    "kind": "DeleteOptions",
+                    "apiVersion": "v1",
+                    "gracePeriodSeconds": 0,
+                    "propagationPolicy": "Background",
+                },
+            )
         except ApiError as error:
             if error.code != 404:
                 raise
@@ -443,7 +537,9 @@ def _wait_gone(client: RestClient, paths: list[str], deadline: float) -> None:
             remaining.pop(0)
             continue
         if time.monotonic() > deadline:
-            raise ApiError("GET", path, 0, {"message": f"still present {len(remaining)} object(s) after deletion"})
+            raise ApiError(
+                "GET", path, 0, {"message": f"still present {len(remaining)} object(s) after deletion"}
+            )
         time.sleep(0.1)
 
 

@@ -42,8 +42,9 @@ _READ_VERBS = ("get", "list", "watch")
 _READ_SUBRESOURCES = (("", "pods/log"), ("", "services/proxy"))
 
 
-def reader_rbac(discovery: Discovery, deny: list[dict[str, Any]], namespaces: Iterable[str],
-                user: str = READER) -> list[dict[str, Any]]:
+def reader_rbac(
+    discovery: Discovery, deny: list[dict[str, Any]], namespaces: Iterable[str], user: str = READER
+) -> list[dict[str, Any]]:
     """RBAC objects letting ``user`` read everything except what the scenario's ``deny`` rules refuse.
 
     The sandbox's own server is read-only and answers a deny rule with 403; here RBAC does both. A deny
@@ -61,47 +62,90 @@ def reader_rbac(discovery: Discovery, deny: list[dict[str, Any]], namespaces: It
     per_namespace: dict[str, set[tuple[str, str, str]]] = {}
     for namespace in namespaces:
         per_namespace[namespace] = {
-            p for p in wanted - cluster_wide
+            p
+            for p in wanted - cluster_wide
             if not any(denied(p, rule) and rule.get("namespace") in (None, "", namespace) for rule in deny)
         }
     name = f"reachability-{user}"
     subject = [{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": user}]
     role_ref = {"apiGroup": "rbac.authorization.k8s.io", "name": name}
     objects: list[dict[str, Any]] = [
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": name},
-         "rules": _rules(cluster_wide) + [{"nonResourceURLs": ["*"], "verbs": ["get"]}]},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": name},
-         "roleRef": {**role_ref, "kind": "ClusterRole"}, "subjects": subject},
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": name},
+            "rules": _rules(cluster_wide) + [{"nonResourceURLs": ["*"], "verbs": ["get"]}],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": name},
+            "roleRef": {**role_ref, "kind": "ClusterRole"},
+            "subjects": subject,
+        },
     ]
     for namespace, permissions in sorted(per_namespace.items()):
         if not permissions:
             continue
         metadata = {"name": name, "namespace": namespace}
-        objects.append({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": metadata,
-                        "rules": _rules(permissions)})
-        objects.append({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": metadata,
-                        "roleRef": {**role_ref, "kind": "Role"}, "subjects": subject})
+        objects.append(
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "Role",
+                "metadata": metadata,
+                "rules": _rules(permissions),
+            }
+        )
+        objects.append(
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "metadata": metadata,
+                "roleRef": {**role_ref, "kind": "Role"},
+                "subjects": subject,
+            }
+        )
     return objects
 
 
-def wait_until_authorized(client: RestClient, rbac: list[dict[str, Any]], user: str, timeout: float = 30.0) -> None:
+def wait_until_authorized(
+    client: RestClient, rbac: list[dict[str, Any]], user: str, timeout: float = 30.0
+) -> None:
     """Wait until kube-apiserver's authorizer grants what the ClusterRoles in ``rbac`` say.
 
     The RBAC authorizer reads roles and bindings from informer caches, so a grant created a moment ago
     (or re-created after the previous scenario's was deleted) can still be refused; each `list` the
     ClusterRoles grant is asked through a SubjectAccessReview, the same authorizer, until allowed.
     """
-    asked = sorted({(group, resource) for role in rbac if role.get("kind") == "ClusterRole"
-                    for rule in role.get("rules") or [] if "list" in (rule.get("verbs") or [])
-                    for group in rule.get("apiGroups") or [] for resource in rule.get("resources") or []})
+    asked = sorted(
+        {
+            (group, resource)
+            for role in rbac
+            if role.get("kind") == "ClusterRole"
+            for rule in role.get("rules") or []
+            if "list" in (rule.get("verbs") or [])
+            for group in rule.get("apiGroups") or []
+            for resource in rule.get("resources") or []
+        }
+    )
     deadline = time.monotonic() + timeout
     for group, resource in asked:
-        review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
-                  "spec": {"user": user, "resourceAttributes": {"verb": "list", "group": group, "resource": resource}}}
-        while not (client.request("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews", review)
-                   .get("status") or {}).get("allowed"):
+        review = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SubjectAccessReview",
+            "spec": {
+                "user": user,
+                "resourceAttributes": {"verb": "list", "group": group, "resource": resource},
+            },
+        }
+        while not (
+            client.request("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews", review).get("status")
+            or {}
+        ).get("allowed"):
             if time.monotonic() > deadline:
-                raise TimeoutError(f"RBAC for {user} not in effect after {timeout:g} s: list {resource} ({group or 'core'})")
+                raise TimeoutError(
+                    f"RBAC for {user} not in effect after {timeout:g} s: list {resource} ({group or 'core'})"
+                )
             time.sleep(0.05)
 
 
@@ -112,8 +156,10 @@ def _rules(permissions: set[tuple[str, str, str]]) -> list[dict[str, Any]]:
         resources.setdefault((group, resource), set()).add(verb)
     for (group, resource), verbs in sorted(resources.items()):
         by_group_verbs.setdefault((group, tuple(sorted(verbs))), []).append(resource)
-    return [{"apiGroups": [group], "resources": sorted(names), "verbs": list(verbs)}
-            for (group, verbs), names in sorted(by_group_verbs.items())]
+    return [
+        {"apiGroups": [group], "resources": sorted(names), "verbs": list(verbs)}
+        for (group, verbs), names in sorted(by_group_verbs.items())
+    ]
 
 
 class FakeKubelet:
@@ -143,8 +189,9 @@ class FakeKubelet:
         context.load_cert_chain(cert_file, key_file)
         self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
         self.address = ("127.0.0.1", int(self._server.server_address[1]))
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name="fake-kubelet", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="fake-kubelet", daemon=True
+        )
         self._thread.start()
 
     def answer(self, raw_path: str) -> tuple[int, bytes]:
@@ -158,7 +205,7 @@ class FakeKubelet:
         lines = self.logs.get(f"{namespace}/{pod}", "").splitlines(keepends=True)
         tail = (query.get("tailLines") or [""])[0]
         if tail.isdigit():
-            lines = lines[len(lines) - int(tail):] if int(tail) else []
+            lines = lines[len(lines) - int(tail) :] if int(tail) else []
         body = "".join(lines).encode()
         limit = (query.get("limitBytes") or [""])[0]
         return 200, body[: int(limit)] if limit.isdigit() else body
@@ -176,8 +223,15 @@ class RealApiServer:
     bound, non-listening address standing for a pod port nothing listens on.
     """
 
-    def __init__(self, scenario: Scenario, certificates: Any, *, control_plane: Any = None,
-                 in_cluster: tuple[str, int] | None = None, refusing: tuple[str, int] | None = None) -> None:
+    def __init__(
+        self,
+        scenario: Scenario,
+        certificates: Any,
+        *,
+        control_plane: Any = None,
+        in_cluster: tuple[str, int] | None = None,
+        refusing: tuple[str, int] | None = None,
+    ) -> None:
         self.scenario = scenario
         self.certificates = certificates
         self.control_plane = control_plane
@@ -195,39 +249,56 @@ class RealApiServer:
         from .control_plane import ADMIN, ControlPlane
 
         if self.control_plane is None:
-            self.control_plane = ControlPlane(users=("nobody", READER), serving=self.certificates.apiserver,
-                                              ca_file=self.certificates.ca_file)
+            self.control_plane = ControlPlane(
+                users=("nobody", READER),
+                serving=self.certificates.apiserver,
+                ca_file=self.certificates.ca_file,
+            )
             self.control_plane.start()
         plane = self.control_plane
         self.client = RestClient(plane.url, plane.users[ADMIN].token, plane.ca_file)
         manifests = cluster_objects(self.scenario)
         namespaces = {m["metadata"]["name"] for m in manifests if m.get("kind") == "Namespace"}
-        namespaces |= {m["metadata"]["namespace"] for m in manifests if (m.get("metadata") or {}).get("namespace")}
+        namespaces |= {
+            m["metadata"]["namespace"] for m in manifests if (m.get("metadata") or {}).get("namespace")
+        }
         self.report = LoadReport()
         load_objects(self.client, manifests, self.report)
         rbac = reader_rbac(Discovery(self.client), list(self.scenario.deny), sorted(namespaces))
         load_objects(self.client, rbac, self.report)
         wait_until_authorized(self.client, rbac, READER)
         self._learn_cluster_addresses()
-        self.kubelet = FakeKubelet(self.scenario.logs, self.certificates.apiserver.cert_file,
-                                   self.certificates.apiserver.key_file)
+        self.kubelet = FakeKubelet(
+            self.scenario.logs, self.certificates.apiserver.cert_file, self.certificates.apiserver.key_file
+        )
         if plane.egress is not None:
             plane.egress.set_route(self.route)
-        plane.write_kubeconfig(kubeconfig, user=READER, token=plane.users[READER].token,
-                               namespace=self.scenario.namespace, context=context)
+        plane.write_kubeconfig(
+            kubeconfig,
+            user=READER,
+            token=plane.users[READER].token,
+            namespace=self.scenario.namespace,
+            context=context,
+        )
         return str(plane.url)
 
     def _learn_cluster_addresses(self) -> None:
         for pod in self.scenario.objects_of_kind("Pod"):
             status, spec = pod.get("status") or {}, pod.get("spec") or {}
-            ports = {int(port["containerPort"]) for container in spec.get("containers") or []
-                     for port in container.get("ports") or [] if str(port.get("containerPort", "")).isdigit()}
+            ports = {
+                int(port["containerPort"])
+                for container in spec.get("containers") or []
+                for port in container.get("ports") or []
+                if str(port.get("containerPort", "")).isdigit()
+            }
             addresses = {status.get("podIP")} | {entry.get("ip") for entry in status.get("podIPs") or []}
             for address in addresses - {None, ""}:
                 self._pod_ports.setdefault(str(address), set()).update(ports)
         for node in self.scenario.objects_of_kind("Node"):
             status = node.get("status") or {}
-            port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port") or DEFAULT_KUBELET_PORT
+            port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get(
+                "Port"
+            ) or DEFAULT_KUBELET_PORT
             names = {node["metadata"]["name"]} | {a.get("address") for a in status.get("addresses") or []}
             self._kubelets |= {(str(name), int(port)) for name in names if name}
 

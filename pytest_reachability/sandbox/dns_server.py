@@ -37,7 +37,12 @@ class DnsServer:
     """Answers ``records`` (name -> :class:`RecordSpec`) on ``host``:``port`` over UDP and TCP."""
 
     def __init__(
-        self, records: dict[str, RecordSpec], *, host: str = "127.0.0.1", port: int = 0, name: str = "dns",
+        self,
+        records: dict[str, RecordSpec],
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        name: str = "dns",
         io_timeout: float = 5.0,
     ) -> None:
         self.records = {key.lower().rstrip("."): value for key, value in records.items()}

@@ -111,7 +111,11 @@ def _recv_request(conn: socket.socket, buffer: bytearray) -> HttpRequest | None:
         body.extend(chunk)
     buffer[:] = body[length:]
     return HttpRequest(
-        method=parts[0].upper(), target=parts[1], headers=headers, body=bytes(body[:length]), http_version=parts[2]
+        method=parts[0].upper(),
+        target=parts[1],
+        headers=headers,
+        body=bytes(body[:length]),
+        http_version=parts[2],
     )
 
 
@@ -150,8 +154,10 @@ def nginx_error_page(status: int) -> bytes:
         title = f"{status} {HTTPStatus(status).phrase}"
     except ValueError:
         title = str(status)
-    return (f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>{title}</h1></center>\r\n"
-            "<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n").encode()
+    return (
+        f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>{title}</h1></center>\r\n"
+        "<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+    ).encode()
 
 
 class EdgeServer:
@@ -230,7 +236,9 @@ class EdgeServer:
             self._drop.install()
         if not self.listens:
             return
-        self._accept_thread = threading.Thread(target=self._accept_loop, name=f"{self.name} accept", daemon=True)
+        self._accept_thread = threading.Thread(
+            target=self._accept_loop, name=f"{self.name} accept", daemon=True
+        )
         self._accept_thread.start()
 
     def request_stop(self) -> None:
@@ -279,7 +287,10 @@ class EdgeServer:
                 conn_id = self._next_id
                 self._connections[conn_id] = conn
                 thread = threading.Thread(
-                    target=self._serve_connection, args=(conn_id, conn, peer), name=f"{self.name} #{conn_id}", daemon=True
+                    target=self._serve_connection,
+                    args=(conn_id, conn, peer),
+                    name=f"{self.name} #{conn_id}",
+                    daemon=True,
                 )
                 self._threads.add(thread)
             thread.start()
@@ -353,14 +364,18 @@ class EdgeServer:
                 else:
                     _close_gracefully(conn)
                 return
-            response = self._dress(status_response(int(failure)) if failure is not None else self._respond(request))
+            response = self._dress(
+                status_response(int(failure)) if failure is not None else self._respond(request)
+            )
             self._log(request, peer, response.status)
             keep_alive = (
                 request.http_version == "HTTP/1.1"
                 and request.headers.get("connection", "").lower() != "close"
                 and not self._stopping.is_set()
             )
-            conn.sendall(serialise_response(response, head_only=request.method == "HEAD", keep_alive=keep_alive))
+            conn.sendall(
+                serialise_response(response, head_only=request.method == "HEAD", keep_alive=keep_alive)
+            )
             if not keep_alive:
                 break
         _close_gracefully(conn)
@@ -380,8 +395,11 @@ class EdgeServer:
         if self.behaviour.kind == "http_status":
             return status_response(self.behaviour.status or 500)
         if self.behaviour.kind == "redirect":
-            location = (self.behaviour.location or "/").replace("{port}", str(self._port)).replace(
-                "{host}", self.target_host or request.host)
+            location = (
+                (self.behaviour.location or "/")
+                .replace("{port}", str(self._port))
+                .replace("{host}", self.target_host or request.host)
+            )
             return HttpResponse(self.behaviour.status or 301, b"", "text/plain", [("Location", location)])
         if self.hosts is not None and request.host.rstrip(".") not in self.hosts:
             return status_response(404)
@@ -394,15 +412,22 @@ class EdgeServer:
         headers = list(response.headers) + self.extra_headers
         if self.server != "nginx":
             return dataclasses.replace(response, headers=headers) if self.extra_headers else response
-        headers = [(name, value) for name, value in headers if name.lower() != "server"] + [("Server", "nginx")]
+        headers = [(name, value) for name, value in headers if name.lower() != "server"] + [
+            ("Server", "nginx")
+        ]
         if response.status < 400:
             return dataclasses.replace(response, headers=headers)
         return HttpResponse(response.status, nginx_error_page(response.status), "text/html", headers)
 
     def _log(self, request: HttpRequest, peer: tuple[str, int], status: int | None) -> None:
         self.access_log.append(
-            {"client": f"{peer[0]}:{peer[1]}", "method": request.method, "target": request.target,
-             "host": request.headers.get("host", ""), "status": status}
+            {
+                "client": f"{peer[0]}:{peer[1]}",
+                "method": request.method,
+                "target": request.target,
+                "host": request.headers.get("host", ""),
+                "status": status,
+            }
         )
 
 
@@ -469,7 +494,6 @@ def server_tls_context(cert_file: str, key_file: str) -> ssl.SSLContext:
     return context
 
 
-
 # --- a real SYN drop for blackhole edges --------------------------------------------------------------------------
 
 NFT_TABLE_PREFIX = "reachability_sbx_"
@@ -514,8 +538,10 @@ class SynDrop:
         )
         done = _nft(["-f", "-"], rules)
         if done.returncode != 0:
-            raise OSError(f"could not add the nftables rule dropping SYNs to {self.address}:{self.port}: "
-                          f"{(done.stderr or done.stdout).strip().splitlines()[-1:] or ['nft failed']}")
+            raise OSError(
+                f"could not add the nftables rule dropping SYNs to {self.address}:{self.port}: "
+                f"{(done.stderr or done.stdout).strip().splitlines()[-1:] or ['nft failed']}"
+            )
 
     def remove(self) -> None:
         _nft(["delete", "table", self.family, self.table])

@@ -31,8 +31,21 @@ from typing import Any
 from .scenario import ExpectSpec, load_scenario, resolve_scenario_path, scenario_names
 
 # Plugins of the machine the suite does not use are left out: hypothesis alone costs a second per process.
-SUITE_ARGS = ("--pyargs", "pytest_reachability.suites", "-q", "-p", "no:cacheprovider", "-p", "no:hypothesispytest",
-              "-p", "no:benchmark", "-p", "no:randomly", "-p", "no:xdist")
+SUITE_ARGS = (
+    "--pyargs",
+    "pytest_reachability.suites",
+    "-q",
+    "-p",
+    "no:cacheprovider",
+    "-p",
+    "no:hypothesispytest",
+    "-p",
+    "no:benchmark",
+    "-p",
+    "no:randomly",
+    "-p",
+    "no:xdist",
+)
 RUN_TIMEOUT = 180.0  # one whole suite run; a hang fails the row instead of stalling
 HEALTHY_CEILING = 0.5  # a healthy world shows no theory above this confidence
 
@@ -81,12 +94,18 @@ class Row:
             return f"{self.scenario}: the run failed: {self.error}"
         parts = []
         if not self.top_hit:
-            parts.append(f"top theory {self.top} ({self.confidence:.0%}), expected {self.expected}; ranking {self.ranking}")
+            parts.append(
+                f"top theory {self.top} ({self.confidence:.0%}), expected {self.expected}; ranking {self.ranking}"
+            )
         if not self.sections_hit:
-            parts.append(f"failing sections {sorted(self.failing)}, expected {sorted(self.expected_failing)}"
-                         + (f" (may also fail: {sorted(self.may_fail)})" if self.may_fail else ""))
+            parts.append(
+                f"failing sections {sorted(self.failing)}, expected {sorted(self.expected_failing)}"
+                + (f" (may also fail: {sorted(self.may_fail)})" if self.may_fail else "")
+            )
         if self.unmarked_kubectl:
-            parts.append(f"kubectl offered without saying it needs cluster access: {self.unmarked_kubectl[0]}")
+            parts.append(
+                f"kubectl offered without saying it needs cluster access: {self.unmarked_kubectl[0]}"
+            )
         return f"{self.scenario}: " + "; ".join(parts) if parts else ""
 
 
@@ -94,47 +113,91 @@ def corpus() -> list[str]:
     """Shipped scenarios that carry an ``expect`` block, by name."""
     # A timed scenario's expect describes its world once every change landed: a run without --wait may see
     # either world, so the corpus leaves those out.
-    return [name for name in scenario_names() if (scenario := load_scenario(name)).expect is not None and not scenario.changes]
+    return [
+        name
+        for name in scenario_names()
+        if (scenario := load_scenario(name)).expect is not None and not scenario.changes
+    ]
 
 
 def suite_environment(home: Path) -> dict[str, str]:
     """The caller's environment without anything that would point the run elsewhere than the sandbox."""
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith(("REACHABILITY_", "PYTEST_")) and key not in ("KUBECONFIG", "KUBERNETES_SERVICE_HOST")}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("REACHABILITY_", "PYTEST_"))
+        and key not in ("KUBECONFIG", "KUBERNETES_SERVICE_HOST")
+    }
     env["HOME"] = str(home)  # no ~/.kube/config of the machine's user leaks into a run
     env["COLUMNS"] = "200"
     return env
 
 
-def run_scenario(name: str, *, probe_timeout: float = 3.0, timeout: float = RUN_TIMEOUT,
-                 workdir: str | Path | None = None) -> Row:
+def run_scenario(
+    name: str, *, probe_timeout: float = 3.0, timeout: float = RUN_TIMEOUT, workdir: str | Path | None = None
+) -> Row:
     """Run the built-in suite against scenario ``name`` in a fresh process and judge it."""
     scenario = load_scenario(name)
     expect = scenario.expect or ExpectSpec(top=None)
-    row = Row(scenario=scenario.name, expected=expect.top, expected_failing=list(expect.failing),
-              may_fail=list(expect.may_fail), cluster=expect.cluster)
+    row = Row(
+        scenario=scenario.name,
+        expected=expect.top,
+        expected_failing=list(expect.failing),
+        may_fail=list(expect.may_fail),
+        cluster=expect.cluster,
+    )
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix=f"reachability-evaluate-{scenario.name}-", dir=workdir) as folder, \
-            contextlib.ExitStack() as stack:
+    with (
+        tempfile.TemporaryDirectory(prefix=f"reachability-evaluate-{scenario.name}-", dir=workdir) as folder,
+        contextlib.ExitStack() as stack,
+    ):
         results = Path(folder) / "results.json"
         env = suite_environment(Path(folder))
         if expect.cluster:
-            target = str(resolve_scenario_path(name).resolve()) if ("/" in name or name.endswith((".yaml", ".yml"))) else name
+            target = (
+                str(resolve_scenario_path(name).resolve())
+                if ("/" in name or name.endswith((".yaml", ".yml")))
+                else name
+            )
             pointing = ["--sandbox", target]
         else:
             from . import Sandbox
 
             info = stack.enter_context(Sandbox(scenario))
-            pointing = ["--target", info.target, f"--ca-bundle={info.ca_bundle}", "--namespace", info.namespace]
+            pointing = [
+                "--target",
+                info.target,
+                f"--ca-bundle={info.ca_bundle}",
+                "--namespace",
+                info.namespace,
+            ]
             pointing += [f"--resolver={resolver}" for resolver in info.resolvers]
-        command = [sys.executable, "-m", "pytest", *SUITE_ARGS, *pointing,
-                   "--probe-timeout", f"{probe_timeout:g}", "--results-json", str(results)]
-        process = subprocess.Popen(command, cwd=folder, env=env, stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        command = [
+            sys.executable,
+            "-m",
+            "pytest",
+            *SUITE_ARGS,
+            *pointing,
+            "--probe-timeout",
+            f"{probe_timeout:g}",
+            "--results-json",
+            str(results),
+        ]
+        process = subprocess.Popen(
+            command,
+            cwd=folder,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
         try:
             output, _ = process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)  # the run and anything it started: the group this call made
+            os.killpg(
+                process.pid, signal.SIGKILL
+            )  # the run and anything it started: the group this call made
             process.communicate()
             row.error = f"did not finish within {timeout:g}s"
             row.seconds = time.monotonic() - started
@@ -153,17 +216,31 @@ def judge(row: Row, data: dict[str, Any]) -> Row:
     theories = data.get("theories") or []
     row.ranking = [(t.get("rule"), t.get("confidence")) for t in theories[:6]]
     if theories:
-        row.top, row.confidence, row.title = theories[0].get("rule"), float(theories[0].get("confidence") or 0), \
-            theories[0].get("title") or ""
-    row.failing = sorted(name for name, section in (data.get("sections") or {}).items() if section.get("status") == "FAIL")
+        row.top, row.confidence, row.title = (
+            theories[0].get("rule"),
+            float(theories[0].get("confidence") or 0),
+            theories[0].get("title") or "",
+        )
+    row.failing = sorted(
+        name for name, section in (data.get("sections") or {}).items() if section.get("status") == "FAIL"
+    )
     if not row.cluster:
-        row.unmarked_kubectl = [line for theory in theories for line in (theory.get("confirm") or []) + (theory.get("fix") or [])
-                                if str(line).lstrip().startswith("kubectl") and "needs cluster access" not in str(line)]
+        row.unmarked_kubectl = [
+            line
+            for theory in theories
+            for line in (theory.get("confirm") or []) + (theory.get("fix") or [])
+            if str(line).lstrip().startswith("kubectl") and "needs cluster access" not in str(line)
+        ]
     return row
 
 
-def evaluate(names: Iterable[str] | None = None, *, jobs: int = 2, probe_timeout: float = 3.0,
-             progress: Callable[[Row], None] | None = None) -> list[Row]:
+def evaluate(
+    names: Iterable[str] | None = None,
+    *,
+    jobs: int = 2,
+    probe_timeout: float = 3.0,
+    progress: Callable[[Row], None] | None = None,
+) -> list[Row]:
     """Every scenario of ``names`` (default: the corpus), ``jobs`` at a time; rows in the order of ``names``."""
     chosen = list(names) if names is not None else corpus()
     rows: dict[str, Row] = {}
@@ -182,14 +259,22 @@ def format_table(rows: list[Row], *, rankings: bool = False) -> str:
     scenario's other top-level theories under its row."""
     header = ("scenario", "expected", "top theory", "conf", "top", "sections", "seconds")
     cells = [header] + [
-        (row.scenario, row.expected or "(none above 50%)", row.top or "(none)",
-         f"{row.confidence:.0%}" if row.top else "-", "hit" if row.top_hit else "MISS",
-         "ok" if row.sections_hit else "MISS", f"{row.seconds:.1f}")
+        (
+            row.scenario,
+            row.expected or "(none above 50%)",
+            row.top or "(none)",
+            f"{row.confidence:.0%}" if row.top else "-",
+            "hit" if row.top_hit else "MISS",
+            "ok" if row.sections_hit else "MISS",
+            f"{row.seconds:.1f}",
+        )
         for row in rows
     ]
     widths = [max(len(str(line[i])) for line in cells) for i in range(len(header))]
-    text = ["  ".join(str(cell).ljust(widths[i]) for i, cell in enumerate(cells[0])).rstrip(),
-            "  ".join("-" * width for width in widths)]
+    text = [
+        "  ".join(str(cell).ljust(widths[i]) for i, cell in enumerate(cells[0])).rstrip(),
+        "  ".join("-" * width for width in widths),
+    ]
     for row, line in zip(rows, cells[1:], strict=True):
         text.append("  ".join(str(cell).ljust(widths[i]) for i, cell in enumerate(line)).rstrip())
         if rankings and len(row.ranking) > 1:
@@ -198,8 +283,10 @@ def format_table(rows: list[Row], *, rankings: bool = False) -> str:
     both = sum(row.hit for row in rows)
     total = len(rows) or 1
     text.append("")
-    text.append(f"top-1 rate: {hits}/{len(rows)} ({hits / total:.0%}); with the failing sections as expected too: "
-                f"{both}/{len(rows)} ({both / total:.0%})")
+    text.append(
+        f"top-1 rate: {hits}/{len(rows)} ({hits / total:.0%}); with the failing sections as expected too: "
+        f"{both}/{len(rows)} ({both / total:.0%})"
+    )
     misses = [row.problem() for row in rows if not row.hit]
     text += [f"  {line}" for line in misses]
     return "\n".join(text)

@@ -55,8 +55,11 @@ def find_bindir() -> Path | None:
     override = os.environ.get("REACHABILITY_POSTGRES_BINDIR")
     candidates = [override] if override else []
     versions = glob.glob("/usr/lib/postgresql/*/bin")
-    candidates += sorted(versions, key=lambda p: [int(x) if x.isdigit() else 0 for x in Path(p).parent.name.split(".")],
-                         reverse=True)
+    candidates += sorted(
+        versions,
+        key=lambda p: [int(x) if x.isdigit() else 0 for x in Path(p).parent.name.split(".")],
+        reverse=True,
+    )
     on_path = shutil.which("initdb")
     if on_path:
         candidates.append(str(Path(on_path).parent))
@@ -87,7 +90,9 @@ def _run_as() -> tuple[int, int] | None:
         except KeyError:
             continue
         return entry.pw_uid, entry.pw_gid
-    raise PostgresUnavailable("running as root and neither a postgres nor a nobody user exists to run PostgreSQL")
+    raise PostgresUnavailable(
+        "running as root and neither a postgres nor a nobody user exists to run PostgreSQL"
+    )
 
 
 def _free_port() -> int:
@@ -150,7 +155,9 @@ class PostgresServer:
 
     def _start(self, deadline: float) -> str:
         if self.bindir is None:
-            raise PostgresUnavailable("no PostgreSQL server binaries (looked in /usr/lib/postgresql/*/bin and PATH)")
+            raise PostgresUnavailable(
+                "no PostgreSQL server binaries (looked in /usr/lib/postgresql/*/bin and PATH)"
+            )
         import psycopg
         from psycopg import sql
 
@@ -164,12 +171,26 @@ class PostgresServer:
         if owner is not None:
             for path in (self.directory, self.socket_dir):
                 os.chown(path, *owner)
-        self.version = (self.bindir.parent.name if self.bindir.parent.name[:1].isdigit() else "")
+        self.version = self.bindir.parent.name if self.bindir.parent.name[:1].isdigit() else ""
         self._run(
-            [str(self.bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth-local=trust",
-             "--auth-host=scram-sha-256", "-E", "UTF8", "--no-locale", "--no-sync", "--no-instructions",
-             "--wal-segsize=1"],  # 1 MB WAL segments: less to write for a cluster that lives minutes
-            owner, deadline, "initdb",
+            [
+                str(self.bindir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "-E",
+                "UTF8",
+                "--no-locale",
+                "--no-sync",
+                "--no-instructions",
+                "--wal-segsize=1",
+            ],  # 1 MB WAL segments: less to write for a cluster that lives minutes
+            owner,
+            deadline,
+            "initdb",
         )
         # A port picked free may be taken before the server binds it: try a few.
         for _attempt in range(3):
@@ -180,12 +201,24 @@ class PostgresServer:
             raise PostgresUnavailable(f"postgres did not start: {self._log_tail()}")
         password = secrets.token_urlsafe(18)
         remaining = max(1, int(deadline - time.monotonic()))
-        with psycopg.connect(host=str(self.socket_dir), port=self.port, user="postgres", dbname="postgres",
-                             connect_timeout=remaining, autocommit=True) as admin:
-            admin.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
-                sql.Identifier(APP_USER), sql.Literal(password)))
-            admin.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                sql.Identifier(APP_DATABASE), sql.Identifier(APP_USER)))
+        with psycopg.connect(
+            host=str(self.socket_dir),
+            port=self.port,
+            user="postgres",
+            dbname="postgres",
+            connect_timeout=remaining,
+            autocommit=True,
+        ) as admin:
+            admin.execute(
+                sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                    sql.Identifier(APP_USER), sql.Literal(password)
+                )
+            )
+            admin.execute(
+                sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                    sql.Identifier(APP_DATABASE), sql.Identifier(APP_USER)
+                )
+            )
             self.version = str(admin.execute("SHOW server_version").fetchone()[0]).split()[0]
         return f"postgresql://{APP_USER}:{password}@127.0.0.1:{self.port}/{APP_DATABASE}?connect_timeout=5"
 
@@ -195,11 +228,35 @@ class PostgresServer:
         log = open(self.directory / "postgres.log", "ab")  # noqa: SIM115 - handed to the child
         try:
             self.process = subprocess.Popen(
-                [str(self.bindir / "postgres"), "-D", str(data), "-p", str(self.port), "-k", str(self.socket_dir),
-                 "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_permissions=0700", "-c", "fsync=off", "-c", "synchronous_commit=off",
-                 "-c", "full_page_writes=off", "-c", "max_connections=40", "-c", "shared_buffers=16MB",
-                 "-c", "logging_collector=off"],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+                [
+                    str(self.bindir / "postgres"),
+                    "-D",
+                    str(data),
+                    "-p",
+                    str(self.port),
+                    "-k",
+                    str(self.socket_dir),
+                    "-c",
+                    "listen_addresses=127.0.0.1",
+                    "-c",
+                    "unix_socket_permissions=0700",
+                    "-c",
+                    "fsync=off",
+                    "-c",
+                    "synchronous_commit=off",
+                    "-c",
+                    "full_page_writes=off",
+                    "-c",
+                    "max_connections=40",
+                    "-c",
+                    "shared_buffers=16MB",
+                    "-c",
+                    "logging_collector=off",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
                 **({"user": owner[0], "group": owner[1], "extra_groups": []} if owner else {}),
             )
         finally:
@@ -225,7 +282,10 @@ class PostgresServer:
     def _run(self, argv: list[str], owner: tuple[int, int] | None, deadline: float, what: str) -> None:
         try:
             result = subprocess.run(
-                argv, capture_output=True, text=True, timeout=max(0.1, deadline - time.monotonic()),
+                argv,
+                capture_output=True,
+                text=True,
+                timeout=max(0.1, deadline - time.monotonic()),
                 **({"user": owner[0], "group": owner[1], "extra_groups": []} if owner else {}),
             )
         except subprocess.TimeoutExpired:
@@ -354,7 +414,9 @@ class DelayProxy:
                     sock.shutdown(socket.SHUT_RDWR)
 
 
-def dsn_for_state(dsn: str, state: str, *, refusing_port: int | None = None, proxy_port: int | None = None) -> str:
+def dsn_for_state(
+    dsn: str, state: str, *, refusing_port: int | None = None, proxy_port: int | None = None
+) -> str:
     """The DSN a client gets for a database in ``state``: the real one, or one that fails the way the state says."""
     from urllib.parse import urlsplit, urlunsplit
 
@@ -390,7 +452,9 @@ class SandboxDatabase:
         if self._closed:
             raise RuntimeError("database connection closed")
         if self._connection is None or self._connection.closed:
-            self._connection = psycopg.connect(self.dsn, autocommit=True, connect_timeout=max(1, int(self.timeout)))
+            self._connection = psycopg.connect(
+                self.dsn, autocommit=True, connect_timeout=max(1, int(self.timeout))
+            )
             self._connection.execute(
                 "CREATE TABLE IF NOT EXISTS results (id text PRIMARY KEY, body jsonb NOT NULL,"
                 " created timestamptz NOT NULL DEFAULT now())"
@@ -418,11 +482,18 @@ class SandboxDatabase:
         try:
             row = self._execute("SELECT 1").fetchone()
         except Exception as error:  # noqa: BLE001 - reported in the health body, as the real API does
-            return {"status": "error", "error": f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}",
-                    "latency_ms": round((time.perf_counter() - started) * 1000, 3), "engine": "postgresql"}
+            return {
+                "status": "error",
+                "error": f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}",
+                "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+                "engine": "postgresql",
+            }
         ok = row is not None and row[0] == 1
-        return {"status": "ok" if ok else "error", "latency_ms": round((time.perf_counter() - started) * 1000, 3),
-                "engine": "postgresql"}
+        return {
+            "status": "ok" if ok else "error",
+            "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+            "engine": "postgresql",
+        }
 
     # -- results (the storage endpoint) --------------------------------------------------------
 

@@ -128,22 +128,59 @@ from .certs import TLS_KINDS
 
 SCENARIOS_DIR = Path(__file__).with_name("scenarios")
 
-BEHAVIOUR_KINDS = ("healthy", "empty_reply", "refuse", "reset_mid_body", "hang", "garbage", "blackhole", "http_status",
-                   "slow", "redirect", "intermittent")
+BEHAVIOUR_KINDS = (
+    "healthy",
+    "empty_reply",
+    "refuse",
+    "reset_mid_body",
+    "hang",
+    "garbage",
+    "blackhole",
+    "http_status",
+    "slow",
+    "redirect",
+    "intermittent",
+)
 ARGUMENT_BEHAVIOURS = ("http_status", "slow", "redirect", "intermittent")
 SIMPLE_BEHAVIOURS = tuple(kind for kind in BEHAVIOUR_KINDS if kind not in ARGUMENT_BEHAVIOURS)
 INTERMITTENT_FAILURES = ("empty_reply", "reset_mid_body")
 EDGE_SERVERS = ("nginx",)
 DATABASE_STATES = ("running", "down", "slow", "wrong_password", "missing_database")
 IPV6_EDGE = ipaddress.ip_address("::1")
-SECTION_NAMES = ("cluster", "workloads", "k8s-services", "endpoints", "ingress", "network-policy", "dns", "tcp", "tls",
-                 "api-health", "api-internal", "database", "services", "integration", "performance", "results-storage")
+SECTION_NAMES = (
+    "cluster",
+    "workloads",
+    "k8s-services",
+    "endpoints",
+    "ingress",
+    "network-policy",
+    "dns",
+    "tcp",
+    "tls",
+    "api-health",
+    "api-internal",
+    "database",
+    "services",
+    "integration",
+    "performance",
+    "results-storage",
+)
 _RULE_ID = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 RCODES = ("NXDOMAIN", "SERVFAIL", "REFUSED")
 DENY_VERBS = ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection")
 CLUSTER_SCOPED_KINDS = frozenset(
-    {"Node", "Namespace", "IngressClass", "PersistentVolume", "StorageClass", "ClusterRole", "ClusterRoleBinding",
-     "CustomResourceDefinition", "PriorityClass", "APIService"}
+    {
+        "Node",
+        "Namespace",
+        "IngressClass",
+        "PersistentVolume",
+        "StorageClass",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "CustomResourceDefinition",
+        "PriorityClass",
+        "APIService",
+    }
 )
 OS_RESOLVER_ADDRESS = ipaddress.ip_address("127.0.0.53")
 LOOPBACK_V4 = ipaddress.ip_network("127.0.0.0/8")
@@ -284,7 +321,8 @@ class Scenario:
 
     def objects_of_kind(self, kind: str, namespace: str | None = None) -> list[dict[str, Any]]:
         return [
-            obj for obj in self.objects
+            obj
+            for obj in self.objects
             if obj["kind"] == kind and (namespace is None or obj["metadata"].get("namespace") == namespace)
         ]
 
@@ -319,7 +357,9 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
     """Load, merge over its base and validate a scenario; :class:`ScenarioError` on any problem."""
     path = resolve_scenario_path(name_or_path)
     document = _load_merged(path, depth=0)
-    scenario = _Validator(path.name if path.parent == SCENARIOS_DIR else str(path)).scenario(document, str(path))
+    scenario = _Validator(path.name if path.parent == SCENARIOS_DIR else str(path)).scenario(
+        document, str(path)
+    )
     now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
     scenario.objects = [resolve_relative_times(obj, now) for obj in scenario.objects]
     return scenario
@@ -422,8 +462,14 @@ def _overlay(base: dict[str, Any], overlay: dict[str, Any], label: str) -> dict[
                 old = resolvers.get(resolver)
                 if spec is None:
                     resolvers.pop(resolver, None)
-                elif isinstance(spec, dict) and isinstance(old, dict) and isinstance(spec.get("records"), dict):
-                    resolvers[resolver] = {**old, **spec, "records": _merge_keyed(old.get("records") or {}, spec["records"])}
+                elif (
+                    isinstance(spec, dict) and isinstance(old, dict) and isinstance(spec.get("records"), dict)
+                ):
+                    resolvers[resolver] = {
+                        **old,
+                        **spec,
+                        "records": _merge_keyed(old.get("records") or {}, spec["records"]),
+                    }
                 else:
                     resolvers[resolver] = spec
             result["dns"] = resolvers
@@ -431,7 +477,11 @@ def _overlay(base: dict[str, Any], overlay: dict[str, Any], label: str) -> dict[
             edges = list(result["edges"])
             for entry in value:
                 address = entry.get("address") if isinstance(entry, dict) else None
-                same = [i for i, edge in enumerate(edges) if isinstance(edge, dict) and edge.get("address") == address]
+                same = [
+                    i
+                    for i, edge in enumerate(edges)
+                    if isinstance(edge, dict) and edge.get("address") == address
+                ]
                 if same and address is not None:
                     edges[same[0]] = entry
                 else:
@@ -451,7 +501,9 @@ def _overlay_kubernetes(base: dict[str, Any], overlay: dict[str, Any], label: st
     objects = list(base.get("objects") or [])
     removals = overlay.get("remove") or []
     if not isinstance(removals, list) or not all(isinstance(item, str) for item in removals):
-        raise ScenarioError(f"{label}: kubernetes.remove: expected a list of Kind/namespace/name, got {_describe(removals)}")
+        raise ScenarioError(
+            f"{label}: kubernetes.remove: expected a list of Kind/namespace/name, got {_describe(removals)}"
+        )
     for index, identity in enumerate(removals):
         kept = [obj for obj in objects if object_identity(obj) != identity]
         if len(kept) == len(objects):
@@ -462,10 +514,16 @@ def _overlay_kubernetes(base: dict[str, Any], overlay: dict[str, Any], label: st
     patches = overlay.get("objects")
     if patches is not None:
         if not isinstance(patches, list):
-            raise ScenarioError(f"{label}: kubernetes.objects: expected a list of manifests, got {_describe(patches)}")
+            raise ScenarioError(
+                f"{label}: kubernetes.objects: expected a list of manifests, got {_describe(patches)}"
+            )
         for patch in patches:
             identity = object_identity(patch)
-            same = [i for i, obj in enumerate(objects) if identity is not None and object_identity(obj) == identity]
+            same = [
+                i
+                for i, obj in enumerate(objects)
+                if identity is not None and object_identity(obj) == identity
+            ]
             if same:
                 objects[same[0]] = merge_patch(objects[same[0]], patch)
             else:
@@ -535,7 +593,10 @@ _SCALARS: dict[str, tuple[str, Any]] = {
 }
 
 
-def _type_error(value: Any, type_name: str, where: tuple[Any, ...]) -> tuple[tuple[Any, ...], str, Any] | None:
+_Mismatch = tuple[tuple[Any, ...], str, Any]
+
+
+def _type_error(value: Any, type_name: str, where: tuple[Any, ...]) -> _Mismatch | None:
     """The first place where ``value`` does not fit the client's type string ``type_name``, or None.
 
     Clients before the pydantic models (kubernetes < 35) describe each model only by ``openapi_types``
@@ -550,20 +611,24 @@ def _type_error(value: Any, type_name: str, where: tuple[Any, ...]) -> tuple[tup
     if type_name.startswith("list[") and type_name.endswith("]"):
         if not isinstance(value, list):
             return (where, "a valid list", value)
-        for index, item in enumerate(value):
-            found = _type_error(item, type_name[5:-1], (*where, index))
-            if found:
-                return found
-        return None
+        return _first_type_error((item, type_name[5:-1], (*where, index)) for index, item in enumerate(value))
     if type_name.startswith("dict(") and type_name.endswith(")"):
         if not isinstance(value, dict):
             return (where, "a valid dictionary", value)
         item_type = type_name[5:-1].partition(",")[2].strip()
-        for key, item in value.items():
-            found = _type_error(item, item_type, (*where, key))
-            if found:
-                return found
-        return None
+        return _first_type_error((item, item_type, (*where, key)) for key, item in value.items())
+    return _model_type_error(value, type_name, where)
+
+
+def _first_type_error(checks: Any) -> _Mismatch | None:
+    for value, type_name, where in checks:
+        found = _type_error(value, type_name, where)
+        if found:
+            return found
+    return None
+
+
+def _model_type_error(value: Any, type_name: str, where: tuple[Any, ...]) -> _Mismatch | None:
     import kubernetes.client
 
     model = getattr(kubernetes.client, type_name, None)
@@ -572,13 +637,11 @@ def _type_error(value: Any, type_name: str, where: tuple[Any, ...]) -> tuple[tup
     if not isinstance(value, dict):
         return (where, f"a valid dictionary or instance of {type_name}", value)
     by_json_name = {json_name: attribute for attribute, json_name in model.attribute_map.items()}
-    for key, item in value.items():
-        attribute = by_json_name.get(key)
-        if attribute is not None:
-            found = _type_error(item, model.openapi_types[attribute], (*where, key))
-            if found:
-                return found
-    return None
+    return _first_type_error(
+        (item, model.openapi_types[by_json_name[key]], (*where, key))
+        for key, item in value.items()
+        if key in by_json_name
+    )
 
 
 def is_hostname(text: Any) -> bool:
@@ -594,15 +657,17 @@ class _Validator:
     def fail(self, path: str, expected: str, value: Any) -> ScenarioError:
         return ScenarioError(f"{self.label}: {path}: expected {expected}, got {_describe(value)}")
 
-    def mapping(self, value: Any, path: str, allowed: tuple[str, ...], required: tuple[str, ...] = ()) -> dict:
+    def mapping(
+        self, value: Any, path: str, allowed: tuple[str, ...], required: tuple[str, ...] = ()
+    ) -> dict:
         if not isinstance(value, dict):
             raise self.fail(path, "a mapping", value)
         for key in value:
             if key not in allowed:
                 raise ScenarioError(
                     f"{self.label}: {path}.{key}: expected one of the keys {', '.join(allowed)}, got {_describe(key)}"
-                    if path else
-                    f"{self.label}: {key}: expected one of the keys {', '.join(allowed)}, got {_describe(key)}"
+                    if path
+                    else f"{self.label}: {key}: expected one of the keys {', '.join(allowed)}, got {_describe(key)}"
                 )
         for key in required:
             if key not in value:
@@ -619,9 +684,22 @@ class _Validator:
 
     def scenario(self, doc: dict[str, Any], path: str) -> Scenario:
         self.mapping(
-            doc, "",
-            ("name", "description", "target", "namespace", "dns", "edges", "in_cluster", "kubernetes", "application",
-             "postgres", "expect", "changes"),
+            doc,
+            "",
+            (
+                "name",
+                "description",
+                "target",
+                "namespace",
+                "dns",
+                "edges",
+                "in_cluster",
+                "kubernetes",
+                "application",
+                "postgres",
+                "expect",
+                "changes",
+            ),
             ("name", "description", "target", "dns"),
         )
         name = self.string(doc["name"], "name")
@@ -641,8 +719,11 @@ class _Validator:
             self.mapping(doc["in_cluster"], "in_cluster", ("behaviour", "health"), ("behaviour",))
             in_cluster = self.behaviour(doc["in_cluster"]["behaviour"], "in_cluster.behaviour")
             if in_cluster.kind in ("refuse", "blackhole"):
-                raise self.fail("in_cluster.behaviour", "a behaviour of a listening server (not refuse or blackhole)",
-                                in_cluster.kind)
+                raise self.fail(
+                    "in_cluster.behaviour",
+                    "a behaviour of a listening server (not refuse or blackhole)",
+                    in_cluster.kind,
+                )
             if "health" in doc["in_cluster"]:
                 in_cluster_health = self.health(doc["in_cluster"]["health"], "in_cluster.health")
         objects, logs, deny = self.kubernetes(doc.get("kubernetes", {}), {edge.address for edge in edges})
@@ -651,13 +732,29 @@ class _Validator:
         expect = self.expect(doc["expect"]) if "expect" in doc else None
         authoritative, changes = self.timed(doc, resolvers, edges)
         return Scenario(
-            name=name, description=description.strip(), path=path, target=target, namespace=namespace,
-            resolvers=resolvers, edges=edges, in_cluster=in_cluster, in_cluster_health=in_cluster_health,
-            objects=objects, logs=logs, deny=deny, application=application, postgres=postgres, database=database,
-            expect=expect, authoritative=authoritative, changes=changes,
+            name=name,
+            description=description.strip(),
+            path=path,
+            target=target,
+            namespace=namespace,
+            resolvers=resolvers,
+            edges=edges,
+            in_cluster=in_cluster,
+            in_cluster_health=in_cluster_health,
+            objects=objects,
+            logs=logs,
+            deny=deny,
+            application=application,
+            postgres=postgres,
+            database=database,
+            expect=expect,
+            authoritative=authoritative,
+            changes=changes,
         )
 
-    def timed(self, doc: dict[str, Any], resolvers: list[ResolverSpec], edges: list[EdgeSpec]) -> tuple[Any, list[Any]]:
+    def timed(
+        self, doc: dict[str, Any], resolvers: list[ResolverSpec], edges: list[EdgeSpec]
+    ) -> tuple[Any, list[Any]]:
         """The authoritative servers (``dns.authoritative``) and the scheduled ``changes`` (see timed.py)."""
         from . import timed
 
@@ -667,9 +764,12 @@ class _Validator:
         if any(resolver.cache for resolver in resolvers) and authoritative is None:
             raise self.fail("dns", f"dns.{timed.AUTHORITATIVE_KEY} for the caching resolvers to ask", None)
         changeable = {resolver.name for resolver in resolvers if not resolver.cache}
-        changes = timed.parse_changes(self, doc.get("changes", []),
-                                      changeable | ({timed.AUTHORITATIVE_KEY} if authoritative else set()),
-                                      {edge.address for edge in edges})
+        changes = timed.parse_changes(
+            self,
+            doc.get("changes", []),
+            changeable | ({timed.AUTHORITATIVE_KEY} if authoritative else set()),
+            {edge.address for edge in edges},
+        )
         return authoritative, changes
 
     def postgres(self, value: Any) -> tuple[bool, DatabaseSpec]:
@@ -686,7 +786,9 @@ class _Validator:
         if "delay" in value:
             parsed = parse_duration(value["delay"])
             if parsed is None or parsed > 60:
-                raise self.fail("postgres.delay", "a duration such as 400ms or 2s (at most 60s)", value["delay"])
+                raise self.fail(
+                    "postgres.delay", "a duration such as 400ms or 2s (at most 60s)", value["delay"]
+                )
             delay = parsed
         if state == "slow" and delay <= 0:
             raise self.fail("postgres.delay", "a duration above 0 for state slow", value.get("delay"))
@@ -711,7 +813,11 @@ class _Validator:
     def health(self, value: Any, path: str) -> HealthSpec:
         self.mapping(value, path, ("path", "status", "body", "content_type"))
         health_path = value.get("path", "/health")
-        if not isinstance(health_path, str) or not health_path.startswith("/") or any(c.isspace() for c in health_path):
+        if (
+            not isinstance(health_path, str)
+            or not health_path.startswith("/")
+            or any(c.isspace() for c in health_path)
+        ):
             raise self.fail(f"{path}.path", "a path starting with /", health_path)
         status = value.get("status", 200)
         if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
@@ -749,7 +855,9 @@ class _Validator:
             load_app_config(value)
         except AppConfigError as error:
             where = ".".join(part for part in ("application", error.table, error.key) if part)
-            raise ScenarioError(f"{self.label}: {where}: expected {error.expected}, got {error.got}") from None
+            raise ScenarioError(
+                f"{self.label}: {where}: expected {error.expected}, got {error.got}"
+            ) from None
         return copy.deepcopy(value)
 
     def target(self, value: Any) -> TargetSpec:
@@ -777,7 +885,9 @@ class _Validator:
             if isinstance(spec, dict) and "cache" in spec:
                 self.mapping(spec, path, ("cache",), ("cache",))
                 if spec["cache"] is not True:
-                    raise self.fail(f"{path}.cache", "true (a caching resolver asking dns.authoritative)", spec["cache"])
+                    raise self.fail(
+                        f"{path}.cache", "true (a caching resolver asking dns.authoritative)", spec["cache"]
+                    )
                 resolvers.append(ResolverSpec(name=name, records={}, cache=True))
                 continue
             self.mapping(spec, path, ("records",), ("records",))
@@ -823,8 +933,14 @@ class _Validator:
         if isinstance(ttl, bool) or not isinstance(ttl, int) or not 0 <= ttl <= 2**31 - 1:
             raise self.fail(f"{path}.ttl", "seconds (a non-negative integer)", ttl)
         return RecordSpec(
-            a=a, aaaa=aaaa, cname=cname.lower().rstrip(".") if cname else None, txt=tuple(txt), rcode=rcode,
-            no_answer=no_answer, delay=delay_ms / 1000, ttl=ttl,
+            a=a,
+            aaaa=aaaa,
+            cname=cname.lower().rstrip(".") if cname else None,
+            txt=tuple(txt),
+            rcode=rcode,
+            no_answer=no_answer,
+            delay=delay_ms / 1000,
+            ttl=ttl,
         )
 
     def addresses(self, value: Any, path: str, version: int) -> list[str]:
@@ -850,16 +966,26 @@ class _Validator:
         seen: set[str] = set()
         for index, entry in enumerate(value):
             path = f"edges[{index}]"
-            self.mapping(entry, path, ("address", "behaviour", "hosts", "tls", "health", "headers", "server"),
-                         ("address", "behaviour"))
+            self.mapping(
+                entry,
+                path,
+                ("address", "behaviour", "hosts", "tls", "health", "headers", "server"),
+                ("address", "behaviour"),
+            )
             try:
-                address = ipaddress.ip_address(entry["address"]) if isinstance(entry["address"], str) else None
+                address = (
+                    ipaddress.ip_address(entry["address"]) if isinstance(entry["address"], str) else None
+                )
             except ValueError:
                 address = None
-            if address is None or (address != IPV6_EDGE and (address.version != 4 or address not in LOOPBACK_V4)):
+            if address is None or (
+                address != IPV6_EDGE and (address.version != 4 or address not in LOOPBACK_V4)
+            ):
                 raise self.fail(f"{path}.address", "an IPv4 address in 127.0.0.0/8 or ::1", entry["address"])
             if address == OS_RESOLVER_ADDRESS:
-                raise self.fail(f"{path}.address", "an address other than 127.0.0.53 (the OS resolver's)", str(address))
+                raise self.fail(
+                    f"{path}.address", "an address other than 127.0.0.53 (the OS resolver's)", str(address)
+                )
             if str(address) in seen:
                 raise self.fail(f"{path}.address", "an address not used by another edge", str(address))
             seen.add(str(address))
@@ -875,29 +1001,43 @@ class _Validator:
             health = self.health(entry["health"], f"{path}.health") if "health" in entry else None
             headers = entry.get("headers") or {}
             if not isinstance(headers, dict) or not all(
-                isinstance(name, str) and re.match(r"^[A-Za-z0-9-]+$", name) and isinstance(value, (str, int))
-                and not isinstance(value, bool) and "\n" not in str(value) and "\r" not in str(value)
+                isinstance(name, str)
+                and re.match(r"^[A-Za-z0-9-]+$", name)
+                and isinstance(value, (str, int))
+                and not isinstance(value, bool)
+                and "\n" not in str(value)
+                and "\r" not in str(value)
                 for name, value in headers.items()
             ):
                 raise self.fail(f"{path}.headers", "a mapping of header names to one-line values", headers)
             server = entry.get("server")
             if server is not None and server not in EDGE_SERVERS:
                 raise self.fail(f"{path}.server", f"one of {', '.join(EDGE_SERVERS)}", server)
-            edges.append(EdgeSpec(address=str(address), behaviour=behaviour, hosts=hosts, tls=tls, health=health,
-                                  headers=tuple((name, str(value)) for name, value in headers.items()),
-                                  server=server))
+            edges.append(
+                EdgeSpec(
+                    address=str(address),
+                    behaviour=behaviour,
+                    hosts=hosts,
+                    tls=tls,
+                    health=health,
+                    headers=tuple((name, str(value)) for name, value in headers.items()),
+                    server=server,
+                )
+            )
         return edges
 
     def behaviour(self, value: Any, path: str) -> Behaviour:
-        expected = (f"one of {', '.join(SIMPLE_BEHAVIOURS)}, {{http_status: N}}, {{slow: DURATION}}, "
-                    "{redirect: {location: URL}} or {intermittent: {share: F}}")
+        expected = (
+            f"one of {', '.join(SIMPLE_BEHAVIOURS)}, {{http_status: N}}, {{slow: DURATION}}, "
+            "{redirect: {location: URL}} or {intermittent: {share: F}}"
+        )
         if isinstance(value, str):
             if value not in SIMPLE_BEHAVIOURS:
                 raise self.fail(path, expected, value)
             return Behaviour(value)
         if not isinstance(value, dict) or len(value) != 1:
             raise self.fail(path, expected, value)
-        (kind, argument), = value.items()
+        ((kind, argument),) = value.items()
         if kind == "http_status":
             if isinstance(argument, bool) or not isinstance(argument, int) or not 100 <= argument <= 599:
                 raise self.fail(f"{path}.http_status", "an HTTP status from 100 to 599", argument)
@@ -916,7 +1056,11 @@ class _Validator:
     def redirect(self, value: Any, path: str) -> Behaviour:
         self.mapping(value, path, ("location", "status"), ("location",))
         location = value["location"]
-        if not isinstance(location, str) or not location.strip() or any(c.isspace() or ord(c) < 32 for c in location):
+        if (
+            not isinstance(location, str)
+            or not location.strip()
+            or any(c.isspace() or ord(c) < 32 for c in location)
+        ):
             raise self.fail(f"{path}.location", "a URL or path without spaces", location)
         status = value.get("status", 301)
         if status not in (301, 302, 303, 307, 308):
@@ -929,10 +1073,15 @@ class _Validator:
         if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share < 1:
             raise self.fail(f"{path}.share", "a fraction between 0 and 1 (exclusive)", share)
         fail_with = value.get("fail_with", 503)
-        valid_status = isinstance(fail_with, int) and not isinstance(fail_with, bool) and 400 <= fail_with <= 599
+        valid_status = (
+            isinstance(fail_with, int) and not isinstance(fail_with, bool) and 400 <= fail_with <= 599
+        )
         if not valid_status and fail_with not in INTERMITTENT_FAILURES:
-            raise self.fail(f"{path}.fail_with", f"an HTTP status from 400 to 599 or one of {', '.join(INTERMITTENT_FAILURES)}",
-                            fail_with)
+            raise self.fail(
+                f"{path}.fail_with",
+                f"an HTTP status from 400 to 599 or one of {', '.join(INTERMITTENT_FAILURES)}",
+                fail_with,
+            )
         return Behaviour("intermittent", share=float(share), fail_with=fail_with)
 
     # -- kubernetes
@@ -956,14 +1105,27 @@ class _Validator:
             model.model_validate(resolve_relative_times(obj, now))
         except ValidationError as error:
             first = error.errors()[0]
-            where = path + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in first.get("loc", ()))
+            where = path + "".join(
+                f"[{part}]" if isinstance(part, int) else f".{part}" for part in first.get("loc", ())
+            )
             message = str(first.get("msg") or "a valid value")
-            expected = "a value (required)" if first.get("type") == "missing" else (
-                message.removeprefix("Input should be ").removeprefix("Value error, ").split("[")[0].strip() or "a valid value")
+            expected = (
+                "a value (required)"
+                if first.get("type") == "missing"
+                else (
+                    message.removeprefix("Input should be ")
+                    .removeprefix("Value error, ")
+                    .split("[")[0]
+                    .strip()
+                    or "a valid value"
+                )
+            )
             got = _describe(first.get("input")) if first.get("type") != "missing" else "nothing"
             raise ScenarioError(f"{self.label}: {where}: expected {expected}, got {got}") from None
         except (TypeError, ValueError, AttributeError) as error:
-            raise self.fail(path, f"a valid {obj.get('kind')} manifest", " ".join(str(error).split())[:80]) from None
+            raise self.fail(
+                path, f"a valid {obj.get('kind')} manifest", " ".join(str(error).split())[:80]
+            ) from None
 
     def kubernetes(
         self, value: Any, edge_addresses: set[str]
@@ -976,14 +1138,18 @@ class _Validator:
         for index, obj in enumerate(objects):
             self.manifest(obj, index, seen, edge_addresses)
         pods = {
-            f"{obj['metadata']['namespace']}/{obj['metadata']['name']}" for obj in objects if obj["kind"] == "Pod"
+            f"{obj['metadata']['namespace']}/{obj['metadata']['name']}"
+            for obj in objects
+            if obj["kind"] == "Pod"
         }
         logs = value.get("logs") or {}
         if not isinstance(logs, dict):
             raise self.fail("kubernetes.logs", "a mapping of namespace/pod to log text", logs)
         for key, text in logs.items():
             if key not in pods:
-                raise self.fail("kubernetes.logs", "keys naming a Pod of kubernetes.objects as namespace/pod", key)
+                raise self.fail(
+                    "kubernetes.logs", "keys naming a Pod of kubernetes.objects as namespace/pod", key
+                )
             if not isinstance(text, str):
                 raise self.fail(f"kubernetes.logs.{key}", "log text", text)
         deny = value.get("deny") or []
@@ -1014,7 +1180,9 @@ class _Validator:
         if namespaced and not isinstance(namespace, str):
             raise self.fail(f"{path}.metadata.namespace", f"a namespace (a {kind} is namespaced)", namespace)
         if not namespaced and namespace is not None:
-            raise self.fail(f"{path}.metadata.namespace", f"no namespace (a {kind} is cluster-wide)", namespace)
+            raise self.fail(
+                f"{path}.metadata.namespace", f"no namespace (a {kind} is cluster-wide)", namespace
+            )
         for key in ("labels", "annotations"):
             labels = metadata.get(key)
             if labels is not None and (
@@ -1030,7 +1198,9 @@ class _Validator:
         if kind == "Secret":
             for key in ("data", "stringData"):
                 if key in obj:
-                    raise self.fail(f"{path}.{key}", "no secret data (the sandbox keeps Secrets' metadata only)", "data")
+                    raise self.fail(
+                        f"{path}.{key}", "no secret data (the sandbox keeps Secrets' metadata only)", "data"
+                    )
         if kind in ("Service", "Ingress"):
             ingress = ((obj.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
             if not isinstance(ingress, list):
@@ -1039,6 +1209,7 @@ class _Validator:
                 address = entry.get("ip") if isinstance(entry, dict) else None
                 if address is not None and address not in edge_addresses:
                     raise self.fail(
-                        f"{path}.status.loadBalancer.ingress[{position}].ip", "the address of an edge of this scenario",
+                        f"{path}.status.loadBalancer.ingress[{position}].ip",
+                        "the address of an edge of this scenario",
                         address,
                     )

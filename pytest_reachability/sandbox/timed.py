@@ -69,9 +69,15 @@ class ChangeSpec:
     """What changes ``after`` seconds from the sandbox's start."""
 
     after: float
-    dns: dict[str, dict[str, RecordSpec]] = field(default_factory=dict)  # resolver (or "authoritative") -> records
-    edges: list[Any] = field(default_factory=list)  # EdgeSpec, behaviour (and hosts) replacing a running edge's
-    objects: list[dict[str, Any]] = field(default_factory=list)  # manifests added or replacing the same identity
+    dns: dict[str, dict[str, RecordSpec]] = field(
+        default_factory=dict
+    )  # resolver (or "authoritative") -> records
+    edges: list[Any] = field(
+        default_factory=list
+    )  # EdgeSpec, behaviour (and hosts) replacing a running edge's
+    objects: list[dict[str, Any]] = field(
+        default_factory=list
+    )  # manifests added or replacing the same identity
     remove: list[str] = field(default_factory=list)  # Kind/namespace/name
 
 
@@ -80,7 +86,9 @@ class ChangeSpec:
 
 def parse_authoritative(validator: Any, value: Any) -> AuthoritativeSpec:
     path = f"dns.{AUTHORITATIVE_KEY}"
-    validator.mapping(value, path, ("zone", "nameservers", "records", "serial"), ("zone", "nameservers", "records"))
+    validator.mapping(
+        value, path, ("zone", "nameservers", "records", "serial"), ("zone", "nameservers", "records")
+    )
     from .scenario import is_hostname
 
     zone = value["zone"]
@@ -89,7 +97,9 @@ def parse_authoritative(validator: Any, value: Any) -> AuthoritativeSpec:
     zone = zone.lower().rstrip(".")
     nameservers = value["nameservers"]
     if not isinstance(nameservers, dict) or not nameservers:
-        raise validator.fail(f"{path}.nameservers", "a mapping of NS names to loopback addresses", nameservers)
+        raise validator.fail(
+            f"{path}.nameservers", "a mapping of NS names to loopback addresses", nameservers
+        )
     parsed_ns = {}
     for ns_name, address in nameservers.items():
         if not is_hostname(ns_name):
@@ -104,8 +114,12 @@ def parse_authoritative(validator: Any, value: Any) -> AuthoritativeSpec:
     serial = value.get("serial", 1)
     if isinstance(serial, bool) or not isinstance(serial, int) or not 0 < serial < 2**32:
         raise validator.fail(f"{path}.serial", "an SOA serial (a positive 32-bit integer)", serial)
-    return AuthoritativeSpec(zone=zone, nameservers=parsed_ns, records=_records(validator, value["records"], f"{path}.records"),
-                             serial=serial)
+    return AuthoritativeSpec(
+        zone=zone,
+        nameservers=parsed_ns,
+        records=_records(validator, value["records"], f"{path}.records"),
+        serial=serial,
+    )
 
 
 def _records(validator: Any, records: Any, path: str) -> dict[str, RecordSpec]:
@@ -121,7 +135,9 @@ def _records(validator: Any, records: Any, path: str) -> dict[str, RecordSpec]:
     return parsed
 
 
-def parse_changes(validator: Any, value: Any, resolver_names: set[str], edge_addresses: set[str]) -> list[ChangeSpec]:
+def parse_changes(
+    validator: Any, value: Any, resolver_names: set[str], edge_addresses: set[str]
+) -> list[ChangeSpec]:
     from .scenario import EdgeSpec, parse_duration
 
     if not isinstance(value, list):
@@ -132,7 +148,9 @@ def parse_changes(validator: Any, value: Any, resolver_names: set[str], edge_add
         validator.mapping(entry, path, ("after", "dns", "edges", "kubernetes"), ("after",))
         after = parse_duration(entry["after"]) if isinstance(entry["after"], str) else None
         if after is None or after > MAX_CHANGE_DELAY:
-            raise validator.fail(f"{path}.after", "a duration such as 500ms or 20s (at most 3600s)", entry["after"])
+            raise validator.fail(
+                f"{path}.after", "a duration such as 500ms or 20s (at most 3600s)", entry["after"]
+            )
         dns_changes = {}
         names = tuple(sorted(resolver_names))
         for resolver, spec in validator.mapping(entry.get("dns") or {}, f"{path}.dns", names).items():
@@ -146,14 +164,24 @@ def parse_changes(validator: Any, value: Any, resolver_names: set[str], edge_add
             where = f"{path}.edges[{edge_index}]"
             validator.mapping(edge, where, ("address", "behaviour", "hosts"), ("address", "behaviour"))
             if edge["address"] not in edge_addresses:
-                raise validator.fail(f"{where}.address", "the address of an edge of the scenario", edge["address"])
+                raise validator.fail(
+                    f"{where}.address", "the address of an edge of the scenario", edge["address"]
+                )
             behaviour = validator.behaviour(edge["behaviour"], f"{where}.behaviour")
             if behaviour.kind in ("refuse", "blackhole"):
-                raise validator.fail(f"{where}.behaviour", "a behaviour of a listening server (not refuse or blackhole)",
-                                     behaviour.kind)
+                raise validator.fail(
+                    f"{where}.behaviour",
+                    "a behaviour of a listening server (not refuse or blackhole)",
+                    behaviour.kind,
+                )
             hosts = edge.get("hosts")
-            edges.append(EdgeSpec(address=edge["address"], behaviour=behaviour,
-                                  hosts=tuple(h.lower().rstrip(".") for h in hosts) if isinstance(hosts, list) else None))
+            edges.append(
+                EdgeSpec(
+                    address=edge["address"],
+                    behaviour=behaviour,
+                    hosts=tuple(h.lower().rstrip(".") for h in hosts) if isinstance(hosts, list) else None,
+                )
+            )
         kubernetes = entry.get("kubernetes") or {}
         validator.mapping(kubernetes, f"{path}.kubernetes", ("objects", "remove"))
         objects = kubernetes.get("objects") or []
@@ -163,9 +191,13 @@ def parse_changes(validator: Any, value: Any, resolver_names: set[str], edge_add
         for obj_index, obj in enumerate(objects):
             validator.manifest(obj, obj_index, seen, edge_addresses)
         remove = kubernetes.get("remove") or []
-        if not isinstance(remove, list) or not all(isinstance(item, str) and item.count("/") in (1, 2) for item in remove):
+        if not isinstance(remove, list) or not all(
+            isinstance(item, str) and item.count("/") in (1, 2) for item in remove
+        ):
             raise validator.fail(f"{path}.kubernetes.remove", "a list of Kind/namespace/name", remove)
-        changes.append(ChangeSpec(after=after, dns=dns_changes, edges=edges, objects=objects, remove=list(remove)))
+        changes.append(
+            ChangeSpec(after=after, dns=dns_changes, edges=edges, objects=objects, remove=list(remove))
+        )
     return sorted(changes, key=lambda change: change.after)
 
 
@@ -176,7 +208,9 @@ class AuthoritativeServer(DnsServer):
     """A zone's authoritative server: SOA (with a serial that grows on every change), NS with glue, records."""
 
     def __init__(self, spec: AuthoritativeSpec, *, host: str, port: int = 0, io_timeout: float = 5.0) -> None:
-        super().__init__(spec.records, host=host, port=port, name=f"authoritative {host}", io_timeout=io_timeout)
+        super().__init__(
+            spec.records, host=host, port=port, name=f"authoritative {host}", io_timeout=io_timeout
+        )
         self.zone = spec.zone
         self.nameservers = dict(spec.nameservers)
         self.serial = spec.serial
@@ -187,8 +221,13 @@ class AuthoritativeServer(DnsServer):
     def _soa(self, ttl: int = NEGATIVE_TTL) -> dns.rrset.RRset:
         """The zone's SOA; in negative answers with the negative-caching time as TTL (RFC 2308)."""
         primary = next(iter(self.nameservers))
-        return dns.rrset.from_text(self.zone + ".", ttl, "IN", "SOA",
-                                   f"{primary}. hostmaster.{self.zone}. {self.serial} 3600 600 86400 {NEGATIVE_TTL}")
+        return dns.rrset.from_text(
+            self.zone + ".",
+            ttl,
+            "IN",
+            "SOA",
+            f"{primary}. hostmaster.{self.zone}. {self.serial} 3600 600 86400 {NEGATIVE_TTL}",
+        )
 
     def answer(self, query: dns.message.Message) -> tuple[dns.message.Message, float]:
         if query.opcode() != 0 or len(query.question) != 1:
@@ -206,14 +245,19 @@ class AuthoritativeServer(DnsServer):
             response.answer.append(self._soa(SOA_TTL))
             return response, 0.0
         if qname == self.zone and question.rdtype == dns.rdatatype.NS:
-            response.answer.append(dns.rrset.from_text_list(self.zone + ".", 3600, "IN", "NS",
-                                                            [ns + "." for ns in self.nameservers]))
+            response.answer.append(
+                dns.rrset.from_text_list(
+                    self.zone + ".", 3600, "IN", "NS", [ns + "." for ns in self.nameservers]
+                )
+            )
             for ns, address in self.nameservers.items():
                 response.additional.append(dns.rrset.from_text(ns + ".", 3600, "IN", "A", address))
             return response, 0.0
         if qname in self.nameservers:
             if question.rdtype == dns.rdatatype.A:
-                response.answer.append(dns.rrset.from_text(qname + ".", 3600, "IN", "A", self.nameservers[qname]))
+                response.answer.append(
+                    dns.rrset.from_text(qname + ".", 3600, "IN", "A", self.nameservers[qname])
+                )
             else:
                 response.authority.append(self._soa())
             return response, 0.0
@@ -236,8 +280,14 @@ class _Cached:
 class CachingResolver(DnsServer):
     """A recursive resolver in miniature: asks the authoritative servers, caches each answer for its TTL."""
 
-    def __init__(self, upstreams: list[tuple[str, int]], *, name: str, io_timeout: float = 5.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        upstreams: list[tuple[str, int]],
+        *,
+        name: str,
+        io_timeout: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         super().__init__({}, name=f"dns {name}", io_timeout=io_timeout)
         self.upstreams = upstreams
         self.clock = clock
@@ -268,8 +318,15 @@ class CachingResolver(DnsServer):
         for section, rrsets in ((response.answer, entry.answer), (response.authority, entry.authority)):
             for rrset in rrsets:
                 section.append(dns.rrset.from_rdata_list(rrset.name, min(rrset.ttl, remaining), list(rrset)))
-        self.query_log.append({"name": key[0], "type": dns.rdatatype.to_text(key[1]), "time": time.time(),
-                               "server": self.name, "ttl_left": remaining})
+        self.query_log.append(
+            {
+                "name": key[0],
+                "type": dns.rdatatype.to_text(key[1]),
+                "time": time.time(),
+                "server": self.name,
+                "ttl_left": remaining,
+            }
+        )
         return response, 0.0
 
     def prime(self, names: list[str], zone: str | None = None) -> None:
@@ -294,9 +351,18 @@ class CachingResolver(DnsServer):
                 continue
             ttls = [rrset.ttl for rrset in reply.answer]
             if not ttls:  # negative answer: kept for the SOA's minimum (RFC 2308)
-                ttls = [min(rrset.ttl, rrset[0].minimum) for rrset in reply.authority if rrset.rdtype == dns.rdatatype.SOA]
+                ttls = [
+                    min(rrset.ttl, rrset[0].minimum)
+                    for rrset in reply.authority
+                    if rrset.rdtype == dns.rdatatype.SOA
+                ]
             ttl = min(ttls) if ttls else 0
-            return _Cached(expires=now + ttl, rcode=reply.rcode(), answer=list(reply.answer), authority=list(reply.authority))
+            return _Cached(
+                expires=now + ttl,
+                rcode=reply.rcode(),
+                answer=list(reply.answer),
+                authority=list(reply.authority),
+            )
         return None
 
 
@@ -306,8 +372,12 @@ class CachingResolver(DnsServer):
 class ChangeScheduler:
     """Applies a scenario's changes at their times (a daemon thread; ``stop`` ends it at once)."""
 
-    def __init__(self, changes: list[ChangeSpec], apply: Callable[[ChangeSpec], None],
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        changes: list[ChangeSpec],
+        apply: Callable[[ChangeSpec], None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.changes = sorted(changes, key=lambda change: change.after)
         self.apply = apply
         self.clock = clock
@@ -342,7 +412,9 @@ class ChangeScheduler:
             self._thread = None
 
 
-def start_authoritative(spec: AuthoritativeSpec, io_timeout: float, attempts: int = 25) -> list[AuthoritativeServer]:
+def start_authoritative(
+    spec: AuthoritativeSpec, io_timeout: float, attempts: int = 25
+) -> list[AuthoritativeServer]:
     """One server per NS address, all on one port (the kernel picks it on the first)."""
     last_error: OSError | None = None
     for _ in range(attempts):
@@ -362,8 +434,14 @@ def start_authoritative(spec: AuthoritativeSpec, io_timeout: float, attempts: in
     raise OSError(f"no port free on every authoritative address after {attempts} attempts: {last_error}")
 
 
-def apply_change(change: ChangeSpec, *, authoritative: list[AuthoritativeServer], resolvers: dict[str, DnsServer],
-                 edges: list[Any], on_objects: Callable[[list[dict], list[str]], None] | None) -> None:
+def apply_change(
+    change: ChangeSpec,
+    *,
+    authoritative: list[AuthoritativeServer],
+    resolvers: dict[str, DnsServer],
+    edges: list[Any],
+    on_objects: Callable[[list[dict], list[str]], None] | None,
+) -> None:
     """Apply one change to the running servers (the caller's thread is the scheduler's)."""
     for resolver, records in change.dns.items():
         if resolver == AUTHORITATIVE_KEY:
@@ -383,7 +461,9 @@ def apply_change(change: ChangeSpec, *, authoritative: list[AuthoritativeServer]
         on_objects(change.objects, change.remove)
 
 
-def replace_objects(objects: list[dict[str, Any]], added: list[dict[str, Any]], removed: list[str]) -> list[dict[str, Any]]:
+def replace_objects(
+    objects: list[dict[str, Any]], added: list[dict[str, Any]], removed: list[str]
+) -> list[dict[str, Any]]:
     """``objects`` with ``removed`` identities gone and ``added`` manifests in (replacing the same identity)."""
     from .scenario import object_identity, resolve_relative_times
 
@@ -411,6 +491,15 @@ def serve_objects(api: Any, objects: list[dict[str, Any]]) -> None:
 
 
 __all__ = [
-    "AUTHORITATIVE_KEY", "AuthoritativeServer", "AuthoritativeSpec", "CachingResolver", "ChangeScheduler", "ChangeSpec",
-    "apply_change", "parse_authoritative", "parse_changes", "replace_objects", "start_authoritative",
+    "AUTHORITATIVE_KEY",
+    "AuthoritativeServer",
+    "AuthoritativeSpec",
+    "CachingResolver",
+    "ChangeScheduler",
+    "ChangeSpec",
+    "apply_change",
+    "parse_authoritative",
+    "parse_changes",
+    "replace_objects",
+    "start_authoritative",
 ]

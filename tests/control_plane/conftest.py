@@ -31,11 +31,17 @@ def control_plane_binaries() -> Path:
 
 
 @pytest.fixture(scope="session")
-def control_plane(control_plane_binaries: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+def control_plane(
+    control_plane_binaries: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ControlPlane]:
     pki = tmp_path_factory.mktemp("control-plane-pki")
     certificates = write_sandbox_certificates(pki, "control-plane.invalid")
-    plane = ControlPlane(control_plane_binaries, users=("nobody", READER), serving=certificates.apiserver,
-                         ca_file=certificates.ca_file)
+    plane = ControlPlane(
+        control_plane_binaries,
+        users=("nobody", READER),
+        serving=certificates.apiserver,
+        ca_file=certificates.ca_file,
+    )
     plane.start()
     try:
         yield plane

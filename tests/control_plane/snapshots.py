@@ -54,21 +54,32 @@ def embedded_server(scenario: Scenario, directory: Path) -> Iterator[str]:
     """The sandbox's own API server over the scenario; yields a kubeconfig."""
     certificates = write_sandbox_certificates(directory / "pki-embedded", scenario.target.host)
     server = apiserver.KubeApiServer(
-        scenario.objects, pod_logs=dict(scenario.logs), deny=list(scenario.deny), token=EMBEDDED_TOKEN,
-        cert_file=certificates.apiserver.cert_file, key_file=certificates.apiserver.key_file,
+        scenario.objects,
+        pod_logs=dict(scenario.logs),
+        deny=list(scenario.deny),
+        token=EMBEDDED_TOKEN,
+        cert_file=certificates.apiserver.cert_file,
+        key_file=certificates.apiserver.key_file,
     )
     server.start()
     try:
         kubeconfig = str(directory / "kubeconfig-embedded")
-        apiserver.write_kubeconfig(kubeconfig, server_url=server.url, ca_file=certificates.ca_file,
-                                   token=EMBEDDED_TOKEN, namespace=scenario.namespace)
+        apiserver.write_kubeconfig(
+            kubeconfig,
+            server_url=server.url,
+            ca_file=certificates.ca_file,
+            token=EMBEDDED_TOKEN,
+            namespace=scenario.namespace,
+        )
         yield kubeconfig
     finally:
         server.stop()
 
 
 @contextlib.contextmanager
-def real_server(scenario: Scenario, plane: ControlPlane, directory: Path) -> Iterator[tuple[str, RealApiServer]]:
+def real_server(
+    scenario: Scenario, plane: ControlPlane, directory: Path
+) -> Iterator[tuple[str, RealApiServer]]:
     """The scenario loaded into the real control plane (cleared afterwards); yields (kubeconfig, loader)."""
     certificates = write_sandbox_certificates(directory / "pki-real", scenario.target.host)
     real = RealApiServer(scenario, certificates, control_plane=plane)
@@ -88,8 +99,11 @@ def given_service_fields(scenario: Scenario) -> dict[tuple[str, str], dict[str, 
         metadata = service["metadata"]
         fixed[(metadata["namespace"], metadata["name"])] = {
             "cluster_ip": spec.get("clusterIP"),
-            "node_ports": {(p.get("port"), p.get("protocol") or "TCP"): p.get("nodePort")
-                           for p in spec.get("ports") or [] if p.get("nodePort")},
+            "node_ports": {
+                (p.get("port"), p.get("protocol") or "TCP"): p.get("nodePort")
+                for p in spec.get("ports") or []
+                if p.get("nodePort")
+            },
         }
     return fixed
 
@@ -103,9 +117,13 @@ def comparable(read: str, items: list[dict[str, Any]], scenario: Scenario) -> li
     """The documented exceptions applied: what each server allocates on its own is not compared."""
     fixed = given_service_fields(scenario)
     given = {(o["metadata"].get("namespace", ""), o["metadata"]["name"]) for o in scenario.objects}
-    given_events = {(o["metadata"].get("namespace", ""),
-                     f"{(o.get('involvedObject') or {}).get('kind')}/{(o.get('involvedObject') or {}).get('name')}")
-                    for o in scenario.objects_of_kind("Event")}
+    given_events = {
+        (
+            o["metadata"].get("namespace", ""),
+            f"{(o.get('involvedObject') or {}).get('kind')}/{(o.get('involvedObject') or {}).get('name')}",
+        )
+        for o in scenario.objects_of_kind("Event")
+    }
     result = []
     for item in items:
         key = (item.get("namespace", ""), item.get("name"))
@@ -118,10 +136,17 @@ def comparable(read: str, items: list[dict[str, Any]], scenario: Scenario) -> li
             item = dict(item)
             allocated = fixed.get(key, {"cluster_ip": None, "node_ports": {}})
             if not allocated["cluster_ip"]:
-                item["cluster_ip"] = "<allocated>" if item["cluster_ip"] not in (None, "None") else item["cluster_ip"]
+                item["cluster_ip"] = (
+                    "<allocated>" if item["cluster_ip"] not in (None, "None") else item["cluster_ip"]
+                )
             item["ports"] = [
-                {**port, "node_port": port["node_port"] if (port["port"], port["protocol"]) in allocated["node_ports"]
-                 or port["node_port"] is None else "<allocated>"}
+                {
+                    **port,
+                    "node_port": port["node_port"]
+                    if (port["port"], port["protocol"]) in allocated["node_ports"]
+                    or port["node_port"] is None
+                    else "<allocated>",
+                }
                 for port in item["ports"]
             ]
         result.append(item)
@@ -143,6 +168,8 @@ def differences(scenario: Scenario, embedded: dict[str, list], real: dict[str, l
         for one, other in zip(left, right, strict=True):
             if one != other:
                 fields = sorted(key for key in set(one) | set(other) if one.get(key) != other.get(key))
-                detail = "; ".join(f"{key}: embedded {one.get(key)!r} != real {other.get(key)!r}" for key in fields)
+                detail = "; ".join(
+                    f"{key}: embedded {one.get(key)!r} != real {other.get(key)!r}" for key in fields
+                )
                 lines.append(f"{read} {names_left[left.index(one)]}: {detail}")
     return lines

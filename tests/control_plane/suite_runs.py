@@ -21,8 +21,10 @@ from pytest_reachability.sandbox.control_plane_load import RestClient
 
 ROOT = Path(__file__).resolve().parents[2]
 SUITE_TIMEOUT = 600
-GRANT = re.compile(r'(?:in namespace (?P<namespace>[a-z0-9.-]+)|at cluster scope); '
-                   r'grant verb "(?P<verb>[^"]+)" on resource "(?P<resource>[^"]+)" \(group "(?P<group>[^"]*)"\)')
+GRANT = re.compile(
+    r"(?:in namespace (?P<namespace>[a-z0-9.-]+)|at cluster scope); "
+    r'grant verb "(?P<verb>[^"]+)" on resource "(?P<resource>[^"]+)" \(group "(?P<group>[^"]*)"\)'
+)
 
 
 @dataclass
@@ -39,12 +41,19 @@ class SuiteRun:
         """(group, resource, verb, namespace or "") of every "grant verb ... on resource ..." message of the
         run: in a test's reason, or in a warning (a read that only adds evidence fails nothing when refused)."""
         texts = [*self.reasons(), self.output]
-        return {(m["group"], m["resource"], m["verb"], m["namespace"] or "") for text in texts
-                for m in GRANT.finditer(text)}
+        return {
+            (m["group"], m["resource"], m["verb"], m["namespace"] or "")
+            for text in texts
+            for m in GRANT.finditer(text)
+        }
 
     def refused(self) -> set[tuple[str, str, str, str]]:
         """(group, resource, verb, namespace) of every request the API server answered 403."""
-        return {_permission(event) for event in self.audit if (event.get("responseStatus") or {}).get("code") == 403}
+        return {
+            _permission(event)
+            for event in self.audit
+            if (event.get("responseStatus") or {}).get("code") == 403
+        }
 
     def requests(self) -> set[tuple[str, str, str, str]]:
         return {_permission(event) for event in self.audit}
@@ -73,14 +82,21 @@ def admin(plane: ControlPlane) -> RestClient:
     return RestClient(plane.url, plane.users[ADMIN].token, plane.ca_file)
 
 
-def service_account_kubeconfig(plane: ControlPlane, namespace: str, name: str, path: Path,
-                               default_namespace: str) -> tuple[str, str]:
+def service_account_kubeconfig(
+    plane: ControlPlane, namespace: str, name: str, path: Path, default_namespace: str
+) -> tuple[str, str]:
     """A kubeconfig holding a token of ServiceAccount namespace/name (TokenRequest API); returns (path, user)."""
     client = admin(plane)
     try:
-        answer = client.request("POST", f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token",
-                                {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-                                 "spec": {"expirationSeconds": 3600}})
+        answer = client.request(
+            "POST",
+            f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token",
+            {
+                "apiVersion": "authentication.k8s.io/v1",
+                "kind": "TokenRequest",
+                "spec": {"expirationSeconds": 3600},
+            },
+        )
     finally:
         client.close()
     user = f"system:serviceaccount:{namespace}:{name}"
@@ -88,8 +104,9 @@ def service_account_kubeconfig(plane: ControlPlane, namespace: str, name: str, p
     return str(path), user
 
 
-def run_suite(info: SandboxInfo, plane: ControlPlane, kubeconfig: str, user: str, directory: Path,
-              *args: str) -> SuiteRun:
+def run_suite(
+    info: SandboxInfo, plane: ControlPlane, kubeconfig: str, user: str, directory: Path, *args: str
+) -> SuiteRun:
     """The built-in suite against the sandbox, reading the cluster through ``kubeconfig`` (as ``user``)."""
     directory.mkdir(parents=True, exist_ok=True)
     results = directory / "results.json"
@@ -99,13 +116,30 @@ def run_suite(info: SandboxInfo, plane: ControlPlane, kubeconfig: str, user: str
     env["KUBECONFIG"] = kubeconfig
     before = plane.audit_offset()
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "--pyargs", "pytest_reachability.suites", "-q", "-p", "no:cacheprovider",
-         f"--results-json={results}", *args],
-        env=env, cwd=ROOT, capture_output=True, text=True, timeout=SUITE_TIMEOUT, check=False,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--pyargs",
+            "pytest_reachability.suites",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            f"--results-json={results}",
+            *args,
+        ],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=SUITE_TIMEOUT,
+        check=False,
     )
     output = done.stdout + done.stderr
     assert done.returncode in (0, 1), output[-6000:]
-    audit = [event for event in plane.audit_events(before) if (event.get("user") or {}).get("username") == user]
+    audit = [
+        event for event in plane.audit_events(before) if (event.get("user") or {}).get("username") == user
+    ]
     return SuiteRun(done.returncode, json.loads(results.read_text()), output, audit)
 
 

@@ -23,8 +23,11 @@ pytestmark = pytest.mark.control_plane
 EDGE_CASES = sorted((Path(__file__).parent / "scenarios").glob("*.yaml"))
 
 
-@pytest.mark.parametrize("name", [*scenario_names(), *map(str, EDGE_CASES)],
-                         ids=[*scenario_names(), *(path.stem for path in EDGE_CASES)])
+@pytest.mark.parametrize(
+    "name",
+    [*scenario_names(), *map(str, EDGE_CASES)],
+    ids=[*scenario_names(), *(path.stem for path in EDGE_CASES)],
+)
 def test_snapshots_equal(name: str, control_plane: ControlPlane, tmp_path: Path) -> None:
     scenario = load_scenario(name)
     with embedded_server(scenario, tmp_path) as embedded_kubeconfig:

@@ -45,9 +45,15 @@ CLUSTER_SECTIONS = ("cluster", "workloads", "k8s-services", "endpoints", "ingres
 
 def rule_permissions(rule: dict[str, Any]) -> set[tuple[str, str, str]]:
     """(group, resource, verb) a rule grants; nonResourceURLs as ("nonResourceURL", url, verb)."""
-    granted = {("nonResourceURL", url, verb) for url in rule.get("nonResourceURLs", []) for verb in rule["verbs"]}
-    granted |= {(group, resource, verb) for group in rule.get("apiGroups", [])
-                for resource in rule.get("resources", []) for verb in rule["verbs"]}
+    granted = {
+        ("nonResourceURL", url, verb) for url in rule.get("nonResourceURLs", []) for verb in rule["verbs"]
+    }
+    granted |= {
+        (group, resource, verb)
+        for group in rule.get("apiGroups", [])
+        for resource in rule.get("resources", [])
+        for verb in rule["verbs"]
+    }
     return granted
 
 
@@ -79,13 +85,26 @@ def allowed_to_everyone(plane: ControlPlane, permission: tuple[str, str, str]) -
         attributes: dict[str, Any] = {"nonResourceAttributes": {"path": resource, "verb": verb}}
     else:
         name, _, subresource = resource.partition("/")
-        attributes = {"resourceAttributes": {"group": group, "resource": name, "subresource": subresource,
-                                             "verb": verb, "namespace": "default"}}
+        attributes = {
+            "resourceAttributes": {
+                "group": group,
+                "resource": name,
+                "subresource": subresource,
+                "verb": verb,
+                "namespace": "default",
+            }
+        }
     client = admin(plane)
     try:
-        review = client.request("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews", {
-            "apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
-            "spec": {"user": "no-binding", "groups": ["system:authenticated"], **attributes}})
+        review = client.request(
+            "POST",
+            "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+            {
+                "apiVersion": "authorization.k8s.io/v1",
+                "kind": "SubjectAccessReview",
+                "spec": {"user": "no-binding", "groups": ["system:authenticated"], **attributes},
+            },
+        )
     finally:
         client.close()
     return bool(review["status"].get("allowed"))
@@ -93,8 +112,12 @@ def allowed_to_everyone(plane: ControlPlane, permission: tuple[str, str, str]) -
 
 def rules_of(documents: list[dict[str, Any]]) -> list[tuple[int, int, dict[str, Any]]]:
     """(document index, rule index, rule) of every rule of every Role and ClusterRole in the file."""
-    return [(d, r, rule) for d, doc in enumerate(documents) if doc.get("kind") in ("Role", "ClusterRole")
-            for r, rule in enumerate(doc.get("rules") or [])]
+    return [
+        (d, r, rule)
+        for d, doc in enumerate(documents)
+        if doc.get("kind") in ("Role", "ClusterRole")
+        for r, rule in enumerate(doc.get("rules") or [])
+    ]
 
 
 def service_account(documents: list[dict[str, Any]]) -> tuple[str, str]:
@@ -119,8 +142,9 @@ def run_as_bound_account(plane: ControlPlane, documents: list[dict[str, Any]], t
             try:
                 load_objects(client, documents, report)
                 namespace, name = service_account(documents)
-                kubeconfig, user = service_account_kubeconfig(plane, namespace, name, tmp_path / "kubeconfig-sa",
-                                                              info.namespace)
+                kubeconfig, user = service_account_kubeconfig(
+                    plane, namespace, name, tmp_path / "kubeconfig-sa", info.namespace
+                )
                 return run_suite(info, plane, kubeconfig, user, tmp_path)
             finally:
                 clear_objects(client, report)
@@ -138,14 +162,19 @@ def test_bound_service_account_is_never_refused(control_plane: ControlPlane, tmp
         assert sections[section]["passed"] > 0, (section, sections[section], run.output)
 
 
-def test_required_file_alone_skips_only_what_the_optional_files_grant(control_plane: ControlPlane,
-                                                                      tmp_path: Path) -> None:
+def test_required_file_alone_skips_only_what_the_optional_files_grant(
+    control_plane: ControlPlane, tmp_path: Path
+) -> None:
     optional = grants_of(all_documents()) - grants_of(rbac_documents(RBAC_FILE))
     run = run_as_bound_account(control_plane, rbac_documents(RBAC_FILE), tmp_path)
     unexplained = sorted(request for request in run.refused() if not explained(request, optional))
     assert not unexplained, f"rbac.yaml alone is refused {unexplained}, which no optional file grants"
     assert all(explained(request, optional) for request in run.grants_asked()), run.reasons()
-    failed = [t for t in run.results["tests"] if t["outcome"] in ("failed", "error") and 'grant verb "' in t["reason"]]
+    failed = [
+        t
+        for t in run.results["tests"]
+        if t["outcome"] in ("failed", "error") and 'grant verb "' in t["reason"]
+    ]
     assert not failed, f"failed for lack of an optional grant: {failed}"
     sections = run.results["sections"]
     for section in CLUSTER_SECTIONS:
@@ -162,14 +191,21 @@ def rule_cases() -> list[tuple[str, list[dict[str, Any]], int, int]]:
         for doc_index, rule_index, _rule in rules_of(documents):
             if doc_index in own:
                 doc = documents[doc_index]
-                cases.append((f"{path.stem}:{doc['kind']}-{doc['metadata']['name']}-rule{rule_index}",
-                              documents, doc_index, rule_index))
+                cases.append(
+                    (
+                        f"{path.stem}:{doc['kind']}-{doc['metadata']['name']}-rule{rule_index}",
+                        documents,
+                        doc_index,
+                        rule_index,
+                    )
+                )
     return cases
 
 
 @pytest.mark.parametrize("case", rule_cases(), ids=[case[0] for case in rule_cases()])
-def test_each_rule_is_needed_and_named_when_missing(case: tuple[str, list[dict[str, Any]], int, int],
-                                                    control_plane: ControlPlane, tmp_path: Path) -> None:
+def test_each_rule_is_needed_and_named_when_missing(
+    case: tuple[str, list[dict[str, Any]], int, int], control_plane: ControlPlane, tmp_path: Path
+) -> None:
     _name, documents, doc_index, rule_index = case
     rule = documents[doc_index]["rules"][rule_index]
     removed = grants_of(documents) - grants_of(documents, skip=(doc_index, rule_index))
@@ -184,17 +220,23 @@ def test_each_rule_is_needed_and_named_when_missing(case: tuple[str, list[dict[s
         # Harmless only if the cluster grants it to every authenticated user anyway (bootstrap roles such as
         # system:public-info-viewer, which kube-apiserver restores at every start), or another rule still does.
         needed = sorted(p for p in rule_permissions(rule) if not allowed_to_everyone(control_plane, p))
-        assert not needed or not removed, f"removing {rule} refused nothing, yet {needed} is not granted by default"
+        assert not needed or not removed, (
+            f"removing {rule} refused nothing, yet {needed} is not granted by default"
+        )
         assert not asked, run.reasons()
         return
     assert all(explained(request, removed) for request in refused), (
-        f"refused {sorted(refused)}, not all of which the removed rule {rule} granted")
+        f"refused {sorted(refused)}, not all of which the removed rule {rule} granted"
+    )
     assert asked, f"removing {rule}: no test or warning names the missing grant; reasons: {run.reasons()}"
     assert all(explained(request, removed) for request in asked), (
-        f"removing {rule}: the suite asks for {sorted(asked)}, not all of that rule")
+        f"removing {rule}: the suite asks for {sorted(asked)}, not all of that rule"
+    )
 
 
-def test_user_without_rights_gets_the_grant_message_everywhere(control_plane: ControlPlane, tmp_path: Path) -> None:
+def test_user_without_rights_gets_the_grant_message_everywhere(
+    control_plane: ControlPlane, tmp_path: Path
+) -> None:
     with loaded_sandbox(SCENARIO, control_plane) as info:
         kubeconfig = control_plane.kubeconfig("nobody")
         run = run_suite(info, control_plane, kubeconfig, "nobody", tmp_path)
@@ -206,4 +248,9 @@ def test_user_without_rights_gets_the_grant_message_everywhere(control_plane: Co
         refused = [t for t in by_section[section] if t["outcome"] != "passed"]
         assert refused, f"{section}: every test passed without any rights"
         for test in refused:
-            assert 'grant verb "' in test["reason"], (section, test["nodeid"], test["outcome"], test["reason"])
+            assert 'grant verb "' in test["reason"], (
+                section,
+                test["nodeid"],
+                test["outcome"],
+                test["reason"],
+            )

@@ -37,10 +37,15 @@ class Peer:
         self.session.verify = cluster["certificate-authority"]
         self.token = token or config["users"][0]["user"]["token"]
 
-    def get(self, path: str, *, token: str | None = None, accept: str = "application/json",
-            **params: str) -> requests.Response:
-        return self.session.get(self.url + path, params=params or None, timeout=30,
-                                headers={"Authorization": f"Bearer {token or self.token}", "Accept": accept})
+    def get(
+        self, path: str, *, token: str | None = None, accept: str = "application/json", **params: str
+    ) -> requests.Response:
+        return self.session.get(
+            self.url + path,
+            params=params or None,
+            timeout=30,
+            headers={"Authorization": f"Bearer {token or self.token}", "Accept": accept},
+        )
 
     def json(self, path: str, **params: str) -> tuple[int, Any]:
         response = self.get(path, **params)
@@ -51,26 +56,35 @@ class Peer:
 def peers(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Peer]]:
     scenario = load_scenario(SCENARIO)
     directory = tmp_path_factory.mktemp("wire")
-    with embedded_server(scenario, directory) as embedded, real_server(scenario, control_plane, directory) as (real, _):
-        yield {"embedded": Peer(embedded), "real": Peer(real),
-               "real-admin": Peer(real, control_plane.users[ADMIN].token)}
+    with (
+        embedded_server(scenario, directory) as embedded,
+        real_server(scenario, control_plane, directory) as (real, _),
+    ):
+        yield {
+            "embedded": Peer(embedded),
+            "real": Peer(real),
+            "real-admin": Peer(real, control_plane.users[ADMIN].token),
+        }
 
 
 def same_user(status: dict[str, Any]) -> dict[str, Any]:
     return {**status, "message": re.sub(r'User "[^"]*"', 'User "<reader>"', status.get("message", ""))}
 
 
-@pytest.mark.parametrize("path", [
-    f"/api/v1/namespaces/{NAMESPACE}/pods/missing",
-    f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments/missing",
-    f"/apis/networking.k8s.io/v1/namespaces/{NAMESPACE}/ingresses/missing",
-    "/api/v1/nodes/missing",
-    f"/api/v1/namespaces/{NAMESPACE}/pods/missing/log",
-    f"/api/v1/namespaces/{NAMESPACE}/secrets",
-    "/api/v1/secrets",
-    f"/api/v1/namespaces/{NAMESPACE}/pods/api-847495fbc4-686tk/log",
-    f"/api/v1/namespaces/{NAMESPACE}/pods",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"/api/v1/namespaces/{NAMESPACE}/pods/missing",
+        f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments/missing",
+        f"/apis/networking.k8s.io/v1/namespaces/{NAMESPACE}/ingresses/missing",
+        "/api/v1/nodes/missing",
+        f"/api/v1/namespaces/{NAMESPACE}/pods/missing/log",
+        f"/api/v1/namespaces/{NAMESPACE}/secrets",
+        "/api/v1/secrets",
+        f"/api/v1/namespaces/{NAMESPACE}/pods/api-847495fbc4-686tk/log",
+        f"/api/v1/namespaces/{NAMESPACE}/pods",
+    ],
+)
 def test_status_bodies_are_the_same(path: str, peers: dict[str, Peer]) -> None:
     embedded, real = peers["embedded"].get(path), peers["real"].get(path)
     assert embedded.status_code == real.status_code, (embedded.text, real.text)
@@ -80,15 +94,25 @@ def test_status_bodies_are_the_same(path: str, peers: dict[str, Peer]) -> None:
 
 def test_unauthorized_and_unknown_paths(peers: dict[str, Peer]) -> None:
     embedded, real = peers["embedded"], peers["real"]
-    assert embedded.get("/api/v1/pods", token="wrong").json() == real.get("/api/v1/pods", token="wrong").json()
+    assert (
+        embedded.get("/api/v1/pods", token="wrong").json() == real.get("/api/v1/pods", token="wrong").json()
+    )
     # An identity allowed to read everything meets the unknown resource; RBAC decides before that on a
     # real server, so the comparison is with its admin.
     unknown = f"/api/v1/namespaces/{NAMESPACE}/nosuchthings"
     assert embedded.json(unknown) == peers["real-admin"].json(unknown)
 
 
-@pytest.mark.parametrize("field_selector", ["spec.bogus=1", "status.phase=Running", "metadata.name=api-847495fbc4-686tk",
-                                            "status.phase!=Running", "spec.nodeName=pool-prod-k8s-x1a2c"])
+@pytest.mark.parametrize(
+    "field_selector",
+    [
+        "spec.bogus=1",
+        "status.phase=Running",
+        "metadata.name=api-847495fbc4-686tk",
+        "status.phase!=Running",
+        "spec.nodeName=pool-prod-k8s-x1a2c",
+    ],
+)
 def test_field_selectors(field_selector: str, peers: dict[str, Peer]) -> None:
     results = {}
     for side in ("embedded", "real"):
@@ -97,8 +121,17 @@ def test_field_selectors(field_selector: str, peers: dict[str, Peer]) -> None:
     assert results["embedded"] == results["real"]
 
 
-@pytest.mark.parametrize("label_selector", ["app=api", "app in (api,digital-twin-bot)", "app notin (api)",
-                                            "!pod-template-hash", "pod-template-hash", "app!=api,k8s-app"])
+@pytest.mark.parametrize(
+    "label_selector",
+    [
+        "app=api",
+        "app in (api,digital-twin-bot)",
+        "app notin (api)",
+        "!pod-template-hash",
+        "pod-template-hash",
+        "app!=api,k8s-app",
+    ],
+)
 def test_label_selectors(label_selector: str, peers: dict[str, Peer]) -> None:
     names = {}
     for side in ("embedded", "real"):
@@ -110,7 +143,9 @@ def test_label_selectors(label_selector: str, peers: dict[str, Peer]) -> None:
 
 def test_unparsable_label_selector_is_a_bad_request_on_both(peers: dict[str, Peer]) -> None:
     """Documented exception: the parse error's wording differs (kube-apiserver's lexer names the token)."""
-    bodies = [peers[side].json("/api/v1/pods", labelSelector="app in (api")[1] for side in ("embedded", "real")]
+    bodies = [
+        peers[side].json("/api/v1/pods", labelSelector="app in (api")[1] for side in ("embedded", "real")
+    ]
     for body in bodies:
         assert (body["code"], body["reason"]) == (400, "BadRequest")
         assert body["message"].startswith("unable to parse requirement")
@@ -121,8 +156,14 @@ def test_list_shapes(peers: dict[str, Peer]) -> None:
     for side in ("embedded", "real"):
         code, body = peers[side].json(f"/api/v1/namespaces/{NAMESPACE}/pods", limit="1")
         assert code == 200
-        shapes[side] = (sorted(body), body["kind"], body["apiVersion"], sorted(body["metadata"]),
-                        body["metadata"]["remainingItemCount"], sorted(body["items"][0]))
+        shapes[side] = (
+            sorted(body),
+            body["kind"],
+            body["apiVersion"],
+            sorted(body["metadata"]),
+            body["metadata"]["remainingItemCount"],
+            sorted(body["items"][0]),
+        )
     assert shapes["embedded"] == shapes["real"]
 
 
@@ -134,9 +175,17 @@ def test_metadata_only_lists(peers: dict[str, Peer]) -> None:
         for namespace in (NAMESPACE, "kube-public"):  # the second is empty
             response = peers[side].get(f"/api/v1/namespaces/{namespace}/services", accept=accept)
             body = response.json()
-            answers[side].append((response.status_code, response.headers["Content-Type"], body["kind"],
-                                  body["apiVersion"], sorted(body["metadata"]), body["items"] and
-                                  [(i["kind"], i["apiVersion"], i["metadata"]["name"]) for i in body["items"]]))
+            answers[side].append(
+                (
+                    response.status_code,
+                    response.headers["Content-Type"],
+                    body["kind"],
+                    body["apiVersion"],
+                    sorted(body["metadata"]),
+                    body["items"]
+                    and [(i["kind"], i["apiVersion"], i["metadata"]["name"]) for i in body["items"]],
+                )
+            )
     assert answers["embedded"] == answers["real"]
 
 
@@ -146,8 +195,9 @@ def test_discovery_names_every_served_resource_alike(peers: dict[str, Peer]) -> 
     Documented exception: the sandbox is read-only, so its verbs are get and list only.
     """
     embedded, real = peers["embedded"], peers["real-admin"]
-    versions = ["/api/v1"] + [f"/apis/{v['groupVersion']}" for g in embedded.json("/apis")[1]["groups"]
-                              for v in g["versions"]]
+    versions = ["/api/v1"] + [
+        f"/apis/{v['groupVersion']}" for g in embedded.json("/apis")[1]["groups"] for v in g["versions"]
+    ]
     compared = 0
     for path in versions:
         served = {r["name"]: r for r in embedded.json(path)[1]["resources"]}
