@@ -57,7 +57,8 @@ def main() -> int:
             )
     ratio = statistics.median(ratios)
     print(
-        f"median of {args.runs}: wall {statistics.median(walls) * 1000:.1f} ms, slowest {statistics.median(slowest_list) * 1000:.1f} ms, "
+        f"median of {args.runs}: wall {statistics.median(walls) * 1000:.1f} ms, slowest "
+        f"{statistics.median(slowest_list) * 1000:.1f} ms, "
         f"wall/slowest {ratio:.3f} (goal <= {GOAL}) {'MET' if ratio <= GOAL else 'MISSED'}"
     )
     return 0

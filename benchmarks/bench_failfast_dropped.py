@@ -173,7 +173,8 @@ def main() -> int:
         mode = "all installed plugins" if args.all_plugins else "pytest + reachability plugin only"
         mode += f", xdist -n {args.workers}" if args.workers else ""
         print(
-            f"median of {args.runs} ({mode}): wall {statistics.median(walls):.2f} s with a {args.timeout:g} s probe timeout, "
+            f"median of {args.runs} ({mode}): wall {statistics.median(walls):.2f} s with a {args.timeout:g} "
+            "s probe timeout, "
             f"wall/timeout {ratio:.2f} (goal <= {GOAL}) {'MET' if ratio <= GOAL else 'MISSED'}; "
             f"a naive suite pays {DEPENDENTS + 1} x timeout = {(DEPENDENTS + 1) * args.timeout:.0f} s"
         )
@@ -182,7 +183,8 @@ def main() -> int:
                 namespace, write_suite(workdir, args.timeout, gated=False), args.workers, args.all_plugins
             )
             print(
-                f"naive (no gate markers), 1 run: wall {wall:.2f} s, wall/timeout {wall / args.timeout:.2f}  [{summary}]"
+                f"naive (no gate markers), 1 run: wall {wall:.2f} s, wall/timeout {wall / args.timeout:.2f}  "
+                f"[{summary}]"
             )
     finally:
         subprocess.run(["ip", "netns", "del", namespace], capture_output=True, timeout=30, check=False)

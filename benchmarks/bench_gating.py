@@ -325,7 +325,8 @@ def report(timings: dict[str, Timing], total: int, repeat: int) -> bool:
         t = timings[variant.name]
         session = f"{statistics.median(t.session):.2f} s" if t.session else "-"
         print(
-            f"{variant.name:<21} {statistics.median(t.walls):>9.2f} s {min(t.walls):>5.2f} s {max(t.walls):>5.2f} s "
+            f"{variant.name:<21} {statistics.median(t.walls):>9.2f} s {min(t.walls):>5.2f} s "
+            f"{max(t.walls):>5.2f} s "
             f"{statistics.median(t.cpu):>5.2f} s {session:>9}  {t.summary}"
         )
     print()
@@ -345,7 +346,8 @@ def report(timings: dict[str, Timing], total: int, repeat: int) -> bool:
     dependency = overhead(timings, "dependency", "dependency-baseline")
     met = plugin <= GOAL_OVERHEAD and plugin < dependency
     print(
-        f"goal (wall overhead <= {GOAL_OVERHEAD:.0%} and below pytest-dependency's): {'MET' if met else 'MISSED'}"
+        f"goal (wall overhead <= {GOAL_OVERHEAD:.0%} and below pytest-dependency's): "
+        f"{'MET' if met else 'MISSED'}"
     )
     return met
 
@@ -429,7 +431,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.no_bytecode_cache:
             print(
                 "bytecode: the environment's setting (PYTHONDONTWRITEBYTECODE="
-                f"{os.environ.get('PYTHONDONTWRITEBYTECODE', '')!r}); modules without a .pyc compile in every run"
+                f"{os.environ.get('PYTHONDONTWRITEBYTECODE', '')!r}); modules without a .pyc compile in "
+                "every run"
             )
         else:
             print("bytecode: cached under the run's temporary directory, as an installed package has it")

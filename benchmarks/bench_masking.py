@@ -33,9 +33,11 @@ def padded(head: str, filler: str) -> Callable[[int], str]:
 
 
 REPORT_TEXT = (
-    "FAILED suites/test_10_api_health.py::test_health - AssertionError: 127.0.10.57:80: empty_reply: TCP connected, "
+    "FAILED suites/test_10_api_health.py::test_health - AssertionError: 127.0.10.57:80: empty_reply: TCP "
+    "connected, "
     "request sent, closed with zero bytes\ncurl -v --resolve 97v.test:80:127.0.10.57 http://97v.test/health\n"
-    "GET https://user:pw@api.example.com/x?token=abc&page=2 Authorization: Bearer abcdefgh1234 Cookie: sid=1\n"
+    "GET https://user:pw@api.example.com/x?token=abc&page=2 Authorization: Bearer abcdefgh1234 Cookie: "
+    "sid=1\n"
     '{"password": "x", "status": 503, "headers": {"content-type": "text/plain"}}\n'
 )
 
@@ -122,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{shape:26}{cells}{linearity:>11}")
     if ratios:
         print(
-            f"linearity (time at the largest size / time at 1 MB scaled): median {statistics.median(ratios):.2f}, "
+            "linearity (time at the largest size / time at 1 MB scaled): median "
+            f"{statistics.median(ratios):.2f}, "
             f"max {max(ratios):.2f}"
         )
     if worst_per_mb:

@@ -105,7 +105,8 @@ def main() -> int:
             requests_times.append(requests_s)
             print(
                 f"run {run}: probe {probe_s * 1000 / args.count:.2f} ms/req ({probe_s:.2f} s), "
-                f"requests {requests_s * 1000 / args.count:.2f} ms/req ({requests_s:.2f} s), ratio {probe_s / requests_s:.3f}"
+                f"requests {requests_s * 1000 / args.count:.2f} ms/req ({requests_s:.2f} s), ratio "
+                f"{probe_s / requests_s:.3f}"
             )
     finally:
         server.shutdown()
@@ -115,7 +116,8 @@ def main() -> int:
             workdir.cleanup()
     ratio = statistics.median(ratios)
     print(
-        f"median of {args.runs} x {args.count} ({scheme}): probe {statistics.median(probe_times) * 1000 / args.count:.2f} ms/req, "
+        f"median of {args.runs} x {args.count} ({scheme}): probe "
+        f"{statistics.median(probe_times) * 1000 / args.count:.2f} ms/req, "
         f"requests {statistics.median(requests_times) * 1000 / args.count:.2f} ms/req, "
         f"probe/requests {ratio:.3f} (goal <= {GOAL}) {'MET' if ratio <= GOAL else 'MISSED'}"
     )

@@ -563,7 +563,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"load average (1 min) before: {load_before:.2f}, after: {load_after:.2f}")
         if max(load_before, load_after) > 1 + cpus / 2:
             print(
-                f"warning: load average above {1 + cpus / 2:.1f}: other work shares the CPUs, walls are inflated"
+                f"warning: load average above {1 + cpus / 2:.1f}: other work shares the CPUs, walls are "
+                "inflated"
             )
         best = min(median([run["wall"] for run in runs[variant]]) for variant in variants)
         worst = max(median([run["wall"] for run in runs[variant]]) for variant in variants)

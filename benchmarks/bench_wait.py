@@ -109,7 +109,8 @@ def main() -> int:
         f"{args.fix + args.ttl:g} s"
     )
     print(
-        f"{'run':>3} {'healthy s':>10} {'exit s':>8} {'attempts':>8} {'healthy/ideal':>14} {'exit/ideal':>11} "
+        f"{'run':>3} {'healthy s':>10} {'exit s':>8} {'attempts':>8} {'healthy/ideal':>14} "
+        f"{'exit/ideal':>11} "
         f"{'exit/(fix+ttl)':>15}"
     )
     rows = []

@@ -210,7 +210,8 @@ def describe_move(move: Mapping[str, Any], now: datetime | None = None) -> str:
     created = f" was re-created {describe_age(move['created'], now)} and" if move.get("created") else ""
     seen = move.get("seen_by") or {}
     line = (
-        f"Service `{name}`{created} its LoadBalancer moved from {', '.join(move['from'])} to {', '.join(move['to'])} "
+        f"Service `{name}`{created} its LoadBalancer moved from {', '.join(move['from'])} to "
+        f"{', '.join(move['to'])} "
         f"(the old address seen by the run of {seen.get('started')}, {str(seen.get('run', ''))[:8]})"
     )
     if move.get("dns_still_answers"):
@@ -242,14 +243,16 @@ def changes_timeline(evidence: Iterable[Mapping[str, Any]]) -> list[tuple[str, s
                     (
                         entry.get("created") or "",
                         f"ReplicaSet {entry['name']} created (Deployment {entry.get('deployment')} "
-                        f"revision {entry.get('revision')}: {', '.join(entry.get('images') or []) or 'no image'})",
+                        f"revision {entry.get('revision')}: "
+                        f"{', '.join(entry.get('images') or []) or 'no image'})",
                     )
                 ] = None
             for event in data.get("events") or []:
                 rows[
                     (
                         event.get("last_seen") or event.get("first_seen") or "",
-                        f"{event.get('type')} event {event.get('reason')} on {event.get('object')}: {event.get('message')}",
+                        f"{event.get('type')} event {event.get('reason')} on {event.get('object')}: "
+                        f"{event.get('message')}",
                     )
                 ] = None
         elif kind == "address_history":

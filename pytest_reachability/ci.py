@@ -308,7 +308,8 @@ def build_outcome(
         outputs["health-score"] = "" if shard.health_score is None else str(shard.health_score)
         passed, counted = shard.counts()
         lines.append(
-            f"**Health score:** {score} ({passed} of {counted} checks passed) · pytest exit status {exit_code} ({meaning})"
+            f"**Health score:** {score} ({passed} of {counted} checks passed) · pytest exit status "
+            f"{exit_code} ({meaning})"
         )
         wait = (shard.document.get("run") or {}).get("wait")
         if wait:

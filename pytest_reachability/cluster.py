@@ -869,7 +869,8 @@ def classify(
             return ClusterError(
                 ClusterErrorKind.FORBIDDEN,
                 f"forbidden: cannot {fields['verb']} {fields['resource']} {where}; "
-                f'grant verb "{fields["verb"]}" on resource "{fields["resource"]}" (group "{fields["group"]}")',
+                f'grant verb "{fields["verb"]}" on resource "{fields["resource"]}" (group '
+                f'"{fields["group"]}")',
                 user=match["user"] if match else None,
                 status=status,
                 **fields,

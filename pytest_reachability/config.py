@@ -553,7 +553,8 @@ class Settings:
         for key, value in values.items():
             if key not in SETTING_KEYS:
                 raise TypeError(
-                    f"with_overrides() got an unknown setting {key!r}; expected one of {', '.join(SETTING_KEYS)}"
+                    f"with_overrides() got an unknown setting {key!r}; expected one of "
+                    f"{', '.join(SETTING_KEYS)}"
                 )
             if value is None or self.sources.get(key, "default") != "default":
                 continue
@@ -657,7 +658,8 @@ def _sqlite_url_path(text: str) -> str:
     path = text[len("sqlite://") :]
     if not path.startswith("/") or len(path) < 2:
         raise SettingsError(
-            f"{mask_credentials(text)!r} names no file; expected sqlite:///relative/path or sqlite:////absolute/path"
+            f"{mask_credentials(text)!r} names no file; expected sqlite:///relative/path or "
+            "sqlite:////absolute/path"
         )
     return path[1:]
 
@@ -732,7 +734,8 @@ def _convert_file_value(key: str, value: Any, base_dir: Path) -> Any:
         return _dedupe(parse_resolver(item) for item in value)
     if not isinstance(value, str):
         raise SettingsError(
-            f"expected a string ({_text_expectation(key) if key != 'target' else TARGET_FORMS}), got {_toml_type(value)}"
+            f"expected a string ({_text_expectation(key) if key != 'target' else TARGET_FORMS}), got "
+            f"{_toml_type(value)}"
         )
     return _convert_text(key, value, base_dir=base_dir, check_exists=True)
 
@@ -894,7 +897,8 @@ def _masking(
             value = str(value).strip()
             if len(value) < MIN_SECRET_LENGTH:
                 raise SettingsError(
-                    f"{origin}: a value of {len(value)} characters is too short to mask (at least {MIN_SECRET_LENGTH}): "
+                    f"{origin}: a value of {len(value)} characters is too short to mask (at least "
+                    f"{MIN_SECRET_LENGTH}): "
                     "it would hide ordinary words"
                 )
             values.append(value)

@@ -64,7 +64,8 @@ class Evidence:
         if fields:
             if not isinstance(value, dict):
                 raise TypeError(
-                    f"evidence {kind!r}: fields={sorted(fields)} need data that is a mapping, not {type(value).__name__}"
+                    f"evidence {kind!r}: fields={sorted(fields)} need data that is a mapping, not "
+                    f"{type(value).__name__}"
                 )
             value = {**value, **plain(fields)}
         self.records.append({"kind": kind, "data": value})

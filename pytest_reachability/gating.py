@@ -57,13 +57,15 @@ def _required_tests(marker: Any, nodeid: str) -> tuple[str, ...]:
     names = (value,) if isinstance(value, str) else value
     if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) and n.strip() for n in names):
         raise GraphError(
-            f'@pytest.mark.requires(test=...) takes test names of the same module, e.g. test="test_handshake", '
+            "@pytest.mark.requires(test=...) takes test names of the same module, e.g. "
+            'test="test_handshake", '
             f"got {value!r} on {nodeid}"
         )
     unknown = set(marker.kwargs) - {"test"}
     if unknown:
         raise GraphError(
-            f"@pytest.mark.requires takes gate names and test=..., not {', '.join(sorted(unknown))}= on {nodeid}"
+            f"@pytest.mark.requires takes gate names and test=..., not {', '.join(sorted(unknown))}= on "
+            f"{nodeid}"
         )
     return tuple(n.strip() for n in names)
 

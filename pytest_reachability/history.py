@@ -179,8 +179,10 @@ def describe_summary(summary: dict | None) -> str:
 # the one always taken. Version 1 is the schema of the first release; keep its text unchanged.
 _MIGRATIONS: dict[int, list[str]] = {
     1: [
-        "CREATE TABLE runs (id {serial}, started_at TEXT NOT NULL, target TEXT NOT NULL, health_score INTEGER, status TEXT NOT NULL)",
-        "CREATE TABLE outcomes (run_id INTEGER NOT NULL REFERENCES runs(id), nodeid TEXT NOT NULL, outcome TEXT NOT NULL, PRIMARY KEY (run_id, nodeid))",
+        "CREATE TABLE runs (id {serial}, started_at TEXT NOT NULL, target TEXT NOT NULL, health_score "
+        "INTEGER, status TEXT NOT NULL)",
+        "CREATE TABLE outcomes (run_id INTEGER NOT NULL REFERENCES runs(id), nodeid TEXT NOT NULL, outcome "
+        "TEXT NOT NULL, PRIMARY KEY (run_id, nodeid))",
     ],
     2: [
         "ALTER TABLE runs ADD COLUMN run_uuid TEXT",
@@ -207,7 +209,8 @@ _MIGRATIONS: dict[int, list[str]] = {
     3: [
         "ALTER TABLE runs ADD COLUMN seconds_to_healthy REAL",
         "ALTER TABLE runs ADD COLUMN wait_outcome TEXT",
-        "CREATE TABLE run_addresses (run_id INTEGER NOT NULL REFERENCES runs(id), kind TEXT NOT NULL, name TEXT NOT NULL,"
+        "CREATE TABLE run_addresses (run_id INTEGER NOT NULL REFERENCES runs(id), kind TEXT NOT NULL, name "
+        "TEXT NOT NULL,"
         " source TEXT NOT NULL, address TEXT NOT NULL, PRIMARY KEY (run_id, kind, name, source, address))",
     ],
 }
@@ -330,11 +333,13 @@ class HistoryStore:
             )
         # v1 counted nothing but the score; a run that passed counted all it had.
         for run_id, passed in self._rows(
-            "SELECT run_id, SUM(CASE WHEN outcome = 'passed' THEN 1 ELSE 0 END) FROM test_outcomes GROUP BY run_id"
+            "SELECT run_id, SUM(CASE WHEN outcome = 'passed' THEN 1 ELSE 0 END) FROM test_outcomes GROUP BY "
+            "run_id"
         ):
             self._execute("UPDATE runs SET passed = ? WHERE id = ?", [int(passed or 0), run_id])
         for run_id, counted in self._rows(
-            "SELECT run_id, COUNT(*) FROM test_outcomes WHERE outcome IN ('passed', 'failed', 'error', 'blocked') GROUP BY run_id"
+            "SELECT run_id, COUNT(*) FROM test_outcomes WHERE outcome IN ('passed', 'failed', 'error', "
+            "'blocked') GROUP BY run_id"
         ):
             self._execute("UPDATE runs SET counted = ? WHERE id = ?", [int(counted or 0), run_id])
 
@@ -428,7 +433,8 @@ class HistoryStore:
             )
         for position, row in enumerate(run.sections):
             self._execute(
-                "INSERT INTO section_health (run_id, position, section, tests, passed, failed, error, blocked, skipped, status)"
+                "INSERT INTO section_health (run_id, position, section, tests, passed, failed, error, "
+                "blocked, skipped, status)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     run_id,
@@ -451,7 +457,8 @@ class HistoryStore:
         """Stored runs, oldest first (at most ``limit``, the newest ones), optionally of one target key."""
         where, params = ("WHERE target_key = ?", [key]) if key is not None else ("", [])
         rows = self._rows(
-            "SELECT id, run_uuid, target_key, target, namespace, started_at, git_sha, exit_status, status, healthy,"
+            "SELECT id, run_uuid, target_key, target, namespace, started_at, git_sha, exit_status, status, "
+            "healthy,"
             " health_score, passed, counted, top_theory, seconds_to_healthy, wait_outcome"
             f" FROM runs {where} ORDER BY started_at DESC, id DESC LIMIT ?",
             [*params, int(limit)],
@@ -487,8 +494,10 @@ class HistoryStore:
         """
         rows = self._rows(
             "SELECT r.run_uuid, r.started_at, a.kind, a.name, a.source, a.address FROM run_addresses a"
-            " JOIN runs r ON r.id = a.run_id WHERE r.id IN (SELECT id FROM runs WHERE target_key = ? AND run_uuid <> ?"
-            " ORDER BY started_at DESC, id DESC LIMIT ?) ORDER BY r.started_at, r.id, a.kind, a.name, a.address",
+            " JOIN runs r ON r.id = a.run_id WHERE r.id IN (SELECT id FROM runs WHERE target_key = ? AND "
+            "run_uuid <> ?"
+            " ORDER BY started_at DESC, id DESC LIMIT ?) ORDER BY r.started_at, r.id, a.kind, a.name, "
+            "a.address",
             [key, before or "", int(runs)],
         )
         self._end_read()
@@ -698,7 +707,8 @@ class PostgresHistoryStore(HistoryStore):
     def _table_exists(self, name: str) -> bool:
         return bool(
             self._rows(
-                "SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = ?",
+                "SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() AND "
+                "table_name = ?",
                 [name],
             )
         )
@@ -797,7 +807,8 @@ def _open_postgres(url: str, connect_timeout: float) -> HistoryStore:
         import psycopg
     except ImportError:
         raise HistoryError(
-            f"history database {shown}: PostgreSQL needs psycopg 3: pip install 'pytest-reachability[postgres]'"
+            f"history database {shown}: PostgreSQL needs psycopg 3: pip install "
+            "'pytest-reachability[postgres]'"
         ) from None
     try:
         connection = psycopg.connect(

@@ -146,7 +146,8 @@ def load_shards(paths: Sequence[str | Path]) -> list[Shard]:
         if document.get("kind") == MERGE_KIND:
             if document.get("schema_version") != MERGE_SCHEMA_VERSION:
                 raise MergeInputError(
-                    f"{path}: merged report schema version {document.get('schema_version')!r} is not supported; expected {MERGE_SCHEMA_VERSION}"
+                    f"{path}: merged report schema version {document.get('schema_version')!r} is not "
+                    f"supported; expected {MERGE_SCHEMA_VERSION}"
                 )
             inner_documents = document.get("shards") or []
             if not isinstance(inner_documents, list):
@@ -285,7 +286,8 @@ def section_table_markdown(sections: Iterable[SectionCounts]) -> list[str]:
     ]
     for row in sections:
         lines.append(
-            f"| {_cell(row.name)} | {row.tests} | {row.passed} | {row.failed + row.error} | {row.blocked} | {row.skipped} | {_cell(_status_text(row))} |"
+            f"| {_cell(row.name)} | {row.tests} | {row.passed} | {row.failed + row.error} | {row.blocked} | "
+            f"{row.skipped} | {_cell(_status_text(row))} |"
         )
     return lines
 
@@ -329,7 +331,9 @@ def render_markdown(shards: Sequence[Shard], *, title: str = "Reachability repor
     for shard in shards:
         top = shard.theories[0].get("title", "") if shard.theories else ""
         lines.append(
-            f"| {_cell(shard.label)} | {_score(shard.health_score)} | {'❌ FAIL' if shard.failed else '✅ ' + shard.status} | {_cell(top) or '—'} | {_cell(Path(shard.source).name)} |"
+            f"| {_cell(shard.label)} | {_score(shard.health_score)} | "
+            f"{'❌ FAIL' if shard.failed else '✅ ' + shard.status} | {_cell(top) or '—'} | "
+            f"{_cell(Path(shard.source).name)} |"
         )
     for shard in shards:
         lines += _shard_markdown(shard)
@@ -360,7 +364,8 @@ def _shard_markdown(shard: Shard) -> list[str]:
     if blocked:
         lines += [
             "",
-            f"**Blocked:** {len(blocked)} test(s), by {', '.join(sorted({str(t.get('blocked_by')) for t in blocked}))}",
+            f"**Blocked:** {len(blocked)} test(s), by "
+            f"{', '.join(sorted({str(t.get('blocked_by')) for t in blocked}))}",
         ]
     return lines
 
@@ -398,14 +403,17 @@ def render_html(shards: Sequence[Shard], *, title: str = "Reachability report (m
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{_e(title)}</h1>",
-        f'<p class="muted">Generated {now}; {len(shards)} target(s); overall health {_score(overall_health(shards))}.</p>',
-        '<table id="overview"><thead><tr><th>Target</th><th>Health</th><th>Status</th><th>Top theory</th><th>Source</th></tr></thead><tbody>',
+        f'<p class="muted">Generated {now}; {len(shards)} target(s); overall health '
+        f"{_score(overall_health(shards))}.</p>",
+        '<table id="overview"><thead><tr><th>Target</th><th>Health</th><th>Status</th><th>Top '
+        "theory</th><th>Source</th></tr></thead><tbody>",
     ]
     for index, shard in enumerate(shards):
         status = "FAIL" if shard.failed else shard.status
         top = shard.theories[0].get("title", "") if shard.theories else ""
         out.append(
-            f'<tr><td><a href="#shard-{index + 1}">{_e(shard.label)}</a></td><td class="n">{_score(shard.health_score)}</td>'
+            f'<tr><td><a href="#shard-{index + 1}">{_e(shard.label)}</a></td><td '
+            f'class="n">{_score(shard.health_score)}</td>'
             f'<td class="{_e(status.split()[0])}">{_e(status)}</td><td>{_e(top) or "—"}</td><td>{_e(Path(shard.source).name)}</td></tr>'
         )
     out.append("</tbody></table>")
@@ -428,7 +436,8 @@ def render_html(shards: Sequence[Shard], *, title: str = "Reachability report (m
             )
             out.append(
                 f'<tr><td>{_e(row.name)}</td><td class="n">{row.tests}</td><td class="n">{row.passed}</td>'
-                f'<td class="n">{row.failed + row.error}</td><td class="n">{row.blocked}</td><td class="n">{row.skipped}</td>'
+                f'<td class="n">{row.failed + row.error}</td><td class="n">{row.blocked}</td><td '
+                f'class="n">{row.skipped}</td>'
                 f'<td class="{row.status}">{_e(status)}</td></tr>'
             )
         out.append("</tbody></table>")

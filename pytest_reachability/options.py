@@ -54,7 +54,8 @@ OPTIONS: list[tuple[str, str, dict]] = [
         "sandbox_apiserver",
         {
             "metavar": "embedded|real",
-            "help": "API server of --sandbox: embedded (default) or real (kube-apiserver built by tools/control-plane/build)",
+            "help": "API server of --sandbox: embedded (default) or real (kube-apiserver built by "
+            "tools/control-plane/build)",
         },
     ),
     ("--incident-report", "incident_report", {"metavar": "PATH", "help": "write a markdown incident report"}),
@@ -69,7 +70,8 @@ OPTIONS: list[tuple[str, str, dict]] = [
         "wait",
         {
             "metavar": "DURATION",
-            "help": "retry the gates' probes until healthy or DURATION (90, 90s, 5m) passed, then run the suite",
+            "help": "retry the gates' probes until healthy or DURATION (90, 90s, 5m) passed, then run the "
+            "suite",
         },
     ),
     (
@@ -105,7 +107,8 @@ OPTIONS: list[tuple[str, str, dict]] = [
         "allow_all_skipped",
         {
             "action": "store_true",
-            "help": "accept a run in which every built-in check was skipped (else it exits 5: nothing was verified)",
+            "help": "accept a run in which every built-in check was skipped (else it exits 5: nothing was "
+            "verified)",
         },
     ),
 ]
@@ -148,7 +151,8 @@ def refuse_misread_path_options(config: pytest.Config, args: Sequence[str]) -> N
         value = args[index + 1]
         if token in PATH_FLAGS and not value.startswith("-") and _exists(config.invocation_params.dir, value):
             raise pytest.UsageError(
-                f"{token} {value}: pytest took {value!r} for a test path and chose its root folder from it before "
+                f"{token} {value}: pytest took {value!r} for a test path and chose its root folder from it "
+                "before "
                 f"this option was known; write {token}={value}"
             )
     if expected is not None:

@@ -43,7 +43,8 @@ from .selection import collect_gates_elsewhere
 from .state import ITEM_BLOCKED, ITEM_EVIDENCE, STATE, RunState, is_controller, state_of  # noqa: F401 - public via plugin
 
 MARKERS = (
-    "section(name, requires=()): the report section of a test; requires= gates every test of that section needs",
+    "section(name, requires=()): the report section of a test; requires= gates every test of that section "
+    "needs",
     "gate(name): the test (class, module) is part of gate NAME; dependents run only if all of it passed",
     "requires(*gates, test=NAME): the test runs only if every named gate (and test NAME of the same module, "
     "whose observation it reads) passed; otherwise it is BLOCKED",

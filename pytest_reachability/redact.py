@@ -645,7 +645,8 @@ def secrets_in_value(text: str) -> list[str]:
 
 
 _PAIR = re.compile(
-    rf"(?<![{_NAME_CHARS}])([{_NAME_CHARS}]{{1,{_MAX_NAME}}}+)[ \t]*+=[ \t]*+('[^'\r\n]*'|\"[^\"\r\n]*\"|[^&;\s]+)"
+    rf"(?<![{_NAME_CHARS}])([{_NAME_CHARS}]{{1,{_MAX_NAME}}}+)[ \t]*+=[ "
+    r"\t]*+('[^'\r\n]*'|\"[^\"\r\n]*\"|[^&;\s]+)"
 )
 
 

@@ -157,7 +157,8 @@ class WaitOutcome:
                 text += f"; first failure seen: {self.first_reason}"
         else:
             text = (
-                f"not healthy within {self.budget:g} s ({self.attempts} attempt{'s' if self.attempts != 1 else ''}); "
+                f"not healthy within {self.budget:g} s ({self.attempts} "
+                f"attempt{'s' if self.attempts != 1 else ''}); "
                 f"last reason: {self.last_reason}"
             )
         if self.caches_agreed_at is not None:
@@ -201,7 +202,8 @@ def timeline_events(wait: dict[str, Any] | None) -> list[tuple[str, str]]:
         events.append(
             (
                 clock(wait.get("healthy_at")),
-                f"resolved at: healthy after {wait.get('seconds_to_healthy', 0):.1f} s ({wait.get('attempts')} attempts)",
+                f"resolved at: healthy after {wait.get('seconds_to_healthy', 0):.1f} s "
+                f"({wait.get('attempts')} attempts)",
             )
         )
     elif wait.get("outcome") == "deadline":

@@ -89,7 +89,8 @@ def test_pods_are_running_and_ready(cluster_reads, evidence):
         if pod.phase != "Succeeded" and not (pod.phase == "Running" and pod.ready)
     ]
     assert not unhealthy, (
-        f"pods not Running and Ready in {cluster_reads.namespace}: {'; '.join(unhealthy)}; expected every pod Running and Ready"
+        f"pods not Running and Ready in {cluster_reads.namespace}: {'; '.join(unhealthy)}; expected every "
+        "pod Running and Ready"
     )
 
 

@@ -57,7 +57,8 @@ def test_ingress_rule_exists_for_target_host(cluster_reads, target, evidence):
     hosts = sorted({rule.get("host") or "*" for ingress in ingresses for rule in ingress.rules})
     assert rules_for_host(ingresses, target.host), (
         f"no Ingress in namespace {cluster_reads.namespace} has a rule for {target.host} "
-        f"(Ingresses: {len(ingresses)}, hosts: {', '.join(hosts) or 'none'}) although an ingress controller runs "
+        f"(Ingresses: {len(ingresses)}, hosts: {', '.join(hosts) or 'none'}) although an ingress controller "
+        "runs "
         f"({running}); expected a rule routing {target.host} to its Service"
     )
 
@@ -120,7 +121,8 @@ def test_ingress_tls_secrets_exist(cluster, host_rules, target):
             if error.kind is ClusterErrorKind.FORBIDDEN:
                 # Least privilege: no Secret access unless granted for these names (deploy/rbac-tls-secrets.yaml).
                 pytest.skip(
-                    f"not checked: reading Secret {namespace}/{', '.join(names)} is not granted; grant get on "
+                    f"not checked: reading Secret {namespace}/{', '.join(names)} is not granted; grant get "
+                    "on "
                     f"these Secrets by name to check them (deploy/rbac-tls-secrets.yaml): {error.message}"
                 )
             pytest.fail(error.message, pytrace=False)

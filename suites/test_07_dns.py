@@ -68,7 +68,8 @@ def test_dns_answers_are_loadbalancer_addresses(resolved, target_service, eviden
     expected = {**target_service.loadbalancer_addresses(), **target_service.ingress_addresses()}
     if not expected:
         pytest.skip(
-            f"Service {target_service.name} has no LoadBalancer and no Ingress for {target_service.namespace} "
+            f"Service {target_service.name} has no LoadBalancer and no Ingress for "
+            f"{target_service.namespace} "
             f"has a rule for {resolved.name}: no address to compare with"
         )
     stray = [address for address in resolved.addresses if address not in expected]

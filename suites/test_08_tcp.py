@@ -44,7 +44,8 @@ def test_every_resolved_address_accepts_connections(
     for result in results:
         evidence.record("tcp", result, source="dns")
     assert all(r.ok for r in results), (
-        f"TCP connect failed: {describe_failures(results)}; expected every resolved address to accept connections"
+        f"TCP connect failed: {describe_failures(results)}; expected every resolved address to accept "
+        "connections"
     )
 
 
@@ -62,7 +63,8 @@ def test_every_loadbalancer_address_accepts_connections(
     for result in results:
         evidence.record("tcp", result, source="loadbalancer", service=owners.get(result.address))
     failed = [
-        f"LoadBalancer {owners.get(r.address)} {r.address}:{r.port} {r.failure.value} (curl {r.curl_exit}): {r.detail}"
+        f"LoadBalancer {owners.get(r.address)} {r.address}:{r.port} {r.failure.value} (curl {r.curl_exit}): "
+        f"{r.detail}"
         for r in results
         if not r.ok
     ]

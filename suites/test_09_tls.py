@@ -77,7 +77,8 @@ def test_tls_handshake_completes(handshakes):
 def test_certificate_is_trusted(handshakes, reachability_settings):
     bundle = tls.trust_bundle(reachability_settings.ca_bundle) or "the system CA store"
     assert not any(r.failure is Failure.TLS_UNTRUSTED for r in handshakes), (
-        f"certificate not trusted: {failures_of(handshakes, {Failure.TLS_UNTRUSTED})}; expected a chain to {bundle}"
+        f"certificate not trusted: {failures_of(handshakes, {Failure.TLS_UNTRUSTED})}; expected a chain to "
+        f"{bundle}"
     )
 
 

@@ -57,7 +57,8 @@ def test_health_body_reports_healthy(resolved_health, reachability_settings):
     answered = [r for r in resolved_health if r.status is not None and r.failure is None]
     problems = [problem for problem in map(health_problem, answered) if problem]
     assert not problems, (
-        f"GET {reachability_settings.health_path}: {'; '.join(problems)}; expected a healthy status in the body"
+        f"GET {reachability_settings.health_path}: {'; '.join(problems)}; expected a healthy status in the "
+        "body"
     )
 
 
@@ -73,6 +74,7 @@ def test_loadbalancers_answer_health_for_the_target_host(
         evidence.record("http_probe", result, source="loadbalancer", service=owners.get(result.address))
     failed = [f"LoadBalancer {owners.get(r.address)} {describe(r)}" for r in results if not r.ok]
     assert not failed, (
-        f"GET {reachability_settings.health_path} with Host {target.host_header} failed on {'; '.join(failed)}; "
+        f"GET {reachability_settings.health_path} with Host {target.host_header} failed on "
+        f"{'; '.join(failed)}; "
         f"expected every LoadBalancer of the target to answer"
     )

@@ -54,7 +54,8 @@ def parse_access_log(text: str, health_path: str, node_addresses: set[str]) -> d
 def api_service(target_service: Any) -> Any:
     if target_service.service is None:
         pytest.skip(
-            f"Service {target_service.name} not found in namespace {target_service.namespace} (see section k8s-services)"
+            f"Service {target_service.name} not found in namespace {target_service.namespace} (see section "
+            "k8s-services)"
         )
     return target_service.service
 
@@ -89,7 +90,8 @@ def test_in_cluster_health_body_reports_healthy(cluster, api_service, reachabili
         )
     except ClusterError as error:
         pytest.skip(
-            f"service proxy to {api_service.name}: {error.message} (see test_health_through_the_service_proxy)"
+            f"service proxy to {api_service.name}: {error.message} (see "
+            "test_health_through_the_service_proxy)"
         )
     if response.error is not None or response.status is None:
         pytest.skip(

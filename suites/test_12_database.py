@@ -145,13 +145,15 @@ def test_api_reports_database_latency_within_limit(health_answer, database_confi
     config = database_config
     if config.latency_field is None or config.max_latency_ms is None:
         pytest.skip(
-            "set latency-field and max-latency-ms in [tool.reachability.database] to check the latency the API reports"
+            "set latency-field and max-latency-ms in [tool.reachability.database] to check the latency the "
+            "API reports"
         )
     want = f"{config.latency_field} <= {config.max_latency_ms:g} ms"
     value = field_of(health_answer, config.latency_field, want)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise AssertionError(
-            f"GET {health_answer.url}: {config.latency_field} is {shown(value)}, expected a number of milliseconds"
+            f"GET {health_answer.url}: {config.latency_field} is {shown(value)}, expected a number of "
+            "milliseconds"
         )
     ok = value <= config.max_latency_ms
     record(
@@ -164,7 +166,8 @@ def test_api_reports_database_latency_within_limit(health_answer, database_confi
         health_answer.ms,
     )
     assert ok, (
-        f"GET {health_answer.url}: {config.latency_field} is {value:g} ms, expected <= {config.max_latency_ms:g} ms"
+        f"GET {health_answer.url}: {config.latency_field} is {value:g} ms, expected <= "
+        f"{config.max_latency_ms:g} ms"
     )
 
 
@@ -172,7 +175,8 @@ def test_database_answers_select_1_directly(database_config, reachability_settin
     config = database_config
     if config.dsn_env is None:
         pytest.skip(
-            "no direct check: set dsn-env in [tool.reachability.database] to a variable holding a PostgreSQL DSN"
+            "no direct check: set dsn-env in [tool.reachability.database] to a variable holding a PostgreSQL "
+            "DSN"
         )
     dsn = os.environ.get(config.dsn_env, "").strip()
     if not dsn:

@@ -67,7 +67,8 @@ def test_dependent_services_answer_through_the_target(services_config, http, evi
         )
         if not ok:
             problems.append(
-                f"{service.name}: GET {url} answered {observed}, expected {expected_text(service.expect_status)}"
+                f"{service.name}: GET {url} answered {observed}, expected "
+                f"{expected_text(service.expect_status)}"
             )
     assert not problems, "; ".join(problems)
 

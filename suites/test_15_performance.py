@@ -242,7 +242,8 @@ def test_latency_percentiles_within_thresholds(load_result, performance_config, 
     figures = load_result.percentiles()
     answered = figures["p95_ms"] is not None
     assert answered, (
-        f"GET {load_result.url}: none of {load_result.completed} requests was answered ({load_result.error_kinds})"
+        f"GET {load_result.url}: none of {load_result.completed} requests was answered "
+        f"({load_result.error_kinds})"
     )
     over = [
         f"{name[:3]} {figures[name]:g} ms > {limit:g} ms"

@@ -249,8 +249,8 @@ def test_failing_gate_is_annotated_and_fails_the_step(
     assert "pa55word" not in run.stdout and "pa55word" not in run.summary
     if (run.reports / "results.json").is_file():  # the results JSON carries gates and sections
         assert (
-            "::error title=Gate api-health failed::empty reply from 127.0.10.57:80%0A1 dependent test(s) BLOCKED"
-            in run.annotations()
+            "::error title=Gate api-health failed::empty reply from 127.0.10.57:80%0A1 dependent test(s) "
+            "BLOCKED" in run.annotations()
         )
         assert "| database | 1 | 0 | 0 | 1 | 0 | ⏸️ BLOCKED by api-health |" in run.summary
         assert run.outputs["health-score"] == "0"

@@ -187,7 +187,8 @@ BAD = [
         "database",
         ["field"],
         "a..b",
-        '[tool.reachability.database] field: expected a JSON path such as "dependencies.database.status", got "a..b"',
+        '[tool.reachability.database] field: expected a JSON path such as "dependencies.database.status", '
+        'got "a..b"',
     ),
     (
         "database",
@@ -212,7 +213,8 @@ BAD = [
         "services",
         ["bot-service", "port"],
         70000,
-        "[tool.reachability.services] bot-service.port: expected a port number from 1 to 65535 or a port name, got 70000",
+        "[tool.reachability.services] bot-service.port: expected a port number from 1 to 65535 or a port "
+        "name, got 70000",
     ),
     (
         "services",
@@ -327,7 +329,8 @@ def test_unknown_table_names_it_and_the_valid_ones():
     with pytest.raises(AppConfigError) as caught:
         load_app_config({**GOOD, "databse": {}})
     assert str(caught.value) == (
-        "[tool.reachability.databse]: expected one of the tables database, services, integration, performance, "
+        "[tool.reachability.databse]: expected one of the tables database, services, integration, "
+        "performance, "
         "results-storage, cluster, got an unknown table (did you mean database?)"
     )
 
@@ -421,11 +424,13 @@ def test_scenario_overlays_merge_the_application_block(tmp_path: Path):
         ({"max_restarts": True}, "max_restarts: expected a whole number from 0 to 1000000, got true"),
         (
             {"max-restarts": 3},
-            "max-restarts: expected one of the keys service, max_restarts, got an unknown key (did you mean max_restarts?)",
+            "max-restarts: expected one of the keys service, max_restarts, got an unknown key (did you mean "
+            "max_restarts?)",
         ),
         (
             {"servce": "api"},
-            "servce: expected one of the keys service, max_restarts, got an unknown key (did you mean service?)",
+            "servce: expected one of the keys service, max_restarts, got an unknown key (did you mean "
+            "service?)",
         ),
         ("api", "[tool.reachability.cluster]: expected a table"),
     ],

@@ -56,8 +56,8 @@ def test_one_failing_address_exits_one_and_names_the_class() -> None:
     assert "empty_reply" in address_lines[0] and "[curl exit 52]" in address_lines[0]
     assert "tcp_refused" in address_lines[1] and "[curl exit 7]" in address_lines[1]
     assert (
-        f"reproduce: curl -v --resolve {servers.HOST}:{edge.port}:127.0.0.1 http://{servers.HOST}:{edge.port}/health"
-        in completed.stdout
+        f"reproduce: curl -v --resolve {servers.HOST}:{edge.port}:127.0.0.1 "
+        f"http://{servers.HOST}:{edge.port}/health" in completed.stdout
     )
 
 

@@ -383,7 +383,8 @@ def test_config_file_from_environment_and_cli_wins(tmp_path: Path) -> None:
         ),
         (
             'probe-timeout = "fast"\n',
-            "'probe-timeout' in '{file}' top level: expected seconds, a number > 0 and <= 300, got string 'fast'",
+            "'probe-timeout' in '{file}' top level: expected seconds, a number > 0 and <= 300, got string "
+            "'fast'",
         ),
         ("probe-timeout = true\n", "'probe-timeout' in '{file}' top level: expected seconds"),
         ("probe-timeout = 0\n", "'probe-timeout' in '{file}' top level: 0 seconds is out of range"),
@@ -413,7 +414,8 @@ def test_bad_config_file_names_key_and_file(tmp_path: Path, content: str, words:
 def test_bad_pyproject_key_names_the_pyproject(tmp_path: Path) -> None:
     message = error_of(tmp_path, pyproject="[tool.reachability]\nnamesapce = 'prod'\n")
     assert message == (
-        f"unknown key 'namesapce' in '{tmp_path / 'pyproject.toml'}' [tool.reachability]; did you mean 'namespace'?"
+        f"unknown key 'namesapce' in '{tmp_path / 'pyproject.toml'}' [tool.reachability]; did you mean "
+        "'namespace'?"
     )
 
 

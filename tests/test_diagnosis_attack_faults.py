@@ -301,7 +301,8 @@ def test_node_pressure_taints_are_relieved_not_removed():
         phase="Pending",
         containers=[],
         unschedulable=(
-            "0/3 nodes are available: 3 node(s) had untolerated taint {node.kubernetes.io/disk-pressure: }. preemption: "
+            "0/3 nodes are available: 3 node(s) had untolerated taint {node.kubernetes.io/disk-pressure: }. "
+            "preemption: "
             "0/3 nodes are available: 3 Preemption is not helpful for scheduling."
         ),
     )

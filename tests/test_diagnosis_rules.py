@@ -687,7 +687,8 @@ RULE_CASES = [
                     "database",
                     "database answers directly",
                     False,
-                    'connection failed: connection to server at "127.0.0.1", port 5432 failed: Connection refused',
+                    'connection failed: connection to server at "127.0.0.1", port 5432 failed: Connection '
+                    "refused",
                 ),
             )
         ],
@@ -875,10 +876,13 @@ def test_ingress_tls_secret_missing_reads_the_ingress_sections_failure(reason):
 
 
 INCIDENT_FAILURES = {
-    "dns": "DNS A 127.0.10.57 is not an address of LoadBalancer api (127.0.10.53) or api-service (127.0.10.239)",
+    "dns": "DNS A 127.0.10.57 is not an address of LoadBalancer api (127.0.10.53) or api-service "
+    "(127.0.10.239)",
     "api-health": "GET /health failed on 127.0.10.57:80 empty_reply (curl 52): closed without a reply",
-    "k8s-services": "duplicate LoadBalancers: api (127.0.10.53) and api-service (127.0.10.239) select the same pods",
-    "ingress": "no Ingress in namespace production has a rule for 97v.test although an ingress controller runs",
+    "k8s-services": "duplicate LoadBalancers: api (127.0.10.53) and api-service (127.0.10.239) select the "
+    "same pods",
+    "ingress": "no Ingress in namespace production has a rule for 97v.test although an ingress controller "
+    "runs",
 }
 
 

@@ -234,7 +234,8 @@ def pytest_terminal_summary(terminalreporter):
         ),
         (
             {
-                "test_x": 'import pytest\n@pytest.mark.gate("a")\n@pytest.mark.requires("b")\ndef test_a():\n    pass\n'
+                "test_x": 'import pytest\n@pytest.mark.gate("a")\n@pytest.mark.requires("b")\ndef '
+                "test_a():\n    pass\n"
                 '@pytest.mark.gate("b")\n@pytest.mark.requires("a")\ndef test_b():\n    pass\n'
             },
             "gate dependency cycle: a -> b -> a",
@@ -491,7 +492,8 @@ def test_xdist_matches_serial(pytester: pytest.Pytester, gate_ok: bool) -> None:
             if not gate_ok:
                 result.stdout.fnmatch_lines(
                     [
-                        "*BLOCKED test_a_first.py::test_db?0? - blocked by api-health: 127.0.10.57: empty reply*"
+                        "*BLOCKED test_a_first.py::test_db?0? - blocked by api-health: 127.0.10.57: empty "
+                        "reply*"
                     ]
                 )
                 result.stdout.fnmatch_lines(["Health score: *blocked by api-health)"])
@@ -592,7 +594,8 @@ def test_setup_only_counts_no_test_as_passed(pytester: pytest.Pytester) -> None:
 
 def test_section_requires_must_name_gates(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
-        test_bad="import pytest\npytestmark = pytest.mark.section('db', requires=5)\ndef test_a():\n    pass\n"
+        test_bad="import pytest\npytestmark = pytest.mark.section('db', requires=5)\ndef test_a():\n    "
+        "pass\n"
     )
     result = pytester.runpytest("-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR

@@ -67,7 +67,8 @@ def test_run_where_every_builtin_check_was_skipped_exits_5(
     result.assert_outcomes(passed=1, skipped=7)
     result.stdout.fnmatch_lines(
         [
-            "reachability: nothing verified: all 7 built-in checks were skipped (first: cluster not configured: *); "
+            "reachability: nothing verified: all 7 built-in checks were skipped (first: cluster not "
+            "configured: *); "
             "exit status 5 (pass --allow-all-skipped to accept such a run)",
         ]
     )
@@ -88,7 +89,8 @@ def test_an_all_skipped_run_can_be_accepted_explicitly(
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()[-2000:]
     result.stdout.fnmatch_lines(
         [
-            "reachability: nothing verified: all 7 built-in checks were skipped *; accepted (--allow-all-skipped)"
+            "reachability: nothing verified: all 7 built-in checks were skipped *; accepted "
+            "(--allow-all-skipped)"
         ]
     )
 
@@ -98,11 +100,13 @@ def test_an_all_skipped_run_can_be_accepted_explicitly(
     [
         (
             "environment",
-            "ERROR: REACHABILITY_ALLOW_ALL_SKIPPED: 'maybe' is not a yes/no value; expected one of 1, true, yes, on, 0, false, no, off",
+            "ERROR: REACHABILITY_ALLOW_ALL_SKIPPED: 'maybe' is not a yes/no value; expected one of 1, true, "
+            "yes, on, 0, false, no, off",
         ),
         (
             "file",
-            "ERROR: 'allow-all-skipped' in *pyproject.toml' [[]tool.reachability]: expected a boolean (true or false), got string 'yes'",
+            "ERROR: 'allow-all-skipped' in *pyproject.toml' [[]tool.reachability]: expected a boolean (true "
+            "or false), got string 'yes'",
         ),
     ],
 )

@@ -115,8 +115,8 @@ def test_healthy_server_passes_with_phases_and_curl_agrees() -> None:
         assert set(result.phases) >= {"dns", "connect", "tls", "ttfb", "transfer", "total"}
         assert result.phases["total"] >= result.phases["connect"] + result.phases["ttfb"]
         assert (
-            result.curl
-            == f"curl -v --resolve {servers.HOST}:{server.port}:127.0.0.1 http://{servers.HOST}:{server.port}/health"
+            result.curl == f"curl -v --resolve {servers.HOST}:{server.port}:127.0.0.1 "
+            f"http://{servers.HOST}:{server.port}/health"
         )
         assert_curl_agrees(result)
 
@@ -291,8 +291,8 @@ def test_every_address_is_probed_separately_including_extras() -> None:
         assert [r.address for r in results] == ["127.0.0.1", "127.0.0.2"]
         assert results[0].ok and results[1].failure is Failure.TCP_REFUSED
         assert (
-            results[1].curl
-            == f"curl -v --resolve {servers.HOST}:{good.port}:127.0.0.2 http://{servers.HOST}:{good.port}/health"
+            results[1].curl == f"curl -v --resolve {servers.HOST}:{good.port}:127.0.0.2 "
+            f"http://{servers.HOST}:{good.port}/health"
         )
         edge_result = probe_target(target_for(edge), addresses=["127.0.0.1"], timeout=TIMEOUT)[0]
         assert edge_result.failure is Failure.EMPTY_REPLY

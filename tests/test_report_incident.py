@@ -203,8 +203,8 @@ def test_symptoms_fold_under_their_cause_and_the_plan_stays_one():
     assert "127.0.10.57 closes connections without a reply" in folded
     assert "### Theory 2: no Ingress routes 97v.test" in text and "### Theory 2: 127.0.10.57" not in text
     assert (
-        "**Not checked:**\n\n- TTL of the record at the authoritative server: dig @ns1.example 97v.test +ttlid"
-        in text
+        "**Not checked:**\n\n- TTL of the record at the authoritative server: dig @ns1.example 97v.test "
+        "+ttlid" in text
     )
     plan = text[text.index("## 🔧 Immediate action plan") : text.index("## 📊 Blocked tests tracker")]
     assert "find what owns 127.0.10.57" not in plan  # a consequence is not fixed on its own
@@ -317,7 +317,8 @@ def test_incident_report_reads_like_the_reference(incident_run):
     assert "- ❌ api-health:" in summary and "- ❌ dns:" in summary
     assert "✅" not in summary and "cluster:" not in summary and "tls:" not in summary
     assert (
-        "**Blocked (not run):** api-health (1), database (3), services (2), integration (1), performance (2), "
+        "**Blocked (not run):** api-health (1), database (3), services (2), integration (1), performance "
+        "(2), "
         "results-storage (2)"
     ) in summary
     # Pointed at the sandbox through the environment, not --sandbox: real addresses, no note about closed ports.
@@ -351,13 +352,13 @@ def test_incident_report_reads_like_the_reference(incident_run):
     assert all(row[2] == "api-health" for row in tracker[3:])
     assert "**Blocked by `api-health`:** GET /health failed on 127.0.10.57" in text
     assert (
-        f"- [ ] `dig @{info.resolvers[0].split(':')[0]} -p {info.resolvers[0].split(':')[1]} 97v.test +short` → expect 127.0.10.53"
-        in text
+        f"- [ ] `dig @{info.resolvers[0].split(':')[0]} -p {info.resolvers[0].split(':')[1]} 97v.test "
+        "+short` → expect 127.0.10.53" in text
     )
     assert "- [ ] `kubectl -n production get ingress` → expect a rule for host 97v.test" in text
     assert (
-        "`pytest -p no:cacheprovider suites --incident-report reports/incident.md --results-json reports/r.json -q`"
-        in text
+        "`pytest -p no:cacheprovider suites --incident-report reports/incident.md --results-json "
+        "reports/r.json -q`" in text
     )
     assert "kubectl -n production delete svc api-service" in text
 

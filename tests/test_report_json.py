@@ -144,14 +144,16 @@ def test_write_is_atomic_masked_and_reads_back(tmp_path):
     ("content", "message"),
     [
         (
-            '{"schema_version": "2.0", "run": {}, "health_score": 1, "sections": {}, "tests": [], "theories": []}',
+            '{"schema_version": "2.0", "run": {}, "health_score": 1, "sections": {}, "tests": [], '
+            '"theories": []}',
             "has schema_version '2.0'; this version reads 1.x",
         ),
         ("[1, 2]", "is not a JSON object"),
         ("{not json", "is not JSON"),
         ('{"schema_version": "1.3", "run": {}}', "lacks health_score, sections, tests, theories"),
         (
-            '{"schema_version": "1.0", "run": {}, "health_score": 1, "sections": {}, "tests": [{"nodeid": "x", "outcome": "odd"}], "theories": []}',
+            '{"schema_version": "1.0", "run": {}, "health_score": 1, "sections": {}, "tests": [{"nodeid": '
+            '"x", "outcome": "odd"}], "theories": []}',
             "test 'x' has an unknown outcome",
         ),
     ],

@@ -586,7 +586,8 @@ def test_service_proxy_backend_errors(
         core.connect_get_namespaced_service_proxy_with_path("api-service:80", "production", "health")
     assert raised.value.status == 503
     assert json.loads(raised.value.body)["message"] == (
-        f"error trying to reach service: dial tcp 127.0.0.1:{refusing_address[1]}: connect: connection refused"
+        f"error trying to reach service: dial tcp 127.0.0.1:{refusing_address[1]}: connect: connection "
+        "refused"
     )
 
     # A backend that accepts the connection and never answers: the proxy gives up after its timeout.
@@ -987,8 +988,8 @@ def test_kubectl_wrong_token_and_forbidden(kubectl) -> None:
     result = kubectl("get", "secrets", "-n", "production", check=False)
     assert result.returncode != 0
     assert (
-        'Error from server (Forbidden): secrets is forbidden: User "system:serviceaccount:sandbox:reachability"'
-        in (result.stderr)
+        "Error from server (Forbidden): secrets is forbidden: User "
+        '"system:serviceaccount:sandbox:reachability"' in (result.stderr)
     )
 
 

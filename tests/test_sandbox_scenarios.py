@@ -250,8 +250,10 @@ BAD_CASES = [
     (
         "behaviour typo",
         MINIMAL.replace("behaviour: healthy", "behaviour: emtpy_reply"),
-        "edges[0].behaviour: expected one of healthy, empty_reply, refuse, reset_mid_body, hang, garbage, blackhole, "
-        "{http_status: N}, {slow: DURATION}, {redirect: {location: URL}} or {intermittent: {share: F}}, got 'emtpy_reply'",
+        "edges[0].behaviour: expected one of healthy, empty_reply, refuse, reset_mid_body, hang, garbage, "
+        "blackhole, "
+        "{http_status: N}, {slow: DURATION}, {redirect: {location: URL}} or {intermittent: {share: F}}, got "
+        "'emtpy_reply'",
     ),
     (
         "missing target",
@@ -301,7 +303,8 @@ BAD_CASES = [
     (
         "bad tls",
         MINIMAL.replace("behaviour: healthy}", "behaviour: healthy, tls: self_signed}"),
-        "edges[0].tls: expected one of good, expired, wrong_host, untrusted, intermediate, missing_intermediate, "
+        "edges[0].tls: expected one of good, expired, wrong_host, untrusted, intermediate, "
+        "missing_intermediate, "
         "not_yet_valid, wildcard_parent, got 'self_signed'",
     ),
     (
@@ -338,7 +341,8 @@ BAD_CASES = [
           objects:
             - {apiVersion: v1, kind: Secret, metadata: {name: s, namespace: production}, data: {k: dg==}}
         """),
-        "kubernetes.objects[0].data: expected no secret data (the sandbox keeps Secrets' metadata only), got 'data'",
+        "kubernetes.objects[0].data: expected no secret data (the sandbox keeps Secrets' metadata only), got "
+        "'data'",
     ),
     (
         "namespaced kind without namespace",
@@ -353,7 +357,8 @@ BAD_CASES = [
     (
         "logs for a missing pod",
         MINIMAL + "kubernetes: {logs: {production/ghost: hello}}\n",
-        "kubernetes.logs: expected keys naming a Pod of kubernetes.objects as namespace/pod, got 'production/ghost'",
+        "kubernetes.logs: expected keys naming a Pod of kubernetes.objects as namespace/pod, got "
+        "'production/ghost'",
     ),
     (
         "deny bad verb",
@@ -374,22 +379,26 @@ BAD_CASES = [
     (
         "load balancer status not a mapping",
         with_object(
-            '{apiVersion: v1, kind: Service, metadata: {name: api, namespace: production}, status: {loadBalancer: "-12x"}}'
+            "{apiVersion: v1, kind: Service, metadata: {name: api, namespace: production}, status: "
+            '{loadBalancer: "-12x"}}'
         ),
-        "kubernetes.objects[0].status.loadBalancer: expected a valid dictionary or instance of V1LoadBalancerStatus, "
+        "kubernetes.objects[0].status.loadBalancer: expected a valid dictionary or instance of "
+        "V1LoadBalancerStatus, "
         "got '-12x'",
     ),
     (
         "port not a number",
         with_object(
-            "{apiVersion: v1, kind: Service, metadata: {name: api, namespace: production}, spec: {ports: [{port: http}]}}"
+            "{apiVersion: v1, kind: Service, metadata: {name: api, namespace: production}, spec: {ports: "
+            "[{port: http}]}}"
         ),
         "kubernetes.objects[0].spec.ports[0].port: expected a valid integer, got 'http'",
     ),
     (
         "image not a string",
         with_object(
-            "{apiVersion: v1, kind: Pod, metadata: {name: p, namespace: production}, spec: {containers: [{name: c, image: 3}]}}"
+            "{apiVersion: v1, kind: Pod, metadata: {name: p, namespace: production}, spec: {containers: "
+            "[{name: c, image: 3}]}}"
         ),
         "kubernetes.objects[0].spec.containers[0].image: expected a valid string, got 3",
     ),
@@ -414,7 +423,8 @@ BAD_CASES = [
     (
         "intermittent failure unknown",
         MINIMAL.replace("behaviour: healthy", "behaviour: {intermittent: {share: 0.5, fail_with: hang}}"),
-        "edges[0].behaviour.intermittent.fail_with: expected an HTTP status from 400 to 599 or one of empty_reply, "
+        "edges[0].behaviour.intermittent.fail_with: expected an HTTP status from 400 to 599 or one of "
+        "empty_reply, "
         "reset_mid_body, got 'hang'",
     ),
     (
@@ -430,7 +440,8 @@ BAD_CASES = [
     (
         "blackhole in cluster",
         MINIMAL + "in_cluster: {behaviour: blackhole}\n",
-        "in_cluster.behaviour: expected a behaviour of a listening server (not refuse or blackhole), got 'blackhole'",
+        "in_cluster.behaviour: expected a behaviour of a listening server (not refuse or blackhole), got "
+        "'blackhole'",
     ),
     (
         "postgres state unknown",

@@ -88,7 +88,8 @@ def echo_headers() -> dict[str, str]:
         "X-Echo-B64": base64.b64encode(ENVIRONMENT["DB_PASS"].encode()).decode(),
         "X-Echo-Url": quote(ENVIRONMENT["APP_PASSPHRASE"], safe=""),
         "Set-Cookie": f"sid={quote(ENVIRONMENT['SIGNING_KEY'], safe='')}; Path=/",
-        "X-Debug": f"webhook={ENVIRONMENT['SLACK_WEBHOOK']} nonce={quote(ENVIRONMENT['DEPLOY_NONCE'], safe='')}",
+        "X-Debug": f"webhook={ENVIRONMENT['SLACK_WEBHOOK']} "
+        f"nonce={quote(ENVIRONMENT['DEPLOY_NONCE'], safe='')}",
     }
 
 

@@ -224,11 +224,15 @@ def test_wrong_paths_fail_each_check_in_one_line(pytester: pytest.Pytester):
     # Each failure is one line in the report: the request, what it answered, what was expected.
     result.stdout.re_match_lines(
         [
-            r"^E\s+AssertionError: bot-service: GET http://97v\.test:\d+/bot/nowhere answered 404, expected 200$",
-            r"^E\s+AssertionError: step 2/2 'who am I': GET http://97v\.test:\d+/api/v1/me answered 401, expected 200 "
+            r"^E\s+AssertionError: bot-service: GET http://97v\.test:\d+/bot/nowhere answered 404, expected "
+            r"200$",
+            r"^E\s+AssertionError: step 2/2 'who am I': GET http://97v\.test:\d+/api/v1/me answered 401, "
+            r"expected 200 "
             r"\(body: \{\"detail\":\"Not authenticated\"\}\)$",
-            r"^E\s+AssertionError: GET http://97v\.test:\d+/nowhere: 40 of 40 requests failed \(100\.0%: HTTP 404 x40\), expected at most 0\.0%$",
-            r"^E\s+AssertionError: POST http://97v\.test:\d+/api/v1/nowhere answered 404 \(body: \{\"detail\":\"Not Found\"\}\), "
+            r"^E\s+AssertionError: GET http://97v\.test:\d+/nowhere: 40 of 40 requests failed \(100\.0%: "
+            r"HTTP 404 x40\), expected at most 0\.0%$",
+            r"^E\s+AssertionError: POST http://97v\.test:\d+/api/v1/nowhere answered 404 \(body: "
+            r"\{\"detail\":\"Not Found\"\}\), "
             r"expected 200 or 201$",
         ],
         consecutive=False,
@@ -241,7 +245,8 @@ def test_a_failed_database_gate_blocks_integration_and_storage(pytester: pytest.
     config.write_text(
         '[tool.reachability.database]\nfield = "dependencies.database.status"\nexpect = "healthy"\n'
         '[tool.reachability.integration]\nsteps = [{ path = "/bot/health" }]\n'
-        '[tool.reachability.results-storage]\nwrite-path = "/api/v1/results"\nread-path = "/api/v1/results/${id}"\n'
+        '[tool.reachability.results-storage]\nwrite-path = "/api/v1/results"\nread-path = '
+        '"/api/v1/results/${id}"\n'
         '[tool.reachability.services.bot]\npath = "/bot/health"\n'
     )
     result = run_suite(pytester, "--sandbox", "healthy", "--reachability-config", str(config))
@@ -249,7 +254,8 @@ def test_a_failed_database_gate_blocks_integration_and_storage(pytester: pytest.
     assert outcomes["test_12_database.py::test_api_reports_database_healthy"] == "FAILED"
     result.stdout.re_match_lines(
         [
-            r"^E\s+AssertionError: GET http://97v\.test:\d+/health: dependencies\.database\.status is \"ok\", expected \"healthy\"$"
+            r"^E\s+AssertionError: GET http://97v\.test:\d+/health: dependencies\.database\.status is "
+            r"\"ok\", expected \"healthy\"$"
         ]
     )
     for nodeid in (
@@ -286,8 +292,8 @@ def test_unconfigured_sections_skip_naming_the_table_to_add(pytester: pytest.Pyt
         )
     # Integration and storage wait on the database gate, which says what to add.
     assert (
-        "gate database skipped: not configured: add [tool.reachability.database] (see examples/reachability.toml)"
-        in text
+        "gate database skipped: not configured: add [tool.reachability.database] (see "
+        "examples/reachability.toml)" in text
     )
     assert result.ret == 0
 
@@ -299,7 +305,8 @@ def test_performance_load_is_bounded_by_its_deadline_and_shows_progress(pytester
         (
             "postgres: false\n"
             "edges:\n  - {address: 127.0.10.53, behaviour: {slow: 250ms}, hosts: [97v.test, www.97v.test]}\n"
-            "application:\n  performance: {path: /health, requests: 5000, concurrency: 2, deadline-s: 1, p95-ms: 100}\n"
+            "application:\n  performance: {path: /health, requests: 5000, concurrency: 2, deadline-s: 1, "
+            "p95-ms: 100}\n"
             + "".join(
                 f"  {table}: null\n" for table in ("database", "services", "integration", "results-storage")
             )
@@ -380,7 +387,8 @@ def test_direct_database_check_failure_is_one_line_without_the_password(
     assert outcomes["test_12_database.py::test_database_answers_select_1_directly"] == "FAILED"
     result.stdout.re_match_lines(
         [
-            rf"^E\s+AssertionError: postgresql://127\.0\.0\.1:{port}/app: .*(refused|failed).*; expected SELECT 1 to answer within 5 s$"
+            rf"^E\s+AssertionError: postgresql://127\.0\.0\.1:{port}/app: .*(refused|failed).*; expected "
+            r"SELECT 1 to answer within 5 s$"
         ]
     )
     assert "s3cret-pw" not in result.stdout.str() + result.stderr.str()

@@ -170,10 +170,13 @@ SCENARIOS: dict[str, dict] = {
         "fail": {"k8s-services", "ingress", "dns", "api-health"},
         "pass": {"cluster", "workloads", "endpoints", "network-policy", "tcp", "api-internal"},
         "messages": [
-            r"DNS A 127\.0\.10\.57 is not an address of LoadBalancer api \(127\.0\.10\.53\) or api-service \(127\.0\.10\.239\)",
+            r"DNS A 127\.0\.10\.57 is not an address of LoadBalancer api \(127\.0\.10\.53\) or api-service "
+            r"\(127\.0\.10\.239\)",
             r"127\.0\.10\.57:\d+ empty_reply \(curl 52\)",
-            r"duplicate LoadBalancers: api \(127\.0\.10\.53\) and api-service \(127\.0\.10\.239\) select the same pods",
-            r"no Ingress in namespace production has a rule for 97v\.test .*although an ingress controller runs "
+            r"duplicate LoadBalancers: api \(127\.0\.10\.53\) and api-service \(127\.0\.10\.239\) select the "
+            r"same pods",
+            r"no Ingress in namespace production has a rule for 97v\.test .*although an ingress controller "
+            r"runs "
             r"\(ingress-nginx/ingress-nginx-controller",
         ],
     },
@@ -197,7 +200,8 @@ SCENARIOS: dict[str, dict] = {
         "fail": {"endpoints", "api-health", "api-internal"},
         "pass": {"cluster", "workloads", "k8s-services", "ingress", "network-policy", "dns", "tcp"},
         "messages": [
-            r"Service api port 80 forwards to targetPort 8080, but pod api-847495fbc4-686tk listens on 8000 \(http\)"
+            r"Service api port 80 forwards to targetPort 8080, but pod api-847495fbc4-686tk listens on 8000 "
+            r"\(http\)"
         ],
     },
     "crashloop": {
@@ -223,7 +227,8 @@ SCENARIOS: dict[str, dict] = {
             "api-internal",
         },
         "messages": [
-            r"Ingress api-ingress routes 97v\.test/ to Service api-svc:80, which does not exist in namespace production"
+            r"Ingress api-ingress routes 97v\.test/ to Service api-svc:80, which does not exist in namespace "
+            r"production"
         ],
     },
     "tls-expired": {

@@ -38,7 +38,8 @@ def _confirm(facts: Facts, section: str, test: TestResult) -> list[str]:
         "network-policy": kubectl(ctx, "get networkpolicy -o yaml") + note,
         "dns": dig(ctx.host or "<host>", (ctx.resolvers or ["system"])[0]),
         "tcp": f"nc -vz -w 5 {ctx.host or '<host>'} {ctx.port or 80}",
-        "tls": f"openssl s_client -connect {ctx.host or '<host>'}:{ctx.port or 443} -servername {ctx.host or '<host>'}",
+        "tls": f"openssl s_client -connect {ctx.host or '<host>'}:{ctx.port or 443} -servername "
+        f"{ctx.host or '<host>'}",
         "api-internal": kubectl(ctx, "get pods,endpointslices -o wide") + note,
         "database": "psql <DSN> -c 'SELECT 1'",
     }
@@ -62,7 +63,8 @@ def _evidence(test: TestResult) -> list[str]:
             )
         elif kind == "performance":
             lines.append(
-                f"{data.get('requests')} requests: p95 {data.get('p95_ms')} ms, error rate {data.get('error_rate')}"
+                f"{data.get('requests')} requests: p95 {data.get('p95_ms')} ms, error rate "
+                f"{data.get('error_rate')}"
             )
     return lines
 
@@ -92,7 +94,8 @@ def unexplained_failures(facts: Facts, explained: Iterable[str]) -> list[Theory]
         )
         evidence = [line for test in tests[:3] for line in _evidence(test)]
         fix = [
-            f"Fix what the check reports ({short(first.reason, 120)}), starting from the confirm command's output"
+            f"Fix what the check reports ({short(first.reason, 120)}), starting from the confirm command's "
+            "output"
         ]
         theory = Theory(
             FALLBACK_RULE, title, 0.4, evidence, _confirm(facts, section, first), fix, subjects=[section]

@@ -58,13 +58,15 @@ DATABASE_CLASSES: tuple[tuple[str, tuple[tuple[str, ...], ...], str, str], ...] 
             ("access denied for user",),
         ),
         "the server refuses the credentials (wrong or rotated password, unknown role, or pg_hba.conf)",
-        "Update the password in the Secret the app reads (and restart the pods), or fix the role / pg_hba.conf",
+        "Update the password in the Secret the app reads (and restart the pods), or fix the role / "
+        "pg_hba.conf",
     ),
     (
         "database-refused",
         (("connection refused",), ("econnrefused",), ("is the server running",)),
         "nothing accepts connections at the database's address: the server is down or listens elsewhere",
-        "Start the database server (or fix its host/port in the DSN); check its Service and endpoints if it runs in "
+        "Start the database server (or fix its host/port in the DSN); check its Service and endpoints if it "
+        "runs in "
         "the cluster",
     ),
     (
@@ -72,7 +74,8 @@ DATABASE_CLASSES: tuple[tuple[str, tuple[tuple[str, ...], ...], str, str], ...] 
         (("timeout expired",), ("timed out",), ("timeout",), ("statement timeout",)),
         "the database does not answer in time: the server is overloaded or blocked, or a firewall drops the "
         "connection",
-        "Check the database's load and locks (pg_stat_activity) and the network path; raise connect_timeout only "
+        "Check the database's load and locks (pg_stat_activity) and the network path; raise connect_timeout "
+        "only "
         "once it answers",
     ),
 )
@@ -146,7 +149,8 @@ def _database_theory(facts: Facts, rule: str) -> Theory | None:
         host, port, database = match.groups()
         confirm.append(f"pg_isready -h {host} -p {port} -d {database}")
         confirm.append(
-            f"psql -h {host} -p {port} -d {database} -U <user> -c 'SELECT 1'  # the DSN's user; it asks for the password"
+            f"psql -h {host} -p {port} -d {database} -U <user> -c 'SELECT 1'  # the DSN's user; it asks for "
+            "the password"
         )
     confirm += [curl_of(p, facts.context) for p in facts.http_probes("dns")[:1]]
     confidence = 0.9 if any("directly" in where for where, _ in matched) else 0.8
@@ -229,11 +233,13 @@ def dependency_unhealthy(facts: Facts) -> Theory | None:
     confirm = [curl_of(p, facts.context) for p in facts.http_probes("dns")[:1]] + _pod_log_lines(facts)
     if any(_is_database(d.name) for d in failing):
         fix = [
-            "Bring the database back (see the database section and theories) and check the credentials the app uses"
+            "Bring the database back (see the database section and theories) and check the credentials the "
+            "app uses"
         ]
     else:
         fix = [
-            f"Restore {names} (the component the health check names), or fix the app's connection settings for it"
+            f"Restore {names} (the component the health check names), or fix the app's connection settings "
+            "for it"
         ]
     theory = Theory(
         "dependency-unhealthy", title, 0.8, evidence, confirm, fix, subjects=[d.name for d in failing]
@@ -256,7 +262,8 @@ def app_reports_unhealthy(facts: Facts) -> Theory | None:
     degraded = ", ".join(d.describe() for d in reading.degraded[:3])
     title = (
         f"the service answers, but its health body reports status {reading.status!r}"
-        f"{' (degraded: ' + degraded + ')' if degraded else ''}: it declares itself unhealthy without naming a "
+        f"{' (degraded: ' + degraded + ')' if degraded else ''}: it declares itself unhealthy without naming "
+        "a "
         "failing component — its own logs say why"
     )
     evidence = [f"{w}: {reading_line(r)}" for w, r in unhealthy[:3]]
@@ -299,7 +306,8 @@ def in_cluster_unhealthy(facts: Facts) -> Theory | None:
     else:
         reading = read_health(check.get("body") or "")
         title = (
-            f"inside the cluster the application itself answers {check.get('status')} to GET {check.get('path')}: "
+            f"inside the cluster the application itself answers {check.get('status')} to GET "
+            f"{check.get('path')}: "
             "an application fault, not the network"
         )
         if reading.failing:
@@ -362,11 +370,13 @@ def slow_responses(facts: Facts) -> Theory | None:
         else "most requests are fast, a tail is slow"
     )
     title = (
-        f"responses are slow ({', '.join(f'{n} {v:g} ms > {lim:g} ms' for n, v, lim in over)}; p50 {p50} ms): "
+        f"responses are slow ({', '.join(f'{n} {v:g} ms > {lim:g} ms' for n, v, lim in over)}; p50 {p50} "
+        "ms): "
         f"{spread} — the service answers, it is not timing out"
     )
     evidence = [
-        f"{report.get('requests')} requests to {report.get('url')} at concurrency {report.get('concurrency')}: "
+        f"{report.get('requests')} requests to {report.get('url')} at concurrency "
+        f"{report.get('concurrency')}: "
         f"p50 {p50} ms, p95 {report.get('p95_ms')} ms, p99 {report.get('p99_ms')} ms, "
         f"errors {report.get('errors')}"
     ]
@@ -374,7 +384,8 @@ def slow_responses(facts: Facts) -> Theory | None:
         f"curl -s -o /dev/null -w '%{{time_starttransfer}}\\n' {report.get('url')}  # time to first byte"
     ]
     fix = [
-        "Find where the time goes: the app's own latency (slow queries, a slow dependency), CPU throttling of the "
+        "Find where the time goes: the app's own latency (slow queries, a slow dependency), CPU throttling "
+        "of the "
         "pods (resources.limits.cpu), or too few replicas for the load"
     ]
     theory = Theory("slow-responses", title, 0.7, evidence, confirm, fix, subjects=[str(report.get("url"))])
@@ -395,8 +406,10 @@ def intermittent_failures(facts: Facts) -> Theory | None:
         return None
     kinds = ", ".join(f"{kind} x{count}" for kind, count in sorted((report.get("error_kinds") or {}).items()))
     title = (
-        f"{errors} of {requests} requests to {report.get('url')} failed ({kinds}) while the others succeeded: "
-        "the service fails intermittently — one bad backend among several, a flapping pod, or failures under load"
+        f"{errors} of {requests} requests to {report.get('url')} failed ({kinds}) while the others "
+        "succeeded: "
+        "the service fails intermittently — one bad backend among several, a flapping pod, or failures under "
+        "load"
     )
     evidence = [f"error rate {report.get('error_rate')} (limit {limit}); {kinds}"]
     restarting = [p for p in facts.target_pods() if p.get("restarts") or not p.get("ready")]
@@ -404,7 +417,8 @@ def intermittent_failures(facts: Facts) -> Theory | None:
         f"pod {p.get('name')}: ready {p.get('ready')}, restarts {p.get('restarts')}" for p in restarting[:2]
     ]
     confirm = [
-        f"for i in $(seq 20); do curl -s -o /dev/null -w '%{{http_code}}\\n' {report.get('url')}; done | sort | uniq -c"
+        f"for i in $(seq 20); do curl -s -o /dev/null -w '%{{http_code}}\\n' {report.get('url')}; done | "
+        "sort | uniq -c"
     ]
     fix = [
         "Find which backend fails (the access logs of each pod / the load balancer's per-backend health) and "

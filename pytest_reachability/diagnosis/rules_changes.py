@@ -46,8 +46,10 @@ def dns_still_cached(facts: Facts) -> Theory | None:
     confidence = 0.7
     for answer in stale:
         evidence.append(
-            f"resolver {answer.get('server')} answers {', '.join(answer.get('addresses') or []) or 'nothing'} "
-            f"(serial {answer.get('serial')}), cached {answer.get('ttl')} s more, until {answer.get('expires_at')}"
+            f"resolver {answer.get('server')} answers "
+            f"{', '.join(answer.get('addresses') or []) or 'nothing'} "
+            f"(serial {answer.get('serial')}), cached {answer.get('ttl')} s more, until "
+            f"{answer.get('expires_at')}"
         )
     for address in old:
         probe = probes.get(address)
@@ -58,7 +60,8 @@ def dns_still_cached(facts: Facts) -> Theory | None:
     expiry = data.get("last_cache_expiry")
     title = (
         f"{name} changed at the source, still cached: the authoritative servers answer {', '.join(source)} "
-        f"(serial {serial}) while {', '.join(a.get('server') for a in stale)} still serve{'s' if len(stale) == 1 else ''} "
+        f"(serial {serial}) while {', '.join(a.get('server') for a in stale)} still "
+        f"serve{'s' if len(stale) == 1 else ''} "
         f"{', '.join(old) or 'the old answer'}"
     )
     failing_old = [probes[a] for a in old if a in probes and not probe_ok(probes[a])]
@@ -69,7 +72,8 @@ def dns_still_cached(facts: Facts) -> Theory | None:
     ns = source_answer.get("server", "")
     ns_address, _, ns_port = ns.rpartition(":")
     confirm = [
-        f"dig @{ns_address}{' -p ' + ns_port if ns_port and ns_port != '53' else ''} {name} +norec +noall +answer"
+        f"dig @{ns_address}{' -p ' + ns_port if ns_port and ns_port != '53' else ''} {name} +norec +noall "
+        "+answer"
         "  # the source's answer",
         *[
             dig(name, a.get("server")).replace("+short", "+noall +answer")
@@ -118,7 +122,8 @@ def loadbalancer_moved(facts: Facts) -> Theory | None:
         for event in data.get("events") or []:
             if event.get("object") == f"Service/{name}":
                 evidence.append(
-                    f"event {event.get('reason')} on Service/{name} at {event.get('last_seen')}: {event.get('message')}"
+                    f"event {event.get('reason')} on Service/{name} at {event.get('last_seen')}: "
+                    f"{event.get('message')}"
                 )
     host = facts.context.host
     new = ", ".join(move["to"])

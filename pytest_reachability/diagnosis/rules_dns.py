@@ -173,7 +173,8 @@ def dns_servfail(facts: Facts) -> Theory | None:
         cause="the resolver gets no usable answer from the zone's authoritative servers (server failure, "
         "lame delegation, or a DNSSEC signature that does not validate)",
         fix=[
-            "If `dig +cd` answers while plain `dig` fails, DNSSEC validation fails: re-sign the zone or fix the DS "
+            "If `dig +cd` answers while plain `dig` fails, DNSSEC validation fails: re-sign the zone or fix "
+            "the DS "
             "record at the registrar",
             f"Otherwise make the authoritative servers of {zone} answer (dig NS {zone})",
         ],
@@ -194,7 +195,8 @@ def dns_refused(facts: Facts) -> Theory | None:
         what="is refused (REFUSED)",
         cause="the resolver does not serve this client or this zone (recursion or access list)",
         fix=[
-            "Use a resolver that serves this client, or allow recursion/the zone for this client on that resolver"
+            "Use a resolver that serves this client, or allow recursion/the zone for this client on that "
+            "resolver"
         ],
         confirm_extra=[],
         confidence=0.8,
@@ -208,7 +210,8 @@ def dns_timeout(facts: Facts) -> Theory | None:
     cause = (
         "nothing serves DNS at the resolver's address"
         if refused
-        else "the resolver is down or unreachable, or it (or the authoritative server behind it) answers slower "
+        else "the resolver is down or unreachable, or it (or the authoritative server behind it) answers "
+        "slower "
         "than the probe timeout"
     )
     return _dns_class_theory(
@@ -218,7 +221,8 @@ def dns_timeout(facts: Facts) -> Theory | None:
         what="got no answer in time",
         cause=cause,
         fix=[
-            "Check the resolver answers at all (dig with +time=10); if it answers slowly, check the authoritative "
+            "Check the resolver answers at all (dig with +time=10); if it answers slowly, check the "
+            "authoritative "
             "servers' latency; if it does not, restart it or point clients at a working resolver"
         ],
         confirm_extra=[f"dig {_name(facts)} +time=10 +tries=1  # a slow answer vs none at all"],
@@ -233,9 +237,11 @@ def dns_bad_answer(facts: Facts) -> Theory | None:
         "dns_bad_answer",
         "dns-bad-answer",
         what="gets a malformed or mismatched answer",
-        cause="the resolver (or a middlebox rewriting DNS on the way) answers with a message clients cannot use",
+        cause="the resolver (or a middlebox rewriting DNS on the way) answers with a message clients cannot "
+        "use",
         fix=[
-            "Query another resolver to compare (dig @1.1.1.1); if only this one is broken, fix or replace it, and "
+            "Query another resolver to compare (dig @1.1.1.1); if only this one is broken, fix or replace "
+            "it, and "
             "look for a firewall or proxy that rewrites or truncates DNS traffic"
         ],
         confirm_extra=[f"dig {_name(facts)} +tcp  # over TCP: a truncated UDP answer retried"],
@@ -345,7 +351,8 @@ def dns_not_loadbalancer(facts: Facts) -> Theory | None:
     evidence = [f"DNS {name} -> {', '.join(answers)} (resolvers: {', '.join(dns_resolvers(facts))})"]
     if routed:
         evidence.append(
-            f"the Ingress rules for {name} route to Service {', '.join(sorted({o for _a, o in routed if not o.startswith('Ingress ')}))}, "
+            f"the Ingress rules for {name} route to Service "
+            f"{', '.join(sorted({o for _a, o in routed if not o.startswith('Ingress ')}))}, "
             f"not to {target.get('name')}, whose LoadBalancer DNS answers"
         )
     evidence.append(
@@ -370,9 +377,11 @@ def dns_not_loadbalancer(facts: Facts) -> Theory | None:
     good_probe = next((p for p in lb_probes if p.get("address") == good_address), None)
     confirm.append(curl_of(good_probe, ctx) if good_probe else curl(ctx, good_address))
     fix = [
-        f"Update the DNS {kind} record of {name}: replace {', '.join(stray)} with {good_address} ({owner_phrase(good_service)})"
+        f"Update the DNS {kind} record of {name}: replace {', '.join(stray)} with {good_address} "
+        f"({owner_phrase(good_service)})"
         if record_type(good_address) == record_type(stray[0])
-        else f"Remove the DNS {kind} record {', '.join(stray)} of {name} (or point it at an address of {owner_phrase(good_service)})",
+        else f"Remove the DNS {kind} record {', '.join(stray)} of {name} (or point it at an address of "
+        f"{owner_phrase(good_service)})",
         f"{dig(name, dns_resolvers(facts)[0])}  # expect {good_address} once the TTL has passed",
     ]
     verify = [f"{dig(name, r)}  # expect {good_address}" for r in dns_resolvers(facts)]
@@ -459,7 +468,8 @@ def resolvers_disagree(facts: Facts) -> Theory | None:
     confirm = [dig(name, a.get("resolver")) for a in answers]
     fix = [
         "If the record changed recently, wait for the old TTL to pass and re-check; otherwise",
-        "update the zone on the resolver/secondary that serves the stale answer (check zone transfer / serial)",
+        "update the zone on the resolver/secondary that serves the stale answer (check zone transfer / "
+        "serial)",
     ]
     theory = Theory(
         "resolvers-disagree",

@@ -69,7 +69,8 @@ def _cluster_unknown(facts: Facts, addresses: list[str]) -> list[str]:
     if facts.cluster_checked:
         return []
     return [
-        f"whether {', '.join(addresses)} is a LoadBalancer or Ingress address of the cluster, and whether the "
+        f"whether {', '.join(addresses)} is a LoadBalancer or Ingress address of the cluster, and whether "
+        "the "
         f"pods behind it are ready, was not checked (no cluster access) — "
         f"{kubectl(facts.context, 'get svc,ingress,pods -o wide')}{facts.kubectl_note()}"
     ]
@@ -143,7 +144,8 @@ def tcp_refused(facts: Facts) -> Theory | None:
         "nothing accepts connections on {where} ({record}): every connection is refused (RST) — the service "
         "that should listen there is gone or listens on another port",
         [
-            "Find what should serve the address: a LoadBalancer deleted or re-created with a new address (update DNS), "
+            "Find what should serve the address: a LoadBalancer deleted or re-created with a new address "
+            "(update DNS), "
             "a Service whose port changed, or a process not running",
             "Point DNS at the address that serves the target, or restore the listener on that port",
         ],
@@ -243,7 +245,8 @@ def edge_empty_reply(facts: Facts) -> Theory | None:
         evidence.append(f"{address} is not an address of any LoadBalancer or Ingress of the cluster")
     confirm = [curl_of(empties[0], facts.context), kubectl(facts.context, "get svc -o wide")]
     fix = [
-        "Find what owns the address (load balancer / node / proxy) and give it the Service's healthy backend, "
+        "Find what owns the address (load balancer / node / proxy) and give it the Service's healthy "
+        "backend, "
         "or move DNS to an address that serves the app"
     ]
     theory = Theory("edge-empty-reply", title, confidence, evidence, confirm, fix, subjects=[str(address)])
@@ -264,10 +267,12 @@ def edge_reset(facts: Facts) -> Theory | None:
         facts,
         "edge-reset",
         ("recv_error",),
-        "{where} resets the connection in the middle of the response to GET {path}: the backend (or a proxy in "
+        "{where} resets the connection in the middle of the response to GET {path}: the backend (or a proxy "
+        "in "
         "between) dies or aborts while answering",
         [
-            "Read the backend's and the proxy's logs at the time of the request (crash, worker killed, proxy timeout); "
+            "Read the backend's and the proxy's logs at the time of the request (crash, worker killed, proxy "
+            "timeout); "
             "check the pods' restarts and memory limits"
         ],
         0.6,
@@ -280,10 +285,12 @@ def edge_partial_body(facts: Facts) -> Theory | None:
         facts,
         "edge-partial-body",
         ("partial_body",),
-        "{where} closes the connection before the body of GET {path} is complete: the backend stops mid-answer "
+        "{where} closes the connection before the body of GET {path} is complete: the backend stops "
+        "mid-answer "
         "(crash, timeout of a proxy, a body larger than announced)",
         [
-            "Check the backend's logs and the proxy's read/send timeouts; compare Content-Length with what is sent"
+            "Check the backend's logs and the proxy's read/send timeouts; compare Content-Length with what "
+            "is sent"
         ],
         0.6,
     )
@@ -307,7 +314,8 @@ def edge_not_http(facts: Facts) -> Theory | None:
         ("bad_response",),
         "{where} answers GET {path} with bytes that are not HTTP: " + what,
         [
-            "Point the target (or the load balancer's port mapping) at the port the HTTP service listens on, or use "
+            "Point the target (or the load balancer's port mapping) at the port the HTTP service listens on, "
+            "or use "
             "the scheme it speaks"
         ],
         0.7,
@@ -321,9 +329,11 @@ def read_timeout(facts: Facts) -> Theory | None:
         "read-timeout",
         ("read_timeout",),
         "{where} accepts connections but does not answer GET {path} in time: the request is held somewhere "
-        "between the edge and the pods (backend hanging, upstream unreachable from the proxy, or dropped by a policy)",
+        "between the edge and the pods (backend hanging, upstream unreachable from the proxy, or dropped by "
+        "a policy)",
         [
-            "Follow the request inward: does the app answer inside the cluster (section api-internal)? Does the proxy "
+            "Follow the request inward: does the app answer inside the cluster (section api-internal)? Does "
+            "the proxy "
             "reach the pods (NetworkPolicy, pod readiness)? Is the app blocked on a dependency?"
         ],
         0.55,
@@ -351,7 +361,8 @@ def redirect_loop(facts: Facts) -> Theory | None:
         "GET {path} on {where} redirects in a loop ({detail}): a redirect rule sends the request back where "
         "it came from — often an app behind a TLS-terminating proxy that does not trust X-Forwarded-Proto",
         [
-            "Make one side stop redirecting: let the app trust the proxy's X-Forwarded-Proto (or disable its https "
+            "Make one side stop redirecting: let the app trust the proxy's X-Forwarded-Proto (or disable its "
+            "https "
             "redirect behind the proxy), or remove the proxy's redirect for this host"
         ],
         0.75,
@@ -364,10 +375,12 @@ def redirect_unsafe(facts: Facts) -> Theory | None:
         facts,
         "redirect-unsafe",
         "redirect_unsafe",
-        "GET {path} on {where} redirects where a client must not follow ({detail}): a downgrade from https to "
+        "GET {path} on {where} redirects where a client must not follow ({detail}): a downgrade from https "
+        "to "
         "http sends requests and credentials in clear, other schemes are not web requests at all",
         [
-            "Make the redirect keep https (or point it at an http/https URL); a proxy that terminates TLS must pass "
+            "Make the redirect keep https (or point it at an http/https URL); a proxy that terminates TLS "
+            "must pass "
             "X-Forwarded-Proto so the app does not build http:// URLs"
         ],
         0.75,
@@ -380,10 +393,13 @@ def redirect_elsewhere(facts: Facts) -> Theory | None:
         facts,
         "redirect-elsewhere",
         "redirect_elsewhere",
-        "GET {path} on {where} sends the client to another host ({detail}): the target answers with a redirect, "
-        "not with its own health check — a canonical-host or login redirect, or a default site answering the host",
+        "GET {path} on {where} sends the client to another host ({detail}): the target answers with a "
+        "redirect, "
+        "not with its own health check — a canonical-host or login redirect, or a default site answering the "
+        "host",
         [
-            "If the redirect is intended, check the host it names instead (--target); otherwise fix the redirect rule "
+            "If the redirect is intended, check the host it names instead (--target); otherwise fix the "
+            "redirect rule "
             "(canonical host, login redirect exemption for the health path, the default site of the edge)"
         ],
         0.65,
@@ -396,10 +412,12 @@ def headers_too_large(facts: Facts) -> Theory | None:
         facts,
         "headers-too-large",
         ("headers_too_large",),
-        "{where} answers GET {path} with response headers larger than clients accept: a header (often Set-Cookie) "
+        "{where} answers GET {path} with response headers larger than clients accept: a header (often "
+        "Set-Cookie) "
         "grows without bound or is repeated",
         [
-            "Find the oversized header (curl -sv ... 2>&1 | head) and stop it growing (cookie size, a header added per hop)"
+            "Find the oversized header (curl -sv ... 2>&1 | head) and stop it growing (cookie size, a header "
+            "added per hop)"
         ],
         0.7,
     )
@@ -423,11 +441,14 @@ def _server_of(probe: Mapping[str, Any]) -> str:
 
 HTTP_5XX_MEANING = {
     500: "the application fails while handling it (500)",
-    502: "the proxy in front got no valid answer from its backend (502 Bad Gateway): the backend refused or closed "
+    502: "the proxy in front got no valid answer from its backend (502 Bad Gateway): the backend refused or "
+    "closed "
     "the connection — wrong target port, pods not listening or crashing",
-    503: "no backend is available to answer (503 Service Unavailable): no ready endpoints behind the proxy, or the "
+    503: "no backend is available to answer (503 Service Unavailable): no ready endpoints behind the proxy, "
+    "or the "
     "application reports itself unavailable",
-    504: "the proxy in front waited for its backend and gave up (504 Gateway Timeout): the backend hangs or is "
+    504: "the proxy in front waited for its backend and gave up (504 Gateway Timeout): the backend hangs or "
+    "is "
     "unreachable from the proxy",
 }
 
@@ -487,7 +508,8 @@ def http_5xx(facts: Facts) -> Theory | None:
         ("http_status",),
         "{who}{where} answers GET {path} with {status}: {meaning}",
         [
-            "Find the first hop that fails: the app's answer inside the cluster (section api-internal), the Service's "
+            "Find the first hop that fails: the app's answer inside the cluster (section api-internal), the "
+            "Service's "
             "ready endpoints (section endpoints), then the proxy's logs for this request"
         ],
         confidence,
@@ -532,11 +554,14 @@ def http_404(facts: Facts) -> Theory | None:
         confidence = 0.8
     else:
         title = (
-            "{where} answers 404 to GET {path} for Host {host}: the server there has no route for this host or "
-            "path — an ingress controller without a rule for the host, or a health path the app does not serve"
+            "{where} answers 404 to GET {path} for Host {host}: the server there has no route for this host "
+            "or "
+            "path — an ingress controller without a rule for the host, or a health path the app does not "
+            "serve"
         )
         fix = [
-            f"If an ingress controller answers, add an Ingress rule for {facts.context.host}; otherwise pass the "
+            f"If an ingress controller answers, add an Ingress rule for {facts.context.host}; otherwise pass "
+            "the "
             f"app's real health path with --health-path (not {path})"
         ]
         confidence = 0.55
@@ -572,7 +597,8 @@ def http_auth(facts: Facts) -> Theory | None:
         ("http_status",),
         "{where} answers {status} to GET {path}: {meaning}",
         [
-            "Give the check credentials (https://user:password@host in --target) or exempt the health path from "
+            "Give the check credentials (https://user:password@host in --target) or exempt the health path "
+            "from "
             "authentication; for 403, check the allow-list / WAF rules for this client"
         ],
         0.6,
@@ -585,7 +611,8 @@ def http_auth(facts: Facts) -> Theory | None:
 
 
 HTTP_4XX_MEANING = {
-    400: "the server rejects the request itself (400) — a plain-HTTP request on an HTTPS port answers this way",
+    400: "the server rejects the request itself (400) — a plain-HTTP request on an HTTPS port answers this "
+    "way",
     405: "the method is not allowed on that path (405)",
     408: "the server timed out waiting for the request (408)",
     421: "the server is not configured for this host (421 Misdirected Request)",
@@ -662,7 +689,8 @@ def body_mismatch(facts: Facts) -> Theory | None:
         facts,
         "body-mismatch",
         ("body_mismatch",),
-        "{where} answers GET {path} with an expected status but an unexpected body: the service answering is not "
+        "{where} answers GET {path} with an expected status but an unexpected body: the service answering is "
+        "not "
         "the one the check expects (another app or a default backend), or it reports a problem in its body",
         ["Compare the body (curl line) with what the check expects; if another app answers, fix the routing"],
         0.5,
@@ -708,7 +736,8 @@ def _tls_theory(
     host = facts.context.host or first.get("host")
     port = first.get("port") or facts.context.port or 443
     confirm = [
-        f"openssl s_client -connect {first.get('address')}:{port} -servername {host} -showcerts </dev/null 2>/dev/null "
+        f"openssl s_client -connect {first.get('address')}:{port} -servername {host} -showcerts </dev/null "
+        "2>/dev/null "
         "| openssl x509 -noout -subject -issuer -dates -ext subjectAltName",
         curl_of(first, facts.context),
     ]
@@ -758,7 +787,8 @@ def tls_expired(facts: Facts) -> Theory | None:
         [
             kubectl(facts.context, "get certificate -A")
             + "  # cert-manager: which Certificate is not Ready, and why",
-            "Renew the certificate (cert-manager: kubectl delete secret <tls-secret> to force re-issue) and reload the edge",
+            "Renew the certificate (cert-manager: kubectl delete secret <tls-secret> to force re-issue) and "
+            "reload the edge",
         ],
         failures=failures,
     )
@@ -771,12 +801,15 @@ def tls_not_yet_valid(facts: Facts) -> Theory | None:
         facts,
         "tls-not-yet-valid",
         ("tls_cert_expired",),
-        "the TLS certificate served for {host} at {address} is not valid yet (not before {not_before}): it was "
+        "the TLS certificate served for {host} at {address} is not valid yet (not before {not_before}): it "
+        "was "
         "issued with a start date in the future, or the clock of the issuer (or of this client) is wrong",
         0.9,
         [
-            "Compare the certificate's notBefore with the time on this machine and on the issuer (date -u; timedatectl)",
-            "Serve the previous, still valid certificate until the new one starts, or re-issue it from a CA whose clock "
+            "Compare the certificate's notBefore with the time on this machine and on the issuer (date -u; "
+            "timedatectl)",
+            "Serve the previous, still valid certificate until the new one starts, or re-issue it from a CA "
+            "whose clock "
             "is right",
         ],
         failures=failures,
@@ -823,7 +856,8 @@ def tls_wrong_host(facts: Facts) -> Theory | None:
         + " — the edge serves another site's (or the default) certificate",
         0.85,
         [
-            "Issue a certificate whose subjectAltName includes the host and reference it from the Ingress/LoadBalancer "
+            "Issue a certificate whose subjectAltName includes the host and reference it from the "
+            "Ingress/LoadBalancer "
             "TLS settings"
         ],
         failures=failures,
@@ -860,10 +894,12 @@ def tls_incomplete_chain(facts: Facts) -> Theory | None:
         "tls-incomplete-chain",
         ("tls_untrusted",),
         "the server at {address} sends its certificate for {host} without the intermediate CA certificate "
-        "({issuer}, published at {issuer_url}): clients that do not already hold that intermediate cannot verify it",
+        "({issuer}, published at {issuer_url}): clients that do not already hold that intermediate cannot "
+        "verify it",
         0.85,
         [
-            "Serve the full chain (leaf followed by the intermediate: fullchain.pem); cert-manager writes it into "
+            "Serve the full chain (leaf followed by the intermediate: fullchain.pem); cert-manager writes it "
+            "into "
             "tls.crt, a hand-made Secret must contain both certificates"
         ],
         failures,
@@ -887,7 +923,8 @@ def tls_untrusted(facts: Facts) -> Theory | None:
         "the TLS certificate for {host} at {address} is not trusted: " + why,
         0.75,
         [
-            "Serve a certificate from a CA clients trust (cert-manager: a production ClusterIssuer) with its full "
+            "Serve a certificate from a CA clients trust (cert-manager: a production ClusterIssuer) with its "
+            "full "
             "chain, or pass --ca-bundle for a private CA"
         ],
         failures,
@@ -904,7 +941,8 @@ def tls_handshake(facts: Facts) -> Theory | None:
         why = "the port answers plain HTTP, not TLS: the target should be http://, or the TLS listener is missing"
     elif "closed" in detail:
         why = (
-            "the server closes the connection during the handshake: no certificate configured for this name (SNI), "
+            "the server closes the connection during the handshake: no certificate configured for this name "
+            "(SNI), "
             "or no TLS listener behind the port"
         )
     else:
@@ -925,7 +963,8 @@ def tls_timeout(facts: Facts) -> Theory | None:
         facts,
         "tls-timeout",
         ("tls_timeout",),
-        "{address} accepts TCP but never answers the TLS handshake: nothing speaks TLS behind the port (a plain "
+        "{address} accepts TCP but never answers the TLS handshake: nothing speaks TLS behind the port (a "
+        "plain "
         "TCP forwarder to a dead backend, or a server waiting for HTTP)",
         0.6,
         ["Check what listens behind the port and whether it expects TLS"],

@@ -44,7 +44,8 @@ def loadbalancer_pending(facts: Facts) -> Theory | None:
     service = next((s for s in pending if s.get("name") == target_name), pending[0])
     confidence = 0.75 if service.get("name") == target_name or target_name is None else 0.4
     evidence = [
-        f"Service {service.get('namespace')}/{service.get('name')} type LoadBalancer has no external address (pending)"
+        f"Service {service.get('namespace')}/{service.get('name')} type LoadBalancer has no external address "
+        "(pending)"
     ]
     for event in facts.of("event"):
         if event.get("object") == f"Service/{service.get('name')}" and event.get("type") == "Warning":
@@ -110,7 +111,8 @@ def duplicate_loadbalancers(facts: Facts) -> Theory | None:
     )
     title = f"duplicate LoadBalancer Services select the same pods: {listing} — keep {_service_label(keep)}, delete the other"
     evidence = [
-        f"Service {s.get('name')}: type LoadBalancer, selector {s.get('selector')}, addresses {', '.join(s.get('lb_addresses') or []) or 'pending'}"
+        f"Service {s.get('name')}: type LoadBalancer, selector {s.get('selector')}, addresses "
+        f"{', '.join(s.get('lb_addresses') or []) or 'pending'}"
         for s in duplicates
     ]
     pods = facts.selected_pods(duplicates[0])
@@ -194,7 +196,8 @@ def selector_matches_no_pods(facts: Facts) -> Theory | None:
         {f"{k}={v}" for p in facts.pods(ns) for k, v in (p.get("labels") or {}).items() if k in selector}
     )
     title = (
-        f"Service `{name}` selects {', '.join(f'{k}={v}' for k, v in selector.items())}, which matches no pod "
+        f"Service `{name}` selects {', '.join(f'{k}={v}' for k, v in selector.items())}, which matches no "
+        "pod "
         f"and no Deployment's pod template: the selector is wrong, so the Service has no endpoints"
     )
     if close:
@@ -249,7 +252,8 @@ def no_ready_endpoints(facts: Facts) -> Theory | None:
     for check in proxied:
         if check.get("no_endpoints") or check.get("error"):
             evidence.append(
-                f"in-cluster GET {check.get('path')} via the API server proxy: {check.get('error') or check.get('status')}"
+                f"in-cluster GET {check.get('path')} via the API server proxy: "
+                f"{check.get('error') or check.get('status')}"
             )
     if pods:
         title = f"Service `{name}` has no ready endpoints: its {len(pods)} pod(s) are not ready"
@@ -300,8 +304,10 @@ def targetport_mismatch(facts: Facts) -> Theory | None:
         listening = ", ".join(f"{n} ({nm})" if nm else str(n) for n, nm in sorted(container_ports, key=str))
         if by_name:
             title = (
-                f"Service `{name}` forwards port {port.get('port')} to the named targetPort `{target}`, which "
-                f"no container of its pods declares (they declare {listening}): the Service has no usable port"
+                f"Service `{name}` forwards port {port.get('port')} to the named targetPort `{target}`, "
+                "which "
+                f"no container of its pods declares (they declare {listening}): the Service has no usable "
+                "port"
             )
         else:
             title = (
@@ -339,7 +345,8 @@ def targetport_mismatch(facts: Facts) -> Theory | None:
         fix = [
             kubectl(
                 facts.context,
-                f'patch svc {name} --type=json -p \'[{{"op":"replace","path":"/spec/ports/0/targetPort","value":{right}}}]\'',
+                f"patch svc {name} --type=json -p "
+                f'\'[{{"op":"replace","path":"/spec/ports/0/targetPort","value":{right}}}]\'',
                 ns,
             )
         ]
@@ -365,7 +372,8 @@ def ingress_missing_rule(facts: Facts) -> Theory | None:
     namespace = facts.context.namespace
     controller = controllers[0]
     evidence = [
-        f"ingress controller pod {controller.get('namespace')}/{controller.get('name')} is {controller.get('phase')}",
+        f"ingress controller pod {controller.get('namespace')}/{controller.get('name')} is "
+        f"{controller.get('phase')}",
         f"Ingresses seen: {len(facts.of('ingress'))}; none has a rule for host {host}",
     ]
     confidence = 0.5
@@ -401,11 +409,13 @@ def ingress_missing_rule(facts: Facts) -> Theory | None:
         "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n"
         f"  name: {backend}-ingress\n  namespace: {namespace}\nspec:\n  ingressClassName: {class_name}\n"
         f"  rules:\n  - host: {host}\n    http:\n      paths:\n      - path: /\n        pathType: Prefix\n"
-        f"        backend:\n          service:\n            name: {backend}\n            port:\n              number: {port}\nEOF"
+        f"        backend:\n          service:\n            name: {backend}\n            port:\n             "
+        f" number: {port}\nEOF"
     )
     fix = [
         manifest,
-        "or, if the LoadBalancer Service is meant to serve the host directly, point DNS at it and ignore the controller",
+        "or, if the LoadBalancer Service is meant to serve the host directly, point DNS at it and ignore the "
+        "controller",
     ]
     verify = [kubectl(facts.context, "get ingress") + f"  # expect a rule for host {host}"]
     theory = Theory(
@@ -431,7 +441,8 @@ def ingress_backend_missing(facts: Facts) -> Theory | None:
                     continue
                 title = f"Ingress `{ingress.get('name')}` routes {rule.get('host')}{path.get('path') or '/'} to Service `{service}`, which does not exist in {ingress.get('namespace')}"
                 evidence = [
-                    f"Ingress {ingress.get('namespace')}/{ingress.get('name')} backend: {service}:{path.get('port')}",
+                    f"Ingress {ingress.get('namespace')}/{ingress.get('name')} backend: "
+                    f"{service}:{path.get('port')}",
                     f"Services in {ingress.get('namespace')}: {', '.join(sorted(n for n in names if n))}",
                 ]
                 confidence = 0.8
@@ -524,15 +535,18 @@ def _ingress_class_unserved(
     controller = next((c.get("controller") for c in classes if c.get("name") == wanted), None)
     served_names = ", ".join(f"`{name}`" for name in sorted(n for n in served if n))
     title = (
-        f"Ingress `{ingress.get('name')}` names IngressClass `{wanted}` (controller {controller}), which no running "
+        f"Ingress `{ingress.get('name')}` names IngressClass `{wanted}` (controller {controller}), which no "
+        "running "
         f"controller serves: the Ingress has no address, while Ingresses of class {served_names} have one"
     )
     evidence = [
-        f"Ingress {ingress.get('namespace')}/{ingress.get('name')}: class {wanted}, no address in status.loadBalancer",
+        f"Ingress {ingress.get('namespace')}/{ingress.get('name')}: class {wanted}, no address in "
+        "status.loadBalancer",
         f"IngressClass {wanted}: controller {controller}",
     ]
     evidence += [
-        f"Ingress {i.get('namespace')}/{i.get('name')}: class {name}, address {', '.join(i.get('addresses') or [])}"
+        f"Ingress {i.get('namespace')}/{i.get('name')}: class {name}, address "
+        f"{', '.join(i.get('addresses') or [])}"
         for name, i in sorted(served.items(), key=lambda item: str(item[0]))
     ][:2]
     running = facts.ingress_controller_running()
@@ -598,7 +612,8 @@ def ingress_tls_secret_missing(facts: Facts) -> Theory | None:
             ),
         ]
         fix = [
-            f"Create the certificate Secret {secret} in {namespace} (cert-manager: kubectl get certificate to see why "
+            f"Create the certificate Secret {secret} in {namespace} (cert-manager: kubectl get certificate "
+            "to see why "
             f"it was not issued; by hand: kubectl create secret tls {secret} --cert=... --key=...)"
         ]
         theory = Theory("ingress-tls-secret-missing", title, 0.7, evidence, confirm, fix, subjects=[secret])
@@ -636,7 +651,8 @@ def network_policy_denies(facts: Facts) -> Theory | None:
     names = ", ".join(f"`{p.get('name')}`" for p in policies)
     title = f"NetworkPolicy {names} selects the `{service.get('name')}` pods and admits no traffic from the edge (LoadBalancer or ingress controller): the edge's connections are dropped"
     evidence = [f"{verdicts[0].nodeid}: {short(verdicts[0].reason, 300)}"] + [
-        f"NetworkPolicy {p.get('name')}: podSelector {p.get('pod_selector') or '{} (every pod)'}, ingress rules: {p.get('ingress') or 'none (deny all)'}"
+        f"NetworkPolicy {p.get('name')}: podSelector {p.get('pod_selector') or '{} (every pod)'}, ingress "
+        f"rules: {p.get('ingress') or 'none (deny all)'}"
         for p in policies
     ]
     confidence = 0.7
@@ -662,13 +678,17 @@ def network_policy_denies(facts: Facts) -> Theory | None:
             f"          kubernetes.io/metadata.name: {controllers[0].get('namespace')}\n    ports:\n"
         )
     fix = [
-        "Admit the edge: add an ingress rule to the policy for the pods' port from the ingress controller's namespace "
-        "(by its kubernetes.io/metadata.name label) or, for a LoadBalancer straight to the pods, from any address, e.g.",
+        "Admit the edge: add an ingress rule to the policy for the pods' port from the ingress controller's "
+        "namespace "
+        "(by its kubernetes.io/metadata.name label) or, for a LoadBalancer straight to the pods, from any "
+        "address, e.g.",
         kubectl(
             facts.context,
             "apply -f - <<'EOF'\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n"
-            f"  name: {service.get('name')}-allow-http\nspec:\n  podSelector:\n    matchLabels: {dict(service.get('selector') or {})}\n"
-            f"  policyTypes: [Ingress]\n  ingress:\n{peer or '  - ports:' + chr(10)}    - port: {port}\n      protocol: TCP\nEOF",
+            f"  name: {service.get('name')}-allow-http\nspec:\n  podSelector:\n    matchLabels: "
+            f"{dict(service.get('selector') or {})}\n"
+            f"  policyTypes: [Ingress]\n  ingress:\n{peer or '  - ports:' + chr(10)}    - port: {port}\n     "
+            " protocol: TCP\nEOF",
         ),
     ]
     theory = Theory(
@@ -700,7 +720,8 @@ def only_in_cluster_traffic(facts: Facts) -> Theory | None:
     clients = ", ".join(data.get("client_addresses") or []) or "cluster addresses"
     title = f"the pod logs show only in-cluster health checks (from {clients}): requests from outside never reach the pods"
     evidence = [
-        f"pod {data.get('namespace')}/{data.get('pod')}: last {data.get('tail')} lines, {data.get('health_requests')} health requests, {data.get('external_requests')} external",
+        f"pod {data.get('namespace')}/{data.get('pod')}: last {data.get('tail')} lines, "
+        f"{data.get('health_requests')} health requests, {data.get('external_requests')} external",
         _probe_line(failing[0]),
     ]
     confirm = [
@@ -708,7 +729,8 @@ def only_in_cluster_traffic(facts: Facts) -> Theory | None:
         curl_of(failing[0], facts.context),
     ]
     fix = [
-        "Follow the public path hop by hop (DNS -> LoadBalancer -> Service -> pod) to where the request stops; the theories above name the likely hop"
+        "Follow the public path hop by hop (DNS -> LoadBalancer -> Service -> pod) to where the request "
+        "stops; the theories above name the likely hop"
     ]
     theory = Theory(
         "only-in-cluster-traffic", title, 0.35, evidence, confirm, fix, subjects=[data.get("pod")]
@@ -745,11 +767,13 @@ def ingress_backend_port_missing(facts: Facts) -> Theory | None:
                 kind = "named port" if not str(port).isdigit() else "port"
                 title = (
                     f"Ingress `{ingress.get('name')}` routes {rule.get('host')}{path.get('path') or '/'} to "
-                    f"Service `{service.get('name')}` {kind} {port}, but the Service has port {listed or 'none'}: "
+                    f"Service `{service.get('name')}` {kind} {port}, but the Service has port "
+                    f"{listed or 'none'}: "
                     "the controller has no backend for the host"
                 )
                 evidence = [
-                    f"Ingress {ingress.get('namespace')}/{ingress.get('name')} backend: {service.get('name')}:{port}",
+                    f"Ingress {ingress.get('namespace')}/{ingress.get('name')} backend: "
+                    f"{service.get('name')}:{port}",
                     f"Service {service.get('name')} ports: {listed or 'none'}",
                 ]
                 confidence = 0.85
@@ -821,7 +845,8 @@ def loadbalancer_removed(facts: Facts) -> Theory | None:
     title += (
         ": its load balancer was deleted when the type changed"
         if deleted
-        else ": most likely the address of the load balancer released when the Service stopped being a LoadBalancer"
+        else ": most likely the address of the load balancer released when the Service stopped being a "
+        "LoadBalancer"
     )
     evidence = [
         f"Service {service.get('namespace')}/{name}: type {service.get('type')}, no LoadBalancer address",
@@ -868,7 +893,8 @@ def service_missing(facts: Facts) -> Theory | None:
         kubectl(facts.context, f"get svc -A --field-selector metadata.name={name}", ""),
     ]
     fix = [
-        f"Create the Service {name} (kubectl apply -f <service manifest>), or name the right one with service = "
+        f"Create the Service {name} (kubectl apply -f <service manifest>), or name the right one with "
+        "service = "
         '"..." in [tool.reachability.cluster]'
     ]
     theory = Theory("service-missing", title, 0.8, evidence, confirm, fix, subjects=[f"Service/{name}"])
@@ -879,7 +905,8 @@ def service_missing(facts: Facts) -> Theory | None:
 ACCESS_FIXES = {
     "UNREACHABLE": "Check the API server address in the kubeconfig and the network path to it (VPN, firewall)",
     "UNAUTHORIZED": "Renew the credentials in the kubeconfig (expired token or certificate)",
-    "FORBIDDEN": "Grant the identity read access (deploy/rbac.yaml of this project lists exactly what the suite reads)",
+    "FORBIDDEN": "Grant the identity read access (deploy/rbac.yaml of this project lists exactly what the "
+    "suite reads)",
     "NOT_CONFIGURED": "Pass --kubeconfig (or set KUBECONFIG) to check the cluster",
 }
 

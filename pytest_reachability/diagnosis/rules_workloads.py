@@ -50,7 +50,8 @@ SERVING_SECTIONS = (
 )
 EXIT_CODES = {
     1: "the application exited with an error",
-    2: "the application exited with an error (2: by shell convention a usage error, by many programs any failure)",
+    2: "the application exited with an error (2: by shell convention a usage error, by many programs any "
+    "failure)",
     126: "the command is not executable",
     127: "the command was not found in the image",
     134: "the process aborted (SIGABRT)",
@@ -161,7 +162,8 @@ def _pod_theory(
     if own and inside is False:
         confidence += 0.05
         evidence += [
-            f"in-cluster GET {c.get('path')} on Service {c.get('service')}: {c.get('error') or c.get('status')}"
+            f"in-cluster GET {c.get('path')} on Service {c.get('service')}: "
+            f"{c.get('error') or c.get('status')}"
             for c in facts.in_cluster_health()[:1]
         ]
     if own and inside is True and len(pods) == len(facts.target_pods()):
@@ -218,14 +220,16 @@ def image_pull_failed(facts: Facts) -> Theory | None:
     ):
         why = "the node does not trust the registry's TLS certificate (x509)"
         fix = (
-            "Give the nodes the registry's CA (containerd: /etc/containerd/certs.d/<registry>/ca.crt, or bake it "
+            "Give the nodes the registry's CA (containerd: /etc/containerd/certs.d/<registry>/ca.crt, or "
+            "bake it "
             "into the node image) — nodes added later need it too — then delete the pod to retry the pull"
         )
     elif "repository does not exist or may require" in text:
         # Registries answer the same to a missing repository and to a private one without credentials.
         why = "the registry refuses the pull (pull access denied): the repository does not exist, or it is private and the pod has no credentials for it"
         fix = (
-            "Check the repository name; if it is private, give the pods pull credentials (imagePullSecrets on the pod "
+            "Check the repository name; if it is private, give the pods pull credentials (imagePullSecrets "
+            "on the pod "
             "or its ServiceAccount)"
         )
     elif any(w in text for w in ("unauthorized", "denied", "authentication required", "forbidden")):
@@ -370,9 +374,12 @@ def volume_attach_failed(facts: Facts) -> Theory | None:
     what = f"volume {volume.group(1)}" if volume else "a volume"
     title = f"pod {pod.get('name')} waits in ContainerCreating: {what} cannot be attached ({events[0].get('reason')}) — {_volume_fault(message)}"
     fix = [
-        "Find where the volume is attached and release it there: the old pod must be gone and its node must detach "
-        "the volume (a drained or lost node may need the VolumeAttachment deleted once the node is really gone)",
-        "For a single-writer volume, use the Recreate strategy (or a StatefulSet) so the old pod leaves before the new "
+        "Find where the volume is attached and release it there: the old pod must be gone and its node must "
+        "detach "
+        "the volume (a drained or lost node may need the VolumeAttachment deleted once the node is really "
+        "gone)",
+        "For a single-writer volume, use the Recreate strategy (or a StatefulSet) so the old pod leaves "
+        "before the new "
         "one starts",
     ]
     # VolumeAttachments are cluster-wide storage objects a namespace reader may not list: a step, not a confirm line.
@@ -439,12 +446,14 @@ def liveness_probe_failing(facts: Facts) -> Theory | None:
         (short(e.get("message"), 140) for e in events if "failed" in str(e.get("message")).lower()), ""
     )
     title = (
-        f"the liveness probe{described} of container {state.get('name') or probe and probe.get('container')} fails"
+        f"the liveness probe{described} of container {state.get('name') or probe and probe.get('container')} "
+        "fails"
         f"{' (' + failure + ')' if failure else ''}, so the kubelet kills and restarts it "
         f"({pod.get('restarts')} restarts)"
     )
     fix = [
-        "Make the probe match the app (path, port, timeoutSeconds/initialDelaySeconds long enough for start-up), "
+        "Make the probe match the app (path, port, timeoutSeconds/initialDelaySeconds long enough for "
+        "start-up), "
         "or fix why the app stops answering it"
     ]
     return _pod_theory(
@@ -571,7 +580,8 @@ def readiness_probe_failing(facts: Facts) -> Theory | None:
     names = {cp.get("name") for cp in pod.get("container_ports") or []}
     extra = [event_line(e) for e in events[:2]]
     fix = [
-        "Make the app answer its readiness check (see the event's status or error), or correct the probe's path "
+        "Make the app answer its readiness check (see the event's status or error), or correct the probe's "
+        "path "
         "and port to what the app serves"
     ]
     if probe and probe.get("port") is not None and ports and probe.get("port") not in ports | names:
@@ -581,11 +591,13 @@ def readiness_probe_failing(facts: Facts) -> Theory | None:
         )
         fix.insert(
             0,
-            f"Point the readiness probe at the port the container serves ({', '.join(str(p) for p in sorted(ports, key=str))})",
+            "Point the readiness probe at the port the container serves "
+            f"({', '.join(str(p) for p in sorted(ports, key=str))})",
         )
     if not events:
         extra.append(
-            "no 'Readiness probe failed' event was recorded (events expire after an hour, or may not be readable)"
+            "no 'Readiness probe failed' event was recorded (events expire after an hour, or may not be "
+            "readable)"
         )
     return _pod_theory(facts, "readiness-probe-failing", picked, title, confidence, fix, extra)
 
@@ -598,8 +610,10 @@ SCHEDULER_BLOCKERS = (
         re.compile(
             r"untolerated taint \{?node\.kubernetes\.io/(disk-pressure|memory-pressure|pid-pressure)", re.I
         ),
-        "the nodes report {0} (the kubelet's node.kubernetes.io/{0} taint): they evict pods and take no new ones",
-        "Relieve the pressure on the nodes (disk: images, container logs, emptyDir; memory: limits, noisy pods) or add "
+        "the nodes report {0} (the kubelet's node.kubernetes.io/{0} taint): they evict pods and take no new "
+        "ones",
+        "Relieve the pressure on the nodes (disk: images, container logs, emptyDir; memory: limits, noisy "
+        "pods) or add "
         "nodes; the taint goes when the node condition clears — removing it by hand does not help",
     ),
     (
@@ -632,8 +646,10 @@ SCHEDULER_BLOCKERS = (
             r"unbound immediate PersistentVolumeClaims|persistentvolumeclaim \"?[\w.-]+\"? not found", re.I
         ),
         "its PersistentVolumeClaim is not bound",
-        "Find why the claim is Pending (kubectl get pvc; kubectl describe pvc NAME: a StorageClass that does not exist, a "
-        "provisioner that fails, no matching PersistentVolume) and fix that, or point the pod at a bound claim",
+        "Find why the claim is Pending (kubectl get pvc; kubectl describe pvc NAME: a StorageClass that does "
+        "not exist, a "
+        "provisioner that fails, no matching PersistentVolume) and fix that, or point the pod at a bound "
+        "claim",
     ),
     (
         re.compile(r"Too many pods", re.I),
@@ -813,11 +829,13 @@ def deployment_scaled_to_zero(facts: Facts) -> Theory | None:
     name, ns = deployment.get("name"), deployment.get("namespace")
     title = (
         f"Deployment `{name}` is scaled to 0 replicas: Service `{service.get('name')}` selects its pods "
-        f"({', '.join(f'{k}={v}' for k, v in (service.get('selector') or {}).items())}), so it has no endpoints"
+        f"({', '.join(f'{k}={v}' for k, v in (service.get('selector') or {}).items())}), so it has no "
+        "endpoints"
     )
     evidence = [
         f"Deployment {ns}/{name}: desired 0, available {deployment.get('available')}",
-        f"Service {service.get('name')} selector {service.get('selector')} matches the Deployment's pod template "
+        f"Service {service.get('name')} selector {service.get('selector')} matches the Deployment's pod "
+        "template "
         f"{deployment.get('template_labels') or deployment.get('selector')}",
     ]
     confirm = [
@@ -845,7 +863,8 @@ def _rollout_paused(facts: Facts, deployment: Mapping[str, Any]) -> Theory:
     if deployment.get("available"):
         title += "; the pods of the previous template keep serving"
     evidence = [
-        f"Deployment {ns}/{name}: paused, desired {deployment.get('desired')}, updated {deployment.get('updated')}, "
+        f"Deployment {ns}/{name}: paused, desired {deployment.get('desired')}, updated "
+        f"{deployment.get('updated')}, "
         f"available {deployment.get('available')}; rollout: {deployment.get('rollout_message')}"
     ]
     evidence += [
@@ -892,7 +911,8 @@ def rollout_stuck(facts: Facts) -> Theory | None:
         if old_ready:
             title += f"; the old pods ({', '.join(str(p.get('name')) for p in old_ready[:2])}) still serve the previous version"
         evidence = [
-            f"Deployment {ns}/{name}: desired {deployment.get('desired')}, updated {deployment.get('updated')}, "
+            f"Deployment {ns}/{name}: desired {deployment.get('desired')}, updated "
+            f"{deployment.get('updated')}, "
             f"available {deployment.get('available')}, revision {deployment.get('revision')}"
         ]
         evidence += [
@@ -919,7 +939,8 @@ def rollout_stuck(facts: Facts) -> Theory | None:
         if quota:
             confirm.append(kubectl(facts.context, f"describe resourcequota {quota.group(1)}", ns))
             fix = [
-                f"Make room in ResourceQuota {quota.group(1)}: lower the new pods' requests/limits, free quota "
+                f"Make room in ResourceQuota {quota.group(1)}: lower the new pods' requests/limits, free "
+                "quota "
                 "held by other workloads of the namespace, or raise the quota's hard limit; or roll back:",
                 kubectl(facts.context, f"rollout undo deployment/{name}", ns),
             ]

@@ -25,7 +25,8 @@ _FACTS: dict[str, tuple[str, int | None, str]] = {
     "dns_bad_answer": (
         "dns",
         6,
-        "resolver answered with a malformed, mismatched or truncated message (curl: (6) Could not resolve host)",
+        "resolver answered with a malformed, mismatched or truncated message (curl: (6) Could not resolve "
+        "host)",
     ),
     "tcp_refused": (
         "connect",
@@ -56,7 +57,8 @@ _FACTS: dict[str, tuple[str, int | None, str]] = {
     "tls_hostname": (
         "tls",
         60,
-        "server certificate does not name the host (curl: (60) no alternative certificate subject name matches)",
+        "server certificate does not name the host (curl: (60) no alternative certificate subject name "
+        "matches)",
     ),
     "tls_untrusted": (
         "tls",
@@ -82,7 +84,8 @@ _FACTS: dict[str, tuple[str, int | None, str]] = {
     "bad_response": (
         "http",
         1,
-        "server answered, but not with HTTP (curl: (1) Received HTTP/0.9 when not allowed, or (8) Weird server reply)",
+        "server answered, but not with HTTP (curl: (1) Received HTTP/0.9 when not allowed, or (8) Weird "
+        "server reply)",
     ),
     "too_many_redirects": (
         "http",

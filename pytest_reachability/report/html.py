@@ -140,7 +140,8 @@ def waterfall_svg(phases: Mapping[str, Any], width: int = 480, *, tls: bool = Tr
     scale = (width - label_width - 80) / total
     height = row_height * max(1, len(shown)) + 4
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="reachability-waterfall" width="{width}" height="{height}" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="reachability-waterfall" width="{width}" '
+        f'height="{height}" '
         f'viewBox="0 0 {width} {height}" role="img" aria-label="probe phase timings">'
     ]
     offset = 0.0
@@ -150,10 +151,12 @@ def waterfall_svg(phases: Mapping[str, Any], width: int = 480, *, tls: bool = Tr
         bar = max(1.0, ms * scale)
         parts.append(f'<text x="0" y="{y + 12}" font-size="11" font-family="monospace">{escape(name)}</text>')
         parts.append(
-            f'<rect x="{x:.1f}" y="{y}" width="{bar:.1f}" height="{row_height - 4}" fill="{colour}"><title>{escape(name)} {ms:.1f} ms</title></rect>'
+            f'<rect x="{x:.1f}" y="{y}" width="{bar:.1f}" height="{row_height - 4}" '
+            f'fill="{colour}"><title>{escape(name)} {ms:.1f} ms</title></rect>'
         )
         parts.append(
-            f'<text x="{x + bar + 4:.1f}" y="{y + 12}" font-size="11" font-family="monospace">{ms:.1f} ms</text>'
+            f'<text x="{x + bar + 4:.1f}" y="{y + 12}" font-size="11" font-family="monospace">{ms:.1f} '
+            "ms</text>"
         )
         offset += ms
     parts.append("</svg>")
@@ -173,7 +176,8 @@ def probe_extra_html(probe: Mapping[str, Any]) -> str:
     curl = probe.get("curl") or ""
     return (
         '<div class="reachability-probe">'
-        f"<p><b>GET {escape(str(probe.get('path') or '/'))}</b> via {escape(source)} {escape(where)}: {escape(result)}</p>"
+        f"<p><b>GET {escape(str(probe.get('path') or '/'))}</b> via {escape(source)} {escape(where)}: "
+        f"{escape(result)}</p>"
         f"{waterfall_svg(probe.get('phases') or {}, tls=probe.get('scheme') != 'http')}"
         f'<pre class="reachability-curl">{escape(curl)}</pre>'
         "</div>"
@@ -338,7 +342,8 @@ def summary_html(
     parts = [STYLE, '<div class="reachability-summary" id="reachability-summary">', "<h2>Reachability</h2>"]
     if found is not None:
         parts.append(
-            f'<p class="reachability-verdict {VERDICT_CLASS.get(found.state, "bad")}">{escape(found.line)}</p>'
+            '<p class="reachability-verdict '
+            f'{VERDICT_CLASS.get(found.state, "bad")}">{escape(found.line)}</p>'
         )
     if header is not None:
         parts.append(
@@ -347,7 +352,8 @@ def summary_html(
             + "</table>"
         )
     parts.append(
-        f'<p class="reachability-health"><b>{escape(results.health().describe())}</b> · {escape(_counts_line(results))}</p>'
+        f'<p class="reachability-health"><b>{escape(results.health().describe())}</b> · '
+        f"{escape(_counts_line(results))}</p>"
     )
     trouble = bool(failed_ids or results.by_outcome("blocked"))
     parts += [

@@ -213,9 +213,12 @@ def sandbox_note(settings: Any) -> str | None:
     target = getattr(settings, "target", None)
     port = f", edge port {target.port}" if target is not None and target.port else ""
     return (
-        f"this run verified the sandbox {_code(str(scenario))}: its DNS resolvers ({resolvers}){port} and its "
-        "Kubernetes API closed when the run ended, so the dig, curl and kubectl commands below work only against "
-        f"a sandbox started again with {_code(f'python -m pytest_reachability.sandbox {scenario}')}, with the "
+        f"this run verified the sandbox {_code(str(scenario))}: its DNS resolvers ({resolvers}){port} and "
+        "its "
+        "Kubernetes API closed when the run ended, so the dig, curl and kubectl commands below work only "
+        "against "
+        f"a sandbox started again with {_code(f'python -m pytest_reachability.sandbox {scenario}')}, with "
+        "the "
         "ports it prints (eval its export lines for kubectl)"
     )
 
@@ -306,7 +309,8 @@ def part_overview(report: Report) -> list[str]:
     if report.context.duration is not None:
         lines.append(f"Duration:    {report.context.duration:.1f} s")
     lines += [
-        f"Sections:    {len(ran)} of {len(rows)} ran ({sum(1 for r in rows if r.status == 'BLOCKED')} blocked)",
+        f"Sections:    {len(ran)} of {len(rows)} ran ({sum(1 for r in rows if r.status == 'BLOCKED')} "
+        "blocked)",
         f"Tests:       {len(results.tests)}",
         f"Status:      {outcome}",
         "",
@@ -598,7 +602,8 @@ def _observe_pod(data: Mapping[str, Any]) -> str:
     waiting = f", waiting {_joined(data.get('waiting_reasons'))}" if data.get("waiting_reasons") else ""
     return (
         f"Pod {data.get('namespace')}/{_name(data)} {data.get('phase')} ready "
-        f"{data.get('containers_ready')}/{data.get('containers_total')} restarts {data.get('restarts')}{waiting}"
+        f"{data.get('containers_ready')}/{data.get('containers_total')} restarts "
+        f"{data.get('restarts')}{waiting}"
     )
 
 
@@ -624,7 +629,8 @@ def _observe_logs(data: Mapping[str, Any]) -> str:
     tail = " / ".join(str(line).strip() for line in (data.get("lines") or [])[-3:])
     return (
         f"logs of {_name(data, 'pod')}: {data.get('health_requests')} health requests, "
-        f"{data.get('external_requests')} external, clients {_joined(data.get('client_addresses'), '')}; last: {tail}"
+        f"{data.get('external_requests')} external, clients {_joined(data.get('client_addresses'), '')}; "
+        f"last: {tail}"
     )
 
 

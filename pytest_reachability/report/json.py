@@ -175,6 +175,7 @@ def read_results_json(path: str | os.PathLike[str]) -> dict[str, Any]:
     for test in data["tests"]:
         if not isinstance(test, dict) or test.get("outcome") not in OUTCOMES:
             raise ResultsFileError(
-                f"results file {shown!r}: test {test.get('nodeid') if isinstance(test, dict) else test!r} has an unknown outcome"
+                f"results file {shown!r}: test {test.get('nodeid') if isinstance(test, dict) else test!r} "
+                "has an unknown outcome"
             )
     return data

@@ -95,7 +95,8 @@ class Row:
         parts = []
         if not self.top_hit:
             parts.append(
-                f"top theory {self.top} ({self.confidence:.0%}), expected {self.expected}; ranking {self.ranking}"
+                f"top theory {self.top} ({self.confidence:.0%}), expected {self.expected}; ranking "
+                f"{self.ranking}"
             )
         if not self.sections_hit:
             parts.append(

@@ -484,7 +484,8 @@ class SandboxDatabase:
         except Exception as error:  # noqa: BLE001 - reported in the health body, as the real API does
             return {
                 "status": "error",
-                "error": f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}",
+                "error": f"{type(error).__name__}: "
+                f"{str(error).strip().splitlines()[0] if str(error).strip() else ''}",
                 "latency_ms": round((time.perf_counter() - started) * 1000, 3),
                 "engine": "postgresql",
             }

@@ -665,9 +665,11 @@ class _Validator:
         for key in value:
             if key not in allowed:
                 raise ScenarioError(
-                    f"{self.label}: {path}.{key}: expected one of the keys {', '.join(allowed)}, got {_describe(key)}"
+                    f"{self.label}: {path}.{key}: expected one of the keys {', '.join(allowed)}, got "
+                    f"{_describe(key)}"
                     if path
-                    else f"{self.label}: {key}: expected one of the keys {', '.join(allowed)}, got {_describe(key)}"
+                    else f"{self.label}: {key}: expected one of the keys {', '.join(allowed)}, got "
+                    f"{_describe(key)}"
                 )
         for key in required:
             if key not in value:
