@@ -43,7 +43,7 @@ __all__ = [
     "HistoryError",
     "HistoryStore",
     "RunRecord",
-    "SectionHealth",
+    "SectionCounts",
     "describe_summary",
     "detect_git_sha",
     "format_time",
@@ -63,9 +63,6 @@ _T = TypeVar("_T")
 
 class HistoryError(Exception):
     """The history database cannot be used; ``str()`` is one line, credentials masked."""
-
-
-SectionHealth = SectionCounts  # a stored section row: the counts with the status recorded
 
 
 @dataclass
@@ -88,7 +85,7 @@ class RunRecord:
     tests: dict[str, tuple[str, str, str]] = field(
         default_factory=dict
     )  # nodeid -> (section, outcome, reason)
-    sections: list[SectionHealth] = field(default_factory=list)
+    sections: list[SectionCounts] = field(default_factory=list)
     # What the run saw: (kind, name, source, address); kind "dns" (name: host, source: resolver) or
     # "loadbalancer" (name: namespace/Service). Later runs tell from these what moved.
     addresses: list[tuple[str, str, str, str]] = field(default_factory=list)
@@ -509,14 +506,14 @@ class HistoryStore:
         self._end_read()
         return dict(rows)
 
-    def sections(self, run_id: int) -> list[SectionHealth]:
+    def sections(self, run_id: int) -> list[SectionCounts]:
         rows = self._rows(
             "SELECT section, tests, passed, failed, error, blocked, skipped, status FROM section_health"
             " WHERE run_id = ? ORDER BY position",
             [run_id],
         )
         self._end_read()
-        return [SectionHealth(*row) for row in rows]
+        return [SectionCounts(*row) for row in rows]
 
     def run_by_uuid(self, run_uuid: str) -> dict[str, Any] | None:
         rows = self._rows("SELECT id, target_key FROM runs WHERE run_uuid = ?", [run_uuid])
@@ -839,8 +836,8 @@ def _one_line(error: BaseException) -> str:
     return text or type(error).__name__
 
 
-def sections_from_rows(rows: Iterable[Any]) -> list[SectionHealth]:
-    """SectionHealth from ``RunResults.sections()`` rows (or anything with the same attributes)."""
+def sections_from_rows(rows: Iterable[Any]) -> list[SectionCounts]:
+    """SectionCounts from ``RunResults.sections()`` rows (or anything with the same attributes)."""
     return [
         SectionCounts(
             row.name, row.tests, row.passed, row.failed, row.error, row.blocked, row.skipped, row.status

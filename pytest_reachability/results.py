@@ -85,9 +85,6 @@ class SectionCounts:
             self.blocked_by += (blocked_by,)
 
 
-SectionRow = SectionCounts  # the name the reports used first
-
-
 def section_status(passed: int, failed: int, error: int, blocked: int) -> str:
     """A section's status: any failure or error fails it; else anything blocked blocks it."""
     if failed or error:

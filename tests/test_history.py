@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from pytest_reachability import history
-from pytest_reachability.history import RunRecord, SectionHealth
+from pytest_reachability.history import RunRecord, SectionCounts
 
 T0 = datetime(2026, 11, 28, 4, 0, 0, tzinfo=timezone.utc)
 KEY = "97v.test|production"
@@ -32,7 +32,7 @@ def make_run(minutes: int, outcomes: dict[str, str], *, key: str = KEY) -> RunRe
         passed=passed,
         counted=len(counted),
         tests=tests,
-        sections=[SectionHealth("api-health", len(outcomes), passed, len(counted) - passed, 0, 0, 0, "PASS")],
+        sections=[SectionCounts("api-health", len(outcomes), passed, len(counted) - passed, 0, 0, 0, "PASS")],
     )
 
 
@@ -200,7 +200,7 @@ WRITER = textwrap.dedent(
         store = history.open_history(url)   # fresh connections race on schema creation too
         run = history.RunRecord(target_key=f"key-{writer % 2}", target="http://97v.test",
                                 tests={f"t::{i}": ("dns", "passed", "") for i in range(20)},
-                                sections=[history.SectionHealth("dns", 20, 20)], status="passed", passed=20, counted=20)
+                                sections=[history.SectionCounts("dns", 20, 20)], status="passed", passed=20, counted=20)
         store.compare(run)
         store.record(run)
         store.close()

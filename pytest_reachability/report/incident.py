@@ -22,7 +22,7 @@ from typing import Any
 from ..atomic import write_atomically
 from ..changes import changes_markdown
 from ..redact import Redactor
-from ..results import RunResults, SectionRow, TestResult
+from ..results import RunResults, SectionCounts, TestResult
 from ..wait import timeline_events
 from .evidence_view import distinct_records
 from .terminal import gate_reasons
@@ -70,7 +70,7 @@ class Report:
     settings: Any
     theories: Sequence[Any]
     context: IncidentContext
-    rows: list[SectionRow] = field(init=False)
+    rows: list[SectionCounts] = field(init=False)
     failing: list[TestResult] = field(init=False)
     blocked: list[TestResult] = field(init=False)
     found: Verdict | None = field(init=False)
@@ -534,7 +534,7 @@ def _blocked_by_section(blocked: Iterable[TestResult]) -> dict[str, list[TestRes
     return by_section
 
 
-def _row_summary(row: SectionRow, report: Report) -> str:
+def _row_summary(row: SectionCounts, report: Report) -> str:
     tests = report.tests_of(row.name)
     if row.status == "FAIL":
         first = next(t for t in tests if t.outcome in ("failed", "error"))
