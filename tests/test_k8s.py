@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_reachability import labels
 from pytest_reachability.k8s import (
     containers_ports,
     controller_owner,
@@ -51,10 +50,6 @@ def test_wire_selector(selector, expected):
 )
 def test_service_selector(selector, labels_, expected):
     assert service_selects(selector, labels_) is expected
-
-
-def test_old_import_path_still_works():
-    assert labels.selector_matches is selector_matches
 
 
 PORTS = [{"containerPort": 8080, "name": "http"}, {"containerPort": 9090}]
