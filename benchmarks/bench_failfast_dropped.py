@@ -6,7 +6,8 @@ tests that require it, each of which would probe the target with a 2 s timeout. 
 pays the timeout once and the 30 dependents are BLOCKED at once: goal wall ÷ timeout <= 1.5, where a
 naive suite pays 31 × timeout. ``--naive`` also runs the same file without the markers once, to show it.
 
-    python benchmarks/bench_failfast_dropped.py [--runs 5] [--timeout 2] [--naive] [-n WORKERS] [--all-plugins]
+    python benchmarks/bench_failfast_dropped.py [--runs 5] [--timeout 2] [--naive] [-n WORKERS] \
+        [--all-plugins]
 
 By default pytest loads only this plugin (and xdist with -n), so the figure is pytest's and ours, not
 that of unrelated plugins installed on the machine; ``--all-plugins`` measures with autoloading on.
@@ -97,7 +98,8 @@ def run_suite(namespace: str, suite: Path, workers: int, all_plugins: bool) -> t
     ]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     if not all_plugins:
-        # Measure pytest + this plugin, not whatever else happens to be installed (hypothesis alone adds ~0.7 s).
+        # Measure pytest + this plugin, not whatever else happens
+        # to be installed (hypothesis alone adds ~0.7 s).
         env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
         command += ["-p", "pytest_reachability.plugin"] + (["-p", "xdist.plugin"] if workers else [])
     if workers:

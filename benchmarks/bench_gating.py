@@ -7,7 +7,8 @@ Generates, in a temporary directory, one file per section (``test_01_cluster.py`
 each a fresh ``python -m pytest -q`` subprocess timed from outside (interpreter start included):
 
   plugin              section/gate marks, this plugin loaded
-  baseline            the same files with the plugin off (``-p no:reachability``), marks registered in pytest.ini
+  baseline            the same files with the plugin off (``-p no:reachability``), marks registered
+                      in pytest.ini
   dependency          the same graph in pytest-dependency's marks, pytest-dependency loaded
   dependency-baseline those files with pytest-dependency off
   plugin-failing      api-health's gate test fails: sections 12-16 are BLOCKED
@@ -125,7 +126,8 @@ def tests_per_section(total: int) -> list[int]:
 
 
 def file_name(index: int, section: str) -> str:
-    # The number keeps the suite's order on disk: pytest-dependency does not reorder, so gates must come first.
+    # The number keeps the suite's order on disk: pytest-dependency
+    # does not reorder, so gates must come first.
     return f"test_{index + 1:02d}_{section.replace('-', '_')}.py"
 
 
@@ -180,7 +182,8 @@ def dependency_file(
 
 
 def write_suite(directory: Path, total: int, style: str, failing: bool) -> Path:
-    """Write the 16 files and a pytest.ini registering the marks (so no run pays for unknown-mark warnings)."""
+    """Write the 16 files and a pytest.ini registering the
+    marks (so no run pays for unknown-mark warnings)."""
     directory.mkdir(parents=True, exist_ok=True)
     render = reachability_file if style == "reachability" else dependency_file
     markers = PLUGIN_MARKERS if style == "reachability" else DEPENDENCY_MARKERS

@@ -360,7 +360,8 @@ def time_sandbox(overlay: Path, repeat: int) -> tuple[list[float], list[float]]:
 
 
 def breakdown(samples_dir: Path, run: dict) -> dict[str, dict[str, float]]:
-    """Seconds per category for the controller and, summed, the xdist workers; ``imports:<role>`` per module."""
+    """Seconds per category for the controller and, summed,
+    the xdist workers; ``imports:<role>`` per module."""
     totals: dict[str, dict[str, float]] = {}
     for path in sorted(samples_dir.glob("samples-*.json")):
         record = json.loads(path.read_text())

@@ -1,9 +1,9 @@
 """Benchmark: how soon ``--wait`` ends a run after a DNS fix can be seen; time to exit ÷ the ideal.
 
 A scenario derived from ``incident-2025-12-08-fix`` is written to a temporary folder: the record of the target
-points at the dead edge with a TTL of ``--ttl`` seconds, the sandbox's caching resolvers hold it from the start,
-and ``--fix`` seconds after the start the authoritative servers answer the LoadBalancer. Then
-``python -m pytest suites --sandbox=FILE --wait LIMIT`` runs in a fresh process, timed from outside.
+points at the dead edge with a TTL of ``--ttl`` seconds, the sandbox's caching resolvers hold it from the
+start, and ``--fix`` seconds after the start the authoritative servers answer the LoadBalancer. Then ``python
+-m pytest suites --sandbox=FILE --wait LIMIT`` runs in a fresh process, timed from outside.
 
 The earliest moment a client of those resolvers can see the fix is ``max(fix, ttl)`` after the start (caches
 expire at ``ttl``; with ``fix < ttl`` that is ``ttl``); for a cache filled just before the fix it would be

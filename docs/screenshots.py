@@ -60,7 +60,8 @@ def main() -> None:
                 f"{first}('#title')",
                 f"[...{nth}('details.reachability-theory')].pop()",
             )
-            # The filters and the failed rows: each opens with its message, then its probes, then the traceback.
+            # The filters and the failed rows: each opens with
+            # its message, then its probes, then the traceback.
             capture(
                 browser,
                 IMAGES / "report-incident-rows.png",

@@ -63,16 +63,18 @@ def test_identity_may_read_the_namespace(cluster, evidence):
     assert error is None, f"cannot read namespace {cluster.namespace}: {error.message}"
 
 
+def ready_condition_reason(node: Any) -> str:
+    """The reason (else the status) of a node's Ready condition, as ``kubectl describe node`` shows it."""
+    ready = [c.get("reason") or c.get("status") for c in node.conditions if c["type"] == "Ready"]
+    return ready[0] if ready else "no Ready condition"
+
+
 def test_nodes_are_ready(cluster_reads, evidence):
     nodes = cluster_reads.nodes()
     for node in nodes:
         evidence.record("node", node)
     assert nodes, "the cluster lists no nodes"
-    not_ready = [
-        f"{node.name} ({next((c.get('reason') or c.get('status') for c in node.conditions if c['type'] == 'Ready'), 'no Ready condition')})"
-        for node in nodes
-        if not node.ready
-    ]
+    not_ready = [f"{node.name} ({ready_condition_reason(node)})" for node in nodes if not node.ready]
     assert not not_ready, f"nodes not Ready: {', '.join(not_ready)}; expected all {len(nodes)} Ready"
 
 

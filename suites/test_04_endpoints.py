@@ -1,4 +1,5 @@
-"""Section 4, endpoints: each Service's selector matches ready pods, and its targetPort is a container port."""
+"""Section 4, endpoints: each Service's selector matches
+ready pods, and its targetPort is a container port."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ pytestmark = pytest.mark.section("endpoints", requires=["cluster-access"])
 
 
 def selected_services(cluster_reads: Any) -> list[Any]:
-    """Services that route to pods by selector (ExternalName and selector-less Services have no pods to check)."""
+    """Services that route to pods by selector (ExternalName
+    and selector-less Services have no pods to check)."""
     return [s for s in cluster_reads.services() if s.selector and s.type != "ExternalName"]
 
 

@@ -1,4 +1,4 @@
-"""Section 5, ingress: when an ingress controller runs, a rule routes the target's host to an existing backend.
+"""Section 5, ingress: when an ingress controller runs, a rule routes the target's host to a backend.
 
 The incident's engineers found ingress-nginx running and no Ingress at all: traffic for the host had no
 route through the controller.
@@ -72,7 +72,8 @@ def test_ingress_backends_exist(cluster_reads, host_rules, evidence):
             if name is None:
                 continue  # a resource backend, not a Service
             service = services.get(name)
-            where = f"Ingress {ingress.name} routes {rule['host']}{path.get('path', '/')} to Service {name}:{port}"
+            route = f"{rule['host']}{path.get('path', '/')}"
+            where = f"Ingress {ingress.name} routes {route} to Service {name}:{port}"
             if service is None:
                 missing.append(f"{where}, which does not exist in namespace {ingress.namespace}")
                 continue
@@ -119,11 +120,12 @@ def test_ingress_tls_secrets_exist(cluster, host_rules, target):
             present = cluster.secrets_exist(namespace, names)
         except ClusterError as error:
             if error.kind is ClusterErrorKind.FORBIDDEN:
-                # Least privilege: no Secret access unless granted for these names (deploy/rbac-tls-secrets.yaml).
+                # Least privilege: no Secret access unless granted for these names
+                # (deploy/rbac-tls-secrets.yaml).
                 pytest.skip(
-                    f"not checked: reading Secret {namespace}/{', '.join(names)} is not granted; grant get "
-                    "on "
-                    f"these Secrets by name to check them (deploy/rbac-tls-secrets.yaml): {error.message}"
+                    f"not checked: reading Secret {namespace}/{', '.join(names)} is not granted; "
+                    "grant get on these Secrets by name to check them (deploy/rbac-tls-secrets.yaml): "
+                    f"{error.message}"
                 )
             pytest.fail(error.message, pytrace=False)
         missing += [f"{namespace}/{name}" for name, exists in present.items() if not exists]

@@ -18,7 +18,8 @@ pytestmark = pytest.mark.section("network-policy", requires=["cluster-access"])
 
 
 def peer_admits_edge(peer: dict, controllers: list[Any], policy_namespace: str) -> bool:
-    """A ``from`` peer admits outside traffic (an ipBlock covering everything) or an ingress controller pod."""
+    """A ``from`` peer admits outside traffic (an ipBlock
+    covering everything) or an ingress controller pod."""
     block = peer.get("ipBlock")
     if block:
         try:

@@ -48,7 +48,8 @@ def handshakes(
 
 
 def name_matches(pattern: str, host: str) -> bool:
-    """A certificate name covers ``host``: exactly, or a ``*.`` wildcard standing for one whole left-most label."""
+    """A certificate name covers ``host``: exactly, or a ``*.``
+    wildcard standing for one whole left-most label."""
     pattern, host = pattern.lower().rstrip("."), host.lower().rstrip(".")
     if pattern.startswith("*."):
         label, _, rest = host.partition(".")

@@ -25,7 +25,8 @@ def describe(result: Any) -> str:
 
 
 def health_problem(result: Any) -> str | None:
-    """Why an answered health body does not say healthy, or None (a body in no known shape says nothing either way)."""
+    """Why an answered health body does not say healthy, or None
+    (a body in no known shape says nothing either way)."""
     problem = describe_problem(read_health(result.body or b""))
     return (
         None if problem is None else f"{result.address}:{result.port} answered {result.status} with {problem}"

@@ -29,7 +29,8 @@ ACCESS_LINE = re.compile(
 
 
 def parse_access_log(text: str, health_path: str, node_addresses: set[str]) -> dict:
-    """Client addresses, health requests and requests from other than the nodes (kubelet, LB health checks)."""
+    """Client addresses, health requests and requests from
+    other than the nodes (kubelet, LB health checks)."""
     clients: list[str] = []
     health = external = 0
     for line in text.splitlines():

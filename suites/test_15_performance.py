@@ -148,7 +148,8 @@ class ProgressLine:
 
 
 def run_load(config, target, settings, address: str | None, progress: ProgressLine) -> LoadResult:
-    """``config.requests`` GETs of ``config.path``, ``config.concurrency`` at a time, bounded by the deadline."""
+    """``config.requests`` GETs of ``config.path``,
+    ``config.concurrency`` at a time, bounded by the deadline."""
     url = target.base_url + config.path
     result = LoadResult(
         url=url, requests=config.requests, concurrency=config.concurrency, thresholds=config.thresholds()
@@ -170,7 +171,8 @@ def run_load(config, target, settings, address: str | None, progress: ProgressLi
         with requests.Session() as session:
             if settings.ca_bundle:
                 session.verify = settings.ca_bundle
-            # The target's credentials, as every other check sends them: without them a protected target is 401s.
+            # The target's credentials, as every other check sends
+            # them: without them a protected target is 401s.
             if target.auth is not None:
                 session.auth = target.auth
             if address:

@@ -1,5 +1,5 @@
-"""Hostile peers on loopback for the hostile-peer matrix: DNS servers that answer badly over UDP and TCP,
-and HTTP behaviours (for ``servers.LoopbackServer``) that flood, stall, bomb and redirect where they should not.
+"""Hostile peers on loopback for the hostile-peer matrix: DNS servers that answer badly over UDP and TCP, and
+HTTP behaviours (for ``servers.LoopbackServer``) that flood, stall, bomb and redirect where they should not.
 
 Every server binds port 0 on 127.0.0.1, serves from daemon threads bounded in time and stops when its
 ``with`` block ends.
@@ -181,7 +181,8 @@ def gzip_bomb(conn: socket.socket, server: servers.LoopbackServer) -> None:
 
 
 def slowloris(head_bytes: bytes, per_second: float = 1.0) -> servers.Behaviour:
-    """Sends ``head_bytes`` one byte at a time, ``per_second`` bytes a second, for as long as the client listens."""
+    """Sends ``head_bytes`` one byte at a time, ``per_second``
+    bytes a second, for as long as the client listens."""
 
     def behaviour(conn: socket.socket, server: servers.LoopbackServer) -> None:
         servers.read_request(conn)

@@ -1,4 +1,5 @@
-"""pytest's own JUnit schema (``junit-10.xsd``, xunit2), taken from the source distribution of the installed pytest.
+"""pytest's own JUnit schema (``junit-10.xsd``, xunit2), taken from the source distribution of the installed
+pytest.
 
 The schema is not in pytest's wheel and is never committed here: it is downloaded once with pip
 (``pip download --no-binary :all: --no-deps pytest==<version>``) and cached outside the repository, in

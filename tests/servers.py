@@ -371,7 +371,8 @@ class RcodeResolver:
 
 
 class SlowResolver:
-    """A UDP DNS server answering A queries with ``address`` after ``delay`` seconds (each query on its own timer)."""
+    """A UDP DNS server answering A queries with ``address``
+    after ``delay`` seconds (each query on its own timer)."""
 
     def __init__(self, address: str, delay: float) -> None:
         self.address = address

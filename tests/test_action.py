@@ -119,7 +119,8 @@ def test_action_yml_is_a_composite_that_passes_inputs_only_through_the_environme
 
 
 def test_constraints_pin_every_runtime_dependency_at_an_accepted_version() -> None:
-    """action-constraints.txt pins each dependency the action installs, at a version the project's requirements accept."""
+    """action-constraints.txt pins each dependency the action
+    installs, at a version the project's requirements accept."""
     import importlib.metadata as metadata
 
     from packaging.requirements import Requirement
@@ -173,7 +174,8 @@ def test_annotation_escaping() -> None:
     assert line == "::error title=Gate api-health%3A failed%2C twice::100%25 down%0Asecond line%0D"
 
 
-# --------------------------------------------------------------------------- the script, with pytester-made files
+# ---------------------------------------------------------------------------
+# the script, with pytester-made files
 
 GATE = """
 import os
@@ -348,10 +350,15 @@ users:
   user:
     auth-provider:
       name: oidc
-      config: {client-id: kubernetes, client-secret: oidc-client-secret-1, id-token: eyJid-token-2, refresh-token: refresh-token-3}
+      config:
+        {client-id: kubernetes, client-secret: oidc-client-secret-1, id-token: eyJid-token-2,
+         refresh-token: refresh-token-3}
 - name: exec
   user:
-    exec: {apiVersion: client.authentication.k8s.io/v1, command: aws, env: [{name: AWS_SECRET_ACCESS_KEY, value: aws-secret-key-4}]}
+    exec:
+      apiVersion: client.authentication.k8s.io/v1
+      command: aws
+      env: [{name: AWS_SECRET_ACCESS_KEY, value: aws-secret-key-4}]
 - name: file
   user: {tokenFile: TOKEN_FILE}
 contexts: [{name: x, context: {cluster: c, user: oidc}}]
@@ -389,7 +396,8 @@ def test_a_run_past_its_timeout_is_stopped_and_fails(tmp_path: Path) -> None:
     assert run.exit_code == 124 and run.outputs["status"] == "timed out"
 
 
-# --------------------------------------------------------------------------- the built-in suite against the sandbox
+# ---------------------------------------------------------------------------
+# the built-in suite against the sandbox
 
 
 def _require_results_json() -> None:
@@ -409,7 +417,8 @@ def test_sandbox_healthy_passes(tmp_path: Path) -> None:
 
 
 def test_simulated_pipeline_says_healthy_since_and_failing_since(tmp_path: Path) -> None:
-    """Done-when of the CI issue: healthy run, then the incident, one results DB -> 'healthy since ..., failing since ...'."""
+    """Done-when of the CI issue: healthy run, then the incident,
+    one results DB -> 'healthy since ..., failing since ...'."""
     _require_results_json()
     database = str(tmp_path / "history.sqlite")
     first = run_action(tmp_path, "deploy-1", pytest_args="--sandbox healthy", results_db=database)

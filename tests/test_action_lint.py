@@ -1,5 +1,6 @@
-"""The action and the example workflow checked by linters nobody on this project wrote: zizmor (default persona,
-offline) reports no finding and actionlint no error -- and a control shows each would report a real one."""
+"""The action and the example workflow checked by linters nobody on this project wrote: zizmor (default
+persona, offline) reports no finding and actionlint no error -- and a control shows each would report a real
+one."""
 
 from __future__ import annotations
 

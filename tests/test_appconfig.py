@@ -460,7 +460,8 @@ def test_a_misspelt_cluster_table_stops_the_run(pytester: pytest.Pytester) -> No
 
 
 def _toml_values():
-    """What TOML can hold: strings, integers, floats (nan and inf too), booleans, dates and times, arrays, tables."""
+    """What TOML can hold: strings, integers, floats (nan and
+    inf too), booleans, dates and times, arrays, tables."""
     scalars = st.one_of(
         st.booleans(),
         st.integers(min_value=-(2**63), max_value=2**63 - 1),

@@ -1,4 +1,5 @@
-"""The built-in suite's benchmark runs end to end once and prints its figures; its stack classifier sorts frames.
+"""The built-in suite's benchmark runs end to end once and prints its figures; its stack classifier sorts
+frames.
 
 Not a timed test: nothing here compares durations. It checks that ``benchmarks/bench_suite.py`` still
 runs the suite against a sandbox scenario (so the recorded figures can be reproduced), that the sampled

@@ -1,6 +1,6 @@
-"""What changed: a Service re-created by a timed change of the sandbox, read back through the official client from
-the sandbox's API server; the addresses each run saw stored in the history and used by the next run's diagnosis
-(real runs of the built-in suite with an SQLite history); the rules' wording on their own."""
+"""What changed: a Service re-created by a timed change of the sandbox, read back through the official client
+from the sandbox's API server; the addresses each run saw stored in the history and used by the next run's
+diagnosis (real runs of the built-in suite with an SQLite history); the rules' wording on their own."""
 
 from __future__ import annotations
 
@@ -33,14 +33,18 @@ kubernetes:
   objects:
     - apiVersion: v1
       kind: Service
-      metadata: {name: api, namespace: production, uid: 11111111-1111-4111-8111-111111111111, creationTimestamp: -3d}
+      metadata:
+        {name: api, namespace: production, uid: 11111111-1111-4111-8111-111111111111, creationTimestamp: -3d}
       status: {loadBalancer: {ingress: [{ip: 127.0.10.57}]}}
     - apiVersion: apps/v1
       kind: Deployment
       metadata: {name: api, namespace: production, annotations: {deployment.kubernetes.io/revision: "3"}}
     - apiVersion: apps/v1
       kind: ReplicaSet
-      metadata: {name: api-847495fbc4, namespace: production, annotations: {deployment.kubernetes.io/revision: "3"}}
+      metadata:
+        name: api-847495fbc4
+        namespace: production
+        annotations: {deployment.kubernetes.io/revision: "3"}
       spec:
         template:
           metadata: {labels: {app: api, pod-template-hash: 847495fbc4}}
@@ -195,14 +199,17 @@ kubernetes:
   objects:
     - apiVersion: v1
       kind: Service
-      metadata: {name: api, namespace: production, uid: 11111111-1111-4111-8111-111111111111, creationTimestamp: -3d}
+      metadata:
+        {name: api, namespace: production, uid: 11111111-1111-4111-8111-111111111111, creationTimestamp: -3d}
       status: {loadBalancer: {ingress: [{ip: 127.0.10.57}]}}
 expect: {top: null}
 """
 
 RUN_AFTER = """
 name: lb-moved
-description: the api Service re-created a minute ago with its LoadBalancer at 127.0.10.53; DNS still answers 127.0.10.57
+description: >-
+  the api Service re-created a minute ago with its LoadBalancer at 127.0.10.53;
+  DNS still answers 127.0.10.57
 base: healthy
 dns:
   primary:
@@ -214,7 +221,8 @@ kubernetes:
   objects:
     - apiVersion: v1
       kind: Service
-      metadata: {name: api, namespace: production, uid: 22222222-2222-4222-8222-222222222222, creationTimestamp: -1m}
+      metadata:
+        {name: api, namespace: production, uid: 22222222-2222-4222-8222-222222222222, creationTimestamp: -1m}
 expect: {top: loadbalancer-moved, failing: [dns, api-health]}
 """
 

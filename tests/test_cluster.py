@@ -220,7 +220,8 @@ def _event(name: str, reason: str, event_type: str, message: str, obj: str, last
 
 
 def incident_objects() -> list[dict]:
-    """The INC-2025-12-08-001 shape: api healthy inside, two LoadBalancers, no Ingress, ingress-nginx running."""
+    """The INC-2025-12-08-001 shape: api healthy inside, two
+    LoadBalancers, no Ingress, ingress-nginx running."""
     api_labels = {"app": "api", "pod-template-hash": "5d9f7c6b8"}
     return [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(NAMESPACE, None)},
@@ -389,7 +390,8 @@ def _of_kind(kind: str, name: str, namespace: str | None = NAMESPACE) -> dict:
 
 
 def _api_exception(status: int, reason: str, body: str) -> k8s.ApiException:
-    """An ApiException with a body, built the same way in every supported client version (the body keyword is new)."""
+    """An ApiException with a body, built the same way in every
+    supported client version (the body keyword is new)."""
     error = k8s.ApiException(status=status, reason=reason)
     error.body = body
     return error
@@ -566,7 +568,7 @@ def test_forbidden_message_names_verb_resource_and_namespace():
     )
 
 
-# --- configuration (real files, no network) -------------------------------------------------------------------
+# --- configuration (real files, no network) -----------------------------------------------------------------
 
 
 @pytest.fixture
@@ -769,7 +771,7 @@ def test_api_server_that_never_answers_is_unreachable_within_the_timeout(bare_en
     )
 
 
-# --- against the sandbox API server (real HTTPS, real client) ------------------------------------------------
+# --- against the sandbox API server (real HTTPS, real client) -----------------------------------------------
 
 API_POD = "api-5d9f7c6b8-x2x9z"
 API_LOG = "".join(f"INFO GET /health 200 request {n}\n" for n in range(1, 301))
@@ -1175,7 +1177,8 @@ def test_every_read_sends_only_get(start_sandbox):
 
 
 def test_the_request_log_would_catch_a_write(start_sandbox):
-    """Control for the test above: a write that does reach the server is logged, so its absence means something."""
+    """Control for the test above: a write that does reach the
+    server is logged, so its absence means something."""
     running = start_sandbox()
     context = ssl.create_default_context(cafile=running.ca_file)
     request = urllib.request.Request(

@@ -129,11 +129,14 @@ CREATE TABLE schema_version (version INTEGER NOT NULL);
 INSERT INTO schema_version VALUES (1);
 CREATE TABLE runs (id INTEGER PRIMARY KEY AUTOINCREMENT, started_at TEXT NOT NULL, target TEXT NOT NULL,
                    health_score INTEGER, status TEXT NOT NULL);
-CREATE TABLE outcomes (run_id INTEGER NOT NULL REFERENCES runs(id), nodeid TEXT NOT NULL, outcome TEXT NOT NULL,
+CREATE TABLE outcomes (run_id INTEGER NOT NULL REFERENCES runs(id), nodeid TEXT NOT NULL,
+                       outcome TEXT NOT NULL,
                        PRIMARY KEY (run_id, nodeid));
-INSERT INTO runs (started_at, target, health_score, status) VALUES ('2026-11-27T22:00:00.000000Z', 'http://97v.test:8080', 100, 'passed');
+INSERT INTO runs (started_at, target, health_score, status)
+    VALUES ('2026-11-27T22:00:00.000000Z', 'http://97v.test:8080', 100, 'passed');
 INSERT INTO outcomes VALUES (1, 't::health', 'passed'), (1, 't::tls', 'passed');
-INSERT INTO runs (started_at, target, health_score, status) VALUES ('2026-11-27T23:00:00.000000Z', 'https://***:***@97v.test/api', 50, 'failed');
+INSERT INTO runs (started_at, target, health_score, status)
+    VALUES ('2026-11-27T23:00:00.000000Z', 'https://***:***@97v.test/api', 50, 'failed');
 INSERT INTO outcomes VALUES (2, 't::health', 'failed'), (2, 't::tls', 'passed');
 """
 
@@ -200,7 +203,8 @@ WRITER = textwrap.dedent(
         store = history.open_history(url)   # fresh connections race on schema creation too
         run = history.RunRecord(target_key=f"key-{writer % 2}", target="http://97v.test",
                                 tests={f"t::{i}": ("dns", "passed", "") for i in range(20)},
-                                sections=[history.SectionCounts("dns", 20, 20)], status="passed", passed=20, counted=20)
+                                sections=[history.SectionCounts("dns", 20, 20)],
+                                status="passed", passed=20, counted=20)
         store.compare(run)
         store.record(run)
         store.close()
@@ -211,7 +215,8 @@ WRITER = textwrap.dedent(
 def run_processes(
     script: Path, argument_lists: list[list[str]], timeout: float = 180
 ) -> list[tuple[int, str, str]]:
-    """Run ``script`` once per argument list, all at once; (exit code, stdout, stderr) of each, killed at ``timeout``."""
+    """Run ``script`` once per argument list, all at once; (exit
+    code, stdout, stderr) of each, killed at ``timeout``."""
     processes = [
         subprocess.Popen(
             [sys.executable, str(script), *arguments],
@@ -258,19 +263,22 @@ FIRST_OPENERS = textwrap.dedent(
     import json, sys, time
     from pytest_reachability import history
 
-    folder, writer, rounds, runs, start = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+    folder, start = sys.argv[1], float(sys.argv[5])
+    writer, rounds, runs = (int(arg) for arg in sys.argv[2:5])
     report = []
     for round_ in range(rounds):
-        # Every writer opens the same fresh file at the same instant, one file per round, then opens, records
-        # and closes again: the last close of a WAL database checkpoints and removes the WAL, a race of its own.
+        # Every writer opens the same fresh file at the same instant, one file per round, then opens,
+        # records and closes again: the last close of a WAL database checkpoints and removes the WAL,
+        # a race of its own.
         while time.time() < start + round_ * 0.8:
             time.sleep(0.001)
         url = f"sqlite:///{folder}/round-{round_}.sqlite" if writer % 2 else f"{folder}/round-{round_}.sqlite"
         for n in range(runs):
             try:
                 store = history.open_history(url)
-                run = history.RunRecord(target_key="k", target="http://97v.test", status="passed", passed=1, counted=1,
-                                        tests={f"t::{writer}-{n}": ("dns", "passed", "")})
+                tests = {f"t::{writer}-{n}": ("dns", "passed", "")}
+                run = history.RunRecord(target_key="k", target="http://97v.test", status="passed",
+                                        passed=1, counted=1, tests=tests)
                 _, summary = store.record_and_compare(run)
                 store.close()
                 report.append({"round": round_, "first": summary["previous_run"] is None})

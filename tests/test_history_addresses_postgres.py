@@ -1,5 +1,5 @@
-"""History schema 3 on a real PostgreSQL: a version 2 database migrated in place, the addresses a run saw and its
-time to healthy stored and read back (the server is the one tests/test_history_postgres.py starts)."""
+"""History schema 3 on a real PostgreSQL: a version 2 database migrated in place, the addresses a run saw and
+its time to healthy stored and read back (the server is the one tests/test_history_postgres.py starts)."""
 
 from __future__ import annotations
 

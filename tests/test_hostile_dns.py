@@ -35,7 +35,8 @@ NAME = "api.hostile.test"
 def resolve(
     server: hostile.HostileDns, timeout: float = TIMEOUT, *, traced: bool = True
 ) -> tuple[DnsReport, float, int]:
-    """Resolve NAME on ``server``; the wall time is checked, and the peak of traced allocations when ``traced``."""
+    """Resolve NAME on ``server``; the wall time is checked,
+    and the peak of traced allocations when ``traced``."""
     if traced:
         tracemalloc.start()
     started = time.perf_counter()

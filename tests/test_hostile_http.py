@@ -103,7 +103,8 @@ def test_endless_body_is_read_to_the_cap_only() -> None:
 def test_gzip_bomb_is_not_inflated() -> None:
     with servers.LoopbackServer(hostile.gzip_bomb) as server:
         result, elapsed, peak = probe_server(server, expect_body={"status": "ok"})
-    # The probe asks for no encoding and decodes none: it sees compressed bytes, which are not the JSON expected.
+    # The probe asks for no encoding and decodes none: it
+    # sees compressed bytes, which are not the JSON expected.
     assert result.failure is Failure.BODY_MISMATCH and "not JSON" in result.detail
     assert len(result.body) == len(hostile.GZIP_BOMB) < 1 << 20
     assert_bounded(elapsed, peak)
@@ -284,7 +285,8 @@ def test_https_to_http_downgrade_is_refused_and_nothing_is_sent_in_clear(
 def test_credentials_stay_with_the_scheme_host_and_port_they_were_given_for() -> None:
     secret = base64.b64encode(b"user:Port-Pw-55").decode()
     with servers.LoopbackServer(hostile.recording()) as other_port:
-        # Same host name, another port (and credentials in the Location itself): followed, without any credentials.
+        # Same host name, another port (and credentials in the
+        # Location itself): followed, without any credentials.
         location = f"http://evil:stolen@{servers.HOST}:{other_port.port}/next"
         with servers.LoopbackServer(hostile.redirect_to(location)) as first:
             result, elapsed, peak = probe_server(first, user="user:Port-Pw-55@")

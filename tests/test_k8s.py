@@ -1,4 +1,5 @@
-"""The Kubernetes field semantics the suite, the diagnosis and the sandbox share, as the API server reads them."""
+"""The Kubernetes field semantics the suite, the diagnosis
+and the sandbox share, as the API server reads them."""
 
 from __future__ import annotations
 

@@ -29,7 +29,8 @@ def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
 def shard_document(
     target: str, namespace: str, outcomes: dict[str, tuple[str, str, str | None]], theories: list[dict]
 ) -> dict:
-    """A --results-json document of the documented schema (issue 6: run, health_score, sections, tests, theories)."""
+    """A --results-json document of the documented schema (issue
+    6: run, health_score, sections, tests, theories)."""
     tests = [
         {
             "nodeid": nodeid,

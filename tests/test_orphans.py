@@ -1,12 +1,12 @@
 """No orphans, no secrets left behind: however a run ends, its servers, PostgreSQL and folders go.
 
-Each run is a real ``pytest --sandbox healthy`` in its own process, with its own ``TMPDIR`` (every
-folder the plugin makes lands there) and a marker in its environment (every process it starts
-inherits it: xdist workers, PostgreSQL, the watchdog); pytest's own ``--basetemp`` lies elsewhere. A test of that run reports, through a file,
-that the sandbox with its PostgreSQL and a cluster connection with its credentials folder are up,
-then waits. The run is then stopped each way -- SIGINT, SIGTERM, SIGKILL, SIGKILL of an xdist
-worker -- and within 10 s no process carrying the marker may run and ``TMPDIR`` must be empty.
-The seconds each cleanup took are printed (``-s``) for the record.
+Each run is a real ``pytest --sandbox healthy`` in its own process, with its own ``TMPDIR`` (every folder the
+plugin makes lands there) and a marker in its environment (every process it starts inherits it: xdist workers,
+PostgreSQL, the watchdog); pytest's own ``--basetemp`` lies elsewhere. A test of that run reports, through a
+file, that the sandbox with its PostgreSQL and a cluster connection with its credentials folder are up, then
+waits. The run is then stopped each way -- SIGINT, SIGTERM, SIGKILL, SIGKILL of an xdist worker -- and
+within CLEANUP_BOUND seconds no process carrying the marker may run and ``TMPDIR`` must be empty. The seconds
+each cleanup took are printed (``-s``) for the record.
 """
 
 from __future__ import annotations
@@ -28,7 +28,9 @@ import pytest
 import trustme
 from test_sandbox_postgres import require_postgres
 
-CLEANUP_BOUND = 30.0  # seconds after the stop by which nothing may be left (a bound, not a speed target: a SIGINT run still writes its reports, which took over 10 s at load 10)
+# Seconds after the stop by which nothing may be left (a bound, not a speed target: a SIGINT run still
+# writes its reports, which took over 10 s at load 10).
+CLEANUP_BOUND = 30.0
 MARKER = "REACHABILITY_ORPHAN_TEST"
 
 WAITING_TEST = textwrap.dedent("""

@@ -1,8 +1,8 @@
 """The source distribution: its metadata (SPDX license, URLs, classifiers), the files its own tests read, and
 those tests run from the unpacked sdist against the package installed from it.
 
-Built with ``python -m build --sdist`` from a copy of the checkout (the shared working tree gets no ``dist/``);
-the installed package's dependencies come from this test's own environment.
+Built with ``python -m build --sdist`` from a copy of the checkout (the shared working tree gets no
+``dist/``); the installed package's dependencies come from this test's own environment.
 """
 
 from __future__ import annotations

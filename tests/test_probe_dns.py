@@ -99,7 +99,8 @@ def test_refused_from_a_resolver_without_the_zone(dnsmasq_path: str) -> None:
 
 
 def test_a_resolver_address_where_nothing_listens_is_told_apart_from_a_silent_one() -> None:
-    # A bound, then closed UDP port: the kernel answers ICMP port unreachable, so the query is refused at once.
+    # A bound, then closed UDP port: the kernel answers ICMP
+    # port unreachable, so the query is refused at once.
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe_socket:
         probe_socket.bind(("127.0.0.1", 0))
         port = probe_socket.getsockname()[1]

@@ -1,4 +1,5 @@
-"""The failure taxonomy: the documented table (docs/architecture.md) is what the enum says (curl exit codes, phases, one-line wording)."""
+"""The failure taxonomy: the documented table (docs/architecture.md) is
+what the enum says (curl exit codes, phases, one-line wording)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""A true firewall in a network namespace: DROP gives tcp_timeout within the timeout, REJECT gives tcp_refused.
+"""A true firewall in a network namespace: DROP gives tcp_timeout within the timeout, REJECT gives
+tcp_refused.
 
 Each test makes its own namespace (``rch-<random>``) with only a loopback, starts a healthy HTTP server
 inside it, proves the probe reaches it, then adds a filter rule with ``iptables`` or ``nft`` and probes

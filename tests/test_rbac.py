@@ -63,7 +63,8 @@ def permission_of(entry: dict) -> tuple[str, str, str, bool]:
 def run_suite(
     scenario: str, extra_env: dict[str, str] | None = None
 ) -> tuple[subprocess.CompletedProcess, list[dict]]:
-    """The built-in suite against a fresh sandbox (a name or a scenario file); its output and the API request log."""
+    """The built-in suite against a fresh sandbox (a name or a
+    scenario file); its output and the API request log."""
     sandbox = Sandbox(scenario)
     info = sandbox.start()
     try:
@@ -201,7 +202,8 @@ def deny_rules_outside(
     """Sandbox deny rules refusing every read the suite makes that ``allowed`` does not grant.
 
     The sandbox's rule with a namespace refuses that namespace and the cluster scope: naming a namespace the
-    suite never reads refuses the cluster scope alone. /version stays readable, as Kubernetes grants it to all.
+    suite never reads refuses the cluster scope alone. /version stays readable, as Kubernetes grants it to
+    all.
     """
     rules = []
     for group, resource, verb, cluster_wide in sorted(used):
@@ -216,7 +218,8 @@ def deny_rules_outside(
 
 @pytest.mark.parametrize("with_secrets", [False, True], ids=["default", "tls-secrets-granted"])
 def test_suite_runs_with_the_namespaced_default(used_permissions: dict, tmp_path, with_secrets: bool) -> None:
-    """Only deploy/rbac.yaml (and the optional TLS-secret Role): nothing fails, checks without a grant say so."""
+    """Only deploy/rbac.yaml (and the optional TLS-secret
+    Role): nothing fails, checks without a grant say so."""
     namespaced, _, secrets = granted()
     allowed = namespaced | (secrets if with_secrets else set())
     deny = deny_rules_outside(allowed, used_permissions["healthy"])

@@ -335,7 +335,8 @@ LEAKY_TEST = textwrap.dedent("""
         dsn = os.environ["APP_DATABASE_DSN"]
         return {
             "bearer": os.environ["LEAK_A"], "query": os.environ["LEAK_B"], "cookie": os.environ["LEAK_C"],
-            "dsn": dsn, "dsn_password": dsn.split(":")[2].split("@")[0], "target_password": target.password, "kube": kube,
+            "dsn": dsn, "dsn_password": dsn.split(":")[2].split("@")[0],
+            "target_password": target.password, "kube": kube,
         }
 
 
@@ -345,16 +346,18 @@ LEAKY_TEST = textwrap.dedent("""
             f"GET https://api.example.com/x?token={s['query']}&page=2",
             f"Cookie: session={s['cookie']}",
             f"connecting to {s['dsn']}",
-            f"database password {s['dsn_password']} target password {s['target_password']} kube token {s['kube']}",
+            f"database password {s['dsn_password']} target password {s['target_password']}"
+            f" kube token {s['kube']}",
             f"curl -H 'Authorization: Bearer {s['bearer']}' 'http://user:{s['target_password']}@97v.test/'",
         ]
 
 
     def test_fails_with_secrets_everywhere(target, evidence, record_property):
         s = secrets(target)
+        headers = {"Authorization": "Bearer " + s["bearer"], "Cookie": s["cookie"]}
         evidence.record("app_check", {"section": "other", "check": "leak", "ok": False,
-                                      "observed": {"headers": {"Authorization": "Bearer " + s["bearer"], "Cookie": s["cookie"]}},
-                                      "expected": lines(s), "url": f"https://api.example.com/x?token={s['query']}", "ms": 1})
+                                      "observed": {"headers": headers}, "expected": lines(s),
+                                      "url": f"https://api.example.com/x?token={s['query']}", "ms": 1})
         record_property("request", lines(s)[0])
         record_property("dsn", s["dsn"])
         for line in lines(s):
@@ -592,7 +595,8 @@ def test_collects_mask_values_mask_env_and_a_token_user(monkeypatch):
 
 
 def test_masking_is_linear_on_adversarial_text_of_each_shape():
-    """1 MB shaped to make a backtracking pattern retry what it read; the measured figures are in benchmarks/."""
+    """1 MB shaped to make a backtracking pattern retry what
+    it read; the measured figures are in benchmarks/."""
     import importlib.util
     import time
 

@@ -87,7 +87,8 @@ def test_summary_block_lists_sections_and_theories():
 
 
 def test_pytest_html_script_gets_the_blocked_result():
-    """The installed pytest-html's page script has the result list the Blocked filter extends; the change is exact."""
+    """The installed pytest-html's page script has the result
+    list the Blocked filter extends; the change is exact."""
     from importlib import resources
 
     assert html_report.blocked_result_supported()
@@ -133,7 +134,8 @@ def chromium_binary() -> str:
 
 
 class DevTools:
-    """Headless Chromium driven over the DevTools protocol: load a page, read the DOM, collect console errors."""
+    """Headless Chromium driven over the DevTools protocol:
+    load a page, read the DOM, collect console errors."""
 
     def __init__(self, binary: str, timeout: float = 30.0) -> None:
         import websocket
@@ -223,7 +225,8 @@ class DevTools:
 
 
 def load_page(path: Path, height: int = 2400) -> DevTools:
-    """Headless Chromium with ``path`` loaded and pytest-html's rows built (console and log events recorded)."""
+    """Headless Chromium with ``path`` loaded and pytest-html's
+    rows built (console and log events recorded)."""
     browser = DevTools(chromium_binary())
     try:
         browser.call("Runtime.enable")
@@ -304,10 +307,12 @@ def test_html_report_opens_in_chromium_with_theories_and_blocked_rows(html_run):
               title: document.title,
               heading: document.querySelector('#title').textContent,
               verdict: document.querySelector('.reachability-verdict').textContent,
-              header: Object.fromEntries(all('.reachability-run tr').map(tr => [tr.cells[0].textContent, tr.cells[1].textContent])),
+              header: Object.fromEntries(all('.reachability-run tr')
+                .map(tr => [tr.cells[0].textContent, tr.cells[1].textContent])),
               titles: all('.reachability-theory > summary > b').map(b => b.textContent),
               open: all('details.reachability-theory').map(d => d.open),
-              blockedCells: all('td.col-blocked_by').filter(td => td.textContent.startsWith('BLOCKED by')).length,
+              blockedCells: all('td.col-blocked_by')
+                .filter(td => td.textContent.startsWith('BLOCKED by')).length,
               blockedResults: all('tbody.blocked td.col-result').map(td => td.textContent),
               skippedRows: all('tbody.skipped').length,
               filters: all('.filters span').map(s => s.textContent.trim()),

@@ -239,7 +239,8 @@ def _tool(name: str) -> str:
 
 @pytest.fixture(scope="module")
 def incident_run(tmp_path_factory):
-    """The built-in suite against incident-2025-12-08, and every confirm command run while the sandbox is up."""
+    """The built-in suite against incident-2025-12-08, and
+    every confirm command run while the sandbox is up."""
     for tool in ("kubectl", "dig", "curl"):
         _tool(tool)
     from pytest_reachability.sandbox import Sandbox
@@ -295,7 +296,8 @@ def test_incident_report_reads_like_the_reference(incident_run):
     for index, theory in enumerate(theories[:3], 1):
         assert f"### Theory {index}: {theory['title']}" in text
     assert text.startswith("# 🚨 Incident report: 97v.test unreachable from outside\n")
-    # One plan in order: the first cause confirmed, fixed, verified, the run repeated; the next causes only after.
+    # One plan in order: the first cause confirmed, fixed,
+    # verified, the run repeated; the next causes only after.
     plan = text[text.index("## 🔧 Immediate action plan") : text.index("## 📊 Blocked tests tracker")]
     steps = [plan.index(f"### Step {n}: ") for n in (1, 2, 3, 4)]
     assert steps == sorted(steps) and "### Step 4: re-run the verification" in plan
@@ -321,7 +323,8 @@ def test_incident_report_reads_like_the_reference(incident_run):
         "(2), "
         "results-storage (2)"
     ) in summary
-    # Pointed at the sandbox through the environment, not --sandbox: real addresses, no note about closed ports.
+    # Pointed at the sandbox through the environment, not
+    # --sandbox: real addresses, no note about closed ports.
     assert "> **Note:**" not in text and "sandbox ports of the finished run" not in text
     assert [t["rule"] for t in theories[:3]] == [
         "dns-not-loadbalancer",
@@ -347,7 +350,8 @@ def test_incident_report_reads_like_the_reference(incident_run):
         "performance",
         "results-storage",
     ]
-    # The health body is read only where every address answered: that check is blocked by the one that did not.
+    # The health body is read only where every address
+    # answered: that check is blocked by the one that did not.
     assert tracker[2][2] == "test_health_answers_on_every_resolved_address"
     assert all(row[2] == "api-health" for row in tracker[3:])
     assert "**Blocked by `api-health`:** GET /health failed on 127.0.10.57" in text
@@ -388,7 +392,9 @@ def test_history_summary_reaches_timeline_and_terminal(pytester):
         def pytest_sessionfinish(session):
             from pytest_reachability.plugin import state_of
             state_of(session.config).history_summary = {
-                "previous_run": {"id": 41, "time": "2025-12-08 07:00:00 UTC", "health": 100, "status": "passed"},
+                "previous_run": {
+                    "id": 41, "time": "2025-12-08 07:00:00 UTC", "health": 100, "status": "passed"
+                },
                 "newly_failing": ["test_x.py::test_health"], "recovered": [],
                 "last_healthy": "2025-12-08 07:00:00 UTC", "failing_since": "2025-12-08 08:00:00 UTC",
             }

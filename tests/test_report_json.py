@@ -1,4 +1,5 @@
-"""--results-json: the documented schema, atomic writing, version checks, and the same document under xdist."""
+"""--results-json: the documented schema, atomic writing,
+version checks, and the same document under xdist."""
 
 from __future__ import annotations
 
@@ -268,7 +269,8 @@ def test_shipped_schema_is_valid_names_its_version_and_is_packaged():
 
 
 def test_schema_refuses_what_the_reader_refuses():
-    """The check can fail: a wrong outcome, a missing field, a blocked test without its gate, a bad confidence."""
+    """The check can fail: a wrong outcome, a missing field,
+    a blocked test without its gate, a bad confidence."""
     good = build_results(hand_built(), settings(), started=1764900000.0, duration=2.5)
     assert schema_errors(good) == []
     broken = json.loads(json.dumps(good))

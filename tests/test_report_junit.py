@@ -1,7 +1,7 @@
-"""JUnit XML checked by pytest's own schema (``junit-10.xsd`` from the installed pytest's sdist), for every kind
-of outcome the plugin produces and for the built-in suite against the sandbox scenarios, serial and under
-xdist; BLOCKED reasons in the skip message, blocked counts as suite properties. The same runs' results JSON
-is checked against the shipped JSON Schema."""
+"""JUnit XML checked by pytest's own schema (``junit-10.xsd`` from the installed pytest's sdist), for every
+kind of outcome the plugin produces and for the built-in suite against the sandbox scenarios, serial and under
+xdist; BLOCKED reasons in the skip message, blocked counts as suite properties. The same runs' results JSON is
+checked against the shipped JSON Schema."""
 
 from __future__ import annotations
 
@@ -62,7 +62,8 @@ def schema():
 
 
 def test_schema_rejects_test_level_properties(schema, tmp_path):
-    """The check itself can fail: the file the plugin used to write (a property per BLOCKED test) is refused."""
+    """The check itself can fail: the file the plugin used
+    to write (a property per BLOCKED test) is refused."""
     bad = tmp_path / "old.xml"
     bad.write_text(
         '<testsuites><testsuite name="pytest" errors="0" failures="0" skipped="1" tests="1" time="0.1">'

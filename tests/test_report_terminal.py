@@ -13,7 +13,10 @@ from pytest_reachability.report import terminal
 from pytest_reachability.report.verdict import explains_text, failing_path, verdict
 from pytest_reachability.results import RunResults, TestResult
 
-REASON = "GET /health failed on 127.0.10.57:80 empty_reply (curl 52): connected and sent the request; the server closed"
+REASON = (
+    "GET /health failed on 127.0.10.57:80 empty_reply (curl 52): connected and sent the request; "
+    "the server closed"
+)
 SUITE = f'''
 import pytest
 

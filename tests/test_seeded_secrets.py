@@ -102,7 +102,8 @@ def authorization_of(request: bytes) -> str:
 
 
 def echoing_target(conn: socket.socket, server: servers.LoopbackServer) -> None:
-    """/health redirects with secrets in the query; /health/ok is healthy and echoes; /echo echoes everything."""
+    """/health redirects with secrets in the query; /health/ok
+    is healthy and echoes; /echo echoes everything."""
     request = servers.read_request(conn)
     path = servers.request_path(request)
     if path == "/health":
@@ -127,7 +128,8 @@ def echoing_target(conn: socket.socket, server: servers.LoopbackServer) -> None:
 
 
 def kube_api_echoing_the_token(conn: socket.socket, server: servers.LoopbackServer) -> None:
-    """Any request: 401 whose Status message quotes the Authorization header, as a leaky proxy in front might."""
+    """Any request: 401 whose Status message quotes the
+    Authorization header, as a leaky proxy in front might."""
     request = servers.read_request(conn)
     body = json.dumps(
         {
@@ -168,16 +170,18 @@ LEAKY_TEST = textwrap.dedent("""
     def every_form(values):
         lines = []
         for s in values:
-            lines += [s, quote(s, safe=""), json.dumps(s), html.escape(s), base64.b64encode(s.encode()).decode(),
-                      "curl -H " + shlex.quote("X-Token: " + s) + " " + shlex.quote("https://x.test/?q=" + s)]
+            curl = "curl -H " + shlex.quote("X-Token: " + s) + " " + shlex.quote("https://x.test/?q=" + s)
+            encoded = base64.b64encode(s.encode()).decode()
+            lines += [s, quote(s, safe=""), json.dumps(s), html.escape(s), encoded, curl]
         return lines
 
 
     def test_fails_with_every_form(target, evidence, record_property, http):
         values = secrets(target)
         response = http.get("/echo")
-        evidence.record("app_check", {"section": "other", "check": "echo", "ok": False, "observed": response.text,
-                                      "expected": every_form(values), "headers": dict(response.headers)})
+        evidence.record("app_check", {"section": "other", "check": "echo", "ok": False,
+                                      "observed": response.text, "expected": every_form(values),
+                                      "headers": dict(response.headers)})
         record_property("forms", "\\n".join(every_form(values)))
         record_property("echo_headers", json.dumps(dict(response.headers)))
         for line in every_form(values) + [response.text, repr(dict(response.headers))]:
@@ -197,7 +201,8 @@ LEAKY_TEST = textwrap.dedent("""
             messages.append(f"libpq: {error}")
         pat, key = os.environ["GH_PAT"], os.environ["SIGNING_KEY"]
         try:
-            requests.get(f"http://127.0.0.1:{os.environ['REFUSED_PORT']}/x?token={quote(pat)}&key={quote(key)}", timeout=2)
+            port = os.environ["REFUSED_PORT"]
+            requests.get(f"http://127.0.0.1:{port}/x?token={quote(pat)}&key={quote(key)}", timeout=2)
         except requests.RequestException as error:
             messages.append(f"urllib3: {error}")
         client = kubernetes.config.new_client_from_config(config_file=os.environ["KUBECONFIG"])
@@ -311,7 +316,8 @@ def test_no_form_of_any_secret_reaches_any_output(tmp_path: Path, workers: str |
         "history rows",
     } <= set(outputs)
 
-    # The run did what it should: the leaky tests ran and failed, the database check met libpq, the cluster refused.
+    # The run did what it should: the leaky tests ran and
+    # failed, the database check met libpq, the cluster refused.
     terminal = outputs["terminal"]
     assert "FAILED suites/test_99_leaky.py::test_fails_with_every_form" in terminal, terminal[-3000:]
     assert "FAILED suites/test_99_leaky.py::test_third_party_errors_quote_secrets" in terminal

@@ -39,7 +39,8 @@ def run(command: list[str], *, cwd: Path, timeout: float, env: dict[str, str] | 
 
 @pytest.fixture(scope="module")
 def installed_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A venv with the wheel built from this checkout installed (dependencies from this interpreter's site)."""
+    """A venv with the wheel built from this checkout installed
+    (dependencies from this interpreter's site)."""
     base = tmp_path_factory.mktemp("wheel")
     source = base / "source"
     shutil.copytree(

@@ -26,7 +26,8 @@ from pathlib import Path
 
 import pytest
 
-# Plugins of the machine that the suite does not use are left out: hypothesis alone costs a second per process.
+# Plugins of the machine that the suite does not use are
+# left out: hypothesis alone costs a second per process.
 SUITE_ARGS = (
     "--pyargs",
     "pytest_reachability.suites",
@@ -430,7 +431,8 @@ def test_suite_without_a_cluster_skips_the_cluster_sections(suite_runs) -> None:
 
 
 def test_suite_with_a_namespace_it_may_not_read_blocks_the_cluster_sections(suite_runs) -> None:
-    """The gate cluster-access fails (403 listing pods): sections 2-6 and the cluster comparisons are BLOCKED."""
+    """The gate cluster-access fails (403 listing pods):
+    sections 2-6 and the cluster comparisons are BLOCKED."""
     run = result_of(suite_runs, DENIED)
     assert run.outcomes["test_01_cluster.py::test_identity_may_read_the_namespace"] == "FAILED"
     assert run.outcomes["test_01_cluster.py::test_api_server_answers"] == "PASSED"

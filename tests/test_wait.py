@@ -1,6 +1,6 @@
-"""``--wait DURATION``: the gates' probe retried against a real loopback server that turns healthy (or never does),
-through real pytest runs in fresh processes: healthy before the deadline, the deadline reached, xdist, SIGTERM
-and SIGINT during the wait, bad values; and the backoff and deadline arithmetic on their own."""
+"""``--wait DURATION``: the gates' probe retried against a real loopback server that turns healthy (or never
+does), through real pytest runs in fresh processes: healthy before the deadline, the deadline reached, xdist,
+SIGTERM and SIGINT during the wait, bad values; and the backoff and deadline arithmetic on their own."""
 
 from __future__ import annotations
 
