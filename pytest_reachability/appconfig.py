@@ -64,7 +64,9 @@ _PRINTABLE_KEY = re.compile(r"[^\x00-\x1f\x7f-\x9f\u2028\u2029]{1,80}")
 
 
 def shown_key(key: str) -> str:
-    """A key (or table name) as printed: as it is when printable, else quoted (a TOML key may hold anything)."""
+    """A key (or table name) as printed: as it is when printable, else quoted.
+
+    A TOML key may hold anything."""
     return key if _PRINTABLE_KEY.fullmatch(key) else json.dumps(key[:60])
 
 
@@ -233,7 +235,9 @@ def placeholders(value: Any) -> set[str]:
 
 
 def substitute(value: Any, saved: Mapping[str, Any]) -> Any:
-    """``value`` with ``${name}`` replaced by ``saved[name]``; a string that is only a placeholder keeps the type."""
+    """``value`` with ``${name}`` replaced by ``saved[name]``.
+
+    A string that is only a placeholder keeps the type of the saved value."""
     if isinstance(value, str):
         whole = _PLACEHOLDER.fullmatch(value)
         if whole and whole.group(1) in saved:
@@ -511,69 +515,76 @@ def _integration(data: Any) -> IntegrationConfig:
     saved: set[str] = set()
     steps: list[IntegrationStep] = []
     for index, item in enumerate(raw):
-        prefix = f"steps[{index}]."
-        step = _Table("integration", item, prefix)
-        step.only(("name", "method", "path", "json", "headers", "expect-status", "expect", "save"), ("path",))
-        method = step.data.get("method", "GET")
-        if not isinstance(method, str) or method.upper() not in HTTP_METHODS:
-            raise step.fail("method", f"one of {', '.join(HTTP_METHODS)}", method)
-        path = step.data["path"]
-        if not is_url_path(path):
-            raise step.fail("path", 'a URL path starting with "/" (no spaces)', path)
-        headers = step.table_of_strings("headers", "a table of header names to strings")
-        for header, value in headers.items():
-            if not _HEADER_NAME.fullmatch(header):
-                raise AppConfigError(
-                    "integration",
-                    f"{prefix}headers.{header}",
-                    "an HTTP header name (letters, digits, '-')",
-                    describe_value(header),
-                )
-            if any(char in value for char in "\r\n\0"):
-                raise AppConfigError(
-                    "integration",
-                    f"{prefix}headers.{header}",
-                    "a header value on one line",
-                    describe_value(value),
-                )
-        body = step.json_value("json")
-        expect = step.data.get("expect", {})
-        if not isinstance(expect, Mapping) or not all(isinstance(k, str) and k for k in expect):
-            raise step.fail("expect", "a table of JSON paths to expected values", expect)
-        if json_problem(expect):
-            raise step.fail("expect", f"expected values JSON can carry ({json_problem(expect)})", expect)
-        save = step.table_of_strings("save", "a table of names to JSON paths")
-        for name in save:
-            if not _SAVE_NAME.match(name):
-                raise AppConfigError(
-                    "integration",
-                    f"{prefix}save.{name}",
-                    "a name of letters, digits, '_' and '-'",
-                    describe_value(name),
-                )
-        used = placeholders([path, headers, body, dict(expect)])
-        unknown = sorted(used - saved)
-        if unknown:
-            raise AppConfigError(
-                "integration",
-                f"{prefix[:-1]}",
-                f"${{{unknown[0]}}} saved by an earlier step's save",
-                f"no earlier step saving {unknown[0]}",
-            )
-        saved.update(save)
-        steps.append(
-            IntegrationStep(
-                name=step.text("name") or f"{method.upper()} {path}",
-                method=method.upper(),
-                path=path,
-                json=body,
-                headers=headers,
-                expect_status=step.statuses("expect-status", (200,)),
-                expect=dict(expect),
-                save=save,
-            )
-        )
+        step = _integration_step(f"steps[{index}].", item, saved)
+        saved.update(step.save)
+        steps.append(step)
     return IntegrationConfig(steps=tuple(steps))
+
+
+def _integration_step(prefix: str, item: Any, saved: set[str]) -> IntegrationStep:
+    """One step, whose placeholders may only use what the earlier steps ``saved``."""
+    step = _Table("integration", item, prefix)
+    step.only(("name", "method", "path", "json", "headers", "expect-status", "expect", "save"), ("path",))
+    method = step.data.get("method", "GET")
+    if not isinstance(method, str) or method.upper() not in HTTP_METHODS:
+        raise step.fail("method", f"one of {', '.join(HTTP_METHODS)}", method)
+    path = step.data["path"]
+    if not is_url_path(path):
+        raise step.fail("path", 'a URL path starting with "/" (no spaces)', path)
+    headers = step.table_of_strings("headers", "a table of header names to strings")
+    _check_step_headers(prefix, headers)
+    body = step.json_value("json")
+    expect = _step_expectations(step)
+    save = step.table_of_strings("save", "a table of names to JSON paths")
+    _check_save_names(prefix, save)
+    unknown = sorted(placeholders([path, headers, body, dict(expect)]) - saved)
+    if unknown:
+        raise AppConfigError(
+            "integration",
+            f"{prefix[:-1]}",
+            f"${{{unknown[0]}}} saved by an earlier step's save",
+            f"no earlier step saving {unknown[0]}",
+        )
+    return IntegrationStep(
+        name=step.text("name") or f"{method.upper()} {path}",
+        method=method.upper(),
+        path=path,
+        json=body,
+        headers=headers,
+        expect_status=step.statuses("expect-status", (200,)),
+        expect=dict(expect),
+        save=save,
+    )
+
+
+def _step_error(where: str, expected: str, value: Any) -> AppConfigError:
+    return AppConfigError("integration", where, expected, describe_value(value))
+
+
+def _check_step_headers(prefix: str, headers: Mapping[str, str]) -> None:
+    for header, value in headers.items():
+        if not _HEADER_NAME.fullmatch(header):
+            raise _step_error(
+                f"{prefix}headers.{header}", "an HTTP header name (letters, digits, '-')", header
+            )
+        if any(char in value for char in "\r\n\0"):
+            raise _step_error(f"{prefix}headers.{header}", "a header value on one line", value)
+
+
+def _step_expectations(step: _Table) -> Mapping[str, Any]:
+    """The step's ``expect`` table: JSON paths to values JSON can carry."""
+    expect = step.data.get("expect", {})
+    if not isinstance(expect, Mapping) or not all(isinstance(k, str) and k for k in expect):
+        raise step.fail("expect", "a table of JSON paths to expected values", expect)
+    if json_problem(expect):
+        raise step.fail("expect", f"expected values JSON can carry ({json_problem(expect)})", expect)
+    return expect
+
+
+def _check_save_names(prefix: str, save: Mapping[str, str]) -> None:
+    for name in save:
+        if not _SAVE_NAME.match(name):
+            raise _step_error(f"{prefix}save.{name}", "a name of letters, digits, '_' and '-'", name)
 
 
 def _performance(data: Any) -> PerformanceConfig:

@@ -14,7 +14,7 @@ No pytest here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from html import escape
 from typing import Any
@@ -76,11 +76,9 @@ def cluster_changes(
 ) -> dict[str, Any]:
     """The ``cluster_changes`` evidence: objects with creation times and UIDs, revisions, recent Events.
 
-    ``cluster`` is a :class:`pytest_reachability.cluster.Cluster` (GET only). A resource that cannot be read
-    (RBAC) is named under ``unreadable`` with the reason; the others are still read.
+    ``cluster`` is a :class:`pytest_reachability.cluster.Cluster` (GET only). A resource that cannot be
+    read (RBAC) is named under ``unreadable`` with the reason; the others are still read.
     """
-    from .cluster import ClusterError
-
     now = now or datetime.now(timezone.utc)
     namespace = namespace or cluster.namespace
     data: dict[str, Any] = {
@@ -91,54 +89,13 @@ def cluster_changes(
         "events": [],
         "unreadable": {},
     }
+    unreadable = data["unreadable"]
     for resource, kind in (("services", "Service"), ("ingresses", "Ingress"), ("deployments", "Deployment")):
-        try:
-            items = cluster.objects(resource, namespace)
-        except ClusterError as error:
-            data["unreadable"][resource] = error.message
-            continue
-        for item in items:
-            metadata = item.metadata
-            entry = {
-                "kind": kind,
-                "name": metadata.name,
-                "namespace": metadata.namespace,
-                "uid": metadata.uid,
-                "created": _iso(metadata.creation_timestamp),
-            }
-            if kind == "Service":
-                entry["type"] = getattr(item.spec, "type", None)
-                entry["loadbalancer"] = _lb_addresses(item)
-            if kind == "Deployment":
-                entry["revision"] = (metadata.annotations or {}).get(REVISION_ANNOTATION)
-            data["objects"].append(entry)
-    try:
-        replica_sets = cluster.objects("replicasets", namespace)
-    except ClusterError as error:
-        data["unreadable"]["replicasets"] = error.message
-        replica_sets = []
-    for item in replica_sets:
-        metadata = item.metadata
-        owner = next((ref.name for ref in metadata.owner_references or [] if ref.kind == "Deployment"), None)
-        containers = (
-            getattr(getattr(getattr(item.spec, "template", None), "spec", None), "containers", None) or []
-        )
-        data["replica_sets"].append(
-            {
-                "name": metadata.name,
-                "deployment": owner,
-                "uid": metadata.uid,
-                "created": _iso(metadata.creation_timestamp),
-                "revision": (metadata.annotations or {}).get(REVISION_ANNOTATION),
-                "images": [container.image for container in containers],
-                "replicas": getattr(item.spec, "replicas", None),
-            }
-        )
-    try:
-        events = cluster.events(namespace)
-    except ClusterError as error:
-        data["unreadable"]["events"] = error.message
-        events = []
+        items = _read_or_note(unreadable, resource, cluster.objects, resource, namespace)
+        data["objects"] += [_object_entry(item, kind) for item in items]
+    replica_sets = _read_or_note(unreadable, "replicasets", cluster.objects, "replicasets", namespace)
+    data["replica_sets"] = [_replica_set_entry(item) for item in replica_sets]
+    events = _read_or_note(unreadable, "events", cluster.events, namespace)
     recent = [
         event
         for event in events
@@ -148,11 +105,60 @@ def cluster_changes(
     return data
 
 
+def _read_or_note(
+    unreadable: dict[str, str], resource: str, read: Callable[..., list[Any]], *args: Any
+) -> list[Any]:
+    """What ``read(*args)`` returns; when the cluster refuses, nothing, and why under ``unreadable``."""
+    from .cluster import ClusterError
+
+    try:
+        return read(*args)
+    except ClusterError as error:
+        unreadable[resource] = error.message
+        return []
+
+
+def _object_entry(item: Any, kind: str) -> dict[str, Any]:
+    metadata = item.metadata
+    entry = {
+        "kind": kind,
+        "name": metadata.name,
+        "namespace": metadata.namespace,
+        "uid": metadata.uid,
+        "created": _iso(metadata.creation_timestamp),
+    }
+    if kind == "Service":
+        entry["type"] = getattr(item.spec, "type", None)
+        entry["loadbalancer"] = _lb_addresses(item)
+    if kind == "Deployment":
+        entry["revision"] = (metadata.annotations or {}).get(REVISION_ANNOTATION)
+    return entry
+
+
+def _replica_set_entry(item: Any) -> dict[str, Any]:
+    """A ReplicaSet as a Deployment revision: its owner, revision number and images."""
+    metadata = item.metadata
+    owner = next((ref.name for ref in metadata.owner_references or [] if ref.kind == "Deployment"), None)
+    containers = (
+        getattr(getattr(getattr(item.spec, "template", None), "spec", None), "containers", None) or []
+    )
+    return {
+        "name": metadata.name,
+        "deployment": owner,
+        "uid": metadata.uid,
+        "created": _iso(metadata.creation_timestamp),
+        "revision": (metadata.annotations or {}).get(REVISION_ANNOTATION),
+        "images": [container.image for container in containers],
+        "replicas": getattr(item.spec, "replicas", None),
+    }
+
+
 # --------------------------------------------------------------------------- addresses a run saw
 
 
 def addresses_seen(evidence: Iterable[Mapping[str, Any]]) -> list[tuple[str, str, str, str]]:
-    """``(kind, name, source, address)`` of the DNS answers and LoadBalancer addresses in a run's evidence records."""
+    """``(kind, name, source, address)`` of the DNS answers and LoadBalancer addresses in a run's
+    evidence records."""
     seen: dict[tuple[str, str, str, str], None] = {}
     for record in evidence:
         kind, data = record.get("kind"), record.get("data") or {}
@@ -174,8 +180,9 @@ def moved_loadbalancers(
 ) -> list[dict[str, Any]]:
     """LoadBalancers whose address changed since an earlier run, and whether DNS still answers the old one.
 
-    ``history``: :meth:`HistoryStore.addresses_seen` rows (oldest first); ``current``: ``namespace/name`` ->
-    the Service's LoadBalancer addresses now; ``services``: ``cluster_changes`` objects (creation times, UIDs).
+    ``history``: :meth:`HistoryStore.addresses_seen` rows (oldest first); ``current``:
+    ``namespace/name`` -> the Service's LoadBalancer addresses now; ``services``: ``cluster_changes``
+    objects (creation times, UIDs).
     """
     created = {
         f"{entry.get('namespace', '')}/{entry['name']}": entry
@@ -205,7 +212,9 @@ def moved_loadbalancers(
 
 
 def describe_move(move: Mapping[str, Any], now: datetime | None = None) -> str:
-    """One line: "Service `api` was re-created 12 h ago and its LoadBalancer moved from A to B (seen by …)"."""
+    """One line about a moved LoadBalancer.
+
+    "Service `api` was re-created 12 h ago and its LoadBalancer moved from A to B (seen by …)"."""
     name = move["service"].split("/", 1)[-1]
     created = f" was re-created {describe_age(move['created'], now)} and" if move.get("created") else ""
     seen = move.get("seen_by") or {}
@@ -223,58 +232,77 @@ def describe_move(move: Mapping[str, Any], now: datetime | None = None) -> str:
 
 
 def changes_timeline(evidence: Iterable[Mapping[str, Any]]) -> list[tuple[str, str]]:
-    """``(UTC time, what happened)`` rows from ``cluster_changes`` and ``address_history`` evidence, oldest first."""
+    """``(UTC time, what happened)`` rows, oldest first.
+
+    From ``cluster_changes`` and ``address_history`` evidence."""
     rows: dict[tuple[str, str], None] = {}
     for record in evidence:
         kind, data = record.get("kind"), record.get("data") or {}
         if kind == "cluster_changes":
-            for entry in data.get("objects") or []:
-                extra = (
-                    f", LoadBalancer {', '.join(entry['loadbalancer'])}" if entry.get("loadbalancer") else ""
-                )
-                rows[
-                    (
-                        entry.get("created") or "",
-                        f"{entry['kind']} {entry['name']} created (uid {str(entry.get('uid'))[:8]}{extra})",
-                    )
-                ] = None
-            for entry in data.get("replica_sets") or []:
-                rows[
-                    (
-                        entry.get("created") or "",
-                        f"ReplicaSet {entry['name']} created (Deployment {entry.get('deployment')} "
-                        f"revision {entry.get('revision')}: "
-                        f"{', '.join(entry.get('images') or []) or 'no image'})",
-                    )
-                ] = None
-            for event in data.get("events") or []:
-                rows[
-                    (
-                        event.get("last_seen") or event.get("first_seen") or "",
-                        f"{event.get('type')} event {event.get('reason')} on {event.get('object')}: "
-                        f"{event.get('message')}",
-                    )
-                ] = None
+            rows.update(dict.fromkeys(_cluster_change_rows(data)))
         elif kind == "address_history":
-            by_run: dict[tuple[str, str], list[str]] = {}
-            for row in data.get("rows") or []:
-                label = (
-                    f"DNS {row['name']} → {row['address']}"
-                    if row["kind"] == "dns"
-                    else f"LoadBalancer {row['name']} at {row['address']}"
-                )
-                by_run.setdefault((row["started_at"], row["run_uuid"]), [])
-                if label not in by_run[(row["started_at"], row["run_uuid"])]:
-                    by_run[(row["started_at"], row["run_uuid"])].append(label)
-            previous = None
-            for (started, run), labels in sorted(by_run.items()):
-                if labels != previous:  # only runs that saw something new
-                    rows[(started, f"run {run[:8]} saw {'; '.join(labels)}")] = None
-                previous = labels
-            for move in data.get("moves") or []:
-                rows[(data.get("read_at") or "", describe_move(move))] = None
+            rows.update(dict.fromkeys(_address_history_rows(data)))
     ordered = sorted(rows, key=lambda row: _parse(row[0]) or datetime.min.replace(tzinfo=timezone.utc))
     return [(_shown(time), text) for time, text in ordered[-MAX_TIMELINE_ROWS:]]
+
+
+def _cluster_change_rows(data: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Objects and ReplicaSets at their creation, Events when last seen."""
+    rows = []
+    for entry in data.get("objects") or []:
+        extra = f", LoadBalancer {', '.join(entry['loadbalancer'])}" if entry.get("loadbalancer") else ""
+        rows.append(
+            (
+                entry.get("created") or "",
+                f"{entry['kind']} {entry['name']} created (uid {str(entry.get('uid'))[:8]}{extra})",
+            )
+        )
+    for entry in data.get("replica_sets") or []:
+        rows.append(
+            (
+                entry.get("created") or "",
+                f"ReplicaSet {entry['name']} created (Deployment {entry.get('deployment')} "
+                f"revision {entry.get('revision')}: "
+                f"{', '.join(entry.get('images') or []) or 'no image'})",
+            )
+        )
+    for event in data.get("events") or []:
+        rows.append(
+            (
+                event.get("last_seen") or event.get("first_seen") or "",
+                f"{event.get('type')} event {event.get('reason')} on {event.get('object')}: "
+                f"{event.get('message')}",
+            )
+        )
+    return rows
+
+
+def _address_history_rows(data: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """What each earlier run saw (only runs that saw something new), then the LoadBalancers that moved."""
+    rows = []
+    previous = None
+    for (started, run), labels in sorted(_labels_by_run(data.get("rows") or []).items()):
+        if labels != previous:
+            rows.append((started, f"run {run[:8]} saw {'; '.join(labels)}"))
+        previous = labels
+    for move in data.get("moves") or []:
+        rows.append((data.get("read_at") or "", describe_move(move)))
+    return rows
+
+
+def _labels_by_run(history: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], list[str]]:
+    """(started, run) -> the addresses that run saw, in words, each once."""
+    by_run: dict[tuple[str, str], list[str]] = {}
+    for row in history:
+        label = (
+            f"DNS {row['name']} → {row['address']}"
+            if row["kind"] == "dns"
+            else f"LoadBalancer {row['name']} at {row['address']}"
+        )
+        labels = by_run.setdefault((row["started_at"], row["run_uuid"]), [])
+        if label not in labels:
+            labels.append(label)
+    return by_run
 
 
 def _shown(value: str) -> str:
@@ -306,4 +334,7 @@ def changes_html(results: Any) -> str:
     if not rows:
         return ""
     body = "".join(f"<tr><td>{escape(time)}</td><td>{escape(text)}</td></tr>" for time, text in rows)
-    return f'<h3>What changed</h3><table class="reachability-changes"><tr><th>Time</th><th>Change</th></tr>{body}</table>'
+    return (
+        '<h3>What changed</h3><table class="reachability-changes">'
+        f"<tr><th>Time</th><th>Change</th></tr>{body}</table>"
+    )

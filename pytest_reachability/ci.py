@@ -108,7 +108,8 @@ class ActionInputs:
         if not get("TARGET") and not any(
             arg == "--sandbox" or arg.startswith("--sandbox=") for arg in pytest_args
         ):
-            # Without a target every section is skipped as not configured: a verification of nothing must not pass.
+            # Without a target every section is skipped as not configured: a verification of nothing
+            # must not pass.
             raise ValueError(
                 "input target: required (host, host:port or http(s):// URL of the service to verify)"
             )
@@ -187,7 +188,9 @@ def pytest_command(inputs: ActionInputs, reports: Path, kubeconfig_path: str | N
 def run_streaming(
     command: Sequence[str], *, env: Mapping[str, str], timeout: float, out: TextIO
 ) -> tuple[int, list[str]]:
-    """Run ``command`` echoing its output; returns (exit status, last lines). Stopped after ``timeout`` (124)."""
+    """Run ``command`` echoing its output; returns (exit status, last lines).
+
+    Stopped after ``timeout`` (exit status 124)."""
     tail: deque[str] = deque(maxlen=40)
     # A session of its own: on timeout the whole group goes, xdist workers included.
     process = subprocess.Popen(
@@ -260,6 +263,103 @@ def failed_gates(shard: Shard) -> dict[str, str]:
     return gates
 
 
+def _run_failed_annotation(exit_code: int, meaning: str) -> str:
+    return error_annotation("Reachability run failed", f"pytest exited with status {exit_code} ({meaning})")
+
+
+def _without_results(exit_code: int, meaning: str, tail: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The summary's body and annotations when pytest wrote no results: its status and last lines."""
+    lines = [f"pytest exited with status {exit_code} ({meaning}) and wrote no results."]
+    if tail:
+        lines += [
+            "",
+            "<details><summary>Last lines of the output</summary>",
+            "",
+            "```",
+            *(redact(t) for t in tail[-20:]),
+            "```",
+            "</details>",
+        ]
+    annotations = [] if exit_code == 0 else [_run_failed_annotation(exit_code, meaning)]
+    return lines, annotations
+
+
+def _wait_lines(shard: Shard, outputs: dict[str, str]) -> list[str]:
+    """How long the run waited for health (and the seconds-to-healthy output when it got there)."""
+    wait = (shard.document.get("run") or {}).get("wait")
+    if not wait:
+        return []
+    from .wait import describe_wait
+
+    if wait.get("seconds_to_healthy") is not None:
+        outputs["seconds-to-healthy"] = str(wait["seconds_to_healthy"])
+    return ["", f"**Waited:** {redact(describe_wait(wait))}"]
+
+
+def _gate_lines(shard: Shard, gates: dict[str, str], annotations: list[str]) -> list[str]:
+    """One line (and one annotation) per failed gate, with how many tests it blocked."""
+    if not gates:
+        return []
+    lines = ["", "### Failed gates", ""]
+    for gate, reason in gates.items():
+        blocked = sum(1 for t in shard.tests if t.get("blocked_by") == gate and t.get("outcome") == "blocked")
+        lines.append(f"- **{gate}**: {redact(reason)} ({blocked} test(s) blocked)")
+        annotations.append(
+            error_annotation(f"Gate {gate} failed", f"{reason}\n{blocked} dependent test(s) BLOCKED")
+        )
+    return lines
+
+
+def _theory_lines(shard: Shard, ok: bool, annotations: list[str]) -> list[str]:
+    """The top theories with their evidence; on a failed run each also becomes an annotation."""
+    if not shard.theories:
+        return []
+    lines = ["", "### Top theories", ""]
+    for rank, theory in enumerate(shard.theories[:TOP_THEORIES], start=1):
+        confidence = theory.get("confidence")
+        shown = f" ({round(float(confidence) * 100)}%)" if isinstance(confidence, int | float) else ""
+        title = str(theory.get("title", ""))
+        lines.append(f"{rank}. **{redact(title)}**{shown}")
+        evidence = [str(e) for e in (theory.get("evidence") or [])[:3]]
+        lines += [f"   - {redact(e)}" for e in evidence]
+        if not ok:
+            fix = [str(f) for f in (theory.get("fix") or [])[:2]]
+            message = "\n".join([title + shown, *evidence, *(f"fix: {f}" for f in fix)])
+            annotations.append(error_annotation(f"Theory {rank}{shown}", message))
+    return lines
+
+
+def _with_results(
+    shard: Shard,
+    exit_code: int,
+    meaning: str,
+    history_summary: dict | None,
+    outputs: dict[str, str],
+) -> tuple[list[str], list[str]]:
+    """The summary's body and annotations from a run's results: health, sections, gates, theories."""
+    from .history import describe_summary
+
+    ok = exit_code == 0
+    score = "n/a" if shard.health_score is None else f"{shard.health_score}%"
+    outputs["health-score"] = "" if shard.health_score is None else str(shard.health_score)
+    passed, counted = shard.counts()
+    lines = [
+        f"**Health score:** {score} ({passed} of {counted} checks passed) · pytest exit status "
+        f"{exit_code} ({meaning})"
+    ]
+    lines += _wait_lines(shard, outputs)
+    if history_summary:
+        lines += ["", f"**{redact(describe_summary(history_summary))}**"]
+    lines += ["", *section_table_markdown(shard.sections)]
+    annotations: list[str] = []
+    gates = failed_gates(shard)
+    lines += _gate_lines(shard, gates, annotations)
+    lines += _theory_lines(shard, ok, annotations)
+    if not ok and not gates and not shard.theories:
+        annotations.append(_run_failed_annotation(exit_code, meaning))
+    return lines, annotations
+
+
 def build_outcome(
     inputs: ActionInputs,
     exit_code: int,
@@ -268,14 +368,11 @@ def build_outcome(
     tail: Sequence[str],
     reports: Path,
 ) -> Outcome:
-    from .history import describe_summary
-
     meaning = EXIT_MEANING.get(exit_code, f"exit status {exit_code}")
     ok = exit_code == 0
     status = "passed" if ok else ("failed" if exit_code == 1 else meaning)
     where = shard.label if shard is not None else (inputs.target or "(target from the configuration)")
     lines = [f"## {'✅' if ok else '❌'} Reachability {'passed' if ok else 'FAILED'}: {redact(where)}", ""]
-    annotations: list[str] = []
     # A path output names a file that exists, else it is empty (a step can test it with != '').
     outputs = {
         "status": status,
@@ -286,71 +383,10 @@ def build_outcome(
         "results-json": _existing(reports / "results.json"),
     }
     if shard is None:
-        lines.append(f"pytest exited with status {exit_code} ({meaning}) and wrote no results.")
-        if tail:
-            lines += [
-                "",
-                "<details><summary>Last lines of the output</summary>",
-                "",
-                "```",
-                *(redact(t) for t in tail[-20:]),
-                "```",
-                "</details>",
-            ]
-        if not ok:
-            annotations.append(
-                error_annotation(
-                    "Reachability run failed", f"pytest exited with status {exit_code} ({meaning})"
-                )
-            )
+        body, annotations = _without_results(exit_code, meaning, tail)
     else:
-        score = "n/a" if shard.health_score is None else f"{shard.health_score}%"
-        outputs["health-score"] = "" if shard.health_score is None else str(shard.health_score)
-        passed, counted = shard.counts()
-        lines.append(
-            f"**Health score:** {score} ({passed} of {counted} checks passed) · pytest exit status "
-            f"{exit_code} ({meaning})"
-        )
-        wait = (shard.document.get("run") or {}).get("wait")
-        if wait:
-            from .wait import describe_wait
-
-            lines += ["", f"**Waited:** {redact(describe_wait(wait))}"]
-            if wait.get("seconds_to_healthy") is not None:
-                outputs["seconds-to-healthy"] = str(wait["seconds_to_healthy"])
-        if history_summary:
-            lines += ["", f"**{redact(describe_summary(history_summary))}**"]
-        lines += ["", *section_table_markdown(shard.sections)]
-        gates = failed_gates(shard)
-        if gates:
-            lines += ["", "### Failed gates", ""]
-            for gate, reason in gates.items():
-                blocked = sum(
-                    1 for t in shard.tests if t.get("blocked_by") == gate and t.get("outcome") == "blocked"
-                )
-                lines.append(f"- **{gate}**: {redact(reason)} ({blocked} test(s) blocked)")
-                annotations.append(
-                    error_annotation(f"Gate {gate} failed", f"{reason}\n{blocked} dependent test(s) BLOCKED")
-                )
-        if shard.theories:
-            lines += ["", "### Top theories", ""]
-            for rank, theory in enumerate(shard.theories[:TOP_THEORIES], start=1):
-                confidence = theory.get("confidence")
-                shown = f" ({round(float(confidence) * 100)}%)" if isinstance(confidence, int | float) else ""
-                title = str(theory.get("title", ""))
-                lines.append(f"{rank}. **{redact(title)}**{shown}")
-                evidence = [str(e) for e in (theory.get("evidence") or [])[:3]]
-                lines += [f"   - {redact(e)}" for e in evidence]
-                if not ok:
-                    fix = [str(f) for f in (theory.get("fix") or [])[:2]]
-                    message = "\n".join([title + shown, *evidence, *(f"fix: {f}" for f in fix)])
-                    annotations.append(error_annotation(f"Theory {rank}{shown}", message))
-        if not ok and not gates and not shard.theories:
-            annotations.append(
-                error_annotation(
-                    "Reachability run failed", f"pytest exited with status {exit_code} ({meaning})"
-                )
-            )
+        body, annotations = _with_results(shard, exit_code, meaning, history_summary, outputs)
+    lines += body
     written = [name for name, file in REPORT_FILES if (reports / file).is_file()]
     lines += [
         "",

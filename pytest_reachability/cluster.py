@@ -212,7 +212,8 @@ class PodInfo(_Snapshot):
     unschedulable_message: str | None = None
     # One entry per container (init containers first, ``init: true``): its state now and its last
     # termination, as ``kubectl describe pod`` shows them: {name, init, image, ready, started, restarts,
-    # state (waiting|running|terminated), reason, message, exit_code, last_reason, last_exit_code, last_message}.
+    # state (waiting|running|terminated), reason, message, exit_code, last_reason, last_exit_code,
+    # last_message}.
     container_states: tuple[dict[str, Any], ...] = ()
     conditions: tuple[dict[str, Any], ...] = ()  # {type, status, reason, message}: PodScheduled, Ready, ...
     probes: tuple[
@@ -342,7 +343,7 @@ class ProxyResponse(_Snapshot):
         return self.error is None and self.status is not None and 200 <= self.status < 400
 
 
-# --- conversion from the official client's models ------------------------------------------------------------
+# --- conversion from the official client's models -----------------------------------------------------------
 
 
 def _iso(value: Any) -> str | None:
@@ -354,7 +355,9 @@ def _iso(value: Any) -> str | None:
 
 
 def _wire(value: Any) -> Any:
-    """A client model as the API sends it (camelCase keys, no nulls): selectors and rules stay recognisable."""
+    """A client model as the API sends it (camelCase keys, no nulls).
+
+    Selectors and rules stay recognisable that way."""
     return k8s.ApiClient.sanitize_for_serialization(_SERIALIZER, value)
 
 
@@ -477,24 +480,28 @@ def _probe(container: str, kind: str, probe: Any) -> dict[str, Any] | None:
     return entry
 
 
-def pod_info(pod: k8s.V1Pod) -> PodInfo:
-    spec, status = pod.spec, pod.status
-    statuses = list(status.container_statuses or []) if status else []
-    init_statuses = list(status.init_container_statuses or []) if status else []
-    containers = list(spec.containers or []) if spec else []
-    waiting = [
-        s.state.waiting.reason
-        for s in init_statuses + statuses
-        if s.state and s.state.waiting and s.state.waiting.reason
-    ]
-    terminated = [
+def _items(model: Any, name: str) -> list[Any]:
+    """A list field of a model that may itself be missing: empty when either is unset."""
+    return list(getattr(model, name, None) or [])
+
+
+def _waiting_reasons(statuses: Iterable[Any]) -> tuple[str, ...]:
+    return tuple(
+        s.state.waiting.reason for s in statuses if s.state and s.state.waiting and s.state.waiting.reason
+    )
+
+
+def _last_termination_reasons(statuses: Iterable[Any]) -> tuple[str, ...]:
+    return tuple(
         s.last_state.terminated.reason
         for s in statuses
         if s.last_state and s.last_state.terminated and s.last_state.terminated.reason
-    ]
-    conditions = list(status.conditions or []) if status else []
-    ready = any(c.type == "Ready" and c.status == "True" for c in conditions)
-    unschedulable = next(
+    )
+
+
+def _unschedulable_message(conditions: Iterable[Any]) -> str | None:
+    """Why the scheduler found no node for the pod, from its PodScheduled condition."""
+    return next(
         (
             c.message or c.reason
             for c in conditions
@@ -502,12 +509,18 @@ def pod_info(pod: k8s.V1Pod) -> PodInfo:
         ),
         None,
     )
-    ports = tuple(
+
+
+def _container_ports(containers: Iterable[Any]) -> tuple[dict[str, Any], ...]:
+    return tuple(
         {"name": p.name, "containerPort": p.container_port, "protocol": p.protocol or "TCP"}
         for c in containers
         for p in (c.ports or [])
     )
-    probes = tuple(
+
+
+def _container_probes(containers: Iterable[Any]) -> tuple[dict[str, Any], ...]:
+    return tuple(
         entry
         for c in containers
         for kind, probe in (
@@ -517,76 +530,90 @@ def pod_info(pod: k8s.V1Pod) -> PodInfo:
         )
         if (entry := _probe(c.name, kind, probe)) is not None
     )
+
+
+def pod_info(pod: k8s.V1Pod) -> PodInfo:
+    spec, status = pod.spec, pod.status
+    statuses = _items(status, "container_statuses")
+    init_statuses = _items(status, "init_container_statuses")
+    containers = _items(spec, "containers")
+    conditions = _items(status, "conditions")
     return PodInfo(
         name=pod.metadata.name,
         namespace=pod.metadata.namespace or "",
-        phase=status.phase if status else None,
-        ready=ready,
+        phase=getattr(status, "phase", None),
+        ready=any(c.type == "Ready" and c.status == "True" for c in conditions),
         containers_ready=sum(1 for s in statuses if s.ready),
         containers_total=len(containers) or len(statuses),
         restarts=sum(s.restart_count or 0 for s in statuses + init_statuses),
-        waiting_reasons=tuple(waiting),
-        terminated_reasons=tuple(terminated),
+        waiting_reasons=_waiting_reasons(init_statuses + statuses),
+        terminated_reasons=_last_termination_reasons(statuses),
         labels=_labels(pod.metadata),
-        node=spec.node_name if spec else None,
-        pod_ip=status.pod_ip if status else None,
-        container_ports=ports,
+        node=getattr(spec, "node_name", None),
+        pod_ip=getattr(status, "pod_ip", None),
+        container_ports=_container_ports(containers),
         owner=_owner(pod.metadata),
-        reason=status.reason if status else None,
-        unschedulable_message=unschedulable,
+        reason=getattr(status, "reason", None),
+        unschedulable_message=_unschedulable_message(conditions),
         container_states=tuple(
             [_container_state(s, True) for s in init_statuses]
             + [_container_state(s, False) for s in statuses]
         ),
         conditions=_conditions(conditions),
-        probes=probes,
-        message=status.message if status else None,
+        probes=_container_probes(containers),
+        message=getattr(status, "message", None),
     )
+
+
+def _replicas(status: Any, name: str) -> int:
+    """A replica count of a deployment's status; unset (or no status yet) counts as 0."""
+    return getattr(status, name, None) or 0
+
+
+def _rollout(metadata: Any, status: Any, desired: int) -> tuple[bool, str]:
+    """Whether the rollout is complete, and its state in words."""
+    updated = _replicas(status, "updated_replicas")
+    current = _replicas(status, "replicas")
+    available = _replicas(status, "available_replicas")
+    conditions = _items(status, "conditions")
+    # The same checks, in the same order, as `kubectl rollout status`.
+    if metadata.generation is not None and _replicas(status, "observed_generation") < metadata.generation:
+        return False, "waiting for the deployment spec update to be observed"
+    if any(c.type == "Progressing" and c.reason == "ProgressDeadlineExceeded" for c in conditions):
+        return False, "rollout exceeded its progress deadline"
+    if updated < desired:
+        return False, f"{updated} of {desired} new replicas have been updated"
+    if current > updated:
+        return False, f"{current - updated} old replicas are pending termination"
+    if available < updated:
+        return False, f"{available} of {updated} updated replicas are available"
+    return True, "successfully rolled out"
 
 
 def deployment_info(deployment: k8s.V1Deployment) -> DeploymentInfo:
     spec, status, metadata = deployment.spec, deployment.status, deployment.metadata
-    desired = spec.replicas if spec and spec.replicas is not None else 1
-    ready = (status.ready_replicas or 0) if status else 0
-    available = (status.available_replicas or 0) if status else 0
-    updated = (status.updated_replicas or 0) if status else 0
-    current = (status.replicas or 0) if status else 0
-    observed = (status.observed_generation or 0) if status else 0
-    conditions = list(status.conditions or []) if status else []
-    # The same checks, in the same order, as `kubectl rollout status`.
-    if metadata.generation is not None and observed < metadata.generation:
-        complete, message = False, "waiting for the deployment spec update to be observed"
-    elif any(c.type == "Progressing" and c.reason == "ProgressDeadlineExceeded" for c in conditions):
-        complete, message = False, "rollout exceeded its progress deadline"
-    elif updated < desired:
-        complete, message = False, f"{updated} of {desired} new replicas have been updated"
-    elif current > updated:
-        complete, message = False, f"{current - updated} old replicas are pending termination"
-    elif available < updated:
-        complete, message = False, f"{available} of {updated} updated replicas are available"
-    else:
-        complete, message = True, "successfully rolled out"
-    selector = dict(spec.selector.match_labels or {}) if spec and spec.selector else {}
-    template = spec.template if spec else None
-    template_spec = template.spec if template is not None else None
+    replicas = getattr(spec, "replicas", None)
+    desired = 1 if replicas is None else replicas
+    complete, message = _rollout(metadata, status, desired)
+    template = getattr(spec, "template", None)
     return DeploymentInfo(
         name=metadata.name,
         namespace=metadata.namespace or "",
         desired=desired,
-        ready=ready,
-        available=available,
-        updated=updated,
+        ready=_replicas(status, "ready_replicas"),
+        available=_replicas(status, "available_replicas"),
+        updated=_replicas(status, "updated_replicas"),
         rollout_complete=complete,
         rollout_message=message,
-        selector=selector,
+        selector=dict(getattr(getattr(spec, "selector", None), "match_labels", None) or {}),
         labels=_labels(metadata),
-        current=current,
-        unavailable=(status.unavailable_replicas or 0) if status else 0,
-        conditions=_conditions(conditions),
+        current=_replicas(status, "replicas"),
+        unavailable=_replicas(status, "unavailable_replicas"),
+        conditions=_conditions(_items(status, "conditions")),
         revision=(metadata.annotations or {}).get("deployment.kubernetes.io/revision"),
-        paused=bool(spec and spec.paused),
-        template_labels=_labels(template.metadata) if template is not None else {},
-        images=tuple(c.image for c in (template_spec.containers or [] if template_spec else []) if c.image),
+        paused=bool(getattr(spec, "paused", None)),
+        template_labels=_labels(getattr(template, "metadata", None)),
+        images=tuple(c.image for c in _items(getattr(template, "spec", None), "containers") if c.image),
     )
 
 
@@ -722,19 +749,20 @@ def network_policy_info(policy: k8s.V1NetworkPolicy) -> NetworkPolicyInfo:
     spec = policy.spec
     ingress = tuple(
         {"from": [_wire(peer) for peer in _peers(rule)], "ports": [_wire(port) for port in rule.ports or []]}
-        for rule in (spec.ingress or [] if spec else [])
+        for rule in _items(spec, "ingress")
     )
     egress = tuple(
         {"to": [_wire(peer) for peer in rule.to or []], "ports": [_wire(port) for port in rule.ports or []]}
-        for rule in (spec.egress or [] if spec else [])
+        for rule in _items(spec, "egress")
     )
-    declared = list(spec.policy_types or []) if spec else []
     # The API defaults policyTypes to Ingress, plus Egress when egress rules exist.
-    policy_types = declared or (["Ingress", "Egress"] if spec and spec.egress else ["Ingress"])
+    policy_types = _items(spec, "policy_types") or (
+        ["Ingress", "Egress"] if _items(spec, "egress") else ["Ingress"]
+    )
     return NetworkPolicyInfo(
         name=policy.metadata.name,
         namespace=policy.metadata.namespace or "",
-        pod_selector=_wire(spec.pod_selector) or {} if spec and spec.pod_selector else {},
+        pod_selector=_wire(getattr(spec, "pod_selector", None)) or {},
         policy_types=tuple(policy_types),
         ingress=ingress,
         egress=egress,
@@ -762,7 +790,7 @@ def event_info(event: k8s.CoreV1Event) -> EventInfo:
     )
 
 
-# --- errors ---------------------------------------------------------------------------------------------------
+# --- errors -------------------------------------------------------------------------------------------------
 
 
 def _status_body(body: Any) -> dict[str, Any] | None:
@@ -819,75 +847,89 @@ def _connection_reason(error: BaseException) -> str:
     return re.sub(r"^\[Errno -?\d+\]\s*", "", _first_line(text)).rstrip(".") or type(reason).__name__
 
 
-def classify(
-    error: BaseException, request: _Request, server: str, *, timeout: float, context: str | None = None
+def _unanswered_error(
+    error: ApiException, request: _Request, server: str, api_message: str, fields: dict
 ) -> ClusterError:
-    """Turn what the client raised into a ClusterError whose message says what to do."""
-    if isinstance(error, ClusterError):
-        return error
-    fields = {
-        "verb": request.verb,
-        "resource": request.resource,
-        "group": request.group,
-        "namespace": request.namespace,
-        "server": server,
-    }
-    if isinstance(error, ApiException):
-        status = error.status or 0
-        body = _status_body(error.body)
-        api_message = _first_line(body.get("message", "") if body else (error.reason or ""))
-        if status == 0:
-            if "SSL" in (error.reason or "") or "certificate" in (error.reason or "").lower():
-                return ClusterError(
-                    ClusterErrorKind.ERROR,
-                    f"tls: cannot verify the API server at {server}: "
-                    f"{_tls_reason((error.reason or '').split(chr(10), 1)[-1])}",
-                    **fields,
-                )
-            return ClusterError(
-                ClusterErrorKind.ERROR, f"error: {request.describe()}: {api_message}", **fields
-            )
-        if status == 401:
-            who = f'context "{context}"' if context else "the configured credentials"
-            return ClusterError(
-                ClusterErrorKind.UNAUTHORIZED,
-                f"unauthorized: the API server at {server} rejected {who} (401); "
-                f"refresh the token or choose another context",
-                status=status,
-                **fields,
-            )
-        if status == 403:
-            match = _FORBIDDEN_PATTERN.search(api_message)
-            if match:
-                fields.update(
-                    verb=match["verb"],
-                    resource=match["resource"],
-                    group=match["group"],
-                    namespace=match["namespace"],
-                )
-            where = f"in namespace {fields['namespace']}" if fields["namespace"] else "at cluster scope"
-            return ClusterError(
-                ClusterErrorKind.FORBIDDEN,
-                f"forbidden: cannot {fields['verb']} {fields['resource']} {where}; "
-                f'grant verb "{fields["verb"]}" on resource "{fields["resource"]}" (group '
-                f'"{fields["group"]}")',
-                user=match["user"] if match else None,
-                status=status,
-                **fields,
-            )
-        if status == 404:
-            detail = api_message or f"{request.resource} not found"
-            if request.resource.split("/")[0] not in detail:
-                # e.g. "the server could not find the requested resource": say which one was asked for.
-                detail = f"{request.describe()}: {detail}"
-            return ClusterError(ClusterErrorKind.NOT_FOUND, f"not found: {detail}", status=status, **fields)
-        detail = api_message or f"HTTP {status}"
+    """An ApiException without an HTTP status: the request never got an answer (TLS, most often)."""
+    reason = error.reason or ""
+    if "SSL" in reason or "certificate" in reason.lower():
         return ClusterError(
             ClusterErrorKind.ERROR,
-            f"error: {request.describe()}: {detail} ({status})",
-            status=status,
+            f"tls: cannot verify the API server at {server}: {_tls_reason(reason.split(chr(10), 1)[-1])}",
             **fields,
         )
+    return ClusterError(ClusterErrorKind.ERROR, f"error: {request.describe()}: {api_message}", **fields)
+
+
+def _unauthorized_error(server: str, context: str | None, status: int, fields: dict) -> ClusterError:
+    who = f'context "{context}"' if context else "the configured credentials"
+    return ClusterError(
+        ClusterErrorKind.UNAUTHORIZED,
+        f"unauthorized: the API server at {server} rejected {who} (401); "
+        f"refresh the token or choose another context",
+        status=status,
+        **fields,
+    )
+
+
+def _forbidden_error(api_message: str, status: int, fields: dict) -> ClusterError:
+    """A 403 naming what to grant: the verb and resource the API server says were refused."""
+    match = _FORBIDDEN_PATTERN.search(api_message)
+    if match:
+        fields.update(
+            verb=match["verb"],
+            resource=match["resource"],
+            group=match["group"],
+            namespace=match["namespace"],
+        )
+    where = f"in namespace {fields['namespace']}" if fields["namespace"] else "at cluster scope"
+    return ClusterError(
+        ClusterErrorKind.FORBIDDEN,
+        f"forbidden: cannot {fields['verb']} {fields['resource']} {where}; "
+        f'grant verb "{fields["verb"]}" on resource "{fields["resource"]}" (group '
+        f'"{fields["group"]}")',
+        user=match["user"] if match else None,
+        status=status,
+        **fields,
+    )
+
+
+def _not_found_error(request: _Request, api_message: str, status: int, fields: dict) -> ClusterError:
+    detail = api_message or f"{request.resource} not found"
+    if request.resource.split("/")[0] not in detail:
+        # e.g. "the server could not find the requested resource": say which one was asked for.
+        detail = f"{request.describe()}: {detail}"
+    return ClusterError(ClusterErrorKind.NOT_FOUND, f"not found: {detail}", status=status, **fields)
+
+
+def _api_error(
+    error: ApiException, request: _Request, server: str, context: str | None, fields: dict
+) -> ClusterError:
+    """What the API server (or the client on its behalf) answered, by HTTP status."""
+    status = error.status or 0
+    body = _status_body(error.body)
+    api_message = _first_line(body.get("message", "") if body else (error.reason or ""))
+    if status == 0:
+        return _unanswered_error(error, request, server, api_message, fields)
+    if status == 401:
+        return _unauthorized_error(server, context, status, fields)
+    if status == 403:
+        return _forbidden_error(api_message, status, fields)
+    if status == 404:
+        return _not_found_error(request, api_message, status, fields)
+    detail = api_message or f"HTTP {status}"
+    return ClusterError(
+        ClusterErrorKind.ERROR,
+        f"error: {request.describe()}: {detail} ({status})",
+        status=status,
+        **fields,
+    )
+
+
+def _transport_error(
+    error: BaseException, request: _Request, server: str, timeout: float, fields: dict
+) -> ClusterError:
+    """A request that got no HTTP answer: TLS, timeout or connection failures, else the error itself."""
     if isinstance(error, urllib3.exceptions.MaxRetryError) and error.reason is not None:
         error = error.reason  # one attempt is made; what stopped it is the reason
     if isinstance(error, urllib3.exceptions.SSLError):
@@ -915,7 +957,25 @@ def classify(
     )
 
 
-# --- configuration -------------------------------------------------------------------------------------------
+def classify(
+    error: BaseException, request: _Request, server: str, *, timeout: float, context: str | None = None
+) -> ClusterError:
+    """Turn what the client raised into a ClusterError whose message says what to do."""
+    if isinstance(error, ClusterError):
+        return error
+    fields = {
+        "verb": request.verb,
+        "resource": request.resource,
+        "group": request.group,
+        "namespace": request.namespace,
+        "server": server,
+    }
+    if isinstance(error, ApiException):
+        return _api_error(error, request, server, context, fields)
+    return _transport_error(error, request, server, timeout, fields)
+
+
+# --- configuration ------------------------------------------------------------------------------------------
 
 
 class _GetOnlyApiClient(k8s.ApiClient):
@@ -997,7 +1057,9 @@ _CREDENTIALS_MIN_WAIT = 10.0
 
 
 def _private_credentials_dir() -> str:
-    """A folder only this user can read, for the client's decoded credentials; removed however the process ends."""
+    """A folder only this user can read, for the client's decoded credentials.
+
+    It is removed however the process ends."""
     from . import watchdog
 
     directory = tempfile.mkdtemp(prefix="reachability-kube-")
@@ -1124,7 +1186,7 @@ def _load_in_cluster(configuration: k8s.Configuration) -> str | None:
 _T = TypeVar("_T")
 
 
-# --- the view -------------------------------------------------------------------------------------------------
+# --- the view -----------------------------------------------------------------------------------------------
 
 
 class Cluster:
@@ -1204,7 +1266,8 @@ class Cluster:
                 "in a pod; pass --kubeconfig or set KUBECONFIG"
             )
         _skip_environment_proxy_for_loopback(configuration)
-        # One attempt per read: the caller's timeout is the whole budget, and a redirect is returned, not followed.
+        # One attempt per read: the caller's timeout is the whole budget, and a redirect is returned,
+        # not followed.
         configuration.retries = urllib3.Retry(
             total=0, redirect=0, raise_on_redirect=False, raise_on_status=False
         )
@@ -1376,8 +1439,9 @@ class Cluster:
         return [ingress_info(item) for item in items]
 
     def objects(self, resource: str, namespace: str | None = None) -> list[Any]:
-        """The official client's objects of ``services``, ``ingresses``, ``deployments`` or ``replicasets``, as
-        read (creation times, UIDs, annotations): what "what changed" compares. Read-only like every read."""
+        """The official client's objects of ``services``, ``ingresses``, ``deployments`` or
+        ``replicasets``, as read (creation times, UIDs, annotations): what "what changed" compares.
+        Read-only like every read."""
         calls = {
             "services": ("", self._core.list_namespaced_service, self._core.list_service_for_all_namespaces),
             "ingresses": (

@@ -61,7 +61,9 @@ _ZONE = re.compile(r"[A-Za-z0-9_.-]{1,32}")
 
 
 class TargetError(ValueError):
-    """A target that cannot be used; ``str()`` is one line: the masked input, what is wrong, what is expected."""
+    """A target that cannot be used.
+
+    ``str()`` is one line: the masked input, what is wrong, what is expected."""
 
 
 class SettingsError(ValueError):
@@ -148,6 +150,41 @@ class Target:
         return self.display
 
 
+def _split_credentials(rest: str, fail: Callable[..., TargetError]) -> tuple[str, str | None, str | None]:
+    """``USER[:PASSWORD]@`` taken off the front: (the rest, username, password), unquoted."""
+    at = rest.rfind("@")
+    if at < 0:
+        return rest, None, None
+    userinfo, rest = rest[:at], rest[at + 1 :]
+    if not userinfo:
+        raise fail("nothing before '@'", "USER[:PASSWORD]@HOST")
+    user_part, colon, password_part = userinfo.partition(":")
+    return rest, unquote(user_part), unquote(password_part) if colon else None
+
+
+def _check_scheme(scheme: str | None, rest: str, fail: Callable[..., TargetError]) -> None:
+    """Refuse a scheme other than http(s), a stray '://' and a mistyped scheme."""
+    if scheme is not None and scheme not in DEFAULT_PORTS:
+        raise fail(f"unsupported scheme {scheme!r}", "http:// or https://")
+    if "://" in rest:
+        if rest.startswith("://"):
+            raise fail("no scheme before '://'", "http:// or https://")
+        raise fail("'://' in an unexpected place", TARGET_FORMS)
+    if scheme is None and _MISTYPED_SCHEME.match(rest):
+        raise fail("malformed scheme", "'http://' or 'https://' (two slashes)")
+
+
+def _split_authority(rest: str, scheme: str | None, fail: Callable[..., TargetError]) -> tuple[str, str]:
+    """``host[:port]`` and the path after it; a query or fragment, or no host, is refused."""
+    split_at = min((i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
+    authority, path = rest[:split_at], rest[split_at:]
+    if "?" in path or "#" in path:
+        raise fail("a query or fragment is not part of a target", "scheme, host, port and base path only")
+    if not authority:
+        raise fail(f"no host after '{scheme}://'" if scheme else "the host is empty")
+    return authority, path
+
+
 def parse_target(text: str) -> Target:
     """Parse ``host``, ``host:port``, ``[v6]:port`` or an ``http(s)://`` URL with optional base path.
 
@@ -171,50 +208,23 @@ def parse_target(text: str) -> Target:
     scheme_match = _SCHEME_PREFIX.match(stripped)
     scheme = scheme_match.group(1).lower() if scheme_match else None
     rest = stripped[scheme_match.end() :] if scheme_match else stripped
-
-    username = password = None
-    at = rest.rfind("@")
-    if at >= 0:
-        userinfo, rest = rest[:at], rest[at + 1 :]
-        if not userinfo:
-            raise fail("nothing before '@'", "USER[:PASSWORD]@HOST")
-        user_part, colon, password_part = userinfo.partition(":")
-        username = unquote(user_part)
-        password = unquote(password_part) if colon else None
+    rest, username, password = _split_credentials(rest, fail)
 
     # From here on `rest` holds no credentials, so its parts may be quoted in messages.
-    if scheme is not None and scheme not in DEFAULT_PORTS:
-        raise fail(f"unsupported scheme {scheme!r}", "http:// or https://")
-    if "://" in rest:
-        if rest.startswith("://"):
-            raise fail("no scheme before '://'", "http:// or https://")
-        raise fail("'://' in an unexpected place", TARGET_FORMS)
-    if scheme is None and _MISTYPED_SCHEME.match(rest):
-        raise fail("malformed scheme", "'http://' or 'https://' (two slashes)")
-
-    split_at = min((i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
-    authority, path = rest[:split_at], rest[split_at:]
-    if "?" in path or "#" in path:
-        raise fail("a query or fragment is not part of a target", "scheme, host, port and base path only")
-
-    if not authority:
-        raise fail(f"no host after '{scheme}://'" if scheme else "the host is empty")
+    _check_scheme(scheme, rest, fail)
+    authority, path = _split_authority(rest, scheme, fail)
     host, port_text = _split_host_port(authority, url=scheme is not None, fail=fail)
     port = _parse_port(port_text, fail) if port_text is not None else None
     base_path = _normalise_base_path(path, fail)
 
+    scheme_explicit = scheme is not None
     if scheme is None:
         scheme = "https" if port == 443 else "http"
-        scheme_explicit = False
-    else:
-        scheme_explicit = True
-    if port is None:
-        port = DEFAULT_PORTS[scheme]
     return Target(
         raw=text,
         scheme=scheme,
         host=host,
-        port=port,
+        port=DEFAULT_PORTS[scheme] if port is None else port,
         base_path=base_path,
         username=username,
         password=password,
@@ -573,75 +583,120 @@ def _dedupe(items: Iterable[str]) -> list[str]:
 
 
 def _convert_text(key: str, value: str, *, base_dir: Path | None, check_exists: bool) -> Any:
-    """Validate and convert one textual value (CLI, env, or a TOML string). Raises ValueError without origin."""
+    """Validate and convert one textual value (CLI, env, or a TOML string).
+
+    Raises ValueError without origin."""
     if key == "target":
         return parse_target(value)
     if key in _BOOLEAN_KEYS:
-        word = value.strip().lower()
-        if word not in _TRUE_WORDS + _FALSE_WORDS:
-            raise SettingsError(
-                f"{value!r} is not a yes/no value; expected one of {', '.join(_TRUE_WORDS + _FALSE_WORDS)}"
-            )
-        return word in _TRUE_WORDS
+        return _convert_boolean(value)
     if key == "wait":
         return _parse_wait(value)
     if key == "resolvers":
-        items = _split_list(value)
-        if not items:
-            raise SettingsError("no resolver given; expected 'system' or IP addresses separated by commas")
-        return _dedupe(parse_resolver(item) for item in items)
+        return _convert_resolvers(value)
     if key in ("probe_timeout", "gate_timeout"):
-        try:
-            seconds = float(value.strip())
-        except ValueError:
-            raise SettingsError(f"{value!r} is not a number; expected {_seconds_expectation(key)}") from None
-        return _check_seconds(key, seconds)
+        return _convert_seconds(key, value)
+    return _convert_word(key, value, base_dir=base_dir, check_exists=check_exists)
+
+
+def _convert_boolean(value: str) -> bool:
+    word = value.strip().lower()
+    if word not in _TRUE_WORDS + _FALSE_WORDS:
+        raise SettingsError(
+            f"{value!r} is not a yes/no value; expected one of {', '.join(_TRUE_WORDS + _FALSE_WORDS)}"
+        )
+    return word in _TRUE_WORDS
+
+
+def _convert_resolvers(value: str) -> list[str]:
+    items = _split_list(value)
+    if not items:
+        raise SettingsError("no resolver given; expected 'system' or IP addresses separated by commas")
+    return _dedupe(parse_resolver(item) for item in items)
+
+
+def _convert_seconds(key: str, value: str) -> float:
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        raise SettingsError(f"{value!r} is not a number; expected {_seconds_expectation(key)}") from None
+    return _check_seconds(key, seconds)
+
+
+# Paths and kubeconfig context names may legitimately hold spaces; names and URLs may not.
+_MAY_HOLD_SPACES = ("kubeconfig", "ca_bundle", "incident_report", "results_json", "kube_context")
+_PATH_KEYS = ("kubeconfig", "ca_bundle", "incident_report", "results_json")
+
+
+def _convert_word(key: str, value: str, *, base_dir: Path | None, check_exists: bool) -> str:
+    """A name, URL or path setting: trimmed, non-empty and checked against what its key expects."""
     text = value.strip()
     if not text:
         raise SettingsError(f"it is empty; expected {_text_expectation(key)}")
-    # Paths and kubeconfig context names may legitimately hold spaces; names and URLs may not.
-    if _CONTROL_OR_SPACE.search(text) and key not in (
-        "kubeconfig",
-        "ca_bundle",
-        "incident_report",
-        "results_json",
-        "kube_context",
-    ):
+    if _CONTROL_OR_SPACE.search(text) and key not in _MAY_HOLD_SPACES:
         raise SettingsError(
             f"{text!r} contains whitespace or control characters; expected {_text_expectation(key)}"
         )
-    if key == "sandbox_apiserver":
-        if text not in ("embedded", "real"):
-            raise SettingsError(f"{text!r} is not an API server kind; expected {_text_expectation(key)}")
-        return text
-    if key == "namespace":
-        if len(text) > 63 or not _NAMESPACE.fullmatch(text):
+    if key == "results_db":
+        return _convert_results_db(text, base_dir)
+    if key in _PATH_KEYS:
+        return _convert_path(key, text, base_dir=base_dir, check_exists=check_exists)
+    check = _WORD_CHECKS.get(key)
+    if check is not None:
+        check(text)
+    return text  # kube_context, sandbox, and the checked words
+
+
+def _check_sandbox_apiserver(text: str) -> None:
+    if text not in ("embedded", "real"):
+        raise SettingsError(
+            f"{text!r} is not an API server kind; expected {_text_expectation('sandbox_apiserver')}"
+        )
+
+
+def _check_namespace(text: str) -> None:
+    if len(text) > 63 or not _NAMESPACE.fullmatch(text):
+        raise SettingsError(
+            f"{text!r} is not a Kubernetes namespace name; expected {_text_expectation('namespace')}"
+        )
+
+
+def _check_health_path(text: str) -> None:
+    if not text.startswith("/"):
+        raise SettingsError(f"{text!r} does not start with '/'; expected {_text_expectation('health_path')}")
+    if "#" in text:
+        raise SettingsError(
+            f"{text!r} contains a fragment ('#'); expected {_text_expectation('health_path')}"
+        )
+
+
+_WORD_CHECKS: dict[str, Callable[[str], None]] = {
+    "sandbox_apiserver": _check_sandbox_apiserver,
+    "namespace": _check_namespace,
+    "health_path": _check_health_path,
+}
+
+
+def _convert_results_db(text: str, base_dir: Path | None) -> str:
+    """An SQLite file (path or sqlite:/// URL, resolved) or a PostgreSQL URL (kept as given)."""
+    scheme = _URL_SCHEME.match(text)
+    if scheme and scheme.group(1).lower() == "sqlite":
+        return _resolve_path(_sqlite_url_path(text), base_dir)
+    if scheme:
+        if scheme.group(1).lower() not in ("postgresql", "postgres"):
+            shown = mask_credentials(text)
             raise SettingsError(
-                f"{text!r} is not a Kubernetes namespace name; expected {_text_expectation(key)}"
+                f"unsupported database URL {shown!r}; expected {_text_expectation('results_db')}"
             )
         return text
-    if key == "health_path":
-        if not text.startswith("/"):
-            raise SettingsError(f"{text!r} does not start with '/'; expected {_text_expectation(key)}")
-        if "#" in text:
-            raise SettingsError(f"{text!r} contains a fragment ('#'); expected {_text_expectation(key)}")
-        return text
-    if key == "results_db":
-        scheme = _URL_SCHEME.match(text)
-        if scheme and scheme.group(1).lower() == "sqlite":
-            return _resolve_path(_sqlite_url_path(text), base_dir)
-        if scheme:
-            if scheme.group(1).lower() not in ("postgresql", "postgres"):
-                shown = mask_credentials(text)
-                raise SettingsError(f"unsupported database URL {shown!r}; expected {_text_expectation(key)}")
-            return text
-        return _resolve_path(text, base_dir)
-    if key in ("kubeconfig", "ca_bundle", "incident_report", "results_json"):
-        path = _resolve_path(text, base_dir)
-        if check_exists and key in ("kubeconfig", "ca_bundle") and not Path(path).is_file():
-            raise SettingsError(f"file {path!r} does not exist; expected {_text_expectation(key)}")
-        return path
-    return text  # kube_context, sandbox
+    return _resolve_path(text, base_dir)
+
+
+def _convert_path(key: str, text: str, *, base_dir: Path | None, check_exists: bool) -> str:
+    path = _resolve_path(text, base_dir)
+    if check_exists and key in ("kubeconfig", "ca_bundle") and not Path(path).is_file():
+        raise SettingsError(f"file {path!r} does not exist; expected {_text_expectation(key)}")
+    return path
 
 
 def _parse_wait(value: Any) -> float:

@@ -88,6 +88,8 @@ def set_current(evidence: Evidence | None) -> None:
 
 
 def record(kind: str, data: Mapping[str, Any] | Any, **fields: Any) -> None:
-    """Record on the running test, if any (outside a test the fact is dropped); see :meth:`Evidence.record`."""
+    """Record on the running test, if any (outside a test the fact is dropped).
+
+    See :meth:`Evidence.record`."""
     if _current is not None:
         _current.record(kind, data, **fields)

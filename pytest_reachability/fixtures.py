@@ -185,7 +185,9 @@ class Prober:
         expect_status: Any = None,
         expect_body: Any = None,
     ) -> list[ProbeResult]:
-        """Probe ``path`` (default the health path) on every resolved address (or ``addresses``) plus ``extra_addresses``."""
+        """Probe ``path`` (default the health path) on every address.
+
+        The addresses are the resolved ones (or ``addresses``) plus ``extra_addresses``."""
         path = path or self.settings.health_path
         addresses = None if addresses is None else list(addresses)
         extra = list(extra_addresses)
@@ -256,7 +258,9 @@ def http(
 
 @pytest.fixture(scope="session")
 def cluster(reachability_settings: Settings) -> Iterator[Cluster]:
-    """Read-only view of the cluster (``pytest_reachability.cluster.Cluster``); skips when none is configured."""
+    """Read-only view of the cluster (``pytest_reachability.cluster.Cluster``).
+
+    Skips when none is configured."""
     from .cluster import Cluster, ClusterError, ClusterErrorKind
 
     settings = reachability_settings
@@ -283,8 +287,10 @@ def app_config(pytestconfig: pytest.Config) -> AppConfig:
 
 @pytest.fixture(scope="session")
 def cluster_reads(cluster: Cluster, shared_results: SharedResults) -> ClusterReads:
-    """The namespace's objects, each kind read once per run and shared by xdist workers (a refused read
-    skips the asking test, a failed one fails it). See :class:`~pytest_reachability.cluster_reads.ClusterReads`.
+    """The namespace's objects, each kind read once per run and shared by xdist workers.
+
+    A refused read skips the asking test, a failed one fails it. See
+    :class:`~pytest_reachability.cluster_reads.ClusterReads`.
 
     Example::
 

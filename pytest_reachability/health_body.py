@@ -240,35 +240,50 @@ def _collect(node: Any, path: str, out: list[Dependency], depth: int, *, top: bo
     if depth > MAX_DEPTH or len(out) >= MAX_COMPONENTS:
         return
     if isinstance(node, list):
-        # health+json lists one entry per instance of a check: {"componentId": ..., "status": ...}
-        for index, item in enumerate(node[:MAX_COMPONENTS]):
-            name = path
-            if len(node) > 1:
-                instance = item.get("componentId") if isinstance(item, dict) else None
-                name = f"{path}[{instance if isinstance(instance, str) else index}]"
-            _collect(item, name, out, depth + 1)
-        return
-    if not isinstance(node, dict):
-        return
+        _collect_instances(node, path, out, depth)
+    elif isinstance(node, dict):
+        _collect_mapping(node, path, out, depth, top=top)
+
+
+def _collect_instances(node: list[Any], path: str, out: list[Dependency], depth: int) -> None:
+    # health+json lists one entry per instance of a check: {"componentId": ..., "status": ...}
+    for index, item in enumerate(node[:MAX_COMPONENTS]):
+        name = path
+        if len(node) > 1:
+            instance = item.get("componentId") if isinstance(item, dict) else None
+            name = f"{path}[{instance if isinstance(instance, str) else index}]"
+        _collect(item, name, out, depth + 1)
+
+
+def _collect_mapping(
+    node: dict[Any, Any], path: str, out: list[Dependency], depth: int, *, top: bool
+) -> None:
+    """The mapping itself when it carries a status (the document's own is not a component), then its keys."""
     status_key = next((key for key in STATUS_KEYS if key in node), None)
     if not top and status_key is not None and verdict_of(node[status_key]) is not None:
         value = node[status_key]
         shown = str(value).lower() if isinstance(value, bool) else str(value)
         out.append(Dependency(path, shown, verdict_of(value) or "healthy", _detail(node)))
     for key, value in node.items():
-        if not isinstance(key, str) or key in DETAIL_KEYS or key in STATUS_KEYS:
-            continue
-        if key in COMPONENT_KEYS:
-            # The container adds no name: {"components": {"db": {...}}} names the component "db".
-            if isinstance(value, dict):
-                for name, item in value.items():
-                    _collect(item, _join(path, name), out, depth + 1)
-            elif isinstance(value, list):
-                _collect(value, path or key, out, depth + 1)
-            continue
-        if isinstance(value, (dict, list)):
-            _collect(value, _join(path, key), out, depth + 1)
-        elif isinstance(value, str) and verdict_of(value) is not None:
-            # A bare word under a key names that dependency's state ({"database": "down"}); booleans
-            # under other keys are too ambiguous ({"debug": false}) to count.
-            out.append(Dependency(_join(path, key), value, verdict_of(value) or "healthy"))
+        if isinstance(key, str) and key not in DETAIL_KEYS and key not in STATUS_KEYS:
+            _collect_entry(key, value, path, out, depth)
+
+
+def _collect_entry(key: str, value: Any, path: str, out: list[Dependency], depth: int) -> None:
+    if key in COMPONENT_KEYS:
+        _collect_container(key, value, path, out, depth)
+    elif isinstance(value, (dict, list)):
+        _collect(value, _join(path, key), out, depth + 1)
+    elif isinstance(value, str) and verdict_of(value) is not None:
+        # A bare word under a key names that dependency's state ({"database": "down"}); booleans
+        # under other keys are too ambiguous ({"debug": false}) to count.
+        out.append(Dependency(_join(path, key), value, verdict_of(value) or "healthy"))
+
+
+def _collect_container(key: str, value: Any, path: str, out: list[Dependency], depth: int) -> None:
+    # The container adds no name: {"components": {"db": {...}}} names the component "db".
+    if isinstance(value, dict):
+        for name, item in value.items():
+            _collect(item, _join(path, name), out, depth + 1)
+    elif isinstance(value, list):
+        _collect(value, path or key, out, depth + 1)

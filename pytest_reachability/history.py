@@ -150,7 +150,10 @@ def describe_summary(summary: dict | None) -> str:
         return "History: not recorded"
     if summary.get("error"):
         return f"History: not available: {summary['error']}"
-    counts = f"newly failing: {len(summary.get('newly_failing') or [])}; recovered: {len(summary.get('recovered') or [])}"
+    counts = (
+        f"newly failing: {len(summary.get('newly_failing') or [])}; "
+        f"recovered: {len(summary.get('recovered') or [])}"
+    )
     if summary.get("previous_run") is None:
         state = (
             f"failing since {summary['failing_since']}"
@@ -160,7 +163,10 @@ def describe_summary(summary: dict | None) -> str:
         return f"History: first recorded run of this target; {state}"
     if summary.get("failing_since"):
         if summary.get("healthy_since"):
-            state = f"failing since {summary['failing_since']} (healthy since {summary['healthy_since']} before that)"
+            state = (
+                f"failing since {summary['failing_since']} "
+                f"(healthy since {summary['healthy_since']} before that)"
+            )
         elif summary.get("last_healthy"):
             state = f"failing since {summary['failing_since']} (last healthy {summary['last_healthy']})"
         else:
@@ -485,7 +491,9 @@ class HistoryStore:
         return list(reversed(found))
 
     def addresses_seen(self, key: str, *, before: str | None = None, runs: int = 50) -> list[dict[str, Any]]:
-        """The addresses the last ``runs`` runs of ``key`` saw (oldest first), each with its run's uuid and start.
+        """The addresses the last ``runs`` runs of ``key`` saw (oldest first).
+
+        Each comes with its run's uuid and start.
 
         ``before``: only runs other than this uuid (the current run, if stored already).
         """
@@ -759,8 +767,9 @@ def _open_sqlite(path_text: str) -> HistoryStore:
     path = sqlite_path(path_text)
 
     def connect() -> sqlite3.Connection:
-        # timeout= installs the busy handler as the connection opens, before any statement; isolation_level=None:
-        # transactions are begun explicitly (BEGIN IMMEDIATE takes the write lock up front).
+        # timeout= installs the busy handler as the connection opens, before any statement;
+        # isolation_level=None: transactions are begun explicitly (BEGIN IMMEDIATE takes the write lock
+        # up front).
         connection = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
         try:
             connection.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
@@ -782,8 +791,10 @@ def _open_sqlite(path_text: str) -> HistoryStore:
 
 
 def _retry_busy(action: Callable[[], _T], budget: float = BUSY_TIMEOUT_SECONDS) -> _T:
-    """``action()``, again after a short random pause while SQLite answers "locked"/"busy" without waiting
-    (it does so when the busy handler cannot help: a fresh file switching to WAL, a read upgrading to a write)."""
+    """``action()``, again after a short random pause while SQLite answers "locked"/"busy" without waiting.
+
+    SQLite does so when the busy handler cannot help: a fresh file switching to WAL, a read upgrading
+    to a write."""
     deadline = time.monotonic() + budget
     pause = 0.005
     while True:

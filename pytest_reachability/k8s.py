@@ -34,7 +34,9 @@ __all__ = [
 
 
 def selector_matches(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
-    """A LabelSelector in wire form (``matchLabels``, ``matchExpressions``) matches ``labels``; ``{}`` matches all."""
+    """A LabelSelector in wire form (``matchLabels``, ``matchExpressions``) matches ``labels``.
+
+    ``{}`` matches all."""
     selector = selector or {}
     if not (selector.get("matchLabels") or {}).items() <= dict(labels).items():
         return False

@@ -204,7 +204,9 @@ def load_shard(document: dict[str, Any], source: str) -> Shard:
 
 
 def _count(value: Any, source: str, section: str, outcome: str) -> int:
-    """A section count as a whole number; anything else is a MergeInputError naming file, section and field."""
+    """A section count as a whole number.
+
+    Anything else is a MergeInputError naming file, section and field."""
     if value is None:
         return 0
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
@@ -384,9 +386,11 @@ def _theory_markdown(rank: int, theory: dict[str, Any]) -> list[str]:
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem;color:#1f2328;max-width:72rem}
 h1{font-size:1.6rem}h2{font-size:1.25rem;margin-top:2rem;border-bottom:1px solid #d0d7de;padding-bottom:.3rem}
-table{border-collapse:collapse;margin:.5rem 0 1rem}th,td{border:1px solid #d0d7de;padding:.3rem .6rem;text-align:left}
+table{border-collapse:collapse;margin:.5rem 0 1rem}\
+th,td{border:1px solid #d0d7de;padding:.3rem .6rem;text-align:left}
 td.n{text-align:right}th{background:#f6f8fa}.PASS{color:#1a7f37}.FAIL{color:#cf222e;font-weight:600}
-.BLOCKED{color:#9a6700}.SKIPPED{color:#656d76}.muted{color:#656d76}li{margin:.2rem 0}code{background:#f6f8fa;padding:0 .2rem}
+.BLOCKED{color:#9a6700}.SKIPPED{color:#656d76}.muted{color:#656d76}li{margin:.2rem 0}\
+code{background:#f6f8fa;padding:0 .2rem}
 """
 
 
@@ -414,7 +418,8 @@ def render_html(shards: Sequence[Shard], *, title: str = "Reachability report (m
         out.append(
             f'<tr><td><a href="#shard-{index + 1}">{_e(shard.label)}</a></td><td '
             f'class="n">{_score(shard.health_score)}</td>'
-            f'<td class="{_e(status.split()[0])}">{_e(status)}</td><td>{_e(top) or "—"}</td><td>{_e(Path(shard.source).name)}</td></tr>'
+            f'<td class="{_e(status.split()[0])}">{_e(status)}</td><td>{_e(top) or "—"}</td>'
+            f"<td>{_e(Path(shard.source).name)}</td></tr>"
         )
     out.append("</tbody></table>")
     for index, shard in enumerate(shards):

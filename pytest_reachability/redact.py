@@ -1,4 +1,6 @@
-"""The one place secrets are masked: every output (terminal, JUnit, HTML, markdown, JSON, logs, history) goes through here.
+"""The one place secrets are masked.
+
+Every output (terminal, JUnit, HTML, markdown, JSON, logs, history) goes through here.
 
 Two kinds of masking, both applied by :func:`redact`:
 
@@ -90,7 +92,9 @@ _NAME_RUN = re.compile(rf"[{_NAME_CHARS}]+")
 
 
 def is_secret_name(name: str) -> bool:
-    """True for a key whose value is a secret: ``password``, ``api_key``, ``X-Api-Key``, ``client-key-data``, ..."""
+    """True for a key whose value is a secret.
+
+    For example ``password``, ``api_key``, ``X-Api-Key``, ``client-key-data``, ..."""
     if not isinstance(name, str) or len(name) > _MAX_NAME or not _NAME_RUN.fullmatch(name):
         return False
     lowered = name.lower()
@@ -143,7 +147,8 @@ _NAME_VALUE = re.compile(
     # a cheap first test: every candidate starts with a quote, a backslash or a name character
     rf"(?=[{_NAME_CHARS}\"'\\])(?P<open>{_QUOTE}?)(?<![{_NAME_CHARS}])"
     # the name: a bounded possessive run holding a secret word (looked for at most _MAX_NAME characters ahead)
-    rf"(?P<name>(?:(?=[{_NAME_CHARS}]{{0,{_MAX_NAME - 1}}}?(?i:{_SECRET_PART_RE}))|(?=(?i:{_SECRET_EXACT_RE})(?![{_NAME_CHARS}])))"
+    rf"(?P<name>(?:(?=[{_NAME_CHARS}]{{0,{_MAX_NAME - 1}}}?(?i:{_SECRET_PART_RE}))"
+    rf"|(?=(?i:{_SECRET_EXACT_RE})(?![{_NAME_CHARS}])))"
     rf"[{_NAME_CHARS}]{{1,{_MAX_NAME}}}+)"
     rf"(?P<close>{_QUOTE}?)(?:(?P<eq>=)|(?P<colon>[ \t]*+:[ \t]*+))(?P<quote>{_QUOTE})?"
     # the value: up to the closing quote, or the end of a query value, or the end of a YAML/JSON scalar
@@ -397,7 +402,9 @@ _SCHEME_PREFIX = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]{0,31}+://")
 
 
 def redact_target_text(text: str, secrets: Iterable[str] = ()) -> str:
-    """A target or URL as typed, safe to print: like :func:`redact`, and a scheme-less ``user:pw@host`` is masked too.
+    """A target or URL as typed, safe to print.
+
+    Masked like :func:`redact`, and a scheme-less ``user:pw@host`` is masked too.
 
     Everything between the scheme (if any) and the *last* ``@`` becomes ``***``: an unescaped password
     may contain ``@``, ``/``, ``:`` or spaces.
@@ -519,7 +526,8 @@ ENV_SECRET_WORDS = frozenset(
 ENV_SECRET_PARTS = ("PASSWORD", "PASSWD", "PASSPHRASE", "SECRET", "TOKEN", "CREDENTIAL", "WEBHOOK", "APIKEY")
 # A last word that says the value describes a secret without being one: a path, a name, a switch, a size,
 # an address (TLS_SECRET_NAME=api-tls, TOKEN_TTL=3600, SSH_AUTH_SOCK=/tmp/...). URL/URI/DSN values are
-# not masked whole -- the password inside them is (secrets_in_value) -- except webhooks, whose URL is the secret.
+# not masked whole -- the password inside them is (secrets_in_value) -- except webhooks, whose URL is
+# the secret.
 ENV_DESCRIBING_WORDS = frozenset(
     {
         "FILE",
@@ -596,7 +604,9 @@ def env_name_words(name: str) -> list[str]:
 
 
 def is_secret_variable(name: str, value: str) -> bool:
-    """An environment variable whose *whole value* is a secret: by its name, long enough, not a flag or number."""
+    """An environment variable whose *whole value* is a secret.
+
+    Told by its name; the value is long enough and not a flag or a number."""
     value = value.strip()
     if (
         name.upper() in ENV_NOT_SECRET
@@ -678,7 +688,9 @@ def _userinfos(text: str) -> list[tuple[str, str]]:
 
 
 def url_passwords(text: str) -> list[str]:
-    """Passwords in the URLs (``user:pw@``) and ``password=`` pairs (DSN or query) of ``text``, to mask by value."""
+    """Passwords in the URLs (``user:pw@``) and ``password=`` pairs (DSN or query) of ``text``.
+
+    They are masked by value."""
     return secrets_in_value(text)
 
 
@@ -739,26 +751,51 @@ def kubeconfig_secrets(paths: Iterable[Path] = (), *, content: str | None = None
 
 def _kubeconfig_user_secrets(user: Mapping[str, Any]) -> list[str]:
     out = [user[key] for key in ("token", "password", "client-key-data") if isinstance(user.get(key), str)]
-    if isinstance(user.get("client-key-data"), str):
-        try:  # the client key also shows decoded (the client writes it to a temp file, errors may quote it)
-            decoded = base64.b64decode(user["client-key-data"], validate=False).decode("utf-8", "strict")
-        except (ValueError, UnicodeDecodeError):
-            decoded = ""
-        if "PRIVATE KEY" in decoded:
-            out.append(decoded)
-    token_file = user.get("tokenFile")
-    if isinstance(token_file, str):
-        try:
-            out.append(Path(token_file).read_text().strip())
-        except (OSError, ValueError):
-            pass  # a path, not a secret: only the token it holds is masked
-    provider = user.get("auth-provider")
-    if isinstance(provider, Mapping) and isinstance(provider.get("config"), Mapping):
-        out += [v for k, v in provider["config"].items() if isinstance(v, str) and is_secret_name(str(k))]
-    plugin = user.get("exec")
-    if isinstance(plugin, Mapping):
-        for variable in plugin.get("env") or []:
-            if isinstance(variable, Mapping) and isinstance(variable.get("value"), str):
-                if is_secret_variable(str(variable.get("name", "")), variable["value"]):
-                    out.append(variable["value"])
+    out += _decoded_client_key(user)
+    out += _token_file_secret(user)
+    out += _auth_provider_secrets(user)
+    out += _exec_env_secrets(user)
     return [value.strip() for value in out if value.strip()]
+
+
+def _decoded_client_key(user: Mapping[str, Any]) -> list[str]:
+    """The client key decoded too: the client writes it to a temp file, and errors may quote it."""
+    if not isinstance(user.get("client-key-data"), str):
+        return []
+    try:
+        decoded = base64.b64decode(user["client-key-data"], validate=False).decode("utf-8", "strict")
+    except (ValueError, UnicodeDecodeError):
+        return []
+    return [decoded] if "PRIVATE KEY" in decoded else []
+
+
+def _token_file_secret(user: Mapping[str, Any]) -> list[str]:
+    token_file = user.get("tokenFile")
+    if not isinstance(token_file, str):
+        return []
+    try:
+        return [Path(token_file).read_text().strip()]
+    except (OSError, ValueError):
+        return []  # a path, not a secret: only the token it holds is masked
+
+
+def _auth_provider_secrets(user: Mapping[str, Any]) -> list[str]:
+    """Secret-named values of an auth-provider's config (OIDC id-token, refresh-token, client-secret)."""
+    provider = user.get("auth-provider")
+    if not (isinstance(provider, Mapping) and isinstance(provider.get("config"), Mapping)):
+        return []
+    return [v for k, v in provider["config"].items() if isinstance(v, str) and is_secret_name(str(k))]
+
+
+def _exec_env_secrets(user: Mapping[str, Any]) -> list[str]:
+    """Values of an exec plugin's ``env`` whose names (or values) look secret."""
+    plugin = user.get("exec")
+    if not isinstance(plugin, Mapping):
+        return []
+    return [
+        variable["value"]
+        for variable in plugin.get("env") or []
+        if isinstance(variable, Mapping)
+        and isinstance(variable.get("value"), str)
+        and is_secret_variable(str(variable.get("name", "")), variable["value"])
+    ]

@@ -13,7 +13,8 @@ from typing import Any
 
 from .gating import BLOCKED, ERROR, FAILED, OTHER_SECTION, PASSED, SKIPPED, first_line
 
-# The built-in suite's sixteen sections, in order (README.md); any other section follows them in first-seen order.
+# The built-in suite's sixteen sections, in order (README.md); any other section follows them in
+# first-seen order.
 BUILTIN_SECTIONS = (
     "cluster",
     "workloads",
@@ -56,7 +57,9 @@ COUNTED_OUTCOMES = ("passed", "failed", "error", "blocked", "skipped")
 
 @dataclass
 class SectionCounts:
-    """How the tests of one section ended: the row of the terminal table, the reports, the history and the merge.
+    """How the tests of one section ended.
+
+    It is the row of the terminal table, the reports, the history and the merge.
 
     Positional order is the history's stored column order (name, tests, counts, status).
     """
@@ -136,7 +139,9 @@ def failure_line(report: Any) -> str:
 
 
 def gate_member_outcome(report: Any) -> tuple[str | None, str]:
-    """What one phase report says about a gate test: (outcome, one-line message), or (None, "") if nothing yet."""
+    """What one phase report says about a gate test.
+
+    (outcome, one-line message), or (None, "") if nothing yet."""
     if report.failed:
         if report.when == "call":
             return FAILED, failure_line(report) or f"{report.nodeid} failed"
@@ -193,7 +198,9 @@ class RunResults:
             test.outcome = "xpassed" if hasattr(report, "wasxfail") else "passed"
 
     def discard_unfinished(self) -> None:
-        """Forget tests that never reported an outcome (interrupted, ``--setup-only``): no output counts them."""
+        """Forget tests that never reported an outcome (interrupted, ``--setup-only``).
+
+        No output counts them."""
         self.tests = {nodeid: test for nodeid, test in self.tests.items() if test.outcome != NOT_RUN}
 
     def extend(self, reports: Iterable[Any]) -> None:

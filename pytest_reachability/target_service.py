@@ -78,7 +78,9 @@ class TargetService:
         return owners
 
     def ingress_addresses(self) -> dict[str, str]:
-        """Addresses of the Ingresses for the target's host and of their controllers' LoadBalancers -> owner."""
+        """Address -> owner.
+
+        The addresses of the Ingresses for the target's host and of their controllers' LoadBalancers."""
         owners: dict[str, str] = {}
         for ingress in self.ingresses:
             for address in ingress.addresses:
@@ -213,7 +215,9 @@ def _ingress_controller_services(cluster_reads: ClusterReads) -> list[ServiceInf
 
 
 def _named_like(cluster_reads: ClusterReads, by_name: dict[str, ServiceInfo], target: Target) -> str:
-    """The Service named like the target's first label, else ``api``: here first, else in another namespace."""
+    """The Service named like the target's first label, else ``api``.
+
+    Looked for here first, else in another namespace."""
     candidates = [n for n in (target.host.split(".")[0] if not target.is_ip else "", "api") if n]
     return next((n for n in candidates if n in by_name), None) or next(
         (n for n in candidates if cluster_reads.services_named(n)), "api"

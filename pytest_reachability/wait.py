@@ -59,7 +59,9 @@ class WaitError(ValueError):
 
 
 def parse_wait(value: Any) -> float:
-    """Seconds of ``value``: a number of seconds, or a duration text like ``90s``, ``5m``, ``1h30m``, ``1.5m``.
+    """Seconds of ``value``.
+
+    A number of seconds, or a duration text like ``90s``, ``5m``, ``1h30m``, ``1.5m``.
 
     >>> parse_wait("1m30s"), parse_wait(45), parse_wait("0")
     (90.0, 45.0, 0.0)
@@ -169,7 +171,9 @@ class WaitOutcome:
 
 
 def describe_wait(wait: dict[str, Any]) -> str:
-    """One line from a ``run.wait`` document: the terminal summary and the step summary say it the same way."""
+    """One line from a ``run.wait`` document.
+
+    The terminal summary and the step summary say it the same way."""
     if wait.get("outcome") == "healthy":
         text = f"healthy after {wait['seconds_to_healthy']:.1f} s of --wait {wait['budget']:g} s"
     else:
@@ -180,7 +184,9 @@ def describe_wait(wait: dict[str, Any]) -> str:
 
 
 def timeline_events(wait: dict[str, Any] | None) -> list[tuple[str, str]]:
-    """Rows for the incident report's timeline: when waiting began, when caches agreed, when it was healthy."""
+    """Rows for the incident report's timeline.
+
+    When waiting began, when caches agreed, when it was healthy."""
     if not wait:
         return []
 
@@ -217,7 +223,9 @@ def timeline_events(wait: dict[str, Any] | None) -> list[tuple[str, str]]:
 
 
 class ProgressLine:
-    """One progress line: redrawn in place on a terminal, plain lines every few seconds elsewhere (CI logs)."""
+    """One progress line.
+
+    Redrawn in place on a terminal, plain lines every few seconds elsewhere (CI logs)."""
 
     def __init__(
         self,
@@ -350,7 +358,9 @@ def health_check(
     *,
     propagation: Callable[[float], Any] | None = None,
 ) -> CheckResult:
-    """The api-health gate's probe as one attempt: every resolved address answers a healthy ``GET <health-path>``.
+    """The api-health gate's probe as one attempt.
+
+    Every resolved address must answer a healthy ``GET <health-path>``.
 
     ``propagation`` (a function of the timeout returning a propagation report) adds the condition that
     every resolver agrees with the zone's authoritative servers.

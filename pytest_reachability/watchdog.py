@@ -102,7 +102,9 @@ def release_directory(path: str | os.PathLike[str]) -> None:
 
 
 def guard_process(pid: int, stop_signal: int = signal.SIGTERM, *, group: bool = True) -> None:
-    """Stop process ``pid`` (with ``stop_signal``, then SIGKILL) if this process ends before :func:`release_process`.
+    """Stop process ``pid`` (with ``stop_signal``, then SIGKILL) if this process ends first.
+
+    That is, before :func:`release_process` is called for it.
 
     ``group``: the process leads its own process group (``start_new_session``); SIGKILL goes to the
     whole group, so its children end too.

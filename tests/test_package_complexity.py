@@ -12,17 +12,6 @@ PACKAGE = Path(__file__).resolve().parents[1] / "pytest_reachability"
 WORST_GRADE = "C"  # radon grades A (1-5) ... C (11-20), D (21-30), E, F (41+)
 
 NOT_YET_SPLIT = {
-    "ci.py:build_outcome",
-    "cluster.py:pod_info",
-    "cluster.py:deployment_info",
-    "cluster.py:classify",
-    "cluster.py:network_policy_info",
-    "config.py:_convert_text",
-    "config.py:parse_target",
-    "health_body.py:_collect",
-    "selection.py:collect_gates_elsewhere",
-    "appconfig.py:_integration",
-    "redact.py:_kubeconfig_user_secrets",
     "sandbox/scenario.py:_Validator.record",
     "sandbox/scenario.py:_Validator.manifest",
     "sandbox/scenario.py:_overlay",
@@ -53,8 +42,6 @@ NOT_YET_SPLIT = {
     "diagnosis/rules_workloads.py:image_pull_failed",
     "diagnosis/rules_workloads.py:pods_crashing",
     "sandbox/scenario.py:_Validator.edges",
-    "changes.py:changes_timeline",
-    "changes.py:cluster_changes",
     "diagnosis/rules_changes.py:dns_still_cached",
     "sandbox/timed.py:parse_changes",
 }

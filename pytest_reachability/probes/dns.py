@@ -334,7 +334,9 @@ class _FamilyResult:
 
 
 class _BadAnswer(Exception):
-    """The resolver answered, but not usably: malformed, mismatched, or truncated with no working TCP retry."""
+    """The resolver answered, but not usably.
+
+    The answer is malformed, mismatched, or truncated with no working TCP retry."""
 
     def __init__(self, detail: str, partial: dns.message.Message | None = None) -> None:
         super().__init__(detail)
@@ -503,7 +505,8 @@ def _read_answer(query: dns.message.Message, wire: bytes) -> tuple[str | None, d
         return "a query, not an answer, came back", None
     if response.id != query.id:
         return (
-            f"answer with query id {response.id}, not {query.id} (spoofed, or a broken resolver or middlebox)",
+            f"answer with query id {response.id}, not {query.id} "
+            "(spoofed, or a broken resolver or middlebox)",
             None,
         )
     if not query.is_response(response):
@@ -512,7 +515,9 @@ def _read_answer(query: dns.message.Message, wire: bytes) -> tuple[str | None, d
 
 
 def probe(target: Any, settings: Any, **options: Any) -> DnsReport:
-    """The uniform probe signature: resolve ``target.host`` on ``settings.resolvers`` within ``settings.probe_timeout``
+    """The uniform probe signature.
+
+    Resolves ``target.host`` on ``settings.resolvers`` within ``settings.probe_timeout``
     (``options``: :func:`resolve_all`'s ``families``)."""
     return resolve_all(
         target.host, list(settings.resolvers or [SYSTEM]), timeout=settings.probe_timeout, **options

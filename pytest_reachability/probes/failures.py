@@ -154,12 +154,16 @@ class Failure(enum.Enum):
 
     @property
     def curl_exit(self) -> int | None:
-        """Exit code of ``curl -v --resolve ...`` for the same failure (``-f`` for http_status, ``-L`` for redirects)."""
+        """Exit code of ``curl -v --resolve ...`` for the same failure.
+
+        With ``-f`` for http_status, ``-L`` for redirects."""
         return _FACTS[self.value][1]
 
     @property
     def curl_exits(self) -> tuple[int, ...]:
-        """Every exit code curl may give for this class (non-HTTP answers give 1 or 8 depending on the bytes)."""
+        """Every exit code curl may give for this class.
+
+        Non-HTTP answers give 1 or 8 depending on the bytes."""
         if self is Failure.BAD_RESPONSE:
             return (1, 8)
         if self is Failure.HEADERS_TOO_LARGE:

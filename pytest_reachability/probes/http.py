@@ -182,7 +182,9 @@ def probe_target(
     max_redirects: int = 5,
     dns_report: DnsReport | None = None,
 ) -> list[ProbeResult]:
-    """Probe every address of ``target`` concurrently: the resolved ones (or ``addresses``) plus ``extra_addresses``.
+    """Probe every address of ``target`` concurrently.
+
+    The addresses are the resolved ones (or ``addresses``) plus ``extra_addresses``.
 
     DNS takes at most ``timeout``, then every address at most ``timeout`` in parallel, so the call
     returns within about twice the timeout. When the name resolves nowhere, a first result with
@@ -215,8 +217,10 @@ def probe_target(
 
 
 def probe(target: TargetLike, settings: Any, **options: Any) -> list[ProbeResult]:
-    """The uniform probe signature: ``settings`` supplies resolvers, health_path, probe_timeout and ca_bundle;
-    ``options`` are :func:`probe_target`'s (``addresses``, ``path``, ``expect_body``, ...) and win over them."""
+    """The uniform probe signature.
+
+    ``settings`` supplies resolvers, health_path, probe_timeout and ca_bundle; ``options`` are
+    :func:`probe_target`'s (``addresses``, ``path``, ``expect_body``, ...) and win over them."""
     return probe_target(
         target,
         **{
@@ -723,7 +727,9 @@ def _check_answer(result: ProbeResult, expect_status: Container[int], expect_bod
 
 
 def body_problem(body: bytes, expected: BodyExpectation, *, truncated: bool = False) -> str | None:
-    """None when ``body`` meets ``expected`` (callable, JSON subset dict, or substring), else one line saying why not."""
+    """None when ``body`` meets ``expected``, else one line saying why not.
+
+    ``expected`` is a callable, a JSON subset dict, or a substring."""
     excerpt = body[:80].decode("utf-8", "replace")
     if callable(expected):
         try:

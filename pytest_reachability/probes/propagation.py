@@ -323,7 +323,9 @@ def find_nameservers(
 def check_propagation(
     name: str, resolvers: list[str] | tuple[str, ...], *, timeout: float, authoritative_port: int = DNS_PORT
 ) -> PropagationReport:
-    """Compare every resolver's answer for ``name`` with the authoritative servers'; bounded by ``timeout``."""
+    """Compare every resolver's answer for ``name`` with the authoritative servers'.
+
+    Bounded by ``timeout``."""
     deadline = time.perf_counter() + timeout
     report = PropagationReport(name=name.rstrip("."))
     specs = [spec for item in resolvers for spec in (system_resolvers() if item == SYSTEM else [item])]
@@ -375,7 +377,9 @@ def authoritative_port(sandbox_info: Any = None) -> int:
 
 
 def probe(target: Any, settings: Any, *, port: int = DNS_PORT) -> PropagationReport:
-    """The uniform probe signature: ``target.host`` on ``settings.resolvers`` within ``settings.probe_timeout``."""
+    """The uniform probe signature.
+
+    ``target.host`` on ``settings.resolvers`` within ``settings.probe_timeout``."""
     return check_propagation(
         target.host,
         list(settings.resolvers or [SYSTEM]),

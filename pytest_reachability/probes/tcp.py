@@ -61,7 +61,9 @@ class TcpResult(Classified):
 
 
 def connect(address: str, port: int, *, deadline: float, timeout: float) -> socket.socket:
-    """An open TCP socket to ``address:port`` before ``deadline``, else ProbeFailure (tcp_refused/timeout/unreachable)."""
+    """An open TCP socket to ``address:port`` before ``deadline``.
+
+    Else ProbeFailure (tcp_refused/timeout/unreachable)."""
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
@@ -182,7 +184,9 @@ def addresses_to_probe(
 
 
 def run_concurrently(probe_one, addresses: list[str]) -> list:
-    """``probe_one(address)`` for every address at once (each is bounded by its own timeout); results in order."""
+    """``probe_one(address)`` for every address at once; results in order.
+
+    Each is bounded by its own timeout."""
     if len(addresses) == 1:
         return [probe_one(addresses[0])]
     with concurrent.futures.ThreadPoolExecutor(

@@ -106,12 +106,16 @@ class TlsResult(Classified):
 
 
 def trust_bundle(ca_bundle: str | None = None) -> str | None:
-    """The CA bundle in force: the argument, else ``REQUESTS_CA_BUNDLE``, else ``SSL_CERT_FILE``, else None (system)."""
+    """The CA bundle in force.
+
+    The argument, else ``REQUESTS_CA_BUNDLE``, else ``SSL_CERT_FILE``, else None (system)."""
     return ca_bundle or os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("SSL_CERT_FILE") or None
 
 
 def tls_context(ca_bundle: str | None = None) -> ssl.SSLContext:
-    """A verifying client context trusting ``trust_bundle(ca_bundle)``; ValueError (one line) for a bad path."""
+    """A verifying client context trusting ``trust_bundle(ca_bundle)``.
+
+    ValueError (one line) for a bad path."""
     bundle = trust_bundle(ca_bundle)
     try:
         if bundle and os.path.isdir(bundle):
@@ -198,7 +202,9 @@ def probe_address(
     dns_ms: float = 0.0,
     context: ssl.SSLContext | None = None,
 ) -> TlsResult:
-    """Connect to ``address`` and handshake as the target's host (SNI, verification); bounded by ``timeout``."""
+    """Connect to ``address`` and handshake as the target's host (SNI, verification).
+
+    Bounded by ``timeout``."""
     address = address.strip("[]")
     started = time.perf_counter()
     deadline = started + timeout

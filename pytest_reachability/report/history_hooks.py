@@ -36,8 +36,10 @@ def note_start(config: pytest.Config) -> None:
 
 
 def compare_run(config: pytest.Config, state: Any, exitstatus: int) -> Pending | None:
-    """Compare the run with the target's previous one (``state.history_summary``) and, unless interrupted,
-    record it; the store stays open for :func:`store_run`. None without ``--results-db`` or a usable database."""
+    """Compare the run with the target's previous one (``state.history_summary``).
+
+    Unless interrupted, the run is recorded; the store stays open for :func:`store_run`. None without
+    ``--results-db`` or a usable database."""
     url = getattr(getattr(state, "settings", None), "results_db", None) if state is not None else None
     if not url:
         return None
@@ -67,7 +69,9 @@ def compare_run(config: pytest.Config, state: Any, exitstatus: int) -> Pending |
 
 
 def store_run(config: pytest.Config, state: Any, exitstatus: int, pending: Pending | None) -> None:
-    """After the reports: the run's top theory stored and the store closed (an interrupted run is not kept)."""
+    """After the reports: the run's top theory stored and the store closed.
+
+    An interrupted run is not kept."""
     if pending is None:
         return
     if exitstatus == INTERRUPTED:

@@ -68,7 +68,8 @@ def rerun_command(config: pytest.Config) -> str:
 def pytest_sessionstart(session: pytest.Session) -> None:
     config = session.config
     config.stash[STARTED] = time.time()
-    # Live logs (--log-cli-level) and --log-file are written as they happen, not from reports: mask them at the handler.
+    # Live logs (--log-cli-level) and --log-file are written as they happen, not from reports:
+    # mask them at the handler.
     logging_plugin = config.pluginmanager.get_plugin("logging-plugin")
     for name in ("log_cli_handler", "log_file_handler"):
         handler = getattr(logging_plugin, name, None)
@@ -91,7 +92,8 @@ class RedactingLogFilter(logging.Filter):
         masked = self.redact(message)
         if masked != message:
             record.msg, record.args = masked, ()
-        # logger.exception(): the traceback is formatted after the filters, from exc_info, unless exc_text is set.
+        # logger.exception(): the traceback is formatted after the filters, from exc_info, unless
+        # exc_text is set.
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
@@ -295,7 +297,9 @@ def pytest_make_collect_report(collector: pytest.Collector) -> Any:
 
 
 def redact_report(report: Any, redact: Redactor) -> None:
-    """Mask secrets in everything of a report that outputs print: longrepr, captured sections, properties, evidence."""
+    """Mask secrets in everything of a report that outputs print.
+
+    That is longrepr, captured sections, properties and evidence."""
     longrepr = report.longrepr
     if (
         longrepr is None
@@ -325,7 +329,9 @@ def redact_report(report: Any, redact: Redactor) -> None:
 
 
 def _redact_extra(extra: Any, redact: Redactor) -> Any:
-    """An extra with its ``content`` (and name) masked; images and other binary content are left as they are."""
+    """An extra with its ``content`` (and name) masked.
+
+    Images and other binary content are left as they are."""
     if not isinstance(extra, dict):
         return extra
     masked = dict(extra)

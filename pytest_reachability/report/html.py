@@ -47,7 +47,8 @@ STYLE = """<style>
 #results-table, .summary, body { color: #3c4043; }
 .reachability-summary { color: #202124; font-size: 13px; max-width: 1200px; }
 .reachability-summary h2, .reachability-summary h3 { color: #202124; }
-.reachability-verdict { font-size: 16px; font-weight: bold; padding: 8px 12px; border-left: 6px solid; margin: 8px 0; }
+.reachability-verdict { font-size: 16px; font-weight: bold; padding: 8px 12px; \
+border-left: 6px solid; margin: 8px 0; }
 .reachability-verdict.ok { color: #137333; border-color: #137333; background: #e6f4ea; }
 .reachability-verdict.bad { color: #a50e0e; border-color: #c5221f; background: #fce8e6; }
 .reachability-verdict.warn { color: #8f4a00; border-color: #b06000; background: #fef7e0; }
@@ -57,10 +58,12 @@ STYLE = """<style>
 .reachability-sections td:first-child, .reachability-sections th:first-child { text-align: left; }
 .reachability-theory { margin: 6px 0; padding: 4px 8px; border: 1px solid #dadce0; border-radius: 4px; }
 .reachability-theory > summary { cursor: pointer; color: #202124; }
-.reachability-theory pre, .reachability-probe pre { background: #f1f3f4; color: #202124; padding: 6px; white-space: pre-wrap; }
+.reachability-theory pre, .reachability-probe pre { background: #f1f3f4; color: #202124; padding: 6px; \
+white-space: pre-wrap; }
 .reachability-symptom { margin: 4px 0 4px 16px; }
 .reachability-unknowns li { color: #8f4a00; }
-.reachability-message { color: #a50e0e; font-weight: bold; font-family: monospace; white-space: pre-wrap; margin: 4px 0 8px; }
+.reachability-message { color: #a50e0e; font-weight: bold; font-family: monospace; white-space: pre-wrap; \
+margin: 4px 0 8px; }
 span.blocked, .blocked .col-result { color: #8f4a00; font-weight: bold; }
 </style>"""
 
@@ -82,7 +85,10 @@ def add_blocked_result(page: str, counts: Mapping[str, int] | None = None) -> st
     if counts:
         ran = counts.get("passed", 0) + counts.get("failed", 0)
         total = sum(counts.values())
-        text = f"{total} tests ({ran} ran, {counts.get('blocked', 0)} blocked, {counts.get('skipped', 0)} skipped) took"
+        text = (
+            f"{total} tests ({ran} ran, {counts.get('blocked', 0)} blocked, "
+            f"{counts.get('skipped', 0)} skipped) took"
+        )
         page = _RUN_COUNT.sub(
             lambda match: f'<p class="run-count">{text} {match.group(1)}</p>', page, count=1
         )
@@ -129,7 +135,9 @@ def result_cell(result: str) -> str:
 
 
 def waterfall_svg(phases: Mapping[str, Any], width: int = 480, *, tls: bool = True) -> str:
-    """An inline SVG bar per phase (dns, connect, tls, ttfb, transfer), each starting where the previous ended."""
+    """An inline SVG bar per phase (dns, connect, tls, ttfb, transfer).
+
+    Each bar starts where the previous one ended."""
     shown = [
         (name, float(phases[name]), colour)
         for name, colour in WATERFALL_PHASES
@@ -259,7 +267,8 @@ def _sections_table(results: RunResults) -> str:
             else row.status
         )
         parts.append(
-            f"<tr><td>{escape(row.name)}</td><td>{row.tests}</td><td>{row.passed}</td><td>{row.failed + row.error}</td>"
+            f"<tr><td>{escape(row.name)}</td><td>{row.tests}</td><td>{row.passed}</td>"
+            f"<td>{row.failed + row.error}</td>"
             f"<td>{row.blocked}</td><td>{row.skipped}</td>"
             f'<td style="color:{STATUS_COLOUR[row.status]};font-weight:bold">{escape(status)}</td></tr>'
         )
@@ -337,7 +346,9 @@ def summary_html(
     header: RunHeader | None = None,
     found: Verdict | None = None,
 ) -> str:
-    """The block above the results table: verdict, run header, health, section table, history, ranked causes."""
+    """The block above the results table.
+
+    Verdict, run header, health, section table, history, ranked causes."""
     failed_ids = [t.nodeid for t in results.tests.values() if t.outcome in ("failed", "error")]
     parts = [STYLE, '<div class="reachability-summary" id="reachability-summary">', "<h2>Reachability</h2>"]
     if found is not None:

@@ -160,7 +160,9 @@ def _plural(count: int, word: str) -> str:
 
 
 def next_incident_id(directory: str | os.PathLike[str], day: datetime) -> str:
-    """``INC-<date>-<nnn>``: nnn one more than the highest number of that date among the reports in ``directory``."""
+    """``INC-<date>-<nnn>``.
+
+    nnn is one more than the highest number of that date among the reports in ``directory``."""
     date = day.strftime("%Y-%m-%d")
     highest = 0
     folder = Path(directory)
@@ -226,7 +228,10 @@ def sandbox_note(settings: Any) -> str | None:
 def sandbox_block_note(settings: Any) -> str | None:
     if not getattr(settings, "sandbox", None):
         return None
-    return "sandbox ports of the finished run: start the sandbox again and use the ports it prints (see the note at the top)"
+    return (
+        "sandbox ports of the finished run: start the sandbox again and use the ports it prints "
+        "(see the note at the top)"
+    )
 
 
 # --------------------------------------------------------------------------- the parts, in order
@@ -416,7 +421,9 @@ def _rivals(report: Report) -> list[Any]:
 
 
 def part_action_plan(report: Report) -> list[str]:
-    """One plan, in order: confirm the first cause, fix it, verify, re-run; the next causes only if that fails."""
+    """One plan, in order: confirm the first cause, fix it, verify, re-run.
+
+    The next causes only if that fails."""
     lines = ["## 🔧 Immediate action plan", ""]
     top = report.top
     if top is None:
@@ -561,7 +568,8 @@ def _observe_dns(data: Mapping[str, Any]) -> str:
         for a in data.get("answers") or []
     ]
     agree = "" if data.get("agree", True) else " — resolvers DISAGREE"
-    return f"DNS {_name(data)} → {_joined(data.get('addresses'), '') or data.get('failure')} ({'; '.join(answers)}){agree}"
+    addresses = _joined(data.get("addresses"), "") or data.get("failure")
+    return f"DNS {_name(data)} → {addresses} ({'; '.join(answers)}){agree}"
 
 
 def _observe_connection(name: str) -> Callable[[Mapping[str, Any]], str]:
@@ -595,7 +603,10 @@ def _timing(data: Mapping[str, Any]) -> str:
 def _observe_service(data: Mapping[str, Any]) -> str:
     addresses = _joined(data.get("lb_addresses"), "pending" if data.get("lb_pending") else "none")
     ports = ", ".join(f"{p.get('port')}→{p.get('target_port')}" for p in data.get("ports") or [])
-    return f"Service {_name(data)} {data.get('type')} selector {data.get('selector')} ports {ports} external {addresses}"
+    return (
+        f"Service {_name(data)} {data.get('type')} selector {data.get('selector')} ports {ports} "
+        f"external {addresses}"
+    )
 
 
 def _observe_pod(data: Mapping[str, Any]) -> str:
@@ -617,12 +628,16 @@ def _observe_ingress(data: Mapping[str, Any]) -> str:
 
 def _observe_target_service(data: Mapping[str, Any]) -> str:
     found = "found" if data.get("found") else "NOT found"
-    return f"target Service {_name(data)} in {data.get('namespace')}: {found} (found in {_joined(data.get('found_in'), 'no namespace')})"
+    return (
+        f"target Service {_name(data)} in {data.get('namespace')}: {found} "
+        f"(found in {_joined(data.get('found_in'), 'no namespace')})"
+    )
 
 
 def _observe_in_cluster(data: Mapping[str, Any]) -> str:
     body = str(data.get("body") or "")[:80]
-    return f"in-cluster GET {data.get('path')} on Service {_name(data, 'service')}: {data.get('error') or data.get('status')} {body}".rstrip()
+    answer = data.get("error") or data.get("status")
+    return f"in-cluster GET {data.get('path')} on Service {_name(data, 'service')}: {answer} {body}".rstrip()
 
 
 def _observe_logs(data: Mapping[str, Any]) -> str:
@@ -637,7 +652,10 @@ def _observe_logs(data: Mapping[str, Any]) -> str:
 def _observe_event(data: Mapping[str, Any]) -> str | None:
     if data.get("type") != "Warning":
         return None
-    return f"Warning event {data.get('reason')} on {data.get('object')} x{data.get('count')}: {data.get('message')}"
+    return (
+        f"Warning event {data.get('reason')} on {data.get('object')} x{data.get('count')}: "
+        f"{data.get('message')}"
+    )
 
 
 def _observe_access(data: Mapping[str, Any]) -> str:
@@ -685,7 +703,9 @@ def observation(kind: Any, data: Mapping[str, Any]) -> str | None:
 
 
 def observations(tests: Iterable[TestResult]) -> tuple[list[str], list[str]]:
-    """One line per observed value of the section's evidence (each probe once), and the curl lines to reproduce."""
+    """One line per observed value of the section's evidence (each probe once).
+
+    And the curl lines to reproduce them."""
     lines: list[str] = []
     curls: list[str] = []
     for kind, data in distinct_records(tests):
@@ -705,7 +725,9 @@ def observations(tests: Iterable[TestResult]) -> tuple[list[str], list[str]]:
 
 
 def checklist(theories: Sequence[Any]) -> list[str]:
-    """Checklist items for the actionable theories: their verify lines, else their one-line confirm commands."""
+    """Checklist items for the actionable theories.
+
+    Their verify lines, else their one-line confirm commands."""
     items: list[str] = []
     actionable = [t for t in theories if t.confidence >= ACTIONABLE_CONFIDENCE] or list(theories[:1])
     for theory in actionable:

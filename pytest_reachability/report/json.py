@@ -109,7 +109,9 @@ def build_results(
 
 
 def _theory(theory: Any) -> dict[str, Any]:
-    """A theory as the schema has it; since 1.1 with the failed checks it explains, its symptoms and unknowns."""
+    """A theory as the schema has it.
+
+    Since 1.1 with the failed checks it explains, its symptoms and unknowns."""
     data = theory.to_dict() if hasattr(theory, "to_dict") else dict(theory)
     out = {key: data.get(key) for key in THEORY_FIELDS}
     out["explains"] = [str(nodeid) for nodeid in data.get("explains") or []]
@@ -144,7 +146,9 @@ def write_results_json(
 
 
 def read_results_json(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """A results document, checked: JSON object, known major ``schema_version``, the top-level keys present."""
+    """A results document, checked.
+
+    A JSON object, a known major ``schema_version``, the top-level keys present."""
     shown = str(path)
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))

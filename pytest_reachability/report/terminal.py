@@ -98,7 +98,10 @@ def write_summary(
     blocked = results.by_outcome("blocked")
     if blocked:
         sections = len({test.section for test in blocked})
-        title = f"BLOCKED: {len(blocked)} test{'s' if len(blocked) != 1 else ''} in {sections} section{'s' if sections != 1 else ''}"
+        title = (
+            f"BLOCKED: {len(blocked)} test{'s' if len(blocked) != 1 else ''} "
+            f"in {sections} section{'s' if sections != 1 else ''}"
+        )
         reporter.write_sep("=", title, yellow=True)
         for line in blocked_lines(
             blocked, each_test=wants_each_blocked_test(getattr(reporter, "config", None))
@@ -124,7 +127,9 @@ def write_summary(
 
 
 def theory_lines(index: int, theory: Any, failed_ids: Sequence[str]) -> list[str]:
-    """A cause in a few lines: title, what it explains, its folded consequences, evidence, confirm, unknowns."""
+    """A cause in a few lines.
+
+    Title, what it explains, its folded consequences, evidence, confirm, unknowns."""
     lines = [f"{index}. [{theory.confidence:.0%}] {theory.title}"]
     explains = explains_text(theory, failed_ids)
     if explains:
