@@ -47,24 +47,29 @@ def test_after(tmp_path_factory):
 
 
 class TurnsHealthy:
-    """A loopback HTTP server answering with an empty reply (curl 52) until ``after`` seconds, then 200."""
+    """A loopback HTTP server answering with an empty reply (curl 52) until ``after`` seconds after its
+    first request, then 200. Counted from the first request, not from the server's start: a loaded machine
+    can take longer than ``after`` to start the run that waits."""
 
     def __init__(self, after: float) -> None:
         self.after = after
         self.requests: list[float] = []
         self._lock = threading.Lock()
+        self._first: float | None = None
         self.server = LoopbackServer(self._behaviour)
 
     def _behaviour(self, conn: socket.socket, server: LoopbackServer) -> None:
         with self._lock:
             self.requests.append(time.time())
-        if time.monotonic() - self.started < self.after:
+            if self._first is None:
+                self._first = time.monotonic()
+            first = self._first
+        if time.monotonic() - first < self.after:
             empty_reply(conn, server)
         else:
             healthy()(conn, server)
 
     def __enter__(self) -> TurnsHealthy:
-        self.started = time.monotonic()
         self.server.__enter__()
         return self
 
