@@ -34,6 +34,7 @@ from pytest_reachability.discover import (
     sources_from_service,
     targets_from,
 )
+from pytest_reachability.sandbox import Sandbox
 from pytest_reachability.sandbox.apiserver import KubeApiServer, write_kubeconfig
 from pytest_reachability.sandbox.certs import CertificateAuthority
 from pytest_reachability.sandbox.scenario import load_scenario
@@ -767,3 +768,29 @@ def test_small_scenario_through_the_client(tmp_path, start_api, caplog):
     assert [record.getMessage() for record in caplog.records] == [
         "discovery: Service/web/edge: hostname annotation entry 'badhost!' is not a host name; skipped"
     ]
+
+
+def test_a_scenario_denying_the_list_gives_the_one_line_error_through_the_whole_sandbox(tmp_path):
+    # The scenario's own `deny`, served by a started sandbox (DNS, edges, API server), as `--sandbox` runs it.
+    document = (
+        textwrap.dedent(SMALL_SCENARIO) + "  deny: [{verb: list, resource: services, namespace: web}]\n"
+    )
+    path = tmp_path / "discover-denied.yaml"
+    path.write_text(document, encoding="utf-8")
+    with (
+        Sandbox(path, postgres=False) as info,
+        Cluster.connect(kubeconfig=info.kubeconfig, timeout=5.0) as cluster,
+    ):
+        with pytest.raises(DiscoveryError) as in_namespace:
+            discover(cluster, namespaces=["web"])
+        # As in RBAC, what may not be listed in one namespace may not be listed across all of them.
+        with pytest.raises(DiscoveryError) as everywhere:
+            discover(cluster)
+    assert str(in_namespace.value) == (
+        'discovery: forbidden: cannot list services in namespace web; grant verb "list" on resource '
+        '"services" (group "")'
+    )
+    assert str(everywhere.value) == (
+        'discovery: forbidden: cannot list services at cluster scope; grant verb "list" on resource '
+        '"services" (group ""), or name the namespaces to read'
+    )
