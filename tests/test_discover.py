@@ -164,6 +164,7 @@ def test_normalise_host(text, expected):
         ("*.example.com", ["*.example.com"], []),
         # A YAML block scalar may leave newlines and tabs around entries.
         ("a.example.com,\n\tb.example.com\n", ["a.example.com", "b.example.com"], []),
+        ("a.example.com,\n", ["a.example.com"], []),
         (
             "a.example.com,https://b.example.com,203.0.113.9",
             ["a.example.com"],
