@@ -46,7 +46,6 @@ from .cluster import (
     IngressInfo,
     ServiceInfo,
     ingress_info,
-    service_info,
 )
 from .k8s import ingress_host_matches
 
@@ -331,28 +330,19 @@ def _check_arguments(namespaces: Sequence[str] | None, selector: str | None) -> 
     return chosen
 
 
-def _list(cluster: Cluster, resource: str, namespace: str, selector: str | None) -> list[Any]:
-    """One bounded, read-only ``list`` through the Cluster's GET-only client (its timeout, its error wording)."""
-    # The Cluster view lists Ingresses without a selector; its private list helper takes one through.
-    if resource == "ingresses":
-        networking = cluster._networking
-        return cluster._list(
-            "ingresses",
-            "networking.k8s.io",
-            namespace,
-            networking.list_namespaced_ingress,
-            networking.list_ingress_for_all_namespaces,
-            label_selector=selector,
-        )
-    core = cluster._core
-    return cluster._list(
-        "services",
-        "",
+def _ingresses(cluster: Cluster, namespace: str, selector: str | None) -> list[IngressInfo]:
+    """One bounded, read-only ``list`` of Ingresses through the Cluster's GET-only client (its timeout, its
+    error wording). ``Cluster.ingresses`` takes no selector, so its list helper is called with one."""
+    networking = cluster._networking
+    items = cluster._list(
+        "ingresses",
+        "networking.k8s.io",
         namespace,
-        core.list_namespaced_service,
-        core.list_service_for_all_namespaces,
+        networking.list_namespaced_ingress,
+        networking.list_ingress_for_all_namespaces,
         label_selector=selector,
     )
+    return [ingress_info(item) for item in items]
 
 
 def discover(
@@ -371,8 +361,8 @@ def discover(
     services: list[ServiceInfo] = []
     for namespace in chosen or [ALL_NAMESPACES]:
         try:
-            ingresses += [ingress_info(item) for item in _list(cluster, "ingresses", namespace, selector)]
-            services += [service_info(item) for item in _list(cluster, "services", namespace, selector)]
+            ingresses += _ingresses(cluster, namespace, selector)
+            services += cluster.services(namespace, selector=selector)
         except ClusterError as error:
             raise DiscoveryError.from_cluster_error(error, cluster_wide=chosen is None) from None
     targets, warnings = targets_from(ingresses, services)
