@@ -57,10 +57,12 @@ __all__ = [
     "TargetSource",
     "annotation_hosts",
     "discover",
+    "is_wildcard",
     "merge_sources",
     "normalise_host",
     "sources_from_ingress",
     "sources_from_service",
+    "targets_from",
 ]
 
 _log = logging.getLogger(__name__)
