@@ -39,7 +39,7 @@ def _first_failing_probe(facts: Facts, source: str | None = None) -> dict[str, A
     return next((p for p in facts.http_probes(source) if not probe_ok(p)), None)
 
 
-# --- Services and endpoints --------------------------------------------------------------------------------
+# --- Services and endpoints ---------------------------------------------------------------------------------
 
 
 def loadbalancer_pending(facts: Facts) -> Theory | None:
@@ -406,7 +406,7 @@ def targetport_mismatch(facts: Facts) -> Theory | None:
     return theory
 
 
-# --- Ingress ---------------------------------------------------------------------------------------------
+# --- Ingress ------------------------------------------------------------------------------------------------
 
 
 def _host_ingresses(facts: Facts) -> list[dict[str, Any]]:
@@ -766,7 +766,7 @@ def ingress_tls_secret_missing(facts: Facts) -> Theory | None:
     return None
 
 
-# --- network policy --------------------------------------------------------------------------------------
+# --- network policy -----------------------------------------------------------------------------------------
 
 
 def _policies_isolating(facts: Facts, pod: Mapping[str, Any]) -> list[dict[str, Any]]:
