@@ -4,7 +4,8 @@ Example::
 
     from pytest_reachability.diagnosis import diagnose
     for theory in diagnose(state.results, state.settings):
-        print(f"{theory.confidence:.0%} {theory.title} (explains {len(theory.all_explained())} failed checks)")
+        explained = len(theory.all_explained())
+        print(f"{theory.confidence:.0%} {theory.title} (explains {explained} failed checks)")
 
 Every failed check ends up explained by some theory: the rules' own, or (when none applies) one built from
 the check's own evidence (:mod:`fallback`). A theory never prints a kubectl command as a way to confirm

@@ -7,7 +7,8 @@ Example (``examples/diagnosis_rule_conftest.py`` is a complete one)::
     from pytest_reachability.diagnosis import Theory
 
     def maintenance_page(facts):
-        pages = [p for p in facts.http_probes() if p.get("status") == 503 and "maintenance" in p.get("body_excerpt", "")]
+        pages = [p for p in facts.http_probes()
+                 if p.get("status") == 503 and "maintenance" in p.get("body_excerpt", "")]
         if not pages:
             return None
         theory = Theory("maintenance-page", "the site shows its maintenance page", 0.9,

@@ -125,7 +125,8 @@ CAUSES: dict[str, tuple[str, ...]] = {
     "service-missing": SERVING_SYMPTOMS + ("tcp-refused", "tcp-timeout", "dns-not-loadbalancer"),
     "pods-not-ready": _without(SERVING_SYMPTOMS, "pods-not-ready", "rollout-stuck"),
     "no-ready-endpoints": _without(SERVING_SYMPTOMS, "no-ready-endpoints", "rollout-stuck", "pods-not-ready"),
-    # A change at the source still cached, a LoadBalancer moved under its record: why DNS answers a stray address.
+    # A change at the source still cached, a LoadBalancer moved under its record: why DNS answers a stray
+    # address.
     "dns-still-cached": ADDRESS_SYMPTOMS + ("dns-not-loadbalancer", "resolvers-disagree"),
     "loadbalancer-moved": ADDRESS_SYMPTOMS + ("dns-not-loadbalancer",),
     "dns-not-loadbalancer": ADDRESS_SYMPTOMS,
@@ -175,7 +176,8 @@ CAUSES: dict[str, tuple[str, ...]] = {
         )
     },
 }
-# Causes whose symptoms must be about the same addresses (a wrong DNS answer explains failures at that answer only).
+# Causes whose symptoms must be about the same addresses (a wrong DNS answer explains failures at that
+# answer only).
 SAME_SUBJECTS = frozenset(
     {"dns-not-loadbalancer", "resolvers-disagree", "dns-still-cached", "loadbalancer-moved"}
 )
@@ -315,7 +317,8 @@ def fold(theories: list[Theory]) -> list[Theory]:
 
 
 def rank(theories: list[Theory], facts: Facts) -> tuple[list[Theory], list[tuple[Theory, str]]]:
-    """(kept theories best first, symptoms folded under them; dropped theories with the reason they were dropped)."""
+    """(kept theories best first, symptoms folded under them; dropped theories with the reason they were
+    dropped)."""
     kept: list[Theory] = []
     dropped: list[tuple[Theory, str]] = []
     for theory in theories:

@@ -1,5 +1,6 @@
-"""Application rules: what the service says about itself (its health body, inside and outside the cluster), its
-database (the API's view and a direct connection), and how it behaves under load (slow, intermittent).
+"""Application rules: what the service says about itself (its health body, inside and outside the
+cluster), its database (the API's view and a direct connection), and how it behaves under load (slow,
+intermittent).
 
 Health bodies are read with :mod:`pytest_reachability.health_body` (IETF health+json ``checks``, Spring Boot
 actuator ``components``, flat ``{"database": "down"}``). Database failures are classified from the driver's
@@ -101,12 +102,16 @@ def health_readings(facts: Facts) -> list[tuple[str, HealthReading, Mapping[str,
         body = probe.get("body_excerpt")
         if probe.get("status") is None or not body:
             continue
-        where = f"GET {probe.get('path') or facts.context.health_path} at {probe.get('address')}:{probe.get('port')}"
+        where = (
+            f"GET {probe.get('path') or facts.context.health_path} at "
+            f"{probe.get('address')}:{probe.get('port')}"
+        )
         if '"kind":"Status"' in body.replace(" ", ""):
             continue  # a Kubernetes API Status object, not a health body
         found.append((where, read_health(body), probe))
     for check in facts.in_cluster_health():
-        # An error is the API server's own answer (a Status object: no endpoints, backend refused), not the app's.
+        # An error is the API server's own answer (a Status object: no endpoints, backend refused), not the
+        # app's.
         if check.get("status") is None or not check.get("body") or check.get("error") is not None:
             continue
         where = f"in-cluster GET {check.get('path')} via Service {check.get('service')}"
@@ -199,7 +204,10 @@ def database_slow(facts: Facts) -> Theory | None:
         return None
     parts = [f"the API reports {c.get('observed')} ms, limit {c.get('expected')} ms" for c in slow]
     parts += [f"connect and SELECT 1 took {c.get('ms')} ms directly ({c.get('url')})" for c in direct]
-    title = f"the database answers, but slowly ({'; '.join(parts)}): queries wait on an overloaded or distant server"
+    title = (
+        f"the database answers, but slowly ({'; '.join(parts)}): queries wait on an overloaded or distant "
+        "server"
+    )
     evidence = [
         f"{c.get('check')}: observed {c.get('observed')}, expected {c.get('expected')}, {c.get('ms')} ms"
         for c in slow + direct
@@ -300,7 +308,10 @@ def in_cluster_unhealthy(facts: Facts) -> Theory | None:
     check = bad[0]
     error = check.get("error")
     if error:
-        title = f"inside the cluster, GET {check.get('path')} via Service `{check.get('service')}` fails: {short(error, 140)}"
+        title = (
+            f"inside the cluster, GET {check.get('path')} via Service `{check.get('service')}` fails: "
+            f"{short(error, 140)}"
+        )
         if "refused" in str(error):
             title += " — the pods do not listen on the port the Service forwards to"
     else:

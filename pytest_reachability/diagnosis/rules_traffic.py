@@ -33,7 +33,8 @@ PROXY_SERVERS = (
 def failing_probes(
     facts: Facts, failures: tuple[str, ...], sources: tuple[str, ...] = ("dns",)
 ) -> list[dict[str, Any]]:
-    """Probes (HTTP, TCP, TLS) of addresses DNS answered (or the LoadBalancers) that failed with one of ``failures``."""
+    """Probes (HTTP, TCP, TLS) of addresses DNS answered (or the LoadBalancers) that failed with one of
+    ``failures``."""
     found = []
     seen = set()
     candidates = [p for s in sources for p in facts.http_probes(s)]
@@ -77,7 +78,8 @@ def _cluster_unknown(facts: Facts, addresses: list[str]) -> list[str]:
 
 
 def _owner_note(facts: Facts, addresses: list[str]) -> tuple[list[str], bool | None]:
-    """Evidence lines naming what owns each address, and whether every address is the cluster's (None: unknown)."""
+    """Evidence lines naming what owns each address, and whether every address is the cluster's (None:
+    unknown)."""
     if not facts.cluster_checked:
         return [], None
     balancers = facts.loadbalancer_addresses()
@@ -101,8 +103,9 @@ def _traffic_theory(
     sources: tuple[str, ...] = ("dns",),
     **fields: str,
 ) -> Theory | None:
-    """A theory over the probes failing with ``failures``; ``title`` may use {where}, {host}, {record}, {path} and
-    ``fields`` (text from the peer goes in as a field, never into the template, so braces in it stay text)."""
+    """A theory over the probes failing with ``failures``; ``title`` may use {where}, {host}, {record},
+    {path} and ``fields`` (text from the peer goes in as a field, never into the template, so braces in it
+    stay text)."""
     probes = failing_probes(facts, failures, sources)
     if not probes:
         return None
@@ -129,7 +132,7 @@ def _traffic_theory(
     return theory
 
 
-# --- connect --------------------------------------------------------------------------------------------------
+# --- connect ------------------------------------------------------------------------------------------------
 
 
 def tcp_refused(facts: Facts) -> Theory | None:
@@ -215,7 +218,7 @@ def tcp_unreachable(facts: Facts) -> Theory | None:
     )
 
 
-# --- HTTP after connect ---------------------------------------------------------------------------------------
+# --- HTTP after connect -------------------------------------------------------------------------------------
 
 
 def edge_empty_reply(facts: Facts) -> Theory | None:
@@ -253,9 +256,10 @@ def edge_empty_reply(facts: Facts) -> Theory | None:
     theory.explains = facts.explain(TRAFFIC_SECTIONS, _addresses(empties) + ["empty_reply", "empty reply"])
     theory.unknowns = _cluster_unknown(facts, _addresses(empties))
     if inside is None:
+        proxied_health = "get --raw /api/v1/namespaces/NAMESPACE/services/SERVICE:PORT/proxy/health"
         theory.unknowns.append(
             "whether the app answers inside the cluster was not checked — "
-            f"{kubectl(facts.context, 'get --raw /api/v1/namespaces/NAMESPACE/services/SERVICE:PORT/proxy/health')}"
+            f"{kubectl(facts.context, proxied_health)}"
             f"{facts.kubectl_note() or '  # section api-internal'}"
         )
     return theory
@@ -343,7 +347,8 @@ def read_timeout(facts: Facts) -> Theory | None:
 def _failure_theory(
     facts: Facts, name: str, failure: str, cause: str, fixes: list[str], confidence: float
 ) -> Theory | None:
-    """A theory for one failure class, when a probe failed with it: the first such probe's detail in the cause."""
+    """A theory for one failure class, when a probe failed with it: the first such probe's detail in the
+    cause."""
     probes = failing_probes(facts, (failure,))
     if not probes:
         return None
@@ -370,7 +375,8 @@ def redirect_loop(facts: Facts) -> Theory | None:
 
 
 def redirect_unsafe(facts: Facts) -> Theory | None:
-    """A redirect to another scheme than http/https, or from https down to http: clients must not follow it."""
+    """A redirect to another scheme than http/https, or from https down to http: clients must not follow
+    it."""
     return _failure_theory(
         facts,
         "redirect-unsafe",
@@ -475,8 +481,8 @@ def _inside_line(check: Mapping[str, Any]) -> str:
 
 
 def http_5xx(facts: Facts) -> Theory | None:
-    """The address answers 5xx: the server side fails (meaning per status, RFC 9110 section 15.6). When the app
-    answers inside the cluster, the failing hop is between the edge and the pods, or the edge itself."""
+    """The address answers 5xx: the server side fails (meaning per status, RFC 9110 section 15.6). When the
+    app answers inside the cluster, the failing hop is between the edge and the pods, or the edge itself."""
     probes = _status_probes(facts, 500, 599) or _status_probes(facts, 500, 599, ("loadbalancer",))
     if not probes:
         return None
@@ -629,7 +635,8 @@ RATE_LIMIT_ANNOTATIONS = (
 
 
 def http_4xx(facts: Facts) -> Theory | None:
-    """Other 4xx answers; 429 is a rate limit, named with its Retry-After and the limits the Ingress declares."""
+    """Other 4xx answers; 429 is a rate limit, named with its Retry-After and the limits the Ingress
+    declares."""
     probes = [p for p in _status_probes(facts, 400, 499) if p.get("status") not in (401, 403, 404)]
     if not probes:
         return None
@@ -697,7 +704,7 @@ def body_mismatch(facts: Facts) -> Theory | None:
     )
 
 
-# --- TLS ----------------------------------------------------------------------------------------------------------
+# --- TLS ----------------------------------------------------------------------------------------------------
 
 
 def _tls_failures(facts: Facts, classes: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -758,8 +765,8 @@ def _tls_theory(
 
 
 def _not_yet_valid(probe: Mapping[str, Any]) -> bool:
-    """A certificate refused for its validity period because it starts later (OpenSSL's "certificate is not yet
-    valid", verify code 9), told from an expired one by the verifier's words or by its notBefore."""
+    """A certificate refused for its validity period because it starts later (OpenSSL's "certificate is not
+    yet valid", verify code 9), told from an expired one by the verifier's words or by its notBefore."""
     info = probe.get("tls") or {}
     error = str(info.get("error") or probe.get("detail") or "").lower()
     if "not yet valid" in error:
@@ -818,7 +825,8 @@ def tls_not_yet_valid(facts: Facts) -> Theory | None:
 
 def _wildcard_too_high(names: list[str], host: str) -> str | None:
     """A ``*.`` name whose base ends the host but covers one label only, so it misses a deeper host
-    (``*.shop.test`` for ``pay.eu.shop.test``): RFC 6125 section 6.4.3, a wildcard matches exactly one label."""
+    (``*.shop.test`` for ``pay.eu.shop.test``): RFC 6125 section 6.4.3, a wildcard matches exactly one
+    label."""
     for name in names:
         if name.startswith("*.") and host.endswith("." + name[2:]) and host.count(".") > name.count("."):
             return name
@@ -915,7 +923,10 @@ def tls_untrusted(facts: Facts) -> Theory | None:
     if "self-signed" in error or "self signed" in error:
         why = "it is self-signed (or its chain ends in a self-signed CA nobody trusts)"
     else:
-        why = "its issuer {issuer} is not in the trust store (a private or staging CA, or an intermediate not sent)"
+        why = (
+            "its issuer {issuer} is not in the trust store (a private or staging CA, or an intermediate not "
+            "sent)"
+        )
     return _tls_theory(
         facts,
         "tls-untrusted",
@@ -938,7 +949,10 @@ def tls_handshake(facts: Facts) -> Theory | None:
         return None
     detail = str(failures[0].get("detail") or "")
     if "plain HTTP" in detail or "did not answer TLS" in detail:
-        why = "the port answers plain HTTP, not TLS: the target should be http://, or the TLS listener is missing"
+        why = (
+            "the port answers plain HTTP, not TLS: the target should be http://, or the TLS listener is "
+            "missing"
+        )
     elif "closed" in detail:
         why = (
             "the server closes the connection during the handshake: no certificate configured for this name "

@@ -1,5 +1,6 @@
 """Wiring rules: how the objects between the edge and the pods connect — LoadBalancers, Services and their
-selectors and ports, EndpointSlices, Ingress rules and backends, IngressClasses, TLS Secrets, NetworkPolicies.
+selectors and ports, EndpointSlices, Ingress rules and backends, IngressClasses, TLS Secrets,
+NetworkPolicies.
 
 Each rule compares what one object names with what exists (a Service port, a container port, a Service, a
 class) and says which side to change.
@@ -8,7 +9,7 @@ class) and says which side to change.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from ..k8s import selector_matches
@@ -32,7 +33,13 @@ SERVING_SECTIONS = (
 )
 EDGE_SECTIONS = ("dns", "tcp", "tls", "api-health", "performance")
 
-# --- Services and endpoints --------------------------------------------------------------------------------
+
+def _first_failing_probe(facts: Facts, source: str | None = None) -> dict[str, Any] | None:
+    """The first HTTP probe (of ``source``, or any) that failed."""
+    return next((p for p in facts.http_probes(source) if not probe_ok(p)), None)
+
+
+# --- Services and endpoints ---------------------------------------------------------------------------------
 
 
 def loadbalancer_pending(facts: Facts) -> Theory | None:
@@ -57,7 +64,10 @@ def loadbalancer_pending(facts: Facts) -> Theory | None:
         evidence.append(_probe_line(dns_probes[0]))
         confidence += 0.05
     name = service.get("name")
-    title = f"the `{name}` LoadBalancer is pending: no external address was assigned, so nothing serves the public address"
+    title = (
+        f"the `{name}` LoadBalancer is pending: no external address was assigned, so nothing serves the "
+        "public address"
+    )
     confirm = [
         kubectl(facts.context, f"get svc {name} -o wide"),
         kubectl(facts.context, f"get events --field-selector involvedObject.name={name}"),
@@ -89,27 +99,24 @@ def loadbalancer_pending(facts: Facts) -> Theory | None:
     return theory
 
 
-def duplicate_loadbalancers(facts: Facts) -> Theory | None:
-    """Two or more LoadBalancer Services select the same pods."""
-    balancers = [s for s in facts.services() if s.get("type") == "LoadBalancer" and s.get("selector")]
+def _balancers_selecting_the_same_pods(facts: Facts) -> list[dict[str, Any]] | None:
+    """The first group of two or more LoadBalancer Services selecting the same pods (without pods: the same
+    selector)."""
     groups: dict[tuple, list[dict]] = {}
-    for service in balancers:
+    for service in facts.services():
+        if service.get("type") != "LoadBalancer" or not service.get("selector"):
+            continue
         pods = tuple(sorted(p.get("name") for p in facts.selected_pods(service)))
         key = pods if pods else tuple(sorted((service.get("selector") or {}).items()))
         groups.setdefault(key, []).append(service)
-    duplicates = next((g for g in groups.values() if len(g) > 1), None)
-    if not duplicates:
-        return None
-    target_name = facts.target_service_name()
-    dns = set(facts.dns_addresses())
-    keep = next((s for s in duplicates if s.get("name") == target_name), None) or next(
-        (s for s in duplicates if dns & set(s.get("lb_addresses") or [])), duplicates[0]
-    )
-    others = [s for s in duplicates if s is not keep]
-    listing = " and ".join(
-        f"{_service_label(s)} ({', '.join(s.get('lb_addresses') or ['pending'])})" for s in duplicates
-    )
-    title = f"duplicate LoadBalancer Services select the same pods: {listing} — keep {_service_label(keep)}, delete the other"
+    return next((g for g in groups.values() if len(g) > 1), None)
+
+
+def _dns_points_at(dns: set[str], service: Mapping[str, Any]) -> bool:
+    return bool(dns & set(service.get("lb_addresses") or []))
+
+
+def _duplicate_evidence(facts: Facts, duplicates: list[dict[str, Any]], pointed: list[Any]) -> list[str]:
     evidence = [
         f"Service {s.get('name')}: type LoadBalancer, selector {s.get('selector')}, addresses "
         f"{', '.join(s.get('lb_addresses') or []) or 'pending'}"
@@ -118,14 +125,36 @@ def duplicate_loadbalancers(facts: Facts) -> Theory | None:
     pods = facts.selected_pods(duplicates[0])
     if pods:
         evidence.append(f"both select pod(s) {', '.join(p.get('name') for p in pods)}")
-    pointed = [s.get("name") for s in duplicates if dns & set(s.get("lb_addresses") or [])]
     evidence.append(f"DNS points at {'`' + pointed[0] + '`' if pointed else 'neither of them'}")
+    return evidence
+
+
+def duplicate_loadbalancers(facts: Facts) -> Theory | None:
+    """Two or more LoadBalancer Services select the same pods."""
+    duplicates = _balancers_selecting_the_same_pods(facts)
+    if not duplicates:
+        return None
+    target_name = facts.target_service_name()
+    dns = set(facts.dns_addresses())
+    keep = next((s for s in duplicates if s.get("name") == target_name), None) or next(
+        (s for s in duplicates if _dns_points_at(dns, s)), duplicates[0]
+    )
+    listing = " and ".join(
+        f"{_service_label(s)} ({', '.join(s.get('lb_addresses') or ['pending'])})" for s in duplicates
+    )
+    title = (
+        f"duplicate LoadBalancer Services select the same pods: {listing} — keep {_service_label(keep)}, "
+        "delete the other"
+    )
+    pointed = [s.get("name") for s in duplicates if _dns_points_at(dns, s)]
+    evidence = _duplicate_evidence(facts, duplicates, pointed)
     confidence = 0.45 + (0.1 if not pointed else 0.0)
     confirm = [kubectl(facts.context, "get svc -o wide")]
     confirm += [kubectl(facts.context, f"describe svc {s.get('name')}") for s in duplicates]
     fix = [
         kubectl(facts.context, f"delete svc {s.get('name')}") + "  # after checking nothing else uses it"
-        for s in others
+        for s in duplicates
+        if s is not keep
     ]
     verify = [
         kubectl(facts.context, "get svc -o wide")
@@ -151,7 +180,10 @@ def service_in_other_namespace(facts: Facts) -> Theory | None:
         if data.get("found") or not data.get("found_in"):
             continue
         name, namespace, found_in = data.get("name"), data.get("namespace"), data.get("found_in")
-        title = f"Service `{name}` does not exist in namespace {namespace} but in {', '.join(found_in)} — the run (or the deploy) uses the wrong namespace"
+        title = (
+            f"Service `{name}` does not exist in namespace {namespace} but in {', '.join(found_in)} — the "
+            "run (or the deploy) uses the wrong namespace"
+        )
         evidence = [
             f"Service {name} not found in {namespace} ({data.get('how')}); found in: {', '.join(found_in)}"
         ]
@@ -175,33 +207,16 @@ def _ready_addresses(facts: Facts, service: Mapping[str, Any]) -> list[str]:
     return [a for s in slices for a in s.get("ready_addresses") or []]
 
 
-def selector_matches_no_pods(facts: Facts) -> Theory | None:
-    """The target Service's selector matches no pod and no Deployment's pod template: a selector typo."""
-    service = facts.target_service()
-    if service is None or not service.get("selector") or not facts.of("pod"):
-        return None
-    if facts.selected_pods(service) or facts.deployments_for(service):
-        return None  # pods exist, or a Deployment would make them (scaled to zero, rollout): not a typo
+def _pod_labels(facts: Facts, namespace: str | None, wanted: Callable[[str], bool]) -> list[str]:
+    """``key=value`` of every label the pods of the namespace carry whose key passes ``wanted``."""
+    return sorted(
+        {f"{k}={v}" for p in facts.pods(namespace) for k, v in (p.get("labels") or {}).items() if wanted(k)}
+    )
+
+
+def _selector_evidence(facts: Facts, service: Mapping[str, Any], selector: Mapping[str, Any]) -> list[str]:
     name, ns = service.get("name"), service.get("namespace")
-    selector = service.get("selector") or {}
-    carried = sorted(
-        {
-            f"{k}={v}"
-            for p in facts.pods(ns)
-            for k, v in (p.get("labels") or {}).items()
-            if k != "pod-template-hash"
-        }
-    )
-    close = sorted(
-        {f"{k}={v}" for p in facts.pods(ns) for k, v in (p.get("labels") or {}).items() if k in selector}
-    )
-    title = (
-        f"Service `{name}` selects {', '.join(f'{k}={v}' for k, v in selector.items())}, which matches no "
-        "pod "
-        f"and no Deployment's pod template: the selector is wrong, so the Service has no endpoints"
-    )
-    if close:
-        title += f" (the pods carry {', '.join(close[:3])})"
+    carried = _pod_labels(facts, ns, lambda key: key != "pod-template-hash")
     evidence = [
         f"Service {ns}/{name} selector: {selector}",
         f"labels the pods of {ns} carry: {', '.join(carried) or 'none'}",
@@ -217,6 +232,27 @@ def selector_matches_no_pods(facts: Facts) -> Theory | None:
     slices = facts.endpoint_slices_of(str(name), ns)
     if slices:
         evidence.append(f"EndpointSlices of Service {name}: {len(slices)}, ready addresses: none")
+    return evidence
+
+
+def selector_matches_no_pods(facts: Facts) -> Theory | None:
+    """The target Service's selector matches no pod and no Deployment's pod template: a selector typo."""
+    service = facts.target_service()
+    if service is None or not service.get("selector") or not facts.of("pod"):
+        return None
+    if facts.selected_pods(service) or facts.deployments_for(service):
+        return None  # pods exist, or a Deployment would make them (scaled to zero, rollout): not a typo
+    name, ns = service.get("name"), service.get("namespace")
+    selector = service.get("selector") or {}
+    close = _pod_labels(facts, ns, lambda key: key in selector)
+    title = (
+        f"Service `{name}` selects {', '.join(f'{k}={v}' for k, v in selector.items())}, which matches no "
+        "pod "
+        f"and no Deployment's pod template: the selector is wrong, so the Service has no endpoints"
+    )
+    if close:
+        title += f" (the pods carry {', '.join(close[:3])})"
+    evidence = _selector_evidence(facts, service, selector)
     confirm = [
         kubectl(facts.context, f"get svc {name} -o jsonpath='{{.spec.selector}}'", ns),
         kubectl(facts.context, "get pods --show-labels", ns),
@@ -234,7 +270,8 @@ def selector_matches_no_pods(facts: Facts) -> Theory | None:
 
 
 def no_ready_endpoints(facts: Facts) -> Theory | None:
-    """The target Service has pods, but none of them is a ready endpoint (a symptom: the pod theories say why)."""
+    """The target Service has pods, but none of them is a ready endpoint (a symptom: the pod theories say
+    why)."""
     service = facts.target_service()
     if service is None or not service.get("selector"):
         return None
@@ -277,88 +314,183 @@ def no_ready_endpoints(facts: Facts) -> Theory | None:
     return theory
 
 
-def targetport_mismatch(facts: Facts) -> Theory | None:
-    """A Service port's targetPort names no port of the pods it selects (by number, or by name)."""
-    service = facts.target_service()
-    if service is None:
-        return None
-    pods = facts.selected_pods(service)
-    if not pods:
-        return None
-    container_ports = {
-        (cp.get("containerPort"), cp.get("name")) for p in pods for cp in p.get("container_ports") or []
-    }
-    if not container_ports:
-        return None
-    numbers = {n for n, _ in container_ports}
-    names = {n for _, n in container_ports if n}
+def _first_unmatched_port(
+    service: Mapping[str, Any], numbers: set[Any], names: set[Any]
+) -> tuple[dict[str, Any], Any, bool] | None:
+    """The first Service port whose targetPort (a number, or a name) no container port matches, with that
+    targetPort and whether it is a name."""
     for port in service.get("ports") or []:
         target = port.get("target_port", port.get("targetPort"))
         if target is None:
             continue
         by_name = not str(target).isdigit()
         matches = (target in names) if by_name else (int(target) in numbers)
-        if matches:
-            continue
-        name, ns = service.get("name"), service.get("namespace")
-        listening = ", ".join(f"{n} ({nm})" if nm else str(n) for n, nm in sorted(container_ports, key=str))
-        if by_name:
-            title = (
-                f"Service `{name}` forwards port {port.get('port')} to the named targetPort `{target}`, "
-                "which "
-                f"no container of its pods declares (they declare {listening}): the Service has no usable "
-                "port"
-            )
-        else:
-            title = (
-                f"Service `{name}` forwards port {port.get('port')} to targetPort {target}, "
-                f"but its pods listen on {', '.join(str(n) for n in sorted(numbers))}"
-            )
-        evidence = [
-            f"Service {name} port {port.get('port')} -> targetPort {target}",
-            "container ports: " + listening,
-        ]
-        confidence = 0.85 if by_name else 0.75
-        refused = [
-            c
-            for c in facts.in_cluster_health()
-            if c.get("service") == name
-            and c.get("error")
-            and ("refused" in str(c.get("error")) or "dial" in str(c.get("error")))
-        ]
-        for check in refused:
-            evidence.append(f"in-cluster GET {check.get('path')} via Service {name}: {check.get('error')}")
-            confidence += 0.1
-        failing = [p for p in facts.http_probes() if not probe_ok(p)]
-        if failing:
-            evidence.append(_probe_line(failing[0]))
-            confidence += 0.05
-        confirm = [
-            kubectl(facts.context, f"get svc {name} -o jsonpath='{{.spec.ports}}'", ns),
-            kubectl(
-                facts.context,
-                f"get pod {pods[0].get('name')} -o jsonpath='{{.spec.containers[*].ports}}'",
-                ns,
-            ),
-        ]
-        right = sorted(numbers)[0]
-        fix = [
-            kubectl(
-                facts.context,
-                f"patch svc {name} --type=json -p "
-                f'\'[{{"op":"replace","path":"/spec/ports/0/targetPort","value":{right}}}]\'',
-                ns,
-            )
-        ]
-        theory = Theory(
-            "targetport-mismatch", title, confidence, evidence, confirm, fix, subjects=[f"Service/{name}"]
-        )
-        theory.explains = facts.explain(SERVING_SECTIONS)
-        return theory
+        if not matches:
+            return port, target, by_name
     return None
 
 
-# --- Ingress -------------------------------------------------------------------------------------------------
+def _targetport_title(
+    name: Any, port: Mapping[str, Any], target: Any, by_name: bool, listening: str, numbers: set[Any]
+) -> str:
+    if by_name:
+        return (
+            f"Service `{name}` forwards port {port.get('port')} to the named targetPort `{target}`, "
+            "which "
+            f"no container of its pods declares (they declare {listening}): the Service has no usable "
+            "port"
+        )
+    return (
+        f"Service `{name}` forwards port {port.get('port')} to targetPort {target}, "
+        f"but its pods listen on {', '.join(str(n) for n in sorted(numbers))}"
+    )
+
+
+def _refused_in_cluster(facts: Facts, name: Any) -> list[dict[str, Any]]:
+    """In-cluster checks through the Service that failed to connect to a pod."""
+    return [
+        c
+        for c in facts.in_cluster_health()
+        if c.get("service") == name
+        and c.get("error")
+        and ("refused" in str(c.get("error")) or "dial" in str(c.get("error")))
+    ]
+
+
+def targetport_mismatch(facts: Facts) -> Theory | None:
+    """A Service port's targetPort names no port of the pods it selects (by number, or by name)."""
+    service = facts.target_service()
+    pods = facts.selected_pods(service) if service is not None else []
+    container_ports = {
+        (cp.get("containerPort"), cp.get("name")) for p in pods for cp in p.get("container_ports") or []
+    }
+    if service is None or not container_ports:
+        return None
+    numbers = {n for n, _ in container_ports}
+    unmatched = _first_unmatched_port(service, numbers, {n for _, n in container_ports if n})
+    if unmatched is None:
+        return None
+    port, target, by_name = unmatched
+    name, ns = service.get("name"), service.get("namespace")
+    listening = ", ".join(f"{n} ({nm})" if nm else str(n) for n, nm in sorted(container_ports, key=str))
+    title = _targetport_title(name, port, target, by_name, listening, numbers)
+    evidence = [
+        f"Service {name} port {port.get('port')} -> targetPort {target}",
+        "container ports: " + listening,
+    ]
+    confidence = 0.85 if by_name else 0.75
+    for check in _refused_in_cluster(facts, name):
+        evidence.append(f"in-cluster GET {check.get('path')} via Service {name}: {check.get('error')}")
+        confidence += 0.1
+    failing = _first_failing_probe(facts)
+    if failing is not None:
+        evidence.append(_probe_line(failing))
+        confidence += 0.05
+    pod_ports = f"get pod {pods[0].get('name')} -o jsonpath='{{.spec.containers[*].ports}}'"
+    confirm = [
+        kubectl(facts.context, f"get svc {name} -o jsonpath='{{.spec.ports}}'", ns),
+        kubectl(facts.context, pod_ports, ns),
+    ]
+    fix = [
+        kubectl(
+            facts.context,
+            f"patch svc {name} --type=json -p "
+            f'\'[{{"op":"replace","path":"/spec/ports/0/targetPort","value":{sorted(numbers)[0]}}}]\'',
+            ns,
+        )
+    ]
+    theory = Theory(
+        "targetport-mismatch", title, confidence, evidence, confirm, fix, subjects=[f"Service/{name}"]
+    )
+    theory.explains = facts.explain(SERVING_SECTIONS)
+    return theory
+
+
+# --- Ingress ------------------------------------------------------------------------------------------------
+
+
+def _host_ingresses(facts: Facts) -> list[dict[str, Any]]:
+    """The Ingresses with a rule for the target's host (every Ingress when no host is known)."""
+    host = facts.context.host
+    return facts.ingresses_for_host(host) if host else facts.of("ingress")
+
+
+def _ingress_backends(facts: Facts) -> Iterator[tuple[dict[str, Any], str, dict[str, Any]]]:
+    """``(Ingress, route, path)`` of every backend of the host's Ingresses; the route reads ``host/path``."""
+    for ingress in _host_ingresses(facts):
+        for rule in ingress.get("rules") or []:
+            for path in rule.get("paths") or []:
+                yield ingress, f"{rule.get('host')}{path.get('path') or '/'}", path
+
+
+def _ingress_kubectl(facts: Facts, ingress: Mapping[str, Any], verb: str, options: str = "") -> str:
+    """``kubectl VERB ingress NAME OPTIONS`` in the Ingress's namespace."""
+    return kubectl(facts.context, f"{verb} ingress {ingress.get('name')}{options}", ingress.get("namespace"))
+
+
+def _failing_probe_lines_at(facts: Facts, ingress: Mapping[str, Any]) -> list[str]:
+    """The first failing probe of a DNS answer, when DNS answers the Ingress's address (else nothing)."""
+    failing = [p for p in facts.http_probes("dns") if not probe_ok(p)]
+    if failing and set(facts.dns_addresses()) & set(ingress.get("addresses") or []):
+        return [_probe_line(failing[0])]
+    return []
+
+
+def _edge_failures(facts: Facts, ingress: Mapping[str, Any]) -> list[str]:
+    """Failing edge checks at the Ingress's own addresses (what a broken Ingress explains)."""
+    addresses = [str(a) for a in ingress.get("addresses") or []]
+    if not set(addresses) & set(facts.dns_addresses()):
+        return facts.explain(("api-health", "tcp", "tls"), addresses) if addresses else []
+    return facts.explain(EDGE_SECTIONS)
+
+
+def _controller_addresses(facts: Facts, controller: Mapping[str, Any]) -> set[str]:
+    """The LoadBalancer addresses of Services in the ingress controller's namespace."""
+    return {
+        a
+        for a, owner in facts.loadbalancer_addresses().items()
+        if f"Service {controller.get('namespace')}/" in owner
+    }
+
+
+def _missing_rule_evidence(facts: Facts, host: str, controller: Mapping[str, Any]) -> tuple[list[str], float]:
+    evidence = [
+        f"ingress controller pod {controller.get('namespace')}/{controller.get('name')} is "
+        f"{controller.get('phase')}",
+        f"Ingresses seen: {len(facts.of('ingress'))}; none has a rule for host {host}",
+    ]
+    confidence = 0.5
+    controller_addresses = _controller_addresses(facts, controller)
+    if set(facts.dns_addresses()) & controller_addresses:
+        confidence = 0.85  # traffic goes to the controller, which has no route for the host
+    evidence += [_probe_line(p) for p in facts.http_probes() if p.get("address") in controller_addresses]
+    elsewhere = [d for d in facts.of("target_service") if not d.get("found") and d.get("found_in")]
+    if elsewhere:
+        # The Service lives in another namespace: its Ingress probably does too.
+        confidence = 0.3
+        evidence.append(
+            f"the target Service is in {', '.join(elsewhere[0]['found_in'])}, not in the namespace looked at"
+        )
+    return evidence, confidence
+
+
+def _ingress_manifest(facts: Facts, host: str) -> str:
+    """``kubectl apply`` of an Ingress of the default class routing the host to the target's Service."""
+    service = facts.target_service()
+    backend = service.get("name") if service else "<service>"
+    port = ((service or {}).get("ports") or [{}])[0].get("port", 80)
+    class_name = (
+        next((c.get("name") for c in facts.of("ingress_class") if c.get("is_default")), None) or "nginx"
+    )
+    return (
+        f"{facts.context.kubectl} apply -f - <<'EOF'\n"
+        "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n"
+        f"  name: {backend}-ingress\n  namespace: {facts.context.namespace}\nspec:\n"
+        f"  ingressClassName: {class_name}\n"
+        f"  rules:\n  - host: {host}\n    http:\n      paths:\n      - path: /\n        pathType: Prefix\n"
+        f"        backend:\n          service:\n            name: {backend}\n            port:\n             "
+        f" number: {port}\nEOF"
+    )
 
 
 def ingress_missing_rule(facts: Facts) -> Theory | None:
@@ -369,51 +501,18 @@ def ingress_missing_rule(facts: Facts) -> Theory | None:
         return None
     if facts.ingresses_for_host(host):
         return None
-    namespace = facts.context.namespace
     controller = controllers[0]
-    evidence = [
-        f"ingress controller pod {controller.get('namespace')}/{controller.get('name')} is "
-        f"{controller.get('phase')}",
-        f"Ingresses seen: {len(facts.of('ingress'))}; none has a rule for host {host}",
-    ]
-    confidence = 0.5
-    balancers = facts.loadbalancer_addresses()
-    controller_addresses = {
-        a for a, owner in balancers.items() if f"Service {controller.get('namespace')}/" in owner
-    }
-    if set(facts.dns_addresses()) & controller_addresses:
-        confidence = 0.85  # traffic goes to the controller, which has no route for the host
-    for probe in facts.http_probes():
-        if probe.get("address") in controller_addresses:
-            evidence.append(_probe_line(probe))
-    elsewhere = [d for d in facts.of("target_service") if not d.get("found") and d.get("found_in")]
-    if elsewhere:
-        # The Service lives in another namespace: its Ingress probably does too.
-        confidence = 0.3
-        evidence.append(
-            f"the target Service is in {', '.join(elsewhere[0]['found_in'])}, not in the namespace looked at"
-        )
-    service = facts.target_service()
-    backend = service.get("name") if service else "<service>"
-    port = ((service or {}).get("ports") or [{}])[0].get("port", 80)
-    class_name = (
-        next((c.get("name") for c in facts.of("ingress_class") if c.get("is_default")), None) or "nginx"
+    evidence, confidence = _missing_rule_evidence(facts, host, controller)
+    title = (
+        f"no Ingress routes {host} although {controller.get('name', 'an ingress controller')} runs: the "
+        "controller answers the host with its default backend"
     )
-    title = f"no Ingress routes {host} although {controller.get('name', 'an ingress controller')} runs: the controller answers the host with its default backend"
     confirm = [
         kubectl(facts.context, "get ingress -A", ""),
         kubectl(facts.context, "get pods", controller.get("namespace")),
     ]
-    manifest = (
-        f"{facts.context.kubectl} apply -f - <<'EOF'\n"
-        "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n"
-        f"  name: {backend}-ingress\n  namespace: {namespace}\nspec:\n  ingressClassName: {class_name}\n"
-        f"  rules:\n  - host: {host}\n    http:\n      paths:\n      - path: /\n        pathType: Prefix\n"
-        f"        backend:\n          service:\n            name: {backend}\n            port:\n             "
-        f" number: {port}\nEOF"
-    )
     fix = [
-        manifest,
+        _ingress_manifest(facts, host),
         "or, if the LoadBalancer Service is meant to serve the host directly, point DNS at it and ignore the "
         "controller",
     ]
@@ -427,63 +526,76 @@ def ingress_missing_rule(facts: Facts) -> Theory | None:
     return theory
 
 
+def _ingress_backend_theory(
+    facts: Facts,
+    ingress: Mapping[str, Any],
+    rule: str,
+    title: str,
+    evidence: list[str],
+    confidence: float,
+    service_check: str,
+    fix_note: str,
+    subject: str,
+    explained_by: str,
+) -> Theory:
+    """A theory about what an Ingress backend names: the failing probe at the Ingress's address joins the
+    evidence (and raises the confidence to 0.9); confirm reads the Ingress and runs ``service_check`` in
+    its namespace; the fix edits the Ingress."""
+    at_edge = _failing_probe_lines_at(facts, ingress)
+    confirm = [
+        _ingress_kubectl(facts, ingress, "get", " -o yaml"),
+        kubectl(facts.context, service_check, ingress.get("namespace")),
+    ]
+    fix = [_ingress_kubectl(facts, ingress, "edit") + f"  # {fix_note}"]
+    theory = Theory(
+        rule, title, 0.9 if at_edge else confidence, evidence + at_edge, confirm, fix, subjects=[subject]
+    )
+    theory.explains = facts.explain(("ingress",), [explained_by]) + _edge_failures(facts, ingress)
+    return theory
+
+
 def ingress_backend_missing(facts: Facts) -> Theory | None:
     """The Ingress rule for the host routes to a Service that does not exist."""
-    host = facts.context.host
     names = {s.get("name") for s in facts.services()}
     if not names:
         return None
-    for ingress in facts.ingresses_for_host(host) if host else facts.of("ingress"):
-        for rule in ingress.get("rules") or []:
-            for path in rule.get("paths") or []:
-                service = path.get("service")
-                if not service or service in names:
-                    continue
-                title = f"Ingress `{ingress.get('name')}` routes {rule.get('host')}{path.get('path') or '/'} to Service `{service}`, which does not exist in {ingress.get('namespace')}"
-                evidence = [
-                    f"Ingress {ingress.get('namespace')}/{ingress.get('name')} backend: "
-                    f"{service}:{path.get('port')}",
-                    f"Services in {ingress.get('namespace')}: {', '.join(sorted(n for n in names if n))}",
-                ]
-                confidence = 0.8
-                failing = [p for p in facts.http_probes("dns") if not probe_ok(p)]
-                if failing and set(facts.dns_addresses()) & set(ingress.get("addresses") or []):
-                    evidence.append(_probe_line(failing[0]))
-                    confidence = 0.9
-                guess = facts.target_service_name() or next(iter(sorted(n for n in names if n)), "<service>")
-                confirm = [
-                    kubectl(
-                        facts.context, f"get ingress {ingress.get('name')} -o yaml", ingress.get("namespace")
-                    ),
-                    # Lists by name: exits 0 with "No resources found" where `get svc NAME` would exit 1.
-                    kubectl(
-                        facts.context,
-                        f"get svc --field-selector metadata.name={service}",
-                        ingress.get("namespace"),
-                    ),
-                ]
-                fix = [
-                    kubectl(facts.context, f"edit ingress {ingress.get('name')}", ingress.get("namespace"))
-                    + f"  # set the backend service name to `{guess}`"
-                ]
-                theory = Theory(
-                    "ingress-backend-missing", title, confidence, evidence, confirm, fix, subjects=[service]
-                )
-                theory.explains = facts.explain(("ingress",), [service]) + _edge_failures(facts, ingress)
-                return theory
+    for ingress, route, path in _ingress_backends(facts):
+        service = path.get("service")
+        if not service or service in names:
+            continue
+        existing = sorted(n for n in names if n)
+        namespace = ingress.get("namespace")
+        guess = facts.target_service_name() or next(iter(existing), "<service>")
+        return _ingress_backend_theory(
+            facts,
+            ingress,
+            "ingress-backend-missing",
+            f"Ingress `{ingress.get('name')}` routes {route} to Service `{service}`, which does not exist in "
+            f"{namespace}",
+            [
+                f"Ingress {namespace}/{ingress.get('name')} backend: {service}:{path.get('port')}",
+                f"Services in {namespace}: {', '.join(existing)}",
+            ],
+            0.8,
+            # Lists by name: exits 0 with "No resources found" where `get svc NAME` would exit 1.
+            f"get svc --field-selector metadata.name={service}",
+            f"set the backend service name to `{guess}`",
+            subject=service,
+            explained_by=service,
+        )
     return None
 
 
 def ingress_class_missing(facts: Facts) -> Theory | None:
-    """The Ingress names an IngressClass that does not exist (or none, and there is no default), or one that no
-    running controller serves: controllers publish their address in the status of the Ingresses they admit."""
+    """The Ingress names an IngressClass that does not exist (or none, and there is no default), or one that
+    no running controller serves: controllers publish their address in the status of the Ingresses they
+    admit."""
     classes = facts.of("ingress_class")
-    host = facts.context.host
     if not classes:
         return None
     known = {c.get("name") for c in classes}
     default = any(c.get("is_default") for c in classes)
-    for ingress in facts.ingresses_for_host(host) if host else facts.of("ingress"):
+    for ingress in _host_ingresses(facts):
         wanted = ingress.get("class_name")
         if wanted in known or (wanted is None and default):
             theory = _ingress_class_unserved(facts, ingress, classes)
@@ -500,12 +612,9 @@ def ingress_class_missing(facts: Facts) -> Theory | None:
             f"Ingress {ingress.get('name')} class: {wanted}",
             f"IngressClasses: {', '.join(sorted(k for k in known if k))}",
         ]
-        confirm = [
-            kubectl(facts.context, "get ingressclass", ""),
-            kubectl(facts.context, f"get ingress {ingress.get('name')}", ingress.get("namespace")),
-        ]
+        confirm = [kubectl(facts.context, "get ingressclass", ""), _ingress_kubectl(facts, ingress, "get")]
         fix = [
-            kubectl(facts.context, f"edit ingress {ingress.get('name')}", ingress.get("namespace"))
+            _ingress_kubectl(facts, ingress, "edit")
             + f"  # spec.ingressClassName: {sorted(k for k in known if k)[0]}"
         ]
         theory = Theory(
@@ -516,29 +625,18 @@ def ingress_class_missing(facts: Facts) -> Theory | None:
     return None
 
 
-def _ingress_class_unserved(
-    facts: Facts, ingress: Mapping[str, Any], classes: list[dict[str, Any]]
-) -> Theory | None:
-    """The Ingress's class exists, yet no controller admitted the Ingress (no address in its status) while the
-    controllers running here do publish addresses on the Ingresses of other classes."""
-    if ingress.get("addresses") or not facts.ingress_controller_running():
-        return None
-    default = next((c.get("name") for c in classes if c.get("is_default")), None)
+def _class_of(ingress: Mapping[str, Any], default: str | None) -> str | None:
+    """The IngressClass an Ingress gets: the one it names, else the default class."""
+    return ingress.get("class_name") or default
 
-    def class_of(item: Mapping[str, Any]) -> str | None:
-        return item.get("class_name") or default
 
-    wanted = class_of(ingress)
-    served = {class_of(i): i for i in facts.of("ingress") if i.get("addresses") and class_of(i) != wanted}
-    if not served or wanted is None:
-        return None  # controllers that publish no status: an empty one proves nothing
-    controller = next((c.get("controller") for c in classes if c.get("name") == wanted), None)
-    served_names = ", ".join(f"`{name}`" for name in sorted(n for n in served if n))
-    title = (
-        f"Ingress `{ingress.get('name')}` names IngressClass `{wanted}` (controller {controller}), which no "
-        "running "
-        f"controller serves: the Ingress has no address, while Ingresses of class {served_names} have one"
-    )
+def _unserved_evidence(
+    facts: Facts,
+    ingress: Mapping[str, Any],
+    wanted: str,
+    controller: Any,
+    served: Mapping[str | None, Mapping[str, Any]],
+) -> list[str]:
     evidence = [
         f"Ingress {ingress.get('namespace')}/{ingress.get('name')}: class {wanted}, no address in "
         "status.loadBalancer",
@@ -554,6 +652,57 @@ def _ingress_class_unserved(
         "ingress controller pods running: "
         + ", ".join(f"{p.get('namespace')}/{p.get('name')}" for p in running[:3])
     )
+    return evidence
+
+
+def _served_elsewhere(
+    facts: Facts, wanted: str | None, default: str | None
+) -> dict[str | None, dict[str, Any]]:
+    """Class -> an Ingress of another class than ``wanted`` that a controller admitted (it has an
+    address)."""
+    return {
+        _class_of(i, default): i
+        for i in facts.of("ingress")
+        if i.get("addresses") and _class_of(i, default) != wanted
+    }
+
+
+def _unserved_commands(
+    facts: Facts, ingress: Mapping[str, Any], controller: Any, served: Mapping[str | None, Any]
+) -> tuple[list[str], list[str]]:
+    """Confirm and fix of an Ingress whose class no running controller serves."""
+    confirm = [
+        kubectl(facts.context, "get ingressclass", "") + "  # CONTROLLER of each class",
+        _ingress_kubectl(facts, ingress, "get") + "  # ADDRESS stays empty",
+    ]
+    fix = [
+        _ingress_kubectl(facts, ingress, "edit")
+        + f"  # spec.ingressClassName: {sorted(n for n in served if n)[0]}",
+        f"or install a controller started for {controller} (ingress-nginx: --controller-class={controller})",
+    ]
+    return confirm, fix
+
+
+def _ingress_class_unserved(
+    facts: Facts, ingress: Mapping[str, Any], classes: list[dict[str, Any]]
+) -> Theory | None:
+    """The Ingress's class exists, yet no controller admitted the Ingress (no address in its status) while
+    the controllers running here do publish addresses on the Ingresses of other classes."""
+    if ingress.get("addresses") or not facts.ingress_controller_running():
+        return None
+    default = next((c.get("name") for c in classes if c.get("is_default")), None)
+    wanted = _class_of(ingress, default)
+    served = _served_elsewhere(facts, wanted, default)
+    if not served or wanted is None:
+        return None  # controllers that publish no status: an empty one proves nothing
+    controller = next((c.get("controller") for c in classes if c.get("name") == wanted), None)
+    served_names = ", ".join(f"`{name}`" for name in sorted(n for n in served if n))
+    title = (
+        f"Ingress `{ingress.get('name')}` names IngressClass `{wanted}` (controller {controller}), which no "
+        "running "
+        f"controller serves: the Ingress has no address, while Ingresses of class {served_names} have one"
+    )
+    evidence = _unserved_evidence(facts, ingress, wanted, controller, served)
     confidence = 0.7
     served_addresses = {str(a) for i in served.values() for a in i.get("addresses") or []}
     refused = [
@@ -562,16 +711,7 @@ def _ingress_class_unserved(
     if refused:
         evidence.append(_probe_line(refused[0]))
         confidence += 0.05
-    confirm = [
-        kubectl(facts.context, "get ingressclass", "") + "  # CONTROLLER of each class",
-        kubectl(facts.context, f"get ingress {ingress.get('name')}", ingress.get("namespace"))
-        + "  # ADDRESS stays empty",
-    ]
-    fix = [
-        kubectl(facts.context, f"edit ingress {ingress.get('name')}", ingress.get("namespace"))
-        + f"  # spec.ingressClassName: {sorted(n for n in served if n)[0]}",
-        f"or install a controller started for {controller} (ingress-nginx: --controller-class={controller})",
-    ]
+    confirm, fix = _unserved_commands(facts, ingress, controller, served)
     theory = Theory(
         "ingress-class-missing", title, confidence, evidence, confirm, fix, subjects=[ingress.get("name")]
     )
@@ -600,7 +740,11 @@ def ingress_tls_secret_missing(facts: Facts) -> Theory | None:
             None,
         )
         namespace = namespace or (ingress or {}).get("namespace") or facts.context.namespace
-        title = f"the TLS Secret `{secret}` of {('Ingress `' + ingress.get('name') + '`') if ingress else 'the Ingress'} does not exist: the controller serves its default certificate"
+        title = (
+            f"the TLS Secret `{secret}` of "
+            f"{('Ingress `' + ingress.get('name') + '`') if ingress else 'the Ingress'} does not exist: "
+            "the controller serves its default certificate"
+        )
         evidence = [f"{test.nodeid}: {test.reason}"]
         # Listed by name: "No resources found" (exit 0) confirms the absence.
         confirm = [
@@ -622,7 +766,50 @@ def ingress_tls_secret_missing(facts: Facts) -> Theory | None:
     return None
 
 
-# --- network policy -------------------------------------------------------------------------------------------
+# --- network policy -----------------------------------------------------------------------------------------
+
+
+def _policies_isolating(facts: Facts, pod: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The NetworkPolicies of the pod's namespace that select it and restrict its ingress."""
+    return [
+        p
+        for p in facts.of("network_policy")
+        if p.get("namespace") == pod.get("namespace")
+        and selector_matches(p.get("pod_selector"), pod.get("labels") or {})
+        and "Ingress" in (p.get("policy_types") or [])
+    ]
+
+
+def _dropped_at_the_edge(probe: Mapping[str, Any]) -> bool:
+    """A probe that met a dropped connection: a timeout, or the edge's gateway error."""
+    return probe.get("failure") in ("read_timeout", "tcp_timeout") or probe.get("status") in (502, 503, 504)
+
+
+def _admit_the_edge(facts: Facts, service: Mapping[str, Any], port: Any) -> list[str]:
+    """The fix: a NetworkPolicy admitting the ingress controller's namespace (or any address) to the port."""
+    controllers = facts.ingress_controller_running()
+    peer = ""
+    if controllers and controllers[0].get("namespace"):
+        # kubernetes.io/metadata.name is the one namespace label every namespace carries (set by the API
+        # server).
+        peer = (
+            "  - from:\n    - namespaceSelector:\n        matchLabels:\n"
+            f"          kubernetes.io/metadata.name: {controllers[0].get('namespace')}\n    ports:\n"
+        )
+    return [
+        "Admit the edge: add an ingress rule to the policy for the pods' port from the ingress controller's "
+        "namespace "
+        "(by its kubernetes.io/metadata.name label) or, for a LoadBalancer straight to the pods, from any "
+        "address, e.g.",
+        kubectl(
+            facts.context,
+            "apply -f - <<'EOF'\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n"
+            f"  name: {service.get('name')}-allow-http\nspec:\n  podSelector:\n    matchLabels: "
+            f"{dict(service.get('selector') or {})}\n"
+            f"  policyTypes: [Ingress]\n  ingress:\n{peer or '  - ports:' + chr(10)}    - port: {port}\n     "
+            " protocol: TCP\nEOF",
+        ),
+    ]
 
 
 def network_policy_denies(facts: Facts) -> Theory | None:
@@ -638,58 +825,29 @@ def network_policy_denies(facts: Facts) -> Theory | None:
     if not verdicts or not pods:
         return None
     pod = pods[0]
-    policies = [
-        p
-        for p in facts.of("network_policy")
-        if p.get("namespace") == pod.get("namespace")
-        and selector_matches(p.get("pod_selector"), pod.get("labels") or {})
-    ]
-    policies = [p for p in policies if "Ingress" in (p.get("policy_types") or [])]
+    policies = _policies_isolating(facts, pod)
     if not policies:
         return None
     port = next((cp.get("containerPort") for cp in pod.get("container_ports") or []), None)
     names = ", ".join(f"`{p.get('name')}`" for p in policies)
-    title = f"NetworkPolicy {names} selects the `{service.get('name')}` pods and admits no traffic from the edge (LoadBalancer or ingress controller): the edge's connections are dropped"
+    title = (
+        f"NetworkPolicy {names} selects the `{service.get('name')}` pods and admits no traffic from the edge "
+        "(LoadBalancer or ingress controller): the edge's connections are dropped"
+    )
     evidence = [f"{verdicts[0].nodeid}: {short(verdicts[0].reason, 300)}"] + [
         f"NetworkPolicy {p.get('name')}: podSelector {p.get('pod_selector') or '{} (every pod)'}, ingress "
         f"rules: {p.get('ingress') or 'none (deny all)'}"
         for p in policies
     ]
     confidence = 0.7
-    failing = [p for p in facts.http_probes() if not probe_ok(p)]
-    if failing:
-        evidence.append(_probe_line(failing[0]))
-        if failing[0].get("failure") in ("read_timeout", "tcp_timeout") or failing[0].get("status") in (
-            502,
-            503,
-            504,
-        ):
+    failing = _first_failing_probe(facts)
+    if failing is not None:
+        evidence.append(_probe_line(failing))
+        if _dropped_at_the_edge(failing):
             confidence += 0.15
     confirm = [
         kubectl(facts.context, "get networkpolicy"),
         kubectl(facts.context, f"describe networkpolicy {policies[0].get('name')}"),
-    ]
-    controllers = facts.ingress_controller_running()
-    peer = ""
-    if controllers and controllers[0].get("namespace"):
-        # kubernetes.io/metadata.name is the one namespace label every namespace carries (set by the API server).
-        peer = (
-            "  - from:\n    - namespaceSelector:\n        matchLabels:\n"
-            f"          kubernetes.io/metadata.name: {controllers[0].get('namespace')}\n    ports:\n"
-        )
-    fix = [
-        "Admit the edge: add an ingress rule to the policy for the pods' port from the ingress controller's "
-        "namespace "
-        "(by its kubernetes.io/metadata.name label) or, for a LoadBalancer straight to the pods, from any "
-        "address, e.g.",
-        kubectl(
-            facts.context,
-            "apply -f - <<'EOF'\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n"
-            f"  name: {service.get('name')}-allow-http\nspec:\n  podSelector:\n    matchLabels: "
-            f"{dict(service.get('selector') or {})}\n"
-            f"  policyTypes: [Ingress]\n  ingress:\n{peer or '  - ports:' + chr(10)}    - port: {port}\n     "
-            " protocol: TCP\nEOF",
-        ),
     ]
     theory = Theory(
         "network-policy-denies",
@@ -697,7 +855,7 @@ def network_policy_denies(facts: Facts) -> Theory | None:
         confidence,
         evidence,
         confirm,
-        fix,
+        _admit_the_edge(facts, service, port),
         subjects=[p.get("name") for p in policies],
     )
     theory.explains = facts.explain(("network-policy",)) + [
@@ -718,7 +876,10 @@ def only_in_cluster_traffic(facts: Facts) -> Theory | None:
         return None
     data = logs[0]
     clients = ", ".join(data.get("client_addresses") or []) or "cluster addresses"
-    title = f"the pod logs show only in-cluster health checks (from {clients}): requests from outside never reach the pods"
+    title = (
+        f"the pod logs show only in-cluster health checks (from {clients}): requests from outside never "
+        "reach the pods"
+    )
     evidence = [
         f"pod {data.get('namespace')}/{data.get('pod')}: last {data.get('tail')} lines, "
         f"{data.get('health_requests')} health requests, {data.get('external_requests')} external",
@@ -739,115 +900,95 @@ def only_in_cluster_traffic(facts: Facts) -> Theory | None:
     return theory
 
 
-def _edge_failures(facts: Facts, ingress: Mapping[str, Any]) -> list[str]:
-    """Failing edge checks at the Ingress's own addresses (what a broken Ingress explains)."""
-    addresses = [str(a) for a in ingress.get("addresses") or []]
-    if not set(addresses) & set(facts.dns_addresses()):
-        return facts.explain(("api-health", "tcp", "tls"), addresses) if addresses else []
-    return facts.explain(EDGE_SECTIONS)
+def _service_has_port(service: Mapping[str, Any], port: Any) -> bool:
+    """Whether a Service port has this number or this name."""
+    return any(str(port) in (str(p.get("port")), str(p.get("name"))) for p in service.get("ports") or [])
+
+
+def _backend_port_theory(
+    facts: Facts, ingress: Mapping[str, Any], route: str, service: Mapping[str, Any], port: Any
+) -> Theory:
+    ports = service.get("ports") or []
+    listed = ", ".join(str(p.get("port")) + (f" ({p.get('name')})" if p.get("name") else "") for p in ports)
+    kind = "named port" if not str(port).isdigit() else "port"
+    right = next((p.get("name") or p.get("port") for p in ports), "<port>")
+    key = "name" if not str(right).isdigit() else "number"
+    return _ingress_backend_theory(
+        facts,
+        ingress,
+        "ingress-backend-port-missing",
+        f"Ingress `{ingress.get('name')}` routes {route} to "
+        f"Service `{service.get('name')}` {kind} {port}, but the Service has port "
+        f"{listed or 'none'}: "
+        "the controller has no backend for the host",
+        [
+            f"Ingress {ingress.get('namespace')}/{ingress.get('name')} backend: {service.get('name')}:{port}",
+            f"Service {service.get('name')} ports: {listed or 'none'}",
+        ],
+        0.85,
+        f"get svc {service.get('name')} -o jsonpath='{{.spec.ports}}'",
+        f"set backend.service.port.{key}: {right}",
+        subject=str(service.get("name")),
+        explained_by=str(port),
+    )
 
 
 def ingress_backend_port_missing(facts: Facts) -> Theory | None:
-    """The Ingress rule for the host routes to a Service port (number or name) the Service does not have."""
-    host = facts.context.host
+    """The Ingress rule for the host routes to a Service port (number or name) the Service does not
+    have."""
     services = {s.get("name"): s for s in facts.services()}
-    for ingress in facts.ingresses_for_host(host) if host else facts.of("ingress"):
-        for rule in ingress.get("rules") or []:
-            for path in rule.get("paths") or []:
-                service = services.get(path.get("service"))
-                port = path.get("port")
-                if service is None or port is None:
-                    continue
-                ports = service.get("ports") or []
-                if any(str(port) in (str(p.get("port")), str(p.get("name"))) for p in ports):
-                    continue
-                listed = ", ".join(
-                    str(p.get("port")) + (f" ({p.get('name')})" if p.get("name") else "") for p in ports
-                )
-                kind = "named port" if not str(port).isdigit() else "port"
-                title = (
-                    f"Ingress `{ingress.get('name')}` routes {rule.get('host')}{path.get('path') or '/'} to "
-                    f"Service `{service.get('name')}` {kind} {port}, but the Service has port "
-                    f"{listed or 'none'}: "
-                    "the controller has no backend for the host"
-                )
-                evidence = [
-                    f"Ingress {ingress.get('namespace')}/{ingress.get('name')} backend: "
-                    f"{service.get('name')}:{port}",
-                    f"Service {service.get('name')} ports: {listed or 'none'}",
-                ]
-                confidence = 0.85
-                failing = [p for p in facts.http_probes("dns") if not probe_ok(p)]
-                if failing and set(facts.dns_addresses()) & set(ingress.get("addresses") or []):
-                    evidence.append(_probe_line(failing[0]))
-                    confidence = 0.9
-                right = next((p.get("name") or p.get("port") for p in ports), "<port>")
-                key = "name" if not str(right).isdigit() else "number"
-                confirm = [
-                    kubectl(
-                        facts.context, f"get ingress {ingress.get('name')} -o yaml", ingress.get("namespace")
-                    ),
-                    kubectl(
-                        facts.context,
-                        f"get svc {service.get('name')} -o jsonpath='{{.spec.ports}}'",
-                        ingress.get("namespace"),
-                    ),
-                ]
-                fix = [
-                    kubectl(facts.context, f"edit ingress {ingress.get('name')}", ingress.get("namespace"))
-                    + f"  # set backend.service.port.{key}: {right}"
-                ]
-                theory = Theory(
-                    "ingress-backend-port-missing",
-                    title,
-                    confidence,
-                    evidence,
-                    confirm,
-                    fix,
-                    subjects=[str(service.get("name"))],
-                )
-                theory.explains = facts.explain(("ingress",), [str(port)]) + _edge_failures(facts, ingress)
-                return theory
+    for ingress, route, path in _ingress_backends(facts):
+        service = services.get(path.get("service"))
+        port = path.get("port")
+        if service is not None and port is not None and not _service_has_port(service, port):
+            return _backend_port_theory(facts, ingress, route, service, port)
     return None
 
 
-def loadbalancer_removed(facts: Facts) -> Theory | None:
-    """DNS still points at an address nothing of the cluster owns, while the target's Service is no longer a
-    LoadBalancer (its type changed to ClusterIP or NodePort, which releases the load balancer)."""
-    service = facts.target_service()
-    addresses = facts.dns_addresses()
-    if service is None or service.get("type") == "LoadBalancer" or not addresses:
-        return None
-    balancers = facts.loadbalancer_addresses()
-    stray = [a for a in addresses if a not in balancers]
-    if not stray:
-        return None
-    name = service.get("name")
-    probes = {p.get("address"): p for p in facts.http_probes("dns") + facts.of("tcp")}
-    dead = [
-        a
-        for a in stray
-        if a in probes
-        and probes[a].get("failure")
-        in ("tcp_refused", "tcp_timeout", "empty_reply", "read_timeout", "tcp_unreachable")
-    ]
-    if not dead:
-        return None
-    deleted = [
+# What the probes met at an address nothing serves any more.
+_NOTHING_ANSWERS = ("tcp_refused", "tcp_timeout", "empty_reply", "read_timeout", "tcp_unreachable")
+
+
+def _load_balancer_deleted(facts: Facts, name: Any) -> list[dict[str, Any]]:
+    """The events of the cloud controller deleting the Service's load balancer."""
+    return [
         e
         for e in facts.events_for(f"Service/{name}")
         if e.get("reason") in ("DeletedLoadBalancer", "DeletingLoadBalancer")
     ]
+
+
+def _removed_title(facts: Facts, service: Mapping[str, Any], dead: list[str], deleted: list[Any]) -> str:
     title = (
-        f"Service `{name}` is type {service.get('type')}, so it has no LoadBalancer, while DNS still sends "
-        f"{facts.context.host} to {', '.join(dead)}, where nothing answers"
+        f"Service `{service.get('name')}` is type {service.get('type')}, so it has no LoadBalancer, while "
+        f"DNS still sends {facts.context.host} to {', '.join(dead)}, where nothing answers"
     )
-    title += (
+    return title + (
         ": its load balancer was deleted when the type changed"
         if deleted
         else ": most likely the address of the load balancer released when the Service stopped being a "
         "LoadBalancer"
     )
+
+
+def loadbalancer_removed(facts: Facts) -> Theory | None:
+    """DNS still points at an address nothing of the cluster owns, while the target's Service is no longer
+    a LoadBalancer (its type changed to ClusterIP or NodePort, which releases the load balancer)."""
+    service = facts.target_service()
+    addresses = facts.dns_addresses()
+    if service is None or service.get("type") == "LoadBalancer" or not addresses:
+        return None
+    balancers = facts.loadbalancer_addresses()
+    probes = {p.get("address"): p for p in facts.http_probes("dns") + facts.of("tcp")}
+    dead = [
+        a
+        for a in addresses
+        if a not in balancers and a in probes and probes[a].get("failure") in _NOTHING_ANSWERS
+    ]
+    if not dead:
+        return None
+    name = service.get("name")
+    deleted = _load_balancer_deleted(facts, name)
     evidence = [
         f"Service {service.get('namespace')}/{name}: type {service.get('type')}, no LoadBalancer address",
         f"DNS {facts.context.host} -> {', '.join(addresses)}; LoadBalancer/Ingress addresses in the cluster: "
@@ -855,7 +996,6 @@ def loadbalancer_removed(facts: Facts) -> Theory | None:
     ]
     evidence += [_probe_line({**probes[a], "source": probes[a].get("source", "dns")}) for a in dead[:2]]
     evidence += [f"event {e.get('reason')} on Service/{name}: {e.get('message')}" for e in deleted[:1]]
-    confidence = 0.85 if deleted else 0.7
     confirm = [
         kubectl(facts.context, f"get svc {name} -o wide"),
         kubectl(facts.context, f"get events --field-selector involvedObject.name={name}"),
@@ -866,7 +1006,15 @@ def loadbalancer_removed(facts: Facts) -> Theory | None:
         + "  # if it should be public; then point DNS at its new EXTERNAL-IP",
         "or route the host through an Ingress and point DNS at the ingress controller's address",
     ]
-    theory = Theory("loadbalancer-removed", title, confidence, evidence, confirm, fix, subjects=dead)
+    theory = Theory(
+        "loadbalancer-removed",
+        _removed_title(facts, service, dead, deleted),
+        0.85 if deleted else 0.7,
+        evidence,
+        confirm,
+        fix,
+        subjects=dead,
+    )
     theory.explains = facts.explain(("dns", "k8s-services")) + [
         n
         for n in facts.explain(EDGE_SECTIONS, dead + ["tcp_refused", "tcp_timeout"])
@@ -884,7 +1032,10 @@ def service_missing(facts: Facts) -> Theory | None:
         return None
     name, ns = record.get("name"), record.get("namespace")
     deployments = [d.get("name") for d in facts.deployments(ns)]
-    title = f"no Service `{name}` exists in namespace {ns} (nor in any other namespace readable): nothing routes to the pods"
+    title = (
+        f"no Service `{name}` exists in namespace {ns} (nor in any other namespace readable): nothing "
+        "routes to the pods"
+    )
     evidence = [f"target Service {name}: not found ({record.get('why') or record.get('how')})"]
     if deployments:
         evidence.append(f"Deployments in {ns}: {', '.join(str(d) for d in deployments)}")
@@ -903,7 +1054,9 @@ def service_missing(facts: Facts) -> Theory | None:
 
 
 ACCESS_FIXES = {
-    "UNREACHABLE": "Check the API server address in the kubeconfig and the network path to it (VPN, firewall)",
+    "UNREACHABLE": (
+        "Check the API server address in the kubeconfig and the network path to it (VPN, firewall)"
+    ),
     "UNAUTHORIZED": "Renew the credentials in the kubeconfig (expired token or certificate)",
     "FORBIDDEN": "Grant the identity read access (deploy/rbac.yaml of this project lists exactly what the "
     "suite reads)",
@@ -917,7 +1070,10 @@ def cluster_access_failed(facts: Facts) -> Theory | None:
     if failure is None:
         return None
     kind = str(failure.get("kind") or "ERROR").upper()
-    title = f"the cluster could not be read ({kind.lower()}: {failure.get('message')}): nothing of the cluster was checked"
+    title = (
+        f"the cluster could not be read ({kind.lower()}: {failure.get('message')}): nothing of the cluster "
+        "was checked"
+    )
     evidence = [
         f"API server {failure.get('server')}, namespace {failure.get('namespace')}: {failure.get('message')}"
     ]
