@@ -33,8 +33,6 @@ NOT_YET_SPLIT = {
     "sandbox/apiserver.py:KubeApiServer._route",
     "sandbox/apiserver.py:KubeApiServer._serve_resource",
     "sandbox/control_plane_sandbox.py:RealApiServer._learn_cluster_addresses",
-    "diagnosis/rules_dns.py:dns_not_loadbalancer",
-    "diagnosis/rules_dns.py:resolvers_disagree",
     "diagnosis/fallback.py:_confirm",
     "diagnosis/rules_workloads.py:rollout_stuck",
     "diagnosis/rules_workloads.py:readiness_probe_failing",
