@@ -53,7 +53,6 @@ NOT_YET_SPLIT = {
     "sandbox/scenario.py:_Validator.edges",
     "changes.py:changes_timeline",
     "changes.py:cluster_changes",
-    "diagnosis/rules_changes.py:dns_still_cached",
     "sandbox/timed.py:parse_changes",
 }
 
