@@ -45,7 +45,6 @@ NOT_YET_SPLIT = {
     "diagnosis/rules_wiring.py:selector_matches_no_pods",
     "diagnosis/rules_wiring.py:ingress_backend_missing",
     "diagnosis/rules_wiring.py:loadbalancer_removed",
-    "diagnosis/facts.py:Facts.candidate_addresses",
     "diagnosis/rules_wiring.py:_ingress_class_unserved",
     "diagnosis/rules_workloads.py:_pod_theory",
     "diagnosis/rules_workloads.py:image_pull_failed",
