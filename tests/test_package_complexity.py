@@ -33,7 +33,6 @@ NOT_YET_SPLIT = {
     "sandbox/apiserver.py:KubeApiServer._route",
     "sandbox/apiserver.py:KubeApiServer._serve_resource",
     "sandbox/control_plane_sandbox.py:RealApiServer._learn_cluster_addresses",
-    "diagnosis/fallback.py:_confirm",
     "diagnosis/rules_workloads.py:rollout_stuck",
     "diagnosis/rules_workloads.py:readiness_probe_failing",
     "diagnosis/rules_workloads.py:node_not_ready",
