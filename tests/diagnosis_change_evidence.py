@@ -1,5 +1,6 @@
-"""Evidence of change over time for the diagnosis tests: a propagation report and an address history, built
-with the project's own types (``PropagationReport``, ``moved_loadbalancers``) so their shape is the real one."""
+"""Evidence of change over time for the diagnosis tests: a propagation report and an address history,
+built with the project's own types (``PropagationReport``, ``moved_loadbalancers``) so their shape is the
+real one."""
 
 from __future__ import annotations
 

@@ -1,9 +1,10 @@
-"""Diagnosis of faults the first rules did not meet: policies admitting a namespace, classes no controller serves,
-paused rollouts, volumes that cannot attach, partial outages, red-herring nodes, the edge's own 429/503 answers.
+"""Diagnosis of faults the first rules did not meet: policies admitting a namespace, classes no controller
+serves, paused rollouts, volumes that cannot attach, partial outages, red-herring nodes, the edge's own
+429/503 answers.
 
-Each test builds the evidence the built-in suite records for the fault and asserts what the theory says, and that it
-stays silent (or says less) when the evidence for a claim is missing. The same faults run end to end as sandbox
-scenarios (shop-*.yaml) in tests/test_scenario_corpus.py.
+Each test builds the evidence the built-in suite records for the fault and asserts what the theory says, and
+that it stays silent (or says less) when the evidence for a claim is missing. The same faults run end to end
+as sandbox scenarios (shop-*.yaml) in tests/test_scenario_corpus.py.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ def deny_all_policy(name="default-deny-ingress", ingress=()):
 
 
 def namespace_policy(label: dict) -> dict:
-    """Admits the namespace whose labels match ``label`` on port 8000 (the ingress controller's, when it matches)."""
+    """Admits the namespace whose labels match ``label`` on port 8000 (the ingress controller's, when it
+    matches)."""
     return deny_all_policy(
         "api-from-ingress-nginx",
         [
@@ -59,7 +61,8 @@ def test_network_policy_theory_rests_on_the_sections_verdict_not_on_the_peers_sh
         failed=FAILING,
     )
     assert R.network_policy_denies(admitted) is None
-    # The section judged the policy against the controller pods and found nothing admitted: the theory names it.
+    # The section judged the policy against the controller pods and found nothing admitted: the theory
+    # names it.
     verdict = (
         "no NetworkPolicy admits traffic from the edge to port 8000 of pod api-847495fbc4-686tk (selected by "
         "NetworkPolicy api-from-ingress-nginx)"
@@ -78,7 +81,10 @@ def test_network_policy_theory_rests_on_the_sections_verdict_not_on_the_peers_sh
 
 
 def test_network_policy_theory_stands_when_the_edge_answers_no_more():
-    verdict = "no NetworkPolicy admits traffic from the edge to port 8000 of pod api (selected by NetworkPolicy default-deny-ingress)"
+    verdict = (
+        "no NetworkPolicy admits traffic from the edge to port 8000 of pod api "
+        "(selected by NetworkPolicy default-deny-ingress)"
+    )
     records = [
         *POLICY_WORLD[:4],
         ("network_policy", deny_all_policy()),

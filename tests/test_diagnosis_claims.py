@@ -1,9 +1,10 @@
 """Only proven claims: a theory states as fact only what its evidence shows.
 
-For each rule, a world where it fires, and for each claim its text makes, the evidence that supports the claim:
-without that evidence the claim must disappear from the theory's title and evidence (or the rule must not fire
-at all), and where the run could not check something, the theory says so as an unknown with the command that
-would check it — never a kubectl line as a way to confirm without saying it needs cluster access.
+For each rule, a world where it fires, and for each claim its text makes, the evidence that supports the
+claim: without that evidence the claim must disappear from the theory's title and evidence (or the rule must
+not fire at all), and where the run could not check something, the theory says so as an unknown with the
+command that would check it — never a kubectl line as a way to confirm without saying it needs cluster
+access.
 """
 
 from __future__ import annotations
@@ -247,7 +248,10 @@ CLAIMS: list[tuple[Callable, Records, list[tuple[str, Callable[[Records], Record
                     "127.0.10.53",
                     "http_status",
                     503,
-                    body='{"status":"DOWN","components":{"redis":{"status":"DOWN","details":{"error":"Connection refused"}}}}',
+                    body=(
+                        '{"status":"DOWN","components":{"redis":{"status":"DOWN",'
+                        '"details":{"error":"Connection refused"}}}}'
+                    ),
                 ),
             )
         ],

@@ -174,7 +174,8 @@ def test_the_order_is_the_same_whatever_the_order_of_rules_and_evidence():
 
 
 def test_evidence_against_a_theory_lowers_it():
-    # The same crashing pod, but the app answers inside the cluster: something else serves, the pod state is stale.
+    # The same crashing pod, but the app answers inside the cluster: something else serves, the pod state is
+    # stale.
     answering = [(k, E.in_cluster() if k == "in_cluster_health" else d) for k, d in CRASHLOOP]
     crash = next(
         t for t in evaluate(E.facts_of(*CRASHLOOP, failed=CRASHLOOP_FAILED))[0] if t.rule == "pods-crashing"

@@ -1,5 +1,5 @@
-"""Diagnosis rules: each rule on hand-built evidence, firing on its fault and silent on evidence that does not show
-it (including pods whose state does not match the rule's name), and the incident ranked as before.
+"""Diagnosis rules: each rule on hand-built evidence, firing on its fault and silent on evidence that does
+not show it (including pods whose state does not match the rule's name), and the incident ranked as before.
 
 Every sandbox scenario runs through the built-in suite in tests/test_scenario_corpus.py.
 """
@@ -810,7 +810,10 @@ def test_rule_fires_on_its_evidence_and_not_otherwise(rule, firing, quiet):
 
 
 def test_the_api_servers_own_error_body_is_no_health_body():
-    status = '{"kind":"Status","apiVersion":"v1","status":"Failure","message":"no endpoints available for service \\"api\\"","reason":"ServiceUnavailable","code":503}'
+    status = (
+        '{"kind":"Status","apiVersion":"v1","status":"Failure",'
+        '"message":"no endpoints available for service \\"api\\"","reason":"ServiceUnavailable","code":503}'
+    )
     facts = E.facts_of(
         (
             "in_cluster_health",
@@ -841,7 +844,8 @@ def test_what_a_peer_sends_is_quoted_as_text_even_with_braces(failure, status, h
 
 
 def test_every_built_in_rule_has_a_case():
-    # These read a section's failure (its reason, or that it failed): test_diagnosis_attack_faults.py and below.
+    # These read a section's failure (its reason, or that it failed): test_diagnosis_attack_faults.py and
+    # below.
     tested = {case[0] for case in ALL_CASES} | {R.ingress_tls_secret_missing, R.network_policy_denies}
     assert [rule.__name__ for rule in RULES if rule not in tested] == []
 
@@ -976,7 +980,8 @@ SUITES = Path(__file__).resolve().parents[1] / "suites"
 def run_builtin_suite(
     workdir: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 240
 ) -> subprocess.CompletedProcess:
-    """Run a copy of the built-in suite in ``workdir`` (its own rootdir) in a child pytest; bounded in time."""
+    """Run a copy of the built-in suite in ``workdir`` (its own rootdir) in a child pytest; bounded in
+    time."""
     if not any(SUITES.glob("test_*.py")):
         pytest.fail("the built-in suite (suites/test_*.py) is missing")
     copy_dir = workdir / "suites"

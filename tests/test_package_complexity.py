@@ -22,18 +22,7 @@ NOT_YET_SPLIT = {
     "sandbox/apiserver.py:KubeApiServer._route",
     "sandbox/apiserver.py:KubeApiServer._serve_resource",
     "sandbox/control_plane_sandbox.py:RealApiServer._learn_cluster_addresses",
-    "diagnosis/rules_dns.py:dns_not_loadbalancer",
-    "diagnosis/rules_dns.py:resolvers_disagree",
-    "diagnosis/fallback.py:_confirm",
-    "diagnosis/rules_workloads.py:rollout_stuck",
-    "diagnosis/rules_workloads.py:readiness_probe_failing",
-    "diagnosis/rules_workloads.py:node_not_ready",
-    "diagnosis/facts.py:Facts.candidate_addresses",
-    "diagnosis/rules_workloads.py:_pod_theory",
-    "diagnosis/rules_workloads.py:image_pull_failed",
-    "diagnosis/rules_workloads.py:pods_crashing",
     "sandbox/scenario.py:_Validator.edges",
-    "diagnosis/rules_changes.py:dns_still_cached",
     "sandbox/timed.py:parse_changes",
 }
 

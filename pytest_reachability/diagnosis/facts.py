@@ -42,7 +42,8 @@ SNAPSHOT_KINDS = (
 
 @dataclass
 class RunContext:
-    """What the rules need to know of the run besides evidence: target, namespace, resolvers, kubectl flags."""
+    """What the rules need to know of the run besides evidence: target, namespace, resolvers, kubectl
+    flags."""
 
     host: str = ""
     port: int | None = None
@@ -279,25 +280,38 @@ class Facts:
     def candidate_addresses(self) -> list[tuple[str, str]]:
         """(address, owner) where the target should resolve: its Service, LoadBalancers selecting the same
         pods, Ingresses routing its host; best first."""
-        out: list[tuple[str, str]] = []
         target = self.target_service()
         if target is not None:
-            out += [(a, str(target.get("name"))) for a in target.get("lb_addresses") or []]
-            pods = {p.get("name") for p in self.selected_pods(target)}
-            for service in self.services():
-                if service is target or service.get("type") != "LoadBalancer":
-                    continue
-                same = pods and pods == {p.get("name") for p in self.selected_pods(service)}
-                if same or (service.get("selector") and service.get("selector") == target.get("selector")):
-                    out += [(a, str(service.get("name"))) for a in service.get("lb_addresses") or []]
+            out = self._balancers_serving(target)
         elif self.target_service_name() is None:
-            # No target Service known at all (the cluster section did not name one): any LoadBalancer may be it.
-            out += [(a, str(s.get("name"))) for s in self.services() for a in s.get("lb_addresses") or []]
+            # No target Service known at all (the cluster section did not name one): any LoadBalancer may
+            # be it.
+            out = [(a, str(s.get("name"))) for s in self.services() for a in s.get("lb_addresses") or []]
+        else:
+            out = []
         if self.context.host:
             for ingress in self.ingresses_for_host(self.context.host):
                 out += [(a, f"Ingress {ingress.get('name')}") for a in ingress.get("addresses") or []]
         seen: set[str] = set()
         return [(a, o) for a, o in out if not (a in seen or seen.add(a))]
+
+    def _balancers_serving(self, target: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """(address, Service name) of the target's LoadBalancer, then of the other LoadBalancers sending
+        traffic to the same pods (the same selected pods, or the same selector)."""
+        out = [(a, str(target.get("name"))) for a in target.get("lb_addresses") or []]
+        pods = {p.get("name") for p in self.selected_pods(target)}
+        for service in self.services():
+            if service is target or service.get("type") != "LoadBalancer":
+                continue
+            if self._same_backends(service, target, pods):
+                out += [(a, str(service.get("name"))) for a in service.get("lb_addresses") or []]
+        return out
+
+    def _same_backends(self, service: Mapping[str, Any], target: Mapping[str, Any], pods: set) -> bool:
+        """Whether ``service`` selects the target's pods (``pods``, by name) or has the target's selector."""
+        if pods and pods == {p.get("name") for p in self.selected_pods(service)}:
+            return True
+        return bool(service.get("selector") and service.get("selector") == target.get("selector"))
 
     def selected_pods(self, service: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Pods of the service's namespace its selector matches (a Service without selector matches none)."""
@@ -317,7 +331,8 @@ class Facts:
         ]
 
     def loadbalancer_addresses(self) -> dict[str, str]:
-        """Address -> ``Service/namespace/name`` of every LoadBalancer, every Ingress and ingress controller Service."""
+        """Address -> ``Service/namespace/name`` of every LoadBalancer, every Ingress and ingress controller
+        Service."""
         out: dict[str, str] = {}
         for service in self.all_services():
             for address in service.get("lb_addresses") or []:
@@ -375,7 +390,8 @@ class Facts:
         return out
 
     def connected(self, address: str) -> bool:
-        """True when any probe got a TCP connection to ``address`` (it failed later than connect, or not at all)."""
+        """True when any probe got a TCP connection to ``address`` (it failed later than connect, or not at
+        all)."""
         for probe in self.of("http_probe") + self.of("tls") + self.of("tcp"):
             if probe.get("address") == address and failure_phase(probe) not in ("dns", "connect"):
                 return True
@@ -396,7 +412,8 @@ class Facts:
         return reports[-1] if reports else None
 
     def in_cluster_ok(self) -> bool | None:
-        """True when some in-cluster health check answered 2xx/3xx, False when all failed, None when none ran."""
+        """True when some in-cluster health check answered 2xx/3xx, False when all failed, None when none
+        ran."""
         checks = self.in_cluster_health()
         if not checks:
             return None

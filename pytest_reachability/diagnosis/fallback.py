@@ -12,37 +12,49 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ..results import TestResult
-from .facts import Facts
+from .facts import Facts, RunContext
 from .theory import Theory, curl_of, dig, kubectl
 from .wording import probe_line, short
 
 FALLBACK_RULE = "unexplained-failure"
 
 
-def _confirm(facts: Facts, section: str, test: TestResult) -> list[str]:
-    ctx = facts.context
-    note = facts.kubectl_note()
+def _recorded_request(test: TestResult, ctx: RunContext) -> str | None:
+    """The request the check itself made, when its evidence recorded one (a probe's curl line, a URL)."""
     records = [r.get("data") or {} for r in test.evidence if isinstance(r, dict)]
     probes = [d for d in records if isinstance(d, dict) and d.get("curl")]
     if probes:
-        return [curl_of(probes[0], ctx)]
+        return curl_of(probes[0], ctx)
     checks = [d for d in records if isinstance(d, dict) and d.get("url")]
     if checks and str(checks[0]["url"]).startswith("http"):
-        return [f"curl -v {checks[0]['url']}"]
-    by_section = {
+        return f"curl -v {checks[0]['url']}"
+    return None
+
+
+def _section_commands(ctx: RunContext, note: str) -> dict[str, str]:
+    """Per section, the command that shows what its checks look at."""
+    host = ctx.host or "<host>"
+    return {
         "cluster": kubectl(ctx, "get nodes,pods -o wide") + note,
         "workloads": kubectl(ctx, "get deployments,replicasets -o wide") + note,
         "k8s-services": kubectl(ctx, "get svc -o wide") + note,
         "endpoints": kubectl(ctx, "get endpointslices -o wide") + note,
         "ingress": kubectl(ctx, "get ingress -o yaml") + note,
         "network-policy": kubectl(ctx, "get networkpolicy -o yaml") + note,
-        "dns": dig(ctx.host or "<host>", (ctx.resolvers or ["system"])[0]),
-        "tcp": f"nc -vz -w 5 {ctx.host or '<host>'} {ctx.port or 80}",
-        "tls": f"openssl s_client -connect {ctx.host or '<host>'}:{ctx.port or 443} -servername "
-        f"{ctx.host or '<host>'}",
+        "dns": dig(host, (ctx.resolvers or ["system"])[0]),
+        "tcp": f"nc -vz -w 5 {host} {ctx.port or 80}",
+        "tls": f"openssl s_client -connect {host}:{ctx.port or 443} -servername {host}",
         "api-internal": kubectl(ctx, "get pods,endpointslices -o wide") + note,
         "database": "psql <DSN> -c 'SELECT 1'",
     }
+
+
+def _confirm(facts: Facts, section: str, test: TestResult) -> list[str]:
+    ctx = facts.context
+    request = _recorded_request(test, ctx)
+    if request is not None:
+        return [request]
+    by_section = _section_commands(ctx, facts.kubectl_note())
     if section in by_section:
         return [by_section[section]]
     return [f"python -m pytest '{test.nodeid}' -rA  # re-run the check and read its full output"]

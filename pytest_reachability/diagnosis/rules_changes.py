@@ -24,63 +24,84 @@ def _propagation(facts: Facts) -> dict[str, Any] | None:
     return next((data for data in reports if data.get("name") == host), reports[0] if reports else None)
 
 
-def dns_still_cached(facts: Facts) -> Theory | None:
-    """Changed at the source, still cached: resolvers serve what the authoritative servers no longer answer."""
+def _stale_cache(facts: Facts) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+    """(the propagation report, the resolvers still serving the old answer), or None when none does."""
     data = _propagation(facts)
     if data is None or data.get("agree") or not data.get("source_addresses"):
         return None
     stale = [answer for answer in data.get("resolvers") or [] if answer.get("stale")]
-    if not stale:
-        return None
-    name, source = data.get("name") or facts.context.host, data["source_addresses"]
-    source_answer = next(
-        (a for a in data.get("authoritative") or [] if sorted(a.get("addresses") or []) == source), {}
-    )
-    serial = data.get("source_serial")
-    old = sorted({address for answer in stale for address in answer.get("addresses") or []})
-    probes = {p.get("address"): p for p in facts.http_probes("dns")}
+    return (data, stale) if stale else None
+
+
+def _cached_evidence(
+    name: str, data: dict[str, Any], source_answer: dict[str, Any], stale: list[dict[str, Any]]
+) -> list[str]:
+    """The authoritative answer, then each stale resolver's answer and when its cache expires."""
     evidence = [
         f"authoritative {source_answer.get('nameserver') or source_answer.get('server')} "
-        f"({source_answer.get('server')}) answers {name} → {', '.join(source)} (SOA serial {serial})"
+        f"({source_answer.get('server')}) answers {name} → {', '.join(data['source_addresses'])} "
+        f"(SOA serial {data.get('source_serial')})"
     ]
-    confidence = 0.7
-    for answer in stale:
-        evidence.append(
-            f"resolver {answer.get('server')} answers "
-            f"{', '.join(answer.get('addresses') or []) or 'nothing'} "
-            f"(serial {answer.get('serial')}), cached {answer.get('ttl')} s more, until "
-            f"{answer.get('expires_at')}"
-        )
-    for address in old:
-        probe = probes.get(address)
-        if probe is not None:
-            evidence.append(probe_line(probe))
-            if not probe_ok(probe):
-                confidence = 0.9  # the old answer is what breaks the clients of those resolvers
-    expiry = data.get("last_cache_expiry")
+    evidence += [
+        f"resolver {answer.get('server')} answers "
+        f"{', '.join(answer.get('addresses') or []) or 'nothing'} "
+        f"(serial {answer.get('serial')}), cached {answer.get('ttl')} s more, until "
+        f"{answer.get('expires_at')}"
+        for answer in stale
+    ]
+    return evidence
+
+
+def _cached_title(
+    name: str, data: dict[str, Any], stale: list[dict[str, Any]], old: list[str], failing_old: list[dict]
+) -> str:
     title = (
-        f"{name} changed at the source, still cached: the authoritative servers answer {', '.join(source)} "
-        f"(serial {serial}) while {', '.join(a.get('server') for a in stale)} still "
+        f"{name} changed at the source, still cached: the authoritative servers answer "
+        f"{', '.join(data['source_addresses'])} "
+        f"(serial {data.get('source_serial')}) while {', '.join(a.get('server') for a in stale)} still "
         f"serve{'s' if len(stale) == 1 else ''} "
         f"{', '.join(old) or 'the old answer'}"
     )
-    failing_old = [probes[a] for a in old if a in probes and not probe_ok(probes[a])]
     if failing_old:
         title += f" ({describe_failure(failing_old[0])})"
-    if expiry:
-        title += f"; the last cache expires at {expiry}"
-    ns = source_answer.get("server", "")
-    ns_address, _, ns_port = ns.rpartition(":")
-    confirm = [
-        f"dig @{ns_address}{' -p ' + ns_port if ns_port and ns_port != '53' else ''} {name} +norec +noall "
-        "+answer"
-        "  # the source's answer",
+    if data.get("last_cache_expiry"):
+        title += f"; the last cache expires at {data.get('last_cache_expiry')}"
+    return title
+
+
+def _cached_confirm(name: str, source_answer: dict[str, Any], stale: list[dict[str, Any]]) -> list[str]:
+    """Ask the authoritative server without recursion, then each stale resolver for its counting TTL."""
+    ns_address, _, ns_port = source_answer.get("server", "").rpartition(":")
+    port = f" -p {ns_port}" if ns_port and ns_port != "53" else ""
+    return [
+        f"dig @{ns_address}{port} {name} +norec +noall +answer  # the source's answer",
         *[
             dig(name, a.get("server")).replace("+short", "+noall +answer")
             + "  # the TTL column counts down to the expiry"
             for a in stale
         ],
     ]
+
+
+def dns_still_cached(facts: Facts) -> Theory | None:
+    """Changed at the source, still cached: resolvers serve what the authoritative servers no longer
+    answer."""
+    found = _stale_cache(facts)
+    if found is None:
+        return None
+    data, stale = found
+    name, source = data.get("name") or facts.context.host, data["source_addresses"]
+    source_answer = next(
+        (a for a in data.get("authoritative") or [] if sorted(a.get("addresses") or []) == source), {}
+    )
+    old = sorted({address for answer in stale for address in answer.get("addresses") or []})
+    probes = {p.get("address"): p for p in facts.http_probes("dns")}
+    old_probes = [probes[address] for address in old if address in probes]
+    evidence = _cached_evidence(name, data, source_answer, stale) + [probe_line(p) for p in old_probes]
+    failing_old = [probe for probe in old_probes if not probe_ok(probe)]
+    # A failing old address is what breaks the clients of those resolvers.
+    confidence = 0.9 if failing_old else 0.7
+    expiry = data.get("last_cache_expiry")
     fix = [
         f"Nothing to change in the zone: wait until {expiry or 'the cached TTL runs out'} "
         "(pytest --wait lets a gate wait for it), or flush the stale resolvers' caches:",
@@ -89,7 +110,14 @@ def dns_still_cached(facts: Facts) -> Theory | None:
     ]
     verify = [f"{dig(name, a.get('server'))}  # expect {', '.join(source)}" for a in stale]
     theory = Theory(
-        "dns-still-cached", title, confidence, evidence, confirm, fix, subjects=old, verify=verify
+        "dns-still-cached",
+        _cached_title(name, data, stale, old, failing_old),
+        confidence,
+        evidence,
+        _cached_confirm(name, source_answer, stale),
+        fix,
+        subjects=old,
+        verify=verify,
     )
     theory.explains = facts.explain(("dns",), ["still cached", "changed at the source"]) + facts.explain(
         ("tcp", "tls", "api-health"), old
@@ -130,13 +158,14 @@ def loadbalancer_moved(facts: Facts) -> Theory | None:
     title = f"{describe_move(move)} — update the DNS record of {host} to {new}"
     confirm = [
         f"{kubectl(facts.context, f'get service {name} -o wide', namespace)}  # its EXTERNAL-IP is {new}",
-        f"{kubectl(facts.context, f'get service {name} -o jsonpath={{.metadata.creationTimestamp}}', namespace)}",
+        kubectl(facts.context, f"get service {name} -o jsonpath={{.metadata.creationTimestamp}}", namespace),
         *[dig(host, resolver) for resolver in facts.context.resolvers[:2] or ["system"]],
         curl(facts.context, move["to"][0]),
     ]
     fix = [
         f"Point the A record of {host} at {new} (the LoadBalancer's address now)",
-        "or manage the record from the Service (external-dns), so a re-created Service takes its record along",
+        "or manage the record from the Service (external-dns), so a re-created Service takes its record "
+        "along",
     ]
     theory = Theory(
         "loadbalancer-moved",

@@ -1,5 +1,5 @@
-"""DNS rules: the name does not resolve (NXDOMAIN, NODATA, SERVFAIL, REFUSED, timeout, dangling CNAME), resolves
-to an address that serves nothing of the cluster, or resolves differently on different resolvers.
+"""DNS rules: the name does not resolve (NXDOMAIN, NODATA, SERVFAIL, REFUSED, timeout, dangling CNAME),
+resolves to an address that serves nothing of the cluster, or resolves differently on different resolvers.
 
 The classes follow RFC 1035/2308 semantics: NXDOMAIN says the name does not exist; NOERROR with an empty
 answer (NODATA) says it exists without a record of the asked type; SERVFAIL says the resolver could not
@@ -7,6 +7,8 @@ get an answer (authoritative servers failing, or DNSSEC validation failing); REF
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from .facts import Facts, probe_ok
 from .theory import Theory, curl, curl_of, dig, kubectl
@@ -55,7 +57,10 @@ def _where_it_should_point(facts: Facts) -> tuple[str, str] | None:
 
 
 def _dns_failure(facts: Facts, failure: str, *, with_cname: bool = False) -> tuple[list[dict], list[dict]]:
-    """(answers failing with ``failure``, answers with addresses); CNAME-ended failures only when ``with_cname``."""
+    """(answers failing with ``failure``, answers with addresses).
+
+    CNAME-ended failures count only when ``with_cname``.
+    """
     answers = facts.dns_answers()
     failed = [a for a in answers if a.get("failure") == failure and bool(a.get("cnames")) == with_cname]
     answered = [a for a in answers if a.get("addresses")]
@@ -81,7 +86,10 @@ def _dns_class_theory(
     evidence = [answer_line(a, name) for a in facts.dns_answers()]
     if answered:
         others = ", ".join(f"{a.get('resolver')} ({', '.join(a.get('addresses') or [])})" for a in answered)
-        title = f"resolver {', '.join(resolvers)} {what} for {name} while {others} answer: {cause} on that resolver"
+        title = (
+            f"resolver {', '.join(resolvers)} {what} for {name} while {others} answer: "
+            f"{cause} on that resolver"
+        )
         confidence -= 0.3
     else:
         on = "every resolver" if len(resolvers) > 1 else f"resolver {resolvers[0]}"
@@ -162,7 +170,10 @@ def dns_no_data(facts: Facts) -> Theory | None:
 
 
 def dns_servfail(facts: Facts) -> Theory | None:
-    """SERVFAIL: the resolver could not get an answer: authoritative servers failing or DNSSEC validation failing."""
+    """SERVFAIL: the resolver could not get an answer.
+
+    The zone's authoritative servers fail, or DNSSEC validation fails.
+    """
     name = _name(facts)
     zone = name.split(".", 1)[1] if "." in name else name
     return _dns_class_theory(
@@ -204,7 +215,10 @@ def dns_refused(facts: Facts) -> Theory | None:
 
 
 def dns_timeout(facts: Facts) -> Theory | None:
-    """Timeout: the resolver did not answer in time (down, unreachable, or the authoritative servers too slow)."""
+    """Timeout: the resolver did not answer in time.
+
+    It is down or unreachable, or the authoritative servers behind it are too slow.
+    """
     failed, _answered = _dns_failure(facts, "dns_timeout")
     refused = any("connection refused" in str(a.get("error") or "") for a in failed)
     cause = (
@@ -231,7 +245,8 @@ def dns_timeout(facts: Facts) -> Theory | None:
 
 
 def dns_bad_answer(facts: Facts) -> Theory | None:
-    """The resolver's answer is malformed, does not match the question, or is truncated without a TCP retry."""
+    """The resolver's answer is malformed, does not match the question, or is truncated without a TCP
+    retry."""
     return _dns_class_theory(
         facts,
         "dns_bad_answer",
@@ -250,7 +265,10 @@ def dns_bad_answer(facts: Facts) -> Theory | None:
 
 
 def dns_dangling_cname(facts: Facts) -> Theory | None:
-    """The name is a CNAME whose target does not resolve: the target (often a removed load balancer) is gone."""
+    """The name is a CNAME whose target does not resolve.
+
+    The target (often a removed load balancer) is gone.
+    """
     answers = [
         a for a in facts.dns_answers() if a.get("cnames") and not a.get("addresses") and a.get("failure")
     ]
@@ -269,7 +287,10 @@ def dns_dangling_cname(facts: Facts) -> Theory | None:
         "dns_timeout": "no answer",
     }.get(answer.get("failure"), answer.get("failure"))
     via = f" (through {', '.join(chain[:-1])})" if len(chain) > 1 else ""
-    title = f"{name} is a CNAME{via} to {target}, which does not resolve ({code}): the CNAME dangles — its target is gone"
+    title = (
+        f"{name} is a CNAME{via} to {target}, which does not resolve ({code}): "
+        "the CNAME dangles — its target is gone"
+    )
     evidence = [answer_line(a, name) for a in facts.dns_answers()]
     point = _where_it_should_point(facts)
     fix = [
@@ -293,111 +314,189 @@ def dns_dangling_cname(facts: Facts) -> Theory | None:
     return theory
 
 
-def dns_not_loadbalancer(facts: Facts) -> Theory | None:
-    """The name resolves to an address that is no LoadBalancer or Ingress of the cluster."""
-    dns = facts.dns
+@dataclass
+class _StrayAnswer:
+    """What DNS answers for the name against where the cluster serves the target, with the probes of both."""
+
+    name: str
+    answers: list[str]
+    stray: list[str]
+    balancers: dict[str, str]
+    target: dict | None
+    routed: list[tuple[str, str]]
+    dns_probes: dict[str, dict]
+    lb_probes: list[dict]
+    good_address: str
+    good_service: str
+    good_answers: bool
+
+    @property
+    def kind(self) -> str:
+        return record_types(self.stray)
+
+    @property
+    def stray_probe(self) -> dict | None:
+        return self.dns_probes.get(self.stray[0])
+
+    @property
+    def good_probe(self) -> dict | None:
+        return next((p for p in self.lb_probes if p.get("address") == self.good_address), None)
+
+
+def _serving_addresses(
+    facts: Facts, target: dict | None
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(candidates, routed): the addresses that serve the target (its LoadBalancer, LoadBalancers selecting
+    the same pods, its Ingress), replaced by where the host's Ingress routes when that is another Service."""
+    routed = _routed_elsewhere(facts, target)
+    # The Service was picked because DNS answers its address, but the host's Ingress routes elsewhere:
+    # judge DNS by where the Ingress sends the host.
+    return (routed or facts.candidate_addresses()), routed
+
+
+def _stray_answer(facts: Facts) -> _StrayAnswer | None:
+    """The DNS answers that are none of the target's addresses, or None when DNS answers right."""
     answers = facts.dns_addresses()
     balancers = facts.loadbalancer_addresses()
     if not answers or not balancers:
         return None
     target = facts.target_service()
-    # The addresses that serve the target: its LoadBalancer, LoadBalancers selecting the same pods, its Ingress.
-    candidates = facts.candidate_addresses()
-    routed = _routed_elsewhere(facts, target)
-    if routed:
-        # The Service was picked because DNS answers its address, but the host's Ingress routes elsewhere:
-        # judge DNS by where the Ingress sends the host.
-        candidates = routed
+    candidates, routed = _serving_addresses(facts, target)
     if not candidates:
         return None
     own = {address for address, _owner in candidates}
     # A stray answer is none of those; when the target's Service is not known, no LoadBalancer/Ingress at all.
-    stray = [a for a in answers if (a not in own if target is not None else a not in balancers)]
+    known = own if target is not None else balancers
+    stray = [a for a in answers if a not in known]
     if not stray:
         return None
-    name = dns.get("name") or facts.context.host
-    ctx = facts.context
-    dns_probes = {p.get("address"): p for p in facts.http_probes("dns")}
     lb_probes = facts.http_probes("loadbalancer")
-    healthy_lb = [p for p in lb_probes if probe_ok(p)]
-    answered = {p.get("address") for p in healthy_lb}
+    answered = {p.get("address") for p in lb_probes if probe_ok(p)}
     good_address, good_service = next(((a, o) for a, o in candidates if a in answered), candidates[0])
-    good_answers = any(p.get("address") == good_address for p in healthy_lb)
-    stray_probe = dns_probes.get(stray[0])
-    stray_failed = stray_probe is not None and not probe_ok(stray_probe)
-    partial = len(stray) < len(answers)
-    disagree = dns.get("agree") is False
+    return _StrayAnswer(
+        name=facts.dns.get("name") or facts.context.host,
+        answers=answers,
+        stray=stray,
+        balancers=balancers,
+        target=target,
+        routed=routed,
+        dns_probes={p.get("address"): p for p in facts.http_probes("dns")},
+        lb_probes=lb_probes,
+        good_address=good_address,
+        good_service=good_service,
+        good_answers=good_address in answered,
+    )
 
+
+def _stray_confidence(found: _StrayAnswer, disagree: bool) -> float:
     confidence = 0.6
-    if good_answers:
+    if found.good_answers:
         confidence += 0.25
-    if stray_failed:
+    if found.stray_probe is not None and not probe_ok(found.stray_probe):
         confidence += 0.1
-    if partial or disagree:
+    if len(found.stray) < len(found.answers) or disagree:
         confidence -= 0.3  # another answer is right: propagation or a stale resolver explains it better
-    if target is not None and target.get("lb_pending"):
+    if found.target is not None and found.target.get("lb_pending"):
         confidence -= 0.3  # the record likely held the pending LoadBalancer's old address
+    return confidence
 
+
+def _stray_title(found: _StrayAnswer) -> str:
+    stray_probe = found.stray_probe
     what = f", which {describe_failure(stray_probe)}" if stray_probe is not None else ""
-    others = [balancers[a] for a in stray if a in balancers]
+    others = [found.balancers[a] for a in found.stray if a in found.balancers]
     if others:
         what = f" ({others[0]}, not the target's){what}"
-    verb = "answers" if good_answers else "has its address"
-    kind = record_types(stray)
-    title = (
-        f"the DNS {kind} record for {name} points at {', '.join(stray)}{what}; "
-        f"{owner_phrase(good_service)} {verb} at {good_address} — update the record"
+    verb = "answers" if found.good_answers else "has its address"
+    return (
+        f"the DNS {found.kind} record for {found.name} points at {', '.join(found.stray)}{what}; "
+        f"{owner_phrase(found.good_service)} {verb} at {found.good_address} — update the record"
     )
-    evidence = [f"DNS {name} -> {', '.join(answers)} (resolvers: {', '.join(dns_resolvers(facts))})"]
-    if routed:
+
+
+def _stray_evidence(facts: Facts, found: _StrayAnswer) -> list[str]:
+    name = found.name
+    evidence = [f"DNS {name} -> {', '.join(found.answers)} (resolvers: {', '.join(dns_resolvers(facts))})"]
+    if found.routed:
+        services = sorted({o for _a, o in found.routed if not o.startswith("Ingress ")})
         evidence.append(
-            f"the Ingress rules for {name} route to Service "
-            f"{', '.join(sorted({o for _a, o in routed if not o.startswith('Ingress ')}))}, "
-            f"not to {target.get('name')}, whose LoadBalancer DNS answers"
+            f"the Ingress rules for {name} route to Service {', '.join(services)}, "
+            f"not to {found.target.get('name')}, whose LoadBalancer DNS answers"
         )
     evidence.append(
         "LoadBalancer/Ingress addresses in the cluster: "
-        + ", ".join(f"{a} ({owner})" for a, owner in balancers.items())
+        + ", ".join(f"{a} ({owner})" for a, owner in found.balancers.items())
     )
-    for address in stray:
-        if address in dns_probes:
-            evidence.append(probe_line(dns_probes[address]))
-    for probe in lb_probes:
-        if probe.get("address") == good_address:
-            evidence.append(probe_line(probe) + " (probed directly with Host " + (name or "") + ")")
-    confirm = [dig(name, r) for r in dns_resolvers(facts)]
+    evidence += [probe_line(found.dns_probes[a]) for a in found.stray if a in found.dns_probes]
+    evidence += [
+        probe_line(probe) + " (probed directly with Host " + (name or "") + ")"
+        for probe in found.lb_probes
+        if probe.get("address") == found.good_address
+    ]
+    return evidence
+
+
+def _stray_confirm(facts: Facts, found: _StrayAnswer) -> list[str]:
+    ctx = facts.context
+    confirm = [dig(found.name, r) for r in dns_resolvers(facts)]
+    good_service = found.good_service
     if good_service.startswith("Ingress "):
         confirm.append(kubectl(ctx, f"get ingress {good_service.split(' ', 1)[1]} -o wide"))
     else:
         confirm.append(
             kubectl(ctx, f"get svc {good_service} -o jsonpath='{{.status.loadBalancer.ingress[*].ip}}'")
         )
-    for address in stray:
-        confirm.append(curl_of(dns_probes[address], ctx) if address in dns_probes else curl(ctx, address))
-    good_probe = next((p for p in lb_probes if p.get("address") == good_address), None)
-    confirm.append(curl_of(good_probe, ctx) if good_probe else curl(ctx, good_address))
-    fix = [
-        f"Update the DNS {kind} record of {name}: replace {', '.join(stray)} with {good_address} "
-        f"({owner_phrase(good_service)})"
-        if record_type(good_address) == record_type(stray[0])
-        else f"Remove the DNS {kind} record {', '.join(stray)} of {name} (or point it at an address of "
-        f"{owner_phrase(good_service)})",
-        f"{dig(name, dns_resolvers(facts)[0])}  # expect {good_address} once the TTL has passed",
+    confirm += [
+        curl_of(found.dns_probes[a], ctx) if a in found.dns_probes else curl(ctx, a) for a in found.stray
     ]
-    verify = [f"{dig(name, r)}  # expect {good_address}" for r in dns_resolvers(facts)]
-    verify.append(f"{curl(ctx, good_address)}  # expect HTTP 200 from the address DNS now answers")
+    good_probe = found.good_probe
+    confirm.append(curl_of(good_probe, ctx) if good_probe else curl(ctx, found.good_address))
+    return confirm
+
+
+def _stray_fix(facts: Facts, found: _StrayAnswer) -> list[str]:
+    name, kind, stray = found.name, found.kind, ", ".join(found.stray)
+    service = owner_phrase(found.good_service)
+    if record_type(found.good_address) == record_type(found.stray[0]):
+        change = (
+            f"Update the DNS {kind} record of {name}: replace {stray} with {found.good_address} ({service})"
+        )
+    else:
+        change = f"Remove the DNS {kind} record {stray} of {name} (or point it at an address of {service})"
+    return [
+        change,
+        f"{dig(name, dns_resolvers(facts)[0])}  # expect {found.good_address} once the TTL has passed",
+    ]
+
+
+def dns_not_loadbalancer(facts: Facts) -> Theory | None:
+    """The name resolves to an address that is no LoadBalancer or Ingress of the cluster."""
+    found = _stray_answer(facts)
+    if found is None:
+        return None
+    verify = [f"{dig(found.name, r)}  # expect {found.good_address}" for r in dns_resolvers(facts)]
+    verify.append(
+        f"{curl(facts.context, found.good_address)}  # expect HTTP 200 from the address DNS now answers"
+    )
     theory = Theory(
-        "dns-not-loadbalancer", title, confidence, evidence, confirm, fix, subjects=stray, verify=verify
+        "dns-not-loadbalancer",
+        _stray_title(found),
+        _stray_confidence(found, facts.dns.get("agree") is False),
+        _stray_evidence(facts, found),
+        _stray_confirm(facts, found),
+        _stray_fix(facts, found),
+        subjects=found.stray,
+        verify=verify,
     )
     theory.explains = facts.explain(("dns",)) + facts.explain(
-        ("tcp", "tls", "api-health", "performance"), stray
+        ("tcp", "tls", "api-health", "performance"), found.stray
     )
     return theory
 
 
 def _routed_elsewhere(facts: Facts, target: dict | None) -> list[tuple[str, str]]:
-    """(address, owner) of the Services the Ingress rules for the host route to, when the target Service is not
-    one of them (DNS answers another Service's LoadBalancer); empty otherwise."""
+    """(address, owner) of the Services the Ingress rules for the host route to, when the target Service
+    is not one of them (DNS answers another Service's LoadBalancer); empty otherwise."""
     host = facts.context.host
     if target is None or not host:
         return []
@@ -424,39 +523,35 @@ def _routed_elsewhere(facts: Facts, target: dict | None) -> list[tuple[str, str]
     return found
 
 
-def resolvers_disagree(facts: Facts) -> Theory | None:
-    """Resolvers give different answers: propagation in progress or a stale secondary."""
-    dns = facts.dns
-    if not dns or dns.get("agree") is not False:
-        return None
-    answers = list(dns.get("answers") or [])
-    # Disagreement means answers that differ; a resolver that fails outright is its class's rule (timeout, ...),
-    # unless it says the name does not exist (or has no address) while another has it: a stale zone.
-    stale_zone = [a for a in answers if a.get("failure") in ("dns_nxdomain", "dns_no_answer")]
-    with_addresses = [a for a in answers if a.get("addresses")]
-    if len(with_addresses) < 2 and not (with_addresses and stale_zone):
-        return None
-    name = dns.get("name") or facts.context.host
-    balancers = facts.loadbalancer_addresses()
-    dns_probes = {p.get("address"): p for p in facts.http_probes("dns")}
+def _each_answer(
+    answers: list[dict], name: str, balancers: dict[str, str]
+) -> tuple[list[str], list[str], list[tuple[str, str]]]:
+    """(what each resolver answers, their evidence lines, (resolver, address) answers that are no
+    LoadBalancer)."""
     parts, evidence, stale = [], [], []
     for answer in answers:
         addresses = answer.get("addresses") or []
         shown = ", ".join(addresses) or (answer.get("failure") or "no answer")
         parts.append(f"{answer.get('resolver')} answers {shown}")
         evidence.append(answer_line(answer, name))
-        for address in addresses:
-            if balancers and address not in balancers:
-                stale.append((answer.get("resolver"), address))
-    confidence = 0.6
-    for _resolver, address in stale:
-        probe = dns_probes.get(address)
-        if probe is not None:
-            evidence.append(probe_line(probe))
-            if not probe_ok(probe):
-                confidence = 0.85
-    if stale_zone and not stale:
-        confidence = 0.75
+        if balancers:
+            stale += [(answer.get("resolver"), address) for address in addresses if address not in balancers]
+    return parts, evidence, stale
+
+
+def _stale_probes(stale: list[tuple[str, str]], dns_probes: dict[str, dict]) -> tuple[list[str], bool]:
+    """(probe lines of the stale addresses, whether one of those probes failed)."""
+    probes = [dns_probes[address] for _resolver, address in stale if address in dns_probes]
+    return [probe_line(probe) for probe in probes], any(not probe_ok(probe) for probe in probes)
+
+
+def _disagree_title(
+    name: str,
+    parts: list[str],
+    stale: list[tuple[str, str]],
+    stale_zone: list[dict],
+    dns_probes: dict[str, dict],
+) -> str:
     title = f"resolvers disagree about {name}: " + "; ".join(parts)
     if stale:
         resolver, address = stale[0]
@@ -465,6 +560,40 @@ def resolvers_disagree(facts: Facts) -> Theory | None:
             title += f" and {describe_failure(dns_probes[address])}"
     elif stale_zone:
         title += f" — {', '.join(a.get('resolver') for a in stale_zone)} serves a zone without the record"
+    return title
+
+
+def _disagreement(dns: dict | None) -> tuple[list[dict], list[dict]] | None:
+    """(every resolver's answer, those saying the name has no address) when resolvers disagree about
+    its addresses; None otherwise."""
+    if not dns or dns.get("agree") is not False:
+        return None
+    answers = list(dns.get("answers") or [])
+    # Disagreement means answers that differ; a resolver that fails outright is its class's rule (timeout,
+    # ...), unless it says the name does not exist (or has no address) while another has it: a stale zone.
+    stale_zone = [a for a in answers if a.get("failure") in ("dns_nxdomain", "dns_no_answer")]
+    with_addresses = [a for a in answers if a.get("addresses")]
+    if len(with_addresses) < 2 and not (with_addresses and stale_zone):
+        return None
+    return answers, stale_zone
+
+
+def resolvers_disagree(facts: Facts) -> Theory | None:
+    """Resolvers give different answers: propagation in progress or a stale secondary."""
+    dns = facts.dns
+    disagreement = _disagreement(dns)
+    if disagreement is None:
+        return None
+    answers, stale_zone = disagreement
+    name = dns.get("name") or facts.context.host
+    dns_probes = {p.get("address"): p for p in facts.http_probes("dns")}
+    parts, evidence, stale = _each_answer(answers, name, facts.loadbalancer_addresses())
+    probe_lines, stale_failed = _stale_probes(stale, dns_probes)
+    evidence += probe_lines
+    if stale_failed:
+        confidence = 0.85
+    else:
+        confidence = 0.75 if stale_zone and not stale else 0.6
     confirm = [dig(name, a.get("resolver")) for a in answers]
     fix = [
         "If the record changed recently, wait for the old TTL to pass and re-check; otherwise",
@@ -473,7 +602,7 @@ def resolvers_disagree(facts: Facts) -> Theory | None:
     ]
     theory = Theory(
         "resolvers-disagree",
-        title,
+        _disagree_title(name, parts, stale, stale_zone, dns_probes),
         confidence,
         evidence,
         confirm,

@@ -1,4 +1,5 @@
-"""Workload rules: why the pods behind the target do not serve, read from the status fields Kubernetes documents.
+"""Workload rules: why the pods behind the target do not serve, read from the status fields Kubernetes
+documents.
 
 * container ``state.waiting.reason``: ImagePullBackOff / ErrImagePull / InvalidImageName (the image),
   CreateContainerConfigError (a Secret or ConfigMap the spec references is missing), CrashLoopBackOff with
@@ -65,7 +66,7 @@ _NEW_REPLICA_SET = re.compile(r'ReplicaSet "([^"]+)"')
 _QUOTA = re.compile(r"exceeded quota: ([a-z0-9][a-z0-9.-]*)")
 
 
-# --- which pods, in which order -------------------------------------------------------------------------------
+# --- which pods, in which order -------------------------------------------------------------------------
 
 
 def _candidate_pods(facts: Facts) -> list[tuple[dict[str, Any], bool]]:
@@ -132,6 +133,47 @@ def _explains(facts: Facts, pods: list[dict[str, Any]], own: bool) -> list[str]:
     return found
 
 
+def _partial_outage(facts: Facts, pods: list[dict[str, Any]]) -> str:
+    """The title's note when other pods of the target are Ready and serving ('' when none is)."""
+    names = {p.get("name") for p in pods}
+    serving = [p for p in facts.target_pods() if p.get("name") not in names and p.get("ready")]
+    if not serving:
+        return ""
+    return (
+        f" ({len(pods)} of {len(pods) + len(serving)} pods; "
+        f"{len(serving)} other{'s' if len(serving) > 1 else ''} Ready and serving)"
+    )
+
+
+def _in_cluster_weight(facts: Facts, pods: list[dict[str, Any]]) -> tuple[float, list[str]]:
+    """How the in-cluster health check shifts the confidence in the target's own pods, and its line."""
+    inside = facts.in_cluster_ok()
+    if inside is False:
+        lines = [
+            f"in-cluster GET {c.get('path')} on Service {c.get('service')}: "
+            f"{c.get('error') or c.get('status')}"
+            for c in facts.in_cluster_health()[:1]
+        ]
+        return 0.05, lines
+    if inside is True and len(pods) == len(facts.target_pods()):
+        return -0.2, []  # something still answers inside: the pods' state may be stale
+    return 0.0, []
+
+
+def _pod_confirm(
+    facts: Facts, pod: Mapping[str, Any], state: Mapping[str, Any], previous_logs: bool
+) -> list[str]:
+    ns = pod.get("namespace")
+    confirm = [
+        kubectl(facts.context, f"get pod {pod.get('name')} -o wide", ns),
+        kubectl(facts.context, f"describe pod {pod.get('name')}", ns),
+    ]
+    if previous_logs:
+        container = f" -c {state.get('name')}" if state.get("name") not in (None, "?") else ""
+        confirm.append(kubectl(facts.context, f"logs {pod.get('name')}{container} --previous --tail=50", ns))
+    return confirm
+
+
 def _pod_theory(
     facts: Facts,
     rule: str,
@@ -144,37 +186,17 @@ def _pod_theory(
 ) -> Theory:
     pod, state, own = picked[0]
     pods = [p for p, _s, o in picked if o == own]
-    ns = pod.get("namespace")
     evidence = [pod_line(p) for p in pods[:3]] + list(extra_evidence or [])
     if own:
-        names = {p.get("name") for p in pods}
-        serving = [p for p in facts.target_pods() if p.get("name") not in names and p.get("ready")]
-        if serving:
-            # A partial outage: say so, from the other pods' Ready condition.
-            title += (
-                f" ({len(pods)} of {len(pods) + len(serving)} pods; "
-                f"{len(serving)} other{'s' if len(serving) > 1 else ''} Ready and serving)"
-            )
-    if not own:
+        # A partial outage: say so, from the other pods' Ready condition.
+        title += _partial_outage(facts, pods)
+        shift, lines = _in_cluster_weight(facts, pods)
+        confidence += shift
+        evidence += lines
+    else:
         confidence -= 0.25  # a pod of the namespace, not one the target's Service sends traffic to
         evidence.append(f"pod {pod.get('name')} is not behind the target's Service")
-    inside = facts.in_cluster_ok()
-    if own and inside is False:
-        confidence += 0.05
-        evidence += [
-            f"in-cluster GET {c.get('path')} on Service {c.get('service')}: "
-            f"{c.get('error') or c.get('status')}"
-            for c in facts.in_cluster_health()[:1]
-        ]
-    if own and inside is True and len(pods) == len(facts.target_pods()):
-        confidence -= 0.2  # something still answers inside: the pods' state may be stale
-    confirm = [
-        kubectl(facts.context, f"get pod {pod.get('name')} -o wide", ns),
-        kubectl(facts.context, f"describe pod {pod.get('name')}", ns),
-    ]
-    if previous_logs:
-        container = f" -c {state.get('name')}" if state.get("name") not in (None, "?") else ""
-        confirm.append(kubectl(facts.context, f"logs {pod.get('name')}{container} --previous --tail=50", ns))
+    confirm = _pod_confirm(facts, pod, state, previous_logs)
     theory = Theory(
         rule, title, confidence, evidence, confirm, fix, subjects=[str(p.get("name")) for p in pods]
     )
@@ -190,60 +212,76 @@ def _deployment_name(facts: Facts, pod: Mapping[str, Any]) -> str:
     return owner.rsplit("-", 1)[0] if "-" in owner else "<deployment>"
 
 
-# --- container states ---------------------------------------------------------------------------------------------
+# --- container states ----------------------------------------------------------------------------------
+
+
+# What the kubelet's pull error says, checked in order: (words in the message, why, fix).
+PULL_FAILURES = (
+    (
+        ("x509:", "certificate signed by unknown authority", "tls: failed to verify"),
+        "the node does not trust the registry's TLS certificate (x509)",
+        "Give the nodes the registry's CA (containerd: /etc/containerd/certs.d/<registry>/ca.crt, or "
+        "bake it "
+        "into the node image) — nodes added later need it too — then delete the pod to retry the pull",
+    ),
+    (
+        # Registries answer the same to a missing repository and to a private one without credentials.
+        ("repository does not exist or may require",),
+        "the registry refuses the pull (pull access denied): the repository does not exist, or it is "
+        "private and the pod has no credentials for it",
+        "Check the repository name; if it is private, give the pods pull credentials (imagePullSecrets "
+        "on the pod "
+        "or its ServiceAccount)",
+    ),
+    (
+        ("unauthorized", "denied", "authentication required", "forbidden"),
+        "the registry refuses the pull (credentials)",
+        "Give the pods pull credentials (imagePullSecrets) for the registry, or make the image readable",
+    ),
+    (
+        ("not found", "manifest unknown", "404"),
+        "the image or tag does not exist in the registry",
+        "Deploy an image tag that exists (or push the missing tag)",
+    ),
+    (
+        ("timeout", "no such host", "dial tcp", "i/o timeout", "connection refused"),
+        "the registry cannot be reached from the node",
+        "Restore the nodes' access to the registry (DNS, egress firewall, registry outage)",
+    ),
+)
+
+
+def _pull_failure(reason: Any, text: str) -> tuple[str, str]:
+    """(why the pull fails, the fix) from the waiting reason and the kubelet's messages (lowercase)."""
+    if reason == "InvalidImageName":
+        return "the image reference is not a valid name", "Correct the image reference in the Deployment"
+    for words, why, fix in PULL_FAILURES:
+        if any(w in text for w in words):
+            return why, fix
+    return (
+        "the pull fails (see the message)",
+        "Fix what the kubelet reports for the pull (image name, tag, registry credentials)",
+    )
+
+
+def _pull_waiting(pod: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The container state waiting for an image that cannot be pulled."""
+    return next(
+        (s for s in _states(pod) if s.get("state") == "waiting" and s.get("reason") in IMAGE_PULL_REASONS),
+        None,
+    )
 
 
 def image_pull_failed(facts: Facts) -> Theory | None:
     """A container's image cannot be pulled (waiting ImagePullBackOff / ErrImagePull / InvalidImageName)."""
-    picked = _pick(
-        facts,
-        lambda pod: next(
-            (
-                s
-                for s in _states(pod)
-                if s.get("state") == "waiting" and s.get("reason") in IMAGE_PULL_REASONS
-            ),
-            None,
-        ),
-    )
+    picked = _pick(facts, _pull_waiting)
     if not picked:
         return None
     pod, state, _own = picked[0]
     events = _pod_events(facts, pod, ("Failed",), ("pull", "image"))
     text = " ".join([str(state.get("message") or "")] + [str(e.get("message") or "") for e in events]).lower()
     image = state.get("image") or next(iter(re.findall(r'image "([^"]+)"', text)), None)
-    if state.get("reason") == "InvalidImageName":
-        why = "the image reference is not a valid name"
-        fix = "Correct the image reference in the Deployment"
-    elif any(
-        w in text for w in ("x509:", "certificate signed by unknown authority", "tls: failed to verify")
-    ):
-        why = "the node does not trust the registry's TLS certificate (x509)"
-        fix = (
-            "Give the nodes the registry's CA (containerd: /etc/containerd/certs.d/<registry>/ca.crt, or "
-            "bake it "
-            "into the node image) — nodes added later need it too — then delete the pod to retry the pull"
-        )
-    elif "repository does not exist or may require" in text:
-        # Registries answer the same to a missing repository and to a private one without credentials.
-        why = "the registry refuses the pull (pull access denied): the repository does not exist, or it is private and the pod has no credentials for it"
-        fix = (
-            "Check the repository name; if it is private, give the pods pull credentials (imagePullSecrets "
-            "on the pod "
-            "or its ServiceAccount)"
-        )
-    elif any(w in text for w in ("unauthorized", "denied", "authentication required", "forbidden")):
-        why = "the registry refuses the pull (credentials)"
-        fix = "Give the pods pull credentials (imagePullSecrets) for the registry, or make the image readable"
-    elif any(w in text for w in ("not found", "manifest unknown", "404")):
-        why = "the image or tag does not exist in the registry"
-        fix = "Deploy an image tag that exists (or push the missing tag)"
-    elif any(w in text for w in ("timeout", "no such host", "dial tcp", "i/o timeout", "connection refused")):
-        why = "the registry cannot be reached from the node"
-        fix = "Restore the nodes' access to the registry (DNS, egress firewall, registry outage)"
-    else:
-        why = "the pull fails (see the message)"
-        fix = "Fix what the kubelet reports for the pull (image name, tag, registry credentials)"
+    why, fix = _pull_failure(state.get("reason"), text)
     title = (
         f"container {state.get('name')} of pod {pod.get('name')} cannot start: its image "
         f"{image or '(see the pod)'} cannot be pulled ({state.get('reason')}) — {why}"
@@ -277,7 +315,8 @@ def _missing_object(text: str) -> tuple[str, str] | None:
 
 
 def container_config_error(facts: Facts) -> Theory | None:
-    """A container cannot be created from its spec: a referenced Secret/ConfigMap (or key) or volume is missing."""
+    """A container cannot be created from its spec: a referenced Secret/ConfigMap (or key) or volume is
+    missing."""
 
     def matches(pod: dict[str, Any]) -> dict[str, Any] | None:
         for state in _states(pod):
@@ -372,7 +411,10 @@ def volume_attach_failed(facts: Facts) -> Theory | None:
     message = str(events[0].get("message") or "")
     volume = _VOLUME_NAME.search(message)
     what = f"volume {volume.group(1)}" if volume else "a volume"
-    title = f"pod {pod.get('name')} waits in ContainerCreating: {what} cannot be attached ({events[0].get('reason')}) — {_volume_fault(message)}"
+    title = (
+        f"pod {pod.get('name')} waits in ContainerCreating: {what} cannot be attached "
+        f"({events[0].get('reason')}) — {_volume_fault(message)}"
+    )
     fix = [
         "Find where the volume is attached and release it there: the old pod must be gone and its node must "
         "detach "
@@ -382,7 +424,8 @@ def volume_attach_failed(facts: Facts) -> Theory | None:
         "before the new "
         "one starts",
     ]
-    # VolumeAttachments are cluster-wide storage objects a namespace reader may not list: a step, not a confirm line.
+    # VolumeAttachments are cluster-wide storage objects a namespace reader may not list: a step, not a
+    # confirm line.
     fix.insert(
         1,
         kubectl(facts.context, "get volumeattachment", "")
@@ -480,14 +523,8 @@ def _crash(state: Mapping[str, Any]) -> bool:
     )
 
 
-def pods_crashing(facts: Facts) -> Theory | None:
-    """A container keeps exiting (CrashLoopBackOff, RunContainerError): the application fails at start or soon after."""
-    picked = _pick(facts, lambda pod: next((s for s in _states(pod) if _crash(s)), None))
-    if not picked:
-        return None
-    pod, state, _own = picked[0]
-    if _liveness_events(facts, pod):
-        return None  # the kubelet kills it: liveness-probe-failing names that
+def _crash_title(pod: Mapping[str, Any], state: Mapping[str, Any]) -> str:
+    """What keeps crashing, how often, its last exit code, and what that code or reason means."""
     code = state.get("last_exit_code") if state.get("last_exit_code") is not None else state.get("exit_code")
     meaning = EXIT_CODES.get(code) if isinstance(code, int) else None
     reason = state.get("reason") or "restarting"
@@ -502,24 +539,41 @@ def pods_crashing(facts: Facts) -> Theory | None:
         f"{pod.get('restarts', 0)} restarts{exit_text})"
     )
     if state.get("init"):
-        title += (
+        return title + (
             f": {meaning or 'it exits with an error'} — the pod's app containers never start until it "
             "succeeds"
         )
-    elif reason in START_REASONS:
-        title += f": it cannot be started ({short(state.get('message'), 120)})"
-    elif meaning:
-        title += f": {meaning}"
-    evidence = []
+    if reason in START_REASONS:
+        return title + f": it cannot be started ({short(state.get('message'), 120)})"
+    return title + (f": {meaning}" if meaning else "")
+
+
+def _log_errors(facts: Facts, pod: Mapping[str, Any]) -> list[str]:
+    """The last error line of each log recorded for the pod."""
+    found = []
     for logs in facts.of("pod_logs"):
-        if logs.get("pod") == pod.get("name"):
-            errors = [
-                line
-                for line in logs.get("lines") or []
-                if re.search(r"error|exception|fatal|traceback|panic", line, re.IGNORECASE)
-            ]
-            if errors:
-                evidence.append(f"last log error: {errors[-1].strip()}")
+        if logs.get("pod") != pod.get("name"):
+            continue
+        errors = [
+            line
+            for line in logs.get("lines") or []
+            if re.search(r"error|exception|fatal|traceback|panic", line, re.IGNORECASE)
+        ]
+        if errors:
+            found.append(f"last log error: {errors[-1].strip()}")
+    return found
+
+
+def pods_crashing(facts: Facts) -> Theory | None:
+    """A container keeps exiting (CrashLoopBackOff, RunContainerError): the application fails at start or
+    soon after."""
+    picked = _pick(facts, lambda pod: next((s for s in _states(pod) if _crash(s)), None))
+    if not picked:
+        return None
+    pod, state, _own = picked[0]
+    if _liveness_events(facts, pod):
+        return None  # the kubelet kills it: liveness-probe-failing names that
+    evidence = _log_errors(facts, pod)
     evidence += [event_line(e) for e in _pod_events(facts, pod, ("BackOff", "Failed"))[:1]]
     deployment = _deployment_name(facts, pod)
     fix = [
@@ -527,7 +581,9 @@ def pods_crashing(facts: Facts) -> Theory | None:
         "reach, the image's command), then",
         kubectl(facts.context, f"rollout restart deployment/{deployment}", pod.get("namespace")),
     ]
-    return _pod_theory(facts, "pods-crashing", picked, title, 0.85, fix, evidence, previous_logs=True)
+    return _pod_theory(
+        facts, "pods-crashing", picked, _crash_title(pod, state), 0.85, fix, evidence, previous_logs=True
+    )
 
 
 def _describe_probe(probe: Mapping[str, Any] | None) -> str:
@@ -540,60 +596,62 @@ def _describe_probe(probe: Mapping[str, Any] | None) -> str:
     return f" ({probe.get('handler')})" if probe.get("handler") else ""
 
 
+def _not_ready_running(facts: Facts, pod: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The running, not Ready container of a Running pod whose readiness probe is declared or reported
+    failing; None for other pods (a pod on a bad node is the node's, a waiting container another rule's)."""
+    if pod.get("phase") != "Running" or pod.get("ready"):
+        return None
+    if _on_bad_node(facts, pod):
+        return None  # the node, not the probe
+    states = _states(pod)
+    running = [s for s in states if s.get("state") == "running" and not s.get("ready") and not s.get("init")]
+    if not running or any(s.get("state") == "waiting" for s in states):
+        return None
+    events = _pod_events(facts, pod, ("Unhealthy",), ("readiness probe",))
+    declared = any(p.get("probe") == "readiness" for p in pod.get("probes") or [])
+    return running[0] if events or declared else None
+
+
+def _readiness_probe(pod: Mapping[str, Any], state: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The container's readiness probe, else the pod's first one."""
+    probes = [p for p in pod.get("probes") or [] if p.get("probe") == "readiness"]
+    return next((p for p in probes if p.get("container") == state.get("name")), None) or next(
+        iter(probes), None
+    )
+
+
+def _unserved_probe_port(probe: Mapping[str, Any] | None, pod: Mapping[str, Any]) -> str | None:
+    """The container's ports (listed) when the probe's port is none of them, else None."""
+    ports = {cp.get("containerPort") for cp in pod.get("container_ports") or []}
+    names = {cp.get("name") for cp in pod.get("container_ports") or []}
+    if probe and probe.get("port") is not None and ports and probe.get("port") not in ports | names:
+        return ", ".join(str(p) for p in sorted(ports, key=str))
+    return None
+
+
 def readiness_probe_failing(facts: Facts) -> Theory | None:
     """Running containers that are not Ready: the readiness probe fails, so the Service sends them nothing."""
-
-    def matches(pod: dict[str, Any]) -> dict[str, Any] | None:
-        if pod.get("phase") != "Running" or pod.get("ready"):
-            return None
-        if _on_bad_node(facts, pod):
-            return None  # the node, not the probe
-        states = _states(pod)
-        running = [
-            s for s in states if s.get("state") == "running" and not s.get("ready") and not s.get("init")
-        ]
-        if not running or any(s.get("state") == "waiting" for s in states):
-            return None
-        events = _pod_events(facts, pod, ("Unhealthy",), ("readiness probe",))
-        declared = any(p.get("probe") == "readiness" for p in pod.get("probes") or [])
-        return running[0] if events or declared else None
-
-    picked = _pick(facts, matches)
+    picked = _pick(facts, lambda pod: _not_ready_running(facts, pod))
     if not picked:
         return None
     pod, state, _own = picked[0]
     events = _pod_events(facts, pod, ("Unhealthy",), ("readiness probe",))
-    probe = next(
-        (
-            p
-            for p in pod.get("probes") or []
-            if p.get("probe") == "readiness" and p.get("container") == state.get("name")
-        ),
-        None,
-    ) or next((p for p in pod.get("probes") or [] if p.get("probe") == "readiness"), None)
+    probe = _readiness_probe(pod, state)
     failure = next((short(e.get("message"), 160) for e in events), "")
     title = f"the readiness probe{_describe_probe(probe)} of container {state.get('name')} fails"
     title += f" ({failure})" if failure else " (no event says why)"
     title += ": the pod runs but is not Ready, so its Service sends it no traffic"
     confidence = 0.85 if events else 0.6
-    ports = {cp.get("containerPort") for cp in pod.get("container_ports") or []}
-    names = {cp.get("name") for cp in pod.get("container_ports") or []}
     extra = [event_line(e) for e in events[:2]]
     fix = [
         "Make the app answer its readiness check (see the event's status or error), or correct the probe's "
         "path "
         "and port to what the app serves"
     ]
-    if probe and probe.get("port") is not None and ports and probe.get("port") not in ports | names:
-        extra.append(
-            f"the probe's port {probe.get('port')} is none of the container's ports "
-            f"({', '.join(str(p) for p in sorted(ports, key=str))})"
-        )
-        fix.insert(
-            0,
-            "Point the readiness probe at the port the container serves "
-            f"({', '.join(str(p) for p in sorted(ports, key=str))})",
-        )
+    ports = _unserved_probe_port(probe, pod)
+    if ports is not None:
+        extra.append(f"the probe's port {probe.get('port')} is none of the container's ports ({ports})")
+        fix.insert(0, f"Point the readiness probe at the port the container serves ({ports})")
     if not events:
         extra.append(
             "no 'Readiness probe failed' event was recorded (events expire after an hour, or may not be "
@@ -602,10 +660,11 @@ def readiness_probe_failing(facts: Facts) -> Theory | None:
     return _pod_theory(facts, "readiness-probe-failing", picked, title, confidence, fix, extra)
 
 
-# --- scheduling and nodes -----------------------------------------------------------------------------------------
+# --- scheduling and nodes ------------------------------------------------------------------------------
 
 SCHEDULER_BLOCKERS = (
-    # Taints the node lifecycle controller sets from node conditions: they go away with the condition, not by hand.
+    # Taints the node lifecycle controller sets from node conditions: they go away with the condition, not
+    # by hand.
     (
         re.compile(
             r"untolerated taint \{?node\.kubernetes\.io/(disk-pressure|memory-pressure|pid-pressure)", re.I
@@ -619,17 +678,20 @@ SCHEDULER_BLOCKERS = (
     (
         re.compile(r"Insufficient (cpu|memory|ephemeral-storage|[\w./-]+)", re.I),
         "not enough free {0} on any node for the pod's requests",
-        "Lower the pod's resource requests, free capacity, or add nodes (cluster autoscaler / node pool size)",
+        "Lower the pod's resource requests, free capacity, or add nodes (cluster autoscaler / node pool "
+        "size)",
     ),
     (
         re.compile(r"untolerated taint \{?([\w./-]+)", re.I),
         "the nodes carry the taint {0}, which the pod does not tolerate",
-        "Remove the taint from a node if it should not be there, or add a toleration if the pod belongs there",
+        "Remove the taint from a node if it should not be there, or add a toleration if the pod belongs "
+        "there",
     ),
     (
         re.compile(r"had taints? that the pod didn't tolerate|had taint \{?([\w./-]+)", re.I),
         "the nodes carry taints the pod does not tolerate",
-        "Remove the taint from a node if it should not be there, or add a toleration if the pod belongs there",
+        "Remove the taint from a node if it should not be there, or add a toleration if the pod belongs "
+        "there",
     ),
     (
         re.compile(r"node\(s\) were unschedulable", re.I),
@@ -733,8 +795,35 @@ def _on_bad_node(facts: Facts, pod: Mapping[str, Any]) -> bool:
     return bool(pod.get("node")) and pod.get("node") in _bad_nodes(facts)
 
 
+def _node_title(facts: Facts, node: str, why: str, pods: list[dict[str, Any]]) -> str:
+    title = f"node {node} is {why}"
+    if pods:
+        names = ", ".join(str(p.get("name")) for p in pods[:3])
+        return title + f": pod{'s' if len(pods) > 1 else ''} {names} on it cannot serve"
+    if facts.pods():
+        namespaces = ", ".join(sorted({str(p.get("namespace")) for p in facts.pods()}))
+        return (
+            title
+            + f"; it runs no pod of namespace {namespaces}, so it does not explain the target's failures"
+        )
+    return title
+
+
+def _node_explains(facts: Facts, bad: dict[str, str], pods: list[dict[str, Any]], own: bool) -> list[str]:
+    """The cluster checks naming the bad nodes, the workload checks naming its pods, and when they are the
+    target's, every serving check."""
+    found = facts.explain(("cluster",), list(bad))
+    if pods:  # (no names would mean every workload failure)
+        names = [str(p.get("name")) for p in pods]
+        found += [n for n in facts.explain(WORKLOAD_SECTIONS, names) if n not in found]
+    if own:
+        found += [n for n in facts.explain(SERVING_SECTIONS) if n not in found]
+    return found
+
+
 def node_not_ready(facts: Facts) -> Theory | None:
-    """A node is NotReady or unreachable; the pods on it stop serving (and are evicted after the toleration)."""
+    """A node is NotReady or unreachable; the pods on it stop serving (and are evicted after the
+    toleration)."""
     bad = _bad_nodes(facts)
     if not bad:
         return None
@@ -742,12 +831,6 @@ def node_not_ready(facts: Facts) -> Theory | None:
     node = next((p.get("node") for p, own in on_bad if own), None) or next(iter(bad))
     pods = [p for p, own in on_bad if p.get("node") == node]
     own = any(o for p, o in on_bad if p.get("node") == node)
-    title = f"node {node} is {bad[node]}"
-    if pods:
-        title += f": pod{'s' if len(pods) > 1 else ''} {', '.join(str(p.get('name')) for p in pods[:3])} on it cannot serve"
-    elif facts.pods():
-        namespaces = sorted({str(p.get("namespace")) for p in facts.pods()})
-        title += f"; it runs no pod of namespace {', '.join(namespaces)}, so it does not explain the target's failures"
     evidence = [f"node {n}: {why}" for n, why in bad.items()] + [pod_line(p) for p in pods[:3]]
     confidence = 0.85 if own else (0.6 if pods else 0.45)
     confirm = [
@@ -759,16 +842,9 @@ def node_not_ready(facts: Facts) -> Theory | None:
         kubectl(facts.context, f"drain {node} --ignore-daemonsets --delete-emptydir-data", "")
         + "  # moves its pods to healthy nodes",
     ]
+    title = _node_title(facts, node, bad[node], pods)
     theory = Theory("node-not-ready", title, confidence, evidence, confirm, fix, subjects=[node])
-    theory.explains = facts.explain(("cluster",), list(bad))
-    if pods:  # (no names would mean every workload failure)
-        theory.explains += [
-            n
-            for n in facts.explain(WORKLOAD_SECTIONS, [str(p.get("name")) for p in pods])
-            if n not in theory.explains
-        ]
-    if own:
-        theory.explains += [n for n in facts.explain(SERVING_SECTIONS) if n not in theory.explains]
+    theory.explains = _node_explains(facts, bad, pods, own)
     return theory
 
 
@@ -810,7 +886,7 @@ def pods_not_ready(facts: Facts) -> Theory | None:
     return _pod_theory(facts, "pods-not-ready", picked, title, 0.55, fix, extra)
 
 
-# --- Deployments --------------------------------------------------------------------------------------------------
+# --- Deployments ---------------------------------------------------------------------------------------
 
 
 def _condition(deployment: Mapping[str, Any], kind: str) -> dict[str, Any] | None:
@@ -853,6 +929,14 @@ def deployment_scaled_to_zero(facts: Facts) -> Theory | None:
     return theory
 
 
+def _condition_lines(deployment: Mapping[str, Any], kinds: tuple[str, ...]) -> list[str]:
+    return [
+        f"condition {c.get('type')}={c.get('status')} {c.get('reason')}: {c.get('message')}"
+        for c in deployment.get("conditions") or []
+        if c.get("type") in kinds
+    ]
+
+
 def _rollout_paused(facts: Facts, deployment: Mapping[str, Any]) -> Theory:
     """``spec.paused``: the controller ignores template changes, so the rollout never starts or finishes."""
     name, ns = deployment.get("name"), deployment.get("namespace")
@@ -867,11 +951,7 @@ def _rollout_paused(facts: Facts, deployment: Mapping[str, Any]) -> Theory:
         f"{deployment.get('updated')}, "
         f"available {deployment.get('available')}; rollout: {deployment.get('rollout_message')}"
     ]
-    evidence += [
-        f"condition {c.get('type')}={c.get('status')} {c.get('reason')}: {c.get('message')}"
-        for c in deployment.get("conditions") or []
-        if c.get("type") == "Progressing"
-    ]
+    evidence += _condition_lines(deployment, ("Progressing",))
     confirm = [
         kubectl(facts.context, f"get deployment {name} -o jsonpath='{{.spec.paused}}{{\"\\n\"}}'", ns),
         kubectl(facts.context, f"rollout history deployment/{name}", ns),
@@ -885,74 +965,102 @@ def _rollout_paused(facts: Facts, deployment: Mapping[str, Any]) -> Theory:
     return theory
 
 
+def _rollout_pods(
+    facts: Facts, deployment: Mapping[str, Any], progressing: Mapping[str, Any] | None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(Ready pods of older ReplicaSets, pods of the new ReplicaSet the Progressing condition names)."""
+    new = _NEW_REPLICA_SET.search(str((progressing or {}).get("message") or ""))
+    if not new:
+        return [], []
+    new_set = new.group(1)
+    pods = [p for p in facts.pods(deployment.get("namespace")) if facts.deployment_of(p) is deployment]
+    old_ready = [p for p in pods if p.get("ready") and not str(p.get("owner", "")).endswith(new_set)]
+    new_pods = [p for p in pods if str(p.get("owner", "")).endswith(new_set)]
+    return old_ready, new_pods
+
+
+def _stuck_evidence(deployment: Mapping[str, Any], new_pods: list[dict[str, Any]]) -> list[str]:
+    """The Deployment's replica counts, its Progressing and ReplicaFailure conditions, its new pods."""
+    evidence = [
+        f"Deployment {deployment.get('namespace')}/{deployment.get('name')}: "
+        f"desired {deployment.get('desired')}, updated {deployment.get('updated')}, "
+        f"available {deployment.get('available')}, revision {deployment.get('revision')}"
+    ]
+    return (
+        evidence
+        + _condition_lines(deployment, ("Progressing", "ReplicaFailure"))
+        + [pod_line(p) for p in new_pods[:2]]
+    )
+
+
+def _stuck_confirm_and_fix(
+    facts: Facts, deployment: Mapping[str, Any], cause: Mapping[str, Any]
+) -> tuple[list[str], list[str]]:
+    """Commands that show the rollout's conditions and ReplicaSets, and the way out (a full ResourceQuota
+    named by the condition, or a rollback)."""
+    name, ns = deployment.get("name"), deployment.get("namespace")
+    conditions = "'{range .status.conditions[*]}{.type}={.status} {.reason}: {.message}{\"\\n\"}{end}'"
+    selector = ",".join(f"{k}={v}" for k, v in (deployment.get("selector") or {}).items())
+    confirm = [
+        kubectl(facts.context, f"get deployment {name} -o jsonpath={conditions}", ns),
+        kubectl(facts.context, f"describe deployment {name}", ns),
+        kubectl(facts.context, f"get rs -l {selector}", ns),
+    ]
+    undo = kubectl(facts.context, f"rollout undo deployment/{name}", ns)
+    quota = _QUOTA.search(str(cause.get("message") or ""))
+    if not quota:
+        return confirm, [
+            "Fix why the new pods do not become available (their own theory above names it), or roll back:",
+            undo,
+        ]
+    confirm.append(kubectl(facts.context, f"describe resourcequota {quota.group(1)}", ns))
+    return confirm, [
+        f"Make room in ResourceQuota {quota.group(1)}: lower the new pods' requests/limits, free "
+        "quota "
+        "held by other workloads of the namespace, or raise the quota's hard limit; or roll back:",
+        undo,
+    ]
+
+
+def _rollout_stuck(
+    facts: Facts,
+    deployment: Mapping[str, Any],
+    progressing: Mapping[str, Any] | None,
+    cause: Mapping[str, Any],
+    stuck: bool,
+) -> Theory:
+    """The theory of a rollout that does not progress; ``cause`` is the condition that says why."""
+    name = deployment.get("name")
+    old_ready, new_pods = _rollout_pods(facts, deployment, progressing)
+    why = short(cause.get("message"), 160)
+    title = f"the rollout of Deployment `{name}` is stuck ({cause.get('reason')}: {why})"
+    if old_ready:
+        old = ", ".join(str(p.get("name")) for p in old_ready[:2])
+        title += f"; the old pods ({old}) still serve the previous version"
+    confirm, fix = _stuck_confirm_and_fix(facts, deployment, cause)
+    theory = Theory(
+        "rollout-stuck",
+        title,
+        0.75 if stuck else 0.8,
+        _stuck_evidence(deployment, new_pods),
+        confirm,
+        fix,
+        subjects=[f"Deployment/{name}"],
+    )
+    theory.explains = facts.explain(("workloads", "cluster"), [str(name)])
+    return theory
+
+
 def rollout_stuck(facts: Facts) -> Theory | None:
-    """A Deployment's rollout does not progress (Progressing=False / ProgressDeadlineExceeded, ReplicaFailure),
-    or it is paused with a template not rolled out."""
+    """A Deployment's rollout does not progress (Progressing=False / ProgressDeadlineExceeded,
+    ReplicaFailure), or it is paused with a template not rolled out."""
     for deployment in facts.deployments():
         if deployment.get("paused") and not deployment.get("rollout_complete"):
             return _rollout_paused(facts, deployment)
         progressing = _condition(deployment, "Progressing")
         failure = _condition(deployment, "ReplicaFailure")
-        stuck = progressing and progressing.get("status") == "False"
-        failed = failure and failure.get("status") == "True"
-        if not (stuck or failed):
-            continue
-        name, ns = deployment.get("name"), deployment.get("namespace")
-        why = short((failure if failed else progressing).get("message"), 160)
-        reason = (failure if failed else progressing).get("reason")
-        new = _NEW_REPLICA_SET.search(str((progressing or {}).get("message") or ""))
-        new_set = new.group(1) if new else None
-        pods = [p for p in facts.pods(ns) if facts.deployment_of(p) is deployment]
-        old_ready = [
-            p for p in pods if p.get("ready") and new_set and not str(p.get("owner", "")).endswith(new_set)
-        ]
-        new_pods = [p for p in pods if new_set and str(p.get("owner", "")).endswith(new_set)]
-        title = f"the rollout of Deployment `{name}` is stuck ({reason}: {why})"
-        if old_ready:
-            title += f"; the old pods ({', '.join(str(p.get('name')) for p in old_ready[:2])}) still serve the previous version"
-        evidence = [
-            f"Deployment {ns}/{name}: desired {deployment.get('desired')}, updated "
-            f"{deployment.get('updated')}, "
-            f"available {deployment.get('available')}, revision {deployment.get('revision')}"
-        ]
-        evidence += [
-            f"condition {c.get('type')}={c.get('status')} {c.get('reason')}: {c.get('message')}"
-            for c in deployment.get("conditions") or []
-            if c.get("type") in ("Progressing", "ReplicaFailure")
-        ]
-        evidence += [pod_line(p) for p in new_pods[:2]]
-        conditions = "'{range .status.conditions[*]}{.type}={.status} {.reason}: {.message}{\"\\n\"}{end}'"
-        confirm = [
-            kubectl(facts.context, f"get deployment {name} -o jsonpath={conditions}", ns),
-            kubectl(facts.context, f"describe deployment {name}", ns),
-            kubectl(
-                facts.context,
-                f"get rs -l {','.join(f'{k}={v}' for k, v in (deployment.get('selector') or {}).items())}",
-                ns,
-            ),
-        ]
-        fix = [
-            "Fix why the new pods do not become available (their own theory above names it), or roll back:",
-            kubectl(facts.context, f"rollout undo deployment/{name}", ns),
-        ]
-        quota = _QUOTA.search(str((failure if failed else progressing).get("message") or ""))
-        if quota:
-            confirm.append(kubectl(facts.context, f"describe resourcequota {quota.group(1)}", ns))
-            fix = [
-                f"Make room in ResourceQuota {quota.group(1)}: lower the new pods' requests/limits, free "
-                "quota "
-                "held by other workloads of the namespace, or raise the quota's hard limit; or roll back:",
-                kubectl(facts.context, f"rollout undo deployment/{name}", ns),
-            ]
-        theory = Theory(
-            "rollout-stuck",
-            title,
-            0.75 if stuck else 0.8,
-            evidence,
-            confirm,
-            fix,
-            subjects=[f"Deployment/{name}"],
-        )
-        theory.explains = facts.explain(("workloads", "cluster"), [str(name)])
-        return theory
+        stuck = bool(progressing and progressing.get("status") == "False")
+        failed = bool(failure and failure.get("status") == "True")
+        if stuck or failed:
+            return _rollout_stuck(facts, deployment, progressing, failure if failed else progressing, stuck)
     return None
