@@ -23,10 +23,6 @@ NOT_YET_SPLIT = {
     "selection.py:collect_gates_elsewhere",
     "appconfig.py:_integration",
     "redact.py:_kubeconfig_user_secrets",
-    "sandbox/scenario.py:_Validator.record",
-    "sandbox/scenario.py:_Validator.manifest",
-    "sandbox/scenario.py:_overlay",
-    "sandbox/scenario.py:_overlay_kubernetes",
     "sandbox/evaluate.py:format_table",
     "sandbox/apiserver.py:ObjectStore._apply_defaults",
     "sandbox/apiserver.py:ObjectStore._derive_endpoints",
@@ -52,11 +48,9 @@ NOT_YET_SPLIT = {
     "diagnosis/rules_workloads.py:_pod_theory",
     "diagnosis/rules_workloads.py:image_pull_failed",
     "diagnosis/rules_workloads.py:pods_crashing",
-    "sandbox/scenario.py:_Validator.edges",
     "changes.py:changes_timeline",
     "changes.py:cluster_changes",
     "diagnosis/rules_changes.py:dns_still_cached",
-    "sandbox/timed.py:parse_changes",
 }
 
 
