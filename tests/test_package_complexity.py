@@ -23,8 +23,6 @@ NOT_YET_SPLIT = {
     "selection.py:collect_gates_elsewhere",
     "appconfig.py:_integration",
     "redact.py:_kubeconfig_user_secrets",
-    "sandbox/evaluate.py:format_table",
-    "sandbox/control_plane_sandbox.py:RealApiServer._learn_cluster_addresses",
     "diagnosis/rules_dns.py:dns_not_loadbalancer",
     "diagnosis/rules_dns.py:resolvers_disagree",
     "diagnosis/fallback.py:_confirm",
