@@ -125,7 +125,8 @@ class DiscoveredTarget:
 
     @property
     def namespace(self) -> str:
-        """The namespace of the first source (a host published from several namespaces lists each in ``sources``)."""
+        """The namespace of the first source (a host published
+        from several namespaces lists each in ``sources``)."""
         return self.sources[0].namespace
 
     @property
@@ -210,7 +211,8 @@ def _hostname_annotation(annotations: Mapping[str, str]) -> str | None:
 
 
 def _tls_for(host: str, tls_entries: Iterable[Mapping[str, Any]]) -> tuple[bool, str | None]:
-    """Whether a spec.tls entry covers ``host``, and the first such entry's secret (controllers take the first)."""
+    """Whether a spec.tls entry covers ``host``, and the first
+    such entry's secret (controllers take the first)."""
     for entry in tls_entries:
         entry_hosts = [normalise_host(str(name)) for name in entry.get("hosts") or []]
         if not entry_hosts or any(
@@ -223,7 +225,8 @@ def _tls_for(host: str, tls_entries: Iterable[Mapping[str, Any]]) -> tuple[bool,
 def _rule_backend(
     paths: Sequence[Mapping[str, Any]], default: Mapping[str, Any] | None
 ) -> tuple[str | None, int | str | None]:
-    """The Service and port that answer the host's ``/``: that path's, else the first path's, else the default."""
+    """The Service and port that answer the host's ``/``: that
+    path's, else the first path's, else the default."""
     chosen = next((path for path in paths if path.get("path") in ("/", None)), paths[0] if paths else None)
     backend = chosen if chosen is not None else default  # a rule without paths sends all to the default
     if not backend:

@@ -730,10 +730,17 @@ kubernetes:
           - {hosts: [A.small.test.], secretName: a-cert}
           - {hosts: ['*.wild.small.test'], secretName: wild-cert}
         rules:
-          - {host: a.small.test, http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: site, port: {number: 443}}}}]}}
-          - {host: b.small.test, http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: site, port: {name: https}}}}]}}
-          - {host: x.wild.small.test, http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: site, port: {number: 443}}}}]}}
-          - http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: site, port: {number: 443}}}}]}
+          - host: a.small.test
+            http:
+              paths: [{path: /, pathType: Prefix, backend: {service: {name: site, port: {number: 443}}}}]
+          - host: b.small.test
+            http:
+              paths: [{path: /, pathType: Prefix, backend: {service: {name: site, port: {name: https}}}}]
+          - host: x.wild.small.test
+            http:
+              paths: [{path: /, pathType: Prefix, backend: {service: {name: site, port: {number: 443}}}}]
+          - http:
+              paths: [{path: /, pathType: Prefix, backend: {service: {name: site, port: {number: 443}}}}]
       status: {loadBalancer: {ingress: [{ip: 127.0.30.1}]}}
     - apiVersion: v1
       kind: Service

@@ -1,4 +1,6 @@
-"""The sandbox DNS server answers what the scenario says, to dnspython and to Debian's dig, over UDP and TCP."""
+"""The sandbox DNS server answers what the scenario says.
+
+To dnspython and to Debian's dig, over UDP and TCP."""
 
 from __future__ import annotations
 
@@ -224,7 +226,7 @@ def test_resolvers_of_a_scenario_disagree():
     assert answers == {"primary": ["97v.test. A 127.0.10.53"], "secondary": ["97v.test. A 127.0.10.57"]}
 
 
-# -- what the DNS probe (and so the diagnosis) sees for each way a name fails ----------------------------------
+# -- what the DNS probe (and so the diagnosis) sees for each way a name fails ---------------------------
 
 FAILING = {
     "dangling.97v.test": RecordSpec(cname="lb-4f2a.cloud.test"),  # target unknown to the zone

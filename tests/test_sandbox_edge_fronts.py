@@ -1,6 +1,6 @@
 """Sandbox edges that answer like an ingress-nginx controller (its HTML error pages, its Server header), with
-headers of their own (Retry-After), and certificates that are not yet valid or whose wildcard is one label too high:
-checked with curl and the plugin's TLS probe, as a client meets them."""
+headers of their own (Retry-After), and certificates that are not yet valid or whose wildcard is one label
+too high: checked with curl and the plugin's TLS probe, as a client meets them."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""Sandbox edges fail byte-exact: curl exits with the code each behaviour implies, raw sockets see the bytes."""
+"""Sandbox edges fail byte-exact.
+
+curl exits with the code each behaviour implies, raw sockets see the bytes."""
 
 from __future__ import annotations
 
@@ -268,7 +270,7 @@ def test_stop_ends_hanging_connections_and_threads_promptly():
         socket.create_connection(("127.0.21.3", edge.port), timeout=2).close()
 
 
-# -- behaviours for the diagnosis corpus: black hole, redirect, intermittent, health bodies, IPv6, chains --------
+# -- behaviours for the diagnosis corpus: black hole, redirect, intermittent, health bodies, IPv6, chains
 
 CLOSE = REQUEST.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n")
 

@@ -1,5 +1,6 @@
-"""``python -m pytest_reachability.sandbox``: besides the export lines, ready-to-paste ``dig`` and ``curl --resolve``
-lines for the target -- pasted into a shell while the sandbox runs, they show the scenario's behaviour."""
+"""``python -m pytest_reachability.sandbox``: besides the export lines, ready-to-paste ``dig`` and
+``curl --resolve`` lines for the target -- pasted into a shell while the sandbox runs, they show the
+scenario's behaviour."""
 
 from __future__ import annotations
 

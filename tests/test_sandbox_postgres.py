@@ -1,4 +1,6 @@
-"""The sandbox's real PostgreSQL: started unprivileged on loopback, checked and written by the API, stopped by PID."""
+"""The sandbox's real PostgreSQL.
+
+Started unprivileged on loopback, checked and written by the API, stopped by PID."""
 
 from __future__ import annotations
 

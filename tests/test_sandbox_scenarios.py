@@ -546,7 +546,8 @@ def test_new_schema_keys_load_into_the_model(tmp_path):
         dns: {primary: {records: {api.test: {A: [127.0.10.1], AAAA: ["::1"]}}}}
         edges:
           - {address: 127.0.10.1, behaviour: blackhole}
-          - {address: 127.0.10.2, behaviour: {redirect: {location: "https://{host}:{port}/health", status: 308}}}
+          - address: 127.0.10.2
+            behaviour: {redirect: {location: "https://{host}:{port}/health", status: 308}}
           - {address: 127.0.10.3, behaviour: {intermittent: {share: 0.25, fail_with: empty_reply}}}
           - address: "::1"
             behaviour: healthy

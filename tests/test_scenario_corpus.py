@@ -1,6 +1,6 @@
-"""The scenario corpus: every bundled scenario with an ``expect`` block, run through the built-in suite as a user
-runs it (``pytest --pyargs pytest_reachability.suites --sandbox NAME`` in a fresh process), must end with the
-expected top theory (none above 50 % for a healthy world) and exactly the expected failing sections.
+"""The scenario corpus: every bundled scenario with an ``expect`` block, run through the built-in suite as a
+user runs it (``pytest --pyargs pytest_reachability.suites --sandbox NAME`` in a fresh process), must end
+with the expected top theory (none above 50 % for a healthy world) and exactly the expected failing sections.
 
 One test runs them all, ``CORPUS_JOBS`` at a time (default 2; the runs mostly wait on probe timeouts), so the
 corpus costs the same few minutes serially and under ``-n 2``. ``python -m pytest_reachability.sandbox
@@ -42,7 +42,8 @@ def test_the_corpus_is_large_and_covers_healthy_worlds():
     healthy = [name for name in NAMES if load_scenario(name).expect.top is None]
     assert len(healthy) >= 3, healthy
     assert len({load_scenario(name).expect.top for name in NAMES}) >= 40
-    # Faults are tried in more than one world (names, namespaces, replicas, ingress-only exposure), not one tuned.
+    # Faults are tried in more than one world (names, namespaces, replicas, ingress-only exposure), not one
+    # tuned.
     assert len({load_scenario(name).namespace for name in NAMES}) >= 2
 
 

@@ -1,6 +1,8 @@
-"""Timed scenarios against the sandbox's own authoritative servers and TTL-honouring caching resolvers: a cached
-stale answer seen against the authoritative one (by the probe, by the built-in check and by the diagnosis), and
-``pytest --sandbox incident-2025-12-08-fix --wait 60`` ending healthy with the time to healthy in every output."""
+"""Timed scenarios against the sandbox's own authoritative servers and TTL-honouring caching resolvers.
+
+A cached stale answer seen against the authoritative one (by the probe, by the built-in check and by the
+diagnosis), and ``pytest --sandbox incident-2025-12-08-fix --wait 60`` ending healthy with the time to
+healthy in every output."""
 
 from __future__ import annotations
 

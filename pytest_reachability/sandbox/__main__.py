@@ -159,7 +159,8 @@ def target_addresses(info: SandboxInfo, *, timeout: float = 2.0) -> dict[str, li
 
 
 def try_it_lines(info: SandboxInfo) -> list[str]:
-    """Ready-to-paste lines: ``dig`` on each sandbox resolver, ``curl --resolve`` on each address they answer."""
+    """Ready-to-paste lines: ``dig`` on each sandbox resolver, ``curl --resolve`` on each address they
+    answer."""
     parts = urlsplit(info.target)
     host, scheme = parts.hostname or "", parts.scheme or "http"
     port = parts.port or (443 if scheme == "https" else 80)

@@ -362,7 +362,10 @@ class ObjectStore:
             metadata["namespace"] = metadata.get("namespace") or "default"
         else:
             metadata.pop("namespace", None)
-        identity = f"{resource_type.api_version}/{resource_type.kind}/{metadata.get('namespace', '')}/{metadata['name']}"
+        identity = (
+            f"{resource_type.api_version}/{resource_type.kind}/"
+            f"{metadata.get('namespace', '')}/{metadata['name']}"
+        )
         metadata.setdefault("uid", str(uuid.uuid5(uuid.NAMESPACE_URL, identity)))
         metadata["resourceVersion"] = str(metadata.get("resourceVersion") or self._next_revision())
         if not metadata.get("creationTimestamp"):
@@ -388,87 +391,125 @@ class ObjectStore:
 
     def _apply_defaults(self, resource_type: ResourceType, obj: dict) -> None:
         """The defaults kube-apiserver fills in, where clients read them."""
-        kind, metadata = resource_type.plural, obj["metadata"]
-        if kind == "secrets":
-            data_keys = set(obj.pop("data", None) or {}) | set(obj.pop("stringData", None) or {})
-            self.secret_data_counts[(metadata["namespace"], metadata["name"])] = len(data_keys)
-            obj.setdefault("type", "Opaque")
-        elif kind == "services":
-            spec = obj.setdefault("spec", {})
-            spec.setdefault("type", "ClusterIP")
-            spec.setdefault("sessionAffinity", "None")
-            if spec["type"] != "ExternalName":
-                if not spec.get("clusterIP"):
-                    number = _stable_number(metadata["namespace"], metadata["name"])
-                    spec["clusterIP"] = f"10.96.{(number >> 8) % 256}.{number % 254 + 1}"
-                spec.setdefault("clusterIPs", [spec["clusterIP"]])
-                if spec["clusterIP"] != "None":
-                    family = "IPv6" if ":" in spec["clusterIP"] else "IPv4"
-                    spec.setdefault("ipFamilies", [family])
-                    spec.setdefault("ipFamilyPolicy", "SingleStack")
-                spec.setdefault("internalTrafficPolicy", "Cluster")
-            if spec["type"] in ("NodePort", "LoadBalancer"):
-                spec.setdefault("externalTrafficPolicy", "Cluster")
-            for port in spec.get("ports") or []:
+        kind = resource_type.plural
+        defaulters: dict[str, Callable[[dict], None]] = {
+            "secrets": self._default_secret,
+            "services": self._default_service,
+            "pods": self._default_pod,
+            "deployments": lambda workload: self._default_workload(kind, workload),
+            "replicasets": lambda workload: self._default_workload(kind, workload),
+            "statefulsets": lambda workload: self._default_workload(kind, workload),
+            "daemonsets": lambda workload: self._default_workload(kind, workload),
+            "nodes": self._default_node_info,
+            "ingresses": self._default_ingress,
+            "networkpolicies": self._default_network_policy,
+            "endpointslices": self._default_endpoint_slice,
+            "namespaces": self._default_namespace,
+            "events": self._default_event_times,
+        }
+        defaulter = defaulters.get(kind)
+        if defaulter is not None:
+            defaulter(obj)
+
+    def _default_secret(self, secret: dict) -> None:
+        # Only the number of data keys is kept: the sandbox never holds secret values.
+        metadata = secret["metadata"]
+        data_keys = set(secret.pop("data", None) or {}) | set(secret.pop("stringData", None) or {})
+        self.secret_data_counts[(metadata["namespace"], metadata["name"])] = len(data_keys)
+        secret.setdefault("type", "Opaque")
+
+    @staticmethod
+    def _default_service(service: dict) -> None:
+        metadata = service["metadata"]
+        spec = service.setdefault("spec", {})
+        spec.setdefault("type", "ClusterIP")
+        spec.setdefault("sessionAffinity", "None")
+        if spec["type"] != "ExternalName":
+            ObjectStore._default_cluster_ip(spec, metadata)
+        if spec["type"] in ("NodePort", "LoadBalancer"):
+            spec.setdefault("externalTrafficPolicy", "Cluster")
+        for port in spec.get("ports") or []:
+            port.setdefault("protocol", "TCP")
+            port.setdefault("targetPort", port.get("port"))
+            if spec["type"] in ("NodePort", "LoadBalancer") and not port.get("nodePort"):
+                number = _stable_number(metadata["namespace"], metadata["name"], str(port.get("port")))
+                port["nodePort"] = 30000 + number % 2768
+        service.setdefault("status", {}).setdefault("loadBalancer", {})
+
+    @staticmethod
+    def _default_cluster_ip(spec: dict, metadata: dict) -> None:
+        """A stable cluster IP (from the Service's name) and the IP family fields that go with it."""
+        if not spec.get("clusterIP"):
+            number = _stable_number(metadata["namespace"], metadata["name"])
+            spec["clusterIP"] = f"10.96.{(number >> 8) % 256}.{number % 254 + 1}"
+        spec.setdefault("clusterIPs", [spec["clusterIP"]])
+        if spec["clusterIP"] != "None":
+            family = "IPv6" if ":" in spec["clusterIP"] else "IPv4"
+            spec.setdefault("ipFamilies", [family])
+            spec.setdefault("ipFamilyPolicy", "SingleStack")
+        spec.setdefault("internalTrafficPolicy", "Cluster")
+
+    @staticmethod
+    def _default_pod(pod: dict) -> None:
+        spec = pod.setdefault("spec", {})
+        for container in (spec.get("containers") or []) + (spec.get("initContainers") or []):
+            for port in container.get("ports") or []:
                 port.setdefault("protocol", "TCP")
-                port.setdefault("targetPort", port.get("port"))
-                if spec["type"] in ("NodePort", "LoadBalancer") and not port.get("nodePort"):
-                    number = _stable_number(metadata["namespace"], metadata["name"], str(port.get("port")))
-                    port["nodePort"] = 30000 + number % 2768
-            obj.setdefault("status", {}).setdefault("loadBalancer", {})
-        elif kind == "pods":
-            spec = obj.setdefault("spec", {})
-            for container in (spec.get("containers") or []) + (spec.get("initContainers") or []):
-                for port in container.get("ports") or []:
+        status = pod.setdefault("status", {})
+        status.setdefault("phase", "Pending")
+        ObjectStore._default_container_statuses(spec, status)
+
+    @staticmethod
+    def _default_workload(kind: str, workload: dict) -> None:
+        spec = workload.setdefault("spec", {})
+        if kind != "daemonsets":
+            spec.setdefault("replicas", 1)
+        spec.setdefault("selector", {})
+        spec.setdefault("template", {"metadata": {}, "spec": {"containers": []}})
+        status = workload.setdefault("status", {})
+        if kind in ("replicasets", "statefulsets"):
+            status.setdefault("replicas", 0)
+        if kind == "daemonsets":
+            for counter in (
+                "currentNumberScheduled",
+                "desiredNumberScheduled",
+                "numberMisscheduled",
+                "numberReady",
+            ):
+                status.setdefault(counter, 0)
+
+    @staticmethod
+    def _default_ingress(ingress: dict) -> None:
+        for rule in (ingress.get("spec") or {}).get("rules") or []:
+            for path in (rule.get("http") or {}).get("paths") or []:
+                path.setdefault("pathType", "ImplementationSpecific")
+
+    @staticmethod
+    def _default_network_policy(policy: dict) -> None:
+        spec = policy.setdefault("spec", {})
+        spec.setdefault("podSelector", {})
+        # As kube-apiserver defaults them: Ingress always, Egress when there are egress rules; TCP ports.
+        spec.setdefault("policyTypes", ["Ingress", "Egress"] if spec.get("egress") else ["Ingress"])
+        for direction in ("ingress", "egress"):
+            for rule in spec.get(direction) or []:
+                for port in rule.get("ports") or []:
                     port.setdefault("protocol", "TCP")
-            status = obj.setdefault("status", {})
-            status.setdefault("phase", "Pending")
-            self._default_container_statuses(spec, status)
-        elif kind in ("deployments", "replicasets", "statefulsets", "daemonsets"):
-            spec = obj.setdefault("spec", {})
-            if kind != "daemonsets":
-                spec.setdefault("replicas", 1)
-            spec.setdefault("selector", {})
-            spec.setdefault("template", {"metadata": {}, "spec": {"containers": []}})
-            status = obj.setdefault("status", {})
-            if kind in ("replicasets", "statefulsets"):
-                status.setdefault("replicas", 0)
-            if kind == "daemonsets":
-                for counter in (
-                    "currentNumberScheduled",
-                    "desiredNumberScheduled",
-                    "numberMisscheduled",
-                    "numberReady",
-                ):
-                    status.setdefault(counter, 0)
-        elif kind == "nodes":
-            self._default_node_info(obj)
-        elif kind == "ingresses":
-            for rule in (obj.get("spec") or {}).get("rules") or []:
-                for path in (rule.get("http") or {}).get("paths") or []:
-                    path.setdefault("pathType", "ImplementationSpecific")
-        elif kind == "networkpolicies":
-            spec = obj.setdefault("spec", {})
-            spec.setdefault("podSelector", {})
-            # As kube-apiserver defaults them: Ingress always, Egress when there are egress rules; TCP ports.
-            spec.setdefault("policyTypes", ["Ingress", "Egress"] if spec.get("egress") else ["Ingress"])
-            for direction in ("ingress", "egress"):
-                for rule in spec.get(direction) or []:
-                    for port in rule.get("ports") or []:
-                        port.setdefault("protocol", "TCP")
-        elif kind == "endpointslices":
-            obj.setdefault("addressType", "IPv4")
-            # As kube-apiserver (1.33+) stores a slice with no endpoints: a null list, which clients
-            # generated before 1.33 refuse unless they read it raw.
-            obj.setdefault("endpoints", None)
-            for port in obj.get("ports") or []:
-                port.setdefault("protocol", "TCP")
-        elif kind == "namespaces":
-            obj.setdefault("status", {}).setdefault("phase", "Active")
-            labels = metadata.setdefault("labels", {})
-            labels.setdefault("kubernetes.io/metadata.name", metadata["name"])
-        elif kind == "events":
-            self._default_event_times(obj)
+
+    @staticmethod
+    def _default_endpoint_slice(slice_: dict) -> None:
+        slice_.setdefault("addressType", "IPv4")
+        # As kube-apiserver (1.33+) stores a slice with no endpoints: a null list, which clients
+        # generated before 1.33 refuse unless they read it raw.
+        slice_.setdefault("endpoints", None)
+        for port in slice_.get("ports") or []:
+            port.setdefault("protocol", "TCP")
+
+    @staticmethod
+    def _default_namespace(namespace: dict) -> None:
+        metadata = namespace["metadata"]
+        namespace.setdefault("status", {}).setdefault("phase", "Active")
+        labels = metadata.setdefault("labels", {})
+        labels.setdefault("kubernetes.io/metadata.name", metadata["name"])
 
     @staticmethod
     def _default_container_statuses(spec: dict, status: dict) -> None:
@@ -634,34 +675,11 @@ class ObjectStore:
             ]
             if not own_slices and not (service.get("spec") or {}).get("selector"):
                 continue
-            subsets = []
-            for endpoint_slice in own_slices:
-                ready, not_ready = [], []
-                for endpoint in endpoint_slice.get("endpoints") or []:
-                    for address in endpoint.get("addresses") or []:
-                        entry: dict = {"ip": address}
-                        if endpoint.get("nodeName"):
-                            entry["nodeName"] = endpoint["nodeName"]
-                        if endpoint.get("targetRef"):
-                            entry["targetRef"] = endpoint["targetRef"]
-                        is_ready = (endpoint.get("conditions") or {}).get("ready") is not False
-                        (ready if is_ready else not_ready).append(entry)
-                if not ready and not not_ready:
-                    continue
-                subset: dict = {}
-                if ready:
-                    subset["addresses"] = ready
-                if not_ready:
-                    subset["notReadyAddresses"] = not_ready
-                subset["ports"] = [
-                    {
-                        key: port[key]
-                        for key in ("name", "port", "protocol", "appProtocol")
-                        if port.get(key) not in (None, "")
-                    }
-                    for port in endpoint_slice.get("ports") or []
-                ]
-                subsets.append(subset)
+            subsets = [
+                subset
+                for subset in (_endpoints_subset(endpoint_slice) for endpoint_slice in own_slices)
+                if subset is not None
+            ]
             manifest: dict = {
                 "apiVersion": "v1",
                 "kind": "Endpoints",
@@ -767,6 +785,36 @@ class ObjectStore:
 
     def endpoints(self, namespace: str, name: str) -> dict | None:
         return self.get(self._type("", "endpoints"), namespace, name)
+
+
+def _endpoints_subset(endpoint_slice: dict) -> dict | None:
+    """The Endpoints subset mirroring one EndpointSlice; None when the slice has no address."""
+    ready, not_ready = [], []
+    for endpoint in endpoint_slice.get("endpoints") or []:
+        for address in endpoint.get("addresses") or []:
+            entry: dict = {"ip": address}
+            if endpoint.get("nodeName"):
+                entry["nodeName"] = endpoint["nodeName"]
+            if endpoint.get("targetRef"):
+                entry["targetRef"] = endpoint["targetRef"]
+            is_ready = (endpoint.get("conditions") or {}).get("ready") is not False
+            (ready if is_ready else not_ready).append(entry)
+    if not ready and not not_ready:
+        return None
+    subset: dict = {}
+    if ready:
+        subset["addresses"] = ready
+    if not_ready:
+        subset["notReadyAddresses"] = not_ready
+    subset["ports"] = [
+        {
+            key: port[key]
+            for key in ("name", "port", "protocol", "appProtocol")
+            if port.get(key) not in (None, "")
+        }
+        for port in endpoint_slice.get("ports") or []
+    ]
+    return subset
 
 
 def core_event_to_events_v1(event: dict) -> dict:
@@ -1139,9 +1187,7 @@ class KubeApiServer:
         segments = [unquote(segment) for segment in raw_segments]
         while segments and segments[-1] == "" and "proxy" not in segments:
             segments.pop()
-        entry = handler._entry
-        entry["verb"] = _WRITE_VERBS.get(handler.command, "get")
-        accept = handler.headers.get("Accept", "")
+        handler._entry["verb"] = _WRITE_VERBS.get(handler.command, "get")
 
         if segments and segments[0] in ("api", "apis"):
             group, version, rest = self._split_group_version(segments)
@@ -1149,6 +1195,10 @@ class KubeApiServer:
                 self._serve_resource(handler, group, version, rest, raw_segments, query)
                 return
         self._refuse_writes(handler)
+        self._serve_discovery(handler, segments)
+
+    def _serve_discovery(self, handler: _ApiRequestHandler, segments: list[str]) -> None:
+        """The paths above the resources: the root, version, health and API discovery."""
         if not segments:
             handler.send_json(
                 200, {"paths": ["/api", "/api/v1", "/apis", "/healthz", "/livez", "/readyz", "/version"]}
@@ -1158,27 +1208,31 @@ class KubeApiServer:
         elif segments[0] in ("healthz", "livez", "readyz") and len(segments) == 1:
             handler.send_body(200, b"ok", "text/plain; charset=utf-8")
         elif segments in (["api"], ["apis"]):
-            legacy = segments == ["api"]
-            if wants_aggregated_discovery(accept):
-                handler.send_json(
-                    200, aggregated_discovery_document(legacy), AGGREGATED_DISCOVERY_CONTENT_TYPE
-                )
-            elif legacy:
-                handler.send_json(200, api_versions_document(self.url.removeprefix("https://")))
-            else:
-                handler.send_json(200, api_group_list_document())
+            self._serve_api_root(handler, legacy=segments == ["api"])
         elif segments == ["api", "v1"]:
             handler.send_json(200, api_resource_list_document("", "v1") or {})
-        elif len(segments) == 2 and segments[0] == "apis" and (document := api_group_document(segments[1])):
-            handler.send_json(200, document)
-        elif (
-            len(segments) == 3
-            and segments[0] == "apis"
-            and (document := api_resource_list_document(segments[1], segments[2]))
-        ):
+        elif document := self._group_discovery_document(segments):
             handler.send_json(200, document)
         else:
             raise _RequestError(404, *_UNKNOWN_PATH, {})
+
+    def _serve_api_root(self, handler: _ApiRequestHandler, *, legacy: bool) -> None:
+        """`/api` (legacy) or `/apis`, aggregated when the client asks for it."""
+        if wants_aggregated_discovery(handler.headers.get("Accept", "")):
+            handler.send_json(200, aggregated_discovery_document(legacy), AGGREGATED_DISCOVERY_CONTENT_TYPE)
+        elif legacy:
+            handler.send_json(200, api_versions_document(self.url.removeprefix("https://")))
+        else:
+            handler.send_json(200, api_group_list_document())
+
+    @staticmethod
+    def _group_discovery_document(segments: list[str]) -> dict | None:
+        """`/apis/<group>` or `/apis/<group>/<version>`; None for any other path or an unknown group."""
+        if len(segments) == 2 and segments[0] == "apis":
+            return api_group_document(segments[1])
+        if len(segments) == 3 and segments[0] == "apis":
+            return api_resource_list_document(segments[1], segments[2])
+        return None
 
     @staticmethod
     def _split_group_version(segments: list[str]) -> tuple[str, str, list[str]]:
@@ -1228,17 +1282,7 @@ class KubeApiServer:
             target.subresource,
         )
         entry = handler._entry
-        entry.update(resource=resource_type.plural, namespace=namespace, name=name)
-        if subresource == "proxy" and resource_type.plural == "services":
-            entry["name"] = _proxy_service_name(name or "")  # `http:api:80` names the Service `api`
-            entry["verb"] = "proxy" if handler.command in ("GET", "HEAD") else entry["verb"]
-        elif subresource == "log" and resource_type.plural == "pods":
-            entry["verb"] = "logs" if handler.command in ("GET", "HEAD") else entry["verb"]
-        elif handler.command in ("GET", "HEAD"):
-            if _flag(query, "watch"):
-                entry["verb"] = "watch"
-            else:
-                entry["verb"] = "get" if name else "list"
+        self._record_request(handler, target, query)
         self._refuse_writes(handler)
         if entry["verb"] == "watch":
             raise _RequestError(
@@ -1265,6 +1309,24 @@ class KubeApiServer:
             self._serve_proxy(handler, obj, name, tail)
         else:
             raise _RequestError(404, *_UNKNOWN_PATH, {})
+
+    @staticmethod
+    def _record_request(handler: _ApiRequestHandler, target: _Target, query: dict[str, list[str]]) -> None:
+        """Note the resource and the verb as the audit log and RBAC name them."""
+        resource_type, name, subresource = target.resource_type, target.name, target.subresource
+        entry = handler._entry
+        entry.update(resource=resource_type.plural, namespace=target.namespace, name=name)
+        reading = handler.command in ("GET", "HEAD")
+        if subresource == "proxy" and resource_type.plural == "services":
+            entry["name"] = _proxy_service_name(name or "")  # `http:api:80` names the Service `api`
+            entry["verb"] = "proxy" if reading else entry["verb"]
+        elif subresource == "log" and resource_type.plural == "pods":
+            entry["verb"] = "logs" if reading else entry["verb"]
+        elif reading:
+            if _flag(query, "watch"):
+                entry["verb"] = "watch"
+            else:
+                entry["verb"] = "get" if name else "list"
 
     def _get_or_404(self, resource_type: ResourceType, namespace: str | None, name: str) -> dict:
         obj = self.store.get(resource_type, namespace, name)

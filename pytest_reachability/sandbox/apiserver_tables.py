@@ -222,7 +222,9 @@ def _termination_text(terminated: dict) -> str:
 
 
 def _containers_reason(pod: dict, statuses: list[dict], reason: str) -> tuple[str, int]:
-    """(STATUS, ready containers) from the app containers, the first one's state winning as kubectl shows it."""
+    """(STATUS, ready containers) from the app containers.
+
+    The first one's state wins, as kubectl shows it."""
     ready_containers = 0
     for container_status in reversed(statuses):
         state = container_status.get("state") or {}

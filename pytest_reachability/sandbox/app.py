@@ -6,8 +6,9 @@ endpoints are added with :meth:`ApiApplication.add_route` (``{name}`` segments m
 
 What it serves (what ``examples/reachability.toml`` and the scenarios' ``application:`` block use)::
 
-    GET    /health                   200 {"status": "healthy", ..., "dependencies": {"database": {"status": "ok",
-                                                                                    "latency_ms": 0.4}}}
+    GET    /health                   200 {"status": "healthy", ...,
+                                          "dependencies": {"database": {"status": "ok",
+                                                                        "latency_ms": 0.4}}}
     POST   /api/v1/results           201 {"id": ..., ...the JSON object sent}    (507 when full)
     GET    /api/v1/results/{id}      200 the stored object, 404 unknown
     DELETE /api/v1/results/{id}      204, 404 unknown

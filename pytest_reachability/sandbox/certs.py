@@ -174,7 +174,9 @@ class CertificateAuthority:
         not_yet_valid: bool = False,
         chain: bytes = b"",
     ) -> KeyPairFiles:
-        """Write a leaf and its key; ``chain`` (PEM of intermediates) follows the leaf in the certificate file."""
+        """Write a leaf and its key.
+
+        ``chain`` (PEM of intermediates) follows the leaf in the certificate file."""
         cert_pem, key_pem = self.issue(names, expired=expired, not_yet_valid=not_yet_valid)
         cert_file, key_file = directory / f"{stem}.crt", directory / f"{stem}.key"
         cert_file.write_bytes(cert_pem + chain)
@@ -193,7 +195,9 @@ class SandboxCertificates:
 
 
 def _wildcard_too_high(host: str) -> str:
-    """``*.`` and the parent of ``host``'s parent: a wildcard one level above the host, which it does not cover."""
+    """``*.`` and the parent of ``host``'s parent.
+
+    A wildcard one level above the host, which it does not cover."""
     labels = host.split(".")
     return "*." + ".".join(labels[2:]) if len(labels) > 3 else "*.wildcard-parent.invalid"
 

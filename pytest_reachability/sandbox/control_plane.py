@@ -543,7 +543,8 @@ class ControlPlane:
                     f"--token-auth-file={self.directory / 'tokens.csv'}",
                     "--authorization-mode=RBAC",
                     # TaintNodesByCondition taints every new Node node.kubernetes.io/not-ready until the node
-                    # lifecycle controller (not run here) sees it Ready: a scenario states its nodes' taints itself.
+                    # lifecycle controller (not run here) sees it Ready: a scenario states its nodes' taints
+                    # itself.
                     "--disable-admission-plugins=ServiceAccount,TaintNodesByCondition",
                     "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
                     f"--service-account-key-file={pki / 'sa.pub'}",

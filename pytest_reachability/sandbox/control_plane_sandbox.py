@@ -195,7 +195,9 @@ class FakeKubelet:
         self._thread.start()
 
     def answer(self, raw_path: str) -> tuple[int, bytes]:
-        """``/containerLogs/<namespace>/<pod>/<container>?tailLines=N&limitBytes=N``, as the kubelet serves it."""
+        """``/containerLogs/<namespace>/<pod>/<container>?tailLines=N&limitBytes=N``.
+
+        As the kubelet serves it."""
         split = urlsplit(raw_path)
         parts = [unquote(part) for part in split.path.strip("/").split("/")]
         if len(parts) != 4 or parts[0] != "containerLogs":
@@ -214,6 +216,32 @@ class FakeKubelet:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(10)
+
+
+def _container_ports(pod_spec: dict) -> set[int]:
+    """The numeric container ports a pod declares."""
+    return {
+        int(port["containerPort"])
+        for container in pod_spec.get("containers") or []
+        for port in container.get("ports") or []
+        if str(port.get("containerPort", "")).isdigit()
+    }
+
+
+def _pod_addresses(pod_status: dict) -> set[str]:
+    """A pod's addresses: ``podIP`` and every ``podIPs`` entry."""
+    addresses = {pod_status.get("podIP")} | {entry.get("ip") for entry in pod_status.get("podIPs") or []}
+    return {str(address) for address in addresses - {None, ""}}
+
+
+def _kubelet_endpoints(node: dict) -> set[tuple[str, int]]:
+    """Every (name or address, port) at which kube-apiserver may reach a node's kubelet."""
+    status = node.get("status") or {}
+    port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get(
+        "Port"
+    ) or DEFAULT_KUBELET_PORT
+    names = {node["metadata"]["name"]} | {a.get("address") for a in status.get("addresses") or []}
+    return {(str(name), int(port)) for name in names if name}
 
 
 class RealApiServer:
@@ -284,26 +312,16 @@ class RealApiServer:
 
     def _learn_cluster_addresses(self) -> None:
         for pod in self.scenario.objects_of_kind("Pod"):
-            status, spec = pod.get("status") or {}, pod.get("spec") or {}
-            ports = {
-                int(port["containerPort"])
-                for container in spec.get("containers") or []
-                for port in container.get("ports") or []
-                if str(port.get("containerPort", "")).isdigit()
-            }
-            addresses = {status.get("podIP")} | {entry.get("ip") for entry in status.get("podIPs") or []}
-            for address in addresses - {None, ""}:
-                self._pod_ports.setdefault(str(address), set()).update(ports)
+            ports = _container_ports(pod.get("spec") or {})
+            for address in _pod_addresses(pod.get("status") or {}):
+                self._pod_ports.setdefault(address, set()).update(ports)
         for node in self.scenario.objects_of_kind("Node"):
-            status = node.get("status") or {}
-            port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get(
-                "Port"
-            ) or DEFAULT_KUBELET_PORT
-            names = {node["metadata"]["name"]} | {a.get("address") for a in status.get("addresses") or []}
-            self._kubelets |= {(str(name), int(port)) for name in names if name}
+            self._kubelets |= _kubelet_endpoints(node)
 
     def route(self, host: str, port: int) -> tuple[str, int] | None:
-        """Where kube-apiserver's connection to ``host:port`` in the scenario's cluster goes (None: refused)."""
+        """Where kube-apiserver's connection to ``host:port`` in the scenario's cluster goes.
+
+        None: the connection is refused."""
         if (host, port) in self._kubelets and self.kubelet is not None:
             return self.kubelet.address
         if host in self._pod_ports:

@@ -20,9 +20,10 @@ behaviour           on the wire                                                 
 ==================  ============================================================  ==========
 
 With ``tls`` the connection is wrapped in TLS first (certificates from ``certs.py``); with ``health`` the
-health path answers the scenario's status and body instead of the application's; ``headers`` are added to every
-answer; ``server="nginx"`` answers error statuses with nginx's HTML pages and a ``Server: nginx`` header, as an
-ingress-nginx controller does. ``::1`` edges listen on IPv6. Every socket has a timeout, every thread is joined by :meth:`EdgeServer.stop`.
+health path answers the scenario's status and body instead of the application's; ``headers`` are added to
+every answer; ``server="nginx"`` answers error statuses with nginx's HTML pages and a ``Server: nginx``
+header, as an ingress-nginx controller does. ``::1`` edges listen on IPv6. Every socket has a timeout, every
+thread is joined by :meth:`EdgeServer.stop`.
 
 ``blackhole`` needs a real DROP: on loopback a SYN to a bound socket that does not listen is answered with an
 RST (that is ``refuse``), and a listener whose backlog is full still completes handshakes often enough to be
@@ -211,7 +212,9 @@ class EdgeServer:
         return self.behaviour.kind not in ("refuse", "blackhole")
 
     def bind(self) -> None:
-        """Take the address:port (``OSError`` if busy). ``refuse`` and ``blackhole`` bind without listening."""
+        """Take the address:port (``OSError`` if busy).
+
+        ``refuse`` and ``blackhole`` bind without listening."""
         family = socket.AF_INET6 if ":" in self.address else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
@@ -494,7 +497,7 @@ def server_tls_context(cert_file: str, key_file: str) -> ssl.SSLContext:
     return context
 
 
-# --- a real SYN drop for blackhole edges --------------------------------------------------------------------------
+# --- a real SYN drop for blackhole edges ---------------------------------------------------------------
 
 NFT_TABLE_PREFIX = "reachability_sbx_"
 _NFT_TABLE = re.compile(rf"^table (ip6?) ({NFT_TABLE_PREFIX}(\d+)_\w+)$")

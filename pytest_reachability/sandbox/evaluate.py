@@ -4,9 +4,9 @@ Each scenario with an ``expect:`` block runs the built-in suite exactly as a use
 (``python -m pytest --pyargs pytest_reachability.suites --sandbox NAME``) in a fresh process and an empty
 folder; its results JSON gives the ranked theories and the sections' outcomes, which are compared with
 the scenario's ``expect``: the top theory's rule (``null``: no theory above 50 %), and the failing sections
-(every section in ``failing`` fails, no other section does except those in ``may_fail``). With ``cluster: false``
-the sandbox is started here and the suite pointed at its target and resolvers without a kubeconfig, as a user
-without cluster access runs it.
+(every section in ``failing`` fails, no other section does except those in ``may_fail``). With
+``cluster: false`` the sandbox is started here and the suite pointed at its target and resolvers without a
+kubeconfig, as a user without cluster access runs it.
 
 ``python -m pytest_reachability.sandbox --evaluate`` prints the table and the top-1 rate; the corpus test
 (``tests/test_scenario_corpus.py``) asserts every row.
@@ -242,7 +242,9 @@ def evaluate(
     probe_timeout: float = 3.0,
     progress: Callable[[Row], None] | None = None,
 ) -> list[Row]:
-    """Every scenario of ``names`` (default: the corpus), ``jobs`` at a time; rows in the order of ``names``."""
+    """Every scenario of ``names`` (default: the corpus), ``jobs`` at a time.
+
+    Rows come in the order of ``names``."""
     chosen = list(names) if names is not None else corpus()
     rows: dict[str, Row] = {}
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
@@ -255,23 +257,42 @@ def evaluate(
     return [rows[name] for name in chosen]
 
 
-def format_table(rows: list[Row], *, rankings: bool = False) -> str:
-    """The table (scenario, expected, top theory, hit) and the top-1 rate, as plain text; ``rankings`` adds each
-    scenario's other top-level theories under its row."""
-    header = ("scenario", "expected", "top theory", "conf", "top", "sections", "seconds")
-    cells = [header] + [
-        (
-            row.scenario,
-            row.expected or "(none above 50%)",
-            row.top or "(none)",
-            f"{row.confidence:.0%}" if row.top else "-",
-            "hit" if row.top_hit else "MISS",
-            "ok" if row.sections_hit else "MISS",
-            f"{row.seconds:.1f}",
-        )
-        for row in rows
+_TABLE_HEADER = ("scenario", "expected", "top theory", "conf", "top", "sections", "seconds")
+
+
+def _table_cells(row: Row) -> tuple[str, ...]:
+    """One scenario's cells under ``_TABLE_HEADER``."""
+    return (
+        row.scenario,
+        row.expected or "(none above 50%)",
+        row.top or "(none)",
+        f"{row.confidence:.0%}" if row.top else "-",
+        "hit" if row.top_hit else "MISS",
+        "ok" if row.sections_hit else "MISS",
+        f"{row.seconds:.1f}",
+    )
+
+
+def _rate_lines(rows: list[Row]) -> list[str]:
+    """The top-1 rate, with and without the failing sections, then one line per scenario that missed."""
+    hits = sum(row.top_hit for row in rows)
+    both = sum(row.hit for row in rows)
+    total = len(rows) or 1
+    text = [
+        "",
+        f"top-1 rate: {hits}/{len(rows)} ({hits / total:.0%}); with the failing sections as expected too: "
+        f"{both}/{len(rows)} ({both / total:.0%})",
     ]
-    widths = [max(len(str(line[i])) for line in cells) for i in range(len(header))]
+    misses = [row.problem() for row in rows if not row.hit]
+    return text + [f"  {line}" for line in misses]
+
+
+def format_table(rows: list[Row], *, rankings: bool = False) -> str:
+    """The table (scenario, expected, top theory, hit) and the top-1 rate, as plain text.
+
+    ``rankings`` adds each scenario's other top-level theories under its row."""
+    cells = [_TABLE_HEADER] + [_table_cells(row) for row in rows]
+    widths = [max(len(str(line[i])) for line in cells) for i in range(len(_TABLE_HEADER))]
     text = [
         "  ".join(str(cell).ljust(widths[i]) for i, cell in enumerate(cells[0])).rstrip(),
         "  ".join("-" * width for width in widths),
@@ -280,14 +301,5 @@ def format_table(rows: list[Row], *, rankings: bool = False) -> str:
         text.append("  ".join(str(cell).ljust(widths[i]) for i, cell in enumerate(line)).rstrip())
         if rankings and len(row.ranking) > 1:
             text.append("    then: " + ", ".join(f"{rule} {conf:.0%}" for rule, conf in row.ranking[1:]))
-    hits = sum(row.top_hit for row in rows)
-    both = sum(row.hit for row in rows)
-    total = len(rows) or 1
-    text.append("")
-    text.append(
-        f"top-1 rate: {hits}/{len(rows)} ({hits / total:.0%}); with the failing sections as expected too: "
-        f"{both}/{len(rows)} ({both / total:.0%})"
-    )
-    misses = [row.problem() for row in rows if not row.hit]
-    text += [f"  {line}" for line in misses]
+    text += _rate_lines(rows)
     return "\n".join(text)

@@ -261,7 +261,8 @@ class PostgresServer:
             )
         finally:
             log.close()
-        # Its own session keeps it out of the terminal's Ctrl-C; the watchdog stops it if this process is killed.
+        # Its own session keeps it out of the terminal's Ctrl-C; the watchdog stops it if this process is
+        # killed.
         watchdog.guard_process(self.process.pid, signal.SIGQUIT, group=True)
         pid_file = data / "postmaster.pid"
         delay = 0.01
@@ -417,7 +418,9 @@ class DelayProxy:
 def dsn_for_state(
     dsn: str, state: str, *, refusing_port: int | None = None, proxy_port: int | None = None
 ) -> str:
-    """The DSN a client gets for a database in ``state``: the real one, or one that fails the way the state says."""
+    """The DSN a client gets for a database in ``state``.
+
+    The real one, or one that fails the way the state says."""
     from urllib.parse import urlsplit, urlunsplit
 
     parts = urlsplit(dsn)
@@ -477,7 +480,9 @@ class SandboxDatabase:
                 return self._connect().execute(query, params)
 
     def check(self) -> dict[str, Any]:
-        """``SELECT 1`` now: ``{"status": "ok", "latency_ms": ...}`` or ``{"status": "error", "error": ...}``."""
+        """``SELECT 1`` now.
+
+        ``{"status": "ok", "latency_ms": ...}`` or ``{"status": "error", "error": ...}``."""
         started = time.perf_counter()
         try:
             row = self._execute("SELECT 1").fetchone()

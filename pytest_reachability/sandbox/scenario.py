@@ -15,17 +15,20 @@ Schema (every key except ``name``, ``description``, ``target``, ``dns`` is optio
           gone.test: {rcode: NXDOMAIN} #   or rcode NXDOMAIN | SERVFAIL | REFUSED
           empty.test: {no_answer: true}  # or NOERROR with no answer
           slow.test: {A: [127.0.10.9], delay_ms: 3000}   # delay_ms may accompany any of the above
-    edges:                             # addresses in 127.0.0.0/8 except 127.0.0.53, or ::1; all share one port
+    edges:                             # addresses in 127.0.0.0/8 except 127.0.0.53, or ::1;
+                                       # all share one port
       - {address: 127.0.10.53, behaviour: healthy, hosts: [97v.test]}  # other Host headers get 404
       - {address: 127.0.10.57, behaviour: empty_reply}
       - {address: 127.0.10.60, behaviour: {http_status: 503}}
       - {address: 127.0.10.61, behaviour: {slow: 300ms}}               # ms or s
       - {address: 127.0.10.62, behaviour: healthy, tls: expired}
       - {address: 127.0.10.63, behaviour: blackhole}                   # SYNs dropped: connect times out
-      - {address: 127.0.10.64, behaviour: {redirect: {location: "https://97v.test:{port}/health", status: 301}}}
+      - address: 127.0.10.64
+        behaviour: {redirect: {location: "https://97v.test:{port}/health", status: 301}}
       - {address: 127.0.10.65, behaviour: {intermittent: {share: 0.25, fail_with: 503}}}
       - {address: "::1", behaviour: healthy}                           # the one IPv6 edge (see below)
-      - {address: 127.0.10.67, behaviour: {http_status: 429}, headers: {Retry-After: 30}}   # sent on every answer
+      - {address: 127.0.10.67, behaviour: {http_status: 429}, headers: {Retry-After: 30}}
+                                       # headers are sent on every answer
       - {address: 127.0.10.68, behaviour: {http_status: 502}, server: nginx}   # nginx's HTML error pages
       - address: 127.0.10.66
         behaviour: healthy
@@ -67,9 +70,10 @@ Edge behaviours, beyond the plain ones:
   n-th request fails when ``floor((n + 1) * share)`` grows), with an HTTP status or ``empty_reply`` /
   ``reset_mid_body``; the others are served healthy.
 
-``server: nginx`` makes an edge answer like an ingress-nginx controller: every response carries ``Server: nginx``
-and every error status (its behaviour's, an intermittent failure, the 404 for a host it does not serve, the
-"default backend") has nginx's own HTML page (``<title>502 Bad Gateway</title>``) instead of the API's JSON.
+``server: nginx`` makes an edge answer like an ingress-nginx controller: every response carries
+``Server: nginx`` and every error status (its behaviour's, an intermittent failure, the 404 for a host
+it does not serve, the "default backend") has nginx's own HTML page (``<title>502 Bad Gateway</title>``)
+instead of the API's JSON.
 ``headers`` adds those headers to every response of the edge (``Retry-After`` beside a 429 or 503).
 
 ``health: {path: /health, status: 200, body: ...}`` on an edge (or on ``in_cluster``) replaces what that
@@ -91,12 +95,13 @@ the API and the exported DSN an address where nothing listens (connection refuse
 front of the server that holds every answer for ``delay``; ``wrong_password`` hands both a DSN whose
 password the server refuses; ``missing_database`` a DSN naming a database that does not exist.
 
-In manifests, a time field (a key ending in ``Timestamp``, ``Time`` or ``At``, or like ``timeAdded``) may be written relative to
-the moment the scenario is loaded: ``creationTimestamp: -12h`` (units d, h, m, s; ``-2d21h``), so ``kubectl``
-shows the ages the scenario means whenever it runs.
+In manifests, a time field (a key ending in ``Timestamp``, ``Time`` or ``At``, or like ``timeAdded``)
+may be written relative to the moment the scenario is loaded: ``creationTimestamp: -12h`` (units d, h,
+m, s; ``-2d21h``), so ``kubectl`` shows the ages the scenario means whenever it runs.
 
 With ``base`` the scenario is an overlay: ``target``, ``namespace``, ``in_cluster``, ``postgres`` and ``deny``
-replace the base's; ``application`` merges as a JSON merge patch (a table set to ``null`` is removed); ``dns`` merges resolvers by name and records by name (a record or resolver set to ``null`` is
+replace the base's; ``application`` merges as a JSON merge patch (a table set to ``null`` is removed);
+``dns`` merges resolvers by name and records by name (a record or resolver set to ``null`` is
 removed); ``edges`` merge by address (an entry replaces the base's edge at that address); ``logs``
 merge by key (``null`` removes); ``objects`` merge by kind, namespace and name as a JSON merge patch
 (RFC 7386: mappings merge, ``null`` deletes a key, lists replace), new objects are appended.
@@ -250,8 +255,8 @@ class EdgeSpec:
 
 @dataclass(frozen=True)
 class DatabaseSpec:
-    """The sandbox PostgreSQL's state: ``running``, ``down``, ``slow`` (``delay`` s per answer), ``wrong_password``
-    or ``missing_database``."""
+    """The sandbox PostgreSQL's state: ``running``, ``down``, ``slow`` (``delay`` s per answer),
+    ``wrong_password`` or ``missing_database``."""
 
     state: str = "running"
     delay: float = 0.0
@@ -259,8 +264,8 @@ class DatabaseSpec:
 
 @dataclass(frozen=True)
 class ExpectSpec:
-    """What the diagnosis of the scenario must find: the top theory's rule (None: no theory above 50 %) and the
-    sections that fail (``may_fail``: sections that may fail too)."""
+    """What the diagnosis of the scenario must find: the top theory's rule (None: no theory above 50 %)
+    and the sections that fail (``may_fail``: sections that may fail too)."""
 
     top: str | None
     failing: tuple[str, ...] = ()
@@ -453,53 +458,64 @@ def _merge_keyed(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any
     return result
 
 
+def _overlay_dns(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    """Resolvers by name: null drops one, a records mapping merges into the base's records."""
+    resolvers = dict(base)
+    for resolver, spec in overlay.items():
+        old = resolvers.get(resolver)
+        if spec is None:
+            resolvers.pop(resolver, None)
+        elif isinstance(spec, dict) and isinstance(old, dict) and isinstance(spec.get("records"), dict):
+            resolvers[resolver] = {
+                **old,
+                **spec,
+                "records": _merge_keyed(old.get("records") or {}, spec["records"]),
+            }
+        else:
+            resolvers[resolver] = spec
+    return resolvers
+
+
+def _overlay_edges(base: list[Any], overlay: list[Any]) -> list[Any]:
+    """An overlay edge replaces the base's edge of the same address, or is added."""
+    edges = list(base)
+    for entry in overlay:
+        address = entry.get("address") if isinstance(entry, dict) else None
+        same = [
+            i for i, edge in enumerate(edges) if isinstance(edge, dict) and edge.get("address") == address
+        ]
+        if same and address is not None:
+            edges[same[0]] = entry
+        else:
+            edges.append(entry)
+    return edges
+
+
+# Sections an overlay merges into the base's section of the same type rather than replacing it.
+_OVERLAY_MERGES: dict[str, tuple[type, Any]] = {
+    "dns": (dict, lambda base, value, label: _overlay_dns(base, value)),
+    "edges": (list, lambda base, value, label: _overlay_edges(base, value)),
+    "kubernetes": (dict, lambda base, value, label: _overlay_kubernetes(base, value, label)),
+    "application": (dict, lambda base, value, label: merge_patch(base, value)),
+}
+
+
 def _overlay(base: dict[str, Any], overlay: dict[str, Any], label: str) -> dict[str, Any]:
     result = copy.deepcopy(base)
     for key, value in overlay.items():
-        if key == "dns" and isinstance(value, dict) and isinstance(result.get("dns"), dict):
-            resolvers = dict(result["dns"])
-            for resolver, spec in value.items():
-                old = resolvers.get(resolver)
-                if spec is None:
-                    resolvers.pop(resolver, None)
-                elif (
-                    isinstance(spec, dict) and isinstance(old, dict) and isinstance(spec.get("records"), dict)
-                ):
-                    resolvers[resolver] = {
-                        **old,
-                        **spec,
-                        "records": _merge_keyed(old.get("records") or {}, spec["records"]),
-                    }
-                else:
-                    resolvers[resolver] = spec
-            result["dns"] = resolvers
-        elif key == "edges" and isinstance(value, list) and isinstance(result.get("edges"), list):
-            edges = list(result["edges"])
-            for entry in value:
-                address = entry.get("address") if isinstance(entry, dict) else None
-                same = [
-                    i
-                    for i, edge in enumerate(edges)
-                    if isinstance(edge, dict) and edge.get("address") == address
-                ]
-                if same and address is not None:
-                    edges[same[0]] = entry
-                else:
-                    edges.append(entry)
-            result["edges"] = edges
-        elif key == "kubernetes" and isinstance(value, dict) and isinstance(result.get("kubernetes"), dict):
-            result["kubernetes"] = _overlay_kubernetes(result["kubernetes"], value, label)
-        elif key == "application" and isinstance(value, dict) and isinstance(result.get("application"), dict):
-            result["application"] = merge_patch(result["application"], value)
+        section_type, merge = _OVERLAY_MERGES.get(key, (None, None))
+        if (
+            merge is not None
+            and isinstance(value, section_type)
+            and isinstance(result.get(key), section_type)
+        ):
+            result[key] = merge(result[key], value, label)
         else:
             result[key] = copy.deepcopy(value)
     return result
 
 
-def _overlay_kubernetes(base: dict[str, Any], overlay: dict[str, Any], label: str) -> dict[str, Any]:
-    result = dict(base)
-    objects = list(base.get("objects") or [])
-    removals = overlay.get("remove") or []
+def _remove_objects(objects: list[Any], removals: Any, label: str) -> list[Any]:
     if not isinstance(removals, list) or not all(isinstance(item, str) for item in removals):
         raise ScenarioError(
             f"{label}: kubernetes.remove: expected a list of Kind/namespace/name, got {_describe(removals)}"
@@ -511,23 +527,33 @@ def _overlay_kubernetes(base: dict[str, Any], overlay: dict[str, Any], label: st
                 f"{label}: kubernetes.remove[{index}]: expected an object of the base, got {identity!r}"
             )
         objects = kept
+    return objects
+
+
+def _patch_objects(objects: list[Any], patches: Any, label: str) -> list[Any]:
+    """Merge-patch each manifest into the base's object of the same identity, or add it."""
+    if not isinstance(patches, list):
+        raise ScenarioError(
+            f"{label}: kubernetes.objects: expected a list of manifests, got {_describe(patches)}"
+        )
+    for patch in patches:
+        identity = object_identity(patch)
+        same = [
+            i for i, obj in enumerate(objects) if identity is not None and object_identity(obj) == identity
+        ]
+        if same:
+            objects[same[0]] = merge_patch(objects[same[0]], patch)
+        else:
+            objects.append(copy.deepcopy(patch))
+    return objects
+
+
+def _overlay_kubernetes(base: dict[str, Any], overlay: dict[str, Any], label: str) -> dict[str, Any]:
+    result = dict(base)
+    objects = _remove_objects(list(base.get("objects") or []), overlay.get("remove") or [], label)
     patches = overlay.get("objects")
     if patches is not None:
-        if not isinstance(patches, list):
-            raise ScenarioError(
-                f"{label}: kubernetes.objects: expected a list of manifests, got {_describe(patches)}"
-            )
-        for patch in patches:
-            identity = object_identity(patch)
-            same = [
-                i
-                for i, obj in enumerate(objects)
-                if identity is not None and object_identity(obj) == identity
-            ]
-            if same:
-                objects[same[0]] = merge_patch(objects[same[0]], patch)
-            else:
-                objects.append(copy.deepcopy(patch))
+        objects = _patch_objects(objects, patches, label)
     result["objects"] = objects
     if "logs" in overlay:
         logs = overlay["logs"]
@@ -648,6 +674,11 @@ def is_hostname(text: Any) -> bool:
     if not isinstance(text, str) or not text or len(text) > 253:
         return False
     return all(_HOST_LABEL.match(label) for label in text.lower().rstrip(".").split("."))
+
+
+def _is_int_between(value: Any, low: int, high: int) -> bool:
+    """An integer (not a bool) from ``low`` to ``high`` inclusive."""
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 
 
 class _Validator:
@@ -906,33 +937,17 @@ class _Validator:
 
     def record(self, value: Any, path: str) -> RecordSpec:
         self.mapping(value, path, ("A", "AAAA", "CNAME", "TXT", "ttl", "rcode", "no_answer", "delay_ms"))
-        kinds = [key for key in ("A", "AAAA", "CNAME", "TXT") if key in value]
-        outcome = [key for key in ("rcode", "no_answer") if key in value]
-        if not kinds and not outcome:
-            raise self.fail(path, "A, AAAA, CNAME, TXT, rcode or no_answer", value)
-        if outcome and kinds or len(outcome) > 1:
-            raise self.fail(path, "either records or one of rcode / no_answer", "both")
-        a = tuple(self.addresses(value["A"], f"{path}.A", 4)) if "A" in value else ()
-        aaaa = tuple(self.addresses(value["AAAA"], f"{path}.AAAA", 6)) if "AAAA" in value else ()
-        cname = value.get("CNAME")
-        if cname is not None and not is_hostname(cname):
-            raise self.fail(f"{path}.CNAME", "a host name", cname)
-        if cname is not None and (a or aaaa):
-            raise self.fail(path, "CNAME without A or AAAA beside it", "both")
+        self.record_shape(value, path)
+        a, aaaa, cname = self.record_answers(value, path)
         txt = value.get("TXT", [])
         if not isinstance(txt, list) or not all(isinstance(item, str) and len(item) <= 255 for item in txt):
             raise self.fail(f"{path}.TXT", "a list of strings of at most 255 characters", txt)
-        rcode = value.get("rcode")
-        if rcode is not None and rcode not in RCODES:
-            raise self.fail(f"{path}.rcode", f"one of {', '.join(RCODES)}", rcode)
-        no_answer = value.get("no_answer", False)
-        if no_answer is not False and no_answer is not True:
-            raise self.fail(f"{path}.no_answer", "true or false", no_answer)
+        rcode, no_answer = self.record_outcome(value, path)
         delay_ms = value.get("delay_ms", 0)
-        if isinstance(delay_ms, bool) or not isinstance(delay_ms, int) or not 0 <= delay_ms <= 60000:
+        if not _is_int_between(delay_ms, 0, 60000):
             raise self.fail(f"{path}.delay_ms", "milliseconds from 0 to 60000", delay_ms)
         ttl = value.get("ttl", 300)
-        if isinstance(ttl, bool) or not isinstance(ttl, int) or not 0 <= ttl <= 2**31 - 1:
+        if not _is_int_between(ttl, 0, 2**31 - 1):
             raise self.fail(f"{path}.ttl", "seconds (a non-negative integer)", ttl)
         return RecordSpec(
             a=a,
@@ -944,6 +959,36 @@ class _Validator:
             delay=delay_ms / 1000,
             ttl=ttl,
         )
+
+    def record_shape(self, value: dict[str, Any], path: str) -> None:
+        """A record answers with records or with one outcome (rcode / no_answer), never both."""
+        kinds = [key for key in ("A", "AAAA", "CNAME", "TXT") if key in value]
+        outcome = [key for key in ("rcode", "no_answer") if key in value]
+        if not kinds and not outcome:
+            raise self.fail(path, "A, AAAA, CNAME, TXT, rcode or no_answer", value)
+        if outcome and kinds or len(outcome) > 1:
+            raise self.fail(path, "either records or one of rcode / no_answer", "both")
+
+    def record_answers(
+        self, value: dict[str, Any], path: str
+    ) -> tuple[tuple[str, ...], tuple[str, ...], str | None]:
+        a = tuple(self.addresses(value["A"], f"{path}.A", 4)) if "A" in value else ()
+        aaaa = tuple(self.addresses(value["AAAA"], f"{path}.AAAA", 6)) if "AAAA" in value else ()
+        cname = value.get("CNAME")
+        if cname is not None and not is_hostname(cname):
+            raise self.fail(f"{path}.CNAME", "a host name", cname)
+        if cname is not None and (a or aaaa):
+            raise self.fail(path, "CNAME without A or AAAA beside it", "both")
+        return a, aaaa, cname
+
+    def record_outcome(self, value: dict[str, Any], path: str) -> tuple[str | None, bool]:
+        rcode = value.get("rcode")
+        if rcode is not None and rcode not in RCODES:
+            raise self.fail(f"{path}.rcode", f"one of {', '.join(RCODES)}", rcode)
+        no_answer = value.get("no_answer", False)
+        if no_answer is not False and no_answer is not True:
+            raise self.fail(f"{path}.no_answer", "true or false", no_answer)
+        return rcode, no_answer
 
     def addresses(self, value: Any, path: str, version: int) -> list[str]:
         if not isinstance(value, list) or not value:
@@ -974,59 +1019,64 @@ class _Validator:
                 ("address", "behaviour", "hosts", "tls", "health", "headers", "server"),
                 ("address", "behaviour"),
             )
-            try:
-                address = (
-                    ipaddress.ip_address(entry["address"]) if isinstance(entry["address"], str) else None
-                )
-            except ValueError:
-                address = None
-            if address is None or (
-                address != IPV6_EDGE and (address.version != 4 or address not in LOOPBACK_V4)
-            ):
-                raise self.fail(f"{path}.address", "an IPv4 address in 127.0.0.0/8 or ::1", entry["address"])
-            if address == OS_RESOLVER_ADDRESS:
-                raise self.fail(
-                    f"{path}.address", "an address other than 127.0.0.53 (the OS resolver's)", str(address)
-                )
-            if str(address) in seen:
-                raise self.fail(f"{path}.address", "an address not used by another edge", str(address))
-            seen.add(str(address))
+            address = self.edge_address(entry["address"], f"{path}.address", seen)
             behaviour = self.behaviour(entry["behaviour"], f"{path}.behaviour")
-            hosts = entry.get("hosts")
-            if hosts is not None:
-                if not isinstance(hosts, list) or not all(is_hostname(host) for host in hosts):
-                    raise self.fail(f"{path}.hosts", "a list of host names", hosts)
-                hosts = tuple(host.lower().rstrip(".") for host in hosts)
+            hosts = self.edge_hosts(entry.get("hosts"), f"{path}.hosts")
             tls = entry.get("tls")
             if tls is not None and tls not in TLS_KINDS:
                 raise self.fail(f"{path}.tls", f"one of {', '.join(TLS_KINDS)}", tls)
             health = self.health(entry["health"], f"{path}.health") if "health" in entry else None
-            headers = entry.get("headers") or {}
-            if not isinstance(headers, dict) or not all(
-                isinstance(name, str)
-                and re.match(r"^[A-Za-z0-9-]+$", name)
-                and isinstance(value, (str, int))
-                and not isinstance(value, bool)
-                and "\n" not in str(value)
-                and "\r" not in str(value)
-                for name, value in headers.items()
-            ):
-                raise self.fail(f"{path}.headers", "a mapping of header names to one-line values", headers)
+            headers = self.edge_headers(entry.get("headers") or {}, f"{path}.headers")
             server = entry.get("server")
             if server is not None and server not in EDGE_SERVERS:
                 raise self.fail(f"{path}.server", f"one of {', '.join(EDGE_SERVERS)}", server)
             edges.append(
                 EdgeSpec(
-                    address=str(address),
+                    address=address,
                     behaviour=behaviour,
                     hosts=hosts,
                     tls=tls,
                     health=health,
-                    headers=tuple((name, str(value)) for name, value in headers.items()),
+                    headers=headers,
                     server=server,
                 )
             )
         return edges
+
+    def edge_address(self, value: Any, path: str, seen: set[str]) -> str:
+        """A loopback address no other edge uses (and not the OS resolver's); added to ``seen``."""
+        try:
+            address = ipaddress.ip_address(value) if isinstance(value, str) else None
+        except ValueError:
+            address = None
+        if address is None or (address != IPV6_EDGE and (address.version != 4 or address not in LOOPBACK_V4)):
+            raise self.fail(path, "an IPv4 address in 127.0.0.0/8 or ::1", value)
+        if address == OS_RESOLVER_ADDRESS:
+            raise self.fail(path, "an address other than 127.0.0.53 (the OS resolver's)", str(address))
+        if str(address) in seen:
+            raise self.fail(path, "an address not used by another edge", str(address))
+        seen.add(str(address))
+        return str(address)
+
+    def edge_hosts(self, value: Any, path: str) -> tuple[str, ...] | None:
+        if value is None:
+            return None
+        if not isinstance(value, list) or not all(is_hostname(host) for host in value):
+            raise self.fail(path, "a list of host names", value)
+        return tuple(host.lower().rstrip(".") for host in value)
+
+    def edge_headers(self, value: Any, path: str) -> tuple[tuple[str, str], ...]:
+        if not isinstance(value, dict) or not all(
+            isinstance(name, str)
+            and re.match(r"^[A-Za-z0-9-]+$", name)
+            and isinstance(header, (str, int))
+            and not isinstance(header, bool)
+            and "\n" not in str(header)
+            and "\r" not in str(header)
+            for name, header in value.items()
+        ):
+            raise self.fail(path, "a mapping of header names to one-line values", value)
+        return tuple((name, str(header)) for name, header in value.items())
 
     def behaviour(self, value: Any, path: str) -> Behaviour:
         expected = (
@@ -1092,7 +1142,8 @@ class _Validator:
         """Validate a manifest against the official client's model of its kind (types, required fields)."""
         model = client_model(str(obj.get("apiVersion")), str(obj.get("kind")))
         if model is None:
-            return  # a kind the client has no model for (a custom resource): the API server would know its schema
+            # A kind the client has no model for (a custom resource): the API server would know its schema.
+            return
         now = datetime.datetime.now(datetime.timezone.utc)
         if not hasattr(model, "model_validate"):
             found = _type_error(resolve_relative_times(obj, now), model.__name__, ())
@@ -1171,7 +1222,23 @@ class _Validator:
             raise self.fail(path, "a manifest (mapping)", obj)
         self.string(obj.get("apiVersion"), f"{path}.apiVersion", "an apiVersion")
         kind = self.string(obj.get("kind"), f"{path}.kind", "a kind")
-        metadata = obj.get("metadata")
+        self.metadata(obj.get("metadata"), kind, path)
+        self.model(obj, path)
+        identity = object_identity(obj)
+        assert identity is not None
+        if identity in seen:
+            raise self.fail(path, "one manifest per kind, namespace and name", f"a second {identity}")
+        seen.add(identity)
+        if kind == "Secret":
+            for key in ("data", "stringData"):
+                if key in obj:
+                    raise self.fail(
+                        f"{path}.{key}", "no secret data (the sandbox keeps Secrets' metadata only)", "data"
+                    )
+        if kind in ("Service", "Ingress"):
+            self.load_balancer_ingress(obj, path, edge_addresses)
+
+    def metadata(self, metadata: Any, kind: str, path: str) -> None:
         if not isinstance(metadata, dict):
             raise self.fail(f"{path}.metadata", "a mapping", metadata)
         name = metadata.get("name")
@@ -1191,27 +1258,17 @@ class _Validator:
                 not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values())
             ):
                 raise self.fail(f"{path}.metadata.{key}", "a mapping of strings to strings", labels)
-        self.model(obj, path)
-        identity = object_identity(obj)
-        assert identity is not None
-        if identity in seen:
-            raise self.fail(path, "one manifest per kind, namespace and name", f"a second {identity}")
-        seen.add(identity)
-        if kind == "Secret":
-            for key in ("data", "stringData"):
-                if key in obj:
-                    raise self.fail(
-                        f"{path}.{key}", "no secret data (the sandbox keeps Secrets' metadata only)", "data"
-                    )
-        if kind in ("Service", "Ingress"):
-            ingress = ((obj.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
-            if not isinstance(ingress, list):
-                raise self.fail(f"{path}.status.loadBalancer.ingress", "a list", ingress)
-            for position, entry in enumerate(ingress):
-                address = entry.get("ip") if isinstance(entry, dict) else None
-                if address is not None and address not in edge_addresses:
-                    raise self.fail(
-                        f"{path}.status.loadBalancer.ingress[{position}].ip",
-                        "the address of an edge of this scenario",
-                        address,
-                    )
+
+    def load_balancer_ingress(self, obj: dict[str, Any], path: str, edge_addresses: set[str]) -> None:
+        """A Service's or Ingress's load-balancer addresses must be edges the scenario serves."""
+        ingress = ((obj.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+        if not isinstance(ingress, list):
+            raise self.fail(f"{path}.status.loadBalancer.ingress", "a list", ingress)
+        for position, entry in enumerate(ingress):
+            address = entry.get("ip") if isinstance(entry, dict) else None
+            if address is not None and address not in edge_addresses:
+                raise self.fail(
+                    f"{path}.status.loadBalancer.ingress[{position}].ip",
+                    "the address of an edge of this scenario",
+                    address,
+                )

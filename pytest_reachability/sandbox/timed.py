@@ -18,10 +18,11 @@ and changes applied while the sandbox runs, counted from its start::
         kubernetes: {objects: [...], remove: [Service/production/api-service]}
 
 Caching resolvers start with the target's addresses already cached (a busy name always is), so a change
-landing after the start waits out the TTL. The authoritative servers share one port of loopback (``SandboxInfo.authoritative_port``; port 53 in the
-real world). A caching resolver answers from its cache with the TTL left, as real resolvers do, and asks
-the authoritative servers again only once that TTL has run out, so a change at the source reaches the
-clients of each resolver no earlier than the TTL it cached allows.
+landing after the start waits out the TTL. The authoritative servers share one port of loopback
+(``SandboxInfo.authoritative_port``; port 53 in the real world). A caching resolver answers from its
+cache with the TTL left, as real resolvers do, and asks the authoritative servers again only once that TTL
+has run out, so a change at the source reaches the clients of each resolver no earlier than the TTL it
+cached allows.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ import dns.rdatatype
 import dns.rrset
 
 from .dns_server import DnsServer
-from .scenario import RecordSpec
+from .scenario import EdgeSpec, RecordSpec
 
 AUTHORITATIVE_KEY = "authoritative"
 MAX_CHANGE_DELAY = 3600.0
@@ -135,10 +136,62 @@ def _records(validator: Any, records: Any, path: str) -> dict[str, RecordSpec]:
     return parsed
 
 
+def _change_dns(
+    validator: Any, value: Any, path: str, resolver_names: set[str]
+) -> dict[str, dict[str, RecordSpec]]:
+    """A change's new records, per resolver the scenario has."""
+    dns_changes = {}
+    names = tuple(sorted(resolver_names))
+    for resolver, spec in validator.mapping(value, path, names).items():
+        where = f"{path}.{resolver}"
+        validator.mapping(spec, where, ("records",), ("records",))
+        dns_changes[resolver] = _records(validator, spec["records"], f"{where}.records")
+    return dns_changes
+
+
+def _change_edge(validator: Any, edge: Any, where: str, edge_addresses: set[str]) -> EdgeSpec:
+    """A new behaviour for an existing edge; its server keeps listening, so it cannot refuse or drop."""
+    validator.mapping(edge, where, ("address", "behaviour", "hosts"), ("address", "behaviour"))
+    if edge["address"] not in edge_addresses:
+        raise validator.fail(f"{where}.address", "the address of an edge of the scenario", edge["address"])
+    behaviour = validator.behaviour(edge["behaviour"], f"{where}.behaviour")
+    if behaviour.kind in ("refuse", "blackhole"):
+        raise validator.fail(
+            f"{where}.behaviour",
+            "a behaviour of a listening server (not refuse or blackhole)",
+            behaviour.kind,
+        )
+    hosts = edge.get("hosts")
+    return EdgeSpec(
+        address=edge["address"],
+        behaviour=behaviour,
+        hosts=tuple(h.lower().rstrip(".") for h in hosts) if isinstance(hosts, list) else None,
+    )
+
+
+def _change_kubernetes(
+    validator: Any, value: Any, path: str, edge_addresses: set[str]
+) -> tuple[list[Any], list[str]]:
+    """A change's manifests (validated as the scenario's own) and the objects it removes."""
+    validator.mapping(value, path, ("objects", "remove"))
+    objects = value.get("objects") or []
+    if not isinstance(objects, list):
+        raise validator.fail(f"{path}.objects", "a list of manifests", objects)
+    seen: set[str] = set()
+    for obj_index, obj in enumerate(objects):
+        validator.manifest(obj, obj_index, seen, edge_addresses)
+    remove = value.get("remove") or []
+    if not isinstance(remove, list) or not all(
+        isinstance(item, str) and item.count("/") in (1, 2) for item in remove
+    ):
+        raise validator.fail(f"{path}.remove", "a list of Kind/namespace/name", remove)
+    return objects, list(remove)
+
+
 def parse_changes(
     validator: Any, value: Any, resolver_names: set[str], edge_addresses: set[str]
 ) -> list[ChangeSpec]:
-    from .scenario import EdgeSpec, parse_duration
+    from .scenario import parse_duration
 
     if not isinstance(value, list):
         raise validator.fail("changes", "a list of {after: DURATION, dns/edges/kubernetes: ...}", value)
@@ -151,53 +204,17 @@ def parse_changes(
             raise validator.fail(
                 f"{path}.after", "a duration such as 500ms or 20s (at most 3600s)", entry["after"]
             )
-        dns_changes = {}
-        names = tuple(sorted(resolver_names))
-        for resolver, spec in validator.mapping(entry.get("dns") or {}, f"{path}.dns", names).items():
-            where = f"{path}.dns.{resolver}"
-            validator.mapping(spec, where, ("records",), ("records",))
-            dns_changes[resolver] = _records(validator, spec["records"], f"{where}.records")
-        edges = []
+        dns_changes = _change_dns(validator, entry.get("dns") or {}, f"{path}.dns", resolver_names)
         if not isinstance(entry.get("edges") or [], list):
             raise validator.fail(f"{path}.edges", "a list of {address, behaviour}", entry["edges"])
-        for edge_index, edge in enumerate(entry.get("edges") or []):
-            where = f"{path}.edges[{edge_index}]"
-            validator.mapping(edge, where, ("address", "behaviour", "hosts"), ("address", "behaviour"))
-            if edge["address"] not in edge_addresses:
-                raise validator.fail(
-                    f"{where}.address", "the address of an edge of the scenario", edge["address"]
-                )
-            behaviour = validator.behaviour(edge["behaviour"], f"{where}.behaviour")
-            if behaviour.kind in ("refuse", "blackhole"):
-                raise validator.fail(
-                    f"{where}.behaviour",
-                    "a behaviour of a listening server (not refuse or blackhole)",
-                    behaviour.kind,
-                )
-            hosts = edge.get("hosts")
-            edges.append(
-                EdgeSpec(
-                    address=edge["address"],
-                    behaviour=behaviour,
-                    hosts=tuple(h.lower().rstrip(".") for h in hosts) if isinstance(hosts, list) else None,
-                )
-            )
-        kubernetes = entry.get("kubernetes") or {}
-        validator.mapping(kubernetes, f"{path}.kubernetes", ("objects", "remove"))
-        objects = kubernetes.get("objects") or []
-        if not isinstance(objects, list):
-            raise validator.fail(f"{path}.kubernetes.objects", "a list of manifests", objects)
-        seen: set[str] = set()
-        for obj_index, obj in enumerate(objects):
-            validator.manifest(obj, obj_index, seen, edge_addresses)
-        remove = kubernetes.get("remove") or []
-        if not isinstance(remove, list) or not all(
-            isinstance(item, str) and item.count("/") in (1, 2) for item in remove
-        ):
-            raise validator.fail(f"{path}.kubernetes.remove", "a list of Kind/namespace/name", remove)
-        changes.append(
-            ChangeSpec(after=after, dns=dns_changes, edges=edges, objects=objects, remove=list(remove))
+        edges = [
+            _change_edge(validator, edge, f"{path}.edges[{edge_index}]", edge_addresses)
+            for edge_index, edge in enumerate(entry.get("edges") or [])
+        ]
+        objects, remove = _change_kubernetes(
+            validator, entry.get("kubernetes") or {}, f"{path}.kubernetes", edge_addresses
         )
+        changes.append(ChangeSpec(after=after, dns=dns_changes, edges=edges, objects=objects, remove=remove))
     return sorted(changes, key=lambda change: change.after)
 
 
@@ -205,7 +222,9 @@ def parse_changes(
 
 
 class AuthoritativeServer(DnsServer):
-    """A zone's authoritative server: SOA (with a serial that grows on every change), NS with glue, records."""
+    """A zone's authoritative server.
+
+    SOA (with a serial that grows on every change), NS with glue, records."""
 
     def __init__(self, spec: AuthoritativeSpec, *, host: str, port: int = 0, io_timeout: float = 5.0) -> None:
         super().__init__(
@@ -330,8 +349,9 @@ class CachingResolver(DnsServer):
         return response, 0.0
 
     def prime(self, names: list[str], zone: str | None = None) -> None:
-        """Cache the addresses of ``names`` (and the ``zone``'s SOA) now, as the clients of a busy name keep a real
-        resolver's cache warm."""
+        """Cache the addresses of ``names`` (and the ``zone``'s SOA) now.
+
+        As the clients of a busy name keep a real resolver's cache warm."""
         now = self.clock()
         wanted = [(name, rdtype) for name in names for rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA)]
         for name, rdtype in wanted + ([(zone, dns.rdatatype.SOA)] if zone else []):
@@ -464,7 +484,9 @@ def apply_change(
 def replace_objects(
     objects: list[dict[str, Any]], added: list[dict[str, Any]], removed: list[str]
 ) -> list[dict[str, Any]]:
-    """``objects`` with ``removed`` identities gone and ``added`` manifests in (replacing the same identity)."""
+    """``objects`` with ``removed`` identities gone and ``added`` manifests in.
+
+    An added manifest replaces the object of the same identity."""
     from .scenario import object_identity, resolve_relative_times
 
     # Relative times in a change (creationTimestamp: -1m) count from the moment it is applied.
@@ -472,7 +494,8 @@ def replace_objects(
     fresh = []
     for manifest in added:
         obj = resolve_relative_times(copy.deepcopy(manifest), now)
-        # An object a change brings is created then, with a UID of its own (a re-created Service gets a new one).
+        # An object a change brings is created then, with a UID of its own (a re-created Service gets a
+        # new one).
         obj["metadata"].setdefault("creationTimestamp", now.strftime("%Y-%m-%dT%H:%M:%SZ"))
         obj["metadata"].setdefault("uid", str(uuid.uuid4()))
         fresh.append(obj)

@@ -1,4 +1,6 @@
-"""The cluster view's snapshots of a scenario, read from the sandbox's own API server and from the real one."""
+"""The cluster view's snapshots of a scenario.
+
+They are read from the sandbox's own API server and from the real one."""
 
 from __future__ import annotations
 
@@ -129,7 +131,8 @@ def comparable(read: str, items: list[dict[str, Any]], scenario: Scenario) -> li
         key = (item.get("namespace", ""), item.get("name"))
         if (read, *key) in SERVER_OWN and key not in given:
             continue
-        # Events kube-apiserver records about itself (e.g. on its ServiceCIDR in `default`), at a time of its own.
+        # Events kube-apiserver records about itself (e.g. on its ServiceCIDR in `default`), at a time of
+        # its own.
         if read == "events" and (item.get("namespace", ""), item.get("object")) not in given_events:
             continue
         if read == "services":

@@ -38,8 +38,10 @@ class SuiteRun:
         return [test["reason"] for test in self.results.get("tests", []) if test.get("reason")]
 
     def grants_asked(self) -> set[tuple[str, str, str, str]]:
-        """(group, resource, verb, namespace or "") of every "grant verb ... on resource ..." message of the
-        run: in a test's reason, or in a warning (a read that only adds evidence fails nothing when refused)."""
+        """(group, resource, verb, namespace or "") of every "grant verb ... on resource ..." message.
+
+        The messages of the run: in a test's reason, or in a warning (a read that only adds evidence fails
+        nothing when refused)."""
         texts = [*self.reasons(), self.output]
         return {
             (m["group"], m["resource"], m["verb"], m["namespace"] or "")
@@ -85,7 +87,9 @@ def admin(plane: ControlPlane) -> RestClient:
 def service_account_kubeconfig(
     plane: ControlPlane, namespace: str, name: str, path: Path, default_namespace: str
 ) -> tuple[str, str]:
-    """A kubeconfig holding a token of ServiceAccount namespace/name (TokenRequest API); returns (path, user)."""
+    """A kubeconfig holding a token of ServiceAccount namespace/name (TokenRequest API).
+
+    Returns (path, user)."""
     client = admin(plane)
     try:
         answer = client.request(

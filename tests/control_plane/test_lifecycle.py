@@ -187,7 +187,9 @@ def test_stop_ends_both_processes_and_removes_the_folder(control_plane_binaries:
 
 
 def test_cluster_connections_stay_on_loopback(control_plane: ControlPlane) -> None:
-    """kube-apiserver's service proxy and pod logs reach the sandbox through the egress guard, nothing else."""
+    """kube-apiserver's service proxy and pod logs reach the sandbox through the egress guard.
+
+    Nothing else does."""
     sandbox = Sandbox("healthy", control_plane=control_plane, postgres=False)
     info = sandbox.start()
     client = admin(control_plane)

@@ -1,7 +1,7 @@
 """deploy/rbac*.yaml, applied as they are to kube-apiserver, let their ServiceAccount run the built-in suite.
 
-``deploy/rbac.yaml`` is what every install applies; ``deploy/rbac-*.yaml`` are optional extras. kube-apiserver's
-own RBAC authorizer decides, and its audit log shows every answer:
+``deploy/rbac.yaml`` is what every install applies; ``deploy/rbac-*.yaml`` are optional extras.
+kube-apiserver's own RBAC authorizer decides, and its audit log shows every answer:
 
 * with every file applied, the ServiceAccount they bind gets no 403 and no test reports a missing grant;
 * with ``rbac.yaml`` alone, every refusal is of a permission an optional file grants, and the tests that
@@ -218,7 +218,8 @@ def test_each_rule_is_needed_and_named_when_missing(
     asked = {request for request in run.grants_asked() if explained(request, granted)}
     if not refused:
         # Harmless only if the cluster grants it to every authenticated user anyway (bootstrap roles such as
-        # system:public-info-viewer, which kube-apiserver restores at every start), or another rule still does.
+        # system:public-info-viewer, which kube-apiserver restores at every start), or another rule still
+        # does.
         needed = sorted(p for p in rule_permissions(rule) if not allowed_to_everyone(control_plane, p))
         assert not needed or not removed, (
             f"removing {rule} refused nothing, yet {needed} is not granted by default"

@@ -1,4 +1,5 @@
-"""The built-in suite gives the same verdicts whether the sandbox's own server or kube-apiserver serves a scenario.
+"""The built-in suite gives the same verdicts whether the sandbox's own server or kube-apiserver serves a
+scenario.
 
 For each bundled scenario the suite runs twice against the same sandbox servers (DNS, edges, database):
 once reading the cluster from the scenario loaded into the real control plane, once from the sandbox's own
