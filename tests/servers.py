@@ -7,6 +7,7 @@ garbage, speak TLS on a plain port, and so on.
 
 from __future__ import annotations
 
+import signal
 import socket
 import ssl
 import struct
@@ -423,3 +424,14 @@ class SlowResolver:
         self.stopping.set()
         self._thread.join(2)
         self.udp.close()
+
+
+def interruptible() -> None:
+    """``preexec_fn`` for a child a test stops with SIGINT: its SIGINT as a terminal's Ctrl-C finds it.
+
+    A process started from a non-interactive shell in the background (``cmd &``, as CI runners and nohup do)
+    inherits SIGINT *ignored*, every descendant with it, and Python then installs no KeyboardInterrupt
+    handler: the test's SIGINT would be dropped, and the run it means to interrupt would go on.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 import trustme
+from servers import interruptible
 from test_sandbox_postgres import require_postgres
 
 # Seconds after the stop by which nothing may be left: a bound, not a speed target. An interrupted run still
@@ -148,6 +149,7 @@ class Run:
             stderr=subprocess.STDOUT,
             text=True,
             start_new_session=True,
+            preexec_fn=interruptible,
         )
 
     def reports(self, count: int, timeout: float = 120) -> list[dict]:

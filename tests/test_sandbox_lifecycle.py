@@ -343,8 +343,12 @@ def test_cli_killed_with_sigkill_leaves_no_postgres_and_no_secrets():
     try:
         exports = read_exports(process, 5)
         state_dir = Path(exports["KUBECONFIG"]).parent
+        # Children of every thread: the sandbox may start PostgreSQL from a thread other than the main one,
+        # and a task's ``children`` file lists only the children that task forked.
         children = [
-            int(pid) for pid in Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+            int(pid)
+            for task in Path(f"/proc/{process.pid}/task").iterdir()
+            for pid in (task / "children").read_text().split()
         ]
         postmasters = [pid for pid in children if b"postgres" in Path(f"/proc/{pid}/cmdline").read_bytes()]
         assert postmasters, "no PostgreSQL started by the sandbox"

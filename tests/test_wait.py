@@ -26,7 +26,7 @@ from pytest_reachability.wait import (
     timeline_events,
     wait_until_healthy,
 )
-from tests.servers import LoopbackServer, empty_reply, healthy
+from tests.servers import LoopbackServer, empty_reply, healthy, interruptible
 
 USER_TESTS = """
 import pytest
@@ -400,6 +400,7 @@ def test_the_wait_ends_promptly_and_cleanly_on_a_signal(tmp_path, how):
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            preexec_fn=interruptible,
         )
         try:
             deadline = time.monotonic() + 60
