@@ -9,9 +9,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 from .gating import BLOCKED, ERROR, FAILED, OTHER_SECTION, PASSED, SKIPPED, first_line
+
+
+def iso_utc(timestamp: float | None, timespec: str = "seconds") -> str | None:
+    """A Unix time as RFC 3339 UTC (``2025-12-08T10:00:12Z``), or None; ``timespec`` as isoformat takes it."""
+    if timestamp is None:
+        return None
+    return (
+        datetime.fromtimestamp(timestamp, tz=timezone.utc).isoformat(timespec=timespec).replace("+00:00", "Z")
+    )
+
 
 # The built-in suite's sixteen sections, in order (README.md); any other section follows them in
 # first-seen order.

@@ -26,8 +26,9 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
+
+from .results import iso_utc
 
 __all__ = [
     "BACKOFF_CAP",
@@ -102,13 +103,7 @@ def backoff_delay(
 
 def utc_text(timestamp: float | None) -> str | None:
     """``2025-12-08T10:00:12.345Z``: milliseconds, so that a time to healthy can be checked against these."""
-    if timestamp is None:
-        return None
-    return (
-        datetime.fromtimestamp(timestamp, tz=timezone.utc)
-        .isoformat(timespec="milliseconds")
-        .replace("+00:00", "Z")
-    )
+    return iso_utc(timestamp, "milliseconds")
 
 
 @dataclass

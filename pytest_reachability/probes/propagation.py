@@ -22,7 +22,6 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
 import dns.exception
@@ -32,6 +31,7 @@ import dns.name
 import dns.rcode
 import dns.rdatatype
 
+from ..results import iso_utc
 from .dns import SYSTEM, _BadAnswer, _exchange, parse_resolver
 
 __all__ = [
@@ -138,7 +138,7 @@ class PropagationReport:
                 + (f", serial {source.serial} vs {answer.serial}" if answer.serial != source.serial else "")
                 + ")"
                 + (
-                    f", cached {answer.ttl} s more (until {_utc(self.expires_at(answer))})"
+                    f", cached {answer.ttl} s more (until {iso_utc(self.expires_at(answer))})"
                     if answer.ttl is not None
                     else ""
                 )
@@ -147,7 +147,7 @@ class PropagationReport:
 
     def notes(self) -> list[str]:
         expiry = self.last_cache_expiry
-        return [f"the last resolver cache expires at {_utc(expiry)}"] if expiry is not None else []
+        return [f"the last resolver cache expires at {iso_utc(expiry)}"] if expiry is not None else []
 
     def to_evidence(self) -> dict[str, Any]:
         """Plain data for the ``dns_propagation`` evidence record."""
@@ -156,32 +156,22 @@ class PropagationReport:
             "name": self.name,
             "zone": self.zone,
             "nameservers": list(self.nameservers),
-            "checked_at": _utc(self.checked_at),
+            "checked_at": iso_utc(self.checked_at),
             "error": self.error,
             "source_addresses": self.source_addresses,
             "source_serial": source.serial if source is not None else None,
             "agree": self.agree,
             "authoritative": [asdict(a) for a in self.authoritative_answers],
             "resolvers": [
-                asdict(a) | {"expires_at": _utc(self.expires_at(a)), "stale": a in self.stale()}
+                asdict(a) | {"expires_at": iso_utc(self.expires_at(a)), "stale": a in self.stale()}
                 for a in self.resolver_answers
             ],
-            "last_cache_expiry": _utc(self.last_cache_expiry),
+            "last_cache_expiry": iso_utc(self.last_cache_expiry),
         }
 
 
 def _addresses(addresses: list[str]) -> str:
     return ", ".join(sorted(addresses)) if addresses else "no address"
-
-
-def _utc(timestamp: float | None) -> str | None:
-    if timestamp is None:
-        return None
-    return (
-        datetime.fromtimestamp(timestamp, tz=timezone.utc)
-        .isoformat(timespec="seconds")
-        .replace("+00:00", "Z")
-    )
 
 
 def system_resolvers() -> list[str]:

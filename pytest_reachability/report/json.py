@@ -17,13 +17,12 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from ..atomic import write_atomically
 from ..redact import Redactor
-from ..results import BUILTIN_SECTIONS, RunResults
+from ..results import BUILTIN_SECTIONS, RunResults, iso_utc
 
 SCHEMA_VERSION = "1.1"
 SCHEMA_MAJOR = 1
@@ -34,16 +33,6 @@ _OUTCOME_OF = {"xfailed": "skipped", "xpassed": "passed"}
 
 class ResultsFileError(ValueError):
     """A results file that cannot be read: one line naming the file and what is wrong."""
-
-
-def iso_utc(timestamp: float | None) -> str | None:
-    if timestamp is None:
-        return None
-    return (
-        datetime.fromtimestamp(timestamp, tz=timezone.utc)
-        .isoformat(timespec="seconds")
-        .replace("+00:00", "Z")
-    )
 
 
 def _section_order(results: RunResults) -> dict[str, int]:

@@ -129,6 +129,7 @@ from typing import Any
 
 import yaml
 
+from ..results import BUILTIN_SECTIONS
 from .certs import TLS_KINDS
 
 SCENARIOS_DIR = Path(__file__).with_name("scenarios")
@@ -152,24 +153,7 @@ INTERMITTENT_FAILURES = ("empty_reply", "reset_mid_body")
 EDGE_SERVERS = ("nginx",)
 DATABASE_STATES = ("running", "down", "slow", "wrong_password", "missing_database")
 IPV6_EDGE = ipaddress.ip_address("::1")
-SECTION_NAMES = (
-    "cluster",
-    "workloads",
-    "k8s-services",
-    "endpoints",
-    "ingress",
-    "network-policy",
-    "dns",
-    "tcp",
-    "tls",
-    "api-health",
-    "api-internal",
-    "database",
-    "services",
-    "integration",
-    "performance",
-    "results-storage",
-)
+SECTION_NAMES = BUILTIN_SECTIONS  # the names an `expect:` may give
 _RULE_ID = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 RCODES = ("NXDOMAIN", "SERVFAIL", "REFUSED")
 DENY_VERBS = ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection")
