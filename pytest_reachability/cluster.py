@@ -1428,13 +1428,14 @@ class Cluster:
         # Filter here too: a server that ignores the selector must not widen the answer.
         return [s for s in slices if service is None or s.service == service]
 
-    def ingresses(self, namespace: str | None = None) -> list[IngressInfo]:
+    def ingresses(self, namespace: str | None = None, selector: str | None = None) -> list[IngressInfo]:
         items = self._list(
             "ingresses",
             "networking.k8s.io",
             namespace,
             self._networking.list_namespaced_ingress,
             self._networking.list_ingress_for_all_namespaces,
+            label_selector=selector,
         )
         return [ingress_info(item) for item in items]
 

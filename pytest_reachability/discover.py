@@ -45,7 +45,6 @@ from .cluster import (
     ClusterErrorKind,
     IngressInfo,
     ServiceInfo,
-    ingress_info,
 )
 from .k8s import ingress_host_matches
 
@@ -335,21 +334,6 @@ def _check_arguments(namespaces: Sequence[str] | None, selector: str | None) -> 
     return chosen
 
 
-def _ingresses(cluster: Cluster, namespace: str, selector: str | None) -> list[IngressInfo]:
-    """One bounded, read-only ``list`` of Ingresses through the Cluster's GET-only client (its timeout, its
-    error wording). ``Cluster.ingresses`` takes no selector, so its list helper is called with one."""
-    networking = cluster._networking
-    items = cluster._list(
-        "ingresses",
-        "networking.k8s.io",
-        namespace,
-        networking.list_namespaced_ingress,
-        networking.list_ingress_for_all_namespaces,
-        label_selector=selector,
-    )
-    return [ingress_info(item) for item in items]
-
-
 def discover(
     cluster: Cluster, *, namespaces: Sequence[str] | None = None, selector: str | None = None
 ) -> list[DiscoveredTarget]:
@@ -366,7 +350,7 @@ def discover(
     services: list[ServiceInfo] = []
     for namespace in chosen or [ALL_NAMESPACES]:
         try:
-            ingresses += _ingresses(cluster, namespace, selector)
+            ingresses += cluster.ingresses(namespace, selector=selector)
             services += cluster.services(namespace, selector=selector)
         except ClusterError as error:
             raise DiscoveryError.from_cluster_error(error, cluster_wide=chosen is None) from None
