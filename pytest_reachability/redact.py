@@ -25,6 +25,7 @@ Example::
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
 import re
@@ -95,7 +96,12 @@ def is_secret_name(name: str) -> bool:
     """True for a key whose value is a secret.
 
     For example ``password``, ``api_key``, ``X-Api-Key``, ``client-key-data``, ..."""
-    if not isinstance(name, str) or len(name) > _MAX_NAME or not _NAME_RUN.fullmatch(name):
+    return isinstance(name, str) and _is_secret_name(name)
+
+
+@functools.lru_cache(maxsize=8192)  # the same few hundred keys recur in every report's evidence
+def _is_secret_name(name: str) -> bool:
+    if len(name) > _MAX_NAME or not _NAME_RUN.fullmatch(name):
         return False
     lowered = name.lower()
     return lowered in _SECRET_NAMES or any(part in lowered for part in _SECRET_NAME_PARTS)
@@ -203,6 +209,11 @@ _NAME_TRIGGERS = tuple(dict.fromkeys(_SECRET_NAME_PARTS + tuple(_SECRET_NAMES)))
 
 
 def _mask_forms(text: str) -> str:
+    # A fleet's reports repeat the same evidence strings for every target: mask each text once.
+    return _mask_forms_cached(text) if len(text) <= 4096 else _mask_forms_now(text)
+
+
+def _mask_forms_now(text: str) -> str:
     lowered = text.lower()
     if "private key" in lowered:
         text = _mask_private_keys(text)
@@ -219,6 +230,9 @@ def _mask_forms(text: str) -> str:
     if any(prefix in lowered for prefix in _TOKEN_PREFIXES):
         text = _TOKEN_SHAPES.sub(MASK, text)
     return text
+
+
+_mask_forms_cached = functools.lru_cache(maxsize=65536)(_mask_forms_now)
 
 
 def _mask_private_keys(text: str) -> str:

@@ -61,17 +61,27 @@ def api_service(target_service: Any) -> Any:
     return target_service.service
 
 
-def test_health_through_the_service_proxy(cluster, api_service, reachability_settings, evidence):
-    port = api_service.ports[0] if api_service.ports else None
+def proxied_health(cluster: Any, service: Any, path: str, shared_results: Any) -> tuple[Any, Any]:
+    """(answer, ClusterError) of ``GET path`` through the API server's proxy to the Service's first port;
+    asked once per Service and path (a fleet's hosts often share one backend Service)."""
+    port = service.ports[0] if service.ports else None
     if port is None:
-        pytest.skip(f"Service {api_service.name} has no ports")
-    error, response = None, None
-    try:
-        response = cluster.proxy_get(
-            api_service.name, port.get("name") or port["port"], reachability_settings.health_path
-        )
-    except ClusterError as failure:
-        error = failure
+        pytest.skip(f"Service {service.name} has no ports")
+
+    def get() -> tuple[Any, Any]:
+        try:
+            return cluster.proxy_get(service.name, port.get("name") or port["port"], path), None
+        except ClusterError as failure:
+            return None, failure
+
+    key = f"suite-proxy:{cluster.server}:{service.namespace}:{service.name}:{port}:{path}"
+    return shared_results.get(key, get)
+
+
+def test_health_through_the_service_proxy(
+    cluster, api_service, reachability_settings, shared_results, evidence
+):
+    response, error = proxied_health(cluster, api_service, reachability_settings.health_path, shared_results)
     assert error is None, f"service proxy to {api_service.name}: {error.message}"
     evidence.record("in_cluster_health", response)
     where = f"in-cluster GET {response.path} via Service {api_service.name}:{response.port}"
@@ -81,15 +91,11 @@ def test_health_through_the_service_proxy(cluster, api_service, reachability_set
     )
 
 
-def test_in_cluster_health_body_reports_healthy(cluster, api_service, reachability_settings, evidence):
-    port = api_service.ports[0] if api_service.ports else None
-    if port is None:
-        pytest.skip(f"Service {api_service.name} has no ports")
-    try:
-        response = cluster.proxy_get(
-            api_service.name, port.get("name") or port["port"], reachability_settings.health_path
-        )
-    except ClusterError as error:
+def test_in_cluster_health_body_reports_healthy(
+    cluster, api_service, reachability_settings, shared_results, evidence
+):
+    response, error = proxied_health(cluster, api_service, reachability_settings.health_path, shared_results)
+    if error is not None:
         pytest.skip(
             f"service proxy to {api_service.name}: {error.message} (see "
             "test_health_through_the_service_proxy)"
