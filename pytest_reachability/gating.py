@@ -444,6 +444,20 @@ class GateStore:
             return
         write_atomically(self.directory / "plan.json", json.dumps(list(gate_nodeids)))
 
+    def write_scopes(self, scopes: dict[str, str]) -> None:
+        """Publish which target each test verifies (runs of several targets), for the xdist scheduler."""
+        if self.directory is None:
+            return
+        write_atomically(self.directory / "scopes.json", json.dumps(scopes))
+
+    def read_scopes(self) -> dict[str, str]:
+        if self.directory is None:
+            return {}
+        try:
+            return json.loads((self.directory / "scopes.json").read_text())
+        except (OSError, ValueError):
+            return {}
+
     def read_plan(self) -> list[str]:
         if self.directory is None:
             return []

@@ -356,6 +356,14 @@ def _plan_collection(session: pytest.Session) -> None:
     session.items[:] = order_items(selected, plan)
     if state.worker and state.store.directory is not None:
         state.store.write_plan(sorted(plan.member_of))
+        if len(state.settings.targets) > 1:
+            state.store.write_scopes(
+                {
+                    nodeid: scopes[0]
+                    for nodeid, scopes in plan.scopes.items()
+                    if scopes and scopes[0].startswith("target:")
+                }
+            )
     suite_dirs = _builtin_suite_dirs(session.config)
     state.builtin = {
         item.nodeid

@@ -84,7 +84,9 @@ class ControllerPlugin:
         """Scope-based schedulers that hand out the scopes holding gate tests first (None: xdist's own)."""
         from .scheduling import make_scheduler
 
-        return make_scheduler(config.getvalue("dist"), config, log, self.state.store.read_plan)
+        store = self.state.store
+        scopes = store.read_scopes if len(self.state.settings.targets) > 1 else None
+        return make_scheduler(config.getvalue("dist"), config, log, store.read_plan, scopes)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: Any) -> None:

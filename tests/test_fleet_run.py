@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -351,3 +352,31 @@ def test_a_cause_title_without_its_host_is_the_same_for_every_host():
     two = generic_title("the DNS A record for SVC-2.example.com points at 10.0.0.9", ["svc-2.example.com"])
     other = generic_title("the DNS A record for svc-3.example.com points at 10.0.0.8", ["svc-3.example.com"])
     assert one == two == "the DNS A record for <host> points at 10.0.0.9" and other != one
+
+
+def test_xdist_keeps_each_targets_tests_on_one_worker_and_agrees_with_a_serial_run(tmp_path):
+    hosts = ["svc-005.fleet.test", "svc-013.fleet.test", "svc-181.fleet.test", "svc-061.fleet.test"]
+    args = [arg for host in hosts for arg in ("--target", host)]
+    serial = run_pytest(tmp_path / "serial", "--sandbox", "fleet", *args, "--results-json=s.json", "-q")
+    parallel = run_pytest(
+        tmp_path / "xdist", "--sandbox", "fleet", *args, "--results-json=x.json", "-n", "2", "-v", timeout=300
+    )
+    assert serial.returncode == parallel.returncode == 1, parallel.stdout[-3000:]
+
+    def outcomes(path: Path) -> dict:
+        document = read_document(path)
+        # Each run's sandbox listens on a port of its own: compare node ids without it.
+        return {
+            (re.sub(r":\d+\]$", "]", test["nodeid"]), test["outcome"], test["blocked_by"])
+            for test in document["tests"]
+        }
+
+    assert outcomes(tmp_path / "xdist" / "x.json") == outcomes(tmp_path / "serial" / "s.json")
+    workers: dict[str, set[str]] = {}
+    for line in parallel.stdout.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0].startswith("[gw") and "[svc-" in parts[-1]:
+            host = parts[-1].split("[", 1)[1].split(":", 1)[0]
+            workers.setdefault(host, set()).add(parts[0])
+    assert set(workers) == set(hosts), parallel.stdout[-2000:]
+    assert all(len(found) == 1 for found in workers.values()), workers
