@@ -14,8 +14,10 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 REPORT_ATTRIBUTE = "reachability_evidence"
@@ -80,6 +82,9 @@ class Evidence:
 # The running test's evidence, so session-scoped fixtures (shared probes) record against the test
 # that first needed them. Set and cleared by the plugin around each test.
 _current: Evidence | None = None
+_thread = (
+    threading.local()
+)  # .suppressed: this thread works ahead of the tests (prefetch) and records nothing
 
 
 def set_current(evidence: Evidence | None) -> None:
@@ -91,5 +96,16 @@ def record(kind: str, data: Mapping[str, Any] | Any, **fields: Any) -> None:
     """Record on the running test, if any (outside a test the fact is dropped).
 
     See :meth:`Evidence.record`."""
-    if _current is not None:
+    if _current is not None and not getattr(_thread, "suppressed", False):
         _current.record(kind, data, **fields)
+
+
+@contextlib.contextmanager
+def suppressed() -> Iterator[None]:
+    """Record nothing from this thread meanwhile: its work is not the running test's observation."""
+    before = getattr(_thread, "suppressed", False)
+    _thread.suppressed = True
+    try:
+        yield
+    finally:
+        _thread.suppressed = before

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -38,9 +39,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pytest
 
 from . import evidence as evidence_mod
+from . import prefetch
 from .atomic import write_atomically
 from .evidence import Evidence
-from .probes import run_probe
 from .state import ITEM_EVIDENCE
 from .state import state_of as _state
 
@@ -70,14 +71,39 @@ class SharedResults:
     def __init__(self, directory: Path | None) -> None:
         self.directory = directory / "shared" if directory is not None else None
         self._memory: dict[str, Any] = {}
+        self._computed: set[str] = set()  # computed by this process and not yet claimed by a test
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
         if self.directory is not None:
             self.directory.mkdir(parents=True, exist_ok=True)
 
     def get(self, key: str, compute: Callable[[], T]) -> T:
         if key in self._memory:
             return self._memory[key]
+        with self._guard:
+            lock = self._locks.setdefault(key, threading.Lock())
+        # One computation per key in this process, even with a prefetch thread asking at the same time.
+        with lock:
+            if key in self._memory:
+                return self._memory[key]
+            value = self._compute(key, compute)
+            self._memory[key] = value
+            return value
+
+    def claim(self, key: str) -> bool:
+        """True once for a result this process computed: its first reader records it as evidence (a result
+        another xdist worker computed is that worker's test's evidence)."""
+        with self._guard:
+            if key in self._computed:
+                self._computed.discard(key)
+                return True
+            return False
+
+    def _compute(self, key: str, compute: Callable[[], T]) -> T:
         if self.directory is None:
-            value = self._memory[key] = compute()
+            value = compute()
+            with self._guard:
+                self._computed.add(key)
             return value
         import fcntl  # only needed with xdist's shared directory (POSIX)
 
@@ -88,19 +114,18 @@ class SharedResults:
             try:
                 if path.exists():
                     try:
-                        value = pickle.loads(path.read_bytes())
-                        self._memory[key] = value
-                        return value
+                        return pickle.loads(path.read_bytes())
                     except Exception:  # unreadable: compute it here instead
                         pass
                 value = compute()
+                with self._guard:
+                    self._computed.add(key)
                 try:
                     write_atomically(path, pickle.dumps(value))
                 except Exception:  # not picklable: every worker computes its own
                     pass
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
-        self._memory[key] = value
         return value
 
 
@@ -197,12 +222,10 @@ def dns(target: Target, reachability_settings: Settings, shared_results: SharedR
             assert dns.addresses, f"{dns.name} did not resolve: {[a.error for a in dns.answers]}"
     """
 
-    def resolve() -> DnsReport:
-        report = run_probe("dns", target, reachability_settings)
+    report = prefetch.dns_report(target, reachability_settings, shared_results)
+    if shared_results.claim(prefetch.dns_key(target, reachability_settings)):
         evidence_mod.record("dns", report)
-        return report
-
-    return shared_results.get(f"dns:{target.host}:{reachability_settings.resolvers}", resolve)
+    return report
 
 
 class Prober:
@@ -236,32 +259,25 @@ class Prober:
         """Probe ``path`` (default the health path) on every address.
 
         The addresses are the resolved ones (or ``addresses``) plus ``extra_addresses``."""
-        path = path or self.settings.health_path
-        addresses = None if addresses is None else list(addresses)
-        extra = list(extra_addresses)
         checks: dict[str, Any] = {}
         if expect_status is not None:
             checks["expect_status"] = expect_status
         if expect_body is not None:
             checks["expect_body"] = expect_body
-        key = f"http:{self.target.base_url}:{path}:{addresses}:{extra}:{sorted(map(repr, checks.items()))}"
-
-        def run() -> list[ProbeResult]:
-            results = run_probe(
-                "http",
-                self.target,
-                self.settings,
-                addresses=addresses,
-                extra_addresses=extra,
-                path=path,
-                dns_report=self._dns_report() if addresses is None else None,
-                **checks,
-            )
+        key, results = prefetch.health_results(
+            self.target,
+            self.settings,
+            self.shared,
+            self._dns_report,
+            path=path,
+            addresses=None if addresses is None else list(addresses),
+            extra=list(extra_addresses),
+            checks=checks,
+        )
+        if self.shared.claim(key):
             for result in results:
                 evidence_mod.record("http_probe", result)
-            return results
-
-        return self.shared.get(key, run)
+        return results
 
     __call__ = health
 

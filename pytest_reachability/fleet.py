@@ -20,6 +20,8 @@ from typing import Any
 import pytest
 
 from .gating import NAMESPACE_PARAM, TARGET_PARAM
+
+__all__ = ["NAMESPACE_PARAM", "TARGET_PARAM", "Fleet", "build_fleet", "fleet_lines", "target_of"]
 from .report.verdict import verdict
 from .results import Health, RunResults, SectionCounts
 from .state import find_state

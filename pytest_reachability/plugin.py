@@ -429,6 +429,38 @@ def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:
 
 
 @pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> None:
+    """Start the built-in suite's network work for every target at once (``prefetch``), in the order the
+    tests will read it; under xdist each worker does (a result one computes, the others read)."""
+    state = state_of(session.config)
+    if session.config.option.collectonly or not state.builtin or state.settings.concurrency < 1:
+        return
+    from .fixtures import settings_for
+    from .prefetch import Prefetcher
+
+    specs: dict[str, Any] = {}
+    for item in session.items:
+        if item.nodeid not in state.builtin:
+            continue
+        params = getattr(getattr(item, "callspec", None), "params", None) or {}
+        spec = params.get(fleet.TARGET_PARAM) or (state.settings.targets or [None])[0]
+        if spec is not None:
+            specs.setdefault(spec.key, spec)
+    if not specs:
+        return
+    state.prefetcher = Prefetcher(state.shared, state.settings.concurrency)
+    state.prefetcher.start((spec.target, settings_for(state.settings, spec)) for spec in specs.values())
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    prefetcher = (
+        getattr(state_of(session.config), "prefetcher", None) if STATE in session.config.stash else None
+    )
+    if prefetcher is not None:
+        prefetcher.stop()
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """Decide a dependent before any of its fixtures is set up: no setup cost when blocked."""
     state = state_of(item.config)

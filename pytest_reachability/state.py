@@ -41,6 +41,7 @@ class RunState:
     usage_error: str = ""  # a usage error an xdist worker found while planning its collection
     nothing_verified: str = ""  # why the run verified nothing (every built-in check skipped), else ""
     worker_pids: list[int] = field(default_factory=list)  # xdist workers this controller started
+    prefetcher: Any = None  # prefetch.Prefetcher started for the built-in suite's targets
     fleet: Any = None  # fleet.Fleet of a run of several targets, built with the diagnosis
     target_gates: set[str] = field(default_factory=set)  # gates decided per target (runs of several targets)
 

@@ -273,6 +273,19 @@ class CheckResult:
     retry_at: float | None = None  # wall clock when the outcome may change (a stale cache expires), if known
 
 
+def combine(results: list[CheckResult]) -> CheckResult:
+    """One attempt over several targets: healthy when every one is; caches agree when every checked one
+    does; the earliest moment any outcome may change."""
+    agreed = [r.caches_agree for r in results if r.caches_agree is not None]
+    retry = [r.retry_at for r in results if r.retry_at is not None]
+    return CheckResult(
+        reasons=[reason for r in results for reason in r.reasons],
+        caches_agree=all(agreed) if agreed else None,
+        notes=[note for r in results for note in r.notes],
+        retry_at=min(retry) if retry else None,
+    )
+
+
 def wait_until_healthy(
     check: Check,
     *,

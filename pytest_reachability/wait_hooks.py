@@ -36,15 +36,38 @@ def _progress(config: pytest.Config) -> wait_mod.ProgressLine:
     return wait_mod.ProgressLine(write, redraw=redraw, width=width)
 
 
-def propagation_check(state: Any) -> Any:
-    """The propagation probe for the waited target, or None when it cannot apply (an IP literal target)."""
+def propagation_check(state: Any, settings: Any = None) -> Any:
+    """The propagation probe for a waited target, or None when it cannot apply (an IP literal target)."""
     from .probes import propagation
 
-    settings = state.settings
+    settings = settings or state.settings
+    if settings.target.is_ip:
+        return None
     port = propagation.authoritative_port(state.sandbox_info)
     return lambda timeout: propagation.check_propagation(
         settings.target.host, settings.resolvers, timeout=timeout, authoritative_port=port
     )
+
+
+def fleet_check(state: Any) -> Any:
+    """One attempt of the wait over every target of the run (each with its own settings): healthy when all
+    are."""
+    from .fixtures import settings_for
+
+    checks = []
+    for spec in state.settings.targets or []:
+        settings = settings_for(state.settings, spec)
+        checks.append((settings, propagation_check(state, settings)))
+
+    def check(timeout: float) -> wait_mod.CheckResult:
+        return wait_mod.combine(
+            [
+                wait_mod.health_check(settings.target, settings, timeout, propagation=propagation)
+                for settings, propagation in checks
+            ]
+        )
+
+    return check
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -56,9 +79,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     settings = state.settings
     if settings.target is None:
         return  # the built-in suite stops on its own with one line; a user suite has nothing to wait for
-    propagation = None if settings.target.is_ip else propagation_check(state)
     outcome = wait_mod.wait_until_healthy(
-        lambda timeout: wait_mod.health_check(settings.target, settings, timeout, propagation=propagation),
+        fleet_check(state),
         budget=settings.wait,
         probe_timeout=settings.probe_timeout,
         progress=_progress(config),

@@ -6,6 +6,7 @@ route through the controller.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -25,14 +26,38 @@ def rules_for_host(ingresses: list[Any], host: str) -> list[tuple[Any, dict]]:
     ]
 
 
+def record_ingresses(ingresses: list[Any], host: str, evidence: Any) -> None:
+    """The Ingresses with a rule for ``host`` as evidence, or every one when none has (what the namespace
+    routes instead): a fleet's namespace may hold hundreds of rules for other hosts."""
+    matching = [ingress for ingress in ingresses if rules_for_host([ingress], host)]
+    for ingress in matching:
+        # Its rules for this host (and TLS entries naming it): the rules of a fleet's other hosts say
+        # nothing about this one.
+        evidence.record("ingress", for_host(ingress, host))
+    for ingress in ingresses if not matching else ():
+        evidence.record("ingress", ingress)
+
+
+def for_host(ingress: Any, host: str) -> Any:
+    """``ingress`` as far as ``host`` is concerned: its rules and TLS entries for that host."""
+    rules = tuple(rule for _, rule in rules_for_host([ingress], host))
+    tls = tuple(
+        entry
+        for entry in ingress.tls
+        if not entry.get("hosts") or any(ingress_host_matches(name, host) for name in entry["hosts"])
+    )
+    if len(rules) == len(ingress.rules) and len(tls) == len(ingress.tls):
+        return ingress
+    return dataclasses.replace(ingress, rules=rules, tls=tls)
+
+
 @pytest.fixture
 def host_rules(cluster_reads: Any, target: Any, evidence: Any) -> list[tuple[Any, dict]]:
     """The namespace's Ingress rules for the target's host; skips when there is none."""
     if target.is_ip:
         pytest.skip(f"target {target.host} is an IP address: Ingress rules match host names")
     ingresses = cluster_reads.ingresses()
-    for ingress in ingresses:
-        evidence.record("ingress", ingress)
+    record_ingresses(ingresses, target.host, evidence)
     found = rules_for_host(ingresses, target.host)
     if not found:
         pytest.skip(
@@ -61,8 +86,7 @@ def test_ingress_rule_exists_for_target_host(cluster_reads, target, target_servi
     controllers = cluster_reads.ingress_controller_pods()
     for pod in controllers:
         evidence.record("ingress_controller", pod)
-    for ingress in ingresses:
-        evidence.record("ingress", ingress)
+    record_ingresses(ingresses, target.host, evidence)
     if not controllers:
         pytest.skip("no ingress controller runs: the target is exposed without an Ingress")
     running = ", ".join(f"{pod.namespace}/{pod.name}" for pod in controllers)

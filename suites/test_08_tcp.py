@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from pytest_reachability import prefetch
 from pytest_reachability.probes import tcp
 
 pytestmark = pytest.mark.section("tcp")
@@ -19,12 +20,9 @@ pytestmark = pytest.mark.section("tcp")
 def connect_all(
     target: Any, addresses: Iterable[str], settings: Any, shared_results: Any
 ) -> list[tcp.TcpResult]:
-    """One TCP connect per address, concurrently; shared by every xdist worker."""
-    addresses = list(addresses)
-    return shared_results.get(
-        f"suite-tcp:{target.host}:{target.port}:{addresses}",
-        lambda: tcp.probe_target(target, addresses=addresses, timeout=settings.probe_timeout),
-    )
+    """One TCP connect per address, concurrently; shared by every xdist worker (and started at session
+    start for the resolved addresses)."""
+    return prefetch.tcp_results(target, addresses, settings, shared_results)
 
 
 def describe_failures(results: list[tcp.TcpResult]) -> str:

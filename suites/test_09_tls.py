@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from pytest_reachability import prefetch
 from pytest_reachability.probes import tls
 from pytest_reachability.probes.failures import Failure
 
@@ -33,15 +34,7 @@ def handshakes(
     addresses = [target.host] if target.is_ip else list(dns.addresses)
     if not addresses:
         pytest.skip(f"{target.host} did not resolve: no address to handshake with (see section dns)")
-    results = shared_results.get(
-        f"suite-tls:{target.host}:{target.port}:{addresses}",
-        lambda: tls.probe_target(
-            target,
-            addresses=addresses,
-            timeout=reachability_settings.probe_timeout,
-            ca_bundle=reachability_settings.ca_bundle,
-        ),
-    )
+    results = prefetch.tls_results(target, addresses, reachability_settings, shared_results)
     for result in results:
         evidence.record("tls", result, source="dns")
     return results

@@ -1,0 +1,165 @@
+"""The suite's independent network work, started together at session start; tests read the results.
+
+Per target: DNS on every resolver, then -- once the addresses are known -- TCP, TLS and the health request
+on every address at the same time. Targets run in a bounded pool (``--concurrency``), so a fleet costs
+about as much as its slowest few targets and a distant target a few round trips, not one per check.
+
+Results land in the session's :class:`~pytest_reachability.fixtures.SharedResults` under the keys the
+fixtures and the suite ask for (the functions below are the only place those keys are written), so a test
+finds its probe done or waits for the one in flight; nothing is probed twice. Work done here records no
+evidence: the first test that reads a result this process computed records it (``SharedResults.claim``),
+as when the test itself had computed it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from . import evidence as evidence_mod
+from .probes import run_probe
+
+JOIN_BOUND = 600.0
+
+__all__ = [
+    "Prefetcher",
+    "dns_key",
+    "dns_report",
+    "health_key",
+    "tcp_results",
+    "tls_results",
+]
+
+
+def dns_key(target: Any, settings: Any) -> str:
+    return f"dns:{target.host}:{settings.resolvers}"
+
+
+def dns_report(target: Any, settings: Any, shared: Any) -> Any:
+    """The target's name resolved on every resolver (computed once per session)."""
+    return shared.get(dns_key(target, settings), lambda: run_probe("dns", target, settings))
+
+
+def health_key(
+    target: Any, path: str, addresses: list[str] | None, extra: list[str], checks: dict[str, Any]
+) -> str:
+    return f"http:{target.base_url}:{path}:{addresses}:{extra}:{sorted(map(repr, checks.items()))}"
+
+
+def health_results(
+    target: Any,
+    settings: Any,
+    shared: Any,
+    dns: Callable[[], Any],
+    *,
+    path: str | None = None,
+    addresses: list[str] | None = None,
+    extra: Sequence[str] = (),
+    checks: dict[str, Any] | None = None,
+) -> tuple[str, list[Any]]:
+    """(key, results) of ``GET path`` on every address (the resolved ones unless ``addresses``)."""
+    path = path or settings.health_path
+    extra = list(extra)
+    checks = dict(checks or {})
+    key = health_key(target, path, addresses, extra, checks)
+
+    def run() -> list[Any]:
+        return run_probe(
+            "http",
+            target,
+            settings,
+            addresses=addresses,
+            extra_addresses=extra,
+            path=path,
+            dns_report=dns() if addresses is None else None,
+            **checks,
+        )
+
+    return key, shared.get(key, run)
+
+
+def tcp_results(target: Any, addresses: Iterable[str], settings: Any, shared: Any) -> list[Any]:
+    """One TCP connect per address, concurrently; once per session."""
+    from .probes import tcp
+
+    addresses = list(addresses)
+    return shared.get(
+        f"suite-tcp:{target.host}:{target.port}:{addresses}",
+        lambda: tcp.probe_target(target, addresses=addresses, timeout=settings.probe_timeout),
+    )
+
+
+def tls_results(target: Any, addresses: Iterable[str], settings: Any, shared: Any) -> list[Any]:
+    """One TLS handshake per address as the target's host (SNI and verification); once per session."""
+    from .probes import tls
+
+    addresses = list(addresses)
+    return shared.get(
+        f"suite-tls:{target.host}:{target.port}:{addresses}",
+        lambda: tls.probe_target(
+            target, addresses=addresses, timeout=settings.probe_timeout, ca_bundle=settings.ca_bundle
+        ),
+    )
+
+
+class Prefetcher:
+    """A bounded pool probing targets ahead of their tests. ``stop()`` waits for nothing: a probe in
+    flight ends within its own timeout, its thread is a daemon, and its result is simply not read."""
+
+    def __init__(self, shared: Any, concurrency: int) -> None:
+        self.shared = shared
+        self._pool = ThreadPoolExecutor(max(1, concurrency), thread_name_prefix="reachability-prefetch")
+        self._futures: list[Future] = []
+        self._stopped = threading.Event()
+
+    def start(self, targets: Iterable[tuple[Any, Any]]) -> None:
+        """Probe each ``(target, settings)``, in order (the order the tests will want them)."""
+        for target, settings in targets:
+            self._futures.append(self._pool.submit(self._warm, target, settings))
+
+    def _warm(self, target: Any, settings: Any) -> None:
+        if self._stopped.is_set():
+            return
+        with evidence_mod.suppressed():
+            try:
+                report = dns_report(target, settings, self.shared)
+                addresses = [target.host] if target.is_ip else list(report.addresses)
+                work: list[Callable[[], Any]] = [
+                    lambda: health_results(target, settings, self.shared, lambda: report),
+                ]
+                if addresses:
+                    work.append(lambda: tcp_results(target, addresses, settings, self.shared))
+                    if target.scheme == "https":
+                        work.append(lambda: tls_results(target, addresses, settings, self.shared))
+                _run_together(work)
+            except Exception:  # noqa: BLE001 - the test asking for it computes it again and reports why
+                return
+
+    def stop(self) -> None:
+        self._stopped.set()
+        for future in self._futures:
+            future.cancel()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _run_together(work: list[Callable[[], Any]]) -> None:
+    """Run each piece of one target's work at the same time (each bounded by the probe timeout)."""
+    threads = [
+        threading.Thread(target=_quietly, args=(piece,), name="reachability-prefetch-probe", daemon=True)
+        for piece in work[1:]
+    ]
+    for thread in threads:
+        thread.start()
+    _quietly(work[0])
+    for thread in threads:
+        thread.join(timeout=JOIN_BOUND)  # each probe ends within its own timeout; this only bounds the wait
+
+
+def _quietly(piece: Callable[[], Any]) -> None:
+    with evidence_mod.suppressed():
+        try:
+            piece()
+        except Exception:  # noqa: BLE001 - see Prefetcher._warm
+            pass
