@@ -158,14 +158,16 @@ def two_targets(tmp_path_factory):
         "--target",
         "svc-013.fleet.test",
         "--results-json=two.json",
+        "--incident-report=two.md",
+        "--html=two.html",
         "-rA",
     )
     assert run.returncode == 1, run.stdout[-3000:]
-    return run, read_document(folder / "two.json")
+    return run, read_document(folder / "two.json"), folder
 
 
 def test_repeated_target_parametrizes_the_suite_per_target(two_targets):
-    run, document = two_targets
+    run, document, _ = two_targets
     assert [host_of(entry["target"]) for entry in document["targets"]] == [
         "svc-001.fleet.test",
         "svc-013.fleet.test",
@@ -178,7 +180,7 @@ def test_repeated_target_parametrizes_the_suite_per_target(two_targets):
 
 
 def test_a_failed_gate_blocks_only_its_own_targets_dependents(two_targets):
-    _, document = two_targets
+    _, document, _ = two_targets
     by_target: dict[str, list[dict]] = {}
     for test in document["tests"]:
         by_target.setdefault(test["target"] and host_of(test["target"]), []).append(test)
@@ -194,6 +196,20 @@ def test_a_failed_gate_blocks_only_its_own_targets_dependents(two_targets):
     # The same check passed for one host and is blocked for the other.
     names = {t["nodeid"].split("[")[0] for t in blocked}
     assert names & {t["nodeid"].split("[")[0] for t in healthy if t["outcome"] == "passed"}
+
+
+def test_reports_open_with_the_fleet_and_list_every_target(two_targets):
+    run, _, folder = two_targets
+    markdown = (folder / "two.md").read_text()
+    assert "# 🚨 Incident report: fleet of 2 targets" in markdown
+    fleet = markdown.split("## 🛰️ Fleet: 2 targets — 1 healthy, 1 failing", 1)[1].split("\n---\n", 1)[0]
+    assert "`dns-nxdomain`" in fleet and "svc-013.fleet.test" in fleet
+    rows = [line for line in fleet.splitlines() if line.startswith("| `http")]
+    assert [row.split("|")[2].strip() for row in rows] == ["FAIL", "PASS"]  # failing targets first
+    page = (folder / "two.html").read_text()
+    assert '<div class="reachability-fleet">' in page and "2 targets: 1 healthy, 1 failing" in page
+    terminal = run.stdout.split("reachability: fleet", 1)[1]
+    assert terminal.index("2 targets: 1 healthy, 1 failing") < terminal.index("reachability: sections")
 
 
 def test_targets_table_gives_each_target_its_own_health_path(tmp_path):

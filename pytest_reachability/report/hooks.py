@@ -173,6 +173,7 @@ def write_reports(config: pytest.Config, state: Any) -> None:
                 rerun_command=rerun_command(config),
                 history=state.history_summary,
                 secrets=secrets,
+                fleet=getattr(state, "fleet", None),
             )
             written.append(f"incident report {incident_id}: {path}")
         except OSError as error:
@@ -449,9 +450,24 @@ def pytest_html_results_summary(
             target=target.display if target is not None else None,
         )
     )
+    fleet = getattr(state, "fleet", None)
+    if fleet is not None:
+        prefix.append(redact(fleet_html(fleet)))
     page = config.stash.get(HTML_PAGE, None)
     if page is not None:
         html_report.move_blocked_count(page.outcomes, len(state.results.by_outcome("blocked")))
+
+
+def fleet_html(fleet: Any) -> str:
+    """The fleet summary of the HTML page: counts, causes with their hosts, every failing target."""
+    from ..fleet import fleet_lines
+
+    lines = fleet_lines(fleet, limit=len(fleet.targets))
+    items = "".join(f"<li>{escape(line.strip())}</li>" for line in lines[1:])
+    return (
+        f'<div class="reachability-fleet"><h2>Fleet</h2><p><strong>{escape(lines[0])}</strong></p>'
+        f"<ul>{items}</ul></div>"
+    )
 
 
 def summary_block(

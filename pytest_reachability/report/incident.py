@@ -60,6 +60,7 @@ class IncidentContext:
     duration: float | None = None
     rerun_command: str = "pytest"
     history: Mapping[str, Any] | None = None
+    fleet: Any = None  # fleet.Fleet of a run of several targets
 
 
 @dataclass
@@ -88,6 +89,8 @@ class Report:
 
     @property
     def host(self) -> str:
+        if self.context.fleet is not None:
+            return f"fleet of {len(self.context.fleet.targets)} targets"
         return getattr(getattr(self.settings, "target", None), "host", None) or self.target_text
 
     @property
@@ -269,6 +272,45 @@ def part_header(report: Report) -> list[str]:
     note = sandbox_note(report.settings)
     if note:
         lines += ["", f"> **Note:** {note}."]
+    return lines
+
+
+FLEET_ROWS = 200  # targets listed one per row; a bigger fleet's healthy ones are counted
+
+
+def part_fleet(report: Report) -> list[str]:
+    """A run of several targets: counts, the causes with the hosts each explains, then every target."""
+    fleet = report.context.fleet
+    if fleet is None:
+        return []
+    lines = [
+        f"## 🛰️ Fleet: {len(fleet.targets)} targets — {len(fleet.healthy)} healthy, "
+        f"{len(fleet.failing)} failing",
+        "",
+    ]
+    if fleet.causes:
+        lines += ["| # | cause | rule | targets |", "| ---: | --- | --- | --- |"]
+        for index, cause in enumerate(fleet.causes, 1):
+            hosts = ", ".join(_code(key) for key in cause.targets)
+            lines.append(_row([index, cause.title, _code(cause.rule), f"{len(cause.targets)}: {hosts}"]))
+        lines.append("")
+    lines += ["| target | status | health | verdict |", "| --- | --- | ---: | --- |"]
+    shown = fleet.failing + fleet.healthy
+    for target in shown[: max(FLEET_ROWS, len(fleet.failing))]:
+        score = target.health.score
+        found = target.verdict
+        lines.append(
+            _row(
+                [
+                    _code(target.key),
+                    target.status,
+                    "n/a" if score is None else f"{score}%",
+                    found.line if found is not None else "",
+                ]
+            )
+        )
+    if len(shown) > FLEET_ROWS and len(fleet.failing) < len(shown):
+        lines += ["", f"… and {len(shown) - max(FLEET_ROWS, len(fleet.failing))} more healthy targets."]
     return lines
 
 
@@ -509,6 +551,7 @@ def part_footer(report: Report) -> list[str]:
 
 PARTS: tuple[Callable[[Report], list[str]], ...] = (
     part_header,
+    part_fleet,
     part_summary,
     part_overview,
     part_details,
@@ -817,12 +860,13 @@ def write_incident_report(
     history: Mapping[str, Any] | None = None,
     created: datetime | None = None,
     secrets: Iterable[str] = (),
+    fleet: Any = None,
 ) -> tuple[Path, str]:
     """Write the report to ``path`` (secrets masked; temp file + rename); returns (path, incident id)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     created = created or datetime.now(timezone.utc)
     incident_id = next_incident_id(target.parent, created)
-    context = IncidentContext(incident_id, created, started, duration, rerun_command, history)
+    context = IncidentContext(incident_id, created, started, duration, rerun_command, history, fleet)
     text = Redactor(secrets)(render_incident_report(results, settings, theories, context))
     return write_atomically(target, text), incident_id
