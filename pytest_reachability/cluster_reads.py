@@ -49,9 +49,8 @@ class ClusterReads:
         self, what: str, read: Callable[[], Any], *, optional: bool = False, context: bool = False
     ) -> Any:
         """``optional``: a resource the server may not have (404 skips); ``context``: refused gives []."""
-        key = f"suite-cluster:{self.cluster.server}:{self.namespace}:{what}"
         try:
-            return self._shared.get(key, read)
+            return self._shared.get(self._key(what), read)
         except ClusterError as error:
             if context and error.kind in (ClusterErrorKind.FORBIDDEN, ClusterErrorKind.NOT_FOUND):
                 if error.kind is ClusterErrorKind.FORBIDDEN:
@@ -65,6 +64,43 @@ class ClusterReads:
             ):
                 pytest.skip(error.message)
             pytest.fail(error.message, pytrace=False)
+
+    # Each read's key word and the Cluster method behind it (the keys of the session's shared results).
+    KINDS = {
+        "nodes": "nodes",
+        "pods": "pods",
+        "deployments": "deployments",
+        "services": "services",
+        "endpointslices": "endpoint_slices",
+        "ingresses": "ingresses",
+        "ingressclasses": "ingress_classes",
+        "ingress-controllers": "ingress_controller_pods",
+        "networkpolicies": "network_policies",
+        "events": "events",
+    }
+
+    def warm(self) -> None:
+        """Read every kind now, at the same time (started at session start by ``prefetch``); a read that
+        fails is left for the test that asks, which reads it again and reports why."""
+        import threading
+
+        def read(what: str, method: str) -> None:
+            try:
+                self._shared.get(self._key(what), getattr(self.cluster, method))
+            except Exception:  # noqa: BLE001 - see above
+                pass
+
+        threads = [
+            threading.Thread(target=read, args=item, name=f"reachability-read {item[0]}", daemon=True)
+            for item in self.KINDS.items()
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=600)  # each read ends within the cluster timeout; this only bounds the wait
+
+    def _key(self, what: str) -> str:
+        return f"suite-cluster:{self.cluster.server}:{self.namespace}:{what}"
 
     def nodes(self) -> list[NodeInfo]:
         return self._read("nodes", self.cluster.nodes)

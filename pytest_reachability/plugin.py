@@ -449,7 +449,13 @@ def pytest_runtestloop(session: pytest.Session) -> None:
     if not specs:
         return
     state.prefetcher = Prefetcher(state.shared, state.settings.concurrency)
-    state.prefetcher.start((spec.target, settings_for(state.settings, spec)) for spec in specs.values())
+    namespaces = list(dict.fromkeys(spec.namespace or state.settings.namespace for spec in specs.values()))
+    cluster = (
+        (state.settings, namespaces) if state.settings.kubeconfig or os.environ.get("KUBECONFIG") else None
+    )
+    state.prefetcher.start(
+        ((spec.target, settings_for(state.settings, spec)) for spec in specs.values()), cluster=cluster
+    )
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

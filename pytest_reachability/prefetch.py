@@ -113,11 +113,27 @@ class Prefetcher:
         self._pool = ThreadPoolExecutor(max(1, concurrency), thread_name_prefix="reachability-prefetch")
         self._futures: list[Future] = []
         self._stopped = threading.Event()
+        self._connection: Any = None  # the cluster connection of the prefetched reads, closed by stop()
 
-    def start(self, targets: Iterable[tuple[Any, Any]]) -> None:
-        """Probe each ``(target, settings)``, in order (the order the tests will want them)."""
+    def start(self, targets: Iterable[tuple[Any, Any]], cluster: tuple[Any, list[Any]] | None = None) -> None:
+        """Probe each ``(target, settings)``, in order (the order the tests will want them); ``cluster`` is
+        (the run's settings, the namespaces to read) when the suite will read the cluster."""
+        if cluster is not None:
+            self._futures.append(self._pool.submit(self._read_cluster, *cluster))
         for target, settings in targets:
             self._futures.append(self._pool.submit(self._warm, target, settings))
+
+    def _read_cluster(self, settings: Any, namespaces: list[Any]) -> None:
+        from .cluster import Cluster
+        from .cluster_reads import ClusterReads
+
+        try:
+            connection = Cluster.from_settings(settings)
+        except Exception:  # noqa: BLE001 - not configured or unreachable: the tests say so themselves
+            return
+        self._connection = connection
+        views = [ClusterReads(connection.in_namespace(namespace), self.shared) for namespace in namespaces]
+        _run_together([view.warm for view in views])
 
     def _warm(self, target: Any, settings: Any) -> None:
         if self._stopped.is_set():
@@ -142,6 +158,10 @@ class Prefetcher:
         for future in self._futures:
             future.cancel()
         self._pool.shutdown(wait=False, cancel_futures=True)
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            # Its credentials folder goes now; a read still in flight fails on its own and is not read.
+            connection.close()
 
 
 def _run_together(work: list[Callable[[], Any]]) -> None:
@@ -161,5 +181,7 @@ def _quietly(piece: Callable[[], Any]) -> None:
     with evidence_mod.suppressed():
         try:
             piece()
-        except Exception:  # noqa: BLE001 - see Prefetcher._warm
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException:  # noqa: BLE001 - see Prefetcher._warm (a skip or fail outcome included)
             pass
