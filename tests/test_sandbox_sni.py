@@ -32,6 +32,8 @@ edges:
      hosts: [www.shop.test, a.shop.test, b.shop.test]}
   - {address: 127.0.31.2, behaviour: healthy, tls: expired, hosts: [c.shop.test, d.shop.test]}
   - {address: 127.0.31.3, behaviour: healthy, tls: good, hosts: [e.shop.test]}
+  - {address: 127.0.31.4, behaviour: healthy, tls: good, hosts: [f.shop.test, g.shop.test, h.shop.test],
+     tls_hosts: {expired: [f.shop.test, g.shop.test]}}
 """
 GOOD_HOSTS = ["www.shop.test", "a.shop.test", "b.shop.test"]
 EXPIRED_HOSTS = ["c.shop.test", "d.shop.test"]
@@ -46,7 +48,8 @@ def sandbox(tmp_path_factory):
 
 
 def handshake(sandbox, address: str, server_name: str | None, *, verify: bool = True) -> dict:
-    """The peer certificate (``getpeercert`` form) after a verified handshake naming ``server_name``."""
+    """The peer certificate (``getpeercert`` form) after a verified handshake naming ``server_name``;
+    unverified: its DNS names and serial number only."""
     context = ssl.create_default_context(cafile=sandbox.ca_bundle)
     if not verify:
         context.check_hostname = False
@@ -60,7 +63,10 @@ def handshake(sandbox, address: str, server_name: str | None, *, verify: bool = 
 
     certificate = x509.load_der_x509_certificate(der)
     names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    return {"subjectAltName": tuple(("DNS", name) for name in names.get_values_for_type(x509.DNSName))}
+    return {
+        "subjectAltName": tuple(("DNS", name) for name in names.get_values_for_type(x509.DNSName)),
+        "serialNumber": f"{certificate.serial_number:X}",
+    }
 
 
 def names_of(certificate: dict) -> list[str]:
@@ -87,6 +93,17 @@ def test_the_edges_fault_holds_for_every_host_behind_it(sandbox, host):
     with pytest.raises(ssl.SSLCertVerificationError, match="certificate has expired"):
         handshake(sandbox, "127.0.31.2", host)
     assert names_of(handshake(sandbox, "127.0.31.2", host, verify=False)) == [host]
+
+
+def test_hosts_of_a_tls_hosts_kind_share_one_certificate_of_that_kind(sandbox):
+    shared = [handshake(sandbox, "127.0.31.4", host, verify=False) for host in ("f.shop.test", "g.shop.test")]
+    assert [names_of(certificate) for certificate in shared] == [["f.shop.test", "g.shop.test"]] * 2
+    assert shared[0]["serialNumber"] == shared[1]["serialNumber"]  # one certificate, one Secret
+    for host in ("f.shop.test", "g.shop.test"):
+        with pytest.raises(ssl.SSLCertVerificationError, match="certificate has expired"):
+            handshake(sandbox, "127.0.31.4", host)
+    # The edge's other host keeps the edge's own kind.
+    assert names_of(handshake(sandbox, "127.0.31.4", "h.shop.test")) == ["h.shop.test"]
 
 
 def openssl(sandbox, address: str, *args: str) -> str:
@@ -148,21 +165,49 @@ def test_a_tls_only_edge_does_not_answer_plain_http(sandbox):
         plain_get(sandbox, "127.0.31.3", "e.shop.test")
 
 
-def test_plain_http_without_tls_is_a_schema_error(tmp_path):
-    path = tmp_path / "plain.yaml"
+@pytest.mark.parametrize(
+    ("edge", "error"),
+    [
+        (
+            "{address: 127.0.31.1, behaviour: healthy, plain_http: true}",
+            "edges[0].plain_http: expected true or false, true only beside tls, got true",
+        ),
+        (
+            "{address: 127.0.31.1, behaviour: healthy, hosts: [a.test], tls_hosts: {expired: [a.test]}}",
+            "edges[0].tls_hosts: expected nothing without tls on the edge, got a mapping",
+        ),
+        (
+            "{address: 127.0.31.1, behaviour: healthy, tls: good, hosts: [a.test],"
+            " tls_hosts: {expired: [b.test]}}",
+            "edges[0].tls_hosts.expired[0]: expected a host of the edge's hosts, got 'b.test'",
+        ),
+        (
+            "{address: 127.0.31.1, behaviour: healthy, tls: good, hosts: [a.test],"
+            " tls_hosts: {old: [a.test]}}",
+            "edges[0].tls_hosts: expected TLS kinds as keys (good, expired, wrong_host, untrusted, "
+            "intermediate, missing_intermediate, not_yet_valid, wildcard_parent), got 'old'",
+        ),
+        (
+            "{address: 127.0.31.1, behaviour: healthy, tls: good, hosts: [a.test],"
+            " tls_hosts: {expired: [a.test], untrusted: [a.test]}}",
+            "edges[0].tls_hosts.untrusted[0]: expected a host named under one kind only, got 'a.test'",
+        ),
+    ],
+    ids=["plain-without-tls", "tls-hosts-without-tls", "not-a-host-of-the-edge", "unknown-kind", "twice"],
+)
+def test_a_bad_tls_setting_of_an_edge_is_one_line(tmp_path, edge, error):
+    path = tmp_path / "bad.yaml"
     path.write_text(
         textwrap.dedent(
             """\
-            name: plain
-            description: plain_http without tls
-            target: {host: www.shop.test}
-            dns: {primary: {records: {www.shop.test: {A: [127.0.31.1]}}}}
-            edges: [{address: 127.0.31.1, behaviour: healthy, plain_http: true}]
+            name: bad
+            description: a bad TLS setting
+            target: {host: a.test}
+            dns: {primary: {records: {a.test: {A: [127.0.31.1]}}}}
             """
         )
+        + f"edges: [{edge}]\n"
     )
     with pytest.raises(ScenarioError) as raised:
         load_scenario(path)
-    assert str(raised.value) == (
-        f"{path}: edges[0].plain_http: expected true or false, true only beside tls, got true"
-    )
+    assert str(raised.value) == f"{path}: {error}"

@@ -329,15 +329,23 @@ class Sandbox:
         )
 
     def _edge_tls_context(self, spec: EdgeSpec) -> ssl.SSLContext:
-        """The edge's TLS context: the target's certificate of its kind, and each of its hosts' own for a
-        handshake naming that host."""
+        """The edge's TLS context: the target's certificate of its kind, and for a handshake naming one of its
+        hosts that host's own, or the one certificate its ``tls_hosts`` kind shares among its hosts."""
         certificates = self.certificates
         assert certificates is not None and spec.tls is not None
+        overridden = dict(spec.tls_hosts)
+        sharing: dict[str, list[str]] = {}  # kind -> the hosts of tls_hosts sharing its certificate
+        for host, kind in spec.tls_hosts:
+            sharing.setdefault(kind, []).append(host)
         by_host = {}
         for host in spec.hosts or ():
-            if host != self.scenario.target.host:
-                files = certificates.for_host(spec.tls, host)
-                by_host[host] = server_tls_context(files.cert_file, files.key_file)
+            if host in overridden:
+                files = certificates.for_hosts(overridden[host], *sharing[overridden[host]])
+            elif host != self.scenario.target.host:
+                files = certificates.for_hosts(spec.tls, host)
+            else:
+                continue  # the default certificate below
+            by_host[host] = server_tls_context(files.cert_file, files.key_file)
         default = certificates.edges[spec.tls]
         return server_tls_context(default.cert_file, default.key_file, by_host)
 

@@ -200,36 +200,38 @@ class EdgeIssuer:
         self.intermediate = CertificateAuthority(
             "pytest-reachability sandbox intermediate CA", parent=authority
         )
-        self._issued: dict[tuple[str, str], KeyPairFiles] = {}
+        self._issued: dict[tuple[str, tuple[str, ...]], KeyPairFiles] = {}
 
-    def issue(self, kind: str, host: str) -> KeyPairFiles:
-        """The ``kind`` certificate for ``host`` (issued once, then the same files)."""
+    def issue(self, kind: str, *hosts: str) -> KeyPairFiles:
+        """One ``kind`` certificate for ``hosts`` (all named in it; issued once, then the same files)."""
         if kind not in TLS_KINDS:
             raise ValueError(f"TLS kind must be one of {', '.join(TLS_KINDS)}, not {kind!r}")
-        key = (kind, host)
+        if not hosts:
+            raise ValueError("a certificate needs at least one host")
+        key = (kind, hosts)
         if key not in self._issued:
             stem = f"edge-{kind.replace('_', '-')}-{len(self._issued)}"
-            self._issued[key] = self._write(kind, host, stem)
+            self._issued[key] = self._write(kind, list(hosts), stem)
         return self._issued[key]
 
-    def _write(self, kind: str, host: str, stem: str) -> KeyPairFiles:
+    def _write(self, kind: str, hosts: list[str], stem: str) -> KeyPairFiles:
         directory, authority, intermediate = self.directory, self.authority, self.intermediate
         if kind == "expired":
-            return authority.write_issued(directory, stem, [host], expired=True)
+            return authority.write_issued(directory, stem, hosts, expired=True)
         if kind == "wrong_host":
-            wrong_host = "wrong-host.invalid" if host != "wrong-host.invalid" else "other-host.invalid"
+            wrong_host = "wrong-host.invalid" if "wrong-host.invalid" not in hosts else "other-host.invalid"
             return authority.write_issued(directory, stem, [wrong_host])
         if kind == "untrusted":
-            return self.stranger.write_issued(directory, stem, [host])
+            return self.stranger.write_issued(directory, stem, hosts)
         if kind == "intermediate":
-            return intermediate.write_issued(directory, stem, [host], chain=intermediate.cert_pem)
+            return intermediate.write_issued(directory, stem, hosts, chain=intermediate.cert_pem)
         if kind == "missing_intermediate":
-            return intermediate.write_issued(directory, stem, [host])
+            return intermediate.write_issued(directory, stem, hosts)
         if kind == "not_yet_valid":
-            return authority.write_issued(directory, stem, [host], not_yet_valid=True)
+            return authority.write_issued(directory, stem, hosts, not_yet_valid=True)
         if kind == "wildcard_parent":
-            return authority.write_issued(directory, stem, [_wildcard_too_high(host)])
-        return authority.write_issued(directory, stem, [host])
+            return authority.write_issued(directory, stem, sorted({_wildcard_too_high(h) for h in hosts}))
+        return authority.write_issued(directory, stem, hosts)
 
 
 @dataclass(frozen=True)
@@ -244,11 +246,11 @@ class SandboxCertificates:
     edges: dict[str, KeyPairFiles]  # TLS kind -> files, for the scenario's target host
     issuer: EdgeIssuer | None = field(default=None, compare=False, repr=False)
 
-    def for_host(self, kind: str, host: str) -> KeyPairFiles:
-        """The ``kind`` certificate an edge serves to a handshake naming ``host``."""
+    def for_hosts(self, kind: str, *hosts: str) -> KeyPairFiles:
+        """The ``kind`` certificate naming ``hosts``, which an edge serves to a handshake naming one."""
         if self.issuer is None:
             raise ValueError("these certificates were written without an issuer for other hosts")
-        return self.issuer.issue(kind, host)
+        return self.issuer.issue(kind, *hosts)
 
 
 def _wildcard_too_high(host: str) -> str:

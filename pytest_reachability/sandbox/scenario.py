@@ -97,7 +97,9 @@ host's parent's parent, e.g. ``*.shop.test`` for ``pay.eu.shop.test``: one label
 An edge with ``tls`` and ``hosts`` serves each of those hosts its own certificate of the edge's kind, chosen
 by the SNI name of the handshake, as an ingress controller picks the Secret of the Ingress ``spec.tls`` entry
 listing the host (``expired`` is then expired for every host behind that edge); a handshake naming no host or
-another one gets the certificate for the scenario's target. ``plain_http: true`` beside ``tls`` answers plain
+another one gets the certificate for the scenario's target. ``tls_hosts: {expired: [a.test, b.test]}`` gives
+those hosts of the edge one certificate of another kind naming them all (one Secret, expired, behind several
+hosts of a controller). ``plain_http: true`` beside ``tls`` answers plain
 HTTP on the same port as well (a controller's port 80 beside its 443, folded into the sandbox's one port):
 the first byte of a connection tells a TLS ClientHello (0x16) from a request line.
 
@@ -263,6 +265,7 @@ class EdgeSpec:
     headers: tuple[tuple[str, str], ...] = ()  # added to every response of the edge
     server: str | None = None  # "nginx": error statuses answered with nginx's own HTML pages
     plain_http: bool = False  # with tls: plain HTTP is answered on the same port too (a controller's :80)
+    tls_hosts: tuple[tuple[str, str], ...] = ()  # (host, TLS kind) where a host's certificate is not `tls`
 
 
 @dataclass(frozen=True)
@@ -1070,7 +1073,17 @@ class _Validator:
             self.mapping(
                 entry,
                 path,
-                ("address", "behaviour", "hosts", "tls", "health", "headers", "server", "plain_http"),
+                (
+                    "address",
+                    "behaviour",
+                    "hosts",
+                    "tls",
+                    "health",
+                    "headers",
+                    "server",
+                    "plain_http",
+                    "tls_hosts",
+                ),
                 ("address", "behaviour"),
             )
             address = self.edge_address(entry["address"], f"{path}.address", seen)
@@ -1087,6 +1100,7 @@ class _Validator:
             plain_http = entry.get("plain_http", False)
             if plain_http is not False and (plain_http is not True or tls is None):
                 raise self.fail(f"{path}.plain_http", "true or false, true only beside tls", plain_http)
+            tls_hosts = self.tls_hosts(entry.get("tls_hosts"), f"{path}.tls_hosts", tls, hosts)
             edges.append(
                 EdgeSpec(
                     address=address,
@@ -1097,9 +1111,35 @@ class _Validator:
                     headers=headers,
                     server=server,
                     plain_http=plain_http,
+                    tls_hosts=tls_hosts,
                 )
             )
         return edges
+
+    def tls_hosts(
+        self, value: Any, path: str, tls: str | None, hosts: tuple[str, ...] | None
+    ) -> tuple[tuple[str, str], ...]:
+        """``{kind: [host, ...]}``: hosts of the edge whose certificate is of another kind than ``tls``."""
+        if value is None:
+            return ()
+        if tls is None:
+            raise self.fail(path, "nothing without tls on the edge", value)
+        if not isinstance(value, dict) or not value:
+            raise self.fail(path, f"a mapping of TLS kinds ({', '.join(TLS_KINDS)}) to lists of hosts", value)
+        chosen: dict[str, str] = {}
+        for kind, kind_hosts in value.items():
+            if kind not in TLS_KINDS:
+                raise self.fail(path, f"TLS kinds as keys ({', '.join(TLS_KINDS)})", kind)
+            if not isinstance(kind_hosts, list) or not kind_hosts:
+                raise self.fail(f"{path}.{kind}", "a list of the edge's hosts", kind_hosts)
+            for index, host in enumerate(kind_hosts):
+                name = host.lower().rstrip(".") if isinstance(host, str) else host
+                if name not in (hosts or ()):
+                    raise self.fail(f"{path}.{kind}[{index}]", "a host of the edge's hosts", host)
+                if name in chosen:
+                    raise self.fail(f"{path}.{kind}[{index}]", "a host named under one kind only", host)
+                chosen[name] = kind
+        return tuple(sorted(chosen.items()))
 
     def edge_address(self, value: Any, path: str, seen: set[str]) -> str:
         """A loopback address no other edge uses (and not the OS resolver's); added to ``seen``."""
