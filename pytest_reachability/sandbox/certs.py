@@ -15,6 +15,8 @@ Edges serving HTTPS need certificates a client can fail on for exactly one reaso
 * ``wildcard_parent`` signed by the sandbox CA, valid now, names only ``*.`` and the target host's parent's
   parent (``*.shop.test`` for ``pay.eu.shop.test``): a wildcard covers exactly one label, so it does not match
 
+"The target host" is the scenario's target for an edge's default certificate; :class:`EdgeIssuer` issues the
+same kinds for every other host an edge serves (chosen by SNI), or one certificate naming several hosts.
 The Kubernetes API server gets a ``good`` certificate for the IP address 127.0.0.1.
 EC P-256 keys keep generation fast (milliseconds), which matters when tests start many sandboxes.
 """

@@ -19,7 +19,10 @@ behaviour           on the wire                                                 
 ``intermittent``    a share of requests fails (status, empty reply or reset)       0 or 22/52/56
 ==================  ============================================================  ==========
 
-With ``tls`` the connection is wrapped in TLS first (certificates from ``certs.py``); with ``health`` the
+With ``tls`` the connection is wrapped in TLS first (certificates from ``certs.py``, chosen by the SNI name
+of the handshake when the context maps names to their own); with ``plain_http`` beside it, a connection
+whose first byte is not a TLS handshake record is served as plain HTTP; ``latency`` (one way) delays the
+first byte after accepting, the TLS handshake and each answer by a round trip each; with ``health`` the
 health path answers the scenario's status and body instead of the application's; ``headers`` are added to
 every answer; ``server="nginx"`` answers error statuses with nginx's HTML pages and a ``Server: nginx``
 header, as an ingress-nginx controller does. ``::1`` edges listen on IPv6. Every socket has a timeout, every
@@ -57,8 +60,8 @@ MAX_HEADER_BYTES = 64 * 1024
 MAX_BODY_BYTES = 1024 * 1024
 MAX_REQUESTS_PER_CONNECTION = 100
 ACCEPT_POLL_SECONDS = 0.2
-# What an SSH daemon would answer: a realistic "wrong service behind the port".
 TLS_HANDSHAKE_RECORD = b"\x16"  # the content type of the record that carries a ClientHello
+# What an SSH daemon would answer: a realistic "wrong service behind the port".
 GARBAGE_BYTES = b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\nProtocol mismatch.\r\n"
 
 
