@@ -8,8 +8,10 @@ servers do.
 A record named ``*.<parent>`` is a wildcard (RFC 4592 4.3): a name that does not exist, whose closest
 encloser (its nearest ancestor that exists, as a record's owner or as an empty non-terminal above one)
 is ``<parent>``, is answered from it, under the name asked. The parent itself, a name with its own
-record and a name under an existing name are not. A name with nothing of its own but records below it
-(an empty non-terminal) answers NOERROR without data (RFC 8020: NXDOMAIN would deny everything below).
+record and a name under an existing name are not. A name with nothing of its own but records below it (an
+empty non-terminal) blocks the wildcard too, but answers NXDOMAIN like any name without records here
+(a real zone says NOERROR without data, RFC 8020; scenarios deleting a host's records beside names under it
+mean NXDOMAIN).
 
 ``latency`` (seconds, one way) makes every answer a round trip later, and a TCP connection a round trip
 more, as a distant server would.
@@ -297,7 +299,7 @@ class DnsServer:
 
     def lookup(self, name: str) -> tuple[RecordSpec | None, bool]:
         """The records answering ``name`` (lower case, no trailing dot): its own, else a wildcard's by RFC
-        4592's rules; and whether the name exists (False: NXDOMAIN)."""
+        4592's rules; and whether to answer NOERROR (False: NXDOMAIN)."""
         records = self.records
         own = records.get(name)
         if own is not None:
@@ -307,7 +309,7 @@ class DnsServer:
             labels = owner.split(".")
             existing.update(".".join(labels[index:]) for index in range(len(labels)))
         if name in existing:
-            return None, True  # an empty non-terminal: records below it, none of its own
+            return None, False  # an empty non-terminal: records below it, none of its own
         labels = name.split(".")
         for index in range(1, len(labels)):
             encloser = ".".join(labels[index:])

@@ -108,7 +108,7 @@ existing ancestor (a record's owner or an empty non-terminal above one) is the w
 wildcard's data is synthesised under the name asked (``x.apps.test``, ``a.b.apps.test``); not for the parent
 itself (``apps.test``), not for a name with a record of its own (an explicit record wins), and not under one
 (``x.api.apps.test`` when ``api.apps.test`` exists). A name that owns nothing but has records below it (an
-empty non-terminal) answers NOERROR without data, not NXDOMAIN.
+empty non-terminal) blocks the wildcard as well; like every name without records it answers NXDOMAIN.
 
 ``latency`` adds a one-way delay in user space (there is no netem here), so each exchange costs a round trip
 (twice the delay) more: a DNS answer (UDP or TCP) is sent that much later, plus one round trip when a TCP
