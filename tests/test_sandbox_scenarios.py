@@ -311,7 +311,7 @@ BAD_CASES = [
         "unknown key",
         MINIMAL + "edge: []\n",
         "edge: expected one of the keys name, description, target, namespace, dns, edges, in_cluster, "
-        "kubernetes, application, postgres, expect, changes, got 'edge'",
+        "kubernetes, application, postgres, expect, changes, latency, got 'edge'",
     ),
     (
         "bad scheme",

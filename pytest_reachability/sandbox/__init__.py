@@ -30,6 +30,7 @@ import logging
 import secrets
 import shutil
 import socket
+import ssl
 import tempfile
 import threading
 from collections.abc import Callable
@@ -47,7 +48,7 @@ from .control_plane import ControlPlaneUnavailable, find_binaries, unavailable_m
 from .control_plane_sandbox import RealApiServer
 from .dns_server import DnsServer
 from .edges import EdgeGroup, EdgeServer, server_tls_context
-from .scenario import Scenario, ScenarioError, list_scenarios, load_scenario, scenario_names
+from .scenario import EdgeSpec, Scenario, ScenarioError, list_scenarios, load_scenario, scenario_names
 
 __all__ = [
     "Sandbox",
@@ -150,6 +151,11 @@ class Sandbox:
                 f"{self.scenario.name}: changes of Kubernetes objects are applied by the embedded API "
                 "server only (--sandbox-apiserver embedded)"
             )
+        if self.apiserver_kind == "real" and self.scenario.latency.apiserver:
+            raise ScenarioError(
+                f"{self.scenario.name}: latency.apiserver is added by the embedded API server only "
+                "(--sandbox-apiserver embedded)"
+            )
         if self.apiserver_kind == "real" and control_plane is None and find_binaries() is None:
             raise ControlPlaneUnavailable(unavailable_message())  # before any server starts
         self.real: RealApiServer | None = None
@@ -209,12 +215,15 @@ class Sandbox:
 
         if scenario.authoritative is not None:
             self.authoritative = timed.start_authoritative(scenario.authoritative, self.io_timeout)
+            for authoritative in self.authoritative:
+                authoritative.latency = scenario.latency.dns
         for resolver in scenario.resolvers:
             if resolver.cache:
                 upstreams = [(server.host, server.port) for server in self.authoritative]
                 server = timed.CachingResolver(upstreams, name=resolver.name, io_timeout=self.io_timeout)
             else:
                 server = DnsServer(resolver.records, name=f"dns {resolver.name}", io_timeout=self.io_timeout)
+            server.latency = scenario.latency.dns
             self.dns_servers[resolver.name] = server
             server.start()
 
@@ -236,10 +245,7 @@ class Sandbox:
 
         edges = []
         for spec in scenario.edges:
-            tls = None
-            if spec.tls is not None:
-                files = certificates.edges[spec.tls]
-                tls = server_tls_context(files.cert_file, files.key_file)
+            tls = self._edge_tls_context(spec) if spec.tls is not None else None
             edges.append(
                 EdgeServer(
                     spec.address,
@@ -252,6 +258,8 @@ class Sandbox:
                     target_host=scenario.target.host,
                     headers=spec.headers,
                     server=spec.server,
+                    plain_http=spec.plain_http,
+                    latency=scenario.latency.edges,
                 )
             )
         self.edges = EdgeGroup(edges)
@@ -280,6 +288,7 @@ class Sandbox:
                 key_file=certificates.apiserver.key_file,
                 host="127.0.0.1",
                 backend_for_service=self.backend_for_service,
+                latency=scenario.latency.apiserver,
             )
             self.api.start()
             api_url = self.api.url
@@ -318,6 +327,27 @@ class Sandbox:
             authoritative_port=self.authoritative[0].port if self.authoritative else None,
             authoritative_servers=[server.address for server in self.authoritative],
         )
+
+    def _edge_tls_context(self, spec: EdgeSpec) -> ssl.SSLContext:
+        """The edge's TLS context: the target's certificate of its kind, and for a handshake naming one of its
+        hosts that host's own, or the one certificate its ``tls_hosts`` kind shares among its hosts."""
+        certificates = self.certificates
+        assert certificates is not None and spec.tls is not None
+        overridden = dict(spec.tls_hosts)
+        sharing: dict[str, list[str]] = {}  # kind -> the hosts of tls_hosts sharing its certificate
+        for host, kind in spec.tls_hosts:
+            sharing.setdefault(kind, []).append(host)
+        by_host = {}
+        for host in spec.hosts or ():
+            if host in overridden:
+                files = certificates.for_hosts(overridden[host], *sharing[overridden[host]])
+            elif host != self.scenario.target.host:
+                files = certificates.for_hosts(spec.tls, host)
+            else:
+                continue  # the default certificate below
+            by_host[host] = server_tls_context(files.cert_file, files.key_file)
+        default = certificates.edges[spec.tls]
+        return server_tls_context(default.cert_file, default.key_file, by_host)
 
     def _apply_change(self, change: timed.ChangeSpec) -> None:
         timed.apply_change(

@@ -16,6 +16,7 @@ import http.client
 import json
 import os
 import re
+import select
 import socket
 import socketserver
 import ssl
@@ -976,6 +977,7 @@ class _ApiRequestHandler(BaseHTTPRequestHandler):
         self, status: int, body: bytes, content_type: str, headers: Iterable[tuple[str, str]] = ()
     ) -> None:
         self._record(status)
+        self.server.api.round_trip()
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Cache-Control", "no-cache, private")
@@ -1021,6 +1023,11 @@ class _ApiHttpServer(ThreadingHTTPServer):
         self.api._track(request)
         try:
             request.settimeout(5)  # bounded TLS handshake
+            if self.api.latency > 0:
+                # The TCP handshake the kernel completed at once, then the TLS one: a round trip each.
+                self.api.round_trip()
+                select.select([request], [], [], 5)
+                self.api.round_trip()
             try:
                 connection = self.api._ssl_context.wrap_socket(request, server_side=True)
             except (OSError, ssl.SSLError):
@@ -1062,7 +1069,8 @@ class KubeApiServer:
     name, port)` gets the Service port *number* the proxied request named and returns the address to
     forward to, or None for "no endpoints". `request_log` holds one dict per request: method, path
     (decoded), query, verb (get/list/watch/create/update/patch/delete/proxy/logs), resource,
-    namespace, name and the status answered.
+    namespace, name and the status answered. `latency` (one way, seconds) delays each connection by the
+    round trips of its TCP and TLS handshakes and each response by one round trip.
     """
 
     def __init__(
@@ -1077,6 +1085,7 @@ class KubeApiServer:
         host: str = "127.0.0.1",
         backend_for_service: Callable[[str, str, int | str], tuple[str, int] | None] | None = None,
         proxy_timeout: float = 5.0,
+        latency: float = 0.0,
     ) -> None:
         if not token:
             raise ValueError("KubeApiServer: token must not be empty")
@@ -1087,6 +1096,8 @@ class KubeApiServer:
         self.host = host
         self.backend_for_service = backend_for_service
         self.proxy_timeout = proxy_timeout
+        self.latency = latency  # one way, seconds: each exchange waits twice that
+        self._stop_waiting = threading.Event()
         self.request_log: list[dict] = []
         self.url = ""
         self._ssl_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -1104,6 +1115,11 @@ class KubeApiServer:
         if not isinstance(rule, dict) or not rule.get("verb") or not rule.get("resource"):
             raise ValueError(f"deny rule {rule!r}: expected a mapping with 'verb' and 'resource'")
         return dict(rule)
+
+    def round_trip(self) -> None:
+        """Wait the round trip the latency costs (at once when stopping)."""
+        if self.latency > 0:
+            self._stop_waiting.wait(2 * self.latency)
 
     # ---- lifecycle ----
 
@@ -1129,6 +1145,7 @@ class KubeApiServer:
         server, thread = self._server, self._thread
         if server is None:
             return
+        self._stop_waiting.set()
         server.shutdown()
         with self._lock:
             self._stopping = True

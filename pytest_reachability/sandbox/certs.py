@@ -15,6 +15,8 @@ Edges serving HTTPS need certificates a client can fail on for exactly one reaso
 * ``wildcard_parent`` signed by the sandbox CA, valid now, names only ``*.`` and the target host's parent's
   parent (``*.shop.test`` for ``pay.eu.shop.test``): a wildcard covers exactly one label, so it does not match
 
+"The target host" is the scenario's target for an edge's default certificate; :class:`EdgeIssuer` issues the
+same kinds for every other host an edge serves (chosen by SNI), or one certificate naming several hosts.
 The Kubernetes API server gets a ``good`` certificate for the IP address 127.0.0.1.
 EC P-256 keys keep generation fast (milliseconds), which matters when tests start many sandboxes.
 """
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography import x509
@@ -185,13 +187,72 @@ class CertificateAuthority:
         return KeyPairFiles(str(cert_file), str(key_file))
 
 
+class EdgeIssuer:
+    """Issues an edge certificate of any TLS kind for any host, from the sandbox's authorities.
+
+    An ingress controller serves each host the certificate its Ingress's ``spec.tls`` entry names, chosen
+    by the SNI name of the handshake; the sandbox issues one such certificate per host an edge serves, of
+    the edge's kind, so a fault (an expired certificate, one naming another host) holds for every host
+    behind that edge."""
+
+    def __init__(self, directory: Path, authority: CertificateAuthority) -> None:
+        self.directory = directory
+        self.authority = authority
+        self.stranger = CertificateAuthority("pytest-reachability untrusted CA")
+        self.intermediate = CertificateAuthority(
+            "pytest-reachability sandbox intermediate CA", parent=authority
+        )
+        self._issued: dict[tuple[str, tuple[str, ...]], KeyPairFiles] = {}
+
+    def issue(self, kind: str, *hosts: str) -> KeyPairFiles:
+        """One ``kind`` certificate for ``hosts`` (all named in it; issued once, then the same files)."""
+        if kind not in TLS_KINDS:
+            raise ValueError(f"TLS kind must be one of {', '.join(TLS_KINDS)}, not {kind!r}")
+        if not hosts:
+            raise ValueError("a certificate needs at least one host")
+        key = (kind, hosts)
+        if key not in self._issued:
+            stem = f"edge-{kind.replace('_', '-')}-{len(self._issued)}"
+            self._issued[key] = self._write(kind, list(hosts), stem)
+        return self._issued[key]
+
+    def _write(self, kind: str, hosts: list[str], stem: str) -> KeyPairFiles:
+        directory, authority, intermediate = self.directory, self.authority, self.intermediate
+        if kind == "expired":
+            return authority.write_issued(directory, stem, hosts, expired=True)
+        if kind == "wrong_host":
+            wrong_host = "wrong-host.invalid" if "wrong-host.invalid" not in hosts else "other-host.invalid"
+            return authority.write_issued(directory, stem, [wrong_host])
+        if kind == "untrusted":
+            return self.stranger.write_issued(directory, stem, hosts)
+        if kind == "intermediate":
+            return intermediate.write_issued(directory, stem, hosts, chain=intermediate.cert_pem)
+        if kind == "missing_intermediate":
+            return intermediate.write_issued(directory, stem, hosts)
+        if kind == "not_yet_valid":
+            return authority.write_issued(directory, stem, hosts, not_yet_valid=True)
+        if kind == "wildcard_parent":
+            return authority.write_issued(directory, stem, sorted({_wildcard_too_high(h) for h in hosts}))
+        return authority.write_issued(directory, stem, hosts)
+
+
 @dataclass(frozen=True)
 class SandboxCertificates:
-    """Every certificate file a sandbox needs, written under one directory."""
+    """Every certificate file a sandbox needs, written under one directory.
+
+    ``edges`` holds the target host's certificate of each kind; ``issuer`` issues the same kinds for the
+    other hosts an edge serves."""
 
     ca_file: str
     apiserver: KeyPairFiles
-    edges: dict[str, KeyPairFiles]  # TLS kind -> files
+    edges: dict[str, KeyPairFiles]  # TLS kind -> files, for the scenario's target host
+    issuer: EdgeIssuer | None = field(default=None, compare=False, repr=False)
+
+    def for_hosts(self, kind: str, *hosts: str) -> KeyPairFiles:
+        """The ``kind`` certificate naming ``hosts``, which an edge serves to a handshake naming one."""
+        if self.issuer is None:
+            raise ValueError("these certificates were written without an issuer for other hosts")
+        return self.issuer.issue(kind, *hosts)
 
 
 def _wildcard_too_high(host: str) -> str:
@@ -213,26 +274,7 @@ def write_sandbox_certificates(directory: str | Path, target_host: str) -> Sandb
     authority = CertificateAuthority()
     ca_file = directory / "ca.crt"
     ca_file.write_bytes(authority.cert_pem)
-    stranger = CertificateAuthority("pytest-reachability untrusted CA")
-    intermediate = CertificateAuthority("pytest-reachability sandbox intermediate CA", parent=authority)
-    wrong_host = "wrong-host.invalid" if target_host != "wrong-host.invalid" else "other-host.invalid"
-    edges = {
-        "good": authority.write_issued(directory, "edge-good", [target_host]),
-        "expired": authority.write_issued(directory, "edge-expired", [target_host], expired=True),
-        "wrong_host": authority.write_issued(directory, "edge-wrong-host", [wrong_host]),
-        "untrusted": stranger.write_issued(directory, "edge-untrusted", [target_host]),
-        "intermediate": intermediate.write_issued(
-            directory, "edge-intermediate", [target_host], chain=intermediate.cert_pem
-        ),
-        "missing_intermediate": intermediate.write_issued(
-            directory, "edge-missing-intermediate", [target_host]
-        ),
-        "not_yet_valid": authority.write_issued(
-            directory, "edge-not-yet-valid", [target_host], not_yet_valid=True
-        ),
-        "wildcard_parent": authority.write_issued(
-            directory, "edge-wildcard-parent", [_wildcard_too_high(target_host)]
-        ),
-    }
+    issuer = EdgeIssuer(directory, authority)
+    edges = {kind: issuer.issue(kind, target_host) for kind in TLS_KINDS}
     apiserver = authority.write_issued(directory, "apiserver", ["127.0.0.1", "localhost"])
-    return SandboxCertificates(ca_file=str(ca_file), apiserver=apiserver, edges=edges)
+    return SandboxCertificates(ca_file=str(ca_file), apiserver=apiserver, edges=edges, issuer=issuer)

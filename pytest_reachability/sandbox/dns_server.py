@@ -4,6 +4,17 @@ It answers from a scenario's records: A, AAAA, CNAME (followed within the record
 NXDOMAIN, SERVFAIL, REFUSED or an empty NOERROR answer, optionally after a delay. Names it does not
 know get NXDOMAIN. Negative answers carry a synthetic SOA so resolvers and ``dig`` show them as real
 servers do.
+
+A record named ``*.<parent>`` is a wildcard (RFC 4592 4.3): a name that does not exist, whose closest
+encloser (its nearest ancestor that exists, as a record's owner or as an empty non-terminal above one)
+is ``<parent>``, is answered from it, under the name asked. The parent itself, a name with its own
+record and a name under an existing name are not. A name with nothing of its own but records below it (an
+empty non-terminal) blocks the wildcard too, but answers NXDOMAIN like any name without records here
+(a real zone says NOERROR without data, RFC 8020; scenarios deleting a host's records beside names under it
+mean NXDOMAIN).
+
+``latency`` (seconds, one way) makes every answer a round trip later, and a TCP connection a round trip
+more, as a distant server would.
 """
 
 from __future__ import annotations
@@ -50,6 +61,7 @@ class DnsServer:
         self.name = name
         self.io_timeout = io_timeout
         self.query_log: deque[dict] = deque(maxlen=1000)
+        self.latency = 0.0  # one way, seconds
         self._requested_port = port
         self._udp: socket.socket | None = None
         self._tcp: socket.socket | None = None
@@ -178,6 +190,9 @@ class DnsServer:
     def _serve_tcp(self, conn: socket.socket) -> None:
         try:
             conn.settimeout(self.io_timeout)
+            # The TCP handshake, completed at once by the kernel, would have cost a round trip.
+            if self.latency > 0 and self._stopping.wait(2 * self.latency):
+                return
             for _ in range(100):  # a client may send several queries on one connection
                 header = self._recv_exact(conn, 2)
                 if header is None:
@@ -217,6 +232,7 @@ class DnsServer:
         except dns.exception.DNSException:
             return self._formerr(wire), 0.0
         response, delay = self.answer(query)
+        delay += 2 * self.latency
         max_size = 65535 if transport == "tcp" else max(512, query.payload if query.edns >= 0 else 512)
         try:
             return response.to_wire(max_size=max_size), delay
@@ -247,12 +263,13 @@ class DnsServer:
         question = query.question[0]
         qname = question.name.to_text(omit_final_dot=True).lower()
         qtype = question.rdtype
-        spec = self.records.get(qname)
+        spec, exists = self.lookup(qname)
         self.query_log.append(
             {"name": qname, "type": dns.rdatatype.to_text(qtype), "time": time.time(), "server": self.name}
         )
         if spec is None:
-            response.set_rcode(dns.rcode.NXDOMAIN)
+            if not exists:
+                response.set_rcode(dns.rcode.NXDOMAIN)
             self._add_soa(response, question.name)
             return response, 0.0
         if spec.rcode is not None:
@@ -267,7 +284,7 @@ class DnsServer:
                 break
             response.answer.append(dns.rrset.from_text(name, current.ttl, "IN", "CNAME", current.cname + "."))
             name = dns.name.from_text(current.cname)
-            following = self.records.get(current.cname)
+            following, _ = self.lookup(current.cname)
             if following is None or following.rcode is not None or following.no_answer:
                 return response, spec.delay
             current = following
@@ -279,6 +296,28 @@ class DnsServer:
         elif not response.answer:
             self._add_soa(response, question.name)
         return response, spec.delay
+
+    def lookup(self, name: str) -> tuple[RecordSpec | None, bool]:
+        """The records answering ``name`` (lower case, no trailing dot): its own, else a wildcard's by RFC
+        4592's rules; and whether to answer NOERROR (False: NXDOMAIN)."""
+        records = self.records
+        own = records.get(name)
+        if own is not None:
+            return own, True
+        existing = set()
+        for owner in records:
+            labels = owner.split(".")
+            existing.update(".".join(labels[index:]) for index in range(len(labels)))
+        if name in existing:
+            return None, False  # an empty non-terminal: records below it, none of its own
+        labels = name.split(".")
+        for index in range(1, len(labels)):
+            encloser = ".".join(labels[index:])
+            if encloser in existing:
+                # Only the wildcard child of the closest encloser may answer (RFC 4592 4.3.3).
+                source = records.get("*." + encloser)
+                return source, source is not None
+        return None, False
 
     @staticmethod
     def _values(spec: RecordSpec, qtype: int) -> list[str]:

@@ -19,7 +19,10 @@ behaviour           on the wire                                                 
 ``intermittent``    a share of requests fails (status, empty reply or reset)       0 or 22/52/56
 ==================  ============================================================  ==========
 
-With ``tls`` the connection is wrapped in TLS first (certificates from ``certs.py``); with ``health`` the
+With ``tls`` the connection is wrapped in TLS first (certificates from ``certs.py``, chosen by the SNI name
+of the handshake when the context maps names to their own); with ``plain_http`` beside it, a connection
+whose first byte is not a TLS handshake record is served as plain HTTP; ``latency`` (one way) delays the
+first byte after accepting, the TLS handshake and each answer by a round trip each; with ``health`` the
 health path answers the scenario's status and body instead of the application's; ``headers`` are added to
 every answer; ``server="nginx"`` answers error statuses with nginx's HTML pages and a ``Server: nginx``
 header, as an ingress-nginx controller does. ``::1`` edges listen on IPv6. Every socket has a timeout, every
@@ -57,6 +60,7 @@ MAX_HEADER_BYTES = 64 * 1024
 MAX_BODY_BYTES = 1024 * 1024
 MAX_REQUESTS_PER_CONNECTION = 100
 ACCEPT_POLL_SECONDS = 0.2
+TLS_HANDSHAKE_RECORD = b"\x16"  # the content type of the record that carries a ClientHello
 # What an SSH daemon would answer: a realistic "wrong service behind the port".
 GARBAGE_BYTES = b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\nProtocol mismatch.\r\n"
 
@@ -179,8 +183,14 @@ class EdgeServer:
         target_host: str = "",
         headers: Iterable[tuple[str, str]] = (),
         server: str | None = None,
+        plain_http: bool = False,
+        latency: float = 0.0,
     ) -> None:
+        """``plain_http``: with ``tls_context``, a connection whose first byte does not start a TLS record
+        is served as plain HTTP. ``latency``: one-way delay (s); every exchange waits twice that."""
         self.extra_headers = list(headers)
+        self.plain_http = plain_http
+        self.latency = latency
         self.server = server
         self.address = address
         self.behaviour = behaviour
@@ -302,10 +312,31 @@ class EdgeServer:
         with self._lock:
             self._connections[conn_id] = conn
 
+    def _round_trip(self) -> bool:
+        """Wait the round trip the scenario's latency costs; True when the sandbox is stopping."""
+        return self.latency > 0 and self._stopping.wait(2 * self.latency)
+
+    def _starts_tls(self, conn: socket.socket) -> bool:
+        """Whether the client speaks TLS first: always for a TLS edge, else by its first byte
+        (0x16, a TLS handshake record) when plain HTTP is served beside it."""
+        if self.tls_context is None:
+            return False
+        if not self.plain_http:
+            return True
+        return conn.recv(1, socket.MSG_PEEK) == TLS_HANDSHAKE_RECORD
+
     def _serve_connection(self, conn_id: int, conn: socket.socket, peer: tuple[str, int]) -> None:
         try:
             conn.settimeout(self.io_timeout)
-            if self.tls_context is not None:
+            # The TCP handshake the kernel completed at once would have cost a round trip.
+            if self._round_trip():
+                return
+            if self._starts_tls(conn):
+                assert self.tls_context is not None
+                if self.latency > 0:
+                    select.select([conn], [], [], self.io_timeout)  # the ClientHello is in
+                    if self._round_trip():
+                        return
                 conn = self.tls_context.wrap_socket(conn, server_side=True)
                 self._track(conn_id, conn)
             self._behave(conn, peer)
@@ -325,7 +356,7 @@ class EdgeServer:
             self._serve_http(conn, peer, buffer)
             return
         request = _recv_request(conn, buffer)
-        if request is None:
+        if request is None or self._round_trip():
             return
         self._log(request, peer, None)
         if kind == "empty_reply":
@@ -352,7 +383,7 @@ class EdgeServer:
             except BadRequest:
                 conn.sendall(serialise_response(status_response(400)))
                 break
-            if request is None:
+            if request is None or self._round_trip():
                 return
             if self.behaviour.kind == "slow" and self._stopping.wait(self.behaviour.delay):
                 return
@@ -490,10 +521,24 @@ class EdgeGroup:
         return {edge.address: edge for edge in self.edges}
 
 
-def server_tls_context(cert_file: str, key_file: str) -> ssl.SSLContext:
+def server_tls_context(
+    cert_file: str, key_file: str, by_server_name: dict[str, ssl.SSLContext] | None = None
+) -> ssl.SSLContext:
+    """A server context serving ``cert_file``, or the context of ``by_server_name`` whose key is the SNI
+    name of the handshake (compared in lower case without a trailing dot), as an ingress controller picks
+    a host's certificate."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert_file, key_file)
     context.set_alpn_protocols(["http/1.1"])
+    if by_server_name:
+        chosen = {name.lower().rstrip("."): host_context for name, host_context in by_server_name.items()}
+
+        def select_by_server_name(connection: ssl.SSLObject, server_name: str | None, _: object) -> None:
+            host_context = chosen.get((server_name or "").lower().rstrip("."))
+            if host_context is not None:
+                connection.context = host_context
+
+        context.sni_callback = select_by_server_name
     return context
 
 

@@ -15,6 +15,7 @@ Schema (every key except ``name``, ``description``, ``target``, ``dns`` is optio
           gone.test: {rcode: NXDOMAIN} #   or rcode NXDOMAIN | SERVFAIL | REFUSED
           empty.test: {no_answer: true}  # or NOERROR with no answer
           slow.test: {A: [127.0.10.9], delay_ms: 3000}   # delay_ms may accompany any of the above
+          "*.apps.test": {A: [127.0.10.53]}  # a wildcard (RFC 4592), see below
     edges:                             # addresses in 127.0.0.0/8 except 127.0.0.53, or ::1;
                                        # all share one port
       - {address: 127.0.10.53, behaviour: healthy, hosts: [97v.test]}  # other Host headers get 404
@@ -22,6 +23,7 @@ Schema (every key except ``name``, ``description``, ``target``, ``dns`` is optio
       - {address: 127.0.10.60, behaviour: {http_status: 503}}
       - {address: 127.0.10.61, behaviour: {slow: 300ms}}               # ms or s
       - {address: 127.0.10.62, behaviour: healthy, tls: expired}
+      - {address: 127.0.10.69, behaviour: healthy, tls: good, plain_http: true, hosts: [a.test, b.test]}
       - {address: 127.0.10.63, behaviour: blackhole}                   # SYNs dropped: connect times out
       - address: 127.0.10.64
         behaviour: {redirect: {location: "https://97v.test:{port}/health", status: 301}}
@@ -47,6 +49,8 @@ Schema (every key except ``name``, ``description``, ``target``, ``dns`` is optio
     postgres: true                     # run a real PostgreSQL for the API where the machine has one
                                        # (default true; false keeps the database simulated), or a state:
     postgres: {state: slow, delay: 400ms}   # running | down | slow | wrong_password | missing_database
+    latency: 50ms                      # one way, added to every DNS server, edge and API server; or
+                                       # {dns: 50ms, edges: 20ms, apiserver: 80ms} (missing parts: 0)
     expect:                            # what the diagnosis must find (the corpus test and --evaluate)
       top: dns-not-loadbalancer        # the top theory's rule, or null for a healthy world
       failing: [dns, api-health]       # exactly the sections that fail
@@ -89,6 +93,29 @@ does not trust), ``intermediate`` (signed by an intermediate CA, served with the
 ``missing_intermediate`` (signed by the intermediate, served without it: clients trusting only the root
 cannot verify it), ``not_yet_valid`` (``notBefore`` tomorrow) and ``wildcard_parent`` (only ``*.`` and the
 host's parent's parent, e.g. ``*.shop.test`` for ``pay.eu.shop.test``: one label too high to match).
+
+An edge with ``tls`` and ``hosts`` serves each of those hosts its own certificate of the edge's kind, chosen
+by the SNI name of the handshake, as an ingress controller picks the Secret of the Ingress ``spec.tls`` entry
+listing the host (``expired`` is then expired for every host behind that edge); a handshake naming no host or
+another one gets the certificate for the scenario's target. ``tls_hosts: {expired: [a.test, b.test]}`` gives
+those hosts of the edge one certificate of another kind naming them all (one Secret, expired, behind several
+hosts of a controller). ``plain_http: true`` beside ``tls`` answers plain
+HTTP on the same port as well (a controller's port 80 beside its 443, folded into the sandbox's one port):
+the first byte of a connection tells a TLS ClientHello (0x16) from a request line.
+
+Wildcard records (``*.apps.test``) answer as RFC 4592 says: for a name that does not exist, whose closest
+existing ancestor (a record's owner or an empty non-terminal above one) is the wildcard's parent, the
+wildcard's data is synthesised under the name asked (``x.apps.test``, ``a.b.apps.test``); not for the parent
+itself (``apps.test``), not for a name with a record of its own (an explicit record wins), and not under one
+(``x.api.apps.test`` when ``api.apps.test`` exists). A name that owns nothing but has records below it (an
+empty non-terminal) blocks the wildcard as well; like every name without records it answers NXDOMAIN.
+
+``latency`` adds a one-way delay in user space (there is no netem here), so each exchange costs a round trip
+(twice the delay) more: a DNS answer (UDP or TCP) is sent that much later, plus one round trip when a TCP
+connection is accepted; an edge waits a round trip after accepting a connection (the TCP handshake the
+kernel already completed), one more before its side of a TLS handshake and one before each answer; the API
+server likewise (TCP, TLS, each response). A client's own ``connect()`` still returns at once: the cost of
+the handshake shows in its first answer. The embedded API server only: a real kube-apiserver has none.
 
 ``postgres`` as a state (it needs PostgreSQL's server binaries, like ``postgres: true``): ``down`` gives
 the API and the exported DSN an address where nothing listens (connection refused); ``slow`` puts a proxy in
@@ -151,6 +178,8 @@ ARGUMENT_BEHAVIOURS = ("http_status", "slow", "redirect", "intermittent")
 SIMPLE_BEHAVIOURS = tuple(kind for kind in BEHAVIOUR_KINDS if kind not in ARGUMENT_BEHAVIOURS)
 INTERMITTENT_FAILURES = ("empty_reply", "reset_mid_body")
 EDGE_SERVERS = ("nginx",)
+LATENCY_PARTS = ("dns", "edges", "apiserver")
+MAX_LATENCY = 2.0  # one way, seconds: a run against the other side of the planet is 0.15
 DATABASE_STATES = ("running", "down", "slow", "wrong_password", "missing_database")
 IPV6_EDGE = ipaddress.ip_address("::1")
 SECTION_NAMES = BUILTIN_SECTIONS  # the names an `expect:` may give
@@ -235,6 +264,21 @@ class EdgeSpec:
     health: HealthSpec | None = None
     headers: tuple[tuple[str, str], ...] = ()  # added to every response of the edge
     server: str | None = None  # "nginx": error statuses answered with nginx's own HTML pages
+    plain_http: bool = False  # with tls: plain HTTP is answered on the same port too (a controller's :80)
+    tls_hosts: tuple[tuple[str, str], ...] = ()  # (host, TLS kind) where a host's certificate is not `tls`
+
+
+@dataclass(frozen=True)
+class LatencySpec:
+    """One-way delays (seconds) added in user space to every DNS server, edge and API server: each
+    exchange with them costs two of these (a round trip) more."""
+
+    dns: float = 0.0
+    edges: float = 0.0
+    apiserver: float = 0.0
+
+    def __bool__(self) -> bool:
+        return bool(self.dns or self.edges or self.apiserver)
 
 
 @dataclass(frozen=True)
@@ -307,6 +351,7 @@ class Scenario:
     expect: ExpectSpec | None = None
     authoritative: Any = None  # timed.AuthoritativeSpec: the zone's authoritative servers, if described
     changes: list[Any] = field(default_factory=list)  # timed.ChangeSpec, applied while the sandbox runs
+    latency: LatencySpec = field(default_factory=LatencySpec)
 
     def objects_of_kind(self, kind: str, namespace: str | None = None) -> list[dict[str, Any]]:
         return [
@@ -660,6 +705,11 @@ def is_hostname(text: Any) -> bool:
     return all(_HOST_LABEL.match(label) for label in text.lower().rstrip(".").split("."))
 
 
+def is_record_name(text: Any) -> bool:
+    """A host name, or a wildcard owner name: ``*.`` then a host name (RFC 4592: ``*`` is a whole label)."""
+    return is_hostname(text) or (isinstance(text, str) and text.startswith("*.") and is_hostname(text[2:]))
+
+
 def _is_int_between(value: Any, low: int, high: int) -> bool:
     """An integer (not a bool) from ``low`` to ``high`` inclusive."""
     return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
@@ -716,6 +766,7 @@ class _Validator:
                 "postgres",
                 "expect",
                 "changes",
+                "latency",
             ),
             ("name", "description", "target", "dns"),
         )
@@ -748,6 +799,7 @@ class _Validator:
         postgres, database = self.postgres(doc.get("postgres", True))
         expect = self.expect(doc["expect"]) if "expect" in doc else None
         authoritative, changes = self.timed(doc, resolvers, edges)
+        latency = self.latency(doc.get("latency", "0ms"))
         return Scenario(
             name=name,
             description=description.strip(),
@@ -767,7 +819,26 @@ class _Validator:
             expect=expect,
             authoritative=authoritative,
             changes=changes,
+            latency=latency,
         )
+
+    def latency(self, value: Any) -> LatencySpec:
+        """One duration for all, or ``{dns, edges, apiserver}`` each a duration (missing ones are 0)."""
+        expected = f"a duration such as 50ms (at most {MAX_LATENCY * 1000:g}ms)"
+        if not isinstance(value, dict):
+            delay = parse_duration(value)
+            if delay is None or delay > MAX_LATENCY:
+                parts = ", ".join(LATENCY_PARTS)
+                raise self.fail("latency", f"{expected}, or a mapping of {parts} to one", value)
+            return LatencySpec(dns=delay, edges=delay, apiserver=delay)
+        self.mapping(value, "latency", LATENCY_PARTS)
+        delays = {}
+        for part, text in value.items():
+            delay = parse_duration(text)
+            if delay is None or delay > MAX_LATENCY:
+                raise self.fail(f"latency.{part}", expected, text)
+            delays[part] = delay
+        return LatencySpec(**delays)
 
     def timed(
         self, doc: dict[str, Any], resolvers: list[ResolverSpec], edges: list[EdgeSpec]
@@ -913,8 +984,10 @@ class _Validator:
                 raise self.fail(f"{path}.records", "a mapping of names to record specs", records)
             parsed = {}
             for record_name, record in records.items():
-                if not is_hostname(record_name):
-                    raise self.fail(f"{path}.records", "host names as keys", record_name)
+                if not is_record_name(record_name):
+                    raise self.fail(
+                        f"{path}.records", "host names or wildcards (*.name) as keys", record_name
+                    )
                 parsed[record_name.lower().rstrip(".")] = self.record(record, f"{path}.records.{record_name}")
             resolvers.append(ResolverSpec(name=name, records=parsed))
         return resolvers
@@ -1000,7 +1073,17 @@ class _Validator:
             self.mapping(
                 entry,
                 path,
-                ("address", "behaviour", "hosts", "tls", "health", "headers", "server"),
+                (
+                    "address",
+                    "behaviour",
+                    "hosts",
+                    "tls",
+                    "health",
+                    "headers",
+                    "server",
+                    "plain_http",
+                    "tls_hosts",
+                ),
                 ("address", "behaviour"),
             )
             address = self.edge_address(entry["address"], f"{path}.address", seen)
@@ -1014,6 +1097,10 @@ class _Validator:
             server = entry.get("server")
             if server is not None and server not in EDGE_SERVERS:
                 raise self.fail(f"{path}.server", f"one of {', '.join(EDGE_SERVERS)}", server)
+            plain_http = entry.get("plain_http", False)
+            if plain_http is not False and (plain_http is not True or tls is None):
+                raise self.fail(f"{path}.plain_http", "true or false, true only beside tls", plain_http)
+            tls_hosts = self.tls_hosts(entry.get("tls_hosts"), f"{path}.tls_hosts", tls, hosts)
             edges.append(
                 EdgeSpec(
                     address=address,
@@ -1023,9 +1110,36 @@ class _Validator:
                     health=health,
                     headers=headers,
                     server=server,
+                    plain_http=plain_http,
+                    tls_hosts=tls_hosts,
                 )
             )
         return edges
+
+    def tls_hosts(
+        self, value: Any, path: str, tls: str | None, hosts: tuple[str, ...] | None
+    ) -> tuple[tuple[str, str], ...]:
+        """``{kind: [host, ...]}``: hosts of the edge whose certificate is of another kind than ``tls``."""
+        if value is None:
+            return ()
+        if tls is None:
+            raise self.fail(path, "nothing without tls on the edge", value)
+        if not isinstance(value, dict) or not value:
+            raise self.fail(path, f"a mapping of TLS kinds ({', '.join(TLS_KINDS)}) to lists of hosts", value)
+        chosen: dict[str, str] = {}
+        for kind, kind_hosts in value.items():
+            if kind not in TLS_KINDS:
+                raise self.fail(path, f"TLS kinds as keys ({', '.join(TLS_KINDS)})", kind)
+            if not isinstance(kind_hosts, list) or not kind_hosts:
+                raise self.fail(f"{path}.{kind}", "a list of the edge's hosts", kind_hosts)
+            for index, host in enumerate(kind_hosts):
+                name = host.lower().rstrip(".") if isinstance(host, str) else host
+                if name not in (hosts or ()):
+                    raise self.fail(f"{path}.{kind}[{index}]", "a host of the edge's hosts", host)
+                if name in chosen:
+                    raise self.fail(f"{path}.{kind}[{index}]", "a host named under one kind only", host)
+                chosen[name] = kind
+        return tuple(sorted(chosen.items()))
 
     def edge_address(self, value: Any, path: str, seen: set[str]) -> str:
         """A loopback address no other edge uses (and not the OS resolver's); added to ``seen``."""

@@ -124,14 +124,14 @@ def parse_authoritative(validator: Any, value: Any) -> AuthoritativeSpec:
 
 
 def _records(validator: Any, records: Any, path: str) -> dict[str, RecordSpec]:
-    from .scenario import is_hostname
+    from .scenario import is_record_name
 
     if not isinstance(records, dict):
         raise validator.fail(path, "a mapping of names to record specs", records)
     parsed = {}
     for name, record in records.items():
-        if not is_hostname(name):
-            raise validator.fail(path, "host names as keys", name)
+        if not is_record_name(name):
+            raise validator.fail(path, "host names or wildcards (*.name) as keys", name)
         parsed[name.lower().rstrip(".")] = validator.record(record, f"{path}.{name}")
     return parsed
 
