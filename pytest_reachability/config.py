@@ -1258,6 +1258,18 @@ def describe(settings: Settings) -> list[str]:
     Lines carry no prefix: the plugin's header hook puts ``reachability:`` before each.
     """
     target = settings.target.display if settings.target is not None else "not set (--target)"
+    if len(settings.targets) > 1:
+        shown = [spec.key for spec in settings.targets[:3]]
+        more = f", … (+{len(settings.targets) - 3})" if len(settings.targets) > 3 else ""
+        target = f"{len(settings.targets)} targets: {', '.join(shown)}{more}"
+    if settings.discover:
+        target += (
+            " (discovered"
+            + (f", selector {settings.discover_selector}" if settings.discover_selector else "")
+            + ")"
+        )
+    if settings.shard is not None:
+        target += f" — shard {settings.shard[0]}/{settings.shard[1]}"
     lines = [
         f"target: {target}",
         "cluster: "
