@@ -448,7 +448,11 @@ def pytest_runtestloop(session: pytest.Session) -> None:
             specs.setdefault(spec.key, spec)
     if not specs:
         return
-    state.prefetcher = Prefetcher(state.shared, state.settings.concurrency)
+    from .probes.propagation import authoritative_port
+
+    state.prefetcher = Prefetcher(
+        state.shared, state.settings.concurrency, authoritative_port=authoritative_port(state.sandbox_info)
+    )
     namespaces = list(dict.fromkeys(spec.namespace or state.settings.namespace for spec in specs.values()))
     cluster = (
         (state.settings, namespaces) if state.settings.kubeconfig or os.environ.get("KUBECONFIG") else None

@@ -80,6 +80,28 @@ def health_results(
     return key, shared.get(key, run)
 
 
+def propagation_report(target: Any, settings: Any, port: int, shared: Any) -> Any:
+    """What the zone's authoritative servers answer for the target's name against what every resolver
+    caches (``probes.propagation``); once per session."""
+    from .probes import propagation
+
+    return shared.get(
+        f"propagation:{target.host}:{settings.resolvers}:{port}",
+        lambda: propagation.probe(target, settings, port=port),
+    )
+
+
+def changes_key(server: str, namespace: str) -> str:
+    return f"suite-changes:{server}:{namespace}"
+
+
+def cluster_changes(cluster: Any, namespace: str, shared: Any) -> dict[str, Any]:
+    """The namespace's recent changes (``changes.cluster_changes``), read once per namespace."""
+    from .changes import cluster_changes as read
+
+    return shared.get(changes_key(cluster.server, namespace), lambda: read(cluster, namespace))
+
+
 def tcp_results(target: Any, addresses: Iterable[str], settings: Any, shared: Any) -> list[Any]:
     """One TCP connect per address, concurrently; once per session."""
     from .probes import tcp
@@ -108,8 +130,9 @@ class Prefetcher:
     """A bounded pool probing targets ahead of their tests. ``stop()`` waits for nothing: a probe in
     flight ends within its own timeout, its thread is a daemon, and its result is simply not read."""
 
-    def __init__(self, shared: Any, concurrency: int) -> None:
+    def __init__(self, shared: Any, concurrency: int, *, authoritative_port: int | None = None) -> None:
         self.shared = shared
+        self.authoritative_port = authoritative_port  # where the zone's authoritative servers answer
         self._pool = ThreadPoolExecutor(max(1, concurrency), thread_name_prefix="reachability-prefetch")
         self._futures: list[Future] = []
         self._stopped = threading.Event()
@@ -133,7 +156,10 @@ class Prefetcher:
             return
         self._connection = connection
         views = [ClusterReads(connection.in_namespace(namespace), self.shared) for namespace in namespaces]
-        _run_together([view.warm for view in views])
+        changes = [
+            lambda view=view: cluster_changes(view.cluster, view.namespace, self.shared) for view in views
+        ]
+        _run_together([*(view.warm for view in views), *changes])
 
     def _warm(self, target: Any, settings: Any) -> None:
         if self._stopped.is_set():
@@ -145,6 +171,9 @@ class Prefetcher:
                 work: list[Callable[[], Any]] = [
                     lambda: health_results(target, settings, self.shared, lambda: report),
                 ]
+                if not target.is_ip and self.authoritative_port is not None:
+                    port = self.authoritative_port
+                    work.append(lambda: propagation_report(target, settings, port, self.shared))
                 if addresses:
                     work.append(lambda: tcp_results(target, addresses, settings, self.shared))
                     if target.scheme == "https":

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from pytest_reachability import history
-from pytest_reachability.changes import cluster_changes, describe_move, moved_loadbalancers
+from pytest_reachability import history, prefetch
+from pytest_reachability.changes import describe_move, moved_loadbalancers
 from pytest_reachability.probes import propagation
 from pytest_reachability.state import find_state
 
@@ -89,13 +89,15 @@ def test_dns_answers_are_loadbalancer_addresses(resolved, target_service, eviden
 # What the zone's authoritative servers answer against what the resolvers still cache, and whether DNS still
 # answers an address a LoadBalancer had in an earlier run (docs/waiting.md).
 @pytest.fixture(scope="module")
-def dns_propagation(target: Any, reachability_settings: Any, pytestconfig: pytest.Config) -> Any:
+def dns_propagation(
+    target: Any, reachability_settings: Any, shared_results: Any, pytestconfig: pytest.Config
+) -> Any:
     """The propagation report of the target's name; skips for an IP target."""
     if target.is_ip:
         pytest.skip(f"target {target.host} is an IP address: nothing to resolve")
     state = find_state(pytestconfig)
     port = propagation.authoritative_port(state.sandbox_info if state is not None else None)
-    return propagation.probe(target, reachability_settings, port=port)
+    return prefetch.propagation_report(target, reachability_settings, port, shared_results)
 
 
 def test_resolvers_serve_what_the_authoritative_servers_answer(dns_propagation, evidence):
@@ -115,10 +117,7 @@ def test_dns_does_not_answer_a_former_loadbalancer_address(
     dns, target, target_service, cluster, reachability_settings, shared_results, evidence
 ):
     # One read per namespace, however many of a fleet's targets live there.
-    changes = shared_results.get(
-        f"suite-changes:{cluster.server}:{target_service.namespace}",
-        lambda: cluster_changes(cluster, target_service.namespace),
-    )
+    changes = prefetch.cluster_changes(cluster, target_service.namespace, shared_results)
     evidence.record("cluster_changes", changes)
     if not reachability_settings.results_db:
         pytest.skip("no history to compare addresses with (give --results-db to remember what each run saw)")
