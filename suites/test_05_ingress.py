@@ -27,15 +27,18 @@ def rules_for_host(ingresses: list[Any], host: str) -> list[tuple[Any, dict]]:
 
 
 def record_ingresses(ingresses: list[Any], host: str, evidence: Any) -> None:
-    """The Ingresses with a rule for ``host`` as evidence, or every one when none has (what the namespace
-    routes instead): a fleet's namespace may hold hundreds of rules for other hosts."""
+    """Every Ingress of the namespace as evidence: in full when none routes ``host`` (what it routes
+    instead); else those routing it with their rules for ``host`` and the others without rules -- their
+    class and published address still tell which controllers serve what, while a fleet's namespace may hold
+    hundreds of rules for other hosts."""
     matching = [ingress for ingress in ingresses if rules_for_host([ingress], host)]
-    for ingress in matching:
-        # Its rules for this host (and TLS entries naming it): the rules of a fleet's other hosts say
-        # nothing about this one.
-        evidence.record("ingress", for_host(ingress, host))
-    for ingress in ingresses if not matching else ():
-        evidence.record("ingress", ingress)
+    for ingress in ingresses:
+        if not matching:
+            evidence.record("ingress", ingress)
+        elif ingress in matching:
+            evidence.record("ingress", for_host(ingress, host))
+        else:
+            evidence.record("ingress", dataclasses.replace(ingress, rules=(), tls=()))
 
 
 def for_host(ingress: Any, host: str) -> Any:
