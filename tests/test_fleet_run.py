@@ -396,3 +396,38 @@ def test_xdist_keeps_each_targets_tests_on_one_worker_and_agrees_with_a_serial_r
             workers.setdefault(host, set()).add(parts[0])
     assert set(workers) == set(hosts), parallel.stdout[-2000:]
     assert all(len(found) == 1 for found in workers.values()), workers
+
+
+def test_wait_waits_for_every_target_and_names_the_one_still_failing(tmp_path):
+    run = run_pytest(
+        tmp_path,
+        "--sandbox",
+        "fleet",
+        "--target",
+        "svc-001.fleet.test",
+        "--target",
+        "svc-013.fleet.test",
+        "--wait=3s",
+        "--results-json=wait.json",
+        "-q",
+        "-k",
+        "api_health",
+        timeout=180,
+    )
+    assert run.returncode == 1, run.stdout[-3000:]
+    wait = read_document(tmp_path / "wait.json")["run"]["wait"]
+    assert wait["outcome"] == "deadline" and wait["attempts"] >= 1
+    assert "svc-013.fleet.test" in wait["last_reason"] and "svc-001.fleet.test" not in wait["last_reason"]
+
+
+def test_one_attempt_over_several_targets_is_healthy_only_when_every_target_is():
+    from pytest_reachability.wait import CheckResult, combine
+
+    healthy = CheckResult(reasons=[], caches_agree=True, retry_at=None)
+    stale = CheckResult(reasons=["dns: b still cached"], caches_agree=False, notes=["expires"], retry_at=12.0)
+    failing = CheckResult(reasons=["api-health: c refused"], retry_at=30.0)
+    assert combine([healthy, healthy]).reasons == [] and combine([healthy]).caches_agree is True
+    both = combine([healthy, stale, failing])
+    assert both.reasons == ["dns: b still cached", "api-health: c refused"]
+    assert both.caches_agree is False and both.retry_at == 12.0 and both.notes == ["expires"]
+    assert combine([failing]).caches_agree is None
