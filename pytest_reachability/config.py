@@ -965,6 +965,19 @@ def _find_file_section(
     return pyproject, "[tool.reachability]", section
 
 
+@dataclass
+class _Gathered:
+    """What the sources gave, as :func:`resolve_settings` reads them one after the other."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=lambda: dict.fromkeys(SETTING_KEYS, "default"))
+    tables: dict[str, dict] = field(default_factory=dict)
+    config_file: str | None = None
+    mask_env: list[str] = field(default_factory=list)
+    file_targets: list[TargetSpec] = field(default_factory=list)
+    given_targets: dict[str, list[TargetSpec]] = field(default_factory=dict)  # source -> its targets
+
+
 def resolve_settings(
     cli: Mapping[str, Any],
     environ: Mapping[str, str],
@@ -979,96 +992,96 @@ def resolve_settings(
     ``resolvers`` is a list of strings. Every given value is validated, even one a higher source
     overrides, so a wrong value never waits silently. Raises SettingsError or TargetError (one line).
     """
-    invocation_dir = invocation_dir or Path.cwd()
-    values: dict[str, Any] = {}
-    sources = dict.fromkeys(SETTING_KEYS, "default")
-    tables: dict[str, dict] = {}
-    config_file = None
-    mask_env: list[str] = []
-    file_targets: list[TargetSpec] = []
-    given_targets: dict[str, list[TargetSpec]] = {}  # source -> its targets
-
-    found = _find_file_section(config_option, environ, rootpath, invocation_dir)
+    gathered = _Gathered()
+    found = _find_file_section(config_option, environ, rootpath, invocation_dir or Path.cwd())
     if found is not None:
-        path, section_name, section = found
-        config_file = str(path)
-        where = f"in {config_file!r} {section_name}"
-        for file_key, value in section.items():
-            key = _FILE_KEYS.get(file_key)
-            if file_key == MASK_ENV_KEY:
-                try:
-                    mask_env += _mask_env_names(value)
-                except ValueError as error:
-                    raise SettingsError(f"{file_key!r} {where}: {error}") from None
-                continue
-            if file_key == TARGETS_KEY:
-                file_targets = _file_targets(value, where)
-                continue
-            if key is None:
-                if isinstance(value, dict):
-                    tables[file_key] = value
-                    continue
-                raise SettingsError(f"unknown key {file_key!r} {where}; {_suggest(file_key)}")
+        _gather_file(gathered, *found)
+    _gather_environment(gathered, environ)
+    _gather_command_line(gathered, cli)
+    mask, mask_env = _masking(cli, environ, gathered.mask_env)
+    values, sources, file_targets = gathered.values, gathered.sources, gathered.file_targets
+    if "target" in values:  # the file's ``target = "..."``, first of the file's targets
+        file_targets.insert(0, TargetSpec(values["target"], origin="file"))
+    if file_targets and sources["target"] == "default":
+        sources["target"] = "file"
+    given = gathered.given_targets
+    targets = _dedupe_targets(given.get("cli") or given.get("env") or file_targets)
+    if targets:
+        values["target"] = targets[0].target
+    return Settings(
+        **values,
+        targets=targets,
+        config_file=gathered.config_file,
+        sources=sources,
+        tables=gathered.tables,
+        mask=mask,
+        mask_env=mask_env,
+    )
+
+
+def _gather_file(gathered: _Gathered, path: Path, section_name: str, section: dict[str, Any]) -> None:
+    gathered.config_file = str(path)
+    where = f"in {gathered.config_file!r} {section_name}"
+    for file_key, value in section.items():
+        key = _FILE_KEYS.get(file_key)
+        if file_key == MASK_ENV_KEY:
             try:
-                values[key] = _convert_file_value(key, value, path.parent)
+                gathered.mask_env += _mask_env_names(value)
             except ValueError as error:
                 raise SettingsError(f"{file_key!r} {where}: {error}") from None
-            sources[key] = "file"
+        elif file_key == TARGETS_KEY:
+            gathered.file_targets = _file_targets(value, where)
+        elif key is None:
+            if not isinstance(value, dict):
+                raise SettingsError(f"unknown key {file_key!r} {where}; {_suggest(file_key)}")
+            gathered.tables[file_key] = value
+        else:
+            try:
+                gathered.values[key] = _convert_file_value(key, value, path.parent)
+            except ValueError as error:
+                raise SettingsError(f"{file_key!r} {where}: {error}") from None
+            gathered.sources[key] = "file"
 
+
+def _gather_environment(gathered: _Gathered, environ: Mapping[str, str]) -> None:
     for key in SETTING_KEYS:
         raw = environ.get(env_name(key), "")
         if not raw.strip():  # an empty variable is how CI jobs unset a setting
             continue
         try:
             if key == "target":  # several targets separated by whitespace
-                given_targets["env"] = [TargetSpec(parse_target(t), origin="env") for t in raw.split()]
-                sources[key] = "env"
-                continue
-            values[key] = _convert_text(key, raw, base_dir=None, check_exists=True)
+                gathered.given_targets["env"] = [
+                    TargetSpec(parse_target(t), origin="env") for t in raw.split()
+                ]
+            else:
+                gathered.values[key] = _convert_text(key, raw, base_dir=None, check_exists=True)
         except ValueError as error:
             raise SettingsError(f"{env_name(key)}: {error}") from None
-        sources[key] = "env"
+        gathered.sources[key] = "env"
 
+
+def _gather_command_line(gathered: _Gathered, cli: Mapping[str, Any]) -> None:
     for key in SETTING_KEYS:
         given = cli.get(key)
         if given is None:
             continue
+        items = [given] if isinstance(given, str) else list(given) if key in ("target", "resolvers") else []
         try:
             if key == "target":  # --target is repeatable
-                items = [given] if isinstance(given, str) else list(given)
-                given_targets["cli"] = [TargetSpec(parse_target(str(t)), origin="cli") for t in items]
-                sources[key] = "cli"
-                continue
-            if key == "resolvers":
-                items = [given] if isinstance(given, str) else list(given)
-                values[key] = _dedupe(
+                gathered.given_targets["cli"] = [
+                    TargetSpec(parse_target(str(t)), origin="cli") for t in items
+                ]
+            elif key == "resolvers":
+                gathered.values[key] = _dedupe(
                     resolver
                     for item in items
                     for resolver in _convert_text(key, item, base_dir=None, check_exists=True)
                 )
             else:
-                values[key] = _convert_text(key, str(given), base_dir=None, check_exists=True)
+                gathered.values[key] = _convert_text(key, str(given), base_dir=None, check_exists=True)
         except ValueError as error:
             raise SettingsError(f"{_CLI_FLAGS[key]}: {error}") from None
-        sources[key] = "cli"
-
-    mask, mask_env = _masking(cli, environ, mask_env)
-    if "target" in values:  # the file's ``target = "..."``, first of the file's targets
-        file_targets.insert(0, TargetSpec(values["target"], origin="file"))
-    if file_targets and sources["target"] == "default":
-        sources["target"] = "file"
-    targets = _dedupe_targets(given_targets.get("cli") or given_targets.get("env") or file_targets)
-    if targets:
-        values["target"] = targets[0].target
-    return Settings(
-        **values,
-        targets=targets,
-        config_file=config_file,
-        sources=sources,
-        tables=tables,
-        mask=mask,
-        mask_env=mask_env,
-    )
+        gathered.sources[key] = "cli"
 
 
 def _dedupe_targets(targets: Iterable[TargetSpec]) -> list[TargetSpec]:

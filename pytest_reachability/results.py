@@ -169,6 +169,25 @@ def gate_member_outcome(report: Any) -> tuple[str | None, str]:
     return None, ""
 
 
+def _fold_failure(test: TestResult, report: Any) -> None:
+    if report.when == "call":
+        test.outcome = "failed"  # a strict XPASS fails too
+    elif test.outcome not in ("failed",):
+        test.outcome = "error"
+    test.reason = failure_line(report)
+    test.longrepr = getattr(report, "longreprtext", "") or ""
+
+
+def _fold_skip(test: TestResult, report: Any) -> None:
+    blocked_by = getattr(report, "reachability_blocked_by", None)
+    if hasattr(report, "wasxfail"):
+        test.outcome, test.reason = "xfailed", first_line(str(report.wasxfail))
+    elif blocked_by:
+        test.outcome, test.blocked_by, test.reason = "blocked", blocked_by, failure_line(report)
+    else:
+        test.outcome, test.reason = "skipped", failure_line(report)
+
+
 class RunResults:
     """Per-test outcomes folded from phase reports."""
 
@@ -191,23 +210,11 @@ class RunResults:
         test.gate = getattr(report, "reachability_gate", None) or test.gate
         test.evidence.extend(getattr(report, "reachability_evidence", None) or [])
         test.duration += getattr(report, "duration", 0.0) or 0.0
-        blocked_by = getattr(report, "reachability_blocked_by", None)
-        when = report.when
         if report.failed:
-            if when == "call":
-                test.outcome = "failed"  # a strict XPASS fails too
-            elif test.outcome not in ("failed",):
-                test.outcome = "error"
-            test.reason = failure_line(report)
-            test.longrepr = getattr(report, "longreprtext", "") or ""
+            _fold_failure(test, report)
         elif report.skipped:
-            if hasattr(report, "wasxfail"):
-                test.outcome, test.reason = "xfailed", first_line(str(report.wasxfail))
-            elif blocked_by:
-                test.outcome, test.blocked_by, test.reason = "blocked", blocked_by, failure_line(report)
-            else:
-                test.outcome, test.reason = "skipped", failure_line(report)
-        elif when == "call" and test.outcome not in ("error", "failed"):
+            _fold_skip(test, report)
+        elif report.when == "call" and test.outcome not in ("error", "failed"):
             test.outcome = "xpassed" if hasattr(report, "wasxfail") else "passed"
 
     def discard_unfinished(self) -> None:
