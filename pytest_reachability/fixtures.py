@@ -155,7 +155,9 @@ def reachability_namespace(pytestconfig: pytest.Config) -> str | None:
     """The namespace a test reads: the run's (``--namespace``; None is the kubeconfig's default), or,
     in a run of several targets, the namespace of the test's target; cluster-wide checks run once per
     namespace of the run."""
-    return _state(pytestconfig).settings.namespace
+    settings = _state(pytestconfig).settings
+    own = settings.targets[0].namespace if len(settings.targets) == 1 else None
+    return own or settings.namespace
 
 
 @pytest.fixture(scope="session")
