@@ -104,9 +104,10 @@ def _build_parser() -> argparse.ArgumentParser:
 
     merge = commands.add_parser(
         "merge",
-        help="merge --results-json files of several jobs into one report",
-        description="One report from the --results-json files of several jobs (regions, clusters, targets): "
-        "an overview and a section table per target. Without an output option the markdown goes to stdout.",
+        help="merge --results-json files of several jobs (or fleet shards) into one report",
+        description="One report from the --results-json files of several jobs (regions, clusters, --shard "
+        "I/N runs of a fleet): the fleet summary, an overview and a section table per target. Without an "
+        "output option the markdown goes to stdout.",
     )
     merge.add_argument(
         "inputs", nargs="+", metavar="RESULTS.json", help="--results-json files (or earlier merged files)"
@@ -148,7 +149,7 @@ def run_merge(args: argparse.Namespace) -> int:
             status = "FAIL" if shard.failed else shard.status
             score = "n/a" if shard.health_score is None else f"{shard.health_score}%"
             print(f"{status} {shard.label} health {score} ({shard.source})")
-    return EXIT_FAILED if any(shard.failed for shard in shards) else EXIT_OK
+    return EXIT_FAILED if merge.merge_failed(shards) else EXIT_OK
 
 
 def run_probe(args: argparse.Namespace) -> int:

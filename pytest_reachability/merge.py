@@ -1,11 +1,20 @@
-"""Merge ``--results-json`` files of several jobs (regions, clusters, targets) into one report.
+"""Merge ``--results-json`` files of several jobs (regions, clusters, fleet shards) into one report.
 
     python -m pytest_reachability merge eu.json us.json --html merged.html --incident-report merged.md
+    python -m pytest_reachability merge shard-1.json shard-2.json shard-3.json --html fleet.html
 
-Each input is one *shard*: a run against one target. The merged report has a header table of every
-shard (target, health, status, top theory) and a section table per shard. Outputs: a self-contained
-HTML page (no scripts, no external resources), a GitHub-markdown report, and a merged JSON document
-(``kind: reachability-merge``) that ``merge`` also accepts as input.
+Every target of every input is one row (a :class:`Shard`): a results document of schema 1.2 contributes
+one row per entry of its ``targets`` list (a ``--shard I/N`` run verifies part of a fleet), an older
+document one row, its ``run.target``. The same target (display form and namespace) in two inputs is an
+error: two shards of one fleet never verify the same target. The merged report starts with the fleet
+summary (how many targets are healthy and failing, and the causes shared by several targets), then a
+table of every target (health, status, top cause) and a section table per target. Outputs: a
+self-contained HTML page (no scripts, no external resources), a GitHub-markdown report, and a merged
+JSON document (``kind: reachability-merge``) that ``merge`` also accepts as input.
+
+Shared causes are grouped across inputs by ``(rule, title)``: the targets a cause lists in each input's
+``fleet.causes`` are joined, and a theory found for targets of different inputs (each input listed it
+for one target only, so as shared by none) becomes shared once two targets of the merge have it.
 
 Results files are read by ``report.json.read_results_json`` (the schema has one owner); a hand-edited
 file with a wrong value type is one ``MergeInputError`` line, not a traceback. Every string shown
@@ -32,8 +41,11 @@ __all__ = [
     "MergeInputError",
     "Shard",
     "SectionCounts",
+    "fleet_summary",
     "load_shard",
     "load_shards",
+    "load_targets",
+    "shards_from_documents",
     "read_document",
     "merged_document",
     "render_html",
@@ -43,8 +55,11 @@ __all__ = [
 ]
 
 MERGE_KIND = "reachability-merge"
+NO_TARGET = "(no target)"
 MERGE_SCHEMA_VERSION = 1
 STATUS_MARK = {"PASS": "✅ PASS", "FAIL": "❌ FAIL", "BLOCKED": "⏸️ BLOCKED", "SKIPPED": "➖ SKIPPED"}
+TARGET_STATUSES = ("PASS", "FAIL", "BLOCKED", "SKIPPED")
+FAILING_STATUSES = ("FAIL", "BLOCKED")
 
 
 class MergeInputError(Exception):
@@ -65,6 +80,8 @@ class Shard:
     theories: list[dict[str, Any]]
     history: dict[str, Any] | None
     document: dict[str, Any]
+    declared_status: str | None = None  # a fleet document's per-target status, else derived
+    shard: dict[str, int] | None = None  # the input's run.shard: {"index": I, "count": N}
 
     @property
     def label(self) -> str:
@@ -72,15 +89,23 @@ class Shard:
 
     @property
     def failed(self) -> bool:
+        if self.declared_status is not None:
+            return self.declared_status in FAILING_STATUSES
         return any(t.get("outcome") in ("failed", "error", "blocked") for t in self.tests) or any(
             s.failed or s.error or s.blocked for s in self.sections
         )
 
     @property
     def status(self) -> str:
+        if self.declared_status is not None:
+            return self.declared_status
         if self.failed:
             return "FAIL"
         return "PASS" if any(s.passed for s in self.sections) else "NO CHECKS"
+
+    @property
+    def top_cause(self) -> str:
+        return str(self.theories[0].get("title") or "") if self.theories else ""
 
     def counts(self) -> tuple[int, int]:
         """(passed, counted) as the health score counts them."""
@@ -134,8 +159,8 @@ def schema_version_supported(version: Any) -> bool:
 
 
 def load_shards(paths: Sequence[str | Path]) -> list[Shard]:
-    """Every shard of every file (a merged document contributes all of its shards)."""
-    shards: list[Shard] = []
+    """Every target of every file (a merged document contributes all of its inputs' targets)."""
+    documents: list[tuple[str, dict[str, Any]]] = []
     for name in paths:
         path = Path(name)
         if not path.exists():
@@ -157,29 +182,109 @@ def load_shards(paths: Sequence[str | Path]) -> list[Shard]:
                     raise MergeInputError(
                         f"{path}#{index + 1}: a shard is {type(inner).__name__}, not an object"
                     )
-                shards.append(_load_checked(inner, f"{path}#{index + 1}"))
+                documents.append((f"{path}#{index + 1}", inner))
         else:
-            shards.append(_load_checked(document, str(path)))
-    if not shards:
+            documents.append((str(path), document))
+    return shards_from_documents(documents)
+
+
+def shards_from_documents(documents: Sequence[tuple[str, dict[str, Any]]]) -> list[Shard]:
+    """One row per target of the ``(source, results document)`` pairs, sorted by target.
+
+    The same target (display form and namespace) in two documents is a MergeInputError."""
+    shards: list[Shard] = []
+    seen: dict[tuple[str, str | None], str] = {}
+    for source, document in documents:
+        for shard in _load_checked(document, source):
+            key = (shard.target, shard.namespace)
+            if shard.target != NO_TARGET and key in seen:
+                raise MergeInputError(
+                    f"{source}: target {shard.label} is also in {seen[key]}; "
+                    "each target belongs to one shard (same --shard count, different index?)"
+                )
+            seen[key] = source
+            shards.append(shard)
+    if not documents:
         raise MergeInputError("no results to merge")
-    return shards
+    return sorted(shards, key=lambda shard: (shard.target, shard.namespace or ""))
 
 
-def _load_checked(document: dict[str, Any], source: str) -> Shard:
-    """``load_shard``, with any value of a wrong type left unchecked turned into one line naming the file."""
+def _load_checked(document: dict[str, Any], source: str) -> list[Shard]:
+    """``load_targets``, with a value of a wrong type left unchecked turned into one line naming the file."""
     try:
-        return load_shard(document, source)
-    except (ValueError, TypeError, AttributeError) as error:
+        return load_targets(document, source)
+    except (ValueError, TypeError, AttributeError, KeyError) as error:
         raise MergeInputError(f"{source}: malformed results: {_one_line(error)}") from None
 
 
-def load_shard(document: dict[str, Any], source: str) -> Shard:
-    """A shard from one ``--results-json`` document; a wrong schema version is a MergeInputError."""
+def load_targets(document: dict[str, Any], source: str) -> list[Shard]:
+    """One row per verified target: the entries of the ``targets`` list (schema 1.2), else the whole run."""
+    targets = document.get("targets")
+    if targets is None:
+        return [load_shard(document, source)]
+    _check_version(document, source)
+    if not isinstance(targets, list):
+        raise MergeInputError(f"{source}: targets is {type(targets).__name__}, not a list")
+    run = document.get("run") if isinstance(document.get("run"), dict) else {}
+    tests_by_id = {
+        str(t.get("nodeid")): t for t in document.get("tests") or [] if isinstance(t, dict)
+    }
+    rows = []
+    for index, entry in enumerate(targets):
+        where = f"{source}: targets[{index}]"
+        if not isinstance(entry, dict) or not entry.get("target"):
+            raise MergeInputError(f"{where}: not an object with a target")
+        status = entry.get("status")
+        if status not in TARGET_STATUSES:
+            raise MergeInputError(f"{where}: status is {status!r}, not one of {', '.join(TARGET_STATUSES)}")
+        nodeids = entry.get("tests") or []
+        if not isinstance(nodeids, list):
+            raise MergeInputError(f"{where}: tests is {type(nodeids).__name__}, not a list of node ids")
+        tests = [tests_by_id[str(nodeid)] for nodeid in nodeids if str(nodeid) in tests_by_id]
+        score = entry.get("health_score")
+        rows.append(
+            Shard(
+                source=source,
+                target=str(_redact(str(entry["target"]))),
+                namespace=entry.get("namespace"),
+                started=run.get("started"),
+                health_score=int(score) if isinstance(score, int | float) else None,
+                sections=_sections(entry.get("sections"), tests, f"{source}: {entry['target']}"),
+                tests=tests,
+                theories=[t for t in entry.get("theories") or [] if isinstance(t, dict)],
+                history=entry.get("history") if isinstance(entry.get("history"), dict) else None,
+                document=document,
+                declared_status=status,
+                shard=_shard_of(run, source),
+            )
+        )
+    return rows
+
+
+def _shard_of(run: dict[str, Any], source: str) -> dict[str, int] | None:
+    shard = run.get("shard")
+    if not isinstance(shard, dict):
+        return None
+    index, count = shard.get("index"), shard.get("count")
+    if not (isinstance(index, int) and isinstance(count, int) and 1 <= index <= count):
+        raise MergeInputError(
+            f"{source}: run.shard is {shard!r}, not {{'index': I, 'count': N}} with 1 <= I <= N"
+        )
+    return {"index": index, "count": count}
+
+
+def _check_version(document: dict[str, Any], source: str) -> None:
     version = document.get("schema_version")
     if not schema_version_supported(version):
         raise MergeInputError(
             f"{source}: results schema version {version!r} is not supported; expected {SCHEMA_MAJOR}.x"
         )
+
+
+def load_shard(document: dict[str, Any], source: str) -> Shard:
+    """The whole run of one ``--results-json`` document as one row; a wrong schema version is a
+    MergeInputError."""
+    _check_version(document, source)
     run = document.get("run") if isinstance(document.get("run"), dict) else {}
     tests = [t for t in document.get("tests") or [] if isinstance(t, dict)]
     sections = _sections(document.get("sections"), tests, source)
@@ -188,7 +293,7 @@ def load_shard(document: dict[str, Any], source: str) -> Shard:
         score = document["health"].get("score")
     history = document.get("history") if isinstance(document.get("history"), dict) else None
     theories = [t for t in document.get("theories") or [] if isinstance(t, dict)]
-    target = run.get("target") or document.get("target") or "(no target)"
+    target = run.get("target") or document.get("target") or NO_TARGET
     return Shard(
         source=source,
         target=str(_redact(str(target))),
@@ -200,6 +305,7 @@ def load_shard(document: dict[str, Any], source: str) -> Shard:
         theories=theories,
         history=history,
         document=document,
+        shard=_shard_of(run, source),
     )
 
 
@@ -265,6 +371,106 @@ def _fill_blocked_by(rows: list[SectionCounts], tests: list[dict[str, Any]]) -> 
             row.count(None, blocked_by=str(test["blocked_by"]))
 
 
+# --------------------------------------------------------------------------- the fleet
+
+
+def _documents(shards: Sequence[Shard]) -> list[tuple[str, dict[str, Any]]]:
+    """The input documents behind the rows, once each, in input order."""
+    found: dict[int, tuple[str, dict[str, Any]]] = {}
+    for shard in sorted(shards, key=lambda s: s.source):
+        found.setdefault(id(shard.document), (shard.source, shard.document))
+    return list(found.values())
+
+
+def shared_causes(shards: Sequence[Shard]) -> list[dict[str, Any]]:
+    """Causes shared by several targets, grouped by ``(rule, title)`` across every input.
+
+    Most targets first; each cause's targets in the rows' order."""
+    order = {shard.target: index for index, shard in enumerate(shards)}
+    groups: dict[tuple[str, str], list[str]] = {}
+
+    def add(key: tuple[str, str], target: str) -> None:
+        members = groups.setdefault(key, [])
+        if target not in members:
+            members.append(target)
+
+    for _, document in _documents(shards):
+        fleet = document.get("fleet") if isinstance(document.get("fleet"), dict) else {}
+        for cause in fleet.get("causes") or []:
+            if isinstance(cause, dict) and isinstance(cause.get("targets"), list):
+                key = (str(cause.get("rule") or ""), str(_redact(str(cause.get("title") or ""))))
+                for target in cause["targets"]:
+                    add(key, str(_redact(str(target))))
+    by_theory: dict[tuple[str, str], list[str]] = {}
+    for shard in shards:
+        for theory in shard.theories:
+            key = (str(theory.get("rule") or ""), str(_redact(str(theory.get("title") or ""))))
+            if shard.target not in by_theory.setdefault(key, []):
+                by_theory[key].append(shard.target)
+    for key, targets in by_theory.items():
+        if len(targets) >= 2:
+            for target in targets:
+                add(key, target)
+    causes = [
+        {"rule": rule, "title": title, "targets": sorted(targets, key=lambda t: order.get(t, len(order)))}
+        for (rule, title), targets in groups.items()
+    ]
+    return sorted(causes, key=lambda cause: (-len(cause["targets"]), cause["title"], cause["rule"]))
+
+
+def cluster_wide_failures(shards: Sequence[Shard]) -> list[tuple[str, dict[str, Any]]]:
+    """Failed checks that belong to no target (``"target": null``: run once per input), with their input."""
+    failures = []
+    for source, document in _documents(shards):
+        if "targets" not in document:
+            continue  # an older document's tests all belong to its one target
+        for test in document.get("tests") or []:
+            if isinstance(test, dict) and "target" in test and test["target"] is None:
+                if test.get("outcome") in ("failed", "error"):
+                    failures.append((source, test))
+    return failures
+
+
+def fleet_summary(shards: Sequence[Shard]) -> dict[str, Any]:
+    """``{"targets", "healthy", "failing", "causes"}`` over every row, as a fleet run's ``fleet`` object."""
+    return {
+        "targets": len(shards),
+        "healthy": sum(1 for shard in shards if shard.status == "PASS"),
+        "failing": sum(1 for shard in shards if shard.failed),
+        "causes": shared_causes(shards),
+    }
+
+
+def merge_failed(shards: Sequence[Shard]) -> bool:
+    """A target failed, or a check that belongs to no target did."""
+    return any(shard.failed for shard in shards) or bool(cluster_wide_failures(shards))
+
+
+def _fleet_lines(shards: Sequence[Shard]) -> tuple[str, list[str], list[str]]:
+    """The fleet summary as (headline, one line per shared cause, one line per failed cluster-wide check)."""
+    fleet = fleet_summary(shards)
+    other = fleet["targets"] - fleet["healthy"] - fleet["failing"]
+    headline = f"{fleet['targets']} target(s): {fleet['healthy']} healthy, {fleet['failing']} failing" + (
+        f", {other} without a verdict" if other else ""
+    )
+    causes = []
+    for cause in fleet["causes"]:
+        shown = ", ".join(cause["targets"][:20]) + (", ..." if len(cause["targets"]) > 20 else "")
+        rule = f" ({cause['rule']})" if cause["rule"] else ""
+        causes.append(f"{cause['title']}{rule}: {len(cause['targets'])} targets: {shown}")
+    cluster = [
+        f"{test.get('nodeid', '')} ({Path(source).name}): {test.get('reason') or test.get('outcome')}"
+        for source, test in cluster_wide_failures(shards)
+    ]
+    return headline, causes, cluster
+
+
+def _shard_text(shard: Shard) -> str:
+    """Where a row came from: the file, and the shard when the run was one."""
+    name = Path(shard.source).name
+    return f"{name} (shard {shard.shard['index']}/{shard.shard['count']})" if shard.shard else name
+
+
 # --------------------------------------------------------------------------- rendering
 
 
@@ -318,6 +524,7 @@ def render_markdown(shards: Sequence[Shard], *, title: str = "Reachability repor
     """One markdown report: an overview of every shard, then each shard's section table and theories."""
     failed = [s for s in shards if s.failed]
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    headline, causes, cluster = _fleet_lines(shards)
     lines = [
         f"# {title}",
         "",
@@ -325,17 +532,26 @@ def render_markdown(shards: Sequence[Shard], *, title: str = "Reachability repor
         f"**Targets:** {len(shards)} ({len(failed)} failing)  ",
         f"**Overall health:** {_score(overall_health(shards))}",
         "",
+        "## Fleet",
+        "",
+        f"**{_cell(headline)}**",
+    ]
+    if causes:
+        lines += ["", "**Shared causes**", "", *(f"- {_cell(line)}" for line in causes)]
+    if cluster:
+        lines += ["", "**Failed cluster-wide checks**", "", *(f"- {_cell(line)}" for line in cluster[:50])]
+    lines += [
+        "",
         "## Overview",
         "",
-        "| Target | Health | Status | Top theory | Source |",
+        "| Target | Health | Status | Top cause | Source |",
         "|:--|--:|:--|:--|:--|",
     ]
     for shard in shards:
-        top = shard.theories[0].get("title", "") if shard.theories else ""
         lines.append(
             f"| {_cell(shard.label)} | {_score(shard.health_score)} | "
-            f"{'❌ FAIL' if shard.failed else '✅ ' + shard.status} | {_cell(top) or '—'} | "
-            f"{_cell(Path(shard.source).name)} |"
+            f"{STATUS_MARK.get(shard.status, shard.status)} | {_cell(shard.top_cause) or '—'} | "
+            f"{_cell(_shard_text(shard))} |"
         )
     for shard in shards:
         lines += _shard_markdown(shard)
@@ -409,17 +625,17 @@ def render_html(shards: Sequence[Shard], *, title: str = "Reachability report (m
         f"<h1>{_e(title)}</h1>",
         f'<p class="muted">Generated {now}; {len(shards)} target(s); overall health '
         f"{_score(overall_health(shards))}.</p>",
+        *_fleet_html(shards),
         '<table id="overview"><thead><tr><th>Target</th><th>Health</th><th>Status</th><th>Top '
-        "theory</th><th>Source</th></tr></thead><tbody>",
+        "cause</th><th>Source</th></tr></thead><tbody>",
     ]
     for index, shard in enumerate(shards):
-        status = "FAIL" if shard.failed else shard.status
-        top = shard.theories[0].get("title", "") if shard.theories else ""
+        status = shard.status
         out.append(
             f'<tr><td><a href="#shard-{index + 1}">{_e(shard.label)}</a></td><td '
             f'class="n">{_score(shard.health_score)}</td>'
-            f'<td class="{_e(status.split()[0])}">{_e(status)}</td><td>{_e(top) or "—"}</td>'
-            f"<td>{_e(Path(shard.source).name)}</td></tr>"
+            f'<td class="{_e(status.split()[0])}">{_e(status)}</td><td>{_e(shard.top_cause) or "—"}</td>'
+            f"<td>{_e(_shard_text(shard))}</td></tr>"
         )
     out.append("</tbody></table>")
     for index, shard in enumerate(shards):
@@ -461,24 +677,50 @@ def render_html(shards: Sequence[Shard], *, title: str = "Reachability report (m
     return "\n".join(out) + "\n"
 
 
+def _fleet_html(shards: Sequence[Shard]) -> list[str]:
+    headline, causes, cluster = _fleet_lines(shards)
+    out = ['<div id="fleet">', f"<h2>Fleet</h2><p><strong>{_e(headline)}</strong></p>"]
+    if causes:
+        out.append('<h3>Shared causes</h3><ul class="causes">')
+        out += [f"<li>{_e(line)}</li>" for line in causes]
+        out.append("</ul>")
+    if cluster:
+        out.append('<h3>Failed cluster-wide checks</h3><ul class="cluster">')
+        out += [f"<li>{_e(line)}</li>" for line in cluster[:50]]
+        out.append("</ul>")
+    out.append("</div>")
+    return out
+
+
+def _section_object(row: SectionCounts) -> dict[str, Any]:
+    """A section row with the fields of the results document's section objects."""
+    counts = {name: getattr(row, name) for name in ("tests", *COUNTED_OUTCOMES)}
+    return {**counts, "status": row.status, "blocked_by": list(row.blocked_by)}
+
+
 def merged_document(shards: Sequence[Shard]) -> dict[str, Any]:
-    """The merged JSON: every shard's original document, and the overall figures."""
+    """The merged JSON: the fleet summary, one row per target, and every input's original document."""
     return {
         "kind": MERGE_KIND,
         "schema_version": MERGE_SCHEMA_VERSION,
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "health_score": overall_health(shards),
+        "fleet": fleet_summary(shards),
         "targets": [
             {
                 "target": s.target,
                 "namespace": s.namespace,
                 "health_score": s.health_score,
-                "status": "FAIL" if s.failed else s.status,
+                "status": s.status,
+                "top_cause": s.top_cause or None,
+                "sections": {row.name: _section_object(row) for row in s.sections},
+                "tests": [str(t.get("nodeid")) for t in s.tests],
                 "source": s.source,
+                "shard": s.shard,
             }
             for s in shards
         ],
-        "shards": [_redact(s.document) for s in shards],
+        "shards": [_redact(document) for _, document in _documents(shards)],
     }
 
 
