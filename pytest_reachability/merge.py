@@ -226,9 +226,7 @@ def load_targets(document: dict[str, Any], source: str) -> list[Shard]:
     if not isinstance(targets, list):
         raise MergeInputError(f"{source}: targets is {type(targets).__name__}, not a list")
     run = document.get("run") if isinstance(document.get("run"), dict) else {}
-    tests_by_id = {
-        str(t.get("nodeid")): t for t in document.get("tests") or [] if isinstance(t, dict)
-    }
+    tests_by_id = {str(t.get("nodeid")): t for t in document.get("tests") or [] if isinstance(t, dict)}
     rows = []
     for index, entry in enumerate(targets):
         where = f"{source}: targets[{index}]"
