@@ -12,9 +12,9 @@ table of every target (health, status, top cause) and a section table per target
 self-contained HTML page (no scripts, no external resources), a GitHub-markdown report, and a merged
 JSON document (``kind: reachability-merge``) that ``merge`` also accepts as input.
 
-Shared causes are grouped across inputs by ``(rule, title)``: the targets a cause lists in each input's
-``fleet.causes`` are joined, and a theory found for targets of different inputs (each input listed it
-for one target only, so as shared by none) becomes shared once two targets of the merge have it.
+Causes are joined across inputs by ``(rule, title)``: a fleet run lists in ``fleet.causes`` the top cause
+of each failing target, grouped (the title with the host left out), so a cause listed by shard 1 for 5
+hosts and by shard 2 for 7 is one cause of 12 hosts in the merge.
 
 Results files are read by ``report.json.read_results_json`` (the schema has one owner); a hand-edited
 file with a wrong value type is one ``MergeInputError`` line, not a traceback. Every string shown
@@ -56,6 +56,7 @@ __all__ = [
 
 MERGE_KIND = "reachability-merge"
 NO_TARGET = "(no target)"
+NO_CAUSE = "no-cause-found"  # the fleet's group of failing targets no rule explained
 MERGE_SCHEMA_VERSION = 1
 STATUS_MARK = {"PASS": "✅ PASS", "FAIL": "❌ FAIL", "BLOCKED": "⏸️ BLOCKED", "SKIPPED": "➖ SKIPPED"}
 TARGET_STATUSES = ("PASS", "FAIL", "BLOCKED", "SKIPPED")
@@ -225,6 +226,10 @@ def load_targets(document: dict[str, Any], source: str) -> list[Shard]:
     _check_version(document, source)
     if not isinstance(targets, list):
         raise MergeInputError(f"{source}: targets is {type(targets).__name__}, not a list")
+    fleet = document.get("fleet")
+    causes = fleet.get("causes") if isinstance(fleet, dict) else None
+    if fleet is not None and not isinstance(causes, list | None):
+        raise MergeInputError(f"{source}: fleet.causes is {type(causes).__name__}, not a list")
     run = document.get("run") if isinstance(document.get("run"), dict) else {}
     tests_by_id = {str(t.get("nodeid")): t for t in document.get("tests") or [] if isinstance(t, dict)}
     rows = []
@@ -381,39 +386,27 @@ def _documents(shards: Sequence[Shard]) -> list[tuple[str, dict[str, Any]]]:
 
 
 def shared_causes(shards: Sequence[Shard]) -> list[dict[str, Any]]:
-    """Causes shared by several targets, grouped by ``(rule, title)`` across every input.
-
-    Most targets first; each cause's targets in the rows' order."""
+    """The inputs' ``fleet.causes`` joined by ``(rule, title)``: a cause listed by two shards is one cause
+    with the targets of both. Causes of most targets first (the "no cause found" group last); each
+    cause's targets in the rows' order."""
     order = {shard.target: index for index, shard in enumerate(shards)}
     groups: dict[tuple[str, str], list[str]] = {}
-
-    def add(key: tuple[str, str], target: str) -> None:
-        members = groups.setdefault(key, [])
-        if target not in members:
-            members.append(target)
-
     for _, document in _documents(shards):
         fleet = document.get("fleet") if isinstance(document.get("fleet"), dict) else {}
         for cause in fleet.get("causes") or []:
-            if isinstance(cause, dict) and isinstance(cause.get("targets"), list):
-                key = (str(cause.get("rule") or ""), str(_redact(str(cause.get("title") or ""))))
-                for target in cause["targets"]:
-                    add(key, str(_redact(str(target))))
-    by_theory: dict[tuple[str, str], list[str]] = {}
-    for shard in shards:
-        for theory in shard.theories:
-            key = (str(theory.get("rule") or ""), str(_redact(str(theory.get("title") or ""))))
-            if shard.target not in by_theory.setdefault(key, []):
-                by_theory[key].append(shard.target)
-    for key, targets in by_theory.items():
-        if len(targets) >= 2:
-            for target in targets:
-                add(key, target)
-    causes = [
+            if not isinstance(cause, dict) or not isinstance(cause.get("targets"), list):
+                continue
+            key = (str(cause.get("rule") or ""), str(_redact(str(cause.get("title") or ""))))
+            members = groups.setdefault(key, [])
+            for target in cause["targets"]:
+                shown = str(_redact(str(target)))
+                if shown not in members:
+                    members.append(shown)
+    joined = [
         {"rule": rule, "title": title, "targets": sorted(targets, key=lambda t: order.get(t, len(order)))}
         for (rule, title), targets in groups.items()
     ]
-    return sorted(causes, key=lambda cause: (-len(cause["targets"]), cause["title"], cause["rule"]))
+    return sorted(joined, key=lambda c: (c["rule"] == NO_CAUSE, -len(c["targets"]), c["title"], c["rule"]))
 
 
 def cluster_wide_failures(shards: Sequence[Shard]) -> list[tuple[str, dict[str, Any]]]:
@@ -430,11 +423,12 @@ def cluster_wide_failures(shards: Sequence[Shard]) -> list[tuple[str, dict[str, 
 
 
 def fleet_summary(shards: Sequence[Shard]) -> dict[str, Any]:
-    """``{"targets", "healthy", "failing", "causes"}`` over every row, as a fleet run's ``fleet`` object."""
+    """``{"targets", "healthy", "failing", "causes"}`` over every row, as a fleet run's ``fleet`` object
+    counts them: healthy is PASS, failing every other status."""
     return {
         "targets": len(shards),
         "healthy": sum(1 for shard in shards if shard.status == "PASS"),
-        "failing": sum(1 for shard in shards if shard.failed),
+        "failing": sum(1 for shard in shards if shard.status != "PASS"),
         "causes": shared_causes(shards),
     }
 
@@ -447,15 +441,13 @@ def merge_failed(shards: Sequence[Shard]) -> bool:
 def _fleet_lines(shards: Sequence[Shard]) -> tuple[str, list[str], list[str]]:
     """The fleet summary as (headline, one line per shared cause, one line per failed cluster-wide check)."""
     fleet = fleet_summary(shards)
-    other = fleet["targets"] - fleet["healthy"] - fleet["failing"]
-    headline = f"{fleet['targets']} target(s): {fleet['healthy']} healthy, {fleet['failing']} failing" + (
-        f", {other} without a verdict" if other else ""
-    )
+    headline = f"{fleet['targets']} target(s): {fleet['healthy']} healthy, {fleet['failing']} failing"
     causes = []
     for cause in fleet["causes"]:
         shown = ", ".join(cause["targets"][:20]) + (", ..." if len(cause["targets"]) > 20 else "")
         rule = f" ({cause['rule']})" if cause["rule"] else ""
-        causes.append(f"{cause['title']}{rule}: {len(cause['targets'])} targets: {shown}")
+        count = len(cause["targets"])
+        causes.append(f"{cause['title']}{rule}: {count} target{'' if count == 1 else 's'}: {shown}")
     cluster = [
         f"{test.get('nodeid', '')} ({Path(source).name}): {test.get('reason') or test.get('outcome')}"
         for source, test in cluster_wide_failures(shards)

@@ -55,7 +55,8 @@ def fleet_document(
     """A --results-json document of schema 1.2 for ``fleet``: target display -> {"namespace",
     "outcomes": {section: outcome}, "theories": [(rule, title)]}, in the order the run verified them.
 
-    ``fleet.causes`` lists each (rule, title) that two or more of the run's targets have."""
+    ``fleet.causes`` groups the top theory of every target that is not healthy by (rule, title), as a fleet
+    run lists them (a failing target without a theory in the no-cause-found group)."""
     tests: list[dict[str, Any]] = []
     targets = []
     for display, spec in fleet.items():
@@ -118,8 +119,9 @@ def fleet_document(
         )
     causes: dict[tuple[str, str], list[str]] = {}
     for entry in targets:
-        for found in entry["theories"]:
-            causes.setdefault((found["rule"], found["title"]), []).append(entry["target"])
+        if entry["status"] != "PASS":
+            top = entry["theories"][0] if entry["theories"] else {"rule": merge.NO_CAUSE, "title": "no cause"}
+            causes.setdefault((top["rule"], top["title"]), []).append(entry["target"])
     counted_all = [t["outcome"] for t in tests if t["outcome"] in COUNTED]
     return {
         "schema_version": "1.2",
@@ -139,11 +141,9 @@ def fleet_document(
         "fleet": {
             "targets": len(targets),
             "healthy": sum(1 for t in targets if t["status"] == "PASS"),
-            "failing": sum(1 for t in targets if t["status"] in ("FAIL", "BLOCKED")),
+            "failing": sum(1 for t in targets if t["status"] != "PASS"),
             "causes": [
-                {"rule": rule, "title": title, "targets": hosts}
-                for (rule, title), hosts in causes.items()
-                if len(hosts) >= 2
+                {"rule": rule, "title": title, "targets": hosts} for (rule, title), hosts in causes.items()
             ],
         },
     }
@@ -199,8 +199,8 @@ def test_one_row_per_target_with_fleet_counts_and_a_cause_joined_across_shards(t
     assert [s.target for s in shards] == sorted(fleet)
     summary = merge.fleet_summary(shards)
     assert (summary["targets"], summary["healthy"], summary["failing"]) == (20, 7, 13)
-    (cause,) = summary["causes"]
-    assert (cause["rule"], cause["title"]) == LEGACY_LB
+    cause, alone = summary["causes"]
+    assert (cause["rule"], cause["title"]) == LEGACY_LB and alone["targets"] == [host(12)]
     assert cause["targets"] == [host(n) for n in range(12)]
 
     out = tmp_path / "out"
@@ -251,8 +251,7 @@ def test_one_row_per_target_with_fleet_counts_and_a_cause_joined_across_shards(t
     assert [(s.target, s.status) for s in again] == [(s.target, s.status) for s in shards]
 
 
-def test_a_cause_seen_once_in_each_shard_is_shared_once_merged() -> None:
-    """Neither shard lists it (one host each); across the fleet two hosts share it."""
+def test_a_cause_of_one_host_in_each_shard_is_one_cause_of_two_merged() -> None:
     dead = ("tls_expired", "certificate of *.fleet.test expired")
     fleet = {
         host(n): {
@@ -262,7 +261,10 @@ def test_a_cause_seen_once_in_each_shard_is_shared_once_merged() -> None:
         for n in range(4)
     }
     documents = [(f"shard-{i}.json", fleet_document(shard_of(fleet, i, 2), shard=(i, 2))) for i in (1, 2)]
-    assert all(doc["fleet"]["causes"] == [] for _, doc in documents)
+    assert [[c["targets"] for c in doc["fleet"]["causes"]] for _, doc in documents] == [
+        [[host(0)]],
+        [[host(1)]],
+    ]
     (cause,) = merge.fleet_summary(merge.shards_from_documents(documents))["causes"]
     assert cause["targets"] == [host(0), host(1)]
 
@@ -289,6 +291,7 @@ def test_a_target_in_two_shards_is_one_line_and_exit_two(tmp_path: Path) -> None
         (lambda d: d["targets"][0].update(tests="x"), "targets[0]: tests is str"),
         (lambda d: d.update(targets={"a": 1}), "targets is dict, not a list"),
         (lambda d: d["run"].update(shard={"index": 3, "count": 2}), "run.shard is"),
+        (lambda d: d["fleet"].update(causes="dns"), "fleet.causes is str, not a list"),
         (
             lambda d: d["targets"][0]["sections"]["dns"].update(passed="1"),
             "section 'dns': passed is '1'",
