@@ -110,7 +110,17 @@ def _build_parser() -> argparse.ArgumentParser:
         "output option the markdown goes to stdout.",
     )
     merge.add_argument(
-        "inputs", nargs="+", metavar="RESULTS.json", help="--results-json files (or earlier merged files)"
+        "inputs", nargs="*", metavar="RESULTS.json", help="--results-json files (or earlier merged files)"
+    )
+    merge.add_argument(
+        "--history",
+        metavar="URL",
+        help="read the targets from this history database (with --run-group) instead of files",
+    )
+    merge.add_argument(
+        "--run-group",
+        metavar="NAME",
+        help="the run group (REACHABILITY_RUN_GROUP) whose rows --history reads: every shard of one Job",
     )
     merge.add_argument("--html", metavar="OUT.html", help="write a self-contained HTML report")
     merge.add_argument("--incident-report", metavar="OUT.md", help="write the markdown report")
@@ -125,8 +135,15 @@ def _build_parser() -> argparse.ArgumentParser:
 def run_merge(args: argparse.Namespace) -> int:
     from . import merge
 
+    if bool(args.history) != bool(args.run_group):
+        raise UsageProblem("merge: --history and --run-group go together")
+    if bool(args.history) == bool(args.inputs):
+        raise UsageProblem("merge: name the results files, or --history URL --run-group NAME (not both)")
     try:
-        shards = merge.load_shards(args.inputs)
+        if args.history:
+            shards = merge.shards_from_history(args.history, args.run_group)
+        else:
+            shards = merge.load_shards(args.inputs)
     except merge.MergeInputError as error:
         raise UsageProblem(f"merge: {error}") from None
     outputs = [(args.html, merge.render_html), (args.incident_report, merge.render_markdown)]

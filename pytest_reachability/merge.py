@@ -2,6 +2,7 @@
 
     python -m pytest_reachability merge eu.json us.json --html merged.html --incident-report merged.md
     python -m pytest_reachability merge shard-1.json shard-2.json shard-3.json --html fleet.html
+    python -m pytest_reachability merge --history "$DATABASE_URL" --run-group reachability-fleet-29012345
 
 Every target of every input is one row (a :class:`Shard`): a results document of schema 1.2 contributes
 one row per entry of its ``targets`` list (a ``--shard I/N`` run verifies part of a fleet), an older
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -34,7 +36,7 @@ from typing import Any
 from .atomic import write_atomically
 from .redact import redact
 from .report.json import SCHEMA_MAJOR, SCHEMA_VERSION, ResultsFileError, read_results_json
-from .results import COUNTED_OUTCOMES, SectionCounts
+from .results import COUNTED_OUTCOMES, SectionCounts, section_status
 
 __all__ = [
     "MERGE_KIND",
@@ -45,6 +47,7 @@ __all__ = [
     "load_shard",
     "load_shards",
     "load_targets",
+    "shards_from_history",
     "shards_from_documents",
     "read_document",
     "merged_document",
@@ -374,6 +377,94 @@ def _fill_blocked_by(rows: list[SectionCounts], tests: list[dict[str, Any]]) -> 
             row.count(None, blocked_by=str(test["blocked_by"]))
 
 
+def shards_from_history(url: str, group: str) -> list[Shard]:
+    """The rows a run group stored in the history (every target of every shard of a sharded Job), as
+    results documents of one target each: sections, outcomes, health, status and top cause.
+
+    What the history does not keep is not shown: evidence, and theories beyond each target's top one
+    (grouped across targets by its title with the target's host left out)."""
+    from .history import HistoryError, format_time, host_and_path, open_history
+
+    try:
+        store = open_history(url, migrate=False)
+    except HistoryError as error:
+        raise MergeInputError(str(error)) from None
+    with store:
+        try:
+            version = store.schema_version()
+            if version < 4:
+                raise MergeInputError(
+                    f"history database {store.where}: schema version {version} stores no run groups "
+                    "(a run of this version adds them)"
+                )
+            runs = store.runs_of_group(group)
+        except MergeInputError:
+            raise
+        except Exception as error:  # noqa: BLE001 - a database error is one line
+            raise MergeInputError(f"history database {store.where}: {_one_line(error)}") from None
+    if not runs:
+        raise MergeInputError(f"history database {store.where}: no runs of run group {group!r}")
+    documents = []
+    for run in runs:
+        shard = {"index": run.shard_index, "count": run.shard_count} if run.shard_index else None
+        totals = [
+            sum(getattr(row, name) for row in run.sections)
+            for name in ("passed", "failed", "error", "blocked")
+        ]
+        status = section_status(*totals)
+        tests = [
+            {
+                "nodeid": nodeid,
+                "section": section,
+                "outcome": _HISTORY_OUTCOME.get(outcome, outcome),
+                "blocked_by": None,
+                "reason": reason,
+                "target": run.target,
+            }
+            for nodeid, (section, outcome, reason) in run.tests.items()
+        ]
+        theories = [{"rule": "", "title": run.top_theory}] if run.top_theory else []
+        host = host_and_path(run.target)[0]
+        cause = (
+            {"rule": "", "title": re.sub(re.escape(host), "<host>", run.top_theory, flags=re.IGNORECASE)}
+            if run.top_theory and host
+            else {"rule": NO_CAUSE, "title": "no rule found a cause: see the target's failed checks"}
+        )
+        entry = {
+            "target": run.target,
+            "namespace": run.namespace,
+            "status": status,
+            "health_score": run.health_score,
+            "sections": {row.name: _section_object(row) for row in run.sections},
+            "tests": [test["nodeid"] for test in tests],
+            "theories": theories,
+        }
+        documents.append(
+            (
+                group,
+                {
+                    "schema_version": SCHEMA_VERSION,
+                    "run": {
+                        "target": run.target,
+                        "namespace": run.namespace,
+                        "started": format_time(run.started_at),
+                        **({"shard": shard} if shard else {}),
+                    },
+                    "health_score": run.health_score,
+                    "sections": entry["sections"],
+                    "tests": tests,
+                    "theories": theories,
+                    "targets": [entry],
+                    "fleet": {"causes": [] if status == "PASS" else [{**cause, "targets": [run.target]}]},
+                },
+            )
+        )
+    return shards_from_documents(documents)
+
+
+_HISTORY_OUTCOME = {"xfailed": "skipped", "xpassed": "passed"}
+
+
 # --------------------------------------------------------------------------- the fleet
 
 
@@ -527,7 +618,7 @@ def render_markdown(shards: Sequence[Shard], *, title: str = "Reachability repor
         f"**{_cell(headline)}**",
     ]
     if causes:
-        lines += ["", "**Shared causes**", "", *(f"- {_cell(line)}" for line in causes)]
+        lines += ["", "**Causes**", "", *(f"- {_cell(line)}" for line in causes)]
     if cluster:
         lines += ["", "**Failed cluster-wide checks**", "", *(f"- {_cell(line)}" for line in cluster[:50])]
     lines += [
@@ -671,7 +762,7 @@ def _fleet_html(shards: Sequence[Shard]) -> list[str]:
     headline, causes, cluster = _fleet_lines(shards)
     out = ['<div id="fleet">', f"<h2>Fleet</h2><p><strong>{_e(headline)}</strong></p>"]
     if causes:
-        out.append('<h3>Shared causes</h3><ul class="causes">')
+        out.append('<h3>Causes</h3><ul class="causes">')
         out += [f"<li>{_e(line)}</li>" for line in causes]
         out.append("</ul>")
     if cluster:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from test_history_postgres import database, postgres_url  # noqa: F401 - fixtures: a real PostgreSQL
+from test_merge import run_cli
 
 from pytest_reachability import history
 
@@ -132,6 +133,17 @@ def test_a_fleet_run_stores_a_row_per_target_and_one_target_reads_it(
         assert [(s.name, s.tests, s.failed) for s in b.sections] == [("api-health", 2, 1)]
         grouped = store.runs_of_group("reachability-fleet-29012345")
         assert sorted(run.target for run in grouped) == list(HOSTS)
+
+    # The follow-up merge of a sharded Job reads every shard's rows back from the history.
+    merged = run_cli("merge", "--history", history_url, "--run-group", "reachability-fleet-29012345")
+    assert merged.returncode == 1, merged.stderr
+    assert "**3 target(s): 2 healthy, 1 failing**" in merged.stdout
+    assert "(no-cause-found): 1 target: http://b.fleet.test" in merged.stdout
+    assert "| http://b.fleet.test (shop) | 50% | ❌ FAIL |" in merged.stdout
+    assert "reachability-fleet-29012345 (shard 2/3)" in merged.stdout
+    assert merged.stdout.count("| Section | Tests |") == 3
+    missing = run_cli("merge", "--history", history_url, "--run-group", "no-such-job")
+    assert missing.returncode == 2 and "no runs of run group 'no-such-job'" in missing.stderr
 
     # The next fleet run: b recovered, a fails; each target compared with its own previous row.
     monkeypatch.setenv("FAKE_DOWN", "http://a.fleet.test")
