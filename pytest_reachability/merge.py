@@ -383,9 +383,11 @@ def shards_from_history(url: str, group: str) -> list[Shard]:
 
     What the history does not keep is not shown: evidence, and theories beyond each target's top one
     (grouped across targets by its title with the target's host left out)."""
-    from .history import HistoryError, format_time, host_and_path, open_history
+    from .history import HistoryError, format_time, host_and_path, open_history, sqlite_path
 
     try:
+        if not re.match(r"^postgres(ql)?://", url.strip(), re.IGNORECASE) and not sqlite_path(url).is_file():
+            raise MergeInputError(f"history database {sqlite_path(url)}: no such file")
         store = open_history(url, migrate=False)
     except HistoryError as error:
         raise MergeInputError(str(error)) from None
