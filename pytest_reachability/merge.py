@@ -383,7 +383,7 @@ def shards_from_history(url: str, group: str) -> list[Shard]:
 
     What the history does not keep is not shown: evidence, and theories beyond each target's top one
     (grouped across targets by its title with the target's host left out)."""
-    from .history import HistoryError, format_time, host_and_path, open_history, sqlite_path
+    from .history import HistoryError, format_time, open_history, sqlite_path
 
     try:
         if not re.match(r"^postgres(ql)?://", url.strip(), re.IGNORECASE) and not sqlite_path(url).is_file():
@@ -426,12 +426,8 @@ def shards_from_history(url: str, group: str) -> list[Shard]:
             for nodeid, (section, outcome, reason) in run.tests.items()
         ]
         theories = [{"rule": "", "title": run.top_theory}] if run.top_theory else []
-        host = host_and_path(run.target)[0]
-        cause = (
-            {"rule": "", "title": re.sub(re.escape(host), "<host>", run.top_theory, flags=re.IGNORECASE)}
-            if run.top_theory and host
-            else {"rule": NO_CAUSE, "title": "no rule found a cause: see the target's failed checks"}
-        )
+        rule, title = target_cause(run.target, theories[0] if theories else None)
+        cause = {"rule": rule, "title": title}
         entry = {
             "target": run.target,
             "namespace": run.namespace,
@@ -484,22 +480,42 @@ def shared_causes(shards: Sequence[Shard]) -> list[dict[str, Any]]:
     cause's targets in the rows' order."""
     order = {shard.target: index for index, shard in enumerate(shards)}
     groups: dict[tuple[str, str], list[str]] = {}
+
+    def add(rule: Any, title: Any, target: Any) -> None:
+        members = groups.setdefault((str(rule or ""), str(_redact(str(title or "")))), [])
+        shown = str(_redact(str(target)))
+        if shown not in members:
+            members.append(shown)
+
     for _, document in _documents(shards):
         fleet = document.get("fleet") if isinstance(document.get("fleet"), dict) else {}
         for cause in fleet.get("causes") or []:
-            if not isinstance(cause, dict) or not isinstance(cause.get("targets"), list):
-                continue
-            key = (str(cause.get("rule") or ""), str(_redact(str(cause.get("title") or ""))))
-            members = groups.setdefault(key, [])
-            for target in cause["targets"]:
-                shown = str(_redact(str(target)))
-                if shown not in members:
-                    members.append(shown)
+            if isinstance(cause, dict) and isinstance(cause.get("targets"), list):
+                for target in cause["targets"]:
+                    add(cause.get("rule"), cause.get("title"), target)
+    for shard in shards:  # an older document lists no causes: its top theory is its target's
+        if "targets" not in shard.document and shard.status not in ("PASS", "NO CHECKS"):
+            add(*target_cause(shard.target, shard.theories[0] if shard.theories else None), shard.target)
     joined = [
         {"rule": rule, "title": title, "targets": sorted(targets, key=lambda t: order.get(t, len(order)))}
         for (rule, title), targets in groups.items()
     ]
     return sorted(joined, key=lambda c: (c["rule"] == NO_CAUSE, -len(c["targets"]), c["title"], c["rule"]))
+
+
+def target_cause(target: str, theory: dict[str, Any] | None) -> tuple[str, str]:
+    """A failing target's cause as a fleet run groups them: its top theory's rule and title, the target's
+    host in the title replaced by ``<host>`` (so one cause of many hosts has one title); no theory is
+    the no-cause group."""
+    from .history import host_and_path
+
+    if not theory or not theory.get("title"):
+        return NO_CAUSE, "no rule found a cause: see the target's failed checks"
+    host = host_and_path(target)[0]
+    title = str(theory["title"])
+    if host:
+        title = re.sub(re.escape(host), "<host>", title, flags=re.IGNORECASE)
+    return str(theory.get("rule") or ""), title
 
 
 def cluster_wide_failures(shards: Sequence[Shard]) -> list[tuple[str, dict[str, Any]]]:

@@ -390,3 +390,37 @@ def test_the_shards_of_a_fleet_merge_into_the_unsharded_run(fleet: dict, count: 
     assert merged["fleet"]["targets"] == len(fleet)
     # Every target sits in exactly one shard.
     assert sum(len(doc["targets"]) for _, doc in pieces) == len(fleet)
+
+
+def test_older_documents_are_grouped_by_their_top_theory_with_the_host_left_out() -> None:
+    """Results of schema 1.1 list no causes: each failing run's top theory is its target's cause."""
+
+    def old_run(display: str, outcome: str, theories: list[tuple[str, str]]) -> dict[str, Any]:
+        document = fleet_document({display: {"outcomes": {"api-health": outcome}, "theories": theories}})
+        for key in ("targets", "fleet"):
+            document.pop(key)
+        document["schema_version"] = "1.1"
+        document["run"]["target"] = display
+        for test in document["tests"]:
+            test.pop("target")
+        return document
+
+    edge = [("dns_not_loadbalancer", "eu.api.test answers 127.0.10.57, a dead edge")]
+    documents = [
+        ("eu.json", old_run("http://eu.api.test", "failed", edge)),
+        (
+            "us.json",
+            old_run("http://us.api.test", "failed", [(edge[0][0], edge[0][1].replace("eu.", "us."))]),
+        ),
+        ("ap.json", old_run("http://ap.api.test", "failed", [])),
+        ("sa.json", old_run("http://sa.api.test", "passed", [])),
+    ]
+    summary = merge.fleet_summary(merge.shards_from_documents(documents))
+    assert (summary["healthy"], summary["failing"]) == (1, 3)
+    shared, unexplained = summary["causes"]
+    assert shared == {
+        "rule": "dns_not_loadbalancer",
+        "title": "<host> answers 127.0.10.57, a dead edge",
+        "targets": ["http://eu.api.test", "http://us.api.test"],
+    }
+    assert unexplained["rule"] == merge.NO_CAUSE and unexplained["targets"] == ["http://ap.api.test"]
