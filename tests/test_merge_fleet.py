@@ -97,6 +97,9 @@ def fleet_document(
                 "target": display,
                 "namespace": spec.get("namespace"),
                 "status": target_status(sections),
+                "verdict": None
+                if target_status(sections) == "PASS"
+                else f"UNREACHABLE from outside: {display}",
                 "health_score": score,
                 "sections": sections,
                 "tests": nodeids,
@@ -156,7 +159,7 @@ def shard_of(fleet: dict[str, dict[str, Any]], index: int, count: int) -> dict[s
 
 
 HEALTHY = {"dns": "passed", "tls": "passed", "api-health": "passed", "database": "passed"}
-LEGACY_LB = ("cname_to_dead_edge", "legacy-lb.fleet.test accepts and closes without a byte")
+LEGACY_LB = ("cname-to-dead-edge", "legacy-lb.fleet.test accepts and closes without a byte")
 
 
 def host(n: int) -> str:
@@ -179,6 +182,28 @@ def legacy_lb_fleet() -> dict[str, dict[str, Any]]:
         else:
             fleet[host(n)] = {"namespace": "shop", "outcomes": dict(HEALTHY), "theories": []}
     return fleet
+
+
+def test_the_documents_built_here_are_valid_results_of_schema_1_2() -> None:
+    """The builder follows the shipped JSON Schema, so the merge is tested on documents a run can write."""
+    from jsonschema import Draft202012Validator
+
+    from pytest_reachability.report.json import schema_path
+
+    path = schema_path("1.2")
+    if not path.is_file():
+        pytest.skip(
+            f"{path.name} is not shipped in this checkout: schema 1.2 comes with runs of several targets"
+        )
+    validator = Draft202012Validator(json.loads(path.read_text()))
+    sharded = fleet_document(
+        shard_of(legacy_lb_fleet(), 1, 2),
+        shard=(1, 2),
+        cluster_wide={"suites/test_c.py::test_nodes": "failed"},
+    )
+    for document in (sharded, fleet_document({host(1): {"outcomes": dict(HEALTHY)}})):
+        errors = [f"{list(e.path)}: {e.message}" for e in validator.iter_errors(document)]
+        assert errors == []
 
 
 def write(path: Path, document: dict[str, Any]) -> Path:
@@ -252,7 +277,7 @@ def test_one_row_per_target_with_fleet_counts_and_a_cause_joined_across_shards(t
 
 
 def test_a_cause_of_one_host_in_each_shard_is_one_cause_of_two_merged() -> None:
-    dead = ("tls_expired", "certificate of *.fleet.test expired")
+    dead = ("tls-expired", "certificate of *.fleet.test expired")
     fleet = {
         host(n): {
             "outcomes": {"tls": "failed"} if n < 2 else dict(HEALTHY),
@@ -346,9 +371,9 @@ class _Collector(html.parser.HTMLParser):
 # --------------------------------------------------------------------------- sharded == unsharded
 
 CAUSES = [
-    ("dead_edge", "edge 127.0.20.9 closes"),
+    ("dead-edge", "edge 127.0.20.9 closes"),
     ("nxdomain", "no DNS record"),
-    ("tls_expired", "cert expired"),
+    ("tls-expired", "cert expired"),
 ]
 target_specs = st.fixed_dictionaries(
     {
@@ -405,7 +430,7 @@ def test_older_documents_are_grouped_by_their_top_theory_with_the_host_left_out(
             test.pop("target")
         return document
 
-    edge = [("dns_not_loadbalancer", "eu.api.test answers 127.0.10.57, a dead edge")]
+    edge = [("dns-not-loadbalancer", "eu.api.test answers 127.0.10.57, a dead edge")]
     documents = [
         ("eu.json", old_run("http://eu.api.test", "failed", edge)),
         (
@@ -419,7 +444,7 @@ def test_older_documents_are_grouped_by_their_top_theory_with_the_host_left_out(
     assert (summary["healthy"], summary["failing"]) == (1, 3)
     shared, unexplained = summary["causes"]
     assert shared == {
-        "rule": "dns_not_loadbalancer",
+        "rule": "dns-not-loadbalancer",
         "title": "<host> answers 127.0.10.57, a dead edge",
         "targets": ["http://eu.api.test", "http://us.api.test"],
     }
