@@ -3,10 +3,11 @@
     python -m pytest_reachability probe api.example.com --resolver system --resolver 1.1.1.1
     python -m pytest_reachability probe https://97v.test --address 127.0.10.57 --json
     python -m pytest_reachability merge eu.json us.json --html merged.html --incident-report merged.md
+    python -m pytest_reachability merge --history "$DATABASE_URL" --run-group reachability-fleet-29012345
 
 Each subcommand is a function ``run_<name>(args) -> int`` registered in ``_build_parser``; a new
 subcommand is one more ``add_parser`` call and one more function. Exit codes: 0 every address
-answered as expected (``merge``: every shard passed), 1 otherwise, 2 bad input (one line on stderr).
+answered as expected (``merge``: every target passed), 1 otherwise, 2 bad input (one line on stderr).
 """
 
 from __future__ import annotations

@@ -621,14 +621,14 @@ def _history_line(shard: Shard) -> str | None:
 
 def render_markdown(shards: Sequence[Shard], *, title: str = "Reachability report (merged)") -> str:
     """One markdown report: an overview of every shard, then each shard's section table and theories."""
-    failed = [s for s in shards if s.failed]
+    failing = sum(1 for shard in shards if shard.status != "PASS")
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     headline, causes, cluster = _fleet_lines(shards)
     lines = [
         f"# {title}",
         "",
         f"**Generated:** {now}  ",
-        f"**Targets:** {len(shards)} ({len(failed)} failing)  ",
+        f"**Targets:** {len(shards)} ({failing} failing)  ",
         f"**Overall health:** {_score(overall_health(shards))}",
         "",
         "## Fleet",
