@@ -13,6 +13,7 @@ mistake in this module cannot modify a cluster.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import datetime
 import enum
@@ -1280,6 +1281,26 @@ class Cluster:
             timeout=float(timeout),
             credentials_dir=credentials_dir,
         )
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> Cluster:
+        """:meth:`connect` with a run's settings (kubeconfig, context, namespace, probe timeout)."""
+        return cls.connect(
+            kubeconfig=settings.kubeconfig,
+            context=settings.kube_context,
+            namespace=settings.namespace,
+            timeout=settings.probe_timeout,
+        )
+
+    def in_namespace(self, namespace: str | None) -> Cluster:
+        """This view reading ``namespace`` by default (None: this view), sharing its connection and
+        credentials: close the view that connected, not this one."""
+        if namespace is None or namespace == self.namespace:
+            return self
+        view = copy.copy(self)
+        view.namespace = namespace
+        view._credentials_dir = None  # owned by the view that loaded them
+        return view
 
     def close(self) -> None:
         try:

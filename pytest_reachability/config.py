@@ -37,7 +37,9 @@ __all__ = [
     "SettingsError",
     "Target",
     "TargetError",
+    "TargetSpec",
     "describe",
+    "parse_shard",
     "load_settings",
     "mask_credentials",
     "parse_resolver",
@@ -148,6 +150,52 @@ class Target:
 
     def __str__(self) -> str:
         return self.display
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """One target of a run and what may differ per target: namespace, health path, Service.
+
+    ``None`` fields take the run's value (``--namespace``, ``--health-path``, ``service`` of
+    ``[tool.reachability.cluster]``). ``origin`` says where it came from: cli, env, file, discovered,
+    sandbox.
+    """
+
+    target: Target
+    namespace: str | None = None
+    health_path: str | None = None
+    service: str | None = None
+    origin: str = "cli"
+
+    @property
+    def key(self) -> str:
+        """The target's name in every output: its display form (credentials masked)."""
+        return self.target.display
+
+    @property
+    def test_id(self) -> str:
+        """The part of a node id naming the target: ``host[:port][/path]`` (never credentials)."""
+        return f"{self.target.netloc}{self.target.base_path}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for xdist workers (the raw target, credentials included: workers are ours)."""
+        return {
+            "raw": self.target.raw,
+            "namespace": self.namespace,
+            "health_path": self.health_path,
+            "service": self.service,
+            "origin": self.origin,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TargetSpec:
+        return cls(
+            parse_target(data["raw"]),
+            namespace=data.get("namespace"),
+            health_path=data.get("health_path"),
+            service=data.get("service"),
+            origin=data.get("origin", "cli"),
+        )
 
 
 def _split_credentials(rest: str, fail: Callable[..., TargetError]) -> tuple[str, str | None, str | None]:
@@ -506,8 +554,15 @@ SETTING_KEYS: tuple[str, ...] = (
     "gate_timeout",
     "allow_all_skipped",
     "wait",
+    "discover",
+    "discover_selector",
+    "shard",
+    "concurrency",
 )
-_BOOLEAN_KEYS = ("allow_all_skipped",)
+_BOOLEAN_KEYS = ("allow_all_skipped", "discover")
+TARGETS_KEY = "targets"  # the file's array of targets (strings or tables)
+_TARGET_TABLE_KEYS = ("target", "namespace", "health-path", "service")
+MAX_CONCURRENCY = 256
 _TRUE_WORDS, _FALSE_WORDS = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 _CLI_FLAGS = {key: "--" + key.replace("_", "-") for key in SETTING_KEYS} | {"resolvers": "--resolver"}
 _FILE_KEYS = {key.replace("_", "-"): key for key in SETTING_KEYS}
@@ -543,6 +598,11 @@ class Settings:
         False  # a run whose built-in checks were all skipped is accepted (exit 0, not 5)
     )
     wait: float = 0.0  # --wait: seconds to retry the gates' probes before the suite runs (0: no waiting)
+    discover: bool = False  # --discover: verify every public host the cluster serves
+    discover_selector: str | None = None  # --discover-selector: label selector of what discovery reads
+    shard: tuple[int, int] | None = None  # --shard I/N: (I, N), I counted from 1
+    concurrency: int = 8  # --concurrency: targets probed at once
+    targets: list[TargetSpec] = field(default_factory=list)  # every target; ``target`` is the first
     config_file: str | None = None  # the file the [tool.reachability] values came from
     sources: dict[str, str] = field(default_factory=lambda: dict.fromkeys(SETTING_KEYS, "default"))
     tables: dict[str, dict] = field(
@@ -575,6 +635,8 @@ class Settings:
             else:
                 changes[key] = _convert_text(key, str(value), base_dir=None, check_exists=False)
             sources[key] = "override"
+        if "target" in changes:
+            changes["targets"] = [TargetSpec(changes["target"], origin="override")]
         return dataclasses.replace(self, **changes, sources=sources)
 
 
@@ -592,11 +654,35 @@ def _convert_text(key: str, value: str, *, base_dir: Path | None, check_exists: 
         return _convert_boolean(value)
     if key == "wait":
         return _parse_wait(value)
+    if key == "shard":
+        return parse_shard(value)
+    if key == "concurrency":
+        return _convert_concurrency(value)
     if key == "resolvers":
         return _convert_resolvers(value)
     if key in ("probe_timeout", "gate_timeout"):
         return _convert_seconds(key, value)
     return _convert_word(key, value, base_dir=base_dir, check_exists=check_exists)
+
+
+def parse_shard(value: str) -> tuple[int, int]:
+    """``I/N`` (the I-th of N shards, counted from 1, as Playwright and Jest count them) -> (I, N)."""
+    match = re.fullmatch(r"\s*(\d{1,6})\s*/\s*(\d{1,6})\s*", str(value))
+    if not match:
+        raise SettingsError(f"{str(value)[:40]!r} is not a shard; expected I/N, like 2/4 (shard 2 of 4)")
+    index, count = int(match.group(1)), int(match.group(2))
+    if count < 1 or not 1 <= index <= count:
+        raise SettingsError(f"shard {index}/{count} does not exist; expected I/N with 1 <= I <= N")
+    return index, count
+
+
+def _convert_concurrency(value: Any) -> int:
+    text = str(value).strip()
+    if isinstance(value, bool) or not re.fullmatch(r"\d{1,4}", text) or not 1 <= int(text) <= MAX_CONCURRENCY:
+        raise SettingsError(
+            f"{text[:40]!r} is not a concurrency; expected a whole number from 1 to {MAX_CONCURRENCY}"
+        )
+    return int(text)
 
 
 def _convert_boolean(value: str) -> bool:
@@ -624,7 +710,14 @@ def _convert_seconds(key: str, value: str) -> float:
 
 
 # Paths and kubeconfig context names may legitimately hold spaces; names and URLs may not.
-_MAY_HOLD_SPACES = ("kubeconfig", "ca_bundle", "incident_report", "results_json", "kube_context")
+_MAY_HOLD_SPACES = (
+    "kubeconfig",
+    "ca_bundle",
+    "incident_report",
+    "results_json",
+    "kube_context",
+    "discover_selector",  # set-based selectors: ``tier in (web, api)``
+)
 _PATH_KEYS = ("kubeconfig", "ca_bundle", "incident_report", "results_json")
 
 
@@ -670,7 +763,21 @@ def _check_health_path(text: str) -> None:
         )
 
 
+def _check_selector(text: str) -> None:
+    if re.search(r"[\x00-\x1f\x7f]", text):
+        raise SettingsError(
+            f"it contains control characters; expected {_text_expectation('discover_selector')}"
+        )
+
+
+def _check_service(text: str) -> None:
+    if len(text) > 63 or not _NAMESPACE.fullmatch(text):
+        raise SettingsError(f"{text!r} is not a Service name; expected {_text_expectation('service')}")
+
+
 _WORD_CHECKS: dict[str, Callable[[str], None]] = {
+    "discover_selector": _check_selector,
+    "service": _check_service,
     "sandbox_apiserver": _check_sandbox_apiserver,
     "namespace": _check_namespace,
     "health_path": _check_health_path,
@@ -749,6 +856,8 @@ def _text_expectation(key: str) -> str:
         "kube_context": "a kubeconfig context name",
         "sandbox": "a sandbox scenario name",
         "sandbox_apiserver": "embedded or real",
+        "discover_selector": "a Kubernetes label selector, like app=web,tier!=internal",
+        "service": "a Service name (lowercase letters, digits and '-', at most 63 characters)",
     }.get(key, "a file path")
 
 
@@ -773,6 +882,12 @@ def _convert_file_value(key: str, value: Any, base_dir: Path) -> Any:
         return value
     if key == "wait":
         return _parse_wait(value)
+    if key == "concurrency":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SettingsError(
+                f"expected a whole number from 1 to {MAX_CONCURRENCY}, got {_toml_type(value)}"
+            )
+        return _convert_concurrency(value)
     if key in ("probe_timeout", "gate_timeout"):
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise SettingsError(f"expected {_seconds_expectation(key)}, got {_toml_type(value)} {value!r}")
@@ -870,6 +985,8 @@ def resolve_settings(
     tables: dict[str, dict] = {}
     config_file = None
     mask_env: list[str] = []
+    file_targets: list[TargetSpec] = []
+    given_targets: dict[str, list[TargetSpec]] = {}  # source -> its targets
 
     found = _find_file_section(config_option, environ, rootpath, invocation_dir)
     if found is not None:
@@ -883,6 +1000,9 @@ def resolve_settings(
                     mask_env += _mask_env_names(value)
                 except ValueError as error:
                     raise SettingsError(f"{file_key!r} {where}: {error}") from None
+                continue
+            if file_key == TARGETS_KEY:
+                file_targets = _file_targets(value, where)
                 continue
             if key is None:
                 if isinstance(value, dict):
@@ -900,6 +1020,10 @@ def resolve_settings(
         if not raw.strip():  # an empty variable is how CI jobs unset a setting
             continue
         try:
+            if key == "target":  # several targets separated by whitespace
+                given_targets["env"] = [TargetSpec(parse_target(t), origin="env") for t in raw.split()]
+                sources[key] = "env"
+                continue
             values[key] = _convert_text(key, raw, base_dir=None, check_exists=True)
         except ValueError as error:
             raise SettingsError(f"{env_name(key)}: {error}") from None
@@ -910,6 +1034,11 @@ def resolve_settings(
         if given is None:
             continue
         try:
+            if key == "target":  # --target is repeatable
+                items = [given] if isinstance(given, str) else list(given)
+                given_targets["cli"] = [TargetSpec(parse_target(str(t)), origin="cli") for t in items]
+                sources[key] = "cli"
+                continue
             if key == "resolvers":
                 items = [given] if isinstance(given, str) else list(given)
                 values[key] = _dedupe(
@@ -924,8 +1053,79 @@ def resolve_settings(
         sources[key] = "cli"
 
     mask, mask_env = _masking(cli, environ, mask_env)
+    if "target" in values:  # the file's ``target = "..."``, first of the file's targets
+        file_targets.insert(0, TargetSpec(values["target"], origin="file"))
+    if file_targets and sources["target"] == "default":
+        sources["target"] = "file"
+    targets = _dedupe_targets(given_targets.get("cli") or given_targets.get("env") or file_targets)
+    if targets:
+        values["target"] = targets[0].target
     return Settings(
-        **values, config_file=config_file, sources=sources, tables=tables, mask=mask, mask_env=mask_env
+        **values,
+        targets=targets,
+        config_file=config_file,
+        sources=sources,
+        tables=tables,
+        mask=mask,
+        mask_env=mask_env,
+    )
+
+
+def _dedupe_targets(targets: Iterable[TargetSpec]) -> list[TargetSpec]:
+    """Each target once (the first mention wins): a target given twice is verified once."""
+    seen: dict[str, TargetSpec] = {}
+    for spec in targets:
+        seen.setdefault(spec.key, spec)
+    return list(seen.values())
+
+
+def _file_targets(value: Any, where: str) -> list[TargetSpec]:
+    """``targets = ["a.example.com", {target = "https://b.example.com", namespace = "b"}]``."""
+    if not isinstance(value, list):
+        raise SettingsError(
+            f"{TARGETS_KEY!r} {where}: expected an array of targets (strings or tables), "
+            f"got {_toml_type(value)}"
+        )
+    found = []
+    for index, entry in enumerate(value):
+        place = f"{TARGETS_KEY}[{index}] {where}"
+        try:
+            found.append(_file_target(entry))
+        except ValueError as error:
+            raise SettingsError(f"{place}: {error}") from None
+    return found
+
+
+def _file_target(entry: Any) -> TargetSpec:
+    if isinstance(entry, str):
+        return TargetSpec(parse_target(entry), origin="file")
+    if not isinstance(entry, dict):
+        raise SettingsError(f"expected a target string or a table, got {_toml_type(entry)}")
+    unknown = sorted(set(entry) - set(_TARGET_TABLE_KEYS))
+    if unknown:
+        raise SettingsError(f"unknown key {unknown[0]!r}; expected {', '.join(_TARGET_TABLE_KEYS)}")
+    if "target" not in entry:
+        raise SettingsError("the table has no 'target'; expected {target = \"HOST or URL\", ...}")
+    parts: dict[str, str | None] = {}
+    for file_key, key in (
+        ("target", "target"),
+        ("namespace", "namespace"),
+        ("health-path", "health_path"),
+        ("service", "service"),
+    ):
+        item = entry.get(file_key)
+        if item is None:
+            parts[key] = None
+            continue
+        if not isinstance(item, str):
+            raise SettingsError(f"{file_key!r}: expected a string, got {_toml_type(item)}")
+        parts[key] = item if key == "target" else _convert_word(key, item, base_dir=None, check_exists=False)
+    return TargetSpec(
+        parse_target(str(parts["target"])),
+        namespace=parts["namespace"],
+        health_path=parts["health_path"],
+        service=parts["service"],
+        origin="file",
     )
 
 

@@ -209,6 +209,11 @@ def _hostname_annotation(annotations: Mapping[str, str]) -> str | None:
     return annotations.get(EXTERNAL_DNS_HOSTNAME_LEGACY)
 
 
+def published_hosts(annotations: Mapping[str, str] | None) -> list[str]:
+    """The host names external-dns publishes for a Service (its hostname annotation), [] without one."""
+    return annotation_hosts(_hostname_annotation(annotations or {}))[0]
+
+
 def _tls_for(host: str, tls_entries: Iterable[Mapping[str, Any]]) -> tuple[bool, str | None]:
     """Whether a spec.tls entry covers ``host``, and the first
     such entry's secret (controllers take the first)."""

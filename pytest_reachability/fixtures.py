@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from .appconfig import AppConfig
     from .cluster import Cluster
     from .cluster_reads import ClusterReads
-    from .config import Settings, Target
+    from .config import Settings, Target, TargetSpec
     from .http_session import TargetSession
     from .probes.dns import DnsReport
     from .probes.http import ProbeResult
@@ -114,9 +114,57 @@ def evidence(request: pytest.FixtureRequest) -> Evidence:
 
 
 @pytest.fixture(scope="session")
-def reachability_settings(pytestconfig: pytest.Config) -> Settings:
-    """The settings in force (CLI > environment > file), validated; ``--sandbox`` values filled in."""
+def reachability_target(pytestconfig: pytest.Config) -> TargetSpec | None:
+    """The target a test verifies, with its own namespace, health path and Service (a ``TargetSpec``).
+
+    A run of several targets parametrizes every test that depends on it, one instance per target (the
+    node id carries the target: ``test_target_resolves[svc-001.example.com]``); a run of one target
+    does not, and its node ids stay as they are.
+    """
+    targets = _state(pytestconfig).settings.targets
+    return targets[0] if targets else None
+
+
+@pytest.fixture(scope="session")
+def reachability_namespace(pytestconfig: pytest.Config) -> str | None:
+    """The namespace a test reads: the run's (``--namespace``; None is the kubeconfig's default), or,
+    in a run of several targets, the namespace of the test's target; cluster-wide checks run once per
+    namespace of the run."""
+    return _state(pytestconfig).settings.namespace
+
+
+@pytest.fixture(scope="session")
+def run_settings(pytestconfig: pytest.Config) -> Settings:
+    """The run's settings, the same for every target: for checks that are not about one target."""
     return _state(pytestconfig).settings
+
+
+@pytest.fixture(scope="session")
+def reachability_settings(pytestconfig: pytest.Config, reachability_target: TargetSpec | None) -> Settings:
+    """The settings in force (CLI > environment > file), validated; ``--sandbox`` values filled in; in a
+    run of several targets, those of the test's target (its namespace, health path and Service)."""
+    return settings_for(_state(pytestconfig).settings, reachability_target)
+
+
+def settings_for(settings: Settings, spec: TargetSpec | None) -> Settings:
+    """``settings`` as they apply to the target ``spec``: its own values win over the run's."""
+    import dataclasses
+
+    if spec is None or (
+        len(settings.targets) <= 1 and spec.target == settings.target and spec.origin != "file"
+    ):
+        return settings
+    tables = settings.tables
+    if spec.service:
+        tables = {**tables, "cluster": {**tables.get("cluster", {}), "service": spec.service}}
+    return dataclasses.replace(
+        settings,
+        target=spec.target,
+        targets=[spec],
+        namespace=spec.namespace or settings.namespace,
+        health_path=spec.health_path or settings.health_path,
+        tables=tables,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -257,26 +305,28 @@ def http(
 
 
 @pytest.fixture(scope="session")
-def cluster(reachability_settings: Settings) -> Iterator[Cluster]:
-    """Read-only view of the cluster (``pytest_reachability.cluster.Cluster``).
-
-    Skips when none is configured."""
+def reachability_cluster_connection(run_settings: Settings) -> Iterator[Cluster]:
+    """The session's one connection to the cluster (credentials loaded once); ``cluster`` views it per
+    namespace."""
     from .cluster import Cluster, ClusterError, ClusterErrorKind
 
-    settings = reachability_settings
+    settings = run_settings
     try:
-        view = Cluster.connect(
-            kubeconfig=settings.kubeconfig,
-            context=settings.kube_context,
-            namespace=settings.namespace,
-            timeout=settings.probe_timeout,
-        )
+        view = Cluster.from_settings(settings)
     except ClusterError as exc:
         if exc.kind is ClusterErrorKind.NOT_CONFIGURED:
             pytest.skip(f"cluster not configured: {exc.message} (pass --kubeconfig or --sandbox)")
         raise
     yield view
     view.close()
+
+
+@pytest.fixture(scope="session")
+def cluster(reachability_cluster_connection: Cluster, reachability_namespace: str | None) -> Cluster:
+    """Read-only view of the cluster (``pytest_reachability.cluster.Cluster``) in the test's namespace.
+
+    Skips when none is configured."""
+    return reachability_cluster_connection.in_namespace(reachability_namespace)
 
 
 @pytest.fixture(scope="session")

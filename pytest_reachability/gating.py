@@ -75,6 +75,29 @@ def test_key(module: str, name: str) -> str:
     return f"{module}::{name}"
 
 
+# Parameters by which a run of several targets instantiates the suite (fixtures.reachability_target and
+# fixtures.reachability_namespace, parametrized by the fleet plugin).
+TARGET_PARAM, NAMESPACE_PARAM = "reachability_target", "reachability_namespace"
+
+
+def item_scopes(item: Any) -> tuple[str, ...]:
+    """The instances a test belongs to in a run of several targets, most specific first: its target and
+    its namespace; () for a test run once (every test of a run of one target)."""
+    params = getattr(getattr(item, "callspec", None), "params", None) or {}
+    scopes = []
+    if TARGET_PARAM in params:
+        spec = params[TARGET_PARAM]
+        scopes.append(f"target:{getattr(spec, 'key', spec)}")
+    if NAMESPACE_PARAM in params:
+        scopes.append(f"namespace:{params[NAMESPACE_PARAM]}")
+    return tuple(scopes)
+
+
+def scoped_key(gate: str, scope: str) -> str:
+    """The key of one target's (or namespace's) instance of a gate: ``api-health@target:https://a``."""
+    return f"{gate}@{scope}"
+
+
 def _split_nodeid(nodeid: str) -> tuple[str, str]:
     """``path.py::Class::test[param]`` -> (``path.py``, ``Class::test``)."""
     module, _, rest = nodeid.partition("::")
@@ -132,6 +155,9 @@ class GatePlan:
     requested_by: dict[str, str] = field(default_factory=dict)  # gate -> a nodeid that requires it
     labels: dict[str, str] = field(default_factory=dict)  # gate key -> name shown, for required tests
     member_of: dict[str, tuple[str, ...]] = field(default_factory=dict)  # nodeid -> every gate key it decides
+    # nodeid -> the instances it belongs to, most specific first: ("target:<key>", "namespace:<ns>")
+    scopes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    scoped: dict[str, str] = field(default_factory=dict)  # scoped gate key -> the gate's name
 
     @classmethod
     def build(cls, items: Iterable[Any]) -> GatePlan:
@@ -144,8 +170,12 @@ class GatePlan:
         for item, *_ in scanned:
             module, name = _split_nodeid(item.nodeid)
             by_module.setdefault(module, {}).setdefault(name, []).append(item.nodeid)
+            plan.scopes[item.nodeid] = item_scopes(item)
+        wanted: dict[str, list[str]] = {}  # nodeid -> gate names required, before scoping
         for item, section_mark, gate_mark, requires_marks in scanned:
-            plan._place(item.nodeid, section_mark, gate_mark, requires_marks, by_module)
+            wanted[item.nodeid] = plan._place(item.nodeid, section_mark, gate_mark, requires_marks, by_module)
+        for nodeid, names in wanted.items():
+            plan._require(nodeid, names)
         for gate, nodeids in plan.members.items():
             for member in nodeids:
                 plan.member_of[member] = (*plan.member_of.get(member, ()), gate)
@@ -158,14 +188,19 @@ class GatePlan:
         gate_mark: Any,
         requires_marks: list[Any],
         by_module: dict[str, dict[str, list[str]]],
-    ) -> None:
-        """Record one test's section, the gate it belongs to and the gates (and tests) it requires."""
+    ) -> list[str]:
+        """Record one test's section, the gate it belongs to and the tests it requires; return the gate
+        names it requires (scoped once every gate is known)."""
         section = _single_name(section_mark, "section", 'section("database")', nodeid)
         self.section[nodeid] = section or OTHER_SECTION
         own_gate = _single_name(gate_mark, "gate", 'gate("api-health")', nodeid)
+        scopes = self.scopes.get(nodeid, ())
         if own_gate is not None:
+            key = scoped_key(own_gate, scopes[0]) if scopes else own_gate
+            if scopes:
+                self.scoped[key] = own_gate
             self.gate[nodeid] = own_gate
-            self.members.setdefault(own_gate, []).append(nodeid)
+            self.members.setdefault(key, []).append(nodeid)
         required: list[str] = []
         for marker in requires_marks:
             required.extend(g for g in _marker_names(marker, "requires") if g not in required)
@@ -175,7 +210,20 @@ class GatePlan:
                     required.append(key)
         required.extend(g for g in self.section_requires.get(section or "", ()) if g not in required)
         # A gate's own tests never wait for the gate itself (a section may require its own gate).
-        required = [g for g in required if g != own_gate]
+        return [g for g in required if g != own_gate]
+
+    def _require(self, nodeid: str, names: list[str]) -> None:
+        """A test's required gates, each the instance of its own target or namespace when there is one."""
+        required: list[str] = []
+        for name in names:
+            own = [scoped_key(name, scope) for scope in self.scopes.get(nodeid, ())]
+            keys = [key for key in own if key in self.members][:1]
+            if not keys and name not in self.members:
+                # A test run once needing a gate decided per target: every instance must pass.
+                keys = [key for key, gate in self.scoped.items() if gate == name]
+            for key in keys or [name]:
+                if key not in required:
+                    required.append(key)
         if required:
             self.requires[nodeid] = tuple(required)
             for g in required:
@@ -185,7 +233,8 @@ class GatePlan:
         """The gate key of test ``name`` required by ``nodeid``; its members are that test's node ids.
 
         ``name`` is a function of the module (``test_handshake``), a method of the dependent's class or
-        ``Class::test_method``; every parametrization of it is a member.
+        ``Class::test_method``; every parametrization of it is a member -- of the dependent's own target
+        (or namespace) when the run has several.
         """
         module, own = _split_nodeid(nodeid)
         tests = by_module.get(module, {})
@@ -199,15 +248,22 @@ class GatePlan:
         )
         if resolved == own:
             raise GraphError(f"{nodeid} requires itself (requires(test={name!r}))")
+        scopes = self.scopes.get(nodeid, ())
         key = test_key(module, resolved)
+        if scopes:
+            key = scoped_key(key, scopes[0])
         self.labels[key] = resolved
         if key not in self.members and resolved in tests:
-            self.members[key] = list(tests[resolved])
+            members = list(tests[resolved])
+            if scopes:
+                members = [n for n in members if self.scopes.get(n, (None,))[0] == scopes[0]]
+            self.members[key] = members
         return key
 
     def label(self, gate: str) -> str:
-        """The name a reason shows for a gate key: the gate's name, or the required test's name."""
-        return self.labels.get(gate, gate)
+        """The name a reason shows for a gate key: the gate's name, or the required test's name (the
+        target is in the dependent's node id already)."""
+        return self.labels.get(gate) or self.scoped.get(gate, gate)
 
     def is_test_requirement(self, gate: str) -> bool:
         return gate in self.labels

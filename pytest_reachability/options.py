@@ -19,7 +19,35 @@ OPTIONS: list[tuple[str, str, dict]] = [
     (
         "--target",
         "target",
-        {"metavar": "HOST[:PORT]|URL", "help": "service to verify: host, host:port or http(s):// URL"},
+        {
+            "action": "append",
+            "metavar": "HOST[:PORT]|URL",
+            "help": "service to verify: host, host:port or http(s):// URL (repeatable: a fleet in one run)",
+        },
+    ),
+    (
+        "--discover",
+        "discover",
+        {
+            "action": "store_true",
+            "help": "verify every public host the cluster serves: Ingress rule hosts and LoadBalancer "
+            "Services named by external-dns annotations (read-only; --namespace limits it to one namespace)",
+        },
+    ),
+    (
+        "--discover-selector",
+        "discover_selector",
+        {"metavar": "SELECTOR", "help": "label selector of the Ingresses and Services --discover reads"},
+    ),
+    (
+        "--shard",
+        "shard",
+        {"metavar": "I/N", "help": "verify only shard I of N of the targets (1 <= I <= N; deterministic)"},
+    ),
+    (
+        "--concurrency",
+        "concurrency",
+        {"metavar": "N", "help": "targets probed at once (default 8)"},
     ),
     ("--namespace", "namespace", {"metavar": "NS", "help": "Kubernetes namespace of the service"}),
     (

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from . import evidence as evidence_mod
-from . import fixtures, watchdog
+from . import fixtures, fleet, watchdog
 from .gating import (
     PASSED,
     SKIPPED,
@@ -35,6 +35,7 @@ from .roles import (
     CONTROLLER_INPUT_KEY,
     SANDBOX_INPUT_KEY,
     STORE_INPUT_KEY,
+    TARGETS_INPUT_KEY,
     USAGE_ERROR_OUTPUT_KEY,
     ControllerPlugin,
     WorkerPlugin,
@@ -145,6 +146,7 @@ def _configure_run(
     environment_set: list[str] = []
     if sandbox_info is not None:
         settings, environment_set = _point_at_sandbox(settings, sandbox_info)
+    settings = _settle_targets(settings, sandbox_info, worker_input)
     from .appconfig import AppConfigError, load_app_config
 
     try:
@@ -170,6 +172,7 @@ def _configure_run(
     else:
         config.pluginmanager.register(ControllerPlugin(state), "reachability-controller")
     config.pluginmanager.register(fixtures, "reachability-fixtures")
+    config.pluginmanager.register(fleet, "reachability-fleet")
     config.pluginmanager.register(report_hooks, "reachability-report-hooks")
     from . import wait_hooks
 
@@ -196,6 +199,58 @@ def _point_at_sandbox(settings: Any, info: Any) -> tuple[Any, list[str]]:
             environment_set.append(name)
             os.environ[name] = value
     return settings, environment_set
+
+
+def _settle_targets(settings: Any, sandbox_info: Any, worker_input: dict | None) -> Any:
+    """The run's targets: given, discovered and sharded on the controller; a worker takes the controller's."""
+    from .config import SettingsError, TargetSpec
+    from .targets import resolve_targets, sandbox_port
+
+    if worker_input is not None and TARGETS_INPUT_KEY in worker_input:
+        targets = [TargetSpec.from_dict(data) for data in worker_input[TARGETS_INPUT_KEY]]
+    else:
+        given = list(settings.targets)
+        if settings.discover and settings.sources.get("target") == "override":
+            given = []  # the sandbox's own target only stood in for a target nobody gave
+        port = None
+        if sandbox_info is not None:
+            from .config import parse_target
+
+            sandbox_target = parse_target(sandbox_info.target)
+            port = sandbox_info.edge_port
+            given = [sandbox_port(spec, port, sandbox_target.scheme) for spec in given]
+        settings = dataclasses.replace(settings, targets=given)
+        try:
+            targets = resolve_targets(
+                settings, discover=_discovery(settings) if settings.discover else None, port=port
+            )
+        except SettingsError as exc:
+            raise pytest.UsageError(str(exc)) from None
+    return dataclasses.replace(settings, targets=targets, target=targets[0].target if targets else None)
+
+
+def _discovery(settings: Any) -> Any:
+    """What ``--discover`` reads: the cluster's public hosts (one line and exit 4 when it cannot)."""
+
+    def read() -> list[Any]:
+        from .cluster import Cluster, ClusterError
+        from .discover import discover
+
+        namespace_given = settings.sources.get("namespace") in ("cli", "env", "file")
+        try:
+            view = Cluster.from_settings(settings)
+            try:
+                return discover(
+                    view,
+                    namespaces=[settings.namespace] if namespace_given and settings.namespace else None,
+                    selector=settings.discover_selector,
+                )
+            finally:
+                view.close()
+        except (ClusterError, ValueError) as exc:
+            raise pytest.UsageError(f"--discover: {getattr(exc, 'message', None) or exc}") from None
+
+    return read
 
 
 def _start_sandbox(settings: Any, worker_input: dict | None) -> tuple[Any, Any]:
@@ -381,6 +436,8 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         result = state.store.wait_for(gate, state.plan.members.get(gate, ()), remaining, waited=timeout)
         if state.plan.is_test_requirement(gate):
             result = dataclasses.replace(result, gate=state.plan.label(gate), noun="")
+        elif state.plan.label(gate) != gate:  # one target's instance of the gate: named as the gate
+            result = dataclasses.replace(result, gate=state.plan.label(gate))
         if result.state == SKIPPED:
             skipped_gate = skipped_gate or result
         elif result.state != PASSED:
@@ -405,6 +462,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.reachability_blocked_by = blocked.gate
     if item.nodeid in state.builtin:
         report.reachability_builtin = True
+    target = fleet.target_of(item)
+    if target is not None:
+        report.reachability_target = target
     evidence = item.stash.get(ITEM_EVIDENCE, None)
     if evidence is not None and evidence.records:
         # Each phase report carries what was recorded since the previous one.

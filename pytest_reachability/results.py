@@ -59,6 +59,7 @@ class TestResult:
     duration: float = 0.0
     evidence: list[dict[str, Any]] = field(default_factory=list)
     longrepr: str = ""
+    target: str | None = None  # the target's key in a run of several targets; None: run once
 
     __test__ = False  # not a pytest test class
 
@@ -186,6 +187,7 @@ class RunResults:
             test.duration += report.duration or 0.0  # the common case, kept cheap
             return
         test.section = getattr(report, "reachability_section", None) or test.section
+        test.target = getattr(report, "reachability_target", None) or test.target
         test.gate = getattr(report, "reachability_gate", None) or test.gate
         test.evidence.extend(getattr(report, "reachability_evidence", None) or [])
         test.duration += getattr(report, "duration", 0.0) or 0.0
@@ -217,6 +219,17 @@ class RunResults:
     def extend(self, reports: Iterable[Any]) -> None:
         for report in reports:
             self.add_report(report)
+
+    def target_keys(self) -> list[str]:
+        """The targets of a run of several targets, in the order their first test reported."""
+        return list(dict.fromkeys(t.target for t in self.tests.values() if t.target is not None))
+
+    def subset(self, target: str | None) -> RunResults:
+        """The tests of one target (None: the tests run once for the whole run), as a run of their own."""
+        part = RunResults()
+        part.tests = {nodeid: test for nodeid, test in self.tests.items() if test.target == target}
+        part.wait = self.wait
+        return part
 
     def by_outcome(self, outcome: str) -> list[TestResult]:
         return [t for t in self.tests.values() if t.outcome == outcome]

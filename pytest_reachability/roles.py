@@ -32,6 +32,7 @@ STORE_INPUT_KEY = "reachability_gate_store"
 SANDBOX_INPUT_KEY = "reachability_sandbox"
 USAGE_ERROR_OUTPUT_KEY = "reachability_usage_error"
 CONTROLLER_INPUT_KEY = "reachability_controller_pid"
+TARGETS_INPUT_KEY = "reachability_targets"
 PULLED_OUTPUT_KEY = "reachability_pulled"
 MARKS_OUTPUT_KEY = "reachability_marks"
 
@@ -75,6 +76,8 @@ class ControllerPlugin:
             state.worker_pids.append(popen.pid)
         if state.sandbox_info is not None:
             node.workerinput[SANDBOX_INPUT_KEY] = state.sandbox_info.to_dict()
+        # Discovery and sharding ran here once: every worker collects the same targets.
+        node.workerinput[TARGETS_INPUT_KEY] = [spec.to_dict() for spec in state.settings.targets]
 
     @pytest.hookimpl(optionalhook=True, trylast=True)
     def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:

@@ -41,6 +41,8 @@ class RunState:
     usage_error: str = ""  # a usage error an xdist worker found while planning its collection
     nothing_verified: str = ""  # why the run verified nothing (every built-in check skipped), else ""
     worker_pids: list[int] = field(default_factory=list)  # xdist workers this controller started
+    fleet: Any = None  # fleet.Fleet of a run of several targets, built with the diagnosis
+    target_gates: set[str] = field(default_factory=set)  # gates decided per target (runs of several targets)
 
 
 STATE = pytest.StashKey[RunState]()

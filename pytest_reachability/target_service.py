@@ -146,7 +146,9 @@ def find_target_service(
     loadbalancers = [
         service
         for service in services
-        if service.type == "LoadBalancer" and (service in chosen or _selects_any(service, pods))
+        if service.type == "LoadBalancer"
+        and (service in chosen or _selects_any(service, pods))
+        and not _published_for_others(service, target)
     ]
     controller_services = _ingress_controller_services(cluster_reads) if ingresses else []
     return TargetService(
@@ -230,6 +232,15 @@ def _rules_for(ingress: IngressInfo, host: str) -> list[dict[str, Any]]:
 
 def _selected_by_any(services: list[ServiceInfo], pod: PodInfo) -> bool:
     return any(service_selects(service.selector, pod.labels) for service in services)
+
+
+def _published_for_others(service: ServiceInfo, target: Target) -> bool:
+    """A LoadBalancer external-dns publishes under other names only: another host's way in to the same
+    pods (which may route by Host), not one of this target's."""
+    from .discover import published_hosts
+
+    hosts = published_hosts(getattr(service, "annotations", None))
+    return bool(hosts) and not target.is_ip and not any(host_matches(host, target.host) for host in hosts)
 
 
 def _selects_any(service: ServiceInfo, pods: list[PodInfo]) -> bool:

@@ -120,8 +120,8 @@ def test_no_pod_pending(cluster_reads, evidence):
     assert not pending, f"pods Pending: {'; '.join(pending)}; expected none"
 
 
-def test_containers_are_not_restarting(cluster_reads, reachability_settings, evidence):
-    table = reachability_settings.tables.get("cluster", {})
+def test_containers_are_not_restarting(cluster_reads, run_settings, evidence):
+    table = run_settings.tables.get("cluster", {})
     limit = (
         table.get("max_restarts", DEFAULT_MAX_RESTARTS) if isinstance(table, dict) else DEFAULT_MAX_RESTARTS
     )

@@ -42,13 +42,25 @@ def host_rules(cluster_reads: Any, target: Any, evidence: Any) -> list[tuple[Any
     return found
 
 
-def test_ingress_rule_exists_for_target_host(cluster_reads, target, evidence):
+def test_ingress_rule_exists_for_target_host(cluster_reads, target, target_service, dns, evidence):
     if target.is_ip:
         pytest.skip(f"target {target.host} is an IP address: Ingress rules match host names")
+    ingresses = cluster_reads.ingresses()
+    if not rules_for_host(ingresses, target.host):
+        # A host whose name resolves to its own LoadBalancer Service is exposed without an Ingress.
+        direct = [
+            service
+            for service in target_service.loadbalancers
+            if set(dns.addresses) & {*service.lb_addresses, *service.external_ips}
+        ]
+        if direct:
+            pytest.skip(
+                f"{target.host} resolves to the LoadBalancer of Service {direct[0].name}: it is exposed "
+                "without an Ingress"
+            )
     controllers = cluster_reads.ingress_controller_pods()
     for pod in controllers:
         evidence.record("ingress_controller", pod)
-    ingresses = cluster_reads.ingresses()
     for ingress in ingresses:
         evidence.record("ingress", ingress)
     if not controllers:

@@ -116,6 +116,10 @@ def test_every_setting_has_an_environment_variable(tmp_path: Path) -> None:
         "REACHABILITY_GATE_TIMEOUT": "60",
         "REACHABILITY_ALLOW_ALL_SKIPPED": "yes",
         "REACHABILITY_WAIT": "1m30s",
+        "REACHABILITY_DISCOVER": "on",
+        "REACHABILITY_DISCOVER_SELECTOR": "tier in (public, edge),team!=legacy",
+        "REACHABILITY_SHARD": "2/4",
+        "REACHABILITY_CONCURRENCY": "32",
     }
     assert set(env) == {env_name(key) for key in SETTING_KEYS}
     settings = resolve(tmp_path, env=env)
@@ -135,6 +139,8 @@ def test_every_setting_has_an_environment_variable(tmp_path: Path) -> None:
     assert settings.gate_timeout == 60.0
     assert settings.allow_all_skipped is True
     assert settings.wait == 90.0
+    assert settings.discover is True and settings.discover_selector == "tier in (public, edge),team!=legacy"
+    assert settings.shard == (2, 4) and settings.concurrency == 32
     assert settings.sources == dict.fromkeys(SETTING_KEYS, "env")
 
 

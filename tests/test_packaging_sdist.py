@@ -85,6 +85,7 @@ def test_sdist_carries_what_its_tests_read(sdist: tuple[Path, Path]) -> None:
         "tox.ini",
         "pytest_reachability/py.typed",
         "pytest_reachability/schemas/results-1.1.schema.json",
+        "pytest_reachability/schemas/results-1.2.schema.json",
         "suites/conftest.py",
     ):
         assert (unpacked / name).is_file(), name

@@ -71,7 +71,13 @@ def test_document_has_the_documented_fields():
         "started": "2025-12-05T02:00:00Z",
         "duration": 2.5,
         "sandbox": None,
+        "targets": 1,
     }
+    # A run of one target is a fleet of one: its entry holds the whole run.
+    (entry,) = data["targets"]
+    assert entry["target"] == "http://***:***@97v.test" and entry["health_score"] == data["health_score"]
+    assert entry["status"] == "FAIL" and entry["sections"] == data["sections"]
+    assert data["fleet"] == {"targets": 1, "healthy": 0, "failing": 1, "causes": []}
     assert data["health_score"] == 50  # passed + xpassed of passed + xpassed + failed + blocked
     assert list(data["sections"]) == ["dns", "tls", "api-health", "database", "other"]
     assert data["sections"]["database"] == {
@@ -110,7 +116,7 @@ def test_document_has_the_documented_fields():
     assert schema_errors(data) == []
     # every field named in the doc's tables exists in the document
     documented = set(re.findall(r"^\| `(\w+)` \|", DOC.read_text(), re.MULTILINE))
-    present = set(data["run"]) | set(data["tests"][0]) | set(data["theories"][0])
+    present = set(data["run"]) | set(data["tests"][0]) | set(data["theories"][0]) | set(data["targets"][0])
     assert documented <= present, documented - present
     assert f'"schema_version": "{SCHEMA_VERSION}"' in DOC.read_text()
 

@@ -51,7 +51,20 @@ def theories_of(config: pytest.Config) -> list[Any]:
             from ..diagnosis import diagnose
             from ..diagnosis.hookspecs import user_rules
 
-            state.theories = diagnose(state.results, state.settings, extra_rules=user_rules(config))
+            rules = user_rules(config)
+            if len(state.settings.targets) > 1:
+                from ..fleet import build_fleet
+
+                state.fleet = build_fleet(
+                    state.results, state.settings, lambda part, settings: diagnose(part, settings, rules)
+                )
+                state.theories = [cause.theory for cause in state.fleet.causes if cause.theory is not None]
+            else:
+                state.theories = diagnose(state.results, state.settings, extra_rules=rules)
+        elif len(state.settings.targets) > 1:
+            from ..fleet import build_fleet
+
+            state.fleet = build_fleet(state.results, state.settings, lambda part, settings: [])
         config.stash[DIAGNOSED] = True
     return state.theories
 
@@ -141,6 +154,7 @@ def write_reports(config: pytest.Config, state: Any) -> None:
                 started=started,
                 duration=duration,
                 secrets=secrets,
+                fleet=getattr(state, "fleet", None),
             )
             written.append(f"results JSON: {path}")
         except OSError as error:
@@ -192,12 +206,20 @@ def write_terminal_summary(reporter: Any, config: pytest.Config) -> None:
     redact = redactor_of(config)
     target = getattr(state.settings, "target", None)
     theories = [_redacted_theory(t, redact) for t in theories_of(config)] if state.results.tests else []
+    fleet = getattr(state, "fleet", None)
+    if fleet is not None and state.results.tests:
+        from ..fleet import fleet_lines
+
+        reporter.write_sep("=", "reachability: fleet")
+        for index, line in enumerate(fleet_lines(fleet)):
+            reporter.write_line(redact(line), bold=index == 0, red=index == 0 and bool(fleet.failing))
     terminal.write_summary(
         _MaskingWriter(reporter, redact),
         state.results,
         pulled=state.pulled,
         theories=theories,
         target=target.display if target is not None else None,
+        show_verdict=fleet is None,
     )
 
 

@@ -22,9 +22,9 @@ from typing import Any
 
 from ..atomic import write_atomically
 from ..redact import Redactor
-from ..results import BUILTIN_SECTIONS, RunResults, iso_utc
+from ..results import BUILTIN_SECTIONS, RunResults, iso_utc, section_status
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 SCHEMA_MAJOR = 1
 THEORY_FIELDS = ("rule", "title", "confidence", "evidence", "confirm", "fix")
 OUTCOMES = ("passed", "failed", "error", "skipped", "blocked")
@@ -39,22 +39,7 @@ def _section_order(results: RunResults) -> dict[str, int]:
     return {row.name: i for i, row in enumerate(results.sections())}
 
 
-def build_results(
-    results: RunResults,
-    settings: Any = None,
-    theories: Sequence[Any] | None = None,
-    *,
-    started: float | None = None,
-    duration: float | None = None,
-) -> dict[str, Any]:
-    """The document (plain data, not yet redacted). ``theories`` default to :func:`diagnosis.diagnose`."""
-    if theories is None:
-        from ..diagnosis import diagnose
-
-        theories = diagnose(results, settings)
-    target = getattr(settings, "target", None)
-    order = _section_order(results)
-    tests = sorted(results.tests.values(), key=lambda t: (order.get(t.section, len(order)), t.nodeid))
+def _sections(results: RunResults) -> dict[str, Any]:
     sections: dict[str, Any] = {}
     for row in results.sections():
         sections[row.name] = {
@@ -68,6 +53,67 @@ def build_results(
             "blocked_by": list(row.blocked_by),
             "builtin_index": BUILTIN_SECTIONS.index(row.name) + 1 if row.name in BUILTIN_SECTIONS else None,
         }
+    return sections
+
+
+def _target_entry(
+    key: str, namespace: str | None, results: RunResults, theories: Sequence[Any], status: str
+) -> dict[str, Any]:
+    from .verdict import verdict
+
+    found = verdict(results, theories, key)
+    order = _section_order(results)
+    tests = sorted(results.tests.values(), key=lambda t: (order.get(t.section, len(order)), t.nodeid))
+    return {
+        "target": key,
+        "namespace": namespace,
+        "status": status,
+        "verdict": found.line if found is not None else None,
+        "health_score": results.health().score,
+        "sections": _sections(results),
+        "tests": [t.nodeid for t in tests],
+        "theories": [_theory(t) for t in theories],
+    }
+
+
+def _targets(results: RunResults, settings: Any, theories: Sequence[Any], fleet: Any) -> list[dict[str, Any]]:
+    """Every target with its own sections, status and theories (a run of one target: the whole run)."""
+    if fleet is not None:
+        return [_target_entry(t.key, t.namespace, t.results, t.theories, t.status) for t in fleet.targets]
+    target = getattr(settings, "target", None)
+    if target is None or not results.tests:
+        return []
+    rows = results.sections()
+    status = section_status(
+        sum(r.passed for r in rows),
+        sum(r.failed for r in rows),
+        sum(r.error for r in rows),
+        sum(r.blocked for r in rows),
+    )
+    return [_target_entry(target.display, getattr(settings, "namespace", None), results, theories, status)]
+
+
+def build_results(
+    results: RunResults,
+    settings: Any = None,
+    theories: Sequence[Any] | None = None,
+    *,
+    started: float | None = None,
+    duration: float | None = None,
+    fleet: Any = None,
+) -> dict[str, Any]:
+    """The document (plain data, not yet redacted). ``theories`` default to :func:`diagnosis.diagnose`;
+    ``fleet`` is the :class:`~pytest_reachability.fleet.Fleet` of a run of several targets."""
+    if theories is None:
+        from ..diagnosis import diagnose
+
+        theories = diagnose(results, settings)
+    target = getattr(settings, "target", None)
+    order = _section_order(results)
+    tests = sorted(results.tests.values(), key=lambda t: (order.get(t.section, len(order)), t.nodeid))
+    targets = _targets(results, settings, theories, fleet)
+    shard = getattr(settings, "shard", None)
+    healthy = sum(1 for entry in targets if entry["status"] == "PASS")
     return {
         "schema_version": SCHEMA_VERSION,
         "run": {
@@ -76,10 +122,12 @@ def build_results(
             "started": iso_utc(started),
             "duration": None if duration is None else round(duration, 3),
             "sandbox": getattr(settings, "sandbox", None),
+            "targets": len(targets),
+            **({"shard": {"index": shard[0], "count": shard[1]}} if shard else {}),
             **({"wait": results.wait} if getattr(results, "wait", None) else {}),
         },
         "health_score": results.health().score,
-        "sections": sections,
+        "sections": _sections(results),
         "tests": [
             {
                 "nodeid": t.nodeid,
@@ -90,10 +138,15 @@ def build_results(
                 "gate": t.gate,
                 "duration": round(t.duration, 3),
                 "evidence": t.evidence,
+                "target": t.target,
             }
             for t in tests
         ],
         "theories": [_theory(t) for t in theories],
+        "targets": targets,
+        "fleet": fleet.to_dict()
+        if fleet is not None
+        else {"targets": len(targets), "healthy": healthy, "failing": len(targets) - healthy, "causes": []},
     }
 
 
@@ -128,9 +181,10 @@ def write_results_json(
     started: float | None = None,
     duration: float | None = None,
     secrets: Iterable[str] = (),
+    fleet: Any = None,
 ) -> Path:
     """Write the run's results document to ``path`` (secrets masked, atomically); returns the path."""
-    data = build_results(results, settings, theories, started=started, duration=duration)
+    data = build_results(results, settings, theories, started=started, duration=duration, fleet=fleet)
     return write_json_atomically(path, Redactor(secrets)(data))
 
 

@@ -93,8 +93,10 @@ def write_summary(
     pulled: dict[str, int] | None = None,
     theories: Sequence[Any] = (),
     target: str | None = None,
+    show_verdict: bool = True,
 ) -> None:
-    write_verdict(reporter, results, theories, target)
+    if show_verdict:  # a fleet's verdicts are per target, in its summary
+        write_verdict(reporter, results, theories, target)
     blocked = results.by_outcome("blocked")
     if blocked:
         sections = len({test.section for test in blocked})
