@@ -25,24 +25,18 @@ SHARDS = 3
 
 def verify(tmp_path: Path, name: str, *extra: str, env: dict[str, str] | None = None) -> Path:
     out = tmp_path / f"{name}.json"
+    suite = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "--pyargs",
+        "pytest_reachability.suites",
+        "-p",
+        "no:cacheprovider",
+    ]
+    fleet = ["--sandbox", "fleet", "--discover", "--namespace", "payments", f"--results-json={out}"]
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "--pyargs",
-            "pytest_reachability.suites",
-            "-p",
-            "no:cacheprovider",
-            "-q",
-            "--sandbox",
-            "fleet",
-            "--discover",
-            "--namespace",
-            "payments",
-            f"--results-json={out}",
-            *extra,
-        ],
+        [*suite, "-q", *fleet, *extra],
         cwd=tmp_path,
         capture_output=True,
         text=True,
