@@ -235,36 +235,49 @@ def load_targets(document: dict[str, Any], source: str) -> list[Shard]:
         raise MergeInputError(f"{source}: fleet.causes is {type(causes).__name__}, not a list")
     run = document.get("run") if isinstance(document.get("run"), dict) else {}
     tests_by_id = {str(t.get("nodeid")): t for t in document.get("tests") or [] if isinstance(t, dict)}
-    rows = []
-    for index, entry in enumerate(targets):
-        where = f"{source}: targets[{index}]"
-        if not isinstance(entry, dict) or not entry.get("target"):
-            raise MergeInputError(f"{where}: not an object with a target")
-        status = entry.get("status")
-        if status not in TARGET_STATUSES:
-            raise MergeInputError(f"{where}: status is {status!r}, not one of {', '.join(TARGET_STATUSES)}")
-        nodeids = entry.get("tests") or []
-        if not isinstance(nodeids, list):
-            raise MergeInputError(f"{where}: tests is {type(nodeids).__name__}, not a list of node ids")
-        tests = [tests_by_id[str(nodeid)] for nodeid in nodeids if str(nodeid) in tests_by_id]
-        score = entry.get("health_score")
-        rows.append(
-            Shard(
-                source=source,
-                target=str(_redact(str(entry["target"]))),
-                namespace=entry.get("namespace"),
-                started=run.get("started"),
-                health_score=int(score) if isinstance(score, int | float) else None,
-                sections=_sections(entry.get("sections"), tests, f"{source}: {entry['target']}"),
-                tests=tests,
-                theories=[t for t in entry.get("theories") or [] if isinstance(t, dict)],
-                history=entry.get("history") if isinstance(entry.get("history"), dict) else None,
-                document=document,
-                declared_status=status,
-                shard=_shard_of(run, source),
-            )
+    shard = _shard_of(run, source)
+    return [
+        _target_row(
+            entry, f"{source}: targets[{index}]", source, document, tests_by_id, run.get("started"), shard
         )
-    return rows
+        for index, entry in enumerate(targets)
+    ]
+
+
+def _target_row(
+    entry: Any,
+    where: str,
+    source: str,
+    document: dict[str, Any],
+    tests_by_id: dict[str, dict[str, Any]],
+    started: Any,
+    shard: dict[str, int] | None,
+) -> Shard:
+    """One entry of a document's ``targets`` list as a row; ``where`` names it in errors."""
+    if not isinstance(entry, dict) or not entry.get("target"):
+        raise MergeInputError(f"{where}: not an object with a target")
+    status = entry.get("status")
+    if status not in TARGET_STATUSES:
+        raise MergeInputError(f"{where}: status is {status!r}, not one of {', '.join(TARGET_STATUSES)}")
+    nodeids = entry.get("tests") or []
+    if not isinstance(nodeids, list):
+        raise MergeInputError(f"{where}: tests is {type(nodeids).__name__}, not a list of node ids")
+    tests = [tests_by_id[str(nodeid)] for nodeid in nodeids if str(nodeid) in tests_by_id]
+    score = entry.get("health_score")
+    return Shard(
+        source=source,
+        target=str(_redact(str(entry["target"]))),
+        namespace=entry.get("namespace"),
+        started=started,
+        health_score=int(score) if isinstance(score, int | float) else None,
+        sections=_sections(entry.get("sections"), tests, f"{source}: {entry['target']}"),
+        tests=tests,
+        theories=[t for t in entry.get("theories") or [] if isinstance(t, dict)],
+        history=entry.get("history") if isinstance(entry.get("history"), dict) else None,
+        document=document,
+        declared_status=status,
+        shard=shard,
+    )
 
 
 def _shard_of(run: dict[str, Any], source: str) -> dict[str, int] | None:
