@@ -3,10 +3,11 @@
     python -m pytest_reachability probe api.example.com --resolver system --resolver 1.1.1.1
     python -m pytest_reachability probe https://97v.test --address 127.0.10.57 --json
     python -m pytest_reachability merge eu.json us.json --html merged.html --incident-report merged.md
+    python -m pytest_reachability merge --history "$DATABASE_URL" --run-group reachability-fleet-29012345
 
 Each subcommand is a function ``run_<name>(args) -> int`` registered in ``_build_parser``; a new
 subcommand is one more ``add_parser`` call and one more function. Exit codes: 0 every address
-answered as expected (``merge``: every shard passed), 1 otherwise, 2 bad input (one line on stderr).
+answered as expected (``merge``: every target passed), 1 otherwise, 2 bad input (one line on stderr).
 """
 
 from __future__ import annotations
@@ -104,12 +105,23 @@ def _build_parser() -> argparse.ArgumentParser:
 
     merge = commands.add_parser(
         "merge",
-        help="merge --results-json files of several jobs into one report",
-        description="One report from the --results-json files of several jobs (regions, clusters, targets): "
-        "an overview and a section table per target. Without an output option the markdown goes to stdout.",
+        help="merge --results-json files of several jobs (or fleet shards) into one report",
+        description="One report from the --results-json files of several jobs (regions, clusters, --shard "
+        "I/N runs of a fleet): the fleet summary, an overview and a section table per target. Without an "
+        "output option the markdown goes to stdout.",
     )
     merge.add_argument(
-        "inputs", nargs="+", metavar="RESULTS.json", help="--results-json files (or earlier merged files)"
+        "inputs", nargs="*", metavar="RESULTS.json", help="--results-json files (or earlier merged files)"
+    )
+    merge.add_argument(
+        "--history",
+        metavar="URL",
+        help="read the targets from this history database (with --run-group) instead of files",
+    )
+    merge.add_argument(
+        "--run-group",
+        metavar="NAME",
+        help="the run group (REACHABILITY_RUN_GROUP) whose rows --history reads: every shard of one Job",
     )
     merge.add_argument("--html", metavar="OUT.html", help="write a self-contained HTML report")
     merge.add_argument("--incident-report", metavar="OUT.md", help="write the markdown report")
@@ -124,8 +136,15 @@ def _build_parser() -> argparse.ArgumentParser:
 def run_merge(args: argparse.Namespace) -> int:
     from . import merge
 
+    if bool(args.history) != bool(args.run_group):
+        raise UsageProblem("merge: --history and --run-group go together")
+    if bool(args.history) == bool(args.inputs):
+        raise UsageProblem("merge: name the results files, or --history URL --run-group NAME (not both)")
     try:
-        shards = merge.load_shards(args.inputs)
+        if args.history:
+            shards = merge.shards_from_history(args.history, args.run_group)
+        else:
+            shards = merge.load_shards(args.inputs)
     except merge.MergeInputError as error:
         raise UsageProblem(f"merge: {error}") from None
     outputs = [(args.html, merge.render_html), (args.incident_report, merge.render_markdown)]
@@ -148,7 +167,7 @@ def run_merge(args: argparse.Namespace) -> int:
             status = "FAIL" if shard.failed else shard.status
             score = "n/a" if shard.health_score is None else f"{shard.health_score}%"
             print(f"{status} {shard.label} health {score} ({shard.source})")
-    return EXIT_FAILED if any(shard.failed for shard in shards) else EXIT_OK
+    return EXIT_FAILED if merge.merge_failed(shards) else EXIT_OK
 
 
 def run_probe(args: argparse.Namespace) -> int:

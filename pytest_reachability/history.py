@@ -10,6 +10,13 @@ Runs are grouped by a *target key*: the target's host and base path plus the nam
 to 443, or a sandbox that listens on a random port, keeps its history; ``REACHABILITY_HISTORY_KEY``
 overrides the key, e.g. for one host served from several clusters.
 
+A run of several targets (a fleet) stores one row per target, each under its own key (the override,
+when set, is appended: ``host|namespace|override``), so the history of one target reads the same
+whether it was verified alone or in a fleet. The rows of one pytest run share a *run group*
+(``REACHABILITY_RUN_GROUP``, e.g. the Kubernetes Job of every shard, else the run's own id) and carry
+the shard (``--shard I/N``) that verified them: :meth:`HistoryStore.runs_of_group` reads them back for
+``python -m pytest_reachability merge --history``.
+
 The schema is created and migrated on first use, under a lock (SQLite ``BEGIN IMMEDIATE``,
 PostgreSQL an advisory transaction lock), so several CI jobs may open a fresh database at once.
 SQLite gets its busy timeout when the connection opens and WAL mode before the schema exists; the few
@@ -39,6 +46,7 @@ from .redact import redact, redact_target_text, url_passwords
 from .results import SectionCounts
 
 __all__ = [
+    "RUN_GROUP_ENV",
     "SCHEMA_VERSION",
     "HistoryError",
     "HistoryStore",
@@ -48,11 +56,13 @@ __all__ = [
     "detect_git_sha",
     "format_time",
     "open_history",
+    "fleet_target_key",
     "target_key",
 ]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 HISTORY_KEY_ENV = "REACHABILITY_HISTORY_KEY"
+RUN_GROUP_ENV = "REACHABILITY_RUN_GROUP"
 FAILING = ("failed", "error")
 BUSY_TIMEOUT_SECONDS = 30.0
 _PG_LOCK_ID = 0x7265616368  # "reach": the advisory lock that serialises schema migrations
@@ -93,6 +103,9 @@ class RunRecord:
         None  # --wait: seconds until the gates passed (None: did not wait or never)
     )
     wait_outcome: str | None = None  # --wait: healthy / deadline
+    run_group: str | None = None  # the rows written by one run (every target) or one sharded Job
+    shard_index: int | None = None  # --shard I/N: I (from 1), with shard_count N; None: not sharded
+    shard_count: int | None = None
 
     @property
     def healthy(self) -> bool:
@@ -109,7 +122,31 @@ def target_key(host: str | None, base_path: str = "", namespace: str | None = No
     override = os.environ.get(HISTORY_KEY_ENV, "").strip()
     if override:
         return override
+    return _plain_key(host, base_path, namespace)
+
+
+def fleet_target_key(host: str | None, base_path: str = "", namespace: str | None = None) -> str:
+    """The key of one target of a run of several: :func:`target_key` without the override replacing it
+    (every target would share it); ``REACHABILITY_HISTORY_KEY``, when set, is appended instead."""
+    key = _plain_key(host, base_path, namespace)
+    override = os.environ.get(HISTORY_KEY_ENV, "").strip()
+    return f"{key}|{override}" if override else key
+
+
+def _plain_key(host: str | None, base_path: str, namespace: str | None) -> str:
     return f"{(host or '(no target)').lower()}{base_path or ''}|{namespace or ''}"
+
+
+def host_and_path(display: str) -> tuple[str, str]:
+    """Host and base path of a target's display form (``https://user:***@Host:8443/base`` -> host, /base)."""
+    text = re.sub(r"^[A-Za-z][A-Za-z0-9+.-]*://", "", display.strip())
+    text = text.rsplit("@", 1)[-1]
+    authority, slash, path = text.partition("/")
+    if authority.startswith("["):
+        host = authority[1:].split("]", 1)[0]
+    else:
+        host = authority.split(":", 1)[0]
+    return host, ("/" + path.rstrip("/")) if slash and path.strip("/") else ""
 
 
 def format_time(value: datetime | str | None) -> str | None:
@@ -150,6 +187,8 @@ def describe_summary(summary: dict | None) -> str:
         return "History: not recorded"
     if summary.get("error"):
         return f"History: not available: {summary['error']}"
+    if isinstance(summary.get("fleet"), dict):
+        return _describe_fleet(summary)
     counts = (
         f"newly failing: {len(summary.get('newly_failing') or [])}; "
         f"recovered: {len(summary.get('recovered') or [])}"
@@ -174,6 +213,20 @@ def describe_summary(summary: dict | None) -> str:
     else:
         state = f"healthy since {summary.get('healthy_since')}"
     return f"History: {state}; {counts}"
+
+
+def _describe_fleet(summary: dict) -> str:
+    """``History: 200 targets (3 first recorded); 5 failing, the longest since ...; newly failing: 2; ...``"""
+    fleet = summary["fleet"]
+    first = f" ({fleet['first_recorded']} first recorded)" if fleet.get("first_recorded") else ""
+    state = f"{fleet.get('failing', 0)} failing"
+    if summary.get("failing_since"):
+        state += f", the longest since {summary['failing_since']}"
+    return (
+        f"History: {fleet.get('targets', 0)} targets{first}; {state}; "
+        f"newly failing: {len(summary.get('newly_failing') or [])}; "
+        f"recovered: {len(summary.get('recovered') or [])}"
+    )
 
 
 # --------------------------------------------------------------------------- schema
@@ -216,19 +269,18 @@ _MIGRATIONS: dict[int, list[str]] = {
         "TEXT NOT NULL,"
         " source TEXT NOT NULL, address TEXT NOT NULL, PRIMARY KEY (run_id, kind, name, source, address))",
     ],
+    4: [
+        "ALTER TABLE runs ADD COLUMN run_group TEXT",
+        "ALTER TABLE runs ADD COLUMN shard_index INTEGER",
+        "ALTER TABLE runs ADD COLUMN shard_count INTEGER",
+        "CREATE INDEX runs_run_group ON runs (run_group)",
+    ],
 }
 
 
 def _legacy_target_key(target: str) -> str:
     """Version 1 stored only the display target: derive the key the same way as for new runs."""
-    text = re.sub(r"^[A-Za-z][A-Za-z0-9+.-]*://", "", target.strip())
-    text = text.rsplit("@", 1)[-1]
-    authority, slash, path = text.partition("/")
-    if authority.startswith("["):
-        host = authority[1:].split("]", 1)[0]
-    else:
-        host = authority.split(":", 1)[0]
-    return target_key(host, ("/" + path.rstrip("/")) if slash and path.strip("/") else "", None)
+    return target_key(*host_and_path(target), None)
 
 
 # --------------------------------------------------------------------------- store
@@ -369,33 +421,45 @@ class HistoryStore:
         as earlier is what was recorded before this run -- whatever the start times of runs that ran at
         once -- and of two first runs exactly one is the first.
         """
-        return self._retrying(lambda: self._record_and_compare(run))
+        ((run_id, summary),) = self.record_and_compare_many([run])
+        return run_id, summary
 
-    def _record_and_compare(self, run: RunRecord) -> tuple[int, dict[str, Any]]:
+    def record_and_compare_many(self, runs: Sequence[RunRecord]) -> list[tuple[int, dict[str, Any]]]:
+        """:meth:`record_and_compare` for every target of a fleet run, all in one transaction."""
+        return self._retrying(lambda: self._record_and_compare_many(runs))
+
+    def _record_and_compare_many(self, runs: Sequence[RunRecord]) -> list[tuple[int, dict[str, Any]]]:
         self._begin_write()
         self._in_write = True
+        done = []
         try:
             self._lock_runs()
-            summary = self.compare(run, recorded_before=True)
-            run_id = self._insert(run)
+            for run in runs:
+                summary = self.compare(run, recorded_before=True)
+                done.append((self._insert(run), summary))
             self._commit()
         except BaseException:
             self._rollback()
             raise
         finally:
             self._in_write = False
-        return run_id, summary
+        return done
 
     def finish_run(self, run: RunRecord) -> None:
         """Add what is known only at the very end (top theory, finish time) to a stored run."""
+        self.finish_runs([run])
+
+    def finish_runs(self, runs: Sequence[RunRecord]) -> None:
+        """:meth:`finish_run` for every target of a fleet run, in one transaction."""
 
         def update() -> None:
             self._begin_write()
             try:
-                self._execute(
-                    "UPDATE runs SET top_theory = ?, finished_at = ? WHERE run_uuid = ?",
-                    [run.top_theory, _iso(run.finished_at) if run.finished_at else None, run.run_uuid],
-                )
+                for run in runs:
+                    self._execute(
+                        "UPDATE runs SET top_theory = ?, finished_at = ? WHERE run_uuid = ?",
+                        [run.top_theory, _iso(run.finished_at) if run.finished_at else None, run.run_uuid],
+                    )
                 self._commit()
             except BaseException:
                 self._rollback()
@@ -422,6 +486,9 @@ class HistoryStore:
                 "top_theory": run.top_theory,
                 "seconds_to_healthy": run.seconds_to_healthy,
                 "wait_outcome": run.wait_outcome,
+                "run_group": run.run_group,
+                "shard_index": run.shard_index,
+                "shard_count": run.shard_count,
             }
         )
         for kind, name, source, address in dict.fromkeys(run.addresses):
@@ -462,7 +529,8 @@ class HistoryStore:
         rows = self._rows(
             "SELECT id, run_uuid, target_key, target, namespace, started_at, git_sha, exit_status, status, "
             "healthy,"
-            " health_score, passed, counted, top_theory, seconds_to_healthy, wait_outcome"
+            " health_score, passed, counted, top_theory, seconds_to_healthy, wait_outcome, run_group,"
+            " shard_index, shard_count"
             f" FROM runs {where} ORDER BY started_at DESC, id DESC LIMIT ?",
             [*params, int(limit)],
         )
@@ -483,6 +551,9 @@ class HistoryStore:
             "top_theory",
             "seconds_to_healthy",
             "wait_outcome",
+            "run_group",
+            "shard_index",
+            "shard_count",
         )
         found = [dict(zip(names, row, strict=True)) for row in rows]
         for run in found:
@@ -535,7 +606,8 @@ class HistoryStore:
         """A stored run as a RunRecord (tests and sections included), or None."""
         rows = self._rows(
             "SELECT id, target_key, target, namespace, started_at, finished_at, git_sha, exit_status, status,"
-            " health_score, passed, counted, top_theory FROM runs WHERE run_uuid = ?",
+            " health_score, passed, counted, top_theory, run_group, shard_index, shard_count"
+            " FROM runs WHERE run_uuid = ?",
             [run_uuid],
         )
         if not rows:
@@ -555,6 +627,9 @@ class HistoryStore:
             passed,
             counted,
             theory,
+            group,
+            shard_index,
+            shard_count,
         ) = rows[0]
         tests = {
             nodeid: (section, outcome, reason)
@@ -579,7 +654,19 @@ class HistoryStore:
             top_theory=theory,
             tests=tests,
             sections=self.sections(int(run_id)),
+            run_group=group,
+            shard_index=shard_index,
+            shard_count=shard_count,
         )
+
+    def runs_of_group(self, group: str) -> list[RunRecord]:
+        """Every row a run group wrote (each target of each shard), by shard and start."""
+        rows = self._rows(
+            "SELECT run_uuid FROM runs WHERE run_group = ? ORDER BY shard_index, started_at, id", [group]
+        )
+        self._end_read()
+        found = [self.load_run(run_uuid) for (run_uuid,) in rows]
+        return [run for run in found if run is not None]
 
     def summary_for(self, run_uuid: str) -> dict[str, Any] | None:
         """The comparison of a stored run with the runs before it (what the run itself printed)."""

@@ -1,11 +1,21 @@
-"""Merge ``--results-json`` files of several jobs (regions, clusters, targets) into one report.
+"""Merge ``--results-json`` files of several jobs (regions, clusters, fleet shards) into one report.
 
     python -m pytest_reachability merge eu.json us.json --html merged.html --incident-report merged.md
+    python -m pytest_reachability merge shard-1.json shard-2.json shard-3.json --html fleet.html
+    python -m pytest_reachability merge --history "$DATABASE_URL" --run-group reachability-fleet-29012345
 
-Each input is one *shard*: a run against one target. The merged report has a header table of every
-shard (target, health, status, top theory) and a section table per shard. Outputs: a self-contained
-HTML page (no scripts, no external resources), a GitHub-markdown report, and a merged JSON document
-(``kind: reachability-merge``) that ``merge`` also accepts as input.
+Every target of every input is one row (a :class:`Shard`): a results document of schema 1.2 contributes
+one row per entry of its ``targets`` list (a ``--shard I/N`` run verifies part of a fleet), an older
+document one row, its ``run.target``. The same target (display form and namespace) in two inputs is an
+error: two shards of one fleet never verify the same target. The merged report starts with the fleet
+summary (how many targets are healthy and failing, and the causes shared by several targets), then a
+table of every target (health, status, top cause) and a section table per target. Outputs: a
+self-contained HTML page (no scripts, no external resources), a GitHub-markdown report, and a merged
+JSON document (``kind: reachability-merge``) that ``merge`` also accepts as input.
+
+Causes are joined across inputs by ``(rule, title)``: a fleet run lists in ``fleet.causes`` the top cause
+of each failing target, grouped (the title with the host left out), so a cause listed by shard 1 for 5
+hosts and by shard 2 for 7 is one cause of 12 hosts in the merge.
 
 Results files are read by ``report.json.read_results_json`` (the schema has one owner); a hand-edited
 file with a wrong value type is one ``MergeInputError`` line, not a traceback. Every string shown
@@ -16,6 +26,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -25,15 +36,19 @@ from typing import Any
 from .atomic import write_atomically
 from .redact import redact
 from .report.json import SCHEMA_MAJOR, SCHEMA_VERSION, ResultsFileError, read_results_json
-from .results import COUNTED_OUTCOMES, SectionCounts
+from .results import COUNTED_OUTCOMES, SectionCounts, section_status
 
 __all__ = [
     "MERGE_KIND",
     "MergeInputError",
     "Shard",
     "SectionCounts",
+    "fleet_summary",
     "load_shard",
     "load_shards",
+    "load_targets",
+    "shards_from_history",
+    "shards_from_documents",
     "read_document",
     "merged_document",
     "render_html",
@@ -43,8 +58,12 @@ __all__ = [
 ]
 
 MERGE_KIND = "reachability-merge"
+NO_TARGET = "(no target)"
+NO_CAUSE = "no-cause-found"  # the fleet's group of failing targets no rule explained
 MERGE_SCHEMA_VERSION = 1
 STATUS_MARK = {"PASS": "✅ PASS", "FAIL": "❌ FAIL", "BLOCKED": "⏸️ BLOCKED", "SKIPPED": "➖ SKIPPED"}
+TARGET_STATUSES = ("PASS", "FAIL", "BLOCKED", "SKIPPED")
+FAILING_STATUSES = ("FAIL", "BLOCKED")
 
 
 class MergeInputError(Exception):
@@ -65,6 +84,8 @@ class Shard:
     theories: list[dict[str, Any]]
     history: dict[str, Any] | None
     document: dict[str, Any]
+    declared_status: str | None = None  # a fleet document's per-target status, else derived
+    shard: dict[str, int] | None = None  # the input's run.shard: {"index": I, "count": N}
 
     @property
     def label(self) -> str:
@@ -72,15 +93,23 @@ class Shard:
 
     @property
     def failed(self) -> bool:
+        if self.declared_status is not None:
+            return self.declared_status in FAILING_STATUSES
         return any(t.get("outcome") in ("failed", "error", "blocked") for t in self.tests) or any(
             s.failed or s.error or s.blocked for s in self.sections
         )
 
     @property
     def status(self) -> str:
+        if self.declared_status is not None:
+            return self.declared_status
         if self.failed:
             return "FAIL"
         return "PASS" if any(s.passed for s in self.sections) else "NO CHECKS"
+
+    @property
+    def top_cause(self) -> str:
+        return str(self.theories[0].get("title") or "") if self.theories else ""
 
     def counts(self) -> tuple[int, int]:
         """(passed, counted) as the health score counts them."""
@@ -134,8 +163,8 @@ def schema_version_supported(version: Any) -> bool:
 
 
 def load_shards(paths: Sequence[str | Path]) -> list[Shard]:
-    """Every shard of every file (a merged document contributes all of its shards)."""
-    shards: list[Shard] = []
+    """Every target of every file (a merged document contributes all of its inputs' targets)."""
+    documents: list[tuple[str, dict[str, Any]]] = []
     for name in paths:
         path = Path(name)
         if not path.exists():
@@ -157,29 +186,124 @@ def load_shards(paths: Sequence[str | Path]) -> list[Shard]:
                     raise MergeInputError(
                         f"{path}#{index + 1}: a shard is {type(inner).__name__}, not an object"
                     )
-                shards.append(_load_checked(inner, f"{path}#{index + 1}"))
+                documents.append((f"{path}#{index + 1}", inner))
         else:
-            shards.append(_load_checked(document, str(path)))
-    if not shards:
+            documents.append((str(path), document))
+    return shards_from_documents(documents)
+
+
+def shards_from_documents(documents: Sequence[tuple[str, dict[str, Any]]]) -> list[Shard]:
+    """One row per target of the ``(source, results document)`` pairs, sorted by target.
+
+    The same target (display form and namespace) in two documents is a MergeInputError."""
+    shards: list[Shard] = []
+    seen: dict[tuple[str, str | None], str] = {}
+    for source, document in documents:
+        for shard in _load_checked(document, source):
+            key = (shard.target, shard.namespace)
+            if shard.target != NO_TARGET and key in seen:
+                raise MergeInputError(
+                    f"{source}: target {shard.label} is also in {seen[key]}; "
+                    "each target belongs to one shard (same --shard count, different index?)"
+                )
+            seen[key] = source
+            shards.append(shard)
+    if not documents:
         raise MergeInputError("no results to merge")
-    return shards
+    return sorted(shards, key=lambda shard: (shard.target, shard.namespace or ""))
 
 
-def _load_checked(document: dict[str, Any], source: str) -> Shard:
-    """``load_shard``, with any value of a wrong type left unchecked turned into one line naming the file."""
+def _load_checked(document: dict[str, Any], source: str) -> list[Shard]:
+    """``load_targets``, with a value of a wrong type left unchecked turned into one line naming the file."""
     try:
-        return load_shard(document, source)
-    except (ValueError, TypeError, AttributeError) as error:
+        return load_targets(document, source)
+    except (ValueError, TypeError, AttributeError, KeyError) as error:
         raise MergeInputError(f"{source}: malformed results: {_one_line(error)}") from None
 
 
-def load_shard(document: dict[str, Any], source: str) -> Shard:
-    """A shard from one ``--results-json`` document; a wrong schema version is a MergeInputError."""
+def load_targets(document: dict[str, Any], source: str) -> list[Shard]:
+    """One row per verified target: the entries of the ``targets`` list (schema 1.2), else the whole run."""
+    targets = document.get("targets")
+    if targets is None:
+        return [load_shard(document, source)]
+    _check_version(document, source)
+    if not isinstance(targets, list):
+        raise MergeInputError(f"{source}: targets is {type(targets).__name__}, not a list")
+    fleet = document.get("fleet")
+    causes = fleet.get("causes") if isinstance(fleet, dict) else None
+    if fleet is not None and not isinstance(causes, list | None):
+        raise MergeInputError(f"{source}: fleet.causes is {type(causes).__name__}, not a list")
+    run = document.get("run") if isinstance(document.get("run"), dict) else {}
+    tests_by_id = {str(t.get("nodeid")): t for t in document.get("tests") or [] if isinstance(t, dict)}
+    shard = _shard_of(run, source)
+    return [
+        _target_row(
+            entry, f"{source}: targets[{index}]", source, document, tests_by_id, run.get("started"), shard
+        )
+        for index, entry in enumerate(targets)
+    ]
+
+
+def _target_row(
+    entry: Any,
+    where: str,
+    source: str,
+    document: dict[str, Any],
+    tests_by_id: dict[str, dict[str, Any]],
+    started: Any,
+    shard: dict[str, int] | None,
+) -> Shard:
+    """One entry of a document's ``targets`` list as a row; ``where`` names it in errors."""
+    if not isinstance(entry, dict) or not entry.get("target"):
+        raise MergeInputError(f"{where}: not an object with a target")
+    status = entry.get("status")
+    if status not in TARGET_STATUSES:
+        raise MergeInputError(f"{where}: status is {status!r}, not one of {', '.join(TARGET_STATUSES)}")
+    nodeids = entry.get("tests") or []
+    if not isinstance(nodeids, list):
+        raise MergeInputError(f"{where}: tests is {type(nodeids).__name__}, not a list of node ids")
+    tests = [tests_by_id[str(nodeid)] for nodeid in nodeids if str(nodeid) in tests_by_id]
+    score = entry.get("health_score")
+    return Shard(
+        source=source,
+        target=str(_redact(str(entry["target"]))),
+        namespace=entry.get("namespace"),
+        started=started,
+        health_score=int(score) if isinstance(score, int | float) else None,
+        sections=_sections(entry.get("sections"), tests, f"{source}: {entry['target']}"),
+        tests=tests,
+        theories=[t for t in entry.get("theories") or [] if isinstance(t, dict)],
+        history=entry.get("history") if isinstance(entry.get("history"), dict) else None,
+        document=document,
+        declared_status=status,
+        shard=shard,
+    )
+
+
+def _shard_of(run: dict[str, Any], source: str) -> dict[str, int] | None:
+    shard = run.get("shard")
+    if not isinstance(shard, dict):
+        return None
+    index, count = shard.get("index"), shard.get("count")
+    if not (isinstance(index, int) and isinstance(count, int) and 1 <= index <= count):
+        raise MergeInputError(
+            f"{source}: run.shard is {shard!r}, not {{'index': I, 'count': N}} with 1 <= I <= N"
+        )
+    return {"index": index, "count": count}
+
+
+def _check_version(document: dict[str, Any], source: str) -> None:
     version = document.get("schema_version")
     if not schema_version_supported(version):
         raise MergeInputError(
             f"{source}: results schema version {version!r} is not supported; expected {SCHEMA_MAJOR}.x"
         )
+
+
+def load_shard(document: dict[str, Any], source: str) -> Shard:
+    """The whole run of one ``--results-json`` document as one row; a wrong schema version is a
+    MergeInputError."""
+    _check_version(document, source)
     run = document.get("run") if isinstance(document.get("run"), dict) else {}
     tests = [t for t in document.get("tests") or [] if isinstance(t, dict)]
     sections = _sections(document.get("sections"), tests, source)
@@ -188,7 +312,7 @@ def load_shard(document: dict[str, Any], source: str) -> Shard:
         score = document["health"].get("score")
     history = document.get("history") if isinstance(document.get("history"), dict) else None
     theories = [t for t in document.get("theories") or [] if isinstance(t, dict)]
-    target = run.get("target") or document.get("target") or "(no target)"
+    target = run.get("target") or document.get("target") or NO_TARGET
     return Shard(
         source=source,
         target=str(_redact(str(target))),
@@ -200,6 +324,7 @@ def load_shard(document: dict[str, Any], source: str) -> Shard:
         theories=theories,
         history=history,
         document=document,
+        shard=_shard_of(run, source),
     )
 
 
@@ -265,6 +390,199 @@ def _fill_blocked_by(rows: list[SectionCounts], tests: list[dict[str, Any]]) -> 
             row.count(None, blocked_by=str(test["blocked_by"]))
 
 
+def shards_from_history(url: str, group: str) -> list[Shard]:
+    """The rows a run group stored in the history (every target of every shard of a sharded Job), as
+    results documents of one target each: sections, outcomes, health, status and top cause.
+
+    What the history does not keep is not shown: evidence, and theories beyond each target's top one
+    (grouped across targets by its title with the target's host left out)."""
+    from .history import HistoryError, format_time, open_history, sqlite_path
+
+    try:
+        if not re.match(r"^postgres(ql)?://", url.strip(), re.IGNORECASE) and not sqlite_path(url).is_file():
+            raise MergeInputError(f"history database {sqlite_path(url)}: no such file")
+        store = open_history(url, migrate=False)
+    except HistoryError as error:
+        raise MergeInputError(str(error)) from None
+    with store:
+        try:
+            version = store.schema_version()
+            if version < 4:
+                raise MergeInputError(
+                    f"history database {store.where}: schema version {version} stores no run groups "
+                    "(a run of this version adds them)"
+                )
+            runs = store.runs_of_group(group)
+        except MergeInputError:
+            raise
+        except Exception as error:  # noqa: BLE001 - a database error is one line
+            raise MergeInputError(f"history database {store.where}: {_one_line(error)}") from None
+    if not runs:
+        raise MergeInputError(f"history database {store.where}: no runs of run group {group!r}")
+    documents = []
+    for run in runs:
+        shard = {"index": run.shard_index, "count": run.shard_count} if run.shard_index else None
+        totals = [
+            sum(getattr(row, name) for row in run.sections)
+            for name in ("passed", "failed", "error", "blocked")
+        ]
+        status = section_status(*totals)
+        tests = [
+            {
+                "nodeid": nodeid,
+                "section": section,
+                "outcome": _HISTORY_OUTCOME.get(outcome, outcome),
+                "blocked_by": None,
+                "reason": reason,
+                "target": run.target,
+            }
+            for nodeid, (section, outcome, reason) in run.tests.items()
+        ]
+        theories = [{"rule": "", "title": run.top_theory}] if run.top_theory else []
+        rule, title = target_cause(run.target, theories[0] if theories else None)
+        cause = {"rule": rule, "title": title}
+        entry = {
+            "target": run.target,
+            "namespace": run.namespace,
+            "status": status,
+            "health_score": run.health_score,
+            "sections": {row.name: _section_object(row) for row in run.sections},
+            "tests": [test["nodeid"] for test in tests],
+            "theories": theories,
+        }
+        documents.append(
+            (
+                group,
+                {
+                    "schema_version": SCHEMA_VERSION,
+                    "run": {
+                        "target": run.target,
+                        "namespace": run.namespace,
+                        "started": format_time(run.started_at),
+                        **({"shard": shard} if shard else {}),
+                    },
+                    "health_score": run.health_score,
+                    "sections": entry["sections"],
+                    "tests": tests,
+                    "theories": theories,
+                    "targets": [entry],
+                    "fleet": {"causes": [] if status == "PASS" else [{**cause, "targets": [run.target]}]},
+                },
+            )
+        )
+    return shards_from_documents(documents)
+
+
+_HISTORY_OUTCOME = {"xfailed": "skipped", "xpassed": "passed"}
+
+
+# --------------------------------------------------------------------------- the fleet
+
+
+def _documents(shards: Sequence[Shard]) -> list[tuple[str, dict[str, Any]]]:
+    """The input documents behind the rows, once each, in input order."""
+    found: dict[int, tuple[str, dict[str, Any]]] = {}
+    for shard in sorted(shards, key=lambda s: s.source):
+        found.setdefault(id(shard.document), (shard.source, shard.document))
+    return list(found.values())
+
+
+def shared_causes(shards: Sequence[Shard]) -> list[dict[str, Any]]:
+    """The inputs' ``fleet.causes`` joined by ``(rule, title)``: a cause listed by two shards is one cause
+    with the targets of both. Causes of most targets first (the "no cause found" group last); each
+    cause's targets in the rows' order."""
+    order = {shard.target: index for index, shard in enumerate(shards)}
+    groups: dict[tuple[str, str], list[str]] = {}
+
+    def add(rule: Any, title: Any, target: Any) -> None:
+        members = groups.setdefault((str(rule or ""), str(_redact(str(title or "")))), [])
+        shown = str(_redact(str(target)))
+        if shown not in members:
+            members.append(shown)
+
+    for _, document in _documents(shards):
+        fleet = document.get("fleet") if isinstance(document.get("fleet"), dict) else {}
+        for cause in fleet.get("causes") or []:
+            if isinstance(cause, dict) and isinstance(cause.get("targets"), list):
+                for target in cause["targets"]:
+                    add(cause.get("rule"), cause.get("title"), target)
+    for shard in shards:  # an older document lists no causes: its top theory is its target's
+        if "targets" not in shard.document and shard.status not in ("PASS", "NO CHECKS"):
+            add(*target_cause(shard.target, shard.theories[0] if shard.theories else None), shard.target)
+    joined = [
+        {"rule": rule, "title": title, "targets": sorted(targets, key=lambda t: order.get(t, len(order)))}
+        for (rule, title), targets in groups.items()
+    ]
+    return sorted(joined, key=lambda c: (c["rule"] == NO_CAUSE, -len(c["targets"]), c["title"], c["rule"]))
+
+
+def target_cause(target: str, theory: dict[str, Any] | None) -> tuple[str, str]:
+    """A failing target's cause as a fleet run groups them: its top theory's rule and title, the target's
+    host in the title replaced by ``<host>`` (so one cause of many hosts has one title); no theory is
+    the no-cause group."""
+    from .history import host_and_path
+
+    if not theory or not theory.get("title"):
+        return NO_CAUSE, "no rule found a cause: see the target's failed checks"
+    host = host_and_path(target)[0]
+    title = str(theory["title"])
+    if host:
+        title = re.sub(re.escape(host), "<host>", title, flags=re.IGNORECASE)
+    return str(theory.get("rule") or ""), title
+
+
+def cluster_wide_failures(shards: Sequence[Shard]) -> list[tuple[str, dict[str, Any]]]:
+    """Failed checks that belong to no target (``"target": null``: run once per input), with their input."""
+    failures = []
+    for source, document in _documents(shards):
+        if "targets" not in document:
+            continue  # an older document's tests all belong to its one target
+        for test in document.get("tests") or []:
+            if isinstance(test, dict) and "target" in test and test["target"] is None:
+                if test.get("outcome") in ("failed", "error"):
+                    failures.append((source, test))
+    return failures
+
+
+def fleet_summary(shards: Sequence[Shard]) -> dict[str, Any]:
+    """``{"targets", "healthy", "failing", "causes"}`` over every row, as a fleet run's ``fleet`` object
+    counts them: healthy is PASS, failing every other status."""
+    return {
+        "targets": len(shards),
+        "healthy": sum(1 for shard in shards if shard.status == "PASS"),
+        "failing": sum(1 for shard in shards if shard.status != "PASS"),
+        "causes": shared_causes(shards),
+    }
+
+
+def merge_failed(shards: Sequence[Shard]) -> bool:
+    """A target failed, or a check that belongs to no target did."""
+    return any(shard.failed for shard in shards) or bool(cluster_wide_failures(shards))
+
+
+def _fleet_lines(shards: Sequence[Shard]) -> tuple[str, list[str], list[str]]:
+    """The fleet summary as (headline, one line per shared cause, one line per failed cluster-wide check)."""
+    fleet = fleet_summary(shards)
+    headline = f"{fleet['targets']} target(s): {fleet['healthy']} healthy, {fleet['failing']} failing"
+    causes = []
+    for cause in fleet["causes"]:
+        shown = ", ".join(cause["targets"][:20]) + (", ..." if len(cause["targets"]) > 20 else "")
+        rule = f" ({cause['rule']})" if cause["rule"] else ""
+        count = len(cause["targets"])
+        causes.append(f"{cause['title']}{rule}: {count} target{'' if count == 1 else 's'}: {shown}")
+    cluster = [
+        f"{test.get('nodeid', '')} ({Path(source).name}): {test.get('reason') or test.get('outcome')}"
+        for source, test in cluster_wide_failures(shards)
+    ]
+    return headline, causes, cluster
+
+
+def _shard_text(shard: Shard) -> str:
+    """Where a row came from: the file, and the shard when the run was one."""
+    name = Path(shard.source).name
+    return f"{name} (shard {shard.shard['index']}/{shard.shard['count']})" if shard.shard else name
+
+
 # --------------------------------------------------------------------------- rendering
 
 
@@ -316,26 +634,36 @@ def _history_line(shard: Shard) -> str | None:
 
 def render_markdown(shards: Sequence[Shard], *, title: str = "Reachability report (merged)") -> str:
     """One markdown report: an overview of every shard, then each shard's section table and theories."""
-    failed = [s for s in shards if s.failed]
+    failing = sum(1 for shard in shards if shard.status != "PASS")
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    headline, causes, cluster = _fleet_lines(shards)
     lines = [
         f"# {title}",
         "",
         f"**Generated:** {now}  ",
-        f"**Targets:** {len(shards)} ({len(failed)} failing)  ",
+        f"**Targets:** {len(shards)} ({failing} failing)  ",
         f"**Overall health:** {_score(overall_health(shards))}",
+        "",
+        "## Fleet",
+        "",
+        f"**{_cell(headline)}**",
+    ]
+    if causes:
+        lines += ["", "**Causes**", "", *(f"- {_cell(line)}" for line in causes)]
+    if cluster:
+        lines += ["", "**Failed cluster-wide checks**", "", *(f"- {_cell(line)}" for line in cluster[:50])]
+    lines += [
         "",
         "## Overview",
         "",
-        "| Target | Health | Status | Top theory | Source |",
+        "| Target | Health | Status | Top cause | Source |",
         "|:--|--:|:--|:--|:--|",
     ]
     for shard in shards:
-        top = shard.theories[0].get("title", "") if shard.theories else ""
         lines.append(
             f"| {_cell(shard.label)} | {_score(shard.health_score)} | "
-            f"{'❌ FAIL' if shard.failed else '✅ ' + shard.status} | {_cell(top) or '—'} | "
-            f"{_cell(Path(shard.source).name)} |"
+            f"{STATUS_MARK.get(shard.status, shard.status)} | {_cell(shard.top_cause) or '—'} | "
+            f"{_cell(_shard_text(shard))} |"
         )
     for shard in shards:
         lines += _shard_markdown(shard)
@@ -409,17 +737,17 @@ def render_html(shards: Sequence[Shard], *, title: str = "Reachability report (m
         f"<h1>{_e(title)}</h1>",
         f'<p class="muted">Generated {now}; {len(shards)} target(s); overall health '
         f"{_score(overall_health(shards))}.</p>",
+        *_fleet_html(shards),
         '<table id="overview"><thead><tr><th>Target</th><th>Health</th><th>Status</th><th>Top '
-        "theory</th><th>Source</th></tr></thead><tbody>",
+        "cause</th><th>Source</th></tr></thead><tbody>",
     ]
     for index, shard in enumerate(shards):
-        status = "FAIL" if shard.failed else shard.status
-        top = shard.theories[0].get("title", "") if shard.theories else ""
+        status = shard.status
         out.append(
             f'<tr><td><a href="#shard-{index + 1}">{_e(shard.label)}</a></td><td '
             f'class="n">{_score(shard.health_score)}</td>'
-            f'<td class="{_e(status.split()[0])}">{_e(status)}</td><td>{_e(top) or "—"}</td>'
-            f"<td>{_e(Path(shard.source).name)}</td></tr>"
+            f'<td class="{_e(status.split()[0])}">{_e(status)}</td><td>{_e(shard.top_cause) or "—"}</td>'
+            f"<td>{_e(_shard_text(shard))}</td></tr>"
         )
     out.append("</tbody></table>")
     for index, shard in enumerate(shards):
@@ -461,24 +789,50 @@ def render_html(shards: Sequence[Shard], *, title: str = "Reachability report (m
     return "\n".join(out) + "\n"
 
 
+def _fleet_html(shards: Sequence[Shard]) -> list[str]:
+    headline, causes, cluster = _fleet_lines(shards)
+    out = ['<div id="fleet">', f"<h2>Fleet</h2><p><strong>{_e(headline)}</strong></p>"]
+    if causes:
+        out.append('<h3>Causes</h3><ul class="causes">')
+        out += [f"<li>{_e(line)}</li>" for line in causes]
+        out.append("</ul>")
+    if cluster:
+        out.append('<h3>Failed cluster-wide checks</h3><ul class="cluster">')
+        out += [f"<li>{_e(line)}</li>" for line in cluster[:50]]
+        out.append("</ul>")
+    out.append("</div>")
+    return out
+
+
+def _section_object(row: SectionCounts) -> dict[str, Any]:
+    """A section row with the fields of the results document's section objects."""
+    counts = {name: getattr(row, name) for name in ("tests", *COUNTED_OUTCOMES)}
+    return {**counts, "status": row.status, "blocked_by": list(row.blocked_by)}
+
+
 def merged_document(shards: Sequence[Shard]) -> dict[str, Any]:
-    """The merged JSON: every shard's original document, and the overall figures."""
+    """The merged JSON: the fleet summary, one row per target, and every input's original document."""
     return {
         "kind": MERGE_KIND,
         "schema_version": MERGE_SCHEMA_VERSION,
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "health_score": overall_health(shards),
+        "fleet": fleet_summary(shards),
         "targets": [
             {
                 "target": s.target,
                 "namespace": s.namespace,
                 "health_score": s.health_score,
-                "status": "FAIL" if s.failed else s.status,
+                "status": s.status,
+                "top_cause": s.top_cause or None,
+                "sections": {row.name: _section_object(row) for row in s.sections},
+                "tests": [str(t.get("nodeid")) for t in s.tests],
                 "source": s.source,
+                "shard": s.shard,
             }
             for s in shards
         ],
-        "shards": [_redact(s.document) for s in shards],
+        "shards": [_redact(document) for _, document in _documents(shards)],
     }
 
 

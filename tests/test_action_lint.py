@@ -13,7 +13,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-CHECKED = (ROOT / "action.yml", ROOT / "examples" / "github-workflow.yml")
+CHECKED = (
+    ROOT / "action.yml",
+    ROOT / "examples" / "github-workflow.yml",
+    ROOT / "examples" / "github-workflow-fleet.yml",
+)
 
 
 def tool(name: str) -> str:
@@ -65,8 +69,8 @@ def test_zizmor_would_report_an_unpinned_action(tmp_path: Path) -> None:
     assert done.returncode != 0 and "unpinned-uses" in done.stdout + done.stderr
 
 
-def test_actionlint_finds_nothing_in_the_example_workflow() -> None:
-    done = actionlint(CHECKED[1])
+def test_actionlint_finds_nothing_in_the_example_workflows() -> None:
+    done = actionlint(*CHECKED[1:])
     assert done.returncode == 0, done.stdout + done.stderr
 
 

@@ -145,7 +145,7 @@ def test_history_stores_addresses_and_time_to_healthy_and_migrates_a_version_2_d
         " VALUES ('2025-12-07T10:00:00Z', 'http://97v.test', 'passed', 'old', '97v.test|production', 1)"
     )
     store.migrate()
-    assert store.schema_version() == history.SCHEMA_VERSION == 3
+    assert store.schema_version() == history.SCHEMA_VERSION >= 3
     run = history.RunRecord(
         target_key="97v.test|production",
         target="http://97v.test",

@@ -17,7 +17,7 @@ def test_a_version_2_database_gains_addresses_and_time_to_healthy(database: str)
         )
         store.connection.commit()
     with history.open_history(database) as store:
-        assert store.schema_version() == history.SCHEMA_VERSION == 3
+        assert store.schema_version() == history.SCHEMA_VERSION >= 3
         run = history.RunRecord(
             target_key="97v.test|production",
             target="http://97v.test",
