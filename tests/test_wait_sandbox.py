@@ -25,14 +25,16 @@ ROOT = Path(__file__).resolve().parents[1]
 # The fix lands half a second after the start, while the resolvers hold the old answer for a minute.
 LONG_TTL = """
 name: fix-long-ttl
-description: the incident fixed at the source after 0.5 s while caches hold the dead edge for 60 s
+description: the incident fixed at the source as the run starts while caches hold the dead edge for 60 s
 base: incident-2025-12-08-fix
 dns:
   authoritative:
     records:
       97v.test: {A: [127.0.10.57], ttl: 60}
+# At once: the suite reads the resolvers and the authoritative servers as its session starts, so a later
+# fix could land after its observation.
 changes:
-  - after: 500ms
+  - after: 0ms
     dns:
       authoritative:
         records:
