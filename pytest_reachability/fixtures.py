@@ -30,6 +30,7 @@ first worker that needs them and shared with the others through the session's sh
 from __future__ import annotations
 
 import hashlib
+import os
 import pickle
 import threading
 from collections.abc import Callable, Iterable
@@ -71,7 +72,7 @@ class SharedResults:
     def __init__(self, directory: Path | None) -> None:
         self.directory = directory / "shared" if directory is not None else None
         self._memory: dict[str, Any] = {}
-        self._computed: set[str] = set()  # computed by this process and not yet claimed by a test
+        self._claimed: set[str] = set()  # results this process has claimed (or seen claimed)
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
         if self.directory is not None:
@@ -91,20 +92,26 @@ class SharedResults:
             return value
 
     def claim(self, key: str) -> bool:
-        """True once for a result this process computed: its first reader records it as evidence (a result
-        another xdist worker computed is that worker's test's evidence)."""
+        """True once per session for each result: its first reader records it as evidence, whichever
+        process (xdist worker, prefetch) computed it -- as when the first test to need it computed it."""
         with self._guard:
-            if key in self._computed:
-                self._computed.discard(key)
-                return True
+            if key in self._claimed:
+                return False
+            self._claimed.add(key)
+        if self.directory is None:
+            return True
+        name = hashlib.sha1(key.encode()).hexdigest()[:24]
+        try:  # one marker per result for the whole session: the first worker to create it records
+            os.close(os.open(self.directory / f"{name}.claimed", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        except FileExistsError:
             return False
+        except OSError:
+            return True  # no marker can be written: record here rather than nowhere
+        return True
 
     def _compute(self, key: str, compute: Callable[[], T]) -> T:
         if self.directory is None:
-            value = compute()
-            with self._guard:
-                self._computed.add(key)
-            return value
+            return compute()
         import fcntl  # only needed with xdist's shared directory (POSIX)
 
         name = hashlib.sha1(key.encode()).hexdigest()[:24]
@@ -118,8 +125,6 @@ class SharedResults:
                     except Exception:  # unreadable: compute it here instead
                         pass
                 value = compute()
-                with self._guard:
-                    self._computed.add(key)
                 try:
                     write_atomically(path, pickle.dumps(value))
                 except Exception:  # not picklable: every worker computes its own
