@@ -110,13 +110,7 @@ class TargetVerdict:
     @property
     def status(self) -> str:
         """PASS, FAIL, BLOCKED or SKIPPED, as a section's status is decided from its counts."""
-        totals = SectionCounts("target")
-        for row in self.sections:
-            totals.count("passed", times=row.passed)
-            totals.count("failed", times=row.failed)
-            totals.count("error", times=row.error)
-            totals.count("blocked", times=row.blocked)
-        return totals.status
+        return self.results.status()
 
     @property
     def verdict(self) -> Any:

@@ -238,6 +238,16 @@ class RunResults:
         part.wait = self.wait
         return part
 
+    def status(self) -> str:
+        """The run's (or one target's) status, decided from all its tests as a section's is."""
+        rows = self.sections()
+        return section_status(
+            sum(r.passed for r in rows),
+            sum(r.failed for r in rows),
+            sum(r.error for r in rows),
+            sum(r.blocked for r in rows),
+        )
+
     def by_outcome(self, outcome: str) -> list[TestResult]:
         return [t for t in self.tests.values() if t.outcome == outcome]
 

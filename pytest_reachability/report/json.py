@@ -22,7 +22,7 @@ from typing import Any
 
 from ..atomic import write_atomically
 from ..redact import Redactor
-from ..results import BUILTIN_SECTIONS, RunResults, iso_utc, section_status
+from ..results import BUILTIN_SECTIONS, RunResults, iso_utc
 
 SCHEMA_VERSION = "1.2"
 SCHEMA_MAJOR = 1
@@ -83,13 +83,7 @@ def _targets(results: RunResults, settings: Any, theories: Sequence[Any], fleet:
     target = getattr(settings, "target", None)
     if target is None or not results.tests:
         return []
-    rows = results.sections()
-    status = section_status(
-        sum(r.passed for r in rows),
-        sum(r.failed for r in rows),
-        sum(r.error for r in rows),
-        sum(r.blocked for r in rows),
-    )
+    status = results.status()
     return [_target_entry(target.display, getattr(settings, "namespace", None), results, theories, status)]
 
 
