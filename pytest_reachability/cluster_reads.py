@@ -90,14 +90,26 @@ class ClusterReads:
             except Exception:  # noqa: BLE001 - see above
                 pass
 
+        def read_everywhere() -> None:  # what finding the target's Service asks next (no warning here)
+            try:
+                self._shared.get(self._everywhere_key(), lambda: self.cluster.services(ALL_NAMESPACES))
+            except Exception:  # noqa: BLE001 - see above
+                pass
+
         threads = [
             threading.Thread(target=read, args=item, name=f"reachability-read {item[0]}", daemon=True)
             for item in self.KINDS.items()
         ]
+        threads.append(
+            threading.Thread(target=read_everywhere, name="reachability-read services *", daemon=True)
+        )
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join(timeout=600)  # each read ends within the cluster timeout; this only bounds the wait
+
+    def _everywhere_key(self) -> str:
+        return f"suite-cluster:{self.cluster.server}:*:services"
 
     def _key(self, what: str) -> str:
         return f"suite-cluster:{self.cluster.server}:{self.namespace}:{what}"
@@ -136,10 +148,7 @@ class ClusterReads:
     def services_everywhere(self) -> list[ServiceInfo]:
         """Services of every namespace (empty when listing every namespace is forbidden)."""
         try:
-            return self._shared.get(
-                f"suite-cluster:{self.cluster.server}:*:services",
-                lambda: self.cluster.services(ALL_NAMESPACES),
-            )
+            return self._shared.get(self._everywhere_key(), lambda: self.cluster.services(ALL_NAMESPACES))
         except ClusterError as error:
             if error.kind is ClusterErrorKind.FORBIDDEN:
                 warnings.warn(f"Services of other namespaces not read: {error.message}", stacklevel=2)

@@ -328,11 +328,17 @@ def http(
 
 
 @pytest.fixture(scope="session")
-def reachability_cluster_connection(run_settings: Settings) -> Iterator[Cluster]:
+def reachability_cluster_connection(run_settings: Settings, pytestconfig: pytest.Config) -> Iterator[Cluster]:
     """The session's one connection to the cluster (credentials loaded once); ``cluster`` views it per
-    namespace."""
+    namespace. With the built-in suite it is the one its reads started on at session start (``prefetch``),
+    closed at session end."""
     from .cluster import Cluster, ClusterError, ClusterErrorKind
 
+    prefetcher = _state(pytestconfig).prefetcher
+    shared = prefetcher.connection() if prefetcher is not None else None
+    if shared is not None:
+        yield shared
+        return
     settings = run_settings
     try:
         view = Cluster.from_settings(settings)

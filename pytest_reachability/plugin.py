@@ -428,6 +428,9 @@ def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:
 # --------------------------------------------------------------------------- running
 
 
+PREFETCH_FOR_TARGET = "prefetch_for_target"  # a built-in suite module's reads ahead of its tests
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtestloop(session: pytest.Session) -> None:
     """Start the built-in suite's network work for every target at once (``prefetch``), in the order the
@@ -439,9 +442,11 @@ def pytest_runtestloop(session: pytest.Session) -> None:
     from .prefetch import Prefetcher
 
     specs: dict[str, Any] = {}
+    modules: dict[Any, None] = {}
     for item in session.items:
         if item.nodeid not in state.builtin:
             continue
+        modules.setdefault(getattr(item, "module", None))
         params = getattr(getattr(item, "callspec", None), "params", None) or {}
         spec = params.get(fleet.TARGET_PARAM) or (state.settings.targets or [None])[0]
         if spec is not None:
@@ -450,8 +455,13 @@ def pytest_runtestloop(session: pytest.Session) -> None:
         return
     from .probes.propagation import authoritative_port
 
+    per_target = [getattr(module, PREFETCH_FOR_TARGET, None) for module in modules if module is not None]
     state.prefetcher = Prefetcher(
-        state.shared, state.settings.concurrency, authoritative_port=authoritative_port(state.sandbox_info)
+        state.shared,
+        state.settings.concurrency,
+        authoritative_port=authoritative_port(state.sandbox_info),
+        per_target=[read for read in per_target if callable(read)],
+        app_config=state.app_config,
     )
     namespaces = list(dict.fromkeys(spec.namespace or state.settings.namespace for spec in specs.values()))
     cluster = (

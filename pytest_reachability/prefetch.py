@@ -4,11 +4,17 @@ Per target: DNS on every resolver, then -- once the addresses are known -- TCP, 
 on every address at the same time. Targets run in a bounded pool (``--concurrency``), so a fleet costs
 about as much as its slowest few targets and a distant target a few round trips, not one per check.
 
+The cluster's reads start on the one connection the session's tests then use (its connections are already
+open): every list per namespace, the server's version, whether the namespace may be read, the recent
+changes. Each suite module may add the reads only it knows how to choose (the TLS Secrets its Ingresses
+name, the logs of the target's pods, ...) with a module-level ``prefetch_for_target(work)`` function, run
+here for each target with a :class:`TargetWork`; such a function only reads (GET), never writes.
+
 Results land in the session's :class:`~pytest_reachability.fixtures.SharedResults` under the keys the
-fixtures and the suite ask for (the functions below are the only place those keys are written), so a test
-finds its probe done or waits for the one in flight; nothing is probed twice. Work done here records no
-evidence: the first test that reads a result this process computed records it (``SharedResults.claim``),
-as when the test itself had computed it.
+fixtures and the suite ask for (the functions here and in those modules are the only place those keys are
+written), so a test finds its probe done or waits for the one in flight; nothing is probed twice. Work done
+here records no evidence: the first test that reads a result this process computed records it
+(``SharedResults.claim``), as when the test itself had computed it.
 """
 
 from __future__ import annotations
@@ -23,11 +29,18 @@ from .probes import run_probe
 
 JOIN_BOUND = 600.0
 
+CONNECT_BOUND = 60.0  # loading credentials sends no request; this only bounds a stuck loader
+
 __all__ = [
     "Prefetcher",
+    "TargetWork",
+    "cluster_outcome",
+    "cluster_version",
     "dns_key",
     "dns_report",
     "health_key",
+    "namespace_access",
+    "run_together",
     "tcp_results",
     "tls_results",
 ]
@@ -102,6 +115,32 @@ def cluster_changes(cluster: Any, namespace: str, shared: Any) -> dict[str, Any]
     return shared.get(changes_key(cluster.server, namespace), lambda: read(cluster, namespace))
 
 
+def cluster_outcome(shared: Any, key: str, read: Callable[[], Any]) -> tuple[Any, Any]:
+    """(value, None) or (None, the ClusterError) of a cluster read, once per session under ``key``: a
+    refusal is as much an observation as an answer, and the test that reads it reports it."""
+    from .cluster import ClusterError
+
+    def run() -> tuple[Any, Any]:
+        try:
+            return read(), None
+        except ClusterError as error:
+            return None, error
+
+    return shared.get(key, run)
+
+
+def cluster_version(cluster: Any, shared: Any) -> tuple[Any, Any]:
+    """(``Cluster.version()``, error), once per session."""
+    return cluster_outcome(shared, f"suite-version:{cluster.server}", cluster.version)
+
+
+def namespace_access(cluster: Any, shared: Any) -> tuple[Any, Any]:
+    """(None, error of ``Cluster.can_read_namespace()``), once per namespace."""
+    return cluster_outcome(
+        shared, f"suite-access:{cluster.server}:{cluster.namespace}", cluster.can_read_namespace
+    )
+
+
 def tcp_results(target: Any, addresses: Iterable[str], settings: Any, shared: Any) -> list[Any]:
     """One TCP connect per address, concurrently; once per session."""
     from .probes import tcp
@@ -126,40 +165,124 @@ def tls_results(target: Any, addresses: Iterable[str], settings: Any, shared: An
     )
 
 
+class TargetWork:
+    """What a suite module's ``prefetch_for_target`` works from: one target, its settings and DNS answer,
+    and -- waited for, None without a cluster -- the cluster view and reads of its namespace and the
+    target's Service as the ``target_service`` fixture finds it."""
+
+    def __init__(self, prefetcher: Prefetcher, target: Any, settings: Any, dns: Any) -> None:
+        self.prefetcher = prefetcher
+        self.target = target
+        self.settings = settings
+        self.dns = dns
+        self.shared = prefetcher.shared
+        self.app_config = prefetcher.app_config
+        self._lock = threading.Lock()
+        self._service: Any = None
+        self._service_read = False
+
+    def cluster(self) -> Any:
+        connection = self.prefetcher.connection()
+        return None if connection is None else connection.in_namespace(self.settings.namespace)
+
+    def cluster_reads(self) -> Any:
+        from .cluster_reads import ClusterReads
+
+        cluster = self.cluster()
+        return None if cluster is None else ClusterReads(cluster, self.shared)
+
+    def target_service(self) -> Any:
+        """The target's Service (``target_service.find_target_service``), found once per target."""
+        with self._lock:
+            if not self._service_read:
+                self._service_read = True
+                reads = self.cluster_reads()
+                if reads is not None:
+                    from .target_service import find_target_service
+
+                    dns = self.dns
+                    self._service = find_target_service(
+                        reads, self.target, self.settings, lambda: dns.addresses
+                    )
+            return self._service
+
+    def health(self, **options: Any) -> list[Any]:
+        """``probe.health(**options)`` ahead of the test: the same key, so the test reads this answer."""
+        dns = self.dns
+        return health_results(self.target, self.settings, self.shared, lambda: dns, **options)[1]
+
+
 class Prefetcher:
     """A bounded pool probing targets ahead of their tests. ``stop()`` waits for nothing: a probe in
     flight ends within its own timeout, its thread is a daemon, and its result is simply not read."""
 
-    def __init__(self, shared: Any, concurrency: int, *, authoritative_port: int | None = None) -> None:
+    def __init__(
+        self,
+        shared: Any,
+        concurrency: int,
+        *,
+        authoritative_port: int | None = None,
+        per_target: Sequence[Callable[[TargetWork], Any]] = (),
+        app_config: Any = None,
+    ) -> None:
         self.shared = shared
+        self.app_config = app_config  # the [tool.reachability.<section>] tables
         self.authoritative_port = authoritative_port  # where the zone's authoritative servers answer
+        self.per_target = list(per_target)  # the suite modules' prefetch_for_target functions
         self._pool = ThreadPoolExecutor(max(1, concurrency), thread_name_prefix="reachability-prefetch")
         self._futures: list[Future] = []
         self._stopped = threading.Event()
-        self._connection: Any = None  # the cluster connection of the prefetched reads, closed by stop()
+        self._connection: Any = None  # the session's cluster connection, closed by stop()
+        self._guard = threading.Lock()  # the connection is handed over or closed, never both
+        self._connected = threading.Event()  # set once the connection is made or found impossible
+        self._connected.set()  # until start() is given a cluster
 
     def start(self, targets: Iterable[tuple[Any, Any]], cluster: tuple[Any, list[Any]] | None = None) -> None:
         """Probe each ``(target, settings)``, in order (the order the tests will want them); ``cluster`` is
         (the run's settings, the namespaces to read) when the suite will read the cluster."""
         if cluster is not None:
-            self._futures.append(self._pool.submit(self._read_cluster, *cluster))
+            self._connected.clear()
+            threading.Thread(
+                target=self._read_cluster, args=cluster, name="reachability-prefetch-cluster", daemon=True
+            ).start()
         for target, settings in targets:
             self._futures.append(self._pool.submit(self._warm, target, settings))
+
+    def connection(self) -> Any:
+        """The session's cluster connection (``Cluster``), None when there is none: the tests share it, so
+        its pooled connections, opened by the reads here, are not opened again. Closed by ``stop()``."""
+        self._connected.wait(CONNECT_BOUND)
+        return self._connection
 
     def _read_cluster(self, settings: Any, namespaces: list[Any]) -> None:
         from .cluster import Cluster
         from .cluster_reads import ClusterReads
 
         try:
-            connection = Cluster.from_settings(settings)
-        except Exception:  # noqa: BLE001 - not configured or unreachable: the tests say so themselves
-            return
-        self._connection = connection
+            try:
+                connection = Cluster.from_settings(settings)
+            except Exception:  # noqa: BLE001 - not configured or unreachable: the tests say so themselves
+                return
+            with self._guard:
+                if self._stopped.is_set():
+                    connection.close()
+                    return
+                self._connection = connection
+        finally:
+            self._connected.set()
         views = [ClusterReads(connection.in_namespace(namespace), self.shared) for namespace in namespaces]
-        changes = [
-            lambda view=view: cluster_changes(view.cluster, view.namespace, self.shared) for view in views
-        ]
-        _run_together([*(view.warm for view in views), *changes])
+        with evidence_mod.suppressed():
+            run_together(
+                [
+                    lambda: cluster_version(connection, self.shared),
+                    *(lambda view=view: namespace_access(view.cluster, self.shared) for view in views),
+                    *(view.warm for view in views),
+                    *(
+                        lambda view=view: cluster_changes(view.cluster, view.namespace, self.shared)
+                        for view in views
+                    ),
+                ]
+            )
 
     def _warm(self, target: Any, settings: Any) -> None:
         if self._stopped.is_set():
@@ -178,23 +301,31 @@ class Prefetcher:
                     work.append(lambda: tcp_results(target, addresses, settings, self.shared))
                     if target.scheme == "https":
                         work.append(lambda: tls_results(target, addresses, settings, self.shared))
-                _run_together(work)
+                if self.per_target:
+                    ahead = TargetWork(self, target, settings, report)
+                    work += [lambda read=read: read(ahead) for read in self.per_target]
+                run_together(work)
             except Exception:  # noqa: BLE001 - the test asking for it computes it again and reports why
                 return
 
     def stop(self) -> None:
+        """At session end, after the tests (and their fixtures) are done with the connection."""
         self._stopped.set()
         for future in self._futures:
             future.cancel()
         self._pool.shutdown(wait=False, cancel_futures=True)
-        connection, self._connection = self._connection, None
+        with self._guard:
+            connection, self._connection = self._connection, None
         if connection is not None:
             # Its credentials folder goes now; a read still in flight fails on its own and is not read.
             connection.close()
 
 
-def _run_together(work: list[Callable[[], Any]]) -> None:
-    """Run each piece of one target's work at the same time (each bounded by the probe timeout)."""
+def run_together(work: list[Callable[[], Any]]) -> None:
+    """Run each piece of work at the same time, each bounded by its own probe or cluster timeout; a piece
+    that fails is left for the test that asks, which does it again and reports why."""
+    if not work:
+        return
     threads = [
         threading.Thread(target=_quietly, args=(piece,), name="reachability-prefetch-probe", daemon=True)
         for piece in work[1:]

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from pytest_reachability import prefetch
 from pytest_reachability.cluster import ClusterError
 
 pytestmark = pytest.mark.section("cluster", requires=["cluster-access"])
@@ -39,12 +40,9 @@ def record_access(evidence: Any, cluster: Any, error: ClusterError | None) -> No
 
 
 @pytest.mark.gate("cluster-access")
-def test_api_server_answers(cluster, evidence):
-    error, version = None, {}
-    try:
-        version = cluster.version()
-    except ClusterError as failure:
-        error = failure
+def test_api_server_answers(cluster, shared_results, evidence):
+    version, error = prefetch.cluster_version(cluster, shared_results)
+    version = version or {}
     record_access(evidence, cluster, error)
     assert error is None, f"API server {cluster.server} does not answer: {error.message}"
     assert version.get("git_version") or version.get("major"), (
@@ -53,12 +51,8 @@ def test_api_server_answers(cluster, evidence):
 
 
 @pytest.mark.gate("cluster-access")
-def test_identity_may_read_the_namespace(cluster, evidence):
-    error = None
-    try:
-        cluster.can_read_namespace()
-    except ClusterError as failure:
-        error = failure
+def test_identity_may_read_the_namespace(cluster, shared_results, evidence):
+    _, error = prefetch.namespace_access(cluster, shared_results)
     record_access(evidence, cluster, error)
     assert error is None, f"cannot read namespace {cluster.namespace}: {error.message}"
 

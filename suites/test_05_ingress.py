@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from pytest_reachability import prefetch
 from pytest_reachability.k8s import ingress_host_matches
 
 pytestmark = pytest.mark.section("ingress", requires=["cluster-access"])
@@ -143,21 +144,52 @@ def test_ingress_class_exists(cluster_reads, host_rules, evidence):
     assert not problems, f"{'; '.join(problems)}; expected an existing IngressClass"
 
 
-def test_ingress_tls_secrets_exist(cluster, host_rules, target):
-    from pytest_reachability.cluster import ClusterError, ClusterErrorKind
-
+def tls_secrets_wanted(host_rules: list[tuple[Any, dict]]) -> dict[str, list[str]]:
+    """namespace -> the Secrets named by the TLS entries of the Ingresses routing the host."""
     wanted: dict[str, list[str]] = {}
     for ingress in {ingress.name: ingress for ingress, _rule in host_rules}.values():
         for entry in ingress.tls:
             if entry.get("secret"):
                 wanted.setdefault(ingress.namespace, []).append(entry["secret"])
+    return wanted
+
+
+def tls_secrets_present(cluster: Any, namespace: str, names: list[str], shared: Any) -> tuple[Any, Any]:
+    """(name -> exists, ClusterError) of ``Cluster.secrets_exist``, read once per session."""
+    return prefetch.cluster_outcome(
+        shared,
+        f"suite-secrets:{cluster.server}:{namespace}:{names}",
+        lambda: cluster.secrets_exist(namespace, names),
+    )
+
+
+def prefetch_for_target(work: Any) -> None:
+    """The TLS Secrets this host's Ingresses name, read at session start (see ``prefetch``)."""
+    reads = work.cluster_reads()
+    if reads is None or work.target.is_ip:
+        return
+    cluster = reads.cluster
+    wanted = tls_secrets_wanted(rules_for_host(reads.ingresses(), work.target.host))
+    prefetch.run_together(
+        [
+            lambda namespace=namespace, names=names: tls_secrets_present(
+                cluster, namespace, names, work.shared
+            )
+            for namespace, names in wanted.items()
+        ]
+    )
+
+
+def test_ingress_tls_secrets_exist(cluster, host_rules, target, shared_results):
+    from pytest_reachability.cluster import ClusterErrorKind
+
+    wanted = tls_secrets_wanted(host_rules)
     if not wanted:
         pytest.skip(f"no Ingress for {target.host} declares TLS")
     missing = []
     for namespace, names in wanted.items():
-        try:
-            present = cluster.secrets_exist(namespace, names)
-        except ClusterError as error:
+        present, error = tls_secrets_present(cluster, namespace, names, shared_results)
+        if error is not None:
             if error.kind is ClusterErrorKind.FORBIDDEN:
                 # Least privilege: no Secret access unless granted for these names
                 # (deploy/rbac-tls-secrets.yaml).

@@ -63,6 +63,15 @@ def test_health_body_reports_healthy(resolved_health, reachability_settings):
     )
 
 
+def prefetch_for_target(work: Any) -> None:
+    """The health request to each of the target's LoadBalancers, sent at session start once the cluster's
+    lists name them (``probe.health`` then reads the answers)."""
+    service = work.target_service()
+    owners = service.loadbalancer_addresses() if service is not None else {}
+    if owners:
+        work.health(addresses=list(owners))
+
+
 @pytest.mark.requires("cluster-access")
 def test_loadbalancers_answer_health_for_the_target_host(
     probe, target, target_service, reachability_settings, evidence

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from pytest_reachability.cluster import ClusterError
+from pytest_reachability import prefetch
 from pytest_reachability.health_body import describe_problem, read_health
 
 pytestmark = pytest.mark.section("api-internal", requires=["cluster-access"])
@@ -67,15 +67,33 @@ def proxied_health(cluster: Any, service: Any, path: str, shared_results: Any) -
     port = service.ports[0] if service.ports else None
     if port is None:
         pytest.skip(f"Service {service.name} has no ports")
+    return prefetch.cluster_outcome(
+        shared_results,
+        f"suite-proxy:{cluster.server}:{service.namespace}:{service.name}:{port}:{path}",
+        lambda: cluster.proxy_get(service.name, port.get("name") or port["port"], path),
+    )
 
-    def get() -> tuple[Any, Any]:
-        try:
-            return cluster.proxy_get(service.name, port.get("name") or port["port"], path), None
-        except ClusterError as failure:
-            return None, failure
 
-    key = f"suite-proxy:{cluster.server}:{service.namespace}:{service.name}:{port}:{path}"
-    return shared_results.get(key, get)
+def pod_logs(cluster: Any, pod: Any, shared_results: Any) -> tuple[Any, Any]:
+    """(the last LOG_TAIL lines of the pod's log, ClusterError), read once per session."""
+    return prefetch.cluster_outcome(
+        shared_results,
+        f"suite-logs:{cluster.server}:{pod.namespace}:{pod.name}:{LOG_TAIL}",
+        lambda: cluster.pod_logs(pod.name, pod.namespace, tail_lines=LOG_TAIL),
+    )
+
+
+def prefetch_for_target(work: Any) -> None:
+    """The in-cluster health answer and the logs of the target's pods, read at session start."""
+    found = work.target_service()
+    if found is None or found.service is None:
+        return
+    cluster = work.cluster()
+    service = found.service
+    reads = [lambda pod=pod: pod_logs(cluster, pod, work.shared) for pod in found.pods]
+    if service.ports:
+        reads.append(lambda: proxied_health(cluster, service, work.settings.health_path, work.shared))
+    prefetch.run_together(reads)
 
 
 def test_health_through_the_service_proxy(
@@ -112,7 +130,9 @@ def test_in_cluster_health_body_reports_healthy(
     )
 
 
-def test_api_pod_logs_are_readable(cluster, cluster_reads, target_service, reachability_settings, evidence):
+def test_api_pod_logs_are_readable(
+    cluster, cluster_reads, target_service, reachability_settings, shared_results, evidence
+):
     pods = target_service.pods
     if not pods:
         pytest.skip(f"no pods behind Service {target_service.name}: no logs to read")
@@ -126,11 +146,11 @@ def test_api_pod_logs_are_readable(cluster, cluster_reads, target_service, reach
     node_addresses = {a["address"] for node in nodes for a in node.addresses}
     unreadable = []
     for pod in pods:
-        try:
-            text = cluster.pod_logs(pod.name, tail_lines=LOG_TAIL) or ""  # an empty log comes back as None
-        except ClusterError as error:
+        text, error = pod_logs(cluster, pod, shared_results)
+        if error is not None:
             unreadable.append(f"{pod.name}: {error.message}")
             continue
+        text = text or ""  # an empty log comes back as None
         lines = text.splitlines()
         facts = parse_access_log(text, reachability_settings.health_path, node_addresses)
         if (

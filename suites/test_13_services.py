@@ -15,11 +15,12 @@ Each check covers every configured service and names each one that failed.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 import requests
 
-from pytest_reachability.cluster import ClusterError
+from pytest_reachability import prefetch
 
 pytestmark = pytest.mark.section("services", requires=["api-health"])
 
@@ -73,8 +74,28 @@ def test_dependent_services_answer_through_the_target(services_config, http, evi
     assert not problems, "; ".join(problems)
 
 
+def inside_answer(cluster: Any, service: Any, shared: Any) -> tuple[Any, Any]:
+    """(the service proxy's answer, ClusterError) for a dependent service, asked once per session."""
+    return prefetch.cluster_outcome(
+        shared,
+        f"suite-proxy:{cluster.server}:{service.namespace}:{service.service}:{service.port}:{service.inside_path}",
+        lambda: cluster.proxy_get(service.service, service.port, service.inside_path, service.namespace),
+    )
+
+
+def prefetch_for_target(work: Any) -> None:
+    """The dependent services' in-cluster answers (GET through the API server's proxy), asked at session
+    start."""
+    inside = [service for service in (work.app_config.services or []) if service.service]
+    cluster = work.cluster() if inside else None
+    if cluster is not None:
+        prefetch.run_together(
+            [lambda service=service: inside_answer(cluster, service, work.shared) for service in inside]
+        )
+
+
 @pytest.mark.requires("cluster-access")
-def test_dependent_services_answer_inside_the_cluster(services_config, request, evidence):
+def test_dependent_services_answer_inside_the_cluster(services_config, request, shared_results, evidence):
     inside = [service for service in services_config if service.service]
     if not inside:
         pytest.skip(
@@ -83,9 +104,8 @@ def test_dependent_services_answer_inside_the_cluster(services_config, request, 
     cluster = request.getfixturevalue("cluster")
     problems = []
     for service in inside:
-        try:
-            answer = cluster.proxy_get(service.service, service.port, service.inside_path, service.namespace)
-        except ClusterError as error:
+        answer, error = inside_answer(cluster, service, shared_results)
+        if error is not None:
             raise AssertionError(f"{service.name}: service proxy refused: {error.message}") from None
         where = f"service proxy {answer.namespace}/{service.service}:{service.port}{answer.path}"
         observed = answer.error if answer.error and answer.no_endpoints else answer.status
