@@ -96,8 +96,24 @@ def record(kind: str, data: Mapping[str, Any] | Any, **fields: Any) -> None:
     """Record on the running test, if any (outside a test the fact is dropped).
 
     See :meth:`Evidence.record`."""
-    if _current is not None and not getattr(_thread, "suppressed", False):
+    captured = getattr(_thread, "captured", None)
+    if captured is not None:
+        captured.append((kind, data, fields))
+    elif _current is not None and not getattr(_thread, "suppressed", False):
         _current.record(kind, data, **fields)
+
+
+@contextlib.contextmanager
+def captured() -> Iterator[list[tuple[str, Any, dict[str, Any]]]]:
+    """Keep what this thread records meanwhile, as ``(kind, data, fields)``, instead of recording it: work
+    done ahead of its test (``prefetch.flow``) hands its evidence to the test that reads its result."""
+    before = getattr(_thread, "captured", None)
+    records: list[tuple[str, Any, dict[str, Any]]] = []
+    _thread.captured = records
+    try:
+        yield records
+    finally:
+        _thread.captured = before
 
 
 @contextlib.contextmanager

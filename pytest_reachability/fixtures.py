@@ -311,18 +311,7 @@ def http(
     resolvers other than the OS's are configured, the session connects to the first address they
     answer (curl ``--resolve`` semantics).
     """
-    from .http_session import TargetSession
-
-    address = None
-    if not target.is_ip and list(reachability_settings.resolvers) != ["system"]:
-        report = request.getfixturevalue("dns")
-        address = report.addresses[0] if report.addresses else None
-    session = TargetSession(
-        target,
-        timeout=reachability_settings.probe_timeout,
-        ca_bundle=reachability_settings.ca_bundle,
-        address=address,
-    )
+    session = prefetch.target_session(target, reachability_settings, lambda: request.getfixturevalue("dns"))
     yield session
     session.close()
 

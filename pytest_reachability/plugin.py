@@ -429,6 +429,7 @@ def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:
 
 
 PREFETCH_FOR_TARGET = "prefetch_for_target"  # a built-in suite module's reads ahead of its tests
+PREFETCH_AFTER_GATES = "PREFETCH_AFTER_GATES"  # gates that work waits for (its tests require them)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -439,10 +440,11 @@ def pytest_runtestloop(session: pytest.Session) -> None:
     if session.config.option.collectonly or not state.builtin or state.settings.concurrency < 1:
         return
     from .fixtures import settings_for
-    from .prefetch import Prefetcher
+    from .prefetch import GateWatch, Prefetcher
 
     specs: dict[str, Any] = {}
     modules: dict[Any, None] = {}
+    gate_keys: dict[str, dict[str, str]] = {}  # target -> gate name -> the gate key its tests require
     for item in session.items:
         if item.nodeid not in state.builtin:
             continue
@@ -451,17 +453,26 @@ def pytest_runtestloop(session: pytest.Session) -> None:
         spec = params.get(fleet.TARGET_PARAM) or (state.settings.targets or [None])[0]
         if spec is not None:
             specs.setdefault(spec.key, spec)
+            for key in state.plan.requires.get(item.nodeid, ()):
+                gate_keys.setdefault(spec.key, {})[state.plan.scoped.get(key, key)] = key
     if not specs:
         return
     from .probes.propagation import authoritative_port
 
-    per_target = [getattr(module, PREFETCH_FOR_TARGET, None) for module in modules if module is not None]
+    per_target, after_gates = [], []
+    for module in modules:
+        read = getattr(module, PREFETCH_FOR_TARGET, None)
+        if callable(read):
+            gates = tuple(getattr(module, PREFETCH_AFTER_GATES, ()))
+            (after_gates.append((read, gates)) if gates else per_target.append(read))
     state.prefetcher = Prefetcher(
         state.shared,
         state.settings.concurrency,
         authoritative_port=authoritative_port(state.sandbox_info),
-        per_target=[read for read in per_target if callable(read)],
+        per_target=per_target,
         app_config=state.app_config,
+        after_gates=after_gates,
+        gates=GateWatch(state.plan, state.store, gate_keys, bound=state.settings.gate_timeout),
     )
     namespaces = list(dict.fromkeys(spec.namespace or state.settings.namespace for spec in specs.values()))
     cluster = (

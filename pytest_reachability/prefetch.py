@@ -19,28 +19,36 @@ here records no evidence: the first test that reads a result this process comput
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Callable, Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 from . import evidence as evidence_mod
 from .probes import run_probe
+
+T = TypeVar("T")
 
 JOIN_BOUND = 600.0
 
 CONNECT_BOUND = 60.0  # loading credentials sends no request; this only bounds a stuck loader
 
 __all__ = [
+    "GateWatch",
     "Prefetcher",
     "TargetWork",
     "cluster_outcome",
     "cluster_version",
     "dns_key",
     "dns_report",
+    "flow",
+    "flow_outcome",
     "health_key",
     "namespace_access",
     "run_together",
+    "target_session",
     "tcp_results",
     "tls_results",
 ]
@@ -141,6 +149,49 @@ def namespace_access(cluster: Any, shared: Any) -> tuple[Any, Any]:
     )
 
 
+def flow(shared: Any, key: str, compute: Callable[[], T]) -> T:
+    """``compute()`` once per session under ``key``, as a test reads it: the evidence it recorded goes to
+    the first test that reads it (``SharedResults.claim``), whichever thread or worker did the work, and
+    what it raised is raised again here -- a flow that writes is never done twice."""
+    value, records, error = flow_outcome(shared, key, compute)
+    if shared.claim(key):
+        for kind, data, fields in records:
+            evidence_mod.record(kind, data, **fields)
+    if error is not None:
+        raise error
+    return value
+
+
+def flow_outcome(shared: Any, key: str, compute: Callable[[], Any]) -> tuple[Any, list[Any], Any]:
+    """(value, evidence records, exception raised) of ``compute()``, once per session under ``key``."""
+
+    def run() -> tuple[Any, list[Any], Any]:
+        with evidence_mod.captured() as records:
+            try:
+                return compute(), records, None
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException as error:  # noqa: BLE001 - kept and raised where it is read (skip included)
+                return None, records, error
+
+    return shared.get(key, run)
+
+
+def target_session(target: Any, settings: Any, dns: Callable[[], Any]) -> Any:
+    """A :class:`~pytest_reachability.http_session.TargetSession` for ``target`` (the ``http`` fixture's):
+    pinned to the first address the configured resolvers answer (curl ``--resolve``) unless they are the
+    system's."""
+    from .http_session import TargetSession
+
+    address = None
+    if not target.is_ip and list(settings.resolvers) != ["system"]:
+        addresses = dns().addresses
+        address = addresses[0] if addresses else None
+    return TargetSession(
+        target, timeout=settings.probe_timeout, ca_bundle=settings.ca_bundle, address=address
+    )
+
+
 def tcp_results(target: Any, addresses: Iterable[str], settings: Any, shared: Any) -> list[Any]:
     """One TCP connect per address, concurrently; once per session."""
     from .probes import tcp
@@ -163,6 +214,48 @@ def tls_results(target: Any, addresses: Iterable[str], settings: Any, shared: An
             target, addresses=addresses, timeout=settings.probe_timeout, ca_bundle=settings.ca_bundle
         ),
     )
+
+
+class GateWatch:
+    """Whether a target's gates passed, as the session's gate tests record them (``gating.GateStore``): in
+    this process a recorded outcome wakes the waiters at once, from other xdist workers it is read again
+    every quarter of a second."""
+
+    POLL = 0.25
+
+    def __init__(self, plan: Any, store: Any, keys: dict[str, dict[str, str]], bound: float) -> None:
+        self.plan = plan
+        self.store = store
+        self.keys = keys  # target key -> gate name -> the gate key its tests require
+        self.bound = bound
+        self._changed = threading.Condition()
+
+    def changed(self) -> None:
+        with self._changed:
+            self._changed.notify_all()
+
+    def passed(self, target: Any, names: Sequence[str], stopped: threading.Event) -> bool:
+        """True once every gate in ``names`` passed for ``target``; False as soon as one failed or was
+        skipped, when none of the target's tests requires one of them (nobody would read the work), or at
+        the session's end."""
+        from .gating import PASSED, aggregate
+
+        required = self.keys.get(target.display, {})
+        if any(name not in required for name in names):
+            return False
+        keys = [required[name] for name in names]
+        deadline = time.monotonic() + self.bound
+        while not stopped.is_set() and time.monotonic() < deadline:
+            states = [
+                aggregate(key, self.plan.members.get(key, ()), self.store.results(key)).state for key in keys
+            ]
+            if any(state not in (PASSED, "unknown") for state in states):
+                return False
+            if all(state == PASSED for state in states):
+                return True
+            with self._changed:
+                self._changed.wait(self.POLL)
+        return False
 
 
 class TargetWork:
@@ -206,6 +299,22 @@ class TargetWork:
                     )
             return self._service
 
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Any]:
+        """A ``TargetSession`` to the target for this work alone, kept for the target's next work: a flow
+        that waits for the database gate reuses the connection the database's health request opened, as
+        the ``http`` fixture's one session serves every test of a target. Closed by ``Prefetcher.stop()``."""
+        dns = self.dns
+        with self.prefetcher.target_session(
+            self.target, lambda: target_session(self.target, self.settings, lambda: dns)
+        ) as http:
+            yield http
+
+    def flow(self, key: str, compute: Callable[[Any], Any]) -> None:
+        """``compute(http)`` under ``key`` (read by the test with :func:`flow`), on a target session."""
+        with self.session() as http:
+            flow_outcome(self.shared, key, lambda: compute(http))
+
     def health(self, **options: Any) -> list[Any]:
         """``probe.health(**options)`` ahead of the test: the same key, so the test reads this answer."""
         dns = self.dns
@@ -224,9 +333,16 @@ class Prefetcher:
         authoritative_port: int | None = None,
         per_target: Sequence[Callable[[TargetWork], Any]] = (),
         app_config: Any = None,
+        after_gates: Sequence[tuple[Callable[[TargetWork], Any], tuple[str, ...]]] = (),
+        gates: Any = None,
     ) -> None:
         self.shared = shared
         self.app_config = app_config  # the [tool.reachability.<section>] tables
+        # (prefetch_for_target, the gates it waits for) of modules whose work is behind gates
+        self.after_gates = list(after_gates)
+        self.gates = gates  # GateWatch: the session's gate plan and outcomes
+        self._sessions: dict[str, list[Any]] = {}  # target -> idle TargetSessions of work after gates
+        self._gated = ThreadPoolExecutor(max(1, concurrency), thread_name_prefix="reachability-after-gates")
         self.authoritative_port = authoritative_port  # where the zone's authoritative servers answer
         self.per_target = list(per_target)  # the suite modules' prefetch_for_target functions
         self._pool = ThreadPoolExecutor(max(1, concurrency), thread_name_prefix="reachability-prefetch")
@@ -245,8 +361,47 @@ class Prefetcher:
             threading.Thread(
                 target=self._read_cluster, args=cluster, name="reachability-prefetch-cluster", daemon=True
             ).start()
+        targets = list(targets)
         for target, settings in targets:
             self._futures.append(self._pool.submit(self._warm, target, settings))
+        if self.gates is not None:
+            for target, settings in targets:
+                for read, gates in self.after_gates:
+                    self._futures.append(self._gated.submit(self._after_gates, target, settings, read, gates))
+
+    @contextlib.contextmanager
+    def target_session(self, target: Any, make: Callable[[], Any]) -> Iterator[Any]:
+        """An idle session to ``target`` (else a new one from ``make``), taken for the block's time."""
+        with self._guard:
+            idle = self._sessions.setdefault(target.display, [])
+            session = idle.pop() if idle else None
+        session = session or make()
+        try:
+            yield session
+        finally:
+            with self._guard:
+                stopped = self._stopped.is_set()
+                if not stopped:
+                    self._sessions[target.display].append(session)
+            if stopped:
+                session.close()
+
+    def gate_recorded(self) -> None:
+        """A gate test's outcome was recorded in this process: work waiting for that gate looks again."""
+        if self.gates is not None:
+            self.gates.changed()
+
+    def _after_gates(self, target: Any, settings: Any, read: Callable[[TargetWork], Any], gates: Any) -> None:
+        """Once ``gates`` have passed for this target, the module's work (writes included): what its tests
+        would do first once unblocked, started as soon as they may be, not when the test's turn comes."""
+        if self._stopped.is_set() or not self.gates.passed(target, gates, self._stopped):
+            return
+        with evidence_mod.suppressed():
+            try:
+                report = dns_report(target, settings, self.shared)
+                _quietly(lambda: read(TargetWork(self, target, settings, report)))
+            except Exception:  # noqa: BLE001 - the test asking for it computes it again and reports why
+                return
 
     def connection(self) -> Any:
         """The session's cluster connection (``Cluster``), None when there is none: the tests share it, so
@@ -314,8 +469,15 @@ class Prefetcher:
         for future in self._futures:
             future.cancel()
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._gated.shutdown(wait=False, cancel_futures=True)
+        if self.gates is not None:
+            self.gates.changed()  # what waits for a gate sees the stop
         with self._guard:
             connection, self._connection = self._connection, None
+            sessions = [session for idle in self._sessions.values() for session in idle]
+            self._sessions.clear()
+        for session in sessions:
+            session.close()
         if connection is not None:
             # Its credentials folder goes now; a read still in flight fails on its own and is not read.
             connection.close()

@@ -44,6 +44,8 @@ def record_gate_outcome(state: RunState, report: pytest.TestReport) -> None:
         if outcome is None:
             return
         state.store.record(gate, report.nodeid, outcome, message)
+        if state.prefetcher is not None:
+            state.prefetcher.gate_recorded()  # work waiting for this gate (prefetch) need not poll
 
 
 class ControllerPlugin:

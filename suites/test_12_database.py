@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 import requests
 
+from pytest_reachability import prefetch
 from pytest_reachability.appconfig import json_path_get
 
 pytestmark = pytest.mark.section("database", requires=["api-health"])
@@ -52,9 +53,32 @@ def database_config(app_config):
     return app_config.database
 
 
+# The health answer is asked for as soon as api-health passes (see prefetch_for_target).
+PREFETCH_AFTER_GATES = ("api-health",)
+
+
+def health_answer_key(target: Any, path: str) -> str:
+    return f"suite-database-health:{target.base_url}:{path}"
+
+
+def prefetch_for_target(work: Any) -> None:
+    config = work.app_config.database
+    if config is None:
+        return
+    path = config.health_path or work.settings.health_path
+    work.flow(health_answer_key(work.target, path), lambda http: read_health_answer(http, path))
+
+
 @pytest.fixture(scope="module")
-def health_answer(http, database_config, reachability_settings) -> HealthAnswer:
+def health_answer(http, target, database_config, reachability_settings, shared_results) -> HealthAnswer:
     path = database_config.health_path or reachability_settings.health_path
+    return prefetch.flow(
+        shared_results, health_answer_key(target, path), lambda: read_health_answer(http, path)
+    )
+
+
+def read_health_answer(http: Any, path: str) -> HealthAnswer:
+    """GET ``path`` (recorded as ``http`` evidence), read as the database checks read it."""
     url = http.base_url + path
     started = time.perf_counter()
     try:

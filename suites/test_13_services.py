@@ -36,23 +36,60 @@ def expected_text(statuses) -> str:
     return " or ".join(str(status) for status in statuses)
 
 
-def test_dependent_services_answer_through_the_target(services_config, http, evidence):
+# The requests through the target are sent as soon as api-health passes (see prefetch_for_target).
+PREFETCH_AFTER_GATES = ("api-health",)
+
+
+def through_key(target: Any, path: str) -> str:
+    return f"suite-through:{target.base_url}:{path}"
+
+
+def get_through(http: Any, path: str) -> tuple[int | None, Any, float]:
+    """(status, what was observed: the status or the error, ms) of ``GET path`` through the target."""
+    started = time.perf_counter()
+    try:
+        status = http.get(path).status_code
+        observed: Any = status
+    except requests.RequestException as error:
+        status, observed = None, f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+    return status, observed, round((time.perf_counter() - started) * 1000, 1)
+
+
+def prefetch_for_target(work: Any) -> None:
+    """The dependent services' answers through the target and inside the cluster, asked side by side."""
+    services = work.app_config.services or []
+    outside = [service for service in services if service.path]
+    inside = [service for service in services if service.service]
+    cluster = work.cluster() if inside else None
+    reads = []
+    if cluster is not None:
+        reads += [lambda service=service: inside_answer(cluster, service, work.shared) for service in inside]
+    if outside:
+
+        def through() -> None:
+            with work.session() as http:
+                for service in outside:
+                    key = through_key(work.target, service.path)
+                    prefetch.flow_outcome(work.shared, key, lambda path=service.path: get_through(http, path))
+
+        reads.append(through)
+    prefetch.run_together(reads)
+
+
+def test_dependent_services_answer_through_the_target(
+    services_config, http, target, shared_results, evidence
+):
     outside = [service for service in services_config if service.path]
     if not outside:
         pytest.skip("no service has a path in [tool.reachability.services] to request through the target")
     problems = []
     for service in outside:
         url = http.base_url + service.path
-        started = time.perf_counter()
-        try:
-            status = http.get(service.path).status_code
-            observed = status
-        except requests.RequestException as error:
-            status, observed = (
-                None,
-                f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}",
-            )
-        ms = round((time.perf_counter() - started) * 1000, 1)
+        status, observed, ms = prefetch.flow(
+            shared_results,
+            through_key(target, service.path),
+            lambda path=service.path: get_through(http, path),
+        )
         ok = status in service.expect_status
         evidence.record(
             "app_check",
@@ -81,17 +118,6 @@ def inside_answer(cluster: Any, service: Any, shared: Any) -> tuple[Any, Any]:
         f"suite-proxy:{cluster.server}:{service.namespace}:{service.service}:{service.port}:{service.inside_path}",
         lambda: cluster.proxy_get(service.service, service.port, service.inside_path, service.namespace),
     )
-
-
-def prefetch_for_target(work: Any) -> None:
-    """The dependent services' in-cluster answers (GET through the API server's proxy), asked at session
-    start."""
-    inside = [service for service in (work.app_config.services or []) if service.service]
-    cluster = work.cluster() if inside else None
-    if cluster is not None:
-        prefetch.run_together(
-            [lambda service=service: inside_answer(cluster, service, work.shared) for service in inside]
-        )
 
 
 @pytest.mark.requires("cluster-access")

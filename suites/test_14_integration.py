@@ -23,10 +23,13 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import pytest
 import requests
 
+from pytest_reachability import evidence as evidence_mod
+from pytest_reachability import prefetch
 from pytest_reachability.appconfig import json_path_get, substitute
 
 pytestmark = pytest.mark.section("integration", requires=["api-health", "database"])
@@ -74,7 +77,28 @@ class StepCheck:
         assert ok, f"{self.label}: {self.request_line} {problem}"
 
 
-def test_integration_flow_completes_in_order(integration_config, http, evidence):
+# The flow starts as soon as its gates pass (see prefetch_for_target), not when its test's turn comes.
+PREFETCH_AFTER_GATES = ("api-health", "database")
+
+
+def flow_key(target: Any) -> str:
+    return f"suite-integration:{target.base_url}"
+
+
+def prefetch_for_target(work: Any) -> None:
+    config = work.app_config.integration
+    if config is not None:
+        work.flow(flow_key(work.target), lambda http: run_flow(config, http, evidence_mod))
+
+
+def test_integration_flow_completes_in_order(integration_config, http, target, shared_results):
+    """The flow's steps in order; its evidence and its first unmet check are the test's (prefetch.flow)."""
+    prefetch.flow(shared_results, flow_key(target), lambda: run_flow(integration_config, http, evidence_mod))
+
+
+def run_flow(integration_config: Any, http: Any, evidence: Any) -> None:
+    """Send the steps in order, recording each check through ``evidence``; AssertionError at the first check
+    not met."""
     saved: dict[str, object] = {}
     steps = integration_config.steps
     for number, step in enumerate(steps, start=1):

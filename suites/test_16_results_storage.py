@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 import requests
 
+from pytest_reachability import prefetch
 from pytest_reachability.appconfig import json_path_get, substitute
 
 pytestmark = pytest.mark.section("results-storage", requires=["api-health", "database"])
@@ -96,9 +97,27 @@ def send(http, method: str, path: str, **kwargs: Any) -> Step:
     return step
 
 
+# The round trip starts as soon as its gates pass (see prefetch_for_target), not when its test's turn comes.
+PREFETCH_AFTER_GATES = ("api-health", "database")
+
+
+def round_trip_key(target: Any) -> str:
+    return f"suite-round-trip:{target.base_url}"
+
+
+def prefetch_for_target(work: Any) -> None:
+    config = work.app_config.results_storage
+    if config is not None:
+        work.flow(round_trip_key(work.target), lambda http: run_round_trip(config, http))
+
+
 @pytest.fixture(scope="module")
-def round_trip(storage_config, http) -> RoundTrip:
-    config = storage_config
+def round_trip(storage_config, http, target, shared_results) -> RoundTrip:
+    """The write, read, delete and read-after-delete, done once per target (maybe already, by prefetch)."""
+    return prefetch.flow(shared_results, round_trip_key(target), lambda: run_round_trip(storage_config, http))
+
+
+def run_round_trip(config: Any, http: Any) -> RoundTrip:
     trip = RoundTrip(payload={**config.payload, "reachability_nonce": secrets.token_hex(8)})
     trip.write = send(http, "POST", config.write_path, json=trip.payload)
     if trip.write.status not in config.write_status:

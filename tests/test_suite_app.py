@@ -55,6 +55,7 @@ ALL_APP_TESTS = [f"{file}::{test}" for file, tests in APP_TESTS.items() for test
 APPLICATION_FROM_SANDBOX = """
 import dataclasses
 import os
+import time
 
 import pytest
 
@@ -82,6 +83,29 @@ def pytest_sessionfinish(session):
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if sandbox is not None and sandbox.app is not None and reporter is not None:
         reporter.write_line(f"sandbox results left: {sandbox.app.results.count()}")
+        seen = sandbox.app.requests_seen
+        writes = sum(n for line, n in seen.items() if not line.startswith(("GET ", "HEAD ")))
+        reporter.write_line(f"sandbox writes received: {writes}")
+        for line, n in sorted(seen.items()):
+            if line.startswith(("POST ", "DELETE ")):
+                reporter.write_line(f"sandbox write {line.split('/results/')[0]}: {n}")
+        written = sandbox.app.first_seen.get("POST /api/v1/results")
+        if written is not None and MOMENTS:
+            for name, moment in sorted(MOMENTS.items()):
+                reporter.write_line(f"storage write {'after' if written > moment else 'before'} {name}")
+
+
+MOMENTS = {}
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call" and report.nodeid.endswith("test_api_reports_database_healthy"):
+        MOMENTS["the database gate"] = time.monotonic()
+
+
+def pytest_runtest_setup(item):
+    if item.name == "test_result_written_reads_back_unchanged":
+        MOMENTS["its test started"] = time.monotonic()
 """
 
 OUTCOME_LINE = re.compile(
@@ -150,6 +174,19 @@ def test_healthy_sandbox_passes_every_application_section(pytester: pytest.Pytes
     for section in ("database", "services", "integration", "performance", "results-storage"):
         assert re.search(rf"^{section}\s+\d+\s+\d+\s+0\s+0\s+\d+\s+PASS", text, re.M), section
     assert "sandbox results left: 0" in text
+    # Each flow that writes ran once, though prefetch starts it as soon as its gates pass and its test
+    # reads the same result: one result written and deleted, one session opened.
+    writes = re.findall(r"^sandbox write (\w+ \S+): (\d+)$", text, re.M)
+    assert writes == [
+        ("DELETE /api/v1", "1"),
+        ("POST /api/v1/results", "1"),
+        ("POST /api/v1/sessions", "1"),
+    ], writes
+    # ... after the gates it needs passed, and before its test's turn came (serial run: the tests between
+    # the database gate and results-storage take longer than the write's start).
+    result.stdout.fnmatch_lines(
+        ["storage write before its test started", "storage write after the database gate"]
+    )
 
 
 def test_incident_sandbox_blocks_every_application_section_on_api_health(pytester: pytest.Pytester):
@@ -167,6 +204,7 @@ def test_incident_sandbox_blocks_every_application_section_on_api_health(pyteste
         if any(f in line for f in APP_FILES)
     )
     assert "performance: " not in result.stdout.str()  # no load is sent to a target that is down
+    result.stdout.fnmatch_lines(["sandbox writes received: 0"])  # nor a write, ahead of its test or not
     result.stdout.fnmatch_lines(["*10 blocked*"])
     assert result.ret == 1
 
@@ -268,6 +306,9 @@ def test_a_failed_database_gate_blocks_integration_and_storage(pytester: pytest.
     assert outcomes["test_15_performance.py::test_latency_percentiles_within_thresholds"] == "SKIPPED"
     blocked = [line for line in result.outlines if line.startswith("BLOCKED ")]
     assert blocked and all("blocked by database: GET http://97v.test:" in line for line in blocked)
+    # The flows that write wait for the database gate even when started ahead of their tests (prefetch):
+    # with the gate failed, not one write reached the API.
+    result.stdout.fnmatch_lines(["sandbox writes received: 0"])
 
 
 def test_unconfigured_sections_skip_naming_the_table_to_add(pytester: pytest.Pytester):

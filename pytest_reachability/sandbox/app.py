@@ -27,7 +27,8 @@ import json
 import re
 import secrets
 import threading
-from collections import OrderedDict
+import time
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -160,6 +161,8 @@ class ApiApplication:
         self._sessions: OrderedDict[str, str] = OrderedDict()
         self.database: Any = None  # postgres.SandboxDatabase when the sandbox runs a real PostgreSQL
         self.results: ResultStore = MemoryResultStore()
+        self.requests_seen: Counter[str] = Counter()  # "METHOD /path" -> how many were received
+        self.first_seen: dict[str, float] = {}  # "METHOD /path" -> time.monotonic() of the first
         if database is not None:
             self.attach_database(database)
         self.add_route("GET", "/health", self._health)
@@ -183,6 +186,9 @@ class ApiApplication:
             self._routes[(method.upper(), path)] = handler
 
     def handle(self, request: HttpRequest) -> HttpResponse:
+        with self._lock:
+            self.requests_seen[f"{request.method} {request.path}"] += 1
+            self.first_seen.setdefault(f"{request.method} {request.path}", time.monotonic())
         method = "GET" if request.method == "HEAD" else request.method
         handler = self._routes.get((method, request.path))
         if handler is not None:
