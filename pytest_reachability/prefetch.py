@@ -245,7 +245,10 @@ class GateWatch:
             return False
         keys = [required[name] for name in names]
         deadline = time.monotonic() + self.bound
-        while not stopped.is_set() and time.monotonic() < deadline:
+        # The session's end stops the wait; so does the main thread's, should the session end unannounced
+        # (the pool's threads are joined at interpreter exit).
+        main = threading.main_thread()
+        while not stopped.is_set() and main.is_alive() and time.monotonic() < deadline:
             states = [
                 aggregate(key, self.plan.members.get(key, ()), self.store.results(key)).state for key in keys
             ]
