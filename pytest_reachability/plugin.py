@@ -468,6 +468,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     )
     if prefetcher is not None:
         prefetcher.stop()
+    evidence_mod.forget_texts()
 
 
 @pytest.hookimpl(tryfirst=True)
