@@ -210,11 +210,12 @@ def build_fleet(
     from .fixtures import settings_for
 
     specs = {spec.key: spec for spec in settings.targets}
-    run_once = results.subset(None)
+    parts = results.by_target()
+    run_once = parts.get(None) or results.subset(None)
     verdicts = []
-    for key in [*specs, *(k for k in results.target_keys() if k not in specs)]:
-        own = results.subset(key)
-        if not own.tests:
+    for key in [*specs, *(k for k in parts if k is not None and k not in specs)]:
+        own = parts.get(key)
+        if own is None:
             continue
         spec = specs.get(key)
         target_settings = settings_for(settings, spec) if spec is not None else settings
