@@ -400,7 +400,7 @@ class Redactor:
         return _redact(value, self.known, self._masked)
 
 
-_MEMO_TEXT = 4096  # longer texts are masked each time, as _mask_forms does
+_MEMO_TEXT = 1024  # longer texts (bodies, logs) seldom recur: masked each time, bounding the memo
 _MEMO_ENTRIES = 65536  # then the memo starts again: bounded memory for a long run
 
 
