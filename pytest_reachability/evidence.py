@@ -24,10 +24,46 @@ REPORT_ATTRIBUTE = "reachability_evidence"
 
 
 def plain(value: Any) -> Any:
-    """``value`` as JSON-compatible built-in types (dataclasses and objects with to_evidence() too)."""
+    """``value`` as JSON-compatible built-in types (dataclasses and objects with to_evidence() too).
+
+    Each call returns new containers: a record never shares a list or dict with another."""
+    if not _is_fixed(value):
+        return json.loads(_json_text(value))
+    # The cluster's snapshots are shared by the tests of every target of a fleet, which record the same
+    # Service, pod and Ingress objects again and again: each one's text is made once, decoded every time.
+    cached = _fixed_texts.get(id(value))
+    if cached is None or cached[0] is not value:
+        if len(_fixed_texts) >= _FIXED_TEXTS_LIMIT:
+            _fixed_texts.clear()
+        cached = _fixed_texts[id(value)] = (value, _json_text(value))
+    return json.loads(cached[1])
+
+
+def _json_text(value: Any) -> str:
     if hasattr(value, "to_evidence"):
         value = value.to_evidence()
-    return json.loads(json.dumps(value, default=_fallback))
+    return json.dumps(value, default=_fallback)
+
+
+# id -> (the object, its JSON text); holding the object keeps its id from being reused.
+_fixed_texts: dict[int, tuple[Any, str]] = {}
+_FIXED_TEXTS_LIMIT = 4096
+_SNAPSHOT_MODULE = "pytest_reachability.cluster"
+
+
+def _is_fixed(value: Any) -> bool:
+    """Whether ``value``'s evidence is fixed by its fields, which cannot change: a frozen dataclass whose
+    evidence is its fields (the cluster's snapshots, or no to_evidence() of its own)."""
+    params = getattr(type(value), "__dataclass_params__", None)
+    if params is None or not params.frozen:
+        return False
+    to_evidence = getattr(type(value), "to_evidence", None)
+    return to_evidence is None or getattr(to_evidence, "__module__", None) == _SNAPSHOT_MODULE
+
+
+def forget_texts() -> None:
+    """Drop the texts kept for the session's snapshots (at its end: the objects may then go)."""
+    _fixed_texts.clear()
 
 
 def _fallback(value: Any) -> Any:

@@ -147,10 +147,11 @@ class Fleet:
         return [t for t in self.targets if not t.healthy]
 
     def to_dict(self) -> dict[str, Any]:
+        failing = len(self.failing)
         return {
             "targets": len(self.targets),
-            "healthy": len(self.healthy),
-            "failing": len(self.failing),
+            "healthy": len(self.targets) - failing,
+            "failing": failing,
             "causes": [
                 {"rule": cause.rule, "title": cause.title, "targets": list(cause.targets)}
                 for cause in self.causes
@@ -210,11 +211,12 @@ def build_fleet(
     from .fixtures import settings_for
 
     specs = {spec.key: spec for spec in settings.targets}
-    run_once = results.subset(None)
+    parts = results.by_target()
+    run_once = parts.get(None) or results.subset(None)
     verdicts = []
-    for key in [*specs, *(k for k in results.target_keys() if k not in specs)]:
-        own = results.subset(key)
-        if not own.tests:
+    for key in [*specs, *(k for k in parts if k is not None and k not in specs)]:
+        own = parts.get(key)
+        if own is None:
             continue
         spec = specs.get(key)
         target_settings = settings_for(settings, spec) if spec is not None else settings
@@ -231,8 +233,9 @@ def build_fleet(
 
 def fleet_lines(fleet: Fleet, limit: int = 20) -> list[str]:
     """The fleet summary of the terminal: counts, causes with their hosts, then the failing targets."""
+    failing = fleet.failing  # each target's status is decided from its tests: once here
     lines = [
-        f"{len(fleet.targets)} targets: {len(fleet.healthy)} healthy, {len(fleet.failing)} failing"
+        f"{len(fleet.targets)} targets: {len(fleet.targets) - len(failing)} healthy, {len(failing)} failing"
         + (f" ({len(fleet.causes)} causes)" if fleet.causes else "")
     ]
     for index, cause in enumerate(fleet.causes[:limit], 1):
@@ -242,7 +245,7 @@ def fleet_lines(fleet: Fleet, limit: int = 20) -> list[str]:
         lines.append(f"  {index}. {cause.title} [{cause.rule}] — {len(cause.targets)}: {shown}")
     if len(fleet.causes) > limit:
         lines.append(f"  … {len(fleet.causes) - limit} more causes in the reports")
-    for target in fleet.failing[:limit]:
+    for target in failing[:limit]:
         health = target.health.score
         top = target.theories[0].title if target.theories else "no cause found"
         failing = [row.name for row in target.sections if row.status in ("FAIL", "BLOCKED")]
@@ -250,6 +253,6 @@ def fleet_lines(fleet: Fleet, limit: int = 20) -> list[str]:
             f"  {target.status:<7} {target.key}  health {health if health is not None else 'n/a'}%"
             f"  sections {', '.join(failing) or '-'}  cause: {top}"
         )
-    if len(fleet.failing) > limit:
-        lines.append(f"  … {len(fleet.failing) - limit} more failing targets in the reports")
+    if len(failing) > limit:
+        lines.append(f"  … {len(failing) - limit} more failing targets in the reports")
     return lines

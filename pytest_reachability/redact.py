@@ -357,9 +357,12 @@ def _known(secrets: Iterable[str]) -> _Known:
 
 
 def _mask_known(text: str, known: _Known) -> str:
+    for gate in known.unique_gates:
+        if gate in text:
+            break
+    else:
+        return text  # the common case: no known secret's gate, so none of its forms
     present = {gate for gate in known.unique_gates if gate in text}
-    if not present:
-        return text
     for form, gate in zip(known.forms, known.gates, strict=True):
         if gate in present and form in text:
             text = text.replace(form, MASK)
@@ -389,27 +392,57 @@ class Redactor:
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self.secrets = _secret_values(secrets)
         self.known = _known(self.secrets)
+        # A fleet's reports carry the same texts for every target (host names, reasons, evidence fields):
+        # each short text is masked once by this redactor, its secrets being fixed.
+        self._masked: dict[str, str] = {}
 
     def __call__(self, value: Any) -> Any:
-        return _redact(value, self.known)
+        return _redact(value, self.known, self._masked)
 
 
-def _redact(value: Any, known: _Known) -> Any:
+_MEMO_TEXT = 1024  # longer texts (bodies, logs) seldom recur: masked each time, bounding the memo
+_MEMO_ENTRIES = 65536  # then the memo starts again: bounded memory for a long run
+
+
+def _redact(value: Any, known: _Known, memo: dict[str, str] | None = None) -> Any:
+    # Exact built-in types first, plain evidence being made of them; anything else takes the checks below.
+    kind = type(value)
+    if kind is str:
+        if memo is None or len(value) > _MEMO_TEXT:
+            return _mask_forms(_mask_known(value, known))
+        masked = memo.get(value)
+        if masked is None:
+            if len(memo) >= _MEMO_ENTRIES:
+                memo.clear()
+            masked = memo[value] = _mask_forms(_mask_known(value, known))
+        return masked
+    if kind is dict:
+        return _redact_mapping(value, known, memo)
+    if kind is list:
+        return [_redact(item, known, memo) for item in value]
+    if kind is tuple:
+        return tuple(_redact(item, known, memo) for item in value)
+    if kind is int or kind is float or kind is bool or value is None:
+        return value
     if isinstance(value, str):
         return _mask_forms(_mask_known(value, known))
     if isinstance(value, Mapping):
-        out = {}
-        for key, item in value.items():
-            if isinstance(key, str) and is_secret_name(key) and isinstance(item, (str, bytes)) and item:
-                out[key] = MASK
-            else:
-                out[key] = _redact(item, known)
-        return out
+        return _redact_mapping(value, known, memo)
     if isinstance(value, list):
-        return [_redact(item, known) for item in value]
+        return [_redact(item, known, memo) for item in value]
     if isinstance(value, tuple):
-        return tuple(_redact(item, known) for item in value)
+        return tuple(_redact(item, known, memo) for item in value)
     return value
+
+
+def _redact_mapping(value: Mapping[Any, Any], known: _Known, memo: dict[str, str] | None) -> dict[Any, Any]:
+    out = {}
+    for key, item in value.items():
+        if isinstance(key, str) and is_secret_name(key) and isinstance(item, (str, bytes)) and item:
+            out[key] = MASK
+        else:
+            out[key] = _redact(item, known, memo)
+    return out
 
 
 _SCHEME_PREFIX = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]{0,31}+://")

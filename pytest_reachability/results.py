@@ -233,8 +233,19 @@ class RunResults:
 
     def subset(self, target: str | None) -> RunResults:
         """The tests of one target (None: the tests run once for the whole run), as a run of their own."""
+        return self.by_target().get(target) or self._part({})
+
+    def by_target(self) -> dict[str | None, RunResults]:
+        """Every target's :meth:`subset` (None: the tests run once), in the order their first test
+        reported: one pass over the tests, however many targets."""
+        parts: dict[str | None, dict[str, TestResult]] = {}
+        for nodeid, test in self.tests.items():
+            parts.setdefault(test.target, {})[nodeid] = test
+        return {target: self._part(tests) for target, tests in parts.items()}
+
+    def _part(self, tests: dict[str, TestResult]) -> RunResults:
         part = RunResults()
-        part.tests = {nodeid: test for nodeid, test in self.tests.items() if test.target == target}
+        part.tests = tests
         part.wait = self.wait
         return part
 

@@ -4,6 +4,7 @@ the incident report and the JSON results, and redaction of everything written.""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 import shlex
@@ -304,11 +305,22 @@ def _locate_skip_at_test(item: pytest.Item, report: Any) -> None:
     longrepr = report.longrepr
     if not (report.skipped and report.when == "setup" and isinstance(longrepr, tuple) and len(longrepr) == 3):
         return
-    where = Path(str(longrepr[0])).resolve()
-    if _PACKAGE not in where.parents or (_PACKAGE / "suites") in where.parents:
+    path = str(longrepr[0])
+    # An absolute path always resolves alike; a relative one depends on the working directory.
+    if not (_raised_in_plugin_cached(path) if os.path.isabs(path) else _raised_in_plugin(path)):
         return
     filename, line = item.location[:2]  # relative to the rootdir, as pytest prints test locations
     report.longrepr = (filename, (line or 0) + 1, longrepr[2])
+
+
+def _raised_in_plugin(path: str) -> bool:
+    """Whether a skip raised at ``path`` was raised by the plugin rather than by a test of the suite."""
+    where = Path(path).resolve()
+    return _PACKAGE in where.parents and (_PACKAGE / "suites") not in where.parents
+
+
+# A fleet's thousands of skips are raised at a handful of places.
+_raised_in_plugin_cached = functools.lru_cache(maxsize=256)(_raised_in_plugin)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
