@@ -227,6 +227,10 @@ def test_builtin_suite_writes_the_same_document_serially_and_under_xdist(tmp_pat
     first, second = read_results_json(serial_dir / "r.json"), read_results_json(xdist_dir / "r.json")
     assert _comparable(first)["theories"][0][0] == "dns-not-loadbalancer"
     a, b = _comparable(first), _comparable(second)
+    # Name the tests whose outcome or reason differs: a score alone does not say which check flipped.
+    only_serial = [test for test in a["tests"] if test not in b["tests"]]
+    only_xdist = [test for test in b["tests"] if test not in a["tests"]]
+    assert only_serial == only_xdist == [], (only_serial, only_xdist)
     for key in a:
         assert a[key] == b[key], key
     assert first["run"]["sandbox"] == "incident-2025-12-08" and first["run"]["namespace"] == "production"
