@@ -370,16 +370,22 @@ def _plan_collection(session: pytest.Session) -> None:
                     if scopes and scopes[0].startswith("target:")
                 }
             )
+    state.builtin = _builtin_items(session)
+    # Without a target every built-in check would be skipped and the run would look green.
+    if state.builtin and state.settings.target is None and not session.config.option.collectonly:
+        raise pytest.UsageError(NO_TARGET)
+
+
+def _builtin_items(session: pytest.Session) -> set[str]:
+    """The node ids of the built-in suite's items, decided once per file (a fleet's 7,000 items come from a
+    few dozen files)."""
     suite_dirs = _builtin_suite_dirs(session.config)
-    in_suite: dict[str, bool] = {}  # by file: a fleet's 7,000 items come from a few dozen files
+    in_suite: dict[str, bool] = {}
     for item in session.items:
         path = str(item.path)
         if path not in in_suite:
             in_suite[path] = any(Path(path).is_relative_to(folder) for folder in suite_dirs)
-    state.builtin = {item.nodeid for item in session.items if in_suite[str(item.path)]}
-    # Without a target every built-in check would be skipped and the run would look green.
-    if state.builtin and state.settings.target is None and not session.config.option.collectonly:
-        raise pytest.UsageError(NO_TARGET)
+    return {item.nodeid for item in session.items if in_suite[str(item.path)]}
 
 
 def _build_plan(session: pytest.Session, known: list[pytest.Item]) -> tuple[GatePlan, list[pytest.Item]]:

@@ -408,14 +408,7 @@ def _redact(value: Any, known: _Known, memo: dict[str, str] | None = None) -> An
     # Exact built-in types first, plain evidence being made of them; anything else takes the checks below.
     kind = type(value)
     if kind is str:
-        if memo is None or len(value) > _MEMO_TEXT:
-            return _mask_forms(_mask_known(value, known))
-        masked = memo.get(value)
-        if masked is None:
-            if len(memo) >= _MEMO_ENTRIES:
-                memo.clear()
-            masked = memo[value] = _mask_forms(_mask_known(value, known))
-        return masked
+        return _redact_text(value, known, memo)
     if kind is dict:
         return _redact_mapping(value, known, memo)
     if kind is list:
@@ -424,6 +417,23 @@ def _redact(value: Any, known: _Known, memo: dict[str, str] | None = None) -> An
         return tuple(_redact(item, known, memo) for item in value)
     if kind is int or kind is float or kind is bool or value is None:
         return value
+    return _redact_subclass(value, known, memo)
+
+
+def _redact_text(value: str, known: _Known, memo: dict[str, str] | None) -> str:
+    """``value`` masked, through the memo for short texts."""
+    if memo is None or len(value) > _MEMO_TEXT:
+        return _mask_forms(_mask_known(value, known))
+    masked = memo.get(value)
+    if masked is None:
+        if len(memo) >= _MEMO_ENTRIES:
+            memo.clear()
+        masked = memo[value] = _mask_forms(_mask_known(value, known))
+    return masked
+
+
+def _redact_subclass(value: Any, known: _Known, memo: dict[str, str] | None) -> Any:
+    """Subclasses of the plain types (a str enum, an OrderedDict, a named tuple...); anything else as is."""
     if isinstance(value, str):
         return _mask_forms(_mask_known(value, known))
     if isinstance(value, Mapping):
