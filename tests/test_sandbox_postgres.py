@@ -193,3 +193,38 @@ def test_without_postgresql_binaries_the_sandbox_still_runs_simulated(monkeypatc
             == "simulated: no PostgreSQL server binaries (looked in /usr/lib/postgresql/*/bin and PATH)"
         )
         assert request(info, "GET", "/health")[1]["dependencies"]["database"]["status"] == "ok"
+
+
+def test_health_checks_of_a_slow_database_answer_side_by_side_not_in_a_queue():
+    """db-timeout: each check gives up after 2 s. Four health requests sent together must each get their
+    answer after one check's timeout, as an application's pool serves them, not one after another (the
+    fourth would wait 8 s, past a client's read timeout, and whether a probe "answers" would depend only
+    on how many probes arrived together)."""
+    require_postgres()
+    import concurrent.futures
+
+    with Sandbox("db-timeout") as info:
+
+        def timed_health() -> tuple[float, Any]:
+            started = time.monotonic()
+            status, body = request_with_timeout(info, "/health", timeout=30)
+            return time.monotonic() - started, (status, body["status"], body["dependencies"]["database"])
+
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(lambda _: timed_health(), range(4)))
+    for _elapsed, (status, overall, database) in answers:
+        assert status == 200 and overall == "degraded", (status, overall)
+        assert database["status"] == "error" and "timeout" in database["error"].lower(), database
+    slowest = max(elapsed for elapsed, _ in answers)
+    # One check's 2 s timeout plus scheduling; four in a queue would take at least 8 s.
+    assert slowest < 7, f"slowest of 4 concurrent health answers took {slowest:.1f}s: {answers}"
+
+
+def request_with_timeout(info: SandboxInfo, path: str, *, timeout: float) -> tuple[int, Any]:
+    connection = http.client.HTTPConnection(API, info.edge_port, timeout=timeout)
+    try:
+        connection.request("GET", path, headers={"Host": HOST})
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        connection.close()

@@ -440,13 +440,17 @@ def dsn_for_state(
 
 
 class SandboxDatabase:
-    """The sandbox API's connection to its PostgreSQL: health check and results, one lock for both."""
+    """The sandbox API's connection to its PostgreSQL: health check and results, one lock for both, and up
+    to ``OVERFLOW`` short-lived connections for health checks arriving while the shared one is busy."""
+
+    OVERFLOW = 8
 
     def __init__(self, dsn: str, *, timeout: float = 5.0) -> None:
         self.dsn = dsn
         self.timeout = timeout
         self._connection: Any = None
         self._lock = threading.Lock()
+        self._overflow = threading.BoundedSemaphore(self.OVERFLOW)
         self._closed = False
 
     def _connect(self) -> Any:
@@ -466,18 +470,42 @@ class SandboxDatabase:
 
     def _execute(self, query: str, params: tuple = ()) -> Any:
         with self._lock:
-            had_connection = self._connection is not None and not self._connection.closed
+            return self._execute_locked(query, params)
+
+    def _execute_locked(self, query: str, params: tuple = ()) -> Any:
+        had_connection = self._connection is not None and not self._connection.closed
+        try:
+            return self._connect().execute(query, params)
+        except Exception:
+            if self._connection is not None:
+                with contextlib.suppress(Exception):
+                    self._connection.close()
+                self._connection = None
+            if not had_connection:
+                raise  # connecting failed: trying again at once would only double the wait
+            # One reconnect: the server may have closed an idle connection.
+            return self._connect().execute(query, params)
+
+    def _check_query(self) -> Any:
+        """``SELECT 1`` on the shared connection when it is free, else on a connection of its own.
+
+        An application's pool serves concurrent health checks side by side: a check must not wait behind
+        another one's connection timeout, or a slow database would turn into health requests that time out
+        one after another, depending only on how many arrived together."""
+        if self._lock.acquire(blocking=False):
             try:
-                return self._connect().execute(query, params)
-            except Exception:
-                if self._connection is not None:
-                    with contextlib.suppress(Exception):
-                        self._connection.close()
-                    self._connection = None
-                if not had_connection:
-                    raise  # connecting failed: trying again at once would only double the wait
-                # One reconnect: the server may have closed an idle connection.
-                return self._connect().execute(query, params)
+                return self._execute_locked("SELECT 1").fetchone()
+            finally:
+                self._lock.release()
+        import psycopg
+
+        with self._overflow:
+            if self._closed:
+                raise RuntimeError("database connection closed")
+            with psycopg.connect(
+                self.dsn, autocommit=True, connect_timeout=max(1, int(self.timeout))
+            ) as connection:
+                return connection.execute("SELECT 1").fetchone()
 
     def check(self) -> dict[str, Any]:
         """``SELECT 1`` now.
@@ -485,7 +513,7 @@ class SandboxDatabase:
         ``{"status": "ok", "latency_ms": ...}`` or ``{"status": "error", "error": ...}``."""
         started = time.perf_counter()
         try:
-            row = self._execute("SELECT 1").fetchone()
+            row = self._check_query()
         except Exception as error:  # noqa: BLE001 - reported in the health body, as the real API does
             return {
                 "status": "error",
