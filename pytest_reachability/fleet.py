@@ -80,10 +80,15 @@ def _requires_any(definition: Any, gates: set[str]) -> bool:
     return False
 
 
+def target_spec_of(item: Any) -> Any:
+    """The target spec a test verifies in a run of several targets; None for a test run once."""
+    params = getattr(getattr(item, "callspec", None), "params", None) or {}
+    return params.get(TARGET_PARAM)
+
+
 def target_of(item: Any) -> str | None:
     """The key of the target a test verifies in a run of several targets; None for a test run once."""
-    params = getattr(getattr(item, "callspec", None), "params", None) or {}
-    spec = params.get(TARGET_PARAM)
+    spec = target_spec_of(item)
     return getattr(spec, "key", None) if spec is not None else None
 
 

@@ -504,8 +504,7 @@ def _start_prefetch(session: pytest.Session) -> None:
         if item.nodeid not in state.builtin:
             continue
         modules.setdefault(getattr(item, "module", None))
-        params = getattr(getattr(item, "callspec", None), "params", None) or {}
-        spec = params.get(fleet.TARGET_PARAM) or (state.settings.targets or [None])[0]
+        spec = fleet.target_spec_of(item) or (state.settings.targets or [None])[0]
         if spec is not None:
             specs.setdefault(spec.key, spec)
             for key in state.plan.requires.get(item.nodeid, ()):

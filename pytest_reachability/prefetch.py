@@ -183,13 +183,21 @@ def target_session(target: Any, settings: Any, dns: Callable[[], Any]) -> Any:
     system's."""
     from .http_session import TargetSession
 
-    address = None
-    if not target.is_ip and list(settings.resolvers) != ["system"]:
-        addresses = dns().addresses
-        address = addresses[0] if addresses else None
     return TargetSession(
-        target, timeout=settings.probe_timeout, ca_bundle=settings.ca_bundle, address=address
+        target,
+        timeout=settings.probe_timeout,
+        ca_bundle=settings.ca_bundle,
+        address=pinned_address(target, settings, dns),
     )
+
+
+def pinned_address(target: Any, settings: Any, dns: Callable[[], Any]) -> str | None:
+    """The address the suite's own requests go to (curl ``--resolve``): the first the configured resolvers
+    answer; None (the system's resolution) for an IP target, the system resolver or no answer."""
+    if target.is_ip or list(settings.resolvers) == ["system"]:
+        return None
+    addresses = dns().addresses
+    return addresses[0] if addresses else None
 
 
 def tcp_results(target: Any, addresses: Iterable[str], settings: Any, shared: Any) -> list[Any]:

@@ -31,6 +31,7 @@ import pytest
 import requests
 
 from pytest_reachability.http_session import PinnedAddressAdapter
+from pytest_reachability.prefetch import pinned_address
 
 pytestmark = pytest.mark.section("performance", requires=["api-health"])
 
@@ -222,10 +223,7 @@ def run_load(config, target, settings, address: str | None, progress: ProgressLi
 
 @pytest.fixture(scope="module")
 def load_result(performance_config, target, reachability_settings, request) -> LoadResult:
-    address = None
-    if not target.is_ip and list(reachability_settings.resolvers) != ["system"]:
-        addresses = request.getfixturevalue("dns").addresses
-        address = addresses[0] if addresses else None
+    address = pinned_address(target, reachability_settings, lambda: request.getfixturevalue("dns"))
     return run_load(performance_config, target, reachability_settings, address, ProgressLine(request.config))
 
 
