@@ -15,6 +15,10 @@ median of ``--repeat`` rounds is printed, with the ratio to the single-target ru
 
 ``--xdist N`` adds a 200-host run under ``-n N`` (wall only: its workers are not this script's children).
 
+``floor`` is pytest alone (the plugin not loaded) running as many empty tests as the 200-target run has,
+in the same shape (34 functions over a session fixture of 200 parameters): what any pytest run of that many
+tests costs before a check does anything. It is printed beside the others, not part of the goal.
+
 Goal: 200 targets within 3x the wall time of one target, peak memory below 300 MiB.
 """
 
@@ -22,9 +26,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -34,10 +40,31 @@ GOAL_MIB = 300.0
 RUN_TIMEOUT = 900
 
 
+FLOOR_TESTS = """
+import pytest
+
+@pytest.fixture(scope="session", params=[f"svc-{number:03d}" for number in range(200)])
+def host(request):
+    return request.param
+
+def _check(number):
+    def check(host):
+        assert host
+    check.__name__ = f"test_{number:02d}"
+    return check
+
+for _number in range(34):
+    globals()[f"test_{_number:02d}"] = _check(_number)
+"""
+
+
 def run(args: list[str]) -> tuple[float, float, int]:
     """(wall seconds, peak RSS MiB, exit status) of one suite run in a fresh process."""
     command = [sys.executable, "-m", "pytest", "suites", "--sandbox", "fleet", "-q", "-p", "no:cacheprovider"]
     command += ["--tb=no", *args]
+    if args and args[0] == "--floor":
+        command = [sys.executable, "-m", "pytest", args[1], "-q", "-p", "no:cacheprovider", "-p"]
+        command += ["no:reachability", "--tb=no"]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REACHABILITY_", "PYTEST_"))}
     started = time.monotonic()
     process = subprocess.Popen(
@@ -65,6 +92,9 @@ def variants(sizes: list[int], concurrency: int, xdist: int) -> dict[str, list[s
     found["200"] = ["--discover", f"--concurrency={concurrency}"]
     if xdist:
         found[f"200 -n {xdist}"] = ["--discover", f"--concurrency={concurrency}", "-n", str(xdist)]
+    floor = Path(tempfile.mkdtemp(prefix="reachability-bench-floor-")) / "test_floor.py"
+    floor.write_text(FLOOR_TESTS)
+    found["floor"] = ["--floor", str(floor)]
     return found
 
 
@@ -88,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
     print(f"load average after: {os.getloadavg()[0]:.2f}")
+    shutil.rmtree(Path(runs["floor"][1]).parent, ignore_errors=True)
     one = statistics.median(wall for wall, _, _ in figures["one"])
     print(f"\n{'targets':>10}  {'wall s':>8}  {'x one':>6}  {'peak MiB':>8}")
     verdict = 0
@@ -97,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         # Within one round the variants ran next to each other: the ratio of medians of the same rounds.
         ratio = wall / one
         print(f"{name:>10}  {wall:8.2f}  {ratio:6.2f}  {rss:8.1f}")
+        if name == "floor":
+            print(f"{'':>10}  (pytest alone, {200 * 34:,} empty tests: not a goal)")
         if name == "200":
             verdict = int(ratio > GOAL_RATIO or rss > GOAL_MIB)
             print(

@@ -16,6 +16,7 @@ import signal
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +126,8 @@ def pytest_configure(config: pytest.Config) -> None:
     from .config import load_settings
 
     settings = load_settings(config)
+    if config.stash.get(_CAPTURE_SWITCHED, False):
+        config.option.capture = "sys"  # as the capture manager was started (pytest_load_initial_conftests)
     worker_input = None if is_controller(config) else config.workerinput  # type: ignore[attr-defined]
     if worker_input is None:
         _stop_on_sigterm(config)
@@ -444,6 +447,7 @@ def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:
 PREFETCH_FOR_TARGET = "prefetch_for_target"  # a built-in suite module's reads ahead of its tests
 PREFETCH_AFTER_GATES = "PREFETCH_AFTER_GATES"  # gates that work waits for (its tests require them)
 _FROZEN = pytest.StashKey[bool]()
+_CAPTURE_SWITCHED = pytest.StashKey[bool]()
 _exit_registered = False
 
 
@@ -464,6 +468,41 @@ def _freeze_collected(config: pytest.Config) -> None:
     if not _exit_registered:
         _exit_registered = True
         atexit.register(gc.freeze)
+
+
+def _capture_chosen(args: Sequence[str]) -> bool:
+    """Whether the command line (with PYTEST_ADDOPTS and the ini addopts) names a capture method: ``-s``,
+    ``--capture=...``, or a cluster of short options holding ``s`` (read generously: a value glued to a
+    short option, ``-kfoo_s``, also counts, and then nothing is changed)."""
+    for arg in args:
+        if arg == "--":
+            break
+        if arg.startswith("--capture") or (arg.startswith("-") and not arg.startswith("--") and "s" in arg):
+            return True
+    return False
+
+
+def _fleet_requested(namespace: Any) -> bool:
+    return bool(getattr(namespace, "reachability_discover", None)) or (
+        len(getattr(namespace, "reachability_target", None) or []) > 1
+    )
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True, specname="pytest_load_initial_conftests")
+def pytest_load_initial_conftests_of_fleets(early_config: pytest.Config, args: list[str]) -> Any:
+    """A fleet run (``--discover`` or several ``--target``) captures output at the ``sys`` level unless the
+    command line chose a method: descriptor capture costs two ``dup2`` and an ``fstat`` per phase of every
+    test, about a tenth of a 200-target run, and the built-in suite's tests write to no descriptor.
+    ``--capture=fd`` keeps descriptor capture (for a user's own tests whose subprocesses print)."""
+    namespace = early_config.known_args_namespace
+    if (
+        getattr(namespace, "capture", None) == "fd"
+        and _fleet_requested(namespace)
+        and not _capture_chosen(args)
+    ):
+        namespace.capture = "sys"
+        early_config.stash[_CAPTURE_SWITCHED] = True
+    return (yield)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
