@@ -9,7 +9,9 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import ssl
 import threading
 import time
 from typing import Any
@@ -103,6 +105,29 @@ class _WatchedHTTPSConnection(urllib3.connection.HTTPSConnection):
         super().connect()
         _watch(self.sock)
 
+    @property
+    def is_connected(self) -> bool:
+        """Whether an idle connection may carry the next request. urllib3 says no as soon as the socket is
+        readable, but a TLS 1.3 server sends its session tickets after the handshake: a connection opened
+        ahead (``TargetSession.preconnect``) and not yet read from would be dropped for them. The records
+        waiting are read here first, without blocking; application data or the end of the stream still
+        mean the connection is not reusable."""
+        sock = self.sock
+        if isinstance(sock, ssl.SSLSocket):
+            timeout = sock.gettimeout()
+            try:
+                sock.settimeout(0.0)
+                if sock.recv(1) is not None:  # a byte nobody asked for, or b"": closed
+                    return False
+            except (ssl.SSLWantReadError, BlockingIOError):
+                pass  # only handshake messages (tickets) were waiting: consumed
+            except OSError:
+                return False
+            finally:
+                with contextlib.suppress(OSError):
+                    sock.settimeout(timeout)
+        return bool(super().is_connected)
+
     def request(self, *args: Any, **kwargs: Any) -> None:
         _watch(self.sock)
         super().request(*args, **kwargs)
@@ -137,6 +162,11 @@ class PinnedAddressAdapter(BoundedAdapter):
         super().__init__(**kwargs)
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        self.pin(request)
+        return super().send(request, **kwargs)
+
+    def pin(self, request: requests.PreparedRequest) -> None:
+        """Send ``request`` (to the pinned host) to the pinned address, keeping its Host and SNI."""
         parts = urlsplit(request.url or "")
         if (parts.hostname or "").lower() == self.host:
             pinned = f"[{self.address}]" if ":" in self.address else self.address
@@ -148,7 +178,6 @@ class PinnedAddressAdapter(BoundedAdapter):
                 self.poolmanager.connection_pool_kw.update(
                     server_hostname=self.host, assert_hostname=self.host
                 )
-        return super().send(request, **kwargs)
 
 
 class TargetSession(requests.Session):
@@ -200,6 +229,32 @@ class TargetSession(requests.Session):
         )
         self.mount("http://", adapter)
         self.mount("https://", adapter)
+
+    def preconnect(self) -> None:
+        """Open one connection to the target's base URL (TCP, and TLS for https, verified as a request
+        would be) and leave it idle in the session's pool: the session's first request then pays no
+        handshake. Nothing is sent. Bounded by the session's timeout; a failure is left for the first
+        request, which connects (and fails) on its own."""
+        request = requests.Request("GET", self.base_url).prepare()
+        adapter = self.get_adapter(self.base_url)
+        pin = getattr(adapter, "pin", None)
+        if pin is not None:
+            pin(request)
+        verify: Any = self.verify
+        if hasattr(adapter, "get_connection_with_tls_context"):  # requests >= 2.32
+            pool = adapter.get_connection_with_tls_context(request, verify, proxies=None, cert=self.cert)
+        else:  # requests 2.31: what its send() does
+            pool = adapter.get_connection(request.url, None)
+            adapter.cert_verify(pool, request.url, verify, self.cert)
+        connection = pool._get_conn()
+        try:
+            connection.timeout = self.timeout
+            connection.connect()
+        except Exception:
+            connection.close()
+            pool._put_conn(None)  # the pool's slot, as urllib3 returns it after a failed connection
+            raise
+        pool._put_conn(connection)
 
     def get_redirect_target(self, response: requests.Response) -> str | None:
         """Follow a redirect only over http(s) to the target's own host; anything else ends the exchange."""

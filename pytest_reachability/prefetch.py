@@ -321,6 +321,13 @@ class TargetWork:
         ) as http:
             yield http
 
+    def preconnect(self) -> None:
+        """A target session whose connection is opened now (handshakes only, nothing sent), left idle for
+        the first work behind gates: that work's first request then costs one round trip, not two or
+        three, when its gates pass."""
+        with self.session() as http:
+            http.preconnect()
+
     def flow(self, key: str, compute: Callable[[Any], Any]) -> None:
         """``compute(http)`` under ``key`` (read by the test with :func:`flow`), on a target session."""
         with self.session() as http:
@@ -467,9 +474,10 @@ class Prefetcher:
                     work.append(lambda: tcp_results(target, addresses, settings, self.shared))
                     if target.scheme == "https":
                         work.append(lambda: tls_results(target, addresses, settings, self.shared))
-                if self.per_target:
-                    ahead = TargetWork(self, target, settings, report)
-                    work += [lambda read=read: read(ahead) for read in self.per_target]
+                ahead = TargetWork(self, target, settings, report)
+                work += [lambda read=read: read(ahead) for read in self.per_target]
+                if self.after_gates and self.gates is not None:
+                    work.append(ahead.preconnect)
                 run_together(work)
             except Exception:  # noqa: BLE001 - the test asking for it computes it again and reports why
                 return

@@ -1,0 +1,103 @@
+"""``TargetSession.preconnect``: one connection opened ahead (TCP, TLS verified as a request would be),
+nothing sent, and the session's first request goes out on it -- against real loopback servers."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import threading
+import time
+
+import pytest
+import requests
+import servers
+import trustme
+
+from pytest_reachability.config import parse_target
+from pytest_reachability.http_session import TargetSession
+
+TIMEOUT = 3.0
+
+
+class KeepAlive:
+    """A behaviour answering every request of a connection (HTTP/1.1 keep-alive), counting the requests
+    it reads and the connections on which the first byte ever arrived."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.spoken = 0  # connections on which anything was received
+        self.lock = threading.Lock()
+
+    def __call__(self, conn: socket.socket, server: servers.LoopbackServer) -> None:
+        first = True
+        while True:
+            request = servers.read_request(conn)
+            if not request:
+                return
+            with self.lock:
+                self.requests += 1
+                self.spoken += int(first)
+            first = False
+            body = b'{"status": "ok"}'
+            conn.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                + f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + body
+            )
+
+
+def settle(condition, seconds: float = 2.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def tls_context(ca: trustme.CA) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(servers.HOST).configure_cert(context)
+    return context
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_preconnect_opens_one_connection_sends_nothing_and_the_first_request_uses_it(
+    scheme: str, ca: trustme.CA, ca_file: str
+) -> None:
+    behaviour = KeepAlive()
+    tls = tls_context(ca) if scheme == "https" else None
+    with servers.LoopbackServer(behaviour, tls=tls) as server:
+        target = parse_target(f"{scheme}://{servers.HOST}:{server.port}")
+        with TargetSession(target, timeout=TIMEOUT, ca_bundle=ca_file, address="127.0.0.1") as session:
+            session.preconnect()
+            settle(lambda: server.connections == 1)
+            time.sleep(0.1)  # a request sent by preconnect would have been read by now
+            assert (server.connections, behaviour.requests) == (1, 0)
+            assert session.get("/health").json() == {"status": "ok"}
+            assert session.get("/health").status_code == 200
+            assert (server.connections, behaviour.requests, behaviour.spoken) == (1, 2, 1)
+    assert server.errors == []
+
+
+def test_preconnect_verifies_the_certificate_as_a_request_would(ca: trustme.CA, tmp_path) -> None:
+    other = tmp_path / "other-ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(other))  # a CA that did not sign the server's certificate
+    with servers.LoopbackServer(KeepAlive(), tls=tls_context(ca)) as server:
+        target = parse_target(f"https://{servers.HOST}:{server.port}")
+        with TargetSession(target, timeout=TIMEOUT, ca_bundle=str(other), address="127.0.0.1") as session:
+            with pytest.raises((ssl.SSLError, requests.exceptions.SSLError)):
+                session.preconnect()
+            with pytest.raises(requests.exceptions.SSLError):
+                session.get("/health")  # the failed connection was not left in the pool
+
+
+def test_preconnect_to_nothing_fails_within_the_timeout_and_leaves_the_session_usable() -> None:
+    port = servers.refused_port()
+    target = parse_target(f"http://{servers.HOST}:{port}")
+    with TargetSession(target, timeout=TIMEOUT, address="127.0.0.1", retries=0) as session:
+        started = time.monotonic()
+        with pytest.raises(Exception) as raised:
+            session.preconnect()
+        assert time.monotonic() - started < TIMEOUT
+        assert "refused" in str(raised.value).lower() or isinstance(raised.value, ConnectionError)
+        # The pool's slot came back: the next request fails on its own, it does not wait for a slot.
+        with pytest.raises(requests.exceptions.ConnectionError):
+            session.get("/health")
