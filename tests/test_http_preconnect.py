@@ -101,3 +101,40 @@ def test_preconnect_to_nothing_fails_within_the_timeout_and_leaves_the_session_u
         # The pool's slot came back: the next request fails on its own, it does not wait for a slot.
         with pytest.raises(requests.exceptions.ConnectionError):
             session.get("/health")
+
+
+def test_preconnect_to_a_server_that_never_finishes_the_handshake_ends_within_the_timeout() -> None:
+    """A TLS peer that accepts and then says nothing: the handshake is bounded by the session's timeout."""
+    with servers.LoopbackServer(servers.stall) as server:
+        target = parse_target(f"https://{servers.HOST}:{server.port}")
+        with TargetSession(target, timeout=1.0, address="127.0.0.1", retries=0) as session:
+            started = time.monotonic()
+            with pytest.raises(Exception, match="(?i)timed? ?out"):
+                session.preconnect()
+            assert time.monotonic() - started < 3.0
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_an_idle_connection_the_server_wrote_on_is_not_reused(
+    scheme: str, ca: trustme.CA, ca_file: str
+) -> None:
+    """A peer that speaks first (bytes nobody asked for) on the connection opened ahead: the request
+    goes out on a new connection instead of reading that stray answer as its own."""
+    behaviour = KeepAlive()
+    spoken_first: list[int] = []
+
+    def chatty(conn: socket.socket, server: servers.LoopbackServer) -> None:
+        if not spoken_first:
+            spoken_first.append(1)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nnot for you")
+        behaviour(conn, server)
+
+    tls = tls_context(ca) if scheme == "https" else None
+    with servers.LoopbackServer(chatty, tls=tls) as server:
+        target = parse_target(f"{scheme}://{servers.HOST}:{server.port}")
+        with TargetSession(target, timeout=TIMEOUT, ca_bundle=ca_file, address="127.0.0.1") as session:
+            session.preconnect()
+            settle(lambda: server.connections == 1)
+            time.sleep(0.1)
+            assert session.get("/health").json() == {"status": "ok"}
+            assert server.connections == 2
