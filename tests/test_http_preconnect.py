@@ -3,6 +3,7 @@ nothing sent, and the session's first request goes out on it -- against real loo
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import threading
@@ -58,11 +59,9 @@ def tls_context(ca: trustme.CA) -> ssl.SSLContext:
     return context
 
 
-@pytest.mark.parametrize("scheme", ["http", "https"])
-def test_preconnect_opens_one_connection_sends_nothing_and_the_first_request_uses_it(
-    scheme: str, ca: trustme.CA, ca_file: str
-) -> None:
-    behaviour = KeepAlive()
+@contextlib.contextmanager
+def preconnected(behaviour, scheme: str, ca: trustme.CA, ca_file: str):
+    """(server, session) with the session's connection opened ahead and accepted by the server."""
     tls = tls_context(ca) if scheme == "https" else None
     with servers.LoopbackServer(behaviour, tls=tls) as server:
         target = parse_target(f"{scheme}://{servers.HOST}:{server.port}")
@@ -70,10 +69,19 @@ def test_preconnect_opens_one_connection_sends_nothing_and_the_first_request_use
             session.preconnect()
             settle(lambda: server.connections == 1)
             time.sleep(0.1)  # a request sent by preconnect would have been read by now
-            assert (server.connections, behaviour.requests) == (1, 0)
-            assert session.get("/health").json() == {"status": "ok"}
-            assert session.get("/health").status_code == 200
-            assert (server.connections, behaviour.requests, behaviour.spoken) == (1, 2, 1)
+            yield server, session
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_preconnect_opens_one_connection_sends_nothing_and_the_first_request_uses_it(
+    scheme: str, ca: trustme.CA, ca_file: str
+) -> None:
+    behaviour = KeepAlive()
+    with preconnected(behaviour, scheme, ca, ca_file) as (server, session):
+        assert (server.connections, behaviour.requests) == (1, 0)
+        assert session.get("/health").json() == {"status": "ok"}
+        assert session.get("/health").status_code == 200
+        assert (server.connections, behaviour.requests, behaviour.spoken) == (1, 2, 1)
     assert server.errors == []
 
 
@@ -129,12 +137,6 @@ def test_an_idle_connection_the_server_wrote_on_is_not_reused(
             conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nnot for you")
         behaviour(conn, server)
 
-    tls = tls_context(ca) if scheme == "https" else None
-    with servers.LoopbackServer(chatty, tls=tls) as server:
-        target = parse_target(f"{scheme}://{servers.HOST}:{server.port}")
-        with TargetSession(target, timeout=TIMEOUT, ca_bundle=ca_file, address="127.0.0.1") as session:
-            session.preconnect()
-            settle(lambda: server.connections == 1)
-            time.sleep(0.1)
-            assert session.get("/health").json() == {"status": "ok"}
-            assert server.connections == 2
+    with preconnected(chatty, scheme, ca, ca_file) as (server, session):
+        assert session.get("/health").json() == {"status": "ok"}
+        assert server.connections == 2
