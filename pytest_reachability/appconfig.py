@@ -201,6 +201,21 @@ class AppConfig:
         """The skip reason of a section whose table is missing."""
         return f"not configured: add [tool.reachability.{table}] (see {EXAMPLE})"
 
+    def configured(self, table: str) -> bool:
+        """Whether ``[tool.reachability.<table>]`` was given (``results-storage`` for its dashed name)."""
+        return bool(getattr(self, table.replace("-", "_")))
+
+
+# The built-in suite's fixtures giving each table's settings; each skips its tests when the table is missing
+# (``AppConfig.not_configured``), which the plugin decides before any fixture is set up.
+TABLE_FIXTURES = {
+    "database_config": "database",
+    "services_config": "services",
+    "integration_config": "integration",
+    "performance_config": "performance",
+    "storage_config": "results-storage",
+}
+
 
 # -- JSON paths and ${name} substitution -------------------------------------------------------------
 

@@ -611,6 +611,22 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
             pytest.skip(result.reason)
     if skipped_gate is not None:
         pytest.skip(skipped_gate.reason)
+    if item.nodeid in state.builtin:
+        _skip_unconfigured(item, state.app_config)
+
+
+def _skip_unconfigured(item: pytest.Item, app_config: Any) -> None:
+    """A built-in test whose section's table is missing is skipped here, with the reason its table's fixture
+    gives, before its other fixtures are set up: the same outcome at half the cost (a fleet's 1,300 such
+    tests). The fixture still skips when it is reached some other way."""
+    from .appconfig import TABLE_FIXTURES
+
+    if app_config is None:
+        return
+    for name in getattr(item, "fixturenames", ()):
+        table = TABLE_FIXTURES.get(name)
+        if table is not None and not app_config.configured(table):
+            pytest.skip(app_config.not_configured(table))
 
 
 # What every phase report of a test is labelled with, worked out at its first report: a fleet's 7,000 tests
