@@ -35,11 +35,6 @@ TIMEOUT = 1.5
 MEMORY_BOUND = 24 << 20  # peak Python allocations of one probe, servers in the same process included
 
 
-# The probe tests' CA fixtures, shared rather than copied.
-ca = test_probe_http.ca
-ca_file = test_probe_http.ca_file
-
-
 def tls_server_context(authority: trustme.CA) -> ssl.SSLContext:
     return test_probe_http.server_context(authority.issue_cert(servers.HOST))
 
