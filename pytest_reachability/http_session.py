@@ -240,12 +240,11 @@ class TargetSession(requests.Session):
         pin = getattr(adapter, "pin", None)
         if pin is not None:
             pin(request)
-        verify: Any = self.verify
         if hasattr(adapter, "get_connection_with_tls_context"):  # requests >= 2.32
-            pool = adapter.get_connection_with_tls_context(request, verify, proxies=None, cert=self.cert)
+            pool = adapter.get_connection_with_tls_context(request, self.verify, proxies=None, cert=self.cert)
         else:  # requests 2.31: what its send() does
             pool = adapter.get_connection(request.url, None)
-            adapter.cert_verify(pool, request.url, verify, self.cert)
+            adapter.cert_verify(pool, request.url, self.verify, self.cert)
         connection = pool._get_conn()
         try:
             connection.timeout = self.timeout

@@ -453,15 +453,17 @@ class SandboxDatabase:
         self._overflow = threading.BoundedSemaphore(self.OVERFLOW)
         self._closed = False
 
-    def _connect(self) -> Any:
+    def _open(self) -> Any:
+        """A new connection, given up after the API's own timeout."""
         import psycopg
 
+        return psycopg.connect(self.dsn, autocommit=True, connect_timeout=max(1, int(self.timeout)))
+
+    def _connect(self) -> Any:
         if self._closed:
             raise RuntimeError("database connection closed")
         if self._connection is None or self._connection.closed:
-            self._connection = psycopg.connect(
-                self.dsn, autocommit=True, connect_timeout=max(1, int(self.timeout))
-            )
+            self._connection = self._open()
             self._connection.execute(
                 "CREATE TABLE IF NOT EXISTS results (id text PRIMARY KEY, body jsonb NOT NULL,"
                 " created timestamptz NOT NULL DEFAULT now())"
@@ -497,14 +499,10 @@ class SandboxDatabase:
                 return self._execute_locked("SELECT 1").fetchone()
             finally:
                 self._lock.release()
-        import psycopg
-
         with self._overflow:
             if self._closed:
                 raise RuntimeError("database connection closed")
-            with psycopg.connect(
-                self.dsn, autocommit=True, connect_timeout=max(1, int(self.timeout))
-            ) as connection:
+            with self._open() as connection:
                 return connection.execute("SELECT 1").fetchone()
 
     def check(self) -> dict[str, Any]:
