@@ -18,13 +18,40 @@ pytestmark = pytest.mark.section("ingress", requires=["cluster-access"])
 
 
 def rules_for_host(ingresses: list[Any], host: str) -> list[tuple[Any, dict]]:
-    """(ingress, rule) pairs whose rule host covers ``host``."""
-    return [
-        (ingress, rule)
-        for ingress in ingresses
-        for rule in ingress.rules
-        if ingress_host_matches(rule.get("host"), host)
-    ]
+    """(ingress, rule) pairs whose rule host covers ``host`` (``ingress_host_matches``), in the Ingresses'
+    order. A fleet's namespace may hold hundreds of rules and each of its hosts asks: the rules are indexed by
+    host once per list, and a host looks up its own name and the one wildcard that covers it."""
+    index = _rule_index(ingresses)
+    host = host.lower().rstrip(".")
+    head, _, rest = host.partition(".")
+    names = [host, f"*.{rest}"] if head else [host]
+    found = sorted({position for name in names for position in index.get(name, ())})
+    return [(ingresses[i], ingresses[i].rules[j]) for i, j in found]
+
+
+def rules_of(ingress: Any, host: str) -> list[dict]:
+    """``ingress``'s rules whose host covers ``host``."""
+    return [rule for rule in ingress.rules if ingress_host_matches(rule.get("host"), host)]
+
+
+# id of an Ingress list -> (the list, normalised rule host -> [(ingress index, rule index)]); holding the
+# list keeps its id from being reused. The session's snapshot lists are few.
+_RULE_INDEXES: dict[int, tuple[list[Any], dict[str, list[tuple[int, int]]]]] = {}
+
+
+def _rule_index(ingresses: list[Any]) -> dict[str, list[tuple[int, int]]]:
+    cached = _RULE_INDEXES.get(id(ingresses))
+    if cached is not None and cached[0] is ingresses:
+        return cached[1]
+    index: dict[str, list[tuple[int, int]]] = {}
+    for i, ingress in enumerate(ingresses):
+        for j, rule in enumerate(ingress.rules):
+            if rule.get("host"):
+                index.setdefault(rule["host"].lower().rstrip("."), []).append((i, j))
+    if len(_RULE_INDEXES) >= 16:
+        _RULE_INDEXES.clear()
+    _RULE_INDEXES[id(ingresses)] = (ingresses, index)
+    return index
 
 
 def record_ingresses(ingresses: list[Any], host: str, evidence: Any) -> None:
@@ -32,11 +59,11 @@ def record_ingresses(ingresses: list[Any], host: str, evidence: Any) -> None:
     instead); else those routing it with their rules for ``host`` and the others without rules -- their
     class and published address still tell which controllers serve what, while a fleet's namespace may hold
     hundreds of rules for other hosts."""
-    matching = [ingress for ingress in ingresses if rules_for_host([ingress], host)]
+    matching = {id(ingress) for ingress, _rule in rules_for_host(ingresses, host)}
     for ingress in ingresses:
         if not matching:
             evidence.record("ingress", ingress)
-        elif ingress in matching:
+        elif id(ingress) in matching:
             evidence.record("ingress", for_host(ingress, host))
         else:
             evidence.record("ingress", dataclasses.replace(ingress, rules=(), tls=()))
@@ -44,7 +71,7 @@ def record_ingresses(ingresses: list[Any], host: str, evidence: Any) -> None:
 
 def for_host(ingress: Any, host: str) -> Any:
     """``ingress`` as far as ``host`` is concerned: its rules and TLS entries for that host."""
-    rules = tuple(rule for _, rule in rules_for_host([ingress], host))
+    rules = tuple(rules_of(ingress, host))
     tls = tuple(
         entry
         for entry in ingress.tls

@@ -1,0 +1,75 @@
+"""The ingress section's host lookup: an index over the rules finds what matching each rule finds."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pytest_reachability.k8s import ingress_host_matches
+from suites.test_05_ingress import rules_for_host
+
+
+@dataclasses.dataclass(frozen=True)
+class Ingress:
+    name: str
+    rules: tuple = ()
+
+
+LABELS = st.sampled_from(["a", "b", "A", "www", "x-1"])
+NAMES = st.lists(LABELS, min_size=0, max_size=3).map(".".join)
+RULE_HOSTS = st.one_of(
+    st.none(),
+    st.just(""),
+    NAMES,
+    NAMES.map(lambda name: f"*.{name}"),
+    NAMES.map(lambda name: f"{name}."),
+    st.sampled_from(["*", "*.", "*.A.b.", "a.*"]),
+)
+INGRESSES = st.lists(
+    st.lists(RULE_HOSTS.map(lambda host: {} if host is None else {"host": host}), max_size=4).map(tuple),
+    max_size=6,
+).map(lambda rule_lists: [Ingress(f"ing-{n}", rules) for n, rules in enumerate(rule_lists)])
+HOSTS = st.one_of(NAMES, NAMES.map(lambda name: f"{name}."), NAMES.map(str.upper))
+
+
+def every_rule(ingresses: list, host: str) -> list:
+    return [
+        (ingress, rule)
+        for ingress in ingresses
+        for rule in ingress.rules
+        if ingress_host_matches(rule.get("host"), host)
+    ]
+
+
+@settings(max_examples=400, deadline=None)
+@given(ingresses=INGRESSES, hosts=st.lists(HOSTS, min_size=1, max_size=4))
+def test_the_rule_index_finds_what_every_rule_matched_finds_in_the_same_order(ingresses, hosts):
+    for host in hosts:  # several hosts over one list: the index is built once and asked again
+        found = rules_for_host(ingresses, host)
+        wanted = every_rule(ingresses, host)
+        assert [(i.name, id(r)) for i, r in found] == [(i.name, id(r)) for i, r in wanted]
+
+
+def test_a_wildcard_covers_exactly_one_more_label_and_names_ignore_case_and_the_final_dot():
+    ingresses = [
+        Ingress("wild", ({"host": "*.Example.com."},)),
+        Ingress("exact", ({"host": "api.example.com"}, {"host": "other.example.com"})),
+        Ingress("none", ({},)),
+    ]
+    assert [(i.name, r["host"]) for i, r in rules_for_host(ingresses, "API.example.com.")] == [
+        ("wild", "*.Example.com."),
+        ("exact", "api.example.com"),
+    ]
+    assert rules_for_host(ingresses, "a.api.example.com") == []
+    assert rules_for_host(ingresses, "example.com") == []
+
+
+def test_a_list_that_changed_is_indexed_again():
+    """A list whose index was built is not trusted after another list took its place."""
+    first = [Ingress("one", ({"host": "a.example.com"},))]
+    assert len(rules_for_host(first, "a.example.com")) == 1
+    second = [Ingress("two", ({"host": "b.example.com"},))]
+    assert rules_for_host(second, "a.example.com") == []
+    assert [i.name for i, _ in rules_for_host(second, "b.example.com")] == ["two"]
