@@ -53,15 +53,14 @@ def database_config(app_config):
     return app_config.database
 
 
-# The health answer is asked for as soon as api-health passes (see prefetch_for_target).
-PREFETCH_AFTER_GATES = ("api-health",)
-
-
 def health_answer_key(target: Any, path: str) -> str:
     return f"suite-database-health:{target.base_url}:{path}"
 
 
 def prefetch_for_target(work: Any) -> None:
+    """The health answer, asked at session start beside the health probes: a GET like api-health's own, it
+    need not wait for that gate, and the database gate it decides is then not a round trip behind
+    api-health. The work that writes (integration, results-storage) waits for the database gate."""
     config = work.app_config.database
     if config is None:
         return

@@ -72,6 +72,15 @@ def pytest_configure(config):
         os.environ.setdefault(name, value)
     if not state.settings.tables:
         state.settings = dataclasses.replace(state.settings, tables=dict(info.application))
+    app = getattr(state.sandbox, "app", None)
+    if app is not None:
+        handle = app.handle
+
+        def watched(request):
+            FIRST_SEEN.setdefault(request.target, time.monotonic())
+            return handle(request)
+
+        app.handle = watched
 
 
 @pytest.hookimpl(trylast=True)
@@ -89,6 +98,10 @@ def pytest_sessionfinish(session):
         for line, n in sorted(seen.items()):
             if line.startswith(("POST ", "DELETE ")):
                 reporter.write_line(f"sandbox write {line.split('/results/')[0]}: {n}")
+        for target, seen in sorted(FIRST_SEEN.items()):
+            if "from=database" in target and API_HEALTH_GATE:
+                when = "after" if seen > API_HEALTH_GATE[0] else "before"
+                reporter.write_line(f"{target} {when} api-health")
         written = sandbox.app.first_seen.get("POST /api/v1/results")
         if written is not None and MOMENTS:
             for name, moment in sorted(MOMENTS.items()):
@@ -96,11 +109,15 @@ def pytest_sessionfinish(session):
 
 
 MOMENTS = {}
+FIRST_SEEN = {}  # request-target -> when the sandbox's application first received it
+API_HEALTH_GATE = []  # when the api-health gate's outcome was known
 
 
 def pytest_runtest_logreport(report):
     if report.when == "call" and report.nodeid.endswith("test_api_reports_database_healthy"):
         MOMENTS["the database gate"] = time.monotonic()
+    if report.when == "call" and report.nodeid.endswith("test_health_answers_on_every_resolved_address"):
+        API_HEALTH_GATE.append(time.monotonic())
 
 
 def pytest_runtest_setup(item):
@@ -491,3 +508,18 @@ def test_performance_load_sends_the_target_credentials():
         serving.join(5)
     assert result.completed == 12
     assert result.errors == 0, result.error_kinds  # without the credentials: 12 x "HTTP 401"
+
+
+def test_the_database_health_request_does_not_wait_for_api_health(pytester: pytest.Pytester):
+    """A GET like api-health's own goes out at session start: the database gate it decides is then not a
+    round trip behind api-health, on the chain that ends with the storage round trip."""
+    scenario = scenario_file(
+        pytester,
+        "database-path",
+        "application:\n  database: {health-path: '/health?from=database', "
+        "field: dependencies.database.status, expect: ok}\n",
+    )
+    result = run_suite(pytester, "--sandbox", str(scenario), "-k", "test_12_database")
+    outcomes = outcomes_of(result)
+    assert outcomes["test_12_database.py::test_api_reports_database_healthy"] == "PASSED", result.stdout.str()
+    result.stdout.fnmatch_lines(["/health?from=database before api-health"])
