@@ -91,10 +91,6 @@ class SharedResults:
             self._memory[key] = value
             return value
 
-    def peek(self, key: str) -> Any:
-        """The result under ``key`` if this process already has it, else None: never computes nor waits."""
-        return self._memory.get(key)
-
     def claim(self, key: str) -> bool:
         """True once per session for each result: its first reader records it as evidence, whichever
         process (xdist worker, prefetch) computed it -- as when the first test to need it computed it."""
@@ -269,9 +265,7 @@ class Prober:
     ) -> list[ProbeResult]:
         """Probe ``path`` (default the health path) on every address.
 
-        The addresses are the resolved ones (or ``addresses``) plus ``extra_addresses``. An address given
-        that the resolved ones' probe already asked the same request (a LoadBalancer the name resolves to)
-        gets that answer rather than a second request."""
+        The addresses are the resolved ones (or ``addresses``) plus ``extra_addresses``."""
         checks: dict[str, Any] = {}
         if expect_status is not None:
             checks["expect_status"] = expect_status

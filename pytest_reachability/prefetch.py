@@ -20,7 +20,6 @@ here records no evidence: the first test that reads a result this process comput
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -87,48 +86,19 @@ def health_results(
     checks = dict(checks or {})
     key = health_key(target, path, addresses, extra, checks)
 
-    def probe(chosen: list[str] | None) -> list[Any]:
+    def run() -> list[Any]:
         return run_probe(
             "http",
             target,
             settings,
-            addresses=chosen,
+            addresses=addresses,
             extra_addresses=extra,
             path=path,
-            dns_report=dns() if chosen is None else None,
+            dns_report=dns() if addresses is None else None,
             **checks,
         )
 
-    def run() -> list[Any]:
-        known = _answered_on_resolved(target, path, checks, shared) if addresses and not extra else {}
-        if not known or not addresses:
-            return probe(addresses)
-        wanted = [address.strip("[]") for address in addresses]
-        fresh = [address for address in wanted if address not in known]
-        probed = dict(zip(fresh, probe(fresh), strict=True)) if fresh else {}
-        return [known[address] if address in known else probed[address] for address in wanted]
-
     return key, shared.get(key, run)
-
-
-def _answered_on_resolved(target: Any, path: str, checks: dict[str, Any], shared: Any) -> dict[str, Any]:
-    """address -> the answer the probe of the resolved addresses already has for the same request (address,
-    port, Host, path, checks): a LoadBalancer the name resolves to was asked exactly that, so it is not asked
-    again (the usual case: the name points at the LoadBalancer). Its DNS time is left out, as for an address
-    given explicitly. Only what is already there: a probe still in flight is not waited for."""
-    results = shared.peek(health_key(target, path, None, [], checks)) or []
-    return {result.address: _without_dns_time(result) for result in results if result.address}
-
-
-def _without_dns_time(result: Any) -> Any:
-    phases = dict(result.phases)
-    dns_ms = phases.get("dns") or 0.0
-    if not dns_ms:
-        return result
-    phases["dns"] = 0.0
-    if "total" in phases:
-        phases["total"] = max(0.0, phases["total"] - dns_ms)
-    return dataclasses.replace(result, phases=phases)
 
 
 def propagation_report(target: Any, settings: Any, port: int, shared: Any) -> Any:

@@ -7,7 +7,6 @@ database gate, before their test) and ``bench_latency.py`` (what it saves at a d
 
 from __future__ import annotations
 
-import http.server
 import threading
 import time
 import types
@@ -170,65 +169,3 @@ def test_sessions_of_work_after_gates_are_reused_per_target_and_closed_at_stop()
     with prefetcher.target_session(TARGET, make) as late:
         pass
     assert late.closed  # one taken after the stop is closed when given back
-
-
-class _CountingHealth(http.server.BaseHTTPRequestHandler):
-    seen: list[str] = []
-
-    def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
-        type(self).seen.append(self.path)
-        self.send_response(200)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"ok")
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - http.server's signature
-        pass
-
-
-@pytest.fixture
-def counting_target():
-    """(target named lb.test on a loopback server, the paths it was asked, settings, a DNS answer for it)."""
-    from pytest_reachability.config import parse_target
-    from pytest_reachability.probes.dns import DnsReport
-
-    handler = type("Health", (_CountingHealth,), {"seen": []})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    serving = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    serving.start()
-    target = parse_target(f"http://lb.test:{server.server_address[1]}")
-    settings = types.SimpleNamespace(
-        resolvers=["127.0.0.1:9"], health_path="/health", probe_timeout=2.0, ca_bundle=None
-    )
-    report = DnsReport(name="lb.test", answers=[], addresses=["127.0.0.1"], ms=40.0)
-    try:
-        yield target, handler.seen, settings, lambda: report
-    finally:
-        server.shutdown()
-        server.server_close()
-        serving.join(5)
-
-
-def test_a_loadbalancer_the_name_resolves_to_is_not_asked_the_same_request_again(counting_target):
-    target, seen, settings, dns = counting_target
-    shared = SharedResults(None)
-    _, resolved = prefetch.health_results(target, settings, shared, dns)
-    assert (seen, [r.status for r in resolved], resolved[0].phases["dns"]) == (["/health"], [200], 40.0)
-    addresses = ["127.0.0.1", "127.0.0.3"]
-    _, balancers = prefetch.health_results(target, settings, shared, dns, addresses=addresses)
-    assert seen == ["/health"]  # 127.0.0.1 answered the very same request already
-    assert [r.address for r in balancers] == ["127.0.0.1", "127.0.0.3"]
-    assert balancers[0].status == 200 and balancers[0].phases["dns"] == 0.0  # no name was resolved for it
-    assert balancers[0].phases["total"] == pytest.approx(resolved[0].phases["total"] - 40.0)
-    assert balancers[1].status is None and balancers[1].failure is not None  # nothing listens there: asked
-    # Another path is another request.
-    prefetch.health_results(target, settings, shared, dns, path="/ready", addresses=["127.0.0.1"])
-    assert seen == ["/health", "/ready"]
-
-
-def test_a_loadbalancer_is_asked_itself_when_the_resolved_addresses_were_not(counting_target):
-    target, seen, settings, dns = counting_target
-    shared = SharedResults(None)
-    _, balancers = prefetch.health_results(target, settings, shared, dns, addresses=["127.0.0.1"])
-    assert seen == ["/health"] and balancers[0].status == 200
