@@ -34,15 +34,17 @@ def rules_of(ingress: Any, host: str) -> list[dict]:
     return [rule for rule in ingress.rules if ingress_host_matches(rule.get("host"), host)]
 
 
-# id of an Ingress list -> (the list, normalised rule host -> [(ingress index, rule index)]); holding the
-# list keeps its id from being reused. The session's snapshot lists are few.
-_RULE_INDEXES: dict[int, tuple[list[Any], dict[str, list[tuple[int, int]]]]] = {}
+# id of an Ingress list -> (the list, what it held when indexed, normalised rule host -> [(ingress index,
+# rule index)]); holding the list keeps its id from being reused, and a list changed in place since is
+# indexed again. The session's snapshot lists are few.
+_RULE_INDEXES: dict[int, tuple[list[Any], tuple[int, ...], dict[str, list[tuple[int, int]]]]] = {}
 
 
 def _rule_index(ingresses: list[Any]) -> dict[str, list[tuple[int, int]]]:
+    held = tuple(map(id, ingresses))
     cached = _RULE_INDEXES.get(id(ingresses))
-    if cached is not None and cached[0] is ingresses:
-        return cached[1]
+    if cached is not None and cached[0] is ingresses and cached[1] == held:
+        return cached[2]
     index: dict[str, list[tuple[int, int]]] = {}
     for i, ingress in enumerate(ingresses):
         for j, rule in enumerate(ingress.rules):
@@ -50,7 +52,7 @@ def _rule_index(ingresses: list[Any]) -> dict[str, list[tuple[int, int]]]:
                 index.setdefault(rule["host"].lower().rstrip("."), []).append((i, j))
     if len(_RULE_INDEXES) >= 16:
         _RULE_INDEXES.clear()
-    _RULE_INDEXES[id(ingresses)] = (ingresses, index)
+    _RULE_INDEXES[id(ingresses)] = (ingresses, held, index)
     return index
 
 

@@ -66,10 +66,14 @@ def test_a_wildcard_covers_exactly_one_more_label_and_names_ignore_case_and_the_
     assert rules_for_host(ingresses, "example.com") == []
 
 
-def test_a_list_that_changed_is_indexed_again():
-    """A list whose index was built is not trusted after another list took its place."""
-    first = [Ingress("one", ({"host": "a.example.com"},))]
-    assert len(rules_for_host(first, "a.example.com")) == 1
-    second = [Ingress("two", ({"host": "b.example.com"},))]
-    assert rules_for_host(second, "a.example.com") == []
-    assert [i.name for i, _ in rules_for_host(second, "b.example.com")] == ["two"]
+def test_a_list_changed_in_place_is_indexed_again():
+    """The index of a list is not trusted once the list gained, lost or replaced an Ingress."""
+    ingresses = [Ingress("one", ({"host": "a.example.com"},))]
+    assert [i.name for i, _ in rules_for_host(ingresses, "a.example.com")] == ["one"]
+    ingresses.append(Ingress("two", ({"host": "b.example.com"},)))
+    assert [i.name for i, _ in rules_for_host(ingresses, "b.example.com")] == ["two"]
+    ingresses[0] = Ingress("three", ({"host": "b.example.com"},))
+    assert [i.name for i, _ in rules_for_host(ingresses, "b.example.com")] == ["three", "two"]
+    del ingresses[1:]
+    assert [i.name for i, _ in rules_for_host(ingresses, "b.example.com")] == ["three"]
+    assert rules_for_host(ingresses, "a.example.com") == []
