@@ -73,13 +73,19 @@ def service_selects(selector: Mapping[str, Any] | None, labels: Mapping[str, Any
 
 def ingress_host_matches(rule_host: str | None, host: str) -> bool:
     """An Ingress rule's host covers ``host`` (``*.example.com`` covers exactly one more label)."""
-    if not rule_host:
-        return False
-    rule_host, host = rule_host.lower().rstrip("."), host.lower().rstrip(".")
-    if rule_host.startswith("*."):
-        head, _, rest = host.partition(".")
-        return bool(head) and rest == rule_host[2:]
-    return rule_host == host
+    return bool(rule_host) and ingress_host_name(rule_host or "") in ingress_names_covering(host)
+
+
+def ingress_host_name(name: str) -> str:
+    """A host name as Ingress rules compare it: lower case, without the final dot."""
+    return name.lower().rstrip(".")
+
+
+def ingress_names_covering(host: str) -> list[str]:
+    """The rule hosts (``ingress_host_name``) that cover ``host``: itself and the wildcard one label up."""
+    host = ingress_host_name(host)
+    head, _, rest = host.partition(".")
+    return [host, f"*.{rest}"] if head else [host]
 
 
 # -- ports by number or name ----------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from pytest_reachability import prefetch
-from pytest_reachability.k8s import ingress_host_matches
+from pytest_reachability.k8s import ingress_host_matches, ingress_host_name, ingress_names_covering
 
 pytestmark = pytest.mark.section("ingress", requires=["cluster-access"])
 
@@ -22,10 +22,7 @@ def rules_for_host(ingresses: list[Any], host: str) -> list[tuple[Any, dict]]:
     order. A fleet's namespace may hold hundreds of rules and each of its hosts asks: the rules are indexed by
     host once per list, and a host looks up its own name and the one wildcard that covers it."""
     index = _rule_index(ingresses)
-    host = host.lower().rstrip(".")
-    head, _, rest = host.partition(".")
-    names = [host, f"*.{rest}"] if head else [host]
-    found = sorted({position for name in names for position in index.get(name, ())})
+    found = sorted({position for name in ingress_names_covering(host) for position in index.get(name, ())})
     return [(ingresses[i], ingresses[i].rules[j]) for i, j in found]
 
 
@@ -49,7 +46,7 @@ def _rule_index(ingresses: list[Any]) -> dict[str, list[tuple[int, int]]]:
     for i, ingress in enumerate(ingresses):
         for j, rule in enumerate(ingress.rules):
             if rule.get("host"):
-                index.setdefault(rule["host"].lower().rstrip("."), []).append((i, j))
+                index.setdefault(ingress_host_name(rule["host"]), []).append((i, j))
     if len(_RULE_INDEXES) >= 16:
         _RULE_INDEXES.clear()
     _RULE_INDEXES[id(ingresses)] = (ingresses, held, index)

@@ -34,13 +34,27 @@ INGRESSES = st.lists(
 HOSTS = st.one_of(NAMES, NAMES.map(lambda name: f"{name}."), NAMES.map(str.upper))
 
 
+def covers(rule_host, host: str) -> bool:
+    """The rule as Kubernetes documents it, written out here independently of the code under test."""
+    if not rule_host:
+        return False
+    rule_host, host = rule_host.lower().rstrip("."), host.lower().rstrip(".")
+    if rule_host.startswith("*."):
+        head, _, rest = host.partition(".")
+        return bool(head) and rest == rule_host[2:]
+    return rule_host == host
+
+
 def every_rule(ingresses: list, host: str) -> list:
     return [
-        (ingress, rule)
-        for ingress in ingresses
-        for rule in ingress.rules
-        if ingress_host_matches(rule.get("host"), host)
+        (ingress, rule) for ingress in ingresses for rule in ingress.rules if covers(rule.get("host"), host)
     ]
+
+
+@settings(max_examples=400, deadline=None)
+@given(rule_host=RULE_HOSTS, host=HOSTS)
+def test_ingress_host_matches_is_the_documented_rule(rule_host, host):
+    assert ingress_host_matches(rule_host, host) == covers(rule_host, host)
 
 
 @settings(max_examples=400, deadline=None)
