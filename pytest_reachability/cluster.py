@@ -41,6 +41,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config import kube_config as _kube_config_module
 from kubernetes.config.config_exception import ConfigException
 
+from . import environment
 from .k8s import controller_owner
 
 __all__ = [
@@ -980,6 +981,20 @@ def classify(
 # --- configuration ------------------------------------------------------------------------------------------
 
 
+def _new_configuration() -> k8s.Configuration:
+    """A client configuration that never reads the environment's proxies itself.
+
+    Clients from 36 on read them when constructed and whenever the host is set, which a bearer token's
+    refresh hook does before every request: that iterates ``os.environ`` in whichever thread sends, and
+    another thread changing the environment makes it raise KeyError. The proxy is decided once, by
+    :func:`_choose_proxy`, in every client version alike.
+    """
+    parameters = inspect.signature(k8s.Configuration).parameters
+    if "proxy" in parameters and "no_proxy" in parameters:
+        return k8s.Configuration(proxy="", no_proxy="")
+    return k8s.Configuration()
+
+
 class _GetOnlyApiClient(k8s.ApiClient):
     """The one door to the network: anything but GET is refused before it is sent.
 
@@ -1012,7 +1027,7 @@ class _GetOnlyApiClient(k8s.ApiClient):
 _METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
 
 # A client used only to turn models into wire dicts and raw bodies into models; it never opens a connection.
-_SERIALIZER = k8s.ApiClient(k8s.Configuration())
+_SERIALIZER = k8s.ApiClient(_new_configuration())
 
 # The most a raw list read keeps in memory.
 _LIST_LIMIT = 64 * 1024 * 1024
@@ -1105,13 +1120,16 @@ def _load_credentials_bounded(
 
     def load() -> None:
         try:
-            # persist_config=False: even a token refresh must not rewrite the user's kubeconfig.
-            k8s_config.load_kube_config(
-                config_file=source,
-                context=context_name,
-                client_configuration=configuration,
-                persist_config=False,
-                temp_file_path=credentials_dir,
+            # persist_config=False: even a token refresh must not rewrite the user's kubeconfig. Loaded
+            # again when an exec plugin's copy of the environment met the environment changing.
+            environment.retried(
+                lambda: k8s_config.load_kube_config(
+                    config_file=source,
+                    context=context_name,
+                    client_configuration=configuration,
+                    persist_config=False,
+                    temp_file_path=credentials_dir,
+                )
             )
         except BaseException as error:  # handed to the caller's thread, which classifies it
             outcome["error"] = error
@@ -1244,7 +1262,7 @@ class Cluster:
         """Load credentials (explicit path > KUBECONFIG > ~/.kube/config > in-cluster); no request is sent."""
         if not timeout or timeout <= 0:
             raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
-        configuration = k8s.Configuration()
+        configuration = _new_configuration()
         source = _kubeconfig_source(kubeconfig)
         credentials_dir = None
         if source is not None:
@@ -1270,7 +1288,7 @@ class Cluster:
                 "no kubeconfig (looked at KUBECONFIG and ~/.kube/config) and not running "
                 "in a pod; pass --kubeconfig or set KUBECONFIG"
             )
-        _skip_environment_proxy_for_loopback(configuration)
+        _choose_proxy(configuration, environment.proxies(environment.snapshot()))
         # One attempt per read: the caller's timeout is the whole budget, and a redirect is returned,
         # not followed.
         configuration.retries = urllib3.Retry(
@@ -1336,7 +1354,9 @@ class Cluster:
 
     def _call(self, request: _Request, method: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
         try:
-            return method(*args, _request_timeout=self.timeout, **kwargs)
+            # A credential refresh (an exec plugin copies the environment) that met the environment
+            # changing sent nothing: the read is sent again.
+            return environment.retried(lambda: method(*args, _request_timeout=self.timeout, **kwargs))
         except Exception as error:  # noqa: BLE001 - every failure is classified into one ClusterError
             raise classify(error, request, self.server, timeout=self.timeout, context=self.context) from None
 
@@ -1703,16 +1723,22 @@ class Cluster:
         return sorted(found.values(), key=lambda pod: (pod.namespace, pod.name))
 
 
-def _skip_environment_proxy_for_loopback(configuration: k8s.Configuration) -> None:
-    """Like kubectl (Go's ProxyFromEnvironment), never send a loopback API server through HTTPS_PROXY."""
+def _choose_proxy(configuration: k8s.Configuration, proxies: Mapping[str, str]) -> None:
+    """The proxy for the API server, as kubectl (Go's ProxyFromEnvironment) chooses it: the kubeconfig's
+    ``proxy-url`` when the cluster has one; else the environment's proxy for the server's scheme, with
+    its no-proxy list, never for a loopback server. Assigned once, so that it holds for every request."""
+    if configuration.proxy:
+        configuration.no_proxy = None  # kubectl sends every request through a kubeconfig's proxy-url
+        return
     host = urllib.parse.urlsplit(configuration.host).hostname or ""
     try:
         loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
     except ValueError:
         loopback = False
-    environment_proxies = urllib.request.getproxies().values()
-    if loopback and configuration.proxy and configuration.proxy in environment_proxies:
-        configuration.proxy = None
+    scheme = urllib.parse.urlsplit(configuration.host).scheme
+    chosen = None if loopback else proxies.get(scheme) or proxies.get("all")
+    configuration.proxy = chosen or None
+    configuration.no_proxy = proxies.get("no") or None
 
 
 def _check_name(value: str, what: str) -> None:

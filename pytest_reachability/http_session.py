@@ -22,6 +22,7 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from . import environment
 from . import evidence as evidence_mod
 
 BODY_EXCERPT = 512
@@ -180,6 +181,25 @@ class PinnedAddressAdapter(BoundedAdapter):
                 )
 
 
+def read_environment_once(session: requests.Session, url: str) -> None:
+    """Give ``session`` what requests' ``trust_env`` takes from the environment for ``url``'s host -- the
+    proxy (unless no-proxy exempts the host), the ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` bundle, .netrc
+    credentials -- read now, once, and turn ``trust_env`` off: requests would read them again on every
+    request, iterating ``os.environ``, which raises KeyError while another thread changes it (see
+    :mod:`pytest_reachability.environment`). The session must only ever talk to that host."""
+    session.trust_env = False
+    variables = environment.snapshot()
+    bundle = variables.get("REQUESTS_CA_BUNDLE") or variables.get("CURL_CA_BUNDLE")
+    if bundle and session.verify is True:
+        session.verify = bundle
+    parts = urlsplit(url)
+    proxies = environment.proxies(variables)
+    if proxies and not environment.bypasses_proxy(parts.hostname or "", parts.port, variables):
+        session.proxies.update({scheme: proxy for scheme, proxy in proxies.items() if scheme != "no"})
+    if session.auth is None:
+        session.auth = requests.utils.get_netrc_auth(url)
+
+
 class TargetSession(requests.Session):
     """Relative URLs are joined to the target's base URL; every request has a timeout.
 
@@ -207,10 +227,11 @@ class TargetSession(requests.Session):
         self.base_url = target.base_url
         self.timeout = timeout
         self.ca_bundle = ca_bundle
-        if ca_bundle:
-            self.verify = ca_bundle
         if target.username is not None:
             self.auth = (target.username, target.password or "")
+        read_environment_once(self, self.base_url)
+        if ca_bundle:
+            self.verify = ca_bundle
         self.max_redirects = MAX_REDIRECTS
         retry = Retry(
             total=retries,
@@ -277,10 +298,6 @@ class TargetSession(requests.Session):
         if not url.startswith(("http://", "https://")):
             url = self.base_url + ("" if url.startswith("/") else "/") + url
         kwargs.setdefault("timeout", self.timeout)
-        if self.ca_bundle:
-            # requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override Session.verify; a request-level
-            # verify wins over both, so the configured bundle is really used.
-            kwargs.setdefault("verify", self.ca_bundle)
         streaming = bool(kwargs.pop("stream", False))
         started = time.perf_counter()
         budget = 2 * _longest(kwargs["timeout"])

@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 import requests
 
-from pytest_reachability.http_session import PinnedAddressAdapter
+from pytest_reachability.http_session import PinnedAddressAdapter, read_environment_once
 from pytest_reachability.prefetch import pinned_address
 
 pytestmark = pytest.mark.section("performance", requires=["api-health"])
@@ -170,12 +170,13 @@ def run_load(config, target, settings, address: str | None, progress: ProgressLi
 
     def worker() -> None:
         with requests.Session() as session:
-            if settings.ca_bundle:
-                session.verify = settings.ca_bundle
             # The target's credentials, as every other check sends
             # them: without them a protected target is 401s.
             if target.auth is not None:
                 session.auth = target.auth
+            read_environment_once(session, url)
+            if settings.ca_bundle:
+                session.verify = settings.ca_bundle
             if address:
                 adapter = PinnedAddressAdapter(target.host, address, max_retries=0, pool_maxsize=1)
                 session.mount("http://", adapter)
@@ -185,8 +186,7 @@ def run_load(config, target, settings, address: str | None, progress: ProgressLi
                 began = time.perf_counter()
                 kind = None
                 try:
-                    # verify per request: REQUESTS_CA_BUNDLE would otherwise override Session.verify.
-                    response = session.get(url, timeout=timeout, allow_redirects=False, verify=session.verify)
+                    response = session.get(url, timeout=timeout, allow_redirects=False)
                     response.content  # noqa: B018 - the whole body is part of the latency
                     ms = (time.perf_counter() - began) * 1000
                     if response.status_code not in config.expect_status:

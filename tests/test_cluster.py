@@ -895,6 +895,57 @@ def test_loopback_api_server_is_not_sent_through_an_environment_proxy(sandbox, m
     assert sandbox.connect(timeout=2.0).version()["major"] == "1"
 
 
+def test_a_loopback_api_server_stays_off_the_environment_proxy_on_every_request(sandbox, monkeypatch):
+    # A bearer token is refreshed onto the client configuration before each request, which sets the host
+    # again; the proxy decided at connect must survive that, not be read from the environment anew.
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{_closed_loopback_port()}")
+    view = sandbox.connect(timeout=2.0)
+    try:
+        assert [view.version()["major"] for _ in range(3)] == ["1", "1", "1"]
+        assert {node.name for node in view.nodes()} == {"node-1", "node-2"}
+    finally:
+        view.close()
+
+
+def test_reads_from_threads_survive_a_changing_environment(sandbox, under_a_changing_environment):
+    # Connecting (kubeconfig, proxies) and every read with a bearer token (refreshed onto the client's
+    # configuration before each request) must not iterate the environment as it changes.
+    def read() -> None:
+        for _ in range(20):
+            with sandbox.connect(timeout=5.0) as view:
+                view.version()
+                view.nodes()
+
+    assert under_a_changing_environment(read) == []
+
+
+@pytest.mark.parametrize(
+    ("host", "from_kubeconfig", "environment", "proxy", "no_proxy"),
+    [
+        ("https://api.example:6443", None, {"https": "http://p:3128", "no": ".svc"}, "http://p:3128", ".svc"),
+        ("https://api.example:6443", None, {"all": "http://p:1080"}, "http://p:1080", None),
+        (
+            "https://api.example:6443",
+            "http://mine:8080",
+            {"https": "http://p:3128"},
+            "http://mine:8080",
+            None,
+        ),
+        ("https://127.0.0.2:6443", None, {"https": "http://p:3128"}, None, None),
+        ("https://localhost:6443", None, {"https": "http://p:3128"}, None, None),
+        ("https://[::1]:6443", None, {"https": "http://p:3128"}, None, None),
+        ("https://api.example:6443", None, {"http": "http://p:3128"}, None, None),
+    ],
+)
+def test_the_proxy_is_chosen_as_kubectl_chooses_it(host, from_kubeconfig, environment, proxy, no_proxy):
+    configuration = cluster_module._new_configuration()
+    configuration.host = host
+    if from_kubeconfig:
+        configuration.proxy = from_kubeconfig
+    cluster_module._choose_proxy(configuration, environment)
+    assert (configuration.proxy, configuration.no_proxy) == (proxy, no_proxy)
+
+
 def test_nodes_against_the_api_server(view):
     nodes = {node.name: node for node in view.nodes()}
     assert set(nodes) == {"node-1", "node-2"}
