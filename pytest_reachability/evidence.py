@@ -128,6 +128,11 @@ def set_current(evidence: Evidence | None) -> None:
     _current = evidence
 
 
+def current() -> Evidence | None:
+    """The running test's evidence (None between tests)."""
+    return _current
+
+
 def record(kind: str, data: Mapping[str, Any] | Any, **fields: Any) -> None:
     """Record on the running test, if any (outside a test the fact is dropped).
 

@@ -43,7 +43,6 @@ from . import evidence as evidence_mod
 from . import prefetch
 from .atomic import write_atomically
 from .evidence import Evidence
-from .state import ITEM_EVIDENCE
 from .state import state_of as _state
 
 if TYPE_CHECKING:
@@ -135,12 +134,12 @@ class SharedResults:
 
 
 @pytest.fixture
-def evidence(request: pytest.FixtureRequest) -> Evidence:
+def evidence() -> Evidence:
     """Facts this test saw, attached to its report: ``evidence.record("dns", {...})``."""
-    found = request.node.stash.get(ITEM_EVIDENCE, None)
-    if found is None:
-        found = request.node.stash[ITEM_EVIDENCE] = Evidence()
-    return found
+    # The running test's, which the plugin attaches to the test before its fixtures are set up. (No
+    # ``request`` argument: pytest makes a fixture definition for it on every test that uses it.)
+    found = evidence_mod.current()
+    return found if found is not None else Evidence()  # an empty one is falsy
 
 
 @pytest.fixture(scope="session")
@@ -229,8 +228,15 @@ def dns(target: Target, reachability_settings: Settings, shared_results: SharedR
             assert dns.addresses, f"{dns.name} did not resolve: {[a.error for a in dns.answers]}"
     """
 
-    report = prefetch.dns_report(target, reachability_settings, shared_results)
-    if shared_results.claim(prefetch.dns_key(target, reachability_settings)):
+    return resolved(target, reachability_settings, shared_results)
+
+
+def resolved(target: Target, settings: Settings, shared_results: SharedResults) -> DnsReport:
+    """The ``dns`` fixture's value, recorded as evidence by the first test that asks for it. Fixtures that
+    resolve only when needed call this rather than ``request.getfixturevalue("dns")``: a fixture taking
+    ``request`` costs pytest a new fixture definition on every test that uses it."""
+    report = prefetch.dns_report(target, settings, shared_results)
+    if shared_results.claim(prefetch.dns_key(target, settings)):
         evidence_mod.record("dns", report)
     return report
 
@@ -294,15 +300,19 @@ def probe(
     target: Target,
     reachability_settings: Settings,
     shared_results: SharedResults,
-    request: pytest.FixtureRequest,
 ) -> Prober:
     """Per-address health probes of the target (see :class:`Prober`)."""
-    return Prober(target, reachability_settings, shared_results, lambda: request.getfixturevalue("dns"))
+    return Prober(
+        target,
+        reachability_settings,
+        shared_results,
+        lambda: resolved(target, reachability_settings, shared_results),
+    )
 
 
 @pytest.fixture(scope="session")
 def http(
-    target: Target, reachability_settings: Settings, request: pytest.FixtureRequest
+    target: Target, reachability_settings: Settings, shared_results: SharedResults
 ) -> Iterator[TargetSession]:
     """A ``requests.Session`` bound to the target's base URL: ``http.get("/orders")``.
 
@@ -311,7 +321,9 @@ def http(
     resolvers other than the OS's are configured, the session connects to the first address they
     answer (curl ``--resolve`` semantics).
     """
-    session = prefetch.target_session(target, reachability_settings, lambda: request.getfixturevalue("dns"))
+    session = prefetch.target_session(
+        target, reachability_settings, lambda: resolved(target, reachability_settings, shared_results)
+    )
     yield session
     session.close()
 
@@ -376,7 +388,7 @@ def target_service(
     cluster_reads: ClusterReads,
     target: Target,
     reachability_settings: Settings,
-    request: pytest.FixtureRequest,
+    shared_results: SharedResults,
 ) -> TargetService:
     """Which Service of the namespace is the target's, how that was decided, and its pods, LoadBalancers
     and Ingresses (see :mod:`pytest_reachability.target_service`).
@@ -390,5 +402,8 @@ def target_service(
     from .target_service import find_target_service
 
     return find_target_service(
-        cluster_reads, target, reachability_settings, lambda: request.getfixturevalue("dns").addresses
+        cluster_reads,
+        target,
+        reachability_settings,
+        lambda: resolved(target, reachability_settings, shared_results).addresses,
     )
