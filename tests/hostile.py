@@ -135,7 +135,8 @@ def answer_with(
 
 
 def tcp_framed(message: dns.message.Message) -> bytes:
-    wire = message.to_wire()
+    # Over TCP a message may fill the 16-bit frame whatever UDP payload size the query offered.
+    wire = message.to_wire(max_size=65535)
     return struct.pack("!H", len(wire)) + wire
 
 

@@ -8,6 +8,7 @@ get an answer (authoritative servers failing, or DNSSEC validation failing); REF
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from .facts import Facts, probe_ok
@@ -30,6 +31,21 @@ EXTERNAL_DNS_ANNOTATIONS = (
     "external-dns.alpha.kubernetes.io/hostname",
     "external-dns.alpha.kubernetes.io/internal-hostname",
 )
+
+
+# What a resolver's extended DNS errors (RFC 8914, in the answers' evidence as "Name (EDE n)...") say
+# about why it failed: DNSSEC validation, the authoritative servers out of reach, or its own policy.
+DNSSEC_CODES = frozenset({1, 2, 5, 6, 7, 8, 9, 10, 11, 12, 25, 27})
+AUTHORITY_CODES = frozenset({22, 23})  # No Reachable Authority, Network Error
+POLICY_CODES = frozenset({15, 16, 17, 18})  # Blocked, Censored, Filtered, Prohibited
+_EXTENDED_CODE = re.compile(r"[^(]*\(EDE (\d+)\)")
+
+
+def _resolver_says(answers: list[dict]) -> tuple[set[int], str]:
+    """(extended error codes, their texts joined) of these answers."""
+    said = list(dict.fromkeys(str(e) for a in answers for e in a.get("extended_errors") or ()))
+    codes = {int(m.group(1)) for m in map(_EXTENDED_CODE.match, said) if m}
+    return codes, "; ".join(said)
 
 
 def _name(facts: Facts) -> str:
@@ -103,8 +119,24 @@ def _dns_class_theory(
 
 
 def dns_nxdomain(facts: Facts) -> Theory | None:
-    """NXDOMAIN: the name does not exist in its zone (the record was never created, or was deleted)."""
+    """NXDOMAIN: the name does not exist in its zone (the record was never created, or was deleted) --
+    unless the resolver says it blocks the name (extended errors Blocked, Censored, Filtered, Prohibited)."""
     name = _name(facts)
+    codes, said = _resolver_says(_dns_failure(facts, "dns_nxdomain")[0])
+    if codes & POLICY_CODES:
+        return _dns_class_theory(
+            facts,
+            "dns_nxdomain",
+            "dns-nxdomain",
+            what="does not exist (NXDOMAIN)",
+            cause=f"the resolver's own policy denies the name (it says: {said}), not the zone",
+            fix=[
+                f"Ask the resolver's operator to allow {name} (its block or filter list, response policy "
+                "zone), or point clients at a resolver without that policy"
+            ],
+            confirm_extra=[f"dig {name} @1.1.1.1  # another resolver: the zone's own answer"],
+            confidence=0.9,
+        )
     managers = _managers(facts, name)
     point = _where_it_should_point(facts)
     fix = []
@@ -176,24 +208,43 @@ def dns_servfail(facts: Facts) -> Theory | None:
     """
     name = _name(facts)
     zone = name.split(".", 1)[1] if "." in name else name
+    codes, said = _resolver_says(_dns_failure(facts, "dns_servfail")[0])
+    cause = (
+        "the resolver gets no usable answer from the zone's authoritative servers (server failure, lame "
+        "delegation, or a DNSSEC signature that does not validate)"
+    )
+    fix = [
+        "If `dig +cd` answers while plain `dig` fails, DNSSEC validation fails: re-sign the zone or fix the "
+        "DS record at the registrar",
+        f"Otherwise make the authoritative servers of {zone} answer (dig NS {zone})",
+    ]
+    confidence = 0.8
+    if codes & DNSSEC_CODES:
+        cause, confidence = f"DNSSEC validation fails (the resolver says: {said})", 0.9
+        fix = [
+            f"Re-sign {zone} (expired or missing signatures) or make the DS record at the parent zone match "
+            "the zone's DNSSEC key (a key rolled without updating the DS)"
+        ]
+    elif codes & AUTHORITY_CODES:
+        cause, confidence = f"the resolver cannot reach the authoritative servers of {zone} ({said})", 0.88
+        fix = [fix[1] + ", and check that the delegation at the parent names servers that exist"]
+    elif codes & POLICY_CODES:
+        cause, confidence = f"the resolver's own policy denies the name (it says: {said})", 0.85
+        fix = [
+            f"Ask the resolver's operator to allow {name}, or point clients at a resolver without that policy"
+        ]
     return _dns_class_theory(
         facts,
         "dns_servfail",
         "dns-servfail",
         what="fails with SERVFAIL",
-        cause="the resolver gets no usable answer from the zone's authoritative servers (server failure, "
-        "lame delegation, or a DNSSEC signature that does not validate)",
-        fix=[
-            "If `dig +cd` answers while plain `dig` fails, DNSSEC validation fails: re-sign the zone or fix "
-            "the DS "
-            "record at the registrar",
-            f"Otherwise make the authoritative servers of {zone} answer (dig NS {zone})",
-        ],
+        cause=cause,
+        fix=fix,
         confirm_extra=[
             f"dig {name} +cd  # checking disabled: an answer here means DNSSEC validation fails",
             f"dig {zone} NS +short",
         ],
-        confidence=0.8,
+        confidence=confidence,
     )
 
 

@@ -17,6 +17,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import dns.edns
 import dns.exception
 import dns.flags
 import dns.message
@@ -45,6 +46,67 @@ _RDTYPES = {"A": dns.rdatatype.A, "AAAA": dns.rdatatype.AAAA}
 # how long after it a server's family threads are waited for, and the whole probe waits twice as long so
 # that a resolver's own answer (which may say "nothing answers there") is always ready before it gives up.
 _JOIN_GRACE = 0.5
+# The EDNS UDP payload size asked for (DNS flag day 2020): larger answers come over TCP.
+EDNS_PAYLOAD = 1232
+
+# RFC 8914 and the IANA registry of extended DNS error codes.
+EXTENDED_ERRORS = {
+    0: "Other Error",
+    1: "Unsupported DNSKEY Algorithm",
+    2: "Unsupported DS Digest Type",
+    3: "Stale Answer",
+    4: "Forged Answer",
+    5: "DNSSEC Indeterminate",
+    6: "DNSSEC Bogus",
+    7: "Signature Expired",
+    8: "Signature Not Yet Valid",
+    9: "DNSKEY Missing",
+    10: "RRSIGs Missing",
+    11: "No Zone Key Bit Set",
+    12: "NSEC Missing",
+    13: "Cached Error",
+    14: "Not Ready",
+    15: "Blocked",
+    16: "Censored",
+    17: "Filtered",
+    18: "Prohibited",
+    19: "Stale NXDOMAIN Answer",
+    20: "Not Authoritative",
+    21: "Not Supported",
+    22: "No Reachable Authority",
+    23: "Network Error",
+    24: "Invalid Data",
+    25: "Signature Expired before Valid",
+    26: "Too Early",
+    27: "Unsupported NSEC3 Iterations Value",
+    28: "Unable to conform to policy",
+    29: "Synthesized",
+    30: "Invalid Query Type",
+}
+_EXTENDED_TEXT_MAX = 200  # characters of a resolver's free text kept
+
+
+def _extended_error_name(code: int) -> str:
+    """The registry's name of an extended error code; codes registered later by the name dnspython gives
+    them, the rest "Unassigned"."""
+    if code in EXTENDED_ERRORS:
+        return EXTENDED_ERRORS[code]
+    named = {member.value: member.name for member in dns.edns.EDECode}  # unknown values are not members
+    return named[code].replace("_", " ").capitalize() if code in named else "Unassigned"
+
+
+def extended_errors(response: dns.message.Message) -> list[str]:
+    """The extended DNS errors (RFC 8914) an answer carries, each as "Name (EDE n)" with the resolver's
+    own text after a colon: "DNSSEC Bogus (EDE 6): signature expired"."""
+    found = []
+    for option in response.options:
+        if not isinstance(option, dns.edns.EDEOption):
+            continue
+        code = int(option.code)
+        text = f"{_extended_error_name(code)} (EDE {code})"
+        said = " ".join((option.text or "").split())[:_EXTENDED_TEXT_MAX]
+        found.append(f"{text}: {said}" if said else text)
+    return found
 
 
 @dataclass
@@ -61,6 +123,8 @@ class ResolverAnswer:
     failure: Failure | None = None
     error: str | None = None
     omitted: int = 0  # addresses answered beyond MAX_ADDRESSES_KEPT, not kept
+    # What the resolver said about its answer (RFC 8914 extended DNS errors), e.g. "DNSSEC Bogus (EDE 6)"
+    extended_errors: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -275,16 +339,7 @@ def _ask_server(
         thread.start()
     for thread in threads:
         thread.join(max(0.0, deadline - time.perf_counter()) + _JOIN_GRACE)
-    ttls = []
-    for family in families:
-        result = results.get(family) or _FamilyResult(rcode="TIMEOUT", error="no answer within the timeout")
-        answer.addresses.extend(a for a in result.addresses if a not in answer.addresses)
-        answer.omitted += result.omitted
-        answer.cnames.extend(c for c in result.cnames if c not in answer.cnames)
-        if result.ttl is not None:
-            ttls.append(result.ttl)
-        results[family] = result
-    answer.ttl = min(ttls) if ttls else None
+    _merge_families(answer, results, families)
     answer.ms = (time.perf_counter() - started) * 1000
     rcodes = [results[family].rcode for family in families]
     errors = [results[family].error for family in families if results[family].error]
@@ -296,6 +351,23 @@ def _ask_server(
     if answer.failure is Failure.DNS_BAD_ANSWER and answer.rcode != "BADANSWER":
         answer.error = answer.error or f"the resolver answered {answer.rcode}"
     return answer
+
+
+def _merge_families(
+    answer: ResolverAnswer, results: dict[str, _FamilyResult], families: tuple[str, ...]
+) -> None:
+    """Both families' results into one answer (a family whose thread did not end counts as a timeout)."""
+    ttls = []
+    for family in families:
+        result = results.get(family) or _FamilyResult(rcode="TIMEOUT", error="no answer within the timeout")
+        answer.addresses.extend(a for a in result.addresses if a not in answer.addresses)
+        answer.omitted += result.omitted
+        answer.cnames.extend(c for c in result.cnames if c not in answer.cnames)
+        answer.extended_errors.extend(e for e in result.extended if e not in answer.extended_errors)
+        if result.ttl is not None:
+            ttls.append(result.ttl)
+        results[family] = result
+    answer.ttl = min(ttls) if ttls else None
 
 
 # No address: the answer's rcode is the most telling failure among the families. An answer that arrived
@@ -331,6 +403,7 @@ class _FamilyResult:
     ttl: int | None = None
     error: str | None = None
     omitted: int = 0
+    extended: list[str] = field(default_factory=list)
 
 
 class _BadAnswer(Exception):
@@ -357,7 +430,11 @@ def _query_family(server: tuple[str, int], name: str, family: str, deadline: flo
         if response is None:
             return result
         result.rcode = dns.rcode.to_text(response.rcode())
+        result.extended += [text for text in extended_errors(response) if text not in result.extended]
         if response.rcode() != dns.rcode.NOERROR:
+            if result.extended:
+                said = "; ".join(result.extended)
+                result.error = f"{family}: {result.rcode}, the resolver says: {said}"
             return result
         target, found = _follow_chain(response, qname, rdtype, result)
         if found or target == qname:
@@ -377,7 +454,15 @@ def _ask(
 ) -> dns.message.Message | None:
     """The server's answer, or None with ``result``'s rcode and error saying why there is none."""
     try:
-        return _exchange(dns.message.make_query(qname, rdtype), server, deadline)
+        # With EDNS, as stub resolvers ask today: a resolver says why it failed (extended DNS errors) only
+        # to a query that carries an OPT record.
+        query = dns.message.make_query(qname, rdtype, use_edns=0, payload=EDNS_PAYLOAD)
+        response = _exchange(query, server, deadline)
+        if response.rcode() == dns.rcode.FORMERR and response.edns < 0:
+            # A server that does not speak EDNS answers FORMERR without an OPT record (RFC 6891 section
+            # 7): asked again without it, as resolvers do.
+            response = _exchange(dns.message.make_query(qname, rdtype), server, deadline)
+        return response
     except _BadAnswer as bad:
         if bad.partial is None or not bad.partial.answer:
             result.rcode, result.error = "BADANSWER", f"{family}: {bad.detail}"
