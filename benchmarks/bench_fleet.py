@@ -15,6 +15,11 @@ median of ``--repeat`` rounds is printed, with the ratio to the single-target ru
 
 ``--xdist N`` adds a 200-host run under ``-n N`` (wall only: its workers are not this script's children).
 
+``--bytecode`` says whether the runs may write and reuse compiled bytecode (pytest's rewritten test and
+plugin modules included): ``warm`` (a user's second run on a machine: one run first to fill the cache),
+``cold`` (every run compiles everything, as with ``PYTHONDONTWRITEBYTECODE=1`` or a fresh CI checkout),
+``inherit`` (the default: as the environment says). The setting is printed with the figures.
+
 ``floor`` is pytest alone (the plugin not loaded) running as many empty tests as the 200-target run has,
 in the same shape (34 functions over a session fixture of 200 parameters): what any pytest run of that many
 tests costs before a check does anything. It is printed beside the others, not part of the goal.
@@ -58,7 +63,10 @@ for _number in range(34):
 """
 
 
-def run(args: list[str]) -> tuple[float, float, int]:
+BYTECODE = {"inherit": None, "warm": False, "cold": True}  # PYTHONDONTWRITEBYTECODE set or not
+
+
+def run(args: list[str], bytecode: str = "inherit") -> tuple[float, float, int]:
     """(wall seconds, peak RSS MiB, exit status) of one suite run in a fresh process."""
     command = [sys.executable, "-m", "pytest", "suites", "--sandbox", "fleet", "-q", "-p", "no:cacheprovider"]
     command += ["--tb=no", *args]
@@ -66,6 +74,10 @@ def run(args: list[str]) -> tuple[float, float, int]:
         command = [sys.executable, "-m", "pytest", args[1], "-q", "-p", "no:cacheprovider", "-p"]
         command += ["no:reachability", "--tb=no"]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REACHABILITY_", "PYTEST_"))}
+    if BYTECODE[bytecode] is not None:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        if BYTECODE[bytecode]:
+            env["PYTHONDONTWRITEBYTECODE"] = "1"
     started = time.monotonic()
     process = subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -104,14 +116,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="10,50", help="target counts given with --target (comma list)")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--xdist", type=int, default=0, help="also run the 200 hosts under -n N")
+    parser.add_argument("--bytecode", choices=sorted(BYTECODE), default="inherit")
     options = parser.parse_args(argv)
     sizes = [int(size) for size in options.sizes.split(",") if size.strip()]
     runs = variants(sizes, options.concurrency, options.xdist)
+    written = os.environ.get("PYTHONDONTWRITEBYTECODE") is None
+    if options.bytecode != "inherit":
+        written = not BYTECODE[options.bytecode]
+    print(f"bytecode: {options.bytecode} ({'written and reused' if written else 'compiled in every run'})")
+    if options.bytecode == "warm":
+        run(runs["one"], "warm")  # fills the bytecode cache, not timed
     print(f"load average before: {os.getloadavg()[0]:.2f}")
     figures: dict[str, list[tuple[float, float, int]]] = {name: [] for name in runs}
     for round_number in range(options.repeat):
         for name, args in runs.items():
-            wall, rss, status = run(args)
+            wall, rss, status = run(args, options.bytecode)
             figures[name].append((wall, rss, status))
             print(
                 f"round {round_number + 1} {name:>10}: {wall:7.2f} s  {rss:7.1f} MiB  exit {status}",
