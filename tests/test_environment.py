@@ -10,6 +10,7 @@ import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 
 import pytest
+import requests
 import requests.utils
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -89,11 +90,21 @@ _ENTRIES = st.sampled_from(
 def test_no_proxy_exempts_a_host_as_requests_decides(
     host: str, port: int | None, lists: dict[str, str]
 ) -> None:
+    if not _requests_reads_domains_at_dots():
+        pytest.skip(
+            f"requests {requests.__version__} reads a no_proxy entry as a bare suffix (xample.com exempts "
+            "api.example.com), which later versions fixed: the reading followed is theirs"
+        )
     netloc = f"[{host}]" if ":" in host else host
     url = f"https://{netloc}{f':{port}' if port else ''}/health"
     with _environment({"HTTPS_PROXY": "http://127.0.0.1:3128", **lists}):
         expected = requests.utils.should_bypass_proxies(url, no_proxy=None)
         assert environment.bypasses_proxy(host, port, environment.snapshot()) == expected
+
+
+def _requests_reads_domains_at_dots() -> bool:
+    with _environment({"HTTPS_PROXY": "http://127.0.0.1:3128", "NO_PROXY": "xample.com"}):
+        return not requests.utils.should_bypass_proxies("https://api.example.com/", no_proxy=None)
 
 
 def test_the_snapshot_is_the_environment() -> None:
