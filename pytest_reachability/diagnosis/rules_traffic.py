@@ -11,6 +11,7 @@ import datetime
 from collections.abc import Mapping
 from typing import Any
 
+from ..probes.tls import ALERT_MEANINGS, ALERT_NUMBERS
 from .facts import Facts
 from .theory import Theory, curl_of, kubectl
 from .wording import probe_line, record_type, short
@@ -942,12 +943,45 @@ def tls_untrusted(facts: Facts) -> Theory | None:
     )
 
 
+# What to change when the server ended the handshake with one of these alerts.
+_ALERT_FIXES = {
+    "unrecognized_name": "Give the edge's TLS listener a certificate for {host}: the Ingress's `tls` hosts "
+    "and secretName, or the listener's SNI names",
+    "protocol_version": "Enable TLS 1.2 and 1.3 on the server (its listener's minimum and maximum versions, "
+    "nginx `ssl_protocols`)",
+    "handshake_failure": "Compare the listener's versions, cipher suites and groups with those of a current "
+    "client, and check whether it requires client certificates for {host}",
+    "certificate_required": "The listener for {host} requires mutual TLS, so clients without a certificate "
+    "cannot connect: make client verification optional or off for a public host",
+    "access_denied": "The listener refuses this client: check its allow list or client-certificate "
+    "requirement for {host}",
+    "internal_error": "Read the TLS listener's logs: its certificate or key for {host} could not be used",
+    "insufficient_security": "Offer the cipher suites the server requires, or relax its minimum for {host}",
+    "no_application_protocol": "Make the listener accept http/1.1 or h2 (ALPN) for {host}",
+}
+
+
 def tls_handshake(facts: Facts) -> Theory | None:
-    """The TLS handshake itself fails (not TLS at all, protocol or cipher mismatch, closed mid-handshake)."""
+    """The TLS handshake itself fails (not TLS at all, protocol or cipher mismatch, closed mid-handshake);
+    when the server ended it with an alert (handshake_failure, protocol_version, unrecognized_name, ...),
+    the alert says which."""
     failures = _tls_failures(facts, ("tls_handshake",))
     if not failures:
         return None
     detail = str(failures[0].get("detail") or "")
+    alert = (failures[0].get("tls") or {}).get("alert")
+    fix = "Check the edge's TLS listener for the host (certificate for this SNI name, protocols and ciphers)"
+    if alert:
+        meaning = ALERT_MEANINGS.get(alert, "the server ended the handshake")
+        return _tls_theory(
+            facts,
+            "tls-handshake",
+            ("tls_handshake",),
+            "the TLS handshake with {address} fails: the server ends it with alert "
+            f"{alert} ({ALERT_NUMBERS.get(alert)}): {meaning}",
+            0.8 if alert in _ALERT_FIXES else 0.7,
+            [_ALERT_FIXES.get(alert, fix).replace("{host}", str(facts.context.host or "the host"))],
+        )
     if "plain HTTP" in detail or "did not answer TLS" in detail:
         why = (
             "the port answers plain HTTP, not TLS: the target should be http://, or the TLS listener is "
@@ -967,7 +1001,7 @@ def tls_handshake(facts: Facts) -> Theory | None:
         ("tls_handshake",),
         "the TLS handshake with {address} fails ({detail}): " + why,
         0.7,
-        ["Check the edge's TLS listener for the host (certificate for this SNI name, protocols and ciphers)"],
+        [fix],
     )
 
 

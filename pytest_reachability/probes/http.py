@@ -43,7 +43,15 @@ from .tcp import (
     run_concurrently,
     set_deadline,
 )
-from .tls import TlsInfo, handshake, tls_context, trust_bundle
+from .tls import (
+    ALERT_MEANINGS,
+    ALERT_NUMBERS,
+    TlsInfo,
+    handshake,
+    received_alert,
+    tls_context,
+    trust_bundle,
+)
 
 log = logging.getLogger(__name__)
 
@@ -489,6 +497,13 @@ class _Reader:
             if isinstance(error, ssl.SSLEOFError) or "EOF" in str(error.reason):
                 self.eof = True  # TLS peers often close without close_notify; treat as a plain close
                 return False
+            alert = received_alert(error.reason, str(error))  # TLS 1.3 asks for a client certificate late
+            if alert is not None:
+                meaning = ALERT_MEANINGS.get(alert, "the server ended the connection")
+                raise ProbeFailure(
+                    Failure.RECV_ERROR,
+                    f"{what}: the server sent TLS alert {alert} ({ALERT_NUMBERS[alert]}): {meaning}",
+                ) from None
             raise ProbeFailure(Failure.RECV_ERROR, f"{what}: TLS error {error.reason or error}") from None
         except OSError as error:
             hint = ""

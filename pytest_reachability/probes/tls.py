@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shlex
 import socket
 import ssl
@@ -49,6 +50,51 @@ _VERIFY_CLASSES = {
 # OpenSSL reasons meaning "the peer does not speak TLS here" (a plain HTTP answer to our ClientHello).
 _NOT_TLS = ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG", "HTTP_REQUEST")
 
+# TLS alert descriptions (RFC 8446 section 6, RFC 5246 section 7.2) by name: the ssl module's, and the two
+# TLS 1.3 added that it does not list.
+ALERT_NUMBERS = {
+    **{
+        name[len("ALERT_DESCRIPTION_") :].lower(): int(getattr(ssl, name))
+        for name in dir(ssl)
+        if name.startswith("ALERT_DESCRIPTION_")
+    },
+    "certificate_required": 116,
+    "no_application_protocol": 120,
+}
+# OpenSSL names a received alert SSLV3_ALERT_<NAME>, TLSV1_ALERT_<NAME>, TLSV13_ALERT_<NAME> or TLSV1_<NAME>.
+_RECEIVED_ALERT = re.compile(r"(?:SSLV3_ALERT_|TLSV13_ALERT_|TLSV1_ALERT_|TLSV1_)([A-Z0-9_]+)")
+# What an alert that ends the handshake means for a client that sends no certificate of its own.
+ALERT_MEANINGS = {
+    "handshake_failure": "the server accepts none of the parameters offered (cipher suites, key exchange "
+    "groups, signature algorithms), requires a client certificate (mutual TLS), or refuses the name sent",
+    "protocol_version": "the server speaks no TLS version this client offers (TLS 1.2 and 1.3): an old "
+    "server, or a listener limited to other versions",
+    "unrecognized_name": "the server has no certificate or virtual host for the name sent (SNI)",
+    "internal_error": "the server failed on its own side during the handshake (its certificate or key "
+    "could not be used: see the listener's logs)",
+    "access_denied": "the server refuses this client on its TLS listener (an allow list, or mutual TLS)",
+    "certificate_required": "the server requires a client certificate (mutual TLS)",
+    "insufficient_security": "the server requires stronger cipher suites than those offered",
+    "no_application_protocol": "the server accepts none of the application protocols offered (ALPN)",
+}
+
+
+# The same in OpenSSL's text, for reasons the ssl module has no name for ("tlsv1 alert no application
+# protocol").
+_RECEIVED_ALERT_TEXT = re.compile(r"\b(?:sslv3|tlsv13|tlsv1) alert ([a-z0-9 ]+?) \(")
+
+
+def received_alert(reason: str | None, text: str = "") -> str | None:
+    """The alert a server ended the handshake with ("handshake_failure"), from OpenSSL's reason, or when
+    the ssl module gives none, from the error's text; None for any other failure."""
+    match = _RECEIVED_ALERT.fullmatch(reason or "")
+    if match:
+        name = match.group(1).lower()
+    else:
+        found = None if reason else _RECEIVED_ALERT_TEXT.search(text)
+        name = found.group(1).replace(" ", "_") if found else None
+    return name if name in ALERT_NUMBERS else None
+
 
 @dataclass
 class TlsInfo:
@@ -61,6 +107,7 @@ class TlsInfo:
     subject_names: list[str] = field(default_factory=list)
     issuer: str | None = None
     error: str | None = None
+    alert: str | None = None  # the TLS alert the server ended the handshake with ("handshake_failure")
     # When verification failed: the certificates the server sent, in order ({subject, issuer, issuer_url}),
     # so a missing intermediate can be told from an unknown CA.
     chain: list[dict] = field(default_factory=list)
@@ -74,6 +121,7 @@ class TlsInfo:
             "subject_names": list(self.subject_names),
             "issuer": self.issuer,
             "error": self.error,
+            "alert": self.alert,
             "chain": [dict(entry) for entry in self.chain],
         }
 
@@ -181,7 +229,13 @@ def _complete_handshake(
             detail = f"{where} closed the connection during the TLS handshake"
         else:
             detail = f"TLS handshake with {where} failed: {reason}"
-        raise ProbeFailure(Failure.TLS_HANDSHAKE, detail, tls=TlsInfo(verified=False, error=reason)) from None
+        alert = received_alert(error.reason, str(error))
+        if alert is not None:
+            meaning = ALERT_MEANINGS.get(alert, "the server ended the handshake")
+            sent = f"{alert} ({ALERT_NUMBERS[alert]})"
+            detail = f"TLS handshake with {where} failed: the server sent alert {sent}: {meaning}"
+        info = TlsInfo(verified=False, error=reason, alert=alert)
+        raise ProbeFailure(Failure.TLS_HANDSHAKE, detail, tls=info) from None
     except OSError as error:
         raise ProbeFailure(
             Failure.TLS_HANDSHAKE,
