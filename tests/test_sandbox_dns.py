@@ -30,6 +30,7 @@ RECORDS = {
     "private.test": RecordSpec(rcode="REFUSED"),
     "empty.test": RecordSpec(no_answer=True),
     "slow.test": RecordSpec(a=("127.0.10.9",), delay=0.4),
+    "signed.test": RecordSpec(rcode="SERVFAIL", ede=((7, "signature expired"), (22, ""))),
 }
 
 
@@ -288,3 +289,19 @@ def test_a_dangling_cname_is_diagnosed_as_such_not_as_a_missing_record(failing_s
         "dangling.97v.test is a CNAME to lb-4f2a.cloud.test, which does not resolve (NXDOMAIN)"
     )
     assert R.dns_nxdomain(facts) is None  # the name itself exists: it is not "the record is missing"
+
+
+def test_dig_reads_the_extended_errors_only_a_query_with_edns_gets(server):
+    # dig (BIND's own client) shows what a resolver's RFC 8914 extended errors look like on the wire.
+    def run(*args: str) -> str:
+        command = [require_tool("dig"), "@127.0.0.1", "-p", str(server.port), "+tries=1", "+time=3", *args]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=20)
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout
+
+    with_edns = run("signed.test")
+    assert "status: SERVFAIL" in with_edns
+    assert "; EDE: 7 (Signature Expired): (signature expired)" in with_edns
+    assert "; EDE: 22 (No Reachable Authority)" in with_edns
+    without = run("+noedns", "signed.test")
+    assert "status: SERVFAIL" in without and "EDE" not in without

@@ -377,6 +377,16 @@ BAD_CASES = [
         "dns.primary.records.bad.test: expected either records or one of rcode / no_answer, got 'both'",
     ),
     (
+        "extended error code out of range",
+        MINIMAL.replace("A: [127.0.10.1]", "rcode: SERVFAIL, ede: [{code: 70000}]"),
+        "dns.primary.records.bad.test.ede[0].code: expected an info code from 0 to 65535, got 70000",
+    ),
+    (
+        "extended error with an unknown key",
+        MINIMAL.replace("A: [127.0.10.1]", "rcode: SERVFAIL, ede: [{code: 7, why: x}]"),
+        "dns.primary.records.bad.test.ede[0].why: expected one of the keys code, text, got 'why'",
+    ),
+    (
         "load balancer status not a mapping",
         with_object(
             "{apiVersion: v1, kind: Service, metadata: {name: api, namespace: production}, status: "

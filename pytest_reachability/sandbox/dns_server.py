@@ -1,7 +1,8 @@
 """A small authoritative-style DNS server on loopback (UDP and TCP on one port), built on dnspython.
 
 It answers from a scenario's records: A, AAAA, CNAME (followed within the records), TXT, and on demand
-NXDOMAIN, SERVFAIL, REFUSED or an empty NOERROR answer, optionally after a delay. Names it does not
+NXDOMAIN, SERVFAIL, REFUSED or an empty NOERROR answer, optionally after a delay and with extended DNS
+errors (RFC 8914) for a query that carries EDNS, as validating resolvers add them. Names it does not
 know get NXDOMAIN. Negative answers carry a synthetic SOA so resolvers and ``dig`` show them as real
 servers do.
 
@@ -27,6 +28,7 @@ import threading
 import time
 from collections import deque
 
+import dns.edns
 import dns.exception
 import dns.flags
 import dns.message
@@ -267,6 +269,9 @@ class DnsServer:
         self.query_log.append(
             {"name": qname, "type": dns.rdatatype.to_text(qtype), "time": time.time(), "server": self.name}
         )
+        if spec is not None and spec.ede and query.edns >= 0:  # only a query with EDNS can carry them
+            options = [dns.edns.EDEOption(code, text or None) for code, text in spec.ede]
+            response.use_edns(0, response.ednsflags, response.payload, options=options)
         if spec is None:
             if not exists:
                 response.set_rcode(dns.rcode.NXDOMAIN)

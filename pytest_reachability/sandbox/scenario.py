@@ -15,6 +15,8 @@ Schema (every key except ``name``, ``description``, ``target``, ``dns`` is optio
           gone.test: {rcode: NXDOMAIN} #   or rcode NXDOMAIN | SERVFAIL | REFUSED
           empty.test: {no_answer: true}  # or NOERROR with no answer
           slow.test: {A: [127.0.10.9], delay_ms: 3000}   # delay_ms may accompany any of the above
+          signed.test: {rcode: SERVFAIL, ede: [{code: 7, text: "signature expired"}]}
+          #   ede (RFC 8914 extended DNS errors, to queries with EDNS) may accompany any of the above too
           "*.apps.test": {A: [127.0.10.53]}  # a wildcard (RFC 4592), see below
     edges:                             # addresses in 127.0.0.0/8 except 127.0.0.53, or ::1;
                                        # all share one port
@@ -313,6 +315,7 @@ class RecordSpec:
     no_answer: bool = False
     delay: float = 0.0
     ttl: int = 300
+    ede: tuple[tuple[int, str], ...] = ()  # (info code, text): extended DNS errors sent with the answer
 
 
 @dataclass(frozen=True)
@@ -993,7 +996,9 @@ class _Validator:
         return resolvers
 
     def record(self, value: Any, path: str) -> RecordSpec:
-        self.mapping(value, path, ("A", "AAAA", "CNAME", "TXT", "ttl", "rcode", "no_answer", "delay_ms"))
+        self.mapping(
+            value, path, ("A", "AAAA", "CNAME", "TXT", "ttl", "rcode", "no_answer", "delay_ms", "ede")
+        )
         self.record_shape(value, path)
         a, aaaa, cname = self.record_answers(value, path)
         txt = value.get("TXT", [])
@@ -1015,7 +1020,23 @@ class _Validator:
             no_answer=no_answer,
             delay=delay_ms / 1000,
             ttl=ttl,
+            ede=self.extended_errors(value.get("ede", []), f"{path}.ede"),
         )
+
+    def extended_errors(self, value: Any, path: str) -> tuple[tuple[int, str], ...]:
+        """``[{code: 7, text: "signature expired"}, ...]``: RFC 8914 info codes, each with optional text."""
+        if not isinstance(value, list) or len(value) > 8:
+            raise self.fail(path, "a list of at most 8 {code, text} entries", value)
+        found = []
+        for index, entry in enumerate(value):
+            self.mapping(entry, f"{path}[{index}]", ("code", "text"))
+            code, text = entry.get("code"), entry.get("text", "")
+            if not _is_int_between(code, 0, 65535):
+                raise self.fail(f"{path}[{index}].code", "an info code from 0 to 65535", code)
+            if not isinstance(text, str) or len(text) > 255:
+                raise self.fail(f"{path}[{index}].text", "a string of at most 255 characters", text)
+            found.append((code, text))
+        return tuple(found)
 
     def record_shape(self, value: dict[str, Any], path: str) -> None:
         """A record answers with records or with one outcome (rcode / no_answer), never both."""
