@@ -982,17 +982,21 @@ def classify(
 
 
 def _new_configuration() -> k8s.Configuration:
-    """A client configuration that never reads the environment's proxies itself.
+    """A client configuration that takes no proxy from the environment itself: only a kubeconfig's
+    ``proxy-url`` may set one before :func:`_choose_proxy` decides, once, in every client version alike.
 
-    Clients from 36 on read them when constructed and whenever the host is set, which a bearer token's
-    refresh hook does before every request: that iterates ``os.environ`` in whichever thread sends, and
-    another thread changing the environment makes it raise KeyError. The proxy is decided once, by
-    :func:`_choose_proxy`, in every client version alike.
+    Client 37 reads the environment's proxies when constructed and whenever the host is set, which a
+    bearer token's refresh hook does before every request: that iterates ``os.environ`` in whichever
+    thread sends, and another thread changing the environment makes it raise KeyError. Clients 30 to 36
+    copy HTTPS_PROXY, HTTP_PROXY (over it) and NO_PROXY at construction; 29 and older take none.
     """
     parameters = inspect.signature(k8s.Configuration).parameters
     if "proxy" in parameters and "no_proxy" in parameters:
         return k8s.Configuration(proxy="", no_proxy="")
-    return k8s.Configuration()
+    configuration = k8s.Configuration()
+    configuration.proxy = None
+    configuration.no_proxy = None
+    return configuration
 
 
 class _GetOnlyApiClient(k8s.ApiClient):

@@ -919,6 +919,19 @@ def test_reads_from_threads_survive_a_changing_environment(sandbox, under_a_chan
     assert under_a_changing_environment(read) == []
 
 
+def test_a_new_client_configuration_takes_no_proxy_from_the_environment(monkeypatch):
+    # Whatever the client version reads by itself (37: everything, on every host change; 30-36: HTTPS_PROXY,
+    # then HTTP_PROXY over it, and NO_PROXY), only _choose_proxy decides.
+    for name, value in (("HTTPS_PROXY", "http://127.0.0.1:3128"), ("HTTP_PROXY", "http://127.0.0.1:8080")):
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("NO_PROXY", ".svc")
+    configuration = cluster_module._new_configuration()
+    configuration.host = "https://127.0.0.1:6443"
+    assert not configuration.proxy and not configuration.no_proxy
+    cluster_module._choose_proxy(configuration, {"https": "http://127.0.0.1:3128", "no": ".svc"})
+    assert (configuration.proxy, configuration.no_proxy) == (None, ".svc")  # loopback: never proxied
+
+
 @pytest.mark.parametrize(
     ("host", "from_kubeconfig", "environment", "proxy", "no_proxy"),
     [
