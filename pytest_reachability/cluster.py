@@ -1233,12 +1233,14 @@ class Cluster:
         timeout: float,
         credentials_dir: str | None = None,
     ) -> None:
-        # The view builds its own client so that every request passes the GET-only door.
-        api_client = _GetOnlyApiClient(configuration)
+        # The view builds its own client so that every request passes the GET-only door. Clients before 37
+        # ask requests whether a proxied server is exempt, which iterates the environment: built again when
+        # it changed meanwhile.
+        api_client = environment.retried(lambda: _GetOnlyApiClient(configuration))
         self._api_client = api_client
         self._core = k8s.CoreV1Api(api_client)
-        self._metadata_client = _GetOnlyApiClient(
-            configuration, header_name="Accept", header_value=_METADATA_ONLY
+        self._metadata_client = environment.retried(
+            lambda: _GetOnlyApiClient(configuration, header_name="Accept", header_value=_METADATA_ONLY)
         )
         # Same server, same credentials: the metadata reads use the connections the other reads opened
         # (a distant API server charges a new TCP and TLS handshake per new connection).
@@ -1292,7 +1294,7 @@ class Cluster:
                 "no kubeconfig (looked at KUBECONFIG and ~/.kube/config) and not running "
                 "in a pod; pass --kubeconfig or set KUBECONFIG"
             )
-        _choose_proxy(configuration, environment.proxies(environment.snapshot()))
+        _choose_proxy(configuration, environment.snapshot())
         # One attempt per read: the caller's timeout is the whole budget, and a redirect is returned,
         # not followed.
         configuration.retries = urllib3.Retry(
@@ -1727,22 +1729,29 @@ class Cluster:
         return sorted(found.values(), key=lambda pod: (pod.namespace, pod.name))
 
 
-def _choose_proxy(configuration: k8s.Configuration, proxies: Mapping[str, str]) -> None:
+# The variables Go's ProxyFromEnvironment (so kubectl) reads, the upper-case name first; never ALL_PROXY.
+_GO_PROXY_VARIABLES = {"https": ("HTTPS_PROXY", "https_proxy"), "http": ("HTTP_PROXY", "http_proxy")}
+
+
+def _choose_proxy(configuration: k8s.Configuration, variables: Mapping[str, str]) -> None:
     """The proxy for the API server, as kubectl (Go's ProxyFromEnvironment) chooses it: the kubeconfig's
-    ``proxy-url`` when the cluster has one; else the environment's proxy for the server's scheme, with
-    its no-proxy list, never for a loopback server. Assigned once, so that it holds for every request."""
+    ``proxy-url`` when the cluster has one; else ``HTTPS_PROXY`` (``HTTP_PROXY`` for an http server), unless
+    ``NO_PROXY`` exempts the server, and never for a loopback server. Decided here, once, from one copy of
+    the environment (``variables``): the client is given no no-proxy list to read again -- clients before
+    37 would read and rewrite the environment for it, in whichever thread builds the client."""
+    configuration.no_proxy = None
     if configuration.proxy:
-        configuration.no_proxy = None  # kubectl sends every request through a kubeconfig's proxy-url
-        return
-    host = urllib.parse.urlsplit(configuration.host).hostname or ""
+        return  # kubectl sends every request through a kubeconfig's proxy-url
+    parts = urllib.parse.urlsplit(configuration.host)
+    host = parts.hostname or ""
     try:
         loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
     except ValueError:
         loopback = False
-    scheme = urllib.parse.urlsplit(configuration.host).scheme
-    chosen = None if loopback else proxies.get(scheme) or proxies.get("all")
-    configuration.proxy = chosen or None
-    configuration.no_proxy = proxies.get("no") or None
+    names = _GO_PROXY_VARIABLES.get(parts.scheme, ())
+    chosen = next((variables[name] for name in names if variables.get(name)), None)
+    exempt = environment.bypasses_proxy(host, parts.port, variables)
+    configuration.proxy = None if loopback or exempt else chosen
 
 
 def _check_name(value: str, what: str) -> None:

@@ -928,35 +928,45 @@ def test_a_new_client_configuration_takes_no_proxy_from_the_environment(monkeypa
     configuration = cluster_module._new_configuration()
     configuration.host = "https://127.0.0.1:6443"
     assert not configuration.proxy and not configuration.no_proxy
-    cluster_module._choose_proxy(configuration, {"https": "http://127.0.0.1:3128", "no": ".svc"})
-    assert (configuration.proxy, configuration.no_proxy) == (None, ".svc")  # loopback: never proxied
+    cluster_module._choose_proxy(configuration, {"HTTPS_PROXY": "http://127.0.0.1:3128"})
+    assert (configuration.proxy, configuration.no_proxy) == (None, None)  # loopback: never proxied
+
+
+P = "http://p:3128"
 
 
 @pytest.mark.parametrize(
-    ("host", "from_kubeconfig", "environment", "proxy", "no_proxy"),
+    ("host", "from_kubeconfig", "variables", "proxy"),
     [
-        ("https://api.example:6443", None, {"https": "http://p:3128", "no": ".svc"}, "http://p:3128", ".svc"),
-        ("https://api.example:6443", None, {"all": "http://p:1080"}, "http://p:1080", None),
+        ("https://api.example:6443", None, {"HTTPS_PROXY": P, "NO_PROXY": ".svc"}, P),
+        ("https://api.example:6443", None, {"https_proxy": P}, P),
+        ("https://api.example:6443", None, {"HTTPS_PROXY": P, "https_proxy": "http://lower:1"}, P),
+        ("http://api.example:8080", None, {"HTTP_PROXY": P, "HTTPS_PROXY": "http://other:1"}, P),
+        # Go reads no ALL_PROXY (a SOCKS address there would break clients before 37 outright).
+        ("https://api.example:6443", None, {"ALL_PROXY": "socks5://127.0.0.1:1080"}, None),
+        ("https://api.example:6443", None, {"HTTP_PROXY": P}, None),
+        ("https://api.example:6443", None, {"HTTPS_PROXY": P, "NO_PROXY": "example"}, None),
+        ("https://10.0.0.1:6443", None, {"HTTPS_PROXY": P, "NO_PROXY": "10.0.0.0/8"}, None),
+        ("https://api.example:6443", None, {"HTTPS_PROXY": P, "NO_PROXY": "*"}, None),
         (
             "https://api.example:6443",
             "http://mine:8080",
-            {"https": "http://p:3128"},
+            {"HTTPS_PROXY": P, "NO_PROXY": "*"},
             "http://mine:8080",
-            None,
         ),
-        ("https://127.0.0.2:6443", None, {"https": "http://p:3128"}, None, None),
-        ("https://localhost:6443", None, {"https": "http://p:3128"}, None, None),
-        ("https://[::1]:6443", None, {"https": "http://p:3128"}, None, None),
-        ("https://api.example:6443", None, {"http": "http://p:3128"}, None, None),
+        ("https://127.0.0.2:6443", None, {"HTTPS_PROXY": P}, None),
+        ("https://localhost:6443", None, {"HTTPS_PROXY": P}, None),
+        ("https://[::1]:6443", None, {"HTTPS_PROXY": P}, None),
     ],
 )
-def test_the_proxy_is_chosen_as_kubectl_chooses_it(host, from_kubeconfig, environment, proxy, no_proxy):
+def test_the_proxy_is_chosen_as_kubectl_chooses_it(host, from_kubeconfig, variables, proxy):
     configuration = cluster_module._new_configuration()
     configuration.host = host
     if from_kubeconfig:
         configuration.proxy = from_kubeconfig
-    cluster_module._choose_proxy(configuration, environment)
-    assert (configuration.proxy, configuration.no_proxy) == (proxy, no_proxy)
+    cluster_module._choose_proxy(configuration, variables)
+    # Decided once: the client is left no no-proxy list to read (and rewrite the environment for) again.
+    assert (configuration.proxy, configuration.no_proxy) == (proxy, None)
 
 
 def test_nodes_against_the_api_server(view):

@@ -81,8 +81,10 @@ def test_an_answer_with_addresses_keeps_its_extended_error_as_evidence() -> None
     assert answer.extended_errors == ["Stale Answer (EDE 3)"]
 
 
-def test_a_server_without_edns_is_asked_again_without_it() -> None:
-    # RFC 6891 section 7: a server that does not implement EDNS answers FORMERR without an OPT record.
+@pytest.mark.parametrize("rcode", [dns.rcode.FORMERR, dns.rcode.NOTIMP, dns.rcode.SERVFAIL])
+def test_a_server_without_edns_is_asked_again_without_it(rcode: int) -> None:
+    # RFC 6891 section 7: a server that does not implement EDNS answers FORMERR without an OPT record
+    # (older ones NOTIMP or SERVFAIL).
     seen: list[dns.message.Message] = []
 
     def old_server(query: dns.message.Message, wire: bytes) -> list[bytes]:
@@ -90,7 +92,7 @@ def test_a_server_without_edns_is_asked_again_without_it() -> None:
         if query.edns >= 0:
             response = dns.message.make_response(query)
             response.use_edns(False)
-            response.set_rcode(dns.rcode.FORMERR)
+            response.set_rcode(rcode)
             return [response.to_wire()]
         return [hostile.answer_with(query, ["127.0.10.58"]).to_wire()]
 

@@ -48,6 +48,8 @@ _RDTYPES = {"A": dns.rdatatype.A, "AAAA": dns.rdatatype.AAAA}
 _JOIN_GRACE = 0.5
 # The EDNS UDP payload size asked for (DNS flag day 2020): larger answers come over TCP.
 EDNS_PAYLOAD = 1232
+# Errors without an OPT record in answer to a query with one: the server does not speak EDNS.
+_NO_EDNS_RCODES = frozenset({dns.rcode.FORMERR, dns.rcode.NOTIMP, dns.rcode.SERVFAIL})
 
 # RFC 8914 and the IANA registry of extended DNS error codes.
 EXTENDED_ERRORS = {
@@ -458,9 +460,9 @@ def _ask(
         # to a query that carries an OPT record.
         query = dns.message.make_query(qname, rdtype, use_edns=0, payload=EDNS_PAYLOAD)
         response = _exchange(query, server, deadline)
-        if response.rcode() == dns.rcode.FORMERR and response.edns < 0:
+        if response.rcode() in _NO_EDNS_RCODES and response.edns < 0:
             # A server that does not speak EDNS answers FORMERR without an OPT record (RFC 6891 section
-            # 7): asked again without it, as resolvers do.
+            # 7; older ones NOTIMP or SERVFAIL): asked again without it, as resolvers do.
             response = _exchange(dns.message.make_query(qname, rdtype), server, deadline)
         return response
     except _BadAnswer as bad:
