@@ -11,7 +11,7 @@ import datetime
 from collections.abc import Mapping
 from typing import Any
 
-from ..probes.tls import ALERT_MEANINGS, ALERT_NUMBERS
+from ..probes.tls import describe_alert
 from .facts import Facts
 from .theory import Theory, curl_of, kubectl
 from .wording import probe_line, record_type, short
@@ -972,13 +972,11 @@ def tls_handshake(facts: Facts) -> Theory | None:
     alert = (failures[0].get("tls") or {}).get("alert")
     fix = "Check the edge's TLS listener for the host (certificate for this SNI name, protocols and ciphers)"
     if alert:
-        meaning = ALERT_MEANINGS.get(alert, "the server ended the handshake")
         return _tls_theory(
             facts,
             "tls-handshake",
             ("tls_handshake",),
-            "the TLS handshake with {address} fails: the server ends it with alert "
-            f"{alert} ({ALERT_NUMBERS.get(alert)}): {meaning}",
+            "the TLS handshake with {address} fails: the server ends it with alert " + describe_alert(alert),
             0.8 if alert in _ALERT_FIXES else 0.7,
             [_ALERT_FIXES.get(alert, fix).replace("{host}", str(facts.context.host or "the host"))],
         )

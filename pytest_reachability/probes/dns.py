@@ -86,6 +86,7 @@ EXTENDED_ERRORS = {
     30: "Invalid Query Type",
 }
 _EXTENDED_TEXT_MAX = 200  # characters of a resolver's free text kept
+_DNSPYTHON_NAMES = {member.value: member.name for member in dns.edns.EDECode}  # unknown values: not members
 
 
 def _extended_error_name(code: int) -> str:
@@ -93,8 +94,7 @@ def _extended_error_name(code: int) -> str:
     them, the rest "Unassigned"."""
     if code in EXTENDED_ERRORS:
         return EXTENDED_ERRORS[code]
-    named = {member.value: member.name for member in dns.edns.EDECode}  # unknown values are not members
-    return named[code].replace("_", " ").capitalize() if code in named else "Unassigned"
+    return _DNSPYTHON_NAMES[code].replace("_", " ").capitalize() if code in _DNSPYTHON_NAMES else "Unassigned"
 
 
 def extended_errors(response: dns.message.Message) -> list[str]:

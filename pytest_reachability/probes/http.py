@@ -44,9 +44,8 @@ from .tcp import (
     set_deadline,
 )
 from .tls import (
-    ALERT_MEANINGS,
-    ALERT_NUMBERS,
     TlsInfo,
+    describe_alert,
     handshake,
     received_alert,
     tls_context,
@@ -499,11 +498,8 @@ class _Reader:
                 return False
             alert = received_alert(error.reason, str(error))  # TLS 1.3 asks for a client certificate late
             if alert is not None:
-                meaning = ALERT_MEANINGS.get(alert, "the server ended the connection")
-                raise ProbeFailure(
-                    Failure.RECV_ERROR,
-                    f"{what}: the server sent TLS alert {alert} ({ALERT_NUMBERS[alert]}): {meaning}",
-                ) from None
+                sent = describe_alert(alert, "the server ended the connection")
+                raise ProbeFailure(Failure.RECV_ERROR, f"{what}: the server sent TLS alert {sent}") from None
             raise ProbeFailure(Failure.RECV_ERROR, f"{what}: TLS error {error.reason or error}") from None
         except OSError as error:
             hint = ""

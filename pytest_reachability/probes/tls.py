@@ -84,6 +84,12 @@ ALERT_MEANINGS = {
 _RECEIVED_ALERT_TEXT = re.compile(r"\b(?:sslv3|tlsv13|tlsv1) alert ([a-z0-9 ]+?) \(")
 
 
+def describe_alert(alert: str, unknown: str = "the server ended the handshake") -> str:
+    """``"unrecognized_name (112): the server has no certificate ..."``; ``unknown`` for an alert without
+    a meaning here."""
+    return f"{alert} ({ALERT_NUMBERS.get(alert)}): {ALERT_MEANINGS.get(alert, unknown)}"
+
+
 def received_alert(reason: str | None, text: str = "") -> str | None:
     """The alert a server ended the handshake with ("handshake_failure"), from OpenSSL's reason, or when
     the ssl module gives none, from the error's text; None for any other failure."""
@@ -231,9 +237,7 @@ def _complete_handshake(
             detail = f"TLS handshake with {where} failed: {reason}"
         alert = received_alert(error.reason, str(error))
         if alert is not None:
-            meaning = ALERT_MEANINGS.get(alert, "the server ended the handshake")
-            sent = f"{alert} ({ALERT_NUMBERS[alert]})"
-            detail = f"TLS handshake with {where} failed: the server sent alert {sent}: {meaning}"
+            detail = f"TLS handshake with {where} failed: the server sent alert {describe_alert(alert)}"
         info = TlsInfo(verified=False, error=reason, alert=alert)
         raise ProbeFailure(Failure.TLS_HANDSHAKE, detail, tls=info) from None
     except OSError as error:
