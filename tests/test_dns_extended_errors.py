@@ -186,3 +186,12 @@ def test_the_code_is_read_from_the_name_not_from_the_resolvers_own_text() -> Non
         R.dns_servfail, dns.rcode.SERVFAIL, dns.edns.EDEOption(dns.edns.EDECode.OTHER, "not (EDE 6) at all")
     )
     assert theory is not None and "DNSSEC validation fails" not in theory.title
+
+
+def test_a_resolvers_control_characters_are_escaped_not_passed_on() -> None:
+    response = dns.message.make_response(dns.message.make_query(NAME, "A", use_edns=0))
+    hostile = "\x1b[2J\x1b]0;owned\x07 bogus"
+    response.use_edns(0, 0, 1232, options=[dns.edns.EDEOption(dns.edns.EDECode.DNSSEC_BOGUS, hostile)])
+    [said] = extended_errors(dns.message.from_wire(response.to_wire()))
+    assert said == "DNSSEC Bogus (EDE 6): \\x1b[2J\\x1b]0;owned\\x07 bogus"
+    assert all(c.isprintable() for c in said)

@@ -20,6 +20,7 @@ from pytest_reachability.config import parse_target
 from pytest_reachability.diagnosis import rules as R
 from pytest_reachability.probes import http, tls
 from pytest_reachability.probes.failures import Failure
+from pytest_reachability.sandbox.control_plane import _die_with_parent
 
 TIMEOUT = 2.0
 # Alerts OpenSSL reports by name when a server sends them during the handshake: all the ssl module lists,
@@ -148,8 +149,12 @@ def openssl_mutual_tls_1_3(ca: trustme.CA, ca_file: str, tmp_path):
         port = probe.getsockname()[1]
     command = ["openssl", "s_server", "-accept", f"127.0.0.1:{port}", "-cert", str(pem), "-Verify", "1"]
     command += ["-CAfile", ca_file, "-www", "-tls1_3", "-quiet"]
-    process = subprocess.Popen(
-        command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    process = subprocess.Popen(  # killed with this process, even by SIGKILL (the control plane's way)
+        command,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        preexec_fn=_die_with_parent,
     )
     try:
         deadline = time.monotonic() + 10

@@ -106,7 +106,9 @@ def extended_errors(response: dns.message.Message) -> list[str]:
             continue
         code = int(option.code)
         text = f"{_extended_error_name(code)} (EDE {code})"
-        said = " ".join((option.text or "").split())[:_EXTENDED_TEXT_MAX]
+        # The resolver's own words, on one line, with control characters (terminal escapes) escaped.
+        words = " ".join((option.text or "").split())
+        said = "".join(c if c.isprintable() else repr(c)[1:-1] for c in words)[:_EXTENDED_TEXT_MAX]
         found.append(f"{text}: {said}" if said else text)
     return found
 

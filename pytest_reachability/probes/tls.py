@@ -81,6 +81,7 @@ ALERT_MEANINGS = {
 
 # The same in OpenSSL's text, for reasons the ssl module has no name for ("tlsv1 alert no application
 # protocol").
+_ALERT_TEXT_MAX = 200  # OpenSSL's message is one short line; read no further
 _RECEIVED_ALERT_TEXT = re.compile(r"\b(?:sslv3|tlsv13|tlsv1) alert ([a-z0-9 ]+?) \(")
 
 
@@ -97,7 +98,7 @@ def received_alert(reason: str | None, text: str = "") -> str | None:
     if match:
         name = match.group(1).lower()
     else:
-        found = None if reason else _RECEIVED_ALERT_TEXT.search(text)
+        found = None if reason else _RECEIVED_ALERT_TEXT.search(text[:_ALERT_TEXT_MAX])
         name = found.group(1).replace(" ", "_") if found else None
     return name if name in ALERT_NUMBERS else None
 
