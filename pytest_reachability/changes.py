@@ -72,6 +72,11 @@ def _lb_addresses(service: Any) -> list[str]:
     return [item.ip or item.hostname for item in ingress if (item.ip or item.hostname)]
 
 
+_KINDS = (("services", "Service"), ("ingresses", "Ingress"), ("deployments", "Deployment"))
+# What cluster_changes() lists side by side: the kinds above, the ReplicaSets and the events.
+LISTS = len(_KINDS) + 2
+
+
 def cluster_changes(
     cluster: Any, namespace: str | None = None, now: datetime | None = None
 ) -> dict[str, Any]:
@@ -91,9 +96,9 @@ def cluster_changes(
         "unreadable": {},
     }
     unreadable = data["unreadable"]
-    kinds = (("services", "Service"), ("ingresses", "Ingress"), ("deployments", "Deployment"))
+    kinds = _KINDS
     # The five lists are independent: read side by side, so a distant API server costs one round trip.
-    with ThreadPoolExecutor(5, thread_name_prefix="reachability-changes") as pool:
+    with ThreadPoolExecutor(LISTS, thread_name_prefix="reachability-changes") as pool:
         reads = {
             resource: pool.submit(_read_or_note, unreadable, resource, cluster.objects, resource, namespace)
             for resource in (*(resource for resource, _ in kinds), "replicasets")

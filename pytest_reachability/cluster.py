@@ -42,6 +42,7 @@ from kubernetes.config import kube_config as _kube_config_module
 from kubernetes.config.config_exception import ConfigException
 
 from . import environment
+from .idle_connections import open_many, tolerate_tickets
 from .k8s import controller_owner
 
 __all__ = [
@@ -1030,6 +1031,10 @@ class _GetOnlyApiClient(k8s.ApiClient):
 # An object as metadata only (name, labels): a Secret's values never leave the API server.
 _METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
 
+# Reads run side by side (every kind at session start, a fleet's targets): pooled connections to the API
+# server are kept for as many of them, not opened anew and dropped (the client's default is five per CPU).
+_POOL_CONNECTIONS = 32
+
 # A client used only to turn models into wire dicts and raw bodies into models; it never opens a connection.
 _SERIALIZER = k8s.ApiClient(_new_configuration())
 
@@ -1232,29 +1237,49 @@ class Cluster:
         context: str | None,
         timeout: float,
         credentials_dir: str | None = None,
+        preconnect: int = 0,
     ) -> None:
         # The view builds its own client so that every request passes the GET-only door. Clients before 37
         # ask requests whether a proxied server is exempt, which iterates the environment: built again when
         # it changed meanwhile.
         api_client = environment.retried(lambda: _GetOnlyApiClient(configuration))
         self._api_client = api_client
-        self._core = k8s.CoreV1Api(api_client)
         self._metadata_client = environment.retried(
             lambda: _GetOnlyApiClient(configuration, header_name="Accept", header_value=_METADATA_ONLY)
         )
         # Same server, same credentials: the metadata reads use the connections the other reads opened
         # (a distant API server charges a new TCP and TLS handshake per new connection).
-        self._metadata_client.rest_client.pool_manager = api_client.rest_client.pool_manager
-        self._metadata_core = k8s.CoreV1Api(self._metadata_client)
-        self._apps = k8s.AppsV1Api(api_client)
-        self._discovery = k8s.DiscoveryV1Api(api_client)
-        self._networking = k8s.NetworkingV1Api(api_client)
-        self._version = k8s.VersionApi(api_client)
+        pool_manager = api_client.rest_client.pool_manager
+        tolerate_tickets(pool_manager)
+        self._metadata_client.rest_client.pool_manager = pool_manager
         self.namespace = namespace
         self.context = context
         self.server: str = api_client.configuration.host
         self.timeout = timeout
         self._credentials_dir = credentials_dir  # decoded client key and certificates; removed by close()
+        # The handshakes go on while the API classes are imported (clients from 37 import each on first use).
+        opening = self._open_connections(preconnect)
+        self._core = k8s.CoreV1Api(api_client)
+        self._metadata_core = k8s.CoreV1Api(self._metadata_client)
+        self._apps = k8s.AppsV1Api(api_client)
+        self._discovery = k8s.DiscoveryV1Api(api_client)
+        self._networking = k8s.NetworkingV1Api(api_client)
+        self._version = k8s.VersionApi(api_client)
+        deadline = time.monotonic() + 2 * timeout
+        for thread in opening:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def _open_connections(self, count: int) -> list[threading.Thread]:
+        """``count`` connections to the API server opened side by side (handshakes only), left idle in the
+        pool the reads take theirs from; a failure is left for the read, which connects on its own."""
+        if count <= 0:
+            return []
+        try:
+            pool = self._api_client.rest_client.pool_manager.connection_from_url(self.server)
+            count = min(count, _POOL_CONNECTIONS)
+            return open_many(pool, count, self.timeout, "reachability-cluster-connect")
+        except Exception:  # noqa: BLE001 - a server URL the reads themselves will report on
+            return []
 
     @classmethod
     def connect(
@@ -1264,8 +1289,12 @@ class Cluster:
         context: str | None = None,
         namespace: str | None = None,
         timeout: float = 5.0,
+        preconnect: int = 0,
     ) -> Cluster:
-        """Load credentials (explicit path > KUBECONFIG > ~/.kube/config > in-cluster); no request is sent."""
+        """Load credentials (explicit path > KUBECONFIG > ~/.kube/config > in-cluster); no request is sent.
+
+        ``preconnect`` connections to the API server are opened before this returns (TCP and TLS, nothing
+        sent), for as many reads about to run side by side; each is bounded by ``timeout``."""
         if not timeout or timeout <= 0:
             raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
         configuration = _new_configuration()
@@ -1300,10 +1329,9 @@ class Cluster:
         configuration.retries = urllib3.Retry(
             total=0, redirect=0, raise_on_redirect=False, raise_on_status=False
         )
-        # Reads run side by side (every kind at session start, a fleet's targets): pooled connections to
-        # the API server are kept for as many of them, not opened anew and dropped (the client's default
-        # is five per CPU).
-        configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize or 0, 32)
+        configuration.connection_pool_maxsize = max(
+            configuration.connection_pool_maxsize or 0, _POOL_CONNECTIONS
+        )
         # Service proxy paths keep their slashes (names never contain one, they are validated).
         configuration.safe_chars_for_path_param = "/"
         return cls(
@@ -1312,16 +1340,18 @@ class Cluster:
             context=context_name,
             timeout=float(timeout),
             credentials_dir=credentials_dir,
+            preconnect=preconnect,
         )
 
     @classmethod
-    def from_settings(cls, settings: Any) -> Cluster:
+    def from_settings(cls, settings: Any, preconnect: int = 0) -> Cluster:
         """:meth:`connect` with a run's settings (kubeconfig, context, namespace, probe timeout)."""
         return cls.connect(
             kubeconfig=settings.kubeconfig,
             context=settings.kube_context,
             namespace=settings.namespace,
             timeout=settings.probe_timeout,
+            preconnect=preconnect,
         )
 
     def in_namespace(self, namespace: str | None) -> Cluster:

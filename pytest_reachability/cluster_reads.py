@@ -79,6 +79,14 @@ class ClusterReads:
         "events": "events",
     }
 
+    @classmethod
+    def side_by_side(cls) -> int:
+        """How many lists :meth:`warm` sends at once: one per kind (the ingress controllers' one per
+        label they are looked for by) and the Services of every namespace."""
+        from .cluster import INGRESS_CONTROLLER_LABELS
+
+        return len(cls.KINDS) - 1 + len(INGRESS_CONTROLLER_LABELS) + 1
+
     def warm(self) -> None:
         """Read every kind now, at the same time (started at session start by ``prefetch``); a read that
         fails is left for the test that asks, which reads it again and reports why."""

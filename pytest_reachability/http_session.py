@@ -9,9 +9,7 @@ Example::
 
 from __future__ import annotations
 
-import contextlib
 import socket
-import ssl
 import threading
 import time
 from typing import Any
@@ -24,6 +22,7 @@ from urllib3.util.retry import Retry
 
 from . import environment
 from . import evidence as evidence_mod
+from .idle_connections import TicketTolerantHTTPSConnection, open_idle
 
 BODY_EXCERPT = 512
 # A response body is read up to this many (decoded) bytes; a larger one -- a gzip bomb, an endless stream --
@@ -101,33 +100,10 @@ class _WatchedHTTPConnection(urllib3.connection.HTTPConnection):
         super().request(*args, **kwargs)
 
 
-class _WatchedHTTPSConnection(urllib3.connection.HTTPSConnection):
+class _WatchedHTTPSConnection(TicketTolerantHTTPSConnection):
     def connect(self) -> None:
         super().connect()
         _watch(self.sock)
-
-    @property
-    def is_connected(self) -> bool:
-        """Whether an idle connection may carry the next request. urllib3 says no as soon as the socket is
-        readable, but a TLS 1.3 server sends its session tickets after the handshake: a connection opened
-        ahead (``TargetSession.preconnect``) and not yet read from would be dropped for them. The records
-        waiting are read here first, without blocking; application data or the end of the stream still
-        mean the connection is not reusable."""
-        sock = self.sock
-        if isinstance(sock, ssl.SSLSocket):
-            timeout = sock.gettimeout()
-            try:
-                sock.settimeout(0.0)
-                if sock.recv(1) is not None:  # a byte nobody asked for, or b"": closed
-                    return False
-            except (ssl.SSLWantReadError, BlockingIOError):
-                pass  # only handshake messages (tickets) were waiting: consumed
-            except OSError:
-                return False
-            finally:
-                with contextlib.suppress(OSError):
-                    sock.settimeout(timeout)
-        return bool(super().is_connected)
 
     def request(self, *args: Any, **kwargs: Any) -> None:
         _watch(self.sock)
@@ -266,15 +242,7 @@ class TargetSession(requests.Session):
         else:  # requests 2.31: what its send() does
             pool = adapter.get_connection(request.url, None)
             adapter.cert_verify(pool, request.url, self.verify, self.cert)
-        connection = pool._get_conn()
-        try:
-            connection.timeout = self.timeout
-            connection.connect()
-        except Exception:
-            connection.close()
-            pool._put_conn(None)  # the pool's slot, as urllib3 returns it after a failed connection
-            raise
-        pool._put_conn(connection)
+        open_idle(pool, self.timeout)
 
     def get_redirect_target(self, response: requests.Response) -> str | None:
         """Follow a redirect only over http(s) to the target's own host; anything else ends the exchange."""

@@ -123,6 +123,16 @@ def cluster_changes(cluster: Any, namespace: str, shared: Any) -> dict[str, Any]
     return shared.get(changes_key(cluster.server, namespace), lambda: read(cluster, namespace))
 
 
+def session_start_reads(namespaces: int) -> int:
+    """How many reads ``Prefetcher`` sends the API server at once at session start, so as many connections
+    are opened while the client is still being built: the server's version, and per namespace the access
+    check, every kind ``ClusterReads.warm`` lists and the recent changes' lists."""
+    from . import changes
+    from .cluster_reads import ClusterReads
+
+    return 1 + namespaces * (1 + ClusterReads.side_by_side() + changes.LISTS)
+
+
 def cluster_outcome(shared: Any, key: str, read: Callable[[], Any]) -> tuple[Any, Any]:
     """(value, None) or (None, the ClusterError) of a cluster read, once per session under ``key``: a
     refusal is as much an observation as an answer, and the test that reads it reports it."""
@@ -269,13 +279,27 @@ class GateWatch:
         return False
 
 
+class _GateFailed(Exception):
+    """A gate the work waited for did not pass: nothing is sent (the test is BLOCKED and reads nothing)."""
+
+
 class TargetWork:
     """What a suite module's ``prefetch_for_target`` works from: one target, its settings and DNS answer,
     and -- waited for, None without a cluster -- the cluster view and reads of its namespace and the
     target's Service as the ``target_service`` fixture finds it."""
 
-    def __init__(self, prefetcher: Prefetcher, target: Any, settings: Any, dns: Any) -> None:
+    def __init__(
+        self,
+        prefetcher: Prefetcher,
+        target: Any,
+        settings: Any,
+        dns: Any,
+        pending: Callable[[], bool] | None = None,
+    ) -> None:
         self.prefetcher = prefetcher
+        # Work behind several gates starts once the first passed; this waits for the others (False: one
+        # failed) before anything is sent.
+        self._pending = pending
         self.target = target
         self.settings = settings
         self.dns = dns
@@ -286,6 +310,7 @@ class TargetWork:
         self._service_read = False
 
     def cluster(self) -> Any:
+        self._wait_for_gates()
         connection = self.prefetcher.connection()
         return None if connection is None else connection.in_namespace(self.settings.namespace)
 
@@ -319,7 +344,16 @@ class TargetWork:
         with self.prefetcher.target_session(
             self.target, lambda: target_session(self.target, self.settings, lambda: dns)
         ) as http:
+            if self._pending is not None:
+                # The handshakes while the last gates are decided: a connection, not a request.
+                with contextlib.suppress(Exception):
+                    http.preconnect()
+                self._wait_for_gates()
             yield http
+
+    def _wait_for_gates(self) -> None:
+        if self._pending is not None and not self._pending():
+            raise _GateFailed()
 
     def preconnect(self) -> None:
         """A target session whose connection is opened now (handshakes only, nothing sent), left idle for
@@ -335,6 +369,7 @@ class TargetWork:
 
     def health(self, **options: Any) -> list[Any]:
         """``probe.health(**options)`` ahead of the test: the same key, so the test reads this answer."""
+        self._wait_for_gates()
         dns = self.dns
         return health_results(self.target, self.settings, self.shared, lambda: dns, **options)[1]
 
@@ -412,12 +447,20 @@ class Prefetcher:
     def _after_gates(self, target: Any, settings: Any, read: Callable[[TargetWork], Any], gates: Any) -> None:
         """Once ``gates`` have passed for this target, the module's work (writes included): what its tests
         would do first once unblocked, started as soon as they may be, not when the test's turn comes."""
-        if self._stopped.is_set() or not self.gates.passed(target, gates, self._stopped):
+        # Behind several gates, the module starts once the first ones passed: what it will send waits for
+        # the last (TargetWork._wait_for_gates), but its connection is opened meanwhile.
+        first = tuple(gates[:-1]) or tuple(gates)
+        if self._stopped.is_set() or not self.gates.passed(target, first, self._stopped):
             return
+
+        def pending() -> bool:  # at once when decided
+            return self.gates.passed(target, gates, self._stopped)
+
         with evidence_mod.suppressed():
             try:
                 report = dns_report(target, settings, self.shared)
-                _quietly(lambda: read(TargetWork(self, target, settings, report)))
+                work = TargetWork(self, target, settings, report, pending if first != tuple(gates) else None)
+                _quietly(lambda: read(work))
             except Exception:  # noqa: BLE001 - the test asking for it computes it again and reports why
                 return
 
@@ -433,7 +476,7 @@ class Prefetcher:
 
         try:
             try:
-                connection = Cluster.from_settings(settings)
+                connection = Cluster.from_settings(settings, preconnect=session_start_reads(len(namespaces)))
             except Exception:  # noqa: BLE001 - not configured or unreachable: the tests say so themselves
                 return
             with self._guard:

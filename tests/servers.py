@@ -199,6 +199,34 @@ def chunked(pieces: list[bytes]) -> Behaviour:
     return behaviour
 
 
+def forwarding(upstream: tuple[str, int]) -> Behaviour:
+    """Relay each connection to ``upstream`` byte for byte (both ways, until either side closes): the
+    server's ``connections`` then counts the connections a client opened to ``upstream``."""
+
+    def relay(conn: socket.socket, server: LoopbackServer) -> None:
+        with socket.create_connection(upstream, timeout=10) as far:
+
+            def pump(source: socket.socket, sink: socket.socket) -> None:
+                try:
+                    while data := source.recv(65536):
+                        sink.sendall(data)
+                except OSError:
+                    pass
+                finally:
+                    for sock in (source, sink):
+                        try:
+                            sock.shutdown(socket.SHUT_RDWR)
+                        except OSError:
+                            pass
+
+            back = threading.Thread(target=pump, args=(far, conn), daemon=True)
+            back.start()
+            pump(conn, far)
+            back.join(10)
+
+    return relay
+
+
 def refused_port() -> int:
     """A loopback port nothing listens on (bound then closed)."""
     with socket.socket() as probe:

@@ -17,9 +17,11 @@ import ssl
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import pytest
+import servers
 import trustme
 from kubernetes import client as k8s
 from kubernetes.config import incluster_config
@@ -917,6 +919,75 @@ def test_reads_from_threads_survive_a_changing_environment(sandbox, under_a_chan
                 view.nodes()
 
     assert under_a_changing_environment(read) == []
+
+
+@contextlib.contextmanager
+def counted_sandbox(sandbox, tmp_path):
+    """(a kubeconfig for ``sandbox`` through a loopback relay, the relay): the relay counts the client's
+    connections to the API server."""
+    host, port = urllib.parse.urlsplit(sandbox.server.url).netloc.rsplit(":", 1)
+    with servers.LoopbackServer(servers.forwarding((host, int(port)))) as relay:
+        kubeconfig = str(tmp_path / "relayed-kubeconfig")
+        url = f"https://127.0.0.1:{relay.port}"
+        write_kubeconfig(kubeconfig, server_url=url, ca_file=sandbox.ca_file, token=sandbox.token)
+        yield kubeconfig, relay
+
+
+def test_connections_opened_ahead_carry_the_reads_side_by_side_and_after(sandbox, tmp_path):
+    # The sandbox API server speaks TLS 1.3 and sends session tickets after the handshake: a connection
+    # opened ahead and idle until now is still taken, not dropped and opened again.
+    with counted_sandbox(sandbox, tmp_path) as (kubeconfig, relay):
+        view = Cluster.connect(kubeconfig=kubeconfig, timeout=5.0, preconnect=4)
+        try:
+            assert relay.connections == 4  # opened before connect() returned
+            time.sleep(0.2)  # the tickets arrive
+            together = threading.Barrier(4)
+            answers: list[object] = []
+
+            def read() -> None:
+                together.wait(5)
+                answers.append(view.nodes())
+
+            readers = [threading.Thread(target=read) for _ in range(4)]
+            for reader in readers:
+                reader.start()
+            for reader in readers:
+                reader.join(10)
+            assert len(answers) == 4 and view.version()
+            assert relay.connections == 4
+        finally:
+            view.close()
+
+
+def test_without_connections_opened_ahead_nothing_connects_before_the_first_read(sandbox, tmp_path):
+    with counted_sandbox(sandbox, tmp_path) as (kubeconfig, relay):
+        with Cluster.connect(kubeconfig=kubeconfig, timeout=5.0) as view:
+            time.sleep(0.2)
+            assert relay.connections == 0
+            view.version()
+            assert relay.connections == 1
+
+
+@pytest.mark.parametrize("server", ["closed port", "silent after accept"])
+def test_connections_ahead_to_a_server_that_does_not_answer_end_within_the_timeout(
+    bare_environment, tmp_path, server
+):
+    with contextlib.ExitStack() as stack:
+        if server == "closed port":
+            port = _closed_loopback_port()
+        else:
+            port = stack.enter_context(servers.LoopbackServer(servers.stall)).port
+        kubeconfig = tmp_path / "kubeconfig"
+        _write_two_context_kubeconfig(kubeconfig, f"https://127.0.0.1:{port}", f"https://127.0.0.1:{port}")
+        started = time.monotonic()
+        view = Cluster.connect(kubeconfig=str(kubeconfig), timeout=1.0, preconnect=3)
+        try:
+            assert time.monotonic() - started < 4.0  # joined at twice the timeout at most
+            with pytest.raises(ClusterError) as raised:
+                view.version()
+            assert raised.value.kind is ClusterErrorKind.UNREACHABLE
+        finally:
+            view.close()
 
 
 def test_a_new_client_configuration_takes_no_proxy_from_the_environment(monkeypatch):

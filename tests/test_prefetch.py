@@ -13,6 +13,7 @@ import types
 from pathlib import Path
 
 import pytest
+import servers
 
 from pytest_reachability import evidence as evidence_mod
 from pytest_reachability import prefetch
@@ -169,3 +170,137 @@ def test_sessions_of_work_after_gates_are_reused_per_target_and_closed_at_stop()
     with prefetcher.target_session(TARGET, make) as late:
         pass
     assert late.closed  # one taken after the stop is closed when given back
+
+
+# -- work behind several gates: its connection opened while the last gate is decided ----------------------
+
+
+def staged_run(tmp_path: Path, scheme: str, ca_file: str | None, server, last_gate: str):
+    """A Prefetcher whose two modules each send a GET behind api-health and database, against ``server``;
+    api-health passes, then ``database`` gets ``last_gate``. Returns (the server's connections and
+    requests read while database was undecided, the test-side behaviour counters, the Prefetcher)."""
+    import dataclasses
+
+    from pytest_reachability.config import Settings, parse_target
+
+    target = parse_target(f"{scheme}://127.0.0.1:{server.port}")
+    settings = dataclasses.replace(Settings(), resolvers=["system"], probe_timeout=3.0, ca_bundle=ca_file)
+    plan = GatePlan()
+    plan.members = {"api-health": ["t.py::a"], "database": ["t.py::c"]}
+    store = GateStore(tmp_path)
+    watch = prefetch.GateWatch(plan, store, {target.display: BOTH}, bound=10.0)
+    sent: list[int] = []
+
+    def module(key: str):
+        return lambda work: work.flow(key, lambda http: sent.append(http.get(f"/{key}").status_code))
+
+    # Two modules behind both gates (the integration flow and the storage round trip): one takes the
+    # connection opened at session start, the other opens its own once api-health passed.
+    gates = ("api-health", "database")
+    prefetcher = prefetch.Prefetcher(
+        SharedResults(tmp_path), 2, after_gates=[(module("a"), gates), (module("b"), gates)], gates=watch
+    )
+    prefetcher.start([(target, settings)])
+    prefetcher._futures[0].result(timeout=10)  # the session-start probes (health, TCP) are done
+    time.sleep(0.2)
+    start = (server.connections, server.behaviour.requests)
+    store.record("api-health", "t.py::a", PASSED, "")
+    watch.changed()
+    settle(lambda: server.connections > start[0])
+    time.sleep(0.2)  # a request sent before the database gate would have been read by now
+    before = (server.connections - start[0], server.behaviour.requests - start[1])
+    store.record("database", "t.py::c", last_gate, "" if last_gate == PASSED else "database down")
+    watch.changed()
+    if last_gate == PASSED:
+        settle(lambda: len(sent) == 2, 5.0)
+    else:
+        time.sleep(0.3)
+    return before, sent, prefetcher, start
+
+
+def settle(condition, seconds: float = 3.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_work_behind_two_gates_connects_after_the_first_and_sends_after_the_last(
+    tmp_path: Path, scheme: str, ca, ca_file: str
+) -> None:
+    import ssl
+
+    from test_http_preconnect import KeepAlive
+
+    behaviour = KeepAlive()
+    tls = None
+    if scheme == "https":  # TLS 1.3 by default: the server sends session tickets after the handshake
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ca.issue_cert("127.0.0.1").configure_cert(tls)
+    with servers.LoopbackServer(behaviour, tls=tls) as server:
+        server.behaviour = behaviour
+        before, sent, prefetcher, start = staged_run(tmp_path, scheme, ca_file, server, PASSED)
+        try:
+            assert before == (1, 0)  # connected while the database gate was undecided; nothing sent
+            assert sent == [200, 200]
+            # The requests went out on the two connections opened ahead (a TLS 1.3 server's tickets did
+            # not make them stale).
+            assert (server.connections - start[0], behaviour.requests - start[1]) == (1, 2)
+        finally:
+            prefetcher.stop()
+
+
+def test_work_behind_a_last_gate_that_fails_sends_nothing(tmp_path: Path, ca_file: str) -> None:
+    from test_http_preconnect import KeepAlive
+
+    behaviour = KeepAlive()
+    with servers.LoopbackServer(behaviour) as server:
+        server.behaviour = behaviour
+        before, sent, prefetcher, start = staged_run(tmp_path, "http", ca_file, server, FAILED)
+        try:
+            assert before == (1, 0)
+            assert sent == [] and behaviour.requests == start[1]
+        finally:
+            prefetcher.stop()
+
+
+def test_work_behind_one_gate_starts_once_it_passed_on_the_connection_opened_ahead(tmp_path: Path) -> None:
+    import dataclasses
+
+    from test_http_preconnect import KeepAlive
+
+    from pytest_reachability.config import Settings, parse_target
+
+    behaviour = KeepAlive()
+    with servers.LoopbackServer(behaviour) as server:
+        target = parse_target(f"http://127.0.0.1:{server.port}")
+        settings = dataclasses.replace(Settings(), resolvers=["system"], probe_timeout=3.0)
+        plan = GatePlan()
+        plan.members = {"api-health": ["t.py::a"]}
+        store = GateStore(tmp_path)
+        watch = prefetch.GateWatch(plan, store, {target.display: {"api-health": "api-health"}}, bound=10.0)
+        sent: list[int] = []
+        prefetcher = prefetch.Prefetcher(
+            SharedResults(tmp_path),
+            1,
+            after_gates=[
+                (
+                    lambda work: work.flow("one", lambda http: sent.append(http.get("/").status_code)),
+                    ("api-health",),
+                )
+            ],
+            gates=watch,
+        )
+        try:
+            prefetcher.start([(target, settings)])
+            prefetcher._futures[0].result(timeout=10)  # the session-start probes
+            time.sleep(0.3)
+            start = (server.connections, behaviour.requests)
+            assert sent == []  # nothing behind the gate before it passed
+            store.record("api-health", "t.py::a", PASSED, "")
+            watch.changed()
+            settle(lambda: bool(sent))
+            # On the connection opened at session start.
+            assert sent == [200] and (server.connections, behaviour.requests) == (start[0], start[1] + 1)
+        finally:
+            prefetcher.stop()
