@@ -195,3 +195,56 @@ def test_a_resolvers_control_characters_are_escaped_not_passed_on() -> None:
     [said] = extended_errors(dns.message.from_wire(response.to_wire()))
     assert said == "DNSSEC Bogus (EDE 6): \\x1b[2J\\x1b]0;owned\\x07 bogus"
     assert all(c.isprintable() for c in said)
+
+
+# -- malformed EDNS options: the records are still read, as a stub resolver reads them ------------------
+
+
+def with_options(query: dns.message.Message, options: list[tuple[int, bytes]]) -> bytes:
+    """An answer with one address and an OPT record carrying ``options`` as raw (code, bytes) pairs."""
+    response = hostile.answer_with(query, ["127.0.10.57"])
+    response.use_edns(0, 0, 1232, options=[dns.edns.GenericOption(code, data) for code, data in options])
+    return response.to_wire()
+
+
+def test_an_extended_error_whose_text_is_not_utf8_keeps_the_answer_and_the_code() -> None:
+    # RFC 8914 asks for UTF-8; dnspython refuses the whole message when it is not.
+    bad_text = [(15, (7).to_bytes(2, "big") + b"expired \xff\xfe\x1b[31m")]
+    with hostile.HostileDns(lambda query, wire: [with_options(query, bad_text)]) as server:
+        answer = resolve_all(NAME, [server.resolver], timeout=TIMEOUT, families=("A",)).answers[0]
+    assert answer.ok and answer.addresses == ["127.0.10.57"] and answer.error is None
+    assert answer.extended_errors == ["Signature Expired (EDE 7): expired \ufffd\ufffd\\x1b[31m"]
+
+
+def test_a_malformed_client_subnet_option_is_left_out_and_the_answer_read() -> None:
+    garbage = [(8, b"\x00\x09\xff")]  # ECS with an unknown family and a cut-off address
+    with hostile.HostileDns(lambda query, wire: [with_options(query, garbage)]) as server:
+        answer = resolve_all(NAME, [server.resolver], timeout=TIMEOUT, families=("A",)).answers[0]
+    assert answer.ok and answer.addresses == ["127.0.10.57"] and answer.extended_errors == []
+
+
+def test_a_malformed_record_is_still_a_bad_answer() -> None:
+    def cut_record(query: dns.message.Message, wire: bytes) -> list[bytes]:
+        answer = hostile.answer_with(query, ["127.0.10.57"]).to_wire()
+        return [answer[:-2] + b"\x00\x09"]  # the A record's RDATA says 9 bytes, fewer follow
+
+    with hostile.HostileDns(cut_record) as server:
+        answer = resolve_all(NAME, [server.resolver], timeout=TIMEOUT, families=("A",)).answers[0]
+    assert answer.rcode == "BADANSWER" and answer.failure is Failure.DNS_BAD_ANSWER
+
+
+OPTION_CODES = st.one_of(st.sampled_from([3, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]), st.integers(0, 65535))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(OPTION_CODES, st.binary(max_size=40)), max_size=6))
+def test_any_options_leave_the_records_readable(options: list[tuple[int, bytes]]) -> None:
+    from pytest_reachability.probes.dns import _read_answer
+
+    query = dns.message.make_query(NAME, "A", use_edns=0)
+    wire = with_options(query, options)
+    why, response = _read_answer(query, wire)
+    assert why is None and response is not None
+    assert [str(item) for rrset in response.answer for item in rrset] == ["127.0.10.57"]
+    for line in extended_errors(response):  # whatever the bytes: one printable line
+        assert line.isprintable() and len(line) < 300

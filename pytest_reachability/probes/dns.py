@@ -26,6 +26,7 @@ import dns.query
 import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
+import dns.wire
 
 from .failures import Failure
 
@@ -589,7 +590,11 @@ def _read_answer(query: dns.message.Message, wire: bytes) -> tuple[str | None, d
     except dns.message.Truncated as cut:
         response = cut.message()  # the header with TC and the question parsed; the records cut off
     except (dns.exception.DNSException, ValueError, IndexError, UnicodeError) as error:
-        return f"malformed answer ({len(wire)} bytes: {type(error).__name__})", None
+        # Stub resolvers read no EDNS option: one that is malformed (an extended error's text that is not
+        # UTF-8, a client-subnet option of the wrong length) does not make the records unreadable.
+        response = _read_without_bad_options(wire)
+        if response is None:
+            return f"malformed answer ({len(wire)} bytes: {type(error).__name__})", None
     if not response.flags & dns.flags.QR:
         return "a query, not an answer, came back", None
     if response.id != query.id:
@@ -601,6 +606,91 @@ def _read_answer(query: dns.message.Message, wire: bytes) -> tuple[str | None, d
     if not query.is_response(response):
         return "answer to another question than the one asked", None
     return None, response
+
+
+_OPT = 41
+_EDE = 15
+
+
+def _read_without_bad_options(wire: bytes) -> dns.message.Message | None:
+    """The answer read again with its OPT record's options repaired: an extended error whose text is not
+    UTF-8 keeps its code and its text with the bad bytes replaced (U+FFFD), any other option that does not
+    parse is left out. None when there is nothing to repair or the rest does not parse either."""
+    try:
+        repaired = _repair_options(wire)
+    except (IndexError, ValueError):
+        return None
+    if repaired is None:
+        return None
+    try:
+        return dns.message.from_wire(repaired, ignore_trailing=True)
+    except (dns.exception.DNSException, ValueError, IndexError, UnicodeError):
+        return None
+
+
+def _skip_name(wire: bytes, offset: int) -> int:
+    """The offset after the (possibly compressed) name at ``offset``; IndexError/ValueError if cut."""
+    for _label in range(128):  # a name has at most 127 labels
+        length = wire[offset]
+        if length & 0xC0 == 0xC0:
+            wire[offset + 1]  # noqa: B018 - the pointer's second byte must be there
+            return offset + 2
+        if length & 0xC0:
+            raise ValueError("unknown label type")
+        offset += 1 + length
+        if length == 0:
+            return offset
+    raise ValueError("name too long")
+
+
+def _repair_options(wire: bytes) -> bytes | None:
+    """``wire`` with the options of its OPT record repaired (see above); None if none needed it."""
+    if len(wire) < 12:
+        raise ValueError("short header")
+    counts = [int.from_bytes(wire[at : at + 2], "big") for at in (4, 6, 8, 10)]
+    offset = 12
+    for _question in range(counts[0]):
+        offset = _skip_name(wire, offset) + 4
+    for index in range(counts[1] + counts[2] + counts[3]):
+        start = _skip_name(wire, offset)
+        rdtype = int.from_bytes(wire[start : start + 2], "big")
+        rdlength = int.from_bytes(wire[start + 8 : start + 10], "big")
+        rdata_at = start + 10
+        if rdata_at + rdlength > len(wire):
+            raise ValueError("record cut off")
+        if rdtype == _OPT and index >= counts[1] + counts[2]:
+            options = _repaired_option_data(wire[rdata_at : rdata_at + rdlength])
+            if options is None:
+                return None
+            head = wire[: start + 8] + len(options).to_bytes(2, "big")
+            return head + options + wire[rdata_at + rdlength :]
+        offset = rdata_at + rdlength
+    return None
+
+
+def _repaired_option_data(data: bytes) -> bytes | None:
+    """The OPT record's RDATA with each option that does not parse repaired or left out; None if every
+    option parses as it is."""
+    kept, changed, at = [], False, 0
+    while at + 4 <= len(data):
+        code = int.from_bytes(data[at : at + 2], "big")
+        size = int.from_bytes(data[at + 2 : at + 4], "big")
+        value = data[at + 4 : at + 4 + size]
+        at += 4 + size
+        if len(value) < size:
+            changed = True  # cut off: left out
+            break
+        try:
+            dns.edns.option_from_wire_parser(code, dns.wire.Parser(value))
+        except Exception:  # noqa: BLE001 - whatever the option's own parser raises on it
+            changed = True
+            if code == _EDE and size >= 2:
+                value = value[:2] + value[2:].decode("utf-8", "replace").encode("utf-8")
+            else:
+                continue
+        kept.append(code.to_bytes(2, "big") + len(value).to_bytes(2, "big") + value)
+    changed = changed or at != len(data)
+    return b"".join(kept) if changed else None
 
 
 def probe(target: Any, settings: Any, **options: Any) -> DnsReport:
