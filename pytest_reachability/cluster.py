@@ -1034,6 +1034,7 @@ _METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,a
 # Reads run side by side (every kind at session start, a fleet's targets): pooled connections to the API
 # server are kept for as many of them, not opened anew and dropped (the client's default is five per CPU).
 _POOL_CONNECTIONS = 32
+_CLIENT_VERSION = getattr(k8s, "__version__", "?")
 
 # A client used only to turn models into wire dicts and raw bodies into models; it never opens a connection.
 _SERIALIZER = k8s.ApiClient(_new_configuration())
@@ -1196,7 +1197,50 @@ def _load_kubeconfig(
         raise _not_configured(
             f'context "{chosen_name}" in kubeconfig {source} is not usable: {_first_line(str(error))}'
         ) from None
+    if not configuration.proxy:  # clients before 37 do not read the cluster's proxy-url; kubectl does
+        configuration.proxy = _cluster_proxy_url(source, (chosen.get("context") or {}).get("cluster"))
+    if configuration.proxy and _is_socks(configuration.proxy) and not _socks_client():
+        raise _not_configured(
+            f'context "{chosen_name}" in kubeconfig {source} is not usable: its proxy-url is a SOCKS proxy, '
+            f"which kubernetes {_CLIENT_VERSION} cannot use (kubernetes 37 or later with PySocks can)"
+        )
     return chosen_name, (chosen.get("context") or {}).get("namespace")
+
+
+def _cluster_proxy_url(source: str, cluster_name: Any) -> str | None:
+    """The ``proxy-url`` of the kubeconfig's cluster ``cluster_name`` (the files of KUBECONFIG merged as the
+    client merges them: the first file naming a cluster gives it)."""
+    if not isinstance(cluster_name, str) or not cluster_name:
+        return None
+    try:
+        merged = _kube_config_module.KubeConfigMerger(source).config
+        clusters = merged.value.get("clusters") if isinstance(merged.value, dict) else None
+    except (ConfigException, yaml.YAMLError, OSError, TypeError, AttributeError):
+        return None
+    for node in clusters if isinstance(clusters, list) else []:
+        entry = getattr(node, "value", node)  # the merger wraps each file's entries
+        if isinstance(entry, dict) and entry.get("name") == cluster_name:
+            url = (entry.get("cluster") or {}).get("proxy-url")
+            return url if isinstance(url, str) and url.strip() else None
+    return None
+
+
+def _is_socks(url: str) -> bool:
+    return urllib.parse.urlsplit(url).scheme.lower() in ("socks4", "socks4a", "socks5", "socks5h")
+
+
+def _socks_client() -> bool:
+    """Whether this kubernetes client can send its requests through a SOCKS proxy (37 and later, with
+    PySocks installed)."""
+    from kubernetes.client import rest
+
+    if not hasattr(rest, "is_socks_proxy_url"):
+        return False
+    try:
+        import socks  # noqa: F401 - PySocks, which urllib3's SOCKS support needs
+    except ImportError:
+        return False
+    return True
 
 
 def _load_in_cluster(configuration: k8s.Configuration) -> str | None:

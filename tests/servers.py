@@ -205,26 +205,49 @@ def forwarding(upstream: tuple[str, int]) -> Behaviour:
 
     def relay(conn: socket.socket, server: LoopbackServer) -> None:
         with socket.create_connection(upstream, timeout=10) as far:
-
-            def pump(source: socket.socket, sink: socket.socket) -> None:
-                try:
-                    while data := source.recv(65536):
-                        sink.sendall(data)
-                except OSError:
-                    pass
-                finally:
-                    for sock in (source, sink):
-                        try:
-                            sock.shutdown(socket.SHUT_RDWR)
-                        except OSError:
-                            pass
-
-            back = threading.Thread(target=pump, args=(far, conn), daemon=True)
-            back.start()
-            pump(conn, far)
-            back.join(10)
+            _relay_both_ways(conn, far)
 
     return relay
+
+
+def connect_proxy(seen: list[str]) -> Behaviour:
+    """An HTTP proxy that serves ``CONNECT host:port`` (to loopback addresses only) and nothing else; each
+    request line goes to ``seen``."""
+
+    def tunnel(conn: socket.socket, server: LoopbackServer) -> None:
+        head = read_request(conn)
+        line = head.split(b"\r\n", 1)[0].decode("latin-1")
+        seen.append(line)
+        method, _, rest = line.partition(" ")
+        host, _, port = rest.partition(" ")[0].rpartition(":")
+        if method != "CONNECT" or host.strip("[]") not in ("127.0.0.1", "::1", "localhost"):
+            conn.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+            return
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=10) as far:
+            conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            _relay_both_ways(conn, far)
+
+    return tunnel
+
+
+def _relay_both_ways(near: socket.socket, far: socket.socket) -> None:
+    def pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    back = threading.Thread(target=pump, args=(far, near), daemon=True)
+    back.start()
+    pump(near, far)
+    back.join(10)
 
 
 def refused_port() -> int:

@@ -990,6 +990,46 @@ def test_connections_ahead_to_a_server_that_does_not_answer_end_within_the_timeo
             view.close()
 
 
+def _write_sandbox_kubeconfig(sandbox, kubeconfig: str, proxy_url: str) -> None:
+    """A kubeconfig for ``sandbox`` whose cluster has ``proxy_url``."""
+    import yaml
+
+    write_kubeconfig(kubeconfig, server_url=sandbox.server.url, ca_file=sandbox.ca_file, token=sandbox.token)
+    with open(kubeconfig, encoding="utf-8") as handle:
+        document = yaml.safe_load(handle)
+    for entry in document["clusters"]:
+        entry["cluster"]["proxy-url"] = proxy_url
+    with open(kubeconfig, "w", encoding="utf-8") as handle:
+        yaml.safe_dump(document, handle)
+
+
+def test_the_kubeconfigs_proxy_url_carries_the_reads_in_every_client_version(sandbox, tmp_path, monkeypatch):
+    # kubectl sends every request through a cluster's proxy-url (a loopback server included); clients
+    # before 37 do not read it by themselves.
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    seen: list[str] = []
+    with servers.LoopbackServer(servers.connect_proxy(seen)) as proxy:
+        kubeconfig = str(tmp_path / "proxied-kubeconfig")
+        _write_sandbox_kubeconfig(sandbox, kubeconfig, f"http://127.0.0.1:{proxy.port}")
+        with Cluster.connect(kubeconfig=kubeconfig, timeout=5.0) as view:
+            assert {node.name for node in view.nodes()} == {"node-1", "node-2"}
+    authority = urllib.parse.urlsplit(sandbox.server.url).netloc
+    assert seen and all(line.startswith(f"CONNECT {authority} HTTP/1.") for line in seen)
+
+
+def test_a_socks_proxy_url_the_client_cannot_use_is_said_in_one_line(sandbox, tmp_path, monkeypatch):
+    kubeconfig = str(tmp_path / "socks-kubeconfig")
+    _write_sandbox_kubeconfig(sandbox, kubeconfig, "socks5://127.0.0.1:1080")
+    monkeypatch.setattr(cluster_module, "_socks_client", lambda: False)
+    with pytest.raises(ClusterError) as raised:
+        Cluster.connect(kubeconfig=kubeconfig, timeout=2.0)
+    assert raised.value.kind is ClusterErrorKind.NOT_CONFIGURED
+    message = str(raised.value)
+    assert "\n" not in message and "SOCKS proxy" in message
+    assert "kubernetes 37 or later with PySocks" in message
+
+
 def test_a_new_client_configuration_takes_no_proxy_from_the_environment(monkeypatch):
     # Whatever the client version reads by itself (37: everything, on every host change; 30-36: HTTPS_PROXY,
     # then HTTP_PROXY over it, and NO_PROXY), only _choose_proxy decides.
