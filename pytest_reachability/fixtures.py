@@ -43,7 +43,7 @@ from . import evidence as evidence_mod
 from . import prefetch
 from .atomic import write_atomically
 from .evidence import Evidence
-from .state import state_of as _state
+from .state import running
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -143,38 +143,38 @@ def evidence() -> Evidence:
 
 
 @pytest.fixture(scope="session")
-def reachability_target(pytestconfig: pytest.Config) -> TargetSpec | None:
+def reachability_target() -> TargetSpec | None:
     """The target a test verifies, with its own namespace, health path and Service (a ``TargetSpec``).
 
     A run of several targets parametrizes every test that depends on it, one instance per target (the
     node id carries the target: ``test_target_resolves[svc-001.example.com]``); a run of one target
     does not, and its node ids stay as they are.
     """
-    targets = _state(pytestconfig).settings.targets
+    targets = running().settings.targets
     return targets[0] if targets else None
 
 
 @pytest.fixture(scope="session")
-def reachability_namespace(pytestconfig: pytest.Config) -> str | None:
+def reachability_namespace() -> str | None:
     """The namespace a test reads: the run's (``--namespace``; None is the kubeconfig's default), or,
     in a run of several targets, the namespace of the test's target; cluster-wide checks run once per
     namespace of the run."""
-    settings = _state(pytestconfig).settings
+    settings = running().settings
     own = settings.targets[0].namespace if len(settings.targets) == 1 else None
     return own or settings.namespace
 
 
 @pytest.fixture(scope="session")
-def run_settings(pytestconfig: pytest.Config) -> Settings:
+def run_settings() -> Settings:
     """The run's settings, the same for every target: for checks that are not about one target."""
-    return _state(pytestconfig).settings
+    return running().settings
 
 
 @pytest.fixture(scope="session")
-def reachability_settings(pytestconfig: pytest.Config, reachability_target: TargetSpec | None) -> Settings:
+def reachability_settings(reachability_target: TargetSpec | None) -> Settings:
     """The settings in force (CLI > environment > file), validated; ``--sandbox`` values filled in; in a
     run of several targets, those of the test's target (its namespace, health path and Service)."""
-    return settings_for(_state(pytestconfig).settings, reachability_target)
+    return settings_for(running().settings, reachability_target)
 
 
 def settings_for(settings: Settings, spec: TargetSpec | None) -> Settings:
@@ -199,9 +199,9 @@ def settings_for(settings: Settings, spec: TargetSpec | None) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def shared_results(pytestconfig: pytest.Config) -> SharedResults:
+def shared_results() -> SharedResults:
     """Session-wide results shared across xdist workers (see :class:`SharedResults`)."""
-    return _state(pytestconfig).shared
+    return running().shared
 
 
 @pytest.fixture(scope="session")
@@ -329,13 +329,13 @@ def http(
 
 
 @pytest.fixture(scope="session")
-def reachability_cluster_connection(run_settings: Settings, pytestconfig: pytest.Config) -> Iterator[Cluster]:
+def reachability_cluster_connection(run_settings: Settings) -> Iterator[Cluster]:
     """The session's one connection to the cluster (credentials loaded once); ``cluster`` views it per
     namespace. With the built-in suite it is the one its reads started on at session start (``prefetch``),
     closed at session end."""
     from .cluster import Cluster, ClusterError, ClusterErrorKind
 
-    prefetcher = _state(pytestconfig).prefetcher
+    prefetcher = running().prefetcher
     shared = prefetcher.connection() if prefetcher is not None else None
     if shared is not None:
         yield shared
@@ -360,9 +360,9 @@ def cluster(reachability_cluster_connection: Cluster, reachability_namespace: st
 
 
 @pytest.fixture(scope="session")
-def app_config(pytestconfig: pytest.Config) -> AppConfig:
+def app_config() -> AppConfig:
     """The validated application sections (``[tool.reachability.<section>]`` tables)."""
-    return _state(pytestconfig).app_config
+    return running().app_config
 
 
 @pytest.fixture(scope="session")

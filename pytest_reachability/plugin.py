@@ -24,6 +24,7 @@ import pytest
 
 from . import evidence as evidence_mod
 from . import fixtures, fleet, watchdog
+from . import state as state_mod
 from .gating import (
     PASSED,
     SKIPPED,
@@ -172,6 +173,7 @@ def _configure_run(
         state.store = GateStore(state.store_dir)
     state.shared = fixtures.SharedResults(state.store.directory)
     config.stash[STATE] = state
+    state_mod.enter(config, state)
     if state.worker:
         config.pluginmanager.register(WorkerPlugin(state, config), "reachability-worker")
     else:
@@ -285,6 +287,7 @@ def _xdist_active(config: pytest.Config) -> bool:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    state_mod.leave(config)
     # Before pytest's own last collections, which look for objects whose finalizers raise.
     if config.stash.get(_FROZEN, False):
         del config.stash[_FROZEN]

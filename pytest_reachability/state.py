@@ -66,3 +66,28 @@ def is_controller(config: pytest.Config) -> bool:
     xdist gives each worker's config a ``workerinput``; the one answer every hook and module asks.
     """
     return not hasattr(config, "workerinput")
+
+
+# The states of the sessions the plugin configured in this process, the innermost last (a pytester run in
+# the same process configures one inside another). Fixtures read theirs here rather than taking
+# ``pytestconfig``: that fixture takes ``request``, and pytest makes a fixture definition for ``request``
+# (inspecting a signature) each time a test uses a fixture that takes it -- twice per test, 14,000 times in
+# a 200-target run.
+_RUNNING: list[tuple[pytest.Config, RunState]] = []
+
+
+def enter(config: pytest.Config, state: RunState) -> None:
+    """``state`` is the running session's (at configure)."""
+    _RUNNING.append((config, state))
+
+
+def leave(config: pytest.Config) -> None:
+    """``config``'s session ended (at unconfigure), wherever it is in the stack."""
+    _RUNNING[:] = [entry for entry in _RUNNING if entry[0] is not config]
+
+
+def running() -> RunState:
+    """The state of the session running now (the innermost one configured)."""
+    if not _RUNNING:
+        raise RuntimeError("pytest-reachability has not configured a session in this process")
+    return _RUNNING[-1][1]

@@ -14,7 +14,7 @@ import pytest
 from pytest_reachability import history, prefetch
 from pytest_reachability.changes import describe_move, moved_loadbalancers
 from pytest_reachability.probes import propagation
-from pytest_reachability.state import find_state
+from pytest_reachability.state import running
 
 pytestmark = pytest.mark.section("dns")
 
@@ -89,14 +89,11 @@ def test_dns_answers_are_loadbalancer_addresses(resolved, target_service, eviden
 # What the zone's authoritative servers answer against what the resolvers still cache, and whether DNS still
 # answers an address a LoadBalancer had in an earlier run (docs/waiting.md).
 @pytest.fixture(scope="module")
-def dns_propagation(
-    target: Any, reachability_settings: Any, shared_results: Any, pytestconfig: pytest.Config
-) -> Any:
+def dns_propagation(target: Any, reachability_settings: Any, shared_results: Any) -> Any:
     """The propagation report of the target's name; skips for an IP target."""
     if target.is_ip:
         pytest.skip(f"target {target.host} is an IP address: nothing to resolve")
-    state = find_state(pytestconfig)
-    port = propagation.authoritative_port(state.sandbox_info if state is not None else None)
+    port = propagation.authoritative_port(running().sandbox_info)
     return prefetch.propagation_report(target, reachability_settings, port, shared_results)
 
 
