@@ -1199,11 +1199,6 @@ def _load_kubeconfig(
         ) from None
     if not configuration.proxy:  # clients before 37 do not read the cluster's proxy-url; kubectl does
         configuration.proxy = _cluster_proxy_url(source, (chosen.get("context") or {}).get("cluster"))
-    if configuration.proxy and _is_socks(configuration.proxy) and not _socks_client():
-        raise _not_configured(
-            f'context "{chosen_name}" in kubeconfig {source} is not usable: its proxy-url is a SOCKS proxy, '
-            f"which kubernetes {_CLIENT_VERSION} cannot use (kubernetes 37 or later with PySocks can)"
-        )
     return chosen_name, (chosen.get("context") or {}).get("namespace")
 
 
@@ -1225,8 +1220,29 @@ def _cluster_proxy_url(source: str, cluster_name: Any) -> str | None:
     return None
 
 
-def _is_socks(url: str) -> bool:
-    return urllib.parse.urlsplit(url).scheme.lower() in ("socks4", "socks4a", "socks5", "socks5h")
+_SOCKS_SCHEMES = ("socks4", "socks4a", "socks5", "socks5h")
+
+
+def _check_proxy(configuration: k8s.Configuration) -> None:
+    """The proxy chosen for the API server is one this client can use; else the cluster is not usable,
+    said in one line. The proxy's address is not repeated: it may carry credentials."""
+    proxy = configuration.proxy
+    if not proxy:
+        return
+    where = "the proxy for the API server (the kubeconfig's proxy-url, or HTTPS_PROXY)"
+    try:
+        parts = urllib.parse.urlsplit(proxy)
+        host, _port = parts.hostname, parts.port
+    except ValueError:
+        raise _not_configured(f"{where} is not a URL") from None
+    scheme = parts.scheme.lower()
+    if scheme in _SOCKS_SCHEMES and not _socks_client():
+        raise _not_configured(
+            f"{where} is a SOCKS proxy, which kubernetes {_CLIENT_VERSION} cannot use "
+            f"(kubernetes 37 or later with PySocks can)"
+        )
+    if scheme not in ("http", "https", *_SOCKS_SCHEMES) or not host:
+        raise _not_configured(f"{where} is not an http://, https:// or socks5:// URL with a host")
 
 
 def _socks_client() -> bool:
@@ -1368,6 +1384,7 @@ class Cluster:
                 "in a pod; pass --kubeconfig or set KUBECONFIG"
             )
         _choose_proxy(configuration, environment.snapshot())
+        _check_proxy(configuration)
         # One attempt per read: the caller's timeout is the whole budget, and a redirect is returned,
         # not followed.
         configuration.retries = urllib3.Retry(
@@ -1824,6 +1841,8 @@ def _choose_proxy(configuration: k8s.Configuration, variables: Mapping[str, str]
         loopback = False
     names = _GO_PROXY_VARIABLES.get(parts.scheme, ())
     chosen = next((variables[name] for name in names if variables.get(name)), None)
+    if chosen and "://" not in chosen:
+        chosen = "http://" + chosen  # as Go reads a proxy given without a scheme
     exempt = environment.bypasses_proxy(host, parts.port, variables)
     configuration.proxy = None if loopback or exempt else chosen
 

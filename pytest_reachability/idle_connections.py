@@ -16,6 +16,7 @@ import threading
 from typing import Any
 
 import urllib3
+from urllib3.util.proxy import connection_requires_http_tunnel
 
 
 class TicketTolerantHTTPSConnection(urllib3.connection.HTTPSConnection):
@@ -98,7 +99,12 @@ def open_many(pool: Any, count: int, timeout: float, name: str) -> list[threadin
 def _connect_and_return(pool: Any, connection: Any, timeout: float) -> None:
     try:
         connection.timeout = timeout
-        connection.connect()
+        if getattr(pool, "proxy", None) is not None and connection_requires_http_tunnel(
+            pool.proxy, pool.proxy_config, pool.scheme
+        ):
+            pool._prepare_proxy(connection)  # the CONNECT tunnel, then TLS inside it, as urlopen does
+        else:
+            connection.connect()
     except BaseException:
         connection.close()
         pool._put_conn(None)

@@ -1003,19 +1003,54 @@ def _write_sandbox_kubeconfig(sandbox, kubeconfig: str, proxy_url: str) -> None:
         yaml.safe_dump(document, handle)
 
 
-def test_the_kubeconfigs_proxy_url_carries_the_reads_in_every_client_version(sandbox, tmp_path, monkeypatch):
+@pytest.mark.parametrize("ahead", [0, 3])
+def test_the_kubeconfigs_proxy_url_carries_the_reads_in_every_client_version(
+    sandbox, tmp_path, monkeypatch, ahead
+):
     # kubectl sends every request through a cluster's proxy-url (a loopback server included); clients
-    # before 37 do not read it by themselves.
+    # before 37 do not read it by themselves. Connections opened ahead go as urllib3 opens them for a
+    # request: a CONNECT tunnel, then TLS with the API server in it (never a TLS handshake with the proxy,
+    # which would then be sent the reads and their token).
     for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"):
         monkeypatch.delenv(name, raising=False)
     seen: list[str] = []
     with servers.LoopbackServer(servers.connect_proxy(seen)) as proxy:
         kubeconfig = str(tmp_path / "proxied-kubeconfig")
         _write_sandbox_kubeconfig(sandbox, kubeconfig, f"http://127.0.0.1:{proxy.port}")
-        with Cluster.connect(kubeconfig=kubeconfig, timeout=5.0) as view:
-            assert {node.name for node in view.nodes()} == {"node-1", "node-2"}
+        with Cluster.connect(kubeconfig=kubeconfig, timeout=5.0, preconnect=ahead) as view:
+            assert proxy.connections == ahead
+            time.sleep(0.2)  # the tickets arrive
+            assert view.version() and {node.name for node in view.nodes()} == {"node-1", "node-2"}
+            assert proxy.connections == max(ahead, 1)  # the reads went out on the tunnels opened ahead
     authority = urllib.parse.urlsplit(sandbox.server.url).netloc
-    assert seen and all(line.startswith(f"CONNECT {authority} HTTP/1.") for line in seen)
+    assert len(seen) == max(ahead, 1) and all(
+        line.startswith(f"CONNECT {authority} HTTP/1.") for line in seen
+    )
+
+
+@pytest.mark.parametrize(
+    ("proxy", "said"),
+    [
+        ("socks5://user:pass@127.0.0.1:1080", "is a SOCKS proxy, which kubernetes"),
+        ("http://[not-an-address", "is not a URL"),
+        ("ftp://user:pass@proxy.example:21", "is not an http://, https:// or socks5:// URL"),
+    ],
+)
+def test_a_proxy_the_client_cannot_use_is_said_in_one_line_without_its_address(
+    bare_environment, tmp_path, monkeypatch, proxy, said
+):
+    monkeypatch.setattr(cluster_module, "_socks_client", lambda: False)
+    kubeconfig = tmp_path / "kubeconfig"
+    # Not a loopback server: the environment's proxy applies to it.
+    _write_two_context_kubeconfig(
+        kubeconfig, "https://api.example.invalid:6443", "https://api.example.invalid:6443"
+    )
+    monkeypatch.setenv("HTTPS_PROXY", proxy)
+    with pytest.raises(ClusterError) as raised:
+        Cluster.connect(kubeconfig=str(kubeconfig), timeout=2.0)
+    message = str(raised.value)
+    assert raised.value.kind is ClusterErrorKind.NOT_CONFIGURED and said in message
+    assert "\n" not in message and "pass" not in message and "not-an-address" not in message
 
 
 def test_a_socks_proxy_url_the_client_cannot_use_is_said_in_one_line(sandbox, tmp_path, monkeypatch):

@@ -204,7 +204,7 @@ def with_options(query: dns.message.Message, options: list[tuple[int, bytes]]) -
     """An answer with one address and an OPT record carrying ``options`` as raw (code, bytes) pairs."""
     response = hostile.answer_with(query, ["127.0.10.57"])
     response.use_edns(0, 0, 1232, options=[dns.edns.GenericOption(code, data) for code, data in options])
-    return response.to_wire()
+    return response.to_wire(max_size=65535)
 
 
 def test_an_extended_error_whose_text_is_not_utf8_keeps_the_answer_and_the_code() -> None:
@@ -248,3 +248,43 @@ def test_any_options_leave_the_records_readable(options: list[tuple[int, bytes]]
     assert [str(item) for rrset in response.answer for item in rrset] == ["127.0.10.57"]
     for line in extended_errors(response):  # whatever the bytes: one printable line
         assert line.isprintable() and len(line) < 300
+
+
+def test_an_extended_error_text_thousands_of_bad_bytes_long_is_read_and_cut() -> None:
+    # Each bad byte becomes U+FFFD (three bytes): the repaired option must still fit its length field.
+    huge = [(15, (7).to_bytes(2, "big") + b"\xff" * 22_000)]
+    with hostile.HostileDns(lambda query, wire: [with_options(query, huge)]) as server:
+        answer = resolve_all(NAME, [server.resolver], timeout=TIMEOUT, families=("A",)).answers[0]
+    assert answer.ok and answer.addresses == ["127.0.10.57"]
+    (said,) = answer.extended_errors
+    assert said.startswith("Signature Expired (EDE 7): \ufffd") and len(said) < 300
+
+
+def test_a_client_subnet_option_with_bytes_left_over_is_left_out() -> None:
+    # Source prefix 24 needs 3 address bytes; 4 follow. Inside the OPT record dnspython refuses the rest.
+    too_long = [(8, (1).to_bytes(2, "big") + bytes([24, 0]) + bytes([192, 0, 2, 1]))]
+    with hostile.HostileDns(lambda query, wire: [with_options(query, too_long)]) as server:
+        answer = resolve_all(NAME, [server.resolver], timeout=TIMEOUT, families=("A",)).answers[0]
+    assert answer.ok and answer.addresses == ["127.0.10.57"]
+
+
+def test_the_tcp_retry_of_a_truncated_answer_is_read_as_tolerantly() -> None:
+    bad_text = [(15, (7).to_bytes(2, "big") + b"\xff")]
+
+    def truncated(query: dns.message.Message, wire: bytes) -> list[bytes]:
+        response = dns.message.make_response(query)
+        response.flags |= dns.flags.TC
+        return [response.to_wire()]
+
+    def whole(conn, query: dns.message.Message, server) -> None:
+        conn.sendall(hostile.tcp_framed(dns.message.from_wire(with_options(query, []))))
+
+    def whole_with_bad_option(conn, query: dns.message.Message, server) -> None:
+        answer = with_options(query, bad_text)
+        conn.sendall(len(answer).to_bytes(2, "big") + answer)
+
+    for tcp in (whole, whole_with_bad_option):
+        with hostile.HostileDns(truncated, tcp) as server:
+            answer = resolve_all(NAME, [server.resolver], timeout=TIMEOUT, families=("A",)).answers[0]
+            assert server.tcp_connections == 1
+        assert answer.ok and answer.addresses == ["127.0.10.57"], (tcp.__name__, answer)

@@ -569,7 +569,7 @@ def _exchange(query: dns.message.Message, server: tuple[str, int], deadline: flo
     if remaining <= 0:
         raise _BadAnswer("truncated over UDP (TC) and no time left to ask over TCP", truncated)
     try:
-        return dns.query.tcp(query, address, port=port, timeout=remaining)
+        return _tcp_exchange(query, (address, port), family, deadline)
     except dns.exception.Timeout:
         raise _BadAnswer(
             "truncated over UDP (TC); the TCP retry got no complete answer in time", truncated
@@ -581,6 +581,48 @@ def _exchange(query: dns.message.Message, server: tuple[str, int], deadline: flo
             else f"{type(error).__name__}: {error}"
         )
         raise _BadAnswer(f"truncated over UDP (TC); the TCP retry failed: {reason}", truncated) from None
+
+
+def _tcp_exchange(
+    query: dns.message.Message, server: tuple[str, int], family: int, deadline: float
+) -> dns.message.Message:
+    """Ask over TCP (RFC 1035 4.2.2: two bytes of length, then the message), read by :func:`_read_answer`
+    as an answer over UDP is; every step bounded by ``deadline``."""
+    wire = query.to_wire()
+    with socket.socket(family, socket.SOCK_STREAM) as tcp_socket:
+
+        def bounded() -> None:
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                raise dns.exception.Timeout
+            tcp_socket.settimeout(remaining)
+
+        def read(size: int) -> bytes:
+            data = b""
+            while len(data) < size:
+                bounded()
+                try:
+                    chunk = tcp_socket.recv(size - len(data))
+                except TimeoutError:
+                    raise dns.exception.Timeout from None
+                if not chunk:
+                    raise EOFError("the server closed the connection")
+                data += chunk
+            return data
+
+        bounded()
+        try:
+            tcp_socket.connect(server)
+            bounded()
+            tcp_socket.sendall(len(wire).to_bytes(2, "big") + wire)
+        except TimeoutError:
+            raise dns.exception.Timeout from None
+        answer = read(int.from_bytes(read(2), "big"))
+    problem, response = _read_answer(query, answer)
+    if problem is not None:
+        raise dns.exception.FormError(problem)
+    assert response is not None
+    return response
 
 
 def _read_answer(query: dns.message.Message, wire: bytes) -> tuple[str | None, dns.message.Message | None]:
@@ -618,7 +660,7 @@ def _read_without_bad_options(wire: bytes) -> dns.message.Message | None:
     parse is left out. None when there is nothing to repair or the rest does not parse either."""
     try:
         repaired = _repair_options(wire)
-    except (IndexError, ValueError):
+    except (IndexError, ValueError, OverflowError):
         return None
     if repaired is None:
         return None
@@ -651,7 +693,8 @@ def _repair_options(wire: bytes) -> bytes | None:
     offset = 12
     for _question in range(counts[0]):
         offset = _skip_name(wire, offset) + 4
-    for index in range(counts[1] + counts[2] + counts[3]):
+    records = counts[1] + counts[2] + counts[3]
+    for index in range(records):
         start = _skip_name(wire, offset)
         rdtype = int.from_bytes(wire[start : start + 2], "big")
         rdlength = int.from_bytes(wire[start + 8 : start + 10], "big")
@@ -659,8 +702,11 @@ def _repair_options(wire: bytes) -> bytes | None:
         if rdata_at + rdlength > len(wire):
             raise ValueError("record cut off")
         if rdtype == _OPT and index >= counts[1] + counts[2]:
+            if index != records - 1:
+                # A record after it (TSIG, SIG(0)) may point into what follows: its offsets would move.
+                return None
             options = _repaired_option_data(wire[rdata_at : rdata_at + rdlength])
-            if options is None:
+            if options is None or len(options) > 0xFFFF:
                 return None
             head = wire[: start + 8] + len(options).to_bytes(2, "big")
             return head + options + wire[rdata_at + rdlength :]
@@ -681,11 +727,16 @@ def _repaired_option_data(data: bytes) -> bytes | None:
             changed = True  # cut off: left out
             break
         try:
-            dns.edns.option_from_wire_parser(code, dns.wire.Parser(value))
+            parser = dns.wire.Parser(value)
+            dns.edns.option_from_wire_parser(code, parser)
+            if parser.remaining():  # inside the OPT record, dnspython refuses bytes an option left over
+                raise ValueError("bytes left over")
         except Exception:  # noqa: BLE001 - whatever the option's own parser raises on it
             changed = True
             if code == _EDE and size >= 2:
-                value = value[:2] + value[2:].decode("utf-8", "replace").encode("utf-8")
+                # Only so much of the text is shown (_EXTENDED_TEXT_MAX): the rest is not kept.
+                text = value[2:].decode("utf-8", "replace")[: 4 * _EXTENDED_TEXT_MAX]
+                value = value[:2] + text.encode("utf-8")
             else:
                 continue
         kept.append(code.to_bytes(2, "big") + len(value).to_bytes(2, "big") + value)
