@@ -1383,26 +1383,32 @@ class Cluster:
                 "no kubeconfig (looked at KUBECONFIG and ~/.kube/config) and not running "
                 "in a pod; pass --kubeconfig or set KUBECONFIG"
             )
-        _choose_proxy(configuration, environment.snapshot())
-        _check_proxy(configuration)
-        # One attempt per read: the caller's timeout is the whole budget, and a redirect is returned,
-        # not followed.
-        configuration.retries = urllib3.Retry(
-            total=0, redirect=0, raise_on_redirect=False, raise_on_status=False
-        )
-        configuration.connection_pool_maxsize = max(
-            configuration.connection_pool_maxsize or 0, _POOL_CONNECTIONS
-        )
-        # Service proxy paths keep their slashes (names never contain one, they are validated).
-        configuration.safe_chars_for_path_param = "/"
-        return cls(
-            configuration,
-            namespace=namespace or context_namespace or "default",
-            context=context_name,
-            timeout=float(timeout),
-            credentials_dir=credentials_dir,
-            preconnect=preconnect,
-        )
+        try:
+            _choose_proxy(configuration, environment.snapshot())
+            _check_proxy(configuration)
+            # One attempt per read: the caller's timeout is the whole budget, and a redirect is returned,
+            # not followed.
+            configuration.retries = urllib3.Retry(
+                total=0, redirect=0, raise_on_redirect=False, raise_on_status=False
+            )
+            configuration.connection_pool_maxsize = max(
+                configuration.connection_pool_maxsize or 0, _POOL_CONNECTIONS
+            )
+            # Service proxy paths keep their slashes (names never contain one, they are validated).
+            configuration.safe_chars_for_path_param = "/"
+            return cls(
+                configuration,
+                namespace=namespace or context_namespace or "default",
+                context=context_name,
+                timeout=float(timeout),
+                credentials_dir=credentials_dir,
+                preconnect=preconnect,
+            )
+        except BaseException:
+            # The decoded client key and certificates go now, not at the process's exit.
+            if credentials_dir is not None:
+                _remove_credentials_dir(credentials_dir)
+            raise
 
     @classmethod
     def from_settings(cls, settings: Any, preconnect: int = 0) -> Cluster:

@@ -1040,6 +1040,11 @@ def test_a_proxy_the_client_cannot_use_is_said_in_one_line_without_its_address(
     bare_environment, tmp_path, monkeypatch, proxy, said
 ):
     monkeypatch.setattr(cluster_module, "_socks_client", lambda: False)
+    made: list[str] = []
+    private_dir = cluster_module._private_credentials_dir
+    monkeypatch.setattr(
+        cluster_module, "_private_credentials_dir", lambda: made.append(private_dir()) or made[-1]
+    )
     kubeconfig = tmp_path / "kubeconfig"
     # Not a loopback server: the environment's proxy applies to it.
     _write_two_context_kubeconfig(
@@ -1051,6 +1056,7 @@ def test_a_proxy_the_client_cannot_use_is_said_in_one_line_without_its_address(
     message = str(raised.value)
     assert raised.value.kind is ClusterErrorKind.NOT_CONFIGURED and said in message
     assert "\n" not in message and "pass" not in message and "not-an-address" not in message
+    assert made and not any(os.path.exists(folder) for folder in made)  # the decoded credentials went too
 
 
 def test_a_socks_proxy_url_the_client_cannot_use_is_said_in_one_line(sandbox, tmp_path, monkeypatch):

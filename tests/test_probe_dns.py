@@ -219,3 +219,60 @@ def test_sandbox_slow_answer_beyond_the_timeout_is_a_timeout(sandbox_dns) -> Non
     assert time.perf_counter() - started < 0.5
     in_time = resolve_all("slow.sandbox.test", [sandbox_dns.address], timeout=2)
     assert in_time.addresses == ["127.0.10.58"] and in_time.answers[0].ms >= 400
+
+
+_SCOPED_RESOLVER = r"""
+import json, socket, sys, threading
+import dns.message, dns.rrset
+from pytest_reachability.probes.dns import resolve_all
+
+address = socket.getaddrinfo(
+    "fe80::53%lo", 0, socket.AF_INET6, socket.SOCK_DGRAM, 0, socket.AI_NUMERICHOST
+)[0][4]
+server = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+server.bind(address)
+server.settimeout(5)
+port = server.getsockname()[1]
+
+def answer():
+    wire, peer = server.recvfrom(4096)
+    query = dns.message.from_wire(wire)
+    response = dns.message.make_response(query)
+    response.answer.append(dns.rrset.from_text(query.question[0].name, 60, "IN", "A", "127.0.10.57"))
+    server.sendto(response.to_wire(), peer)
+
+threading.Thread(target=answer, daemon=True).start()
+report = resolve_all("api.scoped.test", [f"[fe80::53%lo]:{port}"], timeout=3, families=("A",))
+answer_ = report.answers[0]
+print(json.dumps({"addresses": answer_.addresses, "rcode": answer_.rcode, "error": answer_.error}))
+"""
+
+
+def test_a_link_local_resolver_with_its_scope_is_asked() -> None:
+    # fe80::53 on the loopback of a network namespace made here: a scope (%lo) the socket address must carry.
+    import json
+    import os
+    import subprocess
+    import sys
+    import uuid
+
+    if servers.require_tool("ip") is None or os.geteuid() != 0:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("this test needs root and ip (iproute2), and CI=true requires it to run")
+        pytest.skip("network namespaces need root and ip (iproute2)")
+    name = f"reach-dns-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["ip", "netns", "add", name], check=True, timeout=20)
+    try:
+        inside = ["ip", "netns", "exec", name]
+        subprocess.run([*inside, "ip", "link", "set", "lo", "up"], check=True, timeout=20)
+        subprocess.run(
+            [*inside, "ip", "-6", "addr", "add", "fe80::53/64", "dev", "lo", "nodad"], check=True, timeout=20
+        )
+        done = subprocess.run(
+            [*inside, sys.executable, "-c", _SCOPED_RESOLVER], capture_output=True, text=True, timeout=60
+        )
+    finally:
+        subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=20, check=False)
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found == {"addresses": ["127.0.10.57"], "rcode": "NOERROR", "error": None}

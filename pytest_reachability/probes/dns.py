@@ -533,13 +533,16 @@ def _exchange(query: dns.message.Message, server: tuple[str, int], deadline: flo
     family = (
         socket.AF_INET6 if ipaddress.ip_address(address.partition("%")[0]).version == 6 else socket.AF_INET
     )
+    # A link-local resolver's scope (fe80::1%eth0) goes into the socket address; a plain (host, port) pair
+    # would drop it and the connect would fail (EINVAL).
+    sockaddr = socket.getaddrinfo(address, port, family, socket.SOCK_DGRAM, 0, socket.AI_NUMERICHOST)[0][4]
     wire_query = query.to_wire()
     bad: str | None = None
     truncated: dns.message.Message | None = None
     # A connected UDP socket: an ICMP port unreachable then fails the read at once (ConnectionRefusedError)
     # instead of leaving it to wait out the timeout.
     with socket.socket(family, socket.SOCK_DGRAM) as udp_socket:
-        udp_socket.connect((address, port))
+        udp_socket.connect(sockaddr)
         udp_socket.send(wire_query)
         wait_until = deadline
         for _packet in range(_MAX_UDP_PACKETS):
@@ -569,7 +572,7 @@ def _exchange(query: dns.message.Message, server: tuple[str, int], deadline: flo
     if remaining <= 0:
         raise _BadAnswer("truncated over UDP (TC) and no time left to ask over TCP", truncated)
     try:
-        return _tcp_exchange(query, (address, port), family, deadline)
+        return _tcp_exchange(query, sockaddr, family, deadline)
     except dns.exception.Timeout:
         raise _BadAnswer(
             "truncated over UDP (TC); the TCP retry got no complete answer in time", truncated
@@ -584,7 +587,7 @@ def _exchange(query: dns.message.Message, server: tuple[str, int], deadline: flo
 
 
 def _tcp_exchange(
-    query: dns.message.Message, server: tuple[str, int], family: int, deadline: float
+    query: dns.message.Message, server: tuple[Any, ...], family: int, deadline: float
 ) -> dns.message.Message:
     """Ask over TCP (RFC 1035 4.2.2: two bytes of length, then the message), read by :func:`_read_answer`
     as an answer over UDP is; every step bounded by ``deadline``."""
