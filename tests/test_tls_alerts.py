@@ -178,8 +178,16 @@ def test_a_tls_1_3_server_asking_for_a_client_certificate_says_so_after_the_hand
 ) -> None:
     target = parse_target(f"https://{servers.HOST}:{openssl_mutual_tls_1_3}")
     result = http.probe_address(target, "127.0.0.1", timeout=TIMEOUT, ca_bundle=ca_file)
-    assert result.failure is Failure.RECV_ERROR
+    assert result.failure is Failure.RECV_ERROR  # as curl says it (exit 56)
     assert (
         "the server sent TLS alert certificate_required (116): the server requires a client certificate"
         in (result.detail)
     )
+    assert result.tls is not None and result.tls.alert == "certificate_required"
+    # The diagnosis reads it as the handshake's verdict (mutual TLS), not as a backend that crashed.
+    evidence = {**result.to_evidence(), "source": "dns"}
+    facts = E.facts_of(("http_probe", evidence), failed={"api-health": result.detail}, host=servers.HOST)
+    theory = R.tls_handshake(facts)
+    assert theory is not None and "alert certificate_required (116)" in theory.title
+    assert any("requires mutual TLS" in fix for fix in theory.fix)
+    assert R.edge_reset(facts) is None

@@ -8,7 +8,7 @@ read. More specific rules (DNS points elsewhere, pods crash, a NetworkPolicy dro
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..probes.tls import describe_alert
@@ -102,12 +102,13 @@ def _traffic_theory(
     confidence: float,
     extra_confirm: list[str] | None = None,
     sources: tuple[str, ...] = ("dns",),
+    keep: Callable[[Mapping[str, Any]], bool] | None = None,
     **fields: str,
 ) -> Theory | None:
-    """A theory over the probes failing with ``failures``; ``title`` may use {where}, {host}, {record},
-    {path} and ``fields`` (text from the peer goes in as a field, never into the template, so braces in it
-    stay text)."""
-    probes = failing_probes(facts, failures, sources)
+    """A theory over the probes failing with ``failures`` (those ``keep`` accepts); ``title`` may use
+    {where}, {host}, {record}, {path} and ``fields`` (text from the peer goes in as a field, never into the
+    template, so braces in it stay text)."""
+    probes = [p for p in failing_probes(facts, failures, sources) if keep is None or keep(p)]
     if not probes:
         return None
     addresses = _addresses(probes)
@@ -281,6 +282,8 @@ def edge_reset(facts: Facts) -> Theory | None:
             "check the pods' restarts and memory limits"
         ],
         0.6,
+        # A TLS alert instead of the response is the handshake's verdict (tls-handshake), not a crash.
+        keep=lambda probe: not (probe.get("tls") or {}).get("alert"),
     )
 
 
@@ -961,11 +964,17 @@ _ALERT_FIXES = {
 }
 
 
+def _after_handshake_alerts(facts: Facts) -> list[dict[str, Any]]:
+    """Requests a TLS 1.3 server ended with an alert on the first read (``certificate_required``: it judges
+    the client's certificate once the client's side of the handshake is done): still the handshake."""
+    return [p for p in _tls_failures(facts, ("recv_error",)) if (p.get("tls") or {}).get("alert")]
+
+
 def tls_handshake(facts: Facts) -> Theory | None:
     """The TLS handshake itself fails (not TLS at all, protocol or cipher mismatch, closed mid-handshake);
     when the server ended it with an alert (handshake_failure, protocol_version, unrecognized_name, ...),
     the alert says which."""
-    failures = _tls_failures(facts, ("tls_handshake",))
+    failures = _tls_failures(facts, ("tls_handshake",)) or _after_handshake_alerts(facts)
     if not failures:
         return None
     detail = str(failures[0].get("detail") or "")
@@ -975,10 +984,11 @@ def tls_handshake(facts: Facts) -> Theory | None:
         return _tls_theory(
             facts,
             "tls-handshake",
-            ("tls_handshake",),
+            ("tls_handshake", "recv_error"),
             "the TLS handshake with {address} fails: the server ends it with alert " + describe_alert(alert),
             0.8 if alert in _ALERT_FIXES else 0.7,
             [_ALERT_FIXES.get(alert, fix).replace("{host}", str(facts.context.host or "the host"))],
+            failures,
         )
     if "plain HTTP" in detail or "did not answer TLS" in detail:
         why = (

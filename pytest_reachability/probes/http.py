@@ -335,6 +335,11 @@ def probe_address(
         _check_answer(result, expect_status, expect_body)
     except ProbeFailure as classified:
         result.failure, result.detail = classified.failure, classified.detail
+        late_alert = classified.facts.get("alert")
+        if late_alert and result.tls is not None:
+            # TLS 1.3: the server judges the client's certificate (or its absence) after the client's side
+            # of the handshake is done, and says so with an alert on the first read.
+            result.tls.alert = str(late_alert)
     result.phases["total"] = dns_ms + (time.perf_counter() - started) * 1000
     result.curl = curl_command(
         target,
@@ -499,7 +504,9 @@ class _Reader:
             alert = received_alert(error.reason, str(error))  # TLS 1.3 asks for a client certificate late
             if alert is not None:
                 sent = describe_alert(alert, "the server ended the connection")
-                raise ProbeFailure(Failure.RECV_ERROR, f"{what}: the server sent TLS alert {sent}") from None
+                raise ProbeFailure(
+                    Failure.RECV_ERROR, f"{what}: the server sent TLS alert {sent}", alert=alert
+                ) from None
             raise ProbeFailure(Failure.RECV_ERROR, f"{what}: TLS error {error.reason or error}") from None
         except OSError as error:
             hint = ""
