@@ -1034,6 +1034,8 @@ _METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,a
 # Reads run side by side (every kind at session start, a fleet's targets): pooled connections to the API
 # server are kept for as many of them, not opened anew and dropped (the client's default is five per CPU).
 _POOL_CONNECTIONS = 32
+# Seconds the connections opened ahead are still waited for once the client is built.
+_PRECONNECT_GRACE = 1.0
 _CLIENT_VERSION = getattr(k8s, "__version__", "?")
 
 # A client used only to turn models into wire dicts and raw bodies into models; it never opens a connection.
@@ -1325,7 +1327,9 @@ class Cluster:
         self._discovery = k8s.DiscoveryV1Api(api_client)
         self._networking = k8s.NetworkingV1Api(api_client)
         self._version = k8s.VersionApi(api_client)
-        deadline = time.monotonic() + 2 * timeout
+        # Waited for a little longer than the import (a distant server's handshakes), never a timeout: an API
+        # server that does not answer would otherwise cost its timeout here and again in the first read.
+        deadline = time.monotonic() + min(_PRECONNECT_GRACE, timeout)
         for thread in opening:
             thread.join(max(0.0, deadline - time.monotonic()))
 
@@ -1392,7 +1396,10 @@ class Cluster:
                 total=0, redirect=0, raise_on_redirect=False, raise_on_status=False
             )
             configuration.connection_pool_maxsize = max(
-                configuration.connection_pool_maxsize or 0, _POOL_CONNECTIONS
+                # Twice: reads that start while connections opened ahead are still in flight (a server
+                # that does not answer) take slots of their own, and neither is discarded with a warning.
+                configuration.connection_pool_maxsize or 0,
+                2 * _POOL_CONNECTIONS,
             )
             # Service proxy paths keep their slashes (names never contain one, they are validated).
             configuration.safe_chars_for_path_param = "/"
