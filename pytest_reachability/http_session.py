@@ -125,6 +125,15 @@ class BoundedAdapter(HTTPAdapter):
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
 
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        """Through a proxy too, the request's deadline can cut its connections, and a connection opened
+        ahead survives the server's TLS 1.3 tickets (a SOCKS proxy's own pool classes are kept)."""
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        classes = getattr(manager, "pool_classes_by_scheme", None)
+        if isinstance(classes, dict) and classes.get("https") is urllib3.HTTPSConnectionPool:
+            manager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+        return manager
+
 
 class PinnedAddressAdapter(BoundedAdapter):
     """curl ``--resolve`` for requests: connect to ``address`` while Host and SNI stay ``host``.
@@ -237,10 +246,14 @@ class TargetSession(requests.Session):
         pin = getattr(adapter, "pin", None)
         if pin is not None:
             pin(request)
+        # Through the proxy the requests will take (read once from the environment), tunnel and all.
+        proxies = dict(self.proxies) or None
         if hasattr(adapter, "get_connection_with_tls_context"):  # requests >= 2.32
-            pool = adapter.get_connection_with_tls_context(request, self.verify, proxies=None, cert=self.cert)
+            pool = adapter.get_connection_with_tls_context(
+                request, self.verify, proxies=proxies, cert=self.cert
+            )
         else:  # requests 2.31: what its send() does
-            pool = adapter.get_connection(request.url, None)
+            pool = adapter.get_connection(request.url, proxies)
             adapter.cert_verify(pool, request.url, self.verify, self.cert)
         open_idle(pool, self.timeout)
 

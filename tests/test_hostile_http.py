@@ -312,6 +312,29 @@ def test_session_slowloris_ends_at_twice_the_timeout() -> None:
         assert time.perf_counter() - started < 2 * TIMEOUT + 1
 
 
+def test_session_slowloris_through_a_proxy_ends_at_twice_the_timeout(ca, ca_file, monkeypatch) -> None:
+    # The deadline cuts the connections of a request sent through a proxy's tunnel too.
+    import ssl
+
+    for name in ("HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(tls)
+    slow = hostile.slowloris(b"HTTP/1.1 200 OK\r\nX-Slow: " + b"s" * 100 + b"\r\n\r\n")
+    with (
+        servers.LoopbackServer(slow, tls=tls) as server,
+        servers.LoopbackServer(servers.connect_proxy([])) as proxy,
+    ):
+        monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{proxy.port}")
+        target = parse_target(f"https://127.0.0.1:{server.port}")
+        started = time.perf_counter()
+        with TargetSession(target, timeout=TIMEOUT, ca_bundle=ca_file) as session:
+            with pytest.raises(requests.exceptions.ReadTimeout, match="no complete response"):
+                session.get("/health")
+        assert time.perf_counter() - started < 2 * TIMEOUT + 1
+        assert proxy.connections == 1  # it did go through the proxy
+
+
 @pytest.mark.parametrize("behaviour", [hostile.gzip_bomb, hostile.endless_body], ids=["gzip-bomb", "endless"])
 def test_session_bodies_stop_at_the_cap(behaviour) -> None:
     with servers.LoopbackServer(behaviour) as server:

@@ -140,3 +140,45 @@ def test_an_idle_connection_the_server_wrote_on_is_not_reused(
     with preconnected(chatty, scheme, ca, ca_file) as (server, session):
         assert session.get("/health").json() == {"status": "ok"}
         assert server.connections == 2
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_preconnect_goes_through_the_proxy_the_requests_take(
+    scheme: str, ca: trustme.CA, ca_file: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The proxy is read once from the environment; the connection opened ahead goes where the first request
+    # would go (a CONNECT tunnel for https), and that request uses it.
+    for name in (
+        "HTTPS_PROXY",
+        "https_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+        "NO_PROXY",
+        "no_proxy",
+        "ALL_PROXY",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    behaviour, seen = KeepAlive(), []
+    tls = None
+    if scheme == "https":
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ca.issue_cert("127.0.0.1").configure_cert(tls)
+    with (
+        servers.LoopbackServer(behaviour, tls=tls) as server,
+        servers.LoopbackServer(servers.connect_proxy(seen)) as proxy,
+    ):
+        monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{proxy.port}")
+        with TargetSession(
+            parse_target(f"{scheme}://127.0.0.1:{server.port}"), timeout=TIMEOUT, ca_bundle=ca_file
+        ) as session:
+            session.preconnect()
+            settle(lambda: proxy.connections == int(scheme == "https"))
+            if scheme == "https":
+                assert session.get("/health").json() == {"status": "ok"}
+                assert (proxy.connections, server.connections, behaviour.requests) == (1, 1, 1)
+                assert seen == [f"CONNECT 127.0.0.1:{server.port} HTTP/1.0"] or all(
+                    line.startswith(f"CONNECT 127.0.0.1:{server.port} HTTP/1.") for line in seen
+                )
+            else:  # HTTPS_PROXY is not for http:// URLs: nothing goes through it
+                assert session.get("/health").status_code == 200
+                assert (proxy.connections, server.connections) == (0, 1)
