@@ -240,6 +240,15 @@ def probe(target: TargetLike, settings: Any, **options: Any) -> list[ProbeResult
     )
 
 
+def _record_failure(result: ProbeResult, classified: ProbeFailure) -> None:
+    result.failure, result.detail = classified.failure, classified.detail
+    late_alert = classified.facts.get("alert")
+    if late_alert and result.tls is not None:
+        # TLS 1.3: the server judges the client's certificate (or its absence) after the client's side of
+        # the handshake is done, and says so with an alert on the first read.
+        result.tls.alert = str(late_alert)
+
+
 def probe_address(
     target: TargetLike,
     address: str,
@@ -334,12 +343,7 @@ def probe_address(
             hop_url = next_url
         _check_answer(result, expect_status, expect_body)
     except ProbeFailure as classified:
-        result.failure, result.detail = classified.failure, classified.detail
-        late_alert = classified.facts.get("alert")
-        if late_alert and result.tls is not None:
-            # TLS 1.3: the server judges the client's certificate (or its absence) after the client's side
-            # of the handshake is done, and says so with an alert on the first read.
-            result.tls.alert = str(late_alert)
+        _record_failure(result, classified)
     result.phases["total"] = dns_ms + (time.perf_counter() - started) * 1000
     result.curl = curl_command(
         target,
