@@ -22,7 +22,7 @@ from urllib3.util.retry import Retry
 
 from . import environment
 from . import evidence as evidence_mod
-from .idle_connections import TicketTolerantHTTPSConnection, open_idle
+from .idle_connections import TicketTolerantHTTPSConnection, open_idle, replace_stock_pools
 
 BODY_EXCERPT = 512
 # A response body is read up to this many (decoded) bytes; a larger one -- a gzip bomb, an endless stream --
@@ -129,9 +129,7 @@ class BoundedAdapter(HTTPAdapter):
         """Through a proxy too, the request's deadline can cut its connections, and a connection opened
         ahead survives the server's TLS 1.3 tickets (a SOCKS proxy's own pool classes are kept)."""
         manager = super().proxy_manager_for(proxy, **proxy_kwargs)
-        classes = getattr(manager, "pool_classes_by_scheme", None)
-        if isinstance(classes, dict) and classes.get("https") is urllib3.HTTPSConnectionPool:
-            manager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+        replace_stock_pools(manager, {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool})
         return manager
 
 

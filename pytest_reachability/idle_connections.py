@@ -50,13 +50,17 @@ class TicketTolerantHTTPSPool(urllib3.HTTPSConnectionPool):
     ConnectionCls = TicketTolerantHTTPSConnection
 
 
-def tolerate_tickets(pool_manager: Any) -> None:
-    """Make ``pool_manager``'s HTTPS pools keep connections opened ahead (see above).
+def replace_stock_pools(pool_manager: Any, classes: dict[str, type]) -> None:
+    """Give ``pool_manager`` these pool classes (by scheme) when its own are urllib3's stock ones: a SOCKS
+    proxy manager's pools, or any other, are left alone."""
+    current = getattr(pool_manager, "pool_classes_by_scheme", None)
+    if isinstance(current, dict) and current.get("https") is urllib3.HTTPSConnectionPool:
+        pool_manager.pool_classes_by_scheme = {**current, **classes}
 
-    Only a stock pool class is replaced: a SOCKS proxy manager's pools (or any other) are left alone."""
-    classes = getattr(pool_manager, "pool_classes_by_scheme", None)
-    if isinstance(classes, dict) and classes.get("https") is urllib3.HTTPSConnectionPool:
-        pool_manager.pool_classes_by_scheme = {**classes, "https": TicketTolerantHTTPSPool}
+
+def tolerate_tickets(pool_manager: Any) -> None:
+    """Make ``pool_manager``'s HTTPS pools keep connections opened ahead (see above)."""
+    replace_stock_pools(pool_manager, {"https": TicketTolerantHTTPSPool})
 
 
 def open_idle(pool: Any, timeout: float) -> None:
