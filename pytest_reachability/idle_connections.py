@@ -17,6 +17,7 @@ from typing import Any
 
 import urllib3
 from urllib3.util.proxy import connection_requires_http_tunnel
+from urllib3.util.wait import wait_for_read
 
 
 class TicketTolerantHTTPSConnection(urllib3.connection.HTTPSConnection):
@@ -27,23 +28,40 @@ class TicketTolerantHTTPSConnection(urllib3.connection.HTTPSConnection):
         """Whether an idle connection may carry the next request. urllib3 says no as soon as the socket is
         readable, but a TLS 1.3 server sends its session tickets after the handshake: a connection opened
         ahead and not yet read from would be dropped for them (and opened again). The records waiting are
-        read here first, without blocking; application data or the end of the stream still mean the
-        connection is not reusable."""
+        read here first, without blocking, until the socket is quiet -- a ticket may land between the read
+        and the look (two records relayed apart, or this thread paused between the two); application data
+        or the end of the stream still mean the connection is not reusable."""
         sock = self.sock
-        if isinstance(sock, ssl.SSLSocket):
-            timeout = sock.gettimeout()
-            try:
-                sock.settimeout(0.0)
-                if sock.recv(1) is not None:  # a byte nobody asked for, or b"": closed
-                    return False
-            except (ssl.SSLWantReadError, BlockingIOError):
-                pass  # only handshake messages (tickets) were waiting: consumed
-            except OSError:
+        if not isinstance(sock, ssl.SSLSocket):
+            return bool(super().is_connected)
+        for _ in range(_MAX_QUIET_CHECKS):
+            if sock.pending():  # application data already decrypted: a stray answer
                 return False
-            finally:
-                with contextlib.suppress(OSError):
-                    sock.settimeout(timeout)
-        return bool(super().is_connected)
+            if not wait_for_read(sock, timeout=0.0):
+                return True
+            if not _only_handshake_records(sock):
+                return False
+        return False  # records still arriving: a fresh connection is the safe choice
+
+
+_MAX_QUIET_CHECKS = 8  # a server sends a ticket or two (OpenSSL: 2 by default); more is not waited for
+
+
+def _only_handshake_records(sock: ssl.SSLSocket) -> bool:
+    """Read what is waiting on ``sock`` without blocking: True when that was only TLS handshake messages
+    (tickets, consumed), False for a byte nobody asked for, the end of the stream or an error."""
+    timeout = sock.gettimeout()
+    try:
+        sock.settimeout(0.0)
+        sock.recv(1)  # returns a byte nobody asked for, or b"": closed
+        return False
+    except (ssl.SSLWantReadError, BlockingIOError):
+        return True
+    except OSError:
+        return False
+    finally:
+        with contextlib.suppress(OSError):
+            sock.settimeout(timeout)
 
 
 class TicketTolerantHTTPSPool(urllib3.HTTPSConnectionPool):

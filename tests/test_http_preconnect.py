@@ -142,6 +142,34 @@ def test_an_idle_connection_the_server_wrote_on_is_not_reused(
         assert server.connections == 2
 
 
+def test_a_ticket_that_lands_between_the_read_and_the_look_does_not_drop_the_connection(
+    ca: trustme.CA, ca_file: str
+) -> None:
+    """The idle check reads the TLS 1.3 tickets waiting, then looks whether the socket is quiet. When the
+    thread pauses between the two (or a relay forwards the two tickets apart), a ticket lands in between:
+    the connection is still reusable. Here the first read comes before the server's tickets (as if it ran
+    a moment earlier) and the tickets have arrived by the look."""
+    behaviour = KeepAlive()
+    with preconnected(behaviour, "https", ca, ca_file) as (server, session):
+        adapter = session.get_adapter(session.base_url)
+        (pool,) = (adapter.poolmanager.pools[key] for key in adapter.poolmanager.pools.keys())
+        (connection,) = (each for each in list(pool.pool.queue) if each is not None)
+        sock, calls = connection.sock, []
+        real_recv = sock.recv
+
+        def recv_before_the_tickets(*args):
+            calls.append(args)
+            if len(calls) == 1:
+                raise ssl.SSLWantReadError("nothing had arrived yet")
+            return real_recv(*args)
+
+        sock.recv = recv_before_the_tickets
+        assert session.get("/health").json() == {"status": "ok"}
+        assert (server.connections, behaviour.requests, behaviour.spoken) == (1, 1, 1)
+        assert len(calls) >= 2  # the tickets that had arrived were read by the check
+    assert server.errors == []
+
+
 @pytest.mark.parametrize("scheme", ["http", "https"])
 def test_preconnect_goes_through_the_proxy_the_requests_take(
     scheme: str, ca: trustme.CA, ca_file: str, monkeypatch: pytest.MonkeyPatch
