@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-import json
 import os
 import sys
 from collections.abc import Sequence
 
-from . import probes
+from . import jsontext, probes
 from .config import Settings, resolve_settings
 from .probes.dns import MAX_ADDRESSES_PER_FAMILY
 from .probes.http import ProbeResult, tls_context
@@ -154,7 +153,7 @@ def run_merge(args: argparse.Namespace) -> int:
                 merge.write_atomically(path, render(shards, title=args.title))
         if args.results_json:
             merge.write_atomically(
-                args.results_json, json.dumps(merge.merged_document(shards), indent=2) + "\n"
+                args.results_json, jsontext.dumps(merge.merged_document(shards), indent=2) + "\n"
             )
     except OSError as error:
         raise UsageProblem(
@@ -195,7 +194,7 @@ def run_probe(args: argparse.Namespace) -> int:
     # masked as the plugin masks its outputs, with the same secrets (environment, kubeconfig, --mask).
     redact = Redactor(collect_secrets(settings))
     if args.json:
-        print(json.dumps([redact(_json_row(result)) for result in results], indent=2))
+        print(jsontext.dumps([redact(_json_row(result)) for result in results], indent=2))
     else:
         if report is not None and not report.literal:
             print(redact(_dns_line(report)))

@@ -41,7 +41,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config import kube_config as _kube_config_module
 from kubernetes.config.config_exception import ConfigException
 
-from . import environment
+from . import environment, jsontext
 from .idle_connections import open_many, tolerate_tickets
 from .k8s import controller_owner
 
@@ -804,7 +804,7 @@ def _status_body(body: Any) -> dict[str, Any] | None:
     if not isinstance(body, str) or not body.lstrip().startswith("{"):
         return None
     try:
-        parsed = json.loads(body)
+        parsed = jsontext.loads(body)
     except ValueError:
         return None
     return parsed if isinstance(parsed, dict) and parsed.get("kind") == "Status" else None
@@ -1499,7 +1499,7 @@ class Cluster:
         # Parsed here rather than by the client's strict model: some servers omit fields it requires.
         response = self._call(_Request("get", "version"), self._version.get_code, _preload_content=False)
         try:
-            info = json.loads(_read_capped(response, 64 * 1024, time.monotonic() + self.timeout)[0])
+            info = jsontext.loads(_read_capped(response, 64 * 1024, time.monotonic() + self.timeout)[0])
         except (ValueError, urllib3.exceptions.HTTPError, OSError) as error:
             raise classify(error, _Request("get", "version"), self.server, timeout=self.timeout) from None
         finally:
@@ -1574,7 +1574,7 @@ class Cluster:
             body, truncated = _read_capped(response, _LIST_LIMIT, time.monotonic() + self.timeout)
             if truncated:
                 raise ValueError(f"list larger than {_LIST_LIMIT // (1024 * 1024)} MiB")
-            document = json.loads(body)
+            document = jsontext.loads(body)
             for item in document.get("items") or []:
                 if isinstance(item, dict) and item.get("endpoints") is None:
                     item["endpoints"] = []

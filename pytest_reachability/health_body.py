@@ -21,9 +21,10 @@ A body that is not JSON (or JSON without any status) says nothing either way: ``
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
+
+from . import jsontext
 
 HEALTHY_WORDS = frozenset(
     {
@@ -163,7 +164,7 @@ def read_health(body: str | bytes | Any) -> HealthReading:
         if text.endswith("...") and not text.endswith("}") and not text.endswith("]"):
             text = text[:-3]  # an excerpt cut by the probe: try it whole first, then as cut
         try:
-            document = json.loads(text)
+            document = jsontext.loads(text)
         except ValueError:
             return HealthReading(shape="not-json")
     if not isinstance(document, dict):

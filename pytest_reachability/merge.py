@@ -25,7 +25,6 @@ passes through ``redact`` once more. This module does not import pytest.
 from __future__ import annotations
 
 import html
-import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from . import jsontext
 from .atomic import write_atomically
 from .redact import redact
 from .report.json import SCHEMA_MAJOR, SCHEMA_VERSION, ResultsFileError, read_results_json
@@ -125,7 +125,7 @@ def _redact(value: Any) -> Any:
 def _merged_document(path: Path) -> dict[str, Any] | None:
     """The file as a merged document, or None when it is not one (or not readable JSON)."""
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        document = jsontext.loads(path.read_text(encoding="utf-8"), numbers_only=True)
     except (OSError, UnicodeDecodeError, ValueError):
         return None
     return document if isinstance(document, dict) and document.get("kind") == MERGE_KIND else None

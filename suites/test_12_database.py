@@ -94,7 +94,7 @@ def read_health_answer(http: Any, path: str) -> HealthAnswer:
     ms = round((time.perf_counter() - started) * 1000, 1)
     try:
         document = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deeply
         document = None
     return HealthAnswer(url, response.status_code, document, response.text[:200], ms, None)
 

@@ -141,7 +141,7 @@ def run_flow(integration_config: Any, http: Any, evidence: Any) -> None:
         if step.expect or step.save:
             try:
                 document = response.json()
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: nested too deeply
                 check(
                     False,
                     excerpt(response),

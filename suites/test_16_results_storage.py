@@ -91,7 +91,7 @@ def send(http, method: str, path: str, **kwargs: Any) -> Step:
         step.status, step.text = response.status_code, response.text
         try:
             step.document = response.json() if response.content else None
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deeply
             step.document = None
     step.ms = round((time.perf_counter() - started) * 1000, 1)
     return step

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import base64
 import ipaddress
-import json
 import logging
 import re
 import shlex
@@ -32,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
+from .. import jsontext
 from .dns import SYSTEM, DnsReport, is_ip_literal
 from .failures import Classified, Failure, ProbeFailure, log_result
 from .tcp import (
@@ -765,7 +765,7 @@ def body_problem(body: bytes, expected: BodyExpectation, *, truncated: bool = Fa
         )
     if isinstance(expected, Mapping):
         try:
-            document = json.loads(body)
+            document = jsontext.loads(body)
         except ValueError:
             cut = " (truncated at the cap)" if truncated else ""
             return f"body is not JSON{cut}: {excerpt!r}"

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from .. import jsontext
 from ..atomic import write_atomically
 from ..redact import Redactor
 from ..results import BUILTIN_SECTIONS, RunResults, iso_utc
@@ -163,7 +164,7 @@ def schema_path(version: str = SCHEMA_VERSION) -> Path:
 
 def write_json_atomically(path: str | os.PathLike[str], data: Any) -> Path:
     """Write ``data`` as JSON to ``path`` via a temporary file and rename: never a half-written file."""
-    return write_atomically(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    return write_atomically(path, jsontext.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 def write_results_json(
@@ -188,7 +189,7 @@ def read_results_json(path: str | os.PathLike[str]) -> dict[str, Any]:
     A JSON object, a known major ``schema_version``, the top-level keys present."""
     shown = str(path)
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data = jsontext.loads(Path(path).read_text(encoding="utf-8"), numbers_only=True)
     except FileNotFoundError:
         raise ResultsFileError(f"results file {shown!r} not found") from None
     except (OSError, UnicodeDecodeError) as error:
@@ -199,6 +200,8 @@ def read_results_json(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ResultsFileError(
             f"results file {shown!r} is not JSON: {error.msg} at line {error.lineno}"
         ) from None
+    except jsontext.NotJSON as error:
+        raise ResultsFileError(f"results file {shown!r} is not JSON: {error}") from None
     if not isinstance(data, dict):
         raise ResultsFileError(f"results file {shown!r} is not a JSON object")
     version = data.get("schema_version")
