@@ -1000,6 +1000,41 @@ def _new_configuration() -> k8s.Configuration:
     return configuration
 
 
+def _build_client(configuration: k8s.Configuration, **headers: str) -> _GetOnlyApiClient:
+    """A GET-only client for ``configuration``, its proxy (already chosen) used as the client would use it.
+
+    Clients 29 to 36 ask requests whether a proxied server is exempt (``should_bypass_proxies``), which
+    sets ``os.environ["no_proxy"]`` for a moment and iterates the environment, in whichever thread builds
+    the client: another thread reading the environment then (Python or C ``getenv``) may see it changed or
+    fail. The exemption was decided already (:func:`_choose_proxy`), so those clients are built without
+    the proxy and given urllib3's proxy manager with the same settings, as their ``RESTClientObject`` makes
+    it. Other clients are built as they are (and built again when the environment changed meanwhile)."""
+    proxy = configuration.proxy
+    if not proxy or not _client_asks_requests_for_exemptions():
+        return environment.retried(lambda: _GetOnlyApiClient(configuration, **headers))
+    configuration.proxy = None
+    try:
+        client = _GetOnlyApiClient(configuration, **headers)
+    finally:
+        configuration.proxy = proxy
+    direct = client.rest_client.pool_manager
+    client.rest_client.pool_manager = urllib3.ProxyManager(
+        proxy,
+        num_pools=getattr(direct.pools, "_maxsize", 4),
+        proxy_headers=configuration.proxy_headers,
+        **direct.connection_pool_kw,
+    )
+    direct.clear()
+    return client
+
+
+def _client_asks_requests_for_exemptions() -> bool:
+    import requests.utils
+    from kubernetes.client import rest
+
+    return getattr(rest, "should_bypass_proxies", None) is requests.utils.should_bypass_proxies
+
+
 class _GetOnlyApiClient(k8s.ApiClient):
     """The one door to the network: anything but GET is refused before it is sent.
 
@@ -1301,13 +1336,11 @@ class Cluster:
         credentials_dir: str | None = None,
         preconnect: int = 0,
     ) -> None:
-        # The view builds its own client so that every request passes the GET-only door. Clients before 37
-        # ask requests whether a proxied server is exempt, which iterates the environment: built again when
-        # it changed meanwhile.
-        api_client = environment.retried(lambda: _GetOnlyApiClient(configuration))
+        # The view builds its own client so that every request passes the GET-only door.
+        api_client = _build_client(configuration)
         self._api_client = api_client
-        self._metadata_client = environment.retried(
-            lambda: _GetOnlyApiClient(configuration, header_name="Accept", header_value=_METADATA_ONLY)
+        self._metadata_client = _build_client(
+            configuration, header_name="Accept", header_value=_METADATA_ONLY
         )
         # Same server, same credentials: the metadata reads use the connections the other reads opened
         # (a distant API server charges a new TCP and TLS handshake per new connection).

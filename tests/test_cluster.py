@@ -1049,6 +1049,42 @@ def test_the_kubeconfigs_proxy_url_carries_the_reads_in_every_client_version(
     )
 
 
+def test_building_a_proxied_client_never_writes_the_environment(sandbox, tmp_path, monkeypatch):
+    # Clients 29 to 36 set os.environ["no_proxy"] for a moment while they decide whether a proxied server
+    # is exempt; any thread reading the environment then may see it changed. The reads still go through
+    # the kubeconfig's proxy-url (CONNECT), the environment untouched.
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    writes: list[str] = []
+    set_item, del_item = os._Environ.__setitem__, os._Environ.__delitem__
+
+    def recording_set(environ, key, value):
+        writes.append(f"set {key}")
+        set_item(environ, key, value)
+
+    def recording_del(environ, key):
+        writes.append(f"del {key}")
+        del_item(environ, key)
+
+    seen: list[str] = []
+    with servers.LoopbackServer(servers.connect_proxy(seen)) as proxy:
+        kubeconfig = str(tmp_path / "proxied-kubeconfig")
+        _write_sandbox_kubeconfig(sandbox, kubeconfig, f"http://127.0.0.1:{proxy.port}")
+        monkeypatch.setattr(os._Environ, "__setitem__", recording_set)
+        monkeypatch.setattr(os._Environ, "__delitem__", recording_del)
+        try:
+            view = Cluster.connect(kubeconfig=kubeconfig, timeout=5.0)
+        finally:
+            monkeypatch.setattr(os._Environ, "__setitem__", set_item)
+            monkeypatch.setattr(os._Environ, "__delitem__", del_item)
+        with view:
+            assert view.version() and {node.name for node in view.nodes()} == {"node-1", "node-2"}
+            # a read through the metadata client
+            assert view.secrets_exist("default", ["absent-secret"]) == {"absent-secret": False}
+    assert writes == []
+    assert seen and all(line.startswith("CONNECT ") for line in seen)
+
+
 @pytest.mark.parametrize(
     ("proxy", "said"),
     [
