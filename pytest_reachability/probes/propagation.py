@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -32,7 +33,15 @@ import dns.rcode
 import dns.rdatatype
 
 from ..results import iso_utc
-from .dns import SYSTEM, _BadAnswer, _exchange, parse_resolver
+from .dns import (
+    _NO_EDNS_RCODES,
+    EDNS_PAYLOAD,
+    SYSTEM,
+    _BadAnswer,
+    _exchange,
+    extended_errors,
+    parse_resolver,
+)
 
 __all__ = [
     "DNS_PORT",
@@ -47,6 +56,7 @@ __all__ = [
 DNS_PORT = 53
 MAX_NAMESERVERS = 4  # authoritative servers asked (zones rarely list more; each costs a query)
 _FAMILIES = (dns.rdatatype.A, dns.rdatatype.AAAA)
+_ANSWERS = (dns.rcode.NOERROR, dns.rcode.NXDOMAIN)  # the name has addresses, or has none
 
 
 @dataclass
@@ -195,10 +205,24 @@ def _ask(
     *,
     recursion: bool = True,
 ) -> dns.message.Message:
-    query = dns.message.make_query(name, rdtype)
+    """The server's answer, asked with EDNS as stub resolvers ask today (a resolver says why it failed, RFC
+    8914 extended errors, only to a query carrying an OPT record); asked again without it when the server
+    does not speak EDNS (FORMERR, or NOTIMP/SERVFAIL, without an OPT record: RFC 6891 section 7)."""
+    response = _exchange(_query(name, rdtype, recursion, edns=True), server, deadline)
+    if response.rcode() in _NO_EDNS_RCODES and response.edns < 0:
+        response = _exchange(_query(name, rdtype, recursion, edns=False), server, deadline)
+    return response
+
+
+def _query(name: str | dns.name.Name, rdtype: int, recursion: bool, *, edns: bool) -> dns.message.Message:
+    query = (
+        dns.message.make_query(name, rdtype, use_edns=0, payload=EDNS_PAYLOAD)
+        if edns
+        else dns.message.make_query(name, rdtype)
+    )
     if not recursion:
         query.flags &= ~dns.flags.RD
-    return _exchange(query, server, deadline)
+    return query
 
 
 def _server_text(server: tuple[str, int]) -> str:
@@ -225,24 +249,10 @@ def _answer_for(
         thread.start()
     for thread in threads:
         thread.join(max(0.0, deadline - time.perf_counter()) + 0.5)
-    ttls = []
-    for rdtype in _FAMILIES:
-        reply = replies.get(rdtype)
-        if not isinstance(reply, dns.message.Message):
-            answer.error = answer.error or _error_text(reply)
-            continue
-        answer.rcode = dns.rcode.to_text(reply.rcode())
-        answer.authoritative = answer.authoritative or bool(reply.flags & dns.flags.AA)
-        for rrset in reply.answer:
-            if rrset.rdtype == rdtype:
-                answer.addresses += [item.address for item in rrset if item.address not in answer.addresses]
-                ttls.append(rrset.ttl)
-            elif rrset.rdtype == dns.rdatatype.CNAME:
-                target = rrset[0].target.to_text(omit_final_dot=True)
-                if target not in answer.cnames:
-                    answer.cnames.append(target)
-                ttls.append(rrset.ttl)
+    ttls = [ttl for rdtype in _FAMILIES for ttl in _read_family(answer, rdtype, replies.get(rdtype))]
     answer.ttl = min(ttls) if ttls else None
+    if not answer.addresses and not answer.cnames and answer.error is None:
+        answer.error = _failed_rcode(replies.get(rdtype) for rdtype in _FAMILIES)
     soa = replies.get(dns.rdatatype.SOA)
     if isinstance(soa, dns.message.Message):
         for rrset in soa.answer + soa.authority:
@@ -252,6 +262,37 @@ def _answer_for(
     if answer.error and answer.addresses:
         answer.error = None  # one family answered: the other's silence is not the server's failure
     return answer
+
+
+def _read_family(answer: ServerAnswer, rdtype: int, reply: Any) -> list[int]:
+    """Fold one family's reply (or the error raised asking for it) into ``answer``; the TTLs it carried."""
+    if not isinstance(reply, dns.message.Message):
+        answer.error = answer.error or _error_text(reply)
+        return []
+    ttls = []
+    answer.rcode = dns.rcode.to_text(reply.rcode())
+    answer.authoritative = answer.authoritative or bool(reply.flags & dns.flags.AA)
+    for rrset in reply.answer:
+        if rrset.rdtype == rdtype:
+            answer.addresses += [item.address for item in rrset if item.address not in answer.addresses]
+            ttls.append(rrset.ttl)
+        elif rrset.rdtype == dns.rdatatype.CNAME:
+            target = rrset[0].target.to_text(omit_final_dot=True)
+            if target not in answer.cnames:
+                answer.cnames.append(target)
+            ttls.append(rrset.ttl)
+    return ttls
+
+
+def _failed_rcode(replies: Iterable[Any]) -> str | None:
+    """Why a server that answered gave no address, when it said it failed (SERVFAIL, REFUSED, ...) rather
+    than that the name has none (NOERROR, NXDOMAIN): the rcode with its extended errors. Such a resolver is
+    failing, not holding an old answer in its cache."""
+    for reply in replies:
+        if isinstance(reply, dns.message.Message) and reply.rcode() not in _ANSWERS:
+            said = extended_errors(reply)
+            return dns.rcode.to_text(reply.rcode()) + (f" ({'; '.join(said)})" if said else "")
+    return None
 
 
 def _error_text(error: Any) -> str:
