@@ -220,3 +220,19 @@ def recording(body: bytes = b'{"status": "ok"}') -> servers.Behaviour:
         conn.sendall(servers.http_answer(200, body, "OK", {"Content-Type": "application/json"}))
 
     return behaviour
+
+
+def without_edns(rcode: int, addresses: list[str], seen: list[dns.message.Message]) -> UdpBehaviour:
+    """A server that does not speak EDNS (RFC 6891 section 7): ``rcode`` without an OPT record to a query
+    carrying one, an answer with ``addresses`` to a query without; every query is kept in ``seen``."""
+
+    def behaviour(query: dns.message.Message, wire: bytes) -> list[bytes]:
+        seen.append(query)
+        if query.edns >= 0:
+            response = dns.message.make_response(query)
+            response.use_edns(False)
+            response.set_rcode(rcode)
+            return [response.to_wire()]
+        return [answer_with(query, addresses).to_wire()]
+
+    return behaviour

@@ -86,17 +86,7 @@ def test_a_server_without_edns_is_asked_again_without_it(rcode: int) -> None:
     # RFC 6891 section 7: a server that does not implement EDNS answers FORMERR without an OPT record
     # (older ones NOTIMP or SERVFAIL).
     seen: list[dns.message.Message] = []
-
-    def old_server(query: dns.message.Message, wire: bytes) -> list[bytes]:
-        seen.append(query)
-        if query.edns >= 0:
-            response = dns.message.make_response(query)
-            response.use_edns(False)
-            response.set_rcode(rcode)
-            return [response.to_wire()]
-        return [hostile.answer_with(query, ["127.0.10.58"]).to_wire()]
-
-    with hostile.HostileDns(old_server) as server:
+    with hostile.HostileDns(hostile.without_edns(rcode, ["127.0.10.58"], seen)) as server:
         answer = resolve_all(NAME, [server.resolver], timeout=TIMEOUT, families=("A",)).answers[0]
     assert answer.ok and answer.addresses == ["127.0.10.58"]
     assert [query.edns for query in seen] == [0, -1]

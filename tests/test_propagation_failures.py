@@ -80,17 +80,7 @@ def test_a_resolver_answering_nxdomain_still_compares_as_an_answer(tmp_path) -> 
 @pytest.mark.parametrize("rcode", [dns.rcode.FORMERR, dns.rcode.NOTIMP])
 def test_a_server_without_edns_is_asked_again_without_it(rcode: int) -> None:
     seen: list[dns.message.Message] = []
-
-    def old_server(query: dns.message.Message, wire: bytes) -> list[bytes]:
-        seen.append(query)
-        if query.edns >= 0:
-            response = dns.message.make_response(query)
-            response.use_edns(False)
-            response.set_rcode(rcode)
-            return [response.to_wire()]
-        return [hostile.answer_with(query, ["127.0.10.58"]).to_wire()]
-
-    with hostile.HostileDns(old_server) as server:
+    with hostile.HostileDns(hostile.without_edns(rcode, ["127.0.10.58"], seen)) as server:
         reply = propagation._ask(
             ("127.0.0.1", server.port), "97v.test", dns.rdatatype.A, time.perf_counter() + 2, recursion=False
         )
