@@ -349,6 +349,13 @@ class Facts:
         ):
             for address in ingress.get("addresses") or []:
                 out.setdefault(address, f"Ingress {ingress.get('namespace')}/{ingress.get('name')}")
+        # A LoadBalancer that publishes a hostname (AWS's ELB/NLB): the addresses that hostname resolved to,
+        # as the dns check recorded them, are that LoadBalancer's too.
+        for report in self.of("dns"):
+            owner = out.get(str(report.get("name") or ""))
+            if report.get("source") == "loadbalancer_hostname" and owner is not None:
+                for address in report.get("addresses") or []:
+                    out.setdefault(address, owner)
         return out
 
     def ingress_controller_running(self) -> list[dict[str, Any]]:

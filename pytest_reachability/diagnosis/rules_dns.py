@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ..probes.dns import is_ip_literal
 from .facts import Facts, probe_ok
 from .theory import Theory, curl, curl_of, dig, kubectl
 from .wording import (
@@ -508,7 +509,12 @@ def _stray_confirm(facts: Facts, found: _StrayAnswer) -> list[str]:
 def _stray_fix(facts: Facts, found: _StrayAnswer) -> list[str]:
     name, kind, stray = found.name, found.kind, ", ".join(found.stray)
     service = owner_phrase(found.good_service)
-    if record_type(found.good_address) == record_type(found.stray[0]):
+    if not is_ip_literal(found.good_address):  # a load balancer published as a hostname (AWS's ELB/NLB)
+        change = (
+            f"Point {name} at {found.good_address} ({service}): a CNAME to it, or an alias record as "
+            f"Route 53 and external-dns write for a load balancer, in place of the {kind} record {stray}"
+        )
+    elif record_type(found.good_address) == record_type(found.stray[0]):
         change = (
             f"Update the DNS {kind} record of {name}: replace {stray} with {found.good_address} ({service})"
         )

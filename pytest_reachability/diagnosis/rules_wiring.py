@@ -989,6 +989,10 @@ def loadbalancer_removed(facts: Facts) -> Theory | None:
         return None
     name = service.get("name")
     deleted = _load_balancer_deleted(facts, name)
+    if not deleted and facts.ingresses_for_host(facts.context.host or ""):
+        # The host is published through an Ingress, so the Service is not meant to be a LoadBalancer:
+        # nothing says it ever was one. DNS pointing away from the Ingress is dns-not-loadbalancer's.
+        return None
     evidence = [
         f"Service {service.get('namespace')}/{name}: type {service.get('type')}, no LoadBalancer address",
         f"DNS {facts.context.host} -> {', '.join(addresses)}; LoadBalancer/Ingress addresses in the cluster: "

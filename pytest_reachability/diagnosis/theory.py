@@ -6,6 +6,7 @@ import shlex
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..probes.dns import is_ip_literal
 from .facts import RunContext
 
 
@@ -100,14 +101,18 @@ def _split_resolver(resolver: str) -> tuple[str, int]:
 
 
 def curl(context: RunContext, address: str, path: str | None = None, port: int | None = None) -> str:
-    """``curl -v --resolve HOST:PORT:ADDR URL``: the request the probe made, to reproduce by hand."""
+    """``curl -v --resolve HOST:PORT:ADDR URL``: the request the probe made, to reproduce by hand. For a
+    load balancer published as a hostname (AWS's ELB/NLB), ``--connect-to HOST:PORT:NAME:PORT``: curl's
+    ``--resolve`` takes an IP address only."""
     scheme = context.scheme or "http"
     port = port or context.port or (443 if scheme == "https" else 80)
     default = 443 if scheme == "https" else 80
     host = context.host or address
     netloc = host if port == default else f"{host}:{port}"
-    bracketed = f"[{address}]" if ":" in address else address
     url = f"{scheme}://{netloc}{path or context.health_path}"
+    if not is_ip_literal(address):
+        return f"curl -v --connect-to {host}:{port}:{address}:{port} {shlex.quote(url)}"
+    bracketed = f"[{address}]" if ":" in address else address
     return f"curl -v --resolve {host}:{port}:{bracketed} {shlex.quote(url)}"
 
 
