@@ -128,9 +128,19 @@ def _explains(facts: Facts, pods: list[dict[str, Any]], own: bool) -> list[str]:
     names = [str(p.get("name")) for p in pods]
     deployments = [str(d.get("name")) for p in pods if (d := facts.deployment_of(p))]
     found = facts.explain(WORKLOAD_SECTIONS, names + deployments)
-    if own:
+    if own and _takes_serving_down(facts, pods):
         found += [n for n in facts.explain(SERVING_SECTIONS) if n not in found]
     return found
+
+
+def _takes_serving_down(facts: Facts, pods: list[dict[str, Any]]) -> bool:
+    """Whether these pods of the target can explain the serving checks' failures: no other pod of the
+    target is Ready (a pod that is not Ready is taken out of the Service's endpoints, so the Ready ones get
+    its traffic), one of them is Ready itself (it gets traffic), or the in-cluster health check failed."""
+    names = {p.get("name") for p in pods}
+    if any(p.get("ready") for p in pods) or facts.in_cluster_ok() is False:
+        return True
+    return not any(p.get("ready") for p in facts.target_pods() if p.get("name") not in names)
 
 
 def _partial_outage(facts: Facts, pods: list[dict[str, Any]]) -> str:
@@ -816,7 +826,7 @@ def _node_explains(facts: Facts, bad: dict[str, str], pods: list[dict[str, Any]]
     if pods:  # (no names would mean every workload failure)
         names = [str(p.get("name")) for p in pods]
         found += [n for n in facts.explain(WORKLOAD_SECTIONS, names) if n not in found]
-    if own:
+    if own and _takes_serving_down(facts, pods):
         found += [n for n in facts.explain(SERVING_SECTIONS) if n not in found]
     return found
 
