@@ -930,6 +930,37 @@ def _api_error(
     )
 
 
+def _proxy_refused_access(failure: ApiException) -> bool:
+    """Whether a service proxy request failed at the API server itself (401, 403, an unanswered request, or
+    404 for the Service): an access problem, raised. Anything else is the backend's answer, or the proxy's
+    report on the backend, returned as data."""
+    api_status = _status_body(failure.body)
+    if failure.status in (0, 401, 403) and (api_status is not None or not failure.status):
+        return True
+    return bool(
+        failure.status == 404 and api_status and (api_status.get("details") or {}).get("kind") == "services"
+    )
+
+
+def _proxy_answer(failure: ApiException, max_body: int) -> tuple[int | None, bytes, bool, str | None]:
+    """(status, body up to ``max_body``, whether it was cut, the API server's message) of a proxied answer
+    that is not 2xx."""
+    api_status = _status_body(failure.body)
+    raw = failure.body or b""  # bytes before client 37, str from 37 on
+    raw = raw if isinstance(raw, bytes) else raw.encode("utf-8", "replace")
+    error = None
+    if api_status is not None:
+        error = _first_line(api_status.get("message", "")) or f"HTTP {failure.status}"
+    return failure.status, raw[:max_body], len(raw) > max_body, error
+
+
+def _read_timed_out(error: BaseException) -> bool:
+    """Whether a request was sent and its answer did not come in time (not a connection that failed)."""
+    if isinstance(error, urllib3.exceptions.MaxRetryError) and error.reason is not None:
+        error = error.reason
+    return isinstance(error, urllib3.exceptions.ReadTimeoutError)
+
+
 def _transport_error(
     error: BaseException, request: _Request, server: str, timeout: float, fields: dict
 ) -> ClusterError:
@@ -1781,31 +1812,22 @@ class Cluster:
                 _request_timeout=self.timeout,
             )
         except ApiException as failure:
-            api_status = _status_body(failure.body)
-            # The API server's own refusals are access problems; anything else is the backend's answer
-            # (or the proxy's report on the backend) and is returned as data.
-            if failure.status in (0, 401, 403) and (api_status is not None or not failure.status):
+            if _proxy_refused_access(failure):
                 raise classify(
                     failure, request, self.server, timeout=self.timeout, context=self.context
                 ) from None
-            if (
-                failure.status == 404
-                and api_status
-                and (api_status.get("details") or {}).get("kind") == "services"
-            ):
-                raise classify(
-                    failure, request, self.server, timeout=self.timeout, context=self.context
-                ) from None
-            status = failure.status
-            raw = failure.body or b""  # bytes before client 37, str from 37 on
-            raw = raw if isinstance(raw, bytes) else raw.encode("utf-8", "replace")
-            body, truncated = raw[:max_body], len(raw) > max_body
-            if api_status is not None:
-                error = _first_line(api_status.get("message", "")) or f"HTTP {status}"
+            status, body, truncated, error = _proxy_answer(failure, max_body)
         except Exception as failure:  # noqa: BLE001 - classified like every other read
-            raise classify(
-                failure, request, self.server, timeout=self.timeout, context=self.context
-            ) from None
+            if not _read_timed_out(failure):
+                raise classify(
+                    failure, request, self.server, timeout=self.timeout, context=self.context
+                ) from None
+            # The API server took the request and was still waiting for the backend: the service (or the
+            # API server's way to it) hangs. Data, like the proxy's other reports on the backend.
+            error = (
+                f"no answer through the service proxy within {self.timeout:g} s: the backend, or the API "
+                "server's connection to it, hangs"
+            )
         else:
             status = response.status
             try:
