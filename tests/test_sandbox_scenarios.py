@@ -599,6 +599,23 @@ def test_new_schema_keys_load_into_the_model(tmp_path):
     ) == ("dependency-unhealthy", ("api-health",), ("performance",), False)
 
 
+def usage_error_of_a_run_with(folder, scenario) -> str:
+    """What pytest prints when ``--sandbox=scenario`` is refused: exit 4 (usage error), no traceback."""
+    (folder / "test_nothing.py").write_text("def test_nothing():\n    pass\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:hypothesispytest"]
+        + [f"--sandbox={scenario}", "test_nothing.py"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 4, result.stdout + result.stderr
+    output = (result.stdout + result.stderr).strip()
+    assert "INTERNALERROR" not in output and "Traceback" not in output
+    return output
+
+
 def test_plugin_turns_a_malformed_scenario_into_a_one_line_usage_error(tmp_path):
     bad = write(
         tmp_path,
@@ -612,31 +629,27 @@ def test_plugin_turns_a_malformed_scenario_into_a_one_line_usage_error(tmp_path)
               status: {loadBalancer: "-12x"}
         """),
     )
-    (tmp_path / "test_nothing.py").write_text("def test_nothing():\n    pass\n")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-p",
-            "no:cacheprovider",
-            "-p",
-            "no:hypothesispytest",
-            f"--sandbox={bad}",
-            "test_nothing.py",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 4, result.stdout + result.stderr
-    output = (result.stdout + result.stderr).strip()
-    assert "INTERNALERROR" not in output and "Traceback" not in output
+    output = usage_error_of_a_run_with(tmp_path, bad)
     assert output.splitlines() == [
         f"ERROR: --sandbox: {bad}: kubernetes.objects[0].status.loadBalancer: expected a valid dictionary or "
         "instance of V1LoadBalancerStatus, got '-12x'"
     ]
+
+
+def test_a_kind_the_sandbox_does_not_serve_is_a_one_line_usage_error(tmp_path):
+    # A batch/v1 Job passes the scenario's validation (a real API server serves it); the sandbox's own API
+    # server does not: one line naming the object, not an INTERNALERROR.
+    bad = write(
+        tmp_path,
+        with_object(
+            "{apiVersion: batch/v1, kind: Job, metadata: {name: db-migrate, namespace: default},"
+            " spec: {template: {spec: {restartPolicy: Never, containers: [{name: m, image: m:1}]}}}}"
+        ),
+    )
+    output = usage_error_of_a_run_with(tmp_path, bad)
+    (line,) = output.splitlines()
+    assert line.startswith("ERROR: --sandbox: bad: kubernetes.objects: object #1 (Job db-migrate): ")
+    assert "batch/v1/Job is not served" in line
 
 
 # -- fuzzing: mutated valid scenarios either load or fail with one line ------------------------------------

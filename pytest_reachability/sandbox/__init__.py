@@ -279,17 +279,17 @@ class Sandbox:
             api_url = self.real.start(kubeconfig, context=CONTEXT_NAME)
         else:
             token = secrets.token_urlsafe(32)
-            self.api = apiserver.KubeApiServer(
-                scenario.objects,
-                pod_logs=dict(scenario.logs),
-                deny=list(scenario.deny),
-                token=token,
-                cert_file=certificates.apiserver.cert_file,
-                key_file=certificates.apiserver.key_file,
-                host="127.0.0.1",
-                backend_for_service=self.backend_for_service,
-                latency=scenario.latency.apiserver,
-            )
+            try:
+                self.api = apiserver.scenario_server(
+                    scenario,
+                    token,
+                    certificates,
+                    host="127.0.0.1",
+                    backend_for_service=self.backend_for_service,
+                    latency=scenario.latency.apiserver,
+                )
+            except ValueError as error:  # a manifest the sandbox's API server cannot hold (an unserved kind)
+                raise ScenarioError(f"{scenario.name}: kubernetes.objects: {error}") from None
             self.api.start()
             api_url = self.api.url
             apiserver.write_kubeconfig(

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import yaml
@@ -1656,6 +1657,20 @@ def _proxy_parts(name_part: str) -> tuple[str, str, str]:
 
 def _proxy_service_name(name_part: str) -> str:
     return _proxy_parts(name_part)[1]
+
+
+def scenario_server(scenario: Any, token: str, certificates: Any, **options: Any) -> KubeApiServer:
+    """The API server over a scenario's objects, pod logs and deny rules, serving the sandbox's
+    certificate (not started). ValueError for a manifest it cannot hold (a kind it does not serve)."""
+    return KubeApiServer(
+        scenario.objects,
+        pod_logs=dict(scenario.logs),
+        deny=list(scenario.deny),
+        token=token,
+        cert_file=certificates.apiserver.cert_file,
+        key_file=certificates.apiserver.key_file,
+        **options,
+    )
 
 
 def write_kubeconfig(

@@ -56,14 +56,7 @@ def snapshot(kubeconfig: str) -> dict[str, list[dict[str, Any]]]:
 def embedded_server(scenario: Scenario, directory: Path) -> Iterator[str]:
     """The sandbox's own API server over the scenario; yields a kubeconfig."""
     certificates = write_sandbox_certificates(directory / "pki-embedded", scenario.target.host)
-    server = apiserver.KubeApiServer(
-        scenario.objects,
-        pod_logs=dict(scenario.logs),
-        deny=list(scenario.deny),
-        token=EMBEDDED_TOKEN,
-        cert_file=certificates.apiserver.cert_file,
-        key_file=certificates.apiserver.key_file,
-    )
+    server = apiserver.scenario_server(scenario, EMBEDDED_TOKEN, certificates)
     server.start()
     try:
         kubeconfig = str(directory / "kubeconfig-embedded")
