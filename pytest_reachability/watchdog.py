@@ -23,6 +23,7 @@ only the standard library, at the top level.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -55,9 +56,21 @@ class _Channel:
             if self._process is None or self._owner_pid != os.getpid() or self._process.poll() is not None:
                 self._process = self._start()
                 self._owner_pid = os.getpid()
+                atexit.register(self._close, self._process)
             assert self._process.stdin is not None
             self._process.stdin.write(line)
             self._process.stdin.flush()
+
+    def _close(self, process: subprocess.Popen[bytes]) -> None:
+        """At a normal exit: end the watchdog's input, so that it removes what is still registered (nothing,
+        after a normal teardown) and ends, and wait a moment for it. A process ended some other way (killed)
+        never gets here: the pipe closes with it, which is the watchdog's signal all the same."""
+        if self._owner_pid != os.getpid():
+            return  # a forked child: the watchdog belongs to its parent
+        with contextlib.suppress(OSError, ValueError, subprocess.TimeoutExpired):
+            if process.stdin is not None:
+                process.stdin.close()
+            process.wait(timeout=5)
 
     @staticmethod
     def _start() -> subprocess.Popen[bytes]:
