@@ -886,6 +886,9 @@ def pods_not_ready(facts: Facts) -> Theory | None:
     if not picked:
         return None
     pod, state, _own = picked[0]
+    gates = _gates_not_ready(pod)
+    if gates:
+        return _readiness_gates_theory(facts, picked, gates)
     phase = pod.get("phase") or "unknown phase"
     reason = state.get("reason") or pod.get("reason") or ""
     title = f"pod {pod.get('name')} is {phase}{' (' + reason + ')' if reason else ''} and not Ready"
@@ -894,6 +897,57 @@ def pods_not_ready(facts: Facts) -> Theory | None:
     fix = ["Read the pod's events and conditions (describe) for why it does not become Ready"]
     extra = [event_line(e) for e in _pod_events(facts, pod)[:2]]
     return _pod_theory(facts, "pods-not-ready", picked, title, 0.55, fix, extra)
+
+
+# The conditions the kubelet and the scheduler set; any other is a readiness gate's (spec.readinessGates).
+_POD_CONDITIONS = {
+    "PodScheduled",
+    "Initialized",
+    "ContainersReady",
+    "Ready",
+    "PodReadyToStartContainers",
+    "PodHasNetwork",
+    "DisruptionTarget",
+}
+
+
+def _gates_not_ready(pod: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The readiness gates keeping a pod out of Ready, when the kubelet says so (Ready False, reason
+    ReadinessGatesNotReady: every container is ready, a condition named in spec.readinessGates is not
+    True)."""
+    conditions = list(pod.get("conditions") or [])
+    ready = next((c for c in conditions if c.get("type") == "Ready"), None)
+    if ready is None or ready.get("status") == "True" or ready.get("reason") != "ReadinessGatesNotReady":
+        return []
+    return [c for c in conditions if c.get("type") not in _POD_CONDITIONS and c.get("status") != "True"]
+
+
+def _readiness_gates_theory(
+    facts: Facts, picked: list[tuple[dict, dict, bool]], gates: list[dict[str, Any]]
+) -> Theory:
+    pod = picked[0][0]
+    gate = gates[0]
+    said = ": ".join(str(part) for part in (gate.get("reason"), gate.get("message")) if part)
+    title = (
+        f"pod {pod.get('name')} is not Ready although its containers are: readiness gate "
+        f"{gate.get('type')} is {gate.get('status') or 'not set'}"
+    ) + (f" ({short(said, 140)})" if said else "")
+    owner = str(gate.get("type") or "").split("/", 1)[0]
+    fix = [
+        f"The gate is set by the controller that owns {owner}"
+        + (
+            " (the AWS Load Balancer Controller, from the target group's health check: check the target "
+            "group's health, its health check path and port, and the security groups between the load "
+            "balancer and the pods)"
+            if owner.startswith("target-health.elbv2.k8s.aws")
+            else ""
+        )
+        + "; the pod becomes Ready once that controller sets the condition True",
+    ]
+    extra = [
+        f"pod {pod.get('name')}: condition {g.get('type')} = {g.get('status')} ({said})" for g in gates[:2]
+    ]
+    return _pod_theory(facts, "pods-not-ready", picked, title, 0.6, fix, extra)
 
 
 # --- Deployments ---------------------------------------------------------------------------------------
