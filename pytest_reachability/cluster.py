@@ -930,11 +930,10 @@ def _api_error(
     )
 
 
-def _proxy_refused_access(failure: ApiException) -> bool:
+def _proxy_refused_access(failure: ApiException, api_status: dict[str, Any] | None) -> bool:
     """Whether a service proxy request failed at the API server itself (401, 403, an unanswered request, or
-    404 for the Service): an access problem, raised. Anything else is the backend's answer, or the proxy's
-    report on the backend, returned as data."""
-    api_status = _status_body(failure.body)
+    404 for the Service; ``api_status`` is the body's ``Status``): an access problem, raised. Anything else
+    is the backend's answer, or the proxy's report on the backend, returned as data."""
     if failure.status in (0, 401, 403) and (api_status is not None or not failure.status):
         return True
     return bool(
@@ -942,10 +941,11 @@ def _proxy_refused_access(failure: ApiException) -> bool:
     )
 
 
-def _proxy_answer(failure: ApiException, max_body: int) -> tuple[int | None, bytes, bool, str | None]:
-    """(status, body up to ``max_body``, whether it was cut, the API server's message) of a proxied answer
-    that is not 2xx."""
-    api_status = _status_body(failure.body)
+def _proxy_answer(
+    failure: ApiException, api_status: dict[str, Any] | None, max_body: int
+) -> tuple[int | None, bytes, bool, str | None]:
+    """(status, body up to ``max_body``, whether it was cut, the API server's message from ``api_status``)
+    of a proxied answer that is not 2xx."""
     raw = failure.body or b""  # bytes before client 37, str from 37 on
     raw = raw if isinstance(raw, bytes) else raw.encode("utf-8", "replace")
     error = None
@@ -1812,11 +1812,12 @@ class Cluster:
                 _request_timeout=self.timeout,
             )
         except ApiException as failure:
-            if _proxy_refused_access(failure):
+            api_status = _status_body(failure.body)
+            if _proxy_refused_access(failure, api_status):
                 raise classify(
                     failure, request, self.server, timeout=self.timeout, context=self.context
                 ) from None
-            status, body, truncated, error = _proxy_answer(failure, max_body)
+            status, body, truncated, error = _proxy_answer(failure, api_status, max_body)
         except Exception as failure:  # noqa: BLE001 - classified like every other read
             if not _read_timed_out(failure):
                 raise classify(

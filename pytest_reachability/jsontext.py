@@ -29,6 +29,15 @@ def loads(text: str | bytes, *, numbers_only: bool = False) -> Any:
         raise NotJSON("nested too deeply to read") from None
 
 
+def response_json(response: Any) -> Any:
+    """``response.json()`` of a requests response, raising :class:`NotJSON` (a ``ValueError``) rather
+    than ``RecursionError`` for a body nested too deeply: callers catch ``ValueError`` alone."""
+    try:
+        return response.json()
+    except RecursionError:
+        raise NotJSON("nested too deeply to read") from None
+
+
 def _refuse_constant(name: str) -> Any:
     raise NotJSON(f"{name} is not a JSON number")
 

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 import requests
 
-from pytest_reachability import prefetch
+from pytest_reachability import jsontext, prefetch
 from pytest_reachability.appconfig import json_path_get
 
 pytestmark = pytest.mark.section("database", requires=["api-health"])
@@ -93,8 +93,8 @@ def read_health_answer(http: Any, path: str) -> HealthAnswer:
         )
     ms = round((time.perf_counter() - started) * 1000, 1)
     try:
-        document = response.json()
-    except (ValueError, RecursionError):  # RecursionError: nested too deeply
+        document = jsontext.response_json(response)
+    except ValueError:
         document = None
     return HealthAnswer(url, response.status_code, document, response.text[:200], ms, None)
 

@@ -29,7 +29,7 @@ import pytest
 import requests
 
 from pytest_reachability import evidence as evidence_mod
-from pytest_reachability import prefetch
+from pytest_reachability import jsontext, prefetch
 from pytest_reachability.appconfig import json_path_get, substitute
 
 pytestmark = pytest.mark.section("integration", requires=["api-health", "database"])
@@ -140,8 +140,8 @@ def run_flow(integration_config: Any, http: Any, evidence: Any) -> None:
         document = None
         if step.expect or step.save:
             try:
-                document = response.json()
-            except (ValueError, RecursionError):  # RecursionError: nested too deeply
+                document = jsontext.response_json(response)
+            except ValueError:
                 check(
                     False,
                     excerpt(response),

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 import requests
 
-from pytest_reachability import prefetch
+from pytest_reachability import jsontext, prefetch
 from pytest_reachability.appconfig import json_path_get, substitute
 
 pytestmark = pytest.mark.section("results-storage", requires=["api-health", "database"])
@@ -90,8 +90,8 @@ def send(http, method: str, path: str, **kwargs: Any) -> Step:
     else:
         step.status, step.text = response.status_code, response.text
         try:
-            step.document = response.json() if response.content else None
-        except (ValueError, RecursionError):  # RecursionError: nested too deeply
+            step.document = jsontext.response_json(response) if response.content else None
+        except ValueError:
             step.document = None
     step.ms = round((time.perf_counter() - started) * 1000, 1)
     return step

@@ -351,8 +351,9 @@ class Facts:
                 out.setdefault(address, f"Ingress {ingress.get('namespace')}/{ingress.get('name')}")
         # A LoadBalancer that publishes a hostname (AWS's ELB/NLB): the addresses that hostname resolved to,
         # as the dns check recorded them, are that LoadBalancer's too.
+        named = {key.rstrip(".").lower(): owner for key, owner in out.items()}
         for report in self.of("dns"):
-            owner = out.get(str(report.get("name") or ""))
+            owner = named.get(str(report.get("name") or "").rstrip(".").lower())
             if report.get("source") == "loadbalancer_hostname" and owner is not None:
                 for address in report.get("addresses") or []:
                     out.setdefault(address, owner)

@@ -922,12 +922,17 @@ def _gates_not_ready(pod: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [c for c in conditions if c.get("type") not in _POD_CONDITIONS and c.get("status") != "True"]
 
 
+def _gate_said(gate: Mapping[str, Any]) -> str:
+    """What the gate's controller says: ``reason: message``."""
+    return ": ".join(str(part) for part in (gate.get("reason"), gate.get("message")) if part)
+
+
 def _readiness_gates_theory(
     facts: Facts, picked: list[tuple[dict, dict, bool]], gates: list[dict[str, Any]]
 ) -> Theory:
     pod = picked[0][0]
     gate = gates[0]
-    said = ": ".join(str(part) for part in (gate.get("reason"), gate.get("message")) if part)
+    said = _gate_said(gate)
     title = (
         f"pod {pod.get('name')} is not Ready although its containers are: readiness gate "
         f"{gate.get('type')} is {gate.get('status') or 'not set'}"
@@ -945,7 +950,8 @@ def _readiness_gates_theory(
         + "; the pod becomes Ready once that controller sets the condition True",
     ]
     extra = [
-        f"pod {pod.get('name')}: condition {g.get('type')} = {g.get('status')} ({said})" for g in gates[:2]
+        f"pod {pod.get('name')}: condition {g.get('type')} = {g.get('status')} ({_gate_said(g)})"
+        for g in gates[:2]
     ]
     return _pod_theory(facts, "pods-not-ready", picked, title, 0.6, fix, extra)
 
