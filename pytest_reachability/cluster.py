@@ -216,14 +216,17 @@ class PodInfo(_Snapshot):
     unschedulable_message: str | None = None
     # One entry per container (init containers first, ``init: true``): its state now and its last
     # termination, as ``kubectl describe pod`` shows them: {name, init, image, ready, started, restarts,
-    # state (waiting|running|terminated), reason, message, exit_code, last_reason, last_exit_code,
-    # last_message}.
+    # state (waiting|running|terminated), reason, message, exit_code, started_at (running since),
+    # last_reason, last_exit_code, last_message, last_finished_at}.
     container_states: tuple[dict[str, Any], ...] = ()
     conditions: tuple[dict[str, Any], ...] = ()  # {type, status, reason, message}: PodScheduled, Ready, ...
-    probes: tuple[
-        dict[str, Any], ...
-    ] = ()  # {container, probe (readiness|liveness|startup), handler, path, port}
+    # {container, probe (readiness|liveness|startup), handler, path, port, initial_delay_seconds,
+    # period_seconds, failure_threshold, timeout_seconds}
+    probes: tuple[dict[str, Any], ...] = ()
     message: str | None = None  # pod-level status message, e.g. why it was evicted
+    # When this client read the pod (its clock, RFC 3339): what "5m ago" in the states is measured from,
+    # as kubectl measures RESTARTS "3 (4d ago)" from its own clock.
+    read_at: str | None = None
 
     @property
     def containers(self) -> str:
@@ -442,6 +445,8 @@ def _container_state(status: Any, init: bool) -> dict[str, Any]:
         "last_reason": None,
         "last_exit_code": None,
         "last_message": None,
+        "started_at": None,
+        "last_finished_at": None,
     }
     if state is not None and state.waiting is not None:
         entry.update(state="waiting", reason=state.waiting.reason, message=state.waiting.message)
@@ -453,12 +458,13 @@ def _container_state(status: Any, init: bool) -> dict[str, Any]:
             exit_code=state.terminated.exit_code,
         )
     elif state is not None and state.running is not None:
-        entry["state"] = "running"
+        entry.update(state="running", started_at=_iso(state.running.started_at))
     if last is not None and last.terminated is not None:
         entry.update(
             last_reason=last.terminated.reason,
             last_exit_code=last.terminated.exit_code,
             last_message=last.terminated.message,
+            last_finished_at=_iso(last.terminated.finished_at),
         )
     return entry
 
@@ -472,6 +478,11 @@ def _probe(container: str, kind: str, probe: Any) -> dict[str, Any] | None:
         "handler": None,
         "path": None,
         "port": None,
+        # The kubelet's budget: it acts after initialDelaySeconds + failureThreshold x periodSeconds.
+        "initial_delay_seconds": getattr(probe, "initial_delay_seconds", None),
+        "period_seconds": getattr(probe, "period_seconds", None),
+        "failure_threshold": getattr(probe, "failure_threshold", None),
+        "timeout_seconds": getattr(probe, "timeout_seconds", None),
     }
     if probe.http_get is not None:
         entry.update(handler="httpGet", path=probe.http_get.path or "/", port=probe.http_get.port)
@@ -566,6 +577,7 @@ def pod_info(pod: k8s.V1Pod) -> PodInfo:
         conditions=_conditions(conditions),
         probes=_container_probes(containers),
         message=getattr(status, "message", None),
+        read_at=_iso(datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)),
     )
 
 

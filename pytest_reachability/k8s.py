@@ -7,7 +7,9 @@ How the API server and kube-proxy read a few fields, written once:
   NetworkPolicies carry) and a Service's plain ``{key: value}`` selector;
 - ports by number or name: a Service port picked by its number or name, its ``targetPort`` resolved against
   the containers' ports;
-- owner references: the controlling owner of an object, and the Deployment behind a ReplicaSet.
+- owner references: the controlling owner of an object, and the Deployment behind a ReplicaSet;
+- a container's history: whether what its last termination says is still going on, or the container has
+  run and been ready since for longer than the kubelet's crash back-off.
 
 Every function takes plain mappings (wire form) or the client's objects where it says so.
 """
@@ -17,17 +19,37 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from .moments import parse_time
+
 __all__ = [
+    "batch_pod",
+    "container_settled",
     "containers_ports",
     "controller_owner",
     "deployment_of_owner",
     "find_service_port",
     "ingress_host_matches",
     "port_declared",
+    "replaced_pods",
     "resolve_target_port",
+    "restarting_now",
+    "restarts_are_history",
+    "running_for",
     "selector_matches",
     "service_selects",
 ]
+
+# Controllers that start a new pod in place of one that ended in phase Failed (an Evicted pod, say). A
+# ReplicaSet leaves the failed pod object for the pod garbage collector (by default only past 12,500
+# terminated pods); StatefulSets and DaemonSets delete it.
+REPLACING_CONTROLLERS = ("ReplicaSet", "StatefulSet", "DaemonSet")
+
+# The kubelet's back-off between restarts of a crashing container doubles up to 5 minutes: a container that
+# has run, ready, for twice that is not crash-looping, and what ended its previous run is history.
+SETTLED_AFTER_S = 600.0
+# Restarts an hour and more behind a container that has run, ready, since are history: kubectl shows them as
+# "7 (4d ago)"; they fail no check and explain no failure.
+RESTARTS_FORGOTTEN_AFTER_S = 3600.0
 
 
 # -- label selectors ------------------------------------------------------------------------------------
@@ -163,3 +185,73 @@ def deployment_of_owner(owner: str | None) -> str | None:
     """The Deployment name behind a pod's owner ``ReplicaSet/<deployment>-<pod-template-hash>``, else None."""
     kind, _, name = str(owner or "").partition("/")
     return name.rsplit("-", 1)[0] if kind == "ReplicaSet" and name else None
+
+
+# -- a container's history ------------------------------------------------------------------------------
+
+
+def batch_pod(owner: Any) -> bool:
+    """A pod a Job runs (``owner`` ``Job/<name>``): it is meant to run to completion, not to stay Running and
+    Ready, and whether it succeeded is its Job's outcome (retried up to its backoffLimit)."""
+    return str(owner or "").partition("/")[0] == "Job"
+
+
+def replaced_pods(pods: Iterable[tuple[Any, Any, Any]]) -> set[Any]:
+    """The names of the pods, given as ``(name, phase, owner)`` with ``owner`` as ``Kind/name``, that ended
+    (phase ``Failed``) and whose controller runs another pod in their place now (one of the same owner, or
+    of the same Deployment, that has not ended): they serve nothing and never run again, so they are no part
+    of whether the workload runs now. A failed pod with nothing in its place still counts."""
+    rows = list(pods)
+
+    def family(owner: Any) -> tuple[str, str]:
+        deployment = deployment_of_owner(owner)
+        kind, _, name = str(owner or "").partition("/")
+        return ("Deployment", deployment) if deployment else (kind, name)
+
+    running = {
+        family(owner) for _name, phase, owner in rows if owner and phase not in ("Failed", "Succeeded")
+    }
+    return {
+        name
+        for name, phase, owner in rows
+        if phase == "Failed"
+        and str(owner or "").partition("/")[0] in REPLACING_CONTROLLERS
+        and family(owner) in running
+    }
+
+
+def running_for(state: Mapping[str, Any], read_at: Any) -> float | None:
+    """Seconds a container (a ``container_states`` entry) had run, ready, when its pod was read at
+    ``read_at`` (RFC 3339, the reader's clock, as kubectl measures "4d ago"); None when it is not running
+    and ready, or a moment is unknown."""
+    if state.get("state") != "running" or not state.get("ready"):
+        return None
+    read, started = parse_time(read_at), parse_time(state.get("started_at"))
+    if read is None or started is None:
+        return None
+    return (read - started).total_seconds()
+
+
+def container_settled(state: Mapping[str, Any], read_at: Any, after: float = SETTLED_AFTER_S) -> bool:
+    """The container has run, ready, for at least ``after`` seconds: its last termination (and the events
+    of its earlier runs) describe the past, not the run being diagnosed. Unknown moments never settle."""
+    running = running_for(state, read_at)
+    return running is not None and running >= after
+
+
+def restarts_are_history(states: Iterable[Mapping[str, Any]], read_at: Any) -> bool:
+    """Every container that restarted has run, ready, for an hour since (unknown moments: not history)."""
+    restarted = [state for state in states if state.get("restarts")]
+    return bool(restarted) and all(
+        container_settled(state, read_at, RESTARTS_FORGOTTEN_AFTER_S) for state in restarted
+    )
+
+
+def restarting_now(state: Mapping[str, Any], read_at: Any) -> bool:
+    """The container has restarted more than once, the last time within the crash back-off's reach (10
+    minutes) of the read: it is flapping now, whatever its count (kubectl: "4 (2m ago)"). Unknown moments:
+    not known to be flapping."""
+    if (state.get("restarts") or 0) < 2:
+        return False
+    read, finished = parse_time(read_at), parse_time(state.get("last_finished_at"))
+    return read is not None and finished is not None and (read - finished).total_seconds() < SETTLED_AFTER_S

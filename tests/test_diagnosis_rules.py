@@ -119,6 +119,31 @@ RULE_CASES = [
         [("dns", E.dns(answers=[E.answer(addresses=("127.0.10.53",), cnames=["lb.test"])]))],
     ),
     (
+        R.dns_cname_loop,
+        [
+            (
+                "dns",
+                E.dns(
+                    answers=[
+                        E.answer(addresses=(), failure="dns_no_answer", cnames=["edge.97v.test", "97v.test"])
+                    ]
+                ),
+            )
+        ],
+        [
+            (
+                "dns",
+                E.dns(
+                    answers=[
+                        E.answer(
+                            addresses=(), failure="dns_nxdomain", rcode="NXDOMAIN", cnames=["edge.97v.test"]
+                        )
+                    ]
+                ),
+            )
+        ],
+    ),
+    (
         R.cluster_access_failed,
         [("cluster_access", E.cluster_access(False, "FORBIDDEN", 'cannot list resource "pods"'))],
         [("cluster_access", E.cluster_access())],
@@ -323,6 +348,25 @@ RULE_CASES = [
         ),
     ),
     (
+        R.startup_probe_failing,
+        [
+            ("service", E.service()),
+            ("pod", E.pod(ready=False, containers=[restarted])),
+            (
+                "event",
+                E.event(f"Pod/{API}", "Killing", "Container api failed startup probe, will be restarted"),
+            ),
+        ],
+        [
+            ("service", E.service()),
+            ("pod", E.pod(ready=False, containers=[restarted])),
+            (
+                "event",
+                E.event(f"Pod/{API}", "Killing", "Container api failed liveness probe, will be restarted"),
+            ),
+        ],
+    ),
+    (
         R.liveness_probe_failing,
         [
             ("service", E.service()),
@@ -504,6 +548,17 @@ RULE_CASES = [
             )
         ],
         [("http_probe", E.http_probe("127.0.10.53", "redirect_elsewhere"))],
+    ),
+    (
+        R.redirect_target_fails,
+        [
+            (
+                "http_probe",
+                {**E.http_probe("127.0.10.53", "tcp_refused"), "redirects": ["https://97v.test/health"]},
+            )
+        ],
+        # The same failure without a redirect is the address's own (tcp-refused).
+        [("http_probe", E.http_probe("127.0.10.53", "tcp_refused"))],
     ),
     (
         R.redirect_elsewhere,

@@ -20,12 +20,12 @@ from kubernetes import client as kube
 from kubernetes import config as kube_config
 from kubernetes.client.exceptions import ApiException
 
+from pytest_reachability.moments import human_duration
 from pytest_reachability.sandbox.apiserver import (
     KubeApiServer,
     parse_label_selector,
     write_kubeconfig,
 )
-from pytest_reachability.sandbox.apiserver_tables import human_duration
 
 TOKEN = "sandbox-token-5b7c"
 IN_CI = os.environ.get("CI", "").lower() == "true"

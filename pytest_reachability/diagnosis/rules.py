@@ -34,6 +34,7 @@ from .rules_app import (
 from .rules_changes import RULES as CHANGE_RULES
 from .rules_dns import (
     dns_bad_answer,
+    dns_cname_loop,
     dns_dangling_cname,
     dns_no_data,
     dns_not_loadbalancer,
@@ -57,6 +58,7 @@ from .rules_traffic import (
     read_timeout,
     redirect_elsewhere,
     redirect_loop,
+    redirect_target_fails,
     redirect_unsafe,
     tcp_refused,
     tcp_timeout,
@@ -99,6 +101,7 @@ from .rules_workloads import (
     pods_not_ready,
     readiness_probe_failing,
     rollout_stuck,
+    startup_probe_failing,
     volume_attach_failed,
 )
 from .theory import Theory
@@ -115,6 +118,7 @@ RULES: tuple[Rule, ...] = (
     dns_refused,
     dns_timeout,
     dns_bad_answer,
+    dns_cname_loop,
     dns_dangling_cname,
     *CHANGE_RULES,  # a DNS change still cached, a LoadBalancer that moved (rules_changes)
     # wiring
@@ -140,6 +144,7 @@ RULES: tuple[Rule, ...] = (
     volume_attach_failed,
     container_oom_killed,
     liveness_probe_failing,
+    startup_probe_failing,
     pods_crashing,
     readiness_probe_failing,
     pod_unschedulable,
@@ -159,6 +164,7 @@ RULES: tuple[Rule, ...] = (
     redirect_loop,
     redirect_unsafe,
     redirect_elsewhere,
+    redirect_target_fails,
     headers_too_large,
     http_5xx,
     http_404,

@@ -330,6 +330,8 @@ def dns_dangling_cname(facts: Facts) -> Theory | None:
     answer = answers[0]
     chain = list(answer["cnames"])
     target = chain[-1]
+    if _same_name(target, [name, *chain[:-1]]):
+        return None  # a loop: dns-cname-loop
     # In a chain the record that dangles is the last CNAME's owner, not the name asked for.
     owner = chain[-2] if len(chain) > 1 else name
     code = {
@@ -360,6 +362,53 @@ def dns_dangling_cname(facts: Facts) -> Theory | None:
     ]
     confidence = 0.9 if len(answers) == len(facts.dns_answers()) else 0.6
     theory = Theory("dns-dangling-cname", title, confidence, evidence, confirm, fix, subjects=[name, target])
+    theory.explains = facts.explain(("dns",)) + [
+        n for n in facts.explain(RESOLVING_SECTIONS[1:], UNRESOLVED_WORDS) if n not in facts.explain(("dns",))
+    ]
+    return theory
+
+
+def _same_name(name: str, names: list[str]) -> bool:
+    return name.rstrip(".").lower() in {n.rstrip(".").lower() for n in names}
+
+
+def dns_cname_loop(facts: Facts) -> Theory | None:
+    """The CNAME chain comes back to a name already in it: no name in it can ever have an address."""
+    name = _name(facts)
+    answer = next(
+        (
+            a
+            for a in facts.dns_answers()
+            if a.get("cnames")
+            and not a.get("addresses")
+            and _same_name(a["cnames"][-1], [name, *a["cnames"][:-1]])
+        ),
+        None,
+    )
+    if answer is None:
+        return None
+    chain = list(answer["cnames"])
+    loop = " -> ".join([name, *chain])
+    point = _where_it_should_point(facts)
+    title = (
+        f"the CNAME records of {name} form a loop ({loop}): no name in the chain can have an address, so "
+        "nothing resolves — a record meant to point at the load balancer points back into the chain"
+    )
+    evidence = [answer_line(a, name) for a in facts.dns_answers()]
+    names: list[str] = []
+    for each in [name, *chain]:
+        if not _same_name(each, names):
+            names.append(each)
+    confirm = [f"{dig(n, answer.get('resolver')).replace(' +short', '')} CNAME +short" for n in names]
+    fix = [
+        "Break the loop: point one CNAME of the chain at the load balancer's hostname"
+        + (
+            f", or replace {name}'s with an A record -> {point[0]} ({owner_phrase(point[1])})"
+            if point
+            else ""
+        )
+    ]
+    theory = Theory("dns-cname-loop", title, 0.9, evidence, confirm, fix, subjects=names)
     theory.explains = facts.explain(("dns",)) + [
         n for n in facts.explain(RESOLVING_SECTIONS[1:], UNRESOLVED_WORDS) if n not in facts.explain(("dns",))
     ]

@@ -8,8 +8,10 @@ read. More specific rules (DNS points elsewhere, pods crash, a NetworkPolicy dro
 from __future__ import annotations
 
 import datetime
+import shlex
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..probes.tls import describe_alert
 from .facts import Facts
@@ -43,11 +45,41 @@ def failing_probes(
     for probe in candidates:
         if probe.get("failure") not in failures or not probe.get("address"):
             continue
+        if _failed_after_redirect(probe):
+            continue  # the redirect's target failed, not this address and port: redirect-target-fails
         key = (probe.get("address"), probe.get("port"), probe.get("failure"), probe.get("status"))
         if key not in seen:
             seen.add(key)
             found.append(probe)
     return found
+
+
+# Failures that are the redirect's own verdict (the probe did not follow it), not its target's.
+REDIRECT_FAILURES = ("too_many_redirects", "redirect_unsafe", "redirect_elsewhere")
+
+
+def _redirect_target(probe: Mapping[str, Any]) -> tuple[str, str, int] | None:
+    """(scheme, host, port) of the last redirect an HTTP probe followed; None when it followed none."""
+    redirects = probe.get("redirects") or []
+    if not redirects:
+        return None
+    try:
+        target = urlsplit(str(redirects[-1]))
+        port = target.port or (443 if target.scheme == "https" else 80)
+    except ValueError:
+        return None
+    return target.scheme, (target.hostname or ""), port
+
+
+def _failed_after_redirect(probe: Mapping[str, Any]) -> bool:
+    """An HTTP probe whose failure happened at the end of the redirects it followed, on another scheme, host
+    or port than the one probed: the failure is not this address's and port's."""
+    target = _redirect_target(probe)
+    if target is None or probe.get("failure") in REDIRECT_FAILURES or not probe.get("failure"):
+        return False
+    scheme, host, port = target
+    same_host = host.rstrip(".").lower() == str(probe.get("host") or "").rstrip(".").lower()
+    return not (scheme == probe.get("scheme") and same_host and port == probe.get("port"))
 
 
 def _addresses(probes: list[dict[str, Any]]) -> list[str]:
@@ -414,6 +446,46 @@ def redirect_elsewhere(facts: Facts) -> Theory | None:
         ],
         0.65,
     )
+
+
+def redirect_target_fails(facts: Facts) -> Theory | None:
+    """The target answers with a redirect the client follows, and the request where it leads fails: the
+    failure belongs to the redirect's scheme, host and port (an http -> https redirect with no HTTPS listener
+    behind it, a canonical host that is down), not to the address and port probed."""
+    probes = [p for p in facts.http_probes("dns") if p.get("address") and _failed_after_redirect(p)]
+    if not probes:
+        return None
+    probe = probes[0]
+    scheme, host, port = _redirect_target(probe) or ("", "", 0)
+    url = str((probe.get("redirects") or [""])[-1])
+    title = (
+        f"GET {probe.get('path') or facts.context.health_path} on {_where(probes, facts)} answers "
+        f"{probe.get('status')} {probe.get('reason') or ''}".rstrip()
+        + f" redirecting to {url}, and the request there fails: "
+        + str(probe.get("wording") or probe.get("failure"))
+        + (f" ({short(probe.get('detail'), 160)})" if probe.get("detail") else "")
+        + f" — the redirect leads to {scheme}://{host}:{port}, where nothing serves the request"
+    )
+    evidence = [probe_line({**p, "source": p.get("source", "dns")}) for p in probes[:3]]
+    target = f"{host}:{port}"
+    confirm = [
+        curl_of(probe, facts.context),
+        f"curl -v {shlex.quote(url)}",
+        f"nc -vz -w 5 {shlex.quote(host)} {port}",
+    ]
+    fix = [
+        f"Serve {target}"
+        + (
+            " (an HTTPS listener: the LoadBalancer's port 443 and the Ingress's tls, with a certificate)"
+            if scheme == "https"
+            else ""
+        )
+        + ", or stop redirecting there (the edge's redirect rule — ingress-nginx ssl-redirect / "
+        "force-ssl-redirect — or the app's own)"
+    ]
+    theory = Theory("redirect-target-fails", title, 0.75, evidence, confirm, fix, subjects=[target])
+    theory.explains = facts.explain(TRAFFIC_SECTIONS, [url, target, *{str(p.get("failure")) for p in probes}])
+    return theory
 
 
 def headers_too_large(facts: Facts) -> Theory | None:

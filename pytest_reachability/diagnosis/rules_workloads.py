@@ -11,7 +11,9 @@ documents.
 * Deployment ``spec.replicas`` 0, ``Progressing=False`` (ProgressDeadlineExceeded), ``ReplicaFailure``.
 
 A rule looks only at pods in the state its name says; pods behind the target's Service come first and are
-the only ones that can explain failures of the traffic sections.
+the only ones that can explain failures of the traffic sections. A container that has run, ready, for longer
+than the kubelet's crash back-off is settled: its last termination and the events of its earlier runs are
+history (``kubectl get pod`` shows them as "3 (4d ago)"), and no rule blames them for this run's failures.
 """
 
 from __future__ import annotations
@@ -20,6 +22,15 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ..k8s import (
+    RESTARTS_FORGOTTEN_AFTER_S,
+    batch_pod,
+    container_settled,
+    replaced_pods,
+    restarting_now,
+    running_for,
+)
+from ..moments import human_duration, parse_time
 from .facts import Facts
 from .theory import Theory, kubectl
 from .wording import event_line, pod_line, short
@@ -193,17 +204,26 @@ def _pod_theory(
     fix: list[str],
     extra_evidence: list[str] | None = None,
     previous_logs: bool = False,
+    from_termination: bool = False,
 ) -> Theory:
+    """``from_termination``: the rule reads the container's last termination (OOMKilled, a probe's kill),
+    which a container settled since (ready for longer than the crash back-off) only explains its restarts."""
     pod, state, own = picked[0]
     pods = [p for p, _s, o in picked if o == own]
     evidence = [pod_line(p) for p in pods[:3]] + list(extra_evidence or [])
-    if own:
+    settled = _settled_for(pod, state) if from_termination else ""
+    if settled:
+        # Running and ready for longer than the crash back-off: it explains its restarts, not today's traffic.
+        title += f"; it has run, ready, for {settled} since"
+        confidence -= 0.3
+        own = False
+    elif own:
         # A partial outage: say so, from the other pods' Ready condition.
         title += _partial_outage(facts, pods)
         shift, lines = _in_cluster_weight(facts, pods)
         confidence += shift
         evidence += lines
-    else:
+    elif not own:
         confidence -= 0.25  # a pod of the namespace, not one the target's Service sends traffic to
         evidence.append(f"pod {pod.get('name')} is not behind the target's Service")
     confirm = _pod_confirm(facts, pod, state, previous_logs)
@@ -452,9 +472,31 @@ def _oom(state: Mapping[str, Any]) -> bool:
     )
 
 
+def _past(pod: Mapping[str, Any], state: Mapping[str, Any]) -> bool:
+    """The container's last termination is history: it has run, ready, for an hour since."""
+    return container_settled(state, pod.get("read_at"), RESTARTS_FORGOTTEN_AFTER_S)
+
+
+def _settled_for(pod: Mapping[str, Any], state: Mapping[str, Any]) -> str:
+    """How long a settled container has run, ready ("38m"); '' when it is not settled."""
+    if not container_settled(state, pod.get("read_at")):
+        return ""
+    return human_duration(running_for(state, pod.get("read_at")) or 0.0)
+
+
+def _current_events(pod: Mapping[str, Any], events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The events that can speak of the pod's containers: when every container's past is history, only those
+    last seen after the earliest of them started (an event of unknown time is kept)."""
+    states = [s for s in _states(pod) if not s.get("init")]
+    if not states or not all(_past(pod, s) for s in states):
+        return events
+    since = min(t for s in states if (t := parse_time(s.get("started_at"))) is not None)
+    return [e for e in events if (seen := parse_time(e.get("last_seen"))) is None or seen > since]
+
+
 def container_oom_killed(facts: Facts) -> Theory | None:
     """The container is killed for exceeding its memory limit (terminated reason OOMKilled, exit code 137)."""
-    picked = _pick(facts, lambda pod: next((s for s in _states(pod) if _oom(s)), None))
+    picked = _pick(facts, lambda pod: next((s for s in _states(pod) if _oom(s) and not _past(pod, s)), None))
     if not picked:
         return None
     pod, state, _own = picked[0]
@@ -473,18 +515,52 @@ def container_oom_killed(facts: Facts) -> Theory | None:
             pod.get("namespace"),
         ),
     ]
-    return _pod_theory(facts, "container-oom-killed", picked, title, 0.9, fix, previous_logs=True)
+    return _pod_theory(
+        facts, "container-oom-killed", picked, title, 0.9, fix, previous_logs=True, from_termination=True
+    )
 
 
 def _liveness_events(facts: Facts, pod: Mapping[str, Any]) -> list[dict[str, Any]]:
-    return _pod_events(facts, pod, ("Unhealthy", "Killing"), ("liveness probe",))
+    """The kubelet's events of a probe that restarts the container: liveness, or startup (``Startup probe
+    failed``, ``Container X failed startup probe, will be restarted``)."""
+    return _current_events(
+        pod, _pod_events(facts, pod, ("Unhealthy", "Killing"), ("liveness probe", "startup probe"))
+    )
+
+
+def _killing_probe(events: list[dict[str, Any]]) -> str:
+    """Which probe the latest of these events names: ``startup`` or ``liveness``."""
+    latest = str(events[-1].get("message") or "").lower() if events else ""
+    return "startup" if "startup probe" in latest else "liveness"
+
+
+def _probe_budget(probe: Mapping[str, Any] | None) -> str:
+    """ "3 x 10s = 30s": how long the kubelet waits before it restarts the container (defaults 3 and 10 s)."""
+    if not probe:
+        return ""
+    threshold, period = probe.get("failure_threshold") or 3, probe.get("period_seconds") or 10
+    delay = probe.get("initial_delay_seconds") or 0
+    total = delay + threshold * period
+    return f"{f'{delay}s + ' if delay else ''}{threshold} x {period}s = {total}s"
 
 
 def liveness_probe_failing(facts: Facts) -> Theory | None:
     """The kubelet restarts the container because its liveness probe fails."""
+    return _probe_kill_theory(facts, "liveness")
+
+
+def startup_probe_failing(facts: Facts) -> Theory | None:
+    """The kubelet restarts the container because its startup probe does not pass within its budget
+    (initialDelaySeconds + failureThreshold x periodSeconds): an app slower to start than the probe allows."""
+    return _probe_kill_theory(facts, "startup")
+
+
+def _probe_kill_theory(facts: Facts, kind: str) -> Theory | None:
+    """The kubelet kills the container for the probe ``kind`` (the probe its latest such event names)."""
 
     def matches(pod: dict[str, Any]) -> dict[str, Any] | None:
-        if not _liveness_events(facts, pod) or not pod.get("restarts"):
+        events = _liveness_events(facts, pod)
+        if not events or not pod.get("restarts") or _killing_probe(events) != kind:
             return None
         return next((s for s in _states(pod) if not _oom(s)), None) or None
 
@@ -493,31 +569,46 @@ def liveness_probe_failing(facts: Facts) -> Theory | None:
         return None
     pod, state, _own = picked[0]
     events = _liveness_events(facts, pod)
-    probe = next((p for p in pod.get("probes") or [] if p.get("probe") == "liveness"), None)
+    probe = next((p for p in pod.get("probes") or [] if p.get("probe") == kind), None)
     described = _describe_probe(probe)
     failure = next(
         (short(e.get("message"), 140) for e in events if "failed" in str(e.get("message")).lower()), ""
     )
+    name = state.get("name") if state.get("name") not in (None, "?") else probe and probe.get("container")
     title = (
-        f"the liveness probe{described} of container {state.get('name') or probe and probe.get('container')} "
-        "fails"
+        f"the {kind} probe{described} of container {name} fails"
         f"{' (' + failure + ')' if failure else ''}, so the kubelet kills and restarts it "
         f"({pod.get('restarts')} restarts)"
     )
-    fix = [
-        "Make the probe match the app (path, port, timeoutSeconds/initialDelaySeconds long enough for "
-        "start-up), "
-        "or fix why the app stops answering it"
-    ]
+    if kind == "startup":
+        budget = _probe_budget(probe)
+        title += (
+            f": the app does not answer it within the start-up time the probe allows"
+            f"{' (' + budget + ')' if budget else ''}, so it is killed before it has started"
+        )
+        fix = [
+            "Give the app the start-up time it needs: raise the startup probe's failureThreshold (or "
+            "periodSeconds) so failureThreshold x periodSeconds covers it (the previous container's logs "
+            "show how far start-up got) — or make the app start faster",
+        ]
+        rule = "startup-probe-failing"
+    else:
+        fix = [
+            "Make the probe match the app (path, port, timeoutSeconds/initialDelaySeconds long enough for "
+            "start-up), "
+            "or fix why the app stops answering it"
+        ]
+        rule = "liveness-probe-failing"
     return _pod_theory(
         facts,
-        "liveness-probe-failing",
+        rule,
         picked,
         title,
         0.85,
         fix,
         [event_line(e) for e in events[:2]],
         previous_logs=True,
+        from_termination=True,
     )
 
 
@@ -533,11 +624,22 @@ def _crash(state: Mapping[str, Any]) -> bool:
     )
 
 
+def _flapping(pod: Mapping[str, Any], state: Mapping[str, Any]) -> bool:
+    """Running again between crashes: restarted more than once, the last minutes ago, with an exit code that
+    is an error (OOMKilled is container-oom-killed's)."""
+    return (
+        state.get("state") == "running"
+        and restarting_now(state, pod.get("read_at"))
+        and not _oom(state)
+        and state.get("last_exit_code") not in (None, 0)
+    )
+
+
 def _crash_title(pod: Mapping[str, Any], state: Mapping[str, Any]) -> str:
     """What keeps crashing, how often, its last exit code, and what that code or reason means."""
     code = state.get("last_exit_code") if state.get("last_exit_code") is not None else state.get("exit_code")
     meaning = EXIT_CODES.get(code) if isinstance(code, int) else None
-    reason = state.get("reason") or "restarting"
+    reason = state.get("reason") or ("running again" if state.get("state") == "running" else "restarting")
     exit_text = (
         f", last exit code {code}" + (f" {state.get('last_reason')}" if state.get("last_reason") else "")
         if code is not None
@@ -577,7 +679,7 @@ def _log_errors(facts: Facts, pod: Mapping[str, Any]) -> list[str]:
 def pods_crashing(facts: Facts) -> Theory | None:
     """A container keeps exiting (CrashLoopBackOff, RunContainerError): the application fails at start or
     soon after."""
-    picked = _pick(facts, lambda pod: next((s for s in _states(pod) if _crash(s)), None))
+    picked = _pick(facts, lambda pod: next((s for s in _states(pod) if _crash(s) or _flapping(pod, s)), None))
     if not picked:
         return None
     pod, state, _own = picked[0]
@@ -868,16 +970,22 @@ def _named_elsewhere(facts: Facts, pod: Mapping[str, Any]) -> bool:
         return True
     if "ContainerCreating" in waiting and _pod_events(facts, pod, ("FailedMount",)):
         return True
-    running = [s for s in states if s.get("state") == "running" and not s.get("ready")]
+    # Init containers have no readiness: one still running is pods-not-ready's (an init container that
+    # never completes), not a readiness probe's.
+    running = [s for s in states if s.get("state") == "running" and not s.get("ready") and not s.get("init")]
     return bool(running) and any(p.get("probe") == "readiness" for p in pod.get("probes") or [])
 
 
 def pods_not_ready(facts: Facts) -> Theory | None:
     """Pods that are neither Running and Ready nor in a state another rule names (the fallback for pods)."""
 
+    replaced = replaced_pods((p.get("name"), p.get("phase"), p.get("owner")) for p in facts.pods())
+
     def matches(pod: dict[str, Any]) -> dict[str, Any] | None:
         if pod.get("phase") == "Succeeded" or (pod.get("phase") == "Running" and pod.get("ready")):
             return None
+        if pod.get("name") in replaced or batch_pod(pod.get("owner")):
+            return None  # ended, and its controller runs another in its place; or a Job's
         if _named_elsewhere(facts, pod):
             return None
         return next(iter(_states(pod)), {})
@@ -889,14 +997,52 @@ def pods_not_ready(facts: Facts) -> Theory | None:
     gates = _gates_not_ready(pod)
     if gates:
         return _readiness_gates_theory(facts, picked, gates)
+    blocking = _init_still_running(pod)
+    if blocking is not None:
+        return _init_blocking_theory(facts, picked, blocking)
     phase = pod.get("phase") or "unknown phase"
-    reason = state.get("reason") or pod.get("reason") or ""
+    # A pod that ended says why itself (Evicted); its containers' state then only says they were stopped.
+    reason = (
+        (pod.get("reason") if phase == "Failed" else None) or state.get("reason") or pod.get("reason") or ""
+    )
     title = f"pod {pod.get('name')} is {phase}{' (' + reason + ')' if reason else ''} and not Ready"
     if pod.get("message"):
         title += f": {short(pod.get('message'), 120)}"
     fix = ["Read the pod's events and conditions (describe) for why it does not become Ready"]
     extra = [event_line(e) for e in _pod_events(facts, pod)[:2]]
     return _pod_theory(facts, "pods-not-ready", picked, title, 0.55, fix, extra)
+
+
+def _init_still_running(pod: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The init container still running in a pod that is not Ready: the app containers wait for it."""
+    return next((s for s in _states(pod) if s.get("init") and s.get("state") == "running"), None)
+
+
+def _init_blocking_theory(
+    facts: Facts, picked: list[tuple[dict, dict, bool]], state: Mapping[str, Any]
+) -> Theory:
+    pod = picked[0][0]
+    inits = [s for s in _states(pod) if s.get("init")]
+    done = sum(1 for s in inits if s.get("state") == "terminated" and s.get("exit_code") == 0)
+    read, started = parse_time(pod.get("read_at")), parse_time(state.get("started_at"))
+    since = (
+        f" has run for {human_duration((read - started).total_seconds())}" if read and started else " runs"
+    )
+    title = (
+        f"init container {state.get('name')} of pod {pod.get('name')}{since} without completing "
+        f"(Init:{done}/{len(inits)}): the pod's app containers start only after every init container exits 0 "
+        "— it waits for something that is not there, or hangs"
+    )
+    ns = pod.get("namespace")
+    fix = [
+        "Read what it waits for in its logs and provide it (a Service name, a database, a migration), or fix "
+        "the init container's command; the pod goes on by itself once it exits 0"
+    ]
+    theory = _pod_theory(facts, "pods-not-ready", picked, title, 0.7, fix)
+    theory.confirm.append(
+        kubectl(facts.context, f"logs {pod.get('name')} -c {state.get('name')} --tail=20", ns)
+    )
+    return theory
 
 
 # The conditions the kubelet and the scheduler set; any other is a readiness gate's (spec.readinessGates).

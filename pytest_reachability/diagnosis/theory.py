@@ -76,6 +76,8 @@ class Theory:
 
 def kubectl(context: RunContext, args: str, namespace: str | None = None) -> str:
     namespace = namespace if namespace is not None else context.namespace
+    if {"-A", "--all-namespaces"} & set(args.split()):
+        namespace = None  # one namespace and all of them at once reads as a mistake
     ns = f" -n {namespace}" if namespace else ""
     return f"{context.kubectl}{ns} {args}"
 

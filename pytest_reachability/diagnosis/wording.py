@@ -6,6 +6,8 @@ import ipaddress
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ..k8s import running_for
+from ..moments import human_duration, parse_time
 from .facts import Facts
 
 # What an address that failed does, in words a person repeats in the incident channel.
@@ -82,10 +84,35 @@ def answer_line(answer: Mapping[str, Any], name: str) -> str:
     return line + ")"
 
 
+def _history(pod: Mapping[str, Any], state: Mapping[str, Any]) -> str:
+    """ " 4d ago, running and ready for 4d" — when the last termination was, as kubectl's RESTARTS column
+    says it, and how long the container has run since ('' for what is unknown)."""
+    text = ""
+    read, finished = parse_time(pod.get("read_at")), parse_time(state.get("last_finished_at"))
+    if read is not None and finished is not None:
+        text += f" {human_duration((read - finished).total_seconds())} ago"
+    running = running_for(state, pod.get("read_at"))
+    if running is not None:
+        text += f", running and ready for {human_duration(running)}"
+    return text
+
+
+def _not_ready_note(pod: Mapping[str, Any]) -> str:
+    """ " (pod Ready=False: NodeLost)" when the containers' last reported state says ready and the pod's own
+    Ready condition says otherwise — a node that stopped reporting, a readiness gate, a pod being deleted."""
+    total = pod.get("containers_total") or 0
+    if pod.get("ready") or not total or pod.get("containers_ready") != total:
+        return ""
+    ready = next((c for c in pod.get("conditions") or [] if c.get("type") == "Ready"), None)
+    if ready is None:
+        return ""
+    return f" (pod Ready={ready.get('status')}{': ' + str(ready['reason']) if ready.get('reason') else ''})"
+
+
 def pod_line(pod: Mapping[str, Any]) -> str:
     parts = [
         f"pod {pod.get('name')}: phase {pod.get('phase')}",
-        f"ready {pod.get('containers_ready')}/{pod.get('containers_total')}",
+        f"ready {pod.get('containers_ready')}/{pod.get('containers_total')}{_not_ready_note(pod)}",
         f"restarts {pod.get('restarts')}",
     ]
     for state in pod.get("container_states") or []:
@@ -97,7 +124,7 @@ def pod_line(pod: Mapping[str, Any]) -> str:
         if state.get("last_reason") or state.get("last_exit_code") is not None:
             parts.append(
                 f"container {state.get('name')} last terminated {state.get('last_reason')} "
-                f"exit code {state.get('last_exit_code')}"
+                f"exit code {state.get('last_exit_code')}{_history(pod, state)}"
             )
     if pod.get("unschedulable_message"):
         parts.append(f"PodScheduled=False: {pod['unschedulable_message']}")

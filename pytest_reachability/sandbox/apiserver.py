@@ -32,6 +32,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 import yaml
 
 from ..k8s import containers_ports, resolve_target_port, service_selects
+from ..moments import parse_time
 from .apiserver_discovery import (
     AGGREGATED_DISCOVERY_CONTENT_TYPE,
     RESOURCE_TYPES,
@@ -46,7 +47,7 @@ from .apiserver_discovery import (
     resource_type_for_manifest,
     wants_aggregated_discovery,
 )
-from .apiserver_tables import SECRET_DATA_COUNT_KEY, parse_time, render_table
+from .apiserver_tables import SECRET_DATA_COUNT_KEY, render_table
 
 SERVICE_ACCOUNT_USER = "system:serviceaccount:sandbox:reachability"
 DEFAULT_AGE = timedelta(hours=12)

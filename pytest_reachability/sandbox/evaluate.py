@@ -160,7 +160,7 @@ def run_scenario(
                 if ("/" in name or name.endswith((".yaml", ".yml")))
                 else name
             )
-            pointing = ["--sandbox", target]
+            pointing = [f"--sandbox={target}"]  # a path after a bare --sandbox reads as a test path
         else:
             from . import Sandbox
 
