@@ -90,7 +90,7 @@ class ClusterReads:
     def warm(self) -> None:
         """Read every kind now, at the same time (started at session start by ``prefetch``); a read that
         fails is left for the test that asks, which reads it again and reports why."""
-        import threading
+        from . import prefetch
 
         def read(what: str, method: str) -> None:
             try:
@@ -105,14 +105,10 @@ class ClusterReads:
                 pass
 
         threads = [
-            threading.Thread(target=read, args=item, name=f"reachability-read {item[0]}", daemon=True)
+            prefetch.start_background(read, f"reachability-read {item[0]}", item)
             for item in self.KINDS.items()
         ]
-        threads.append(
-            threading.Thread(target=read_everywhere, name="reachability-read services *", daemon=True)
-        )
-        for thread in threads:
-            thread.start()
+        threads.append(prefetch.start_background(read_everywhere, "reachability-read services *"))
         for thread in threads:
             thread.join(timeout=600)  # each read ends within the cluster timeout; this only bounds the wait
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -32,6 +33,34 @@ from .probes import run_probe
 T = TypeVar("T")
 
 JOIN_BOUND = 600.0
+# How long the session's end waits for background work still in flight (a cluster read or probe the tests
+# did not need): each ends within its own timeout; a daemon thread that wakes in a socket read while the
+# interpreter finalizes aborts the process (CPython 3.11: SIGABRT, and the run's exit code is lost).
+STOP_BOUND = 15.0
+
+_background: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
+_background_guard = threading.Lock()
+
+
+def start_background(target: Callable[..., Any], name: str, args: tuple[Any, ...] = ()) -> threading.Thread:
+    """A daemon thread of background network work, started and known to :func:`join_background`."""
+    thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+    with _background_guard:
+        _background.add(thread)
+    thread.start()
+    return thread
+
+
+def join_background(bound: float = STOP_BOUND) -> list[str]:
+    """Wait, ``bound`` seconds in all, for the background threads still running; the names of those that
+    did not end."""
+    deadline = time.monotonic() + bound
+    with _background_guard:
+        threads = [thread for thread in _background if thread.is_alive()]
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return [thread.name for thread in threads if thread.is_alive()]
+
 
 CONNECT_BOUND = 60.0  # loading credentials sends no request; this only bounds a stuck loader
 
@@ -411,9 +440,7 @@ class Prefetcher:
         (the run's settings, the namespaces to read) when the suite will read the cluster."""
         if cluster is not None:
             self._connected.clear()
-            threading.Thread(
-                target=self._read_cluster, args=cluster, name="reachability-prefetch-cluster", daemon=True
-            ).start()
+            start_background(self._read_cluster, "reachability-prefetch-cluster", cluster)
         targets = list(targets)
         for target, settings in targets:
             self._futures.append(self._pool.submit(self._warm, target, settings))
@@ -543,6 +570,7 @@ class Prefetcher:
         if connection is not None:
             # Its credentials folder goes now; a read still in flight fails on its own and is not read.
             connection.close()
+        join_background()
 
 
 def run_together(work: list[Callable[[], Any]]) -> None:
@@ -550,12 +578,7 @@ def run_together(work: list[Callable[[], Any]]) -> None:
     that fails is left for the test that asks, which does it again and reports why."""
     if not work:
         return
-    threads = [
-        threading.Thread(target=_quietly, args=(piece,), name="reachability-prefetch-probe", daemon=True)
-        for piece in work[1:]
-    ]
-    for thread in threads:
-        thread.start()
+    threads = [start_background(_quietly, "reachability-prefetch-probe", (piece,)) for piece in work[1:]]
     _quietly(work[0])
     for thread in threads:
         thread.join(timeout=JOIN_BOUND)  # each probe ends within its own timeout; this only bounds the wait

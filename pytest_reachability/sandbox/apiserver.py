@@ -50,6 +50,8 @@ from .apiserver_discovery import (
 from .apiserver_tables import SECRET_DATA_COUNT_KEY, render_table
 
 SERVICE_ACCOUNT_USER = "system:serviceaccount:sandbox:reachability"
+# What kube-apiserver fills into a probe left without them (pkg/apis/core/v1/defaults.go SetDefaults_Probe).
+PROBE_DEFAULTS = {"timeoutSeconds": 1, "periodSeconds": 10, "successThreshold": 1, "failureThreshold": 3}
 DEFAULT_AGE = timedelta(hours=12)
 PROXY_BODY_LIMIT = 1024 * 1024
 WRITE_BODY_LIMIT = 1024 * 1024
@@ -455,12 +457,23 @@ class ObjectStore:
     @staticmethod
     def _default_pod(pod: dict) -> None:
         spec = pod.setdefault("spec", {})
-        for container in (spec.get("containers") or []) + (spec.get("initContainers") or []):
-            for port in container.get("ports") or []:
-                port.setdefault("protocol", "TCP")
+        ObjectStore._default_pod_spec(spec)
         status = pod.setdefault("status", {})
         status.setdefault("phase", "Pending")
         ObjectStore._default_container_statuses(spec, status)
+
+    @staticmethod
+    def _default_pod_spec(spec: dict) -> None:
+        """Container ports' protocol, and probes' timing as SetDefaults_Probe fills it (timeoutSeconds 1,
+        periodSeconds 10, successThreshold 1, failureThreshold 3; initialDelaySeconds stays unset)."""
+        for container in (spec.get("containers") or []) + (spec.get("initContainers") or []):
+            for port in container.get("ports") or []:
+                port.setdefault("protocol", "TCP")
+            for kind in ("readinessProbe", "livenessProbe", "startupProbe"):
+                probe = container.get(kind)
+                if isinstance(probe, dict):
+                    for field, value in PROBE_DEFAULTS.items():
+                        probe.setdefault(field, value)
 
     @staticmethod
     def _default_workload(kind: str, workload: dict) -> None:
@@ -469,6 +482,8 @@ class ObjectStore:
             spec.setdefault("replicas", 1)
         spec.setdefault("selector", {})
         spec.setdefault("template", {"metadata": {}, "spec": {"containers": []}})
+        if isinstance(spec["template"], dict) and isinstance(spec["template"].get("spec"), dict):
+            ObjectStore._default_pod_spec(spec["template"]["spec"])
         status = workload.setdefault("status", {})
         if kind in ("replicasets", "statefulsets"):
             status.setdefault("replicas", 0)

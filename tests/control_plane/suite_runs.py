@@ -140,7 +140,7 @@ def run_suite(
         check=False,
     )
     output = done.stdout + done.stderr
-    assert done.returncode in (0, 1), output[-6000:]
+    assert done.returncode in (0, 1), f"exit code {done.returncode}:\n{output[-6000:]}"
     audit = [
         event for event in plane.audit_events(before) if (event.get("user") or {}).get("username") == user
     ]
