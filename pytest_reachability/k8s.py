@@ -29,6 +29,7 @@ __all__ = [
     "deployment_of_owner",
     "find_service_port",
     "ingress_host_matches",
+    "ingress_path_matches",
     "port_declared",
     "replaced_pods",
     "resolve_target_port",
@@ -96,6 +97,18 @@ def service_selects(selector: Mapping[str, Any] | None, labels: Mapping[str, Any
 def ingress_host_matches(rule_host: str | None, host: str) -> bool:
     """An Ingress rule's host covers ``host`` (``*.example.com`` covers exactly one more label)."""
     return bool(rule_host) and ingress_host_name(rule_host or "") in ingress_names_covering(host)
+
+
+def ingress_path_matches(path: str | None, path_type: str | None, request_path: str) -> bool:
+    """An Ingress path matches ``request_path`` (its query dropped), as the Ingress API defines pathType:
+    ``Exact`` the one path, case-sensitively; ``Prefix`` element by element (``/foo`` and ``/foo/`` match
+    ``/foo`` and ``/foo/bar``, not ``/foobar``); ``ImplementationSpecific`` read as Prefix, as ingress-nginx
+    reads it without regular expressions."""
+    requested = request_path.split("?", 1)[0] or "/"
+    if path_type == "Exact":
+        return requested == (path or "/")
+    prefix = (path or "/").rstrip("/")
+    return not prefix or requested == prefix or requested.startswith(prefix + "/")
 
 
 def ingress_host_name(name: str) -> str:

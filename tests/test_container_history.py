@@ -10,10 +10,7 @@ few minutes ago is not settled, and is still blamed.
 
 from __future__ import annotations
 
-import json
 import re
-import subprocess
-import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -21,13 +18,14 @@ import diagnosis_evidence as E
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from scenario_runs import run_suite
 
 from pytest_reachability.diagnosis import rules_workloads as R
 from pytest_reachability.diagnosis.facts import Facts
 from pytest_reachability.diagnosis.wording import pod_line
 from pytest_reachability.k8s import SETTLED_AFTER_S, container_settled, restarting_now, running_for
 from pytest_reachability.results import TestResult
-from pytest_reachability.sandbox.evaluate import SUITE_ARGS, evaluate, suite_environment
+from pytest_reachability.sandbox.evaluate import evaluate
 
 IMAGE_ID = (
     "123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop/checkout@sha256:"
@@ -114,27 +112,13 @@ def test_liveness_failures_before_the_container_started_are_history() -> None:
     assert theory is not None and "liveness probe" in theory.title
 
 
-def _run_suite(scenario: str, folder: Path) -> tuple[dict, str]:
-    results = folder / "results.json"
-    process = subprocess.run(
-        [sys.executable, "-m", "pytest", *SUITE_ARGS, "--sandbox", scenario, "--results-json", str(results)],
-        cwd=folder,
-        env=suite_environment(folder),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert results.exists(), process.stdout[-3000:] + process.stderr[-2000:]
-    return json.loads(results.read_text()), process.stdout
-
-
 def _test(results: dict, name: str) -> dict:
     return next(t for t in results["tests"] if t["nodeid"].endswith(name))
 
 
 def test_the_real_client_records_the_moments_and_old_restarts_do_not_fail_the_run(tmp_path: Path) -> None:
     """Through the official client against the sandbox API server: 7 restarts 6 days ago, ready since."""
-    results, output = _run_suite("shop-edge-502-old-restarts", tmp_path)
+    results, output = run_suite("shop-edge-502-old-restarts", tmp_path)
     assert _test(results, "test_containers_are_not_restarting")["outcome"] == "passed", output[-3000:]
     pods = [
         record["data"]
@@ -176,7 +160,7 @@ def test_the_same_restarts_three_minutes_ago_fail_the_restart_check(tmp_path: Pa
         "              terminated: {exitCode: 137, reason: OOMKilled, startedAt: -40m, finishedAt: -3m}\n"
         "expect: {top: http-5xx, failing: [api-health, cluster]}\n"
     )
-    results, output = _run_suite(str(scenario), tmp_path)
+    results, output = run_suite(str(scenario), tmp_path)
     restarts = _test(results, "test_containers_are_not_restarting")
     assert restarts["outcome"] == "failed", output[-3000:]
     assert re.search(

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import diagnosis_evidence as E
 import pytest
+from scenario_runs import run_suite
 
 from pytest_reachability.diagnosis.facts import RunContext
 from pytest_reachability.diagnosis.theory import kubectl
@@ -27,3 +30,14 @@ def test_a_command_over_all_namespaces_names_no_namespace(args: str) -> None:
     context = RunContext(namespace="production")
     assert kubectl(context, args) == f"kubectl {args}"
     assert kubectl(context, "get pods") == "kubectl -n production get pods"
+
+
+def test_a_lost_node_whose_pods_have_nowhere_to_go_says_so_before_drain(tmp_path: Path) -> None:
+    """Draining a lost node moves its pods only where there is room; a pod already unschedulable for lack of
+    memory says there is none. The node's two taints of one key (NoSchedule, NoExecute) are named once."""
+    results, output = run_suite("node-lost-no-room-elsewhere", tmp_path)
+    top = results["theories"][0]
+    assert top["rule"] == "node-not-ready", output[-3000:]
+    assert "(taint node.kubernetes.io/unreachable)" in top["title"]
+    fix = top["fix"]
+    assert "only once the other nodes have room: pod api-847495fbc4-w8r5c is already unschedulable" in fix[1]

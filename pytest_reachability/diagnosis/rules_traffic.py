@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..k8s import ingress_host_matches, ingress_path_matches
 from ..probes.tls import describe_alert
 from .facts import Facts
 from .theory import Theory, curl_of, kubectl
@@ -623,6 +624,7 @@ def http_404(facts: Facts) -> Theory | None:
         return None
     path = probes[0].get("path") or facts.context.health_path
     inside = [c for c in facts.in_cluster_health() if c.get("status") == 404 and c.get("error") is None]
+    declared: list[str] | None = None
     if inside:
         # The app itself has no such route: no routing fix at the edge would help.
         title = (
@@ -634,6 +636,18 @@ def http_404(facts: Facts) -> Theory | None:
             "the route to the app"
         ]
         confidence = 0.8
+    elif (declared := _unmatched_ingress_paths(facts, path)) is not None:
+        # The Ingress has a rule for the host, but no path of it matches: the controller answers itself.
+        title = (
+            "{where} answers 404 to GET {path} for Host {host}: no path of the Ingress rules for the host "
+            "matches {path} ({declared}) — the ingress controller answers it itself, with its default backend"
+        )
+        fix = [
+            f"Add a path matching {path} to the Ingress rule for {facts.context.host}, or widen the one "
+            "there: pathType Exact matches that one path only, Prefix matches by path element (Prefix / "
+            "matches every path)"
+        ]
+        confidence = 0.75
     else:
         title = (
             "{where} answers 404 to GET {path} for Host {host}: the server there has no route for this host "
@@ -647,8 +661,20 @@ def http_404(facts: Facts) -> Theory | None:
             f"app's real health path with --health-path (not {path})"
         ]
         confidence = 0.55
-    theory = _traffic_theory(facts, "http-404", ("http_status",), title, fix, confidence)
+    theory = _traffic_theory(
+        facts,
+        "http-404",
+        ("http_status",),
+        title,
+        fix,
+        confidence,
+        declared=", ".join(declared or []),
+    )
     if theory is not None:
+        theory.evidence += [f"{line} does not match {path}" for line in (declared or [])[:3]]
+        answered = _inside_answers(facts)
+        if declared and answered is not None:
+            theory.evidence.append(_inside_line(answered))
         theory.evidence += [
             f"in-cluster GET {c.get('path')} via Service {c.get('service')}: 404" for c in inside[:1]
         ]
@@ -656,6 +682,22 @@ def http_404(facts: Facts) -> Theory | None:
         if inside:
             theory.unknowns = []
     return theory
+
+
+def _unmatched_ingress_paths(facts: Facts, path: str) -> list[str] | None:
+    """The paths of the Ingress rules for the target's host ("Ingress api: / (Exact)") when there are some
+    and none matches ``path``; None when no Ingress has a rule for the host, or a path matches."""
+    host = facts.context.host or ""
+    paths = [
+        (ingress, entry)
+        for ingress in facts.ingresses_for_host(host)
+        for rule in ingress.get("rules") or []
+        if ingress_host_matches(rule.get("host"), host)
+        for entry in rule.get("paths") or []
+    ]
+    if not paths or any(ingress_path_matches(e.get("path"), e.get("path_type"), path) for _i, e in paths):
+        return None
+    return [f"Ingress {i.get('name')}: {e.get('path')} ({e.get('path_type')})" for i, e in paths]
 
 
 def http_auth(facts: Facts) -> Theory | None:
@@ -673,23 +715,62 @@ def http_auth(facts: Facts) -> Theory | None:
         if status == 401
         else "it refuses this client (authorisation, IP allow-list or WAF)"
     )
+    fix = [
+        "Give the check credentials (https://user:password@host in --target) or exempt the health path "
+        "from "
+        "authentication; for 403, check the allow-list / WAF rules for this client"
+    ]
+    confidence = 0.6
+    lists = _source_allow_lists(facts) if status == 403 else []
+    if lists:
+        # The Ingress admits only some client addresses: a 403 from the controller is its refusal.
+        meaning = (
+            f"the Ingress filters clients by source address ({lists[0]}) and refuses this one — the address "
+            "the check comes from is most likely not admitted by it"
+        )
+        fix = [
+            "Add the checking client's public address to the list (or run the check from an address in it); "
+            "if the list is meant to admit everyone, fix its ranges",
+        ]
+        confidence = 0.75
     theory = _traffic_theory(
         facts,
         "http-auth",
         ("http_status",),
         "{where} answers {status} to GET {path}: {meaning}",
-        [
-            "Give the check credentials (https://user:password@host in --target) or exempt the health path "
-            "from "
-            "authentication; for 403, check the allow-list / WAF rules for this client"
-        ],
-        0.6,
+        fix,
+        confidence,
         status=str(status),
         meaning=meaning,
     )
     if theory is not None:
         theory.explains = facts.explain(TRAFFIC_SECTIONS, [str(status)])
+        if lists:
+            theory.evidence += lists
+            answered = _inside_answers(facts)
+            if answered is not None:
+                theory.evidence.append(_inside_line(answered))
     return theory
+
+
+# Ingress annotations that admit or refuse clients by source address (ingress-nginx, the AWS Load Balancer
+# Controller).
+SOURCE_LIST_ANNOTATIONS = (
+    "nginx.ingress.kubernetes.io/whitelist-source-range",
+    "nginx.ingress.kubernetes.io/allowlist-source-range",
+    "nginx.ingress.kubernetes.io/denylist-source-range",
+    "alb.ingress.kubernetes.io/inbound-cidrs",
+)
+
+
+def _source_allow_lists(facts: Facts) -> list[str]:
+    """ "Ingress api: nginx.ingress.kubernetes.io/whitelist-source-range=10.0.0.0/8" for the target's host."""
+    return [
+        f"Ingress {ingress.get('name')}: {key}={value}"
+        for ingress in facts.ingresses_for_host(facts.context.host or "")
+        for key, value in sorted((ingress.get("annotations") or {}).items())
+        if key in SOURCE_LIST_ANNOTATIONS
+    ]
 
 
 HTTP_4XX_MEANING = {

@@ -887,7 +887,8 @@ def _bad_nodes(facts: Facts) -> dict[str, str]:
     bad = {}
     for node in facts.nodes():
         ready = next((c for c in node.get("conditions") or [] if c.get("type") == "Ready"), None)
-        taints = [key for key in map(taint_key, node.get("taints") or []) if key in NODE_TAINTS]
+        # One key per line: the node controller sets the same key as NoSchedule and NoExecute.
+        taints = list(dict.fromkeys(k for k in map(taint_key, node.get("taints") or []) if k in NODE_TAINTS))
         if not node.get("ready") or taints:
             status = ready.get("status") if ready else "missing"
             why = (
@@ -949,11 +950,21 @@ def node_not_ready(facts: Facts) -> Theory | None:
         kubectl(facts.context, f"describe node {node}", ""),
         kubectl(facts.context, "get nodes -o wide", ""),
     ]
+    # Draining moves the pods only where there is room: a pod the scheduler already cannot place says there
+    # is none, and the drained pods would wait Pending beside it.
+    stuck = [p for p in facts.pods() if p.get("unschedulable_message") and p.get("node") not in bad]
     fix = [
         f"Bring node {node} back (kubelet, container runtime, network, disk/memory pressure) or replace it",
         kubectl(facts.context, f"drain {node} --ignore-daemonsets --delete-emptydir-data", "")
-        + "  # moves its pods to healthy nodes",
+        + (
+            f"  # only once the other nodes have room: pod {stuck[0].get('name')} is already unschedulable "
+            f"({short(stuck[0].get('unschedulable_message'), 120)})"
+            if stuck
+            else "  # moves its pods to healthy nodes"
+        ),
     ]
+    if stuck:
+        evidence.append(pod_line(stuck[0]))
     title = _node_title(facts, node, bad[node], pods)
     theory = Theory("node-not-ready", title, confidence, evidence, confirm, fix, subjects=[node])
     theory.explains = _node_explains(facts, bad, pods, own)
