@@ -252,11 +252,18 @@ def container_settled(state: Mapping[str, Any], read_at: Any, after: float = SET
     return running is not None and running >= after
 
 
+def _completed_init(state: Mapping[str, Any]) -> bool:
+    """An init container that has exited 0: its restarts are over, the pod went on."""
+    return bool(state.get("init")) and state.get("state") == "terminated" and state.get("exit_code") == 0
+
+
 def restarts_are_history(states: Iterable[Mapping[str, Any]], read_at: Any) -> bool:
-    """Every container that restarted has run, ready, for an hour since (unknown moments: not history)."""
+    """Every container that restarted has run, ready, for an hour since, or is an init container that has
+    completed (unknown moments: not history)."""
     restarted = [state for state in states if state.get("restarts")]
     return bool(restarted) and all(
-        container_settled(state, read_at, RESTARTS_FORGOTTEN_AFTER_S) for state in restarted
+        _completed_init(state) or container_settled(state, read_at, RESTARTS_FORGOTTEN_AFTER_S)
+        for state in restarted
     )
 
 
@@ -264,7 +271,7 @@ def restarting_now(state: Mapping[str, Any], read_at: Any) -> bool:
     """The container has restarted more than once, the last time within the crash back-off's reach (10
     minutes) of the read: it is flapping now, whatever its count (kubectl: "4 (2m ago)"). Unknown moments:
     not known to be flapping."""
-    if (state.get("restarts") or 0) < 2:
+    if (state.get("restarts") or 0) < 2 or _completed_init(state):
         return False
     read, finished = parse_time(read_at), parse_time(state.get("last_finished_at"))
     return read is not None and finished is not None and (read - finished).total_seconds() < SETTLED_AFTER_S

@@ -5,16 +5,23 @@ own zone. Each name of the chain is looked at once."""
 
 from __future__ import annotations
 
+import dns.message
+import dns.name
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+
 from pytest_reachability.diagnosis.facts import Facts
 from pytest_reachability.diagnosis.rules_dns import dns_cname_loop, dns_dangling_cname
+from pytest_reachability.probes.dns import ResolverAnswer, _FamilyResult, _follow_chain, _merge_families
 from pytest_reachability.results import TestResult
 from pytest_reachability.sandbox.evaluate import evaluate
 
 
-def _facts(cnames: list[str]) -> Facts:
+def _facts(cnames: list[str], name: str = "www.97v.test") -> Facts:
     answer = {
         "resolver": "127.0.0.1:5353",
-        "name": "www.97v.test",
+        "name": name,
         "addresses": [],
         "cnames": cnames,
         "rcode": "NOERROR",
@@ -22,12 +29,12 @@ def _facts(cnames: list[str]) -> Facts:
     }
     test = TestResult("suites/test_07_dns.py::test_dns_resolves_on_every_resolver")
     test.outcome, test.section = "failed", "dns"
-    test.reason = "www.97v.test: no address"
+    test.reason = f"{name}: no address"
     test.evidence = [
         {
             "kind": "dns",
             "data": {
-                "name": "www.97v.test",
+                "name": name,
                 "addresses": [],
                 "failure": "dns_no_answer",
                 "answers": [answer],
@@ -68,3 +75,37 @@ def test_the_bundled_scenario_through_the_sandbox_dns_server() -> None:
     (row,) = evaluate(["dns-cname-loop"])
     assert row.hit, row.problem()
     assert "www.97v.test -> edge.97v.test -> www.97v.test" in row.title
+
+
+def _response(question: str, *records: tuple[str, str]) -> dns.message.Message:
+    query = dns.message.make_query(question, "A")
+    response = dns.message.make_response(query)
+    for owner, target in records:
+        rrset = response.find_rrset(
+            response.answer, dns.name.from_text(owner), dns.rdataclass.IN, dns.rdatatype.CNAME, create=True
+        )
+        rrset.add(dns.rdata.from_text("IN", "CNAME", target), 300)
+    return response
+
+
+def test_the_probe_ends_a_chain_on_the_name_it_comes_back_to() -> None:
+    """a -> b -> c -> b: the chain the probe records ends on b again, so the loop stays visible (a list of
+    the names seen, b and c, would read as a chain dangling at c)."""
+    result = _FamilyResult()
+    _follow_chain(
+        _response(
+            "a.97v.test.",
+            ("a.97v.test.", "b.97v.test."),
+            ("b.97v.test.", "c.97v.test."),
+            ("c.97v.test.", "b.97v.test."),
+        ),
+        dns.name.from_text("a.97v.test."),
+        dns.rdatatype.A,
+        result,
+    )
+    assert result.cnames == ["b.97v.test", "c.97v.test", "b.97v.test"]
+    answer = ResolverAnswer(resolver="127.0.0.1:53", name="a.97v.test")
+    _merge_families(answer, {"A": result, "AAAA": result}, ("A", "AAAA"))
+    assert answer.cnames == ["b.97v.test", "c.97v.test", "b.97v.test"]
+    theory = dns_cname_loop(_facts(answer.cnames, name="a.97v.test"))
+    assert theory is not None and "a.97v.test -> b.97v.test -> c.97v.test -> b.97v.test" in theory.title

@@ -23,7 +23,13 @@ from scenario_runs import run_suite
 from pytest_reachability.diagnosis import rules_workloads as R
 from pytest_reachability.diagnosis.facts import Facts
 from pytest_reachability.diagnosis.wording import pod_line
-from pytest_reachability.k8s import SETTLED_AFTER_S, container_settled, restarting_now, running_for
+from pytest_reachability.k8s import (
+    SETTLED_AFTER_S,
+    container_settled,
+    restarting_now,
+    restarts_are_history,
+    running_for,
+)
 from pytest_reachability.results import TestResult
 from pytest_reachability.sandbox.evaluate import evaluate
 
@@ -220,3 +226,14 @@ def test_one_replica_segfaulting_below_the_restart_limit_is_not_healthy() -> Non
         "keeps crashing (running again, 4 restarts, last exit code 139 Error): the process crashed"
         in row.title
     )
+
+
+def test_a_completed_init_containers_restarts_are_over() -> None:
+    """An init container that restarted three times and then exited 0: kubectl shows "3 (4d ago)"; it will
+    not restart again, so it is neither flapping nor counted."""
+    done = {**E.container("terminated", "Completed", ready=False, restarts=3, name="wait-db"), "init": True}
+    done.update(exit_code=0, last_finished_at=_iso(READ - timedelta(minutes=4)))
+    assert restarting_now(done, _iso(READ)) is False
+    assert restarts_are_history([done, E.container()], _iso(READ)) is True
+    failing = {**done, "state": "waiting", "reason": "CrashLoopBackOff", "exit_code": None}
+    assert restarts_are_history([failing, E.container()], _iso(READ)) is False

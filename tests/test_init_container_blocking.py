@@ -13,3 +13,15 @@ def test_the_init_container_that_never_completes_is_named() -> None:
     assert row.hit, row.problem()
     assert row.title.startswith("init container wait-for-db of pod api-6b8c9d7f5-q2w4e has run for 25m")
     assert "(Init:0/1)" in row.title
+
+
+def test_a_sidecar_running_in_an_initialized_pod_is_not_a_stuck_init_container() -> None:
+    """A native sidecar (an init container with restartPolicy Always) runs for the pod's life; once the pod
+    is Initialized it blocks nothing."""
+    from pytest_reachability.diagnosis.rules_workloads import _init_still_running
+
+    sidecar = {"name": "proxy", "init": True, "state": "running", "ready": True}
+    pod = {"container_states": [sidecar], "conditions": [{"type": "Initialized", "status": "True"}]}
+    assert _init_still_running(pod) is None
+    pod["conditions"] = [{"type": "Initialized", "status": "False"}]
+    assert _init_still_running(pod) == sidecar

@@ -91,3 +91,28 @@ def test_a_redirect_on_the_same_port_that_then_fails_stays_with_that_port() -> N
         evidence = _probe(server)
     assert evidence["failure"] == "empty_reply" and evidence["redirects"], evidence
     assert redirect_target_fails(_facts(evidence)) is None
+
+
+def test_a_status_or_tls_failure_after_a_redirect_is_left_to_its_own_rule() -> None:
+    """A 503 (no ready pods) or an expired certificate where the redirect leads: "nothing serves there" would
+    hide it; http-5xx and the TLS rules name it."""
+    from pytest_reachability.diagnosis.rules_traffic import http_5xx
+
+    for failure, extra in (("http_status", {"status": 503}), ("tls_expired", {"status": None})):
+        evidence = {
+            "address": "127.0.0.1",
+            "port": 8080,
+            "scheme": "http",
+            "host": servers.HOST,
+            "path": "/health",
+            "reason": "",
+            "failure": failure,
+            "detail": "",
+            "redirects": [f"https://{servers.HOST}/health"],
+            "headers": {},
+            **extra,
+        }
+        facts = _facts(evidence)
+        assert redirect_target_fails(facts) is None, failure
+        if failure == "http_status":
+            assert http_5xx(facts) is not None

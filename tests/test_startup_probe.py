@@ -54,3 +54,17 @@ def test_the_bundled_scenario_reads_the_budget_through_the_real_client() -> None
     (row,) = evaluate(["startup-probe-too-short"])
     assert row.hit, row.problem()
     assert "(3 x 10s = 30s)" in row.title
+
+
+def test_the_probe_kill_names_the_app_container_not_the_init_container_before_it() -> None:
+    facts = _facts("Liveness probe failed: HTTP probe failed with statuscode: 500")
+    pod = facts.of("pod")[0]
+    migrate = {
+        **E.container("terminated", "Completed", ready=False, name="migrate"),
+        "init": True,
+        "exit_code": 0,
+    }
+    pod["container_states"] = [migrate, *pod["container_states"]]
+    theory = R.liveness_probe_failing(facts)
+    assert theory is not None and "of container api fails" in theory.title
+    assert any(line.endswith("-c api --previous --tail=50") for line in theory.confirm)

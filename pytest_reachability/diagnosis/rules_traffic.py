@@ -55,8 +55,9 @@ def failing_probes(
     return found
 
 
-# Failures that are the redirect's own verdict (the probe did not follow it), not its target's.
-REDIRECT_FAILURES = ("too_many_redirects", "redirect_unsafe", "redirect_elsewhere")
+# Failures to connect: after a redirect to another scheme, host or port they are the target's, and say that
+# nothing serves there. (A status, body or TLS failure there is left to its own rule, which names it.)
+CONNECT_FAILURES = ("tcp_refused", "tcp_timeout", "tcp_unreachable")
 
 
 def _redirect_target(probe: Mapping[str, Any]) -> tuple[str, str, int] | None:
@@ -73,10 +74,10 @@ def _redirect_target(probe: Mapping[str, Any]) -> tuple[str, str, int] | None:
 
 
 def _failed_after_redirect(probe: Mapping[str, Any]) -> bool:
-    """An HTTP probe whose failure happened at the end of the redirects it followed, on another scheme, host
-    or port than the one probed: the failure is not this address's and port's."""
+    """An HTTP probe that could not connect where the redirects it followed led, on another scheme, host or
+    port than the one probed: the failure is not this address's and port's."""
     target = _redirect_target(probe)
-    if target is None or probe.get("failure") in REDIRECT_FAILURES or not probe.get("failure"):
+    if target is None or probe.get("failure") not in CONNECT_FAILURES:
         return False
     scheme, host, port = target
     same_host = host.rstrip(".").lower() == str(probe.get("host") or "").rstrip(".").lower()
@@ -684,6 +685,24 @@ def http_404(facts: Facts) -> Theory | None:
     return theory
 
 
+# Characters that make an ImplementationSpecific path a controller's pattern (GKE and ALB's "/*", nginx
+# regular expressions), not a prefix.
+_PATTERN_CHARACTERS = set("*()[]{}|^$?+\\")
+
+
+def _path_unknown(ingress: Mapping[str, Any], entry: Mapping[str, Any]) -> bool:
+    """Whether how the controller matches this path is its own: ImplementationSpecific with a pattern, or
+    ingress-nginx's use-regex / rewrite-target."""
+    annotations = ingress.get("annotations") or {}
+    if str(annotations.get("nginx.ingress.kubernetes.io/use-regex", "")).lower() == "true":
+        return True
+    if "nginx.ingress.kubernetes.io/rewrite-target" in annotations:
+        return True
+    return entry.get("path_type") not in ("Exact", "Prefix") and bool(
+        _PATTERN_CHARACTERS & set(str(entry.get("path")))
+    )
+
+
 def _unmatched_ingress_paths(facts: Facts, path: str) -> list[str] | None:
     """The paths of the Ingress rules for the target's host ("Ingress api: / (Exact)") when there are some
     and none matches ``path``; None when no Ingress has a rule for the host, or a path matches."""
@@ -697,6 +716,8 @@ def _unmatched_ingress_paths(facts: Facts, path: str) -> list[str] | None:
     ]
     if not paths or any(ingress_path_matches(e.get("path"), e.get("path_type"), path) for _i, e in paths):
         return None
+    if any(_path_unknown(i, e) for i, e in paths) or any(i.get("default_backend") for i, _e in paths):
+        return None  # a pattern the controller reads its own way, or a default backend that takes the rest
     return [f"Ingress {i.get('name')}: {e.get('path')} ({e.get('path_type')})" for i, e in paths]
 
 
@@ -721,16 +742,22 @@ def http_auth(facts: Facts) -> Theory | None:
         "authentication; for 403, check the allow-list / WAF rules for this client"
     ]
     confidence = 0.6
-    lists = _source_allow_lists(facts) if status == 403 else []
+    inside_refuses = any(c.get("status") == 403 for c in facts.in_cluster_health())
+    lists = _source_allow_lists(facts) if status == 403 and not inside_refuses else []
     if lists:
-        # The Ingress admits only some client addresses: a 403 from the controller is its refusal.
+        # The Ingress filters clients by address (and the app does not refuse inside the cluster): a 403 from
+        # the controller is that filter's refusal.
         meaning = (
             f"the Ingress filters clients by source address ({lists[0]}) and refuses this one — the address "
-            "the check comes from is most likely not admitted by it"
+            "the check comes from is most likely "
+            + ("on the deny list" if "denylist" in lists[0] else "not admitted by it")
         )
         fix = [
-            "Add the checking client's public address to the list (or run the check from an address in it); "
-            "if the list is meant to admit everyone, fix its ranges",
+            "Take the checking client's public address off the deny list (or run the check from another "
+            "address)"
+            if "denylist" in lists[0]
+            else "Add the checking client's public address to the list (or run the check from an address in "
+            "it); if the list is meant to admit everyone, fix its ranges",
         ]
         confidence = 0.75
     theory = _traffic_theory(
@@ -753,13 +780,12 @@ def http_auth(facts: Facts) -> Theory | None:
     return theory
 
 
-# Ingress annotations that admit or refuse clients by source address (ingress-nginx, the AWS Load Balancer
-# Controller).
+# ingress-nginx's annotations that admit or refuse clients by source address with a 403. (The AWS Load
+# Balancer Controller's inbound-cidrs is a security group: its refusal is a timeout, not a 403.)
 SOURCE_LIST_ANNOTATIONS = (
     "nginx.ingress.kubernetes.io/whitelist-source-range",
     "nginx.ingress.kubernetes.io/allowlist-source-range",
     "nginx.ingress.kubernetes.io/denylist-source-range",
-    "alb.ingress.kubernetes.io/inbound-cidrs",
 )
 
 

@@ -562,7 +562,10 @@ def _probe_kill_theory(facts: Facts, kind: str) -> Theory | None:
         events = _liveness_events(facts, pod)
         if not events or not pod.get("restarts") or _killing_probe(events) != kind:
             return None
-        return next((s for s in _states(pod) if not _oom(s)), None) or None
+        # The container the probe belongs to (an app container: init containers have no such probes).
+        probed = {p.get("container") for p in pod.get("probes") or [] if p.get("probe") == kind}
+        states = [s for s in _states(pod) if not s.get("init") and not _oom(s)]
+        return next((s for s in states if s.get("name") in probed), None) or next(iter(states), None)
 
     picked = _pick(facts, matches)
     if not picked:
@@ -934,6 +937,29 @@ def _node_explains(facts: Facts, bad: dict[str, str], pods: list[dict[str, Any]]
     return found
 
 
+def _no_room(facts: Facts, bad: dict[str, str]) -> dict[str, Any] | None:
+    """A pod the scheduler cannot place for lack of resources on the other nodes: draining a bad node moves
+    its pods only where there is room, and there is none."""
+    return next(
+        (
+            p
+            for p in facts.pods()
+            if "Insufficient" in str(p.get("unschedulable_message") or "") and p.get("node") not in bad
+        ),
+        None,
+    )
+
+
+def _drain_line(facts: Facts, node: str, stuck: Mapping[str, Any] | None) -> str:
+    line = kubectl(facts.context, f"drain {node} --ignore-daemonsets --delete-emptydir-data", "")
+    if stuck is None:
+        return line + "  # moves its pods to healthy nodes"
+    return line + (
+        f"  # only once the other nodes have room: pod {stuck.get('name')} is already unschedulable "
+        f"({short(stuck.get('unschedulable_message'), 120)})"
+    )
+
+
 def node_not_ready(facts: Facts) -> Theory | None:
     """A node is NotReady or unreachable; the pods on it stop serving (and are evicted after the
     toleration)."""
@@ -950,21 +976,13 @@ def node_not_ready(facts: Facts) -> Theory | None:
         kubectl(facts.context, f"describe node {node}", ""),
         kubectl(facts.context, "get nodes -o wide", ""),
     ]
-    # Draining moves the pods only where there is room: a pod the scheduler already cannot place says there
-    # is none, and the drained pods would wait Pending beside it.
-    stuck = [p for p in facts.pods() if p.get("unschedulable_message") and p.get("node") not in bad]
+    stuck = _no_room(facts, bad)
     fix = [
         f"Bring node {node} back (kubelet, container runtime, network, disk/memory pressure) or replace it",
-        kubectl(facts.context, f"drain {node} --ignore-daemonsets --delete-emptydir-data", "")
-        + (
-            f"  # only once the other nodes have room: pod {stuck[0].get('name')} is already unschedulable "
-            f"({short(stuck[0].get('unschedulable_message'), 120)})"
-            if stuck
-            else "  # moves its pods to healthy nodes"
-        ),
+        _drain_line(facts, node, stuck),
     ]
     if stuck:
-        evidence.append(pod_line(stuck[0]))
+        evidence.append(pod_line(stuck))
     title = _node_title(facts, node, bad[node], pods)
     theory = Theory("node-not-ready", title, confidence, evidence, confirm, fix, subjects=[node])
     theory.explains = _node_explains(facts, bad, pods, own)
@@ -1025,7 +1043,12 @@ def pods_not_ready(facts: Facts) -> Theory | None:
 
 
 def _init_still_running(pod: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The init container still running in a pod that is not Ready: the app containers wait for it."""
+    """The init container still running in a pod not yet initialized (its Initialized condition False): the
+    app containers wait for it. (A sidecar — an init container with restartPolicy Always — runs on once the
+    pod is initialized.)"""
+    initialized = next((c for c in pod.get("conditions") or [] if c.get("type") == "Initialized"), None)
+    if initialized is not None and initialized.get("status") == "True":
+        return None
     return next((s for s in _states(pod) if s.get("init") and s.get("state") == "running"), None)
 
 

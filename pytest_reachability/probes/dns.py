@@ -367,7 +367,11 @@ def _merge_families(
         result = results.get(family) or _FamilyResult(rcode="TIMEOUT", error="no answer within the timeout")
         answer.addresses.extend(a for a in result.addresses if a not in answer.addresses)
         answer.omitted += result.omitted
-        answer.cnames.extend(c for c in result.cnames if c not in answer.cnames)
+        # The first chain as it came (a loop ends on a name it holds already); the other family's new names.
+        if answer.cnames:
+            answer.cnames.extend(c for c in result.cnames if c not in answer.cnames)
+        else:
+            answer.cnames.extend(result.cnames)
         answer.extended_errors.extend(e for e in result.extended if e not in answer.extended_errors)
         if result.ttl is not None:
             ttls.append(result.ttl)
@@ -496,6 +500,7 @@ def _follow_chain(
     """Walk the CNAME chain inside this answer (a resolver usually returns CNAMEs and the final records
     together), adding addresses, names and the lowest TTL to ``result``; (last name, records found)."""
     target = qname
+    seen = {qname}
     for _step in range(_MAX_CNAME_HOPS):
         cname = response.get_rrset(response.answer, target, dns.rdataclass.IN, dns.rdatatype.CNAME)
         records = response.get_rrset(response.answer, target, dns.rdataclass.IN, rdtype)
@@ -514,6 +519,9 @@ def _follow_chain(
         target = cname[0].target
         result.cnames.append(target.to_text(omit_final_dot=True))
         result.ttl = cname.ttl if result.ttl is None else min(result.ttl, cname.ttl)
+        if target in seen:
+            break  # a loop: the chain ends on the name it came back to
+        seen.add(target)
     return target, False
 
 
