@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .moments import parse_time
+from .moments import seconds_between
 
 __all__ = [
     "batch_pod",
@@ -239,10 +239,7 @@ def running_for(state: Mapping[str, Any], read_at: Any) -> float | None:
     and ready, or a moment is unknown."""
     if state.get("state") != "running" or not state.get("ready"):
         return None
-    read, started = parse_time(read_at), parse_time(state.get("started_at"))
-    if read is None or started is None:
-        return None
-    return (read - started).total_seconds()
+    return seconds_between(state.get("started_at"), read_at)
 
 
 def container_settled(state: Mapping[str, Any], read_at: Any, after: float = SETTLED_AFTER_S) -> bool:
@@ -273,5 +270,5 @@ def restarting_now(state: Mapping[str, Any], read_at: Any) -> bool:
     not known to be flapping."""
     if (state.get("restarts") or 0) < 2 or _completed_init(state):
         return False
-    read, finished = parse_time(read_at), parse_time(state.get("last_finished_at"))
-    return read is not None and finished is not None and (read - finished).total_seconds() < SETTLED_AFTER_S
+    since = seconds_between(state.get("last_finished_at"), read_at)
+    return since is not None and since < SETTLED_AFTER_S

@@ -22,6 +22,12 @@ def parse_time(value: object) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
+def seconds_between(earlier: object, later: object) -> float | None:
+    """Seconds from the moment ``earlier`` to ``later`` (both RFC 3339); None when either is unknown."""
+    start, end = parse_time(earlier), parse_time(later)
+    return None if start is None or end is None else (end - start).total_seconds()
+
+
 def human_duration(seconds: float) -> str:
     """k8s.io/apimachinery/pkg/util/duration.HumanDuration."""
     whole = int(seconds)

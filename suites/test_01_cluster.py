@@ -13,7 +13,7 @@ import pytest
 from pytest_reachability import prefetch
 from pytest_reachability.cluster import ClusterError
 from pytest_reachability.k8s import batch_pod, replaced_pods, restarting_now, restarts_are_history
-from pytest_reachability.moments import human_duration, parse_time
+from pytest_reachability.moments import human_duration, seconds_between
 
 pytestmark = pytest.mark.section("cluster", requires=["cluster-access"])
 
@@ -125,12 +125,9 @@ def test_no_pod_pending(cluster_reads, evidence):
 
 def last_restart(pod: Any) -> str:
     """ ", the last 2m ago" as kubectl's RESTARTS column says it ('' when unknown)."""
-    read = parse_time(pod.read_at)
-    moments = [parse_time(state.get("last_finished_at")) for state in pod.container_states]
-    known = [moment for moment in moments if moment is not None]
-    if read is None or not known:
-        return ""
-    return f", the last {human_duration((read - max(known)).total_seconds())} ago"
+    ago = [seconds_between(state.get("last_finished_at"), pod.read_at) for state in pod.container_states]
+    known = [seconds for seconds in ago if seconds is not None]
+    return f", the last {human_duration(min(known))} ago" if known else ""
 
 
 def test_containers_are_not_restarting(cluster_reads, run_settings, evidence):

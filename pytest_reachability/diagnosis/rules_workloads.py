@@ -30,7 +30,7 @@ from ..k8s import (
     restarting_now,
     running_for,
 )
-from ..moments import human_duration, parse_time
+from ..moments import human_duration, parse_time, seconds_between
 from .facts import Facts
 from .theory import Theory, kubectl
 from .wording import event_line, pod_line, short
@@ -1058,10 +1058,8 @@ def _init_blocking_theory(
     pod = picked[0][0]
     inits = [s for s in _states(pod) if s.get("init")]
     done = sum(1 for s in inits if s.get("state") == "terminated" and s.get("exit_code") == 0)
-    read, started = parse_time(pod.get("read_at")), parse_time(state.get("started_at"))
-    since = (
-        f" has run for {human_duration((read - started).total_seconds())}" if read and started else " runs"
-    )
+    running = seconds_between(state.get("started_at"), pod.get("read_at"))
+    since = f" has run for {human_duration(running)}" if running is not None else " runs"
     title = (
         f"init container {state.get('name')} of pod {pod.get('name')}{since} without completing "
         f"(Init:{done}/{len(inits)}): the pod's app containers start only after every init container exits 0 "

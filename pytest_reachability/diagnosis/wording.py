@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..k8s import running_for
-from ..moments import human_duration, parse_time
+from ..moments import human_duration, seconds_between
 from .facts import Facts
 
 # What an address that failed does, in words a person repeats in the incident channel.
@@ -88,9 +88,9 @@ def _history(pod: Mapping[str, Any], state: Mapping[str, Any]) -> str:
     """ " 4d ago, running and ready for 4d" — when the last termination was, as kubectl's RESTARTS column
     says it, and how long the container has run since ('' for what is unknown)."""
     text = ""
-    read, finished = parse_time(pod.get("read_at")), parse_time(state.get("last_finished_at"))
-    if read is not None and finished is not None:
-        text += f" {human_duration((read - finished).total_seconds())} ago"
+    ago = seconds_between(state.get("last_finished_at"), pod.get("read_at"))
+    if ago is not None:
+        text += f" {human_duration(ago)} ago"
     running = running_for(state, pod.get("read_at"))
     if running is not None:
         text += f", running and ready for {human_duration(running)}"
