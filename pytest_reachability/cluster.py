@@ -272,6 +272,7 @@ class ServiceInfo(_Snapshot):
     annotations: dict[str, str] = dataclasses.field(
         default_factory=dict
     )  # without last-applied-configuration
+    external_name: str | None = None  # type ExternalName: the DNS name the Service is an alias for
 
 
 @dataclasses.dataclass(frozen=True)
@@ -674,6 +675,7 @@ def service_info(service: k8s.V1Service) -> ServiceInfo:
         external_ips=tuple(_attr(spec, "external_ips", "external_i_ps") or []),
         labels=_labels(service.metadata),
         annotations=_annotations(service.metadata),
+        external_name=(spec.external_name or None) if spec and service_type == "ExternalName" else None,
     )
 
 

@@ -1,13 +1,16 @@
 """Section 4, endpoints: each Service's selector matches
-ready pods, and its targetPort is a container port."""
+ready pods, and its targetPort is a container port; an ExternalName Service's name resolves."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
 
 from pytest_reachability.k8s import port_declared, service_selects
+from pytest_reachability.probes.dns import SYSTEM, is_ip_literal, resolve_all
+from pytest_reachability.probes.failures import Failure
 
 pytestmark = pytest.mark.section("endpoints", requires=["cluster-access"])
 
@@ -84,3 +87,63 @@ def test_target_ports_match_container_ports(cluster_reads, evidence):
     if not checked:
         pytest.skip("no Service selects a pod: nothing to compare (see test_service_selectors_match_pods)")
     assert not mismatched, f"{'; '.join(mismatched)}; expected targetPort to be a container port"
+
+
+MAX_EXTERNAL_NAMES = 8  # ExternalName Services resolved per check, all within one probe timeout
+# Answers that say the name has no address (as opposed to a resolver that failed to answer).
+NO_SUCH_NAME = {Failure.DNS_NXDOMAIN.value, Failure.DNS_NO_ANSWER.value}
+
+
+def in_cluster_name(name: str) -> bool:
+    """A name only the cluster's DNS answers: ``<service>.<namespace>.svc[.<cluster domain>]``."""
+    labels = name.rstrip(".").lower().split(".")
+    return "svc" in labels[2:] or name.rstrip(".").lower().endswith(".cluster.local")
+
+
+def test_external_names_resolve(cluster_reads, reachability_settings, evidence):
+    """An ExternalName Service is a DNS alias (a CNAME in the cluster's DNS): its clients, ingress
+    controllers included, get an address only when its name resolves."""
+    aliases = [s for s in cluster_reads.services() if s.external_name][:MAX_EXTERNAL_NAMES]
+    if not aliases:
+        pytest.skip(f"no ExternalName Services in namespace {cluster_reads.namespace}")
+    resolvers = list(reachability_settings.resolvers or [SYSTEM])
+    deadline = time.monotonic() + reachability_settings.probe_timeout
+    broken, checked, inside, unanswered = [], 0, [], []
+    for service in aliases:
+        evidence.record("service", service)
+        name = service.external_name.rstrip(".")
+        if is_ip_literal(name):
+            # The API accepts an IPv4 string as a name; DNS servers do not resolve it as an address.
+            broken.append(
+                f"Service {service.name}'s externalName {name} is an address, which DNS does not resolve as "
+                "a name (a Service without selector and an EndpointSlice hold addresses)"
+            )
+            continue
+        if in_cluster_name(name):
+            inside.append(f"{service.name} ({name})")
+            continue
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        report = resolve_all(name, resolvers, timeout=left)
+        evidence.record("external_name_dns", report, service=service.name, namespace=service.namespace)
+        checked += 1
+        if report.addresses:
+            continue
+        failures = {answer.failure.value if answer.failure else None for answer in report.answers}
+        if report.answers and failures <= NO_SUCH_NAME:
+            said = ", ".join(f"{a.resolver}: {a.rcode}" for a in report.answers)
+            broken.append(
+                f"Service {service.name} is an ExternalName for {name}, which has no address ({said})"
+            )
+        else:
+            unanswered.append(f"{name} ({report.failure.value if report.failure else 'no answer'})")
+    assert not broken, (
+        f"{'; '.join(broken)}; expected every ExternalName to resolve to an address, or its clients "
+        "(ingress controllers included) have nowhere to connect"
+    )
+    if not checked:
+        why = f"names only the cluster's DNS answers: {', '.join(inside)}" if inside else "no time left"
+        pytest.skip(f"no ExternalName resolvable from here ({why})")
+    if unanswered:
+        pytest.skip(f"the resolvers did not answer for {', '.join(unanswered)} (see section dns)")

@@ -298,6 +298,20 @@ def dns(addresses=("127.0.10.57",), answers=None) -> dict[str, Any]:
     }
 
 
+def external_name_alias(failure: str, rcode: str) -> list[tuple[str, Any]]:
+    """Service api as an ExternalName for api.gone.test, the host's Ingress routing to it, and what the
+    resolver answered for the name."""
+    report = dns(answers=[answer(addresses=(), failure=failure, rcode=rcode)])
+    return [
+        ("service", {**service(type_="ExternalName", selector={}), "external_name": "api.gone.test"}),
+        ("ingress", ingress()),
+        (
+            "external_name_dns",
+            {**report, "name": "api.gone.test", "service": "api", "namespace": "production"},
+        ),
+    ]
+
+
 def http_probe(
     address,
     failure=None,

@@ -232,6 +232,11 @@ RULE_CASES = [
         [("service", E.service()), ("ingress", E.ingress(backend="api"))],
     ),
     (
+        R.external_name_unresolvable,
+        E.external_name_alias("dns_nxdomain", "NXDOMAIN"),
+        E.external_name_alias("dns_timeout", "TIMEOUT"),  # a resolver that failed to answer says nothing
+    ),
+    (
         R.ingress_backend_port_missing,
         [("service", E.service()), ("ingress", E.ingress(port=8080))],
         [("service", E.service()), ("ingress", E.ingress(port="http"))],

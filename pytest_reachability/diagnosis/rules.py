@@ -74,6 +74,7 @@ from .rules_traffic import (
 from .rules_wiring import (
     cluster_access_failed,
     duplicate_loadbalancers,
+    external_name_unresolvable,
     ingress_backend_missing,
     ingress_backend_port_missing,
     ingress_class_missing,
@@ -134,6 +135,7 @@ RULES: tuple[Rule, ...] = (
     ingress_missing_rule,
     ingress_backend_missing,
     ingress_backend_port_missing,
+    external_name_unresolvable,
     ingress_class_missing,
     ingress_tls_secret_missing,
     network_policy_denies,

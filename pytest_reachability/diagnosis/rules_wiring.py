@@ -14,10 +14,10 @@ from typing import Any
 
 from ..k8s import selector_matches
 from .facts import Facts, probe_ok
-from .theory import Theory, curl_of, kubectl
+from .theory import Theory, curl_of, dig, kubectl
+from .wording import answer_line, short
 from .wording import probe_line as _probe_line
 from .wording import service_label as _service_label
-from .wording import short
 
 # Sections whose checks fail when the target's Service has no working backend.
 SERVING_SECTIONS = (
@@ -583,6 +583,69 @@ def ingress_backend_missing(facts: Facts) -> Theory | None:
             subject=service,
             explained_by=service,
         )
+    return None
+
+
+def _unresolved_aliases(facts: Facts) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """``(Service, DNS report)`` of each ExternalName Service whose name no resolver has an address for,
+    every resolver saying so (NXDOMAIN or no records), as ``test_external_names_resolve`` recorded it."""
+    services = {(s.get("namespace"), s.get("name")): s for s in facts.all_services()}
+    for report in facts.of("external_name_dns"):
+        answers = report.get("answers") or []
+        if report.get("addresses") or not answers:
+            continue
+        if not all(a.get("failure") in ("dns_nxdomain", "dns_no_answer") for a in answers):
+            continue
+        service = services.get((report.get("namespace"), report.get("service")))
+        if service is not None and service.get("external_name"):
+            yield service, report
+
+
+def external_name_unresolvable(facts: Facts) -> Theory | None:
+    """A Service the target's traffic goes to (the target's own, or a backend of the host's Ingress) is an
+    ExternalName alias for a name that does not exist: whatever resolves it, an ingress controller or a
+    client in the cluster, gets no address to connect to."""
+    backends = {
+        (ingress.get("namespace"), path.get("service")): (ingress, route)
+        for ingress, route, path in _ingress_backends(facts)
+    }
+    target = facts.target_service_name()
+    for service, report in _unresolved_aliases(facts):
+        name, namespace = service.get("name"), service.get("namespace")
+        alias = service.get("external_name")
+        ingress, route = backends.get((namespace, name), (None, None))
+        answers = report.get("answers") or []
+        said = "; ".join(sorted({f"{a.get('rcode')} from {a.get('resolver')}" for a in answers}))
+        who = (
+            f"Ingress `{ingress.get('name')}` routes {route} to it, and its controller gets no address"
+            if ingress is not None
+            else "clients of the Service get no address"
+        )
+        evidence = [
+            f"Service {namespace}/{name}: type ExternalName, externalName {alias}",
+            *(answer_line(a, alias) for a in answers),
+        ]
+        at_edge = _failing_probe_lines_at(facts, ingress) if ingress is not None else []
+        serves_target = ingress is not None or name == target
+        theory = Theory(
+            "external-name-unresolvable",
+            f"Service `{name}` is an ExternalName for {alias}, which does not resolve ({said}): {who}",
+            0.9 if at_edge else (0.7 if serves_target else 0.5),
+            evidence + at_edge,
+            [
+                kubectl(facts.context, f"get service {name} -o jsonpath='{{.spec.externalName}}'", namespace),
+                dig(alias, answers[0].get("resolver") if answers else None),
+            ],
+            [
+                kubectl(facts.context, f"edit service {name}", namespace)
+                + "  # set spec.externalName to the name that serves it (or give the Service a selector)"
+            ],
+            subjects=[name, alias],
+        )
+        theory.explains = facts.explain(("endpoints",), [alias]) + (
+            _edge_failures(facts, ingress) if ingress is not None else []
+        )
+        return theory
     return None
 
 
