@@ -3,14 +3,17 @@ sequence, and confirm commands that work against the scenario they were written 
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import re
 import shlex
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 from test_diagnosis_rules import incident_records, run_builtin_suite
@@ -450,3 +453,22 @@ def test_a_sandbox_run_says_its_commands_name_closed_ports():
     assert all(
         not b.startswith("# sandbox") for b in blocks if b not in naming
     )  # the re-run line works as it is
+
+
+def _write_one(folder: str, name: str, start_at: float) -> str:
+    settings = resolve_settings({"target": "http://97v.test"}, {})
+    while time.time() < start_at:  # every writer starts at once
+        time.sleep(0.001)
+    _, incident_id = write_incident_report(
+        Path(folder) / name, hand_built(), settings, [], created=datetime(2026, 1, 2, tzinfo=timezone.utc)
+    )
+    return incident_id
+
+
+def test_runs_writing_into_one_folder_at_once_get_different_ids(tmp_path):
+    """Parallel CI jobs sharing a reports folder: each report gets its own id, one after the last."""
+    start_at = time.time() + 1.0
+    with concurrent.futures.ProcessPoolExecutor(max_workers=6) as pool:
+        ids = list(pool.map(_write_one, [str(tmp_path)] * 6, [f"r{n}.md" for n in range(6)], [start_at] * 6))
+    assert sorted(ids) == [f"INC-2026-01-02-{n:03d}" for n in range(1, 7)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"r{n}.md" for n in range(6)]

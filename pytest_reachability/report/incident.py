@@ -11,8 +11,10 @@ markdown (table cells escaped) and is written atomically.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -866,7 +868,42 @@ def write_incident_report(
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     created = created or datetime.now(timezone.utc)
-    incident_id = next_incident_id(target.parent, created)
-    context = IncidentContext(incident_id, created, started, duration, rerun_command, history, fleet)
-    text = Redactor(secrets)(render_incident_report(results, settings, theories, context))
-    return write_atomically(target, text), incident_id
+    with _ids_taken_in_turn(target.parent):
+        incident_id = next_incident_id(target.parent, created)
+        context = IncidentContext(incident_id, created, started, duration, rerun_command, history, fleet)
+        text = Redactor(secrets)(render_incident_report(results, settings, theories, context))
+        return write_atomically(target, text), incident_id
+
+
+ID_LOCK_WAIT = 10.0  # seconds: a run whose report never comes (stopped, not killed) holds up no other
+
+
+@contextlib.contextmanager
+def _ids_taken_in_turn(folder: Path) -> Any:
+    """Runs writing reports into one folder at the same time take their ids one after the other: an
+    advisory lock on the folder itself (flock, nothing left in it; released by the system when a holder
+    dies) is held from reading the highest id to the report's rename, so the next run reads this one's.
+    Where there is no flock, or the lock cannot be had within ID_LOCK_WAIT, the id is taken without it."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        yield
+        return
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        yield
+        return
+    try:
+        deadline = time.monotonic() + ID_LOCK_WAIT
+        while True:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    break
+                time.sleep(0.02)
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock
