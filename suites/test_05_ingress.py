@@ -69,13 +69,15 @@ def record_ingresses(ingresses: list[Any], host: str, evidence: Any) -> None:
 
 
 def for_host(ingress: Any, host: str) -> Any:
-    """``ingress`` as far as ``host`` is concerned: its rules and TLS entries for that host."""
+    """``ingress`` as far as ``host`` is concerned: its rules and TLS entries for that host (all of its TLS
+    entries when none lists the host: which hosts they do list is what says why the host gets the
+    controller's default certificate)."""
     rules = tuple(rules_of(ingress, host))
     tls = tuple(
         entry
         for entry in ingress.tls
         if not entry.get("hosts") or any(ingress_host_matches(name, host) for name in entry["hosts"])
-    )
+    ) or tuple(ingress.tls)
     if len(rules) == len(ingress.rules) and len(tls) == len(ingress.tls):
         return ingress
     return dataclasses.replace(ingress, rules=rules, tls=tls)

@@ -232,6 +232,23 @@ RULE_CASES = [
         [("service", E.service()), ("ingress", E.ingress(backend="api"))],
     ),
     (
+        R.ingress_tls_host_missing,
+        [
+            ("ingress", {**E.ingress(), "tls": [{"hosts": ["www.97v.test"], "secret": "web-tls"}]}),
+            (
+                "tls",
+                {**E.tcp_probe("127.0.10.80", "tls_untrusted", port=443), "tls": E.tls_info("self-signed")},
+            ),
+        ],
+        [  # the Ingress lists the host: its certificate is another story (tls-untrusted tells it)
+            ("ingress", E.ingress()),
+            (
+                "tls",
+                {**E.tcp_probe("127.0.10.80", "tls_untrusted", port=443), "tls": E.tls_info("self-signed")},
+            ),
+        ],
+    ),
+    (
         R.external_name_unresolvable,
         E.external_name_alias("dns_nxdomain", "NXDOMAIN"),
         E.external_name_alias("dns_timeout", "TIMEOUT"),  # a resolver that failed to answer says nothing

@@ -147,6 +147,7 @@ CAUSES: dict[str, tuple[str, ...]] = {
     "external-name-unresolvable": ("http-5xx", "read-timeout", "only-in-cluster-traffic"),
     "ingress-class-missing": ("http-5xx", "http-404", "only-in-cluster-traffic"),
     "ingress-tls-secret-missing": ("tls-wrong-host", "tls-untrusted"),
+    "ingress-tls-host-missing": ("tls-wrong-host", "tls-untrusted"),
     "tls-incomplete-chain": ("tls-untrusted",),
     "dns-dangling-cname": ("dns-nxdomain", "dns-no-data", "dns-servfail", "dns-timeout", "dns-bad-answer"),
     **{
@@ -222,6 +223,7 @@ PRECEDENCE = (
     "external-name-unresolvable",
     "ingress-class-missing",
     "ingress-tls-secret-missing",
+    "ingress-tls-host-missing",
     "network-policy-denies",
     "database-missing",
     "database-auth-failed",

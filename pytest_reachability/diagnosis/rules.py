@@ -79,6 +79,7 @@ from .rules_wiring import (
     ingress_backend_port_missing,
     ingress_class_missing,
     ingress_missing_rule,
+    ingress_tls_host_missing,
     ingress_tls_secret_missing,
     loadbalancer_pending,
     loadbalancer_removed,
@@ -138,6 +139,7 @@ RULES: tuple[Rule, ...] = (
     external_name_unresolvable,
     ingress_class_missing,
     ingress_tls_secret_missing,
+    ingress_tls_host_missing,
     network_policy_denies,
     only_in_cluster_traffic,
     # workloads

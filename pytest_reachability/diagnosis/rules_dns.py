@@ -509,6 +509,12 @@ def _stray_title(found: _StrayAnswer) -> str:
     if others:
         what = f" ({others[0]}, not the target's){what}"
     verb = "answers" if found.good_answers else "has its address"
+    if found.good_address in found.answers:
+        # Both are in the record set: clients that pick the stray address fail, the others do not.
+        return (
+            f"the DNS {found.kind} records for {found.name} hold {', '.join(found.stray)}{what}, beside "
+            f"{found.good_address}, where {owner_phrase(found.good_service)} {verb} — remove the stray record"
+        )
     return (
         f"the DNS {found.kind} record for {found.name} points at {', '.join(found.stray)}{what}; "
         f"{owner_phrase(found.good_service)} {verb} at {found.good_address} — update the record"
@@ -558,7 +564,13 @@ def _stray_confirm(facts: Facts, found: _StrayAnswer) -> list[str]:
 def _stray_fix(facts: Facts, found: _StrayAnswer) -> list[str]:
     name, kind, stray = found.name, found.kind, ", ".join(found.stray)
     service = owner_phrase(found.good_service)
-    if not is_ip_literal(found.good_address):  # a load balancer published as a hostname (AWS's ELB/NLB)
+    if found.good_address in found.answers:
+        # The record set already holds the right address beside the stray one(s): half the clients fail.
+        change = (
+            f"Remove {stray} from the DNS {kind} records of {name}; keep {found.good_address} ({service}), "
+            "which it already answers"
+        )
+    elif not is_ip_literal(found.good_address):  # a load balancer published as a hostname (AWS's ELB/NLB)
         change = (
             f"Point {name} at {found.good_address} ({service}): a CNAME to it, or an alias record as "
             f"Route 53 and external-dns write for a load balancer, in place of the {kind} record {stray}"

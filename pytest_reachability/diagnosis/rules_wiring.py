@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from ..k8s import selector_matches
+from ..k8s import ingress_host_matches, selector_matches
 from .facts import Facts, probe_ok
 from .theory import Theory, curl_of, dig, kubectl
 from .wording import answer_line, short
@@ -825,6 +825,58 @@ def ingress_tls_secret_missing(facts: Facts) -> Theory | None:
         ]
         theory = Theory("ingress-tls-secret-missing", title, 0.7, evidence, confirm, fix, subjects=[secret])
         theory.explains = facts.explain(("ingress",), [secret]) + facts.explain(("tls",))
+        return theory
+    return None
+
+
+TLS_CERTIFICATE_FAILURES = ("tls_untrusted", "tls_hostname")
+
+
+def ingress_tls_host_missing(facts: Facts) -> Theory | None:
+    """The host's Ingress has TLS entries, none listing the host: the controller has no certificate for it
+    and answers with its default one (ingress-nginx: the self-signed "Kubernetes Ingress Controller Fake
+    Certificate"). Claimed only when a certificate failure was seen at that Ingress's address: a controller
+    whose default certificate is valid for the host (--default-ssl-certificate) fails nothing."""
+    host = facts.context.host
+    if not host:
+        return None
+    for ingress in _host_ingresses(facts):
+        entries = ingress.get("tls") or []
+        listed = [name for entry in entries for name in entry.get("hosts") or []]
+        if not entries or any(not entry.get("hosts") for entry in entries):
+            continue  # no TLS here (terminated before the controller), or an entry for every host
+        if any(ingress_host_matches(name, host) for name in listed):
+            continue
+        addresses = {str(a) for a in ingress.get("addresses") or []}
+        failures = [
+            p
+            for p in facts.http_probes() + facts.of("tls")
+            if p.get("failure") in TLS_CERTIFICATE_FAILURES and p.get("address") in addresses
+        ]
+        if not failures:
+            continue
+        name, namespace = ingress.get("name"), ingress.get("namespace")
+        title = (
+            f"Ingress `{name}` has TLS entries for {', '.join(listed)}, not for {host}: the controller has "
+            f"no certificate for {host} and answers with its default one, which clients reject"
+        )
+        evidence = [
+            f"Ingress {namespace}/{name} routes {host}; its spec.tls hosts are {', '.join(listed)}",
+            _probe_line({**failures[0], "source": failures[0].get("source", "dns")}),
+        ]
+        confirm = [
+            _ingress_kubectl(facts, ingress, "get", " -o jsonpath='{.spec.tls}'"),
+            f"openssl s_client -connect {failures[0].get('address')}:{failures[0].get('port') or 443} "
+            f"-servername {host} </dev/null 2>/dev/null | openssl x509 -noout -subject -issuer",
+        ]
+        fix = [
+            _ingress_kubectl(facts, ingress, "edit")
+            + f"  # add {host} to the hosts of a spec.tls entry whose Secret's certificate covers it"
+        ]
+        theory = Theory("ingress-tls-host-missing", title, 0.85, evidence, confirm, fix, subjects=[host])
+        theory.explains = facts.explain(("tls",)) + facts.explain(
+            ("api-health", "performance"), list(addresses)
+        )
         return theory
     return None
 

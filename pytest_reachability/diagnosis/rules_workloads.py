@@ -302,6 +302,30 @@ def _pull_waiting(pod: Mapping[str, Any]) -> dict[str, Any] | None:
     )
 
 
+# The kubelet's warning when a pod's imagePullSecrets name Secrets it cannot read (kubelet.go): it then
+# pulls without them, so the registry's answer (401, "pull access denied") follows from it.
+_PULL_SECRETS_MISSING = re.compile(r"unable to retrieve some image pull secrets \(([^)]*)\)", re.IGNORECASE)
+
+
+def _missing_pull_secrets(facts: Facts, pod: Mapping[str, Any]) -> tuple[list[str], list[dict]]:
+    """(the pull Secrets the kubelet could not retrieve for the pod, those events)."""
+    events = _pod_events(facts, pod, ("FailedToRetrieveImagePullSecret",))
+    names: list[str] = []
+    for event in events:
+        match = _PULL_SECRETS_MISSING.search(str(event.get("message") or ""))
+        for name in match.group(1).split(",") if match else []:
+            if name.strip() and name.strip() not in names:
+                names.append(name.strip())
+    return names, events
+
+
+# Failures whose fix is another image reference (name or tag), not credentials, trust or the network.
+_REFERENCE_FAULTS = (
+    "the image reference is not a valid name",
+    "the image or tag does not exist in the registry",
+)
+
+
 def image_pull_failed(facts: Facts) -> Theory | None:
     """A container's image cannot be pulled (waiting ImagePullBackOff / ErrImagePull / InvalidImageName)."""
     picked = _pick(facts, _pull_waiting)
@@ -312,23 +336,36 @@ def image_pull_failed(facts: Facts) -> Theory | None:
     text = " ".join([str(state.get("message") or "")] + [str(e.get("message") or "") for e in events]).lower()
     image = state.get("image") or next(iter(re.findall(r'image "([^"]+)"', text)), None)
     why, fix = _pull_failure(state.get("reason"), text)
+    namespace = pod.get("namespace")
+    secrets, secret_events = _missing_pull_secrets(facts, pod)
+    fixes = [fix]
+    if secrets and why not in _REFERENCE_FAULTS:
+        listed = ", ".join(secrets)
+        why = (
+            f"its imagePullSecrets name {listed}, which the kubelet cannot retrieve (no such Secret in "
+            f"{namespace}), so it pulls without credentials"
+        )
+        fixes = [
+            f"Create the pull Secret {secrets[0]} in {namespace} (a docker-registry Secret for the image's "
+            "registry, or a copy of the one in another namespace), or name an existing one in "
+            "imagePullSecrets",
+            kubectl(facts.context, f"get secret {secrets[0]}", namespace) + "  # expect it to exist",
+        ]
+    elif why in _REFERENCE_FAULTS:
+        fixes.append(
+            kubectl(
+                facts.context,
+                f"set image deployment/{_deployment_name(facts, pod)} {state.get('name')}=<image:tag>",
+                namespace,
+            )
+            + "  # or fix the manifest and apply it"
+        )
     title = (
         f"container {state.get('name')} of pod {pod.get('name')} cannot start: its image "
         f"{image or '(see the pod)'} cannot be pulled ({state.get('reason')}) — {why}"
     )
-    deployment = _deployment_name(facts, pod)
-    fixes = [
-        fix,
-        kubectl(
-            facts.context,
-            f"set image deployment/{deployment} {state.get('name')}=<image:tag>",
-            pod.get("namespace"),
-        )
-        + "  # or fix the manifest and apply it",
-    ]
-    return _pod_theory(
-        facts, "image-pull-failed", picked, title, 0.9, fixes, [event_line(e) for e in events[:2]]
-    )
+    lines = [event_line(e) for e in secret_events[:1] + events[:2]]
+    return _pod_theory(facts, "image-pull-failed", picked, title, 0.9, fixes, lines)
 
 
 def _missing_object(text: str) -> tuple[str, str] | None:
@@ -691,14 +728,27 @@ def pods_crashing(facts: Facts) -> Theory | None:
     evidence = _log_errors(facts, pod)
     evidence += [event_line(e) for e in _pod_events(facts, pod, ("BackOff", "Failed"))[:1]]
     deployment = _deployment_name(facts, pod)
-    fix = [
-        "Fix the start-up failure the previous container's logs show (configuration, a dependency it cannot "
-        "reach, the image's command), then",
-        kubectl(facts.context, f"rollout restart deployment/{deployment}", pod.get("namespace")),
-    ]
-    return _pod_theory(
-        facts, "pods-crashing", picked, _crash_title(pod, state), 0.85, fix, evidence, previous_logs=True
-    )
+    title = _crash_title(pod, state)
+    namespace = pod.get("namespace")
+    if any("exec format error" in line.lower() for line in evidence):
+        # execve(2) ENOEXEC: the kernel cannot run the file: another CPU architecture's binary, or a script
+        # without its #! line. The same image crashes the same way after any restart.
+        title += (
+            ": the kernel cannot execute its command (exec format error) — a binary built for another CPU "
+            "architecture than the node's, or a script without a #! line"
+        )
+        fix = [
+            "Build and push the image for the nodes' architecture (docker buildx build --platform "
+            "linux/amd64,linux/arm64 for both), or give the script its #! line; meanwhile roll back:",
+            kubectl(facts.context, f"rollout undo deployment/{deployment}", namespace),
+        ]
+    else:
+        fix = [
+            "Fix the start-up failure the previous container's logs show (configuration, a dependency it "
+            "cannot reach, the image's command), then",
+            kubectl(facts.context, f"rollout restart deployment/{deployment}", namespace),
+        ]
+    return _pod_theory(facts, "pods-crashing", picked, title, 0.85, fix, evidence, previous_logs=True)
 
 
 def _describe_probe(probe: Mapping[str, Any] | None) -> str:
@@ -792,7 +842,7 @@ SCHEDULER_BLOCKERS = (
     ),
     (
         re.compile(r"Insufficient (cpu|memory|ephemeral-storage|[\w./-]+)", re.I),
-        "not enough free {0} on any node for the pod's requests",
+        "not enough free {0} for the pod's requests",
         "Lower the pod's resource requests, free capacity, or add nodes (cluster autoscaler / node pool "
         "size)",
     ),
@@ -842,12 +892,58 @@ SCHEDULER_BLOCKERS = (
 
 
 def _scheduler_blocker(message: str) -> tuple[str, str]:
+    """(why no node takes the pod, the fix). The scheduler counts each node under the first filter it
+    failed ("0/3 nodes are available: 1 Insufficient cpu, 2 node(s) were unschedulable."): with several
+    reasons, each is named with its share of the nodes, the most common first, and so are their fixes."""
+    reasons = _node_reasons(message)
+    blockers: dict[tuple[str, str], int] = {}
+    for count, reason in reasons:
+        blocker = _one_blocker(reason)
+        if blocker is not None:
+            blockers[blocker] = blockers.get(blocker, 0) + count
+    if len(blockers) < 2:
+        return _one_blocker(message) or ("the scheduler finds no node for it", FALLBACK_SCHEDULER_FIX)
+    total = _node_total(message)
+    ranked = sorted(blockers.items(), key=lambda item: -item[1])
+    why = "; ".join(
+        f"{blocker[0]} ({count}{f' of {total}' if total else ''} nodes)" for blocker, count in ranked
+    )
+    fixes = list(dict.fromkeys(blocker[1] for blocker, _count in ranked))
+    return why, " ".join(
+        [fixes[0].rstrip(".") + ".", *(f"Then, for the other nodes: {f}" for f in fixes[1:])]
+    )
+
+
+FALLBACK_SCHEDULER_FIX = "Fix what the scheduler's message names"
+_AVAILABLE = re.compile(r"(\d+)/(\d+) nodes are available:(.*?)(?:\.\s|\.$|$)", re.S)
+
+
+def _node_total(message: str) -> int | None:
+    match = _AVAILABLE.search(message)
+    return int(match.group(2)) if match else None
+
+
+def _node_reasons(message: str) -> list[tuple[int, str]]:
+    """``(count, reason)`` of the scheduler's per-node breakdown (the part before "preemption:")."""
+    match = _AVAILABLE.search(message)
+    if not match:
+        return []
+    parts = re.split(r",\s+(?=\d+\s)", match.group(3).strip())
+    found = []
+    for part in parts:
+        head = re.match(r"(\d+)\s+(.*)", part.strip())
+        if head:
+            found.append((int(head.group(1)), head.group(2)))
+    return found
+
+
+def _one_blocker(text: str) -> tuple[str, str] | None:
     for pattern, why, fix in SCHEDULER_BLOCKERS:
-        match = pattern.search(message)
+        match = pattern.search(text)
         if match:
             argument = next((g for g in match.groups() if g), "") if match.groups() else ""
             return why.format(argument), fix
-    return "the scheduler finds no node for it", "Fix what the scheduler's message names"
+    return None
 
 
 def pod_unschedulable(facts: Facts) -> Theory | None:
@@ -1284,7 +1380,8 @@ def _rollout_stuck(
     title = f"the rollout of Deployment `{name}` is stuck ({cause.get('reason')}: {why})"
     if old_ready:
         old = ", ".join(str(p.get("name")) for p in old_ready[:2])
-        title += f"; the old pods ({old}) still serve the previous version"
+        more = f" and {len(old_ready) - 2} more" if len(old_ready) > 2 else ""
+        title += f"; the old pods ({old}{more}) still serve the previous version"
     confirm, fix = _stuck_confirm_and_fix(facts, deployment, cause)
     theory = Theory(
         "rollout-stuck",

@@ -1,0 +1,74 @@
+"""Incidents whose cause the evidence names outright, and whose fix must follow from it, not from the symptom:
+each is a bundled scenario run through the built-in suite in a fresh process (the sandbox's real DNS, edges
+and API server); the top theory must say the cause and give the fix that cause needs, and must not give the
+fix of a look-alike."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from scenario_runs import run_suite
+
+CASES = [
+    pytest.param(
+        "shop-pull-secret-missing",
+        "image-pull-failed",
+        # The kubelet's FailedToRetrieveImagePullSecret warning names the Secret the pods cannot read.
+        [
+            "its imagePullSecrets name harbor-pull, which the kubelet cannot retrieve",
+            "no such Secret in payments",
+        ],
+        ["Create the pull Secret harbor-pull in payments", "kubectl -n payments get secret harbor-pull"],
+        ["set image"],  # the image is right: another tag would fail the same way
+        id="pull-secret-missing",
+    ),
+    pytest.param(
+        "shop-exec-format-error",
+        "pods-crashing",
+        ["exec format error", "another CPU architecture"],
+        ["--platform", "rollout undo deployment/checkout"],
+        ["rollout restart"],  # the same image crashes the same way after a restart
+        id="exec-format-error",
+    ),
+    pytest.param(
+        "shop-stale-second-a-record",
+        "dns-not-loadbalancer",
+        ["hold 127.0.20.81", "beside 127.0.20.80", "remove the stray record"],
+        ["Remove 127.0.20.81 from the DNS A records of pay.shop.test; keep 127.0.20.80"],
+        ["replace 127.0.20.81 with 127.0.20.80"],  # the right address is already in the record set
+        id="stale-second-a-record",
+    ),
+    pytest.param(
+        "shop-drain-blocked-rollout-stuck",
+        "pod-unschedulable",
+        ["the nodes are cordoned (unschedulable) (2 of 3 nodes)", "not enough free cpu", "(1 of 3 nodes)"],
+        ["Uncordon a node", "Then, for the other nodes: Lower the pod's resource requests"],
+        ["on any node"],  # two of the three nodes are cordoned, not full
+        id="drain-blocked",
+    ),
+    pytest.param(
+        "shop-ingress-tls-host-not-listed",
+        "ingress-tls-host-missing",
+        ["Ingress `checkout` has TLS entries for shop.test, www.shop.test, not for pay.shop.test"],
+        ["add pay.shop.test to the hosts of a spec.tls entry"],
+        ["production ClusterIssuer"],  # the certificate served is the controller's default, not the issuer's
+        id="ingress-tls-host-not-listed",
+    ),
+]
+
+
+@pytest.mark.parametrize(("scenario", "rule", "said", "fixed_by", "not_said"), CASES)
+def test_the_top_theory_names_the_cause_and_its_fix(
+    scenario: str, rule: str, said: list[str], fixed_by: list[str], not_said: list[str], tmp_path: Path
+) -> None:
+    results, _ = run_suite(scenario, tmp_path)
+    top = results["theories"][0]
+    assert top["rule"] == rule, [t["title"] for t in results["theories"]]
+    text = " ".join([top["title"], *top["fix"]])
+    for words in said:
+        assert words in top["title"], top["title"]
+    for words in fixed_by:
+        assert any(words in line for line in top["fix"]), top["fix"]
+    for words in not_said:
+        assert words not in text, text
