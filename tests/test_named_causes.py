@@ -48,6 +48,14 @@ CASES = [
         id="drain-blocked",
     ),
     pytest.param(
+        "shop-cni-ip-exhausted",
+        "pods-not-ready",
+        ["cannot create their sandbox (FailedCreatePodSandBox)", "aws-cni has no IP address to give them"],
+        ["Give aws-cni addresses"],
+        ["Read the pod's events"],  # the events were read: they say what fails
+        id="cni-ip-exhausted",
+    ),
+    pytest.param(
         "shop-ingress-tls-host-not-listed",
         "ingress-tls-host-missing",
         ["Ingress `checkout` has TLS entries for shop.test, www.shop.test, not for pay.shop.test"],
@@ -72,3 +80,27 @@ def test_the_top_theory_names_the_cause_and_its_fix(
         assert any(words in line for line in top["fix"]), top["fix"]
     for words in not_said:
         assert words not in text, text
+
+
+def test_a_sandbox_the_plugin_fails_to_set_up_for_another_reason_is_quoted_not_called_exhaustion() -> None:
+    import diagnosis_evidence as E
+
+    from pytest_reachability.diagnosis.rules_workloads import pods_not_ready
+
+    message = (
+        "Failed to create pod sandbox: rpc error: code = Unknown desc = failed to setup network for "
+        'sandbox "9f": plugin type="calico" failed (add): error getting ClusterInformation: '
+        "connection is unauthorized: Unauthorized"
+    )
+    facts = E.facts_of(
+        ("service", E.service()),
+        (
+            "pod",
+            E.pod(ready=False, phase="Pending", containers=[E.container("waiting", "ContainerCreating")]),
+        ),
+        ("event", E.event(f"Pod/{E.API_POD}", "FailedCreatePodSandBox", message)),
+    )
+    theory = pods_not_ready(facts)
+    assert theory is not None
+    assert "the network plugin calico fails to set it up (" in theory.title
+    assert "exhausted" not in theory.title and "connection is unauthorized" in theory.title

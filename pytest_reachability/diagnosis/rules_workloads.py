@@ -1125,6 +1125,9 @@ def pods_not_ready(facts: Facts) -> Theory | None:
     blocking = _init_still_running(pod)
     if blocking is not None:
         return _init_blocking_theory(facts, picked, blocking)
+    sandbox = _sandbox_failure(facts, picked)
+    if sandbox is not None:
+        return sandbox
     phase = pod.get("phase") or "unknown phase"
     # A pod that ended says why itself (Evicted); its containers' state then only says they were stopped.
     reason = (
@@ -1136,6 +1139,54 @@ def pods_not_ready(facts: Facts) -> Theory | None:
     fix = ["Read the pod's events and conditions (describe) for why it does not become Ready"]
     extra = [event_line(e) for e in _pod_events(facts, pod)[:2]]
     return _pod_theory(facts, "pods-not-ready", picked, title, 0.55, fix, extra)
+
+
+_CNI_PLUGIN = re.compile(r'plugin type="([^"]+)"')
+# What network plugins say when they have no address to give (aws-cni, Cilium, Calico IPAM, Azure CNI, the
+# host-local IPAM of kubenet/flannel).
+_NO_ADDRESS = re.compile(
+    r"failed to assign an IP address|no available addresses|range is full|no IP addresses available|"
+    r"failed to allocate (?:for range|address)|ipam.*exhaust|exhausted",
+    re.IGNORECASE,
+)
+
+
+def _sandbox_failure(facts: Facts, picked: list[tuple[dict, dict, bool]]) -> Theory | None:
+    """Pods waiting in ContainerCreating because the kubelet cannot create their sandbox
+    (FailedCreatePodSandBox): the network plugin, not the application, is what fails."""
+    pod = picked[0][0]
+    events = _pod_events(facts, pod, ("FailedCreatePodSandBox",))
+    if not events:
+        return None
+    message = str(events[0].get("message") or "")
+    plugin = next(iter(_CNI_PLUGIN.findall(message)), None)
+    stuck = [p for p, _s, _o in picked if _pod_events(facts, p, ("FailedCreatePodSandBox",))]
+    names = ", ".join(str(p.get("name")) for p in stuck[:2]) + (
+        f" and {len(stuck) - 2} more" if len(stuck) > 2 else ""
+    )
+    who = f"the network plugin {plugin}" if plugin else "the container runtime"
+    if plugin and _NO_ADDRESS.search(message):
+        why = f"{who} has no IP address to give them (its subnet or IP pool is exhausted)"
+        fix = (
+            f"Give {plugin} addresses: free or add IPs in its pool (aws-cni: the subnets' free addresses and "
+            "the nodes' ENI/IP limits, prefix delegation; Calico/Cilium: the IP pool or CIDR), or move the "
+            "pods to nodes that have some; then the kubelet retries by itself"
+        )
+    else:
+        # The plugin's own words follow "failed (add):"; the runtime's wrapping before them says nothing.
+        detail = message.split("failed (add):", 1)[-1].strip()
+        why = f"{who} fails to set it up ({short(detail, 140)})"
+        fix = f"Repair {who} on the node (its pods in kube-system, their logs); the kubelet retries by itself"
+    title = (
+        f"pod{'s' if len(stuck) > 1 else ''} {names} cannot start: the kubelet cannot create "
+        f"{'their' if len(stuck) > 1 else 'its'} sandbox (FailedCreatePodSandBox) — {why}"
+    )
+    theory = _pod_theory(facts, "pods-not-ready", picked, title, 0.85, [fix], [event_line(events[0])])
+    theory.confirm.append(
+        kubectl(facts.context, "get pods -o wide", "kube-system")
+        + f"  # {plugin or 'the network plugin'}'s pods"
+    )
+    return theory
 
 
 def _init_still_running(pod: Mapping[str, Any]) -> dict[str, Any] | None:
