@@ -104,3 +104,23 @@ def test_a_sandbox_the_plugin_fails_to_set_up_for_another_reason_is_quoted_not_c
     assert theory is not None
     assert "the network plugin calico fails to set it up (" in theory.title
     assert "exhausted" not in theory.title and "connection is unauthorized" in theory.title
+
+
+def test_an_empty_namespace_is_said_to_be_empty_not_a_guessed_service_missing(tmp_path: Path) -> None:
+    results, _ = run_suite("shop-namespace-terminating", tmp_path)
+    top = results["theories"][0]
+    assert top["rule"] == "namespace-empty", [t["title"] for t in results["theories"]]
+    assert top["title"].startswith("namespace payments holds no Service, Deployment, pod or Ingress at all")
+    assert any(
+        "get namespace payments -o jsonpath='{.status.phase} {.metadata.deletionTimestamp}" in line
+        for line in top["confirm"]
+    )
+    assert not [t for t in results["theories"] if t["rule"] in ("service-missing", "tls-untrusted")]
+    # No pods is nothing to judge: the pod checks skip rather than pass.
+    outcomes = {t["nodeid"].rsplit("::", 1)[-1]: t["outcome"] for t in results["tests"]}
+    for name in (
+        "test_pods_are_running_and_ready",
+        "test_no_pod_pending",
+        "test_containers_are_not_restarting",
+    ):
+        assert outcomes[name] == "skipped", outcomes

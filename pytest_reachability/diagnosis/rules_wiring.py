@@ -1151,6 +1151,8 @@ def service_missing(facts: Facts) -> Theory | None:
         return None
     name, ns = record.get("name"), record.get("namespace")
     deployments = [d.get("name") for d in facts.deployments(ns)]
+    if _namespace_empty(facts, ns, deployments):
+        return _empty_namespace_theory(facts, record)
     title = (
         f"no Service `{name}` exists in namespace {ns} (nor in any other namespace readable): nothing "
         "routes to the pods"
@@ -1169,6 +1171,54 @@ def service_missing(facts: Facts) -> Theory | None:
     ]
     theory = Theory("service-missing", title, 0.8, evidence, confirm, fix, subjects=[f"Service/{name}"])
     theory.explains = facts.explain(("k8s-services",), [str(name)])
+    return theory
+
+
+def _namespace_empty(facts: Facts, ns: Any, deployments: list[Any]) -> bool:
+    """The namespace was read and holds no Service, Deployment, pod or Ingress at all."""
+    return (
+        facts.cluster_checked
+        and not deployments
+        and not facts.services(ns)
+        and not facts.pods(ns)
+        and not [i for i in facts.of("ingress") if i.get("namespace") == ns]
+    )
+
+
+def _empty_namespace_theory(facts: Facts, record: Mapping[str, Any]) -> Theory:
+    """Nothing at all in the namespace: not one missing Service (whose name was then only a guess), but the
+    wrong namespace, or one deleted or being deleted (a namespace stuck Terminating keeps its name while the
+    namespace controller deletes its objects, until its finalizers are done)."""
+    ns = record.get("namespace")
+    title = (
+        f"namespace {ns} holds no Service, Deployment, pod or Ingress at all: the run looks in the wrong "
+        f"namespace, or {ns} was emptied, deleted or is being deleted (Terminating)"
+    )
+    guessed = (
+        f" (the name `{record.get('name')}` was a guess: {record.get('why')})"
+        if record.get("how") != "config"
+        else ""
+    )
+    evidence = [
+        f"target Service {record.get('name')}: not found in {ns}{guessed}",
+        f"Services, Deployments, pods and Ingresses in {ns}: none",
+    ]
+    confirm = [
+        kubectl(
+            facts.context,
+            f"get namespace {ns} -o jsonpath='{{.status.phase}} {{.metadata.deletionTimestamp}}{{\"\\n\"}}'",
+            "",
+        ),
+        kubectl(facts.context, "get all,ingress", ns),
+        kubectl(facts.context, "get namespace -o wide", ""),
+    ]
+    fix = [
+        "Run against the namespace the service lives in (--namespace), or redeploy it; a namespace stuck "
+        f"Terminating waits for its finalizers (kubectl get namespace {ns} -o "
+        "jsonpath='{.status.conditions}' names them): remove the cause of the finalizer, then redeploy"
+    ]
+    theory = Theory("namespace-empty", title, 0.85, evidence, confirm, fix, subjects=[f"Namespace/{ns}"])
+    theory.explains = facts.explain()
     return theory
 
 
