@@ -190,8 +190,17 @@ RULE_CASES = [
     ),
     (
         R.service_missing,
-        [("target_service", E.target_service(found=False, found_in=[]))],
+        [("target_service", E.target_service(found=False, found_in=[])), ("pod", E.pod())],
         [("target_service", E.target_service(found=False, found_in=["staging"], namespace="production"))],
+    ),
+    (
+        R.namespace_empty,
+        [("cluster_access", {"ok": True}), ("target_service", E.target_service(found=False, found_in=[]))],
+        [
+            ("cluster_access", {"ok": True}),
+            ("target_service", E.target_service(found=False, found_in=[])),
+            ("pod", E.pod()),
+        ],
     ),
     (
         R.selector_matches_no_pods,

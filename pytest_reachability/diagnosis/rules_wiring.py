@@ -1152,7 +1152,7 @@ def service_missing(facts: Facts) -> Theory | None:
     name, ns = record.get("name"), record.get("namespace")
     deployments = [d.get("name") for d in facts.deployments(ns)]
     if _namespace_empty(facts, ns, deployments):
-        return _empty_namespace_theory(facts, record)
+        return None  # namespace-empty
     title = (
         f"no Service `{name}` exists in namespace {ns} (nor in any other namespace readable): nothing "
         "routes to the pods"
@@ -1185,11 +1185,18 @@ def _namespace_empty(facts: Facts, ns: Any, deployments: list[Any]) -> bool:
     )
 
 
-def _empty_namespace_theory(facts: Facts, record: Mapping[str, Any]) -> Theory:
+def namespace_empty(facts: Facts) -> Theory | None:
     """Nothing at all in the namespace: not one missing Service (whose name was then only a guess), but the
     wrong namespace, or one deleted or being deleted (a namespace stuck Terminating keeps its name while the
     namespace controller deletes its objects, until its finalizers are done)."""
+    record = next(
+        (d for d in facts.of("target_service") if not d.get("found") and not d.get("found_in")), None
+    )
+    if record is None:
+        return None
     ns = record.get("namespace")
+    if not _namespace_empty(facts, ns, [d.get("name") for d in facts.deployments(ns)]):
+        return None
     title = (
         f"namespace {ns} holds no Service, Deployment, pod or Ingress at all: the run looks in the wrong "
         f"namespace, or {ns} was emptied, deleted or is being deleted (Terminating)"
