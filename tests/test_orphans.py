@@ -339,6 +339,13 @@ def client_certificate_kubeconfig(path: Path) -> str:
     return key.decode()
 
 
+def _text_of(path: Path) -> str:
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return ""
+
+
 @pytest.mark.parametrize("how", ["close", "SIGKILL"])
 def test_the_decoded_client_key_stays_in_a_private_folder_removed_on_every_exit(
     tmp_path: Path, how: str
@@ -364,7 +371,8 @@ def test_the_decoded_client_key_stays_in_a_private_folder_removed_on_every_exit(
     )
     try:
         deadline = time.monotonic() + 60
-        while not said.is_file() and process.poll() is None and time.monotonic() < deadline:
+        # The child writes the folder's name into the file after creating it: wait for the text, not the file.
+        while not _text_of(said) and process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
         folder = Path(said.read_text())
         assert folder.parent == temporary, "the decoded credentials are not in the private folder"
