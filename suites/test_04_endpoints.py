@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 
 from pytest_reachability.k8s import port_declared, service_selects
-from pytest_reachability.probes.dns import SYSTEM, is_ip_literal, resolve_all
-from pytest_reachability.probes.failures import Failure
+from pytest_reachability.probes.dns import NO_SUCH_NAME, SYSTEM, is_ip_literal, resolve_all
 
 pytestmark = pytest.mark.section("endpoints", requires=["cluster-access"])
 
@@ -90,8 +89,6 @@ def test_target_ports_match_container_ports(cluster_reads, evidence):
 
 
 MAX_EXTERNAL_NAMES = 8  # ExternalName Services resolved per check, all within one probe timeout
-# Answers that say the name has no address (as opposed to a resolver that failed to answer).
-NO_SUCH_NAME = {Failure.DNS_NXDOMAIN.value, Failure.DNS_NO_ANSWER.value}
 
 
 def in_cluster_name(name: str) -> bool:

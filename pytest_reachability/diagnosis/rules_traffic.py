@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from ..k8s import ingress_host_matches, ingress_path_matches
 from ..probes.tls import describe_alert
 from .facts import Facts
-from .theory import Theory, curl_of, kubectl
+from .theory import Theory, curl_of, kubectl, openssl_certificate
 from .wording import probe_line, record_type, short
 
 TRAFFIC_SECTIONS = ("tcp", "tls", "api-health", "api-internal", "performance")
@@ -926,9 +926,7 @@ def _tls_theory(
     host = facts.context.host or first.get("host")
     port = first.get("port") or facts.context.port or 443
     confirm = [
-        f"openssl s_client -connect {first.get('address')}:{port} -servername {host} -showcerts </dev/null "
-        "2>/dev/null "
-        "| openssl x509 -noout -subject -issuer -dates -ext subjectAltName",
+        openssl_certificate(first.get("address"), port, host),
         curl_of(first, facts.context),
     ]
     addresses = list(dict.fromkeys(str(p.get("address")) for p in failures))

@@ -13,8 +13,9 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from ..k8s import ingress_host_matches, selector_matches
+from ..probes.dns import NO_SUCH_NAME
 from .facts import Facts, probe_ok
-from .theory import Theory, curl_of, dig, kubectl
+from .theory import Theory, curl_of, dig, kubectl, openssl_certificate
 from .wording import answer_line, short
 from .wording import probe_line as _probe_line
 from .wording import service_label as _service_label
@@ -594,7 +595,7 @@ def _unresolved_aliases(facts: Facts) -> Iterator[tuple[dict[str, Any], dict[str
         answers = report.get("answers") or []
         if report.get("addresses") or not answers:
             continue
-        if not all(a.get("failure") in ("dns_nxdomain", "dns_no_answer") for a in answers):
+        if not all(a.get("failure") in NO_SUCH_NAME for a in answers):
             continue
         service = services.get((report.get("namespace"), report.get("service")))
         if service is not None and service.get("external_name"):
@@ -866,8 +867,7 @@ def ingress_tls_host_missing(facts: Facts) -> Theory | None:
         ]
         confirm = [
             _ingress_kubectl(facts, ingress, "get", " -o jsonpath='{.spec.tls}'"),
-            f"openssl s_client -connect {failures[0].get('address')}:{failures[0].get('port') or 443} "
-            f"-servername {host} </dev/null 2>/dev/null | openssl x509 -noout -subject -issuer",
+            openssl_certificate(failures[0].get("address"), failures[0].get("port") or 443, host),
         ]
         fix = [
             _ingress_kubectl(facts, ingress, "edit")
@@ -1144,9 +1144,7 @@ def loadbalancer_removed(facts: Facts) -> Theory | None:
 
 def service_missing(facts: Facts) -> Theory | None:
     """The target's Service does not exist in any namespace that could be read."""
-    record = next(
-        (d for d in facts.of("target_service") if not d.get("found") and not d.get("found_in")), None
-    )
+    record = _service_not_found(facts)
     if record is None:
         return None
     name, ns = record.get("name"), record.get("namespace")
@@ -1174,6 +1172,11 @@ def service_missing(facts: Facts) -> Theory | None:
     return theory
 
 
+def _service_not_found(facts: Facts) -> dict[str, Any] | None:
+    """The target Service record when the Service exists in no namespace that could be read."""
+    return next((d for d in facts.of("target_service") if not d.get("found") and not d.get("found_in")), None)
+
+
 def _namespace_empty(facts: Facts, ns: Any, deployments: list[Any]) -> bool:
     """The namespace was read and holds no Service, Deployment, pod or Ingress at all."""
     return (
@@ -1189,9 +1192,7 @@ def namespace_empty(facts: Facts) -> Theory | None:
     """Nothing at all in the namespace: not one missing Service (whose name was then only a guess), but the
     wrong namespace, or one deleted or being deleted (a namespace stuck Terminating keeps its name while the
     namespace controller deletes its objects, until its finalizers are done)."""
-    record = next(
-        (d for d in facts.of("target_service") if not d.get("found") and not d.get("found_in")), None
-    )
+    record = _service_not_found(facts)
     if record is None:
         return None
     ns = record.get("namespace")

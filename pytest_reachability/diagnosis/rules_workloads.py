@@ -1146,7 +1146,7 @@ _CNI_PLUGIN = re.compile(r'plugin type="([^"]+)"')
 # host-local IPAM of kubenet/flannel).
 _NO_ADDRESS = re.compile(
     r"failed to assign an IP address|no available addresses|range is full|no IP addresses available|"
-    r"failed to allocate (?:for range|address)|ipam.*exhaust|exhausted",
+    r"failed to allocate (?:for range|address)|exhaust",  # exhausted, exhaustion (IPAM)
     re.IGNORECASE,
 )
 

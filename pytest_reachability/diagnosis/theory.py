@@ -82,6 +82,14 @@ def kubectl(context: RunContext, args: str, namespace: str | None = None) -> str
     return f"{context.kubectl}{ns} {args}"
 
 
+def openssl_certificate(address: object, port: object, host: object) -> str:
+    """The openssl line that prints the certificate an address serves for ``host`` (SNI)."""
+    return (
+        f"openssl s_client -connect {address}:{port} -servername {host} -showcerts </dev/null 2>/dev/null "
+        "| openssl x509 -noout -subject -issuer -dates -ext subjectAltName"
+    )
+
+
 def dig(name: str, resolver: str | None) -> str:
     """``dig @ADDR [-p PORT] NAME +short``; the OS resolver when ``resolver`` is ``system`` or None."""
     if not resolver or resolver == "system":

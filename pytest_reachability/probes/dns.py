@@ -197,6 +197,10 @@ class DnsReport:
         return chosen
 
 
+# Failure values of a resolver saying a name has no address (as opposed to one that failed to answer).
+NO_SUCH_NAME = frozenset({Failure.DNS_NXDOMAIN.value, Failure.DNS_NO_ANSWER.value})
+
+
 def parse_resolver(spec: str) -> tuple[str, int]:
     """``ADDR``, ``ADDR:PORT``, ``[V6]:PORT`` or a bare IPv6 address -> (address, port); ValueError otherwise.
 
