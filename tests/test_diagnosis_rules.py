@@ -865,7 +865,14 @@ FAILING = {
     "api-health": "GET /health failed",
     "performance": "p95 812 ms > 250 ms",
 }
+HALF_FAIL = E.performance(50)
+OVERLAP = [("target_service", E.target_service()), ("service", E.service()), ("pod", E.pod())]
 PERFORMANCE_CASES = [
+    (
+        R.service_selector_overlap,
+        [*OVERLAP, ("pod", E.pod("admin-7f-x", owner="ReplicaSet/admin-7f")), ("performance", HALF_FAIL)],
+        [*OVERLAP, ("pod", E.pod("api-6b-x", owner="ReplicaSet/api-6b")), ("performance", HALF_FAIL)],
+    ),
     (
         R.slow_responses,
         [("performance", E.performance(p50=380, p95=420, p99=450))],

@@ -63,6 +63,18 @@ CASES = [
         ["production ClusterIssuer"],  # the certificate served is the controller's default, not the issuer's
         id="ingress-tls-host-not-listed",
     ),
+    pytest.param(
+        "shop-selector-collision",
+        "service-selector-overlap",
+        [
+            "Service `checkout` selects app.kubernetes.io/name=checkout",
+            "the pods of Deployment/checkout-admin: 1 of its 4 ready endpoints is theirs",
+            "15 of 60 requests failed (25%)",
+        ],
+        ["a selector only Deployment/checkout's pods carry", "scale deployment/checkout-admin --replicas=0"],
+        ["flapping pod"],  # no pod flaps: every request that fails lands on the other app
+        id="selector-collision",
+    ),
 ]
 
 
@@ -124,3 +136,43 @@ def test_an_empty_namespace_is_said_to_be_empty_not_a_guessed_service_missing(tm
         "test_containers_are_not_restarting",
     ):
         assert outcomes[name] == "skipped", outcomes
+
+
+def _overlap_facts(errors: int, second_owner: str):
+    import diagnosis_evidence as E
+
+    other = E.pod("api-admin-5c6d7e8f9-q2w3e", owner=second_owner)
+    return E.facts_of(
+        ("target_service", E.target_service()),
+        ("service", E.service()),
+        ("pod", E.pod()),
+        ("pod", other),
+        ("performance", E.performance(errors=errors, kinds={"HTTP 404": errors})),
+        failed={"performance": f"error rate {errors / 100}"},
+    )
+
+
+@pytest.mark.parametrize(
+    ("errors", "second_owner", "top", "confidence"),
+    [
+        # Half the endpoints are the other workload's and half the requests fail: that workload answers them.
+        (50, "ReplicaSet/api-admin-5c6d7e8f9", "service-selector-overlap", 0.8),
+        # 97 of 100 fail: more than the other workload's pods can account for; the overlap is only an
+        # alternative and takes nothing from the theory the evidence supports.
+        (97, "ReplicaSet/api-admin-5c6d7e8f9", "intermittent-failures", 0.35),
+        # Two ReplicaSets of one Deployment (a rollout, or a canary inside it): one workload, no overlap.
+        (50, "ReplicaSet/api-6b7c8d9f4", "intermittent-failures", None),
+    ],
+)
+def test_a_service_over_two_workloads_is_named_only_as_far_as_the_error_share_agrees(
+    errors: int, second_owner: str, top: str, confidence: float | None
+) -> None:
+    from pytest_reachability.diagnosis import evaluate
+
+    ranked, _ = evaluate(_overlap_facts(errors, second_owner))
+    assert ranked[0].rule == top, [(t.rule, t.confidence) for t in ranked]
+    overlap = [t for t in ranked if t.rule == "service-selector-overlap"]
+    if confidence is None:
+        assert overlap == []
+    else:
+        assert [t.confidence for t in overlap] == [confidence]

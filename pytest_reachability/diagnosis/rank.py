@@ -145,6 +145,18 @@ CAUSES: dict[str, tuple[str, ...]] = {
     "ingress-backend-missing": ("http-5xx", "http-404", "read-timeout", "only-in-cluster-traffic"),
     "ingress-backend-port-missing": ("http-5xx", "http-404", "read-timeout", "only-in-cluster-traffic"),
     "external-name-unresolvable": ("http-5xx", "read-timeout", "only-in-cluster-traffic"),
+    # Requests that land on another app's pods fail the way that app answers them.
+    "service-selector-overlap": (
+        "intermittent-failures",
+        "http-404",
+        "http-4xx",
+        "http-5xx",
+        "body-mismatch",
+        "in-cluster-unhealthy",
+        "read-timeout",
+        "edge-reset",
+        "slow-responses",
+    ),
     # Nothing in the namespace: every check of what should be there fails with it.
     "namespace-empty": (
         "ingress-missing-rule",
@@ -228,6 +240,7 @@ PRECEDENCE = (
     "pod-unschedulable",
     "deployment-scaled-to-zero",
     "selector-matches-no-pods",
+    "service-selector-overlap",
     "readiness-probe-failing",
     "targetport-mismatch",
     "rollout-stuck",

@@ -90,6 +90,7 @@ from .rules_wiring import (
     selector_matches_no_pods,
     service_in_other_namespace,
     service_missing,
+    service_selector_overlap,
     targetport_mismatch,
 )
 from .rules_workloads import (
@@ -134,6 +135,7 @@ RULES: tuple[Rule, ...] = (
     service_missing,
     selector_matches_no_pods,
     no_ready_endpoints,
+    service_selector_overlap,
     targetport_mismatch,
     ingress_missing_rule,
     ingress_backend_missing,

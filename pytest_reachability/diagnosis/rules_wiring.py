@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from ..k8s import ingress_host_matches, selector_matches
+from ..k8s import deployment_of_owner, ingress_host_matches, selector_matches
 from ..probes.dns import NO_SUCH_NAME
 from .facts import Facts, probe_ok
 from .theory import Theory, curl_of, dig, kubectl, openssl_certificate
@@ -312,6 +312,152 @@ def no_ready_endpoints(facts: Facts) -> Theory | None:
     ]
     theory = Theory("no-ready-endpoints", title, 0.6, evidence, confirm, fix, subjects=[f"Service/{name}"])
     theory.explains = facts.explain(SERVING_SECTIONS)
+    return theory
+
+
+# Sections whose checks fail when some of the requests reach pods that do not serve the app.
+_REQUEST_SECTIONS = (
+    "api-health",
+    "api-internal",
+    "performance",
+    "services",
+    "integration",
+    "results-storage",
+)
+
+
+def _workload(pod: Mapping[str, Any]) -> str:
+    """``Deployment/name`` behind a pod (through its ReplicaSet), else its controlling owner, else the pod."""
+    deployment = deployment_of_owner(pod.get("owner"))
+    if deployment:
+        return f"Deployment/{deployment}"
+    return str(pod.get("owner") or f"Pod/{pod.get('name')}")
+
+
+def _serving_pods(facts: Facts, service: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The recorded pods the Service's ready endpoints point at (the EndpointSlices' targetRefs), or, with no
+    EndpointSlice recorded, the ready pods its selector matches."""
+    slices = facts.endpoint_slices_of(str(service.get("name")), service.get("namespace"))
+    if not slices:
+        return [p for p in facts.selected_pods(service) if p.get("ready")]
+    pods = {p.get("name"): p for p in facts.pods(service.get("namespace"))}
+    names = [
+        str(t.get("target")).partition("/")[2]
+        for s in slices
+        for t in s.get("targets") or []
+        if t.get("ready") and str(t.get("target") or "").startswith("Pod/")
+    ]
+    return [pods[n] for n in dict.fromkeys(names) if n in pods]
+
+
+def _images(pods: list[dict[str, Any]]) -> str:
+    images = {str(c.get("image")) for p in pods for c in p.get("container_states") or [] if c.get("image")}
+    return ", ".join(sorted(i.rsplit("/", 1)[-1] for i in images))
+
+
+def _workload_groups(facts: Facts, service: Mapping[str, Any]) -> tuple[dict[str, list[dict[str, Any]]], str]:
+    """The Service's serving pods by workload, and the workload meant to serve it (the Deployment named like
+    the Service, else the one with most endpoints)."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for pod in _serving_pods(facts, service):
+        groups.setdefault(_workload(pod), []).append(pod)
+    main = f"Deployment/{service.get('name')}"
+    if groups and main not in groups:
+        main = max(groups, key=lambda g: len(groups[g]))
+    return groups, main
+
+
+def _overlap_evidence(service: Mapping[str, Any], groups: Mapping[str, list[dict[str, Any]]]) -> list[str]:
+    evidence = [
+        f"Service {service.get('namespace')}/{service.get('name')} selector: {service.get('selector')}"
+    ]
+    for group, pods in groups.items():
+        names = ", ".join(str(p.get("name")) for p in pods[:3])
+        more = f" and {len(pods) - 3} more" if len(pods) > 3 else ""
+        images = _images(pods)
+        evidence.append(f"endpoints of {group}: {names}{more}" + (f" (image {images})" if images else ""))
+    return evidence
+
+
+def _overlap_fix(facts: Facts, service: Mapping[str, Any], main: str, others: list[str]) -> list[str]:
+    name, ns = service.get("name"), service.get("namespace")
+    main_kind, _, main_name = main.partition("/")
+    fix = [
+        f"Give Service {name} a selector only {main}'s pods carry: add a label to {main_kind.lower()} "
+        f"{main_name}'s pod template first (a rollout), then to the selector — "
+        + kubectl(facts.context, f"edit svc {name}", ns)
+    ]
+    for group in others:
+        kind, _, other = group.partition("/")
+        if kind == "Deployment":
+            fix.append(
+                f"or, if {group} is meant to share the traffic (a canary), take it out until it is fixed: "
+                + kubectl(facts.context, f"scale deployment/{other} --replicas=0", ns)
+            )
+    return fix
+
+
+def service_selector_overlap(facts: Facts) -> Theory | None:
+    """The target Service's endpoints are pods of more than one workload (a selector another app's pods
+    also match) while requests fail: the requests that land on the other workload's pods.
+
+    Firm (80%) only when the observed error rate is close to the other workloads' share of the endpoints;
+    otherwise a weak alternative (35%) that never takes other theories' failures as its own."""
+    service = facts.target_service()
+    if service is None or not service.get("selector"):
+        return None
+    explains = facts.explain(_REQUEST_SECTIONS)
+    groups, main = _workload_groups(facts, service)
+    if not explains or len(groups) < 2:
+        return None
+    name, ns = service.get("name"), service.get("namespace")
+    others = [g for g in groups if g != main]
+    total = sum(len(pods) for pods in groups.values())
+    stray = sum(len(groups[g]) for g in others)
+    selector = ",".join(f"{k}={v}" for k, v in (service.get("selector") or {}).items())
+    report = facts.performance() or {}
+    errors, requests = report.get("errors") or 0, report.get("requests") or 0
+    rate = errors / requests if 0 < errors < requests else None
+    matched = rate is not None and abs(rate - stray / total) <= 0.15
+    title = (
+        f"Service `{name}` selects {selector}, which also matches the pods of {', '.join(others)}: "
+        f"{stray} of its {total} ready endpoints {'is' if stray == 1 else 'are'} theirs, not {main}'s"
+    )
+    if matched:
+        title += (
+            f", and {errors} of {requests} requests failed ({rate:.0%}) — likely the ones that land on them"
+        )
+    else:
+        title += " — requests that land on them may be the ones failing"
+    evidence = _overlap_evidence(service, groups)
+    if rate is not None:
+        evidence.append(f"error rate {rate:.2f} of {requests} requests; endpoints {stray}/{total}")
+    confirm = [
+        kubectl(
+            facts.context,
+            f"get pods -l {selector} -o custom-columns=POD:.metadata.name,"
+            "OWNER:.metadata.ownerReferences[0].name,IMAGE:.spec.containers[*].image",
+            ns,
+        ),
+        kubectl(
+            facts.context,
+            f"get endpointslices -l kubernetes.io/service-name={name} "
+            "-o jsonpath='{range .items[*].endpoints[*]}{.targetRef.name}{\"\\n\"}{end}'",
+            ns,
+        ),
+    ]
+    fix = _overlap_fix(facts, service, main, others)
+    confidence = 0.8 if matched else 0.35
+    theory = Theory(
+        "service-selector-overlap",
+        title,
+        confidence,
+        evidence,
+        confirm,
+        fix,
+        subjects=[f"Service/{name}", *others],
+    )
+    theory.explains = explains
     return theory
 
 
