@@ -144,6 +144,12 @@ RULE_CASES = [
         ],
     ),
     (
+        R.dns_private_address,
+        [("dns", E.dns(["10.20.4.31"])), ("tcp", E.tcp_probe("10.20.4.31", "tcp_timeout"))],
+        # A loopback or public address that times out is a firewall's or a wrong address's case, not this.
+        [("dns", E.dns(["127.0.10.57"])), ("tcp", E.tcp_probe("127.0.10.57", "tcp_timeout"))],
+    ),
+    (
         R.cluster_access_failed,
         [("cluster_access", E.cluster_access(False, "FORBIDDEN", 'cannot list resource "pods"'))],
         [("cluster_access", E.cluster_access())],

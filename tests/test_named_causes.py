@@ -176,3 +176,34 @@ def test_a_service_over_two_workloads_is_named_only_as_far_as_the_error_share_ag
         assert overlap == []
     else:
         assert [t.confidence for t in overlap] == [confidence]
+
+
+@pytest.mark.parametrize(
+    ("annotations", "internal"),
+    [
+        ({"service.beta.kubernetes.io/aws-load-balancer-scheme": "internal"}, True),
+        ({"service.beta.kubernetes.io/aws-load-balancer-internal": "0.0.0.0/0"}, True),  # any value but false
+        ({"networking.gke.io/load-balancer-type": "Internal"}, True),
+        ({"service.beta.kubernetes.io/aws-load-balancer-internal": "false"}, False),
+        ({"service.beta.kubernetes.io/aws-load-balancer-scheme": "internet-facing"}, False),
+    ],
+)
+def test_a_private_address_names_the_annotation_that_made_the_load_balancer_internal(
+    annotations: dict[str, str], internal: bool
+) -> None:
+    import diagnosis_evidence as E
+
+    from pytest_reachability.diagnosis import evaluate
+
+    facts = E.facts_of(
+        ("dns", E.dns(["192.168.40.7"])),
+        ("tcp", E.tcp_probe("192.168.40.7", "tcp_timeout")),
+        ("service", E.service("edge", ["203.0.113.9"], annotations=annotations)),
+        failed={"tcp": "tcp_timeout 192.168.40.7:80"},
+    )
+    ranked, _ = evaluate(facts)
+    assert ranked[0].rule == "dns-private-address", [t.title for t in ranked]
+    said = [line for line in ranked[0].evidence if "is an internal load balancer" in line]
+    assert bool(said) is internal, ranked[0].evidence
+    # The address is no load balancer of the cluster: the first fix says where DNS should point instead.
+    assert ranked[0].fix[0].startswith("192.168.40.7 is no load balancer of the cluster"), ranked[0].fix

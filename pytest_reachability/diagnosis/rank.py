@@ -131,6 +131,8 @@ CAUSES: dict[str, tuple[str, ...]] = {
     "dns-still-cached": ADDRESS_SYMPTOMS + ("dns-not-loadbalancer", "resolvers-disagree"),
     "loadbalancer-moved": ADDRESS_SYMPTOMS + ("dns-not-loadbalancer",),
     "dns-not-loadbalancer": ADDRESS_SYMPTOMS,
+    # A private address in the answer: every failure at that address, and the "no LoadBalancer" reading of it.
+    "dns-private-address": ADDRESS_SYMPTOMS + ("dns-not-loadbalancer",),
     "resolvers-disagree": ADDRESS_SYMPTOMS + ("dns-nxdomain", "dns-no-data", "dns-not-loadbalancer"),
     "loadbalancer-pending": LOADBALANCER_SYMPTOMS,
     "loadbalancer-removed": LOADBALANCER_SYMPTOMS,
@@ -206,7 +208,13 @@ CAUSES: dict[str, tuple[str, ...]] = {
 # Causes whose symptoms must be about the same addresses (a wrong DNS answer explains failures at that
 # answer only).
 SAME_SUBJECTS = frozenset(
-    {"dns-not-loadbalancer", "resolvers-disagree", "dns-still-cached", "loadbalancer-moved"}
+    {
+        "dns-not-loadbalancer",
+        "dns-private-address",
+        "resolvers-disagree",
+        "dns-still-cached",
+        "loadbalancer-moved",
+    }
 )
 MIN_CAUSE_CONFIDENCE = 0.4
 
@@ -214,6 +222,7 @@ MIN_CAUSE_CONFIDENCE = 0.4
 PRECEDENCE = (
     "dns-still-cached",
     "loadbalancer-moved",
+    "dns-private-address",
     "dns-not-loadbalancer",
     "resolvers-disagree",
     "dns-cname-loop",

@@ -46,6 +46,7 @@ from .rules_dns import (
 )
 from .rules_traffic import (
     body_mismatch,
+    dns_private_address,
     edge_empty_reply,
     edge_not_http,
     edge_partial_body,
@@ -161,6 +162,7 @@ RULES: tuple[Rule, ...] = (
     deployment_scaled_to_zero,
     rollout_stuck,
     # traffic
+    dns_private_address,
     tcp_refused,
     tcp_timeout,
     tcp_unreachable,

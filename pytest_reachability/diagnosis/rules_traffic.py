@@ -8,6 +8,7 @@ read. More specific rules (DNS points elsewhere, pods crash, a NetworkPolicy dro
 from __future__ import annotations
 
 import datetime
+import ipaddress
 import shlex
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -252,6 +253,114 @@ def tcp_unreachable(facts: Facts) -> Theory | None:
         0.65,
         [f"ip route get {probes[0].get('address')}"],
     )
+
+
+# Address ranges no internet route leads to (RFC 1918, shared CGNAT space RFC 6598, IPv6 unique local
+# RFC 4193): published in public DNS, they send every client outside the private network nowhere.
+PRIVATE_NETWORKS = tuple(
+    ipaddress.ip_network(n)
+    for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7")
+)
+# Service annotations that make a cloud LoadBalancer internal (no public address), as each cloud documents
+# them.
+INTERNAL_LB_ANNOTATIONS = {
+    "service.beta.kubernetes.io/aws-load-balancer-scheme": ("internal",),
+    "service.beta.kubernetes.io/aws-load-balancer-internal": None,  # any value but "false" (legacy in-tree)
+    "service.beta.kubernetes.io/azure-load-balancer-internal": ("true",),
+    "networking.gke.io/load-balancer-type": ("internal",),
+    "cloud.google.com/load-balancer-type": ("internal",),
+    "service.beta.kubernetes.io/oci-load-balancer-internal": ("true",),
+}
+
+
+def is_private_address(address: object) -> bool:
+    try:
+        ip = ipaddress.ip_address(str(address))
+    except ValueError:
+        return False
+    return any(ip.version == n.version and ip in n for n in PRIVATE_NETWORKS)
+
+
+def _makes_internal(key: str, value: object) -> bool:
+    if key not in INTERNAL_LB_ANNOTATIONS:
+        return False
+    wanted, said = INTERNAL_LB_ANNOTATIONS[key], str(value).lower()
+    return said != "false" if wanted is None else said in wanted
+
+
+def _internal_balancers(facts: Facts) -> list[str]:
+    """``Service ns/name (annotation: value)`` of each LoadBalancer Service an annotation makes internal."""
+    return [
+        f"Service {service.get('namespace')}/{service.get('name')} ({key}: {value})"
+        for service in facts.all_services()
+        if service.get("type") == "LoadBalancer"
+        for key, value in (service.get("annotations") or {}).items()
+        if _makes_internal(key, value)
+    ]
+
+
+def dns_private_address(facts: Facts) -> Theory | None:
+    """The target's DNS answer holds private addresses (RFC 1918 and kin) and connecting to them fails: the
+    record publishes an internal address, which no client outside that network can reach."""
+    dns = set(facts.dns_addresses())
+    probes = [
+        p
+        for p in failing_probes(facts, ("tcp_timeout", "tcp_unreachable"))
+        if p.get("address") in dns and is_private_address(p.get("address"))
+    ]
+    if not probes:
+        return None
+    addresses = sorted(_addresses(probes), key=ipaddress.ip_address)
+    host = facts.context.host
+    title = (
+        f"{host} resolves to {', '.join(addresses)}, "
+        + ("private addresses" if len(addresses) > 1 else "a private address")
+        + " (RFC 1918 / unique local) where "
+        "connections fail: no route on the internet leads there — the record publishes an internal load "
+        "balancer's or node's address instead of a public one"
+    )
+    evidence = [probe_line({**p, "source": p.get("source", "dns")}) for p in probes[:3]]
+    balancers = facts.loadbalancer_addresses()
+    owned = sorted({balancers[a] for a in addresses if a in balancers})
+    evidence += [
+        f"{owner} has these private addresses as its load balancer's: the load balancer is internal"
+        for owner in owned
+    ]
+    internal = _internal_balancers(facts)
+    evidence += [f"{line} is an internal load balancer" for line in internal[:3]]
+    public = [a for a in facts.dns_addresses() if not is_private_address(a)]
+    if public:
+        evidence.append(f"the answer also holds {', '.join(public)}: only those are public")
+    confirm = [
+        f"dig +short {host}",
+        f"nc -vz -w 5 {addresses[0]} {probes[0].get('port') or facts.context.port}",
+    ]
+    if facts.cluster_checked:
+        confirm.append(kubectl(facts.context, "get svc -A -o wide") + " | grep LoadBalancer")
+    fix = [
+        "If the service is public: make its load balancer internet-facing (remove the internal annotation, "
+        "e.g. service.beta.kubernetes.io/aws-load-balancer-scheme: internet-facing) and publish its public "
+        f"address for {host}",
+        f"If it is meant to be internal: publish {host} only in the private zone (split-horizon DNS) and "
+        "run this check from inside that network",
+    ]
+    if facts.cluster_checked and not owned:
+        fix.insert(
+            0, f"{', '.join(addresses)} is no load balancer of the cluster: point {host} at the one that is"
+        )
+    theory = Theory(
+        "dns-private-address",
+        title,
+        0.85 if internal or owned else 0.8,
+        evidence,
+        confirm,
+        fix,
+        subjects=addresses,
+    )
+    theory.explains = facts.explain(("dns",), addresses) + facts.explain(
+        TRAFFIC_SECTIONS, addresses + ["tcp_"]
+    )
+    return theory
 
 
 # --- HTTP after connect -------------------------------------------------------------------------------------
