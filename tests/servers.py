@@ -7,6 +7,8 @@ garbage, speak TLS on a plain port, and so on.
 
 from __future__ import annotations
 
+import contextlib
+import secrets
 import signal
 import socket
 import ssl
@@ -14,7 +16,7 @@ import struct
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 Behaviour = Callable[[socket.socket, "LoopbackServer"], None]
 HOST = "97v.test"
@@ -486,3 +488,15 @@ def interruptible() -> None:
     """
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+@contextlib.contextmanager
+def network_namespace(prefix: str) -> Iterator[str]:
+    """A network namespace of a unique name with only loopback up, deleted afterwards (needs root)."""
+    name = f"{prefix}-{secrets.token_hex(3)}"
+    subprocess.run(["ip", "netns", "add", name], check=True, timeout=20)
+    try:
+        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True, timeout=20)
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "delete", name], timeout=20)

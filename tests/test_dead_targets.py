@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -177,13 +176,8 @@ def test_tls_spoken_to_a_plain_http_port(tmp_path: Path, dnsmasq: servers.Dnsmas
 def namespace() -> str:
     if os.geteuid() != 0 or servers.require_tool("ip") is None or servers.require_tool("iptables") is None:
         pytest.skip("network namespaces and iptables need root, iproute2 and iptables")
-    name = f"rch-dead-{secrets.token_hex(3)}"
-    subprocess.run(["ip", "netns", "add", name], check=True, timeout=20)
-    try:
-        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True, timeout=20)
+    with servers.network_namespace("rch-dead") as name:
         yield name
-    finally:
-        subprocess.run(["ip", "netns", "delete", name], timeout=20)
 
 
 @pytest.mark.parametrize("scheme", ["http", "https"])

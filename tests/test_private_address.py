@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -54,13 +53,8 @@ RUN_TIMEOUT = 240
 def namespace() -> str:
     if os.geteuid() != 0 or servers.require_tool("ip") is None:
         pytest.skip("network namespaces need root and iproute2")
-    name = f"rch-priv-{secrets.token_hex(3)}"
-    subprocess.run(["ip", "netns", "add", name], check=True, timeout=20)
-    try:
-        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True, timeout=20)
+    with servers.network_namespace("rch-priv") as name:
         yield name
-    finally:
-        subprocess.run(["ip", "netns", "delete", name], timeout=20)
 
 
 def _drop_private_traffic(namespace: str) -> None:
