@@ -75,6 +75,19 @@ CASES = [
         ["flapping pod"],  # no pod flaps: every request that fails lands on the other app
         id="selector-collision",
     ),
+    pytest.param(
+        "shop-nlb-tls-force-ssl-redirect",
+        "redirect-loop",
+        [
+            "ingress-nginx redirects https://pay.shop.test:",
+            "/health to itself (HTTP 308 to https://pay.shop.test:",
+            "TLS is terminated in front of it",
+            'nginx.ingress.kubernetes.io/force-ssl-redirect: "true" on Ingress checkout sends it to https',
+        ],
+        ["use-forwarded-headers", "remove nginx.ingress.kubernetes.io/force-ssl-redirect"],
+        ["X-Forwarded-Proto (or disable its"],  # the app never sees these requests: nginx answers them
+        id="nlb-tls-force-ssl-redirect",
+    ),
 ]
 
 
@@ -207,3 +220,62 @@ def test_a_private_address_names_the_annotation_that_made_the_load_balancer_inte
     assert bool(said) is internal, ranked[0].evidence
     # The address is no load balancer of the cluster: the first fix says where DNS should point instead.
     assert ranked[0].fix[0].startswith("192.168.40.7 is no load balancer of the cluster"), ranked[0].fix
+
+
+def _loop_facts(scheme: str, annotations: dict[str, str], class_name: str = "nginx", tls: bool = False):
+    import diagnosis_evidence as E
+
+    probe = E.http_probe("127.0.10.80", "too_many_redirects", 308, detail="redirect loop: /health -> /health")
+    probe.update(
+        scheme=scheme,
+        port=443,
+        status=308,
+        headers={"location": f"{scheme}://97v.test/health", "server": "nginx"},
+    )
+    ingress = {**E.ingress(class_name=class_name), "annotations": annotations}
+    ingress["tls"] = [{"hosts": ["97v.test"], "secret": "api-tls"}] if tls else []
+    return E.facts_of(("http_probe", probe), ("ingress", ingress), failed={"api-health": "redirect loop"})
+
+
+@pytest.mark.parametrize(
+    ("scheme", "annotations", "class_name", "tls", "named"),
+    [
+        (
+            "https",
+            {"nginx.ingress.kubernetes.io/force-ssl-redirect": "true"},
+            "nginx",
+            False,
+            "force-ssl-redirect",
+        ),
+        (
+            "https",
+            {},
+            "nginx",
+            True,
+            "Ingress api-ingress's TLS entry for 97v.test (ssl-redirect is on by default)",
+        ),
+        ("https", {"nginx.ingress.kubernetes.io/ssl-redirect": "false"}, "nginx", True, None),  # redirect off
+        (
+            "http",
+            {"nginx.ingress.kubernetes.io/force-ssl-redirect": "true"},
+            "nginx",
+            False,
+            None,
+        ),  # http loop
+        ("https", {"nginx.ingress.kubernetes.io/force-ssl-redirect": "true"}, "traefik", False, None),
+    ],
+)
+def test_an_https_loop_is_put_on_ingress_nginx_only_when_its_redirect_is_on(
+    scheme: str, annotations: dict[str, str], class_name: str, tls: bool, named: str | None
+) -> None:
+    from pytest_reachability.diagnosis.rules_traffic import redirect_loop
+
+    theory = redirect_loop(_loop_facts(scheme, annotations, class_name, tls))
+    assert theory is not None and theory.rule == "redirect-loop"
+    if named is None:
+        assert "ingress-nginx" not in theory.title, theory.title
+    else:
+        assert theory.title.startswith("ingress-nginx redirects https://97v.test/health to itself"), (
+            theory.title
+        )
+        assert named in theory.title and theory.confidence == 0.85

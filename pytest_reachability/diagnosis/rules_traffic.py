@@ -504,8 +504,100 @@ def _failure_theory(
     )
 
 
+NGINX_CONTROLLER = "k8s.io/ingress-nginx"
+FORCE_SSL_REDIRECT = "nginx.ingress.kubernetes.io/force-ssl-redirect"
+SSL_REDIRECT = "nginx.ingress.kubernetes.io/ssl-redirect"
+
+
+def _nginx_ingress_for_host(facts: Facts) -> dict[str, Any] | None:
+    """The host's Ingress when ingress-nginx serves it (its IngressClass's controller, or class ``nginx``
+    when no IngressClass was read)."""
+    host = facts.context.host or ""
+    classes = {c.get("name"): c for c in facts.of("ingress_class")}
+    default = next((name for name, c in classes.items() if c.get("is_default")), None)
+    for ingress in facts.ingresses_for_host(host):
+        name = ingress.get("class_name") or default
+        controller = (classes.get(name) or {}).get("controller")
+        if controller == NGINX_CONTROLLER or (controller is None and name == "nginx"):
+            return ingress
+    return None
+
+
+def _ssl_redirect_reason(ingress: Mapping[str, Any], host: str) -> str | None:
+    """Why ingress-nginx redirects this Ingress's host to https: force-ssl-redirect, or ssl-redirect (on by
+    default) with a TLS entry for the host; None when neither applies."""
+    annotations = ingress.get("annotations") or {}
+    name = ingress.get("name")
+    if str(annotations.get(FORCE_SSL_REDIRECT, "")).lower() == "true":
+        return f'{FORCE_SSL_REDIRECT}: "true" on Ingress {name}'
+    listed = any(
+        ingress_host_matches(h, host) for entry in ingress.get("tls") or [] for h in entry.get("hosts") or []
+    )
+    if listed and str(annotations.get(SSL_REDIRECT, "true")).lower() != "false":
+        return f"Ingress {name}'s TLS entry for {host} (ssl-redirect is on by default)"
+    return None
+
+
+def _https_to_itself(probe: Mapping[str, Any]) -> bool:
+    """An https request answered with a redirect to the same https URL."""
+    location = str((probe.get("headers") or {}).get("location") or "")
+    return probe.get("scheme") == "https" and urlsplit(location).scheme == "https"
+
+
+def _tls_terminated_ahead(facts: Facts, probe: Mapping[str, Any]) -> Theory | None:
+    """ingress-nginx answers https requests with a redirect to https: it saw plain HTTP, so TLS ends in front
+    of it (a load balancer's TLS listener forwarding to its http port) and it was not told the client's
+    scheme."""
+    ingress = _nginx_ingress_for_host(facts)
+    host = facts.context.host or str(probe.get("host") or "")
+    why = _ssl_redirect_reason(ingress, host) if ingress is not None else None
+    if why is None or not _https_to_itself(probe):
+        return None
+    name, ns = ingress.get("name"), ingress.get("namespace")
+    port = "" if probe.get("port") in (None, 443) else f":{probe.get('port')}"
+    title = (
+        f"ingress-nginx redirects https://{host}{port}{probe.get('path') or '/'} to itself "
+        f"(HTTP {probe.get('status')} to {short((probe.get('headers') or {}).get('location'), 120)}): it "
+        "receives the request as plain HTTP — TLS is terminated in front of it (a load balancer's TLS "
+        f"listener sending to its http port) — and {why} sends it to https again"
+    )
+    evidence = [
+        probe_line({**probe, "source": probe.get("source", "dns")}),
+        f"Ingress {ns}/{name} is served by ingress-nginx: {why}",
+    ]
+    if (probe.get("headers") or {}).get("server"):
+        evidence.append(f"Server: {short(probe['headers']['server'], 60)}")
+    confirm = [
+        curl_of(probe, facts.context) + "  # each hop answers a redirect to the same https URL",
+        kubectl(facts.context, f"get ingress {name} -o jsonpath='{{.metadata.annotations}}'", ns),
+        kubectl(facts.context, "get svc -o yaml", "ingress-nginx")
+        + " | grep -E 'ssl-cert|backend-protocol|ssl-ports|targetPort'  # a TLS listener sent to port http?",
+    ]
+    fix = [
+        "Tell ingress-nginx the client's scheme: with an L7 load balancer that sends X-Forwarded-Proto, set "
+        'use-forwarded-headers: "true" in the controller\'s ConfigMap; with an NLB terminating TLS, send its '
+        "TLS port to the controller's https port (TLS passthrough) or to a port of the controller that does "
+        "not redirect",
+        f"or drop the redirect where the load balancer already does it: remove {FORCE_SSL_REDIRECT} (and set "
+        f'{SSL_REDIRECT}: "false") on Ingress {name}',
+    ]
+    theory = Theory(
+        "redirect-loop", title, 0.85, evidence, confirm, fix, subjects=[str(probe.get("address"))]
+    )
+    theory.explains = facts.explain(
+        TRAFFIC_SECTIONS, [str(probe.get("address")), "too_many_redirects", "redirect"]
+    )
+    return theory
+
+
 def redirect_loop(facts: Facts) -> Theory | None:
-    """Redirects loop (or exceed the bound)."""
+    """Redirects loop (or exceed the bound); an https request that ingress-nginx redirects to https again is
+    named as TLS terminated in front of the controller."""
+    probes = failing_probes(facts, ("too_many_redirects",))
+    for probe in probes:
+        theory = _tls_terminated_ahead(facts, probe)
+        if theory is not None:
+            return theory
     return _failure_theory(
         facts,
         "redirect-loop",
