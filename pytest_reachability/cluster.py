@@ -194,6 +194,9 @@ class NodeInfo(_Snapshot):
     # As kubectl describe node prints them, ``key[=value]:effect``: node.kubernetes.io/unreachable:NoExecute.
     # (Strings, not {key: ...} mappings: a field named "key" would be masked as a secret in every output.)
     taints: tuple[str, ...] = ()
+    # Labelled node.kubernetes.io/exclude-from-external-load-balancers (any value): the service controller
+    # leaves the node out of every cloud load balancer's backends.
+    excluded_from_load_balancers: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -273,6 +276,9 @@ class ServiceInfo(_Snapshot):
         default_factory=dict
     )  # without last-applied-configuration
     external_name: str | None = None  # type ExternalName: the DNS name the Service is an alias for
+    # spec.externalTrafficPolicy of a LoadBalancer or NodePort Service: Cluster, or Local (only nodes with a
+    # ready endpoint of their own take the traffic)
+    external_traffic_policy: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -390,6 +396,9 @@ def _owner(metadata: Any) -> str | None:
     return controller_owner(getattr(metadata, "owner_references", None))
 
 
+EXCLUDE_FROM_LOAD_BALANCERS = "node.kubernetes.io/exclude-from-external-load-balancers"
+
+
 def node_info(node: k8s.V1Node) -> NodeInfo:
     labels = _labels(node.metadata)
     roles = sorted(
@@ -419,6 +428,7 @@ def node_info(node: k8s.V1Node) -> NodeInfo:
             f"{t.key}{'=' + t.value if t.value else ''}:{t.effect}"
             for t in (node.spec.taints or [] if node.spec else [])
         ),
+        excluded_from_load_balancers=EXCLUDE_FROM_LOAD_BALANCERS in labels,
     )
 
 
@@ -676,6 +686,9 @@ def service_info(service: k8s.V1Service) -> ServiceInfo:
         labels=_labels(service.metadata),
         annotations=_annotations(service.metadata),
         external_name=(spec.external_name or None) if spec and service_type == "ExternalName" else None,
+        external_traffic_policy=(spec.external_traffic_policy or None)
+        if spec and service_type in ("LoadBalancer", "NodePort")
+        else None,
     )
 
 

@@ -150,6 +150,22 @@ RULE_CASES = [
         [("dns", E.dns(["127.0.10.57"])), ("tcp", E.tcp_probe("127.0.10.57", "tcp_timeout"))],
     ),
     (
+        R.loadbalancer_no_local_endpoints,
+        [
+            ("node", {**E.node(), "excluded_from_load_balancers": True}),
+            ("service", {**E.service(), "external_traffic_policy": "Local"}),
+            ("pod", E.pod()),
+            ("tcp", E.tcp_probe("127.0.10.53", "tcp_timeout")),
+        ],
+        # Cluster policy: every node forwards to the pod wherever it runs.
+        [
+            ("node", {**E.node(), "excluded_from_load_balancers": True}),
+            ("service", {**E.service(), "external_traffic_policy": "Cluster"}),
+            ("pod", E.pod()),
+            ("tcp", E.tcp_probe("127.0.10.53", "tcp_timeout")),
+        ],
+    ),
+    (
         R.cluster_access_failed,
         [("cluster_access", E.cluster_access(False, "FORBIDDEN", 'cannot list resource "pods"'))],
         [("cluster_access", E.cluster_access())],

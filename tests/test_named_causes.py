@@ -88,6 +88,17 @@ CASES = [
         ["X-Forwarded-Proto (or disable its"],  # the app never sees these requests: nginx answers them
         id="nlb-tls-force-ssl-redirect",
     ),
+    pytest.param(
+        "shop-controller-on-excluded-node",
+        "loadbalancer-no-local-endpoints",
+        [
+            "Service ingress-nginx/ingress-nginx-controller has externalTrafficPolicy: Local",
+            "run only on ip-10-20-1-17.eu-west-1.compute.internal, which is excluded from load balancers",
+        ],
+        ["label node ip-10-20-1-17.eu-west-1.compute.internal", "externalTrafficPolicy: Cluster"],
+        ["security group", "firewall"],  # nothing filters: the nodes the NLB uses have no local endpoint
+        id="controller-on-excluded-node",
+    ),
 ]
 
 
@@ -279,3 +290,21 @@ def test_an_https_loop_is_put_on_ingress_nginx_only_when_its_redirect_is_on(
             theory.title
         )
         assert named in theory.title and theory.confidence == 0.85
+
+
+def test_a_local_policy_balancer_with_one_pod_on_an_included_node_is_not_blamed() -> None:
+    import diagnosis_evidence as E
+
+    from pytest_reachability.diagnosis.rules_wiring import loadbalancer_no_local_endpoints
+
+    records = [
+        ("node", {**E.node(), "excluded_from_load_balancers": True}),
+        ("node", E.node("pool-prod-k8s-y9z8w")),
+        ("service", {**E.service(), "external_traffic_policy": "Local"}),
+        ("pod", E.pod()),
+        ("tcp", E.tcp_probe("127.0.10.53", "tcp_timeout")),
+    ]
+    assert loadbalancer_no_local_endpoints(E.facts_of(*records)) is not None
+    # A second ready pod on a node the load balancer uses: that node answers, so the exclusion is not why.
+    records.append(("pod", E.pod("api-847495fbc4-second", node="pool-prod-k8s-y9z8w")))
+    assert loadbalancer_no_local_endpoints(E.facts_of(*records)) is None

@@ -5,10 +5,8 @@ published its private addresses for pay.shop.test. The built-in suite runs, as a
 network namespace made for the test, where 10.0.0.0/8 is either routed to a gateway that never answers (as
 the internet drops packets to private addresses: connects time out) or not routed at all (connects fail at
 once: no route). Nothing leaves the namespace. Either way the top theory must say that the
-name resolves to private addresses and that they are the Ingress's load balancer's, so it is internal (the
-suite reads only the target's namespace and never sees the controller Service's annotation, but the load
-balancer hostname in the Ingress's status resolves to them) — not "a firewall drops them" or "nothing
-listens".
+name resolves to private addresses, that they are the ingress controller's load balancer's (the hostname in
+its status resolves to them), so it is internal, and which annotation of that Service made it so — not "a firewall drops them" or "nothing listens".
 
 The scenario is not bundled: the scenario corpus runs bundled scenarios on the machine's own network, where
 those addresses may lead somewhere.
@@ -108,8 +106,14 @@ def test_a_private_address_in_public_dns_is_named(tmp_path: Path, namespace: str
     assert top["rule"] == "dns-private-address", [t["title"] for t in document["theories"]]
     assert top["title"].startswith("pay.shop.test resolves to 10.20.4.31, 10.20.5.77, private addresses")
     assert any(
-        "Ingress payments/checkout has these private addresses" in line and "is internal" in line
+        "Service ingress-nginx/ingress-nginx-controller has these private addresses" in line
+        and "is internal" in line
         for line in top["evidence"]
+    ), top["evidence"]
+    assert (
+        "Service ingress-nginx/ingress-nginx-controller "
+        "(service.beta.kubernetes.io/aws-load-balancer-scheme: internal) is an internal load balancer"
+        in top["evidence"]
     ), top["evidence"]
     assert any("internet-facing" in line for line in top["fix"]), top["fix"]
     everything = json.dumps(document["theories"][:1])

@@ -136,6 +136,7 @@ CAUSES: dict[str, tuple[str, ...]] = {
     "resolvers-disagree": ADDRESS_SYMPTOMS + ("dns-nxdomain", "dns-no-data", "dns-not-loadbalancer"),
     "loadbalancer-pending": LOADBALANCER_SYMPTOMS,
     "loadbalancer-removed": LOADBALANCER_SYMPTOMS,
+    "loadbalancer-no-local-endpoints": LOADBALANCER_SYMPTOMS + ("edge-reset", "tls-timeout"),
     "network-policy-denies": (
         "read-timeout",
         "http-5xx",
@@ -235,6 +236,7 @@ PRECEDENCE = (
     "dns-bad-answer",
     "cluster-access-failed",
     "loadbalancer-removed",
+    "loadbalancer-no-local-endpoints",
     "loadbalancer-pending",
     "namespace-empty",
     "service-in-other-namespace",

@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from ..k8s import deployment_of_owner, ingress_host_matches, selector_matches
+from ..k8s import deployment_of_owner, ingress_host_matches, selector_matches, service_selects
 from ..probes.dns import NO_SUCH_NAME
 from .facts import Facts, probe_ok
 from .theory import Theory, curl_of, dig, kubectl, openssl_certificate
@@ -458,6 +458,96 @@ def service_selector_overlap(facts: Facts) -> Theory | None:
         subjects=[f"Service/{name}", *others],
     )
     theory.explains = explains
+    return theory
+
+
+# What a client meets at a load balancer whose nodes drop its traffic.
+_DROPPED = ("tcp_timeout", "empty_reply", "reset", "read_timeout", "tls_timeout")
+
+
+def _balancer_backends(facts: Facts, service: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The ready pods behind a LoadBalancer: its ready endpoints' pods in the target's namespace, else the
+    ingress controller pods it selects."""
+    if service.get("namespace") == facts.context.namespace:
+        return _serving_pods(facts, service)
+    selector = service.get("selector") or {}
+    return [
+        p
+        for p in facts.of("ingress_controller")
+        if p.get("ready")
+        and p.get("namespace") == service.get("namespace")
+        and service_selects(selector, p.get("labels"))
+    ]
+
+
+def _dropped_at(facts: Facts, service: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Probes that failed as dropped traffic at the Service's load balancer addresses."""
+    owner = f"Service {service.get('namespace')}/{service.get('name')}"
+    addresses = {a for a, o in facts.loadbalancer_addresses().items() if o == owner}
+    addresses |= set(service.get("lb_addresses") or [])
+    probes = [
+        *facts.http_probes("dns"),
+        *facts.http_probes("loadbalancer"),
+        *facts.of("tcp"),
+        *facts.of("tls"),
+    ]
+    return [p for p in probes if p.get("address") in addresses and p.get("failure") in _DROPPED]
+
+
+def loadbalancer_no_local_endpoints(facts: Facts) -> Theory | None:
+    """A LoadBalancer with ``externalTrafficPolicy: Local`` whose ready pods all run on nodes labelled
+    ``node.kubernetes.io/exclude-from-external-load-balancers``: the load balancer sends only to nodes
+    without a local endpoint, which drop the traffic (kube-proxy forwards Local traffic to the node's own
+    pods only)."""
+    excluded = {n.get("name") for n in facts.nodes() if n.get("excluded_from_load_balancers")}
+    if not excluded:
+        return None
+    for service in facts.all_services():
+        if service.get("type") != "LoadBalancer" or service.get("external_traffic_policy") != "Local":
+            continue
+        pods = _balancer_backends(facts, service)
+        dropped = _dropped_at(facts, service)
+        if not pods or not dropped or any(p.get("node") not in excluded for p in pods):
+            continue
+        return _no_local_endpoints_theory(facts, service, pods, dropped)
+    return None
+
+
+def _no_local_endpoints_theory(
+    facts: Facts, service: Mapping[str, Any], pods: list[dict[str, Any]], dropped: list[dict[str, Any]]
+) -> Theory:
+    name, ns = service.get("name"), service.get("namespace")
+    nodes = sorted({str(p.get("node")) for p in pods})
+    addresses = list(dict.fromkeys(str(p.get("address")) for p in dropped))
+    title = (
+        f"Service {ns}/{name} has externalTrafficPolicy: Local and its ready pods run only on "
+        f"{', '.join(nodes)}, which {'is' if len(nodes) == 1 else 'are'} excluded from load balancers "
+        "(node.kubernetes.io/exclude-from-external-load-balancers): the load balancer sends to the other "
+        f"nodes, which have no local endpoint and drop the traffic — {', '.join(addresses)} does not answer"
+    )
+    evidence = [_probe_line(p) for p in dropped[:2]]
+    evidence += [f"pod {p.get('namespace')}/{p.get('name')} runs on node {p.get('node')}" for p in pods[:3]]
+    evidence.append(
+        f"nodes labelled node.kubernetes.io/exclude-from-external-load-balancers: {', '.join(nodes)}"
+    )
+    confirm = [
+        kubectl(facts.context, f"get svc {name} -o jsonpath='{{.spec.externalTrafficPolicy}}'", ns),
+        kubectl(facts.context, "get nodes -L node.kubernetes.io/exclude-from-external-load-balancers"),
+        kubectl(facts.context, "get pods -o wide", ns),
+    ]
+    fix = [
+        f"Run the pods where the load balancer sends: schedule them on nodes without the label (their "
+        f"nodeSelector / affinity), or remove the label from {nodes[0]} if it was not meant — "
+        + kubectl(
+            facts.context, f"label node {nodes[0]} node.kubernetes.io/exclude-from-external-load-balancers-"
+        ),
+        f"or set externalTrafficPolicy: Cluster on Service {name} (every node forwards; the client's source "
+        "address is lost)",
+    ]
+    theory = Theory(
+        "loadbalancer-no-local-endpoints", title, 0.85, evidence, confirm, fix, subjects=addresses
+    )
+    theory.explains = facts.explain(EDGE_SECTIONS, [*addresses, *_DROPPED])
     return theory
 
 
