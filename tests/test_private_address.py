@@ -4,9 +4,10 @@ The ingress controller's NLB was made internal (``aws-load-balancer-scheme: inte
 published its private addresses for pay.shop.test. The built-in suite runs, as a user types it, inside a
 network namespace made for the test, where 10.0.0.0/8 is either routed to a gateway that never answers (as
 the internet drops packets to private addresses: connects time out) or not routed at all (connects fail at
-once: no route). Nothing leaves the namespace. Either way the top theory must say that the
-name resolves to private addresses, that they are the ingress controller's load balancer's (the hostname in
-its status resolves to them), so it is internal, and which annotation of that Service made it so — not "a firewall drops them" or "nothing listens".
+once: no route). Nothing leaves the namespace. Either way the top theory must say that the name resolves to
+private addresses, that they are the ingress controller's load balancer's (the hostname in its status
+resolves to them), so it is internal, and which annotation of that Service made it so — not "a firewall
+drops them" or "nothing listens".
 
 The scenario is not bundled: the scenario corpus runs bundled scenarios on the machine's own network, where
 those addresses may lead somewhere.

@@ -6,7 +6,6 @@ building evidence by hand. Evidence recorded twice (a shared probe re-recorded b
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import shlex
 from collections.abc import Iterable, Mapping
@@ -446,11 +445,3 @@ def failure_phase(probe: Mapping[str, Any]) -> str | None:
         return probe["failure_phase"]
     prefix = failure.split("_", 1)[0]
     return {"dns": "dns", "tcp": "connect", "tls": "tls"}.get(prefix, "http")
-
-
-def is_private_or_loopback(address: str) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return ip.is_private or ip.is_loopback
