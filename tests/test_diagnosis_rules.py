@@ -166,6 +166,25 @@ RULE_CASES = [
         ],
     ),
     (
+        R.ingress_annotation,
+        [
+            ("http_probe", E.http_probe("127.0.10.80", "http_status", 502)),
+            (
+                "ingress",
+                {**E.ingress(), "annotations": {"nginx.ingress.kubernetes.io/backend-protocol": "HTTPS"}},
+            ),
+            ("in_cluster_health", E.in_cluster(200)),
+        ],
+        [
+            ("http_probe", E.http_probe("127.0.10.80", "http_status", 502)),
+            (
+                "ingress",
+                {**E.ingress(), "annotations": {"nginx.ingress.kubernetes.io/backend-protocol": "HTTP"}},
+            ),
+            ("in_cluster_health", E.in_cluster(200)),
+        ],
+    ),
+    (
         R.cluster_access_failed,
         [("cluster_access", E.cluster_access(False, "FORBIDDEN", 'cannot list resource "pods"'))],
         [("cluster_access", E.cluster_access())],

@@ -99,6 +99,40 @@ CASES = [
         ["security group", "firewall"],  # nothing filters: the nodes the NLB uses have no local endpoint
         id="controller-on-excluded-node",
     ),
+    pytest.param(
+        "shop-backend-protocol-https",
+        "ingress-annotation",
+        [
+            '(nginx.ingress.kubernetes.io/backend-protocol: "HTTPS"), but they answer plain HTTP inside',
+        ],
+        ["annotate ingress checkout nginx.ingress.kubernetes.io/backend-protocol-"],
+        ["maintenance or default page"],
+        id="backend-protocol-https",
+    ),
+    pytest.param(
+        "shop-auth-url-unresolvable",
+        "ingress-annotation",
+        ["its auth-url (http://oauth2-proxy.auth.svc.cluster.local/oauth2/auth); ingress-nginx answers 500"],
+        ["Point nginx.ingress.kubernetes.io/auth-url of Ingress checkout at the auth service"],
+        ["the application fails while handling it"],  # the app answers 200 inside the cluster
+        id="auth-url-unresolvable",
+    ),
+    pytest.param(
+        "shop-rewrite-target-root",
+        "ingress-annotation",
+        ["Ingress checkout rewrites every request path to /", "GET /health reaches the app as GET /"],
+        ["Remove nginx.ingress.kubernetes.io/rewrite-target from Ingress checkout"],
+        ["add an Ingress rule"],  # the rule exists: it is its rewrite that breaks the path
+        id="rewrite-target-root",
+    ),
+    pytest.param(
+        "shop-ssl-passthrough",
+        "ingress-annotation",
+        ['Ingress checkout has nginx.ingress.kubernetes.io/ssl-passthrough: "true"', "WRONG_VERSION_NUMBER"],
+        ["Remove nginx.ingress.kubernetes.io/ssl-passthrough from Ingress checkout"],
+        ["the target should be http://"],
+        id="ssl-passthrough",
+    ),
 ]
 
 
@@ -308,3 +342,57 @@ def test_a_local_policy_balancer_with_one_pod_on_an_included_node_is_not_blamed(
     # A second ready pod on a node the load balancer uses: that node answers, so the exclusion is not why.
     records.append(("pod", E.pod("api-847495fbc4-second", node="pool-prod-k8s-y9z8w")))
     assert loadbalancer_no_local_endpoints(E.facts_of(*records)) is None
+
+
+NGINX = "nginx.ingress.kubernetes.io/"
+
+
+def _annotated(annotations: dict[str, str], status: int | None, inside: int, failure: str = "http_status"):
+    import diagnosis_evidence as E
+
+    probe = E.http_probe("127.0.10.80", failure, status, detail="WRONG_VERSION_NUMBER")
+    probe["headers"] = {"server": "nginx"}
+    records = [
+        ("http_probe", probe),
+        ("ingress", {**E.ingress(), "annotations": annotations}),
+        ("in_cluster_health", E.in_cluster(inside)),
+    ]
+    if failure == "tls_handshake":
+        records.append(("tls", {**probe, "source": "dns"}))
+    return E.facts_of(*records, failed={"api-health": "GET /health failed"})
+
+
+@pytest.mark.parametrize(
+    ("annotations", "status", "failure", "said"),
+    [
+        ({NGINX + "backend-protocol": "GRPCS"}, 502, "http_status", "speak GRPCS to the pods"),
+        (
+            {NGINX + "auth-url": "http://auth.sso.svc.cluster.local/verify"},
+            500,
+            "http_status",
+            "its auth-url",
+        ),
+        ({NGINX + "rewrite-target": "/app"}, 404, "http_status", "rewrites every request path to /app"),
+        ({NGINX + "ssl-passthrough": "true"}, None, "tls_handshake", "ssl-passthrough"),
+    ],
+)
+def test_an_ingress_nginx_annotation_is_named_only_with_the_failure_it_causes(
+    annotations: dict[str, str], status: int | None, failure: str, said: str
+) -> None:
+    from pytest_reachability.diagnosis.rules_nginx import ingress_annotation
+
+    theory = ingress_annotation(_annotated(annotations, status, 200, failure))
+    assert theory is not None and said in theory.title, theory
+    if failure == "http_status":
+        # The app fails inside the cluster too: the annotation is not why.
+        assert ingress_annotation(_annotated(annotations, status, 500, failure)) is None
+        # Another status than the one the annotation produces.
+        assert ingress_annotation(_annotated(annotations, 429, 200, failure)) is None
+    # Without the annotation nothing is said.
+    assert ingress_annotation(_annotated({}, status, 200, failure)) is None
+
+
+def test_a_rewrite_with_a_capture_group_is_not_blamed() -> None:
+    from pytest_reachability.diagnosis.rules_nginx import ingress_annotation
+
+    assert ingress_annotation(_annotated({NGINX + "rewrite-target": "/$2"}, 404, 200)) is None

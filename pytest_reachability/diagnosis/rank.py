@@ -175,6 +175,16 @@ CAUSES: dict[str, tuple[str, ...]] = {
     "ingress-class-missing": ("http-5xx", "http-404", "only-in-cluster-traffic"),
     "ingress-tls-secret-missing": ("tls-wrong-host", "tls-untrusted"),
     "ingress-tls-host-missing": ("tls-wrong-host", "tls-untrusted"),
+    # An annotation that makes ingress-nginx fail the request itself: what the client meets at the edge.
+    "ingress-annotation": (
+        "http-5xx",
+        "http-404",
+        "http-4xx",
+        "body-mismatch",
+        "tls-handshake",
+        "edge-reset",
+        "only-in-cluster-traffic",
+    ),
     "tls-incomplete-chain": ("tls-untrusted",),
     "dns-dangling-cname": ("dns-nxdomain", "dns-no-data", "dns-servfail", "dns-timeout", "dns-bad-answer"),
     **{
@@ -261,6 +271,7 @@ PRECEDENCE = (
     "ingress-class-missing",
     "ingress-tls-secret-missing",
     "ingress-tls-host-missing",
+    "ingress-annotation",
     "network-policy-denies",
     "database-missing",
     "database-auth-failed",

@@ -44,6 +44,7 @@ from .rules_dns import (
     dns_timeout,
     resolvers_disagree,
 )
+from .rules_nginx import ingress_annotation
 from .rules_traffic import (
     body_mismatch,
     dns_private_address,
@@ -147,6 +148,7 @@ RULES: tuple[Rule, ...] = (
     ingress_class_missing,
     ingress_tls_secret_missing,
     ingress_tls_host_missing,
+    ingress_annotation,
     network_policy_denies,
     only_in_cluster_traffic,
     # workloads
