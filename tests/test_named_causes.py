@@ -133,6 +133,18 @@ CASES = [
         ["the target should be http://"],
         id="ssl-passthrough",
     ),
+    pytest.param(
+        "shop-canary-weight-500",
+        "ingress-annotation",
+        [
+            "Ingress checkout-canary is an ingress-nginx canary sending 30% of pay.shop.test's requests",
+            "to Service checkout-canary",
+            "18 of 60 requests failed (30%)",
+        ],
+        ["canary-weight=0 --overwrite"],
+        ["flapping pod"],
+        id="canary-weight",
+    ),
 ]
 
 
@@ -396,3 +408,39 @@ def test_a_rewrite_with_a_capture_group_is_not_blamed() -> None:
     from pytest_reachability.diagnosis.rules_nginx import ingress_annotation
 
     assert ingress_annotation(_annotated({NGINX + "rewrite-target": "/$2"}, 404, 200)) is None
+
+
+@pytest.mark.parametrize(
+    ("annotations", "errors", "named"),
+    [
+        ({NGINX + "canary": "true", NGINX + "canary-weight": "20"}, 21, True),
+        ({NGINX + "canary": "true", NGINX + "canary-weight": "20"}, 60, False),  # more than its share fails
+        (
+            {NGINX + "canary": "true", NGINX + "canary-weight": "2", NGINX + "canary-weight-total": "10"},
+            20,
+            True,
+        ),
+        (
+            {NGINX + "canary": "true", NGINX + "canary-by-header": "X-Canary"},
+            20,
+            False,
+        ),  # no weight: no share
+        ({NGINX + "canary-weight": "20"}, 20, False),  # not a canary Ingress
+    ],
+)
+def test_a_canary_is_named_when_its_weight_matches_the_failing_share(
+    annotations: dict[str, str], errors: int, named: bool
+) -> None:
+    import diagnosis_evidence as E
+
+    from pytest_reachability.diagnosis.rules_nginx import ingress_annotation
+
+    canary = {**E.ingress("api-canary", backend="api-canary"), "annotations": annotations}
+    facts = E.facts_of(
+        ("ingress", E.ingress()),
+        ("ingress", canary),
+        ("performance", E.performance(errors=errors, kinds={"HTTP 500": errors})),
+        failed={"performance": "error rate"},
+    )
+    theory = ingress_annotation(facts)
+    assert (theory is not None and "Ingress api-canary is an ingress-nginx canary" in theory.title) is named

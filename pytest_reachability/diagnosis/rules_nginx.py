@@ -177,6 +177,70 @@ def _ssl_passthrough(
     )
 
 
+def _canary_share(ingress: Mapping[str, Any]) -> float | None:
+    """The share of requests an ingress-nginx canary Ingress takes by weight (0-1), None when it is none."""
+    annotations = ingress.get("annotations") or {}
+    if str(annotations.get(PREFIX + "canary") or "").lower() != "true":
+        return None
+    try:
+        weight = float(annotations.get(PREFIX + "canary-weight") or 0)
+        total = float(annotations.get(PREFIX + "canary-weight-total") or 100)
+    except ValueError:
+        return None
+    share = weight / total if total > 0 else 0.0
+    return share if 0 < share < 1 else None
+
+
+def _canary_weight(facts: Facts) -> Theory | None:
+    """A canary Ingress taking a share of the host's requests by weight, and about that share failing."""
+    report = facts.performance() or {}
+    errors, requests = report.get("errors") or 0, report.get("requests") or 0
+    if not 0 < errors < requests:
+        return None
+    rate = errors / requests
+    for ingress in facts.ingresses_for_host(facts.context.host or ""):
+        share = _canary_share(ingress)
+        if share is None or abs(rate - share) > 0.15:
+            continue
+        name, ns = ingress.get("name"), ingress.get("namespace")
+        backends = sorted(
+            {
+                str(p.get("service"))
+                for r in ingress.get("rules") or []
+                for p in r.get("paths") or []
+                if p.get("service")
+            }
+        )
+        weight = (ingress.get("annotations") or {}).get(PREFIX + "canary-weight")
+        title = (
+            f"Ingress {name} is an ingress-nginx canary sending {share:.0%} of {facts.context.host}'s "
+            f"requests to Service {', '.join(backends) or '?'} ({PREFIX}canary-weight: {weight}), and "
+            f"{errors} of {requests} requests failed ({rate:.0%}): the canary's share — the release behind "
+            "it fails"
+        )
+        evidence = [
+            f"Ingress {ns}/{name}: {PREFIX}canary: true, canary-weight: {weight}",
+            f"error rate {rate:.2f} of {requests} requests; canary share {share:.2f}",
+        ]
+        confirm = [
+            kubectl(facts.context, f"get ingress {name} -o jsonpath='{{.metadata.annotations}}'", ns),
+            *(kubectl(facts.context, f"logs svc/{b} --tail 50", ns) for b in backends[:1]),
+        ]
+        fix = [
+            "Take the canary out of traffic: "
+            + kubectl(facts.context, f"annotate ingress {name} {PREFIX}canary-weight=0 --overwrite", ns)
+            + f" (or delete Ingress {name}); then fix or roll back the release behind it"
+        ]
+        theory = Theory(
+            "ingress-annotation", title, 0.8, evidence, confirm, fix, subjects=[f"Ingress/{name}"]
+        )
+        theory.explains = facts.explain(
+            ("performance", "api-health", "integration", "services", "results-storage")
+        )
+        return theory
+    return None
+
+
 READINGS: tuple[Callable[[Facts, Mapping[str, Any], Mapping[str, Any]], Theory | None], ...] = (
     _backend_protocol,
     _auth_url,
@@ -186,7 +250,11 @@ READINGS: tuple[Callable[[Facts, Mapping[str, Any], Mapping[str, Any]], Theory |
 
 
 def ingress_annotation(facts: Facts) -> Theory | None:
-    """An ingress-nginx annotation on the host's Ingress that fails the requests at the controller."""
+    """An ingress-nginx annotation on the host's Ingress that fails the requests at the controller (or a
+    canary Ingress that sends a share of them to a failing release)."""
+    canary = _canary_weight(facts)
+    if canary is not None:
+        return canary
     ingress = _nginx_ingress_for_host(facts)
     if ingress is None:
         return None

@@ -515,7 +515,15 @@ def _nginx_ingress_for_host(facts: Facts) -> dict[str, Any] | None:
     host = facts.context.host or ""
     classes = {c.get("name"): c for c in facts.of("ingress_class")}
     default = next((name for name, c in classes.items() if c.get("is_default")), None)
-    for ingress in facts.ingresses_for_host(host):
+    # A canary Ingress (ingress-nginx's canary annotation) shares the host with the main one: the main one
+    # first.
+    ingresses = sorted(
+        facts.ingresses_for_host(host),
+        key=lambda i: (
+            str((i.get("annotations") or {}).get("nginx.ingress.kubernetes.io/canary")).lower() == "true"
+        ),
+    )
+    for ingress in ingresses:
         name = ingress.get("class_name") or default
         controller = (classes.get(name) or {}).get("controller")
         if controller == NGINX_CONTROLLER or (controller is None and name == "nginx"):
