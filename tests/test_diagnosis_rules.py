@@ -907,8 +907,23 @@ FAILING = {
     "performance": "p95 812 ms > 250 ms",
 }
 HALF_FAIL = E.performance(50)
+PROGRESSING = {
+    **E.deployment(),
+    "rollout_complete": False,
+    "conditions": [
+        {"type": "Progressing", "status": "True", "message": 'ReplicaSet "api-6b" is progressing.'}
+    ],
+}
 OVERLAP = [("target_service", E.target_service()), ("service", E.service()), ("pod", E.pod())]
 PERFORMANCE_CASES = [
+    (
+        R.rollout_new_pods_failing,
+        [*OVERLAP, ("deployment", PROGRESSING), ("pod", E.pod("api-6b-x", owner="ReplicaSet/api-6b"))]
+        + [("performance", HALF_FAIL)],
+        # The rollout finished: two ReplicaSets' pods but nothing in progress.
+        [*OVERLAP, ("deployment", E.deployment()), ("pod", E.pod("api-6b-x", owner="ReplicaSet/api-6b"))]
+        + [("performance", HALF_FAIL)],
+    ),
     (
         R.service_selector_overlap,
         [*OVERLAP, ("pod", E.pod("admin-7f-x", owner="ReplicaSet/admin-7f")), ("performance", HALF_FAIL)],

@@ -145,6 +145,18 @@ CASES = [
         ["flapping pod"],
         id="canary-weight",
     ),
+    pytest.param(
+        "shop-rollout-new-pods-500",
+        "rollout-new-pods-failing",
+        [
+            "Deployment checkout is mid-rollout (revision 8",
+            "new ReplicaSet checkout-6d4f8c7b9 (checkout:2.15.0) are 1 of the 4 ready endpoints",
+            "15 of 60 requests failed (25%)",
+        ],
+        ["rollout pause deployment/checkout", "restore that instead"],
+        ["flapping pod"],
+        id="rollout-new-pods-500",
+    ),
 ]
 
 
@@ -444,3 +456,45 @@ def test_a_canary_is_named_when_its_weight_matches_the_failing_share(
     )
     theory = ingress_annotation(facts)
     assert (theory is not None and "Ingress api-canary is an ingress-nginx canary" in theory.title) is named
+
+
+def _mid_rollout(errors: int, message: str, complete: bool = False):
+    import diagnosis_evidence as E
+
+    deployment = {
+        **E.deployment(desired=3, available=3, updated=1),
+        "rollout_complete": complete,
+        "rollout_message": "1 of 3 new replicas have been updated",
+        "conditions": [
+            {"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated", "message": message}
+        ],
+    }
+    old = [E.pod(f"api-847495fbc4-{n}") for n in ("a", "b", "c")]
+    new = E.pod("api-6d4f8c7b9-x", owner="ReplicaSet/api-6d4f8c7b9")
+    return E.facts_of(
+        ("target_service", E.target_service()),
+        ("service", E.service()),
+        ("deployment", deployment),
+        *(("pod", p) for p in [*old, new]),
+        ("performance", E.performance(errors=errors, kinds={"HTTP 500": errors})),
+        failed={"performance": "error rate"},
+    )
+
+
+@pytest.mark.parametrize(
+    ("errors", "message", "complete", "named"),
+    [
+        (25, 'ReplicaSet "api-6d4f8c7b9" is progressing.', False, True),
+        (24, 'Created new replica set "api-6d4f8c7b9"', False, True),
+        (80, 'ReplicaSet "api-6d4f8c7b9" is progressing.', False, False),  # more fail than the new pods take
+        (25, 'ReplicaSet "api-6d4f8c7b9" is progressing.', True, False),  # no rollout in progress
+        (25, 'ReplicaSet "api-847495fbc4" is progressing.', False, False),  # the old pods are not "new"
+    ],
+)
+def test_a_rollout_is_blamed_only_when_its_new_pods_share_matches_the_errors(
+    errors: int, message: str, complete: bool, named: bool
+) -> None:
+    from pytest_reachability.diagnosis.rules_wiring import rollout_new_pods_failing
+
+    theory = rollout_new_pods_failing(_mid_rollout(errors, message, complete))
+    assert (theory is not None) is named, theory

@@ -148,6 +148,15 @@ CAUSES: dict[str, tuple[str, ...]] = {
     "ingress-backend-missing": ("http-5xx", "http-404", "read-timeout", "only-in-cluster-traffic"),
     "ingress-backend-port-missing": ("http-5xx", "http-404", "read-timeout", "only-in-cluster-traffic"),
     "external-name-unresolvable": ("http-5xx", "read-timeout", "only-in-cluster-traffic"),
+    # The new release's pods answer their share of the requests badly; the rollout itself is unfinished.
+    "rollout-new-pods-failing": (
+        "intermittent-failures",
+        "http-5xx",
+        "http-4xx",
+        "body-mismatch",
+        "in-cluster-unhealthy",
+        "slow-responses",
+    ),
     # Requests that land on another app's pods fail the way that app answers them.
     "service-selector-overlap": (
         "intermittent-failures",
@@ -262,6 +271,7 @@ PRECEDENCE = (
     "deployment-scaled-to-zero",
     "selector-matches-no-pods",
     "service-selector-overlap",
+    "rollout-new-pods-failing",
     "readiness-probe-failing",
     "targetport-mismatch",
     "rollout-stuck",

@@ -461,6 +461,81 @@ def service_selector_overlap(facts: Facts) -> Theory | None:
     return theory
 
 
+_NEW_REPLICASET = re.compile(r'[Rr]eplica ?[Ss]et "([^"]+)"')
+
+
+def _new_replicaset(deployment: Mapping[str, Any]) -> str | None:
+    """The ReplicaSet a rollout is moving to, as the Deployment's Progressing condition names it
+    (``ReplicaSet "api-6d4f8c7b9" is progressing.``, ``Created new replica set "api-6d4f8c7b9"``)."""
+    for condition in deployment.get("conditions") or []:
+        if condition.get("type") == "Progressing":
+            found = _NEW_REPLICASET.search(str(condition.get("message") or ""))
+            if found:
+                return found.group(1)
+    return None
+
+
+def _error_rate(facts: Facts) -> tuple[int, int, float] | None:
+    """(errors, requests, rate) of the performance run when some, not all, requests failed."""
+    report = facts.performance() or {}
+    errors, requests = report.get("errors") or 0, report.get("requests") or 0
+    return (errors, requests, errors / requests) if 0 < errors < requests else None
+
+
+def rollout_new_pods_failing(facts: Facts) -> Theory | None:
+    """A rollout in progress whose new ReplicaSet's pods are among the ready endpoints, and about their share
+    of the requests fails: the new release fails, and the rollout is replacing the working pods with it."""
+    service, observed = facts.target_service(), _error_rate(facts)
+    if service is None or observed is None:
+        return None
+    pods = _serving_pods(facts, service)
+    for deployment in facts.deployments_for(service):
+        new = _new_replicaset(deployment)
+        if deployment.get("rollout_complete") is not False or new is None:
+            continue
+        fresh = [p for p in pods if p.get("owner") == f"ReplicaSet/{new}"]
+        if fresh and len(fresh) < len(pods) and abs(observed[2] - len(fresh) / len(pods)) <= 0.15:
+            return _new_pods_theory(facts, deployment, new, fresh, len(pods), observed)
+    return None
+
+
+def _new_pods_theory(
+    facts: Facts,
+    deployment: Mapping[str, Any],
+    new: str,
+    fresh: list[dict[str, Any]],
+    total: int,
+    observed: tuple[int, int, float],
+) -> Theory:
+    name, ns = deployment.get("name"), deployment.get("namespace")
+    errors, requests, rate = observed
+    images = _images(fresh)
+    title = (
+        f"Deployment {name} is mid-rollout (revision {deployment.get('revision') or '?'}: "
+        f"{deployment.get('rollout_message')}) and the pods of its new ReplicaSet {new}"
+        + (f" ({images})" if images else "")
+        + f" are {len(fresh)} of the {total} ready endpoints, while {errors} of {requests} requests failed "
+        f"({rate:.0%}): the new release likely fails, and the rollout is replacing the working pods with it"
+    )
+    evidence = [
+        f"Deployment {ns}/{name}: {deployment.get('rollout_message')}; new ReplicaSet {new}",
+        f"endpoints of ReplicaSet {new}: {', '.join(str(p.get('name')) for p in fresh[:3])}",
+        f"error rate {rate:.2f} of {requests} requests; new pods {len(fresh)}/{total}",
+    ]
+    confirm = [kubectl(facts.context, f"logs {fresh[0].get('name')} --tail 50", ns)]
+    fix = [
+        kubectl(facts.context, f"rollout pause deployment/{name}", ns)
+        + "  # stop it replacing the working pods",
+        kubectl(facts.context, f"rollout undo deployment/{name}", ns)
+        + "  # if the change was in a ConfigMap or Secret both revisions read, restore that instead",
+    ]
+    theory = Theory(
+        "rollout-new-pods-failing", title, 0.8, evidence, confirm, fix, subjects=[f"Deployment/{name}"]
+    )
+    theory.explains = facts.explain(_REQUEST_SECTIONS) + facts.explain(("workloads",), [str(name)])
+    return theory
+
+
 # What a client meets at a load balancer whose nodes drop its traffic.
 _DROPPED = ("tcp_timeout", "empty_reply", "reset", "read_timeout", "tls_timeout")
 
