@@ -157,6 +157,14 @@ CASES = [
         ["flapping pod"],
         id="rollout-new-pods-500",
     ),
+    pytest.param(
+        "shop-service-port-udp",
+        "ingress-backend-port-missing",
+        ["routes pay.shop.test/ to Service `checkout` port http, which is protocol UDP"],
+        ["edit svc checkout  # set protocol: TCP on port http"],
+        ["maintenance or default page"],
+        id="service-port-udp",
+    ),
 ]
 
 
@@ -498,3 +506,17 @@ def test_a_rollout_is_blamed_only_when_its_new_pods_share_matches_the_errors(
 
     theory = rollout_new_pods_failing(_mid_rollout(errors, message, complete))
     assert (theory is not None) is named, theory
+
+
+@pytest.mark.parametrize(
+    ("protocol", "named"), [("UDP", True), ("SCTP", True), ("TCP", False), (None, False)]
+)
+def test_an_ingress_backend_port_that_is_not_tcp_is_named(protocol: str | None, named: bool) -> None:
+    import diagnosis_evidence as E
+
+    from pytest_reachability.diagnosis.rules_wiring import ingress_backend_port_missing
+
+    service = E.service(type_="ClusterIP")
+    service["ports"][0]["protocol"] = protocol
+    theory = ingress_backend_port_missing(E.facts_of(("service", service), ("ingress", E.ingress())))
+    assert (theory is not None and f"which is protocol {protocol}" in theory.title) is named, theory

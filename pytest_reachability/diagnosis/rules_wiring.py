@@ -1359,15 +1359,49 @@ def _backend_port_theory(
     )
 
 
+def _not_tcp_theory(
+    facts: Facts, ingress: Mapping[str, Any], route: str, service: Mapping[str, Any], port: Mapping[str, Any]
+) -> Theory:
+    """The backend port exists but is not TCP: an ingress controller proxies HTTP over TCP and finds no
+    endpoint on it (ingress-nginx answers 503)."""
+    name, shown = service.get("name"), port.get("name") or port.get("port")
+    theory = _ingress_backend_theory(
+        facts,
+        ingress,
+        "ingress-backend-port-missing",
+        f"Ingress `{ingress.get('name')}` routes {route} to Service `{name}` port {shown}, which is protocol "
+        f"{port.get('protocol')}: the ingress controller proxies HTTP over TCP only and finds no endpoint "
+        "for it",
+        [f"Service {name} port {shown}: protocol {port.get('protocol')}"],
+        0.85,
+        f"get svc {name} -o jsonpath='{{.spec.ports}}'",
+        "",
+        subject=str(name),
+        explained_by=str(shown),
+    )
+    theory.fix = [
+        kubectl(facts.context, f"edit svc {name}", service.get("namespace"))
+        + f"  # set protocol: TCP on port {shown} (or add a TCP port for HTTP)"
+    ]
+    return theory
+
+
 def ingress_backend_port_missing(facts: Facts) -> Theory | None:
     """The Ingress rule for the host routes to a Service port (number or name) the Service does not
-    have."""
+    have, or to one that is not TCP."""
     services = {s.get("name"): s for s in facts.services()}
     for ingress, route, path in _ingress_backends(facts):
         service = services.get(path.get("service"))
         port = path.get("port")
-        if service is not None and port is not None and not _service_has_port(service, port):
+        if service is None or port is None:
+            continue
+        if not _service_has_port(service, port):
             return _backend_port_theory(facts, ingress, route, service, port)
+        named = [
+            p for p in service.get("ports") or [] if str(port) in (str(p.get("port")), str(p.get("name")))
+        ]
+        if all((p.get("protocol") or "TCP") != "TCP" for p in named):
+            return _not_tcp_theory(facts, ingress, route, service, named[0])
     return None
 
 
