@@ -279,6 +279,9 @@ class ServiceInfo(_Snapshot):
     # spec.externalTrafficPolicy of a LoadBalancer or NodePort Service: Cluster, or Local (only nodes with a
     # ready endpoint of their own take the traffic)
     external_traffic_policy: str | None = None
+    # spec.internalTrafficPolicy: Cluster, or Local (traffic to the cluster IP goes only to a ready endpoint
+    # on the sending node); None for ExternalName
+    internal_traffic_policy: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -686,10 +689,23 @@ def service_info(service: k8s.V1Service) -> ServiceInfo:
         labels=_labels(service.metadata),
         annotations=_annotations(service.metadata),
         external_name=(spec.external_name or None) if spec and service_type == "ExternalName" else None,
-        external_traffic_policy=(spec.external_traffic_policy or None)
-        if spec and service_type in ("LoadBalancer", "NodePort")
-        else None,
+        **_traffic_policies(spec, service_type),
     )
+
+
+def _traffic_policies(spec: Any, service_type: str) -> dict[str, str | None]:
+    """externalTrafficPolicy (LoadBalancer and NodePort Services) and internalTrafficPolicy (all but
+    ExternalName), as the Service sets them."""
+    if spec is None:
+        return {"external_traffic_policy": None, "internal_traffic_policy": None}
+    return {
+        "external_traffic_policy": (spec.external_traffic_policy or None)
+        if service_type in ("LoadBalancer", "NodePort")
+        else None,
+        "internal_traffic_policy": (spec.internal_traffic_policy or None)
+        if service_type != "ExternalName"
+        else None,
+    }
 
 
 def endpoint_slice_info(endpoint_slice: k8s.V1EndpointSlice) -> EndpointSliceInfo:

@@ -165,6 +165,18 @@ CASES = [
         ["maintenance or default page"],
         id="service-port-udp",
     ),
+    pytest.param(
+        "shop-service-upstream-local-policy",
+        "ingress-annotation",
+        [
+            "Ingress checkout sends to Service checkout's cluster IP",
+            "internalTrafficPolicy: Local",
+            "(ip-10-20-1-17.eu-west-1.compute.internal) forwards only to pods on that node",
+        ],
+        ["set internalTrafficPolicy: Cluster", "remove nginx.ingress.kubernetes.io/service-upstream"],
+        ["maintenance or default page"],
+        id="service-upstream-local-policy",
+    ),
 ]
 
 
@@ -520,3 +532,31 @@ def test_an_ingress_backend_port_that_is_not_tcp_is_named(protocol: str | None, 
     service["ports"][0]["protocol"] = protocol
     theory = ingress_backend_port_missing(E.facts_of(("service", service), ("ingress", E.ingress())))
     assert (theory is not None and f"which is protocol {protocol}" in theory.title) is named, theory
+
+
+@pytest.mark.parametrize(
+    ("policy", "pod_node", "named"),
+    [("Local", "node-b", True), ("Cluster", "node-b", False), ("Local", "node-a", False)],
+)
+def test_service_upstream_to_a_local_policy_is_named_only_without_a_pod_on_the_controllers_node(
+    policy: str, pod_node: str, named: bool
+) -> None:
+    import diagnosis_evidence as E
+
+    from pytest_reachability.diagnosis.rules_nginx import ingress_annotation
+
+    probe = E.http_probe("127.0.10.80", "http_status", 504)
+    endpoints = {
+        **E.endpoint_slice(),
+        "targets": [{"addresses": ["10.244.0.45"], "ready": True, "node": pod_node}],
+    }
+    facts = E.facts_of(
+        ("http_probe", probe),
+        ("ingress", {**E.ingress(), "annotations": {NGINX + "service-upstream": "true"}}),
+        ("service", {**E.service(type_="ClusterIP"), "internal_traffic_policy": policy}),
+        ("endpoint_slice", endpoints),
+        ("ingress_controller", {**E.controller_pod(), "node": "node-a"}),
+        ("in_cluster_health", E.in_cluster(200)),
+    )
+    theory = ingress_annotation(facts)
+    assert (theory is not None and "internalTrafficPolicy: Local" in theory.title) is named, theory

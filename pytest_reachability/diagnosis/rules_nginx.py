@@ -241,11 +241,57 @@ def _canary_weight(facts: Facts) -> Theory | None:
     return None
 
 
+def _local_endpoint_nodes(facts: Facts, ingress: Mapping[str, Any]) -> tuple[dict[str, Any], set] | None:
+    """(backend Service with internalTrafficPolicy Local, the nodes of its ready endpoints) for the first
+    such backend of the Ingress."""
+    backends = {p.get("service") for r in ingress.get("rules") or [] for p in r.get("paths") or []}
+    for service in facts.services(ingress.get("namespace")):
+        if service.get("name") in backends and service.get("internal_traffic_policy") == "Local":
+            slices = facts.endpoint_slices_of(str(service.get("name")), service.get("namespace"))
+            return service, {t.get("node") for s in slices for t in s.get("targets") or [] if t.get("ready")}
+    return None
+
+
+def _service_upstream_local(
+    facts: Facts, ingress: Mapping[str, Any], annotations: Mapping[str, Any]
+) -> Theory | None:
+    """service-upstream sends to the backend Service's cluster IP; with internalTrafficPolicy: Local
+    kube-proxy on the controller's node forwards only to pods on that node, and none runs there."""
+    if str(annotations.get(PREFIX + "service-upstream") or "").lower() != "true":
+        return None
+    probes = _edge_failures(facts, (502, 503, 504))
+    controllers = {p.get("node") for p in facts.of("ingress_controller") if p.get("node")}
+    local = _local_endpoint_nodes(facts, ingress)
+    if not probes or not controllers or not facts.in_cluster_ok() or local is None:
+        return None
+    service, nodes = local
+    if not nodes or nodes & controllers:
+        return None
+    name, svc, ns = ingress.get("name"), service.get("name"), service.get("namespace")
+    title = (
+        f'Ingress {name} sends to Service {svc}\'s cluster IP ({PREFIX}service-upstream: "true") and the '
+        "Service has internalTrafficPolicy: Local: kube-proxy on the ingress controller's node "
+        f"({', '.join(sorted(controllers))}) forwards only to pods on that node, and none runs there — "
+        f"ingress-nginx answers {probes[0].get('status')}"
+    )
+    evidence = [
+        f"Ingress {name}: {PREFIX}service-upstream: true",
+        f"Service {svc}: internalTrafficPolicy Local; ready endpoints on {', '.join(sorted(nodes))}",
+    ]
+    confirm = [kubectl(facts.context, f"get svc {svc} -o jsonpath='{{.spec.internalTrafficPolicy}}'", ns)]
+    fix = [
+        kubectl(facts.context, f"edit svc {svc}", ns) + "  # set internalTrafficPolicy: Cluster",
+        f"or remove {PREFIX}service-upstream from Ingress {name} (ingress-nginx then sends to the pods)",
+    ]
+    return _theory(facts, title, probes, evidence, confirm, fix, 0.85)
+
+
 READINGS: tuple[Callable[[Facts, Mapping[str, Any], Mapping[str, Any]], Theory | None], ...] = (
     _backend_protocol,
     _auth_url,
     _rewrite_target,
     _ssl_passthrough,
+    _service_upstream_local,
 )
 
 
